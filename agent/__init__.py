@@ -1,0 +1,1 @@
+"""Every charge point a nostr agent: identity, discovery, zaps, DMs, operator commands."""

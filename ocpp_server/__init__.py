@@ -1,0 +1,1 @@
+"""The OCPP-J central system shared by every charge-point agent."""

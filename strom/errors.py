@@ -1,0 +1,82 @@
+"""Strom's error tree: one root, split by fault, mapped to the wire at each boundary.
+
+``LocalProtocolError`` means *we* were asked to do something illegal (a bug or a race we lost);
+``RemoteProtocolError`` means a peer (charger, wallet, relay) sent something wrong. Backend errors
+say whether the outcome is known. Third-party exceptions are translated where they are raised and
+never cross a package boundary.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendRejected",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "ConfigError",
+    "IllegalTransition",
+    "LedgerError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StorageError",
+    "StromError",
+]
+
+
+class StromError(Exception):
+    """Root of every error Strom raises on purpose."""
+
+
+class ProtocolError(StromError):
+    """A protocol rule was broken."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to do something the protocol or state machine forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer sent something the protocol forbids."""
+
+
+class IllegalTransition(LocalProtocolError):
+    """An event that is not allowed in the current state; nothing was changed."""
+
+    def __init__(self, state: str, event: str, detail: str = "") -> None:
+        self.state = state
+        self.event = event
+        message = f"event {event} is not allowed in state {state}"
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class LedgerError(StromError):
+    """A write would break the ledger's rules (lost money, double payment)."""
+
+
+class StorageError(StromError):
+    """The database could not be reached or used."""
+
+
+class BackendError(StromError):
+    """A lightning backend failed."""
+
+
+class BackendTimeout(BackendError):
+    """No answer in time: the outcome is unknown."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached or answered 5xx: the outcome is unknown."""
+
+
+class BackendRejected(BackendError):
+    """The backend definitely refused the request: nothing happened."""
+
+
+class ConfigError(StromError):
+    """A configuration file or value is wrong; the message names file, key, expected and found."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
