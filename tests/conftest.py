@@ -1,0 +1,56 @@
+"""Fixtures shared by every test tier.
+
+* ``fail_on_swallowed_errors`` (autouse): a test fails when anything logged at ERROR or above
+  while it ran, unless the test declares it expects that with ``expect_errors``. An error that
+  is logged and swallowed is still a bug.
+* ``peer_missing(reason)``: a test that needs an independent program (LNbits, nostr-tools,
+  Chromium) skips with the reason on a laptop without it; with ``STROM_REQUIRE_PEERS=1`` (set by
+  ``.ci/run``) the same call fails instead, so CI cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+def peer_missing(reason: str) -> None:
+    """Skip (or, under STROM_REQUIRE_PEERS=1, fail) a test whose peer is not available."""
+    if os.environ.get("STROM_REQUIRE_PEERS") == "1":
+        pytest.fail(f"required peer missing: {reason}")
+    pytest.skip(reason)
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def expect_errors() -> list[logging.LogRecord]:
+    """Declare that this test expects errors to be logged; returns the collected records."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def fail_on_swallowed_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    collector = _ErrorCollector()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    try:
+        yield
+    finally:
+        root.removeHandler(collector)
+    if "expect_errors" in request.fixturenames:
+        request.getfixturevalue("expect_errors").extend(collector.records)
+        return
+    if collector.records:
+        lines = "\n".join(f"{r.name}: {r.getMessage()}" for r in collector.records[:10])
+        pytest.fail(f"errors were logged during the test:\n{lines}")
