@@ -15,6 +15,7 @@ __all__ = [
     "BackendUnavailable",
     "ConfigError",
     "IllegalTransition",
+    "InvariantViolation",
     "LedgerError",
     "LocalProtocolError",
     "ProtocolError",
@@ -52,6 +53,10 @@ class IllegalTransition(LocalProtocolError):
 
 class LedgerError(StromError):
     """A write would break the ledger's rules (lost money, double payment)."""
+
+
+class InvariantViolation(StromError):
+    """A computed state breaks the ledger invariant: a bug, never a user error. Nothing is stored."""
 
 
 class StorageError(StromError):

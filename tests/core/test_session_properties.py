@@ -1,0 +1,144 @@
+"""Properties of the charging-session state machine and its ledger.
+
+Random event sequences (hypothesis) drive sessions through every state. After every step:
+the ledger invariant holds, an illegal event raised and changed nothing, and applying the
+same event again changes nothing and produces no effects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from strom.errors import IllegalTransition, LedgerError
+from strom.session import (
+    Event,
+    InvoiceExpired,
+    MeterReading,
+    PaymentSettled,
+    RefundClaimed,
+    RefundFailed,
+    RefundPaid,
+    RemoteStartAccepted,
+    RemoteStartRejected,
+    Session,
+    StartTimedOut,
+    State,
+    StopReason,
+    StopRequested,
+    TopUpSettled,
+    TransactionStarted,
+    TransactionStopped,
+    apply,
+    check_ledger,
+    new_session,
+)
+from strom.tariff import Tariff
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+tariffs = st.builds(
+    Tariff,
+    energy_msat_per_kwh=st.integers(0, 2_000_000),
+    time_msat_per_minute=st.integers(0, 50_000),
+    session_fee_msat=st.integers(0, 5_000),
+    min_prepay_msat=st.just(10_000),
+    max_prepay_msat=st.just(10**12),
+)
+
+amounts = st.integers(1, 5_000_000)
+times = st.integers(0, 4 * 3600).map(lambda s: T0 + timedelta(seconds=s))
+registers = st.integers(0, 200_000)
+refund_ids = st.sampled_from(["r1", "r2", "r3"])
+hashes = st.sampled_from(["h1", "h2", "h3", "h4"])
+
+events: st.SearchStrategy[Event] = st.one_of(
+    st.builds(PaymentSettled, payment_hash=hashes, amount_msat=amounts),
+    st.builds(TopUpSettled, payment_hash=hashes, amount_msat=amounts),
+    st.just(InvoiceExpired()),
+    st.just(RemoteStartAccepted()),
+    st.builds(RemoteStartRejected, reason=st.just("Rejected")),
+    st.just(StartTimedOut()),
+    st.builds(
+        TransactionStarted,
+        transaction_id=st.integers(1, 3),
+        meter_start_wh=registers,
+        at=times,
+    ),
+    st.builds(MeterReading, register_wh=registers, at=times),
+    st.builds(StopRequested, reason=st.sampled_from(list(StopReason))),
+    st.builds(TransactionStopped, meter_stop_wh=registers, at=times),
+    st.builds(RefundClaimed, refund_id=refund_ids, amount_msat=st.integers(-1, 6_000_000)),
+    st.builds(RefundPaid, refund_id=refund_ids, fee_msat=st.integers(0, 1000)),
+    st.builds(RefundFailed, refund_id=refund_ids),
+)
+
+
+def make_session(tariff: Tariff) -> Session:
+    return new_session(
+        session_id="s1",
+        charger_id="cp1",
+        connector_id=1,
+        id_tag="tag-0123456789",
+        tariff=tariff,
+        power_w=11_000,
+        meter_interval_s=60,
+        start_timeout_s=120,
+    )
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(tariff=tariffs, sequence=st.lists(events, max_size=40))
+def test_ledger_invariant_holds_after_every_event(tariff: Tariff, sequence: list[Event]) -> None:
+    session = make_session(tariff)
+    for event in sequence:
+        try:
+            result = apply(session, event)
+        except (IllegalTransition, LedgerError):
+            # An illegal event raises; the caller keeps `session`, which is untouched
+            # (frozen), and it still balances.
+            check_ledger(session)
+            continue
+        check_ledger(result.session)
+        session = result.session
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(tariff=tariffs, prefix=st.lists(events, max_size=30), event=events)
+def test_applying_an_event_twice_equals_applying_it_once(
+    tariff: Tariff, prefix: list[Event], event: Event
+) -> None:
+    session = make_session(tariff)
+    for earlier in prefix:
+        try:
+            session = apply(session, earlier).session
+        except (IllegalTransition, LedgerError):
+            continue
+    try:
+        once = apply(session, event)
+    except (IllegalTransition, LedgerError):
+        return
+    twice = apply(once.session, event)
+    assert twice.session == once.session
+    assert twice.effects == ()
+
+
+def _drive(tariff: Tariff, sequence: list[Event]) -> Session:
+    session = make_session(tariff)
+    for event in sequence:
+        try:
+            session = apply(session, event).session
+        except (IllegalTransition, LedgerError):
+            continue
+    return session
+
+
+@settings(max_examples=300, deadline=None)
+@given(tariff=tariffs, sequence=st.lists(events, max_size=40))
+def test_consumption_never_exceeds_what_was_paid(tariff: Tariff, sequence: list[Event]) -> None:
+    session = _drive(tariff, sequence)
+    assert session.consumed_msat + session.refunded_msat <= session.paid_msat
+    if session.state in (State.AWAITING_PAYMENT, State.EXPIRED):
+        assert session.paid_msat == 0
