@@ -56,7 +56,7 @@ class LedgerError(StromError):
 
 
 class InvariantViolation(StromError):
-    """A computed state breaks the ledger invariant: a bug, never a user error. Nothing is stored."""
+    """A computed state breaks the ledger invariant: a bug, not a user error; nothing is stored."""
 
 
 class StorageError(StromError):

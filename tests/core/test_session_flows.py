@@ -10,7 +10,6 @@ from strom.errors import IllegalTransition, LedgerError
 from strom.session import (
     ArmStartTimeout,
     MeterReading,
-    Notify,
     PaymentSettled,
     RefundClaimed,
     RefundFailed,
@@ -86,7 +85,8 @@ def test_budget_stops_one_interval_early_and_never_bills_more_than_paid() -> Non
     # 11 kW for 60 s is 184 Wh ≈ 55.2 sat: the stop fires once less than that remains.
     s = charging(paid_msat=200_000)
     s_before = apply(s, MeterReading(1_300, T0 + timedelta(minutes=2))).session
-    assert s_before.state is State.CHARGING  # 90 + 10 sat spent, 100 sat left > 55.2; next: 135 + 10 spent, 55 left
+    # 90 + 10 sat spent, 100 sat left > 55.2; at the next reading 135 + 10 spent, 55 left.
+    assert s_before.state is State.CHARGING
     result = apply(s_before, MeterReading(1_450, T0 + timedelta(minutes=3)))
     assert result.session.state is State.STOPPING
     assert result.session.stop_reason == StopReason.BUDGET
