@@ -1,0 +1,433 @@
+"""Strom's configuration: typed, loaded once at the edge, passed down section by section.
+
+Sources, later ones winning:
+
+1. ``strom.toml`` (the file named with ``-c``); relative paths in it are relative to its folder.
+2. ``profiles/*.toml`` next to it (folder set by ``[paths] profiles``): one file per charge point.
+3. ``relay_config/*.toml`` (folder set by ``[paths] relay_config``): nostr relays.
+4. Environment variables ``STROM_<SECTION>__<KEY>`` (e.g. ``STROM_SERVER__PORT=8081``,
+   ``STROM_STORAGE__DATABASE_URL=postgresql+asyncpg://…``). A value is read as a TOML value
+   when it parses as one (numbers, booleans, arrays) and as a string otherwise.
+
+Any mistake becomes one :class:`~strom.errors.ConfigError` whose message names the file (or
+variable), the key, what was expected and what was found. Defaults are documented where they
+are defined, below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strom.errors import ConfigError
+from strom.tariff import Tariff
+from strom.units import UnitError, sat_decimal_to_msat
+
+__all__ = [
+    "BrandingConfig",
+    "ConnectorConfig",
+    "LocationConfig",
+    "LoggingConfig",
+    "NostrConfig",
+    "OcppConfig",
+    "OcppProfileConfig",
+    "PathsConfig",
+    "ProfileConfig",
+    "RelayConfig",
+    "ServerConfig",
+    "SessionsConfig",
+    "StorageConfig",
+    "StromConfig",
+    "TariffConfig",
+    "load_config",
+]
+
+CHARGER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerConfig(_Section):
+    """The HTTP server (LNURL, pages, API)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # The base URL wallets and browsers reach Strom at; LNURLs are built from it. A public
+    # host must be https (LUD-01 allows http only for onion and local development).
+    public_url: str = "http://127.0.0.1:8080"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// base URL")
+        return value.rstrip("/")
+
+
+class StorageConfig(_Section):
+    """Where Strom keeps its data."""
+
+    data_dir: Path = Path("data")
+    # Empty: SQLite (WAL) at <data_dir>/strom.sqlite3. Otherwise an SQLAlchemy async URL,
+    # e.g. postgresql+asyncpg://user@host/db.
+    database_url: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "expected sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"
+            )
+        return value
+
+    def url(self) -> str:
+        """The SQLAlchemy URL to connect to."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'strom.sqlite3'}"
+
+
+class OcppConfig(_Section):
+    """The OCPP 1.6J central system chargers connect to."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - chargers are on the LAN; operators narrow it
+    port: int = Field(9000, ge=0, le=65535)
+    heartbeat_interval_s: int = Field(300, ge=10, le=86_400)
+    meter_interval_s: int = Field(60, ge=5, le=3_600)
+    command_timeout_s: float = Field(30.0, gt=0, le=300)
+    auto_register: bool = False  # unknown chargers are held for operator approval when on
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class SessionsConfig(_Section):
+    """Charging-session timing."""
+
+    invoice_expiry_s: int = Field(600, ge=60, le=86_400)
+    start_timeout_s: int = Field(180, ge=10, le=3_600)  # no vehicle started in time: refund
+    refund_expiry_s: int = Field(7 * 86_400, ge=600)  # how long a refund link stays valid
+    refund_max_fee_ppm: int = Field(5_000, ge=0, le=100_000)  # routing fee cap, paid by operator
+
+
+class NostrConfig(_Section):
+    """The agents' nostr settings."""
+
+    admin_npubs: tuple[str, ...] = ()  # npubs whose DMs are operator commands
+
+    @field_validator("admin_npubs")
+    @classmethod
+    def _npubs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for npub in value:
+            if not re.match(r"^npub1[02-9ac-hj-np-z]{58}$", npub):
+                raise ValueError(f"expected npub1… (bech32, 63 chars), found {npub!r}")
+        return value
+
+
+class PathsConfig(_Section):
+    """Folders next to strom.toml."""
+
+    profiles: Path = Path("profiles")
+    relay_config: Path = Path("relay_config")
+
+
+class LoggingConfig(_Section):
+    """Log output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+# --- profiles (one file per charge point) ------------------------------------------------------
+
+
+class LocationConfig(_Section):
+    """Where the charge point is."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    address: str = ""
+
+
+class ConnectorConfig(_Section):
+    """One connector of a charge point."""
+
+    id: int = Field(ge=1, le=99)
+    type: str = "Type2"
+    max_power_kw: Decimal = Field(gt=0, le=1000)
+
+    @property
+    def max_power_w(self) -> int:
+        """Maximum power in whole watts."""
+        return int(self.max_power_kw * 1000)
+
+
+class TariffConfig(_Section):
+    """Prices in sats (decimals allowed down to 1 msat)."""
+
+    per_kwh_sat: Decimal = Decimal(0)
+    per_minute_sat: Decimal = Decimal(0)
+    session_fee_sat: Decimal = Decimal(0)
+    min_prepay_sat: Decimal = Decimal(1_000)
+    max_prepay_sat: Decimal = Decimal(500_000)
+
+    @model_validator(mode="after")
+    def _exact(self) -> TariffConfig:
+        self.to_tariff()
+        return self
+
+    def to_tariff(self) -> Tariff:
+        """The exact msat tariff."""
+        try:
+            return Tariff(
+                energy_msat_per_kwh=sat_decimal_to_msat(self.per_kwh_sat),
+                time_msat_per_minute=sat_decimal_to_msat(self.per_minute_sat),
+                session_fee_msat=sat_decimal_to_msat(self.session_fee_sat),
+                min_prepay_msat=sat_decimal_to_msat(self.min_prepay_sat),
+                max_prepay_msat=sat_decimal_to_msat(self.max_prepay_sat),
+            )
+        except (UnitError, ConfigError) as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class BrandingConfig(_Section):
+    """How the charge point presents itself (profile, pages)."""
+
+    picture: str = ""
+    website: str = ""
+
+
+class OcppProfileConfig(_Section):
+    """How this charge point talks OCPP."""
+
+    # scrypt hash made by `strom charger password`; empty means no Basic auth (profile 0,
+    # only for a charger on a trusted LAN).
+    password_hash: str = ""
+    quirks: tuple[str, ...] = ()
+
+
+class ProfileConfig(_Section):
+    """One charge point (``profiles/<id>.toml``)."""
+
+    id: str
+    name: str
+    description: str = ""
+    location: LocationConfig
+    connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
+    tariff: TariffConfig
+    branding: BrandingConfig = BrandingConfig()
+    ocpp: OcppProfileConfig = OcppProfileConfig()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not CHARGER_ID.match(value):
+            raise ValueError(
+                "expected 1-48 characters of letters, digits, '.', '_' or '-' (used in URLs)"
+            )
+        return value
+
+    @field_validator("connectors")
+    @classmethod
+    def _unique(cls, value: tuple[ConnectorConfig, ...]) -> tuple[ConnectorConfig, ...]:
+        ids = [c.id for c in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"connector ids must be unique, found {ids}")
+        return value
+
+
+class RelayConfig(_Section):
+    """One nostr relay; ``url = "embedded"`` is the in-process relay."""
+
+    url: str
+    read: bool = True
+    write: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value != "embedded" and not re.match(r"^wss?://[^/\s]+", value):
+            raise ValueError('expected "embedded" or a ws:// / wss:// relay URL')
+        return value
+
+
+class StromConfig(_Section):
+    """Everything Strom needs, loaded once."""
+
+    config_path: Path | None = None
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    ocpp: OcppConfig = OcppConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    nostr: NostrConfig = NostrConfig()
+    paths: PathsConfig = PathsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    lightning: dict[str, Any] = Field(default_factory=lambda: {"backend": "fake"})
+    profiles: tuple[ProfileConfig, ...] = ()
+    relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)
+
+    def profile(self, charger_id: str) -> ProfileConfig:
+        """The profile of one charge point.
+
+        Raises:
+            KeyError: no such charger is configured.
+        """
+        for profile in self.profiles:
+            if profile.id == charger_id:
+                return profile
+        raise KeyError(charger_id)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_TOP_SECTIONS = ("server", "storage", "ocpp", "sessions", "nostr", "paths", "logging", "lightning")
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _error(source: str, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> ConfigError:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in (*prefix, *err["loc"]))
+    expected = err["msg"]
+    if err["type"] == "missing":
+        return ConfigError(f"{source}: key '{loc}' is required but missing")
+    if err["type"] == "extra_forbidden":
+        return ConfigError(f"{source}: unknown key '{loc}' (check the spelling)")
+    found = _describe(err.get("input"))
+    return ConfigError(f"{source}: key '{loc}': {expected}; found {found}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith("STROM_") or "__" not in name:
+            continue
+        section, _, key = name[len("STROM_") :].lower().partition("__")
+        if section not in _TOP_SECTIONS or not key:
+            continue
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else base / path
+
+
+def _load_profiles(folder: Path) -> tuple[ProfileConfig, ...]:
+    if not folder.is_dir():
+        return ()
+    profiles: list[ProfileConfig] = []
+    for path in sorted(folder.glob("*.toml")):
+        data = _read_toml(path)
+        try:
+            profile = ProfileConfig.model_validate(data)
+        except ValidationError as exc:
+            raise _error(str(path), exc) from None
+        if path.stem != profile.id:
+            raise ConfigError(
+                f"{path}: key 'id': expected the file name's stem {path.stem!r}; "
+                f"found {profile.id!r}"
+            )
+        profiles.append(profile)
+    return tuple(profiles)
+
+
+def _load_relays(folder: Path) -> tuple[RelayConfig, ...]:
+    relays: list[RelayConfig] = []
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.toml")):
+            data = _read_toml(path)
+            entries = data.get("relays", [])
+            if not isinstance(entries, list):
+                raise ConfigError(f"{path}: key 'relays': expected an array of tables")
+            unknown = set(data) - {"relays"}
+            if unknown:
+                raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}'")
+            for index, entry in enumerate(entries):
+                try:
+                    relays.append(RelayConfig.model_validate(entry))
+                except ValidationError as exc:
+                    raise _error(str(path), exc, ("relays", index)) from None
+    return tuple(relays) or (RelayConfig(url="embedded"),)
+
+
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> StromConfig:
+    """Load and validate the whole configuration.
+
+    Args:
+        path: the ``strom.toml`` file.
+        environ: environment variables (defaults to ``os.environ``) for ``STROM_*`` overrides.
+
+    Returns:
+        The frozen configuration, with relative paths resolved against the file's folder.
+
+    Raises:
+        ConfigError: with one readable line naming the file, key, expectation and finding.
+    """
+    path = Path(path).absolute()
+    data = _read_toml(path)
+    base = path.parent
+    unknown = set(data) - set(_TOP_SECTIONS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'")
+    for section, values in _env_overrides(os.environ if environ is None else environ).items():
+        current = data.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"{path}: key '{section}': expected a table")
+        current.update(values)
+    try:
+        config = StromConfig.model_validate({**data, "config_path": path})
+    except ValidationError as exc:
+        raise _error(f"{path} (or STROM_* environment)", exc) from None
+    storage = config.storage.model_copy(
+        update={"data_dir": _resolve(base, config.storage.data_dir)}
+    )
+    paths = PathsConfig(
+        profiles=_resolve(base, config.paths.profiles),
+        relay_config=_resolve(base, config.paths.relay_config),
+    )
+    ids: set[str] = set()
+    profiles = _load_profiles(paths.profiles)
+    for profile in profiles:
+        if profile.id in ids:
+            raise ConfigError(f"{paths.profiles}: charger id {profile.id!r} appears twice")
+        ids.add(profile.id)
+    return config.model_copy(
+        update={
+            "storage": storage,
+            "paths": paths,
+            "profiles": profiles,
+            "relays": _load_relays(paths.relay_config),
+        }
+    )
