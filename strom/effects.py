@@ -1,0 +1,122 @@
+"""The effect runner: executes outbox rows after commit, with retries and backoff.
+
+Rows of one session run one after another, in the order they were queued (a RemoteStop never
+overtakes its RemoteStart); rows of different sessions run concurrently. A handler either
+returns (the row is marked done), raises :class:`RetryLater` (expected: a charger offline, a
+relay down — rescheduled quietly), or raises anything else (a bug or an unexpected failure —
+logged with the row's context and rescheduled). Pending rows are replayed at start, so a crash
+between commit and execution delays an effect but never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from strom.storage.outbox import OutboxRow, OutboxStore
+
+__all__ = ["EffectRunner", "Handler", "RetryLater"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxRow], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+class RetryLater(Exception):
+    """Raised by a handler whose effect cannot run now but should be tried again."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EffectRunner:
+    """Runs due outbox rows through their handlers."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        handlers: Mapping[str, Handler],
+        *,
+        clock: Clock = _utcnow,
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.handlers = dict(handlers)
+        self.clock = clock
+        self.idle_poll_s = idle_poll_s
+        self._wake = asyncio.Event()
+        self.executed = 0
+
+    def wake(self) -> None:
+        """Tell the runner new rows were committed (call after a commit that queued effects)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until cancelled: drain due rows, then sleep until woken or the next row is due."""
+        while True:
+            self._wake.clear()
+            ran = await self.drain_once()
+            if ran:
+                continue
+            timeout = self.idle_poll_s
+            next_due = await self.store.next_due_at()
+            if next_due is not None:
+                timeout = max(0.0, min(timeout, (next_due - self.clock()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def drain_once(self) -> int:
+        """Run every row due now once; returns how many rows were attempted."""
+        rows = await self.store.due(self.clock())
+        if not rows:
+            return 0
+        groups: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            groups.setdefault(row.session_id or f"row:{row.id}", []).append(row)
+        async with asyncio.TaskGroup() as group:
+            for batch in groups.values():
+                group.create_task(self._run_in_order(batch))
+        return len(rows)
+
+    async def _run_in_order(self, batch: list[OutboxRow]) -> None:
+        for row in batch:
+            if not await self._run_one(row):
+                return  # keep the order: later rows of this session wait for this one
+
+    async def _run_one(self, row: OutboxRow) -> bool:
+        handler = self.handlers.get(row.kind)
+        if handler is None:
+            log.error("outbox row %s (%s): no handler for kind %r", row.id, row.key, row.kind)
+            await self.store.failed(row, f"no handler for {row.kind}", self.clock())
+            return False
+        try:
+            await handler(row)
+        except asyncio.CancelledError:
+            raise
+        except RetryLater as exc:
+            log.info("outbox row %s (%s, %s): retry later: %s", row.id, row.kind, row.key, exc)
+            await self._reschedule(row, str(exc))
+            return False
+        except Exception as exc:  # the supervisor of effects: log with context, retry
+            log.exception("outbox row %s (%s, session %s) failed", row.id, row.kind, row.session_id)
+            await self._reschedule(row, f"{type(exc).__name__}: {exc}")
+            return False
+        await self.store.done(row.id, self.clock())
+        self.executed += 1
+        return True
+
+    async def _reschedule(self, row: OutboxRow, error: str) -> None:
+        if not await self.store.failed(row, error, self.clock()):
+            log.error(
+                "outbox row %s (%s, session %s) gave up after %d attempts: %s",
+                row.id,
+                row.kind,
+                row.session_id,
+                row.attempts + 1,
+                error,
+            )

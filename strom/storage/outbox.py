@@ -1,0 +1,137 @@
+"""The transactional outbox: effects stored with the state change that requires them.
+
+A row is written in the same transaction as the change (:func:`enqueue`), so an effect exists
+if and only if its cause was committed. The runner (:mod:`strom.effects`) claims due rows after
+commit, executes them, and marks them ``done``; a failure reschedules the row with backoff; a row
+that keeps failing becomes ``dead`` and is logged for the operator. Every row has a unique
+idempotency key, and every handler is written so that running it twice does no harm — after a
+crash, rows that were running are simply run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom.storage.db import Database
+from strom.storage.schema import outbox
+
+__all__ = ["OutboxRow", "OutboxStore", "enqueue"]
+
+MAX_ATTEMPTS = 25
+MAX_BACKOFF_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One effect waiting to run."""
+
+    id: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    session_id: str | None
+    attempts: int
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    key: str,
+    kind: str,
+    payload: dict[str, Any],
+    session_id: str | None = None,
+    now: datetime | None = None,
+    delay_s: float = 0,
+) -> None:
+    """Queue an effect inside the caller's transaction; a repeated key is ignored."""
+    now = now or datetime.now(UTC)
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(outbox)
+        .values(
+            idempotency_key=key,
+            session_id=session_id,
+            kind=kind,
+            payload=payload,
+            state="pending",
+            attempts=0,
+            run_after=now + timedelta(seconds=delay_s),
+            last_error="",
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+
+
+class OutboxStore:
+    """Reads and updates of the outbox for the effect runner."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+        """Pending rows whose time has come, oldest first."""
+        async with self.db.reader() as conn:
+            rows = await conn.execute(
+                select(outbox)
+                .where(outbox.c.state == "pending", outbox.c.run_after <= now)
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            return [
+                OutboxRow(
+                    id=r.id,
+                    key=r.idempotency_key,
+                    kind=r.kind,
+                    payload=r.payload,
+                    session_id=r.session_id,
+                    attempts=r.attempts,
+                )
+                for r in rows
+            ]
+
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest pending row becomes due."""
+        async with self.db.reader() as conn:
+            value = await conn.scalar(
+                select(func.min(outbox.c.run_after)).where(outbox.c.state == "pending")
+            )
+            return value  # type: ignore[no-any-return]
+
+    async def done(self, row_id: int, now: datetime) -> None:
+        """Mark a row as executed."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(outbox).where(outbox.c.id == row_id).values(state="done", done_at=now)
+            )
+
+    async def failed(self, row: OutboxRow, error: str, now: datetime) -> bool:
+        """Reschedule a row with exponential backoff; returns False when it became dead."""
+        attempts = row.attempts + 1
+        dead = attempts >= MAX_ATTEMPTS
+        backoff = min(2**attempts, MAX_BACKOFF_S)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(
+                    state="dead" if dead else "pending",
+                    attempts=attempts,
+                    last_error=error[:2000],
+                    run_after=now + timedelta(seconds=backoff),
+                )
+            )
+        return not dead
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per state (for health and metrics)."""
+        async with self.db.reader() as conn:
+            rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+            return {state: int(n) for state, n in rows}

@@ -1,0 +1,52 @@
+"""A migrated, empty database per test: SQLite always, PostgreSQL too when configured.
+
+Set ``STROM_TEST_DATABASE_URL=postgresql+asyncpg://user@127.0.0.1:5432/test`` to run every
+storage test on PostgreSQL as well; each test then gets its own schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from strom.storage.db import Database
+
+PG_URL = os.environ.get("STROM_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+async def _postgres(schema: str) -> Database:
+    admin = create_async_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    await admin.dispose()
+    engine = create_async_engine(
+        PG_URL, connect_args={"server_settings": {"search_path": schema}}, pool_size=20
+    )
+    return Database(engine)
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'strom.sqlite3'}")
+        await database.upgrade()
+        yield database
+        await database.close()
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL run needs STROM_TEST_DATABASE_URL (set by .ci/run)")
+    schema = f"t_{secrets.token_hex(6)}"
+    database = await _postgres(schema)
+    await database.upgrade()
+    yield database
+    await database.close()
+    admin = create_async_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    await admin.dispose()
