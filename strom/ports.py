@@ -82,6 +82,9 @@ class StartDecision:
 
     transaction_id: int
     status: AuthorizationStatus
+    # True when this StartTransaction.req was already recorded (a charger resending it after a
+    # reconnect): the answer is the recorded one, and TransactionStarted is not published again.
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,8 @@ class StopDecision:
 
     known: bool
     status: AuthorizationStatus = AuthorizationStatus.ACCEPTED
+    # True when this stop was already recorded: nothing changed, TransactionStopped not repeated.
+    replayed: bool = False
 
 
 # --- events out of the OCPP server -------------------------------------------------------
