@@ -70,6 +70,13 @@ class EffectRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
+    async def drain(self) -> int:
+        """Run passes until nothing is due now; returns how many rows were attempted."""
+        total = 0
+        while attempted := await self.drain_once():
+            total += attempted
+        return total
+
     async def drain_once(self) -> int:
         """Run every row due now once; returns how many rows were attempted."""
         rows = await self.store.due(self.clock())

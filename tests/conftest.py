@@ -41,6 +41,9 @@ def expect_errors() -> list[logging.LogRecord]:
 
 @pytest.fixture(autouse=True)
 def fail_on_swallowed_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    expected: list[logging.LogRecord] | None = None
+    if "expect_errors" in request.fixturenames:
+        expected = request.getfixturevalue("expect_errors")
     collector = _ErrorCollector()
     root = logging.getLogger()
     root.addHandler(collector)
@@ -48,8 +51,8 @@ def fail_on_swallowed_errors(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         root.removeHandler(collector)
-    if "expect_errors" in request.fixturenames:
-        request.getfixturevalue("expect_errors").extend(collector.records)
+    if expected is not None:
+        expected.extend(collector.records)
         return
     if collector.records:
         lines = "\n".join(f"{r.name}: {r.getMessage()}" for r in collector.records[:10])

@@ -77,11 +77,25 @@ class OutboxStore:
         self.db = db
 
     async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
-        """Pending rows whose time has come, oldest first."""
+        """Pending rows whose time has come, oldest first.
+
+        A row waits while an earlier row of the same session is still pending, so a session's
+        effects run in the order they were queued even across retries.
+        """
+        earlier = outbox.alias("earlier")
+        blocked = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.session_id == outbox.c.session_id,
+                earlier.c.state == "pending",
+                earlier.c.id < outbox.c.id,
+            )
+            .exists()
+        )
         async with self.db.reader() as conn:
             rows = await conn.execute(
                 select(outbox)
-                .where(outbox.c.state == "pending", outbox.c.run_after <= now)
+                .where(outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked)
                 .order_by(outbox.c.id)
                 .limit(limit)
             )
