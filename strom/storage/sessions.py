@@ -11,6 +11,7 @@ effects it still owes in agreement.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,16 @@ class SessionStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Called after a commit that changed a session (e.g. wake the effect runner, push the
+        # change to live pages). Listeners must not raise.
+        self.listeners: list[Callable[[Transition], None]] = []
+
+    def committed(self, transitions: list[Transition]) -> None:
+        """Tell the listeners about transitions that were just committed."""
+        for transition in transitions:
+            if transition.changed:
+                for listener in self.listeners:
+                    listener(transition)
 
     async def create(
         self,
@@ -147,7 +158,9 @@ class SessionStore:
             LedgerError: the event would break the ledger; nothing was written.
         """
         async with self.db.transaction() as conn:
-            return await self.apply_in(conn, session_id, event, now=now)
+            transition = await self.apply_in(conn, session_id, event, now=now)
+        self.committed([transition])
+        return transition
 
     async def apply_in(
         self,
@@ -157,7 +170,10 @@ class SessionStore:
         *,
         now: datetime | None = None,
     ) -> Transition:
-        """Like :meth:`apply`, inside a transaction the caller owns."""
+        """Like :meth:`apply`, inside a transaction the caller owns.
+
+        The caller must pass the result to :meth:`committed` after its commit.
+        """
         now = now or datetime.now(UTC)
         query = select(sessions).where(sessions.c.id == session_id)
         if self.db.dialect == "postgresql":
