@@ -46,6 +46,8 @@ __all__ = [
     "make_unsigned",
     "parse_event",
     "parse_unsigned_event",
+    "schnorr_sign",
+    "schnorr_verify",
     "serialize",
     "sign_event",
     "sign_template",
@@ -228,6 +230,42 @@ def _xonly(pubkey: str) -> PublicKeyXOnly:
     return PublicKeyXOnly(bytes.fromhex(pubkey))
 
 
+def schnorr_verify(pubkey: str, message: bytes, signature: bytes) -> bool:
+    """BIP-340 verification of ``signature`` over ``message`` by x-only ``pubkey`` (hex).
+
+    Returns False (never raises) for a pubkey that is not a curve point or a signature that
+    is not 64 bytes.
+    """
+    if not is_hex64(pubkey) or len(signature) != 64:
+        return False
+    try:
+        key = _xonly(pubkey)
+    except ValueError:
+        return False
+    return bool(key.verify(signature, message))
+
+
+def schnorr_sign(secret_key: bytes, message: bytes, aux_rand: bytes | None = None) -> bytes:
+    """BIP-340 signature of a 32-byte message (nostr only ever signs event ids).
+
+    Args:
+        secret_key: 32 bytes.
+        message: 32 bytes.
+        aux_rand: 32 bytes of auxiliary randomness; fresh random bytes when None.
+
+    Raises:
+        BuildError: wrong sizes or a secret key out of range.
+    """
+    if len(message) != 32:
+        raise BuildError("nostr signs 32-byte messages")
+    if aux_rand is None:
+        aux_rand = os.urandom(32)
+    elif len(aux_rand) != 32:
+        raise BuildError("aux_rand must be 32 bytes")
+    signature: bytes = _private_key(secret_key).sign_schnorr(message, aux_rand)
+    return signature
+
+
 def verify_event(event: Event) -> None:
     """Check that ``event.id`` is its hash and ``event.sig`` a valid BIP-340 signature over it.
 
@@ -299,7 +337,7 @@ def sign_event(
         aux_rand = os.urandom(32)
     elif len(aux_rand) != 32:
         raise BuildError("aux_rand must be 32 bytes")
-    sig = key.sign_schnorr(digest, aux_rand)
+    sig: bytes = key.sign_schnorr(digest, aux_rand)
     return Event(digest.hex(), pubkey, created_at, kind, frozen, content, sig.hex())
 
 
