@@ -179,8 +179,19 @@ class TariffConfig(_Section):
     min_prepay_sat: Decimal = Decimal(1_000)
     max_prepay_sat: Decimal = Decimal(500_000)
 
+    @field_validator("*")
+    @classmethod
+    def _exact(cls, value: Decimal) -> Decimal:
+        try:
+            sat_decimal_to_msat(value)
+        except UnitError as exc:
+            raise ValueError(
+                f"expected a non-negative number of sats down to 0.001: {exc}"
+            ) from None
+        return value
+
     @model_validator(mode="after")
-    def _exact(self) -> TariffConfig:
+    def _consistent(self) -> TariffConfig:
         self.to_tariff()
         return self
 

@@ -1,0 +1,126 @@
+"""``strom init``: a working configuration, a data folder and one example charge point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["ScaffoldError", "write_scaffold"]
+
+STROM_TOML = """\
+# Strom configuration. Every key is optional; the values shown are the defaults unless noted.
+# Any key can be overridden from the environment as STROM_<SECTION>__<KEY>,
+# e.g. STROM_SERVER__PORT=8081.
+
+[server]
+host = "127.0.0.1"
+port = 8080
+# The address wallets and browsers use to reach Strom; LNURLs and QR codes are built from it.
+# A public host must be https:// (LUD-01); http:// is for local development and .onion only.
+public_url = "http://127.0.0.1:8080"
+# tls_cert = "/path/to/fullchain.pem"
+# tls_key = "/path/to/privkey.pem"
+
+[storage]
+data_dir = "data"
+# Empty: SQLite in data_dir. For PostgreSQL:
+# database_url = "postgresql+asyncpg://strom@127.0.0.1:5432/strom"
+database_url = ""
+
+[ocpp]
+# Chargers connect to ws://HOST:PORT/ocpp/<charger id>
+host = "0.0.0.0"
+port = 9000
+heartbeat_interval_s = 300
+meter_interval_s = 60
+auto_register = false
+
+[sessions]
+invoice_expiry_s = 600
+start_timeout_s = 180
+
+[lightning]
+# "fake" moves no real money: invoices are real BOLT11 but nobody can pay them from a
+# real wallet. See docs/lightning.md to connect LND or LNbits.
+backend = "fake"
+
+[nostr]
+# npubs whose DMs to a charger are operator commands
+admin_npubs = []
+
+[logging]
+level = "INFO"
+"""
+
+PROFILE_TOML = """\
+# One file per charge point; the file name (without .toml) must equal `id`.
+id = "{charger_id}"
+name = "Example charger"
+description = "11 kW AC, pay with any Lightning wallet"
+
+[location]
+lat = 52.520008
+lon = 13.404954
+address = "Alexanderplatz 1, 10178 Berlin"
+
+[[connectors]]
+id = 1
+type = "Type2"
+max_power_kw = 11
+
+[tariff]
+per_kwh_sat = 250        # sats per kWh (decimals allowed down to 0.001)
+per_minute_sat = 0
+session_fee_sat = 0
+min_prepay_sat = 1000
+max_prepay_sat = 100000
+
+[branding]
+picture = ""
+website = ""
+
+[ocpp]
+# Set with `strom charger password {charger_id}`; empty means no HTTP Basic auth.
+password_hash = ""
+quirks = []
+"""
+
+RELAYS_TOML = """\
+# Nostr relays the charge-point agents use. "embedded" is the in-process relay
+# (nothing external needed). Add public relays for discovery by map clients, e.g.:
+# [[relays]]
+# url = "wss://relay.example.org"
+# read = true
+# write = true
+
+[[relays]]
+url = "embedded"
+"""
+
+
+class ScaffoldError(Exception):
+    """The target already holds a configuration."""
+
+
+def write_scaffold(folder: Path, *, charger_id: str = "example-1", force: bool = False) -> Path:
+    """Write ``strom.toml``, ``profiles/``, ``relay_config/`` and ``data/`` into ``folder``.
+
+    Returns:
+        The path of the written ``strom.toml``.
+
+    Raises:
+        ScaffoldError: ``strom.toml`` exists and ``force`` is false.
+    """
+    config = folder / "strom.toml"
+    if config.exists() and not force:
+        raise ScaffoldError(f"{config} already exists (use --force to overwrite)")
+    (folder / "profiles").mkdir(parents=True, exist_ok=True)
+    (folder / "relay_config").mkdir(exist_ok=True)
+    data = folder / "data"
+    data.mkdir(exist_ok=True)
+    data.chmod(0o700)
+    config.write_text(STROM_TOML)
+    (folder / "profiles" / f"{charger_id}.toml").write_text(
+        PROFILE_TOML.format(charger_id=charger_id)
+    )
+    (folder / "relay_config" / "relays.toml").write_text(RELAYS_TOML)
+    return config

@@ -1,0 +1,160 @@
+"""The strom command as a person uses it: init, run, stop, and readable errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from strom.cli import main
+
+STROM = [sys.executable, "-m", "strom.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def init(tmp_path: Path) -> Path:
+    assert main(["init", str(tmp_path)]) == 0
+    return tmp_path / "strom.toml"
+
+
+def start(config: Path, port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "STROM_SERVER__PORT": str(port), "STROM_OCPP__PORT": str(free_port())}
+    return subprocess.Popen(
+        [*STROM, "run", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def wait_until_serving(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("strom run did not start serving")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_init_then_run_starts_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    config = init(tmp_path)
+    port = free_port()
+    proc = start(config, port)
+    try:
+        wait_until_serving(port, proc)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert "shutting down" in out
+    assert (tmp_path / "data" / "strom.sqlite3").exists()
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    init(tmp_path)
+    assert main(["init", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+BROKEN = {
+    "bad TOML": (
+        "strom.toml",
+        "[server\nport = 1\n",
+        "strom.toml: not valid TOML",
+    ),
+    "wrong type": (
+        "strom.toml",
+        '[server]\nport = "eighty"\n',
+        "key 'server.port': Input should be a valid integer",
+    ),
+    "bad tariff in a profile": (
+        "profiles/example-1.toml",
+        None,  # the example profile with a price finer than one msat
+        "example-1.toml: key 'tariff.per_kwh_sat'",
+    ),
+    "unknown key": (
+        "strom.toml",
+        "[server]\nprot = 8080\n",
+        "unknown key 'server.prot'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_config_file_gives_one_readable_line_and_status_2(
+    tmp_path: Path, case: str
+) -> None:
+    config = init(tmp_path)
+    name, text, expected = BROKEN[case]
+    target = tmp_path / name
+    if text is None:
+        text = target.read_text().replace("per_kwh_sat = 250", "per_kwh_sat = 0.0001")
+    target.write_text(text)
+    result = subprocess.run(  # noqa: PLW1510
+        [*STROM, "db", "upgrade", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("strom: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_environment_override_names_the_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = init(tmp_path)
+    monkeypatch.setenv("STROM_STORAGE__DATABASE_URL", "mysql://nope")
+    assert main(["db", "upgrade", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "storage.database_url" in err
+    assert "postgresql+asyncpg" in err
+
+
+def test_an_unreachable_database_is_a_clear_error_and_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = init(tmp_path)
+    url = f"postgresql+asyncpg://strom:secret@127.0.0.1:{free_port()}/strom"
+    monkeypatch.setenv("STROM_STORAGE__DATABASE_URL", url)
+    assert main(["db", "upgrade", "-c", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open the database" in err
+    assert "secret" not in err
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(tmp_path / "nope.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("init", "run", "db"):
+        assert command in out
