@@ -1,0 +1,130 @@
+"""The DM command language of drivers and operators."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.nostr.commands import (
+    Disable,
+    Enable,
+    Help,
+    Refund,
+    Reset,
+    ResetKind,
+    Sessions,
+    SetPrice,
+    Status,
+    Stop,
+    Unlock,
+    help_text,
+    parse_command,
+)
+from agent.nostr.errors import CommandError, CommandNotAllowed, UnknownCommand
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("stop", Stop()),
+        ("  STOP  ", Stop()),
+        ("/stop", Stop()),
+        ("!status", Status()),
+        ("Status", Status()),
+        ("help", Help()),
+        ("refund", Refund()),
+    ],
+)
+def test_driver_commands(text: str, command: object) -> None:
+    assert parse_command(text) == command
+    assert parse_command(text, operator=True) == command
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("sessions", Sessions()),
+        ("enable 1", Enable(1)),
+        ("disable 2", Disable(2)),
+        ("unlock 12", Unlock(12)),
+        ("reset soft", Reset(ResetKind.SOFT)),
+        ("reset HARD", Reset(ResetKind.HARD)),
+        ("price 250 sat/kWh", SetPrice(250_000)),
+        ("price 250 sat/kwh", SetPrice(250_000)),
+        ("price 0.5 sat/kWh", SetPrice(500)),
+        ("price 250sat/kWh", SetPrice(250_000)),
+        ("price 250 sat / kWh", SetPrice(250_000)),
+        ("price 250000 msat/kWh", SetPrice(250_000)),
+        ("price 0 sat/kWh", SetPrice(0)),
+        ("refund 7f3a-b2", Refund("7f3a-b2")),
+        ("status", Status()),
+    ],
+)
+def test_operator_commands(text: str, command: object) -> None:
+    assert parse_command(text, operator=True) == command
+
+
+@pytest.mark.parametrize(
+    "text", ["sessions", "enable 1", "disable 1", "unlock 1", "reset soft", "price 1 sat/kWh"]
+)
+def test_operator_commands_from_drivers_are_refused_politely(text: str) -> None:
+    with pytest.raises(CommandNotAllowed, match="sorry"):
+        parse_command(text)
+
+
+def test_a_driver_cannot_name_someone_elses_session() -> None:
+    with pytest.raises(CommandError, match="your own session"):
+        parse_command("refund 7f3a")
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("enable", "usage: enable"),
+        ("enable one", "usage: enable"),
+        ("enable 0", "usage: enable"),
+        ("enable 100", "usage: enable"),
+        ("unlock 1 2", "usage: unlock"),
+        ("reset", "usage: reset"),
+        ("reset now", "usage: reset"),
+        ("price 250", "usage: price"),
+        ("price 250 EUR/kWh", "usage: price"),
+        ("price -1 sat/kWh", "usage: price"),
+        ("price 0.0001 sat/kWh", "whole msat"),
+        ("price 1.5 msat/kWh", "whole msat"),
+        ("price 200000 sat/kWh", "typo"),
+        ("refund a/b", "usage: refund"),
+        ("sessions all", "no arguments"),
+        ("stop now please", "no arguments"),
+    ],
+)
+def test_bad_arguments_say_what_would_work(text: str, hint: str) -> None:
+    with pytest.raises(CommandError, match=hint) as caught:
+        parse_command(text, operator=True)
+    assert not isinstance(caught.value, UnknownCommand | CommandNotAllowed)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "hello", "stahp", "price"[:0]])
+def test_unknown_commands_list_the_known_ones(text: str) -> None:
+    with pytest.raises(UnknownCommand) as caught:
+        parse_command(text)
+    assert "help" in caught.value.reason
+
+
+def test_drivers_are_not_told_about_operator_commands() -> None:
+    with pytest.raises(UnknownCommand) as caught:
+        parse_command("hello")
+    assert "unlock" not in caught.value.reason
+    with pytest.raises(UnknownCommand) as caught:
+        parse_command("hello", operator=True)
+    assert "unlock" in caught.value.reason
+
+
+def test_overlong_messages_are_not_parsed() -> None:
+    with pytest.raises(CommandError, match="too long"):
+        parse_command("stop" + " " * 300)
+
+
+def test_help_texts() -> None:
+    assert "stop" in help_text(operator=False)
+    assert "unlock" not in help_text(operator=False)
+    assert "unlock <connector>" in help_text(operator=True)

@@ -1,0 +1,277 @@
+"""Profile, relay lists, geohash and the charger status event."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.nostr import geohash
+from agent.nostr.discovery import (
+    STATUS_KIND,
+    ChargerStatus,
+    ConnectorInfo,
+    ConnectorStatus,
+    Coordinate,
+    Location,
+    Prices,
+    Profile,
+    RelayEntry,
+    dm_relay_list_template,
+    lightning_address,
+    overall_status,
+    parse_coordinate,
+    parse_status,
+    profile_template,
+    relay_list_template,
+    status_coordinate,
+    status_template,
+)
+from agent.nostr.errors import BuildError, MalformedEvent
+from agent.nostr.event import parse_event, sign_template
+from tests.nostr.zap_helpers import CHARGER, CHARGER_SECRET
+
+NOW = 1_760_000_000
+
+STATUS = ChargerStatus(
+    charger_id="cp-1",
+    name="Hofladen Müller",
+    location=Location(52.520008, 13.404954, "Hauptstraße 1, 10115 Berlin"),
+    connectors=(
+        ConnectorInfo(2, "CCS2", 50_000, ConnectorStatus.CHARGING),
+        ConnectorInfo(1, "Type2", 22_000, ConnectorStatus.AVAILABLE),
+    ),
+    prices=Prices(energy_msat_per_kwh=250_000, time_msat_per_minute=1_000, session_fee_msat=0),
+    lud16="cp-1@charge.example",
+    summary="Two plugs behind the farm shop",
+    website="https://charge.example/c/cp-1",
+)
+
+
+# --- geohash ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "expected"),
+    [
+        (57.64911, 10.40744, "u4pruydqqvj"),  # the classic example of the geohash article
+        (42.6, -5.6, "ezs42"),
+        (0.0, 0.0, "s0000"),
+        (-90.0, -180.0, "00000"),
+        (90.0, 180.0, "zzzzz"),
+    ],
+)
+def test_geohash_known_values(lat: float, lon: float, expected: str) -> None:
+    assert geohash.encode(lat, lon, len(expected)) == expected
+
+
+@given(st.floats(-90, 90), st.floats(-180, 180), st.integers(1, 12))
+def test_geohash_cells_contain_their_point(lat: float, lon: float, precision: int) -> None:
+    lat_lo, lat_hi, lon_lo, lon_hi = geohash.bounding_box(geohash.encode(lat, lon, precision))
+    assert lat_lo <= lat <= lat_hi
+    assert lon_lo <= lon <= lon_hi
+
+
+def test_geohash_refuses_impossible_input() -> None:
+    for args in ((91.0, 0.0, 5), (0.0, 181.0, 5), (float("nan"), 0.0, 5), (0.0, 0.0, 0)):
+        with pytest.raises(ValueError, match="must be"):
+            geohash.encode(*args)
+    with pytest.raises(ValueError, match="character"):
+        geohash.bounding_box("a")  # 'a' is not in the alphabet
+
+
+# --- status event ----------------------------------------------------------------------------
+
+
+def test_status_event_layout() -> None:
+    template = status_template(STATUS, created_at=NOW, ttl_s=1800)
+    assert template.kind == STATUS_KIND == 30522
+    assert template.content == ""
+    tags = [list(tag) for tag in template.tags]
+    assert tags[0] == ["d", "cp-1"]
+    assert ["name", "Hofladen Müller"] in tags
+    assert ["t", "ev-charging"] in tags
+    assert ["status", "available"] in tags
+    cells = [tag[1] for tag in tags if tag[0] == "g"]
+    assert cells == [geohash.encode(52.520008, 13.404954, n) for n in range(1, 10)]
+    assert cells[4] == "u33dc"  # central Berlin
+    assert ["location", "Hauptstraße 1, 10115 Berlin"] in tags
+    connectors = [tag for tag in tags if tag[0] == "connector"]
+    assert connectors == [
+        ["connector", "1", "Type2", "22000", "available"],
+        ["connector", "2", "CCS2", "50000", "charging"],
+    ]
+    assert ["price", "250000", "msat", "kWh"] in tags
+    assert ["price", "1000", "msat", "min"] in tags
+    assert ["price", "0", "msat", "session"] in tags
+    assert ["lud16", "cp-1@charge.example"] in tags
+    assert ["summary", "Two plugs behind the farm shop"] in tags
+    assert ["r", "https://charge.example/c/cp-1"] in tags
+    assert ["expiration", str(NOW + 1800)] in tags
+    alt = next(tag[1] for tag in tags if tag[0] == "alt")
+    assert "1 of 2 connectors available" in alt
+    assert "cp-1@charge.example" in alt
+
+
+def test_status_event_signs_and_reads_back() -> None:
+    event = sign_template(CHARGER_SECRET, status_template(STATUS, created_at=NOW))
+    parsed = parse_status(parse_event(event.to_json()))
+    assert parsed.charger_id == "cp-1"
+    assert parsed.pubkey == CHARGER
+    assert parsed.coordinate == status_coordinate(CHARGER, "cp-1")
+    assert parsed.geohash == geohash.encode(52.520008, 13.404954, 9)
+    assert parsed.address == STATUS.location.address
+    assert parsed.connectors == tuple(sorted(STATUS.connectors, key=lambda c: c.id))
+    assert parsed.prices == STATUS.prices
+    assert parsed.lud16 == STATUS.lud16
+    assert parsed.expires_at == NOW + 3600
+
+
+def test_a_status_is_republished_with_the_same_address() -> None:
+    first = status_template(STATUS, created_at=NOW)
+    busy = ChargerStatus(
+        **{
+            **{f: getattr(STATUS, f) for f in STATUS.__dataclass_fields__},
+            "connectors": (ConnectorInfo(1, "Type2", 22_000, ConnectorStatus.FAULTED),),
+        }
+    )
+    second = status_template(busy, created_at=NOW + 60)
+    assert first.tags[0] == second.tags[0] == ("d", "cp-1")
+    assert ("status", "faulted") in second.tags
+
+
+@pytest.mark.parametrize(
+    ("states", "overall"),
+    [
+        (["charging", "available"], "available"),
+        (["charging", "faulted"], "charging"),
+        (["unavailable", "faulted"], "faulted"),
+        (["unavailable"], "unavailable"),
+    ],
+)
+def test_overall_status(states: list[str], overall: str) -> None:
+    connectors = [
+        ConnectorInfo(i + 1, "Type2", 11_000, ConnectorStatus(s)) for i, s in enumerate(states)
+    ]
+    assert overall_status(connectors) == overall
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"charger_id": ""},
+        {"name": ""},
+        {"connectors": ()},
+        {"connectors": (ConnectorInfo(1, "Type2", 1, ConnectorStatus.AVAILABLE),) * 2},
+        {"connectors": (ConnectorInfo(0, "Type2", 1, ConnectorStatus.AVAILABLE),)},
+        {"connectors": (ConnectorInfo(1, "", 1, ConnectorStatus.AVAILABLE),)},
+        {"connectors": (ConnectorInfo(1, "Type2", 0, ConnectorStatus.AVAILABLE),)},
+        {"prices": Prices(-1)},
+        {"lud16": "not an address"},
+        {"location": Location(95.0, 0.0)},
+    ],
+)
+def test_status_inputs_are_checked(change: dict[str, object]) -> None:
+    fields = {f: getattr(STATUS, f) for f in STATUS.__dataclass_fields__} | change
+    with pytest.raises(BuildError):
+        status_template(ChargerStatus(**fields), created_at=NOW)  # type: ignore[arg-type]
+
+
+def test_parse_status_refuses_other_events() -> None:
+    other = sign_template(CHARGER_SECRET, profile_template(_profile(), created_at=NOW))
+    with pytest.raises(MalformedEvent):
+        parse_status(other)
+
+
+# --- coordinates -----------------------------------------------------------------------------
+
+
+def test_coordinates_parse_and_keep_colons_in_the_identifier() -> None:
+    assert parse_coordinate(f"30522:{CHARGER}:cp-1") == Coordinate(30522, CHARGER, "cp-1")
+    assert parse_coordinate(f"30522:{CHARGER}:a:b").identifier == "a:b"
+    assert parse_coordinate(f"0:{CHARGER}:") == Coordinate(0, CHARGER, "")
+    assert str(Coordinate(30522, CHARGER, "cp-1")) == status_coordinate(CHARGER, "cp-1")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "cp-1", f"x:{CHARGER}:d", f"30522:{CHARGER}", "30522:ab:d", f"99999999:{CHARGER}:d"],
+)
+def test_bad_coordinates_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="coordinate"):
+        parse_coordinate(text)
+
+
+# --- profile and relay lists -----------------------------------------------------------------
+
+
+def _profile() -> Profile:
+    return Profile(
+        name="cp-1",
+        display_name="Hofladen Müller charger",
+        about="22 kW, pay with Lightning",
+        lud16=lightning_address("CP-1", "charge.example"),
+        picture="https://charge.example/cp-1.png",
+        website="https://charge.example/c/cp-1",
+    )
+
+
+def test_profile_content() -> None:
+    template = profile_template(_profile(), created_at=NOW)
+    assert template.kind == 0
+    assert orjson.loads(template.content) == {
+        "name": "cp-1",
+        "display_name": "Hofladen Müller charger",
+        "about": "22 kW, pay with Lightning",
+        "picture": "https://charge.example/cp-1.png",
+        "website": "https://charge.example/c/cp-1",
+        "lud16": "cp-1@charge.example",
+    }
+
+
+def test_profile_without_optional_fields_leaves_them_out() -> None:
+    profile = Profile(name="cp-2", about="", lud16="cp-2@charge.example")
+    assert orjson.loads(profile_template(profile, created_at=NOW).content) == {
+        "name": "cp-2",
+        "lud16": "cp-2@charge.example",
+    }
+    with pytest.raises(BuildError):
+        profile_template(Profile(name="x", about="", lud16="x"), created_at=NOW)
+
+
+def test_lightning_addresses_are_lowercase_and_checked() -> None:
+    assert lightning_address("CP-1", "Charge.Example:8443") == "cp-1@charge.example:8443"
+    with pytest.raises(BuildError):
+        lightning_address("cp 1", "charge.example")
+
+
+def test_relay_lists() -> None:
+    nip65 = relay_list_template(
+        [
+            RelayEntry("wss://both.example"),
+            RelayEntry("wss://read.example", write=False),
+            RelayEntry("ws://127.0.0.1:7777", read=False),
+        ],
+        created_at=NOW,
+    )
+    assert nip65.kind == 10002
+    assert nip65.tags == (
+        ("r", "wss://both.example"),
+        ("r", "wss://read.example", "read"),
+        ("r", "ws://127.0.0.1:7777", "write"),
+    )
+    inbox = dm_relay_list_template(["wss://inbox.example"], created_at=NOW)
+    assert inbox.kind == 10050
+    assert inbox.tags == (("relay", "wss://inbox.example"),)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [RelayEntry("https://x.example"), RelayEntry("wss://x.example", read=False, write=False)],
+)
+def test_relay_lists_refuse_bad_entries(entry: RelayEntry) -> None:
+    with pytest.raises(BuildError):
+        relay_list_template([entry], created_at=NOW)
+    with pytest.raises(BuildError):
+        dm_relay_list_template(["wss://ok.example", "http://bad.example"], created_at=NOW)
