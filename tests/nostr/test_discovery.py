@@ -30,24 +30,9 @@ from agent.nostr.discovery import (
 )
 from agent.nostr.errors import BuildError, MalformedEvent
 from agent.nostr.event import parse_event, sign_template
-from tests.nostr.zap_helpers import CHARGER, CHARGER_SECRET
+from tests.nostr.samples import CHARGER, CHARGER_SECRET, STATUS
 
 NOW = 1_760_000_000
-
-STATUS = ChargerStatus(
-    charger_id="cp-1",
-    name="Hofladen Müller",
-    location=Location(52.520008, 13.404954, "Hauptstraße 1, 10115 Berlin"),
-    connectors=(
-        ConnectorInfo(2, "CCS2", 50_000, ConnectorStatus.CHARGING),
-        ConnectorInfo(1, "Type2", 22_000, ConnectorStatus.AVAILABLE),
-    ),
-    prices=Prices(energy_msat_per_kwh=250_000, time_msat_per_minute=1_000, session_fee_msat=0),
-    lud16="cp-1@charge.example",
-    summary="Two plugs behind the farm shop",
-    website="https://charge.example/c/cp-1",
-)
-
 
 # --- geohash ---------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from agent.nostr.errors import (
 from agent.nostr.event import parse_event, parse_unsigned_event, sign_event
 from agent.nostr.keys import decode_naddr, decode_nprofile, decode_npub
 from agent.nostr.zap import ZapRequestError, validate_zap_request
-from tests.nostr.zap_helpers import AMOUNT, CHARGER, COORDINATE, DRIVER_SECRET, NOW
+from tests.nostr.samples import AMOUNT, CHARGER, COORDINATE, DRIVER_SECRET, NOW
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),

@@ -10,7 +10,7 @@ from agent.nostr import zap
 from agent.nostr.errors import BuildError
 from agent.nostr.event import Event, sign_event
 from agent.nostr.zap import verify_zap_receipt, zap_receipt
-from tests.nostr.zap_helpers import (
+from tests.nostr.samples import (
     AMOUNT,
     CHARGER,
     CHARGER_SECRET,

@@ -9,7 +9,7 @@ import pytest
 from agent.nostr import zap
 from agent.nostr.event import Event
 from agent.nostr.zap import ValidZapRequest, description_hash, validate_zap_request
-from tests.nostr.zap_helpers import (
+from tests.nostr.samples import (
     AMOUNT,
     CHARGER,
     COORDINATE,

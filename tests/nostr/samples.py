@@ -1,4 +1,4 @@
-"""Keys, zap requests and real BOLT11 invoices for the zap tests."""
+"""Sample keys, a sample charger status, zap requests and real BOLT11 invoices for the tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import bolt11
 import orjson
 from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 
-from agent.nostr.discovery import status_coordinate
+from agent.nostr.discovery import (
+    ChargerStatus,
+    ConnectorInfo,
+    ConnectorStatus,
+    Location,
+    Prices,
+    status_coordinate,
+)
 from agent.nostr.event import Event, sign_event
 from agent.nostr.keys import public_key_hex
 from agent.nostr.zap import description_hash
@@ -88,3 +95,18 @@ def invoice(
 def pretty(event: Event) -> str:
     """The same event JSON with different formatting (as some wallets send it)."""
     return orjson.dumps(event.to_dict(), option=orjson.OPT_INDENT_2).decode()
+
+
+STATUS = ChargerStatus(
+    charger_id="cp-1",
+    name="Hofladen Müller",
+    location=Location(52.520008, 13.404954, "Hauptstraße 1, 10115 Berlin"),
+    connectors=(
+        ConnectorInfo(2, "CCS2", 50_000, ConnectorStatus.CHARGING),
+        ConnectorInfo(1, "Type2", 22_000, ConnectorStatus.AVAILABLE),
+    ),
+    prices=Prices(energy_msat_per_kwh=250_000, time_msat_per_minute=1_000, session_fee_msat=0),
+    lud16="cp-1@charge.example",
+    summary="Two plugs behind the farm shop",
+    website="https://charge.example/c/cp-1",
+)
