@@ -113,20 +113,40 @@ class SessionStore:
         initiator_pubkey: str | None = None,
         now: datetime | None = None,
     ) -> None:
-        """Store a new session (awaiting payment)."""
-        now = now or datetime.now(UTC)
+        """Store a new session (awaiting payment) in its own transaction."""
         async with self.db.transaction() as conn:
-            await conn.execute(
-                insert(sessions).values(
-                    **session_to_row(session),
-                    version=0,
-                    secret_hash=hash_secret(secret),
-                    initiator=initiator,
-                    initiator_pubkey=initiator_pubkey,
-                    created_at=now,
-                    updated_at=now,
-                )
+            await self.insert(
+                conn,
+                session,
+                secret=secret,
+                initiator=initiator,
+                initiator_pubkey=initiator_pubkey,
+                now=now,
             )
+
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        session: Session,
+        *,
+        secret: str,
+        initiator: str,
+        initiator_pubkey: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Store a new session inside the caller's transaction; only the secret's hash is kept."""
+        now = now or datetime.now(UTC)
+        await conn.execute(
+            insert(sessions).values(
+                **session_to_row(session),
+                version=0,
+                secret_hash=hash_secret(secret),
+                initiator=initiator,
+                initiator_pubkey=initiator_pubkey,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
     async def get(self, session_id: str, conn: AsyncConnection | None = None) -> Session:
         """Load one session.

@@ -1,0 +1,341 @@
+"""Money in: invoices for sessions and top-ups, and their settlement.
+
+Theory of operation
+-------------------
+* :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy
+  *before* any invoice exists, then stores a session ``awaiting_payment`` and its pending
+  payment, and only then asks the backend for the invoice — the payment row is written with the
+  invoice in the same transaction as the session, so a settled invoice always finds its session.
+* :meth:`PaymentService.settle` is the one idempotent "payment settled" step. The backend's
+  settlement stream, the reconciliation at start, the expiry sweep and the zap-receipt path all
+  end here; the payment row's state (``pending`` → ``settled``) is flipped once, in the same
+  transaction as the session event, so a session starts exactly once whichever path comes first.
+* Two strangers can hold invoices for one free connector at the same time (a connector is not
+  reserved by an unpaid invoice, so nobody can block a charger by scanning). The first payment
+  to settle gets the connector; a later one is recorded, and its whole amount becomes
+  refundable to its payer at once (the session page shows the refund link).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom.config import ProfileConfig, SessionsConfig
+from strom.errors import StromError
+from strom.lightning import Invoice, InvoiceState, LightningBackend
+from strom.session import (
+    InvoiceExpired,
+    PaymentSettled,
+    RemoteStartRejected,
+    State,
+    TopUpSettled,
+    Transition,
+    new_session,
+)
+from strom.storage.schema import connectors, payments, sessions
+from strom.storage.sessions import SessionStore
+
+__all__ = ["ConnectorUnavailable", "OpenedSession", "PaymentService"]
+
+log = logging.getLogger(__name__)
+
+BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
+_OFFLINE_STATUSES = {"Unavailable", "Faulted"}
+_ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class ConnectorUnavailable(StromError):
+    """The connector cannot take a new session now; ``reason`` is for the driver."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedSession:
+    """A new session and the invoice that pays for it."""
+
+    session_id: str
+    secret: str
+    invoice: Invoice
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id_tag() -> str:
+    """A per-session OCPP idTag: 16 characters (some chargers cut longer tags), unguessable."""
+    return "S" + "".join(secrets.choice(_ID_TAG_ALPHABET) for _ in range(15))
+
+
+class PaymentService:
+    """Invoices for sessions, and the one settlement step."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        backend: LightningBackend,
+        sessions_config: SessionsConfig,
+        *,
+        meter_interval_s: int,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.db = store.db
+        self.backend = backend
+        self.config = sessions_config
+        self.meter_interval_s = meter_interval_s
+        self.clock = clock
+
+    async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
+        """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
+        if connector_id not in {c.id for c in profile.connectors}:
+            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
+        async with self.db.reader() as conn:
+            await self._check_connector(conn, profile.id, connector_id, exclude=None)
+
+    async def _check_connector(
+        self, conn: AsyncConnection, charger_id: str, connector_id: int, exclude: str | None
+    ) -> None:
+        row = (
+            await conn.execute(
+                select(connectors.c.enabled, connectors.c.status).where(
+                    connectors.c.charger_id == charger_id,
+                    connectors.c.connector_id == connector_id,
+                )
+            )
+        ).first()
+        if row is None:
+            raise ConnectorUnavailable(f"connector {connector_id} is not known")
+        if not row.enabled:
+            raise ConnectorUnavailable("this connector is out of service; nothing was charged")
+        if row.status in _OFFLINE_STATUSES:
+            raise ConnectorUnavailable(
+                f"this connector is {row.status.lower()} right now; nothing was charged"
+            )
+        query = select(sessions.c.id).where(
+            sessions.c.charger_id == charger_id,
+            sessions.c.connector_id == connector_id,
+            sessions.c.state.in_([s.value for s in BUSY_STATES]),
+        )
+        if exclude is not None:
+            query = query.where(sessions.c.id != exclude)
+        if (await conn.execute(query.limit(1))).first() is not None:
+            raise ConnectorUnavailable(
+                "this charger is in use by someone else right now; nothing was charged — "
+                "please try again when it is free"
+            )
+
+    async def open_session(
+        self,
+        profile: ProfileConfig,
+        connector_id: int,
+        amount_msat: int,
+        *,
+        description_hash: bytes,
+        initiator: str,
+        initiator_pubkey: str | None = None,
+        zap_request: dict[str, Any] | None = None,
+    ) -> OpenedSession:
+        """Create a session awaiting payment and its invoice.
+
+        Raises:
+            ConnectorUnavailable: disabled, faulted or busy connector (no invoice made).
+            BackendError: the lightning backend could not make an invoice (nothing stored).
+        """
+        await self.check_connector(profile, connector_id)
+        connector = next(c for c in profile.connectors if c.id == connector_id)
+        invoice = await self.backend.create_invoice(
+            amount_msat,
+            description_hash=description_hash,
+            expiry_s=self.config.invoice_expiry_s,
+        )
+        session_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(24)
+        session = new_session(
+            session_id=session_id,
+            charger_id=profile.id,
+            connector_id=connector_id,
+            id_tag=new_id_tag(),
+            tariff=profile.tariff.to_tariff(),
+            power_w=connector.max_power_w,
+            meter_interval_s=self.meter_interval_s,
+            start_timeout_s=self.config.start_timeout_s,
+        )
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            await self.store.insert(
+                conn,
+                session,
+                secret=secret,
+                initiator=initiator,
+                initiator_pubkey=initiator_pubkey,
+                now=now,
+            )
+            await self._insert_payment(conn, session_id, "initial", invoice, zap_request, now)
+        log.info(
+            "session %s: invoice %s for %s msat on %s/%s (%s)",
+            session_id,
+            invoice.payment_hash,
+            amount_msat,
+            profile.id,
+            connector_id,
+            initiator,
+        )
+        return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
+
+    async def open_top_up(
+        self, session_id: str, amount_msat: int, *, description_hash: bytes
+    ) -> Invoice:
+        """An invoice that adds to a session's budget."""
+        invoice = await self.backend.create_invoice(
+            amount_msat, description_hash=description_hash, expiry_s=self.config.invoice_expiry_s
+        )
+        async with self.db.transaction() as conn:
+            await self._insert_payment(conn, session_id, "topup", invoice, None, self.clock())
+        log.info("session %s: top-up invoice %s", session_id, invoice.payment_hash)
+        return invoice
+
+    async def _insert_payment(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        kind: str,
+        invoice: Invoice,
+        zap_request: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            insert(payments).values(
+                payment_hash=invoice.payment_hash,
+                session_id=session_id,
+                kind=kind,
+                amount_msat=invoice.amount_msat,
+                bolt11=invoice.bolt11,
+                state="pending",
+                zap_request=zap_request,
+                created_at=now,
+                expires_at=invoice.expires_at,
+            )
+        )
+
+    async def settle(self, payment_hash: str, amount_msat: int | None = None) -> bool:
+        """Record a settled payment and advance its session, exactly once.
+
+        Args:
+            payment_hash: the invoice's payment hash.
+            amount_msat: what the backend says was received (may exceed the invoice); the
+                invoice amount when not given.
+
+        Returns:
+            True if this call recorded the settlement, False if it was already recorded or
+            the hash is not one of Strom's invoices.
+        """
+        transitions: list[Transition] = []
+        async with self.db.transaction() as conn:
+            query = select(payments).where(payments.c.payment_hash == payment_hash)
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).first()
+            if row is None:
+                log.warning("settlement for unknown payment hash %s ignored", payment_hash)
+                return False
+            if row.state == "settled":
+                return False
+            received = max(amount_msat or 0, row.amount_msat)
+            await conn.execute(
+                update(payments)
+                .where(payments.c.payment_hash == payment_hash)
+                .values(state="settled", settled_at=self.clock(), amount_msat=received)
+            )
+            if row.kind == "initial":
+                event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
+            else:
+                event = TopUpSettled(payment_hash, received)
+            transition = await self.store.apply_in(conn, row.session_id, event)
+            transitions.append(transition)
+            if row.kind == "initial" and transition.session.state is State.PAID:
+                session = transition.session
+                try:
+                    await self._check_connector(
+                        conn, session.charger_id, session.connector_id, exclude=session.id
+                    )
+                except ConnectorUnavailable as exc:
+                    reject = RemoteStartRejected(f"connector taken: {exc.reason}")
+                    transitions.append(await self.store.apply_in(conn, session.id, reject))
+        self.store.committed(transitions)
+        log.info("session %s: payment %s settled (%s msat)", row.session_id, payment_hash, received)
+        return True
+
+    async def reconcile(self) -> int:
+        """Ask the backend about every pending payment; settle or expire it. Returns settled."""
+        async with self.db.reader() as conn:
+            pending = (
+                await conn.execute(
+                    select(payments.c.payment_hash).where(payments.c.state == "pending")
+                )
+            ).scalars()
+            hashes = list(pending)
+        settled = 0
+        for payment_hash in hashes:
+            status = await self.backend.lookup_invoice(payment_hash)
+            if status.state is InvoiceState.SETTLED:
+                settled += await self.settle(payment_hash, status.received_msat)
+            elif status.state in (InvoiceState.EXPIRED, InvoiceState.CANCELED):
+                await self.expire(payment_hash)
+        return settled
+
+    async def expire_due(self) -> int:
+        """Expire pending payments past their expiry (after one last look at the backend)."""
+        now = self.clock()
+        async with self.db.reader() as conn:
+            due = list(
+                (
+                    await conn.execute(
+                        select(payments.c.payment_hash).where(
+                            payments.c.state == "pending",
+                            payments.c.expires_at < now - timedelta(seconds=5),
+                        )
+                    )
+                ).scalars()
+            )
+        expired = 0
+        for payment_hash in due:
+            status = await self.backend.lookup_invoice(payment_hash)
+            if status.state is InvoiceState.SETTLED:
+                await self.settle(payment_hash, status.received_msat)
+            elif status.state is not InvoiceState.PENDING or status.expires_at < now:
+                expired += await self.expire(payment_hash)
+        return expired
+
+    async def expire(self, payment_hash: str) -> bool:
+        """Mark an unpaid invoice expired; its session, if never paid, expires too."""
+        transitions: list[Transition] = []
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(payments)
+                .where(payments.c.payment_hash == payment_hash, payments.c.state == "pending")
+                .values(state="expired")
+                .returning(payments.c.session_id, payments.c.kind)
+            )
+            row = result.first()
+            if row is None:
+                return False
+            if row.kind == "initial":
+                session = await self.store.get(row.session_id, conn)
+                if session.state is State.AWAITING_PAYMENT:
+                    transitions.append(
+                        await self.store.apply_in(conn, row.session_id, InvoiceExpired())
+                    )
+        self.store.committed(transitions)
+        return True
