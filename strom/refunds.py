@@ -22,6 +22,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
@@ -141,10 +142,9 @@ class RefundService:
         """
         session = await self.authenticate(session_id, secret)
         if session.state is State.CHARGING or session.state in (State.PAID, State.STARTING):
-            try:
+            # If it moved on meanwhile, the state is looked at again below.
+            with contextlib.suppress(IllegalTransition):
                 await self.store.apply(session_id, StopRequested(StopReason.INITIATOR))
-            except IllegalTransition:
-                pass  # it moved on meanwhile; look again below
             session = await self._wait_until_stopped(session_id)
         if session.state is State.STOPPING:
             session = await self._wait_until_stopped(session_id)
