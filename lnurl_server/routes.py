@@ -1,0 +1,357 @@
+"""The HTTP front door: LNURL-pay, LNURL-withdraw and the pages behind the QR code.
+
+Endpoints (see docs/lnurl.md):
+
+==================================================  =============================================
+``GET /c/{charger}[/{connector}]``                  charger page (HTML; the sticker's fallback URL)
+``GET /lnurlp/{charger}/{connector}``               LUD-06 payRequest (LUD-17 ``lnurlp://`` too)
+``GET /.well-known/lnurlp/{charger}``               LUD-16 address ``<charger>@host``
+``GET /lnurlp/{charger}/{connector}/callback``      invoice for ``amount`` (msat), LUD-12 comment
+``GET /s/{session}?secret=…``                       session page (HTML), ``/s/{session}.json`` data
+``GET /lnurlw/{session}?secret=…``                  LUD-03 withdrawRequest: stop + refund
+``GET /lnurlw/{session}/callback?k1=…&pr=…``        pay the refund invoice
+``GET /s/{session}/topup?secret=…``                 payRequest to add budget (+ ``/callback``)
+==================================================  =============================================
+
+The state switch: while a connector is free its static LNURL answers a payRequest; while it
+is busy it answers every wallet with a LUD error and nothing is paid. A withdraw link exists
+only per session and carries the session secret: the static sticker never hands one out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import segno
+from aiohttp import web
+
+from lnurl_server.lnurl import (
+    LnurlError,
+    PayMetadata,
+    bech32_lnurl,
+    error,
+    lud17_url,
+    parse_amount_msat,
+    parse_comment,
+    pay_request,
+    success_action,
+    withdraw_request,
+)
+from lnurl_server.pages import Pages
+from lnurl_server.ratelimit import RateLimiter
+from strom.config import ProfileConfig, StromConfig
+from strom.errors import BackendError
+from strom.payments import ConnectorUnavailable, PaymentService
+from strom.refunds import RefundError, RefundService
+from strom.session import Session
+from strom.storage.chargers import ChargerStore
+from strom.storage.sessions import SessionNotFound, SessionStore
+from strom.units import format_sat
+
+__all__ = ["FrontDoor"]
+
+log = logging.getLogger(__name__)
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _lud_error(reason: str) -> web.Response:
+    # LUD errors travel with HTTP 200 so that every wallet reads the reason.
+    return _json(error(reason))
+
+
+@dataclass
+class FrontDoor:
+    """The aiohttp routes of the public front door."""
+
+    config: StromConfig
+    store: SessionStore
+    chargers: ChargerStore
+    payments: PaymentService
+    refunds: RefundService
+    pages: Pages
+    per_client: RateLimiter
+    per_charger: RateLimiter
+
+    @property
+    def base(self) -> str:
+        return self.config.server.public_url
+
+    def routes(self) -> list[web.RouteDef]:
+        """Every route of the front door."""
+        return [
+            web.get("/c/{charger}", self.charger_page),
+            web.get("/c/{charger}/{connector:\\d+}", self.charger_page),
+            web.get("/lnurlp/{charger}/{connector:\\d+}", self.pay_request),
+            web.get("/.well-known/lnurlp/{charger}", self.lightning_address),
+            web.get("/lnurlp/{charger}/{connector:\\d+}/callback", self.pay_callback),
+            web.get("/s/{session}.json", self.session_json),
+            web.get("/s/{session}", self.session_page),
+            web.get("/s/{session}/topup", self.topup_request),
+            web.get("/s/{session}/topup/callback", self.topup_callback),
+            web.get("/lnurlw/{session}", self.withdraw_request),
+            web.get("/lnurlw/{session}/callback", self.withdraw_callback),
+        ]
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _profile(self, request: web.Request) -> ProfileConfig:
+        try:
+            return self.config.profile(request.match_info["charger"])
+        except KeyError:
+            raise web.HTTPNotFound(text="no such charger") from None
+
+    def pay_url(self, charger_id: str, connector_id: int) -> str:
+        """The URL behind a connector's static LNURL-pay."""
+        return f"{self.base}/lnurlp/{quote(charger_id)}/{connector_id}"
+
+    def metadata(self, profile: ProfileConfig, connector_id: int) -> PayMetadata:
+        """The LUD-06 metadata of a connector's payRequest."""
+        tariff = profile.tariff.to_tariff()
+        price = format_sat(tariff.energy_msat_per_kwh) + "/kWh"
+        extras = []
+        if tariff.time_msat_per_minute:
+            extras.append(format_sat(tariff.time_msat_per_minute) + "/min")
+        if tariff.session_fee_msat:
+            extras.append(format_sat(tariff.session_fee_msat) + " per session")
+        text = f"Charging at {profile.name}, connector {connector_id}: {price}"
+        if extras:
+            text += " + " + " + ".join(extras)
+        text += ". Unused budget is refunded."
+        return PayMetadata(text=text, identifier=f"{profile.id}@{urlsplit(self.base).netloc}")
+
+    def session_url(self, session_id: str, secret: str) -> str:
+        """The session page URL given to the payer only."""
+        return f"{self.base}/s/{session_id}?secret={quote(secret)}"
+
+    # --- pay -------------------------------------------------------------------------------
+
+    async def pay_request(self, request: web.Request) -> web.Response:
+        """LUD-06 first step for one connector, or a LUD error while it is busy."""
+        profile = self._profile(request)
+        connector_id = int(request.match_info["connector"])
+        try:
+            await self.payments.check_connector(profile, connector_id)
+        except ConnectorUnavailable as exc:
+            return _lud_error(exc.reason)
+        return _json(self._pay_request_body(profile, connector_id))
+
+    def _pay_request_body(self, profile: ProfileConfig, connector_id: int) -> dict[str, Any]:
+        tariff = profile.tariff.to_tariff()
+        return pay_request(
+            callback=f"{self.pay_url(profile.id, connector_id)}/callback",
+            metadata=self.metadata(profile, connector_id).serialise(),
+            min_msat=tariff.min_prepay_msat,
+            max_msat=tariff.max_prepay_msat,
+        )
+
+    async def lightning_address(self, request: web.Request) -> web.Response:
+        """LUD-16: ``<charger>@host`` pays the first free connector."""
+        profile = self._profile(request)
+        reason = "this charger has no free connector right now; nothing was charged"
+        for connector in profile.connectors:
+            try:
+                await self.payments.check_connector(profile, connector.id)
+            except ConnectorUnavailable as exc:
+                reason = exc.reason
+                continue
+            return _json(self._pay_request_body(profile, connector.id))
+        return _lud_error(reason)
+
+    async def pay_callback(self, request: web.Request) -> web.Response:
+        """LUD-06 second step: check the amount, make the invoice, open the session."""
+        profile = self._profile(request)
+        connector_id = int(request.match_info["connector"])
+        tariff = profile.tariff.to_tariff()
+        try:
+            amount = parse_amount_msat(
+                request.query.get("amount"),
+                min_msat=tariff.min_prepay_msat,
+                max_msat=tariff.max_prepay_msat,
+            )
+            parse_comment(request.query.get("comment"))
+        except LnurlError as exc:
+            return _lud_error(exc.reason)
+        if not self.per_client.allow(request.remote or "?") or not self.per_charger.allow(
+            profile.id
+        ):
+            return _lud_error("too many invoice requests; wait a minute and try again")
+        metadata = self.metadata(profile, connector_id)
+        try:
+            opened = await self.payments.open_session(
+                profile,
+                connector_id,
+                amount,
+                description_hash=metadata.description_hash(),
+                initiator="lnurl",
+            )
+        except ConnectorUnavailable as exc:
+            return _lud_error(exc.reason)
+        except BackendError as exc:
+            log.warning("charger %s: no invoice: lightning backend: %s", profile.id, exc)
+            return _lud_error("the charger's lightning node is not reachable; nothing was charged")
+        url = self.session_url(opened.session_id, opened.secret)
+        action = success_action(
+            url,
+            "Open your charging session: live progress, stop and refund of unused budget.",
+            callback_url=self.base,
+        )
+        return _json({"pr": opened.invoice.bolt11, "routes": [], "successAction": action})
+
+    # --- session ---------------------------------------------------------------------------
+
+    async def _session(self, request: web.Request) -> Session:
+        try:
+            return await self.refunds.authenticate(
+                request.match_info["session"], request.query.get("secret")
+            )
+        except RefundError:
+            raise web.HTTPNotFound(text="no such session, or the link is incomplete") from None
+
+    def session_view(self, session: Session, secret: str) -> dict[str, Any]:
+        """What the session page and its JSON show."""
+        withdraw = f"{self.base}/lnurlw/{session.id}?secret={quote(secret)}"
+        topup = f"{self.base}/s/{session.id}/topup?secret={quote(secret)}"
+        return {
+            "id": session.id,
+            "state": session.state.value,
+            "charger_id": session.charger_id,
+            "connector_id": session.connector_id,
+            "paid_msat": session.paid_msat,
+            "consumed_msat": session.consumed_msat,
+            "refundable_msat": session.refundable_msat,
+            "refunded_msat": session.refunded_msat,
+            "refund_in_flight_msat": session.refund_in_flight_msat,
+            "energy_wh": session.energy_wh,
+            "elapsed_s": session.elapsed_s,
+            "stop_reason": session.stop_reason,
+            "withdraw_lnurl": bech32_lnurl(withdraw),
+            "withdraw_url": lud17_url(withdraw, "w"),
+            "topup_lnurl": bech32_lnurl(topup),
+        }
+
+    async def session_json(self, request: web.Request) -> web.Response:
+        """Live data of one session (for the page's script)."""
+        session = await self._session(request)
+        return _json(self.session_view(session, request.query["secret"]))
+
+    async def session_page(self, request: web.Request) -> web.Response:
+        """The payer's session page."""
+        session = await self._session(request)
+        view = self.session_view(session, request.query["secret"])
+        profile = self.config.profile(session.charger_id)
+        html = self.pages.session(profile, session, view)
+        return web.Response(
+            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
+
+    async def charger_page(self, request: web.Request) -> web.Response:
+        """The public page of a charger: connectors, status, price, QR codes."""
+        profile = self._profile(request)
+        only = request.match_info.get("connector")
+        rows = await self.chargers.connectors(profile.id)
+        status = {row.connector_id: row for row in rows}
+        items = []
+        for connector in profile.connectors:
+            if only is not None and connector.id != int(only):
+                continue
+            lnurl = bech32_lnurl(self.pay_url(profile.id, connector.id))
+            busy = ""
+            try:
+                await self.payments.check_connector(profile, connector.id)
+            except ConnectorUnavailable as exc:
+                busy = exc.reason
+            row = status.get(connector.id)
+            items.append(
+                {
+                    "connector": connector,
+                    "lnurl": lnurl,
+                    "qr_svg": segno.make(lnurl, error="m").svg_inline(scale=4),
+                    "status": row.status if row else "Unknown",
+                    "busy": busy,
+                }
+            )
+        html = self.pages.charger(profile, items)
+        return web.Response(text=html, content_type="text/html")
+
+    # --- top-up ----------------------------------------------------------------------------
+
+    async def topup_request(self, request: web.Request) -> web.Response:
+        """A payRequest that adds budget to the payer's own session."""
+        try:
+            session = await self.refunds.authenticate(
+                request.match_info["session"], request.query.get("secret")
+            )
+        except RefundError as exc:
+            return _lud_error(exc.reason)
+        profile = self.config.profile(session.charger_id)
+        tariff = session.tariff
+        metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
+        callback = (
+            f"{self.base}/s/{session.id}/topup/callback?secret={quote(request.query['secret'])}"
+        )
+        return _json(
+            pay_request(
+                callback=callback,
+                metadata=metadata.serialise(),
+                min_msat=1_000,
+                max_msat=tariff.max_prepay_msat,
+            )
+        )
+
+    async def topup_callback(self, request: web.Request) -> web.Response:
+        """Invoice for a top-up."""
+        try:
+            session = await self.refunds.authenticate(
+                request.match_info["session"], request.query.get("secret")
+            )
+            amount = parse_amount_msat(
+                request.query.get("amount"), min_msat=1_000, max_msat=session.tariff.max_prepay_msat
+            )
+        except (RefundError, LnurlError) as exc:
+            return _lud_error(exc.reason)
+        if not self.per_client.allow(request.remote or "?"):
+            return _lud_error("too many invoice requests; wait a minute and try again")
+        profile = self.config.profile(session.charger_id)
+        metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
+        try:
+            invoice = await self.payments.open_top_up(
+                session.id, amount, description_hash=metadata.description_hash()
+            )
+        except BackendError:
+            return _lud_error("the charger's lightning node is not reachable; nothing was charged")
+        return _json({"pr": invoice.bolt11, "routes": []})
+
+    # --- withdraw --------------------------------------------------------------------------
+
+    async def withdraw_request(self, request: web.Request) -> web.Response:
+        """LUD-03 first step: stops a running charge, then offers the refundable balance."""
+        session_id = request.match_info["session"]
+        try:
+            offer = await self.refunds.request(session_id, request.query.get("secret"))
+        except RefundError as exc:
+            return _lud_error(exc.reason)
+        return _json(
+            withdraw_request(
+                callback=f"{self.base}/lnurlw/{session_id}/callback",
+                k1=offer.k1,
+                min_msat=offer.amount_msat,
+                max_msat=offer.amount_msat,
+                description=f"Strom refund for charging session {session_id}",
+            )
+        )
+
+    async def withdraw_callback(self, request: web.Request) -> web.Response:
+        """LUD-03 second step: the wallet's invoice is checked and paid once."""
+        try:
+            await self.refunds.claim(
+                request.match_info["session"], request.query.get("k1"), request.query.get("pr")
+            )
+        except (RefundError, SessionNotFound) as exc:
+            return _lud_error(getattr(exc, "reason", "unknown session"))
+        return _json({"status": "OK"})
