@@ -1,1 +1,71 @@
-"""The OCPP-J central system shared by every charge-point agent."""
+"""The OCPP-J 1.6 central system shared by every charge-point agent.
+
+Chargers connect to ``ws(s)://HOST:PORT/ocpp/<charger id>`` with the ``ocpp1.6`` subprotocol
+and, for security profiles 1 and 2, HTTP Basic auth. :class:`OcppServer` admits them, talks to
+Strom's core through :class:`strom.ports.OcppCore`, publishes :mod:`strom.ports` events, and
+offers :class:`OcppCommands` (a :class:`strom.ports.ChargerCommands`) to act on chargers.
+"""
+
+from ocpp_server.commands import (
+    ConfigurationKey,
+    DataTransferResult,
+    GetConfigurationResult,
+    OcppCommands,
+)
+from ocpp_server.memory_core import InMemoryOcppCore, MemoryEventSink
+from ocpp_server.messages import BootInfo
+from ocpp_server.passwords import (
+    authorization_key_hex,
+    generate_authorization_key,
+    hash_password,
+    validate_authorization_key,
+    verify_password,
+)
+from ocpp_server.records import ChargerInfo, LoggedMessage, MessageCounters, PendingCharger
+from ocpp_server.server import OcppServer
+from ocpp_server.settings import (
+    ChargerAuth,
+    ChargerAuthLookup,
+    OcppServerSettings,
+    Quirk,
+    StaticChargerAuth,
+    parse_quirks,
+)
+from ocpp_server.simulator import (
+    SimulatedChargePoint,
+    SimulatorOptions,
+    add_arguments,
+    options_from_args,
+    run_simulator,
+)
+
+__all__ = [
+    "BootInfo",
+    "ChargerAuth",
+    "ChargerAuthLookup",
+    "ChargerInfo",
+    "ConfigurationKey",
+    "DataTransferResult",
+    "GetConfigurationResult",
+    "InMemoryOcppCore",
+    "LoggedMessage",
+    "MemoryEventSink",
+    "MessageCounters",
+    "OcppCommands",
+    "OcppServer",
+    "OcppServerSettings",
+    "PendingCharger",
+    "Quirk",
+    "SimulatedChargePoint",
+    "SimulatorOptions",
+    "StaticChargerAuth",
+    "add_arguments",
+    "authorization_key_hex",
+    "generate_authorization_key",
+    "hash_password",
+    "options_from_args",
+    "parse_quirks",
+    "run_simulator",
+    "validate_authorization_key",
+    "verify_password",
+]

@@ -1,0 +1,439 @@
+"""The async shell around one charger websocket connection.
+
+Theory of operation: :meth:`ChargerConnection.run` owns an :class:`asyncio.TaskGroup` for the
+life of the socket. Its own task reads frames one at a time: a CALL from the charger is
+validated, handled and answered before the next frame is read (OCPP-J allows one outstanding
+CALL per direction), so everything a charger reports reaches the core and the event sink in the
+order it was sent. A CALLRESULT/CALLERROR completes the one outstanding CALL the server sent.
+
+Lifecycle changes go through the pure table in :mod:`ocpp_server.connection_state`. Effects that
+send CALLs to the charger or close the socket run in a worker task inside the same TaskGroup
+(started on demand, one at a time), so the reader never waits for the charger's answer to our
+own CALL. Commands from the rest of Strom call :meth:`ChargerConnection.call` from their own
+tasks; a lock keeps exactly one server CALL outstanding per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from websockets.exceptions import ConnectionClosed
+
+from ocpp_server.connection_state import (
+    ConnectionEvent,
+    ConnectionState,
+    Effect,
+    may_handle,
+    transition,
+)
+from ocpp_server.protocol import (
+    Call,
+    CallError,
+    CallResult,
+    ErrorCode,
+    FrameRejected,
+    PayloadInvalid,
+    UnreadableFrame,
+    pack_call,
+    pack_error,
+    pack_result,
+    parse_frame,
+    validate_call,
+    validate_request,
+    validate_result,
+)
+from ocpp_server.records import ChargerRecord
+from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk
+from strom.ports import ChargerOffline, ChargerOnline, EventSink
+
+__all__ = ["CallOutcome", "ChargerConnection", "OutcomeKind", "Reply", "Transport"]
+
+log = logging.getLogger("ocpp_server.connection")
+
+LIVE_STATES: Final = frozenset(
+    {ConnectionState.CONNECTED, ConnectionState.BOOT_REQUESTED, ConnectionState.ACCEPTED}
+)
+
+_CLOSE_REASONS: Final = {
+    ConnectionEvent.SILENT: "no message for 2.5 heartbeat intervals",
+    ConnectionEvent.REPLACED: "replaced by a newer connection",
+    ConnectionEvent.APPROVED: "configured: reconnect with credentials",
+}
+
+
+class Transport(Protocol):
+    """The part of a websocket connection the shell uses."""
+
+    async def recv(self) -> str | bytes:
+        """The next message; raises ``ConnectionClosed`` at the end."""
+        ...
+
+    async def send(self, message: str) -> None:
+        """Send a text message."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer: the CALLRESULT payload and a lifecycle event to fire after it."""
+
+    payload: Mapping[str, Any]
+    then: ConnectionEvent | None = None
+
+
+Handler = Callable[["ChargerConnection", Mapping[str, Any]], Awaitable[Reply]]
+
+
+class OutcomeKind:
+    """How a CALL from the server ended."""
+
+    ANSWERED = "answered"
+    CALL_ERROR = "call_error"
+    INVALID = "invalid"
+    TIMEOUT = "timeout"
+    LOST = "lost"  # sent, then the connection closed: the outcome is unknown
+    OFFLINE = "offline"  # nothing was sent
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """The result of :meth:`ChargerConnection.call`."""
+
+    kind: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str = ""
+    detail: str = ""
+
+
+class _ConnectionLost(Exception):
+    """Completes a pending CALL when its connection goes away."""
+
+
+@dataclass(slots=True)
+class ConnectionContext:
+    """What every connection shares with the server."""
+
+    settings: OcppServerSettings
+    events: EventSink
+    handlers: Mapping[str, Handler]
+    monotonic: Callable[[], float]
+    now: Callable[[], datetime]
+    totals: list[int]  # [received, sent] over all chargers
+    configure: Callable[[ChargerConnection], Awaitable[None]]
+    trigger_boot: Callable[[ChargerConnection], Awaitable[None]]
+
+
+class ChargerConnection:
+    """One websocket connection of one charger (see the module docstring)."""
+
+    __slots__ = (
+        "_close_reason",
+        "_ctx",
+        "_effects",
+        "_lock",
+        "_next_id",
+        "_pending",
+        "_tg",
+        "_transport",
+        "_worker",
+        "auth",
+        "charger_id",
+        "connected_at",
+        "last_seen",
+        "record",
+        "remote_address",
+        "state",
+    )
+
+    def __init__(
+        self,
+        *,
+        charger_id: str,
+        transport: Transport,
+        record: ChargerRecord,
+        auth: ChargerAuth | None,
+        context: ConnectionContext,
+        remote_address: str = "",
+    ) -> None:
+        self.charger_id = charger_id
+        self.auth = auth  # None for a charger held for approval
+        self.record = record
+        self.remote_address = remote_address
+        self.state = ConnectionState.DISCONNECTED
+        self._transport = transport
+        self._ctx = context
+        now = context.monotonic()
+        self.connected_at = now
+        self.last_seen = now
+        self._next_id = 0
+        self._lock: asyncio.Lock | None = None
+        self._pending: tuple[str, str, asyncio.Future[CallResult | CallError]] | None = None
+        self._effects: deque[Effect] = deque()
+        self._worker = False
+        self._tg: asyncio.TaskGroup | None = None
+        self._close_reason = ""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """A configured charger with a live connection."""
+        return self.state in LIVE_STATES
+
+    def has(self, quirk: Quirk) -> bool:
+        """Whether the charger's profile sets ``quirk``."""
+        return self.auth is not None and quirk in self.auth.quirks
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        opened = (
+            ConnectionEvent.OPENED if self.auth is not None else ConnectionEvent.OPENED_UNREGISTERED
+        )
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            await self._execute(self._fire(opened))
+            await self._receive_loop()
+            self._tg = None
+            await self._execute(self._fire(ConnectionEvent.CLOSED))
+            if not self._worker:
+                # Events queued after the reader stopped (a ChargerOffline) still go out;
+                # CALLs and closing are no-ops on a closed connection.
+                while self._effects:
+                    await self._apply(self._effects.popleft())
+
+    def fire_background(self, event: ConnectionEvent) -> None:
+        """Apply a lifecycle event from outside the connection's task (sweeper, new connection).
+
+        The state changes now; publishing and closing run in the connection's TaskGroup.
+        """
+        effects = self._fire(event)
+        self._queue(effects)
+
+    def _fire(self, event: ConnectionEvent) -> tuple[Effect, ...]:
+        self.state, effects = transition(self.state, event)
+        if event in _CLOSE_REASONS:
+            self._close_reason = _CLOSE_REASONS[event]
+        if Effect.FAIL_PENDING_CALLS in effects:
+            self._fail_pending()
+        return tuple(effect for effect in effects if effect is not Effect.FAIL_PENDING_CALLS)
+
+    async def _execute(self, effects: tuple[Effect, ...]) -> None:
+        """Publish inline (keeps event order with the reader); queue CALLs and closing."""
+        for effect in effects:
+            if effect in (Effect.CONFIGURE, Effect.TRIGGER_BOOT, Effect.CLOSE_SOCKET):
+                self._queue((effect,))
+            else:
+                await self._apply(effect)
+
+    def _queue(self, effects: tuple[Effect, ...]) -> None:
+        if not effects:
+            return
+        self._effects.extend(effects)
+        if self._worker:
+            return
+        if self._tg is None:
+            # The reader has finished: the socket is closed, only events can still matter.
+            return
+        self._worker = True
+        self._tg.create_task(self._work(), name=f"ocpp-effects-{self.charger_id}")
+
+    async def _work(self) -> None:
+        try:
+            while self._effects:
+                await self._apply(self._effects.popleft())
+        finally:
+            self._worker = False
+
+    async def _apply(self, effect: Effect) -> None:
+        ctx = self._ctx
+        if effect is Effect.PUBLISH_ONLINE:
+            self.record.connected_since = ctx.now()
+            await ctx.events.publish(ChargerOnline(self.charger_id, ctx.now()))
+        elif effect is Effect.PUBLISH_OFFLINE_CLOSED:
+            await ctx.events.publish(ChargerOffline(self.charger_id, ctx.now(), "disconnected"))
+        elif effect is Effect.PUBLISH_OFFLINE_SILENT:
+            reason = "silent for 2.5 heartbeat intervals"
+            await ctx.events.publish(ChargerOffline(self.charger_id, ctx.now(), reason))
+        elif effect is Effect.CONFIGURE:
+            if self.online:
+                await ctx.configure(self)
+        elif effect is Effect.TRIGGER_BOOT:
+            if self.online:
+                await ctx.trigger_boot(self)
+        elif effect is Effect.CLOSE_SOCKET:
+            await self._transport.close(1000, self._close_reason)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while self.state is not ConnectionState.DISCONNECTED:
+            try:
+                message = await self._transport.recv()
+            except ConnectionClosed:
+                return
+            self.last_seen = self._ctx.monotonic()
+            self._ctx.totals[0] += 1
+            if isinstance(message, bytes):
+                self.record.log("in", repr(message[:200]), self._ctx.now())
+                log.warning("cp_id=%s: binary frame ignored (OCPP-J uses text)", self.charger_id)
+                continue
+            self.record.log("in", message, self._ctx.now())
+            try:
+                await self._on_frame(message)
+            except ConnectionClosed:
+                return
+
+    async def _on_frame(self, message: str) -> None:
+        try:
+            frame = parse_frame(message)
+        except UnreadableFrame as exc:
+            log.warning("cp_id=%s: unreadable frame ignored: %s", self.charger_id, exc)
+            return
+        except FrameRejected as exc:
+            log.warning("cp_id=%s: malformed CALL: %s", self.charger_id, exc)
+            await self._send(pack_error(exc.unique_id, exc.code, exc.description))
+            return
+        if isinstance(frame, Call):
+            await self._on_call(frame)
+        else:
+            self._on_answer(frame)
+
+    async def _on_call(self, call: Call) -> None:
+        try:
+            reply = await self._serve(call)
+        except FrameRejected as exc:
+            log.warning("cp_id=%s: %s refused: %s", self.charger_id, call.action, exc)
+            await self._send(pack_error(exc.unique_id, exc.code, exc.description))
+            return
+        await self._send(pack_result(call.unique_id, reply.payload))
+        if reply.then is not None:
+            await self._execute(self._fire(reply.then))
+
+    async def _serve(self, call: Call) -> Reply:
+        if not may_handle(self.state, call.action):
+            raise FrameRejected(
+                call.unique_id, ErrorCode.SECURITY_ERROR, "not accepted by the central system yet"
+            )
+        validate_call(call, lenient_lengths=self.has(Quirk.LENIENT_STRING_LENGTHS))
+        handler = self._ctx.handlers.get(call.action)
+        if handler is None:
+            raise FrameRejected(
+                call.unique_id, ErrorCode.NOT_SUPPORTED, f"{call.action} is not served here"
+            )
+        try:
+            reply = await handler(self, call.payload)
+        except PayloadInvalid as exc:
+            raise FrameRejected(call.unique_id, exc.code, exc.description) from exc
+        except Exception as exc:
+            # The boundary between a charger's request and Strom's core: a failure in the core
+            # (database down, a bug) is logged with context and answered InternalError without
+            # detail, so the charger retries; the connection keeps running.
+            log.exception("cp_id=%s: %s failed in the core", self.charger_id, call.action)
+            raise FrameRejected(
+                call.unique_id, ErrorCode.INTERNAL_ERROR, "the central system failed"
+            ) from exc
+        try:
+            validate_result(call.action, reply.payload)
+        except PayloadInvalid as exc:  # our own answer breaks the schema: a bug
+            log.error("cp_id=%s: invalid %s answer: %s", self.charger_id, call.action, exc)
+            raise FrameRejected(
+                call.unique_id, ErrorCode.INTERNAL_ERROR, "the central system failed"
+            ) from exc
+        return reply
+
+    def _on_answer(self, frame: CallResult | CallError) -> None:
+        pending = self._pending
+        if pending is None or pending[0] != frame.unique_id or pending[2].done():
+            log.warning(
+                "cp_id=%s: answer to no outstanding CALL (id %s) ignored",
+                self.charger_id,
+                frame.unique_id[:40],
+            )
+            return
+        pending[2].set_result(frame)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def _send(self, frame: str) -> None:
+        self.record.log("out", frame, self._ctx.now())
+        self._ctx.totals[1] += 1
+        await self._transport.send(frame)
+
+    def _fail_pending(self) -> None:
+        if self._pending is not None and not self._pending[2].done():
+            self._pending[2].set_exception(_ConnectionLost())
+
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, wait_s: float | None = None
+    ) -> CallOutcome:
+        """Send one CALL to the charger and wait for its answer.
+
+        Args:
+            action: the OCPP 1.6 action.
+            payload: its request payload (checked against the schema: a bad one is our bug).
+            wait_s: seconds to wait, including the wait for an earlier CALL to finish;
+                the server's command timeout by default.
+
+        Returns:
+            How it ended; never raises for the charger's behaviour.
+
+        Raises:
+            PayloadInvalid: the payload breaks the request schema (a bug in the caller).
+        """
+        validate_request(action, payload)
+        if not self.online:
+            return CallOutcome(OutcomeKind.OFFLINE, detail="the charger is not connected")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        limit = self._ctx.settings.command_timeout_s if wait_s is None else wait_s
+        sent = False
+        try:
+            async with asyncio.timeout(limit), self._lock:
+                if not self.online:
+                    return CallOutcome(OutcomeKind.OFFLINE, detail="the charger disconnected")
+                self._next_id += 1
+                unique_id = f"s{self._next_id}"
+                future: asyncio.Future[CallResult | CallError] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                self._pending = (unique_id, action, future)
+                try:
+                    await self._send(pack_call(Call(unique_id, action, dict(payload))))
+                    sent = True
+                    answer = await future
+                finally:
+                    self._pending = None
+        except TimeoutError:
+            detail = "no answer in time" if sent else "busy with another command; nothing sent"
+            return CallOutcome(OutcomeKind.TIMEOUT, detail=detail)
+        except (_ConnectionLost, ConnectionClosed):
+            if not sent:
+                return CallOutcome(OutcomeKind.OFFLINE, detail="the charger disconnected")
+            return CallOutcome(OutcomeKind.LOST, detail="connection closed before the answer")
+        return self._outcome(action, answer)
+
+    def _outcome(self, action: str, answer: CallResult | CallError) -> CallOutcome:
+        if isinstance(answer, CallError):
+            return CallOutcome(
+                OutcomeKind.CALL_ERROR,
+                error_code=answer.code[:50],
+                detail=answer.description[:200],
+            )
+        try:
+            validate_result(
+                action, answer.payload, lenient_lengths=self.has(Quirk.LENIENT_STRING_LENGTHS)
+            )
+        except PayloadInvalid as exc:
+            log.warning("cp_id=%s: invalid %s answer: %s", self.charger_id, action, exc)
+            return CallOutcome(OutcomeKind.INVALID, error_code=exc.code, detail=exc.description)
+        return CallOutcome(OutcomeKind.ANSWERED, payload=answer.payload)

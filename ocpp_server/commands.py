@@ -1,0 +1,199 @@
+"""The typed command API to chargers (implements :class:`strom.ports.ChargerCommands`).
+
+Every command returns a :class:`~strom.ports.CommandResult` and never raises for what a charger
+does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
+in time or the connection dropped after sending (the outcome is unknown), ``ERROR`` for a
+CALLERROR or an answer that breaks the schema, ``NOT_SUPPORTED`` when the charger says so.
+Exactly one CALL is outstanding per charger: commands queue behind each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ocpp_server._connection import CallOutcome, ChargerConnection, OutcomeKind
+from strom.ports import CommandResult, CommandStatus
+
+__all__ = [
+    "TRIGGERABLE_MESSAGES",
+    "ConfigurationKey",
+    "DataTransferResult",
+    "GetConfigurationResult",
+    "OcppCommands",
+]
+
+TRIGGERABLE_MESSAGES: Final = frozenset(
+    {
+        "BootNotification",
+        "DiagnosticsStatusNotification",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "StatusNotification",
+    }
+)
+
+# How each command's answer status maps onto CommandStatus.
+_ACCEPTED: Final = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+_NOT_SUPPORTED: Final = frozenset({"NotSupported", "NotImplemented"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationKey:
+    """One entry of GetConfiguration.conf."""
+
+    key: str
+    readonly: bool
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetConfigurationResult:
+    """GetConfiguration: the command result, the keys, and keys the charger does not know."""
+
+    result: CommandResult
+    keys: tuple[ConfigurationKey, ...] = ()
+    unknown_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DataTransferResult:
+    """DataTransfer: the command result and the charger's ``data``, if any."""
+
+    result: CommandResult
+    data: str | None = None
+
+
+def _result(outcome: CallOutcome) -> CommandResult:
+    if outcome.kind == OutcomeKind.OFFLINE:
+        return CommandResult(CommandStatus.OFFLINE, outcome.detail)
+    if outcome.kind in (OutcomeKind.TIMEOUT, OutcomeKind.LOST):
+        return CommandResult(CommandStatus.TIMEOUT, outcome.detail)
+    if outcome.kind == OutcomeKind.CALL_ERROR:
+        if outcome.error_code in _NOT_SUPPORTED:
+            return CommandResult(CommandStatus.NOT_SUPPORTED, outcome.error_code)
+        return CommandResult(CommandStatus.ERROR, f"{outcome.error_code}: {outcome.detail}")
+    if outcome.kind == OutcomeKind.INVALID:
+        return CommandResult(CommandStatus.ERROR, f"invalid answer: {outcome.detail}")
+    status = str(outcome.payload.get("status", ""))
+    if status in _ACCEPTED:
+        return CommandResult(CommandStatus.ACCEPTED, "" if status == "Accepted" else status)
+    if status in _NOT_SUPPORTED:
+        return CommandResult(CommandStatus.NOT_SUPPORTED, status)
+    return CommandResult(CommandStatus.REJECTED, status)
+
+
+class OcppCommands:
+    """Commands to connected chargers, by charger id."""
+
+    def __init__(self, connection: Callable[[str], ChargerConnection | None]) -> None:
+        self._connection = connection
+
+    async def _call(self, charger_id: str, action: str, payload: Mapping[str, Any]) -> CallOutcome:
+        conn = self._connection(charger_id)
+        if conn is None or not conn.online:
+            return CallOutcome(OutcomeKind.OFFLINE, detail="the charger is not connected")
+        return await conn.call(action, payload)
+
+    async def _command(
+        self, charger_id: str, action: str, payload: Mapping[str, Any]
+    ) -> CommandResult:
+        return _result(await self._call(charger_id, action, payload))
+
+    def is_online(self, charger_id: str) -> bool:
+        """Whether the charger has a live, admitted connection now."""
+        conn = self._connection(charger_id)
+        return conn is not None and conn.online
+
+    async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> CommandResult:
+        """RemoteStartTransaction for one connector with a per-session idTag (<= 20 chars)."""
+        payload = {"connectorId": connector_id, "idTag": id_tag}
+        return await self._command(charger_id, "RemoteStartTransaction", payload)
+
+    async def remote_stop(self, charger_id: str, transaction_id: int) -> CommandResult:
+        """RemoteStopTransaction."""
+        payload = {"transactionId": transaction_id}
+        return await self._command(charger_id, "RemoteStopTransaction", payload)
+
+    async def unlock(self, charger_id: str, connector_id: int) -> CommandResult:
+        """UnlockConnector (Unlocked is ACCEPTED, UnlockFailed REJECTED)."""
+        return await self._command(charger_id, "UnlockConnector", {"connectorId": connector_id})
+
+    async def change_availability(
+        self, charger_id: str, connector_id: int, *, operative: bool
+    ) -> CommandResult:
+        """ChangeAvailability (Scheduled is ACCEPTED with detail "Scheduled")."""
+        payload = {
+            "connectorId": connector_id,
+            "type": "Operative" if operative else "Inoperative",
+        }
+        return await self._command(charger_id, "ChangeAvailability", payload)
+
+    async def reset(self, charger_id: str, *, hard: bool) -> CommandResult:
+        """Reset (Soft / Hard)."""
+        return await self._command(charger_id, "Reset", {"type": "Hard" if hard else "Soft"})
+
+    async def trigger_status(self, charger_id: str, connector_id: int | None) -> CommandResult:
+        """TriggerMessage StatusNotification (all connectors when ``connector_id`` is None)."""
+        return await self.trigger_message(charger_id, "StatusNotification", connector_id)
+
+    async def trigger_message(
+        self, charger_id: str, message: str, connector_id: int | None = None
+    ) -> CommandResult:
+        """TriggerMessage for any message OCPP 1.6 lets a central system request.
+
+        Raises:
+            ValueError: for a message that cannot be triggered.
+        """
+        if message not in TRIGGERABLE_MESSAGES:
+            raise ValueError(f"TriggerMessage cannot request {message!r}")
+        payload: dict[str, Any] = {"requestedMessage": message}
+        if connector_id is not None:
+            payload["connectorId"] = connector_id
+        return await self._command(charger_id, "TriggerMessage", payload)
+
+    async def change_configuration(self, charger_id: str, key: str, value: str) -> CommandResult:
+        """ChangeConfiguration (RebootRequired is ACCEPTED with that detail)."""
+        return await self._command(charger_id, "ChangeConfiguration", {"key": key, "value": value})
+
+    async def clear_cache(self, charger_id: str) -> CommandResult:
+        """ClearCache (the charger's authorization cache)."""
+        return await self._command(charger_id, "ClearCache", {})
+
+    async def get_configuration(
+        self, charger_id: str, keys: tuple[str, ...] = ()
+    ) -> GetConfigurationResult:
+        """GetConfiguration for some keys, or all when ``keys`` is empty."""
+        payload: dict[str, Any] = {"key": list(keys)} if keys else {}
+        outcome = await self._call(charger_id, "GetConfiguration", payload)
+        if outcome.kind != OutcomeKind.ANSWERED:
+            return GetConfigurationResult(_result(outcome))
+        entries = tuple(
+            ConfigurationKey(
+                str(entry["key"]),
+                bool(entry["readonly"]),
+                None if entry.get("value") is None else str(entry["value"]),
+            )
+            for entry in outcome.payload.get("configurationKey", [])
+        )
+        unknown = tuple(str(key) for key in outcome.payload.get("unknownKey", []))
+        return GetConfigurationResult(CommandResult(CommandStatus.ACCEPTED), entries, unknown)
+
+    async def data_transfer(
+        self,
+        charger_id: str,
+        vendor_id: str,
+        message_id: str | None = None,
+        data: str | None = None,
+    ) -> DataTransferResult:
+        """DataTransfer to a vendor extension on the charger."""
+        payload: dict[str, Any] = {"vendorId": vendor_id}
+        if message_id is not None:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = data
+        outcome = await self._call(charger_id, "DataTransfer", payload)
+        answer = outcome.payload.get("data") if outcome.kind == OutcomeKind.ANSWERED else None
+        return DataTransferResult(_result(outcome), None if answer is None else str(answer))

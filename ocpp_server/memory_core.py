@@ -1,0 +1,288 @@
+"""In-memory implementations of the core's OCPP seams, for tests, benchmarks and the demo.
+
+:class:`InMemoryOcppCore` follows the same rules as the database-backed core:
+
+* idTags are accepted only when Strom issued them (:meth:`InMemoryOcppCore.issue_id_tag`) for
+  this charger (and connector, when given), once: a tag whose transaction has stopped is
+  ``Expired``; a tag in an open transaction is ``ConcurrentTx``; anything else is ``Invalid``;
+* every StartTransaction.req gets an id from a monotonic allocator (never the clock), also a
+  refused one, because OCPP requires a transactionId in every StartTransaction.conf;
+* a replay - the same charger, connector, idTag, meterStart and timestamp - returns the recorded
+  answer with ``replayed=True`` and changes nothing; the same holds for a repeated stop;
+* a StopTransaction.req for an id this charger never got is recorded as unknown, never matched
+  to a connector;
+* meter samples are kept per transaction, deduplicated on (timestamp, register).
+
+:class:`MemoryEventSink` keeps every event and lets a test wait for one (no sleeps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Final, TypeVar
+
+from strom.ports import (
+    AuthorizationStatus,
+    MeterSample,
+    OcppEvent,
+    StartDecision,
+    StopDecision,
+)
+
+__all__ = [
+    "InMemoryOcppCore",
+    "IssuedTag",
+    "MemoryEventSink",
+    "RecordedStop",
+    "RecordedTransaction",
+]
+
+_TAG_ALPHABET: Final = string.ascii_uppercase + string.digits
+_TAG_LENGTH: Final = 16  # some chargers corrupt 20-character tags (lbbrhzn/ocpp#2075)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTag:
+    """An idTag Strom issued for a paid session on one charger."""
+
+    id_tag: str
+    charger_id: str
+    connector_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedStop:
+    """The first StopTransaction.req recorded for a transaction (or an unknown one)."""
+
+    charger_id: str
+    transaction_id: int
+    meter_stop_wh: int
+    timestamp: datetime
+    reason: str
+    id_tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTransaction:
+    """One StartTransaction.req as recorded, with its stop once known."""
+
+    transaction_id: int
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    meter_start_wh: int
+    started_at: datetime
+    status: AuthorizationStatus
+    stop: RecordedStop | None = None
+
+    @property
+    def energy_wh(self) -> int | None:
+        """``meterStop - meterStart`` once stopped (never negative), else None."""
+        if self.stop is None:
+            return None
+        return max(self.stop.meter_stop_wh - self.meter_start_wh, 0)
+
+
+_ReplayKey = tuple[str, int, str, int, datetime]
+
+
+@dataclass
+class _Samples:
+    seen: set[tuple[datetime, int]] = field(default_factory=set)
+    samples: list[MeterSample] = field(default_factory=list)
+
+
+class InMemoryOcppCore:
+    """The OcppCore rules over dictionaries (see the module docstring)."""
+
+    def __init__(self, *, first_transaction_id: int = 1) -> None:
+        if first_transaction_id < 1:
+            raise ValueError("transaction ids start at 1 (0 means 'none' to many chargers)")
+        self._next_id = first_transaction_id
+        self._issued: dict[str, IssuedTag] = {}
+        self._transactions: dict[int, RecordedTransaction] = {}
+        self._by_replay_key: dict[_ReplayKey, int] = {}
+        self._open_by_tag: dict[str, int] = {}
+        self._used_tags: set[str] = set()
+        self._unknown_stops: list[RecordedStop] = []
+        self._samples: dict[tuple[str, int], _Samples] = {}
+        self._lock = asyncio.Lock()
+
+    # --- what the rest of Strom does -----------------------------------------------------------
+
+    def issue_id_tag(
+        self, charger_id: str, connector_id: int | None = None, id_tag: str | None = None
+    ) -> str:
+        """Issue an idTag for a paid session (16 random characters unless given)."""
+        tag = id_tag or "".join(secrets.choice(_TAG_ALPHABET) for _ in range(_TAG_LENGTH))
+        if len(tag) > 20:
+            raise ValueError("OCPP idTags are at most 20 characters")
+        self._issued[tag] = IssuedTag(tag, charger_id, connector_id)
+        return tag
+
+    def transactions(self) -> list[RecordedTransaction]:
+        """Every recorded StartTransaction, by id."""
+        return [self._transactions[key] for key in sorted(self._transactions)]
+
+    def transaction(self, transaction_id: int) -> RecordedTransaction | None:
+        """One recorded transaction."""
+        return self._transactions.get(transaction_id)
+
+    def unknown_stops(self) -> list[RecordedStop]:
+        """StopTransaction.req for ids no StartTransaction of that charger got."""
+        return list(self._unknown_stops)
+
+    def samples(self, charger_id: str, transaction_id: int) -> list[MeterSample]:
+        """Meter samples recorded for a transaction, deduplicated, in arrival order."""
+        entry = self._samples.get((charger_id, transaction_id))
+        return list(entry.samples) if entry else []
+
+    def latest_register_wh(self, charger_id: str, transaction_id: int) -> int | None:
+        """The highest register recorded for a transaction (a register only grows)."""
+        samples = self.samples(charger_id, transaction_id)
+        return max((s.register_wh for s in samples), default=None)
+
+    # --- OcppCore ----------------------------------------------------------------------------
+
+    def _tag_status(
+        self, charger_id: str, connector_id: int | None, id_tag: str
+    ) -> AuthorizationStatus:
+        issued = self._issued.get(id_tag)
+        if issued is None or issued.charger_id != charger_id:
+            return AuthorizationStatus.INVALID
+        if connector_id is not None and issued.connector_id not in (None, connector_id):
+            return AuthorizationStatus.INVALID
+        if id_tag in self._open_by_tag:
+            return AuthorizationStatus.CONCURRENT_TX
+        if id_tag in self._used_tags:
+            return AuthorizationStatus.EXPIRED
+        return AuthorizationStatus.ACCEPTED
+
+    async def authorize(self, charger_id: str, id_tag: str) -> AuthorizationStatus:
+        """Accepted only for an idTag issued for this charger and not used yet."""
+        return self._tag_status(charger_id, None, id_tag)
+
+    async def start_transaction(
+        self,
+        charger_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+    ) -> StartDecision:
+        """Record a StartTransaction.req; a replay returns the recorded answer."""
+        async with self._lock:
+            key: _ReplayKey = (charger_id, connector_id, id_tag, meter_start_wh, timestamp)
+            known = self._by_replay_key.get(key)
+            if known is not None:
+                recorded = self._transactions[known]
+                return StartDecision(known, recorded.status, replayed=True)
+            status = self._tag_status(charger_id, connector_id, id_tag)
+            transaction_id = self._next_id
+            self._next_id += 1
+            self._transactions[transaction_id] = RecordedTransaction(
+                transaction_id,
+                charger_id,
+                connector_id,
+                id_tag,
+                meter_start_wh,
+                timestamp,
+                status,
+            )
+            self._by_replay_key[key] = transaction_id
+            if status is AuthorizationStatus.ACCEPTED:
+                self._open_by_tag[id_tag] = transaction_id
+            return StartDecision(transaction_id, status)
+
+    async def stop_transaction(
+        self,
+        charger_id: str,
+        transaction_id: int,
+        meter_stop_wh: int,
+        timestamp: datetime,
+        reason: str,
+        id_tag: str | None,
+    ) -> StopDecision:
+        """Record a StopTransaction.req; the first stop of a transaction wins."""
+        async with self._lock:
+            stop = RecordedStop(
+                charger_id, transaction_id, meter_stop_wh, timestamp, reason, id_tag
+            )
+            recorded = self._transactions.get(transaction_id)
+            if recorded is None or recorded.charger_id != charger_id:
+                if stop in self._unknown_stops:
+                    return StopDecision(known=False, replayed=True)
+                self._unknown_stops.append(stop)
+                return StopDecision(known=False)
+            if recorded.stop is not None:
+                return StopDecision(known=True, replayed=True)
+            self._transactions[transaction_id] = replace(recorded, stop=stop)
+            if self._open_by_tag.get(recorded.id_tag) == transaction_id:
+                del self._open_by_tag[recorded.id_tag]
+                self._used_tags.add(recorded.id_tag)
+            return StopDecision(known=True)
+
+    async def record_meter(self, sample: MeterSample) -> None:
+        """Keep a sample once per (timestamp, register)."""
+        entry = self._samples.setdefault((sample.charger_id, sample.transaction_id), _Samples())
+        key = (sample.at, sample.register_wh)
+        if key not in entry.seen:
+            entry.seen.add(key)
+            entry.samples.append(sample)
+
+
+_Event = TypeVar("_Event", bound=OcppEvent)
+
+
+class MemoryEventSink:
+    """An EventSink that keeps every event and lets callers wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[OcppEvent] = []
+        self._changed = asyncio.Condition()
+
+    async def publish(self, event: OcppEvent) -> None:
+        """Keep the event and wake waiters."""
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def of_type(self, kind: type[_Event]) -> list[_Event]:
+        """The events of one type, in order."""
+        return [event for event in self.events if isinstance(event, kind)]
+
+    async def wait_for(
+        self,
+        kind: type[_Event],
+        predicate: Callable[[_Event], bool] = lambda _event: True,
+        *,
+        within_s: float = 10.0,
+        after: int = 0,
+    ) -> _Event:
+        """Wait until an event of ``kind`` matching ``predicate`` was published.
+
+        Args:
+            kind: the event type.
+            predicate: a further condition on the event.
+            within_s: seconds to wait.
+            after: only consider events at index ``after`` or later in :attr:`events`.
+
+        Raises:
+            TimeoutError: when no such event came in time.
+        """
+
+        def found() -> _Event | None:
+            for event in self.events[after:]:
+                if isinstance(event, kind) and predicate(event):
+                    return event
+            return None
+
+        async with asyncio.timeout(within_s), self._changed:
+            while (event := found()) is None:
+                await self._changed.wait()
+            return event

@@ -1,0 +1,435 @@
+"""The OCPP 1.6J central system: websocket endpoint, charger admission, registry, supervision.
+
+Theory of operation:
+
+* **Admission** happens in the HTTP upgrade, before a websocket exists. The path must be
+  ``/ocpp/<charger id>`` (404 otherwise); the client must offer the ``ocpp1.6`` subprotocol
+  (400 with the reason otherwise); the charger must be configured and, when it has a password,
+  present HTTP Basic credentials whose user is its id and whose password matches the stored
+  scrypt hash (401 otherwise, the same answer for every failure, so nothing leaks). With
+  auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for the
+  operator instead.
+* **Last connection wins.** A charger that reconnects replaces its older connection, which is
+  closed in its own task; commands then go to the new one.
+* **Supervision.** One supervisor task sweeps all connections: a charger silent for 2.5
+  heartbeat intervals is marked offline and disconnected; a charger that connected without
+  BootNotification gets the boot backstop (TriggerMessage BootNotification).
+* Each connection runs in the task websockets gives its handler, with its own TaskGroup
+  (:mod:`ocpp_server._connection`). No task is left unowned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import http
+import logging
+import secrets
+import ssl
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from ocpp_server._connection import ChargerConnection, ConnectionContext
+from ocpp_server._handlers import ChargerHandlers
+from ocpp_server.commands import OcppCommands
+from ocpp_server.connection_state import ConnectionEvent, ConnectionState
+from ocpp_server.passwords import parse_basic_auth
+from ocpp_server.records import (
+    ChargerInfo,
+    ChargerRecord,
+    LoggedMessage,
+    MessageCounters,
+    PendingCharger,
+)
+from ocpp_server.settings import (
+    CHARGER_ID_PATTERN,
+    ChargerAuth,
+    ChargerAuthLookup,
+    OcppServerSettings,
+)
+from strom.ports import EventSink, OcppCore
+
+__all__ = ["OcppServer"]
+
+log = logging.getLogger("ocpp_server")
+
+SUBPROTOCOL: Final = "ocpp1.6"
+PATH_PREFIX: Final = "/ocpp/"
+_MAX_CONCURRENT_HASHES: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    charger_id: str
+    auth: ChargerAuth | None  # None: held for approval
+    presented_credentials: bool
+
+
+class OcppServer:
+    """The OCPP 1.6J central system (see the module docstring).
+
+    Use as ``async with OcppServer(...) as server:`` or call :meth:`start` and :meth:`stop`.
+
+    Args:
+        settings: listening address, TLS, intervals, timeouts.
+        chargers: where admitted chargers and their passwords are looked up.
+        core: the core's OCPP seam (authorisation, transactions, meter records).
+        events: where :mod:`strom.ports` OCPP events are published.
+        monotonic: clock for timeouts and silence (seconds); injectable for tests.
+        now: wall clock for timestamps (aware UTC).
+    """
+
+    def __init__(
+        self,
+        settings: OcppServerSettings,
+        chargers: ChargerAuthLookup,
+        core: OcppCore,
+        events: EventSink,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._chargers = chargers
+        self._monotonic = monotonic
+        self._now = now
+        self._live: dict[str, ChargerConnection] = {}
+        self._pending_connections: dict[str, ChargerConnection] = {}
+        self._pending: dict[str, PendingCharger] = {}
+        self._records: dict[str, ChargerRecord] = {}
+        self._admissions: weakref.WeakKeyDictionary[ServerConnection, _Admission] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._totals = [0, 0]
+        # Successful password checks, remembered as an HMAC under a per-process key so that a
+        # reconnect does not pay scrypt again; failures are never cached.
+        self._auth_cache_key = secrets.token_bytes(32)
+        self._auth_cache: dict[str, tuple[str, bytes]] = {}
+        self._hash_slots = asyncio.Semaphore(_MAX_CONCURRENT_HASHES)
+        self._handlers = ChargerHandlers(
+            settings=settings,
+            core=core,
+            events=events,
+            chargers=chargers,
+            now=now,
+            pending=lambda conn: self._pending.get(conn.charger_id),
+            update_pending=self._update_pending,
+        )
+        self._context = ConnectionContext(
+            settings=settings,
+            events=events,
+            handlers=self._handlers.table(),
+            monotonic=monotonic,
+            now=now,
+            totals=self._totals,
+            configure=self._handlers.configure,
+            trigger_boot=self._handlers.trigger_boot,
+        )
+        self.commands = OcppCommands(self._live.get)
+        self._server: Server | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen for chargers and start supervising connections."""
+        if self._server is not None:
+            raise RuntimeError("the OCPP server is already running")
+        self._server = await serve(
+            self._serve_connection,
+            self.settings.host,
+            self.settings.port,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            process_request=self._admit,
+            ssl=self._ssl_context(),
+            ping_interval=self.settings.websocket_ping_interval_s,
+            max_size=self.settings.max_message_bytes,
+            server_header="Strom",
+        )
+        self._supervisor = asyncio.create_task(self._supervise(), name="ocpp-supervisor")
+        log.info(
+            "OCPP 1.6J central system on %s://%s:%d%s<charger id>",
+            "wss" if self.settings.uses_tls else "ws",
+            self.settings.host,
+            self.port,
+            PATH_PREFIX,
+        )
+
+    async def stop(self) -> None:
+        """Close every connection (code 1001) and stop supervising."""
+        server, self._server = self._server, None
+        supervisor, self._supervisor = self._supervisor, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        if supervisor is not None:
+            supervisor.cancel()
+            # gather returns the supervisor's CancelledError; our own cancellation propagates.
+            await asyncio.gather(supervisor, return_exceptions=True)
+
+    async def __aenter__(self) -> OcppServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The TCP port listened on (useful with port 0)."""
+        if self._server is None:
+            raise RuntimeError("the OCPP server is not running")
+        for sock in self._server.sockets:
+            return int(sock.getsockname()[1])
+        raise RuntimeError("the OCPP server has no socket")
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.settings.tls_cert is None or self.settings.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        # The OCPP 1.6 security whitepaper requires TLS 1.2 or later for profile 2.
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        return context
+
+    # --- admission (HTTP upgrade) ----------------------------------------------------------
+
+    async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        charger_id = unquote(path[len(PATH_PREFIX) :]) if path.startswith(PATH_PREFIX) else ""
+        if not CHARGER_ID_PATTERN.match(charger_id):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
+        if SUBPROTOCOL not in _offered_subprotocols(request.headers):
+            return connection.respond(
+                http.HTTPStatus.BAD_REQUEST,
+                "This endpoint speaks OCPP 1.6J only: offer the websocket subprotocol "
+                f"'{SUBPROTOCOL}' (Sec-WebSocket-Protocol).\n",
+            )
+        auth = await self._chargers.charger_auth(charger_id)
+        header = request.headers.get("Authorization")
+        credentials = parse_basic_auth(header) if header else None
+        if auth is None:
+            if self.settings.auto_register and self._may_hold(charger_id):
+                self._admissions[connection] = _Admission(charger_id, None, credentials is not None)
+                return None
+            log.warning("unknown charger %r refused (%s)", charger_id, _peer(connection))
+            return _unauthorized(connection)
+        if auth.parsed_hash is not None:
+            if credentials is None or credentials[0] != charger_id:
+                log.warning("cp_id=%s: no or wrong Basic credentials", charger_id)
+                return _unauthorized(connection)
+            if not await self._password_ok(auth, credentials[1]):
+                log.warning("cp_id=%s: wrong password (%s)", charger_id, _peer(connection))
+                return _unauthorized(connection)
+        self._admissions[connection] = _Admission(charger_id, auth, credentials is not None)
+        return None
+
+    def _may_hold(self, charger_id: str) -> bool:
+        return (
+            charger_id in self._pending or len(self._pending) < self.settings.max_pending_chargers
+        )
+
+    async def _password_ok(self, auth: ChargerAuth, password: bytes) -> bool:
+        parsed = auth.parsed_hash
+        if parsed is None or auth.password_hash is None:
+            return True
+        tag = hmac.new(self._auth_cache_key, password, hashlib.sha256).digest()
+        cached = self._auth_cache.get(auth.charger_id)
+        if cached is not None and cached[0] == auth.password_hash:
+            # Known password for this hash: constant-time check, no scrypt.
+            return hmac.compare_digest(cached[1], tag)
+        return await self._scrypt(auth, password, tag)
+
+    async def _scrypt(self, auth: ChargerAuth, password: bytes, tag: bytes) -> bool:
+        parsed = auth.parsed_hash
+        if parsed is None or auth.password_hash is None:  # pragma: no cover - checked by caller
+            return False
+        async with self._hash_slots:
+            ok = await asyncio.to_thread(parsed.matches, password)
+        if ok:
+            self._auth_cache[auth.charger_id] = (auth.password_hash, tag)
+        return ok
+
+    # --- connections -----------------------------------------------------------------------
+
+    async def _serve_connection(self, websocket: ServerConnection) -> None:
+        admission = self._admissions.pop(websocket, None)
+        if admission is None:  # pragma: no cover - every accepted handshake was admitted
+            await websocket.close(1011, "not admitted")
+            return
+        charger_id = admission.charger_id
+        record = self._records.get(charger_id)
+        if record is None:
+            record = ChargerRecord(charger_id, self.settings.message_log_size)
+            self._records[charger_id] = record
+        conn = ChargerConnection(
+            charger_id=charger_id,
+            transport=websocket,
+            record=record,
+            auth=admission.auth,
+            context=self._context,
+            remote_address=_peer(websocket),
+        )
+        registry = self._live if admission.auth is not None else self._pending_connections
+        old = registry.get(charger_id)
+        registry[charger_id] = conn
+        if old is not None and old.state is not ConnectionState.DISCONNECTED:
+            log.info("cp_id=%s: reconnected; the older connection is closed", charger_id)
+            old.fire_background(ConnectionEvent.REPLACED)
+        if admission.auth is None:
+            self._hold(conn, admission)
+        try:
+            await conn.run()
+        except Exception:
+            # The per-connection supervisor: a bug in one charger's handling is logged with
+            # its id and ends that connection only.
+            log.exception("cp_id=%s: connection failed", charger_id)
+        finally:
+            if registry.get(charger_id) is conn:
+                del registry[charger_id]
+
+    def _hold(self, conn: ChargerConnection, admission: _Admission) -> None:
+        now = self._now()
+        known = self._pending.get(conn.charger_id)
+        self._pending[conn.charger_id] = PendingCharger(
+            conn.charger_id,
+            conn.remote_address,
+            known.first_seen if known else now,
+            now,
+            admission.presented_credentials,
+            known.boot if known else None,
+        )
+        log.warning(
+            "cp_id=%s: unknown charger held for operator approval (%s)",
+            conn.charger_id,
+            conn.remote_address,
+        )
+
+    def _update_pending(self, pending: PendingCharger) -> None:
+        if pending.charger_id in self._pending:
+            self._pending[pending.charger_id] = pending
+
+    # --- supervision -----------------------------------------------------------------------
+
+    def _tick(self) -> float:
+        settings = self.settings
+        return max(
+            0.05, min(1.0, settings.offline_after_s / 10, settings.boot_backstop_delay_s / 4)
+        )
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick())
+            try:
+                self.sweep()
+            except Exception:
+                # The supervisor outlives a bug in one sweep; the next tick tries again.
+                log.exception("OCPP supervisor sweep failed")
+
+    def sweep(self) -> None:
+        """Mark silent chargers offline and fire due boot backstops (one supervisor tick)."""
+        now = self._monotonic()
+        settings = self.settings
+        silent_after = settings.offline_after_s
+        for conn in list(self._live.values()):
+            if not conn.online:
+                continue
+            if now - conn.last_seen > silent_after:
+                log.warning("cp_id=%s: silent; marked offline", conn.charger_id)
+                conn.fire_background(ConnectionEvent.SILENT)
+            elif (
+                conn.state is ConnectionState.CONNECTED
+                and now - conn.connected_at >= settings.boot_backstop_delay_s
+            ):
+                conn.fire_background(ConnectionEvent.BACKSTOP_DUE)
+        pending_silent = max(silent_after, settings.pending_retry_interval_s * 2.5)
+        for conn in list(self._pending_connections.values()):
+            if (
+                conn.state is ConnectionState.PENDING_APPROVAL
+                and now - conn.last_seen > pending_silent
+            ):
+                conn.fire_background(ConnectionEvent.SILENT)
+
+    # --- views for the admin UI ------------------------------------------------------------
+
+    def online_chargers(self) -> list[str]:
+        """Ids of configured chargers with a live connection, sorted."""
+        return sorted(cid for cid, conn in self._live.items() if conn.online)
+
+    def pending_chargers(self) -> list[PendingCharger]:
+        """Unknown chargers that connected while auto-registration was on, oldest first."""
+        return sorted(self._pending.values(), key=lambda pending: pending.first_seen)
+
+    def forget_pending(self, charger_id: str) -> bool:
+        """Drop a charger from the pending list (and its connection); True if it was there."""
+        conn = self._pending_connections.get(charger_id)
+        if conn is not None and conn.state is ConnectionState.PENDING_APPROVAL:
+            conn.fire_background(ConnectionEvent.REPLACED)
+        return self._pending.pop(charger_id, None) is not None
+
+    def message_log(self, charger_id: str) -> tuple[LoggedMessage, ...]:
+        """The recent OCPP frames of one charger, oldest first (bounded)."""
+        record = self._records.get(charger_id)
+        return record.messages() if record else ()
+
+    def counters(self, charger_id: str | None = None) -> MessageCounters:
+        """Websocket messages received and sent, for one charger or the whole server."""
+        if charger_id is None:
+            return MessageCounters(self._totals[0], self._totals[1])
+        record = self._records.get(charger_id)
+        return record.counters() if record else MessageCounters(0, 0)
+
+    def charger_info(self, charger_id: str) -> ChargerInfo | None:
+        """What the server knows about a charger, or None if it never connected."""
+        record = self._records.get(charger_id)
+        if record is None:
+            return None
+        conn = self._live.get(charger_id) or self._pending_connections.get(charger_id)
+        state = conn.state if conn is not None else ConnectionState.DISCONNECTED
+        return ChargerInfo(
+            charger_id=charger_id,
+            online=conn is not None and conn.online,
+            state=state.value,
+            connected_since=record.connected_since,
+            boot=record.boot,
+            connector_status=dict(record.connector_status),
+            notifications=dict(record.notifications),
+            counters=record.counters(),
+        )
+
+
+def _offered_subprotocols(headers: Headers) -> list[str]:
+    offered: list[str] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        offered.extend(part.strip() for part in value.split(","))
+    return offered
+
+
+def _unauthorized(connection: ServerConnection) -> Response:
+    response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
+    response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+    return response
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
