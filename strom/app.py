@@ -3,83 +3,259 @@
 This is the one module of the core that may import the I/O packages (``ocpp_server``,
 ``agent``, ``lnurl_server``). Everything it starts is owned by one :class:`asyncio.TaskGroup`,
 so a failure in any part stops the service instead of leaving it half-alive.
+
+Start order: database (migrate, sync chargers) → lightning backend (node info) → reconcile
+pending invoices → OCPP server → HTTP server → background loops (effect runner, settlement
+stream, invoice expiry). Stop order is the reverse.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
+from lnurl_server.lnurl import LnurlError, bech32_lnurl
+from lnurl_server.pages import Pages
+from lnurl_server.ratelimit import RateLimiter
+from lnurl_server.routes import FrontDoor
+from ocpp_server import (
+    ChargerAuth,
+    OcppServer,
+    OcppServerSettings,
+    StaticChargerAuth,
+    parse_quirks,
+)
+from strom.charging import ChargingEffects
 from strom.config import StromConfig
+from strom.core_events import CoreEventSink
 from strom.effects import EffectRunner, Handler
+from strom.errors import BackendError, ConfigError
+from strom.lightning import LightningBackend, create_backend
+from strom.ocpp_core import DatabaseOcppCore
+from strom.payments import PaymentService
+from strom.refunds import RefundService
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database, redact_url
 from strom.storage.outbox import OutboxRow, OutboxStore
 from strom.storage.sessions import SessionStore
 
-__all__ = ["Strom"]
+__all__ = ["Strom", "check_public_url"]
 
 log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP_S = 15.0
+
+
+def check_public_url(public_url: str) -> None:
+    """Refuse to advertise LNURLs wallets must reject (LUD-01: https, or http for onion/local).
+
+    Raises:
+        ConfigError: the public URL is plain http on a public host.
+    """
+    try:
+        bech32_lnurl(f"{public_url}/lnurlp/x/1")
+    except LnurlError:
+        raise ConfigError(
+            f"server.public_url {public_url!r}: LNURLs on a public host must be https:// "
+            "(LUD-01 allows http:// only for .onion and local development); configure "
+            "server.tls_cert/tls_key or a TLS proxy and an https:// public_url"
+        ) from None
+
+
+def _ssl_context(cert: Path | None, key: Path | None, what: str) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError(f"{what}: tls_cert and tls_key must be given together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{what}: cannot load TLS certificate {cert} / key {key}: {exc}"
+        ) from None
+    return context
+
+
+def _ocpp_settings(config: StromConfig) -> OcppServerSettings:
+    ocpp = config.ocpp
+    return OcppServerSettings(
+        host=ocpp.host,
+        port=ocpp.port,
+        tls_cert=ocpp.tls_cert,
+        tls_key=ocpp.tls_key,
+        heartbeat_interval_s=ocpp.heartbeat_interval_s,
+        meter_value_sample_interval_s=ocpp.meter_interval_s,
+        auto_register=ocpp.auto_register,
+        command_timeout_s=ocpp.command_timeout_s,
+    )
+
+
+def _charger_auth(config: StromConfig) -> StaticChargerAuth:
+    chargers = []
+    for profile in config.profiles:
+        try:
+            quirks = parse_quirks(profile.ocpp.quirks)
+            chargers.append(
+                ChargerAuth(
+                    charger_id=profile.id,
+                    password_hash=profile.ocpp.password_hash or None,
+                    quirks=quirks,
+                    connectors=max(c.id for c in profile.connectors),
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError(f"profiles/{profile.id}.toml: key 'ocpp': {exc}") from None
+    return StaticChargerAuth(chargers)
+
+
+async def _log_notification(row: OutboxRow) -> None:
+    log.info("session %s: %s", row.session_id, row.payload.get("what"))
 
 
 @dataclass
 class Strom:
-    """A running Strom: its database, stores, effect runner and servers."""
+    """A running Strom: database, stores, lightning, OCPP and HTTP servers, loops."""
 
     config: StromConfig
     db: Database
     sessions: SessionStore
     chargers: ChargerStore
+    backend: LightningBackend
+    payments: PaymentService
+    refunds: RefundService
+    events: CoreEventSink
+    ocpp: OcppServer
     runner: EffectRunner
+    front: FrontDoor
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    async def open(cls, config: StromConfig) -> Strom:
-        """Connect the database, apply migrations and sync chargers from the profiles.
+    async def open(cls, config: StromConfig, *, backend: LightningBackend | None = None) -> Strom:
+        """Build every part; connect the database and the lightning backend.
 
         Raises:
+            ConfigError: an inconsistent configuration (public URL, TLS files, quirks).
             StorageError: the database cannot be reached or migrated.
+            BackendError: the lightning backend cannot be reached.
         """
+        check_public_url(config.server.public_url)
+        auth = _charger_auth(config)
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
         chargers = ChargerStore(db)
         await chargers.sync(config.profiles)
         sessions = SessionStore(db)
-        runner = EffectRunner(OutboxStore(db), _handlers())
+        if backend is None:
+            backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
+        info = await backend.node_info()
+        log.info(
+            "lightning: %s (%s)%s",
+            info.backend,
+            info.network,
+            "" if info.real_money else " — FAKE BACKEND, NO REAL MONEY MOVES",
+        )
+        payments = PaymentService(
+            sessions, backend, config.sessions, meter_interval_s=config.ocpp.meter_interval_s
+        )
+        refunds = RefundService(sessions, backend, config.sessions, network=info.network)
+        events = CoreEventSink(chargers)
+        ocpp = OcppServer(_ocpp_settings(config), auth, DatabaseOcppCore(sessions), events)
+        handlers: dict[str, Handler] = {
+            **ChargingEffects(sessions, ocpp.commands).handlers(),
+            "pay_refund": refunds.pay,
+            "notify": _log_notification,
+        }
+        runner = EffectRunner(OutboxStore(db), handlers)
         sessions.listeners.append(lambda _transition: runner.wake())
-        return cls(config=config, db=db, sessions=sessions, chargers=chargers, runner=runner)
+        front = FrontDoor(
+            config=config,
+            store=sessions,
+            chargers=chargers,
+            payments=payments,
+            refunds=refunds,
+            pages=Pages(),
+            per_client=RateLimiter(per_minute=20, burst=10),
+            per_charger=RateLimiter(per_minute=120, burst=60),
+        )
+        return cls(
+            config=config,
+            db=db,
+            sessions=sessions,
+            chargers=chargers,
+            backend=backend,
+            payments=payments,
+            refunds=refunds,
+            events=events,
+            ocpp=ocpp,
+            runner=runner,
+            front=front,
+        )
+
+    def web_app(self) -> web.Application:
+        """The aiohttp application (front door and health)."""
+        app = web.Application()
+        app.add_routes(self.front.routes())
+        app.router.add_get("/healthz", self._healthz)
+        return app
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set; then shut every part down in order."""
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        self.http = web.AppRunner(app, access_log=None)
-        await self.http.setup()
+        """Serve until ``stop`` is set; then shut every part down in reverse order."""
         server = self.config.server
-        site = web.TCPSite(self.http, server.host, server.port)
-        await site.start()
-        log.info(
-            "serving HTTP on %s:%s (public URL %s); %d charger(s) configured",
-            server.host,
-            server.port,
-            server.public_url,
-            len(self.config.profiles),
-        )
+        context = _ssl_context(server.tls_cert, server.tls_key, "server")
+        settled = await self.payments.reconcile()
+        if settled:
+            log.info("reconciled %d invoice(s) settled while Strom was down", settled)
+        await self.ocpp.start()
+        self.http = web.AppRunner(self.web_app(), access_log=None)
         try:
+            await self.http.setup()
+            site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)
+            await site.start()
+            log.info(
+                "serving HTTP on %s:%s (public URL %s), OCPP on %s:%s; %d charger(s)",
+                server.host,
+                server.port,
+                server.public_url,
+                self.config.ocpp.host,
+                self.config.ocpp.port,
+                len(self.config.profiles),
+            )
             async with asyncio.TaskGroup() as group:
-                runner_task = group.create_task(self.runner.run(), name="effect-runner")
+                tasks = [
+                    group.create_task(self.runner.run(), name="effect-runner"),
+                    group.create_task(self._watch_settlements(), name="settlements"),
+                    group.create_task(self._sweep_expired(), name="invoice-expiry"),
+                ]
                 self.ready.set()
                 await stop.wait()
-                runner_task.cancel()
+                for task in tasks:
+                    task.cancel()
         finally:
             await self.http.cleanup()
+            await self.ocpp.stop()
+            await self.backend.aclose()
             await self.db.close()
             log.info("stopped")
+
+    async def _watch_settlements(self) -> None:
+        async for settlement in self.backend.settled_invoices():
+            await self.payments.settle(settlement.payment_hash, settlement.amount_msat)
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+            try:
+                await self.payments.expire_due()
+            except BackendError as exc:
+                log.warning("invoice expiry sweep: lightning backend unavailable: %s", exc)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         outbox = await OutboxStore(self.db).counts()
@@ -87,14 +263,7 @@ class Strom:
             {
                 "status": "ok",
                 "chargers": len(self.config.profiles),
+                "chargers_online": len(self.ocpp.online_chargers()),
                 "outbox": outbox,
             }
         )
-
-
-async def _log_notification(row: OutboxRow) -> None:
-    log.info("session %s: %s", row.session_id, row.payload.get("what"))
-
-
-def _handlers() -> dict[str, Handler]:
-    return {"notify": _log_notification}

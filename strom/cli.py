@@ -121,6 +121,52 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole story on the embedded defaults: pay, charge, stop, refund."""
+    from strom.demo import DemoOptions, run_demo
+
+    _setup_logging("WARNING" if args.quiet else "INFO")
+    options = DemoOptions(
+        folder=args.dir,
+        once=args.once,
+        http_port=args.port,
+        ocpp_port=args.ocpp_port,
+        speed=args.speed,
+        budget_sat=args.budget_sat,
+    )
+    return asyncio.run(run_demo(options))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run a simulated OCPP 1.6 charge point against a central system."""
+    from ocpp_server import options_from_args, run_simulator
+
+    _setup_logging("INFO")
+    return asyncio.run(run_simulator(options_from_args(args)))
+
+
+def cmd_fake_pay(args: argparse.Namespace) -> int:
+    """Pay an invoice of the fake lightning backend (no real money), as a driver's wallet would."""
+    from strom.lightning import fake_pay
+
+    config = _load(args)
+    result = asyncio.run(fake_pay(config.storage.data_dir, args.bolt11))
+    _print(str(result))
+    return EXIT_OK
+
+
+def cmd_charger_password(args: argparse.Namespace) -> int:
+    """Make a new OCPP AuthorizationKey (HTTP Basic password) for a charger."""
+    from ocpp_server import generate_authorization_key, hash_password
+
+    key = generate_authorization_key()
+    _print(f"AuthorizationKey for {args.charger} (enter it in the charger's OCPP settings):")
+    _print(f"  {key}")
+    _print(f"Put this line in profiles/{args.charger}.toml under [ocpp]:")
+    _print(f'  password_hash = "{hash_password(key)}"')
+    return EXIT_OK
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -146,6 +192,47 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the service", description=cmd_run.__doc__)
     _config_arg(run)
     run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole story locally", description=cmd_demo.__doc__
+    )
+    demo.add_argument("--dir", type=Path, default=Path("demo-data"), help="demo folder (created)")
+    demo.add_argument("--once", action="store_true", help="exit after the story (0 = success)")
+    demo.add_argument("--port", type=int, default=8080, help="HTTP port (a free one if taken)")
+    demo.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port (a free one if taken)")
+    demo.add_argument("--speed", type=float, default=120.0, help="meter speed-up factor")
+    demo.add_argument("--budget-sat", type=int, default=2000, help="the driver's prepayment")
+    demo.add_argument("--quiet", action="store_true", help="only the story, no service logs")
+    demo.set_defaults(func=cmd_demo)
+
+    simulate = commands.add_parser(
+        "simulate", help="run a simulated charge point", description=cmd_simulate.__doc__
+    )
+    from ocpp_server import add_arguments
+
+    add_arguments(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+
+    fake = commands.add_parser(
+        "fake", help="the fake lightning backend", description="Fake backend."
+    )
+    fake_commands = fake.add_subparsers(dest="fake_command", metavar="COMMAND", required=True)
+    pay = fake_commands.add_parser(
+        "pay", help="pay a fake invoice", description=cmd_fake_pay.__doc__
+    )
+    _config_arg(pay)
+    pay.add_argument("bolt11", help="the invoice (lnbcrt…)")
+    pay.set_defaults(func=cmd_fake_pay)
+
+    charger = commands.add_parser("charger", help="charger set-up", description="Charger tasks.")
+    charger_commands = charger.add_subparsers(
+        dest="charger_command", metavar="COMMAND", required=True
+    )
+    password = charger_commands.add_parser(
+        "password", help="new OCPP password", description=cmd_charger_password.__doc__
+    )
+    password.add_argument("charger", help="charger id")
+    password.set_defaults(func=cmd_charger_password)
 
     db = commands.add_parser("db", help="database maintenance", description="Database tasks.")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)

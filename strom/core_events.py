@@ -1,0 +1,51 @@
+"""Where OCPP events land in the core: charger and connector state, then any subscribers.
+
+Transactions and meter values reach sessions through :class:`strom.ports.OcppCore` (in the same
+database transaction as their record); this sink keeps the run-time view of chargers
+(online, connector status) and fans events out to subscribers such as the agents and the live
+pages. A failing subscriber is logged and never stops the others or the OCPP connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from strom.ports import (
+    ChargerOffline,
+    ChargerOnline,
+    ConnectorStatusChanged,
+    OcppEvent,
+)
+from strom.storage.chargers import ChargerStore
+
+__all__ = ["CoreEventSink", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[OcppEvent], Awaitable[None]]
+
+
+class CoreEventSink:
+    """An :class:`strom.ports.EventSink` that records charger state and notifies subscribers."""
+
+    def __init__(self, chargers: ChargerStore) -> None:
+        self.chargers = chargers
+        self.subscribers: list[Subscriber] = []
+
+    async def publish(self, event: OcppEvent) -> None:
+        """Record the event's effect on charger state, then deliver it to every subscriber."""
+        if isinstance(event, ConnectorStatusChanged):
+            if event.connector_id > 0:
+                await self.chargers.set_status(
+                    event.charger_id, event.connector_id, event.status, event.error_code, event.at
+                )
+        elif isinstance(event, ChargerOnline):
+            await self.chargers.set_online(event.charger_id, True, event.at)
+        elif isinstance(event, ChargerOffline):
+            await self.chargers.set_online(event.charger_id, False, event.at)
+        for subscriber in self.subscribers:
+            try:
+                await subscriber(event)
+            except Exception:  # a subscriber's bug must not break the charger's connection
+                log.exception("charger %s: subscriber failed on %s", event.charger_id, event)

@@ -1,0 +1,234 @@
+"""``strom demo``: the whole story on one machine, with nothing external.
+
+Starts Strom on the embedded defaults — SQLite in the demo folder, the fake lightning backend
+(real, signed BOLT11 invoices; no real money), the in-process pieces — plus a simulated
+charge point whose meter runs faster than real time, then plays a driver through the story
+over real HTTP and OCPP: pay by LNURL, charge, stop with the withdraw link, get the refund.
+Each step is printed with its amounts. ``--once`` exits after the story (0 when every check
+passed); without it Strom keeps serving so a person can open the pages and try by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import segno
+
+from lnurl_server.lnurl import bech32_lnurl
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from strom.app import Strom
+from strom.config import StromConfig, load_config
+from strom.lightning import FakeDriverWallet
+from strom.scaffold import write_scaffold
+from strom.units import format_kwh, format_sat
+
+__all__ = ["DemoFailed", "DemoOptions", "run_demo"]
+
+CHARGER = "demo-1"
+
+
+class DemoFailed(Exception):
+    """A step of the scripted story did not happen as it must."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How to run the demo."""
+
+    folder: Path
+    once: bool = False
+    http_port: int = 8080
+    ocpp_port: int = 9000
+    speed: float = 120.0
+    budget_sat: int = 2_000
+    charge_fraction: Decimal = Decimal("0.4")
+    timeout_s: float = 90.0
+
+
+def _free(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1, else any free port."""
+    for candidate in (port, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise DemoFailed("no free TCP port on 127.0.0.1")
+
+
+def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> StromConfig:
+    config_path = options.folder / "strom.toml"
+    if not config_path.exists():
+        write_scaffold(options.folder, charger_id=CHARGER)
+        text = config_path.read_text()
+        text = text.replace("meter_interval_s = 60", "meter_interval_s = 5")
+        text = text.replace("start_timeout_s = 180", "start_timeout_s = 60")
+        config_path.write_text(text)
+    environ = {
+        "STROM_SERVER__PORT": str(http_port),
+        "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
+        "STROM_OCPP__HOST": '"127.0.0.1"',
+        "STROM_OCPP__PORT": str(ocpp_port),
+    }
+    return load_config(config_path, environ=environ)
+
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+async def _until(
+    what: str,
+    probe: Callable[[], Awaitable[dict[str, Any]]],
+    done: Callable[[dict[str, Any]], bool],
+    timeout_s: float,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"timed out waiting for {what} (last seen: {value.get('state')})")
+        await asyncio.sleep(0.25)
+
+
+class Driver:
+    """A driver with a Lightning wallet, talking to Strom only over HTTP like a real wallet."""
+
+    def __init__(self, http: httpx.AsyncClient, wallet: FakeDriverWallet, timeout_s: float) -> None:
+        self.http = http
+        self.wallet = wallet
+        self.timeout_s = timeout_s
+
+    async def get(self, url: str, **params: str) -> dict[str, Any]:
+        response = await self.http.get(url, params=params or None)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        if body.get("status") == "ERROR":
+            raise DemoFailed(f"{url}: {body.get('reason')}")
+        return body
+
+    async def story(self, base: str, options: DemoOptions) -> None:
+        pay_url = f"{base}/lnurlp/{CHARGER}/1"
+        _say(f"1. The driver scans the sticker: {bech32_lnurl(pay_url)[:40]}…")
+        offer = await self.get(pay_url)
+        _say(
+            f"   payRequest: {offer['minSendable'] // 1000:,} to {offer['maxSendable'] // 1000:,}"
+            " sat accepted"
+        )
+        amount = options.budget_sat * 1000
+        invoice = await self.get(offer["callback"], amount=str(amount))
+        session_url = invoice["successAction"]["url"]
+        _say(f"2. Pays {format_sat(amount)} (prepaid budget); invoice {invoice['pr'][:32]}…")
+        await self.wallet.pay(invoice["pr"])
+        status_url = session_url.replace("?", ".json?", 1)
+
+        async def status() -> dict[str, Any]:
+            return await self.get(status_url)
+
+        await _until("the charge to start", status, lambda s: s["state"] == "charging", 30)
+        _say("3. Payment settled → RemoteStartTransaction → the charger started the session")
+        _say(f"   session page: {session_url}")
+        target = int(amount * options.charge_fraction)
+        last_print = 0.0
+
+        def progressed(s: dict[str, Any]) -> bool:
+            nonlocal last_print
+            if time.monotonic() - last_print > 2:
+                last_print = time.monotonic()
+                energy, cost = format_kwh(s["energy_wh"]), format_sat(s["consumed_msat"])
+                _say(f"   charging: {energy}, cost {cost}, remaining {format_sat(s['refundable_msat'])}")
+            return int(s["consumed_msat"]) >= target
+
+        await _until("energy to flow", status, progressed, self.timeout_s)
+        withdraw_url = (await status())["withdraw_url"].replace("lnurlw://", "http://", 1)
+        _say("4. The driver scans the stop-and-refund link (LNURL-withdraw)")
+        withdraw = await self.get(withdraw_url)
+        stopped = await status()
+        refundable = int(withdraw["maxWithdrawable"])
+        _say(
+            f"   stopped: {format_kwh(stopped['energy_wh'])} delivered, cost "
+            f"{format_sat(stopped['consumed_msat'])}, refundable {format_sat(refundable)}"
+        )
+        refund_invoice = await self.wallet.create_invoice(refundable, memo="Strom refund")
+        await self.get(withdraw["callback"], k1=withdraw["k1"], pr=refund_invoice)
+        final = await _until("the refund", status, lambda s: s["state"] == "refunded", 30)
+        received = await self.wallet.received_msat(refund_invoice)
+        _say(f"5. Refund paid: the wallet received {format_sat(received)}")
+        paid, consumed, refunded = (
+            final["paid_msat"],
+            final["consumed_msat"],
+            final["refunded_msat"],
+        )
+        _say()
+        _say(
+            f"   paid {format_sat(paid)} = consumed {format_sat(consumed)} + refunded "
+            f"{format_sat(refunded)}"
+        )
+        if paid != consumed + refunded or received != refunded or refunded != refundable:
+            raise DemoFailed("the ledger does not balance")
+        _say("   the ledger balances; nothing paid was lost")
+
+
+async def run_demo(options: DemoOptions) -> int:
+    """Run the demo; returns the process exit status."""
+    http_port, ocpp_port = _free(options.http_port), _free(options.ocpp_port)
+    config = _prepare(options, http_port, ocpp_port)
+    strom = await Strom.open(config)
+    stop = asyncio.Event()
+    base = config.server.public_url
+    simulator = SimulatedChargePoint(
+        SimulatorOptions(
+            url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            charger_id=CHARGER,
+            connectors=1,
+            power_kw=Decimal(11),
+            speed=options.speed,
+            plugged=(1,),
+        )
+    )
+    failed: str | None = None
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted.set)
+    async with asyncio.TaskGroup() as group:
+        server = group.create_task(strom.serve(stop), name="strom")
+        await strom.ready.wait()
+        sim = group.create_task(simulator.run(), name="simulator")
+        charger_page = f"{base}/c/{CHARGER}"
+        lnurl = bech32_lnurl(f"{base}/lnurlp/{CHARGER}/1")
+        _say()
+        _say("Strom demo — embedded defaults. The lightning backend is FAKE: no real money moves.")
+        _say(f"charger page: {charger_page}")
+        _say(f"LNURL-pay:    {lnurl}")
+        segno.make(lnurl, error="l").terminal(out=sys.stdout, compact=True)
+        _say()
+        wallet = FakeDriverWallet.for_backend(strom.backend)
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                await Driver(http, wallet, options.timeout_s).story(base, options)
+        except (DemoFailed, httpx.HTTPError) as exc:
+            failed = str(exc) or type(exc).__name__
+            _say(f"demo failed: {failed}")
+        if not options.once:
+            _say()
+            _say(f"Strom keeps serving: open {charger_page} — Ctrl-C to stop.")
+            await interrupted.wait()
+        sim.cancel()
+        stop.set()
+        await server
+    return 1 if failed else 0
