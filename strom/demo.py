@@ -150,7 +150,8 @@ class Driver:
             if time.monotonic() - last_print > 2:
                 last_print = time.monotonic()
                 energy, cost = format_kwh(s["energy_wh"]), format_sat(s["consumed_msat"])
-                _say(f"   charging: {energy}, cost {cost}, remaining {format_sat(s['refundable_msat'])}")
+                left = format_sat(s["refundable_msat"])
+                _say(f"   charging: {energy}, cost {cost}, remaining {left}")
             return int(s["consumed_msat"]) >= target
 
         await _until("energy to flow", status, progressed, self.timeout_s)
