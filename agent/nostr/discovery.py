@@ -40,6 +40,7 @@ __all__ = [
     "Prices",
     "Profile",
     "RelayEntry",
+    "connector_status_from_ocpp",
     "dm_relay_list_template",
     "lightning_address",
     "overall_status",
@@ -71,6 +72,28 @@ class ConnectorStatus(StrEnum):
     CHARGING = "charging"
     UNAVAILABLE = "unavailable"
     FAULTED = "faulted"
+
+
+_FROM_OCPP16 = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Preparing": ConnectorStatus.CHARGING,
+    "Charging": ConnectorStatus.CHARGING,
+    "SuspendedEV": ConnectorStatus.CHARGING,
+    "SuspendedEVSE": ConnectorStatus.CHARGING,
+    "Finishing": ConnectorStatus.CHARGING,
+    "Reserved": ConnectorStatus.UNAVAILABLE,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+
+
+def connector_status_from_ocpp(status: str) -> ConnectorStatus:
+    """Fold an OCPP 1.6 ``ChargePointStatus`` into the four published states.
+
+    ``Preparing`` to ``Finishing`` all mean a car holds the connector ("charging"); an
+    unknown value is published as unavailable rather than guessed.
+    """
+    return _FROM_OCPP16.get(status, ConnectorStatus.UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from agent.nostr.discovery import (
     Prices,
     Profile,
     RelayEntry,
+    connector_status_from_ocpp,
     dm_relay_list_template,
     lightning_address,
     overall_status,
@@ -260,3 +261,22 @@ def test_relay_lists_refuse_bad_entries(entry: RelayEntry) -> None:
         relay_list_template([entry], created_at=NOW)
     with pytest.raises(BuildError):
         dm_relay_list_template(["wss://ok.example", "http://bad.example"], created_at=NOW)
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "published"),
+    [
+        ("Available", "available"),
+        ("Preparing", "charging"),
+        ("Charging", "charging"),
+        ("SuspendedEV", "charging"),
+        ("SuspendedEVSE", "charging"),
+        ("Finishing", "charging"),
+        ("Reserved", "unavailable"),
+        ("Unavailable", "unavailable"),
+        ("Faulted", "faulted"),
+        ("SomethingNew", "unavailable"),
+    ],
+)
+def test_ocpp_statuses_fold_into_four(ocpp: str, published: str) -> None:
+    assert connector_status_from_ocpp(ocpp) == published
