@@ -214,4 +214,7 @@ def sdk_unwrap(secret_key: bytes, wrap: Event) -> tuple[str, UnsignedEvent]:
     """
     with _translated(DmError, "nostr-sdk cannot unwrap"):
         opened = nostr_sdk.UnwrappedGift.from_gift_wrap(sdk_keys(secret_key), to_sdk_event(wrap))
-        return opened.sender().to_hex(), from_sdk_unsigned(opened.rumor())
+        sender, rumor = opened.sender().to_hex(), from_sdk_unsigned(opened.rumor())
+    if sender != rumor.pubkey:
+        raise DmError("rumor author is not the seal's signer (impersonation attempt)")
+    return str(sender), rumor

@@ -224,10 +224,10 @@ def _check_status(status: ChargerStatus) -> None:
     ids = [connector.id for connector in status.connectors]
     _require(len(ids) == len(set(ids)), f"connector ids must be unique, got {ids}")
     for connector in status.connectors:
-        _require(connector.id >= 1, "connector ids start at 1")
+        _require(1 <= connector.id <= 99, "connector ids are 1 to 99")
         _require(bool(connector.type), f"connector {connector.id} has no type")
         _require(connector.max_power_w > 0, f"connector {connector.id} has no power")
-        ConnectorStatus(connector.status)
+        _require(connector.status in set(ConnectorStatus), f"connector {connector.id}: bad status")
     prices = status.prices
     for value in (prices.energy_msat_per_kwh, prices.time_msat_per_minute, prices.session_fee_msat):
         _require(isinstance(value, int) and value >= 0, "prices are non-negative integer msat")

@@ -3,7 +3,8 @@ r"""NIP-01 events: canonical serialisation, event id, BIP-340 signing and verifi
 Theory of operation:
 
 * An :class:`Event` is always well-formed: its constructor checks every field (lowercase hex of
-  the right length, integer ranges, tags as tuples of strings) and raises
+  the right length, integer ranges, tags as tuples of strings, text that has a UTF-8 form) and
+  raises
   :class:`~agent.nostr.errors.MalformedEvent` otherwise. Whether it is *authentic* is a separate
   question answered by :func:`verify_event`, which recomputes the id and checks the signature.
 * The id is sha256 of ``[0, pubkey, created_at, kind, tags, content]`` serialised by orjson,
@@ -85,8 +86,18 @@ def make_tags(tags: Iterable[Sequence[str]]) -> Tags:
         for value in tag:
             if not isinstance(value, str):
                 raise MalformedEvent("tag values must be strings")
+            _check_unicode(value)
         frozen.append(tuple(tag))
     return tuple(frozen)
+
+
+def _check_unicode(text: str) -> None:
+    """Refuse a lone surrogate: such a string has no UTF-8 form and so no event id."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedEvent("a string in the event is not valid Unicode") from None
 
 
 def _check_int(name: str, value: object, maximum: int) -> None:
@@ -101,6 +112,7 @@ def _check_body(pubkey: object, created_at: object, kind: object, content: objec
     _check_int("kind", kind, _MAX_KIND)
     if not isinstance(content, str):
         raise MalformedEvent("content must be a string")
+    _check_unicode(content)
 
 
 @dataclass(frozen=True, slots=True)

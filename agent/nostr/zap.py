@@ -268,9 +268,8 @@ def _check_recipient(event: Event, charger_pubkey: str) -> None:
 
 
 def _relays(event: Event) -> tuple[str, ...]:
-    relays: list[str] = []
-    for tag in _named(event, "relays"):
-        relays += [url for url in tag[1:] if url not in relays]
+    listed = [url for tag in _named(event, "relays") for url in tag[1:]]
+    relays = list(dict.fromkeys(listed))  # without repeats, in order
     if not relays:
         raise ZapRequestMissingRelays("zap request has no 'relays' tag with a relay in it")
     if len(relays) > MAX_ZAP_RELAYS:

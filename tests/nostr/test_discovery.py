@@ -151,6 +151,8 @@ def test_overall_status(states: list[str], overall: str) -> None:
         {"connectors": ()},
         {"connectors": (ConnectorInfo(1, "Type2", 1, ConnectorStatus.AVAILABLE),) * 2},
         {"connectors": (ConnectorInfo(0, "Type2", 1, ConnectorStatus.AVAILABLE),)},
+        {"connectors": (ConnectorInfo(100, "Type2", 1, ConnectorStatus.AVAILABLE),)},
+        {"connectors": (ConnectorInfo(1, "Type2", 1, "broken"),)},
         {"connectors": (ConnectorInfo(1, "", 1, ConnectorStatus.AVAILABLE),)},
         {"connectors": (ConnectorInfo(1, "Type2", 0, ConnectorStatus.AVAILABLE),)},
         {"prices": Prices(-1)},

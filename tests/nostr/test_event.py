@@ -88,6 +88,12 @@ def test_a_lone_surrogate_in_a_decoded_object_is_refused() -> None:
     event["content"] = "x\ud800"
     with pytest.raises(MalformedEvent):
         parse_event(event)
+    with pytest.raises(MalformedEvent, match="Unicode"):
+        parse_event(event, verify=False)
+    event["content"] = "ok"
+    event["tags"] = [["t", "\udfff"]]
+    with pytest.raises(MalformedEvent, match="Unicode"):
+        parse_event(event, verify=False)
 
 
 # --- signing and verifying --------------------------------------------------------------------

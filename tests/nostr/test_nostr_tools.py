@@ -77,7 +77,7 @@ def nostr_tools() -> Runner:
             ["bash", str(PEERS / "node.sh")],
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=100,  # below the per-test timeout; a fresh install takes seconds
             check=True,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:

@@ -254,6 +254,15 @@ def test_the_query_amount_must_be_a_positive_whole_number() -> None:
             validate(request_json(), amount_msat_query=amount)
 
 
+def test_relays_are_merged_without_repeats() -> None:
+    tags = [
+        *without("relays"),
+        ["relays", "wss://a.example", "wss://b.example"],
+        ["relays", "wss://a.example"],
+    ]
+    assert validate(request_json(tags=tags)).relays == ("wss://a.example", "wss://b.example")
+
+
 def test_an_amount_tag_is_optional() -> None:
     assert validate(request_json(tags=without("amount"))).amount_msat == AMOUNT
 
