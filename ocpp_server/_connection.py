@@ -413,6 +413,8 @@ class ChargerConnection:
                     answer = await future
                 finally:
                     self._pending = None
+                    if future.done() and not future.cancelled():
+                        future.exception()  # retrieved: a loss before the await is not an error
         except TimeoutError:
             detail = "no answer in time" if sent else "busy with another command; nothing sent"
             return CallOutcome(OutcomeKind.TIMEOUT, detail=detail)

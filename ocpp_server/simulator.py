@@ -412,6 +412,8 @@ class SimulatedChargePoint:
                 raise CallFailed("Disconnected", f"connection lost during {action}") from None
             finally:
                 session.pending = None
+                if future.done() and not future.cancelled():
+                    future.exception()
         if isinstance(answer, CallError):
             raise CallFailed(answer.code, answer.description)
         try:
