@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from coincurve import PrivateKey
-from coincurve._libsecp256k1 import ffi, lib
+from coincurve._libsecp256k1 import ffi, lib  # type: ignore[import-not-found]
 
 from agent.nostr.event import schnorr_sign, schnorr_verify
 from agent.nostr.keys import public_key_hex

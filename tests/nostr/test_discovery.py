@@ -152,7 +152,7 @@ def test_overall_status(states: list[str], overall: str) -> None:
         {"connectors": (ConnectorInfo(1, "Type2", 1, ConnectorStatus.AVAILABLE),) * 2},
         {"connectors": (ConnectorInfo(0, "Type2", 1, ConnectorStatus.AVAILABLE),)},
         {"connectors": (ConnectorInfo(100, "Type2", 1, ConnectorStatus.AVAILABLE),)},
-        {"connectors": (ConnectorInfo(1, "Type2", 1, "broken"),)},
+        {"connectors": (ConnectorInfo(1, "Type2", 1, "broken"),)},  # type: ignore[arg-type]
         {"connectors": (ConnectorInfo(1, "", 1, ConnectorStatus.AVAILABLE),)},
         {"connectors": (ConnectorInfo(1, "Type2", 0, ConnectorStatus.AVAILABLE),)},
         {"prices": Prices(-1)},
@@ -163,7 +163,7 @@ def test_overall_status(states: list[str], overall: str) -> None:
 def test_status_inputs_are_checked(change: dict[str, object]) -> None:
     fields = {f: getattr(STATUS, f) for f in STATUS.__dataclass_fields__} | change
     with pytest.raises(BuildError):
-        status_template(ChargerStatus(**fields), created_at=NOW)  # type: ignore[arg-type]
+        status_template(ChargerStatus(**fields), created_at=NOW)
 
 
 def test_parse_status_refuses_other_events() -> None:

@@ -121,7 +121,13 @@ def test_sign_template_matches_sign_event() -> None:
 
 def test_a_changed_field_breaks_the_id() -> None:
     event = _signed()
-    for change in ({"content": "bye"}, {"created_at": 1}, {"kind": 2}, {"tags": []}):
+    changes: list[dict[str, Any]] = [
+        {"content": "bye"},
+        {"created_at": 1},
+        {"kind": 2},
+        {"tags": []},
+    ]
+    for change in changes:
         forged = event.to_dict() | change
         with pytest.raises(EventIdMismatch):
             parse_event(forged)

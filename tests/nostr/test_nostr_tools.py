@@ -108,7 +108,7 @@ def nostr_tools() -> Runner:
 
 def test_ids_match_nostr_tools_for_tricky_strings(nostr_tools: Runner) -> None:
     """orjson and JSON.stringify agree byte for byte, so ids agree."""
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "pubkey": CHARGER,
             "created_at": 1_700_000_000 + i,
