@@ -8,7 +8,8 @@ Modules, by capability:
 * :mod:`~agent.nostr.nip44`, :mod:`~agent.nostr.nip04` - encrypted payloads.
 * :mod:`~agent.nostr.dm` - NIP-04 and NIP-17 (NIP-59 seal and gift wrap) direct messages.
 * :mod:`~agent.nostr.commands` - the DM command language of drivers and operators.
-* :mod:`~agent.nostr.zap` - NIP-57 zap request validation and zap receipts.
+* :mod:`~agent.nostr.zap` - NIP-57 zap request validation and zap receipts (errors in
+  :mod:`~agent.nostr.zap_errors`).
 * :mod:`~agent.nostr.discovery` - profile, relay lists and the charger status event.
 * :mod:`~agent.nostr.geohash` - geohash cells for ``g`` tags.
 
