@@ -20,7 +20,9 @@ only per session and carries the session secret: the static sticker never hands 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -28,6 +30,9 @@ from urllib.parse import quote, urlsplit
 import segno
 from aiohttp import web
 
+from agent.nostr.discovery import status_coordinate
+from agent.nostr.zap import ValidZapRequest, validate_zap_request
+from agent.nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from lnurl_server.lnurl import (
     LnurlError,
     PayMetadata,
@@ -44,7 +49,8 @@ from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom.config import ProfileConfig, StromConfig
 from strom.errors import BackendError
-from strom.payments import ConnectorUnavailable, PaymentService
+from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
+from strom.ports import ChargerIdentities
 from strom.refunds import RefundError, RefundService
 from strom.session import Session
 from strom.storage.chargers import ChargerStore
@@ -77,6 +83,8 @@ class FrontDoor:
     pages: Pages
     per_client: RateLimiter
     per_charger: RateLimiter
+    identities: ChargerIdentities | None = None
+    zap_max_age_s: int = 600
 
     @property
     def base(self) -> str:
@@ -141,6 +149,9 @@ class FrontDoor:
             return _lud_error(exc.reason)
         return _json(self._pay_request_body(profile, connector_id))
 
+    def _pubkey(self, charger_id: str) -> str | None:
+        return None if self.identities is None else self.identities.pubkey(charger_id)
+
     def _pay_request_body(self, profile: ProfileConfig, connector_id: int) -> dict[str, Any]:
         tariff = profile.tariff.to_tariff()
         return pay_request(
@@ -148,6 +159,7 @@ class FrontDoor:
             metadata=self.metadata(profile, connector_id).serialise(),
             min_msat=tariff.min_prepay_msat,
             max_msat=tariff.max_prepay_msat,
+            nostr_pubkey=self._pubkey(profile.id),
         )
 
     async def lightning_address(self, request: web.Request) -> web.Response:
@@ -181,16 +193,31 @@ class FrontDoor:
             profile.id
         ):
             return _lud_error("too many invoice requests; wait a minute and try again")
-        metadata = self.metadata(profile, connector_id)
+        zap_text = request.query.get("nostr")
         try:
-            opened = await self.payments.open_session(
-                profile,
-                connector_id,
-                amount,
-                description_hash=metadata.description_hash(),
-                initiator="lnurl",
-            )
-        except ConnectorUnavailable as exc:
+            if zap_text is not None:
+                zap = self._validate_zap(profile, zap_text, amount)
+                opened = await self.payments.open_session(
+                    profile,
+                    zap.connector or connector_id,
+                    amount,
+                    description_hash=hashlib.sha256(zap.description.encode()).digest(),
+                    initiator="zap",
+                    initiator_pubkey=zap.sender,
+                    zap_request={"description": zap.description, "relays": list(zap.relays)},
+                    zap_request_id=zap.event_id,
+                )
+            else:
+                opened = await self.payments.open_session(
+                    profile,
+                    connector_id,
+                    amount,
+                    description_hash=self.metadata(profile, connector_id).description_hash(),
+                    initiator="lnurl",
+                )
+        except ZapRequestError as exc:
+            return _lud_error(exc.reason)
+        except (ConnectorUnavailable, ZapRequestUsed) as exc:
             return _lud_error(exc.reason)
         except BackendError as exc:
             log.warning("charger %s: no invoice: lightning backend: %s", profile.id, exc)
@@ -202,6 +229,20 @@ class FrontDoor:
             callback_url=self.base,
         )
         return _json({"pr": opened.invoice.bolt11, "routes": [], "successAction": action})
+
+    def _validate_zap(self, profile: ProfileConfig, text: str, amount: int) -> ValidZapRequest:
+        pubkey = self._pubkey(profile.id)
+        if pubkey is None:
+            raise ZapRequestMalformed("this charger does not accept zaps")
+        return validate_zap_request(
+            text,
+            amount_msat_query=amount,
+            charger_pubkey=pubkey,
+            charger_status_coordinate=status_coordinate(pubkey, profile.id),
+            now=int(time.time()),
+            max_age_s=self.zap_max_age_s,
+            connector_ids=[c.id for c in profile.connectors],
+        )
 
     # --- session ---------------------------------------------------------------------------
 

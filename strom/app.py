@@ -246,8 +246,9 @@ class Strom:
             log.info("stopped")
 
     async def _watch_settlements(self) -> None:
-        async for settlement in self.backend.settled_invoices():
-            await self.payments.settle(settlement.payment_hash, settlement.amount_msat)
+        async with self.backend.settled_invoices(self.payments.pending_hashes) as stream:
+            async for settlement in stream:
+                await self.payments.settle(settlement.payment_hash, settlement.amount_msat)
 
     async def _sweep_expired(self) -> None:
         while True:

@@ -26,11 +26,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom.config import ProfileConfig, SessionsConfig
 from strom.errors import StromError
-from strom.lightning import Invoice, InvoiceState, LightningBackend
+from strom.lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom.session import (
     InvoiceExpired,
     PaymentSettled,
@@ -40,16 +41,25 @@ from strom.session import (
     Transition,
     new_session,
 )
-from strom.storage.schema import connectors, payments, sessions
+from strom.storage.outbox import enqueue
+from strom.storage.schema import connectors, nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore
 
-__all__ = ["ConnectorUnavailable", "OpenedSession", "PaymentService"]
+__all__ = ["ConnectorUnavailable", "OpenedSession", "PaymentService", "ZapRequestUsed"]
 
 log = logging.getLogger(__name__)
 
 BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
 _OFFLINE_STATUSES = {"Unavailable", "Faulted"}
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class ZapRequestUsed(StromError):
+    """A zap request (by event id) opened a session before: each is used once."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ConnectorUnavailable(StromError):
@@ -146,10 +156,15 @@ class PaymentService:
         initiator: str,
         initiator_pubkey: str | None = None,
         zap_request: dict[str, Any] | None = None,
+        zap_request_id: str | None = None,
     ) -> OpenedSession:
         """Create a session awaiting payment and its invoice.
 
+        A zap request's event id is recorded as processed in the same transaction, so each zap
+        request opens at most one session.
+
         Raises:
+            ZapRequestUsed: the zap request was already used.
             ConnectorUnavailable: disabled, faulted or busy connector (no invoice made).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
@@ -183,6 +198,8 @@ class PaymentService:
                 now=now,
             )
             await self._insert_payment(conn, session_id, "initial", invoice, zap_request, now)
+            if zap_request_id is not None:
+                await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
         log.info(
             "session %s: invoice %s for %s msat on %s/%s (%s)",
             session_id,
@@ -193,6 +210,19 @@ class PaymentService:
             initiator,
         )
         return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
+
+    async def _mark_zap_request_used(
+        self, conn: AsyncConnection, event_id: str, pubkey: str | None, now: datetime
+    ) -> None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    insert(nostr_events).values(
+                        event_id=event_id, kind=9734, pubkey=pubkey or "", received_at=now
+                    )
+                )
+        except IntegrityError:
+            raise ZapRequestUsed("this zap request was already used; make a new one") from None
 
     async def open_top_up(
         self, session_id: str, amount_msat: int, *, description_hash: bytes
@@ -264,6 +294,20 @@ class PaymentService:
                 event = TopUpSettled(payment_hash, received)
             transition = await self.store.apply_in(conn, row.session_id, event)
             transitions.append(transition)
+            if row.zap_request is not None:
+                # The agent signs and publishes the kind-9735 receipt after commit.
+                await enqueue(
+                    conn,
+                    key=f"zap-receipt:{payment_hash}",
+                    kind="zap_receipt",
+                    payload={
+                        "charger_id": transition.session.charger_id,
+                        "zap_request": row.zap_request,
+                        "bolt11": row.bolt11,
+                        "paid_at": self.clock().isoformat(),
+                    },
+                    session_id=row.session_id,
+                )
             if row.kind == "initial" and transition.session.state is State.PAID:
                 session = transition.session
                 try:
@@ -277,18 +321,28 @@ class PaymentService:
         log.info("session %s: payment %s settled (%s msat)", row.session_id, payment_hash, received)
         return True
 
+    async def pending_hashes(self) -> list[str]:
+        """Payment hashes of invoices Strom still waits for (the settlement stream polls these)."""
+        async with self.db.reader() as conn:
+            pending = await conn.execute(
+                select(payments.c.payment_hash).where(payments.c.state == "pending")
+            )
+            return list(pending.scalars())
+
+    async def _lookup(self, payment_hash: str) -> InvoiceStatus | None:
+        try:
+            return await self.backend.lookup_invoice(payment_hash)
+        except InvoiceNotFound:
+            log.warning("invoice %s is unknown to the lightning backend", payment_hash)
+            return None
+
     async def reconcile(self) -> int:
         """Ask the backend about every pending payment; settle or expire it. Returns settled."""
-        async with self.db.reader() as conn:
-            pending = (
-                await conn.execute(
-                    select(payments.c.payment_hash).where(payments.c.state == "pending")
-                )
-            ).scalars()
-            hashes = list(pending)
         settled = 0
-        for payment_hash in hashes:
-            status = await self.backend.lookup_invoice(payment_hash)
+        for payment_hash in await self.pending_hashes():
+            status = await self._lookup(payment_hash)
+            if status is None:
+                continue
             if status.state is InvoiceState.SETTLED:
                 settled += await self.settle(payment_hash, status.received_msat)
             elif status.state in (InvoiceState.EXPIRED, InvoiceState.CANCELED):
@@ -311,8 +365,10 @@ class PaymentService:
             )
         expired = 0
         for payment_hash in due:
-            status = await self.backend.lookup_invoice(payment_hash)
-            if status.state is InvoiceState.SETTLED:
+            status = await self._lookup(payment_hash)
+            if status is None:
+                expired += await self.expire(payment_hash)
+            elif status.state is InvoiceState.SETTLED:
                 await self.settle(payment_hash, status.received_msat)
             elif status.state is not InvoiceState.PENDING or status.expires_at < now:
                 expired += await self.expire(payment_hash)

@@ -26,6 +26,7 @@ from typing import Protocol
 __all__ = [
     "AuthorizationStatus",
     "ChargerCommands",
+    "ChargerIdentities",
     "ChargerOffline",
     "ChargerOnline",
     "CommandResult",
@@ -217,6 +218,14 @@ class OcppCore(Protocol):
 
     async def record_meter(self, sample: MeterSample) -> None:
         """Store one meter sample (repeats and out-of-order samples tolerated)."""
+        ...
+
+
+class ChargerIdentities(Protocol):
+    """Each charge point's nostr identity, as the HTTP front door needs it for zaps."""
+
+    def pubkey(self, charger_id: str) -> str | None:
+        """The charger's public key (hex), or None when it has no nostr identity."""
         ...
 
 

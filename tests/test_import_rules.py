@@ -49,7 +49,7 @@ def python_files(relative: str) -> list[Path]:
         ("strom", {"agent", "lnurl_server", "ocpp_server"}, {"strom/app.py", "strom/cli.py"}),
         ("ocpp_server", {"agent", "lnurl_server"}, set()),
         ("agent", {"lnurl_server"}, set()),
-        ("lnurl_server", {"agent", "ocpp_server"}, set()),
+        ("lnurl_server", {"ocpp_server"}, set()),
     ],
 )
 def test_packages_import_only_what_the_design_allows(
@@ -60,6 +60,25 @@ def test_packages_import_only_what_the_design_allows(
         for path in python_files(package)
         if str(path.relative_to(ROOT)) not in allowed and imported_roots(path) & forbidden
     ]
+    assert offenders == []
+
+
+def test_the_front_door_uses_only_the_pure_nostr_core_of_agent() -> None:
+    # lnurl_server validates zap requests (NIP-57) with agent/nostr's pure functions; the agent
+    # runtime (actors, relays, keys) stays out of reach.
+    offenders = []
+    for path in python_files("lnurl_server"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent"):
+                if not node.module.startswith("agent.nostr"):
+                    offenders.append(f"{path.relative_to(ROOT)}: {node.module}")
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{path.relative_to(ROOT)}: {a.name}"
+                    for a in node.names
+                    if a.name.startswith("agent") and not a.name.startswith("agent.nostr")
+                ]
     assert offenders == []
 
 
