@@ -81,16 +81,33 @@ BASE_SETTINGS = OcppServerSettings(
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 async def start_harness() -> AsyncIterator[HarnessFactory]:
     started: list[OcppServer] = []
 
     async def start(**overrides: Any) -> Harness:
         chargers = StaticChargerAuth(overrides.pop("chargers", None) or test_chargers())
+        clock = overrides.pop("monotonic", None)
+        core = overrides.pop("core", None) or InMemoryOcppCore()
         settings = replace(BASE_SETTINGS, **overrides)
-        core = InMemoryOcppCore()
         sink = MemoryEventSink()
-        server = OcppServer(settings, chargers, core, sink)
+        if clock is None:
+            server = OcppServer(settings, chargers, core, sink)
+        else:
+            server = OcppServer(settings, chargers, core, sink, monotonic=clock)
         await server.start()
         started.append(server)
         return Harness(server, core, sink, chargers, settings)
@@ -183,4 +200,3 @@ async def boot(driver: ChargePointDriver, harness: Harness, charger_id: str = "c
         "BootNotification", {"chargePointVendor": "Test", "chargePointModel": "Driver"}
     )
     assert answer["status"] == "Accepted"
-

@@ -308,7 +308,8 @@ class OcppRpcDriver:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         while line := await self._process.stdout.readline():
             message = json.loads(line)
             if "id" in message:
@@ -337,7 +338,8 @@ class OcppRpcDriver:
         await self._inbox.notify()
 
     async def _command(self, op: str, **fields: Any) -> dict[str, Any]:
-        assert self._process is not None and self._process.stdin is not None
+        assert self._process is not None
+        assert self._process.stdin is not None
         command_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = future
@@ -394,7 +396,8 @@ class OcppRpcDriver:
             fields["error"] = error
         fields["result"] = dict(result) if result is not None else _default(method)
         # The answer must be in place before the server can call; sent without waiting.
-        assert self._process is not None and self._process.stdin is not None
+        assert self._process is not None
+        assert self._process.stdin is not None
         command = {"id": next(self._ids), "op": "answer", **fields}
         self._process.stdin.write((json.dumps(command) + "\n").encode())
 

@@ -68,7 +68,9 @@ async def test_boot_heartbeat_status_and_post_boot_configuration(
     assert (changed.connector_id, changed.status, changed.error_code) == (1, "Available", "NoError")
     assert harness.server.online_chargers() == ["cp-1"]
     info = harness.server.charger_info("cp-1")
-    assert info is not None and info.boot is not None and info.boot.vendor == "Test"
+    assert info is not None
+    assert info.boot is not None
+    assert info.boot.vendor == "Test"
     assert info.connector_status == {1: "Available"}
     assert driver.validation_failures == []
 
@@ -141,7 +143,8 @@ async def test_authorize_start_meter_values_and_stop(
     event_stop = await harness.sink.wait_for(TransactionStopped)
     assert (event_stop.meter_stop_wh, event_stop.reason) == (4000, "EVDisconnected")
     recorded = harness.core.transaction(tx)
-    assert recorded is not None and recorded.energy_wh == 3000
+    assert recorded is not None
+    assert recorded.energy_wh == 3000
     assert harness.core.latest_register_wh("cp-1", tx) == 3999
     # Every sample is published (the repeat too); the core keeps each once.
     assert len(harness.sink.of_type(MeterSample)) == 4
@@ -319,12 +322,14 @@ async def test_call_errors_and_silence_become_typed_results(
     assert (await commands.reset("cp-open", hard=False)).status is CommandStatus.NOT_SUPPORTED
     driver.answer("UnlockConnector", error="InternalError")
     unlocked = await commands.unlock("cp-open", 1)
-    assert unlocked.status is CommandStatus.ERROR and unlocked.detail.startswith("InternalError")
+    assert unlocked.status is CommandStatus.ERROR
+    assert unlocked.detail.startswith("InternalError")
     driver.answer("ClearCache", silent=True)
     assert (await commands.clear_cache("cp-open")).status is CommandStatus.TIMEOUT
     offline = await commands.remote_start("cp-nobody", 1, "TAG")
     assert offline.status is CommandStatus.OFFLINE
-    assert not commands.is_online("cp-nobody") and commands.is_online("cp-open")
+    assert not commands.is_online("cp-nobody")
+    assert commands.is_online("cp-open")
 
 
 async def test_one_outstanding_call_per_charger(
@@ -388,8 +393,9 @@ async def test_malformed_calls_get_the_right_callerror_and_the_connection_stays(
     await boot(driver, harness)
     await driver.raw(frame)
     reply = await driver.reply_to(unique_id)
-    assert reply[0] == 4 and reply[2] == code, reply
-    assert isinstance(reply[3], str) and isinstance(reply[4], dict)
+    assert (reply[0], reply[2]) == (4, code), reply
+    assert isinstance(reply[3], str)
+    assert isinstance(reply[4], dict)
     assert "currentTime" in await driver.call("Heartbeat", {})
 
 

@@ -1,0 +1,223 @@
+"""The simulated charge point against the real server: the demo's whole OCPP story."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocpp_server import (
+    SimulatedChargePoint,
+    SimulatorOptions,
+    add_arguments,
+    options_from_args,
+    run_simulator,
+)
+from strom.ports import (
+    ChargerOnline,
+    CommandStatus,
+    ConnectorStatusChanged,
+    MeterSample,
+    TransactionStarted,
+    TransactionStopped,
+)
+from tests.ocpp.conftest import PASSWORD, FakeClock, Harness, HarnessFactory
+
+
+@asynccontextmanager
+async def running(
+    harness: Harness, charger_id: str = "cp-1", **options: Any
+) -> AsyncIterator[SimulatedChargePoint]:
+    if charger_id == "cp-1":
+        options.setdefault("password", PASSWORD)
+    sim = SimulatedChargePoint(
+        SimulatorOptions(url=harness.url, charger_id=charger_id, reconnect_delay_s=0.05, **options)
+    )
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(sim.run())
+        try:
+            await sim.wait_until(lambda: sim.boots >= 1)
+            yield sim
+        finally:
+            sim.stop()
+            task.cancel()
+    assert sim.validation_failures == []
+
+
+def charging(sim: SimulatedChargePoint, connector: int = 1) -> Callable[[], bool]:
+    return lambda: sim.connectors[connector].status == "Charging"
+
+
+async def test_pay_plug_charge_stop(start_harness: HarnessFactory) -> None:
+    harness = await start_harness(meter_value_sample_interval_s=1)
+    async with running(harness, connectors=2, speed=360.0, power_kw=Decimal(11)) as sim:
+        await sim.wait_until(lambda: sim.configuration["MeterValueSampleInterval"] == "1")
+        tag = harness.core.issue_id_tag("cp-1", 1)
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).status is (
+            CommandStatus.ACCEPTED
+        )
+        await sim.wait_until(lambda: sim.connectors[1].status == "Preparing")
+        await sim.plug(1)
+        started = await harness.sink.wait_for(TransactionStarted)
+        await sim.wait_until(charging(sim))
+        sample = await harness.sink.wait_for(MeterSample, lambda s: s.register_wh > 0)
+        assert sample.transaction_id == started.transaction_id
+        stop = await harness.server.commands.remote_stop("cp-1", started.transaction_id)
+        assert stop.accepted
+        stopped = await harness.sink.wait_for(TransactionStopped)
+        assert stopped.reason == "Remote"
+        assert stopped.meter_stop_wh >= sample.register_wh
+        record = harness.core.transaction(started.transaction_id)
+        assert record is not None
+        assert record.energy_wh == stopped.meter_stop_wh
+        await harness.sink.wait_for(
+            ConnectorStatusChanged, lambda e: e.connector_id == 1 and e.status == "Finishing"
+        )
+
+
+async def test_remote_start_is_refused_for_a_busy_or_unknown_connector(harness: Harness) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).accepted
+        await sim.wait_until(charging(sim))
+        busy = await harness.server.commands.remote_start("cp-1", 1, "OTHER")
+        assert busy.status is CommandStatus.REJECTED
+        nowhere = await harness.server.commands.remote_start("cp-1", 5, "OTHER")
+        assert nowhere.status is CommandStatus.REJECTED
+
+
+async def test_unlock_stops_the_transaction(harness: Harness) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        await harness.server.commands.remote_start("cp-1", 1, tag)
+        await sim.wait_until(charging(sim))
+        assert (await harness.server.commands.unlock("cp-1", 1)).accepted
+        stopped = await harness.sink.wait_for(TransactionStopped)
+        assert stopped.reason == "UnlockCommand"
+
+
+async def test_change_availability_is_scheduled_during_a_transaction(harness: Harness) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        await harness.server.commands.remote_start("cp-1", 1, tag)
+        await sim.wait_until(charging(sim))
+        result = await harness.server.commands.change_availability("cp-1", 1, operative=False)
+        assert (result.status, result.detail) == (CommandStatus.ACCEPTED, "Scheduled")
+        await sim.unplug(1)
+        await harness.sink.wait_for(
+            ConnectorStatusChanged, lambda e: e.connector_id == 1 and e.status == "Unavailable"
+        )
+        back = await harness.server.commands.change_availability("cp-1", 1, operative=True)
+        assert back.accepted
+        await harness.sink.wait_for(
+            ConnectorStatusChanged,
+            lambda e: e.connector_id == 1 and e.status == "Available",
+            after=len(harness.sink.events) - 1,
+        )
+
+
+async def test_reset_reboots_and_boots_again(harness: Harness) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        await harness.server.commands.remote_start("cp-1", 1, tag)
+        await sim.wait_until(charging(sim))
+        assert (await harness.server.commands.reset("cp-1", hard=False)).accepted
+        stopped = await harness.sink.wait_for(TransactionStopped)
+        assert stopped.reason == "SoftReset"
+        await sim.wait_until(lambda: sim.boots == 2)
+        assert sim.connections == 2
+
+
+async def test_a_stop_sent_while_offline_is_delivered_once_after_reconnecting(
+    harness: Harness,
+) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        await harness.server.commands.remote_start("cp-1", 1, tag)
+        await sim.wait_until(charging(sim))
+        sim.drop_connection()
+        await sim.wait_until(lambda: not sim.connected)
+        with pytest.raises(Exception, match="Disconnected"):
+            await sim.stop_transaction(1, "Local")
+        await sim.wait_until(lambda: sim.connections == 2)
+        stopped = await harness.sink.wait_for(TransactionStopped)
+        assert stopped.reason == "Local"
+        assert len(harness.sink.of_type(TransactionStopped)) == 1
+
+
+async def test_configuration_and_authorization_key(harness: Harness) -> None:
+    async with running(harness) as sim:
+        commands = harness.server.commands
+        config = await commands.get_configuration("cp-1")
+        keys = {k.key: k for k in config.keys}
+        assert keys["NumberOfConnectors"].readonly
+        assert "AuthorizationKey" not in keys  # write-only
+        unknown = await commands.change_configuration("cp-1", "Nope", "1")
+        assert unknown.status is CommandStatus.NOT_SUPPORTED
+        readonly = await commands.change_configuration("cp-1", "NumberOfConnectors", "3")
+        assert readonly.status is CommandStatus.REJECTED
+        key_hex = b"0123456789abcdef0123".hex()
+        assert (await commands.change_configuration("cp-1", "AuthorizationKey", key_hex)).accepted
+        assert sim.password == "0123456789abcdef0123"
+        assert (await commands.clear_cache("cp-1")).accepted
+        assert (await commands.trigger_message("cp-1", "Heartbeat")).accepted
+        with pytest.raises(ValueError, match="cannot request"):
+            await commands.trigger_message("cp-1", "StartTransaction")
+
+
+async def test_resume_without_boot_gets_the_backstop(start_harness: HarnessFactory) -> None:
+    clock = FakeClock()
+    harness = await start_harness(boot_backstop_delay_s=30, monotonic=clock)
+    async with running(harness, "cp-open", boot_on_reconnect=False) as sim:
+        seen = len(harness.sink.events)
+        sim.drop_connection()
+        await harness.sink.wait_for(ChargerOnline, after=seen)  # the new connection
+        assert sim.boots == 1
+        clock.advance(31)
+        harness.server.sweep()
+        await sim.wait_until(lambda: sim.boots == 2)
+
+
+async def test_simulator_over_tls(
+    start_harness: HarnessFactory, tls_files: tuple[Path, Path]
+) -> None:
+    cert, key = tls_files
+    harness = await start_harness(tls_cert=cert, tls_key=key)
+    async with running(harness, ca_file=cert) as sim:
+        assert sim.boot_status == "Accepted"
+
+
+async def test_run_simulator_reports_a_refusal(
+    harness: Harness, expect_errors: list[logging.LogRecord]
+) -> None:
+    options = SimulatorOptions(
+        url=harness.url, charger_id="cp-1", password="wrong-password-123456", reconnect=False
+    )
+    assert await run_simulator(options) == 2
+
+
+async def test_run_simulator_ends_after_its_duration(harness: Harness) -> None:
+    options = SimulatorOptions(url=harness.url, charger_id="cp-open", duration_s=0.5)
+    assert await run_simulator(options) == 0
+
+
+def test_command_line_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    ns = parser.parse_args(
+        ["--id", "cp-9", "--connectors", "2", "--power-kw", "22", "--speed", "60", "--plug", "2"]
+    )
+    options = options_from_args(ns)
+    assert options.charger_id == "cp-9"
+    assert options.power_kw == Decimal(22)
+    assert options.plugged == (2,)
+    assert options.endpoint == "ws://127.0.0.1:9000/ocpp/cp-9"
+    with pytest.raises(ValueError, match="plugged"):
+        SimulatorOptions(plugged=(3,))
