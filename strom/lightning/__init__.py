@@ -1,0 +1,1 @@
+"""Lightning backends: money in (invoices, settlements) and money out (refunds)."""

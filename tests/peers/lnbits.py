@@ -1,0 +1,249 @@
+"""A real LNbits 1.6.2 (FakeWallet funding source) for the tests, run on loopback.
+
+``install()`` makes a virtualenv under ``.peers/lnbits`` in the repository (once: about 75 s and
+275 MB; later runs reuse it). ``LNbitsPeer.start(workdir)`` starts LNbits on a free 127.0.0.1
+port in its own process group, waits until it answers, does the first-install dance (superuser
+name and password, then a bearer token), and creates two wallets: Strom's, and a driver's that
+is funded so it can pay. ``stop()`` ends the whole process group (LNbits forks a child).
+
+FakeWallet only pays invoices created by the same LNbits process, so the driver wallet and
+Strom's wallet live in one LNbits: the driver pays Strom's invoice, Strom refunds the driver.
+
+Run ``python -m tests.peers.lnbits`` to install and smoke-test by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+LNBITS_VERSION = "1.6.2"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PEERS_DIR = REPO_ROOT / ".peers"
+VENV_DIR = PEERS_DIR / "lnbits"
+_MARKER = VENV_DIR / ".strom-installed"
+DRIVER_FUNDING_SAT = 1_000_000
+
+
+class PeerUnavailable(RuntimeError):
+    """LNbits could not be installed or started here (the test then skips or fails)."""
+
+
+def site_packages() -> Path:
+    return (
+        VENV_DIR
+        / "lib"
+        / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        / ("site-packages")
+    )
+
+
+def install(timeout_s: float = 900.0) -> Path:
+    """Install LNbits into ``.peers/lnbits`` unless it is already there; return the venv."""
+    PEERS_DIR.mkdir(exist_ok=True)
+    with (PEERS_DIR / "lnbits.lock").open("w") as lock:
+        # Another test process (or another engineer's suite) may be installing right now.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _MARKER.exists() and _MARKER.read_text().strip() == LNBITS_VERSION:
+            return VENV_DIR
+        log = PEERS_DIR / "lnbits-install.log"
+        try:
+            with log.open("w") as out:
+                subprocess.run(
+                    [sys.executable, "-m", "venv", "--clear", str(VENV_DIR)],
+                    check=True,
+                    timeout=timeout_s,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+                subprocess.run(
+                    [
+                        str(VENV_DIR / "bin" / "pip"),
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        f"lnbits=={LNBITS_VERSION}",
+                        "bitstring<5",
+                    ],
+                    check=True,
+                    timeout=timeout_s,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PeerUnavailable(f"could not install lnbits {LNBITS_VERSION}: {exc}") from exc
+        _MARKER.write_text(LNBITS_VERSION + "\n")
+    return VENV_DIR
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class LNbitsWallet:
+    id: str
+    inkey: str
+    adminkey: str
+
+
+@dataclass
+class LNbitsPeer:
+    """One running LNbits with a Strom wallet and a funded driver wallet."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    token: str = ""
+    strom: LNbitsWallet | None = None
+    driver: LNbitsWallet | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    @classmethod
+    def start(cls, workdir: Path, *, startup_timeout_s: float = 90.0) -> LNbitsPeer:
+        venv = install()
+        port = free_port()
+        data = workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        (workdir / "ext").mkdir(exist_ok=True)
+        url = f"http://127.0.0.1:{port}"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(workdir),
+            "LNBITS_DATA_FOLDER": str(data),
+            "LNBITS_BACKEND_WALLET_CLASS": "FakeWallet",
+            "FAKE_WALLET_SECRET": secrets.token_hex(16),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "LNBITS_BASEURL": url + "/",
+            "LNBITS_ADMIN_UI": "true",
+            "AUTH_HTTPS_ONLY": "false",
+            "LNBITS_EXTENSIONS_PATH": str(workdir / "ext"),
+            # The next five keep it offline.
+            "LNBITS_EXTENSIONS_MANIFESTS": "[]",
+            "LNBITS_WASM_EXTENSIONS_MANIFESTS": "[]",
+            "LNBITS_EXTENSIONS_DEFAULT_INSTALL": "[]",
+            "LNBITS_PRICE_AGGREGATOR_ENABLED": "false",
+            "LNBITS_EXCHANGE_RATE_PROVIDERS": "[]",
+        }
+        log_path = workdir / "lnbits.log"
+        with log_path.open("wb") as log:
+            # LNbits finds lnbits/static relative to the working directory, and forks a child:
+            # its own session lets stop() end the whole group.
+            process = subprocess.Popen(
+                [str(venv / "bin" / "lnbits")],
+                cwd=site_packages(),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        peer = cls(url=url, process=process, log_path=log_path)
+        try:
+            peer._wait_ready(startup_timeout_s)
+            peer._bootstrap()
+        except BaseException:
+            peer.stop()
+            raise
+        return peer
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerUnavailable(f"lnbits exited early:\n{self.log_tail()}")
+            try:
+                # Before the first install everything redirects to /first_install: that is
+                # an answer too.
+                httpx.get(self.url + "/api/v1/health", timeout=2.0)
+            except httpx.TransportError:
+                time.sleep(0.3)
+                continue
+            return
+        raise PeerUnavailable(f"lnbits did not answer within {timeout_s} s:\n{self.log_tail()}")
+
+    def _bootstrap(self) -> None:
+        password = secrets.token_urlsafe(16)
+        with httpx.Client(base_url=self.url, timeout=30.0) as client:
+            response = client.put(
+                "/api/v1/auth/first_install",
+                json={"username": "strom", "password": password, "password_repeat": password},
+            )
+            response.raise_for_status()
+            response = client.post("/api/v1/auth", json={"username": "strom", "password": password})
+            response.raise_for_status()
+            self.token = response.json()["access_token"]
+            headers = {"Authorization": f"Bearer {self.token}"}
+            self.strom = self._create_wallet(client, headers, "strom")
+            self.driver = self._create_wallet(client, headers, "driver")
+            response = client.put(
+                "/users/api/v1/balance",
+                json={"id": self.driver.id, "amount": DRIVER_FUNDING_SAT},
+                headers=headers,
+            )
+            response.raise_for_status()
+
+    @staticmethod
+    def _create_wallet(client: httpx.Client, headers: dict[str, str], name: str) -> LNbitsWallet:
+        response = client.post("/api/v1/wallet", json={"name": name}, headers=headers)
+        response.raise_for_status()
+        body = response.json()
+        return LNbitsWallet(id=body["id"], inkey=body["inkey"], adminkey=body["adminkey"])
+
+    def balance_msat(self, wallet: LNbitsWallet) -> int:
+        response = httpx.get(
+            self.url + "/api/v1/wallet", headers={"X-Api-Key": wallet.inkey}, timeout=10.0
+        )
+        response.raise_for_status()
+        balance: int = response.json()["balance"]
+        return balance
+
+    def log_tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        # The forked child may outlive the parent by a moment: make sure the group is gone.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        peer = LNbitsPeer.start(Path(tmp))
+        try:
+            print(f"LNbits {LNBITS_VERSION} up at {peer.url} in {time.monotonic() - started:.1f} s")
+            assert peer.driver is not None
+            print("driver balance msat:", peer.balance_msat(peer.driver))
+        finally:
+            peer.stop()
