@@ -156,6 +156,7 @@ class OcppServer:
             ssl=self._ssl_context(),
             ping_interval=self.settings.websocket_ping_interval_s,
             max_size=self.settings.max_message_bytes,
+            compression="deflate" if self.settings.websocket_compression else None,
             server_header="Strom",
         )
         self._supervisor = asyncio.create_task(self._supervise(), name="ocpp-supervisor")

@@ -176,6 +176,9 @@ class OcppServerSettings:
         max_message_bytes: largest websocket message accepted.
         websocket_ping_interval_s: server-side websocket pings; None relies on OCPP heartbeats
             (and saves a task per connection).
+        websocket_compression: offer permessage-deflate; off by default because each
+            compressed connection holds zlib buffers (tens of KB) for frames of a few hundred
+            bytes.
     """
 
     host: str = "127.0.0.1"
@@ -194,6 +197,7 @@ class OcppServerSettings:
     message_log_size: int = 20
     max_message_bytes: int = 256 * 1024
     websocket_ping_interval_s: float | None = None
+    websocket_compression: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
