@@ -28,7 +28,7 @@ from lnurl_server.lnurl import bech32_lnurl
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom
 from strom.config import StromConfig, load_config
-from strom.lightning import FakeDriverWallet
+from strom.lightning import FakeBackend, FakeDriverWallet
 from strom.scaffold import write_scaffold
 from strom.units import format_kwh, format_sat
 
@@ -164,10 +164,11 @@ class Driver:
             f"   stopped: {format_kwh(stopped['energy_wh'])} delivered, cost "
             f"{format_sat(stopped['consumed_msat'])}, refundable {format_sat(refundable)}"
         )
+        before = await self.wallet.received_msat()
         refund_invoice = await self.wallet.create_invoice(refundable, memo="Strom refund")
-        await self.get(withdraw["callback"], k1=withdraw["k1"], pr=refund_invoice)
+        await self.get(withdraw["callback"], k1=withdraw["k1"], pr=refund_invoice.bolt11)
         final = await _until("the refund", status, lambda s: s["state"] == "refunded", 30)
-        received = await self.wallet.received_msat(refund_invoice)
+        received = await self.wallet.received_msat() - before
         _say(f"5. Refund paid: the wallet received {format_sat(received)}")
         paid, consumed, refunded = (
             final["paid_msat"],
@@ -218,7 +219,9 @@ async def run_demo(options: DemoOptions) -> int:
         _say(f"LNURL-pay:    {lnurl}")
         segno.make(lnurl, error="l").terminal(out=sys.stdout, compact=True)
         _say()
-        wallet = FakeDriverWallet.for_backend(strom.backend)
+        if not isinstance(strom.backend, FakeBackend):
+            raise DemoFailed("the demo needs the fake lightning backend")
+        wallet = FakeDriverWallet(strom.backend)
         try:
             async with httpx.AsyncClient(timeout=30) as http:
                 await Driver(http, wallet, options.timeout_s).story(base, options)
