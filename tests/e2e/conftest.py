@@ -63,7 +63,9 @@ class Stack:
         page = answer["successAction"]["url"]
         return page.replace("?", ".json?", 1), page
 
-    async def wait_state(self, status_url: str, *states: str, timeout: float = 20) -> dict[str, Any]:
+    async def wait_state(
+        self, status_url: str, *states: str, timeout: float = 20
+    ) -> dict[str, Any]:
         async def poll() -> dict[str, Any]:
             while True:
                 status = await self.get(status_url)
