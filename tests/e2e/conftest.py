@@ -64,7 +64,7 @@ class Stack:
         return page.replace("?", ".json?", 1), page
 
     async def wait_state(
-        self, status_url: str, *states: str, timeout: float = 20
+        self, status_url: str, *states: str, within_s: float = 20
     ) -> dict[str, Any]:
         async def poll() -> dict[str, Any]:
             while True:
@@ -73,7 +73,7 @@ class Stack:
                     return status
                 await asyncio.sleep(0.05)
 
-        return await asyncio.wait_for(poll(), timeout)
+        return await asyncio.wait_for(poll(), within_s)
 
     async def ledgers_balance(self) -> None:
         async with self.strom.db.reader() as conn:

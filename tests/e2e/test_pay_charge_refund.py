@@ -44,7 +44,7 @@ async def test_budget_exhausted_stops_automatically_and_the_remainder_is_refunde
     stack: Stack,
 ) -> None:
     status_url, _ = await stack.pay(1_000_000)  # 1,000 sat at 250 sat/kWh: 4 kWh at most
-    stopped = await stack.wait_state(status_url, "stopped", "closed", timeout=30)
+    stopped = await stack.wait_state(status_url, "stopped", "closed", within_s=30)
     assert stopped["stop_reason"] == "budget"
     assert stopped["consumed_msat"] <= stopped["paid_msat"]
     if stopped["state"] == "stopped":
