@@ -364,8 +364,8 @@ class ChargerConnection:
 
     # --- writing ---------------------------------------------------------------------------
 
-    async def _send(self, frame: str) -> None:
-        self.record.log("out", frame, self._ctx.now())
+    async def _send(self, frame: str, *, logged: str | None = None) -> None:
+        self.record.log("out", frame if logged is None else logged, self._ctx.now())
         self._ctx.totals[1] += 1
         await self._transport.send(frame)
 
@@ -408,7 +408,10 @@ class ChargerConnection:
                 )
                 self._pending = (unique_id, action, future)
                 try:
-                    await self._send(pack_call(Call(unique_id, action, dict(payload))))
+                    await self._send(
+                        pack_call(Call(unique_id, action, dict(payload))),
+                        logged=_redacted(unique_id, action, payload),
+                    )
                     sent = True
                     answer = await future
                 finally:
@@ -439,3 +442,10 @@ class ChargerConnection:
             log.warning("cp_id=%s: invalid %s answer: %s", self.charger_id, action, exc)
             return CallOutcome(OutcomeKind.INVALID, error_code=exc.code, detail=exc.description)
         return CallOutcome(OutcomeKind.ANSWERED, payload=answer.payload)
+
+
+def _redacted(unique_id: str, action: str, payload: Mapping[str, Any]) -> str | None:
+    """The frame to keep in the message log when the real one carries a secret."""
+    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+        return pack_call(Call(unique_id, action, {**payload, "value": "(redacted)"}))
+    return None

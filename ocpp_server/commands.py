@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ocpp_server._connection import CallOutcome, ChargerConnection, OutcomeKind
-from strom.ports import CommandResult, CommandStatus
+from strom.ports import ChargerCommands, CommandResult, CommandStatus
 
 __all__ = [
     "TRIGGERABLE_MESSAGES",
@@ -197,3 +197,7 @@ class OcppCommands:
         outcome = await self._call(charger_id, "DataTransfer", payload)
         answer = outcome.payload.get("data") if outcome.kind == OutcomeKind.ANSWERED else None
         return DataTransferResult(_result(outcome), None if answer is None else str(answer))
+
+
+if TYPE_CHECKING:
+    _IS_CHARGER_COMMANDS: type[ChargerCommands] = OcppCommands

@@ -24,11 +24,13 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from strom.ports import (
     AuthorizationStatus,
+    EventSink,
     MeterSample,
+    OcppCore,
     OcppEvent,
     StartDecision,
     StopDecision,
@@ -286,3 +288,8 @@ class MemoryEventSink:
             while (event := found()) is None:
                 await self._changed.wait()
             return event
+
+
+if TYPE_CHECKING:
+    _IS_OCPP_CORE: type[OcppCore] = InMemoryOcppCore
+    _IS_EVENT_SINK: type[EventSink] = MemoryEventSink

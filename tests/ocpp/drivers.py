@@ -84,7 +84,7 @@ class ChargePointDriver(Protocol):
 
     async def reply_to(self, unique_id: str, within_s: float = 5.0) -> list[Any]: ...
 
-    def answer(
+    async def answer(
         self,
         method: str,
         result: Mapping[str, Any] | None = None,
@@ -239,7 +239,7 @@ class PythonDriver:
     async def reply_to(self, unique_id: str, within_s: float = 5.0) -> list[Any]:
         return await self._inbox.reply_to(unique_id, within_s)
 
-    def answer(
+    async def answer(
         self,
         method: str,
         result: Mapping[str, Any] | None = None,
@@ -383,7 +383,7 @@ class OcppRpcDriver:
     async def reply_to(self, unique_id: str, within_s: float = 5.0) -> list[Any]:
         return await self._inbox.reply_to(unique_id, within_s)
 
-    def answer(
+    async def answer(
         self,
         method: str,
         result: Mapping[str, Any] | None = None,
@@ -395,11 +395,7 @@ class OcppRpcDriver:
         if error is not None:
             fields["error"] = error
         fields["result"] = dict(result) if result is not None else _default(method)
-        # The answer must be in place before the server can call; sent without waiting.
-        assert self._process is not None
-        assert self._process.stdin is not None
-        command = {"id": next(self._ids), "op": "answer", **fields}
-        self._process.stdin.write((json.dumps(command) + "\n").encode())
+        await self._command("answer", **fields)
 
     async def server_call(self, method: str, within_s: float = 5.0) -> dict[str, Any]:
         return await self._inbox.server_call(method, within_s)

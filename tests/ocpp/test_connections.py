@@ -17,7 +17,7 @@ async def test_last_connection_wins(harness: Harness, new_driver: DriverFactory)
     await first.closed()  # the server closed the older connection
     await harness.sink.wait_for(ChargerOnline, after=1)
 
-    second.answer("RemoteStartTransaction", {"status": "Accepted"})
+    await second.answer("RemoteStartTransaction", {"status": "Accepted"})
     result = await harness.server.commands.remote_start("cp-1", 1, "TAG")
     assert result.accepted
     assert (await second.server_call("RemoteStartTransaction"))["idTag"] == "TAG"
@@ -32,7 +32,7 @@ async def test_a_command_on_a_replaced_connection_ends_with_unknown_outcome(
 ) -> None:
     first = PythonDriver()
     await first.connect(harness.url, "cp-open")
-    first.answer("Reset", silent=True)
+    await first.answer("Reset", silent=True)
     pending = asyncio.create_task(harness.server.commands.reset("cp-open", hard=True))
     await first.server_call("Reset")
     second = PythonDriver()

@@ -215,7 +215,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "RemoteStartTransaction",
             {"status": "Accepted"},
-            commands.remote_start("cp-1", 1, "TAG-1"),
+            lambda: commands.remote_start("cp-1", 1, "TAG-1"),
             {"connectorId": 1, "idTag": "TAG-1"},
             CommandStatus.ACCEPTED,
             "",
@@ -223,7 +223,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "RemoteStopTransaction",
             {"status": "Rejected"},
-            commands.remote_stop("cp-1", 7),
+            lambda: commands.remote_stop("cp-1", 7),
             {"transactionId": 7},
             CommandStatus.REJECTED,
             "Rejected",
@@ -231,7 +231,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "UnlockConnector",
             {"status": "UnlockFailed"},
-            commands.unlock("cp-1", 2),
+            lambda: commands.unlock("cp-1", 2),
             {"connectorId": 2},
             CommandStatus.REJECTED,
             "UnlockFailed",
@@ -239,7 +239,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "ChangeAvailability",
             {"status": "Scheduled"},
-            commands.change_availability("cp-1", 0, operative=False),
+            lambda: commands.change_availability("cp-1", 0, operative=False),
             {"connectorId": 0, "type": "Inoperative"},
             CommandStatus.ACCEPTED,
             "Scheduled",
@@ -247,7 +247,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "Reset",
             {"status": "Accepted"},
-            commands.reset("cp-1", hard=True),
+            lambda: commands.reset("cp-1", hard=True),
             {"type": "Hard"},
             CommandStatus.ACCEPTED,
             "",
@@ -255,7 +255,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "ChangeConfiguration",
             {"status": "RebootRequired"},
-            commands.change_configuration("cp-1", "HeartbeatInterval", "60"),
+            lambda: commands.change_configuration("cp-1", "HeartbeatInterval", "60"),
             {"key": "HeartbeatInterval", "value": "60"},
             CommandStatus.ACCEPTED,
             "RebootRequired",
@@ -263,7 +263,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "ClearCache",
             {"status": "Accepted"},
-            commands.clear_cache("cp-1"),
+            lambda: commands.clear_cache("cp-1"),
             {},
             CommandStatus.ACCEPTED,
             "",
@@ -275,12 +275,12 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
     for _ in range(3):
         await driver.server_call("TriggerMessage")
     for action, answer, command, expected_payload, status, detail in cases:
-        driver.answer(action, answer)
-        result = await command
+        await driver.answer(action, answer)
+        result = await command()
         assert await driver.server_call(action) == expected_payload, action
         assert (result.status, result.detail) == (status, detail), action
 
-    driver.answer("TriggerMessage", {"status": "NotImplemented"})
+    await driver.answer("TriggerMessage", {"status": "NotImplemented"})
     triggered = await commands.trigger_status("cp-1", 1)
     assert await driver.server_call("TriggerMessage") == {
         "requestedMessage": "StatusNotification",
@@ -288,7 +288,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
     }
     assert triggered.status is CommandStatus.NOT_SUPPORTED
 
-    driver.answer(
+    await driver.answer(
         "GetConfiguration",
         {
             "configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "60"}],
@@ -301,7 +301,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
     assert [(k.key, k.value) for k in config.keys] == [("HeartbeatInterval", "60")]
     assert config.unknown_keys == ("Nope",)
 
-    driver.answer("DataTransfer", {"status": "Accepted", "data": "pong"})
+    await driver.answer("DataTransfer", {"status": "Accepted", "data": "pong"})
     transfer = await commands.data_transfer("cp-1", "Strom", "ping", "hello")
     assert await driver.server_call("DataTransfer") == {
         "vendorId": "Strom",
@@ -318,13 +318,13 @@ async def test_call_errors_and_silence_become_typed_results(
     harness = await start_harness(command_timeout_s=0.5)
     await driver.connect(harness.url, "cp-open")  # no BootNotification: no post-boot CALLs
     commands = harness.server.commands
-    driver.answer("Reset", error="NotImplemented")
+    await driver.answer("Reset", error="NotImplemented")
     assert (await commands.reset("cp-open", hard=False)).status is CommandStatus.NOT_SUPPORTED
-    driver.answer("UnlockConnector", error="InternalError")
+    await driver.answer("UnlockConnector", error="InternalError")
     unlocked = await commands.unlock("cp-open", 1)
     assert unlocked.status is CommandStatus.ERROR
     assert unlocked.detail.startswith("InternalError")
-    driver.answer("ClearCache", silent=True)
+    await driver.answer("ClearCache", silent=True)
     assert (await commands.clear_cache("cp-open")).status is CommandStatus.TIMEOUT
     offline = await commands.remote_start("cp-nobody", 1, "TAG")
     assert offline.status is CommandStatus.OFFLINE
@@ -337,7 +337,7 @@ async def test_one_outstanding_call_per_charger(
 ) -> None:
     harness = await start_harness(command_timeout_s=2.0)
     await driver.connect(harness.url, "cp-open")
-    driver.answer("RemoteStartTransaction", {"status": "Accepted"})
+    await driver.answer("RemoteStartTransaction", {"status": "Accepted"})
     results = await asyncio.gather(
         *(harness.server.commands.remote_start("cp-open", 1, f"TAG-{n}") for n in range(5))
     )

@@ -166,6 +166,9 @@ async def test_configuration_and_authorization_key(harness: Harness) -> None:
         key_hex = b"0123456789abcdef0123".hex()
         assert (await commands.change_configuration("cp-1", "AuthorizationKey", key_hex)).accepted
         assert sim.password == "0123456789abcdef0123"
+        logged = "".join(m.frame for m in harness.server.message_log("cp-1"))
+        assert "(redacted)" in logged
+        assert key_hex not in logged
         assert (await commands.clear_cache("cp-1")).accepted
         assert (await commands.trigger_message("cp-1", "Heartbeat")).accepted
         with pytest.raises(ValueError, match="cannot request"):
