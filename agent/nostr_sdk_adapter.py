@@ -8,6 +8,8 @@ What it is used for:
 
 * handing events to nostr-sdk's client and in-process relay, and reading theirs back
   (:func:`to_sdk_event`, :func:`from_sdk_event`);
+* the one shared relay client of the agents (:class:`SdkClient`) and the in-process relay
+  (:class:`SdkLocalRelay`), used by :mod:`agent.relays`;
 * its NIP-04, NIP-44 and NIP-59/NIP-17 implementations, a second implementation next to the
   pure ones in :mod:`agent.nostr` that the tests hold against each other and against
   nostr-tools. The pure ones are the defaults because nostr-sdk draws nonces, keys and
@@ -16,13 +18,18 @@ What it is used for:
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import nostr_sdk
+import orjson
 
+from agent.errors import RelayError
 from agent.nostr.errors import (
     BuildError,
     DecryptionError,
@@ -35,7 +42,15 @@ from strom.errors import ConfigError, StromError
 
 __all__ = [
     "NOSTR_SDK_VERSION",
+    "SdkAuthChallenge",
+    "SdkClient",
+    "SdkIncoming",
+    "SdkLocalRelay",
+    "SdkNotification",
+    "SdkSendOutput",
+    "SdkShutdown",
     "check_version",
+    "normalize_relay_url",
     "from_sdk_event",
     "from_sdk_unsigned",
     "sdk_gift_wrap",
@@ -218,3 +233,239 @@ def sdk_unwrap(secret_key: bytes, wrap: Event) -> tuple[str, UnsignedEvent]:
     if sender != rumor.pubkey:
         raise DmError("rumor author is not the seal's signer (impersonation attempt)")
     return str(sender), rumor
+
+
+# --- client and in-process relay --------------------------------------------------------------
+#
+# One ``SdkClient`` serves every agent of a process (a nostr-sdk Client costs about 1.3 MB).
+# Agents sign their events themselves; the client only carries signed events, so it needs no
+# signer, except the pool key that answers NIP-42 AUTH challenges.
+
+
+@dataclass(frozen=True, slots=True)
+class SdkIncoming:
+    """An event a relay sent for one of our subscriptions (first sighting only), as JSON text."""
+
+    relay_url: str
+    event_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class SdkAuthChallenge:
+    """A relay asked for NIP-42 authentication (the client's authenticator answers it)."""
+
+    relay_url: str
+    challenge: str
+
+
+@dataclass(frozen=True, slots=True)
+class SdkShutdown:
+    """The client was shut down; no more notifications will come."""
+
+
+SdkNotification = SdkIncoming | SdkAuthChallenge | SdkShutdown
+
+
+@dataclass(frozen=True, slots=True)
+class SdkSendOutput:
+    """Per-relay outcome of one send or subscribe."""
+
+    ok: tuple[str, ...]
+    failed: dict[str, str]
+
+
+def _relay_url(url: str) -> Any:
+    with _translated(ConfigError, f"not a relay URL: {url!r}"):
+        return nostr_sdk.RelayUrl.parse(url)
+
+
+def normalize_relay_url(url: str) -> str:
+    """A relay URL as nostr-sdk writes it (the key of its per-relay results).
+
+    Raises:
+        ConfigError: not a ws:// or wss:// URL.
+    """
+    return str(_relay_url(url))
+
+
+def _filters(filters: Sequence[Mapping[str, Any]]) -> list[Any]:
+    with _translated(BuildError, "nostr-sdk refused a filter"):
+        return [nostr_sdk.Filter.from_json(orjson.dumps(dict(f)).decode()) for f in filters]
+
+
+class SdkLocalRelay:
+    """nostr-sdk's in-process relay (memory-backed), bound to a loopback address.
+
+    Args:
+        host: the address to bind (127.0.0.1).
+        port: the port; 0 picks a free one.
+        max_subscriptions: REQs one connection may hold open (the pool opens one per 256 keys).
+        events_per_minute: rate limit per connection; the pool publishes for many agents.
+        require_auth: demand NIP-42 authentication before accepting events (for tests).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_subscriptions: int = 1024,
+        events_per_minute: int = 10_000_000,
+        require_auth: bool = False,
+    ) -> None:
+        builder = (
+            nostr_sdk.LocalRelayBuilder()
+            .addr(host)
+            .rate_limit(
+                nostr_sdk.RateLimit(max_reqs=max_subscriptions, notes_per_minute=events_per_minute)
+            )
+        )
+        if port:
+            builder = builder.port(port)
+        if require_auth:
+            mode = nostr_sdk.LocalRelayBuilderNip42Mode.WRITE
+            builder = builder.nip42(nostr_sdk.LocalRelayBuilderNip42(mode=mode))
+        self._relay = builder.build()
+        self.url: str | None = None
+
+    async def start(self) -> str:
+        """Start serving; returns its ``ws://`` URL."""
+        with _translated(RelayError, "the in-process relay did not start"):
+            await self._relay.run()
+            self.url = str(await self._relay.url())
+        return self.url
+
+    def shutdown(self) -> None:
+        """Stop serving (idempotent)."""
+        self._relay.shutdown()
+
+
+class SdkClient:
+    """A nostr-sdk ``Client`` carrying events signed elsewhere, to relays added by URL.
+
+    Must be constructed inside the running event loop: when ``auth_secret`` is given, nostr-sdk
+    calls the authenticator back from its own threads, which needs the loop registered with
+    ``uniffi_set_event_loop`` (a process-wide setting of the bindings; one loop per process).
+
+    Args:
+        auth_secret: the key that signs NIP-42 AUTH events, or None to not authenticate.
+        notification_buffer: notifications kept for a slow reader before the oldest are lost.
+    """
+
+    def __init__(
+        self, *, auth_secret: bytes | None = None, notification_buffer: int = 65536
+    ) -> None:
+        builder = nostr_sdk.ClientBuilder().notification_channel_size(notification_buffer)
+        if auth_secret is not None:
+            nostr_sdk.uniffi_set_event_loop(asyncio.get_running_loop())
+            builder = builder.authenticator(nostr_sdk.SignerAuthenticator(sdk_keys(auth_secret)))
+        self._client = builder.build()
+        self._notifications = self._client.notifications()
+
+    async def add_relay(
+        self, url: str, *, read: bool, write: bool, retry_interval_s: float = 10.0
+    ) -> None:
+        """Add a relay with read and/or write capability and connect to it in the background.
+
+        nostr-sdk reconnects on its own, waiting ``retry_interval_s`` and stretching the wait
+        while the relay keeps failing; subscriptions are sent again after each reconnect.
+
+        Raises:
+            ConfigError: not a relay URL.
+        """
+        caps = nostr_sdk.RelayCapabilities.none()
+        if read:
+            caps = caps.add(nostr_sdk.RelayCapabilities.read())
+        if write:
+            caps = caps.add(nostr_sdk.RelayCapabilities.write())
+        opts = (
+            nostr_sdk.RelayOptions()
+            .reconnect(True)
+            .retry_interval(timedelta(seconds=retry_interval_s))
+            .adjust_retry_interval(True)
+        )
+        relay_url = _relay_url(url)
+        with _translated(RelayError, f"cannot add relay {url}"):
+            await self._client.add_relay(relay_url, capabilities=caps, opts=opts)
+            await self._client.connect_relay(relay_url)
+
+    async def remove_relay(self, url: str) -> None:
+        """Disconnect from a relay and forget it."""
+        with _translated(RelayError, f"cannot remove relay {url}"):
+            await self._client.remove_relay(_relay_url(url), force=True)
+
+    async def relay_states(self) -> dict[str, str]:
+        """Each relay's connection state (``connected``, ``disconnected``, …)."""
+        with _translated(RelayError, "cannot list relays"):
+            relays = await self._client.relays()
+        return {str(url): relay.status().name.lower() for url, relay in relays.items()}
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until every relay has been tried once (connected or failed)."""
+        with _translated(RelayError, "cannot connect"):
+            await self._client.try_connect(timedelta(seconds=timeout_s))
+
+    async def send_event(
+        self, event: Event, relays: Sequence[str], *, timeout_s: float
+    ) -> SdkSendOutput:
+        """Send a signed event to these relays and wait for their ``OK``.
+
+        Raises:
+            InvalidEvent: nostr-sdk refuses the event.
+            RelayError: none of the relays is known to the client.
+        """
+        sdk_event = to_sdk_event(event)
+        target = nostr_sdk.SendEventTarget.to([_relay_url(url) for url in relays])
+        with _translated(RelayError, "cannot send"):
+            output = await self._client.send_event(
+                sdk_event, target=target, ok_timeout=timedelta(seconds=timeout_s)
+            )
+        return SdkSendOutput(
+            tuple(str(url) for url in output.success),
+            {str(url): str(reason) for url, reason in output.failed.items()},
+        )
+
+    async def subscribe(
+        self, subscription_id: str, filters: Sequence[Mapping[str, Any]], relays: Sequence[str]
+    ) -> SdkSendOutput:
+        """Open (or replace) a subscription on these relays."""
+        target = nostr_sdk.ReqTarget.manual({_relay_url(url): _filters(filters) for url in relays})
+        with _translated(RelayError, "cannot subscribe"):
+            output = await self._client.subscribe(target, id=subscription_id)
+        return SdkSendOutput(
+            tuple(str(url) for url in output.success),
+            {str(url): str(reason) for url, reason in output.failed.items()},
+        )
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        """Close a subscription everywhere."""
+        with _translated(RelayError, "cannot unsubscribe"):
+            await self._client.unsubscribe(subscription_id)
+
+    async def fetch(
+        self, filters: Sequence[Mapping[str, Any]], relays: Sequence[str], *, timeout_s: float
+    ) -> list[str]:
+        """Stored events matching the filters, as JSON texts (unverified: parse them)."""
+        target = nostr_sdk.ReqTarget.manual({_relay_url(url): _filters(filters) for url in relays})
+        with _translated(RelayError, "cannot fetch"):
+            events = await self._client.fetch_events(target, timedelta(seconds=timeout_s))
+        return [str(event.as_json()) for event in events]
+
+    async def next_notification(self) -> SdkNotification | None:
+        """The next notification worth acting on; None for one that is not (OK, EOSE, …)."""
+        with _translated(RelayError, "notification stream failed"):
+            note = await self._notifications.next()
+        if note is None or isinstance(note, nostr_sdk.ClientNotification.SHUTDOWN):
+            return SdkShutdown()
+        if isinstance(note, nostr_sdk.ClientNotification.NEW_EVENT):
+            return SdkIncoming(str(note.relay_url), str(note.event.as_json()))
+        if isinstance(note, nostr_sdk.ClientNotification.MESSAGE):
+            message = note.message.as_enum()
+            if isinstance(message, nostr_sdk.RelayMessageEnum.AUTH):
+                return SdkAuthChallenge(str(note.relay_url), str(message.challenge))
+        return None
+
+    async def shutdown(self) -> None:
+        """Disconnect from every relay; the notification stream ends."""
+        with _translated(RelayError, "cannot shut down"):
+            await self._client.shutdown()
