@@ -337,7 +337,7 @@ class ChargerHandlers:
         await self._events.publish(sample)
 
     async def on_data_transfer(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
-        # No vendor extension is implemented: OCPP 1.6 section 4.3 says to answer so.
+        # No vendor extension is implemented: OCPP 1.6 DataTransfer says to answer so.
         log.info(
             "cp_id=%s: DataTransfer from vendor %r ignored",
             conn.charger_id,

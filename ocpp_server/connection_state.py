@@ -143,7 +143,7 @@ def transition(
         raise IllegalTransition(state.value, event.value) from None
 
 
-# Requests a charger held for approval may send (OCPP 1.6 section 4.2.1: while Pending a charge
+# Requests a charger held for approval may send (OCPP 1.6 BootNotification: while Pending a charge
 # point sends BootNotification again after the interval and nothing else on its own).
 _PENDING_ALLOWED: Final = frozenset({"BootNotification", "Heartbeat"})
 

@@ -145,7 +145,7 @@ class StopRequest:
 
 
 def stop_request(payload: Mapping[str, Any]) -> StopRequest:
-    """Read a StopTransaction.req (an absent reason means "Local", OCPP 1.6 section 7.41)."""
+    """Read a StopTransaction.req (an absent reason means "Local", as OCPP 1.6 defines)."""
     data = payload.get("transactionData") or []
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         raise PayloadInvalid(

@@ -77,7 +77,7 @@ __all__ = [
     "validate_result",
 ]
 
-MAX_UNIQUE_ID_LENGTH: Final = 36  # OCPP-J 1.6 section 4.1.4
+MAX_UNIQUE_ID_LENGTH: Final = 36  # OCPP-J 1.6: a unique id is at most 36 characters
 
 
 class MessageType(enum.IntEnum):

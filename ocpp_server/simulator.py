@@ -5,8 +5,8 @@ for every connector), sends Heartbeat and MeterValues at the intervals it is con
 accepts RemoteStart/RemoteStop, UnlockConnector, Reset, ChangeAvailability, ChangeConfiguration,
 GetConfiguration, ClearCache, DataTransfer and TriggerMessage, and reconnects when its
 connection drops. Transaction messages (StartTransaction, StopTransaction) that could not be
-delivered are kept and sent again after reconnecting, with the same payload, as OCPP 1.6
-section 4.8 asks of a charger.
+delivered are kept and sent again after reconnecting, with the same payload, as OCPP 1.6 asks
+of a charger for transaction-related messages.
 
 Its meter runs ``speed`` times faster than real time at ``power_kw`` while a connector is
 charging. Both directions are validated against the OCPP 1.6 schemas: a CALL from the central
