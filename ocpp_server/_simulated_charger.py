@@ -1,0 +1,576 @@
+"""The simulated charge point: connection, boot, heartbeats, meter and transactions.
+
+See :mod:`ocpp_server.simulator` for what it simulates and how to run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
+
+from ocpp_server._simulator_requests import CallFailed, CentralSystemRequests, ConnectorState
+from ocpp_server.protocol import (
+    Call,
+    CallError,
+    CallResult,
+    ErrorCode,
+    FrameRejected,
+    PayloadInvalid,
+    UnreadableFrame,
+    format_timestamp,
+    pack_call,
+    pack_error,
+    pack_result,
+    parse_frame,
+    validate_call,
+    validate_request,
+    validate_result,
+)
+
+__all__ = ["SimulatedChargePoint", "SimulatorOptions"]
+
+log = logging.getLogger("ocpp_server.simulator")
+
+_TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorOptions:
+    """How to run one simulated charge point.
+
+    Attributes:
+        url: the central system's base URL; the charger id is appended
+            (``ws://host:9000/ocpp`` -> ``ws://host:9000/ocpp/<charger_id>``).
+        charger_id: the charge point identity.
+        password: the AuthorizationKey for HTTP Basic auth, or None.
+        connectors: number of connectors.
+        power_kw: charging power per connector.
+        speed: how many times faster than real time the meter runs.
+        meter_start_wh: every connector's register at start.
+        plugged: connectors with a vehicle plugged in at start.
+        ca_file: CA certificate to trust for ``wss://`` (the system store when None).
+        reconnect: reconnect after the connection drops.
+        reconnect_delay_s: wait before reconnecting.
+        boot_on_reconnect: send BootNotification after every reconnect (False models a
+            charger that only lost its network and resumes without booting).
+        duration_s: stop after this long (None: run until cancelled).
+        call_timeout_s: how long to wait for the central system's answers.
+        vendor: chargePointVendor in BootNotification.
+        model: chargePointModel in BootNotification.
+    """
+
+    url: str = "ws://127.0.0.1:9000/ocpp"
+    charger_id: str = "sim-1"
+    password: str | None = None
+    connectors: int = 1
+    power_kw: Decimal = Decimal(11)
+    speed: float = 1.0
+    meter_start_wh: int = 0
+    plugged: tuple[int, ...] = ()
+    ca_file: Path | None = None
+    reconnect: bool = True
+    reconnect_delay_s: float = 1.0
+    boot_on_reconnect: bool = True
+    duration_s: float | None = None
+    call_timeout_s: float = 30.0
+    vendor: str = "Strom"
+    model: str = "Simulator"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.connectors <= 99:
+            raise ValueError("connectors must be 1-99")
+        if self.power_kw < 0 or self.speed <= 0 or self.meter_start_wh < 0:
+            raise ValueError("power_kw and meter_start_wh must be >= 0 and speed > 0")
+        if any(not 1 <= c <= self.connectors for c in self.plugged):
+            raise ValueError("plugged connectors must exist")
+
+    @property
+    def endpoint(self) -> str:
+        """The full websocket URL of this charger."""
+        return f"{self.url.rstrip('/')}/{self.charger_id}"
+
+
+@dataclass
+class _Session:
+    ws: ClientConnection
+    tg: asyncio.TaskGroup
+    next_id: int = 0
+    pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class SimulatedChargePoint:
+    """A simulated charge point (see the module docstring).
+
+    Args:
+        options: what to simulate and where to connect.
+        monotonic: clock driving the meter and the intervals.
+    """
+
+    def __init__(
+        self, options: SimulatorOptions, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.options = options
+        self._monotonic = monotonic
+        self.connectors = {
+            n: ConnectorState(
+                n,
+                status="Preparing" if n in options.plugged else "Available",
+                plugged=n in options.plugged,
+                meter_mwh=options.meter_start_wh * 1000,
+            )
+            for n in range(1, options.connectors + 1)
+        }
+        self.configuration: dict[str, str] = {
+            "HeartbeatInterval": "300",
+            "MeterValueSampleInterval": "60",
+            "MeterValuesSampledData": "Energy.Active.Import.Register",
+            "StopTxnSampledData": "",
+            "NumberOfConnectors": str(options.connectors),
+            "SupportedFeatureProfiles": "Core,RemoteTrigger",
+            "AuthorizeRemoteTxRequests": "false",
+        }
+        self.password = options.password
+        self.received_calls: list[Call] = []
+        self.validation_failures: list[str] = []
+        self.boots = 0
+        self.connections = 0
+        self.boot_status: str | None = None
+        self._session: _Session | None = None
+        self._outbox: deque[tuple[str, dict[str, Any], int | None]] = deque()
+        self._changed = asyncio.Condition()
+        self._stopping = False
+        self._last_tick = monotonic()
+        self._requests = CentralSystemRequests(self)
+
+    # --- observation -----------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether a websocket is open now."""
+        return self._session is not None
+
+    async def notify(self) -> None:
+        """Wake everything waiting in :meth:`wait_until`."""
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], within_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds; it is checked on every change of state.
+
+        Raises:
+            TimeoutError: when it did not hold in time.
+        """
+        async with asyncio.timeout(within_s), self._changed:
+            while not predicate():
+                await self._changed.wait()
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, boot and serve; reconnect after a drop unless told not to.
+
+        Raises:
+            InvalidStatus: the central system refused the handshake and ``reconnect`` is off.
+            OSError: the central system cannot be reached and ``reconnect`` is off.
+        """
+        while not self._stopping:
+            try:
+                await self._connect_once()
+            except (OSError, InvalidStatus, TimeoutError) as exc:
+                if not self.options.reconnect or self._stopping:
+                    raise
+                log.info("%s: cannot connect (%s); retrying", self.options.charger_id, exc)
+            if not self.options.reconnect or self._stopping:
+                return
+            await asyncio.sleep(self.options.reconnect_delay_s)
+
+    def stop(self) -> None:
+        """Stop after the current connection (closing it)."""
+        self._stopping = True
+        self.drop_connection()
+
+    def drop_connection(self) -> None:
+        """Lose the connection as a network failure would (the charger reconnects)."""
+        session = self._session
+        if session is not None:
+            session.ws.transport.abort()
+
+    def _headers(self) -> dict[str, str]:
+        if self.password is None:
+            return {}
+        token = f"{self.options.charger_id}:{self.password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(token).decode()}
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if not self.options.url.startswith("wss:"):
+            return None
+        context = ssl.create_default_context()
+        if self.options.ca_file is not None:
+            context.load_verify_locations(self.options.ca_file)
+        return context
+
+    async def _connect_once(self) -> None:
+        async with connect(
+            self.options.endpoint,
+            subprotocols=[Subprotocol("ocpp1.6")],
+            additional_headers=self._headers(),
+            ssl=self._ssl(),
+            ping_interval=None,
+            open_timeout=10,
+        ) as ws:
+            first = self.connections == 0
+            self.connections += 1
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    self._session = _Session(ws, tg)
+                    await self.notify()
+                    tg.create_task(self._read(self._session))
+                    tg.create_task(self._start(boot=first or self.options.boot_on_reconnect))
+            except* (_Disconnected, ConnectionClosed, CallFailed):
+                pass
+            finally:
+                self._session = None
+                await self.notify()
+
+    async def _read(self, session: _Session) -> None:
+        while True:
+            try:
+                message = await session.ws.recv()
+            except ConnectionClosed:
+                if session.pending is not None and not session.pending[1].done():
+                    session.pending[1].set_exception(_Disconnected())
+                raise _Disconnected() from None
+            if isinstance(message, bytes):
+                continue
+            try:
+                frame = parse_frame(message)
+            except UnreadableFrame:
+                self.validation_failures.append(f"unreadable frame: {message[:200]}")
+                continue
+            except FrameRejected as exc:
+                self.validation_failures.append(str(exc))
+                await session.ws.send(pack_error(exc.unique_id, exc.code, exc.description))
+                continue
+            if isinstance(frame, Call):
+                await self._on_call(session, frame)
+            elif session.pending is not None and session.pending[0] == frame.unique_id:
+                session.pending[1].set_result(frame)
+
+    async def _start(self, *, boot: bool) -> None:
+        if boot:
+            await self.boot()
+        for connector in [0, *self.connectors]:
+            await self.send_status(connector)
+        while self._outbox:
+            action, payload, connector_id = self._outbox[0]
+            await self._deliver(action, payload, connector_id)
+            self._outbox.popleft()
+        session = self._session
+        if session is not None:
+            session.tg.create_task(self._heartbeats())
+            session.tg.create_task(self._sample_meters())
+
+    async def boot(self) -> None:
+        """Send BootNotification until it is accepted (waiting the interval when not)."""
+        while True:
+            answer = await self.call(
+                "BootNotification",
+                {
+                    "chargePointVendor": self.options.vendor,
+                    "chargePointModel": self.options.model,
+                    "chargePointSerialNumber": self.options.charger_id[:25],
+                    "firmwareVersion": "strom-simulator",
+                },
+            )
+            self.boot_status = str(answer["status"])
+            self.configuration["HeartbeatInterval"] = str(answer["interval"])
+            await self.notify()
+            if answer["status"] == "Accepted":
+                self.boots += 1
+                await self.notify()
+                return
+            await asyncio.sleep(max(int(answer["interval"]), 1))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(max(int(self.configuration["HeartbeatInterval"]), 1))
+            await self._tolerate(self.call("Heartbeat", {}))
+
+    async def _sample_meters(self) -> None:
+        while True:
+            await asyncio.sleep(max(float(self.configuration["MeterValueSampleInterval"]), 0.05))
+            for connector in self.connectors.values():
+                if connector.transaction_id is not None:
+                    await self._tolerate(self.send_meter_values(connector.connector_id))
+
+    async def _tolerate(self, work: Awaitable[Any]) -> None:
+        """Run a periodic CALL; a refusal or timeout is logged, a lost connection ends it."""
+        try:
+            await work
+        except CallFailed as exc:
+            if exc.code == "Disconnected":
+                raise
+            log.info("%s: %s", self.options.charger_id, exc)
+
+    # --- CALLs to the central system -------------------------------------------------------
+
+    async def call(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a CALL and return the CALLRESULT payload.
+
+        Raises:
+            CallFailed: a CALLERROR (its code), no answer in time (``Timeout``), the
+                connection dropped (``Disconnected``), or an answer that breaks the schema.
+        """
+        validate_request(action, payload)
+        session = self._session
+        if session is None:
+            raise CallFailed("Disconnected", "not connected")
+        async with session.lock:
+            session.next_id += 1
+            unique_id = f"c{session.next_id}"
+            future: asyncio.Future[CallResult | CallError] = (
+                asyncio.get_running_loop().create_future()
+            )
+            session.pending = (unique_id, future)
+            try:
+                await session.ws.send(pack_call(Call(unique_id, action, dict(payload))))
+                async with asyncio.timeout(self.options.call_timeout_s):
+                    answer = await future
+            except TimeoutError:
+                raise CallFailed("Timeout", f"no answer to {action}") from None
+            except (_Disconnected, ConnectionClosed):
+                raise CallFailed("Disconnected", f"connection lost during {action}") from None
+            finally:
+                session.pending = None
+                if future.done() and not future.cancelled():
+                    future.exception()
+        if isinstance(answer, CallError):
+            raise CallFailed(answer.code, answer.description)
+        try:
+            validate_result(action, answer.payload)
+        except PayloadInvalid as exc:
+            self.validation_failures.append(f"{action} answer: {exc}")
+            raise CallFailed("InvalidAnswer", str(exc)) from exc
+        return answer.payload
+
+    async def _deliver(
+        self, action: str, payload: dict[str, Any], connector_id: int | None
+    ) -> dict[str, Any]:
+        """Send a transaction message; keep it for after reconnecting if the link drops."""
+        try:
+            answer = await self.call(action, payload)
+        except CallFailed as exc:
+            entry = (action, payload, connector_id)
+            retry = exc.code == "Disconnected" and action in _TRANSACTION_ACTIONS
+            if retry and entry not in self._outbox:
+                self._outbox.append(entry)
+            raise
+        if action == "StartTransaction" and connector_id is not None:
+            await self._started(connector_id, answer)
+        return answer
+
+    async def _started(self, connector_id: int, answer: Mapping[str, Any]) -> None:
+        connector = self.connectors[connector_id]
+        if answer["idTagInfo"]["status"] == "Accepted":
+            connector.transaction_id = int(answer["transactionId"])
+            self._last_tick = self._monotonic()
+            await self.set_status(connector_id, "Charging")
+        else:
+            connector.id_tag = None
+            await self.set_status(connector_id, "Preparing" if connector.plugged else "Available")
+
+    def _now(self) -> str:
+        return format_timestamp(datetime.now(UTC))
+
+    async def send_status(self, connector_id: int) -> None:
+        """Send a StatusNotification for one connector (0: the charger as a whole)."""
+        status = (
+            self.connectors[connector_id].status
+            if connector_id
+            else ("Available" if self.connectors[1].operative else "Unavailable")
+        )
+        await self.call(
+            "StatusNotification",
+            {
+                "connectorId": connector_id,
+                "errorCode": "NoError",
+                "status": status,
+                "timestamp": self._now(),
+            },
+        )
+
+    async def set_status(self, connector_id: int, status: str) -> None:
+        """Change a connector's status and report it (a lost connection is tolerated)."""
+        self.connectors[connector_id].status = status
+        await self.notify()
+        with contextlib.suppress(CallFailed):
+            await self.send_status(connector_id)
+
+    def _advance(self) -> None:
+        now = self._monotonic()
+        elapsed = now - self._last_tick
+        self._last_tick = now
+        power_w = float(self.options.power_kw) * 1000
+        for connector in self.connectors.values():
+            if connector.transaction_id is not None and connector.status == "Charging":
+                added = power_w * elapsed * self.options.speed / 3.6  # W*s -> mWh
+                connector.meter_mwh += int(added)
+
+    def _sampled(self, connector: ConnectorState, context: str) -> list[dict[str, Any]]:
+        values: list[dict[str, Any]] = [
+            {
+                "value": str(connector.meter_wh),
+                "context": context,
+                "measurand": "Energy.Active.Import.Register",
+                "unit": "Wh",
+            }
+        ]
+        measurands = self.configuration["MeterValuesSampledData"].split(",")
+        if "Power.Active.Import" in measurands:
+            charging = connector.status == "Charging"
+            watts = int(self.options.power_kw * 1000) if charging else 0
+            values.append(
+                {
+                    "value": str(watts),
+                    "context": context,
+                    "measurand": "Power.Active.Import",
+                    "unit": "W",
+                }
+            )
+        return values
+
+    async def send_meter_values(self, connector_id: int, context: str = "Sample.Periodic") -> None:
+        """Send the connector's register now (with its transaction id, if charging)."""
+        self._advance()
+        connector = self.connectors[connector_id]
+        payload: dict[str, Any] = {
+            "connectorId": connector_id,
+            "meterValue": [
+                {"timestamp": self._now(), "sampledValue": self._sampled(connector, context)}
+            ],
+        }
+        if connector.transaction_id is not None:
+            payload["transactionId"] = connector.transaction_id
+        await self.call("MeterValues", payload)
+
+    # --- what a driver does at the charger -------------------------------------------------
+
+    async def plug(self, connector_id: int = 1) -> None:
+        """Plug a vehicle in; a remote start waiting for it begins the transaction."""
+        connector = self.connectors[connector_id]
+        connector.plugged = True
+        if connector.waiting_tag is not None:
+            tag, connector.waiting_tag = connector.waiting_tag, None
+            await self.start_transaction(connector_id, tag)
+        elif connector.transaction_id is None:
+            await self.set_status(connector_id, "Preparing")
+
+    async def unplug(self, connector_id: int = 1) -> None:
+        """Unplug the vehicle; an ongoing transaction stops with reason EVDisconnected."""
+        connector = self.connectors[connector_id]
+        connector.plugged = False
+        if connector.transaction_id is not None:
+            await self.stop_transaction(connector_id, "EVDisconnected")
+        await self.set_status(connector_id, "Available" if connector.operative else "Unavailable")
+
+    async def start_transaction(self, connector_id: int, id_tag: str) -> dict[str, Any]:
+        """Start a transaction (StartTransaction.req); returns the central system's answer."""
+        connector = self.connectors[connector_id]
+        connector.id_tag = id_tag
+        payload = {
+            "connectorId": connector_id,
+            "idTag": id_tag,
+            "meterStart": connector.meter_wh,
+            "timestamp": self._now(),
+        }
+        return await self._deliver("StartTransaction", payload, connector_id)
+
+    async def stop_transaction(self, connector_id: int, reason: str = "Local") -> dict[str, Any]:
+        """Stop the connector's transaction (StopTransaction.req with transactionData)."""
+        self._advance()
+        connector = self.connectors[connector_id]
+        if connector.transaction_id is None:
+            raise ValueError(f"connector {connector_id} has no transaction")
+        payload: dict[str, Any] = {
+            "transactionId": connector.transaction_id,
+            "meterStop": connector.meter_wh,
+            "timestamp": self._now(),
+            "reason": reason,
+            "transactionData": [
+                {
+                    "timestamp": self._now(),
+                    "sampledValue": self._sampled(connector, "Transaction.End"),
+                }
+            ],
+        }
+        if connector.id_tag is not None:
+            payload["idTag"] = connector.id_tag
+        connector.transaction_id = None
+        connector.id_tag = None
+        await self.notify()
+        try:
+            answer = await self._deliver("StopTransaction", payload, connector_id)
+        finally:
+            status = "Finishing" if connector.plugged else "Available"
+            await self.set_status(connector_id, status)
+            if connector.scheduled_operative is not None:
+                await self.apply_availability(connector_id, connector.scheduled_operative)
+        return answer
+
+    async def apply_availability(self, connector_id: int, operative: bool) -> None:
+        """Make a connector (in)operative and report its status."""
+        connector = self.connectors[connector_id]
+        connector.operative = operative
+        connector.scheduled_operative = None
+        if connector.transaction_id is None:
+            status = (
+                ("Preparing" if connector.plugged else "Available") if operative else "Unavailable"
+            )
+            await self.set_status(connector_id, status)
+
+    # --- CALLs from the central system -----------------------------------------------------
+
+    async def _on_call(self, session: _Session, call: Call) -> None:
+        self.received_calls.append(call)
+        await self.notify()
+        try:
+            validate_call(call)
+        except FrameRejected as exc:
+            self.validation_failures.append(f"{call.action}: {exc}")
+            await session.ws.send(pack_error(call.unique_id, exc.code, exc.description))
+            return
+        handler = self._requests.table().get(call.action)
+        if handler is None:
+            await session.ws.send(
+                pack_error(call.unique_id, ErrorCode.NOT_SUPPORTED, f"{call.action} unsupported")
+            )
+            return
+        answer, then = handler(call.payload)
+        await session.ws.send(pack_result(call.unique_id, answer))
+        if then is not None:
+            session.tg.create_task(self._after(then))
+
+    async def _after(self, action: Callable[[], Awaitable[Any]]) -> None:
+        # Work a CALL asks for runs after its answer was sent, in the session's TaskGroup.
+        with contextlib.suppress(CallFailed):
+            await action()
