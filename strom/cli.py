@@ -147,12 +147,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_fake_pay(args: argparse.Namespace) -> int:
     """Pay an invoice of the fake lightning backend (no real money), as a driver's wallet would."""
-    from strom.lightning import fake_pay
+    from strom.lightning import FakeConfig, fake_pay
 
     config = _load(args)
-    result = asyncio.run(fake_pay(config.storage.data_dir, args.bolt11))
-    _print(str(result))
-    return EXIT_OK
+    if not isinstance(config.lightning, FakeConfig):
+        _error(f'lightning.backend is {config.lightning.backend!r}; `fake pay` needs "fake"')
+        return EXIT_USAGE
+    db_file = config.storage.data_dir / config.lightning.db_file
+    receipt = asyncio.run(fake_pay(db_file, args.bolt11))
+    _print(str(receipt))
+    return EXIT_OK if receipt.ok else EXIT_FAILURE
 
 
 def cmd_charger_password(args: argparse.Namespace) -> int:
@@ -200,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after the story (0 = success)")
     demo.add_argument("--port", type=int, default=8080, help="HTTP port (a free one if taken)")
     demo.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port (a free one if taken)")
-    demo.add_argument("--speed", type=float, default=120.0, help="meter speed-up factor")
+    demo.add_argument("--speed", type=float, default=60.0, help="meter speed-up factor")
     demo.add_argument("--budget-sat", type=int, default=2000, help="the driver's prepayment")
     demo.add_argument("--quiet", action="store_true", help="only the story, no service logs")
     demo.set_defaults(func=cmd_demo)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from strom.errors import ConfigError
+from strom.lightning.config import FakeConfig, LightningConfig
 from strom.tariff import Tariff
 from strom.units import UnitError, sat_decimal_to_msat
 
@@ -103,7 +104,7 @@ class OcppConfig(_Section):
     host: str = "0.0.0.0"  # noqa: S104 - chargers are on the LAN; operators narrow it
     port: int = Field(9000, ge=0, le=65535)
     heartbeat_interval_s: int = Field(300, ge=10, le=86_400)
-    meter_interval_s: int = Field(60, ge=5, le=3_600)
+    meter_interval_s: int = Field(60, ge=1, le=3_600)
     command_timeout_s: float = Field(30.0, gt=0, le=300)
     auto_register: bool = False  # unknown chargers are held for operator approval when on
     tls_cert: Path | None = None
@@ -281,7 +282,7 @@ class StromConfig(_Section):
     nostr: NostrConfig = NostrConfig()
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
-    lightning: dict[str, Any] = Field(default_factory=lambda: {"backend": "fake"})
+    lightning: LightningConfig = FakeConfig()
     profiles: tuple[ProfileConfig, ...] = ()
     relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)
 

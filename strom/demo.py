@@ -49,7 +49,7 @@ class DemoOptions:
     once: bool = False
     http_port: int = 8080
     ocpp_port: int = 9000
-    speed: float = 120.0
+    speed: float = 60.0
     budget_sat: int = 2_000
     charge_fraction: Decimal = Decimal("0.4")
     timeout_s: float = 90.0
@@ -72,7 +72,7 @@ def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> StromConfi
     if not config_path.exists():
         write_scaffold(options.folder, charger_id=CHARGER)
         text = config_path.read_text()
-        text = text.replace("meter_interval_s = 60", "meter_interval_s = 5")
+        text = text.replace("meter_interval_s = 60", "meter_interval_s = 1")
         text = text.replace("start_timeout_s = 180", "start_timeout_s = 60")
         config_path.write_text(text)
     environ = {
@@ -114,7 +114,8 @@ class Driver:
         self.timeout_s = timeout_s
 
     async def get(self, url: str, **params: str) -> dict[str, Any]:
-        response = await self.http.get(url, params=params or None)
+        # Like a wallet: keep the URL's own query and append ours (LUD-06).
+        response = await self.http.get(httpx.URL(url).copy_merge_params(params))
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         if body.get("status") == "ERROR":

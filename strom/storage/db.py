@@ -51,7 +51,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (no deadlock-prone lock upgrade half-way);
+    # readers use a deferred BEGIN, which in WAL mode never blocks a writer.
+    if conn.get_execution_options().get("strom_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 class Database:
@@ -102,15 +107,17 @@ class Database:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
 
-        async with self.engine.begin() as conn:
+        async with self.transaction() as conn:
             await conn.run_sync(run)
         log.info("database schema at %s (%s)", revision, self.dialect)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on any error."""
-        async with self.engine.begin() as conn:
-            yield conn
+        async with self.engine.connect() as conn:
+            writer = await conn.execution_options(strom_write=True)
+            async with writer.begin():
+                yield writer
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncConnection]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -79,8 +79,10 @@ class OutboxStore:
     async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
         """Pending rows whose time has come, oldest first.
 
-        A row waits while an earlier row of the same session is still pending, so a session's
-        effects run in the order they were queued even across retries.
+        A row waits while an earlier row of the same session is due or being retried, so a
+        session's effects run in the order they were queued even across retries. A timer that
+        was never attempted and is not due yet (e.g. the start timeout) does not hold back the
+        rows queued after it.
         """
         earlier = outbox.alias("earlier")
         blocked = (
@@ -89,6 +91,7 @@ class OutboxStore:
                 earlier.c.session_id == outbox.c.session_id,
                 earlier.c.state == "pending",
                 earlier.c.id < outbox.c.id,
+                or_(earlier.c.attempts > 0, earlier.c.run_after <= now),
             )
             .exists()
         )

@@ -49,7 +49,8 @@ class Stack:
         return f"{self.base}/lnurlp/{CHARGER}/1"
 
     async def get(self, url: str, **params: str) -> dict[str, Any]:
-        response = await self.http.get(url, params=params or None)
+        # Like a wallet: keep the URL's own query and append ours (LUD-06).
+        response = await self.http.get(httpx.URL(url).copy_merge_params(params))
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -93,7 +94,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
             "STROM_OCPP__HOST": '"127.0.0.1"',
             "STROM_OCPP__PORT": str(ocpp_port),
-            "STROM_OCPP__METER_INTERVAL_S": "5",
+            "STROM_OCPP__METER_INTERVAL_S": "1",
             "STROM_SESSIONS__START_TIMEOUT_S": "10",
         },
     )
@@ -105,7 +106,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
             charger_id=CHARGER,
             power_kw=Decimal(11),
-            speed=600.0,
+            speed=120.0,
             plugged=(1,),
             reconnect_delay_s=0.1,
         )
@@ -114,7 +115,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         server = group.create_task(strom.serve(stop))
         await asyncio.wait_for(strom.ready.wait(), 20)
         sim = group.create_task(charger.run())
-        await charger.wait_until(lambda: CHARGER in strom.ocpp.online_chargers(), timeout=20)
+        async with asyncio.timeout(20):
+            while CHARGER not in strom.ocpp.online_chargers():
+                await asyncio.sleep(0.02)
         async with httpx.AsyncClient(timeout=30) as http:
             yield Stack(
                 strom=strom,

@@ -15,7 +15,7 @@ async def claim_refund(stack: Stack, status_url: str) -> tuple[dict[str, str | i
     status = await stack.get(status_url)
     withdraw_url = str(status["withdraw_url"]).replace("lnurlw://", "http://", 1)
     offer = await stack.get(withdraw_url)
-    assert offer["tag"] == "withdrawRequest", offer
+    assert offer.get("tag") == "withdrawRequest", offer
     before = await stack.wallet.received_msat()
     invoice = await stack.wallet.create_invoice(int(offer["maxWithdrawable"]), memo="refund")
     answer = await stack.get(str(offer["callback"]), k1=str(offer["k1"]), pr=invoice.bolt11)

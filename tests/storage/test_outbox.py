@@ -111,3 +111,23 @@ async def test_run_wakes_up_for_new_work(db: Database) -> None:
         runner.wake()
         await asyncio.wait_for(done.wait(), timeout=5)
         task.cancel()
+
+
+async def test_a_future_timer_does_not_hold_back_later_effects(db: Database) -> None:
+    clock = Clock()
+    ran: list[str] = []
+
+    async def record(row: OutboxRow) -> None:
+        ran.append(row.key)
+
+    async with db.transaction() as conn:
+        await enqueue(
+            conn, key="timer", kind="record", payload={}, session_id="s", delay_s=60, now=clock.now
+        )
+    await queue(db, "stop", "record", "s", clock.now)
+    runner = EffectRunner(OutboxStore(db), {"record": record}, clock=clock)
+    await runner.drain()
+    assert ran == ["stop"]
+    clock.now += timedelta(seconds=61)
+    await runner.drain()
+    assert ran == ["stop", "timer"]
