@@ -33,7 +33,7 @@ PASSWORD = "correct-horse-battery"  # 21 bytes: a valid AuthorizationKey
 FAST_HASH = 10  # scrypt cost for tests (production default is 14)
 
 
-def test_chargers() -> list[ChargerAuth]:
+def make_chargers() -> list[ChargerAuth]:
     return [
         ChargerAuth("cp-1", hash_password(PASSWORD, log2_n=FAST_HASH), connectors=2),
         ChargerAuth("cp-open", None),
@@ -51,7 +51,6 @@ def test_chargers() -> list[ChargerAuth]:
     ]
 
 
-test_chargers.__test__ = False  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -99,7 +98,7 @@ async def start_harness() -> AsyncIterator[HarnessFactory]:
     started: list[OcppServer] = []
 
     async def start(**overrides: Any) -> Harness:
-        chargers = StaticChargerAuth(overrides.pop("chargers", None) or test_chargers())
+        chargers = StaticChargerAuth(overrides.pop("chargers", None) or make_chargers())
         clock = overrides.pop("monotonic", None)
         core = overrides.pop("core", None) or InMemoryOcppCore()
         settings = replace(BASE_SETTINGS, **overrides)
