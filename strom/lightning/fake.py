@@ -20,17 +20,18 @@ so a SIGKILLed Strom restarts with its invoices, settlements and payments intact
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hashlib
 import logging
 import secrets
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from strom.errors import ConfigError
+from strom.errors import BackendUnavailable, ConfigError
 from strom.lightning._fake_store import (
     Attempt,
     FakeStore,
@@ -193,6 +194,8 @@ class FakeBackend(LightningBackend):
         self._store_obj: FakeStore | None = None
         self._open_lock = asyncio.Lock()
         self._changed: set[asyncio.Event] = set()
+        self._cursor: int | None = None  # last settle_index delivered, kept across reconnects
+        self._down = False
 
     @classmethod
     def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
@@ -222,6 +225,26 @@ class FakeBackend(LightningBackend):
                     _log.info("fake lightning node %s ready at %s", self.network, self.db_path)
         return self._store_obj
 
+    @contextlib.asynccontextmanager
+    async def outage(self) -> AsyncIterator[None]:
+        """Simulate the node being unreachable while inside the block (tests and demo).
+
+        Invoice calls and ``node_info`` raise ``BackendUnavailable``, ``pay_invoice`` answers
+        ``Unknown`` without sending, and the settlement listener drops. Payments *into* the
+        fake (driver wallet, ``strom fake pay``) still land; they are delivered afterwards.
+        """
+        self._down = True
+        self._notify()
+        try:
+            yield
+        finally:
+            self._down = False
+            self._notify()
+
+    def _check_up(self) -> None:
+        if self._down:
+            raise BackendUnavailable("fake backend: the node is unreachable (simulated outage)")
+
     def _notify(self) -> None:
         for event in self._changed:
             event.set()
@@ -249,6 +272,7 @@ class FakeBackend(LightningBackend):
     ) -> Invoice:
         """Mint a signed invoice (see :meth:`LightningBackend.create_invoice`)."""
         amount = check_invoice_args(amount_msat, description_hash, expiry_s)
+        self._check_up()
         store = await self._store()
         row = await self._mint(
             store, await store.meta("node_key"), amount, memo, description_hash, expiry_s
@@ -296,6 +320,7 @@ class FakeBackend(LightningBackend):
 
     async def lookup_invoice(self, payment_hash: str) -> InvoiceStatus:
         """See :meth:`LightningBackend.lookup_invoice`."""
+        self._check_up()
         row = await (await self._store()).invoice(payment_hash.lower())
         if row is None:
             raise InvoiceNotFound(payment_hash, self.name)
@@ -315,16 +340,19 @@ class FakeBackend(LightningBackend):
         )
 
     async def _listen(self, sink: SettlementSink) -> None:
+        self._check_up()
         store = await self._store()
         event = asyncio.Event()
         self._changed.add(event)
         try:
-            cursor = await store.max_settle_index()
+            if self._cursor is None:
+                self._cursor = await store.max_settle_index()
             version = await store.data_version()
             sink.connected()
             while not self.closed:
-                for row in await store.settled_after(cursor):
-                    cursor = row.settle_index or cursor
+                self._check_up()
+                for row in await store.settled_after(self._cursor):
+                    self._cursor = max(self._cursor, row.settle_index or 0)
                     sink.settled(
                         Settlement(
                             row.payment_hash,
@@ -334,7 +362,7 @@ class FakeBackend(LightningBackend):
                     )
                 # Cheap: wake at once for this process's payments, otherwise read one pragma
                 # every poll interval and only query when another process committed.
-                while not self.closed:
+                while not self.closed and not self._down:
                     fired = await self._wait_change(event, self._poll_interval_s)
                     latest = await store.data_version()
                     if fired or latest != version:
@@ -360,6 +388,8 @@ class FakeBackend(LightningBackend):
         if isinstance(prepared, Failed):
             return prepared
         invoice, amount = prepared
+        if self._down:
+            return Unknown(reason="the fake node is unreachable (simulated outage); nothing sent")
         store = await self._store()
         attempt = Attempt(
             payment_hash=invoice.payment_hash,
@@ -396,6 +426,8 @@ class FakeBackend(LightningBackend):
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
         """See :meth:`LightningBackend.lookup_payment`."""
+        if self._down:
+            return Unknown(reason="the fake node is unreachable (simulated outage)")
         row = await (await self._store()).payment(payment_hash.lower())
         if row is None:
             return Failed(reason="the fake node has no payment with this hash", pre_dispatch=True)
@@ -405,6 +437,7 @@ class FakeBackend(LightningBackend):
 
     async def node_info(self) -> NodeInfo:
         """The fake node, labelled NO REAL MONEY."""
+        self._check_up()
         store = await self._store()
         return NodeInfo(
             backend=self.name,

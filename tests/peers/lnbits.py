@@ -34,6 +34,7 @@ PEERS_DIR = REPO_ROOT / ".peers"
 VENV_DIR = PEERS_DIR / "lnbits"
 _MARKER = VENV_DIR / ".strom-installed"
 DRIVER_FUNDING_SAT = 1_000_000
+STROM_FUNDING_SAT = 100_000  # so refunds can be paid before any driver has paid Strom
 
 
 class PeerUnavailable(RuntimeError):
@@ -191,12 +192,13 @@ class LNbitsPeer:
             headers = {"Authorization": f"Bearer {self.token}"}
             self.strom = self._create_wallet(client, headers, "strom")
             self.driver = self._create_wallet(client, headers, "driver")
-            response = client.put(
-                "/users/api/v1/balance",
-                json={"id": self.driver.id, "amount": DRIVER_FUNDING_SAT},
-                headers=headers,
-            )
-            response.raise_for_status()
+            for wallet, amount in ((self.driver, DRIVER_FUNDING_SAT), (self.strom, STROM_FUNDING_SAT)):
+                response = client.put(
+                    "/users/api/v1/balance",
+                    json={"id": wallet.id, "amount": amount},
+                    headers=headers,
+                )
+                response.raise_for_status()
 
     @staticmethod
     def _create_wallet(client: httpx.Client, headers: dict[str, str], name: str) -> LNbitsWallet:
