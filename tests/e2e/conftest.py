@@ -23,6 +23,7 @@ from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom
 from strom.config import load_config
 from strom.lightning import FakeBackend, FakeDriverWallet
+from strom.ports import ConnectorStatusChanged, OcppEvent
 from strom.scaffold import write_scaffold
 from strom.session import check_ledger
 from strom.storage.schema import sessions
@@ -114,10 +115,15 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with asyncio.TaskGroup() as group:
         server = group.create_task(strom.serve(stop))
         await asyncio.wait_for(strom.ready.wait(), 20)
+        online = asyncio.Event()
+
+        async def watch(event: OcppEvent) -> None:
+            if isinstance(event, ConnectorStatusChanged) and event.connector_id == 1:
+                online.set()
+
+        strom.events.subscribers.append(watch)
         sim = group.create_task(charger.run())
-        async with asyncio.timeout(20):
-            while CHARGER not in strom.ocpp.online_chargers():
-                await asyncio.sleep(0.02)
+        await asyncio.wait_for(online.wait(), 20)
         async with httpx.AsyncClient(timeout=30) as http:
             yield Stack(
                 strom=strom,
