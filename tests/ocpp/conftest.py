@@ -51,8 +51,6 @@ def make_chargers() -> list[ChargerAuth]:
     ]
 
 
-
-
 @dataclass
 class Harness:
     server: OcppServer
