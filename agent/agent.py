@@ -1,0 +1,353 @@
+"""One charge point's agent: an actor that handles its charger's events one at a time.
+
+Theory of operation
+-------------------
+Each agent owns one :class:`asyncio.Queue` and is run by one task (its supervisor's). Every
+input goes through the queue and is handled to the end before the next one: events from
+relays (zap receipts, DMs), OCPP updates (online, offline, connector status), and *jobs*
+submitted by the outbox handlers (session DMs, zap receipts to publish). So a charger's state
+never races with itself, and a DM ``stop`` and a meter update are applied in arrival order.
+Timers (status refresh, progress DMs, profile refresh) are deadlines checked by the same loop,
+not extra tasks.
+
+Status publication is coalesced: a change marks the status *dirty*, and it is published when
+the queue is empty, so a burst of StatusNotifications gives one event. Its ``created_at``
+strictly increases, so relays always keep the newest. It is refreshed at half its lifetime.
+
+Failures: errors that peers can cause (bad events, refused commands, an unreachable lightning
+backend or relay) are handled and logged where they happen. Anything else propagates out of
+:meth:`Agent.run`; the supervisor logs it and restarts the agent with backoff. A job's caller
+always gets the job's exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent import conversations, notifications, zaps
+from agent.identity import AgentKey
+from agent.nostr.discovery import (
+    dm_relay_list_template,
+    profile_template,
+    relay_list_template,
+    status_template,
+)
+from agent.nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
+from agent.nostr.zap import ZAP_RECEIPT_KIND
+from agent.presence import charger_profile, charger_status, connector_state, relay_entries
+from agent.queries import ChargerSnapshot, active_zap_sessions, charger_snapshots
+from agent.relays import Inbound, PublishResult
+from agent.services import AgentServices
+from strom.config import ProfileConfig
+from strom.effects import RetryLater
+from strom.errors import StromError
+from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
+
+__all__ = ["Agent", "AgentUpdate"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_PUBLISH_S = 30.0
+AgentUpdate = ChargerOnline | ChargerOffline | ConnectorStatusChanged
+
+
+@dataclass(slots=True)
+class _Job:
+    work: Callable[[], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+class Agent:
+    """The actor of one charge point.
+
+    Args:
+        services: what all agents share.
+        profile: the charger's profile.
+        key: the charger's key.
+        snapshot: its run-time state from the database (loaded by :meth:`run` when None).
+        active_sessions: its charging zap sessions (progress DMs), loaded when None.
+    """
+
+    __slots__ = (
+        "_active",
+        "_charger_status",
+        "_connectors",
+        "_dirty",
+        "_inbox",
+        "_last_status_at",
+        "_next_metadata_at",
+        "_next_progress_at",
+        "_next_status_at",
+        "_online",
+        "_preloaded",
+        "key",
+        "last_status",
+        "profile",
+        "services",
+    )
+
+    def __init__(
+        self,
+        services: AgentServices,
+        profile: ProfileConfig,
+        key: AgentKey,
+        *,
+        snapshot: ChargerSnapshot | None = None,
+        active_sessions: list[str] | None = None,
+    ) -> None:
+        self.services = services
+        self.profile = profile
+        self.key = key
+        self.last_status: PublishResult | None = None
+        self._inbox: asyncio.Queue[Inbound | AgentUpdate | _Job] = asyncio.Queue()
+        self._preloaded = (snapshot, active_sessions)
+        self._online = False
+        self._connectors: dict[int, tuple[str, bool]] = {}
+        self._charger_status = ""
+        self._active: set[str] = set()
+        self._dirty = True
+        self._last_status_at = 0
+        self._next_status_at = 0.0
+        self._next_metadata_at = 0.0
+        self._next_progress_at = float("inf")
+
+    @property
+    def charger_id(self) -> str:
+        """The charger's id."""
+        return self.profile.id
+
+    @property
+    def pubkey(self) -> str:
+        """The charger's public key (hex)."""
+        return self.key.pubkey
+
+    def preload(self, snapshot: ChargerSnapshot, active_sessions: list[str]) -> None:
+        """Give the agent its state from a bulk read, so its start needs no query of its own."""
+        self._preloaded = (snapshot, active_sessions)
+
+    # --- input ------------------------------------------------------------------------------
+
+    def submit(self, item: Inbound | AgentUpdate) -> None:
+        """Queue an event from a relay or an OCPP update (never blocks)."""
+        self._inbox.put_nowait(item)
+
+    async def call(self, work: Callable[[], Awaitable[Any]], *, timeout_s: float = 60.0) -> Any:
+        """Run ``work`` inside the actor, in order with everything else; return its result.
+
+        Raises:
+            RetryLater: the agent did not get to it within ``timeout_s`` (it is restarting).
+            Exception: whatever ``work`` raised.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(_Job(work, future))
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise RetryLater(f"agent {self.charger_id} is busy or restarting") from None
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Handle the agent's events forever (until cancelled)."""
+        await self._load()
+        while True:
+            if self._dirty and self._inbox.empty():
+                await self.publish_status()
+            await self._run_timers()
+            item = await self._next_item()
+            if item is not None:
+                await self._handle(item)
+
+    async def _load(self) -> None:
+        snapshot, active = self._preloaded
+        self._preloaded = (None, None)  # a restart reads the database again
+        services = self.services
+        if snapshot is None:
+            snapshot = (await charger_snapshots(services.db, [self.charger_id])).get(
+                self.charger_id, ChargerSnapshot()
+            )
+        if active is None:
+            active = (await active_zap_sessions(services.db, [self.charger_id])).get(
+                self.charger_id, []
+            )
+        self._online = snapshot.online
+        self._connectors = dict(snapshot.connectors or {})
+        self._active = set(active)
+        self._dirty = True
+        self._next_metadata_at = services.clock()
+        if self._active:
+            self._schedule_progress()
+
+    def _next_deadline(self) -> float:
+        return min(self._next_status_at, self._next_metadata_at, self._next_progress_at)
+
+    async def _next_item(self) -> Inbound | AgentUpdate | _Job | None:
+        if not self._inbox.empty():
+            return self._inbox.get_nowait()
+        delay = self._next_deadline() - self.services.clock()
+        if self._dirty:
+            delay = 0.0
+        if delay <= 0:
+            return None
+        try:
+            async with asyncio.timeout(delay):
+                return await self._inbox.get()
+        except TimeoutError:
+            return None
+
+    async def _handle(self, item: Inbound | AgentUpdate | _Job) -> None:
+        if isinstance(item, _Job):
+            await self._run_job(item)
+        elif isinstance(item, Inbound):
+            await self._on_inbound(item)
+        else:
+            self._on_update(item)
+
+    async def _run_job(self, job: _Job) -> None:
+        if job.future.done():  # the caller gave up waiting
+            return
+        try:
+            result = await job.work()
+        except (StromError, RetryLater) as exc:  # expected: the caller decides
+            job.future.set_exception(exc)
+        except BaseException as exc:  # unexpected: the caller learns, the agent restarts
+            job.future.set_exception(exc)
+            raise
+        else:
+            job.future.set_result(result)
+
+    async def _on_inbound(self, inbound: Inbound) -> None:
+        kind = inbound.event.kind
+        if kind == ZAP_RECEIPT_KIND:
+            await zaps.consume_receipt(self, inbound.event)
+        elif kind in (NIP04_DM_KIND, GIFT_WRAP_KIND):
+            await conversations.handle_dm(self, inbound.event, inbound.relay_url)
+
+    def _on_update(self, update: AgentUpdate) -> None:
+        before = self._published_states()
+        if isinstance(update, ChargerOnline):
+            self._online = True
+        elif isinstance(update, ChargerOffline):
+            self._online = False
+        elif update.connector_id == 0:
+            self._charger_status = update.status
+        else:
+            enabled = self._connectors.get(update.connector_id, ("", True))[1]
+            self._connectors[update.connector_id] = (update.status, enabled)
+        if self._published_states() != before:
+            self._dirty = True
+
+    def _published_states(self) -> tuple[str, ...]:
+        return tuple(
+            connector_state(self._online, status, enabled, self._charger_status).value
+            for status, enabled in (
+                self._connectors.get(c.id, ("Unknown", True)) for c in self.profile.connectors
+            )
+        )
+
+    # --- state the handlers change ----------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """Whether the charger is connected."""
+        return self._online
+
+    @property
+    def connectors(self) -> dict[int, tuple[str, bool]]:
+        """Connector id -> (OCPP status, enabled), as last known."""
+        return dict(self._connectors)
+
+    def set_enabled(self, connector_id: int, enabled: bool) -> None:
+        """Record an operator's enable/disable; the status is re-published."""
+        status = self._connectors.get(connector_id, ("Unknown", True))[0]
+        self._connectors[connector_id] = (status, enabled)
+        self._dirty = True
+
+    def mark_dirty(self) -> None:
+        """Re-publish the status soon (after a price change)."""
+        self._dirty = True
+
+    def session_started(self, session_id: str) -> None:
+        """A zap session started charging: send it progress DMs."""
+        self._active.add(session_id)
+        self._schedule_progress()
+
+    def session_ended(self, session_id: str) -> None:
+        """A zap session stopped: no more progress DMs."""
+        self._active.discard(session_id)
+        if not self._active:
+            self._next_progress_at = float("inf")
+
+    def _schedule_progress(self) -> None:
+        interval = self.services.settings.progress_interval_s
+        if interval > 0 and self._next_progress_at == float("inf"):
+            self._next_progress_at = self.services.clock() + interval
+
+    # --- publishing -------------------------------------------------------------------------
+
+    async def publish_status(self) -> PublishResult:
+        """Sign and publish the status event now."""
+        services = self.services
+        settings = services.settings
+        now = int(services.clock())
+        created_at = max(now, self._last_status_at + 1)
+        status = charger_status(
+            self.profile,
+            host=settings.host,
+            online=self._online,
+            connectors=self._connectors,
+            charger_status_text=self._charger_status,
+            energy_price=services.prices.energy_price(self.charger_id),
+        )
+        event = self.key.sign_template(
+            status_template(status, created_at=created_at, ttl_s=settings.status_ttl_s)
+        )
+        self._dirty = False
+        self._last_status_at = created_at
+        result = await services.pool.publish(event)
+        self.last_status = result
+        half = settings.status_ttl_s / 2
+        if result.accepted:
+            self._next_status_at = services.clock() + half - random.uniform(0, half / 5)  # noqa: S311
+        else:
+            self._next_status_at = services.clock() + _RETRY_PUBLISH_S
+        if services.on_status is not None:
+            services.on_status(self.charger_id, result)
+        return result
+
+    async def publish_metadata(self) -> bool:
+        """Publish profile (kind 0), relay list (10002) and DM inbox list (10050)."""
+        services = self.services
+        pool = services.pool
+        now = int(services.clock())
+        templates = [
+            profile_template(
+                charger_profile(self.profile, host=services.settings.host), created_at=now
+            ),
+            relay_list_template(relay_entries(pool.read_relays, pool.write_relays), created_at=now),
+            dm_relay_list_template(list(pool.read_relays), created_at=now),
+        ]
+        accepted = True
+        for template in templates:
+            result = await pool.publish(self.key.sign_template(template))
+            accepted = accepted and result.accepted
+        return accepted
+
+    async def _run_timers(self) -> None:
+        now = self.services.clock()
+        if now >= self._next_status_at:
+            await self.publish_status()
+        if now >= self._next_metadata_at:
+            ok = await self.publish_metadata()
+            delay = self.services.settings.profile_refresh_s if ok else _RETRY_PUBLISH_S
+            self._next_metadata_at = self.services.clock() + delay
+        if now >= self._next_progress_at:
+            self._next_progress_at = float("inf")
+            await notifications.send_progress(self, sorted(self._active))
+            if self._active:
+                self._schedule_progress()

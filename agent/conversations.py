@@ -1,0 +1,243 @@
+"""Direct messages: receiving commands, answering them, and writing to drivers first.
+
+Trust, in order, before a DM is acted on: its outer ``created_at`` is plausible (a gift wrap's
+may be two days old by design), it opens (signatures, decryption, the rumor's author is the
+seal's signer), the time its author wrote it is within ``dm_max_age_s``, and its id is claimed
+in ``nostr_events`` (a replay finds it taken and does nothing).
+
+Schemes: an answer goes back in the scheme the sender used. When the agent writes first
+(session notifications) it uses the scheme that driver last wrote in, else NIP-17 if the
+driver publishes a DM inbox list (kind 10050), else NIP-04. NIP-17 messages go to the inbox
+relays only; NIP-04 messages (and NIP-17 ones to a driver without an inbox list) go to the
+agents' write relays plus the relays the driver is known to read (the one their DM came from,
+the relays of their zap request).
+
+Drivers' commands (``stop``, ``status``, ``refund``) apply to the newest session that pubkey
+started on this charger, and to nothing else: anyone else asking gets a polite refusal and
+nothing changes. Operators' commands are in :mod:`agent.operator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agent import operator
+from agent.errors import RelayError
+from agent.messages import session_links, status_text
+from agent.nostr.commands import Help, Refund, Status, Stop, help_text, parse_command
+from agent.nostr.discovery import DM_RELAY_LIST_KIND
+from agent.nostr.dm import (
+    GIFT_WRAP_KIND,
+    TWO_DAYS_S,
+    DmScheme,
+    IncomingDm,
+    nip04_message,
+    open_dm,
+    wrap_message,
+)
+from agent.nostr.errors import CommandError, CommandNotAllowed, DmError
+from agent.nostr.event import Event
+from agent.nostr.keys import encode_npub
+from agent.queries import claim_event, latest_session_of
+from agent.relays import PublishResult
+from agent.store import Outgoing
+from strom.errors import IllegalTransition
+from strom.session import Session, State, StopReason, StopRequested
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+__all__ = ["build_dm", "handle_dm", "inbox_relays", "publish_outgoing"]
+
+log = logging.getLogger(__name__)
+
+_MAX_INBOX_RELAYS = 10
+_NO_SESSION = "You have no charging session on this charger."
+_STOPPABLE = (State.PAID, State.STARTING, State.CHARGING)
+
+
+async def inbox_relays(agent: Agent, pubkey: str) -> tuple[str, ...]:
+    """A pubkey's NIP-17 DM inbox relays (kind 10050), looked up once and cached."""
+    services = agent.services
+    now = services.clock()
+    cached = services.inboxes.cached_relays(pubkey, now)
+    if cached is not None:
+        return cached
+    try:
+        events = await services.pool.fetch(
+            [{"kinds": [DM_RELAY_LIST_KIND], "authors": [pubkey], "limit": 1}],
+            timeout_s=services.settings.dm_relay_lookup_timeout_s,
+        )
+    except RelayError as exc:
+        log.info("no DM inbox lookup for %s: %s", pubkey[:12], exc)
+        return ()
+    lists = [event for event in events if event.pubkey == pubkey]
+    relays: tuple[str, ...] = ()
+    if lists:
+        latest = max(lists, key=lambda event: event.created_at)
+        relays = tuple(dict.fromkeys(latest.tag_values("relay")))[:_MAX_INBOX_RELAYS]
+    services.inboxes.remember_relays(pubkey, relays, now + services.settings.dm_relay_cache_s)
+    return relays
+
+
+async def build_dm(
+    agent: Agent,
+    recipient: str,
+    text: str,
+    *,
+    scheme: DmScheme | None,
+    reply_to: str | None = None,
+    via: Sequence[str] = (),
+) -> Outgoing:
+    """Sign a DM to ``recipient`` and say where it goes (see the module docstring).
+
+    Args:
+        agent: the sender.
+        recipient: the recipient's pubkey.
+        text: the message.
+        scheme: the scheme to answer in, or None when the agent writes first.
+        reply_to: the id of the message answered.
+        via: relays the recipient is known to read.
+    """
+    services = agent.services
+    if scheme is None:
+        remembered = services.inboxes.scheme(recipient)
+        scheme = DmScheme(remembered) if remembered else None
+    inbox: tuple[str, ...] = ()
+    if scheme is not DmScheme.NIP04:
+        inbox = await inbox_relays(agent, recipient)
+    if scheme is None:
+        scheme = DmScheme.NIP17 if inbox else DmScheme.NIP04
+    now = int(services.clock())
+    if scheme is DmScheme.NIP17:
+        event = wrap_message(
+            agent.key.secret,
+            recipient,
+            text,
+            now=now,
+            reply_to=reply_to,
+            random_bytes=services.random_bytes,
+        )
+        if inbox:
+            return Outgoing(event, inbox, only=True)
+        return Outgoing(event, tuple(via))
+    event = nip04_message(agent.key.secret, recipient, text, created_at=now, reply_to=reply_to)
+    return Outgoing(event, tuple(via))
+
+
+async def publish_outgoing(agent: Agent, item: Outgoing) -> PublishResult:
+    """Publish a prepared DM where it was meant to go."""
+    return await agent.services.pool.publish(item.event, extra_relays=item.relays, only=item.only)
+
+
+def _plausible(agent: Agent, event: Event, now: float) -> bool:
+    settings = agent.services.settings
+    earliest = now - settings.dm_max_age_s
+    if event.kind == GIFT_WRAP_KIND:
+        earliest -= TWO_DAYS_S
+    return earliest <= event.created_at <= now + settings.max_future_s
+
+
+async def handle_dm(agent: Agent, event: Event, relay_url: str) -> None:
+    """Open, check and answer one DM addressed to this agent."""
+    services = agent.services
+    settings = services.settings
+    now = services.clock()
+    if not _plausible(agent, event, now):
+        log.info("charger %s: DM %s ignored: too old or in the future", agent.charger_id, event.id)
+        return
+    try:
+        dm = open_dm(agent.key.secret, event)
+    except DmError as exc:
+        log.info("charger %s: DM %s ignored: %s", agent.charger_id, event.id, exc.reason)
+        return
+    if not now - settings.dm_max_age_s <= dm.created_at <= now + settings.max_future_s:
+        log.info("charger %s: stale DM %s from %s ignored", agent.charger_id, event.id, dm.sender)
+        return
+    if not await claim_event(services.db, dm.event_id, event.kind, dm.sender, now):
+        log.info("charger %s: replayed DM %s ignored", agent.charger_id, dm.event_id)
+        return
+    services.inboxes.remember_scheme(dm.sender, dm.scheme.value)
+    answer = await _answer(agent, dm)
+    item = await build_dm(
+        agent, dm.sender, answer, scheme=dm.scheme, reply_to=dm.message_id, via=(relay_url,)
+    )
+    await publish_outgoing(agent, item)
+
+
+async def _answer(agent: Agent, dm: IncomingDm) -> str:
+    is_operator = dm.sender in agent.services.settings.admin_pubkeys
+    try:
+        command = parse_command(dm.text, operator=is_operator)
+    except CommandNotAllowed as exc:
+        log.warning(
+            "charger %s: refused operator command %r from %s (not an admin)",
+            agent.charger_id,
+            dm.text[:40],
+            encode_npub(dm.sender),
+        )
+        return exc.reason
+    except CommandError as exc:
+        return exc.reason
+    if is_operator:
+        reply = await operator.execute(agent, dm.sender, command)
+        if reply is not None:
+            return reply
+    return await _driver_answer(agent, dm.sender, command)
+
+
+async def _driver_answer(agent: Agent, sender: str, command: object) -> str:
+    if isinstance(command, Help):
+        return help_text(operator=False)
+    session = await latest_session_of(agent.services.db, agent.charger_id, sender)
+    if isinstance(command, Stop):
+        return await _stop(agent, sender, session)
+    if isinstance(command, Status):
+        return _NO_SESSION if session is None else status_text(session)
+    if isinstance(command, Refund):
+        return await _refund(agent, session)
+    return help_text(operator=False)
+
+
+async def _stop(agent: Agent, sender: str, session: Session | None) -> str:
+    if session is None or session.state not in _STOPPABLE:
+        log.warning(
+            "charger %s: stop from %s refused: no running session of theirs",
+            agent.charger_id,
+            encode_npub(sender),
+        )
+        if session is not None and session.state is State.STOPPING:
+            return "Your session is already stopping; the bill follows."
+        return (
+            "Sorry, you have no charging session on this charger to stop; only the person "
+            "who started a session can stop it."
+        )
+    try:
+        await agent.services.sessions.apply(session.id, StopRequested(StopReason.INITIATOR))
+    except IllegalTransition:
+        return f"Your session can no longer be stopped (it is {session.state.value})."
+    log.info("charger %s: session %s stopped by its initiator", agent.charger_id, session.id)
+    return (
+        f"Stopping your session on connector {session.connector_id}. "
+        "The bill and your refund link follow."
+    )
+
+
+async def _refund(agent: Agent, session: Session | None) -> str:
+    if session is None:
+        return _NO_SESSION
+    services = agent.services
+    secret = await services.store.secret(session.id)
+    if secret is None:
+        return "Open the session page from your wallet's payment message to claim your refund."
+    running = session.state in (*_STOPPABLE, State.STOPPING)
+    if not running and session.refundable_msat <= 0:
+        return "Nothing is left to refund on your last session."
+    link = session_links(services.settings.public_url, session.id, secret)
+    note = " Claiming it stops the charge first." if running else ""
+    return (
+        f"Your refund link (LNURL-withdraw) for session {session.id}:{note}\n"
+        f"lightning:{link.refund_lnurl}"
+    )

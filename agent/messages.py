@@ -1,0 +1,178 @@
+"""What the agents say: the texts of driver and operator DMs, and the links they carry.
+
+Pure functions of a session (or a charger's state) to plain text. Amounts are shown in sats
+and energy in kWh through :mod:`strom.units`, never through floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import bech32
+
+from strom.session import Session, State
+from strom.units import format_kwh, format_sat
+
+__all__ = [
+    "SessionLinks",
+    "charger_text",
+    "lnurl",
+    "progress_text",
+    "session_line",
+    "session_links",
+    "session_text",
+    "status_text",
+]
+
+
+def lnurl(url: str) -> str:
+    """LUD-01: the bech32 ``LNURL1…`` form of a URL."""
+    words = bech32.convertbits(url.encode(), 8, 5, True)
+    assert words is not None
+    return bech32.bech32_encode("lnurl", words).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLinks:
+    """The links only a session's payer may have (they carry the session secret)."""
+
+    page: str
+    refund: str
+    topup: str
+
+    @property
+    def refund_lnurl(self) -> str:
+        """The LNURL-withdraw of the unused budget."""
+        return lnurl(self.refund)
+
+    @property
+    def topup_lnurl(self) -> str:
+        """The LNURL-pay that adds budget."""
+        return lnurl(self.topup)
+
+
+def session_links(public_url: str, session_id: str, secret: str) -> SessionLinks:
+    """The session page, refund (LNURL-withdraw) and top-up (LNURL-pay) URLs of a session."""
+    base = public_url.rstrip("/")
+    token = quote(secret)
+    return SessionLinks(
+        page=f"{base}/s/{session_id}?secret={token}",
+        refund=f"{base}/lnurlw/{session_id}?secret={token}",
+        topup=f"{base}/s/{session_id}/topup?secret={token}",
+    )
+
+
+def _bill(session: Session) -> str:
+    return (
+        f"Energy {format_kwh(session.energy_wh)}, cost {format_sat(session.consumed_msat)} "
+        f"of {format_sat(session.paid_msat)} paid"
+    )
+
+
+def _refund_line(session: Session, links: SessionLinks | None) -> str:
+    if session.refundable_msat <= 0:
+        return "Nothing is left to refund."
+    if links is None:
+        return (
+            f"{format_sat(session.refundable_msat)} is refundable: open the session page "
+            "from your wallet's payment message to claim it."
+        )
+    return (
+        f"{format_sat(session.refundable_msat)} is refundable. Scan or paste this "
+        f"LNURL-withdraw in your wallet to claim it:\nlightning:{links.refund_lnurl}"
+    )
+
+
+def progress_text(session: Session) -> str:
+    """Periodic progress while charging."""
+    return (
+        f"Charging on connector {session.connector_id}: {_bill(session)}; "
+        f"{format_sat(session.refundable_msat)} of budget left. Reply stop to stop."
+    )
+
+
+def _low_budget(session: Session, links: SessionLinks | None) -> str:
+    text = (
+        f"Your budget is running low: {format_sat(session.refundable_msat)} left "
+        f"({format_kwh(session.energy_wh)} charged so far). Zap this charger again to add "
+        "budget"
+    )
+    if links is not None:
+        text += f", or pay this top-up LNURL:\nlightning:{links.topup_lnurl}"
+    return text + "."
+
+
+def _stopped(session: Session, links: SessionLinks | None) -> str:
+    reason = f" ({session.stop_reason})" if session.stop_reason else ""
+    return f"Charging stopped{reason}. {_bill(session)}.\n{_refund_line(session, links)}"
+
+
+def session_text(what: str, session: Session, links: SessionLinks | None) -> str | None:
+    """The DM for a session notification (``Notify.what``), or None for one not sent."""
+    connector = session.connector_id
+    if what == "paid":
+        paid = format_sat(session.paid_msat)
+        text = f"Payment of {paid} received. Starting connector {connector}."
+        if links is not None:
+            text += f" Live session page: {links.page}"
+        return text
+    if what == "started":
+        return (
+            f"Charging started on connector {connector} with a budget of "
+            f"{format_sat(session.paid_msat)}. Reply stop to stop, status for progress."
+        )
+    if what == "low_budget":
+        return _low_budget(session, links)
+    if what == "stopped":
+        return _stopped(session, links)
+    if what == "start_failed":
+        reason = session.stop_reason or "the charger did not start"
+        return f"Charging could not start: {reason}.\n{_refund_line(session, links)}"
+    if what == "topped_up":
+        return f"Top-up received: {format_sat(session.refundable_msat)} of budget left."
+    if what == "refund_paid":
+        return f"Refund paid. In total {format_sat(session.refunded_msat)} came back to you."
+    if what == "refund_failed":
+        return "The refund payment failed; nothing was lost. " + _refund_line(session, links)
+    return None
+
+
+def status_text(session: Session) -> str:
+    """A driver's ``status`` answer about their own session."""
+    if session.state in (State.PAID, State.STARTING):
+        return f"Your session is starting on connector {session.connector_id}; plug in your car."
+    if session.state in (State.CHARGING, State.STOPPING):
+        return progress_text(session)
+    if session.state is State.AWAITING_PAYMENT:
+        return "Your session is waiting for its payment."
+    return (
+        f"Your last session on connector {session.connector_id} is {session.state.value}. "
+        f"{_bill(session)}; {format_sat(session.refundable_msat)} refundable."
+    )
+
+
+def session_line(session: Session) -> str:
+    """One line about a session, for operators."""
+    return (
+        f"{session.id} connector {session.connector_id} {session.state.value}: "
+        f"{format_kwh(session.energy_wh)}, paid {format_sat(session.paid_msat)}, "
+        f"consumed {format_sat(session.consumed_msat)}, "
+        f"refundable {format_sat(session.refundable_msat)}"
+    )
+
+
+def charger_text(
+    name: str,
+    online: bool,
+    connectors: Sequence[tuple[int, str, bool]],
+    price_msat_per_kwh: int,
+    open_sessions: int,
+) -> str:
+    """The operator's ``status`` answer: ``connectors`` are (id, OCPP status, enabled)."""
+    lines = [f"{name}: {'online' if online else 'OFFLINE'}, {format_sat(price_msat_per_kwh)}/kWh"]
+    for connector_id, status, enabled in connectors:
+        lines.append(f"connector {connector_id}: {status}{'' if enabled else ' (disabled)'}")
+    lines.append(f"open sessions: {open_sessions}")
+    return "\n".join(lines)

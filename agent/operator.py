@@ -1,0 +1,196 @@
+"""Operator commands over DM, from the configured admin npubs only; each one is audited.
+
+The caller (:mod:`agent.conversations`) has already checked that the sender is an admin.
+Every command, read-only ones included, writes one ``audit_log`` row (actor = the admin's
+npub). Commands that act on the charger go through :class:`strom.ports.ChargerCommands` and
+report the charger's answer as it is (accepted, rejected, offline, timeout).
+
+``price <n> sat/kWh`` is an in-memory override per charger (:class:`agent.services.PriceBook`):
+the status event shows it at once, and the LNURL side prices new sessions with
+``PriceBook.tariff_for``. It lasts until the process restarts.
+
+``refund <session>`` only reports: the refund itself goes to the payer, through the
+LNURL-withdraw link only the payer holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent.messages import charger_text, session_line
+from agent.nostr.commands import (
+    Command,
+    Disable,
+    Enable,
+    Help,
+    Refund,
+    Reset,
+    ResetKind,
+    Sessions,
+    SetPrice,
+    Status,
+    Unlock,
+    help_text,
+)
+from agent.nostr.keys import encode_npub
+from agent.queries import audit, open_sessions, set_connector_enabled
+from strom.ports import CommandResult
+from strom.storage.sessions import SessionNotFound
+from strom.units import format_sat
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+__all__ = ["execute"]
+
+log = logging.getLogger(__name__)
+
+
+async def execute(agent: Agent, sender: str, command: Command) -> str | None:
+    """Run an operator command; None for a command that is the operator's own driver command.
+
+    Args:
+        agent: the charger's agent.
+        sender: the admin's pubkey (already checked).
+        command: the parsed command.
+
+    Returns:
+        The answer to DM back, or None when the command is ``stop`` or ``refund`` without a
+        session (those apply to the operator's own session, like any driver's).
+    """
+    if isinstance(command, Refund) and command.session_id is None:
+        return None
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        return None
+    action, target, answer, detail = await handler(agent, command)
+    actor = encode_npub(sender)
+    await audit(
+        agent.services.db,
+        actor=actor,
+        action=action,
+        target=target,
+        detail={**detail, "answer": answer[:500]},
+        now=agent.services.clock(),
+    )
+    log.info("charger %s: operator %s: %s %s", agent.charger_id, actor, action, target)
+    return answer
+
+
+_Outcome = tuple[str, str, str, dict[str, Any]]
+
+
+async def _help(agent: Agent, command: Command) -> _Outcome:
+    return "help", agent.charger_id, help_text(operator=True), {}
+
+
+async def _status(agent: Agent, command: Command) -> _Outcome:
+    services = agent.services
+    price = services.prices.energy_price(agent.charger_id)
+    if price is None:
+        price = agent.profile.tariff.to_tariff().energy_msat_per_kwh
+    connectors = agent.connectors
+    rows = [(c.id, *connectors.get(c.id, ("Unknown", True))) for c in agent.profile.connectors]
+    sessions = await open_sessions(services.db, agent.charger_id)
+    text = charger_text(agent.profile.name, agent.online, rows, price, len(sessions))
+    return "status", agent.charger_id, text, {}
+
+
+async def _sessions(agent: Agent, command: Command) -> _Outcome:
+    sessions = await open_sessions(agent.services.db, agent.charger_id)
+    text = "\n".join(session_line(s) for s in sessions) or "No open sessions."
+    return "sessions", agent.charger_id, text, {"count": len(sessions)}
+
+
+def _known(agent: Agent, connector_id: int) -> bool:
+    return any(c.id == connector_id for c in agent.profile.connectors)
+
+
+def _result(result: CommandResult) -> str:
+    detail = f" ({result.detail})" if result.detail else ""
+    return f"{result.status.value}{detail}"
+
+
+async def _availability(agent: Agent, command: Command) -> _Outcome:
+    assert isinstance(command, Enable | Disable)
+    enabled = isinstance(command, Enable)
+    word = "enable" if enabled else "disable"
+    target = f"{agent.charger_id}/{command.connector}"
+    if not _known(agent, command.connector):
+        return word, target, f"{agent.profile.name} has no connector {command.connector}.", {}
+    services = agent.services
+    result = await services.commands.change_availability(
+        agent.charger_id, command.connector, operative=enabled
+    )
+    answer = (
+        f"Connector {command.connector} {word}d for new sessions; "
+        f"the charger answered {_result(result)}."
+    )
+    await set_connector_enabled(services.db, agent.charger_id, command.connector, enabled=enabled)
+    agent.set_enabled(command.connector, enabled)
+    return word, target, answer, {"charger_answer": result.status.value}
+
+
+async def _price(agent: Agent, command: Command) -> _Outcome:
+    assert isinstance(command, SetPrice)
+    agent.services.prices.set(agent.charger_id, command.msat_per_kwh)
+    agent.mark_dirty()
+    answer = (
+        f"Energy price of {agent.profile.name} set to {format_sat(command.msat_per_kwh)}/kWh "
+        "for new sessions (until Strom restarts; change the profile to keep it)."
+    )
+    return "price", agent.charger_id, answer, {"msat_per_kwh": command.msat_per_kwh}
+
+
+async def _unlock(agent: Agent, command: Command) -> _Outcome:
+    assert isinstance(command, Unlock)
+    target = f"{agent.charger_id}/{command.connector}"
+    if not _known(agent, command.connector):
+        return "unlock", target, f"{agent.profile.name} has no connector {command.connector}.", {}
+    result = await agent.services.commands.unlock(agent.charger_id, command.connector)
+    answer = f"Unlock of connector {command.connector}: {_result(result)}."
+    return "unlock", target, answer, {"charger_answer": result.status.value}
+
+
+async def _reset(agent: Agent, command: Command) -> _Outcome:
+    assert isinstance(command, Reset)
+    hard = command.kind is ResetKind.HARD
+    result = await agent.services.commands.reset(agent.charger_id, hard=hard)
+    answer = f"{command.kind.value.capitalize()} reset of {agent.profile.name}: {_result(result)}."
+    return (
+        "reset",
+        agent.charger_id,
+        answer,
+        {"kind": command.kind.value, "charger_answer": result.status.value},
+    )
+
+
+async def _refund(agent: Agent, command: Command) -> _Outcome:
+    assert isinstance(command, Refund)
+    assert command.session_id is not None
+    session_id = command.session_id
+    try:
+        session = await agent.services.sessions.get(session_id)
+    except SessionNotFound:
+        session = None
+    if session is None or session.charger_id != agent.charger_id:
+        return "refund", session_id, f"No session {session_id} on this charger.", {}
+    answer = (
+        f"{session_line(session)}. The refund goes to the payer only, through the "
+        "LNURL-withdraw link they hold (session page or DM)."
+    )
+    return "refund", session_id, answer, {"refundable_msat": session.refundable_msat}
+
+
+_HANDLERS = {
+    Help: _help,
+    Status: _status,
+    Sessions: _sessions,
+    Enable: _availability,
+    Disable: _availability,
+    SetPrice: _price,
+    Unlock: _unlock,
+    Reset: _reset,
+    Refund: _refund,
+}

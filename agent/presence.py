@@ -1,0 +1,104 @@
+"""How a charger presents itself on nostr: its status, profile and relay lists, from its state.
+
+Pure functions from a profile and the run-time state to the builders' inputs in
+:mod:`agent.nostr.discovery`. A charger that is offline shows every connector as unavailable,
+and so does a connector the operator disabled; OCPP states are folded by
+:func:`~agent.nostr.discovery.connector_status_from_ocpp`. OCPP connector 0 speaks for the
+whole charge point: when it is ``Unavailable`` or ``Faulted`` every connector shows that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from agent.nostr.discovery import (
+    ChargerStatus,
+    ConnectorInfo,
+    ConnectorStatus,
+    Location,
+    Prices,
+    Profile,
+    RelayEntry,
+    connector_status_from_ocpp,
+    lightning_address,
+)
+from strom.config import ProfileConfig
+
+__all__ = ["charger_profile", "charger_status", "connector_state", "relay_entries"]
+
+_WHOLE_CHARGER_DOWN = {
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+
+
+def connector_state(
+    online: bool, ocpp_status: str, enabled: bool, charger_status: str = ""
+) -> ConnectorStatus:
+    """The published state of one connector."""
+    if not online or not enabled:
+        return ConnectorStatus.UNAVAILABLE
+    if charger_status in _WHOLE_CHARGER_DOWN:
+        return _WHOLE_CHARGER_DOWN[charger_status]
+    return connector_status_from_ocpp(ocpp_status)
+
+
+def charger_status(
+    profile: ProfileConfig,
+    *,
+    host: str,
+    online: bool,
+    connectors: Mapping[int, tuple[str, bool]],
+    charger_status_text: str = "",
+    energy_price: int | None = None,
+) -> ChargerStatus:
+    """The status event's content for a charger.
+
+    Args:
+        profile: the charger's profile.
+        host: the public host, the domain of its lightning address.
+        online: whether it is connected.
+        connectors: connector id -> (OCPP status, enabled); missing ones count as unknown.
+        charger_status_text: the OCPP status of connector 0 (the charge point as a whole).
+        energy_price: an operator's price override, msat per kWh.
+    """
+    tariff = profile.tariff.to_tariff()
+    infos = []
+    for connector in profile.connectors:
+        status, enabled = connectors.get(connector.id, ("Unknown", True))
+        infos.append(
+            ConnectorInfo(
+                connector.id,
+                connector.type,
+                connector.max_power_w,
+                connector_state(online, status, enabled, charger_status_text),
+            )
+        )
+    price = tariff.energy_msat_per_kwh if energy_price is None else energy_price
+    return ChargerStatus(
+        charger_id=profile.id,
+        name=profile.name,
+        location=Location(profile.location.lat, profile.location.lon, profile.location.address),
+        connectors=tuple(infos),
+        prices=Prices(price, tariff.time_msat_per_minute, tariff.session_fee_msat),
+        lud16=lightning_address(profile.id, host),
+        summary=profile.description,
+        website=profile.branding.website,
+    )
+
+
+def charger_profile(profile: ProfileConfig, *, host: str) -> Profile:
+    """The kind-0 metadata of a charger: ``name`` is its id, ``display_name`` its name."""
+    return Profile(
+        name=profile.id,
+        display_name=profile.name,
+        about=profile.description,
+        lud16=lightning_address(profile.id, host),
+        picture=profile.branding.picture,
+        website=profile.branding.website,
+    )
+
+
+def relay_entries(read: Sequence[str], write: Sequence[str]) -> list[RelayEntry]:
+    """The NIP-65 entries of the pool's relays, in configuration order."""
+    return [RelayEntry(url, url in read, url in write) for url in dict.fromkeys([*read, *write])]

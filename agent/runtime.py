@@ -1,0 +1,318 @@
+"""The agent runtime: every charger's agent, wired to Strom's core; what the lead plugs in.
+
+How the composition root uses it::
+
+    runtime = AgentRuntime(config, db=db, sessions=sessions, payments=payments,
+                           backend=backend, commands=ocpp.commands)
+    front = FrontDoor(..., identities=runtime)          # nostrPubkey for zaps
+    events.subscribers.append(runtime.on_ocpp_event)    # status follows the chargers
+    handlers |= runtime.handlers()                      # "notify" and "zap_receipt" rows
+    ...  # in the LNURL zap callback, after open_session():
+    await runtime.remember_session_secret(opened.session_id, opened.secret)
+    ...  # in the service's TaskGroup:
+    group.create_task(runtime.run(stop))
+
+Keys are loaded (or created) when the runtime is built, so :meth:`AgentRuntime.pubkey` answers
+before :meth:`AgentRuntime.run` starts. ``run`` starts the relay pool, gives each agent its
+state from two bulk queries, subscribes to the agents' inboxes, and runs the pool's reader,
+the supervisor and an hourly clean-up in one TaskGroup until ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from agent import notifications, zaps
+from agent.agent import Agent
+from agent.errors import AgentUnavailable
+from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore
+from agent.nostr.errors import BuildError
+from agent.nostr_sdk_adapter import check_version
+from agent.queries import active_zap_sessions, charger_snapshots, initiator_of
+from agent.relays import Inbound, PublishResult, RelayPool
+from agent.sealing import sealer_from_environ
+from agent.services import AgentServices, PriceBook
+from agent.settings import AgentSettings
+from agent.store import AgentStore
+from agent.supervisor import Supervisor
+from strom.config import ProfileConfig, StromConfig
+from strom.effects import Handler, RetryLater
+from strom.lightning import LightningBackend
+from strom.payments import PaymentService
+from strom.ports import (
+    ChargerCommands,
+    ChargerOffline,
+    ChargerOnline,
+    ConnectorStatusChanged,
+    OcppEvent,
+)
+from strom.storage.db import Database
+from strom.storage.outbox import OutboxRow
+from strom.storage.sessions import SessionStore
+from strom.tariff import Tariff
+
+__all__ = ["AgentRuntime"]
+
+log = logging.getLogger(__name__)
+
+_HOUSEKEEPING_S = 3600.0
+_JOURNAL_RETENTION_S = 7 * 86_400
+_MAX_ROUTED_P_TAGS = 4
+
+
+class AgentRuntime:
+    """All agents of this process over one relay pool (implements ``ChargerIdentities``).
+
+    Args:
+        config: the whole configuration (profiles, relays, public URL, admin npubs).
+        db: the database.
+        sessions: the session store.
+        payments: the payment service (its ``settle`` is the one settlement step).
+        backend: the lightning backend (asked before a zap receipt is believed).
+        commands: commands to chargers (the OCPP server's).
+        settings: agent settings; from ``config`` when None.
+        keys: the key store; ``<data_dir>/keys`` sealed with ``STROM_MASTER_KEY`` when None.
+        pool: the relay pool; built from ``config.relays`` when None.
+        store: the agent store; ``<data_dir>/agent/agent.sqlite3`` when None.
+        environ: where ``STROM_MASTER_KEY`` is read (``os.environ`` when None).
+        clock: unix time in seconds.
+
+    Raises:
+        ConfigError: a key file cannot be used, or the nostr-sdk version is wrong.
+    """
+
+    def __init__(
+        self,
+        config: StromConfig,
+        *,
+        db: Database,
+        sessions: SessionStore,
+        payments: PaymentService,
+        backend: LightningBackend,
+        commands: ChargerCommands,
+        settings: AgentSettings | None = None,
+        keys: KeyStore | None = None,
+        pool: RelayPool | None = None,
+        store: AgentStore | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_version()
+        data_dir = config.storage.data_dir
+        settings = settings or AgentSettings.from_config(config)
+        keys = keys or KeyStore.from_environ(data_dir, environ)
+        if pool is None:
+            pool = RelayPool(config.relays, auth_secret=keys.ensure(POOL_KEY_NAME), clock=clock)
+        if store is None:
+            sealer = sealer_from_environ(environ, purpose="session secret")
+            store = AgentStore.in_data_dir(data_dir, sealer)
+        self.services = AgentServices(
+            settings=settings,
+            pool=pool,
+            db=db,
+            sessions=sessions,
+            payments=payments,
+            backend=backend,
+            commands=commands,
+            store=store,
+            clock=clock,
+        )
+        self.supervisor = Supervisor(
+            restart_backoff_s=settings.restart_backoff_s,
+            max_restart_backoff_s=settings.max_restart_backoff_s,
+        )
+        self._by_pubkey: dict[str, Agent] = {}
+        for profile in config.profiles:
+            agent = Agent(self.services, profile, AgentKey(keys.ensure(profile.id)))
+            self.supervisor.add(agent)
+            self._by_pubkey[agent.pubkey] = agent
+        self._store_lock = asyncio.Lock()
+        self._store_open = False
+        self.ready = asyncio.Event()
+
+    # --- what the rest of Strom asks ---------------------------------------------------------
+
+    def pubkey(self, charger_id: str) -> str | None:
+        """The charger's public key (hex), or None for a charger without an agent."""
+        agent = self.supervisor.get(charger_id)
+        return None if agent is None else agent.pubkey
+
+    @property
+    def pool(self) -> RelayPool:
+        """The relay pool."""
+        return self.services.pool
+
+    @property
+    def prices(self) -> PriceBook:
+        """Operators' price overrides."""
+        return self.services.prices
+
+    def tariff_for(self, profile: ProfileConfig) -> Tariff:
+        """The tariff a new session of this charger must get (operator override applied)."""
+        return self.services.prices.tariff_for(profile)
+
+    def agent(self, charger_id: str) -> Agent:
+        """The agent of a charger.
+
+        Raises:
+            AgentUnavailable: no agent runs for it.
+        """
+        agent = self.supervisor.get(charger_id)
+        if agent is None:
+            raise AgentUnavailable(f"no agent for charger {charger_id}")
+        return agent
+
+    async def remember_session_secret(self, session_id: str, secret: str) -> None:
+        """Keep a new session's secret, so its payer can get refund links by DM.
+
+        Call it from the LNURL zap callback right after ``PaymentService.open_session`` (before
+        answering the wallet). Only the agents' store keeps it (0600 file, sealed with
+        ``STROM_MASTER_KEY`` when set); the main database keeps only its hash.
+        """
+        await self._open_store()
+        await self.services.store.remember_secret(session_id, secret, int(self.services.clock()))
+
+    async def on_ocpp_event(self, event: OcppEvent) -> None:
+        """A ``CoreEventSink`` subscriber: charger online/offline and connector status."""
+        if isinstance(event, ChargerOnline | ChargerOffline | ConnectorStatusChanged):
+            agent = self.supervisor.get(event.charger_id)
+            if agent is not None:
+                agent.submit(event)
+
+    # --- outbox handlers -----------------------------------------------------------------------
+
+    def handlers(self) -> dict[str, Handler]:
+        """The outbox handlers to register with the effect runner."""
+        return {"notify": self.on_notify, "zap_receipt": self.on_zap_receipt}
+
+    async def on_notify(self, row: OutboxRow) -> None:
+        """Outbox ``notify``: DM the zapper of the session (no-op for LNURL sessions).
+
+        Idempotent on the row's key (see :mod:`agent.notifications`).
+
+        Raises:
+            RetryLater: no relay took the DM, or the agent is restarting.
+        """
+        what = row.payload.get("what")
+        if row.session_id is None or not isinstance(what, str):
+            return
+        who = await initiator_of(self.services.db, row.session_id)
+        if who is None or who.initiator != "zap" or not who.pubkey:
+            return
+        agent = self.supervisor.get(who.charger_id)
+        if agent is None:
+            log.warning("session %s: no agent for charger %s", row.session_id, who.charger_id)
+            return
+        await self._open_store()
+        session_id, pubkey = row.session_id, who.pubkey
+        await agent.call(lambda: notifications.deliver(agent, row.key, session_id, what, pubkey))
+
+    async def on_zap_receipt(self, row: OutboxRow) -> None:
+        """Outbox ``zap_receipt`` (queued by ``PaymentService.settle``): publish the receipt.
+
+        Raises:
+            RetryLater: no relay accepted it.
+        """
+        payload = row.payload
+        request = payload.get("zap_request") or {}
+        description = request.get("description")
+        if not isinstance(description, str):
+            log.error("outbox row %s: zap_receipt without a zap request", row.key)
+            return
+        paid_at = int(datetime.fromisoformat(str(payload["paid_at"])).timestamp())
+        try:
+            result = await self.publish_zap_receipt(
+                str(payload["charger_id"]), description, str(payload["bolt11"]), paid_at
+            )
+        except BuildError as exc:
+            log.error("outbox row %s: cannot build the zap receipt: %s", row.key, exc)
+            return
+        if not result.accepted:
+            raise RetryLater(f"no relay accepted zap receipt {result.event_id}")
+
+    async def publish_zap_receipt(
+        self,
+        charger_id: str,
+        zap_request_json: str,
+        bolt11: str,
+        paid_at: int,
+        preimage: str | None = None,
+    ) -> PublishResult:
+        """Sign (with the charger's key) and publish the kind-9735 receipt of a paid zap.
+
+        Published to the zap request's relays and the agents' write relays; publishing it
+        twice gives the same event id.
+
+        Raises:
+            AgentUnavailable: no agent for the charger.
+            BuildError: the invoice does not commit to the request (or a wrong preimage).
+            RetryLater: the agent is restarting.
+        """
+        agent = self.agent(charger_id)
+        result: PublishResult = await agent.call(
+            lambda: zaps.publish_receipt(agent, zap_request_json, bolt11, paid_at, preimage)
+        )
+        return result
+
+    # --- running -------------------------------------------------------------------------------
+
+    async def _open_store(self) -> None:
+        async with self._store_lock:
+            if not self._store_open:
+                await self.services.store.open()
+                self._store_open = True
+
+    async def _deliver(self, inbound: Inbound) -> None:
+        for pubkey in dict.fromkeys(inbound.event.tag_values("p")[:_MAX_ROUTED_P_TAGS]):
+            agent = self._by_pubkey.get(pubkey)
+            if agent is not None:
+                agent.submit(inbound)
+
+    async def _preload(self) -> None:
+        db = self.services.db
+        snapshots = await charger_snapshots(db)
+        active = await active_zap_sessions(db)
+        for charger_id, agent in self.supervisor.agents.items():
+            snapshot = snapshots.get(charger_id)
+            if snapshot is not None:
+                agent.preload(snapshot, active.get(charger_id, []))
+
+    async def _housekeeping(self) -> None:
+        settings = self.services.settings
+        while True:
+            now = self.services.clock()
+            removed = await self.services.store.prune(
+                secrets_before=int(now - settings.secret_retention_s),
+                outgoing_before=int(now - _JOURNAL_RETENTION_S),
+            )
+            if removed:
+                log.info("agent store: %d old entries removed", removed)
+            await asyncio.sleep(_HOUSEKEEPING_S)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every agent until ``stop`` is set, then disconnect and close the store."""
+        await self._open_store()
+        pool = self.services.pool
+        await pool.start()
+        try:
+            await self._preload()
+            await pool.watch(list(self._by_pubkey))
+            async with asyncio.TaskGroup() as group:
+                reader = group.create_task(pool.run(self._deliver), name="relay-inbox")
+                group.create_task(self.supervisor.run(stop), name="agents")
+                cleaner = group.create_task(self._housekeeping(), name="agent-housekeeping")
+                log.info("%d agent(s) running", len(self.supervisor))
+                self.ready.set()
+                await stop.wait()
+                reader.cancel()
+                cleaner.cancel()
+        finally:
+            self.ready.clear()
+            await pool.stop()
+            async with self._store_lock:
+                await self.services.store.close()
+                self._store_open = False

@@ -1,0 +1,113 @@
+"""What every agent shares: the pool, the stores, the core services, and two small caches.
+
+One :class:`AgentServices` is built by :class:`agent.runtime.AgentRuntime` and handed to each
+agent; nothing in it is global, so tests build their own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from agent.relays import PublishResult, RelayPool
+from agent.settings import AgentSettings
+from agent.store import AgentStore
+from strom.config import ProfileConfig
+from strom.lightning import LightningBackend
+from strom.payments import PaymentService
+from strom.ports import ChargerCommands
+from strom.storage.db import Database
+from strom.storage.sessions import SessionStore
+from strom.tariff import Tariff
+
+__all__ = ["AgentServices", "DmInboxes", "PriceBook"]
+
+
+class PriceBook:
+    """Energy prices set by operators over DM, per charger, in memory.
+
+    An override lasts until the process restarts (the profile file is the lasting price). The
+    status event shows it, and the LNURL side should price new sessions with
+    :meth:`tariff_for` so that what is advertised is what is charged.
+    """
+
+    def __init__(self) -> None:
+        self._energy: dict[str, int] = {}
+
+    def set(self, charger_id: str, msat_per_kwh: int) -> None:
+        """Override the energy price of one charger."""
+        self._energy[charger_id] = msat_per_kwh
+
+    def energy_price(self, charger_id: str) -> int | None:
+        """The override, or None when the profile's price applies."""
+        return self._energy.get(charger_id)
+
+    def tariff_for(self, profile: ProfileConfig) -> Tariff:
+        """The tariff new sessions of this charger must get (profile tariff plus override)."""
+        tariff = profile.tariff.to_tariff()
+        override = self._energy.get(profile.id)
+        return tariff if override is None else replace(tariff, energy_msat_per_kwh=override)
+
+
+class DmInboxes:
+    """What the agents know about drivers' DM habits: NIP-17 inbox relays and last scheme.
+
+    Both are bounded LRU caches (a stranger cannot grow them without limit).
+
+    Args:
+        max_entries: pubkeys remembered.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._relays: OrderedDict[str, tuple[tuple[str, ...], float]] = OrderedDict()
+        self._schemes: OrderedDict[str, str] = OrderedDict()
+        self._max = max_entries
+
+    def cached_relays(self, pubkey: str, now: float) -> tuple[str, ...] | None:
+        """The inbox relays looked up recently, or None when unknown or stale."""
+        entry = self._relays.get(pubkey)
+        if entry is None or entry[1] <= now:
+            return None
+        self._relays.move_to_end(pubkey)
+        return entry[0]
+
+    def remember_relays(self, pubkey: str, relays: tuple[str, ...], until: float) -> None:
+        """Remember a pubkey's inbox relays (possibly none) until ``until``."""
+        self._relays[pubkey] = (relays, until)
+        self._relays.move_to_end(pubkey)
+        while len(self._relays) > self._max:
+            self._relays.popitem(last=False)
+
+    def scheme(self, pubkey: str) -> str | None:
+        """The DM scheme this pubkey last wrote to us in."""
+        return self._schemes.get(pubkey)
+
+    def remember_scheme(self, pubkey: str, scheme: str) -> None:
+        """Remember the scheme of a pubkey's last DM."""
+        self._schemes[pubkey] = scheme
+        self._schemes.move_to_end(pubkey)
+        while len(self._schemes) > self._max:
+            self._schemes.popitem(last=False)
+
+
+@dataclass
+class AgentServices:
+    """The shared parts every agent uses (see the module docstring)."""
+
+    settings: AgentSettings
+    pool: RelayPool
+    db: Database
+    sessions: SessionStore
+    payments: PaymentService
+    backend: LightningBackend
+    commands: ChargerCommands
+    store: AgentStore
+    prices: PriceBook = field(default_factory=PriceBook)
+    inboxes: DmInboxes = field(default_factory=DmInboxes)
+    clock: Callable[[], float] = time.time
+    random_bytes: Callable[[int], bytes] = os.urandom
+    on_status: Callable[[str, PublishResult], None] | None = None
+    """Told about every status publication (charger id, result): for health pages, benches."""

@@ -1,0 +1,78 @@
+"""The agents' settings: one frozen object built from the configuration at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent.nostr.errors import InvalidKey
+from agent.nostr.keys import parse_public_key
+from strom.config import StromConfig
+from strom.errors import ConfigError
+
+__all__ = ["AgentSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """How the agents behave. Every duration is in seconds.
+
+    Attributes:
+        public_url: Strom's public base URL (lightning addresses and links are built on it).
+        admin_pubkeys: hex keys whose DMs are operator commands.
+        status_ttl_s: lifetime of a status event (NIP-40); it is re-published at half of it.
+        profile_refresh_s: how often profile and relay lists are published again.
+        progress_interval_s: time between progress DMs to a charging driver (0: none).
+        dm_max_age_s: DMs written longer ago than this are ignored (commands must be fresh).
+        receipt_max_age_s: zap receipts older than this are ignored.
+        max_future_s: events dated further ahead than this are ignored (clock skew).
+        dm_relay_lookup_timeout_s: how long to look for a driver's DM inbox list (10050).
+        dm_relay_cache_s: how long a driver's inbox list is remembered.
+        restart_backoff_s: first wait before a failed agent is restarted (doubles each time).
+        max_restart_backoff_s: the longest wait between restarts.
+        secret_retention_s: session secrets are deleted after this (refund links expire).
+    """
+
+    public_url: str
+    admin_pubkeys: frozenset[str] = field(default_factory=frozenset)
+    status_ttl_s: int = 3600
+    profile_refresh_s: int = 86_400
+    progress_interval_s: int = 600
+    dm_max_age_s: int = 600
+    receipt_max_age_s: int = 7 * 86_400
+    max_future_s: int = 120
+    dm_relay_lookup_timeout_s: float = 3.0
+    dm_relay_cache_s: int = 600
+    restart_backoff_s: float = 1.0
+    max_restart_backoff_s: float = 60.0
+    secret_retention_s: int = 30 * 86_400
+
+    def __post_init__(self) -> None:
+        if self.status_ttl_s < 60:
+            raise ConfigError("agents: status_ttl_s must be at least 60 seconds")
+
+    @classmethod
+    def from_config(cls, config: StromConfig, **overrides: Any) -> AgentSettings:
+        """Settings from the configuration; ``overrides`` replace single fields.
+
+        Raises:
+            ConfigError: an admin npub is not a valid key.
+        """
+        admins = set()
+        for npub in config.nostr.admin_npubs:
+            try:
+                admins.add(parse_public_key(npub))
+            except InvalidKey as exc:
+                raise ConfigError(f"nostr.admin_npubs: {npub}: {exc.reason}") from None
+        settings = cls(
+            public_url=config.server.public_url,
+            admin_pubkeys=frozenset(admins),
+            secret_retention_s=max(config.sessions.refund_expiry_s * 2, 86_400),
+        )
+        return replace(settings, **overrides)
+
+    @property
+    def host(self) -> str:
+        """The host (and port) of the public URL: the domain of the lightning addresses."""
+        return urlsplit(self.public_url).netloc

@@ -1,0 +1,112 @@
+"""The supervisor: runs every agent as one task of one TaskGroup, restarting failed ones.
+
+Theory of operation: each agent's task is a supervision loop around :meth:`Agent.run`. When an
+agent raises, the loop logs the exception with the charger id and runs it again after a backoff
+that doubles from ``restart_backoff_s`` up to ``max_restart_backoff_s`` (and starts again from
+the bottom once an agent has run for a minute). The agent's queue survives a restart, so only
+the input that failed is lost, and its caller (if any) got the exception. Cancellation (the
+service stopping) ends every loop. No task exists outside the TaskGroup; the supervisor keeps
+a reference to each one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from agent.agent import Agent
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger(__name__)
+
+_HEALTHY_AFTER_S = 60.0
+
+
+class Supervisor:
+    """Runs agents and restarts the ones that fail.
+
+    Args:
+        agents: the agents to run.
+        restart_backoff_s: the first wait before a restart.
+        max_restart_backoff_s: the longest wait.
+        sleep: how to wait (injected for tests).
+        monotonic: a monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        agents: Iterable[Agent] = (),
+        *,
+        restart_backoff_s: float = 1.0,
+        max_restart_backoff_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._agents: dict[str, Agent] = {}
+        for agent in agents:
+            self.add(agent)
+        self._backoff_s = restart_backoff_s
+        self._max_backoff_s = max_restart_backoff_s
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.restarts: dict[str, int] = {}
+
+    def add(self, agent: Agent) -> None:
+        """Add an agent before :meth:`run`.
+
+        Raises:
+            ValueError: an agent for that charger exists already.
+        """
+        if agent.charger_id in self._agents:
+            raise ValueError(f"an agent for {agent.charger_id} exists already")
+        self._agents[agent.charger_id] = agent
+
+    def get(self, charger_id: str) -> Agent | None:
+        """The agent of a charger, or None."""
+        return self._agents.get(charger_id)
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    @property
+    def agents(self) -> dict[str, Agent]:
+        """Every agent by charger id."""
+        return dict(self._agents)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every agent until ``stop`` is set; then cancel them all and return."""
+        async with asyncio.TaskGroup() as group:
+            for charger_id, agent in self._agents.items():
+                self._tasks[charger_id] = group.create_task(
+                    self._supervise(agent), name=f"agent-{charger_id}"
+                )
+            await stop.wait()
+            for task in self._tasks.values():
+                task.cancel()
+        self._tasks.clear()
+
+    async def _supervise(self, agent: Agent) -> None:
+        delay = self._backoff_s
+        while True:
+            started = self._monotonic()
+            try:
+                await agent.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the supervisor is where any failure of an agent ends up
+                self.restarts[agent.charger_id] = self.restarts.get(agent.charger_id, 0) + 1
+                if self._monotonic() - started > _HEALTHY_AFTER_S:
+                    delay = self._backoff_s
+                log.exception(
+                    "charger %s: agent failed (restart %d in %.1f s)",
+                    agent.charger_id,
+                    self.restarts[agent.charger_id],
+                    delay,
+                )
+            await self._sleep(delay)
+            delay = min(delay * 2, self._max_backoff_s)

@@ -1,0 +1,145 @@
+"""Zap receipts: publishing the charger's own, and acting on those that reach it.
+
+Publishing: once a zap invoice is settled, :meth:`strom.payments.PaymentService.settle` queues a
+``zap_receipt`` outbox row; its handler (:meth:`agent.runtime.AgentRuntime.on_zap_receipt`)
+has the charger's agent sign the kind-9735 receipt and publish it to the zap request's relays
+and the agents' write relays. ``created_at`` is the settlement time, so a second run of the
+row publishes an event with the same id, which relays drop.
+
+Consuming: a receipt addressed to the charger is acted on only if (1) it is fresh, (2) it is
+signed by the charger's own key and consistent with its invoice and embedded request
+(:func:`~agent.nostr.zap.verify_zap_receipt`), (3) its id was not seen before, (4) the invoice
+is one of Strom's zap invoices for that very request, and (5) the lightning backend says the
+invoice is settled. A receipt alone is never proof of payment. Then it calls the one idempotent
+settlement step, so a session starts once whether the backend's notification or the receipt
+comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from agent.nostr.discovery import status_coordinate
+from agent.nostr.errors import InvalidEvent
+from agent.nostr.event import Event, parse_event
+from agent.nostr.zap import MAX_ZAP_REQUEST_BYTES, ZapReceiptError, verify_zap_receipt, zap_receipt
+from agent.queries import claim_event, release_event, zap_request_of
+from agent.relays import PublishResult
+from strom.errors import BackendError
+from strom.lightning import InvoiceNotFound, InvoiceState
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+__all__ = ["consume_receipt", "publish_receipt", "request_relays"]
+
+log = logging.getLogger(__name__)
+
+
+def request_relays(zap_request_json: str) -> tuple[str, ...]:
+    """The relays a zap request asks its receipt to be published to."""
+    try:
+        request = parse_event(zap_request_json, verify=False, max_bytes=MAX_ZAP_REQUEST_BYTES)
+    except InvalidEvent:
+        return ()
+    relays = [url for tag in request.tags if tag[0] == "relays" for url in tag[1:]]
+    return tuple(dict.fromkeys(relays))
+
+
+async def publish_receipt(
+    agent: Agent,
+    zap_request_json: str,
+    bolt11: str,
+    paid_at: int,
+    preimage: str | None = None,
+) -> PublishResult:
+    """Sign the receipt of a paid zap and publish it.
+
+    Raises:
+        BuildError: the invoice does not commit to the request, or the preimage is wrong.
+    """
+    receipt = zap_receipt(
+        agent.key.secret,
+        zap_request_json,
+        bolt11_invoice=bolt11,
+        paid_at=paid_at,
+        preimage=preimage,
+    )
+    result = await agent.services.pool.publish(
+        receipt, extra_relays=request_relays(zap_request_json)
+    )
+    log.info(
+        "charger %s: zap receipt %s published to %d relay(s)",
+        agent.charger_id,
+        receipt.id,
+        len(result.ok),
+    )
+    return result
+
+
+async def consume_receipt(agent: Agent, event: Event) -> None:
+    """Act on a zap receipt addressed to this charger (see the module docstring)."""
+    services = agent.services
+    settings = services.settings
+    now = services.clock()
+    if not now - settings.receipt_max_age_s <= event.created_at <= now + settings.max_future_s:
+        log.info("charger %s: zap receipt %s ignored: out of date", agent.charger_id, event.id)
+        return
+    try:
+        verified = verify_zap_receipt(
+            event,
+            own_pubkey=agent.pubkey,
+            status_coordinate=status_coordinate(agent.pubkey, agent.charger_id),
+        )
+    except ZapReceiptError as exc:
+        log.warning(
+            "charger %s: zap receipt %s refused: %s", agent.charger_id, event.id, exc.reason
+        )
+        return
+    if not await claim_event(services.db, event.id, event.kind, event.pubkey, now):
+        log.info("charger %s: zap receipt %s seen before", agent.charger_id, event.id)
+        return
+    payment_hash = verified.payment_hash
+    stored = await zap_request_of(services.db, payment_hash)
+    if stored is None or stored.get("description") != verified.request.description:
+        log.warning(
+            "charger %s: zap receipt %s names invoice %s, which is not a zap invoice of ours",
+            agent.charger_id,
+            event.id,
+            payment_hash,
+        )
+        return
+    try:
+        status = await services.backend.lookup_invoice(payment_hash)
+    except InvoiceNotFound:
+        log.warning(
+            "charger %s: zap receipt for unknown invoice %s", agent.charger_id, payment_hash
+        )
+        return
+    except BackendError as exc:
+        # Not a verdict: let the receipt be looked at again if a relay sends it again.
+        await release_event(services.db, event.id)
+        log.warning(
+            "charger %s: zap receipt %s not checked, lightning backend: %s",
+            agent.charger_id,
+            event.id,
+            exc,
+        )
+        return
+    if status.state is not InvoiceState.SETTLED:
+        log.warning(
+            "charger %s: zap receipt %s ignored: invoice %s is %s, not settled",
+            agent.charger_id,
+            event.id,
+            payment_hash,
+            status.state.value,
+        )
+        return
+    recorded = await services.payments.settle(payment_hash, status.received_msat)
+    log.info(
+        "charger %s: zap receipt %s confirmed by the backend; settlement %s",
+        agent.charger_id,
+        event.id,
+        "recorded" if recorded else "was already recorded",
+    )
