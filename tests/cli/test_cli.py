@@ -158,3 +158,32 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("init", "run", "db"):
         assert command in out
+
+
+def test_demo_once_plays_the_whole_story_and_exits_0(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *STROM,
+            "demo",
+            "--once",
+            "--quiet",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(free_port()),
+            "--ocpp-port",
+            str(free_port()),
+            "--speed",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for step in ("1. The driver scans", "3. Payment settled", "5. Refund paid", "balances"):
+        assert step in out
+    assert "FAKE" in out
+    assert "Traceback" not in result.stderr
