@@ -195,6 +195,7 @@ class LndRestBackend(LightningBackend):
         reconcile_every_s: float = 30.0,
         fallback_poll_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        pay_grace_s: float = _PAY_GRACE_S,
     ) -> None:
         super().__init__(
             network=network,
@@ -215,6 +216,7 @@ class LndRestBackend(LightningBackend):
             transport=transport,
         )
         self._settle_index = 0
+        self._pay_grace_s = pay_grace_s
 
     @classmethod
     def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
@@ -382,7 +384,7 @@ class LndRestBackend(LightningBackend):
             "timeout_seconds": max(1, math.ceil(timeout_s)),
             "no_inflight_updates": True,
         }
-        deadline = timeout_s + _PAY_GRACE_S
+        deadline = timeout_s + self._pay_grace_s
         try:
             async with asyncio.timeout(deadline):
                 result = await self._send(body, invoice.payment_hash)

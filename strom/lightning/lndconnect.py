@@ -93,7 +93,7 @@ def parse_lndconnect(uri: str) -> LndConnect:
 def _b64url(what: str, value: str) -> bytes:
     # parse_qs turned any '+' of a standard-base64 value into a space: undo that, and accept
     # both alphabets, with or without padding.
-    text = value.strip().replace(" ", "+").translate(str.maketrans("+/", "-_")).rstrip("=")
+    text = value.replace(" ", "+").strip().translate(str.maketrans("+/", "-_")).rstrip("=")
     text += "=" * (-len(text) % 4)
     try:
         decoded = base64.b64decode(text.encode("ascii"), altchars=b"-_", validate=True)

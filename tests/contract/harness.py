@@ -34,7 +34,9 @@ RECONCILE_EVERY_S = 1.0
 FALLBACK_POLL_S = 0.3
 
 
-def foreign_invoice(network: str, amount_msat: int, *, expiry_s: int = 3600, created_at: int | None = None) -> str:
+def foreign_invoice(
+    network: str, amount_msat: int, *, expiry_s: int = 3600, created_at: int | None = None
+) -> str:
     """A valid invoice of a node nobody here can reach."""
     preimage = secrets.token_bytes(32)
     return mint_invoice(
@@ -250,6 +252,7 @@ class LNbitsHarness(Harness):
 
     async def resolve_unknown(self, payment_hash: str) -> None:
         """Nothing to do: LNbits finished the payment; only its answer was lost."""
+        assert self.proxy.dropped == 1, "the proxy did not cut the payment's answer"
 
     @contextlib.asynccontextmanager
     async def outage(self) -> AsyncIterator[None]:

@@ -117,7 +117,9 @@ async def test_create_settle_stream(harness: Harness) -> None:
     assert status.settled_at is not None
 
 
-async def test_no_settlement_is_missed_across_a_disconnect(harness: Harness) -> None:
+async def test_no_settlement_is_missed_across_a_disconnect(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     first = await harness.backend.create_invoice(1_000, expiry_s=600)
     second = await harness.backend.create_invoice(2_000, expiry_s=600)
     pending = {first.payment_hash, second.payment_hash}
@@ -133,6 +135,9 @@ async def test_no_settlement_is_missed_across_a_disconnect(harness: Harness) -> 
 
     assert settlement.payment_hash == second.payment_hash
     assert settlement.amount_msat == 2_000
+    assert any(
+        "settlement stream" in r.getMessage() and "lost" in r.getMessage() for r in caplog.records
+    ), "the outage did not break the stream"
 
 
 async def test_a_restarted_backend_delivers_what_was_paid_while_it_was_down(
@@ -217,7 +222,9 @@ async def test_a_payment_the_node_never_saw_is_failed_before_dispatch(harness: H
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(lambda net: foreign_invoice(net, 1_000, expiry_s=60, created_at=1), id="expired"),
+        pytest.param(
+            lambda net: foreign_invoice(net, 1_000, expiry_s=60, created_at=1), id="expired"
+        ),
         pytest.param(lambda net: foreign_invoice("tbs", 1_000), id="wrong-network"),
         pytest.param(lambda net: "lnbc1notaninvoice", id="garbage"),
     ],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -95,6 +96,7 @@ class LndStub:
         self._add_index = 0
         self._settle_index = 0
         self._subscribers: set[asyncio.Queue[Any]] = set()
+        self._subscribed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -186,6 +188,13 @@ class LndStub:
             payment.status = "FAILED"
             payment.failure_reason = "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS"
         payment.resolved.set()
+
+    async def wait_subscribed(self, count: int = 1) -> None:
+        """Wait until ``count`` invoice subscriptions are open."""
+        async with asyncio.timeout(10):
+            while len(self._subscribers) < count:
+                self._subscribed.clear()
+                await self._subscribed.wait()
 
     async def drop_subscribers(self) -> None:
         """Cut every open invoice subscription mid-stream."""
@@ -327,6 +336,7 @@ class LndStub:
             for invoice in replay:
                 queue.put_nowait(copy.deepcopy(invoice))
         self._subscribers.add(queue)
+        self._subscribed.set()
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         try:
             while True:
@@ -395,9 +405,12 @@ class LndStub:
 
     async def _one_chunk(self, request: web.Request, chunk: dict[str, Any]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
-        await response.write(json.dumps(chunk).encode() + b"\n")
-        await response.write_eof()
+        if request.transport is None or request.transport.is_closing():
+            return response  # the client hung up while the payment was held
+        with contextlib.suppress(ConnectionResetError):
+            await response.prepare(request)
+            await response.write(json.dumps(chunk).encode() + b"\n")
+            await response.write_eof()
         return response
 
     async def _track(self, request: web.Request) -> web.StreamResponse:

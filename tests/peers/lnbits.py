@@ -192,7 +192,10 @@ class LNbitsPeer:
             headers = {"Authorization": f"Bearer {self.token}"}
             self.strom = self._create_wallet(client, headers, "strom")
             self.driver = self._create_wallet(client, headers, "driver")
-            for wallet, amount in ((self.driver, DRIVER_FUNDING_SAT), (self.strom, STROM_FUNDING_SAT)):
+            for wallet, amount in (
+                (self.driver, DRIVER_FUNDING_SAT),
+                (self.strom, STROM_FUNDING_SAT),
+            ):
                 response = client.put(
                     "/users/api/v1/balance",
                     json={"id": wallet.id, "amount": amount},
