@@ -64,9 +64,18 @@ class ServerConfig(_Section):
     port: int = Field(8080, ge=0, le=65535)
     # The base URL wallets and browsers reach Strom at; LNURLs are built from it. A public
     # host must be https (LUD-01 allows http only for onion and local development).
-    public_url: str = "http://127.0.0.1:8080"
+    # Default: http://<host>:<port> (local development).
+    public_url: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("public_url"):
+            host = data.get("host", "127.0.0.1")
+            data = {**data, "public_url": f"http://{host}:{data.get('port', 8080)}"}
+        return data
 
     @field_validator("public_url")
     @classmethod

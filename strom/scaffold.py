@@ -16,7 +16,8 @@ host = "127.0.0.1"
 port = 8080
 # The address wallets and browsers use to reach Strom; LNURLs and QR codes are built from it.
 # A public host must be https:// (LUD-01); http:// is for local development and .onion only.
-public_url = "http://127.0.0.1:8080"
+# Unset, it is http://<host>:<port>.
+# public_url = "https://charge.example.org"
 # tls_cert = "/path/to/fullchain.pem"
 # tls_key = "/path/to/privkey.pem"
 
