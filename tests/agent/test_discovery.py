@@ -1,0 +1,101 @@
+"""A charger is found on nostr: profile, relay lists and a status that follows the charger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from agent.nostr.discovery import ConnectorStatus, parse_status
+from agent.nostr.event import expiration
+from agent.nostr.keys import encode_npub
+from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from tests.agent.conftest import CHARGER_ID, World
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_profile_and_relay_lists_are_signed_by_the_chargers_own_key(world: World) -> None:
+    profile = await world.latest(0)
+    content = orjson.loads(profile.content)
+    assert content["name"] == CHARGER_ID
+    assert content["display_name"] == "Farm shop charger"
+    assert content["lud16"] == "cp-1@127.0.0.1:8080"
+    relay_list = await world.latest(10002)
+    assert relay_list.tag_values("r") == [world.relay_url]
+    inbox = await world.latest(10050)
+    assert inbox.tag_values("relay") == [world.relay_url]
+    assert world.runtime.pubkey(CHARGER_ID) == profile.pubkey
+    assert world.runtime.pubkey("no-such-charger") is None
+    key_file = world.config.storage.data_dir / "keys" / f"{CHARGER_ID}.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert encode_npub(profile.pubkey).startswith("npub1")
+
+
+async def test_status_is_republished_on_every_change(world: World) -> None:
+    first = parse_status(await world.latest(30522))
+    assert {c.status for c in first.connectors} == {ConnectorStatus.UNAVAILABLE}  # never online
+    assert first.lud16 == "cp-1@127.0.0.1:8080"
+    assert first.prices.energy_msat_per_kwh == 250_000
+
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 1, "Available", "NoError", _now())
+    )
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 2, "Charging", "NoError", _now())
+    )
+    assert (await world.next_status()).accepted  # the burst is coalesced ...
+    status = parse_status(await world.latest(30522))
+    states = {c.id: c.status for c in status.connectors}
+    if states[2] is not ConnectorStatus.CHARGING:  # ... into one or two publications
+        await world.next_status()
+        status = parse_status(await world.latest(30522))
+        states = {c.id: c.status for c in status.connectors}
+    assert states == {1: ConnectorStatus.AVAILABLE, 2: ConnectorStatus.CHARGING}
+    assert status.created_at > first.created_at
+
+    await world.runtime.on_ocpp_event(ChargerOffline(CHARGER_ID, _now(), "heartbeat lost"))
+    await world.next_status()
+    offline = parse_status(await world.latest(30522))
+    assert {c.status for c in offline.connectors} == {ConnectorStatus.UNAVAILABLE}
+    assert offline.created_at > status.created_at
+
+
+async def test_a_status_that_does_not_change_is_not_republished(world: World) -> None:
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))  # all still unknown
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 1, "Preparing", "NoError", _now())
+    )
+    await world.next_status()
+    # "Charging" folds to the same published state as "Preparing"
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 1, "Charging", "NoError", _now())
+    )
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 2, "Faulted", "GroundFailure", _now())
+    )
+    await world.next_status()  # only the fault is news
+    status = parse_status(await world.latest(30522))
+    states = {c.id: c.status for c in status.connectors}
+    assert states == {1: ConnectorStatus.CHARGING, 2: ConnectorStatus.FAULTED}
+    assert world.statuses.empty()
+
+
+async def test_status_is_refreshed_before_it_expires(world: World) -> None:
+    before = await world.latest(30522)
+    expires = expiration(before)
+    assert expires is not None
+    ttl = world.runtime.services.settings.status_ttl_s
+    assert expires - before.created_at == ttl
+    world.clock.offset += ttl / 2 + 1  # past the refresh deadline
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))  # wakes the agent
+    await world.next_status()
+    after = await world.latest(30522)
+    assert after.created_at >= before.created_at + ttl // 2
+    after_expires = expiration(after)
+    assert after_expires is not None
+    assert after_expires > expires
