@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +29,7 @@ import pytest
 from agent.nostr.discovery import status_coordinate
 from agent.nostr.dm import open_dm
 from agent.nostr.event import Event, parse_event, sign_event
-from agent.nostr.keys import encode_npub, public_key_hex
+from agent.nostr.keys import encode_npub, generate_secret_key, public_key_hex
 from agent.nostr.zap import validate_zap_request
 from agent.nostr_sdk_adapter import SdkClient, SdkIncoming, SdkLocalRelay
 from agent.relays import PublishResult, RelayPool
@@ -56,12 +57,6 @@ from tests.agent.fakes import FakeChargerCommands, MemoryLightning
 from tests.peers import relay_nostr_relay
 
 CHARGER_ID = "cp-1"
-DRIVER = hashlib.sha256(b"agent tests: driver").digest()
-STRANGER = hashlib.sha256(b"agent tests: stranger").digest()
-ADMIN = hashlib.sha256(b"agent tests: operator").digest()
-DRIVER_PK = public_key_hex(DRIVER)
-STRANGER_PK = public_key_hex(STRANGER)
-ADMIN_PK = public_key_hex(ADMIN)
 PUBLIC_URL = "http://127.0.0.1:8080"
 WAIT_S = 10.0
 
@@ -284,13 +279,14 @@ class World:
             ["a", status_coordinate(self.charger_pk, CHARGER_ID)],
             *[[name, value] for name, value in extra.items()],
         ]
-        return sign_event(person.secret, 9734, tags, "charging", int(self.clock()))
+        comment = f"charging {os.urandom(4).hex()}"  # every request is a new one
+        return sign_event(person.secret, 9734, tags, comment, int(self.clock()))
 
     async def open_zap_session(
         self, person: Person, amount_msat: int = 20_000_000, connector: int = 1
     ) -> tuple[OpenedSession, str]:
         """What the LNURL zap callback does: validate, open the session, hand over the secret."""
-        request = self.zap_request(person, amount_msat)
+        request = self.zap_request(person, amount_msat, connector=str(connector))
         valid = validate_zap_request(
             request.to_json(),
             amount_msat_query=amount_msat,
@@ -328,10 +324,12 @@ async def build_world(
     tmp_path: Path, database: Database, relay_url: str, **settings: Any
 ) -> AsyncIterator[World]:
     clock = Clock()
+    # Fresh keys per world: the nostr-relay peer keeps events of earlier tests.
+    driver, stranger, admin = (generate_secret_key() for _ in range(3))
     config = StromConfig(
         server=ServerConfig(public_url=PUBLIC_URL),
         storage=StorageConfig(data_dir=tmp_path / "data"),
-        nostr=NostrConfig(admin_npubs=(encode_npub(ADMIN_PK),)),
+        nostr=NostrConfig(admin_npubs=(encode_npub(public_key_hex(admin)),)),
         profiles=(profile(),),
         relays=(RelayConfig(url=relay_url),),
     )
@@ -373,9 +371,9 @@ async def build_world(
         runner=EffectRunner(OutboxStore(database), handlers),
         relay_url=relay_url,
         clock=clock,
-        driver=Person(DRIVER, relay_url),
-        stranger=Person(STRANGER, relay_url),
-        admin=Person(ADMIN, relay_url),
+        driver=Person(driver, relay_url),
+        stranger=Person(stranger, relay_url),
+        admin=Person(admin, relay_url),
     )
     runtime.services.observer = lambda *seen: world.outcomes.put_nowait(seen)
     runtime.services.on_status = lambda *seen: world.statuses.put_nowait(seen)
