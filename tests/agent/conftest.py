@@ -314,9 +314,7 @@ class World:
         self.backend.mark_paid(opened.invoice.payment_hash)
         assert await self.payments.settle(opened.invoice.payment_hash)
         await self.sessions.apply(opened.session_id, RemoteStartAccepted())
-        await self.sessions.apply(
-            opened.session_id, TransactionStarted(1, 1000, datetime.now(UTC))
-        )
+        await self.sessions.apply(opened.session_id, TransactionStarted(1, 1000, datetime.now(UTC)))
         return opened
 
 

@@ -115,7 +115,11 @@ class MemoryLightning(LightningBackend):
         )
         expires = datetime.fromtimestamp(now, UTC) + timedelta(seconds=expiry_s)
         self.invoices[payment_hash] = InvoiceStatus(
-            payment_hash, InvoiceState.PENDING, amount_msat, 0, expires  # type: ignore[arg-type]
+            payment_hash,
+            InvoiceState.PENDING,
+            amount_msat,
+            0,
+            expires,  # type: ignore[arg-type]
         )
         self.bolt11[payment_hash] = encoded
         return Invoice(encoded, payment_hash, amount_msat, expires)  # type: ignore[arg-type]
@@ -143,7 +147,9 @@ class MemoryLightning(LightningBackend):
     async def _listen(self, sink: Any) -> None:
         await asyncio.Event().wait()
 
-    async def pay_invoice(self, bolt11: str, *, max_fee_msat: int, timeout_s: float) -> PaymentResult:
+    async def pay_invoice(
+        self, bolt11: str, *, max_fee_msat: int, timeout_s: float
+    ) -> PaymentResult:
         return Failed(reason="memory backend does not pay", pre_dispatch=True)
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:

@@ -164,7 +164,9 @@ async def test_a_crash_between_signing_and_publishing_sends_the_same_event(world
     [row] = [r for r in await OutboxStore(world.db).due(_at(world)) if r.kind == "notify"]
     store = world.runtime.services.store
     prepared = nip04_message(
-        world.charger.key.secret, world.driver.pubkey, "prepared before the crash",
+        world.charger.key.secret,
+        world.driver.pubkey,
+        "prepared before the crash",
         created_at=int(world.clock()),
     )
     from agent.store import Outgoing
