@@ -128,10 +128,12 @@ _ADAPTER: TypeAdapter[BackendConfig] = TypeAdapter(LightningConfig)
 def parse_lightning_config(data: dict[str, Any]) -> BackendConfig:
     """Validate a ``[lightning]`` section (as loaded from TOML) into its backend's model.
 
+    A section without ``backend`` is the fake, the embedded default.
+
     Raises:
         pydantic.ValidationError: with every wrong key, expected and found.
     """
-    return _ADAPTER.validate_python(data)
+    return _ADAPTER.validate_python({"backend": "fake", **data})
 
 
 def read_secret_file(path: Path, what: str, *, data_dir: Path) -> bytes:

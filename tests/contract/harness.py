@@ -201,7 +201,8 @@ class LNbitsHarness(Harness):
     whole_sats_only = True
 
     def __init__(self, peer: LNbitsPeer, proxy: ChaosProxy) -> None:
-        assert peer.strom is not None and peer.driver is not None
+        assert peer.strom is not None
+        assert peer.driver is not None
         self.peer = peer
         self.proxy = proxy
         self._strom = peer.strom
