@@ -169,7 +169,7 @@ class FakeStore:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, partial(fn, *args))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(f"fake backend database {self.path}: {exc}") from None
         except RuntimeError as exc:  # the executor was shut down: the store is closed
             raise BackendUnavailable(f"fake backend database {self.path} is closed") from exc

@@ -47,6 +47,10 @@ async def map_http_errors(
     """Translate httpx exceptions raised inside the block into backend errors."""
     try:
         yield
+    except httpx.InvalidURL as exc:
+        raise BackendRejected(
+            f"{backend}: {what}: invalid URL ({redact(str(exc), secrets)})"
+        ) from None
     except httpx.TimeoutException as exc:
         raise BackendTimeout(f"{backend}: {what} timed out ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
