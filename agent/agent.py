@@ -224,9 +224,14 @@ class Agent:
     async def _on_inbound(self, inbound: Inbound) -> None:
         kind = inbound.event.kind
         if kind == ZAP_RECEIPT_KIND:
-            await zaps.consume_receipt(self, inbound.event)
+            outcome = await zaps.consume_receipt(self, inbound.event)
         elif kind in (NIP04_DM_KIND, GIFT_WRAP_KIND):
-            await conversations.handle_dm(self, inbound.event, inbound.relay_url)
+            outcome = await conversations.handle_dm(self, inbound.event, inbound.relay_url)
+        else:
+            outcome = "ignored"
+        observer = self.services.observer
+        if observer is not None:
+            observer(self.charger_id, inbound.event.id, outcome)
 
     def _on_update(self, update: AgentUpdate) -> None:
         before = self._published_states()

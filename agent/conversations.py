@@ -140,31 +140,36 @@ def _plausible(agent: Agent, event: Event, now: float) -> bool:
     return earliest <= event.created_at <= now + settings.max_future_s
 
 
-async def handle_dm(agent: Agent, event: Event, relay_url: str) -> None:
-    """Open, check and answer one DM addressed to this agent."""
+async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
+    """Open, check and answer one DM addressed to this agent.
+
+    Returns:
+        What became of it: ``answered``, ``stale``, ``unreadable`` or ``replay``.
+    """
     services = agent.services
     settings = services.settings
     now = services.clock()
     if not _plausible(agent, event, now):
         log.info("charger %s: DM %s ignored: too old or in the future", agent.charger_id, event.id)
-        return
+        return "stale"
     try:
         dm = open_dm(agent.key.secret, event)
     except DmError as exc:
         log.info("charger %s: DM %s ignored: %s", agent.charger_id, event.id, exc.reason)
-        return
+        return "unreadable"
     if not now - settings.dm_max_age_s <= dm.created_at <= now + settings.max_future_s:
         log.info("charger %s: stale DM %s from %s ignored", agent.charger_id, event.id, dm.sender)
-        return
+        return "stale"
     if not await claim_event(services.db, dm.event_id, event.kind, dm.sender, now):
         log.info("charger %s: replayed DM %s ignored", agent.charger_id, dm.event_id)
-        return
+        return "replay"
     services.inboxes.remember_scheme(dm.sender, dm.scheme.value)
     answer = await _answer(agent, dm)
     item = await build_dm(
         agent, dm.sender, answer, scheme=dm.scheme, reply_to=dm.message_id, via=(relay_url,)
     )
     await publish_outgoing(agent, item)
+    return "answered"
 
 
 async def _answer(agent: Agent, dm: IncomingDm) -> str:

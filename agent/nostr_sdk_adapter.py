@@ -345,7 +345,8 @@ class SdkClient:
 
     Must be constructed inside the running event loop: when ``auth_secret`` is given, nostr-sdk
     calls the authenticator back from its own threads, which needs the loop registered with
-    ``uniffi_set_event_loop`` (a process-wide setting of the bindings; one loop per process).
+    ``uniffi_set_event_loop``. That is a process-wide setting of the bindings, so at most one
+    authenticating client may live at a time, and :meth:`shutdown` clears it again.
 
     Args:
         auth_secret: the key that signs NIP-42 AUTH events, or None to not authenticate.
@@ -356,6 +357,7 @@ class SdkClient:
         self, *, auth_secret: bytes | None = None, notification_buffer: int = 65536
     ) -> None:
         builder = nostr_sdk.ClientBuilder().notification_channel_size(notification_buffer)
+        self._registered_loop = auth_secret is not None
         if auth_secret is not None:
             nostr_sdk.uniffi_set_event_loop(asyncio.get_running_loop())
             builder = builder.authenticator(nostr_sdk.SignerAuthenticator(sdk_keys(auth_secret)))
@@ -467,5 +469,10 @@ class SdkClient:
 
     async def shutdown(self) -> None:
         """Disconnect from every relay; the notification stream ends."""
-        with _translated(RelayError, "cannot shut down"):
-            await self._client.shutdown()
+        try:
+            with _translated(RelayError, "cannot shut down"):
+                await self._client.shutdown()
+        finally:
+            if self._registered_loop:
+                nostr_sdk.uniffi_set_event_loop(None)
+                self._registered_loop = False

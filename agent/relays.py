@@ -126,6 +126,7 @@ class RelayPool:
             a LAN deployment).
         max_extra_relays: extra relays kept connected; the least recently used is dropped.
         lookback_s: how far back subscriptions ask for stored events.
+        retry_interval_s: first wait before reconnecting to a relay that dropped.
         client_factory: builds the nostr-sdk client (for tests).
         clock: unix time in seconds.
     """
@@ -142,6 +143,7 @@ class RelayPool:
         allow_private_relays: bool = False,
         max_extra_relays: int = 64,
         lookback_s: int = 3600,
+        retry_interval_s: float = 10.0,
         client_factory: ClientFactory = _default_client,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -156,6 +158,7 @@ class RelayPool:
         self._allow_private = allow_private_relays
         self._max_extra = max_extra_relays
         self._lookback_s = lookback_s
+        self._retry_s = retry_interval_s
         self._client_factory = client_factory
         self._clock = clock
         self._client: SdkClient | None = None
@@ -182,7 +185,9 @@ class RelayPool:
         for relay in self._configured:
             url = relay.url
             url = await self._start_embedded() if url == EMBEDDED else normalize_relay_url(url)
-            await self._client.add_relay(url, read=relay.read, write=relay.write)
+            await self._client.add_relay(
+                url, read=relay.read, write=relay.write, retry_interval_s=self._retry_s
+            )
             if relay.read:
                 read.append(url)
             if relay.write:
@@ -274,7 +279,12 @@ class RelayPool:
                 failed = {url: str(exc) for url in targets}
             else:
                 output_ok, failed = output.ok, dict(output.failed)
-        result = PublishResult(event.id, dict.fromkeys(output_ok, "ok"), {**failed, **refused})
+        ok = dict.fromkeys(output_ok, "ok")
+        for url, reason in list(failed.items()):
+            if reason.startswith("duplicate:"):  # the relay has it already: that is success
+                ok[url] = reason
+                del failed[url]
+        result = PublishResult(event.id, ok, {**failed, **refused})
         self._log(event, result)
         return result
 
@@ -303,7 +313,7 @@ class RelayPool:
                 self._extra.move_to_end(url)
                 return None
             try:
-                await client.add_relay(url, read=False, write=True)
+                await client.add_relay(url, read=False, write=True, retry_interval_s=self._retry_s)
             except (RelayError, ValueError) as exc:
                 return f"refused: {exc}"
             self._extra[url] = None

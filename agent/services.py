@@ -111,3 +111,5 @@ class AgentServices:
     random_bytes: Callable[[int], bytes] = os.urandom
     on_status: Callable[[str, PublishResult], None] | None = None
     """Told about every status publication (charger id, result): for health pages, benches."""
+    observer: Callable[[str, str, str], None] | None = None
+    """Told what became of every event from a relay (charger id, event id, outcome): metrics."""

@@ -78,14 +78,19 @@ async def publish_receipt(
     return result
 
 
-async def consume_receipt(agent: Agent, event: Event) -> None:
-    """Act on a zap receipt addressed to this charger (see the module docstring)."""
+async def consume_receipt(agent: Agent, event: Event) -> str:
+    """Act on a zap receipt addressed to this charger (see the module docstring).
+
+    Returns:
+        What became of it: ``settled``, ``already-settled``, ``stale``, ``refused``,
+        ``replay``, ``foreign-invoice``, ``unknown-invoice``, ``backend-error`` or ``unpaid``.
+    """
     services = agent.services
     settings = services.settings
     now = services.clock()
     if not now - settings.receipt_max_age_s <= event.created_at <= now + settings.max_future_s:
         log.info("charger %s: zap receipt %s ignored: out of date", agent.charger_id, event.id)
-        return
+        return "stale"
     try:
         verified = verify_zap_receipt(
             event,
@@ -96,10 +101,10 @@ async def consume_receipt(agent: Agent, event: Event) -> None:
         log.warning(
             "charger %s: zap receipt %s refused: %s", agent.charger_id, event.id, exc.reason
         )
-        return
+        return "refused"
     if not await claim_event(services.db, event.id, event.kind, event.pubkey, now):
         log.info("charger %s: zap receipt %s seen before", agent.charger_id, event.id)
-        return
+        return "replay"
     payment_hash = verified.payment_hash
     stored = await zap_request_of(services.db, payment_hash)
     if stored is None or stored.get("description") != verified.request.description:
@@ -109,14 +114,14 @@ async def consume_receipt(agent: Agent, event: Event) -> None:
             event.id,
             payment_hash,
         )
-        return
+        return "foreign-invoice"
     try:
         status = await services.backend.lookup_invoice(payment_hash)
     except InvoiceNotFound:
         log.warning(
             "charger %s: zap receipt for unknown invoice %s", agent.charger_id, payment_hash
         )
-        return
+        return "unknown-invoice"
     except BackendError as exc:
         # Not a verdict: let the receipt be looked at again if a relay sends it again.
         await release_event(services.db, event.id)
@@ -126,7 +131,7 @@ async def consume_receipt(agent: Agent, event: Event) -> None:
             event.id,
             exc,
         )
-        return
+        return "backend-error"
     if status.state is not InvoiceState.SETTLED:
         log.warning(
             "charger %s: zap receipt %s ignored: invoice %s is %s, not settled",
@@ -135,7 +140,7 @@ async def consume_receipt(agent: Agent, event: Event) -> None:
             payment_hash,
             status.state.value,
         )
-        return
+        return "unpaid"
     recorded = await services.payments.settle(payment_hash, status.received_msat)
     log.info(
         "charger %s: zap receipt %s confirmed by the backend; settlement %s",
@@ -143,3 +148,4 @@ async def consume_receipt(agent: Agent, event: Event) -> None:
         event.id,
         "recorded" if recorded else "was already recorded",
     )
+    return "settled" if recorded else "already-settled"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +15,7 @@ from agent.nostr.discovery import dm_relay_list_template
 from agent.nostr.dm import nip04_message, wrap_message
 from agent.nostr.event import Event, sign_template
 from agent.relays import Inbound
+from agent.store import Outgoing
 from strom.ports import ChargerOnline
 from strom.session import State, StopReason, TransactionStopped
 from strom.storage.db import Database
@@ -130,9 +133,7 @@ async def test_session_news_goes_to_the_zapper_over_nip04(world: World) -> None:
     assert urlsplit(_lnurl_target(text)).path == f"/lnurlw/{opened.session_id}"
 
 
-def _at(world: World):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def _at(world: World) -> datetime:
     return datetime.fromtimestamp(world.clock(), UTC)
 
 
@@ -169,8 +170,6 @@ async def test_a_crash_between_signing_and_publishing_sends_the_same_event(world
         "prepared before the crash",
         created_at=int(world.clock()),
     )
-    from agent.store import Outgoing
-
     await store.prepare(row.key, [Outgoing(prepared)], int(world.clock()))
     await world.runtime.on_notify(row)
     text, _ = await world.driver.next_dm()
@@ -192,7 +191,9 @@ async def test_lnurl_sessions_get_no_dms(world: World) -> None:
 
 
 @pytest.fixture
-async def fast_progress_world(tmp_path: Path, database: Database, relay_url: str):  # type: ignore[no-untyped-def]
+async def fast_progress_world(
+    tmp_path: Path, database: Database, relay_url: str
+) -> AsyncIterator[World]:
     async for built in build_world(tmp_path, database, relay_url, progress_interval_s=60):
         yield built
 

@@ -1,0 +1,143 @@
+"""Operator commands by DM: each one works for an admin npub and is audited; nobody else's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from agent.nostr.discovery import ConnectorStatus, parse_status
+from agent.nostr.dm import nip04_message, wrap_message
+from agent.nostr.event import Event
+from strom.ports import ChargerOnline, CommandStatus, ConnectorStatusChanged
+from strom.storage.schema import audit_log, connectors
+from tests.agent.conftest import CHARGER_ID, Person, World
+
+
+def _dm(world: World, person: Person, text: str, scheme: str) -> Event:
+    now = int(world.clock())
+    if scheme == "nip17":
+        return wrap_message(person.secret, world.charger_pk, text, now=now)
+    return nip04_message(person.secret, world.charger_pk, text, created_at=now)
+
+
+async def _ask(world: World, person: Person, text: str, scheme: str = "nip04") -> str:
+    event = _dm(world, person, text, scheme)
+    await person.publish(event)
+    assert await world.outcome(event.id) == "answered"
+    answer, used = await person.next_dm()
+    assert used == scheme
+    return answer
+
+
+async def _audit(world: World) -> list[Any]:
+    async with world.db.reader() as conn:
+        return list(await conn.execute(select(audit_log).order_by(audit_log.c.id)))
+
+
+async def _enabled(world: World, connector_id: int) -> bool:
+    async with world.db.reader() as conn:
+        value = await conn.scalar(
+            select(connectors.c.enabled).where(
+                connectors.c.charger_id == CHARGER_ID, connectors.c.connector_id == connector_id
+            )
+        )
+    return bool(value)
+
+
+COMMANDS = [
+    ("help", "price <n> sat/kWh - set the energy price", None),
+    ("status", "Farm shop charger: OFFLINE, 250 sat/kWh", None),
+    ("sessions", "No open sessions.", None),
+    ("unlock 2", "Unlock of connector 2: Accepted.", ("unlock", CHARGER_ID, "2")),
+    ("reset soft", "Soft reset of Farm shop charger: Accepted.", ("reset", CHARGER_ID, "soft")),
+    ("reset hard", "Hard reset of Farm shop charger: Accepted.", ("reset", CHARGER_ID, "hard")),
+]
+
+
+@pytest.mark.parametrize(("command", "expected", "call"), COMMANDS)
+async def test_admin_commands(
+    world: World, command: str, expected: str, call: tuple[str, ...] | None
+) -> None:
+    answer = await _ask(world, world.admin, command, scheme="nip17")
+    assert expected in answer
+    assert world.commands.calls == ([call] if call else [])
+    [entry] = await _audit(world)
+    assert entry.actor == world.admin.npub
+    assert entry.action == command.split()[0]
+    assert entry.detail["answer"] == answer[:500]
+
+
+async def test_admin_disables_and_enables_a_connector(world: World) -> None:
+    answer = await _ask(world, world.admin, "disable 1")
+    assert answer == "Connector 1 disabled for new sessions; the charger answered Accepted."
+    assert world.commands.calls == [("change_availability", CHARGER_ID, "1", "False")]
+    assert not await _enabled(world, 1)
+    world.commands.answer = CommandStatus.OFFLINE
+    answer = await _ask(world, world.admin, "enable 1")
+    assert answer.endswith("the charger answered Offline.")
+    assert await _enabled(world, 1)
+    assert [(e.action, e.target) for e in await _audit(world)] == [
+        ("disable", "cp-1/1"),
+        ("enable", "cp-1/1"),
+    ]
+    answer = await _ask(world, world.admin, "disable 7")
+    assert answer == "Farm shop charger has no connector 7."
+
+
+async def test_a_disabled_connector_shows_unavailable(world: World) -> None:
+    await world.runtime.on_ocpp_event(_online())
+    await world.runtime.on_ocpp_event(_status(1, "Available"))
+    await world.next_status()
+    await _ask(world, world.admin, "disable 1")
+    await world.next_status()
+    status = parse_status(await world.latest(30522))
+    assert {c.id: c.status for c in status.connectors}[1] is ConnectorStatus.UNAVAILABLE
+
+
+async def test_admin_sets_the_price(world: World) -> None:
+    answer = await _ask(world, world.admin, "price 300 sat/kWh")
+    assert answer.startswith("Energy price of Farm shop charger set to 300 sat/kWh")
+    await world.next_status()
+    status = parse_status(await world.latest(30522))
+    assert status.prices.energy_msat_per_kwh == 300_000
+    tariff = world.runtime.tariff_for(world.config.profile(CHARGER_ID))
+    assert tariff.energy_msat_per_kwh == 300_000
+    [entry] = await _audit(world)
+    assert entry.detail["msat_per_kwh"] == 300_000
+
+
+async def test_admin_asks_about_a_session_and_lists_sessions(world: World) -> None:
+    opened = await world.charging_session(world.driver)
+    answer = await _ask(world, world.admin, f"refund {opened.session_id}")
+    assert answer.startswith(f"{opened.session_id} connector 1 charging")
+    assert "refundable 20,000 sat" in answer
+    assert "goes to the payer only" in answer
+    answer = await _ask(world, world.admin, "sessions")
+    assert answer.startswith(f"{opened.session_id} connector 1 charging")
+    answer = await _ask(world, world.admin, "refund nosuchsession")
+    assert answer == "No session nosuchsession on this charger."
+    assert len(await _audit(world)) == 3
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["sessions", "disable 1", "enable 1", "price 1 sat/kWh", "unlock 1", "reset hard", "refund x1"],
+)
+async def test_everyone_else_is_refused_and_nothing_changes(world: World, command: str) -> None:
+    answer = await _ask(world, world.stranger, command)
+    assert answer.startswith("sorry,") or answer.startswith("usage: refund")
+    assert world.commands.calls == []
+    assert await _audit(world) == []
+    assert await _enabled(world, 1)
+    assert world.runtime.prices.energy_price(CHARGER_ID) is None
+
+
+def _online() -> ChargerOnline:
+    return ChargerOnline(CHARGER_ID, datetime.now(UTC))
+
+
+def _status(connector_id: int, status: str) -> ConnectorStatusChanged:
+    return ConnectorStatusChanged(CHARGER_ID, connector_id, status, "NoError", datetime.now(UTC))

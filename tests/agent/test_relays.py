@@ -1,0 +1,155 @@
+"""The relay pool: per-relay publish results, NIP-42, the embedded relay, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from agent.identity import AgentKey
+from agent.nostr.dm import nip04_message
+from agent.nostr.keys import generate_secret_key
+from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
+from agent.relays import Inbound, RelayPool
+from strom.config import RelayConfig
+
+KEY = AgentKey(generate_secret_key())
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_publish_reports_each_relay(relay_url: str) -> None:
+    dead = f"ws://127.0.0.1:{_closed_port()}"
+    pool = RelayPool([RelayConfig(url=relay_url)], allow_private_relays=True, publish_timeout_s=2)
+    await pool.start()
+    try:
+        await pool.wait_connected()
+        event = KEY.sign(1, [], "hello", 1_800_000_000)
+        result = await pool.publish(event, extra_relays=[dead])
+        assert result.event_id == event.id
+        assert list(result.ok) == [relay_url]
+        assert list(result.failed) == [dead]
+        assert result.failed[dead]
+        again = await pool.publish(event)  # the relay has it already: still a success
+        assert again.accepted
+        assert not again.failed
+    finally:
+        await pool.stop()
+
+
+async def test_private_extra_relays_are_refused_unless_allowed(relay_url: str) -> None:
+    pool = RelayPool([RelayConfig(url=relay_url)])
+    await pool.start()
+    try:
+        await pool.wait_connected()
+        event = KEY.sign(1, [], "hello", 1_800_000_000)
+        result = await pool.publish(event, extra_relays=["ws://10.0.0.7", "ws://localhost:7"])
+        assert list(result.ok) == [relay_url]  # a configured relay is trusted
+        assert result.failed == {
+            "ws://10.0.0.7": "refused: private or loopback address",
+            "ws://localhost:7": "refused: private or loopback address",
+        }
+    finally:
+        await pool.stop()
+
+
+async def test_nip42_auth_is_answered_with_the_pool_key() -> None:
+    relay = SdkLocalRelay(require_auth=True)
+    url = await relay.start()
+    authenticated = RelayPool([RelayConfig(url=url)], auth_secret=generate_secret_key())
+    anonymous = RelayPool([RelayConfig(url=url)], publish_timeout_s=2)
+    try:
+        for pool in (authenticated, anonymous):
+            await pool.start()
+            await pool.wait_connected()
+        assert (await authenticated.publish(KEY.sign(1, [], "a", 1_800_000_000))).accepted
+        refused = await anonymous.publish(KEY.sign(1, [], "b", 1_800_000_000))
+        assert not refused.accepted
+        assert "auth" in refused.failed[url]
+    finally:
+        await authenticated.stop()
+        await anonymous.stop()
+        relay.shutdown()
+
+
+async def test_the_embedded_relay_serves_other_clients() -> None:
+    port = _closed_port()
+    pool = RelayPool([RelayConfig(url="embedded")], embedded_port=port)
+    await pool.start()
+    client = SdkClient()
+    try:
+        assert pool.embedded_url == f"ws://127.0.0.1:{port}"
+        assert pool.read_relays == pool.write_relays == (pool.embedded_url,)
+        event = KEY.sign(30522, [["d", "cp-1"]], "", 1_800_000_000)
+        assert (await pool.publish(event)).accepted
+        await client.add_relay(pool.embedded_url, read=True, write=False)
+        await client.wait_connected(5)
+        found = await client.fetch([{"ids": [event.id]}], [pool.embedded_url], timeout_s=3)
+        assert len(found) == 1
+    finally:
+        await client.shutdown()
+        await pool.stop()
+
+
+async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart() -> None:
+    port = _closed_port()
+    relay = SdkLocalRelay(port=port)
+    url = await relay.start()
+    pool = RelayPool([RelayConfig(url=url)], retry_interval_s=0.5)
+    await pool.start()
+    delivered: asyncio.Queue[Inbound] = asyncio.Queue()
+
+    async def deliver(inbound: Inbound) -> None:
+        await delivered.put(inbound)
+
+    reader = asyncio.create_task(pool.run(deliver))
+    sender = SdkClient()
+    try:
+        await pool.wait_connected()
+        await pool.watch([KEY.pubkey])
+        await sender.add_relay(url, read=False, write=True, retry_interval_s=0.5)
+        await sender.wait_connected(5)
+        stranger = generate_secret_key()
+        first = nip04_message(stranger, KEY.pubkey, "one", created_at=int(time.time()))
+        assert (await sender.send_event(first, [url], timeout_s=3)).ok
+        async with asyncio.timeout(5):
+            assert (await delivered.get()).event == first
+
+        relay.shutdown()  # the relay goes away and comes back on the same port
+        await asyncio.sleep(0.5)
+        relay = SdkLocalRelay(port=port)
+        await relay.start()
+        second = nip04_message(stranger, KEY.pubkey, "two", created_at=int(time.time()))
+        for _attempt in range(20):  # the sender reconnects too
+            if (await sender.send_event(second, [url], timeout_s=2)).ok:
+                break
+            await asyncio.sleep(0.5)
+        async with asyncio.timeout(15):
+            assert (await delivered.get()).event == second  # re-subscribed by itself
+    finally:
+        await sender.shutdown()
+        await pool.stop()
+        await asyncio.wait_for(reader, 5)
+        relay.shutdown()
+
+
+@pytest.mark.parametrize("count", [600])
+async def test_many_keys_are_watched_in_chunks(relay_url: str, count: int) -> None:
+    pool = RelayPool([RelayConfig(url=relay_url)])
+    await pool.start()
+    try:
+        await pool.wait_connected()
+        keys = [AgentKey(generate_secret_key()).pubkey for _ in range(count)]
+        await pool.watch(keys)
+        filters = pool.inbox_filters(keys[:3])
+        assert filters[0]["kinds"] == [4, 9735]
+        assert filters[1]["kinds"] == [1059]
+        assert filters[0]["since"] - filters[1]["since"] == 2 * 86_400
+    finally:
+        await pool.stop()
