@@ -53,6 +53,7 @@ __all__ = [
     "SettlementStream",
     "check_invoice_args",
     "check_payment_args",
+    "is_payment_hash",
     "utc_now",
 ]
 
@@ -301,6 +302,11 @@ def check_invoice_args(amount_msat: int, description_hash: bytes | None, expiry_
     if isinstance(expiry_s, bool) or not isinstance(expiry_s, int) or expiry_s <= 0:
         raise ValueError(f"expiry_s must be a positive number of seconds, got {expiry_s!r}")
     return amount
+
+
+def is_payment_hash(text: str) -> bool:
+    """True for 64 hex digits (what every backend's lookups accept)."""
+    return len(text) == 64 and all(char in "0123456789abcdefABCDEF" for char in text)
 
 
 def check_payment_args(max_fee_msat: int, timeout_s: float) -> None:

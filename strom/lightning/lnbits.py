@@ -54,7 +54,13 @@ from strom.lightning._http import (
     status_error,
 )
 from strom.lightning._stream import SettlementSink
-from strom.lightning.base import Clock, LightningBackend, check_invoice_args, check_payment_args
+from strom.lightning.base import (
+    Clock,
+    LightningBackend,
+    check_invoice_args,
+    check_payment_args,
+    is_payment_hash,
+)
 from strom.lightning.checks import decode_invoice
 from strom.lightning.config import BackendConfig, LNbitsConfig, read_secret_file
 from strom.lightning.errors import InvoiceNotFound, InvoiceRejected, RefundsDisabled
@@ -186,6 +192,8 @@ class LNbitsBackend(LightningBackend):
 
     async def _payment(self, payment_hash: str, what: str) -> dict[str, Any] | None:
         """The wallet's record for a hash (``GET /api/v1/payments/{hash}``), None if none."""
+        if not is_payment_hash(payment_hash):
+            return None  # never a path segment of our choosing
         response = await self._call(
             "GET", f"/api/v1/payments/{payment_hash}", what, self._invoice_key
         )

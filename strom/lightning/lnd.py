@@ -44,7 +44,13 @@ from strom.lightning._http import (
     status_error,
 )
 from strom.lightning._stream import SettlementSink
-from strom.lightning.base import Clock, LightningBackend, check_invoice_args, check_payment_args
+from strom.lightning.base import (
+    Clock,
+    LightningBackend,
+    check_invoice_args,
+    check_payment_args,
+    is_payment_hash,
+)
 from strom.lightning.checks import decode_invoice
 from strom.lightning.config import BackendConfig, LndConfig, read_secret_file
 from strom.lightning.errors import InvoiceNotFound, InvoiceRejected
@@ -309,7 +315,9 @@ class LndRestBackend(LightningBackend):
 
     async def lookup_invoice(self, payment_hash: str) -> InvoiceStatus:
         """See :meth:`LightningBackend.lookup_invoice`."""
-        payment_hash = _check_hash(payment_hash)
+        if not is_payment_hash(payment_hash):
+            raise InvoiceNotFound(payment_hash, self.name)  # LND could never have it
+        payment_hash = payment_hash.lower()
         response = await self._request("GET", f"/v1/invoice/{payment_hash}", "lookup invoice")
         if response.status_code != httpx.codes.OK:
             message = error_message(response.content)
@@ -441,7 +449,9 @@ class LndRestBackend(LightningBackend):
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
         """See :meth:`LightningBackend.lookup_payment` (``TrackPaymentV2``, first update)."""
-        payment_hash = _check_hash(payment_hash)
+        if not is_payment_hash(payment_hash):
+            return Failed(reason=f"not a payment hash: {payment_hash!r}", pre_dispatch=True)
+        payment_hash = payment_hash.lower()
         path_hash = base64.urlsafe_b64encode(bytes.fromhex(payment_hash)).decode("ascii")
         try:
             async with (
@@ -480,13 +490,6 @@ class LndRestBackend(LightningBackend):
 
     async def _aclose(self) -> None:
         await self._client.aclose()
-
-
-def _check_hash(payment_hash: str) -> str:
-    text = payment_hash.lower()
-    if len(text) != 64 or any(char not in "0123456789abcdef" for char in text):
-        raise ValueError(f"not a payment hash: {payment_hash!r}")
-    return text
 
 
 def _macaroon(content: bytes) -> bytes:

@@ -98,6 +98,8 @@ class FakeHarness(Harness):
     name = "fake"
     network = "bcrt"
 
+    backend: FakeBackend
+
     def __init__(self, data_dir: Path) -> None:
         self._path = data_dir / "fake-lightning.sqlite3"
         self.backend = self._make()

@@ -99,6 +99,8 @@ async def test_a_new_invoice_is_pending_and_an_unknown_hash_is_not_found(harness
     assert status.settled_at is None
     with pytest.raises(InvoiceNotFound):
         await harness.backend.lookup_invoice("00" * 32)
+    with pytest.raises(InvoiceNotFound):
+        await harness.backend.lookup_invoice("../wallet")
 
 
 async def test_create_settle_stream(harness: Harness) -> None:
@@ -214,9 +216,12 @@ async def test_an_unknown_payment_is_resolved_later_by_lookup(harness: Harness) 
 
 async def test_a_payment_the_node_never_saw_is_failed_before_dispatch(harness: Harness) -> None:
     result = await harness.backend.lookup_payment("ab" * 32)
+    garbage = await harness.backend.lookup_payment("../wallet")
 
     assert isinstance(result, Failed)
     assert result.pre_dispatch
+    assert isinstance(garbage, Failed)
+    assert garbage.pre_dispatch
 
 
 @pytest.mark.parametrize(

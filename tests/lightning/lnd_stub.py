@@ -118,7 +118,7 @@ class LndStub:
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         server = site._server
-        assert server is not None
+        assert isinstance(server, asyncio.Server)
         port = server.sockets[0].getsockname()[1]
         self.url = f"https://127.0.0.1:{port}"
         return self.url
@@ -205,13 +205,13 @@ class LndStub:
     # --- shapes ----------------------------------------------------------------------------
 
     def _invoice_json(self, **values: Any) -> dict[str, Any]:
-        template = copy.deepcopy(fixture("invoice_open")["response"]["body"])
+        template: dict[str, Any] = copy.deepcopy(fixture("invoice_open")["response"]["body"])
         template.update(values)
         return template
 
     def _payment_json(self, payment: _Payment) -> dict[str, Any]:
         name = "router_send_succeeded" if payment.status != "FAILED" else "router_send_failed"
-        template = copy.deepcopy(fixture(name)["response"]["chunks"][0]["result"])
+        template: dict[str, Any] = copy.deepcopy(fixture(name)["response"]["chunks"][0]["result"])
         template.update(
             payment_hash=payment.payment_hash,
             value=str(payment.amount_msat // 1000),

@@ -20,6 +20,7 @@ from strom.lightning import (
     decode_invoice,
 )
 from strom.lightning.lnd import invoice_status_from_lnd, node_info_from_lnd, payment_from_lnd
+from strom.units import Msat
 from tests.contract.harness import foreign_invoice
 from tests.lightning.lnd_stub import LndStub, fixture
 from tests.lightning.tls import TlsPair
@@ -74,7 +75,8 @@ def test_payment_updates_map_to_three_states() -> None:
     in_flight = payment_from_lnd(first("router_track_in_flight"), FIXTURE_HASH)
 
     assert succeeded == Succeeded(
-        preimage="7792e7da72368ccbba78d8752a11fc3811f5902df2610c52c76794adfdb19776", fee_msat=12
+        preimage="7792e7da72368ccbba78d8752a11fc3811f5902df2610c52c76794adfdb19776",
+        fee_msat=Msat(12),
     )
     assert isinstance(rejected, Failed)
     assert not rejected.pre_dispatch
