@@ -1,6 +1,6 @@
 """Fixtures of the lightning contract suite: one ``harness`` per backend.
 
-The real LNbits is started once per session (install on first use: about 75 s and 275 MB in
+The real LNbits is started once per session (install on first use: 50 to 75 s and 275 MB in
 ``.peers/lnbits``; later sessions start it in about 8 s). When it cannot be installed or started,
 its tests skip - or fail under ``STROM_REQUIRE_PEERS=1``.
 """

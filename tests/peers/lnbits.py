@@ -1,6 +1,6 @@
 """A real LNbits 1.6.2 (FakeWallet funding source) for the tests, run on loopback.
 
-``install()`` makes a virtualenv under ``.peers/lnbits`` in the repository (once: about 75 s and
+``install()`` makes a virtualenv under ``.peers/lnbits`` in the repository (once: 50 to 75 s and
 275 MB; later runs reuse it). ``LNbitsPeer.start(workdir)`` starts LNbits on a free 127.0.0.1
 port in its own process group, waits until it answers, does the first-install dance (superuser
 name and password, then a bearer token), and creates two wallets: Strom's, and a driver's that
