@@ -51,7 +51,7 @@ from strom.config import ProfileConfig, StromConfig
 from strom.errors import BackendError
 from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom.ports import ChargerIdentities
-from strom.refunds import RefundError, RefundService
+from strom.refunds import RefundError, RefundService, min_refund
 from strom.session import Session
 from strom.storage.chargers import ChargerStore
 from strom.storage.sessions import SessionNotFound, SessionStore
@@ -381,7 +381,7 @@ class FrontDoor:
             withdraw_request(
                 callback=f"{self.base}/lnurlw/{session_id}/callback",
                 k1=offer.k1,
-                min_msat=offer.amount_msat,
+                min_msat=min_refund(offer.amount_msat),
                 max_msat=offer.amount_msat,
                 description=f"Strom refund for charging session {session_id}",
             )

@@ -61,7 +61,7 @@ from strom.storage.outbox import OutboxRow, enqueue
 from strom.storage.schema import refunds, sessions
 from strom.storage.sessions import SessionStore, hash_secret
 
-__all__ = ["RefundError", "RefundOffer", "RefundService", "verify_secret"]
+__all__ = ["RefundError", "RefundOffer", "RefundService", "min_refund", "verify_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,15 @@ class RefundOffer:
     k1: str
     amount_msat: int
     session: Session
+
+
+def min_refund(refundable_msat: int) -> int:
+    """The least a wallet may withdraw: the balance rounded down to whole sats.
+
+    Final bills leave whole-sat refunds, but a payment of fractional sats can leave a sub-sat
+    remainder that wallets cannot invoice; they may take the whole sats.
+    """
+    return max(refundable_msat - refundable_msat % 1000, min(refundable_msat, 1000))
 
 
 def verify_secret(secret: str | None, stored_hash: str) -> bool:
@@ -154,8 +163,8 @@ class RefundService:
             raise RefundError(
                 "the charger has not confirmed the stop yet; scan again in a few seconds"
             )
-        if session.refundable_msat <= 0:
-            raise RefundError("nothing is left to refund for this session")
+        if session.refundable_msat < 1000:
+            raise RefundError("nothing (or less than 1 sat) is left to refund for this session")
         k1 = secrets.token_bytes(32).hex()
         now = self.clock()
         async with self.db.transaction() as conn:
@@ -215,7 +224,7 @@ class RefundService:
             decoded = check_withdraw_invoice(
                 invoice,
                 network=self.network,
-                min_msat=session.refundable_msat,
+                min_msat=min_refund(session.refundable_msat),
                 max_msat=session.refundable_msat,
                 now=now,
                 min_remaining_s=30,

@@ -27,8 +27,10 @@ Money (integer msat) obeys, after every transition::
 
 ``refundable`` is the unspent budget while charging and the claimable balance once stopped.
 Energy delivered beyond the budget is not billed to the driver; it is recorded as
-``overrun_msat`` (the operator's loss). Refund routing fees are paid by the operator and
-recorded as ``refund_fee_msat``; they are not taken from the driver.
+``overrun_msat`` (the operator's loss). The final bill is rounded down by less than one sat
+so that the refund is a whole number of sats (wallets invoice in whole sats). Refund routing
+fees are paid by the operator and recorded as ``refund_fee_msat``; they are not taken from
+the driver.
 
 Idempotency: every event that can be delivered twice has a ``key``; a session remembers the keys
 it has applied and a repeated key is a no-op with no effects. Meter readings need no key: the
@@ -602,9 +604,26 @@ def _tx_stopped(session: Session, event: Event) -> tuple[Session, list[Effect]]:
         stopped_at=last,
         stop_reason=session.stop_reason or event.reason or StopReason.CHARGER,
     )
-    billed = _rebill(final)
+    billed = _whole_sat_refund(_rebill(final))
     state = State.STOPPED if billed.refundable_msat else State.CLOSED
     return replace(billed, state=state), [Notify("stopped")]
+
+
+def _whole_sat_refund(session: Session) -> Session:
+    """Round the final bill down so the refund is whole sats (< 1 sat in the driver's favour).
+
+    Many wallets can only make invoices for whole sats; a refundable balance of 1,152.750 sat
+    could never be withdrawn exactly. The driver gets the sub-sat remainder instead.
+    """
+    dust = session.refundable_msat % 1000
+    if not dust or session.consumed_msat < 1000 - dust:
+        return session
+    gift = 1000 - dust
+    return replace(
+        session,
+        consumed_msat=session.consumed_msat - gift,
+        refundable_msat=session.refundable_msat + gift,
+    )
 
 
 def _refund_claimed(session: Session, event: Event) -> tuple[Session, list[Effect]]:
