@@ -268,6 +268,7 @@ class FrontDoor:
             "refundable_msat": session.refundable_msat,
             "refunded_msat": session.refunded_msat,
             "refund_in_flight_msat": session.refund_in_flight_msat,
+            "refund_fee_msat": session.refund_fee_msat,
             "energy_wh": session.energy_wh,
             "elapsed_s": session.elapsed_s,
             "stop_reason": session.stop_reason,

@@ -16,6 +16,26 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.peers.lnbits import LNbitsPeer, PeerUnavailable
+
+
+@pytest.fixture(scope="session")
+def lnbits_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LNbitsPeer]:
+    """A real LNbits with FakeWallet on 127.0.0.1 and two wallets (Strom's, a driver's).
+
+    Started once per test run and shared by the lightning contract suite and the end-to-end
+    tests; installed into .peers/ on first use.
+    """
+    try:
+        peer = LNbitsPeer.start(tmp_path_factory.mktemp("lnbits"))
+    except PeerUnavailable as exc:
+        peer_missing(f"LNbits is not available: {exc}")
+        raise  # peer_missing skips or fails; never reached
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
 
 def peer_missing(reason: str) -> None:
     """Skip (or, under STROM_REQUIRE_PEERS=1, fail) a test whose peer is not available."""

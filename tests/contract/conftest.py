@@ -8,35 +8,21 @@ its tests skip - or fail under ``STROM_REQUIRE_PEERS=1``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import peer_missing
 from tests.contract.harness import FakeHarness, Harness, LNbitsHarness, LndHarness
 from tests.contract.proxy import ChaosProxy
 from tests.lightning.lnd_stub import LndStub
 from tests.lightning.tls import TlsPair, make_self_signed
-from tests.peers.lnbits import LNbitsPeer, PeerUnavailable
+from tests.peers.lnbits import LNbitsPeer
 
 
 @pytest.fixture(scope="session")
 def lnd_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsPair:
     return make_self_signed(tmp_path_factory.mktemp("lnd-tls"), "lnd")
-
-
-@pytest.fixture(scope="session")
-def lnbits_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LNbitsPeer]:
-    try:
-        peer = LNbitsPeer.start(tmp_path_factory.mktemp("lnbits"))
-    except PeerUnavailable as exc:
-        peer_missing(f"LNbits is not available: {exc}")
-        raise  # peer_missing skips or fails; never reached
-    try:
-        yield peer
-    finally:
-        peer.stop()
 
 
 @pytest.fixture(params=["fake", "lnd", "lnbits"])

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom
 from strom.config import load_config
-from strom.lightning import FakeBackend, FakeDriverWallet
+from strom.lightning import FakeBackend, FakeDriverWallet, Invoice
 from strom.ports import ConnectorStatusChanged, OcppEvent
 from strom.scaffold import write_scaffold
 from strom.session import check_ledger
@@ -37,11 +38,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Wallet(Protocol):
+    """What the tests need of a driver's wallet (the fake's, or an LNbits wallet)."""
+
+    async def pay(self, bolt11: str) -> object: ...
+
+    async def create_invoice(self, amount_msat: int, *, memo: str = ...) -> Invoice: ...
+
+    async def received_msat(self) -> int: ...
+
+
 @dataclass
 class Stack:
     strom: Strom
     charger: SimulatedChargePoint
-    wallet: FakeDriverWallet
+    wallet: Wallet
     http: httpx.AsyncClient
     base: str
 
@@ -84,12 +95,15 @@ class Stack:
             check_ledger(await self.strom.sessions.get(session_id))
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    write_scaffold(tmp_path, charger_id=CHARGER)
+@asynccontextmanager
+async def running_stack(
+    folder: Path, env: dict[str, str] | None = None, wallet: Wallet | None = None
+) -> AsyncIterator[Stack]:
+    """Strom (configured from ``folder`` and ``env``), a simulated charger and a wallet."""
+    write_scaffold(folder, charger_id=CHARGER)
     http_port, ocpp_port = free_port(), free_port()
     config = load_config(
-        tmp_path / "strom.toml",
+        folder / "strom.toml",
         environ={
             "STROM_SERVER__PORT": str(http_port),
             "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
@@ -97,10 +111,13 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             "STROM_OCPP__PORT": str(ocpp_port),
             "STROM_OCPP__METER_INTERVAL_S": "1",
             "STROM_SESSIONS__START_TIMEOUT_S": "10",
+            **(env or {}),
         },
     )
     strom = await Strom.open(config)
-    assert isinstance(strom.backend, FakeBackend)
+    if wallet is None:
+        assert isinstance(strom.backend, FakeBackend)
+        wallet = FakeDriverWallet(strom.backend)
     stop = asyncio.Event()
     charger = SimulatedChargePoint(
         SimulatorOptions(
@@ -128,10 +145,16 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             yield Stack(
                 strom=strom,
                 charger=charger,
-                wallet=FakeDriverWallet(strom.backend),
+                wallet=wallet,
                 http=http,
                 base=config.server.public_url,
             )
         sim.cancel()
         stop.set()
         await server
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path) as running:
+        yield running
