@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -84,6 +85,7 @@ class FrontDoor:
     per_client: RateLimiter
     per_charger: RateLimiter
     identities: ChargerIdentities | None = None
+    on_zap_session: Callable[[str, str], Awaitable[None]] | None = None
     zap_max_age_s: int = 600
 
     @property
@@ -120,7 +122,7 @@ class FrontDoor:
 
     def metadata(self, profile: ProfileConfig, connector_id: int) -> PayMetadata:
         """The LUD-06 metadata of a connector's payRequest."""
-        tariff = profile.tariff.to_tariff()
+        tariff = self.payments.tariff_for(profile)
         price = format_sat(tariff.energy_msat_per_kwh) + "/kWh"
         extras = []
         if tariff.time_msat_per_minute:
@@ -153,7 +155,7 @@ class FrontDoor:
         return None if self.identities is None else self.identities.pubkey(charger_id)
 
     def _pay_request_body(self, profile: ProfileConfig, connector_id: int) -> dict[str, Any]:
-        tariff = profile.tariff.to_tariff()
+        tariff = self.payments.tariff_for(profile)
         return pay_request(
             callback=f"{self.pay_url(profile.id, connector_id)}/callback",
             metadata=self.metadata(profile, connector_id).serialise(),
@@ -179,7 +181,7 @@ class FrontDoor:
         """LUD-06 second step: check the amount, make the invoice, open the session."""
         profile = self._profile(request)
         connector_id = int(request.match_info["connector"])
-        tariff = profile.tariff.to_tariff()
+        tariff = self.payments.tariff_for(profile)
         try:
             amount = parse_amount_msat(
                 request.query.get("amount"),
@@ -207,6 +209,9 @@ class FrontDoor:
                     zap_request={"description": zap.description, "relays": list(zap.relays)},
                     zap_request_id=zap.event_id,
                 )
+                if self.on_zap_session is not None:
+                    # The zapper gets the refund link by DM later: the agents keep the secret.
+                    await self.on_zap_session(opened.session_id, opened.secret)
             else:
                 opened = await self.payments.open_session(
                     profile,

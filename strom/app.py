@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from agent.runtime import AgentRuntime
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
@@ -41,7 +42,7 @@ from strom.payments import PaymentService
 from strom.refunds import RefundService
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database, redact_url
-from strom.storage.outbox import OutboxRow, OutboxStore
+from strom.storage.outbox import OutboxStore
 from strom.storage.sessions import SessionStore
 
 __all__ = ["Strom", "check_public_url"]
@@ -114,10 +115,6 @@ def _charger_auth(config: StromConfig) -> StaticChargerAuth:
     return StaticChargerAuth(chargers)
 
 
-async def _log_notification(row: OutboxRow) -> None:
-    log.info("session %s: %s", row.session_id, row.payload.get("what"))
-
-
 @dataclass
 class Strom:
     """A running Strom: database, stores, lightning, OCPP and HTTP servers, loops."""
@@ -133,6 +130,7 @@ class Strom:
     ocpp: OcppServer
     runner: EffectRunner
     front: FrontDoor
+    agents: AgentRuntime
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -168,10 +166,20 @@ class Strom:
         refunds = RefundService(sessions, backend, config.sessions, network=info.network)
         events = CoreEventSink(chargers)
         ocpp = OcppServer(_ocpp_settings(config), auth, DatabaseOcppCore(sessions), events)
+        agents = AgentRuntime(
+            config,
+            db=db,
+            sessions=sessions,
+            payments=payments,
+            backend=backend,
+            commands=ocpp.commands,
+        )
+        payments.tariff_for = agents.tariff_for  # operators' price overrides (DM "price …")
+        events.subscribers.append(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands).handlers(),
+            **agents.handlers(),
             "pay_refund": refunds.pay,
-            "notify": _log_notification,
         }
         runner = EffectRunner(OutboxStore(db), handlers)
         sessions.listeners.append(lambda _transition: runner.wake())
@@ -184,6 +192,8 @@ class Strom:
             pages=Pages(),
             per_client=RateLimiter(per_minute=20, burst=10),
             per_charger=RateLimiter(per_minute=120, burst=60),
+            identities=agents,
+            on_zap_session=agents.remember_session_secret,
         )
         return cls(
             config=config,
@@ -197,6 +207,7 @@ class Strom:
             ocpp=ocpp,
             runner=runner,
             front=front,
+            agents=agents,
         )
 
     def web_app(self) -> web.Application:
@@ -234,6 +245,8 @@ class Strom:
                     group.create_task(self._watch_settlements(), name="settlements"),
                     group.create_task(self._sweep_expired(), name="invoice-expiry"),
                 ]
+                agents = group.create_task(self.agents.run(stop), name="agents")
+                await self._wait_ready(agents)
                 self.ready.set()
                 await stop.wait()
                 for task in tasks:
@@ -244,6 +257,15 @@ class Strom:
             await self.backend.aclose()
             await self.db.close()
             log.info("stopped")
+
+    async def _wait_ready(self, agents: asyncio.Task[None]) -> None:
+        ready = asyncio.ensure_future(self.agents.ready.wait())
+        try:
+            await asyncio.wait({ready, agents}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if agents.done():
+            agents.result()  # the agents failed to start: raise it
 
     async def _watch_settlements(self) -> None:
         async with self.backend.settled_invoices(self.payments.pending_hashes) as stream:

@@ -44,6 +44,7 @@ from strom.session import (
 from strom.storage.outbox import enqueue
 from strom.storage.schema import connectors, nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore
+from strom.tariff import Tariff
 
 __all__ = ["ConnectorUnavailable", "OpenedSession", "PaymentService", "ZapRequestUsed"]
 
@@ -106,6 +107,10 @@ class PaymentService:
         self.config = sessions_config
         self.meter_interval_s = meter_interval_s
         self.clock = clock
+        # The tariff a new session gets; the agents replace it to apply operators' overrides.
+        self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
+            profile.tariff.to_tariff()
+        )
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
@@ -182,7 +187,7 @@ class PaymentService:
             charger_id=profile.id,
             connector_id=connector_id,
             id_tag=new_id_tag(),
-            tariff=profile.tariff.to_tariff(),
+            tariff=self.tariff_for(profile),
             power_w=connector.max_power_w,
             meter_interval_s=self.meter_interval_s,
             start_timeout_s=self.config.start_timeout_s,
