@@ -67,10 +67,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     except ScaffoldError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    from agent.identity import npub_of
+
+    npub = npub_of(folder / "data", "example-1")
     _print(f"wrote {config}")
     _print(f"      {folder / 'profiles' / 'example-1.toml'} (one example charge point)")
     _print(f"      {folder / 'relay_config' / 'relays.toml'} (the embedded nostr relay)")
     _print(f"      {folder / 'data'}/ (database and keys; owner-only)")
+    _print(f"charger example-1 has its own nostr key: {npub}")
     _print(f"next: strom run -c {config}")
     return EXIT_OK
 
@@ -159,6 +163,26 @@ def cmd_fake_pay(args: argparse.Namespace) -> int:
     return EXIT_OK if receipt.ok else EXIT_FAILURE
 
 
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    """Show a charger's nostr identity (npub); the secret key only with --nsec."""
+    from agent.identity import export_nsec, npub_of
+
+    config = _load(args)
+    try:
+        config.profile(args.charger)
+    except KeyError:
+        _error(f"no charger {args.charger!r} in {config.paths.profiles}")
+        return EXIT_USAGE
+    data_dir = config.storage.data_dir
+    _print(npub_of(data_dir, args.charger))
+    if args.nsec:
+        sys.stderr.write(
+            "strom: warning: whoever holds this nsec can sign as the charger; keep it secret\n"
+        )
+        _print(export_nsec(data_dir, args.charger))
+    return EXIT_OK
+
+
 def cmd_charger_password(args: argparse.Namespace) -> int:
     """Make a new OCPP AuthorizationKey (HTTP Basic password) for a charger."""
     from ocpp_server import generate_authorization_key, hash_password
@@ -227,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(pay)
     pay.add_argument("bolt11", help="the invoice (lnbcrt…)")
     pay.set_defaults(func=cmd_fake_pay)
+
+    keys = commands.add_parser("keys", help="chargers' nostr keys", description="Nostr keys.")
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    show = keys_commands.add_parser(
+        "show", help="print a charger's npub", description=cmd_keys_show.__doc__
+    )
+    _config_arg(show)
+    show.add_argument("charger", help="charger id")
+    show.add_argument("--nsec", action="store_true", help="also print the secret key (nsec)")
+    show.set_defaults(func=cmd_keys_show)
 
     charger = commands.add_parser("charger", help="charger set-up", description="Charger tasks.")
     charger_commands = charger.add_subparsers(

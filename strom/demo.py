@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import segno
 
+from agent.nostr.keys import encode_npub
 from lnurl_server.lnurl import bech32_lnurl
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom
@@ -217,6 +218,9 @@ async def run_demo(options: DemoOptions) -> int:
         _say()
         _say("Strom demo — embedded defaults. The lightning backend is FAKE: no real money moves.")
         _say(f"charger page: {charger_page}")
+        pubkey = strom.agents.pubkey(CHARGER)
+        if pubkey is not None:
+            _say(f"nostr:        {encode_npub(pubkey)} (zap it, or DM it `status`)")
         _say(f"LNURL-pay:    {lnurl}")
         segno.make(lnurl, error="l").terminal(out=sys.stdout, compact=True)
         _say()

@@ -187,3 +187,22 @@ def test_demo_once_plays_the_whole_story_and_exits_0(tmp_path: Path) -> None:
         assert step in out
     assert "FAKE" in out
     assert "Traceback" not in result.stderr
+
+
+def test_each_charger_has_a_nostr_key_and_the_nsec_needs_a_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = init(tmp_path)
+    key_file = tmp_path / "data" / "keys" / "example-1.key"
+    assert key_file.exists()
+    assert key_file.stat().st_mode & 0o077 == 0
+    capsys.readouterr()
+    assert main(["keys", "show", "example-1", "-c", str(config)]) == 0
+    shown = capsys.readouterr()
+    assert shown.out.startswith("npub1")
+    assert "nsec" not in shown.out
+    assert main(["keys", "show", "example-1", "--nsec", "-c", str(config)]) == 0
+    with_secret = capsys.readouterr()
+    assert "nsec1" in with_secret.out
+    assert "keep it secret" in with_secret.err
+    assert main(["keys", "show", "nope", "-c", str(config)]) == 2
