@@ -27,6 +27,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from agent import conversations, notifications, zaps
@@ -38,6 +39,7 @@ from agent.nostr.discovery import (
     status_template,
 )
 from agent.nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
+from agent.nostr.event import Event
 from agent.nostr.zap import ZAP_RECEIPT_KIND
 from agent.presence import charger_profile, charger_status, connector_state, relay_entries
 from agent.queries import ChargerSnapshot, active_zap_sessions, charger_snapshots
@@ -179,7 +181,7 @@ class Agent:
         self._connectors = dict(snapshot.connectors or {})
         self._active = set(active)
         self._dirty = True
-        self._next_metadata_at = services.clock()
+        self._next_metadata_at = services.clock() + services.settings.metadata_delay_s
         if self._active:
             self._schedule_progress()
 
@@ -299,22 +301,8 @@ class Agent:
         """Sign and publish the status event now."""
         services = self.services
         settings = services.settings
-        now = int(services.clock())
-        created_at = max(now, self._last_status_at + 1)
-        status = charger_status(
-            self.profile,
-            host=settings.host,
-            online=self._online,
-            connectors=self._connectors,
-            charger_status_text=self._charger_status,
-            energy_price=services.prices.energy_price(self.charger_id),
-        )
-        event = self.key.sign_template(
-            status_template(status, created_at=created_at, ttl_s=settings.status_ttl_s)
-        )
         self._dirty = False
-        self._last_status_at = created_at
-        result = await services.pool.publish(event)
+        result = await services.pool.publish_built(self._sign_status)
         self.last_status = result
         half = settings.status_ttl_s / 2
         if result.accepted:
@@ -324,6 +312,23 @@ class Agent:
         if services.on_status is not None:
             services.on_status(self.charger_id, result)
         return result
+
+    def _sign_status(self) -> Event:
+        services = self.services
+        settings = services.settings
+        created_at = max(int(services.clock()), self._last_status_at + 1)
+        status = charger_status(
+            self.profile,
+            host=settings.host,
+            online=self._online,
+            connectors=self._connectors,
+            charger_status_text=self._charger_status,
+            energy_price=services.prices.energy_price(self.charger_id),
+        )
+        self._last_status_at = created_at
+        return self.key.sign_template(
+            status_template(status, created_at=created_at, ttl_s=settings.status_ttl_s)
+        )
 
     async def publish_metadata(self) -> bool:
         """Publish profile (kind 0), relay list (10002) and DM inbox list (10050)."""
@@ -339,7 +344,7 @@ class Agent:
         ]
         accepted = True
         for template in templates:
-            result = await pool.publish(self.key.sign_template(template))
+            result = await pool.publish_built(partial(self.key.sign_template, template))
             accepted = accepted and result.accepted
         return accepted
 

@@ -55,7 +55,33 @@ __all__ = ["EMBEDDED", "Inbound", "PublishResult", "RelayPool"]
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
+EMBEDDED_EVENTS_PER_MINUTE = 5000
+"""Pace of publishing to the embedded relay: nostr-sdk's relay closes a connection that sends
+more messages a minute than it allows (about 6,000 here, not configurable in its bindings)."""
 _CHUNK = 256
+
+
+class _Pacer:
+    """A token bucket: at most ``per_minute`` events a minute, in bursts of up to that many."""
+
+    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._rate = per_minute / 60.0
+        self._capacity = float(per_minute)
+        self._tokens = float(per_minute)
+        self._monotonic = monotonic
+        self._last = monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            now = self._monotonic()
+            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens < 1:
+                await asyncio.sleep((1 - self._tokens) / self._rate)
+                self._tokens = 1.0
+                self._last = self._monotonic()
+            self._tokens -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +153,9 @@ class RelayPool:
         max_extra_relays: extra relays kept connected; the least recently used is dropped.
         lookback_s: how far back subscriptions ask for stored events.
         retry_interval_s: first wait before reconnecting to a relay that dropped.
+        max_events_per_minute: publish at most this many events a minute (relays close
+            connections that send faster than they allow); None for no limit, which with an
+            embedded relay means :data:`EMBEDDED_EVENTS_PER_MINUTE`.
         client_factory: builds the nostr-sdk client (for tests).
         clock: unix time in seconds.
     """
@@ -139,11 +168,12 @@ class RelayPool:
         embedded_host: str = "127.0.0.1",
         embedded_port: int = 0,
         publish_timeout_s: float = 10.0,
-        max_concurrent_publishes: int = 256,
+        max_concurrent_publishes: int = 64,
         allow_private_relays: bool = False,
         max_extra_relays: int = 64,
         lookback_s: int = 3600,
         retry_interval_s: float = 10.0,
+        max_events_per_minute: int | None = None,
         client_factory: ClientFactory = _default_client,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -159,6 +189,9 @@ class RelayPool:
         self._max_extra = max_extra_relays
         self._lookback_s = lookback_s
         self._retry_s = retry_interval_s
+        if max_events_per_minute is None and any(r.url == EMBEDDED for r in relays):
+            max_events_per_minute = EMBEDDED_EVENTS_PER_MINUTE
+        self._pacer = None if max_events_per_minute is None else _Pacer(max_events_per_minute)
         self._client_factory = client_factory
         self._clock = clock
         self._client: SdkClient | None = None
@@ -251,27 +284,30 @@ class RelayPool:
         Returns:
             Per-relay results; refused extra relays appear in ``failed``.
         """
+        return await self.publish_built(lambda: event, extra_relays=extra_relays, only=only)
+
+    async def publish_built(
+        self,
+        build: Callable[[], Event],
+        *,
+        extra_relays: Collection[str] = (),
+        only: bool = False,
+    ) -> PublishResult:
+        """Like :meth:`publish`, but sign the event only once a publishing slot is free.
+
+        Thousands of agents starting at once would otherwise all sign first and leave the
+        event loop no time to take the relays' answers, which then time out.
+        """
         client = self._require()
-        refused: dict[str, str] = {}
-        targets = [] if only else list(self._write)
-        for given in extra_relays:
-            try:
-                url = normalize_relay_url(given)
-            except ConfigError:
-                refused[given] = "refused: not a relay URL"
-                continue
-            if url in targets:
-                continue
-            reason = await self._admit_extra(client, url)
-            if reason is None:
-                targets.append(url)
-            else:
-                refused[url] = reason
-        if not targets:
-            result = PublishResult(event.id, {}, refused or {"": "no relay to publish to"})
-            self._log(event, result)
-            return result
+        targets, refused = await self._targets(client, extra_relays, only=only)
         async with self._publishing:
+            if self._pacer is not None:
+                await self._pacer.take()
+            event = build()
+            if not targets:
+                result = PublishResult(event.id, {}, refused or {"": "no relay to publish to"})
+                self._log(event, result)
+                return result
             try:
                 output = await client.send_event(event, targets, timeout_s=self._timeout_s)
             except RelayError as exc:
@@ -287,6 +323,27 @@ class RelayPool:
         result = PublishResult(event.id, ok, {**failed, **refused})
         self._log(event, result)
         return result
+
+    async def _targets(
+        self, client: SdkClient, extra_relays: Collection[str], *, only: bool
+    ) -> tuple[list[str], dict[str, str]]:
+        """The relays to send to, and the extra relays refused (with the reason)."""
+        refused: dict[str, str] = {}
+        targets = [] if only else list(self._write)
+        for given in extra_relays:
+            try:
+                url = normalize_relay_url(given)
+            except ConfigError:
+                refused[given] = "refused: not a relay URL"
+                continue
+            if url in targets:
+                continue
+            reason = await self._admit_extra(client, url)
+            if reason is None:
+                targets.append(url)
+            else:
+                refused[url] = reason
+        return targets, refused
 
     @staticmethod
     def _log(event: Event, result: PublishResult) -> None:

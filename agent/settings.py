@@ -23,6 +23,9 @@ class AgentSettings:
         admin_pubkeys: hex keys whose DMs are operator commands.
         status_ttl_s: lifetime of a status event (NIP-40); it is re-published at half of it.
         profile_refresh_s: how often profile and relay lists are published again.
+        metadata_delay_s: how long after its start an agent first publishes its profile and
+            relay lists; the status goes first, so a start of thousands of agents puts every
+            charger on the map before the rest.
         progress_interval_s: time between progress DMs to a charging driver (0: none).
         dm_max_age_s: DMs written longer ago than this are ignored (commands must be fresh).
         receipt_max_age_s: zap receipts older than this are ignored.
@@ -38,6 +41,7 @@ class AgentSettings:
     admin_pubkeys: frozenset[str] = field(default_factory=frozenset)
     status_ttl_s: int = 3600
     profile_refresh_s: int = 86_400
+    metadata_delay_s: float = 0.0
     progress_interval_s: int = 600
     dm_max_age_s: int = 600
     receipt_max_age_s: int = 7 * 86_400
