@@ -1,21 +1,30 @@
 """Server-rendered pages: usable without JavaScript, live with it, readable on a phone.
 
-Templates are Jinja2 with autoescaping on; every value from outside is escaped.
+Templates are Jinja2 with autoescaping on; every value from outside is escaped. The only
+markup passed through unescaped is the QR code SVG, which this module makes itself with segno
+from text it controls.
+
+Amounts are shown with :func:`strom.units.format_sat` and energies with
+:func:`strom.units.format_kwh`; the session page's script mirrors both exactly, so a number
+does not change its look when the script takes over from the server.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import segno
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from strom.config import ProfileConfig
-from strom.session import Session, State
+from strom.session import Session, State, StopReason
 from strom.units import format_kwh, format_sat
 
-__all__ = ["Pages"]
+__all__ = ["STATE_TEXT", "Pages", "connector_status", "format_duration"]
 
 STATE_TEXT = {
     State.AWAITING_PAYMENT: "Waiting for your payment",
@@ -31,11 +40,162 @@ STATE_TEXT = {
     State.CLOSED: "Done — the whole budget was used",
 }
 
+# What the driver should know or do next, under the state.
+STATE_HINT = {
+    State.AWAITING_PAYMENT: "Pay the invoice in your wallet; this page follows by itself.",
+    State.EXPIRED: "Nothing was charged. Scan the charger's code again to start over.",
+    State.PAID: "Payment received. The charger is being told to start.",
+    State.STARTING: "Plug the cable into your car if you have not yet; charging starts shortly.",
+    State.CHARGING: (
+        "Stop whenever you like below: what you did not use comes straight back to your wallet. "
+        "Charging also stops by itself when the budget is used up."
+    ),
+    State.STOPPING: "Waiting for the charger's final meter reading.",
+    State.STOPPED: "Collect what you did not use with your wallet below.",
+    State.START_FAILED: "No energy was charged. Collect your whole payment with your wallet below.",
+    State.REFUND_PENDING: "Your wallet receives it in a moment.",
+    State.REFUNDED: "Thank you for charging. Your receipt is below.",
+    State.CLOSED: "Thank you for charging. Your receipt is below.",
+}
+
+# The colour of the state: ok (good, green), wait (something is happening), warn (the driver has
+# something to do), bad (it went wrong), idle (nothing happens any more).
+STATE_TONE = {
+    State.AWAITING_PAYMENT: "wait",
+    State.EXPIRED: "idle",
+    State.PAID: "wait",
+    State.STARTING: "wait",
+    State.CHARGING: "ok",
+    State.STOPPING: "wait",
+    State.STOPPED: "warn",
+    State.START_FAILED: "bad",
+    State.REFUND_PENDING: "wait",
+    State.REFUNDED: "ok",
+    State.CLOSED: "ok",
+}
+
+# States in which the page changes without the driver doing anything: without JavaScript the
+# page refreshes itself in these.
+_MOVING = frozenset(
+    {
+        State.AWAITING_PAYMENT,
+        State.PAID,
+        State.STARTING,
+        State.CHARGING,
+        State.STOPPING,
+        State.REFUND_PENDING,
+    }
+)
+_RECEIPT = frozenset({State.REFUND_PENDING, State.REFUNDED, State.CLOSED})
+
+STOP_REASON_TEXT: dict[str, str] = {
+    StopReason.INITIATOR: "stopped by you",
+    StopReason.BUDGET: "the budget was used up",
+    StopReason.CHARGER: "stopped at the charger",
+    StopReason.ADMIN: "stopped by the operator",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatus:
+    """How a connector's state reads on the charger page."""
+
+    label: str
+    tone: str
+    detail: str = ""
+
+
+# OCPP 1.6 StatusNotification values of a connector that is *not* busy for Strom.
+_FREE_DETAIL = {
+    "Preparing": "A cable is plugged in.",
+    "SuspendedEV": "A cable is plugged in.",
+    "SuspendedEVSE": "A cable is plugged in.",
+    "Finishing": "The last charge is finishing.",
+    "Reserved": "Reserved at the charger.",
+}
+_OUT_OF_SERVICE = {"Unavailable", "Faulted"}
+
+
+def connector_status(ocpp_status: str, busy_reason: str) -> ConnectorStatus:
+    """The driver's view of a connector from its OCPP status and Strom's busy reason.
+
+    Args:
+        ocpp_status: the charger's last StatusNotification value, or ``"Unknown"``.
+        busy_reason: why the connector cannot be paid for now; empty when it can.
+
+    Returns:
+        A short label ("Free", "In use", "Out of service", …), its tone and a detail line.
+    """
+    if not busy_reason:
+        return ConnectorStatus("Free", "ok", _FREE_DETAIL.get(ocpp_status, ""))
+    if ocpp_status in _OUT_OF_SERVICE or "out of service" in busy_reason:
+        return ConnectorStatus("Out of service", "bad", _sentence(busy_reason))
+    if ocpp_status == "Unknown":
+        return ConnectorStatus("Offline", "idle", _sentence(busy_reason))
+    return ConnectorStatus("In use", "warn", _sentence(busy_reason))
+
+
+def format_duration(seconds: int) -> str:
+    """``"under 1 min"``, ``"42 min"`` or ``"1 h 05 min"`` (whole minutes, floored)."""
+    minutes = max(seconds, 0) // 60
+    if minutes == 0:
+        return "under 1 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _sat_number(amount: int) -> str:
+    # The number of format_sat without its unit, for a big price with a smaller unit.
+    return format_sat(amount).removesuffix(" sat")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _qr(lnurl: str) -> Markup:
+    # "LIGHTNING:" in capitals keeps the whole text in the QR alphanumeric mode (a smaller
+    # code), and a phone camera that reads it offers to open a wallet. The SVG scales to its
+    # box (viewBox, no fixed size) and carries its own white quiet zone.
+    text = "LIGHTNING:" + lnurl.upper()
+    # A regular QR code (never a Micro QR, which few wallets read).
+    svg = segno.make_qr(text, error="m").svg_inline(
+        omitsize=True, dark="#000", light="#fff", title="QR code"
+    )
+    return Markup(svg)  # noqa: S704 - segno's own SVG of our own text
+
+
+def _percent(part: int, whole: int) -> int:
+    if whole <= 0:
+        return 0
+    return min(100, part * 100 // whole)
+
 
 class Pages:
-    """Renders the public pages."""
+    """Renders the public pages.
 
-    def __init__(self, fiat_per_btc: Decimal | None = None, fiat_code: str = "EUR") -> None:
+    Args:
+        fiat_per_btc: shows a fiat estimate next to prices when given.
+        fiat_code: the currency of ``fiat_per_btc``.
+        fake_backend: the lightning backend moves no real money; every page says so on top.
+    """
+
+    def __init__(
+        self,
+        fiat_per_btc: Decimal | None = None,
+        fiat_code: str = "EUR",
+        *,
+        fake_backend: bool = False,
+    ) -> None:
         self.env = Environment(
             loader=PackageLoader("lnurl_server", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -45,8 +205,14 @@ class Pages:
         self.env.filters["sat"] = format_sat
         self.env.filters["kwh"] = format_kwh
         self.env.filters["fiat"] = self._fiat
+        self.env.filters["sat_number"] = _sat_number
+        self.env.filters["duration"] = format_duration
+        self.env.filters["when"] = _when
+        self.env.filters["sentence"] = _sentence
+        self.env.globals["fake_backend"] = fake_backend
         self.fiat_per_btc = fiat_per_btc
         self.fiat_code = fiat_code
+        self.fake_backend = fake_backend
 
     def _fiat(self, msat: int) -> str:
         if self.fiat_per_btc is None:
@@ -55,23 +221,50 @@ class Pages:
         return f"≈ {value:.2f} {self.fiat_code}"
 
     def charger(self, profile: ProfileConfig, connectors: list[dict[str, Any]]) -> str:
-        """The charger page."""
+        """The charger page.
+
+        Args:
+            profile: the charge point.
+            connectors: one dict per connector shown, with ``connector`` (its config),
+                ``lnurl`` (its static LNURL-pay), ``status`` (OCPP) and ``busy`` (the reason
+                it cannot be paid for now, or empty).
+        """
         tariff = profile.tariff.to_tariff()
+        items = []
+        for item in connectors:
+            status = connector_status(str(item["status"]), str(item["busy"]))
+            items.append(
+                {
+                    **item,
+                    "label": status.label,
+                    "tone": status.tone,
+                    "detail": status.detail,
+                    "qr": None if item["busy"] else _qr(str(item["lnurl"])),
+                }
+            )
         return self.env.get_template("charger.html").render(
-            profile=profile, tariff=tariff, connectors=connectors
+            profile=profile, tariff=tariff, connectors=items
         )
 
     def session(self, profile: ProfileConfig, session: Session, view: dict[str, Any]) -> str:
         """The session page."""
-        refundable = session.state in (State.STOPPED, State.START_FAILED)
-        running = session.state in (State.PAID, State.STARTING, State.CHARGING)
+        state = session.state
+        refundable = state in (State.STOPPED, State.START_FAILED)
+        running = state in (State.PAID, State.STARTING, State.CHARGING)
         return self.env.get_template("session.html").render(
             profile=profile,
             session=session,
             view=view,
-            state_text=STATE_TEXT[session.state],
+            state_text=STATE_TEXT[state],
+            state_hint=STATE_HINT[state],
+            tone=STATE_TONE[state],
+            live=state in _MOVING,
+            receipt=state in _RECEIPT,
+            finished=state in (State.EXPIRED, State.REFUNDED, State.CLOSED),
             show_withdraw=refundable or running,
             running=running,
-            withdraw_qr=segno.make(view["withdraw_lnurl"], error="m").svg_inline(scale=4),
-            topup_qr=segno.make(view["topup_lnurl"], error="m").svg_inline(scale=3),
+            used_percent=_percent(session.consumed_msat, session.paid_msat),
+            stop_reason=STOP_REASON_TEXT.get(session.stop_reason, session.stop_reason),
+            withdraw_qr=_qr(view["withdraw_lnurl"]),
+            topup_qr=_qr(view["topup_lnurl"]),
         )
