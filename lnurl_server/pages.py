@@ -46,10 +46,7 @@ STATE_HINT = {
     State.EXPIRED: "Nothing was charged. Scan the charger's code again to start over.",
     State.PAID: "Payment received. The charger is being told to start.",
     State.STARTING: "Plug the cable into your car if you have not yet; charging starts shortly.",
-    State.CHARGING: (
-        "Stop whenever you like below: what you did not use comes straight back to your wallet. "
-        "Charging also stops by itself when the budget is used up."
-    ),
+    State.CHARGING: "Stop whenever you like: what you did not use goes back to your wallet.",
     State.STOPPING: "Waiting for the charger's final meter reading.",
     State.STOPPED: "Collect what you did not use with your wallet below.",
     State.START_FAILED: "No energy was charged. Collect your whole payment with your wallet below.",

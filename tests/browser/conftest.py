@@ -27,12 +27,19 @@ from tests.conftest import peer_missing
 from tests.e2e.conftest import Stack, stack
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Route
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        ConsoleMessage,
+        Page,
+        Route,
+        ViewportSize,
+    )
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "tests" / "peers" / "chromium.sh"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 # Headless, as root, and never reaching past loopback: no sandbox (root), no GPU, no QUIC, no
 # first-run, sync, component or background traffic.
@@ -171,11 +178,13 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
     assert trouble.empty(), trouble
 
 
-async def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page PNG as a test artifact and return its path."""
+async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save a PNG of the page (whole, or the first screen only) as a test artifact."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    if not full_page:
+        await page.evaluate("window.scrollTo(0, 0)")  # what a driver sees on arrival
+    await page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -50,7 +50,9 @@ async def read_qr(locator: Locator) -> str:
         peer_missing(f"a QR reader is needed (zxing-cpp and pillow from PyPI): {exc}")
         raise
     image = Image.open(io.BytesIO(await locator.screenshot())).convert("L")
-    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    found = zxingcpp.read_barcodes(
+        image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    )
     assert len(found) == 1, f"expected one readable QR code, found {len(found)}"
     return str(found[0].text)
 
@@ -95,6 +97,7 @@ async def test_charger_page_on_a_phone_shows_price_status_and_the_code_to_pay_un
     assert await read_qr(qr) == "LIGHTNING:" + href.removeprefix("lightning:")
     await assert_fits_a_phone(page)
     await screenshot(page, "charger-free")
+    await screenshot(page, "charger-free-first-screen", full_page=False)
 
     status_url, _ = await stack.pay(2_000_000)
     await stack.wait_state(status_url, "charging")
@@ -135,8 +138,8 @@ async def test_session_page_follows_the_charge_live_and_ends_with_the_receipt(
     # The script shows numbers exactly as the server renders them.
     for amount in (0, 1, 999, 1_000, 1_001, 203_500, 1_796_500, 2_000_000, 123_456_789_012):
         assert await page.evaluate(f"stromFormat.sat({amount})") == format_sat(amount)
-    for energy in (0, 1, 999, 1_000, 1_291, 123_456):
-        assert await page.evaluate(f"stromFormat.kwh({energy})") == format_kwh(energy)
+    for wh in (0, 1, 999, 1_000, 1_291, 123_456):
+        assert await page.evaluate(f"stromFormat.kwh({wh})") == format_kwh(wh)
     for seconds in (0, 59, 60, 3_599, 3_600, 3_660, 86_400):
         assert await page.evaluate(f"stromFormat.duration({seconds})") == format_duration(seconds)
 
@@ -150,6 +153,7 @@ async def test_session_page_follows_the_charge_live_and_ends_with_the_receipt(
     await expect(page.get_by_test_id("fake-banner")).to_be_visible()
     await assert_fits_a_phone(page)
     await screenshot(page, "session-charging")
+    await screenshot(page, "session-charging-first-screen", full_page=False)
 
     offer, _ = await claim_refund(stack, status_url)
     final = await stack.wait_state(status_url, "refunded")
