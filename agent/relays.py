@@ -55,7 +55,7 @@ __all__ = ["EMBEDDED", "Inbound", "PublishResult", "RelayPool"]
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
-EMBEDDED_EVENTS_PER_MINUTE = 5000
+EMBEDDED_EVENTS_PER_MINUTE = 4000
 """Pace of publishing to the embedded relay: nostr-sdk's relay closes a connection that sends
 more messages a minute than it allows (about 6,000 here, not configurable in its bindings)."""
 _CHUNK = 256

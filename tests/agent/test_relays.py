@@ -153,3 +153,21 @@ async def test_many_keys_are_watched_in_chunks(relay_url: str, count: int) -> No
         assert filters[0]["since"] - filters[1]["since"] == 2 * 86_400
     finally:
         await pool.stop()
+
+
+async def test_the_pacer_lets_a_burst_through_then_holds_to_the_rate() -> None:
+    from agent.relays import _Pacer
+
+    pacer = _Pacer(600)  # 10 a second, bursts of 600
+    started = time.monotonic()
+    for _ in range(600):
+        await pacer.take()
+    assert time.monotonic() - started < 0.5
+    for _ in range(3):
+        await pacer.take()
+    assert time.monotonic() - started >= 0.25  # three more at 10 a second
+
+
+def test_an_embedded_relay_is_paced_by_default() -> None:
+    assert RelayPool([RelayConfig(url="embedded")])._pacer is not None
+    assert RelayPool([RelayConfig(url="wss://relay.example.com")])._pacer is None
