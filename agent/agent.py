@@ -215,13 +215,19 @@ class Agent:
             return
         try:
             result = await job.work()
+        except asyncio.CancelledError:  # shutting down: the caller is told, nothing failed
+            job.future.cancel()
+            raise
         except (StromError, RetryLater) as exc:  # expected: the caller decides
-            job.future.set_exception(exc)
+            if not job.future.done():  # the caller may have given up meanwhile
+                job.future.set_exception(exc)
         except BaseException as exc:  # unexpected: the caller learns, the agent restarts
-            job.future.set_exception(exc)
+            if not job.future.done():
+                job.future.set_exception(exc)
             raise
         else:
-            job.future.set_result(result)
+            if not job.future.done():
+                job.future.set_result(result)
 
     async def _on_inbound(self, inbound: Inbound) -> None:
         kind = inbound.event.kind

@@ -217,6 +217,12 @@ class Pages:
         value = Decimal(msat) / Decimal(100_000_000_000) * self.fiat_per_btc
         return f"≈ {value:.2f} {self.fiat_code}"
 
+    def not_found(self, message: str) -> str:
+        """A plain, phone-friendly 404 page."""
+        return self.env.get_template("not_found.html").render(
+            message=message, fake_backend=self.fake_backend
+        )
+
     def charger(self, profile: ProfileConfig, connectors: list[dict[str, Any]]) -> str:
         """The charger page.
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import segno
 from aiohttp import web
 
 from agent.nostr.discovery import status_coordinate
@@ -114,7 +113,10 @@ class FrontDoor:
         try:
             return self.config.profile(request.match_info["charger"])
         except KeyError:
-            raise web.HTTPNotFound(text="no such charger") from None
+            raise self._not_found("There is no such charger here.") from None
+
+    def _not_found(self, message: str) -> web.HTTPNotFound:
+        return web.HTTPNotFound(text=self.pages.not_found(message), content_type="text/html")
 
     def pay_url(self, charger_id: str, connector_id: int) -> str:
         """The URL behind a connector's static LNURL-pay."""
@@ -257,7 +259,7 @@ class FrontDoor:
                 request.match_info["session"], request.query.get("secret")
             )
         except RefundError:
-            raise web.HTTPNotFound(text="no such session, or the link is incomplete") from None
+            raise self._not_found("No such charging session, or the link is incomplete.") from None
 
     def session_view(self, session: Session, secret: str) -> dict[str, Any]:
         """What the session page and its JSON show."""
@@ -318,7 +320,6 @@ class FrontDoor:
                 {
                     "connector": connector,
                     "lnurl": lnurl,
-                    "qr_svg": segno.make(lnurl, error="m").svg_inline(scale=4),
                     "status": row.status if row else "Unknown",
                     "busy": busy,
                 }

@@ -36,7 +36,7 @@ from strom.config import StromConfig
 from strom.core_events import CoreEventSink
 from strom.effects import EffectRunner, Handler
 from strom.errors import BackendError, ConfigError
-from strom.lightning import LightningBackend, create_backend
+from strom.lightning import FakeBackend, LightningBackend, create_backend
 from strom.ocpp_core import DatabaseOcppCore
 from strom.payments import PaymentService
 from strom.refunds import RefundService
@@ -189,7 +189,7 @@ class Strom:
             chargers=chargers,
             payments=payments,
             refunds=refunds,
-            pages=Pages(),
+            pages=Pages(fake_backend=isinstance(backend, FakeBackend)),
             per_client=RateLimiter(per_minute=20, burst=10),
             per_charger=RateLimiter(per_minute=120, burst=60),
             identities=agents,

@@ -207,7 +207,7 @@ async def test_a_wrong_secret_gets_a_404_page_not_the_session(stack: Stack, phon
         assert response is not None
         assert response.status == 404
         text = await page.locator("body").inner_text()
-        assert "no such session" in text
+        assert "no such charging session" in text.lower()
         html = await page.content()
         assert status["withdraw_lnurl"] not in html
         assert "lightning:" not in html.lower()
