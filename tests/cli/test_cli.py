@@ -108,7 +108,7 @@ def test_a_broken_config_file_gives_one_readable_line_and_status_2(
     if text is None:
         text = target.read_text().replace("per_kwh_sat = 250", "per_kwh_sat = 0.0001")
     target.write_text(text)
-    result = subprocess.run(  # noqa: PLW1510
+    result = subprocess.run(
         [*STROM, "db", "upgrade", "-c", str(config)],
         capture_output=True,
         text=True,
