@@ -49,6 +49,7 @@ from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom.config import ProfileConfig, StromConfig
 from strom.errors import BackendError
+from strom.lightning import Invoice
 from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom.ports import ChargerIdentities
 from strom.refunds import RefundError, RefundService, min_refund
@@ -201,6 +202,9 @@ class FrontDoor:
         try:
             if zap_text is not None:
                 zap = self._validate_zap(profile, zap_text, amount)
+                top_up = await self._zap_top_up(profile, connector_id, zap)
+                if top_up is not None:
+                    return _json({"pr": top_up.bolt11, "routes": []})
                 opened = await self.payments.open_session(
                     profile,
                     zap.connector or connector_id,
@@ -236,6 +240,24 @@ class FrontDoor:
             callback_url=self.base,
         )
         return _json({"pr": opened.invoice.bolt11, "routes": [], "successAction": action})
+
+    async def _zap_top_up(
+        self, profile: ProfileConfig, connector_id: int, zap: ValidZapRequest
+    ) -> Invoice | None:
+        """A zap from the person charging right now adds to their budget (the DMs say so)."""
+        session_id = await self.payments.running_session_of(
+            profile.id, zap.connector or connector_id, zap.sender
+        )
+        if session_id is None:
+            return None
+        return await self.payments.open_top_up(
+            session_id,
+            zap.amount_msat,
+            description_hash=hashlib.sha256(zap.description.encode()).digest(),
+            zap_request={"description": zap.description, "relays": list(zap.relays)},
+            zap_request_id=zap.event_id,
+            initiator_pubkey=zap.sender,
+        )
 
     def _validate_zap(self, profile: ProfileConfig, text: str, amount: int) -> ValidZapRequest:
         pubkey = self._pubkey(profile.id)

@@ -229,15 +229,44 @@ class PaymentService:
         except IntegrityError:
             raise ZapRequestUsed("this zap request was already used; make a new one") from None
 
+    async def running_session_of(
+        self, charger_id: str, connector_id: int, initiator_pubkey: str
+    ) -> str | None:
+        """The id of the connector's running session if ``initiator_pubkey`` started it."""
+        async with self.db.reader() as conn:
+            found = await conn.scalar(
+                select(sessions.c.id).where(
+                    sessions.c.charger_id == charger_id,
+                    sessions.c.connector_id == connector_id,
+                    sessions.c.initiator_pubkey == initiator_pubkey,
+                    sessions.c.state.in_([s.value for s in BUSY_STATES]),
+                )
+            )
+        return None if found is None else str(found)
+
     async def open_top_up(
-        self, session_id: str, amount_msat: int, *, description_hash: bytes
+        self,
+        session_id: str,
+        amount_msat: int,
+        *,
+        description_hash: bytes,
+        zap_request: dict[str, Any] | None = None,
+        zap_request_id: str | None = None,
+        initiator_pubkey: str | None = None,
     ) -> Invoice:
-        """An invoice that adds to a session's budget."""
+        """An invoice that adds to a session's budget (a top-up page, or the zapper's new zap).
+
+        Raises:
+            ZapRequestUsed: the zap request was already used.
+        """
         invoice = await self.backend.create_invoice(
             amount_msat, description_hash=description_hash, expiry_s=self.config.invoice_expiry_s
         )
+        now = self.clock()
         async with self.db.transaction() as conn:
-            await self._insert_payment(conn, session_id, "topup", invoice, None, self.clock())
+            await self._insert_payment(conn, session_id, "topup", invoice, zap_request, now)
+            if zap_request_id is not None:
+                await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
         log.info("session %s: top-up invoice %s", session_id, invoice.payment_hash)
         return invoice
 

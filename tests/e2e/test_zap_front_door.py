@@ -74,6 +74,28 @@ async def test_a_zap_pays_for_a_session_of_the_zapper_and_gets_a_receipt(stack: 
     # The same zap request cannot open a second session.
     again = await stack.get(address["callback"], amount="2000000", nostr=request)
     assert again["status"] == "ERROR"
+    # A new zap from the same person while charging tops up their own session.
+    await asyncio.sleep(1)  # a new created_at, so a new event
+    top_up = await stack.get(
+        address["callback"], amount="1000000", nostr=zap_request(pubkey, 1_000_000)
+    )
+    assert "pr" in top_up, top_up
+    await stack.wallet.pay(top_up["pr"])
+    for _ in range(200):
+        if (await stack.strom.sessions.get(row.id)).paid_msat == 3_000_000:
+            break
+        await asyncio.sleep(0.05)
+    assert (await stack.strom.sessions.get(row.id)).paid_msat == 3_000_000
+    # Anyone else's zap is refused while the connector is busy.
+    stranger = sign_event(
+        bytes.fromhex("3c" * 32),
+        9734,
+        [["p", pubkey], ["amount", "1000000"], ["relays", "ws://127.0.0.1:1"]],
+        "",
+        int(time.time()),
+    ).to_json()
+    refused = await stack.get(address["callback"], amount="1000000", nostr=stranger)
+    assert refused["status"] == "ERROR"
     await stack.ledgers_balance()
 
 
