@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from strom.config import load_config
 from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
 from tests.e2e.conftest import CHARGER, Stack, free_port
+from tests.lightning.tls import make_self_signed
 
 
 @pytest.mark.parametrize(
@@ -64,42 +64,10 @@ async def test_invoice_spam_from_one_client_is_refused_before_any_invoice(stack:
     assert sum("pr" in a for a in answers) == 10  # the burst
 
 
-def make_cert(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    try:
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"openssl cannot make a test certificate: {exc}")
-    return cert, key
-
-
 async def test_the_front_door_serves_https_from_the_configured_certificate(tmp_path: Path) -> None:
     write_scaffold(tmp_path, charger_id=CHARGER)
-    cert, key = make_cert(tmp_path)
+    pair = make_self_signed(tmp_path / "tls", "strom")
+    cert, key = pair.cert, pair.key
     port = free_port()
     config = load_config(
         tmp_path / "strom.toml",
