@@ -189,7 +189,11 @@ class Strom:
             chargers=chargers,
             payments=payments,
             refunds=refunds,
-            pages=Pages(fake_backend=isinstance(backend, FakeBackend)),
+            pages=Pages(
+                config.server.fiat_per_btc or None,
+                config.server.fiat_currency,
+                fake_backend=isinstance(backend, FakeBackend),
+            ),
             per_client=RateLimiter(per_minute=20, burst=10),
             per_charger=RateLimiter(per_minute=120, burst=60),
             identities=agents,

@@ -68,6 +68,10 @@ class ServerConfig(_Section):
     public_url: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # A fixed exchange rate for showing fiat estimates next to prices on the pages
+    # (e.g. fiat_per_btc = 90000, fiat_currency = "EUR"); 0 shows none. Prices stay in sats.
+    fiat_per_btc: Decimal = Field(Decimal(0), ge=0)
+    fiat_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
 
     @model_validator(mode="before")
     @classmethod

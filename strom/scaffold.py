@@ -20,6 +20,9 @@ port = 8080
 # public_url = "https://charge.example.org"
 # tls_cert = "/path/to/fullchain.pem"
 # tls_key = "/path/to/privkey.pem"
+# Show fiat estimates next to prices (a fixed rate you maintain); 0 shows none.
+fiat_per_btc = 0
+fiat_currency = "EUR"
 
 [storage]
 data_dir = "data"

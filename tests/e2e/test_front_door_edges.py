@@ -15,7 +15,7 @@ from strom.cli import main
 from strom.config import load_config
 from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
-from tests.e2e.conftest import CHARGER, Stack, free_port
+from tests.e2e.conftest import CHARGER, Stack, free_port, running_stack
 from tests.lightning.tls import make_self_signed
 
 
@@ -92,3 +92,13 @@ async def test_the_front_door_serves_https_from_the_configured_certificate(tmp_p
     body = response.json()
     assert body["tag"] == "payRequest"
     assert body["callback"].startswith(f"https://localhost:{port}/")
+
+
+async def test_the_charger_page_shows_a_fiat_estimate_when_a_rate_is_configured(
+    tmp_path: Path,
+) -> None:
+    env = {"STROM_SERVER__FIAT_PER_BTC": "100000", "STROM_SERVER__FIAT_CURRENCY": '"EUR"'}
+    async with running_stack(tmp_path, env) as stack:
+        page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
+    # 250 sat/kWh at 100,000 EUR/BTC is 0.25 EUR per kWh.
+    assert "0.25 EUR" in page.text
