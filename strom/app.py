@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from agent.nostr.keys import encode_npub
 from agent.runtime import AgentRuntime
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
@@ -251,6 +252,7 @@ class Strom:
                 ]
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)
+                self._announce()
                 self.ready.set()
                 await stop.wait()
                 for task in tasks:
@@ -261,6 +263,23 @@ class Strom:
             await self.backend.aclose()
             await self.db.close()
             log.info("stopped")
+
+    def _announce(self) -> None:
+        """Log where each charger can be reached: page, OCPP URL, nostr identity."""
+        base = self.config.server.public_url
+        scheme = "wss" if self.config.ocpp.tls_cert else "ws"
+        for profile in self.config.profiles:
+            pubkey = self.agents.pubkey(profile.id)
+            log.info(
+                "charger %s: page %s/c/%s, OCPP %s://<this host>:%s/ocpp/%s, nostr %s",
+                profile.id,
+                base,
+                profile.id,
+                scheme,
+                self.config.ocpp.port,
+                profile.id,
+                encode_npub(pubkey) if pubkey else "-",
+            )
 
     async def _wait_ready(self, agents: asyncio.Task[None]) -> None:
         ready = asyncio.ensure_future(self.agents.ready.wait())
