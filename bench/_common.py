@@ -84,7 +84,6 @@ def write_profiles(folder: Path, ids: list[str]) -> None:
 
 def strom_config(folder: Path, *, chargers: list[str], env: dict[str, str] | None = None):
     """Write a scaffold with the given chargers and load it on free local ports."""
-    from strom.config import load_config
     from strom.scaffold import write_scaffold
 
     write_scaffold(folder, charger_id=chargers[0] if chargers else "bench-0")
@@ -92,6 +91,13 @@ def strom_config(folder: Path, *, chargers: list[str], env: dict[str, str] | Non
         for path in (folder / "profiles").glob("*.toml"):
             path.unlink()
     write_profiles(folder, chargers[1:])
+    return load_strom_config(folder, env)
+
+
+def load_strom_config(folder: Path, env: dict[str, str] | None = None):
+    """Load a written configuration on free local ports."""
+    from strom.config import load_config
+
     http_port, ocpp_port = free_port(), free_port()
     config = load_config(
         folder / "strom.toml",
