@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
 CHARGERS = 20  # callbacks spread over this many chargers (sessions never block each other)
 
@@ -134,13 +134,13 @@ async def measure_lnbits(args: argparse.Namespace) -> tuple[float, int, int] | N
     sys.path.insert(0, str(_common.REPO))
     try:
         from tests.peers.lnbits import LNbitsPeer
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"lnbits: unavailable ({exc})")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             peer = await asyncio.to_thread(LNbitsPeer.start, Path(tmp))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"lnbits: could not start ({exc})")
             return None
         try:
@@ -175,7 +175,7 @@ async def measure_lnbits(args: argparse.Namespace) -> tuple[float, int, int] | N
             peer.stop()
 
 
-def peer_invoice_endpoint(peer) -> tuple[str, str]:  # noqa: ANN001
+def peer_invoice_endpoint(peer) -> tuple[str, str]:
     """(URL of POST /api/v1/payments, the Strom wallet's invoice key) of a running peer."""
     return f"{peer.url}/api/v1/payments", peer.strom.inkey
 
@@ -213,15 +213,25 @@ async def drive(args: argparse.Namespace) -> None:
     ceiling = figures["ceiling"][0]
     pay = figures["payRequest"][0]
     _common.result(
-        "LNURL payRequest (req/s)", pay, ceiling, "req/s", ">= 35 % of aiohttp ceiling",
-        pay >= 0.35 * ceiling, note="baseline: trivial aiohttp JSON endpoint",
+        "LNURL payRequest (req/s)",
+        pay,
+        ceiling,
+        "req/s",
+        ">= 35 % of aiohttp ceiling",
+        pay >= 0.35 * ceiling,
+        note="baseline: trivial aiohttp JSON endpoint",
     )
     cb = figures["callback"][0]
     _common.result(
-        "LNURL callback (invoices/s)", cb, lnbits[0] if lnbits else float("nan"), "req/s",
-        "~1,000 invoices/s", cb >= 900,
-        note="baseline: LNbits POST /api/v1/payments (FakeWallet)" if lnbits else
-        "no LNbits baseline in this run",
+        "LNURL callback (invoices/s)",
+        cb,
+        lnbits[0] if lnbits else float("nan"),
+        "req/s",
+        "~1,000 invoices/s",
+        cb >= 900,
+        note="baseline: LNbits POST /api/v1/payments (FakeWallet)"
+        if lnbits
+        else "no LNbits baseline in this run",
     )
 
 

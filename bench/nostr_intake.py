@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-from coincurve import PublicKeyXOnly  # noqa: E402
+import _common
+from coincurve import PublicKeyXOnly
 
-from agent.nostr.event import parse_event, sign_event  # noqa: E402
-from agent.nostr.keys import generate_secret_key, public_key_hex  # noqa: E402
-from agent.nostr.zap import validate_zap_request  # noqa: E402
+from agent.nostr.event import parse_event, sign_event
+from agent.nostr.keys import generate_secret_key, public_key_hex
+from agent.nostr.zap import validate_zap_request
 
 CHARGER_ID = "bench-0"
 
@@ -42,7 +42,9 @@ def make_requests(count: int, charger_pk: str, now: int) -> list[str]:
             ["a", coordinate],
             ["connector", "1"],
         ]
-        event = sign_event(keys[n % len(keys)], 9734, tags, f"charging {n} {os.urandom(4).hex()}", now - 5)
+        event = sign_event(
+            keys[n % len(keys)], 9734, tags, f"charging {n} {os.urandom(4).hex()}", now - 5
+        )
         out.append(event.to_json())
     return out
 
@@ -102,14 +104,20 @@ def main() -> None:
     for _ in range(args.rounds):
         best["raw"] = max(best["raw"], timed(baseline, raw, args.seconds, args.max_calls))
         best["strom"] = max(best["strom"], timed(strom, requests, args.seconds, args.max_calls))
-        best["parse"] = max(best["parse"], timed(parse_only, requests, args.seconds, args.max_calls))
+        best["parse"] = max(
+            best["parse"], timed(parse_only, requests, args.seconds, args.max_calls)
+        )
     print(f"validate_zap_request {best['strom']:9.0f} /s")
     print(f"parse_event          {best['parse']:9.0f} /s")
     print(f"coincurve verify     {best['raw']:9.0f} /s")
     print(f"ratio                {best['strom'] / best['raw']:9.1%}")
     _common.result(
-        "nostr zap requests validated (/s)", best["strom"], best["raw"], "/s",
-        ">= 70 % of raw BIP-340 verify", best["strom"] >= 0.7 * best["raw"],
+        "nostr zap requests validated (/s)",
+        best["strom"],
+        best["raw"],
+        "/s",
+        ">= 70 % of raw BIP-340 verify",
+        best["strom"] >= 0.7 * best["raw"],
         note="baseline: coincurve PublicKeyXOnly.verify, hex pre-decoded",
     )
 

@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
-from ocpp_server import SimulatedChargePoint, SimulatorOptions  # noqa: E402
-from ocpp_server.protocol import Call  # noqa: E402
-from strom.ports import ConnectorStatusChanged, OcppEvent  # noqa: E402
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from ocpp_server.protocol import Call
+from strom.ports import ConnectorStatusChanged, OcppEvent
 
 CONNECTOR_BLOCK = """
 [[connectors]]
@@ -65,7 +65,7 @@ def timed_charger(arrivals: Arrivals, options: SimulatorOptions) -> SimulatedCha
     charger = SimulatedChargePoint(options)
     original = charger._on_call
 
-    async def on_call(session, call: Call) -> None:  # noqa: ANN001
+    async def on_call(session, call: Call) -> None:
         arrivals.arrived(options.charger_id, call.action)
         await original(session, call)
 
@@ -176,8 +176,13 @@ async def run(args: argparse.Namespace) -> None:
         f"p99 {ms(base, 99):.2f} ms, max {ms(base, 100):.2f} ms"
     )
     _common.result(
-        "payment to RemoteStart p99 (ms)", ms(lat, 99), ms(base, 99), "ms", "p99 < 20 ms",
-        ms(lat, 99) < 20, note=f"p50 {ms(lat, 50):.2f} ms vs {ms(base, 50):.2f} ms; "
+        "payment to RemoteStart p99 (ms)",
+        ms(lat, 99),
+        ms(base, 99),
+        "ms",
+        "p99 < 20 ms",
+        ms(lat, 99) < 20,
+        note=f"p50 {ms(lat, 50):.2f} ms vs {ms(base, 50):.2f} ms; "
         f"{len(lat)} sessions; baseline: a bare OCPP CALL",
     )
 

@@ -28,8 +28,11 @@ Row = dict[str, object]
 
 
 def ours(stdout: str) -> list[Row]:
-    return [json.loads(line[len(RESULT_PREFIX):]) for line in stdout.splitlines()
-            if line.startswith(RESULT_PREFIX)]
+    return [
+        json.loads(line[len(RESULT_PREFIX) :])
+        for line in stdout.splitlines()
+        if line.startswith(RESULT_PREFIX)
+    ]
 
 
 def _num(pattern: str, text: str) -> float:
@@ -44,12 +47,24 @@ def ocpp_rows(stdout: str) -> list[Row]:
     rate = _num(r"CALLs answered per second\s*:\s*([\d,.]+)", stdout)
     rss = _num(r"server RSS per charger\s*:\s*([\d.]+) KB", stdout)
     return [
-        {"name": f"OCPP CALLs answered, {held:,.0f} chargers (/s)", "strom": rate,
-         "baseline": None, "ratio": None, "target": ">= 3,000 messages/s",
-         "met": rate >= 3000, "unit": "/s"},
-        {"name": f"OCPP server RSS per charger held, {held:,.0f} (KB)", "strom": rss,
-         "baseline": None, "ratio": None, "target": "<= 25 KB (at 10,000)",
-         "met": rss <= 25, "unit": "KB"},
+        {
+            "name": f"OCPP CALLs answered, {held:,.0f} chargers (/s)",
+            "strom": rate,
+            "baseline": None,
+            "ratio": None,
+            "target": ">= 3,000 messages/s",
+            "met": rate >= 3000,
+            "unit": "/s",
+        },
+        {
+            "name": f"OCPP server RSS per charger held, {held:,.0f} (KB)",
+            "strom": rss,
+            "baseline": None,
+            "ratio": None,
+            "target": "<= 25 KB (at 10,000)",
+            "met": rss <= 25,
+            "unit": "KB",
+        },
     ]
 
 
@@ -58,25 +73,58 @@ def agents_rows(stdout: str) -> list[Row]:
     seconds = _num(r"publish every status:\s*([\d.]+) s", stdout)
     rss = _num(r"RSS per agent:\s*([\d.]+) KB", stdout)
     return [
-        {"name": f"agents: every status published, {n:,.0f} agents (s)", "strom": seconds,
-         "baseline": None, "ratio": None, "target": "<= 10 s for 10,000",
-         "met": seconds * 10_000 / n <= 10, "unit": "s"},
-        {"name": f"agents: RSS per agent, {n:,.0f} (KB)", "strom": rss, "baseline": None,
-         "ratio": None, "target": "<= 10 KB (at 10,000)", "met": rss <= 10, "unit": "KB"},
+        {
+            "name": f"agents: every status published, {n:,.0f} agents (s)",
+            "strom": seconds,
+            "baseline": None,
+            "ratio": None,
+            "target": "<= 10 s for 10,000",
+            "met": seconds * 10_000 / n <= 10,
+            "unit": "s",
+        },
+        {
+            "name": f"agents: RSS per agent, {n:,.0f} (KB)",
+            "strom": rss,
+            "baseline": None,
+            "ratio": None,
+            "target": "<= 10 KB (at 10,000)",
+            "met": rss <= 10,
+            "unit": "KB",
+        },
     ]
 
 
 # (script, --small args, --full args, parser, timeout in seconds)
 BENCHMARKS: list[tuple[str, list[str], list[str], Callable[[str], list[Row]], float]] = [
-    ("lnurl_throughput.py", ["--seconds", "2", "--connections", "16"],
-     ["--seconds", "10", "--connections", "32"], ours, 300),
-    ("payment_to_power.py", ["--chargers", "10", "--connectors", "5"],
-     ["--chargers", "100", "--connectors", "10"], ours, 400),
-    ("nostr_intake.py", ["--events", "300", "--seconds", "1", "--rounds", "1"],
-     ["--events", "2000", "--seconds", "3", "--rounds", "3"], ours, 200),
+    (
+        "lnurl_throughput.py",
+        ["--seconds", "2", "--connections", "16"],
+        ["--seconds", "10", "--connections", "32"],
+        ours,
+        300,
+    ),
+    (
+        "payment_to_power.py",
+        ["--chargers", "10", "--connectors", "5"],
+        ["--chargers", "100", "--connectors", "10"],
+        ours,
+        400,
+    ),
+    (
+        "nostr_intake.py",
+        ["--events", "300", "--seconds", "1", "--rounds", "1"],
+        ["--events", "2000", "--seconds", "3", "--rounds", "3"],
+        ours,
+        200,
+    ),
     ("startup.py", ["--chargers", "1000"], ["--chargers", "1000", "--restart"], ours, 300),
-    ("ocpp_connections.py", ["--chargers", "200", "--seconds", "3", "--settle", "1"],
-     ["--chargers", "10000", "--seconds", "20"], ocpp_rows, 600),
+    (
+        "ocpp_connections.py",
+        ["--chargers", "200", "--seconds", "3", "--settle", "1"],
+        ["--chargers", "10000", "--seconds", "20"],
+        ocpp_rows,
+        600,
+    ),
     ("agents.py", ["--agents", "300"], ["--agents", "10000"], agents_rows, 600),
 ]
 
@@ -93,6 +141,27 @@ def fmt(value: object) -> str:
             return f"{value:.1f}"
         return f"{value:.3g}"
     return str(value)
+
+
+def run_one(
+    script: str, argv: list[str], parse: Callable[[str], list[Row]], timeout: float
+) -> tuple[list[Row], str | None]:
+    """Run one benchmark; returns its rows and, if it crashed, why."""
+    cmd = [sys.executable, str(BENCH / script), *argv]
+    print(f"running bench/{script} {' '.join(argv)}", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return [], f"{script}: timed out after {timeout:.0f} s"
+    print(f"  ... {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    if out.returncode != 0:
+        return [], f"{script}: exit {out.returncode}\n{out.stderr[-2000:]}"
+    try:
+        got = parse(out.stdout)
+    except (ValueError, json.JSONDecodeError) as exc:
+        return [], f"{script}: unreadable output ({exc})\n{out.stdout[-2000:]}"
+    return got, None if got else f"{script}: printed no result"
 
 
 def main() -> int:
@@ -113,25 +182,9 @@ def main() -> int:
         argv = list(full if args.full else small)
         if script == "lnurl_throughput.py" and args.lnbits:
             argv.append("--lnbits")
-        cmd = [sys.executable, str(BENCH / script), *argv]
-        print(f"running bench/{script} {' '.join(argv)}", file=sys.stderr, flush=True)
-        t = time.perf_counter()
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-        except subprocess.TimeoutExpired:
-            crashed.append(f"{script}: timed out after {timeout:.0f} s")
-            continue
-        print(f"  ... {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
-        if out.returncode != 0:
-            crashed.append(f"{script}: exit {out.returncode}\n{out.stderr[-2000:]}")
-            continue
-        try:
-            got = parse(out.stdout)
-        except (ValueError, json.JSONDecodeError) as exc:
-            crashed.append(f"{script}: unreadable output ({exc})\n{out.stdout[-2000:]}")
-            continue
-        if not got:
-            crashed.append(f"{script}: printed no result")
+        got, failure = run_one(script, argv, parse, timeout)
+        if failure:
+            crashed.append(failure)
         rows.extend(got)
 
     mode = "--full" if args.full else "--small"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
 
 async def one_start(folder: Path, chargers: int, fresh: bool) -> dict[str, float]:
@@ -47,7 +47,13 @@ async def one_start(folder: Path, chargers: int, fresh: bool) -> dict[str, float
     t2 = time.perf_counter()
     stop.set()
     await server
-    return {"load_s": tload - t0, "open_s": t1 - tload, "ready_s": t2 - t0, "write_s": write_s, "chargers": len(config.profiles)}
+    return {
+        "load_s": tload - t0,
+        "open_s": t1 - tload,
+        "ready_s": t2 - t0,
+        "write_s": write_s,
+        "chargers": len(config.profiles),
+    }
 
 
 def child(folder: str, chargers: int, fresh: bool) -> dict[str, float]:
@@ -81,13 +87,19 @@ def main() -> None:
                 rows[(n, "again")] = child(tmp, n, False)
     for (n, kind), r in rows.items():
         print(
-            f"{n:6d} chargers, {kind} start: load config {r['load_s']:.3f} s, open {r['open_s']:.3f} s, ready {r['ready_s']:.3f} s "
+            f"{n:6d} chargers, {kind} start: load config {r['load_s']:.3f} s, "
+            f"open {r['open_s']:.3f} s, ready {r['ready_s']:.3f} s "
             f"({int(r['chargers'])} profiles loaded; config written in {r['write_s']:.2f} s)"
         )
     strom = rows[(args.chargers, "first")]["ready_s"]
     base = rows[(0, "first")]["ready_s"]
     _common.result(
-        f"startup, {args.chargers} chargers (s)", strom, base, "s", "< 3 s", strom < 3.0,
+        f"startup, {args.chargers} chargers (s)",
+        strom,
+        base,
+        "s",
+        "< 3 s",
+        strom < 3.0,
         note="baseline: the same start with no charger configured",
     )
 
