@@ -13,6 +13,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strom.app import Strom
+    from strom.config import StromConfig
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -82,7 +87,9 @@ def write_profiles(folder: Path, ids: list[str]) -> None:
         )
 
 
-def strom_config(folder: Path, *, chargers: list[str], env: dict[str, str] | None = None):
+def strom_config(
+    folder: Path, *, chargers: list[str], env: dict[str, str] | None = None
+) -> StromConfig:
     """Write a scaffold with the given chargers and load it on free local ports."""
     from strom.scaffold import write_scaffold
 
@@ -94,7 +101,7 @@ def strom_config(folder: Path, *, chargers: list[str], env: dict[str, str] | Non
     return load_strom_config(folder, env)
 
 
-def load_strom_config(folder: Path, env: dict[str, str] | None = None):
+def load_strom_config(folder: Path, env: dict[str, str] | None = None) -> StromConfig:
     """Load a written configuration on free local ports."""
     from strom.config import load_config
 
@@ -114,7 +121,7 @@ def load_strom_config(folder: Path, env: dict[str, str] | None = None):
 
 
 @asynccontextmanager
-async def running_strom(config, *, unlimited: bool = False) -> AsyncIterator[object]:
+async def running_strom(config: StromConfig, *, unlimited: bool = False) -> AsyncIterator[Strom]:
     """Strom.open + serve until ready; optionally with rate limits out of the way."""
     from lnurl_server.ratelimit import RateLimiter
     from strom.app import Strom
