@@ -1,7 +1,10 @@
 """The effect runner: executes outbox rows after commit, with retries and backoff.
 
 Rows of one session run one after another, in the order they were queued (a RemoteStop never
-overtakes its RemoteStart); rows of different sessions run concurrently. A handler either
+overtakes its RemoteStart); rows of different sessions run concurrently. While running, the
+runner never waits for one session's effects before picking up another's: each session's rows
+run in their own task, and a wake-up (a commit that queued effects) is served at once even
+while other sessions' effects are still waiting for a charger's answer. A handler either
 returns (the row is marked done), raises :class:`RetryLater` (expected: a charger offline, a
 relay down — rescheduled quietly), or raises anything else (a bug or an unexpected failure —
 logged with the row's context and rescheduled). Pending rows are replayed at start, so a crash
@@ -21,6 +24,8 @@ from strom.storage.outbox import OutboxRow, OutboxStore
 __all__ = ["EffectRunner", "Handler", "RetryLater"]
 
 log = logging.getLogger(__name__)
+
+FETCH = 100  # rows read per pass
 
 Handler = Callable[[OutboxRow], Awaitable[None]]
 Clock = Callable[[], datetime]
@@ -44,12 +49,16 @@ class EffectRunner:
         *,
         clock: Clock = _utcnow,
         idle_poll_s: float = 1.0,
+        max_concurrent: int = 256,
     ) -> None:
         self.store = store
         self.handlers = dict(handlers)
         self.clock = clock
         self.idle_poll_s = idle_poll_s
+        self.max_concurrent = max_concurrent
         self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}  # chain key -> its task
+        self._running_rows: set[int] = set()
         self.executed = 0
 
     def wake(self) -> None:
@@ -57,18 +66,59 @@ class EffectRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        """Run until cancelled: drain due rows, then sleep until woken or the next row is due."""
-        while True:
-            self._wake.clear()
-            ran = await self.drain_once()
-            if ran:
-                continue
-            timeout = self.idle_poll_s
-            next_due = await self.store.next_due_at()
-            if next_due is not None:
-                timeout = max(0.0, min(timeout, (next_due - self.clock()).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        """Run until cancelled: start due rows as they come, sleep until woken or one is due.
+
+        Each session's due rows run in one task (in order); the loop does not wait for them,
+        so a newly committed effect of another session starts at once. A session whose task is
+        still running gets its next rows when that task ends (it wakes the loop).
+        """
+        try:
+            while True:
+                self._wake.clear()
+                now = self.clock()
+                if len(self._running) < self.max_concurrent:
+                    rows = await self.store.due(
+                        now, limit=FETCH, exclude=frozenset(self._running_rows)
+                    )
+                    self._start_chains(rows)
+                    if len(rows) == FETCH:
+                        continue  # more may be due now
+                # Rows due now but not started (their session is busy, or too many run) are
+                # started when a running chain ends: it wakes this loop.
+                timeout = self.idle_poll_s
+                next_due = await self.store.next_due_at(after=now)
+                if next_due is not None:
+                    timeout = max(0.0, min(timeout, (next_due - self.clock()).total_seconds()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            chains = list(self._running.values())
+            for task in chains:
+                task.cancel()
+            await asyncio.gather(*chains, return_exceptions=True)
+
+    def _start_chains(self, rows: list[OutboxRow]) -> None:
+        for key, batch in self._group(rows).items():
+            if key in self._running or len(self._running) >= self.max_concurrent:
+                continue  # its rows come back in a later pass
+            self._running_rows.update(row.id for row in batch)
+            task = asyncio.create_task(self._chain(key, batch), name=f"effects:{key}")
+            self._running[key] = task
+
+    async def _chain(self, key: str, batch: list[OutboxRow]) -> None:
+        try:
+            await self._run_in_order(batch)
+        finally:
+            self._running.pop(key, None)
+            self._running_rows.difference_update(row.id for row in batch)
+            self._wake.set()  # this session's next rows (or others held back) may be due
+
+    @staticmethod
+    def _group(rows: list[OutboxRow]) -> dict[str, list[OutboxRow]]:
+        groups: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            groups.setdefault(row.session_id or f"row:{row.id}", []).append(row)
+        return groups
 
     async def drain(self) -> int:
         """Run passes until nothing is due now; returns how many rows were attempted."""
@@ -82,11 +132,8 @@ class EffectRunner:
         rows = await self.store.due(self.clock())
         if not rows:
             return 0
-        groups: dict[str, list[OutboxRow]] = {}
-        for row in rows:
-            groups.setdefault(row.session_id or f"row:{row.id}", []).append(row)
         async with asyncio.TaskGroup() as group:
-            for batch in groups.values():
+            for batch in self._group(rows).values():
                 group.create_task(self._run_in_order(batch))
         return len(rows)
 

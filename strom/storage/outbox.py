@@ -76,8 +76,10 @@ class OutboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
-        """Pending rows whose time has come, oldest first.
+    async def due(
+        self, now: datetime, limit: int = 100, exclude: frozenset[int] = frozenset()
+    ) -> list[OutboxRow]:
+        """Pending rows whose time has come, oldest first, except the ids in ``exclude``.
 
         A row waits while an earlier row of the same session is due or being retried, so a
         session's effects run in the order they were queued even across retries. A timer that
@@ -95,13 +97,13 @@ class OutboxStore:
             )
             .exists()
         )
+        query = select(outbox).where(
+            outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked
+        )
+        if exclude:  # rows running right now; their sessions' later rows stay blocked
+            query = query.where(outbox.c.id.not_in(exclude))
         async with self.db.reader() as conn:
-            rows = await conn.execute(
-                select(outbox)
-                .where(outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked)
-                .order_by(outbox.c.id)
-                .limit(limit)
-            )
+            rows = await conn.execute(query.order_by(outbox.c.id).limit(limit))
             return [
                 OutboxRow(
                     id=r.id,
@@ -114,12 +116,13 @@ class OutboxStore:
                 for r in rows
             ]
 
-    async def next_due_at(self) -> datetime | None:
-        """When the earliest pending row becomes due."""
+    async def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        """When the earliest pending row becomes due (only rows due later than ``after``)."""
+        query = select(func.min(outbox.c.run_after)).where(outbox.c.state == "pending")
+        if after is not None:
+            query = query.where(outbox.c.run_after > after)
         async with self.db.reader() as conn:
-            value = await conn.scalar(
-                select(func.min(outbox.c.run_after)).where(outbox.c.state == "pending")
-            )
+            value = await conn.scalar(query)
             return value  # type: ignore[no-any-return]
 
     async def done(self, row_id: int, now: datetime) -> None:

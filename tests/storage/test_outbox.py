@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from strom.effects import EffectRunner, RetryLater
@@ -131,3 +132,80 @@ async def test_a_future_timer_does_not_hold_back_later_effects(db: Database) -> 
     clock.now += timedelta(seconds=61)
     await runner.drain()
     assert ran == ["stop", "timer"]
+
+
+async def test_a_waiting_effect_does_not_hold_back_another_sessions_new_effect(
+    db: Database,
+) -> None:
+    """A charger slow to answer one session's RemoteStart must not delay another's payment."""
+    release = asyncio.Event()
+    started: list[str] = []
+    finished: list[str] = []
+
+    async def slow(row: OutboxRow) -> None:
+        started.append(row.key)
+        await release.wait()
+        finished.append(row.key)
+
+    async def record(row: OutboxRow) -> None:
+        started.append(row.key)
+        finished.append(row.key)
+
+    runner = EffectRunner(OutboxStore(db), {"slow": slow, "record": record}, idle_poll_s=30)
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(runner.run())
+        await queue(db, "a-start", "slow", "a", datetime.now(UTC))
+        runner.wake()
+        await _until(lambda: "a-start" in started)
+        await queue(db, "b-start", "record", "b", datetime.now(UTC))
+        await queue(db, "a-stop", "record", "a", datetime.now(UTC))
+        runner.wake()
+        await _until(lambda: "b-start" in finished)
+        assert "a-start" not in finished  # b ran while a's first effect was still waiting
+        assert "a-stop" not in started  # a's second effect waits behind its first
+        release.set()
+        await _until(lambda: "a-stop" in finished)
+        assert finished == ["b-start", "a-start", "a-stop"]
+        async with asyncio.timeout(5):
+            while await OutboxStore(db).counts() != {"done": 3}:  # noqa: ASYNC110 - a DB read
+                await asyncio.sleep(0.01)
+        task.cancel()
+
+
+async def test_the_runner_sleeps_while_an_effect_waits(db: Database) -> None:
+    """An effect in flight is not re-read in a busy loop while it waits for its answer."""
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(row: OutboxRow) -> None:
+        entered.set()
+        await release.wait()
+
+    store = OutboxStore(db)
+    reads = 0
+    real_due = store.due
+
+    async def counting_due(*args: object, **kwargs: object) -> list[OutboxRow]:
+        nonlocal reads
+        reads += 1
+        return await real_due(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.due = counting_due  # type: ignore[method-assign]
+    runner = EffectRunner(store, {"slow": slow}, idle_poll_s=30)
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(runner.run())
+        await queue(db, "k", "slow", "s", datetime.now(UTC))
+        runner.wake()
+        await asyncio.wait_for(entered.wait(), timeout=5)
+        await asyncio.sleep(0.1)  # the pass that started it may read once more
+        before = reads
+        await asyncio.sleep(0.3)
+        assert reads == before  # asleep until woken, not polling the in-flight row
+        release.set()
+        task.cancel()
+
+
+async def _until(condition: Callable[[], bool], within_s: float = 5) -> None:
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110 - the handlers append to plain lists
+            await asyncio.sleep(0.01)
