@@ -8,6 +8,8 @@ defaults; rows that change money are locked with ``SELECT … FOR UPDATE`` by th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,6 +67,13 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # SQLite has one writer at a time, and a second connection asking for the write lock
+        # is put to sleep by SQLite's busy handler (1 ms, 2 ms, … 100 ms naps), not queued.
+        # Writers of this process therefore queue here, in order, and each one finds the
+        # lock free (busy_timeout still covers other processes, such as the CLI).
+        self._writer_turn: asyncio.Lock | None = (
+            asyncio.Lock() if self.dialect == "sqlite" else None
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -76,7 +85,9 @@ class Database:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(url)
+            # Enough pooled connections for the concurrent readers: an overflow connection
+            # is opened (a thread, the pragmas) and closed again for every burst.
+            engine = create_async_engine(url, pool_size=20, max_overflow=20)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         else:
@@ -114,7 +125,10 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on any error."""
-        async with self.engine.connect() as conn:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._writer_turn is not None:
+                await stack.enter_async_context(self._writer_turn)
+            conn = await stack.enter_async_context(self.engine.connect())
             writer = await conn.execution_options(strom_write=True)
             async with writer.begin():
                 yield writer
