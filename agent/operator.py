@@ -128,6 +128,7 @@ async def _availability(agent: Agent, command: Command) -> _Outcome:
         f"the charger answered {_result(result)}."
     )
     await set_connector_enabled(services.db, agent.charger_id, command.connector, enabled=enabled)
+    services.payments.forget_view()  # offers see the change at once
     agent.set_enabled(command.connector, enabled)
     return word, target, answer, {"charger_answer": result.status.value}
 

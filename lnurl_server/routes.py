@@ -149,7 +149,7 @@ class FrontDoor:
         profile = self._profile(request)
         connector_id = int(request.match_info["connector"])
         try:
-            await self.payments.check_connector(profile, connector_id)
+            await self.payments.offer_check(profile, connector_id)
         except ConnectorUnavailable as exc:
             return _lud_error(exc.reason)
         return _json(self._pay_request_body(profile, connector_id))
@@ -173,7 +173,7 @@ class FrontDoor:
         reason = "this charger has no free connector right now; nothing was charged"
         for connector in profile.connectors:
             try:
-                await self.payments.check_connector(profile, connector.id)
+                await self.payments.offer_check(profile, connector.id)
             except ConnectorUnavailable as exc:
                 reason = exc.reason
                 continue
@@ -334,7 +334,7 @@ class FrontDoor:
             lnurl = bech32_lnurl(self.pay_url(profile.id, connector.id))
             busy = ""
             try:
-                await self.payments.check_connector(profile, connector.id)
+                await self.payments.offer_check(profile, connector.id)
             except ConnectorUnavailable as exc:
                 busy = exc.reason
             row = status.get(connector.id)

@@ -166,6 +166,11 @@ class Strom:
         )
         refunds = RefundService(sessions, backend, config.sessions, network=info.network)
         events = CoreEventSink(chargers)
+
+        async def connector_changed(_event: object) -> None:
+            payments.forget_view()  # offers answer from a view of connectors; keep it fresh
+
+        events.subscribers.append(connector_changed)
         ocpp = OcppServer(_ocpp_settings(config), auth, DatabaseOcppCore(sessions), events)
         agents = AgentRuntime(
             config,

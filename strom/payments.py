@@ -18,8 +18,10 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
 _OFFLINE_STATUSES = {"Unavailable", "Faulted"}
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+VIEW_MAX_AGE_S = 1.0  # how stale an offer's view of connectors may be (other processes' writes)
 
 
 class ZapRequestUsed(StromError):
@@ -84,6 +87,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _refuse(*, enabled: bool, status: str, busy: bool) -> None:
+    if not enabled:
+        raise ConnectorUnavailable("this connector is out of service; nothing was charged")
+    if status in _OFFLINE_STATUSES:
+        raise ConnectorUnavailable(
+            f"this connector is {status.lower()} right now; nothing was charged"
+        )
+    if busy:
+        raise ConnectorUnavailable(
+            "this charger is in use by someone else right now; nothing was charged — "
+            "please try again when it is free"
+        )
+
+
 def new_id_tag() -> str:
     """A per-session OCPP idTag: 16 characters (some chargers cut longer tags), unguessable."""
     return "S" + "".join(secrets.choice(_ID_TAG_ALPHABET) for _ in range(15))
@@ -111,6 +128,11 @@ class PaymentService:
         self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
             profile.tariff.to_tariff()
         )
+        self._view: dict[tuple[str, int], tuple[bool, str, bool]] | None = None
+        self._view_at = 0.0
+        self._view_generation = 0
+        self._view_lock = asyncio.Lock()
+        store.listeners.append(self.forget_view)
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
@@ -118,6 +140,73 @@ class PaymentService:
             raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
         async with self.db.reader() as conn:
             await self._check_connector(conn, profile.id, connector_id, exclude=None)
+
+    async def offer_check(self, profile: ProfileConfig, connector_id: int) -> None:
+        """:meth:`check_connector` answered from memory, for offers (payRequest, pages).
+
+        The view of connectors is rebuilt from the database after any committed session
+        transition or connector event (see :meth:`forget_view`) and at least every
+        :data:`VIEW_MAX_AGE_S` (for changes made by another process). An offer is only a
+        first step: the invoice callback checks again against the database, and settlement
+        decides who gets the connector, so a view a moment old never lets two sessions in.
+
+        Raises:
+            ConnectorUnavailable: the same reasons as :meth:`check_connector`.
+        """
+        if connector_id not in {c.id for c in profile.connectors}:
+            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
+        view = await self._connector_view()
+        found = view.get((profile.id, connector_id))
+        if found is None:
+            raise ConnectorUnavailable(f"connector {connector_id} is not known")
+        enabled, status, busy = found
+        _refuse(enabled=enabled, status=status, busy=busy)
+
+    def forget_view(self, *_: object) -> None:
+        """Drop the in-memory connector view; the next offer rebuilds it."""
+        self._view_generation += 1
+        self._view = None
+
+    async def _connector_view(self) -> dict[tuple[str, int], tuple[bool, str, bool]]:
+        now = time.monotonic()
+        if self._view is not None and now - self._view_at < VIEW_MAX_AGE_S:
+            return self._view
+        async with self._view_lock:  # one reload for a burst of offers
+            if self._view is not None and time.monotonic() - self._view_at < VIEW_MAX_AGE_S:
+                return self._view
+            generation = self._view_generation
+            started = time.monotonic()
+            view = await self._load_view()
+            if generation == self._view_generation:  # nothing changed while loading
+                self._view, self._view_at = view, started
+            return view
+
+    async def _load_view(self) -> dict[tuple[str, int], tuple[bool, str, bool]]:
+        async with self.db.reader() as conn:
+            busy = {
+                (row.charger_id, row.connector_id)
+                for row in await conn.execute(
+                    select(sessions.c.charger_id, sessions.c.connector_id).where(
+                        sessions.c.state.in_([s.value for s in BUSY_STATES])
+                    )
+                )
+            }
+            rows = await conn.execute(
+                select(
+                    connectors.c.charger_id,
+                    connectors.c.connector_id,
+                    connectors.c.enabled,
+                    connectors.c.status,
+                )
+            )
+            return {
+                (row.charger_id, row.connector_id): (
+                    bool(row.enabled),
+                    row.status,
+                    (row.charger_id, row.connector_id) in busy,
+                )
+                for row in rows
+            }
 
     async def _check_connector(
         self, conn: AsyncConnection, charger_id: str, connector_id: int, exclude: str | None
@@ -132,12 +221,7 @@ class PaymentService:
         ).first()
         if row is None:
             raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        if not row.enabled:
-            raise ConnectorUnavailable("this connector is out of service; nothing was charged")
-        if row.status in _OFFLINE_STATUSES:
-            raise ConnectorUnavailable(
-                f"this connector is {row.status.lower()} right now; nothing was charged"
-            )
+        _refuse(enabled=row.enabled, status=row.status, busy=False)
         query = select(sessions.c.id).where(
             sessions.c.charger_id == charger_id,
             sessions.c.connector_id == connector_id,
@@ -145,11 +229,8 @@ class PaymentService:
         )
         if exclude is not None:
             query = query.where(sessions.c.id != exclude)
-        if (await conn.execute(query.limit(1))).first() is not None:
-            raise ConnectorUnavailable(
-                "this charger is in use by someone else right now; nothing was charged — "
-                "please try again when it is free"
-            )
+        busy = (await conn.execute(query.limit(1))).first() is not None
+        _refuse(enabled=True, status=row.status, busy=busy)
 
     async def open_session(
         self,

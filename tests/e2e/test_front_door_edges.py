@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from lnurl_server.ratelimit import RateLimiter
 from strom.app import Strom, check_public_url
@@ -15,6 +16,7 @@ from strom.cli import main
 from strom.config import load_config
 from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
+from strom.storage.schema import connectors
 from tests.e2e.conftest import CHARGER, Stack, free_port, running_stack
 from tests.lightning.tls import make_self_signed
 
@@ -102,3 +104,35 @@ async def test_the_charger_page_shows_a_fiat_estimate_when_a_rate_is_configured(
         page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
     # 250 sat/kWh at 100,000 EUR/BTC is 0.25 EUR per kWh.
     assert "0.25 EUR" in page.text
+
+
+async def test_the_busy_answer_follows_the_session_at_once(stack: Stack) -> None:
+    """Offers answer from memory, yet the moment a payment settles the sticker says busy."""
+    assert (await stack.get(stack.pay_url))["tag"] == "payRequest"  # the view is built now
+    status_url, _ = await stack.pay(1_500_000)
+    await stack.wait_state(status_url, "paid", "starting", "charging")
+    answer = await stack.get(stack.pay_url)  # at once: no waiting for the view to age
+    assert answer["status"] == "ERROR"
+    assert "in use" in answer["reason"]
+
+
+async def test_a_connector_disabled_by_another_process_stops_offers_within_a_second(
+    stack: Stack,
+) -> None:
+    """A change written straight to the database (the CLI, a second process) reaches offers."""
+    assert (await stack.get(stack.pay_url))["tag"] == "payRequest"
+    async with stack.strom.db.transaction() as conn:
+        await conn.execute(
+            update(connectors)
+            .where(connectors.c.charger_id == CHARGER, connectors.c.connector_id == 1)
+            .values(enabled=False)
+        )
+    loop = asyncio.get_running_loop()
+    changed_at = loop.time()
+    async with asyncio.timeout(5):
+        while (await stack.get(stack.pay_url)).get("status") != "ERROR":  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert loop.time() - changed_at < 1.5
+    assert "out of service" in (await stack.get(stack.pay_url))["reason"]
+    callback = await stack.get(f"{stack.pay_url}/callback", amount="1000000")
+    assert "pr" not in callback  # and the callback, which reads the database, agrees
