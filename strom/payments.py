@@ -387,7 +387,7 @@ class PaymentService:
             the hash is not one of Strom's invoices.
         """
         transitions: list[Transition] = []
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(urgent=True) as conn:
             query = select(payments).where(payments.c.payment_hash == payment_hash)
             if self.db.dialect == "postgresql":
                 query = query.with_for_update()

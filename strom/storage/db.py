@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,6 +63,36 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+class _WriterQueue:
+    """One writer at a time; urgent writers are served before the others, each in order."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, *, urgent: bool) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if urgent else 1, next(self._arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # the turn was handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():  # a cancelled waiter's future is done: skip it
+                turn.set_result(None)
+                return
+        self._busy = False
+
+
 class Database:
     """An async engine plus the few operations every store needs."""
 
@@ -69,11 +101,9 @@ class Database:
         self.dialect = engine.dialect.name
         # SQLite has one writer at a time, and a second connection asking for the write lock
         # is put to sleep by SQLite's busy handler (1 ms, 2 ms, … 100 ms naps), not queued.
-        # Writers of this process therefore queue here, in order, and each one finds the
-        # lock free (busy_timeout still covers other processes, such as the CLI).
-        self._writer_turn: asyncio.Lock | None = (
-            asyncio.Lock() if self.dialect == "sqlite" else None
-        )
+        # Writers of this process therefore queue here, and each one finds the lock free
+        # (busy_timeout still covers other processes, such as the CLI).
+        self._writer_turn = _WriterQueue() if self.dialect == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -123,11 +153,17 @@ class Database:
         log.info("database schema at %s (%s)", revision, self.dialect)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: committed on success, rolled back on any error."""
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed on success, rolled back on any error.
+
+        Args:
+            urgent: on SQLite, go before the writers already waiting (a settled payment that
+                a driver is waiting for at the charger goes before meter values and status).
+        """
         async with contextlib.AsyncExitStack() as stack:
             if self._writer_turn is not None:
-                await stack.enter_async_context(self._writer_turn)
+                await self._writer_turn.acquire(urgent=urgent)
+                stack.callback(self._writer_turn.release)
             conn = await stack.enter_async_context(self.engine.connect())
             writer = await conn.execution_options(strom_write=True)
             async with writer.begin():
