@@ -83,10 +83,11 @@ def make_tags(tags: Iterable[Sequence[str]]) -> Tags:
     for tag in tags:
         if not isinstance(tag, list | tuple) or not tag:
             raise MalformedEvent("each tag must be a non-empty array of strings")
-        for value in tag:
-            if not isinstance(value, str):
-                raise MalformedEvent("tag values must be strings")
-            _check_unicode(value)
+        try:
+            joined = "".join(tag)  # one pass: every value a string, and all of them Unicode
+        except TypeError:
+            raise MalformedEvent("tag values must be strings") from None
+        _check_unicode(joined)
         frozen.append(tuple(tag))
     return tuple(frozen)
 

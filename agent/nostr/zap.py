@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Collection, Container
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import bolt11
@@ -153,12 +154,23 @@ def description_hash(zap_request_json: str | bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _named(event: Event, name: str) -> list[tuple[str, ...]]:
-    return [tag for tag in event.tags if tag[0] == name]
+_TagIndex = dict[str, list[tuple[str, ...]]]
 
 
-def _single_value(event: Event, name: str, error: type[ZapRequestError]) -> str | None:
-    tags = _named(event, name)
+def _index(event: Event) -> _TagIndex:
+    """The event's tags grouped by name, in order (one pass instead of one per rule)."""
+    index: _TagIndex = {}
+    for tag in event.tags:
+        index.setdefault(tag[0], []).append(tag)
+    return index
+
+
+def _named(index: _TagIndex, name: str) -> list[tuple[str, ...]]:
+    return index.get(name, [])
+
+
+def _single_value(index: _TagIndex, name: str, error: type[ZapRequestError]) -> str | None:
+    tags = _named(index, name)
     if len(tags) > 1:
         raise error(f"zap request has more than one {name!r} tag")
     if not tags:
@@ -168,8 +180,8 @@ def _single_value(event: Event, name: str, error: type[ZapRequestError]) -> str 
     return tags[0][1]
 
 
-def _check_recipient(event: Event, charger_pubkey: str) -> None:
-    recipients = _named(event, "p")
+def _check_recipient(index: _TagIndex, charger_pubkey: str) -> None:
+    recipients = _named(index, "p")
     if not recipients:
         raise ZapRequestMissingRecipient("zap request has no 'p' tag")
     if len(recipients) > 1:
@@ -178,23 +190,36 @@ def _check_recipient(event: Event, charger_pubkey: str) -> None:
         raise ZapRequestWrongRecipient("zap request 'p' tag is not this charger")
 
 
-def _relays(event: Event) -> tuple[str, ...]:
-    listed = [url for tag in _named(event, "relays") for url in tag[1:]]
+def _is_relay_url(url: str) -> bool:
+    if len(url) > 200:
+        return _RELAY_URL.fullmatch(url) is not None
+    return _is_short_relay_url(url)
+
+
+@lru_cache(maxsize=4096)
+def _is_short_relay_url(url: str) -> bool:
+    return _RELAY_URL.fullmatch(url) is not None  # the same few relays come again and again
+
+
+def _relays(index: _TagIndex) -> tuple[str, ...]:
+    listed = [url for tag in _named(index, "relays") for url in tag[1:]]
     relays = list(dict.fromkeys(listed))  # without repeats, in order
     if not relays:
         raise ZapRequestMissingRelays("zap request has no 'relays' tag with a relay in it")
     if len(relays) > MAX_ZAP_RELAYS:
         raise ZapRequestBadRelays(f"zap request lists more than {MAX_ZAP_RELAYS} relays")
     for url in relays:
-        if not _RELAY_URL.fullmatch(url):
+        if not _is_relay_url(url):
             raise ZapRequestBadRelays(f"zap request relay is not a ws:// or wss:// URL: {url[:80]}")
     return tuple(relays)
 
 
-def _coordinate(event: Event, charger_pubkey: str, status_coordinate: str | None) -> str | None:
-    value = _single_value(event, "a", ZapRequestBadCoordinate)
+def _coordinate(index: _TagIndex, charger_pubkey: str, status_coordinate: str | None) -> str | None:
+    value = _single_value(index, "a", ZapRequestBadCoordinate)
     if value is None:
         return None
+    if status_coordinate is not None and value == status_coordinate:
+        return value  # the common case: exactly this charger's coordinate, nothing to parse
     try:
         coordinate = parse_coordinate(value)
     except ValueError:
@@ -208,8 +233,8 @@ def _coordinate(event: Event, charger_pubkey: str, status_coordinate: str | None
     return value
 
 
-def _connector(event: Event, connector_ids: Collection[int] | None) -> int | None:
-    value = _single_value(event, "connector", ZapRequestBadConnector)
+def _connector(index: _TagIndex, connector_ids: Collection[int] | None) -> int | None:
+    value = _single_value(index, "connector", ZapRequestBadConnector)
     if value is None:
         return None
     if not _CONNECTOR_ID.fullmatch(value):
@@ -220,8 +245,8 @@ def _connector(event: Event, connector_ids: Collection[int] | None) -> int | Non
     return connector
 
 
-def _amount_tag(event: Event) -> int | None:
-    value = _single_value(event, "amount", ZapRequestBadAmount)
+def _amount_tag(index: _TagIndex) -> int | None:
+    value = _single_value(index, "amount", ZapRequestBadAmount)
     if value is None:
         return None
     if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) <= 0:
@@ -231,6 +256,7 @@ def _amount_tag(event: Event) -> int | None:
 
 def _check_tags(
     event: Event,
+    index: _TagIndex,
     charger_pubkey: str,
     status_coordinate: str | None,
     connector_ids: Collection[int] | None,
@@ -240,18 +266,18 @@ def _check_tags(
         raise ZapRequestWrongKind(f"expected a kind {ZAP_REQUEST_KIND} zap request")
     if not event.tags:
         raise ZapRequestNoTags("zap request has no tags")
-    _check_recipient(event, charger_pubkey)
-    if len(_named(event, "e")) > 1:
+    _check_recipient(index, charger_pubkey)
+    if len(_named(index, "e")) > 1:
         raise ZapRequestMultipleEvents("zap request has more than one 'e' tag")
-    zapped = _single_value(event, "e", ZapRequestBadEventTag)
+    zapped = _single_value(index, "e", ZapRequestBadEventTag)
     if zapped is not None and not is_hex64(zapped):
         raise ZapRequestBadEventTag("zap request 'e' tag is not an event id")
-    relays = _relays(event)
-    coordinate = _coordinate(event, charger_pubkey, status_coordinate)
-    sender_tag = _single_value(event, "P", ZapRequestBadSenderTag)
+    relays = _relays(index)
+    coordinate = _coordinate(index, charger_pubkey, status_coordinate)
+    sender_tag = _single_value(index, "P", ZapRequestBadSenderTag)
     if sender_tag is not None and sender_tag != charger_pubkey:
         raise ZapRequestBadSenderTag("zap request 'P' tag is not the zap receipt's signer")
-    return relays, zapped, _connector(event, connector_ids), coordinate
+    return relays, zapped, _connector(index, connector_ids), coordinate
 
 
 def _parse_request(description: str) -> Event:
@@ -317,16 +343,17 @@ def validate_zap_request(
     if amount_msat_query <= 0:
         raise ZapRequestBadAmount("amount must be positive")
     event = _parse_request(description)
+    index = _index(event)
     relays, zapped, connector, coordinate = _check_tags(
-        event, charger_pubkey, charger_status_coordinate, connector_ids
+        event, index, charger_pubkey, charger_status_coordinate, connector_ids
     )
-    tagged_amount = _amount_tag(event)
+    tagged_amount = _amount_tag(index)
     if tagged_amount is not None and tagged_amount != amount_msat_query:
         raise ZapRequestAmountMismatch(
             f"zap request amount {tagged_amount} msat differs from the requested "
             f"{amount_msat_query} msat"
         )
-    tagged_lnurl = _single_value(event, "lnurl", ZapRequestLnurlMismatch)
+    tagged_lnurl = _single_value(index, "lnurl", ZapRequestLnurlMismatch)
     if lnurl is not None and tagged_lnurl is not None and tagged_lnurl.lower() != lnurl.lower():
         raise ZapRequestLnurlMismatch("zap request 'lnurl' tag is not this charger's LNURL")
     if event.created_at < now - max_age_s:
@@ -444,7 +471,10 @@ def _embedded_request(
 ) -> tuple[Event, tuple[str, ...], str | None, int | None, str | None]:
     try:
         request = _parse_request(description)
-        return (request, *_check_tags(request, own_pubkey, status_coordinate, None))
+        return (
+            request,
+            *_check_tags(request, _index(request), own_pubkey, status_coordinate, None),
+        )
     except ZapRequestError as exc:
         raise ZapReceiptInvalid(f"embedded zap request is invalid: {exc.reason}") from exc
 
@@ -453,7 +483,7 @@ def _check_amount(request: Event, invoice: _Invoice) -> int:
     if invoice.amount_msat is None:
         raise ZapReceiptInvalid("zap receipt invoice has no amount")
     try:
-        tagged = _amount_tag(request)
+        tagged = _amount_tag(_index(request))
     except ZapRequestError as exc:
         raise ZapReceiptInvalid(f"embedded zap request is invalid: {exc.reason}") from exc
     if tagged is not None and tagged != invoice.amount_msat:
