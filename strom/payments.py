@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 * :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy
-  *before* any invoice exists, then stores a session ``awaiting_payment`` and its pending
-  payment, and only then asks the backend for the invoice — the payment row is written with the
-  invoice in the same transaction as the session, so a settled invoice always finds its session.
+  *before* any invoice exists (from the in-memory view of connectors, which every committed
+  session transition and connector event refreshes), asks the backend for the invoice, then
+  stores a session ``awaiting_payment`` with its pending payment in one transaction — the
+  invoice is handed out only after that commit, so a settled invoice always finds its session.
 * :meth:`PaymentService.settle` is the one idempotent "payment settled" step. The backend's
   settlement stream, the reconciliation at start, the expiry sweep and the zap-receipt path all
   end here; the payment row's state (``pending`` → ``settled``) is flipped once, in the same
@@ -254,7 +255,10 @@ class PaymentService:
             ConnectorUnavailable: disabled, faulted or busy connector (no invoice made).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
-        await self.check_connector(profile, connector_id)
+        # From the in-memory view: current to the last commit of this process; the session
+        # that pays first gets the connector (settle checks in its transaction), so an
+        # invoice made in the instant a connector turns busy can only become a full refund.
+        await self.offer_check(profile, connector_id)
         connector = next(c for c in profile.connectors if c.id == connector_id)
         invoice = await self.backend.create_invoice(
             amount_msat,
