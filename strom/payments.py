@@ -46,7 +46,7 @@ from strom.session import (
 )
 from strom.storage.outbox import enqueue
 from strom.storage.schema import connectors, nostr_events, payments, sessions
-from strom.storage.sessions import SessionStore
+from strom.storage.sessions import SessionStore, new_session_row
 from strom.tariff import Tariff
 
 __all__ = ["ConnectorUnavailable", "OpenedSession", "PaymentService", "ZapRequestUsed"]
@@ -86,6 +86,31 @@ class OpenedSession:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _payment_row(
+    session_id: str,
+    kind: str,
+    invoice: Invoice,
+    zap_request: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "payment_hash": invoice.payment_hash,
+        "session_id": session_id,
+        "kind": kind,
+        "amount_msat": invoice.amount_msat,
+        "bolt11": invoice.bolt11,
+        "state": "pending",
+        "zap_request": zap_request,
+        "created_at": now,
+        "expires_at": invoice.expires_at,
+    }
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _refuse(*, enabled: bool, status: str, busy: bool) -> None:
@@ -134,6 +159,8 @@ class PaymentService:
         self._view_generation = 0
         self._view_lock = asyncio.Lock()
         store.listeners.append(self.forget_view)
+        self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
@@ -278,17 +305,14 @@ class PaymentService:
             start_timeout_s=self.config.start_timeout_s,
         )
         now = self.clock()
-        async with self.db.transaction() as conn:
-            await self.store.insert(
-                conn,
-                session,
-                secret=secret,
-                initiator=initiator,
-                initiator_pubkey=initiator_pubkey,
-                now=now,
-            )
-            await self._insert_payment(conn, session_id, "initial", invoice, zap_request, now)
-            if zap_request_id is not None:
+        row = new_session_row(session, secret, initiator, initiator_pubkey, now)
+        payment = _payment_row(session_id, "initial", invoice, zap_request, now)
+        if zap_request_id is None:
+            await self._commit_in_group(row, payment)
+        else:
+            async with self.db.transaction() as conn:
+                await self.store.insert_rows(conn, [row])
+                await conn.execute(insert(payments), [payment])
                 await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
         log.info(
             "session %s: invoice %s for %s msat on %s/%s (%s)",
@@ -300,6 +324,39 @@ class PaymentService:
             initiator,
         )
         return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
+
+    async def _commit_in_group(self, session: dict[str, Any], payment: dict[str, Any]) -> None:
+        """Commit a new session and its payment together with the others waiting now.
+
+        Group commit: while one transaction writes, the sessions opened meanwhile queue, and
+        the next transaction writes all of them with one statement per table. Each caller
+        returns only after the transaction holding its rows has committed; if it fails, every
+        caller in it gets the error and none of its rows exist.
+        """
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        committed.add_done_callback(_retrieve)  # read even when its caller has gone
+        self._to_commit.append((session, payment, committed))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="open-sessions")
+        await asyncio.shield(committed)  # a caller that gives up does not abort the others
+
+    async def _commit_groups(self) -> None:
+        while self._to_commit:
+            group, self._to_commit = self._to_commit, []
+            try:
+                async with self.db.transaction() as conn:
+                    await self.store.insert_rows(conn, [session for session, _, _ in group])
+                    await conn.execute(insert(payments), [payment for _, payment, _ in group])
+            except BaseException as exc:
+                for _, _, committed in group:
+                    if not committed.done():
+                        committed.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, _, committed in group:
+                    if not committed.done():
+                        committed.set_result(None)
 
     async def _mark_zap_request_used(
         self, conn: AsyncConnection, event_id: str, pubkey: str | None, now: datetime
@@ -349,34 +406,13 @@ class PaymentService:
         )
         now = self.clock()
         async with self.db.transaction() as conn:
-            await self._insert_payment(conn, session_id, "topup", invoice, zap_request, now)
+            await conn.execute(
+                insert(payments), [_payment_row(session_id, "topup", invoice, zap_request, now)]
+            )
             if zap_request_id is not None:
                 await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
         log.info("session %s: top-up invoice %s", session_id, invoice.payment_hash)
         return invoice
-
-    async def _insert_payment(
-        self,
-        conn: AsyncConnection,
-        session_id: str,
-        kind: str,
-        invoice: Invoice,
-        zap_request: dict[str, Any] | None,
-        now: datetime,
-    ) -> None:
-        await conn.execute(
-            insert(payments).values(
-                payment_hash=invoice.payment_hash,
-                session_id=session_id,
-                kind=kind,
-                amount_msat=invoice.amount_msat,
-                bolt11=invoice.bolt11,
-                state="pending",
-                zap_request=zap_request,
-                created_at=now,
-                expires_at=invoice.expires_at,
-            )
-        )
 
     async def settle(self, payment_hash: str, amount_msat: int | None = None) -> bool:
         """Record a settled payment and advance its session, exactly once.

@@ -192,6 +192,7 @@ class FakeBackend(LightningBackend):
         self._poll_interval_s = poll_interval_s
         self._fee_msat = fee_msat
         self._store_obj: FakeStore | None = None
+        self._node_key: str | None = None
         self._open_lock = asyncio.Lock()
         self._changed: set[asyncio.Event] = set()
         self._cursor: int | None = None  # last settle_index delivered, kept across reconnects
@@ -274,9 +275,9 @@ class FakeBackend(LightningBackend):
         amount = check_invoice_args(amount_msat, description_hash, expiry_s)
         self._check_up()
         store = await self._store()
-        row = await self._mint(
-            store, await store.meta("node_key"), amount, memo, description_hash, expiry_s
-        )
+        if self._node_key is None:  # written once when the file is created; never changes
+            self._node_key = await store.meta("node_key")
+        row = await self._mint(store, self._node_key, amount, memo, description_hash, expiry_s)
         await store.add_invoice(row)
         _log.info("invoice %s created for %s msat", row.payment_hash, amount)
         return Invoice(row.bolt11, row.payment_hash, amount, _ts(row.expires_at))

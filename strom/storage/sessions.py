@@ -42,6 +42,7 @@ __all__ = [
     "SessionStore",
     "hash_secret",
     "ledger_totals",
+    "new_session_row",
     "row_to_session",
     "session_to_row",
 ]
@@ -65,6 +66,21 @@ def session_to_row(session: Session) -> dict[str, Any]:
     row["tariff"] = asdict(session.tariff)
     row["applied"] = sorted(session.applied)
     return row
+
+
+def new_session_row(
+    session: Session, secret: str, initiator: str, initiator_pubkey: str | None, now: datetime
+) -> dict[str, Any]:
+    """The whole ``sessions`` row of a new session; only the secret's hash is kept."""
+    return {
+        **session_to_row(session),
+        "version": 0,
+        "secret_hash": hash_secret(secret),
+        "initiator": initiator,
+        "initiator_pubkey": initiator_pubkey,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def row_to_session(row: Any) -> Session:
@@ -135,18 +151,18 @@ class SessionStore:
         now: datetime | None = None,
     ) -> None:
         """Store a new session inside the caller's transaction; only the secret's hash is kept."""
-        now = now or datetime.now(UTC)
-        await conn.execute(
-            insert(sessions).values(
-                **session_to_row(session),
-                version=0,
-                secret_hash=hash_secret(secret),
-                initiator=initiator,
-                initiator_pubkey=initiator_pubkey,
-                created_at=now,
-                updated_at=now,
-            )
+        await self.insert_rows(
+            conn,
+            [
+                new_session_row(
+                    session, secret, initiator, initiator_pubkey, now or datetime.now(UTC)
+                )
+            ],
         )
+
+    async def insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Store new sessions (rows from :func:`new_session_row`) in one statement."""
+        await conn.execute(insert(sessions), rows)
 
     async def get(self, session_id: str, conn: AsyncConnection | None = None) -> Session:
         """Load one session.
