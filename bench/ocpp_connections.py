@@ -9,7 +9,12 @@ process pinned to one CPU, and N simulated chargers from this process on another
 3. drive Heartbeat, StatusNotification and MeterValues (in turn, one outstanding CALL per
    charger) for a while and report answered CALLs per second.
 
-    python bench/ocpp_connections.py --chargers 10000 --seconds 20
+    python bench/ocpp_connections.py --chargers 10000 --seconds 20 [--baseline]
+
+With ``--baseline`` the same chargers then run the same load against a minimal central system
+written directly on the ``ocpp`` library (mobilityhouse's ``ChargePoint`` with ``@on`` handlers
+for the four actions, schema validation inline as Strom's server does it), also in its own
+process on the same CPU, and the script prints both servers' CPU time per answered CALL.
 
 Prints numbers; asserts nothing.
 """
@@ -102,6 +107,56 @@ async def serve(args: argparse.Namespace) -> None:
     counters = server.counters()
     print(f"COUNTERS {counters.received} {counters.sent}", flush=True)
     await server.stop()
+
+
+async def serve_baseline(args: argparse.Namespace) -> None:
+    """The baseline: a central system on the ocpp library and nothing else."""
+    import ocpp.messages
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint, call_result
+    from ocpp.v16.enums import Action, RegistrationStatus
+    from websockets.asyncio.server import ServerConnection, serve
+
+    ocpp.messages.ASYNC_VALIDATION = False  # validate in the loop, as Strom's server does
+
+    class CentralSystem(ChargePoint):  # type: ignore[misc]
+        @on(Action.boot_notification)  # type: ignore[misc]
+        def on_boot(self, **_: Any) -> Any:
+            return call_result.BootNotification(
+                current_time=now(), interval=3600, status=RegistrationStatus.accepted
+            )
+
+        @on(Action.heartbeat)  # type: ignore[misc]
+        def on_heartbeat(self, **_: Any) -> Any:
+            return call_result.Heartbeat(current_time=now())
+
+        @on(Action.status_notification)  # type: ignore[misc]
+        def on_status(self, **_: Any) -> Any:
+            return call_result.StatusNotification()
+
+        @on(Action.meter_values)  # type: ignore[misc]
+        def on_meter_values(self, **_: Any) -> Any:
+            return call_result.MeterValues()
+
+    async def handler(ws: ServerConnection) -> None:
+        charger_id = (ws.request.path if ws.request else "/x").rstrip("/").rsplit("/", 1)[-1]
+        try:
+            await CentralSystem(charger_id, ws).start()
+        except Exception:  # the charger went away; the benchmark goes on
+            return
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        0,
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        ping_interval=None,
+        compression=None,
+    ) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(f"READY {port}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        print("COUNTERS - - -", flush=True)
 
 
 # --- chargers --------------------------------------------------------------------------------
@@ -201,14 +256,16 @@ MESSAGES = [
 ]
 
 
-def start_server(args: argparse.Namespace) -> subprocess.Popen[str]:
-    command = [sys.executable, __file__, "--serve", "--chargers", str(args.chargers)]
+def start_server(args: argparse.Namespace, *, baseline: bool = False) -> subprocess.Popen[str]:
+    mode = "--serve-baseline" if baseline else "--serve"
+    command = [sys.executable, __file__, mode, "--chargers", str(args.chargers)]
     if args.password:
         command += ["--password", args.password, "--log2n", str(args.log2n)]
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-async def drive(args: argparse.Namespace, port: int, pid: int) -> None:
+async def drive(args: argparse.Namespace, port: int, pid: int, label: str = "") -> float:
+    """Connect, hold and load; prints the figures and returns server CPU µs per CALL."""
     base = f"ws://127.0.0.1:{port}/ocpp"
     baseline = rss_kib(pid)
     chargers = [Charger(f"bench-{n}") for n in range(args.chargers)]
@@ -254,6 +311,10 @@ async def drive(args: argparse.Namespace, port: int, pid: int) -> None:
         await charger.close()
 
     n = args.chargers
+    per_call_us = server_cpu * load_s / max(calls, 1) * 1e6
+    if label:
+        print(f"{label}: {calls / load_s:.0f} CALLs/s, server CPU {per_call_us:.0f} µs per CALL")
+        return per_call_us
     print(f"chargers held                : {n}")
     print(f"connect + boot               : {connect_s:.1f} s ({n / connect_s:.0f} chargers/s)")
     print(f"server CPU while connecting  : {connect_cpu:.0%} of one core")
@@ -263,6 +324,8 @@ async def drive(args: argparse.Namespace, port: int, pid: int) -> None:
     print(f"CALLs answered per second    : {calls / load_s:.0f} (each: 1 frame in, 1 out)")
     print(f"server CPU during load       : {server_cpu:.0%} of one core")
     print(f"RSS per charger after load   : {(after - baseline) * 1024 / n / 1000:.1f} KB")
+    print(f"server CPU per CALL          : {per_call_us:.0f} µs")
+    return per_call_us
 
 
 def main() -> None:
@@ -274,12 +337,16 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="wait after boots")
     parser.add_argument("--password", default=None, help="use Basic auth with this key")
     parser.add_argument("--log2n", type=int, default=14, help="scrypt cost of the hashes")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also measure a central system on the ocpp library"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     limit = raise_file_limit()
-    if args.serve:
+    if args.serve or args.serve_baseline:
         pin(0)
-        asyncio.run(serve(args))
+        asyncio.run(serve_baseline(args) if args.serve_baseline else serve(args))
         return
     if limit < args.chargers + 100:
         print(f"open-file limit {limit} is below {args.chargers} chargers", file=sys.stderr)
@@ -289,13 +356,27 @@ def main() -> None:
     assert server.stdin is not None
     port = int(server.stdout.readline().split()[1])
     try:
-        asyncio.run(drive(args, port, server.pid))
+        strom_us = asyncio.run(drive(args, port, server.pid))
     finally:
         server.stdin.close()
         counters = server.stdout.readline().split()
         server.wait(timeout=120)
     if len(counters) == 3:
         print(f"server frames in / out       : {counters[1]} / {counters[2]}")
+    if not args.baseline:
+        return
+    base = start_server(args, baseline=True)
+    assert base.stdout is not None
+    assert base.stdin is not None
+    port = int(base.stdout.readline().split()[1])
+    try:
+        base_us = asyncio.run(drive(args, port, base.pid, label="baseline (ocpp library)"))
+    finally:
+        base.stdin.close()
+        base.stdout.readline()
+        base.wait(timeout=120)
+    print(f"baseline CPU per CALL        : {base_us:.0f} µs")
+    print(f"Strom / baseline per CALL    : {strom_us / base_us:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ Baseline, same run, same chargers: ``ocpp.commands.trigger_status`` (a server→
 through the same OCPP command path, without the database, outbox and effect runner) timed the
 same way.
 
+Receipt path (second phase, on the other half of the connectors): the backend's settlement
+stream is switched off, the driver's wallet pays a zap invoice, and the charger's zap receipt
+(kind 9735, signed with the charger's key as Strom's own receipt would be) is sent to the
+embedded relay; the clock runs from sending the receipt to the relay until RemoteStart
+arrives: relay → agent → receipt checks → the backend confirms the invoice → settle → outbox.
+
     python bench/payment_to_power.py --chargers 100 --connectors 10
 
 Prints numbers; asserts nothing.
@@ -21,18 +27,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
+from websockets.asyncio.client import connect
 
+from agent.nostr.event import sign_event
+from agent.nostr.keys import generate_secret_key
+from agent.nostr.zap import zap_receipt
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from ocpp_server.protocol import Call
+from strom.lightning import FakeDriverWallet
 from strom.ports import ConnectorStatusChanged, OcppEvent
 
 CONNECTOR_BLOCK = """
@@ -88,7 +102,7 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _common.strom_config(folder, chargers=ids)
-        add_connectors(folder, ids, args.connectors)
+        add_connectors(folder, ids, 2 * args.connectors)  # the second half: receipt path
         config = _common.load_strom_config(
             folder,
             {"STROM_OCPP__METER_INTERVAL_S": "60", "STROM_SESSIONS__START_TIMEOUT_S": "60"},
@@ -101,7 +115,7 @@ async def run(args: argparse.Namespace) -> None:
             async def watch(event: OcppEvent) -> None:
                 if isinstance(event, ConnectorStatusChanged) and event.charger_id in online:
                     online[event.charger_id].add(event.connector_id)
-                    if all(len(v) >= args.connectors for v in online.values()):
+                    if all(len(v) >= 2 * args.connectors for v in online.values()):
                         all_online.set()
 
             strom.events.subscribers.append(watch)
@@ -111,10 +125,10 @@ async def run(args: argparse.Namespace) -> None:
                     SimulatorOptions(
                         url=f"ws://127.0.0.1:{config.ocpp.port}/ocpp",
                         charger_id=cid,
-                        connectors=args.connectors,
+                        connectors=2 * args.connectors,
                         power_kw=Decimal(11),
                         speed=1.0,
-                        plugged=tuple(range(1, args.connectors + 1)),
+                        plugged=tuple(range(1, 2 * args.connectors + 1)),
                         reconnect_delay_s=0.1,
                     ),
                 )
@@ -156,6 +170,7 @@ async def run(args: argparse.Namespace) -> None:
                     await strom.payments.settle(opened.invoice.payment_hash)
                     settle_s.append(time.perf_counter() - t0)
                     lat.append(await asyncio.wait_for(arrived, 10) - t0)
+                receipt_lat = await receipt_phase(strom, args, ids, arrivals)
             finally:
                 for c in chargers:
                     c.stop()
@@ -163,6 +178,16 @@ async def run(args: argparse.Namespace) -> None:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
+    report(args, lat, settle_s, base, receipt_lat)
+
+
+def report(
+    args: argparse.Namespace,
+    lat: list[float],
+    settle_s: list[float],
+    base: list[float],
+    receipt_lat: list[float],
+) -> None:
     def ms(values: list[float], q: float) -> float:
         return _common.percentile(values, q) * 1000
 
@@ -175,6 +200,22 @@ async def run(args: argparse.Namespace) -> None:
         f"baseline trigger_status -> TriggerMessage:  p50 {ms(base, 50):.2f} ms, "
         f"p99 {ms(base, 99):.2f} ms, max {ms(base, 100):.2f} ms"
     )
+    if receipt_lat:
+        print(
+            f"zap receipt at relay -> RemoteStartTransaction: p50 {ms(receipt_lat, 50):.2f} ms, "
+            f"p99 {ms(receipt_lat, 99):.2f} ms, max {ms(receipt_lat, 100):.2f} ms "
+            f"({len(receipt_lat)} sessions)"
+        )
+        _common.result(
+            "zap receipt to RemoteStart p99 (ms)",
+            ms(receipt_lat, 99),
+            ms(base, 99),
+            "ms",
+            "p99 < 100 ms",
+            ms(receipt_lat, 99) < 100,
+            note=f"p50 {ms(receipt_lat, 50):.2f} ms; {len(receipt_lat)} sessions; "
+            "in-process relay; baseline: a bare OCPP CALL",
+        )
     _common.result(
         "payment to RemoteStart p99 (ms)",
         ms(lat, 99),
@@ -185,6 +226,62 @@ async def run(args: argparse.Namespace) -> None:
         note=f"p50 {ms(lat, 50):.2f} ms vs {ms(base, 50):.2f} ms; "
         f"{len(lat)} sessions; baseline: a bare OCPP CALL",
     )
+
+
+async def receipt_phase(
+    strom: Any, args: argparse.Namespace, ids: list[str], arrivals: Arrivals
+) -> list[float]:
+    """Zap, pay without the backend's notification, send the receipt; time to RemoteStart."""
+    for task in asyncio.all_tasks():
+        if task.get_name() == "settlements":  # only the receipt can start these sessions
+            task.cancel()
+    await asyncio.sleep(0.1)
+    wallet = FakeDriverWallet(strom.backend)
+    profiles = {p.id: p for p in strom.config.profiles}
+    relay_url = strom.agents.pool.embedded_url
+    slots = [(cid, k) for k in range(args.connectors + 1, 2 * args.connectors + 1) for cid in ids]
+    lat: list[float] = []
+    deadline = time.perf_counter() + args.max_seconds
+    async with connect(relay_url, ping_interval=None) as relay:
+        for cid, connector in slots[: args.sessions]:
+            if time.perf_counter() > deadline:
+                break
+            agent = strom.agents.agent(cid)
+            request = sign_event(
+                generate_secret_key(),
+                9734,
+                [
+                    ["p", agent.pubkey],
+                    ["amount", "2000000"],
+                    ["relays", relay_url],
+                    ["connector", str(connector)],
+                ],
+                "",
+                int(time.time()),
+            )
+            description = request.to_json()
+            opened = await strom.payments.open_session(
+                profiles[cid],
+                connector,
+                2_000_000,
+                description_hash=hashlib.sha256(description.encode()).digest(),
+                initiator="zap",
+                initiator_pubkey=request.pubkey,
+                zap_request={"description": description, "relays": [relay_url]},
+                zap_request_id=request.id,
+            )
+            await wallet.pay(opened.invoice.bolt11)
+            receipt = zap_receipt(
+                agent.key.secret,
+                description,
+                bolt11_invoice=opened.invoice.bolt11,
+                paid_at=int(time.time()),
+            )
+            arrived = arrivals.expect(cid, "RemoteStartTransaction")
+            t0 = time.perf_counter()
+            await relay.send(json.dumps(["EVENT", receipt.to_dict()]))
+            lat.append(await asyncio.wait_for(arrived, 10) - t0)
+    return lat
 
 
 def main() -> None:

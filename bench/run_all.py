@@ -46,7 +46,19 @@ def ocpp_rows(stdout: str) -> list[Row]:
     held = _num(r"chargers held\s*:\s*([\d,]+)", stdout)
     rate = _num(r"CALLs answered per second\s*:\s*([\d,.]+)", stdout)
     rss = _num(r"server RSS per charger\s*:\s*([\d.]+) KB", stdout)
+    ours_us = _num(r"server CPU per CALL\s*:\s*([\d.]+)", stdout)
+    base_us = _num(r"baseline CPU per CALL\s*:\s*([\d.]+)", stdout)
     return [
+        {
+            "name": f"OCPP server CPU per CALL, {held:,.0f} chargers (µs)",
+            "strom": ours_us,
+            "baseline": base_us,
+            "ratio": ours_us / base_us,
+            "target": "<= 1.3x a central system on the ocpp library",
+            "met": ours_us <= 1.3 * base_us,
+            "unit": "µs",
+            "note": "baseline: mobilityhouse ocpp ChargePoint with @on handlers, same load",
+        },
         {
             "name": f"OCPP CALLs answered, {held:,.0f} chargers (/s)",
             "strom": rate,
@@ -120,8 +132,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str], Callable[[str], list[Row]], fl
     ("startup.py", ["--chargers", "1000"], ["--chargers", "1000", "--restart"], ours, 300),
     (
         "ocpp_connections.py",
-        ["--chargers", "200", "--seconds", "3", "--settle", "1"],
-        ["--chargers", "10000", "--seconds", "20"],
+        ["--chargers", "200", "--seconds", "3", "--settle", "1", "--baseline"],
+        ["--chargers", "10000", "--seconds", "20", "--baseline"],
         ocpp_rows,
         600,
     ),

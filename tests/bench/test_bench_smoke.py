@@ -17,9 +17,11 @@ ROWS = (
     "LNURL payRequest",
     "LNURL callback",
     "payment to RemoteStart",
+    "zap receipt to RemoteStart",
     "nostr zap requests validated",
     "startup, 1000 chargers",
     "OCPP CALLs answered",
+    "OCPP server CPU per CALL",
     "agents: every status published",
 )
 
