@@ -43,7 +43,7 @@ from websockets.asyncio.client import connect
 
 from agent.nostr.event import sign_event
 from agent.nostr.keys import generate_secret_key
-from agent.nostr.zap import zap_receipt
+from agent.nostr.zap import _decode_invoice, zap_receipt
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from ocpp_server.protocol import Call
 from strom.lightning import FakeDriverWallet
@@ -277,6 +277,7 @@ async def receipt_phase(
                 bolt11_invoice=opened.invoice.bolt11,
                 paid_at=int(time.time()),
             )
+            _decode_invoice.cache_clear()  # as if another process had built the receipt
             arrived = arrivals.expect(cid, "RemoteStartTransaction")
             t0 = time.perf_counter()
             await relay.send(json.dumps(["EVENT", receipt.to_dict()]))

@@ -384,7 +384,11 @@ class _Invoice:
     amount_msat: int | None
 
 
+@lru_cache(maxsize=512)
 def _decode_invoice(invoice: str) -> _Invoice:
+    # Cached: decoding costs about 10 ms in the bolt11 library, and the same invoice is decoded
+    # when its receipt is built and again when the receipt comes back from a relay. Only
+    # receipts signed by the charger's own key reach this, so strangers cannot fill the cache.
     try:
         decoded: Any = bolt11.decode(invoice)
         amount = decoded.amount_msat
