@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.agent import Agent  # noqa: E402
 from agent.identity import AgentKey  # noqa: E402
+from agent.nostr.event import sign_event  # noqa: E402
 from agent.nostr.keys import generate_secret_key  # noqa: E402
 from agent.queries import ChargerSnapshot  # noqa: E402
 from agent.relays import EMBEDDED_EVENTS_PER_MINUTE, PublishResult, RelayPool  # noqa: E402
@@ -191,6 +192,31 @@ async def run(count: int, relay_url: str, *, paced: bool) -> None:
     print(f"profiles (config):     {(before - without_config) * 1024 / count / 1000:.1f} KB each")
     stop.set()
     await task
+    # Baseline: the same number of events of the same shape (the last status published,
+    # re-signed by a fresh key each), published through the same pool without any agent.
+    shape = next(iter(supervisor.agents.values()))._sign_status()
+    tags = [list(tag) for tag in shape.tags if tag[0] != "d"]
+    keys = [generate_secret_key() for _ in range(count)]
+    base_started = time.perf_counter()
+    results = await asyncio.gather(
+        *(
+            pool.publish_built(
+                lambda key=key, n=n: sign_event(
+                    key,
+                    shape.kind,
+                    [*tags, ["d", f"baseline-{n}"]],
+                    shape.content,
+                    int(time.time()),
+                )
+            )
+            for n, key in enumerate(keys)
+        )
+    )
+    base_s = time.perf_counter() - base_started
+    print(
+        f"baseline, no agents:   {base_s:.2f} s ({count / base_s:,.0f} events/s, "
+        f"{sum(r.accepted for r in results):,} accepted): sign + publish through the same pool"
+    )
     await pool.stop()
 
 
