@@ -50,6 +50,7 @@ from ocpp_server.protocol import (
 )
 from ocpp_server.records import ChargerRecord
 from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk
+from strom.crashpoints import crashpoint
 from strom.ports import ChargerOffline, ChargerOnline, EventSink
 
 __all__ = ["CallOutcome", "ChargerConnection", "OutcomeKind", "Reply", "Transport"]
@@ -315,6 +316,7 @@ class ChargerConnection:
             log.warning("cp_id=%s: %s refused: %s", self.charger_id, call.action, exc)
             await self._send(pack_error(exc.unique_id, exc.code, exc.description))
             return
+        crashpoint("ocpp.before_reply")
         await self._send(pack_result(call.unique_id, reply.payload))
         if reply.then is not None:
             await self._execute(self._fire(reply.then))

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
+from strom.crashpoints import crashpoint
 from strom.storage.outbox import OutboxRow, OutboxStore
 
 __all__ = ["EffectRunner", "Handler", "RetryLater"]
@@ -160,6 +161,7 @@ class EffectRunner:
             log.exception("outbox row %s (%s, session %s) failed", row.id, row.kind, row.session_id)
             await self._reschedule(row, f"{type(exc).__name__}: {exc}")
             return False
+        crashpoint("effect.before_done")
         await self.store.done(row.id, self.clock())
         self.executed += 1
         return True

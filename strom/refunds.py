@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom.config import SessionsConfig
+from strom.crashpoints import crashpoint
 from strom.effects import RetryLater
 from strom.errors import IllegalTransition, LedgerError, StromError
 from strom.lightning import (
@@ -291,9 +292,11 @@ class RefundService:
             return
         if refund.state == "claimed":
             await self._mark(refund_id, "paying")
+            crashpoint("refund.before_pay")
             result = await self.backend.pay_invoice(
                 refund.bolt11, max_fee_msat=row.payload["max_fee_msat"], timeout_s=60
             )
+            crashpoint("refund.after_pay")
         else:  # paying or unknown: a call may have gone out; never pay again, only look
             result = await self.backend.lookup_payment(refund.payment_hash)
         await self._settle(refund.session_id, refund_id, result)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from strom.crashpoints import crashpoint
 from strom.errors import StorageError
 
 __all__ = ["Database", "redact_url"]
@@ -168,6 +169,8 @@ class Database:
             writer = await conn.execution_options(strom_write=True)
             async with writer.begin():
                 yield writer
+                crashpoint("db.before_commit")
+            crashpoint("db.after_commit")
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncConnection]:

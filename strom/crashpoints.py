@@ -1,0 +1,50 @@
+"""Named places where a test can make Strom die, as a power cut or ``kill -9`` would.
+
+The crash harness (``tests/crash/``) starts ``strom run`` with ``STROM_CRASH_AT=<name>[:<n>]``;
+the process then kills itself with SIGKILL the *n*-th time (default: the first) it passes that
+point, without running any cleanup. Unset, a crash point is one dictionary-free comparison.
+
+The generic points ``db.before_commit`` and ``db.after_commit`` sit in every write transaction,
+so ``db.before_commit:7`` dies with the 7th write of the run open (it is rolled back) and
+``db.after_commit:7`` dies just after it is durable, before anything acts on it. The others name
+the moments the money rules are about.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["POINTS", "crashpoint"]
+
+POINTS = (
+    "db.before_commit",  # a write transaction is about to commit
+    "db.after_commit",  # a write transaction has committed; nothing has acted on it yet
+    "effect.before_done",  # an outbox effect ran; it is not yet marked done
+    "refund.before_pay",  # the refund is debited and marked paying; pay_invoice not called
+    "refund.after_pay",  # pay_invoice answered; the answer is not yet recorded
+    "ocpp.before_reply",  # a charger's CALL is recorded; the answer is not yet sent
+)
+
+
+def _target(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    name, _, nth = value.partition(":")
+    if name not in POINTS:
+        raise ValueError(f"STROM_CRASH_AT: unknown crash point {name!r}; known: {POINTS}")
+    return name, int(nth or 1)
+
+
+_TARGET = _target(os.environ.get("STROM_CRASH_AT"))
+_hits = 0
+
+
+def crashpoint(name: str) -> None:
+    """Die here (SIGKILL) if this is the configured point and its n-th pass."""
+    global _hits
+    if _TARGET is None or _TARGET[0] != name:
+        return
+    _hits += 1
+    if _hits == _TARGET[1]:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,432 @@
+"""Kill Strom with SIGKILL at a chosen point of a paid session, restart it, check the money.
+
+One *run*: a fresh folder from ``strom init``; ``strom run`` as a child process with
+``STROM_CRASH_AT=<point>`` (see :mod:`strom.crashpoints`); a simulated charger (real OCPP
+websocket, in this process, keeping its transaction and its queued transaction messages across
+Strom's death, as a real charger does); and a driver who pays the sticker's LNURL with the
+fake backend's wallet, charges, opens the withdraw link and claims the refund — retrying any
+request that fails because Strom is down, as a wallet user would. When the child dies it is
+restarted without the crash point. At the end Strom is stopped normally and the database and
+the fake node are checked:
+
+* every settled payment belongs to a session whose ``paid`` equals the settled amounts, and
+  that session is finished (``refunded`` or ``closed``): nothing paid is left behind;
+* ``paid = consumed + refunded + refundable (+ overrun)`` for every session;
+* each refund went out at most once, and the driver's wallet received exactly the refunded sum;
+* a session that charged was metered to its end after the restart (energy and cost > 0);
+* the outbox has drained: no effect pending or given up.
+
+``python -m tests.crash.harness --points 60 --seed 7`` runs a longer campaign than CI does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from strom.config import StromConfig, load_config
+from strom.crashpoints import POINTS
+from strom.lightning import FakeBackend, FakeDriverWallet, create_backend
+from strom.scaffold import write_scaffold
+from strom.session import check_ledger
+from strom.storage.db import Database
+from strom.storage.outbox import OutboxStore
+from strom.storage.schema import payments, refunds, sessions
+from strom.storage.sessions import SessionStore
+
+CHARGER = "cp-crash"
+PAID_MSAT = 3_000_000
+FINAL = {"refunded", "closed"}
+STROM = Path(sys.executable).with_name("strom")
+
+# How many times each point is passed in one story, roughly (a write per transition, meter
+# value, outbox row, ...); the campaign picks the n-th pass up to these.
+PASSES = {
+    "db.before_commit": 40,
+    "db.after_commit": 40,
+    "effect.before_done": 12,
+    "refund.before_pay": 1,
+    "refund.after_pay": 1,
+    "ocpp.before_reply": 20,
+}
+
+
+def all_points() -> list[str]:
+    """Every distinct kill point of the campaign, ``name:n``, in lifecycle order per name."""
+    return [f"{name}:{n}" for name in POINTS for n in range(1, PASSES[name] + 1)]
+
+
+@dataclass
+class Outcome:
+    """What one run saw."""
+
+    point: str
+    killed: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class StromChild:
+    """``strom run`` in a child process; restarted without the crash point when it dies."""
+
+    def __init__(self, folder: Path, env: dict[str, str], base: str) -> None:
+        self.folder = folder
+        self.env = env
+        self.base = base
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.killed = 0
+        self.log = (folder / "strom.log").open("ab")
+
+    def start(self, crash_at: str | None) -> None:
+        env = {**os.environ, **self.env}
+        env.pop("STROM_CRASH_AT", None)
+        if crash_at:
+            env["STROM_CRASH_AT"] = crash_at
+        self.proc = subprocess.Popen(
+            [str(STROM), "run", "-c", str(self.folder / "strom.toml")],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def died(self) -> bool:
+        return self.proc is None or self.proc.poll() is not None
+
+    async def revive(self) -> None:
+        """Restart Strom if it died (recording a SIGKILL)."""
+        if not self.died():
+            return
+        assert self.proc is not None
+        if self.proc.returncode == -signal.SIGKILL:
+            self.killed += 1
+        elif self.proc.returncode not in (0, None):
+            raise RuntimeError(f"strom exited with {self.proc.returncode}; see {self.log.name}")
+        self.start(None)
+        await self.wait_ready()
+
+    async def wait_ready(self, within_s: float = 30) -> None:
+        deadline = time.monotonic() + within_s
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline:
+                if self.died():
+                    return  # died during start-up (a crash point there): the caller revives
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{self.base}/healthz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise TimeoutError("strom did not become ready")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Driver:
+    """A wallet user who retries whatever failed because the service was down."""
+
+    def __init__(self, strom: StromChild, wallet: FakeDriverWallet, pay_url: str) -> None:
+        self.strom = strom
+        self.wallet = wallet
+        self.pay_url = pay_url
+        self.http = httpx.AsyncClient(timeout=30)
+
+    async def get(self, url: str, **params: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = await self.http.get(httpx.URL(url).copy_merge_params(params))
+                if response.status_code == 200:
+                    body: dict[str, Any] = response.json()
+                    return body
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"GET {url} kept failing")
+            await self.strom.revive()
+            await asyncio.sleep(0.1)
+
+    async def status(self, url: str, until: set[str], within_s: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + within_s
+        while True:
+            status = await self.get(url)
+            if status["state"] in until:
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"session stuck in {status['state']}, waiting for {until}")
+            await asyncio.sleep(0.1)
+
+    async def story(self) -> None:
+        """Pay, charge a little, stop and take the refund through the withdraw link."""
+        while True:  # a crash during the callback: ask again (the lost invoice just expires)
+            offer = await self.get(self.pay_url)
+            answer = await self.get(str(offer["callback"]), amount=str(PAID_MSAT))
+            if "pr" in answer:
+                break
+            await asyncio.sleep(0.2)
+        page = str(answer["successAction"]["url"])
+        status_url = page.replace("?", ".json?", 1)
+        await self.wallet.pay(str(answer["pr"]))
+        status = await self.status(status_url, {"charging", *FINAL, "start_failed"}, 60)
+        while status["state"] == "charging" and status["energy_wh"] < 300:
+            await asyncio.sleep(0.1)
+            status = await self.get(status_url)
+        await self.refund(status_url)
+
+    async def refund(self, status_url: str, within_s: float = 120) -> None:
+        """Claim the refund until the session is finished.
+
+        A fresh withdraw request each time, as a wallet makes: after a crash the claim may
+        have been lost, or have failed definitely (nothing left the node) and become
+        claimable again; a claim in flight shows as ``refund_pending`` and is waited for.
+        """
+        deadline = time.monotonic() + within_s
+        while True:
+            status = await self.get(status_url)
+            if status["state"] in FINAL:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"session stuck in {status['state']}, waiting for {FINAL}")
+            if status["state"] != "refund_pending" and status.get("withdraw_url"):
+                await self.claim(str(status["withdraw_url"]))
+            await asyncio.sleep(0.3)
+
+    async def claim(self, withdraw_url: str) -> None:
+        offer = await self.get(withdraw_url.replace("lnurlw://", "http://", 1))
+        if offer.get("tag") != "withdrawRequest":
+            return  # nothing refundable yet (or any more)
+        invoice = await self.wallet.create_invoice(int(offer["maxWithdrawable"]), memo="refund")
+        await self.get(str(offer["callback"]), k1=str(offer["k1"]), pr=invoice.bolt11)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int]:
+    write_scaffold(folder, charger_id=CHARGER)
+    http_port, ocpp_port = free_port(), free_port()
+    env = {
+        "STROM_SERVER__PORT": str(http_port),
+        "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
+        "STROM_OCPP__HOST": '"127.0.0.1"',
+        "STROM_OCPP__PORT": str(ocpp_port),
+        "STROM_OCPP__METER_INTERVAL_S": "1",
+        "STROM_SESSIONS__START_TIMEOUT_S": "10",
+        "STROM_LOGGING__LEVEL": '"INFO"',
+    }
+    return load_config(folder / "strom.toml", environ=env), env, ocpp_port
+
+
+async def run_point(folder: Path, point: str) -> Outcome:
+    """One run with a kill at ``point`` (``name:n``, or ``random:<seconds>``)."""
+    outcome = Outcome(point)
+    started = time.monotonic()
+    config, env, ocpp_port = configure(folder)
+    base = config.server.public_url
+    strom = StromChild(folder, env, base)
+    crash_at = None if point.startswith("random:") else point
+    strom.start(crash_at)
+    backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
+    assert isinstance(backend, FakeBackend)
+    wallet = FakeDriverWallet(backend)
+    charger = SimulatedChargePoint(
+        SimulatorOptions(
+            url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            charger_id=CHARGER,
+            power_kw=Decimal(11),
+            speed=120.0,
+            plugged=(1,),
+            reconnect_delay_s=0.2,
+        )
+    )
+    driver = Driver(strom, wallet, f"{base}/lnurlp/{CHARGER}/1")
+    simulator = asyncio.create_task(charger.run())
+    killer = None
+    if point.startswith("random:"):
+        killer = asyncio.create_task(_kill_after(strom, float(point.split(":", 1)[1])))
+    try:
+        await strom.wait_ready()
+        await driver.story()
+        await strom.revive()
+        await _drained(config)
+    except Exception as exc:
+        outcome.problems.append(f"story failed: {type(exc).__name__}: {exc}")
+    finally:
+        if killer is not None:
+            killer.cancel()
+        charger.stop()
+        simulator.cancel()
+        await asyncio.gather(simulator, return_exceptions=True)
+        await driver.aclose()
+        strom.stop()
+    outcome.killed = strom.killed
+    outcome.problems += await check_money(config, wallet)
+    await backend.aclose()
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+async def _kill_after(strom: StromChild, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    if strom.proc is not None and strom.proc.poll() is None:
+        strom.proc.send_signal(signal.SIGKILL)
+
+
+async def _drained(config: StromConfig, within_s: float = 30) -> None:
+    db = Database.from_url(config.storage.url())
+    try:
+        deadline = time.monotonic() + within_s
+        while (await OutboxStore(db).counts()).get("pending", 0):
+            if time.monotonic() > deadline:
+                break  # check_money reports it
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
+
+
+async def check_money(config: StromConfig, wallet: FakeDriverWallet) -> list[str]:
+    """The invariants of the module docstring; returns what is wrong (empty: all good)."""
+    db = Database.from_url(config.storage.url())
+    try:
+        async with db.reader() as conn:
+            ids = list(await conn.scalars(select(sessions.c.id)))
+            settled = list(
+                await conn.execute(
+                    select(payments.c.session_id, payments.c.amount_msat).where(
+                        payments.c.state == "settled"
+                    )
+                )
+            )
+            refund_rows = list(await conn.execute(select(refunds)))
+        paid: dict[str, int] = {}
+        for session_id, amount in settled:
+            paid[session_id] = paid.get(session_id, 0) + int(amount)
+        store = SessionStore(db)
+        problems: list[str] = []
+        refunded_total = 0
+        for session_id in ids:
+            session = await store.get(session_id)
+            refunded_total += session.refunded_msat
+            problems += _session_problems(session, paid.get(session_id))
+        problems += _refund_problems(refund_rows)
+        received = await wallet.received_msat()
+        if received != refunded_total:
+            problems.append(f"wallet received {received} msat, sessions refunded {refunded_total}")
+        counts = await OutboxStore(db).counts()
+        if counts.get("pending") or counts.get("dead"):
+            problems.append(f"outbox not drained: {counts}")
+    finally:
+        await db.close()
+    return problems
+
+
+def _session_problems(session: Any, settled_msat: int | None) -> list[str]:
+    problems = []
+    try:
+        check_ledger(session)
+    except Exception as exc:
+        problems.append(f"session {session.id}: ledger broken: {exc}")
+    if settled_msat is None:
+        return problems
+    if session.paid_msat != settled_msat:
+        problems.append(f"session {session.id}: paid {session.paid_msat} != {settled_msat}")
+    if session.state.value not in FINAL:
+        problems.append(f"session {session.id}: paid but left in {session.state.value}")
+    if session.energy_wh > 0 and session.consumed_msat <= 0:
+        problems.append(f"session {session.id}: charged but nothing billed")
+    return problems
+
+
+def _refund_problems(refund_rows: list[Any]) -> list[str]:
+    problems = []
+    paid = [r.payment_hash for r in refund_rows if r.state == "paid"]
+    if len(set(paid)) != len(paid):
+        problems.append("a refund invoice was recorded as paid twice")
+    for state in ("paying", "claimed", "unknown"):
+        stuck = [r.id for r in refund_rows if r.state == state]
+        if stuck:
+            problems.append(f"refunds left {state}: {stuck}")
+    return problems
+
+
+def campaign(points: int, seed: int) -> Iterator[str]:
+    """``points`` distinct kill points: every named point once, then a seeded sample."""
+    pool = all_points()
+    rng = random.Random(seed)
+    named = [f"{name}:1" for name in POINTS]
+    rest = [p for p in pool if p not in named]
+    rng.shuffle(rest)
+    chosen = (named + rest)[:points]
+    yield from chosen
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    import tempfile
+
+    failures = 0
+    total_kills = 0
+    points = list(campaign(args.points, args.seed))
+    points += [
+        f"random:{random.Random(args.seed + i).uniform(0.5, 8):.2f}" for i in range(args.random)
+    ]
+    for index, point in enumerate(points, 1):
+        with tempfile.TemporaryDirectory(prefix="strom-crash-") as tmp:
+            outcome = await run_point(Path(tmp), point)
+        total_kills += outcome.killed
+        verdict = "ok" if not outcome.problems else "FAIL"
+        print(
+            f"[{index}/{len(points)}] {point:24s} killed {outcome.killed}x "
+            f"{outcome.seconds:5.1f} s  {verdict}",
+            flush=True,
+        )
+        for problem in outcome.problems:
+            print(f"    {problem}", flush=True)
+        failures += bool(outcome.problems)
+    print(f"{len(points)} runs, {total_kills} kills, {failures} failed")
+    return 1 if failures else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=len(all_points()), help="kill points")
+    parser.add_argument("--random", type=int, default=0, help="runs killed at a random time")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--list", action="store_true", help="print the kill points and exit")
+    args = parser.parse_args()
+    if args.list:
+        print("\n".join(all_points()))
+        return
+    sys.exit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()

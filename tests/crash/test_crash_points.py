@@ -1,0 +1,74 @@
+"""SIGKILL Strom at kill points across a paid session; nothing paid is lost or paid twice.
+
+CI runs a bounded campaign (every named point once, then a fixed sample of the generic
+commit points; ``STROM_CRASH_POINTS`` sets how many). ``python -m tests.crash.harness
+--points N --random M`` runs longer ones. See ``tests/crash/harness.py`` for what is checked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from strom.crashpoints import POINTS, _target
+from tests.crash.harness import (
+    _refund_problems,
+    _session_problems,
+    all_points,
+    campaign,
+    run_point,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNT = int(os.environ.get("STROM_CRASH_POINTS", "10"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("point", list(campaign(COUNT, seed=2026)))
+async def test_killed_at_a_point_strom_recovers_and_keeps_every_promise(
+    point: str, tmp_path: Path
+) -> None:
+    outcome = await run_point(tmp_path, point)
+    assert outcome.problems == [], (outcome, (tmp_path / "strom.log").read_text()[-4000:])
+    assert outcome.killed >= 1, f"{point} was never reached: the story does not pass it"
+
+
+def test_the_campaign_has_at_least_fifty_distinct_points_and_every_name_is_in_the_code() -> None:
+    assert len(set(all_points())) >= 50
+    code = "\n".join(
+        path.read_text()
+        for folder in ("strom", "ocpp_server")
+        for path in (ROOT / folder).rglob("*.py")
+    )
+    for name in POINTS:
+        assert f'crashpoint("{name}")' in code, name
+
+
+def test_an_unknown_crash_point_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown crash point"):
+        _target("db.befor_commit")
+    assert _target("db.after_commit:7") == ("db.after_commit", 7)
+    assert _target(None) is None
+
+
+def test_the_checks_see_a_paid_session_left_unfinished_and_a_refund_paid_twice() -> None:
+    """The harness's verdict can fail: its checks on hand-made broken records."""
+    stuck = SimpleNamespace(
+        id="s1",
+        state=SimpleNamespace(value="charging"),
+        paid_msat=2_000,
+        consumed_msat=0,
+        refunded_msat=0,
+        refundable_msat=2_000,
+        overrun_msat=0,
+        energy_wh=0,
+    )
+    problems = _session_problems(stuck, settled_msat=3_000)
+    assert any("left in charging" in p for p in problems)
+    assert any("paid 2000 != 3000" in p for p in problems)
+    twice = [SimpleNamespace(id=i, payment_hash="h", state="paid") for i in ("r1", "r2")]
+    assert _refund_problems(twice) == ["a refund invoice was recorded as paid twice"]
