@@ -37,12 +37,16 @@ def _target(value: str | None) -> tuple[str, int] | None:
 
 
 _TARGET = _target(os.environ.get("STROM_CRASH_AT"))
+_TRACE = os.environ.get("STROM_CRASH_TRACE")  # a file: every pass is appended (calibration)
 _hits = 0
 
 
 def crashpoint(name: str) -> None:
     """Die here (SIGKILL) if this is the configured point and its n-th pass."""
     global _hits
+    if _TRACE:
+        with open(_TRACE, "a") as trace:
+            trace.write(name + "\n")
     if _TARGET is None or _TARGET[0] != name:
         return
     _hits += 1

@@ -55,15 +55,15 @@ PAID_MSAT = 3_000_000
 FINAL = {"refunded", "closed"}
 STROM = Path(sys.executable).with_name("strom")
 
-# How many times each point is passed in one story, roughly (a write per transition, meter
-# value, outbox row, ...); the campaign picks the n-th pass up to these.
+# How many times one story surely passes each point (`--calibrate` counts them: 29, 29, 8, 1,
+# 1 and 11 on 2026-11-24; kept below so that every chosen pass is reached).
 PASSES = {
-    "db.before_commit": 40,
-    "db.after_commit": 40,
-    "effect.before_done": 12,
+    "db.before_commit": 24,
+    "db.after_commit": 24,
+    "effect.before_done": 6,
     "refund.before_pay": 1,
     "refund.after_pay": 1,
-    "ocpp.before_reply": 20,
+    "ocpp.before_reply": 9,
 }
 
 
@@ -253,7 +253,9 @@ async def run_point(folder: Path, point: str) -> Outcome:
     config, env, ocpp_port = configure(folder)
     base = config.server.public_url
     strom = StromChild(folder, env, base)
-    crash_at = None if point.startswith("random:") else point
+    crash_at = None if point.startswith(("random:", "none")) else point
+    if point == "none":  # calibration: no kill, every pass of every point written down
+        strom.env["STROM_CRASH_TRACE"] = str(folder / "passes.txt")
     strom.start(crash_at)
     backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
     assert isinstance(backend, FakeBackend)
@@ -415,13 +417,32 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+async def calibrate() -> dict[str, int]:
+    """How often one story passes each point (a run without a kill, traced)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="strom-crash-") as tmp:
+        outcome = await run_point(Path(tmp), "none")
+        if outcome.problems:
+            raise RuntimeError(f"the story failed without any kill: {outcome.problems}")
+        names = (Path(tmp) / "passes.txt").read_text().split()
+    return {name: names.count(name) for name in POINTS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=len(all_points()), help="kill points")
     parser.add_argument("--random", type=int, default=0, help="runs killed at a random time")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--list", action="store_true", help="print the kill points and exit")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="count each point's passes in one story"
+    )
     args = parser.parse_args()
+    if args.calibrate:
+        for name, count in asyncio.run(calibrate()).items():
+            print(f"{name:22s} {count}")
+        return
     if args.list:
         print("\n".join(all_points()))
         return
