@@ -48,7 +48,7 @@ from lnurl_server.lnurl import (
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom.config import ProfileConfig, StromConfig
-from strom.errors import BackendError
+from strom.errors import BackendError, StorageError
 from strom.lightning import Invoice
 from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom.ports import ChargerIdentities
@@ -58,13 +58,33 @@ from strom.storage.chargers import ChargerStore
 from strom.storage.sessions import SessionNotFound, SessionStore
 from strom.units import format_sat
 
-__all__ = ["FrontDoor"]
+__all__ = ["FrontDoor", "storage_errors"]
 
 log = logging.getLogger(__name__)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
+STORAGE_FAILED = (
+    "Strom cannot record anything right now (its storage failed); nothing was charged — "
+    "please try again later"
+)
+
+
+@web.middleware
+async def storage_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A failing database (a full disk, say) gets a clear answer, never a 500."""
+    try:
+        return await handler(request)
+    except StorageError as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        if request.path.startswith(("/lnurlp/", "/lnurlw/", "/.well-known/lnurlp/")):
+            return _lud_error(STORAGE_FAILED)
+        return web.Response(status=503, text=STORAGE_FAILED, headers={"Retry-After": "30"})
 
 
 def _lud_error(reason: str) -> web.Response:

@@ -24,7 +24,7 @@ from agent.runtime import AgentRuntime
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
-from lnurl_server.routes import FrontDoor
+from lnurl_server.routes import FrontDoor, storage_errors
 from ocpp_server import (
     ChargerAuth,
     OcppServer,
@@ -222,7 +222,7 @@ class Strom:
 
     def web_app(self) -> web.Application:
         """The aiohttp application (front door and health)."""
-        app = web.Application()
+        app = web.Application(middlewares=[storage_errors])
         app.add_routes(self.front.routes())
         app.router.add_get("/healthz", self._healthz)
         return app

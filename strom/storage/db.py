@@ -64,6 +64,11 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+def _failed(what: str, exc: OperationalError) -> StorageError:
+    reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else type(exc).__name__
+    return StorageError(f"database {what} failed: {reason}")
+
+
 class _WriterQueue:
     """One writer at a time; urgent writers are served before the others, each in order."""
 
@@ -165,18 +170,24 @@ class Database:
             if self._writer_turn is not None:
                 await self._writer_turn.acquire(urgent=urgent)
                 stack.callback(self._writer_turn.release)
-            conn = await stack.enter_async_context(self.engine.connect())
-            writer = await conn.execution_options(strom_write=True)
-            async with writer.begin():
-                yield writer
-                crashpoint("db.before_commit")
+            try:
+                conn = await stack.enter_async_context(self.engine.connect())
+                writer = await conn.execution_options(strom_write=True)
+                async with writer.begin():
+                    yield writer
+                    crashpoint("db.before_commit")
+            except OperationalError as exc:  # disk full, I/O error, lost connection
+                raise _failed("write", exc) from exc
             crashpoint("db.after_commit")
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads."""
-        async with self.engine.connect() as conn:
-            yield conn
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise _failed("read", exc) from exc
 
     async def close(self) -> None:
         """Close every pooled connection."""
