@@ -14,7 +14,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.nostr.errors import InvalidEvent
+from agent.nostr.commands import parse_command
+from agent.nostr.dm import nip04_message, open_dm, wrap_message
+from agent.nostr.errors import CommandError, DmError, InvalidEvent
 from agent.nostr.event import parse_event, sign_event
 from agent.nostr.keys import generate_secret_key, public_key_hex
 from agent.nostr.zap import ZapRequestError, validate_zap_request
@@ -214,3 +216,41 @@ def _load_mangled(folder: Path, data: st.DataObject) -> None:
         assert "\n" not in message.strip(), message  # one line
         assert "Traceback" not in message, message
         assert "pydantic" not in message.lower(), message
+
+
+AGENT_KEY = generate_secret_key()
+AGENT_PK = public_key_hex(AGENT_KEY)
+DRIVER_KEY = generate_secret_key()
+DMS = {
+    "nip04": nip04_message(DRIVER_KEY, AGENT_PK, "stop", created_at=int(time.time())).to_json(),
+    "nip17": wrap_message(DRIVER_KEY, AGENT_PK, "stop", now=int(time.time())).to_json(),
+}
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(st.sampled_from(sorted(DMS)), st.data())
+def test_a_mutated_dm_is_refused_with_a_dm_error_or_read_unchanged(
+    scheme: str, data: st.DataObject
+) -> None:
+    CASES["DMs (mutated NIP-04 / NIP-17)"] += 1
+    text = mutate(DMS[scheme], data)
+    try:
+        event = parse_event(text)
+    except InvalidEvent:
+        return  # a relay's event that does not even verify never reaches the agent
+    try:
+        dm = open_dm(AGENT_KEY, event)
+    except DmError:
+        return
+    assert dm.text == "stop"  # only an untouched message opens, with its text
+    assert dm.sender == public_key_hex(DRIVER_KEY)
+
+
+@settings(max_examples=examples(800), deadline=None)
+@given(st.text(max_size=80), st.booleans())
+def test_any_dm_text_is_a_command_or_a_command_error(text: str, operator: bool) -> None:
+    CASES["DM command texts"] += 1
+    try:
+        parse_command(text, operator=operator)
+    except CommandError:
+        return
