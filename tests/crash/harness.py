@@ -278,8 +278,7 @@ async def run_point(folder: Path, point: str) -> Outcome:
     try:
         await strom.wait_ready()
         await driver.story()
-        await strom.revive()
-        await _drained(config)
+        await _drained(config, strom)
     except Exception as exc:
         outcome.problems.append(f"story failed: {type(exc).__name__}: {exc}")
     finally:
@@ -303,11 +302,15 @@ async def _kill_after(strom: StromChild, seconds: float) -> None:
         strom.proc.send_signal(signal.SIGKILL)
 
 
-async def _drained(config: StromConfig, within_s: float = 30) -> None:
+async def _drained(config: StromConfig, strom: StromChild, within_s: float = 30) -> None:
+    """Wait for the outbox to empty (timers included), reviving Strom if a kill lands now."""
     db = Database.from_url(config.storage.url())
     try:
         deadline = time.monotonic() + within_s
-        while (await OutboxStore(db).counts()).get("pending", 0):
+        while True:
+            await strom.revive()
+            if not (await OutboxStore(db).counts()).get("pending", 0):
+                break
             if time.monotonic() > deadline:
                 break  # check_money reports it
             await asyncio.sleep(0.2)
