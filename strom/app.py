@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.nostr.keys import encode_npub
 from agent.runtime import AgentRuntime
@@ -51,6 +54,24 @@ __all__ = ["Strom", "check_public_url"]
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
+
+
+class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, with a client's malformed request as a warning, not an error.
+
+    aiohttp logs every unparseable request (an 8 KB URL, a broken header) with the traceback
+    at ERROR; anyone on the internet can send those, and operators should not be paged for
+    them. Errors of Strom's own handlers stay errors.
+    """
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        exc = exc if isinstance(exc, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 500) < 500:
+            kwargs.pop("exc_info", None)
+            self.warning(f"{msg}: %s", *args, exc.message, **kwargs)
+            return
+        super().exception(msg, *args, **kwargs)
 
 
 def check_public_url(public_url: str) -> None:
@@ -235,7 +256,7 @@ class Strom:
         if settled:
             log.info("reconciled %d invoice(s) settled while Strom was down", settled)
         await self.ocpp.start()
-        self.http = web.AppRunner(self.web_app(), access_log=None)
+        self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
             await self.http.setup()
             site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)

@@ -136,3 +136,15 @@ async def test_a_connector_disabled_by_another_process_stops_offers_within_a_sec
     assert "out of service" in (await stack.get(stack.pay_url))["reason"]
     callback = await stack.get(f"{stack.pay_url}/callback", amount="1000000")
     assert "pr" not in callback  # and the callback, which reads the database, agrees
+
+
+async def test_a_malformed_request_is_refused_and_logged_as_a_warning_not_an_error(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can send an 8 KB URL; it gets a 400 and must not page the operator."""
+    response = await stack.http.get(f"{stack.pay_url}/callback", params={"nostr": "a" * 9000})
+    assert response.status_code == 400
+    warnings = [r for r in caplog.records if "Error handling request" in r.getMessage()]
+    assert warnings
+    assert all(r.levelname == "WARNING" for r in warnings)
+    assert (await stack.get(stack.pay_url))["tag"] == "payRequest"  # still serving
