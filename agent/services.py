@@ -27,27 +27,38 @@ __all__ = ["AgentServices", "DmInboxes", "PriceBook"]
 
 
 class PriceBook:
-    """Energy prices set by operators over DM, per charger, in memory.
+    """Prices set by operators at run time, per charger, in memory.
 
-    An override lasts until the process restarts (the profile file is the lasting price). The
-    status event shows it, and the LNURL side should price new sessions with
-    :meth:`tariff_for` so that what is advertised is what is charged.
+    An energy price set over DM lasts until the process restarts (the profile file is the
+    lasting price). A whole tariff set through the REST API is written to the profile file
+    too, and applied here so new sessions get it at once. The status event shows the
+    override, and the LNURL side prices new sessions with :meth:`tariff_for`, so that what
+    is advertised is what is charged.
     """
 
     def __init__(self) -> None:
         self._energy: dict[str, int] = {}
+        self._tariffs: dict[str, Tariff] = {}
 
     def set(self, charger_id: str, msat_per_kwh: int) -> None:
         """Override the energy price of one charger."""
         self._energy[charger_id] = msat_per_kwh
 
+    def set_tariff(self, charger_id: str, tariff: Tariff) -> None:
+        """Replace the whole tariff of one charger (an energy override is dropped)."""
+        self._tariffs[charger_id] = tariff
+        self._energy.pop(charger_id, None)
+
     def energy_price(self, charger_id: str) -> int | None:
-        """The override, or None when the profile's price applies."""
-        return self._energy.get(charger_id)
+        """The overriding energy price, or None when the profile's price applies."""
+        override = self._energy.get(charger_id)
+        if override is None and charger_id in self._tariffs:
+            return self._tariffs[charger_id].energy_msat_per_kwh
+        return override
 
     def tariff_for(self, profile: ProfileConfig) -> Tariff:
-        """The tariff new sessions of this charger must get (profile tariff plus override)."""
-        tariff = profile.tariff.to_tariff()
+        """The tariff new sessions of this charger must get (profile tariff plus overrides)."""
+        tariff = self._tariffs.get(profile.id) or profile.tariff.to_tariff()
         override = self._energy.get(profile.id)
         return tariff if override is None else replace(tariff, energy_msat_per_kwh=override)
 

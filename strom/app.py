@@ -24,6 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.nostr.keys import encode_npub
 from agent.runtime import AgentRuntime
+from cockpit import API_PREFIX, Cockpit
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
@@ -153,6 +154,7 @@ class Strom:
     runner: EffectRunner
     front: FrontDoor
     agents: AgentRuntime
+    cockpit: Cockpit
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -226,6 +228,18 @@ class Strom:
             identities=agents,
             on_zap_session=agents.remember_session_secret,
         )
+        cockpit = Cockpit(
+            config=config,
+            db=db,
+            sessions=sessions,
+            chargers=chargers,
+            payments=payments,
+            refunds=refunds,
+            ocpp=ocpp,
+            agents=agents,
+            backend=backend,
+            events=events,
+        )
         return cls(
             config=config,
             db=db,
@@ -239,13 +253,16 @@ class Strom:
             runner=runner,
             front=front,
             agents=agents,
+            cockpit=cockpit,
         )
 
     def web_app(self) -> web.Application:
-        """The aiohttp application (front door and health)."""
+        """The aiohttp application: front door, health, operator API, metrics, admin UI."""
         app = web.Application(middlewares=[storage_errors])
         app.add_routes(self.front.routes())
         app.router.add_get("/healthz", self._healthz)
+        app.add_routes(self.cockpit.routes())
+        app.add_subapp(API_PREFIX, self.cockpit.api_app())
         return app
 
     async def serve(self, stop: asyncio.Event) -> None:

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from strom import __version__
 from strom.config import StromConfig, load_config
@@ -122,6 +123,59 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     _setup_logging(config.logging.level)
     asyncio.run(_upgrade(config))
     _print("database schema is up to date")
+    return EXIT_OK
+
+
+async def _with_tokens(config: StromConfig, work: Callable[..., Any]) -> Any:
+    from cockpit.tokens import TokenStore
+    from strom.storage.db import Database
+
+    db = Database.from_url(config.storage.url())
+    try:
+        await db.upgrade()
+        return await work(TokenStore(db))
+    finally:
+        await db.close()
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    """Create an API token for scripts and the admin UI; it is printed once, stored hashed.
+
+    Use it as "Authorization: Bearer <token>". A read-only token (--read-only) may read
+    everything but change nothing (for dashboards and monitoring).
+    """
+    from cockpit.tokens import Scope
+
+    config = _load(args)
+    scope = Scope.READ if args.read_only else Scope.ADMIN
+    token = asyncio.run(_with_tokens(config, lambda store: store.create(args.name, scope)))
+    sys.stderr.write(
+        f"token {args.name!r} ({scope.value}) created; it is shown once, keep it safe:\n"
+    )
+    _print(token)
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    """List API tokens (names, scopes, last use; never the tokens)."""
+    config = _load(args)
+    tokens = asyncio.run(_with_tokens(config, lambda store: store.list()))
+    if not tokens:
+        _print("no API tokens (create one with: strom token create NAME)")
+    for info in tokens:
+        used = info.last_used_at.isoformat(timespec="seconds") if info.last_used_at else "never"
+        state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "live"
+        _print(f"{info.name}\t{info.scope.value}\t{state}\tlast used {used}")
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    """Revoke an API token at once (requests with it get 401)."""
+    config = _load(args)
+    if not asyncio.run(_with_tokens(config, lambda store: store.revoke(args.name))):
+        _error(f"no live token named {args.name!r} (see: strom token list)")
+        return EXIT_FAILURE
+    _print(f"token {args.name!r} revoked")
     return EXIT_OK
 
 
@@ -271,6 +325,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     password.add_argument("charger", help="charger id")
     password.set_defaults(func=cmd_charger_password)
+
+    token = commands.add_parser(
+        "token", help="API tokens", description="API tokens for the REST API and admin UI."
+    )
+    token_commands = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+    create = token_commands.add_parser(
+        "create", help="create a token (printed once)", description=cmd_token_create.__doc__
+    )
+    _config_arg(create)
+    create.add_argument("name", help="a name for the token, e.g. the script using it")
+    create.add_argument("--read-only", action="store_true", help="may read but not change")
+    create.set_defaults(func=cmd_token_create)
+    listing = token_commands.add_parser(
+        "list", help="list tokens", description=cmd_token_list.__doc__
+    )
+    _config_arg(listing)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token", description=cmd_token_revoke.__doc__
+    )
+    _config_arg(revoke)
+    revoke.add_argument("name", help="the token's name")
+    revoke.set_defaults(func=cmd_token_revoke)
 
     db = commands.add_parser("db", help="database maintenance", description="Database tasks.")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)

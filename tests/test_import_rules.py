@@ -3,6 +3,8 @@
 * ``strom`` (the core) imports none of ``agent``, ``lnurl_server``, ``ocpp_server`` — except
   the composition root (``strom/app.py``), the CLI (``strom/cli.py``) and ``strom/demo.py``.
 * ``ocpp_server`` never imports ``agent`` or ``lnurl_server``.
+* ``cockpit`` (the operator's API and UI) sits on top: nothing but the composition root and
+  the CLI imports it.
 * The pure modules import no asyncio, aiohttp, websockets, httpx or database driver.
 """
 
@@ -48,12 +50,12 @@ def python_files(relative: str) -> list[Path]:
     [
         (
             "strom",
-            {"agent", "lnurl_server", "ocpp_server"},
+            {"agent", "lnurl_server", "ocpp_server", "cockpit"},
             {"strom/app.py", "strom/cli.py", "strom/demo.py"},
         ),
-        ("ocpp_server", {"agent", "lnurl_server"}, set()),
-        ("agent", {"lnurl_server"}, set()),
-        ("lnurl_server", {"ocpp_server"}, set()),
+        ("ocpp_server", {"agent", "lnurl_server", "cockpit"}, set()),
+        ("agent", {"lnurl_server", "cockpit"}, set()),
+        ("lnurl_server", {"ocpp_server", "cockpit"}, set()),
     ],
 )
 def test_packages_import_only_what_the_design_allows(

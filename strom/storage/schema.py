@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "UtcDateTime",
+    "api_tokens",
     "audit_log",
     "chargers",
     "connectors",
@@ -289,4 +290,15 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(100), nullable=False, default=""),
     Column("detail", JSON, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("scope", String(8), nullable=False),  # "admin" or "read"
+    Column("created_at", TS, nullable=False),
+    Column("last_used_at", TS),
+    Column("revoked_at", TS),
 )

@@ -1,0 +1,179 @@
+"""The operator's cockpit: REST API, live websocket, Prometheus metrics and the admin UI.
+
+* ``/api/v1/…`` — the REST API (:mod:`cockpit.api`), described by ``/api/v1/openapi.json``.
+* ``/api/v1/ws`` — live events (:mod:`cockpit.live`).
+* ``/metrics`` — Prometheus (:mod:`cockpit.metrics`); needs a token like the API.
+* ``/admin/`` — the admin UI: static HTML, CSS and JavaScript served from ``cockpit/static``
+  (no build step), which talks to the API and the websocket.
+
+Only the composition root (``strom.app``) and the CLI import this package.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from agent.relays import PublishResult
+from agent.runtime import AgentRuntime
+from cockpit.api import Api
+from cockpit.auth import Authenticator, AuthFailed, Forbidden
+from cockpit.endpoint import error_response
+from cockpit.live import LiveHub
+from cockpit.metrics import CONTENT_TYPE, Metrics
+from cockpit.openapi import API_PREFIX, openapi_document
+from cockpit.tokens import TokenStore
+from ocpp_server import OcppServer
+from strom import __version__
+from strom.config import StromConfig
+from strom.core_events import CoreEventSink
+from strom.lightning import LightningBackend
+from strom.payments import PaymentService
+from strom.refunds import RefundService
+from strom.storage.chargers import ChargerStore
+from strom.storage.db import Database
+from strom.storage.sessions import SessionStore
+
+__all__ = ["API_PREFIX", "Cockpit"]
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Aiohttp's own 404 and 405 below /api/v1 in the API's JSON error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "error")
+        response = error_response(exc.status, code, exc.reason)
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+
+class Cockpit:
+    """The API, the websocket hub and the metrics over Strom's parts.
+
+    It wires the hub to the session store, the OCPP events and the agents.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: StromConfig,
+        db: Database,
+        sessions: SessionStore,
+        chargers: ChargerStore,
+        payments: PaymentService,
+        refunds: RefundService,
+        ocpp: OcppServer,
+        agents: AgentRuntime,
+        backend: LightningBackend,
+        events: CoreEventSink,
+    ) -> None:
+        self.config = config
+        self.tokens = TokenStore(db)
+        self.auth = Authenticator(
+            db, self.tokens, config.nostr.admin_npubs, config.server.public_url
+        )
+        self.api = Api(
+            config=config,
+            db=db,
+            sessions=sessions,
+            chargers=chargers,
+            payments=payments,
+            ocpp=ocpp,
+            agents=agents,
+        )
+        self.live = LiveHub(self.auth, refunds)
+        sessions.listeners.append(self.live.on_transition)
+        events.subscribers.append(self.live.on_ocpp_event)
+        previous = agents.services.on_status
+
+        def on_status(charger_id: str, result: PublishResult) -> None:
+            if previous is not None:
+                previous(charger_id, result)
+            self.live.on_status(charger_id, result)
+
+        agents.services.on_status = on_status
+        self.metrics = Metrics(
+            db=db,
+            ocpp=ocpp,
+            agents=agents,
+            backend=backend,
+            chargers=len(config.profiles),
+            live_subscribers=lambda: self.live.subscribers,
+        )
+        self.endpoints = self.api.endpoints()
+        self._openapi: bytes | None = None
+
+    def api_app(self) -> web.Application:
+        """The sub-application to mount at ``/api/v1``."""
+        app = web.Application(middlewares=[_json_errors])
+        app.add_routes([e.route(self.auth, self.api.write_audit) for e in self.endpoints])
+        app.router.add_get("/openapi.json", self._openapi_json)
+        app.router.add_get("/ws", self.live.handle)
+        return app
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        """The routes outside ``/api/v1``: metrics and the admin UI."""
+        return [
+            web.get("/metrics", self._metrics),
+            web.get("/admin", self._admin_redirect),
+            web.get("/admin/", self._admin_index),
+            web.static("/admin/static", STATIC, append_version=False),
+        ]
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document."""
+        return openapi_document(self.endpoints, self.config.server.public_url, __version__)
+
+    async def _openapi_json(self, request: web.Request) -> web.Response:
+        if self._openapi is None:
+            self._openapi = orjson.dumps(self.openapi())
+        return web.Response(body=self._openapi, content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        try:
+            await self.auth.authenticate(
+                request.headers.get("Authorization"),
+                method=request.method,
+                path_qs=request.raw_path,
+                body=None,
+            )
+        except AuthFailed as exc:
+            return error_response(401, "unauthorized", str(exc))
+        except Forbidden as exc:
+            return error_response(403, "forbidden", str(exc))
+        body = await self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def _admin_redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect("/admin/")
+
+    async def _admin_index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            STATIC / "index.html",
+            headers={
+                "Cache-Control": "no-store",
+                # The UI loads nothing from elsewhere and runs no inline script.
+                "Content-Security-Policy": (
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                    "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'"
+                ),
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )

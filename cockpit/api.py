@@ -1,0 +1,911 @@
+"""The REST API under ``/api/v1``: chargers, sessions, ledger, tariffs, nostr, audit.
+
+Every operation is declared once in :meth:`Api.endpoints` (see :mod:`cockpit.endpoint`);
+routes and the OpenAPI document come from that list. Handlers read through the core's stores
+and act through the same paths the other front doors use: a stop is a ``StopRequested``
+applied to the session's state machine (so it is billed and refunded like any stop), charger
+commands go through :class:`strom.ports.ChargerCommands`, connector availability through the
+same query the operator's DM uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from agent.nostr.discovery import STATUS_KIND
+from agent.nostr.keys import encode_npub
+from agent.queries import audit, set_connector_enabled
+from agent.relays import PublishResult
+from agent.runtime import AgentRuntime
+from cockpit import models as m
+from cockpit import queries
+from cockpit.auth import Principal
+from cockpit.endpoint import ApiError, Call, Endpoint
+from cockpit.profiles import ProfileFiles
+from cockpit.sticker import sticker_pdf, sticker_svg
+from lnurl_server.lnurl import bech32_lnurl
+from ocpp_server import OcppServer
+from strom.config import OcppProfileConfig, ProfileConfig, StromConfig, TariffConfig
+from strom.errors import ConfigError, IllegalTransition
+from strom.payments import PaymentService
+from strom.session import State, StopReason, StopRequested
+from strom.storage.chargers import ChargerStore
+from strom.storage.db import Database
+from strom.storage.sessions import SessionNotFound, SessionStore, row_to_session
+from strom.tariff import Tariff
+from strom.units import WH_PER_KWH, format_sat
+
+__all__ = ["Api", "quotes", "session_out"]
+
+log = logging.getLogger(__name__)
+
+_STOPPABLE = (State.PAID, State.STARTING, State.CHARGING)
+_QUOTE_KWH = (10, 30)
+
+
+def _sat(amount_msat: int) -> str:
+    return format_sat(amount_msat).removesuffix(" sat").replace(",", "")
+
+
+def _kwh(energy_wh: int) -> str:
+    return str((Decimal(energy_wh) / WH_PER_KWH).quantize(Decimal("0.001")))
+
+
+def session_out(row: Any) -> m.SessionOut:
+    """A session row as the API shows it."""
+    session = row_to_session(row)
+    return m.SessionOut(
+        session_id=session.id,
+        charger_id=session.charger_id,
+        connector_id=session.connector_id,
+        state=session.state.value,
+        initiator=row.initiator,
+        paid_msat=session.paid_msat,
+        consumed_msat=session.consumed_msat,
+        refunded_msat=session.refunded_msat,
+        refundable_msat=session.refundable_msat,
+        refund_in_flight_msat=session.refund_in_flight_msat,
+        energy_wh=session.energy_wh,
+        elapsed_s=session.elapsed_s,
+        stop_reason=session.stop_reason,
+        created_at=row.created_at,
+        started_at=session.started_at,
+        stopped_at=session.stopped_at,
+    )
+
+
+def _payment_out(row: Any) -> m.PaymentOut:
+    return m.PaymentOut(
+        payment_hash=row.payment_hash,
+        session_id=row.session_id,
+        kind=row.kind,
+        state=row.state,
+        amount_msat=row.amount_msat,
+        zap=row.zap_request is not None,
+        created_at=row.created_at,
+        settled_at=row.settled_at,
+    )
+
+
+def _refund_out(row: Any) -> m.RefundOut:
+    return m.RefundOut(
+        refund_id=row.id,
+        session_id=row.session_id,
+        state=row.state,
+        amount_msat=row.amount_msat,
+        fee_msat=row.fee_msat,
+        detail=row.detail,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def quotes(tariff: Tariff, power_w: int) -> list[m.Quote]:
+    """What a driver pays for 10 and 30 kWh at ``power_w`` (time price and fee included)."""
+    answer = []
+    for kwh in _QUOTE_KWH:
+        energy_wh = kwh * WH_PER_KWH
+        seconds = -(-energy_wh * 3600 // max(power_w, 1))
+        total = tariff.quote(energy_wh, seconds)
+        answer.append(
+            m.Quote(
+                energy_wh=energy_wh,
+                minutes=-(-seconds // 60),
+                total_msat=total,
+                total_sat=_sat(total),
+            )
+        )
+    return answer
+
+
+def _publish_answer(result: PublishResult | None) -> m.PublishAnswer | None:
+    if result is None:
+        return None
+    return m.PublishAnswer(
+        event_id=result.event_id, accepted=result.accepted, ok=result.ok, failed=result.failed
+    )
+
+
+def csv_response(rows: Iterable[BaseModel], model: type[BaseModel], name: str) -> web.Response:
+    """Rows as a CSV download (header from the model's fields)."""
+    out = io.StringIO()
+    fields = list(model.model_fields)
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    for row in rows:
+        data = row.model_dump(mode="json")
+        writer.writerow([_csv_cell(data[name]) for name in fields])
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _csv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # A cell a spreadsheet would run as a formula is quoted as text (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
+
+
+def _number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except ArithmeticError:
+        return False
+    return True
+
+
+@dataclass
+class Api:
+    """The API's handlers over Strom's parts."""
+
+    config: StromConfig
+    db: Database
+    sessions: SessionStore
+    chargers: ChargerStore
+    payments: PaymentService
+    ocpp: OcppServer
+    agents: AgentRuntime
+
+    @property
+    def files(self) -> ProfileFiles:
+        return ProfileFiles(self.config.paths.profiles)
+
+    async def write_audit(
+        self, principal: Principal, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        """One audit row per mutating call, with who made it."""
+        await audit(
+            self.db,
+            actor=principal.actor,
+            action=f"api.{action}",
+            target=target,
+            detail=detail,
+            now=self.agents.services.clock(),
+        )
+        log.info("api: %s %s %s %s", principal.actor, action, target, detail)
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def _profile(self, call: Call) -> ProfileConfig:
+        try:
+            return self.config.profile(call.path("charger_id"))
+        except KeyError:
+            raise ApiError(404, "not_found", "there is no such charger") from None
+
+    def _connector(self, profile: ProfileConfig, text: str) -> int:
+        if not text.isdigit() or not any(c.id == int(text) for c in profile.connectors):
+            raise ApiError(404, "not_found", f"charger {profile.id} has no connector {text!r}")
+        return int(text)
+
+    async def _session_row(self, session_id: str) -> Any:
+        row = await queries.session_row(self.db, session_id)
+        if row is None:
+            raise ApiError(404, "not_found", "there is no such session")
+        return row
+
+    # --- who -------------------------------------------------------------------------------
+
+    async def me(self, call: Call) -> m.Me:
+        principal = call.principal
+        return m.Me(actor=principal.actor, scope=principal.scope.value, method=principal.method)
+
+    # --- chargers --------------------------------------------------------------------------
+
+    async def _summary(
+        self, profile: ProfileConfig, running: dict[tuple[str, int], str]
+    ) -> dict[str, Any]:
+        rows = {row.connector_id: row for row in await self.chargers.connectors(profile.id)}
+        connectors = []
+        for connector in profile.connectors:
+            row = rows.get(connector.id)
+            connectors.append(
+                m.ConnectorOut(
+                    connector_id=connector.id,
+                    type=connector.type,
+                    max_power_kw=str(connector.max_power_kw),
+                    status=row.status if row else "Unknown",
+                    error_code=row.error_code if row else "NoError",
+                    enabled=row.enabled if row else True,
+                    session_id=running.get((profile.id, connector.id)),
+                )
+            )
+        pubkey = self.agents.pubkey(profile.id)
+        return {
+            "charger_id": profile.id,
+            "name": profile.name,
+            "online": self.ocpp.commands.is_online(profile.id),
+            "connectors": connectors,
+            "energy_msat_per_kwh": self.payments.tariff_for(profile).energy_msat_per_kwh,
+            "npub": encode_npub(pubkey) if pubkey else None,
+        }
+
+    async def _running(self, charger_id: str | None = None) -> dict[tuple[str, int], str]:
+        rows = await queries.running_sessions(self.db, charger_id)
+        return {(row.charger_id, row.connector_id): row.id for row in rows}
+
+    async def list_chargers(self, call: Call) -> m.ChargerList:
+        running = await self._running()
+        items = [m.ChargerSummary(**await self._summary(p, running)) for p in self.config.profiles]
+        return m.ChargerList(items=items)
+
+    async def get_charger(self, call: Call) -> m.ChargerDetail:
+        profile = self._profile(call)
+        running = await self._running(profile.id)
+        info = self.ocpp.charger_info(profile.id)
+        counters = self.ocpp.counters(profile.id)
+        recent, _ = await queries.page_sessions(
+            self.db, charger=profile.id, state=None, since=None, until=None, limit=10, cursor=None
+        )
+        boot = info.boot if info else None
+        base = self.config.server.public_url
+        return m.ChargerDetail(
+            **await self._summary(profile, running),
+            description=profile.description,
+            address=profile.location.address,
+            lat=profile.location.lat,
+            lon=profile.location.lon,
+            connection=info.state if info else "never connected",
+            connected_since=info.connected_since if info else None,
+            boot=(
+                m.BootOut(
+                    vendor=boot.vendor,
+                    model=boot.model,
+                    serial=boot.charge_box_serial_number or boot.serial_number,
+                    firmware=boot.firmware_version,
+                )
+                if boot
+                else None
+            ),
+            messages_received=counters.received,
+            messages_sent=counters.sent,
+            pay_urls={str(c.id): f"{base}/lnurlp/{profile.id}/{c.id}" for c in profile.connectors},
+            recent_sessions=[session_out(row) for row in recent],
+        )
+
+    async def put_charger(self, call: Call) -> m.ProfileWritten:
+        charger_id = call.path("charger_id")
+        body: m.ProfileIn = call.body
+        try:
+            existing: ProfileConfig | None = self.config.profile(charger_id)
+        except KeyError:
+            existing = None
+        try:
+            profile = ProfileConfig(
+                id=charger_id,
+                name=body.name,
+                description=body.description,
+                location=body.location,
+                connectors=tuple(body.connectors),
+                tariff=body.tariff,
+                branding=body.branding,
+                ocpp=OcppProfileConfig(quirks=tuple(body.quirks)),
+            )
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        try:
+            written = self.files.write_profile(profile)
+        except ConfigError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        applied: list[str] = []
+        if existing is not None and existing.tariff != written.tariff:
+            self.agents.prices.set_tariff(charger_id, written.tariff.to_tariff())
+            self.payments.forget_view()
+            self.agents.agent(charger_id).mark_dirty()
+            applied.append("tariff")
+        restart = existing is None or _changed_beyond_tariff(existing, written)
+        call.audit_detail.update(created=existing is None, restart_required=restart)
+        return m.ProfileWritten(
+            charger_id=charger_id,
+            created=existing is None,
+            file=self.files.path(charger_id).name,
+            applied_now=applied,
+            restart_required=restart,
+        )
+
+    async def set_availability(self, call: Call) -> m.CommandAnswer:
+        profile = self._profile(call)
+        connector_id = self._connector(profile, call.path("connector_id"))
+        enabled = call.body.enabled
+        result = await self.ocpp.commands.change_availability(
+            profile.id, connector_id, operative=enabled
+        )
+        await set_connector_enabled(self.db, profile.id, connector_id, enabled=enabled)
+        self.payments.forget_view()  # offers see it at once
+        self.agents.agent(profile.id).set_enabled(connector_id, enabled)
+        call.audit_detail.update(
+            connector=connector_id, enabled=enabled, charger=result.status.value
+        )
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
+
+    async def unlock(self, call: Call) -> m.CommandAnswer:
+        profile = self._profile(call)
+        connector_id = self._connector(profile, str(call.body.connector_id))
+        result = await self.ocpp.commands.unlock(profile.id, connector_id)
+        call.audit_detail.update(connector=connector_id, charger=result.status.value)
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
+
+    async def reset(self, call: Call) -> m.CommandAnswer:
+        profile = self._profile(call)
+        result = await self.ocpp.commands.reset(profile.id, hard=call.body.kind == "hard")
+        call.audit_detail.update(kind=call.body.kind, charger=result.status.value)
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
+
+    async def trigger_status(self, call: Call) -> m.CommandAnswer:
+        profile = self._profile(call)
+        connector_id = call.body.connector_id
+        if connector_id is not None:
+            self._connector(profile, str(connector_id))
+        result = await self.ocpp.commands.trigger_status(profile.id, connector_id)
+        call.audit_detail.update(connector=connector_id, charger=result.status.value)
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
+
+    async def remote_stop(self, call: Call) -> m.CommandAnswer:
+        profile = self._profile(call)
+        connector_id = self._connector(profile, str(call.body.connector_id))
+        running = await self._running(profile.id)
+        session_id = running.get((profile.id, connector_id))
+        if session_id is None:
+            raise ApiError(409, "conflict", f"no session is running on connector {connector_id}")
+        await self._stop(session_id)
+        call.audit_detail.update(connector=connector_id, session=session_id)
+        return m.CommandAnswer(status="Accepted", detail="stopping", session_id=session_id)
+
+    async def ocpp_log(self, call: Call) -> m.OcppLog:
+        profile = self._profile(call)
+        limit = call.query.limit
+        frames = self.ocpp.message_log(profile.id)[-limit:]
+        return m.OcppLog(
+            charger_id=profile.id,
+            frames=[
+                m.OcppFrame(at=f.at, direction=str(f.direction), frame=f.frame) for f in frames
+            ],
+        )
+
+    def _sticker_target(self, call: Call) -> tuple[ProfileConfig, int, str]:
+        profile = self._profile(call)
+        connector_id = self._connector(profile, str(call.query.connector))
+        url = f"{self.config.server.public_url}/lnurlp/{profile.id}/{connector_id}"
+        return profile, connector_id, bech32_lnurl(url)
+
+    async def sticker_svg(self, call: Call) -> web.Response:
+        profile, connector_id, lnurl = self._sticker_target(call)
+        tariff = self.payments.tariff_for(profile)
+        svg = sticker_svg(profile, connector_id, lnurl, tariff)
+        return web.Response(text=svg, content_type="image/svg+xml")
+
+    async def sticker_pdf(self, call: Call) -> web.Response:
+        profile, connector_id, lnurl = self._sticker_target(call)
+        pdf = sticker_pdf(lnurl)
+        return web.Response(
+            body=pdf,
+            content_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{profile.id}-{connector_id}.pdf"'},
+        )
+
+    # --- tariffs ---------------------------------------------------------------------------
+
+    def _tariff_out(
+        self, charger_id: str, tariff: Tariff, power_w: int, saved: bool
+    ) -> m.TariffOut:
+        return m.TariffOut(
+            charger_id=charger_id,
+            per_kwh_sat=_sat(tariff.energy_msat_per_kwh),
+            per_minute_sat=_sat(tariff.time_msat_per_minute),
+            session_fee_sat=_sat(tariff.session_fee_msat),
+            min_prepay_sat=_sat(tariff.min_prepay_msat),
+            max_prepay_sat=_sat(tariff.max_prepay_msat),
+            energy_msat_per_kwh=tariff.energy_msat_per_kwh,
+            time_msat_per_minute=tariff.time_msat_per_minute,
+            session_fee_msat=tariff.session_fee_msat,
+            min_prepay_msat=tariff.min_prepay_msat,
+            max_prepay_msat=tariff.max_prepay_msat,
+            quotes=quotes(tariff, power_w),
+            saved=saved,
+        )
+
+    @staticmethod
+    def _power_w(profile: ProfileConfig) -> int:
+        return max(c.max_power_w for c in profile.connectors)
+
+    async def get_tariff(self, call: Call) -> m.TariffOut:
+        profile = self._profile(call)
+        tariff = self.payments.tariff_for(profile)
+        return self._tariff_out(profile.id, tariff, self._power_w(profile), saved=True)
+
+    def _tariff_config(self, body: m.TariffIn) -> TariffConfig:
+        try:
+            return TariffConfig(**body.model_dump())
+        except ValueError as exc:
+            message = str(exc).splitlines()[-1].strip() if str(exc) else "invalid tariff"
+            raise ApiError(400, "bad_request", f"tariff: {message}") from None
+
+    async def preview_tariff(self, call: Call) -> m.TariffOut:
+        profile = self._profile(call)
+        tariff = self._tariff_config(call.body).to_tariff()
+        return self._tariff_out(profile.id, tariff, self._power_w(profile), saved=False)
+
+    async def put_tariff(self, call: Call) -> m.TariffOut:
+        profile = self._profile(call)
+        config = self._tariff_config(call.body)
+        try:
+            self.files.write_tariff(profile.id, config)
+        except ConfigError as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        tariff = config.to_tariff()
+        self.agents.prices.set_tariff(profile.id, tariff)
+        self.payments.forget_view()
+        self.agents.agent(profile.id).mark_dirty()  # the status event shows the new price
+        call.audit_detail.update(
+            energy_msat_per_kwh=tariff.energy_msat_per_kwh,
+            time_msat_per_minute=tariff.time_msat_per_minute,
+            session_fee_msat=tariff.session_fee_msat,
+        )
+        return self._tariff_out(profile.id, tariff, self._power_w(profile), saved=True)
+
+    # --- sessions --------------------------------------------------------------------------
+
+    async def list_sessions(self, call: Call) -> m.SessionPage | web.Response:
+        query: m.SessionQuery = call.query
+        try:
+            rows, cursor = await queries.page_sessions(
+                self.db,
+                charger=query.charger,
+                state=query.state,
+                since=query.since,
+                until=query.until,
+                limit=query.limit,
+                cursor=query.cursor,
+            )
+        except queries.BadCursor as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        items = [session_out(row) for row in rows]
+        if query.format == "csv":
+            return csv_response(items, m.SessionOut, "sessions")
+        return m.SessionPage(items=items, next_cursor=cursor)
+
+    async def get_session(self, call: Call) -> m.SessionDetail:
+        row = await self._session_row(call.path("session_id"))
+        base = session_out(row)
+        return m.SessionDetail(
+            **base.model_dump(),
+            energy_msat_per_kwh=row_to_session(row).tariff.energy_msat_per_kwh,
+            payments=[_payment_out(p) for p in await queries.payments_of(self.db, row.id)],
+            refunds=[_refund_out(r) for r in await queries.refunds_of(self.db, row.id)],
+        )
+
+    async def _stop(self, session_id: str) -> None:
+        try:
+            session = await self.sessions.get(session_id)
+        except SessionNotFound:
+            raise ApiError(404, "not_found", "there is no such session") from None
+        if session.state not in _STOPPABLE:
+            raise ApiError(409, "conflict", f"the session is {session.state.value}; not stoppable")
+        try:
+            await self.sessions.apply(session_id, StopRequested(StopReason.ADMIN))
+        except IllegalTransition:
+            raise ApiError(409, "conflict", "the session can no longer be stopped") from None
+
+    async def stop_session(self, call: Call) -> m.SessionOut:
+        session_id = call.path("session_id")
+        await self._stop(session_id)
+        return session_out(await self._session_row(session_id))
+
+    # --- ledger ----------------------------------------------------------------------------
+
+    async def ledger_payments(self, call: Call) -> m.PaymentPage | web.Response:
+        query: m.LedgerQuery = call.query
+        try:
+            rows, cursor = await queries.page_payments(
+                self.db,
+                since=query.since,
+                until=query.until,
+                limit=query.limit,
+                cursor=query.cursor,
+            )
+        except queries.BadCursor as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        items = [_payment_out(row) for row in rows]
+        if query.format == "csv":
+            return csv_response(items, m.PaymentOut, "payments")
+        return m.PaymentPage(items=items, next_cursor=cursor)
+
+    async def ledger_refunds(self, call: Call) -> m.RefundPage | web.Response:
+        query: m.LedgerQuery = call.query
+        try:
+            rows, cursor = await queries.page_refunds(
+                self.db,
+                since=query.since,
+                until=query.until,
+                limit=query.limit,
+                cursor=query.cursor,
+            )
+        except queries.BadCursor as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        items = [_refund_out(row) for row in rows]
+        if query.format == "csv":
+            return csv_response(items, m.RefundOut, "refunds")
+        return m.RefundPage(items=items, next_cursor=cursor)
+
+    async def ledger_totals(self, call: Call) -> m.LedgerTotals:
+        query: m.TotalsQuery = call.query
+        totals = await queries.period_totals(
+            self.db, period=query.period, since=query.since, until=query.until
+        )
+        return m.LedgerTotals(
+            period=query.period,
+            totals=[
+                m.PeriodTotal(
+                    period=period,
+                    sessions=entry.sessions,
+                    paid_msat=entry.paid_msat,
+                    paid_sat=_sat(entry.paid_msat),
+                    refunded_msat=entry.refunded_msat,
+                    refunded_sat=_sat(entry.refunded_msat),
+                    refund_fees_msat=entry.refund_fees_msat,
+                    energy_wh=entry.energy_wh,
+                    energy_kwh=_kwh(entry.energy_wh),
+                )
+                for period, entry in totals.items()
+            ],
+        )
+
+    # --- nostr -----------------------------------------------------------------------------
+
+    async def nostr(self, call: Call) -> m.NostrOverview:
+        pool = self.agents.pool
+        try:
+            states = await pool.states()
+        except Exception as exc:
+            log.info("api: relay states unavailable: %s", exc)
+            states = {}
+        relays = sorted(set(pool.read_relays) | set(pool.write_relays) | set(states))
+        chargers = []
+        for profile in self.config.profiles:
+            agent = self.agents.supervisor.get(profile.id)
+            if agent is None:
+                continue
+            chargers.append(
+                m.NostrCharger(
+                    charger_id=profile.id,
+                    pubkey=agent.pubkey,
+                    npub=encode_npub(agent.pubkey),
+                    last_status=_publish_answer(agent.last_status),
+                )
+            )
+        return m.NostrOverview(
+            relays=[
+                m.RelayOut(
+                    url=url,
+                    state=states.get(url, "unknown"),
+                    read=url in pool.read_relays,
+                    write=url in pool.write_relays,
+                )
+                for url in relays
+            ],
+            chargers=chargers,
+        )
+
+    async def status_event(self, call: Call) -> m.StatusEventOut:
+        profile = self._profile(call)
+        agent = self.agents.agent(profile.id)
+        events = await self.agents.pool.fetch(
+            [{"kinds": [STATUS_KIND], "authors": [agent.pubkey], "limit": 1}], timeout_s=3.0
+        )
+        newest = max(events, key=lambda e: e.created_at, default=None)
+        return m.StatusEventOut(
+            charger_id=profile.id,
+            npub=encode_npub(agent.pubkey),
+            event=newest.to_dict() if newest is not None else None,
+        )
+
+    async def publish_status(self, call: Call) -> m.PublishAnswer:
+        profile = self._profile(call)
+        agent = self.agents.agent(profile.id)
+        result: PublishResult = await agent.call(agent.publish_status, timeout_s=30.0)
+        call.audit_detail.update(event=result.event_id, accepted=result.accepted)
+        answer = _publish_answer(result)
+        assert answer is not None
+        return answer
+
+    # --- audit -----------------------------------------------------------------------------
+
+    async def audit_log(self, call: Call) -> m.AuditPage:
+        rows = await queries.audit_entries(self.db, call.query.limit)
+        return m.AuditPage(
+            items=[
+                m.AuditEntry(
+                    at=row.at,
+                    actor=row.actor,
+                    action=row.action,
+                    target=row.target,
+                    detail=row.detail,
+                )
+                for row in rows
+            ]
+        )
+
+    # --- the table -------------------------------------------------------------------------
+
+    def endpoints(self) -> list[Endpoint]:
+        """Every operation of the API."""
+        e = Endpoint
+        return [
+            e("GET", "/me", self.me, "Who the caller is", "auth", m.Me, not_found=False),
+            e(
+                "GET",
+                "/chargers",
+                self.list_chargers,
+                "List chargers with live connector state",
+                "chargers",
+                m.ChargerList,
+                not_found=False,
+            ),
+            e(
+                "GET",
+                "/chargers/{charger_id}",
+                self.get_charger,
+                "One charger in detail",
+                "chargers",
+                m.ChargerDetail,
+            ),
+            e(
+                "PUT",
+                "/chargers/{charger_id}",
+                self.put_charger,
+                "Create or update a charger from a profile",
+                "chargers",
+                m.ProfileWritten,
+                body=m.ProfileIn,
+                action="charger.write",
+                target="charger_id",
+                not_found=False,
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/connectors/{connector_id}/availability",
+                self.set_availability,
+                "Enable or disable a connector for new sessions",
+                "chargers",
+                m.CommandAnswer,
+                body=m.Availability,
+                action="connector.availability",
+                target="charger_id",
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/commands/unlock",
+                self.unlock,
+                "UnlockConnector",
+                "chargers",
+                m.CommandAnswer,
+                body=m.UnlockIn,
+                action="charger.unlock",
+                target="charger_id",
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/commands/reset",
+                self.reset,
+                "Reset (soft or hard)",
+                "chargers",
+                m.CommandAnswer,
+                body=m.ResetIn,
+                action="charger.reset",
+                target="charger_id",
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/commands/trigger-status",
+                self.trigger_status,
+                "TriggerMessage StatusNotification",
+                "chargers",
+                m.CommandAnswer,
+                body=m.TriggerIn,
+                action="charger.trigger_status",
+                target="charger_id",
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/commands/remote-stop",
+                self.remote_stop,
+                "Stop the session running on a connector (billed and refunded as usual)",
+                "chargers",
+                m.CommandAnswer,
+                body=m.UnlockIn,
+                action="charger.remote_stop",
+                target="charger_id",
+                conflict=True,
+            ),
+            e(
+                "GET",
+                "/chargers/{charger_id}/ocpp-log",
+                self.ocpp_log,
+                "The charger's recent OCPP frames",
+                "chargers",
+                m.OcppLog,
+                query=m.LogQuery,
+            ),
+            e(
+                "GET",
+                "/chargers/{charger_id}/sticker.svg",
+                self.sticker_svg,
+                "The printable QR sticker of a connector (SVG)",
+                "chargers",
+                query=m.StickerQuery,
+                media=("image/svg+xml",),
+            ),
+            e(
+                "GET",
+                "/chargers/{charger_id}/sticker.pdf",
+                self.sticker_pdf,
+                "The printable QR sticker of a connector (PDF)",
+                "chargers",
+                query=m.StickerQuery,
+                media=("application/pdf",),
+            ),
+            e(
+                "GET",
+                "/chargers/{charger_id}/tariff",
+                self.get_tariff,
+                "The tariff new sessions get, with what 10 and 30 kWh cost",
+                "tariffs",
+                m.TariffOut,
+            ),
+            e(
+                "PUT",
+                "/chargers/{charger_id}/tariff",
+                self.put_tariff,
+                "Set the tariff (saved to the profile file; new sessions get it at once)",
+                "tariffs",
+                m.TariffOut,
+                body=m.TariffIn,
+                action="tariff.set",
+                target="charger_id",
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/tariff/preview",
+                self.preview_tariff,
+                "What a driver would pay for 10 and 30 kWh under a tariff (changes nothing)",
+                "tariffs",
+                m.TariffOut,
+                body=m.TariffIn,
+            ),
+            e(
+                "GET",
+                "/sessions",
+                self.list_sessions,
+                "Sessions, newest first, with filters",
+                "sessions",
+                m.SessionPage,
+                query=m.SessionQuery,
+                not_found=False,
+                media=("application/json", "text/csv"),
+            ),
+            e(
+                "GET",
+                "/sessions/{session_id}",
+                self.get_session,
+                "One session with its payments and refunds",
+                "sessions",
+                m.SessionDetail,
+            ),
+            e(
+                "POST",
+                "/sessions/{session_id}/stop",
+                self.stop_session,
+                "Stop a session (billed and refunded as usual)",
+                "sessions",
+                m.SessionOut,
+                action="session.stop",
+                target="session_id",
+                conflict=True,
+            ),
+            e(
+                "GET",
+                "/ledger/payments",
+                self.ledger_payments,
+                "Settled payments, newest first",
+                "ledger",
+                m.PaymentPage,
+                query=m.LedgerQuery,
+                not_found=False,
+                media=("application/json", "text/csv"),
+            ),
+            e(
+                "GET",
+                "/ledger/refunds",
+                self.ledger_refunds,
+                "Refunds, newest first",
+                "ledger",
+                m.RefundPage,
+                query=m.LedgerQuery,
+                not_found=False,
+                media=("application/json", "text/csv"),
+            ),
+            e(
+                "GET",
+                "/ledger/totals",
+                self.ledger_totals,
+                "Money in, out and energy per UTC day or month",
+                "ledger",
+                m.LedgerTotals,
+                query=m.TotalsQuery,
+                not_found=False,
+            ),
+            e(
+                "GET",
+                "/nostr",
+                self.nostr,
+                "Relays and their state; each charger's npub",
+                "nostr",
+                m.NostrOverview,
+                not_found=False,
+            ),
+            e(
+                "GET",
+                "/nostr/chargers/{charger_id}/status-event",
+                self.status_event,
+                "The charger's newest status event as the relays hold it",
+                "nostr",
+                m.StatusEventOut,
+            ),
+            e(
+                "POST",
+                "/nostr/chargers/{charger_id}/publish-status",
+                self.publish_status,
+                "Publish the charger's status event now",
+                "nostr",
+                m.PublishAnswer,
+                action="nostr.publish_status",
+                target="charger_id",
+            ),
+            e(
+                "GET",
+                "/audit",
+                self.audit_log,
+                "Recent operator actions, newest first",
+                "audit",
+                m.AuditPage,
+                query=m.AuditQuery,
+                not_found=False,
+            ),
+        ]
+
+
+def _changed_beyond_tariff(old: ProfileConfig, new: ProfileConfig) -> bool:
+    keep = {"tariff", "ocpp"}
+    return old.model_dump(exclude=keep) != new.model_dump(exclude=keep) or (
+        old.ocpp.quirks != new.ocpp.quirks
+    )

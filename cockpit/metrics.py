@@ -1,0 +1,137 @@
+"""``/metrics``: Prometheus exposition of what an operator alerts on.
+
+Figures are read when Prometheus scrapes (nothing counts in the hot paths): chargers
+configured and online, sessions by state, msat received, refunded and paid in routing fees,
+energy delivered, OCPP websocket messages, relay connections, the lightning backend's health
+(``node_info`` within 3 s, cached 10 s so a scrape storm does not hammer the node), the
+outbox by state and the live websocket subscribers. prometheus-client writes the format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agent.runtime import AgentRuntime
+from cockpit import queries
+from ocpp_server import OcppServer
+from strom.errors import StromError
+from strom.lightning import LightningBackend
+from strom.storage.db import Database
+from strom.storage.outbox import OutboxStore
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BACKEND_CACHE_S = 10.0
+
+
+class _Snapshot(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+@dataclass
+class Metrics:
+    """Reads the figures and writes them for Prometheus."""
+
+    db: Database
+    ocpp: OcppServer
+    agents: AgentRuntime
+    backend: LightningBackend
+    chargers: int
+    live_subscribers: object = None  # a callable giving the websocket count, when wired
+    _backend_up: tuple[float, bool] = (0.0, False)
+
+    async def _backend_ok(self) -> bool:
+        checked_at, up = self._backend_up
+        if time.monotonic() - checked_at < _BACKEND_CACHE_S:
+            return up
+        try:
+            await asyncio.wait_for(self.backend.node_info(), 3.0)
+            up = True
+        except (StromError, TimeoutError) as exc:
+            log.warning("metrics: lightning backend unavailable: %s", exc)
+            up = False
+        self._backend_up = (time.monotonic(), up)
+        return up
+
+    async def _relay_states(self) -> dict[str, str]:
+        try:
+            return await self.agents.pool.states()
+        except Exception as exc:
+            log.info("metrics: relay states unavailable: %s", exc)
+            return {}
+
+    async def render(self) -> bytes:
+        """The exposition text."""
+        states = await queries.counts_by_state(self.db)
+        received, refunded, fees, energy = await queries.money_totals(self.db)
+        outbox = await OutboxStore(self.db).counts()
+        relays = await self._relay_states()
+        counters = self.ocpp.counters()
+        backend_up = await self._backend_ok()
+
+        def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, text, value=value)
+
+        def counter(name: str, text: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, text, value=value)
+
+        sessions = GaugeMetricFamily("strom_sessions", "Sessions by state", labels=["state"])
+        for state, count in sorted(states.items()):
+            sessions.add_metric([state], count)
+        messages = CounterMetricFamily(
+            "strom_ocpp_messages", "OCPP websocket messages", labels=["direction"]
+        )
+        messages.add_metric(["received"], counters.received)
+        messages.add_metric(["sent"], counters.sent)
+        relay = GaugeMetricFamily(
+            "strom_relay_connected", "1 when the relay is connected", labels=["relay"]
+        )
+        for url, state in sorted(relays.items()):
+            relay.add_metric([url], 1 if state.lower() == "connected" else 0)
+        queue = GaugeMetricFamily("strom_outbox", "Outbox rows by state", labels=["state"])
+        for state, count in sorted(outbox.items()):
+            queue.add_metric([state], count)
+        subscribers = self.live_subscribers() if callable(self.live_subscribers) else 0
+        families: list[Metric] = [
+            gauge("strom_chargers", "Chargers configured", self.chargers),
+            gauge(
+                "strom_chargers_online", "Chargers connected now", len(self.ocpp.online_chargers())
+            ),
+            sessions,
+            counter("strom_received_msat", "Settled payments, msat", received),
+            counter("strom_refunded_msat", "Refunds paid, msat", refunded),
+            counter("strom_refund_fees_msat", "Routing fees of refunds, msat", fees),
+            counter("strom_energy_wh", "Energy delivered, Wh", energy),
+            messages,
+            relay,
+            gauge(
+                "strom_relays_connected",
+                "Relays connected",
+                sum(1 for s in relays.values() if s.lower() == "connected"),
+            ),
+            gauge(
+                "strom_lightning_backend_up",
+                "1 when the lightning backend answers",
+                int(backend_up),
+            ),
+            queue,
+            gauge("strom_live_subscribers", "Websocket subscribers", subscribers),
+        ]
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Snapshot(families))
+        return generate_latest(registry)

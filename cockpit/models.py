@@ -1,0 +1,393 @@
+"""The REST API's request and response bodies (pydantic), which are also its OpenAPI schemas.
+
+Money is integer msat everywhere, with a ``*_sat`` twin as a decimal string where a person
+reads it; energy is integer Wh. Times are ISO 8601 UTC. Requests forbid unknown fields, so a
+typo is a 400 rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from strom.config import BrandingConfig, ConnectorConfig, LocationConfig, TariffConfig
+
+__all__ = [
+    "AuditEntry",
+    "AuditPage",
+    "AuditQuery",
+    "Availability",
+    "ChargerDetail",
+    "ChargerList",
+    "ChargerSummary",
+    "CommandAnswer",
+    "ConnectorOut",
+    "ErrorOut",
+    "LedgerQuery",
+    "LedgerTotals",
+    "LogQuery",
+    "Me",
+    "NostrCharger",
+    "NostrOverview",
+    "OcppFrame",
+    "OcppLog",
+    "PaymentOut",
+    "PaymentPage",
+    "PeriodTotal",
+    "ProfileIn",
+    "ProfileWritten",
+    "PublishAnswer",
+    "Quote",
+    "RefundOut",
+    "RefundPage",
+    "RelayOut",
+    "ResetIn",
+    "SessionDetail",
+    "SessionOut",
+    "SessionPage",
+    "SessionQuery",
+    "StatusEventOut",
+    "StickerQuery",
+    "TariffIn",
+    "TariffOut",
+    "TotalsQuery",
+    "TriggerIn",
+    "UnlockIn",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorOut(_Out):
+    """Every error: a machine code and a sentence for a person."""
+
+    error: str
+    message: str
+
+
+class Me(_Out):
+    """Who the caller is."""
+
+    actor: str
+    scope: Literal["admin", "read"]
+    method: Literal["token", "nip98"]
+
+
+# --- chargers ----------------------------------------------------------------------------------
+
+
+class ConnectorOut(_Out):
+    connector_id: int
+    type: str
+    max_power_kw: str
+    status: str
+    error_code: str
+    enabled: bool
+    session_id: str | None = None
+
+
+class ChargerSummary(_Out):
+    charger_id: str
+    name: str
+    online: bool
+    connectors: list[ConnectorOut]
+    energy_msat_per_kwh: int
+    npub: str | None
+
+
+class BootOut(_Out):
+    vendor: str
+    model: str
+    serial: str | None = None
+    firmware: str | None = None
+
+
+class ChargerList(_Out):
+    items: list[ChargerSummary]
+
+
+class ChargerDetail(ChargerSummary):
+    description: str
+    address: str
+    lat: float
+    lon: float
+    connection: str
+    connected_since: datetime | None
+    boot: BootOut | None
+    messages_received: int
+    messages_sent: int
+    pay_urls: dict[str, str]
+    recent_sessions: list[SessionOut]
+
+
+class ProfileIn(_In):
+    """A charge point's profile, as in ``profiles/<id>.toml`` (without the OCPP password)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    location: LocationConfig
+    connectors: list[ConnectorConfig] = Field(min_length=1, max_length=99)
+    tariff: TariffConfig
+    branding: BrandingConfig = BrandingConfig()
+    quirks: list[str] = Field(default_factory=list, max_length=20)
+
+
+class ProfileWritten(_Out):
+    charger_id: str
+    created: bool
+    file: str
+    applied_now: list[str]
+    restart_required: bool
+
+
+class Availability(_In):
+    enabled: bool
+
+
+class UnlockIn(_In):
+    connector_id: int = Field(ge=1, le=99)
+
+
+class ResetIn(_In):
+    kind: Literal["soft", "hard"] = "soft"
+
+
+class TriggerIn(_In):
+    connector_id: int | None = Field(None, ge=1, le=99)
+
+
+class CommandAnswer(_Out):
+    """What the charger answered (accepted, rejected, offline, timeout, …)."""
+
+    status: str
+    detail: str = ""
+    session_id: str | None = None
+
+
+class OcppFrame(_Out):
+    at: datetime
+    direction: str
+    frame: str
+
+
+class LogQuery(_In):
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class StickerQuery(_In):
+    connector: int = Field(1, ge=1, le=99)
+
+
+class OcppLog(_Out):
+    charger_id: str
+    frames: list[OcppFrame]
+
+
+# --- tariffs -----------------------------------------------------------------------------------
+
+
+class TariffIn(_In):
+    """Prices in sats (decimals down to 0.001 sat = 1 msat)."""
+
+    per_kwh_sat: Decimal = Field(ge=0, le=10_000_000, decimal_places=3)
+    per_minute_sat: Decimal = Field(Decimal(0), ge=0, le=10_000_000, decimal_places=3)
+    session_fee_sat: Decimal = Field(Decimal(0), ge=0, le=10_000_000, decimal_places=3)
+    min_prepay_sat: Decimal = Field(Decimal(1000), ge=0, le=100_000_000, decimal_places=3)
+    max_prepay_sat: Decimal = Field(Decimal(500_000), ge=0, le=100_000_000, decimal_places=3)
+
+
+class Quote(_Out):
+    """What a driver pays for ``energy_wh`` at the connector's full power."""
+
+    energy_wh: int
+    minutes: int
+    total_msat: int
+    total_sat: str
+
+
+class TariffOut(_Out):
+    charger_id: str
+    per_kwh_sat: str
+    per_minute_sat: str
+    session_fee_sat: str
+    min_prepay_sat: str
+    max_prepay_sat: str
+    energy_msat_per_kwh: int
+    time_msat_per_minute: int
+    session_fee_msat: int
+    min_prepay_msat: int
+    max_prepay_msat: int
+    quotes: list[Quote]
+    saved: bool = False
+
+
+# --- sessions and ledger -----------------------------------------------------------------------
+
+
+class SessionQuery(_In):
+    charger: str | None = Field(None, max_length=48)
+    state: str | None = Field(None, max_length=24)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=200)
+    format: Literal["json", "csv"] = "json"
+
+
+class SessionOut(_Out):
+    session_id: str
+    charger_id: str
+    connector_id: int
+    state: str
+    initiator: str
+    paid_msat: int
+    consumed_msat: int
+    refunded_msat: int
+    refundable_msat: int
+    refund_in_flight_msat: int
+    energy_wh: int
+    elapsed_s: int
+    stop_reason: str
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+
+
+class RefundOut(_Out):
+    refund_id: str
+    session_id: str
+    state: str
+    amount_msat: int | None
+    fee_msat: int | None
+    detail: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PaymentOut(_Out):
+    payment_hash: str
+    session_id: str
+    kind: str
+    state: str
+    amount_msat: int
+    zap: bool
+    created_at: datetime
+    settled_at: datetime | None
+
+
+class SessionDetail(SessionOut):
+    energy_msat_per_kwh: int
+    payments: list[PaymentOut]
+    refunds: list[RefundOut]
+
+
+class SessionPage(_Out):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class LedgerQuery(_In):
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=200)
+    format: Literal["json", "csv"] = "json"
+
+
+class PaymentPage(_Out):
+    items: list[PaymentOut]
+    next_cursor: str | None
+
+
+class RefundPage(_Out):
+    items: list[RefundOut]
+    next_cursor: str | None
+
+
+class TotalsQuery(_In):
+    period: Literal["day", "month"] = "day"
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class PeriodTotal(_Out):
+    period: str
+    sessions: int
+    paid_msat: int
+    paid_sat: str
+    refunded_msat: int
+    refunded_sat: str
+    refund_fees_msat: int
+    energy_wh: int
+    energy_kwh: str
+
+
+class LedgerTotals(_Out):
+    period: str
+    totals: list[PeriodTotal]
+
+
+# --- nostr -------------------------------------------------------------------------------------
+
+
+class RelayOut(_Out):
+    url: str
+    state: str
+    read: bool
+    write: bool
+
+
+class PublishAnswer(_Out):
+    event_id: str
+    accepted: bool
+    ok: dict[str, str]
+    failed: dict[str, str]
+
+
+class NostrCharger(_Out):
+    charger_id: str
+    pubkey: str
+    npub: str
+    last_status: PublishAnswer | None
+
+
+class NostrOverview(_Out):
+    relays: list[RelayOut]
+    chargers: list[NostrCharger]
+
+
+class StatusEventOut(_Out):
+    charger_id: str
+    npub: str
+    event: dict[str, object] | None
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+class AuditEntry(_Out):
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, object]
+
+
+class AuditQuery(_In):
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class AuditPage(_Out):
+    items: list[AuditEntry]
+
+
+ChargerDetail.model_rebuild()

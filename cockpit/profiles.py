@@ -1,0 +1,132 @@
+"""Profile files written from the API: edited in place, comments kept, checked by reading back.
+
+An operator's ``profiles/<id>.toml`` is theirs: it has comments and an order. A change from
+the API edits the values in place (tomlkit), writes a temporary file next to it and renames
+it over the old one (a crash leaves the old or the new file, never half of one), and reads
+the result back through the same loader ``strom run`` uses. The OCPP password hash is never
+taken from the API (``strom charger password`` sets it) and never dropped by it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from pydantic import ValidationError
+from tomlkit.items import Table
+
+from strom.config import ProfileConfig, TariffConfig
+from strom.errors import ConfigError
+
+__all__ = ["ProfileFiles"]
+
+
+def _plain(value: Any) -> Any:
+    """A value as TOML writes it: integral Decimals as integers, others as exact floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _merge(table: Any, values: dict[str, Any]) -> None:
+    """Set ``values`` into a tomlkit table, keeping the comments of keys that stay."""
+    for key in [k for k in table if k not in values]:
+        del table[key]
+    for key, value in values.items():
+        current = table.get(key)
+        if isinstance(value, dict) and isinstance(current, Table):
+            _merge(current, value)
+        else:
+            table[key] = value
+
+
+class ProfileFiles:
+    """The folder of profile files.
+
+    Args:
+        folder: ``paths.profiles`` of the configuration.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, charger_id: str) -> Path:
+        """Where a charger's profile lives."""
+        return self.folder / f"{charger_id}.toml"
+
+    def write_profile(self, profile: ProfileConfig) -> ProfileConfig:
+        """Create or update a profile; the OCPP password hash on file is kept.
+
+        Returns:
+            The profile as ``strom run`` will read it.
+
+        Raises:
+            ConfigError: the file cannot be written, or does not read back equal.
+        """
+        path = self.path(profile.id)
+        document = self._read(path)
+        values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}))
+        ocpp = document.get("ocpp")
+        kept_hash = ocpp.get("password_hash", "") if isinstance(ocpp, Table) else ""
+        values["ocpp"] = {"password_hash": kept_hash, "quirks": list(profile.ocpp.quirks)}
+        _merge(document, values)
+        return self._replace(path, document, profile.id)
+
+    def write_tariff(self, charger_id: str, tariff: TariffConfig) -> ProfileConfig:
+        """Replace the ``[tariff]`` table of an existing profile.
+
+        Raises:
+            ConfigError: no such profile file, or it cannot be written or read back.
+        """
+        path = self.path(charger_id)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such profile file")
+        document = self._read(path)
+        tariff_table = document.get("tariff")
+        values = _plain(tariff.model_dump(mode="python"))
+        if isinstance(tariff_table, Table):
+            _merge(tariff_table, values)
+        else:
+            document["tariff"] = values
+        return self._replace(path, document, charger_id)
+
+    @staticmethod
+    def _read(path: Path) -> tomlkit.TOMLDocument:
+        if not path.is_file():
+            return tomlkit.document()
+        try:
+            return tomlkit.parse(path.read_text(encoding="utf-8"))
+        except (OSError, tomlkit.exceptions.TOMLKitError) as exc:
+            raise ConfigError(f"{path}: cannot read the profile: {exc}") from None
+
+    def _replace(
+        self, path: Path, document: tomlkit.TOMLDocument, charger_id: str
+    ) -> ProfileConfig:
+        text = tomlkit.dumps(document)
+        try:
+            written = ProfileConfig.model_validate(tomlkit.parse(text).unwrap())
+        except (ValidationError, tomlkit.exceptions.TOMLKitError) as exc:
+            raise ConfigError(f"{path}: the new profile does not read back: {exc}") from None
+        if written.id != charger_id:
+            raise ConfigError(f"{path}: the profile's id must be {charger_id!r}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, temporary = tempfile.mkstemp(
+                dir=self.folder, prefix=f".{charger_id}.", suffix=".tmp"
+            )
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write the profile: {exc}") from None
+        return written
