@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agent.nostr.discovery import STATUS_KIND
 from agent.nostr.keys import encode_npub
@@ -29,12 +29,18 @@ from agent.runtime import AgentRuntime
 from cockpit import models as m
 from cockpit import queries
 from cockpit.auth import Principal
-from cockpit.endpoint import ApiError, Call, Endpoint
+from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
 from cockpit.profiles import ProfileFiles
 from cockpit.sticker import sticker_pdf, sticker_svg
 from lnurl_server.lnurl import bech32_lnurl
 from ocpp_server import OcppServer
-from strom.config import OcppProfileConfig, ProfileConfig, StromConfig, TariffConfig
+from strom.config import (
+    ConnectorConfig,
+    OcppProfileConfig,
+    ProfileConfig,
+    StromConfig,
+    TariffConfig,
+)
 from strom.errors import ConfigError, IllegalTransition
 from strom.payments import PaymentService
 from strom.session import State, StopReason, StopRequested
@@ -306,13 +312,13 @@ class Api:
                 name=body.name,
                 description=body.description,
                 location=body.location,
-                connectors=tuple(body.connectors),
-                tariff=body.tariff,
+                connectors=tuple(ConnectorConfig(**c.model_dump()) for c in body.connectors),
+                tariff=self._tariff_config(body.tariff),
                 branding=body.branding,
                 ocpp=OcppProfileConfig(quirks=tuple(body.quirks)),
             )
-        except ValueError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
+        except ValidationError as exc:
+            raise ApiError(400, "bad_request", f"profile: {validation_text(exc)}") from None
         try:
             written = self.files.write_profile(profile)
         except ConfigError as exc:
@@ -446,9 +452,8 @@ class Api:
     def _tariff_config(self, body: m.TariffIn) -> TariffConfig:
         try:
             return TariffConfig(**body.model_dump())
-        except ValueError as exc:
-            message = str(exc).splitlines()[-1].strip() if str(exc) else "invalid tariff"
-            raise ApiError(400, "bad_request", f"tariff: {message}") from None
+        except ValidationError as exc:
+            raise ApiError(400, "bad_request", f"tariff: {validation_text(exc)}") from None
 
     async def preview_tariff(self, call: Call) -> m.TariffOut:
         profile = self._profile(call)

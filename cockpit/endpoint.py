@@ -22,7 +22,15 @@ from pydantic import BaseModel, ValidationError
 from cockpit.auth import Authenticator, AuthFailed, Forbidden, Principal
 from strom.errors import StorageError
 
-__all__ = ["MAX_BODY_BYTES", "ApiError", "Call", "Endpoint", "Handler", "error_response"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "ApiError",
+    "Call",
+    "Endpoint",
+    "Handler",
+    "error_response",
+    "validation_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +160,8 @@ class Endpoint:
 
     def _query(self, request: web.Request) -> Any:
         if self.query is None:
+            if request.query:
+                raise ApiError(400, "bad_request", "this endpoint takes no query parameters")
             return None
         values: dict[str, str] = {}
         for key, value in request.query.items():
@@ -161,13 +171,15 @@ class Endpoint:
         try:
             return self.query.model_validate(values)
         except ValidationError as exc:
-            raise ApiError(400, "bad_request", _validation_text(exc)) from None
+            raise ApiError(400, "bad_request", validation_text(exc)) from None
 
     def _body(self, body: bytes) -> Any:
         if self.body is None:
             return None
+        if not body:
+            raise ApiError(400, "bad_request", "a JSON body is required")
         try:
-            data = orjson.loads(body or b"{}")
+            data = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise ApiError(400, "bad_request", "the body is not JSON") from None
         if not isinstance(data, dict):
@@ -175,7 +187,7 @@ class Endpoint:
         try:
             return self.body.model_validate(data)
         except ValidationError as exc:
-            raise ApiError(400, "bad_request", _validation_text(exc)) from None
+            raise ApiError(400, "bad_request", validation_text(exc)) from None
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -189,7 +201,7 @@ async def _read_body(request: web.Request) -> bytes:
     return body
 
 
-def _validation_text(exc: ValidationError) -> str:
+def validation_text(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(item) for item in error["loc"]) or "body"

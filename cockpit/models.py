@@ -7,13 +7,78 @@ typo is a 400 rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
-from strom.config import BrandingConfig, ConnectorConfig, LocationConfig, TariffConfig
+from strom.config import BrandingConfig, LocationConfig
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read "0" or 1700000000 as unix time; the API documents ISO 8601 only.
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 time with its zone, e.g. 2026-11-24T00:00:00Z")
+    return value
+
+
+IsoTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_only),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def _amount(maximum: int, places: int = 3, *, positive: bool = False) -> Any:
+    """A non-negative (or positive) decimal given as a JSON number or a decimal string."""
+    pattern = rf"^[0-9]{{1,{len(str(maximum))}}}(\.[0-9]{{1,{places}}})?$"
+    low: dict[str, Any] = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
+    bound = (
+        Field(gt=0, le=maximum, decimal_places=places)
+        if positive
+        else Field(ge=0, le=maximum, decimal_places=places)
+    )
+    return Annotated[
+        Decimal,
+        bound,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", **low, "maximum": maximum},
+                    {"type": "string", "pattern": pattern},
+                ]
+            }
+        ),
+    ]
+
+
+def _json_int(value: Any) -> Any:
+    # JSON has one number type: 1 and 1.0 are the same integer; "1" and true are not.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected an integer")
+        return int(value)
+    return value
+
+
+Sats = _amount(100_000_000)
+Kilowatts = _amount(1000, positive=True)
+ConnectorId = Annotated[int, BeforeValidator(_json_int), Field(ge=1, le=99)]
 
 __all__ = [
     "AuditEntry",
@@ -24,6 +89,7 @@ __all__ = [
     "ChargerList",
     "ChargerSummary",
     "CommandAnswer",
+    "ConnectorIn",
     "ConnectorOut",
     "ErrorOut",
     "LedgerQuery",
@@ -129,14 +195,20 @@ class ChargerDetail(ChargerSummary):
     recent_sessions: list[SessionOut]
 
 
+class ConnectorIn(_In):
+    id: ConnectorId
+    type: str = Field("Type2", min_length=1, max_length=32)
+    max_power_kw: Kilowatts  # type: ignore[valid-type]
+
+
 class ProfileIn(_In):
     """A charge point's profile, as in ``profiles/<id>.toml`` (without the OCPP password)."""
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
     location: LocationConfig
-    connectors: list[ConnectorConfig] = Field(min_length=1, max_length=99)
-    tariff: TariffConfig
+    connectors: list[ConnectorIn] = Field(min_length=1, max_length=99)
+    tariff: TariffIn
     branding: BrandingConfig = BrandingConfig()
     quirks: list[str] = Field(default_factory=list, max_length=20)
 
@@ -150,11 +222,11 @@ class ProfileWritten(_Out):
 
 
 class Availability(_In):
-    enabled: bool
+    enabled: StrictBool
 
 
 class UnlockIn(_In):
-    connector_id: int = Field(ge=1, le=99)
+    connector_id: ConnectorId
 
 
 class ResetIn(_In):
@@ -162,7 +234,7 @@ class ResetIn(_In):
 
 
 class TriggerIn(_In):
-    connector_id: int | None = Field(None, ge=1, le=99)
+    connector_id: ConnectorId | None = None
 
 
 class CommandAnswer(_Out):
@@ -198,11 +270,11 @@ class OcppLog(_Out):
 class TariffIn(_In):
     """Prices in sats (decimals down to 0.001 sat = 1 msat)."""
 
-    per_kwh_sat: Decimal = Field(ge=0, le=10_000_000, decimal_places=3)
-    per_minute_sat: Decimal = Field(Decimal(0), ge=0, le=10_000_000, decimal_places=3)
-    session_fee_sat: Decimal = Field(Decimal(0), ge=0, le=10_000_000, decimal_places=3)
-    min_prepay_sat: Decimal = Field(Decimal(1000), ge=0, le=100_000_000, decimal_places=3)
-    max_prepay_sat: Decimal = Field(Decimal(500_000), ge=0, le=100_000_000, decimal_places=3)
+    per_kwh_sat: Sats  # type: ignore[valid-type]
+    per_minute_sat: Sats = Decimal(0)  # type: ignore[valid-type]
+    session_fee_sat: Sats = Decimal(0)  # type: ignore[valid-type]
+    min_prepay_sat: Sats = Decimal(1000)  # type: ignore[valid-type]
+    max_prepay_sat: Sats = Decimal(500_000)  # type: ignore[valid-type]
 
 
 class Quote(_Out):
@@ -236,10 +308,10 @@ class TariffOut(_Out):
 class SessionQuery(_In):
     charger: str | None = Field(None, max_length=48)
     state: str | None = Field(None, max_length=24)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoTime | None = None
+    until: IsoTime | None = None
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=200)
+    cursor: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
     format: Literal["json", "csv"] = "json"
 
 
@@ -296,10 +368,10 @@ class SessionPage(_Out):
 
 
 class LedgerQuery(_In):
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoTime | None = None
+    until: IsoTime | None = None
     limit: int = Field(100, ge=1, le=1000)
-    cursor: str | None = Field(None, max_length=200)
+    cursor: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
     format: Literal["json", "csv"] = "json"
 
 
@@ -315,8 +387,8 @@ class RefundPage(_Out):
 
 class TotalsQuery(_In):
     period: Literal["day", "month"] = "day"
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoTime | None = None
+    until: IsoTime | None = None
 
 
 class PeriodTotal(_Out):
@@ -391,3 +463,4 @@ class AuditPage(_Out):
 
 
 ChargerDetail.model_rebuild()
+ProfileIn.model_rebuild()

@@ -86,7 +86,9 @@ class Cockpit:
             headers=headers if headers is not None else self.bearer(token),
         )
 
-    def signed(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> dict[str, str]:
+    def signed(
+        self, method: str, path: str, body: bytes | None = None, **kw: Any
+    ) -> dict[str, str]:
         return {"Authorization": nip98(ADMIN_SECRET, self.api + path, method, body, **kw)}
 
 

@@ -1,0 +1,327 @@
+"""Every endpoint of the REST API: success, 401, 403 and bad input, against a running Strom.
+
+The tables below name every operation; ``test_the_tables_cover_every_endpoint`` fails when an
+endpoint is added without its cases. Success cases run against a real session (paid with the
+fake backend's wallet, charged by the simulated charger over OCPP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from strom.storage.schema import audit_log, sessions
+from tests.cockpit.conftest import (
+    CHARGER,
+    STRANGER_SECRET,
+    Cockpit,
+    nip98,
+)
+
+pytestmark = pytest.mark.slow
+
+SESSION = "{session}"
+TARIFF = {"per_kwh_sat": 300, "per_minute_sat": "0.5", "session_fee_sat": 10}
+PROFILE = {
+    "name": "Renamed charger",
+    "location": {"lat": 52.5, "lon": 13.4, "address": "Somewhere 1"},
+    "connectors": [{"id": 1, "type": "Type2", "max_power_kw": 11}],
+    "tariff": {"per_kwh_sat": 250},
+}
+
+# (method, path): the request with good input (body, params), for 401/403 and success.
+REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/me"): {},
+    ("GET", "/chargers"): {},
+    ("GET", "/chargers/{charger_id}"): {},
+    ("PUT", "/chargers/{charger_id}"): {"json": PROFILE},
+    ("POST", "/chargers/{charger_id}/connectors/{connector_id}/availability"): {
+        "json": {"enabled": True}
+    },
+    ("POST", "/chargers/{charger_id}/commands/unlock"): {"json": {"connector_id": 1}},
+    ("POST", "/chargers/{charger_id}/commands/reset"): {"json": {"kind": "soft"}},
+    ("POST", "/chargers/{charger_id}/commands/trigger-status"): {"json": {"connector_id": 1}},
+    ("POST", "/chargers/{charger_id}/commands/remote-stop"): {"json": {"connector_id": 1}},
+    ("GET", "/chargers/{charger_id}/ocpp-log"): {"params": {"limit": "5"}},
+    ("GET", "/chargers/{charger_id}/sticker.svg"): {"params": {"connector": "1"}},
+    ("GET", "/chargers/{charger_id}/sticker.pdf"): {"params": {"connector": "1"}},
+    ("GET", "/chargers/{charger_id}/tariff"): {},
+    ("PUT", "/chargers/{charger_id}/tariff"): {"json": TARIFF},
+    ("POST", "/chargers/{charger_id}/tariff/preview"): {"json": TARIFF},
+    ("GET", "/sessions"): {"params": {"limit": "10"}},
+    ("GET", "/sessions/{session_id}"): {},
+    ("POST", "/sessions/{session_id}/stop"): {},
+    ("GET", "/ledger/payments"): {"params": {"limit": "10"}},
+    ("GET", "/ledger/refunds"): {},
+    ("GET", "/ledger/totals"): {"params": {"period": "month"}},
+    ("GET", "/nostr"): {},
+    ("GET", "/nostr/chargers/{charger_id}/status-event"): {},
+    ("POST", "/nostr/chargers/{charger_id}/publish-status"): {},
+    ("GET", "/audit"): {"params": {"limit": "5"}},
+}
+
+# (method, path): a bad request and the status it must get. Bad input changes nothing.
+BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
+    ("GET", "/me"): ({"params": {"x": "1"}}, 400),
+    ("GET", "/chargers"): ({"params": {"state": "on"}}, 400),
+    ("GET", "/chargers/{charger_id}"): ({"charger": "no-such"}, 404),
+    ("PUT", "/chargers/{charger_id}"): (
+        {"json": {**PROFILE, "connectors": [{"id": 0, "max_power_kw": 11}]}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/connectors/{connector_id}/availability"): (
+        {"json": {"enabled": "yes"}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/commands/unlock"): ({"json": {"connector_id": 7}}, 404),
+    ("POST", "/chargers/{charger_id}/commands/reset"): ({"json": {"kind": "gentle"}}, 400),
+    ("POST", "/chargers/{charger_id}/commands/trigger-status"): (
+        {"json": {"connector_id": "1"}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/commands/remote-stop"): ({"json": {}}, 400),
+    ("GET", "/chargers/{charger_id}/ocpp-log"): ({"params": {"limit": "0"}}, 400),
+    ("GET", "/chargers/{charger_id}/sticker.svg"): ({"params": {"connector": "9"}}, 404),
+    ("GET", "/chargers/{charger_id}/sticker.pdf"): ({"params": {"connector": "x"}}, 400),
+    ("GET", "/chargers/{charger_id}/tariff"): ({"charger": "../etc"}, 404),
+    ("PUT", "/chargers/{charger_id}/tariff"): (
+        {"json": {"per_kwh_sat": 300, "min_prepay_sat": 10, "max_prepay_sat": 5}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/tariff/preview"): ({"json": {"per_kwh_sat": -1}}, 400),
+    ("GET", "/sessions"): ({"params": {"cursor": "bm90IG91cnM"}}, 400),
+    ("GET", "/sessions/{session_id}"): ({"session": "nope"}, 404),
+    ("POST", "/sessions/{session_id}/stop"): ({"session": "nope"}, 404),
+    ("GET", "/ledger/payments"): ({"params": {"since": "yesterday"}}, 400),
+    ("GET", "/ledger/refunds"): ({"params": {"since": "2026-01-01T00:00:00"}}, 400),
+    ("GET", "/ledger/totals"): ({"params": {"period": "hour"}}, 400),
+    ("GET", "/nostr"): ({"params": {"relay": "x"}}, 400),
+    ("GET", "/nostr/chargers/{charger_id}/status-event"): ({"charger": "nobody"}, 404),
+    ("POST", "/nostr/chargers/{charger_id}/publish-status"): ({"charger": "nobody"}, 404),
+    ("GET", "/audit"): ({"params": {"limit": "many"}}, 400),
+}
+
+MUTATING = {key for key in REQUESTS if key[0] in ("PUT", "POST") and "preview" not in key[1]}
+
+
+def fill(path: str, *, charger: str = CHARGER, session: str = "s0", connector: str = "1") -> str:
+    return (
+        path.replace("{charger_id}", charger)
+        .replace("{session_id}", session)
+        .replace("{connector_id}", connector)
+    )
+
+
+def endpoint_keys(cockpit: Cockpit) -> set[tuple[str, str]]:
+    return {(e.method, e.path) for e in cockpit.stack.strom.cockpit.endpoints}
+
+
+async def audit_rows(cockpit: Cockpit) -> int:
+    async with cockpit.stack.strom.db.reader() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(audit_log)) or 0)
+
+
+async def test_the_tables_cover_every_endpoint(cockpit: Cockpit) -> None:
+    keys = endpoint_keys(cockpit)
+    assert set(REQUESTS) == keys
+    assert set(BAD) == keys
+    declared_mutating = {
+        (e.method, e.path) for e in cockpit.stack.strom.cockpit.endpoints if e.action
+    }
+    assert declared_mutating == MUTATING
+
+
+async def test_every_endpoint_refuses_missing_or_invalid_credentials_with_401(
+    cockpit: Cockpit,
+) -> None:
+    for (method, path), request in REQUESTS.items():
+        url = fill(path)
+        for headers in (
+            {},
+            {"Authorization": "Bearer strom_not-a-token"},
+            {"Authorization": "Basic b3BzOm9wcw=="},
+            {"Authorization": "Nostr bm90IGFuIGV2ZW50"},
+        ):
+            response = await cockpit.call(method, url, headers=headers, **request)
+            assert response.status_code == 401, (method, path, headers, response.text)
+            assert response.json()["error"] == "unauthorized"
+            assert "Bearer" in response.headers["WWW-Authenticate"]
+    assert await audit_rows(cockpit) == 0  # nobody authenticated, nothing audited
+
+
+async def test_every_endpoint_refuses_a_non_admin_npub_with_403(cockpit: Cockpit) -> None:
+    for (method, path), request in REQUESTS.items():
+        url = fill(path)
+        json = request.get("json")
+        body = None if json is None else orjson.dumps(json)
+        query = "?" + "&".join(f"{k}={v}" for k, v in request.get("params", {}).items())
+        full = cockpit.api + url + (query if request.get("params") else "")
+        headers = {"Authorization": nip98(STRANGER_SECRET, full, method, body)}
+        response = await cockpit.call(method, url, headers=headers, **request)
+        assert response.status_code == 403, (method, path, response.text)
+        assert "not an admin" in response.json()["message"]
+
+
+async def test_a_read_only_token_reads_everything_but_changes_nothing(cockpit: Cockpit) -> None:
+    before = cockpit.stack.strom.config.paths.profiles.joinpath(f"{CHARGER}.toml").read_text()
+    for (method, path), request in REQUESTS.items():
+        response = await cockpit.call(method, fill(path), token=cockpit.read_token, **request)
+        if (method, path) in MUTATING:
+            assert response.status_code == 403, (method, path, response.text)
+            assert "read-only" in response.json()["message"]
+        else:
+            assert response.status_code in (200, 404), (method, path, response.text)
+    after = cockpit.stack.strom.config.paths.profiles.joinpath(f"{CHARGER}.toml").read_text()
+    assert after == before
+    assert await audit_rows(cockpit) == 0
+
+
+async def test_a_revoked_token_is_refused_at_once(cockpit: Cockpit) -> None:
+    assert (await cockpit.call("GET", "/me")).status_code == 200
+    assert await cockpit.stack.strom.cockpit.tokens.revoke("ops")
+    response = await cockpit.call("GET", "/me")
+    assert response.status_code == 401
+    assert "revoked" in response.json()["message"]
+
+
+async def test_bad_input_gets_a_clear_error_and_changes_nothing(cockpit: Cockpit) -> None:
+    profile = cockpit.stack.strom.config.paths.profiles / f"{CHARGER}.toml"
+    before = profile.read_text()
+    for (method, path), (request, status) in BAD.items():
+        request = dict(request)
+        url = fill(
+            path,
+            charger=request.pop("charger", CHARGER),
+            session=request.pop("session", "s0"),
+        )
+        response = await cockpit.call(method, url, **request)
+        assert response.status_code == status, (method, path, response.text)
+        body = response.json()
+        assert body["error"] and body["message"], body
+    assert profile.read_text() == before
+    async with cockpit.stack.strom.db.reader() as conn:
+        assert await conn.scalar(select(func.count()).select_from(sessions)) == 0
+    # Refused calls that were authenticated are audited with their outcome, never applied.
+    response = await cockpit.call("GET", "/audit", params={"limit": "100"})
+    outcomes = {entry["detail"]["http"] for entry in response.json()["items"]}
+    assert outcomes <= {400, 404, 409}
+
+
+async def test_a_body_too_large_is_refused_with_413(cockpit: Cockpit) -> None:
+    big = {**TARIFF, "padding": "x" * 70_000}
+    response = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json=big)
+    assert response.status_code == 413
+
+
+async def test_unknown_paths_and_methods_answer_json_errors(cockpit: Cockpit) -> None:
+    missing = await cockpit.call("GET", "/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+    wrong = await cockpit.call("DELETE", "/chargers")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"] == "method_not_allowed"
+    assert "GET" in wrong.headers["Allow"]
+
+
+async def wait_connector(cockpit: Cockpit, *states: str, within_s: float = 20) -> dict[str, Any]:
+    async def poll() -> dict[str, Any]:
+        while True:
+            charger = (await cockpit.call("GET", f"/chargers/{CHARGER}")).json()
+            connector: dict[str, Any] = charger["connectors"][0]
+            if connector["status"] in states:
+                return connector
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), within_s)
+
+
+async def charging_session(cockpit: Cockpit) -> tuple[str, str]:
+    """Pay 20,000 sats and wait until charging; (session id, its status URL with the secret)."""
+    status_url, _ = await cockpit.stack.pay(20_000_000)
+    status = await cockpit.stack.wait_state(status_url, "charging")
+    return status["id"], status_url
+
+
+async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
+    """The success path of every operation, in an order that keeps a session running where
+    one is needed (session stop, then a new session for remote stop)."""
+    done: set[tuple[str, str]] = set()
+
+    async def ok(method: str, path: str, session: str = "s0", **extra: Any) -> Any:
+        request = {**REQUESTS[(method, path)], **extra}
+        response = await cockpit.call(method, fill(path, session=session), **request)
+        assert response.status_code == 200, (method, path, response.text)
+        done.add((method, path))
+        if response.headers["Content-Type"].startswith("application/json"):
+            return response.json()
+        return response
+
+    session_id, status_url = await charging_session(cockpit)
+    me = await ok("GET", "/me")
+    assert me == {"actor": "token:ops", "scope": "admin", "method": "token"}
+    chargers = await ok("GET", "/chargers")
+    assert chargers["items"][0]["connectors"][0]["session_id"] == session_id
+    detail = await ok("GET", "/chargers/{charger_id}")
+    assert detail["online"] is True
+    assert detail["recent_sessions"][0]["session_id"] == session_id
+    assert detail["pay_urls"]["1"].endswith(f"/lnurlp/{CHARGER}/1")
+    log = await ok("GET", "/chargers/{charger_id}/ocpp-log")
+    assert 0 < len(log["frames"]) <= 5
+    svg = await ok("GET", "/chargers/{charger_id}/sticker.svg")
+    assert svg.text.startswith("<?xml")
+    assert "Connector 1" in svg.text
+    pdf = await ok("GET", "/chargers/{charger_id}/sticker.pdf")
+    assert pdf.content.startswith(b"%PDF")
+    tariff = await ok("GET", "/chargers/{charger_id}/tariff")
+    assert tariff["per_kwh_sat"] == "250"
+    page = await ok("GET", "/sessions")
+    assert [s["session_id"] for s in page["items"]] == [session_id]
+    one = await ok("GET", "/sessions/{session_id}", session=session_id)
+    assert one["state"] == "charging"
+    assert one["payments"][0]["state"] == "settled"
+    payments = await ok("GET", "/ledger/payments")
+    assert payments["items"][0]["amount_msat"] == 20_000_000
+    await ok("GET", "/ledger/refunds")
+    await ok("GET", "/nostr")
+    await ok("GET", "/nostr/chargers/{charger_id}/status-event")
+    published = await ok("POST", "/nostr/chargers/{charger_id}/publish-status")
+    assert published["accepted"] is True
+    for key in [
+        ("POST", "/chargers/{charger_id}/commands/trigger-status"),
+        ("POST", "/chargers/{charger_id}/connectors/{connector_id}/availability"),
+    ]:
+        answer = await ok(*key)
+        assert answer["status"] == "Accepted", (key, answer)
+    preview = await ok("POST", "/chargers/{charger_id}/tariff/preview")
+    assert preview["saved"] is False
+
+    stopped = await ok("POST", "/sessions/{session_id}/stop", session=session_id)
+    assert stopped["state"] in ("stopping", "stopped")
+    final = await cockpit.stack.wait_state(status_url, "stopped")
+    assert final["stop_reason"] == "admin"
+    assert final["refundable_msat"] > 0
+
+    second, _ = await charging_session(cockpit)
+    answer = await ok("POST", "/chargers/{charger_id}/commands/remote-stop")
+    assert answer["session_id"] == second
+    for key in [
+        ("POST", "/chargers/{charger_id}/commands/unlock"),
+        ("POST", "/chargers/{charger_id}/commands/reset"),
+    ]:
+        answer = await ok(*key)
+        assert answer["status"] in ("Accepted", "Unlocked"), (key, answer)
+    saved = await ok("PUT", "/chargers/{charger_id}/tariff")
+    assert saved["saved"] is True
+    assert saved["session_fee_msat"] == 10_000
+    written = await ok("PUT", "/chargers/{charger_id}")
+    assert written["created"] is False
+    assert written["restart_required"] is True
+    totals = await ok("GET", "/ledger/totals")
+    assert totals["totals"][0]["paid_msat"] == 40_000_000
+    audit = await ok("GET", "/audit")
+    assert audit["items"][0]["actor"] == "token:ops"
+    assert done == set(REQUESTS)
