@@ -201,7 +201,8 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(cockpit: Cockpit
         response = await cockpit.call(method, url, **request)
         assert response.status_code == status, (method, path, response.text)
         body = response.json()
-        assert body["error"] and body["message"], body
+        assert body["error"], body
+        assert body["message"], body
     assert profile.read_text() == before
     async with cockpit.stack.strom.db.reader() as conn:
         assert await conn.scalar(select(func.count()).select_from(sessions)) == 0

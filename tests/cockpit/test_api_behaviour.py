@@ -1,0 +1,292 @@
+"""What the API's calls do: NIP-98 rules, tariffs that reach drivers, availability, paging,
+CSV, metrics and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from agent.nostr.keys import encode_npub, public_key_hex
+from strom.config import load_config
+from strom.storage.schema import audit_log
+from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98
+
+pytestmark = pytest.mark.slow
+
+
+async def audit_trail(cockpit: Cockpit) -> list[Any]:
+    async with cockpit.stack.strom.db.reader() as conn:
+        return list(await conn.execute(select(audit_log).order_by(audit_log.c.id)))
+
+
+# --- NIP-98 ------------------------------------------------------------------------------------
+
+
+async def test_an_admin_npub_signs_requests_with_nip98_and_is_audited_by_npub(
+    cockpit: Cockpit,
+) -> None:
+    me = await cockpit.call("GET", "/me", headers=cockpit.signed("GET", "/me"))
+    assert me.status_code == 200, me.text
+    npub = encode_npub(public_key_hex(ADMIN_SECRET))
+    assert me.json() == {"actor": npub, "scope": "admin", "method": "nip98"}
+
+    path = f"/chargers/{CHARGER}/tariff"
+    body = orjson.dumps({"per_kwh_sat": 321})
+    response = await cockpit.http.put(
+        cockpit.api + path, content=body, headers=cockpit.signed("PUT", path, body)
+    )
+    assert response.status_code == 200, response.text
+    rows = await audit_trail(cockpit)
+    assert [(r.actor, r.action, r.target) for r in rows] == [(npub, "api.tariff.set", CHARGER)]
+    assert rows[0].detail["energy_msat_per_kwh"] == 321_000
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("replayed", "replay"),
+        ("other_url", "'u' tag"),
+        ("other_method", "'method' tag"),
+        ("stale", "created_at"),
+        ("future", "created_at"),
+        ("tampered_body", "'payload' tag is not the sha256"),
+        ("missing_payload", "needs a 'payload' tag"),
+        ("wrong_kind", "kind 27235"),
+        ("query_changed", "'u' tag"),
+    ],
+)
+async def test_nip98_refuses_anything_that_does_not_authorise_exactly_this_request(
+    cockpit: Cockpit, case: str, expected: str
+) -> None:
+    path = f"/chargers/{CHARGER}/tariff"
+    body = orjson.dumps({"per_kwh_sat": 999})
+    url = cockpit.api + path
+    now = int(time.time())
+    header = {
+        "replayed": lambda: nip98(ADMIN_SECRET, url, "PUT", body),
+        "other_url": lambda: nip98(ADMIN_SECRET, cockpit.api + "/chargers", "PUT", body),
+        "other_method": lambda: nip98(ADMIN_SECRET, url, "POST", body),
+        "stale": lambda: nip98(ADMIN_SECRET, url, "PUT", body, created_at=now - 120),
+        "future": lambda: nip98(ADMIN_SECRET, url, "PUT", body, created_at=now + 120),
+        "tampered_body": lambda: nip98(ADMIN_SECRET, url, "PUT", orjson.dumps({"x": 1})),
+        "missing_payload": lambda: nip98(
+            ADMIN_SECRET, url, "PUT", tags=[["u", url], ["method", "PUT"]]
+        ),
+        "wrong_kind": lambda: nip98(ADMIN_SECRET, url, "PUT", body, kind=27236),
+        "query_changed": lambda: nip98(ADMIN_SECRET, url + "?dry=1", "PUT", body),
+    }[case]()
+    if case == "replayed":
+        first = await cockpit.http.put(url, content=body, headers={"Authorization": header})
+        assert first.status_code == 200, first.text
+    audited = len(await audit_trail(cockpit))
+    profile = (cockpit.stack.strom.config.paths.profiles / f"{CHARGER}.toml").read_text()
+    response = await cockpit.http.put(url, content=body, headers={"Authorization": header})
+    assert response.status_code == 401, response.text
+    assert expected in response.json()["message"]
+    assert len(await audit_trail(cockpit)) == audited
+    assert (cockpit.stack.strom.config.paths.profiles / f"{CHARGER}.toml").read_text() == profile
+
+
+# --- tariffs -----------------------------------------------------------------------------------
+
+
+async def test_a_new_tariff_reaches_the_next_driver_and_survives_a_restart(
+    cockpit: Cockpit,
+) -> None:
+    preview = await cockpit.call(
+        "POST", f"/chargers/{CHARGER}/tariff/preview", json={"per_kwh_sat": 400}
+    )
+    assert preview.json()["quotes"][0]["total_msat"] == 4_000_000  # 10 kWh x 400 sat
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert "250 sat/kWh" in offer["metadata"]  # a preview changes nothing
+
+    tariff = {"per_kwh_sat": 400, "per_minute_sat": "0.5", "session_fee_sat": 20}
+    saved = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json=tariff)
+    assert saved.status_code == 200, saved.text
+    quotes = {q["energy_wh"]: q for q in saved.json()["quotes"]}
+    # 30 kWh at 11 kW take 9,819 s (rounded up): 9,819 s x 0.5 sat/min = 81.825 sat, plus
+    # 30 x 400 sat and the 20 sat fee.
+    assert quotes[30_000]["minutes"] == 164
+    assert quotes[30_000]["total_sat"] == "12101.825"
+
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert "400 sat/kWh" in offer["metadata"]
+    status_url, _ = await cockpit.stack.pay(5_000_000)
+    status = await cockpit.stack.wait_state(status_url, "charging", "starting", "paid")
+    detail = (await cockpit.call("GET", f"/sessions/{status['id']}")).json()
+    assert detail["energy_msat_per_kwh"] == 400_000
+
+    config = cockpit.stack.strom.config
+    text = (config.paths.profiles / f"{CHARGER}.toml").read_text()
+    assert "# sats per kWh" in text  # the operator's comments stay
+    reloaded = load_config(config.config_path)  # type: ignore[arg-type]
+    assert reloaded.profile(CHARGER).tariff.to_tariff().session_fee_msat == 20_000
+
+
+async def test_disabling_a_connector_stops_offers_until_it_is_enabled(cockpit: Cockpit) -> None:
+    path = f"/chargers/{CHARGER}/connectors/1/availability"
+    off = await cockpit.call("POST", path, json={"enabled": False})
+    assert off.status_code == 200, off.text
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert offer["status"] == "ERROR"
+    charger = (await cockpit.call("GET", f"/chargers/{CHARGER}")).json()
+    assert charger["connectors"][0]["enabled"] is False
+    on = await cockpit.call("POST", path, json={"enabled": True})
+    assert on.status_code == 200
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert offer["tag"] == "payRequest"
+    actions = [(r.actor, r.action, r.detail["enabled"]) for r in await audit_trail(cockpit)]
+    assert actions == [
+        ("token:ops", "api.connector.availability", False),
+        ("token:ops", "api.connector.availability", True),
+    ]
+
+
+async def test_remote_stop_without_a_running_session_is_a_conflict(cockpit: Cockpit) -> None:
+    response = await cockpit.call(
+        "POST", f"/chargers/{CHARGER}/commands/remote-stop", json={"connector_id": 1}
+    )
+    assert response.status_code == 409
+    assert "no session is running" in response.json()["message"]
+    (row,) = await audit_trail(cockpit)
+    assert row.detail["http"] == 409
+
+
+async def test_creating_a_charger_writes_its_profile_and_says_a_restart_is_needed(
+    cockpit: Cockpit,
+) -> None:
+    profile = {
+        "name": "Second charger",
+        "location": {"lat": 48.1, "lon": 11.5},
+        "connectors": [{"id": 1, "max_power_kw": "22"}, {"id": 2, "max_power_kw": 22}],
+        "tariff": {"per_kwh_sat": "199.5"},
+    }
+    response = await cockpit.call("PUT", "/chargers/cp-two", json=profile)
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] is True
+    assert response.json()["restart_required"] is True
+    config = load_config(cockpit.stack.strom.config.config_path)  # type: ignore[arg-type]
+    written = config.profile("cp-two")
+    assert written.tariff.to_tariff().energy_msat_per_kwh == 199_500
+    assert [c.max_power_w for c in written.connectors] == [22_000, 22_000]
+    bad = await cockpit.call("PUT", "/chargers/bad%20id", json=profile)
+    assert bad.status_code == 400
+    assert not list(cockpit.stack.strom.config.paths.profiles.glob("bad*"))
+
+
+# --- sessions, paging, CSV ---------------------------------------------------------------------
+
+
+async def open_invoices(cockpit: Cockpit, count: int) -> list[str]:
+    """Ask for ``count`` invoices (sessions awaiting payment) through the LNURL callback."""
+    invoices = []
+    for _ in range(count):
+        offer = await cockpit.stack.get(cockpit.stack.pay_url)
+        answer = await cockpit.stack.get(offer["callback"], amount="2000000")
+        invoices.append(answer["pr"])
+    return invoices
+
+
+async def test_sessions_page_newest_first_with_filters_and_csv(cockpit: Cockpit) -> None:
+    await open_invoices(cockpit, 5)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await cockpit.call("GET", "/sessions", params=params)).json()
+        seen += [item["session_id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 5
+    everything = (await cockpit.call("GET", "/sessions", params={"limit": "50"})).json()
+    assert [item["session_id"] for item in everything["items"]] == seen
+    stamps = [item["created_at"] for item in everything["items"]]
+    assert stamps == sorted(stamps, reverse=True)
+
+    waiting = await cockpit.call("GET", "/sessions", params={"state": "awaiting_payment"})
+    assert len(waiting.json()["items"]) == 5
+    none = await cockpit.call("GET", "/sessions", params={"state": "charging"})
+    assert none.json()["items"] == []
+    later = await cockpit.call("GET", "/sessions", params={"since": "2999-01-01T00:00:00Z"})
+    assert later.json()["items"] == []
+
+    exported = await cockpit.call("GET", "/sessions", params={"format": "csv"})
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [row["session_id"] for row in rows] == seen
+    assert rows[0]["state"] == "awaiting_payment"
+
+
+async def test_ledger_shows_payments_refunds_and_totals(cockpit: Cockpit) -> None:
+    status_url, _ = await cockpit.stack.pay(8_000_000)
+    status = await cockpit.stack.wait_state(status_url, "charging")
+    stop = await cockpit.call("POST", f"/sessions/{status['id']}/stop")
+    assert stop.status_code == 200
+    stopped = await cockpit.stack.wait_state(status_url, "stopped")
+    invoice = await cockpit.stack.wallet.create_invoice(stopped["refundable_msat"])
+    withdraw = await cockpit.stack.get(stopped["withdraw_url"].replace("lnurlw://", "http://"))
+    await cockpit.stack.get(withdraw["callback"], k1=withdraw["k1"], pr=invoice.bolt11)
+    final = await cockpit.stack.wait_state(status_url, "refunded", "closed")
+
+    payments = (await cockpit.call("GET", "/ledger/payments")).json()["items"]
+    assert [(p["session_id"], p["amount_msat"]) for p in payments] == [(status["id"], 8_000_000)]
+
+    async def refund_paid() -> list[dict[str, Any]]:
+        while True:
+            items: list[dict[str, Any]] = (await cockpit.call("GET", "/ledger/refunds")).json()[
+                "items"
+            ]
+            if items and items[0]["state"] == "paid":
+                return items
+            await asyncio.sleep(0.05)
+
+    refunds = await asyncio.wait_for(refund_paid(), 10)
+    assert refunds[0]["amount_msat"] == final["refunded_msat"]
+    totals = (await cockpit.call("GET", "/ledger/totals")).json()["totals"]
+    assert len(totals) == 1
+    day = totals[0]
+    assert day["paid_msat"] == 8_000_000
+    assert day["refunded_msat"] == final["refunded_msat"]
+    assert day["energy_wh"] == final["energy_wh"] > 0
+    assert day["sessions"] == 1
+    csv_text = (await cockpit.call("GET", "/ledger/refunds", params={"format": "csv"})).text
+    assert csv_text.splitlines()[0].startswith("refund_id,session_id,state")
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+async def test_metrics_need_a_token_and_count_money_sessions_and_messages(
+    cockpit: Cockpit,
+) -> None:
+    url = cockpit.base + "/metrics"
+    assert (await cockpit.http.get(url)).status_code == 401
+    status_url, _ = await cockpit.stack.pay(3_000_000)
+    await cockpit.stack.wait_state(status_url, "charging")
+    response = await cockpit.http.get(url, headers=cockpit.bearer(cockpit.read_token))
+    assert response.status_code == 200
+    text = response.text
+    assert "strom_chargers_online 1.0" in text
+    assert 'strom_sessions{state="charging"} 1.0' in text
+    assert "strom_received_msat_total 3e+06" in text or "strom_received_msat_total 3000000.0" in (
+        text
+    )
+    assert "strom_lightning_backend_up 1.0" in text
+    received = next(
+        line
+        for line in text.splitlines()
+        if 'strom_ocpp_messages_total{direction="received"}' in line
+    )
+    assert float(received.split()[-1]) > 0
+    assert "strom_relays_connected 1.0" in text
