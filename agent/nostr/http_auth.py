@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 HTTP_AUTH_KIND = 27235
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 8 * 1024
 _SCHEME = "nostr "
 
 

@@ -7,6 +7,7 @@ accepts.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from agent.nostr.discovery import (
 )
 from agent.nostr.dm import DmScheme, open_dm, unwrap, wrap_message
 from agent.nostr.event import Event, compute_id, make_tags, parse_event, sign_event, sign_template
+from agent.nostr.http_auth import HttpAuthError, check_http_auth, http_auth_tags
 from agent.nostr.keys import (
     decode_naddr,
     decode_nprofile,
@@ -336,3 +338,58 @@ def test_public_keys_agree(nostr_tools: Runner) -> None:
     assert nostr_tools("events", [{"op": "public_key", "secret": DRIVER_SECRET.hex()}]) == [
         public_key_hex(DRIVER_SECRET)
     ]
+
+
+# --- NIP-98 HTTP Auth --------------------------------------------------------------------------
+
+NIP98_URL = "https://charge.example.org/api/v1/chargers/cp-1/tariff"
+
+
+def test_nip98_headers_made_by_nostr_tools_authorise_at_strom(nostr_tools: Runner) -> None:
+    payload = {"per_kwh_sat": 300, "note": "é ⚡"}
+    get_header, put_header = nostr_tools(
+        "nip98",
+        [
+            {"op": "header", "secret": DRIVER_SECRET.hex(), "url": NIP98_URL, "method": "GET"},
+            {
+                "op": "header",
+                "secret": DRIVER_SECRET.hex(),
+                "url": NIP98_URL,
+                "method": "PUT",
+                "payload": payload,
+            },
+        ],
+    )
+    now = int(time.time())
+    event = check_http_auth(get_header, url=NIP98_URL, method="GET", body=None, now=now)
+    assert event.pubkey == DRIVER
+    # The body a browser sends is JSON.stringify(payload): orjson writes the same bytes.
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    event = check_http_auth(put_header, url=NIP98_URL, method="PUT", body=body, now=now)
+    assert event.pubkey == DRIVER
+    with pytest.raises(HttpAuthError):
+        check_http_auth(put_header, url=NIP98_URL, method="PUT", body=body + b" ", now=now)
+    with pytest.raises(HttpAuthError):
+        check_http_auth(get_header, url=NIP98_URL + "?x=1", method="GET", body=None, now=now)
+
+
+def test_nip98_events_made_by_strom_validate_in_nostr_tools(nostr_tools: Runner) -> None:
+    payload = {"per_kwh_sat": 300}
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    event = sign_event(
+        DRIVER_SECRET, 27235, http_auth_tags(NIP98_URL, "PUT", body), "", int(time.time())
+    )
+    header = "Nostr " + base64.b64encode(event.to_json().encode()).decode()
+    (valid,) = nostr_tools(
+        "nip98",
+        [
+            {
+                "op": "validate",
+                "header": header,
+                "url": NIP98_URL,
+                "method": "PUT",
+                "payload": payload,
+            }
+        ],
+    )
+    assert valid is True
