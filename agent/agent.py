@@ -13,6 +13,8 @@ not extra tasks.
 Status publication is coalesced: a change marks the status *dirty*, and it is published when
 the queue is empty, so a burst of StatusNotifications gives one event. Its ``created_at``
 strictly increases, so relays always keep the newest. It is refreshed at half its lifetime.
+When a relay connects again (:meth:`Agent.republish`), status and profile are published anew
+at once: the relay may have come back empty, and the next refresh can be a day away.
 
 Failures: errors that peers can cause (bad events, refused commands, an unreachable lightning
 backend or relay) are handled and logged where they happen. Anything else propagates out of
@@ -64,6 +66,13 @@ class _Job:
     future: asyncio.Future[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Republish:
+    """A relay connected again: publish status and profile again."""
+
+    relay_url: str
+
+
 class Agent:
     """The actor of one charge point.
 
@@ -106,7 +115,7 @@ class Agent:
         self.profile = profile
         self.key = key
         self.last_status: PublishResult | None = None
-        self._inbox: asyncio.Queue[Inbound | AgentUpdate | _Job] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Inbound | AgentUpdate | _Job | _Republish] = asyncio.Queue()
         self._preloaded = (snapshot, active_sessions)
         self._online = False
         self._connectors: dict[int, tuple[str, bool]] = {}
@@ -137,6 +146,13 @@ class Agent:
     def submit(self, item: Inbound | AgentUpdate) -> None:
         """Queue an event from a relay or an OCPP update (never blocks)."""
         self._inbox.put_nowait(item)
+
+    def republish(self, relay_url: str) -> None:
+        """A relay connected again and may have lost everything: publish status and profile.
+
+        Queued like any input (never blocks); a burst of reconnects gives one status event.
+        """
+        self._inbox.put_nowait(_Republish(relay_url))
 
     async def call(self, work: Callable[[], Awaitable[Any]], *, timeout_s: float = 60.0) -> Any:
         """Run ``work`` inside the actor, in order with everything else; return its result.
@@ -188,7 +204,7 @@ class Agent:
     def _next_deadline(self) -> float:
         return min(self._next_status_at, self._next_metadata_at, self._next_progress_at)
 
-    async def _next_item(self) -> Inbound | AgentUpdate | _Job | None:
+    async def _next_item(self) -> Inbound | AgentUpdate | _Job | _Republish | None:
         if not self._inbox.empty():
             return self._inbox.get_nowait()
         delay = self._next_deadline() - self.services.clock()
@@ -202,9 +218,11 @@ class Agent:
         except TimeoutError:
             return None
 
-    async def _handle(self, item: Inbound | AgentUpdate | _Job) -> None:
+    async def _handle(self, item: Inbound | AgentUpdate | _Job | _Republish) -> None:
         if isinstance(item, _Job):
             await self._run_job(item)
+        elif isinstance(item, _Republish):
+            self._on_republish()
         elif isinstance(item, Inbound):
             await self._on_inbound(item)
         else:
@@ -254,6 +272,13 @@ class Agent:
             self._connectors[update.connector_id] = (update.status, enabled)
         if self._published_states() != before:
             self._dirty = True
+
+    def _on_republish(self) -> None:
+        self._dirty = True
+        settings = self.services.settings
+        self._next_metadata_at = min(
+            self._next_metadata_at, self.services.clock() + settings.metadata_delay_s
+        )
 
     def _published_states(self) -> tuple[str, ...]:
         return tuple(

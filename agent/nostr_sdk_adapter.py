@@ -430,6 +430,12 @@ class SdkClient:
             relays = await self._client.relays()
         return {str(url): relay.status().name.lower() for url, relay in relays.items()}
 
+    async def relay_connections(self) -> dict[str, int]:
+        """How many times each relay has been connected so far (one more after each reconnect)."""
+        with _translated(RelayError, "cannot list relays"):
+            relays = await self._client.relays()
+        return {str(url): int(relay.stats().success()) for url, relay in relays.items()}
+
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until every relay has been tried once (connected or failed)."""
         with _translated(RelayError, "cannot connect"):

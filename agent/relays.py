@@ -9,7 +9,9 @@ Theory of operation
 * **Relays** come from ``relay_config`` (read and/or write). ``url = "embedded"`` starts
   nostr-sdk's in-process relay on 127.0.0.1 (a free port unless one is given). nostr-sdk
   reconnects to a relay that drops, waiting longer while it keeps failing, and re-sends the
-  subscriptions after each reconnect.
+  subscriptions after each reconnect. A relay may come back empty (restarted without
+  storage), so :meth:`RelayPool.follow_reconnects` reports each reconnect of a write relay
+  and the agents publish their status and profile again.
 * **Publishing** fans out to the write relays, plus any extra relays named for one event (a
   zap request's ``relays``, a driver's DM inbox). An extra relay is refused when it is a
   private or loopback address (a payer must not make Strom connect inside the operator's
@@ -153,6 +155,8 @@ class RelayPool:
         max_extra_relays: extra relays kept connected; the least recently used is dropped.
         lookback_s: how far back subscriptions ask for stored events.
         retry_interval_s: first wait before reconnecting to a relay that dropped.
+        reconnect_check_s: how often :meth:`follow_reconnects` looks for relays that
+            connected again.
         max_events_per_minute: publish at most this many events a minute (relays close
             connections that send faster than they allow); None for no limit, which with an
             embedded relay means :data:`EMBEDDED_EVENTS_PER_MINUTE`.
@@ -173,6 +177,7 @@ class RelayPool:
         max_extra_relays: int = 64,
         lookback_s: int = 3600,
         retry_interval_s: float = 10.0,
+        reconnect_check_s: float = 5.0,
         max_events_per_minute: int | None = None,
         client_factory: ClientFactory = _default_client,
         clock: Callable[[], float] = time.time,
@@ -189,6 +194,7 @@ class RelayPool:
         self._max_extra = max_extra_relays
         self._lookback_s = lookback_s
         self._retry_s = retry_interval_s
+        self._reconnect_check_s = reconnect_check_s
         if max_events_per_minute is None and any(r.url == EMBEDDED for r in relays):
             max_events_per_minute = EMBEDDED_EVENTS_PER_MINUTE
         self._pacer = None if max_events_per_minute is None else _Pacer(max_events_per_minute)
@@ -268,6 +274,30 @@ class RelayPool:
     async def states(self) -> dict[str, str]:
         """Each relay's connection state, for health pages."""
         return await self._require().relay_states()
+
+    async def follow_reconnects(self, on_reconnect: Callable[[str], None]) -> None:
+        """Call ``on_reconnect(url)`` each time a write relay connects again, until cancelled.
+
+        A relay that comes back may have lost every event (restarted without storage), and
+        nothing else would put the agents' status and profile back on it before their next
+        refresh (half an hour, a day). The first connection of a relay is not reported: the
+        agents publish at their start, and retry what failed.
+        """
+        client = self._require()
+        seen: dict[str, int] = {}
+        while True:
+            try:
+                counts = await client.relay_connections()
+            except RelayError as exc:
+                log.warning("cannot read the relays' connection counts: %s", exc)
+                counts = {}
+            for url in self._write:
+                count = counts.get(url, 0)
+                if seen.get(url, 0) > 0 and count > seen[url]:
+                    log.debug("relay %s connected again", url)
+                    on_reconnect(url)
+                seen[url] = max(count, seen.get(url, 0))
+            await asyncio.sleep(self._reconnect_check_s)
 
     # --- publishing ------------------------------------------------------------------------
 

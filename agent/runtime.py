@@ -15,7 +15,8 @@ How the composition root uses it::
 Keys are loaded (or created) when the runtime is built, so :meth:`AgentRuntime.pubkey` answers
 before :meth:`AgentRuntime.run` starts. ``run`` starts the relay pool, gives each agent its
 state from two bulk queries, subscribes to the agents' inboxes, and runs the pool's reader,
-the supervisor and an hourly clean-up in one TaskGroup until ``stop`` is set.
+the supervisor, a watch for relays that connect again (every agent then publishes its status
+and profile anew) and an hourly clean-up in one TaskGroup until ``stop`` is set.
 """
 
 from __future__ import annotations
@@ -281,6 +282,14 @@ class AgentRuntime:
             if snapshot is not None:
                 agent.preload(snapshot, active.get(charger_id, []))
 
+    def _relay_back(self, relay_url: str) -> None:
+        log.info(
+            "relay %s is back: %d agent(s) publish status and profile again",
+            relay_url,
+            len(self.supervisor),
+        )
+        return
+
     async def _housekeeping(self) -> None:
         settings = self.services.settings
         while True:
@@ -304,11 +313,15 @@ class AgentRuntime:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(pool.run(self._deliver), name="relay-inbox")
                 group.create_task(self.supervisor.run(stop), name="agents")
+                reconnects = group.create_task(
+                    pool.follow_reconnects(self._relay_back), name="relay-reconnects"
+                )
                 cleaner = group.create_task(self._housekeeping(), name="agent-housekeeping")
                 log.info("%d agent(s) running", len(self.supervisor))
                 self.ready.set()
                 await stop.wait()
                 reader.cancel()
+                reconnects.cancel()
                 cleaner.cancel()
         finally:
             self.ready.clear()

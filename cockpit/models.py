@@ -24,7 +24,6 @@ from pydantic import (
 
 from strom.config import BrandingConfig, LocationConfig
 
-
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 
 
