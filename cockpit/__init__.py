@@ -170,7 +170,7 @@ class Cockpit:
                 "Cache-Control": "no-store",
                 # The UI loads nothing from elsewhere and runs no inline script.
                 "Content-Security-Policy": (
-                    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
                     "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'"
                 ),
                 "X-Content-Type-Options": "nosniff",

@@ -45,7 +45,7 @@ def sticker_svg(profile: ProfileConfig, connector_id: int, lnurl: str, tariff: T
     code = qr.svg_inline(scale=scale, border=2, dark="#000", light="#fff")
     x = (_WIDTH - _QR_SIZE) / 2
     lines = [
-        (40, 26, "bold", "Pay for charging with Lightning"),
+        (40, 22, "bold", "Pay for charging with Lightning"),
         (74, 20, "normal", profile.name),
         (100, 16, "normal", f"Connector {connector_id}"),
     ]

@@ -1,0 +1,384 @@
+// Strom's admin UI: plain JavaScript over the REST API (/api/v1) and its websocket.
+// Every value from the server reaches the page through textContent, never as HTML.
+'use strict'
+
+const API = '/api/v1'
+const state = { token: sessionStorage.getItem('strom.token'), nip07: sessionStorage.getItem('strom.nip07') === '1', ws: null, retry: 0, refresh: null }
+
+// --- DOM helpers ------------------------------------------------------------------------------
+
+function h (tag, attrs, ...children) {
+  const el = document.createElement(tag)
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value)
+    else if (key === 'dataset') Object.assign(el.dataset, value)
+    else el.setAttribute(key, value === true ? '' : String(value))
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)))
+  }
+  return el
+}
+const $ = (id) => document.getElementById(id)
+const sat = (msat) => (Number(msat) / 1000).toLocaleString('en', { maximumFractionDigits: 3 }) + ' sat'
+const kwh = (wh) => (Number(wh) / 1000).toFixed(3) + ' kWh'
+const when = (iso) => iso ? new Date(iso).toLocaleString('en-GB') : '—'
+function toast (text) {
+  let el = $('toast')
+  if (!el) { el = h('div', { id: 'toast', role: 'status' }); document.body.append(el) }
+  el.textContent = text
+  clearTimeout(toast.timer)
+  toast.timer = setTimeout(() => el.remove(), 4000)
+}
+
+// --- talking to the API -----------------------------------------------------------------------
+
+async function authorization (method, url, body) {
+  if (!state.nip07) return 'Bearer ' + state.token
+  const tags = [['u', new URL(url, location.href).href], ['method', method]]
+  if (body) {
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(body))
+    tags.push(['payload', [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')])
+  }
+  const event = await window.nostr.signEvent({ kind: 27235, created_at: Math.floor(Date.now() / 1000), tags, content: '' })
+  return 'Nostr ' + btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(event))))
+}
+
+async function api (method, path, data, raw) {
+  const url = API + path
+  const body = data === undefined ? undefined : JSON.stringify(data)
+  const headers = { Authorization: await authorization(method, url, body) }
+  if (body) headers['Content-Type'] = 'application/json'
+  const response = await fetch(url, { method, headers, body })
+  if (response.status === 401) { signOut('Your sign-in is no longer valid.'); throw new Error('unauthorized') }
+  if (raw && response.ok) return response
+  const answer = await response.json()
+  if (!response.ok) throw new Error(answer.message || response.statusText)
+  return answer
+}
+
+async function download (path, filename) {
+  const response = await api('GET', path, undefined, true)
+  const link = h('a', { href: URL.createObjectURL(await response.blob()), download: filename })
+  document.body.append(link); link.click(); link.remove()
+}
+
+// --- sign-in ----------------------------------------------------------------------------------
+
+async function signIn () {
+  try {
+    const me = await api('GET', '/me')
+    $('who').textContent = me.actor + (me.scope === 'read' ? ' (read-only)' : '')
+    $('signin').hidden = true
+    $('nav').hidden = false
+    $('view').hidden = false
+    connectLive()
+    route()
+  } catch (error) {
+    if (error.message !== 'unauthorized') showSignIn(error.message)
+  }
+}
+
+function showSignIn (message) {
+  $('signin').hidden = false
+  $('nav').hidden = true
+  $('view').hidden = true
+  $('signin-error').textContent = message || ''
+}
+
+function signOut (message) {
+  sessionStorage.removeItem('strom.token')
+  sessionStorage.removeItem('strom.nip07')
+  state.token = null
+  state.nip07 = false
+  if (state.ws) { state.ws.onclose = null; state.ws.close() }
+  state.ws = null
+  showSignIn(message)
+}
+
+// --- live updates -----------------------------------------------------------------------------
+
+async function connectLive () {
+  if (state.ws) return
+  const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + API + '/ws')
+  state.ws = ws
+  ws.onopen = async () => {
+    ws.send(JSON.stringify({ type: 'auth', authorization: await authorization('GET', API + '/ws') }))
+  }
+  ws.onmessage = (message) => {
+    const event = JSON.parse(message.data)
+    if (event.type === 'ready') {
+      state.retry = 0
+      $('live').textContent = 'live'
+      $('live').className = 'badge on'
+      return
+    }
+    if (event.type === 'payment') toast('Payment received: ' + sat(event.amount_msat) + ' on ' + event.charger_id)
+    scheduleRefresh()
+  }
+  ws.onclose = () => {
+    state.ws = null
+    $('live').textContent = 'offline'
+    $('live').className = 'badge off'
+    if (!state.token && !state.nip07) return
+    state.retry = Math.min(state.retry + 1, 6)
+    setTimeout(connectLive, 500 * 2 ** state.retry)
+  }
+}
+
+function scheduleRefresh () {
+  // Bursts of events (a session start is several) give one reload of what is on screen.
+  clearTimeout(state.refresh)
+  state.refresh = setTimeout(() => route(true), 150)
+}
+
+// --- views ------------------------------------------------------------------------------------
+
+function connectorRow (charger, connector, readOnly) {
+  const actions = []
+  if (connector.session_id) {
+    actions.push(h('button', {
+      class: 'danger',
+      'data-stop': connector.session_id,
+      disabled: readOnly,
+      onclick: async (event) => {
+        event.target.disabled = true
+        try {
+          await api('POST', '/sessions/' + connector.session_id + '/stop')
+          toast('Stopping session ' + connector.session_id)
+        } catch (error) { toast(error.message); event.target.disabled = false }
+      }
+    }, 'Stop session'))
+  }
+  return h('tr', { dataset: { connector: connector.connector_id } },
+    h('td', {}, String(connector.connector_id)),
+    h('td', {}, h('span', { class: 'badge ' + connector.status, 'data-status': '' }, connector.status),
+      connector.enabled ? '' : h('span', { class: 'badge off' }, 'disabled')),
+    h('td', {}, connector.session_id ? h('a', { href: '#/sessions/' + connector.session_id }, connector.session_id) : '—'),
+    h('td', {}, actions))
+}
+
+async function dashboard (view) {
+  const today = new Date().toISOString().slice(0, 10) + 'T00:00:00Z'
+  const [chargers, totals, running] = await Promise.all([
+    api('GET', '/chargers'),
+    api('GET', '/ledger/totals?since=' + encodeURIComponent(today)),
+    api('GET', '/sessions?state=charging&limit=500')
+  ])
+  const day = totals.totals[0] || { paid_msat: 0, energy_wh: 0, refunded_msat: 0 }
+  const readOnly = $('who').textContent.endsWith('(read-only)')
+  view.replaceChildren(
+    h('h1', {}, 'Dashboard'),
+    h('div', { class: 'stats' },
+      h('div', { class: 'stat' }, 'Charging now', h('b', { id: 'stat-charging' }, String(running.items.length))),
+      h('div', { class: 'stat' }, 'Energy today', h('b', {}, kwh(day.energy_wh + running.items.reduce((sum, s) => sum + s.energy_wh, 0)))),
+      h('div', { class: 'stat' }, 'Received today', h('b', {}, sat(day.paid_msat))),
+      h('div', { class: 'stat' }, 'Refunded today', h('b', {}, sat(day.refunded_msat)))),
+    h('div', { class: 'cards' }, chargers.items.map((charger) =>
+      h('div', { class: 'card', dataset: { charger: charger.charger_id } },
+        h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
+          h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline')),
+        h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh'),
+        h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
+          h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
+}
+
+function tariffEditor (chargerId, tariff) {
+  const fields = [['per_kwh_sat', 'sat per kWh'], ['per_minute_sat', 'sat per minute'], ['session_fee_sat', 'session fee (sat)'], ['min_prepay_sat', 'min prepay (sat)'], ['max_prepay_sat', 'max prepay (sat)']]
+  const inputs = Object.fromEntries(fields.map(([name]) => [name, h('input', { name, inputmode: 'decimal', value: tariff[name], size: 10 })]))
+  const quote = h('p', { id: 'quote', 'aria-live': 'polite' })
+  const error = h('p', { class: 'error', role: 'alert' })
+  const body = () => Object.fromEntries(fields.map(([name]) => [name, inputs[name].value.trim()]))
+  const show = (answer) => {
+    quote.textContent = answer.quotes.map((q) => (q.energy_wh / 1000) + ' kWh: ' + q.total_sat + ' sat (' + q.minutes + ' min)').join(' · ')
+  }
+  let timer = null
+  const preview = () => {
+    clearTimeout(timer)
+    timer = setTimeout(async () => {
+      try { show(await api('POST', '/chargers/' + chargerId + '/tariff/preview', body())); error.textContent = '' } catch (e) { error.textContent = e.message }
+    }, 250)
+  }
+  show(tariff)
+  return h('form', {
+    class: 'row',
+    id: 'tariff',
+    oninput: preview,
+    onsubmit: async (event) => {
+      event.preventDefault()
+      try { show(await api('PUT', '/chargers/' + chargerId + '/tariff', body())); error.textContent = ''; toast('Tariff saved') } catch (e) { error.textContent = e.message }
+    }
+  }, fields.map(([name, label]) => h('label', {}, label, inputs[name])),
+  h('button', { class: 'primary', type: 'submit' }, 'Save tariff'),
+  h('div', {}, h('span', { class: 'muted' }, 'A driver pays: '), quote), error)
+}
+
+async function stickerImage (chargerId, connectorId) {
+  const response = await api('GET', '/chargers/' + chargerId + '/sticker.svg?connector=' + connectorId, undefined, true)
+  return h('img', { alt: 'QR sticker of connector ' + connectorId, src: URL.createObjectURL(await response.blob()) })
+}
+
+async function chargerView (view, chargerId) {
+  const [charger, tariff, log, status] = await Promise.all([
+    api('GET', '/chargers/' + chargerId),
+    api('GET', '/chargers/' + chargerId + '/tariff'),
+    api('GET', '/chargers/' + chargerId + '/ocpp-log?limit=30'),
+    api('GET', '/nostr/chargers/' + chargerId + '/status-event').catch(() => ({ event: null, npub: charger.npub }))
+  ])
+  const command = (label, path, data) => h('button', {
+    onclick: async () => {
+      try { const a = await api('POST', '/chargers/' + chargerId + path, data); toast(label + ': ' + a.status + (a.detail ? ' (' + a.detail + ')' : '')) } catch (e) { toast(e.message) }
+    }
+  }, label)
+  const stickers = await Promise.all(charger.connectors.map(async (c) => h('div', { class: 'sticker' },
+    h('p', {}, 'Connector ' + c.connector_id), await stickerImage(chargerId, c.connector_id),
+    h('p', {}, h('button', { onclick: () => download('/chargers/' + chargerId + '/sticker.pdf?connector=' + c.connector_id, chargerId + '-' + c.connector_id + '.pdf') }, 'PDF')))))
+  view.replaceChildren(
+    h('h1', {}, charger.name, ' ', h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline')),
+    h('p', { class: 'muted' }, charger.address + ' · ' + charger.connection + (charger.boot ? ' · ' + charger.boot.vendor + ' ' + charger.boot.model : '') +
+      ' · OCPP messages in/out ' + charger.messages_received + '/' + charger.messages_sent),
+    h('h2', {}, 'Connectors'),
+    h('table', {}, h('tbody', {}, charger.connectors.map((c) => {
+      const row = connectorRow(charger, c, false)
+      row.append(h('td', {}, h('button', {
+        onclick: async () => { try { await api('POST', '/chargers/' + chargerId + '/connectors/' + c.connector_id + '/availability', { enabled: !c.enabled }); route(true) } catch (e) { toast(e.message) } }
+      }, c.enabled ? 'Disable' : 'Enable'), ' ', command('Unlock', '/commands/unlock', { connector_id: c.connector_id })))
+      return row
+    }))),
+    h('div', { class: 'toolbar' }, command('Soft reset', '/commands/reset', { kind: 'soft' }), command('Hard reset', '/commands/reset', { kind: 'hard' }), command('Ask for status', '/commands/trigger-status', {})),
+    h('h2', {}, 'Tariff'), tariffEditor(chargerId, tariff),
+    h('h2', {}, 'Recent sessions'), sessionTable(charger.recent_sessions),
+    h('h2', {}, 'Sticker'), h('div', { class: 'cards' }, stickers),
+    h('h2', {}, 'Nostr'),
+    h('p', {}, h('span', { class: 'mono' }, status.npub || '—'), ' ', h('button', {
+      onclick: async () => { try { const a = await api('POST', '/nostr/chargers/' + chargerId + '/publish-status'); toast(a.accepted ? 'Status published' : 'No relay took the status') } catch (e) { toast(e.message) } }
+    }, 'Publish status now')),
+    h('pre', {}, status.event ? JSON.stringify(status.event, null, 2) : 'No status event on the relays yet.'),
+    h('h2', {}, 'OCPP log'),
+    h('pre', { id: 'ocpp-log' }, log.frames.map((f) => when(f.at) + ' ' + (f.direction === 'in' ? '←' : '→') + ' ' + f.frame).join('\n') || 'No frames yet.'))
+}
+
+function sessionTable (items) {
+  return h('table', {},
+    h('thead', {}, h('tr', {}, ['Session', 'Charger', 'State', 'Paid', 'Used', 'Refundable', 'Energy', 'Created'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, items.map((s) => h('tr', { dataset: { session: s.session_id } },
+      h('td', {}, h('a', { href: '#/sessions/' + s.session_id }, s.session_id)),
+      h('td', {}, s.charger_id + '/' + s.connector_id),
+      h('td', {}, h('span', { class: 'badge', 'data-state': '' }, s.state)),
+      h('td', { class: 'num' }, sat(s.paid_msat)), h('td', { class: 'num' }, sat(s.consumed_msat)),
+      h('td', { class: 'num' }, sat(s.refundable_msat)), h('td', { class: 'num' }, kwh(s.energy_wh)),
+      h('td', {}, when(s.created_at))))))
+}
+
+async function sessionsView (view, params) {
+  const query = new URLSearchParams(params)
+  query.set('limit', '50')
+  const page = await api('GET', '/sessions?' + query)
+  const filters = h('form', {
+    class: 'row',
+    onsubmit: (event) => {
+      event.preventDefault()
+      const data = new URLSearchParams([...new FormData(event.target)].filter(([, v]) => v))
+      location.hash = '#/sessions?' + data
+    }
+  },
+  h('label', {}, 'Charger', h('input', { name: 'charger', value: params.get('charger') || '' })),
+  h('label', {}, 'State', h('select', { name: 'state' }, ['', 'awaiting_payment', 'paid', 'starting', 'charging', 'stopping', 'stopped', 'start_failed', 'refund_pending', 'refunded', 'closed', 'expired'].map((s) => h('option', { value: s, selected: s === (params.get('state') || '') }, s || 'any')))),
+  h('button', { type: 'submit' }, 'Filter'),
+  h('button', { type: 'button', onclick: () => { const q = new URLSearchParams(query); q.set('format', 'csv'); q.set('limit', '500'); download('/sessions?' + q, 'sessions.csv') } }, 'Export CSV'))
+  const table = sessionTable(page.items)
+  let cursor = page.next_cursor
+  const more = h('button', {
+    hidden: !cursor,
+    onclick: async () => {
+      query.set('cursor', cursor)
+      const next = await api('GET', '/sessions?' + query)
+      table.querySelector('tbody').append(...sessionTable(next.items).querySelector('tbody').children)
+      cursor = next.next_cursor
+      more.hidden = !cursor
+    }
+  }, 'More')
+  view.replaceChildren(h('h1', {}, 'Sessions'), filters, table, more)
+}
+
+async function sessionView (view, sessionId) {
+  const s = await api('GET', '/sessions/' + sessionId)
+  const stoppable = ['paid', 'starting', 'charging'].includes(s.state)
+  view.replaceChildren(
+    h('h1', {}, 'Session ', h('span', { class: 'mono' }, s.session_id)),
+    h('p', {}, h('span', { class: 'badge', id: 'session-state' }, s.state), ' on ', h('a', { href: '#/chargers/' + s.charger_id }, s.charger_id), ' connector ' + s.connector_id,
+      s.stop_reason ? ' · stopped by ' + s.stop_reason : ''),
+    stoppable ? h('button', { class: 'danger', onclick: async () => { try { await api('POST', '/sessions/' + s.session_id + '/stop'); route(true) } catch (e) { toast(e.message) } } }, 'Stop session') : '',
+    h('table', {}, h('tbody', {},
+      [['Paid', sat(s.paid_msat)], ['Used', sat(s.consumed_msat)], ['Refundable', sat(s.refundable_msat)], ['Refunded', sat(s.refunded_msat)], ['Energy', kwh(s.energy_wh)], ['Charging time', Math.round(s.elapsed_s / 60) + ' min'], ['Started', when(s.started_at)], ['Stopped', when(s.stopped_at)]]
+        .map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v))))),
+    h('h2', {}, 'Payments'), ledgerTable(s.payments, ['payment_hash', 'kind', 'state', 'amount_msat', 'settled_at']),
+    h('h2', {}, 'Refunds'), ledgerTable(s.refunds, ['refund_id', 'state', 'amount_msat', 'fee_msat', 'detail', 'updated_at']))
+}
+
+function ledgerTable (items, columns) {
+  if (!items.length) return h('p', { class: 'muted' }, 'None.')
+  return h('table', {}, h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.endsWith('msat') ? 'num' : '' }, c.replace('_msat', ''))))),
+    h('tbody', {}, items.map((row) => h('tr', {}, columns.map((c) => h('td', { class: c.endsWith('msat') ? 'num' : (c.includes('hash') ? 'mono' : '') },
+      c.endsWith('msat') ? (row[c] === null ? '—' : sat(row[c])) : (c.endsWith('_at') ? when(row[c]) : String(row[c] ?? '—'))))))))
+}
+
+async function ledgerView (view) {
+  const [totals, payments, refunds] = await Promise.all([api('GET', '/ledger/totals?period=day'), api('GET', '/ledger/payments?limit=50'), api('GET', '/ledger/refunds?limit=50')])
+  view.replaceChildren(
+    h('h1', {}, 'Ledger'),
+    h('div', { class: 'toolbar' },
+      h('button', { onclick: () => download('/ledger/payments?format=csv&limit=1000', 'payments.csv') }, 'Payments CSV'),
+      h('button', { onclick: () => download('/ledger/refunds?format=csv&limit=1000', 'refunds.csv') }, 'Refunds CSV')),
+    h('h2', {}, 'Per day (UTC)'), ledgerTable(totals.totals, ['period', 'sessions', 'paid_msat', 'refunded_msat', 'refund_fees_msat', 'energy_wh']),
+    h('h2', {}, 'Payments'), ledgerTable(payments.items, ['payment_hash', 'session_id', 'kind', 'amount_msat', 'settled_at']),
+    h('h2', {}, 'Refunds'), ledgerTable(refunds.items, ['refund_id', 'session_id', 'state', 'amount_msat', 'fee_msat', 'updated_at']))
+}
+
+async function auditView (view) {
+  const page = await api('GET', '/audit?limit=200')
+  view.replaceChildren(h('h1', {}, 'Audit log'), ledgerTable(page.items.map((e) => ({ ...e, detail: JSON.stringify(e.detail) })), ['at', 'actor', 'action', 'target', 'detail']))
+}
+
+// --- routing ----------------------------------------------------------------------------------
+
+async function route (refresh) {
+  if (!state.token && !state.nip07) return showSignIn()
+  const view = $('view')
+  const [path, search] = (location.hash.slice(1) || '/').split('?')
+  const params = new URLSearchParams(search || '')
+  const parts = path.split('/').filter(Boolean)
+  if (refresh && document.activeElement && view.contains(document.activeElement) && document.activeElement.matches('input, select')) return // do not wipe what the operator types
+  try {
+    if (parts[0] === 'chargers' && parts[1]) await chargerView(view, decodeURIComponent(parts[1]))
+    else if (parts[0] === 'sessions' && parts[1]) await sessionView(view, decodeURIComponent(parts[1]))
+    else if (parts[0] === 'sessions') await sessionsView(view, params)
+    else if (parts[0] === 'ledger') await ledgerView(view)
+    else if (parts[0] === 'audit') await auditView(view)
+    else await dashboard(view)
+  } catch (error) {
+    if (error.message !== 'unauthorized') view.replaceChildren(h('p', { class: 'error', role: 'alert' }, error.message))
+  }
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('token-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    state.token = $('token').value.trim()
+    state.nip07 = false
+    sessionStorage.setItem('strom.token', state.token)
+    signIn()
+  })
+  $('nip07').addEventListener('click', () => {
+    if (!window.nostr) return showSignIn('No nostr extension (NIP-07) found in this browser.')
+    state.nip07 = true
+    sessionStorage.setItem('strom.nip07', '1')
+    signIn()
+  })
+  $('signout').addEventListener('click', () => signOut())
+  window.addEventListener('hashchange', () => route())
+  if (state.token || state.nip07) signIn()
+  else showSignIn()
+})

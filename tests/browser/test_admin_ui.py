@@ -1,0 +1,124 @@
+"""The admin UI in Debian's Chromium: sign in with a token, watch a charge start live, stop it.
+
+The UI never polls: what changes on screen after sign-in comes from the websocket. The
+screenshots land in ``test-artifacts/screenshots/admin-*.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import lnurl
+import pytest
+
+from tests.browser.conftest import screenshot
+from tests.browser.test_pages import read_qr
+from tests.cockpit.conftest import CHARGER, Cockpit, start_cockpit
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, ConsoleMessage, Page, Route
+
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
+
+@pytest.fixture
+async def cockpit(tmp_path: Path) -> AsyncIterator[Cockpit]:
+    async for running in start_cockpit(tmp_path):
+        yield running
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A desktop-sized page that may reach only 127.0.0.1; the list collects its errors."""
+    trouble: list[str] = []
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+
+    async def keep_local(route: Route) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname in {"127.0.0.1", "localhost"} or url.startswith("blob:"):
+            await route.continue_()
+        else:
+            trouble.append(f"outside request {route.request.url}")
+            await route.abort()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            trouble.append(message.text)
+
+    await context.route("**/*", keep_local)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: trouble.append(str(exc)))
+    yield page, trouble
+    await context.close()
+
+
+async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
+    cockpit: Cockpit, desk: tuple[Page, list[str]]
+) -> None:
+    from playwright.async_api import expect
+
+    page, trouble = desk
+    await page.goto(cockpit.base + "/admin/")
+    await expect(page.locator("#signin")).to_be_visible()
+    await page.fill("#token", "strom_wrong")
+    await page.click("text=Sign in with token")
+    await expect(page.locator("#signin-error")).to_contain_text("no longer valid")
+    trouble.clear()  # the refused sign-in logs its 401 to the console, as it should
+
+    await page.fill("#token", cockpit.admin_token)
+    await page.click("text=Sign in with token")
+    card = page.locator(f'[data-charger="{CHARGER}"]')
+    await expect(card).to_be_visible()
+    await expect(page.locator("#live")).to_have_text("live")
+    status = card.locator('tr[data-connector="1"] [data-status]')
+    await expect(status).not_to_have_text("Charging")
+    await expect(page.locator("#who")).to_have_text("token:ops")
+    await screenshot(page, "admin-dashboard-before", full_page=False)
+
+    status_url, _ = await cockpit.stack.pay(20_000_000)  # a driver pays with a wallet
+    await expect(status).to_have_text("Charging", timeout=20_000)
+    await expect(page.locator("#stat-charging")).to_have_text("1")
+    await expect(page.locator("#toast")).to_contain_text("Payment received")
+    stop = card.locator("button[data-stop]")
+    await expect(stop).to_be_visible()
+    await screenshot(page, "admin-dashboard-charging", full_page=False)
+
+    await stop.click()
+    stopped = await cockpit.stack.wait_state(status_url, "stopped")
+    assert stopped["stop_reason"] == "admin"
+    await expect(card.locator("button[data-stop]")).to_have_count(0)
+    await expect(status).not_to_have_text("Charging")
+    await screenshot(page, "admin-dashboard-stopped", full_page=False)
+
+    # The charger page: sticker, tariff editor with what a driver pays before saving.
+    await card.locator("h2 a").click()
+    await expect(page.locator("#tariff")).to_be_visible()
+    sticker = page.locator(".sticker img").first
+    await expect(sticker).to_be_visible()
+    scanned = await read_qr(sticker)  # what a wallet's camera reads off the printed sticker
+    assert scanned.startswith("LIGHTNING:LNURL1")
+    assert str(lnurl.decode(scanned.removeprefix("LIGHTNING:"))) == cockpit.stack.pay_url
+    await page.fill('#tariff input[name="per_kwh_sat"]', "400")
+    await expect(page.locator("#quote")).to_contain_text("10 kWh: 4000 sat")
+    await expect(page.locator("#quote")).to_contain_text("30 kWh: 12000 sat")
+    await screenshot(page, "admin-charger")
+    await page.click("text=Save tariff")
+    await expect(page.locator("#toast")).to_have_text("Tariff saved")
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert "400 sat/kWh" in offer["metadata"]
+
+    await page.click("nav >> text=Sessions")
+    session_id = stopped["id"]
+    await expect(page.locator(f'tr[data-session="{session_id}"] [data-state]')).to_have_text(
+        "stopped"
+    )
+    await screenshot(page, "admin-sessions")
+    await page.click("nav >> text=Ledger")
+    await expect(page.locator("#view h1")).to_have_text("Ledger")
+    await screenshot(page, "admin-ledger")
+    assert trouble == []
