@@ -11,6 +11,7 @@ passed); without it Strom keeps serving so a person can open the pages and try b
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import socket
 import sys
@@ -234,7 +235,9 @@ async def run_demo(options: DemoOptions) -> int:
             failed = str(exc) or type(exc).__name__
             _say(f"demo failed: {failed}")
         if not options.once:
+            token = await strom.cockpit.tokens.create(f"demo-{secrets.token_hex(3)}")
             _say()
+            _say(f"admin UI:     {base}/admin/ — sign in with this token: {token}")
             _say(f"Strom keeps serving: open {charger_page} — Ctrl-C to stop.")
             await interrupted.wait()
         sim.cancel()
