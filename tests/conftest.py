@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fuzz.counts import CASES
 from tests.peers.lnbits import LNbitsPeer, PeerUnavailable
 
 
@@ -77,3 +78,13 @@ def fail_on_swallowed_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     if collector.records:
         lines = "\n".join(f"{r.name}: {r.getMessage()}" for r in collector.records[:10])
         pytest.fail(f"errors were logged during the test:\n{lines}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many cases each fuzz target ran (``tests/fuzz`` and the live OCPP frames)."""
+    if not CASES:
+        return
+    terminalreporter.section("fuzz cases run")
+    for target, count in sorted(CASES.items()):
+        terminalreporter.write_line(f"{target:40s} {count:8,}")
+    terminalreporter.write_line(f"{'total':40s} {sum(CASES.values()):8,}")

@@ -1,35 +1,17 @@
-"""Fuzz targets count their cases; the totals are printed at the end of the run.
-
-``STROM_FUZZ_SCALE`` multiplies every target's example count (default 1, sized for CI).
-"""
+"""Fuzz targets count their cases in :mod:`tests.fuzz.counts`; the totals are printed at the
+end of the run (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Stack, running_stack
+from tests.fuzz.counts import CASES, SCALE, examples
 
-CASES: Counter[str] = Counter()
-SCALE = float(os.environ.get("STROM_FUZZ_SCALE", "1"))
-
-
-def examples(n: int) -> int:
-    """A target's example count, scaled."""
-    return max(1, int(n * SCALE))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not CASES:
-        return
-    terminalreporter.section("fuzz cases run")
-    for target, count in sorted(CASES.items()):
-        terminalreporter.write_line(f"{target:40s} {count:8,}")
-    terminalreporter.write_line(f"{'total':40s} {sum(CASES.values()):8,}")
+__all__ = ["CASES", "SCALE", "examples"]
 
 
 @pytest.fixture

@@ -208,7 +208,8 @@ def _load_mangled(folder: Path, data: st.DataObject) -> None:
             f"{line.split('=')[0]}= {value}" if line.strip().startswith(f"{key} ") else line
             for line in text.splitlines()
         )
-    target.write_text(text)
+    # A lone surrogate becomes bytes that are not UTF-8: a file an editor could have mangled.
+    target.write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
         load_config(folder / "strom.toml", environ={})
     except ConfigError as exc:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ocpp_server import InMemoryOcppCore
 from strom.ports import AuthorizationStatus, MeterSample, StartDecision, TransactionStopped
+from tests.fuzz.counts import CASES, examples
 from tests.ocpp.conftest import Harness, HarnessFactory, boot
 from tests.ocpp.drivers import CallErrorReceived, PythonDriver
 
@@ -191,7 +192,7 @@ FRAMES = st.one_of(
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -200,6 +201,8 @@ async def test_generated_frames_never_break_the_server_or_change_records(
     start_harness: HarnessFactory, frames: list[str]
 ) -> None:
     # Hypothesis runs this body many times; each run gets its own server.
+    CASES["OCPP frame sequences (live server)"] += 1
+    CASES["OCPP frames (live server)"] += len(frames)
     harness = await start_harness()
     driver = PythonDriver()
     await driver.connect(harness.url, "cp-open")
