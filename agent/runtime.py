@@ -288,7 +288,8 @@ class AgentRuntime:
             relay_url,
             len(self.supervisor),
         )
-        return
+        for agent in self.supervisor.agents.values():
+            agent.republish(relay_url)
 
     async def _housekeeping(self) -> None:
         settings = self.services.settings
