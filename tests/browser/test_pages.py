@@ -117,6 +117,10 @@ async def test_session_page_follows_the_charge_live_and_ends_with_the_receipt(
     status_url, session_url = await stack.pay(2_000_000)
     status = await stack.wait_state(status_url, "charging")
     page = await phone()
+    polled: list[str] = []
+    sockets: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if ".json" in r.url else None)
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     await page.goto(session_url)
     state = page.get_by_test_id("state")
     await expect(state).to_have_text("Charging")
@@ -134,6 +138,9 @@ async def test_session_page_follows_the_charge_live_and_ends_with_the_receipt(
     await expect(energy).to_have_text(KWH)
     await expect(page.get_by_test_id("cost")).to_have_text(SAT)
     assert await page.evaluate("window.stillTheSameDocument === true")
+    # The numbers came over the session's own websocket stream, not by polling.
+    assert sockets == [stack.base.replace("http://", "ws://") + "/api/v1/ws"]
+    assert polled == []
 
     # The script shows numbers exactly as the server renders them.
     for amount in (0, 1, 999, 1_000, 1_001, 203_500, 1_796_500, 2_000_000, 123_456_789_012):

@@ -206,3 +206,36 @@ def test_each_charger_has_a_nostr_key_and_the_nsec_needs_a_flag(
     assert "nsec1" in with_secret.out
     assert "keep it secret" in with_secret.err
     assert main(["keys", "show", "nope", "-c", str(config)]) == 2
+
+
+def test_api_tokens_are_created_once_listed_without_the_secret_and_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(init(tmp_path))
+    capsys.readouterr()
+    assert main(["token", "create", "ops", "-c", config]) == 0
+    created = capsys.readouterr()
+    token = created.out.strip()
+    assert token.startswith("strom_")
+    assert "shown once" in created.err
+    assert main(["token", "create", "grafana", "--read-only", "-c", config]) == 0
+    capsys.readouterr()
+
+    assert main(["token", "create", "ops", "-c", config]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert main(["token", "create", "bad name", "-c", config]) == 1
+    assert "expected 1-64 letters" in capsys.readouterr().err
+
+    assert main(["token", "list", "-c", config]) == 0
+    listing = capsys.readouterr().out
+    assert "grafana\tread\tlive" in listing
+    assert "ops\tadmin\tlive" in listing
+    assert token not in listing
+    database = (tmp_path / "data").rglob("*.sqlite3")
+    assert all(token.encode() not in path.read_bytes() for path in database)  # hashed only
+
+    assert main(["token", "revoke", "ops", "-c", config]) == 0
+    assert main(["token", "revoke", "ops", "-c", config]) == 1
+    assert "no live token named 'ops'" in capsys.readouterr().err
+    assert main(["token", "list", "-c", config]) == 0
+    assert "ops\tadmin\trevoked" in capsys.readouterr().out

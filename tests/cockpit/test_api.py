@@ -306,9 +306,10 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     assert final["stop_reason"] == "admin"
     assert final["refundable_msat"] > 0
 
-    second, _ = await charging_session(cockpit)
+    second, second_url = await charging_session(cockpit)
     answer = await ok("POST", "/chargers/{charger_id}/commands/remote-stop")
     assert answer["session_id"] == second
+    await cockpit.stack.wait_state(second_url, "stopped")  # the charger is done with it
     for key in [
         ("POST", "/chargers/{charger_id}/commands/unlock"),
         ("POST", "/chargers/{charger_id}/commands/reset"),
@@ -326,3 +327,28 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     audit = await ok("GET", "/audit")
     assert audit["items"][0]["actor"] == "token:ops"
     assert done == set(REQUESTS)
+
+
+async def test_the_openapi_document_describes_exactly_the_served_operations(
+    cockpit: Cockpit,
+) -> None:
+    response = await cockpit.http.get(cockpit.api + "/openapi.json")  # no sign-in needed
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert document["servers"] == [{"url": cockpit.api}]
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    assert documented == endpoint_keys(cockpit)
+    schemas = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                for media in answer.get("content", {}).values():
+                    ref = media["schema"].get("$ref", "")
+                    assert ref == "" or ref.split("/")[-1] in schemas, (method, path, status)
+            assert "401" in operation["responses"]
+            assert "403" in operation["responses"]
