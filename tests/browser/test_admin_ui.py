@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import lnurl
 import pytest
 
+from agent.nostr.event import sign_event
+from agent.nostr.keys import encode_npub, public_key_hex
 from tests.browser.conftest import screenshot
 from tests.browser.test_pages import read_qr
-from tests.cockpit.conftest import CHARGER, Cockpit, start_cockpit
+from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, start_cockpit
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, ConsoleMessage, Page, Route
@@ -121,4 +123,50 @@ async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
     await page.click("nav >> text=Ledger")
     await expect(page.locator("#view h1")).to_have_text("Ledger")
     await screenshot(page, "admin-ledger")
+    assert trouble == []
+
+
+async def test_an_admin_signs_in_with_a_nostr_extension_and_every_request_is_nip98(
+    cockpit: Cockpit, desk: tuple[Page, list[str]]
+) -> None:
+    """A NIP-07 extension (here: a page script backed by the admin's key in the test) signs a
+    NIP-98 event for every API call and the websocket; changes are audited by npub."""
+    from playwright.async_api import expect
+
+    page, trouble = desk
+    signed: list[dict[str, Any]] = []
+
+    def sign(template: dict[str, Any]) -> dict[str, Any]:
+        event = sign_event(
+            ADMIN_SECRET,
+            template["kind"],
+            template["tags"],
+            template["content"],
+            template["created_at"],
+        ).to_dict()
+        signed.append(event)
+        return event
+
+    await page.expose_function("testSigner", sign)
+    await page.add_init_script(
+        "window.nostr = {signEvent: (event) => window.testSigner(event),"
+        " getPublicKey: async () => ''}"
+    )
+    await page.goto(cockpit.base + "/admin/")
+    await page.click("text=Sign in with a nostr extension")
+    npub = encode_npub(public_key_hex(ADMIN_SECRET))
+    await expect(page.locator("#who")).to_have_text(npub)
+    await expect(page.locator("#live")).to_have_text("live")
+    await page.goto(cockpit.base + f"/admin/#/chargers/{CHARGER}")
+    await page.fill('#tariff input[name="per_kwh_sat"]', "333")
+    await expect(page.locator("#quote")).to_contain_text("10 kWh: 3330 sat")
+    await page.click("text=Save tariff")
+    await expect(page.locator("#toast")).to_have_text("Tariff saved")
+
+    assert {e["kind"] for e in signed} == {27235}
+    put = [e for e in signed if ["method", "PUT"] in e["tags"]]
+    assert len(put) == 1
+    assert any(tag[0] == "payload" for tag in put[0]["tags"])
+    audit = (await cockpit.call("GET", "/audit")).json()["items"]
+    assert (audit[0]["actor"], audit[0]["action"]) == (npub, "api.tariff.set")
     assert trouble == []
