@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from agent.agent import Agent
+from agent.errors import AgentUnavailable
 from agent.nostr.discovery import STATUS_KIND
 from agent.nostr.keys import encode_npub
 from agent.queries import audit, set_connector_enabled
@@ -41,6 +43,7 @@ from strom.config import (
     StromConfig,
     TariffConfig,
 )
+from strom.effects import RetryLater
 from strom.errors import ConfigError, IllegalTransition
 from strom.payments import PaymentService
 from strom.session import State, StopReason, StopRequested
@@ -220,6 +223,14 @@ class Api:
             raise ApiError(404, "not_found", "there is no such session")
         return row
 
+    def _agent(self, charger_id: str) -> Agent:
+        try:
+            return self.agents.agent(charger_id)
+        except AgentUnavailable:
+            raise ApiError(
+                503, "agent_unavailable", f"the nostr agent of {charger_id} is not running"
+            ) from None
+
     # --- who -------------------------------------------------------------------------------
 
     async def me(self, call: Call) -> m.Me:
@@ -327,7 +338,7 @@ class Api:
         if existing is not None and existing.tariff != written.tariff:
             self.agents.prices.set_tariff(charger_id, written.tariff.to_tariff())
             self.payments.forget_view()
-            self.agents.agent(charger_id).mark_dirty()
+            self._agent(charger_id).mark_dirty()
             applied.append("tariff")
         restart = existing is None or _changed_beyond_tariff(existing, written)
         call.audit_detail.update(created=existing is None, restart_required=restart)
@@ -348,7 +359,7 @@ class Api:
         )
         await set_connector_enabled(self.db, profile.id, connector_id, enabled=enabled)
         self.payments.forget_view()  # offers see it at once
-        self.agents.agent(profile.id).set_enabled(connector_id, enabled)
+        self._agent(profile.id).set_enabled(connector_id, enabled)
         call.audit_detail.update(
             connector=connector_id, enabled=enabled, charger=result.status.value
         )
@@ -470,7 +481,7 @@ class Api:
         tariff = config.to_tariff()
         self.agents.prices.set_tariff(profile.id, tariff)
         self.payments.forget_view()
-        self.agents.agent(profile.id).mark_dirty()  # the status event shows the new price
+        self._agent(profile.id).mark_dirty()  # the status event shows the new price
         call.audit_detail.update(
             energy_msat_per_kwh=tariff.energy_msat_per_kwh,
             time_msat_per_minute=tariff.time_msat_per_minute,
@@ -591,7 +602,7 @@ class Api:
         pool = self.agents.pool
         try:
             states = await pool.states()
-        except Exception as exc:
+        except Exception as exc:  # a pool not started yet reads as "no states"
             log.info("api: relay states unavailable: %s", exc)
             states = {}
         relays = sorted(set(pool.read_relays) | set(pool.write_relays) | set(states))
@@ -623,10 +634,14 @@ class Api:
 
     async def status_event(self, call: Call) -> m.StatusEventOut:
         profile = self._profile(call)
-        agent = self.agents.agent(profile.id)
-        events = await self.agents.pool.fetch(
-            [{"kinds": [STATUS_KIND], "authors": [agent.pubkey], "limit": 1}], timeout_s=3.0
-        )
+        agent = self._agent(profile.id)
+        try:
+            events = await self.agents.pool.fetch(
+                [{"kinds": [STATUS_KIND], "authors": [agent.pubkey], "limit": 1}], timeout_s=3.0
+            )
+        except Exception as exc:  # whatever the relay client raises is a 503
+            log.warning("api: relays unavailable for %s: %s", profile.id, exc)
+            raise ApiError(503, "relays_unavailable", "no relay answered; try again") from None
         newest = max(events, key=lambda e: e.created_at, default=None)
         return m.StatusEventOut(
             charger_id=profile.id,
@@ -636,8 +651,11 @@ class Api:
 
     async def publish_status(self, call: Call) -> m.PublishAnswer:
         profile = self._profile(call)
-        agent = self.agents.agent(profile.id)
-        result: PublishResult = await agent.call(agent.publish_status, timeout_s=30.0)
+        agent = self._agent(profile.id)
+        try:
+            result: PublishResult = await agent.call(agent.publish_status, timeout_s=30.0)
+        except RetryLater as exc:
+            raise ApiError(503, "agent_busy", str(exc)) from None
         call.audit_detail.update(event=result.event_id, accepted=result.accepted)
         answer = _publish_answer(result)
         assert answer is not None

@@ -132,9 +132,18 @@ class Endpoint:
         finally:
             if self.action is not None and status != 500:
                 target = request.match_info.get(self.target, "") if self.target else ""
-                await audit(
-                    call.principal, self.action, target, {**call.audit_detail, "http": status}
-                )
+                detail = {**call.audit_detail, "http": status}
+                try:
+                    await audit(call.principal, self.action, target, detail)
+                except StorageError as exc:  # the answer stands; the log says what is missing
+                    log.error(
+                        "api: audit row lost for %s %s %s %s: %s",
+                        call.principal.actor,
+                        self.action,
+                        target,
+                        detail,
+                        exc,
+                    )
 
     async def _admit(self, request: web.Request, auth: Authenticator) -> Call:
         """Read, authenticate, authorise and validate a request.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -52,7 +52,7 @@ class Metrics:
     agents: AgentRuntime
     backend: LightningBackend
     chargers: int
-    live_subscribers: object = None  # a callable giving the websocket count, when wired
+    live_subscribers: Callable[[], int] | None = None  # the websocket count, when wired
     _backend_up: tuple[float, bool] = (0.0, False)
 
     async def _backend_ok(self) -> bool:
@@ -71,7 +71,7 @@ class Metrics:
     async def _relay_states(self) -> dict[str, str]:
         try:
             return await self.agents.pool.states()
-        except Exception as exc:
+        except Exception as exc:  # an unstarted pool reads as no relays
             log.info("metrics: relay states unavailable: %s", exc)
             return {}
 
@@ -106,7 +106,7 @@ class Metrics:
         queue = GaugeMetricFamily("strom_outbox", "Outbox rows by state", labels=["state"])
         for state, count in sorted(outbox.items()):
             queue.add_metric([state], count)
-        subscribers = self.live_subscribers() if callable(self.live_subscribers) else 0
+        subscribers = self.live_subscribers() if self.live_subscribers is not None else 0
         families: list[Metric] = [
             gauge("strom_chargers", "Chargers configured", self.chargers),
             gauge(

@@ -29,7 +29,7 @@ _ERRORS = {
     "404": "No such charger, connector or session",
     "409": "Not possible in the current state",
     "413": "Body larger than 64 KiB",
-    "503": "The database failed; try again",
+    "503": "The database, the relays or the charger's agent are unavailable; try again",
 }
 
 

@@ -117,8 +117,9 @@ class ProfileFiles:
             raise ConfigError(f"{path}: the new profile does not read back: {exc}") from None
         if written.id != charger_id:
             raise ConfigError(f"{path}: the profile's id must be {charger_id!r}")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary: str | None = None
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(
                 dir=self.folder, prefix=f".{charger_id}.", suffix=".tmp"
             )
@@ -128,5 +129,7 @@ class ProfileFiles:
                 os.fsync(out.fileno())
             os.replace(temporary, path)
         except OSError as exc:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
             raise ConfigError(f"{path}: cannot write the profile: {exc}") from None
         return written
