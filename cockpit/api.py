@@ -35,7 +35,7 @@ from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
 from cockpit.profiles import ProfileFiles
 from cockpit.sticker import sticker_pdf, sticker_svg
 from lnurl_server.lnurl import bech32_lnurl
-from ocpp_server import OcppServer
+from ocpp_server import OcppServer, parse_quirks
 from strom.config import (
     ConnectorConfig,
     OcppProfileConfig,
@@ -314,6 +314,10 @@ class Api:
         charger_id = call.path("charger_id")
         body: m.ProfileIn = call.body
         try:
+            parse_quirks(tuple(body.quirks))
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", f"quirks: {exc}") from None
+        try:
             existing: ProfileConfig | None = self.config.profile(charger_id)
         except KeyError:
             existing = None
@@ -497,7 +501,7 @@ class Api:
             rows, cursor = await queries.page_sessions(
                 self.db,
                 charger=query.charger,
-                state=query.state,
+                state=query.state.value if query.state else None,
                 since=query.since,
                 until=query.until,
                 limit=query.limit,

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from strom.config import BrandingConfig, LocationConfig
+from strom.session import State
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 
@@ -306,7 +307,7 @@ class TariffOut(_Out):
 
 class SessionQuery(_In):
     charger: str | None = Field(None, max_length=48)
-    state: str | None = Field(None, max_length=24)
+    state: State | None = None
     since: IsoTime | None = None
     until: IsoTime | None = None
     limit: int = Field(50, ge=1, le=500)

@@ -178,7 +178,11 @@ async def test_creating_a_charger_writes_its_profile_and_says_a_restart_is_neede
     assert [c.max_power_w for c in written.connectors] == [22_000, 22_000]
     bad = await cockpit.call("PUT", "/chargers/bad%20id", json=profile)
     assert bad.status_code == 400
+    quirky = await cockpit.call("PUT", "/chargers/cp-three", json={**profile, "quirks": ["x"]})
+    assert quirky.status_code == 400
+    assert "quirks" in quirky.json()["message"]
     assert not list(cockpit.stack.strom.config.paths.profiles.glob("bad*"))
+    assert not list(cockpit.stack.strom.config.paths.profiles.glob("cp-three*"))
 
 
 # --- sessions, paging, CSV ---------------------------------------------------------------------
@@ -218,6 +222,8 @@ async def test_sessions_page_newest_first_with_filters_and_csv(cockpit: Cockpit)
     assert len(waiting.json()["items"]) == 5
     none = await cockpit.call("GET", "/sessions", params={"state": "charging"})
     assert none.json()["items"] == []
+    typo = await cockpit.call("GET", "/sessions", params={"state": "chargin"})
+    assert typo.status_code == 400
     later = await cockpit.call("GET", "/sessions", params={"since": "2999-01-01T00:00:00Z"})
     assert later.json()["items"] == []
 

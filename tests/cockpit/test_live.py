@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -106,10 +107,14 @@ async def test_a_stranger_npub_is_refused_with_4403(cockpit: Cockpit) -> None:
 
 
 async def test_a_payer_streams_their_own_session_only(cockpit: Cockpit) -> None:
-    status_url, _ = await cockpit.stack.pay(5_000_000)
-    query = parse_qs(urlsplit(status_url).query)
-    session_id = urlsplit(status_url).path.split("/")[-1].removesuffix(".json")
-    secret = query["secret"][0]
+    stack = cockpit.stack
+    offer = await stack.get(stack.pay_url)
+    other = await stack.get(offer["callback"], amount="2000000")  # another driver's invoice
+    mine = await stack.get(offer["callback"], amount="5000000")
+    await stack.wallet.pay(mine["pr"])
+    page = urlsplit(mine["successAction"]["url"])
+    session_id = page.path.split("/")[-1]
+    secret = parse_qs(page.query)["secret"][0]
     wrong = {"type": "session", "session_id": session_id, "secret": secret + "x"}
     async with websocket(cockpit, wrong) as ws:
         assert await closed_with(ws) == 4401
@@ -119,9 +124,13 @@ async def test_a_payer_streams_their_own_session_only(cockpit: Cockpit) -> None:
         ready = await ws.receive_json()
         assert ready["type"] == "ready"
         assert ready["session"]["session_id"] == session_id
-        # Another driver's invoice (a second session) must not show up on this stream.
-        offer = await cockpit.stack.get(cockpit.stack.pay_url)
-        await cockpit.stack.get(offer["callback"], amount="2000000")
         seen = await messages_until(ws, lambda m: m.get("state") == "charging")
+        # The other driver pays now: their session changes (paid, then refundable because
+        # the connector is taken), and none of it may reach this stream.
+        await stack.wallet.pay(other["pr"])
+        other_status = other["successAction"]["url"].replace("?", ".json?", 1)
+        await stack.wait_state(other_status, "start_failed", "refund_pending", "refunded")
+        with contextlib.suppress(TimeoutError):  # read whatever else came within a second
+            seen += await messages_until(ws, lambda m: False, within_s=1)
     assert {m["session_id"] for m in seen} == {session_id}
     assert {m["type"] for m in seen} == {"session"}  # no payments or charger events leak
