@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent import notifications, zaps
 from agent.agent import Agent
@@ -42,6 +42,7 @@ from agent.store import AgentStore
 from agent.supervisor import Supervisor
 from strom.config import ProfileConfig, StromConfig
 from strom.effects import Handler, RetryLater
+from strom.errors import StromError
 from strom.lightning import LightningBackend
 from strom.payments import PaymentService
 from strom.ports import (
@@ -52,7 +53,7 @@ from strom.ports import (
     OcppEvent,
 )
 from strom.storage.db import Database
-from strom.storage.outbox import OutboxRow
+from strom.storage.outbox import OutboxRow, OutboxStore
 from strom.storage.sessions import SessionStore
 from strom.tariff import Tariff
 
@@ -134,6 +135,9 @@ class AgentRuntime:
         self._store_lock = asyncio.Lock()
         self._store_open = False
         self.ready = asyncio.Event()
+        # Called when outbox rows were made due now (the effect runner should look again).
+        self.on_outbox_due: Callable[[], None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- what the rest of Strom asks ---------------------------------------------------------
 
@@ -290,6 +294,24 @@ class AgentRuntime:
         )
         for agent in self.supervisor.agents.values():
             agent.republish(relay_url)
+        task = asyncio.get_running_loop().create_task(self._retry_outbox_now(relay_url))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _retry_outbox_now(self, relay_url: str) -> None:
+        """Session DMs and zap receipts waiting out a backoff go now, not minutes later."""
+        now = datetime.fromtimestamp(self.services.clock(), UTC)
+        try:
+            moved = await OutboxStore(self.services.db).run_now(self.handlers(), now)
+        except StromError as exc:
+            log.warning(
+                "relay %s is back, but the outbox could not be rescheduled: %s", relay_url, exc
+            )
+            return
+        if moved:
+            log.info("relay %s is back: %d DM(s)/receipt(s) retried now", relay_url, moved)
+            if self.on_outbox_due is not None:
+                self.on_outbox_due()
 
     async def _housekeeping(self) -> None:
         settings = self.services.settings

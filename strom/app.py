@@ -212,6 +212,7 @@ class Strom:
         }
         runner = EffectRunner(OutboxStore(db), handlers)
         sessions.listeners.append(lambda _transition: runner.wake())
+        agents.on_outbox_due = runner.wake  # a relay came back: waiting DMs go now
         front = FrontDoor(
             config=config,
             store=sessions,

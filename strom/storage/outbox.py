@@ -10,6 +10,7 @@ crash, rows that were running are simply run again.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,6 +150,23 @@ class OutboxStore:
                 )
             )
         return not dead
+
+    async def run_now(self, kinds: Collection[str], now: datetime) -> int:
+        """Make pending rows of ``kinds`` due now (their cause went away, e.g. a relay is back).
+
+        Attempts and the dead-letter limit are unchanged; returns how many rows moved.
+        """
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.state == "pending",
+                    outbox.c.kind.in_(list(kinds)),
+                    outbox.c.run_after > now,
+                )
+                .values(run_after=now)
+            )
+        return int(result.rowcount or 0)
 
     async def counts(self) -> dict[str, int]:
         """Rows per state (for health and metrics)."""

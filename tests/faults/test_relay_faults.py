@@ -16,11 +16,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from agent.agent import Agent
 from agent.nostr.discovery import (
@@ -233,6 +234,39 @@ async def test_session_dms_and_the_receipt_that_failed_while_the_relay_was_down_
 
         rows = await eventually(notified, "every session DM sent")
         assert any(r.payload["what"] == "paid" and r.attempts > 0 for r in rows)  # a retry
+
+
+async def test_a_dm_waiting_out_a_long_backoff_is_retried_as_soon_as_the_relay_is_back(
+    tmp_path: Path,
+) -> None:
+    async with world_with_one_relay(tmp_path) as world:
+        await world.relay_down()
+        await zap(world, 2_000_000)
+
+        async def paid_dm_failed() -> bool | None:
+            rows = await world.notify_rows()
+            failed = [r for r in rows if r.payload["what"] == "paid" and r.attempts > 0]
+            return True if failed else None
+
+        await eventually(paid_dm_failed, "a failed attempt to DM the zapper")
+        # As after many failures: the next attempt is ten minutes away.
+        later = datetime.now(UTC) + timedelta(minutes=10)
+        async with world.stack.strom.db.transaction() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.state == "pending", outbox.c.kind == "notify")
+                .values(run_after=later)
+            )
+        await world.relay.start()
+
+        async def paid_dm_done() -> bool | None:
+            rows = await world.notify_rows()
+            paid = [r for r in rows if r.payload["what"] == "paid"]
+            return True if paid and all(r.state == "done" for r in paid) else None
+
+        await eventually(paid_dm_done, "the zapper's DM sent, long before 10 min")
+        texts = [text for text in await world.dms_to(ZAPPER) if "received" in text]
+        assert len(set(texts)) == 1  # delivered, once
 
 
 async def test_a_dm_to_the_charger_after_the_relay_restarts_reaches_its_agent(
