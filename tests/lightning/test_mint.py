@@ -19,7 +19,7 @@ from bolt11 import (
     decode,
     encode,
 )
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from strom.lightning._mint import MIN_FINAL_CLTV_EXPIRY, mint_invoice, node_pubkey
@@ -81,10 +81,37 @@ invoices = st.fixed_dictionaries(
 ).filter(lambda k: len((k["memo"] or "").encode()) <= 639)
 
 
+THOUSAND_BTC_MSAT = 10**14
+
+
 @settings(max_examples=150, deadline=None)
 @given(invoices)
 def test_the_minter_writes_the_same_string_as_the_bolt11_library(fields: dict) -> None:
+    # bolt11 2.2.0 writes whole thousands of BTC wrongly (see the test below): leave them out.
+    assume(fields["amount_msat"] % THOUSAND_BTC_MSAT != 0)
     assert mint_invoice(private_key_hex=KEY, **fields) == library_invoice(**fields)
+
+
+@pytest.mark.parametrize("btc", [1000, 5000, 20_000])
+def test_whole_thousands_of_btc_are_written_right_where_the_library_writes_them_wrong(
+    btc: int,
+) -> None:
+    # The library divides once too often (5,000 BTC becomes "lnbc5", 5 BTC); BOLT11 says
+    # the amount is a decimal number of the unit, here whole BTC with no multiplier.
+    fields = {
+        "network": "bc",
+        "amount_msat": btc * 10**11,
+        "payment_hash": "00" * 32,
+        "payment_secret": "11" * 32,
+        "created_at": 1_700_000_000,
+        "expiry_s": 600,
+        "memo": "x",
+        "description_hash": None,
+    }
+    minted = mint_invoice(private_key_hex=KEY, **fields)
+    assert minted.startswith(f"lnbc{btc}1")
+    assert decode(minted).amount_msat == btc * 10**11  # the library reads it right
+    assert decode(library_invoice(**fields)).amount_msat != btc * 10**11  # and writes it wrong
 
 
 @settings(max_examples=50, deadline=None)
