@@ -3,7 +3,7 @@
 'use strict'
 
 const API = '/api/v1'
-const state = { token: sessionStorage.getItem('strom.token'), nip07: sessionStorage.getItem('strom.nip07') === '1', ws: null, retry: 0, refresh: null }
+const state = { token: sessionStorage.getItem('strom.token'), nip07: sessionStorage.getItem('strom.nip07') === '1', ws: null, retry: 0, refresh: null, lastRefresh: 0, cache: new Map() }
 
 // --- DOM helpers ------------------------------------------------------------------------------
 
@@ -129,9 +129,22 @@ async function connectLive () {
 }
 
 function scheduleRefresh () {
-  // Bursts of events (a session start is several) give one reload of what is on screen.
-  clearTimeout(state.refresh)
-  state.refresh = setTimeout(() => route(true), 150)
+  // Bursts of events (a session start is several, a charging session one a second) give at
+  // most one reload of what is on screen per second.
+  if (state.refresh) return
+  const wait = Math.max(150, 1000 - (Date.now() - state.lastRefresh))
+  state.refresh = setTimeout(() => {
+    state.refresh = null
+    state.lastRefresh = Date.now()
+    route(true)
+  }, wait)
+}
+
+// What does not change with live events (sticker images, the status event as the relays hold
+// it) is fetched once per visit of a page, not on every refresh.
+async function cached (key, load) {
+  if (!state.cache.has(key)) state.cache.set(key, load())
+  try { return await state.cache.get(key) } catch (error) { state.cache.delete(key); throw error }
 }
 
 // --- views ------------------------------------------------------------------------------------
@@ -208,7 +221,12 @@ function tariffEditor (chargerId, tariff) {
     oninput: preview,
     onsubmit: async (event) => {
       event.preventDefault()
-      try { show(await api('PUT', '/chargers/' + chargerId + '/tariff', body())); error.textContent = ''; toast('Tariff saved') } catch (e) { error.textContent = e.message }
+      try {
+        show(await api('PUT', '/chargers/' + chargerId + '/tariff', body()))
+        error.textContent = ''
+        toast('Tariff saved')
+        for (const key of [...state.cache.keys()]) if (key.startsWith('sticker:' + chargerId + ':')) state.cache.delete(key) // the sticker shows the price
+      } catch (e) { error.textContent = e.message }
     }
   }, fields.map(([name, label]) => h('label', {}, label, inputs[name])),
   h('button', { class: 'primary', type: 'submit' }, 'Save tariff'),
@@ -217,7 +235,7 @@ function tariffEditor (chargerId, tariff) {
 
 async function stickerImage (chargerId, connectorId) {
   const response = await api('GET', '/chargers/' + chargerId + '/sticker.svg?connector=' + connectorId, undefined, true)
-  return h('img', { alt: 'QR sticker of connector ' + connectorId, src: URL.createObjectURL(await response.blob()) })
+  return URL.createObjectURL(await response.blob())
 }
 
 async function chargerView (view, chargerId) {
@@ -225,7 +243,7 @@ async function chargerView (view, chargerId) {
     api('GET', '/chargers/' + chargerId),
     api('GET', '/chargers/' + chargerId + '/tariff'),
     api('GET', '/chargers/' + chargerId + '/ocpp-log?limit=30'),
-    api('GET', '/nostr/chargers/' + chargerId + '/status-event').catch(() => ({ event: null, npub: charger.npub }))
+    cached('status:' + chargerId, () => api('GET', '/nostr/chargers/' + chargerId + '/status-event')).catch(() => ({ event: null, npub: null }))
   ])
   const command = (label, path, data) => h('button', {
     onclick: async () => {
@@ -233,7 +251,8 @@ async function chargerView (view, chargerId) {
     }
   }, label)
   const stickers = await Promise.all(charger.connectors.map(async (c) => h('div', { class: 'sticker' },
-    h('p', {}, 'Connector ' + c.connector_id), await stickerImage(chargerId, c.connector_id),
+    h('p', {}, 'Connector ' + c.connector_id),
+    h('img', { alt: 'QR sticker of connector ' + c.connector_id, src: await cached('sticker:' + chargerId + ':' + c.connector_id, () => stickerImage(chargerId, c.connector_id)) }),
     h('p', {}, h('button', { onclick: () => download('/chargers/' + chargerId + '/sticker.pdf?connector=' + c.connector_id, chargerId + '-' + c.connector_id + '.pdf') }, 'PDF')))))
   view.replaceChildren(
     h('h1', {}, charger.name, ' ', h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline')),
@@ -252,8 +271,8 @@ async function chargerView (view, chargerId) {
     h('h2', {}, 'Recent sessions'), sessionTable(charger.recent_sessions),
     h('h2', {}, 'Sticker'), h('div', { class: 'cards' }, stickers),
     h('h2', {}, 'Nostr'),
-    h('p', {}, h('span', { class: 'mono' }, status.npub || '—'), ' ', h('button', {
-      onclick: async () => { try { const a = await api('POST', '/nostr/chargers/' + chargerId + '/publish-status'); toast(a.accepted ? 'Status published' : 'No relay took the status') } catch (e) { toast(e.message) } }
+    h('p', {}, h('span', { class: 'mono' }, status.npub || charger.npub || '—'), ' ', h('button', {
+      onclick: async () => { try { const a = await api('POST', '/nostr/chargers/' + chargerId + '/publish-status'); toast(a.accepted ? 'Status published' : 'No relay took the status'); state.cache.delete('status:' + chargerId); route(true) } catch (e) { toast(e.message) } }
     }, 'Publish status now')),
     h('pre', {}, status.event ? JSON.stringify(status.event, null, 2) : 'No status event on the relays yet.'),
     h('h2', {}, 'OCPP log'),
@@ -378,7 +397,11 @@ document.addEventListener('DOMContentLoaded', () => {
     signIn()
   })
   $('signout').addEventListener('click', () => signOut())
-  window.addEventListener('hashchange', () => route())
+  window.addEventListener('hashchange', () => {
+    for (const url of state.cache.values()) url.then((u) => typeof u === 'string' && URL.revokeObjectURL(u)).catch(() => {})
+    state.cache.clear()
+    route()
+  })
   if (state.token || state.nip07) signIn()
   else showSignIn()
 })

@@ -98,6 +98,11 @@ async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
     await screenshot(page, "admin-dashboard-stopped", full_page=False)
 
     # The charger page: sticker, tariff editor with what a driver pays before saving.
+    fetched: list[str] = []
+    page.on(
+        "request",
+        lambda r: fetched.append(r.url) if "sticker" in r.url or "status-event" in r.url else None,
+    )
     await card.locator("h2 a").click()
     await expect(page.locator("#tariff")).to_be_visible()
     sticker = page.locator(".sticker img").first
@@ -113,6 +118,17 @@ async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
     await expect(page.locator("#toast")).to_have_text("Tariff saved")
     offer = await cockpit.stack.get(cockpit.stack.pay_url)
     assert "400 sat/kWh" in offer["metadata"]
+
+    # A new charge while the page is open: its connectors follow live, and what does not
+    # change with events (sticker, status event from the relays) is not fetched again.
+    fetched.clear()
+    status_url, _ = await cockpit.stack.pay(5_000_000)
+    row = page.locator('tr[data-connector="1"] [data-status]')
+    await expect(row).to_have_text("Charging", timeout=20_000)
+    await cockpit.stack.wait_state(status_url, "charging")
+    await page.wait_for_timeout(2_500)  # a few meter readings' worth of live refreshes
+    assert [url for url in fetched if "status-event" in url] == []
+    assert len([url for url in fetched if "sticker" in url]) <= 1  # once: the price changed
 
     await page.click("nav >> text=Sessions")
     session_id = stopped["id"]
