@@ -18,15 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent.nostr.http_auth import HttpAuthError, check_http_auth
+from agent.nostr.http_auth import HTTP_AUTH_KIND, HttpAuthError, check_http_auth
 from agent.nostr.keys import decode_npub, encode_npub
 from agent.queries import claim_event
+from cockpit.queries import prune_claims
 from cockpit.tokens import Scope, TokenStore
 from strom.storage.db import Database
 
-__all__ = ["AuthFailed", "Authenticator", "Forbidden", "Principal"]
+__all__ = ["WINDOW_S", "AuthFailed", "Authenticator", "Forbidden", "Principal"]
 
 _TOUCH_EVERY = timedelta(minutes=1)
+_PRUNE_EVERY_S = 60.0
+WINDOW_S = 60
+"""How far a NIP-98 event's ``created_at`` may be from the server's clock (NIP-98: 60 s)."""
 
 
 class AuthFailed(Exception):
@@ -80,6 +84,7 @@ class Authenticator:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._touched: dict[str, datetime] = {}
+        self._pruned_at = 0.0
 
     async def authenticate(
         self, header: str | None, *, method: str, path_qs: str, body: bytes | None
@@ -122,7 +127,12 @@ class Authenticator:
         now = self.clock()
         try:
             event = check_http_auth(
-                header, url=self.public_url + path_qs, method=method, body=body, now=int(now)
+                header,
+                url=self.public_url + path_qs,
+                method=method,
+                body=body,
+                now=int(now),
+                window_s=WINDOW_S,
             )
         except HttpAuthError as exc:
             raise AuthFailed(f"NIP-98: {exc.reason}") from None
@@ -131,4 +141,14 @@ class Authenticator:
             raise Forbidden(f"{npub} is not an admin of this Strom (nostr.admin_npubs)")
         if not await claim_event(self.db, event.id, event.kind, event.pubkey, now):
             raise AuthFailed("NIP-98: this event was used already (replay)")
+        await self._forget_old_claims(now)
         return Principal(actor=npub, scope=Scope.ADMIN, method="nip98")
+
+    async def _forget_old_claims(self, now: float) -> None:
+        # An event older than the freshness window is refused for its age anyway, so its claim
+        # need not be kept: the table stays small though a NIP-07 UI signs every request.
+        if now - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        before = datetime.fromtimestamp(now - 2 * WINDOW_S, UTC)
+        await prune_claims(self.db, HTTP_AUTH_KIND, before)

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from agent.nostr.keys import encode_npub, public_key_hex
+from agent.queries import claim_event
 from strom.config import load_config
-from strom.storage.schema import audit_log
+from strom.storage.schema import audit_log, nostr_events
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98
 
 pytestmark = pytest.mark.slow
@@ -296,3 +297,20 @@ async def test_metrics_need_a_token_and_count_money_sessions_and_messages(
     )
     assert float(received.split()[-1]) > 0
     assert "strom_relays_connected 1.0" in text
+
+
+async def test_old_nip98_claims_are_forgotten_but_a_fresh_event_still_works_only_once(
+    cockpit: Cockpit,
+) -> None:
+    db = cockpit.stack.strom.db
+    old = time.time() - 600
+    assert await claim_event(db, "a" * 64, 27235, "b" * 64, old)  # a NIP-98 event, long stale
+    assert await claim_event(db, "c" * 64, 4, "b" * 64, old)  # a DM: not the API's to forget
+    headers = cockpit.signed("GET", "/me")
+    assert (await cockpit.call("GET", "/me", headers=headers)).status_code == 200
+    async with db.reader() as conn:
+        ids = set((await conn.execute(select(nostr_events.c.event_id))).scalars())
+    assert "a" * 64 not in ids
+    assert "c" * 64 in ids
+    replay = await cockpit.call("GET", "/me", headers=headers)
+    assert replay.status_code == 401
