@@ -73,6 +73,16 @@ class _Republish:
     relay_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class _NewProfile:
+    """The operator changed the charger's profile: use it and publish it."""
+
+    profile: ProfileConfig
+
+
+_Input = Inbound | AgentUpdate | _Job | _Republish | _NewProfile
+
+
 class Agent:
     """The actor of one charge point.
 
@@ -90,6 +100,7 @@ class Agent:
         "_connectors",
         "_dirty",
         "_inbox",
+        "_last_metadata_at",
         "_last_status_at",
         "_next_metadata_at",
         "_next_progress_at",
@@ -115,7 +126,7 @@ class Agent:
         self.profile = profile
         self.key = key
         self.last_status: PublishResult | None = None
-        self._inbox: asyncio.Queue[Inbound | AgentUpdate | _Job | _Republish] = asyncio.Queue()
+        self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
         self._preloaded = (snapshot, active_sessions)
         self._online = False
         self._connectors: dict[int, tuple[str, bool]] = {}
@@ -123,6 +134,7 @@ class Agent:
         self._active: set[str] = set()
         self._dirty = True
         self._last_status_at = 0
+        self._last_metadata_at = 0
         self._next_status_at = 0.0
         self._next_metadata_at = 0.0
         self._next_progress_at = float("inf")
@@ -153,6 +165,16 @@ class Agent:
         Queued like any input (never blocks); a burst of reconnects gives one status event.
         """
         self._inbox.put_nowait(_Republish(relay_url))
+
+    def change_profile(self, profile: ProfileConfig) -> None:
+        """Use a changed profile from the next input on, and publish status and profile again.
+
+        Raises:
+            ValueError: the profile is another charger's.
+        """
+        if profile.id != self.charger_id:
+            raise ValueError(f"profile {profile.id} is not for charger {self.charger_id}")
+        self._inbox.put_nowait(_NewProfile(profile))
 
     async def call(self, work: Callable[[], Awaitable[Any]], *, timeout_s: float = 60.0) -> Any:
         """Run ``work`` inside the actor, in order with everything else; return its result.
@@ -204,7 +226,7 @@ class Agent:
     def _next_deadline(self) -> float:
         return min(self._next_status_at, self._next_metadata_at, self._next_progress_at)
 
-    async def _next_item(self) -> Inbound | AgentUpdate | _Job | _Republish | None:
+    async def _next_item(self) -> _Input | None:
         if not self._inbox.empty():
             return self._inbox.get_nowait()
         delay = self._next_deadline() - self.services.clock()
@@ -218,10 +240,13 @@ class Agent:
         except TimeoutError:
             return None
 
-    async def _handle(self, item: Inbound | AgentUpdate | _Job | _Republish) -> None:
+    async def _handle(self, item: _Input) -> None:
         if isinstance(item, _Job):
             await self._run_job(item)
         elif isinstance(item, _Republish):
+            self._on_republish()
+        elif isinstance(item, _NewProfile):
+            self.profile = item.profile
             self._on_republish()
         elif isinstance(item, Inbound):
             await self._on_inbound(item)
@@ -365,7 +390,10 @@ class Agent:
         """Publish profile (kind 0), relay list (10002) and DM inbox list (10050)."""
         services = self.services
         pool = services.pool
-        now = int(services.clock())
+        # Replaceable events: a relay keeps the newest, and of two in one second the one with
+        # the lower id. A change published in the same second as the last version must win.
+        now = max(int(services.clock()), self._last_metadata_at + 1)
+        self._last_metadata_at = now
         templates = [
             profile_template(
                 charger_profile(self.profile, host=services.settings.host), created_at=now

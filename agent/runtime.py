@@ -127,6 +127,7 @@ class AgentRuntime:
             restart_backoff_s=settings.restart_backoff_s,
             max_restart_backoff_s=settings.max_restart_backoff_s,
         )
+        self._keys = keys
         self._by_pubkey: dict[str, Agent] = {}
         for profile in config.profiles:
             agent = Agent(self.services, profile, AgentKey(keys.ensure(profile.id)))
@@ -170,6 +171,24 @@ class AgentRuntime:
         if agent is None:
             raise AgentUnavailable(f"no agent for charger {charger_id}")
         return agent
+
+    async def apply_profile(self, profile: ProfileConfig) -> None:
+        """A charger was added or its profile changed while Strom runs.
+
+        A new charger gets its key and its agent, which starts at once, and the relays are
+        asked for its inbox too; a known one uses the new profile from its next input on.
+        Either way its status and profile are published again.
+        """
+        agent = self.supervisor.get(profile.id)
+        if agent is not None:
+            agent.change_profile(profile)
+            return
+        agent = Agent(self.services, profile, AgentKey(self._keys.ensure(profile.id)))
+        self._by_pubkey[agent.pubkey] = agent
+        self.supervisor.add(agent)
+        if self.ready.is_set():
+            await self.services.pool.watch(list(self._by_pubkey))
+        log.info("charger %s: agent added (%s)", profile.id, agent.pubkey)
 
     async def remember_session_secret(self, session_id: str, secret: str) -> None:
         """Keep a new session's secret, so its payer can get refund links by DM.

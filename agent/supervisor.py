@@ -46,17 +46,18 @@ class Supervisor:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._agents: dict[str, Agent] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         for agent in agents:
             self.add(agent)
         self._backoff_s = restart_backoff_s
         self._max_backoff_s = max_restart_backoff_s
         self._sleep = sleep
         self._monotonic = monotonic
-        self._tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, int] = {}
 
     def add(self, agent: Agent) -> None:
-        """Add an agent before :meth:`run`.
+        """Add an agent; while :meth:`run` runs, it starts at once.
 
         Raises:
             ValueError: an agent for that charger exists already.
@@ -64,6 +65,13 @@ class Supervisor:
         if agent.charger_id in self._agents:
             raise ValueError(f"an agent for {agent.charger_id} exists already")
         self._agents[agent.charger_id] = agent
+        if self._group is not None:
+            self._start(self._group, agent)
+
+    def _start(self, group: asyncio.TaskGroup, agent: Agent) -> None:
+        self._tasks[agent.charger_id] = group.create_task(
+            self._supervise(agent), name=f"agent-{agent.charger_id}"
+        )
 
     def get(self, charger_id: str) -> Agent | None:
         """The agent of a charger, or None."""
@@ -79,15 +87,18 @@ class Supervisor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every agent until ``stop`` is set; then cancel them all and return."""
-        async with asyncio.TaskGroup() as group:
-            for charger_id, agent in self._agents.items():
-                self._tasks[charger_id] = group.create_task(
-                    self._supervise(agent), name=f"agent-{charger_id}"
-                )
-            await stop.wait()
-            for task in self._tasks.values():
-                task.cancel()
-        self._tasks.clear()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for agent in self._agents.values():
+                    self._start(group, agent)
+                self._group = group
+                await stop.wait()
+                self._group = None
+                for task in self._tasks.values():
+                    task.cancel()
+        finally:
+            self._group = None
+            self._tasks.clear()
 
     async def _supervise(self, agent: Agent) -> None:
         delay = self._backoff_s

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -185,6 +185,9 @@ class Api:
     payments: PaymentService
     ocpp: OcppServer
     agents: AgentRuntime
+    # Applies a written profile to the running Strom (set by the composition root); without
+    # it a changed profile takes effect at the next start.
+    apply_profile: Callable[[ProfileConfig], Awaitable[None]] | None = None
 
     @property
     def files(self) -> ProfileFiles:
@@ -338,17 +341,21 @@ class Api:
             written = self.files.write_profile(profile)
         except ConfigError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
-        applied: list[str] = []
-        if existing is not None and existing.tariff != written.tariff:
+        created = existing is None
+        if self.apply_profile is not None:
+            try:
+                await self.apply_profile(written)
+            except ConfigError as exc:
+                raise ApiError(400, "bad_request", str(exc)) from None
+            # The file's tariff is what new sessions get (an earlier override is replaced).
             self.agents.prices.set_tariff(charger_id, written.tariff.to_tariff())
-            self.payments.forget_view()
-            self._agent(charger_id).mark_dirty()
-            applied.append("tariff")
-        restart = existing is None or _changed_beyond_tariff(existing, written)
-        call.audit_detail.update(created=existing is None, restart_required=restart)
+            applied, restart = ["profile"], False
+        else:
+            applied, restart = [], True
+        call.audit_detail.update(created=created, restart_required=restart)
         return m.ProfileWritten(
             charger_id=charger_id,
-            created=existing is None,
+            created=created,
             file=self.files.path(charger_id).name,
             applied_now=applied,
             restart_required=restart,
@@ -479,9 +486,11 @@ class Api:
         profile = self._profile(call)
         config = self._tariff_config(call.body)
         try:
-            self.files.write_tariff(profile.id, config)
+            written = self.files.write_tariff(profile.id, config)
         except ConfigError as exc:
             raise ApiError(409, "conflict", str(exc)) from None
+        if self.apply_profile is not None:
+            await self.apply_profile(written)
         tariff = config.to_tariff()
         self.agents.prices.set_tariff(profile.id, tariff)
         self.payments.forget_view()
@@ -929,10 +938,3 @@ class Api:
                 not_found=False,
             ),
         ]
-
-
-def _changed_beyond_tariff(old: ProfileConfig, new: ProfileConfig) -> bool:
-    keep = {"tariff", "ocpp"}
-    return old.model_dump(exclude=keep) != new.model_dump(exclude=keep) or (
-        old.ocpp.quirks != new.ocpp.quirks
-    )

@@ -37,7 +37,7 @@ from ocpp_server import (
     parse_quirks,
 )
 from strom.charging import ChargingEffects
-from strom.config import StromConfig
+from strom.config import ProfileConfig, StromConfig
 from strom.core_events import CoreEventSink
 from strom.effects import EffectRunner, Handler
 from strom.errors import BackendError, ConfigError
@@ -155,6 +155,7 @@ class Strom:
     front: FrontDoor
     agents: AgentRuntime
     cockpit: Cockpit
+    auth: StaticChargerAuth
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -241,7 +242,7 @@ class Strom:
             backend=backend,
             events=events,
         )
-        return cls(
+        strom = cls(
             config=config,
             db=db,
             sessions=sessions,
@@ -255,7 +256,44 @@ class Strom:
             front=front,
             agents=agents,
             cockpit=cockpit,
+            auth=auth,
         )
+        cockpit.api.apply_profile = strom.apply_profile
+        return strom
+
+    async def apply_profile(self, profile: ProfileConfig) -> None:
+        """Add a charger, or change one, while Strom runs (the profile file is written already).
+
+        Every part that knows the chargers learns it: the configuration every part reads
+        (replaced, it stays immutable), the OCPP admission (from the charger's next
+        connection), the database rows, the offers and the charger's agent.
+
+        Raises:
+            ConfigError: the profile's OCPP quirks are unknown.
+        """
+        try:
+            quirks = parse_quirks(profile.ocpp.quirks)
+        except ValueError as exc:
+            raise ConfigError(f"profiles/{profile.id}.toml: key 'ocpp': {exc}") from None
+        profiles = [p for p in self.config.profiles if p.id != profile.id]
+        config = self.config.model_copy(update={"profiles": (*profiles, profile)})
+        self.config = config
+        self.front.config = config
+        self.cockpit.config = config
+        self.cockpit.api.config = config
+        self.cockpit.metrics.chargers = len(config.profiles)
+        self.auth.add(
+            ChargerAuth(
+                charger_id=profile.id,
+                password_hash=profile.ocpp.password_hash or None,
+                quirks=quirks,
+                connectors=max(c.id for c in profile.connectors),
+            )
+        )
+        await self.chargers.sync((profile,))
+        self.payments.forget_view()
+        await self.agents.apply_profile(profile)
+        log.info("charger %s: profile applied (%d charger(s))", profile.id, len(config.profiles))
 
     def web_app(self) -> web.Application:
         """The aiohttp application: front door, health, operator API, metrics, admin UI."""

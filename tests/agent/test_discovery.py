@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 
 import orjson
 
 from agent.nostr.discovery import ConnectorStatus, parse_status
-from agent.nostr.event import expiration
+from agent.nostr.event import Event, expiration
 from agent.nostr.keys import encode_npub
 from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
-from tests.agent.conftest import CHARGER_ID, World
+from tests.agent.conftest import CHARGER_ID, WAIT_S, World, profile
 
 
 def _now() -> datetime:
@@ -99,3 +101,26 @@ async def test_status_is_refreshed_before_it_expires(world: World) -> None:
     after_expires = expiration(after)
     assert after_expires is not None
     assert after_expires > expires
+
+
+async def test_a_changed_profile_wins_even_within_the_second_of_the_last_one(
+    world: World,
+) -> None:
+    first = await world.latest(0)
+    # The clock stands in the second the profile was published in: a naive created_at would
+    # tie, and a relay would keep whichever version has the lower id.
+    world.clock.offset = first.created_at - time.time()
+    renamed = profile().model_copy(update={"name": "Renamed shop"})
+    await world.runtime.apply_profile(renamed)
+
+    async def published() -> Event:
+        while True:
+            latest = await world.latest(0)
+            if orjson.loads(latest.content)["display_name"] == "Renamed shop":
+                return latest
+            await asyncio.sleep(0.05)
+
+    latest = await asyncio.wait_for(published(), WAIT_S)
+    assert latest.created_at > first.created_at
+    status = parse_status(await world.latest(30522))
+    assert status.name == "Renamed shop"

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from agent.nostr.keys import encode_npub, public_key_hex
 from agent.queries import claim_event
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.config import load_config
 from strom.storage.schema import audit_log, nostr_events
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98
@@ -160,7 +162,7 @@ async def test_remote_stop_without_a_running_session_is_a_conflict(cockpit: Cock
     assert row.detail["http"] == 409
 
 
-async def test_creating_a_charger_writes_its_profile_and_says_a_restart_is_needed(
+async def test_a_charger_created_through_the_api_works_without_a_restart(
     cockpit: Cockpit,
 ) -> None:
     profile = {
@@ -172,18 +174,89 @@ async def test_creating_a_charger_writes_its_profile_and_says_a_restart_is_neede
     response = await cockpit.call("PUT", "/chargers/cp-two", json=profile)
     assert response.status_code == 200, response.text
     assert response.json()["created"] is True
-    assert response.json()["restart_required"] is True
+    assert response.json()["restart_required"] is False
     config = load_config(cockpit.stack.strom.config.config_path)  # type: ignore[arg-type]
     written = config.profile("cp-two")
     assert written.tariff.to_tariff().energy_msat_per_kwh == 199_500
     assert [c.max_power_w for c in written.connectors] == [22_000, 22_000]
+
+    # The new charger connects over OCPP, gets a nostr identity and takes payments at once.
+    strom = cockpit.stack.strom
+    charger = SimulatedChargePoint(
+        SimulatorOptions(
+            url=f"ws://127.0.0.1:{strom.config.ocpp.port}/ocpp",
+            charger_id="cp-two",
+            connectors=2,
+            power_kw=Decimal(22),
+            speed=120.0,
+            plugged=(2,),
+        )
+    )
+    running = asyncio.create_task(charger.run())
+    try:
+
+        async def online() -> dict[str, Any]:
+            while True:
+                detail = (await cockpit.call("GET", "/chargers/cp-two")).json()
+                if detail["online"] and detail["connectors"][1]["status"] != "Unknown":
+                    return detail
+                await asyncio.sleep(0.1)
+
+        detail = await asyncio.wait_for(online(), 20)
+        assert detail["name"] == "Second charger"
+        assert detail["npub"].startswith("npub1")
+        offer = await cockpit.stack.get(f"{cockpit.base}/lnurlp/cp-two/2")
+        assert "199.500 sat/kWh" in offer["metadata"]
+        answer = await cockpit.stack.get(offer["callback"], amount="3000000")
+        await cockpit.stack.wallet.pay(answer["pr"])
+        status_url = answer["successAction"]["url"].replace("?", ".json?", 1)
+        status = await cockpit.stack.wait_state(status_url, "charging")
+        assert status["charger_id"] == "cp-two"
+        nostr = (await cockpit.call("GET", "/nostr")).json()
+        assert "cp-two" in {c["charger_id"] for c in nostr["chargers"]}
+    finally:
+        running.cancel()
+
     bad = await cockpit.call("PUT", "/chargers/bad%20id", json=profile)
     assert bad.status_code == 400
     quirky = await cockpit.call("PUT", "/chargers/cp-three", json={**profile, "quirks": ["x"]})
     assert quirky.status_code == 400
     assert "quirks" in quirky.json()["message"]
-    assert not list(cockpit.stack.strom.config.paths.profiles.glob("bad*"))
-    assert not list(cockpit.stack.strom.config.paths.profiles.glob("cp-three*"))
+    assert not list(strom.config.paths.profiles.glob("bad*"))
+    assert not list(strom.config.paths.profiles.glob("cp-three*"))
+
+
+async def test_a_changed_profile_shows_on_the_charger_page_and_in_its_nostr_profile(
+    cockpit: Cockpit,
+) -> None:
+    profile = {
+        "name": "Renamed charger",
+        "description": "Now with a new name",
+        "location": {"lat": 52.52, "lon": 13.40, "address": "Neue Strasse 1"},
+        "connectors": [{"id": 1, "max_power_kw": 11}],
+        "tariff": {"per_kwh_sat": 250},
+    }
+    response = await cockpit.call("PUT", f"/chargers/{CHARGER}", json=profile)
+    assert response.status_code == 200, response.text
+    assert response.json()["restart_required"] is False
+    page = await cockpit.http.get(f"{cockpit.base}/c/{CHARGER}")
+    assert "Renamed charger" in page.text
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert "Renamed charger" in offer["metadata"]
+    strom = cockpit.stack.strom
+    agent = strom.agents.agent(CHARGER)
+
+    async def published_name() -> str:
+        while True:
+            events = await strom.agents.pool.fetch(
+                [{"kinds": [0], "authors": [agent.pubkey]}], timeout_s=2
+            )
+            names = [orjson.loads(e.content).get("display_name") for e in events]
+            if "Renamed charger" in names:
+                return "Renamed charger"
+            await asyncio.sleep(0.2)
+
+    assert await asyncio.wait_for(published_name(), 20) == "Renamed charger"
 
 
 # --- sessions, paging, CSV ---------------------------------------------------------------------
