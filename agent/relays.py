@@ -434,6 +434,10 @@ class RelayPool:
         for index in range(0, len(ordered), _CHUNK):
             subscription_id = f"strom-inbox-{index // _CHUNK}"
             wanted.add(subscription_id)
+            if subscription_id in self._subscriptions:
+                # The client refuses a known id: close it, then open it with the new keys (the
+                # filters look back, and claimed event ids make any repeat harmless).
+                await client.unsubscribe(subscription_id)
             output = await client.subscribe(
                 subscription_id, self.inbox_filters(ordered[index : index + _CHUNK]), self._read
             )

@@ -297,21 +297,44 @@ class Api:
             lon=profile.location.lon,
             connection=info.state if info else "never connected",
             connected_since=info.connected_since if info else None,
-            boot=(
-                m.BootOut(
-                    vendor=boot.vendor,
-                    model=boot.model,
-                    serial=boot.charge_box_serial_number or boot.serial_number,
-                    firmware=boot.firmware_version,
-                )
-                if boot
-                else None
-            ),
+            boot=self._boot(boot),
             messages_received=counters.received,
             messages_sent=counters.sent,
             pay_urls={str(c.id): f"{base}/lnurlp/{profile.id}/{c.id}" for c in profile.connectors},
             recent_sessions=[session_out(row) for row in recent],
         )
+
+    @staticmethod
+    def _boot(boot: Any) -> m.BootOut | None:
+        if boot is None:
+            return None
+        return m.BootOut(
+            vendor=boot.vendor,
+            model=boot.model,
+            serial=boot.charge_box_serial_number or boot.serial_number,
+            firmware=boot.firmware_version,
+        )
+
+    async def pending_chargers(self, call: Call) -> m.PendingList:
+        return m.PendingList(
+            items=[
+                m.PendingOut(
+                    charger_id=p.charger_id,
+                    remote_address=p.remote_address,
+                    first_seen=p.first_seen,
+                    last_seen=p.last_seen,
+                    presented_credentials=p.presented_credentials,
+                    boot=self._boot(p.boot),
+                )
+                for p in self.ocpp.pending_chargers()
+            ]
+        )
+
+    async def dismiss_pending(self, call: Call) -> m.CommandAnswer:
+        charger_id = call.path("charger_id")
+        if not self.ocpp.forget_pending(charger_id):
+            raise ApiError(404, "not_found", f"no charger {charger_id!r} is waiting for approval")
+        return m.CommandAnswer(status="Dismissed", detail="its connection is closed")
 
     async def put_charger(self, call: Call) -> m.ProfileWritten:
         charger_id = call.path("charger_id")
@@ -706,6 +729,26 @@ class Api:
                 "chargers",
                 m.ChargerList,
                 not_found=False,
+            ),
+            e(
+                "GET",
+                "/pending-chargers",
+                self.pending_chargers,
+                "Unknown chargers that connected and wait for approval (ocpp.auto_register); "
+                "approve one by creating it with PUT /chargers/{charger_id}",
+                "chargers",
+                m.PendingList,
+                not_found=False,
+            ),
+            e(
+                "POST",
+                "/pending-chargers/{charger_id}/dismiss",
+                self.dismiss_pending,
+                "Forget a waiting charger and close its connection",
+                "chargers",
+                m.CommandAnswer,
+                action="charger.dismiss",
+                target="charger_id",
             ),
             e(
                 "GET",

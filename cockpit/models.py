@@ -102,6 +102,8 @@ __all__ = [
     "OcppLog",
     "PaymentOut",
     "PaymentPage",
+    "PendingList",
+    "PendingOut",
     "PeriodTotal",
     "ProfileIn",
     "ProfileWritten",
@@ -199,6 +201,21 @@ class ConnectorIn(_In):
     id: ConnectorId
     type: str = Field("Type2", min_length=1, max_length=32)
     max_power_kw: Kilowatts  # type: ignore[valid-type]
+
+
+class PendingOut(_Out):
+    """An unknown charger that connected and waits for the operator (``ocpp.auto_register``)."""
+
+    charger_id: str
+    remote_address: str
+    first_seen: datetime
+    last_seen: datetime
+    presented_credentials: bool
+    boot: BootOut | None
+
+
+class PendingList(_Out):
+    items: list[PendingOut]
 
 
 class ProfileIn(_In):

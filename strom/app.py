@@ -290,6 +290,8 @@ class Strom:
                 connectors=max(c.id for c in profile.connectors),
             )
         )
+        # A charger held for approval is let go: it reconnects at once and is admitted.
+        self.ocpp.forget_pending(profile.id)
         await self.chargers.sync((profile,))
         self.payments.forget_view()
         await self.agents.apply_profile(profile)

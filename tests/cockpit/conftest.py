@@ -6,6 +6,7 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from agent.nostr.event import sign_event
 from agent.nostr.http_auth import HTTP_AUTH_KIND, http_auth_tags
 from agent.nostr.keys import encode_npub, generate_secret_key, public_key_hex
 from cockpit.tokens import Scope
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 
 ADMIN_SECRET = bytes.fromhex("11" * 32)
@@ -94,9 +96,12 @@ class Cockpit:
 
 async def start_cockpit(folder: Path, env: dict[str, str] | None = None) -> AsyncIterator[Cockpit]:
     admin = encode_npub(public_key_hex(ADMIN_SECRET))
-    async with running_stack(
-        folder, env={"STROM_NOSTR__ADMIN_NPUBS": f'["{admin}"]', **(env or {})}
-    ) as stack:
+    env = {
+        "STROM_NOSTR__ADMIN_NPUBS": f'["{admin}"]',
+        "STROM_OCPP__AUTO_REGISTER": "true",  # unknown chargers wait for approval
+        **(env or {}),
+    }
+    async with running_stack(folder, env=env) as stack:
         tokens = stack.strom.cockpit.tokens
         admin_token = await tokens.create("ops", Scope.ADMIN)
         read_token = await tokens.create("dashboard", Scope.READ)
@@ -116,5 +121,21 @@ __all__ = [
     "Cockpit",
     "generate_secret_key",
     "nip98",
+    "simulated",
     "start_cockpit",
 ]
+
+
+def simulated(cockpit: Cockpit, charger_id: str, *, connectors: int = 1) -> SimulatedChargePoint:
+    """A simulated charger (not yet running) for this Strom's OCPP port."""
+    return SimulatedChargePoint(
+        SimulatorOptions(
+            url=f"ws://127.0.0.1:{cockpit.stack.strom.config.ocpp.port}/ocpp",
+            charger_id=charger_id,
+            connectors=connectors,
+            power_kw=Decimal(22),
+            speed=120.0,
+            plugged=(connectors,),
+            reconnect_delay_s=0.1,
+        )
+    )

@@ -20,6 +20,7 @@ from tests.cockpit.conftest import (
     STRANGER_SECRET,
     Cockpit,
     nip98,
+    simulated,
 )
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,8 @@ PROFILE = {
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/me"): {},
     ("GET", "/chargers"): {},
+    ("GET", "/pending-chargers"): {},
+    ("POST", "/pending-chargers/{charger_id}/dismiss"): {},
     ("GET", "/chargers/{charger_id}"): {},
     ("PUT", "/chargers/{charger_id}"): {"json": PROFILE},
     ("POST", "/chargers/{charger_id}/connectors/{connector_id}/availability"): {
@@ -68,6 +71,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
 BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("GET", "/me"): ({"params": {"x": "1"}}, 400),
     ("GET", "/chargers"): ({"params": {"state": "on"}}, 400),
+    ("GET", "/pending-chargers"): ({"params": {"limit": "1"}}, 400),
+    ("POST", "/pending-chargers/{charger_id}/dismiss"): ({"charger": "nobody-waits"}, 404),
     ("GET", "/chargers/{charger_id}"): ({"charger": "no-such"}, 404),
     ("PUT", "/chargers/{charger_id}"): (
         {"json": {**PROFILE, "connectors": [{"id": 0, "max_power_kw": 11}]}},
@@ -260,6 +265,26 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
         if response.headers["Content-Type"].startswith("application/json"):
             return response.json()
         return response
+
+    stranger = simulated(cockpit, "cp-unknown")
+    waiting = asyncio.create_task(stranger.run())
+    try:
+
+        async def pending() -> dict[str, Any]:
+            while True:
+                listed: dict[str, Any] = await ok("GET", "/pending-chargers")
+                if listed["items"]:
+                    return listed
+                await asyncio.sleep(0.05)
+
+        listed = await asyncio.wait_for(pending(), 20)
+        assert [p["charger_id"] for p in listed["items"]] == ["cp-unknown"]
+        request = REQUESTS[("POST", "/pending-chargers/{charger_id}/dismiss")]
+        dismissed = await cockpit.call("POST", "/pending-chargers/cp-unknown/dismiss", **request)
+        assert dismissed.status_code == 200, dismissed.text
+        done.add(("POST", "/pending-chargers/{charger_id}/dismiss"))
+    finally:
+        waiting.cancel()
 
     session_id, status_url = await charging_session(cockpit)
     me = await ok("GET", "/me")

@@ -14,12 +14,15 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from agent.nostr.dm import nip04_message, open_dm
+from agent.nostr.event import parse_event
 from agent.nostr.keys import encode_npub, public_key_hex
+from agent.nostr_sdk_adapter import SdkClient
 from agent.queries import claim_event
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.config import load_config
 from strom.storage.schema import audit_log, nostr_events
-from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98
+from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98, simulated
 
 pytestmark = pytest.mark.slow
 
@@ -162,6 +165,35 @@ async def test_remote_stop_without_a_running_session_is_a_conflict(cockpit: Cock
     assert row.detail["http"] == 409
 
 
+async def operator_asks_status(cockpit: Cockpit, charger_id: str) -> str:
+    """DM ``status`` to a charger as the admin, over the relay; the charger's answer."""
+    strom = cockpit.stack.strom
+    pubkey = strom.agents.pubkey(charger_id)
+    assert pubkey is not None
+    relay = strom.agents.pool.read_relays[0]
+    client = SdkClient()
+    try:
+        await client.add_relay(relay, read=True, write=True, retry_interval_s=0.5)
+        command = nip04_message(ADMIN_SECRET, pubkey, "status", created_at=int(time.time()))
+        sent = await client.send_event(command, [relay], timeout_s=5)
+        assert sent.ok, sent
+
+        async def answer() -> str:
+            while True:
+                texts = await client.fetch(
+                    [{"kinds": [4], "authors": [pubkey], "#p": [public_key_hex(ADMIN_SECRET)]}],
+                    [relay],
+                    timeout_s=2,
+                )
+                if texts:
+                    return open_dm(ADMIN_SECRET, parse_event(texts[0])).text
+                await asyncio.sleep(0.1)
+
+        return await asyncio.wait_for(answer(), 20)
+    finally:
+        await client.shutdown()
+
+
 async def test_a_charger_created_through_the_api_works_without_a_restart(
     cockpit: Cockpit,
 ) -> None:
@@ -214,6 +246,8 @@ async def test_a_charger_created_through_the_api_works_without_a_restart(
         assert status["charger_id"] == "cp-two"
         nostr = (await cockpit.call("GET", "/nostr")).json()
         assert "cp-two" in {c["charger_id"] for c in nostr["chargers"]}
+        # Its agent hears its DMs: the relays were asked for the new key's inbox too.
+        assert await operator_asks_status(cockpit, "cp-two")
     finally:
         running.cancel()
 
@@ -224,6 +258,51 @@ async def test_a_charger_created_through_the_api_works_without_a_restart(
     assert "quirks" in quirky.json()["message"]
     assert not list(strom.config.paths.profiles.glob("bad*"))
     assert not list(strom.config.paths.profiles.glob("cp-three*"))
+
+
+async def test_an_unknown_charger_waits_for_approval_and_works_once_it_is_added(
+    cockpit: Cockpit,
+) -> None:
+    charger = simulated(cockpit, "cp-new", connectors=2)
+    running = asyncio.create_task(charger.run())
+    try:
+
+        async def listed() -> dict[str, Any]:
+            while True:
+                items = (await cockpit.call("GET", "/pending-chargers")).json()["items"]
+                if items and items[0]["boot"] is not None:
+                    return dict(items[0])
+                await asyncio.sleep(0.05)
+
+        waiting = await asyncio.wait_for(listed(), 20)
+        assert waiting["charger_id"] == "cp-new"
+        assert waiting["boot"]["vendor"]  # what its BootNotification said
+        assert (await cockpit.call("GET", "/chargers/cp-new")).status_code == 404
+        unknown = await cockpit.http.get(f"{cockpit.base}/lnurlp/cp-new/1")
+        assert unknown.status_code == 404  # nobody pays a charger the operator never approved
+
+        profile = {
+            "name": "New charger",
+            "location": {"lat": 48.1, "lon": 11.5},
+            "connectors": [{"id": 1, "max_power_kw": 22}, {"id": 2, "max_power_kw": 22}],
+            "tariff": {"per_kwh_sat": 300},
+        }
+        added = await cockpit.call("PUT", "/chargers/cp-new", json=profile)
+        assert added.status_code == 200, added.text  # its held connection is let go
+
+        async def online() -> dict[str, Any]:
+            while True:
+                detail = (await cockpit.call("GET", "/chargers/cp-new")).json()
+                if detail["online"]:
+                    return detail
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(online(), 20)
+        assert (await cockpit.call("GET", "/pending-chargers")).json()["items"] == []
+        offer = await cockpit.stack.get(f"{cockpit.base}/lnurlp/cp-new/2")
+        assert offer["tag"] == "payRequest"
+    finally:
+        running.cancel()
 
 
 async def test_a_changed_profile_shows_on_the_charger_page_and_in_its_nostr_profile(
