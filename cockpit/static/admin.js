@@ -175,10 +175,11 @@ function connectorRow (charger, connector, readOnly) {
 
 async function dashboard (view) {
   const today = new Date().toISOString().slice(0, 10) + 'T00:00:00Z'
-  const [chargers, totals, running] = await Promise.all([
+  const [chargers, totals, running, pending] = await Promise.all([
     api('GET', '/chargers'),
     api('GET', '/ledger/totals?since=' + encodeURIComponent(today)),
-    api('GET', '/sessions?state=charging&limit=500')
+    api('GET', '/sessions?state=charging&limit=500'),
+    api('GET', '/pending-chargers')
   ])
   const day = totals.totals[0] || { paid_msat: 0, energy_wh: 0, refunded_msat: 0 }
   const readOnly = $('who').textContent.endsWith('(read-only)')
@@ -189,6 +190,14 @@ async function dashboard (view) {
       h('div', { class: 'stat' }, 'Energy today', h('b', {}, kwh(day.energy_wh + running.items.reduce((sum, s) => sum + s.energy_wh, 0)))),
       h('div', { class: 'stat' }, 'Received today', h('b', {}, sat(day.paid_msat))),
       h('div', { class: 'stat' }, 'Refunded today', h('b', {}, sat(day.refunded_msat)))),
+    pending.items.length ? h('section', { id: 'pending' }, h('h2', {}, 'Waiting for approval'),
+      h('p', { class: 'muted' }, 'These chargers connected but are not configured. Add one to let it in, or dismiss it.'),
+      pending.items.map((p) => h('div', { class: 'card', dataset: { pending: p.charger_id } },
+        h('p', {}, h('b', {}, p.charger_id), ' from ' + p.remote_address + ' · ' + (p.boot ? p.boot.vendor + ' ' + p.boot.model : 'no boot yet') +
+          ' · last seen ' + when(p.last_seen) + (p.presented_credentials ? '' : ' · sent no password')),
+        chargerForm(p.charger_id, readOnly),
+        h('button', { type: 'button', disabled: readOnly, onclick: async () => { try { await api('POST', '/pending-chargers/' + encodeURIComponent(p.charger_id) + '/dismiss'); route(true) } catch (e) { toast(e.message) } } }, 'Dismiss')))) : '',
+    h('details', { id: 'add-charger' }, h('summary', {}, 'Add a charger'), chargerForm('', readOnly)),
     h('div', { class: 'cards' }, chargers.items.map((charger) =>
       h('div', { class: 'card', dataset: { charger: charger.charger_id } },
         h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
@@ -196,6 +205,40 @@ async function dashboard (view) {
         h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh'),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
           h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
+}
+
+function chargerForm (chargerId, readOnly) {
+  // A new charge point: what its profile file needs. It may connect at once.
+  const field = (name, label, attrs) => h('label', {}, label, h('input', { name, required: true, ...attrs }))
+  const error = h('p', { class: 'error', role: 'alert' })
+  return h('form', {
+    class: 'row add-charger',
+    onsubmit: async (event) => {
+      event.preventDefault()
+      const data = Object.fromEntries(new FormData(event.target))
+      const connectors = Array.from({ length: Number(data.connectors) }, (_, i) => ({ id: i + 1, max_power_kw: data.max_power_kw }))
+      const profile = {
+        name: data.name,
+        location: { lat: Number(data.lat), lon: Number(data.lon), address: data.address },
+        connectors,
+        tariff: { per_kwh_sat: data.per_kwh_sat }
+      }
+      try {
+        await api('PUT', '/chargers/' + encodeURIComponent(data.charger_id), profile)
+        toast('Charger ' + data.charger_id + ' added')
+        route(true)
+      } catch (e) { error.textContent = e.message }
+    }
+  },
+  field('charger_id', 'Charger id', { value: chargerId, readonly: chargerId ? true : null, pattern: '[A-Za-z0-9._\\-]{1,48}', size: 14 }),
+  field('name', 'Name', { size: 18 }),
+  h('label', {}, 'Address', h('input', { name: 'address', size: 22 })),
+  field('lat', 'Latitude', { inputmode: 'decimal', size: 9 }),
+  field('lon', 'Longitude', { inputmode: 'decimal', size: 9 }),
+  field('connectors', 'Connectors', { type: 'number', min: 1, max: 99, value: 1, size: 3 }),
+  field('max_power_kw', 'kW each', { inputmode: 'decimal', value: '11', size: 5 }),
+  field('per_kwh_sat', 'sat per kWh', { inputmode: 'decimal', size: 7 }),
+  h('button', { class: 'primary', type: 'submit', disabled: readOnly }, 'Add charger'), error)
 }
 
 function tariffEditor (chargerId, tariff) {

@@ -6,6 +6,7 @@ screenshots land in ``test-artifacts/screenshots/admin-*.png``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from agent.nostr.event import sign_event
 from agent.nostr.keys import encode_npub, public_key_hex
 from tests.browser.conftest import screenshot
 from tests.browser.test_pages import read_qr
-from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, start_cockpit
+from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, simulated, start_cockpit
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, ConsoleMessage, Page, Route
@@ -185,4 +186,48 @@ async def test_an_admin_signs_in_with_a_nostr_extension_and_every_request_is_nip
     assert any(tag[0] == "payload" for tag in put[0]["tags"])
     audit = (await cockpit.call("GET", "/audit")).json()["items"]
     assert (audit[0]["actor"], audit[0]["action"]) == (npub, "api.tariff.set")
+    assert trouble == []
+
+
+async def test_an_operator_adds_a_charger_that_is_waiting_for_approval(
+    cockpit: Cockpit, desk: tuple[Page, list[str]]
+) -> None:
+    from playwright.async_api import expect
+
+    page, trouble = desk
+    charger = simulated(cockpit, "garage-2", connectors=2)
+    running = asyncio.create_task(charger.run())
+    try:
+
+        async def waiting() -> None:
+            while True:
+                if (await cockpit.call("GET", "/pending-chargers")).json()["items"]:
+                    return
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(waiting(), 20)
+        await page.goto(cockpit.base + "/admin/")
+        await page.fill("#token", cockpit.admin_token)
+        await page.click("text=Sign in with token")
+        card = page.locator('[data-pending="garage-2"]')
+        await expect(card).to_contain_text("Strom Simulator")
+        await card.locator('input[name="name"]').fill("Garage, second box")
+        await card.locator('input[name="address"]').fill("Hofweg 2")
+        await card.locator('input[name="lat"]').fill("48.137")
+        await card.locator('input[name="lon"]').fill("11.575")
+        await card.locator('input[name="connectors"]').fill("2")
+        await card.locator('input[name="max_power_kw"]').fill("22")
+        await card.locator('input[name="per_kwh_sat"]').fill("280")
+        await screenshot(page, "admin-approve-charger")
+        await card.locator("text=Add charger").click()
+
+        added = page.locator('[data-charger="garage-2"]')
+        await expect(added).to_be_visible()
+        await expect(added.locator(".badge").first).to_have_text("online", timeout=20_000)
+        await expect(page.locator("#pending")).to_have_count(0)
+        await screenshot(page, "admin-charger-added", full_page=False)
+    finally:
+        running.cancel()
+    offer = await cockpit.stack.get(f"{cockpit.base}/lnurlp/garage-2/2")
+    assert "280 sat/kWh" in offer["metadata"]
     assert trouble == []
