@@ -120,22 +120,26 @@ def _ocpp_settings(config: StromConfig) -> OcppServerSettings:
     )
 
 
+def _admission(profile: ProfileConfig) -> ChargerAuth:
+    """How the OCPP server admits this charger.
+
+    Raises:
+        ConfigError: unknown OCPP quirks in the profile.
+    """
+    try:
+        quirks = parse_quirks(profile.ocpp.quirks)
+    except ValueError as exc:
+        raise ConfigError(f"profiles/{profile.id}.toml: key 'ocpp': {exc}") from None
+    return ChargerAuth(
+        charger_id=profile.id,
+        password_hash=profile.ocpp.password_hash or None,
+        quirks=quirks,
+        connectors=max(c.id for c in profile.connectors),
+    )
+
+
 def _charger_auth(config: StromConfig) -> StaticChargerAuth:
-    chargers = []
-    for profile in config.profiles:
-        try:
-            quirks = parse_quirks(profile.ocpp.quirks)
-            chargers.append(
-                ChargerAuth(
-                    charger_id=profile.id,
-                    password_hash=profile.ocpp.password_hash or None,
-                    quirks=quirks,
-                    connectors=max(c.id for c in profile.connectors),
-                )
-            )
-        except ValueError as exc:
-            raise ConfigError(f"profiles/{profile.id}.toml: key 'ocpp': {exc}") from None
-    return StaticChargerAuth(chargers)
+    return StaticChargerAuth(_admission(profile) for profile in config.profiles)
 
 
 @dataclass
@@ -271,10 +275,7 @@ class Strom:
         Raises:
             ConfigError: the profile's OCPP quirks are unknown.
         """
-        try:
-            quirks = parse_quirks(profile.ocpp.quirks)
-        except ValueError as exc:
-            raise ConfigError(f"profiles/{profile.id}.toml: key 'ocpp': {exc}") from None
+        admission = _admission(profile)
         profiles = [p for p in self.config.profiles if p.id != profile.id]
         config = self.config.model_copy(update={"profiles": (*profiles, profile)})
         self.config = config
@@ -282,14 +283,7 @@ class Strom:
         self.cockpit.config = config
         self.cockpit.api.config = config
         self.cockpit.metrics.chargers = len(config.profiles)
-        self.auth.add(
-            ChargerAuth(
-                charger_id=profile.id,
-                password_hash=profile.ocpp.password_hash or None,
-                quirks=quirks,
-                connectors=max(c.id for c in profile.connectors),
-            )
-        )
+        self.auth.add(admission)
         # A charger held for approval is let go: it reconnects at once and is admitted.
         self.ocpp.forget_pending(profile.id)
         await self.chargers.sync((profile,))
