@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -158,6 +158,33 @@ def csv_response(rows: Iterable[BaseModel], model: type[BaseModel], name: str) -
         content_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+_Item = TypeVar("_Item", bound=BaseModel)
+_Page = TypeVar("_Page", bound=BaseModel)
+
+
+async def _paged(
+    page: Awaitable[tuple[list[Any], str | None]],
+    convert: Callable[[Any], _Item],
+    item: type[_Item],
+    answer: type[_Page],
+    form: str,
+    name: str,
+) -> _Page | web.Response:
+    """A page of rows as JSON (``items``, ``next_cursor``) or as a CSV download.
+
+    Raises:
+        ApiError: 400 for a cursor this API did not hand out.
+    """
+    try:
+        rows, cursor = await page
+    except queries.BadCursor as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    items = [convert(row) for row in rows]
+    if form == "csv":
+        return csv_response(items, item, name)
+    return answer(items=items, next_cursor=cursor)
 
 
 def _csv_cell(value: Any) -> str:
@@ -529,22 +556,18 @@ class Api:
 
     async def list_sessions(self, call: Call) -> m.SessionPage | web.Response:
         query: m.SessionQuery = call.query
-        try:
-            rows, cursor = await queries.page_sessions(
-                self.db,
-                charger=query.charger,
-                state=query.state.value if query.state else None,
-                since=query.since,
-                until=query.until,
-                limit=query.limit,
-                cursor=query.cursor,
-            )
-        except queries.BadCursor as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        items = [session_out(row) for row in rows]
-        if query.format == "csv":
-            return csv_response(items, m.SessionOut, "sessions")
-        return m.SessionPage(items=items, next_cursor=cursor)
+        page = queries.page_sessions(
+            self.db,
+            charger=query.charger,
+            state=query.state.value if query.state else None,
+            since=query.since,
+            until=query.until,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        return await _paged(
+            page, session_out, m.SessionOut, m.SessionPage, query.format, "sessions"
+        )
 
     async def get_session(self, call: Call) -> m.SessionDetail:
         row = await self._session_row(call.path("session_id"))
@@ -577,37 +600,19 @@ class Api:
 
     async def ledger_payments(self, call: Call) -> m.PaymentPage | web.Response:
         query: m.LedgerQuery = call.query
-        try:
-            rows, cursor = await queries.page_payments(
-                self.db,
-                since=query.since,
-                until=query.until,
-                limit=query.limit,
-                cursor=query.cursor,
-            )
-        except queries.BadCursor as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        items = [_payment_out(row) for row in rows]
-        if query.format == "csv":
-            return csv_response(items, m.PaymentOut, "payments")
-        return m.PaymentPage(items=items, next_cursor=cursor)
+        page = queries.page_payments(
+            self.db, since=query.since, until=query.until, limit=query.limit, cursor=query.cursor
+        )
+        return await _paged(
+            page, _payment_out, m.PaymentOut, m.PaymentPage, query.format, "payments"
+        )
 
     async def ledger_refunds(self, call: Call) -> m.RefundPage | web.Response:
         query: m.LedgerQuery = call.query
-        try:
-            rows, cursor = await queries.page_refunds(
-                self.db,
-                since=query.since,
-                until=query.until,
-                limit=query.limit,
-                cursor=query.cursor,
-            )
-        except queries.BadCursor as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        items = [_refund_out(row) for row in rows]
-        if query.format == "csv":
-            return csv_response(items, m.RefundOut, "refunds")
-        return m.RefundPage(items=items, next_cursor=cursor)
+        page = queries.page_refunds(
+            self.db, since=query.since, until=query.until, limit=query.limit, cursor=query.cursor
+        )
+        return await _paged(page, _refund_out, m.RefundOut, m.RefundPage, query.format, "refunds")
 
     async def ledger_totals(self, call: Call) -> m.LedgerTotals:
         query: m.TotalsQuery = call.query

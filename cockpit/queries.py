@@ -78,6 +78,20 @@ def _window(
     return query
 
 
+async def _page(
+    db: Database, query: Select[Any], created: Any, key: Any, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` by ``(created, key)`` descending, and the next page's cursor."""
+    query = _keyset(query, created, key, cursor).limit(limit + 1)
+    async with db.reader() as conn:
+        rows = list(await conn.execute(query))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, created.name), getattr(last, key.name))
+
+
 async def page_sessions(
     db: Database,
     *,
@@ -95,13 +109,7 @@ async def page_sessions(
     if state is not None:
         query = query.where(sessions.c.state == state)
     query = _window(query, sessions.c.created_at, since, until)
-    query = _keyset(query, sessions.c.created_at, sessions.c.id, cursor).limit(limit + 1)
-    async with db.reader() as conn:
-        rows = list(await conn.execute(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more and rows else None
-    return rows, None if last is None else encode_cursor(last.created_at, last.id)
+    return await _page(db, query, sessions.c.created_at, sessions.c.id, limit, cursor)
 
 
 async def session_row(db: Database, session_id: str) -> Any:
@@ -150,13 +158,7 @@ async def page_payments(
     """Settled payments (money in), newest first."""
     query = select(payments).where(payments.c.state == "settled")
     query = _window(query, payments.c.created_at, since, until)
-    query = _keyset(query, payments.c.created_at, payments.c.payment_hash, cursor)
-    async with db.reader() as conn:
-        rows = list(await conn.execute(query.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more and rows else None
-    return rows, None if last is None else encode_cursor(last.created_at, last.payment_hash)
+    return await _page(db, query, payments.c.created_at, payments.c.payment_hash, limit, cursor)
 
 
 async def page_refunds(
@@ -169,13 +171,7 @@ async def page_refunds(
 ) -> tuple[list[Any], str | None]:
     """Refunds (money out) in every state, newest first."""
     query = _window(select(refunds), refunds.c.created_at, since, until)
-    query = _keyset(query, refunds.c.created_at, refunds.c.id, cursor)
-    async with db.reader() as conn:
-        rows = list(await conn.execute(query.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more and rows else None
-    return rows, None if last is None else encode_cursor(last.created_at, last.id)
+    return await _page(db, query, refunds.c.created_at, refunds.c.id, limit, cursor)
 
 
 @dataclass
