@@ -51,7 +51,7 @@ from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database
 from strom.storage.sessions import SessionNotFound, SessionStore, row_to_session
 from strom.tariff import Tariff
-from strom.units import WH_PER_KWH, format_sat
+from strom.units import WH_PER_KWH, format_kwh, format_sat
 
 __all__ = ["Api", "quotes", "session_out"]
 
@@ -66,7 +66,7 @@ def _sat(amount_msat: int) -> str:
 
 
 def _kwh(energy_wh: int) -> str:
-    return str((Decimal(energy_wh) / WH_PER_KWH).quantize(Decimal("0.001")))
+    return format_kwh(energy_wh).removesuffix(" kWh")
 
 
 def session_out(row: Any) -> m.SessionOut:

@@ -136,6 +136,12 @@ class World:
         async with self.stack.strom.db.reader() as conn:
             return list((await conn.execute(select(outbox).where(outbox.c.kind == "notify"))).all())
 
+    async def paid_dm_failed(self) -> bool | None:
+        """True once sending the zapper's "paid" DM has failed at least once."""
+        rows = await self.notify_rows()
+        failed = [r for r in rows if r.payload["what"] == "paid" and r.attempts > 0]
+        return True if failed else None
+
 
 @asynccontextmanager
 async def world_with_one_relay(tmp_path: Path) -> AsyncIterator[World]:
@@ -209,12 +215,7 @@ async def test_session_dms_and_the_receipt_that_failed_while_the_relay_was_down_
         await world.relay_down()
         await zap(world, 2_000_000)
 
-        async def paid_dm_failed() -> bool | None:
-            rows = await world.notify_rows()
-            failed = [r for r in rows if r.payload["what"] == "paid" and r.attempts > 0]
-            return True if failed else None
-
-        await eventually(paid_dm_failed, "a failed attempt to DM the zapper")
+        await eventually(world.paid_dm_failed, "a failed attempt to DM the zapper")
         await world.relay.start()
 
         async def paid_dm() -> str | None:
@@ -243,12 +244,7 @@ async def test_a_dm_waiting_out_a_long_backoff_is_retried_as_soon_as_the_relay_i
         await world.relay_down()
         await zap(world, 2_000_000)
 
-        async def paid_dm_failed() -> bool | None:
-            rows = await world.notify_rows()
-            failed = [r for r in rows if r.payload["what"] == "paid" and r.attempts > 0]
-            return True if failed else None
-
-        await eventually(paid_dm_failed, "a failed attempt to DM the zapper")
+        await eventually(world.paid_dm_failed, "a failed attempt to DM the zapper")
         # As after many failures: the next attempt is ten minutes away.
         later = datetime.now(UTC) + timedelta(minutes=10)
         async with world.stack.strom.db.transaction() as conn:
