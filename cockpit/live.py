@@ -97,11 +97,20 @@ class LiveHub:
     # --- sources (called by Strom's parts) -------------------------------------------------
 
     def on_transition(self, transition: Transition) -> None:
-        """A ``SessionStore`` listener: every committed session change."""
-        message = session_event(transition)
+        """A ``SessionStore`` listener: every committed session change.
+
+        It runs on the settlement and metering paths: with nobody listening it only notes
+        the paid amount (so a later payment event carries the new money only).
+        """
         session = transition.session
-        self._send(message, session.id)
         before = self._paid.get(session.id, 0)
+        self._paid[session.id] = session.paid_msat
+        self._paid.move_to_end(session.id)
+        while len(self._paid) > 10_000:
+            self._paid.popitem(last=False)
+        if not self._subscribers:
+            return
+        self._send(session_event(transition), session.id)
         if session.paid_msat > before:
             payment = {
                 "type": "payment",
@@ -112,10 +121,6 @@ class LiveHub:
                 "at": _now(),
             }
             self._send(payment, None)
-        self._paid[session.id] = session.paid_msat
-        self._paid.move_to_end(session.id)
-        while len(self._paid) > 10_000:
-            self._paid.popitem(last=False)
 
     async def on_ocpp_event(self, event: OcppEvent) -> None:
         """A ``CoreEventSink`` subscriber: charger online/offline and connector status."""
