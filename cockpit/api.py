@@ -527,14 +527,31 @@ class Api:
         except ValidationError as exc:
             raise ApiError(400, "bad_request", f"tariff: {validation_text(exc)}") from None
 
+    def _patched_tariff(self, profile: ProfileConfig, patch: m.TariffPatch) -> TariffConfig:
+        """The tariff in force with the fields ``patch`` names replaced (the rest unchanged)."""
+        current = self.payments.tariff_for(profile)
+        fields = {
+            "per_kwh_sat": current.energy_msat_per_kwh,
+            "per_minute_sat": current.time_msat_per_minute,
+            "session_fee_sat": current.session_fee_msat,
+            "min_prepay_sat": current.min_prepay_msat,
+            "max_prepay_sat": current.max_prepay_msat,
+        }
+        merged = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
+        merged.update(patch.model_dump(exclude_none=True))
+        try:
+            return TariffConfig(**merged)
+        except ValidationError as exc:
+            raise ApiError(400, "bad_request", f"tariff: {validation_text(exc)}") from None
+
     async def preview_tariff(self, call: Call) -> m.TariffOut:
         profile = self._profile(call)
-        tariff = self._tariff_config(call.body).to_tariff()
+        tariff = self._patched_tariff(profile, call.body).to_tariff()
         return self._tariff_out(profile.id, tariff, self._power_w(profile), saved=False)
 
     async def put_tariff(self, call: Call) -> m.TariffOut:
         profile = self._profile(call)
-        config = self._tariff_config(call.body)
+        config = self._patched_tariff(profile, call.body)
         try:
             written = self.files.write_tariff(profile.id, config)
         except ConfigError as exc:
@@ -870,10 +887,11 @@ class Api:
                 "PUT",
                 "/chargers/{charger_id}/tariff",
                 self.put_tariff,
-                "Set the tariff (saved to the profile file; new sessions get it at once)",
+                "Change the tariff: the prices given replace those in force, the rest stay "
+                "(saved to the profile file; new sessions get it at once)",
                 "tariffs",
                 m.TariffOut,
-                body=m.TariffIn,
+                body=m.TariffPatch,
                 action="tariff.set",
                 target="charger_id",
             ),
@@ -881,10 +899,11 @@ class Api:
                 "POST",
                 "/chargers/{charger_id}/tariff/preview",
                 self.preview_tariff,
-                "What a driver would pay for 10 and 30 kWh under a tariff (changes nothing)",
+                "What a driver would pay for 10 and 30 kWh under the tariff in force with the "
+                "prices given replaced (changes nothing)",
                 "tariffs",
                 m.TariffOut,
-                body=m.TariffIn,
+                body=m.TariffPatch,
             ),
             e(
                 "GET",

@@ -121,6 +121,7 @@ __all__ = [
     "StickerQuery",
     "TariffIn",
     "TariffOut",
+    "TariffPatch",
     "TotalsQuery",
     "TriggerIn",
     "UnlockIn",
@@ -292,6 +293,19 @@ class TariffIn(_In):
     session_fee_sat: Sats = Decimal(0)  # type: ignore[valid-type]
     min_prepay_sat: Sats = Decimal(1000)  # type: ignore[valid-type]
     max_prepay_sat: Sats = Decimal(500_000)  # type: ignore[valid-type]
+
+
+class TariffPatch(_In):
+    """A change of prices in sats: the fields given replace the tariff in force, the rest stay.
+
+    An empty object changes nothing (and previews the tariff in force).
+    """
+
+    per_kwh_sat: Sats | None = None  # type: ignore[valid-type]
+    per_minute_sat: Sats | None = None  # type: ignore[valid-type]
+    session_fee_sat: Sats | None = None  # type: ignore[valid-type]
+    min_prepay_sat: Sats | None = None  # type: ignore[valid-type]
+    max_prepay_sat: Sats | None = None  # type: ignore[valid-type]
 
 
 class Quote(_Out):

@@ -136,6 +136,47 @@ async def test_a_new_tariff_reaches_the_next_driver_and_survives_a_restart(
     assert reloaded.profile(CHARGER).tariff.to_tariff().session_fee_msat == 20_000
 
 
+async def test_a_partial_tariff_change_changes_only_the_prices_it_names(
+    cockpit: Cockpit,
+) -> None:
+    # docs/api.md's example sends only the energy price; the rest of the tariff must stay.
+    full = {
+        "per_kwh_sat": 250,
+        "per_minute_sat": "0.5",
+        "session_fee_sat": 20,
+        "min_prepay_sat": 2_000,
+        "max_prepay_sat": 50_000,
+    }
+    assert (await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json=full)).status_code == 200
+
+    preview = await cockpit.call(
+        "POST", f"/chargers/{CHARGER}/tariff/preview", json={"per_kwh_sat": 300}
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["per_minute_sat"] == "0.500"
+    assert preview.json()["max_prepay_sat"] == "50000"
+
+    saved = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json={"per_kwh_sat": 300})
+    assert saved.status_code == 200, saved.text
+    tariff = (await cockpit.call("GET", f"/chargers/{CHARGER}/tariff")).json()
+    assert {k: tariff[k] for k in full} == {
+        "per_kwh_sat": "300",
+        "per_minute_sat": "0.500",
+        "session_fee_sat": "20",
+        "min_prepay_sat": "2000",
+        "max_prepay_sat": "50000",
+    }
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert offer["maxSendable"] == 50_000_000  # the prepayment limits stayed
+
+    # A change that does not add up with the prices in force is refused and changes nothing.
+    refused = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json={"max_prepay_sat": 5})
+    assert refused.status_code == 400
+    assert "prepay" in refused.json()["message"]
+    after = (await cockpit.call("GET", f"/chargers/{CHARGER}/tariff")).json()
+    assert after["max_prepay_sat"] == "50000"
+
+
 async def test_disabling_a_connector_stops_offers_until_it_is_enabled(cockpit: Cockpit) -> None:
     path = f"/chargers/{CHARGER}/connectors/1/availability"
     off = await cockpit.call("POST", path, json={"enabled": False})
