@@ -376,6 +376,7 @@ class Agent:
         status = charger_status(
             self.profile,
             host=settings.host,
+            page_url=f"{settings.public_url}/c/{self.charger_id}",
             online=self._online,
             connectors=self._connectors,
             charger_status_text=self._charger_status,

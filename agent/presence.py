@@ -47,6 +47,7 @@ def charger_status(
     profile: ProfileConfig,
     *,
     host: str,
+    page_url: str,
     online: bool,
     connectors: Mapping[int, tuple[str, bool]],
     charger_status_text: str = "",
@@ -57,6 +58,7 @@ def charger_status(
     Args:
         profile: the charger's profile.
         host: the public host, the domain of its lightning address.
+        page_url: the charger's public page (prices, QR code), the status event's ``r`` tag.
         online: whether it is connected.
         connectors: connector id -> (OCPP status, enabled); missing ones count as unknown.
         charger_status_text: the OCPP status of connector 0 (the charge point as a whole).
@@ -83,7 +85,7 @@ def charger_status(
         prices=Prices(price, tariff.time_msat_per_minute, tariff.session_fee_msat),
         lud16=lightning_address(profile.id, host),
         summary=profile.description,
-        website=profile.branding.website,
+        website=page_url,
     )
 
 

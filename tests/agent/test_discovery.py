@@ -41,6 +41,8 @@ async def test_status_is_republished_on_every_change(world: World) -> None:
     assert {c.status for c in first.connectors} == {ConnectorStatus.UNAVAILABLE}  # never online
     assert first.lud16 == "cp-1@127.0.0.1:8080"
     assert first.prices.energy_msat_per_kwh == 250_000
+    # The r tag is the charger's own page (prices, QR code), as docs/nostr.md says.
+    assert (await world.latest(30522)).tag_values("r") == [f"http://127.0.0.1:8080/c/{CHARGER_ID}"]
 
     await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))
     await world.runtime.on_ocpp_event(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import orjson
@@ -288,68 +287,3 @@ def test_expiration_is_read_from_the_tag() -> None:
     assert is_expired(event, 1_700_000_600)
     assert expiration(_signed(tags=[["expiration", "soon"]])) is None
     assert not is_expired(_signed(), 2**40)
-
-
-# --- performance ------------------------------------------------------------------------------
-
-
-def _speed_ratio(bare: Any, ours: Any, rounds: int = 15) -> float:
-    """Best time of ``bare`` over best time of ``ours``, rounds interleaved so that load
-    from other processes on the machine hits both alike."""
-    best_bare = best_ours = float("inf")
-    for _ in range(rounds):
-        for run, is_ours in ((bare, False), (ours, True)):
-            start = time.perf_counter()
-            run()
-            elapsed = time.perf_counter() - start
-            if is_ours:
-                best_ours = min(best_ours, elapsed)
-            else:
-                best_bare = min(best_bare, elapsed)
-    return best_bare / best_ours
-
-
-def _sample_events() -> list[Event]:
-    secrets = [hashlib.sha256(bytes([i])).digest() for i in range(20)]
-    return [
-        sign_event(secrets[i % 20], 1, [["p", PUBKEY], ["t", "ev"]], f"message {i}", 1_700_000_000)
-        for i in range(300)
-    ]
-
-
-def test_verification_runs_at_least_at_70_percent_of_raw_libsecp256k1_speed() -> None:
-    """verify_event against the bare libsecp256k1 call with keys already parsed."""
-    events = _sample_events()
-    keys = {e.pubkey: PublicKeyXOnly(bytes.fromhex(e.pubkey)) for e in events}
-    raw = [(keys[e.pubkey], bytes.fromhex(e.sig), bytes.fromhex(e.id)) for e in events]
-
-    def ours() -> None:
-        for event in events:
-            verify_event(event)
-
-    def bare() -> None:
-        for key, sig, digest in raw:
-            key.verify(sig, digest)
-
-    ours()  # warm the key cache as an agent's steady state would
-    ratio = _speed_ratio(bare, ours)
-    assert ratio >= 0.7, f"verify_event runs at {ratio:.0%} of raw coincurve"
-
-
-def test_intake_from_json_runs_at_least_at_70_percent_of_raw_coincurve() -> None:
-    """parse_event(bytes) (parse, checks, id, signature) against coincurve's verify alone."""
-    events = _sample_events()
-    texts = [e.to_json().encode() for e in events]
-    raw = [(bytes.fromhex(e.pubkey), bytes.fromhex(e.sig), bytes.fromhex(e.id)) for e in events]
-
-    def ours() -> None:
-        for text in texts:
-            parse_event(text)
-
-    def bare() -> None:
-        for pubkey, sig, digest in raw:
-            PublicKeyXOnly(pubkey).verify(sig, digest)
-
-    ours()
-    ratio = _speed_ratio(bare, ours)
-    assert ratio >= 0.7, f"parse_event runs at {ratio:.0%} of raw coincurve"
