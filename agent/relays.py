@@ -13,10 +13,11 @@ Theory of operation
   storage), so :meth:`RelayPool.follow_reconnects` reports each reconnect of a write relay
   and the agents publish their status and profile again.
 * **Publishing** fans out to the write relays, plus any extra relays named for one event (a
-  zap request's ``relays``, a driver's DM inbox). An extra relay is refused when it is a
-  private or loopback address (a payer must not make Strom connect inside the operator's
-  network), unless allowed. Every publish returns a :class:`PublishResult` with the relays that
-  acknowledged and those that failed, with reasons; one relay failing is not an error.
+  zap request's ``relays``, a driver's DM inbox). An extra relay is refused when its host is,
+  or resolves to, a private or loopback address (a payer must not make Strom connect inside
+  the operator's network), unless allowed. Every publish returns a :class:`PublishResult`
+  with the relays that acknowledged and those that failed, with reasons; one relay failing is
+  not an error.
 * **Receiving**: :meth:`RelayPool.watch` subscribes to zap receipts (9735), NIP-04 DMs (4) and
   gift wraps (1059) whose ``p`` is one of the agents' keys, 256 keys per subscription (relays
   cap filter sizes). :meth:`RelayPool.run` reads the client's notifications, parses and
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -114,14 +116,10 @@ class Inbound:
     event: Event
 
 
-def _is_private_host(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").strip("[]").lower()
-    if host in ("", "localhost") or host.endswith((".localhost", ".local", ".internal")):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a DNS name: where it points is the relay operator's business
+def _is_private_address(text: str) -> bool:
+    address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return (
         address.is_private
         or address.is_loopback
@@ -130,6 +128,42 @@ def _is_private_host(url: str) -> bool:
         or address.is_reserved
         or address.is_multicast
     )
+
+
+def _private_name(host: str) -> bool:
+    return host in ("", "localhost") or host.endswith((".localhost", ".local", ".internal"))
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Host name and port to the addresses it resolves to (injectable for tests)."""
+
+
+async def _private_host_reason(url: str, resolve: Resolver, timeout_s: float) -> str | None:
+    """Why ``url`` must not be connected to (it is on a private network), or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").strip("[]").rstrip(".").lower()
+    if _private_name(host):
+        return "refused: private or loopback address"
+    try:
+        return "refused: private or loopback address" if _is_private_address(host) else None
+    except ValueError:
+        pass  # a DNS name: where does it point?
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        async with asyncio.timeout(timeout_s):
+            addresses = await resolve(host, port)
+    except (OSError, TimeoutError, ValueError) as exc:
+        return f"refused: cannot resolve {host}: {exc or type(exc).__name__}"
+    if not addresses:
+        return f"refused: {host} resolves to no address"
+    if any(_is_private_address(address) for address in addresses):
+        return "refused: resolves to a private or loopback address"
+    return None
 
 
 ClientFactory = Callable[[bytes | None], SdkClient]
@@ -162,6 +196,8 @@ class RelayPool:
             embedded relay means :data:`EMBEDDED_EVENTS_PER_MINUTE`.
         client_factory: builds the nostr-sdk client (for tests).
         clock: unix time in seconds.
+        resolve: looks up the addresses of an extra relay's host name (for tests).
+        resolve_timeout_s: how long that lookup may take before the relay is refused.
     """
 
     def __init__(
@@ -181,6 +217,8 @@ class RelayPool:
         max_events_per_minute: int | None = None,
         client_factory: ClientFactory = _default_client,
         clock: Callable[[], float] = time.time,
+        resolve: Resolver = _resolve,
+        resolve_timeout_s: float = 3.0,
     ) -> None:
         if not relays:
             raise RelayError("no relay configured")
@@ -200,6 +238,8 @@ class RelayPool:
         self._pacer = None if max_events_per_minute is None else _Pacer(max_events_per_minute)
         self._client_factory = client_factory
         self._clock = clock
+        self._resolve = resolve
+        self._resolve_timeout_s = resolve_timeout_s
         self._client: SdkClient | None = None
         self._embedded: SdkLocalRelay | None = None
         self._read: tuple[str, ...] = ()
@@ -393,8 +433,10 @@ class RelayPool:
         """Connect an extra relay (write only); returns why it is refused, or None."""
         if url in self._read or url in self._write:
             return None
-        if not self._allow_private and _is_private_host(url):
-            return "refused: private or loopback address"
+        if not self._allow_private:
+            refused = await _private_host_reason(url, self._resolve, self._resolve_timeout_s)
+            if refused is not None:
+                return refused
         async with self._extra_lock:
             if url in self._extra:
                 self._extra.move_to_end(url)

@@ -59,6 +59,49 @@ async def test_private_extra_relays_are_refused_unless_allowed(relay_url: str) -
         await pool.stop()
 
 
+async def test_extra_relays_whose_name_resolves_to_a_private_address_are_refused(
+    relay_url: str,
+) -> None:
+    names = {
+        "inside.example": ["93.184.215.14", "192.168.1.20"],  # one private address is enough
+        "mapped.example": ["::ffff:10.1.2.3"],
+        "public.example": ["93.184.215.14"],
+    }
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in names:
+            raise OSError("Name or service not known")
+        return names[host]
+
+    pool = RelayPool([RelayConfig(url=relay_url)], resolve=resolve, publish_timeout_s=1)
+    await pool.start()
+    try:
+        await pool.wait_connected()
+        event = KEY.sign(1, [], "hello", 1_800_000_000)
+        extra = ["ws://inside.example", "wss://mapped.example:7447", "ws://nowhere.example"]
+        result = await pool.publish(event, extra_relays=extra)
+        assert result.failed == {
+            "ws://inside.example": "refused: resolves to a private or loopback address",
+            "wss://mapped.example:7447": "refused: resolves to a private or loopback address",
+            "ws://nowhere.example": "refused: cannot resolve nowhere.example: Name or service "
+            "not known",
+        }
+        # The system resolver is the default: a name that cannot resolve (RFC 6761 .invalid)
+        # is refused too, so nostr-sdk never connects to a host that was not checked.
+        real = RelayPool([RelayConfig(url=relay_url)], publish_timeout_s=1)
+        await real.start()
+        try:
+            await real.wait_connected()
+            refused = await real.publish(event, extra_relays=["ws://relay.invalid"])
+            assert refused.failed["ws://relay.invalid"].startswith(
+                "refused: cannot resolve relay.invalid"
+            )
+        finally:
+            await real.stop()
+    finally:
+        await pool.stop()
+
+
 async def test_nip42_auth_is_answered_with_the_pool_key() -> None:
     relay = SdkLocalRelay(require_auth=True)
     url = await relay.start()
