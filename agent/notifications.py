@@ -40,7 +40,7 @@ _ENDED = {"stopped", "start_failed"}
 
 
 async def _links(agent: Agent, session_id: str) -> SessionLinks | None:
-    secret = await agent.services.store.secret(session_id)
+    secret = await agent.services.store.secret(session_id, agent.services.clock())
     if secret is None:
         return None
     return session_links(agent.services.settings.public_url, session_id, secret)
