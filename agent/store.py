@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.nostr.event import Event, parse_event
-from agent.sealing import Sealer
+from agent.sealing import Sealer, SealError
 from strom.session_secrets import SessionSecrets
 from strom.storage.agent_journal import DmJournal, SecretRecords
 from strom.storage.db import Database
@@ -96,9 +96,6 @@ class AgentStore:
 
         The derived secret is returned when it matches the stored hash; otherwise (a session
         from before secrets were derived) the imported one, while its refund window lasts.
-
-        Raises:
-            SealError: the imported secret does not open (a different server key).
         """
         stored_hash = await self.records.secret_hash(session_id)
         if stored_hash is None:
@@ -114,7 +111,11 @@ class AgentStore:
                 session_id,
             )
             return None
-        secret = self.sealer.open(_seal_name(session_id), sealed)
+        try:
+            secret = self.sealer.open(_seal_name(session_id), sealed)
+        except SealError as exc:
+            log.warning("session %s: its imported secret does not open: %s", session_id, exc)
+            return None
         return secret if hmac.compare_digest(hash_secret(secret), stored_hash) else None
 
     def seal(self, session_id: str, secret: str) -> str:
