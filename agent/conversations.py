@@ -234,7 +234,7 @@ async def _refund(agent: Agent, session: Session | None) -> str:
     if session is None:
         return _NO_SESSION
     services = agent.services
-    secret = await services.store.secret(session.id)
+    secret = await services.store.secret(session.id, services.clock())
     if secret is None:
         return "Open the session page from your wallet's payment message to claim your refund."
     running = session.state in (*_STOPPABLE, State.STOPPING)

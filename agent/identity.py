@@ -32,6 +32,7 @@ from strom.errors import ConfigError
 
 __all__ = [
     "POOL_KEY_NAME",
+    "SERVER_KEY_NAME",
     "AgentKey",
     "KeyStore",
     "ensure_key",
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 POOL_KEY_NAME = "_pool"
 """The relay pool's own key (answers NIP-42 AUTH); no charger id can start with ``_``."""
+
+SERVER_KEY_NAME = "_server"
+"""The server's own 32 random bytes: session secrets (and other secrets) are derived from it."""
 
 _KEY_DIR = "keys"
 _SEAL_PURPOSE = "charger key"
@@ -99,7 +103,7 @@ class AgentKey:
 
 
 def _check_name(name: str) -> None:
-    if name != POOL_KEY_NAME and not CHARGER_ID.match(name):
+    if name not in (POOL_KEY_NAME, SERVER_KEY_NAME) and not CHARGER_ID.match(name):
         raise ConfigError(f"not a charger id: {name!r}")
 
 
@@ -175,7 +179,9 @@ class KeyStore:
             temporary.unlink()
         loaded = self.load(name)
         assert loaded is not None
-        if loaded == secret:
+        if loaded == secret and name.startswith("_"):
+            log.info("key %s created in %s", name, self.folder)
+        elif loaded == secret:
             log.info("charger %s: new nostr identity %s", name, encode_npub(_pub(secret)))
         return loaded
 

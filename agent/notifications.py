@@ -2,7 +2,7 @@
 
 The ``notify`` outbox rows of a session (``Notify(what)`` effects of the state machine) become
 DMs to the session's initiator when it was started by a zap. Delivery is exactly-once as the
-driver sees it: the signed DM is stored in the agent store under the outbox row's key *before*
+driver sees it: the signed DM is stored in the DM journal under the outbox row's key *before*
 it is published (:class:`agent.store.AgentStore`), so a row run twice after a crash publishes
 the very same event again (relays and clients drop it), and a row already published is
 skipped. When no relay accepts the DM the row is retried later (``RetryLater``) with the same
@@ -10,9 +10,9 @@ stored event.
 
 Progress DMs (energy, cost, remaining budget) are sent every ``progress_interval_s`` while a
 zap session is charging. They are not journalled: one lost in a crash is simply superseded.
-The refund and top-up links carry the session secret, which the LNURL callback handed to the
-agents (:meth:`agent.runtime.AgentRuntime.remember_session_secret`); without it the DMs point
-to the session page the wallet received.
+The refund and top-up links carry the session secret, which the agents recompute from the
+server key (:meth:`agent.store.AgentStore.secret`); when it cannot be had (a replaced server
+key) the DMs point to the session page the wallet received.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _ENDED = {"stopped", "start_failed"}
 
 
 async def _links(agent: Agent, session_id: str) -> SessionLinks | None:
-    secret = await agent.services.store.secret(session_id)
+    secret = await agent.services.store.secret(session_id, agent.services.clock())
     if secret is None:
         return None
     return session_links(agent.services.settings.public_url, session_id, secret)

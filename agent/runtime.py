@@ -3,17 +3,20 @@
 How the composition root uses it::
 
     runtime = AgentRuntime(config, db=db, sessions=sessions, payments=payments,
-                           backend=backend, commands=ocpp.commands)
+                           backend=backend, commands=ocpp.commands, session_key=key)
     front = FrontDoor(..., identities=runtime)          # nostrPubkey for zaps
     events.subscribers.append(runtime.on_ocpp_event)    # status follows the chargers
     handlers |= runtime.handlers()                      # "notify" and "zap_receipt" rows
-    ...  # in the LNURL zap callback, after open_session():
-    await runtime.remember_session_secret(opened.session_id, opened.secret)
     ...  # in the service's TaskGroup:
     group.create_task(runtime.run(stop))
 
+``session_key`` is the key :class:`strom.payments.PaymentService` derives session secrets
+from (:mod:`strom.session_secrets`): the agents recompute a zapper's secret when a DM needs a
+refund or top-up link, so nothing has to be handed over when a session opens.
+
 Keys are loaded (or created) when the runtime is built, so :meth:`AgentRuntime.pubkey` answers
-before :meth:`AgentRuntime.run` starts. ``run`` starts the relay pool, gives each agent its
+before :meth:`AgentRuntime.run` starts. ``run`` imports, once, the agents' own store of an
+older installation (:mod:`agent.legacy_store`), starts the relay pool, gives each agent its
 state from two bulk queries, subscribes to the agents' inboxes, and runs the pool's reader,
 the supervisor, a watch for relays that connect again (every agent then publishes its status
 and profile anew) and an hourly clean-up in one TaskGroup until ``stop`` is set.
@@ -31,6 +34,7 @@ from agent import notifications, zaps
 from agent.agent import Agent
 from agent.errors import AgentUnavailable
 from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore
+from agent.legacy_store import import_legacy_store
 from agent.nostr.errors import BuildError
 from agent.nostr_sdk_adapter import check_version
 from agent.queries import active_zap_sessions, charger_snapshots, initiator_of
@@ -62,7 +66,6 @@ __all__ = ["AgentRuntime"]
 log = logging.getLogger(__name__)
 
 _HOUSEKEEPING_S = 3600.0
-_JOURNAL_RETENTION_S = 7 * 86_400
 _MAX_ROUTED_P_TAGS = 4
 
 
@@ -76,10 +79,11 @@ class AgentRuntime:
         payments: the payment service (its ``settle`` is the one settlement step).
         backend: the lightning backend (asked before a zap receipt is believed).
         commands: commands to chargers (the OCPP server's).
+        session_key: the key session secrets are derived from
+            (:func:`strom.session_secrets.derive_session_key`).
         settings: agent settings; from ``config`` when None.
         keys: the key store; ``<data_dir>/keys`` sealed with ``STROM_MASTER_KEY`` when None.
         pool: the relay pool; built from ``config.relays`` when None.
-        store: the agent store; ``<data_dir>/agent/agent.sqlite3`` when None.
         environ: where ``STROM_MASTER_KEY`` is read (``os.environ`` when None).
         clock: unix time in seconds.
 
@@ -96,10 +100,10 @@ class AgentRuntime:
         payments: PaymentService,
         backend: LightningBackend,
         commands: ChargerCommands,
+        session_key: bytes,
         settings: AgentSettings | None = None,
         keys: KeyStore | None = None,
         pool: RelayPool | None = None,
-        store: AgentStore | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -109,9 +113,6 @@ class AgentRuntime:
         keys = keys or KeyStore.from_environ(data_dir, environ)
         if pool is None:
             pool = RelayPool(config.relays, auth_secret=keys.ensure(POOL_KEY_NAME), clock=clock)
-        if store is None:
-            sealer = sealer_from_environ(environ, purpose="session secret")
-            store = AgentStore.in_data_dir(data_dir, sealer)
         self.services = AgentServices(
             settings=settings,
             pool=pool,
@@ -120,7 +121,7 @@ class AgentRuntime:
             payments=payments,
             backend=backend,
             commands=commands,
-            store=store,
+            store=AgentStore(db, session_key),
             clock=clock,
         )
         self.supervisor = Supervisor(
@@ -133,8 +134,10 @@ class AgentRuntime:
             agent = Agent(self.services, profile, AgentKey(keys.ensure(profile.id)))
             self.supervisor.add(agent)
             self._by_pubkey[agent.pubkey] = agent
-        self._store_lock = asyncio.Lock()
-        self._store_open = False
+        self._data_dir = data_dir
+        self._environ = environ
+        self._import_lock = asyncio.Lock()
+        self._imported = False
         self.ready = asyncio.Event()
         # Called when outbox rows were made due now (the effect runner should look again).
         self.on_outbox_due: Callable[[], None] | None = None
@@ -190,16 +193,6 @@ class AgentRuntime:
             await self.services.pool.watch(list(self._by_pubkey))
         log.info("charger %s: agent added (%s)", profile.id, agent.pubkey)
 
-    async def remember_session_secret(self, session_id: str, secret: str) -> None:
-        """Keep a new session's secret, so its payer can get refund links by DM.
-
-        Call it from the LNURL zap callback right after ``PaymentService.open_session`` (before
-        answering the wallet). Only the agents' store keeps it (0600 file, sealed with
-        ``STROM_MASTER_KEY`` when set); the main database keeps only its hash.
-        """
-        await self._open_store()
-        await self.services.store.remember_secret(session_id, secret, int(self.services.clock()))
-
     async def on_ocpp_event(self, event: OcppEvent) -> None:
         """A ``CoreEventSink`` subscriber: charger online/offline and connector status."""
         if isinstance(event, ChargerOnline | ChargerOffline | ConnectorStatusChanged):
@@ -231,7 +224,7 @@ class AgentRuntime:
         if agent is None:
             log.warning("session %s: no agent for charger %s", row.session_id, who.charger_id)
             return
-        await self._open_store()
+        await self._import_old_store()
         session_id, pubkey = row.session_id, who.pubkey
         await agent.call(lambda: notifications.deliver(agent, row.key, session_id, what, pubkey))
 
@@ -284,11 +277,19 @@ class AgentRuntime:
 
     # --- running -------------------------------------------------------------------------------
 
-    async def _open_store(self) -> None:
-        async with self._store_lock:
-            if not self._store_open:
-                await self.services.store.open()
-                self._store_open = True
+    async def _import_old_store(self) -> None:
+        """Import ``<data_dir>/agent/agent.sqlite3`` of an older installation, once."""
+        async with self._import_lock:
+            if self._imported:
+                return
+            await import_legacy_store(
+                self._data_dir,
+                self.services.store,
+                old_sealer=sealer_from_environ(self._environ, purpose="session secret"),
+                retention_s=self.services.settings.secret_retention_s,
+                now=self.services.clock(),
+            )
+            self._imported = True
 
     async def _deliver(self, inbound: Inbound) -> None:
         for pubkey in dict.fromkeys(inbound.event.tag_values("p")[:_MAX_ROUTED_P_TAGS]):
@@ -333,20 +334,24 @@ class AgentRuntime:
                 self.on_outbox_due()
 
     async def _housekeeping(self) -> None:
-        settings = self.services.settings
         while True:
-            now = self.services.clock()
-            removed = await self.services.store.prune(
-                secrets_before=int(now - settings.secret_retention_s),
-                outgoing_before=int(now - _JOURNAL_RETENTION_S),
-            )
+            try:
+                removed = await self.services.store.prune(self.services.clock())
+            except StromError as exc:
+                log.warning("agent store: old entries not removed this hour: %s", exc)
+                removed = 0
             if removed:
-                log.info("agent store: %d old entries removed", removed)
+                log.info("agent store: %d old DM journal entries or secrets removed", removed)
             await asyncio.sleep(_HOUSEKEEPING_S)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run every agent until ``stop`` is set, then disconnect and close the store."""
-        await self._open_store()
+        """Run every agent until ``stop`` is set, then disconnect.
+
+        Raises:
+            SealError: the old agent store's secrets do not open (see :mod:`agent.legacy_store`).
+            StorageError: the old agent store cannot be read or renamed.
+        """
+        await self._import_old_store()
         pool = self.services.pool
         await pool.start()
         try:
@@ -368,6 +373,3 @@ class AgentRuntime:
         finally:
             self.ready.clear()
             await pool.stop()
-            async with self._store_lock:
-                await self.services.store.close()
-                self._store_open = False

@@ -1,10 +1,12 @@
-"""Encryption at rest for the agents' secrets (charger keys, session secrets).
+"""Encryption at rest for the agents' secrets (key files, imported session secrets).
 
 Theory of operation: an operator may set ``STROM_MASTER_KEY`` in the environment. When it is
 set, every secret the agents write to disk is sealed with ChaCha20-Poly1305 under a key derived
 from it by HKDF-SHA256, with the secret's name (the charger id, the session id) as associated
 data, so a sealed value copied into another file does not open there. When it is not set,
-secrets are written as they are, and the only protection is the file mode (0600, folders 0700).
+key files are written as they are, and the only protection is the file mode (0600, folders
+0700). Session secrets imported from an older installation are always sealed, under a key
+derived from the server key (:func:`agent.store.imported_secret_sealer`).
 
 The master key should carry at least 128 bits of entropy (``openssl rand -hex 32``); HKDF does
 not stretch a weak passphrase. 64 hex characters are used as 32 raw bytes, anything else as

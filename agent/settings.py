@@ -34,7 +34,8 @@ class AgentSettings:
         dm_relay_cache_s: how long a driver's inbox list is remembered.
         restart_backoff_s: first wait before a failed agent is restarted (doubles each time).
         max_restart_backoff_s: the longest wait between restarts.
-        secret_retention_s: session secrets are deleted after this (refund links expire).
+        secret_retention_s: how long after its creation a session secret imported from an older
+            installation is kept (refund links expire).
     """
 
     public_url: str

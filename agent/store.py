@@ -1,43 +1,55 @@
-"""The agents' own small store: session secrets and the DMs they owe.
+"""What the agents keep for session DMs: the DM journal, and the secrets behind the links.
 
 Theory of operation
 -------------------
-The main database keeps only a *hash* of each session secret, but a driver who paid by zap
-must receive the refund link (which carries the secret) by DM, possibly hours later. The LNURL
-callback therefore hands the secret to the agents (:meth:`AgentStore.remember_secret`), and it
-is kept here, in ``<data_dir>/agent/agent.sqlite3`` (folder 0700, file 0600), sealed with
-``STROM_MASTER_KEY`` when that is set. Secrets are deleted once the refund window has passed.
+Everything lives in Strom's one database, through the storage package's repositories
+(:mod:`strom.storage.agent_journal`); the agents write no file and no SQL of their own.
 
-The same file holds the *outgoing* journal that makes session DMs exactly-once as a driver
-sees them: before a DM is published, the signed event is stored under the outbox row's key.
-When the outbox runs the row again after a crash, the very same event (same id) is published
-again, and relays and clients drop the duplicate; a row already published is skipped.
+* **Secrets are recomputed, not kept.** A driver who paid by zap gets the refund and top-up
+  links by DM, maybe hours later. The links carry the session secret, and the database keeps
+  only its hash; the secret is derived from the server key (:mod:`strom.session_secrets`), so
+  :meth:`AgentStore.secret` recomputes it, checks it against the stored hash (a link that
+  would not work is never sent), and otherwise looks for a secret imported from an older
+  installation (:mod:`agent.legacy_store`), sealed under a key derived from the server key.
+  Nothing has to be written when a session opens: a crash right after its commit cannot
+  leave the zapper without links.
+* **The outgoing journal** makes session DMs exactly-once as a driver sees them: before a DM
+  is published, the signed event is stored under the outbox row's key. When the outbox runs
+  the row again after a crash, the very same event (same id) is published again, and relays
+  and clients drop the duplicate; a row already published is skipped.
 """
 
 from __future__ import annotations
 
-import os
+import hmac
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-import orjson
-
 from agent.nostr.event import Event, parse_event
-from agent.sealing import Sealer
-from strom.errors import StorageError
+from agent.sealing import Sealer, SealError
+from strom.session_secrets import SessionSecrets
+from strom.storage.agent_journal import DmJournal, SecretRecords
+from strom.storage.db import Database
+from strom.storage.sessions import hash_secret
 
-__all__ = ["AgentStore", "Outgoing"]
+__all__ = ["AgentStore", "Outgoing", "imported_secret_sealer"]
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS session_secrets (
-        session_id TEXT PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS outgoing (
-        key TEXT PRIMARY KEY, items TEXT NOT NULL, published INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL)""",
-)
+log = logging.getLogger(__name__)
+
+JOURNAL_RETENTION_S = 7 * 86_400
+"""How long a DM journal entry is kept (the outbox gives up on a DM after ~1.5 h)."""
+
+
+def imported_secret_sealer(session_key: bytes) -> Sealer:
+    """The sealer of imported session secrets: a key derived from the session key."""
+    return Sealer(session_key.hex(), purpose="imported session secret")
+
+
+def _seal_name(session_id: str) -> str:
+    return f"session {session_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,123 +70,77 @@ class Outgoing:
         return cls(parse_event(data["event"]), tuple(data["relays"]), bool(data["only"]))
 
 
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 class AgentStore:
-    """Session secrets and the outgoing journal, in a private SQLite file.
+    """Session secrets and the outgoing journal, in the main database.
 
     Args:
-        path: the SQLite file (created 0600 in a 0700 folder).
-        sealer: encrypts the secrets at rest.
+        db: Strom's database.
+        session_key: the key session secrets are derived from (see
+            :func:`strom.session_secrets.derive_session_key`).
     """
 
-    def __init__(self, path: Path, sealer: Sealer) -> None:
-        self.path = Path(path)
-        self.sealer = sealer
-        self._db: aiosqlite.Connection | None = None
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path, sealer: Sealer) -> AgentStore:
-        """The store at ``<data_dir>/agent/agent.sqlite3``."""
-        return cls(Path(data_dir) / "agent" / "agent.sqlite3", sealer)
-
-    async def open(self) -> None:
-        """Create (with private permissions) and open the file.
-
-        Raises:
-            StorageError: the file cannot be created or opened.
-        """
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-            self.path.chmod(0o600)
-            db = await aiosqlite.connect(self.path)
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")
-            for statement in _SCHEMA:
-                await db.execute(statement)
-            await db.commit()
-        except (OSError, aiosqlite.Error) as exc:
-            raise StorageError(f"{self.path}: cannot open the agent store: {exc}") from None
-        self._db = db
-
-    async def close(self) -> None:
-        """Close the file (idempotent)."""
-        db, self._db = self._db, None
-        if db is not None:
-            await db.close()
-
-    def _conn(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StorageError("the agent store is not open")
-        return self._db
+    def __init__(self, db: Database, session_key: bytes) -> None:
+        self.journal = DmJournal(db)
+        self.records = SecretRecords(db)
+        self.secrets = SessionSecrets(session_key)
+        self.sealer = imported_secret_sealer(session_key)
 
     # --- session secrets -------------------------------------------------------------------
 
-    async def remember_secret(self, session_id: str, secret: str, now: int) -> None:
-        """Keep a session's secret (sealed when a master key is set); a repeat is harmless."""
-        db = self._conn()
-        sealed = self.sealer.seal(f"session {session_id}", secret)
-        await db.execute(
-            "INSERT OR IGNORE INTO session_secrets (session_id, sealed, created_at) "
-            "VALUES (?, ?, ?)",
-            (session_id, sealed, now),
-        )
-        await db.commit()
+    async def secret(self, session_id: str, now: float) -> str | None:
+        """The session's secret, or None when no working one can be had.
 
-    async def secret(self, session_id: str) -> str | None:
-        """A session's secret, or None when it was never handed over (or has been pruned).
-
-        Raises:
-            SealError: it is sealed with another master key.
+        The derived secret is returned when it matches the stored hash; otherwise (a session
+        from before secrets were derived) the imported one, while its refund window lasts.
         """
-        db = self._conn()
-        async with db.execute(
-            "SELECT sealed FROM session_secrets WHERE session_id = ?", (session_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        stored_hash = await self.records.secret_hash(session_id)
+        if stored_hash is None:
             return None
-        return self.sealer.open(f"session {session_id}", str(row[0]))
+        derived = self.secrets.secret(session_id)
+        if hmac.compare_digest(hash_secret(derived), stored_hash):
+            return derived
+        sealed = await self.records.sealed(session_id, _utc(now))
+        if sealed is None:
+            log.warning(
+                "session %s: its secret cannot be recomputed (was keys/_server.key replaced?) "
+                "and none was imported; the DM links to the session page only",
+                session_id,
+            )
+            return None
+        try:
+            secret = self.sealer.open(_seal_name(session_id), sealed)
+        except SealError as exc:
+            log.warning("session %s: its imported secret does not open: %s", session_id, exc)
+            return None
+        return secret if hmac.compare_digest(hash_secret(secret), stored_hash) else None
+
+    def seal(self, session_id: str, secret: str) -> str:
+        """A secret as :class:`~strom.storage.agent_journal.SecretRecords` keeps it."""
+        return self.sealer.seal(_seal_name(session_id), secret)
 
     # --- outgoing journal ------------------------------------------------------------------
 
     async def outgoing(self, key: str) -> tuple[list[Outgoing], bool] | None:
         """The events stored under ``key`` and whether they were published, or None."""
-        db = self._conn()
-        async with db.execute(
-            "SELECT items, published FROM outgoing WHERE key = ?", (key,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        entry = await self.journal.get(key)
+        if entry is None:
             return None
-        items = [Outgoing.from_json(item) for item in orjson.loads(row[0])]
-        return items, bool(row[1])
+        return [Outgoing.from_json(item) for item in entry.items], entry.published
 
     async def prepare(self, key: str, items: Sequence[Outgoing], now: int) -> list[Outgoing]:
         """Store events under ``key`` unless some are stored already; returns the stored ones."""
-        db = self._conn()
-        payload = orjson.dumps([item.to_json() for item in items]).decode()
-        await db.execute(
-            "INSERT OR IGNORE INTO outgoing (key, items, published, created_at) "
-            "VALUES (?, ?, 0, ?)",
-            (key, payload, now),
-        )
-        await db.commit()
-        stored = await self.outgoing(key)
-        assert stored is not None
-        return stored[0]
+        stored = await self.journal.prepare(key, [item.to_json() for item in items], _utc(now))
+        return [Outgoing.from_json(item) for item in stored]
 
     async def mark_published(self, key: str) -> None:
         """Record that the events under ``key`` reached a relay."""
-        db = self._conn()
-        await db.execute("UPDATE outgoing SET published = 1 WHERE key = ?", (key,))
-        await db.commit()
+        await self.journal.mark_published(key)
 
-    async def prune(self, *, secrets_before: int, outgoing_before: int) -> int:
-        """Delete secrets and journal entries older than the given unix times."""
-        db = self._conn()
-        first = await db.execute(
-            "DELETE FROM session_secrets WHERE created_at < ?", (secrets_before,)
-        )
-        second = await db.execute("DELETE FROM outgoing WHERE created_at < ?", (outgoing_before,))
-        await db.commit()
-        return int(first.rowcount or 0) + int(second.rowcount or 0)
+    async def prune(self, now: float) -> int:
+        """Delete journal entries older than a week and imported secrets past their use."""
+        removed = await self.journal.prune(_utc(now - JOURNAL_RETENTION_S))
+        return removed + await self.records.prune(_utc(now))

@@ -105,7 +105,6 @@ class FrontDoor:
     per_client: RateLimiter
     per_charger: RateLimiter
     identities: ChargerIdentities | None = None
-    on_zap_session: Callable[[str, str], Awaitable[None]] | None = None
     zap_max_age_s: int = 600
 
     @property
@@ -235,9 +234,6 @@ class FrontDoor:
                     zap_request={"description": zap.description, "relays": list(zap.relays)},
                     zap_request_id=zap.event_id,
                 )
-                if self.on_zap_session is not None:
-                    # The zapper gets the refund link by DM later: the agents keep the secret.
-                    await self.on_zap_session(opened.session_id, opened.secret)
             else:
                 opened = await self.payments.open_session(
                     profile,

@@ -12,6 +12,8 @@ stream, invoice expiry). Stop order is the reverse.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import ssl
 import sys
@@ -22,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from agent.identity import SERVER_KEY_NAME, KeyStore
 from agent.nostr.keys import encode_npub
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
@@ -45,6 +48,7 @@ from strom.lightning import FakeBackend, LightningBackend, create_backend
 from strom.ocpp_core import DatabaseOcppCore
 from strom.payments import PaymentService
 from strom.refunds import RefundService
+from strom.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database, redact_url
 from strom.storage.outbox import OutboxStore
@@ -189,8 +193,15 @@ class Strom:
             info.network,
             "" if info.real_money else " — FAKE BACKEND, NO REAL MONEY MOVES",
         )
+        # Session secrets are derived from the server key (keys/_server.key), never stored.
+        server_key = KeyStore.from_environ(config.storage.data_dir).ensure(SERVER_KEY_NAME)
+        session_key = hmac.new(server_key, SESSION_KEY_LABEL, hashlib.sha256).digest()
         payments = PaymentService(
-            sessions, backend, config.sessions, meter_interval_s=config.ocpp.meter_interval_s
+            sessions,
+            backend,
+            config.sessions,
+            meter_interval_s=config.ocpp.meter_interval_s,
+            session_secrets=SessionSecrets(session_key),
         )
         refunds = RefundService(sessions, backend, config.sessions, network=info.network)
         events = CoreEventSink(chargers)
@@ -207,6 +218,7 @@ class Strom:
             payments=payments,
             backend=backend,
             commands=ocpp.commands,
+            session_key=session_key,
         )
         payments.tariff_for = agents.tariff_for  # operators' price overrides (DM "price …")
         events.subscribers.append(agents.on_ocpp_event)
@@ -232,7 +244,6 @@ class Strom:
             per_client=RateLimiter(per_minute=20, burst=10),
             per_charger=RateLimiter(per_minute=120, burst=60),
             identities=agents,
-            on_zap_session=agents.remember_session_secret,
         )
         cockpit = Cockpit(
             config=config,

@@ -20,6 +20,7 @@ __all__ = ["POINTS", "crashpoint"]
 POINTS = (
     "db.before_commit",  # a write transaction is about to commit
     "db.after_commit",  # a write transaction has committed; nothing has acted on it yet
+    "session.after_open",  # a new session and its invoice are committed; nothing answered yet
     "effect.before_done",  # an outbox effect ran; it is not yet marked done
     "refund.before_pay",  # the refund is debited and marked paying; pay_invoice not called
     "refund.after_pay",  # pay_invoice answered; the answer is not yet recorded

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom.config import ProfileConfig, SessionsConfig
+from strom.crashpoints import crashpoint
 from strom.errors import StromError
 from strom.lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom.session import (
@@ -44,6 +45,7 @@ from strom.session import (
     Transition,
     new_session,
 )
+from strom.session_secrets import SessionSecrets
 from strom.storage.outbox import enqueue
 from strom.storage.schema import connectors, nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore, new_session_row
@@ -133,7 +135,17 @@ def new_id_tag() -> str:
 
 
 class PaymentService:
-    """Invoices for sessions, and the one settlement step."""
+    """Invoices for sessions, and the one settlement step.
+
+    Args:
+        store: the session store.
+        backend: the lightning backend.
+        sessions_config: invoice expiry, start timeout.
+        meter_interval_s: the chargers' meter interval (the budget's safety margin).
+        session_secrets: derives each new session's secret from the server key
+            (:mod:`strom.session_secrets`), so no secret is ever stored.
+        clock: the current time.
+    """
 
     def __init__(
         self,
@@ -142,9 +154,11 @@ class PaymentService:
         sessions_config: SessionsConfig,
         *,
         meter_interval_s: int,
+        session_secrets: SessionSecrets,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.store = store
+        self.session_secrets = session_secrets
         self.db = store.db
         self.backend = backend
         self.config = sessions_config
@@ -293,7 +307,7 @@ class PaymentService:
             expiry_s=self.config.invoice_expiry_s,
         )
         session_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(24)
+        secret = self.session_secrets.secret(session_id)  # derived: nothing to keep
         session = new_session(
             session_id=session_id,
             charger_id=profile.id,
@@ -314,6 +328,9 @@ class PaymentService:
                 await self.store.insert_rows(conn, [row])
                 await conn.execute(insert(payments), [payment])
                 await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
+        # Everything the payer's links and a zapper's DMs need is committed now (the secret
+        # is derived, the zapper's key and relays are in the rows): a crash here costs nothing.
+        crashpoint("session.after_open")
         log.info(
             "session %s: invoice %s for %s msat on %s/%s (%s)",
             session_id,

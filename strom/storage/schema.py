@@ -37,7 +37,9 @@ __all__ = [
     "audit_log",
     "chargers",
     "connectors",
+    "dm_journal",
     "id_allocator",
+    "imported_secrets",
     "ledger_entries",
     "metadata",
     "meter_readings",
@@ -301,4 +303,25 @@ api_tokens = Table(
     Column("created_at", TS, nullable=False),
     Column("last_used_at", TS),
     Column("revoked_at", TS),
+)
+
+# The agents' journal of session DMs: each signed DM is stored under its outbox row's key
+# before it is published, so a row run again after a crash publishes the very same event.
+dm_journal = Table(
+    "dm_journal",
+    metadata,
+    Column("key", String(160), primary_key=True),  # the outbox row's idempotency key
+    Column("events", JSON, nullable=False),  # the signed events and where they go
+    Column("published", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False, index=True),
+)
+
+# Secrets of sessions made before secrets were derived from the server key (they cannot be
+# recomputed), sealed under a key derived from it, until the session's refund window ends.
+imported_secrets = Table(
+    "imported_secrets",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("sealed", Text, nullable=False),
+    Column("expires_at", TS, nullable=False, index=True),
 )

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from agent.identity import SERVER_KEY_NAME, KeyStore
 from agent.nostr.discovery import status_coordinate
 from agent.nostr.dm import open_dm
 from agent.nostr.event import Event, parse_event, sign_event
@@ -49,6 +50,7 @@ from strom.config import (
 from strom.effects import EffectRunner
 from strom.payments import OpenedSession, PaymentService
 from strom.session import RemoteStartAccepted, TransactionStarted
+from strom.session_secrets import SessionSecrets, derive_session_key
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database
 from strom.storage.outbox import OutboxRow, OutboxStore
@@ -73,6 +75,11 @@ def profile(charger_id: str = CHARGER_ID) -> ProfileConfig:
         ),
         tariff=TariffConfig(per_kwh_sat=Decimal(250), min_prepay_sat=Decimal(1000)),
     )
+
+
+def server_session_key(data_dir: Path) -> bytes:
+    """The session key as the composition root derives it (from ``keys/_server.key``)."""
+    return derive_session_key(KeyStore.from_environ(data_dir, {}).ensure(SERVER_KEY_NAME))
 
 
 @dataclass
@@ -285,7 +292,7 @@ class World:
     async def open_zap_session(
         self, person: Person, amount_msat: int = 20_000_000, connector: int = 1
     ) -> tuple[OpenedSession, str]:
-        """What the LNURL zap callback does: validate, open the session, hand over the secret."""
+        """What the LNURL zap callback does: validate the zap request, open the session."""
         request = self.zap_request(person, amount_msat, connector=str(connector))
         valid = validate_zap_request(
             request.to_json(),
@@ -305,7 +312,6 @@ class World:
             zap_request={"description": valid.description, "relays": list(valid.relays)},
             zap_request_id=valid.event_id,
         )
-        await self.runtime.remember_session_secret(opened.session_id, opened.secret)
         return opened, valid.description
 
     async def charging_session(self, person: Person) -> OpenedSession:
@@ -335,7 +341,14 @@ async def build_world(
     await chargers.sync(config.profiles)
     sessions = SessionStore(database)
     backend = MemoryLightning()
-    payments = PaymentService(sessions, backend, config.sessions, meter_interval_s=60)
+    session_key = server_session_key(config.storage.data_dir)
+    payments = PaymentService(
+        sessions,
+        backend,
+        config.sessions,
+        meter_interval_s=60,
+        session_secrets=SessionSecrets(session_key),
+    )
     commands = FakeChargerCommands()
     pool = RelayPool(config.relays, allow_private_relays=True, clock=clock)
     runtime = AgentRuntime(
@@ -345,6 +358,7 @@ async def build_world(
         payments=payments,
         backend=backend,
         commands=commands,
+        session_key=session_key,
         settings=AgentSettings.from_config(config, **{"progress_interval_s": 0, **settings}),
         pool=pool,
         environ={},

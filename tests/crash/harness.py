@@ -60,6 +60,7 @@ STROM = Path(sys.executable).with_name("strom")
 PASSES = {
     "db.before_commit": 24,
     "db.after_commit": 24,
+    "session.after_open": 1,
     "effect.before_done": 6,
     "refund.before_pay": 1,
     "refund.after_pay": 1,

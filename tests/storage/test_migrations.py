@@ -24,4 +24,4 @@ async def test_upgrading_twice_is_harmless(db: Database) -> None:
     await db.upgrade()
     async with db.reader() as conn:
         version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == "0002"
+    assert version == "0003"

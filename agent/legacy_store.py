@@ -1,0 +1,195 @@
+"""Importing the agents' old private store into Strom's database, once.
+
+Earlier versions kept the zappers' session secrets and the session-DM journal in a file of
+their own, ``<data_dir>/agent/agent.sqlite3``. On start (:func:`import_legacy_store`), when
+that file exists, what still matters moves into the main database:
+
+* **journal entries** younger than a week (published or not: a published one still keeps a
+  ``notify`` row that runs again from sending the DM a second time), as they were;
+* **session secrets** of sessions the database knows, whose hash matches and whose refund
+  window (``AgentSettings.secret_retention_s`` from their creation) has not passed. They were
+  random, so they cannot be derived from the server key like today's; each is sealed under a
+  key derived from it (:func:`agent.store.imported_secret_sealer`) and kept in
+  ``imported_secrets`` until that window ends.
+
+Then the old secrets are deleted from the file (``secure_delete``, then ``VACUUM``, so no
+plain copy stays on disk), and the file is renamed ``agent.sqlite3.imported``; one line is
+logged. The database writes are idempotent, so a crash half-way just imports again at the
+next start. A secret sealed with a ``STROM_MASTER_KEY`` that is not set (or another one) stops
+the start with :class:`~agent.sealing.SealError` and leaves the file as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from agent.sealing import Sealer
+from agent.store import JOURNAL_RETENTION_S, AgentStore
+from strom.errors import StorageError
+from strom.storage.agent_journal import JournalEntry, SealedSecret
+from strom.storage.sessions import hash_secret
+
+__all__ = ["LEGACY_FILE", "ImportReport", "import_legacy_store", "legacy_path"]
+
+log = logging.getLogger(__name__)
+
+LEGACY_FILE = "agent.sqlite3"
+IMPORTED_SUFFIX = ".imported"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What an import moved, and where the old file went."""
+
+    secrets: int
+    secrets_dropped: int
+    dms: int
+    renamed_to: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _OldRows:
+    secrets: list[tuple[str, str, int]]  # session id, stored (maybe sealed), created at
+    outgoing: list[tuple[str, str, int, int]]  # key, items JSON, published, created at
+
+
+def legacy_path(data_dir: Path) -> Path:
+    """Where the old agent store lived."""
+    return Path(data_dir) / "agent" / LEGACY_FILE
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _read(path: Path) -> _OldRows:
+    db = sqlite3.connect(path)
+    try:
+        tables = _tables(db)
+        secrets = (
+            db.execute("SELECT session_id, sealed, created_at FROM session_secrets").fetchall()
+            if "session_secrets" in tables
+            else []
+        )
+        outgoing = (
+            db.execute("SELECT key, items, published, created_at FROM outgoing").fetchall()
+            if "outgoing" in tables
+            else []
+        )
+    finally:
+        db.close()
+    return _OldRows(
+        [(str(s), str(v), int(c)) for s, v, c in secrets],
+        [(str(k), str(i), int(p), int(c)) for k, i, p, c in outgoing],
+    )
+
+
+def _retire(path: Path) -> Path:
+    """Scrub the secrets out of the old file, fold its WAL in, and rename it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        if "session_secrets" in _tables(db):
+            db.execute("PRAGMA secure_delete=ON")
+            db.execute("DELETE FROM session_secrets")
+        db.execute("PRAGMA journal_mode=DELETE")  # checkpoints and drops the -wal file
+        db.execute("VACUUM")
+    finally:
+        db.close()
+    for leftover in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + leftover).unlink()
+    target = path.with_name(path.name + IMPORTED_SUFFIX)
+    path.replace(target)
+    return target
+
+
+async def _secrets_to_keep(
+    store: AgentStore, rows: _OldRows, old_sealer: Sealer, retention_s: int, now: float
+) -> list[SealedSecret]:
+    recent = [row for row in rows.secrets if row[2] + retention_s > now]
+    hashes = await store.records.secret_hashes(session_id for session_id, _, _ in recent)
+    kept: list[SealedSecret] = []
+    for session_id, stored, created_at in recent:
+        expected = hashes.get(session_id)
+        if expected is None:
+            continue
+        secret = old_sealer.open(f"session {session_id}", stored)
+        if not hmac.compare_digest(hash_secret(secret), expected):
+            log.warning("old agent store: the secret of session %s does not match", session_id)
+            continue
+        sealed = store.seal(session_id, secret)
+        kept.append(SealedSecret(session_id, sealed, _utc(created_at + retention_s)))
+    return kept
+
+
+def _entries_to_keep(rows: _OldRows, now: float) -> list[JournalEntry]:
+    kept: list[JournalEntry] = []
+    for key, items, published, created_at in rows.outgoing:
+        if created_at + JOURNAL_RETENTION_S <= now:
+            continue
+        try:
+            parsed = orjson.loads(items)
+        except orjson.JSONDecodeError:
+            log.warning("old agent store: DM journal entry %s is damaged; skipped", key)
+            continue
+        kept.append(JournalEntry(key, list(parsed), bool(published), _utc(created_at)))
+    return kept
+
+
+async def import_legacy_store(
+    data_dir: Path, store: AgentStore, *, old_sealer: Sealer, retention_s: int, now: float
+) -> ImportReport | None:
+    """Move the old agent store into the database (see the module docstring).
+
+    Args:
+        data_dir: Strom's data folder.
+        store: the agents' store in the main database.
+        old_sealer: opens the old file's secrets (``STROM_MASTER_KEY``, purpose
+            ``"session secret"``).
+        retention_s: how long after its creation a session's secret is kept.
+        now: unix time in seconds.
+
+    Returns:
+        What was imported, or None when there is no old file.
+
+    Raises:
+        SealError: an old secret does not open with the master key.
+        StorageError: the old file cannot be read or renamed.
+    """
+    path = legacy_path(data_dir)
+    if not path.exists():
+        return None
+    try:
+        rows = await asyncio.to_thread(_read, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"{path}: cannot read the old agent store: {exc}") from None
+    secrets = await _secrets_to_keep(store, rows, old_sealer, retention_s, now)
+    entries = _entries_to_keep(rows, now)
+    await store.records.add_sealed(secrets)
+    await store.journal.add_entries(entries)
+    try:
+        target = await asyncio.to_thread(_retire, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"{path}: imported, but cannot be renamed: {exc}") from None
+    log.info(
+        "old agent store imported into the database: %d session secret(s) sealed, "
+        "%d DM journal entries; %d old secret(s) not needed any more; the file is now %s",
+        len(secrets),
+        len(entries),
+        len(rows.secrets) - len(secrets),
+        target,
+    )
+    return ImportReport(len(secrets), len(rows.secrets) - len(secrets), len(entries), target)
