@@ -33,6 +33,7 @@ from aiohttp import web
 from agent.nostr.discovery import status_coordinate
 from agent.nostr.zap import ValidZapRequest, validate_zap_request
 from agent.nostr.zap_errors import ZapRequestError, ZapRequestMalformed
+from lnurl_server.clients import client_of
 from lnurl_server.lnurl import (
     LnurlError,
     PayMetadata,
@@ -49,6 +50,7 @@ from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom.config import ProfileConfig, StromConfig
 from strom.errors import BackendError, StorageError
+from strom.ids import is_charger_id
 from strom.lightning import Invoice
 from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom.ports import ChargerIdentities
@@ -131,8 +133,11 @@ class FrontDoor:
     # --- helpers ---------------------------------------------------------------------------
 
     def _profile(self, request: web.Request) -> ProfileConfig:
+        charger_id = request.match_info["charger"]
+        if not is_charger_id(charger_id):
+            raise self._not_found("There is no such charger here.")
         try:
-            return self.config.profile(request.match_info["charger"])
+            return self.config.profile(charger_id)
         except KeyError:
             raise self._not_found("There is no such charger here.") from None
 
@@ -214,9 +219,9 @@ class FrontDoor:
             parse_comment(request.query.get("comment"))
         except LnurlError as exc:
             return _lud_error(exc.reason)
-        if not self.per_client.allow(request.remote or "?") or not self.per_charger.allow(
-            profile.id
-        ):
+        client = client_of(request)
+        if not self.per_client.allow(client.key) or not self.per_charger.allow(profile.id):
+            log.info("charger %s: invoice refused to %s: rate limit", profile.id, client.address)
             return _lud_error("too many invoice requests; wait a minute and try again")
         zap_text = request.query.get("nostr")
         try:
@@ -405,7 +410,9 @@ class FrontDoor:
             )
         except (RefundError, LnurlError) as exc:
             return _lud_error(exc.reason)
-        if not self.per_client.allow(request.remote or "?"):
+        client = client_of(request)
+        if not self.per_client.allow(client.key):
+            log.info("session %s: top-up refused to %s: rate limit", session.id, client.address)
             return _lud_error("too many invoice requests; wait a minute and try again")
         profile = self.config.profile(session.charger_id)
         metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
