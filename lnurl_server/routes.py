@@ -34,6 +34,7 @@ from agent.nostr.discovery import status_coordinate
 from agent.nostr.zap import ValidZapRequest, validate_zap_request
 from agent.nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from lnurl_server.clients import client_of
+from lnurl_server.csp import page_headers
 from lnurl_server.lnurl import (
     LnurlError,
     PayMetadata,
@@ -66,7 +67,11 @@ log = logging.getLogger(__name__)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        body,
+        status=status,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 STORAGE_FAILED = (
@@ -142,7 +147,21 @@ class FrontDoor:
             raise self._not_found("There is no such charger here.") from None
 
     def _not_found(self, message: str) -> web.HTTPNotFound:
-        return web.HTTPNotFound(text=self.pages.not_found(message), content_type="text/html")
+        return web.HTTPNotFound(
+            text=self.pages.not_found(message),
+            content_type="text/html",
+            headers=self._page_headers(),
+        )
+
+    def _page_headers(self) -> dict[str, str]:
+        """The headers of every HTML page: its CSP, no sniffing, no referrer."""
+        return page_headers(self.pages.content_security_policy(self.base))
+
+    def _html(self, text: str, *, no_store: bool = False) -> web.Response:
+        headers = self._page_headers()
+        if no_store:
+            headers["Cache-Control"] = "no-store"
+        return web.Response(text=text, content_type="text/html", headers=headers)
 
     def pay_url(self, charger_id: str, connector_id: int) -> str:
         """The URL behind a connector's static LNURL-pay."""
@@ -341,10 +360,7 @@ class FrontDoor:
         session = await self._session(request)
         view = self.session_view(session, request.query["secret"])
         profile = self.config.profile(session.charger_id)
-        html = self.pages.session(profile, session, view)
-        return web.Response(
-            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
-        )
+        return self._html(self.pages.session(profile, session, view), no_store=True)
 
     async def charger_page(self, request: web.Request) -> web.Response:
         """The public page of a charger: connectors, status, price, QR codes."""
@@ -371,8 +387,7 @@ class FrontDoor:
                     "busy": busy,
                 }
             )
-        html = self.pages.charger(profile, items)
-        return web.Response(text=html, content_type="text/html")
+        return self._html(self.pages.charger(profile, items))
 
     # --- top-up ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ parsing exactly as on the server; ``clone(remote=…)`` sets the TCP peer.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,9 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
 from lnurl_server.clients import Client, ClientAddresses, ForwardedHeader, parse_hop
+from strom.config import load_config
+from strom.errors import ConfigError
+from strom.scaffold import write_scaffold
 
 PROXIES = ("10.0.0.0/8", "2001:db8:ffff::/48")
 
@@ -185,3 +189,33 @@ def test_a_proxy_that_is_not_trusted_yet_is_pointed_out_once(
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
     assert "server.trusted_proxies" in warnings[0]
+
+
+def test_trusted_proxies_are_read_from_the_config_and_a_bad_entry_is_named(
+    tmp_path: Path,
+) -> None:
+    write_scaffold(tmp_path)
+    config = load_config(
+        tmp_path / "strom.toml",
+        environ={"STROM_SERVER__TRUSTED_PROXIES": '["127.0.0.1", "fd00::/8"]'},
+    )
+    assert config.server.trusted_proxies == ("127.0.0.1/32", "fd00::/8")
+    assert config.server.forwarded_header == "X-Forwarded-For"
+    assert load_config(tmp_path / "strom.toml", environ={}).server.trusted_proxies == ()
+    for entry, says in [
+        ("10.0.0.1/8", "did you mean '10.0.0.0/8'?"),
+        ("nginx", "expected an IP address"),
+        ("2001:db8::/129", "expected an IP address"),
+    ]:
+        with pytest.raises(ConfigError) as refused:
+            load_config(
+                tmp_path / "strom.toml",
+                environ={"STROM_SERVER__TRUSTED_PROXIES": f'["127.0.0.1", "{entry}"]'},
+            )
+        assert "trusted_proxies" in refused.value.message
+        assert entry in refused.value.message
+        assert says in refused.value.message
+    with pytest.raises(ConfigError, match="forwarded_header"):
+        load_config(
+            tmp_path / "strom.toml", environ={"STROM_SERVER__FORWARDED_HEADER": "X-Real-IP"}
+        )
