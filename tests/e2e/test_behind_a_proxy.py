@@ -7,6 +7,7 @@ trusted, and writes whatever it likes into the same header.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -87,3 +88,17 @@ async def test_urls_come_from_the_public_url_never_from_the_request(proxied: Sta
     session_json = answer["successAction"]["url"].replace("?", ".json?", 1)
     view = (await proxied.http.get(session_json, headers=hostile)).json()
     assert urlsplit(view["withdraw_url"]).netloc == urlsplit(proxied.base).netloc
+
+
+async def test_a_refused_api_call_is_logged_with_the_client_behind_the_proxy(
+    proxied: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    through_proxy = httpx.AsyncHTTPTransport(local_address=PROXY)
+    async with httpx.AsyncClient(transport=through_proxy, timeout=30) as proxy:
+        with caplog.at_level(logging.WARNING, logger="cockpit"):
+            refused = await proxy.get(
+                f"{proxied.base}/api/v1/chargers",
+                headers={"X-Forwarded-For": "198.51.100.9", "Authorization": "Bearer wrong"},
+            )
+    assert refused.status_code == 401
+    assert any("from 198.51.100.9 refused" in r.getMessage() for r in caplog.records)
