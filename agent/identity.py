@@ -27,8 +27,8 @@ from agent.nostr.errors import BuildError, InvalidKey, MalformedEvent
 from agent.nostr.event import Event, EventTemplate, make_tags, serialize
 from agent.nostr.keys import encode_npub, encode_nsec, generate_secret_key, parse_secret_key
 from agent.sealing import Sealer, sealer_from_environ
-from strom.config import CHARGER_ID
 from strom.errors import ConfigError
+from strom.ids import is_charger_id
 
 __all__ = [
     "POOL_KEY_NAME",
@@ -103,7 +103,7 @@ class AgentKey:
 
 
 def _check_name(name: str) -> None:
-    if name not in (POOL_KEY_NAME, SERVER_KEY_NAME) and not CHARGER_ID.match(name):
+    if name not in (POOL_KEY_NAME, SERVER_KEY_NAME) and not is_charger_id(name):
         raise ConfigError(f"not a charger id: {name!r}")
 
 

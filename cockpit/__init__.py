@@ -28,6 +28,7 @@ from cockpit.live import LiveHub
 from cockpit.metrics import CONTENT_TYPE, Metrics
 from cockpit.openapi import API_PREFIX, openapi_document
 from cockpit.tokens import TokenStore
+from lnurl_server.csp import websocket_origin
 from ocpp_server import OcppServer
 from strom import __version__
 from strom.config import StromConfig
@@ -168,10 +169,13 @@ class Cockpit:
             STATIC / "index.html",
             headers={
                 "Cache-Control": "no-store",
-                # The UI loads nothing from elsewhere and runs no inline script.
+                # The UI loads nothing from elsewhere, runs no inline script, and talks only
+                # to its own API and websocket (named explicitly too: see lnurl_server.csp).
                 "Content-Security-Policy": (
                     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-                    "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'"
+                    "script-src 'self'; connect-src 'self' "
+                    f"{websocket_origin(self.config.server.public_url)}; "
+                    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
                 ),
                 "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer",

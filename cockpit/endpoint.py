@@ -20,7 +20,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from cockpit.auth import Authenticator, AuthFailed, Forbidden, Principal
+from lnurl_server.clients import client_of
 from strom.errors import StorageError
+from strom.ids import CHARGER_ID_RULE, is_charger_id
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -110,7 +112,13 @@ class Endpoint:
             call = await self._admit(request, auth)
         except ApiError as exc:
             if exc.status in (401, 403):
-                log.warning("api: %s %s refused: %s", request.method, request.path, exc.message)
+                log.warning(
+                    "api: %s %s from %s refused: %s",
+                    request.method,
+                    request.path,
+                    client_of(request).address,
+                    exc.message,
+                )
             return error_response(exc.status, exc.code, exc.message)
         status = 500
         try:
@@ -165,6 +173,11 @@ class Endpoint:
             raise ApiError(401, "unauthorized", str(exc)) from None
         except Forbidden as exc:
             raise ApiError(403, "forbidden", str(exc)) from None
+        charger_id = request.match_info.get("charger_id")
+        if charger_id is not None and not is_charger_id(charger_id):
+            raise ApiError(
+                400, "bad_request", f"charger_id {charger_id!r}: expected {CHARGER_ID_RULE}"
+            )
         return Call(request, principal, self._query(request), self._body(body))
 
     def _query(self, request: web.Request) -> Any:

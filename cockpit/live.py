@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 
 from agent.relays import PublishResult
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
+from lnurl_server.clients import client_of
 from strom.errors import StromError
 from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged, OcppEvent
 from strom.refunds import RefundService
@@ -178,7 +179,7 @@ class LiveHub:
         """``GET /api/v1/ws``."""
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
         await ws.prepare(request)
-        subscriber = await self._welcome(ws)
+        subscriber = await self._welcome(ws, client_of(request).address)
         if subscriber is None:
             return ws
         self._subscribers.add(subscriber)
@@ -203,7 +204,7 @@ class LiveHub:
                 return
             await ws.send_str(data.decode())
 
-    async def _welcome(self, ws: web.WebSocketResponse) -> _Subscriber | None:
+    async def _welcome(self, ws: web.WebSocketResponse, client: str) -> _Subscriber | None:
         try:
             first = await ws.receive(timeout=AUTH_TIMEOUT_S)
         except TimeoutError:
@@ -218,13 +219,15 @@ class LiveHub:
             return None
         kind = hello.get("type")
         if kind == "auth":
-            return await self._admin(ws, hello)
+            return await self._admin(ws, hello, client)
         if kind == "session":
             return await self._session(ws, hello)
         await ws.close(code=4400, message=b'expected type "auth" or "session"')
         return None
 
-    async def _admin(self, ws: web.WebSocketResponse, hello: dict[str, Any]) -> _Subscriber | None:
+    async def _admin(
+        self, ws: web.WebSocketResponse, hello: dict[str, Any], client: str
+    ) -> _Subscriber | None:
         header = hello.get("authorization")
         if not isinstance(header, str):
             await ws.close(code=4400, message=b"auth needs an authorization string")
@@ -234,11 +237,11 @@ class LiveHub:
                 header, method="GET", path_qs=_WS_PATH, body=None
             )
         except AuthFailed as exc:
-            log.warning("api: websocket refused: %s", exc)
+            log.warning("api: websocket from %s refused: %s", client, exc)
             await ws.close(code=4401, message=str(exc)[:120].encode())
             return None
         except Forbidden as exc:
-            log.warning("api: websocket refused: %s", exc)
+            log.warning("api: websocket from %s refused: %s", client, exc)
             await ws.close(code=4403, message=str(exc)[:120].encode())
             return None
         await ws.send_str(orjson.dumps({"type": "ready", "actor": principal.actor}).decode())

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from strom.config import BrandingConfig, LocationConfig
+from strom.ids import CHARGER_ID_PATTERN, check_charger_id
 from strom.session import State
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
@@ -34,6 +36,13 @@ def _iso_only(value: Any) -> Any:
         raise ValueError("expected an ISO 8601 time with its zone, e.g. 2026-11-24T00:00:00Z")
     return value
 
+
+ChargerId = Annotated[
+    str,
+    AfterValidator(check_charger_id),
+    WithJsonSchema({"type": "string", "pattern": f"^{CHARGER_ID_PATTERN}$"}),
+]
+"""A charger id given to the API (Strom's one rule, :mod:`strom.ids`)."""
 
 IsoTime = Annotated[
     AwareDatetime,
@@ -337,7 +346,7 @@ class TariffOut(_Out):
 
 
 class SessionQuery(_In):
-    charger: str | None = Field(None, max_length=48)
+    charger: ChargerId | None = None
     state: State | None = None
     since: IsoTime | None = None
     until: IsoTime | None = None

@@ -16,12 +16,14 @@ from pydantic.json_schema import models_json_schema
 
 from cockpit.endpoint import Endpoint
 from cockpit.models import ErrorOut
+from strom.ids import CHARGER_ID_PATTERN
 
 __all__ = ["API_PREFIX", "openapi_document"]
 
 API_PREFIX = "/api/v1"
 _REF = "#/components/schemas/{model}"
 _INTEGER_PARAMS = {"connector_id"}
+_CHARGER_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{CHARGER_ID_PATTERN}$"}
 _ERRORS = {
     "400": "Bad input (the message says which field and why)",
     "401": "Missing, unknown, revoked, stale or replayed credentials",
@@ -61,17 +63,21 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return parameters
 
 
+def _path_schema(name: str) -> dict[str, Any]:
+    if name in _INTEGER_PARAMS:
+        return {"type": "integer", "minimum": 1, "maximum": 99}
+    if name == "charger_id":
+        return _CHARGER_ID_SCHEMA
+    return {"type": "string", "minLength": 1, "maxLength": 48}
+
+
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "schema": (
-                {"type": "integer", "minimum": 1, "maximum": 99}
-                if name in _INTEGER_PARAMS
-                else {"type": "string", "minLength": 1, "maxLength": 48}
-            ),
+            "schema": _path_schema(name),
         }
         for name in re.findall(r"{(\w+)}", path)
     ]

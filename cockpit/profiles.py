@@ -21,6 +21,7 @@ from tomlkit.items import Table
 
 from strom.config import ProfileConfig, TariffConfig
 from strom.errors import ConfigError
+from strom.ids import check_charger_id
 
 __all__ = ["ProfileFiles"]
 
@@ -59,8 +60,12 @@ class ProfileFiles:
         self.folder = folder
 
     def path(self, charger_id: str) -> Path:
-        """Where a charger's profile lives."""
-        return self.folder / f"{charger_id}.toml"
+        """Where a charger's profile lives.
+
+        Raises:
+            ValueError: ``charger_id`` is not a charger id (it could name a path elsewhere).
+        """
+        return self.folder / f"{check_charger_id(charger_id)}.toml"
 
     def write_profile(self, profile: ProfileConfig) -> ProfileConfig:
         """Create or update a profile; the OCPP password hash on file is kept.

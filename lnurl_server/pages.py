@@ -2,7 +2,10 @@
 
 Templates are Jinja2 with autoescaping on; every value from outside is escaped. The only
 markup passed through unescaped is the QR code SVG, which this module makes itself with segno
-from text it controls.
+from text it controls, and the pages' own style sheets and script (``templates/*.css``,
+``templates/session.js``), inlined as they are so that the Content-Security-Policy can allow
+exactly them by hash (:mod:`lnurl_server.csp`). They are static: nothing is rendered into
+them, so their hashes are computed once, at start.
 
 Amounts are shown with :func:`strom.units.format_sat` and energies with
 :func:`strom.units.format_kwh`; the session page's script mirrors both exactly, so a number
@@ -14,17 +17,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from importlib.resources import files
 from typing import Any
 
 import segno
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from lnurl_server.csp import page_policy
 from strom.config import ProfileConfig
 from strom.session import Session, State, StopReason
 from strom.units import format_kwh, format_sat
 
-__all__ = ["STATE_TEXT", "Pages", "connector_status", "format_duration"]
+__all__ = [
+    "INLINE_SCRIPTS",
+    "INLINE_STYLES",
+    "STATE_TEXT",
+    "Pages",
+    "connector_status",
+    "format_duration",
+]
+
+# The pages' own style sheets and script, inlined into them (templates/…).
+INLINE_STYLES = ("pages.css", "session.css")
+INLINE_SCRIPTS = ("session.js",)
 
 STATE_TEXT = {
     State.AWAITING_PAYMENT: "Waiting for your payment",
@@ -207,9 +223,34 @@ class Pages:
         self.env.filters["when"] = _when
         self.env.filters["sentence"] = _sentence
         self.env.globals["fake_backend"] = fake_backend
+        templates = files("lnurl_server") / "templates"
+        self.assets = {
+            name: (templates / name).read_text(encoding="utf-8")
+            for name in INLINE_STYLES + INLINE_SCRIPTS
+        }
+        self.env.globals["inline"] = self._inline
+        self._policies: dict[str, str] = {}
         self.fiat_per_btc = fiat_per_btc
         self.fiat_code = fiat_code
         self.fake_backend = fake_backend
+
+    def _inline(self, name: str) -> Markup:
+        return Markup(self.assets[name])  # noqa: S704 - our own static files, hashed in the CSP
+
+    def content_security_policy(self, public_url: str) -> str:
+        """The Content-Security-Policy every page needs: its inline styles and script by hash.
+
+        Args:
+            public_url: ``server.public_url``, whose websocket the session page opens.
+        """
+        policy = self._policies.get(public_url)
+        if policy is None:
+            policy = self._policies[public_url] = page_policy(
+                scripts=[self.assets[name] for name in INLINE_SCRIPTS],
+                styles=[self.assets[name] for name in INLINE_STYLES],
+                public_url=public_url,
+            )
+        return policy
 
     def _fiat(self, msat: int) -> str:
         if self.fiat_per_btc is None:

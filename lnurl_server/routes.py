@@ -33,6 +33,8 @@ from aiohttp import web
 from agent.nostr.discovery import status_coordinate
 from agent.nostr.zap import ValidZapRequest, validate_zap_request
 from agent.nostr.zap_errors import ZapRequestError, ZapRequestMalformed
+from lnurl_server.clients import client_of
+from lnurl_server.csp import page_headers
 from lnurl_server.lnurl import (
     LnurlError,
     PayMetadata,
@@ -49,6 +51,7 @@ from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom.config import ProfileConfig, StromConfig
 from strom.errors import BackendError, StorageError
+from strom.ids import is_charger_id
 from strom.lightning import Invoice
 from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom.ports import ChargerIdentities
@@ -64,7 +67,11 @@ log = logging.getLogger(__name__)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        body,
+        status=status,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 STORAGE_FAILED = (
@@ -130,13 +137,30 @@ class FrontDoor:
     # --- helpers ---------------------------------------------------------------------------
 
     def _profile(self, request: web.Request) -> ProfileConfig:
+        charger_id = request.match_info["charger"]
+        if not is_charger_id(charger_id):
+            raise self._not_found("There is no such charger here.")
         try:
-            return self.config.profile(request.match_info["charger"])
+            return self.config.profile(charger_id)
         except KeyError:
             raise self._not_found("There is no such charger here.") from None
 
     def _not_found(self, message: str) -> web.HTTPNotFound:
-        return web.HTTPNotFound(text=self.pages.not_found(message), content_type="text/html")
+        return web.HTTPNotFound(
+            text=self.pages.not_found(message),
+            content_type="text/html",
+            headers=self._page_headers(),
+        )
+
+    def _page_headers(self) -> dict[str, str]:
+        """The headers of every HTML page: its CSP, no sniffing, no referrer."""
+        return page_headers(self.pages.content_security_policy(self.base))
+
+    def _html(self, text: str, *, no_store: bool = False) -> web.Response:
+        headers = self._page_headers()
+        if no_store:
+            headers["Cache-Control"] = "no-store"
+        return web.Response(text=text, content_type="text/html", headers=headers)
 
     def pay_url(self, charger_id: str, connector_id: int) -> str:
         """The URL behind a connector's static LNURL-pay."""
@@ -213,9 +237,9 @@ class FrontDoor:
             parse_comment(request.query.get("comment"))
         except LnurlError as exc:
             return _lud_error(exc.reason)
-        if not self.per_client.allow(request.remote or "?") or not self.per_charger.allow(
-            profile.id
-        ):
+        client = client_of(request)
+        if not self.per_client.allow(client.key) or not self.per_charger.allow(profile.id):
+            log.info("charger %s: invoice refused to %s: rate limit", profile.id, client.address)
             return _lud_error("too many invoice requests; wait a minute and try again")
         zap_text = request.query.get("nostr")
         try:
@@ -332,10 +356,7 @@ class FrontDoor:
         session = await self._session(request)
         view = self.session_view(session, request.query["secret"])
         profile = self.config.profile(session.charger_id)
-        html = self.pages.session(profile, session, view)
-        return web.Response(
-            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
-        )
+        return self._html(self.pages.session(profile, session, view), no_store=True)
 
     async def charger_page(self, request: web.Request) -> web.Response:
         """The public page of a charger: connectors, status, price, QR codes."""
@@ -362,8 +383,7 @@ class FrontDoor:
                     "busy": busy,
                 }
             )
-        html = self.pages.charger(profile, items)
-        return web.Response(text=html, content_type="text/html")
+        return self._html(self.pages.charger(profile, items))
 
     # --- top-up ----------------------------------------------------------------------------
 
@@ -401,7 +421,9 @@ class FrontDoor:
             )
         except (RefundError, LnurlError) as exc:
             return _lud_error(exc.reason)
-        if not self.per_client.allow(request.remote or "?"):
+        client = client_of(request)
+        if not self.per_client.allow(client.key):
+            log.info("session %s: top-up refused to %s: rate limit", session.id, client.address)
             return _lud_error("too many invoice requests; wait a minute and try again")
         profile = self.config.profile(session.charger_id)
         metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")

@@ -54,11 +54,11 @@ from ocpp_server.records import (
     PendingCharger,
 )
 from ocpp_server.settings import (
-    CHARGER_ID_PATTERN,
     ChargerAuth,
     ChargerAuthLookup,
     OcppServerSettings,
 )
+from strom.ids import is_charger_id
 from strom.ports import EventSink, OcppCore
 
 __all__ = ["OcppServer"]
@@ -215,7 +215,7 @@ class OcppServer:
     async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         charger_id = unquote(path[len(PATH_PREFIX) :]) if path.startswith(PATH_PREFIX) else ""
-        if not CHARGER_ID_PATTERN.match(charger_id):
+        if not is_charger_id(charger_id):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
         if SUBPROTOCOL not in _offered_subprotocols(request.headers):
             return connection.respond(

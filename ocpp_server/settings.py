@@ -7,13 +7,13 @@ reads files or the environment. Defaults are the values a small site needs.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
 from ocpp_server.passwords import PasswordHash
+from strom.ids import check_charger_id
 
 __all__ = [
     "DEFAULT_MEASURANDS",
@@ -24,10 +24,6 @@ __all__ = [
     "StaticChargerAuth",
     "parse_quirks",
 ]
-
-# Charge point identities that are safe in a URL path and a log line (matches Strom's profile
-# ids); OCPP allows up to 48 characters (CiString48Type chargeBoxIdentity).
-CHARGER_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9._-]{1,48}$")
 
 # What Strom asks chargers to sample: the energy register bills the session, the power shows
 # progress on the session page.
@@ -96,10 +92,7 @@ class ChargerAuth:
     _parsed_hash: PasswordHash | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not CHARGER_ID_PATTERN.match(self.charger_id):
-            raise ValueError(
-                f"charger id {self.charger_id!r}: expected 1-48 letters, digits, '.', '_' or '-'"
-            )
+        check_charger_id(self.charger_id)
         if not 1 <= self.connectors <= 99:
             raise ValueError(f"charger {self.charger_id}: connectors must be 1-99")
         if self.password_hash is not None:

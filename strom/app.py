@@ -28,6 +28,7 @@ from agent.identity import SERVER_KEY_NAME, KeyStore
 from agent.nostr.keys import encode_npub
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
+from lnurl_server.clients import CLIENTS, ClientAddresses
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
@@ -305,6 +306,8 @@ class Strom:
     def web_app(self) -> web.Application:
         """The aiohttp application: front door, health, operator API, metrics, admin UI."""
         app = web.Application(middlewares=[storage_errors])
+        server = self.config.server
+        app[CLIENTS] = ClientAddresses(server.trusted_proxies, server.forwarded_header)
         app.add_routes(self.front.routes())
         app.router.add_get("/healthz", self._healthz)
         app.add_routes(self.cockpit.routes())

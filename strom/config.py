@@ -16,6 +16,7 @@ are defined, below.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -27,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from strom.errors import ConfigError
+from strom.ids import CHARGER_ID_RULE, is_charger_id
 from strom.lightning.config import FakeConfig, LightningConfig
 from strom.tariff import Tariff
 from strom.units import UnitError, sat_decimal_to_msat
@@ -50,8 +52,6 @@ __all__ = [
     "load_config",
 ]
 
-CHARGER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -72,6 +72,24 @@ class ServerConfig(_Section):
     # (e.g. fiat_per_btc = 90000, fiat_currency = "EUR"); 0 shows none. Prices stay in sats.
     fiat_per_btc: Decimal = Field(Decimal(0), ge=0)
     fiat_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    # The reverse proxies in front of Strom (IP addresses or CIDR networks, e.g.
+    # ["127.0.0.1", "10.0.0.0/8"]); default none: every client connects directly. Only from
+    # these is the client's address read from the forwarding header, for rate limits and logs.
+    trusted_proxies: tuple[str, ...] = ()
+    # The header those proxies set: "X-Forwarded-For" (nginx, Caddy, Traefik, HAProxy) or
+    # "Forwarded" (RFC 7239). Only this one is read.
+    forwarded_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(entry.strip())))
+            except ValueError as exc:
+                raise ValueError(f"{entry!r}: {_network_problem(entry, exc)}") from None
+        return tuple(networks)
 
     @model_validator(mode="before")
     @classmethod
@@ -87,6 +105,14 @@ class ServerConfig(_Section):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("expected an http:// or https:// base URL")
         return value.rstrip("/")
+
+
+def _network_problem(entry: str, exc: ValueError) -> str:
+    try:
+        meant = ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        return "expected an IP address (192.0.2.10, 2001:db8::10) or a CIDR network (10.0.0.0/8)"
+    return f"{exc}; did you mean {str(meant)!r}?"
 
 
 class StorageConfig(_Section):
@@ -142,7 +168,7 @@ class NostrConfig(_Section):
     @classmethod
     def _npubs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for npub in value:
-            if not re.match(r"^npub1[02-9ac-hj-np-z]{58}$", npub):
+            if not re.fullmatch(r"npub1[02-9ac-hj-np-z]{58}", npub):
                 raise ValueError(f"expected npub1… (bech32, 63 chars), found {npub!r}")
         return value
 
@@ -254,10 +280,8 @@ class ProfileConfig(_Section):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not CHARGER_ID.match(value):
-            raise ValueError(
-                "expected 1-48 characters of letters, digits, '.', '_' or '-' (used in URLs)"
-            )
+        if not is_charger_id(value):
+            raise ValueError(f"expected {CHARGER_ID_RULE} (used in URLs and file names)")
         return value
 
     @field_validator("connectors")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from strom.ids import check_charger_id
+
 __all__ = ["ScaffoldError", "write_scaffold"]
 
 STROM_TOML = """\
@@ -20,6 +22,12 @@ port = 8080
 # public_url = "https://charge.example.org"
 # tls_cert = "/path/to/fullchain.pem"
 # tls_key = "/path/to/privkey.pem"
+# Behind a reverse proxy (nginx, Caddy, Traefik, HAProxy) list its address(es) or network(s),
+# so that rate limits count each driver and not the proxy, and name the header it sets:
+# "X-Forwarded-For" (the default) or "Forwarded" (RFC 7239). The header is read only on
+# connections from these addresses. Default: none (clients connect directly).
+# trusted_proxies = ["127.0.0.1", "::1"]
+# forwarded_header = "X-Forwarded-For"
 # Show fiat estimates next to prices (a fixed rate you maintain); 0 shows none.
 fiat_per_btc = 0
 fiat_currency = "EUR"
@@ -113,7 +121,9 @@ def write_scaffold(folder: Path, *, charger_id: str = "example-1", force: bool =
 
     Raises:
         ScaffoldError: ``strom.toml`` exists and ``force`` is false.
+        ValueError: ``charger_id`` is not a charger id.
     """
+    check_charger_id(charger_id)
     config = folder / "strom.toml"
     if config.exists() and not force:
         raise ScaffoldError(f"{config} already exists (use --force to overwrite)")

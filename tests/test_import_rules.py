@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IO_LIBS = {"asyncio", "aiohttp", "websockets", "httpx", "sqlalchemy", "aiosqlite", "asyncpg"}
 PURE = [
     "strom/units.py",
+    "strom/ids.py",
     "strom/tariff.py",
     "strom/session.py",
     "strom/errors.py",

@@ -5,7 +5,8 @@
 * ``browser``: headless Chromium, installed by ``tests/peers/chromium.sh`` when missing; the
   test calls ``peer_missing`` when neither it nor Playwright can be had.
 * ``phone(js=True)``: a fresh phone-sized context (390x844) that refuses every request leaving
-  127.0.0.1 and records console errors, page errors and failed requests; the test fails on any.
+  127.0.0.1 and records console errors, page errors, failed requests and Content-Security-Policy
+  violations (``watch_csp``); the test fails on any.
 * ``screenshot(page, name)``: a full-page PNG under ``test-artifacts/screenshots/``.
 
 Playwright never downloads a browser here: it starts the system Chromium by path.
@@ -106,18 +107,39 @@ async def browser(chromium_path: str) -> AsyncIterator[Browser]:
             await browser.close()
 
 
+# Every CSP violation (a blocked script, style, image or connection) reported in the console
+# with a marker, as well as Chromium's own "Refused to …" message. Init scripts run before the
+# page's own and are not subject to its policy.
+CSP_WATCH = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  var blocked = e.blockedURI || "inline";
+  console.error("CSP violation: " + e.effectiveDirective + " blocked " + blocked);
+});
+"""
+
+
+async def watch_csp(context: BrowserContext) -> None:
+    """Report every CSP violation in ``context``'s pages as a console error."""
+    await context.add_init_script(CSP_WATCH)
+
+
 @dataclass
 class Trouble:
     """What went wrong inside the browser: the test fails unless this stays empty."""
 
     console_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     outside_requests: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
 
     def empty(self) -> bool:
         return not (
-            self.console_errors or self.page_errors or self.outside_requests or self.failed_requests
+            self.console_errors
+            or self.csp_violations
+            or self.page_errors
+            or self.outside_requests
+            or self.failed_requests
         )
 
 
@@ -143,6 +165,9 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
         def on_console(message: ConsoleMessage) -> None:
             if message.type != "error":
                 return
+            if "CSP violation" in message.text or "Content Security Policy" in message.text:
+                trouble.csp_violations.append(message.text)
+                return
             if expect_not_found and "404 (Not Found)" in message.text:
                 return
             trouble.console_errors.append(message.text)
@@ -156,6 +181,7 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
             locale="en-GB",
         )
         contexts.append(context)
+        await watch_csp(context)
         await context.route("**/*", keep_local)
         page = await context.new_page()
         page.set_default_timeout(10_000)
@@ -188,4 +214,4 @@ async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
-__all__ = ["Phone", "Stack", "screenshot", "stack"]
+__all__ = ["Phone", "Stack", "screenshot", "stack", "watch_csp"]

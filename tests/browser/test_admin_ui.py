@@ -17,7 +17,7 @@ import pytest
 
 from agent.nostr.event import sign_event
 from agent.nostr.keys import encode_npub, public_key_hex
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, watch_csp
 from tests.browser.test_pages import read_qr
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, simulated, start_cockpit
 
@@ -51,6 +51,7 @@ async def desk(browser: Browser) -> AsyncIterator[tuple[Page, list[str]]]:
         if message.type == "error":
             trouble.append(message.text)
 
+    await watch_csp(context)  # a violation is a console error, so it lands in trouble
     await context.route("**/*", keep_local)
     page = await context.new_page()
     page.set_default_timeout(15_000)
