@@ -61,6 +61,21 @@ _STOPPABLE = (State.PAID, State.STARTING, State.CHARGING)
 _QUOTE_KWH = (10, 30)
 
 
+def _refuse_case_twin(config: StromConfig, charger_id: str) -> None:
+    """A new id must not differ from an existing one only in case (one lightning address)."""
+    try:
+        twin = config.profile_by_name(charger_id)
+    except KeyError:
+        return
+    if twin.id != charger_id:
+        raise ApiError(
+            409,
+            "conflict",
+            f"charger {twin.id!r} exists; ids that differ only in case share one lightning "
+            "address and page",
+        )
+
+
 def _sat(amount_msat: int) -> str:
     return format_sat(amount_msat).removesuffix(" sat").replace(",", "")
 
@@ -374,6 +389,7 @@ class Api:
             existing: ProfileConfig | None = self.config.profile(charger_id)
         except KeyError:
             existing = None
+        _refuse_case_twin(self.config, charger_id)
         try:
             profile = ProfileConfig(
                 id=charger_id,
@@ -791,6 +807,7 @@ class Api:
                 action="charger.write",
                 target="charger_id",
                 not_found=False,
+                conflict=True,
             ),
             e(
                 "POST",

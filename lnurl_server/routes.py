@@ -141,7 +141,7 @@ class FrontDoor:
         if not is_charger_id(charger_id):
             raise self._not_found("There is no such charger here.")
         try:
-            return self.config.profile(charger_id)
+            return self.config.profile_by_name(charger_id)
         except KeyError:
             raise self._not_found("There is no such charger here.") from None
 

@@ -334,6 +334,22 @@ class StromConfig(_Section):
                 return profile
         raise KeyError(charger_id)
 
+    def profile_by_name(self, name: str) -> ProfileConfig:
+        """The charge point a name means, its case ignored.
+
+        Wallets and nostr clients lowercase lightning addresses (``CP-Up@host`` arrives as
+        ``cp-up``), so names in URLs are matched like that; ids that differ only in case are
+        refused when the configuration is loaded, so the match is unique.
+
+        Raises:
+            KeyError: no such charger is configured.
+        """
+        folded = name.casefold()
+        for profile in self.profiles:
+            if profile.id.casefold() == folded:
+                return profile
+        raise KeyError(name)
+
 
 # --- loading -----------------------------------------------------------------------------------
 
@@ -466,12 +482,16 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> S
         profiles=_resolve(base, config.paths.profiles),
         relay_config=_resolve(base, config.paths.relay_config),
     )
-    ids: set[str] = set()
+    ids: dict[str, str] = {}
     profiles = _load_profiles(paths.profiles)
     for profile in profiles:
-        if profile.id in ids:
-            raise ConfigError(f"{paths.profiles}: charger id {profile.id!r} appears twice")
-        ids.add(profile.id)
+        other = ids.get(profile.id.casefold())
+        if other is not None:
+            raise ConfigError(
+                f"{paths.profiles}: charger ids {other!r} and {profile.id!r} differ only in "
+                "case; lightning addresses and web addresses do not tell them apart"
+            )
+        ids[profile.id.casefold()] = profile.id
     return config.model_copy(
         update={
             "storage": storage,

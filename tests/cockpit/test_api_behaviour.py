@@ -507,3 +507,19 @@ async def test_old_nip98_claims_are_forgotten_but_a_fresh_event_still_works_only
     assert "c" * 64 in ids
     replay = await cockpit.call("GET", "/me", headers=headers)
     assert replay.status_code == 401
+
+
+async def test_a_new_charger_whose_id_differs_only_in_case_is_refused(cockpit: Cockpit) -> None:
+    # One lightning address and one page URL would mean two chargers.
+    twin = CHARGER.upper()
+    assert twin != CHARGER
+    profile = {
+        "name": "Twin",
+        "location": {"lat": 52.5, "lon": 13.4},
+        "connectors": [{"id": 1, "max_power_kw": 11}],
+        "tariff": {"per_kwh_sat": 250},
+    }
+    response = await cockpit.call("PUT", f"/chargers/{twin}", json=profile)
+    assert response.status_code == 409, response.text
+    assert "differ only in case" in response.json()["message"]
+    assert not (cockpit.stack.strom.config.paths.profiles / f"{twin}.toml").exists()

@@ -18,7 +18,7 @@ from agent.identity import POOL_KEY_NAME, KeyStore
 from cockpit.models import ChargerId, SessionQuery
 from cockpit.profiles import ProfileFiles
 from ocpp_server import ChargerAuth
-from strom.config import ProfileConfig
+from strom.config import ProfileConfig, load_config
 from strom.errors import ConfigError
 from strom.ids import CHARGER_ID_PATTERN, check_charger_id, is_charger_id
 from strom.scaffold import write_scaffold
@@ -118,3 +118,24 @@ def test_the_key_store_still_has_the_pool_key(tmp_path: Path) -> None:
 def test_the_api_documents_the_rule_as_a_full_match() -> None:
     schema = TypeAdapter(ChargerId).json_schema()
     assert schema == {"type": "string", "pattern": f"^{CHARGER_ID_PATTERN}$"}
+
+
+def test_names_in_addresses_find_their_charger_whatever_the_case(tmp_path: Path) -> None:
+    # Charge-box ids are often upper-case serials; wallets lowercase lightning addresses.
+    write_scaffold(tmp_path, charger_id="CP-Up")
+    config = load_config(tmp_path / "strom.toml", environ={})
+    assert config.profile_by_name("cp-up").id == "CP-Up"
+    assert config.profile_by_name("CP-UP").id == "CP-Up"
+    with pytest.raises(KeyError):
+        config.profile("cp-up")  # OCPP and the API keep the exact id
+    with pytest.raises(KeyError):
+        config.profile_by_name("cp-up2")
+
+
+def test_ids_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    write_scaffold(tmp_path, charger_id="CP-Up")
+    profiles = tmp_path / "profiles"
+    text = (profiles / "CP-Up.toml").read_text().replace('id = "CP-Up"', 'id = "cp-up"')
+    (profiles / "cp-up.toml").write_text(text)
+    with pytest.raises(ConfigError, match="'CP-Up' and 'cp-up' differ only in case"):
+        load_config(tmp_path / "strom.toml", environ={})
