@@ -234,14 +234,14 @@ class OrphanWatch:
             delay_s=delay,
         )
         log.info(
-            "charger %s connector %s: session %s transaction %s suspected lost (%s%s); "
-            "checking again in %d s",
+            "charger %s connector %s: %s%s while session %s holds transaction %s open; "
+            "ended as lost unless a StopTransaction or meter values come within %d s",
             session.charger_id,
             session.connector_id,
-            session.id,
-            session.transaction_id,
             trigger.value,
             f" {status}" if status else "",
+            session.id,
+            session.transaction_id,
             delay,
         )
 

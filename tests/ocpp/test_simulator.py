@@ -154,14 +154,19 @@ async def test_a_stop_sent_while_offline_is_delivered_once_after_reconnecting(
         assert len(harness.sink.of_type(TransactionStopped)) == 1
 
 
+async def remote_charge(harness: Harness, sim: SimulatedChargePoint) -> TransactionStarted:
+    """Start a transaction on connector 1 (plugged in) and wait until it charges."""
+    tag = harness.core.issue_id_tag("cp-1")
+    await harness.server.commands.remote_start("cp-1", 1, tag)
+    await sim.wait_until(charging(sim))
+    return await harness.sink.wait_for(TransactionStarted)
+
+
 async def test_a_power_cut_reboots_and_firmware_that_keeps_transactions_goes_on(
     harness: Harness,
 ) -> None:
     async with running(harness, plugged=(1,)) as sim:
-        tag = harness.core.issue_id_tag("cp-1")
-        await harness.server.commands.remote_start("cp-1", 1, tag)
-        await sim.wait_until(charging(sim))
-        transaction_id = sim.connectors[1].transaction_id
+        transaction_id = (await remote_charge(harness, sim)).transaction_id
         sim.power_cut()
         await sim.wait_until(lambda: sim.boots == 2)
         assert sim.connectors[1].transaction_id == transaction_id
@@ -173,10 +178,7 @@ async def test_a_power_cut_makes_forgetful_firmware_lose_its_transaction_silentl
     harness: Harness,
 ) -> None:
     async with running(harness, plugged=(1,), persist_transactions=False) as sim:
-        tag = harness.core.issue_id_tag("cp-1")
-        await harness.server.commands.remote_start("cp-1", 1, tag)
-        await sim.wait_until(charging(sim))
-        started = await harness.sink.wait_for(TransactionStarted)
+        started = await remote_charge(harness, sim)
         sim.power_cut()
         await sim.wait_until(lambda: sim.boots == 2)
         # Back without it: the car still plugged in, so Preparing; no StopTransaction, ever.
