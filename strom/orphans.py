@@ -235,7 +235,8 @@ class OrphanWatch:
         )
         log.info(
             "charger %s connector %s: %s%s while session %s holds transaction %s open; "
-            "ended as lost unless a StopTransaction or meter values come within %d s",
+            "ended as lost unless it reports the transaction (StopTransaction, meter values "
+            "or a charging status) within %d s",
             session.charger_id,
             session.connector_id,
             trigger.value,
