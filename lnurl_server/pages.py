@@ -106,6 +106,9 @@ STOP_REASON_TEXT: dict[str, str] = {
     StopReason.BUDGET: "the budget was used up",
     StopReason.CHARGER: "stopped at the charger",
     StopReason.ADMIN: "stopped by the operator",
+    StopReason.CHARGER_LOST: (
+        "the charger restarted and lost the session; billed up to its last reading"
+    ),
 }
 
 

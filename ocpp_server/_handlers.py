@@ -34,6 +34,7 @@ from ocpp_server.records import OpenTransaction, PendingCharger
 from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
 from strom.ports import (
     AuthorizationStatus,
+    ChargerBooted,
     ConnectorStatusChanged,
     EventSink,
     MeterSample,
@@ -131,6 +132,8 @@ class ChargerHandlers:
             info.model,
             info.firmware_version,
         )
+        # A boot may have lost the charger's transactions: the core watches for that.
+        await self._events.publish(ChargerBooted(conn.charger_id, now))
         return Reply(
             {
                 "status": "Accepted",

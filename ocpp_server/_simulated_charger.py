@@ -68,6 +68,9 @@ class SimulatorOptions:
         reconnect_delay_s: wait before reconnecting.
         boot_on_reconnect: send BootNotification after every reconnect (False models a
             charger that only lost its network and resumes without booting).
+        persist_transactions: keep transactions (and queued transaction messages) across a
+            power loss (:meth:`SimulatedChargePoint.power_cut`). False models firmware that
+            comes back without them and never sends their StopTransaction.
         duration_s: stop after this long (None: run until cancelled).
         call_timeout_s: how long to wait for the central system's answers.
         vendor: chargePointVendor in BootNotification.
@@ -86,6 +89,7 @@ class SimulatorOptions:
     reconnect: bool = True
     reconnect_delay_s: float = 1.0
     boot_on_reconnect: bool = True
+    persist_transactions: bool = True
     duration_s: float | None = None
     call_timeout_s: float = 30.0
     vendor: str = "Strom"
@@ -159,6 +163,7 @@ class SimulatedChargePoint:
         self._outbox: deque[tuple[str, dict[str, Any], int | None]] = deque()
         self._changed = asyncio.Condition()
         self._stopping = False
+        self._rebooting = False
         self._last_tick = monotonic()
         self._requests = CentralSystemRequests(self)
 
@@ -215,6 +220,26 @@ class SimulatedChargePoint:
         if session is not None:
             session.ws.transport.abort()
 
+    def power_cut(self) -> None:
+        """Lose power: the connection drops, and the charger boots when it reconnects.
+
+        The meter keeps its register and a plugged vehicle stays plugged. Without
+        ``persist_transactions`` the charger forgets its transactions, the idTags it was given
+        and its queued transaction messages: it comes back ``Available`` (``Preparing`` with
+        a vehicle plugged in) and never sends a StopTransaction for what it was charging.
+        """
+        self._advance()
+        self._rebooting = True
+        if not self.options.persist_transactions:
+            self._outbox.clear()
+            for connector in self.connectors.values():
+                connector.transaction_id = None
+                connector.id_tag = None
+                connector.waiting_tag = None
+                idle = "Preparing" if connector.plugged else "Available"
+                connector.status = idle if connector.operative else "Unavailable"
+        self.drop_connection()
+
     def _headers(self) -> dict[str, str]:
         if self.password is None:
             return {}
@@ -238,14 +263,15 @@ class SimulatedChargePoint:
             ping_interval=None,
             open_timeout=10,
         ) as ws:
-            first = self.connections == 0
+            boot = self.connections == 0 or self.options.boot_on_reconnect or self._rebooting
+            self._rebooting = False
             self.connections += 1
             try:
                 async with asyncio.TaskGroup() as tg:
                     self._session = _Session(ws, tg)
                     await self.notify()
                     tg.create_task(self._read(self._session))
-                    tg.create_task(self._start(boot=first or self.options.boot_on_reconnect))
+                    tg.create_task(self._start(boot=boot))
             except* (_Disconnected, ConnectionClosed, CallFailed):
                 pass
             finally:

@@ -6,7 +6,9 @@
   this charger (and connector, when given), once: a tag whose transaction has stopped is
   ``Expired``; a tag in an open transaction is ``ConcurrentTx``; anything else is ``Invalid``;
 * every StartTransaction.req gets an id from a monotonic allocator (never the clock), also a
-  refused one, because OCPP requires a transactionId in every StartTransaction.conf;
+  refused one, because OCPP requires a transactionId in every StartTransaction.conf; a
+  refused one is closed at once (the station sends no StopTransaction for it), so it is never
+  among the open transactions;
 * a replay - the same charger, connector, idTag, meterStart and timestamp - returns the recorded
   answer with ``replayed=True`` and changes nothing; the same holds for a repeated stop;
 * a StopTransaction.req for an id this charger never got is recorded as unknown, never matched
@@ -83,6 +85,11 @@ class RecordedTransaction:
     stop: RecordedStop | None = None
 
     @property
+    def open(self) -> bool:
+        """Whether a StopTransaction is still expected: accepted and not stopped yet."""
+        return self.status is AuthorizationStatus.ACCEPTED and self.stop is None
+
+    @property
     def energy_wh(self) -> int | None:
         """``meterStop - meterStart`` once stopped (never negative), else None."""
         if self.stop is None:
@@ -130,6 +137,10 @@ class InMemoryOcppCore:
     def transactions(self) -> list[RecordedTransaction]:
         """Every recorded StartTransaction, by id."""
         return [self._transactions[key] for key in sorted(self._transactions)]
+
+    def open_transactions(self, charger_id: str) -> list[RecordedTransaction]:
+        """The charger's transactions still waiting for their StopTransaction."""
+        return [t for t in self.transactions() if t.charger_id == charger_id and t.open]
 
     def transaction(self, transaction_id: int) -> RecordedTransaction | None:
         """One recorded transaction."""

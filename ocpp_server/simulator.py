@@ -6,7 +6,9 @@ accepts RemoteStart/RemoteStop, UnlockConnector, Reset, ChangeAvailability, Chan
 GetConfiguration, ClearCache, DataTransfer and TriggerMessage, and reconnects when its
 connection drops. Transaction messages (StartTransaction, StopTransaction) that could not be
 delivered are kept and sent again after reconnecting, with the same payload, as OCPP 1.6 asks
-of a charger for transaction-related messages.
+of a charger for transaction-related messages. ``power_cut()`` models a power loss (a boot on
+reconnect); with ``persist_transactions=False`` the charger comes back without its
+transactions, as some firmware does, and never stops them.
 
 Its meter runs ``speed`` times faster than real time at ``power_kw`` while a connector is
 charging. Both directions are validated against the OCPP 1.6 schemas: a CALL from the central

@@ -47,6 +47,7 @@ from strom.effects import EffectRunner, Handler
 from strom.errors import BackendError, ConfigError
 from strom.lightning import FakeBackend, LightningBackend, create_backend
 from strom.ocpp_core import DatabaseOcppCore
+from strom.orphans import OrphanWatch
 from strom.payments import PaymentService
 from strom.refunds import RefundService
 from strom.session_secrets import SESSION_KEY_LABEL, SessionSecrets
@@ -205,7 +206,8 @@ class Strom:
             session_secrets=SessionSecrets(session_key),
         )
         refunds = RefundService(sessions, backend, config.sessions, network=info.network)
-        events = CoreEventSink(chargers)
+        orphans = OrphanWatch(sessions, chargers, grace_s=config.sessions.orphan_grace_s)
+        events = CoreEventSink(chargers, orphans)
 
         async def connector_changed(_event: object) -> None:
             payments.forget_view()  # offers answer from a view of connectors; keep it fresh
@@ -224,7 +226,8 @@ class Strom:
         payments.tariff_for = agents.tariff_for  # operators' price overrides (DM "price …")
         events.subscribers.append(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {
-            **ChargingEffects(sessions, ocpp.commands).handlers(),
+            **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
+            **orphans.handlers(),
             **agents.handlers(),
             "pay_refund": refunds.pay,
         }

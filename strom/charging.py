@@ -8,7 +8,10 @@ Each handler is idempotent, because the outbox may run a row twice after a crash
   may start anyway — so nothing is decided and the start timer settles it.
 * ``remote_stop`` sends RemoteStopTransaction while the session is stopping; a charger that is
   offline or refuses is asked again later (:class:`RetryLater`), because a charge that does not
-  stop would overrun the budget.
+  stop would overrun the budget. A refusal means, in OCPP 1.6, that the charger has no such
+  ongoing transaction: Strom asks for the connector's status and arms the orphan check
+  (:mod:`strom.orphans`), which ends the session after the grace period unless the charger
+  still reports the transaction — so a charger that forgot it is not asked for ever.
 * ``start_timeout`` delivers StartTimedOut; in any state past starting it is a no-op.
 """
 
@@ -18,6 +21,7 @@ import logging
 
 from strom.effects import Handler, RetryLater
 from strom.errors import IllegalTransition
+from strom.orphans import OrphanWatch
 from strom.ports import ChargerCommands, CommandStatus
 from strom.session import (
     RemoteStartAccepted,
@@ -36,9 +40,15 @@ log = logging.getLogger(__name__)
 class ChargingEffects:
     """Outbox handlers that drive chargers through :class:`ChargerCommands`."""
 
-    def __init__(self, store: SessionStore, commands: ChargerCommands) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        commands: ChargerCommands,
+        orphans: OrphanWatch | None = None,
+    ) -> None:
         self.store = store
         self.commands = commands
+        self.orphans = orphans
 
     def handlers(self) -> dict[str, Handler]:
         """The handlers by outbox kind."""
@@ -90,6 +100,12 @@ class ChargingEffects:
             row.payload["transaction_id"],
             result.status.value,
         )
+        if result.status in (CommandStatus.REJECTED, CommandStatus.ERROR):
+            # It has no such ongoing transaction (OCPP 1.6). Still charging, or forgotten? Ask
+            # for the connector's status; the orphan check decides after the grace period.
+            if self.orphans is not None:
+                await self.orphans.stop_rejected(session_id)
+            await self.commands.trigger_status(session.charger_id, session.connector_id)
         if not result.accepted:
             raise RetryLater(f"charger answered {result.status.value} to RemoteStop")
 

@@ -157,6 +157,10 @@ class SessionsConfig(_Section):
     start_timeout_s: int = Field(180, ge=10, le=3_600)  # no vehicle started in time: refund
     refund_expiry_s: int = Field(7 * 86_400, ge=600)  # how long a refund link stays valid
     refund_max_fee_ppm: int = Field(5_000, ge=0, le=100_000)  # routing fee cap, paid by operator
+    # A charger that shows no transaction on a connector where Strom holds one open (it
+    # rebooted without it) gets this long to send its StopTransaction; then the session ends,
+    # billed up to the last reading. At least two meter intervals are always given.
+    orphan_grace_s: int = Field(120, ge=1, le=3_600)
 
 
 class NostrConfig(_Section):

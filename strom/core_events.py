@@ -4,6 +4,10 @@ Transactions and meter values reach sessions through :class:`strom.ports.OcppCor
 database transaction as their record); this sink keeps the run-time view of chargers
 (online, connector status) and fans events out to subscribers such as the agents and the live
 pages. A failing subscriber is logged and never stops the others or the OCPP connection.
+
+With an :class:`strom.orphans.OrphanWatch`, a connector status is recorded by the watch (in one
+transaction with the orphan check it may arm) and a boot suspects the charger's open
+transactions: a charger that comes back without its transaction does not lock a session.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from strom.orphans import OrphanWatch
 from strom.ports import (
+    ChargerBooted,
     ChargerOffline,
     ChargerOnline,
     ConnectorStatusChanged,
@@ -29,17 +35,23 @@ Subscriber = Callable[[OcppEvent], Awaitable[None]]
 class CoreEventSink:
     """An :class:`strom.ports.EventSink` that records charger state and notifies subscribers."""
 
-    def __init__(self, chargers: ChargerStore) -> None:
+    def __init__(self, chargers: ChargerStore, orphans: OrphanWatch | None = None) -> None:
         self.chargers = chargers
+        self.orphans = orphans
         self.subscribers: list[Subscriber] = []
 
     async def publish(self, event: OcppEvent) -> None:
         """Record the event's effect on charger state, then deliver it to every subscriber."""
         if isinstance(event, ConnectorStatusChanged):
-            if event.connector_id > 0:
+            if event.connector_id > 0 and self.orphans is not None:
+                await self.orphans.connector_status(event)
+            elif event.connector_id > 0:
                 await self.chargers.set_status(
                     event.charger_id, event.connector_id, event.status, event.error_code, event.at
                 )
+        elif isinstance(event, ChargerBooted):
+            if self.orphans is not None:
+                await self.orphans.booted(event)
         elif isinstance(event, ChargerOnline):
             await self.chargers.set_online(event.charger_id, True, event.at)
         elif isinstance(event, ChargerOffline):

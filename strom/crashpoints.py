@@ -25,6 +25,8 @@ POINTS = (
     "refund.before_pay",  # the refund is debited and marked paying; pay_invoice not called
     "refund.after_pay",  # pay_invoice answered; the answer is not yet recorded
     "ocpp.before_reply",  # a charger's CALL is recorded; the answer is not yet sent
+    "orphan.armed",  # a lost-transaction check is queued (with the status that raised it)
+    "orphan.before_end",  # the check found the transaction lost; the session is not yet ended
 )
 
 

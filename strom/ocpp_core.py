@@ -13,6 +13,13 @@ never disagree after a crash. Rules (see docs/architecture.md):
   timestamp) gets the same id and status and changes nothing. A StopTransaction for a stopped
   transaction changes nothing. A StopTransaction for an unknown id is recorded in
   ``ocpp_unknown_stops`` and answered, never guessed onto a connector.
+* A transaction is open until its StopTransaction is recorded (``stopped_at``). A
+  StartTransaction that Strom refuses (``Invalid``, ``ConcurrentTx``) is recorded closed at
+  once (``stop_reason`` ``Refused``): the station never sends a StopTransaction for it, and
+  nothing should wait for one. If one comes anyway, it is recorded and bills nothing.
+* A StopTransaction whose meterStop is below a register the charger reported during the
+  transaction, or that comes after the session was ended as lost, is recorded for the
+  operator (:func:`strom.orphans.record_stop_discrepancy`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom.errors import IllegalTransition
+from strom.orphans import record_stop_discrepancy
 from strom.ports import AuthorizationStatus, MeterSample, StartDecision, StopDecision
 from strom.session import (
     MeterReading,
@@ -37,13 +45,14 @@ from strom.session import (
 from strom.storage.schema import id_allocator, meter_readings, ocpp_transactions, ocpp_unknown_stops
 from strom.storage.sessions import SessionStore
 
-__all__ = ["DatabaseOcppCore", "allocate_id"]
+__all__ = ["REFUSED", "DatabaseOcppCore", "allocate_id"]
 
 log = logging.getLogger(__name__)
 
 _STARTABLE = (State.PAID, State.STARTING)
 _IN_USE = (State.CHARGING, State.STOPPING)
 _METERED = (State.CHARGING, State.STOPPING)
+REFUSED = "Refused"  # ``stop_reason`` of a StartTransaction Strom refused (closed at once)
 
 
 async def allocate_id(conn: AsyncConnection, name: str) -> int:
@@ -119,6 +128,7 @@ class DatabaseOcppCore:
                     session_id = session.id
                 elif session.state in _IN_USE:
                     status = AuthorizationStatus.CONCURRENT_TX
+            refused = status is not AuthorizationStatus.ACCEPTED
             await conn.execute(
                 insert(ocpp_transactions).values(
                     id=transaction_id,
@@ -129,6 +139,9 @@ class DatabaseOcppCore:
                     session_id=session_id,
                     meter_start_wh=meter_start_wh,
                     started_at=timestamp,
+                    # Refused: closed at once, the station sends no StopTransaction for it.
+                    stopped_at=timestamp if refused else None,
+                    stop_reason=REFUSED if refused else None,
                     created_at=datetime.now(UTC),
                 )
             )
@@ -182,7 +195,16 @@ class DatabaseOcppCore:
             if row.session_id is not None:
                 event = TransactionStopped(meter_stop_wh, timestamp, reason)
                 try:
-                    transitions.append(await self.store.apply_in(conn, row.session_id, event))
+                    transition = await self.store.apply_in(conn, row.session_id, event)
+                    transitions.append(transition)
+                    if transition.changed:
+                        await record_stop_discrepancy(
+                            conn,
+                            transition.session,
+                            transaction_id,
+                            meter_stop_wh,
+                            datetime.now(UTC),
+                        )
                 except IllegalTransition as exc:
                     log.warning(
                         "charger %s transaction %s: stop not applied to session %s: %s",

@@ -25,6 +25,7 @@ from typing import Protocol
 
 __all__ = [
     "AuthorizationStatus",
+    "ChargerBooted",
     "ChargerCommands",
     "ChargerIdentities",
     "ChargerOffline",
@@ -110,6 +111,17 @@ class ChargerOnline:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargerBooted:
+    """A charger's BootNotification was accepted: it (re)started.
+
+    It may have lost its transactions: firmware that keeps none across a power loss exists.
+    """
+
+    charger_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ChargerOffline:
     """A charger disconnected or stayed silent for 2.5 heartbeat intervals."""
 
@@ -166,6 +178,7 @@ class TransactionStopped:
 
 OcppEvent = (
     ChargerOnline
+    | ChargerBooted
     | ChargerOffline
     | ConnectorStatusChanged
     | TransactionStarted

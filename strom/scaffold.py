@@ -49,6 +49,9 @@ auto_register = false
 [sessions]
 invoice_expiry_s = 600
 start_timeout_s = 180
+# a charger that comes back without a session's transaction has this long to send its
+# StopTransaction before Strom ends the session, billed up to the last reading
+orphan_grace_s = 120
 
 [lightning]
 # "fake" moves no real money: invoices are real BOLT11 but nobody can pay them from a

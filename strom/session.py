@@ -17,6 +17,9 @@ transition that records StopTransaction, so no stopped session ever lacks a bill
     PAID|STARTING --RemoteStartRejected|StartTimedOut|StopRequested--> START_FAILED
     CHARGING --StopRequested | MeterReading over budget--> STOPPING
     CHARGING|STOPPING --TransactionStopped--> STOPPED (refundable > 0) | CLOSED (nothing left)
+    CHARGING|STOPPING --TransactionLost--> STOPPED | CLOSED (billed from the last reading)
+    STOPPED|REFUND_PENDING|REFUNDED|CLOSED --TransactionStopped (late, after TransactionLost)-->
+        the same state: the bill stays final; unbilled energy is the operator's overrun
     STOPPED|START_FAILED --RefundClaimed--> REFUND_PENDING
     REFUND_PENDING --RefundPaid--> REFUNDED (nothing left) | back to STOPPED/START_FAILED
     REFUND_PENDING --RefundFailed--> back to STOPPED/START_FAILED (amount restored)
@@ -31,6 +34,16 @@ Energy delivered beyond the budget is not billed to the driver; it is recorded a
 so that the refund is a whole number of sats (wallets invoice in whole sats). Refund routing
 fees are paid by the operator and recorded as ``refund_fee_msat``; they are not taken from
 the driver.
+
+The bill is the transaction's energy: the highest energy register the charger reported for
+it (its MeterValues and its meterStop) minus meterStart. A register only grows, so for a sound
+charger that is meterStop - meterStart; a meterStop below a register the charger itself
+reported during the transaction is a charger fault (an older register restored after a crash),
+and the energy up to the reported register was delivered and metered. The driver never pays
+for more than the charger reported. A charger that lost the transaction (it rebooted without
+it: :class:`TransactionLost`) is billed up to its last reading, and that bill is final: a
+StopTransaction that still comes later is recorded, never billed to the driver (the refund may
+be paid already); energy it adds is the operator's ``overrun_msat``.
 
 Idempotency: every event that can be delivered twice has a ``key``; a session remembers the keys
 it has applied and a repeated key is a no-op with no effects. Meter readings need no key: the
@@ -72,6 +85,7 @@ __all__ = [
     "StopReason",
     "StopRequested",
     "TopUpSettled",
+    "TransactionLost",
     "TransactionStarted",
     "TransactionStopped",
     "Transition",
@@ -110,6 +124,9 @@ class StopReason(enum.StrEnum):
     BUDGET = "budget"
     CHARGER = "charger"
     ADMIN = "admin"
+    # The charger no longer has the transaction (it rebooted without it) and sent no
+    # StopTransaction within the grace period: ended by Strom, billed up to the last reading.
+    CHARGER_LOST = "charger_lost"
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -211,6 +228,22 @@ class TransactionStopped:
     key: str = "tx-stop"
 
 
+LOST_KEY = "tx-lost"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLost:
+    """The charger no longer has the session's transaction and sent no StopTransaction for it.
+
+    Delivered by the orphan check (:mod:`strom.orphans`) when the charger showed no
+    transaction on the connector for the whole grace period. The session ends billed up to
+    the last register the charger reported, never more.
+    """
+
+    transaction_id: int
+    key: str = LOST_KEY
+
+
 @dataclass(frozen=True, slots=True)
 class RefundClaimed:
     """The payer claimed ``amount_msat`` of the refundable balance; it is now in flight."""
@@ -258,6 +291,7 @@ Event = (
     | MeterReading
     | StopRequested
     | TransactionStopped
+    | TransactionLost
     | RefundClaimed
     | RefundPaid
     | RefundFailed
@@ -609,6 +643,38 @@ def _tx_stopped(session: Session, event: Event) -> tuple[Session, list[Effect]]:
     return replace(billed, state=state), [Notify("stopped")]
 
 
+def _tx_lost(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, TransactionLost)
+    if event.transaction_id != session.transaction_id:
+        raise _illegal(session, event, f"the session's transaction is {session.transaction_id}")
+    # Billed up to the last reading the charger reported (energy and time), never more.
+    final = replace(
+        session, stopped_at=session.last_reading_at, stop_reason=StopReason.CHARGER_LOST
+    )
+    billed = _whole_sat_refund(_rebill(final))
+    state = State.STOPPED if billed.refundable_msat else State.CLOSED
+    return replace(billed, state=state), [Notify("stopped")]
+
+
+def _late_stop(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """A StopTransaction after the session ended as lost: the bill stays as it is.
+
+    The refund may already be paid, and a driver is never charged after the bill is final;
+    energy the late meterStop adds beyond what was billed is the operator's overrun.
+    """
+    assert isinstance(event, TransactionStopped)
+    if LOST_KEY not in session.applied:
+        raise _illegal(session, event, "the session's transaction has ended")
+    late_energy = max(0, event.meter_stop_wh - session.meter_start_wh)
+    if late_energy <= session.energy_wh:
+        return session, []
+    elapsed = session.elapsed_s
+    unbilled = session.tariff.cost(late_energy, elapsed) - session.tariff.cost(
+        session.energy_wh, elapsed
+    )
+    return replace(session, overrun_msat=session.overrun_msat + unbilled), []
+
+
 def _whole_sat_refund(session: Session) -> Session:
     """Round the final bill down so the refund is whole sats (< 1 sat in the driver's favour).
 
@@ -706,6 +772,8 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         (s.CHARGING, StopRequested): _stop_requested,
         (s.CHARGING, TransactionStopped): _tx_stopped,
         (s.STOPPING, TransactionStopped): _tx_stopped,
+        (s.CHARGING, TransactionLost): _tx_lost,
+        (s.STOPPING, TransactionLost): _tx_lost,
         (s.STOPPED, RefundClaimed): _refund_claimed,
         (s.START_FAILED, RefundClaimed): _refund_claimed,
         (s.REFUND_PENDING, RefundPaid): _refund_paid,
@@ -715,6 +783,7 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         table[(state, StartTimedOut)] = _ignore  # a stale timer
     for state in POST_STOP_STATES:
         table[(state, MeterReading)] = _ignore  # a late sample: the bill is final
+        table[(state, TransactionStopped)] = _late_stop  # only after TransactionLost
         table[(state, RemoteStartAccepted)] = _ignore  # accepted after we gave up waiting
     for state in (*_RUNNING, *POST_STOP_STATES):
         table[(state, TopUpSettled)] = _top_up

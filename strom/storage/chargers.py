@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom.config import ProfileConfig
 from strom.storage.db import Database
@@ -96,13 +97,33 @@ class ChargerStore:
     ) -> None:
         """Record a StatusNotification for a known connector."""
         async with self.db.transaction() as conn:
-            await conn.execute(
-                update(connectors)
-                .where(
+            await self.set_status_in(conn, charger_id, connector_id, status, error_code, at)
+
+    async def set_status_in(
+        self,
+        conn: AsyncConnection,
+        charger_id: str,
+        connector_id: int,
+        status: str,
+        error_code: str,
+        at: datetime,
+    ) -> None:
+        """Like :meth:`set_status`, inside a transaction the caller owns."""
+        await conn.execute(
+            update(connectors)
+            .where(connectors.c.charger_id == charger_id, connectors.c.connector_id == connector_id)
+            .values(status=status, error_code=error_code, status_at=at)
+        )
+
+    async def status(self, charger_id: str, connector_id: int) -> str | None:
+        """The last status a connector reported (None: not a configured connector)."""
+        async with self.db.reader() as conn:
+            value = await conn.scalar(
+                select(connectors.c.status).where(
                     connectors.c.charger_id == charger_id, connectors.c.connector_id == connector_id
                 )
-                .values(status=status, error_code=error_code, status_at=at)
             )
+            return None if value is None else str(value)
 
     async def set_online(self, charger_id: str, online: bool, at: datetime) -> None:
         """Record a charger connecting or going silent."""

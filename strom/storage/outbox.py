@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strom.storage.db import Database
 from strom.storage.schema import outbox
 
-__all__ = ["OutboxRow", "OutboxStore", "enqueue"]
+__all__ = ["OutboxRow", "OutboxStore", "enqueue", "pending_with_prefix", "run_session_now"]
 
 MAX_ATTEMPTS = 25
 MAX_BACKOFF_S = 300
@@ -68,6 +68,42 @@ async def enqueue(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+
+
+async def pending_with_prefix(conn: AsyncConnection, kind: str, key_prefix: str) -> bool:
+    """Whether a pending row of ``kind`` has an idempotency key starting with ``key_prefix``."""
+    row = (
+        await conn.execute(
+            select(outbox.c.id)
+            .where(
+                outbox.c.state == "pending",
+                outbox.c.kind == kind,
+                outbox.c.idempotency_key.startswith(key_prefix, autoescape=True),
+            )
+            .limit(1)
+        )
+    ).first()
+    return row is not None
+
+
+async def run_session_now(
+    conn: AsyncConnection, session_id: str, kinds: Collection[str], now: datetime
+) -> None:
+    """Make one session's pending rows of ``kinds`` due now, inside the caller's transaction.
+
+    For retries whose cause went away (a RemoteStop retried for a session that has ended):
+    they run once more, find nothing to do, and stop holding back the session's later rows.
+    """
+    await conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.session_id == session_id,
+            outbox.c.state == "pending",
+            outbox.c.kind.in_(list(kinds)),
+            outbox.c.run_after > now,
+        )
+        .values(run_after=now)
     )
 
 

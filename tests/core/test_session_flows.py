@@ -10,6 +10,7 @@ from strom.errors import IllegalTransition, LedgerError
 from strom.session import (
     ArmStartTimeout,
     MeterReading,
+    Notify,
     PaymentSettled,
     RefundClaimed,
     RefundFailed,
@@ -23,6 +24,7 @@ from strom.session import (
     StopReason,
     StopRequested,
     TopUpSettled,
+    TransactionLost,
     TransactionStarted,
     TransactionStopped,
     apply,
@@ -168,3 +170,72 @@ def test_illegal_events_raise() -> None:
         apply(fresh(), TopUpSettled("h", 1))
     with pytest.raises(IllegalTransition):
         apply(charging(), PaymentSettled("h9", 1))
+
+
+def test_a_meter_stop_below_a_register_the_charger_reported_bills_that_register() -> None:
+    # The charger restored an older register after a crash: 3,000 Wh were metered and
+    # reported, then meterStop says 2,400. The driver pays for what was reported, not more.
+    s = charging()
+    s = apply(s, MeterReading(3_000, T0 + timedelta(minutes=10))).session
+    s = apply(s, TransactionStopped(2_400, T0 + timedelta(minutes=11))).session
+    assert s.energy_wh == 2_000
+    assert s.consumed_msat == 10_000 + 600_000
+
+
+def test_a_lost_transaction_ends_billed_to_the_last_reading_and_the_rest_is_refundable() -> None:
+    s = charging()
+    s = apply(s, MeterReading(3_000, T0 + timedelta(minutes=10))).session
+    result = apply(s, TransactionLost(7))
+    lost = result.session
+    assert lost.state is State.STOPPED
+    assert lost.stop_reason == StopReason.CHARGER_LOST
+    assert (lost.energy_wh, lost.stopped_at) == (2_000, T0 + timedelta(minutes=10))
+    assert lost.consumed_msat == 10_000 + 600_000
+    assert lost.refundable_msat == 5_000_000 - 610_000
+    assert result.effects == (Notify("stopped"),)
+
+
+def test_a_stopping_session_whose_charger_lost_the_transaction_ends_the_same_way() -> None:
+    s = apply(charging(), MeterReading(3_000, T0 + timedelta(minutes=10))).session
+    s = apply(s, StopRequested(StopReason.INITIATOR)).session
+    lost = apply(s, TransactionLost(7)).session
+    assert (lost.state, lost.stop_reason, lost.energy_wh) == (
+        State.STOPPED,
+        StopReason.CHARGER_LOST,
+        2_000,
+    )
+
+
+def test_only_the_sessions_own_running_transaction_can_be_lost() -> None:
+    with pytest.raises(IllegalTransition):
+        apply(charging(), TransactionLost(8))
+    stopped = apply(charging(), TransactionStopped(2_000, T0 + timedelta(minutes=5))).session
+    with pytest.raises(IllegalTransition):
+        apply(stopped, TransactionLost(7))
+    paid = apply(fresh(), PaymentSettled("h1", 5_000_000)).session
+    with pytest.raises(IllegalTransition):
+        apply(paid, TransactionLost(7))
+
+
+def test_a_late_stop_after_a_lost_end_keeps_the_bill_and_records_the_operators_overrun() -> None:
+    s = apply(charging(), MeterReading(3_000, T0 + timedelta(minutes=10))).session
+    lost = apply(s, TransactionLost(7)).session
+    refunded = apply(lost, RefundClaimed("r1", lost.refundable_msat)).session
+    refunded = apply(refunded, RefundPaid("r1")).session
+    late = apply(refunded, TransactionStopped(3_500, T0 + timedelta(hours=2)))
+    assert late.effects == ()
+    after = late.session
+    assert after.state is State.REFUNDED
+    assert (after.consumed_msat, after.refunded_msat, after.energy_wh) == (
+        refunded.consumed_msat,
+        refunded.refunded_msat,
+        2_000,
+    )
+    assert after.overrun_msat == refunded.overrun_msat + 150_000  # 500 Wh unbilled
+    assert apply(after, TransactionStopped(3_500, T0 + timedelta(hours=2))).changed is False
+    lower = apply(lost, TransactionStopped(2_500, T0 + timedelta(hours=2))).session
+    assert (lower.consumed_msat, lower.refundable_msat, lower.overrun_msat) == (
+        lost.consumed_msat,
+        lost.refundable_msat,
+        lost.overrun_msat,
+    )

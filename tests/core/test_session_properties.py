@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from strom.errors import IllegalTransition, LedgerError
 from strom.session import (
+    POST_STOP_STATES,
     Event,
     InvoiceExpired,
     MeterReading,
@@ -29,6 +30,7 @@ from strom.session import (
     StopReason,
     StopRequested,
     TopUpSettled,
+    TransactionLost,
     TransactionStarted,
     TransactionStopped,
     apply,
@@ -70,6 +72,7 @@ events: st.SearchStrategy[Event] = st.one_of(
     st.builds(MeterReading, register_wh=registers, at=times),
     st.builds(StopRequested, reason=st.sampled_from(list(StopReason))),
     st.builds(TransactionStopped, meter_stop_wh=registers, at=times),
+    st.builds(TransactionLost, transaction_id=st.integers(1, 3)),
     st.builds(RefundClaimed, refund_id=refund_ids, amount_msat=st.integers(-1, 6_000_000)),
     st.builds(RefundPaid, refund_id=refund_ids, fee_msat=st.integers(0, 1000)),
     st.builds(RefundFailed, refund_id=refund_ids),
@@ -142,3 +145,71 @@ def test_consumption_never_exceeds_what_was_paid(tariff: Tariff, sequence: list[
     assert session.consumed_msat + session.refunded_msat <= session.paid_msat
     if session.state in (State.AWAITING_PAYMENT, State.EXPIRED):
         assert session.paid_msat == 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(tariff=tariffs, sequence=st.lists(events, max_size=40))
+def test_energy_is_never_billed_beyond_the_highest_register_the_charger_reported(
+    tariff: Tariff, sequence: list[Event]
+) -> None:
+    session = make_session(tariff)
+    reported = 0
+    for event in sequence:
+        try:
+            session = apply(session, event).session
+        except (IllegalTransition, LedgerError):
+            continue
+        if isinstance(event, MeterReading | TransactionStopped) and session.state in (
+            State.CHARGING,
+            State.STOPPING,
+            State.STOPPED,
+            State.CLOSED,
+        ):
+            value = event.register_wh if isinstance(event, MeterReading) else event.meter_stop_wh
+            reported = max(reported, value)
+        assert session.energy_wh <= max(
+            0, max(reported, session.meter_start_wh) - session.meter_start_wh
+        )
+
+
+small = st.integers(0, 3_000)  # Wh above meterStart: budgets of a few thousand sat last
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    tariff=tariffs,
+    paid=amounts,
+    start=registers,
+    readings=st.lists(small, max_size=5),
+    lost=st.booleans(),
+    stop=small,
+    late=st.lists(small, min_size=1, max_size=3),
+    after=st.lists(events, max_size=20),
+)
+def test_once_the_bill_is_final_nothing_the_charger_reports_changes_it(
+    tariff: Tariff,
+    paid: int,
+    start: int,
+    readings: list[int],
+    lost: bool,
+    stop: int,
+    late: list[int],
+    after: list[Event],
+) -> None:
+    """After the stop (or the lost end) the driver's consumption never changes again."""
+    session = apply(make_session(tariff), PaymentSettled("h0", paid)).session
+    session = apply(session, TransactionStarted(1, start, T0)).session
+    for n, wh in enumerate(readings, 1):
+        session = apply(session, MeterReading(start + wh, T0 + timedelta(minutes=n))).session
+    end_at = T0 + timedelta(minutes=len(readings) + 1)
+    end = TransactionLost(1) if lost else TransactionStopped(start + stop, end_at)
+    session = apply(session, end).session
+    final = session.consumed_msat
+    assert session.state in POST_STOP_STATES
+    stops: list[Event] = [TransactionStopped(start + wh, end_at) for wh in late]
+    for event in [*stops, *after]:
+        try:
+            session = apply(session, event).session
+        except (IllegalTransition, LedgerError):
+            continue
+        assert session.consumed_msat == final

@@ -24,7 +24,7 @@ from tests.crash.harness import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-COUNT = int(os.environ.get("STROM_CRASH_POINTS", "10"))
+COUNT = int(os.environ.get("STROM_CRASH_POINTS", "12"))
 RANDOM = random.Random(2026)
 # Two kills at a time drawn from a seeded generator, wherever the story is then.
 KILLS = [*campaign(COUNT, seed=2026), *(f"random:{RANDOM.uniform(0.5, 6):.2f}" for _ in range(2))]

@@ -97,9 +97,15 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    folder: Path, env: dict[str, str] | None = None, wallet: Wallet | None = None
+    folder: Path,
+    env: dict[str, str] | None = None,
+    wallet: Wallet | None = None,
+    simulator: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Strom (configured from ``folder`` and ``env``), a simulated charger and a wallet."""
+    """Strom (configured from ``folder`` and ``env``), a simulated charger and a wallet.
+
+    ``simulator`` overrides :class:`SimulatorOptions` fields of the charger.
+    """
     write_scaffold(folder, charger_id=CHARGER)
     http_port, ocpp_port = free_port(), free_port()
     config = load_config(
@@ -127,6 +133,7 @@ async def running_stack(
             speed=120.0,
             plugged=(1,),
             reconnect_delay_s=0.1,
+            **(simulator or {}),
         )
     )
     async with asyncio.TaskGroup() as group:

@@ -21,6 +21,8 @@ from ocpp_server import (
     run_simulator,
 )
 from strom.ports import (
+    AuthorizationStatus,
+    ChargerBooted,
     ChargerOnline,
     CommandStatus,
     ConnectorStatusChanged,
@@ -150,6 +152,60 @@ async def test_a_stop_sent_while_offline_is_delivered_once_after_reconnecting(
         stopped = await harness.sink.wait_for(TransactionStopped)
         assert stopped.reason == "Local"
         assert len(harness.sink.of_type(TransactionStopped)) == 1
+
+
+async def remote_charge(harness: Harness, sim: SimulatedChargePoint) -> TransactionStarted:
+    """Start a transaction on connector 1 (plugged in) and wait until it charges."""
+    tag = harness.core.issue_id_tag("cp-1")
+    await harness.server.commands.remote_start("cp-1", 1, tag)
+    await sim.wait_until(charging(sim))
+    return await harness.sink.wait_for(TransactionStarted)
+
+
+async def test_a_power_cut_reboots_and_firmware_that_keeps_transactions_goes_on(
+    harness: Harness,
+) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        transaction_id = (await remote_charge(harness, sim)).transaction_id
+        sim.power_cut()
+        await sim.wait_until(lambda: sim.boots == 2)
+        assert sim.connectors[1].transaction_id == transaction_id
+        assert len(harness.sink.of_type(ChargerBooted)) == 2  # every accepted boot is told
+        assert harness.sink.of_type(TransactionStopped) == []
+
+
+async def test_a_power_cut_makes_forgetful_firmware_lose_its_transaction_silently(
+    harness: Harness,
+) -> None:
+    async with running(harness, plugged=(1,), persist_transactions=False) as sim:
+        started = await remote_charge(harness, sim)
+        sim.power_cut()
+        await sim.wait_until(lambda: sim.boots == 2)
+        # Back without it: the car still plugged in, so Preparing; no StopTransaction, ever.
+        assert sim.connectors[1].transaction_id is None
+        await harness.sink.wait_for(
+            ConnectorStatusChanged,
+            lambda e: e.connector_id == 1 and e.status == "Preparing",
+            after=harness.sink.events.index(harness.sink.of_type(ChargerBooted)[-1]),
+        )
+        rejected = await harness.server.commands.remote_stop("cp-1", started.transaction_id)
+        assert rejected.status is CommandStatus.REJECTED
+        assert harness.sink.of_type(TransactionStopped) == []
+        assert [t.transaction_id for t in harness.core.open_transactions("cp-1")] == [
+            started.transaction_id
+        ]
+
+
+async def test_a_refused_start_is_never_an_open_transaction(harness: Harness) -> None:
+    async with running(harness, plugged=(1,)) as sim:
+        answer = await sim.start_transaction(1, "NOT-ISSUED")
+        assert answer["idTagInfo"]["status"] == "Invalid"
+        record = harness.core.transaction(int(answer["transactionId"]))
+        assert record is not None
+        assert record.status is AuthorizationStatus.INVALID
+        assert not record.open
+        assert harness.core.open_transactions("cp-1") == []
+        assert sim.connectors[1].transaction_id is None  # nor does the charger keep it
 
 
 async def test_configuration_and_authorization_key(harness: Harness) -> None:
