@@ -36,6 +36,7 @@ __all__ = [
     "charger_snapshots",
     "claim_event",
     "initiator_of",
+    "is_payer",
     "latest_session_of",
     "open_sessions",
     "release_event",
@@ -158,6 +159,21 @@ async def latest_session_of(db: Database, charger_id: str, pubkey: str) -> Sessi
             )
         ).first()
     return None if row is None else row_to_session(row)
+
+
+async def is_payer(db: Database, charger_id: str, pubkey: str) -> bool:
+    """Whether this pubkey paid for a session on this charger (by zap), at any time."""
+    async with db.reader() as conn:
+        found = await conn.scalar(
+            select(sessions.c.id)
+            .where(
+                sessions.c.charger_id == charger_id,
+                sessions.c.initiator_pubkey == pubkey,
+                sessions.c.state.not_in([State.AWAITING_PAYMENT.value, State.EXPIRED.value]),
+            )
+            .limit(1)
+        )
+    return found is not None
 
 
 async def open_sessions(db: Database, charger_id: str, limit: int = 20) -> list[Session]:

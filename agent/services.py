@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.budget import DmBudget
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
 from agent.store import AgentStore
@@ -124,3 +125,15 @@ class AgentServices:
     """Told about every status publication (charger id, result): for health pages, benches."""
     observer: Callable[[str, str, str], None] | None = None
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
+    budget: DmBudget = field(init=False)
+    """How many DMs from strangers are read and answered (from ``settings``)."""
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.budget = DmBudget(
+            stranger_dms_per_hour=settings.stranger_dms_per_hour,
+            stranger_dm_burst=settings.stranger_dm_burst,
+            gift_wraps_per_minute=settings.gift_wraps_per_minute,
+            gift_wrap_burst=settings.gift_wrap_burst,
+            clock=self.clock,
+        )

@@ -18,6 +18,7 @@ never disagree after a crash. Rules (see docs/architecture.md):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
@@ -62,12 +63,22 @@ async def allocate_id(conn: AsyncConnection, name: str) -> int:
     return 1
 
 
-class DatabaseOcppCore:
-    """:class:`strom.ports.OcppCore` backed by the session store."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, store: SessionStore) -> None:
+
+class DatabaseOcppCore:
+    """:class:`strom.ports.OcppCore` backed by the session store.
+
+    Args:
+        store: the session store.
+        clock: when a record was received (UTC).
+    """
+
+    def __init__(self, store: SessionStore, clock: Callable[[], datetime] = _utcnow) -> None:
         self.store = store
         self.db = store.db
+        self.clock = clock
 
     async def authorize(self, charger_id: str, id_tag: str) -> AuthorizationStatus:
         """Answer Authorize.req (see module docstring for the rule)."""
@@ -129,7 +140,7 @@ class DatabaseOcppCore:
                     session_id=session_id,
                     meter_start_wh=meter_start_wh,
                     started_at=timestamp,
-                    created_at=datetime.now(UTC),
+                    created_at=self.clock(),
                 )
             )
             if session_id is not None:
@@ -219,7 +230,7 @@ class DatabaseOcppCore:
                 stopped_at=timestamp,
                 reason=reason,
                 id_tag=id_tag,
-                received_at=datetime.now(UTC),
+                received_at=self.clock(),
             )
             .on_conflict_do_nothing(index_elements=["charger_id", "transaction_id"])
         )

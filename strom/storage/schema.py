@@ -145,6 +145,8 @@ sessions = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_sessions_charger_state", "charger_id", "connector_id", "state"),
     Index("ix_sessions_transaction", "charger_id", "transaction_id"),
+    # Is this DM's sender a payer of this charger (agent/conversations.py)? Their newest session.
+    Index("ix_sessions_initiator", "charger_id", "initiator_pubkey"),
 )
 
 payments = Table(
@@ -177,6 +179,7 @@ refunds = Table(
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Index("ix_refunds_offers", "state", "expires_at"),  # retention: expired withdraw offers
 )
 
 id_allocator = Table(
@@ -224,6 +227,7 @@ ocpp_unknown_stops = Table(
     Column("id_tag", String(20)),
     Column("received_at", TS, nullable=False),
     UniqueConstraint("charger_id", "transaction_id", name="uq_ocpp_unknown_stops_replay"),
+    Index("ix_ocpp_unknown_stops_received", "received_at"),  # retention
 )
 
 meter_readings = Table(
@@ -242,6 +246,7 @@ meter_readings = Table(
         "register_wh",
         name="uq_meter_readings_sample",
     ),
+    Index("ix_meter_readings_sampled", "sampled_at"),  # retention
 )
 
 ledger_entries = Table(
@@ -262,6 +267,7 @@ nostr_events = Table(
     Column("kind", Integer, nullable=False),
     Column("pubkey", String(64), nullable=False),
     Column("received_at", TS, nullable=False),
+    Index("ix_nostr_events_kind_received", "kind", "received_at"),  # retention, per kind
 )
 
 outbox = Table(
@@ -277,8 +283,9 @@ outbox = Table(
     Column("run_after", TS, nullable=False),
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", TS, nullable=False),
-    Column("done_at", TS),
+    Column("done_at", TS),  # when it ran (done) or was given up (dead)
     Index("ix_outbox_due", "state", "run_after"),
+    Index("ix_outbox_finished", "state", "done_at"),  # retention
 )
 
 audit_log = Table(
