@@ -11,8 +11,8 @@ signed by the charger. So the DMs are sorted by who sent them, cheapest check fi
 2. A gift wrap (NIP-17) hides its sender until it is unwrapped: at most
    ``gift_wraps_per_minute`` are unwrapped by all agents together; more are dropped unopened.
 3. The sender (known from a NIP-04 event's signature before decrypting, from the seal after
-   unwrapping) is an admin of ``nostr.admin_npubs``, or a payer of a session on this charger
-   (one indexed read): always read and answered.
+   unwrapping) is an admin of ``nostr.admin_npubs``, or paid for a session on this charger
+   in the last 30 days (known in memory, :mod:`agent.payers`): always read and answered.
 4. Anyone else is a stranger: each agent answers at most ``stranger_dm_burst`` at once and
    ``stranger_dms_per_hour`` per hour; more are dropped before anything is decrypted, claimed
    or signed. Drops are counted and logged at most once a minute per charger.

@@ -43,7 +43,7 @@ from agent.nostr.dm import (
 from agent.nostr.errors import CommandError, CommandNotAllowed, DmError
 from agent.nostr.event import Event
 from agent.nostr.keys import encode_npub
-from agent.queries import claim_event, is_payer, latest_session_of
+from agent.queries import claim_event, latest_session_of
 from agent.relays import PublishResult
 from agent.store import Outgoing
 from strom.errors import IllegalTransition
@@ -148,7 +148,7 @@ async def _within_budget(agent: Agent, sender: str) -> bool:
     services = agent.services
     if sender in services.settings.admin_pubkeys:
         return True
-    if await is_payer(services.db, agent.charger_id, sender):
+    if await services.payers.paid(agent.charger_id, sender):
         return True
     return services.budget.answer_stranger(agent.charger_id)
 
@@ -157,8 +157,9 @@ async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
     """Open, check and answer one DM addressed to this agent.
 
     Returns:
-        What became of it: ``answered``, ``stale``, ``over-budget``, ``unreadable`` or
-        ``replay``.
+        What became of it: ``answered``, ``stale``, ``not-unwrapped`` (a gift wrap over the
+        unwrapping budget), ``over-budget`` (a stranger over the reply budget),
+        ``unreadable`` or ``replay``.
     """
     services = agent.services
     settings = services.settings
@@ -168,7 +169,7 @@ async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
         return "stale"
     wrapped = event.kind == GIFT_WRAP_KIND
     if wrapped and not services.budget.unwrap(agent.charger_id):
-        return "over-budget"
+        return "not-unwrapped"
     # A NIP-04 event's author is its verified signer: sorted before the ECDH of decrypting.
     if not wrapped and not await _within_budget(agent, event.pubkey):
         return "over-budget"

@@ -36,9 +36,9 @@ __all__ = [
     "charger_snapshots",
     "claim_event",
     "initiator_of",
-    "is_payer",
     "latest_session_of",
     "open_sessions",
+    "payers_since",
     "release_event",
     "set_connector_enabled",
     "zap_relays_of",
@@ -161,19 +161,17 @@ async def latest_session_of(db: Database, charger_id: str, pubkey: str) -> Sessi
     return None if row is None else row_to_session(row)
 
 
-async def is_payer(db: Database, charger_id: str, pubkey: str) -> bool:
-    """Whether this pubkey paid for a session on this charger (by zap), at any time."""
+async def payers_since(db: Database, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(charger id, payer pubkey, updated_at) of zap-paid sessions changed since ``since``."""
     async with db.reader() as conn:
-        found = await conn.scalar(
-            select(sessions.c.id)
-            .where(
-                sessions.c.charger_id == charger_id,
-                sessions.c.initiator_pubkey == pubkey,
+        rows = await conn.execute(
+            select(sessions.c.charger_id, sessions.c.initiator_pubkey, sessions.c.updated_at).where(
+                sessions.c.updated_at >= since,
+                sessions.c.initiator_pubkey.is_not(None),
                 sessions.c.state.not_in([State.AWAITING_PAYMENT.value, State.EXPIRED.value]),
             )
-            .limit(1)
         )
-    return found is not None
+        return [(row.charger_id, row.initiator_pubkey, row.updated_at) for row in rows]
 
 
 async def open_sessions(db: Database, charger_id: str, limit: int = 20) -> list[Session]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.budget import DmBudget
+from agent.payers import Payers
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
 from agent.store import AgentStore
@@ -127,6 +128,8 @@ class AgentServices:
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
     budget: DmBudget = field(init=False)
     """How many DMs from strangers are read and answered (from ``settings``)."""
+    payers: Payers = field(init=False)
+    """Who paid for a session on which charger (their DMs are not strangers')."""
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -137,3 +140,4 @@ class AgentServices:
             gift_wrap_burst=settings.gift_wrap_burst,
             clock=self.clock,
         )
+        self.payers = Payers(self.db, self.clock)

@@ -145,8 +145,8 @@ sessions = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_sessions_charger_state", "charger_id", "connector_id", "state"),
     Index("ix_sessions_transaction", "charger_id", "transaction_id"),
-    # Is this DM's sender a payer of this charger (agent/conversations.py)? Their newest session.
-    Index("ix_sessions_initiator", "charger_id", "initiator_pubkey"),
+    # Sessions changed since the agents last looked: who paid (agent/payers.py).
+    Index("ix_sessions_updated", "updated_at"),
 )
 
 payments = Table(

@@ -1,4 +1,4 @@
-"""Indexes for the retention sweep and the DM reply budget
+"""Indexes for the retention sweep and for the agents' list of payers
 
 Revision ID: 0003
 Revises: 0002
@@ -18,7 +18,7 @@ branch_labels = None
 depends_on = None
 
 _INDEXES = (
-    ("ix_sessions_initiator", "sessions", ["charger_id", "initiator_pubkey"]),
+    ("ix_sessions_updated", "sessions", ["updated_at"]),
     ("ix_refunds_offers", "refunds", ["state", "expires_at"]),
     ("ix_ocpp_unknown_stops_received", "ocpp_unknown_stops", ["received_at"]),
     ("ix_meter_readings_sampled", "meter_readings", ["sampled_at"]),
