@@ -164,7 +164,7 @@ class RetentionConfig(_Section):
     # of a running session are never deleted.
     meter_readings_days: int = Field(90, ge=0)
     unknown_stops_days: int = Field(90, ge=0)  # StopTransactions for unknown transactions
-    sweep_interval_s: int = Field(300, ge=10, le=86_400)  # how often the sweep runs
+    sweep_interval_s: int = Field(300, ge=1, le=86_400)  # how often the sweep runs
 
 
 class PathsConfig(_Section):

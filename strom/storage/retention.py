@@ -208,6 +208,8 @@ class Retention:
         self.interval_s = interval_s
         self.clock = clock
         self.rules = rules
+        self.on_sweep: Callable[[dict[str, int]], None] | None = None
+        """Told the rows deleted by every sweep of :meth:`run` (for health pages and tests)."""
 
     async def sweep(self, now: datetime | None = None) -> dict[str, int]:
         """Delete every finished row, in batches; returns the rows deleted per table."""
@@ -245,4 +247,6 @@ class Retention:
                 if removed:
                     summary = ", ".join(f"{n} from {table}" for table, n in removed.items())
                     log.info("retention: deleted %s", summary)
+                if self.on_sweep is not None:
+                    self.on_sweep(removed)
             await asyncio.sleep(self.interval_s)
