@@ -178,3 +178,33 @@ async def test_a_dm_replayed_after_its_claim_was_swept_is_refused_as_stale(
     # until the outer check alone refuses the replay, before unwrapping it.
     assert await replay_at(windows[1059] + 30, wrapped) == "stale"
     assert await _claims(world.db) == 0
+
+
+async def _exhaust_strangers_budget(world: World) -> None:
+    strangers = [_nip04(world, generate_secret_key(), "help") for _ in range(BURST + 1)]
+    for event in strangers:
+        world.charger.submit(Inbound(world.relay_url, event))
+    outcomes = await _outcomes(world, len(strangers))
+    assert outcomes[strangers[-1].id] == "over-budget"
+
+
+async def test_a_driver_who_pays_during_a_flood_is_answered_within_seconds(
+    sdk_world: World,
+) -> None:
+    world = sdk_world
+    await _exhaust_strangers_budget(world)
+    await world.charging_session(world.driver)  # paid just now, another part of Strom
+    world.clock.offset += 3  # the agents look for new payers at most every 2 s
+    dm = _nip04(world, world.driver.secret, "status")
+    world.charger.submit(Inbound(world.relay_url, dm))
+    assert (await _outcomes(world, 1))[dm.id] == "answered"
+
+
+async def test_a_payer_of_long_ago_is_a_stranger_again(sdk_world: World) -> None:
+    world = sdk_world
+    await world.charging_session(world.driver)
+    world.clock.offset += 31 * 86_400  # the session last changed a month ago
+    await _exhaust_strangers_budget(world)
+    dm = _nip04(world, world.driver.secret, "status")
+    world.charger.submit(Inbound(world.relay_url, dm))
+    assert (await _outcomes(world, 1))[dm.id] == "over-budget"
