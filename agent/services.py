@@ -1,4 +1,4 @@
-"""What every agent shares: the pool, the stores, the core services, and two small caches.
+"""What every agent shares: the pool, the stores, the core services, small caches, the budget.
 
 One :class:`AgentServices` is built by :class:`agent.runtime.AgentRuntime` and handed to each
 agent; nothing in it is global, so tests build their own.
