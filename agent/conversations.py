@@ -1,9 +1,12 @@
 """Direct messages: receiving commands, answering them, and writing to drivers first.
 
 Trust, in order, before a DM is acted on: its outer ``created_at`` is plausible (a gift wrap's
-may be two days old by design), it opens (signatures, decryption, the rumor's author is the
-seal's signer), the time its author wrote it is within ``dm_max_age_s``, and its id is claimed
-in ``nostr_events`` (a replay finds it taken and does nothing).
+may be two days old by design), it is within the reply budget (:mod:`agent.budget`: a gift
+wrap is unwrapped only within the unwrapping budget; a stranger's DM is read only within the
+agent's budget for strangers, admins and payers always), it opens (signatures, decryption, the
+rumor's author is the seal's signer), the time its author wrote it is within
+``dm_max_age_s``, and its id is claimed in ``nostr_events`` (a replay finds it taken and does
+nothing).
 
 Schemes: an answer goes back in the scheme the sender used. When the agent writes first
 (session notifications) it uses the scheme that driver last wrote in, else NIP-17 if the
@@ -140,11 +143,23 @@ def _plausible(agent: Agent, event: Event, now: float) -> bool:
     return earliest <= event.created_at <= now + settings.max_future_s
 
 
+async def _within_budget(agent: Agent, sender: str) -> bool:
+    """Admins and payers always; strangers within the agent's budget (see agent.budget)."""
+    services = agent.services
+    if sender in services.settings.admin_pubkeys:
+        return True
+    if await services.payers.paid(agent.charger_id, sender):
+        return True
+    return services.budget.answer_stranger(agent.charger_id)
+
+
 async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
     """Open, check and answer one DM addressed to this agent.
 
     Returns:
-        What became of it: ``answered``, ``stale``, ``unreadable`` or ``replay``.
+        What became of it: ``answered``, ``stale``, ``not-unwrapped`` (a gift wrap over the
+        unwrapping budget), ``over-budget`` (a stranger over the reply budget),
+        ``unreadable`` or ``replay``.
     """
     services = agent.services
     settings = services.settings
@@ -152,11 +167,19 @@ async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
     if not _plausible(agent, event, now):
         log.info("charger %s: DM %s ignored: too old or in the future", agent.charger_id, event.id)
         return "stale"
+    wrapped = event.kind == GIFT_WRAP_KIND
+    if wrapped and not services.budget.unwrap(agent.charger_id):
+        return "not-unwrapped"
+    # A NIP-04 event's author is its verified signer: sorted before the ECDH of decrypting.
+    if not wrapped and not await _within_budget(agent, event.pubkey):
+        return "over-budget"
     try:
         dm = open_dm(agent.key.secret, event)
     except DmError as exc:
         log.info("charger %s: DM %s ignored: %s", agent.charger_id, event.id, exc.reason)
         return "unreadable"
+    if wrapped and not await _within_budget(agent, dm.sender):
+        return "over-budget"
     if not now - settings.dm_max_age_s <= dm.created_at <= now + settings.max_future_s:
         log.info("charger %s: stale DM %s from %s ignored", agent.charger_id, event.id, dm.sender)
         return "stale"

@@ -33,9 +33,9 @@ from pathlib import Path
 import orjson
 
 from agent.sealing import Sealer
-from agent.store import JOURNAL_RETENTION_S, AgentStore
+from agent.store import AgentStore
 from strom.errors import StorageError
-from strom.storage.agent_journal import JournalEntry, SealedSecret
+from strom.storage.agent_journal import JOURNAL_RETENTION, JournalEntry, SealedSecret
 from strom.storage.sessions import hash_secret
 
 __all__ = ["LEGACY_FILE", "ImportReport", "import_legacy_store", "legacy_path"]
@@ -138,7 +138,7 @@ async def _secrets_to_keep(
 def _entries_to_keep(rows: _OldRows, now: float) -> list[JournalEntry]:
     kept: list[JournalEntry] = []
     for key, items, published, created_at in rows.outgoing:
-        if created_at + JOURNAL_RETENTION_S <= now:
+        if created_at + JOURNAL_RETENTION.total_seconds() <= now:
             continue
         try:
             parsed = orjson.loads(items)

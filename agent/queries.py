@@ -38,6 +38,7 @@ __all__ = [
     "initiator_of",
     "latest_session_of",
     "open_sessions",
+    "payers_since",
     "release_event",
     "set_connector_enabled",
     "zap_relays_of",
@@ -158,6 +159,19 @@ async def latest_session_of(db: Database, charger_id: str, pubkey: str) -> Sessi
             )
         ).first()
     return None if row is None else row_to_session(row)
+
+
+async def payers_since(db: Database, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(charger id, payer pubkey, updated_at) of zap-paid sessions changed since ``since``."""
+    async with db.reader() as conn:
+        rows = await conn.execute(
+            select(sessions.c.charger_id, sessions.c.initiator_pubkey, sessions.c.updated_at).where(
+                sessions.c.updated_at >= since,
+                sessions.c.initiator_pubkey.is_not(None),
+                sessions.c.state.not_in([State.AWAITING_PAYMENT.value, State.EXPIRED.value]),
+            )
+        )
+        return [(row.charger_id, row.initiator_pubkey, row.updated_at) for row in rows]
 
 
 async def open_sessions(db: Database, charger_id: str, limit: int = 20) -> list[Session]:

@@ -65,7 +65,6 @@ __all__ = ["AgentRuntime"]
 
 log = logging.getLogger(__name__)
 
-_HOUSEKEEPING_S = 3600.0
 _MAX_ROUTED_P_TAGS = 4
 
 
@@ -333,17 +332,6 @@ class AgentRuntime:
             if self.on_outbox_due is not None:
                 self.on_outbox_due()
 
-    async def _housekeeping(self) -> None:
-        while True:
-            try:
-                removed = await self.services.store.prune(self.services.clock())
-            except StromError as exc:
-                log.warning("agent store: old entries not removed this hour: %s", exc)
-                removed = 0
-            if removed:
-                log.info("agent store: %d old DM journal entries or secrets removed", removed)
-            await asyncio.sleep(_HOUSEKEEPING_S)
-
     async def run(self, stop: asyncio.Event) -> None:
         """Run every agent until ``stop`` is set, then disconnect.
 
@@ -363,13 +351,11 @@ class AgentRuntime:
                 reconnects = group.create_task(
                     pool.follow_reconnects(self._relay_back), name="relay-reconnects"
                 )
-                cleaner = group.create_task(self._housekeeping(), name="agent-housekeeping")
                 log.info("%d agent(s) running", len(self.supervisor))
                 self.ready.set()
                 await stop.wait()
                 reader.cancel()
                 reconnects.cancel()
-                cleaner.cancel()
         finally:
             self.ready.clear()
             await pool.stop()

@@ -1,4 +1,4 @@
-"""What every agent shares: the pool, the stores, the core services, and two small caches.
+"""What every agent shares: the pool, the stores, the core services, small caches, the budget.
 
 One :class:`AgentServices` is built by :class:`agent.runtime.AgentRuntime` and handed to each
 agent; nothing in it is global, so tests build their own.
@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.budget import DmBudget
+from agent.payers import Payers
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
 from agent.store import AgentStore
@@ -124,3 +126,18 @@ class AgentServices:
     """Told about every status publication (charger id, result): for health pages, benches."""
     observer: Callable[[str, str, str], None] | None = None
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
+    budget: DmBudget = field(init=False)
+    """How many DMs from strangers are read and answered (from ``settings``)."""
+    payers: Payers = field(init=False)
+    """Who paid for a session on which charger (their DMs are not strangers')."""
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.budget = DmBudget(
+            stranger_dms_per_hour=settings.stranger_dms_per_hour,
+            stranger_dm_burst=settings.stranger_dm_burst,
+            gift_wraps_per_minute=settings.gift_wraps_per_minute,
+            gift_wrap_burst=settings.gift_wrap_burst,
+            clock=self.clock,
+        )
+        self.payers = Payers(self.db, self.clock)

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from agent.nostr.errors import InvalidKey
 from agent.nostr.keys import parse_public_key
+from agent.nostr.zap import ZAP_RECEIPT_KIND
 from strom.config import StromConfig
 from strom.errors import ConfigError
 
@@ -36,6 +38,14 @@ class AgentSettings:
         max_restart_backoff_s: the longest wait between restarts.
         secret_retention_s: how long after its creation a session secret imported from an older
             installation is kept (refund links expire).
+        stranger_dms_per_hour: DMs from strangers (neither an admin nor a payer of a session
+            on this charger) each agent reads and answers per hour; more are dropped before
+            anything is decrypted, stored or signed (see :mod:`agent.budget`).
+        stranger_dm_burst: how many of those it answers at once.
+        gift_wraps_per_minute: NIP-17 gift wraps unwrapped per minute by all agents together
+            (the sender is known only after unwrapping, which costs two ECDH); more are
+            dropped unopened.
+        gift_wrap_burst: how many gift wraps are unwrapped at once.
     """
 
     public_url: str
@@ -52,10 +62,27 @@ class AgentSettings:
     restart_backoff_s: float = 1.0
     max_restart_backoff_s: float = 60.0
     secret_retention_s: int = 30 * 86_400
+    stranger_dms_per_hour: int = 60
+    stranger_dm_burst: int = 10
+    gift_wraps_per_minute: int = 600
+    gift_wrap_burst: int = 300
 
     def __post_init__(self) -> None:
         if self.status_ttl_s < 60:
             raise ConfigError("agents: status_ttl_s must be at least 60 seconds")
+
+    def claim_windows_s(self) -> dict[int, int]:
+        """Per event kind, how long after its claim a replay could still pass a freshness check.
+
+        The agents refuse older events for their age, so a claim kept this long (by
+        ``strom.storage.retention``) is enough to refuse every replay.
+        """
+        dm = self.dm_max_age_s + self.max_future_s
+        return {
+            NIP04_DM_KIND: dm,
+            GIFT_WRAP_KIND: dm + TWO_DAYS_S,  # a gift wrap's outer time may be 2 days early
+            ZAP_RECEIPT_KIND: self.receipt_max_age_s + self.max_future_s,
+        }
 
     @classmethod
     def from_config(cls, config: StromConfig, **overrides: Any) -> AgentSettings:

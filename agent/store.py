@@ -39,7 +39,6 @@ __all__ = ["AgentStore", "Outgoing", "imported_secret_sealer"]
 
 log = logging.getLogger(__name__)
 
-JOURNAL_RETENTION_S = 7 * 86_400
 """How long a DM journal entry is kept (the outbox gives up on a DM after ~1.5 h)."""
 
 
@@ -139,8 +138,3 @@ class AgentStore:
     async def mark_published(self, key: str) -> None:
         """Record that the events under ``key`` reached a relay."""
         await self.journal.mark_published(key)
-
-    async def prune(self, now: float) -> int:
-        """Delete journal entries older than a week and imported secrets past their use."""
-        removed = await self.journal.prune(_utc(now - JOURNAL_RETENTION_S))
-        return removed + await self.records.prune(_utc(now))

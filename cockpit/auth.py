@@ -6,7 +6,8 @@
   :func:`agent.nostr.http_auth.check_http_auth` against the request as the client addressed
   it (``server.public_url`` + path and query), then: the signer must be one of
   ``nostr.admin_npubs`` (else 403), and the event id must be new (it is claimed in
-  ``nostr_events``, so a replay is refused across restarts too).
+  ``nostr_events``, so a replay is refused across restarts too; the retention sweep forgets
+  a claim once the event is too old to pass the ±60 s check, :data:`WINDOW_S`).
 
 Missing or invalid credentials are a 401; valid credentials without the right are a 403.
 """
@@ -18,17 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent.nostr.http_auth import HTTP_AUTH_KIND, HttpAuthError, check_http_auth
+from agent.nostr.http_auth import HttpAuthError, check_http_auth
 from agent.nostr.keys import decode_npub, encode_npub
 from agent.queries import claim_event
-from cockpit.queries import prune_claims
 from cockpit.tokens import Scope, TokenStore
 from strom.storage.db import Database
 
 __all__ = ["WINDOW_S", "AuthFailed", "Authenticator", "Forbidden", "Principal"]
 
 _TOUCH_EVERY = timedelta(minutes=1)
-_PRUNE_EVERY_S = 60.0
 WINDOW_S = 60
 """How far a NIP-98 event's ``created_at`` may be from the server's clock (NIP-98: 60 s)."""
 
@@ -84,7 +83,6 @@ class Authenticator:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._touched: dict[str, datetime] = {}
-        self._pruned_at = 0.0
 
     async def authenticate(
         self, header: str | None, *, method: str, path_qs: str, body: bytes | None
@@ -141,14 +139,4 @@ class Authenticator:
             raise Forbidden(f"{npub} is not an admin of this Strom (nostr.admin_npubs)")
         if not await claim_event(self.db, event.id, event.kind, event.pubkey, now):
             raise AuthFailed("NIP-98: this event was used already (replay)")
-        await self._forget_old_claims(now)
         return Principal(actor=npub, scope=Scope.ADMIN, method="nip98")
-
-    async def _forget_old_claims(self, now: float) -> None:
-        # An event older than the freshness window is refused for its age anyway, so its claim
-        # need not be kept: the table stays small though a NIP-07 UI signs every request.
-        if now - self._pruned_at < _PRUNE_EVERY_S:
-            return
-        self._pruned_at = now
-        before = datetime.fromtimestamp(now - 2 * WINDOW_S, UTC)
-        await prune_claims(self.db, HTTP_AUTH_KIND, before)

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from strom.storage.db import Database
-from strom.storage.schema import audit_log, nostr_events, payments, refunds, sessions
+from strom.storage.schema import audit_log, payments, refunds, sessions
 
 __all__ = [
     "BadCursor",
@@ -33,7 +33,6 @@ __all__ = [
     "page_sessions",
     "payments_of",
     "period_totals",
-    "prune_claims",
     "refunds_of",
     "running_sessions",
     "session_row",
@@ -264,17 +263,6 @@ async def money_totals(db: Database) -> tuple[int, int, int, int]:
         ).one()
         energy = await conn.scalar(select(func.coalesce(func.sum(sessions.c.energy_wh), 0)))
     return int(received or 0), int(out[0]), int(out[1]), int(energy or 0)
-
-
-async def prune_claims(db: Database, kind: int, before: datetime) -> int:
-    """Forget claimed event ids of ``kind`` received before ``before``; returns how many."""
-    async with db.transaction() as conn:
-        result = await conn.execute(
-            delete(nostr_events).where(
-                nostr_events.c.kind == kind, nostr_events.c.received_at < before
-            )
-        )
-    return int(result.rowcount or 0)
 
 
 async def audit_entries(db: Database, limit: int) -> list[Any]:

@@ -6,7 +6,7 @@ so a failure in any part stops the service instead of leaving it half-alive.
 
 Start order: database (migrate, sync chargers) → lightning backend (node info) → reconcile
 pending invoices → OCPP server → HTTP server → background loops (effect runner, settlement
-stream, invoice expiry). Stop order is the reverse.
+stream, invoice expiry, retention sweep). Stop order is the reverse.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.identity import SERVER_KEY_NAME, KeyStore
+from agent.nostr.http_auth import HTTP_AUTH_KIND
 from agent.nostr.keys import encode_npub
+from agent.nostr.zap import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
+from cockpit.auth import WINDOW_S
 from lnurl_server.clients import CLIENTS, ClientAddresses
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
@@ -54,6 +57,7 @@ from strom.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database, redact_url
 from strom.storage.outbox import OutboxStore
+from strom.storage.retention import Retention, RetentionPolicy
 from strom.storage.sessions import SessionStore
 
 __all__ = ["Strom", "check_public_url"]
@@ -148,6 +152,19 @@ def _charger_auth(config: StromConfig) -> StaticChargerAuth:
     return StaticChargerAuth(_admission(profile) for profile in config.profiles)
 
 
+def _retention(
+    config: StromConfig, db: Database, agents: AgentRuntime, front: FrontDoor
+) -> Retention:
+    """The retention sweep; each part that claims nostr events says how long a replay is fresh."""
+    claim_windows = {
+        **agents.services.settings.claim_windows_s(),  # DMs, zap receipts
+        ZAP_REQUEST_KIND: front.zap_max_age_s + ZAP_REQUEST_MAX_FUTURE_S,  # LNURL zap callback
+        HTTP_AUTH_KIND: 2 * WINDOW_S,  # NIP-98 at the REST API: ±60 s
+    }
+    policy = RetentionPolicy.from_config(config.retention, claim_windows)
+    return Retention(db, policy, interval_s=config.retention.sweep_interval_s)
+
+
 @dataclass
 class Strom:
     """A running Strom: database, stores, lightning, OCPP and HTTP servers, loops."""
@@ -166,6 +183,7 @@ class Strom:
     agents: AgentRuntime
     cockpit: Cockpit
     auth: StaticChargerAuth
+    retention: Retention
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -276,6 +294,7 @@ class Strom:
             agents=agents,
             cockpit=cockpit,
             auth=auth,
+            retention=_retention(config, db, agents, front),
         )
         cockpit.api.apply_profile = strom.apply_profile
         return strom
@@ -344,6 +363,7 @@ class Strom:
                     group.create_task(self.runner.run(), name="effect-runner"),
                     group.create_task(self._watch_settlements(), name="settlements"),
                     group.create_task(self._sweep_expired(), name="invoice-expiry"),
+                    group.create_task(self.retention.run(), name="retention"),
                 ]
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)

@@ -44,6 +44,7 @@ __all__ = [
     "PathsConfig",
     "ProfileConfig",
     "RelayConfig",
+    "RetentionConfig",
     "ServerConfig",
     "SessionsConfig",
     "StorageConfig",
@@ -175,6 +176,25 @@ class NostrConfig(_Section):
             if not re.fullmatch(r"npub1[02-9ac-hj-np-z]{58}", npub):
                 raise ValueError(f"expected npub1… (bech32, 63 chars), found {npub!r}")
         return value
+
+
+class RetentionConfig(_Section):
+    """How long rows that only record history are kept (see docs/architecture.md, retention).
+
+    Every ``*_days`` key counts whole days; 0 keeps those rows forever. Money records
+    (sessions, payments, ledger entries, refunds that were claimed) are never deleted; claimed
+    nostr event ids are kept exactly as long as a replay could still pass the freshness check,
+    which is not configurable.
+    """
+
+    outbox_days: int = Field(30, ge=0)  # effects that ran (state done)
+    # Effects given up after 25 attempts (state dead): operators look into them.
+    outbox_dead_days: int = Field(365, ge=0)
+    # Meter readings of sessions the charger reported stopped (the bill is final); readings
+    # of a running session are never deleted.
+    meter_readings_days: int = Field(90, ge=0)
+    unknown_stops_days: int = Field(90, ge=0)  # StopTransactions for unknown transactions
+    sweep_interval_s: int = Field(300, ge=1, le=86_400)  # how often the sweep runs
 
 
 class PathsConfig(_Section):
@@ -321,6 +341,7 @@ class StromConfig(_Section):
     ocpp: OcppConfig = OcppConfig()
     sessions: SessionsConfig = SessionsConfig()
     nostr: NostrConfig = NostrConfig()
+    retention: RetentionConfig = RetentionConfig()
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
     lightning: LightningConfig = FakeConfig()
@@ -357,7 +378,17 @@ class StromConfig(_Section):
 
 # --- loading -----------------------------------------------------------------------------------
 
-_TOP_SECTIONS = ("server", "storage", "ocpp", "sessions", "nostr", "paths", "logging", "lightning")
+_TOP_SECTIONS = (
+    "server",
+    "storage",
+    "ocpp",
+    "sessions",
+    "nostr",
+    "retention",
+    "paths",
+    "logging",
+    "lightning",
+)
 
 
 def _describe(value: object) -> str:

@@ -25,6 +25,7 @@ never disagree after a crash. Rules (see docs/architecture.md):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
@@ -71,12 +72,22 @@ async def allocate_id(conn: AsyncConnection, name: str) -> int:
     return 1
 
 
-class DatabaseOcppCore:
-    """:class:`strom.ports.OcppCore` backed by the session store."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, store: SessionStore) -> None:
+
+class DatabaseOcppCore:
+    """:class:`strom.ports.OcppCore` backed by the session store.
+
+    Args:
+        store: the session store.
+        clock: when a record was received (UTC).
+    """
+
+    def __init__(self, store: SessionStore, clock: Callable[[], datetime] = _utcnow) -> None:
         self.store = store
         self.db = store.db
+        self.clock = clock
 
     async def authorize(self, charger_id: str, id_tag: str) -> AuthorizationStatus:
         """Answer Authorize.req (see module docstring for the rule)."""
@@ -142,7 +153,7 @@ class DatabaseOcppCore:
                     # Refused: closed at once, the station sends no StopTransaction for it.
                     stopped_at=timestamp if refused else None,
                     stop_reason=REFUSED if refused else None,
-                    created_at=datetime.now(UTC),
+                    created_at=self.clock(),
                 )
             )
             if session_id is not None:
@@ -241,7 +252,7 @@ class DatabaseOcppCore:
                 stopped_at=timestamp,
                 reason=reason,
                 id_tag=id_tag,
-                received_at=datetime.now(UTC),
+                received_at=self.clock(),
             )
             .on_conflict_do_nothing(index_elements=["charger_id", "transaction_id"])
         )

@@ -62,6 +62,15 @@ backend = "fake"
 # npubs whose DMs to a charger are operator commands
 admin_npubs = []
 
+[retention]
+# How long history is kept, in days; 0 keeps it forever. Money records (sessions, payments,
+# the ledger, refunds that were claimed) are never deleted, nor anything of a running session.
+outbox_days = 30           # effects that ran (DMs sent, commands given)
+outbox_dead_days = 365     # effects given up after 25 attempts: look into them
+meter_readings_days = 90   # meter values of sessions that have stopped (the bill is final)
+unknown_stops_days = 90    # StopTransactions for transactions Strom never started
+sweep_interval_s = 300
+
 [logging]
 level = "INFO"
 """

@@ -67,6 +67,7 @@ __all__ = [
     "MAX_ZAP_REQUEST_BYTES",
     "ZAP_RECEIPT_KIND",
     "ZAP_REQUEST_KIND",
+    "ZAP_REQUEST_MAX_FUTURE_S",
     "ValidZapRequest",
     "VerifiedZapReceipt",
     "ZapReceiptError",
@@ -104,6 +105,8 @@ __all__ = [
 
 ZAP_REQUEST_KIND = 9734
 ZAP_RECEIPT_KIND = 9735
+ZAP_REQUEST_MAX_FUTURE_S = 120
+"""How far ahead of the server's clock a zap request may be dated (clock skew)."""
 MAX_ZAP_REQUEST_BYTES = 32 * 1024
 MAX_ZAP_RELAYS = 20
 _RELAY_URL = re.compile(r"wss?://[^\s/]+\S*")
@@ -313,7 +316,7 @@ def validate_zap_request(
     seen_ids: Container[str] | None = None,
     connector_ids: Collection[int] | None = None,
     lnurl: str | None = None,
-    max_future_s: int = 120,
+    max_future_s: int = ZAP_REQUEST_MAX_FUTURE_S,
 ) -> ValidZapRequest:
     """Validate the ``nostr`` query parameter of an LNURL-pay callback (NIP-57 appendix D).
 

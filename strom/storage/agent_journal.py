@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,7 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strom.storage.db import Database
 from strom.storage.schema import dm_journal, imported_secrets, sessions
 
-__all__ = ["DmJournal", "JournalEntry", "SealedSecret", "SecretRecords"]
+__all__ = ["JOURNAL_RETENTION", "DmJournal", "JournalEntry", "SealedSecret", "SecretRecords"]
+
+JOURNAL_RETENTION = timedelta(days=7)
+"""How long a journal entry is kept: the outbox gives up on a DM within hours, so a week later
+no run can need the stored event again (the retention sweep deletes older entries)."""
 
 _CHUNK = 500  # rows per statement (SQLite limits the parameters of one statement)
 
@@ -124,16 +128,6 @@ class DmJournal:
                 update(dm_journal).where(dm_journal.c.key == key).values(published=True)
             )
 
-    async def prune(self, before: datetime) -> int:
-        """Delete the entries stored before ``before``; returns how many went.
-
-        The outbox gives up on a DM after about an hour and a half, so an entry a few days
-        old is never needed again.
-        """
-        async with self.db.transaction() as conn:
-            result = await conn.execute(delete(dm_journal).where(dm_journal.c.created_at < before))
-        return int(result.rowcount or 0)
-
 
 class SecretRecords:
     """What the agents read to write a session's links (see the module docstring).
@@ -196,11 +190,3 @@ class SecretRecords:
                     .on_conflict_do_nothing(index_elements=["session_id"])
                 )
         return len(values)
-
-    async def prune(self, before: datetime) -> int:
-        """Delete the sealed secrets whose use ended before ``before``; returns how many."""
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                delete(imported_secrets).where(imported_secrets.c.expires_at < before)
-            )
-        return int(result.rowcount or 0)

@@ -6,6 +6,11 @@ commit, executes them, and marks them ``done``; a failure reschedules the row wi
 that keeps failing becomes ``dead`` and is logged for the operator. Every row has a unique
 idempotency key, and every handler is written so that running it twice does no harm — after a
 crash, rows that were running are simply run again.
+
+``done_at`` is when a row ran or was given up; the retention sweep
+(:mod:`strom.storage.retention`) deletes old finished rows. No row is needed once finished: each
+cause enqueues its effects under a state guard (a payment settles once, a session version
+changes once, a withdraw offer is claimed once), never by looking for an earlier row.
 """
 
 from __future__ import annotations
@@ -183,6 +188,7 @@ class OutboxStore:
                     attempts=attempts,
                     last_error=error[:2000],
                     run_after=now + timedelta(seconds=backoff),
+                    done_at=now if dead else None,  # when it was given up (retention)
                 )
             )
         return not dead

@@ -147,6 +147,8 @@ sessions = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_sessions_charger_state", "charger_id", "connector_id", "state"),
     Index("ix_sessions_transaction", "charger_id", "transaction_id"),
+    # Sessions changed since the agents last looked: who paid (agent/payers.py).
+    Index("ix_sessions_updated", "updated_at"),
 )
 
 payments = Table(
@@ -179,6 +181,7 @@ refunds = Table(
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Index("ix_refunds_offers", "state", "expires_at"),  # retention: expired withdraw offers
 )
 
 id_allocator = Table(
@@ -226,6 +229,7 @@ ocpp_unknown_stops = Table(
     Column("id_tag", String(20)),
     Column("received_at", TS, nullable=False),
     UniqueConstraint("charger_id", "transaction_id", name="uq_ocpp_unknown_stops_replay"),
+    Index("ix_ocpp_unknown_stops_received", "received_at"),  # retention
 )
 
 meter_readings = Table(
@@ -244,6 +248,7 @@ meter_readings = Table(
         "register_wh",
         name="uq_meter_readings_sample",
     ),
+    Index("ix_meter_readings_sampled", "sampled_at"),  # retention
 )
 
 ledger_entries = Table(
@@ -264,6 +269,7 @@ nostr_events = Table(
     Column("kind", Integer, nullable=False),
     Column("pubkey", String(64), nullable=False),
     Column("received_at", TS, nullable=False),
+    Index("ix_nostr_events_kind_received", "kind", "received_at"),  # retention, per kind
 )
 
 outbox = Table(
@@ -279,8 +285,9 @@ outbox = Table(
     Column("run_after", TS, nullable=False),
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", TS, nullable=False),
-    Column("done_at", TS),
+    Column("done_at", TS),  # when it ran (done) or was given up (dead)
     Index("ix_outbox_due", "state", "run_after"),
+    Index("ix_outbox_finished", "state", "done_at"),  # retention
 )
 
 audit_log = Table(

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from strom.storage.agent_journal import DmJournal, JournalEntry, SealedSecret, SecretRecords
+from strom.storage.agent_journal import (
+    JOURNAL_RETENTION,
+    DmJournal,
+    JournalEntry,
+    SealedSecret,
+    SecretRecords,
+)
 from strom.storage.db import Database
+from strom.storage.retention import Retention, RetentionPolicy
 from strom.storage.sessions import hash_secret
 from tests.storage.test_session_store import make
 
@@ -27,16 +34,17 @@ async def test_a_journal_entry_is_stored_once_and_the_first_dms_win(db: Database
     assert entry.published
 
 
-async def test_prune_removes_only_the_journal_entries_stored_before_the_given_time(
+async def test_the_sweep_removes_journal_entries_a_week_old_and_only_those(
     db: Database,
 ) -> None:
-    journal = DmJournal(db)
+    journal, sweep = DmJournal(db), Retention(db, RetentionPolicy())
     for days in range(4):
         await journal.prepare(f"notify:s{days}", [DM], T0 + timedelta(days=days))
-    assert await journal.prune(T0 + timedelta(days=2)) == 2
+    removed = await sweep.sweep(T0 + JOURNAL_RETENTION + timedelta(days=2))
+    assert removed == {"dm_journal": 2}
     assert await journal.get("notify:s1") is None
     assert await journal.get("notify:s2") is not None
-    assert await journal.prune(T0) == 0
+    assert await sweep.sweep(T0 + JOURNAL_RETENTION + timedelta(days=2)) == {}
 
 
 async def test_imported_entries_keep_their_state_and_never_replace_one_stored(
@@ -64,6 +72,7 @@ async def test_a_sealed_secret_is_read_until_it_expires_then_pruned(db: Database
     await records.add_sealed([SealedSecret("s1", "sealed1:other", until)])  # first one stays
     assert await records.sealed("s1", T0) == "sealed1:abc"
     assert await records.sealed("s1", until) is None
-    assert await records.prune(until) == 0
-    assert await records.prune(until + timedelta(seconds=1)) == 1
+    sweep = Retention(db, RetentionPolicy())
+    assert "imported_secrets" not in await sweep.sweep(until)
+    assert (await sweep.sweep(until + timedelta(seconds=1)))["imported_secrets"] == 1
     assert await records.sealed("s1", T0) is None

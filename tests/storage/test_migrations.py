@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strom.storage.db import Database
+from strom.storage.db import MIGRATIONS, Database
 from strom.storage.schema import metadata
 
 
@@ -24,4 +26,6 @@ async def test_upgrading_twice_is_harmless(db: Database) -> None:
     await db.upgrade()
     async with db.reader() as conn:
         version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == "0003"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert version == ScriptDirectory.from_config(config).get_current_head()

@@ -1,0 +1,298 @@
+"""Retention: each rule deletes what is finished with, and nothing a bill or a refund needs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, func, insert, select
+
+from strom.session import (
+    MeterReading,
+    PaymentSettled,
+    RemoteStartAccepted,
+    StopReason,
+    StopRequested,
+    TransactionStarted,
+    TransactionStopped,
+)
+from strom.storage import retention as retention_module
+from strom.storage.db import Database
+from strom.storage.retention import BATCH, Retention, RetentionPolicy
+from strom.storage.schema import (
+    meter_readings,
+    nostr_events,
+    ocpp_transactions,
+    ocpp_unknown_stops,
+    outbox,
+    refunds,
+)
+from tests.storage.test_session_store import make
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+DAY = timedelta(days=1)
+WINDOWS = {4: 720, 1059: 720 + 2 * 86_400, 9735: 7 * 86_400 + 120}
+POLICY = RetentionPolicy(
+    claim_windows_s=WINDOWS,
+    outbox_days=30,
+    outbox_dead_days=365,
+    meter_readings_days=90,
+    unknown_stops_days=90,
+)
+
+
+def _id() -> str:
+    return os.urandom(32).hex()
+
+
+async def _rows(db: Database, table: Table, column: Any) -> set[Any]:
+    async with db.reader() as conn:
+        return set((await conn.execute(select(column))).scalars())
+
+
+async def _insert(db: Database, table: Table, rows: list[dict[str, Any]]) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(table), rows)
+
+
+async def test_claims_are_kept_exactly_while_a_replay_could_still_be_fresh(db: Database) -> None:
+    keep, drop = {}, {}
+    rows = []
+    for kind, window in {**WINDOWS, 30000: None}.items():
+        # A kind nobody declared keeps the longest window of all.
+        window_s = window if window is not None else max(WINDOWS.values())
+        keep[kind], drop[kind] = _id(), _id()
+        for event_id, age in ((keep[kind], window_s - 1), (drop[kind], window_s + 1)):
+            received = NOW - timedelta(seconds=age)
+            rows.append(
+                {"event_id": event_id, "kind": kind, "pubkey": "p" * 64, "received_at": received}
+            )
+    await _insert(db, nostr_events, rows)
+    removed = await Retention(db, POLICY).sweep(NOW)
+    left = await _rows(db, nostr_events, nostr_events.c.event_id)
+    assert left == set(keep.values())
+    assert removed == {"nostr_events": len(drop)}
+
+
+async def test_finished_outbox_rows_go_after_their_days_pending_ones_never(db: Database) -> None:
+    def row(
+        key: str, state: str, done_days_ago: float | None, created_days_ago: float
+    ) -> dict[str, Any]:
+        return {
+            "idempotency_key": key,
+            "kind": "notify",
+            "payload": {},
+            "state": state,
+            "attempts": 0,
+            "run_after": NOW - created_days_ago * DAY,
+            "last_error": "",
+            "created_at": NOW - created_days_ago * DAY,
+            "done_at": None if done_days_ago is None else NOW - done_days_ago * DAY,
+        }
+
+    await _insert(
+        db,
+        outbox,
+        [
+            row("done-old", "done", 31, 31),
+            row("done-recent", "done", 29, 400),  # created long ago, ran recently
+            row("pending-old", "pending", None, 400),  # still to run: never deleted
+            row("dead-within-a-year", "dead", 300, 300),  # for the operator to look at
+            row("dead-old", "dead", 366, 366),
+        ],
+    )
+    await Retention(db, POLICY).sweep(NOW)
+    left = await _rows(db, outbox, outbox.c.idempotency_key)
+    assert left == {"done-recent", "pending-old", "dead-within-a-year"}
+
+
+async def _transaction(db: Database, transaction_id: int, session_id: str | None) -> None:
+    await _insert(
+        db,
+        ocpp_transactions,
+        [
+            {
+                "id": transaction_id,
+                "charger_id": "cp1",
+                "connector_id": 1,
+                "id_tag": f"T{session_id}",
+                "status": "Accepted" if session_id else "Invalid",
+                "session_id": session_id,
+                "meter_start_wh": 0,
+                "started_at": NOW - 400 * DAY,
+                "created_at": NOW - 400 * DAY,
+            }
+        ],
+    )
+
+
+def _reading(transaction_id: int, days_ago: float, register_wh: int) -> dict[str, Any]:
+    return {
+        "charger_id": "cp1",
+        "connector_id": 1,
+        "transaction_id": transaction_id,
+        "register_wh": register_wh,
+        "sampled_at": NOW - days_ago * DAY,
+    }
+
+
+async def test_readings_go_once_their_session_stopped_and_never_while_it_runs(db: Database) -> None:
+    store = await make(db, "running")
+    await make(db, "stopped")
+    started = NOW - 200 * DAY
+    for session_id, transaction_id in (("running", 1), ("stopped", 2)):
+        await store.apply(session_id, PaymentSettled(f"h-{session_id}", 50_000_000))
+        await store.apply(session_id, RemoteStartAccepted())
+        await store.apply(session_id, TransactionStarted(transaction_id, 0, started))
+        await _transaction(db, transaction_id, session_id)
+    await store.apply("stopped", MeterReading(1_000, started + DAY))
+    await store.apply("stopped", StopRequested(StopReason.INITIATOR))
+    await store.apply("stopped", TransactionStopped(2_000, started + DAY))
+    await _transaction(db, 3, None)  # a transaction Strom refused: it belongs to no session
+    await _insert(
+        db,
+        meter_readings,
+        [
+            _reading(1, 200, 10),  # the running session: however old, kept
+            _reading(1, 91, 20),
+            _reading(2, 91, 1_000),  # the stopped session: old ones go, recent ones stay
+            _reading(2, 89, 2_000),
+            _reading(3, 91, 5),  # no session
+            _reading(99, 91, 5),  # a transaction id Strom never gave out
+        ],
+    )
+    bill_before = await store.get("stopped")
+    await Retention(db, POLICY).sweep(NOW)
+    left = await _rows(db, meter_readings, meter_readings.c.register_wh)
+    assert left == {10, 20, 2_000}
+    assert await store.get("stopped") == bill_before  # the bill is on the session
+
+
+async def test_only_expired_withdraw_offers_go_refunds_that_moved_money_stay(db: Database) -> None:
+    await make(db, "s1")
+
+    def refund(refund_id: str, state: str, expired_days_ago: float) -> dict[str, Any]:
+        expires = NOW - expired_days_ago * DAY
+        return {
+            "id": refund_id,
+            "session_id": "s1",
+            "k1_hash": _id(),
+            "state": state,
+            "detail": "",
+            "created_at": expires - timedelta(minutes=10),
+            "expires_at": expires,
+            "updated_at": expires,
+        }
+
+    await _insert(
+        db,
+        refunds,
+        [
+            refund("offer-expired", "offered", 1.01),
+            refund("offer-just-expired", "offered", 0.99),  # a late wallet still hears "expired"
+            refund("offer-valid", "offered", -0.001),
+            *(
+                refund(state, state, 1000)
+                for state in ("claimed", "paying", "paid", "failed", "unknown")
+            ),
+        ],
+    )
+    await Retention(db, POLICY).sweep(NOW)
+    left = await _rows(db, refunds, refunds.c.id)
+    assert left == {
+        "offer-just-expired",
+        "offer-valid",
+        "claimed",
+        "paying",
+        "paid",
+        "failed",
+        "unknown",
+    }
+
+
+async def test_unknown_stops_go_after_their_days(db: Database) -> None:
+    await _insert(
+        db,
+        ocpp_unknown_stops,
+        [
+            {
+                "charger_id": "cp1",
+                "transaction_id": transaction_id,
+                "meter_stop_wh": 1,
+                "stopped_at": NOW,
+                "reason": "Local",
+                "received_at": NOW - days_ago * DAY,
+            }
+            for transaction_id, days_ago in ((1, 91), (2, 89))
+        ],
+    )
+    await Retention(db, POLICY).sweep(NOW)
+    assert await _rows(db, ocpp_unknown_stops, ocpp_unknown_stops.c.transaction_id) == {2}
+
+
+async def test_zero_days_keeps_rows_forever(db: Database) -> None:
+    forever = RetentionPolicy(
+        claim_windows_s={},
+        outbox_days=0,
+        outbox_dead_days=0,
+        meter_readings_days=0,
+        unknown_stops_days=0,
+    )
+    ancient = NOW - 10_000 * DAY
+    await _insert(
+        db, nostr_events, [{"event_id": _id(), "kind": 4, "pubkey": "", "received_at": ancient}]
+    )
+    await _insert(db, meter_readings, [_reading(99, 10_000, 1)])
+    await _insert(
+        db,
+        ocpp_unknown_stops,
+        [
+            {
+                "charger_id": "cp1",
+                "transaction_id": 1,
+                "meter_stop_wh": 1,
+                "stopped_at": ancient,
+                "reason": "",
+                "received_at": ancient,
+            }
+        ],
+    )
+    assert await Retention(db, forever).sweep(NOW) == {}
+
+
+async def _count(db: Database, table: Table) -> int:
+    async with db.reader() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_a_long_sweep_lets_other_writers_in_between_its_batches(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip(
+            "SQLite's single writer is what batches protect; PostgreSQL writers do not wait"
+        )
+    monkeypatch.setattr(retention_module, "BATCH", 50)
+    old = NOW - 30 * DAY
+    await _insert(
+        db,
+        nostr_events,
+        [{"event_id": _id(), "kind": 4, "pubkey": "", "received_at": old} for _ in range(175)],
+    )
+    seen_by_writer: list[int] = []
+
+    async def writer() -> None:  # e.g. a settlement arriving while the sweep runs
+        async with db.transaction(urgent=True) as conn:
+            count = await conn.scalar(select(func.count()).select_from(nostr_events))
+            seen_by_writer.append(int(count or 0))
+
+    sweep = asyncio.create_task(Retention(db, POLICY).sweep(NOW))
+    other = asyncio.create_task(writer())
+    removed, _ = await asyncio.gather(sweep, other)
+    assert removed == {"nostr_events": 175}
+    assert seen_by_writer == [125]  # it went right after the first batch, not after all
+    assert await _count(db, nostr_events) == 0
+    assert BATCH >= 100  # the real batch: a few milliseconds of SQLite's writer
