@@ -192,7 +192,14 @@ class Strom:
         payments = PaymentService(
             sessions, backend, config.sessions, meter_interval_s=config.ocpp.meter_interval_s
         )
-        refunds = RefundService(sessions, backend, config.sessions, network=info.network)
+        refunds = RefundService(
+            sessions,
+            backend,
+            config.sessions,
+            network=info.network,
+            stop_wait_s=config.sessions.withdraw_stop_wait_s,
+            admit_opening=RateLimiter(per_minute=12, burst=5).allow,  # per session
+        )
         events = CoreEventSink(chargers)
 
         async def connector_changed(_event: object) -> None:

@@ -131,6 +131,9 @@ class SessionsConfig(_Section):
     start_timeout_s: int = Field(180, ge=10, le=3_600)  # no vehicle started in time: refund
     refund_expiry_s: int = Field(7 * 86_400, ge=600)  # how long a refund link stays valid
     refund_max_fee_ppm: int = Field(5_000, ge=0, le=100_000)  # routing fee cap, paid by operator
+    # How long opening the withdraw link of a running session waits for the charger to confirm
+    # the stop, in all; wallets give up on an LNURL after about 30 s.
+    withdraw_stop_wait_s: int = Field(20, ge=1, le=25)
 
 
 class NostrConfig(_Section):
