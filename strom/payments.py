@@ -533,7 +533,10 @@ class PaymentService:
                     conn, session.charger_id, session.connector_id, exclude=session.id
                 )
             except ConnectorUnavailable as exc:
-                reject = RemoteStartRejected(f"connector taken: {exc.reason}")
+                # Short: the session's stop_reason column holds 120 characters (PostgreSQL
+                # enforces it), and the driver's reason is meant for a wallet, not the bill.
+                log.info("session %s: paid but not started: %s", session.id, exc.reason)
+                reject = RemoteStartRejected("the connector was not free when the payment came")
                 transitions.append(await self.store.apply_in(conn, session.id, reject))
         return transitions
 
