@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from strom.lightning import FakeDriverWallet
-from strom.storage.schema import payments
+from strom.storage.schema import payments, sessions
 from tests.e2e.conftest import Stack
 
 
@@ -90,4 +90,22 @@ async def test_an_overpayment_up_to_twice_the_invoice_is_the_drivers_budget(
     await driver(stack).pay(bolt11, amount_msat=received_msat)
     status = await stack.wait_state(status_url, "start_failed")
     assert status["paid_msat"] == status["refundable_msat"] == received_msat
+    await stack.ledgers_balance()
+
+
+async def test_a_payment_for_a_connector_taken_meanwhile_fits_the_stop_reason_column(
+    stack: Stack,
+) -> None:
+    """Two invoices for one free connector, both paid: the later one's start failure reason
+    fits the column (PostgreSQL refuses a longer one, and that stopped Strom)."""
+    first_url, first = await invoice(stack, 1_500_000)
+    second_url, second = await invoice(stack, 1_500_000)
+    await driver(stack).pay(first)
+    await stack.wait_state(first_url, "starting", "charging")
+    await driver(stack).pay(second)
+    failed = await stack.wait_state(second_url, "start_failed")
+    assert failed["refundable_msat"] == 1_500_000
+    width = sessions.c.stop_reason.type.length
+    assert width is not None
+    assert 0 < len(failed["stop_reason"]) <= width, failed["stop_reason"]
     await stack.ledgers_balance()
