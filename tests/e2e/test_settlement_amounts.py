@@ -44,29 +44,18 @@ def driver(stack: Stack) -> FakeDriverWallet:
     return stack.wallet
 
 
-class Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.mark.parametrize("received_msat", [1_499_999, 1_000_000, 3_000_001])
 async def test_a_misreported_settlement_is_not_credited_and_is_flagged_for_the_operator(
-    stack: Stack, expect_errors: list[logging.LogRecord], received_msat: int
+    stack: Stack,
+    expect_errors: list[logging.LogRecord],
+    caplog: pytest.LogCaptureFixture,
+    received_msat: int,
 ) -> None:
-    errors = Errors()
-    logging.getLogger("strom.payments").addHandler(errors)
-    try:
-        status_url, bolt11 = await invoice(stack, 1_500_000)
-        await driver(stack).pay(bolt11, amount_msat=received_msat)
-        await payment_state_becomes(stack, "flagged")
-        # Flagged is final for Strom: the next reconciliation neither credits nor logs again.
-        assert await stack.strom.payments.reconcile() == 0
-    finally:
-        logging.getLogger("strom.payments").removeHandler(errors)
+    status_url, bolt11 = await invoice(stack, 1_500_000)
+    await driver(stack).pay(bolt11, amount_msat=received_msat)
+    await payment_state_becomes(stack, "flagged")
+    # Flagged is final for Strom: the next reconciliation neither credits nor logs again.
+    assert await stack.strom.payments.reconcile() == 0
 
     status = await stack.get(status_url)
     assert status["state"] == "awaiting_payment"  # no charge starts on it
@@ -74,7 +63,7 @@ async def test_a_misreported_settlement_is_not_credited_and_is_flagged_for_the_o
     async with stack.strom.db.reader() as conn:
         row = (await conn.execute(select(payments))).one()
     assert row.amount_msat == 1_500_000  # the invoice, not the report
-    [record] = errors.records  # logged once, with what the operator needs
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]  # once, with context
     message = record.getMessage()
     assert row.payment_hash in message
     assert f"reports {received_msat} msat received for an invoice of 1500000 msat" in message
