@@ -59,7 +59,7 @@ from strom.refunds import RefundError, RefundService, min_refund
 from strom.session import Session
 from strom.storage.chargers import ChargerStore
 from strom.storage.sessions import SessionNotFound, SessionStore
-from strom.units import format_sat
+from strom.units import UnitError, format_sat
 
 __all__ = ["FrontDoor", "storage_errors"]
 
@@ -97,6 +97,12 @@ async def storage_errors(
 def _lud_error(reason: str) -> web.Response:
     # LUD errors travel with HTTP 200 so that every wallet reads the reason.
     return _json(error(reason))
+
+
+def _amount_refused(charger_id: str, amount_msat: int, exc: UnitError) -> web.Response:
+    """The backend cannot invoice this amount (LNbits: whole sats only); nothing was stored."""
+    log.info("charger %s: no invoice for %s msat: %s", charger_id, amount_msat, exc)
+    return _lud_error(f"{exc}; nothing was charged")
 
 
 @dataclass
@@ -270,6 +276,8 @@ class FrontDoor:
             return _lud_error(exc.reason)
         except (ConnectorUnavailable, ZapRequestUsed) as exc:
             return _lud_error(exc.reason)
+        except UnitError as exc:
+            return _amount_refused(profile.id, amount, exc)
         except BackendError as exc:
             log.warning("charger %s: no invoice: lightning backend: %s", profile.id, exc)
             return _lud_error("the charger's lightning node is not reachable; nothing was charged")
@@ -431,6 +439,8 @@ class FrontDoor:
             invoice = await self.payments.open_top_up(
                 session.id, amount, description_hash=metadata.description_hash()
             )
+        except UnitError as exc:
+            return _amount_refused(profile.id, amount, exc)
         except BackendError:
             return _lud_error("the charger's lightning node is not reachable; nothing was charged")
         return _json({"pr": invoice.bolt11, "routes": []})

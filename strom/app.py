@@ -223,7 +223,14 @@ class Strom:
             meter_interval_s=config.ocpp.meter_interval_s,
             session_secrets=SessionSecrets(session_key),
         )
-        refunds = RefundService(sessions, backend, config.sessions, network=info.network)
+        refunds = RefundService(
+            sessions,
+            backend,
+            config.sessions,
+            network=info.network,
+            stop_wait_s=config.sessions.withdraw_stop_wait_s,
+            admit_opening=RateLimiter(per_minute=12, burst=5).allow,  # per session
+        )
         orphans = OrphanWatch(sessions, chargers, grace_s=config.sessions.orphan_grace_s)
         events = CoreEventSink(chargers, orphans)
 

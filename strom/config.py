@@ -162,6 +162,9 @@ class SessionsConfig(_Section):
     # rebooted without it) gets this long to send its StopTransaction; then the session ends,
     # billed up to the last reading. At least two meter intervals are always given.
     orphan_grace_s: int = Field(120, ge=1, le=3_600)
+    # How long opening the withdraw link of a running session waits for the charger to confirm
+    # the stop, in all; wallets give up on an LNURL after about 30 s.
+    withdraw_stop_wait_s: int = Field(20, ge=1, le=25)
 
 
 class NostrConfig(_Section):

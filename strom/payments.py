@@ -11,6 +11,9 @@ Theory of operation
   settlement stream, the reconciliation at start, the expiry sweep and the zap-receipt path all
   end here; the payment row's state (``pending`` → ``settled``) is flipped once, in the same
   transaction as the session event, so a session starts exactly once whichever path comes first.
+  It credits what the backend reports received, and only when that is the invoice amount or up
+  to twice it (an overpayment is the driver's budget); any other report is not credited: the
+  payment is ``flagged`` for the operator (see :meth:`PaymentService.settle`).
 * Two strangers can hold invoices for one free connector at the same time (a connector is not
   reserved by an unpaid invoice, so nobody can block a charger by scanning). The first payment
   to settle gets the connector; a later one is recorded, and its whole amount becomes
@@ -51,7 +54,13 @@ from strom.storage.schema import connectors, nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore, new_session_row
 from strom.tariff import Tariff
 
-__all__ = ["ConnectorUnavailable", "OpenedSession", "PaymentService", "ZapRequestUsed"]
+__all__ = [
+    "OVERPAY_LIMIT",
+    "ConnectorUnavailable",
+    "OpenedSession",
+    "PaymentService",
+    "ZapRequestUsed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,9 @@ BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
 _OFFLINE_STATUSES = {"Unavailable", "Faulted"}
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 VIEW_MAX_AGE_S = 1.0  # how stale an offer's view of connectors may be (other processes' writes)
+# The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
+# more than twice the amount asked, so a larger report is a backend's error, not a payment.
+OVERPAY_LIMIT = 2
 
 
 class ZapRequestUsed(StromError):
@@ -127,6 +139,19 @@ def _refuse(*, enabled: bool, status: str, busy: bool) -> None:
             "this charger is in use by someone else right now; nothing was charged — "
             "please try again when it is free"
         )
+
+
+def _log_flagged(row: Any, received: int) -> None:
+    log.error(
+        "session %s: payment %s NOT credited: the lightning backend reports %s msat received "
+        "for an invoice of %s msat (%s); the payment is flagged for the operator — check the "
+        "node and the backend (see docs/lightning.md, 'Settlements the backend misreports')",
+        row.session_id,
+        row.payment_hash,
+        received,
+        row.amount_msat,
+        "less than the invoice" if received < row.amount_msat else "more than twice the invoice",
+    )
 
 
 def new_id_tag() -> str:
@@ -434,14 +459,22 @@ class PaymentService:
     async def settle(self, payment_hash: str, amount_msat: int | None = None) -> bool:
         """Record a settled payment and advance its session, exactly once.
 
+        The session is credited what the backend says was received: at least the invoice
+        amount, and at most :data:`OVERPAY_LIMIT` times it (an overpayment is the driver's
+        money: it adds to the budget and what is not used is refunded). A report outside
+        that range cannot be a real payment of this invoice (a receiving node refuses less,
+        and BOLT 4 lets it refuse more than twice the amount): the payment is not credited,
+        it leaves ``pending`` for ``flagged`` (so it is not retried) and an error is logged
+        for the operator with the payment hash and both amounts.
+
         Args:
             payment_hash: the invoice's payment hash.
-            amount_msat: what the backend says was received (may exceed the invoice); the
-                invoice amount when not given.
+            amount_msat: what the backend says was received; the invoice amount when not
+                given (a caller that has no figure of its own).
 
         Returns:
-            True if this call recorded the settlement, False if it was already recorded or
-            the hash is not one of Strom's invoices.
+            True if this call recorded the settlement, False if it was already recorded,
+            flagged, or the hash is not one of Strom's invoices.
         """
         transitions: list[Transition] = []
         async with self.db.transaction(urgent=True) as conn:
@@ -452,46 +485,77 @@ class PaymentService:
             if row is None:
                 log.warning("settlement for unknown payment hash %s ignored", payment_hash)
                 return False
-            if row.state == "settled":
+            if row.state != "pending":  # settled before, expired, or flagged
                 return False
-            received = max(amount_msat or 0, row.amount_msat)
-            await conn.execute(
-                update(payments)
-                .where(payments.c.payment_hash == payment_hash)
-                .values(state="settled", settled_at=self.clock(), amount_msat=received)
-            )
-            if row.kind == "initial":
-                event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
-            else:
-                event = TopUpSettled(payment_hash, received)
-            transition = await self.store.apply_in(conn, row.session_id, event)
-            transitions.append(transition)
-            if row.zap_request is not None:
-                # The agent signs and publishes the kind-9735 receipt after commit.
-                await enqueue(
-                    conn,
-                    key=f"zap-receipt:{payment_hash}",
-                    kind="zap_receipt",
-                    payload={
-                        "charger_id": transition.session.charger_id,
-                        "zap_request": row.zap_request,
-                        "bolt11": row.bolt11,
-                        "paid_at": self.clock().isoformat(),
-                    },
-                    session_id=row.session_id,
+            received = row.amount_msat if amount_msat is None else amount_msat
+            if not row.amount_msat <= received <= OVERPAY_LIMIT * row.amount_msat:
+                await conn.execute(
+                    update(payments)
+                    .where(payments.c.payment_hash == payment_hash)
+                    .values(state="flagged")
                 )
-            if row.kind == "initial" and transition.session.state is State.PAID:
-                session = transition.session
-                try:
-                    await self._check_connector(
-                        conn, session.charger_id, session.connector_id, exclude=session.id
-                    )
-                except ConnectorUnavailable as exc:
-                    reject = RemoteStartRejected(f"connector taken: {exc.reason}")
-                    transitions.append(await self.store.apply_in(conn, session.id, reject))
+                flagged = True
+            else:
+                flagged = False
+                transitions = await self._record(conn, row, received)
+        if flagged:
+            _log_flagged(row, received)
+            return False
         self.store.committed(transitions)
+        if received > row.amount_msat:
+            log.info(
+                "session %s: payment %s was overpaid: %s msat received for an invoice of %s msat "
+                "(the difference is the driver's budget, refundable if unused)",
+                row.session_id,
+                payment_hash,
+                received,
+                row.amount_msat,
+            )
         log.info("session %s: payment %s settled (%s msat)", row.session_id, payment_hash, received)
         return True
+
+    async def _record(self, conn: AsyncConnection, row: Any, received: int) -> list[Transition]:
+        """The settlement's writes: the payment row, the session event, the zap receipt."""
+        payment_hash = row.payment_hash
+        transitions: list[Transition] = []
+        await conn.execute(
+            update(payments)
+            .where(payments.c.payment_hash == payment_hash)
+            .values(state="settled", settled_at=self.clock(), amount_msat=received)
+        )
+        if row.kind == "initial":
+            event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
+        else:
+            event = TopUpSettled(payment_hash, received)
+        transition = await self.store.apply_in(conn, row.session_id, event)
+        transitions.append(transition)
+        if row.zap_request is not None:
+            # The agent signs and publishes the kind-9735 receipt after commit.
+            await enqueue(
+                conn,
+                key=f"zap-receipt:{payment_hash}",
+                kind="zap_receipt",
+                payload={
+                    "charger_id": transition.session.charger_id,
+                    "zap_request": row.zap_request,
+                    "bolt11": row.bolt11,
+                    "paid_at": self.clock().isoformat(),
+                },
+                session_id=row.session_id,
+            )
+        if row.kind == "initial" and transition.session.state is State.PAID:
+            session = transition.session
+            try:
+                await self._check_connector(
+                    conn, session.charger_id, session.connector_id, exclude=session.id
+                )
+            except ConnectorUnavailable as exc:
+                # Short: the session's stop_reason column holds 120 characters (PostgreSQL
+                # enforces it), and the driver's reason is meant for a wallet, not the bill.
+                log.info("session %s: paid but not started: %s", session.id, exc.reason)
+                reject = RemoteStartRejected("the connector was not free when the payment came")
+                transitions.append(await self.store.apply_in(conn, session.id, reject))
+        return transitions
 
     async def pending_hashes(self) -> list[str]:
         """Payment hashes of invoices Strom still waits for (the settlement stream polls these)."""

@@ -3,10 +3,18 @@
 Theory of operation
 -------------------
 * The withdraw link of a session carries the session secret, which only its payer has (the
-  success-action page or a DM). Each time a wallet opens it (:meth:`RefundService.request`),
-  Strom mints a fresh ``k1`` from 32 random bytes, stores only its SHA-256, and gives it an
-  expiry. If the session is still charging, opening the link first stops the charge, because
-  the refundable amount is only known once the charger has reported the final meter value.
+  success-action page or a DM). When a wallet opens it (:meth:`RefundService.request`), Strom
+  offers the refundable balance with a ``k1`` of 32 bytes derived from the session secret and
+  a random offer id (HMAC-SHA256, so nobody without the secret can compute it); only its
+  SHA-256 is stored, with an expiry. Opening the link again while that offer is fresh hands
+  out the same ``k1`` (the id is in the row, the secret in the link) instead of a new row.
+* If the session is still charging, opening the link first stops the charge and waits for
+  the charger's confirmation, because the refundable amount is only known once the charger has
+  reported the final meter value. The wait has one deadline (``stop_wait_s``, 20 s), wakes on
+  the session's committed transitions and polls the database only as a fallback (another
+  process may record the stop). Openings of one session share one in-flight attempt: the
+  concurrent ones wait for the same result, and only new attempts take a token from the
+  per-session bucket (``admit_opening``).
 * :meth:`RefundService.claim` checks the wallet's invoice (signature, network, exact amount,
   expiry, never seen before), then — in one transaction — consumes the k1 (``offered`` →
   ``claimed``, guarded so only one of many concurrent callbacks can win), debits the session
@@ -23,12 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -62,11 +72,22 @@ from strom.storage.outbox import OutboxRow, enqueue
 from strom.storage.schema import refunds, sessions
 from strom.storage.sessions import SessionStore, hash_secret
 
-__all__ = ["RefundError", "RefundOffer", "RefundService", "min_refund", "verify_secret"]
+__all__ = [
+    "RefundError",
+    "RefundOffer",
+    "RefundService",
+    "derive_k1",
+    "min_refund",
+    "verify_secret",
+]
 
 log = logging.getLogger(__name__)
 
 K1_LIFETIME = timedelta(minutes=10)
+# An offer is handed out again while at least this much of its lifetime is left.
+K1_REUSE_MIN_LEFT = timedelta(minutes=5)
+_RUNNING = (State.PAID, State.STARTING, State.CHARGING)
+ALREADY_USED = "this withdraw request was already used"
 
 
 class RefundError(StromError):
@@ -102,8 +123,27 @@ def verify_secret(secret: str | None, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
+def derive_k1(secret: str, offer_id: str) -> str:
+    """The ``k1`` of one withdraw offer: HMAC-SHA256 of the offer id under the session secret.
+
+    32 bytes that only a holder of the session secret can compute; the same offer gives the
+    same ``k1`` every time, so reopening the link need not store a new one.
+    """
+    message = b"strom lnurl-withdraw k1\x00" + offer_id.encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _admit_all(_session_id: str) -> bool:
+    return True
+
+
+def _retrieve(task: asyncio.Task[RefundOffer]) -> None:
+    if not task.cancelled():
+        task.exception()  # read even when every caller has gone
 
 
 class RefundService:
@@ -118,7 +158,24 @@ class RefundService:
         network: str,
         clock: Callable[[], datetime] = _utcnow,
         stop_wait_s: float = 20.0,
+        stop_poll_s: float = 1.0,
+        admit_opening: Callable[[str], bool] = _admit_all,
     ) -> None:
+        """Refunds of ``store``'s sessions through ``backend``.
+
+        Args:
+            store: the sessions.
+            backend: pays the refunds.
+            config: the sessions' settings (fee cap).
+            network: the network whose invoices are accepted.
+            clock: the wall clock (offer expiry).
+            stop_wait_s: how long opening the withdraw link of a running session waits, in
+                all, for the charger to confirm the stop.
+            stop_poll_s: while waiting, how often the database is read when no committed
+                transition of the session woke the wait (another process's writes).
+            admit_opening: the per-session bucket; False refuses a new attempt to open a
+                session's withdraw link (joining one in flight is always allowed).
+        """
         self.store = store
         self.db = store.db
         self.backend = backend
@@ -126,6 +183,11 @@ class RefundService:
         self.network = network
         self.clock = clock
         self.stop_wait_s = stop_wait_s
+        self.stop_poll_s = stop_poll_s
+        self.admit_opening = admit_opening
+        self._openings: dict[str, asyncio.Task[RefundOffer]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        store.listeners.append(self._wake)
 
     async def authenticate(self, session_id: str, secret: str | None) -> Session:
         """The session, if ``secret`` is its secret.
@@ -133,45 +195,100 @@ class RefundService:
         Raises:
             RefundError: unknown session or wrong secret (the same answer for both).
         """
+        await self._verify(session_id, secret)
+        return await self.store.get(session_id)
+
+    async def _verify(self, session_id: str, secret: str | None) -> str:
         async with self.db.reader() as conn:
             row = (
                 await conn.execute(
                     select(sessions.c.secret_hash).where(sessions.c.id == session_id)
                 )
             ).first()
-        if row is None or not verify_secret(secret, row.secret_hash):
+        if row is None or secret is None or not verify_secret(secret, row.secret_hash):
             raise RefundError("this refund link is not valid")
-        return await self.store.get(session_id)
+        return secret
 
     async def request(self, session_id: str, secret: str | None) -> RefundOffer:
         """LUD-03 first step: stop the charge if needed, then offer the refundable balance.
 
+        Concurrent openings of one session share one attempt (one stop, one wait, one offer);
+        a new attempt needs a token of the per-session bucket.
+
         Raises:
-            RefundError: bad link, nothing to refund, a refund already in flight, or the
-                charger has not confirmed the stop yet.
+            RefundError: bad link, opened too often, nothing to refund, a refund already in
+                flight, or the charger has not confirmed the stop within ``stop_wait_s``.
         """
-        session = await self.authenticate(session_id, secret)
-        if session.state is State.CHARGING or session.state in (State.PAID, State.STARTING):
+        secret = await self._verify(session_id, secret)
+        opening = self._openings.get(session_id)
+        if opening is None:
+            if not self.admit_opening(session_id):
+                log.info("session %s: withdraw link opened too often; refused", session_id)
+                raise RefundError(
+                    "this withdraw link was opened too often just now; "
+                    "wait a few seconds and scan it again"
+                )
+            opening = asyncio.create_task(
+                self._open(session_id, secret), name=f"withdraw-offer:{session_id}"
+            )
+            opening.add_done_callback(_retrieve)
+            opening.add_done_callback(partial(self._opened, session_id))
+            self._openings[session_id] = opening
+        # A caller that gives up (the wallet hung up) does not cancel the others' attempt.
+        return await asyncio.shield(opening)
+
+    def _opened(self, session_id: str, task: asyncio.Task[RefundOffer]) -> None:
+        if self._openings.get(session_id) is task:
+            del self._openings[session_id]
+
+    async def _open(self, session_id: str, secret: str) -> RefundOffer:
+        deadline = asyncio.get_running_loop().time() + self.stop_wait_s  # one, for every branch
+        session = await self.store.get(session_id)
+        if session.state in _RUNNING:
             # If it moved on meanwhile, the state is looked at again below.
             with contextlib.suppress(IllegalTransition):
                 await self.store.apply(session_id, StopRequested(StopReason.INITIATOR))
-            session = await self._wait_until_stopped(session_id)
-        if session.state is State.STOPPING:
-            session = await self._wait_until_stopped(session_id)
+        if session.state in (*_RUNNING, State.STOPPING):
+            session = await self._wait_until_stopped(session_id, deadline)
         if session.state is State.REFUND_PENDING:
             raise RefundError("a refund for this session is already being paid")
+        if session.state in (State.AWAITING_PAYMENT, State.EXPIRED):
+            raise RefundError("this session was never paid; there is nothing to refund")
         if session.state not in POST_STOP_STATES:
             raise RefundError(
                 "the charger has not confirmed the stop yet; scan again in a few seconds"
             )
         if session.refundable_msat < 1000:
             raise RefundError("nothing (or less than 1 sat) is left to refund for this session")
-        k1 = secrets.token_bytes(32).hex()
+        k1 = await self._offer(session_id, secret)
+        return RefundOffer(k1=k1, amount_msat=session.refundable_msat, session=session)
+
+    async def _offer(self, session_id: str, secret: str) -> str:
+        """The ``k1`` of the session's fresh offer, or of a new one."""
         now = self.clock()
+        async with self.db.reader() as conn:
+            fresh = (
+                await conn.execute(
+                    select(refunds.c.id, refunds.c.k1_hash)
+                    .where(
+                        refunds.c.session_id == session_id,
+                        refunds.c.state == "offered",
+                        refunds.c.expires_at > now + K1_REUSE_MIN_LEFT,
+                    )
+                    .order_by(refunds.c.expires_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        if fresh is not None:
+            k1 = derive_k1(secret, fresh.id)
+            if hmac.compare_digest(hash_secret(k1), fresh.k1_hash):
+                return k1
+        offer_id = secrets.token_hex(8)
+        k1 = derive_k1(secret, offer_id)
         async with self.db.transaction() as conn:
             await conn.execute(
                 insert(refunds).values(
-                    id=secrets.token_hex(8),
+                    id=offer_id,
                     session_id=session_id,
                     k1_hash=hash_secret(k1),
                     state="offered",
@@ -181,16 +298,29 @@ class RefundService:
                     updated_at=now,
                 )
             )
-        return RefundOffer(k1=k1, amount_msat=session.refundable_msat, session=session)
+        return k1
 
-    async def _wait_until_stopped(self, session_id: str) -> Session:
+    def _wake(self, transition: Transition) -> None:
+        changed = self._changed.get(transition.session.id)
+        if changed is not None:
+            changed.set()
+
+    async def _wait_until_stopped(self, session_id: str, deadline: float) -> Session:
+        """The session once it is past the stop, or as it is at ``deadline`` (loop time)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.stop_wait_s
-        session = await self.store.get(session_id)
-        while session.state not in POST_STOP_STATES and loop.time() < deadline:
-            await asyncio.sleep(0.1)
-            session = await self.store.get(session_id)
-        return session
+        changed = self._changed[session_id] = asyncio.Event()
+        try:
+            while True:
+                changed.clear()
+                session = await self.store.get(session_id)
+                left = deadline - loop.time()
+                if session.state in POST_STOP_STATES or left <= 0:
+                    return session
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(left, self.stop_poll_s))
+        finally:
+            if self._changed.get(session_id) is changed:
+                del self._changed[session_id]
 
     async def claim(self, session_id: str, k1: str | None, invoice: str | None) -> str:
         """LUD-03 callback: check the invoice, debit the session, queue the payment.
@@ -217,7 +347,7 @@ class RefundService:
         if offer is None:
             raise RefundError("this withdraw request is not known; scan the link again")
         if offer.state != "offered":
-            raise RefundError("this withdraw request was already used")
+            raise RefundError(ALREADY_USED)
         if offer.expires_at <= now:
             raise RefundError("this withdraw request has expired; scan the link again")
         session = await self.store.get(session_id)
@@ -231,8 +361,17 @@ class RefundService:
                 min_remaining_s=30,
             )
         except InvoiceRejected as exc:
+            # A concurrent callback may have won this k1 between the two reads above: then
+            # the balance checked was already debited, and the true answer is "used".
+            if await self._offer_state(offer.id) != "offered":
+                raise RefundError(ALREADY_USED) from None
             raise RefundError(str(exc)) from None
         return await self._debit(offer.id, session_id, decoded, now)
+
+    async def _offer_state(self, refund_id: str) -> str | None:
+        async with self.db.reader() as conn:
+            state = await conn.scalar(select(refunds.c.state).where(refunds.c.id == refund_id))
+        return None if state is None else str(state)
 
     async def _debit(
         self, refund_id: str, session_id: str, decoded: DecodedInvoice, now: datetime
@@ -256,7 +395,7 @@ class RefundService:
                     )
                 )
                 if taken.rowcount != 1:
-                    raise RefundError("this withdraw request was already used")
+                    raise RefundError(ALREADY_USED)
                 transition = await self.store.apply_in(
                     conn, session_id, RefundClaimed(refund_id, amount)
                 )
@@ -291,7 +430,11 @@ class RefundService:
         if refund.state in ("paid", "failed"):
             return
         if refund.state == "claimed":
-            await self._mark(refund_id, "paying")
+            if not await self._take(refund_id):
+                # Another runner moved it to "paying" first: that one pays and records the
+                # result. Looking the payment up now could find nothing sent yet.
+                log.info("refund %s is being paid by another runner; nothing to do", refund_id)
+                return
             crashpoint("refund.before_pay")
             result = await self.backend.pay_invoice(
                 refund.bolt11, max_fee_msat=row.payload["max_fee_msat"], timeout_s=60
@@ -327,6 +470,16 @@ class RefundService:
             await self._mark(refund_id, "unknown", detail=reason)
             raise RetryLater(f"refund {refund_id} outcome unknown: {reason}")
         self.store.committed(transitions)
+
+    async def _take(self, refund_id: str) -> bool:
+        """Compare-and-set ``claimed`` → ``paying``; True for the one caller that moved it."""
+        async with self.db.transaction() as conn:
+            taken = await conn.execute(
+                update(refunds)
+                .where(refunds.c.id == refund_id, refunds.c.state == "claimed")
+                .values(state="paying", updated_at=self.clock(), detail="")
+            )
+        return taken.rowcount == 1
 
     async def _mark(self, refund_id: str, state: str, detail: str = "") -> None:
         async with self.db.transaction() as conn:

@@ -289,10 +289,15 @@ class FakeStore:
         )
 
     async def pay_incoming(
-        self, payment_hash: str, bolt11: str, now: int
+        self, payment_hash: str, bolt11: str, now: int, amount_msat: int | None = None
     ) -> tuple[IncomingOutcome, InvoiceRow | None]:
-        """Pay one of the fake node's own invoices (what a driver's wallet does)."""
-        return await self._run(self._tx, partial(_pay_incoming, payment_hash, bolt11, now))
+        """Pay one of the fake node's own invoices (what a driver's wallet does).
+
+        ``amount_msat`` records another amount as received than the invoice asks (scripting
+        an overpayment, or a backend that misreports); the invoice amount when None.
+        """
+        pay = partial(_pay_incoming, payment_hash, bolt11, now, amount_msat)
+        return await self._run(self._tx, pay)
 
     async def add_script(self, action: ScriptAction, payment_hash: str | None, reason: str) -> None:
         await self._run(
@@ -339,7 +344,7 @@ def _settle(c: sqlite3.Connection, table: str, payment_hash: str, amount: int, n
 
 
 def _pay_incoming(
-    payment_hash: str, bolt11: str, now: int, c: sqlite3.Connection
+    payment_hash: str, bolt11: str, now: int, amount_msat: int | None, c: sqlite3.Connection
 ) -> tuple[IncomingOutcome, InvoiceRow | None]:
     row = c.execute("SELECT * FROM invoices WHERE payment_hash = ?", (payment_hash,)).fetchone()
     if row is None or row["bolt11"] != bolt11:
@@ -348,7 +353,8 @@ def _pay_incoming(
         return IncomingOutcome.ALREADY_PAID, InvoiceRow(**dict(row))
     if now >= row["expires_at"]:
         return IncomingOutcome.EXPIRED, InvoiceRow(**dict(row))
-    _settle(c, "invoices", payment_hash, row["amount_msat"], now)
+    received = row["amount_msat"] if amount_msat is None else amount_msat
+    _settle(c, "invoices", payment_hash, received, now)
     row = c.execute("SELECT * FROM invoices WHERE payment_hash = ?", (payment_hash,)).fetchone()
     return IncomingOutcome.PAID, InvoiceRow(**dict(row))
 

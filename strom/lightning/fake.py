@@ -139,19 +139,23 @@ async def fake_pay(
         await store.close()
 
 
-async def _pay_into(store: FakeStore, bolt11: str, now: datetime) -> FakePayReceipt:
+async def _pay_into(
+    store: FakeStore, bolt11: str, now: datetime, amount_msat: int | None = None
+) -> FakePayReceipt:
     try:
         invoice = decode_invoice(bolt11)
     except InvoiceRejected as exc:
         return FakePayReceipt(FakePayStatus.INVALID_INVOICE, f"not a valid invoice: {exc}")
-    outcome, row = await store.pay_incoming(invoice.payment_hash, invoice.bolt11, _seconds(now))
+    outcome, row = await store.pay_incoming(
+        invoice.payment_hash, invoice.bolt11, _seconds(now), amount_msat
+    )
     if row is None or outcome is IncomingOutcome.UNKNOWN_INVOICE:
         return FakePayReceipt(
             FakePayStatus.UNKNOWN_INVOICE,
             f"invoice {invoice.payment_hash} was not issued by the fake backend at {store.path}",
             payment_hash=invoice.payment_hash,
         )
-    amount = Msat(row.amount_msat)
+    amount = Msat(row.received_msat or row.amount_msat)
     what = f"{format_sat(amount)} ({amount} msat) for invoice {row.payment_hash}"
     messages = {
         IncomingOutcome.PAID: f"paid {what}",
@@ -372,9 +376,9 @@ class FakeBackend(LightningBackend):
         finally:
             self._changed.discard(event)
 
-    async def _receive(self, bolt11: str) -> FakePayReceipt:
+    async def _receive(self, bolt11: str, amount_msat: int | None = None) -> FakePayReceipt:
         """In-process fast path for the driver wallet: pay one of this node's invoices."""
-        receipt = await _pay_into(await self._store(), bolt11, self._now())
+        receipt = await _pay_into(await self._store(), bolt11, self._now(), amount_msat)
         self._notify()
         return receipt
 

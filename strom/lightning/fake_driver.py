@@ -6,6 +6,8 @@ The driver wallet lives in the fake backend's database with its own node key. It
   stream sees the payment at once;
 * makes invoices for refunds (:meth:`FakeDriverWallet.create_invoice`) that the fake backend
   can pay, and reports what it received (:meth:`FakeDriverWallet.received`);
+* can pay another amount than asked (:meth:`FakeDriverWallet.pay` with ``amount_msat``): an
+  overpayment, or a report of less than the invoice that no real node would make;
 * can be scripted, for the refunds it receives: fail, hang (the payer waits until its
   timeout and gets ``Unknown``) or answer unknown at once, for the next payment(s)
   (:meth:`fail_next`, :meth:`hang_next`, :meth:`unknown_next`) or for one invoice
@@ -21,7 +23,7 @@ from strom.lightning.base import check_invoice_args
 from strom.lightning.errors import InvoiceNotFound
 from strom.lightning.fake import FakeBackend, FakePayReceipt, _log, _seconds, _ts
 from strom.lightning.models import Invoice, InvoiceStatus, PaymentResult, Settlement
-from strom.units import Msat
+from strom.units import Msat, msat
 
 __all__ = ["FakeDriverWallet"]
 
@@ -42,9 +44,18 @@ class FakeDriverWallet:
 
     # --- paying Strom ----------------------------------------------------------------------
 
-    async def pay(self, bolt11: str) -> FakePayReceipt:
-        """Pay one of Strom's invoices (NO REAL MONEY). Paying twice is harmless."""
-        return await self._backend._receive(bolt11)
+    async def pay(self, bolt11: str, *, amount_msat: int | None = None) -> FakePayReceipt:
+        """Pay one of Strom's invoices (NO REAL MONEY). Paying twice is harmless.
+
+        Args:
+            bolt11: the invoice.
+            amount_msat: what the fake backend then reports as received, when it is not the
+                invoice amount: more is an overpayment (lightning allows one); less is what
+                no real node accepts, so it scripts a backend that misreports.
+        """
+        if amount_msat is not None:
+            msat(amount_msat)
+        return await self._backend._receive(bolt11, amount_msat)
 
     # --- being refunded --------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ from strom.lightning.models import (
     Succeeded,
     Unknown,
 )
-from strom.units import MSAT_PER_SAT, Msat, UnitError
+from strom.units import MSAT_PER_SAT, Msat, UnitError, format_sat
 
 __all__ = ["LNbitsBackend"]
 
@@ -221,7 +221,10 @@ class LNbitsBackend(LightningBackend):
         """See :meth:`LightningBackend.create_invoice` (whole sats only)."""
         amount = check_invoice_args(amount_msat, description_hash, expiry_s)
         if amount % MSAT_PER_SAT:
-            raise UnitError(f"LNbits makes invoices for whole sats only; {amount} msat is not")
+            raise UnitError(
+                f"this lightning node (LNbits) makes invoices for whole sats only, and "
+                f"{amount} msat is {format_sat(amount)}: send a whole number of sats"
+            )
         body: dict[str, Any] = {
             "out": False,
             "amount": amount // MSAT_PER_SAT,

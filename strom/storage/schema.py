@@ -159,7 +159,7 @@ payments = Table(
     Column("kind", String(16), nullable=False),  # "initial" or "topup"
     Column("amount_msat", Msat, nullable=False),
     Column("bolt11", Text, nullable=False),
-    Column("state", String(16), nullable=False),  # pending, settled, expired
+    Column("state", String(16), nullable=False),  # pending, settled, expired, flagged
     Column("zap_request", JSON),  # the NIP-57 zap request, when the payment is a zap
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
@@ -172,7 +172,7 @@ refunds = Table(
     Column("id", String(32), primary_key=True),
     Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
     Column("k1_hash", String(64), nullable=False, unique=True),
-    Column("state", String(16), nullable=False),  # offered, in_flight, paid, failed, unknown
+    Column("state", String(16), nullable=False),  # offered, claimed, paying, paid, failed, unknown
     Column("amount_msat", Msat),
     Column("bolt11", Text),
     Column("payment_hash", String(64), unique=True),  # of the wallet's invoice: paid once

@@ -26,6 +26,7 @@ from strom.lightning import (
     check_withdraw_invoice,
     decode_invoice,
 )
+from strom.units import UnitError
 from tests.contract.harness import Harness, foreign_invoice
 
 SETTLE_TIMEOUT_S = 10.0
@@ -74,6 +75,19 @@ async def test_create_invoice_mints_a_signed_invoice_for_the_amount(harness: Har
     assert decoded.description == "charge A1"
     assert invoice.expires_at == decoded.expires_at
     assert before + timedelta(seconds=590) <= invoice.expires_at <= before + timedelta(seconds=610)
+
+
+async def test_an_amount_the_backend_cannot_invoice_is_a_unit_error(harness: Harness) -> None:
+    """Sub-sat amounts are invoiced exactly, or refused as a ``UnitError`` (LNbits: whole sats)."""
+    for nonsense in (0, -1_000):
+        with pytest.raises(UnitError):
+            await harness.backend.create_invoice(nonsense, expiry_s=600)
+    if harness.whole_sats_only:
+        with pytest.raises(UnitError, match=r"whole sats only, and 21500 msat is 21\.500 sat"):
+            await harness.backend.create_invoice(21_500, expiry_s=600)
+    else:
+        invoice = await harness.backend.create_invoice(21_500, expiry_s=600)
+        assert invoice.amount_msat == decode_invoice(invoice.bolt11).amount_msat == 21_500
 
 
 async def test_an_invoice_can_commit_to_a_description_hash(harness: Harness) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom
 from strom.config import load_config
-from strom.lightning import FakeBackend, FakeDriverWallet, Invoice
+from strom.lightning import FakeBackend, FakeDriverWallet, Invoice, LightningBackend
 from strom.ports import ConnectorStatusChanged, OcppEvent
 from strom.scaffold import write_scaffold
 from strom.session import check_ledger
@@ -101,8 +101,10 @@ async def running_stack(
     env: dict[str, str] | None = None,
     wallet: Wallet | None = None,
     simulator: dict[str, Any] | None = None,
+    backend: LightningBackend | None = None,
 ) -> AsyncIterator[Stack]:
-    """Strom (configured from ``folder`` and ``env``), a simulated charger and a wallet.
+    """Strom (configured from ``folder`` and ``env``, or on ``backend``), a simulated charger
+    and a wallet.
 
     ``simulator`` overrides :class:`SimulatorOptions` fields of the charger.
     """
@@ -120,7 +122,7 @@ async def running_stack(
             **(env or {}),
         },
     )
-    strom = await Strom.open(config)
+    strom = await Strom.open(config, backend=backend)
     if wallet is None:
         assert isinstance(strom.backend, FakeBackend)
         wallet = FakeDriverWallet(strom.backend)

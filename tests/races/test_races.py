@@ -15,7 +15,9 @@ from sqlalchemy import select
 from agent.nostr.discovery import status_coordinate
 from agent.nostr.event import sign_event
 from agent.nostr.keys import generate_secret_key
-from strom.storage.schema import sessions
+from strom.refunds import ALREADY_USED
+from strom.storage.outbox import OutboxRow
+from strom.storage.schema import outbox, refunds, sessions
 from tests.e2e.conftest import CHARGER, Stack
 
 BUSY_OR_DONE = {"paid", "starting", "charging", "stopping", "stopped", "refund_pending"}
@@ -35,12 +37,52 @@ async def test_a_hundred_withdraw_callbacks_with_one_k1_pay_once(stack: Stack) -
 
     answers = await asyncio.gather(*(attempt(n) for n in range(100)))
     assert sum(a.get("status") == "OK" for a in answers) == 1
-    assert all(
-        a.get("status") == "ERROR" and a.get("reason") for a in answers if a != {"status": "OK"}
-    )
+    # Every loser is told the truth, whichever step it had reached when the winner committed
+    # (not "the amount offered is 0 sat", read after the winner moved the money).
+    losers = [a for a in answers if a != {"status": "OK"}]
+    assert losers == [{"status": "ERROR", "reason": ALREADY_USED}] * 99, losers
     final = await stack.wait_state(status_url, "refunded")
     await asyncio.sleep(0.5)  # room for a second payment to show up, if there were one
     assert await stack.wallet.received_msat() - before == 1_500_000 == final["refunded_msat"]
+    await stack.ledgers_balance()
+
+
+async def test_two_runners_of_one_refund_pay_it_once(stack: Stack) -> None:
+    """Two effect runners (two processes on one database) pick up the same claimed refund."""
+    stack.charger.connectors[1].operative = False  # rejected start: everything refundable
+    status_url, _ = await stack.pay(1_500_000)
+    status = await stack.wait_state(status_url, "start_failed")
+    release = asyncio.Event()
+
+    async def held(_row: OutboxRow) -> None:  # this process's runner leaves the row alone
+        await release.wait()
+
+    stack.strom.runner.handlers["pay_refund"] = held
+    offer = await stack.get(str(status["withdraw_url"]).replace("lnurlw://", "http://", 1))
+    invoice = await stack.wallet.create_invoice(1_500_000)
+    claimed = await stack.get(str(offer["callback"]), k1=str(offer["k1"]), pr=invoice.bolt11)
+    assert claimed == {"status": "OK"}
+    async with stack.strom.db.reader() as conn:
+        entry = (await conn.execute(select(outbox).where(outbox.c.kind == "pay_refund"))).one()
+    row = OutboxRow(entry.id, entry.idempotency_key, entry.kind, entry.payload, entry.session_id, 0)
+    backend = stack.strom.backend
+    calls: list[str] = []
+    pay_invoice = backend.pay_invoice
+
+    async def counted(bolt11: str, *, max_fee_msat: int, timeout_s: float) -> Any:
+        calls.append(bolt11)
+        return await pay_invoice(bolt11, max_fee_msat=max_fee_msat, timeout_s=timeout_s)
+
+    backend.pay_invoice = counted  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(*(stack.strom.refunds.pay(row) for _ in range(2)))
+    finally:
+        release.set()
+    assert calls == [invoice.bolt11]
+    async with stack.strom.db.reader() as conn:
+        assert await conn.scalar(select(refunds.c.state)) == "paid"
+    final = await stack.wait_state(status_url, "refunded")
+    assert final["refunded_msat"] == 1_500_000
     await stack.ledgers_balance()
 
 
