@@ -6,11 +6,21 @@ Theory of operation:
   ``/ocpp/<charger id>`` (404 otherwise); the client must offer the ``ocpp1.6`` subprotocol
   (400 with the reason otherwise); the charger must be configured and, when it has a password,
   present HTTP Basic credentials whose user is its id and whose password matches the stored
-  scrypt hash (401 otherwise, the same answer for every failure, so nothing leaks). With
+  hash (401 otherwise, the same answer for every failure, so nothing leaks). With
   auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for the
-  operator instead.
-* **Last connection wins.** A charger that reconnects replaces its older connection, which is
-  closed in its own task; commands then go to the new one.
+  operator instead; a configured id is never held, it must authenticate.
+* **Password checks** are fast for generated keys (a keyed hash under the server's
+  :class:`~ocpp_server.passwords.PasswordKey`) and slow for chosen ones (scrypt, at most four
+  at once, in threads; a success is remembered for the life of the process). Every wrong
+  password counts against its source address; a backed-off source may not start a slow check
+  and gets 429 with ``Retry-After`` before any hashing (:mod:`ocpp_server.backoff`).
+* **Last connection wins, once it has proved who it is.** A charger that reconnects replaces
+  its older connection, which is closed in its own task; commands then go to the new one. The
+  replacement happens only after admission, so a connection that fails the password check never
+  touches the live one. A charger without a password cannot prove anything: a connection
+  admitted without a password replaces a live connection only when the live one does not answer
+  a websocket ping within ``replace_probe_s`` (a half-open link after a network change); while
+  the live one answers, the newcomer gets 409 and the live one keeps the charger.
 * **Supervision.** One supervisor task sweeps all connections: a charger silent for 2.5
   heartbeat intervals is marked offline and disconnected; a charger that connected without
   BootNotification gets the boot backstop (TriggerMessage BootNotification).
@@ -21,10 +31,12 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import hmac
 import http
 import logging
+import math
 import secrets
 import ssl
 import time
@@ -43,9 +55,10 @@ from websockets.typing import Subprotocol
 
 from ocpp_server._connection import ChargerConnection, ConnectionContext
 from ocpp_server._handlers import ChargerHandlers
+from ocpp_server.backoff import SourceBackoff, source_of
 from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
-from ocpp_server.passwords import parse_basic_auth
+from ocpp_server.passwords import KeyedHash, PasswordKey, ScryptHash, parse_basic_auth
 from ocpp_server.records import (
     ChargerInfo,
     ChargerRecord,
@@ -70,6 +83,12 @@ PATH_PREFIX: Final = "/ocpp/"
 _MAX_CONCURRENT_HASHES: Final = 4
 
 
+class _Check(enum.Enum):
+    OK = "ok"
+    WRONG = "wrong"
+    BACKED_OFF = "backed off"
+
+
 @dataclass(frozen=True, slots=True)
 class _Admission:
     charger_id: str
@@ -89,6 +108,11 @@ class OcppServer:
         events: where :mod:`strom.ports` OCPP events are published.
         monotonic: clock for timeouts and silence (seconds); injectable for tests.
         now: wall clock for timestamps (aware UTC).
+        password_key: checks (and makes, see :attr:`password_key`) the keyed hashes of
+            generated charger keys; a key of this process alone when None, so only hashes
+            made with it match.
+        backoff: the per-source back-off of wrong passwords; one with the defaults of
+            :class:`~ocpp_server.backoff.SourceBackoff` on ``monotonic`` when None.
     """
 
     def __init__(
@@ -100,6 +124,8 @@ class OcppServer:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        password_key: PasswordKey | None = None,
+        backoff: SourceBackoff | None = None,
     ) -> None:
         self.settings = settings
         self._chargers = chargers
@@ -113,11 +139,17 @@ class OcppServer:
             weakref.WeakKeyDictionary()
         )
         self._totals = [0, 0]
-        # Successful password checks, remembered as an HMAC under a per-process key so that a
+        if password_key is None:
+            password_key = PasswordKey(secrets.token_bytes(32))
+        self.password_key = password_key
+        self._backoff = SourceBackoff(clock=monotonic) if backoff is None else backoff
+        # Successful scrypt checks, remembered as an HMAC under a per-process key so that a
         # reconnect does not pay scrypt again; failures are never cached.
         self._auth_cache_key = secrets.token_bytes(32)
         self._auth_cache: dict[str, tuple[str, bytes]] = {}
         self._hash_slots = asyncio.Semaphore(_MAX_CONCURRENT_HASHES)
+        self._slow_check_ended = asyncio.Condition()
+        self._foreign_key_warned: set[str] = set()
         self._handlers = ChargerHandlers(
             settings=settings,
             core=core,
@@ -228,17 +260,52 @@ class OcppServer:
         credentials = parse_basic_auth(header) if header else None
         if auth is None:
             if self.settings.auto_register and self._may_hold(charger_id):
-                self._admissions[connection] = _Admission(charger_id, None, credentials is not None)
-                return None
+                return await self._admit_unproven(connection, charger_id, None, credentials)
             log.warning("unknown charger %r refused (%s)", charger_id, _peer(connection))
             return _unauthorized(connection)
-        if auth.parsed_hash is not None:
-            if credentials is None or credentials[0] != charger_id:
-                log.warning("cp_id=%s: no or wrong Basic credentials", charger_id)
-                return _unauthorized(connection)
-            if not await self._password_ok(auth, credentials[1]):
-                log.warning("cp_id=%s: wrong password (%s)", charger_id, _peer(connection))
-                return _unauthorized(connection)
+        if auth.parsed_hash is None:
+            return await self._admit_unproven(connection, charger_id, auth, credentials)
+        if credentials is None or credentials[0] != charger_id:
+            peer = _peer(connection)
+            log.warning("cp_id=%s: no or wrong Basic credentials (%s)", charger_id, peer)
+            return _unauthorized(connection)
+        source = source_of(_host(connection))
+        check, retry_after = await self._check_password(auth, credentials[1], source)
+        if check is _Check.BACKED_OFF:
+            log.debug("cp_id=%s: %s is backed off for %.0f s", charger_id, source, retry_after)
+            return _backed_off(connection, retry_after)
+        if check is _Check.WRONG:
+            return _unauthorized(connection)
+        self._admissions[connection] = _Admission(charger_id, auth, True)
+        return None
+
+    async def _admit_unproven(
+        self,
+        connection: ServerConnection,
+        charger_id: str,
+        auth: ChargerAuth | None,
+        credentials: tuple[str, bytes] | None,
+    ) -> Response | None:
+        """Admit a connection nobody checked a password for (no password, or held unknown).
+
+        It must not take a charger away from a connection that is alive: only a live connection
+        that does not answer a ping in time (half-open) is replaced.
+        """
+        registry = self._live if auth is not None else self._pending_connections
+        current = registry.get(charger_id)
+        if (
+            current is not None
+            and current.state is not ConnectionState.DISCONNECTED
+            and await current.responsive(self.settings.replace_probe_s)
+        ):
+            log.warning(
+                "cp_id=%s: a second connection without a password (%s) was refused: the live "
+                "connection (%s) answers; a charger with a password can be replaced by itself",
+                charger_id,
+                _peer(connection),
+                current.remote_address,
+            )
+            return connection.respond(http.HTTPStatus.CONFLICT, "Conflict\n")
         self._admissions[connection] = _Admission(charger_id, auth, credentials is not None)
         return None
 
@@ -247,26 +314,80 @@ class OcppServer:
             charger_id in self._pending or len(self._pending) < self.settings.max_pending_chargers
         )
 
-    async def _password_ok(self, auth: ChargerAuth, password: bytes) -> bool:
-        parsed = auth.parsed_hash
-        if parsed is None or auth.password_hash is None:
-            return True
+    async def _check_password(
+        self, auth: ChargerAuth, password: bytes, source: str
+    ) -> tuple[_Check, float]:
+        """Check a charger's password; a backed-off source may not cost a slow check."""
+        stored = auth.parsed_hash
+        if isinstance(stored, KeyedHash):
+            if self.password_key.matches(stored, password):
+                return _Check.OK, 0.0
+            if not self.password_key.made_this(stored):
+                self._warn_foreign_key(auth.charger_id)
+            self._wrong(auth.charger_id, source, self._backoff.record_failure(source))
+            return _Check.WRONG, 0.0
+        if not isinstance(stored, ScryptHash) or auth.password_hash is None:
+            return _Check.OK, 0.0  # pragma: no cover - the caller admits password-less chargers
         tag = hmac.new(self._auth_cache_key, password, hashlib.sha256).digest()
         cached = self._auth_cache.get(auth.charger_id)
         if cached is not None and cached[0] == auth.password_hash:
-            # Known password for this hash: constant-time check, no scrypt.
-            return hmac.compare_digest(cached[1], tag)
-        return await self._scrypt(auth, password, tag)
+            # A password this hash accepted before: constant-time check, no scrypt.
+            if hmac.compare_digest(cached[1], tag):
+                return _Check.OK, 0.0
+            self._wrong(auth.charger_id, source, self._backoff.record_failure(source))
+            return _Check.WRONG, 0.0
+        retry_after = await self._reserve_slow_check(source)
+        if retry_after > 0:
+            return _Check.BACKED_OFF, retry_after
+        ok = False
+        try:
+            async with self._hash_slots:
+                ok = await asyncio.to_thread(stored.matches, password)
+        finally:
+            failures = self._backoff.release(source, failed=not ok)
+            async with self._slow_check_ended:
+                self._slow_check_ended.notify_all()
+        if not ok:
+            self._wrong(auth.charger_id, source, failures)
+            return _Check.WRONG, 0.0
+        self._auth_cache[auth.charger_id] = (auth.password_hash, tag)
+        return _Check.OK, 0.0
 
-    async def _scrypt(self, auth: ChargerAuth, password: bytes, tag: bytes) -> bool:
-        parsed = auth.parsed_hash
-        if parsed is None or auth.password_hash is None:  # pragma: no cover - checked by caller
-            return False
-        async with self._hash_slots:
-            ok = await asyncio.to_thread(parsed.matches, password)
-        if ok:
-            self._auth_cache[auth.charger_id] = (auth.password_hash, tag)
-        return ok
+    async def _reserve_slow_check(self, source: str) -> float:
+        """Wait until ``source`` may start a slow check; >0: it is backed off for so long.
+
+        The wait is bounded by the websocket handshake's own timeout.
+        """
+        while True:
+            reservation = self._backoff.reserve(source)
+            if reservation.granted:
+                return 0.0
+            if reservation.backed_off:
+                return reservation.retry_after
+            async with self._slow_check_ended:
+                await self._slow_check_ended.wait()
+
+    def _wrong(self, charger_id: str, source: str, failures: int) -> None:
+        """Log a wrong password: each of the first few per source, then at every doubling."""
+        free = self._backoff.free_failures
+        if failures <= free or failures & (failures - 1) == 0:
+            retry_after = self._backoff.retry_after(source)
+            log.warning(
+                "cp_id=%s: wrong password from %s (%d so far from there%s)",
+                charger_id,
+                source,
+                failures,
+                f"; slow checks refused for {retry_after:.0f} s" if retry_after else "",
+            )
+
+    def _warn_foreign_key(self, charger_id: str) -> None:
+        if charger_id not in self._foreign_key_warned:
+            self._foreign_key_warned.add(charger_id)
+            log.error(
+                "cp_id=%s: its password hash was made under another server password key, so "
+                "no password matches it; make a new password for this charger",
+                charger_id,
+            )
 
     # --- connections -----------------------------------------------------------------------
 
@@ -427,6 +548,19 @@ def _unauthorized(connection: ServerConnection) -> Response:
     response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
     response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
     return response
+
+
+def _backed_off(connection: ServerConnection, retry_after: float) -> Response:
+    response = connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too Many Requests\n")
+    response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+def _host(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address)
 
 
 def _peer(connection: ServerConnection) -> str:
