@@ -32,6 +32,7 @@ from strom.errors import ConfigError
 
 __all__ = [
     "POOL_KEY_NAME",
+    "SERVER_KEY_NAME",
     "AgentKey",
     "KeyStore",
     "ensure_key",
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 POOL_KEY_NAME = "_pool"
 """The relay pool's own key (answers NIP-42 AUTH); no charger id can start with ``_``."""
+
+SERVER_KEY_NAME = "_server"
+"""Strom's own secret, from which the composition root derives one key per purpose."""
 
 _KEY_DIR = "keys"
 _SEAL_PURPOSE = "charger key"
@@ -99,7 +103,7 @@ class AgentKey:
 
 
 def _check_name(name: str) -> None:
-    if name != POOL_KEY_NAME and not CHARGER_ID.match(name):
+    if name not in (POOL_KEY_NAME, SERVER_KEY_NAME) and not CHARGER_ID.match(name):
         raise ConfigError(f"not a charger id: {name!r}")
 
 

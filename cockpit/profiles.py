@@ -4,7 +4,9 @@ An operator's ``profiles/<id>.toml`` is theirs: it has comments and an order. A 
 the API edits the values in place (tomlkit), writes a temporary file next to it and renames
 it over the old one (a crash leaves the old or the new file, never half of one), and reads
 the result back through the same loader ``strom run`` uses. The OCPP password hash is never
-taken from the API (``strom charger password`` sets it) and never dropped by it.
+taken from an API body (Strom generates a charger's key when the API creates it, and
+``strom charger password`` writes a new one) and never dropped; neither is
+``allow_unauthenticated``, which only the operator's own edit of the file sets.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
-from tomlkit.items import Table
+from tomlkit.items import InlineTable, Table
 
 from strom.config import ProfileConfig, TariffConfig
 from strom.errors import ConfigError
@@ -62,8 +64,15 @@ class ProfileFiles:
         """Where a charger's profile lives."""
         return self.folder / f"{charger_id}.toml"
 
-    def write_profile(self, profile: ProfileConfig) -> ProfileConfig:
-        """Create or update a profile; the OCPP password hash on file is kept.
+    def write_profile(
+        self, profile: ProfileConfig, *, password_hash: str | None = None
+    ) -> ProfileConfig:
+        """Create or update a profile; the OCPP password on file is kept unless one is given.
+
+        Args:
+            profile: the new profile (its ``ocpp.password_hash`` and
+                ``ocpp.allow_unauthenticated`` are ignored).
+            password_hash: a new OCPP password hash to store; None keeps the one on file.
 
         Returns:
             The profile as ``strom run`` will read it.
@@ -75,10 +84,35 @@ class ProfileFiles:
         document = self._read(path)
         values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}))
         ocpp = document.get("ocpp")
-        kept_hash = ocpp.get("password_hash", "") if isinstance(ocpp, Table) else ""
-        values["ocpp"] = {"password_hash": kept_hash, "quirks": list(profile.ocpp.quirks)}
+        on_file: Any = ocpp if isinstance(ocpp, Table | InlineTable) else {}
+        ocpp_values: dict[str, Any] = {
+            "password_hash": on_file.get("password_hash", "")
+            if password_hash is None
+            else password_hash
+        }
+        if "allow_unauthenticated" in on_file:
+            ocpp_values["allow_unauthenticated"] = on_file["allow_unauthenticated"]
+        ocpp_values["quirks"] = list(profile.ocpp.quirks)
+        values["ocpp"] = ocpp_values
         _merge(document, values)
         return self._replace(path, document, profile.id)
+
+    def write_password_hash(self, charger_id: str, password_hash: str) -> ProfileConfig:
+        """Set ``[ocpp] password_hash`` of an existing profile, everything else untouched.
+
+        Raises:
+            ConfigError: no such profile file, or it cannot be written or read back.
+        """
+        path = self.path(charger_id)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such profile file")
+        document = self._read(path)
+        ocpp = document.get("ocpp")
+        if isinstance(ocpp, Table | InlineTable):
+            ocpp["password_hash"] = password_hash
+        else:
+            document["ocpp"] = {"password_hash": password_hash}
+        return self._replace(path, document, charger_id)
 
     def write_tariff(self, charger_id: str, tariff: TariffConfig) -> ProfileConfig:
         """Replace the ``[tariff]`` table of an existing profile.

@@ -16,6 +16,7 @@ from ocpp_server.commands import (
 from ocpp_server.memory_core import InMemoryOcppCore, MemoryEventSink
 from ocpp_server.messages import BootInfo
 from ocpp_server.passwords import (
+    KeyedHash,
     NewPassword,
     PasswordKey,
     authorization_key_hex,
@@ -52,6 +53,7 @@ __all__ = [
     "DataTransferResult",
     "GetConfigurationResult",
     "InMemoryOcppCore",
+    "KeyedHash",
     "LoggedMessage",
     "MemoryEventSink",
     "MessageCounters",

@@ -83,8 +83,12 @@ picture = ""
 website = ""
 
 [ocpp]
-# Set with `strom charger password {charger_id}`; empty means no HTTP Basic auth.
+# The hash of the charger's OCPP password (HTTP Basic auth). `strom init` printed the
+# password once; `strom charger password {charger_id}` makes a new one.
 password_hash = ""
+# Without a password anyone who reaches the OCPP port can connect as this charger, so Strom
+# refuses to start unless OCPP listens on loopback only or this is set to true.
+# allow_unauthenticated = false
 quirks = []
 """
 
