@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,11 @@ class ProfileFiles:
         return self.folder / f"{charger_id}.toml"
 
     def write_profile(
-        self, profile: ProfileConfig, *, password_hash: str | None = None
+        self,
+        profile: ProfileConfig,
+        *,
+        password_hash: str | None = None,
+        check: Callable[[ProfileConfig], None] | None = None,
     ) -> ProfileConfig:
         """Create or update a profile; the OCPP password on file is kept unless one is given.
 
@@ -73,12 +78,15 @@ class ProfileFiles:
             profile: the new profile (its ``ocpp.password_hash`` and
                 ``ocpp.allow_unauthenticated`` are ignored).
             password_hash: a new OCPP password hash to store; None keeps the one on file.
+            check: called with the profile as it will be read back, before anything is
+                written; a ConfigError from it leaves the file as it was.
 
         Returns:
             The profile as ``strom run`` will read it.
 
         Raises:
-            ConfigError: the file cannot be written, or does not read back equal.
+            ConfigError: the file cannot be written, does not read back equal, or ``check``
+                refused it.
         """
         path = self.path(profile.id)
         document = self._read(path)
@@ -95,7 +103,7 @@ class ProfileFiles:
         ocpp_values["quirks"] = list(profile.ocpp.quirks)
         values["ocpp"] = ocpp_values
         _merge(document, values)
-        return self._replace(path, document, profile.id)
+        return self._replace(path, document, profile.id, check)
 
     def write_password_hash(self, charger_id: str, password_hash: str) -> ProfileConfig:
         """Set ``[ocpp] password_hash`` of an existing profile, everything else untouched.
@@ -142,7 +150,11 @@ class ProfileFiles:
             raise ConfigError(f"{path}: cannot read the profile: {exc}") from None
 
     def _replace(
-        self, path: Path, document: tomlkit.TOMLDocument, charger_id: str
+        self,
+        path: Path,
+        document: tomlkit.TOMLDocument,
+        charger_id: str,
+        check: Callable[[ProfileConfig], None] | None = None,
     ) -> ProfileConfig:
         text = tomlkit.dumps(document)
         try:
@@ -151,6 +163,8 @@ class ProfileFiles:
             raise ConfigError(f"{path}: the new profile does not read back: {exc}") from None
         if written.id != charger_id:
             raise ConfigError(f"{path}: the profile's id must be {charger_id!r}")
+        if check is not None:
+            check(written)
         temporary: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
