@@ -8,9 +8,10 @@ After ``free_failures`` wrong passwords a source is backed off for ``base_delay_
 with each further one up to ``max_delay_s``. While backed off, the source may not start a slow
 check: the server refuses it before hashing. A source also never has more than
 ``max_in_flight`` slow checks running at once; further ones wait for a running one to end and
-then ask again, so a burst of a thousand wrong passwords costs ``free_failures`` hashes and the
-rest are refused once the source is backed off, while a crowd of real chargers behind one
-address is checked a few at a time.
+then ask again, so a burst of a thousand wrong passwords costs at most ``free_failures +
+max_in_flight - 1`` hashes and the rest are refused once the source is backed off, while a
+crowd of real chargers behind one address (a NAT, a reverse proxy) is checked as fast as the
+server's hashing threads allow (the default equals their number).
 
 What back-off limits is how much hashing a source may cost, not whether a right password is
 accepted. Fast checks (keyed hashes of generated keys, and scrypt passwords this process has
@@ -102,7 +103,7 @@ class SourceBackoff:
         free_failures: int = 5,
         base_delay_s: float = 1.0,
         max_delay_s: float = 300.0,
-        max_in_flight: int = 2,
+        max_in_flight: int = 4,
         max_sources: int = 10_000,
         forget_after_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -149,6 +149,7 @@ class OcppServer:
         self._auth_cache: dict[str, tuple[str, bytes]] = {}
         self._hash_slots = asyncio.Semaphore(_MAX_CONCURRENT_HASHES)
         self._slow_check_ended = asyncio.Condition()
+        self._slow_checks: set[asyncio.Task[bool]] = set()
         self._foreign_key_warned: set[str] = set()
         self._handlers = ChargerHandlers(
             settings=settings,
@@ -189,6 +190,7 @@ class OcppServer:
             ping_interval=self.settings.websocket_ping_interval_s,
             max_size=self.settings.max_message_bytes,
             compression="deflate" if self.settings.websocket_compression else None,
+            open_timeout=self.settings.handshake_timeout_s,
             server_header="Strom",
         )
         self._supervisor = asyncio.create_task(self._supervise(), name="ocpp-supervisor")
@@ -207,10 +209,13 @@ class OcppServer:
         if server is not None:
             server.close()
             await server.wait_closed()
+        tasks: list[asyncio.Task[Any]] = [*self._slow_checks]
         if supervisor is not None:
-            supervisor.cancel()
-            # gather returns the supervisor's CancelledError; our own cancellation propagates.
-            await asyncio.gather(supervisor, return_exceptions=True)
+            tasks.append(supervisor)
+        for task in tasks:
+            task.cancel()
+        # gather returns their CancelledErrors; our own cancellation propagates.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def __aenter__(self) -> OcppServer:
         await self.start()
@@ -339,19 +344,46 @@ class OcppServer:
         retry_after = await self._reserve_slow_check(source)
         if retry_after > 0:
             return _Check.BACKED_OFF, retry_after
-        ok = False
+        # The check runs to its end even when the handshake that asked for it times out
+        # meanwhile (a queue of slow checks after a restart): a right password is remembered,
+        # so the charger's next attempt is cheap, and the timeout is no wrong password.
+        check = asyncio.create_task(
+            self._slow_check(auth.charger_id, auth.password_hash, stored, password, tag, source),
+            name=f"ocpp-password-{auth.charger_id}",
+        )
+        self._slow_checks.add(check)
+        check.add_done_callback(self._slow_check_done)
+        ok = await asyncio.shield(check)
+        return (_Check.OK if ok else _Check.WRONG), 0.0
+
+    async def _slow_check(
+        self,
+        charger_id: str,
+        password_hash: str,
+        stored: ScryptHash,
+        password: bytes,
+        tag: bytes,
+        source: str,
+    ) -> bool:
+        ok: bool | None = None
         try:
             async with self._hash_slots:
                 ok = await asyncio.to_thread(stored.matches, password)
         finally:
-            failures = self._backoff.release(source, failed=not ok)
+            # Only a check that ran and failed counts: not one stopped with the server.
+            failures = self._backoff.release(source, failed=ok is False)
             async with self._slow_check_ended:
                 self._slow_check_ended.notify_all()
-        if not ok:
-            self._wrong(auth.charger_id, source, failures)
-            return _Check.WRONG, 0.0
-        self._auth_cache[auth.charger_id] = (auth.password_hash, tag)
-        return _Check.OK, 0.0
+        if ok:
+            self._auth_cache[charger_id] = (password_hash, tag)
+        else:
+            self._wrong(charger_id, source, failures)
+        return ok
+
+    def _slow_check_done(self, task: asyncio.Task[bool]) -> None:
+        self._slow_checks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a password check failed", exc_info=task.exception())
 
     async def _reserve_slow_check(self, source: str) -> float:
         """Wait until ``source`` may start a slow check; >0: it is backed off for so long.

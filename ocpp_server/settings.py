@@ -180,6 +180,8 @@ class OcppServerSettings:
         websocket_compression: offer permessage-deflate; off by default because each
             compressed connection holds zlib buffers (tens of KB) for frames of a few hundred
             bytes.
+        handshake_timeout_s: a charger's HTTP upgrade, password check included, must be done
+            within this long (else its connection is closed and it tries again).
         replace_probe_s: a connection admitted without a password replaces a charger's live
             connection only when the live one does not answer a websocket ping within this
             long (a half-open connection after a network change); see ``OcppServer``.
@@ -202,6 +204,7 @@ class OcppServerSettings:
     max_message_bytes: int = 256 * 1024
     websocket_ping_interval_s: float | None = None
     websocket_compression: bool = False
+    handshake_timeout_s: float = 10.0
     replace_probe_s: float = 5.0
 
     def __post_init__(self) -> None:
@@ -218,6 +221,7 @@ class OcppServerSettings:
             "pending_retry_interval_s": self.pending_retry_interval_s,
             "max_message_bytes": self.max_message_bytes,
             "replace_probe_s": self.replace_probe_s,
+            "handshake_timeout_s": self.handshake_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -273,3 +273,22 @@ async def test_a_backed_off_address_is_told_when_to_come_back(harness: Harness) 
     assert int(retry_after) >= 1
     offline = await harness.server.commands.reset("cp-1", hard=False)
     assert offline.status is CommandStatus.OFFLINE
+
+
+async def test_a_slow_check_that_outlives_its_handshake_is_remembered_not_held_against_it(
+    start_harness: HarnessFactory,
+) -> None:
+    # After a restart slow checks queue up; a charger whose handshake times out in the queue
+    # tries again. Its check still runs to the end: no wrong password is counted against its
+    # address, and its next attempt is admitted from the remembered result at once.
+    harness = await start_harness(handshake_timeout_s=0.05)
+    chosen = "a-chosen-password-1234"
+    harness.chargers.add(ChargerAuth("cp-slow", hash_password(chosen, log2_n=15)))
+    answers = [await _raw_attempt(harness, "cp-slow", chosen, "127.0.0.9") for _ in range(8)]
+    assert 0 in answers  # some handshakes timed out while their check ran
+    assert 429 not in answers  # and none of those counted as a wrong password
+    for _ in range(100):  # each attempt ends in 50 ms at most
+        if await _raw_attempt(harness, "cp-slow", chosen, "127.0.0.9") == 101:
+            break
+    else:
+        pytest.fail("the remembered password never opened the door")
