@@ -31,7 +31,8 @@ data_dir = "data"
 database_url = ""
 
 [ocpp]
-# Chargers connect to ws://HOST:PORT/ocpp/<charger id>
+# Chargers connect to ws://HOST:PORT/ocpp/<charger id> with their OCPP password (HTTP Basic
+# auth). Beyond loopback Strom refuses to start with a charger that has none.
 host = "0.0.0.0"
 port = 9000
 heartbeat_interval_s = 300
