@@ -111,10 +111,7 @@ class ProfileFiles:
         Raises:
             ConfigError: no such profile file, or it cannot be written or read back.
         """
-        path = self.path(charger_id)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such profile file")
-        document = self._read(path)
+        path, document = self._existing(charger_id)
         ocpp = document.get("ocpp")
         if isinstance(ocpp, Table | InlineTable):
             ocpp["password_hash"] = password_hash
@@ -128,10 +125,7 @@ class ProfileFiles:
         Raises:
             ConfigError: no such profile file, or it cannot be written or read back.
         """
-        path = self.path(charger_id)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such profile file")
-        document = self._read(path)
+        path, document = self._existing(charger_id)
         tariff_table = document.get("tariff")
         values = _plain(tariff.model_dump(mode="python"))
         if isinstance(tariff_table, Table):
@@ -139,6 +133,12 @@ class ProfileFiles:
         else:
             document["tariff"] = values
         return self._replace(path, document, charger_id)
+
+    def _existing(self, charger_id: str) -> tuple[Path, tomlkit.TOMLDocument]:
+        path = self.path(charger_id)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such profile file")
+        return path, self._read(path)
 
     @staticmethod
     def _read(path: Path) -> tomlkit.TOMLDocument:

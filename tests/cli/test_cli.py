@@ -253,24 +253,9 @@ def _printed_password(out: str) -> tuple[str, str]:
 
 
 async def _handshake(port: int, charger_id: str, password: str | None) -> int:
-    import base64
+    from tests.ocpp.drivers import handshake_status
 
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus
-
-    headers = {}
-    if password is not None:
-        token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    try:
-        async with connect(
-            f"ws://127.0.0.1:{port}/ocpp/{charger_id}",
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            additional_headers=headers,
-        ):
-            return 101
-    except InvalidStatus as exc:
-        return int(exc.response.status_code)
+    return await handshake_status(f"ws://127.0.0.1:{port}/ocpp", charger_id, password)
 
 
 def test_init_prints_the_chargers_password_once_and_strom_admits_only_it(

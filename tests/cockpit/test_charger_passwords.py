@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from strom.config import load_config
 from tests.cockpit.conftest import CHARGER, Cockpit, start_cockpit
 from tests.cockpit.test_api import PROFILE
+from tests.ocpp.drivers import handshake_status
 
 
 async def handshake(cockpit: Cockpit, charger_id: str, password: str | None) -> int:
     """The HTTP status of one OCPP handshake (101: admitted)."""
-    headers = {}
-    if password is not None:
-        token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
     port = cockpit.stack.strom.config.ocpp.port
-    try:
-        async with connect(
-            f"ws://127.0.0.1:{port}/ocpp/{charger_id}",
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            additional_headers=headers,
-        ):
-            return 101
-    except InvalidStatus as exc:
-        return int(exc.response.status_code)
+    return await handshake_status(f"ws://127.0.0.1:{port}/ocpp", charger_id, password)
 
 
 async def test_a_new_password_is_returned_once_and_opens_the_next_connection_at_once(

@@ -52,6 +52,28 @@ DEFAULT_ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
+async def handshake_status(
+    url: str, identity: str, password: str | None, *, source: str | None = None
+) -> int:
+    """The HTTP status of one OCPP handshake at ``url/identity`` (101: admitted, then closed)."""
+    headers = {}
+    if password is not None:
+        token = base64.b64encode(f"{identity}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
+    try:
+        async with connect(
+            f"{url}/{identity}",
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            additional_headers=headers,
+            open_timeout=120,
+            **extra,
+        ):
+            return 101
+    except InvalidStatus as exc:
+        return int(exc.response.status_code)
+
+
 class HandshakeRefused(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")

@@ -17,7 +17,7 @@ from ocpp_server import ChargerAuth, hash_password
 from ocpp_server.backoff import Reservation, SourceBackoff
 from strom.ports import ChargerOffline, CommandStatus
 from tests.ocpp.conftest import PASSWORD, DriverFactory, Harness, HarnessFactory, boot
-from tests.ocpp.drivers import HandshakeRefused, PythonDriver
+from tests.ocpp.drivers import HandshakeRefused, PythonDriver, handshake_status
 
 BOOT = {"chargePointVendor": "Test", "chargePointModel": "Driver"}
 
@@ -126,21 +126,6 @@ async def test_a_held_unknown_charger_is_not_taken_over_while_it_answers(
 # --- wrong-password floods -----------------------------------------------------------------------
 
 
-async def _attempt(url: str, charger_id: str, password: str, source: str) -> int:
-    token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
-    try:
-        async with connect(
-            f"{url}/{charger_id}",
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Basic {token}"},
-            local_addr=(source, 0),
-            open_timeout=120,
-        ):
-            return 101
-    except InvalidStatus as exc:
-        return int(exc.response.status_code)
-
-
 async def _raw_attempt(harness: Harness, charger_id: str, password: str, source: str) -> int:
     """One handshake with a wrong password, written by hand: cheap for the attacker's side."""
     token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
@@ -239,7 +224,9 @@ async def test_a_right_password_from_a_backed_off_address_is_still_admitted(
         harness.chargers.add(ChargerAuth(charger_id, chosen))
 
     wrong = "not-the-password-123"
-    answers = [await _attempt(harness.url, "cp-target", wrong, nat) for _ in range(8)]
+    answers = [
+        await handshake_status(harness.url, "cp-target", wrong, source=nat) for _ in range(8)
+    ]
     assert answers[:5] == [401] * 5
     assert answers[-1] == 429  # the address is backed off
 
@@ -249,9 +236,14 @@ async def test_a_right_password_from_a_backed_off_address_is_still_admitted(
         assert (await driver.call("BootNotification", BOOT))["status"] == "Accepted"
         await driver.close()
     # A chosen password never checked since the start would cost a slow check: it waits.
-    assert await _attempt(harness.url, "cp-chosen", "cp-chosen-chosen-pw", nat) == 429
+    assert (
+        await handshake_status(harness.url, "cp-chosen", "cp-chosen-chosen-pw", source=nat) == 429
+    )
     # Another address is not affected at all.
-    assert await _attempt(harness.url, "cp-chosen", "cp-chosen-chosen-pw", "127.0.0.8") == 101
+    assert (
+        await handshake_status(harness.url, "cp-chosen", "cp-chosen-chosen-pw", source="127.0.0.8")
+        == 101
+    )
 
 
 async def test_a_backed_off_address_is_told_when_to_come_back(harness: Harness) -> None:
