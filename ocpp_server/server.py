@@ -11,9 +11,10 @@ Theory of operation:
   operator instead; a configured id is never held, it must authenticate.
 * **Password checks** are fast for generated keys (a keyed hash under the server's
   :class:`~ocpp_server.passwords.PasswordKey`) and slow for chosen ones (scrypt, at most four
-  at once, in threads; a success is remembered for the life of the process). Every wrong
-  password counts against its source address; a backed-off source may not start a slow check
-  and gets 429 with ``Retry-After`` before any hashing (:mod:`ocpp_server.backoff`).
+  at once, in threads; a success is remembered for the life of the process), see
+  :mod:`ocpp_server._passwords`. Every wrong password counts against its source address; a
+  backed-off source may not start a slow check and gets 429 with ``Retry-After`` before any
+  hashing (:mod:`ocpp_server.backoff`).
 * **Last connection wins, once it has proved who it is.** A charger that reconnects replaces
   its older connection, which is closed in its own task; commands then go to the new one. The
   replacement happens only after admission, so a connection that fails the password check never
@@ -31,9 +32,6 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import enum
-import hashlib
-import hmac
 import http
 import logging
 import math
@@ -45,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -55,10 +53,11 @@ from websockets.typing import Subprotocol
 
 from ocpp_server._connection import ChargerConnection, ConnectionContext
 from ocpp_server._handlers import ChargerHandlers
+from ocpp_server._passwords import Check, PasswordChecks
 from ocpp_server.backoff import SourceBackoff, source_of
 from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
-from ocpp_server.passwords import KeyedHash, PasswordKey, ScryptHash, parse_basic_auth
+from ocpp_server.passwords import PasswordKey, parse_basic_auth
 from ocpp_server.records import (
     ChargerInfo,
     ChargerRecord,
@@ -80,13 +79,6 @@ log = logging.getLogger("ocpp_server")
 
 SUBPROTOCOL: Final = "ocpp1.6"
 PATH_PREFIX: Final = "/ocpp/"
-_MAX_CONCURRENT_HASHES: Final = 4
-
-
-class _Check(enum.Enum):
-    OK = "ok"
-    WRONG = "wrong"
-    BACKED_OFF = "backed off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +131,10 @@ class OcppServer:
             weakref.WeakKeyDictionary()
         )
         self._totals = [0, 0]
-        if password_key is None:
-            password_key = PasswordKey(secrets.token_bytes(32))
-        self.password_key = password_key
-        self._backoff = SourceBackoff(clock=monotonic) if backoff is None else backoff
-        # Successful scrypt checks, remembered as an HMAC under a per-process key so that a
-        # reconnect does not pay scrypt again; failures are never cached.
-        self._auth_cache_key = secrets.token_bytes(32)
-        self._auth_cache: dict[str, tuple[str, bytes]] = {}
-        self._hash_slots = asyncio.Semaphore(_MAX_CONCURRENT_HASHES)
-        self._slow_check_ended = asyncio.Condition()
-        self._slow_checks: set[asyncio.Task[bool]] = set()
-        self._foreign_key_warned: set[str] = set()
+        self._passwords = PasswordChecks(
+            PasswordKey(secrets.token_bytes(32)) if password_key is None else password_key,
+            SourceBackoff(clock=monotonic) if backoff is None else backoff,
+        )
         self._handlers = ChargerHandlers(
             settings=settings,
             core=core,
@@ -209,13 +193,11 @@ class OcppServer:
         if server is not None:
             server.close()
             await server.wait_closed()
-        tasks: list[asyncio.Task[Any]] = [*self._slow_checks]
         if supervisor is not None:
-            tasks.append(supervisor)
-        for task in tasks:
-            task.cancel()
-        # gather returns their CancelledErrors; our own cancellation propagates.
-        await asyncio.gather(*tasks, return_exceptions=True)
+            supervisor.cancel()
+            # gather returns the supervisor's CancelledError; our own cancellation propagates.
+            await asyncio.gather(supervisor, return_exceptions=True)
+        await self._passwords.aclose()
 
     async def __aenter__(self) -> OcppServer:
         await self.start()
@@ -275,11 +257,11 @@ class OcppServer:
             log.warning("cp_id=%s: no or wrong Basic credentials (%s)", charger_id, peer)
             return _unauthorized(connection)
         source = source_of(_host(connection))
-        check, retry_after = await self._check_password(auth, credentials[1], source)
-        if check is _Check.BACKED_OFF:
+        check, retry_after = await self._passwords.check(auth, credentials[1], source)
+        if check is Check.BACKED_OFF:
             log.debug("cp_id=%s: %s is backed off for %.0f s", charger_id, source, retry_after)
             return _backed_off(connection, retry_after)
-        if check is _Check.WRONG:
+        if check is Check.WRONG:
             return _unauthorized(connection)
         self._admissions[connection] = _Admission(charger_id, auth, True)
         return None
@@ -314,112 +296,15 @@ class OcppServer:
         self._admissions[connection] = _Admission(charger_id, auth, credentials is not None)
         return None
 
+    @property
+    def password_key(self) -> PasswordKey:
+        """The key generated charger keys are hashed under (``password_key.new_password()``)."""
+        return self._passwords.key
+
     def _may_hold(self, charger_id: str) -> bool:
         return (
             charger_id in self._pending or len(self._pending) < self.settings.max_pending_chargers
         )
-
-    async def _check_password(
-        self, auth: ChargerAuth, password: bytes, source: str
-    ) -> tuple[_Check, float]:
-        """Check a charger's password; a backed-off source may not cost a slow check."""
-        stored = auth.parsed_hash
-        if isinstance(stored, KeyedHash):
-            if self.password_key.matches(stored, password):
-                return _Check.OK, 0.0
-            if not self.password_key.made_this(stored):
-                self._warn_foreign_key(auth.charger_id)
-            self._wrong(auth.charger_id, source, self._backoff.record_failure(source))
-            return _Check.WRONG, 0.0
-        if not isinstance(stored, ScryptHash) or auth.password_hash is None:
-            return _Check.OK, 0.0  # pragma: no cover - the caller admits password-less chargers
-        tag = hmac.new(self._auth_cache_key, password, hashlib.sha256).digest()
-        cached = self._auth_cache.get(auth.charger_id)
-        if cached is not None and cached[0] == auth.password_hash:
-            # A password this hash accepted before: constant-time check, no scrypt.
-            if hmac.compare_digest(cached[1], tag):
-                return _Check.OK, 0.0
-            self._wrong(auth.charger_id, source, self._backoff.record_failure(source))
-            return _Check.WRONG, 0.0
-        retry_after = await self._reserve_slow_check(source)
-        if retry_after > 0:
-            return _Check.BACKED_OFF, retry_after
-        # The check runs to its end even when the handshake that asked for it times out
-        # meanwhile (a queue of slow checks after a restart): a right password is remembered,
-        # so the charger's next attempt is cheap, and the timeout is no wrong password.
-        check = asyncio.create_task(
-            self._slow_check(auth.charger_id, auth.password_hash, stored, password, tag, source),
-            name=f"ocpp-password-{auth.charger_id}",
-        )
-        self._slow_checks.add(check)
-        check.add_done_callback(self._slow_check_done)
-        ok = await asyncio.shield(check)
-        return (_Check.OK if ok else _Check.WRONG), 0.0
-
-    async def _slow_check(
-        self,
-        charger_id: str,
-        password_hash: str,
-        stored: ScryptHash,
-        password: bytes,
-        tag: bytes,
-        source: str,
-    ) -> bool:
-        ok: bool | None = None
-        try:
-            async with self._hash_slots:
-                ok = await asyncio.to_thread(stored.matches, password)
-        finally:
-            # Only a check that ran and failed counts: not one stopped with the server.
-            failures = self._backoff.release(source, failed=ok is False)
-            async with self._slow_check_ended:
-                self._slow_check_ended.notify_all()
-        if ok:
-            self._auth_cache[charger_id] = (password_hash, tag)
-        else:
-            self._wrong(charger_id, source, failures)
-        return ok
-
-    def _slow_check_done(self, task: asyncio.Task[bool]) -> None:
-        self._slow_checks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a password check failed", exc_info=task.exception())
-
-    async def _reserve_slow_check(self, source: str) -> float:
-        """Wait until ``source`` may start a slow check; >0: it is backed off for so long.
-
-        The wait is bounded by the websocket handshake's own timeout.
-        """
-        while True:
-            reservation = self._backoff.reserve(source)
-            if reservation.granted:
-                return 0.0
-            if reservation.backed_off:
-                return reservation.retry_after
-            async with self._slow_check_ended:
-                await self._slow_check_ended.wait()
-
-    def _wrong(self, charger_id: str, source: str, failures: int) -> None:
-        """Log a wrong password: each of the first few per source, then at every doubling."""
-        free = self._backoff.free_failures
-        if failures <= free or failures & (failures - 1) == 0:
-            retry_after = self._backoff.retry_after(source)
-            log.warning(
-                "cp_id=%s: wrong password from %s (%d so far from there%s)",
-                charger_id,
-                source,
-                failures,
-                f"; slow checks refused for {retry_after:.0f} s" if retry_after else "",
-            )
-
-    def _warn_foreign_key(self, charger_id: str) -> None:
-        if charger_id not in self._foreign_key_warned:
-            self._foreign_key_warned.add(charger_id)
-            log.error(
-                "cp_id=%s: its password hash was made under another server password key, so "
-                "no password matches it; make a new password for this charger",
-                charger_id,
-            )
 
     # --- connections -----------------------------------------------------------------------
 
