@@ -12,6 +12,7 @@ taken from an API body (Strom generates a charger's key when the API creates it,
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from decimal import Decimal
@@ -175,6 +176,8 @@ class ProfileFiles:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
+            if path.exists():  # the operator's file keeps its permissions
+                os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
             os.replace(temporary, path)
         except OSError as exc:
             if temporary is not None:

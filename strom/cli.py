@@ -353,10 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="charger_command", metavar="COMMAND", required=True
     )
     password = charger_commands.add_parser(
-        "password",
-        help="new OCPP password",
-        description=cmd_charger_password.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "password", help="new OCPP password", description=cmd_charger_password.__doc__
     )
     _config_arg(password)
     password.add_argument("charger", help="charger id")

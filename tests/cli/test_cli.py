@@ -301,6 +301,7 @@ def test_charger_password_writes_a_new_hash_into_the_profile_and_prints_the_key_
     capsys.readouterr()
     profile = tmp_path / "profiles" / "example-1.toml"
     profile.write_text(profile.read_text().replace("[ocpp]", "[ocpp]\n# the garage charger"))
+    profile.chmod(0o640)
     before = profile.read_text()
     assert main(["charger", "password", "example-1", "-c", str(config)]) == 0
     out = capsys.readouterr().out
@@ -316,6 +317,7 @@ def test_charger_password_writes_a_new_hash_into_the_profile_and_prints_the_key_
     # Nothing but that line changed.
     assert [a for a in after.splitlines() if a not in before.splitlines()] == [new_hash]
     assert not list(profile.parent.glob(".*.tmp"))  # written atomically, no leftovers
+    assert profile.stat().st_mode & 0o777 == 0o640  # the operator's permissions are kept
 
     assert main(["charger", "password", "nope", "-c", str(config)]) == 2
     assert "no charger 'nope'" in capsys.readouterr().err
