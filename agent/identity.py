@@ -46,7 +46,8 @@ POOL_KEY_NAME = "_pool"
 """The relay pool's own key (answers NIP-42 AUTH); no charger id can start with ``_``."""
 
 SERVER_KEY_NAME = "_server"
-"""The server's own 32 random bytes: session secrets (and other secrets) are derived from it."""
+"""Strom's own 32 random bytes (not a nostr identity): the composition root derives one key per
+purpose from it (session secrets, the key OCPP passwords are hashed under)."""
 
 _KEY_DIR = "keys"
 _SEAL_PURPOSE = "charger key"

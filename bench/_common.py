@@ -77,18 +77,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def write_profiles(folder: Path, ids: list[str]) -> None:
-    """One profile file per charger id, from the scaffold's template."""
+def write_profiles(folder: Path, ids: list[str], passwords: dict[str, str] | None = None) -> None:
+    """One profile file per charger id, from the scaffold's template.
+
+    With ``passwords`` each charger gets a generated OCPP password, as `strom init` and the API
+    make them (its hash in the profile); the keys are put into the dict.
+    """
+    from strom.app import ocpp_password_key
     from strom.scaffold import PROFILE_TOML
 
+    key = ocpp_password_key(folder / "data") if passwords is not None else None
     for charger_id in ids:
-        (folder / "profiles" / f"{charger_id}.toml").write_text(
-            PROFILE_TOML.format(charger_id=charger_id)
-        )
+        text = PROFILE_TOML.format(charger_id=charger_id)
+        if key is not None and passwords is not None:
+            made = key.new_password()
+            text = text.replace('password_hash = ""', f'password_hash = "{made.password_hash}"')
+            passwords[charger_id] = made.key
+        (folder / "profiles" / f"{charger_id}.toml").write_text(text)
 
 
 def strom_config(
-    folder: Path, *, chargers: list[str], env: dict[str, str] | None = None
+    folder: Path,
+    *,
+    chargers: list[str],
+    env: dict[str, str] | None = None,
+    passwords: dict[str, str] | None = None,
 ) -> StromConfig:
     """Write a scaffold with the given chargers and load it on free local ports."""
     from strom.scaffold import write_scaffold
@@ -97,7 +110,7 @@ def strom_config(
     if not chargers:
         for path in (folder / "profiles").glob("*.toml"):
             path.unlink()
-    write_profiles(folder, chargers[1:])
+    write_profiles(folder, chargers if passwords is not None else chargers[1:], passwords)
     return load_strom_config(folder, env)
 
 

@@ -101,7 +101,8 @@ async def run(args: argparse.Namespace) -> None:
     ids = [f"bench-{n:03d}" for n in range(args.chargers)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        _common.strom_config(folder, chargers=ids)
+        passwords: dict[str, str] = {}
+        _common.strom_config(folder, chargers=ids, passwords=passwords)
         add_connectors(folder, ids, 2 * args.connectors)  # the second half: receipt path
         config = _common.load_strom_config(
             folder,
@@ -125,6 +126,7 @@ async def run(args: argparse.Namespace) -> None:
                     SimulatorOptions(
                         url=f"ws://127.0.0.1:{config.ocpp.port}/ocpp",
                         charger_id=cid,
+                        password=passwords[cid],
                         connectors=2 * args.connectors,
                         power_kw=Decimal(11),
                         speed=1.0,

@@ -140,6 +140,13 @@ BENCHMARKS: list[tuple[str, list[str], list[str], Callable[[str], list[Row]], fl
         ocpp_rows,
         600,
     ),
+    (
+        "ocpp_restart.py",
+        ["--chargers", "200", "--concurrency", "200"],
+        ["--chargers", "10000", "--concurrency", "1000", "--baseline"],
+        ours,
+        600,
+    ),
     ("agents.py", ["--agents", "300"], ["--agents", "10000"], agents_rows, 600),
 ]
 

@@ -42,6 +42,7 @@ from strom.config import (
     ProfileConfig,
     StromConfig,
     TariffConfig,
+    require_ocpp_password,
 )
 from strom.effects import RetryLater
 from strom.errors import ConfigError, IllegalTransition
@@ -310,6 +311,8 @@ class Api:
             "connectors": connectors,
             "energy_msat_per_kwh": self.payments.tariff_for(profile).energy_msat_per_kwh,
             "npub": encode_npub(pubkey) if pubkey else None,
+            "ocpp_password_set": bool(profile.ocpp.password_hash),
+            "allow_unauthenticated": profile.ocpp.allow_unauthenticated,
         }
 
     async def _running(self, charger_id: str | None = None) -> dict[tuple[str, int], str]:
@@ -403,27 +406,56 @@ class Api:
             )
         except ValidationError as exc:
             raise ApiError(400, "bad_request", f"profile: {validation_text(exc)}") from None
+        # A new charger gets a generated OCPP password, shown in this answer only.
+        created = existing is None
+        new = self.ocpp.password_key.new_password() if created else None
         try:
-            written = self.files.write_profile(profile)
+            written = self.files.write_profile(
+                profile,
+                password_hash=new.password_hash if new else None,
+                check=lambda written: require_ocpp_password(self.config, written),
+            )
         except ConfigError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
-        created = existing is None
-        if self.apply_profile is not None:
-            try:
-                await self.apply_profile(written)
-            except ConfigError as exc:
-                raise ApiError(400, "bad_request", str(exc)) from None
-            # The file's tariff is what new sessions get (an earlier override is replaced).
-            self.agents.prices.set_tariff(charger_id, written.tariff.to_tariff())
-            applied, restart = ["profile"], False
-        else:
-            applied, restart = [], True
-        call.audit_detail.update(created=created, restart_required=restart)
+        applied, restart = await self._apply(charger_id, written)
+        call.audit_detail.update(
+            created=created, restart_required=restart, ocpp_password_generated=new is not None
+        )
         return m.ProfileWritten(
             charger_id=charger_id,
             created=created,
             file=self.files.path(charger_id).name,
             applied_now=applied,
+            restart_required=restart,
+            ocpp_password=new.key if new else None,
+            ocpp_password_hex=new.key_hex if new else None,
+        )
+
+    async def _apply(self, charger_id: str, written: ProfileConfig) -> tuple[list[str], bool]:
+        """Apply a written profile now, when the composition root allows it."""
+        if self.apply_profile is None:
+            return [], True
+        try:
+            await self.apply_profile(written)
+        except ConfigError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        # The file's tariff is what new sessions get (an earlier override is replaced).
+        self.agents.prices.set_tariff(charger_id, written.tariff.to_tariff())
+        return ["profile"], False
+
+    async def new_ocpp_password(self, call: Call) -> m.OcppPasswordOut:
+        profile = self._profile(call)
+        new = self.ocpp.password_key.new_password()
+        try:
+            written = self.files.write_password_hash(profile.id, new.password_hash)
+        except ConfigError as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        _, restart = await self._apply(profile.id, written)
+        call.audit_detail.update(restart_required=restart)
+        return m.OcppPasswordOut(
+            charger_id=profile.id,
+            ocpp_password=new.key,
+            ocpp_password_hex=new.key_hex,
             restart_required=restart,
         )
 
@@ -808,6 +840,17 @@ class Api:
                 target="charger_id",
                 not_found=False,
                 conflict=True,
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/ocpp-password",
+                self.new_ocpp_password,
+                "Give the charger a new OCPP password (returned once; its next connection "
+                "needs it, the live one stays)",
+                "chargers",
+                m.OcppPasswordOut,
+                action="charger.ocpp_password",
+                target="charger_id",
             ),
             e(
                 "POST",

@@ -128,7 +128,9 @@ class Endpoint:
                 return answer
             status = 200
             return web.Response(
-                body=answer.model_dump_json().encode(), content_type="application/json"
+                body=answer.model_dump_json().encode(),
+                content_type="application/json",
+                headers={"Cache-Control": "no-store"},  # some answers carry a secret once
             )
         except ApiError as exc:
             status = exc.status

@@ -180,6 +180,12 @@ class ChargerSummary(_Out):
     connectors: list[ConnectorOut]
     energy_msat_per_kwh: int
     npub: str | None
+    ocpp_password_set: bool = Field(
+        description="whether the charger must present its OCPP password (never the password)"
+    )
+    allow_unauthenticated: bool = Field(
+        description="its profile admits it without a password ([ocpp] allow_unauthenticated)"
+    )
 
 
 class BootOut(_Out):
@@ -245,6 +251,23 @@ class ProfileWritten(_Out):
     created: bool
     file: str
     applied_now: list[str]
+    restart_required: bool
+    ocpp_password: str | None = Field(
+        None,
+        description="a new charger's generated OCPP password (AuthorizationKey), in this "
+        "answer only: Strom keeps only its hash; null when the charger existed",
+    )
+    ocpp_password_hex: str | None = Field(
+        None, description="the same key in hex, for ChangeConfiguration AuthorizationKey"
+    )
+
+
+class OcppPasswordOut(_Out):
+    """A charger's new OCPP password: shown once, Strom keeps only its hash."""
+
+    charger_id: str
+    ocpp_password: str
+    ocpp_password_hex: str
     restart_required: bool
 
 

@@ -4,20 +4,24 @@ An operator's ``profiles/<id>.toml`` is theirs: it has comments and an order. A 
 the API edits the values in place (tomlkit), writes a temporary file next to it and renames
 it over the old one (a crash leaves the old or the new file, never half of one), and reads
 the result back through the same loader ``strom run`` uses. The OCPP password hash is never
-taken from the API (``strom charger password`` sets it) and never dropped by it.
+taken from an API body (Strom generates a charger's key when the API creates it, and
+``strom charger password`` writes a new one) and never dropped; neither is
+``allow_unauthenticated``, which only the operator's own edit of the file sets.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
-from tomlkit.items import Table
+from tomlkit.items import InlineTable, Table
 
 from strom.config import ProfileConfig, TariffConfig
 from strom.errors import ConfigError
@@ -67,23 +71,59 @@ class ProfileFiles:
         """
         return self.folder / f"{check_charger_id(charger_id)}.toml"
 
-    def write_profile(self, profile: ProfileConfig) -> ProfileConfig:
-        """Create or update a profile; the OCPP password hash on file is kept.
+    def write_profile(
+        self,
+        profile: ProfileConfig,
+        *,
+        password_hash: str | None = None,
+        check: Callable[[ProfileConfig], None] | None = None,
+    ) -> ProfileConfig:
+        """Create or update a profile; the OCPP password on file is kept unless one is given.
+
+        Args:
+            profile: the new profile (its ``ocpp.password_hash`` and
+                ``ocpp.allow_unauthenticated`` are ignored).
+            password_hash: a new OCPP password hash to store; None keeps the one on file.
+            check: called with the profile as it will be read back, before anything is
+                written; a ConfigError from it leaves the file as it was.
 
         Returns:
             The profile as ``strom run`` will read it.
 
         Raises:
-            ConfigError: the file cannot be written, or does not read back equal.
+            ConfigError: the file cannot be written, does not read back equal, or ``check``
+                refused it.
         """
         path = self.path(profile.id)
         document = self._read(path)
         values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}))
         ocpp = document.get("ocpp")
-        kept_hash = ocpp.get("password_hash", "") if isinstance(ocpp, Table) else ""
-        values["ocpp"] = {"password_hash": kept_hash, "quirks": list(profile.ocpp.quirks)}
+        on_file: Any = ocpp if isinstance(ocpp, Table | InlineTable) else {}
+        ocpp_values: dict[str, Any] = {
+            "password_hash": on_file.get("password_hash", "")
+            if password_hash is None
+            else password_hash
+        }
+        if "allow_unauthenticated" in on_file:
+            ocpp_values["allow_unauthenticated"] = on_file["allow_unauthenticated"]
+        ocpp_values["quirks"] = list(profile.ocpp.quirks)
+        values["ocpp"] = ocpp_values
         _merge(document, values)
-        return self._replace(path, document, profile.id)
+        return self._replace(path, document, profile.id, check)
+
+    def write_password_hash(self, charger_id: str, password_hash: str) -> ProfileConfig:
+        """Set ``[ocpp] password_hash`` of an existing profile, everything else untouched.
+
+        Raises:
+            ConfigError: no such profile file, or it cannot be written or read back.
+        """
+        path, document = self._existing(charger_id)
+        ocpp = document.get("ocpp")
+        if isinstance(ocpp, Table | InlineTable):
+            ocpp["password_hash"] = password_hash
+        else:
+            document["ocpp"] = {"password_hash": password_hash}
+        return self._replace(path, document, charger_id)
 
     def write_tariff(self, charger_id: str, tariff: TariffConfig) -> ProfileConfig:
         """Replace the ``[tariff]`` table of an existing profile.
@@ -91,10 +131,7 @@ class ProfileFiles:
         Raises:
             ConfigError: no such profile file, or it cannot be written or read back.
         """
-        path = self.path(charger_id)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such profile file")
-        document = self._read(path)
+        path, document = self._existing(charger_id)
         tariff_table = document.get("tariff")
         values = _plain(tariff.model_dump(mode="python"))
         if isinstance(tariff_table, Table):
@@ -102,6 +139,12 @@ class ProfileFiles:
         else:
             document["tariff"] = values
         return self._replace(path, document, charger_id)
+
+    def _existing(self, charger_id: str) -> tuple[Path, tomlkit.TOMLDocument]:
+        path = self.path(charger_id)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such profile file")
+        return path, self._read(path)
 
     @staticmethod
     def _read(path: Path) -> tomlkit.TOMLDocument:
@@ -113,7 +156,11 @@ class ProfileFiles:
             raise ConfigError(f"{path}: cannot read the profile: {exc}") from None
 
     def _replace(
-        self, path: Path, document: tomlkit.TOMLDocument, charger_id: str
+        self,
+        path: Path,
+        document: tomlkit.TOMLDocument,
+        charger_id: str,
+        check: Callable[[ProfileConfig], None] | None = None,
     ) -> ProfileConfig:
         text = tomlkit.dumps(document)
         try:
@@ -122,6 +169,8 @@ class ProfileFiles:
             raise ConfigError(f"{path}: the new profile does not read back: {exc}") from None
         if written.id != charger_id:
             raise ConfigError(f"{path}: the profile's id must be {charger_id!r}")
+        if check is not None:
+            check(written)
         temporary: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +181,8 @@ class ProfileFiles:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
+            if path.exists():  # the operator's file keeps its permissions
+                os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
             os.replace(temporary, path)
         except OSError as exc:
             if temporary is not None:

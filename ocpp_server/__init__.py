@@ -6,6 +6,7 @@ Strom's core through :class:`strom.ports.OcppCore`, publishes :mod:`strom.ports`
 offers :class:`OcppCommands` (a :class:`strom.ports.ChargerCommands`) to act on chargers.
 """
 
+from ocpp_server.backoff import SourceBackoff
 from ocpp_server.commands import (
     ConfigurationKey,
     DataTransferResult,
@@ -15,9 +16,13 @@ from ocpp_server.commands import (
 from ocpp_server.memory_core import InMemoryOcppCore, MemoryEventSink
 from ocpp_server.messages import BootInfo
 from ocpp_server.passwords import (
+    KeyedHash,
+    NewPassword,
+    PasswordKey,
     authorization_key_hex,
     generate_authorization_key,
     hash_password,
+    parse_password_hash,
     validate_authorization_key,
     verify_password,
 )
@@ -48,22 +53,27 @@ __all__ = [
     "DataTransferResult",
     "GetConfigurationResult",
     "InMemoryOcppCore",
+    "KeyedHash",
     "LoggedMessage",
     "MemoryEventSink",
     "MessageCounters",
+    "NewPassword",
     "OcppCommands",
     "OcppServer",
     "OcppServerSettings",
+    "PasswordKey",
     "PendingCharger",
     "Quirk",
     "SimulatedChargePoint",
     "SimulatorOptions",
+    "SourceBackoff",
     "StaticChargerAuth",
     "add_arguments",
     "authorization_key_hex",
     "generate_authorization_key",
     "hash_password",
     "options_from_args",
+    "parse_password_hash",
     "parse_quirks",
     "run_simulator",
     "validate_authorization_key",

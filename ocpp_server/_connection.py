@@ -83,6 +83,10 @@ class Transport(Protocol):
         """Close the connection."""
         ...
 
+    async def ping(self) -> Awaitable[float]:
+        """Send a websocket ping; the returned awaitable completes with the pong."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -194,6 +198,20 @@ class ChargerConnection:
     def has(self, quirk: Quirk) -> bool:
         """Whether the charger's profile sets ``quirk``."""
         return self.auth is not None and quirk in self.auth.quirks
+
+    async def responsive(self, within_s: float) -> bool:
+        """Whether the charger answers a websocket ping within ``within_s`` (a live link).
+
+        A half-open connection (the charger moved to another network and its old TCP
+        connection was never closed) does not answer.
+        """
+        try:
+            async with asyncio.timeout(within_s):
+                pong = await self._transport.ping()
+                await pong
+        except (TimeoutError, ConnectionClosed):
+            return False
+        return True
 
     async def run(self) -> None:
         """Serve the connection until it closes."""

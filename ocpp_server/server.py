@@ -6,11 +6,22 @@ Theory of operation:
   ``/ocpp/<charger id>`` (404 otherwise); the client must offer the ``ocpp1.6`` subprotocol
   (400 with the reason otherwise); the charger must be configured and, when it has a password,
   present HTTP Basic credentials whose user is its id and whose password matches the stored
-  scrypt hash (401 otherwise, the same answer for every failure, so nothing leaks). With
+  hash (401 otherwise, the same answer for every failure, so nothing leaks). With
   auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for the
-  operator instead.
-* **Last connection wins.** A charger that reconnects replaces its older connection, which is
-  closed in its own task; commands then go to the new one.
+  operator instead; a configured id is never held, it must authenticate.
+* **Password checks** are fast for generated keys (a keyed hash under the server's
+  :class:`~ocpp_server.passwords.PasswordKey`) and slow for chosen ones (scrypt, at most four
+  at once, in threads; a success is remembered for the life of the process), see
+  :mod:`ocpp_server._passwords`. Every wrong password counts against its source address; a
+  backed-off source may not start a slow check and gets 429 with ``Retry-After`` before any
+  hashing (:mod:`ocpp_server.backoff`).
+* **Last connection wins, once it has proved who it is.** A charger that reconnects replaces
+  its older connection, which is closed in its own task; commands then go to the new one. The
+  replacement happens only after admission, so a connection that fails the password check never
+  touches the live one. A charger without a password cannot prove anything: a connection
+  admitted without a password replaces a live connection only when the live one does not answer
+  a websocket ping within ``replace_probe_s`` (a half-open link after a network change); while
+  the live one answers, the newcomer gets 409 and the live one keeps the charger.
 * **Supervision.** One supervisor task sweeps all connections: a charger silent for 2.5
   heartbeat intervals is marked offline and disconnected; a charger that connected without
   BootNotification gets the boot backstop (TriggerMessage BootNotification).
@@ -21,10 +32,9 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import http
 import logging
+import math
 import secrets
 import ssl
 import time
@@ -43,9 +53,11 @@ from websockets.typing import Subprotocol
 
 from ocpp_server._connection import ChargerConnection, ConnectionContext
 from ocpp_server._handlers import ChargerHandlers
+from ocpp_server._passwords import Check, PasswordChecks
+from ocpp_server.backoff import SourceBackoff, source_of
 from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
-from ocpp_server.passwords import parse_basic_auth
+from ocpp_server.passwords import PasswordKey, parse_basic_auth
 from ocpp_server.records import (
     ChargerInfo,
     ChargerRecord,
@@ -67,7 +79,6 @@ log = logging.getLogger("ocpp_server")
 
 SUBPROTOCOL: Final = "ocpp1.6"
 PATH_PREFIX: Final = "/ocpp/"
-_MAX_CONCURRENT_HASHES: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,11 @@ class OcppServer:
         events: where :mod:`strom.ports` OCPP events are published.
         monotonic: clock for timeouts and silence (seconds); injectable for tests.
         now: wall clock for timestamps (aware UTC).
+        password_key: checks (and makes, see :attr:`password_key`) the keyed hashes of
+            generated charger keys; a key of this process alone when None, so only hashes
+            made with it match.
+        backoff: the per-source back-off of wrong passwords; one with the defaults of
+            :class:`~ocpp_server.backoff.SourceBackoff` on ``monotonic`` when None.
     """
 
     def __init__(
@@ -100,6 +116,8 @@ class OcppServer:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        password_key: PasswordKey | None = None,
+        backoff: SourceBackoff | None = None,
     ) -> None:
         self.settings = settings
         self._chargers = chargers
@@ -113,11 +131,10 @@ class OcppServer:
             weakref.WeakKeyDictionary()
         )
         self._totals = [0, 0]
-        # Successful password checks, remembered as an HMAC under a per-process key so that a
-        # reconnect does not pay scrypt again; failures are never cached.
-        self._auth_cache_key = secrets.token_bytes(32)
-        self._auth_cache: dict[str, tuple[str, bytes]] = {}
-        self._hash_slots = asyncio.Semaphore(_MAX_CONCURRENT_HASHES)
+        self._passwords = PasswordChecks(
+            PasswordKey(secrets.token_bytes(32)) if password_key is None else password_key,
+            SourceBackoff(clock=monotonic) if backoff is None else backoff,
+        )
         self._handlers = ChargerHandlers(
             settings=settings,
             core=core,
@@ -157,6 +174,7 @@ class OcppServer:
             ping_interval=self.settings.websocket_ping_interval_s,
             max_size=self.settings.max_message_bytes,
             compression="deflate" if self.settings.websocket_compression else None,
+            open_timeout=self.settings.handshake_timeout_s,
             server_header="Strom",
         )
         self._supervisor = asyncio.create_task(self._supervise(), name="ocpp-supervisor")
@@ -179,6 +197,7 @@ class OcppServer:
             supervisor.cancel()
             # gather returns the supervisor's CancelledError; our own cancellation propagates.
             await asyncio.gather(supervisor, return_exceptions=True)
+        await self._passwords.aclose()
 
     async def __aenter__(self) -> OcppServer:
         await self.start()
@@ -228,45 +247,64 @@ class OcppServer:
         credentials = parse_basic_auth(header) if header else None
         if auth is None:
             if self.settings.auto_register and self._may_hold(charger_id):
-                self._admissions[connection] = _Admission(charger_id, None, credentials is not None)
-                return None
+                return await self._admit_unproven(connection, charger_id, None, credentials)
             log.warning("unknown charger %r refused (%s)", charger_id, _peer(connection))
             return _unauthorized(connection)
-        if auth.parsed_hash is not None:
-            if credentials is None or credentials[0] != charger_id:
-                log.warning("cp_id=%s: no or wrong Basic credentials", charger_id)
-                return _unauthorized(connection)
-            if not await self._password_ok(auth, credentials[1]):
-                log.warning("cp_id=%s: wrong password (%s)", charger_id, _peer(connection))
-                return _unauthorized(connection)
+        if auth.parsed_hash is None:
+            return await self._admit_unproven(connection, charger_id, auth, credentials)
+        if credentials is None or credentials[0] != charger_id:
+            peer = _peer(connection)
+            log.warning("cp_id=%s: no or wrong Basic credentials (%s)", charger_id, peer)
+            return _unauthorized(connection)
+        source = source_of(_host(connection))
+        check, retry_after = await self._passwords.check(auth, credentials[1], source)
+        if check is Check.BACKED_OFF:
+            log.debug("cp_id=%s: %s is backed off for %.0f s", charger_id, source, retry_after)
+            return _backed_off(connection, retry_after)
+        if check is Check.WRONG:
+            return _unauthorized(connection)
+        self._admissions[connection] = _Admission(charger_id, auth, True)
+        return None
+
+    async def _admit_unproven(
+        self,
+        connection: ServerConnection,
+        charger_id: str,
+        auth: ChargerAuth | None,
+        credentials: tuple[str, bytes] | None,
+    ) -> Response | None:
+        """Admit a connection nobody checked a password for (no password, or held unknown).
+
+        It must not take a charger away from a connection that is alive: only a live connection
+        that does not answer a ping in time (half-open) is replaced.
+        """
+        registry = self._live if auth is not None else self._pending_connections
+        current = registry.get(charger_id)
+        if (
+            current is not None
+            and current.state is not ConnectionState.DISCONNECTED
+            and await current.responsive(self.settings.replace_probe_s)
+        ):
+            log.warning(
+                "cp_id=%s: a second connection without a password (%s) was refused: the live "
+                "connection (%s) answers; a charger with a password can be replaced by itself",
+                charger_id,
+                _peer(connection),
+                current.remote_address,
+            )
+            return connection.respond(http.HTTPStatus.CONFLICT, "Conflict\n")
         self._admissions[connection] = _Admission(charger_id, auth, credentials is not None)
         return None
+
+    @property
+    def password_key(self) -> PasswordKey:
+        """The key generated charger keys are hashed under (``password_key.new_password()``)."""
+        return self._passwords.key
 
     def _may_hold(self, charger_id: str) -> bool:
         return (
             charger_id in self._pending or len(self._pending) < self.settings.max_pending_chargers
         )
-
-    async def _password_ok(self, auth: ChargerAuth, password: bytes) -> bool:
-        parsed = auth.parsed_hash
-        if parsed is None or auth.password_hash is None:
-            return True
-        tag = hmac.new(self._auth_cache_key, password, hashlib.sha256).digest()
-        cached = self._auth_cache.get(auth.charger_id)
-        if cached is not None and cached[0] == auth.password_hash:
-            # Known password for this hash: constant-time check, no scrypt.
-            return hmac.compare_digest(cached[1], tag)
-        return await self._scrypt(auth, password, tag)
-
-    async def _scrypt(self, auth: ChargerAuth, password: bytes, tag: bytes) -> bool:
-        parsed = auth.parsed_hash
-        if parsed is None or auth.password_hash is None:  # pragma: no cover - checked by caller
-            return False
-        async with self._hash_slots:
-            ok = await asyncio.to_thread(parsed.matches, password)
-        if ok:
-            self._auth_cache[auth.charger_id] = (auth.password_hash, tag)
-        return ok
 
     # --- connections -----------------------------------------------------------------------
 
@@ -427,6 +465,19 @@ def _unauthorized(connection: ServerConnection) -> Response:
     response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
     response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
     return response
+
+
+def _backed_off(connection: ServerConnection, retry_after: float) -> Response:
+    response = connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too Many Requests\n")
+    response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+def _host(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address)
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
-from ocpp_server.passwords import PasswordHash
+from ocpp_server.passwords import StoredHash, parse_password_hash
 from strom.ids import check_charger_id
 
 __all__ = [
@@ -79,8 +79,9 @@ class ChargerAuth:
 
     Attributes:
         charger_id: the charge point identity, the last path segment of its URL.
-        password_hash: a ``scrypt$...`` hash of its AuthorizationKey (security profiles 1/2),
-            or None for a charger on a trusted network without Basic auth (profile 0).
+        password_hash: the stored hash of its AuthorizationKey (``hmac-sha256$...`` for a
+            generated key, ``scrypt$...`` for a chosen one; security profiles 1/2), or None for
+            a charger admitted on its identity alone (profile 0, a trusted network only).
         quirks: named workarounds, see :class:`Quirk`.
         connectors: number of connectors (ids 1..n).
     """
@@ -89,18 +90,18 @@ class ChargerAuth:
     password_hash: str | None = None
     quirks: frozenset[Quirk] = frozenset()
     connectors: int = 1
-    _parsed_hash: PasswordHash | None = field(default=None, init=False, repr=False, compare=False)
+    _parsed_hash: StoredHash | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_charger_id(self.charger_id)
         if not 1 <= self.connectors <= 99:
             raise ValueError(f"charger {self.charger_id}: connectors must be 1-99")
         if self.password_hash is not None:
-            parsed = PasswordHash.parse(self.password_hash)
+            parsed = parse_password_hash(self.password_hash)
             object.__setattr__(self, "_parsed_hash", parsed)
 
     @property
-    def parsed_hash(self) -> PasswordHash | None:
+    def parsed_hash(self) -> StoredHash | None:
         """The parsed password hash (checked when the settings were built)."""
         return self._parsed_hash
 
@@ -172,6 +173,11 @@ class OcppServerSettings:
         websocket_compression: offer permessage-deflate; off by default because each
             compressed connection holds zlib buffers (tens of KB) for frames of a few hundred
             bytes.
+        handshake_timeout_s: a charger's HTTP upgrade, password check included, must be done
+            within this long (else its connection is closed and it tries again).
+        replace_probe_s: a connection admitted without a password replaces a charger's live
+            connection only when the live one does not answer a websocket ping within this
+            long (a half-open connection after a network change); see ``OcppServer``.
     """
 
     host: str = "127.0.0.1"
@@ -191,6 +197,8 @@ class OcppServerSettings:
     max_message_bytes: int = 256 * 1024
     websocket_ping_interval_s: float | None = None
     websocket_compression: bool = False
+    handshake_timeout_s: float = 10.0
+    replace_probe_s: float = 5.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -205,6 +213,8 @@ class OcppServerSettings:
             "offline_after_intervals": self.offline_after_intervals,
             "pending_retry_interval_s": self.pending_retry_interval_s,
             "max_message_bytes": self.max_message_bytes,
+            "replace_probe_s": self.replace_probe_s,
+            "handshake_timeout_s": self.handshake_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

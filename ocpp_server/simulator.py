@@ -20,8 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
 from websockets.exceptions import InvalidStatus
 
@@ -29,6 +32,7 @@ from ocpp_server._simulated_charger import SimulatedChargePoint, SimulatorOption
 from ocpp_server._simulator_requests import CallFailed, ConnectorState
 
 __all__ = [
+    "PASSWORD_ENV",
     "CallFailed",
     "ConnectorState",
     "SimulatedChargePoint",
@@ -40,6 +44,9 @@ __all__ = [
 
 log = logging.getLogger("ocpp_server.simulator")
 
+PASSWORD_ENV: Final = "STROM_SIMULATE_PASSWORD"  # noqa: S105 - a variable name, no secret
+"""Where ``strom simulate`` finds the charger's password when ``--password`` is not given."""
+
 
 # --- command line --------------------------------------------------------------------------
 
@@ -48,7 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to a command-line parser (``strom simulate``)."""
     parser.add_argument("--url", default="ws://127.0.0.1:9000/ocpp", help="central system base URL")
     parser.add_argument("--id", dest="charger_id", default="sim-1", help="charge point identity")
-    parser.add_argument("--password", default=None, help="AuthorizationKey for Basic auth")
+    parser.add_argument(
+        "--password",
+        default=None,
+        help=f"the charger's OCPP password (AuthorizationKey) for HTTP Basic auth; default: "
+        f"${PASSWORD_ENV}, else none (write --password=KEY for a key starting with '-')",
+    )
     parser.add_argument("--connectors", type=int, default=1)
     parser.add_argument("--power-kw", type=Decimal, default=Decimal(11))
     parser.add_argument("--speed", type=float, default=1.0, help="meter speed factor")
@@ -61,12 +73,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reconnect", action="store_true")
 
 
-def options_from_args(ns: argparse.Namespace) -> SimulatorOptions:
-    """Build :class:`SimulatorOptions` from parsed :func:`add_arguments` options."""
+def options_from_args(
+    ns: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> SimulatorOptions:
+    """Build :class:`SimulatorOptions` from parsed :func:`add_arguments` options.
+
+    Args:
+        ns: the parsed options.
+        environ: where ``STROM_SIMULATE_PASSWORD`` is read (``os.environ`` if None).
+    """
+    password = ns.password
+    if password is None:
+        password = (os.environ if environ is None else environ).get(PASSWORD_ENV) or None
     return SimulatorOptions(
         url=ns.url,
         charger_id=ns.charger_id,
-        password=ns.password,
+        password=password,
         connectors=ns.connectors,
         power_kw=ns.power_kw,
         speed=ns.speed,

@@ -17,9 +17,10 @@ import hmac
 import logging
 import ssl
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -31,6 +32,7 @@ from agent.nostr.zap import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
 from cockpit.auth import WINDOW_S
+from cockpit.profiles import ProfileFiles
 from lnurl_server.clients import CLIENTS, ClientAddresses
 from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
@@ -38,13 +40,22 @@ from lnurl_server.ratelimit import RateLimiter
 from lnurl_server.routes import FrontDoor, storage_errors
 from ocpp_server import (
     ChargerAuth,
+    KeyedHash,
+    NewPassword,
     OcppServer,
     OcppServerSettings,
+    PasswordKey,
     StaticChargerAuth,
+    hash_password,
     parse_quirks,
 )
 from strom.charging import ChargingEffects
-from strom.config import ProfileConfig, StromConfig
+from strom.config import (
+    ProfileConfig,
+    StromConfig,
+    ocpp_beyond_loopback,
+    require_ocpp_password,
+)
 from strom.core_events import CoreEventSink
 from strom.effects import EffectRunner, Handler
 from strom.errors import BackendError, ConfigError
@@ -60,11 +71,17 @@ from strom.storage.outbox import OutboxStore
 from strom.storage.retention import Retention, RetentionPolicy
 from strom.storage.sessions import SessionStore
 
-__all__ = ["Strom", "check_public_url"]
+__all__ = [
+    "Strom",
+    "check_public_url",
+    "ocpp_password_key",
+    "write_charger_password",
+]
 
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
+OCPP_PASSWORD_PURPOSE: Final = b"strom ocpp password v1"
 
 
 class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -130,26 +147,112 @@ def _ocpp_settings(config: StromConfig) -> OcppServerSettings:
     )
 
 
-def _admission(profile: ProfileConfig) -> ChargerAuth:
+def _purpose_key(data_dir: Path, purpose: bytes, environ: Mapping[str, str] | None) -> bytes:
+    """A key for one purpose, derived (HMAC-SHA-256) from Strom's server key.
+
+    The server key is ``<data_dir>/keys/_server.key`` (created on first need, mode 0600,
+    sealed with ``STROM_MASTER_KEY`` when that is set): back up ``keys/`` with the database.
+
+    Raises:
+        ConfigError: the key file is unreadable, readable by others, or sealed with another
+            master key.
+    """
+    server_key = KeyStore.from_environ(data_dir, environ).ensure(SERVER_KEY_NAME)
+    return hmac.new(server_key, purpose, hashlib.sha256).digest()
+
+
+def ocpp_password_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> PasswordKey:
+    """The key generated charger passwords are hashed under (HMAC-SHA-256).
+
+    Losing the server key makes every generated charger password useless.
+
+    Raises:
+        ConfigError: as :func:`_purpose_key`.
+    """
+    return PasswordKey(_purpose_key(data_dir, OCPP_PASSWORD_PURPOSE, environ))
+
+
+def write_charger_password(
+    config: StromConfig, charger_id: str, *, chosen: str | None = None
+) -> NewPassword:
+    """Give a charger a new OCPP password; its hash is written into the charger's profile.
+
+    The profile file keeps its comments and is replaced atomically. A running Strom uses the
+    new password from its next start.
+
+    Args:
+        config: the configuration (the data folder holds the server key).
+        charger_id: a configured charger.
+        chosen: a password a person chose (16-40 bytes, stored as scrypt); None generates a
+            key (120 bits, stored as a keyed hash).
+
+    Returns:
+        The password, to be shown once, and its stored hash.
+
+    Raises:
+        ConfigError: no such charger, a chosen password of the wrong length, or the profile
+            cannot be written.
+    """
+    try:
+        config.profile(charger_id)
+    except KeyError:
+        raise ConfigError(f"no charger {charger_id!r} in {config.paths.profiles}") from None
+    if chosen is None:
+        new = ocpp_password_key(config.storage.data_dir).new_password()
+    else:
+        try:
+            new = NewPassword(chosen, hash_password(chosen))
+        except ValueError as exc:
+            raise ConfigError(f"the OCPP password for {charger_id}: {exc}") from None
+    ProfileFiles(config.paths.profiles).write_password_hash(charger_id, new.password_hash)
+    return new
+
+
+def _admission(config: StromConfig, profile: ProfileConfig, key: PasswordKey) -> ChargerAuth:
     """How the OCPP server admits this charger.
 
     Raises:
-        ConfigError: unknown OCPP quirks in the profile.
+        ConfigError: unknown OCPP quirks or a malformed password hash in the profile, or no
+            password where one is required (:func:`strom.config.require_ocpp_password`).
     """
+    path = config.paths.profiles / f"{profile.id}.toml"
     try:
         quirks = parse_quirks(profile.ocpp.quirks)
     except ValueError as exc:
-        raise ConfigError(f"profiles/{profile.id}.toml: key 'ocpp': {exc}") from None
-    return ChargerAuth(
-        charger_id=profile.id,
-        password_hash=profile.ocpp.password_hash or None,
-        quirks=quirks,
-        connectors=max(c.id for c in profile.connectors),
-    )
+        raise ConfigError(f"{path}: key 'ocpp': {exc}") from None
+    require_ocpp_password(config, profile)
+    try:
+        auth = ChargerAuth(
+            charger_id=profile.id,
+            password_hash=profile.ocpp.password_hash or None,
+            quirks=quirks,
+            connectors=max(c.id for c in profile.connectors),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{path}: key 'ocpp.password_hash': {exc}") from None
+    stored = auth.parsed_hash
+    if isinstance(stored, KeyedHash) and not key.made_this(stored):
+        log.warning(
+            "charger %s: its OCPP password was made under another server key (%s was lost or "
+            "replaced), so no password opens it; run `strom charger password %s` and enter the "
+            "new key in the charger",
+            profile.id,
+            config.storage.data_dir / "keys" / f"{SERVER_KEY_NAME}.key",
+            profile.id,
+        )
+    if stored is None and ocpp_beyond_loopback(config.ocpp.host):
+        log.warning(
+            "charger %s: accepts OCPP connections without a password (allow_unauthenticated "
+            "in %s): anyone who can reach port %d can connect as it",
+            profile.id,
+            path,
+            config.ocpp.port,
+        )
+    return auth
 
 
-def _charger_auth(config: StromConfig) -> StaticChargerAuth:
-    return StaticChargerAuth(_admission(profile) for profile in config.profiles)
+def _charger_auth(config: StromConfig, key: PasswordKey) -> StaticChargerAuth:
+    return StaticChargerAuth(_admission(config, profile, key) for profile in config.profiles)
 
 
 def _retention(
@@ -197,7 +300,8 @@ class Strom:
             BackendError: the lightning backend cannot be reached.
         """
         check_public_url(config.server.public_url)
-        auth = _charger_auth(config)
+        password_key = ocpp_password_key(config.storage.data_dir)
+        auth = _charger_auth(config, password_key)
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
@@ -214,8 +318,7 @@ class Strom:
             "" if info.real_money else " — FAKE BACKEND, NO REAL MONEY MOVES",
         )
         # Session secrets are derived from the server key (keys/_server.key), never stored.
-        server_key = KeyStore.from_environ(config.storage.data_dir).ensure(SERVER_KEY_NAME)
-        session_key = hmac.new(server_key, SESSION_KEY_LABEL, hashlib.sha256).digest()
+        session_key = _purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
         payments = PaymentService(
             sessions,
             backend,
@@ -238,7 +341,13 @@ class Strom:
             payments.forget_view()  # offers answer from a view of connectors; keep it fresh
 
         events.subscribers.append(connector_changed)
-        ocpp = OcppServer(_ocpp_settings(config), auth, DatabaseOcppCore(sessions), events)
+        ocpp = OcppServer(
+            _ocpp_settings(config),
+            auth,
+            DatabaseOcppCore(sessions),
+            events,
+            password_key=password_key,
+        )
         agents = AgentRuntime(
             config,
             db=db,
@@ -314,9 +423,10 @@ class Strom:
         connection), the database rows, the offers and the charger's agent.
 
         Raises:
-            ConfigError: the profile's OCPP quirks are unknown.
+            ConfigError: the profile's OCPP quirks are unknown, its password hash is malformed,
+                or it has none where one is required.
         """
-        admission = _admission(profile)
+        admission = _admission(self.config, profile, self.ocpp.password_key)
         profiles = [p for p in self.config.profiles if p.id != profile.id]
         config = self.config.model_copy(update={"profiles": (*profiles, profile)})
         self.config = config

@@ -69,15 +69,25 @@ def cmd_init(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_USAGE
     from agent.identity import npub_of
+    from strom.app import write_charger_password
 
     npub = npub_of(folder / "data", "example-1")
+    password = write_charger_password(load_config(config), "example-1")
     _print(f"wrote {config}")
     _print(f"      {folder / 'profiles' / 'example-1.toml'} (one example charge point)")
     _print(f"      {folder / 'relay_config' / 'relays.toml'} (the embedded nostr relay)")
-    _print(f"      {folder / 'data'}/ (database and keys; owner-only)")
+    _print(f"      {folder / 'data'}/ (database and keys; owner-only: back it up)")
     _print(f"charger example-1 has its own nostr key: {npub}")
+    _print_password("example-1", password.key, password.key_hex)
     _print(f"next: strom run -c {config}")
     return EXIT_OK
+
+
+def _print_password(charger_id: str, key: str, key_hex: str) -> None:
+    _print(f"charger {charger_id}: OCPP password (AuthorizationKey), shown once, only its hash")
+    _print("is stored; enter it in the charger's OCPP settings (Basic auth, user = charger id):")
+    _print(f"  {key}")
+    _print(f"  hex, for ChangeConfiguration AuthorizationKey: {key_hex}")
 
 
 async def _run(config: StromConfig) -> None:
@@ -237,15 +247,37 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_charger_password(args: argparse.Namespace) -> int:
-    """Make a new OCPP AuthorizationKey (HTTP Basic password) for a charger."""
-    from ocpp_server import generate_authorization_key, hash_password
+def _read_chosen_password(charger_id: str) -> str:
+    if sys.stdin.isatty():
+        import getpass
 
-    key = generate_authorization_key()
-    _print(f"AuthorizationKey for {args.charger} (enter it in the charger's OCPP settings):")
-    _print(f"  {key}")
-    _print(f"Put this line in profiles/{args.charger}.toml under [ocpp]:")
-    _print(f'  password_hash = "{hash_password(key)}"')
+        first = getpass.getpass(f"OCPP password for {charger_id} (16-40 bytes): ")
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ; nothing was changed")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_charger_password(args: argparse.Namespace) -> int:
+    """Give a charger a new OCPP password (its AuthorizationKey for HTTP Basic auth).
+
+    The hash is written into profiles/<charger>.toml (comments kept) and the password is
+    printed once. By default Strom generates a 120-bit key; --set reads one you chose (from
+    the terminal, or the first line of stdin), stored with scrypt. Strom uses it from its next
+    start.
+    """
+    from strom.app import write_charger_password
+
+    config = _load(args)
+    chosen = _read_chosen_password(args.charger) if args.set else None
+    password = write_charger_password(config, args.charger, chosen=chosen)
+    path = config.paths.profiles / f"{args.charger}.toml"
+    if chosen is None:
+        _print_password(args.charger, password.key, password.key_hex)
+    else:
+        _print(f"charger {args.charger}: your password is set (hashed with scrypt)")
+        _print(f"  hex, for ChangeConfiguration AuthorizationKey: {password.key_hex}")
+    _print(f"wrote the hash to {path}; restart Strom for the running server to use it")
     return EXIT_OK
 
 
@@ -323,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     password = charger_commands.add_parser(
         "password", help="new OCPP password", description=cmd_charger_password.__doc__
     )
+    _config_arg(password)
     password.add_argument("charger", help="charger id")
+    password.add_argument(
+        "--set", action="store_true", help="use a password you choose (prompt or stdin)"
+    )
     password.set_defaults(func=cmd_charger_password)
 
     token = commands.add_parser(

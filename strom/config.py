@@ -51,6 +51,8 @@ __all__ = [
     "StromConfig",
     "TariffConfig",
     "load_config",
+    "ocpp_beyond_loopback",
+    "require_ocpp_password",
 ]
 
 
@@ -286,10 +288,24 @@ class BrandingConfig(_Section):
 class OcppProfileConfig(_Section):
     """How this charge point talks OCPP."""
 
-    # scrypt hash made by `strom charger password`; empty means no Basic auth (profile 0,
-    # only for a charger on a trusted LAN).
+    # The hash of its OCPP password, written by `strom init`, `strom charger password` or the
+    # API. Empty: no Basic auth (security profile 0), which Strom refuses when OCPP listens
+    # beyond loopback unless allow_unauthenticated is true.
     password_hash: str = ""
+    # Accept this charger without a password on a non-loopback address: anyone who can reach
+    # the OCPP port can then connect as it. Warned about at every start.
+    allow_unauthenticated: bool = False
     quirks: tuple[str, ...] = ()
+
+
+def ocpp_beyond_loopback(host: str) -> bool:
+    """Whether an OCPP server listening on ``host`` can be reached from other machines."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name or a wildcard
 
 
 class ProfileConfig(_Section):
@@ -377,6 +393,30 @@ class StromConfig(_Section):
             if profile.id.casefold() == folded:
                 return profile
         raise KeyError(name)
+
+
+def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
+    """Refuse a charger anyone on the network could impersonate.
+
+    A charger without a password is admitted on its id alone, and the id is public (its page,
+    its nostr status). That is refused when OCPP listens beyond loopback, unless the profile
+    accepts it explicitly with ``allow_unauthenticated = true``.
+
+    Raises:
+        ConfigError: one line naming the profile and both ways out.
+    """
+    ocpp = profile.ocpp
+    if ocpp.password_hash or ocpp.allow_unauthenticated:
+        return
+    if not ocpp_beyond_loopback(config.ocpp.host):
+        return
+    config_arg = f" -c {config.config_path}" if config.config_path else ""
+    raise ConfigError(
+        f"{config.paths.profiles / (profile.id + '.toml')}: charger {profile.id!r} has no OCPP "
+        f"password and OCPP listens on {config.ocpp.host!r}, beyond this machine, so anyone "
+        f"could connect as it; give it one with `strom charger password {profile.id}"
+        f"{config_arg}`, or set allow_unauthenticated = true under [ocpp] in its profile"
+    )
 
 
 # --- loading -----------------------------------------------------------------------------------

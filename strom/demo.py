@@ -28,7 +28,7 @@ import segno
 from agent.nostr.keys import encode_npub
 from lnurl_server.lnurl import bech32_lnurl
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
-from strom.app import Strom
+from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
 from strom.lightning import FakeBackend, FakeDriverWallet
 from strom.scaffold import write_scaffold
@@ -69,7 +69,7 @@ def _free(port: int) -> int:
     raise DemoFailed("no free TCP port on 127.0.0.1")
 
 
-def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> StromConfig:
+def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> tuple[StromConfig, str]:
     config_path = options.folder / "strom.toml"
     if not config_path.exists():
         write_scaffold(options.folder, charger_id=CHARGER)
@@ -83,7 +83,10 @@ def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> StromConfi
         "STROM_OCPP__HOST": '"127.0.0.1"',
         "STROM_OCPP__PORT": str(ocpp_port),
     }
-    return load_config(config_path, environ=environ)
+    # The simulated charger authenticates like a real one: a new OCPP password at every start
+    # (only its hash is kept in the profile).
+    password = write_charger_password(load_config(config_path, environ=environ), CHARGER)
+    return load_config(config_path, environ=environ), password.key
 
 
 def _say(text: str = "") -> None:
@@ -191,7 +194,7 @@ class Driver:
 async def run_demo(options: DemoOptions) -> int:
     """Run the demo; returns the process exit status."""
     http_port, ocpp_port = _free(options.http_port), _free(options.ocpp_port)
-    config = _prepare(options, http_port, ocpp_port)
+    config, password = _prepare(options, http_port, ocpp_port)
     strom = await Strom.open(config)
     stop = asyncio.Event()
     base = config.server.public_url
@@ -199,6 +202,7 @@ async def run_demo(options: DemoOptions) -> int:
         SimulatorOptions(
             url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
             charger_id=CHARGER,
+            password=password,
             connectors=1,
             power_kw=Decimal(11),
             speed=options.speed,

@@ -39,7 +39,8 @@ data_dir = "data"
 database_url = ""
 
 [ocpp]
-# Chargers connect to ws://HOST:PORT/ocpp/<charger id>
+# Chargers connect to ws://HOST:PORT/ocpp/<charger id> with their OCPP password (HTTP Basic
+# auth). Beyond loopback Strom refuses to start with a charger that has none.
 host = "0.0.0.0"
 port = 9000
 heartbeat_interval_s = 300
@@ -103,8 +104,12 @@ picture = ""
 website = ""
 
 [ocpp]
-# Set with `strom charger password {charger_id}`; empty means no HTTP Basic auth.
+# The hash of the charger's OCPP password (HTTP Basic auth). `strom init` printed the
+# password once; `strom charger password {charger_id}` makes a new one.
 password_hash = ""
+# Without a password anyone who reaches the OCPP port can connect as this charger, so Strom
+# refuses to start unless OCPP listens on loopback only or this is set to true.
+# allow_unauthenticated = false
 quirks = []
 """
 

@@ -33,6 +33,44 @@ function toast (text) {
   toast.timer = setTimeout(() => el.remove(), 4000)
 }
 
+// A new charger's OCPP password is in one API answer only: show it until the operator has
+// copied it, in a dialog outside the view so that live refreshes do not wipe it.
+function showPassword (chargerId, answer) {
+  const old = $('ocpp-password')
+  if (old) old.remove()
+  const key = h('code', { id: 'ocpp-password-key', class: 'secret' }, answer.ocpp_password)
+  const copied = h('span', { class: 'muted', 'aria-live': 'polite' })
+  const dialog = h('dialog', { id: 'ocpp-password', 'aria-labelledby': 'ocpp-password-title' },
+    h('h2', { id: 'ocpp-password-title' }, 'OCPP password for ' + chargerId),
+    h('p', { class: 'warn' }, 'Copy it now: it is shown only this once. Strom keeps only its hash; a lost password can only be replaced by a new one.'),
+    h('p', {}, 'Enter it in the charger\'s OCPP settings as the password (AuthorizationKey) for HTTP Basic auth; the user name is the charger id, ', h('span', { class: 'mono' }, chargerId), '.'),
+    h('p', {}, key, ' ', h('button', {
+      type: 'button',
+      onclick: async () => {
+        try { await navigator.clipboard.writeText(answer.ocpp_password); copied.textContent = 'copied' } catch (error) {
+          getSelection().selectAllChildren(key) // no clipboard over plain http: select it for Ctrl-C
+          copied.textContent = 'selected: press Ctrl-C'
+        }
+      }
+    }, 'Copy'), ' ', copied),
+    h('p', { class: 'muted' }, 'To set it over OCPP (ChangeConfiguration AuthorizationKey), in hex: ', h('span', { class: 'mono' }, answer.ocpp_password_hex)),
+    h('p', {}, h('button', { class: 'primary', type: 'button', onclick: () => { dialog.close(); dialog.remove() } }, 'I have copied it')))
+  dialog.addEventListener('cancel', (event) => event.preventDefault()) // Escape must not lose it
+  document.body.append(dialog)
+  dialog.showModal()
+}
+
+function passwordBadge (charger) {
+  if (charger.ocpp_password_set) return ''
+  return h('span', {
+    class: 'badge warn',
+    'data-unauthenticated': '',
+    title: charger.allow_unauthenticated
+      ? 'allow_unauthenticated is set in its profile: anyone who reaches the OCPP port can connect as this charger'
+      : 'No OCPP password: Strom admits it on its id alone (OCPP listens on loopback only)'
+  }, 'no OCPP password')
+}
+
 // --- talking to the API -----------------------------------------------------------------------
 
 async function authorization (method, url, body) {
@@ -201,7 +239,7 @@ async function dashboard (view) {
     h('div', { class: 'cards' }, chargers.items.map((charger) =>
       h('div', { class: 'card', dataset: { charger: charger.charger_id } },
         h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
-          h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline')),
+          h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline'), ' ', passwordBadge(charger)),
         h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh'),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
           h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
@@ -224,8 +262,9 @@ function chargerForm (chargerId, readOnly) {
         tariff: { per_kwh_sat: data.per_kwh_sat }
       }
       try {
-        await api('PUT', '/chargers/' + encodeURIComponent(data.charger_id), profile)
+        const answer = await api('PUT', '/chargers/' + encodeURIComponent(data.charger_id), profile)
         toast('Charger ' + data.charger_id + ' added')
+        if (answer.ocpp_password) showPassword(data.charger_id, answer)
         route(true)
       } catch (e) { error.textContent = e.message }
     }
@@ -298,7 +337,7 @@ async function chargerView (view, chargerId) {
     h('img', { alt: 'QR sticker of connector ' + c.connector_id, src: await cached('sticker:' + chargerId + ':' + c.connector_id, () => stickerImage(chargerId, c.connector_id)) }),
     h('p', {}, h('button', { onclick: () => download('/chargers/' + chargerId + '/sticker.pdf?connector=' + c.connector_id, chargerId + '-' + c.connector_id + '.pdf') }, 'PDF')))))
   view.replaceChildren(
-    h('h1', {}, charger.name, ' ', h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline')),
+    h('h1', {}, charger.name, ' ', h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline'), ' ', passwordBadge(charger)),
     h('p', { class: 'muted' }, charger.address + ' · ' + charger.connection + (charger.boot ? ' · ' + charger.boot.vendor + ' ' + charger.boot.model : '') +
       ' · OCPP messages in/out ' + charger.messages_received + '/' + charger.messages_sent),
     h('h2', {}, 'Connectors'),
@@ -309,7 +348,14 @@ async function chargerView (view, chargerId) {
       }, c.enabled ? 'Disable' : 'Enable'), ' ', command('Unlock', '/commands/unlock', { connector_id: c.connector_id })))
       return row
     }))),
-    h('div', { class: 'toolbar' }, command('Soft reset', '/commands/reset', { kind: 'soft' }), command('Hard reset', '/commands/reset', { kind: 'hard' }), command('Ask for status', '/commands/trigger-status', {})),
+    h('div', { class: 'toolbar' }, command('Soft reset', '/commands/reset', { kind: 'soft' }), command('Hard reset', '/commands/reset', { kind: 'hard' }), command('Ask for status', '/commands/trigger-status', {}),
+      h('button', {
+        disabled: $('who').textContent.endsWith('(read-only)'),
+        onclick: async () => {
+          if (!confirm('Make a new OCPP password for ' + chargerId + '? Its next connection needs the new one; the current connection stays.')) return
+          try { showPassword(chargerId, await api('POST', '/chargers/' + chargerId + '/ocpp-password')); route(true) } catch (e) { toast(e.message) }
+        }
+      }, 'New OCPP password')),
     h('h2', {}, 'Tariff'), tariffEditor(chargerId, tariff),
     h('h2', {}, 'Recent sessions'), sessionTable(charger.recent_sessions),
     h('h2', {}, 'Sticker'), h('div', { class: 'cards' }, stickers),

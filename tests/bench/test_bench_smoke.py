@@ -22,6 +22,7 @@ ROWS = (
     "startup, 1000 chargers",
     "OCPP CALLs answered",
     "OCPP server CPU per CALL",
+    "OCPP restart:",
     "agents: every status published",
 )
 

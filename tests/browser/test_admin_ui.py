@@ -222,13 +222,68 @@ async def test_an_operator_adds_a_charger_that_is_waiting_for_approval(
         await screenshot(page, "admin-approve-charger")
         await card.locator("text=Add charger").click()
 
+        # Its OCPP password is shown once, with the note to copy it now; live refreshes of
+        # the dashboard behind it do not take it away.
+        shown = page.locator("#ocpp-password")
+        await expect(shown).to_be_visible()
+        await expect(shown).to_contain_text("Copy it now")
+        key = await page.locator("#ocpp-password-key").text_content()
+        assert key is not None
+        assert len(key) == 20
+        await expect(shown).to_contain_text(key.encode().hex())
+        await screenshot(page, "admin-charger-password", full_page=False)
+        await page.keyboard.press("Escape")
+        await expect(shown).to_be_visible()
+        await shown.locator("text=I have copied it").click()
+        await expect(shown).to_have_count(0)
+
+        # The operator enters it in the charger, which comes back with it.
+        running.cancel()
+        charger = simulated(cockpit, "garage-2", connectors=2, password=key)
+        running = asyncio.create_task(charger.run())
         added = page.locator('[data-charger="garage-2"]')
         await expect(added).to_be_visible()
         await expect(added.locator(".badge").first).to_have_text("online", timeout=20_000)
+        await expect(added.locator("[data-unauthenticated]")).to_have_count(0)
         await expect(page.locator("#pending")).to_have_count(0)
         await screenshot(page, "admin-charger-added", full_page=False)
+        assert key not in await page.content()  # gone from the page once copied
     finally:
         running.cancel()
     offer = await cockpit.stack.get(f"{cockpit.base}/lnurlp/garage-2/2")
     assert "280 sat/kWh" in offer["metadata"]
+    assert trouble == []
+
+
+async def test_a_charger_without_a_password_is_flagged_and_gets_one_on_the_charger_page(
+    cockpit: Cockpit, desk: tuple[Page, list[str]]
+) -> None:
+    from playwright.async_api import expect
+
+    from strom.config import OcppProfileConfig
+
+    page, trouble = desk
+    strom = cockpit.stack.strom
+    open_profile = strom.config.profile(CHARGER).model_copy(
+        update={"ocpp": OcppProfileConfig(allow_unauthenticated=True)}
+    )
+    await strom.apply_profile(open_profile)  # as if its profile had no password
+    await page.goto(cockpit.base + "/admin/")
+    await page.fill("#token", cockpit.admin_token)
+    await page.click("text=Sign in with token")
+    flag = page.locator(f'[data-charger="{CHARGER}"] [data-unauthenticated]')
+    await expect(flag).to_have_text("no OCPP password")
+    assert "allow_unauthenticated" in (await flag.get_attribute("title") or "")
+
+    await page.click(f'[data-charger="{CHARGER}"] h2 a')
+    await expect(page.locator("h1 [data-unauthenticated]")).to_be_visible()
+    await screenshot(page, "admin-charger-no-password", full_page=False)
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click("text=New OCPP password")
+    key = await page.locator("#ocpp-password-key").text_content()
+    assert key is not None
+    await page.locator("text=I have copied it").click()
+    await expect(page.locator("h1 [data-unauthenticated]")).to_have_count(0)
+    on_file = strom.config.profile(CHARGER).ocpp.password_hash
+    assert on_file.startswith("hmac-sha256$")
     assert trouble == []

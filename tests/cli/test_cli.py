@@ -239,3 +239,168 @@ def test_api_tokens_are_created_once_listed_without_the_secret_and_revoked(
     assert "no live token named 'ops'" in capsys.readouterr().err
     assert main(["token", "list", "-c", config]) == 0
     assert "ops\tadmin\trevoked" in capsys.readouterr().out
+
+
+# --- charger passwords -------------------------------------------------------------------------
+
+
+def _printed_password(out: str) -> tuple[str, str]:
+    lines = out.splitlines()
+    index = next(i for i, line in enumerate(lines) if "shown once" in line)
+    key = lines[index + 2].strip()
+    key_hex = lines[index + 3].rsplit(":", 1)[1].strip()
+    return key, key_hex
+
+
+async def _handshake(port: int, charger_id: str, password: str | None) -> int:
+    from tests.ocpp.drivers import handshake_status
+
+    return await handshake_status(f"ws://127.0.0.1:{port}/ocpp", charger_id, password)
+
+
+def test_init_prints_the_chargers_password_once_and_strom_admits_only_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    config = init(tmp_path)
+    key, key_hex = _printed_password(capsys.readouterr().out)
+    assert len(key) == 20
+    assert key_hex == key.encode().hex()
+    profile = (tmp_path / "profiles" / "example-1.toml").read_text()
+    assert 'password_hash = "hmac-sha256$' in profile
+    assert "# The hash of the charger's OCPP password" in profile  # comments kept
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path  # only the hash is stored
+    assert (tmp_path / "data" / "keys" / "_server.key").stat().st_mode & 0o077 == 0
+
+    port, ocpp_port = free_port(), free_port()
+    env = {**os.environ, "STROM_SERVER__PORT": str(port), "STROM_OCPP__PORT": str(ocpp_port)}
+    proc = subprocess.Popen(
+        [*STROM, "run", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_until_serving(port, proc)
+        assert asyncio.run(_handshake(ocpp_port, "example-1", key)) == 101
+        assert asyncio.run(_handshake(ocpp_port, "example-1", None)) == 401
+        assert asyncio.run(_handshake(ocpp_port, "example-1", key[::-1])) == 401
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
+def test_charger_password_writes_a_new_hash_into_the_profile_and_prints_the_key_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = init(tmp_path)
+    capsys.readouterr()
+    profile = tmp_path / "profiles" / "example-1.toml"
+    profile.write_text(profile.read_text().replace("[ocpp]", "[ocpp]\n# the garage charger"))
+    profile.chmod(0o640)
+    before = profile.read_text()
+    assert main(["charger", "password", "example-1", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    key, key_hex = _printed_password(out)
+    assert key_hex == key.encode().hex()
+    assert str(profile) in out
+    after = profile.read_text()
+    assert "# the garage charger" in after
+    old_hash = next(line for line in before.splitlines() if line.startswith("password_hash"))
+    new_hash = next(line for line in after.splitlines() if line.startswith("password_hash"))
+    assert new_hash != old_hash
+    assert new_hash.startswith('password_hash = "hmac-sha256$')
+    # Nothing but that line changed.
+    assert [a for a in after.splitlines() if a not in before.splitlines()] == [new_hash]
+    assert not list(profile.parent.glob(".*.tmp"))  # written atomically, no leftovers
+    assert profile.stat().st_mode & 0o777 == 0o640  # the operator's permissions are kept
+
+    assert main(["charger", "password", "nope", "-c", str(config)]) == 2
+    assert "no charger 'nope'" in capsys.readouterr().err
+
+
+def test_a_chosen_password_is_read_from_stdin_and_stored_with_scrypt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from ocpp_server import verify_password
+
+    config = init(tmp_path)
+    profile = tmp_path / "profiles" / "example-1.toml"
+    before = profile.read_text()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("too-short\n"))
+    assert main(["charger", "password", "example-1", "--set", "-c", str(config)]) == 2
+    assert "16 to 40" in capsys.readouterr().err
+    assert profile.read_text() == before  # nothing changed
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("my own charger password\n"))
+    assert main(["charger", "password", "example-1", "--set", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "my own charger password" not in out
+    assert b"my own charger password".hex() in out
+    stored = profile.read_text().split('password_hash = "', 1)[1].split('"', 1)[0]
+    assert stored.startswith("scrypt$")
+    assert verify_password("my own charger password", stored)
+
+
+def _run_briefly(config: Path, env: dict[str, str]) -> tuple[int | None, str]:
+    """Start `strom run`; return its status if it exited at once, or None and its log."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STROM, "run", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "STROM_SERVER__PORT": str(port), **env},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        status = proc.poll()
+        if status is None:
+            proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    return status, out
+
+
+def test_strom_refuses_to_start_with_a_charger_anyone_could_impersonate(tmp_path: Path) -> None:
+    config = init(tmp_path)
+    profile = tmp_path / "profiles" / "example-1.toml"
+    text = profile.read_text()
+    start = text.index('password_hash = "')
+    end = text.index('"', start + len('password_hash = "'))
+    profile.write_text(text[:start] + 'password_hash = ""' + text[end + 1 :])
+    ocpp = {"STROM_OCPP__PORT": str(free_port())}
+
+    status, out = _run_briefly(config, ocpp)  # OCPP on 0.0.0.0, the default
+    assert status == 2, out
+    [line] = [line for line in out.splitlines() if line.startswith("strom: error: ")]
+    assert "example-1" in line
+    assert "strom charger password example-1" in line
+    assert "allow_unauthenticated = true" in line
+
+    # Loopback only: nobody else can reach it.
+    status, out = _run_briefly(config, {**ocpp, "STROM_OCPP__HOST": '"127.0.0.1"'})
+    assert status is None, out
+
+    # The operator accepts the risk for this charger: it starts, and says so every time.
+    profile.write_text(
+        profile.read_text().replace("[ocpp]", "[ocpp]\nallow_unauthenticated = true")
+    )
+    status, out = _run_briefly(config, ocpp)
+    assert status is None, out
+    [warning] = [line for line in out.splitlines() if "without a password" in line]
+    assert "WARNING" in warning
+    assert "charger example-1" in warning

@@ -126,12 +126,15 @@ __all__ = [
 ]
 
 
-def simulated(cockpit: Cockpit, charger_id: str, *, connectors: int = 1) -> SimulatedChargePoint:
+def simulated(
+    cockpit: Cockpit, charger_id: str, *, connectors: int = 1, password: str | None = None
+) -> SimulatedChargePoint:
     """A simulated charger (not yet running) for this Strom's OCPP port."""
     return SimulatedChargePoint(
         SimulatorOptions(
             url=f"ws://127.0.0.1:{cockpit.stack.strom.config.ocpp.port}/ocpp",
             charger_id=charger_id,
+            password=password,
             connectors=connectors,
             power_kw=Decimal(22),
             speed=120.0,

@@ -42,6 +42,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/pending-chargers/{charger_id}/dismiss"): {},
     ("GET", "/chargers/{charger_id}"): {},
     ("PUT", "/chargers/{charger_id}"): {"json": PROFILE},
+    ("POST", "/chargers/{charger_id}/ocpp-password"): {},
     ("POST", "/chargers/{charger_id}/connectors/{connector_id}/availability"): {
         "json": {"enabled": True}
     },
@@ -78,6 +79,7 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
         {"json": {**PROFILE, "connectors": [{"id": 0, "max_power_kw": 11}]}},
         400,
     ),
+    ("POST", "/chargers/{charger_id}/ocpp-password"): ({"charger": "no-such"}, 404),
     ("POST", "/chargers/{charger_id}/connectors/{connector_id}/availability"): (
         {"json": {"enabled": "yes"}},
         400,
@@ -347,6 +349,9 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     written = await ok("PUT", "/chargers/{charger_id}")
     assert written["created"] is False
     assert written["restart_required"] is False
+    assert written["ocpp_password"] is None
+    rotated = await ok("POST", "/chargers/{charger_id}/ocpp-password")
+    assert len(rotated["ocpp_password"]) == 20
     totals = await ok("GET", "/ledger/totals")
     assert totals["totals"][0]["paid_msat"] == 40_000_000
     audit = await ok("GET", "/audit")

@@ -248,17 +248,25 @@ async def test_a_charger_created_through_the_api_works_without_a_restart(
     assert response.status_code == 200, response.text
     assert response.json()["created"] is True
     assert response.json()["restart_required"] is False
+    assert response.headers["Cache-Control"] == "no-store"
+    # Its OCPP password is generated and shown in this answer only; the file has its hash.
+    key = response.json()["ocpp_password"]
+    assert len(key) == 20
+    assert response.json()["ocpp_password_hex"] == key.encode().hex()
     config = load_config(cockpit.stack.strom.config.config_path)  # type: ignore[arg-type]
     written = config.profile("cp-two")
     assert written.tariff.to_tariff().energy_msat_per_kwh == 199_500
     assert [c.max_power_w for c in written.connectors] == [22_000, 22_000]
+    assert written.ocpp.password_hash.startswith("hmac-sha256$")
+    assert key not in config.paths.profiles.joinpath("cp-two.toml").read_text()
 
-    # The new charger connects over OCPP, gets a nostr identity and takes payments at once.
+    # The new charger connects over OCPP with it, gets a nostr identity and takes payments.
     strom = cockpit.stack.strom
     charger = SimulatedChargePoint(
         SimulatorOptions(
             url=f"ws://127.0.0.1:{strom.config.ocpp.port}/ocpp",
             charger_id="cp-two",
+            password=key,
             connectors=2,
             power_kw=Decimal(22),
             speed=120.0,
@@ -291,6 +299,19 @@ async def test_a_charger_created_through_the_api_works_without_a_restart(
         assert await operator_asks_status(cockpit, "cp-two")
     finally:
         running.cancel()
+
+    # Changing it later shows no password, keeps the hash, and never reveals either.
+    changed = await cockpit.call("PUT", "/chargers/cp-two", json={**profile, "name": "Two"})
+    assert changed.json()["created"] is False
+    assert changed.json()["ocpp_password"] is None
+    config = load_config(cockpit.stack.strom.config.config_path)  # type: ignore[arg-type]
+    assert config.profile("cp-two").ocpp.password_hash == written.ocpp.password_hash
+    shown = (await cockpit.call("GET", "/chargers/cp-two")).text
+    listed = (await cockpit.call("GET", "/chargers")).text
+    for text in (shown, listed):
+        assert key not in text
+        assert "hmac-sha256" not in text
+    assert (await cockpit.call("GET", "/chargers/cp-two")).json()["ocpp_password_set"] is True
 
     bad = await cockpit.call("PUT", "/chargers/bad%20id", json=profile)
     assert bad.status_code == 400
@@ -330,6 +351,12 @@ async def test_an_unknown_charger_waits_for_approval_and_works_once_it_is_added(
         }
         added = await cockpit.call("PUT", "/chargers/cp-new", json=profile)
         assert added.status_code == 200, added.text  # its held connection is let go
+        key = added.json()["ocpp_password"]
+        assert key  # approving makes its password, shown once
+        # The operator enters the key in the charger, which comes back with it.
+        running.cancel()
+        charger = simulated(cockpit, "cp-new", connectors=2, password=key)
+        running = asyncio.create_task(charger.run())
 
         async def online() -> dict[str, Any]:
             while True:

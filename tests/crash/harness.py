@@ -43,6 +43,7 @@ import httpx
 from sqlalchemy import select
 
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from strom.app import write_charger_password
 from strom.config import StromConfig, load_config
 from strom.crashpoints import POINTS
 from strom.lightning import FakeBackend, FakeDriverWallet, create_backend
@@ -265,8 +266,10 @@ class Driver:
         await self.http.aclose()
 
 
-def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int]:
+def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int, str]:
+    """The run's configuration, its environment, the OCPP port and the charger's password."""
     write_scaffold(folder, charger_id=CHARGER)
+    password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
     http_port, ocpp_port = free_port(), free_port()
     env = {
         "STROM_SERVER__PORT": str(http_port),
@@ -278,14 +281,14 @@ def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int]:
         "STROM_LOGGING__LEVEL": '"INFO"',
         "STROM_SESSIONS__ORPHAN_GRACE_S": str(GRACE_S),
     }
-    return load_config(folder / "strom.toml", environ=env), env, ocpp_port
+    return load_config(folder / "strom.toml", environ=env), env, ocpp_port, password.key
 
 
 async def run_point(folder: Path, point: str) -> Outcome:
     """One run with a kill at ``point`` (``name:n``, or ``random:<seconds>``)."""
     outcome = Outcome(point)
     started = time.monotonic()
-    config, env, ocpp_port = configure(folder)
+    config, env, ocpp_port, password = configure(folder)
     base = config.server.public_url
     strom = StromChild(folder, env, base)
     crash_at = None if point.startswith(("random:", "none")) else point
@@ -299,6 +302,7 @@ async def run_point(folder: Path, point: str) -> Outcome:
         SimulatorOptions(
             url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
             charger_id=CHARGER,
+            password=password,
             power_kw=Decimal(11),
             speed=120.0,
             plugged=(1,),

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
-from strom.app import Strom
+from strom.app import Strom, write_charger_password
 from strom.config import load_config
 from strom.lightning import FakeBackend, FakeDriverWallet, Invoice, LightningBackend
 from strom.ports import ConnectorStatusChanged, OcppEvent
@@ -110,6 +110,8 @@ async def running_stack(
     """
     write_scaffold(folder, charger_id=CHARGER)
     http_port, ocpp_port = free_port(), free_port()
+    # The charger's OCPP password, as `strom init` makes one: only its hash is on file.
+    password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
     config = load_config(
         folder / "strom.toml",
         environ={
@@ -131,6 +133,7 @@ async def running_stack(
         SimulatorOptions(
             url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
             charger_id=CHARGER,
+            password=password.key,
             power_kw=Decimal(11),
             speed=120.0,
             plugged=(1,),

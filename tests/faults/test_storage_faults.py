@@ -20,7 +20,7 @@ STROM = Path(sys.executable).with_name("strom")
 
 
 def test_strom_run_with_an_unreachable_database_exits_with_one_clear_line(tmp_path: Path) -> None:
-    _, env, _ = configure(tmp_path)
+    _, env, _, _ = configure(tmp_path)
     with __import__("socket").socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here once the socket is closed
@@ -75,7 +75,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
 
 
 async def test_a_full_disk_fails_requests_cleanly_and_corrupts_nothing(tmp_path: Path) -> None:
-    config, env, _ = configure(tmp_path)
+    config, env, _, _ = configure(tmp_path)
     base = config.server.public_url
     pay = f"{base}/lnurlp/{CHARGER}/1"
     proc = _start(tmp_path, env, None)  # create and migrate the files first

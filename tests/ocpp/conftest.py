@@ -99,12 +99,12 @@ async def start_harness() -> AsyncIterator[HarnessFactory]:
         chargers = StaticChargerAuth(overrides.pop("chargers", None) or make_chargers())
         clock = overrides.pop("monotonic", None)
         core = overrides.pop("core", None) or InMemoryOcppCore()
+        extra = {key: overrides.pop(key) for key in ("backoff",) if key in overrides}
+        if clock is not None:
+            extra["monotonic"] = clock
         settings = replace(BASE_SETTINGS, **overrides)
         sink = MemoryEventSink()
-        if clock is None:
-            server = OcppServer(settings, chargers, core, sink)
-        else:
-            server = OcppServer(settings, chargers, core, sink, monotonic=clock)
+        server = OcppServer(settings, chargers, core, sink, **extra)
         await server.start()
         started.append(server)
         return Harness(server, core, sink, chargers, settings)

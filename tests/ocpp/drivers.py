@@ -52,6 +52,28 @@ DEFAULT_ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
+async def handshake_status(
+    url: str, identity: str, password: str | None, *, source: str | None = None
+) -> int:
+    """The HTTP status of one OCPP handshake at ``url/identity`` (101: admitted, then closed)."""
+    headers = {}
+    if password is not None:
+        token = base64.b64encode(f"{identity}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
+    try:
+        async with connect(
+            f"{url}/{identity}",
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            additional_headers=headers,
+            open_timeout=120,
+            **extra,
+        ):
+            return 101
+    except InvalidStatus as exc:
+        return int(exc.response.status_code)
+
+
 class HandshakeRefused(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
@@ -163,6 +185,7 @@ class PythonDriver:
         *,
         ca: Path | None = None,
         protocols: tuple[str, ...] = ("ocpp1.6",),
+        source: str | None = None,
     ) -> None:
         headers = {}
         if password is not None:
@@ -171,6 +194,9 @@ class PythonDriver:
         context = None
         if ca is not None:
             context = ssl.create_default_context(cafile=str(ca))
+        # On Linux all of 127.0.0.0/8 is this machine: a source address there plays a
+        # charger (or an attacker) at another address.
+        extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
         try:
             self._ws = await connect(
                 f"{url}/{identity}",
@@ -178,6 +204,7 @@ class PythonDriver:
                 additional_headers=headers,
                 ssl=context,
                 ping_interval=None,
+                **extra,
             )
         except InvalidStatus as exc:
             raise HandshakeRefused(exc.response.status_code) from exc
@@ -254,6 +281,11 @@ class PythonDriver:
 
     async def closed(self, within_s: float = 5.0) -> None:
         await self._inbox.wait_closed(within_s)
+
+    def go_half_open(self) -> None:
+        """Stop reading, like a charger that left the network without closing: no pong."""
+        assert self._ws is not None
+        self._ws.transport.pause_reading()
 
     async def close(self, *, force: bool = False) -> None:
         if self._ws is not None:

@@ -31,12 +31,12 @@ async def test_a_command_on_a_replaced_connection_ends_with_unknown_outcome(
     harness: Harness,
 ) -> None:
     first = PythonDriver()
-    await first.connect(harness.url, "cp-open")
+    await first.connect(harness.url, "cp-1", PASSWORD)
     await first.answer("Reset", silent=True)
-    pending = asyncio.create_task(harness.server.commands.reset("cp-open", hard=True))
+    pending = asyncio.create_task(harness.server.commands.reset("cp-1", hard=True))
     await first.server_call("Reset")
     second = PythonDriver()
-    await second.connect(harness.url, "cp-open")
+    await second.connect(harness.url, "cp-1", PASSWORD)
     result = await pending
     assert result.status is CommandStatus.TIMEOUT
     assert "closed" in result.detail

@@ -21,9 +21,7 @@ from ocpp_server.connection_state import (
 )
 from ocpp_server.meter import register_readings
 from ocpp_server.passwords import (
-    PasswordHash,
-    authorization_key_hex,
-    generate_authorization_key,
+    ScryptHash,
     hash_password,
     parse_basic_auth,
     validate_authorization_key,
@@ -230,17 +228,9 @@ def test_hash_and_verify() -> None:
 )
 def test_malformed_hashes_are_configuration_errors(stored: str) -> None:
     with pytest.raises(ValueError, match="scrypt"):
-        PasswordHash.parse(stored)
+        ScryptHash.parse(stored)
     with pytest.raises(ValueError, match="scrypt"):
         ChargerAuth("cp", stored)
-
-
-def test_generated_keys() -> None:
-    key = generate_authorization_key()
-    assert len(key) == 20
-    assert key.isalnum()
-    assert generate_authorization_key() != key
-    assert authorization_key_hex("AB") == "4142"
 
 
 def test_basic_auth_header_parsing() -> None:

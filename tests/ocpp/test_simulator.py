@@ -273,10 +273,20 @@ def test_command_line_options() -> None:
     ns = parser.parse_args(
         ["--id", "cp-9", "--connectors", "2", "--power-kw", "22", "--speed", "60", "--plug", "2"]
     )
-    options = options_from_args(ns)
+    options = options_from_args(ns, environ={})
+    assert options.password is None
     assert options.charger_id == "cp-9"
     assert options.power_kw == Decimal(22)
     assert options.plugged == (2,)
     assert options.endpoint == "ws://127.0.0.1:9000/ocpp/cp-9"
     with pytest.raises(ValueError, match="plugged"):
         SimulatorOptions(plugged=(3,))
+
+
+def test_the_password_comes_from_the_option_or_the_environment() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    environ = {"STROM_SIMULATE_PASSWORD": "from-the-environment"}
+    assert options_from_args(parser.parse_args([]), environ).password == "from-the-environment"
+    given = parser.parse_args(["--password=-starts-with-a-dash"])
+    assert options_from_args(given, environ).password == "-starts-with-a-dash"
