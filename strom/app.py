@@ -144,6 +144,10 @@ def _ocpp_settings(config: StromConfig) -> OcppServerSettings:
         meter_value_sample_interval_s=ocpp.meter_interval_s,
         auto_register=ocpp.auto_register,
         command_timeout_s=ocpp.command_timeout_s,
+        pending_retry_interval_s=ocpp.pending_retry_interval_s,
+        max_pending_chargers=ocpp.max_pending_chargers,
+        boot_backstop_delay_s=ocpp.boot_backstop_delay_s,
+        message_log_size=ocpp.message_log_size,
     )
 
 

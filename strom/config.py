@@ -149,6 +149,14 @@ class OcppConfig(_Section):
     meter_interval_s: int = Field(60, ge=1, le=3_600)
     command_timeout_s: float = Field(30.0, gt=0, le=300)
     auto_register: bool = False  # unknown chargers are held for operator approval when on
+    # The retry interval told to an unknown charger held for approval (BootNotification Pending).
+    pending_retry_interval_s: int = Field(60, ge=10, le=86_400)
+    # At most this many unknown chargers are held for approval at once.
+    max_pending_chargers: int = Field(100, ge=0, le=10_000)
+    # A charger that connected without BootNotification is asked for one after this long.
+    boot_backstop_delay_s: float = Field(60.0, gt=0, le=3_600)
+    # Recent OCPP frames kept per charger for the admin UI's log view.
+    message_log_size: int = Field(20, ge=0, le=1_000)
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
