@@ -253,8 +253,12 @@ class OcppServer:
         if auth.parsed_hash is None:
             return await self._admit_unproven(connection, charger_id, auth, credentials)
         if credentials is None or credentials[0] != charger_id:
-            peer = _peer(connection)
-            log.warning("cp_id=%s: no or wrong Basic credentials (%s)", charger_id, peer)
+            why = (
+                "no Basic credentials (the charger has a password)"
+                if credentials is None
+                else f"Basic user name {credentials[0][:48]!r} is not the charger id"
+            )
+            log.warning("cp_id=%s: refused: %s (%s)", charger_id, why, _peer(connection))
             return _unauthorized(connection)
         source = source_of(_host(connection))
         check, retry_after = await self._passwords.check(auth, credentials[1], source)

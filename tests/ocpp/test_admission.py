@@ -44,14 +44,20 @@ async def test_refused_chargers_get_401(
     assert harness.sink.events == []
 
 
-async def test_401_says_nothing_about_why(harness: Harness) -> None:
+async def test_401_says_nothing_about_why_but_the_log_does(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     bodies = set()
-    for identity, header in [
-        ("cp-1", {}),
-        ("cp-1", {"Authorization": "Basic Y3AtMTp3cm9uZw=="}),  # cp-1:wrong
-        ("cp-unknown", {}),
-        ("cp-1", {"Authorization": "Bearer something"}),
-    ]:
+    cases = [
+        ("cp-1", {}, "no Basic credentials"),
+        ("cp-1", {"Authorization": "Basic Y3AtMTp3cm9uZw=="}, "wrong password"),  # cp-1:wrong
+        ("cp-unknown", {}, "unknown charger 'cp-unknown'"),
+        ("cp-1", {"Authorization": "Bearer something"}, "no Basic credentials"),
+        # cp-2:<password>: a wrong user name is not "no credentials"
+        ("cp-1", {"Authorization": "Basic Y3AtMjpwYXNzd29yZA=="}, "user name 'cp-2' is not"),
+    ]
+    for identity, header, logged in cases:
+        caplog.clear()
         with pytest.raises(InvalidStatus) as refused:
             await connect(
                 f"{harness.url}/{identity}",
@@ -62,6 +68,7 @@ async def test_401_says_nothing_about_why(harness: Harness) -> None:
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Basic")
         bodies.add(bytes(response.body))
+        assert logged in caplog.text, (identity, header)
     assert bodies == {b"Unauthorized\n"}
 
 
