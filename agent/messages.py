@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import bech32
 
-from strom.session import Session, State
+from strom.session import Session, State, stop_reason_text
 from strom.units import format_kwh, format_sat
 
 __all__ = [
@@ -105,7 +105,7 @@ def _low_budget(session: Session, links: SessionLinks | None) -> str:
 
 
 def _stopped(session: Session, links: SessionLinks | None) -> str:
-    reason = f" ({session.stop_reason})" if session.stop_reason else ""
+    reason = f" ({stop_reason_text(session.stop_reason)})" if session.stop_reason else ""
     return f"Charging stopped{reason}. {_bill(session)}.\n{_refund_line(session, links)}"
 
 

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from lnurl_server.csp import page_policy
 from strom.config import ProfileConfig
-from strom.session import Session, State, StopReason
+from strom.session import Session, State, stop_reason_text
 from strom.units import format_kwh, format_sat
 
 __all__ = [
@@ -100,16 +100,6 @@ _MOVING = frozenset(
     }
 )
 _RECEIPT = frozenset({State.REFUND_PENDING, State.REFUNDED, State.CLOSED})
-
-STOP_REASON_TEXT: dict[str, str] = {
-    StopReason.INITIATOR: "stopped by you",
-    StopReason.BUDGET: "the budget was used up",
-    StopReason.CHARGER: "stopped at the charger",
-    StopReason.ADMIN: "stopped by the operator",
-    StopReason.CHARGER_LOST: (
-        "the charger restarted and lost the session; billed up to its last reading"
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +301,7 @@ class Pages:
             show_withdraw=refundable or running,
             running=running,
             used_percent=_percent(session.consumed_msat, session.paid_msat),
-            stop_reason=STOP_REASON_TEXT.get(session.stop_reason, session.stop_reason),
+            stop_reason=stop_reason_text(session.stop_reason),
             withdraw_qr=_qr(view["withdraw_lnurl"]),
             topup_qr=_qr(view["topup_lnurl"]),
         )

@@ -129,6 +129,22 @@ class StopReason(enum.StrEnum):
     CHARGER_LOST = "charger_lost"
 
 
+_STOP_REASON_TEXT: dict[str, str] = {
+    StopReason.INITIATOR: "stopped by you",
+    StopReason.BUDGET: "the budget was used up",
+    StopReason.CHARGER: "stopped at the charger",
+    StopReason.ADMIN: "stopped by the operator",
+    StopReason.CHARGER_LOST: (
+        "the charger restarted and lost the session; billed up to its last reading"
+    ),
+}
+
+
+def stop_reason_text(reason: str) -> str:
+    """Why a session stopped, in words for its driver (a reason given by a charger as is)."""
+    return _STOP_REASON_TEXT.get(reason, reason)
+
+
 # --- events ----------------------------------------------------------------------------------
 
 

@@ -128,7 +128,7 @@ async def test_session_news_goes_to_the_zapper_over_nip04(world: World) -> None:
     await world.runner.drain()
     text, scheme = await world.driver.next_dm()
     assert scheme == "nip04"
-    assert text.startswith("Charging stopped")
+    assert text.startswith("Charging stopped (stopped at the charger).")  # words, not a code
     assert "Energy 4.000 kWh, cost 1,000 sat of 20,000 sat paid" in text
     assert urlsplit(_lnurl_target(text)).path == f"/lnurlw/{opened.session_id}"
 
