@@ -18,6 +18,7 @@ scripts as "?" — the SVG prints every script with the fonts of the program tha
 from __future__ import annotations
 
 import io
+import math
 import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ HEIGHT_MM = 148
 QR_MM = 70  # the code with its quiet zone
 QR_TOP_MM = 28
 _TEXT_MM = 95  # the width text may take
+_SMALLEST = 2.6  # mm, about 7 pt: the smallest size a name is shrunk to before it is cut
 _WIDER_FONTS = 1.15  # DejaVu Sans, say, is up to 15 % wider than Helvetica
 _FONT_FAMILY = "Helvetica, Arial, 'Liberation Sans', 'DejaVu Sans', sans-serif"
 _PDF_ENCODING = "cp1252"  # what the PDF standard fonts print (WinAnsiEncoding)
@@ -73,15 +75,21 @@ def _printable(char: str) -> bool:
     return True
 
 
-def _fit(y: float, size: float, bold: bool, text: str, smallest: float = 2.6) -> Line:
-    """The line at ``size`` mm, or smaller down to ``smallest``, then shortened with "…"."""
+def _fit(y: float, size: float, bold: bool, text: str, *, shorten: bool = False) -> Line:
+    """The line at ``size`` mm, or as much smaller as the width needs.
+
+    Only a line that may be ``shorten``-ed (the charger's name) stops shrinking at 2.6 mm and
+    loses its end to "…" instead; the host and the price are never cut.
+    """
     font = "Helvetica-Bold" if bold else "Helvetica"
     room = _TEXT_MM / _WIDER_FONTS
     natural = _width(text, font, 1.0)
-    fitted = max(smallest, min(size, room / natural)) if natural else size
-    while len(text) > 1 and _width(text, font, fitted) > room:
-        text = text[:-2].rstrip() + "…"
-    return Line(y, round(fitted, 2), bold, text)
+    fitted = min(size, math.floor(room / natural * 100) / 100) if natural else size
+    if shorten and fitted < _SMALLEST:
+        fitted = _SMALLEST
+        while len(text) > 1 and _width(text, font, fitted) > room:
+            text = text[:-2].rstrip() + "…"
+    return Line(y, fitted, bold, text)
 
 
 def _price(tariff: Tariff) -> str:
@@ -119,10 +127,10 @@ def sticker_lines(
     )
     return [
         _fit(11, 5.6, True, "Pay for charging with Lightning"),
-        _fit(18.5, 5.0, False, profile.name),
+        _fit(18.5, 5.0, False, profile.name, shorten=True),
         _fit(24.5, 3.8, False, _connector(profile, connector_id)),
         _fit(104, 3.8, False, "Pay only at"),
-        _fit(112, 7.0, True, host, smallest=3.2),
+        _fit(112, 7.0, True, host),
         _fit(117.5, 3.0, False, "Check that your phone shows this address before you pay."),
         _fit(127, 5.0, True, _price(tariff)),
         _fit(133, 3.2, False, budget),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import lnurl
 import pytest
@@ -57,6 +58,15 @@ async def read_qr(locator: Locator) -> str:
     return str(found[0].text)
 
 
+def assert_connector_code(scanned: str, base: str, connector_id: int, lnurl_text: str) -> None:
+    """A connector's QR code: its page on ``base``, with its LNURL-pay in ``?lightning=``."""
+    parts = urlsplit(scanned)
+    assert f"{parts.scheme}://{parts.netloc}" == base
+    assert parts.path == f"/c/{CHARGER}/{connector_id}"
+    assert parse_qs(parts.query) == {"lightning": [lnurl_text]}
+    assert str(lnurl.decode(lnurl_text)) == f"{base}/lnurlp/{CHARGER}/{connector_id}"
+
+
 async def assert_fits_a_phone(page: Page) -> None:
     overflow = await page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -94,7 +104,9 @@ async def test_charger_page_on_a_phone_shows_price_status_and_the_code_to_pay_un
     assert box["width"] >= 250, f"QR code only {box['width']}px wide on a phone"
     assert box["x"] >= 0
     assert box["x"] + box["width"] <= 390
-    assert await read_qr(qr) == "LIGHTNING:" + href.removeprefix("lightning:")
+    # The code is the connector's page with its LNURL in ?lightning= (LUD-01 fallback): a
+    # camera opens the page on this host, a wallet pays the same LNURL as the button.
+    assert_connector_code(await read_qr(qr), stack.base, 1, href.removeprefix("lightning:"))
     await assert_fits_a_phone(page)
     await screenshot(page, "charger-free")
     await screenshot(page, "charger-free-first-screen", full_page=False)
