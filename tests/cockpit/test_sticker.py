@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import lnurl
-import pytest
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from cockpit.sticker import WIDTH_MM, sticker_lines, sticker_pdf, sticker_svg
