@@ -34,7 +34,7 @@ from cockpit.auth import Principal
 from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
 from cockpit.profiles import ProfileFiles
 from cockpit.sticker import sticker_pdf, sticker_svg
-from lnurl_server.lnurl import bech32_lnurl
+from lnurl_server.lnurl import connector_fallback_url
 from ocpp_server import OcppServer, parse_quirks
 from strom.config import (
     ConnectorConfig,
@@ -519,20 +519,21 @@ class Api:
         )
 
     def _sticker_target(self, call: Call) -> tuple[ProfileConfig, int, str]:
+        """The charger, the connector and what its QR code holds (its LUD-01 fallback URL)."""
         profile = self._profile(call)
         connector_id = self._connector(profile, str(call.query.connector))
-        url = f"{self.config.server.public_url}/lnurlp/{profile.id}/{connector_id}"
-        return profile, connector_id, bech32_lnurl(url)
+        url = connector_fallback_url(self.config.server.public_url, profile.id, connector_id)
+        return profile, connector_id, url
 
     async def sticker_svg(self, call: Call) -> web.Response:
-        profile, connector_id, lnurl = self._sticker_target(call)
+        profile, connector_id, url = self._sticker_target(call)
         tariff = self.payments.tariff_for(profile)
-        svg = sticker_svg(profile, connector_id, lnurl, tariff)
+        svg = sticker_svg(profile, connector_id, url, tariff)
         return web.Response(text=svg, content_type="image/svg+xml")
 
     async def sticker_pdf(self, call: Call) -> web.Response:
-        profile, connector_id, lnurl = self._sticker_target(call)
-        pdf = sticker_pdf(lnurl)
+        profile, connector_id, url = self._sticker_target(call)
+        pdf = sticker_pdf(profile, connector_id, url, self.payments.tariff_for(profile))
         return web.Response(
             body=pdf,
             content_type="application/pdf",

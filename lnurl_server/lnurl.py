@@ -2,7 +2,8 @@
 
 * LUD-01: bech32 ``LNURL1…`` encoding (through the ``lnurl`` library, which also enforces that
   a clearnet URL is https — http only for onion and local development) and the fallback URL
-  ``https://HOST/c/<charger>?lightning=LNURL…``.
+  ``https://HOST/c/<charger>/<connector>?lightning=LNURL1…`` that the QR code of a connector
+  holds (:func:`connector_fallback_url`).
 * LUD-17: ``lnurlp://`` / ``lnurlw://`` scheme URLs.
 * LUD-06: payRequest metadata (``text/plain``, LUD-16 ``text/identifier``, an image), its
   description hash, and strict parsing of the callback's ``amount`` (integer msat, in range).
@@ -17,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import lnurl as lnurl_lib
 
@@ -26,6 +27,9 @@ __all__ = [
     "LnurlError",
     "PayMetadata",
     "bech32_lnurl",
+    "connector_fallback_url",
+    "connector_page_url",
+    "connector_pay_url",
     "error",
     "fallback_url",
     "lud17_url",
@@ -68,6 +72,37 @@ def bech32_lnurl(url: str) -> str:
 def fallback_url(page_url: str, target_url: str) -> str:
     """LUD-01 fallback: a web page URL carrying the LNURL in ``?lightning=``."""
     return f"{page_url}?{urlencode({'lightning': bech32_lnurl(target_url)})}"
+
+
+def connector_pay_url(base: str, charger_id: str, connector_id: int) -> str:
+    """The URL behind a connector's static LNURL-pay (``<base>/lnurlp/<charger>/<n>``)."""
+    return f"{base}/lnurlp/{quote(charger_id)}/{connector_id}"
+
+
+def connector_page_url(base: str, charger_id: str, connector_id: int) -> str:
+    """The public page of one connector (``<base>/c/<charger>/<n>``)."""
+    return f"{base}/c/{quote(charger_id)}/{connector_id}"
+
+
+def connector_fallback_url(base: str, charger_id: str, connector_id: int) -> str:
+    """What a connector's QR code holds: its page, with its LNURL-pay in ``?lightning=``.
+
+    ``<base>/c/<charger>/<n>?lightning=LNURL1…`` (LUD-01 fallback scheme): a phone camera
+    opens the connector's page on the operator's host; a Lightning wallet takes the LNURL from
+    the ``lightning`` parameter and pays ``<base>/lnurlp/<charger>/<n>``.
+
+    Args:
+        base: ``server.public_url`` (no trailing slash).
+        charger_id: a valid charger id.
+        connector_id: the connector's number.
+
+    Raises:
+        LnurlError: ``base`` is clearnet http.
+    """
+    return fallback_url(
+        connector_page_url(base, charger_id, connector_id),
+        connector_pay_url(base, charger_id, connector_id),
+    )
 
 
 def lud17_url(url: str, kind: str) -> str:

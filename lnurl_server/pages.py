@@ -1,8 +1,9 @@
 """Server-rendered pages: usable without JavaScript, live with it, readable on a phone.
 
 Templates are Jinja2 with autoescaping on; every value from outside is escaped. The only
-markup passed through unescaped is the QR code SVG, which this module makes itself with segno
-from text it controls, and the pages' own style sheets and script (``templates/*.css``,
+markup passed through unescaped is the QR code SVG, which segno makes from text Strom controls
+(:mod:`lnurl_server.qr`: a connector's code is its LUD-01 fallback URL, a session's codes are
+bare LNURLs), and the pages' own style sheets and script (``templates/*.css``,
 ``templates/session.js``), inlined as they are so that the Content-Security-Policy can allow
 exactly them by hash (:mod:`lnurl_server.csp`). They are static: nothing is rendered into
 them, so their hashes are computed once, at start.
@@ -20,11 +21,11 @@ from decimal import Decimal
 from importlib.resources import files
 from typing import Any
 
-import segno
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from lnurl_server.csp import page_policy
+from lnurl_server.qr import fallback_qr, lnurl_qr
 from strom.config import ProfileConfig
 from strom.session import Session, State, stop_reason_text
 from strom.units import format_kwh, format_sat
@@ -168,16 +169,14 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _qr(lnurl: str) -> Markup:
-    # "LIGHTNING:" in capitals keeps the whole text in the QR alphanumeric mode (a smaller
-    # code), and a phone camera that reads it offers to open a wallet. The SVG scales to its
-    # box (viewBox, no fixed size) and carries its own white quiet zone.
-    text = "LIGHTNING:" + lnurl.upper()
-    # A regular QR code (never a Micro QR, which few wallets read).
-    svg = segno.make_qr(text, error="m").svg_inline(
-        omitsize=True, dark="#000", light="#fff", title="QR code"
-    )
+def _svg(qr: Any) -> Markup:
+    # The SVG scales to its box (viewBox, no fixed size) and carries its own white quiet zone.
+    svg = qr.svg_inline(omitsize=True, dark="#000", light="#fff", title="QR code")
     return Markup(svg)  # noqa: S704 - segno's own SVG of our own text
+
+
+def _qr(lnurl: str) -> Markup:
+    return _svg(lnurl_qr(lnurl))
 
 
 def _percent(part: int, whole: int) -> int:
@@ -257,14 +256,18 @@ class Pages:
             message=message, fake_backend=self.fake_backend
         )
 
-    def charger(self, profile: ProfileConfig, connectors: list[dict[str, Any]]) -> str:
-        """The charger page.
+    def charger(
+        self, profile: ProfileConfig, connectors: list[dict[str, Any]], *, single: bool = False
+    ) -> str:
+        """The charger page, or one connector's page (``single``: where its QR code leads).
 
         Args:
             profile: the charge point.
             connectors: one dict per connector shown, with ``connector`` (its config),
-                ``lnurl`` (its static LNURL-pay), ``status`` (OCPP) and ``busy`` (the reason
-                it cannot be paid for now, or empty).
+                ``lnurl`` (its static LNURL-pay), ``fallback_url`` (what its QR code holds:
+                its page with the LNURL in ``?lightning=``), ``status`` (OCPP) and ``busy``
+                (the reason it cannot be paid for now, or empty).
+            single: the page of one connector: it links to the whole charger's page.
         """
         tariff = profile.tariff.to_tariff()
         items = []
@@ -276,11 +279,11 @@ class Pages:
                     "label": status.label,
                     "tone": status.tone,
                     "detail": status.detail,
-                    "qr": None if item["busy"] else _qr(str(item["lnurl"])),
+                    "qr": None if item["busy"] else _svg(fallback_qr(str(item["fallback_url"]))),
                 }
             )
         return self.env.get_template("charger.html").render(
-            profile=profile, tariff=tariff, connectors=items
+            profile=profile, tariff=tariff, connectors=items, single=single
         )
 
     def session(self, profile: ProfileConfig, session: Session, view: dict[str, Any]) -> str:

@@ -39,6 +39,8 @@ from lnurl_server.lnurl import (
     LnurlError,
     PayMetadata,
     bech32_lnurl,
+    connector_fallback_url,
+    connector_pay_url,
     error,
     lud17_url,
     parse_amount_msat,
@@ -170,7 +172,7 @@ class FrontDoor:
 
     def pay_url(self, charger_id: str, connector_id: int) -> str:
         """The URL behind a connector's static LNURL-pay."""
-        return f"{self.base}/lnurlp/{quote(charger_id)}/{connector_id}"
+        return connector_pay_url(self.base, charger_id, connector_id)
 
     def metadata(self, profile: ProfileConfig, connector_id: int) -> PayMetadata:
         """The LUD-06 metadata of a connector's payRequest."""
@@ -370,12 +372,13 @@ class FrontDoor:
         """The public page of a charger: connectors, status, price, QR codes."""
         profile = self._profile(request)
         only = request.match_info.get("connector")
+        shown = [c for c in profile.connectors if only is None or c.id == int(only)]
+        if not shown:  # /c/<charger>/<n>, the sticker's page, of a connector it does not have
+            raise self._not_found(f"This charger has no connector {int(only or 0)}.")
         rows = await self.chargers.connectors(profile.id)
         status = {row.connector_id: row for row in rows}
         items = []
-        for connector in profile.connectors:
-            if only is not None and connector.id != int(only):
-                continue
+        for connector in shown:
             lnurl = bech32_lnurl(self.pay_url(profile.id, connector.id))
             busy = ""
             try:
@@ -387,11 +390,12 @@ class FrontDoor:
                 {
                     "connector": connector,
                     "lnurl": lnurl,
+                    "fallback_url": connector_fallback_url(self.base, profile.id, connector.id),
                     "status": row.status if row else "Unknown",
                     "busy": busy,
                 }
             )
-        return self._html(self.pages.charger(profile, items))
+        return self._html(self.pages.charger(profile, items, single=only is not None))
 
     # --- top-up ----------------------------------------------------------------------------
 

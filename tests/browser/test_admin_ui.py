@@ -110,8 +110,8 @@ async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
     sticker = page.locator(".sticker img").first
     await expect(sticker).to_be_visible()
     scanned = await read_qr(sticker)  # what a wallet's camera reads off the printed sticker
-    assert scanned.startswith("LIGHTNING:LNURL1")
-    assert str(lnurl.decode(scanned.removeprefix("LIGHTNING:"))) == cockpit.stack.pay_url
+    assert scanned.startswith(f"{cockpit.base}/c/{CHARGER}/1?lightning=LNURL1")
+    assert str(lnurl.decode(scanned.split("lightning=")[1])) == cockpit.stack.pay_url
     await page.fill('#tariff input[name="per_kwh_sat"]', "400")
     await expect(page.locator("#quote")).to_contain_text("10 kWh: 4000 sat")
     await expect(page.locator("#quote")).to_contain_text("30 kWh: 12000 sat")

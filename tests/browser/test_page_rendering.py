@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from jinja2 import StrictUndefined
 
-from lnurl_server.lnurl import bech32_lnurl
+from lnurl_server.lnurl import bech32_lnurl, connector_fallback_url
 from lnurl_server.pages import STATE_TEXT, Pages, connector_status, format_duration
 from strom.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
 from strom.session import Session, State, new_session
@@ -77,7 +77,7 @@ def connector_item(status: str = "Available", busy: str = "") -> dict[str, objec
     return {
         "connector": profile().connectors[0],
         "lnurl": bech32_lnurl(f"{BASE}/lnurlp/cp-1/1"),
-        "qr_svg": "<svg>unused</svg>",
+        "fallback_url": connector_fallback_url(BASE, "cp-1", 1),
         "status": status,
         "busy": busy,
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import lnurl
 import pytest
@@ -57,6 +58,15 @@ async def read_qr(locator: Locator) -> str:
     return str(found[0].text)
 
 
+def assert_connector_code(scanned: str, base: str, connector_id: int, lnurl_text: str) -> None:
+    """A connector's QR code: its page on ``base``, with its LNURL-pay in ``?lightning=``."""
+    parts = urlsplit(scanned)
+    assert f"{parts.scheme}://{parts.netloc}" == base
+    assert parts.path == f"/c/{CHARGER}/{connector_id}"
+    assert parse_qs(parts.query) == {"lightning": [lnurl_text]}
+    assert str(lnurl.decode(lnurl_text)) == f"{base}/lnurlp/{CHARGER}/{connector_id}"
+
+
 async def assert_fits_a_phone(page: Page) -> None:
     overflow = await page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -94,7 +104,9 @@ async def test_charger_page_on_a_phone_shows_price_status_and_the_code_to_pay_un
     assert box["width"] >= 250, f"QR code only {box['width']}px wide on a phone"
     assert box["x"] >= 0
     assert box["x"] + box["width"] <= 390
-    assert await read_qr(qr) == "LIGHTNING:" + href.removeprefix("lightning:")
+    # The code is the connector's page with its LNURL in ?lightning= (LUD-01 fallback): a
+    # camera opens the page on this host, a wallet pays the same LNURL as the button.
+    assert_connector_code(await read_qr(qr), stack.base, 1, href.removeprefix("lightning:"))
     await assert_fits_a_phone(page)
     await screenshot(page, "charger-free")
     await screenshot(page, "charger-free-first-screen", full_page=False)
@@ -109,6 +121,37 @@ async def test_charger_page_on_a_phone_shows_price_status_and_the_code_to_pay_un
     await expect(page.get_by_test_id("price")).to_have_text("250 sat/kWh")
     await assert_fits_a_phone(page)
     await screenshot(page, "charger-in-use")
+
+
+async def test_a_phone_camera_on_the_code_opens_the_connector_page_on_the_operators_host(
+    stack: Stack, phone: Phone
+) -> None:
+    charger_page = await phone()
+    await charger_page.goto(f"{stack.base}/c/{CHARGER}")
+    code = charger_page.get_by_test_id("connector-1").get_by_test_id("pay-qr").locator("svg")
+    scanned = await read_qr(code)
+
+    camera = await phone(expect_not_found=True)
+    response = await camera.goto(scanned)  # a camera app opens the URL it reads
+    assert response is not None
+    assert response.status == 200
+    assert camera.url == scanned
+    await expect(camera.get_by_test_id("name")).to_have_text("Example charger")
+    await expect(camera.get_by_test_id("price")).to_have_text("250 sat/kWh")
+    connector = camera.get_by_test_id("connector-1")
+    await expect(connector.get_by_test_id("status")).to_have_text("Free")
+    # The page offers the same code and the same LNURL as the sticker.
+    assert await read_qr(connector.get_by_test_id("pay-qr").locator("svg")) == scanned
+    href = await connector.get_by_test_id("pay-link").get_attribute("href")
+    assert href is not None
+    assert_connector_code(scanned, stack.base, 1, href.removeprefix("lightning:"))
+    await assert_fits_a_phone(camera)
+    await screenshot(camera, "connector-page", full_page=False)
+
+    response = await camera.goto(scanned.replace(f"/c/{CHARGER}/1", f"/c/{CHARGER}/2"))
+    assert response is not None
+    assert response.status == 404
+    await expect(camera.locator("body")).to_contain_text("This charger has no connector 2.")
 
 
 async def test_session_page_follows_the_charge_live_and_ends_with_the_receipt(
