@@ -136,7 +136,8 @@ class NodeWatch:
         while True:
             woken = False
             try:
-                async with asyncio.timeout(self.check_every_s if self.up else self._retry_s):
+                wait = self.check_every_s if self.up else min(self._retry_s, self.retry_max_s)
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
                     woken = True
             except TimeoutError:
