@@ -155,7 +155,10 @@ class NodeWatch:
         if info is None:
             return repr(self.backend)
         network = NETWORK_NAMES.get(info.network, info.network)
-        money = "" if info.real_money else " — FAKE BACKEND, NO REAL MONEY MOVES"
+        if not self.backend.real_money:
+            money = " — FAKE BACKEND, NO REAL MONEY MOVES"
+        else:
+            money = "" if info.real_money else " (a test network: no real money)"
         return f"{info.backend} {info.alias or '(no alias)'} on {network}{money}"
 
     def _up(self, before: NodeState, info: NodeInfo, now: datetime) -> NodeState:

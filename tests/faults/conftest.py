@@ -29,8 +29,11 @@ def fast_node_watch(node: NodeWatch) -> None:
     node.retry_initial_s, node.retry_max_s, node.check_every_s = 0.05, 0.2, 0.2
 
 
-async def node_is(node: NodeWatch, *, up: bool, within_s: float = 10.0) -> NodeState:
-    """Wait until the watch sees the node up (or down), woken by its own change events."""
+async def node_is(
+    node: NodeWatch, *, up: bool, saying: str = "", within_s: float = 10.0
+) -> NodeState:
+    """Wait until the watch sees the node up (or down, for a reason ``saying`` this), woken by
+    its own change events."""
     changed = asyncio.Event()
 
     async def listener(_state: NodeState) -> None:
@@ -39,7 +42,7 @@ async def node_is(node: NodeWatch, *, up: bool, within_s: float = 10.0) -> NodeS
     node.listeners.append(listener)
     try:
         async with asyncio.timeout(within_s):
-            while node.state.up is not up:
+            while node.state.up is not up or saying not in node.state.reason:
                 changed.clear()
                 await changed.wait()
     finally:
