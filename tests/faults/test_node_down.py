@@ -141,6 +141,11 @@ async def test_a_payment_settled_while_the_node_was_out_of_reach_is_credited_onc
         offer = await stack.get(stack.pay_url)
         answer = await stack.get(offer["callback"], amount="1500000")
         status_url = answer["successAction"]["url"].replace("?", ".json?", 1)
+        stream = stack.strom._settlements
+        assert stream is not None
+        # As after a long outage: the stream's own retries and polls are a minute apart, so
+        # only the watch's "it is back" can credit the payment within seconds.
+        stream._retry_s = stream._retry_max_s = stream._fallback_poll_s = 60.0
         await stub.stop()
         await node_is(stack.strom.node, up=False)
         assert stub.settle(answer["pr"])  # the driver pays; Strom cannot see the node
