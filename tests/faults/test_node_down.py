@@ -9,7 +9,7 @@ import logging
 import secrets
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,13 @@ from lnurl_server.routes import NODE_DOWN
 from strom.cli import main
 from strom.lightning import Invoice, decode_invoice
 from strom.storage.schema import ledger_entries, payments, sessions
+from tests.contract.proxy import ChaosProxy
 from tests.e2e.conftest import CHARGER, Stack, running_stack
+from tests.e2e.test_lnbits_backend import LNbitsDriver
 from tests.faults.conftest import fast_node_watch, node_is
 from tests.lightning.lnd_stub import LndStub
 from tests.lightning.tls import TlsPair, make_self_signed
+from tests.peers.lnbits import LNbitsPeer
 
 
 class StubWallet:
@@ -241,3 +244,34 @@ def test_pin_cert_is_for_lnd_only(tmp_path: Path, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert main(["lightning", "pin-cert", "-c", str(tmp_path / "strom.toml")]) == 2
     assert "is for LND" in capsys.readouterr().err
+
+
+@pytest.mark.peer
+async def test_strom_starts_with_its_lnbits_away_and_takes_payments_once_it_answers(
+    tmp_path: Path, lnbits_peer: LNbitsPeer
+) -> None:
+    assert lnbits_peer.strom is not None
+    assert lnbits_peer.driver is not None
+    proxy = ChaosProxy("127.0.0.1", int(lnbits_peer.url.rsplit(":", 1)[1]))
+    await proxy.start()
+    env = {
+        "STROM_LIGHTNING__BACKEND": '"lnbits"',
+        "STROM_LIGHTNING__NETWORK": '"bc"',  # LNbits's FakeWallet makes mainnet invoices
+        "STROM_LIGHTNING__URL": f'"{proxy.url}"',
+        "STROM_LIGHTNING__INVOICE_KEY": f'"{lnbits_peer.strom.inkey}"',
+        "STROM_LIGHTNING__ADMIN_KEY": f'"{lnbits_peer.strom.adminkey}"',
+    }
+    driver = LNbitsDriver(lnbits_peer, lnbits_peer.driver)
+    async with AsyncExitStack() as exits:
+        exits.push_async_callback(proxy.stop)
+        async with proxy.outage():  # LNbits is away when Strom starts
+            stack = await exits.enter_async_context(running_stack(tmp_path, env, driver))
+            fast_node_watch(stack.strom.node)
+            stack.strom.node.check_soon()
+            assert stack.strom.node.state.up is False
+            offer = (await stack.http.get(stack.pay_url)).json()
+            assert offer == {"status": "ERROR", "reason": NODE_DOWN}
+        await node_is(stack.strom.node, up=True)  # it answers again; nobody restarts Strom
+        status_url, _ = await stack.pay(2_000_000)
+        await stack.wait_state(status_url, "charging")
+        await stack.ledgers_balance()
