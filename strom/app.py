@@ -583,6 +583,7 @@ class Strom:
                 "status": "ok",
                 "chargers": len(self.config.profiles),
                 "chargers_online": len(self.ocpp.online_chargers()),
+                "lightning": "up" if self.node.up else "down",
                 "outbox": outbox,
             }
         )

@@ -6,7 +6,10 @@ push channel (LND's invoice subscription, LNbits' websocket, the fake's database
 invoice, and return or raise :class:`~strom.errors.BackendError` when the channel ends.
 
 :class:`SettlementStream` runs that coroutine in a reader task it owns (a strong reference,
-cancelled and awaited by :meth:`SettlementStream.aclose`), reconnecting with a capped backoff.
+cancelled and awaited by :meth:`SettlementStream.aclose`), reconnecting with a capped backoff
+that starts again only after a connection that lasted (LND says "connected" before it knows).
+An outage is one WARNING (DEBUG when ``quiet`` says someone reported the node down already)
+and DEBUG for each retry; :meth:`SettlementStream.nudge` reconnects and reconciles at once.
 The consumer's own task runs the *reconcile*: it asks the caller which invoices are still
 pending (the ``pending`` callable, usually a query on the ledger) and looks each one up. A
 reconcile runs when the stream starts, after every (re)connect, every ``reconcile_every_s``

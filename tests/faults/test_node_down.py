@@ -115,6 +115,8 @@ async def test_strom_starts_with_its_node_down_serves_says_why_and_takes_payment
         auth = await bearer(stack)
         page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
         assert page.status_code == 200  # the pages are served
+        health = await stack.http.get(f"{stack.base}/healthz")
+        assert (health.status_code, health.json()["lightning"]) == (200, "down")
         offer = (await stack.http.get(stack.pay_url)).json()
         assert offer == {"status": "ERROR", "reason": NODE_DOWN}  # the payRequest refuses
         callback = await stack.http.get(f"{stack.pay_url}/callback", params={"amount": "1500000"})
