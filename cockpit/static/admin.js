@@ -218,7 +218,7 @@ function lightningBanner (node) {
   return h('div', { id: 'lightning-down', class: 'banner', role: 'alert' },
     h('b', {}, 'Lightning node unreachable since ' + since), ': ' + (node.reason || 'no answer yet'),
     h('p', {}, 'Payments and refunds are refused (drivers are told nothing was charged) until it answers. ' +
-      'Strom retries by itself' + (node.next_retry_s ? ', next in ' + Math.round(node.next_retry_s) + ' s' : '') +
+      'Strom retries by itself' + (node.next_retry_s ? ', next in ' + Math.max(1, Math.round(node.next_retry_s)) + ' s' : '') +
       '; nothing needs a restart.'))
 }
 
