@@ -33,7 +33,7 @@ from ocpp_server import OcppServer
 from strom import __version__
 from strom.config import StromConfig
 from strom.core_events import CoreEventSink
-from strom.lightning import LightningBackend
+from strom.lightning import LightningBackend, NodeWatch
 from strom.payments import PaymentService
 from strom.refunds import RefundService
 from strom.storage.chargers import ChargerStore
@@ -83,6 +83,7 @@ class Cockpit:
         agents: AgentRuntime,
         backend: LightningBackend,
         events: CoreEventSink,
+        node: NodeWatch | None = None,
     ) -> None:
         self.config = config
         self.tokens = TokenStore(db)
@@ -97,8 +98,11 @@ class Cockpit:
             payments=payments,
             ocpp=ocpp,
             agents=agents,
+            node=node,
         )
         self.live = LiveHub(self.auth, refunds)
+        if node is not None:
+            node.listeners.append(self.live.on_lightning)
         sessions.listeners.append(self.live.on_transition)
         events.subscribers.append(self.live.on_ocpp_event)
         previous = agents.services.on_status
@@ -114,6 +118,7 @@ class Cockpit:
             ocpp=ocpp,
             agents=agents,
             backend=backend,
+            node=node,
             chargers=len(config.profiles),
             live_subscribers=lambda: self.live.subscribers,
         )

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -46,6 +46,7 @@ from strom.config import (
 )
 from strom.effects import RetryLater
 from strom.errors import ConfigError, IllegalTransition
+from strom.lightning import NodeWatch
 from strom.payments import PaymentService
 from strom.session import State, StopReason, StopRequested
 from strom.storage.chargers import ChargerStore
@@ -228,6 +229,7 @@ class Api:
     payments: PaymentService
     ocpp: OcppServer
     agents: AgentRuntime
+    node: NodeWatch | None = None  # the lightning node's reachability
     # Applies a written profile to the running Strom (set by the composition root); without
     # it a changed profile takes effect at the next start.
     apply_profile: Callable[[ProfileConfig], Awaitable[None]] | None = None
@@ -282,6 +284,30 @@ class Api:
     async def me(self, call: Call) -> m.Me:
         principal = call.principal
         return m.Me(actor=principal.actor, scope=principal.scope.value, method=principal.method)
+
+    # --- lightning -------------------------------------------------------------------------
+
+    async def lightning(self, call: Call) -> m.LightningOut:
+        if self.node is None:
+            raise ApiError(503, "unavailable", "the lightning node is not watched")
+        state = self.node.state
+        info = state.info
+        up: Literal["up", "down", "unknown"] = (
+            "unknown" if state.up is None else "up" if state.up else "down"
+        )
+        return m.LightningOut(
+            backend=self.node.backend.name,
+            state=up,
+            since=state.since,
+            reason=state.reason,
+            checked_at=state.checked_at,
+            next_retry_s=self.node.next_retry_s if state.up is False else None,
+            alias=info.alias if info else None,
+            pubkey=info.pubkey if info else None,
+            network=info.network if info else None,
+            real_money=info.real_money if info else None,
+            notes=list(info.notes) if info else [],
+        )
 
     # --- chargers --------------------------------------------------------------------------
 
@@ -792,6 +818,16 @@ class Api:
         e = Endpoint
         return [
             e("GET", "/me", self.me, "Who the caller is", "auth", m.Me, not_found=False),
+            e(
+                "GET",
+                "/lightning",
+                self.lightning,
+                "The lightning node: up, or down since when and why (payments are refused "
+                "while it is down)",
+                "lightning",
+                m.LightningOut,
+                not_found=False,
+            ),
             e(
                 "GET",
                 "/chargers",

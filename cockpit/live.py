@@ -5,7 +5,8 @@ A browser cannot set headers on a websocket, so the first message authenticates:
 * ``{"type": "auth", "authorization": "Bearer strom_…"}`` or ``"Nostr <base64>"`` (a NIP-98
   event for ``GET <public_url>/api/v1/ws``) → every event: ``charger`` (online/offline),
   ``connector`` (OCPP status), ``session`` (every committed change: state, energy, money),
-  ``payment`` (a session's paid amount went up), ``nostr`` (a status event was published).
+  ``payment`` (a session's paid amount went up), ``nostr`` (a status event was published),
+  ``lightning`` (the node went down or came back: ``up``, ``reason``, ``since``).
 * ``{"type": "session", "session_id": "…", "secret": "…"}`` → that session's ``session``
   events only; the secret is the one in the payer's session link, checked like a refund link.
 
@@ -32,6 +33,7 @@ from agent.relays import PublishResult
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
 from lnurl_server.clients import client_of
 from strom.errors import StromError
+from strom.lightning import NodeState
 from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged, OcppEvent
 from strom.refunds import RefundService
 from strom.session import Transition
@@ -147,6 +149,18 @@ class LiveHub:
                 },
                 None,
             )
+
+    async def on_lightning(self, state: NodeState) -> None:
+        """A ``NodeWatch`` listener: the lightning node went down or came back."""
+        self._send(
+            {
+                "type": "lightning",
+                "up": state.up,
+                "reason": state.reason,
+                "since": state.since.isoformat(),
+            },
+            None,
+        )
 
     def on_status(self, charger_id: str, result: PublishResult) -> None:
         """The agents' hook: a status event was published (or not)."""

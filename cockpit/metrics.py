@@ -3,8 +3,9 @@
 Figures are read when Prometheus scrapes (nothing counts in the hot paths): chargers
 configured and online, sessions by state, msat received, refunded and paid in routing fees,
 energy delivered, OCPP websocket messages, relay connections, the lightning backend's health
-(``node_info`` within 3 s, cached 10 s so a scrape storm does not hammer the node), the
-outbox by state and the live websocket subscribers. prometheus-client writes the format.
+(the node watch's state, the same the admin UI shows; without a watch, ``node_info`` within
+3 s, cached 10 s so a scrape storm does not hammer the node), the outbox by state and the live
+websocket subscribers. prometheus-client writes the format.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from agent.runtime import AgentRuntime
 from cockpit import queries
 from ocpp_server import OcppServer
 from strom.errors import StromError
-from strom.lightning import LightningBackend
+from strom.lightning import LightningBackend, NodeWatch
 from strom.storage.db import Database
 from strom.storage.outbox import OutboxStore
 
@@ -53,9 +54,12 @@ class Metrics:
     backend: LightningBackend
     chargers: int
     live_subscribers: Callable[[], int] | None = None  # the websocket count, when wired
+    node: NodeWatch | None = None  # the node's reachability, when watched
     _backend_up: tuple[float, bool] = (0.0, False)
 
     async def _backend_ok(self) -> bool:
+        if self.node is not None:
+            return self.node.up
         checked_at, up = self._backend_up
         if time.monotonic() - checked_at < _BACKEND_CACHE_S:
             return up

@@ -160,6 +160,30 @@ class Me(_Out):
     method: Literal["token", "nip98"]
 
 
+# --- lightning ---------------------------------------------------------------------------------
+
+
+class LightningOut(_Out):
+    """The lightning node as Strom sees it now (probed every 30 s, every 5-60 s while down)."""
+
+    backend: str
+    state: Literal["up", "down", "unknown"]
+    """``unknown`` only before the first probe."""
+    since: datetime
+    """When the state last changed."""
+    reason: str
+    """Why the node is down, in words ("" while up)."""
+    checked_at: datetime | None
+    next_retry_s: float | None
+    """While down: seconds from the last probe to the next (5 s doubling to 60 s)."""
+    alias: str | None
+    pubkey: str | None
+    network: str | None
+    """The node's network (``bc``, ``tb``, ``tbs``, ``bcrt``), from its last answer."""
+    real_money: bool | None
+    notes: list[str]
+
+
 # --- chargers ----------------------------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ from lnurl_server.ratelimit import RateLimiter
 from strom.config import ProfileConfig, StromConfig
 from strom.errors import BackendError, StorageError
 from strom.ids import is_charger_id
-from strom.lightning import Invoice
+from strom.lightning import Invoice, NodeWatch
 from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom.ports import ChargerIdentities
 from strom.refunds import RefundError, RefundService, min_refund
@@ -96,6 +96,13 @@ async def storage_errors(
         return web.Response(status=503, text=STORAGE_FAILED, headers={"Retry-After": "30"})
 
 
+NODE_DOWN = "the lightning node of this charger is unreachable right now; nothing was charged"
+NODE_DOWN_REFUND = (
+    "the lightning node of this charger is unreachable right now; nothing was debited: scan "
+    "the refund link again later"
+)
+
+
 def _lud_error(reason: str) -> web.Response:
     # LUD errors travel with HTTP 200 so that every wallet reads the reason.
     return _json(error(reason))
@@ -121,6 +128,16 @@ class FrontDoor:
     per_charger: RateLimiter
     identities: ChargerIdentities | None = None
     zap_max_age_s: int = 600
+    node: NodeWatch | None = None  # while its node is down, Strom refuses to take money
+
+    def _node_down(self) -> bool:
+        return self.node is not None and not self.node.up
+
+    def _node_failed(self) -> web.Response:
+        """A call to the node failed: have the watch look now; the wallet is told in words."""
+        if self.node is not None:
+            self.node.check_soon()
+        return _lud_error(NODE_DOWN)
 
     @property
     def base(self) -> str:
@@ -199,6 +216,8 @@ class FrontDoor:
         """LUD-06 first step for one connector, or a LUD error while it is busy."""
         profile = self._profile(request)
         connector_id = int(request.match_info["connector"])
+        if self._node_down():
+            return _lud_error(NODE_DOWN)
         try:
             await self.payments.offer_check(profile, connector_id)
         except ConnectorUnavailable as exc:
@@ -221,6 +240,8 @@ class FrontDoor:
     async def lightning_address(self, request: web.Request) -> web.Response:
         """LUD-16: ``<charger>@host`` pays the first free connector."""
         profile = self._profile(request)
+        if self._node_down():
+            return _lud_error(NODE_DOWN)
         reason = "this charger has no free connector right now; nothing was charged"
         for connector in profile.connectors:
             try:
@@ -245,6 +266,8 @@ class FrontDoor:
             parse_comment(request.query.get("comment"))
         except LnurlError as exc:
             return _lud_error(exc.reason)
+        if self._node_down():
+            return _lud_error(NODE_DOWN)
         client = client_of(request)
         if not self.per_client.allow(client.key) or not self.per_charger.allow(profile.id):
             log.info("charger %s: invoice refused to %s: rate limit", profile.id, client.address)
@@ -282,7 +305,7 @@ class FrontDoor:
             return _amount_refused(profile.id, amount, exc)
         except BackendError as exc:
             log.warning("charger %s: no invoice: lightning backend: %s", profile.id, exc)
-            return _lud_error("the charger's lightning node is not reachable; nothing was charged")
+            return self._node_failed()
         url = self.session_url(opened.session_id, opened.secret)
         action = success_action(
             url,
@@ -407,6 +430,8 @@ class FrontDoor:
             )
         except RefundError as exc:
             return _lud_error(exc.reason)
+        if self._node_down():
+            return _lud_error(NODE_DOWN)
         profile = self.config.profile(session.charger_id)
         tariff = session.tariff
         metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
@@ -433,6 +458,8 @@ class FrontDoor:
             )
         except (RefundError, LnurlError) as exc:
             return _lud_error(exc.reason)
+        if self._node_down():
+            return _lud_error(NODE_DOWN)
         client = client_of(request)
         if not self.per_client.allow(client.key):
             log.info("session %s: top-up refused to %s: rate limit", session.id, client.address)
@@ -445,8 +472,9 @@ class FrontDoor:
             )
         except UnitError as exc:
             return _amount_refused(profile.id, amount, exc)
-        except BackendError:
-            return _lud_error("the charger's lightning node is not reachable; nothing was charged")
+        except BackendError as exc:
+            log.warning("session %s: no top-up invoice: lightning backend: %s", session.id, exc)
+            return self._node_failed()
         return _json({"pr": invoice.bolt11, "routes": []})
 
     # --- withdraw --------------------------------------------------------------------------
@@ -470,6 +498,8 @@ class FrontDoor:
 
     async def withdraw_callback(self, request: web.Request) -> web.Response:
         """LUD-03 second step: the wallet's invoice is checked and paid once."""
+        if self._node_down():
+            return _lud_error(NODE_DOWN_REFUND)
         try:
             await self.refunds.claim(
                 request.match_info["session"], request.query.get("k1"), request.query.get("pr")

@@ -4,9 +4,10 @@ This is the one module of the core that may import the I/O packages (``ocpp_serv
 ``agent``, ``lnurl_server``). Everything it starts is owned by one :class:`asyncio.TaskGroup`,
 so a failure in any part stops the service instead of leaving it half-alive.
 
-Start order: database (migrate, sync chargers) → lightning backend (node info) → reconcile
-pending invoices → OCPP server → HTTP server → background loops (effect runner, settlement
-stream, invoice expiry, retention sweep). Stop order is the reverse.
+Start order: database (migrate, sync chargers) → lightning backend (one probe: Strom starts
+whether or not the node answers) → reconcile pending invoices (when it answers) → OCPP server →
+HTTP server → background loops (effect runner, settlement stream, node watch, invoice expiry,
+retention sweep). Stop order is the reverse.
 """
 
 from __future__ import annotations
@@ -59,7 +60,15 @@ from strom.config import (
 from strom.core_events import CoreEventSink
 from strom.effects import EffectRunner, Handler
 from strom.errors import BackendError, ConfigError
-from strom.lightning import FakeBackend, LightningBackend, create_backend
+from strom.lightning import (
+    FakeBackend,
+    LightningBackend,
+    LndRestBackend,
+    NodeState,
+    NodeWatch,
+    SettlementStream,
+    create_backend,
+)
 from strom.ocpp_core import DatabaseOcppCore
 from strom.orphans import OrphanWatch
 from strom.payments import PaymentService
@@ -291,8 +300,10 @@ class Strom:
     cockpit: Cockpit
     auth: StaticChargerAuth
     retention: Retention
+    node: NodeWatch
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _settlements: SettlementStream | None = None
 
     @classmethod
     async def open(cls, config: StromConfig, *, backend: LightningBackend | None = None) -> Strom:
@@ -301,7 +312,6 @@ class Strom:
         Raises:
             ConfigError: an inconsistent configuration (public URL, TLS files, quirks).
             StorageError: the database cannot be reached or migrated.
-            BackendError: the lightning backend cannot be reached.
         """
         check_public_url(config.server.public_url)
         password_key = ocpp_password_key(config.storage.data_dir)
@@ -314,13 +324,12 @@ class Strom:
         sessions = SessionStore(db)
         if backend is None:
             backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
-        info = await backend.node_info()
-        log.info(
-            "lightning: %s (%s)%s",
-            info.backend,
-            info.network,
-            "" if info.real_money else " — FAKE BACKEND, NO REAL MONEY MOVES",
-        )
+        if isinstance(backend, LndRestBackend) and config.config_path is not None:
+            backend.pin_command = f"strom lightning pin-cert -c {config.config_path}"
+        # An unreachable node does not stop Strom: it is reported, payments are refused
+        # until it answers, and the watch keeps asking (strom/lightning/watch.py).
+        node = NodeWatch(backend)
+        await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.
         session_key = _purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
         payments = PaymentService(
@@ -334,7 +343,7 @@ class Strom:
             sessions,
             backend,
             config.sessions,
-            network=info.network,
+            network=lambda: node.network,  # the node's, learned on first contact
             stop_wait_s=config.sessions.withdraw_stop_wait_s,
             admit_opening=RateLimiter(per_minute=12, burst=5).allow,  # per session
         )
@@ -386,6 +395,7 @@ class Strom:
             per_client=RateLimiter(per_minute=20, burst=10),
             per_charger=RateLimiter(per_minute=120, burst=60),
             identities=agents,
+            node=node,
         )
         cockpit = Cockpit(
             config=config,
@@ -398,6 +408,7 @@ class Strom:
             agents=agents,
             backend=backend,
             events=events,
+            node=node,
         )
         strom = cls(
             config=config,
@@ -415,7 +426,9 @@ class Strom:
             cockpit=cockpit,
             auth=auth,
             retention=_retention(config, db, agents, front),
+            node=node,
         )
+        node.listeners.append(strom._node_changed)
         cockpit.api.apply_profile = strom.apply_profile
         return strom
 
@@ -461,9 +474,7 @@ class Strom:
         """Serve until ``stop`` is set; then shut every part down in reverse order."""
         server = self.config.server
         context = _ssl_context(server.tls_cert, server.tls_key, "server")
-        settled = await self.payments.reconcile()
-        if settled:
-            log.info("reconciled %d invoice(s) settled while Strom was down", settled)
+        await self._reconcile()
         await self.ocpp.start()
         self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
@@ -483,6 +494,7 @@ class Strom:
                 tasks = [
                     group.create_task(self.runner.run(), name="effect-runner"),
                     group.create_task(self._watch_settlements(), name="settlements"),
+                    group.create_task(self.node.run(), name="lightning-watch"),
                     group.create_task(self._sweep_expired(), name="invoice-expiry"),
                     group.create_task(self.retention.run(), name="retention"),
                 ]
@@ -526,14 +538,43 @@ class Strom:
         if agents.done():
             agents.result()  # the agents failed to start: raise it
 
+    async def _reconcile(self) -> None:
+        """Settle or expire every pending invoice by asking the node (when it answers)."""
+        if not self.node.up:
+            log.info("pending invoices are reconciled once the lightning node answers")
+            return
+        try:
+            settled = await self.payments.reconcile()
+        except BackendError as exc:
+            log.info("reconcile of pending invoices interrupted (%s); the watch retries", exc)
+            self.node.check_soon()
+            return
+        if settled:
+            log.info("reconciled %d invoice(s) settled while the node was out of reach", settled)
+
+    async def _node_changed(self, state: NodeState) -> None:
+        """The node came back: reconnect the settlement stream and credit what was paid."""
+        if not state.up:
+            return
+        if self._settlements is not None:
+            self._settlements.nudge()
+        if self.ready.is_set():
+            await self._reconcile()
+
     async def _watch_settlements(self) -> None:
-        async with self.backend.settled_invoices(self.payments.pending_hashes) as stream:
+        stream = self.backend.settled_invoices(
+            self.payments.pending_hashes, quiet=lambda: not self.node.up
+        )
+        self._settlements = stream
+        async with stream:
             async for settlement in stream:
                 await self.payments.settle(settlement.payment_hash, settlement.amount_msat)
 
     async def _sweep_expired(self) -> None:
         while True:
             await asyncio.sleep(EXPIRY_SWEEP_S)
+            if not self.node.up:
+                continue  # expiry waits for one last look at the node: it may have been paid
             try:
                 await self.payments.expire_due()
             except BackendError as exc:
@@ -546,6 +587,7 @@ class Strom:
                 "status": "ok",
                 "chargers": len(self.config.profiles),
                 "chargers_online": len(self.ocpp.online_chargers()),
+                "lightning": "up" if self.node.up else "down",
                 "outbox": outbox,
             }
         )

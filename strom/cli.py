@@ -281,6 +281,61 @@ def cmd_charger_password(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lightning_pin_cert(args: argparse.Namespace) -> int:
+    """Trust the TLS certificate your LND presents now (after LND renewed it at a restart).
+
+    Shows the certificate's SHA-256 fingerprint (compare it on the node: openssl x509 -in
+    tls.cert -noout -fingerprint -sha256) and, if the node accepts Strom's macaroon over it,
+    which node it is; after you confirm (or with --yes) it writes the certificate where
+    strom.toml points (tls_cert_path, or the cert= of the URI in lndconnect_path), keeping the
+    old file as .bak. A running Strom takes it up at its next retry, without a restart.
+    """
+    from strom.lightning import LndConfig
+    from strom.lightning import pin as pinning
+    from strom.lightning.lnd_credentials import cert_location, load_lnd_credentials
+
+    config = _load(args)
+    lnd = config.lightning
+    if not isinstance(lnd, LndConfig):
+        _error(f"lightning.backend is {lnd.backend!r}; `lightning pin-cert` is for LND")
+        return EXIT_USAGE
+    data_dir = config.storage.data_dir
+    location = cert_location(lnd, data_dir=data_dir)
+    target = pinning.pin_target(location)  # an inline URI or no pin: say so before anything
+    credentials = load_lnd_credentials(lnd, data_dir=data_dir, cert=location.kind != "file")
+    try:
+        presented = asyncio.run(pinning.presented_certificate(credentials.base_url))
+    except StromError as exc:
+        _error(f"lnd: {exc}")
+        return EXIT_FAILURE
+    _print(f"LND at {credentials.base_url} presents a certificate with the SHA-256 fingerprint")
+    _print(f"  {presented.fingerprint}")
+    pinned = pinning.pinned_fingerprint(location, credentials)
+    if pinned == presented.fingerprint:
+        _print(f"it is the one pinned in {target} already; nothing to do")
+        return EXIT_OK
+    _print(f"pinned now in {target}:\n  {pinned or '(none: the file is missing or unreadable)'}")
+    try:
+        info = asyncio.run(pinning.identify_node(credentials, presented.pem))
+        _print(f"the node accepts Strom's macaroon over it: {pinning.describe(info)}")
+    except StromError as exc:
+        _print(f"WARNING: the node does not answer getinfo with Strom's macaroon: {exc}")
+    if not args.yes and not _confirm(f"trust it and write it to {target}?"):
+        _print("nothing written")
+        return EXIT_USAGE
+    written = pinning.write_pin(location, presented)
+    _print(f"pinned: wrote {written} (the old one is {written.name}.bak beside it)")
+    _print("a running Strom takes it up at its next retry (within a minute); no restart needed")
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        _error("no terminal to confirm on: compare the fingerprint, then run again with --yes")
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -384,6 +439,23 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(revoke)
     revoke.add_argument("name", help="the token's name")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    lightning = commands.add_parser(
+        "lightning", help="the lightning node", description="Lightning node tasks."
+    )
+    lightning_commands = lightning.add_subparsers(
+        dest="lightning_command", metavar="COMMAND", required=True
+    )
+    pin_cert = lightning_commands.add_parser(
+        "pin-cert",
+        help="trust the TLS certificate LND presents now",
+        description=cmd_lightning_pin_cert.__doc__,
+    )
+    _config_arg(pin_cert)
+    pin_cert.add_argument(
+        "--yes", action="store_true", help="write it without asking (compare the fingerprint)"
+    )
+    pin_cert.set_defaults(func=cmd_lightning_pin_cert)
 
     db = commands.add_parser("db", help="database maintenance", description="Database tasks.")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)

@@ -88,6 +88,10 @@ K1_LIFETIME = timedelta(minutes=10)
 K1_REUSE_MIN_LEFT = timedelta(minutes=5)
 _RUNNING = (State.PAID, State.STARTING, State.CHARGING)
 ALREADY_USED = "this withdraw request was already used"
+NETWORK_UNKNOWN = (
+    "refunds wait until the lightning node of this charger has answered once (Strom checks "
+    "refund invoices against its network); nothing was debited, scan the link again later"
+)
 
 
 class RefundError(StromError):
@@ -155,7 +159,7 @@ class RefundService:
         backend: LightningBackend,
         config: SessionsConfig,
         *,
-        network: str,
+        network: str | Callable[[], str | None],
         clock: Callable[[], datetime] = _utcnow,
         stop_wait_s: float = 20.0,
         stop_poll_s: float = 1.0,
@@ -167,7 +171,8 @@ class RefundService:
             store: the sessions.
             backend: pays the refunds.
             config: the sessions' settings (fee cap).
-            network: the network whose invoices are accepted.
+            network: the network whose invoices are accepted, or a callable that says it
+                (the node's, learned on first contact; None refuses every claim until known).
             clock: the wall clock (offer expiry).
             stop_wait_s: how long opening the withdraw link of a running session waits, in
                 all, for the charger to confirm the stop.
@@ -180,7 +185,7 @@ class RefundService:
         self.db = store.db
         self.backend = backend
         self.config = config
-        self.network = network
+        self._network = network
         self.clock = clock
         self.stop_wait_s = stop_wait_s
         self.stop_poll_s = stop_poll_s
@@ -188,6 +193,11 @@ class RefundService:
         self._openings: dict[str, asyncio.Task[RefundOffer]] = {}
         self._changed: dict[str, asyncio.Event] = {}
         store.listeners.append(self._wake)
+
+    @property
+    def network(self) -> str | None:
+        """The network whose refund invoices are accepted now; None while it is not known."""
+        return self._network if isinstance(self._network, str) else self._network()
 
     async def authenticate(self, session_id: str, secret: str | None) -> Session:
         """The session, if ``secret`` is its secret.
@@ -350,11 +360,14 @@ class RefundService:
             raise RefundError(ALREADY_USED)
         if offer.expires_at <= now:
             raise RefundError("this withdraw request has expired; scan the link again")
+        network = self.network
+        if network is None:
+            raise RefundError(NETWORK_UNKNOWN)
         session = await self.store.get(session_id)
         try:
             decoded = check_withdraw_invoice(
                 invoice,
-                network=self.network,
+                network=network,
                 min_msat=min_refund(session.refundable_msat),
                 max_msat=session.refundable_msat,
                 now=now,

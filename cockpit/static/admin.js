@@ -211,23 +211,38 @@ function connectorRow (charger, connector, readOnly) {
     h('td', {}, actions))
 }
 
+// While the lightning node does not answer, Strom refuses payments: say so first, with why.
+function lightningBanner (node) {
+  if (node.state === 'up') return ''
+  const since = new Date(node.since).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' })
+  return h('div', { id: 'lightning-down', class: 'banner', role: 'alert' },
+    h('b', {}, 'Lightning node unreachable since ' + since), ': ' + (node.reason || 'no answer yet'),
+    h('p', {}, 'Payments and refunds are refused (drivers are told nothing was charged) until it answers. ' +
+      'Strom retries by itself' + (node.next_retry_s ? ', next in ' + Math.max(1, Math.round(node.next_retry_s)) + ' s' : '') +
+      '; nothing needs a restart.'))
+}
+
 async function dashboard (view) {
   const today = new Date().toISOString().slice(0, 10) + 'T00:00:00Z'
-  const [chargers, totals, running, pending] = await Promise.all([
+  const [chargers, totals, running, pending, node] = await Promise.all([
     api('GET', '/chargers'),
     api('GET', '/ledger/totals?since=' + encodeURIComponent(today)),
     api('GET', '/sessions?state=charging&limit=500'),
-    api('GET', '/pending-chargers')
+    api('GET', '/pending-chargers'),
+    api('GET', '/lightning')
   ])
   const day = totals.totals[0] || { paid_msat: 0, energy_wh: 0, refunded_msat: 0 }
   const readOnly = $('who').textContent.endsWith('(read-only)')
   view.replaceChildren(
     h('h1', {}, 'Dashboard'),
+    lightningBanner(node),
     h('div', { class: 'stats' },
       h('div', { class: 'stat' }, 'Charging now', h('b', { id: 'stat-charging' }, String(running.items.length))),
       h('div', { class: 'stat' }, 'Energy today', h('b', {}, kwh(day.energy_wh + running.items.reduce((sum, s) => sum + s.energy_wh, 0)))),
       h('div', { class: 'stat' }, 'Received today', h('b', {}, sat(day.paid_msat))),
-      h('div', { class: 'stat' }, 'Refunded today', h('b', {}, sat(day.refunded_msat)))),
+      h('div', { class: 'stat' }, 'Refunded today', h('b', {}, sat(day.refunded_msat))),
+      h('div', { class: 'stat', title: node.alias ? node.backend + ' ' + node.alias : node.backend }, 'Lightning node',
+        h('b', { id: 'stat-lightning', class: node.state === 'up' ? 'ok' : 'error' }, node.state))),
     pending.items.length ? h('section', { id: 'pending' }, h('h2', {}, 'Waiting for approval'),
       h('p', { class: 'muted' }, 'These chargers connected but are not configured. Add one to let it in, or dismiss it.'),
       pending.items.map((p) => h('div', { class: 'card', dataset: { pending: p.charger_id } },

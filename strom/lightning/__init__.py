@@ -17,6 +17,7 @@ from strom.lightning.config import (
     parse_lightning_config,
 )
 from strom.lightning.errors import (
+    CertificateNotTrusted,
     InvoiceAlreadySeen,
     InvoiceAmountMissing,
     InvoiceAmountOutOfRange,
@@ -48,11 +49,13 @@ from strom.lightning.models import (
     Unknown,
 )
 from strom.lightning.registry import BACKENDS, create_backend
+from strom.lightning.watch import NodeState, NodeWatch
 
 __all__ = [
     "BACKENDS",
     "NO_REAL_MONEY",
     "BackendConfig",
+    "CertificateNotTrusted",
     "Clock",
     "DecodedInvoice",
     "Failed",
@@ -84,6 +87,8 @@ __all__ = [
     "LndRestBackend",
     "Network",
     "NodeInfo",
+    "NodeState",
+    "NodeWatch",
     "PaymentResult",
     "PendingHashes",
     "RefundsDisabled",

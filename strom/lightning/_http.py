@@ -18,9 +18,11 @@ import httpx
 import orjson
 
 from strom.errors import BackendError, BackendRejected, BackendTimeout, BackendUnavailable
+from strom.lightning.errors import CertificateNotTrusted
 
 __all__ = [
     "UNKNOWN_OUTCOME_STATUSES",
+    "certificate_failure",
     "error_message",
     "map_http_errors",
     "parse_json",
@@ -40,11 +42,31 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The TLS verification failure behind a transport error, if that is what it was."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 @contextlib.asynccontextmanager
 async def map_http_errors(
-    backend: str, what: str, secrets: Iterable[str] = ()
+    backend: str, what: str, secrets: Iterable[str] = (), *, untrusted_cert: str | None = None
 ) -> AsyncIterator[None]:
-    """Translate httpx exceptions raised inside the block into backend errors."""
+    """Translate httpx exceptions raised inside the block into backend errors.
+
+    Args:
+        backend: the backend's name, for the message.
+        what: the call, for the message.
+        secrets: text to mask in messages built from URLs.
+        untrusted_cert: the message of the :class:`CertificateNotTrusted` raised when the
+            node's TLS certificate does not verify (a default one names the call).
+    """
     try:
         yield
     except httpx.InvalidURL as exc:
@@ -54,6 +76,13 @@ async def map_http_errors(
     except httpx.TimeoutException as exc:
         raise BackendTimeout(f"{backend}: {what} timed out ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
+        failure = certificate_failure(exc)
+        if failure is not None:
+            raise CertificateNotTrusted(
+                untrusted_cert
+                or f"{backend}: {what}: the node's TLS certificate is not trusted "
+                f"({failure.verify_message or failure.reason})"
+            ) from None
         # Transport errors (refused, reset, TLS failures, protocol errors) and the rest of
         # httpx's tree: the request may or may not have been processed.
         detail = redact(str(exc) or type(exc).__name__, secrets)

@@ -6,7 +6,10 @@ push channel (LND's invoice subscription, LNbits' websocket, the fake's database
 invoice, and return or raise :class:`~strom.errors.BackendError` when the channel ends.
 
 :class:`SettlementStream` runs that coroutine in a reader task it owns (a strong reference,
-cancelled and awaited by :meth:`SettlementStream.aclose`), reconnecting with a capped backoff.
+cancelled and awaited by :meth:`SettlementStream.aclose`), reconnecting with a capped backoff
+that starts again only after a connection that lasted (LND says "connected" before it knows).
+An outage is one WARNING (DEBUG when ``quiet`` says someone reported the node down already)
+and DEBUG for each retry; :meth:`SettlementStream.nudge` reconnects and reconciles at once.
 The consumer's own task runs the *reconcile*: it asks the caller which invoices are still
 pending (the ``pending`` callable, usually a query on the ledger) and looks each one up. A
 reconcile runs when the stream starts, after every (re)connect, every ``reconcile_every_s``
@@ -96,6 +99,7 @@ class SettlementStream(AsyncIterator[Settlement]):
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
+        quiet: Callable[[], bool] | None = None,
     ) -> None:
         self._source = source
         self._pending = pending
@@ -112,13 +116,28 @@ class SettlementStream(AsyncIterator[Settlement]):
         self._reconcile_due = True
         self._next_reconcile = 0.0
         self._closed = False
+        self._quiet = quiet or (lambda: False)
+        self._failures = 0  # consecutive failed connections (one line for each streak)
+        self._lookup_failures = 0  # consecutive incomplete reconciles, likewise
+        self._retry_now = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Reconnect now and reconcile, instead of waiting out the backoff (the node is back)."""
+        self._retry_s = self._retry_initial_s
+        self._reconcile_due = True
+        self._retry_now.set()
+        self._queue.put_nowait(_WAKE)
+
+    def _outage_level(self, streak: int) -> int:
+        # WARNING for the first failure of a streak, unless someone already reported the node
+        # down (``quiet``); DEBUG for the rest, so an outage is not a line per retry.
+        return logging.WARNING if streak == 1 and not self._quiet() else logging.DEBUG
 
     # --- the sink the backend's listener talks to ----------------------------------------
 
     def connected(self) -> None:
         self._connected = True
         self._reconcile_due = True
-        self._retry_s = self._retry_initial_s
         self._queue.put_nowait(_WAKE)
 
     def settled(self, settlement: Settlement) -> None:
@@ -195,17 +214,27 @@ class SettlementStream(AsyncIterator[Settlement]):
 
     async def _read_forever(self) -> None:
         source = self._source
+        loop = asyncio.get_running_loop()
         while not (self._closed or source.closed):
+            started = loop.time()
             try:
                 await source._listen(self)
             except BackendError as exc:
                 if source.closed:
                     return
-                self._log.warning(
-                    "settlement stream of %s lost (%s); reconciling by lookup, retrying in %.1f s",
+                if loop.time() - started >= self._retry_max_s:
+                    # It was up a while (LND's stream says nothing when it is live): a new
+                    # outage, with a new backoff and its own log line.
+                    self._failures, self._retry_s = 0, self._retry_initial_s
+                self._failures += 1
+                self._log.log(
+                    self._outage_level(self._failures),
+                    "settlement stream of %s lost (%s); reconciling by lookup every %.0f s, "
+                    "reconnecting with a backoff up to %.0f s",
                     source.name,
                     exc,
-                    self._retry_s,
+                    self._fallback_poll_s,
+                    self._retry_max_s,
                 )
             except asyncio.CancelledError:
                 raise
@@ -221,8 +250,12 @@ class SettlementStream(AsyncIterator[Settlement]):
             finally:
                 self._connected = False
                 self._queue.put_nowait(_WAKE)
-            await asyncio.sleep(self._retry_s)
-            self._retry_s = min(self._retry_s * 2, self._retry_max_s)
+            try:
+                async with asyncio.timeout(self._retry_s):
+                    await self._retry_now.wait()
+            except TimeoutError:
+                self._retry_s = min(self._retry_s * 2, self._retry_max_s)
+            self._retry_now.clear()
 
     async def _reconcile(self, loop: asyncio.AbstractEventLoop) -> None:
         self._reconcile_due = False
@@ -260,12 +293,16 @@ class SettlementStream(AsyncIterator[Settlement]):
         async with asyncio.TaskGroup() as group:
             for payment_hash in hashes:
                 group.create_task(look(payment_hash))
-        if failures:
-            self._next_reconcile = loop.time() + self._fallback_poll_s
-            self._log.warning(
-                "reconcile of %d pending invoices on %s incomplete (%s); retrying in %.1f s",
-                len(hashes),
-                self._source.name,
-                failures[0],
-                self._fallback_poll_s,
-            )
+        if not failures:
+            self._lookup_failures = 0
+            return
+        self._next_reconcile = loop.time() + self._fallback_poll_s
+        self._lookup_failures += 1
+        self._log.log(
+            self._outage_level(self._lookup_failures),
+            "reconcile of %d pending invoices on %s incomplete (%s); retrying every %.1f s",
+            len(hashes),
+            self._source.name,
+            failures[0],
+            self._fallback_poll_s,
+        )

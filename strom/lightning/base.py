@@ -156,6 +156,7 @@ class LightningBackend(abc.ABC):
         *,
         reconcile_every_s: float | None = None,
         fallback_poll_s: float | None = None,
+        quiet: Callable[[], bool] | None = None,
     ) -> SettlementStream:
         """An async iterator of settlements that survives reconnects without missing one.
 
@@ -166,6 +167,8 @@ class LightningBackend(abc.ABC):
                 nothing listened is still delivered.
             reconcile_every_s: how often to reconcile while the push channel is up.
             fallback_poll_s: how often to reconcile while it is down (polling fallback).
+            quiet: True while the node is known to be down (a :class:`~strom.lightning.watch.
+                NodeWatch` said so already): the stream's outage lines are then DEBUG.
 
         Returns:
             A :class:`SettlementStream`. Delivery is at least once: be idempotent on the
@@ -178,6 +181,7 @@ class LightningBackend(abc.ABC):
             reconcile_every_s=reconcile_every_s or self._reconcile_every_s,
             fallback_poll_s=fallback_poll_s or self._fallback_poll_s,
             logger=self._log,
+            quiet=quiet,
         )
         self._streams.add(stream)
         return stream
@@ -241,6 +245,20 @@ class LightningBackend(abc.ABC):
             )
         detail = "; ".join((f"{self.name} {info.alias} is up", *info.notes))
         return Health(ok=True, detail=detail, info=info)
+
+    async def refresh(self) -> bool:
+        """Read the configured credentials again (files that a person or the node rewrote).
+
+        Called before every reconnect attempt while the node is unreachable, so a renewed
+        certificate is taken up without a restart. The default has nothing to read.
+
+        Returns:
+            True when something changed and is used from now on.
+
+        Raises:
+            BackendError: a configured file cannot be read (the message names it).
+        """
+        return False
 
     # --- lifecycle -------------------------------------------------------------------------
 

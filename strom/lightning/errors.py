@@ -12,9 +12,10 @@ a LUD error reason, and a message a person can act on.
 
 from __future__ import annotations
 
-from strom.errors import BackendRejected, ConfigError, RemoteProtocolError
+from strom.errors import BackendRejected, BackendUnavailable, ConfigError, RemoteProtocolError
 
 __all__ = [
+    "CertificateNotTrusted",
     "InvoiceAlreadySeen",
     "InvoiceAmountMissing",
     "InvoiceAmountOutOfRange",
@@ -35,6 +36,14 @@ class InvoiceNotFound(BackendRejected):
     def __init__(self, payment_hash: str, backend: str) -> None:
         super().__init__(f"{backend}: no invoice with payment hash {payment_hash}")
         self.payment_hash = payment_hash
+
+
+class CertificateNotTrusted(BackendUnavailable):
+    """The node's TLS certificate does not verify; nothing was sent.
+
+    Not the pinned one (LND renewed it at a restart), or not signed by a public CA: the node
+    counts as unreachable until its certificate is trusted.
+    """
 
 
 class RefundsDisabled(ConfigError):

@@ -24,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import math
-import ssl
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -52,9 +55,9 @@ from strom.lightning.base import (
     is_payment_hash,
 )
 from strom.lightning.checks import decode_invoice
-from strom.lightning.config import BackendConfig, LndConfig, read_secret_file
+from strom.lightning.config import BackendConfig, LndConfig
 from strom.lightning.errors import InvoiceNotFound, InvoiceRejected
-from strom.lightning.lndconnect import parse_lndconnect
+from strom.lightning.lnd_credentials import LndCredentials, load_lnd_credentials
 from strom.lightning.models import (
     Failed,
     Invoice,
@@ -202,76 +205,113 @@ class LndRestBackend(LightningBackend):
         fallback_poll_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         pay_grace_s: float = _PAY_GRACE_S,
+        reload: Callable[[], LndCredentials] | None = None,
     ) -> None:
+        """LND at ``base_url``; ``reload`` reads the configured files again (see refresh)."""
         super().__init__(
             network=network,
             clock=clock,
             reconcile_every_s=reconcile_every_s,
             fallback_poll_s=fallback_poll_s,
         )
-        if not base_url.startswith(("https://", "http://")):
-            base_url = f"https://{base_url}"
-        self.base_url = base_url.rstrip("/")
-        verify = pinned_ssl_context(cert_pem, what="LND tls cert") if cert_pem else True
         self._timeout_s = timeout_s
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"Grpc-Metadata-macaroon": macaroon.hex()},
-            verify=verify,
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-        )
+        self._transport = transport
+        self._reload = reload
+        self._retired: list[httpx.AsyncClient] = []
+        self._credentials = _normalised(LndCredentials(base_url, macaroon, cert_pem))
+        self.base_url = self._credentials.base_url
+        self._client = self._new_client(self._credentials)
         self._settle_index = 0
         self._pay_grace_s = pay_grace_s
+        self.pin_command = "strom lightning pin-cert -c strom.toml"
+        """What the operator runs to trust a renewed certificate (named in the error)."""
+
+    def _new_client(self, credentials: LndCredentials) -> httpx.AsyncClient:
+        cert_pem = credentials.cert_pem
+        verify = pinned_ssl_context(cert_pem, what="LND tls cert") if cert_pem else True
+        return httpx.AsyncClient(
+            base_url=credentials.base_url,
+            headers={"Grpc-Metadata-macaroon": credentials.macaroon.hex()},
+            verify=verify,
+            timeout=httpx.Timeout(self._timeout_s),
+            transport=self._transport,
+        )
 
     @classmethod
     def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
         """Build from an :class:`~strom.lightning.config.LndConfig` section (either style)."""
         if not isinstance(config, LndConfig):
             raise ConfigError(f"lnd backend given a {config.backend} configuration")
-        if config.lndconnect is not None:
-            uri = config.lndconnect.get_secret_value()
-        elif config.lndconnect_path is not None:
-            uri = _read_text(config.lndconnect_path, "lnd.lndconnect_path", data_dir)
-        else:
-            uri = None
-        if uri is not None:
-            parsed = parse_lndconnect(uri)
-            base_url, macaroon, cert_pem = parsed.base_url, parsed.macaroon, parsed.cert_pem
-        elif config.rest_host is not None and config.macaroon_path is not None:
-            base_url = config.rest_host
-            macaroon = _macaroon(
-                read_secret_file(config.macaroon_path, "lnd.macaroon_path", data_dir=data_dir)
-            )
-            cert_pem = None
-            if config.tls_cert_path is not None:
-                cert = read_secret_file(
-                    config.tls_cert_path, "lnd.tls_cert_path", data_dir=data_dir
-                )
-                cert_pem = _cert_pem(cert)
-        else:  # the config model refuses this; keep mypy and readers sure
-            raise ConfigError("lnd: give rest_host + macaroon_path, or an lndconnect URI")
+        credentials = load_lnd_credentials(config, data_dir=data_dir)
         try:
             return cls(
-                base_url,
-                macaroon=macaroon,
-                cert_pem=cert_pem,
+                credentials.base_url,
+                macaroon=credentials.macaroon,
+                cert_pem=credentials.cert_pem,
                 network=config.network,
                 timeout_s=config.request_timeout_s,
                 reconcile_every_s=config.reconcile_every_s,
+                reload=partial(load_lnd_credentials, config, data_dir=data_dir),
             )
         except ValueError as exc:
             raise ConfigError(f"lnd: {exc}") from None
+
+    async def refresh(self) -> bool:
+        """Read the configured files again; what changed is used from the next call on.
+
+        LND renews its certificate at a restart; ``strom lightning pin-cert`` (or LND itself,
+        when ``tls_cert_path`` is LND's own file) writes the new one. See
+        :meth:`LightningBackend.refresh`.
+
+        Raises:
+            BackendRejected: a configured file cannot be read or holds no usable certificate.
+        """
+        if self._reload is None:
+            return False
+        try:
+            fresh = _normalised(self._reload())
+            if fresh == self._credentials:
+                return False
+            client = self._new_client(fresh)
+        except (ConfigError, ValueError) as exc:
+            raise BackendRejected(f"lnd: {exc}") from None
+        changed = [
+            name
+            for name, differs in (
+                ("TLS certificate", fresh.cert_pem != self._credentials.cert_pem),
+                ("macaroon", fresh.macaroon != self._credentials.macaroon),
+                ("address", fresh.base_url != self._credentials.base_url),
+            )
+            if differs
+        ]
+        # A call in flight may still use the old client: it is closed with the backend.
+        self._retired.append(self._client)
+        self._client, self._credentials, self.base_url = client, fresh, fresh.base_url
+        self._log.info(
+            "lnd: the configured %s changed; using it from now on", " and ".join(changed)
+        )
+        return True
 
     def __repr__(self) -> str:
         return f"<LndRestBackend {self.base_url} network={self.network}>"
 
     # --- plumbing --------------------------------------------------------------------------
 
+    def _errors(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """:func:`map_http_errors`, saying what to do when the pinned certificate changed."""
+        untrusted = None
+        if self._credentials.cert_pem is not None:
+            untrusted = (
+                f"lnd: TLS certificate changed: the node at {self.base_url} presents a "
+                "certificate that does not match the pinned one (LND renews it at restart); "
+                f"run `{self.pin_command}` to trust the new one"
+            )
+        return map_http_errors(self.name, what, untrusted_cert=untrusted)
+
     async def _request(
         self, method: str, path: str, what: str, *, json: dict[str, Any] | None = None
     ) -> httpx.Response:
-        async with map_http_errors(self.name, what):
+        async with self._errors(what):
             return await self._client.request(method, path, json=json)
 
     def _error(self, what: str, response: httpx.Response) -> BackendError:
@@ -340,7 +380,7 @@ class LndRestBackend(LightningBackend):
         sink.connected()
         timeout = httpx.Timeout(self._timeout_s, read=None)
         async with (
-            map_http_errors(self.name, "invoice subscription"),
+            self._errors("invoice subscription"),
             self._client.stream(
                 "GET", "/v1/invoices/subscribe", params=params, timeout=timeout
             ) as response,
@@ -407,7 +447,7 @@ class LndRestBackend(LightningBackend):
         timeout = httpx.Timeout(self._timeout_s, read=None)
         try:
             async with (
-                map_http_errors(self.name, "send payment"),
+                self._errors("send payment"),
                 self._client.stream(
                     "POST", "/v2/router/send", json=body, timeout=timeout
                 ) as response,
@@ -455,7 +495,7 @@ class LndRestBackend(LightningBackend):
         path_hash = base64.urlsafe_b64encode(bytes.fromhex(payment_hash)).decode("ascii")
         try:
             async with (
-                map_http_errors(self.name, "track payment"),
+                self._errors("track payment"),
                 self._client.stream("GET", f"/v2/router/track/{path_hash}") as response,
             ):
                 if response.status_code != httpx.codes.OK:
@@ -489,23 +529,13 @@ class LndRestBackend(LightningBackend):
         return node_info_from_lnd(data, configured=self.network)
 
     async def _aclose(self) -> None:
-        await self._client.aclose()
+        for client in (*self._retired, self._client):
+            await client.aclose()
+        self._retired.clear()
 
 
-def _macaroon(content: bytes) -> bytes:
-    """A macaroon file is binary; accept a hex dump of one too."""
-    text = content.strip()
-    try:
-        return bytes.fromhex(text.decode("ascii")) if text.isascii() else content
-    except ValueError:
-        return content
-
-
-def _cert_pem(content: bytes) -> str:
-    if b"-----BEGIN CERTIFICATE-----" in content:
-        return content.decode("ascii", "replace")
-    return ssl.DER_cert_to_PEM_cert(content)  # a DER file
-
-
-def _read_text(path: Path, what: str, data_dir: Path) -> str:
-    return read_secret_file(path, what, data_dir=data_dir).decode("utf-8", "replace").strip()
+def _normalised(credentials: LndCredentials) -> LndCredentials:
+    base_url = credentials.base_url
+    if not base_url.startswith(("https://", "http://")):
+        base_url = f"https://{base_url}"
+    return replace(credentials, base_url=base_url.rstrip("/"))

@@ -287,3 +287,34 @@ async def test_a_charger_without_a_password_is_flagged_and_gets_one_on_the_charg
     on_file = strom.config.profile(CHARGER).ocpp.password_hash
     assert on_file.startswith("hmac-sha256$")
     assert trouble == []
+
+
+async def test_the_dashboard_says_when_the_lightning_node_is_down_and_why_until_it_is_back(
+    cockpit: Cockpit, desk: tuple[Page, list[str]]
+) -> None:
+    from playwright.async_api import expect
+
+    from strom.lightning import FakeBackend
+
+    page, trouble = desk
+    strom = cockpit.stack.strom
+    backend = strom.backend
+    assert isinstance(backend, FakeBackend)
+    strom.node.retry_initial_s = strom.node.retry_max_s = 0.1
+    await page.goto(cockpit.base + "/admin/")
+    await page.fill("#token", cockpit.admin_token)
+    await page.click("text=Sign in with token")
+    await expect(page.locator("#stat-lightning")).to_have_text("up")
+    await expect(page.locator("#lightning-down")).to_have_count(0)
+
+    async with backend.outage():
+        strom.node.check_soon()  # as when an invoice could not be made
+        banner = page.locator("#lightning-down")  # arrives over the websocket, no reload
+        await expect(banner).to_contain_text("Lightning node unreachable since")
+        await expect(banner).to_contain_text("simulated outage")
+        await expect(banner).to_contain_text("Payments and refunds are refused")
+        await expect(page.locator("#stat-lightning")).to_have_text("down")
+        await screenshot(page, "admin-lightning-down")
+    await expect(page.locator("#lightning-down")).to_have_count(0)  # back by itself
+    await expect(page.locator("#stat-lightning")).to_have_text("up")
+    assert trouble == []

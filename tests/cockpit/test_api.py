@@ -37,6 +37,7 @@ PROFILE = {
 # (method, path): the request with good input (body, params), for 401/403 and success.
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/me"): {},
+    ("GET", "/lightning"): {},
     ("GET", "/chargers"): {},
     ("GET", "/pending-chargers"): {},
     ("POST", "/pending-chargers/{charger_id}/dismiss"): {},
@@ -71,6 +72,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
 # (method, path): a bad request and the status it must get. Bad input changes nothing.
 BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("GET", "/me"): ({"params": {"x": "1"}}, 400),
+    ("GET", "/lightning"): ({"params": {"x": "1"}}, 400),
     ("GET", "/chargers"): ({"params": {"state": "on"}}, 400),
     ("GET", "/pending-chargers"): ({"params": {"limit": "1"}}, 400),
     ("POST", "/pending-chargers/{charger_id}/dismiss"): ({"charger": "nobody-waits"}, 404),
@@ -291,6 +293,10 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     session_id, status_url = await charging_session(cockpit)
     me = await ok("GET", "/me")
     assert me == {"actor": "token:ops", "scope": "admin", "method": "token"}
+    node = await ok("GET", "/lightning")
+    assert (node["backend"], node["state"], node["reason"]) == ("fake", "up", "")
+    assert node["network"] == "bcrt"
+    assert node["real_money"] is False
     chargers = await ok("GET", "/chargers")
     assert chargers["items"][0]["connectors"][0]["session_id"] == session_id
     detail = await ok("GET", "/chargers/{charger_id}")

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from strom.lightning import FakeBackend
 from strom.storage.schema import ledger_entries, payments, sessions
 from tests.e2e.conftest import Stack
+from tests.faults.conftest import node_is
 
 
 async def count(stack: Stack, table: Any) -> int:
@@ -38,7 +39,8 @@ async def test_with_the_lightning_node_down_the_wallet_is_told_and_nothing_start
         assert "pr" not in answer
     assert (await count(stack, sessions), await count(stack, payments)) == before
     assert stack.charger.connectors[1].transaction_id is None  # nothing started
-    status_url, _ = await stack.pay(1_500_000)  # the node is back: paying works again
+    await node_is(stack.strom.node, up=True)  # the watch finds it back by itself
+    status_url, _ = await stack.pay(1_500_000)  # paying works again, without a restart
     await stack.wait_state(status_url, "charging")
     await stack.ledgers_balance()
 

@@ -16,7 +16,9 @@ paying Strom's invoice; :meth:`LndStub.remote_invoice` is a driver's wallet maki
 invoice; :meth:`LndStub.script` makes the next payment ``fail``, ``drop`` (connection closed
 before any answer, payment left in flight), ``hang`` (held until :meth:`LndStub.resolve`) or
 ``error500``; :meth:`LndStub.drop_subscribers` cuts open invoice streams mid-way;
-``refuse_subscriptions`` makes new ones fail.
+``refuse_subscriptions`` makes new ones fail. :meth:`LndStub.stop` and
+:meth:`LndStub.start` (on the same port) take it off the network and back with its state;
+:meth:`LndStub.restart` with another certificate is LND renewing its own.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ class LndStub:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (a free port, or ``port``); returns the URL."""
         app = web.Application()
         app.middlewares.append(self._auth)
         app.router.add_get("/v1/getinfo", self._getinfo)
@@ -115,7 +118,7 @@ class LndStub:
         context.load_cert_chain(self._cert, self._key)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=context)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.Server)
@@ -129,6 +132,19 @@ class LndStub:
             payment.resolved.set()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    async def restart(self, *, cert: Path | None = None, key: Path | None = None) -> None:
+        """Come back on the same port with every invoice and payment kept, as LND does after
+        a restart; with ``cert``/``key`` it presents a new certificate (LND renewed it)."""
+        await self.stop()
+        if cert is not None and key is not None:
+            self._cert, self._key = cert, key
+        await self.start(self.port)
 
     # --- the rest of the network (test controls) -------------------------------------------
 

@@ -159,3 +159,106 @@ async def test_closing_ends_iteration_and_the_reader() -> None:
     assert drained.result() is None
     assert stream._reader is None
     assert await anext(stream, None) is None
+
+
+class UnreachableSource(ScriptedSource):
+    """A node that is down: like LND's stream, it says "connected" before the connection
+    fails (LND's gateway sends nothing until the first invoice), and its lookups fail too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.attempts: list[float] = []
+        self.attempt = asyncio.Event()
+
+    async def _listen(self, sink: SettlementSink) -> None:
+        self.attempts.append(asyncio.get_running_loop().time())
+        self.attempt.set()
+        sink.connected()
+        if self.down:
+            raise BackendUnavailable("lnd: invoice subscription failed: connection refused")
+        await super()._listen(sink)
+
+    async def lookup_invoice(self, payment_hash: str) -> InvoiceStatus:
+        if self.down:
+            raise BackendUnavailable("lnd: lookup invoice failed: connection refused")
+        return await super().lookup_invoice(payment_hash)
+
+    async def attempts_reach(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.attempts) < count:
+                self.attempt.clear()
+                await self.attempt.wait()
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+async def test_a_node_that_stays_down_is_retried_with_a_growing_backoff_and_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    source = UnreachableSource()
+    stream = SettlementStream(
+        source,
+        pending_of("a" * 64),
+        reconcile_every_s=0.2,
+        fallback_poll_s=0.02,
+        retry_initial_s=0.01,
+        retry_max_s=0.08,
+    )
+    async with stream, asyncio.TaskGroup() as group:
+        group.create_task(anext(stream, None))
+        await source.attempts_reach(6)
+        await stream.aclose()
+
+    gaps = [b - a for a, b in zip(source.attempts, source.attempts[1:], strict=False)]
+    # 0.01, 0.02, 0.04, 0.08, 0.08: the backoff grows although each attempt said "connected"
+    assert sum(gaps) >= 0.2, gaps
+    warnings = outage_lines(caplog, logging.WARNING)
+    assert len([w for w in warnings if "settlement stream" in w]) == 1, warnings
+    assert len([w for w in warnings if "reconcile" in w]) == 1, warnings
+    assert len(outage_lines(caplog, logging.DEBUG)) >= 4  # the repeats, for whoever debugs
+
+
+async def test_a_nudge_reconnects_and_reconciles_at_once_when_the_node_is_back() -> None:
+    source = UnreachableSource()
+    stream = SettlementStream(
+        source,
+        pending_of("a" * 64),
+        reconcile_every_s=60,
+        fallback_poll_s=60,
+        retry_initial_s=60,
+        retry_max_s=60,
+    )
+    async with stream, asyncio.TaskGroup() as group:
+        taken = group.create_task(take(stream))
+        await source.attempts_reach(1)  # failed; the next try would be in a minute
+        source.down = False
+        source.settled["a" * 64] = 2_000  # paid while Strom could not see it
+        stream.nudge()
+        await source.attempts_reach(2)
+
+    assert taken.result() == Settlement("a" * 64, Msat(2_000), NOW)
+
+
+async def test_a_stream_told_the_node_is_known_down_does_not_warn_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = UnreachableSource()
+    stream = SettlementStream(
+        source,
+        pending_of("a" * 64),
+        reconcile_every_s=0.2,
+        fallback_poll_s=0.02,
+        retry_initial_s=0.01,
+        retry_max_s=0.02,
+        quiet=lambda: True,
+    )
+    async with stream, asyncio.TaskGroup() as group:
+        group.create_task(anext(stream, None))
+        await source.attempts_reach(3)
+        await stream.aclose()
+
+    assert outage_lines(caplog, logging.WARNING) == []
