@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import sys
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from strom.lightning import FakeBackend, LightningBackend, create_backend
 from strom.ocpp_core import DatabaseOcppCore
 from strom.payments import PaymentService
 from strom.refunds import RefundService
+from strom.shutdown import run_until_stopped
+from strom.sockets import claim_http_socket
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database, redact_url
 from strom.storage.outbox import OutboxStore
@@ -55,6 +58,7 @@ __all__ = ["Strom", "check_public_url"]
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
+SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
 
 
 class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -162,16 +166,35 @@ class Strom:
     auth: StaticChargerAuth
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
+    http_socket: socket.socket | None = field(default=None, repr=False)
 
     @classmethod
     async def open(cls, config: StromConfig, *, backend: LightningBackend | None = None) -> Strom:
         """Build every part; connect the database and the lightning backend.
 
+        With ``server.port = 0`` the HTTP socket is bound here, on any free port, and the
+        configuration names that port (and the public URL too, unless one was configured),
+        so links built from it are right; :meth:`serve` listens on that socket.
+
         Raises:
             ConfigError: an inconsistent configuration (public URL, TLS files, quirks).
             StorageError: the database cannot be reached or migrated.
             BackendError: the lightning backend cannot be reached.
+            OSError: ``server.port = 0`` and no port can be bound on ``server.host``.
         """
+        config, http_socket = claim_http_socket(config)
+        try:
+            strom = await cls._open(config, backend=backend)
+        except BaseException:
+            if http_socket is not None:
+                http_socket.close()
+            raise
+        strom.http_socket = http_socket
+        return strom
+
+    @classmethod
+    async def _open(cls, config: StromConfig, *, backend: LightningBackend | None) -> Strom:
         check_public_url(config.server.public_url)
         auth = _charger_auth(config)
         db = Database.from_url(config.storage.url())
@@ -300,8 +323,26 @@ class Strom:
         app.add_subapp(API_PREFIX, self.cockpit.api_app())
         return app
 
+    @property
+    def http_port(self) -> int:
+        """The HTTP port served (the bound one when ``server.port`` was 0)."""
+        return self.config.server.port
+
+    @property
+    def ocpp_port(self) -> int:
+        """The OCPP port listened on, once serving (the bound one when ``ocpp.port`` was 0)."""
+        return self.ocpp.port
+
     async def serve(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set; then shut every part down in reverse order."""
+        """Serve until ``stop`` is set; then shut every part down in reverse order.
+
+        The stop is bounded: what still runs :attr:`shutdown_timeout_s` after ``stop`` is
+        logged (where it waits) and cancelled, so the call returns soon after that in any
+        case (:func:`strom.shutdown.run_until_stopped`).
+        """
+        await run_until_stopped(self._serve(stop), stop, within_s=self.shutdown_timeout_s)
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         server = self.config.server
         context = _ssl_context(server.tls_cert, server.tls_key, "server")
         settled = await self.payments.reconcile()
@@ -311,7 +352,11 @@ class Strom:
         self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
             await self.http.setup()
-            site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)
+            site: web.BaseSite
+            if self.http_socket is not None:
+                site = web.SockSite(self.http, self.http_socket, ssl_context=context)
+            else:
+                site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)
             await site.start()
             log.info(
                 "serving HTTP on %s:%s (public URL %s), OCPP on %s:%s; %d charger(s)",
@@ -319,7 +364,7 @@ class Strom:
                 server.port,
                 server.public_url,
                 self.config.ocpp.host,
-                self.config.ocpp.port,
+                self.ocpp_port,
                 len(self.config.profiles),
             )
             async with asyncio.TaskGroup() as group:
@@ -354,7 +399,7 @@ class Strom:
                 base,
                 profile.id,
                 scheme,
-                self.config.ocpp.port,
+                self.ocpp_port,
                 profile.id,
                 encode_npub(pubkey) if pubkey else "-",
             )

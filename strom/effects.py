@@ -96,7 +96,13 @@ class EffectRunner:
             chains = list(self._running.values())
             for task in chains:
                 task.cancel()
-            await asyncio.gather(*chains, return_exceptions=True)
+            if chains:
+                # wait(), not gather(): a second cancellation (Strom's bounded stop) ends this
+                # wait at once even if a handler ignores its cancellation.
+                await asyncio.wait(chains)
+                for task in chains:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("effects %s ended with %r", task.get_name(), task.exception())
 
     def _start_chains(self, rows: list[OutboxRow]) -> None:
         for key, batch in self._group(rows).items():

@@ -130,7 +130,7 @@ def simulated(cockpit: Cockpit, charger_id: str, *, connectors: int = 1) -> Simu
     """A simulated charger (not yet running) for this Strom's OCPP port."""
     return SimulatedChargePoint(
         SimulatorOptions(
-            url=f"ws://127.0.0.1:{cockpit.stack.strom.config.ocpp.port}/ocpp",
+            url=f"ws://127.0.0.1:{cockpit.stack.strom.ocpp_port}/ocpp",
             charger_id=charger_id,
             connectors=connectors,
             power_kw=Decimal(22),
