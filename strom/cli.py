@@ -35,12 +35,11 @@ def _error(text: str) -> None:
     sys.stderr.write(f"strom: error: {text}\n")
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -181,11 +180,16 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole story on the embedded defaults: pay, charge, stop, refund."""
-    from strom.demo import DemoOptions, run_demo
+    from strom.demo import DemoOptions, log_to_file, run_demo
 
-    _setup_logging("WARNING" if args.quiet else "INFO")
+    log_file = None
+    if args.verbose:
+        _setup_logging("INFO")
+    else:
+        log_file = log_to_file(args.dir)
     options = DemoOptions(
         folder=args.dir,
+        log_file=log_file,
         once=args.once,
         http_port=args.port,
         ocpp_port=args.ocpp_port,
@@ -284,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port (a free one if taken)")
     demo.add_argument("--speed", type=float, default=60.0, help="meter speed-up factor")
     demo.add_argument("--budget-sat", type=int, default=2000, help="the driver's prepayment")
-    demo.add_argument("--quiet", action="store_true", help="only the story, no service logs")
+    demo.add_argument(
+        "--verbose", action="store_true", help="service logs on the terminal (default: a file)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     simulate = commands.add_parser(
