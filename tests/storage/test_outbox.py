@@ -197,10 +197,11 @@ async def test_the_runner_sleeps_while_an_effect_waits(db: Database) -> None:
         await queue(db, "k", "slow", "s", datetime.now(UTC))
         runner.wake()
         await asyncio.wait_for(entered.wait(), timeout=5)
-        await asyncio.sleep(0.1)  # the pass that started it may read once more
         before = reads
         await asyncio.sleep(0.3)
-        assert reads == before  # asleep until woken, not polling the in-flight row
+        # At most the one pass a wake-up still pending may make (however slow the machine);
+        # a runner polling the in-flight row would read it over and over.
+        assert reads - before <= 1
         release.set()
         task.cancel()
 
