@@ -6,7 +6,8 @@ so a failure in any part stops the service instead of leaving it half-alive.
 
 Start order: database (migrate, sync chargers) → lightning backend (node info) → reconcile
 pending invoices → OCPP server → HTTP server → background loops (effect runner, settlement
-stream, invoice expiry). Stop order is the reverse.
+stream, invoice expiry). Stop order is the reverse, and bounded: what still runs
+:attr:`Strom.shutdown_timeout_s` after the stop is logged and cancelled (:mod:`strom.shutdown`).
 """
 
 from __future__ import annotations
