@@ -35,11 +35,18 @@ def _error(text: str) -> None:
     sys.stderr.write(f"strom: error: {text}\n")
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+def _setup_logging(level: str, file: Path | None = None) -> None:
+    """Log to stderr, or to ``file`` (rewritten; Python's warnings go there too)."""
+    target: dict[str, Any] = {"stream": sys.stderr}
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        target = {"filename": file, "filemode": "w", "encoding": "utf-8"}
+        logging.captureWarnings(True)
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        **target,
+    )
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -180,13 +187,10 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole story on the embedded defaults: pay, charge, stop, refund."""
-    from strom.demo import DemoOptions, log_to_file, run_demo
+    from strom.demo import DemoOptions, run_demo
 
-    log_file = None
-    if args.verbose:
-        _setup_logging("INFO")
-    else:
-        log_file = log_to_file(args.dir)
+    log_file = None if args.verbose else args.dir / "strom.log"  # the terminal gets the story
+    _setup_logging("INFO", log_file)
     options = DemoOptions(
         folder=args.dir,
         log_file=log_file,

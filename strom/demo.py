@@ -37,10 +37,9 @@ from strom.lightning import FakeBackend, FakeDriverWallet
 from strom.scaffold import write_scaffold
 from strom.units import format_kwh, format_sat
 
-__all__ = ["DemoFailed", "DemoOptions", "log_to_file", "run_demo"]
+__all__ = ["DemoFailed", "DemoOptions", "run_demo"]
 
 CHARGER = "demo-1"
-LOG_FILE = "strom.log"
 
 
 class DemoFailed(Exception):
@@ -60,24 +59,6 @@ class DemoOptions:
     budget_sat: int = 2_000
     charge_fraction: Decimal = Decimal("0.4")
     timeout_s: float = 90.0
-
-
-def log_to_file(folder: Path) -> Path:
-    """Send every log record (and Python warnings) to ``strom.log`` in the demo folder.
-
-    The file is rewritten at each run. Returns its path.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOG_FILE
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        filename=path,
-        filemode="w",
-        encoding="utf-8",
-    )
-    logging.captureWarnings(True)
-    return path
 
 
 def _port(port: int) -> int:

@@ -102,7 +102,11 @@ class EffectRunner:
                 await asyncio.wait(chains)
                 for task in chains:
                     if not task.cancelled() and task.exception() is not None:
-                        log.error("effects %s ended with %r", task.get_name(), task.exception())
+                        log.warning(
+                            "%s ended with %r while stopping (its rows stay pending)",
+                            task.get_name(),
+                            task.exception(),
+                        )
 
     def _start_chains(self, rows: list[OutboxRow]) -> None:
         for key, batch in self._group(rows).items():
