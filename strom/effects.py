@@ -90,8 +90,11 @@ class EffectRunner:
                 next_due = await self.store.next_due_at(after=now)
                 if next_due is not None:
                     timeout = max(0.0, min(timeout, (next_due - self.clock()).total_seconds()))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                # that arrives as the wake-up does, and the runner would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
         finally:
             chains = list(self._running.values())
             for task in chains:
