@@ -144,19 +144,108 @@ async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart
 
         relay.shutdown()  # the relay goes away and comes back on the same port, empty
         relay = await _restart_on(port)
-        # Wait for the pool to be connected again: nostr-sdk's reconnect backoff decides when
-        # (seconds, more on a busy machine), so the bound is generous; it is not a sleep.
-        async with asyncio.timeout(90):
-            await reconnected.wait()
         second = nip04_message(stranger, KEY.pubkey, "two", created_at=int(time.time()))
-        await _send(url, second)
-        async with asyncio.timeout(10):
+        await _send(url, second)  # stored by the new relay, whenever the pool comes back
+        # nostr-sdk's reconnect backoff decides when the pool is back (seconds, more on a busy
+        # machine; its first attempt may even reach the old relay as it shuts down): the
+        # bounds are generous, and the waits end as soon as it has happened.
+        async with asyncio.timeout(90):
             assert (await delivered.get()).event == second  # re-subscribed by itself
+        async with asyncio.timeout(10):
+            await reconnected.wait()  # and the pool reported the reconnect
     finally:
         follower.cancel()
         await pool.stop()
         await asyncio.wait_for(reader, 5)
         await asyncio.gather(follower, return_exceptions=True)
+        relay.shutdown()
+
+
+async def test_a_relay_back_without_the_inbox_subscription_gets_it_again() -> None:
+    """After a relay restarted at once, nostr-sdk was seen connected again without having
+    re-sent the subscription (deaf to every zap and DM); the pool sends it again itself."""
+    clients: list[SdkClient] = []
+
+    def client_factory(auth_secret: bytes | None) -> SdkClient:
+        clients.append(SdkClient(auth_secret=auth_secret))
+        return clients[-1]
+
+    port = unused_port()
+    relay = SdkLocalRelay(port=port)
+    url = await relay.start()
+    pool = RelayPool(
+        [RelayConfig(url=url)],
+        retry_interval_s=0.5,
+        reconnect_check_s=0.1,
+        client_factory=client_factory,
+    )
+    await pool.start()
+    delivered: asyncio.Queue[Inbound] = asyncio.Queue()
+
+    async def deliver(inbound: Inbound) -> None:
+        await delivered.put(inbound)
+
+    reader = asyncio.create_task(pool.run(deliver))
+    follower = asyncio.create_task(pool.follow_reconnects(lambda _url: None))
+    try:
+        await pool.wait_connected()
+        await pool.watch([KEY.pubkey])
+        await clients[0].unsubscribe("strom-inbox-0")  # what nostr-sdk lost over the reconnect
+        relay.shutdown()
+        relay = await _restart_on(port)
+        dm = nip04_message(generate_secret_key(), KEY.pubkey, "hi", created_at=int(time.time()))
+        await _send(url, dm)
+
+        async with asyncio.timeout(90):  # nostr-sdk's reconnect backoff; ends when delivered
+            assert (await delivered.get()).event == dm
+    finally:
+        follower.cancel()
+        await pool.stop()
+        await asyncio.wait_for(reader, 5)
+        await asyncio.gather(follower, return_exceptions=True)
+        relay.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("looks", "reported"),
+    [
+        ([0, 1], 0),  # the first connection: the agents publish at their start anyway
+        ([1, 2], 1),  # connected again
+        ([0, 2], 1),  # connected, dropped and connected again between two looks
+        ([1, 3], 1),  # twice between two looks: once is enough
+    ],
+)
+async def test_reconnects_are_reported_however_they_fall_between_two_looks(
+    looks: list[int], reported: int
+) -> None:
+    seen: list[str] = []
+    counts = iter(looks)
+    looked = asyncio.Event()
+    relay = SdkLocalRelay()
+    url = await relay.start()
+
+    class CountingClient(SdkClient):
+        async def relay_connections(self) -> dict[str, int]:
+            count = next(counts, None)
+            if count is None:
+                looked.set()
+                count = looks[-1]
+            return {url: count}
+
+    pool = RelayPool(
+        [RelayConfig(url=url)],
+        reconnect_check_s=0.01,
+        client_factory=lambda secret: CountingClient(auth_secret=secret),
+    )
+    await pool.start()
+    follower = asyncio.create_task(pool.follow_reconnects(seen.append))
+    try:
+        await asyncio.wait_for(looked.wait(), 5)
+        assert seen == [url] * reported
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        await pool.stop()
         relay.shutdown()
 
 

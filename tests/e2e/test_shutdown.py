@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from strom.app import Strom
-from strom.shutdown import GRACE_S
+from strom.shutdown import GRACE_S, run_until_stopped
 from strom.storage.outbox import OutboxRow
 from tests.e2e.conftest import running_stack
 
@@ -69,4 +69,40 @@ async def test_a_stop_without_stragglers_logs_no_warning(
         status_url, _ = await stack.pay(1_500_000)
         await stack.wait_state(status_url, "charging")
 
-    assert not [r for r in caplog.records if r.name == "strom.shutdown"]
+    assert not [r.getMessage() for r in caplog.records if r.name == "strom.shutdown"]
+
+
+async def test_stop_returns_even_when_the_parts_themselves_ignore_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+    release = asyncio.get_running_loop().create_future()
+
+    async def parts_that_never_end() -> None:
+        await stop.wait()
+        while not release.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(release)
+
+    serving = asyncio.create_task(
+        run_until_stopped(parts_that_never_end(), stop, within_s=0.1, grace_s=0.1)
+    )
+    stop.set()
+    try:
+        async with asyncio.timeout(5):
+            await serving
+        messages = [r.getMessage() for r in caplog.records if r.name == "strom.shutdown"]
+        assert any("'strom' still running" in m for m in messages)
+        assert any("ignore cancellation (strom)" in m for m in messages)
+    finally:
+        release.set_result(None)
+        leftover = [t for t in asyncio.all_tasks() if t.get_name() == "strom"]
+        await asyncio.gather(*leftover, return_exceptions=True)
+
+
+async def test_a_part_that_fails_while_serving_fails_serve() -> None:
+    async def failing() -> None:
+        raise RuntimeError("the settlement stream broke")
+
+    with pytest.raises(RuntimeError, match="settlement stream broke"):
+        await run_until_stopped(failing(), asyncio.Event(), within_s=1)
