@@ -186,7 +186,8 @@ class Agent:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(_Job(work, future))
         try:
-            return await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: 3.11's may drop a cancel
+                return await future
         except TimeoutError:
             raise RetryLater(f"agent {self.charger_id} is busy or restarting") from None
 

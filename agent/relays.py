@@ -9,9 +9,13 @@ Theory of operation
 * **Relays** come from ``relay_config`` (read and/or write). ``url = "embedded"`` starts
   nostr-sdk's in-process relay on 127.0.0.1 (a free port unless one is given). nostr-sdk
   reconnects to a relay that drops, waiting longer while it keeps failing, and re-sends the
-  subscriptions after each reconnect. A relay may come back empty (restarted without
-  storage), so :meth:`RelayPool.follow_reconnects` reports each reconnect of a write relay
-  and the agents publish their status and profile again.
+  subscriptions after each reconnect — though not always: after a reconnect within a few
+  milliseconds (a relay restarted at once) it was seen connected with no subscription, deaf
+  to every zap and DM. So :meth:`RelayPool.follow_reconnects` sends the inbox subscriptions
+  to each read relay that connected again (a repeated REQ is harmless: claimed event ids
+  make repeats no-ops). A relay may also come back empty (restarted without storage), so it
+  reports each reconnect of a write relay and the agents publish their status and profile
+  again.
 * **Publishing** fans out to the write relays, plus any extra relays named for one event (a
   zap request's ``relays``, a driver's DM inbox). An extra relay is refused when its host is,
   or resolves to, a private or loopback address (a payer must not make Strom connect inside
@@ -247,6 +251,8 @@ class RelayPool:
         self._extra: OrderedDict[str, None] = OrderedDict()
         self._extra_lock = asyncio.Lock()
         self._subscriptions: set[str] = set()
+        self._watched: tuple[str, ...] = ()
+        self._watch_lock = asyncio.Lock()
         self.embedded_url: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -316,12 +322,14 @@ class RelayPool:
         return await self._require().relay_states()
 
     async def follow_reconnects(self, on_reconnect: Callable[[str], None]) -> None:
-        """Call ``on_reconnect(url)`` each time a write relay connects again, until cancelled.
+        """Look after relays that connect again, until cancelled.
 
-        A relay that comes back may have lost every event (restarted without storage), and
-        nothing else would put the agents' status and profile back on it before their next
-        refresh (half an hour, a day). The first connection of a relay is not reported: the
-        agents publish at their start, and retry what failed.
+        A read relay that connected again gets the inbox subscriptions anew (nostr-sdk may
+        not have re-sent them). For a write relay ``on_reconnect(url)`` is called: it may have
+        lost every event (restarted without storage), and nothing else would put the agents'
+        status and profile back on it before their next refresh (half an hour, a day). The
+        first connection of a relay is not reported: the agents publish at their start, and
+        retry what failed.
         """
         client = self._require()
         seen: dict[str, int] = {}
@@ -331,13 +339,27 @@ class RelayPool:
             except RelayError as exc:
                 log.warning("cannot read the relays' connection counts: %s", exc)
                 counts = {}
-            for url in self._write:
+            for url in dict.fromkeys((*self._read, *self._write)):
                 count = counts.get(url, 0)
-                if seen.get(url, 0) > 0 and count > seen[url]:
-                    log.debug("relay %s connected again", url)
-                    on_reconnect(url)
+                # Above 1 is a reconnect, even when the first connection and the reconnect
+                # both fell between two looks (0 -> 2).
+                if count > max(seen.get(url, 0), 1):
+                    log.info("relay %s connected again", url)
+                    if url in self._read:
+                        await self._resubscribe(url)
+                    if url in self._write:
+                        on_reconnect(url)
                 seen[url] = max(count, seen.get(url, 0))
             await asyncio.sleep(self._reconnect_check_s)
+
+    async def _resubscribe(self, url: str) -> None:
+        async with self._watch_lock:
+            if not self._subscriptions:
+                return
+            try:
+                await self._subscribe(self._watched)
+            except RelayError as exc:
+                log.warning("relay %s: cannot subscribe again: %s", url, exc)
 
     # --- publishing ------------------------------------------------------------------------
 
@@ -468,10 +490,13 @@ class RelayPool:
         Raises:
             RelayError: no read relay is configured.
         """
-        client = self._require()
         if not self._read:
             raise RelayError("no read relay configured: agents cannot receive zaps or DMs")
-        ordered = sorted(pubkeys)
+        async with self._watch_lock:
+            await self._subscribe(tuple(sorted(pubkeys)))
+
+    async def _subscribe(self, ordered: tuple[str, ...]) -> None:
+        client = self._require()
         wanted: set[str] = set()
         for index in range(0, len(ordered), _CHUNK):
             subscription_id = f"strom-inbox-{index // _CHUNK}"
@@ -488,6 +513,7 @@ class RelayPool:
         for stale in self._subscriptions - wanted:
             await client.unsubscribe(stale)
         self._subscriptions = wanted
+        self._watched = ordered
         log.info("watching %d key(s) on %d relay(s)", len(ordered), len(self._read))
 
     async def fetch(

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,12 +23,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 RESULT_PREFIX = "BENCH-RESULT "
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def quiet() -> None:
@@ -115,17 +108,16 @@ def strom_config(
 
 
 def load_strom_config(folder: Path, env: dict[str, str] | None = None) -> StromConfig:
-    """Load a written configuration on free local ports."""
+    """Load a written configuration on port 0: Strom binds free ports itself and reports them
+    (``strom.config.server.public_url``, ``strom.ocpp_port``)."""
     from strom.config import load_config
 
-    http_port, ocpp_port = free_port(), free_port()
     config = load_config(
         folder / "strom.toml",
         environ={
-            "STROM_SERVER__PORT": str(http_port),
-            "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
+            "STROM_SERVER__PORT": "0",
             "STROM_OCPP__HOST": '"127.0.0.1"',
-            "STROM_OCPP__PORT": str(ocpp_port),
+            "STROM_OCPP__PORT": "0",
             "STROM_LOGGING__LEVEL": '"WARNING"',
             **(env or {}),
         },

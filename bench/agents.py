@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import gc
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ LOCAL_RELAY_CHILD = """
 import asyncio, sys
 from agent.nostr_sdk_adapter import SdkLocalRelay
 async def main():
-    relay = SdkLocalRelay(port=int(sys.argv[1]))
+    relay = SdkLocalRelay(port=0)
     print(await relay.start(), flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
@@ -74,8 +73,8 @@ async def handle(ws):
         elif message[0] == "REQ":
             await ws.send(json.dumps(["EOSE", message[1]]))
 async def main():
-    port = int(sys.argv[1])
-    async with serve(handle, "127.0.0.1", port, max_size=2**20, compression=None):
+    async with serve(handle, "127.0.0.1", 0, max_size=2**20, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
         print(f"ws://127.0.0.1:{port}", flush=True)
         await asyncio.Event().wait()
 asyncio.run(main())
@@ -94,17 +93,11 @@ def rss_kib() -> int:
     raise RuntimeError("no VmRSS")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_relay(kind: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
+    # The child binds port 0 and prints its URL: no port is chosen ahead and lost meanwhile.
     code = SINK_RELAY_CHILD if kind == "sink" else LOCAL_RELAY_CHILD
     child = subprocess.Popen(
-        [sys.executable, "-c", code, str(port)],
+        [sys.executable, "-c", code],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -53,8 +53,8 @@ async def serve_ceiling() -> None:
     app.router.add_get("/ceiling", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _common.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     print(json.dumps({"base": f"http://127.0.0.1:{port}"}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await runner.cleanup()
@@ -65,8 +65,9 @@ async def serve_strom(profile: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ids = [f"bench-{n}" for n in range(CHARGERS)]
         config = _common.strom_config(Path(tmp), chargers=ids)
-        async with _common.running_strom(config, unlimited=True):
-            print(json.dumps({"base": config.server.public_url, "chargers": ids}), flush=True)
+        async with _common.running_strom(config, unlimited=True) as strom:
+            base = strom.config.server.public_url  # on the port Strom bound
+            print(json.dumps({"base": base, "chargers": ids}), flush=True)
             if profile:
                 import cProfile
 

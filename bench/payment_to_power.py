@@ -124,7 +124,7 @@ async def run(args: argparse.Namespace) -> None:
                 timed_charger(
                     arrivals,
                     SimulatorOptions(
-                        url=f"ws://127.0.0.1:{config.ocpp.port}/ocpp",
+                        url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
                         charger_id=cid,
                         password=passwords[cid],
                         connectors=2 * args.connectors,

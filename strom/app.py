@@ -7,7 +7,8 @@ so a failure in any part stops the service instead of leaving it half-alive.
 Start order: database (migrate, sync chargers) → lightning backend (one probe: Strom starts
 whether or not the node answers) → reconcile pending invoices (when it answers) → OCPP server →
 HTTP server → background loops (effect runner, settlement stream, node watch, invoice expiry,
-retention sweep). Stop order is the reverse.
+retention sweep). Stop order is the reverse, and bounded: what still runs
+:attr:`Strom.shutdown_timeout_s` after the stop is logged and cancelled (:mod:`strom.shutdown`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import socket
 import ssl
 import sys
 from collections.abc import Mapping
@@ -74,6 +76,8 @@ from strom.orphans import OrphanWatch
 from strom.payments import PaymentService
 from strom.refunds import RefundService
 from strom.session_secrets import SESSION_KEY_LABEL, SessionSecrets
+from strom.shutdown import run_until_stopped
+from strom.sockets import claim_http_socket
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database, redact_url
 from strom.storage.outbox import OutboxStore
@@ -91,6 +95,7 @@ log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
 OCPP_PASSWORD_PURPOSE: Final = b"strom ocpp password v1"
+SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
 
 
 class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -304,15 +309,34 @@ class Strom:
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _settlements: SettlementStream | None = None
+    shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
+    http_socket: socket.socket | None = field(default=None, repr=False)
 
     @classmethod
     async def open(cls, config: StromConfig, *, backend: LightningBackend | None = None) -> Strom:
         """Build every part; connect the database and the lightning backend.
 
+        With ``server.port = 0`` the HTTP socket is bound here, on any free port, and the
+        configuration names that port (and the public URL too, unless one was configured),
+        so links built from it are right; :meth:`serve` listens on that socket.
+
         Raises:
             ConfigError: an inconsistent configuration (public URL, TLS files, quirks).
             StorageError: the database cannot be reached or migrated.
+            OSError: ``server.port = 0`` and no port can be bound on ``server.host``.
         """
+        config, http_socket = claim_http_socket(config)
+        try:
+            strom = await cls._open(config, backend=backend)
+        except BaseException:
+            if http_socket is not None:
+                http_socket.close()
+            raise
+        strom.http_socket = http_socket
+        return strom
+
+    @classmethod
+    async def _open(cls, config: StromConfig, *, backend: LightningBackend | None) -> Strom:
         check_public_url(config.server.public_url)
         password_key = ocpp_password_key(config.storage.data_dir)
         auth = _charger_auth(config, password_key)
@@ -470,8 +494,26 @@ class Strom:
         app.add_subapp(API_PREFIX, self.cockpit.api_app())
         return app
 
+    @property
+    def http_port(self) -> int:
+        """The HTTP port served (the bound one when ``server.port`` was 0)."""
+        return self.config.server.port
+
+    @property
+    def ocpp_port(self) -> int:
+        """The OCPP port listened on, once serving (the bound one when ``ocpp.port`` was 0)."""
+        return self.ocpp.port
+
     async def serve(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set; then shut every part down in reverse order."""
+        """Serve until ``stop`` is set; then shut every part down in reverse order.
+
+        The stop is bounded: what still runs :attr:`shutdown_timeout_s` after ``stop`` is
+        logged (where it waits) and cancelled, so the call returns soon after that in any
+        case (:func:`strom.shutdown.run_until_stopped`).
+        """
+        await run_until_stopped(self._serve(stop), stop, within_s=self.shutdown_timeout_s)
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         server = self.config.server
         context = _ssl_context(server.tls_cert, server.tls_key, "server")
         await self._reconcile()
@@ -479,7 +521,11 @@ class Strom:
         self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
             await self.http.setup()
-            site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)
+            site: web.BaseSite
+            if self.http_socket is not None:
+                site = web.SockSite(self.http, self.http_socket, ssl_context=context)
+            else:
+                site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)
             await site.start()
             log.info(
                 "serving HTTP on %s:%s (public URL %s), OCPP on %s:%s; %d charger(s)",
@@ -487,7 +533,7 @@ class Strom:
                 server.port,
                 server.public_url,
                 self.config.ocpp.host,
-                self.config.ocpp.port,
+                self.ocpp_port,
                 len(self.config.profiles),
             )
             async with asyncio.TaskGroup() as group:
@@ -524,7 +570,7 @@ class Strom:
                 base,
                 profile.id,
                 scheme,
-                self.config.ocpp.port,
+                self.ocpp_port,
                 profile.id,
                 encode_npub(pubkey) if pubkey else "-",
             )

@@ -35,11 +35,17 @@ def _error(text: str) -> None:
     sys.stderr.write(f"strom: error: {text}\n")
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, file: Path | None = None) -> None:
+    """Log to stderr, or to ``file`` (rewritten; Python's warnings go there too)."""
+    target: dict[str, Any] = {"stream": sys.stderr}
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        target = {"filename": file, "filemode": "w", "encoding": "utf-8"}
+        logging.captureWarnings(True)
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
+        **target,
     )
 
 
@@ -193,9 +199,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole story on the embedded defaults: pay, charge, stop, refund."""
     from strom.demo import DemoOptions, run_demo
 
-    _setup_logging("WARNING" if args.quiet else "INFO")
+    log_file = None if args.verbose else args.dir / "strom.log"  # the terminal gets the story
+    _setup_logging("INFO", log_file)
     options = DemoOptions(
         folder=args.dir,
+        log_file=log_file,
         once=args.once,
         http_port=args.port,
         ocpp_port=args.ocpp_port,
@@ -371,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port (a free one if taken)")
     demo.add_argument("--speed", type=float, default=60.0, help="meter speed-up factor")
     demo.add_argument("--budget-sat", type=int, default=2000, help="the driver's prepayment")
-    demo.add_argument("--quiet", action="store_true", help="only the story, no service logs")
+    demo.add_argument(
+        "--verbose", action="store_true", help="service logs on the terminal (default: a file)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     simulate = commands.add_parser(

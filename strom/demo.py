@@ -4,13 +4,16 @@ Starts Strom on the embedded defaults — SQLite in the demo folder, the fake li
 (real, signed BOLT11 invoices; no real money), the in-process pieces — plus a simulated
 charge point whose meter runs faster than real time, then plays a driver through the story
 over real HTTP and OCPP: pay by LNURL, charge, stop with the withdraw link, get the refund.
-Each step is printed with its amounts. ``--once`` exits after the story (0 when every check
-passed); without it Strom keeps serving so a person can open the pages and try by hand.
+Each step is printed with its amounts, and nothing else: the service's log goes to
+``strom.log`` in the demo folder (or to the terminal with ``--verbose``). ``--once`` exits
+after the story (0 when every check passed); without it Strom keeps serving so a person can
+open the pages and try by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import signal
 import socket
@@ -48,6 +51,7 @@ class DemoOptions:
     """How to run the demo."""
 
     folder: Path
+    log_file: Path | None = None  # where the service logs (None: the terminal)
     once: bool = False
     http_port: int = 8080
     ocpp_port: int = 9000
@@ -57,16 +61,14 @@ class DemoOptions:
     timeout_s: float = 90.0
 
 
-def _free(port: int) -> int:
-    """``port`` if it is free on 127.0.0.1, else any free port."""
-    for candidate in (port, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise DemoFailed("no free TCP port on 127.0.0.1")
+def _port(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1, else 0: Strom then binds any free port itself."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> tuple[StromConfig, str]:
@@ -193,22 +195,11 @@ class Driver:
 
 async def run_demo(options: DemoOptions) -> int:
     """Run the demo; returns the process exit status."""
-    http_port, ocpp_port = _free(options.http_port), _free(options.ocpp_port)
-    config, password = _prepare(options, http_port, ocpp_port)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the driver's own requests
+    config, password = _prepare(options, _port(options.http_port), _port(options.ocpp_port))
     strom = await Strom.open(config)
     stop = asyncio.Event()
-    base = config.server.public_url
-    simulator = SimulatedChargePoint(
-        SimulatorOptions(
-            url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
-            charger_id=CHARGER,
-            password=password,
-            connectors=1,
-            power_kw=Decimal(11),
-            speed=options.speed,
-            plugged=(1,),
-        )
-    )
+    base = strom.config.server.public_url  # on the port bound, when the asked one was taken
     failed: str | None = None
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -217,6 +208,17 @@ async def run_demo(options: DemoOptions) -> int:
     async with asyncio.TaskGroup() as group:
         server = group.create_task(strom.serve(stop), name="strom")
         await strom.ready.wait()
+        simulator = SimulatedChargePoint(
+            SimulatorOptions(
+                url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
+                charger_id=CHARGER,
+                password=password,
+                connectors=1,
+                power_kw=Decimal(11),
+                speed=options.speed,
+                plugged=(1,),
+            )
+        )
         sim = group.create_task(simulator.run(), name="simulator")
         charger_page = f"{base}/c/{CHARGER}"
         lnurl = bech32_lnurl(f"{base}/lnurlp/{CHARGER}/1")
@@ -227,6 +229,8 @@ async def run_demo(options: DemoOptions) -> int:
         if pubkey is not None:
             _say(f"nostr:        {encode_npub(pubkey)} (zap it, or DM it `status`)")
         _say(f"LNURL-pay:    {lnurl}")
+        if options.log_file is not None:
+            _say(f"logs:         {options.log_file}")
         segno.make(lnurl, error="l").terminal(out=sys.stdout, compact=True)
         _say()
         if not isinstance(strom.backend, FakeBackend):
@@ -238,6 +242,8 @@ async def run_demo(options: DemoOptions) -> int:
         except (DemoFailed, httpx.HTTPError) as exc:
             failed = str(exc) or type(exc).__name__
             _say(f"demo failed: {failed}")
+            if options.log_file is not None:
+                _say(f"             the service's log: {options.log_file}")
         if not options.once:
             token = await strom.cockpit.tokens.create(f"demo-{secrets.token_hex(3)}")
             _say()

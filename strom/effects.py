@@ -90,13 +90,26 @@ class EffectRunner:
                 next_due = await self.store.next_due_at(after=now)
                 if next_due is not None:
                     timeout = max(0.0, min(timeout, (next_due - self.clock()).total_seconds()))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                # that arrives as the wake-up does, and the runner would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
         finally:
             chains = list(self._running.values())
             for task in chains:
                 task.cancel()
-            await asyncio.gather(*chains, return_exceptions=True)
+            if chains:
+                # wait(), not gather(): a second cancellation (Strom's bounded stop) ends this
+                # wait at once even if a handler ignores its cancellation.
+                await asyncio.wait(chains)
+                for task in chains:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.warning(
+                            "%s ended with %r while stopping (its rows stay pending)",
+                            task.get_name(),
+                            task.exception(),
+                        )
 
     def _start_chains(self, rows: list[OutboxRow]) -> None:
         for key, batch in self._group(rows).items():

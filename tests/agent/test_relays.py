@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
 
+from agent.errors import RelayError
 from agent.identity import AgentKey
 from agent.nostr.dm import nip04_message
+from agent.nostr.event import Event
 from agent.nostr.keys import generate_secret_key
 from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
 from agent.relays import Inbound, RelayPool
 from strom.config import RelayConfig
+from tests.ports import unused_port
 
 KEY = AgentKey(generate_secret_key())
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_publish_reports_each_relay(relay_url: str) -> None:
-    dead = f"ws://127.0.0.1:{_closed_port()}"
+    dead = f"ws://127.0.0.1:{unused_port()}"
     pool = RelayPool([RelayConfig(url=relay_url)], allow_private_relays=True, publish_timeout_s=2)
     await pool.start()
     try:
@@ -122,7 +118,7 @@ async def test_nip42_auth_is_answered_with_the_pool_key() -> None:
 
 
 async def test_the_embedded_relay_serves_other_clients() -> None:
-    port = _closed_port()
+    port = unused_port()
     pool = RelayPool([RelayConfig(url="embedded")], embedded_port=port)
     await pool.start()
     client = SdkClient()
@@ -140,11 +136,92 @@ async def test_the_embedded_relay_serves_other_clients() -> None:
         await pool.stop()
 
 
+async def _restart_on(port: int, within_s: float = 10) -> SdkLocalRelay:
+    """A fresh relay on ``port``, as soon as the old one has let go of it."""
+    deadline = time.monotonic() + within_s
+    while True:
+        relay = SdkLocalRelay(port=port)
+        try:
+            await relay.start()
+        except RelayError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)  # the port is not released yet: try again
+            continue
+        return relay
+
+
+async def _send(url: str, event: Event) -> None:
+    """Send ``event`` from a new client (a driver's wallet, say) and wait for the relay's OK."""
+    sender = SdkClient()
+    try:
+        await sender.add_relay(url, read=False, write=True)
+        await sender.wait_connected(5)
+        assert (await sender.send_event(event, [url], timeout_s=5)).ok
+    finally:
+        await sender.shutdown()
+
+
 async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart() -> None:
-    port = _closed_port()
+    port = unused_port()
     relay = SdkLocalRelay(port=port)
     url = await relay.start()
-    pool = RelayPool([RelayConfig(url=url)], retry_interval_s=0.5)
+    pool = RelayPool([RelayConfig(url=url)], retry_interval_s=0.5, reconnect_check_s=0.1)
+    await pool.start()
+    delivered: asyncio.Queue[Inbound] = asyncio.Queue()
+    reconnected = asyncio.Event()
+
+    async def deliver(inbound: Inbound) -> None:
+        await delivered.put(inbound)
+
+    reader = asyncio.create_task(pool.run(deliver))
+    follower = asyncio.create_task(pool.follow_reconnects(lambda _url: reconnected.set()))
+    try:
+        await pool.wait_connected()
+        await pool.watch([KEY.pubkey])
+        stranger = generate_secret_key()
+        first = nip04_message(stranger, KEY.pubkey, "one", created_at=int(time.time()))
+        await _send(url, first)
+        async with asyncio.timeout(5):
+            assert (await delivered.get()).event == first
+
+        relay.shutdown()  # the relay goes away and comes back on the same port, empty
+        relay = await _restart_on(port)
+        second = nip04_message(stranger, KEY.pubkey, "two", created_at=int(time.time()))
+        await _send(url, second)  # stored by the new relay, whenever the pool comes back
+        # nostr-sdk's reconnect backoff decides when the pool is back (seconds, more on a busy
+        # machine; its first attempt may even reach the old relay as it shuts down): the
+        # bounds are generous, and the waits end as soon as it has happened.
+        async with asyncio.timeout(90):
+            assert (await delivered.get()).event == second  # re-subscribed by itself
+        async with asyncio.timeout(10):
+            await reconnected.wait()  # and the pool reported the reconnect
+    finally:
+        follower.cancel()
+        await pool.stop()
+        await asyncio.wait_for(reader, 5)
+        await asyncio.gather(follower, return_exceptions=True)
+        relay.shutdown()
+
+
+async def test_a_relay_back_without_the_inbox_subscription_gets_it_again() -> None:
+    """After a relay restarted at once, nostr-sdk was seen connected again without having
+    re-sent the subscription (deaf to every zap and DM); the pool sends it again itself."""
+    clients: list[SdkClient] = []
+
+    def client_factory(auth_secret: bytes | None) -> SdkClient:
+        clients.append(SdkClient(auth_secret=auth_secret))
+        return clients[-1]
+
+    port = unused_port()
+    relay = SdkLocalRelay(port=port)
+    url = await relay.start()
+    pool = RelayPool(
+        [RelayConfig(url=url)],
+        retry_interval_s=0.5,
+        reconnect_check_s=0.1,
+        client_factory=client_factory,
+    )
     await pool.start()
     delivered: asyncio.Queue[Inbound] = asyncio.Queue()
 
@@ -152,34 +229,66 @@ async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart
         await delivered.put(inbound)
 
     reader = asyncio.create_task(pool.run(deliver))
-    sender = SdkClient()
+    follower = asyncio.create_task(pool.follow_reconnects(lambda _url: None))
     try:
         await pool.wait_connected()
         await pool.watch([KEY.pubkey])
-        await sender.add_relay(url, read=False, write=True, retry_interval_s=0.5)
-        await sender.wait_connected(5)
-        stranger = generate_secret_key()
-        first = nip04_message(stranger, KEY.pubkey, "one", created_at=int(time.time()))
-        assert (await sender.send_event(first, [url], timeout_s=3)).ok
-        async with asyncio.timeout(5):
-            assert (await delivered.get()).event == first
+        await clients[0].unsubscribe("strom-inbox-0")  # what nostr-sdk lost over the reconnect
+        relay.shutdown()
+        relay = await _restart_on(port)
+        dm = nip04_message(generate_secret_key(), KEY.pubkey, "hi", created_at=int(time.time()))
+        await _send(url, dm)
 
-        relay.shutdown()  # the relay goes away and comes back on the same port
-        await asyncio.sleep(0.5)
-        relay = SdkLocalRelay(port=port)
-        await relay.start()
-        second = nip04_message(stranger, KEY.pubkey, "two", created_at=int(time.time()))
-        for _attempt in range(20):  # the sender reconnects too
-            if (await sender.send_event(second, [url], timeout_s=2)).ok:
-                break
-            await asyncio.sleep(0.5)
-        # nostr-sdk's reconnect backoff alone can take ~14 s on a busy machine: wait for it.
-        async with asyncio.timeout(40):
-            assert (await delivered.get()).event == second  # re-subscribed by itself
+        async with asyncio.timeout(90):  # nostr-sdk's reconnect backoff; ends when delivered
+            assert (await delivered.get()).event == dm
     finally:
-        await sender.shutdown()
+        follower.cancel()
         await pool.stop()
         await asyncio.wait_for(reader, 5)
+        await asyncio.gather(follower, return_exceptions=True)
+        relay.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("looks", "reported"),
+    [
+        ([0, 1], 0),  # the first connection: the agents publish at their start anyway
+        ([1, 2], 1),  # connected again
+        ([0, 2], 1),  # connected, dropped and connected again between two looks
+        ([1, 3], 1),  # twice between two looks: once is enough
+    ],
+)
+async def test_reconnects_are_reported_however_they_fall_between_two_looks(
+    looks: list[int], reported: int
+) -> None:
+    seen: list[str] = []
+    counts = iter(looks)
+    looked = asyncio.Event()
+    relay = SdkLocalRelay()
+    url = await relay.start()
+
+    class CountingClient(SdkClient):
+        async def relay_connections(self) -> dict[str, int]:
+            count = next(counts, None)
+            if count is None:
+                looked.set()
+                count = looks[-1]
+            return {url: count}
+
+    pool = RelayPool(
+        [RelayConfig(url=url)],
+        reconnect_check_s=0.01,
+        client_factory=lambda secret: CountingClient(auth_secret=secret),
+    )
+    await pool.start()
+    follower = asyncio.create_task(pool.follow_reconnects(seen.append))
+    try:
+        await asyncio.wait_for(looked.wait(), 5)
+        assert seen == [url] * reported
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        await pool.stop()
         relay.shutdown()
 
 

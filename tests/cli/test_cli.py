@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,17 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from strom.cli import main
+from tests.ports import unused_port
 
 STROM = [sys.executable, "-m", "strom.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def init(tmp_path: Path) -> Path:
@@ -28,8 +25,9 @@ def init(tmp_path: Path) -> Path:
     return tmp_path / "strom.toml"
 
 
-def start(config: Path, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "STROM_SERVER__PORT": str(port), "STROM_OCPP__PORT": str(free_port())}
+def start(config: Path) -> subprocess.Popen[str]:
+    """``strom run`` on port 0 for HTTP and OCPP: it binds free ports and logs them."""
+    env = {**os.environ, "STROM_SERVER__PORT": "0", "STROM_OCPP__PORT": "0"}
     return subprocess.Popen(
         [*STROM, "run", "-c", str(config)],
         stdout=subprocess.PIPE,
@@ -39,29 +37,37 @@ def start(config: Path, port: int) -> subprocess.Popen[str]:
     )
 
 
-def wait_until_serving(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("strom run did not start serving")
+SERVING = re.compile(r"serving HTTP on [^ ]+:(\d+) \(public URL ([^)]+)\), OCPP on [^ ]+:(\d+);")
+
+
+def wait_until_serving(proc: subprocess.Popen[str]) -> tuple[int, str, int, list[str]]:
+    """Read the log until Strom says where it serves: (HTTP port, public URL, OCPP port)."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if found := SERVING.search(line):
+            return int(found[1]), found[2], int(found[3]), seen
+    raise AssertionError("strom run ended before serving:\n" + "".join(seen))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_init_then_run_starts_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     config = init(tmp_path)
-    port = free_port()
-    proc = start(config, port)
+    proc = start(config)
     try:
-        wait_until_serving(port, proc)
+        http_port, public_url, ocpp_port, seen = wait_until_serving(proc)
+        assert http_port != 0
+        assert ocpp_port not in (0, http_port)
+        assert public_url == f"http://127.0.0.1:{http_port}"  # the links name the bound port
+        assert httpx.get(f"{public_url}/healthz", timeout=5).json()["status"] == "ok"
+        with socket.create_connection(("127.0.0.1", ocpp_port), timeout=5):
+            pass
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=20)
     finally:
         proc.kill()
+    out = "".join(seen) + out
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     assert "shutting down" in out
@@ -138,7 +144,7 @@ def test_an_unreachable_database_is_a_clear_error_and_status_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = init(tmp_path)
-    url = f"postgresql+asyncpg://strom:secret@127.0.0.1:{free_port()}/strom"
+    url = f"postgresql+asyncpg://strom:secret@127.0.0.1:{unused_port()}/strom"
     monkeypatch.setenv("STROM_STORAGE__DATABASE_URL", url)
     assert main(["db", "upgrade", "-c", str(config)]) == 1
     err = capsys.readouterr().err
@@ -160,33 +166,47 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
-def test_demo_once_plays_the_whole_story_and_exits_0(tmp_path: Path) -> None:
+STORY = (
+    "Strom demo — embedded defaults. The lightning backend is FAKE: no real money moves.",
+    "charger page: http://127.0.0.1:",
+    "LNURL-pay:    LNURL1",
+    "1. The driver scans the sticker: LNURL1",
+    "   payRequest: 1,000 to 100,000 sat accepted",
+    "2. Pays 2,000 sat (prepaid budget); invoice lnbcrt",
+    "3. Payment settled → RemoteStartTransaction → the charger started the session",
+    "   session page: http://127.0.0.1:",
+    "   charging: ",
+    "4. The driver scans the stop-and-refund link (LNURL-withdraw)",
+    "   stopped: ",
+    "5. Refund paid: the wallet received ",
+    "   paid 2,000 sat = consumed ",
+    "   the ledger balances; nothing paid was lost",
+)
+DEMO = [str(Path(sys.executable).with_name("strom")), "demo", "--once", "--dir", "demo"]
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ +(DEBUG|INFO|WARNING|ERROR|CRITICAL)")
+
+
+def test_the_demo_prints_the_story_and_nothing_else_and_logs_to_a_file(tmp_path: Path) -> None:
+    """``strom demo --once`` as a person runs it: the story on the terminal, the log in a file."""
     result = subprocess.run(
-        [
-            *STROM,
-            "demo",
-            "--once",
-            "--quiet",
-            "--dir",
-            str(tmp_path / "demo"),
-            "--port",
-            str(free_port()),
-            "--ocpp-port",
-            str(free_port()),
-            "--speed",
-            "240",
-        ],
+        [*DEMO, "--port", "0", "--ocpp-port", "0", "--speed", "240"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    for step in ("1. The driver scans", "3. Payment settled", "5. Refund paid", "balances"):
-        assert step in out
-    assert "FAKE" in out
-    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    for step in STORY:
+        assert any(line.startswith(step) for line in lines), f"missing: {step!r}\n{result.stdout}"
+    assert "logs:         demo/strom.log" in lines
+    assert not [line for line in lines if LOG_LINE.search(line)]
+    assert result.stderr == ""
+    log = (tmp_path / "demo" / "strom.log").read_text()
+    assert "serving HTTP on" in log
+    assert "HTTP Request:" not in log  # the demo driver's own requests are not service logs
 
 
 def test_each_charger_has_a_nostr_key_and_the_nsec_needs_a_flag(
@@ -275,7 +295,7 @@ def test_init_prints_the_chargers_password_once_and_strom_admits_only_it(
             assert key.encode() not in path.read_bytes(), path  # only the hash is stored
     assert (tmp_path / "data" / "keys" / "_server.key").stat().st_mode & 0o077 == 0
 
-    port, ocpp_port = free_port(), free_port()
+    port, ocpp_port = unused_port(), unused_port()
     env = {**os.environ, "STROM_SERVER__PORT": str(port), "STROM_OCPP__PORT": str(ocpp_port)}
     proc = subprocess.Popen(
         [*STROM, "run", "-c", str(config)],
@@ -350,7 +370,7 @@ def test_a_chosen_password_is_read_from_stdin_and_stored_with_scrypt(
 
 def _run_briefly(config: Path, env: dict[str, str]) -> tuple[int | None, str]:
     """Start `strom run`; return its status if it exited at once, or None and its log."""
-    port = free_port()
+    port = unused_port()
     proc = subprocess.Popen(
         [*STROM, "run", "-c", str(config)],
         stdout=subprocess.PIPE,
@@ -382,7 +402,7 @@ def test_strom_refuses_to_start_with_a_charger_anyone_could_impersonate(tmp_path
     start = text.index('password_hash = "')
     end = text.index('"', start + len('password_hash = "'))
     profile.write_text(text[:start] + 'password_hash = ""' + text[end + 1 :])
-    ocpp = {"STROM_OCPP__PORT": str(free_port())}
+    ocpp = {"STROM_OCPP__PORT": str(unused_port())}
 
     status, out = _run_briefly(config, ocpp)  # OCPP on 0.0.0.0, the default
     assert status == 2, out

@@ -132,7 +132,7 @@ def simulated(
     """A simulated charger (not yet running) for this Strom's OCPP port."""
     return SimulatedChargePoint(
         SimulatorOptions(
-            url=f"ws://127.0.0.1:{cockpit.stack.strom.config.ocpp.port}/ocpp",
+            url=f"ws://127.0.0.1:{cockpit.stack.strom.ocpp_port}/ocpp",
             charger_id=charger_id,
             password=password,
             connectors=connectors,

@@ -264,7 +264,7 @@ async def test_a_charger_created_through_the_api_works_without_a_restart(
     strom = cockpit.stack.strom
     charger = SimulatedChargePoint(
         SimulatorOptions(
-            url=f"ws://127.0.0.1:{strom.config.ocpp.port}/ocpp",
+            url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
             charger_id="cp-two",
             password=key,
             connectors=2,

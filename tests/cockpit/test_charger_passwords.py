@@ -15,7 +15,7 @@ from tests.ocpp.drivers import handshake_status
 
 async def handshake(cockpit: Cockpit, charger_id: str, password: str | None) -> int:
     """The HTTP status of one OCPP handshake (101: admitted)."""
-    port = cockpit.stack.strom.config.ocpp.port
+    port = cockpit.stack.strom.ocpp_port
     return await handshake_status(f"ws://127.0.0.1:{port}/ocpp", charger_id, password)
 
 

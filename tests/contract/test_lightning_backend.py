@@ -28,6 +28,7 @@ from strom.lightning import (
 )
 from strom.units import UnitError
 from tests.contract.harness import Harness, foreign_invoice
+from tests.waits import until
 
 SETTLE_TIMEOUT_S = 10.0
 MAX_FEE_MSAT = 5_000
@@ -146,14 +147,17 @@ async def test_no_settlement_is_missed_across_a_disconnect(
         pending.discard(first.payment_hash)
         async with harness.outage():
             await harness.driver_pay(second.bolt11)
-            await asyncio.sleep(0.5)  # the stream notices the outage and retries meanwhile
+            await until(lambda: stream_lost(caplog), "the stream notices the outage")
         settlement = await next_settlement(stream)
 
     assert settlement.payment_hash == second.payment_hash
     assert settlement.amount_msat == 2_000
-    assert any(
+
+
+def stream_lost(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(
         "settlement stream" in r.getMessage() and "lost" in r.getMessage() for r in caplog.records
-    ), "the outage did not break the stream"
+    )
 
 
 async def test_a_restarted_backend_delivers_what_was_paid_while_it_was_down(

@@ -18,6 +18,7 @@ from strom.lightning import (
 )
 from strom.units import UnitError
 from tests.peers.lnbits import LNbitsPeer
+from tests.waits import until
 
 
 @pytest.fixture
@@ -129,15 +130,17 @@ async def test_the_keys_never_reach_the_logs(
     async def pending() -> set[str]:
         return {invoice.payment_hash}
 
+    def logged() -> str:
+        return "\n".join(record.getMessage() for record in caplog.records)
+
     stream = strom_wallet.settled_invoices(pending)
     async with asyncio.TaskGroup() as group:
         group.create_task(anext(stream, None))
-        await asyncio.sleep(0.5)  # the websocket connects and logs its handshake
+        await until(lambda: "/api/v1/ws/" in logged(), "the websocket connects and logs it")
         await stream.aclose()
     await strom_wallet.node_info()
 
-    logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert "/api/v1/ws/***" in logged  # the websocket library did log its request, masked
-    assert lnbits_peer.strom.inkey not in logged
-    assert lnbits_peer.strom.adminkey not in logged
+    assert "/api/v1/ws/***" in logged()  # the websocket library did log its request, masked
+    assert lnbits_peer.strom.inkey not in logged()
+    assert lnbits_peer.strom.adminkey not in logged()
     assert lnbits_peer.strom.inkey not in repr(strom_wallet)

@@ -53,6 +53,7 @@ from strom.storage.db import Database
 from strom.storage.outbox import OutboxStore
 from strom.storage.schema import payments, refunds, sessions
 from strom.storage.sessions import SessionStore
+from tests.ports import unused_port
 
 CHARGER = "cp-crash"
 PAID_MSAT = 3_000_000
@@ -90,14 +91,6 @@ class Outcome:
     killed: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class StromChild:
@@ -270,7 +263,9 @@ def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int, str]:
     """The run's configuration, its environment, the OCPP port and the charger's password."""
     write_scaffold(folder, charger_id=CHARGER)
     password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
-    http_port, ocpp_port = free_port(), free_port()
+    # Fixed ports (a restarted Strom must be found where the charger and the driver knew it),
+    # chosen where no outgoing connection can take them while Strom is down.
+    http_port, ocpp_port = unused_port(), unused_port()
     env = {
         "STROM_SERVER__PORT": str(http_port),
         "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',

@@ -8,8 +8,7 @@ charger talks OCPP 1.6J over a websocket. The meter runs 600 times faster than r
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,12 +29,6 @@ from strom.session import check_ledger
 from strom.storage.schema import sessions
 
 CHARGER = "cp-e2e"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Wallet(Protocol):
@@ -102,48 +95,51 @@ async def running_stack(
     wallet: Wallet | None = None,
     simulator: dict[str, Any] | None = None,
     backend: LightningBackend | None = None,
+    prepare: Callable[[Strom], None] | None = None,
 ) -> AsyncIterator[Stack]:
     """Strom (configured from ``folder`` and ``env``, or on ``backend``), a simulated charger
     and a wallet.
 
-    ``simulator`` overrides :class:`SimulatorOptions` fields of the charger.
+    ``simulator`` overrides :class:`SimulatorOptions` fields of the charger; ``prepare`` is
+    called with Strom after it is opened, before it serves.
     """
     write_scaffold(folder, charger_id=CHARGER)
-    http_port, ocpp_port = free_port(), free_port()
     # The charger's OCPP password, as `strom init` makes one: only its hash is on file.
     password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
     config = load_config(
         folder / "strom.toml",
         environ={
-            "STROM_SERVER__PORT": str(http_port),
-            "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
+            # Port 0: Strom binds free ports itself and reports them (no race for a port).
+            "STROM_SERVER__PORT": "0",
             "STROM_OCPP__HOST": '"127.0.0.1"',
-            "STROM_OCPP__PORT": str(ocpp_port),
+            "STROM_OCPP__PORT": "0",
             "STROM_OCPP__METER_INTERVAL_S": "1",
             "STROM_SESSIONS__START_TIMEOUT_S": "10",
             **(env or {}),
         },
     )
     strom = await Strom.open(config, backend=backend)
+    if prepare is not None:
+        prepare(strom)
     if wallet is None:
         assert isinstance(strom.backend, FakeBackend)
         wallet = FakeDriverWallet(strom.backend)
     stop = asyncio.Event()
-    charger = SimulatedChargePoint(
-        SimulatorOptions(
-            url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
-            charger_id=CHARGER,
-            password=password.key,
-            power_kw=Decimal(11),
-            speed=120.0,
-            plugged=(1,),
-            reconnect_delay_s=0.1,
-            **(simulator or {}),
-        )
-    )
     async with asyncio.TaskGroup() as group:
         server = group.create_task(strom.serve(stop))
         await asyncio.wait_for(strom.ready.wait(), 20)
+        charger = SimulatedChargePoint(
+            SimulatorOptions(
+                url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
+                charger_id=CHARGER,
+                password=password.key,
+                power_kw=Decimal(11),
+                speed=120.0,
+                plugged=(1,),
+                reconnect_delay_s=0.1,
+                **(simulator or {}),
+            )
+        )
         online = asyncio.Event()
 
         async def watch(event: OcppEvent) -> None:
@@ -159,7 +155,7 @@ async def running_stack(
                 charger=charger,
                 wallet=wallet,
                 http=http,
-                base=config.server.public_url,
+                base=strom.config.server.public_url,
             )
         sim.cancel()
         stop.set()

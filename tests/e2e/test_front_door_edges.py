@@ -17,7 +17,7 @@ from strom.config import load_config
 from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
 from strom.storage.schema import connectors
-from tests.e2e.conftest import CHARGER, Stack, free_port, running_stack
+from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.lightning.tls import make_self_signed
 
 
@@ -70,19 +70,20 @@ async def test_the_front_door_serves_https_from_the_configured_certificate(tmp_p
     write_scaffold(tmp_path, charger_id=CHARGER)
     pair = make_self_signed(tmp_path / "tls", "strom")
     cert, key = pair.cert, pair.key
-    port = free_port()
     config = load_config(
         tmp_path / "strom.toml",
         environ={
-            "STROM_SERVER__PORT": str(port),
-            "STROM_SERVER__PUBLIC_URL": f'"https://localhost:{port}"',
+            "STROM_SERVER__PORT": "0",
+            "STROM_SERVER__PUBLIC_URL": '"https://localhost:0"',  # Strom names the bound port
             "STROM_SERVER__TLS_CERT": f'"{cert}"',
             "STROM_SERVER__TLS_KEY": f'"{key}"',
-            "STROM_OCPP__PORT": str(free_port()),
+            "STROM_OCPP__PORT": "0",
             "STROM_OCPP__HOST": '"127.0.0.1"',
         },
     )
     strom = await Strom.open(config)
+    port = strom.http_port
+    assert strom.config.server.public_url == f"https://localhost:{port}"
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as group:
         group.create_task(strom.serve(stop))

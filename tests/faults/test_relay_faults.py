@@ -38,7 +38,8 @@ from agent.nostr.zap import ZAP_RECEIPT_KIND
 from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
 from lnurl_server.ratelimit import RateLimiter
 from strom.storage.schema import outbox
-from tests.e2e.conftest import CHARGER, Stack, free_port, running_stack
+from tests.e2e.conftest import CHARGER, Stack, running_stack
+from tests.ports import unused_port
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,7 @@ class Relay:
     """A relay on a fixed port of 127.0.0.1 that can be stopped and started again, empty."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = unused_port()  # the same port again after a restart
         self.url = f"ws://127.0.0.1:{self.port}"
         self._relay: SdkLocalRelay | None = None
 

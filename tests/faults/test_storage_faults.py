@@ -15,15 +15,14 @@ from pathlib import Path
 import httpx
 
 from tests.crash.harness import CHARGER, configure
+from tests.ports import unused_port
 
 STROM = Path(sys.executable).with_name("strom")
 
 
 def test_strom_run_with_an_unreachable_database_exits_with_one_clear_line(tmp_path: Path) -> None:
     _, env, _, _ = configure(tmp_path)
-    with __import__("socket").socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    port = unused_port()  # nothing listens here
     env["STROM_STORAGE__DATABASE_URL"] = f'"postgresql+asyncpg://strom:hunter2@127.0.0.1:{port}/x"'
     run = subprocess.run(
         [str(STROM), "run", "-c", str(tmp_path / "strom.toml")],

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,33 +24,9 @@ from strom.lightning import (
     decode_invoice,
 )
 from tests.contract.harness import foreign_invoice
+from tests.vectors import load_json
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_vectors() -> dict[str, Any] | None:
-    """The official BOLT11 vectors (``shared/vectors`` beside the repository, or
-    ``$STROM_VECTORS_DIR``), as the nostr tests find theirs."""
-    configured = os.environ.get("STROM_VECTORS_DIR")
-    candidates = [Path(configured)] if configured else []
-    candidates.append(REPO_ROOT.parent / "shared" / "vectors")
-    for candidate in candidates:
-        path = candidate / "bolt11-vectors.json"
-        if path.is_file():
-            data: dict[str, Any] = json.loads(path.read_text())
-            return data
-    return None
-
-
-_LOADED = _load_vectors()
-_MISSING = pytest.mark.skip(reason="official BOLT11 vectors not found (set STROM_VECTORS_DIR)")
-VECTORS: dict[str, Any] = _LOADED or {"valid": [], "invalid": []}
-
-
-def _params(kind: str) -> list[Any]:
-    if _LOADED is None:
-        return [pytest.param({"title": "missing", "invoice": ""}, marks=_MISSING)]
-    return list(VECTORS[kind])
+VECTORS: dict[str, Any] = load_json("bolt11-vectors.json")
 
 
 # BOLT 11 "Examples of Invalid Invoices", by title, and the error each must raise.
@@ -72,7 +45,7 @@ INVALID = {
 PAYEE = "03e7156ae33b0a208d0744199163177e909e80176e55d97a2f221ede0f934dd9ad"
 
 
-@pytest.mark.parametrize("vector", _params("valid"), ids=lambda v: v["title"][:60])
+@pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: v["title"][:60])
 def test_every_valid_bolt11_vector_decodes(vector: dict[str, Any]) -> None:
     decoded = decode_invoice(vector["invoice"])
 
@@ -82,7 +55,7 @@ def test_every_valid_bolt11_vector_decodes(vector: dict[str, Any]) -> None:
         assert decoded.payee == PAYEE
 
 
-@pytest.mark.parametrize("vector", _params("invalid"), ids=lambda v: v["title"][:60])
+@pytest.mark.parametrize("vector", VECTORS["invalid"], ids=lambda v: v["title"][:60])
 def test_every_invalid_bolt11_vector_is_refused_with_its_own_error(
     vector: dict[str, Any],
 ) -> None:
@@ -92,8 +65,6 @@ def test_every_invalid_bolt11_vector_is_refused_with_its_own_error(
 
 def test_vector_amounts_are_exact_msat() -> None:
     by_title = {v["title"]: v["invoice"] for v in VECTORS["valid"]}
-    if not by_title:
-        pytest.skip("no vectors")
     coffee = by_title["Please send $3 for a cup of coffee to the same peer, within one minute"]
     pico = next(t for t in by_title if "pico-BTC" in t)
 
@@ -150,7 +121,6 @@ def test_each_failure_has_its_own_error() -> None:
         check("not an invoice")
 
 
-@pytest.mark.skipif(_LOADED is None, reason="official BOLT11 vectors not found")
 def test_an_invoice_without_amount_is_refused() -> None:
     donation = next(v["invoice"] for v in VECTORS["valid"] if "any amount" in v["title"])
 

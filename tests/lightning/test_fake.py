@@ -24,6 +24,7 @@ from strom.lightning import (
     fake_pay,
 )
 from tests.contract.harness import foreign_invoice
+from tests.waits import until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,7 +210,11 @@ async def test_a_hung_payment_completes_when_resolved_while_waiting(fake: FakeBa
 
     async with asyncio.TaskGroup() as group:
         paying = group.create_task(fake.pay_invoice(refund.bolt11, max_fee_msat=0, timeout_s=10))
-        await asyncio.sleep(0.2)
+
+        async def in_flight() -> bool:
+            return isinstance(await fake.lookup_payment(refund.payment_hash), Unknown)
+
+        await until(in_flight, "the payment is in flight")
         await driver.resolve(refund.payment_hash, succeed=True)
     received = await driver.received_msat()
     await fake.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -20,10 +19,9 @@ from lnurl_server.lnurl import (
     parse_comment,
     success_action,
 )
+from tests.vectors import load_json
 
-VECTORS = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "lud-examples.json").read_text()
-)
+VECTORS = load_json("lud-examples.json")
 
 
 def test_lud01_bech32_matches_the_spec_example() -> None:

@@ -2,7 +2,8 @@
 
 ``install()`` makes a virtualenv under ``.peers/lnbits`` in the repository (once: 50 to 75 s and
 275 MB; later runs reuse it). ``LNbitsPeer.start(workdir)`` starts LNbits on a free 127.0.0.1
-port in its own process group, waits until it answers, does the first-install dance (superuser
+port (outside the ephemeral range, see :mod:`tests.ports`; another one if it was taken anyway)
+in its own process group, waits until it answers, does the first-install dance (superuser
 name and password, then a bearer token), and creates two wallets: Strom's, and a driver's that
 is funded so it can pay. ``stop()`` ends the whole process group (LNbits forks a child).
 
@@ -19,7 +20,6 @@ import fcntl
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.ports import unused_port
 
 LNBITS_VERSION = "1.6.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +39,15 @@ DRIVER_FUNDING_SAT = 1_000_000
 STROM_FUNDING_SAT = 100_000  # so refunds can be paid before any driver has paid Strom
 
 
+_START_ATTEMPTS = 3
+
+
 class PeerUnavailable(RuntimeError):
     """LNbits could not be installed or started here (the test then skips or fails)."""
+
+
+class _PortTaken(Exception):
+    """LNbits could not bind its port: another program took it after it was chosen."""
 
 
 def site_packages() -> Path:
@@ -88,13 +97,6 @@ def install(timeout_s: float = 900.0) -> Path:
     return VENV_DIR
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class LNbitsWallet:
     id: str
@@ -116,8 +118,20 @@ class LNbitsPeer:
 
     @classmethod
     def start(cls, workdir: Path, *, startup_timeout_s: float = 90.0) -> LNbitsPeer:
+        """Start LNbits on a port nothing else uses; a new port if it was taken meanwhile."""
         venv = install()
-        port = free_port()
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                return cls._start_on(unused_port(), venv, workdir, startup_timeout_s)
+            except _PortTaken:
+                if attempt == _START_ATTEMPTS:
+                    raise PeerUnavailable("lnbits: every port tried was taken") from None
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_on(
+        cls, port: int, venv: Path, workdir: Path, startup_timeout_s: float
+    ) -> LNbitsPeer:
         data = workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         (workdir / "ext").mkdir(exist_ok=True)
@@ -164,19 +178,26 @@ class LNbitsPeer:
         return peer
 
     def _wait_ready(self, timeout_s: float) -> None:
+        """Wait for LNbits to say it listens on its port (not merely for something to answer
+        there: a port taken by another program answers too, while LNbits logs that the
+        address is in use and never serves)."""
+        listening = f"Uvicorn running on {self.url} "
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            log = self._log_text()
+            if "address already in use" in log:
+                raise _PortTaken
+            if listening in log:
+                return
             if self.process.poll() is not None:
                 raise PeerUnavailable(f"lnbits exited early:\n{self.log_tail()}")
-            try:
-                # Before the first install everything redirects to /first_install: that is
-                # an answer too.
-                httpx.get(self.url + "/api/v1/health", timeout=2.0)
-            except httpx.TransportError:
-                time.sleep(0.3)
-                continue
-            return
-        raise PeerUnavailable(f"lnbits did not answer within {timeout_s} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+        raise PeerUnavailable(f"lnbits did not start within {timeout_s} s:\n{self.log_tail()}")
+
+    def _log_text(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")
+        return ""
 
     def _bootstrap(self) -> None:
         password = secrets.token_urlsafe(16)
@@ -219,9 +240,7 @@ class LNbitsPeer:
         return balance
 
     def log_tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
+        return "\n".join(self._log_text().splitlines()[-lines:]) or "(no log)"
 
     def stop(self) -> None:
         if self._stopped:

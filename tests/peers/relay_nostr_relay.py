@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ports import unused_port
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "tests" / "peers" / "relay_nostr_relay.sh"
 
@@ -64,12 +66,6 @@ class RunningRelay:
                 self.process.wait(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def install() -> Path:
     result = subprocess.run(
         ["bash", str(INSTALL)], capture_output=True, text=True, timeout=600, check=False
@@ -81,7 +77,7 @@ def install() -> Path:
 
 def start(folder: Path, timeout_s: float = 30.0) -> RunningRelay:
     venv = install()
-    port = _free_port()
+    port = unused_port()
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "config.yaml"
     config.write_text(CONFIG.format(db=folder / "relay.sqlite3", port=port))
