@@ -295,17 +295,9 @@ def test_init_prints_the_chargers_password_once_and_strom_admits_only_it(
             assert key.encode() not in path.read_bytes(), path  # only the hash is stored
     assert (tmp_path / "data" / "keys" / "_server.key").stat().st_mode & 0o077 == 0
 
-    port, ocpp_port = unused_port(), unused_port()
-    env = {**os.environ, "STROM_SERVER__PORT": str(port), "STROM_OCPP__PORT": str(ocpp_port)}
-    proc = subprocess.Popen(
-        [*STROM, "run", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    proc = start(config)
     try:
-        wait_until_serving(port, proc)
+        _, _, ocpp_port, _ = wait_until_serving(proc)
         assert asyncio.run(_handshake(ocpp_port, "example-1", key)) == 101
         assert asyncio.run(_handshake(ocpp_port, "example-1", None)) == 401
         assert asyncio.run(_handshake(ocpp_port, "example-1", key[::-1])) == 401
