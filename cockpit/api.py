@@ -47,6 +47,7 @@ from strom.config import (
 from strom.effects import RetryLater
 from strom.errors import ConfigError, IllegalTransition
 from strom.payments import PaymentService
+from strom.ports import ChargerLink
 from strom.session import State, StopReason, StopRequested
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database
@@ -286,7 +287,10 @@ class Api:
     # --- chargers --------------------------------------------------------------------------
 
     async def _summary(
-        self, profile: ProfileConfig, running: dict[tuple[str, int], str]
+        self,
+        profile: ProfileConfig,
+        running: dict[tuple[str, int], str],
+        links: dict[str, ChargerLink],
     ) -> dict[str, Any]:
         rows = {row.connector_id: row for row in await self.chargers.connectors(profile.id)}
         connectors = []
@@ -308,6 +312,7 @@ class Api:
             "charger_id": profile.id,
             "name": profile.name,
             "online": self.ocpp.commands.is_online(profile.id),
+            "link": links.get(profile.id, ChargerLink.OFFLINE).value,
             "connectors": connectors,
             "energy_msat_per_kwh": self.payments.tariff_for(profile).energy_msat_per_kwh,
             "npub": encode_npub(pubkey) if pubkey else None,
@@ -321,7 +326,10 @@ class Api:
 
     async def list_chargers(self, call: Call) -> m.ChargerList:
         running = await self._running()
-        items = [m.ChargerSummary(**await self._summary(p, running)) for p in self.config.profiles]
+        links = await self.chargers.links()
+        items = [
+            m.ChargerSummary(**await self._summary(p, running, links)) for p in self.config.profiles
+        ]
         return m.ChargerList(items=items)
 
     async def get_charger(self, call: Call) -> m.ChargerDetail:
@@ -335,7 +343,7 @@ class Api:
         boot = info.boot if info else None
         base = self.config.server.public_url
         return m.ChargerDetail(
-            **await self._summary(profile, running),
+            **await self._summary(profile, running, await self.chargers.links()),
             description=profile.description,
             address=profile.location.address,
             lat=profile.location.lat,

@@ -177,6 +177,11 @@ class ChargerSummary(_Out):
     charger_id: str
     name: str
     online: bool
+    link: Literal["online", "reconnecting", "offline"] = Field(
+        description="online: connected (payments open); reconnecting: it was connected when "
+        "Strom last stopped and is not back yet, within ocpp.reconnect_grace_s (shown with its "
+        "last status, no payments); offline: not connected (no payments)"
+    )
     connectors: list[ConnectorOut]
     energy_msat_per_kwh: int
     npub: str | None

@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from lnurl_server.csp import page_policy
 from strom.config import ProfileConfig
+from strom.ports import ChargerLink
 from strom.session import Session, State, StopReason
 from strom.units import format_kwh, format_sat
 
@@ -130,21 +131,46 @@ _FREE_DETAIL = {
     "Reserved": "Reserved at the charger.",
 }
 _OUT_OF_SERVICE = {"Unavailable", "Faulted"}
+# A charger that is not connected: no pay code, and the page refreshes itself (seconds) so the
+# code appears once it is back. A driver standing at a reconnecting charger waits a minute.
+_LINK_STATUS = {
+    ChargerLink.RECONNECTING: ConnectorStatus(
+        "Reconnecting",
+        "wait",
+        "The charger is reconnecting. You can pay as soon as it is back, usually within a "
+        "minute; this page refreshes by itself. Nothing was charged.",
+    ),
+    ChargerLink.OFFLINE: ConnectorStatus(
+        "Offline",
+        "idle",
+        "The charger is not connected right now, so it cannot be paid for. "
+        "Nothing was charged; this page refreshes by itself.",
+    ),
+}
+LINK_REFRESH_S = {ChargerLink.RECONNECTING: 10, ChargerLink.OFFLINE: 30}
 
 
-def connector_status(ocpp_status: str, busy_reason: str) -> ConnectorStatus:
+def connector_status(
+    ocpp_status: str, busy_reason: str, link: ChargerLink = ChargerLink.ONLINE
+) -> ConnectorStatus:
     """The driver's view of a connector from its OCPP status and Strom's busy reason.
 
     Args:
         ocpp_status: the charger's last StatusNotification value, or ``"Unknown"``.
         busy_reason: why the connector cannot be paid for now; empty when it can.
+        link: whether its charger is connected (online), reconnecting or offline.
 
     Returns:
-        A short label ("Free", "In use", "Out of service", …), its tone and a detail line.
+        A short label ("Free", "In use", "Out of service", "Offline", …), its tone and a
+        detail line.
     """
     if not busy_reason:
         return ConnectorStatus("Free", "ok", _FREE_DETAIL.get(ocpp_status, ""))
-    if ocpp_status in _OUT_OF_SERVICE or "out of service" in busy_reason:
+    if "out of service" in busy_reason:
+        return ConnectorStatus("Out of service", "bad", _sentence(busy_reason))
+    if link in _LINK_STATUS:
+        return _LINK_STATUS[link]
+    if ocpp_status in _OUT_OF_SERVICE:
         return ConnectorStatus("Out of service", "bad", _sentence(busy_reason))
     if ocpp_status == "Unknown":
         return ConnectorStatus("Offline", "idle", _sentence(busy_reason))
@@ -267,7 +293,13 @@ class Pages:
             message=message, fake_backend=self.fake_backend
         )
 
-    def charger(self, profile: ProfileConfig, connectors: list[dict[str, Any]]) -> str:
+    def charger(
+        self,
+        profile: ProfileConfig,
+        connectors: list[dict[str, Any]],
+        *,
+        link: ChargerLink = ChargerLink.ONLINE,
+    ) -> str:
         """The charger page.
 
         Args:
@@ -275,11 +307,13 @@ class Pages:
             connectors: one dict per connector shown, with ``connector`` (its config),
                 ``lnurl`` (its static LNURL-pay), ``status`` (OCPP) and ``busy`` (the reason
                 it cannot be paid for now, or empty).
+            link: whether the charger is connected; when not, no pay code is shown and the
+                page refreshes itself.
         """
         tariff = profile.tariff.to_tariff()
         items = []
         for item in connectors:
-            status = connector_status(str(item["status"]), str(item["busy"]))
+            status = connector_status(str(item["status"]), str(item["busy"]), link)
             items.append(
                 {
                     **item,
@@ -290,7 +324,10 @@ class Pages:
                 }
             )
         return self.env.get_template("charger.html").render(
-            profile=profile, tariff=tariff, connectors=items
+            profile=profile,
+            tariff=tariff,
+            connectors=items,
+            refresh_s=LINK_REFRESH_S.get(link),
         )
 
     def session(self, profile: ProfileConfig, session: Session, view: dict[str, Any]) -> str:

@@ -14,8 +14,11 @@ Endpoints (see docs/lnurl.md):
 ==================================================  =============================================
 
 The state switch: while a connector is free its static LNURL answers a payRequest; while it
-is busy it answers every wallet with a LUD error and nothing is paid. A withdraw link exists
-only per session and carries the session secret: the static sticker never hands one out.
+is busy, or its charger is not connected (offline, or reconnecting after a restart of Strom),
+it answers every wallet with a LUD error and nothing is paid. The callback asks again (a wallet
+may call it a minute later), and so do the lightning address, zaps and top-ups. A withdraw
+link exists only per session and carries the session secret: the static sticker never hands
+one out.
 """
 
 from __future__ import annotations
@@ -301,6 +304,7 @@ class FrontDoor:
         return await self.payments.open_top_up(
             session_id,
             zap.amount_msat,
+            charger_id=profile.id,
             description_hash=hashlib.sha256(zap.description.encode()).digest(),
             zap_request={"description": zap.description, "relays": list(zap.relays)},
             zap_request_id=zap.event_id,
@@ -372,6 +376,7 @@ class FrontDoor:
         only = request.match_info.get("connector")
         rows = await self.chargers.connectors(profile.id)
         status = {row.connector_id: row for row in rows}
+        link = await self.payments.link_of(profile.id)
         items = []
         for connector in profile.connectors:
             if only is not None and connector.id != int(only):
@@ -391,7 +396,7 @@ class FrontDoor:
                     "busy": busy,
                 }
             )
-        return self._html(self.pages.charger(profile, items))
+        return self._html(self.pages.charger(profile, items, link=link))
 
     # --- top-up ----------------------------------------------------------------------------
 
@@ -402,6 +407,10 @@ class FrontDoor:
                 request.match_info["session"], request.query.get("secret")
             )
         except RefundError as exc:
+            return _lud_error(exc.reason)
+        try:
+            await self.payments.top_up_check(session.charger_id)
+        except ConnectorUnavailable as exc:
             return _lud_error(exc.reason)
         profile = self.config.profile(session.charger_id)
         tariff = session.tariff
@@ -437,8 +446,13 @@ class FrontDoor:
         metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
         try:
             invoice = await self.payments.open_top_up(
-                session.id, amount, description_hash=metadata.description_hash()
+                session.id,
+                amount,
+                charger_id=session.charger_id,
+                description_hash=metadata.description_hash(),
             )
+        except ConnectorUnavailable as exc:
+            return _lud_error(exc.reason)
         except UnitError as exc:
             return _amount_refused(profile.id, amount, exc)
         except BackendError:

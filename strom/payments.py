@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-* :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy
+* :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy, or
+  whose charger is not connected (offline, or still reconnecting after a restart of Strom),
   *before* any invoice exists (from the in-memory view of connectors, which every committed
   session transition and connector event refreshes), asks the backend for the invoice, then
   stores a session ``awaiting_payment`` with its pending payment in one transaction — the
@@ -18,6 +19,12 @@ Theory of operation
   reserved by an unpaid invoice, so nobody can block a charger by scanning). The first payment
   to settle gets the connector; a later one is recorded, and its whole amount becomes
   refundable to its payer at once (the session page shows the refund link).
+* Settlement does not look at the charger's link: a payment can settle in the moment its
+  charger drops (an invoice paid a minute after it was made, say). That race cannot be closed
+  — the driver's wallet pays when it pays — so such a session goes the usual way: RemoteStart
+  answers ``Offline``, and the whole payment becomes refundable.
+* A top-up (:meth:`PaymentService.open_top_up`) is refused too while the session's charger is
+  not connected: Strom could neither see the charge go on nor stop it at the new budget.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from strom.config import ProfileConfig, SessionsConfig
 from strom.crashpoints import crashpoint
 from strom.errors import StromError
 from strom.lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
+from strom.ports import ChargerLink, charger_link
 from strom.session import (
     InvoiceExpired,
     PaymentSettled,
@@ -50,7 +58,7 @@ from strom.session import (
 )
 from strom.session_secrets import SessionSecrets
 from strom.storage.outbox import enqueue
-from strom.storage.schema import connectors, nostr_events, payments, sessions
+from strom.storage.schema import chargers, connectors, nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore, new_session_row
 from strom.tariff import Tariff
 
@@ -82,11 +90,57 @@ class ZapRequestUsed(StromError):
 
 
 class ConnectorUnavailable(StromError):
-    """The connector cannot take a new session now; ``reason`` is for the driver."""
+    """The connector cannot take a new session now; ``reason`` is for the driver.
 
-    def __init__(self, reason: str) -> None:
+    ``link`` is the charger's link when that is why (offline or reconnecting), else online.
+    """
+
+    def __init__(self, reason: str, link: ChargerLink = ChargerLink.ONLINE) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.link = link
+
+
+LINK_REFUSALS = {
+    ChargerLink.OFFLINE: (
+        "this charger is offline right now (not connected); nothing was charged — "
+        "please try again later"
+    ),
+    ChargerLink.RECONNECTING: (
+        "this charger is reconnecting right now; nothing was charged — please try again in a minute"
+    ),
+}
+TOP_UP_REFUSALS = {
+    ChargerLink.OFFLINE: (
+        "this charger is offline right now (not connected), so more budget could not be "
+        "used or metered; nothing was charged and your session keeps its budget — "
+        "try again when it is back"
+    ),
+    ChargerLink.RECONNECTING: (
+        "this charger is reconnecting right now; nothing was charged and your session "
+        "keeps its budget — please try again in a minute"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _ConnectorView:
+    """What an offer needs to know of one connector (from the database)."""
+
+    enabled: bool
+    status: str
+    busy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    connectors: dict[tuple[str, int], _ConnectorView]
+    # charger id -> (chargers.online, chargers.reconnect_until)
+    links: dict[str, tuple[bool, datetime | None]]
+
+    def link(self, charger_id: str, now: datetime) -> ChargerLink:
+        online, until = self.links.get(charger_id, (False, None))
+        return charger_link(online, until, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +181,13 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
-def _refuse(*, enabled: bool, status: str, busy: bool) -> None:
+def _refuse(
+    *, enabled: bool, status: str, busy: bool, link: ChargerLink = ChargerLink.ONLINE
+) -> None:
     if not enabled:
         raise ConnectorUnavailable("this connector is out of service; nothing was charged")
+    if link is not ChargerLink.ONLINE:
+        raise ConnectorUnavailable(LINK_REFUSALS[link], link)
     if status in _OFFLINE_STATUSES:
         raise ConnectorUnavailable(
             f"this connector is {status.lower()} right now; nothing was charged"
@@ -193,7 +251,7 @@ class PaymentService:
         self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
             profile.tariff.to_tariff()
         )
-        self._view: dict[tuple[str, int], tuple[bool, str, bool]] | None = None
+        self._view: _View | None = None
         self._view_at = 0.0
         self._view_generation = 0
         self._view_lock = asyncio.Lock()
@@ -206,16 +264,27 @@ class PaymentService:
         if connector_id not in {c.id for c in profile.connectors}:
             raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
         async with self.db.reader() as conn:
-            await self._check_connector(conn, profile.id, connector_id, exclude=None)
+            row = (
+                await conn.execute(
+                    select(chargers.c.online, chargers.c.reconnect_until).where(
+                        chargers.c.id == profile.id
+                    )
+                )
+            ).first()
+            link = ChargerLink.OFFLINE
+            if row is not None:
+                link = charger_link(row.online, row.reconnect_until, self.clock())
+            await self._check_connector(conn, profile.id, connector_id, exclude=None, link=link)
 
     async def offer_check(self, profile: ProfileConfig, connector_id: int) -> None:
         """:meth:`check_connector` answered from memory, for offers (payRequest, pages).
 
         The view of connectors is rebuilt from the database after any committed session
-        transition or connector event (see :meth:`forget_view`) and at least every
-        :data:`VIEW_MAX_AGE_S` (for changes made by another process). An offer is only a
-        first step: the invoice callback checks again against the database, and settlement
-        decides who gets the connector, so a view a moment old never lets two sessions in.
+        transition or connector event, a charger connecting or going away among them (see
+        :meth:`forget_view`), and at least every :data:`VIEW_MAX_AGE_S` (for changes made by
+        another process). An offer is only a first step: the invoice callback checks again,
+        and settlement decides who gets the connector, so a view a moment old never lets two
+        sessions in.
 
         Raises:
             ConnectorUnavailable: the same reasons as :meth:`check_connector`.
@@ -223,18 +292,41 @@ class PaymentService:
         if connector_id not in {c.id for c in profile.connectors}:
             raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
         view = await self._connector_view()
-        found = view.get((profile.id, connector_id))
+        found = view.connectors.get((profile.id, connector_id))
         if found is None:
             raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        enabled, status, busy = found
-        _refuse(enabled=enabled, status=status, busy=busy)
+        _refuse(
+            enabled=found.enabled,
+            status=found.status,
+            busy=found.busy,
+            link=view.link(profile.id, self.clock()),
+        )
+
+    async def link_of(self, charger_id: str) -> ChargerLink:
+        """The charger's link as offers see it (online, reconnecting, offline)."""
+        view = await self._connector_view()
+        return view.link(charger_id, self.clock())
+
+    async def top_up_check(self, charger_id: str) -> None:
+        """Refuse a top-up while the session's charger is not connected.
+
+        The session keeps running on the charger's side, but Strom can neither meter nor stop
+        it while the link is down; the driver's budget stays as it is, and what is not used is
+        refunded as always.
+
+        Raises:
+            ConnectorUnavailable: the charger is offline or reconnecting.
+        """
+        link = await self.link_of(charger_id)
+        if link is not ChargerLink.ONLINE:
+            raise ConnectorUnavailable(TOP_UP_REFUSALS[link], link)
 
     def forget_view(self, *_: object) -> None:
         """Drop the in-memory connector view; the next offer rebuilds it."""
         self._view_generation += 1
         self._view = None
 
-    async def _connector_view(self) -> dict[tuple[str, int], tuple[bool, str, bool]]:
+    async def _connector_view(self) -> _View:
         now = time.monotonic()
         if self._view is not None and now - self._view_at < VIEW_MAX_AGE_S:
             return self._view
@@ -248,7 +340,7 @@ class PaymentService:
                 self._view, self._view_at = view, started
             return view
 
-    async def _load_view(self) -> dict[tuple[str, int], tuple[bool, str, bool]]:
+    async def _load_view(self) -> _View:
         async with self.db.reader() as conn:
             busy = {
                 (row.charger_id, row.connector_id)
@@ -256,6 +348,12 @@ class PaymentService:
                     select(sessions.c.charger_id, sessions.c.connector_id).where(
                         sessions.c.state.in_([s.value for s in BUSY_STATES])
                     )
+                )
+            }
+            links = {
+                row.id: (bool(row.online), row.reconnect_until)
+                for row in await conn.execute(
+                    select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
                 )
             }
             rows = await conn.execute(
@@ -266,17 +364,25 @@ class PaymentService:
                     connectors.c.status,
                 )
             )
-            return {
-                (row.charger_id, row.connector_id): (
-                    bool(row.enabled),
-                    row.status,
-                    (row.charger_id, row.connector_id) in busy,
-                )
-                for row in rows
-            }
+            return _View(
+                connectors={
+                    (row.charger_id, row.connector_id): _ConnectorView(
+                        bool(row.enabled),
+                        row.status,
+                        (row.charger_id, row.connector_id) in busy,
+                    )
+                    for row in rows
+                },
+                links=links,
+            )
 
     async def _check_connector(
-        self, conn: AsyncConnection, charger_id: str, connector_id: int, exclude: str | None
+        self,
+        conn: AsyncConnection,
+        charger_id: str,
+        connector_id: int,
+        exclude: str | None,
+        link: ChargerLink = ChargerLink.ONLINE,
     ) -> None:
         row = (
             await conn.execute(
@@ -288,7 +394,7 @@ class PaymentService:
         ).first()
         if row is None:
             raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        _refuse(enabled=row.enabled, status=row.status, busy=False)
+        _refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
         query = select(sessions.c.id).where(
             sessions.c.charger_id == charger_id,
             sessions.c.connector_id == connector_id,
@@ -318,7 +424,8 @@ class PaymentService:
 
         Raises:
             ZapRequestUsed: the zap request was already used.
-            ConnectorUnavailable: disabled, faulted or busy connector (no invoice made).
+            ConnectorUnavailable: disabled, faulted or busy connector, or a charger that is
+                not connected (no invoice made).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
         # From the in-memory view: current to the last commit of this process; the session
@@ -433,6 +540,7 @@ class PaymentService:
         session_id: str,
         amount_msat: int,
         *,
+        charger_id: str,
         description_hash: bytes,
         zap_request: dict[str, Any] | None = None,
         zap_request_id: str | None = None,
@@ -440,9 +548,21 @@ class PaymentService:
     ) -> Invoice:
         """An invoice that adds to a session's budget (a top-up page, or the zapper's new zap).
 
+        Args:
+            session_id: the session to top up.
+            amount_msat: the invoice amount.
+            charger_id: the session's charger, which must be connected
+                (:meth:`top_up_check`).
+            description_hash: what the invoice commits to.
+            zap_request: the zap request that pays it, for the receipt.
+            zap_request_id: its event id, recorded as used in the same transaction.
+            initiator_pubkey: the zapper's key.
+
         Raises:
+            ConnectorUnavailable: the charger is not connected (no invoice made).
             ZapRequestUsed: the zap request was already used.
         """
+        await self.top_up_check(charger_id)
         invoice = await self.backend.create_invoice(
             amount_msat, description_hash=description_hash, expiry_s=self.config.invoice_expiry_s
         )
