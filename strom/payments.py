@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 * :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy, or
   whose charger is not connected (offline, or still reconnecting after a restart of Strom),
-  *before* any invoice exists (from the in-memory view of connectors, which every committed
-  session transition and connector event refreshes), asks the backend for the invoice, then
+  *before* any invoice exists (from the in-memory view of :mod:`strom.offers`, which every
+  committed session transition and OCPP event refreshes), asks the backend for the invoice, then
   stores a session ``awaiting_payment`` with its pending payment in one transaction — the
   invoice is handed out only after that commit, so a settled invoice always finds its session.
 * :meth:`PaymentService.settle` is the one idempotent "payment settled" step. The backend's
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,7 +45,8 @@ from strom.config import ProfileConfig, SessionsConfig
 from strom.crashpoints import crashpoint
 from strom.errors import StromError
 from strom.lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
-from strom.ports import ChargerLink, charger_link
+from strom.offers import BUSY_STATES, ConnectorUnavailable, OfferView
+from strom.ports import ChargerLink
 from strom.session import (
     InvoiceExpired,
     PaymentSettled,
@@ -58,11 +58,12 @@ from strom.session import (
 )
 from strom.session_secrets import SessionSecrets
 from strom.storage.outbox import enqueue
-from strom.storage.schema import chargers, connectors, nostr_events, payments, sessions
+from strom.storage.schema import nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore, new_session_row
 from strom.tariff import Tariff
 
 __all__ = [
+    "BUSY_STATES",
     "OVERPAY_LIMIT",
     "ConnectorUnavailable",
     "OpenedSession",
@@ -72,10 +73,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
-_OFFLINE_STATUSES = {"Unavailable", "Faulted"}
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-VIEW_MAX_AGE_S = 1.0  # how stale an offer's view of connectors may be (other processes' writes)
 # The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
 # more than twice the amount asked, so a larger report is a backend's error, not a payment.
 OVERPAY_LIMIT = 2
@@ -87,60 +85,6 @@ class ZapRequestUsed(StromError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class ConnectorUnavailable(StromError):
-    """The connector cannot take a new session now; ``reason`` is for the driver.
-
-    ``link`` is the charger's link when that is why (offline or reconnecting), else online.
-    """
-
-    def __init__(self, reason: str, link: ChargerLink = ChargerLink.ONLINE) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.link = link
-
-
-LINK_REFUSALS = {
-    ChargerLink.OFFLINE: (
-        "this charger is offline right now (not connected); nothing was charged — "
-        "please try again later"
-    ),
-    ChargerLink.RECONNECTING: (
-        "this charger is reconnecting right now; nothing was charged — please try again in a minute"
-    ),
-}
-TOP_UP_REFUSALS = {
-    ChargerLink.OFFLINE: (
-        "this charger is offline right now (not connected), so more budget could not be "
-        "used or metered; nothing was charged and your session keeps its budget — "
-        "try again when it is back"
-    ),
-    ChargerLink.RECONNECTING: (
-        "this charger is reconnecting right now; nothing was charged and your session "
-        "keeps its budget — please try again in a minute"
-    ),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _ConnectorView:
-    """What an offer needs to know of one connector (from the database)."""
-
-    enabled: bool
-    status: str
-    busy: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _View:
-    connectors: dict[tuple[str, int], _ConnectorView]
-    # charger id -> (chargers.online, chargers.reconnect_until)
-    links: dict[str, tuple[bool, datetime | None]]
-
-    def link(self, charger_id: str, now: datetime) -> ChargerLink:
-        online, until = self.links.get(charger_id, (False, None))
-        return charger_link(online, until, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,24 +123,6 @@ def _payment_row(
 def _retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _refuse(
-    *, enabled: bool, status: str, busy: bool, link: ChargerLink = ChargerLink.ONLINE
-) -> None:
-    if not enabled:
-        raise ConnectorUnavailable("this connector is out of service; nothing was charged")
-    if link is not ChargerLink.ONLINE:
-        raise ConnectorUnavailable(LINK_REFUSALS[link], link)
-    if status in _OFFLINE_STATUSES:
-        raise ConnectorUnavailable(
-            f"this connector is {status.lower()} right now; nothing was charged"
-        )
-    if busy:
-        raise ConnectorUnavailable(
-            "this charger is in use by someone else right now; nothing was charged — "
-            "please try again when it is free"
-        )
 
 
 def _log_flagged(row: Any, received: int) -> None:
@@ -251,159 +177,39 @@ class PaymentService:
         self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
             profile.tariff.to_tariff()
         )
-        self._view: _View | None = None
-        self._view_at = 0.0
-        self._view_generation = 0
-        self._view_lock = asyncio.Lock()
+        self.offers = OfferView(store.db, clock)
         store.listeners.append(self.forget_view)
         self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
-        if connector_id not in {c.id for c in profile.connectors}:
-            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
-        async with self.db.reader() as conn:
-            row = (
-                await conn.execute(
-                    select(chargers.c.online, chargers.c.reconnect_until).where(
-                        chargers.c.id == profile.id
-                    )
-                )
-            ).first()
-            link = ChargerLink.OFFLINE
-            if row is not None:
-                link = charger_link(row.online, row.reconnect_until, self.clock())
-            await self._check_connector(conn, profile.id, connector_id, exclude=None, link=link)
+        await self.offers.check_in_database(profile, connector_id)
 
     async def offer_check(self, profile: ProfileConfig, connector_id: int) -> None:
-        """:meth:`check_connector` answered from memory, for offers (payRequest, pages).
-
-        The view of connectors is rebuilt from the database after any committed session
-        transition or connector event, a charger connecting or going away among them (see
-        :meth:`forget_view`), and at least every :data:`VIEW_MAX_AGE_S` (for changes made by
-        another process). An offer is only a first step: the invoice callback checks again,
-        and settlement decides who gets the connector, so a view a moment old never lets two
-        sessions in.
+        """:meth:`check_connector` answered from memory, for offers (:class:`OfferView`).
 
         Raises:
-            ConnectorUnavailable: the same reasons as :meth:`check_connector`.
+            ConnectorUnavailable: disabled, unknown, out of order or busy connector, or a
+                charger that is not connected.
         """
-        if connector_id not in {c.id for c in profile.connectors}:
-            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
-        view = await self._connector_view()
-        found = view.connectors.get((profile.id, connector_id))
-        if found is None:
-            raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        _refuse(
-            enabled=found.enabled,
-            status=found.status,
-            busy=found.busy,
-            link=view.link(profile.id, self.clock()),
-        )
+        await self.offers.check(profile, connector_id)
 
     async def link_of(self, charger_id: str) -> ChargerLink:
         """The charger's link as offers see it (online, reconnecting, offline)."""
-        view = await self._connector_view()
-        return view.link(charger_id, self.clock())
+        return await self.offers.link_of(charger_id)
 
     async def top_up_check(self, charger_id: str) -> None:
         """Refuse a top-up while the session's charger is not connected.
 
-        The session keeps running on the charger's side, but Strom can neither meter nor stop
-        it while the link is down; the driver's budget stays as it is, and what is not used is
-        refunded as always.
-
         Raises:
             ConnectorUnavailable: the charger is offline or reconnecting.
         """
-        link = await self.link_of(charger_id)
-        if link is not ChargerLink.ONLINE:
-            raise ConnectorUnavailable(TOP_UP_REFUSALS[link], link)
+        await self.offers.top_up_check(charger_id)
 
     def forget_view(self, *_: object) -> None:
-        """Drop the in-memory connector view; the next offer rebuilds it."""
-        self._view_generation += 1
-        self._view = None
-
-    async def _connector_view(self) -> _View:
-        now = time.monotonic()
-        if self._view is not None and now - self._view_at < VIEW_MAX_AGE_S:
-            return self._view
-        async with self._view_lock:  # one reload for a burst of offers
-            if self._view is not None and time.monotonic() - self._view_at < VIEW_MAX_AGE_S:
-                return self._view
-            generation = self._view_generation
-            started = time.monotonic()
-            view = await self._load_view()
-            if generation == self._view_generation:  # nothing changed while loading
-                self._view, self._view_at = view, started
-            return view
-
-    async def _load_view(self) -> _View:
-        async with self.db.reader() as conn:
-            busy = {
-                (row.charger_id, row.connector_id)
-                for row in await conn.execute(
-                    select(sessions.c.charger_id, sessions.c.connector_id).where(
-                        sessions.c.state.in_([s.value for s in BUSY_STATES])
-                    )
-                )
-            }
-            links = {
-                row.id: (bool(row.online), row.reconnect_until)
-                for row in await conn.execute(
-                    select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
-                )
-            }
-            rows = await conn.execute(
-                select(
-                    connectors.c.charger_id,
-                    connectors.c.connector_id,
-                    connectors.c.enabled,
-                    connectors.c.status,
-                )
-            )
-            return _View(
-                connectors={
-                    (row.charger_id, row.connector_id): _ConnectorView(
-                        bool(row.enabled),
-                        row.status,
-                        (row.charger_id, row.connector_id) in busy,
-                    )
-                    for row in rows
-                },
-                links=links,
-            )
-
-    async def _check_connector(
-        self,
-        conn: AsyncConnection,
-        charger_id: str,
-        connector_id: int,
-        exclude: str | None,
-        link: ChargerLink = ChargerLink.ONLINE,
-    ) -> None:
-        row = (
-            await conn.execute(
-                select(connectors.c.enabled, connectors.c.status).where(
-                    connectors.c.charger_id == charger_id,
-                    connectors.c.connector_id == connector_id,
-                )
-            )
-        ).first()
-        if row is None:
-            raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        _refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
-        query = select(sessions.c.id).where(
-            sessions.c.charger_id == charger_id,
-            sessions.c.connector_id == connector_id,
-            sessions.c.state.in_([s.value for s in BUSY_STATES]),
-        )
-        if exclude is not None:
-            query = query.where(sessions.c.id != exclude)
-        busy = (await conn.execute(query.limit(1))).first() is not None
-        _refuse(enabled=True, status=row.status, busy=busy)
+        """Drop the in-memory view offers are answered from; the next offer rebuilds it."""
+        self.offers.forget()
 
     async def open_session(
         self,
@@ -666,7 +472,7 @@ class PaymentService:
         if row.kind == "initial" and transition.session.state is State.PAID:
             session = transition.session
             try:
-                await self._check_connector(
+                await self.offers.check_in(
                     conn, session.charger_id, session.connector_id, exclude=session.id
                 )
             except ConnectorUnavailable as exc:
