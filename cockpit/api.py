@@ -311,7 +311,9 @@ class Api:
         return {
             "charger_id": profile.id,
             "name": profile.name,
-            "online": self.ocpp.commands.is_online(profile.id),
+            # Both from the database, as offers read them (the OCPP server's own view of the
+            # connection is ``connection`` in the detail).
+            "online": links.get(profile.id) is ChargerLink.ONLINE,
             "link": links.get(profile.id, ChargerLink.OFFLINE).value,
             "connectors": connectors,
             "energy_msat_per_kwh": self.payments.tariff_for(profile).energy_msat_per_kwh,
