@@ -138,13 +138,13 @@ _LINK_STATUS = {
         "Reconnecting",
         "wait",
         "The charger is reconnecting. You can pay as soon as it is back, usually within a "
-        "minute; this page refreshes by itself. Nothing was charged.",
+        "minute; this page refreshes by itself.",
     ),
     ChargerLink.OFFLINE: ConnectorStatus(
         "Offline",
         "idle",
         "The charger is not connected right now, so it cannot be paid for. "
-        "Nothing was charged; this page refreshes by itself.",
+        "This page refreshes by itself.",
     ),
 }
 LINK_REFRESH_S = {ChargerLink.RECONNECTING: 10, ChargerLink.OFFLINE: 30}
