@@ -14,22 +14,12 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, select
 
 from ocpp_server import SimulatedChargePoint
 from strom import offers
 from strom.ports import ChargerLink, ChargerOffline, ChargerOnline, OcppEvent
-from strom.storage.schema import payments, sessions
 from tests.e2e.conftest import CHARGER, Stack
-from tests.e2e.test_zap_front_door import zap_request
-
-
-async def rows(stack: Stack) -> tuple[int, int]:
-    """How many sessions and payments exist."""
-    async with stack.strom.db.reader() as conn:
-        n_sessions = await conn.scalar(select(func.count()).select_from(sessions))
-        n_payments = await conn.scalar(select(func.count()).select_from(payments))
-    return int(n_sessions or 0), int(n_payments or 0)
+from tests.e2e.test_zap_front_door import counts, zap_request
 
 
 async def take_offline(stack: Stack) -> None:
@@ -80,7 +70,7 @@ async def test_a_charger_that_is_not_connected_is_refused_by_every_offer_and_bac
     # A wallet scanned while the charger was connected, and calls back later.
     offer = await stack.get(stack.pay_url)
     address = await stack.get(f"{stack.base}/.well-known/lnurlp/{CHARGER}")
-    before = await rows(stack)
+    before = await counts(stack)
 
     await take_offline(stack)
 
@@ -89,7 +79,7 @@ async def test_a_charger_that_is_not_connected_is_refused_by_every_offer_and_bac
     assert_refused_offline(await stack.get(str(offer["callback"]), amount="2000000"))
     zap = zap_request(str(address["nostrPubkey"]), 2_000_000)
     assert_refused_offline(await stack.get(str(address["callback"]), amount="2000000", nostr=zap))
-    assert await rows(stack) == before  # no invoice, no session: nothing to pay or refund
+    assert await counts(stack) == before  # no invoice, no session: nothing to pay or refund
 
     page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
     assert page.status_code == 200
@@ -117,7 +107,7 @@ async def test_a_top_up_is_refused_while_the_charger_is_away_and_the_session_kee
     topup_url = f"{stack.base}/s/{status['id']}/topup"
     offer = await stack.get(topup_url, secret=secret)  # taken while connected
     assert offer["tag"] == "payRequest"
-    _, payments_before = await rows(stack)
+    _, payments_before = await counts(stack)
 
     await take_offline(stack)
 
@@ -128,7 +118,7 @@ async def test_a_top_up_is_refused_while_the_charger_is_away_and_the_session_kee
     late = await stack.get(str(offer["callback"]), amount="1000000")
     assert late["status"] == "ERROR"
     assert "offline right now" in str(late["reason"])
-    assert (await rows(stack))[1] == payments_before  # no top-up invoice exists
+    assert (await counts(stack))[1] == payments_before  # no top-up invoice exists
     session = await stack.get(status_url)
     assert session["state"] == "charging"  # the session goes on as it was
     assert session["paid_msat"] == 2_000_000
