@@ -7,8 +7,13 @@ input goes through the queue and is handled to the end before the next one: even
 relays (zap receipts, DMs), OCPP updates (online, offline, connector status), and *jobs*
 submitted by the outbox handlers (session DMs, zap receipts to publish). So a charger's state
 never races with itself, and a DM ``stop`` and a meter update are applied in arrival order.
-Timers (status refresh, progress DMs, profile refresh) are deadlines checked by the same loop,
-not extra tasks.
+Timers (status refresh, progress DMs, profile refresh, the end of a reconnect grace) are
+deadlines checked by the same loop, not extra tasks.
+
+A charger that was connected when Strom stopped starts in its *reconnect grace*
+(``ocpp.reconnect_grace_s``, from the database): its status keeps the connectors' last known
+states, so a map does not show it going offline at every restart of Strom, while offers refuse
+it (:mod:`strom.payments`). If it is not back when the grace ends, the status shows it offline.
 
 Status publication is coalesced: a change marks the status *dirty*, and it is published when
 the queue is empty, so a burst of StatusNotifications gives one event. Its ``created_at``
@@ -50,7 +55,7 @@ from agent.services import AgentServices
 from strom.config import ProfileConfig
 from strom.effects import RetryLater
 from strom.errors import StromError
-from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from strom.ports import ChargerLink, ChargerOffline, ChargerOnline, ConnectorStatusChanged
 
 __all__ = ["Agent", "AgentUpdate"]
 
@@ -107,6 +112,7 @@ class Agent:
         "_next_status_at",
         "_online",
         "_preloaded",
+        "_reconnect_until",
         "key",
         "last_status",
         "profile",
@@ -129,6 +135,7 @@ class Agent:
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
         self._preloaded = (snapshot, active_sessions)
         self._online = False
+        self._reconnect_until: float | None = None  # the end of a reconnect grace (clock)
         self._connectors: dict[int, tuple[str, bool]] = {}
         self._charger_status = ""
         self._active: set[str] = set()
@@ -217,6 +224,11 @@ class Agent:
                 self.charger_id, []
             )
         self._online = snapshot.online
+        self._reconnect_until = None
+        if not snapshot.online and snapshot.reconnect_until is not None:
+            until = snapshot.reconnect_until.timestamp()
+            if until > services.clock():
+                self._reconnect_until = until
         self._connectors = dict(snapshot.connectors or {})
         self._active = set(active)
         self._dirty = True
@@ -225,7 +237,8 @@ class Agent:
             self._schedule_progress()
 
     def _next_deadline(self) -> float:
-        return min(self._next_status_at, self._next_metadata_at, self._next_progress_at)
+        grace = float("inf") if self._reconnect_until is None else self._reconnect_until
+        return min(self._next_status_at, self._next_metadata_at, self._next_progress_at, grace)
 
     async def _next_item(self) -> _Input | None:
         if not self._inbox.empty():
@@ -289,8 +302,10 @@ class Agent:
         before = self._published_states()
         if isinstance(update, ChargerOnline):
             self._online = True
+            self._reconnect_until = None
         elif isinstance(update, ChargerOffline):
             self._online = False
+            self._reconnect_until = None
         elif update.connector_id == 0:
             self._charger_status = update.status
         else:
@@ -306,9 +321,13 @@ class Agent:
             self._next_metadata_at, self.services.clock() + settings.metadata_delay_s
         )
 
+    def _shown_online(self) -> bool:
+        """Connected, or still within its reconnect grace: connectors keep their last state."""
+        return self._online or self._reconnect_until is not None
+
     def _published_states(self) -> tuple[str, ...]:
         return tuple(
-            connector_state(self._online, status, enabled, self._charger_status).value
+            connector_state(self._shown_online(), status, enabled, self._charger_status).value
             for status, enabled in (
                 self._connectors.get(c.id, ("Unknown", True)) for c in self.profile.connectors
             )
@@ -320,6 +339,15 @@ class Agent:
     def online(self) -> bool:
         """Whether the charger is connected."""
         return self._online
+
+    @property
+    def link(self) -> ChargerLink:
+        """Connected, reconnecting (within its grace after a restart of Strom) or offline."""
+        if self._online:
+            return ChargerLink.ONLINE
+        if self._reconnect_until is not None:
+            return ChargerLink.RECONNECTING
+        return ChargerLink.OFFLINE
 
     @property
     def connectors(self) -> dict[int, tuple[str, bool]]:
@@ -378,7 +406,7 @@ class Agent:
             self.profile,
             host=settings.host,
             page_url=f"{settings.public_url}/c/{self.charger_id}",
-            online=self._online,
+            online=self._shown_online(),
             connectors=self._connectors,
             charger_status_text=self._charger_status,
             energy_price=services.prices.energy_price(self.charger_id),
@@ -411,6 +439,12 @@ class Agent:
 
     async def _run_timers(self) -> None:
         now = self.services.clock()
+        if self._reconnect_until is not None and now >= self._reconnect_until:
+            before = self._published_states()
+            self._reconnect_until = None  # not back in time: shown offline from now on
+            log.info("charger %s: not back within its reconnect grace", self.charger_id)
+            if self._published_states() != before:
+                self._dirty = True
         if now >= self._next_status_at:
             await self.publish_status()
         if now >= self._next_metadata_at:

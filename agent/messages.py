@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import bech32
 
+from strom.ports import ChargerLink
 from strom.session import Session, State, stop_reason_text
 from strom.units import format_kwh, format_sat
 
@@ -163,15 +164,22 @@ def session_line(session: Session) -> str:
     )
 
 
+_LINK_TEXT = {
+    ChargerLink.ONLINE: "online",
+    ChargerLink.RECONNECTING: "reconnecting after a restart of Strom (no payments until back)",
+    ChargerLink.OFFLINE: "OFFLINE",
+}
+
+
 def charger_text(
     name: str,
-    online: bool,
+    link: ChargerLink,
     connectors: Sequence[tuple[int, str, bool]],
     price_msat_per_kwh: int,
     open_sessions: int,
 ) -> str:
     """The operator's ``status`` answer: ``connectors`` are (id, OCPP status, enabled)."""
-    lines = [f"{name}: {'online' if online else 'OFFLINE'}, {format_sat(price_msat_per_kwh)}/kWh"]
+    lines = [f"{name}: {_LINK_TEXT[link]}, {format_sat(price_msat_per_kwh)}/kWh"]
     for connector_id, status, enabled in connectors:
         lines.append(f"connector {connector_id}: {status}{'' if enabled else ' (disabled)'}")
     lines.append(f"open sessions: {open_sessions}")

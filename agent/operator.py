@@ -93,7 +93,7 @@ async def _status(agent: Agent, command: Command) -> _Outcome:
     connectors = agent.connectors
     rows = [(c.id, *connectors.get(c.id, ("Unknown", True))) for c in agent.profile.connectors]
     sessions = await open_sessions(services.db, agent.charger_id)
-    text = charger_text(agent.profile.name, agent.online, rows, price, len(sessions))
+    text = charger_text(agent.profile.name, agent.link, rows, price, len(sessions))
     return "status", agent.charger_id, text, {}
 
 

@@ -59,7 +59,8 @@ def charger_status(
         profile: the charger's profile.
         host: the public host, the domain of its lightning address.
         page_url: the charger's public page (prices, QR code), the status event's ``r`` tag.
-        online: whether it is connected.
+        online: whether it is connected, or within its reconnect grace after a restart of
+            Strom (its connectors keep their last state until the grace ends).
         connectors: connector id -> (OCPP status, enabled); missing ones count as unknown.
         charger_status_text: the OCPP status of connector 0 (the charge point as a whole).
         energy_price: an operator's price override, msat per kWh.

@@ -64,6 +64,8 @@ class ChargerSnapshot:
     online: bool = False
     # connector id -> (OCPP status, enabled by the operator)
     connectors: dict[int, tuple[str, bool]] | None = None
+    # The end of its reconnect grace after a restart of Strom (it was connected then), if any.
+    reconnect_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +104,10 @@ async def release_event(db: Database, event_id: str) -> None:
 async def charger_snapshots(
     db: Database, charger_ids: Iterable[str] | None = None
 ) -> dict[str, ChargerSnapshot]:
-    """Online flag and connector states of chargers (all when ``charger_ids`` is None)."""
+    """Online flag, reconnect grace and connector states of chargers (all when None)."""
     wanted = None if charger_ids is None else list(charger_ids)
     async with db.reader() as conn:
-        query_chargers = select(chargers.c.id, chargers.c.online)
+        query_chargers = select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
         query_connectors = select(
             connectors.c.charger_id,
             connectors.c.connector_id,
@@ -115,7 +117,10 @@ async def charger_snapshots(
         if wanted is not None:
             query_chargers = query_chargers.where(chargers.c.id.in_(wanted))
             query_connectors = query_connectors.where(connectors.c.charger_id.in_(wanted))
-        online = {row.id: bool(row.online) for row in await conn.execute(query_chargers)}
+        links = {
+            row.id: (bool(row.online), row.reconnect_until)
+            for row in await conn.execute(query_chargers)
+        }
         states: dict[str, dict[int, tuple[str, bool]]] = {}
         for row in await conn.execute(query_connectors):
             states.setdefault(row.charger_id, {})[row.connector_id] = (
@@ -123,8 +128,12 @@ async def charger_snapshots(
                 bool(row.enabled),
             )
     return {
-        charger_id: ChargerSnapshot(online.get(charger_id, False), states.get(charger_id, {}))
-        for charger_id in set(online) | set(states)
+        charger_id: ChargerSnapshot(
+            links.get(charger_id, (False, None))[0],
+            states.get(charger_id, {}),
+            links.get(charger_id, (False, None))[1],
+        )
+        for charger_id in set(links) | set(states)
     }
 
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,6 +67,10 @@ async def serve_strom(profile: bool) -> None:
         ids = [f"bench-{n}" for n in range(CHARGERS)]
         config = _common.strom_config(Path(tmp), chargers=ids)
         async with _common.running_strom(config, unlimited=True) as strom:
+            # As if every charger were connected: offers refuse a charger that is not.
+            for charger_id in ids:
+                await strom.chargers.set_online(charger_id, True, datetime.now(UTC))
+            strom.payments.forget_view()
             base = strom.config.server.public_url  # on the port Strom bound
             print(json.dumps({"base": base, "chargers": ids}), flush=True)
             if profile:

@@ -48,6 +48,7 @@ from strom.effects import RetryLater
 from strom.errors import ConfigError, IllegalTransition
 from strom.lightning import NodeWatch
 from strom.payments import PaymentService
+from strom.ports import ChargerLink
 from strom.session import State, StopReason, StopRequested
 from strom.storage.chargers import ChargerStore
 from strom.storage.db import Database
@@ -312,7 +313,10 @@ class Api:
     # --- chargers --------------------------------------------------------------------------
 
     async def _summary(
-        self, profile: ProfileConfig, running: dict[tuple[str, int], str]
+        self,
+        profile: ProfileConfig,
+        running: dict[tuple[str, int], str],
+        links: dict[str, ChargerLink],
     ) -> dict[str, Any]:
         rows = {row.connector_id: row for row in await self.chargers.connectors(profile.id)}
         connectors = []
@@ -333,7 +337,10 @@ class Api:
         return {
             "charger_id": profile.id,
             "name": profile.name,
-            "online": self.ocpp.commands.is_online(profile.id),
+            # Both from the database, as offers read them (the OCPP server's own view of the
+            # connection is ``connection`` in the detail).
+            "online": links.get(profile.id) is ChargerLink.ONLINE,
+            "link": links.get(profile.id, ChargerLink.OFFLINE).value,
             "connectors": connectors,
             "energy_msat_per_kwh": self.payments.tariff_for(profile).energy_msat_per_kwh,
             "npub": encode_npub(pubkey) if pubkey else None,
@@ -347,7 +354,10 @@ class Api:
 
     async def list_chargers(self, call: Call) -> m.ChargerList:
         running = await self._running()
-        items = [m.ChargerSummary(**await self._summary(p, running)) for p in self.config.profiles]
+        links = await self.chargers.links()
+        items = [
+            m.ChargerSummary(**await self._summary(p, running, links)) for p in self.config.profiles
+        ]
         return m.ChargerList(items=items)
 
     async def get_charger(self, call: Call) -> m.ChargerDetail:
@@ -361,7 +371,7 @@ class Api:
         boot = info.boot if info else None
         base = self.config.server.public_url
         return m.ChargerDetail(
-            **await self._summary(profile, running),
+            **await self._summary(profile, running, await self.chargers.links()),
             description=profile.description,
             address=profile.location.address,
             lat=profile.location.lat,

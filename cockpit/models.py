@@ -200,7 +200,12 @@ class ConnectorOut(_Out):
 class ChargerSummary(_Out):
     charger_id: str
     name: str
-    online: bool
+    online: bool = Field(description="connected: payments open (the same as link 'online')")
+    link: Literal["online", "reconnecting", "offline"] = Field(
+        description="online: connected (payments open); reconnecting: it was connected when "
+        "Strom last stopped and is not back yet, within ocpp.reconnect_grace_s (shown with its "
+        "last status, no payments); offline: not connected (no payments)"
+    )
     connectors: list[ConnectorOut]
     energy_msat_per_kwh: int
     npub: str | None

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from lnurl_server.csp import page_policy
 from lnurl_server.qr import fallback_qr, lnurl_qr
 from strom.config import ProfileConfig
+from strom.ports import ChargerLink
 from strom.session import Session, State, stop_reason_text
 from strom.units import format_kwh, format_sat
 
@@ -121,21 +122,46 @@ _FREE_DETAIL = {
     "Reserved": "Reserved at the charger.",
 }
 _OUT_OF_SERVICE = {"Unavailable", "Faulted"}
+# A charger that is not connected: no pay code, and the page refreshes itself (seconds) so the
+# code appears once it is back. A driver standing at a reconnecting charger waits a minute.
+_LINK_STATUS = {
+    ChargerLink.RECONNECTING: ConnectorStatus(
+        "Reconnecting",
+        "wait",
+        "The charger is reconnecting. You can pay as soon as it is back, usually within a "
+        "minute; this page refreshes by itself.",
+    ),
+    ChargerLink.OFFLINE: ConnectorStatus(
+        "Offline",
+        "idle",
+        "The charger is not connected right now, so it cannot be paid for. "
+        "This page refreshes by itself.",
+    ),
+}
+LINK_REFRESH_S = {ChargerLink.RECONNECTING: 10, ChargerLink.OFFLINE: 30}
 
 
-def connector_status(ocpp_status: str, busy_reason: str) -> ConnectorStatus:
+def connector_status(
+    ocpp_status: str, busy_reason: str, link: ChargerLink = ChargerLink.ONLINE
+) -> ConnectorStatus:
     """The driver's view of a connector from its OCPP status and Strom's busy reason.
 
     Args:
         ocpp_status: the charger's last StatusNotification value, or ``"Unknown"``.
         busy_reason: why the connector cannot be paid for now; empty when it can.
+        link: whether its charger is connected (online), reconnecting or offline.
 
     Returns:
-        A short label ("Free", "In use", "Out of service", …), its tone and a detail line.
+        A short label ("Free", "In use", "Out of service", "Offline", …), its tone and a
+        detail line.
     """
     if not busy_reason:
         return ConnectorStatus("Free", "ok", _FREE_DETAIL.get(ocpp_status, ""))
-    if ocpp_status in _OUT_OF_SERVICE or "out of service" in busy_reason:
+    if "out of service" in busy_reason:
+        return ConnectorStatus("Out of service", "bad", _sentence(busy_reason))
+    if link in _LINK_STATUS:
+        return _LINK_STATUS[link]
+    if ocpp_status in _OUT_OF_SERVICE:
         return ConnectorStatus("Out of service", "bad", _sentence(busy_reason))
     if ocpp_status == "Unknown":
         return ConnectorStatus("Offline", "idle", _sentence(busy_reason))
@@ -257,7 +283,12 @@ class Pages:
         )
 
     def charger(
-        self, profile: ProfileConfig, connectors: list[dict[str, Any]], *, single: bool = False
+        self,
+        profile: ProfileConfig,
+        connectors: list[dict[str, Any]],
+        *,
+        single: bool = False,
+        link: ChargerLink = ChargerLink.ONLINE,
     ) -> str:
         """The charger page, or one connector's page (``single``: where its QR code leads).
 
@@ -268,11 +299,13 @@ class Pages:
                 its page with the LNURL in ``?lightning=``), ``status`` (OCPP) and ``busy``
                 (the reason it cannot be paid for now, or empty).
             single: the page of one connector: it links to the whole charger's page.
+            link: whether the charger is connected; when not, no pay code is shown and the
+                page refreshes itself.
         """
         tariff = profile.tariff.to_tariff()
         items = []
         for item in connectors:
-            status = connector_status(str(item["status"]), str(item["busy"]))
+            status = connector_status(str(item["status"]), str(item["busy"]), link)
             items.append(
                 {
                     **item,
@@ -283,7 +316,11 @@ class Pages:
                 }
             )
         return self.env.get_template("charger.html").render(
-            profile=profile, tariff=tariff, connectors=items, single=single
+            profile=profile,
+            tariff=tariff,
+            connectors=items,
+            single=single,
+            refresh_s=LINK_REFRESH_S.get(link),
         )
 
     def session(self, profile: ProfileConfig, session: Session, view: dict[str, Any]) -> str:

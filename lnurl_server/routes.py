@@ -14,8 +14,11 @@ Endpoints (see docs/lnurl.md):
 ==================================================  =============================================
 
 The state switch: while a connector is free its static LNURL answers a payRequest; while it
-is busy it answers every wallet with a LUD error and nothing is paid. A withdraw link exists
-only per session and carries the session secret: the static sticker never hands one out.
+is busy, or its charger is not connected (offline, or reconnecting after a restart of Strom),
+it answers every wallet with a LUD error and nothing is paid. The callback asks again (a wallet
+may call it a minute later), and so do the lightning address, zaps and top-ups. A withdraw
+link exists only per session and carries the session secret: the static sticker never hands
+one out.
 """
 
 from __future__ import annotations
@@ -326,6 +329,7 @@ class FrontDoor:
         return await self.payments.open_top_up(
             session_id,
             zap.amount_msat,
+            charger_id=profile.id,
             description_hash=hashlib.sha256(zap.description.encode()).digest(),
             zap_request={"description": zap.description, "relays": list(zap.relays)},
             zap_request_id=zap.event_id,
@@ -400,6 +404,7 @@ class FrontDoor:
             raise self._not_found(f"This charger has no connector {int(only or 0)}.")
         rows = await self.chargers.connectors(profile.id)
         status = {row.connector_id: row for row in rows}
+        link = await self.payments.link_of(profile.id)
         items = []
         for connector in shown:
             lnurl = bech32_lnurl(self.pay_url(profile.id, connector.id))
@@ -418,7 +423,7 @@ class FrontDoor:
                     "busy": busy,
                 }
             )
-        return self._html(self.pages.charger(profile, items, single=only is not None))
+        return self._html(self.pages.charger(profile, items, single=only is not None, link=link))
 
     # --- top-up ----------------------------------------------------------------------------
 
@@ -432,6 +437,10 @@ class FrontDoor:
             return _lud_error(exc.reason)
         if self._node_down():
             return _lud_error(NODE_DOWN)
+        try:
+            await self.payments.top_up_check(session.charger_id)
+        except ConnectorUnavailable as exc:
+            return _lud_error(exc.reason)
         profile = self.config.profile(session.charger_id)
         tariff = session.tariff
         metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
@@ -468,8 +477,13 @@ class FrontDoor:
         metadata = PayMetadata(text=f"Top up charging session {session.id} at {profile.name}")
         try:
             invoice = await self.payments.open_top_up(
-                session.id, amount, description_hash=metadata.description_hash()
+                session.id,
+                amount,
+                charger_id=session.charger_id,
+                description_hash=metadata.description_hash(),
             )
+        except ConnectorUnavailable as exc:
+            return _lud_error(exc.reason)
         except UnitError as exc:
             return _amount_refused(profile.id, amount, exc)
         except BackendError as exc:

@@ -22,6 +22,7 @@ import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -517,6 +518,7 @@ class Strom:
         server = self.config.server
         context = _ssl_context(server.tls_cert, server.tls_key, "server")
         await self._reconcile()
+        await self._begin_reconnect_grace()
         await self.ocpp.start()
         self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
@@ -553,10 +555,25 @@ class Strom:
                     task.cancel()
         finally:
             await self.http.cleanup()
+            self.events.server_stopping()  # connected chargers get a reconnect grace next start
             await self.ocpp.stop()
             await self.backend.aclose()
             await self.db.close()
             log.info("stopped")
+
+    async def _begin_reconnect_grace(self) -> None:
+        """Chargers connected when Strom last stopped are reconnecting, not offline, for a while."""
+        grace_s = self.config.ocpp.reconnect_grace_s
+        waiting = await self.chargers.begin_reconnect_grace(datetime.now(UTC), grace_s)
+        if waiting:
+            log.info(
+                "%d charger(s) were connected when Strom stopped; shown as reconnecting for up "
+                "to %d s (ocpp.reconnect_grace_s), no payments until each is back: %s",
+                len(waiting),
+                grace_s,
+                ", ".join(waiting[:10]) + (" …" if len(waiting) > 10 else ""),
+            )
+        self.payments.forget_view()
 
     def _announce(self) -> None:
         """Log where each charger can be reached: page, OCPP URL, nostr identity."""

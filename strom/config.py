@@ -159,6 +159,11 @@ class OcppConfig(_Section):
     message_log_size: int = Field(20, ge=0, le=1_000)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # After a restart of Strom, chargers that were connected get this long to come back before
+    # their connectors are shown offline (nostr status, charger page, API); meanwhile they are
+    # shown as reconnecting with their last status, and offers refuse them (not connected).
+    # 0 shows them offline at once.
+    reconnect_grace_s: int = Field(90, ge=0, le=3_600)
 
 
 class SessionsConfig(_Section):

@@ -8,6 +8,11 @@ pages. A failing subscriber is logged and never stops the others or the OCPP con
 With an :class:`strom.orphans.OrphanWatch`, a connector status is recorded by the watch (in one
 transaction with the orphan check it may arm) and a boot suspects the charger's open
 transactions: a charger that comes back without its transaction does not lock a session.
+
+When Strom stops, the OCPP server closes every connection; those disconnects are not recorded
+(:meth:`CoreEventSink.server_stopping`): the chargers were connected when Strom stopped, as after
+a crash, and the next start gives them a reconnect grace
+(:meth:`strom.storage.chargers.ChargerStore.begin_reconnect_grace`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ class CoreEventSink:
         self.chargers = chargers
         self.orphans = orphans
         self.subscribers: list[Subscriber] = []
+        self._stopping = False
+
+    def server_stopping(self) -> None:
+        """Strom is stopping: the disconnects that follow are its own, not the chargers'."""
+        self._stopping = True
 
     async def publish(self, event: OcppEvent) -> None:
         """Record the event's effect on charger state, then deliver it to every subscriber."""
@@ -54,7 +64,7 @@ class CoreEventSink:
                 await self.orphans.booted(event)
         elif isinstance(event, ChargerOnline):
             await self.chargers.set_online(event.charger_id, True, event.at)
-        elif isinstance(event, ChargerOffline):
+        elif isinstance(event, ChargerOffline) and not self._stopping:
             await self.chargers.set_online(event.charger_id, False, event.at)
         for subscriber in self.subscribers:
             try:

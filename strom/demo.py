@@ -34,6 +34,7 @@ from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
 from strom.lightning import FakeBackend, FakeDriverWallet
+from strom.ports import ChargerOnline, OcppEvent
 from strom.scaffold import write_scaffold
 from strom.units import format_kwh, format_sat
 
@@ -110,6 +111,14 @@ async def _until(
         if time.monotonic() > deadline:
             raise DemoFailed(f"timed out waiting for {what} (last seen: {value.get('state')})")
         await asyncio.sleep(0.25)
+
+
+async def _connected(connected: asyncio.Event, timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await connected.wait()
+    except TimeoutError:
+        raise DemoFailed("the simulated charger did not connect") from None
 
 
 class Driver:
@@ -219,6 +228,13 @@ async def run_demo(options: DemoOptions) -> int:
                 plugged=(1,),
             )
         )
+        connected = asyncio.Event()  # Strom takes no payment for a charger not connected
+
+        async def watch(event: OcppEvent) -> None:
+            if isinstance(event, ChargerOnline):
+                connected.set()
+
+        strom.events.subscribers.append(watch)
         sim = group.create_task(simulator.run(), name="simulator")
         charger_page = f"{base}/c/{CHARGER}"
         lnurl = bech32_lnurl(f"{base}/lnurlp/{CHARGER}/1")
@@ -237,6 +253,7 @@ async def run_demo(options: DemoOptions) -> int:
             raise DemoFailed("the demo needs the fake lightning backend")
         wallet = FakeDriverWallet(strom.backend)
         try:
+            await _connected(connected, options.timeout_s)
             async with httpx.AsyncClient(timeout=30) as http:
                 await Driver(http, wallet, options.timeout_s).story(base, options)
         except (DemoFailed, httpx.HTTPError) as exc:

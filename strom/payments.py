@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-* :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy
-  *before* any invoice exists (from the in-memory view of connectors, which every committed
-  session transition and connector event refreshes), asks the backend for the invoice, then
+* :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy, or
+  whose charger is not connected (offline, or still reconnecting after a restart of Strom),
+  *before* any invoice exists (from the in-memory view of :mod:`strom.offers`, which every
+  committed session transition and OCPP event refreshes), asks the backend for the invoice, then
   stores a session ``awaiting_payment`` with its pending payment in one transaction — the
   invoice is handed out only after that commit, so a settled invoice always finds its session.
 * :meth:`PaymentService.settle` is the one idempotent "payment settled" step. The backend's
@@ -18,6 +19,12 @@ Theory of operation
   reserved by an unpaid invoice, so nobody can block a charger by scanning). The first payment
   to settle gets the connector; a later one is recorded, and its whole amount becomes
   refundable to its payer at once (the session page shows the refund link).
+* Settlement does not look at the charger's link: a payment can settle in the moment its
+  charger drops (an invoice paid a minute after it was made, say). That race cannot be closed
+  — the driver's wallet pays when it pays — so such a session goes the usual way: RemoteStart
+  answers ``Offline``, and the whole payment becomes refundable.
+* A top-up (:meth:`PaymentService.open_top_up`) is refused too while the session's charger is
+  not connected: Strom could neither see the charge go on nor stop it at the new budget.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +45,8 @@ from strom.config import ProfileConfig, SessionsConfig
 from strom.crashpoints import crashpoint
 from strom.errors import StromError
 from strom.lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
+from strom.offers import BUSY_STATES, ConnectorUnavailable, OfferView
+from strom.ports import ChargerLink
 from strom.session import (
     InvoiceExpired,
     PaymentSettled,
@@ -50,11 +58,12 @@ from strom.session import (
 )
 from strom.session_secrets import SessionSecrets
 from strom.storage.outbox import enqueue
-from strom.storage.schema import connectors, nostr_events, payments, sessions
+from strom.storage.schema import nostr_events, payments, sessions
 from strom.storage.sessions import SessionStore, new_session_row
 from strom.tariff import Tariff
 
 __all__ = [
+    "BUSY_STATES",
     "OVERPAY_LIMIT",
     "ConnectorUnavailable",
     "OpenedSession",
@@ -64,10 +73,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
-_OFFLINE_STATUSES = {"Unavailable", "Faulted"}
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-VIEW_MAX_AGE_S = 1.0  # how stale an offer's view of connectors may be (other processes' writes)
 # The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
 # more than twice the amount asked, so a larger report is a backend's error, not a payment.
 OVERPAY_LIMIT = 2
@@ -75,14 +81,6 @@ OVERPAY_LIMIT = 2
 
 class ZapRequestUsed(StromError):
     """A zap request (by event id) opened a session before: each is used once."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ConnectorUnavailable(StromError):
-    """The connector cannot take a new session now; ``reason`` is for the driver."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -125,20 +123,6 @@ def _payment_row(
 def _retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _refuse(*, enabled: bool, status: str, busy: bool) -> None:
-    if not enabled:
-        raise ConnectorUnavailable("this connector is out of service; nothing was charged")
-    if status in _OFFLINE_STATUSES:
-        raise ConnectorUnavailable(
-            f"this connector is {status.lower()} right now; nothing was charged"
-        )
-    if busy:
-        raise ConnectorUnavailable(
-            "this charger is in use by someone else right now; nothing was charged — "
-            "please try again when it is free"
-        )
 
 
 def _log_flagged(row: Any, received: int) -> None:
@@ -193,111 +177,39 @@ class PaymentService:
         self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
             profile.tariff.to_tariff()
         )
-        self._view: dict[tuple[str, int], tuple[bool, str, bool]] | None = None
-        self._view_at = 0.0
-        self._view_generation = 0
-        self._view_lock = asyncio.Lock()
+        self.offers = OfferView(store.db, clock)
         store.listeners.append(self.forget_view)
         self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
-        if connector_id not in {c.id for c in profile.connectors}:
-            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
-        async with self.db.reader() as conn:
-            await self._check_connector(conn, profile.id, connector_id, exclude=None)
+        await self.offers.check_in_database(profile, connector_id)
 
     async def offer_check(self, profile: ProfileConfig, connector_id: int) -> None:
-        """:meth:`check_connector` answered from memory, for offers (payRequest, pages).
-
-        The view of connectors is rebuilt from the database after any committed session
-        transition or connector event (see :meth:`forget_view`) and at least every
-        :data:`VIEW_MAX_AGE_S` (for changes made by another process). An offer is only a
-        first step: the invoice callback checks again against the database, and settlement
-        decides who gets the connector, so a view a moment old never lets two sessions in.
+        """:meth:`check_connector` answered from memory, for offers (:class:`OfferView`).
 
         Raises:
-            ConnectorUnavailable: the same reasons as :meth:`check_connector`.
+            ConnectorUnavailable: disabled, unknown, out of order or busy connector, or a
+                charger that is not connected.
         """
-        if connector_id not in {c.id for c in profile.connectors}:
-            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
-        view = await self._connector_view()
-        found = view.get((profile.id, connector_id))
-        if found is None:
-            raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        enabled, status, busy = found
-        _refuse(enabled=enabled, status=status, busy=busy)
+        await self.offers.check(profile, connector_id)
+
+    async def link_of(self, charger_id: str) -> ChargerLink:
+        """The charger's link as offers see it (online, reconnecting, offline)."""
+        return await self.offers.link_of(charger_id)
+
+    async def top_up_check(self, charger_id: str) -> None:
+        """Refuse a top-up while the session's charger is not connected.
+
+        Raises:
+            ConnectorUnavailable: the charger is offline or reconnecting.
+        """
+        await self.offers.top_up_check(charger_id)
 
     def forget_view(self, *_: object) -> None:
-        """Drop the in-memory connector view; the next offer rebuilds it."""
-        self._view_generation += 1
-        self._view = None
-
-    async def _connector_view(self) -> dict[tuple[str, int], tuple[bool, str, bool]]:
-        now = time.monotonic()
-        if self._view is not None and now - self._view_at < VIEW_MAX_AGE_S:
-            return self._view
-        async with self._view_lock:  # one reload for a burst of offers
-            if self._view is not None and time.monotonic() - self._view_at < VIEW_MAX_AGE_S:
-                return self._view
-            generation = self._view_generation
-            started = time.monotonic()
-            view = await self._load_view()
-            if generation == self._view_generation:  # nothing changed while loading
-                self._view, self._view_at = view, started
-            return view
-
-    async def _load_view(self) -> dict[tuple[str, int], tuple[bool, str, bool]]:
-        async with self.db.reader() as conn:
-            busy = {
-                (row.charger_id, row.connector_id)
-                for row in await conn.execute(
-                    select(sessions.c.charger_id, sessions.c.connector_id).where(
-                        sessions.c.state.in_([s.value for s in BUSY_STATES])
-                    )
-                )
-            }
-            rows = await conn.execute(
-                select(
-                    connectors.c.charger_id,
-                    connectors.c.connector_id,
-                    connectors.c.enabled,
-                    connectors.c.status,
-                )
-            )
-            return {
-                (row.charger_id, row.connector_id): (
-                    bool(row.enabled),
-                    row.status,
-                    (row.charger_id, row.connector_id) in busy,
-                )
-                for row in rows
-            }
-
-    async def _check_connector(
-        self, conn: AsyncConnection, charger_id: str, connector_id: int, exclude: str | None
-    ) -> None:
-        row = (
-            await conn.execute(
-                select(connectors.c.enabled, connectors.c.status).where(
-                    connectors.c.charger_id == charger_id,
-                    connectors.c.connector_id == connector_id,
-                )
-            )
-        ).first()
-        if row is None:
-            raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        _refuse(enabled=row.enabled, status=row.status, busy=False)
-        query = select(sessions.c.id).where(
-            sessions.c.charger_id == charger_id,
-            sessions.c.connector_id == connector_id,
-            sessions.c.state.in_([s.value for s in BUSY_STATES]),
-        )
-        if exclude is not None:
-            query = query.where(sessions.c.id != exclude)
-        busy = (await conn.execute(query.limit(1))).first() is not None
-        _refuse(enabled=True, status=row.status, busy=busy)
+        """Drop the in-memory view offers are answered from; the next offer rebuilds it."""
+        self.offers.forget()
 
     async def open_session(
         self,
@@ -318,7 +230,8 @@ class PaymentService:
 
         Raises:
             ZapRequestUsed: the zap request was already used.
-            ConnectorUnavailable: disabled, faulted or busy connector (no invoice made).
+            ConnectorUnavailable: disabled, faulted or busy connector, or a charger that is
+                not connected (no invoice made).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
         # From the in-memory view: current to the last commit of this process; the session
@@ -433,6 +346,7 @@ class PaymentService:
         session_id: str,
         amount_msat: int,
         *,
+        charger_id: str,
         description_hash: bytes,
         zap_request: dict[str, Any] | None = None,
         zap_request_id: str | None = None,
@@ -440,9 +354,21 @@ class PaymentService:
     ) -> Invoice:
         """An invoice that adds to a session's budget (a top-up page, or the zapper's new zap).
 
+        Args:
+            session_id: the session to top up.
+            amount_msat: the invoice amount.
+            charger_id: the session's charger, which must be connected
+                (:meth:`top_up_check`).
+            description_hash: what the invoice commits to.
+            zap_request: the zap request that pays it, for the receipt.
+            zap_request_id: its event id, recorded as used in the same transaction.
+            initiator_pubkey: the zapper's key.
+
         Raises:
+            ConnectorUnavailable: the charger is not connected (no invoice made).
             ZapRequestUsed: the zap request was already used.
         """
+        await self.top_up_check(charger_id)
         invoice = await self.backend.create_invoice(
             amount_msat, description_hash=description_hash, expiry_s=self.config.invoice_expiry_s
         )
@@ -546,7 +472,7 @@ class PaymentService:
         if row.kind == "initial" and transition.session.state is State.PAID:
             session = transition.session
             try:
-                await self._check_connector(
+                await self.offers.check_in(
                     conn, session.charger_id, session.connector_id, exclude=session.id
                 )
             except ConnectorUnavailable as exc:

@@ -28,6 +28,7 @@ __all__ = [
     "ChargerBooted",
     "ChargerCommands",
     "ChargerIdentities",
+    "ChargerLink",
     "ChargerOffline",
     "ChargerOnline",
     "CommandResult",
@@ -41,6 +42,7 @@ __all__ = [
     "StopDecision",
     "TransactionStarted",
     "TransactionStopped",
+    "charger_link",
 ]
 
 
@@ -76,6 +78,31 @@ class CommandResult:
     def accepted(self) -> bool:
         """True when the charger accepted the command."""
         return self.status is CommandStatus.ACCEPTED
+
+
+class ChargerLink(enum.StrEnum):
+    """Whether Strom can reach a charger, as offers, pages, the API and nostr show it."""
+
+    ONLINE = "online"  # a live OCPP connection: offers are made
+    # Connected when Strom last stopped (or crashed), not back yet, within its reconnect grace
+    # (``ocpp.reconnect_grace_s``): offers refuse, but its connectors keep their last status.
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+
+
+def charger_link(online: bool, reconnect_until: datetime | None, now: datetime) -> ChargerLink:
+    """A charger's link from its database columns (``chargers.online``, ``reconnect_until``).
+
+    Args:
+        online: a process holds a live connection of the charger.
+        reconnect_until: the end of its reconnect grace after a restart of Strom, if any.
+        now: the current time (aware UTC).
+    """
+    if online:
+        return ChargerLink.ONLINE
+    if reconnect_until is not None and now < reconnect_until:
+        return ChargerLink.RECONNECTING
+    return ChargerLink.OFFLINE
 
 
 @dataclass(frozen=True, slots=True)

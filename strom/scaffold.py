@@ -46,6 +46,9 @@ port = 9000
 heartbeat_interval_s = 300
 meter_interval_s = 60
 auto_register = false
+# after a restart of Strom, chargers that were connected are shown as reconnecting (their
+# last status, no payments) for this long before they are shown offline
+reconnect_grace_s = 90
 
 [sessions]
 invoice_expiry_s = 600

@@ -60,6 +60,13 @@ function showPassword (chargerId, answer) {
   dialog.showModal()
 }
 
+// online, reconnecting (after a restart of Strom, within its grace: no payments yet) or offline
+function linkBadge (charger) {
+  const link = charger.link || (charger.online ? 'online' : 'offline')
+  const tone = { online: 'on', reconnecting: 'warn', offline: 'off' }[link] || 'off'
+  return h('span', { class: 'badge ' + tone, 'data-link': link }, link)
+}
+
 function passwordBadge (charger) {
   if (charger.ocpp_password_set) return ''
   return h('span', {
@@ -254,7 +261,7 @@ async function dashboard (view) {
     h('div', { class: 'cards' }, chargers.items.map((charger) =>
       h('div', { class: 'card', dataset: { charger: charger.charger_id } },
         h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
-          h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline'), ' ', passwordBadge(charger)),
+          linkBadge(charger), ' ', passwordBadge(charger)),
         h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh'),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
           h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
@@ -352,7 +359,7 @@ async function chargerView (view, chargerId) {
     h('img', { alt: 'QR sticker of connector ' + c.connector_id, src: await cached('sticker:' + chargerId + ':' + c.connector_id, () => stickerImage(chargerId, c.connector_id)) }),
     h('p', {}, h('button', { onclick: () => download('/chargers/' + chargerId + '/sticker.pdf?connector=' + c.connector_id, chargerId + '-' + c.connector_id + '.pdf') }, 'PDF')))))
   view.replaceChildren(
-    h('h1', {}, charger.name, ' ', h('span', { class: 'badge ' + (charger.online ? 'on' : 'off') }, charger.online ? 'online' : 'offline'), ' ', passwordBadge(charger)),
+    h('h1', {}, charger.name, ' ', linkBadge(charger), ' ', passwordBadge(charger)),
     h('p', { class: 'muted' }, charger.address + ' · ' + charger.connection + (charger.boot ? ' · ' + charger.boot.vendor + ' ' + charger.boot.model : '') +
       ' · OCPP messages in/out ' + charger.messages_received + '/' + charger.messages_sent),
     h('h2', {}, 'Connectors'),

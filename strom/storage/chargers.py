@@ -4,17 +4,23 @@ The profiles folder is the source of truth for *which* chargers exist and how th
 the database keeps what changes at run time (online, connector status, enabled flags set by the
 operator). :meth:`ChargerStore.sync` makes the tables match the profiles at start without
 touching run-time state of chargers that still exist.
+
+Whether a charger is connected is kept here too, not only in the OCPP server's memory, so that
+every process sharing the database reads the same answer (offers refuse a charger that is not
+connected). A charger connected when Strom stops or dies keeps ``online`` until the next start,
+which turns it into a short reconnect grace (:meth:`ChargerStore.begin_reconnect_grace`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom.config import ProfileConfig
+from strom.ports import ChargerLink, charger_link
 from strom.storage.db import Database
 from strom.storage.schema import chargers, connectors
 
@@ -126,10 +132,47 @@ class ChargerStore:
             return None if value is None else str(value)
 
     async def set_online(self, charger_id: str, online: bool, at: datetime) -> None:
-        """Record a charger connecting or going silent."""
+        """Record a charger connecting or going away (which ends any reconnect grace)."""
         async with self.db.transaction() as conn:
             await conn.execute(
                 update(chargers)
                 .where(chargers.c.id == charger_id)
-                .values(online=online, last_seen_at=at, updated_at=at)
+                .values(online=online, last_seen_at=at, updated_at=at, reconnect_until=None)
             )
+
+    async def begin_reconnect_grace(self, now: datetime, grace_s: int) -> list[str]:
+        """At start: chargers connected when Strom last stopped are reconnecting, not online.
+
+        Nothing is connected yet when this runs (the OCPP server starts after it), so every
+        ``online`` flag is left over from the last run. Those chargers, and those still within
+        a grace of an earlier start, get ``grace_s`` to come back: until then they show their
+        last connector status as reconnecting, and offers refuse them (not connected).
+
+        Args:
+            now: the start (aware UTC).
+            grace_s: the reconnect grace (``ocpp.reconnect_grace_s``); 0 shows them offline.
+
+        Returns:
+            The ids of the chargers given a grace, sorted.
+        """
+        until = now + timedelta(seconds=grace_s) if grace_s > 0 else None
+        async with self.db.transaction() as conn:
+            returning = (
+                await conn.execute(
+                    update(chargers)
+                    .where(or_(chargers.c.online.is_(True), chargers.c.reconnect_until > now))
+                    .values(online=False, reconnect_until=until, updated_at=now)
+                    .returning(chargers.c.id)
+                )
+            ).scalars()
+            ids = sorted(returning)
+        return ids if until is not None else []
+
+    async def links(self, now: datetime | None = None) -> dict[str, ChargerLink]:
+        """Every charger's link (online, reconnecting, offline), by id."""
+        now = now or datetime.now(UTC)
+        async with self.db.reader() as conn:
+            rows = await conn.execute(
+                select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
+            )
+            return {row.id: charger_link(row.online, row.reconnect_until, now) for row in rows}

@@ -93,8 +93,12 @@ chargers = Table(
     Column("id", String(48), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("enabled", Boolean, nullable=False, default=True),
+    # True while a process holds a live OCPP connection of the charger. Left True when Strom
+    # stops (or dies) with the charger connected; the next start turns it into a reconnect
+    # grace (``reconnect_until``), so every process reads the same link from here.
     Column("online", Boolean, nullable=False, default=False),
     Column("last_seen_at", TS),
+    Column("reconnect_until", TS),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
 )

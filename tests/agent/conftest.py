@@ -395,6 +395,9 @@ async def build_world(
         async with asyncio.timeout(WAIT_S):
             await runtime.ready.wait()
         await world.next_status()  # the first status is out
+        # Zaps are refused for a charger that is not connected: the database says it is (the
+        # agent, told nothing by an OCPP server, still shows it as it started: never online).
+        await chargers.set_online(CHARGER_ID, True, datetime.now(UTC))
         for person in (world.driver, world.stranger, world.admin):
             await person.connect()
         yield world

@@ -248,10 +248,10 @@ async def test_an_operator_adds_a_charger_that_is_waiting_for_approval(
         await expect(page.locator("#pending")).to_have_count(0)
         await screenshot(page, "admin-charger-added", full_page=False)
         assert key not in await page.content()  # gone from the page once copied
+        offer = await cockpit.stack.get(f"{cockpit.base}/lnurlp/garage-2/2")  # while connected
+        assert "280 sat/kWh" in offer["metadata"]
     finally:
         running.cancel()
-    offer = await cockpit.stack.get(f"{cockpit.base}/lnurlp/garage-2/2")
-    assert "280 sat/kWh" in offer["metadata"]
     assert trouble == []
 
 

@@ -265,3 +265,24 @@ async def test_a_wrong_secret_gets_a_404_page_not_the_session(stack: Stack, phon
         answer = await page.request.get(wrong.replace("?", ".json?", 1))
         assert answer.status == 404
     await screenshot(page, "session-wrong-secret")
+
+
+async def test_an_offline_charger_shows_why_and_no_code_to_pay_on_a_phone(
+    stack: Stack, phone: Phone
+) -> None:
+    from tests.e2e.test_offline_refusal import back_online, take_offline
+
+    await take_offline(stack)
+    page = await phone()
+    await page.goto(f"{stack.base}/c/{CHARGER}")
+    connector = page.get_by_test_id("connector-1")
+    await expect(connector.get_by_test_id("status")).to_have_text("Offline")
+    await expect(connector.get_by_test_id("busy")).to_contain_text("not connected right now")
+    await expect(connector.get_by_test_id("pay-qr")).to_have_count(0)
+    await expect(connector.get_by_test_id("pay-link")).to_have_count(0)
+    await assert_fits_a_phone(page)
+    await screenshot(page, "charger-offline")
+    async with back_online(stack):
+        await page.reload()  # what the page's own refresh does
+        await expect(connector.get_by_test_id("status")).to_have_text("Free")
+        await expect(connector.get_by_test_id("pay-qr").locator("svg")).to_be_visible()

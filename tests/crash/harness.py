@@ -188,14 +188,27 @@ class Driver:
                 raise TimeoutError(f"session stuck in {status['state']}, waiting for {until}")
             await asyncio.sleep(0.1)
 
+    async def invoice(self, within_s: float = 60) -> dict[str, Any]:
+        """Scan the sticker and ask for an invoice until one comes, as a driver would.
+
+        After a restart the charger needs a moment to reconnect, and Strom refuses payments
+        until it is back ("reconnecting"); a crash during the callback loses that answer (the
+        invoice just expires). Either way the driver scans again.
+        """
+        deadline = time.monotonic() + within_s
+        while True:
+            offer = await self.get(self.pay_url)
+            if "callback" in offer:
+                answer = await self.get(str(offer["callback"]), amount=str(PAID_MSAT))
+                if "pr" in answer:
+                    return answer
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no invoice: {offer}")
+            await asyncio.sleep(0.2)
+
     async def story(self) -> None:
         """Pay, charge a little, stop and take the refund through the withdraw link."""
-        while True:  # a crash during the callback: ask again (the lost invoice just expires)
-            offer = await self.get(self.pay_url)
-            answer = await self.get(str(offer["callback"]), amount=str(PAID_MSAT))
-            if "pr" in answer:
-                break
-            await asyncio.sleep(0.2)
+        answer = await self.invoice()
         page = str(answer["successAction"]["url"])
         status_url = page.replace("?", ".json?", 1)
         await self.wallet.pay(str(answer["pr"]))
@@ -211,12 +224,7 @@ class Driver:
         Strom must end the session after the grace period, billed to the last reading, and
         the driver takes the refund through the withdraw link as after any stop.
         """
-        while True:
-            offer = await self.get(self.pay_url)
-            answer = await self.get(str(offer["callback"]), amount=str(PAID_MSAT))
-            if "pr" in answer:
-                break
-            await asyncio.sleep(0.2)
+        answer = await self.invoice()
         status_url = str(answer["successAction"]["url"]).replace("?", ".json?", 1)
         await self.wallet.pay(str(answer["pr"]))
         status = await self.status(status_url, {"charging", *FINAL, "start_failed"}, 60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -88,6 +89,9 @@ async def test_the_front_door_serves_https_from_the_configured_certificate(tmp_p
     async with asyncio.TaskGroup() as group:
         group.create_task(strom.serve(stop))
         await asyncio.wait_for(strom.ready.wait(), 20)
+        # As if the charger had connected (offers refuse a charger that is not connected).
+        await strom.chargers.set_online(CHARGER, True, datetime.now(UTC))
+        strom.payments.forget_view()
         trust = ssl.create_default_context(cafile=str(cert))
         async with httpx.AsyncClient(verify=trust) as client:
             response = await client.get(f"https://localhost:{port}/lnurlp/{CHARGER}/1")

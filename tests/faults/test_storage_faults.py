@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from tests.crash.harness import CHARGER, configure
 from tests.ports import unused_port
 
@@ -73,8 +75,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
     return err.decode(errors="replace")
 
 
+async def _offer(http: httpx.AsyncClient, pay: str, within_s: float = 20) -> dict[str, Any]:
+    """The sticker's payRequest, once the charger has connected (refused until then)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        offer: dict[str, Any] = (await http.get(pay)).json()
+        if "callback" in offer or time.monotonic() > deadline:
+            return offer
+        await asyncio.sleep(0.1)
+
+
 async def test_a_full_disk_fails_requests_cleanly_and_corrupts_nothing(tmp_path: Path) -> None:
-    config, env, _, _ = configure(tmp_path)
+    config, env, ocpp_port, password = configure(tmp_path)
     base = config.server.public_url
     pay = f"{base}/lnurlp/{CHARGER}/1"
     proc = _start(tmp_path, env, None)  # create and migrate the files first
@@ -83,12 +95,21 @@ async def test_a_full_disk_fails_requests_cleanly_and_corrupts_nothing(tmp_path:
     data = config.storage.data_dir
     largest = max(p.stat().st_size for p in data.rglob("*") if p.is_file())
     proc = _start(tmp_path, env, largest + 96 * 1024)
+    charger = SimulatedChargePoint(
+        SimulatorOptions(
+            url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            charger_id=CHARGER,
+            password=password,
+            reconnect_delay_s=0.1,
+        )
+    )
+    connected = asyncio.create_task(charger.run())  # Strom takes no payment without it
     issued: list[str] = []
     refusal: dict[str, object] = {}
     try:
         await _ready(base, proc)
         async with httpx.AsyncClient(timeout=30) as http:
-            offer = (await http.get(pay)).json()
+            offer = await _offer(http, pay)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 response = await http.get(
@@ -103,6 +124,9 @@ async def test_a_full_disk_fails_requests_cleanly_and_corrupts_nothing(tmp_path:
             assert refusal.get("status") == "ERROR", "the disk never filled up"
             assert (await http.get(f"{base}/healthz")).status_code == 200  # still serving
     finally:
+        charger.stop()
+        connected.cancel()
+        await asyncio.gather(connected, return_exceptions=True)
         log = _stop(proc)
     assert "Traceback" not in log
     reason = str(refusal.get("reason", ""))

@@ -231,6 +231,7 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
     await db.engine.dispose()  # connections open from now on skip the fsync
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
     await ChargerStore(db).sync((PROFILE,))
+    await ChargerStore(db).set_online("cp1", True, clock.now)  # offers need it connected
     store = SessionStore(db)
     backend = MemoryLightning()
     config = SessionsConfig()

@@ -1,0 +1,108 @@
+"""Whether a charger is connected lives in the database, so every process reads the same answer.
+
+``chargers.online`` is written by the process that holds the charger's OCPP connection;
+``chargers.reconnect_until`` is the grace a restart gives the chargers that were connected.
+Offers in any process derive the link from these columns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from strom import offers
+from strom.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
+from strom.offers import ConnectorUnavailable, OfferView
+from strom.ports import ChargerLink
+from strom.storage.chargers import ChargerStore
+from strom.storage.db import Database
+
+NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+
+
+def _profile(charger_id: str) -> ProfileConfig:
+    return ProfileConfig(
+        id=charger_id,
+        name=charger_id,
+        location=LocationConfig(lat=52.5, lon=13.4),
+        connectors=(ConnectorConfig(id=1, max_power_kw=Decimal(11)),),
+        tariff=TariffConfig(per_kwh_sat=Decimal(300)),
+    )
+
+
+PROFILES = (_profile("was-online"), _profile("was-offline"))
+
+
+async def _store(db: Database) -> ChargerStore:
+    store = ChargerStore(db)
+    await store.sync(PROFILES, NOW)
+    await store.set_online("was-online", True, NOW - timedelta(hours=1))
+    return store
+
+
+async def test_a_restart_gives_the_chargers_that_were_connected_a_grace(db: Database) -> None:
+    store = await _store(db)
+    assert await store.begin_reconnect_grace(NOW, 90) == ["was-online"]
+    assert await store.links(NOW) == {
+        "was-online": ChargerLink.RECONNECTING,
+        "was-offline": ChargerLink.OFFLINE,
+    }
+    assert (await store.links(NOW + timedelta(seconds=89)))[
+        "was-online"
+    ] is ChargerLink.RECONNECTING
+    assert (await store.links(NOW + timedelta(seconds=90)))["was-online"] is ChargerLink.OFFLINE
+
+
+async def test_a_charger_back_within_its_grace_is_online_and_its_grace_is_over(
+    db: Database,
+) -> None:
+    store = await _store(db)
+    await store.begin_reconnect_grace(NOW, 90)
+    await store.set_online("was-online", True, NOW + timedelta(seconds=5))
+    assert (await store.links(NOW))["was-online"] is ChargerLink.ONLINE
+    await store.set_online("was-online", False, NOW + timedelta(seconds=10))  # gone again
+    assert (await store.links(NOW + timedelta(seconds=11)))["was-online"] is ChargerLink.OFFLINE
+
+
+async def test_a_second_restart_within_the_grace_gives_a_new_grace(db: Database) -> None:
+    store = await _store(db)
+    await store.begin_reconnect_grace(NOW, 90)
+    later = NOW + timedelta(seconds=30)
+    assert await store.begin_reconnect_grace(later, 90) == ["was-online"]
+    assert (await store.links(later + timedelta(seconds=89)))[
+        "was-online"
+    ] is ChargerLink.RECONNECTING
+    # A grace that ran out is not renewed: that charger did not come back.
+    much_later = later + timedelta(hours=1)
+    assert await store.begin_reconnect_grace(much_later, 90) == []
+    assert (await store.links(much_later))["was-online"] is ChargerLink.OFFLINE
+
+
+async def test_a_grace_of_zero_shows_them_offline_at_once(db: Database) -> None:
+    store = await _store(db)
+    assert await store.begin_reconnect_grace(NOW, 0) == []
+    assert set((await store.links(NOW)).values()) == {ChargerLink.OFFLINE}
+
+
+async def test_another_process_sees_a_charger_connect_through_the_database(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes on one database: the one holding the OCPP connection records it; the
+    # other's offers, told nothing, read it from the database (here at once: no caching).
+    monkeypatch.setattr(offers, "VIEW_MAX_AGE_S", 0.0)
+    holder = await _store(db)
+    await holder.begin_reconnect_grace(NOW, 90)
+    other = OfferView(db, clock=lambda: NOW)
+    profile = PROFILES[0]
+    with pytest.raises(ConnectorUnavailable, match="reconnecting right now") as refused:
+        await other.check(profile, 1)
+    assert refused.value.link is ChargerLink.RECONNECTING
+    await holder.set_online(profile.id, True, NOW)
+    await other.check(profile, 1)  # no refusal
+    await holder.set_online(profile.id, False, NOW)
+    with pytest.raises(ConnectorUnavailable, match="offline right now"):
+        await other.check(profile, 1)
+    with pytest.raises(ConnectorUnavailable, match="offline right now"):
+        await other.check_in_database(profile, 1)
