@@ -34,7 +34,8 @@ from strom.ports import (
     OcppEvent,
 )
 from strom.scaffold import write_scaffold
-from tests.e2e.conftest import CHARGER, free_port
+from tests.e2e.conftest import CHARGER
+from tests.ports import unused_port
 
 
 @dataclass
@@ -64,14 +65,14 @@ class Site:
 def site(folder: Path, **env: str) -> Site:
     write_scaffold(folder, charger_id=CHARGER)
     password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
-    http_port = free_port()
+    http_port = unused_port()  # fixed: the restarted Strom is found where it was
     config = load_config(
         folder / "strom.toml",
         environ={
             "STROM_SERVER__PORT": str(http_port),
             "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
             "STROM_OCPP__HOST": '"127.0.0.1"',
-            "STROM_OCPP__PORT": str(free_port()),
+            "STROM_OCPP__PORT": str(unused_port()),
             **env,
         },
     )
