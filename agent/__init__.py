@@ -1,6 +1,6 @@
 """Every charge point a nostr agent: identity, discovery, zaps, DMs, operator commands.
 
-* :mod:`agent.nostr` - the pure protocol core (no I/O).
+* :mod:`strom_nostr` - the pure protocol core (no I/O).
 * :mod:`agent.runtime` - :class:`~agent.runtime.AgentRuntime`, what the composition root wires.
 * :mod:`agent.supervisor`, :mod:`agent.agent` - one actor per charger, restarted on failure.
 * :mod:`agent.relays` - the relay pool over one shared nostr-sdk client
@@ -10,6 +10,6 @@
   :mod:`agent.notifications` - what an agent does with receipts, DMs and session news.
 * :mod:`agent.presence`, :mod:`agent.messages` - what it publishes and says (pure).
 * :mod:`agent.store`, :mod:`agent.queries` - its DM journal and session secrets (in Strom's
-  database, through :mod:`strom.storage.agent_journal`) and its database queries;
+  database, through :mod:`strom_storage.agent_journal`) and its database queries;
   :mod:`agent.legacy_store` imports the private file of earlier versions once.
 """

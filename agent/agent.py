@@ -13,7 +13,8 @@ deadlines checked by the same loop, not extra tasks.
 A charger that was connected when Strom stopped starts in its *reconnect grace*
 (``ocpp.reconnect_grace_s``, from the database): its status keeps the connectors' last known
 states, so a map does not show it going offline at every restart of Strom, while offers refuse
-it (:mod:`strom.payments`). If it is not back when the grace ends, the status shows it offline.
+it (:mod:`strom_services.payments`). If it is not back when the grace ends, the status shows
+it offline.
 
 Status publication is coalesced: a change marks the status *dirty*, and it is published when
 the queue is empty, so a burst of StatusNotifications gives one event. Its ``created_at``
@@ -39,23 +40,23 @@ from typing import Any
 
 from agent import conversations, notifications, zaps
 from agent.identity import AgentKey
-from agent.nostr.discovery import (
+from agent.presence import charger_profile, charger_status, connector_state, relay_entries
+from agent.queries import ChargerSnapshot, active_zap_sessions, charger_snapshots
+from agent.relays import Inbound, PublishResult
+from agent.services import AgentServices
+from strom_core.config import ProfileConfig
+from strom_core.errors import StromError
+from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from strom_nostr.discovery import (
     dm_relay_list_template,
     profile_template,
     relay_list_template,
     status_template,
 )
-from agent.nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
-from agent.nostr.event import Event
-from agent.nostr.zap import ZAP_RECEIPT_KIND
-from agent.presence import charger_profile, charger_status, connector_state, relay_entries
-from agent.queries import ChargerSnapshot, active_zap_sessions, charger_snapshots
-from agent.relays import Inbound, PublishResult
-from agent.services import AgentServices
-from strom.config import ProfileConfig
-from strom.effects import RetryLater
-from strom.errors import StromError
-from strom.ports import ChargerLink, ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
+from strom_nostr.event import Event
+from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_services.effects import RetryLater
 
 __all__ = ["Agent", "AgentUpdate"]
 

@@ -27,7 +27,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from strom.ratelimit import RateLimiter
+from strom_core.ratelimit import RateLimiter
 
 __all__ = ["DmBudget"]
 

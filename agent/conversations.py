@@ -29,9 +29,14 @@ from typing import TYPE_CHECKING
 from agent import operator
 from agent.errors import RelayError
 from agent.messages import session_links, status_text
-from agent.nostr.commands import Help, Refund, Status, Stop, help_text, parse_command
-from agent.nostr.discovery import DM_RELAY_LIST_KIND
-from agent.nostr.dm import (
+from agent.queries import claim_event, latest_session_of
+from agent.relays import PublishResult
+from agent.store import Outgoing
+from strom_core.errors import IllegalTransition
+from strom_core.session import Session, State, StopReason, StopRequested
+from strom_nostr.commands import Help, Refund, Status, Stop, help_text, parse_command
+from strom_nostr.discovery import DM_RELAY_LIST_KIND
+from strom_nostr.dm import (
     GIFT_WRAP_KIND,
     TWO_DAYS_S,
     DmScheme,
@@ -40,14 +45,9 @@ from agent.nostr.dm import (
     open_dm,
     wrap_message,
 )
-from agent.nostr.errors import CommandError, CommandNotAllowed, DmError
-from agent.nostr.event import Event
-from agent.nostr.keys import encode_npub
-from agent.queries import claim_event, latest_session_of
-from agent.relays import PublishResult
-from agent.store import Outgoing
-from strom.errors import IllegalTransition
-from strom.session import Session, State, StopReason, StopRequested
+from strom_nostr.errors import CommandError, CommandNotAllowed, DmError
+from strom_nostr.event import Event
+from strom_nostr.keys import encode_npub
 
 if TYPE_CHECKING:
     from agent.agent import Agent

@@ -1,8 +1,8 @@
-"""Errors of the agent runtime (the pure nostr core has its own in :mod:`agent.nostr.errors`)."""
+"""Errors of the agent runtime (the pure nostr core has its own in :mod:`strom_nostr.errors`)."""
 
 from __future__ import annotations
 
-from strom.errors import StromError
+from strom_core.errors import StromError
 
 __all__ = ["AgentError", "AgentUnavailable", "RelayError"]
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from coincurve import PrivateKey
 
-from agent.nostr.errors import BuildError, InvalidKey, MalformedEvent
-from agent.nostr.event import Event, EventTemplate, make_tags, serialize
-from agent.nostr.keys import encode_npub, encode_nsec, generate_secret_key, parse_secret_key
 from agent.sealing import Sealer, sealer_from_environ
-from strom.errors import ConfigError
-from strom.ids import is_charger_id
+from strom_core.errors import ConfigError
+from strom_core.ids import is_charger_id
+from strom_nostr.errors import BuildError, InvalidKey, MalformedEvent
+from strom_nostr.event import Event, EventTemplate, make_tags, serialize
+from strom_nostr.keys import encode_npub, encode_nsec, generate_secret_key, parse_secret_key
 
 __all__ = [
     "POOL_KEY_NAME",

@@ -34,9 +34,9 @@ import orjson
 
 from agent.sealing import Sealer
 from agent.store import AgentStore
-from strom.errors import StorageError
-from strom.storage.agent_journal import JOURNAL_RETENTION, JournalEntry, SealedSecret
-from strom.storage.sessions import hash_secret
+from strom_core.errors import StorageError
+from strom_storage.agent_journal import JOURNAL_RETENTION, JournalEntry, SealedSecret
+from strom_storage.sessions import hash_secret
 
 __all__ = ["LEGACY_FILE", "ImportReport", "import_legacy_store", "legacy_path"]
 

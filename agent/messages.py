@@ -1,7 +1,7 @@
 """What the agents say: the texts of driver and operator DMs, and the links they carry.
 
 Pure functions of a session (or a charger's state) to plain text. Amounts are shown in sats
-and energy in kWh through :mod:`strom.units`, never through floats.
+and energy in kWh through :mod:`strom_core.units`, never through floats.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import bech32
 
-from strom.ports import ChargerLink
-from strom.session import Session, State, stop_reason_text
-from strom.units import format_kwh, format_sat
+from strom_core.ports import ChargerLink
+from strom_core.session import Session, State, stop_reason_text
+from strom_core.units import format_kwh, format_sat
 
 __all__ = [
     "SessionLinks",

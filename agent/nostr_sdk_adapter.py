@@ -1,7 +1,7 @@
 """The one module that calls nostr-sdk (Python bindings, pinned to 0.45.1).
 
 nostr-sdk changes its Python API between minor versions, so every call lives here and speaks
-Strom's own types (:class:`~agent.nostr.event.Event`, ``bytes`` secret keys, hex public keys)
+Strom's own types (:class:`~strom_nostr.event.Event`, ``bytes`` secret keys, hex public keys)
 on the outside. Its exceptions become Strom's nostr errors here and never leak.
 
 What it is used for:
@@ -11,7 +11,7 @@ What it is used for:
 * the one shared relay client of the agents (:class:`SdkClient`) and the in-process relay
   (:class:`SdkLocalRelay`), used by :mod:`agent.relays`;
 * its NIP-04, NIP-44 and NIP-59/NIP-17 implementations, a second implementation next to the
-  pure ones in :mod:`agent.nostr` that the tests hold against each other and against
+  pure ones in :mod:`strom_nostr` that the tests hold against each other and against
   nostr-tools. The pure ones are the defaults because nostr-sdk draws nonces, keys and
   timestamps itself, so its output cannot be checked against the official vectors.
 """
@@ -31,15 +31,15 @@ import nostr_sdk
 import orjson
 
 from agent.errors import RelayError
-from agent.nostr.errors import (
+from strom_core.errors import ConfigError, StromError
+from strom_nostr.errors import (
     BuildError,
     DecryptionError,
     DmError,
     InvalidEvent,
     InvalidKey,
 )
-from agent.nostr.event import Event, UnsignedEvent, parse_event, parse_unsigned_event
-from strom.errors import ConfigError, StromError
+from strom_nostr.event import Event, UnsignedEvent, parse_event, parse_unsigned_event
 
 __all__ = [
     "NOSTR_SDK_VERSION",

@@ -2,7 +2,7 @@
 
 The caller (:mod:`agent.conversations`) has already checked that the sender is an admin.
 Every command, read-only ones included, writes one ``audit_log`` row (actor = the admin's
-npub). Commands that act on the charger go through :class:`strom.ports.ChargerCommands` and
+npub). Commands that act on the charger go through :class:`strom_core.ports.ChargerCommands` and
 report the charger's answer as it is (accepted, rejected, offline, timeout).
 
 ``price <n> sat/kWh`` is an in-memory override per charger (:class:`agent.services.PriceBook`):
@@ -19,7 +19,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from agent.messages import charger_text, session_line
-from agent.nostr.commands import (
+from agent.queries import audit, open_sessions, set_connector_enabled
+from strom_core.ports import CommandResult
+from strom_core.units import format_sat
+from strom_nostr.commands import (
     Command,
     Disable,
     Enable,
@@ -33,11 +36,8 @@ from agent.nostr.commands import (
     Unlock,
     help_text,
 )
-from agent.nostr.keys import encode_npub
-from agent.queries import audit, open_sessions, set_connector_enabled
-from strom.ports import CommandResult
-from strom.storage.sessions import SessionNotFound
-from strom.units import format_sat
+from strom_nostr.keys import encode_npub
+from strom_storage.sessions import SessionNotFound
 
 if TYPE_CHECKING:
     from agent.agent import Agent

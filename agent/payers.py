@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from agent.queries import payers_since
-from strom.storage.db import Database
+from strom_storage.db import Database
 
 __all__ = ["Payers"]
 

@@ -1,9 +1,9 @@
 """How a charger presents itself on nostr: its status, profile and relay lists, from its state.
 
 Pure functions from a profile and the run-time state to the builders' inputs in
-:mod:`agent.nostr.discovery`. A charger that is offline shows every connector as unavailable,
+:mod:`strom_nostr.discovery`. A charger that is offline shows every connector as unavailable,
 and so does a connector the operator disabled; OCPP states are folded by
-:func:`~agent.nostr.discovery.connector_status_from_ocpp`. OCPP connector 0 speaks for the
+:func:`~strom_nostr.discovery.connector_status_from_ocpp`. OCPP connector 0 speaks for the
 whole charge point: when it is ``Unavailable`` or ``Faulted`` every connector shows that.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agent.nostr.discovery import (
+from strom_core.config import ProfileConfig
+from strom_nostr.discovery import (
     ChargerStatus,
     ConnectorInfo,
     ConnectorStatus,
@@ -22,7 +23,6 @@ from agent.nostr.discovery import (
     connector_status_from_ocpp,
     lightning_address,
 )
-from strom.config import ProfileConfig
 
 __all__ = ["charger_profile", "charger_status", "connector_state", "relay_entries"]
 

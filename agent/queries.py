@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from strom.session import Session, State
-from strom.storage.db import Database
-from strom.storage.schema import (
+from strom_core.session import Session, State
+from strom_storage.db import Database
+from strom_storage.schema import (
     audit_log,
     chargers,
     connectors,
@@ -25,7 +25,7 @@ from strom.storage.schema import (
     payments,
     sessions,
 )
-from strom.storage.sessions import row_to_session
+from strom_storage.sessions import row_to_session
 
 __all__ = [
     "OPEN_STATES",

@@ -43,10 +43,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.errors import RelayError
-from agent.nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
-from agent.nostr.errors import InvalidEvent
-from agent.nostr.event import Event, parse_event
-from agent.nostr.zap import ZAP_RECEIPT_KIND
 from agent.nostr_sdk_adapter import (
     SdkAuthChallenge,
     SdkClient,
@@ -55,8 +51,12 @@ from agent.nostr_sdk_adapter import (
     SdkShutdown,
     normalize_relay_url,
 )
-from strom.config import RelayConfig
-from strom.errors import ConfigError
+from strom_core.config import RelayConfig
+from strom_core.errors import ConfigError
+from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
+from strom_nostr.errors import InvalidEvent
+from strom_nostr.event import Event, parse_event
+from strom_nostr.zap import ZAP_RECEIPT_KIND
 
 __all__ = ["EMBEDDED", "Inbound", "PublishResult", "RelayPool"]
 

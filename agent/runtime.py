@@ -10,8 +10,8 @@ How the composition root uses it::
     ...  # in the service's TaskGroup:
     group.create_task(runtime.run(stop))
 
-``session_key`` is the key :class:`strom.payments.PaymentService` derives session secrets
-from (:mod:`strom.session_secrets`): the agents recompute a zapper's secret when a DM needs a
+``session_key`` is the key :class:`strom_services.payments.PaymentService` derives session secrets
+from (:mod:`strom_core.session_secrets`): the agents recompute a zapper's secret when a DM needs a
 refund or top-up link, so nothing has to be handed over when a session opens.
 
 Keys are loaded (or created) when the runtime is built, so :meth:`AgentRuntime.pubkey` answers
@@ -35,7 +35,6 @@ from agent.agent import Agent
 from agent.errors import AgentUnavailable
 from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore
 from agent.legacy_store import import_legacy_store
-from agent.nostr.errors import BuildError
 from agent.nostr_sdk_adapter import check_version
 from agent.queries import active_zap_sessions, charger_snapshots, initiator_of
 from agent.relays import Inbound, PublishResult, RelayPool
@@ -44,22 +43,24 @@ from agent.services import AgentServices, PriceBook
 from agent.settings import AgentSettings
 from agent.store import AgentStore
 from agent.supervisor import Supervisor
-from strom.config import ProfileConfig, StromConfig
-from strom.effects import Handler, RetryLater
-from strom.errors import StromError
-from strom.lightning import LightningBackend
-from strom.payments import PaymentService
-from strom.ports import (
+from strom.config import StromConfig
+from strom_core.config import ProfileConfig
+from strom_core.errors import StromError
+from strom_core.ports import (
     ChargerCommands,
     ChargerOffline,
     ChargerOnline,
     ConnectorStatusChanged,
     OcppEvent,
 )
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxRow, OutboxStore
-from strom.storage.sessions import SessionStore
-from strom.tariff import Tariff
+from strom_core.tariff import Tariff
+from strom_lightning import LightningBackend
+from strom_nostr.errors import BuildError
+from strom_services.effects import Handler, RetryLater
+from strom_services.payments import PaymentService
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxRow, OutboxStore
+from strom_storage.sessions import SessionStore
 
 __all__ = ["AgentRuntime"]
 
@@ -79,7 +80,7 @@ class AgentRuntime:
         backend: the lightning backend (asked before a zap receipt is believed).
         commands: commands to chargers (the OCPP server's).
         session_key: the key session secrets are derived from
-            (:func:`strom.session_secrets.derive_session_key`).
+            (:func:`strom_core.session_secrets.derive_session_key`).
         settings: agent settings; from ``config`` when None.
         keys: the key store; ``<data_dir>/keys`` sealed with ``STROM_MASTER_KEY`` when None.
         pool: the relay pool; built from ``config.relays`` when None.

@@ -24,7 +24,7 @@ from Cryptodome.Cipher import ChaCha20_Poly1305
 from Cryptodome.Hash import SHA256
 from Cryptodome.Protocol.KDF import HKDF
 
-from strom.errors import ConfigError
+from strom_core.errors import ConfigError
 
 __all__ = ["MASTER_KEY_ENV", "SEALED_PREFIX", "SealError", "Sealer", "sealer_from_environ"]
 

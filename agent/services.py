@@ -17,13 +17,13 @@ from agent.payers import Payers
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
 from agent.store import AgentStore
-from strom.config import ProfileConfig
-from strom.lightning import LightningBackend
-from strom.payments import PaymentService
-from strom.ports import ChargerCommands
-from strom.storage.db import Database
-from strom.storage.sessions import SessionStore
-from strom.tariff import Tariff
+from strom_core.config import ProfileConfig
+from strom_core.ports import ChargerCommands
+from strom_core.tariff import Tariff
+from strom_lightning import LightningBackend
+from strom_services.payments import PaymentService
+from strom_storage.db import Database
+from strom_storage.sessions import SessionStore
 
 __all__ = ["AgentServices", "DmInboxes", "PriceBook"]
 

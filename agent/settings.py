@@ -6,12 +6,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
-from agent.nostr.errors import InvalidKey
-from agent.nostr.keys import parse_public_key
-from agent.nostr.zap import ZAP_RECEIPT_KIND
 from strom.config import StromConfig
-from strom.errors import ConfigError
+from strom_core.errors import ConfigError
+from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
+from strom_nostr.errors import InvalidKey
+from strom_nostr.keys import parse_public_key
+from strom_nostr.zap import ZAP_RECEIPT_KIND
 
 __all__ = ["AgentSettings"]
 
@@ -75,7 +75,7 @@ class AgentSettings:
         """Per event kind, how long after its claim a replay could still pass a freshness check.
 
         The agents refuse older events for their age, so a claim kept this long (by
-        ``strom.storage.retention``) is enough to refuse every replay.
+        ``strom_storage.retention``) is enough to refuse every replay.
         """
         dm = self.dm_max_age_s + self.max_future_s
         return {

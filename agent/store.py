@@ -3,11 +3,11 @@
 Theory of operation
 -------------------
 Everything lives in Strom's one database, through the storage package's repositories
-(:mod:`strom.storage.agent_journal`); the agents write no file and no SQL of their own.
+(:mod:`strom_storage.agent_journal`); the agents write no file and no SQL of their own.
 
 * **Secrets are recomputed, not kept.** A driver who paid by zap gets the refund and top-up
   links by DM, maybe hours later. The links carry the session secret, and the database keeps
-  only its hash; the secret is derived from the server key (:mod:`strom.session_secrets`), so
+  only its hash; the secret is derived from the server key (:mod:`strom_core.session_secrets`), so
   :meth:`AgentStore.secret` recomputes it, checks it against the stored hash (a link that
   would not work is never sent), and otherwise looks for a secret imported from an older
   installation (:mod:`agent.legacy_store`), sealed under a key derived from the server key.
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.nostr.event import Event, parse_event
 from agent.sealing import Sealer, SealError
-from strom.session_secrets import SessionSecrets
-from strom.storage.agent_journal import DmJournal, SecretRecords
-from strom.storage.db import Database
-from strom.storage.sessions import hash_secret
+from strom_core.session_secrets import SessionSecrets
+from strom_nostr.event import Event, parse_event
+from strom_storage.agent_journal import DmJournal, SecretRecords
+from strom_storage.db import Database
+from strom_storage.sessions import hash_secret
 
 __all__ = ["AgentStore", "Outgoing", "imported_secret_sealer"]
 
@@ -79,7 +79,7 @@ class AgentStore:
     Args:
         db: Strom's database.
         session_key: the key session secrets are derived from (see
-            :func:`strom.session_secrets.derive_session_key`).
+            :func:`strom_core.session_secrets.derive_session_key`).
     """
 
     def __init__(self, db: Database, session_key: bytes) -> None:
@@ -118,7 +118,7 @@ class AgentStore:
         return secret if hmac.compare_digest(hash_secret(secret), stored_hash) else None
 
     def seal(self, session_id: str, secret: str) -> str:
-        """A secret as :class:`~strom.storage.agent_journal.SecretRecords` keeps it."""
+        """A secret as :class:`~strom_storage.agent_journal.SecretRecords` keeps it."""
         return self.sealer.seal(_seal_name(session_id), secret)
 
     # --- outgoing journal ------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Zap receipts: publishing the charger's own, and acting on those that reach it.
 
-Publishing: once a zap invoice is settled, :meth:`strom.payments.PaymentService.settle` queues a
+Publishing: once a zap invoice is settled,
+:meth:`strom_services.payments.PaymentService.settle` queues a
 ``zap_receipt`` outbox row; its handler (:meth:`agent.runtime.AgentRuntime.on_zap_receipt`)
 has the charger's agent sign the kind-9735 receipt and publish it to the zap request's relays
 and the agents' write relays. ``created_at`` is the settlement time, so a second run of the
@@ -8,7 +9,7 @@ row publishes an event with the same id, which relays drop.
 
 Consuming: a receipt addressed to the charger is acted on only if (1) it is fresh, (2) it is
 signed by the charger's own key and consistent with its invoice and embedded request
-(:func:`~agent.nostr.zap.verify_zap_receipt`), (3) its id was not seen before, (4) the invoice
+(:func:`~strom_nostr.zap.verify_zap_receipt`), (3) its id was not seen before, (4) the invoice
 is one of Strom's zap invoices for that very request, and (5) the lightning backend says the
 invoice is settled. A receipt alone is never proof of payment. Then it calls the one idempotent
 settlement step, so a session starts once whether the backend's notification or the receipt
@@ -20,14 +21,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from agent.nostr.discovery import status_coordinate
-from agent.nostr.errors import InvalidEvent
-from agent.nostr.event import Event, parse_event
-from agent.nostr.zap import MAX_ZAP_REQUEST_BYTES, ZapReceiptError, verify_zap_receipt, zap_receipt
 from agent.queries import claim_event, release_event, zap_request_of
 from agent.relays import PublishResult
-from strom.errors import BackendError
-from strom.lightning import InvoiceNotFound, InvoiceState
+from strom_core.errors import BackendError
+from strom_lightning import InvoiceNotFound, InvoiceState
+from strom_nostr.discovery import status_coordinate
+from strom_nostr.errors import InvalidEvent
+from strom_nostr.event import Event, parse_event
+from strom_nostr.zap import MAX_ZAP_REQUEST_BYTES, ZapReceiptError, verify_zap_receipt, zap_receipt
 
 if TYPE_CHECKING:
     from agent.agent import Agent

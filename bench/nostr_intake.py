@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 from coincurve import PublicKeyXOnly
 
-from agent.nostr.event import parse_event, sign_event, verify_event
-from agent.nostr.keys import generate_secret_key, public_key_hex
-from agent.nostr.zap import validate_zap_request
+from strom_nostr.event import parse_event, sign_event, verify_event
+from strom_nostr.keys import generate_secret_key, public_key_hex
+from strom_nostr.zap import validate_zap_request
 
 CHARGER_ID = "bench-0"
 

@@ -41,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 from websockets.asyncio.client import connect
 
-from agent.nostr.event import sign_event
-from agent.nostr.keys import generate_secret_key
-from agent.nostr.zap import _decode_invoice, zap_receipt
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from ocpp_server.protocol import Call
-from strom.lightning import FakeDriverWallet
-from strom.ports import ConnectorStatusChanged, OcppEvent
+from strom_core.ports import ConnectorStatusChanged, OcppEvent
+from strom_lightning import FakeDriverWallet
+from strom_nostr.event import sign_event
+from strom_nostr.keys import generate_secret_key
+from strom_nostr.zap import _decode_invoice, zap_receipt
 
 CONNECTOR_BLOCK = """
 [[connectors]]

@@ -30,15 +30,15 @@ from cockpit.openapi import API_PREFIX, openapi_document
 from cockpit.tokens import TokenStore
 from lnurl_server.csp import websocket_origin
 from ocpp_server import OcppServer
-from strom import __version__
 from strom.config import StromConfig
-from strom.core_events import CoreEventSink
-from strom.lightning import LightningBackend, NodeWatch
-from strom.payments import PaymentService
-from strom.refunds import RefundService
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.sessions import SessionStore
+from strom_core import __version__
+from strom_lightning import LightningBackend, NodeWatch
+from strom_services.core_events import CoreEventSink
+from strom_services.payments import PaymentService
+from strom_services.refunds import RefundService
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.sessions import SessionStore
 
 __all__ = ["API_PREFIX", "Cockpit"]
 

@@ -4,7 +4,7 @@ Every operation is declared once in :meth:`Api.endpoints` (see :mod:`cockpit.end
 routes and the OpenAPI document come from that list. Handlers read through the core's stores
 and act through the same paths the other front doors use: a stop is a ``StopRequested``
 applied to the session's state machine (so it is billed and refunded like any stop), charger
-commands go through :class:`strom.ports.ChargerCommands`, connector availability through the
+commands go through :class:`strom_core.ports.ChargerCommands`, connector availability through the
 same query the operator's DM uses.
 """
 
@@ -23,8 +23,6 @@ from pydantic import BaseModel, ValidationError
 
 from agent.agent import Agent
 from agent.errors import AgentUnavailable
-from agent.nostr.discovery import STATUS_KIND
-from agent.nostr.keys import encode_npub
 from agent.queries import audit, set_connector_enabled
 from agent.relays import PublishResult
 from agent.runtime import AgentRuntime
@@ -36,25 +34,21 @@ from cockpit.profiles import ProfileFiles
 from cockpit.sticker import sticker_pdf, sticker_svg
 from lnurl_server.lnurl import connector_fallback_url
 from ocpp_server import OcppServer, parse_quirks
-from strom.config import (
-    ConnectorConfig,
-    OcppProfileConfig,
-    ProfileConfig,
-    StromConfig,
-    TariffConfig,
-    require_ocpp_password,
-)
-from strom.effects import RetryLater
-from strom.errors import ConfigError, IllegalTransition
-from strom.lightning import NodeWatch
-from strom.payments import PaymentService
-from strom.ports import ChargerLink
-from strom.session import State, StopReason, StopRequested
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.sessions import SessionNotFound, SessionStore, row_to_session
-from strom.tariff import Tariff
-from strom.units import WH_PER_KWH, format_kwh, format_sat
+from strom.config import StromConfig, require_ocpp_password
+from strom_core.config import ConnectorConfig, OcppProfileConfig, ProfileConfig, TariffConfig
+from strom_core.errors import ConfigError, IllegalTransition
+from strom_core.ports import ChargerLink
+from strom_core.session import State, StopReason, StopRequested
+from strom_core.tariff import Tariff
+from strom_core.units import WH_PER_KWH, format_kwh, format_sat
+from strom_lightning import NodeWatch
+from strom_nostr.discovery import STATUS_KIND
+from strom_nostr.keys import encode_npub
+from strom_services.effects import RetryLater
+from strom_services.payments import PaymentService
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.sessions import SessionNotFound, SessionStore, row_to_session
 
 __all__ = ["Api", "quotes", "session_out"]
 

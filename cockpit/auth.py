@@ -3,7 +3,7 @@
 * ``Authorization: Bearer strom_…`` — a live token from ``strom token create``; its scope
   (admin or read) decides what it may do.
 * ``Authorization: Nostr <base64 event>`` — NIP-98, checked by
-  :func:`agent.nostr.http_auth.check_http_auth` against the request as the client addressed
+  :func:`strom_nostr.http_auth.check_http_auth` against the request as the client addressed
   it (``server.public_url`` + path and query), then: the signer must be one of
   ``nostr.admin_npubs`` (else 403), and the event id must be new (it is claimed in
   ``nostr_events``, so a replay is refused across restarts too; the retention sweep forgets
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent.nostr.http_auth import HttpAuthError, check_http_auth
-from agent.nostr.keys import decode_npub, encode_npub
 from agent.queries import claim_event
 from cockpit.tokens import Scope, TokenStore
-from strom.storage.db import Database
+from strom_nostr.http_auth import HttpAuthError, check_http_auth
+from strom_nostr.keys import decode_npub, encode_npub
+from strom_storage.db import Database
 
 __all__ = ["WINDOW_S", "AuthFailed", "Authenticator", "Forbidden", "Principal"]
 

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from cockpit.auth import Authenticator, AuthFailed, Forbidden, Principal
 from lnurl_server.clients import client_of
-from strom.errors import StorageError
-from strom.ids import CHARGER_ID_RULE, is_charger_id
+from strom_core.errors import StorageError
+from strom_core.ids import CHARGER_ID_RULE, is_charger_id
 
 __all__ = [
     "MAX_BODY_BYTES",

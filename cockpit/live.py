@@ -32,12 +32,12 @@ from aiohttp import WSMsgType, web
 from agent.relays import PublishResult
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
 from lnurl_server.clients import client_of
-from strom.errors import StromError
-from strom.lightning import NodeState
-from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged, OcppEvent
-from strom.refunds import RefundService
-from strom.session import Transition
-from strom.storage.sessions import SessionNotFound
+from strom_core.errors import StromError
+from strom_core.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged, OcppEvent
+from strom_core.session import Transition
+from strom_lightning import NodeState
+from strom_services.refunds import RefundService
+from strom_storage.sessions import SessionNotFound
 
 __all__ = ["LiveHub"]
 

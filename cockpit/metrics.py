@@ -23,10 +23,10 @@ from prometheus_client.registry import Collector
 from agent.runtime import AgentRuntime
 from cockpit import queries
 from ocpp_server import OcppServer
-from strom.errors import StromError
-from strom.lightning import LightningBackend, NodeWatch
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxStore
+from strom_core.errors import StromError
+from strom_lightning import LightningBackend, NodeWatch
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxStore
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

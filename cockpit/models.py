@@ -23,9 +23,9 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from strom.config import BrandingConfig, LocationConfig
-from strom.ids import CHARGER_ID_PATTERN, check_charger_id
-from strom.session import State
+from strom_core.config import BrandingConfig, LocationConfig
+from strom_core.ids import CHARGER_ID_PATTERN, check_charger_id
+from strom_core.session import State
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 
@@ -42,7 +42,7 @@ ChargerId = Annotated[
     AfterValidator(check_charger_id),
     WithJsonSchema({"type": "string", "pattern": f"^{CHARGER_ID_PATTERN}$"}),
 ]
-"""A charger id given to the API (Strom's one rule, :mod:`strom.ids`)."""
+"""A charger id given to the API (Strom's one rule, :mod:`strom_core.ids`)."""
 
 IsoTime = Annotated[
     AwareDatetime,

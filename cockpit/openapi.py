@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from cockpit.endpoint import Endpoint
 from cockpit.models import ErrorOut
-from strom.ids import CHARGER_ID_PATTERN
+from strom_core.ids import CHARGER_ID_PATTERN
 
 __all__ = ["API_PREFIX", "openapi_document"]
 

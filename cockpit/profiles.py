@@ -23,9 +23,9 @@ import tomlkit
 from pydantic import ValidationError
 from tomlkit.items import InlineTable, Table
 
-from strom.config import ProfileConfig, TariffConfig
-from strom.errors import ConfigError
-from strom.ids import check_charger_id
+from strom_core.config import ProfileConfig, TariffConfig
+from strom_core.errors import ConfigError
+from strom_core.ids import check_charger_id
 
 __all__ = ["ProfileFiles"]
 

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Select, and_, func, or_, select
 
-from strom.storage.db import Database
-from strom.storage.schema import audit_log, payments, refunds, sessions
+from strom_storage.db import Database
+from strom_storage.schema import audit_log, payments, refunds, sessions
 
 __all__ = [
     "BadCursor",

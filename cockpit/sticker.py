@@ -29,9 +29,9 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from lnurl_server.qr import QUIET_ZONE, fallback_qr
-from strom.config import ProfileConfig
-from strom.tariff import Tariff
-from strom.units import format_sat
+from strom_core.config import ProfileConfig
+from strom_core.tariff import Tariff
+from strom_core.units import format_sat
 
 __all__ = ["WIDTH_MM", "Line", "sticker_lines", "sticker_pdf", "sticker_svg"]
 

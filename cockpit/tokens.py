@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from strom.errors import StromError
-from strom.storage.db import Database
-from strom.storage.schema import api_tokens
+from strom_core.errors import StromError
+from strom_storage.db import Database
+from strom_storage.schema import api_tokens
 
 __all__ = ["TOKEN_PREFIX", "Scope", "TokenError", "TokenInfo", "TokenStore", "hash_token"]
 

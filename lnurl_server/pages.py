@@ -8,8 +8,8 @@ bare LNURLs), and the pages' own style sheets and script (``templates/*.css``,
 exactly them by hash (:mod:`lnurl_server.csp`). They are static: nothing is rendered into
 them, so their hashes are computed once, at start.
 
-Amounts are shown with :func:`strom.units.format_sat` and energies with
-:func:`strom.units.format_kwh`; the session page's script mirrors both exactly, so a number
+Amounts are shown with :func:`strom_core.units.format_sat` and energies with
+:func:`strom_core.units.format_kwh`; the session page's script mirrors both exactly, so a number
 does not change its look when the script takes over from the server.
 """
 
@@ -26,10 +26,10 @@ from markupsafe import Markup
 
 from lnurl_server.csp import page_policy
 from lnurl_server.qr import fallback_qr, lnurl_qr
-from strom.config import ProfileConfig
-from strom.ports import ChargerLink
-from strom.session import Session, State, stop_reason_text
-from strom.units import format_kwh, format_sat
+from strom_core.config import ProfileConfig
+from strom_core.ports import ChargerLink
+from strom_core.session import Session, State, stop_reason_text
+from strom_core.units import format_kwh, format_sat
 
 __all__ = [
     "INLINE_SCRIPTS",

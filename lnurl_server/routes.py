@@ -33,9 +33,6 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from agent.nostr.discovery import status_coordinate
-from agent.nostr.zap import ValidZapRequest, validate_zap_request
-from agent.nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from lnurl_server.clients import client_of
 from lnurl_server.csp import page_headers
 from lnurl_server.lnurl import (
@@ -54,17 +51,21 @@ from lnurl_server.lnurl import (
 )
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
-from strom.config import ProfileConfig, StromConfig
-from strom.errors import BackendError, StorageError
-from strom.ids import is_charger_id
-from strom.lightning import Invoice, NodeWatch
-from strom.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
-from strom.ports import ChargerIdentities
-from strom.refunds import RefundError, RefundService, min_refund
-from strom.session import Session
-from strom.storage.chargers import ChargerStore
-from strom.storage.sessions import SessionNotFound, SessionStore
-from strom.units import UnitError, format_sat
+from strom.config import StromConfig
+from strom_core.config import ProfileConfig
+from strom_core.errors import BackendError, StorageError
+from strom_core.ids import is_charger_id
+from strom_core.ports import ChargerIdentities
+from strom_core.session import Session
+from strom_core.units import UnitError, format_sat
+from strom_lightning import Invoice, NodeWatch
+from strom_nostr.discovery import status_coordinate
+from strom_nostr.zap import ValidZapRequest, validate_zap_request
+from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
+from strom_services.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
+from strom_services.refunds import RefundError, RefundService, min_refund
+from strom_storage.chargers import ChargerStore
+from strom_storage.sessions import SessionNotFound, SessionStore
 
 __all__ = ["FrontDoor", "storage_errors"]
 

@@ -2,8 +2,9 @@
 
 Chargers connect to ``ws(s)://HOST:PORT/ocpp/<charger id>`` with the ``ocpp1.6`` subprotocol
 and, for security profiles 1 and 2, HTTP Basic auth. :class:`OcppServer` admits them, talks to
-Strom's core through :class:`strom.ports.OcppCore`, publishes :mod:`strom.ports` events, and
-offers :class:`OcppCommands` (a :class:`strom.ports.ChargerCommands`) to act on chargers.
+Strom's core through :class:`strom_core.ports.OcppCore`, publishes :mod:`strom_core.ports`
+events, and
+offers :class:`OcppCommands` (a :class:`strom_core.ports.ChargerCommands`) to act on chargers.
 """
 
 from ocpp_server.backoff import SourceBackoff

@@ -50,8 +50,8 @@ from ocpp_server.protocol import (
 )
 from ocpp_server.records import ChargerRecord
 from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk
-from strom.crashpoints import crashpoint
-from strom.ports import ChargerOffline, ChargerOnline, EventSink
+from strom_core.crashpoints import crashpoint
+from strom_core.ports import ChargerOffline, ChargerOnline, EventSink
 
 __all__ = ["CallOutcome", "ChargerConnection", "OutcomeKind", "Reply", "Transport"]
 

@@ -2,7 +2,7 @@
 
 Each handler reads the validated payload into a typed request (:mod:`ocpp_server.messages`),
 asks the core, publishes events, and returns the CALLRESULT payload. Transactions go through
-the :class:`~strom.ports.OcppCore`, which decides and allocates; the handlers publish
+the :class:`~strom_core.ports.OcppCore`, which decides and allocates; the handlers publish
 TransactionStarted/TransactionStopped only for a first, non-replayed record.
 """
 
@@ -32,7 +32,7 @@ from ocpp_server.meter import RegisterReading, register_readings
 from ocpp_server.protocol import format_timestamp
 from ocpp_server.records import OpenTransaction, PendingCharger
 from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
-from strom.ports import (
+from strom_core.ports import (
     AuthorizationStatus,
     ChargerBooted,
     ConnectorStatusChanged,

@@ -1,6 +1,6 @@
-"""The typed command API to chargers (implements :class:`strom.ports.ChargerCommands`).
+"""The typed command API to chargers (implements :class:`strom_core.ports.ChargerCommands`).
 
-Every command returns a :class:`~strom.ports.CommandResult` and never raises for what a charger
+Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
 in time or the connection dropped after sending (the outcome is unknown), ``ERROR`` for a
 CALLERROR or an answer that breaks the schema, ``NOT_SUPPORTED`` when the charger says so.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ocpp_server._connection import CallOutcome, ChargerConnection, OutcomeKind
-from strom.ports import ChargerCommands, CommandResult, CommandStatus
+from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
 __all__ = [
     "TRIGGERABLE_MESSAGES",

@@ -3,7 +3,7 @@
 Theory of operation: each websocket connection of a charger has a state. The async shell
 (``ocpp_server._connection``) feeds it events and executes the effects the table returns, in
 order; nothing else changes the state. An event that is not in the table for the current state
-raises :class:`strom.errors.IllegalTransition` and changes nothing.
+raises :class:`strom_core.errors.IllegalTransition` and changes nothing.
 
 ::
 
@@ -33,7 +33,7 @@ import enum
 from collections.abc import Mapping
 from typing import Final
 
-from strom.errors import IllegalTransition
+from strom_core.errors import IllegalTransition
 
 __all__ = [
     "ConnectionEvent",

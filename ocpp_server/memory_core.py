@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from strom.ports import (
+from strom_core.ports import (
     AuthorizationStatus,
     EventSink,
     MeterSample,

@@ -15,7 +15,7 @@ reading:
 * among what is left, a non-``Transaction.Begin`` value wins, then the highest (a register only
   grows, so the highest is the latest).
 
-Values are exact: :func:`strom.units.parse_energy_wh` turns the decimal string into whole Wh
+Values are exact: :func:`strom_core.units.parse_energy_wh` turns the decimal string into whole Wh
 (half-up). Repeated and out-of-order readings are returned as they come; the core tolerates them.
 """
 
@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ocpp_server.protocol import PayloadInvalid, parse_timestamp
-from strom.units import UnitError, parse_energy_wh
+from strom_core.units import UnitError, parse_energy_wh
 
 __all__ = ["REGISTER", "RegisterReading", "register_readings"]
 

@@ -51,7 +51,7 @@ import orjson
 from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from strom.errors import RemoteProtocolError
+from strom_core.errors import RemoteProtocolError
 
 __all__ = [
     "CENTRAL_TO_CHARGER",

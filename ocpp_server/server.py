@@ -70,8 +70,8 @@ from ocpp_server.settings import (
     ChargerAuthLookup,
     OcppServerSettings,
 )
-from strom.ids import is_charger_id
-from strom.ports import EventSink, OcppCore
+from strom_core.ids import is_charger_id
+from strom_core.ports import EventSink, OcppCore
 
 __all__ = ["OcppServer"]
 
@@ -97,7 +97,7 @@ class OcppServer:
         settings: listening address, TLS, intervals, timeouts.
         chargers: where admitted chargers and their passwords are looked up.
         core: the core's OCPP seam (authorisation, transactions, meter records).
-        events: where :mod:`strom.ports` OCPP events are published.
+        events: where :mod:`strom_core.ports` OCPP events are published.
         monotonic: clock for timeouts and silence (seconds); injectable for tests.
         now: wall clock for timestamps (aware UTC).
         password_key: checks (and makes, see :attr:`password_key`) the keyed hashes of

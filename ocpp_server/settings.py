@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from ocpp_server.passwords import StoredHash, parse_password_hash
-from strom.ids import check_charger_id
+from strom_core.ids import check_charger_id
 
 __all__ = [
     "DEFAULT_MEASURANDS",

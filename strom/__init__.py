@@ -1,3 +1,5 @@
-"""Strom: sell EV charging for Bitcoin over Lightning and nostr."""
+"""Strom: sell EV charging for Bitcoin over Lightning and nostr (the composition root)."""
 
-__version__ = "0.1.0"
+from strom_core import __version__
+
+__all__ = ["__version__"]

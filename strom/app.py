@@ -30,9 +30,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.identity import SERVER_KEY_NAME, KeyStore
-from agent.nostr.http_auth import HTTP_AUTH_KIND
-from agent.nostr.keys import encode_npub
-from agent.nostr.zap import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
 from cockpit.auth import WINDOW_S
@@ -53,17 +50,13 @@ from ocpp_server import (
     hash_password,
     parse_quirks,
 )
-from strom.charging import ChargingEffects
-from strom.config import (
-    ProfileConfig,
-    StromConfig,
-    ocpp_beyond_loopback,
-    require_ocpp_password,
-)
-from strom.core_events import CoreEventSink
-from strom.effects import EffectRunner, Handler
-from strom.errors import BackendError, ConfigError
-from strom.lightning import (
+from strom.config import StromConfig, require_ocpp_password
+from strom.shutdown import run_until_stopped
+from strom.sockets import claim_http_socket
+from strom_core.config import ProfileConfig, ocpp_beyond_loopback
+from strom_core.errors import BackendError, ConfigError
+from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
+from strom_lightning import (
     FakeBackend,
     LightningBackend,
     LndRestBackend,
@@ -72,18 +65,21 @@ from strom.lightning import (
     SettlementStream,
     create_backend,
 )
-from strom.ocpp_core import DatabaseOcppCore
-from strom.orphans import OrphanWatch
-from strom.payments import PaymentService
-from strom.refunds import RefundService
-from strom.session_secrets import SESSION_KEY_LABEL, SessionSecrets
-from strom.shutdown import run_until_stopped
-from strom.sockets import claim_http_socket
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database, redact_url
-from strom.storage.outbox import OutboxStore
-from strom.storage.retention import Retention, RetentionPolicy
-from strom.storage.sessions import SessionStore
+from strom_nostr.http_auth import HTTP_AUTH_KIND
+from strom_nostr.keys import encode_npub
+from strom_nostr.zap import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
+from strom_services.charging import ChargingEffects
+from strom_services.core_events import CoreEventSink
+from strom_services.effects import EffectRunner, Handler
+from strom_services.ocpp_core import DatabaseOcppCore
+from strom_services.orphans import OrphanWatch
+from strom_services.payments import PaymentService
+from strom_services.refunds import RefundService
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database, redact_url
+from strom_storage.outbox import OutboxStore
+from strom_storage.retention import Retention, RetentionPolicy
+from strom_storage.sessions import SessionStore
 
 __all__ = [
     "Strom",
@@ -352,7 +348,7 @@ class Strom:
         if isinstance(backend, LndRestBackend) and config.config_path is not None:
             backend.pin_command = f"strom lightning pin-cert -c {config.config_path}"
         # An unreachable node does not stop Strom: it is reported, payments are refused
-        # until it answers, and the watch keeps asking (strom/lightning/watch.py).
+        # until it answers, and the watch keeps asking (strom_lightning/watch.py).
         node = NodeWatch(backend)
         await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.

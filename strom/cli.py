@@ -17,8 +17,8 @@ from typing import Any
 
 from strom import __version__
 from strom.config import StromConfig, load_config
-from strom.errors import ConfigError, StorageError, StromError
 from strom.scaffold import ScaffoldError, write_scaffold
+from strom_core.errors import ConfigError, StorageError, StromError
 
 __all__ = ["main"]
 
@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _upgrade(config: StromConfig) -> None:
-    from strom.storage.db import Database
+    from strom_storage.db import Database
 
     db = Database.from_url(config.storage.url())
     try:
@@ -144,7 +144,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 async def _with_tokens(config: StromConfig, work: Callable[..., Any]) -> Any:
     from cockpit.tokens import TokenStore
-    from strom.storage.db import Database
+    from strom_storage.db import Database
 
     db = Database.from_url(config.storage.url())
     try:
@@ -223,7 +223,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_fake_pay(args: argparse.Namespace) -> int:
     """Pay an invoice of the fake lightning backend (no real money), as a driver's wallet would."""
-    from strom.lightning import FakeConfig, fake_pay
+    from strom_lightning import FakeConfig, fake_pay
 
     config = _load(args)
     if not isinstance(config.lightning, FakeConfig):
@@ -298,9 +298,9 @@ def cmd_lightning_pin_cert(args: argparse.Namespace) -> int:
     strom.toml points (tls_cert_path, or the cert= of the URI in lndconnect_path), keeping the
     old file as .bak. A running Strom takes it up at its next retry, without a restart.
     """
-    from strom.lightning import LndConfig
-    from strom.lightning import pin as pinning
-    from strom.lightning.lnd_credentials import cert_location, load_lnd_credentials
+    from strom_lightning import LndConfig
+    from strom_lightning import pin as pinning
+    from strom_lightning.lnd_credentials import cert_location, load_lnd_credentials
 
     config = _load(args)
     lnd = config.lightning

@@ -1,4 +1,4 @@
-"""Strom's configuration: typed, loaded once at the edge, passed down section by section.
+"""Strom's configuration: loaded once at the edge, passed down section by section.
 
 Sources, later ones winning:
 
@@ -9,359 +9,39 @@ Sources, later ones winning:
    ``STROM_STORAGE__DATABASE_URL=postgresql+asyncpg://…``). A value is read as a TOML value
    when it parses as one (numbers, booleans, arrays) and as a string otherwise.
 
-Any mistake becomes one :class:`~strom.errors.ConfigError` whose message names the file (or
-variable), the key, what was expected and what was found. Defaults are documented where they
-are defined, below.
+Any mistake becomes one :class:`~strom_core.errors.ConfigError` whose message names the file (or
+variable), the key, what was expected and what was found. The sections themselves, with their
+defaults, are in :mod:`strom_core.config`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import tomllib
 from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from strom.errors import ConfigError
-from strom.ids import CHARGER_ID_RULE, is_charger_id
-from strom.lightning.config import FakeConfig, LightningConfig
-from strom.tariff import Tariff
-from strom.units import UnitError, sat_decimal_to_msat
-
-__all__ = [
-    "BrandingConfig",
-    "ConnectorConfig",
-    "LocationConfig",
-    "LoggingConfig",
-    "NostrConfig",
-    "OcppConfig",
-    "OcppProfileConfig",
-    "PathsConfig",
-    "ProfileConfig",
-    "RelayConfig",
-    "RetentionConfig",
-    "ServerConfig",
-    "SessionsConfig",
-    "StorageConfig",
-    "StromConfig",
-    "TariffConfig",
-    "load_config",
-    "ocpp_beyond_loopback",
-    "require_ocpp_password",
-]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ServerConfig(_Section):
-    """The HTTP server (LNURL, pages, API)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    # The base URL wallets and browsers reach Strom at; LNURLs are built from it. A public
-    # host must be https (LUD-01 allows http only for onion and local development).
-    # Default: http://<host>:<port> (local development).
-    public_url: str = ""
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    # A fixed exchange rate for showing fiat estimates next to prices on the pages
-    # (e.g. fiat_per_btc = 90000, fiat_currency = "EUR"); 0 shows none. Prices stay in sats.
-    fiat_per_btc: Decimal = Field(Decimal(0), ge=0)
-    fiat_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    # The reverse proxies in front of Strom (IP addresses or CIDR networks, e.g.
-    # ["127.0.0.1", "10.0.0.0/8"]); default none: every client connects directly. Only from
-    # these is the client's address read from the forwarding header, for rate limits and logs.
-    trusted_proxies: tuple[str, ...] = ()
-    # The header those proxies set: "X-Forwarded-For" (nginx, Caddy, Traefik, HAProxy) or
-    # "Forwarded" (RFC 7239). Only this one is read.
-    forwarded_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        networks = []
-        for entry in value:
-            try:
-                networks.append(str(ipaddress.ip_network(entry.strip())))
-            except ValueError as exc:
-                raise ValueError(f"{entry!r}: {_network_problem(entry, exc)}") from None
-        return tuple(networks)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_url(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("public_url"):
-            host = data.get("host", "127.0.0.1")
-            data = {**data, "public_url": f"http://{host}:{data.get('port', 8080)}"}
-        return data
-
-    @field_validator("public_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("expected an http:// or https:// base URL")
-        return value.rstrip("/")
-
-
-def _network_problem(entry: str, exc: ValueError) -> str:
-    try:
-        meant = ipaddress.ip_network(entry.strip(), strict=False)
-    except ValueError:
-        return "expected an IP address (192.0.2.10, 2001:db8::10) or a CIDR network (10.0.0.0/8)"
-    return f"{exc}; did you mean {str(meant)!r}?"
-
-
-class StorageConfig(_Section):
-    """Where Strom keeps its data."""
-
-    data_dir: Path = Path("data")
-    # Empty: SQLite (WAL) at <data_dir>/strom.sqlite3. Otherwise an SQLAlchemy async URL,
-    # e.g. postgresql+asyncpg://user@host/db.
-    database_url: str = ""
-
-    @field_validator("database_url")
-    @classmethod
-    def _db_url(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "expected sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"
-            )
-        return value
-
-    def url(self) -> str:
-        """The SQLAlchemy URL to connect to."""
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'strom.sqlite3'}"
-
-
-class OcppConfig(_Section):
-    """The OCPP 1.6J central system chargers connect to."""
-
-    host: str = "0.0.0.0"  # noqa: S104 - chargers are on the LAN; operators narrow it
-    port: int = Field(9000, ge=0, le=65535)
-    heartbeat_interval_s: int = Field(300, ge=10, le=86_400)
-    meter_interval_s: int = Field(60, ge=1, le=3_600)
-    command_timeout_s: float = Field(30.0, gt=0, le=300)
-    auto_register: bool = False  # unknown chargers are held for operator approval when on
-    # The retry interval told to an unknown charger held for approval (BootNotification Pending).
-    pending_retry_interval_s: int = Field(60, ge=10, le=86_400)
-    # At most this many unknown chargers are held for approval at once.
-    max_pending_chargers: int = Field(100, ge=0, le=10_000)
-    # A charger that connected without BootNotification is asked for one after this long.
-    boot_backstop_delay_s: float = Field(60.0, gt=0, le=3_600)
-    # Recent OCPP frames kept per charger for the admin UI's log view.
-    message_log_size: int = Field(20, ge=0, le=1_000)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    # After a restart of Strom, chargers that were connected get this long to come back before
-    # their connectors are shown offline (nostr status, charger page, API); meanwhile they are
-    # shown as reconnecting with their last status, and offers refuse them (not connected).
-    # 0 shows them offline at once.
-    reconnect_grace_s: int = Field(90, ge=0, le=3_600)
-
-
-class SessionsConfig(_Section):
-    """Charging-session timing."""
-
-    invoice_expiry_s: int = Field(600, ge=60, le=86_400)
-    start_timeout_s: int = Field(180, ge=10, le=3_600)  # no vehicle started in time: refund
-    refund_expiry_s: int = Field(7 * 86_400, ge=600)  # how long a refund link stays valid
-    refund_max_fee_ppm: int = Field(5_000, ge=0, le=100_000)  # routing fee cap, paid by operator
-    # A charger that shows no transaction on a connector where Strom holds one open (it
-    # rebooted without it) gets this long to send its StopTransaction; then the session ends,
-    # billed up to the last reading. At least two meter intervals are always given.
-    orphan_grace_s: int = Field(120, ge=1, le=3_600)
-    # How long opening the withdraw link of a running session waits for the charger to confirm
-    # the stop, in all; wallets give up on an LNURL after about 30 s.
-    withdraw_stop_wait_s: int = Field(20, ge=1, le=25)
-
-
-class NostrConfig(_Section):
-    """The agents' nostr settings."""
-
-    admin_npubs: tuple[str, ...] = ()  # npubs whose DMs are operator commands
-
-    @field_validator("admin_npubs")
-    @classmethod
-    def _npubs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for npub in value:
-            if not re.fullmatch(r"npub1[02-9ac-hj-np-z]{58}", npub):
-                raise ValueError(f"expected npub1… (bech32, 63 chars), found {npub!r}")
-        return value
-
-
-class RetentionConfig(_Section):
-    """How long rows that only record history are kept (see docs/architecture.md, retention).
-
-    Every ``*_days`` key counts whole days; 0 keeps those rows forever. Money records
-    (sessions, payments, ledger entries, refunds that were claimed) are never deleted; claimed
-    nostr event ids are kept exactly as long as a replay could still pass the freshness check,
-    which is not configurable.
-    """
-
-    outbox_days: int = Field(30, ge=0)  # effects that ran (state done)
-    # Effects given up after 25 attempts (state dead): operators look into them.
-    outbox_dead_days: int = Field(365, ge=0)
-    # Meter readings of sessions the charger reported stopped (the bill is final); readings
-    # of a running session are never deleted.
-    meter_readings_days: int = Field(90, ge=0)
-    unknown_stops_days: int = Field(90, ge=0)  # StopTransactions for unknown transactions
-    sweep_interval_s: int = Field(300, ge=1, le=86_400)  # how often the sweep runs
-
-
-class PathsConfig(_Section):
-    """Folders next to strom.toml."""
-
-    profiles: Path = Path("profiles")
-    relay_config: Path = Path("relay_config")
-
-
-class LoggingConfig(_Section):
-    """Log output."""
-
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-
-# --- profiles (one file per charge point) ------------------------------------------------------
-
-
-class LocationConfig(_Section):
-    """Where the charge point is."""
-
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    address: str = ""
-
-
-class ConnectorConfig(_Section):
-    """One connector of a charge point."""
-
-    id: int = Field(ge=1, le=99)
-    type: str = "Type2"
-    max_power_kw: Decimal = Field(gt=0, le=1000)
-
-    @property
-    def max_power_w(self) -> int:
-        """Maximum power in whole watts."""
-        return int(self.max_power_kw * 1000)
-
-
-class TariffConfig(_Section):
-    """Prices in sats (decimals allowed down to 1 msat)."""
-
-    per_kwh_sat: Decimal = Decimal(0)
-    per_minute_sat: Decimal = Decimal(0)
-    session_fee_sat: Decimal = Decimal(0)
-    min_prepay_sat: Decimal = Decimal(1_000)
-    max_prepay_sat: Decimal = Decimal(500_000)
-
-    @field_validator("*")
-    @classmethod
-    def _exact(cls, value: Decimal) -> Decimal:
-        try:
-            sat_decimal_to_msat(value)
-        except UnitError as exc:
-            raise ValueError(
-                f"expected a non-negative number of sats down to 0.001: {exc}"
-            ) from None
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TariffConfig:
-        self.to_tariff()
-        return self
-
-    def to_tariff(self) -> Tariff:
-        """The exact msat tariff."""
-        try:
-            return Tariff(
-                energy_msat_per_kwh=sat_decimal_to_msat(self.per_kwh_sat),
-                time_msat_per_minute=sat_decimal_to_msat(self.per_minute_sat),
-                session_fee_msat=sat_decimal_to_msat(self.session_fee_sat),
-                min_prepay_msat=sat_decimal_to_msat(self.min_prepay_sat),
-                max_prepay_msat=sat_decimal_to_msat(self.max_prepay_sat),
-            )
-        except (UnitError, ConfigError) as exc:
-            raise ValueError(str(exc)) from exc
-
-
-class BrandingConfig(_Section):
-    """How the charge point presents itself (profile, pages)."""
-
-    picture: str = ""
-    website: str = ""
-
-
-class OcppProfileConfig(_Section):
-    """How this charge point talks OCPP."""
-
-    # The hash of its OCPP password, written by `strom init`, `strom charger password` or the
-    # API. Empty: no Basic auth (security profile 0), which Strom refuses when OCPP listens
-    # beyond loopback unless allow_unauthenticated is true.
-    password_hash: str = ""
-    # Accept this charger without a password on a non-loopback address: anyone who can reach
-    # the OCPP port can then connect as it. Warned about at every start.
-    allow_unauthenticated: bool = False
-    quirks: tuple[str, ...] = ()
-
-
-def ocpp_beyond_loopback(host: str) -> bool:
-    """Whether an OCPP server listening on ``host`` can be reached from other machines."""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a host name or a wildcard
-
-
-class ProfileConfig(_Section):
-    """One charge point (``profiles/<id>.toml``)."""
-
-    id: str
-    name: str
-    description: str = ""
-    location: LocationConfig
-    connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
-    tariff: TariffConfig
-    branding: BrandingConfig = BrandingConfig()
-    ocpp: OcppProfileConfig = OcppProfileConfig()
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not is_charger_id(value):
-            raise ValueError(f"expected {CHARGER_ID_RULE} (used in URLs and file names)")
-        return value
-
-    @field_validator("connectors")
-    @classmethod
-    def _unique(cls, value: tuple[ConnectorConfig, ...]) -> tuple[ConnectorConfig, ...]:
-        ids = [c.id for c in value]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"connector ids must be unique, found {ids}")
-        return value
-
-
-class RelayConfig(_Section):
-    """One nostr relay; ``url = "embedded"`` is the in-process relay."""
-
-    url: str
-    read: bool = True
-    write: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if value != "embedded" and not re.match(r"^wss?://[^/\s]+", value):
-            raise ValueError('expected "embedded" or a ws:// / wss:// relay URL')
-        return value
+from typing import Any
+
+from pydantic import ValidationError
+
+from strom_core.config import (
+    LoggingConfig,
+    NostrConfig,
+    OcppConfig,
+    PathsConfig,
+    ProfileConfig,
+    RelayConfig,
+    RetentionConfig,
+    ServerConfig,
+    SessionsConfig,
+    StorageConfig,
+    _Section,
+    ocpp_beyond_loopback,
+)
+from strom_core.errors import ConfigError
+from strom_lightning.config import FakeConfig, LightningConfig
+
+__all__ = ["StromConfig", "load_config", "require_ocpp_password"]
 
 
 class StromConfig(_Section):

@@ -28,15 +28,15 @@ from typing import Any
 import httpx
 import segno
 
-from agent.nostr.keys import encode_npub
 from lnurl_server.lnurl import bech32_lnurl
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
-from strom.lightning import FakeBackend, FakeDriverWallet
-from strom.ports import ChargerOnline, OcppEvent
 from strom.scaffold import write_scaffold
-from strom.units import format_kwh, format_sat
+from strom_core.ports import ChargerOnline, OcppEvent
+from strom_core.units import format_kwh, format_sat
+from strom_lightning import FakeBackend, FakeDriverWallet
+from strom_nostr.keys import encode_npub
 
 __all__ = ["DemoFailed", "DemoOptions", "run_demo"]
 

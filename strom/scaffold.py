@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from strom.ids import check_charger_id
+from strom_core.ids import check_charger_id
 
 __all__ = ["ScaffoldError", "write_scaffold"]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
-from strom.config import ServerConfig, StromConfig
+from strom.config import StromConfig
+from strom_core.config import ServerConfig
 
 __all__ = ["claim_http_socket"]
 

@@ -18,12 +18,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 IO_LIBS = {"asyncio", "aiohttp", "websockets", "httpx", "sqlalchemy", "aiosqlite", "asyncpg"}
 PURE = [
-    "strom/units.py",
-    "strom/ids.py",
-    "strom/tariff.py",
-    "strom/session.py",
-    "strom/errors.py",
-    "strom/ports.py",
+    "strom_core/units.py",
+    "strom_core/ids.py",
+    "strom_core/tariff.py",
+    "strom_core/session.py",
+    "strom_core/errors.py",
+    "strom_core/ports.py",
 ]
 PURE_PACKAGES = ["agent/nostr", "ocpp_server/protocol.py", "lnurl_server/lnurl.py"]
 
@@ -78,13 +78,13 @@ def test_the_front_door_uses_only_the_pure_nostr_core_of_agent() -> None:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent"):
-                if not node.module.startswith("agent.nostr"):
+                if not node.module.startswith("strom_nostr"):
                     offenders.append(f"{path.relative_to(ROOT)}: {node.module}")
             elif isinstance(node, ast.Import):
                 offenders += [
                     f"{path.relative_to(ROOT)}: {a.name}"
                     for a in node.names
-                    if a.name.startswith("agent") and not a.name.startswith("agent.nostr")
+                    if a.name.startswith("agent") and not a.name.startswith("strom_nostr")
                 ]
     assert offenders == []
 

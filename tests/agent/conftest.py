@@ -27,16 +27,12 @@ from typing import Any
 import pytest
 
 from agent.identity import SERVER_KEY_NAME, KeyStore
-from agent.nostr.discovery import status_coordinate
-from agent.nostr.dm import open_dm
-from agent.nostr.event import Event, parse_event, sign_event
-from agent.nostr.keys import encode_npub, generate_secret_key, public_key_hex
-from agent.nostr.zap import validate_zap_request
 from agent.nostr_sdk_adapter import SdkClient, SdkIncoming, SdkLocalRelay
 from agent.relays import PublishResult, RelayPool
 from agent.runtime import AgentRuntime
 from agent.settings import AgentSettings
-from strom.config import (
+from strom.config import StromConfig
+from strom_core.config import (
     ConnectorConfig,
     LocationConfig,
     NostrConfig,
@@ -44,17 +40,21 @@ from strom.config import (
     RelayConfig,
     ServerConfig,
     StorageConfig,
-    StromConfig,
     TariffConfig,
 )
-from strom.effects import EffectRunner
-from strom.payments import OpenedSession, PaymentService
-from strom.session import RemoteStartAccepted, TransactionStarted
-from strom.session_secrets import SessionSecrets, derive_session_key
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxRow, OutboxStore
-from strom.storage.sessions import SessionStore
+from strom_core.session import RemoteStartAccepted, TransactionStarted
+from strom_core.session_secrets import SessionSecrets, derive_session_key
+from strom_nostr.discovery import status_coordinate
+from strom_nostr.dm import open_dm
+from strom_nostr.event import Event, parse_event, sign_event
+from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
+from strom_nostr.zap import validate_zap_request
+from strom_services.effects import EffectRunner
+from strom_services.payments import OpenedSession, PaymentService
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxRow, OutboxStore
+from strom_storage.sessions import SessionStore
 from tests.agent.fakes import FakeChargerCommands, MemoryLightning
 from tests.peers import relay_nostr_relay
 

@@ -1,8 +1,8 @@
 """In-memory implementations of the core's ports for the agent tests (real classes, no mocks).
 
-* :class:`FakeChargerCommands` implements :class:`strom.ports.ChargerCommands`: it records each
+* :class:`FakeChargerCommands` implements :class:`strom_core.ports.ChargerCommands`: it records each
   command and answers with a scripted result.
-* :class:`MemoryLightning` is a :class:`strom.lightning.LightningBackend` that mints real BOLT11
+* :class:`MemoryLightning` is a :class:`strom_lightning.LightningBackend` that mints real BOLT11
   invoices (signed with the BOLT 11 example node key) and keeps their state in a dict; a test
   marks an invoice paid with :meth:`MemoryLightning.mark_paid`.
 """
@@ -21,8 +21,9 @@ from typing import Any, Self
 import bolt11
 from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 
-from strom.errors import BackendUnavailable
-from strom.lightning import (
+from strom_core.errors import BackendUnavailable
+from strom_core.ports import CommandResult, CommandStatus
+from strom_lightning import (
     Failed,
     Invoice,
     InvoiceNotFound,
@@ -32,7 +33,6 @@ from strom.lightning import (
     NodeInfo,
     PaymentResult,
 )
-from strom.ports import CommandResult, CommandStatus
 
 NODE_KEY = "e126f68f7eafcc8b74f54d269fe206be715000f94dac067d1c04a8ca3b2db734"
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import orjson
 
-from agent.nostr.discovery import ConnectorStatus, parse_status
-from agent.nostr.event import Event, expiration
-from agent.nostr.keys import encode_npub
-from strom.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from strom_core.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from strom_nostr.discovery import ConnectorStatus, parse_status
+from strom_nostr.event import Event, expiration
+from strom_nostr.keys import encode_npub
 from tests.agent.conftest import CHARGER_ID, WAIT_S, World, profile
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from agent.nostr.dm import nip04_message, wrap_message
-from agent.nostr.event import Event
-from agent.nostr.keys import generate_secret_key
 from agent.nostr_sdk_adapter import SdkLocalRelay
 from agent.relays import Inbound
-from strom.storage.db import Database
-from strom.storage.retention import Retention, RetentionPolicy
-from strom.storage.schema import nostr_events
+from strom_nostr.dm import nip04_message, wrap_message
+from strom_nostr.event import Event
+from strom_nostr.keys import generate_secret_key
+from strom_storage.db import Database
+from strom_storage.retention import Retention, RetentionPolicy
+from strom_storage.schema import nostr_events
 from tests.agent.conftest import CHARGER_ID, World, build_world
 
 FLOOD = 10_000

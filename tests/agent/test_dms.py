@@ -11,15 +11,15 @@ import bech32
 import pytest
 
 from agent import nostr_sdk_adapter as sdk
-from agent.nostr.discovery import dm_relay_list_template
-from agent.nostr.dm import nip04_message, wrap_message
-from agent.nostr.event import Event, sign_template
 from agent.relays import Inbound
 from agent.store import Outgoing
-from strom.ports import ChargerOnline
-from strom.session import State, StopReason, TransactionStopped
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxStore
+from strom_core.ports import ChargerOnline
+from strom_core.session import State, StopReason, TransactionStopped
+from strom_nostr.discovery import dm_relay_list_template
+from strom_nostr.dm import nip04_message, wrap_message
+from strom_nostr.event import Event, sign_template
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxStore
 from tests.agent.conftest import CHARGER_ID, PUBLIC_URL, Person, World, build_world
 
 

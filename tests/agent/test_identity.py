@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from agent.identity import AgentKey, KeyStore, ensure_key, export_nsec, npub_of
-from agent.nostr.event import verify_event
-from agent.nostr.keys import decode_npub, decode_nsec, public_key_hex
 from agent.sealing import SEALED_PREFIX, SealError
-from strom.errors import ConfigError
+from strom_core.errors import ConfigError
+from strom_nostr.event import verify_event
+from strom_nostr.keys import decode_npub, decode_nsec, public_key_hex
 
 MASTER = {"STROM_MASTER_KEY": "00" * 31 + "ab"}
 

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select, update
 
 from agent.legacy_store import import_legacy_store, legacy_path
-from agent.nostr.dm import nip04_message
 from agent.sealing import SEALED_PREFIX, Sealer, SealError
 from agent.store import Outgoing
-from strom.session import TransactionStopped
-from strom.storage.db import Database
-from strom.storage.schema import imported_secrets, sessions
-from strom.storage.sessions import hash_secret
+from strom_core.session import TransactionStopped
+from strom_nostr.dm import nip04_message
+from strom_storage.db import Database
+from strom_storage.schema import imported_secrets, sessions
+from strom_storage.sessions import hash_secret
 from tests.agent.conftest import World, build_world
 from tests.agent.test_dms import _at, _lnurl_target
 

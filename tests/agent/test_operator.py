@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agent.nostr.discovery import ConnectorStatus, parse_status
-from agent.nostr.dm import nip04_message, wrap_message
-from agent.nostr.event import Event
-from strom.ports import ChargerOnline, CommandStatus, ConnectorStatusChanged
-from strom.storage.schema import audit_log, connectors
+from strom_core.ports import ChargerOnline, CommandStatus, ConnectorStatusChanged
+from strom_nostr.discovery import ConnectorStatus, parse_status
+from strom_nostr.dm import nip04_message, wrap_message
+from strom_nostr.event import Event
+from strom_storage.schema import audit_log, connectors
 from tests.agent.conftest import CHARGER_ID, Person, World
 
 

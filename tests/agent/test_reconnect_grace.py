@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.nostr.discovery import ConnectorStatus, parse_status
-from agent.nostr.dm import nip04_message
-from strom.ports import ChargerLink, ChargerOnline, ConnectorStatusChanged
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
+from strom_core.ports import ChargerLink, ChargerOnline, ConnectorStatusChanged
+from strom_nostr.discovery import ConnectorStatus, parse_status
+from strom_nostr.dm import nip04_message
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
 from tests.agent.conftest import CHARGER_ID, World, build_world, profile
 
 GRACE_S = 60

@@ -9,12 +9,12 @@ import pytest
 
 from agent.errors import RelayError
 from agent.identity import AgentKey
-from agent.nostr.dm import nip04_message
-from agent.nostr.event import Event
-from agent.nostr.keys import generate_secret_key
 from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
 from agent.relays import Inbound, RelayPool
-from strom.config import RelayConfig
+from strom_core.config import RelayConfig
+from strom_nostr.dm import nip04_message
+from strom_nostr.event import Event
+from strom_nostr.keys import generate_secret_key
 from tests.ports import unused_port
 
 KEY = AgentKey(generate_secret_key())

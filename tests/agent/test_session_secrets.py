@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
-from strom.refunds import RefundService
-from strom.session import RemoteStartAccepted, TransactionStarted, TransactionStopped
-from strom.session_secrets import SessionSecrets
-from strom.storage.db import Database
-from strom.storage.schema import sessions
+from strom_core.session import RemoteStartAccepted, TransactionStarted, TransactionStopped
+from strom_core.session_secrets import SessionSecrets
+from strom_services.refunds import RefundService
+from strom_storage.db import Database
+from strom_storage.schema import sessions
 from tests.agent.conftest import Person, World, build_world, server_session_key
 from tests.agent.test_dms import _at, _lnurl_target
 

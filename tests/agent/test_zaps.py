@@ -7,11 +7,11 @@ import hashlib
 
 from sqlalchemy import func, select
 
-from agent.nostr.event import Event, sign_event
-from agent.nostr.zap import verify_zap_receipt, zap_receipt
 from agent.relays import Inbound
-from strom.session import State
-from strom.storage.schema import ledger_entries, payments
+from strom_core.session import State
+from strom_nostr.event import Event, sign_event
+from strom_nostr.zap import verify_zap_receipt, zap_receipt
+from strom_storage.schema import ledger_entries, payments
 from tests.agent.conftest import World
 
 

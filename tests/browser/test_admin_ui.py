@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import lnurl
 import pytest
 
-from agent.nostr.event import sign_event
-from agent.nostr.keys import encode_npub, public_key_hex
+from strom_nostr.event import sign_event
+from strom_nostr.keys import encode_npub, public_key_hex
 from tests.browser.conftest import screenshot, watch_csp
 from tests.browser.test_pages import read_qr
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, simulated, start_cockpit
@@ -260,7 +260,7 @@ async def test_a_charger_without_a_password_is_flagged_and_gets_one_on_the_charg
 ) -> None:
     from playwright.async_api import expect
 
-    from strom.config import OcppProfileConfig
+    from strom_core.config import OcppProfileConfig
 
     page, trouble = desk
     strom = cockpit.stack.strom
@@ -294,7 +294,7 @@ async def test_the_dashboard_says_when_the_lightning_node_is_down_and_why_until_
 ) -> None:
     from playwright.async_api import expect
 
-    from strom.lightning import FakeBackend
+    from strom_lightning import FakeBackend
 
     page, trouble = desk
     strom = cockpit.stack.strom

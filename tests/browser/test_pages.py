@@ -19,7 +19,7 @@ import lnurl
 import pytest
 
 from lnurl_server.pages import format_duration
-from strom.units import format_kwh, format_sat
+from strom_core.units import format_kwh, format_sat
 from tests.browser.conftest import Phone, screenshot
 from tests.e2e.conftest import CHARGER, Stack
 from tests.e2e.test_pay_charge_refund import claim_refund

@@ -14,11 +14,11 @@ import httpx
 import orjson
 import pytest
 
-from agent.nostr.event import sign_event
-from agent.nostr.http_auth import HTTP_AUTH_KIND, http_auth_tags
-from agent.nostr.keys import encode_npub, generate_secret_key, public_key_hex
 from cockpit.tokens import Scope
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from strom_nostr.event import sign_event
+from strom_nostr.http_auth import HTTP_AUTH_KIND, http_auth_tags
+from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 
 ADMIN_SECRET = bytes.fromhex("11" * 32)

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from strom.storage.schema import audit_log, sessions
+from strom_storage.schema import audit_log, sessions
 from tests.cockpit.conftest import (
     CHARGER,
     STRANGER_SECRET,

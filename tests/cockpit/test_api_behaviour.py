@@ -14,14 +14,14 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from agent.nostr.dm import nip04_message, open_dm
-from agent.nostr.event import parse_event
-from agent.nostr.keys import encode_npub, public_key_hex
 from agent.nostr_sdk_adapter import SdkClient
 from agent.queries import claim_event
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.config import load_config
-from strom.storage.schema import audit_log, nostr_events
+from strom_nostr.dm import nip04_message, open_dm
+from strom_nostr.event import parse_event
+from strom_nostr.keys import encode_npub, public_key_hex
+from strom_storage.schema import audit_log, nostr_events
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98, simulated
 
 pytestmark = pytest.mark.slow

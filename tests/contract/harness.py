@@ -17,14 +17,14 @@ from pathlib import Path
 
 import httpx
 
-from strom.lightning import (
+from strom_lightning import (
     FakeBackend,
     FakeDriverWallet,
     LightningBackend,
     LNbitsBackend,
     LndRestBackend,
 )
-from strom.lightning._mint import mint_invoice
+from strom_lightning._mint import mint_invoice
 from tests.contract.proxy import ChaosProxy
 from tests.lightning.lnd_stub import LndStub
 from tests.peers.lnbits import LNbitsPeer

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from strom.lightning import Invoice, decode_invoice
-from strom.storage.schema import payments, sessions
-from strom.units import format_sat
+from strom_core.units import format_sat
+from strom_lightning import Invoice, decode_invoice
+from strom_storage.schema import payments, sessions
 from tests.contract.harness import Harness
 from tests.e2e.conftest import Stack, running_stack
 

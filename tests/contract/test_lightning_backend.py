@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from strom.lightning import (
+from strom_core.units import UnitError
+from strom_lightning import (
     Failed,
     InvoiceAlreadySeen,
     InvoiceAmountOutOfRange,
@@ -26,7 +27,6 @@ from strom.lightning import (
     check_withdraw_invoice,
     decode_invoice,
 )
-from strom.units import UnitError
 from tests.contract.harness import Harness, foreign_invoice
 from tests.waits import until
 

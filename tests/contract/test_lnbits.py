@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from strom.errors import BackendRejected
-from strom.lightning import (
+from strom_core.errors import BackendRejected
+from strom_core.units import UnitError
+from strom_lightning import (
     LNbitsBackend,
     RefundsDisabled,
     Succeeded,
     decode_invoice,
 )
-from strom.units import UnitError
 from tests.peers.lnbits import LNbitsPeer
 from tests.waits import until
 

@@ -1,4 +1,4 @@
-"""One charger-id rule (strom.ids), and every entry point that takes an id follows it.
+"""One charger-id rule (strom_core.ids), and every entry point that takes an id follows it.
 
 Each entry point is asked about the same ids: ones the old, looser patterns let through (a
 trailing newline, a leading dot, ``..``, ``_pool``, ``-x``) and ones that must stay valid. A
@@ -18,10 +18,11 @@ from agent.identity import POOL_KEY_NAME, KeyStore
 from cockpit.models import ChargerId, SessionQuery
 from cockpit.profiles import ProfileFiles
 from ocpp_server import ChargerAuth
-from strom.config import ProfileConfig, load_config
-from strom.errors import ConfigError
-from strom.ids import CHARGER_ID_PATTERN, check_charger_id, is_charger_id
+from strom.config import load_config
 from strom.scaffold import write_scaffold
+from strom_core.config import ProfileConfig
+from strom_core.errors import ConfigError
+from strom_core.ids import CHARGER_ID_PATTERN, check_charger_id, is_charger_id
 
 VALID = ["a", "7", "cp-1", "example-1", "DE.MUC_001", "a..b", "cp.", "x" * 48, "A-" + "9" * 46]
 INVALID = [

@@ -8,8 +8,8 @@ import pytest
 
 from strom.app import Strom
 from strom.config import load_config
-from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
+from strom_core.errors import ConfigError
 
 SETTINGS = {
     "pending_retry_interval_s": 30,

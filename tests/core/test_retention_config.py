@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from strom.config import RetentionConfig, load_config
-from strom.errors import ConfigError
+from strom.config import load_config
 from strom.scaffold import write_scaffold
+from strom_core.config import RetentionConfig
+from strom_core.errors import ConfigError
 
 
 def test_the_scaffold_shows_the_retention_defaults(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from strom.errors import IllegalTransition, LedgerError
-from strom.session import (
+from strom_core.errors import IllegalTransition, LedgerError
+from strom_core.session import (
     ArmStartTimeout,
     MeterReading,
     Notify,
@@ -30,7 +30,7 @@ from strom.session import (
     apply,
     new_session,
 )
-from strom.tariff import Tariff
+from strom_core.tariff import Tariff
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 # 300 sat/kWh, 10 sat per session, no time component.

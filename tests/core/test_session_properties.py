@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strom.errors import IllegalTransition, LedgerError
-from strom.session import (
+from strom_core.errors import IllegalTransition, LedgerError
+from strom_core.session import (
     POST_STOP_STATES,
     Event,
     InvoiceExpired,
@@ -37,7 +37,7 @@ from strom.session import (
     check_ledger,
     new_session,
 )
-from strom.tariff import Tariff
+from strom_core.tariff import Tariff
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """Kill Strom with SIGKILL at a chosen point of a paid session, restart it, check the money.
 
 One *run*: a fresh folder from ``strom init``; ``strom run`` as a child process with
-``STROM_CRASH_AT=<point>`` (see :mod:`strom.crashpoints`); a simulated charger (real OCPP
+``STROM_CRASH_AT=<point>`` (see :mod:`strom_core.crashpoints`); a simulated charger (real OCPP
 websocket, in this process, keeping its transaction and its queued transaction messages across
 Strom's death, as a real charger does); and a driver who pays the sticker's LNURL with the
 fake backend's wallet, charges, opens the withdraw link and claims the refund — retrying any
@@ -45,14 +45,14 @@ from sqlalchemy import select
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import write_charger_password
 from strom.config import StromConfig, load_config
-from strom.crashpoints import POINTS
-from strom.lightning import FakeBackend, FakeDriverWallet, create_backend
 from strom.scaffold import write_scaffold
-from strom.session import check_ledger
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxStore
-from strom.storage.schema import payments, refunds, sessions
-from strom.storage.sessions import SessionStore
+from strom_core.crashpoints import POINTS
+from strom_core.session import check_ledger
+from strom_lightning import FakeBackend, FakeDriverWallet, create_backend
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxStore
+from strom_storage.schema import payments, refunds, sessions
+from strom_storage.sessions import SessionStore
 from tests.ports import unused_port
 
 CHARGER = "cp-crash"

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from strom.crashpoints import POINTS, _target
+from strom_core.crashpoints import POINTS, _target
 from tests.crash.harness import (
     _refund_problems,
     _session_problems,

@@ -22,11 +22,11 @@ from sqlalchemy import select
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
 from strom.config import load_config
-from strom.lightning import FakeBackend, FakeDriverWallet, Invoice, LightningBackend
-from strom.ports import ConnectorStatusChanged, OcppEvent
 from strom.scaffold import write_scaffold
-from strom.session import check_ledger
-from strom.storage.schema import sessions
+from strom_core.ports import ConnectorStatusChanged, OcppEvent
+from strom_core.session import check_ledger
+from strom_lightning import FakeBackend, FakeDriverWallet, Invoice, LightningBackend
+from strom_storage.schema import sessions
 
 CHARGER = "cp-e2e"
 

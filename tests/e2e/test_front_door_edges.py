@@ -15,9 +15,9 @@ from lnurl_server.ratelimit import RateLimiter
 from strom.app import Strom, check_public_url
 from strom.cli import main
 from strom.config import load_config
-from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
-from strom.storage.schema import connectors
+from strom_core.errors import ConfigError
+from strom_storage.schema import connectors
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.lightning.tls import make_self_signed
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from strom.storage.schema import payments, sessions
+from strom_storage.schema import payments, sessions
 from tests.e2e.conftest import CHARGER, Stack
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strom.lightning import Invoice, decode_invoice
+from strom_lightning import Invoice, decode_invoice
 from tests.e2e.conftest import running_stack
 from tests.e2e.test_pay_charge_refund import claim_refund
 from tests.peers.lnbits import LNbitsPeer, LNbitsWallet

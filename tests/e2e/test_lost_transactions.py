@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from strom.app import Strom
-from strom.lightning import FakeBackend, FakeDriverWallet
-from strom.orphans import CHECK_KIND
-from strom.storage.schema import audit_log, meter_readings, ocpp_transactions, outbox, refunds
+from strom_lightning import FakeBackend, FakeDriverWallet
+from strom_services.orphans import CHECK_KIND
+from strom_storage.schema import audit_log, meter_readings, ocpp_transactions, outbox, refunds
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_pay_charge_refund import claim_refund
 

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ocpp_server import SimulatedChargePoint
-from strom import offers
-from strom.ports import ChargerLink, ChargerOffline, ChargerOnline, OcppEvent
+from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, OcppEvent
+from strom_services import offers
 from tests.e2e.conftest import CHARGER, Stack
 from tests.e2e.test_zap_front_door import counts, zap_request
 

@@ -21,19 +21,19 @@ from typing import Any
 
 import httpx
 
-from agent.nostr.discovery import ConnectorStatus, parse_status
 from agent.relays import PublishResult
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
-from strom.ports import (
+from strom.scaffold import write_scaffold
+from strom_core.ports import (
     ChargerLink,
     ChargerOffline,
     ChargerOnline,
     ConnectorStatusChanged,
     OcppEvent,
 )
-from strom.scaffold import write_scaffold
+from strom_nostr.discovery import ConnectorStatus, parse_status
 from tests.e2e.conftest import CHARGER
 from tests.ports import unused_port
 

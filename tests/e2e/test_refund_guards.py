@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from strom.storage.schema import refunds, sessions
+from strom_storage.schema import refunds, sessions
 from tests.e2e.conftest import Stack
 
 

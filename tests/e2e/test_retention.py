@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from strom.storage.schema import (
+from strom_storage.schema import (
     ledger_entries,
     meter_readings,
     nostr_events,

@@ -14,8 +14,8 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from strom.lightning import FakeDriverWallet
-from strom.storage.schema import payments, sessions
+from strom_lightning import FakeDriverWallet
+from strom_storage.schema import payments, sessions
 from tests.e2e.conftest import Stack
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from strom.app import Strom
 from strom.shutdown import GRACE_S, run_until_stopped
-from strom.storage.outbox import OutboxRow
+from strom_storage.outbox import OutboxRow
 from tests.e2e.conftest import running_stack
 
 BOUND_S = 0.5

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from strom.storage.schema import refunds
+from strom_storage.schema import refunds
 from tests.e2e.conftest import Stack, running_stack
 
 STOP_WAIT_S = 1

@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from agent.nostr.event import sign_event
-from agent.nostr.keys import public_key_hex
-from strom.lightning import decode_invoice
-from strom.storage.schema import outbox, payments, sessions
+from strom_lightning import decode_invoice
+from strom_nostr.event import sign_event
+from strom_nostr.keys import public_key_hex
+from strom_storage.schema import outbox, payments, sessions
 from tests.e2e.conftest import CHARGER, Stack
 
 ZAPPER = bytes.fromhex("7f" * 32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lnurl_server.ratelimit import RateLimiter
-from strom.lightning import NodeState, NodeWatch
+from strom_lightning import NodeState, NodeWatch
 from tests.e2e.conftest import Stack, running_stack
 
 

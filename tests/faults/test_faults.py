@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from strom.lightning import FakeBackend
-from strom.storage.schema import ledger_entries, payments, sessions
+from strom_lightning import FakeBackend
+from strom_storage.schema import ledger_entries, payments, sessions
 from tests.e2e.conftest import Stack
 from tests.faults.conftest import node_is
 

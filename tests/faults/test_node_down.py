@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from cockpit.tokens import Scope
 from lnurl_server.routes import NODE_DOWN
 from strom.cli import main
-from strom.lightning import Invoice, decode_invoice
-from strom.storage.schema import ledger_entries, payments, sessions
+from strom_lightning import Invoice, decode_invoice
+from strom_storage.schema import ledger_entries, payments, sessions
 from tests.contract.proxy import ChaosProxy
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.e2e.test_lnbits_backend import LNbitsDriver

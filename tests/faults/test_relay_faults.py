@@ -24,20 +24,20 @@ import pytest
 from sqlalchemy import select, update
 
 from agent.agent import Agent
-from agent.nostr.discovery import (
+from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
+from lnurl_server.ratelimit import RateLimiter
+from strom_nostr.discovery import (
     PROFILE_KIND,
     RELAY_LIST_KIND,
     STATUS_KIND,
     ConnectorStatus,
     parse_status,
 )
-from agent.nostr.dm import nip04_message, open_dm
-from agent.nostr.event import Event, parse_event, sign_event
-from agent.nostr.keys import encode_npub, public_key_hex
-from agent.nostr.zap import ZAP_RECEIPT_KIND
-from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
-from lnurl_server.ratelimit import RateLimiter
-from strom.storage.schema import outbox
+from strom_nostr.dm import nip04_message, open_dm
+from strom_nostr.event import Event, parse_event, sign_event
+from strom_nostr.keys import encode_npub, public_key_hex
+from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_storage.schema import outbox
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.ports import unused_port
 

@@ -26,9 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from agent.nostr.event import sign_event
-from agent.nostr.http_auth import HttpAuthError, check_http_auth, http_auth_tags
-from strom.storage.schema import audit_log
+from strom_nostr.event import sign_event
+from strom_nostr.http_auth import HttpAuthError, check_http_auth, http_auth_tags
+from strom_storage.schema import audit_log
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, start_cockpit
 from tests.fuzz.conftest import CASES, examples
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from lnurl_server.ratelimit import RateLimiter
-from strom.storage.schema import outbox, payments, refunds, sessions
+from strom_storage.schema import outbox, payments, refunds, sessions
 from tests.e2e.conftest import CHARGER, Stack
 from tests.fuzz.conftest import CASES, examples
 

@@ -14,16 +14,16 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.nostr.commands import parse_command
-from agent.nostr.dm import nip04_message, open_dm, wrap_message
-from agent.nostr.errors import CommandError, DmError, InvalidEvent
-from agent.nostr.event import parse_event, sign_event
-from agent.nostr.keys import generate_secret_key, public_key_hex
-from agent.nostr.zap import ZapRequestError, validate_zap_request
 from ocpp_server.protocol import Call, parse_frame, validate_call
 from strom.config import load_config
-from strom.errors import ConfigError, RemoteProtocolError
 from strom.scaffold import write_scaffold
+from strom_core.errors import ConfigError, RemoteProtocolError
+from strom_nostr.commands import parse_command
+from strom_nostr.dm import nip04_message, open_dm, wrap_message
+from strom_nostr.errors import CommandError, DmError, InvalidEvent
+from strom_nostr.event import parse_event, sign_event
+from strom_nostr.keys import generate_secret_key, public_key_hex
+from strom_nostr.zap import ZapRequestError, validate_zap_request
 from tests.fuzz.conftest import CASES, examples
 
 json_values = st.recursive(

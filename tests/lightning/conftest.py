@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from strom.lightning import LndRestBackend
+from strom_lightning import LndRestBackend
 from tests.lightning.lnd_stub import LndStub
 from tests.lightning.tls import TlsPair, make_self_signed
 

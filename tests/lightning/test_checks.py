@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strom.lightning import (
+from strom_lightning import (
     InvoiceAlreadySeen,
     InvoiceAmountMissing,
     InvoiceAmountOutOfRange,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from strom.errors import ConfigError
-from strom.lightning import (
+from strom_core.errors import ConfigError
+from strom_lightning import (
     BACKENDS,
     FakeBackend,
     FakeConfig,
@@ -22,7 +22,7 @@ from strom.lightning import (
     create_backend,
     parse_lightning_config,
 )
-from strom.lightning.lnbits import _Redacting
+from strom_lightning.lnbits import _Redacting
 from tests.lightning.lnd_stub import LndStub
 from tests.lightning.tls import TlsPair
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from strom.lightning import (
+from strom_lightning import (
     NO_REAL_MONEY,
     Failed,
     FakeBackend,
@@ -78,7 +78,7 @@ async def test_state_survives_a_reopen_of_the_database(db_path: Path) -> None:
 async def test_state_survives_sigkill(db_path: Path) -> None:
     code = (
         "import asyncio, sys, pathlib\n"
-        "from strom.lightning import FakeBackend\n"
+        "from strom_lightning import FakeBackend\n"
         "async def main():\n"
         "    backend = FakeBackend(pathlib.Path(sys.argv[1]))\n"
         "    invoice = await backend.create_invoice(7_000, expiry_s=600)\n"
@@ -121,7 +121,7 @@ async def test_another_process_can_pay_and_the_running_backend_notices(db_path: 
             settled = group.create_task(anext(stream))
             code, output = await run_python(
                 "import asyncio, sys\n"
-                "from strom.lightning import fake_pay\n"
+                "from strom_lightning import fake_pay\n"
                 "receipt = asyncio.run(fake_pay(sys.argv[1], sys.argv[2]))\n"
                 "print(receipt)\n"
                 "sys.exit(0 if receipt.ok else 1)\n",
@@ -245,7 +245,7 @@ async def test_payments_the_fake_cannot_make_fail_before_dispatch(fake: FakeBack
 async def test_every_log_line_says_no_real_money(
     fake: FakeBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="strom.lightning")
+    caplog.set_level(logging.DEBUG, logger="strom_lightning")
     driver = FakeDriverWallet(fake)
     invoice = await fake.create_invoice(1_000, expiry_s=60)
     await driver.pay(invoice.bolt11)
@@ -254,7 +254,7 @@ async def test_every_log_line_says_no_real_money(
     info = await fake.node_info()
     await fake.aclose()
 
-    records = [r for r in caplog.records if r.name.startswith("strom.lightning")]
+    records = [r for r in caplog.records if r.name.startswith("strom_lightning")]
     assert records
     for record in records:
         assert NO_REAL_MONEY in record.getMessage(), record.getMessage()

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from strom.errors import BackendRejected, BackendUnavailable
-from strom.lightning import (
+from strom_core.errors import BackendRejected, BackendUnavailable
+from strom_core.units import Msat
+from strom_lightning import (
     Failed,
     InvoiceState,
     LndRestBackend,
@@ -19,8 +20,7 @@ from strom.lightning import (
     Unknown,
     decode_invoice,
 )
-from strom.lightning.lnd import invoice_status_from_lnd, node_info_from_lnd, payment_from_lnd
-from strom.units import Msat
+from strom_lightning.lnd import invoice_status_from_lnd, node_info_from_lnd, payment_from_lnd
 from tests.contract.harness import foreign_invoice
 from tests.lightning.lnd_stub import LndStub, fixture
 from tests.lightning.tls import TlsPair

@@ -7,8 +7,8 @@ import ssl
 
 import pytest
 
-from strom.errors import ConfigError
-from strom.lightning import parse_lndconnect
+from strom_core.errors import ConfigError
+from strom_lightning import parse_lndconnect
 from tests.lightning.tls import TlsPair
 
 

@@ -22,7 +22,7 @@ from bolt11 import (
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from strom.lightning._mint import MIN_FINAL_CLTV_EXPIRY, mint_invoice, node_pubkey
+from strom_lightning._mint import MIN_FINAL_CLTV_EXPIRY, mint_invoice, node_pubkey
 
 KEY = "0b" * 32
 

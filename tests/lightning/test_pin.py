@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from strom.cli import main
-from strom.lightning.lndconnect import parse_lndconnect
-from strom.lightning.pin import fingerprint
+from strom_lightning.lndconnect import parse_lndconnect
+from strom_lightning.pin import fingerprint
 from tests.lightning.lnd_stub import LndStub
 from tests.lightning.tls import TlsPair
 

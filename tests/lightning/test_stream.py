@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from strom.errors import BackendUnavailable
-from strom.lightning import InvoiceNotFound, InvoiceState, InvoiceStatus, Settlement
-from strom.lightning._stream import SettlementSink, SettlementStream
-from strom.units import Msat
+from strom_core.errors import BackendUnavailable
+from strom_core.units import Msat
+from strom_lightning import InvoiceNotFound, InvoiceState, InvoiceStatus, Settlement
+from strom_lightning._stream import SettlementSink, SettlementStream
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from strom.lightning import FakeBackend, LndConfig, LndRestBackend, NodeInfo, NodeState, NodeWatch
+from strom_lightning import FakeBackend, LndConfig, LndRestBackend, NodeInfo, NodeState, NodeWatch
 from tests.lightning.lnd_stub import LndStub
 from tests.lightning.tls import TlsPair
 

@@ -16,8 +16,8 @@ from multidict import CIMultiDict
 
 from lnurl_server.clients import Client, ClientAddresses, ForwardedHeader, parse_hop
 from strom.config import load_config
-from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
+from strom_core.errors import ConfigError
 
 PROXIES = ("10.0.0.0/8", "2001:db8:ffff::/48")
 

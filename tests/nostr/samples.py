@@ -9,7 +9,7 @@ import bolt11
 import orjson
 from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 
-from agent.nostr.discovery import (
+from strom_nostr.discovery import (
     ChargerStatus,
     ConnectorInfo,
     ConnectorStatus,
@@ -17,9 +17,9 @@ from agent.nostr.discovery import (
     Prices,
     status_coordinate,
 )
-from agent.nostr.event import Event, sign_event
-from agent.nostr.keys import public_key_hex
-from agent.nostr.zap import description_hash
+from strom_nostr.event import Event, sign_event
+from strom_nostr.keys import public_key_hex
+from strom_nostr.zap import description_hash
 
 CHARGER_SECRET = hashlib.sha256(b"charger cp-1").digest()
 CHARGER = public_key_hex(CHARGER_SECRET)

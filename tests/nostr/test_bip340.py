@@ -6,8 +6,8 @@ import pytest
 from coincurve import PrivateKey
 from coincurve._libsecp256k1 import ffi, lib  # type: ignore[import-not-found]
 
-from agent.nostr.event import schnorr_sign, schnorr_verify
-from agent.nostr.keys import public_key_hex
+from strom_nostr.event import schnorr_sign, schnorr_verify
+from strom_nostr.keys import public_key_hex
 
 _BIP340_NONCE_MAGIC = bytes([0xDA, 0x6F, 0xB3, 0x8C])
 
@@ -68,7 +68,7 @@ def test_verification_gives_the_expected_result(
 
 
 def test_sign_refuses_messages_that_are_not_event_ids() -> None:
-    from agent.nostr.errors import BuildError
+    from strom_nostr.errors import BuildError
 
     with pytest.raises(BuildError):
         schnorr_sign(bytes(31) + b"\x01", b"short", bytes(32))

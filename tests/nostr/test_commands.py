@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.nostr.commands import (
+from strom_nostr.commands import (
     Disable,
     Enable,
     Help,
@@ -19,7 +19,7 @@ from agent.nostr.commands import (
     help_text,
     parse_command,
 )
-from agent.nostr.errors import CommandError, CommandNotAllowed, UnknownCommand
+from strom_nostr.errors import CommandError, CommandNotAllowed, UnknownCommand
 
 
 @pytest.mark.parametrize(

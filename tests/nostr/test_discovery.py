@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.nostr import geohash
-from agent.nostr.discovery import (
+from strom_nostr import geohash
+from strom_nostr.discovery import (
     STATUS_KIND,
     ChargerStatus,
     ConnectorInfo,
@@ -29,8 +29,8 @@ from agent.nostr.discovery import (
     status_coordinate,
     status_template,
 )
-from agent.nostr.errors import BuildError, MalformedEvent
-from agent.nostr.event import parse_event, sign_template
+from strom_nostr.errors import BuildError, MalformedEvent
+from strom_nostr.event import parse_event, sign_template
 from tests.nostr.samples import CHARGER, CHARGER_SECRET, STATUS
 
 NOW = 1_760_000_000

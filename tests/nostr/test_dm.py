@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.nostr import nip44
-from agent.nostr.dm import (
+from strom_nostr import nip44
+from strom_nostr.dm import (
     DmScheme,
     chat_rumor,
     gift_wrap,
@@ -20,9 +20,9 @@ from agent.nostr.dm import (
     unwrap,
     wrap_message,
 )
-from agent.nostr.errors import BuildError, DmError
-from agent.nostr.event import Event, make_unsigned, parse_event, sign_event
-from agent.nostr.keys import decode_nsec, public_key_hex
+from strom_nostr.errors import BuildError, DmError
+from strom_nostr.event import Event, make_unsigned, parse_event, sign_event
+from strom_nostr.keys import decode_nsec, public_key_hex
 
 CHARGER_SECRET = hashlib.sha256(b"dm charger").digest()
 CHARGER = public_key_hex(CHARGER_SECRET)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 
-from agent.nostr.discovery import status_coordinate, status_template
-from agent.nostr.event import parse_event, sign_template
-from agent.nostr.keys import decode_naddr
-from agent.nostr.zap import validate_zap_request
+from strom_nostr.discovery import status_coordinate, status_template
+from strom_nostr.event import parse_event, sign_template
+from strom_nostr.keys import decode_naddr
+from strom_nostr.zap import validate_zap_request
 from tests.nostr.samples import CHARGER, CHARGER_SECRET, STATUS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "nostr.md"

@@ -9,13 +9,13 @@ import orjson
 import pytest
 from coincurve import PublicKeyXOnly
 
-from agent.nostr.errors import (
+from strom_nostr.errors import (
     BadSignature,
     BuildError,
     EventIdMismatch,
     MalformedEvent,
 )
-from agent.nostr.event import (
+from strom_nostr.event import (
     Event,
     EventTemplate,
     compute_id,
@@ -29,7 +29,7 @@ from agent.nostr.event import (
     sign_template,
     verify_event,
 )
-from agent.nostr.keys import public_key_hex
+from strom_nostr.keys import public_key_hex
 
 SECRET = bytes.fromhex("67dea2ed018072d675f5415ecfaed7d2597555e202d85b3d65ea4e58d2d92ffa")
 PUBKEY = public_key_hex(SECRET)

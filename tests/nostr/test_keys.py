@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.nostr.errors import Bech32Error, InvalidKey
-from agent.nostr.keys import (
+from strom_nostr.errors import Bech32Error, InvalidKey
+from strom_nostr.keys import (
     AddressPointer,
     EventPointer,
     ProfilePointer,

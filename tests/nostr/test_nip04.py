@@ -10,9 +10,9 @@ from coincurve import PrivateKey, PublicKey
 from Cryptodome.Cipher import AES
 from Cryptodome.Util.Padding import pad
 
-from agent.nostr import nip04
-from agent.nostr.errors import BuildError, DecryptionError, InvalidKey
-from agent.nostr.keys import public_key_hex
+from strom_nostr import nip04
+from strom_nostr.errors import BuildError, DecryptionError, InvalidKey
+from strom_nostr.keys import public_key_hex
 
 ALICE = hashlib.sha256(b"alice").digest()
 BOB = hashlib.sha256(b"bob").digest()

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent.nostr import nip44
-from agent.nostr.errors import BuildError, DecryptionError, InvalidKey, UnsupportedEncryptionVersion
-from agent.nostr.keys import public_key_hex
+from strom_nostr import nip44
+from strom_nostr.errors import BuildError, DecryptionError, InvalidKey, UnsupportedEncryptionVersion
+from strom_nostr.keys import public_key_hex
 
 
 def test_conversation_keys(nip44_vectors: dict[str, Any]) -> None:

@@ -20,18 +20,18 @@ from typing import Any
 
 import pytest
 
-from agent.nostr import nip04, nip44
-from agent.nostr.discovery import (
+from strom_nostr import nip04, nip44
+from strom_nostr.discovery import (
     Profile,
     RelayEntry,
     profile_template,
     relay_list_template,
     status_template,
 )
-from agent.nostr.dm import DmScheme, open_dm, unwrap, wrap_message
-from agent.nostr.event import Event, compute_id, make_tags, parse_event, sign_event, sign_template
-from agent.nostr.http_auth import HttpAuthError, check_http_auth, http_auth_tags
-from agent.nostr.keys import (
+from strom_nostr.dm import DmScheme, open_dm, unwrap, wrap_message
+from strom_nostr.event import Event, compute_id, make_tags, parse_event, sign_event, sign_template
+from strom_nostr.http_auth import HttpAuthError, check_http_auth, http_auth_tags
+from strom_nostr.keys import (
     decode_naddr,
     decode_nprofile,
     encode_naddr,
@@ -39,7 +39,7 @@ from agent.nostr.keys import (
     encode_npub,
     public_key_hex,
 )
-from agent.nostr.zap import validate_zap_request, verify_zap_receipt, zap_receipt
+from strom_nostr.zap import validate_zap_request, verify_zap_receipt, zap_receipt
 from tests.conftest import peer_missing
 from tests.nostr.samples import (
     CHARGER,

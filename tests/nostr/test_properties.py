@@ -9,18 +9,18 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.nostr import nip44
-from agent.nostr.commands import parse_command
-from agent.nostr.errors import (
+from strom_nostr import nip44
+from strom_nostr.commands import parse_command
+from strom_nostr.errors import (
     Bech32Error,
     BuildError,
     CommandError,
     DecryptionError,
     InvalidEvent,
 )
-from agent.nostr.event import parse_event, parse_unsigned_event, sign_event
-from agent.nostr.keys import decode_naddr, decode_nprofile, decode_npub
-from agent.nostr.zap import ZapRequestError, validate_zap_request
+from strom_nostr.event import parse_event, parse_unsigned_event, sign_event
+from strom_nostr.keys import decode_naddr, decode_nprofile, decode_npub
+from strom_nostr.zap import ZapRequestError, validate_zap_request
 from tests.nostr.samples import AMOUNT, CHARGER, COORDINATE, DRIVER_SECRET, NOW
 
 json_values = st.recursive(

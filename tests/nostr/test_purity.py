@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "httpx", "sqlalchemy", "nostr_sdk"}
-CORE = Path(__file__).resolve().parents[2] / "agent" / "nostr"
+CORE = Path(__file__).resolve().parents[2] / "strom_nostr"
 
 
 def _imported_roots(path: Path) -> set[str]:

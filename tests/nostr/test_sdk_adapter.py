@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from agent import nostr_sdk_adapter as sdk
-from agent.nostr import nip04, nip44
-from agent.nostr.discovery import status_template
-from agent.nostr.dm import chat_rumor, open_dm, unwrap, wrap_message
-from agent.nostr.errors import BuildError, DecryptionError, DmError
-from agent.nostr.event import parse_event, sign_event, sign_template, verify_event
-from agent.nostr.keys import public_key_hex
+from strom_nostr import nip04, nip44
+from strom_nostr.discovery import status_template
+from strom_nostr.dm import chat_rumor, open_dm, unwrap, wrap_message
+from strom_nostr.errors import BuildError, DecryptionError, DmError
+from strom_nostr.event import parse_event, sign_event, sign_template, verify_event
+from strom_nostr.keys import public_key_hex
 from tests.nostr.samples import STATUS
 
 ALICE = hashlib.sha256(b"sdk alice").digest()

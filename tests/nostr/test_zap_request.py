@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from agent.nostr import zap
-from agent.nostr.event import Event
-from agent.nostr.zap import ValidZapRequest, description_hash, validate_zap_request
+from strom_nostr import zap
+from strom_nostr.event import Event
+from strom_nostr.zap import ValidZapRequest, description_hash, validate_zap_request
 from tests.nostr.samples import (
     AMOUNT,
     CHARGER,

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from ocpp_server import ChargerAuth, hash_password
-from strom.ports import ChargerOnline, CommandStatus
+from strom_core.ports import ChargerOnline, CommandStatus
 from tests.ocpp.conftest import (
     FAST_HASH,
     PASSWORD,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from strom.ports import ChargerOffline, ChargerOnline, CommandStatus
+from strom_core.ports import ChargerOffline, ChargerOnline, CommandStatus
 from tests.ocpp.conftest import PASSWORD, DriverFactory, FakeClock, Harness, HarnessFactory, boot
 from tests.ocpp.drivers import PythonDriver
 

@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from ocpp_server import ChargerAuth, hash_password
 from ocpp_server.backoff import Reservation, SourceBackoff
-from strom.ports import ChargerOffline, CommandStatus
+from strom_core.ports import ChargerOffline, CommandStatus
 from tests.ocpp.conftest import PASSWORD, DriverFactory, Harness, HarnessFactory, boot
 from tests.ocpp.drivers import HandshakeRefused, PythonDriver, handshake_status
 

@@ -28,7 +28,7 @@ from ocpp_server.passwords import (
     verify_password,
 )
 from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk, parse_quirks
-from strom.errors import IllegalTransition
+from strom_core.errors import IllegalTransition
 
 S, E, F = ConnectionState, ConnectionEvent, Effect
 

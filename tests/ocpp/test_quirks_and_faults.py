@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocpp_server import InMemoryOcppCore
-from strom.ports import AuthorizationStatus, MeterSample, StartDecision, TransactionStopped
+from strom_core.ports import AuthorizationStatus, MeterSample, StartDecision, TransactionStopped
 from tests.fuzz.counts import CASES, examples
 from tests.ocpp.conftest import Harness, HarnessFactory, boot
 from tests.ocpp.drivers import CallErrorReceived, PythonDriver

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ocpp_server.protocol import parse_timestamp
-from strom.ports import (
+from strom_core.ports import (
     ChargerOffline,
     ChargerOnline,
     CommandStatus,

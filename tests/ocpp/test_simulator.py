@@ -20,7 +20,7 @@ from ocpp_server import (
     options_from_args,
     run_simulator,
 )
-from strom.ports import (
+from strom_core.ports import (
     AuthorizationStatus,
     ChargerBooted,
     ChargerOnline,

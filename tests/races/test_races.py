@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from agent.nostr.discovery import status_coordinate
-from agent.nostr.event import sign_event
-from agent.nostr.keys import generate_secret_key
-from strom.refunds import ALREADY_USED
-from strom.storage.outbox import OutboxRow
-from strom.storage.schema import outbox, refunds, sessions
+from strom_nostr.discovery import status_coordinate
+from strom_nostr.event import sign_event
+from strom_nostr.keys import generate_secret_key
+from strom_services.refunds import ALREADY_USED
+from strom_storage.outbox import OutboxRow
+from strom_storage.schema import outbox, refunds, sessions
 from tests.e2e.conftest import CHARGER, Stack
 
 BUSY_OR_DONE = {"paid", "starting", "charging", "stopping", "stopped", "refund_pending"}

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from strom.storage.agent_journal import (
+from strom_storage.agent_journal import (
     JOURNAL_RETENTION,
     DmJournal,
     JournalEntry,
     SealedSecret,
     SecretRecords,
 )
-from strom.storage.db import Database
-from strom.storage.retention import Retention, RetentionPolicy
-from strom.storage.sessions import hash_secret
+from strom_storage.db import Database
+from strom_storage.retention import Retention, RetentionPolicy
+from strom_storage.sessions import hash_secret
 from tests.storage.test_session_store import make
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

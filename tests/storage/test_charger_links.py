@@ -12,12 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from strom import offers
-from strom.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
-from strom.offers import ConnectorUnavailable, OfferView
-from strom.ports import ChargerLink
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
+from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
+from strom_core.ports import ChargerLink
+from strom_services import offers
+from strom_services.offers import ConnectorUnavailable, OfferView
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
 

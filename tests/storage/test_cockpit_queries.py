@@ -9,13 +9,13 @@ from sqlalchemy import insert
 
 from cockpit import queries
 from cockpit.tokens import Scope, TokenError, TokenStore
-from strom.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
-from strom.session import new_session
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.schema import payments, refunds
-from strom.storage.sessions import SessionStore
-from strom.tariff import Tariff
+from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
+from strom_core.session import new_session
+from strom_core.tariff import Tariff
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.schema import payments, refunds
+from strom_storage.sessions import SessionStore
 
 T0 = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
 TARIFF = Tariff(energy_msat_per_kwh=300_000)

@@ -9,8 +9,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from strom.storage.db import MIGRATIONS, Database
-from strom.storage.schema import metadata
+from strom_storage.db import MIGRATIONS, Database
+from strom_storage.schema import metadata
 
 
 async def test_migrated_database_matches_the_declared_schema(db: Database) -> None:

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from strom.ocpp_core import DatabaseOcppCore
-from strom.ports import AuthorizationStatus, MeterSample
-from strom.session import PaymentSettled, State
-from strom.storage.db import Database
-from strom.storage.schema import ocpp_transactions, ocpp_unknown_stops
+from strom_core.ports import AuthorizationStatus, MeterSample
+from strom_core.session import PaymentSettled, State
+from strom_services.ocpp_core import DatabaseOcppCore
+from strom_storage.db import Database
+from strom_storage.schema import ocpp_transactions, ocpp_unknown_stops
 from tests.storage.test_session_store import make
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)

@@ -12,18 +12,14 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from strom.charging import ChargingEffects
-from strom.effects import EffectRunner, Handler
-from strom.ocpp_core import REFUSED, DatabaseOcppCore
-from strom.orphans import CHECK_KIND, NO_TRANSACTION, OrphanWatch, Trigger, Verdict, verdict
-from strom.ports import (
+from strom_core.ports import (
     AuthorizationStatus,
     ChargerBooted,
     CommandStatus,
     ConnectorStatusChanged,
     MeterSample,
 )
-from strom.session import (
+from strom_core.session import (
     PaymentSettled,
     RefundClaimed,
     RefundPaid,
@@ -31,11 +27,22 @@ from strom.session import (
     StopReason,
     StopRequested,
 )
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxRow, OutboxStore, enqueue
-from strom.storage.schema import audit_log, ledger_entries, ocpp_transactions, outbox
-from strom.storage.sessions import SessionStore
+from strom_services.charging import ChargingEffects
+from strom_services.effects import EffectRunner, Handler
+from strom_services.ocpp_core import REFUSED, DatabaseOcppCore
+from strom_services.orphans import (
+    CHECK_KIND,
+    NO_TRANSACTION,
+    OrphanWatch,
+    Trigger,
+    Verdict,
+    verdict,
+)
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxRow, OutboxStore, enqueue
+from strom_storage.schema import audit_log, ledger_entries, ocpp_transactions, outbox
+from strom_storage.sessions import SessionStore
 from tests.agent.fakes import FakeChargerCommands
 from tests.storage.test_session_store import make
 

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from strom.effects import EffectRunner, RetryLater
-from strom.storage.db import Database
-from strom.storage.outbox import OutboxRow, OutboxStore, enqueue
+from strom_services.effects import EffectRunner, RetryLater
+from strom_storage.db import Database
+from strom_storage.outbox import OutboxRow, OutboxStore, enqueue
 
 
 class Clock:

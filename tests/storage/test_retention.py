@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, func, insert, select
 
-from strom.session import (
+from strom_core.session import (
     MeterReading,
     PaymentSettled,
     RemoteStartAccepted,
@@ -19,10 +19,10 @@ from strom.session import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.storage import retention as retention_module
-from strom.storage.db import Database
-from strom.storage.retention import BATCH, Retention, RetentionPolicy
-from strom.storage.schema import (
+from strom_storage import retention as retention_module
+from strom_storage.db import Database
+from strom_storage.retention import BATCH, Retention, RetentionPolicy
+from strom_storage.schema import (
     meter_readings,
     nostr_events,
     ocpp_transactions,

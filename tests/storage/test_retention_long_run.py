@@ -18,25 +18,25 @@ from sqlalchemy import Table, event, func, select
 
 from agent.queries import claim_event
 from agent.settings import AgentSettings
-from strom.config import (
+from strom_core.config import (
     ConnectorConfig,
     LocationConfig,
     ProfileConfig,
     SessionsConfig,
     TariffConfig,
 )
-from strom.lightning._mint import mint_invoice
-from strom.ocpp_core import DatabaseOcppCore
-from strom.payments import OpenedSession, PaymentService
-from strom.ports import MeterSample
-from strom.refunds import RefundService, min_refund
-from strom.session import RemoteStartAccepted, State
-from strom.session_secrets import SessionSecrets
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.outbox import MAX_ATTEMPTS, OutboxRow, OutboxStore, enqueue
-from strom.storage.retention import Retention, RetentionPolicy
-from strom.storage.schema import (
+from strom_core.ports import MeterSample
+from strom_core.session import RemoteStartAccepted, State
+from strom_core.session_secrets import SessionSecrets
+from strom_lightning._mint import mint_invoice
+from strom_services.ocpp_core import DatabaseOcppCore
+from strom_services.payments import OpenedSession, PaymentService
+from strom_services.refunds import RefundService, min_refund
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.outbox import MAX_ATTEMPTS, OutboxRow, OutboxStore, enqueue
+from strom_storage.retention import Retention, RetentionPolicy
+from strom_storage.schema import (
     ledger_entries,
     meter_readings,
     nostr_events,
@@ -47,7 +47,7 @@ from strom.storage.schema import (
     refunds,
     sessions,
 )
-from strom.storage.sessions import SessionStore, ledger_totals
+from strom_storage.sessions import SessionStore, ledger_totals
 from tests.agent.fakes import NODE_KEY, MemoryLightning
 
 DAYS = 24

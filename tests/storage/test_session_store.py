@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from strom.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
-from strom.errors import IllegalTransition, LedgerError, StorageError
-from strom.session import (
+from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
+from strom_core.errors import IllegalTransition, LedgerError, StorageError
+from strom_core.session import (
     MeterReading,
     PaymentSettled,
     RefundClaimed,
@@ -24,11 +24,11 @@ from strom.session import (
     TransactionStopped,
     new_session,
 )
-from strom.storage.chargers import ChargerStore
-from strom.storage.db import Database
-from strom.storage.schema import ledger_entries, outbox, sessions
-from strom.storage.sessions import SessionStore, ledger_totals
-from strom.tariff import Tariff
+from strom_core.tariff import Tariff
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Database
+from strom_storage.schema import ledger_entries, outbox, sessions
+from strom_storage.sessions import SessionStore, ledger_totals
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 TARIFF = Tariff(energy_msat_per_kwh=300_000, session_fee_msat=10_000, min_prepay_msat=20_000)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from strom.storage.db import Database
+from strom_storage.db import Database
 
 
 async def open_sqlite(tmp_path: Path) -> Database:

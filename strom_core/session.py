@@ -1,0 +1,809 @@
+"""The charging session: one state table, one pure transition function, and its ledger.
+
+Theory of operation
+-------------------
+A session is created when a driver asks for an invoice (``AWAITING_PAYMENT``) and carries a
+frozen copy of the tariff. Everything that happens to it afterwards is an *event*;
+:func:`apply` maps ``(session, event)`` to ``(session', effects)`` and does no I/O. The shell
+stores ``session'`` and the effects in one database transaction (the outbox) and runs the
+effects after commit.
+
+States (``STOPPED`` is DESIGN.md's "stopped -> settled": the final bill is computed in the very
+transition that records StopTransaction, so no stopped session ever lacks a bill)::
+
+    AWAITING_PAYMENT --PaymentSettled--> PAID --RemoteStartAccepted--> STARTING
+    AWAITING_PAYMENT --InvoiceExpired--> EXPIRED --PaymentSettled (late)--> START_FAILED
+    PAID|STARTING --TransactionStarted--> CHARGING --MeterReading--> CHARGING
+    PAID|STARTING --RemoteStartRejected|StartTimedOut|StopRequested--> START_FAILED
+    CHARGING --StopRequested | MeterReading over budget--> STOPPING
+    CHARGING|STOPPING --TransactionStopped--> STOPPED (refundable > 0) | CLOSED (nothing left)
+    CHARGING|STOPPING --TransactionLost--> STOPPED | CLOSED (billed from the last reading)
+    STOPPED|REFUND_PENDING|REFUNDED|CLOSED --TransactionStopped (late, after TransactionLost)-->
+        the same state: the bill stays final; unbilled energy is the operator's overrun
+    STOPPED|START_FAILED --RefundClaimed--> REFUND_PENDING
+    REFUND_PENDING --RefundPaid--> REFUNDED (nothing left) | back to STOPPED/START_FAILED
+    REFUND_PENDING --RefundFailed--> back to STOPPED/START_FAILED (amount restored)
+
+Money (integer msat) obeys, after every transition::
+
+    paid == consumed + refunded + refundable + refund_in_flight
+
+``refundable`` is the unspent budget while charging and the claimable balance once stopped.
+Energy delivered beyond the budget is not billed to the driver; it is recorded as
+``overrun_msat`` (the operator's loss). The final bill is rounded down by less than one sat
+so that the refund is a whole number of sats (wallets invoice in whole sats). Refund routing
+fees are paid by the operator and recorded as ``refund_fee_msat``; they are not taken from
+the driver.
+
+The bill is the transaction's energy: the highest energy register the charger reported for
+it (its MeterValues and its meterStop) minus meterStart. A register only grows, so for a sound
+charger that is meterStop - meterStart; a meterStop below a register the charger itself
+reported during the transaction is a charger fault (an older register restored after a crash),
+and the energy up to the reported register was delivered and metered. The driver never pays
+for more than the charger reported. A charger that lost the transaction (it rebooted without
+it: :class:`TransactionLost`) is billed up to its last reading, and that bill is final: a
+StopTransaction that still comes later is recorded, never billed to the driver (the refund may
+be paid already); energy it adds is the operator's ``overrun_msat``.
+
+Idempotency: every event that can be delivered twice has a ``key``; a session remembers the keys
+it has applied and a repeated key is a no-op with no effects. Meter readings need no key: the
+bill uses the highest register seen, so repeats and out-of-order samples change nothing.
+
+An event that is not allowed in the current state raises :class:`IllegalTransition` and the
+caller keeps the old session: nothing changes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from strom_core.errors import IllegalTransition, InvariantViolation, LedgerError
+from strom_core.tariff import Tariff
+
+__all__ = [
+    "POST_STOP_STATES",
+    "ArmStartTimeout",
+    "Effect",
+    "Event",
+    "InvoiceExpired",
+    "MeterReading",
+    "Notify",
+    "PaymentSettled",
+    "RefundClaimed",
+    "RefundFailed",
+    "RefundPaid",
+    "RemoteStart",
+    "RemoteStartAccepted",
+    "RemoteStartRejected",
+    "RemoteStop",
+    "Session",
+    "StartTimedOut",
+    "State",
+    "StopReason",
+    "StopRequested",
+    "TopUpSettled",
+    "TransactionLost",
+    "TransactionStarted",
+    "TransactionStopped",
+    "Transition",
+    "apply",
+    "check_ledger",
+    "new_session",
+]
+
+
+class State(enum.StrEnum):
+    """Where a session is in its life."""
+
+    AWAITING_PAYMENT = "awaiting_payment"
+    EXPIRED = "expired"
+    PAID = "paid"
+    STARTING = "starting"
+    CHARGING = "charging"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    START_FAILED = "start_failed"
+    REFUND_PENDING = "refund_pending"
+    REFUNDED = "refunded"
+    CLOSED = "closed"
+
+
+POST_STOP_STATES = frozenset(
+    {State.STOPPED, State.START_FAILED, State.REFUND_PENDING, State.REFUNDED, State.CLOSED}
+)
+_RUNNING = frozenset({State.PAID, State.STARTING, State.CHARGING, State.STOPPING})
+
+
+class StopReason(enum.StrEnum):
+    """Who or what asked a session to stop."""
+
+    INITIATOR = "initiator"
+    BUDGET = "budget"
+    CHARGER = "charger"
+    ADMIN = "admin"
+    # The charger no longer has the transaction (it rebooted without it) and sent no
+    # StopTransaction within the grace period: ended by Strom, billed up to the last reading.
+    CHARGER_LOST = "charger_lost"
+
+
+_STOP_REASON_TEXT: dict[str, str] = {
+    StopReason.INITIATOR: "stopped by you",
+    StopReason.BUDGET: "the budget was used up",
+    StopReason.CHARGER: "stopped at the charger",
+    StopReason.ADMIN: "stopped by the operator",
+    StopReason.CHARGER_LOST: (
+        "the charger restarted and lost the session; billed up to its last reading"
+    ),
+}
+
+
+def stop_reason_text(reason: str) -> str:
+    """Why a session stopped, in words for its driver (a reason given by a charger as is)."""
+    return _STOP_REASON_TEXT.get(reason, reason)
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettled:
+    """The session's first invoice was paid."""
+
+    payment_hash: str
+    amount_msat: int
+
+    @property
+    def key(self) -> str:
+        return f"pay:{self.payment_hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpSettled:
+    """A further invoice for the same session was paid."""
+
+    payment_hash: str
+    amount_msat: int
+
+    @property
+    def key(self) -> str:
+        return f"pay:{self.payment_hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceExpired:
+    """The first invoice expired unpaid."""
+
+    key: str = "invoice-expired"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartAccepted:
+    """The charger accepted RemoteStartTransaction."""
+
+    key: str = "remote-start-accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartRejected:
+    """The charger rejected RemoteStartTransaction, or was offline."""
+
+    reason: str
+    key: str = "remote-start-rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimedOut:
+    """No transaction started within the configured time (no vehicle plugged in)."""
+
+    key: str = "start-timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted:
+    """The charger started the session's transaction."""
+
+    transaction_id: int
+    meter_start_wh: int
+    at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"tx-start:{self.transaction_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """An energy register sample for the session's transaction."""
+
+    register_wh: int
+    at: datetime
+    key: None = None
+
+
+STOP_KEY = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """Someone asks the session to stop (the initiator, the budget, the operator)."""
+
+    reason: StopReason
+    key: str = STOP_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStopped:
+    """The charger ended the transaction (StopTransaction)."""
+
+    meter_stop_wh: int
+    at: datetime
+    reason: str = ""
+    key: str = "tx-stop"
+
+
+LOST_KEY = "tx-lost"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLost:
+    """The charger no longer has the session's transaction and sent no StopTransaction for it.
+
+    Delivered by the orphan check (:mod:`strom_services.orphans`) when the charger showed no
+    transaction on the connector for the whole grace period. The session ends billed up to
+    the last register the charger reported, never more.
+    """
+
+    transaction_id: int
+    key: str = LOST_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class RefundClaimed:
+    """The payer claimed ``amount_msat`` of the refundable balance; it is now in flight."""
+
+    refund_id: str
+    amount_msat: int
+
+    @property
+    def key(self) -> str:
+        return f"refund-claim:{self.refund_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPaid:
+    """The refund payment definitely succeeded."""
+
+    refund_id: str
+    fee_msat: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"refund-paid:{self.refund_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundFailed:
+    """The refund payment definitely failed; the amount becomes claimable again."""
+
+    refund_id: str
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"refund-failed:{self.refund_id}"
+
+
+Event = (
+    PaymentSettled
+    | TopUpSettled
+    | InvoiceExpired
+    | RemoteStartAccepted
+    | RemoteStartRejected
+    | StartTimedOut
+    | TransactionStarted
+    | MeterReading
+    | StopRequested
+    | TransactionStopped
+    | TransactionLost
+    | RefundClaimed
+    | RefundPaid
+    | RefundFailed
+)
+
+
+# --- effects ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStart:
+    """Send RemoteStartTransaction with the session's idTag."""
+
+    charger_id: str
+    connector_id: int
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStop:
+    """Send RemoteStopTransaction for the session's transaction."""
+
+    charger_id: str
+    transaction_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArmStartTimeout:
+    """Deliver :class:`StartTimedOut` after ``seconds`` unless the transaction started."""
+
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell the payer (DM, session page) what happened: ``what`` names the message."""
+
+    what: str
+
+
+Effect = RemoteStart | RemoteStop | ArmStartTimeout | Notify
+
+
+# --- the session -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A charging session and its money, all in integer msat and Wh."""
+
+    id: str
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    tariff: Tariff
+    power_w: int
+    meter_interval_s: int
+    start_timeout_s: int
+    state: State = State.AWAITING_PAYMENT
+    paid_msat: int = 0
+    consumed_msat: int = 0
+    refunded_msat: int = 0
+    refundable_msat: int = 0
+    refund_in_flight_msat: int = 0
+    refund_fee_msat: int = 0
+    overrun_msat: int = 0
+    transaction_id: int | None = None
+    meter_start_wh: int = 0
+    register_wh: int = 0
+    energy_wh: int = 0
+    started_at: datetime | None = None
+    last_reading_at: datetime | None = None
+    stopped_at: datetime | None = None
+    stop_reason: str = ""
+    refund_id: str | None = None
+    applied: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def elapsed_s(self) -> int:
+        """Seconds charged so far (from transaction start to the latest reading or the stop)."""
+        if self.started_at is None:
+            return 0
+        end = self.stopped_at or self.last_reading_at or self.started_at
+        return max(0, int((end - self.started_at).total_seconds()))
+
+    @property
+    def resting_state(self) -> State:
+        """Where a stopped session rests while a balance may be claimed."""
+        return State.START_FAILED if self.transaction_id is None else State.STOPPED
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The result of applying one event."""
+
+    session: Session
+    effects: tuple[Effect, ...] = ()
+    changed: bool = True
+
+
+def new_session(
+    *,
+    session_id: str,
+    charger_id: str,
+    connector_id: int,
+    id_tag: str,
+    tariff: Tariff,
+    power_w: int,
+    meter_interval_s: int,
+    start_timeout_s: int,
+) -> Session:
+    """A session awaiting its first payment, with the tariff frozen into it."""
+    if not 1 <= len(id_tag) <= 20:
+        raise LedgerError(f"idTag must be 1 to 20 characters, got {len(id_tag)}")
+    return Session(
+        id=session_id,
+        charger_id=charger_id,
+        connector_id=connector_id,
+        id_tag=id_tag,
+        tariff=tariff,
+        power_w=power_w,
+        meter_interval_s=meter_interval_s,
+        start_timeout_s=start_timeout_s,
+    )
+
+
+def check_ledger(session: Session) -> None:
+    """Raise :class:`InvariantViolation` unless the session's money adds up.
+
+    ``paid == consumed + refunded + refundable + refund_in_flight``, every amount is a
+    non-negative int, and a session whose bill is final has nothing left unaccounted.
+    """
+    amounts = {
+        "paid": session.paid_msat,
+        "consumed": session.consumed_msat,
+        "refunded": session.refunded_msat,
+        "refundable": session.refundable_msat,
+        "refund_in_flight": session.refund_in_flight_msat,
+        "refund_fee": session.refund_fee_msat,
+        "overrun": session.overrun_msat,
+    }
+    for name, value in amounts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvariantViolation(
+                f"session {session.id}: {name} is {value!r}, not a msat amount"
+            )
+    total = (
+        session.consumed_msat
+        + session.refunded_msat
+        + session.refundable_msat
+        + session.refund_in_flight_msat
+    )
+    if session.paid_msat != total:
+        raise InvariantViolation(
+            f"session {session.id}: paid {session.paid_msat} != consumed {session.consumed_msat}"
+            f" + refunded {session.refunded_msat} + refundable {session.refundable_msat}"
+            f" + in flight {session.refund_in_flight_msat}"
+        )
+    if (session.refund_in_flight_msat > 0) != (session.state is State.REFUND_PENDING):
+        raise InvariantViolation(f"session {session.id}: refund in flight outside refund_pending")
+    if session.state in (State.REFUNDED, State.CLOSED) and session.refundable_msat:
+        raise InvariantViolation(
+            f"session {session.id}: closed with {session.refundable_msat} unpaid"
+        )
+
+
+# --- the transition function -----------------------------------------------------------------
+
+
+def apply(session: Session, event: Event) -> Transition:
+    """Apply one event to a session.
+
+    Returns:
+        The new session and the effects the shell must run, or the unchanged session with
+        ``changed=False`` when the event was already applied.
+
+    Raises:
+        IllegalTransition: the event is not allowed in the session's state; nothing changed.
+        LedgerError: the event carries an amount that would break the ledger.
+    """
+    key = event.key
+    if key is not None and key in session.applied:
+        return Transition(session, (), changed=False)
+    handler = _HANDLERS.get((session.state, type(event)))
+    if handler is None:
+        raise IllegalTransition(session.state, type(event).__name__)
+    new, effects = handler(session, event)
+    if key is not None:
+        new = replace(new, applied=new.applied | {key})
+    check_ledger(new)
+    return Transition(new, tuple(effects))
+
+
+def _illegal(session: Session, event: Event, detail: str) -> IllegalTransition:
+    return IllegalTransition(session.state, type(event).__name__, detail)
+
+
+def _amount(session: Session, event: PaymentSettled | TopUpSettled) -> int:
+    amount = event.amount_msat
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise LedgerError(f"session {session.id}: payment amount must be a positive int msat")
+    return amount
+
+
+def _first_payment(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, PaymentSettled)
+    amount = _amount(session, event)
+    paid = replace(session, paid_msat=amount, refundable_msat=amount)
+    if session.state is State.EXPIRED:
+        # Paid just as the invoice expired: the connector may be someone else's by now, so
+        # Strom does not start; the whole payment becomes refundable.
+        return replace(paid, state=State.START_FAILED, stop_reason="paid after expiry"), [
+            Notify("start_failed")
+        ]
+    start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
+    return replace(paid, state=State.PAID), [
+        Notify("paid"),
+        start,
+        ArmStartTimeout(session.start_timeout_s),
+    ]
+
+
+def _top_up(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, TopUpSettled)
+    amount = _amount(session, event)
+    new = replace(
+        session,
+        paid_msat=session.paid_msat + amount,
+        refundable_msat=session.refundable_msat + amount,
+    )
+    if session.state in (State.REFUNDED, State.CLOSED):
+        # A top-up paid after the session ended is never lost: it becomes claimable again.
+        new = replace(new, state=session.resting_state)
+    return new, [Notify("topped_up")]
+
+
+def _expire(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    return replace(session, state=State.EXPIRED), []
+
+
+def _start_accepted(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    return replace(session, state=State.STARTING), []
+
+
+def _start_failed(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    reason = {
+        RemoteStartRejected: "charger rejected the start",
+        StartTimedOut: "no vehicle started charging in time",
+        StopRequested: "stopped before charging began",
+    }[type(event)]
+    if isinstance(event, RemoteStartRejected) and event.reason:
+        reason = f"{reason}: {event.reason}"
+    return replace(session, state=State.START_FAILED, stop_reason=reason), [Notify("start_failed")]
+
+
+def _ignore(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """A stale timer or a late sample after the bill is final: record the key, change nothing."""
+    return session, []
+
+
+def _tx_started(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, TransactionStarted)
+    if session.transaction_id is not None:
+        raise _illegal(session, event, f"already has transaction {session.transaction_id}")
+    started = replace(
+        session,
+        state=State.CHARGING,
+        transaction_id=event.transaction_id,
+        meter_start_wh=event.meter_start_wh,
+        register_wh=event.meter_start_wh,
+        started_at=event.at,
+        last_reading_at=event.at,
+    )
+    billed = _rebill(started)
+    effects: list[Effect] = [Notify("started")]
+    return _maybe_stop_for_budget(billed, effects)
+
+
+def _rebill(session: Session) -> Session:
+    """Recompute consumed/refundable from the highest register and elapsed time seen."""
+    energy = max(0, session.register_wh - session.meter_start_wh)
+    cost = session.tariff.cost(energy, session.elapsed_s)
+    spendable = session.paid_msat - session.refunded_msat - session.refund_in_flight_msat
+    consumed = min(cost, spendable)
+    return replace(
+        session,
+        energy_wh=energy,
+        consumed_msat=consumed,
+        refundable_msat=spendable - consumed,
+        overrun_msat=cost - consumed,
+    )
+
+
+def _maybe_stop_for_budget(session: Session, effects: list[Effect]) -> tuple[Session, list[Effect]]:
+    """Stop one interval early: if the next interval at full power could overrun, stop now."""
+    if session.state is not State.CHARGING:
+        return session, effects
+    next_interval = session.tariff.interval_cost(session.power_w, session.meter_interval_s)
+    low_key = f"low-budget:{session.paid_msat}"
+    if session.refundable_msat <= next_interval:
+        assert session.transaction_id is not None
+        stopping = replace(
+            session,
+            state=State.STOPPING,
+            stop_reason=StopReason.BUDGET,
+            applied=session.applied | {STOP_KEY},
+        )
+        return stopping, [*effects, RemoteStop(session.charger_id, session.transaction_id)]
+    if session.refundable_msat <= 3 * next_interval and low_key not in session.applied:
+        return replace(session, applied=session.applied | {low_key}), [
+            *effects,
+            Notify("low_budget"),
+        ]
+    return session, effects
+
+
+def _meter(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, MeterReading)
+    register = max(session.register_wh, event.register_wh)
+    last = session.last_reading_at
+    if last is None or event.at > last:
+        last = event.at
+    billed = _rebill(replace(session, register_wh=register, last_reading_at=last))
+    return _maybe_stop_for_budget(billed, [])
+
+
+def _stop_requested(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, StopRequested)
+    assert session.transaction_id is not None
+    return replace(session, state=State.STOPPING, stop_reason=event.reason), [
+        RemoteStop(session.charger_id, session.transaction_id)
+    ]
+
+
+def _tx_stopped(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, TransactionStopped)
+    last = session.last_reading_at
+    if last is None or event.at > last:
+        last = event.at
+    final = replace(
+        session,
+        register_wh=max(session.register_wh, event.meter_stop_wh),
+        last_reading_at=last,
+        stopped_at=last,
+        stop_reason=session.stop_reason or event.reason or StopReason.CHARGER,
+    )
+    billed = _whole_sat_refund(_rebill(final))
+    state = State.STOPPED if billed.refundable_msat else State.CLOSED
+    return replace(billed, state=state), [Notify("stopped")]
+
+
+def _tx_lost(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, TransactionLost)
+    if event.transaction_id != session.transaction_id:
+        raise _illegal(session, event, f"the session's transaction is {session.transaction_id}")
+    # Billed up to the last reading the charger reported (energy and time), never more.
+    final = replace(
+        session, stopped_at=session.last_reading_at, stop_reason=StopReason.CHARGER_LOST
+    )
+    billed = _whole_sat_refund(_rebill(final))
+    state = State.STOPPED if billed.refundable_msat else State.CLOSED
+    return replace(billed, state=state), [Notify("stopped")]
+
+
+def _late_stop(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """A StopTransaction after the session ended as lost: the bill stays as it is.
+
+    The refund may already be paid, and a driver is never charged after the bill is final;
+    energy the late meterStop adds beyond what was billed is the operator's overrun.
+    """
+    assert isinstance(event, TransactionStopped)
+    if LOST_KEY not in session.applied:
+        raise _illegal(session, event, "the session's transaction has ended")
+    late_energy = max(0, event.meter_stop_wh - session.meter_start_wh)
+    if late_energy <= session.energy_wh:
+        return session, []
+    elapsed = session.elapsed_s
+    unbilled = session.tariff.cost(late_energy, elapsed) - session.tariff.cost(
+        session.energy_wh, elapsed
+    )
+    return replace(session, overrun_msat=session.overrun_msat + unbilled), []
+
+
+def _whole_sat_refund(session: Session) -> Session:
+    """Round the final bill down so the refund is whole sats (< 1 sat in the driver's favour).
+
+    Many wallets can only make invoices for whole sats; a refundable balance of 1,152.750 sat
+    could never be withdrawn exactly. The driver gets the sub-sat remainder instead.
+    """
+    dust = session.refundable_msat % 1000
+    if not dust or session.consumed_msat < 1000 - dust:
+        return session
+    gift = 1000 - dust
+    return replace(
+        session,
+        consumed_msat=session.consumed_msat - gift,
+        refundable_msat=session.refundable_msat + gift,
+    )
+
+
+def _refund_claimed(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, RefundClaimed)
+    amount = event.amount_msat
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise LedgerError(f"session {session.id}: refund amount must be a positive int msat")
+    if amount > session.refundable_msat:
+        raise LedgerError(
+            f"session {session.id}: refund of {amount} msat exceeds the refundable "
+            f"{session.refundable_msat} msat"
+        )
+    return replace(
+        session,
+        state=State.REFUND_PENDING,
+        refundable_msat=session.refundable_msat - amount,
+        refund_in_flight_msat=amount,
+        refund_id=event.refund_id,
+    ), []
+
+
+def _check_refund_id(session: Session, event: RefundPaid | RefundFailed) -> None:
+    if event.refund_id != session.refund_id:
+        raise _illegal(session, event, f"refund {event.refund_id} is not the one in flight")
+
+
+def _refund_paid(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, RefundPaid)
+    _check_refund_id(session, event)
+    fee = event.fee_msat
+    if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
+        raise LedgerError(f"session {session.id}: refund fee must be a non-negative int msat")
+    new = replace(
+        session,
+        refunded_msat=session.refunded_msat + session.refund_in_flight_msat,
+        refund_in_flight_msat=0,
+        refund_fee_msat=session.refund_fee_msat + fee,
+        refund_id=None,
+    )
+    state = State.REFUNDED if new.refundable_msat == 0 else new.resting_state
+    return replace(new, state=state), [Notify("refund_paid")]
+
+
+def _refund_failed(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    assert isinstance(event, RefundFailed)
+    _check_refund_id(session, event)
+    new = replace(
+        session,
+        refundable_msat=session.refundable_msat + session.refund_in_flight_msat,
+        refund_in_flight_msat=0,
+        refund_id=None,
+    )
+    return replace(new, state=new.resting_state), [Notify("refund_failed")]
+
+
+_Handler = Callable[[Session, Event], tuple[Session, list[Effect]]]
+
+_HANDLERS: dict[tuple[State, type[Event]], _Handler] = {}
+
+
+def _table() -> dict[tuple[State, type[Event]], _Handler]:
+    s = State
+    table: dict[tuple[State, type[Event]], _Handler] = {
+        (s.AWAITING_PAYMENT, PaymentSettled): _first_payment,
+        (s.EXPIRED, PaymentSettled): _first_payment,
+        (s.AWAITING_PAYMENT, InvoiceExpired): _expire,
+        (s.PAID, RemoteStartAccepted): _start_accepted,
+        (s.PAID, RemoteStartRejected): _start_failed,
+        (s.STARTING, RemoteStartRejected): _start_failed,
+        (s.PAID, StartTimedOut): _start_failed,
+        (s.STARTING, StartTimedOut): _start_failed,
+        (s.PAID, StopRequested): _start_failed,
+        (s.STARTING, StopRequested): _start_failed,
+        # The CALLRESULT of RemoteStart may arrive after the charger's StartTransaction.
+        (s.PAID, TransactionStarted): _tx_started,
+        (s.STARTING, TransactionStarted): _tx_started,
+        (s.CHARGING, RemoteStartAccepted): _ignore,
+        (s.CHARGING, MeterReading): _meter,
+        (s.STOPPING, MeterReading): _meter,
+        (s.CHARGING, StopRequested): _stop_requested,
+        (s.CHARGING, TransactionStopped): _tx_stopped,
+        (s.STOPPING, TransactionStopped): _tx_stopped,
+        (s.CHARGING, TransactionLost): _tx_lost,
+        (s.STOPPING, TransactionLost): _tx_lost,
+        (s.STOPPED, RefundClaimed): _refund_claimed,
+        (s.START_FAILED, RefundClaimed): _refund_claimed,
+        (s.REFUND_PENDING, RefundPaid): _refund_paid,
+        (s.REFUND_PENDING, RefundFailed): _refund_failed,
+    }
+    for state in (s.CHARGING, s.STOPPING, *POST_STOP_STATES):
+        table[(state, StartTimedOut)] = _ignore  # a stale timer
+    for state in POST_STOP_STATES:
+        table[(state, MeterReading)] = _ignore  # a late sample: the bill is final
+        table[(state, TransactionStopped)] = _late_stop  # only after TransactionLost
+        table[(state, RemoteStartAccepted)] = _ignore  # accepted after we gave up waiting
+    for state in (*_RUNNING, *POST_STOP_STATES):
+        table[(state, TopUpSettled)] = _top_up
+    return table
+
+
+_HANDLERS.update(_table())

@@ -1,0 +1,238 @@
+"""DM commands: the words drivers and operators send a charger, parsed into typed commands.
+
+Drivers (anyone) may send ``stop``, ``status``, ``refund`` and ``help``; the agent applies
+them to the session that sender started, and to nothing else. Operators (the configured admin
+npubs) may also send ``sessions``, ``enable <connector>``, ``disable <connector>``,
+``price <n> sat/kWh``, ``unlock <connector>``, ``reset soft|hard`` and ``refund <session>``.
+Who is an operator is the caller's knowledge: it passes ``operator=True`` for them.
+
+Parsing is forgiving about form (case, surrounding spaces, a leading ``/`` or ``!`` as bots
+use) and strict about meaning: a price needs its unit, a connector is a number, and anything
+unclear becomes a :class:`~strom_nostr.errors.CommandError` whose ``reason`` tells the sender
+what would have worked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from strom_core.units import UnitError, sat_decimal_to_msat
+from strom_nostr.errors import CommandError, CommandNotAllowed, UnknownCommand
+
+__all__ = [
+    "MAX_COMMAND_LENGTH",
+    "Command",
+    "Disable",
+    "Enable",
+    "Help",
+    "Refund",
+    "Reset",
+    "ResetKind",
+    "Sessions",
+    "SetPrice",
+    "Status",
+    "Stop",
+    "Unlock",
+    "help_text",
+    "parse_command",
+]
+
+MAX_COMMAND_LENGTH = 200
+_CONNECTOR = re.compile(r"[1-9][0-9]?")
+_SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_PRICE_MSAT_PER_KWH = 100_000_000  # 100k sat/kWh: anything above is a typo
+
+
+class ResetKind(StrEnum):
+    """OCPP reset types."""
+
+    SOFT = "soft"
+    HARD = "hard"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop my session (driver)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """My session's status (driver) or the charger's (operator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """List the commands this sender may use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Refund: my session (driver, ``session_id`` None) or the named one (operator)."""
+
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """List open sessions (operator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enable:
+    """Make a connector available (operator)."""
+
+    connector: int
+
+
+@dataclass(frozen=True, slots=True)
+class Disable:
+    """Make a connector unavailable (operator)."""
+
+    connector: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    """Unlock a connector's cable (operator)."""
+
+    connector: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Reset the charger (operator)."""
+
+    kind: ResetKind
+
+
+@dataclass(frozen=True, slots=True)
+class SetPrice:
+    """Set the energy price (operator), exact msat per kWh."""
+
+    msat_per_kwh: int
+
+
+Command = Stop | Status | Help | Refund | Sessions | Enable | Disable | Unlock | Reset | SetPrice
+
+_DRIVER_HELP = (
+    "stop - stop your charging session",
+    "status - how your session is going",
+    "refund - get the refund link for your session",
+    "help - this list",
+)
+_OPERATOR_HELP = (
+    "status - the charger's connectors and sessions",
+    "sessions - open sessions",
+    "enable <connector> / disable <connector> - allow or block a connector",
+    "price <n> sat/kWh - set the energy price",
+    "unlock <connector> - release a stuck cable",
+    "reset soft|hard - restart the charger",
+    "refund <session> - refund a session",
+    "stop - stop a session you started; help - this list",
+)
+
+
+def help_text(*, operator: bool) -> str:
+    """The command list for a driver or an operator, one command per line."""
+    return "\n".join(_OPERATOR_HELP if operator else _DRIVER_HELP)
+
+
+def _connector(args: list[str], word: str) -> int:
+    if len(args) != 1 or not _CONNECTOR.fullmatch(args[0]):
+        raise CommandError(f"usage: {word} <connector number>, e.g. {word} 1")
+    return int(args[0])
+
+
+def _reset(args: list[str]) -> Reset:
+    if len(args) != 1 or args[0].lower() not in ("soft", "hard"):
+        raise CommandError("usage: reset soft  or  reset hard")
+    return Reset(ResetKind(args[0].lower()))
+
+
+def _price(args: list[str]) -> SetPrice:
+    usage = "usage: price <number> sat/kWh, e.g. price 250 sat/kWh"
+    joined = "".join(args).lower()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(m?sat)/kwh", joined)
+    if match is None:
+        raise CommandError(usage)
+    number, unit = match.groups()
+    try:
+        amount = Decimal(number) / (1000 if unit == "msat" else 1)
+        msat = sat_decimal_to_msat(amount)
+    except (InvalidOperation, UnitError):
+        raise CommandError(f"price must be whole msat; {usage}") from None
+    if msat > _MAX_PRICE_MSAT_PER_KWH:
+        raise CommandError("that price is above 100000 sat/kWh; is it a typo?")
+    return SetPrice(msat)
+
+
+def _refund(args: list[str], operator: bool) -> Refund:
+    if not args:
+        return Refund()
+    if not operator:
+        raise CommandError("usage: refund (refunds your own session)")
+    if len(args) != 1 or not _SESSION.fullmatch(args[0]):
+        raise CommandError("usage: refund <session id>")
+    return Refund(args[0])
+
+
+def _no_args(command: Command, args: list[str], word: str) -> Command:
+    if args:
+        raise CommandError(f"{word} takes no arguments")
+    return command
+
+
+_SIMPLE: dict[str, Command] = {"stop": Stop(), "status": Status(), "help": Help()}
+_OPERATOR_ONLY = frozenset({"sessions", "enable", "disable", "price", "unlock", "reset"})
+
+
+def _operator_command(word: str, args: list[str]) -> Command:
+    if word == "sessions":
+        return _no_args(Sessions(), args, word)
+    if word == "enable":
+        return Enable(_connector(args, word))
+    if word == "disable":
+        return Disable(_connector(args, word))
+    if word == "unlock":
+        return Unlock(_connector(args, word))
+    if word == "reset":
+        return _reset(args)
+    return _price(args)
+
+
+def parse_command(text: str, *, operator: bool = False) -> Command:
+    """Parse one DM into a command.
+
+    Args:
+        text: the DM's plaintext.
+        operator: whether the sender is a configured operator.
+
+    Returns:
+        The command.
+
+    Raises:
+        UnknownCommand: the first word is not a command (reason lists what is).
+        CommandNotAllowed: an operator command from someone else.
+        CommandError: right command, wrong arguments (reason shows the usage).
+    """
+    if len(text) > MAX_COMMAND_LENGTH:
+        raise CommandError("message too long for a command; send help for the list")
+    words = text.strip().split()
+    if not words:
+        raise UnknownCommand("empty message; send help for the list of commands")
+    word, args = words[0].lower().lstrip("/!"), words[1:]
+    if word in _SIMPLE:
+        return _no_args(_SIMPLE[word], args, word)
+    if word == "refund":
+        return _refund(args, operator)
+    if word in _OPERATOR_ONLY:
+        if not operator:
+            raise CommandNotAllowed(f"sorry, {word} is for the operator of this charger")
+        return _operator_command(word, args)
+    known = "status, sessions, enable, disable, price, unlock, reset, refund, stop, help"
+    if not operator:
+        known = "stop, status, refund, help"
+    raise UnknownCommand(f"unknown command {word[:20]!r}; commands: {known}")

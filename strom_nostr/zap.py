@@ -1,0 +1,555 @@
+"""NIP-57 zaps for a charger: zap request validation (appendix D) and zap receipts (E, F).
+
+Theory of operation: a driver's wallet sends a signed kind-9734 *zap request* to the charger's
+LNURL callback. :func:`validate_zap_request` checks it completely and returns a
+:class:`ValidZapRequest` whose ``description`` is the exact JSON text to commit to in the
+invoice (:func:`description_hash`). Every rule broken has its own exception class whose
+``reason`` is meant for the LUD error response (``lud_error()``). Single use is the caller's
+job, because only the caller has the store: it passes the ids it has seen and records
+``ValidZapRequest.event_id`` once the invoice exists.
+
+When the invoice is paid the agent signs a kind-9735 *receipt* (:func:`zap_receipt`). When it
+later sees a receipt on a relay, :func:`verify_zap_receipt` accepts only one signed by its own
+key, over an invoice that commits to the embedded request, and returns the payment hash. A
+receipt is never proof of payment: the caller still asks the lightning backend.
+
+Connector selection (Strom's rule, see ``docs/nostr.md``): an ``a`` tag, if present, must be
+this charger's status coordinate ``30522:<charger pubkey>:<charger id>``; the connector is
+chosen with an optional ``["connector", "<id>"]`` tag. Without it the agent picks a free one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Container
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import bolt11
+
+from strom_nostr.discovery import STATUS_KIND, parse_coordinate
+from strom_nostr.errors import BadSignature, BuildError, EventIdMismatch, InvalidEvent
+from strom_nostr.event import Event, is_hex64, parse_event, sign_event, verify_event
+from strom_nostr.zap_errors import (
+    ZapReceiptError,
+    ZapReceiptForeign,
+    ZapReceiptInvalid,
+    ZapRequestAmountMismatch,
+    ZapRequestBadAmount,
+    ZapRequestBadConnector,
+    ZapRequestBadCoordinate,
+    ZapRequestBadEventTag,
+    ZapRequestBadId,
+    ZapRequestBadRelays,
+    ZapRequestBadSenderTag,
+    ZapRequestBadSignature,
+    ZapRequestError,
+    ZapRequestFromFuture,
+    ZapRequestLnurlMismatch,
+    ZapRequestMalformed,
+    ZapRequestMissingRecipient,
+    ZapRequestMissingRelays,
+    ZapRequestMultipleEvents,
+    ZapRequestMultipleRecipients,
+    ZapRequestNoTags,
+    ZapRequestReplayed,
+    ZapRequestStale,
+    ZapRequestUnknownConnector,
+    ZapRequestWrongCoordinate,
+    ZapRequestWrongKind,
+    ZapRequestWrongRecipient,
+)
+
+__all__ = [
+    "MAX_ZAP_RELAYS",
+    "MAX_ZAP_REQUEST_BYTES",
+    "ZAP_RECEIPT_KIND",
+    "ZAP_REQUEST_KIND",
+    "ZAP_REQUEST_MAX_FUTURE_S",
+    "ValidZapRequest",
+    "VerifiedZapReceipt",
+    "ZapReceiptError",
+    "ZapReceiptForeign",
+    "ZapReceiptInvalid",
+    "ZapRequestAmountMismatch",
+    "ZapRequestBadAmount",
+    "ZapRequestBadConnector",
+    "ZapRequestBadCoordinate",
+    "ZapRequestBadEventTag",
+    "ZapRequestBadId",
+    "ZapRequestBadRelays",
+    "ZapRequestBadSenderTag",
+    "ZapRequestBadSignature",
+    "ZapRequestError",
+    "ZapRequestFromFuture",
+    "ZapRequestLnurlMismatch",
+    "ZapRequestMalformed",
+    "ZapRequestMissingRecipient",
+    "ZapRequestMissingRelays",
+    "ZapRequestMultipleEvents",
+    "ZapRequestMultipleRecipients",
+    "ZapRequestNoTags",
+    "ZapRequestReplayed",
+    "ZapRequestStale",
+    "ZapRequestUnknownConnector",
+    "ZapRequestWrongCoordinate",
+    "ZapRequestWrongKind",
+    "ZapRequestWrongRecipient",
+    "description_hash",
+    "validate_zap_request",
+    "verify_zap_receipt",
+    "zap_receipt",
+]
+
+ZAP_REQUEST_KIND = 9734
+ZAP_RECEIPT_KIND = 9735
+ZAP_REQUEST_MAX_FUTURE_S = 120
+"""How far ahead of the server's clock a zap request may be dated (clock skew)."""
+MAX_ZAP_REQUEST_BYTES = 32 * 1024
+MAX_ZAP_RELAYS = 20
+_RELAY_URL = re.compile(r"wss?://[^\s/]+\S*")
+_CONNECTOR_ID = re.compile(r"[1-9][0-9]?")
+
+
+@dataclass(frozen=True, slots=True)
+class ValidZapRequest:
+    """A zap request that passed every check.
+
+    Attributes:
+        event: the request.
+        description: the exact JSON text; the invoice description hash commits to it and the
+            receipt's ``description`` tag repeats it.
+        amount_msat: the amount to invoice.
+        sender: the payer's public key (the receipt's ``P``).
+        relays: where the receipt must be published.
+        connector: the connector chosen with a ``connector`` tag, or None.
+        zapped_event: the ``e`` tag, or None.
+        coordinate: the ``a`` tag, or None.
+    """
+
+    event: Event
+    description: str
+    amount_msat: int
+    sender: str
+    relays: tuple[str, ...]
+    connector: int | None
+    zapped_event: str | None
+    coordinate: str | None
+
+    @property
+    def event_id(self) -> str:
+        """The id to store so the request is used once."""
+        return self.event.id
+
+    @property
+    def comment(self) -> str:
+        """The payer's zap comment (may be empty)."""
+        return self.event.content
+
+
+def description_hash(zap_request_json: str | bytes) -> bytes:
+    """sha256 of the zap request JSON text: the invoice's description hash (32 bytes)."""
+    data = (
+        zap_request_json.encode("utf-8") if isinstance(zap_request_json, str) else zap_request_json
+    )
+    return hashlib.sha256(data).digest()
+
+
+_TagIndex = dict[str, list[tuple[str, ...]]]
+
+
+def _index(event: Event) -> _TagIndex:
+    """The event's tags grouped by name, in order (one pass instead of one per rule)."""
+    index: _TagIndex = {}
+    for tag in event.tags:
+        index.setdefault(tag[0], []).append(tag)
+    return index
+
+
+def _named(index: _TagIndex, name: str) -> list[tuple[str, ...]]:
+    return index.get(name, [])
+
+
+def _single_value(index: _TagIndex, name: str, error: type[ZapRequestError]) -> str | None:
+    tags = _named(index, name)
+    if len(tags) > 1:
+        raise error(f"zap request has more than one {name!r} tag")
+    if not tags:
+        return None
+    if len(tags[0]) < 2:
+        raise error(f"zap request {name!r} tag has no value")
+    return tags[0][1]
+
+
+def _check_recipient(index: _TagIndex, charger_pubkey: str) -> None:
+    recipients = _named(index, "p")
+    if not recipients:
+        raise ZapRequestMissingRecipient("zap request has no 'p' tag")
+    if len(recipients) > 1:
+        raise ZapRequestMultipleRecipients("zap request must have exactly one 'p' tag")
+    if len(recipients[0]) < 2 or recipients[0][1] != charger_pubkey:
+        raise ZapRequestWrongRecipient("zap request 'p' tag is not this charger")
+
+
+def _is_relay_url(url: str) -> bool:
+    if len(url) > 200:
+        return _RELAY_URL.fullmatch(url) is not None
+    return _is_short_relay_url(url)
+
+
+@lru_cache(maxsize=4096)
+def _is_short_relay_url(url: str) -> bool:
+    return _RELAY_URL.fullmatch(url) is not None  # the same few relays come again and again
+
+
+def _relays(index: _TagIndex) -> tuple[str, ...]:
+    listed = [url for tag in _named(index, "relays") for url in tag[1:]]
+    relays = list(dict.fromkeys(listed))  # without repeats, in order
+    if not relays:
+        raise ZapRequestMissingRelays("zap request has no 'relays' tag with a relay in it")
+    if len(relays) > MAX_ZAP_RELAYS:
+        raise ZapRequestBadRelays(f"zap request lists more than {MAX_ZAP_RELAYS} relays")
+    for url in relays:
+        if not _is_relay_url(url):
+            raise ZapRequestBadRelays(f"zap request relay is not a ws:// or wss:// URL: {url[:80]}")
+    return tuple(relays)
+
+
+def _coordinate(index: _TagIndex, charger_pubkey: str, status_coordinate: str | None) -> str | None:
+    value = _single_value(index, "a", ZapRequestBadCoordinate)
+    if value is None:
+        return None
+    if status_coordinate is not None and value == status_coordinate:
+        return value  # the common case: exactly this charger's coordinate, nothing to parse
+    try:
+        coordinate = parse_coordinate(value)
+    except ValueError:
+        raise ZapRequestBadCoordinate("zap request 'a' tag is not an event coordinate") from None
+    if status_coordinate is not None:
+        mine = value == status_coordinate
+    else:
+        mine = coordinate.kind == STATUS_KIND and coordinate.pubkey == charger_pubkey
+    if not mine:
+        raise ZapRequestWrongCoordinate("zap request 'a' tag is not this charger's status event")
+    return value
+
+
+def _connector(index: _TagIndex, connector_ids: Collection[int] | None) -> int | None:
+    value = _single_value(index, "connector", ZapRequestBadConnector)
+    if value is None:
+        return None
+    if not _CONNECTOR_ID.fullmatch(value):
+        raise ZapRequestBadConnector("zap request 'connector' tag is not a connector number")
+    connector = int(value)
+    if connector_ids is not None and connector not in connector_ids:
+        raise ZapRequestUnknownConnector(f"this charger has no connector {connector}")
+    return connector
+
+
+def _amount_tag(index: _TagIndex) -> int | None:
+    value = _single_value(index, "amount", ZapRequestBadAmount)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) <= 0:
+        raise ZapRequestBadAmount("zap request 'amount' tag is not a positive number of msat")
+    return int(value)
+
+
+def _check_tags(
+    event: Event,
+    index: _TagIndex,
+    charger_pubkey: str,
+    status_coordinate: str | None,
+    connector_ids: Collection[int] | None,
+) -> tuple[tuple[str, ...], str | None, int | None, str | None]:
+    """Appendix D rules 2-5, 7 and 8 plus Strom's connector rule (no clock, no amount)."""
+    if event.kind != ZAP_REQUEST_KIND:
+        raise ZapRequestWrongKind(f"expected a kind {ZAP_REQUEST_KIND} zap request")
+    if not event.tags:
+        raise ZapRequestNoTags("zap request has no tags")
+    _check_recipient(index, charger_pubkey)
+    if len(_named(index, "e")) > 1:
+        raise ZapRequestMultipleEvents("zap request has more than one 'e' tag")
+    zapped = _single_value(index, "e", ZapRequestBadEventTag)
+    if zapped is not None and not is_hex64(zapped):
+        raise ZapRequestBadEventTag("zap request 'e' tag is not an event id")
+    relays = _relays(index)
+    coordinate = _coordinate(index, charger_pubkey, status_coordinate)
+    sender_tag = _single_value(index, "P", ZapRequestBadSenderTag)
+    if sender_tag is not None and sender_tag != charger_pubkey:
+        raise ZapRequestBadSenderTag("zap request 'P' tag is not the zap receipt's signer")
+    return relays, zapped, _connector(index, connector_ids), coordinate
+
+
+def _parse_request(description: str) -> Event:
+    try:
+        return parse_event(description, max_bytes=MAX_ZAP_REQUEST_BYTES)
+    except EventIdMismatch as exc:
+        raise ZapRequestBadId("zap request id does not match its content") from exc
+    except BadSignature as exc:
+        raise ZapRequestBadSignature("zap request signature is invalid") from exc
+    except InvalidEvent as exc:
+        raise ZapRequestMalformed(f"zap request is not a valid nostr event: {exc.reason}") from exc
+
+
+def _description_text(event_json: str | bytes) -> str:
+    if isinstance(event_json, bytes):
+        try:
+            return event_json.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ZapRequestMalformed("zap request is not UTF-8") from None
+    if not isinstance(event_json, str):
+        raise ZapRequestMalformed("zap request must be JSON text")
+    return event_json
+
+
+def validate_zap_request(
+    event_json: str | bytes,
+    *,
+    amount_msat_query: int,
+    charger_pubkey: str,
+    charger_status_coordinate: str,
+    now: int,
+    max_age_s: int,
+    seen_ids: Container[str] | None = None,
+    connector_ids: Collection[int] | None = None,
+    lnurl: str | None = None,
+    max_future_s: int = ZAP_REQUEST_MAX_FUTURE_S,
+) -> ValidZapRequest:
+    """Validate the ``nostr`` query parameter of an LNURL-pay callback (NIP-57 appendix D).
+
+    Args:
+        event_json: the zap request JSON exactly as received (URL-decoded).
+        amount_msat_query: the callback's ``amount`` query parameter, msat.
+        charger_pubkey: this charger's public key (hex); it signs the receipt.
+        charger_status_coordinate: ``30522:<pubkey>:<charger id>``, the only ``a`` accepted.
+        now: current unix time, seconds.
+        max_age_s: oldest ``created_at`` accepted is ``now - max_age_s``.
+        seen_ids: ids of zap requests already used; a request among them is refused.
+        connector_ids: the charger's connectors; a ``connector`` tag must name one of them.
+        lnurl: this charger's bech32 LNURL; if given, an ``lnurl`` tag must match it.
+        max_future_s: newest ``created_at`` accepted is ``now + max_future_s`` (clock skew).
+
+    Returns:
+        The validated request.
+
+    Raises:
+        ZapRequestError: one subclass per broken rule; ``reason`` is fit for the payer.
+    """
+    description = _description_text(event_json)
+    if len(description) > MAX_ZAP_REQUEST_BYTES:
+        raise ZapRequestMalformed("zap request is too large")
+    if isinstance(amount_msat_query, bool) or not isinstance(amount_msat_query, int):
+        raise ZapRequestBadAmount("amount must be a whole number of msat")
+    if amount_msat_query <= 0:
+        raise ZapRequestBadAmount("amount must be positive")
+    event = _parse_request(description)
+    index = _index(event)
+    relays, zapped, connector, coordinate = _check_tags(
+        event, index, charger_pubkey, charger_status_coordinate, connector_ids
+    )
+    tagged_amount = _amount_tag(index)
+    if tagged_amount is not None and tagged_amount != amount_msat_query:
+        raise ZapRequestAmountMismatch(
+            f"zap request amount {tagged_amount} msat differs from the requested "
+            f"{amount_msat_query} msat"
+        )
+    tagged_lnurl = _single_value(index, "lnurl", ZapRequestLnurlMismatch)
+    if lnurl is not None and tagged_lnurl is not None and tagged_lnurl.lower() != lnurl.lower():
+        raise ZapRequestLnurlMismatch("zap request 'lnurl' tag is not this charger's LNURL")
+    if event.created_at < now - max_age_s:
+        raise ZapRequestStale(f"zap request is older than {max_age_s} seconds")
+    if event.created_at > now + max_future_s:
+        raise ZapRequestFromFuture("zap request is dated in the future; check your clock")
+    if seen_ids is not None and event.id in seen_ids:
+        raise ZapRequestReplayed("this zap request was already used")
+    return ValidZapRequest(
+        event=event,
+        description=description,
+        amount_msat=amount_msat_query,
+        sender=event.pubkey,
+        relays=relays,
+        connector=connector,
+        zapped_event=zapped,
+        coordinate=coordinate,
+    )
+
+
+# --- receipts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Invoice:
+    payment_hash: str
+    description_hash: str | None
+    amount_msat: int | None
+
+
+@lru_cache(maxsize=512)
+def _decode_invoice(invoice: str) -> _Invoice:
+    # Cached: decoding costs about 10 ms in the bolt11 library, and the same invoice is decoded
+    # when its receipt is built and again when the receipt comes back from a relay. Only
+    # receipts signed by the charger's own key reach this, so strangers cannot fill the cache.
+    try:
+        decoded: Any = bolt11.decode(invoice)
+        amount = decoded.amount_msat
+        return _Invoice(
+            decoded.payment_hash, decoded.description_hash, int(amount) if amount else None
+        )
+    # bolt11 raises its own exceptions, and ValueError/IndexError from its bit reader.
+    except (bolt11.Bolt11Exception, ValueError, IndexError, KeyError, TypeError) as exc:
+        raise ZapReceiptInvalid("zap receipt bolt11 is not a valid invoice") from exc
+
+
+def _preimage_matches(preimage: str, payment_hash: str) -> bool:
+    return (
+        is_hex64(preimage) and hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash
+    )
+
+
+def zap_receipt(
+    secret_key: bytes,
+    zap_request_json: str,
+    *,
+    bolt11_invoice: str,
+    paid_at: int,
+    preimage: str | None = None,
+    aux_rand: bytes | None = None,
+) -> Event:
+    """Build and sign the kind-9735 zap receipt of a paid zap invoice (appendix E).
+
+    Args:
+        secret_key: the charger's key (the LNURL ``nostrPubkey``).
+        zap_request_json: the validated request's ``description`` text.
+        bolt11_invoice: the paid invoice; its description hash must commit to the request.
+        paid_at: settlement time, unix seconds (the receipt's ``created_at``, for idempotency).
+        preimage: the payment preimage (hex), optional.
+        aux_rand: BIP-340 auxiliary randomness, for reproducible tests only.
+
+    Returns:
+        The signed receipt, with ``p``, ``P``, ``e``/``a`` (when zapped), ``bolt11``,
+        ``description`` and optionally ``preimage`` tags.
+
+    Raises:
+        BuildError: the request does not parse, the invoice does not commit to it, or the
+            preimage does not match the invoice.
+    """
+    try:
+        request = parse_event(zap_request_json, verify=False, max_bytes=MAX_ZAP_REQUEST_BYTES)
+        invoice = _decode_invoice(bolt11_invoice)
+    except (InvalidEvent, ZapReceiptInvalid) as exc:
+        raise BuildError(f"cannot build zap receipt: {exc.reason}") from exc
+    if invoice.description_hash != description_hash(zap_request_json).hex():
+        raise BuildError("invoice description hash does not commit to the zap request")
+    if preimage is not None and not _preimage_matches(preimage, invoice.payment_hash):
+        raise BuildError("preimage does not match the invoice payment hash")
+    tags: list[tuple[str, ...]] = [tag[:2] for tag in request.tags if tag[0] == "p"][:1]
+    tags.append(("P", request.pubkey))
+    tags += [tag[:2] for tag in request.tags if tag[0] in ("e", "a")]
+    tags += [("bolt11", bolt11_invoice), ("description", zap_request_json)]
+    if preimage is not None:
+        tags.append(("preimage", preimage))
+    return sign_event(secret_key, ZAP_RECEIPT_KIND, tags, "", paid_at, aux_rand=aux_rand)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedZapReceipt:
+    """A receipt this agent signed, consistent with its invoice and embedded request."""
+
+    receipt: Event
+    payment_hash: str
+    amount_msat: int
+    bolt11: str
+    request: ValidZapRequest
+    preimage: str | None
+
+
+def _one_tag_value(event: Event, name: str) -> str:
+    values = event.tag_values(name)
+    if len(values) != 1:
+        raise ZapReceiptInvalid(f"zap receipt must have exactly one {name!r} tag")
+    return values[0]
+
+
+def _embedded_request(
+    description: str, own_pubkey: str, status_coordinate: str | None
+) -> tuple[Event, tuple[str, ...], str | None, int | None, str | None]:
+    try:
+        request = _parse_request(description)
+        return (
+            request,
+            *_check_tags(request, _index(request), own_pubkey, status_coordinate, None),
+        )
+    except ZapRequestError as exc:
+        raise ZapReceiptInvalid(f"embedded zap request is invalid: {exc.reason}") from exc
+
+
+def _check_amount(request: Event, invoice: _Invoice) -> int:
+    if invoice.amount_msat is None:
+        raise ZapReceiptInvalid("zap receipt invoice has no amount")
+    try:
+        tagged = _amount_tag(_index(request))
+    except ZapRequestError as exc:
+        raise ZapReceiptInvalid(f"embedded zap request is invalid: {exc.reason}") from exc
+    if tagged is not None and tagged != invoice.amount_msat:
+        raise ZapReceiptInvalid("invoice amount differs from the zap request amount")
+    return invoice.amount_msat
+
+
+def verify_zap_receipt(
+    receipt: Event, *, own_pubkey: str, status_coordinate: str | None = None
+) -> VerifiedZapReceipt:
+    """Accept a zap receipt only if we signed it and it is consistent (appendix F, strictly).
+
+    Args:
+        receipt: a kind-9735 event as read from a relay.
+        own_pubkey: this agent's public key; receipts by anyone else are refused.
+        status_coordinate: if given, an ``a`` tag must equal it; otherwise an ``a`` tag must
+            name a status event of ``own_pubkey``.
+
+    Returns:
+        The payment hash, amount, invoice and the embedded (validated) request. The caller
+        must still ask the lightning backend whether the payment hash is settled.
+
+    Raises:
+        ZapReceiptForeign: not kind 9735, not by ``own_pubkey``, or the signature fails.
+        ZapReceiptInvalid: anything inconsistent.
+    """
+    if receipt.kind != ZAP_RECEIPT_KIND or receipt.pubkey != own_pubkey:
+        raise ZapReceiptForeign("not a zap receipt signed by this charger")
+    try:
+        verify_event(receipt)
+    except InvalidEvent as exc:
+        raise ZapReceiptForeign(f"zap receipt does not verify: {exc.reason}") from exc
+    invoice_text = _one_tag_value(receipt, "bolt11")
+    description = _one_tag_value(receipt, "description")
+    invoice = _decode_invoice(invoice_text)
+    if invoice.description_hash != description_hash(description).hex():
+        raise ZapReceiptInvalid("invoice description hash does not match the zap request")
+    request, relays, zapped, connector, coordinate = _embedded_request(
+        description, own_pubkey, status_coordinate
+    )
+    amount = _check_amount(request, invoice)
+    for name in ("p", "e", "a"):
+        if receipt.tag_values(name) != request.tag_values(name):
+            raise ZapReceiptInvalid(f"zap receipt {name!r} tag differs from the zap request")
+    if any(sender != request.pubkey for sender in receipt.tag_values("P")):
+        raise ZapReceiptInvalid("zap receipt 'P' tag is not the zap request's author")
+    preimages = receipt.tag_values("preimage")
+    if len(preimages) > 1 or (
+        preimages and not _preimage_matches(preimages[0], invoice.payment_hash)
+    ):
+        raise ZapReceiptInvalid("zap receipt preimage does not match the invoice")
+    valid = ValidZapRequest(
+        request, description, amount, request.pubkey, relays, connector, zapped, coordinate
+    )
+    return VerifiedZapReceipt(
+        receipt,
+        invoice.payment_hash,
+        amount,
+        invoice_text,
+        valid,
+        preimages[0] if preimages else None,
+    )

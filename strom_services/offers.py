@@ -1,0 +1,302 @@
+"""Offers: whether a connector can take a new session now, answered before any invoice exists.
+
+Theory of operation
+-------------------
+A driver's wallet asks twice before it pays: the payRequest (the sticker's LNURL, the lightning
+address, a zap's first step) and, perhaps a minute later, the callback that makes the invoice.
+Both are answered from :class:`OfferView`, an in-memory view of every connector (enabled by the
+operator, last OCPP status, held by a running session) and of every charger's link (connected,
+reconnecting after a restart of Strom, offline). The view is rebuilt from the database after any
+committed session transition or OCPP event of this process (:meth:`OfferView.forget`) and at
+least every :data:`VIEW_MAX_AGE_S` for other processes' writes; the link is derived from the
+``chargers`` table (:func:`strom_core.ports.charger_link`), never from one process's memory.
+
+A charger that is not connected is refused: nothing could start the charge. Refusals are
+:class:`ConnectorUnavailable`, whose ``reason`` is the LUD error the wallet shows. An offer is
+only a first step: settlement (:mod:`strom_services.payments`) checks the connector again in its own
+transaction, and decides who gets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom_core.config import ProfileConfig
+from strom_core.errors import StromError
+from strom_core.ports import ChargerLink, charger_link
+from strom_core.session import State
+from strom_storage.db import Database
+from strom_storage.schema import chargers, connectors, sessions
+
+__all__ = [
+    "BUSY_STATES",
+    "LINK_REFUSALS",
+    "TOP_UP_REFUSALS",
+    "VIEW_MAX_AGE_S",
+    "ConnectorUnavailable",
+    "OfferView",
+    "refuse",
+]
+
+BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
+OFFLINE_STATUSES = {"Unavailable", "Faulted"}
+VIEW_MAX_AGE_S = 1.0  # how stale an offer's view of connectors may be (other processes' writes)
+
+
+class ConnectorUnavailable(StromError):
+    """The connector cannot take a new session now; ``reason`` is for the driver.
+
+    ``link`` is the charger's link when that is why (offline or reconnecting), else online.
+    """
+
+    def __init__(self, reason: str, link: ChargerLink = ChargerLink.ONLINE) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.link = link
+
+
+LINK_REFUSALS = {
+    ChargerLink.OFFLINE: (
+        "this charger is offline right now (not connected); nothing was charged — "
+        "please try again later"
+    ),
+    ChargerLink.RECONNECTING: (
+        "this charger is reconnecting right now; nothing was charged — please try again in a minute"
+    ),
+}
+TOP_UP_REFUSALS = {
+    ChargerLink.OFFLINE: (
+        "this charger is offline right now (not connected), so more budget could not be "
+        "used or metered; nothing was charged and your session keeps its budget — "
+        "try again when it is back"
+    ),
+    ChargerLink.RECONNECTING: (
+        "this charger is reconnecting right now; nothing was charged and your session "
+        "keeps its budget — please try again in a minute"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _ConnectorView:
+    """What an offer needs to know of one connector (from the database)."""
+
+    enabled: bool
+    status: str
+    busy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    connectors: dict[tuple[str, int], _ConnectorView]
+    # charger id -> (chargers.online, chargers.reconnect_until)
+    links: dict[str, tuple[bool, datetime | None]]
+
+    def link(self, charger_id: str, now: datetime) -> ChargerLink:
+        online, until = self.links.get(charger_id, (False, None))
+        return charger_link(online, until, now)
+
+
+def refuse(
+    *, enabled: bool, status: str, busy: bool, link: ChargerLink = ChargerLink.ONLINE
+) -> None:
+    """Raise :class:`ConnectorUnavailable` for the first reason that applies, else nothing.
+
+    The order is what a driver needs to hear: out of service, not connected, out of order,
+    in use.
+    """
+    if not enabled:
+        raise ConnectorUnavailable("this connector is out of service; nothing was charged")
+    if link is not ChargerLink.ONLINE:
+        raise ConnectorUnavailable(LINK_REFUSALS[link], link)
+    if status in OFFLINE_STATUSES:
+        raise ConnectorUnavailable(
+            f"this connector is {status.lower()} right now; nothing was charged"
+        )
+    if busy:
+        raise ConnectorUnavailable(
+            "this charger is in use by someone else right now; nothing was charged — "
+            "please try again when it is free"
+        )
+
+
+class OfferView:
+    """The in-memory view offers are answered from (see the module docstring).
+
+    Args:
+        db: the database the view is rebuilt from.
+        clock: the current time (aware UTC), for reconnect graces.
+    """
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+        self._view: _View | None = None
+        self._view_at = 0.0
+        self._view_generation = 0
+        self._view_lock = asyncio.Lock()
+
+    async def check_in_database(self, profile: ProfileConfig, connector_id: int) -> None:
+        """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
+        if connector_id not in {c.id for c in profile.connectors}:
+            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
+        async with self.db.reader() as conn:
+            row = (
+                await conn.execute(
+                    select(chargers.c.online, chargers.c.reconnect_until).where(
+                        chargers.c.id == profile.id
+                    )
+                )
+            ).first()
+            link = ChargerLink.OFFLINE
+            if row is not None:
+                link = charger_link(row.online, row.reconnect_until, self.clock())
+            await self.check_in(conn, profile.id, connector_id, exclude=None, link=link)
+
+    async def check(self, profile: ProfileConfig, connector_id: int) -> None:
+        """:meth:`check_in_database` answered from memory, for offers (payRequest, pages).
+
+        The view of connectors is rebuilt from the database after any committed session
+        transition or connector event, a charger connecting or going away among them (see
+        :meth:`forget`), and at least every :data:`VIEW_MAX_AGE_S` (for changes made by
+        another process). An offer is only a first step: the invoice callback checks again,
+        and settlement decides who gets the connector, so a view a moment old never lets two
+        sessions in.
+
+        Raises:
+            ConnectorUnavailable: the same reasons as :meth:`check_in_database`.
+        """
+        if connector_id not in {c.id for c in profile.connectors}:
+            raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
+        view = await self._connector_view()
+        found = view.connectors.get((profile.id, connector_id))
+        if found is None:
+            raise ConnectorUnavailable(f"connector {connector_id} is not known")
+        refuse(
+            enabled=found.enabled,
+            status=found.status,
+            busy=found.busy,
+            link=view.link(profile.id, self.clock()),
+        )
+
+    async def link_of(self, charger_id: str) -> ChargerLink:
+        """The charger's link as offers see it (online, reconnecting, offline)."""
+        view = await self._connector_view()
+        return view.link(charger_id, self.clock())
+
+    async def top_up_check(self, charger_id: str) -> None:
+        """Refuse a top-up while the session's charger is not connected.
+
+        The session keeps running on the charger's side, but Strom can neither meter nor stop
+        it while the link is down; the driver's budget stays as it is, and what is not used is
+        refunded as always.
+
+        Raises:
+            ConnectorUnavailable: the charger is offline or reconnecting.
+        """
+        link = await self.link_of(charger_id)
+        if link is not ChargerLink.ONLINE:
+            raise ConnectorUnavailable(TOP_UP_REFUSALS[link], link)
+
+    def forget(self, *_: object) -> None:
+        """Drop the in-memory connector view; the next offer rebuilds it."""
+        self._view_generation += 1
+        self._view = None
+
+    async def _connector_view(self) -> _View:
+        now = time.monotonic()
+        if self._view is not None and now - self._view_at < VIEW_MAX_AGE_S:
+            return self._view
+        async with self._view_lock:  # one reload for a burst of offers
+            if self._view is not None and time.monotonic() - self._view_at < VIEW_MAX_AGE_S:
+                return self._view
+            generation = self._view_generation
+            started = time.monotonic()
+            view = await self._load_view()
+            if generation == self._view_generation:  # nothing changed while loading
+                self._view, self._view_at = view, started
+            return view
+
+    async def _load_view(self) -> _View:
+        async with self.db.reader() as conn:
+            busy = {
+                (row.charger_id, row.connector_id)
+                for row in await conn.execute(
+                    select(sessions.c.charger_id, sessions.c.connector_id).where(
+                        sessions.c.state.in_([s.value for s in BUSY_STATES])
+                    )
+                )
+            }
+            links = {
+                row.id: (bool(row.online), row.reconnect_until)
+                for row in await conn.execute(
+                    select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
+                )
+            }
+            rows = await conn.execute(
+                select(
+                    connectors.c.charger_id,
+                    connectors.c.connector_id,
+                    connectors.c.enabled,
+                    connectors.c.status,
+                )
+            )
+            return _View(
+                connectors={
+                    (row.charger_id, row.connector_id): _ConnectorView(
+                        bool(row.enabled),
+                        row.status,
+                        (row.charger_id, row.connector_id) in busy,
+                    )
+                    for row in rows
+                },
+                links=links,
+            )
+
+    async def check_in(
+        self,
+        conn: AsyncConnection,
+        charger_id: str,
+        connector_id: int,
+        exclude: str | None,
+        link: ChargerLink = ChargerLink.ONLINE,
+    ) -> None:
+        """Check a connector inside a transaction the caller owns (settlement: ``link`` online).
+
+        Args:
+            conn: the caller's connection.
+            charger_id: the charger.
+            connector_id: the connector.
+            exclude: a session not to count as holding the connector (the one settling).
+            link: the charger's link, when the caller wants it checked.
+
+        Raises:
+            ConnectorUnavailable: unknown, disabled, out of order, not connected or busy.
+        """
+        row = (
+            await conn.execute(
+                select(connectors.c.enabled, connectors.c.status).where(
+                    connectors.c.charger_id == charger_id,
+                    connectors.c.connector_id == connector_id,
+                )
+            )
+        ).first()
+        if row is None:
+            raise ConnectorUnavailable(f"connector {connector_id} is not known")
+        refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
+        query = select(sessions.c.id).where(
+            sessions.c.charger_id == charger_id,
+            sessions.c.connector_id == connector_id,
+            sessions.c.state.in_([s.value for s in BUSY_STATES]),
+        )
+        if exclude is not None:
+            query = query.where(sessions.c.id != exclude)
+        busy = (await conn.execute(query.limit(1))).first() is not None
+        refuse(enabled=True, status=row.status, busy=busy)

@@ -1,0 +1,412 @@
+"""Orphaned transactions: a charger lost the session's transaction; Strom notices and ends it.
+
+Theory of operation
+-------------------
+A charger that loses power may come back without the transaction it was running: firmware
+that keeps no transactions across a power loss exists. It never sends a StopTransaction for
+it, so the session would stay ``charging`` or ``stopping`` for ever — the driver's remaining
+budget locked, RemoteStop rejected and retried, the connector refused to every new payer.
+
+What the charger reports decides, read with OCPP 1.6's StatusNotification semantics:
+
+* ``Available`` (free for a new user), ``Preparing`` ("no ongoing transaction (yet)": a charger
+  that rebooted with the cable still in reports this) and ``Finishing`` ("a transaction has
+  stopped") say the connector has **no** transaction (:data:`NO_TRANSACTION`). ``Charging``,
+  ``SuspendedEV`` and ``SuspendedEVSE`` say it has one. ``Unavailable``, ``Faulted`` and
+  ``Reserved`` say nothing about it.
+* While a session holds a transaction open, Strom *suspects* it when the charger reports a
+  no-transaction status on the session's connector, when the charger boots, or when it
+  rejects RemoteStopTransaction for it (OCPP 1.6: Rejected means it has no such ongoing
+  transaction). The suspicion is an outbox timer (kind ``orphan_check``), written in the same
+  database transaction as the status that raised it: it survives a restart and a crash.
+* The timer fires after the grace period: ``sessions.orphan_grace_s``, and at least two meter
+  intervals, so that a charger still running the transaction has sent meter values meanwhile.
+  Chargers often send a queued StopTransaction right after booting; a StopTransaction within
+  the grace ends the session as usual and the timer then finds nothing to do. Otherwise
+  :func:`verdict` looks at what the charger reported during the grace:
+
+  - meter values for the transaction arrived: the charger still reports it. While the
+    connector shows no transaction, look again after another grace period; else leave it.
+  - no meter values, and the connector's latest status has no transaction: **lost**.
+  - no meter values after a rejected RemoteStop, whatever the status: **lost** (it refuses
+    to stop the transaction and reports nothing of it).
+  - otherwise (a boot or status suspicion, and the connector shows a transaction again): leave
+    it; the next suspicion arms a new timer.
+
+* Lost: :class:`strom_core.session.TransactionLost` ends the session in one database transaction,
+  billed up to the last reading the charger reported (never more), stop reason
+  ``charger_lost``; its remainder is refundable at once (withdraw link, the zapper's DM). The
+  connector is free for the next driver. An ``audit_log`` row (actor ``charger:<id>``) tells
+  the operator. A StopTransaction that still comes later is recorded and never billed again
+  (see :mod:`strom_core.session`).
+
+A charger that rejects RemoteStop while it keeps reporting meter values for the transaction
+is a different case (still charging, or confused): Strom keeps asking, within the outbox's
+retry limit, and the overrun past the budget is the operator's.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom_core.crashpoints import crashpoint
+from strom_core.errors import IllegalTransition
+from strom_core.ports import ChargerBooted, ConnectorStatusChanged
+from strom_core.session import LOST_KEY, Session, State, TransactionLost
+from strom_services.effects import Handler
+from strom_storage.chargers import ChargerStore
+from strom_storage.outbox import OutboxRow, enqueue, pending_with_prefix, run_session_now
+from strom_storage.schema import audit_log, sessions
+from strom_storage.sessions import SessionStore, row_to_session
+
+__all__ = [
+    "CHECK_KIND",
+    "NO_TRANSACTION",
+    "OrphanWatch",
+    "Trigger",
+    "Verdict",
+    "record_stop_discrepancy",
+    "verdict",
+]
+
+log = logging.getLogger(__name__)
+
+CHECK_KIND = "orphan_check"
+
+# OCPP 1.6 ChargePointStatus values that say the connector has no ongoing transaction.
+NO_TRANSACTION = frozenset({"Available", "Preparing", "Finishing"})
+
+_OPEN = (State.CHARGING, State.STOPPING)
+
+
+class Trigger(enum.StrEnum):
+    """What raised the suspicion that a charger lost a transaction."""
+
+    STATUS = "status"  # a no-transaction status on the session's connector
+    BOOT = "boot"  # the charger booted
+    STOP_REJECTED = "stop_rejected"  # RemoteStopTransaction rejected
+
+
+class Verdict(enum.Enum):
+    """What the orphan check decides when its grace period is over."""
+
+    LOST = "lost"  # end the session, billed up to the last reading
+    WATCH_AGAIN = "watch_again"  # readings still come: look again after another grace period
+    ALIVE = "alive"  # the charger reports the transaction: leave it
+
+
+def verdict(trigger: Trigger, status: str | None, metered_during_grace: bool) -> Verdict:
+    """Decide from what the charger reported during the grace period (see module docstring).
+
+    Args:
+        trigger: what raised the suspicion.
+        status: the connector's latest reported status (None: never reported).
+        metered_during_grace: whether meter values for the transaction arrived meanwhile.
+    """
+    idle = status in NO_TRANSACTION
+    if metered_during_grace:
+        return Verdict.WATCH_AGAIN if idle else Verdict.ALIVE
+    if idle or trigger is Trigger.STOP_REJECTED:
+        return Verdict.LOST
+    return Verdict.ALIVE
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _snapshot(session: Session) -> dict[str, Any]:
+    last = session.last_reading_at
+    return {"register_wh": session.register_wh, "last_reading_at": last and last.isoformat()}
+
+
+def _key_prefix(session_id: str) -> str:
+    return f"{CHECK_KIND}:{session_id}:"
+
+
+class OrphanWatch:
+    """Arms orphan checks from what chargers report, and ends sessions whose charger lost them.
+
+    Args:
+        store: the session store.
+        chargers: connector state (the latest status each connector reported).
+        grace_s: ``sessions.orphan_grace_s``.
+        clock: Strom's clock (aware UTC).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        chargers: ChargerStore,
+        *,
+        grace_s: int,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.db = store.db
+        self.chargers = chargers
+        self.grace_s = grace_s
+        self.clock = clock
+
+    def handlers(self) -> dict[str, Handler]:
+        """The outbox handler of the orphan check."""
+        return {CHECK_KIND: self.check}
+
+    # --- suspicions ---------------------------------------------------------------------
+
+    async def connector_status(self, event: ConnectorStatusChanged) -> None:
+        """Record a connector's status; a no-transaction status suspects its open sessions.
+
+        Both in one database transaction, so a recorded status never lacks its timer.
+        """
+        armed = 0
+        async with self.db.transaction() as conn:
+            await self.chargers.set_status_in(
+                conn,
+                event.charger_id,
+                event.connector_id,
+                event.status,
+                event.error_code,
+                event.at,
+            )
+            if event.status in NO_TRANSACTION:
+                for session in await _open_sessions(conn, event.charger_id, event.connector_id):
+                    armed += await self._arm(conn, session, Trigger.STATUS, event.status)
+        if armed:
+            crashpoint("orphan.armed")
+
+    async def booted(self, event: ChargerBooted) -> None:
+        """A charger booted: suspect every transaction Strom holds open on it."""
+        armed = 0
+        async with self.db.transaction() as conn:
+            for session in await _open_sessions(conn, event.charger_id, None):
+                armed += await self._arm(conn, session, Trigger.BOOT, "")
+        if armed:
+            crashpoint("orphan.armed")
+
+    async def stop_rejected(self, session_id: str) -> None:
+        """The charger rejected RemoteStopTransaction for the session's transaction."""
+        async with self.db.transaction() as conn:
+            session = await self.store.get(session_id, conn)
+            armed = 0
+            if session.state in _OPEN and session.transaction_id is not None:
+                armed = await self._arm(conn, session, Trigger.STOP_REJECTED, "")
+        if armed:
+            crashpoint("orphan.armed")
+
+    async def _arm(
+        self, conn: AsyncConnection, session: Session, trigger: Trigger, status: str
+    ) -> int:
+        """Queue an orphan check unless one is pending for the session; returns 1 if queued."""
+        if await pending_with_prefix(conn, CHECK_KIND, _key_prefix(session.id)):
+            return 0
+        await self._queue(conn, session, trigger, status)
+        return 1
+
+    async def _queue(
+        self, conn: AsyncConnection, session: Session, trigger: Trigger, status: str
+    ) -> None:
+        now = self.clock()
+        # At least two meter intervals: a charger still charging has reported readings.
+        delay = max(self.grace_s, 2 * session.meter_interval_s)
+        await enqueue(
+            conn,
+            key=f"{_key_prefix(session.id)}{session.transaction_id}:{now.isoformat()}",
+            kind=CHECK_KIND,
+            # Not bound to the session's row order: a RemoteStop retried for ever (the very
+            # case this ends) must not hold the check back.
+            session_id=None,
+            payload={
+                "session_id": session.id,
+                "transaction_id": session.transaction_id,
+                "trigger": trigger.value,
+                "status": status,
+                **_snapshot(session),
+            },
+            now=now,
+            delay_s=delay,
+        )
+        log.info(
+            "charger %s connector %s: %s%s while session %s holds transaction %s open; "
+            "ended as lost unless it reports the transaction (StopTransaction, meter values "
+            "or a charging status) within %d s",
+            session.charger_id,
+            session.connector_id,
+            trigger.value,
+            f" {status}" if status else "",
+            session.id,
+            session.transaction_id,
+            delay,
+        )
+
+    # --- the check ----------------------------------------------------------------------
+
+    async def check(self, row: OutboxRow) -> None:
+        """The orphan check's outbox handler: decide, then end, re-arm or leave the session."""
+        payload = row.payload
+        session_id = str(payload["session_id"])
+        session = await self.store.get(session_id)
+        if session.state not in _OPEN or session.transaction_id != payload["transaction_id"]:
+            return  # it ended meanwhile (a StopTransaction came)
+        trigger = Trigger(payload["trigger"])
+        status = await self.chargers.status(session.charger_id, session.connector_id)
+        metered = _snapshot(session) != {
+            "register_wh": payload["register_wh"],
+            "last_reading_at": payload["last_reading_at"],
+        }
+        decided = verdict(trigger, status, metered)
+        if decided is Verdict.ALIVE:
+            log.info(
+                "session %s: charger %s still reports transaction %s (status %s%s)",
+                session_id,
+                session.charger_id,
+                session.transaction_id,
+                status,
+                ", meter values" if metered else "",
+            )
+            return
+        if decided is Verdict.WATCH_AGAIN:
+            async with self.db.transaction() as conn:  # this row is still pending: no dedupe
+                await self._queue(conn, session, trigger, status or "")
+            return
+        crashpoint("orphan.before_end")
+        await self._end(session, trigger, status)
+
+    async def _end(self, session: Session, trigger: Trigger, status: str | None) -> None:
+        assert session.transaction_id is not None
+        now = self.clock()
+        try:
+            async with self.db.transaction() as conn:
+                transition = await self.store.apply_in(
+                    conn, session.id, TransactionLost(session.transaction_id), now=now
+                )
+                ended = transition.session
+                # A RemoteStop still being retried has nothing left to do: let it finish now.
+                await run_session_now(conn, session.id, ["remote_stop"], now)
+                await _audit(
+                    conn,
+                    session.charger_id,
+                    "transaction_lost",
+                    session.id,
+                    {
+                        "transaction_id": session.transaction_id,
+                        "connector_id": session.connector_id,
+                        "trigger": trigger.value,
+                        "status": status,
+                        "billed_wh": ended.energy_wh,
+                        "consumed_msat": ended.consumed_msat,
+                        "refundable_msat": ended.refundable_msat,
+                    },
+                    now,
+                )
+        except IllegalTransition as exc:  # it ended meanwhile
+            log.info("session %s: %s", session.id, exc)
+            return
+        self.store.committed([transition])
+        log.warning(
+            "charger %s connector %s: transaction %s lost (%s, status %s, no StopTransaction "
+            "within the grace period): session %s ended, billed %d Wh up to the last reading, "
+            "%d msat refundable",
+            session.charger_id,
+            session.connector_id,
+            session.transaction_id,
+            trigger.value,
+            status,
+            session.id,
+            ended.energy_wh,
+            ended.refundable_msat,
+        )
+
+
+async def record_stop_discrepancy(
+    conn: AsyncConnection,
+    session: Session,
+    transaction_id: int,
+    meter_stop_wh: int,
+    now: datetime,
+) -> None:
+    """Tell the operator when a StopTransaction disagrees with the session's bill.
+
+    Called in the StopTransaction's database transaction with the session after the stop:
+    a meterStop below a register the charger reported during the transaction (billed up to
+    that register, a charger fault), or a StopTransaction after the session ended as lost
+    (recorded; energy beyond the bill is the operator's overrun).
+    """
+    if LOST_KEY in session.applied:
+        late_wh = meter_stop_wh - session.meter_start_wh
+        log.warning(
+            "charger %s: StopTransaction %s came after session %s was ended as lost: "
+            "meterStop %d Wh (%d Wh billed, %+d Wh); the bill stays, overrun now %d msat",
+            session.charger_id,
+            transaction_id,
+            session.id,
+            meter_stop_wh,
+            session.energy_wh,
+            late_wh - session.energy_wh,
+            session.overrun_msat,
+        )
+        action = "late_stop_after_lost"
+    elif meter_stop_wh < session.register_wh:
+        log.warning(
+            "charger %s: StopTransaction %s meterStop %d Wh is below the register %d Wh it "
+            "reported during the transaction (session %s): a charger fault; billed up to %d Wh",
+            session.charger_id,
+            transaction_id,
+            meter_stop_wh,
+            session.register_wh,
+            session.id,
+            session.register_wh,
+        )
+        action = "meter_stop_below_register"
+    else:
+        return
+    await _audit(
+        conn,
+        session.charger_id,
+        action,
+        session.id,
+        {
+            "transaction_id": transaction_id,
+            "meter_start_wh": session.meter_start_wh,
+            "meter_stop_wh": meter_stop_wh,
+            "register_wh": session.register_wh,
+            "billed_wh": session.energy_wh,
+            "overrun_msat": session.overrun_msat,
+        },
+        now,
+    )
+
+
+async def _open_sessions(
+    conn: AsyncConnection, charger_id: str, connector_id: int | None
+) -> list[Session]:
+    query = select(sessions).where(
+        sessions.c.charger_id == charger_id,
+        sessions.c.state.in_([s.value for s in _OPEN]),
+        sessions.c.transaction_id.is_not(None),
+    )
+    if connector_id is not None:
+        query = query.where(sessions.c.connector_id == connector_id)
+    return [row_to_session(row) for row in await conn.execute(query)]
+
+
+async def _audit(
+    conn: AsyncConnection,
+    charger_id: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(audit_log).values(
+            at=now, actor=f"charger:{charger_id}", action=action, target=target, detail=detail
+        )
+    )

@@ -1,0 +1,559 @@
+"""Money in: invoices for sessions and top-ups, and their settlement.
+
+Theory of operation
+-------------------
+* :meth:`PaymentService.open_session` refuses a connector that is disabled, unknown or busy, or
+  whose charger is not connected (offline, or still reconnecting after a restart of Strom),
+  *before* any invoice exists (from the in-memory view of :mod:`strom_services.offers`, which every
+  committed session transition and OCPP event refreshes), asks the backend for the invoice, then
+  stores a session ``awaiting_payment`` with its pending payment in one transaction — the
+  invoice is handed out only after that commit, so a settled invoice always finds its session.
+* :meth:`PaymentService.settle` is the one idempotent "payment settled" step. The backend's
+  settlement stream, the reconciliation at start, the expiry sweep and the zap-receipt path all
+  end here; the payment row's state (``pending`` → ``settled``) is flipped once, in the same
+  transaction as the session event, so a session starts exactly once whichever path comes first.
+  It credits what the backend reports received, and only when that is the invoice amount or up
+  to twice it (an overpayment is the driver's budget); any other report is not credited: the
+  payment is ``flagged`` for the operator (see :meth:`PaymentService.settle`).
+* Two strangers can hold invoices for one free connector at the same time (a connector is not
+  reserved by an unpaid invoice, so nobody can block a charger by scanning). The first payment
+  to settle gets the connector; a later one is recorded, and its whole amount becomes
+  refundable to its payer at once (the session page shows the refund link).
+* Settlement does not look at the charger's link: a payment can settle in the moment its
+  charger drops (an invoice paid a minute after it was made, say). That race cannot be closed
+  — the driver's wallet pays when it pays — so such a session goes the usual way: RemoteStart
+  answers ``Offline``, and the whole payment becomes refundable.
+* A top-up (:meth:`PaymentService.open_top_up`) is refused too while the session's charger is
+  not connected: Strom could neither see the charge go on nor stop it at the new budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom_core.config import ProfileConfig, SessionsConfig
+from strom_core.crashpoints import crashpoint
+from strom_core.errors import StromError
+from strom_core.ports import ChargerLink
+from strom_core.session import (
+    InvoiceExpired,
+    PaymentSettled,
+    RemoteStartRejected,
+    State,
+    TopUpSettled,
+    Transition,
+    new_session,
+)
+from strom_core.session_secrets import SessionSecrets
+from strom_core.tariff import Tariff
+from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
+from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView
+from strom_storage.outbox import enqueue
+from strom_storage.schema import nostr_events, payments, sessions
+from strom_storage.sessions import SessionStore, new_session_row
+
+__all__ = [
+    "BUSY_STATES",
+    "OVERPAY_LIMIT",
+    "ConnectorUnavailable",
+    "OpenedSession",
+    "PaymentService",
+    "ZapRequestUsed",
+]
+
+log = logging.getLogger(__name__)
+
+_ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
+# more than twice the amount asked, so a larger report is a backend's error, not a payment.
+OVERPAY_LIMIT = 2
+
+
+class ZapRequestUsed(StromError):
+    """A zap request (by event id) opened a session before: each is used once."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedSession:
+    """A new session and the invoice that pays for it."""
+
+    session_id: str
+    secret: str
+    invoice: Invoice
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _payment_row(
+    session_id: str,
+    kind: str,
+    invoice: Invoice,
+    zap_request: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "payment_hash": invoice.payment_hash,
+        "session_id": session_id,
+        "kind": kind,
+        "amount_msat": invoice.amount_msat,
+        "bolt11": invoice.bolt11,
+        "state": "pending",
+        "zap_request": zap_request,
+        "created_at": now,
+        "expires_at": invoice.expires_at,
+    }
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _log_flagged(row: Any, received: int) -> None:
+    log.error(
+        "session %s: payment %s NOT credited: the lightning backend reports %s msat received "
+        "for an invoice of %s msat (%s); the payment is flagged for the operator — check the "
+        "node and the backend (see docs/lightning.md, 'Settlements the backend misreports')",
+        row.session_id,
+        row.payment_hash,
+        received,
+        row.amount_msat,
+        "less than the invoice" if received < row.amount_msat else "more than twice the invoice",
+    )
+
+
+def new_id_tag() -> str:
+    """A per-session OCPP idTag: 16 characters (some chargers cut longer tags), unguessable."""
+    return "S" + "".join(secrets.choice(_ID_TAG_ALPHABET) for _ in range(15))
+
+
+class PaymentService:
+    """Invoices for sessions, and the one settlement step.
+
+    Args:
+        store: the session store.
+        backend: the lightning backend.
+        sessions_config: invoice expiry, start timeout.
+        meter_interval_s: the chargers' meter interval (the budget's safety margin).
+        session_secrets: derives each new session's secret from the server key
+            (:mod:`strom_core.session_secrets`), so no secret is ever stored.
+        clock: the current time.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        backend: LightningBackend,
+        sessions_config: SessionsConfig,
+        *,
+        meter_interval_s: int,
+        session_secrets: SessionSecrets,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.session_secrets = session_secrets
+        self.db = store.db
+        self.backend = backend
+        self.config = sessions_config
+        self.meter_interval_s = meter_interval_s
+        self.clock = clock
+        # The tariff a new session gets; the agents replace it to apply operators' overrides.
+        self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
+            profile.tariff.to_tariff()
+        )
+        self.offers = OfferView(store.db, clock)
+        store.listeners.append(self.forget_view)
+        self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
+        """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
+        await self.offers.check_in_database(profile, connector_id)
+
+    async def offer_check(self, profile: ProfileConfig, connector_id: int) -> None:
+        """:meth:`check_connector` answered from memory, for offers (:class:`OfferView`).
+
+        Raises:
+            ConnectorUnavailable: disabled, unknown, out of order or busy connector, or a
+                charger that is not connected.
+        """
+        await self.offers.check(profile, connector_id)
+
+    async def link_of(self, charger_id: str) -> ChargerLink:
+        """The charger's link as offers see it (online, reconnecting, offline)."""
+        return await self.offers.link_of(charger_id)
+
+    async def top_up_check(self, charger_id: str) -> None:
+        """Refuse a top-up while the session's charger is not connected.
+
+        Raises:
+            ConnectorUnavailable: the charger is offline or reconnecting.
+        """
+        await self.offers.top_up_check(charger_id)
+
+    def forget_view(self, *_: object) -> None:
+        """Drop the in-memory view offers are answered from; the next offer rebuilds it."""
+        self.offers.forget()
+
+    async def open_session(
+        self,
+        profile: ProfileConfig,
+        connector_id: int,
+        amount_msat: int,
+        *,
+        description_hash: bytes,
+        initiator: str,
+        initiator_pubkey: str | None = None,
+        zap_request: dict[str, Any] | None = None,
+        zap_request_id: str | None = None,
+    ) -> OpenedSession:
+        """Create a session awaiting payment and its invoice.
+
+        A zap request's event id is recorded as processed in the same transaction, so each zap
+        request opens at most one session.
+
+        Raises:
+            ZapRequestUsed: the zap request was already used.
+            ConnectorUnavailable: disabled, faulted or busy connector, or a charger that is
+                not connected (no invoice made).
+            BackendError: the lightning backend could not make an invoice (nothing stored).
+        """
+        # From the in-memory view: current to the last commit of this process; the session
+        # that pays first gets the connector (settle checks in its transaction), so an
+        # invoice made in the instant a connector turns busy can only become a full refund.
+        await self.offer_check(profile, connector_id)
+        connector = next(c for c in profile.connectors if c.id == connector_id)
+        invoice = await self.backend.create_invoice(
+            amount_msat,
+            description_hash=description_hash,
+            expiry_s=self.config.invoice_expiry_s,
+        )
+        session_id = secrets.token_hex(8)
+        secret = self.session_secrets.secret(session_id)  # derived: nothing to keep
+        session = new_session(
+            session_id=session_id,
+            charger_id=profile.id,
+            connector_id=connector_id,
+            id_tag=new_id_tag(),
+            tariff=self.tariff_for(profile),
+            power_w=connector.max_power_w,
+            meter_interval_s=self.meter_interval_s,
+            start_timeout_s=self.config.start_timeout_s,
+        )
+        now = self.clock()
+        row = new_session_row(session, secret, initiator, initiator_pubkey, now)
+        payment = _payment_row(session_id, "initial", invoice, zap_request, now)
+        if zap_request_id is None:
+            await self._commit_in_group(row, payment)
+        else:
+            async with self.db.transaction() as conn:
+                await self.store.insert_rows(conn, [row])
+                await conn.execute(insert(payments), [payment])
+                await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
+        # Everything the payer's links and a zapper's DMs need is committed now (the secret
+        # is derived, the zapper's key and relays are in the rows): a crash here costs nothing.
+        crashpoint("session.after_open")
+        log.info(
+            "session %s: invoice %s for %s msat on %s/%s (%s)",
+            session_id,
+            invoice.payment_hash,
+            amount_msat,
+            profile.id,
+            connector_id,
+            initiator,
+        )
+        return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
+
+    async def _commit_in_group(self, session: dict[str, Any], payment: dict[str, Any]) -> None:
+        """Commit a new session and its payment together with the others waiting now.
+
+        Group commit: while one transaction writes, the sessions opened meanwhile queue, and
+        the next transaction writes all of them with one statement per table. Each caller
+        returns only after the transaction holding its rows has committed; if it fails, every
+        caller in it gets the error and none of its rows exist.
+        """
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        committed.add_done_callback(_retrieve)  # read even when its caller has gone
+        self._to_commit.append((session, payment, committed))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="open-sessions")
+        await asyncio.shield(committed)  # a caller that gives up does not abort the others
+
+    async def _commit_groups(self) -> None:
+        while self._to_commit:
+            group, self._to_commit = self._to_commit, []
+            try:
+                async with self.db.transaction() as conn:
+                    await self.store.insert_rows(conn, [session for session, _, _ in group])
+                    await conn.execute(insert(payments), [payment for _, payment, _ in group])
+            except BaseException as exc:
+                for _, _, committed in group:
+                    if not committed.done():
+                        committed.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, _, committed in group:
+                    if not committed.done():
+                        committed.set_result(None)
+
+    async def _mark_zap_request_used(
+        self, conn: AsyncConnection, event_id: str, pubkey: str | None, now: datetime
+    ) -> None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    insert(nostr_events).values(
+                        event_id=event_id, kind=9734, pubkey=pubkey or "", received_at=now
+                    )
+                )
+        except IntegrityError:
+            raise ZapRequestUsed("this zap request was already used; make a new one") from None
+
+    async def running_session_of(
+        self, charger_id: str, connector_id: int, initiator_pubkey: str
+    ) -> str | None:
+        """The id of the connector's running session if ``initiator_pubkey`` started it."""
+        async with self.db.reader() as conn:
+            found = await conn.scalar(
+                select(sessions.c.id).where(
+                    sessions.c.charger_id == charger_id,
+                    sessions.c.connector_id == connector_id,
+                    sessions.c.initiator_pubkey == initiator_pubkey,
+                    sessions.c.state.in_([s.value for s in BUSY_STATES]),
+                )
+            )
+        return None if found is None else str(found)
+
+    async def open_top_up(
+        self,
+        session_id: str,
+        amount_msat: int,
+        *,
+        charger_id: str,
+        description_hash: bytes,
+        zap_request: dict[str, Any] | None = None,
+        zap_request_id: str | None = None,
+        initiator_pubkey: str | None = None,
+    ) -> Invoice:
+        """An invoice that adds to a session's budget (a top-up page, or the zapper's new zap).
+
+        Args:
+            session_id: the session to top up.
+            amount_msat: the invoice amount.
+            charger_id: the session's charger, which must be connected
+                (:meth:`top_up_check`).
+            description_hash: what the invoice commits to.
+            zap_request: the zap request that pays it, for the receipt.
+            zap_request_id: its event id, recorded as used in the same transaction.
+            initiator_pubkey: the zapper's key.
+
+        Raises:
+            ConnectorUnavailable: the charger is not connected (no invoice made).
+            ZapRequestUsed: the zap request was already used.
+        """
+        await self.top_up_check(charger_id)
+        invoice = await self.backend.create_invoice(
+            amount_msat, description_hash=description_hash, expiry_s=self.config.invoice_expiry_s
+        )
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                insert(payments), [_payment_row(session_id, "topup", invoice, zap_request, now)]
+            )
+            if zap_request_id is not None:
+                await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
+        log.info("session %s: top-up invoice %s", session_id, invoice.payment_hash)
+        return invoice
+
+    async def settle(self, payment_hash: str, amount_msat: int | None = None) -> bool:
+        """Record a settled payment and advance its session, exactly once.
+
+        The session is credited what the backend says was received: at least the invoice
+        amount, and at most :data:`OVERPAY_LIMIT` times it (an overpayment is the driver's
+        money: it adds to the budget and what is not used is refunded). A report outside
+        that range cannot be a real payment of this invoice (a receiving node refuses less,
+        and BOLT 4 lets it refuse more than twice the amount): the payment is not credited,
+        it leaves ``pending`` for ``flagged`` (so it is not retried) and an error is logged
+        for the operator with the payment hash and both amounts.
+
+        Args:
+            payment_hash: the invoice's payment hash.
+            amount_msat: what the backend says was received; the invoice amount when not
+                given (a caller that has no figure of its own).
+
+        Returns:
+            True if this call recorded the settlement, False if it was already recorded,
+            flagged, or the hash is not one of Strom's invoices.
+        """
+        transitions: list[Transition] = []
+        async with self.db.transaction(urgent=True) as conn:
+            query = select(payments).where(payments.c.payment_hash == payment_hash)
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).first()
+            if row is None:
+                log.warning("settlement for unknown payment hash %s ignored", payment_hash)
+                return False
+            if row.state != "pending":  # settled before, expired, or flagged
+                return False
+            received = row.amount_msat if amount_msat is None else amount_msat
+            if not row.amount_msat <= received <= OVERPAY_LIMIT * row.amount_msat:
+                await conn.execute(
+                    update(payments)
+                    .where(payments.c.payment_hash == payment_hash)
+                    .values(state="flagged")
+                )
+                flagged = True
+            else:
+                flagged = False
+                transitions = await self._record(conn, row, received)
+        if flagged:
+            _log_flagged(row, received)
+            return False
+        self.store.committed(transitions)
+        if received > row.amount_msat:
+            log.info(
+                "session %s: payment %s was overpaid: %s msat received for an invoice of %s msat "
+                "(the difference is the driver's budget, refundable if unused)",
+                row.session_id,
+                payment_hash,
+                received,
+                row.amount_msat,
+            )
+        log.info("session %s: payment %s settled (%s msat)", row.session_id, payment_hash, received)
+        return True
+
+    async def _record(self, conn: AsyncConnection, row: Any, received: int) -> list[Transition]:
+        """The settlement's writes: the payment row, the session event, the zap receipt."""
+        payment_hash = row.payment_hash
+        transitions: list[Transition] = []
+        await conn.execute(
+            update(payments)
+            .where(payments.c.payment_hash == payment_hash)
+            .values(state="settled", settled_at=self.clock(), amount_msat=received)
+        )
+        if row.kind == "initial":
+            event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
+        else:
+            event = TopUpSettled(payment_hash, received)
+        transition = await self.store.apply_in(conn, row.session_id, event)
+        transitions.append(transition)
+        if row.zap_request is not None:
+            # The agent signs and publishes the kind-9735 receipt after commit.
+            await enqueue(
+                conn,
+                key=f"zap-receipt:{payment_hash}",
+                kind="zap_receipt",
+                payload={
+                    "charger_id": transition.session.charger_id,
+                    "zap_request": row.zap_request,
+                    "bolt11": row.bolt11,
+                    "paid_at": self.clock().isoformat(),
+                },
+                session_id=row.session_id,
+            )
+        if row.kind == "initial" and transition.session.state is State.PAID:
+            session = transition.session
+            try:
+                await self.offers.check_in(
+                    conn, session.charger_id, session.connector_id, exclude=session.id
+                )
+            except ConnectorUnavailable as exc:
+                # Short: the session's stop_reason column holds 120 characters (PostgreSQL
+                # enforces it), and the driver's reason is meant for a wallet, not the bill.
+                log.info("session %s: paid but not started: %s", session.id, exc.reason)
+                reject = RemoteStartRejected("the connector was not free when the payment came")
+                transitions.append(await self.store.apply_in(conn, session.id, reject))
+        return transitions
+
+    async def pending_hashes(self) -> list[str]:
+        """Payment hashes of invoices Strom still waits for (the settlement stream polls these)."""
+        async with self.db.reader() as conn:
+            pending = await conn.execute(
+                select(payments.c.payment_hash).where(payments.c.state == "pending")
+            )
+            return list(pending.scalars())
+
+    async def _lookup(self, payment_hash: str) -> InvoiceStatus | None:
+        try:
+            return await self.backend.lookup_invoice(payment_hash)
+        except InvoiceNotFound:
+            log.warning("invoice %s is unknown to the lightning backend", payment_hash)
+            return None
+
+    async def reconcile(self) -> int:
+        """Ask the backend about every pending payment; settle or expire it. Returns settled."""
+        settled = 0
+        for payment_hash in await self.pending_hashes():
+            status = await self._lookup(payment_hash)
+            if status is None:
+                continue
+            if status.state is InvoiceState.SETTLED:
+                settled += await self.settle(payment_hash, status.received_msat)
+            elif status.state in (InvoiceState.EXPIRED, InvoiceState.CANCELED):
+                await self.expire(payment_hash)
+        return settled
+
+    async def expire_due(self) -> int:
+        """Expire pending payments past their expiry (after one last look at the backend)."""
+        now = self.clock()
+        async with self.db.reader() as conn:
+            due = list(
+                (
+                    await conn.execute(
+                        select(payments.c.payment_hash).where(
+                            payments.c.state == "pending",
+                            payments.c.expires_at < now - timedelta(seconds=5),
+                        )
+                    )
+                ).scalars()
+            )
+        expired = 0
+        for payment_hash in due:
+            status = await self._lookup(payment_hash)
+            if status is None:
+                expired += await self.expire(payment_hash)
+            elif status.state is InvoiceState.SETTLED:
+                await self.settle(payment_hash, status.received_msat)
+            elif status.state is not InvoiceState.PENDING or status.expires_at < now:
+                expired += await self.expire(payment_hash)
+        return expired
+
+    async def expire(self, payment_hash: str) -> bool:
+        """Mark an unpaid invoice expired; its session, if never paid, expires too."""
+        transitions: list[Transition] = []
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(payments)
+                .where(payments.c.payment_hash == payment_hash, payments.c.state == "pending")
+                .values(state="expired")
+                .returning(payments.c.session_id, payments.c.kind)
+            )
+            row = result.first()
+            if row is None:
+                return False
+            if row.kind == "initial":
+                session = await self.store.get(row.session_id, conn)
+                if session.state is State.AWAITING_PAYMENT:
+                    transitions.append(
+                        await self.store.apply_in(conn, row.session_id, InvoiceExpired())
+                    )
+        self.store.committed(transitions)
+        return True

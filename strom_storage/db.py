@@ -1,0 +1,194 @@
+"""Connecting to the database and applying migrations.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` — a committed payment
+survives a crash of the process *and* of the machine — and every write transaction starts with
+``BEGIN IMMEDIATE`` so two writers queue instead of failing half-way. PostgreSQL uses its
+defaults; rows that change money are locked with ``SELECT … FOR UPDATE`` by the stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from strom_core.crashpoints import crashpoint
+from strom_core.errors import StorageError
+
+__all__ = ["Database", "redact_url"]
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and error messages."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    creds, _, host = tail.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{head}://{user}:***@{host}" if ":" in creds else f"{head}://{user}@{host}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of pysqlite's lazy BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front (no deadlock-prone lock upgrade half-way);
+    # readers use a deferred BEGIN, which in WAL mode never blocks a writer.
+    if conn.get_execution_options().get("strom_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _failed(what: str, exc: OperationalError) -> StorageError:
+    reason = str(exc.orig or exc).splitlines()[0] if str(exc.orig or exc) else type(exc).__name__
+    return StorageError(f"database {what} failed: {reason}")
+
+
+class _WriterQueue:
+    """One writer at a time; urgent writers are served before the others, each in order."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, *, urgent: bool) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if urgent else 1, next(self._arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # the turn was handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():  # a cancelled waiter's future is done: skip it
+                turn.set_result(None)
+                return
+        self._busy = False
+
+
+class Database:
+    """An async engine plus the few operations every store needs."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        # SQLite has one writer at a time, and a second connection asking for the write lock
+        # is put to sleep by SQLite's busy handler (1 ms, 2 ms, … 100 ms naps), not queued.
+        # Writers of this process therefore queue here, and each one finds the lock free
+        # (busy_timeout still covers other processes, such as the CLI).
+        self._writer_turn = _WriterQueue() if self.dialect == "sqlite" else None
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """Create (but do not yet connect) a database for ``url``.
+
+        For SQLite the parent folder of the file is created.
+        """
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Enough pooled connections for the concurrent readers: an overflow connection
+            # is opened (a thread, the pragmas) and closed again for every burst.
+            engine = create_async_engine(url, pool_size=20, max_overflow=20)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return cls(engine)
+
+    async def check(self) -> None:
+        """Connect once, so an unreachable database fails at start with a clear message.
+
+        Raises:
+            StorageError: the database cannot be reached or opened.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except (OSError, DBAPIError, OperationalError) as exc:
+            url = redact_url(self.engine.url.render_as_string(hide_password=True))
+            reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
+            raise StorageError(f"cannot open the database {url}: {reason}") from None
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply Alembic migrations up to ``revision``."""
+        await self.check()
+
+        def run(connection: Connection) -> None:
+            cfg = AlembicConfig()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+
+        async with self.transaction() as conn:
+            await conn.run_sync(run)
+        log.info("database schema at %s (%s)", revision, self.dialect)
+
+    @asynccontextmanager
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed on success, rolled back on any error.
+
+        Args:
+            urgent: on SQLite, go before the writers already waiting (a settled payment that
+                a driver is waiting for at the charger goes before meter values and status).
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if self._writer_turn is not None:
+                await self._writer_turn.acquire(urgent=urgent)
+                stack.callback(self._writer_turn.release)
+            try:
+                conn = await stack.enter_async_context(self.engine.connect())
+                writer = await conn.execution_options(strom_write=True)
+                async with writer.begin():
+                    yield writer
+                    crashpoint("db.before_commit")
+            except OperationalError as exc:  # disk full, I/O error, lost connection
+                raise _failed("write", exc) from exc
+            crashpoint("db.after_commit")
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise _failed("read", exc) from exc
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

@@ -1,0 +1,218 @@
+"""The transactional outbox: effects stored with the state change that requires them.
+
+A row is written in the same transaction as the change (:func:`enqueue`), so an effect exists
+if and only if its cause was committed. The runner (:mod:`strom_services.effects`) claims due
+rows after
+commit, executes them, and marks them ``done``; a failure reschedules the row with backoff; a row
+that keeps failing becomes ``dead`` and is logged for the operator. Every row has a unique
+idempotency key, and every handler is written so that running it twice does no harm — after a
+crash, rows that were running are simply run again.
+
+``done_at`` is when a row ran or was given up; the retention sweep
+(:mod:`strom_storage.retention`) deletes old finished rows. No row is needed once finished: each
+cause enqueues its effects under a state guard (a payment settles once, a session version
+changes once, a withdraw offer is claimed once), never by looking for an earlier row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom_storage.db import Database
+from strom_storage.schema import outbox
+
+__all__ = ["OutboxRow", "OutboxStore", "enqueue", "pending_with_prefix", "run_session_now"]
+
+MAX_ATTEMPTS = 25
+MAX_BACKOFF_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One effect waiting to run."""
+
+    id: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    session_id: str | None
+    attempts: int
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    key: str,
+    kind: str,
+    payload: dict[str, Any],
+    session_id: str | None = None,
+    now: datetime | None = None,
+    delay_s: float = 0,
+) -> None:
+    """Queue an effect inside the caller's transaction; a repeated key is ignored."""
+    now = now or datetime.now(UTC)
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(outbox)
+        .values(
+            idempotency_key=key,
+            session_id=session_id,
+            kind=kind,
+            payload=payload,
+            state="pending",
+            attempts=0,
+            run_after=now + timedelta(seconds=delay_s),
+            last_error="",
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+
+
+async def pending_with_prefix(conn: AsyncConnection, kind: str, key_prefix: str) -> bool:
+    """Whether a pending row of ``kind`` has an idempotency key starting with ``key_prefix``."""
+    row = (
+        await conn.execute(
+            select(outbox.c.id)
+            .where(
+                outbox.c.state == "pending",
+                outbox.c.kind == kind,
+                outbox.c.idempotency_key.startswith(key_prefix, autoescape=True),
+            )
+            .limit(1)
+        )
+    ).first()
+    return row is not None
+
+
+async def run_session_now(
+    conn: AsyncConnection, session_id: str, kinds: Collection[str], now: datetime
+) -> None:
+    """Make one session's pending rows of ``kinds`` due now, inside the caller's transaction.
+
+    For retries whose cause went away (a RemoteStop retried for a session that has ended):
+    they run once more, find nothing to do, and stop holding back the session's later rows.
+    """
+    await conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.session_id == session_id,
+            outbox.c.state == "pending",
+            outbox.c.kind.in_(list(kinds)),
+            outbox.c.run_after > now,
+        )
+        .values(run_after=now)
+    )
+
+
+class OutboxStore:
+    """Reads and updates of the outbox for the effect runner."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def due(
+        self, now: datetime, limit: int = 100, exclude: frozenset[int] = frozenset()
+    ) -> list[OutboxRow]:
+        """Pending rows whose time has come, oldest first, except the ids in ``exclude``.
+
+        A row waits while an earlier row of the same session is due or being retried, so a
+        session's effects run in the order they were queued even across retries. A timer that
+        was never attempted and is not due yet (e.g. the start timeout) does not hold back the
+        rows queued after it.
+        """
+        earlier = outbox.alias("earlier")
+        blocked = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.session_id == outbox.c.session_id,
+                earlier.c.state == "pending",
+                earlier.c.id < outbox.c.id,
+                or_(earlier.c.attempts > 0, earlier.c.run_after <= now),
+            )
+            .exists()
+        )
+        query = select(outbox).where(
+            outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked
+        )
+        if exclude:  # rows running right now; their sessions' later rows stay blocked
+            query = query.where(outbox.c.id.not_in(exclude))
+        async with self.db.reader() as conn:
+            rows = await conn.execute(query.order_by(outbox.c.id).limit(limit))
+            return [
+                OutboxRow(
+                    id=r.id,
+                    key=r.idempotency_key,
+                    kind=r.kind,
+                    payload=r.payload,
+                    session_id=r.session_id,
+                    attempts=r.attempts,
+                )
+                for r in rows
+            ]
+
+    async def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        """When the earliest pending row becomes due (only rows due later than ``after``)."""
+        query = select(func.min(outbox.c.run_after)).where(outbox.c.state == "pending")
+        if after is not None:
+            query = query.where(outbox.c.run_after > after)
+        async with self.db.reader() as conn:
+            value = await conn.scalar(query)
+            return value  # type: ignore[no-any-return]
+
+    async def done(self, row_id: int, now: datetime) -> None:
+        """Mark a row as executed."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(outbox).where(outbox.c.id == row_id).values(state="done", done_at=now)
+            )
+
+    async def failed(self, row: OutboxRow, error: str, now: datetime) -> bool:
+        """Reschedule a row with exponential backoff; returns False when it became dead."""
+        attempts = row.attempts + 1
+        dead = attempts >= MAX_ATTEMPTS
+        backoff = min(2**attempts, MAX_BACKOFF_S)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(
+                    state="dead" if dead else "pending",
+                    attempts=attempts,
+                    last_error=error[:2000],
+                    run_after=now + timedelta(seconds=backoff),
+                    done_at=now if dead else None,  # when it was given up (retention)
+                )
+            )
+        return not dead
+
+    async def run_now(self, kinds: Collection[str], now: datetime) -> int:
+        """Make pending rows of ``kinds`` due now (their cause went away, e.g. a relay is back).
+
+        Attempts and the dead-letter limit are unchanged; returns how many rows moved.
+        """
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.state == "pending",
+                    outbox.c.kind.in_(list(kinds)),
+                    outbox.c.run_after > now,
+                )
+                .values(run_after=now)
+            )
+        return int(result.rowcount or 0)
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per state (for health and metrics)."""
+        async with self.db.reader() as conn:
+            rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+            return {state: int(n) for state, n in rows}

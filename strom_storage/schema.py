@@ -1,0 +1,338 @@
+"""The database schema (SQLAlchemy Core), one definition for SQLite and PostgreSQL.
+
+Money columns are integer msat (BigInteger), energy integer Wh. Every table that records a
+fact from outside carries a unique natural key (payment hash, hashed k1, OCPP transaction id,
+nostr event id, outbox idempotency key), so writing the same fact twice is a no-op.
+
+Changes to this file need a new Alembic revision in ``strom_storage/migrations/versions``; a test
+compares the migrated database with this metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "UtcDateTime",
+    "api_tokens",
+    "audit_log",
+    "chargers",
+    "connectors",
+    "dm_journal",
+    "id_allocator",
+    "imported_secrets",
+    "ledger_entries",
+    "metadata",
+    "meter_readings",
+    "nostr_events",
+    "ocpp_transactions",
+    "ocpp_unknown_stops",
+    "outbox",
+    "payments",
+    "refunds",
+    "sessions",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every database (SQLite keeps no zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"expected an aware datetime, got {value!r}")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Msat = BigInteger
+TS = UtcDateTime()
+
+chargers = Table(
+    "chargers",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    # True while a process holds a live OCPP connection of the charger. Left True when Strom
+    # stops (or dies) with the charger connected; the next start turns it into a reconnect
+    # grace (``reconnect_until``), so every process reads the same link from here.
+    Column("online", Boolean, nullable=False, default=False),
+    Column("last_seen_at", TS),
+    Column("reconnect_until", TS),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("charger_id", String(48), ForeignKey("chargers.id"), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("status", String(32), nullable=False, default="Unknown"),
+    Column("error_code", String(50), nullable=False, default="NoError"),
+    Column("status_at", TS),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("charger_id", String(48), ForeignKey("chargers.id"), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("id_tag", String(20), nullable=False, unique=True),
+    Column("state", String(24), nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    Column("secret_hash", String(64), nullable=False),
+    Column("initiator", String(16), nullable=False),  # "lnurl" or "zap"
+    Column("initiator_pubkey", String(64)),  # the zapper's nostr key, for DMs and DM stop
+    Column("tariff", JSON, nullable=False),
+    Column("power_w", Integer, nullable=False),
+    Column("meter_interval_s", Integer, nullable=False),
+    Column("start_timeout_s", Integer, nullable=False),
+    Column("paid_msat", Msat, nullable=False, default=0),
+    Column("consumed_msat", Msat, nullable=False, default=0),
+    Column("refunded_msat", Msat, nullable=False, default=0),
+    Column("refundable_msat", Msat, nullable=False, default=0),
+    Column("refund_in_flight_msat", Msat, nullable=False, default=0),
+    Column("refund_fee_msat", Msat, nullable=False, default=0),
+    Column("overrun_msat", Msat, nullable=False, default=0),
+    Column("transaction_id", Integer),
+    Column("meter_start_wh", BigInteger, nullable=False, default=0),
+    Column("register_wh", BigInteger, nullable=False, default=0),
+    Column("energy_wh", BigInteger, nullable=False, default=0),
+    Column("started_at", TS),
+    Column("last_reading_at", TS),
+    Column("stopped_at", TS),
+    Column("stop_reason", String(120), nullable=False, default=""),
+    Column("refund_id", String(64)),
+    Column("applied", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_sessions_charger_state", "charger_id", "connector_id", "state"),
+    Index("ix_sessions_transaction", "charger_id", "transaction_id"),
+    # Sessions changed since the agents last looked: who paid (agent/payers.py).
+    Index("ix_sessions_updated", "updated_at"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_hash", String(64), primary_key=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # "initial" or "topup"
+    Column("amount_msat", Msat, nullable=False),
+    Column("bolt11", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # pending, settled, expired, flagged
+    Column("zap_request", JSON),  # the NIP-57 zap request, when the payment is a zap
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("settled_at", TS),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("k1_hash", String(64), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),  # offered, claimed, paying, paid, failed, unknown
+    Column("amount_msat", Msat),
+    Column("bolt11", Text),
+    Column("payment_hash", String(64), unique=True),  # of the wallet's invoice: paid once
+    Column("fee_msat", Msat),
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_refunds_offers", "state", "expires_at"),  # retention: expired withdraw offers
+)
+
+id_allocator = Table(
+    "id_allocator",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+)
+
+ocpp_transactions = Table(
+    "ocpp_transactions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # from id_allocator
+    Column("charger_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("id_tag", String(20), nullable=False),
+    Column("status", String(16), nullable=False),  # the idTagInfo status we answered
+    Column("session_id", String(32), ForeignKey("sessions.id")),
+    Column("meter_start_wh", BigInteger, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("meter_stop_wh", BigInteger),
+    Column("stopped_at", TS),
+    Column("stop_reason", String(32)),
+    Column("created_at", TS, nullable=False),
+    # A charger that resends StartTransaction after reconnecting sends the same five values.
+    UniqueConstraint(
+        "charger_id",
+        "connector_id",
+        "id_tag",
+        "meter_start_wh",
+        "started_at",
+        name="uq_ocpp_transactions_replay",
+    ),
+)
+
+ocpp_unknown_stops = Table(
+    "ocpp_unknown_stops",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charger_id", String(48), nullable=False),
+    Column("transaction_id", BigInteger, nullable=False),
+    Column("meter_stop_wh", BigInteger, nullable=False),
+    Column("stopped_at", TS, nullable=False),
+    Column("reason", String(32), nullable=False, default=""),
+    Column("id_tag", String(20)),
+    Column("received_at", TS, nullable=False),
+    UniqueConstraint("charger_id", "transaction_id", name="uq_ocpp_unknown_stops_replay"),
+    Index("ix_ocpp_unknown_stops_received", "received_at"),  # retention
+)
+
+meter_readings = Table(
+    "meter_readings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charger_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("transaction_id", Integer, nullable=False),
+    Column("register_wh", BigInteger, nullable=False),
+    Column("sampled_at", TS, nullable=False),
+    UniqueConstraint(
+        "charger_id",
+        "transaction_id",
+        "sampled_at",
+        "register_wh",
+        name="uq_meter_readings_sample",
+    ),
+    Index("ix_meter_readings_sampled", "sampled_at"),  # retention
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("kind", String(24), nullable=False),  # payment, consumption, refund, refund_reversal
+    Column("natural_key", String(120), nullable=False, unique=True),
+    Column("amount_msat", Msat, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+nostr_events = Table(
+    "nostr_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("kind", Integer, nullable=False),
+    Column("pubkey", String(64), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Index("ix_nostr_events_kind_received", "kind", "received_at"),  # retention, per kind
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(160), nullable=False, unique=True),
+    Column("session_id", String(32)),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(12), nullable=False),  # pending, done, dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_after", TS, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("done_at", TS),  # when it ran (done) or was given up (dead)
+    Index("ix_outbox_due", "state", "run_after"),
+    Index("ix_outbox_finished", "state", "done_at"),  # retention
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(100), nullable=False),  # an npub, "token:<name>" or "cli"
+    Column("action", String(64), nullable=False),
+    Column("target", String(100), nullable=False, default=""),
+    Column("detail", JSON, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("scope", String(8), nullable=False),  # "admin" or "read"
+    Column("created_at", TS, nullable=False),
+    Column("last_used_at", TS),
+    Column("revoked_at", TS),
+)
+
+# The agents' journal of session DMs: each signed DM is stored under its outbox row's key
+# before it is published, so a row run again after a crash publishes the very same event.
+dm_journal = Table(
+    "dm_journal",
+    metadata,
+    Column("key", String(160), primary_key=True),  # the outbox row's idempotency key
+    Column("events", JSON, nullable=False),  # the signed events and where they go
+    Column("published", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False, index=True),
+)
+
+# Secrets of sessions made before secrets were derived from the server key (they cannot be
+# recomputed), sealed under a key derived from it, until the session's refund window ends.
+imported_secrets = Table(
+    "imported_secrets",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("sealed", Text, nullable=False),
+    Column("expires_at", TS, nullable=False, index=True),
+)

@@ -1,0 +1,289 @@
+"""Persisting sessions: one event, one database transaction.
+
+:meth:`SessionStore.apply` is the only way a session changes. Inside one transaction it locks
+the session row, runs the pure :func:`strom_core.session.apply`, writes the new row guarded by its
+``version`` (compare-and-swap), journals the money that moved in ``ledger_entries`` (each entry
+unique on its natural key) and queues the effects in the ``outbox``. Either all of it is
+committed or none of it is, so a crash at any instant leaves a session, its ledger and the
+effects it still owes in agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strom_core.errors import LedgerError, StorageError
+from strom_core.session import (
+    ArmStartTimeout,
+    Effect,
+    Event,
+    Notify,
+    RemoteStart,
+    RemoteStop,
+    Session,
+    State,
+    Transition,
+    apply,
+)
+from strom_core.tariff import Tariff
+from strom_storage.db import Database
+from strom_storage.outbox import enqueue
+from strom_storage.schema import ledger_entries, payments, sessions
+
+__all__ = [
+    "SessionNotFound",
+    "SessionStore",
+    "hash_secret",
+    "ledger_totals",
+    "new_session_row",
+    "row_to_session",
+    "session_to_row",
+]
+
+_SESSION_FIELDS = {f.name for f in fields(Session)} - {"tariff", "applied", "state"}
+
+
+class SessionNotFound(LedgerError):
+    """No session with that id (or idTag)."""
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a session secret or k1; only hashes are stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def session_to_row(session: Session) -> dict[str, Any]:
+    """The ``sessions`` columns for a session (not including the bookkeeping columns)."""
+    row = {name: getattr(session, name) for name in _SESSION_FIELDS}
+    row["state"] = session.state.value
+    row["tariff"] = asdict(session.tariff)
+    row["applied"] = sorted(session.applied)
+    return row
+
+
+def new_session_row(
+    session: Session, secret: str, initiator: str, initiator_pubkey: str | None, now: datetime
+) -> dict[str, Any]:
+    """The whole ``sessions`` row of a new session; only the secret's hash is kept."""
+    return {
+        **session_to_row(session),
+        "version": 0,
+        "secret_hash": hash_secret(secret),
+        "initiator": initiator,
+        "initiator_pubkey": initiator_pubkey,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def row_to_session(row: Any) -> Session:
+    """Rebuild a :class:`Session` from a ``sessions`` row."""
+    data = row._mapping
+    return Session(
+        **{name: data[name] for name in _SESSION_FIELDS},
+        state=State(data["state"]),
+        tariff=Tariff(**data["tariff"]),
+        applied=frozenset(data["applied"]),
+    )
+
+
+def effect_kind(effect: Effect) -> str:
+    """The outbox ``kind`` of an effect."""
+    return {
+        RemoteStart: "remote_start",
+        RemoteStop: "remote_stop",
+        ArmStartTimeout: "start_timeout",
+        Notify: "notify",
+    }[type(effect)]
+
+
+class SessionStore:
+    """Sessions, their payments and their ledger, on the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # Called after a commit that changed a session (e.g. wake the effect runner, push the
+        # change to live pages). Listeners must not raise.
+        self.listeners: list[Callable[[Transition], None]] = []
+
+    def committed(self, transitions: list[Transition]) -> None:
+        """Tell the listeners about transitions that were just committed."""
+        for transition in transitions:
+            if transition.changed:
+                for listener in self.listeners:
+                    listener(transition)
+
+    async def create(
+        self,
+        session: Session,
+        *,
+        secret: str,
+        initiator: str,
+        initiator_pubkey: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Store a new session (awaiting payment) in its own transaction."""
+        async with self.db.transaction() as conn:
+            await self.insert(
+                conn,
+                session,
+                secret=secret,
+                initiator=initiator,
+                initiator_pubkey=initiator_pubkey,
+                now=now,
+            )
+
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        session: Session,
+        *,
+        secret: str,
+        initiator: str,
+        initiator_pubkey: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Store a new session inside the caller's transaction; only the secret's hash is kept."""
+        await self.insert_rows(
+            conn,
+            [
+                new_session_row(
+                    session, secret, initiator, initiator_pubkey, now or datetime.now(UTC)
+                )
+            ],
+        )
+
+    async def insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Store new sessions (rows from :func:`new_session_row`) in one statement."""
+        await conn.execute(insert(sessions), rows)
+
+    async def get(self, session_id: str, conn: AsyncConnection | None = None) -> Session:
+        """Load one session.
+
+        Raises:
+            SessionNotFound: no such session.
+        """
+        if conn is None:
+            async with self.db.reader() as reader:
+                return await self.get(session_id, reader)
+        row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        if row is None:
+            raise SessionNotFound(f"no session {session_id}")
+        return row_to_session(row)
+
+    async def find_by_id_tag(self, conn: AsyncConnection, id_tag: str) -> Session | None:
+        """The session that owns an idTag, if any."""
+        row = (await conn.execute(select(sessions).where(sessions.c.id_tag == id_tag))).first()
+        return None if row is None else row_to_session(row)
+
+    async def apply(
+        self, session_id: str, event: Event, *, now: datetime | None = None
+    ) -> Transition:
+        """Apply one event to a stored session in one transaction (see module docstring).
+
+        Raises:
+            SessionNotFound: no such session.
+            IllegalTransition: the event is not allowed now; nothing was written.
+            LedgerError: the event would break the ledger; nothing was written.
+        """
+        async with self.db.transaction() as conn:
+            transition = await self.apply_in(conn, session_id, event, now=now)
+        self.committed([transition])
+        return transition
+
+    async def apply_in(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        event: Event,
+        *,
+        now: datetime | None = None,
+    ) -> Transition:
+        """Like :meth:`apply`, inside a transaction the caller owns.
+
+        The caller must pass the result to :meth:`committed` after its commit.
+        """
+        now = now or datetime.now(UTC)
+        query = select(sessions).where(sessions.c.id == session_id)
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise SessionNotFound(f"no session {session_id}")
+        old = row_to_session(row)
+        version = row._mapping["version"]
+        transition = apply(old, event)
+        if not transition.changed:
+            return transition
+        new = transition.session
+        result = await conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.version == version)
+            .values(**session_to_row(new), version=version + 1, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise StorageError(f"session {session_id} changed concurrently; retry")
+        await _journal(conn, old, new, event, now)
+        for index, effect in enumerate(transition.effects):
+            await enqueue(
+                conn,
+                key=f"{session_id}:{version + 1}:{index}",
+                kind=effect_kind(effect),
+                payload=asdict(effect),
+                session_id=session_id,
+                now=now,
+                delay_s=effect.seconds if isinstance(effect, ArmStartTimeout) else 0,
+            )
+        return transition
+
+
+async def _journal(
+    conn: AsyncConnection, old: Session, new: Session, event: Event, now: datetime
+) -> None:
+    """Write the money that moved in this transition to ``ledger_entries``."""
+    entries: list[tuple[str, str, int]] = []
+    if new.paid_msat != old.paid_msat:
+        entries.append(("payment", f"{new.id}:{event.key}", new.paid_msat - old.paid_msat))
+    if new.refunded_msat != old.refunded_msat:
+        entries.append(("refund", f"{new.id}:{event.key}", new.refunded_msat - old.refunded_msat))
+    if new.refund_fee_msat != old.refund_fee_msat:
+        delta = new.refund_fee_msat - old.refund_fee_msat
+        entries.append(("refund_fee", f"{new.id}:{event.key}:fee", delta))
+    if new.state in (State.STOPPED, State.CLOSED) and old.state in (
+        State.CHARGING,
+        State.STOPPING,
+    ):
+        entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
+    for kind, key, amount in entries:
+        await conn.execute(
+            insert(ledger_entries).values(
+                session_id=new.id, kind=kind, natural_key=key, amount_msat=amount, created_at=now
+            )
+        )
+
+
+async def ledger_totals(conn: AsyncConnection, session_id: str) -> dict[str, int]:
+    """Sum of journal entries by kind for one session (for audits and tests)."""
+    rows = await conn.execute(
+        select(ledger_entries.c.kind, func.sum(ledger_entries.c.amount_msat))
+        .where(ledger_entries.c.session_id == session_id)
+        .group_by(ledger_entries.c.kind)
+    )
+    return {kind: int(total) for kind, total in rows}
+
+
+async def settled_payment_total(conn: AsyncConnection, session_id: str) -> int:
+    """Sum of settled payments recorded for a session."""
+    total = await conn.scalar(
+        select(func.coalesce(func.sum(payments.c.amount_msat), 0)).where(
+            payments.c.session_id == session_id, payments.c.state == "settled"
+        )
+    )
+    return int(total or 0)
