@@ -12,9 +12,14 @@ bind can take a port, at random so that parallel runs rarely try the same one.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
+import time
 from pathlib import Path
+
+from agent.errors import RelayError
+from agent.nostr_sdk_adapter import SdkLocalRelay
 
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10_000  # below are many well-known services' ports
@@ -43,3 +48,22 @@ def unused_port(host: str = "127.0.0.1") -> int:
                 continue
             return port
     raise RuntimeError(f"no free port in {candidates.start}..{candidates.stop - 1} on {host}")
+
+
+async def relay_on(port: int, within_s: float = 10) -> SdkLocalRelay:
+    """A fresh in-process relay on ``port``, as soon as a relay stopped there let go of it.
+
+    nostr-sdk's relay closes its listening socket a moment after ``shutdown()``; starting
+    another one on the port at once fails with "address already in use".
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        relay = SdkLocalRelay(port=port)
+        try:
+            await relay.start()
+        except RelayError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)  # the port is not released yet: try again
+            continue
+        return relay

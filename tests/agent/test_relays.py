@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from agent.errors import RelayError
 from agent.identity import AgentKey
 from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
 from agent.relays import Inbound, RelayPool
@@ -15,7 +14,7 @@ from strom_core.config import RelayConfig
 from strom_nostr.dm import nip04_message
 from strom_nostr.event import Event
 from strom_nostr.keys import generate_secret_key
-from tests.ports import unused_port
+from tests.ports import relay_on, unused_port
 
 KEY = AgentKey(generate_secret_key())
 
@@ -136,21 +135,6 @@ async def test_the_embedded_relay_serves_other_clients() -> None:
         await pool.stop()
 
 
-async def _restart_on(port: int, within_s: float = 10) -> SdkLocalRelay:
-    """A fresh relay on ``port``, as soon as the old one has let go of it."""
-    deadline = time.monotonic() + within_s
-    while True:
-        relay = SdkLocalRelay(port=port)
-        try:
-            await relay.start()
-        except RelayError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)  # the port is not released yet: try again
-            continue
-        return relay
-
-
 async def _send(url: str, event: Event) -> None:
     """Send ``event`` from a new client (a driver's wallet, say) and wait for the relay's OK."""
     sender = SdkClient()
@@ -186,7 +170,7 @@ async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart
             assert (await delivered.get()).event == first
 
         relay.shutdown()  # the relay goes away and comes back on the same port, empty
-        relay = await _restart_on(port)
+        relay = await relay_on(port)
         second = nip04_message(stranger, KEY.pubkey, "two", created_at=int(time.time()))
         await _send(url, second)  # stored by the new relay, whenever the pool comes back
         # nostr-sdk's reconnect backoff decides when the pool is back (seconds, more on a busy
@@ -235,7 +219,7 @@ async def test_a_relay_back_without_the_inbox_subscription_gets_it_again() -> No
         await pool.watch([KEY.pubkey])
         await clients[0].unsubscribe("strom-inbox-0")  # what nostr-sdk lost over the reconnect
         relay.shutdown()
-        relay = await _restart_on(port)
+        relay = await relay_on(port)
         dm = nip04_message(generate_secret_key(), KEY.pubkey, "hi", created_at=int(time.time()))
         await _send(url, dm)
 

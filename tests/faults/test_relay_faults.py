@@ -39,7 +39,7 @@ from strom_nostr.keys import encode_npub, public_key_hex
 from strom_nostr.zap import ZAP_RECEIPT_KIND
 from strom_storage.schema import outbox
 from tests.e2e.conftest import CHARGER, Stack, running_stack
-from tests.ports import unused_port
+from tests.ports import relay_on, unused_port
 
 pytestmark = pytest.mark.slow
 
@@ -76,8 +76,7 @@ class Relay:
         self._relay: SdkLocalRelay | None = None
 
     async def start(self) -> None:
-        self._relay = SdkLocalRelay(port=self.port)
-        assert await self._relay.start() == self.url
+        self._relay = await relay_on(self.port)
 
     def stop(self) -> None:
         if self._relay is not None:

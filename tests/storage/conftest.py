@@ -50,3 +50,12 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     async with admin.begin() as conn:
         await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     await admin.dispose()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database, for behaviour only SQLite has (its single writer)."""
+    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'strom.sqlite3'}")
+    await database.upgrade()
+    yield database
+    await database.close()

@@ -269,12 +269,10 @@ async def _count(db: Database, table: Table) -> int:
 
 
 async def test_a_long_sweep_lets_other_writers_in_between_its_batches(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if db.dialect != "sqlite":
-        pytest.skip(
-            "SQLite's single writer is what batches protect; PostgreSQL writers do not wait"
-        )
+    # SQLite only: its single writer is what batches protect; PostgreSQL writers do not wait.
+    db = sqlite_db
     monkeypatch.setattr(retention_module, "BATCH", 50)
     old = NOW - 30 * DAY
     await _insert(
