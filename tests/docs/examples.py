@@ -84,6 +84,7 @@ def read(path: Path, root: Path = ROOT) -> Doc:
                 if pending is not None:
                     stray.append(f"{name}:{pending[0]}: a marker with no block below it")
                 pending = (index + 1, found.group(1))
+                line = ""  # a comment: not shown, no prose
             elif line.strip() and pending is not None:
                 stray.append(f"{name}:{pending[0]}: a marker with no block below it")
                 pending = None

@@ -139,8 +139,9 @@ def reader_home(folder: Path) -> Path:
     return home
 
 
-def install(folder: Path, block: Block) -> Live:
-    """Follow README's install block, then connect a charger and start a paid session."""
+def install(folder: Path, block: Block, pay: str) -> Live:
+    """Follow README's install block, then connect a charger and start a paid session, paid
+    with ``pay`` (README's ``strom fake pay <invoice> -c demo-data/strom.toml``)."""
     home = reader_home(folder)
     live = Live(folder, home, folder / "srv" / "strom", reader_environment(folder))
     try:
@@ -161,7 +162,7 @@ def install(folder: Path, block: Block) -> Live:
         assert found, f"strom init printed no OCPP password:\n{init.out}"
         live.password = found.group(1)
         assert live.token.startswith("strom_"), live.install
-        _charge(live)
+        _charge(live, pay)
     except BaseException:
         live.close()
         raise
@@ -180,7 +181,7 @@ def _wait_serving(live: Live) -> None:
     live.public_url, live.ocpp_port = found.group(2), int(found.group(3))
 
 
-def _charge(live: Live) -> None:
+def _charge(live: Live, pay: str) -> None:
     """A charger online (``strom simulate``) and a paid session charging on it."""
     live.simulator = subprocess.Popen(
         [
@@ -201,7 +202,8 @@ def _charge(live: Live) -> None:
     offer = httpx.get(f"{live.public_url}/lnurlp/{CHARGER}/1", timeout=10).json()
     invoice = httpx.get(offer["callback"], params={"amount": 2_000_000}, timeout=10).json()
     assert "pr" in invoice, invoice
-    paid = live.shell().run(f"strom fake pay {invoice['pr']} -c {live.srv}/strom.toml")
+    pay = pay.replace("<invoice>", invoice["pr"]).replace("demo-data", str(live.srv))
+    paid = live.shell().run(pay)
     assert paid.status == 0, paid.describe()
     page = httpx.URL(invoice["successAction"]["url"])
     live.session_id = page.path.rsplit("/", 1)[1]

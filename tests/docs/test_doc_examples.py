@@ -39,7 +39,9 @@ from tests.lightning.tls import make_self_signed
 
 DOCS = all_docs()
 SHELL_BLOCKS = [block for doc in DOCS for block in doc.blocks if block.is_shell]
+INLINE = [item for doc in DOCS for item in doc.inline]
 INSTALL = "strom init /srv/strom"  # README's install block, run by the `live` fixture
+FAKE_PAY = "strom fake pay <invoice> -c"  # README's, run by the `live` fixture to pay
 PLACEHOLDER = re.compile(r"…|<[a-z][a-z _-]*>")
 TOOLS = ("bash", "curl", "base64", "sha256sum", "openssl")  # what the examples call
 
@@ -51,7 +53,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     if missing := [tool for tool in TOOLS if shutil.which(tool) is None]:
         peer_missing(f"the doc examples call {', '.join(missing)}, which is not installed")
     [block] = [b for b in SHELL_BLOCKS if INSTALL in b.text]
-    running = install(tmp_path_factory.mktemp("docs"), block)
+    [pay] = {span for _, span in INLINE if span.startswith(FAKE_PAY)}
+    running = install(tmp_path_factory.mktemp("docs"), block, pay)
     try:
         yield running
     finally:
@@ -289,21 +292,106 @@ def test_skip_markers_sit_right_above_a_shell_block_and_give_a_reason() -> None:
     assert stray == []
 
 
+def _parse_error(args: list[str]) -> str | None:
+    """What the CLI's parser says against ``args``, if it refuses them (missing arguments are
+    fine: the prose names a command)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            build_parser().parse_args(args)
+        except SystemExit as exc:
+            if exc.code != 0 and "arguments are required" not in err.getvalue():
+                return err.getvalue().strip().splitlines()[-1]
+    return None
+
+
+def help_lists() -> list[str]:
+    """The commands README says ``strom --help`` lists (``keys show <charger>``…)."""
+    readme = (ROOT / "README.md").read_text()
+    listed = readme[readme.index("`strom --help` lists the commands:") :].split("\n\n")[0]
+    spans = [" ".join(span.split()) for span in re.findall(r"`([a-z][^`]*)`", listed)]
+    return [span for span in spans if not span.startswith("strom")]
+
+
 def test_every_strom_command_named_in_the_prose_exists() -> None:
-    """``strom …`` in the text names a command and options the CLI has (arguments the prose
-    leaves out are fine: it names the command)."""
+    """``strom …`` in the text, and the commands README says ``strom --help`` lists, name
+    commands and options the CLI has."""
+    spans = INLINE + [("README.md", f"strom {name}") for name in help_lists()]
     wrong = []
-    for where, span in (item for doc in DOCS for item in doc.inline):
+    for where, span in spans:
         args = re.sub(r"<[^>]*>|…", "example-1", span).replace("[", "").replace("]", "")
-        args = args.removeprefix(".venv/bin/").split()[1:]
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                build_parser().parse_args(args)
-            except SystemExit as exc:
-                if exc.code != 0 and "arguments are required" not in err.getvalue():
-                    wrong.append(f"{where}: `{span}`: {err.getvalue().strip().splitlines()[-1]}")
+        if error := _parse_error(args.removeprefix(".venv/bin/").split()[1:]):
+            wrong.append(f"{where}: `{span}`: {error}")
     assert wrong == []
+    assert len(spans) > 30
+
+
+# The prose's `strom …` commands run (in the folder of the live Strom's strom.toml) unless
+# they are named here, exactly, with the reason; a new one runs by default.
+_DEMO = "serves until Ctrl-C; tests/cli/test_cli.py runs strom demo --once"
+_PAID = "the live Strom's driver pays with README's strom fake pay <invoice> -c …"
+_LND = "needs LND; docs/lightning.md's example runs it against the LND stub"
+NAMED_ONLY = {
+    "strom demo": _DEMO,
+    "strom run": "README's install block runs it: the live Strom",
+    "strom simulate": "runs until stopped; the live Strom's charger is strom simulate",
+    "strom fake pay <invoice> -c demo-data/strom.toml": _PAID,
+    "strom fake pay <bolt11>": _PAID,
+    "strom lightning pin-cert": _LND,
+    "strom lightning pin-cert -c …": _LND,
+    "strom charger password": "the bare name of the command; its uses with <id> run",
+}
+INLINE_VALUES = {
+    "<charger id>": CHARGER,
+    "<charger>": CHARGER,
+    "<id>": CHARGER,
+    "NAME": "prose",  # a token the test creates for `strom token revoke NAME`
+}
+PRINTS = {  # what the prose says they print
+    "strom init": "OCPP password (AuthorizationKey), shown once",
+    "strom keys show <charger>": "npub1",
+    "strom charger password <id>": "OCPP password (AuthorizationKey), shown once",
+    "strom charger password <charger id> -c strom.toml": "hex, for ChangeConfiguration",
+    "strom charger password <id> --set": "your password is set",
+    "strom token revoke NAME": "token 'prose' revoked",
+}
+
+
+@pytest.mark.parametrize("span", sorted({span for _, span in INLINE}))
+def test_a_strom_command_in_the_prose_runs(
+    span: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if span in NAMED_ONLY:
+        pytest.skip(f"`{span}`: {NAMED_ONLY[span]}")
+    live: Live = request.getfixturevalue("live")
+    text = span
+    for placeholder, value in INLINE_VALUES.items():
+        text = text.replace(placeholder, value)
+    assert not PLACEHOLDER.search(text), f"no value stands for a placeholder in `{span}`"
+    args = text.split()[1:]
+    if args[:2] == ["token", "revoke"]:
+        assert main(["token", "create", "prose", "-c", str(live.srv / "strom.toml")]) == 0
+    monkeypatch.chdir(tmp_path if args[:1] == ["init"] else live.srv)  # init: a new folder
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-chosen-password-16\n"))  # for --set
+    code: int | str | None
+    try:
+        code = main(args)
+    except SystemExit as exc:  # --help
+        code = exc.code
+    out = capsys.readouterr().out
+    assert code == 0, f"`{span}` exited {code}:\n{out}"
+    assert PRINTS.get(span, "") in out
+    if span == "strom --help":  # README: "`strom --help` lists the commands: `init`, …"
+        commands = set(re.findall(r"^    ([a-z]+)\b", out, flags=re.MULTILINE))
+        assert {name.split()[0] for name in help_lists()} <= commands, out
+
+
+def test_every_named_only_command_is_in_the_prose() -> None:
+    assert set(NAMED_ONLY) <= {span for _, span in INLINE}
 
 
 def test_strom_run_stops_on_sigterm_within_15_s_as_the_readme_says(live: Live) -> None:

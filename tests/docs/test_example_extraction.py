@@ -100,3 +100,9 @@ def test_inline_strom_commands_are_found_also_across_a_line_break(tmp_path: Path
         ("docs/x.md:2", ".venv/bin/strom init"),
         ("docs/x.md:6", "strom keys show x"),
     ]
+
+
+def test_a_command_inside_a_marker_is_no_prose(tmp_path: Path) -> None:
+    found = doc(tmp_path, "<!-- example: skip (see `strom demo --once`) -->\n```sh\ntrue\n```\n")
+    assert found.inline == []
+    assert found.blocks[0].skip == "see `strom demo --once`"
