@@ -3,8 +3,9 @@
 The README's install block (``strom init /srv/strom``, ``strom run``, ``strom token create``)
 is run in a bash session, command by command, with ``/srv/strom`` standing for a temporary
 folder and port 0 (``STROM_SERVER__PORT=0``): ``strom run`` binds free ports and logs them.
-Then, as an operator would next: a simulated charger connects with the password ``strom init``
-printed (``strom simulate``, docs/ocpp.md), a driver pays the charger's LNURL with the fake
+Then, as an operator would next: a simulated charger connects to the URL README names with
+the password ``strom init`` printed (``strom simulate``, docs/ocpp.md), a driver pays the
+charger's LNURL with the fake
 backend (``strom fake pay``, README.md) and the session charges. Examples that name
 ``cp-1`` or a session id get that charger and that session.
 """
@@ -139,9 +140,10 @@ def reader_home(folder: Path) -> Path:
     return home
 
 
-def install(folder: Path, block: Block, pay: str) -> Live:
-    """Follow README's install block, then connect a charger and start a paid session, paid
-    with ``pay`` (README's ``strom fake pay <invoice> -c demo-data/strom.toml``)."""
+def install(folder: Path, block: Block, *, ocpp_url: str, pay: str) -> Live:
+    """Follow README's install block, then connect a charger to ``ocpp_url`` (README's
+    ``ws://<host>:9000/ocpp/``) and start a session paid with ``pay`` (README's
+    ``strom fake pay <invoice> -c demo-data/strom.toml``)."""
     home = reader_home(folder)
     live = Live(folder, home, folder / "srv" / "strom", reader_environment(folder))
     try:
@@ -162,7 +164,7 @@ def install(folder: Path, block: Block, pay: str) -> Live:
         assert found, f"strom init printed no OCPP password:\n{init.out}"
         live.password = found.group(1)
         assert live.token.startswith("strom_"), live.install
-        _charge(live, pay)
+        _charge(live, ocpp_url, pay)
     except BaseException:
         live.close()
         raise
@@ -181,13 +183,13 @@ def _wait_serving(live: Live) -> None:
     live.public_url, live.ocpp_port = found.group(2), int(found.group(3))
 
 
-def _charge(live: Live, pay: str) -> None:
+def _charge(live: Live, ocpp_url: str, pay: str) -> None:
     """A charger online (``strom simulate``) and a paid session charging on it."""
+    url = re.sub(r"<host>:\d+", f"127.0.0.1:{live.ocpp_port}", ocpp_url)
     live.simulator = subprocess.Popen(
         [
             str(Path(sys.prefix) / "bin" / "strom"),
-            *("simulate", "--url", f"ws://127.0.0.1:{live.ocpp_port}/ocpp", "--id", CHARGER),
-            *("--plug", "1"),
+            *("simulate", "--url", url, "--id", CHARGER, "--plug", "1"),
         ],
         env={**live.env, "STROM_SIMULATE_PASSWORD": live.password},
         stdout=(live.folder / "simulator.log").open("wb"),

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         peer_missing(f"the doc examples call {', '.join(missing)}, which is not installed")
     [block] = [b for b in SHELL_BLOCKS if INSTALL in b.text]
     [pay] = {span for _, span in INLINE if span.startswith(FAKE_PAY)}
-    running = install(tmp_path_factory.mktemp("docs"), block, pay)
+    [ocpp_url] = re.findall(r"`(ws://<host>:\d+/ocpp/)`", (ROOT / "README.md").read_text())
+    running = install(tmp_path_factory.mktemp("docs"), block, ocpp_url=ocpp_url, pay=pay)
     try:
         yield running
     finally:
@@ -149,7 +151,10 @@ def check_api_examples(live: Live, results: list[Result], cwd: Path) -> None:
     assert [s["session_id"] for s in charging["items"]] == [live.session_id]
     csv = (cwd / "sessions.csv").read_text().splitlines()
     assert csv[0].startswith("session_id,")
-    assert live.session_id in csv[1]
+    since = re.findall(r"since=([^&]+)&format=csv", _one(results, "format=csv").command)[0]
+    created = live.get(f"/sessions/{live.session_id}")["created_at"]
+    listed = datetime.fromisoformat(created) >= datetime.fromisoformat(since)
+    assert [row.split(",")[0] for row in csv[1:]] == ([live.session_id] if listed else [])
     [month] = _json(_one(results, "ledger/totals"))["totals"]
     assert (month["sessions"], month["paid_msat"]) == (1, 2_000_000)
     stopped = _json(_one(results, "/stop"))
