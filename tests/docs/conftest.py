@@ -9,24 +9,28 @@ import pytest
 
 from tests.docs.examples import all_docs
 
-MODULE = "tests/docs/test_doc_examples.py"
+MODULE = "tests/docs/test_doc_"
 
 
 def inventory() -> list[str]:
     """One line per shell block and its commands; a count of the other fences and spans."""
     lines: list[str] = []
     other: Counter[str] = Counter()
-    inline = 0
+    inline = toml = 0
     for doc in all_docs():
         inline += len(doc.inline)
         for block in doc.blocks:
-            if not block.is_shell:
+            if block.lang == "toml":
+                toml += 1
+            elif not block.is_shell:
                 other[block.lang or "plain"] += 1
+            if not block.is_shell:
                 continue
             verdict = f"skipped: {block.skip}" if block.skip else "run"
             lines.append(f"{block.id} ({block.lang}) {verdict}")
             lines.extend(f"    {' '.join(command.split())}" for command in block.commands())
     kinds = ", ".join(f"{count} {lang}" for lang, count in sorted(other.items()))
+    lines.append(f"configuration (toml), loaded as strom.toml or a profile: {toml}")
     lines.append(f"not commands, not run: {kinds}")
     lines.append(f"`strom …` commands named in the prose, checked against the CLI: {inline}")
     return lines
