@@ -160,10 +160,12 @@ def check_api_examples(live: Live, results: list[Result], cwd: Path) -> None:
     stopped = _json(_one(results, "/stop"))
     assert stopped["session_id"] == live.session_id
     assert stopped["state"] != "charging"
-    wait_for(
-        lambda: live.get(f"/sessions/{live.session_id}")["state"] != "stopping",
+    billed = wait_for(
+        lambda: (s := live.get(f"/sessions/{live.session_id}"))["state"] != "stopping" and s,
         "the stopped session is billed",
     )
+    assert billed["paid_msat"] == billed["consumed_msat"] + billed["refundable_msat"], billed
+    assert billed["refundable_msat"] > 0  # the payer's to claim with their link
     connector = live.get(f"/chargers/{CHARGER}")["connectors"][0]
     assert connector["enabled"] is False
     preview = _json(_one(results, "tariff/preview"))
@@ -216,6 +218,7 @@ def check_pin_cert(live: Live, results: list[Result], cwd: Path) -> None:
     )
     assert openssl.stdout.strip().split("=", 1)[1] in pin.out
     assert "the node accepts Strom's macaroon over it" in pin.out
+    assert "[y/N]" in pin.out  # it asked
     assert f"pinned: wrote {cert}" in pin.out
     assert (folder / "tls.cert.bak").read_text() != cert.read_text()
 
