@@ -31,7 +31,8 @@ def inventory() -> list[str]:
             lines.extend(f"    {' '.join(command.split())}" for command in block.commands())
     kinds = ", ".join(f"{count} {lang}" for lang, count in sorted(other.items()))
     lines.append(f"configuration (toml), loaded as strom.toml or a profile: {toml}")
-    lines.append(f"not commands, not run: {kinds}")
+    lines.append(f"not commands, not run: {kinds} (README's demo transcript: its lines")
+    lines.append("    are checked against what tests/cli requires of strom demo's output)")
     lines.append(f"`strom …` commands named in the prose, checked against the CLI: {inline}")
     return lines
 

@@ -402,6 +402,16 @@ def test_every_named_only_command_is_in_the_prose() -> None:
     assert set(NAMED_ONLY) <= {span for _, span in INLINE}
 
 
+def test_the_readmes_demo_transcript_is_the_story_the_demo_test_sees() -> None:
+    """README's ``text`` transcript of ``./scripts/demo`` is not run here (it serves until
+    Ctrl-C), but each line tests/cli/test_cli.py requires of ``strom demo`` output is in it."""
+    from tests.cli.test_cli import STORY
+
+    [transcript] = [b for b in DOCS[0].blocks if b.lang == "text" and "Strom demo" in b.text]
+    shown = transcript.text.splitlines()
+    assert [step for step in STORY if not any(line.startswith(step) for line in shown)] == []
+
+
 def test_strom_run_stops_on_sigterm_within_15_s_as_the_readme_says(live: Live) -> None:
     """README: "Ctrl-C or SIGTERM stops it (within ~15 s)". Last: it ends the live Strom."""
     assert live.server is not None
