@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from agent.nostr.keys import encode_npub, encode_nsec, public_key_hex
+from strom_nostr.keys import encode_npub, encode_nsec, public_key_hex
 from tests.docs.examples import ROOT, Block
 from tests.docs.shell import Background, Result, Shell
 from tests.lightning.lnd_stub import LndStub

@@ -16,8 +16,8 @@ import argparse
 import sys
 import time
 
-from agent.nostr.event import sign_event
-from agent.nostr.keys import parse_secret_key
+from strom_nostr.event import sign_event
+from strom_nostr.keys import parse_secret_key
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,8 +12,8 @@ import pytest
 import tomlkit
 
 from strom.config import load_config
-from strom.errors import ConfigError
 from strom.scaffold import write_scaffold
+from strom_core.errors import ConfigError
 from tests.docs.examples import all_docs
 
 TOML = [block for doc in all_docs() for block in doc.blocks if block.lang == "toml"]
