@@ -1,0 +1,59 @@
+"""The ports: what the core and the services need from the adapters, as Protocols and types.
+
+The core never imports an adapter (storage, lightning, OCPP server, agents, front door,
+cockpit). It defines here what it needs from them and what it offers them; the composition
+root (``strom.app``) plugs implementations together. One module per concern:
+
+* :mod:`strom_core.ports.chargers` — commands to chargers and how connected a charger is;
+* :mod:`strom_core.ports.ocpp` — what the OCPP server asks of the core, and its events.
+
+Import from the module of the concern; the names below are re-exported for convenience.
+"""
+
+from __future__ import annotations
+
+from strom_core.ports.chargers import (
+    ChargerCommands,
+    ChargerIdentities,
+    ChargerLink,
+    CommandResult,
+    CommandStatus,
+    charger_link,
+)
+from strom_core.ports.ocpp import (
+    AuthorizationStatus,
+    ChargerBooted,
+    ChargerOffline,
+    ChargerOnline,
+    ConnectorStatusChanged,
+    EventSink,
+    MeterSample,
+    OcppCore,
+    OcppEvent,
+    StartDecision,
+    StopDecision,
+    TransactionStarted,
+    TransactionStopped,
+)
+
+__all__ = [
+    "AuthorizationStatus",
+    "ChargerBooted",
+    "ChargerCommands",
+    "ChargerIdentities",
+    "ChargerLink",
+    "ChargerOffline",
+    "ChargerOnline",
+    "CommandResult",
+    "CommandStatus",
+    "ConnectorStatusChanged",
+    "EventSink",
+    "MeterSample",
+    "OcppCore",
+    "OcppEvent",
+    "StartDecision",
+    "StopDecision",
+    "TransactionStarted",
+    "TransactionStopped",
+    "charger_link",
+]
