@@ -410,7 +410,7 @@ class Agent:
             online=self._shown_online(),
             connectors=self._connectors,
             charger_status_text=self._charger_status,
-            energy_price=services.prices.energy_price(self.charger_id),
+            tariff=services.tariffs.in_force(self.profile),
         )
         self._last_status_at = created_at
         return self.key.sign_template(

@@ -5,9 +5,9 @@ Every command, read-only ones included, writes one ``audit_log`` row (actor = th
 npub). Commands that act on the charger go through :class:`strom_core.ports.ChargerCommands` and
 report the charger's answer as it is (accepted, rejected, offline, timeout).
 
-``price <n> sat/kWh`` is an in-memory override per charger (:class:`agent.services.PriceBook`):
-the status event shows it at once, and the LNURL side prices new sessions with
-``PriceBook.tariff_for``. It lasts until the process restarts.
+``price <n> sat/kWh`` changes the energy price of the tariff in force
+(:class:`strom_services.tariffs.TariffBook`): stored, so it outlives a restart, shown by the
+status event at once, and charged to every new session, until the profile's tariff changes.
 
 ``refund <session>`` only reports: the refund itself goes to the payer, through the
 LNURL-withdraw link only the payer holds.
@@ -87,9 +87,7 @@ async def _help(agent: Agent, command: Command) -> _Outcome:
 
 async def _status(agent: Agent, command: Command) -> _Outcome:
     services = agent.services
-    price = services.prices.energy_price(agent.charger_id)
-    if price is None:
-        price = agent.profile.tariff.to_tariff().energy_msat_per_kwh
+    price = services.tariffs.in_force(agent.profile).energy_msat_per_kwh
     connectors = agent.connectors
     rows = [(c.id, *connectors.get(c.id, ("Unknown", True))) for c in agent.profile.connectors]
     sessions = await open_sessions(services.db, agent.charger_id)
@@ -135,11 +133,16 @@ async def _availability(agent: Agent, command: Command) -> _Outcome:
 
 async def _price(agent: Agent, command: Command) -> _Outcome:
     assert isinstance(command, SetPrice)
-    agent.services.prices.set(agent.charger_id, command.msat_per_kwh)
+    await agent.services.tariffs.set_energy_price(
+        agent.profile,
+        command.msat_per_kwh,
+        source="dm",  # the audit row names the admin
+    )
     agent.mark_dirty()
     answer = (
         f"Energy price of {agent.profile.name} set to {format_sat(command.msat_per_kwh)}/kWh "
-        "for new sessions (until Strom restarts; change the profile to keep it)."
+        "for new sessions (kept across restarts, until the charger's profile changes its "
+        "tariff)."
     )
     return "price", agent.charger_id, answer, {"msat_per_kwh": command.msat_per_kwh}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from strom_core.config import ProfileConfig
+from strom_core.tariff import Tariff
 from strom_nostr.discovery import (
     ChargerStatus,
     ConnectorInfo,
@@ -51,7 +52,7 @@ def charger_status(
     online: bool,
     connectors: Mapping[int, tuple[str, bool]],
     charger_status_text: str = "",
-    energy_price: int | None = None,
+    tariff: Tariff | None = None,
 ) -> ChargerStatus:
     """The status event's content for a charger.
 
@@ -63,9 +64,9 @@ def charger_status(
             Strom (its connectors keep their last state until the grace ends).
         connectors: connector id -> (OCPP status, enabled); missing ones count as unknown.
         charger_status_text: the OCPP status of connector 0 (the charge point as a whole).
-        energy_price: an operator's price override, msat per kWh.
+        tariff: the tariff in force (the profile's when None).
     """
-    tariff = profile.tariff.to_tariff()
+    tariff = tariff or profile.tariff.to_tariff()
     infos = []
     for connector in profile.connectors:
         status, enabled = connectors.get(connector.id, ("Unknown", True))
@@ -77,7 +78,7 @@ def charger_status(
                 connector_state(online, status, enabled, charger_status_text),
             )
         )
-    price = tariff.energy_msat_per_kwh if energy_price is None else energy_price
+    price = tariff.energy_msat_per_kwh
     return ChargerStatus(
         charger_id=profile.id,
         name=profile.name,

@@ -39,7 +39,7 @@ from agent.nostr_sdk_adapter import check_version
 from agent.queries import active_zap_sessions, charger_snapshots, initiator_of
 from agent.relays import Inbound, PublishResult, RelayPool
 from agent.sealing import sealer_from_environ
-from agent.services import AgentServices, PriceBook
+from agent.services import AgentServices
 from agent.settings import AgentSettings
 from agent.store import AgentStore
 from agent.supervisor import Supervisor
@@ -58,6 +58,7 @@ from strom_lightning import LightningBackend
 from strom_nostr.errors import BuildError
 from strom_services.effects import Handler, RetryLater
 from strom_services.payments import PaymentService
+from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
@@ -156,13 +157,13 @@ class AgentRuntime:
         return self.services.pool
 
     @property
-    def prices(self) -> PriceBook:
-        """Operators' price overrides."""
-        return self.services.prices
+    def tariffs(self) -> TariffBook:
+        """The tariff in force for each charger."""
+        return self.services.tariffs
 
     def tariff_for(self, profile: ProfileConfig) -> Tariff:
-        """The tariff a new session of this charger must get (operator override applied)."""
-        return self.services.prices.tariff_for(profile)
+        """The tariff a new session of this charger gets (the tariff in force)."""
+        return self.services.tariffs.in_force(profile)
 
     def agent(self, charger_id: str) -> Agent:
         """The agent of a charger.

@@ -10,59 +10,21 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from agent.budget import DmBudget
 from agent.payers import Payers
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
 from agent.store import AgentStore
-from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerCommands
-from strom_core.tariff import Tariff
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
+from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.sessions import SessionStore
 
-__all__ = ["AgentServices", "DmInboxes", "PriceBook"]
-
-
-class PriceBook:
-    """Prices set by operators at run time, per charger, in memory.
-
-    An energy price set over DM lasts until the process restarts (the profile file is the
-    lasting price). A whole tariff set through the REST API is written to the profile file
-    too, and applied here so new sessions get it at once. The status event shows the
-    override, and the LNURL side prices new sessions with :meth:`tariff_for`, so that what
-    is advertised is what is charged.
-    """
-
-    def __init__(self) -> None:
-        self._energy: dict[str, int] = {}
-        self._tariffs: dict[str, Tariff] = {}
-
-    def set(self, charger_id: str, msat_per_kwh: int) -> None:
-        """Override the energy price of one charger."""
-        self._energy[charger_id] = msat_per_kwh
-
-    def set_tariff(self, charger_id: str, tariff: Tariff) -> None:
-        """Replace the whole tariff of one charger (an energy override is dropped)."""
-        self._tariffs[charger_id] = tariff
-        self._energy.pop(charger_id, None)
-
-    def energy_price(self, charger_id: str) -> int | None:
-        """The overriding energy price, or None when the profile's price applies."""
-        override = self._energy.get(charger_id)
-        if override is None and charger_id in self._tariffs:
-            return self._tariffs[charger_id].energy_msat_per_kwh
-        return override
-
-    def tariff_for(self, profile: ProfileConfig) -> Tariff:
-        """The tariff new sessions of this charger must get (profile tariff plus overrides)."""
-        tariff = self._tariffs.get(profile.id) or profile.tariff.to_tariff()
-        override = self._energy.get(profile.id)
-        return tariff if override is None else replace(tariff, energy_msat_per_kwh=override)
+__all__ = ["AgentServices", "DmInboxes"]
 
 
 class DmInboxes:
@@ -118,7 +80,6 @@ class AgentServices:
     backend: LightningBackend
     commands: ChargerCommands
     store: AgentStore
-    prices: PriceBook = field(default_factory=PriceBook)
     inboxes: DmInboxes = field(default_factory=DmInboxes)
     clock: Callable[[], float] = time.time
     random_bytes: Callable[[int], bytes] = os.urandom
@@ -130,6 +91,11 @@ class AgentServices:
     """How many DMs from strangers are read and answered (from ``settings``)."""
     payers: Payers = field(init=False)
     """Who paid for a session on which charger (their DMs are not strangers')."""
+
+    @property
+    def tariffs(self) -> TariffBook:
+        """The tariff in force for each charger (what the status shows, what is charged)."""
+        return self.payments.tariffs
 
     def __post_init__(self) -> None:
         settings = self.settings

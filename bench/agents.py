@@ -27,6 +27,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ from agent.relays import EMBEDDED_EVENTS_PER_MINUTE, PublishResult, RelayPool  #
 from agent.services import AgentServices  # noqa: E402
 from agent.settings import AgentSettings  # noqa: E402
 from agent.supervisor import Supervisor  # noqa: E402
+from strom_core.clock import SYSTEM_CLOCK  # noqa: E402
 from strom_core.config import (  # noqa: E402
     ConnectorConfig,
     LocationConfig,
@@ -46,8 +48,10 @@ from strom_core.config import (  # noqa: E402
     RelayConfig,
     TariffConfig,
 )
+from strom_core.ports.tariffs import TariffRecord  # noqa: E402
 from strom_nostr.event import sign_event  # noqa: E402
 from strom_nostr.keys import generate_secret_key  # noqa: E402
+from strom_services.tariffs import TariffBook  # noqa: E402
 
 # nostr-sdk's in-process relay, as Strom's "embedded" relay runs it.
 LOCAL_RELAY_CHILD = """
@@ -79,6 +83,16 @@ async def main():
         await asyncio.Event().wait()
 asyncio.run(main())
 """
+
+
+class _NoTariffChanges:
+    """No operator changed a tariff: every charger's is its profile's."""
+
+    async def all(self) -> list[TariffRecord]:
+        return []
+
+    async def save(self, record: TariffRecord) -> None:
+        raise NotImplementedError
 
 
 def pin(cpu: int) -> None:
@@ -141,12 +155,13 @@ async def run(count: int, relay_url: str, *, paced: bool) -> None:
             done.set()
 
     unused = cast(Any, None)  # status publication touches neither database nor lightning
+    prices = SimpleNamespace(tariffs=TariffBook(_NoTariffChanges(), SYSTEM_CLOCK))
     services = AgentServices(
         settings=settings,
         pool=pool,
         db=unused,
         sessions=unused,
-        payments=unused,
+        payments=cast(Any, prices),  # the status shows the tariff in force: the profiles'
         backend=unused,
         commands=unused,
         store=unused,

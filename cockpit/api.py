@@ -448,6 +448,12 @@ class Api:
         except ConfigError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
         applied, restart = await self._apply(charger_id, written)
+        if not restart:
+            # The tariff sent is the operator's newest decision, even where it equals the file's
+            # (a price set by DM since is replaced).
+            await self.payments.tariffs.set(
+                written, written.tariff.to_tariff(), source=f"api:{call.principal.actor}"
+            )
         call.audit_detail.update(
             created=created, restart_required=restart, ocpp_password_generated=new is not None
         )
@@ -469,8 +475,6 @@ class Api:
             await self.apply_profile(written)
         except ConfigError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
-        # The file's tariff is what new sessions get (an earlier override is replaced).
-        self.agents.prices.set_tariff(charger_id, written.tariff.to_tariff())
         return ["profile"], False
 
     async def new_ocpp_password(self, call: Call) -> m.OcppPasswordOut:
@@ -638,7 +642,9 @@ class Api:
         if self.apply_profile is not None:
             await self.apply_profile(written)
         tariff = config.to_tariff()
-        self.agents.prices.set_tariff(profile.id, tariff)
+        await self.payments.tariffs.set(
+            self.config.profile(profile.id), tariff, source=f"api:{call.principal.actor}"
+        )
         self.payments.forget_view()
         self._agent(profile.id).mark_dirty()  # the status event shows the new price
         call.audit_detail.update(

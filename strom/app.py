@@ -53,6 +53,7 @@ from ocpp_server import (
 from strom.config import StromConfig, require_ocpp_password
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
+from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import ProfileConfig, ocpp_beyond_loopback
 from strom_core.errors import BackendError, ConfigError
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
@@ -75,11 +76,13 @@ from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.refunds import RefundService
+from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database, redact_url
 from strom_storage.outbox import OutboxStore
 from strom_storage.retention import Retention, RetentionPolicy
 from strom_storage.sessions import SessionStore
+from strom_storage.tariffs import TariffRepository
 
 __all__ = [
     "Strom",
@@ -353,12 +356,15 @@ class Strom:
         await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.
         session_key = _purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
+        tariffs = TariffBook(TariffRepository(db), SYSTEM_CLOCK)
+        await tariffs.load()  # operators' changes made while Strom ran before
         payments = PaymentService(
             sessions,
             backend,
             config.sessions,
             meter_interval_s=config.ocpp.meter_interval_s,
             session_secrets=SessionSecrets(session_key),
+            tariffs=tariffs,
         )
         refunds = RefundService(
             sessions,
@@ -391,7 +397,6 @@ class Strom:
             commands=ocpp.commands,
             session_key=session_key,
         )
-        payments.tariff_for = agents.tariff_for  # operators' price overrides (DM "price …")
         events.subscribers.append(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),

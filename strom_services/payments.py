@@ -58,6 +58,7 @@ from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView
+from strom_services.tariffs import TariffBook
 from strom_storage.outbox import enqueue
 from strom_storage.schema import nostr_events, payments, sessions
 from strom_storage.sessions import SessionStore, new_session_row
@@ -153,6 +154,7 @@ class PaymentService:
         meter_interval_s: the chargers' meter interval (the budget's safety margin).
         session_secrets: derives each new session's secret from the server key
             (:mod:`strom_core.session_secrets`), so no secret is ever stored.
+        tariffs: the tariff in force for each charger (what a new session is priced at).
         clock: the current time.
     """
 
@@ -164,6 +166,7 @@ class PaymentService:
         *,
         meter_interval_s: int,
         session_secrets: SessionSecrets,
+        tariffs: TariffBook,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.store = store
@@ -173,14 +176,16 @@ class PaymentService:
         self.config = sessions_config
         self.meter_interval_s = meter_interval_s
         self.clock = clock
-        # The tariff a new session gets; the agents replace it to apply operators' overrides.
-        self.tariff_for: Callable[[ProfileConfig], Tariff] = lambda profile: (
-            profile.tariff.to_tariff()
-        )
+        self.tariffs = tariffs
+        tariffs.listeners.append(lambda _charger_id: self.forget_view())
         self.offers = OfferView(store.db, clock)
         store.listeners.append(self.forget_view)
         self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
+
+    def tariff_for(self, profile: ProfileConfig) -> Tariff:
+        """The tariff a new session of this charger gets (the tariff in force)."""
+        return self.tariffs.in_force(profile)
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""

@@ -50,6 +50,7 @@ __all__ = [
     "payments",
     "refunds",
     "sessions",
+    "tariffs",
 ]
 
 metadata = MetaData(
@@ -335,4 +336,20 @@ imported_secrets = Table(
     Column("session_id", String(32), primary_key=True),
     Column("sealed", Text, nullable=False),
     Column("expires_at", TS, nullable=False, index=True),
+)
+
+# Tariffs an operator set while Strom ran (a price DM): in force, across restarts, until the
+# charger's profile file says otherwise (``file_*`` is the file's tariff when it was set).
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("charger_id", String(48), ForeignKey("chargers.id"), primary_key=True),
+    Column("energy_msat_per_kwh", Msat, nullable=False),
+    Column("time_msat_per_minute", Msat, nullable=False),
+    Column("session_fee_msat", Msat, nullable=False),
+    Column("min_prepay_msat", Msat, nullable=False),
+    Column("max_prepay_msat", Msat, nullable=False),
+    Column("file_tariff", JSON, nullable=False),
+    Column("source", String(120), nullable=False),
+    Column("set_at", TS, nullable=False),
 )

@@ -32,6 +32,7 @@ from agent.relays import PublishResult, RelayPool
 from agent.runtime import AgentRuntime
 from agent.settings import AgentSettings
 from strom.config import StromConfig
+from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import (
     ConnectorConfig,
     LocationConfig,
@@ -51,10 +52,12 @@ from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
 from strom_nostr.zap import validate_zap_request
 from strom_services.effects import EffectRunner
 from strom_services.payments import OpenedSession, PaymentService
+from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
+from strom_storage.tariffs import TariffRepository
 from tests.agent.fakes import FakeChargerCommands, MemoryLightning
 from tests.peers import relay_nostr_relay
 
@@ -348,6 +351,7 @@ async def build_world(
         config.sessions,
         meter_interval_s=60,
         session_secrets=SessionSecrets(session_key),
+        tariffs=TariffBook(TariffRepository(database), SYSTEM_CLOCK),
     )
     commands = FakeChargerCommands()
     pool = RelayPool(config.relays, allow_private_relays=True, clock=clock)

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from strom_core.clock import SYSTEM_CLOCK
 from strom_core.ports import ChargerOnline, CommandStatus, ConnectorStatusChanged
 from strom_nostr.discovery import ConnectorStatus, parse_status
 from strom_nostr.dm import nip04_message, wrap_message
 from strom_nostr.event import Event
+from strom_services.tariffs import TariffBook
 from strom_storage.schema import audit_log, connectors
+from strom_storage.tariffs import TariffRepository
 from tests.agent.conftest import CHARGER_ID, Person, World
 
 
@@ -107,6 +110,10 @@ async def test_admin_sets_the_price(world: World) -> None:
     assert tariff.energy_msat_per_kwh == 300_000
     [entry] = await _audit(world)
     assert entry.detail["msat_per_kwh"] == 300_000
+    # The change is stored: a Strom started again over the same database charges it too.
+    again = TariffBook(TariffRepository(world.db), SYSTEM_CLOCK)
+    await again.load()
+    assert again.in_force(world.config.profile(CHARGER_ID)).energy_msat_per_kwh == 300_000
 
 
 async def test_admin_asks_about_a_session_and_lists_sessions(world: World) -> None:
@@ -132,7 +139,7 @@ async def test_everyone_else_is_refused_and_nothing_changes(world: World, comman
     assert world.commands.calls == []
     assert await _audit(world) == []
     assert await _enabled(world, 1)
-    assert world.runtime.prices.energy_price(CHARGER_ID) is None
+    assert world.runtime.tariffs.changed_by(world.config.profile(CHARGER_ID)) is None
 
 
 def _online() -> ChargerOnline:

@@ -18,6 +18,7 @@ from sqlalchemy import Table, event, func, select
 
 from agent.queries import claim_event
 from agent.settings import AgentSettings
+from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import (
     ConnectorConfig,
     LocationConfig,
@@ -32,6 +33,7 @@ from strom_lightning._mint import mint_invoice
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.payments import OpenedSession, PaymentService
 from strom_services.refunds import RefundService, min_refund
+from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.outbox import MAX_ATTEMPTS, OutboxRow, OutboxStore, enqueue
@@ -48,6 +50,7 @@ from strom_storage.schema import (
     sessions,
 )
 from strom_storage.sessions import SessionStore, ledger_totals
+from strom_storage.tariffs import TariffRepository
 from tests.agent.fakes import NODE_KEY, MemoryLightning
 
 DAYS = 24
@@ -247,6 +250,7 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
             meter_interval_s=60,
             clock=clock,
             session_secrets=SessionSecrets(bytes(32)),
+            tariffs=TariffBook(TariffRepository(db), SYSTEM_CLOCK),
         ),
         ocpp=DatabaseOcppCore(store, clock=clock),
         refunds=RefundService(store, backend, config, network="bcrt", clock=clock),

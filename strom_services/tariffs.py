@@ -1,0 +1,76 @@
+"""The tariff in force for each charger, the one every part shows and charges.
+
+Theory of operation: a charger's tariff is its profile's, unless an operator changed it while
+Strom ran (``price`` by DM). Such a change is stored (:class:`~strom_core.ports.tariffs.
+TariffRecords`) with the file's tariff at that moment, so it outlives a restart, and stays in
+force until the profile's tariff changes (an edit of the file, or the REST API, which writes
+the file): the operator's newest decision wins. The records are read once at start and kept
+in memory, so :meth:`TariffBook.in_force` answers from memory: the charger page, the LNURL
+metadata, the nostr status and every new session ask it and see the same price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from strom_core.clock import Clock
+from strom_core.config import ProfileConfig
+from strom_core.ports.tariffs import TariffRecord, TariffRecords
+from strom_core.tariff import Tariff
+
+__all__ = ["TariffBook"]
+
+
+class TariffBook:
+    """The tariffs in force (see the module docstring).
+
+    Args:
+        records: where operators' changes are stored.
+        clock: when a change is made.
+    """
+
+    def __init__(self, records: TariffRecords, clock: Clock) -> None:
+        self._records = records
+        self._clock = clock
+        self._changed: dict[str, TariffRecord] = {}
+        self.listeners: list[Callable[[str], None]] = []
+        """Told the charger id whenever its tariff changes (offers, the status event)."""
+
+    async def load(self) -> None:
+        """Read the stored changes (at start)."""
+        self._changed = {record.charger_id: record for record in await self._records.all()}
+
+    def in_force(self, profile: ProfileConfig) -> Tariff:
+        """The tariff a new session of this charger gets, and what every page shows."""
+        record = self._current(profile)
+        return profile.tariff.to_tariff() if record is None else record.tariff
+
+    def changed_by(self, profile: ProfileConfig) -> str | None:
+        """Who changed the profile's tariff at run time (``dm:<npub>``), or None."""
+        record = self._current(profile)
+        return None if record is None else record.source
+
+    async def set(self, profile: ProfileConfig, tariff: Tariff, *, source: str) -> None:
+        """Put ``tariff`` in force for this charger (stored first, then used)."""
+        record = TariffRecord(
+            profile.id, tariff, profile.tariff.to_tariff(), source, self._clock.now()
+        )
+        await self._records.save(record)
+        self._changed[profile.id] = record
+        for listener in self.listeners:
+            listener(profile.id)
+
+    async def set_energy_price(
+        self, profile: ProfileConfig, msat_per_kwh: int, *, source: str
+    ) -> Tariff:
+        """Change only the energy price of the tariff in force; returns the new tariff."""
+        tariff = replace(self.in_force(profile), energy_msat_per_kwh=msat_per_kwh)
+        await self.set(profile, tariff, source=source)
+        return tariff
+
+    def _current(self, profile: ProfileConfig) -> TariffRecord | None:
+        record = self._changed.get(profile.id)
+        if record is None or record.file_tariff != profile.tariff.to_tariff():
+            return None  # the file changed since: the file is the newer decision
+        return record
