@@ -9,7 +9,7 @@
 * :mod:`agent.zaps`, :mod:`agent.conversations`, :mod:`agent.operator`,
   :mod:`agent.notifications` - what an agent does with receipts, DMs and session news.
 * :mod:`agent.presence`, :mod:`agent.messages` - what it publishes and says (pure).
-* :mod:`agent.store`, :mod:`agent.queries` - its DM journal and session secrets (in Strom's
+* :mod:`agent.store`, :mod:`strom_storage.agents` - its DM journal and session secrets (in Strom's
   database, through :mod:`strom_storage.agent_journal`) and its database queries;
   :mod:`agent.legacy_store` imports the private file of earlier versions once.
 """

@@ -41,7 +41,6 @@ from typing import Any
 from agent import conversations, notifications, zaps
 from agent.identity import AgentKey
 from agent.presence import charger_profile, charger_status, connector_state, relay_entries
-from agent.queries import ChargerSnapshot, active_zap_sessions, charger_snapshots
 from agent.relays import Inbound, PublishResult
 from agent.services import AgentServices
 from strom_core.config import ProfileConfig
@@ -57,6 +56,7 @@ from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
 from strom_nostr.event import Event
 from strom_nostr.zap import ZAP_RECEIPT_KIND
 from strom_services.effects import RetryLater
+from strom_storage.agents import ChargerSnapshot, active_zap_sessions, charger_snapshots
 
 __all__ = ["Agent", "AgentUpdate"]
 

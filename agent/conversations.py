@@ -27,12 +27,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from agent import operator
-from agent.errors import RelayError
 from agent.messages import session_links, status_text
-from agent.queries import claim_event, latest_session_of
 from agent.relays import PublishResult
 from agent.store import Outgoing
-from strom_core.errors import IllegalTransition
+from strom_core.errors import IllegalTransition, RelayError
 from strom_core.session import Session, State, StopReason, StopRequested
 from strom_nostr.commands import Help, Refund, Status, Stop, help_text, parse_command
 from strom_nostr.discovery import DM_RELAY_LIST_KIND
@@ -48,6 +46,7 @@ from strom_nostr.dm import (
 from strom_nostr.errors import CommandError, CommandNotAllowed, DmError
 from strom_nostr.event import Event
 from strom_nostr.keys import encode_npub
+from strom_storage.agents import claim_event, latest_session_of
 
 if TYPE_CHECKING:
     from agent.agent import Agent

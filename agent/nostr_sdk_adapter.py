@@ -30,8 +30,7 @@ from typing import Any
 import nostr_sdk
 import orjson
 
-from agent.errors import RelayError
-from strom_core.errors import ConfigError, StromError
+from strom_core.errors import ConfigError, RelayError, StromError
 from strom_nostr.errors import (
     BuildError,
     DecryptionError,

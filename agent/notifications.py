@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from agent.conversations import build_dm, publish_outgoing
 from agent.messages import SessionLinks, progress_text, session_links, session_text
-from agent.queries import initiator_of, zap_relays_of
 from agent.relays import PublishResult
 from strom_core.session import State
 from strom_services.effects import RetryLater
+from strom_storage.agents import initiator_of, zap_relays_of
 from strom_storage.sessions import SessionNotFound
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from agent.messages import charger_text, session_line
-from agent.queries import audit, open_sessions, set_connector_enabled
 from strom_core.ports import CommandResult
 from strom_core.units import format_sat
 from strom_nostr.commands import (
@@ -37,6 +36,7 @@ from strom_nostr.commands import (
     help_text,
 )
 from strom_nostr.keys import encode_npub
+from strom_storage.agents import audit, open_sessions, set_connector_enabled
 from strom_storage.sessions import SessionNotFound
 
 if TYPE_CHECKING:

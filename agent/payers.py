@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from agent.queries import payers_since
+from strom_storage.agents import payers_since
 from strom_storage.db import Database
 
 __all__ = ["Payers"]

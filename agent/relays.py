@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import RelayError
 from agent.nostr_sdk_adapter import (
     SdkAuthChallenge,
     SdkClient,
@@ -52,7 +51,7 @@ from agent.nostr_sdk_adapter import (
     normalize_relay_url,
 )
 from strom_core.config import RelayConfig
-from strom_core.errors import ConfigError
+from strom_core.errors import ConfigError, RelayError
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event

@@ -32,11 +32,9 @@ from datetime import UTC, datetime
 
 from agent import notifications, zaps
 from agent.agent import Agent
-from agent.errors import AgentUnavailable
 from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore
 from agent.legacy_store import import_legacy_store
 from agent.nostr_sdk_adapter import check_version
-from agent.queries import active_zap_sessions, charger_snapshots, initiator_of
 from agent.relays import Inbound, PublishResult, RelayPool
 from agent.sealing import sealer_from_environ
 from agent.services import AgentServices
@@ -45,7 +43,7 @@ from agent.store import AgentStore
 from agent.supervisor import Supervisor
 from strom.config import StromConfig
 from strom_core.config import ProfileConfig
-from strom_core.errors import StromError
+from strom_core.errors import AgentUnavailable, StromError
 from strom_core.ports import (
     ChargerCommands,
     ChargerOffline,
@@ -59,6 +57,7 @@ from strom_nostr.errors import BuildError
 from strom_services.effects import Handler, RetryLater
 from strom_services.payments import PaymentService
 from strom_services.tariffs import TariffBook
+from strom_storage.agents import active_zap_sessions, charger_snapshots, initiator_of
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore

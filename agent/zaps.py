@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from agent.queries import claim_event, release_event, zap_request_of
 from agent.relays import PublishResult
 from strom_core.errors import BackendError
 from strom_lightning import InvoiceNotFound, InvoiceState
@@ -29,6 +28,7 @@ from strom_nostr.discovery import status_coordinate
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event
 from strom_nostr.zap import MAX_ZAP_REQUEST_BYTES, ZapReceiptError, verify_zap_receipt, zap_receipt
+from strom_storage.agents import claim_event, release_event, zap_request_of
 
 if TYPE_CHECKING:
     from agent.agent import Agent

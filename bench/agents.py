@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 
 from agent.agent import Agent  # noqa: E402
 from agent.identity import AgentKey  # noqa: E402
-from agent.queries import ChargerSnapshot  # noqa: E402
 from agent.relays import EMBEDDED_EVENTS_PER_MINUTE, PublishResult, RelayPool  # noqa: E402
 from agent.services import AgentServices  # noqa: E402
 from agent.settings import AgentSettings  # noqa: E402
@@ -52,6 +51,7 @@ from strom_core.ports.tariffs import TariffRecord  # noqa: E402
 from strom_nostr.event import sign_event  # noqa: E402
 from strom_nostr.keys import generate_secret_key  # noqa: E402
 from strom_services.tariffs import TariffBook  # noqa: E402
+from strom_storage.agents import ChargerSnapshot  # noqa: E402
 
 # nostr-sdk's in-process relay, as Strom's "embedded" relay runs it.
 LOCAL_RELAY_CHILD = """

@@ -28,7 +28,6 @@ from cockpit.live import LiveHub
 from cockpit.metrics import CONTENT_TYPE, Metrics
 from cockpit.openapi import API_PREFIX, openapi_document
 from cockpit.tokens import TokenStore
-from lnurl_server.csp import websocket_origin
 from ocpp_server import OcppServer
 from strom.config import StromConfig
 from strom_core import __version__
@@ -39,6 +38,7 @@ from strom_services.refunds import RefundService
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.sessions import SessionStore
+from strom_web.csp import websocket_origin
 
 __all__ = ["API_PREFIX", "Cockpit"]
 
@@ -175,7 +175,7 @@ class Cockpit:
             headers={
                 "Cache-Control": "no-store",
                 # The UI loads nothing from elsewhere, runs no inline script, and talks only
-                # to its own API and websocket (named explicitly too: see lnurl_server.csp).
+                # to its own API and websocket (named explicitly too: see strom_web.csp).
                 "Content-Security-Policy": (
                     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
                     "script-src 'self'; connect-src 'self' "

@@ -22,8 +22,6 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent.agent import Agent
-from agent.errors import AgentUnavailable
-from agent.queries import audit, set_connector_enabled
 from agent.relays import PublishResult
 from agent.runtime import AgentRuntime
 from cockpit import models as m
@@ -32,11 +30,10 @@ from cockpit.auth import Principal
 from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
 from cockpit.profiles import ProfileFiles
 from cockpit.sticker import sticker_pdf, sticker_svg
-from lnurl_server.lnurl import connector_fallback_url
 from ocpp_server import OcppServer, parse_quirks
 from strom.config import StromConfig, require_ocpp_password
 from strom_core.config import ConnectorConfig, OcppProfileConfig, ProfileConfig, TariffConfig
-from strom_core.errors import ConfigError, IllegalTransition
+from strom_core.errors import AgentUnavailable, ConfigError, IllegalTransition
 from strom_core.ports import ChargerLink
 from strom_core.session import State, StopReason, StopRequested
 from strom_core.tariff import Tariff
@@ -46,9 +43,11 @@ from strom_nostr.discovery import STATUS_KIND
 from strom_nostr.keys import encode_npub
 from strom_services.effects import RetryLater
 from strom_services.payments import PaymentService
+from strom_storage.agents import audit, set_connector_enabled
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.sessions import SessionNotFound, SessionStore, row_to_session
+from strom_web.lnurl import connector_fallback_url
 
 __all__ = ["Api", "quotes", "session_out"]
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent.queries import claim_event
 from cockpit.tokens import Scope, TokenStore
 from strom_nostr.http_auth import HttpAuthError, check_http_auth
 from strom_nostr.keys import decode_npub, encode_npub
+from strom_storage.agents import claim_event
 from strom_storage.db import Database
 
 __all__ = ["WINDOW_S", "AuthFailed", "Authenticator", "Forbidden", "Principal"]

@@ -20,9 +20,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from cockpit.auth import Authenticator, AuthFailed, Forbidden, Principal
-from lnurl_server.clients import client_of
 from strom_core.errors import StorageError
 from strom_core.ids import CHARGER_ID_RULE, is_charger_id
+from strom_web.clients import client_of
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -31,13 +31,13 @@ from aiohttp import WSMsgType, web
 
 from agent.relays import PublishResult
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
-from lnurl_server.clients import client_of
 from strom_core.errors import StromError
 from strom_core.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged, OcppEvent
 from strom_core.session import Transition
 from strom_lightning import NodeState
 from strom_services.refunds import RefundService
 from strom_storage.sessions import SessionNotFound
+from strom_web.clients import client_of
 
 __all__ = ["LiveHub"]
 

@@ -2,7 +2,7 @@
 
 The sticker is A6 (105 x 148 mm). Its QR code (70 mm with its quiet zone) holds the
 connector's LUD-01 fallback URL ``https://HOST/c/<charger>/<n>?lightning=LNURL1…`` (see
-:mod:`lnurl_server.qr` for its size and error correction): a phone camera opens the
+:mod:`strom_web.qr` for its size and error correction): a phone camera opens the
 connector's page, a Lightning wallet pays the LNURL. Around it the sticker says what the charger
 and connector are, what it costs, and — in large print under the code — the host the driver
 must see before paying ("Pay only at charge.example.org"): a sticker glued over the operator's
@@ -28,10 +28,10 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from lnurl_server.qr import QUIET_ZONE, fallback_qr
 from strom_core.config import ProfileConfig
 from strom_core.tariff import Tariff
 from strom_core.units import format_sat
+from strom_web.qr import QUIET_ZONE, fallback_qr
 
 __all__ = ["WIDTH_MM", "Line", "sticker_lines", "sticker_pdf", "sticker_svg"]
 
@@ -144,7 +144,7 @@ def sticker_svg(profile: ProfileConfig, connector_id: int, url: str, tariff: Tar
     Args:
         profile: the charger.
         connector_id: the connector the sticker is for.
-        url: the connector's fallback URL (:func:`lnurl_server.lnurl.connector_fallback_url`).
+        url: the connector's fallback URL (:func:`strom_web.lnurl.connector_fallback_url`).
         tariff: the prices in force.
     """
     qr = fallback_qr(url)
@@ -201,7 +201,7 @@ def sticker_pdf(profile: ProfileConfig, connector_id: int, url: str, tariff: Tar
     Args:
         profile: the charger.
         connector_id: the connector the sticker is for.
-        url: the connector's fallback URL (:func:`lnurl_server.lnurl.connector_fallback_url`).
+        url: the connector's fallback URL (:func:`strom_web.lnurl.connector_fallback_url`).
         tariff: the prices in force.
     """
     out = io.BytesIO()

@@ -2,10 +2,10 @@
 
 Templates are Jinja2 with autoescaping on; every value from outside is escaped. The only
 markup passed through unescaped is the QR code SVG, which segno makes from text Strom controls
-(:mod:`lnurl_server.qr`: a connector's code is its LUD-01 fallback URL, a session's codes are
+(:mod:`strom_web.qr`: a connector's code is its LUD-01 fallback URL, a session's codes are
 bare LNURLs), and the pages' own style sheets and script (``templates/*.css``,
 ``templates/session.js``), inlined as they are so that the Content-Security-Policy can allow
-exactly them by hash (:mod:`lnurl_server.csp`). They are static: nothing is rendered into
+exactly them by hash (:mod:`strom_web.csp`). They are static: nothing is rendered into
 them, so their hashes are computed once, at start.
 
 Amounts are shown with :func:`strom_core.units.format_sat` and energies with
@@ -24,12 +24,12 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from lnurl_server.csp import page_policy
-from lnurl_server.qr import fallback_qr, lnurl_qr
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
 from strom_core.session import Session, State, stop_reason_text
 from strom_core.units import format_kwh, format_sat
+from strom_web.csp import page_policy
+from strom_web.qr import fallback_qr, lnurl_qr
 
 __all__ = [
     "INLINE_SCRIPTS",

@@ -33,22 +33,6 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from lnurl_server.clients import client_of
-from lnurl_server.csp import page_headers
-from lnurl_server.lnurl import (
-    LnurlError,
-    PayMetadata,
-    bech32_lnurl,
-    connector_fallback_url,
-    connector_pay_url,
-    error,
-    lud17_url,
-    parse_amount_msat,
-    parse_comment,
-    pay_request,
-    success_action,
-    withdraw_request,
-)
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom.config import StromConfig
@@ -66,6 +50,22 @@ from strom_services.payments import ConnectorUnavailable, PaymentService, ZapReq
 from strom_services.refunds import RefundError, RefundService, min_refund
 from strom_storage.chargers import ChargerStore
 from strom_storage.sessions import SessionNotFound, SessionStore
+from strom_web.clients import client_of
+from strom_web.csp import page_headers
+from strom_web.lnurl import (
+    LnurlError,
+    PayMetadata,
+    bech32_lnurl,
+    connector_fallback_url,
+    connector_pay_url,
+    error,
+    lud17_url,
+    parse_amount_msat,
+    parse_comment,
+    pay_request,
+    success_action,
+    withdraw_request,
+)
 
 __all__ = ["FrontDoor", "storage_errors"]
 

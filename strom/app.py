@@ -34,8 +34,6 @@ from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
 from cockpit.auth import WINDOW_S
 from cockpit.profiles import ProfileFiles
-from lnurl_server.clients import CLIENTS, ClientAddresses
-from lnurl_server.lnurl import LnurlError, bech32_lnurl
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from lnurl_server.routes import FrontDoor, storage_errors
@@ -83,6 +81,8 @@ from strom_storage.outbox import OutboxStore
 from strom_storage.retention import Retention, RetentionPolicy
 from strom_storage.sessions import SessionStore
 from strom_storage.tariffs import TariffRepository
+from strom_web.clients import CLIENTS, ClientAddresses
+from strom_web.lnurl import LnurlError, bech32_lnurl
 
 __all__ = [
     "Strom",

@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 import segno
 
-from lnurl_server.lnurl import bech32_lnurl
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
@@ -37,6 +36,7 @@ from strom_core.ports import ChargerOnline, OcppEvent
 from strom_core.units import format_kwh, format_sat
 from strom_lightning import FakeBackend, FakeDriverWallet
 from strom_nostr.keys import encode_npub
+from strom_web.lnurl import bech32_lnurl
 
 __all__ = ["DemoFailed", "DemoOptions", "run_demo"]
 

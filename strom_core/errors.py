@@ -9,6 +9,8 @@ never cross a package boundary.
 from __future__ import annotations
 
 __all__ = [
+    "AgentError",
+    "AgentUnavailable",
     "BackendError",
     "BackendRejected",
     "BackendTimeout",
@@ -19,6 +21,7 @@ __all__ = [
     "LedgerError",
     "LocalProtocolError",
     "ProtocolError",
+    "RelayError",
     "RemoteProtocolError",
     "StorageError",
     "StromError",
@@ -85,3 +88,18 @@ class ConfigError(StromError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class AgentError(StromError):
+    """Base of the agent runtime's errors."""
+
+
+class RelayError(AgentError):
+    """A relay operation failed as a whole (no relay could be asked).
+
+    Per-relay failures are reported with each relay's answer instead.
+    """
+
+
+class AgentUnavailable(AgentError):
+    """No running agent for that charger (unknown, or stopped)."""

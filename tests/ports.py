@@ -18,8 +18,8 @@ import socket
 import time
 from pathlib import Path
 
-from agent.errors import RelayError
 from agent.nostr_sdk_adapter import SdkLocalRelay
+from strom_core.errors import RelayError
 
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10_000  # below are many well-known services' ports

@@ -25,7 +25,7 @@ PURE = [
     "strom_core/errors.py",
     "strom_core/ports.py",
 ]
-PURE_PACKAGES = ["agent/nostr", "ocpp_server/protocol.py", "lnurl_server/lnurl.py"]
+PURE_PACKAGES = ["agent/nostr", "ocpp_server/protocol.py", "strom_web/lnurl.py"]
 
 
 def imported_roots(path: Path) -> set[str]:

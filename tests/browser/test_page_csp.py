@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lnurl_server.csp import websocket_origin
 from lnurl_server.pages import Pages
+from strom_web.csp import websocket_origin
 from tests.browser.conftest import CSP_WATCH, Phone
 from tests.browser.test_pages import KWH, expect
 from tests.e2e.conftest import Stack

@@ -13,10 +13,10 @@ from decimal import Decimal
 import pytest
 from jinja2 import StrictUndefined
 
-from lnurl_server.lnurl import bech32_lnurl, connector_fallback_url
 from lnurl_server.pages import STATE_TEXT, Pages, connector_status, format_duration
 from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
 from strom_core.session import Session, State, new_session
+from strom_web.lnurl import bech32_lnurl, connector_fallback_url
 
 BASE = "http://127.0.0.1:8080"
 HOSTILE = '<script>alert("x")</script> & "quotes"'

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from agent.nostr_sdk_adapter import SdkClient
-from agent.queries import claim_event
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.config import load_config
 from strom_nostr.dm import nip04_message, open_dm
 from strom_nostr.event import parse_event
 from strom_nostr.keys import encode_npub, public_key_hex
+from strom_storage.agents import claim_event
 from strom_storage.schema import audit_log, nostr_events
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, nip98, simulated
 

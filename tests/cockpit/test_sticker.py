@@ -19,9 +19,9 @@ import lnurl
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from cockpit.sticker import WIDTH_MM, sticker_lines, sticker_pdf, sticker_svg
-from lnurl_server.lnurl import connector_fallback_url
 from strom_core.config import ProfileConfig
 from strom_core.tariff import Tariff
+from strom_web.lnurl import connector_fallback_url
 from tests.cockpit.conftest import CHARGER, Cockpit
 
 BASE = "https://charge.example.org"

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import httpx
 
-from lnurl_server.csp import websocket_origin
+from strom_web.csp import websocket_origin
 from tests.e2e.conftest import CHARGER, Stack
 
 

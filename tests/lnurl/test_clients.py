@@ -14,10 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
-from lnurl_server.clients import Client, ClientAddresses, ForwardedHeader, parse_hop
 from strom.config import load_config
 from strom.scaffold import write_scaffold
 from strom_core.errors import ConfigError
+from strom_web.clients import Client, ClientAddresses, ForwardedHeader, parse_hop
 
 PROXIES = ("10.0.0.0/8", "2001:db8:ffff::/48")
 
@@ -182,7 +182,7 @@ def test_a_proxy_that_is_not_trusted_yet_is_pointed_out_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     addresses = ClientAddresses()
-    with caplog.at_level(logging.WARNING, logger="lnurl_server.clients"):
+    with caplog.at_level(logging.WARNING, logger="strom_web.clients"):
         for _ in range(3):
             assert addresses.client(request("127.0.0.1", xff("198.51.100.1"))).key == "127.0.0.1"
         addresses.client(request("203.0.113.9", xff("198.51.100.1")))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lnurl_server.lnurl import (
+from strom_web.lnurl import (
     LnurlError,
     PayMetadata,
     bech32_lnurl,

@@ -9,8 +9,8 @@ import lnurl
 import pytest
 import segno
 
-from lnurl_server.lnurl import connector_fallback_url, connector_pay_url
-from lnurl_server.qr import fallback_qr, lnurl_qr
+from strom_web.lnurl import connector_fallback_url, connector_pay_url
+from strom_web.qr import fallback_qr, lnurl_qr
 
 BASE = "https://charge.example.org"
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Table, event, func, select
 
-from agent.queries import claim_event
 from agent.settings import AgentSettings
 from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import (
@@ -34,6 +33,7 @@ from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.payments import OpenedSession, PaymentService
 from strom_services.refunds import RefundService, min_refund
 from strom_services.tariffs import TariffBook
+from strom_storage.agents import claim_event
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.outbox import MAX_ATTEMPTS, OutboxRow, OutboxStore, enqueue

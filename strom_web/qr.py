@@ -2,7 +2,7 @@
 
 **A connector's code** (charger page, printable sticker) holds the LUD-01 fallback URL
 ``https://HOST/c/<charger>/<connector>?lightning=LNURL1…``
-(:func:`lnurl_server.lnurl.connector_fallback_url`): a phone camera without a wallet opens the
+(:func:`strom_web.lnurl.connector_fallback_url`): a phone camera without a wallet opens the
 connector's page on the operator's host, and a Lightning wallet takes the LNURL from the
 ``lightning`` parameter.
 
@@ -44,7 +44,7 @@ def fallback_qr(url: str) -> segno.QRCode:
     """The QR code of a LUD-01 fallback URL that ends in ``lightning=LNURL1…``.
 
     Args:
-        url: from :func:`lnurl_server.lnurl.connector_fallback_url`.
+        url: from :func:`strom_web.lnurl.connector_fallback_url`.
 
     Raises:
         ValueError: ``url`` does not end in an upper-case ``lightning=LNURL1…`` parameter.

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the two web front doors (LNURL pages and the cockpit)."""
