@@ -41,8 +41,7 @@ from agent.services import AgentServices
 from agent.settings import AgentSettings
 from agent.store import AgentStore
 from agent.supervisor import Supervisor
-from strom.config import StromConfig
-from strom_core.config import ProfileConfig
+from strom_core.config import ProfileConfig, StromConfig
 from strom_core.errors import AgentUnavailable, StromError
 from strom_core.ports import (
     ChargerCommands,

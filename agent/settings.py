@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from strom.config import StromConfig
+from strom_core.config import StromConfig
 from strom_core.errors import ConfigError
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from strom_nostr.errors import InvalidKey

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from strom.app import Strom
-    from strom.config import StromConfig
+    from strom_core.config import StromConfig
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:

@@ -29,8 +29,8 @@ from cockpit.metrics import CONTENT_TYPE, Metrics
 from cockpit.openapi import API_PREFIX, openapi_document
 from cockpit.tokens import TokenStore
 from ocpp_server import OcppServer
-from strom.config import StromConfig
 from strom_core import __version__
+from strom_core.config import StromConfig
 from strom_lightning import LightningBackend, NodeWatch
 from strom_services.core_events import CoreEventSink
 from strom_services.payments import PaymentService

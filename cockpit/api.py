@@ -31,8 +31,14 @@ from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
 from cockpit.profiles import ProfileFiles
 from cockpit.sticker import sticker_pdf, sticker_svg
 from ocpp_server import OcppServer, parse_quirks
-from strom.config import StromConfig, require_ocpp_password
-from strom_core.config import ConnectorConfig, OcppProfileConfig, ProfileConfig, TariffConfig
+from strom_core.config import (
+    ConnectorConfig,
+    OcppProfileConfig,
+    ProfileConfig,
+    StromConfig,
+    TariffConfig,
+    require_ocpp_password,
+)
 from strom_core.errors import AgentUnavailable, ConfigError, IllegalTransition
 from strom_core.ports import ChargerLink
 from strom_core.session import State, StopReason, StopRequested

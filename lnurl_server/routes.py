@@ -35,8 +35,7 @@ from aiohttp import web
 
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
-from strom.config import StromConfig
-from strom_core.config import ProfileConfig
+from strom_core.config import ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
 from strom_core.ids import is_charger_id
 from strom_core.ports import ChargerIdentities

@@ -25,91 +25,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from strom_core.config import (
-    LoggingConfig,
-    NostrConfig,
-    OcppConfig,
     PathsConfig,
     ProfileConfig,
     RelayConfig,
-    RetentionConfig,
-    ServerConfig,
-    SessionsConfig,
-    StorageConfig,
-    _Section,
-    ocpp_beyond_loopback,
+    StromConfig,
+    require_ocpp_password,
 )
 from strom_core.errors import ConfigError
-from strom_lightning.config import FakeConfig, LightningConfig
 
-__all__ = ["StromConfig", "load_config", "require_ocpp_password"]
-
-
-class StromConfig(_Section):
-    """Everything Strom needs, loaded once."""
-
-    config_path: Path | None = None
-    server: ServerConfig = ServerConfig()
-    storage: StorageConfig = StorageConfig()
-    ocpp: OcppConfig = OcppConfig()
-    sessions: SessionsConfig = SessionsConfig()
-    nostr: NostrConfig = NostrConfig()
-    retention: RetentionConfig = RetentionConfig()
-    paths: PathsConfig = PathsConfig()
-    logging: LoggingConfig = LoggingConfig()
-    lightning: LightningConfig = FakeConfig()
-    profiles: tuple[ProfileConfig, ...] = ()
-    relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)
-
-    def profile(self, charger_id: str) -> ProfileConfig:
-        """The profile of one charge point.
-
-        Raises:
-            KeyError: no such charger is configured.
-        """
-        for profile in self.profiles:
-            if profile.id == charger_id:
-                return profile
-        raise KeyError(charger_id)
-
-    def profile_by_name(self, name: str) -> ProfileConfig:
-        """The charge point a name means, its case ignored.
-
-        Wallets and nostr clients lowercase lightning addresses (``CP-Up@host`` arrives as
-        ``cp-up``), so names in URLs are matched like that; ids that differ only in case are
-        refused when the configuration is loaded, so the match is unique.
-
-        Raises:
-            KeyError: no such charger is configured.
-        """
-        folded = name.casefold()
-        for profile in self.profiles:
-            if profile.id.casefold() == folded:
-                return profile
-        raise KeyError(name)
-
-
-def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
-    """Refuse a charger anyone on the network could impersonate.
-
-    A charger without a password is admitted on its id alone, and the id is public (its page,
-    its nostr status). That is refused when OCPP listens beyond loopback, unless the profile
-    accepts it explicitly with ``allow_unauthenticated = true``.
-
-    Raises:
-        ConfigError: one line naming the profile and both ways out.
-    """
-    ocpp = profile.ocpp
-    if ocpp.password_hash or ocpp.allow_unauthenticated:
-        return
-    if not ocpp_beyond_loopback(config.ocpp.host):
-        return
-    config_arg = f" -c {config.config_path}" if config.config_path else ""
-    raise ConfigError(
-        f"{config.paths.profiles / (profile.id + '.toml')}: charger {profile.id!r} has no OCPP "
-        f"password and OCPP listens on {config.ocpp.host!r}, beyond this machine, so anyone "
-        f"could connect as it; give it one with `strom charger password {profile.id}"
-        f"{config_arg}`, or set allow_unauthenticated = true under [ocpp] in its profile"
-    )
+__all__ = ["StromConfig", "load_config", "require_ocpp_password"]  # the model lives in the core
 
 
 # --- loading -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from strom_core.errors import ConfigError
 from strom_core.ids import CHARGER_ID_RULE, is_charger_id
+from strom_core.lightning_config import FakeConfig, LightningConfig
 from strom_core.tariff import Tariff
 from strom_core.units import UnitError, sat_decimal_to_msat
 
@@ -35,8 +36,10 @@ __all__ = [
     "ServerConfig",
     "SessionsConfig",
     "StorageConfig",
+    "StromConfig",
     "TariffConfig",
     "ocpp_beyond_loopback",
+    "require_ocpp_password",
 ]
 
 
@@ -346,3 +349,71 @@ class RelayConfig(_Section):
         if value != "embedded" and not re.match(r"^wss?://[^/\s]+", value):
             raise ValueError('expected "embedded" or a ws:// / wss:// relay URL')
         return value
+
+
+class StromConfig(_Section):
+    """Everything Strom needs, loaded once."""
+
+    config_path: Path | None = None
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    ocpp: OcppConfig = OcppConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    nostr: NostrConfig = NostrConfig()
+    retention: RetentionConfig = RetentionConfig()
+    paths: PathsConfig = PathsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    lightning: LightningConfig = FakeConfig()
+    profiles: tuple[ProfileConfig, ...] = ()
+    relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)
+
+    def profile(self, charger_id: str) -> ProfileConfig:
+        """The profile of one charge point.
+
+        Raises:
+            KeyError: no such charger is configured.
+        """
+        for profile in self.profiles:
+            if profile.id == charger_id:
+                return profile
+        raise KeyError(charger_id)
+
+    def profile_by_name(self, name: str) -> ProfileConfig:
+        """The charge point a name means, its case ignored.
+
+        Wallets and nostr clients lowercase lightning addresses (``CP-Up@host`` arrives as
+        ``cp-up``), so names in URLs are matched like that; ids that differ only in case are
+        refused when the configuration is loaded, so the match is unique.
+
+        Raises:
+            KeyError: no such charger is configured.
+        """
+        folded = name.casefold()
+        for profile in self.profiles:
+            if profile.id.casefold() == folded:
+                return profile
+        raise KeyError(name)
+
+
+def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
+    """Refuse a charger anyone on the network could impersonate.
+
+    A charger without a password is admitted on its id alone, and the id is public (its page,
+    its nostr status). That is refused when OCPP listens beyond loopback, unless the profile
+    accepts it explicitly with ``allow_unauthenticated = true``.
+
+    Raises:
+        ConfigError: one line naming the profile and both ways out.
+    """
+    ocpp = profile.ocpp
+    if ocpp.password_hash or ocpp.allow_unauthenticated:
+        return
+    if not ocpp_beyond_loopback(config.ocpp.host):
+        return
+    config_arg = f" -c {config.config_path}" if config.config_path else ""
+    raise ConfigError(
+        f"{config.paths.profiles / (profile.id + '.toml')}: charger {profile.id!r} has no OCPP "
+        f"password and OCPP listens on {config.ocpp.host!r}, beyond this machine, so anyone "
+        f"could connect as it; give it one with `strom charger password {profile.id}"
+        f"{config_arg}`, or set allow_unauthenticated = true under [ocpp] in its profile"
+    )

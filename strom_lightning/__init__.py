@@ -6,9 +6,20 @@ Build one from configuration with :func:`create_backend`; check invoices that wa
 for refunds with :func:`check_withdraw_invoice`. See ``docs/lightning.md``.
 """
 
-from strom_lightning.base import Clock, LightningBackend, PendingHashes, SettlementStream
-from strom_lightning.checks import DecodedInvoice, check_withdraw_invoice, decode_invoice
-from strom_lightning.config import (
+from strom_core.lightning import (
+    Failed,
+    Health,
+    Invoice,
+    InvoiceState,
+    InvoiceStatus,
+    Network,
+    NodeInfo,
+    PaymentResult,
+    Settlement,
+    Succeeded,
+    Unknown,
+)
+from strom_core.lightning_config import (
     BackendConfig,
     FakeConfig,
     LightningConfig,
@@ -16,7 +27,7 @@ from strom_lightning.config import (
     LndConfig,
     parse_lightning_config,
 )
-from strom_lightning.errors import (
+from strom_core.lightning_errors import (
     CertificateNotTrusted,
     InvoiceAlreadySeen,
     InvoiceAmountMissing,
@@ -30,24 +41,13 @@ from strom_lightning.errors import (
     InvoiceWrongNetwork,
     RefundsDisabled,
 )
+from strom_lightning.base import Clock, LightningBackend, PendingHashes, SettlementStream
+from strom_lightning.checks import DecodedInvoice, check_withdraw_invoice, decode_invoice
 from strom_lightning.fake import NO_REAL_MONEY, FakeBackend, FakePayReceipt, FakePayStatus, fake_pay
 from strom_lightning.fake_driver import FakeDriverWallet
 from strom_lightning.lnbits import LNbitsBackend
 from strom_lightning.lnd import LndRestBackend
 from strom_lightning.lndconnect import LndConnect, parse_lndconnect
-from strom_lightning.models import (
-    Failed,
-    Health,
-    Invoice,
-    InvoiceState,
-    InvoiceStatus,
-    Network,
-    NodeInfo,
-    PaymentResult,
-    Settlement,
-    Succeeded,
-    Unknown,
-)
 from strom_lightning.registry import BACKENDS, create_backend
 from strom_lightning.watch import NodeState, NodeWatch
 

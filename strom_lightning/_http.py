@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from strom_core.errors import BackendError, BackendRejected, BackendTimeout, BackendUnavailable
-from strom_lightning.errors import CertificateNotTrusted
+from strom_core.lightning_errors import CertificateNotTrusted
 
 __all__ = [
     "UNKNOWN_OUTCOME_STATUSES",

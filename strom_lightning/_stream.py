@@ -32,8 +32,8 @@ from datetime import datetime
 from typing import Protocol
 
 from strom_core.errors import BackendError
-from strom_lightning.errors import InvoiceNotFound
-from strom_lightning.models import InvoiceStatus, Settlement
+from strom_core.lightning import InvoiceStatus, Settlement
+from strom_core.lightning_errors import InvoiceNotFound
 
 __all__ = ["PendingHashes", "SettlementSink", "SettlementSource", "SettlementStream"]
 

@@ -10,10 +10,11 @@ Error rules (the same for every backend):
 * Invoice calls and ``node_info`` raise :class:`~strom_core.errors.BackendTimeout` or
   :class:`~strom_core.errors.BackendUnavailable` when the outcome is unknown (timeout, connection
   drop, 5xx) and :class:`~strom_core.errors.BackendRejected` when the backend refused (4xx);
-  ``lookup_invoice`` raises :class:`~strom_lightning.errors.InvoiceNotFound` for an unknown hash.
+  ``lookup_invoice`` raises :class:`~strom_core.lightning_errors.InvoiceNotFound` for an
+  unknown hash.
 * ``pay_invoice`` and ``lookup_payment`` do not raise for backend trouble: they return a
-  :data:`~strom_lightning.models.PaymentResult`, and everything ambiguous is ``Unknown``.
-  ``pay_invoice`` raises only :class:`~strom_lightning.errors.RefundsDisabled` when the backend
+  :data:`~strom_core.lightning.PaymentResult`, and everything ambiguous is ``Unknown``.
+  ``pay_invoice`` raises only :class:`~strom_core.lightning_errors.RefundsDisabled` when the backend
   was configured without a credential that can pay.
 * No exception of httpx, websockets or sqlite3 ever leaves a backend.
 """
@@ -29,11 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self, TypeAlias
 
 from strom_core.errors import BackendError
-from strom_core.units import Msat, UnitError, msat
-from strom_lightning._stream import PendingHashes, SettlementSink, SettlementStream
-from strom_lightning.checks import DecodedInvoice, decode_invoice
-from strom_lightning.errors import InvoiceRejected
-from strom_lightning.models import (
+from strom_core.lightning import (
     Failed,
     Health,
     Invoice,
@@ -42,9 +39,13 @@ from strom_lightning.models import (
     NodeInfo,
     PaymentResult,
 )
+from strom_core.lightning_errors import InvoiceRejected
+from strom_core.units import Msat, UnitError, msat
+from strom_lightning._stream import PendingHashes, SettlementSink, SettlementStream
+from strom_lightning.checks import DecodedInvoice, decode_invoice
 
 if TYPE_CHECKING:
-    from strom_lightning.config import BackendConfig
+    from strom_core.lightning_config import BackendConfig
 
 __all__ = [
     "Clock",

@@ -2,7 +2,7 @@
 
 Theory of operation: an invoice a stranger hands us is untrusted input that we are about to
 pay. :func:`decode_invoice` turns the string into a :class:`DecodedInvoice` or raises one of the
-``Invoice…`` errors of :mod:`strom_lightning.errors`; :func:`check_withdraw_invoice` adds the
+``Invoice…`` errors of :mod:`strom_core.lightning_errors`; :func:`check_withdraw_invoice` adds the
 policy: network, amount present and within the offered range, not expired at ``now`` (the
 caller passes the clock's reading), and a payment hash never seen before.
 
@@ -34,8 +34,8 @@ from bolt11.exceptions import (
     Bolt11SignatureVerifyException,
 )
 
-from strom_core.units import Msat, format_sat
-from strom_lightning.errors import (
+from strom_core.lightning import NETWORK_NAMES
+from strom_core.lightning_errors import (
     InvoiceAlreadySeen,
     InvoiceAmountMissing,
     InvoiceAmountOutOfRange,
@@ -45,7 +45,7 @@ from strom_lightning.errors import (
     InvoiceUnsupportedFeature,
     InvoiceWrongNetwork,
 )
-from strom_lightning.models import NETWORK_NAMES
+from strom_core.units import Msat, format_sat
 
 __all__ = ["KNOWN_EVEN_FEATURE_BITS", "DecodedInvoice", "check_withdraw_invoice", "decode_invoice"]
 

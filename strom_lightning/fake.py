@@ -32,6 +32,20 @@ from pathlib import Path
 from typing import Any, Self
 
 from strom_core.errors import BackendUnavailable, ConfigError
+from strom_core.lightning import (
+    Failed,
+    Invoice,
+    InvoiceState,
+    InvoiceStatus,
+    Network,
+    NodeInfo,
+    PaymentResult,
+    Settlement,
+    Succeeded,
+    Unknown,
+)
+from strom_core.lightning_config import BackendConfig, FakeConfig
+from strom_core.lightning_errors import InvoiceNotFound, InvoiceRejected
 from strom_core.units import Msat, format_sat
 from strom_lightning._fake_store import (
     Attempt,
@@ -44,20 +58,6 @@ from strom_lightning._mint import mint_invoice, node_pubkey
 from strom_lightning._stream import SettlementSink
 from strom_lightning.base import Clock, LightningBackend, check_invoice_args, check_payment_args
 from strom_lightning.checks import decode_invoice
-from strom_lightning.config import BackendConfig, FakeConfig
-from strom_lightning.errors import InvoiceNotFound, InvoiceRejected
-from strom_lightning.models import (
-    Failed,
-    Invoice,
-    InvoiceState,
-    InvoiceStatus,
-    Network,
-    NodeInfo,
-    PaymentResult,
-    Settlement,
-    Succeeded,
-    Unknown,
-)
 
 __all__ = ["NO_REAL_MONEY", "FakeBackend", "FakePayReceipt", "FakePayStatus", "fake_pay"]
 
@@ -204,7 +204,7 @@ class FakeBackend(LightningBackend):
 
     @classmethod
     def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
-        """Build from a :class:`~strom_lightning.config.FakeConfig` section."""
+        """Build from a :class:`~strom_core.lightning_config.FakeConfig` section."""
         if not isinstance(config, FakeConfig):
             raise ConfigError(f"fake backend given a {config.backend} configuration")
         path = config.db_file if config.db_file.is_absolute() else data_dir / config.db_file

@@ -17,13 +17,13 @@ The driver wallet lives in the fake backend's database with its own node key. It
 
 from __future__ import annotations
 
+from strom_core.lightning import Invoice, InvoiceStatus, PaymentResult, Settlement
+from strom_core.lightning_errors import InvoiceNotFound
 from strom_core.units import Msat, msat
 from strom_lightning._fake_store import InvoiceRow, ScriptAction
 from strom_lightning._mint import node_pubkey
 from strom_lightning.base import check_invoice_args
-from strom_lightning.errors import InvoiceNotFound
 from strom_lightning.fake import FakeBackend, FakePayReceipt, _log, _seconds, _ts
-from strom_lightning.models import Invoice, InvoiceStatus, PaymentResult, Settlement
 
 __all__ = ["FakeDriverWallet"]
 

@@ -2,7 +2,7 @@
 
 Two keys: the *invoice key* (create and look up invoices, read payments, the websocket) and
 the *admin key* (pay). The admin key is optional: without it refunds are disabled -
-``pay_invoice`` raises :class:`~strom_lightning.errors.RefundsDisabled` and ``node_info`` says
+``pay_invoice`` raises :class:`~strom_core.lightning_errors.RefundsDisabled` and ``node_info`` says
 so - and Strom can still sell charging.
 
 * Invoices: ``POST /api/v1/payments {"out": false, "amount": <sat>, "memo", "expiry",
@@ -45,6 +45,20 @@ from strom_core.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from strom_core.lightning import (
+    Failed,
+    Invoice,
+    InvoiceState,
+    InvoiceStatus,
+    Network,
+    NodeInfo,
+    PaymentResult,
+    Settlement,
+    Succeeded,
+    Unknown,
+)
+from strom_core.lightning_config import BackendConfig, LNbitsConfig, read_secret_file
+from strom_core.lightning_errors import InvoiceNotFound, InvoiceRejected, RefundsDisabled
 from strom_core.units import MSAT_PER_SAT, Msat, UnitError, format_sat
 from strom_lightning._http import (
     UNKNOWN_OUTCOME_STATUSES,
@@ -63,20 +77,6 @@ from strom_lightning.base import (
     is_payment_hash,
 )
 from strom_lightning.checks import decode_invoice
-from strom_lightning.config import BackendConfig, LNbitsConfig, read_secret_file
-from strom_lightning.errors import InvoiceNotFound, InvoiceRejected, RefundsDisabled
-from strom_lightning.models import (
-    Failed,
-    Invoice,
-    InvoiceState,
-    InvoiceStatus,
-    Network,
-    NodeInfo,
-    PaymentResult,
-    Settlement,
-    Succeeded,
-    Unknown,
-)
 
 __all__ = ["LNbitsBackend"]
 
@@ -150,7 +150,7 @@ class LNbitsBackend(LightningBackend):
 
     @classmethod
     def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
-        """Build from an :class:`~strom_lightning.config.LNbitsConfig` section."""
+        """Build from an :class:`~strom_core.lightning_config.LNbitsConfig` section."""
         if not isinstance(config, LNbitsConfig):
             raise ConfigError(f"lnbits backend given a {config.backend} configuration")
 

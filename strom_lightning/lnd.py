@@ -38,6 +38,20 @@ import httpx
 import orjson
 
 from strom_core.errors import BackendError, BackendRejected, BackendUnavailable, ConfigError
+from strom_core.lightning import (
+    Failed,
+    Invoice,
+    InvoiceState,
+    InvoiceStatus,
+    Network,
+    NodeInfo,
+    PaymentResult,
+    Settlement,
+    Succeeded,
+    Unknown,
+)
+from strom_core.lightning_config import BackendConfig, LndConfig
+from strom_core.lightning_errors import InvoiceNotFound, InvoiceRejected
 from strom_core.units import Msat
 from strom_lightning._http import (
     UNKNOWN_OUTCOME_STATUSES,
@@ -56,21 +70,7 @@ from strom_lightning.base import (
     is_payment_hash,
 )
 from strom_lightning.checks import decode_invoice
-from strom_lightning.config import BackendConfig, LndConfig
-from strom_lightning.errors import InvoiceNotFound, InvoiceRejected
 from strom_lightning.lnd_credentials import LndCredentials, load_lnd_credentials
-from strom_lightning.models import (
-    Failed,
-    Invoice,
-    InvoiceState,
-    InvoiceStatus,
-    Network,
-    NodeInfo,
-    PaymentResult,
-    Settlement,
-    Succeeded,
-    Unknown,
-)
 
 __all__ = ["LndRestBackend", "invoice_status_from_lnd", "node_info_from_lnd", "payment_from_lnd"]
 
@@ -239,7 +239,7 @@ class LndRestBackend(LightningBackend):
 
     @classmethod
     def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
-        """Build from an :class:`~strom_lightning.config.LndConfig` section (either style)."""
+        """Build from an :class:`~strom_core.lightning_config.LndConfig` section (either style)."""
         if not isinstance(config, LndConfig):
             raise ConfigError(f"lnd backend given a {config.backend} configuration")
         credentials = load_lnd_credentials(config, data_dir=data_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from strom_core.errors import ConfigError
-from strom_lightning.config import LndConfig, read_secret_file
+from strom_core.lightning_config import LndConfig, read_secret_file
 from strom_lightning.lndconnect import parse_lndconnect
 
 __all__ = ["CertLocation", "LndCredentials", "cert_location", "load_lnd_credentials"]

@@ -36,9 +36,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from strom_core.errors import BackendUnavailable, ConfigError
+from strom_core.lightning import NodeInfo
 from strom_lightning.lnd import LndRestBackend
 from strom_lightning.lnd_credentials import CertLocation, LndCredentials, cert_to_pem
-from strom_lightning.models import NodeInfo
 
 __all__ = [
     "PresentedCertificate",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from strom_core.errors import ConfigError
+from strom_core.lightning_config import BackendConfig
 from strom_lightning.base import LightningBackend
-from strom_lightning.config import BackendConfig
 from strom_lightning.fake import FakeBackend
 from strom_lightning.lnbits import LNbitsBackend
 from strom_lightning.lnd import LndRestBackend
@@ -24,7 +24,7 @@ def create_backend(config: BackendConfig, *, data_dir: Path) -> LightningBackend
     """Build the backend a ``[lightning]`` section asks for.
 
     Args:
-        config: the parsed section (see :func:`strom_lightning.config.parse_lightning_config`).
+        config: the parsed section (see :func:`strom_core.lightning_config.parse_lightning_config`).
         data_dir: Strom's data folder; the fake keeps its database there and relative secret
             paths are resolved against it.
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from strom_core.errors import BackendError
+from strom_core.lightning import NETWORK_NAMES, Network, NodeInfo
 from strom_lightning.base import Clock, LightningBackend, utc_now
-from strom_lightning.models import NETWORK_NAMES, Network, NodeInfo
 
 __all__ = ["NodeListener", "NodeState", "NodeWatch"]
 

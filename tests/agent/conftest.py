@@ -31,7 +31,6 @@ from agent.nostr_sdk_adapter import SdkClient, SdkIncoming, SdkLocalRelay
 from agent.relays import PublishResult, RelayPool
 from agent.runtime import AgentRuntime
 from agent.settings import AgentSettings
-from strom.config import StromConfig
 from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import (
     ConnectorConfig,
@@ -41,6 +40,7 @@ from strom_core.config import (
     RelayConfig,
     ServerConfig,
     StorageConfig,
+    StromConfig,
     TariffConfig,
 )
 from strom_core.session import RemoteStartAccepted, TransactionStarted

@@ -44,8 +44,9 @@ from sqlalchemy import select
 
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import write_charger_password
-from strom.config import StromConfig, load_config
+from strom.config import load_config
 from strom.scaffold import write_scaffold
+from strom_core.config import StromConfig
 from strom_core.crashpoints import POINTS
 from strom_core.session import check_ledger
 from strom_lightning import FakeBackend, FakeDriverWallet, create_backend

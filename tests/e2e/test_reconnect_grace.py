@@ -24,8 +24,9 @@ import httpx
 from agent.relays import PublishResult
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
-from strom.config import StromConfig, load_config
+from strom.config import load_config
 from strom.scaffold import write_scaffold
+from strom_core.config import StromConfig
 from strom_core.ports import (
     ChargerLink,
     ChargerOffline,

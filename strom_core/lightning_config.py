@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, Self, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, model_validator
 
 from strom_core.errors import ConfigError
-from strom_lightning.models import Network
+from strom_core.lightning import Network
 
 __all__ = [
     "BackendConfig",

@@ -4,7 +4,7 @@ Backends raise :class:`~strom_core.errors.BackendTimeout` /
 :class:`~strom_core.errors.BackendUnavailable` when the outcome of a call is unknown and
 :class:`~strom_core.errors.BackendRejected` when the backend
 definitely refused it. Payments never raise for those: ``pay_invoice`` and ``lookup_payment``
-return a :data:`~strom_lightning.models.PaymentResult` instead.
+return a :data:`~strom_core.lightning.PaymentResult` instead.
 
 The ``Invoice…`` errors below are raised by :mod:`strom_lightning.checks` when a wallet submits
 an invoice Strom must not pay. Each has a short, stable ``code`` that the LNURL layer can put in
