@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from strom_core.units import UnitError, sat_decimal_to_msat
 __all__ = [
     "BrandingConfig",
     "ConnectorConfig",
+    "LiveConfig",
     "LocationConfig",
     "LoggingConfig",
     "NostrConfig",
@@ -417,3 +419,30 @@ def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
         f"could connect as it; give it one with `strom charger password {profile.id}"
         f"{config_arg}`, or set allow_unauthenticated = true under [ocpp] in its profile"
     )
+
+
+class LiveConfig:
+    """The configuration in force, replaced as a whole when the operator's files change.
+
+    Parts that outlive a reload hold this object and read :attr:`current` when they act, so a
+    reload is one assignment here instead of a copy into every part that keeps configuration.
+    """
+
+    def __init__(self, config: StromConfig) -> None:
+        self._config = config
+        self._listeners: list[Callable[[StromConfig], None]] = []
+
+    @property
+    def current(self) -> StromConfig:
+        """The configuration in force now."""
+        return self._config
+
+    def on_change(self, listener: Callable[[StromConfig], None]) -> None:
+        """Call ``listener`` with the new configuration after each :meth:`replace`."""
+        self._listeners.append(listener)
+
+    def replace(self, config: StromConfig) -> None:
+        """Put ``config`` in force and tell the listeners, in the order they registered."""
+        self._config = config
+        for listener in self._listeners:
+            listener(config)
