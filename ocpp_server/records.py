@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal, NamedTuple
 
-from ocpp_server.messages import BootInfo
-
 __all__ = [
+    "BootInfo",
     "ChargerInfo",
     "ChargerRecord",
     "LoggedMessage",
@@ -28,6 +27,21 @@ _MAX_LOGGED_CHARS: Final = 2_000
 _MAX_OPEN_TRANSACTIONS: Final = 32
 
 Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    """What a charger says about itself when it boots (OCPP 1.6 BootNotification names)."""
+
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    charge_box_serial_number: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
 
 
 class LoggedMessage(NamedTuple):

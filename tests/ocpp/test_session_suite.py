@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ocpp_server.protocol import parse_timestamp
+from ocpp_server.ocppj import parse_timestamp
 from strom_core.ports import (
     ChargerOffline,
     ChargerOnline,

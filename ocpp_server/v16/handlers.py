@@ -21,17 +21,17 @@ from ocpp_server._connection import (
     Reply,
 )
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
-from ocpp_server.messages import (
+from ocpp_server.ocppj import format_timestamp
+from ocpp_server.records import OpenTransaction, PendingCharger
+from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
+from ocpp_server.v16.messages import (
     boot_info,
     meter_values_request,
     start_request,
     status_report,
     stop_request,
 )
-from ocpp_server.meter import RegisterReading, register_readings
-from ocpp_server.protocol import format_timestamp
-from ocpp_server.records import OpenTransaction, PendingCharger
-from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
+from ocpp_server.v16.meter import RegisterReading, register_readings
 from strom_core.ports import (
     AuthorizationStatus,
     ChargerBooted,

@@ -3,7 +3,7 @@
 Payloads arrive as JSON objects that already passed schema validation (unless a quirk relaxed
 it). The functions here read them into frozen dataclasses with exact types and re-check what
 the code relies on, so a payload that slipped past a relaxed schema becomes a
-:class:`~ocpp_server.protocol.PayloadInvalid` (and a CALLERROR), never an exception elsewhere.
+:class:`~ocpp_server.ocppj.PayloadInvalid` (and a CALLERROR), never an exception elsewhere.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from ocpp_server.protocol import ErrorCode, PayloadInvalid, parse_timestamp
+from ocpp_server.ocppj import ErrorCode, PayloadInvalid, parse_timestamp
+from ocpp_server.records import BootInfo
 
 __all__ = [
-    "BootInfo",
     "MeterValuesRequest",
     "StartRequest",
     "StatusReport",
@@ -68,21 +68,6 @@ def _time(payload: Mapping[str, Any], key: str) -> datetime:
         return parse_timestamp(_str(payload, key))
     except PayloadInvalid as exc:
         raise PayloadInvalid(exc.code, f"{key}: {exc.description}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class BootInfo:
-    """What a charger says about itself in BootNotification."""
-
-    vendor: str
-    model: str
-    serial_number: str | None = None
-    charge_box_serial_number: str | None = None
-    firmware_version: str | None = None
-    iccid: str | None = None
-    imsi: str | None = None
-    meter_type: str | None = None
-    meter_serial_number: str | None = None
 
 
 def boot_info(payload: Mapping[str, Any]) -> BootInfo:
