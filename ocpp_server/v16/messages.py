@@ -15,8 +15,10 @@ from typing import Any, Final
 
 from ocpp_server.ocppj import ErrorCode, PayloadInvalid, parse_timestamp
 from ocpp_server.records import BootInfo
+from strom_core.ports import Authorization
 
 __all__ = [
+    "AUTHORIZATION_STATUS",
     "MeterValuesRequest",
     "StartRequest",
     "StatusReport",
@@ -26,9 +28,40 @@ __all__ = [
     "start_request",
     "status_report",
     "stop_request",
+    "transaction_id",
+    "transaction_reference",
 ]
 
 MAX_ID: Final = 2**31 - 1  # OCPP integers are 32-bit on most chargers and in Strom's tables
+
+AUTHORIZATION_STATUS: Final[Mapping[Authorization, str]] = {
+    Authorization.ACCEPTED: "Accepted",
+    Authorization.BLOCKED: "Blocked",
+    Authorization.EXPIRED: "Expired",
+    Authorization.INVALID: "Invalid",
+    Authorization.IN_USE: "ConcurrentTx",
+}
+"""The OCPP 1.6 ``AuthorizationStatus`` of each of the core's decisions."""
+
+
+def transaction_reference(transaction_id: int) -> str:
+    """The core's reference of an OCPP 1.6 ``transactionId``: its decimal string."""
+    return str(transaction_id)
+
+
+def transaction_id(reference: str) -> int:
+    """The OCPP 1.6 ``transactionId`` of a transaction reference.
+
+    Raises:
+        ValueError: the reference is not a 1.6 transaction id (``1``..``2^31-1`` in decimal,
+            as :func:`transaction_reference` writes it).
+    """
+    if not reference.isascii() or not reference.isdigit() or reference != str(int(reference)):
+        raise ValueError(f"{reference[:40]!r} is not an OCPP 1.6 transaction id")
+    value = int(reference)
+    if not 1 <= value <= MAX_ID:
+        raise ValueError(f"{reference[:40]!r} is not an OCPP 1.6 transaction id")
+    return value
 
 
 def _str(payload: Mapping[str, Any], key: str) -> str:

@@ -21,7 +21,7 @@ from strom_core.ports.chargers import (
     charger_link,
 )
 from strom_core.ports.ocpp import (
-    AuthorizationStatus,
+    Authorization,
     ChargerBooted,
     ChargerOffline,
     ChargerOnline,
@@ -37,7 +37,7 @@ from strom_core.ports.ocpp import (
 )
 
 __all__ = [
-    "AuthorizationStatus",
+    "Authorization",
     "ChargerBooted",
     "ChargerCommands",
     "ChargerIdentities",
