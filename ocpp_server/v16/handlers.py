@@ -1,6 +1,6 @@
 """Handlers for what a charger sends (``on_<action>``) and the CALLs Strom sends after boot.
 
-Each handler reads the validated payload into a typed request (:mod:`ocpp_server.messages`),
+Each handler reads the validated payload into a typed request (:mod:`ocpp_server.v16.messages`),
 asks the core, publishes events, and returns the CALLRESULT payload. Transactions go through
 the :class:`~strom_core.ports.OcppCore`, which decides and allocates; the handlers publish
 TransactionStarted/TransactionStopped only for a first, non-replayed record.
