@@ -42,7 +42,7 @@ import _common
 from websockets.asyncio.client import connect
 
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
-from ocpp_server.protocol import Call
+from ocpp_server.ocppj import Call
 from strom_core.ports import ConnectorStatusChanged, OcppEvent
 from strom_lightning import FakeDriverWallet
 from strom_nostr.event import sign_event
@@ -76,14 +76,10 @@ class Arrivals:
 
 
 def timed_charger(arrivals: Arrivals, options: SimulatorOptions) -> SimulatedChargePoint:
-    charger = SimulatedChargePoint(options)
-    original = charger._on_call
-
-    async def on_call(session, call: Call) -> None:
+    def on_call(call: Call) -> None:
         arrivals.arrived(options.charger_id, call.action)
-        await original(session, call)
 
-    charger._on_call = on_call  # type: ignore[method-assign]
+    charger = SimulatedChargePoint(options, observe=on_call)
     return charger
 
 

@@ -1,21 +1,16 @@
-"""The OCPP-J 1.6 central system shared by every charge-point agent.
+"""The OCPP-J central system shared by every charge-point agent.
 
 Chargers connect to ``ws(s)://HOST:PORT/ocpp/<charger id>`` with the ``ocpp1.6`` subprotocol
-and, for security profiles 1 and 2, HTTP Basic auth. :class:`OcppServer` admits them, talks to
+and, for security profiles 1 and 2, HTTP Basic auth. The server, connections, admission and
+the OCPP-J peer are version-neutral; everything particular to OCPP 1.6 is in
+:mod:`ocpp_server.v16`. :class:`OcppServer` admits them, talks to
 Strom's core through :class:`strom_core.ports.OcppCore`, publishes :mod:`strom_core.ports`
 events, and
 offers :class:`OcppCommands` (a :class:`strom_core.ports.ChargerCommands`) to act on chargers.
 """
 
 from ocpp_server.backoff import SourceBackoff
-from ocpp_server.commands import (
-    ConfigurationKey,
-    DataTransferResult,
-    GetConfigurationResult,
-    OcppCommands,
-)
 from ocpp_server.memory_core import InMemoryOcppCore, MemoryEventSink
-from ocpp_server.messages import BootInfo
 from ocpp_server.passwords import (
     KeyedHash,
     NewPassword,
@@ -27,7 +22,13 @@ from ocpp_server.passwords import (
     validate_authorization_key,
     verify_password,
 )
-from ocpp_server.records import ChargerInfo, LoggedMessage, MessageCounters, PendingCharger
+from ocpp_server.records import (
+    BootInfo,
+    ChargerInfo,
+    LoggedMessage,
+    MessageCounters,
+    PendingCharger,
+)
 from ocpp_server.server import OcppServer
 from ocpp_server.settings import (
     ChargerAuth,
@@ -43,6 +44,12 @@ from ocpp_server.simulator import (
     add_arguments,
     options_from_args,
     run_simulator,
+)
+from ocpp_server.v16.commands import (
+    ConfigurationKey,
+    DataTransferResult,
+    GetConfigurationResult,
+    OcppCommands,
 )
 
 __all__ = [

@@ -5,12 +5,15 @@ life of the socket. Its own task reads frames one at a time: a CALL from the cha
 validated, handled and answered before the next frame is read (OCPP-J allows one outstanding
 CALL per direction), so everything a charger reports reaches the core and the event sink in the
 order it was sent. A CALLRESULT/CALLERROR completes the one outstanding CALL the server sent.
+Framing and call matching are the sans-IO :class:`~ocpp_server.peer.OcppJPeer`'s; the waiting
+for answers is :class:`~ocpp_server.link.CallLink`'s. What the payloads must hold and how each
+action is handled come from the :class:`Dialect` of the OCPP version the connection negotiated.
 
 Lifecycle changes go through the pure table in :mod:`ocpp_server.connection_state`. Effects that
 send CALLs to the charger or close the socket run in a worker task inside the same TaskGroup
 (started on demand, one at a time), so the reader never waits for the charger's answer to our
 own CALL. Commands from the rest of Strom call :meth:`ChargerConnection.call` from their own
-tasks; a lock keeps exactly one server CALL outstanding per connection.
+tasks; the link keeps exactly one server CALL outstanding per connection.
 """
 
 from __future__ import annotations
@@ -32,28 +35,38 @@ from ocpp_server.connection_state import (
     may_handle,
     transition,
 )
-from ocpp_server.protocol import (
+from ocpp_server.link import CallLink, CallTimedOut, LinkLost
+from ocpp_server.ocppj import (
     Call,
     CallError,
     CallResult,
     ErrorCode,
     FrameRejected,
     PayloadInvalid,
-    UnreadableFrame,
     pack_call,
-    pack_error,
-    pack_result,
-    parse_frame,
-    validate_call,
-    validate_request,
-    validate_result,
+)
+from ocpp_server.peer import (
+    Answered,
+    Ignored,
+    IgnoredKind,
+    IncomingCall,
+    OcppJPeer,
+    Refused,
 )
 from ocpp_server.records import ChargerRecord
 from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk
 from strom_core.crashpoints import crashpoint
 from strom_core.ports import ChargerOffline, ChargerOnline, EventSink
 
-__all__ = ["CallOutcome", "ChargerConnection", "OutcomeKind", "Reply", "Transport"]
+__all__ = [
+    "CallOutcome",
+    "ChargerConnection",
+    "Dialect",
+    "OutcomeKind",
+    "Reply",
+    "Schemas",
+    "Transport",
+]
 
 log = logging.getLogger("ocpp_server.connection")
 
@@ -120,8 +133,41 @@ class CallOutcome:
     detail: str = ""
 
 
-class _ConnectionLost(Exception):
-    """Completes a pending CALL when its connection goes away."""
+class Schemas(Protocol):
+    """An OCPP version's payload validation (a module such as :mod:`ocpp_server.v16.schemas`)."""
+
+    def validate_call(self, call: Call, *, lenient_lengths: bool = False) -> None:
+        """Check a CALL from the charger; raise ``FrameRejected`` to answer it with an error."""
+        ...
+
+    def validate_result(
+        self, action: str, payload: Mapping[str, Any], *, lenient_lengths: bool = False
+    ) -> None:
+        """Check a CALLRESULT payload answering ``action``; raise ``PayloadInvalid``."""
+        ...
+
+    def validate_request(self, action: str, payload: Mapping[str, Any]) -> None:
+        """Check a request we are about to send; raise ``PayloadInvalid`` (our bug)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What a connection needs of the OCPP version it negotiated.
+
+    Attributes:
+        subprotocol: the websocket subprotocol (``ocpp1.6``).
+        schemas: the version's payload validation.
+        handlers: action name to handler of what a charger sends.
+        configure: the CALLs sent once a charger's boot was accepted.
+        trigger_boot: the BootNotification backstop.
+    """
+
+    subprotocol: str
+    schemas: Schemas
+    handlers: Mapping[str, Handler]
+    configure: Callable[[ChargerConnection], Awaitable[None]]
+    trigger_boot: Callable[[ChargerConnection], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -130,12 +176,9 @@ class ConnectionContext:
 
     settings: OcppServerSettings
     events: EventSink
-    handlers: Mapping[str, Handler]
     monotonic: Callable[[], float]
     now: Callable[[], datetime]
     totals: list[int]  # [received, sent] over all chargers
-    configure: Callable[[ChargerConnection], Awaitable[None]]
-    trigger_boot: Callable[[ChargerConnection], Awaitable[None]]
 
 
 class ChargerConnection:
@@ -145,15 +188,15 @@ class ChargerConnection:
         "_close_reason",
         "_ctx",
         "_effects",
-        "_lock",
-        "_next_id",
-        "_pending",
+        "_link",
+        "_peer",
         "_tg",
         "_transport",
         "_worker",
         "auth",
         "charger_id",
         "connected_at",
+        "dialect",
         "last_seen",
         "record",
         "remote_address",
@@ -168,6 +211,7 @@ class ChargerConnection:
         record: ChargerRecord,
         auth: ChargerAuth | None,
         context: ConnectionContext,
+        dialect: Dialect,
         remote_address: str = "",
     ) -> None:
         self.charger_id = charger_id
@@ -177,12 +221,12 @@ class ChargerConnection:
         self.state = ConnectionState.DISCONNECTED
         self._transport = transport
         self._ctx = context
+        self.dialect = dialect
         now = context.monotonic()
         self.connected_at = now
         self.last_seen = now
-        self._next_id = 0
-        self._lock: asyncio.Lock | None = None
-        self._pending: tuple[str, str, asyncio.Future[CallResult | CallError]] | None = None
+        self._peer = OcppJPeer("s")
+        self._link = CallLink(self._peer, self._send_call, context.monotonic, lambda: self.online)
         self._effects: deque[Effect] = deque()
         self._worker = False
         self._tg: asyncio.TaskGroup | None = None
@@ -243,7 +287,7 @@ class ChargerConnection:
         if event in _CLOSE_REASONS:
             self._close_reason = _CLOSE_REASONS[event]
         if Effect.FAIL_PENDING_CALLS in effects:
-            self._fail_pending()
+            self._link.lose()
         return tuple(effect for effect in effects if effect is not Effect.FAIL_PENDING_CALLS)
 
     async def _execute(self, effects: tuple[Effect, ...]) -> None:
@@ -285,10 +329,10 @@ class ChargerConnection:
             await ctx.events.publish(ChargerOffline(self.charger_id, ctx.now(), reason))
         elif effect is Effect.CONFIGURE:
             if self.online:
-                await ctx.configure(self)
+                await self.dialect.configure(self)
         elif effect is Effect.TRIGGER_BOOT:
             if self.online:
-                await ctx.trigger_boot(self)
+                await self.dialect.trigger_boot(self)
         elif effect is Effect.CLOSE_SOCKET:
             await self._transport.close(1000, self._close_reason)
 
@@ -302,40 +346,46 @@ class ChargerConnection:
                 return
             self.last_seen = self._ctx.monotonic()
             self._ctx.totals[0] += 1
-            if isinstance(message, bytes):
-                self.record.log("in", repr(message[:200]), self._ctx.now())
-                log.warning("cp_id=%s: binary frame ignored (OCPP-J uses text)", self.charger_id)
-                continue
-            self.record.log("in", message, self._ctx.now())
+            logged = message if isinstance(message, str) else repr(message[:200])
+            self.record.log("in", logged, self._ctx.now())
             try:
-                await self._on_frame(message)
+                await self._on_message(message)
             except ConnectionClosed:
                 return
 
-    async def _on_frame(self, message: str) -> None:
-        try:
-            frame = parse_frame(message)
-        except UnreadableFrame as exc:
-            log.warning("cp_id=%s: unreadable frame ignored: %s", self.charger_id, exc)
-            return
-        except FrameRejected as exc:
-            log.warning("cp_id=%s: malformed CALL: %s", self.charger_id, exc)
-            await self._send(pack_error(exc.unique_id, exc.code, exc.description))
-            return
-        if isinstance(frame, Call):
-            await self._on_call(frame)
+    async def _on_message(self, message: str | bytes) -> None:
+        received = self._peer.receive(message)
+        if isinstance(received, IncomingCall):
+            await self._on_call(received.call)
+        elif isinstance(received, Answered):
+            self._link.deliver(received)
+        elif isinstance(received, Refused):
+            log.warning("cp_id=%s: malformed CALL: %s", self.charger_id, received.error)
+            await self._send(received.reply)
         else:
-            self._on_answer(frame)
+            self._ignore(received)
+
+    def _ignore(self, ignored: Ignored) -> None:
+        if ignored.kind is IgnoredKind.BINARY:
+            log.warning("cp_id=%s: binary frame ignored (OCPP-J uses text)", self.charger_id)
+        elif ignored.kind is IgnoredKind.UNREADABLE:
+            log.warning("cp_id=%s: unreadable frame ignored: %s", self.charger_id, ignored.reason)
+        else:
+            log.warning(
+                "cp_id=%s: answer to no outstanding CALL (id %s) ignored",
+                self.charger_id,
+                ignored.unique_id[:40],
+            )
 
     async def _on_call(self, call: Call) -> None:
         try:
             reply = await self._serve(call)
         except FrameRejected as exc:
             log.warning("cp_id=%s: %s refused: %s", self.charger_id, call.action, exc)
-            await self._send(pack_error(exc.unique_id, exc.code, exc.description))
+            await self._send(self._peer.refuse(exc.unique_id, exc.code, exc.description))
             return
         crashpoint("ocpp.before_reply")
-        await self._send(pack_result(call.unique_id, reply.payload))
+        await self._send(self._peer.answer(call, reply.payload))
         if reply.then is not None:
             await self._execute(self._fire(reply.then))
 
@@ -344,8 +394,9 @@ class ChargerConnection:
             raise FrameRejected(
                 call.unique_id, ErrorCode.SECURITY_ERROR, "not accepted by the central system yet"
             )
-        validate_call(call, lenient_lengths=self.has(Quirk.LENIENT_STRING_LENGTHS))
-        handler = self._ctx.handlers.get(call.action)
+        schemas = self.dialect.schemas
+        schemas.validate_call(call, lenient_lengths=self.has(Quirk.LENIENT_STRING_LENGTHS))
+        handler = self.dialect.handlers.get(call.action)
         if handler is None:
             raise FrameRejected(
                 call.unique_id, ErrorCode.NOT_SUPPORTED, f"{call.action} is not served here"
@@ -363,24 +414,13 @@ class ChargerConnection:
                 call.unique_id, ErrorCode.INTERNAL_ERROR, "the central system failed"
             ) from exc
         try:
-            validate_result(call.action, reply.payload)
+            schemas.validate_result(call.action, reply.payload)
         except PayloadInvalid as exc:  # our own answer breaks the schema: a bug
             log.error("cp_id=%s: invalid %s answer: %s", self.charger_id, call.action, exc)
             raise FrameRejected(
                 call.unique_id, ErrorCode.INTERNAL_ERROR, "the central system failed"
             ) from exc
         return reply
-
-    def _on_answer(self, frame: CallResult | CallError) -> None:
-        pending = self._pending
-        if pending is None or pending[0] != frame.unique_id or pending[2].done():
-            log.warning(
-                "cp_id=%s: answer to no outstanding CALL (id %s) ignored",
-                self.charger_id,
-                frame.unique_id[:40],
-            )
-            return
-        pending[2].set_result(frame)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -389,9 +429,8 @@ class ChargerConnection:
         self._ctx.totals[1] += 1
         await self._transport.send(frame)
 
-    def _fail_pending(self) -> None:
-        if self._pending is not None and not self._pending[2].done():
-            self._pending[2].set_exception(_ConnectionLost())
+    async def _send_call(self, frame: str, call: Call) -> None:
+        await self._send(frame, logged=_redacted(call))
 
     async def call(
         self, action: str, payload: Mapping[str, Any], *, wait_s: float | None = None
@@ -410,39 +449,17 @@ class ChargerConnection:
         Raises:
             PayloadInvalid: the payload breaks the request schema (a bug in the caller).
         """
-        validate_request(action, payload)
+        self.dialect.schemas.validate_request(action, payload)
         if not self.online:
             return CallOutcome(OutcomeKind.OFFLINE, detail="the charger is not connected")
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         limit = self._ctx.settings.command_timeout_s if wait_s is None else wait_s
-        sent = False
         try:
-            async with asyncio.timeout(limit), self._lock:
-                if not self.online:
-                    return CallOutcome(OutcomeKind.OFFLINE, detail="the charger disconnected")
-                self._next_id += 1
-                unique_id = f"s{self._next_id}"
-                future: asyncio.Future[CallResult | CallError] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                self._pending = (unique_id, action, future)
-                try:
-                    await self._send(
-                        pack_call(Call(unique_id, action, dict(payload))),
-                        logged=_redacted(unique_id, action, payload),
-                    )
-                    sent = True
-                    answer = await future
-                finally:
-                    self._pending = None
-                    if future.done() and not future.cancelled():
-                        future.exception()  # retrieved: a loss before the await is not an error
-        except TimeoutError:
-            detail = "no answer in time" if sent else "busy with another command; nothing sent"
+            answer = await self._link.call(action, payload, timeout_s=limit)
+        except CallTimedOut as exc:
+            detail = "no answer in time" if exc.sent else "busy with another command; nothing sent"
             return CallOutcome(OutcomeKind.TIMEOUT, detail=detail)
-        except (_ConnectionLost, ConnectionClosed):
-            if not sent:
+        except LinkLost as exc:
+            if not exc.sent:
                 return CallOutcome(OutcomeKind.OFFLINE, detail="the charger disconnected")
             return CallOutcome(OutcomeKind.LOST, detail="connection closed before the answer")
         return self._outcome(action, answer)
@@ -455,7 +472,7 @@ class ChargerConnection:
                 detail=answer.description[:200],
             )
         try:
-            validate_result(
+            self.dialect.schemas.validate_result(
                 action, answer.payload, lenient_lengths=self.has(Quirk.LENIENT_STRING_LENGTHS)
             )
         except PayloadInvalid as exc:
@@ -464,8 +481,8 @@ class ChargerConnection:
         return CallOutcome(OutcomeKind.ANSWERED, payload=answer.payload)
 
 
-def _redacted(unique_id: str, action: str, payload: Mapping[str, Any]) -> str | None:
+def _redacted(call: Call) -> str | None:
     """The frame to keep in the message log when the real one carries a secret."""
-    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
-        return pack_call(Call(unique_id, action, {**payload, "value": "(redacted)"}))
+    if call.action == "ChangeConfiguration" and call.payload.get("key") == "AuthorizationKey":
+        return pack_call(Call(call.unique_id, call.action, {**call.payload, "value": "(redacted)"}))
     return None

@@ -4,15 +4,16 @@
 
 * idTags are accepted only when Strom issued them (:meth:`InMemoryOcppCore.issue_id_tag`) for
   this charger (and connector, when given), once: a tag whose transaction has stopped is
-  ``Expired``; a tag in an open transaction is ``ConcurrentTx``; anything else is ``Invalid``;
-* every StartTransaction.req gets an id from a monotonic allocator (never the clock), also a
-  refused one, because OCPP requires a transactionId in every StartTransaction.conf; a
+  ``EXPIRED``; a tag in an open transaction is ``IN_USE``; anything else is ``INVALID``;
+* every StartTransaction.req gets a reference from a monotonic allocator (never the clock),
+  ``"1"``, ``"2"``…, also a refused one, because OCPP 1.6 requires a transactionId in every
+  StartTransaction.conf; a
   refused one is closed at once (the station sends no StopTransaction for it), so it is never
   among the open transactions;
 * a replay - the same charger, connector, idTag, meterStart and timestamp - returns the recorded
   answer with ``replayed=True`` and changes nothing; the same holds for a repeated stop;
-* a StopTransaction.req for an id this charger never got is recorded as unknown, never matched
-  to a connector;
+* a StopTransaction.req for a reference this charger never got is recorded as unknown, never
+  matched to a connector;
 * meter samples are kept per transaction, deduplicated on (timestamp, register).
 
 :class:`MemoryEventSink` keeps every event and lets a test wait for one (no sleeps).
@@ -29,7 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from strom_core.ports import (
-    AuthorizationStatus,
+    Authorization,
     EventSink,
     MeterSample,
     OcppCore,
@@ -64,7 +65,7 @@ class RecordedStop:
     """The first StopTransaction.req recorded for a transaction (or an unknown one)."""
 
     charger_id: str
-    transaction_id: int
+    transaction: str
     meter_stop_wh: int
     timestamp: datetime
     reason: str
@@ -75,19 +76,19 @@ class RecordedStop:
 class RecordedTransaction:
     """One StartTransaction.req as recorded, with its stop once known."""
 
-    transaction_id: int
+    transaction: str
     charger_id: str
     connector_id: int
     id_tag: str
     meter_start_wh: int
     started_at: datetime
-    status: AuthorizationStatus
+    status: Authorization
     stop: RecordedStop | None = None
 
     @property
     def open(self) -> bool:
         """Whether a StopTransaction is still expected: accepted and not stopped yet."""
-        return self.status is AuthorizationStatus.ACCEPTED and self.stop is None
+        return self.status is Authorization.ACCEPTED and self.stop is None
 
     @property
     def energy_wh(self) -> int | None:
@@ -114,12 +115,12 @@ class InMemoryOcppCore:
             raise ValueError("transaction ids start at 1 (0 means 'none' to many chargers)")
         self._next_id = first_transaction_id
         self._issued: dict[str, IssuedTag] = {}
-        self._transactions: dict[int, RecordedTransaction] = {}
-        self._by_replay_key: dict[_ReplayKey, int] = {}
-        self._open_by_tag: dict[str, int] = {}
+        self._transactions: dict[str, RecordedTransaction] = {}  # in allocation order
+        self._by_replay_key: dict[_ReplayKey, str] = {}
+        self._open_by_tag: dict[str, str] = {}
         self._used_tags: set[str] = set()
         self._unknown_stops: list[RecordedStop] = []
-        self._samples: dict[tuple[str, int], _Samples] = {}
+        self._samples: dict[tuple[str, str], _Samples] = {}
         self._lock = asyncio.Lock()
 
     # --- what the rest of Strom does -----------------------------------------------------------
@@ -135,48 +136,46 @@ class InMemoryOcppCore:
         return tag
 
     def transactions(self) -> list[RecordedTransaction]:
-        """Every recorded StartTransaction, by id."""
-        return [self._transactions[key] for key in sorted(self._transactions)]
+        """Every recorded StartTransaction, in the order of their references."""
+        return list(self._transactions.values())
 
     def open_transactions(self, charger_id: str) -> list[RecordedTransaction]:
         """The charger's transactions still waiting for their StopTransaction."""
         return [t for t in self.transactions() if t.charger_id == charger_id and t.open]
 
-    def transaction(self, transaction_id: int) -> RecordedTransaction | None:
-        """One recorded transaction."""
-        return self._transactions.get(transaction_id)
+    def transaction(self, transaction: str) -> RecordedTransaction | None:
+        """One recorded transaction, by reference."""
+        return self._transactions.get(transaction)
 
     def unknown_stops(self) -> list[RecordedStop]:
         """StopTransaction.req for ids no StartTransaction of that charger got."""
         return list(self._unknown_stops)
 
-    def samples(self, charger_id: str, transaction_id: int) -> list[MeterSample]:
+    def samples(self, charger_id: str, transaction: str) -> list[MeterSample]:
         """Meter samples recorded for a transaction, deduplicated, in arrival order."""
-        entry = self._samples.get((charger_id, transaction_id))
+        entry = self._samples.get((charger_id, transaction))
         return list(entry.samples) if entry else []
 
-    def latest_register_wh(self, charger_id: str, transaction_id: int) -> int | None:
+    def latest_register_wh(self, charger_id: str, transaction: str) -> int | None:
         """The highest register recorded for a transaction (a register only grows)."""
-        samples = self.samples(charger_id, transaction_id)
+        samples = self.samples(charger_id, transaction)
         return max((s.register_wh for s in samples), default=None)
 
     # --- OcppCore ----------------------------------------------------------------------------
 
-    def _tag_status(
-        self, charger_id: str, connector_id: int | None, id_tag: str
-    ) -> AuthorizationStatus:
+    def _tag_status(self, charger_id: str, connector_id: int | None, id_tag: str) -> Authorization:
         issued = self._issued.get(id_tag)
         if issued is None or issued.charger_id != charger_id:
-            return AuthorizationStatus.INVALID
+            return Authorization.INVALID
         if connector_id is not None and issued.connector_id not in (None, connector_id):
-            return AuthorizationStatus.INVALID
+            return Authorization.INVALID
         if id_tag in self._open_by_tag:
-            return AuthorizationStatus.CONCURRENT_TX
+            return Authorization.IN_USE
         if id_tag in self._used_tags:
-            return AuthorizationStatus.EXPIRED
-        return AuthorizationStatus.ACCEPTED
+            return Authorization.EXPIRED
+        return Authorization.ACCEPTED
 
-    async def authorize(self, charger_id: str, id_tag: str) -> AuthorizationStatus:
+    async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
         """Accepted only for an idTag issued for this charger and not used yet."""
         return self._tag_status(charger_id, None, id_tag)
 
@@ -196,10 +195,10 @@ class InMemoryOcppCore:
                 recorded = self._transactions[known]
                 return StartDecision(known, recorded.status, replayed=True)
             status = self._tag_status(charger_id, connector_id, id_tag)
-            transaction_id = self._next_id
+            transaction = str(self._next_id)
             self._next_id += 1
-            self._transactions[transaction_id] = RecordedTransaction(
-                transaction_id,
+            self._transactions[transaction] = RecordedTransaction(
+                transaction,
                 charger_id,
                 connector_id,
                 id_tag,
@@ -207,15 +206,15 @@ class InMemoryOcppCore:
                 timestamp,
                 status,
             )
-            self._by_replay_key[key] = transaction_id
-            if status is AuthorizationStatus.ACCEPTED:
-                self._open_by_tag[id_tag] = transaction_id
-            return StartDecision(transaction_id, status)
+            self._by_replay_key[key] = transaction
+            if status is Authorization.ACCEPTED:
+                self._open_by_tag[id_tag] = transaction
+            return StartDecision(transaction, status)
 
     async def stop_transaction(
         self,
         charger_id: str,
-        transaction_id: int,
+        transaction: str,
         meter_stop_wh: int,
         timestamp: datetime,
         reason: str,
@@ -223,10 +222,8 @@ class InMemoryOcppCore:
     ) -> StopDecision:
         """Record a StopTransaction.req; the first stop of a transaction wins."""
         async with self._lock:
-            stop = RecordedStop(
-                charger_id, transaction_id, meter_stop_wh, timestamp, reason, id_tag
-            )
-            recorded = self._transactions.get(transaction_id)
+            stop = RecordedStop(charger_id, transaction, meter_stop_wh, timestamp, reason, id_tag)
+            recorded = self._transactions.get(transaction)
             if recorded is None or recorded.charger_id != charger_id:
                 if stop in self._unknown_stops:
                     return StopDecision(known=False, replayed=True)
@@ -234,15 +231,15 @@ class InMemoryOcppCore:
                 return StopDecision(known=False)
             if recorded.stop is not None:
                 return StopDecision(known=True, replayed=True)
-            self._transactions[transaction_id] = replace(recorded, stop=stop)
-            if self._open_by_tag.get(recorded.id_tag) == transaction_id:
+            self._transactions[transaction] = replace(recorded, stop=stop)
+            if self._open_by_tag.get(recorded.id_tag) == transaction:
                 del self._open_by_tag[recorded.id_tag]
                 self._used_tags.add(recorded.id_tag)
             return StopDecision(known=True)
 
     async def record_meter(self, sample: MeterSample) -> None:
         """Keep a sample once per (timestamp, register)."""
-        entry = self._samples.setdefault((sample.charger_id, sample.transaction_id), _Samples())
+        entry = self._samples.setdefault((sample.charger_id, sample.transaction), _Samples())
         key = (sample.at, sample.register_wh)
         if key not in entry.seen:
             entry.seen.add(key)

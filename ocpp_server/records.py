@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal, NamedTuple
 
-from ocpp_server.messages import BootInfo
-
 __all__ = [
+    "BootInfo",
     "ChargerInfo",
     "ChargerRecord",
     "LoggedMessage",
@@ -28,6 +27,21 @@ _MAX_LOGGED_CHARS: Final = 2_000
 _MAX_OPEN_TRANSACTIONS: Final = 32
 
 Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    """What a charger says about itself when it boots (OCPP 1.6 BootNotification names)."""
+
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    charge_box_serial_number: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
 
 
 class LoggedMessage(NamedTuple):
@@ -94,8 +108,8 @@ class ChargerRecord:
     notifications: dict[str, str] = field(default_factory=dict)
     # (epoch seconds, outgoing?, frame): compact; turned into LoggedMessage when read.
     _log: deque[tuple[float, bool, str]] | None = None
-    _open: OrderedDict[int, OpenTransaction] | None = None
-    _last_register: dict[int, int] | None = None
+    _open: OrderedDict[str, OpenTransaction] | None = None  # by transaction reference
+    _last_register: dict[str, int] | None = None
 
     def log(self, direction: Direction, frame: str, at: datetime) -> None:
         """Count a frame and keep it in the bounded log."""
@@ -120,34 +134,34 @@ class ChargerRecord:
         """Messages received from and sent to this charger."""
         return MessageCounters(self.received, self.sent)
 
-    def transaction_started(self, transaction_id: int, opened: OpenTransaction) -> None:
+    def transaction_started(self, transaction: str, opened: OpenTransaction) -> None:
         """Remember an accepted transaction (the oldest is forgotten beyond a small bound)."""
         if self._open is None:
             self._open = OrderedDict()
-        self._open[transaction_id] = opened
+        self._open[transaction] = opened
         while len(self._open) > _MAX_OPEN_TRANSACTIONS:
             self._open.popitem(last=False)
 
-    def open_transaction(self, transaction_id: int) -> OpenTransaction | None:
+    def open_transaction(self, transaction: str) -> OpenTransaction | None:
         """The transaction if this process saw it start and not stop."""
-        return self._open.get(transaction_id) if self._open else None
+        return self._open.get(transaction) if self._open else None
 
-    def register_seen(self, transaction_id: int, register_wh: int) -> None:
+    def register_seen(self, transaction: str, register_wh: int) -> None:
         """Remember the highest register seen for a transaction (for a stop without one)."""
         if self._last_register is None:
             self._last_register = {}
-        previous = self._last_register.get(transaction_id, -1)
-        self._last_register[transaction_id] = max(previous, register_wh)
+        previous = self._last_register.get(transaction, -1)
+        self._last_register[transaction] = max(previous, register_wh)
         while len(self._last_register) > _MAX_OPEN_TRANSACTIONS:
             del self._last_register[next(iter(self._last_register))]
 
-    def last_register(self, transaction_id: int) -> int | None:
+    def last_register(self, transaction: str) -> int | None:
         """The highest register seen for a transaction, if any."""
-        return self._last_register.get(transaction_id) if self._last_register else None
+        return self._last_register.get(transaction) if self._last_register else None
 
-    def transaction_stopped(self, transaction_id: int) -> None:
+    def transaction_stopped(self, transaction: str) -> None:
         """Forget a stopped transaction."""
         if self._open:
-            self._open.pop(transaction_id, None)
+            self._open.pop(transaction, None)
         if self._last_register:
-            self._last_register.pop(transaction_id, None)
+            self._last_register.pop(transaction, None)

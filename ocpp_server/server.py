@@ -1,12 +1,15 @@
-"""The OCPP 1.6J central system: websocket endpoint, charger admission, registry, supervision.
+"""The OCPP-J central system: websocket endpoint, charger admission, registry, supervision.
+
+This part is version-neutral: a connection speaks the OCPP version whose websocket subprotocol
+it negotiated, through that version's package (:mod:`ocpp_server.v16` is the only one today).
 
 Theory of operation:
 
 * **Admission** happens in the HTTP upgrade, before a websocket exists. The path must be
-  ``/ocpp/<charger id>`` (404 otherwise); the client must offer the ``ocpp1.6`` subprotocol
-  (400 with the reason otherwise); the charger must be configured and, when it has a password,
-  present HTTP Basic credentials whose user is its id and whose password matches the stored
-  hash (401 otherwise, the same answer for every failure, so nothing leaks). With
+  ``/ocpp/<charger id>`` (404 otherwise); the client must offer a subprotocol Strom speaks,
+  ``ocpp1.6`` (400 with the reason otherwise); the charger must be configured and, when it has
+  a password, present HTTP Basic credentials whose user is its id and whose password matches the
+  stored hash (401 otherwise, the same answer for every failure, so nothing leaks). With
   auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for the
   operator instead; a configured id is never held, it must authenticate.
 * **Password checks** are fast for generated keys (a keyed hash under the server's
@@ -51,11 +54,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from ocpp_server._connection import ChargerConnection, ConnectionContext
-from ocpp_server._handlers import ChargerHandlers
+from ocpp_server import v16
+from ocpp_server._connection import ChargerConnection, ConnectionContext, Dialect
 from ocpp_server._passwords import Check, PasswordChecks
 from ocpp_server.backoff import SourceBackoff, source_of
-from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
 from ocpp_server.passwords import PasswordKey, parse_basic_auth
 from ocpp_server.records import (
@@ -70,6 +72,8 @@ from ocpp_server.settings import (
     ChargerAuthLookup,
     OcppServerSettings,
 )
+from ocpp_server.v16.commands import OcppCommands
+from ocpp_server.v16.handlers import ChargerHandlers
 from strom_core.ids import is_charger_id
 from strom_core.ports import EventSink, OcppCore
 
@@ -77,7 +81,6 @@ __all__ = ["OcppServer"]
 
 log = logging.getLogger("ocpp_server")
 
-SUBPROTOCOL: Final = "ocpp1.6"
 PATH_PREFIX: Final = "/ocpp/"
 
 
@@ -89,7 +92,7 @@ class _Admission:
 
 
 class OcppServer:
-    """The OCPP 1.6J central system (see the module docstring).
+    """The OCPP-J central system (see the module docstring).
 
     Use as ``async with OcppServer(...) as server:`` or call :meth:`start` and :meth:`stop`.
 
@@ -135,7 +138,7 @@ class OcppServer:
             PasswordKey(secrets.token_bytes(32)) if password_key is None else password_key,
             SourceBackoff(clock=monotonic) if backoff is None else backoff,
         )
-        self._handlers = ChargerHandlers(
+        handlers = ChargerHandlers(
             settings=settings,
             core=core,
             events=events,
@@ -144,16 +147,17 @@ class OcppServer:
             pending=lambda conn: self._pending.get(conn.charger_id),
             update_pending=self._update_pending,
         )
+        # The OCPP versions served, by websocket subprotocol, in order of preference.
+        self._dialects: dict[str, Dialect] = {v16.SUBPROTOCOL: v16.dialect(handlers)}
         self._context = ConnectionContext(
             settings=settings,
             events=events,
-            handlers=self._handlers.table(),
             monotonic=monotonic,
             now=now,
             totals=self._totals,
-            configure=self._handlers.configure,
-            trigger_boot=self._handlers.trigger_boot,
         )
+        # Only OCPP 1.6 exists today; with a second version, commands dispatch on the
+        # connection's dialect.
         self.commands = OcppCommands(self._live.get)
         self._server: Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -168,7 +172,7 @@ class OcppServer:
             self._serve_connection,
             self.settings.host,
             self.settings.port,
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            subprotocols=[Subprotocol(name) for name in self._dialects],
             process_request=self._admit,
             ssl=self._ssl_context(),
             ping_interval=self.settings.websocket_ping_interval_s,
@@ -179,7 +183,8 @@ class OcppServer:
         )
         self._supervisor = asyncio.create_task(self._supervise(), name="ocpp-supervisor")
         log.info(
-            "OCPP 1.6J central system on %s://%s:%d%s<charger id>",
+            "OCPP-J central system (%s) on %s://%s:%d%s<charger id>",
+            ", ".join(self._dialects),
             "wss" if self.settings.uses_tls else "ws",
             self.settings.host,
             self.port,
@@ -236,11 +241,11 @@ class OcppServer:
         charger_id = unquote(path[len(PATH_PREFIX) :]) if path.startswith(PATH_PREFIX) else ""
         if not is_charger_id(charger_id):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
-        if SUBPROTOCOL not in _offered_subprotocols(request.headers):
+        if not any(name in self._dialects for name in _offered_subprotocols(request.headers)):
             return connection.respond(
                 http.HTTPStatus.BAD_REQUEST,
                 "This endpoint speaks OCPP 1.6J only: offer the websocket subprotocol "
-                f"'{SUBPROTOCOL}' (Sec-WebSocket-Protocol).\n",
+                f"'{v16.SUBPROTOCOL}' (Sec-WebSocket-Protocol).\n",
             )
         auth = await self._chargers.charger_auth(charger_id)
         header = request.headers.get("Authorization")
@@ -318,6 +323,10 @@ class OcppServer:
             await websocket.close(1011, "not admitted")
             return
         charger_id = admission.charger_id
+        dialect = self._dialects.get(websocket.subprotocol or "")
+        if dialect is None:  # pragma: no cover - admission refused every other subprotocol
+            await websocket.close(1002, "no OCPP subprotocol negotiated")
+            return
         record = self._records.get(charger_id)
         if record is None:
             record = ChargerRecord(charger_id, self.settings.message_log_size)
@@ -328,6 +337,7 @@ class OcppServer:
             record=record,
             auth=admission.auth,
             context=self._context,
+            dialect=dialect,
             remote_address=_peer(websocket),
         )
         registry = self._live if admission.auth is not None else self._pending_connections

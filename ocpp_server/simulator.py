@@ -28,8 +28,8 @@ from typing import Final
 
 from websockets.exceptions import InvalidStatus
 
-from ocpp_server._simulated_charger import SimulatedChargePoint, SimulatorOptions
-from ocpp_server._simulator_requests import CallFailed, ConnectorState
+from ocpp_server.client import CallFailed
+from ocpp_server.v16.charge_point import ConnectorState, SimulatedChargePoint, SimulatorOptions
 
 __all__ = [
     "PASSWORD_ENV",

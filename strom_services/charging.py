@@ -29,6 +29,7 @@ from strom_core.session import (
 )
 from strom_services.effects import Handler, RetryLater
 from strom_services.orphans import OrphanWatch
+from strom_storage.ocpp import transaction_reference
 from strom_storage.outbox import OutboxRow
 from strom_storage.sessions import SessionStore
 
@@ -91,9 +92,9 @@ class ChargingEffects:
         session = await self.store.get(session_id)
         if session.state is not State.STOPPING:
             return
-        result = await self.commands.remote_stop(
-            row.payload["charger_id"], row.payload["transaction_id"]
-        )
+        # The session keeps the stored transaction id; the port speaks of its reference.
+        transaction = transaction_reference(int(row.payload["transaction_id"]))
+        result = await self.commands.remote_stop(row.payload["charger_id"], transaction)
         log.info(
             "session %s: RemoteStopTransaction %s: %s",
             session_id,

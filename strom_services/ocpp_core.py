@@ -5,14 +5,16 @@ that records what the charger said *and* advances the session it belongs to, so 
 never disagree after a crash. Rules (see docs/architecture.md):
 
 * An idTag is accepted only if Strom issued it for a paid session on that charger and
-  connector that has not started yet; a tag whose session is already charging gets
-  ``ConcurrentTx``; anything else is ``Invalid``.
+  connector that has not started yet; a tag whose session is already charging is ``IN_USE``
+  (OCPP 1.6 ``ConcurrentTx``); anything else is ``INVALID``.
 * Transaction ids come from the persisted ``id_allocator`` (never from the clock), so they are
-  unique and increasing across restarts.
+  unique and increasing across restarts; the port carries them as string references
+  (``"17"``), mapped to the integer columns in :mod:`strom_storage.ocpp`.
 * A StartTransaction resent after a reconnect (same charger, connector, idTag, meterStart and
   timestamp) gets the same id and status and changes nothing. A StopTransaction for a stopped
   transaction changes nothing. A StopTransaction for an unknown id is recorded in
   ``ocpp_unknown_stops`` and answered, never guessed onto a connector.
+* The SQL is in :mod:`strom_storage.ocpp`; this module decides.
 * A transaction is open until its StopTransaction is recorded (``stopped_at``). A
   StartTransaction that Strom refuses (``Invalid``, ``ConcurrentTx``) is recorded closed at
   once (``stop_reason`` ``Refused``): the station never sends a StopTransaction for it, and
@@ -28,52 +30,41 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from strom_core.errors import IllegalTransition
-from strom_core.ports import AuthorizationStatus, MeterSample, StartDecision, StopDecision
+from strom_core.ports import Authorization, MeterSample, StartDecision, StopDecision
 from strom_core.session import (
     MeterReading,
+    Session,
     State,
     TransactionStarted,
     TransactionStopped,
     Transition,
 )
 from strom_services.orphans import record_stop_discrepancy
-from strom_storage.schema import id_allocator, meter_readings, ocpp_transactions, ocpp_unknown_stops
+from strom_storage import ocpp as records
 from strom_storage.sessions import SessionStore
 
-__all__ = ["REFUSED", "DatabaseOcppCore", "allocate_id"]
+__all__ = ["DatabaseOcppCore"]
 
 log = logging.getLogger(__name__)
 
 _STARTABLE = (State.PAID, State.STARTING)
 _IN_USE = (State.CHARGING, State.STOPPING)
 _METERED = (State.CHARGING, State.STOPPING)
-REFUSED = "Refused"  # ``stop_reason`` of a StartTransaction Strom refused (closed at once)
-
-
-async def allocate_id(conn: AsyncConnection, name: str) -> int:
-    """Take the next value of a persisted monotonic counter (starts at 1)."""
-    row = (
-        await conn.execute(
-            update(id_allocator)
-            .where(id_allocator.c.name == name)
-            .values(next_value=id_allocator.c.next_value + 1)
-            .returning(id_allocator.c.next_value)
-        )
-    ).first()
-    if row is not None:
-        return int(row[0]) - 1
-    await conn.execute(insert(id_allocator).values(name=name, next_value=2))
-    return 1
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _start_status(session: Session | None, charger_id: str, connector_id: int) -> Authorization:
+    if session is None or session.charger_id != charger_id or session.connector_id != connector_id:
+        return Authorization.INVALID
+    if session.state in _STARTABLE:
+        return Authorization.ACCEPTED
+    if session.state in _IN_USE:
+        return Authorization.IN_USE
+    return Authorization.INVALID
 
 
 class DatabaseOcppCore:
@@ -89,17 +80,17 @@ class DatabaseOcppCore:
         self.db = store.db
         self.clock = clock
 
-    async def authorize(self, charger_id: str, id_tag: str) -> AuthorizationStatus:
-        """Answer Authorize.req (see module docstring for the rule)."""
+    async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
+        """Authorise an idTag (see module docstring for the rule)."""
         async with self.db.reader() as conn:
             session = await self.store.find_by_id_tag(conn, id_tag)
         if session is None or session.charger_id != charger_id:
-            return AuthorizationStatus.INVALID
+            return Authorization.INVALID
         if session.state in _STARTABLE:
-            return AuthorizationStatus.ACCEPTED
+            return Authorization.ACCEPTED
         if session.state in _IN_USE:
-            return AuthorizationStatus.CONCURRENT_TX
-        return AuthorizationStatus.INVALID
+            return Authorization.IN_USE
+        return Authorization.INVALID
 
     async def start_transaction(
         self,
@@ -109,100 +100,89 @@ class DatabaseOcppCore:
         meter_start_wh: int,
         timestamp: datetime,
     ) -> StartDecision:
-        """Record StartTransaction.req; replays return the first answer."""
+        """Record a started transaction; replays return the first answer."""
         transitions: list[Transition] = []
         async with self.db.transaction() as conn:
-            replay = (
-                await conn.execute(
-                    select(ocpp_transactions.c.id, ocpp_transactions.c.status).where(
-                        ocpp_transactions.c.charger_id == charger_id,
-                        ocpp_transactions.c.connector_id == connector_id,
-                        ocpp_transactions.c.id_tag == id_tag,
-                        ocpp_transactions.c.meter_start_wh == meter_start_wh,
-                        ocpp_transactions.c.started_at == timestamp,
-                    )
-                )
-            ).first()
+            replay = await records.find_replayed_start(
+                conn, charger_id, connector_id, id_tag, meter_start_wh, timestamp
+            )
             if replay is not None:
-                return StartDecision(replay.id, AuthorizationStatus(replay.status), replayed=True)
-            transaction_id = await allocate_id(conn, "ocpp_transaction")
+                number, recorded = replay
+                return StartDecision(records.transaction_reference(number), recorded, True)
+            number = await records.allocate_id(conn, records.TRANSACTION_COUNTER)
             session = await self.store.find_by_id_tag(conn, id_tag)
-            status = AuthorizationStatus.INVALID
-            session_id = None
-            if (
-                session is not None
-                and session.charger_id == charger_id
-                and session.connector_id == connector_id
-            ):
-                if session.state in _STARTABLE:
-                    status = AuthorizationStatus.ACCEPTED
-                    session_id = session.id
-                elif session.state in _IN_USE:
-                    status = AuthorizationStatus.CONCURRENT_TX
-            refused = status is not AuthorizationStatus.ACCEPTED
-            await conn.execute(
-                insert(ocpp_transactions).values(
-                    id=transaction_id,
-                    charger_id=charger_id,
-                    connector_id=connector_id,
-                    id_tag=id_tag,
-                    status=status.value,
-                    session_id=session_id,
-                    meter_start_wh=meter_start_wh,
-                    started_at=timestamp,
-                    # Refused: closed at once, the station sends no StopTransaction for it.
-                    stopped_at=timestamp if refused else None,
-                    stop_reason=REFUSED if refused else None,
-                    created_at=self.clock(),
-                )
+            status = _start_status(session, charger_id, connector_id)
+            session_id = (
+                session.id if session is not None and status is Authorization.ACCEPTED else None
+            )
+            await records.insert_transaction(
+                conn,
+                number=number,
+                charger_id=charger_id,
+                connector_id=connector_id,
+                id_tag=id_tag,
+                status=status,
+                session_id=session_id,
+                meter_start_wh=meter_start_wh,
+                started_at=timestamp,
+                created_at=self.clock(),
             )
             if session_id is not None:
-                event = TransactionStarted(transaction_id, meter_start_wh, timestamp)
+                event = TransactionStarted(number, meter_start_wh, timestamp)
                 transitions.append(await self.store.apply_in(conn, session_id, event))
         self.store.committed(transitions)
         log.info(
             "charger %s connector %s: transaction %s for idTag %s: %s (session %s)",
             charger_id,
             connector_id,
-            transaction_id,
+            number,
             id_tag,
             status.value,
             session_id,
         )
-        return StartDecision(transaction_id, status)
+        return StartDecision(records.transaction_reference(number), status)
 
     async def stop_transaction(
         self,
         charger_id: str,
-        transaction_id: int,
+        transaction: str,
         meter_stop_wh: int,
         timestamp: datetime,
         reason: str,
         id_tag: str | None,
     ) -> StopDecision:
-        """Record StopTransaction.req; the session's final bill is made in the same commit."""
+        """Record a stopped transaction; the session's final bill is made in the same commit."""
+        number = records.transaction_number(transaction)
+        if number is None:
+            log.warning(
+                "charger %s: stop of transaction %r, which Strom cannot have started, not matched",
+                charger_id,
+                transaction[:40],
+            )
+            return StopDecision(known=False)
         transitions: list[Transition] = []
         async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(ocpp_transactions).where(
-                        ocpp_transactions.c.id == transaction_id,
-                        ocpp_transactions.c.charger_id == charger_id,
-                    )
-                )
-            ).first()
+            row = await records.find_transaction(conn, charger_id, number)
             if row is None:
-                await self._record_unknown_stop(
-                    conn, charger_id, transaction_id, meter_stop_wh, timestamp, reason, id_tag
+                log.warning(
+                    "charger %s: StopTransaction for unknown transaction %s recorded, not matched",
+                    charger_id,
+                    number,
+                )
+                await records.record_unknown_stop(
+                    conn,
+                    charger_id=charger_id,
+                    number=number,
+                    meter_stop_wh=meter_stop_wh,
+                    stopped_at=timestamp,
+                    reason=reason,
+                    id_tag=id_tag,
+                    received_at=self.clock(),
                 )
                 return StopDecision(known=False)
             if row.meter_stop_wh is not None:
                 return StopDecision(known=True, replayed=True)
-            await conn.execute(
-                update(ocpp_transactions)
-                .where(ocpp_transactions.c.id == transaction_id)
-                .values(meter_stop_wh=meter_stop_wh, stopped_at=timestamp, stop_reason=reason)
-            )
+            await records.record_stop(conn, number, meter_stop_wh, timestamp, reason)
             if row.session_id is not None:
                 event = TransactionStopped(meter_stop_wh, timestamp, reason)
                 try:
@@ -210,75 +190,40 @@ class DatabaseOcppCore:
                     transitions.append(transition)
                     if transition.changed:
                         await record_stop_discrepancy(
-                            conn,
-                            transition.session,
-                            transaction_id,
-                            meter_stop_wh,
-                            datetime.now(UTC),
+                            conn, transition.session, number, meter_stop_wh, datetime.now(UTC)
                         )
                 except IllegalTransition as exc:
                     log.warning(
                         "charger %s transaction %s: stop not applied to session %s: %s",
                         charger_id,
-                        transaction_id,
+                        number,
                         row.session_id,
                         exc,
                     )
         self.store.committed(transitions)
         return StopDecision(known=True)
 
-    async def _record_unknown_stop(
-        self,
-        conn: AsyncConnection,
-        charger_id: str,
-        transaction_id: int,
-        meter_stop_wh: int,
-        timestamp: datetime,
-        reason: str,
-        id_tag: str | None,
-    ) -> None:
-        log.warning(
-            "charger %s: StopTransaction for unknown transaction %s recorded, not matched",
-            charger_id,
-            transaction_id,
-        )
-        dialect_insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
-        await conn.execute(
-            dialect_insert(ocpp_unknown_stops)
-            .values(
-                charger_id=charger_id,
-                transaction_id=transaction_id,
-                meter_stop_wh=meter_stop_wh,
-                stopped_at=timestamp,
-                reason=reason,
-                id_tag=id_tag,
-                received_at=self.clock(),
-            )
-            .on_conflict_do_nothing(index_elements=["charger_id", "transaction_id"])
-        )
-
     async def record_meter(self, sample: MeterSample) -> None:
         """Store a meter sample and re-bill the session it belongs to."""
+        number = records.transaction_number(sample.transaction)
+        if number is None:
+            log.info(
+                "charger %s: sample of transaction %r, which Strom cannot have started, dropped",
+                sample.charger_id,
+                sample.transaction[:40],
+            )
+            return
         transitions: list[Transition] = []
         async with self.db.transaction() as conn:
-            dialect_insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
-            await conn.execute(
-                dialect_insert(meter_readings)
-                .values(
-                    charger_id=sample.charger_id,
-                    connector_id=sample.connector_id,
-                    transaction_id=sample.transaction_id,
-                    register_wh=sample.register_wh,
-                    sampled_at=sample.at,
-                )
-                .on_conflict_do_nothing()
+            await records.insert_meter_reading(
+                conn,
+                charger_id=sample.charger_id,
+                connector_id=sample.connector_id,
+                number=number,
+                register_wh=sample.register_wh,
+                sampled_at=sample.at,
             )
-            session_id = await conn.scalar(
-                select(ocpp_transactions.c.session_id).where(
-                    ocpp_transactions.c.id == sample.transaction_id,
-                    ocpp_transactions.c.charger_id == sample.charger_id,
-                )
-            )
+            session_id = await records.session_of_transaction(conn, sample.charger_id, number)
             if session_id is not None:
                 session = await self.store.get(session_id, conn)
                 if session.state in _METERED:

@@ -25,7 +25,13 @@ PURE = [
     "strom_core/errors.py",
     "strom_core/ports.py",
 ]
-PURE_PACKAGES = ["agent/nostr", "ocpp_server/protocol.py", "strom_web/lnurl.py"]
+PURE_PACKAGES = [
+    "agent/nostr",
+    "ocpp_server/ocppj.py",
+    "ocpp_server/peer.py",
+    "ocpp_server/v16/schemas.py",
+    "strom_web/lnurl.py",
+]
 
 
 def imported_roots(path: Path) -> set[str]:

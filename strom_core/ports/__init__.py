@@ -23,7 +23,7 @@ from strom_core.ports.chargers import (
     charger_link,
 )
 from strom_core.ports.ocpp import (
-    AuthorizationStatus,
+    Authorization,
     ChargerBooted,
     ChargerOffline,
     ChargerOnline,
@@ -39,7 +39,7 @@ from strom_core.ports.ocpp import (
 )
 
 __all__ = [
-    "AuthorizationStatus",
+    "Authorization",
     "ChargerBooted",
     "ChargerCommands",
     "ChargerIdentities",

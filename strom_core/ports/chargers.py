@@ -89,8 +89,8 @@ class ChargerCommands(Protocol):
         """RemoteStartTransaction for one connector with a per-session idTag."""
         ...
 
-    async def remote_stop(self, charger_id: str, transaction_id: int) -> CommandResult:
-        """RemoteStopTransaction."""
+    async def remote_stop(self, charger_id: str, transaction: str) -> CommandResult:
+        """Stop a transaction by its reference (OCPP 1.6 RemoteStopTransaction)."""
         ...
 
     async def unlock(self, charger_id: str, connector_id: int) -> CommandResult:

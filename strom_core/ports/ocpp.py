@@ -8,6 +8,12 @@
   publishes (to the services and the agents) through an :class:`EventSink`.
 
 All quantities are exact: energy in integer Wh, times as aware UTC datetimes.
+
+The port speaks no OCPP version. A transaction is a string reference (``transaction``): OCPP
+1.6's integer ``transactionId`` (allocated by the core) travels as its decimal string, and
+OCPP 2.0.1's ``transactionId`` is a string the charger chooses. Authorisation results are
+:class:`Authorization` meanings; each version package maps them to its wire values (1.6's
+``AuthorizationStatus``: ``Accepted``, ``Blocked``, ``Expired``, ``Invalid``, ``ConcurrentTx``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from datetime import datetime
 from typing import Protocol
 
 __all__ = [
-    "AuthorizationStatus",
+    "Authorization",
     "ChargerBooted",
     "ChargerOffline",
     "ChargerOnline",
@@ -34,22 +40,22 @@ __all__ = [
 ]
 
 
-class AuthorizationStatus(enum.StrEnum):
-    """OCPP 1.6 ``AuthorizationStatus`` values Strom answers with."""
+class Authorization(enum.StrEnum):
+    """What the core decides about an idTag (each OCPP version maps it to its wire value)."""
 
-    ACCEPTED = "Accepted"
-    BLOCKED = "Blocked"
-    EXPIRED = "Expired"
-    INVALID = "Invalid"
-    CONCURRENT_TX = "ConcurrentTx"
+    ACCEPTED = "accepted"  # Strom issued it for a paid session that may start now
+    BLOCKED = "blocked"  # known, but barred
+    EXPIRED = "expired"  # Strom issued it, and its session is over
+    INVALID = "invalid"  # not Strom's, not for this charger or connector, not startable
+    IN_USE = "in_use"  # its session is already charging (1.6 and 2.0.1: ConcurrentTx)
 
 
 @dataclass(frozen=True, slots=True)
 class StartDecision:
-    """The core's answer to a StartTransaction.req."""
+    """The core's answer to a started transaction (``transaction``: its reference)."""
 
-    transaction_id: int
-    status: AuthorizationStatus
+    transaction: str
+    status: Authorization
     # True when this StartTransaction.req was already recorded (a charger resending it after a
     # reconnect): the answer is the recorded one, and TransactionStarted is not published again.
     replayed: bool = False
@@ -57,10 +63,10 @@ class StartDecision:
 
 @dataclass(frozen=True, slots=True)
 class StopDecision:
-    """The core's answer to a StopTransaction.req (``known`` False: recorded, not matched)."""
+    """The core's answer to a stopped transaction (``known`` False: recorded, not matched)."""
 
     known: bool
-    status: AuthorizationStatus = AuthorizationStatus.ACCEPTED
+    status: Authorization = Authorization.ACCEPTED
     # True when this stop was already recorded: nothing changed, TransactionStopped not repeated.
     replayed: bool = False
 
@@ -111,7 +117,7 @@ class TransactionStarted:
 
     charger_id: str
     connector_id: int
-    transaction_id: int
+    transaction: str
     id_tag: str
     meter_start_wh: int
     at: datetime
@@ -123,7 +129,7 @@ class MeterSample:
 
     charger_id: str
     connector_id: int
-    transaction_id: int
+    transaction: str
     register_wh: int
     at: datetime
 
@@ -133,7 +139,7 @@ class TransactionStopped:
     """A StopTransaction for a known transaction, recorded once."""
 
     charger_id: str
-    transaction_id: int
+    transaction: str
     meter_stop_wh: int
     at: datetime
     reason: str
@@ -161,8 +167,8 @@ class EventSink(Protocol):
 class OcppCore(Protocol):
     """What the OCPP server asks the core. Every method is idempotent for replays."""
 
-    async def authorize(self, charger_id: str, id_tag: str) -> AuthorizationStatus:
-        """Answer Authorize.req: Accepted only for an idTag Strom issued for a paid session."""
+    async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
+        """Authorise an idTag: accepted only when Strom issued it for a paid session."""
         ...
 
     async def start_transaction(
@@ -173,23 +179,23 @@ class OcppCore(Protocol):
         meter_start_wh: int,
         timestamp: datetime,
     ) -> StartDecision:
-        """Record a StartTransaction.req and allocate its id from the persisted allocator.
+        """Record a started transaction and allocate its reference from the persisted allocator.
 
         A replay (same charger, connector, idTag, meterStart and timestamp) returns the same
-        transaction id and status and changes nothing.
+        transaction reference and status and changes nothing.
         """
         ...
 
     async def stop_transaction(
         self,
         charger_id: str,
-        transaction_id: int,
+        transaction: str,
         meter_stop_wh: int,
         timestamp: datetime,
         reason: str,
         id_tag: str | None,
     ) -> StopDecision:
-        """Record a StopTransaction.req; an unknown id is recorded and never guessed."""
+        """Record a stopped transaction; an unknown reference is recorded and never guessed."""
         ...
 
     async def record_meter(self, sample: MeterSample) -> None:

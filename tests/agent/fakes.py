@@ -55,8 +55,8 @@ class FakeChargerCommands:
     async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> CommandResult:
         return self._result("remote_start", charger_id, connector_id, id_tag)
 
-    async def remote_stop(self, charger_id: str, transaction_id: int) -> CommandResult:
-        return self._result("remote_stop", charger_id, transaction_id)
+    async def remote_stop(self, charger_id: str, transaction: str) -> CommandResult:
+        return self._result("remote_stop", charger_id, transaction)
 
     async def unlock(self, charger_id: str, connector_id: int) -> CommandResult:
         return self._result("unlock", charger_id, connector_id)

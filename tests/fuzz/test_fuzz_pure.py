@@ -14,7 +14,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocpp_server.protocol import Call, parse_frame, validate_call
+from ocpp_server.ocppj import Call, parse_frame
+from ocpp_server.v16.schemas import validate_call
 from strom.config import load_config
 from strom.scaffold import write_scaffold
 from strom_core.errors import ConfigError, RemoteProtocolError

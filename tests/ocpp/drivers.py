@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ocpp_server.protocol import (
+from ocpp_server.ocppj import (
     Call,
     FrameRejected,
     UnreadableFrame,
@@ -36,9 +36,8 @@ from ocpp_server.protocol import (
     pack_error,
     pack_result,
     parse_frame,
-    validate_call,
-    validate_result,
 )
+from ocpp_server.v16.schemas import validate_call, validate_result
 from tests.conftest import peer_missing
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocpp_server.protocol import (
+from ocpp_server.ocppj import (
     Call,
     CallError,
     CallResult,
@@ -24,10 +24,8 @@ from ocpp_server.protocol import (
     pack_result,
     parse_frame,
     parse_timestamp,
-    validate_call,
-    validate_request,
-    validate_result,
 )
+from ocpp_server.v16.schemas import validate_call, validate_request, validate_result
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -19,7 +19,6 @@ from ocpp_server.connection_state import (
     may_handle,
     transition,
 )
-from ocpp_server.meter import register_readings
 from ocpp_server.passwords import (
     ScryptHash,
     hash_password,
@@ -28,7 +27,10 @@ from ocpp_server.passwords import (
     verify_password,
 )
 from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk, parse_quirks
+from ocpp_server.v16.messages import AUTHORIZATION_STATUS, transaction_id, transaction_reference
+from ocpp_server.v16.meter import register_readings
 from strom_core.errors import IllegalTransition
+from strom_core.ports import Authorization
 
 S, E, F = ConnectionState, ConnectionEvent, Effect
 
@@ -115,7 +117,17 @@ def test_one_connection_publishes_online_and_offline_at_most_once(
 def test_pure_modules_import_no_io() -> None:
     banned = {"asyncio", "websockets", "aiohttp", "httpx", "sqlalchemy", "socket"}
     package = Path(__file__).resolve().parents[2] / "ocpp_server"
-    for name in ("protocol", "connection_state", "messages", "meter", "passwords", "settings"):
+    pure = (
+        "ocppj",
+        "peer",
+        "connection_state",
+        "v16/schemas",
+        "v16/messages",
+        "v16/meter",
+        "passwords",
+        "settings",
+    )
+    for name in pure:
         tree = ast.parse((package / f"{name}.py").read_text())
         for node in ast.walk(tree):
             modules: list[str] = []
@@ -265,3 +277,21 @@ def test_settings_are_checked() -> None:
         ChargerAuth("has space")
     with pytest.raises(ValueError, match="connectors"):
         ChargerAuth("cp", connectors=0)
+
+
+# --- the OCPP 1.6 edge of the core's port -----------------------------------------------------
+
+
+def test_ocpp16_ids_and_references_map_one_to_one() -> None:
+    assert transaction_reference(17) == "17"
+    assert transaction_id("17") == 17
+    for not_an_id in ("0", "017", "+17", "-1", "17.0", "", "abc", str(2**31), "\u0661\u0667"):
+        with pytest.raises(ValueError, match=r"not an OCPP 1\.6 transaction id"):
+            transaction_id(not_an_id)
+    assert {status: AUTHORIZATION_STATUS[status] for status in Authorization} == {
+        Authorization.ACCEPTED: "Accepted",
+        Authorization.BLOCKED: "Blocked",
+        Authorization.EXPIRED: "Expired",
+        Authorization.INVALID: "Invalid",
+        Authorization.IN_USE: "ConcurrentTx",
+    }

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocpp_server import InMemoryOcppCore
-from strom_core.ports import AuthorizationStatus, MeterSample, StartDecision, TransactionStopped
+from strom_core.ports import Authorization, MeterSample, StartDecision, TransactionStopped
 from tests.fuzz.counts import CASES, examples
 from tests.ocpp.conftest import Harness, HarnessFactory, boot
 from tests.ocpp.drivers import CallErrorReceived, PythonDriver
@@ -70,7 +70,7 @@ async def test_kwh_labelled_wh_and_session_relative_meter_values(harness: Harnes
             "meterValue": [{"timestamp": NOW, "sampledValue": [{"value": "1", "unit": "Wh"}]}],
         },
     )
-    assert harness.core.samples("cp-quirky", 999) == []
+    assert harness.core.samples("cp-quirky", "999") == []
     stop = {"transactionId": tx, "meterStop": 4_080_000, "timestamp": NOW}
     await driver.call("StopTransaction", stop)
     stopped = await harness.sink.wait_for(TransactionStopped)
@@ -138,24 +138,24 @@ async def test_the_in_memory_core_rules() -> None:
     core = InMemoryOcppCore(first_transaction_id=41)
     tag = core.issue_id_tag("cp", 1)
     at = datetime.fromisoformat("2030-01-01T10:00:00+00:00")
-    assert await core.authorize("cp", tag) is AuthorizationStatus.ACCEPTED
-    assert await core.authorize("other", tag) is AuthorizationStatus.INVALID
+    assert await core.authorize("cp", tag) is Authorization.ACCEPTED
+    assert await core.authorize("other", tag) is Authorization.INVALID
     wrong_connector = await core.start_transaction("cp", 2, tag, 0, at)
-    assert wrong_connector.status is AuthorizationStatus.INVALID
+    assert wrong_connector.status is Authorization.INVALID
     first = await core.start_transaction("cp", 1, tag, 0, at)
-    assert (first.transaction_id, first.status) == (42, AuthorizationStatus.ACCEPTED)
+    assert (first.transaction, first.status) == ("42", Authorization.ACCEPTED)
     assert await core.start_transaction("cp", 1, tag, 0, at) == StartDecision(
-        42, AuthorizationStatus.ACCEPTED, replayed=True
+        "42", Authorization.ACCEPTED, replayed=True
     )
-    assert await core.authorize("cp", tag) is AuthorizationStatus.CONCURRENT_TX
-    stop = await core.stop_transaction("cp", 42, 500, at, "Local", tag)
+    assert await core.authorize("cp", tag) is Authorization.IN_USE
+    stop = await core.stop_transaction("cp", "42", 500, at, "Local", tag)
     assert stop.known
     assert not stop.replayed
-    assert (await core.stop_transaction("cp", 42, 999, at, "Local", tag)).replayed
-    assert await core.authorize("cp", tag) is AuthorizationStatus.EXPIRED
-    unknown = await core.stop_transaction("other", 42, 1, at, "Local", None)
+    assert (await core.stop_transaction("cp", "42", 999, at, "Local", tag)).replayed
+    assert await core.authorize("cp", tag) is Authorization.EXPIRED
+    unknown = await core.stop_transaction("other", "42", 1, at, "Local", None)
     assert not unknown.known
-    record = core.transaction(42)
+    record = core.transaction("42")
     assert record is not None
     assert record.energy_wh == 500
     with pytest.raises(ValueError, match="20"):
@@ -214,6 +214,6 @@ async def test_generated_frames_never_break_the_server_or_change_records(
     assert "currentTime" in await driver.call("Heartbeat", {})
     assert harness.core.transactions() == before
     assert harness.server.online_chargers() == ["cp-open"]
-    assert await harness.core.authorize("cp-open", tag) is AuthorizationStatus.ACCEPTED
+    assert await harness.core.authorize("cp-open", tag) is Authorization.ACCEPTED
     await driver.close()
     await harness.server.stop()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ocpp_server.protocol import parse_timestamp
+from ocpp_server.ocppj import parse_timestamp
 from strom_core.ports import (
     ChargerOffline,
     ChargerOnline,
@@ -101,7 +101,7 @@ async def test_authorize_start_meter_values_and_stop(
     assert started["idTagInfo"]["status"] == "Accepted"
     tx = started["transactionId"]
     event = await harness.sink.wait_for(TransactionStarted)
-    assert (event.transaction_id, event.connector_id, event.meter_start_wh) == (tx, 1, 1000)
+    assert (event.transaction, event.connector_id, event.meter_start_wh) == (str(tx), 1, 1000)
     # The same tag on the other connector while the transaction runs: ConcurrentTx.
     again = await driver.call("StartTransaction", start_payload(tag, connector=2))
     assert again["idTagInfo"]["status"] in ("ConcurrentTx", "Invalid")
@@ -119,7 +119,7 @@ async def test_authorize_start_meter_values_and_stop(
     }
     assert await driver.call("MeterValues", meter) == {}
     await harness.sink.wait_for(MeterSample, lambda s: s.register_wh == 2001)
-    samples = harness.core.samples("cp-1", tx)
+    samples = harness.core.samples("cp-1", str(tx))
     assert [s.register_wh for s in samples] == [1500, 2001]
     # transactionId 0 means "no transaction": answered, nothing recorded.
     zero = {"connectorId": 1, "transactionId": 0, "meterValue": meter["meterValue"][:1]}
@@ -142,13 +142,13 @@ async def test_authorize_start_meter_values_and_stop(
     assert stopped == {"idTagInfo": {"status": "Accepted"}}
     event_stop = await harness.sink.wait_for(TransactionStopped)
     assert (event_stop.meter_stop_wh, event_stop.reason) == (4000, "EVDisconnected")
-    recorded = harness.core.transaction(tx)
+    recorded = harness.core.transaction(str(tx))
     assert recorded is not None
     assert recorded.energy_wh == 3000
-    assert harness.core.latest_register_wh("cp-1", tx) == 3999
+    assert harness.core.latest_register_wh("cp-1", str(tx)) == 3999
     # Every sample is published (the repeat too); the core keeps each once.
     assert len(harness.sink.of_type(MeterSample)) == 4
-    assert len(harness.core.samples("cp-1", tx)) == 3
+    assert len(harness.core.samples("cp-1", str(tx))) == 3
     assert driver.validation_failures == []
 
 
@@ -184,7 +184,7 @@ async def test_stop_for_an_unknown_transaction_is_recorded_not_guessed(
     answer = await driver.call("StopTransaction", stop)
     assert answer == {"idTagInfo": {"status": "Accepted"}}
     [recorded] = harness.core.unknown_stops()
-    assert (recorded.transaction_id, recorded.meter_stop_wh) == (424242, 9000)
+    assert (recorded.transaction, recorded.meter_stop_wh) == ("424242", 9000)
     assert harness.sink.of_type(TransactionStopped) == []
     assert harness.core.transactions() == []
 
@@ -223,7 +223,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         (
             "RemoteStopTransaction",
             {"status": "Rejected"},
-            lambda: commands.remote_stop("cp-1", 7),
+            lambda: commands.remote_stop("cp-1", "7"),
             {"transactionId": 7},
             CommandStatus.REJECTED,
             "Rejected",

@@ -21,7 +21,7 @@ from ocpp_server import (
     run_simulator,
 )
 from strom_core.ports import (
-    AuthorizationStatus,
+    Authorization,
     ChargerBooted,
     ChargerOnline,
     CommandStatus,
@@ -70,13 +70,13 @@ async def test_pay_plug_charge_stop(start_harness: HarnessFactory) -> None:
         started = await harness.sink.wait_for(TransactionStarted)
         await sim.wait_until(charging(sim))
         sample = await harness.sink.wait_for(MeterSample, lambda s: s.register_wh > 0)
-        assert sample.transaction_id == started.transaction_id
-        stop = await harness.server.commands.remote_stop("cp-1", started.transaction_id)
+        assert sample.transaction == started.transaction
+        stop = await harness.server.commands.remote_stop("cp-1", started.transaction)
         assert stop.accepted
         stopped = await harness.sink.wait_for(TransactionStopped)
         assert stopped.reason == "Remote"
         assert stopped.meter_stop_wh >= sample.register_wh
-        record = harness.core.transaction(started.transaction_id)
+        record = harness.core.transaction(started.transaction)
         assert record is not None
         assert record.energy_wh == stopped.meter_stop_wh
         await harness.sink.wait_for(
@@ -166,10 +166,10 @@ async def test_a_power_cut_reboots_and_firmware_that_keeps_transactions_goes_on(
     harness: Harness,
 ) -> None:
     async with running(harness, plugged=(1,)) as sim:
-        transaction_id = (await remote_charge(harness, sim)).transaction_id
+        transaction = (await remote_charge(harness, sim)).transaction
         sim.power_cut()
         await sim.wait_until(lambda: sim.boots == 2)
-        assert sim.connectors[1].transaction_id == transaction_id
+        assert str(sim.connectors[1].transaction_id) == transaction
         assert len(harness.sink.of_type(ChargerBooted)) == 2  # every accepted boot is told
         assert harness.sink.of_type(TransactionStopped) == []
 
@@ -188,11 +188,11 @@ async def test_a_power_cut_makes_forgetful_firmware_lose_its_transaction_silentl
             lambda e: e.connector_id == 1 and e.status == "Preparing",
             after=harness.sink.events.index(harness.sink.of_type(ChargerBooted)[-1]),
         )
-        rejected = await harness.server.commands.remote_stop("cp-1", started.transaction_id)
+        rejected = await harness.server.commands.remote_stop("cp-1", started.transaction)
         assert rejected.status is CommandStatus.REJECTED
         assert harness.sink.of_type(TransactionStopped) == []
-        assert [t.transaction_id for t in harness.core.open_transactions("cp-1")] == [
-            started.transaction_id
+        assert [t.transaction for t in harness.core.open_transactions("cp-1")] == [
+            started.transaction
         ]
 
 
@@ -200,9 +200,9 @@ async def test_a_refused_start_is_never_an_open_transaction(harness: Harness) ->
     async with running(harness, plugged=(1,)) as sim:
         answer = await sim.start_transaction(1, "NOT-ISSUED")
         assert answer["idTagInfo"]["status"] == "Invalid"
-        record = harness.core.transaction(int(answer["transactionId"]))
+        record = harness.core.transaction(str(answer["transactionId"]))
         assert record is not None
-        assert record.status is AuthorizationStatus.INVALID
+        assert record.status is Authorization.INVALID
         assert not record.open
         assert harness.core.open_transactions("cp-1") == []
         assert sim.connectors[1].transaction_id is None  # nor does the charger keep it

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from strom_core.ports import (
-    AuthorizationStatus,
+    Authorization,
     ChargerBooted,
     CommandStatus,
     ConnectorStatusChanged,
@@ -29,7 +29,7 @@ from strom_core.session import (
 )
 from strom_services.charging import ChargingEffects
 from strom_services.effects import EffectRunner, Handler
-from strom_services.ocpp_core import REFUSED, DatabaseOcppCore
+from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import (
     CHECK_KIND,
     NO_TRANSACTION,
@@ -40,6 +40,7 @@ from strom_services.orphans import (
 )
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
+from strom_storage.ocpp import REFUSED
 from strom_storage.outbox import OutboxRow, OutboxStore, enqueue
 from strom_storage.schema import audit_log, ledger_entries, ocpp_transactions, outbox
 from strom_storage.sessions import SessionStore
@@ -117,8 +118,8 @@ async def charging(db: Database) -> World:
     store = await make(db)  # s1 on cp1/1, idTag Ts1, meter interval 60 s, 300 sat/kWh + 10 sat
     await store.apply("s1", PaymentSettled("h1", 5_000_000))
     core = DatabaseOcppCore(store)
-    tx = (await core.start_transaction("cp1", 1, "Ts1", 1_000, T0)).transaction_id
-    await core.record_meter(MeterSample("cp1", 1, tx, 3_000, LAST_READING))
+    tx = int((await core.start_transaction("cp1", 1, "Ts1", 1_000, T0)).transaction)
+    await core.record_meter(MeterSample("cp1", 1, str(tx), 3_000, LAST_READING))
     world = World(db, store, tx)
     await world.status("Charging")
     return world
@@ -199,7 +200,7 @@ async def test_meter_values_during_the_grace_mean_look_again_not_end(db: Databas
     world = await charging(db)
     await world.status("Available")
     await world.core.record_meter(
-        MeterSample("cp1", 1, world.tx, 3_100, LAST_READING + timedelta(minutes=1))
+        MeterSample("cp1", 1, str(world.tx), 3_100, LAST_READING + timedelta(minutes=1))
     )
     await world.after_grace()
     assert (await world.store.get("s1")).state is State.CHARGING
@@ -216,7 +217,7 @@ async def test_a_stop_transaction_within_the_grace_settles_it_and_the_check_does
     world = await charging(db)
     await world.status("Finishing")
     await world.core.stop_transaction(
-        "cp1", world.tx, 3_200, LAST_READING + timedelta(seconds=30), "EVDisconnected", None
+        "cp1", str(world.tx), 3_200, LAST_READING + timedelta(seconds=30), "EVDisconnected", None
     )
     await world.after_grace()
     session = await world.store.get("s1")
@@ -283,7 +284,7 @@ async def test_a_charger_that_rejects_the_stop_but_keeps_metering_is_asked_again
     world.commands.answer = CommandStatus.REJECTED
     await world.runner().drain()
     await world.core.record_meter(
-        MeterSample("cp1", 1, world.tx, 3_300, LAST_READING + timedelta(minutes=1))
+        MeterSample("cp1", 1, str(world.tx), 3_300, LAST_READING + timedelta(minutes=1))
     )
     await world.after_grace()
     assert (await world.store.get("s1")).state is State.STOPPING  # still charging: no end
@@ -303,7 +304,7 @@ async def test_a_late_stop_after_the_lost_end_is_recorded_and_billed_once(db: Da
     await world.store.apply("s1", RefundPaid("r1"))
     refunded = await world.store.get("s1")
     late = await world.core.stop_transaction(
-        "cp1", world.tx, 3_500, LAST_READING + timedelta(minutes=1), "PowerLoss", None
+        "cp1", str(world.tx), 3_500, LAST_READING + timedelta(minutes=1), "PowerLoss", None
     )
     assert late.known
     assert not late.replayed
@@ -316,7 +317,7 @@ async def test_a_late_stop_after_the_lost_end_is_recorded_and_billed_once(db: Da
     )
     assert after.overrun_msat == refunded.overrun_msat + 150_000  # 500 Wh at 300 sat/kWh
     replay = await world.core.stop_transaction(
-        "cp1", world.tx, 3_500, LAST_READING + timedelta(minutes=1), "PowerLoss", None
+        "cp1", str(world.tx), 3_500, LAST_READING + timedelta(minutes=1), "PowerLoss", None
     )
     assert replay.replayed
     assert await world.store.get("s1") == after
@@ -335,7 +336,7 @@ async def test_a_meter_stop_below_a_reported_register_bills_the_register_and_is_
     world = await charging(db)
     # The charger restored an older register after a crash: meterStop 2,400 < 3,000 reported.
     await world.core.stop_transaction(
-        "cp1", world.tx, 2_400, LAST_READING + timedelta(minutes=1), "Local", None
+        "cp1", str(world.tx), 2_400, LAST_READING + timedelta(minutes=1), "Local", None
     )
     session = await world.store.get("s1")
     assert session.energy_wh == 2_000  # up to the register the charger reported, never more
@@ -349,11 +350,11 @@ async def test_a_refused_start_is_closed_at_once_and_a_stop_for_it_bills_nothing
 ) -> None:
     world = await charging(db)
     refused = await world.core.start_transaction("cp1", 1, "STRANGER", 5_000, T0)
-    assert refused.status is AuthorizationStatus.INVALID
+    assert refused.status is Authorization.INVALID
     async with db.reader() as conn:
         row = (
             await conn.execute(
-                select(ocpp_transactions).where(ocpp_transactions.c.id == refused.transaction_id)
+                select(ocpp_transactions).where(ocpp_transactions.c.id == int(refused.transaction))
             )
         ).one()
         still_open = await conn.scalar(
@@ -363,7 +364,7 @@ async def test_a_refused_start_is_closed_at_once_and_a_stop_for_it_bills_nothing
     assert still_open == 1  # only the session's own transaction
     before = await world.store.get("s1")
     stop = await world.core.stop_transaction(
-        "cp1", refused.transaction_id, 6_000, T0 + timedelta(minutes=1), "DeAuthorized", None
+        "cp1", refused.transaction, 6_000, T0 + timedelta(minutes=1), "DeAuthorized", None
     )
     assert stop.known
     assert await world.store.get("s1") == before

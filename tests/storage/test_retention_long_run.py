@@ -124,11 +124,11 @@ class Site:
         decision = await self.ocpp.start_transaction(
             "cp1", connector, session.id_tag, 0, self.clock.now
         )
-        return decision.transaction_id
+        return int(decision.transaction)
 
     async def reading(self, connector: int, transaction_id: int, wh: int, minute: int) -> None:
         at = self.clock.now + timedelta(minutes=minute)
-        await self.ocpp.record_meter(MeterSample("cp1", connector, transaction_id, wh, at))
+        await self.ocpp.record_meter(MeterSample("cp1", connector, str(transaction_id), wh, at))
 
     async def whole_session(self, zap: bool, claim_refund: bool) -> str:
         opened = await self.paid_session(1, zap)
@@ -136,7 +136,9 @@ class Site:
         for minute in range(1, 5):
             await self.reading(1, transaction_id, 500 * minute, minute)
         stopped_at = self.clock.now + timedelta(minutes=5)
-        await self.ocpp.stop_transaction("cp1", transaction_id, 2_500, stopped_at, "Local", None)
+        await self.ocpp.stop_transaction(
+            "cp1", str(transaction_id), 2_500, stopped_at, "Local", None
+        )
         offer = await self.refunds.request(opened.session_id, opened.secret)
         await self.refunds.request(opened.session_id, opened.secret)  # a wallet scans twice
         if claim_refund:
@@ -265,7 +267,7 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
         for index in range(SESSIONS_PER_DAY):
             stopped.append(await site.whole_session(zap=index == 0, claim_refund=index == 1))
         await site.reading(2, long_transaction, 1_000 * (day + 1), 30)
-        await site.ocpp.stop_transaction("cp1", 900_000 + day, 1, clock.now, "Local", None)
+        await site.ocpp.stop_transaction("cp1", str(900_000 + day), 1, clock.now, "Local", None)
         await site.claims(DMS_PER_DAY)
         await site.run_effects()
         await site.give_up_one_effect(day)

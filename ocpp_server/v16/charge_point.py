@@ -1,52 +1,54 @@
-"""The simulated charge point: connection, boot, heartbeats, meter and transactions.
+"""The simulated OCPP 1.6 charge point: boot, heartbeats, meter, transactions, its answers.
 
-See :mod:`ocpp_server.simulator` for what it simulates and how to run it.
+See :mod:`ocpp_server.simulator` for what it simulates and how to run it. The websocket, the
+framing and the matching of answers are the version-neutral
+:class:`~ocpp_server.client.OcppClient`'s; everything here is OCPP 1.6 behaviour: the messages
+it sends, how it answers the central system's CALLs (``on_<action>``, each returning the answer
+and the work the request asks for, run after the answer is sent), and the transaction messages
+it keeps across a lost connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import contextlib
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.exceptions import InvalidStatus
 
-from ocpp_server._simulator_requests import CallFailed, CentralSystemRequests, ConnectorState
-from ocpp_server.protocol import (
+from ocpp_server.client import Answer, CallFailed, OcppClient
+from ocpp_server.ocppj import (
     Call,
     CallError,
-    CallResult,
     ErrorCode,
     FrameRejected,
     PayloadInvalid,
-    UnreadableFrame,
     format_timestamp,
-    pack_call,
-    pack_error,
-    pack_result,
-    parse_frame,
-    validate_call,
-    validate_request,
-    validate_result,
 )
+from ocpp_server.v16.schemas import validate_call, validate_request, validate_result
 
-__all__ = ["SimulatedChargePoint", "SimulatorOptions"]
+__all__ = [
+    "READONLY_KEYS",
+    "ConnectorState",
+    "SimulatedChargePoint",
+    "SimulatorOptions",
+]
 
 log = logging.getLogger("ocpp_server.simulator")
 
+SUBPROTOCOL: Final = "ocpp1.6"
 _TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
+READONLY_KEYS: Final = frozenset({"NumberOfConnectors", "SupportedFeatureProfiles"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +111,24 @@ class SimulatorOptions:
         return f"{self.url.rstrip('/')}/{self.charger_id}"
 
 
-@dataclass
-class _Session:
-    ws: ClientConnection
-    tg: asyncio.TaskGroup
-    next_id: int = 0
-    pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+@dataclass(slots=True)
+class ConnectorState:
+    """One connector of the simulated charger (``transaction_id``: OCPP 1.6's integer)."""
 
+    connector_id: int
+    status: str = "Available"
+    plugged: bool = False
+    operative: bool = True
+    transaction_id: int | None = None
+    id_tag: str | None = None
+    meter_mwh: int = 0  # milliwatt-hours, so slow meters still advance
+    waiting_tag: str | None = None  # remote start accepted, waiting for the plug
+    scheduled_operative: bool | None = None
 
-class _Disconnected(Exception):
-    pass
+    @property
+    def meter_wh(self) -> int:
+        """The register in whole Wh."""
+        return self.meter_mwh // 1000
 
 
 class SimulatedChargePoint:
@@ -128,12 +137,20 @@ class SimulatedChargePoint:
     Args:
         options: what to simulate and where to connect.
         monotonic: clock driving the meter and the intervals.
+        observe: told about every CALL from the central system as it arrives (before it is
+            answered), for benchmarks and tests; the CALLs are also kept in
+            :attr:`received_calls`.
     """
 
     def __init__(
-        self, options: SimulatorOptions, *, monotonic: Callable[[], float] = time.monotonic
+        self,
+        options: SimulatorOptions,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        observe: Callable[[Call], None] | None = None,
     ) -> None:
         self.options = options
+        self._observe = observe
         self._monotonic = monotonic
         self.connectors = {
             n: ConnectorState(
@@ -153,26 +170,44 @@ class SimulatedChargePoint:
             "SupportedFeatureProfiles": "Core,RemoteTrigger",
             "AuthorizeRemoteTxRequests": "false",
         }
-        self.password = options.password
         self.received_calls: list[Call] = []
         self.validation_failures: list[str] = []
         self.boots = 0
         self.connections = 0
         self.boot_status: str | None = None
-        self._session: _Session | None = None
+        self._client = OcppClient(
+            endpoint=options.endpoint,
+            subprotocol=SUBPROTOCOL,
+            charger_id=options.charger_id,
+            serve=self._serve,
+            on_problem=self.validation_failures.append,
+            on_change=self.notify,
+            ca_file=options.ca_file,
+            call_timeout_s=options.call_timeout_s,
+            monotonic=monotonic,
+        )
+        self._client.password = options.password
         self._outbox: deque[tuple[str, dict[str, Any], int | None]] = deque()
         self._changed = asyncio.Condition()
         self._stopping = False
         self._rebooting = False
         self._last_tick = monotonic()
-        self._requests = CentralSystemRequests(self)
 
     # --- observation -----------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         """Whether a websocket is open now."""
-        return self._session is not None
+        return self._client.connected
+
+    @property
+    def password(self) -> str | None:
+        """The AuthorizationKey presented with HTTP Basic auth (None: no credentials)."""
+        return self._client.password
+
+    @password.setter
+    def password(self, value: str | None) -> None:
+        self._client.password = value
 
     async def notify(self) -> None:
         """Wake everything waiting in :meth:`wait_until`."""
@@ -216,9 +251,7 @@ class SimulatedChargePoint:
 
     def drop_connection(self) -> None:
         """Lose the connection as a network failure would (the charger reconnects)."""
-        session = self._session
-        if session is not None:
-            session.ws.transport.abort()
+        self._client.drop()
 
     def power_cut(self) -> None:
         """Lose power: the connection drops, and the charger boots when it reconnects.
@@ -240,67 +273,15 @@ class SimulatedChargePoint:
                 connector.status = idle if connector.operative else "Unavailable"
         self.drop_connection()
 
-    def _headers(self) -> dict[str, str]:
-        if self.password is None:
-            return {}
-        token = f"{self.options.charger_id}:{self.password}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(token).decode()}
-
-    def _ssl(self) -> ssl.SSLContext | None:
-        if not self.options.url.startswith("wss:"):
-            return None
-        context = ssl.create_default_context()
-        if self.options.ca_file is not None:
-            context.load_verify_locations(self.options.ca_file)
-        return context
-
     async def _connect_once(self) -> None:
-        async with connect(
-            self.options.endpoint,
-            subprotocols=[Subprotocol("ocpp1.6")],
-            additional_headers=self._headers(),
-            ssl=self._ssl(),
-            ping_interval=None,
-            open_timeout=10,
-        ) as ws:
-            boot = self.connections == 0 or self.options.boot_on_reconnect or self._rebooting
+        boot = self.connections == 0 or self.options.boot_on_reconnect or self._rebooting
+
+        async def opened() -> None:
             self._rebooting = False
             self.connections += 1
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    self._session = _Session(ws, tg)
-                    await self.notify()
-                    tg.create_task(self._read(self._session))
-                    tg.create_task(self._start(boot=boot))
-            except* (_Disconnected, ConnectionClosed, CallFailed):
-                pass
-            finally:
-                self._session = None
-                await self.notify()
+            await self._start(boot=boot)
 
-    async def _read(self, session: _Session) -> None:
-        while True:
-            try:
-                message = await session.ws.recv()
-            except ConnectionClosed:
-                if session.pending is not None and not session.pending[1].done():
-                    session.pending[1].set_exception(_Disconnected())
-                raise _Disconnected() from None
-            if isinstance(message, bytes):
-                continue
-            try:
-                frame = parse_frame(message)
-            except UnreadableFrame:
-                self.validation_failures.append(f"unreadable frame: {message[:200]}")
-                continue
-            except FrameRejected as exc:
-                self.validation_failures.append(str(exc))
-                await session.ws.send(pack_error(exc.unique_id, exc.code, exc.description))
-                continue
-            if isinstance(frame, Call):
-                await self._on_call(session, frame)
-            elif session.pending is not None and session.pending[0] == frame.unique_id:
-                session.pending[1].set_result(frame)
+        await self._client.connect_once(opened)
 
     async def _start(self, *, boot: bool) -> None:
         if boot:
@@ -311,10 +292,8 @@ class SimulatedChargePoint:
             action, payload, connector_id = self._outbox[0]
             await self._deliver(action, payload, connector_id)
             self._outbox.popleft()
-        session = self._session
-        if session is not None:
-            session.tg.create_task(self._heartbeats())
-            session.tg.create_task(self._sample_meters())
+        self._client.spawn(self._heartbeats)
+        self._client.spawn(self._sample_meters)
 
     async def boot(self) -> None:
         """Send BootNotification until it is accepted (waiting the interval when not)."""
@@ -368,28 +347,7 @@ class SimulatedChargePoint:
                 connection dropped (``Disconnected``), or an answer that breaks the schema.
         """
         validate_request(action, payload)
-        session = self._session
-        if session is None:
-            raise CallFailed("Disconnected", "not connected")
-        async with session.lock:
-            session.next_id += 1
-            unique_id = f"c{session.next_id}"
-            future: asyncio.Future[CallResult | CallError] = (
-                asyncio.get_running_loop().create_future()
-            )
-            session.pending = (unique_id, future)
-            try:
-                await session.ws.send(pack_call(Call(unique_id, action, dict(payload))))
-                async with asyncio.timeout(self.options.call_timeout_s):
-                    answer = await future
-            except TimeoutError:
-                raise CallFailed("Timeout", f"no answer to {action}") from None
-            except (_Disconnected, ConnectionClosed):
-                raise CallFailed("Disconnected", f"connection lost during {action}") from None
-            finally:
-                session.pending = None
-                if future.done() and not future.cancelled():
-                    future.exception()
+        answer = await self._client.call(action, payload)
         if isinstance(answer, CallError):
             raise CallFailed(answer.code, answer.description)
         try:
@@ -576,27 +534,169 @@ class SimulatedChargePoint:
 
     # --- CALLs from the central system -----------------------------------------------------
 
-    async def _on_call(self, session: _Session, call: Call) -> None:
+    async def _serve(self, call: Call) -> Answer:
+        if self._observe is not None:
+            self._observe(call)
         self.received_calls.append(call)
         await self.notify()
         try:
             validate_call(call)
         except FrameRejected as exc:
             self.validation_failures.append(f"{call.action}: {exc}")
-            await session.ws.send(pack_error(call.unique_id, exc.code, exc.description))
-            return
-        handler = self._requests.table().get(call.action)
-        if handler is None:
-            await session.ws.send(
-                pack_error(call.unique_id, ErrorCode.NOT_SUPPORTED, f"{call.action} unsupported")
-            )
-            return
-        answer, then = handler(call.payload)
-        await session.ws.send(pack_result(call.unique_id, answer))
-        if then is not None:
-            session.tg.create_task(self._after(then))
+            return Answer(error=(exc.code, exc.description))
+        answer = self._answers().get(call.action)
+        if answer is None:
+            return Answer(error=(ErrorCode.NOT_SUPPORTED, f"{call.action} unsupported"))
+        return answer(call.payload)
 
-    async def _after(self, action: Callable[[], Awaitable[Any]]) -> None:
-        # Work a CALL asks for runs after its answer was sent, in the session's TaskGroup.
-        with contextlib.suppress(CallFailed):
-            await action()
+    def _answers(self) -> dict[str, Callable[[Mapping[str, Any]], Answer]]:
+        return {
+            "RemoteStartTransaction": self.on_remote_start_transaction,
+            "RemoteStopTransaction": self.on_remote_stop_transaction,
+            "UnlockConnector": self.on_unlock_connector,
+            "Reset": self.on_reset,
+            "ChangeAvailability": self.on_change_availability,
+            "ChangeConfiguration": self.on_change_configuration,
+            "GetConfiguration": self.on_get_configuration,
+            "ClearCache": lambda _payload: Answer({"status": "Accepted"}),
+            "DataTransfer": self.on_data_transfer,
+            "TriggerMessage": self.on_trigger_message,
+        }
+
+    def on_remote_start_transaction(self, payload: Mapping[str, Any]) -> Answer:
+        """Start on the wanted (or the first free) connector, now or once plugged."""
+        tag = str(payload["idTag"])
+        wanted = payload.get("connectorId")
+        candidates = [wanted] if wanted is not None else list(self.connectors)
+        for connector_id in candidates:
+            connector = self.connectors.get(int(connector_id))
+            if connector is None or connector.transaction_id is not None:
+                continue
+            if not connector.operative or connector.waiting_tag is not None:
+                continue
+            number = connector.connector_id
+            if connector.plugged:
+                return Answer(
+                    {"status": "Accepted"}, then=partial(self.start_transaction, number, tag)
+                )
+            connector.waiting_tag = tag
+            return Answer(
+                {"status": "Accepted"}, then=partial(self.set_status, number, "Preparing")
+            )
+        return Answer({"status": "Rejected"})
+
+    def on_remote_stop_transaction(self, payload: Mapping[str, Any]) -> Answer:
+        """Stop the transaction with that id, if this charger runs it."""
+        for connector in self.connectors.values():
+            if connector.transaction_id == payload["transactionId"]:
+                stop = partial(self.stop_transaction, connector.connector_id, "Remote")
+                return Answer({"status": "Accepted"}, then=stop)
+        return Answer({"status": "Rejected"})
+
+    def on_unlock_connector(self, payload: Mapping[str, Any]) -> Answer:
+        """Unlock; a transaction on the connector stops (UnlockCommand)."""
+        connector = self.connectors.get(int(payload["connectorId"]))
+        if connector is None:
+            return Answer({"status": "UnlockFailed"})
+        if connector.transaction_id is not None:
+            number = connector.connector_id
+            return Answer(
+                {"status": "Unlocked"}, then=lambda: self.stop_transaction(number, "UnlockCommand")
+            )
+        return Answer({"status": "Unlocked"})
+
+    def on_reset(self, payload: Mapping[str, Any]) -> Answer:
+        """Stop every transaction, then reboot (drop the connection and boot again)."""
+        reason = "HardReset" if payload["type"] == "Hard" else "SoftReset"
+
+        async def reboot() -> None:
+            for connector in self.connectors.values():
+                if connector.transaction_id is not None:
+                    with contextlib.suppress(CallFailed):
+                        await self.stop_transaction(connector.connector_id, reason)
+            self.drop_connection()
+
+        return Answer({"status": "Accepted"}, then=reboot)
+
+    def on_change_availability(self, payload: Mapping[str, Any]) -> Answer:
+        """(In)operative now, or Scheduled after the running transaction."""
+        operative = payload["type"] == "Operative"
+        target = int(payload["connectorId"])
+        ids = list(self.connectors) if target == 0 else [target]
+        if any(i not in self.connectors for i in ids):
+            return Answer({"status": "Rejected"})
+        busy = [i for i in ids if self.connectors[i].transaction_id is not None]
+        for i in busy:
+            self.connectors[i].scheduled_operative = operative
+        idle = [i for i in ids if i not in busy]
+
+        async def apply() -> None:
+            for i in idle:
+                await self.apply_availability(i, operative)
+
+        return Answer({"status": "Scheduled" if busy else "Accepted"}, then=apply)
+
+    def on_change_configuration(self, payload: Mapping[str, Any]) -> Answer:
+        """Change a key; ``AuthorizationKey`` (hexadecimal) becomes the next password."""
+        key, value = str(payload["key"]), str(payload["value"])
+        if key == "AuthorizationKey":
+            # The security whitepaper sends the key as hexadecimal digits.
+            try:
+                self.password = bytes.fromhex(value).decode()
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                return Answer({"status": "Rejected"})
+            return Answer({"status": "Accepted"})
+        if key not in self.configuration:
+            return Answer({"status": "NotSupported"})
+        if key in READONLY_KEYS:
+            return Answer({"status": "Rejected"})
+        self.configuration[key] = value
+        return Answer({"status": "Accepted"}, then=self.notify)
+
+    def on_get_configuration(self, payload: Mapping[str, Any]) -> Answer:
+        """The wanted keys (all when none), and the ones this charger does not know."""
+        wanted = [str(k) for k in payload.get("key", [])] or list(self.configuration)
+        known = [
+            {"key": k, "readonly": k in READONLY_KEYS, "value": self.configuration[k]}
+            for k in wanted
+            if k in self.configuration
+        ]
+        unknown = [k for k in wanted if k not in self.configuration]
+        answer: dict[str, Any] = {"configurationKey": known}
+        if unknown:
+            answer["unknownKey"] = unknown
+        return Answer(answer)
+
+    def on_data_transfer(self, payload: Mapping[str, Any]) -> Answer:
+        """Echo the data for vendor ``Strom``; any other vendor is unknown."""
+        if payload["vendorId"] != "Strom":
+            return Answer({"status": "UnknownVendorId"})
+        return Answer({"status": "Accepted", "data": str(payload.get("data", ""))})
+
+    def on_trigger_message(self, payload: Mapping[str, Any]) -> Answer:
+        """Send the requested message after answering."""
+        message = payload["requestedMessage"]
+        connector_id = payload.get("connectorId")
+        if connector_id is not None and int(connector_id) not in self.connectors:
+            return Answer({"status": "Rejected"})
+        if message == "BootNotification":
+            return Answer({"status": "Accepted"}, then=self.boot)
+        if message == "Heartbeat":
+            return Answer({"status": "Accepted"}, then=lambda: self.call("Heartbeat", {}))
+        if message == "StatusNotification":
+            ids = [int(connector_id)] if connector_id is not None else [0, *self.connectors]
+
+            async def statuses() -> None:
+                for i in ids:
+                    await self.send_status(i)
+
+            return Answer({"status": "Accepted"}, then=statuses)
+        if message == "MeterValues":
+            ids = [int(connector_id)] if connector_id is not None else list(self.connectors)
+
+            async def meters() -> None:
+                for i in ids:
+                    await self.send_meter_values(i, "Trigger")
+
+            return Answer({"status": "Accepted"}, then=meters)
+        return Answer({"status": "NotImplemented"})

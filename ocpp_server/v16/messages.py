@@ -3,7 +3,7 @@
 Payloads arrive as JSON objects that already passed schema validation (unless a quirk relaxed
 it). The functions here read them into frozen dataclasses with exact types and re-check what
 the code relies on, so a payload that slipped past a relaxed schema becomes a
-:class:`~ocpp_server.protocol.PayloadInvalid` (and a CALLERROR), never an exception elsewhere.
+:class:`~ocpp_server.ocppj.PayloadInvalid` (and a CALLERROR), never an exception elsewhere.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from ocpp_server.protocol import ErrorCode, PayloadInvalid, parse_timestamp
+from ocpp_server.ocppj import ErrorCode, PayloadInvalid, parse_timestamp
+from ocpp_server.records import BootInfo
+from strom_core.ports import Authorization
 
 __all__ = [
-    "BootInfo",
+    "AUTHORIZATION_STATUS",
     "MeterValuesRequest",
     "StartRequest",
     "StatusReport",
@@ -26,9 +28,40 @@ __all__ = [
     "start_request",
     "status_report",
     "stop_request",
+    "transaction_id",
+    "transaction_reference",
 ]
 
 MAX_ID: Final = 2**31 - 1  # OCPP integers are 32-bit on most chargers and in Strom's tables
+
+AUTHORIZATION_STATUS: Final[Mapping[Authorization, str]] = {
+    Authorization.ACCEPTED: "Accepted",
+    Authorization.BLOCKED: "Blocked",
+    Authorization.EXPIRED: "Expired",
+    Authorization.INVALID: "Invalid",
+    Authorization.IN_USE: "ConcurrentTx",
+}
+"""The OCPP 1.6 ``AuthorizationStatus`` of each of the core's decisions."""
+
+
+def transaction_reference(transaction_id: int) -> str:
+    """The core's reference of an OCPP 1.6 ``transactionId``: its decimal string."""
+    return str(transaction_id)
+
+
+def transaction_id(reference: str) -> int:
+    """The OCPP 1.6 ``transactionId`` of a transaction reference.
+
+    Raises:
+        ValueError: the reference is not a 1.6 transaction id (``1``..``2^31-1`` in decimal,
+            as :func:`transaction_reference` writes it).
+    """
+    if not reference.isascii() or not reference.isdigit() or reference != str(int(reference)):
+        raise ValueError(f"{reference[:40]!r} is not an OCPP 1.6 transaction id")
+    value = int(reference)
+    if not 1 <= value <= MAX_ID:
+        raise ValueError(f"{reference[:40]!r} is not an OCPP 1.6 transaction id")
+    return value
 
 
 def _str(payload: Mapping[str, Any], key: str) -> str:
@@ -68,21 +101,6 @@ def _time(payload: Mapping[str, Any], key: str) -> datetime:
         return parse_timestamp(_str(payload, key))
     except PayloadInvalid as exc:
         raise PayloadInvalid(exc.code, f"{key}: {exc.description}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class BootInfo:
-    """What a charger says about itself in BootNotification."""
-
-    vendor: str
-    model: str
-    serial_number: str | None = None
-    charge_box_serial_number: str | None = None
-    firmware_version: str | None = None
-    iccid: str | None = None
-    imsi: str | None = None
-    meter_type: str | None = None
-    meter_serial_number: str | None = None
 
 
 def boot_info(payload: Mapping[str, Any]) -> BootInfo:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from ocpp_server.protocol import PayloadInvalid, parse_timestamp
+from ocpp_server.ocppj import PayloadInvalid, parse_timestamp
 from strom_core.units import UnitError, parse_energy_wh
 
 __all__ = ["REGISTER", "RegisterReading", "register_readings"]

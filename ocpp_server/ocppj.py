@@ -1,4 +1,4 @@
-"""OCPP-J 1.6 framing and validation, with no I/O.
+"""OCPP-J framing, with no I/O: the RPC layer every OCPP version over JSON shares.
 
 Theory of operation: a websocket text frame is one of three JSON arrays,
 
@@ -14,25 +14,14 @@ Theory of operation: a websocket text frame is one of three JSON arrays,
   readable unique id, a message type that is not a CALL/CALLRESULT/CALLERROR). The shell logs it
   and keeps the connection: OCPP-J has no way to answer a frame whose id it cannot read.
 
-:func:`validate_call` and :func:`validate_result` check payloads against the official OCPP 1.6
-JSON schemas (shipped with the ``ocpp`` package) and map a violation onto the OCPP 1.6 error
-codes (section 4.2.3 of OCPP-J 1.6, with the spellings the 1.6 errata keep: ``FormationViolation``
-and ``OccurenceConstraintViolation``):
-
-=========================== =================================================================
-schema keyword              OCPP 1.6 error code
-=========================== =================================================================
-``type``, ``maxLength``     ``TypeConstraintViolation`` (a CiStringNType is a data type)
-``required``                ``OccurenceConstraintViolation`` (a mandatory field occurs 0 times)
-``minItems``/``maxItems``   ``OccurenceConstraintViolation``
-``enum``, ``format``, ...   ``PropertyConstraintViolation`` (a field holds an invalid value)
-``additionalProperties``    ``FormationViolation`` (the payload is not the action's PDU)
-=========================== =================================================================
-
 A CALL whose payload element is missing is ``ProtocolError`` ("payload incomplete"); a CALL
 with a wrong structure (action not a string, payload not an object, extra elements) is
-``FormationViolation``; an action OCPP 1.6 does not define is ``NotImplemented`` ("not known by
-receiver"), one it defines that Strom does not serve is ``NotSupported``.
+``FormationViolation``. The error codes are spelled as OCPP-J 1.6 spells them (with the errata's
+``FormationViolation`` and ``OccurenceConstraintViolation``); what each action's payload must
+hold is the business of a version package (:mod:`ocpp_server.v16.schemas`).
+
+Timestamps (:func:`parse_timestamp`, :func:`format_timestamp`) are RFC 3339 date-times in
+every OCPP version.
 """
 
 from __future__ import annotations
@@ -40,23 +29,16 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any, Final
 
 import orjson
-from jsonschema import Draft4Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
 
 from strom_core.errors import RemoteProtocolError
 
 __all__ = [
-    "CENTRAL_TO_CHARGER",
-    "CHARGER_TO_CENTRAL",
-    "KNOWN_ACTIONS",
     "Call",
     "CallError",
     "CallResult",
@@ -72,9 +54,6 @@ __all__ = [
     "pack_result",
     "parse_frame",
     "parse_timestamp",
-    "validate_call",
-    "validate_request",
-    "validate_result",
 ]
 
 MAX_UNIQUE_ID_LENGTH: Final = 36  # OCPP-J 1.6: a unique id is at most 36 characters
@@ -89,7 +68,11 @@ class MessageType(enum.IntEnum):
 
 
 class ErrorCode(enum.StrEnum):
-    """OCPP-J 1.6 CALLERROR codes, spelled as OCPP 1.6 spells them on the wire."""
+    """OCPP-J 1.6 CALLERROR codes, spelled as OCPP 1.6 spells them on the wire.
+
+    OCPP-J 2.0.1 renames two (``FormatViolation``, ``OccurrenceConstraintViolation``) and adds
+    ``RpcFrameworkError`` and ``MessageTypeNotSupported``: a 2.0.1 package maps these.
+    """
 
     NOT_IMPLEMENTED = "NotImplemented"
     NOT_SUPPORTED = "NotSupported"
@@ -101,66 +84,6 @@ class ErrorCode(enum.StrEnum):
     OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
     TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
     GENERIC_ERROR = "GenericError"
-
-
-# Actions a charge point sends (OCPP 1.6 Core and the other feature profiles, plus the
-# notifications of the 1.6 security whitepaper).
-CHARGER_TO_CENTRAL: Final = frozenset(
-    {
-        "Authorize",
-        "BootNotification",
-        "DataTransfer",
-        "DiagnosticsStatusNotification",
-        "FirmwareStatusNotification",
-        "Heartbeat",
-        "LogStatusNotification",
-        "MeterValues",
-        "SecurityEventNotification",
-        "SignCertificate",
-        "SignedFirmwareStatusNotification",
-        "StartTransaction",
-        "StatusNotification",
-        "StopTransaction",
-    }
-)
-
-# Actions a central system sends.
-CENTRAL_TO_CHARGER: Final = frozenset(
-    {
-        "CancelReservation",
-        "CertificateSigned",
-        "ChangeAvailability",
-        "ChangeConfiguration",
-        "ClearCache",
-        "ClearChargingProfile",
-        "DataTransfer",
-        "DeleteCertificate",
-        "ExtendedTriggerMessage",
-        "GetCompositeSchedule",
-        "GetConfiguration",
-        "GetDiagnostics",
-        "GetInstalledCertificateIds",
-        "GetLocalListVersion",
-        "GetLog",
-        "InstallCertificate",
-        "RemoteStartTransaction",
-        "RemoteStopTransaction",
-        "ReserveNow",
-        "Reset",
-        "SendLocalList",
-        "SetChargingProfile",
-        "SignedUpdateFirmware",
-        "TriggerMessage",
-        "UnlockConnector",
-        "UpdateFirmware",
-    }
-)
-
-KNOWN_ACTIONS: Final = CHARGER_TO_CENTRAL | CENTRAL_TO_CHARGER
-
-# Schema fields that must stay within their declared length even when a charger's profile
-# tolerates over-long strings: they are identifiers Strom stores and compares.
-_ALWAYS_STRICT_LENGTH: Final = frozenset({"idTag", "parentIdTag"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,20 +189,6 @@ def format_timestamp(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def _is_date_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True  # the "type" keyword reports non-strings
-    try:
-        parse_timestamp(value)
-    except PayloadInvalid:
-        return False
-    return True
-
-
-_FORMATS: Final = FormatChecker(formats=())
-_FORMATS.checks("date-time")(_is_date_time)
-
-
 # --- framing ---------------------------------------------------------------------------------
 
 
@@ -372,118 +281,3 @@ def pack_error(
 ) -> str:
     """Serialise a CALLERROR frame (``details`` is an object, empty unless given)."""
     return _dumps([MessageType.CALLERROR.value, unique_id, str(code), description, dict(details)])
-
-
-# --- schema validation -----------------------------------------------------------------------
-
-
-@cache
-def _validator(schema_name: str) -> Draft4Validator | None:
-    schema_file = resources.files("ocpp.v16").joinpath("schemas", f"{schema_name}.json")
-    try:
-        schema = json.loads(schema_file.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        return None
-    return Draft4Validator(schema, format_checker=_FORMATS)
-
-
-_CODE_BY_KEYWORD: Final[Mapping[str, ErrorCode]] = {
-    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-    "maxLength": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-    "minLength": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-    "required": ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
-    "minItems": ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
-    "maxItems": ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
-    "additionalProperties": ErrorCode.FORMATION_VIOLATION,
-}
-
-
-def _describe(error: ValidationError) -> str:
-    where = ".".join(str(part) for part in error.absolute_path) or "payload"
-    if error.validator == "required":
-        return f"{where}: a required field is missing"
-    if error.validator == "additionalProperties":
-        return f"{where}: has a field the schema does not define"
-    if error.validator == "maxLength":
-        return f"{where}: longer than {error.validator_value} characters"
-    if error.validator == "type":
-        return f"{where}: expected {error.validator_value}"
-    if error.validator == "enum":
-        return f"{where}: not one of the allowed values"
-    if error.validator == "format":
-        return f"{where}: not an RFC 3339 date-time"
-    return f"{where}: breaks the {error.validator} rule"
-
-
-def _tolerated(error: ValidationError) -> bool:
-    if error.validator != "maxLength":
-        return False
-    path = list(error.absolute_path)
-    return not path or path[-1] not in _ALWAYS_STRICT_LENGTH
-
-
-def _check(
-    validator: Draft4Validator, payload: Mapping[str, Any], *, lenient_lengths: bool
-) -> None:
-    if validator.is_valid(payload):
-        return
-    errors: Iterable[ValidationError] = validator.iter_errors(payload)
-    if lenient_lengths:
-        errors = [error for error in errors if not _tolerated(error)]
-    error = best_match(errors)
-    if error is None:
-        return
-    code = _CODE_BY_KEYWORD.get(str(error.validator), ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
-    raise PayloadInvalid(code, _describe(error))
-
-
-def validate_call(call: Call, *, lenient_lengths: bool = False) -> None:
-    """Check a CALL's action and payload against the OCPP 1.6 schemas.
-
-    Args:
-        call: the parsed CALL.
-        lenient_lengths: tolerate over-long strings (a per-charger quirk), except for idTags.
-
-    Raises:
-        FrameRejected: with ``NotImplemented`` for an action OCPP 1.6 does not define, or the
-            code of the first schema violation.
-    """
-    if call.action not in KNOWN_ACTIONS:
-        raise FrameRejected(
-            call.unique_id, ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action[:40]!r}"
-        )
-    validator = _validator(call.action)
-    if validator is None:  # pragma: no cover - every known action ships a schema
-        raise FrameRejected(call.unique_id, ErrorCode.NOT_SUPPORTED, "no schema for the action")
-    try:
-        _check(validator, call.payload, lenient_lengths=lenient_lengths)
-    except PayloadInvalid as exc:
-        raise FrameRejected(call.unique_id, exc.code, exc.description) from exc
-
-
-def validate_result(
-    action: str, payload: Mapping[str, Any], *, lenient_lengths: bool = False
-) -> None:
-    """Check the payload of a CALLRESULT answering ``action`` against its schema.
-
-    Raises:
-        PayloadInvalid: the payload breaks the response schema.
-        ValueError: ``action`` is not an OCPP 1.6 action (a bug on our side).
-    """
-    validator = _validator(f"{action}Response")
-    if validator is None:
-        raise ValueError(f"no OCPP 1.6 response schema for {action!r}")
-    _check(validator, payload, lenient_lengths=lenient_lengths)
-
-
-def validate_request(action: str, payload: Mapping[str, Any]) -> None:
-    """Check a request payload we are about to send (a failure is a bug on our side).
-
-    Raises:
-        PayloadInvalid: the payload breaks the request schema.
-        ValueError: ``action`` is not an OCPP 1.6 action.
-    """
-    validator = _validator(action)
-    if validator is None or action not in KNOWN_ACTIONS:
-        raise ValueError(f"no OCPP 1.6 request schema for {action!r}")
-    _check(validator, payload, lenient_lengths=False)

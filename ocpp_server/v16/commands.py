@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ocpp_server._connection import CallOutcome, ChargerConnection, OutcomeKind
+from ocpp_server.v16.messages import transaction_id
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
 __all__ = [
@@ -112,9 +113,15 @@ class OcppCommands:
         payload = {"connectorId": connector_id, "idTag": id_tag}
         return await self._command(charger_id, "RemoteStartTransaction", payload)
 
-    async def remote_stop(self, charger_id: str, transaction_id: int) -> CommandResult:
-        """RemoteStopTransaction."""
-        payload = {"transactionId": transaction_id}
+    async def remote_stop(self, charger_id: str, transaction: str) -> CommandResult:
+        """RemoteStopTransaction for a transaction reference.
+
+        A reference that is no OCPP 1.6 transaction id is REJECTED and nothing is sent.
+        """
+        try:
+            payload = {"transactionId": transaction_id(transaction)}
+        except ValueError as exc:
+            return CommandResult(CommandStatus.REJECTED, str(exc))
         return await self._command(charger_id, "RemoteStopTransaction", payload)
 
     async def unlock(self, charger_id: str, connector_id: int) -> CommandResult:

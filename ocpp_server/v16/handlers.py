@@ -1,9 +1,15 @@
 """Handlers for what a charger sends (``on_<action>``) and the CALLs Strom sends after boot.
 
-Each handler reads the validated payload into a typed request (:mod:`ocpp_server.messages`),
+Each handler reads the validated payload into a typed request (:mod:`ocpp_server.v16.messages`),
 asks the core, publishes events, and returns the CALLRESULT payload. Transactions go through
 the :class:`~strom_core.ports.OcppCore`, which decides and allocates; the handlers publish
 TransactionStarted/TransactionStopped only for a first, non-replayed record.
+
+This is the edge where OCPP 1.6 meets the version-neutral port: a 1.6 integer ``transactionId``
+becomes the core's string reference (:func:`~ocpp_server.v16.messages.transaction_reference`)
+and back, and the core's :class:`~strom_core.ports.Authorization` becomes a 1.6
+``AuthorizationStatus``. A StopTransaction or MeterValues for an id the core never gave keeps
+that id as its reference: the core records it as unknown and never guesses.
 """
 
 from __future__ import annotations
@@ -21,19 +27,22 @@ from ocpp_server._connection import (
     Reply,
 )
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
-from ocpp_server.messages import (
+from ocpp_server.ocppj import format_timestamp
+from ocpp_server.records import OpenTransaction, PendingCharger
+from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
+from ocpp_server.v16.messages import (
+    AUTHORIZATION_STATUS,
     boot_info,
     meter_values_request,
     start_request,
     status_report,
     stop_request,
+    transaction_id,
+    transaction_reference,
 )
-from ocpp_server.meter import RegisterReading, register_readings
-from ocpp_server.protocol import format_timestamp
-from ocpp_server.records import OpenTransaction, PendingCharger
-from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
+from ocpp_server.v16.meter import RegisterReading, register_readings
 from strom_core.ports import (
-    AuthorizationStatus,
+    Authorization,
     ChargerBooted,
     ConnectorStatusChanged,
     EventSink,
@@ -149,9 +158,9 @@ class ChargerHandlers:
     async def on_authorize(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
         id_tag = payload.get("idTag")
         if not isinstance(id_tag, str):  # pragma: no cover - the schema requires it
-            return Reply({"idTagInfo": {"status": AuthorizationStatus.INVALID.value}})
+            return Reply({"idTagInfo": {"status": AUTHORIZATION_STATUS[Authorization.INVALID]}})
         status = await self._core.authorize(conn.charger_id, id_tag)
-        return Reply({"idTagInfo": {"status": str(status)}})
+        return Reply({"idTagInfo": {"status": AUTHORIZATION_STATUS[status]}})
 
     async def on_start_transaction(
         self, conn: ChargerConnection, payload: Mapping[str, Any]
@@ -164,10 +173,12 @@ class ChargerHandlers:
             request.meter_start_wh,
             request.timestamp,
         )
-        accepted = decision.status is AuthorizationStatus.ACCEPTED
+        # A reference that is no 1.6 id (a bug in the core) fails here: InternalError.
+        number = transaction_id(decision.transaction)
+        accepted = decision.status is Authorization.ACCEPTED
         if accepted:
             conn.record.transaction_started(
-                decision.transaction_id,
+                decision.transaction,
                 OpenTransaction(request.connector_id, request.meter_start_wh),
             )
         if accepted and not decision.replayed:
@@ -175,7 +186,7 @@ class ChargerHandlers:
                 TransactionStarted(
                     conn.charger_id,
                     request.connector_id,
-                    decision.transaction_id,
+                    decision.transaction,
                     request.id_tag,
                     request.meter_start_wh,
                     request.timestamp,
@@ -185,14 +196,14 @@ class ChargerHandlers:
             "cp_id=%s: StartTransaction connector %d -> transaction %d %s%s",
             conn.charger_id,
             request.connector_id,
-            decision.transaction_id,
-            decision.status,
+            number,
+            AUTHORIZATION_STATUS[decision.status],
             " (replay)" if decision.replayed else "",
         )
         return Reply(
             {
-                "transactionId": decision.transaction_id,
-                "idTagInfo": {"status": str(decision.status)},
+                "transactionId": number,
+                "idTagInfo": {"status": AUTHORIZATION_STATUS[decision.status]},
             }
         )
 
@@ -200,16 +211,17 @@ class ChargerHandlers:
         self, conn: ChargerConnection, payload: Mapping[str, Any]
     ) -> Reply:
         request = stop_request(payload)
-        opened = conn.record.open_transaction(request.transaction_id)
+        transaction = transaction_reference(request.transaction_id)
+        opened = conn.record.open_transaction(transaction)
         readings = self._readings(conn, request.transaction_data)
         for reading in readings:
-            await self._sample(conn, request.transaction_id, opened, reading)
+            await self._sample(conn, transaction, opened, reading)
         meter_stop = request.meter_stop
         if meter_stop < 0:
-            meter_stop = self._stop_register(conn, request.transaction_id, opened, readings)
+            meter_stop = self._stop_register(conn, transaction, opened, readings)
         decision = await self._core.stop_transaction(
             conn.charger_id,
-            request.transaction_id,
+            transaction,
             meter_stop,
             request.timestamp,
             request.reason,
@@ -219,13 +231,13 @@ class ChargerHandlers:
             await self._events.publish(
                 TransactionStopped(
                     conn.charger_id,
-                    request.transaction_id,
+                    transaction,
                     meter_stop,
                     request.timestamp,
                     request.reason,
                 )
             )
-        conn.record.transaction_stopped(request.transaction_id)
+        conn.record.transaction_stopped(transaction)
         if not decision.known:
             log.warning(
                 "cp_id=%s: StopTransaction for unknown transaction %d recorded, not matched",
@@ -234,12 +246,12 @@ class ChargerHandlers:
             )
         if request.id_tag is None:
             return Reply({})
-        return Reply({"idTagInfo": {"status": str(decision.status)}})
+        return Reply({"idTagInfo": {"status": AUTHORIZATION_STATUS[decision.status]}})
 
     def _stop_register(
         self,
         conn: ChargerConnection,
-        transaction_id: int,
+        transaction: str,
         opened: OpenTransaction | None,
         readings: list[RegisterReading],
     ) -> int:
@@ -247,7 +259,7 @@ class ChargerHandlers:
         # Take the best register Strom has, never a guess: the stop's own transactionData,
         # the last MeterValues register, then meterStart (no energy billed).
         candidates = [reading.register_wh for reading in readings]
-        last = conn.record.last_register(transaction_id)
+        last = conn.record.last_register(transaction)
         if last is not None:
             candidates.append(last)
         if candidates:
@@ -257,9 +269,9 @@ class ChargerHandlers:
         else:
             register = 0
         log.warning(
-            "cp_id=%s: StopTransaction %d without a meter reading; recorded with %d Wh",
+            "cp_id=%s: StopTransaction %s without a meter reading; recorded with %d Wh",
             conn.charger_id,
-            transaction_id,
+            transaction,
             register,
         )
         return register
@@ -293,10 +305,11 @@ class ChargerHandlers:
         if request.transaction_id is None:
             # Connector readings outside a transaction: nothing to bill, nothing to guess.
             return Reply({})
-        opened = conn.record.open_transaction(request.transaction_id)
+        transaction = transaction_reference(request.transaction_id)
+        opened = conn.record.open_transaction(transaction)
         for reading in self._readings(conn, request.meter_values):
             await self._sample(
-                conn, request.transaction_id, opened, reading, connector_id=request.connector_id
+                conn, transaction, opened, reading, connector_id=request.connector_id
             )
         return Reply({})
 
@@ -313,7 +326,7 @@ class ChargerHandlers:
     async def _sample(
         self,
         conn: ChargerConnection,
-        transaction_id: int,
+        transaction: str,
         opened: OpenTransaction | None,
         reading: RegisterReading,
         *,
@@ -323,18 +336,18 @@ class ChargerHandlers:
         if conn.has(Quirk.SESSION_RELATIVE_METER_VALUES):
             if opened is None:
                 log.info(
-                    "cp_id=%s: session-relative sample for transaction %d dropped: its "
+                    "cp_id=%s: session-relative sample for transaction %s dropped: its "
                     "meterStart is unknown here",
                     conn.charger_id,
-                    transaction_id,
+                    transaction,
                 )
                 return
             register += opened.meter_start_wh
         if connector_id is None:
             connector_id = opened.connector_id if opened is not None else 0
-        conn.record.register_seen(transaction_id, register)
+        conn.record.register_seen(transaction, register)
         sample = MeterSample(
-            conn.charger_id, connector_id, transaction_id, register, reading.timestamp
+            conn.charger_id, connector_id, transaction, register, reading.timestamp
         )
         await self._core.record_meter(sample)
         await self._events.publish(sample)

@@ -1,0 +1,37 @@
+"""OCPP 1.6J: everything that is particular to OCPP 1.6 in Strom's central system.
+
+The version-neutral parts (:mod:`ocpp_server.server`, the connection, admission, passwords,
+back-off, records) pick this package when a charger negotiates the ``ocpp1.6`` websocket
+subprotocol. Its modules are named so an OCPP 2.0.1 package (``ocpp_server.v201``) mirrors them:
+
+* :mod:`~ocpp_server.v16.schemas`: payload validation against the OCPP 1.6 JSON schemas;
+* :mod:`~ocpp_server.v16.messages`: typed views of what a charger sends;
+* :mod:`~ocpp_server.v16.meter`: energy register readings out of MeterValue lists;
+* :mod:`~ocpp_server.v16.handlers`: the ``on_<action>`` handlers, talking to the core's port
+  (1.6's integer transaction ids and ``AuthorizationStatus`` are mapped here, at the edge);
+* :mod:`~ocpp_server.v16.commands`: the typed command API (RemoteStart/Stop, Reset, …);
+* :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ocpp_server._connection import Dialect
+from ocpp_server.v16 import schemas
+from ocpp_server.v16.handlers import ChargerHandlers
+
+__all__ = ["SUBPROTOCOL", "dialect"]
+
+SUBPROTOCOL: Final = "ocpp1.6"
+
+
+def dialect(handlers: ChargerHandlers) -> Dialect:
+    """What a connection that negotiated ``ocpp1.6`` needs: schemas, handlers, post-boot CALLs."""
+    return Dialect(
+        subprotocol=SUBPROTOCOL,
+        schemas=schemas,
+        handlers=handlers.table(),
+        configure=handlers.configure,
+        trigger_boot=handlers.trigger_boot,
+    )
