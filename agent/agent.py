@@ -54,7 +54,7 @@ from strom_nostr.discovery import (
 )
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
 from strom_nostr.event import Event
-from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 from strom_services.effects import RetryLater
 from strom_storage.agents import ChargerSnapshot, active_zap_sessions, charger_snapshots
 

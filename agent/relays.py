@@ -55,7 +55,7 @@ from strom_core.errors import ConfigError, RelayError
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event
-from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 
 __all__ = ["EMBEDDED", "Inbound", "PublishResult", "RelayPool"]
 

@@ -9,9 +9,9 @@ row publishes an event with the same id, which relays drop.
 
 Consuming: a receipt addressed to the charger is acted on only if (1) it is fresh, (2) it is
 signed by the charger's own key and consistent with its invoice and embedded request
-(:func:`~strom_nostr.zap.verify_zap_receipt`), (3) its id was not seen before, (4) the invoice
-is one of Strom's zap invoices for that very request, and (5) the lightning backend says the
-invoice is settled. A receipt alone is never proof of payment. Then it calls the one idempotent
+(:func:`~strom_nostr.zap_receipt.verify_zap_receipt`), (3) its id was not seen before, (4) the
+invoice is one of Strom's zap invoices for that very request, and (5) the lightning backend says
+the invoice is settled. A receipt alone is never proof of payment. Then it calls the one idempotent
 settlement step, so a session starts once whether the backend's notification or the receipt
 comes first.
 """
@@ -27,7 +27,8 @@ from strom_lightning import InvoiceNotFound, InvoiceState
 from strom_nostr.discovery import status_coordinate
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event
-from strom_nostr.zap import MAX_ZAP_REQUEST_BYTES, ZapReceiptError, verify_zap_receipt, zap_receipt
+from strom_nostr.zap_receipt import ZapReceiptError, verify_zap_receipt, zap_receipt
+from strom_nostr.zap_request import MAX_ZAP_REQUEST_BYTES
 from strom_storage.agents import claim_event, release_event, zap_request_of
 
 if TYPE_CHECKING:

@@ -66,7 +66,7 @@ from strom_lightning import (
 )
 from strom_nostr.http_auth import HTTP_AUTH_KIND
 from strom_nostr.keys import encode_npub
-from strom_nostr.zap import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
+from strom_nostr.zap_request import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler

@@ -49,7 +49,7 @@ from strom_nostr.discovery import status_coordinate
 from strom_nostr.dm import open_dm
 from strom_nostr.event import Event, parse_event, sign_event
 from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
-from strom_nostr.zap import validate_zap_request
+from strom_nostr.zap_request import validate_zap_request
 from strom_services.effects import EffectRunner
 from strom_services.payments import OpenedSession, PaymentService
 from strom_services.tariffs import TariffBook

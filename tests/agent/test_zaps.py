@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from agent.relays import Inbound
 from strom_core.session import State
 from strom_nostr.event import Event, sign_event
-from strom_nostr.zap import verify_zap_receipt, zap_receipt
+from strom_nostr.zap_receipt import verify_zap_receipt, zap_receipt
 from strom_storage.schema import ledger_entries, payments
 from tests.agent.conftest import World
 
