@@ -19,8 +19,8 @@ comes first.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from agent.context import ChargerContext
 from agent.relays import PublishResult
 from strom_core.errors import BackendError
 from strom_lightning import InvoiceNotFound, InvoiceState
@@ -30,9 +30,6 @@ from strom_nostr.event import Event, parse_event
 from strom_nostr.zap_receipt import ZapReceiptError, verify_zap_receipt, zap_receipt
 from strom_nostr.zap_request import MAX_ZAP_REQUEST_BYTES
 from strom_storage.agents import claim_event, release_event, zap_request_of
-
-if TYPE_CHECKING:
-    from agent.agent import Agent
 
 __all__ = ["consume_receipt", "publish_receipt", "request_relays"]
 
@@ -50,7 +47,7 @@ def request_relays(zap_request_json: str) -> tuple[str, ...]:
 
 
 async def publish_receipt(
-    agent: Agent,
+    agent: ChargerContext,
     zap_request_json: str,
     bolt11: str,
     paid_at: int,
@@ -80,7 +77,7 @@ async def publish_receipt(
     return result
 
 
-async def consume_receipt(agent: Agent, event: Event) -> str:
+async def consume_receipt(agent: ChargerContext, event: Event) -> str:
     """Act on a zap receipt addressed to this charger (see the module docstring).
 
     Returns:
