@@ -60,7 +60,7 @@ _STOPPABLE = (State.PAID, State.STARTING, State.CHARGING)
 async def inbox_relays(agent: ChargerContext, pubkey: str) -> tuple[str, ...]:
     """A pubkey's NIP-17 DM inbox relays (kind 10050), looked up once and cached."""
     services = agent.services
-    now = services.clock()
+    now = services.clock.unix()
     cached = services.inboxes.cached_relays(pubkey, now)
     if cached is not None:
         return cached
@@ -109,7 +109,7 @@ async def build_dm(
         inbox = await inbox_relays(agent, recipient)
     if scheme is None:
         scheme = DmScheme.NIP17 if inbox else DmScheme.NIP04
-    now = int(services.clock())
+    now = int(services.clock.unix())
     if scheme is DmScheme.NIP17:
         event = wrap_message(
             agent.key.secret,
@@ -159,7 +159,7 @@ async def handle_dm(agent: ChargerControl, event: Event, relay_url: str) -> str:
     """
     services = agent.services
     settings = services.settings
-    now = services.clock()
+    now = services.clock.unix()
     if not _plausible(agent, event, now):
         log.info("charger %s: DM %s ignored: too old or in the future", agent.charger_id, event.id)
         return "stale"
@@ -253,7 +253,7 @@ async def _refund(agent: ChargerContext, session: Session | None) -> str:
     if session is None:
         return _NO_SESSION
     services = agent.services
-    secret = await services.store.secret(session.id, services.clock())
+    secret = await services.store.secret(session.id, services.clock.unix())
     if secret is None:
         return "Open the session page from your wallet's payment message to claim your refund."
     running = session.state in (*_STOPPABLE, State.STOPPING)

@@ -37,7 +37,7 @@ _ENDED = {"stopped", "start_failed"}
 
 
 async def _links(agent: ChargerContext, session_id: str) -> SessionLinks | None:
-    secret = await agent.services.store.secret(session_id, agent.services.clock())
+    secret = await agent.services.store.secret(session_id, agent.services.clock.unix())
     if secret is None:
         return None
     return session_links(agent.services.settings.public_url, session_id, secret)
@@ -75,7 +75,7 @@ async def deliver(
             return
         via = (*services.pool.write_relays, *await zap_relays_of(services.db, session_id))
         item = await build_dm(agent, recipient, text, scheme=None, via=via)
-        items = await services.store.prepare(key, [item], int(services.clock()))
+        items = await services.store.prepare(key, [item], int(services.clock.unix()))
     results: list[PublishResult] = [await publish_outgoing(agent, item) for item in items]
     if not all(result.accepted for result in results):
         raise RetryLater(f"session {session_id}: no relay accepted the {what} DM")

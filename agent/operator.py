@@ -70,7 +70,7 @@ async def execute(agent: ChargerControl, sender: str, command: Command) -> str |
         action=action,
         target=target,
         detail={**detail, "answer": answer[:500]},
-        now=agent.services.clock(),
+        now=agent.services.clock.unix(),
     )
     log.info("charger %s: operator %s: %s %s", agent.charger_id, actor, action, target)
     return answer

@@ -86,7 +86,7 @@ async def consume_receipt(agent: ChargerContext, event: Event) -> str:
     """
     services = agent.services
     settings = services.settings
-    now = services.clock()
+    now = services.clock.unix()
     if not now - settings.receipt_max_age_s <= event.created_at <= now + settings.max_future_s:
         log.info("charger %s: zap receipt %s ignored: out of date", agent.charger_id, event.id)
         return "stale"

@@ -248,7 +248,7 @@ class Api:
             action=f"api.{action}",
             target=target,
             detail=detail,
-            now=self.agents.services.clock(),
+            now=self.agents.services.clock.unix(),
         )
         log.info("api: %s %s %s %s", principal.actor, action, target, detail)
 

@@ -396,6 +396,7 @@ class Strom:
             backend=backend,
             commands=ocpp.commands,
             session_key=session_key,
+            clock=SYSTEM_CLOCK,
         )
         events.subscribers.append(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {

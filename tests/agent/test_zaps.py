@@ -17,7 +17,7 @@ from tests.agent.conftest import World
 
 def _receipt(world: World, description: str, bolt11: str, secret: bytes | None = None) -> Event:
     key = world.charger.key.secret if secret is None else secret
-    return zap_receipt(key, description, bolt11_invoice=bolt11, paid_at=int(world.clock()))
+    return zap_receipt(key, description, bolt11_invoice=bolt11, paid_at=int(world.clock.unix()))
 
 
 async def _payment_entries(world: World, session_id: str) -> int:
