@@ -37,7 +37,7 @@ import logging
 import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ from agent.nostr_sdk_adapter import (
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import RelayConfig
 from strom_core.errors import ConfigError, RelayError
+from strom_core.ports.agents import PublishResult
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event
@@ -89,26 +90,6 @@ class _Pacer:
                 self._tokens = 1.0
                 self._last = self._clock.monotonic()
             self._tokens -= 1
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """What the relays said to one published event.
-
-    Attributes:
-        event_id: the event's id.
-        ok: relays that accepted it (relay URL → acknowledgement).
-        failed: relays that did not (relay URL → reason).
-    """
-
-    event_id: str
-    ok: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def accepted(self) -> bool:
-        """Whether at least one relay accepted the event."""
-        return bool(self.ok)
 
 
 @dataclass(frozen=True, slots=True)

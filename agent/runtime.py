@@ -177,6 +177,17 @@ class AgentRuntime:
             raise AgentUnavailable(f"no agent for charger {charger_id}")
         return agent
 
+    def add_status_listener(self, listener: Callable[[str, PublishResult], None]) -> None:
+        """Tell ``listener`` about every status publication from now on, after earlier ones."""
+        previous = self.services.on_status
+
+        def on_status(charger_id: str, result: PublishResult) -> None:
+            if previous is not None:
+                previous(charger_id, result)
+            listener(charger_id, result)
+
+        self.services.on_status = on_status
+
     async def apply_profile(self, profile: ProfileConfig) -> None:
         """A charger was added or its profile changed while Strom runs.
 

@@ -132,6 +132,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str], Callable[[str], list[Row]], fl
         ours,
         200,
     ),
+    ("storage_hotpath.py", ["--sessions", "300"], ["--sessions", "3000"], ours, 200),
     ("startup.py", ["--chargers", "1000"], ["--chargers", "1000", "--restart"], ours, 300),
     (
         "ocpp_connections.py",

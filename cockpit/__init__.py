@@ -19,24 +19,26 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from agent.relays import PublishResult
-from agent.runtime import AgentRuntime
-from cockpit.api import Api
+from cockpit.api import Api, ApiContext, ProfileApplier
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
 from cockpit.endpoint import error_response
 from cockpit.live import LiveHub
 from cockpit.metrics import CONTENT_TYPE, Metrics
 from cockpit.openapi import API_PREFIX, openapi_document
 from cockpit.tokens import TokenStore
-from ocpp_server import OcppServer
 from strom_core import __version__
-from strom_core.config import StromConfig
+from strom_core.clock import SYSTEM_CLOCK, Clock
+from strom_core.config import LiveConfig
+from strom_core.ports.agents import NostrAgents
+from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_lightning import LightningBackend, NodeWatch
 from strom_services.core_events import CoreEventSink
 from strom_services.payments import PaymentService
 from strom_services.refunds import RefundService
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
+from strom_storage.outbox import OutboxStore
+from strom_storage.reports import Reports
 from strom_storage.sessions import SessionStore
 from strom_web.csp import websocket_origin
 
@@ -67,60 +69,85 @@ async def _json_errors(
 class Cockpit:
     """The API, the websocket hub and the metrics over Strom's parts.
 
-    It wires the hub to the session store, the OCPP events and the agents.
+    Everything comes in here: the cockpit sets nothing on the parts it is given. It registers
+    its hub as a listener of the session store, the OCPP events, the lightning node and the
+    agents' status publications, each through the list or method the part offers for it.
+
+    Args:
+        config: the configuration in force, read at each use (a reload replaces it there).
+        db: the database.
+        sessions: the session store.
+        chargers: the chargers' and connectors' rows.
+        payments: the payment service.
+        refunds: the refund service (checks a payer's session secret on the websocket).
+        ocpp: the OCPP server, as the cockpit's port sees it.
+        agents: the nostr agents, as the cockpit's port sees them.
+        backend: the lightning backend (metrics ask it when no node watch is given).
+        events: the OCPP events of the core.
+        check_quirks: checks the OCPP quirk names of a profile written through the API.
+        node: the lightning node's watch.
+        apply_profile: applies a profile written through the API to the running Strom;
+            without it a changed profile takes effect at the next start.
+        clock: the time of audit rows, tokens, NIP-98 checks and live messages.
     """
 
     def __init__(
         self,
         *,
-        config: StromConfig,
+        config: LiveConfig,
         db: Database,
         sessions: SessionStore,
         chargers: ChargerStore,
         payments: PaymentService,
         refunds: RefundService,
-        ocpp: OcppServer,
-        agents: AgentRuntime,
+        ocpp: ChargerStation,
+        agents: NostrAgents,
         backend: LightningBackend,
         events: CoreEventSink,
+        check_quirks: QuirkCheck,
         node: NodeWatch | None = None,
+        apply_profile: ProfileApplier | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self.tokens = TokenStore(db)
+        current = config.current
+        reports = Reports(db)
+        self.tokens = TokenStore(db, clock)
         self.auth = Authenticator(
-            db, self.tokens, config.nostr.admin_npubs, config.server.public_url
+            db, self.tokens, current.nostr.admin_npubs, current.server.public_url, clock
         )
         self.api = Api(
-            config=config,
-            db=db,
-            sessions=sessions,
-            chargers=chargers,
-            payments=payments,
-            ocpp=ocpp,
-            agents=agents,
-            node=node,
+            ApiContext(
+                live=config,
+                db=db,
+                reports=reports,
+                sessions=sessions,
+                chargers=chargers,
+                payments=payments,
+                station=ocpp,
+                agents=agents,
+                check_quirks=check_quirks,
+                clock=clock,
+                node=node,
+                apply_profile=apply_profile,
+            )
         )
-        self.live = LiveHub(self.auth, refunds)
+        self.live = LiveHub(self.auth, refunds, clock)
         if node is not None:
             node.listeners.append(self.live.on_lightning)
         sessions.listeners.append(self.live.on_transition)
         events.subscribers.append(self.live.on_ocpp_event)
-        previous = agents.services.on_status
-
-        def on_status(charger_id: str, result: PublishResult) -> None:
-            if previous is not None:
-                previous(charger_id, result)
-            self.live.on_status(charger_id, result)
-
-        agents.services.on_status = on_status
+        agents.add_status_listener(self.live.on_status)
         self.metrics = Metrics(
-            db=db,
+            config=config,
+            reports=reports,
+            outbox=OutboxStore(db),
             ocpp=ocpp,
             agents=agents,
             backend=backend,
             node=node,
-            chargers=len(config.profiles),
             live_subscribers=lambda: self.live.subscribers,
+            clock=clock,
         )
         self.endpoints = self.api.endpoints()
         self._openapi: bytes | None = None
@@ -144,7 +171,7 @@ class Cockpit:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document."""
-        return openapi_document(self.endpoints, self.config.server.public_url, __version__)
+        return openapi_document(self.endpoints, self.config.current.server.public_url, __version__)
 
     async def _openapi_json(self, request: web.Request) -> web.Response:
         if self._openapi is None:
@@ -179,7 +206,7 @@ class Cockpit:
                 "Content-Security-Policy": (
                     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
                     "script-src 'self'; connect-src 'self' "
-                    f"{websocket_origin(self.config.server.public_url)}; "
+                    f"{websocket_origin(self.config.current.server.public_url)}; "
                     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
                 ),
                 "X-Content-Type-Options": "nosniff",

@@ -14,12 +14,11 @@ Missing or invalid credentials are a 401; valid credentials without the right ar
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cockpit.tokens import Scope, TokenStore
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_nostr.http_auth import HttpAuthError, check_http_auth
 from strom_nostr.keys import decode_npub, encode_npub
 from strom_storage.agents import claim_event
@@ -66,7 +65,7 @@ class Authenticator:
         tokens: the token table.
         admin_npubs: who may sign NIP-98 requests.
         public_url: the base URL clients address (``server.public_url``).
-        clock: unix time in seconds.
+        clock: the time NIP-98 events are checked against, and tokens marked used at.
     """
 
     def __init__(
@@ -75,7 +74,7 @@ class Authenticator:
         tokens: TokenStore,
         admin_npubs: tuple[str, ...],
         public_url: str,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
         self.tokens = tokens
@@ -112,7 +111,7 @@ class Authenticator:
         info = await self.tokens.check(token)
         if info is None:
             raise AuthFailed("unknown or revoked API token")
-        now = datetime.now(UTC)
+        now = self.clock.now()
         last = self._touched.get(info.name)
         if last is None or now - last > _TOUCH_EVERY:
             self._touched[info.name] = now
@@ -122,7 +121,7 @@ class Authenticator:
     async def _nip98(
         self, header: str, *, method: str, path_qs: str, body: bytes | None
     ) -> Principal:
-        now = self.clock()
+        now = self.clock.unix()
         try:
             event = check_http_auth(
                 header,

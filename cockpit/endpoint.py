@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -30,6 +30,7 @@ __all__ = [
     "Call",
     "Endpoint",
     "Handler",
+    "Resource",
     "error_response",
     "validation_text",
 ]
@@ -212,6 +213,14 @@ class Endpoint:
             return self.body.model_validate(data)
         except ValidationError as exc:
             raise ApiError(400, "bad_request", validation_text(exc)) from None
+
+
+class Resource(Protocol):
+    """A part of the API: it declares its operations."""
+
+    def endpoints(self) -> list[Endpoint]:
+        """The operations of this resource, in the order of the OpenAPI document."""
+        ...
 
 
 async def _read_body(request: web.Request) -> bytes:

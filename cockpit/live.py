@@ -23,16 +23,16 @@ import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from agent.relays import PublishResult
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import StromError
 from strom_core.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged, OcppEvent
+from strom_core.ports.agents import PublishResult
 from strom_core.session import Transition
 from strom_lightning import NodeState
 from strom_services.refunds import RefundService
@@ -53,10 +53,6 @@ class _Subscriber:
     session_id: str | None  # None: everything (admin)
     queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def session_event(transition: Transition) -> dict[str, Any]:
@@ -84,11 +80,15 @@ class LiveHub:
     Args:
         auth: checks the admin's first message.
         refunds: checks a session secret.
+        clock: the time stamped on payment and nostr messages.
     """
 
-    def __init__(self, auth: Authenticator, refunds: RefundService) -> None:
+    def __init__(
+        self, auth: Authenticator, refunds: RefundService, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.auth = auth
         self.refunds = refunds
+        self.clock = clock
         self._subscribers: set[_Subscriber] = set()
         self._paid: OrderedDict[str, int] = OrderedDict()
 
@@ -121,7 +121,7 @@ class LiveHub:
                 "charger_id": session.charger_id,
                 "amount_msat": session.paid_msat - before,
                 "paid_msat": session.paid_msat,
-                "at": _now(),
+                "at": self.clock.now().isoformat(),
             }
             self._send(payment, None)
 
@@ -163,14 +163,14 @@ class LiveHub:
         )
 
     def on_status(self, charger_id: str, result: PublishResult) -> None:
-        """The agents' hook: a status event was published (or not)."""
+        """A status listener of the agents: a status event was published (or not)."""
         self._send(
             {
                 "type": "nostr",
                 "charger_id": charger_id,
                 "event_id": result.event_id,
                 "accepted": result.accepted,
-                "at": _now(),
+                "at": self.clock.now().isoformat(),
             },
             None,
         )

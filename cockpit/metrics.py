@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,13 +19,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.runtime import AgentRuntime
-from cockpit import queries
-from ocpp_server import OcppServer
+from strom_core.clock import SYSTEM_CLOCK, Clock
+from strom_core.config import LiveConfig
 from strom_core.errors import StromError
+from strom_core.ports.agents import NostrAgents
+from strom_core.ports.station import ChargerStation
 from strom_lightning import LightningBackend, NodeWatch
-from strom_storage.db import Database
 from strom_storage.outbox import OutboxStore
+from strom_storage.reports import Reports
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -46,44 +46,56 @@ class _Snapshot(Collector):
 
 @dataclass
 class Metrics:
-    """Reads the figures and writes them for Prometheus."""
+    """Reads the figures and writes them for Prometheus.
 
-    db: Database
-    ocpp: OcppServer
-    agents: AgentRuntime
+    Attributes:
+        config: the configuration in force (the chargers configured).
+        reports: sessions and money.
+        outbox: the outbox's rows.
+        ocpp: the OCPP server (connections, messages).
+        agents: the nostr agents (their relays).
+        backend: the lightning backend, asked when no node watch is given.
+    """
+
+    config: LiveConfig
+    reports: Reports
+    outbox: OutboxStore
+    ocpp: ChargerStation
+    agents: NostrAgents
     backend: LightningBackend
-    chargers: int
     live_subscribers: Callable[[], int] | None = None  # the websocket count, when wired
     node: NodeWatch | None = None  # the node's reachability, when watched
-    _backend_up: tuple[float, bool] = (0.0, False)
+    clock: Clock = SYSTEM_CLOCK  # the backend answer's cache ages on its monotonic clock
+    _backend_up: tuple[float, bool] | None = None
 
     async def _backend_ok(self) -> bool:
         if self.node is not None:
             return self.node.up
-        checked_at, up = self._backend_up
-        if time.monotonic() - checked_at < _BACKEND_CACHE_S:
-            return up
+        if self._backend_up is not None:
+            checked_at, up = self._backend_up
+            if self.clock.monotonic() - checked_at < _BACKEND_CACHE_S:
+                return up
         try:
             await asyncio.wait_for(self.backend.node_info(), 3.0)
             up = True
         except (StromError, TimeoutError) as exc:
             log.warning("metrics: lightning backend unavailable: %s", exc)
             up = False
-        self._backend_up = (time.monotonic(), up)
+        self._backend_up = (self.clock.monotonic(), up)
         return up
 
     async def _relay_states(self) -> dict[str, str]:
         try:
-            return await self.agents.pool.states()
+            return dict(await self.agents.pool.states())
         except Exception as exc:  # an unstarted pool reads as no relays
             log.info("metrics: relay states unavailable: %s", exc)
             return {}
 
     async def render(self) -> bytes:
         """The exposition text."""
-        states = await queries.counts_by_state(self.db)
-        received, refunded, fees, energy = await queries.money_totals(self.db)
-        outbox = await OutboxStore(self.db).counts()
+        states = await self.reports.counts_by_state()
+        received, refunded, fees, energy = await self.reports.money_totals()
+        outbox = await self.outbox.counts()
         relays = await self._relay_states()
         counters = self.ocpp.counters()
         backend_up = await self._backend_ok()
@@ -112,7 +124,7 @@ class Metrics:
             queue.add_metric([state], count)
         subscribers = self.live_subscribers() if self.live_subscribers is not None else 0
         families: list[Metric] = [
-            gauge("strom_chargers", "Chargers configured", self.chargers),
+            gauge("strom_chargers", "Chargers configured", len(self.config.current.profiles)),
             gauge(
                 "strom_chargers_online", "Chargers connected now", len(self.ocpp.online_chargers())
             ),

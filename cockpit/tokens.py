@@ -3,7 +3,8 @@
 A token is ``strom_`` + 32 random bytes (base64url). Only its sha256 is stored: 256 bits of
 randomness need no slow hash, and a leaked database gives nobody a working token. A token
 has a *scope*: ``admin`` may do everything, ``read`` only reads (a dashboard, a monitoring
-script); a read token on a mutating call is a 403.
+script); a read token on a mutating call is a 403. The rows live in
+:mod:`strom_storage.tokens`; the rules (names, format, hashing, scopes) are the cockpit's.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import StromError
 from strom_storage.db import Database
-from strom_storage.schema import api_tokens
+from strom_storage.tokens import TokenRepository, TokenRow
 
 __all__ = ["TOKEN_PREFIX", "Scope", "TokenError", "TokenInfo", "TokenStore", "hash_token"]
 
@@ -55,15 +54,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _info(row: TokenRow) -> TokenInfo:
+    return TokenInfo(
+        name=row.name,
+        scope=Scope(row.scope),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 class TokenStore:
-    """The ``api_tokens`` table."""
+    """The API tokens: made, checked, listed and revoked.
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    Args:
+        db: the database (the rows are kept by :class:`strom_storage.tokens.TokenRepository`).
+        clock: the time written as created, used and revoked.
+    """
+
+    def __init__(self, db: Database, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.rows = TokenRepository(db)
+        self.clock = clock
 
     async def create(self, name: str, scope: Scope = Scope.ADMIN) -> str:
         """Make a token; returns it (shown once, never stored).
@@ -74,68 +85,27 @@ class TokenStore:
         if not _NAME.match(name):
             raise TokenError(f"token name {name!r}: expected 1-64 letters, digits, '.', '_' or '-'")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        try:
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    insert(api_tokens).values(
-                        name=name,
-                        token_hash=hash_token(token),
-                        scope=scope.value,
-                        created_at=_now(),
-                    )
-                )
-        except IntegrityError:
-            raise TokenError(f"a token named {name!r} exists already") from None
+        if not await self.rows.add(name, hash_token(token), scope.value, self.clock.now()):
+            raise TokenError(f"a token named {name!r} exists already")
         return token
 
     async def revoke(self, name: str) -> bool:
         """Revoke a token by name; False when no live token has that name."""
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(api_tokens)
-                .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=_now())
-            )
-        return bool(result.rowcount)
+        return await self.rows.revoke(name, self.clock.now())
 
     async def list(self) -> list[TokenInfo]:
         """Every token, live and revoked, by name."""
-        async with self.db.reader() as conn:
-            rows = await conn.execute(select(api_tokens).order_by(api_tokens.c.name))
-            return [
-                TokenInfo(
-                    name=row.name,
-                    scope=Scope(row.scope),
-                    created_at=row.created_at,
-                    last_used_at=row.last_used_at,
-                    revoked_at=row.revoked_at,
-                )
-                for row in rows
-            ]
+        return [_info(row) for row in await self.rows.all()]
 
     async def check(self, token: str) -> TokenInfo | None:
         """The live token this is, or None (unknown, malformed or revoked)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        async with self.db.reader() as conn:
-            row = (
-                await conn.execute(
-                    select(api_tokens).where(api_tokens.c.token_hash == hash_token(token))
-                )
-            ).first()
+        row = await self.rows.by_hash(hash_token(token))
         if row is None or row.revoked_at is not None:
             return None
-        return TokenInfo(
-            name=row.name,
-            scope=Scope(row.scope),
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=None,
-        )
+        return _info(row)
 
     async def touch(self, name: str) -> None:
         """Record that a token was used (at most what an operator needs: the last time)."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(api_tokens).where(api_tokens.c.name == name).values(last_used_at=_now())
-            )
+        await self.rows.touch(name, self.clock.now())

@@ -52,7 +52,7 @@ from strom.config import StromConfig, require_ocpp_password
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
 from strom_core.clock import SYSTEM_CLOCK
-from strom_core.config import ProfileConfig, ocpp_beyond_loopback
+from strom_core.config import LiveConfig, ProfileConfig, ocpp_beyond_loopback
 from strom_core.errors import BackendError, ConfigError
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -306,6 +306,7 @@ class Strom:
     auth: StaticChargerAuth
     retention: Retention
     node: NodeWatch
+    live_config: LiveConfig  # the configuration in force, as the cockpit reads it
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _settlements: SettlementStream | None = None
@@ -424,8 +425,13 @@ class Strom:
             identities=agents,
             node=node,
         )
+        live_config = LiveConfig(config)
+
+        async def apply_profile(profile: ProfileConfig) -> None:
+            await strom.apply_profile(profile)  # called by the API only once Strom is built
+
         cockpit = Cockpit(
-            config=config,
+            config=live_config,
             db=db,
             sessions=sessions,
             chargers=chargers,
@@ -435,7 +441,9 @@ class Strom:
             agents=agents,
             backend=backend,
             events=events,
+            check_quirks=parse_quirks,
             node=node,
+            apply_profile=apply_profile,
         )
         strom = cls(
             config=config,
@@ -454,9 +462,9 @@ class Strom:
             auth=auth,
             retention=_retention(config, db, agents, front),
             node=node,
+            live_config=live_config,
         )
         node.listeners.append(strom._node_changed)
-        cockpit.api.apply_profile = strom.apply_profile
         return strom
 
     async def apply_profile(self, profile: ProfileConfig) -> None:
@@ -475,9 +483,7 @@ class Strom:
         config = self.config.model_copy(update={"profiles": (*profiles, profile)})
         self.config = config
         self.front.config = config
-        self.cockpit.config = config
-        self.cockpit.api.config = config
-        self.cockpit.metrics.chargers = len(config.profiles)
+        self.live_config.replace(config)
         self.auth.add(admission)
         # A charger held for approval is let go: it reconnects at once and is admitted.
         self.ocpp.forget_pending(profile.id)

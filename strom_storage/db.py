@@ -1,4 +1,11 @@
-"""Connecting to the database and applying migrations.
+"""Connecting to the database, applying migrations, and running transactions.
+
+A transaction is one function of a synchronous SQLAlchemy ``Connection`` handed to
+:meth:`Database.write` or :meth:`Database.read`, so the whole of it costs one hop from the
+event loop: on SQLite it runs on a dedicated writer thread (or a reader thread) over the
+standard library's ``sqlite3``; on PostgreSQL it runs through ``AsyncConnection.run_sync`` on
+asyncpg. The older :meth:`Database.transaction` / :meth:`Database.reader` context managers
+(one await per statement) serve the code not yet moved to the one-hop form.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` — a committed payment
 survives a crash of the process *and* of the machine — and every write transaction starts with
@@ -13,14 +20,15 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -31,6 +39,9 @@ from strom_core.errors import StorageError
 __all__ = ["Database", "redact_url"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+READER_THREADS = 4
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -102,7 +113,7 @@ class _WriterQueue:
 class Database:
     """An async engine plus the few operations every store needs."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sync_engine: Engine | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         # SQLite has one writer at a time, and a second connection asking for the write lock
@@ -110,6 +121,14 @@ class Database:
         # Writers of this process therefore queue here, and each one finds the lock free
         # (busy_timeout still covers other processes, such as the CLI).
         self._writer_turn = _WriterQueue() if self.dialect == "sqlite" else None
+        # SQLite's one-hop transactions: a synchronous engine on the same file, one writer
+        # thread (writes are serial anyway) and a few reader threads (WAL readers never block).
+        self._sync_engine = sync_engine
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        if sync_engine is not None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="strom-db-writer")
+            self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="strom-db-reader")
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -124,10 +143,17 @@ class Database:
             # Enough pooled connections for the concurrent readers: an overflow connection
             # is opened (a thread, the pragmas) and closed again for every burst.
             engine = create_async_engine(url, pool_size=20, max_overflow=20)
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(engine.sync_engine, "begin", _sqlite_begin)
-        else:
-            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            sync_engine = create_engine(
+                f"sqlite:///{path}",
+                pool_size=READER_THREADS + 1,
+                max_overflow=0,
+                connect_args={"check_same_thread": False},
+            )
+            for target in (engine.sync_engine, sync_engine):
+                event.listen(target, "connect", _sqlite_pragmas)
+                event.listen(target, "begin", _sqlite_begin)
+            return cls(engine, sync_engine)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         return cls(engine)
 
     async def check(self) -> None:
@@ -189,6 +215,82 @@ class Database:
         except OperationalError as exc:
             raise _failed("read", exc) from exc
 
+    async def write(self, work: Work[T], *, urgent: bool = False) -> T:
+        """Run ``work`` as one write transaction, in one hop: committed if it returns.
+
+        ``work`` receives a synchronous connection inside the transaction and must not
+        await; any exception it raises rolls the transaction back and is raised here. The
+        transaction finishes even if the caller is cancelled meanwhile (a commit is never cut
+        in half); the caller then sees the cancellation.
+
+        Args:
+            work: the whole transaction, given the connection it runs on.
+            urgent: on SQLite, go before the writers already waiting.
+        """
+        if self._sync_engine is None:
+            return await self._write_async(work)
+        turn = self._writer_turn
+        assert turn is not None
+        await turn.acquire(urgent=urgent)
+        running = asyncio.get_running_loop().run_in_executor(self._writer, self._commit, work)
+
+        def finished(done: asyncio.Future[T]) -> None:
+            turn.release()
+            if not done.cancelled():
+                done.exception()  # retrieved here too: the caller may have been cancelled
+
+        running.add_done_callback(finished)
+        try:
+            return await asyncio.shield(running)
+        except OperationalError as exc:
+            raise _failed("write", exc) from exc
+
+    async def read(self, work: Work[T]) -> T:
+        """Run ``work`` as one read-only transaction, in one hop."""
+        if self._sync_engine is None:
+            try:
+                async with self.engine.connect() as conn:
+                    return await conn.run_sync(work)
+            except OperationalError as exc:
+                raise _failed("read", exc) from exc
+        assert self._readers is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
+        except OperationalError as exc:
+            raise _failed("read", exc) from exc
+
+    def _commit(self, work: Work[T]) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as plain:
+            conn = plain.execution_options(strom_write=True)
+            with conn.begin():
+                result = work(conn)
+                crashpoint("db.before_commit")
+        crashpoint("db.after_commit")
+        return result
+
+    def _read(self, work: Work[T]) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn, conn.begin():
+            return work(conn)
+
+    async def _write_async(self, work: Work[T]) -> T:
+        try:
+            async with self.engine.connect() as conn:
+                writer = await conn.execution_options(strom_write=True)
+                async with writer.begin():
+                    result = await writer.run_sync(work)
+                    crashpoint("db.before_commit")
+        except OperationalError as exc:
+            raise _failed("write", exc) from exc
+        crashpoint("db.after_commit")
+        return result
+
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and stop the database threads."""
         await self.engine.dispose()
+        for pool in (self._writer, self._readers):
+            if pool is not None:
+                await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()

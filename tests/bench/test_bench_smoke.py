@@ -19,6 +19,7 @@ ROWS = (
     "payment to RemoteStart",
     "zap receipt to RemoteStart",
     "nostr zap requests validated",
+    "storage hot path",
     "startup, 1000 chargers",
     "OCPP CALLs answered",
     "OCPP server CPU per CALL",

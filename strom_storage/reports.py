@@ -1,0 +1,284 @@
+"""The operator's read models: sessions, payments, refunds, totals, audit. Read-only, keyset-paged.
+
+Paging is by ``(created_at, id)`` descending, newest first; the cursor is that pair of the
+last row, opaque to clients (base64url JSON). Keyset paging stays correct while new rows
+arrive, unlike offsets. Rows are returned as the database gives them (attribute access by
+column name); the cockpit turns them into its answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, and_, func, or_, select
+
+from strom_storage.db import Database
+from strom_storage.schema import audit_log, payments, refunds, sessions
+
+__all__ = [
+    "RUNNING_STATES",
+    "BadCursor",
+    "Page",
+    "Reports",
+    "Totals",
+    "decode_cursor",
+    "encode_cursor",
+]
+
+RUNNING_STATES = ("paid", "starting", "charging", "stopping")
+"""Session states that hold a connector."""
+
+Page = tuple[list[Any], str | None]
+"""Rows of one page, newest first, and the cursor of the next page (None at the end)."""
+
+
+class BadCursor(ValueError):
+    """A cursor that this API did not hand out."""
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    """The opaque cursor of a row (its creation time and id)."""
+    raw = orjson.dumps([created_at.isoformat(), row_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The creation time and id a cursor stands for.
+
+    Raises:
+        BadCursor: a cursor :func:`encode_cursor` did not make.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, row_id = orjson.loads(raw)
+        moment = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        raise BadCursor("the cursor is not one this API handed out") from None
+    if not isinstance(row_id, str) or moment.tzinfo is None:
+        raise BadCursor("the cursor is not one this API handed out")
+    return moment.astimezone(UTC), row_id
+
+
+def _keyset(query: Select[Any], created: Any, key: Any, cursor: str | None) -> Select[Any]:
+    if cursor is not None:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(or_(created < at, and_(created == at, key < row_id)))
+    return query.order_by(created.desc(), key.desc())
+
+
+def _window(
+    query: Select[Any], column: Any, since: datetime | None, until: datetime | None
+) -> Select[Any]:
+    if since is not None:
+        query = query.where(column >= since)
+    if until is not None:
+        query = query.where(column < until)
+    return query
+
+
+@dataclass
+class Totals:
+    """One period's money and energy."""
+
+    sessions: int = 0
+    paid_msat: int = 0
+    refunded_msat: int = 0
+    refund_fees_msat: int = 0
+    energy_wh: int = 0
+    session_ids: set[str] = field(default_factory=set)
+
+
+def _period(moment: datetime, period: str) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+
+
+class Reports:
+    """What the operator reads about sessions and money (no writes).
+
+    Args:
+        db: the database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _page(
+        self, query: Select[Any], created: Any, key: Any, limit: int, cursor: str | None
+    ) -> Page:
+        """One page of ``query`` by ``(created, key)`` descending, and the next page's cursor."""
+        query = _keyset(query, created, key, cursor).limit(limit + 1)
+        async with self.db.reader() as conn:
+            rows = list(await conn.execute(query))
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        last = rows[-1]
+        return rows, encode_cursor(getattr(last, created.name), getattr(last, key.name))
+
+    async def page_sessions(
+        self,
+        *,
+        charger: str | None,
+        state: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """Session rows, newest first, and the cursor of the next page (None at the end).
+
+        Raises:
+            BadCursor: a cursor this API did not hand out.
+        """
+        query = select(sessions)
+        if charger is not None:
+            query = query.where(sessions.c.charger_id == charger)
+        if state is not None:
+            query = query.where(sessions.c.state == state)
+        query = _window(query, sessions.c.created_at, since, until)
+        return await self._page(query, sessions.c.created_at, sessions.c.id, limit, cursor)
+
+    async def session_row(self, session_id: str) -> Any:
+        """One session row, or None."""
+        async with self.db.reader() as conn:
+            query = select(sessions).where(sessions.c.id == session_id)
+            return (await conn.execute(query)).first()
+
+    async def running_sessions(self, charger_id: str | None = None) -> list[Any]:
+        """Sessions that hold a connector (paid, starting, charging, stopping), oldest first."""
+        query = select(sessions).where(sessions.c.state.in_(RUNNING_STATES))
+        if charger_id is not None:
+            query = query.where(sessions.c.charger_id == charger_id)
+        async with self.db.reader() as conn:
+            return list(await conn.execute(query.order_by(sessions.c.created_at)))
+
+    async def payments_of(self, session_id: str) -> list[Any]:
+        """Every payment of a session, oldest first."""
+        async with self.db.reader() as conn:
+            query = (
+                select(payments)
+                .where(payments.c.session_id == session_id)
+                .order_by(payments.c.created_at)
+            )
+            return list(await conn.execute(query))
+
+    async def refunds_of(self, session_id: str) -> list[Any]:
+        """Every refund of a session, oldest first."""
+        async with self.db.reader() as conn:
+            query = (
+                select(refunds)
+                .where(refunds.c.session_id == session_id)
+                .order_by(refunds.c.created_at)
+            )
+            return list(await conn.execute(query))
+
+    async def page_payments(
+        self, *, since: datetime | None, until: datetime | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Settled payments (money in), newest first.
+
+        Raises:
+            BadCursor: a cursor this API did not hand out.
+        """
+        query = select(payments).where(payments.c.state == "settled")
+        query = _window(query, payments.c.created_at, since, until)
+        return await self._page(
+            query, payments.c.created_at, payments.c.payment_hash, limit, cursor
+        )
+
+    async def page_refunds(
+        self, *, since: datetime | None, until: datetime | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Refunds (money out) in every state, newest first.
+
+        Raises:
+            BadCursor: a cursor this API did not hand out.
+        """
+        query = _window(select(refunds), refunds.c.created_at, since, until)
+        return await self._page(query, refunds.c.created_at, refunds.c.id, limit, cursor)
+
+    async def period_totals(
+        self, *, period: str, since: datetime | None, until: datetime | None
+    ) -> dict[str, Totals]:
+        """Money and energy per UTC day or month (``period`` is ``day`` or ``month``).
+
+        Money in is settled payments by settlement time, money out paid refunds by payment
+        time, energy the sessions' by stop time.
+        """
+        totals: dict[str, Totals] = defaultdict(Totals)
+        async with self.db.reader() as conn:
+            paid = _window(
+                select(payments.c.session_id, payments.c.amount_msat, payments.c.settled_at).where(
+                    payments.c.state == "settled"
+                ),
+                payments.c.settled_at,
+                since,
+                until,
+            )
+            for row in await conn.execute(paid):
+                entry = totals[_period(row.settled_at, period)]
+                entry.paid_msat += row.amount_msat
+                entry.session_ids.add(row.session_id)
+            out = _window(
+                select(refunds.c.amount_msat, refunds.c.fee_msat, refunds.c.updated_at).where(
+                    refunds.c.state == "paid"
+                ),
+                refunds.c.updated_at,
+                since,
+                until,
+            )
+            for row in await conn.execute(out):
+                entry = totals[_period(row.updated_at, period)]
+                entry.refunded_msat += row.amount_msat or 0
+                entry.refund_fees_msat += row.fee_msat or 0
+            energy = _window(
+                select(sessions.c.energy_wh, sessions.c.stopped_at).where(
+                    sessions.c.stopped_at.is_not(None)
+                ),
+                sessions.c.stopped_at,
+                since,
+                until,
+            )
+            for row in await conn.execute(energy):
+                totals[_period(row.stopped_at, period)].energy_wh += row.energy_wh
+        for entry in totals.values():
+            entry.sessions = len(entry.session_ids)
+        return dict(sorted(totals.items()))
+
+    async def counts_by_state(self) -> dict[str, int]:
+        """How many sessions are in each state (states without sessions are absent)."""
+        async with self.db.reader() as conn:
+            query = select(sessions.c.state, func.count()).group_by(sessions.c.state)
+            return {state: int(count) for state, count in await conn.execute(query)}
+
+    async def money_totals(self) -> tuple[int, int, int, int]:
+        """(msat received, msat refunded, refund fees msat, Wh delivered), all time."""
+        async with self.db.reader() as conn:
+            received = await conn.scalar(
+                select(func.coalesce(func.sum(payments.c.amount_msat), 0)).where(
+                    payments.c.state == "settled"
+                )
+            )
+            out = (
+                await conn.execute(
+                    select(
+                        func.coalesce(func.sum(refunds.c.amount_msat), 0),
+                        func.coalesce(func.sum(refunds.c.fee_msat), 0),
+                    ).where(refunds.c.state == "paid")
+                )
+            ).one()
+            energy = await conn.scalar(select(func.coalesce(func.sum(sessions.c.energy_wh), 0)))
+        return int(received or 0), int(out[0]), int(out[1]), int(energy or 0)
+
+    async def audit_entries(self, limit: int) -> list[Any]:
+        """The newest ``limit`` rows of the audit log, newest first."""
+        async with self.db.reader() as conn:
+            query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+            return list(await conn.execute(query))
