@@ -54,7 +54,7 @@ from strom_nostr.discovery import (
 )
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
 from strom_nostr.event import Event
-from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 from strom_services.effects import RetryLater
 from strom_storage.agents import ChargerSnapshot, active_zap_sessions, charger_snapshots
 
@@ -228,12 +228,12 @@ class Agent:
         self._reconnect_until = None
         if not snapshot.online and snapshot.reconnect_until is not None:
             until = snapshot.reconnect_until.timestamp()
-            if until > services.clock():
+            if until > services.clock.unix():
                 self._reconnect_until = until
         self._connectors = dict(snapshot.connectors or {})
         self._active = set(active)
         self._dirty = True
-        self._next_metadata_at = services.clock() + services.settings.metadata_delay_s
+        self._next_metadata_at = services.clock.unix() + services.settings.metadata_delay_s
         if self._active:
             self._schedule_progress()
 
@@ -244,7 +244,7 @@ class Agent:
     async def _next_item(self) -> _Input | None:
         if not self._inbox.empty():
             return self._inbox.get_nowait()
-        delay = self._next_deadline() - self.services.clock()
+        delay = self._next_deadline() - self.services.clock.unix()
         if self._dirty:
             delay = 0.0
         if delay <= 0:
@@ -319,7 +319,7 @@ class Agent:
         self._dirty = True
         settings = self.services.settings
         self._next_metadata_at = min(
-            self._next_metadata_at, self.services.clock() + settings.metadata_delay_s
+            self._next_metadata_at, self.services.clock.unix() + settings.metadata_delay_s
         )
 
     def _shown_online(self) -> bool:
@@ -379,7 +379,7 @@ class Agent:
     def _schedule_progress(self) -> None:
         interval = self.services.settings.progress_interval_s
         if interval > 0 and self._next_progress_at == float("inf"):
-            self._next_progress_at = self.services.clock() + interval
+            self._next_progress_at = self.services.clock.unix() + interval
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -392,9 +392,9 @@ class Agent:
         self.last_status = result
         half = settings.status_ttl_s / 2
         if result.accepted:
-            self._next_status_at = services.clock() + half - random.uniform(0, half / 5)  # noqa: S311
+            self._next_status_at = services.clock.unix() + half - random.uniform(0, half / 5)  # noqa: S311
         else:
-            self._next_status_at = services.clock() + _RETRY_PUBLISH_S
+            self._next_status_at = services.clock.unix() + _RETRY_PUBLISH_S
         if services.on_status is not None:
             services.on_status(self.charger_id, result)
         return result
@@ -402,7 +402,7 @@ class Agent:
     def _sign_status(self) -> Event:
         services = self.services
         settings = services.settings
-        created_at = max(int(services.clock()), self._last_status_at + 1)
+        created_at = max(int(services.clock.unix()), self._last_status_at + 1)
         status = charger_status(
             self.profile,
             host=settings.host,
@@ -423,7 +423,7 @@ class Agent:
         pool = services.pool
         # Replaceable events: a relay keeps the newest, and of two in one second the one with
         # the lower id. A change published in the same second as the last version must win.
-        now = max(int(services.clock()), self._last_metadata_at + 1)
+        now = max(int(services.clock.unix()), self._last_metadata_at + 1)
         self._last_metadata_at = now
         templates = [
             profile_template(
@@ -439,7 +439,7 @@ class Agent:
         return accepted
 
     async def _run_timers(self) -> None:
-        now = self.services.clock()
+        now = self.services.clock.unix()
         if self._reconnect_until is not None and now >= self._reconnect_until:
             before = self._published_states()
             self._reconnect_until = None  # not back in time: shown offline from now on
@@ -451,7 +451,7 @@ class Agent:
         if now >= self._next_metadata_at:
             ok = await self.publish_metadata()
             delay = self.services.settings.profile_refresh_s if ok else _RETRY_PUBLISH_S
-            self._next_metadata_at = self.services.clock() + delay
+            self._next_metadata_at = self.services.clock.unix() + delay
         if now >= self._next_progress_at:
             self._next_progress_at = float("inf")
             await notifications.send_progress(self, sorted(self._active))

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 
+from strom_core.clock import Clock
 from strom_core.ratelimit import RateLimiter
 
 __all__ = ["DmBudget"]
@@ -45,7 +45,7 @@ class DmBudget:
         stranger_dm_burst: strangers' DMs answered at once per agent.
         gift_wraps_per_minute: gift wraps unwrapped per minute by all agents.
         gift_wrap_burst: gift wraps unwrapped at once.
-        clock: unix time in seconds.
+        clock: the clock (its monotonic time paces the buckets).
     """
 
     def __init__(
@@ -55,13 +55,13 @@ class DmBudget:
         stranger_dm_burst: int,
         gift_wraps_per_minute: float,
         gift_wrap_burst: int,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self._strangers = RateLimiter(
-            per_minute=stranger_dms_per_hour / 60, burst=stranger_dm_burst, clock=clock
+            per_minute=stranger_dms_per_hour / 60, burst=stranger_dm_burst, clock=clock.monotonic
         )
         self._unwraps = RateLimiter(
-            per_minute=gift_wraps_per_minute, burst=gift_wrap_burst, clock=clock
+            per_minute=gift_wraps_per_minute, burst=gift_wrap_burst, clock=clock.monotonic
         )
         self._clock = clock
         self.dropped: Counter[str] = Counter()
@@ -86,7 +86,7 @@ class DmBudget:
     def _drop(self, charger_id: str, why: str) -> None:
         self.dropped[charger_id] += 1
         self._unlogged[charger_id] += 1
-        now = self._clock()
+        now = self._clock.monotonic()
         if now - self._logged_at.get(charger_id, float("-inf")) < _LOG_EVERY_S:
             return
         self._logged_at[charger_id] = now

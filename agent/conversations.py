@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from agent import operator
+from agent.context import ChargerContext, ChargerControl
 from agent.messages import session_links, status_text
 from agent.relays import PublishResult
 from agent.store import Outgoing
@@ -48,9 +48,6 @@ from strom_nostr.event import Event
 from strom_nostr.keys import encode_npub
 from strom_storage.agents import claim_event, latest_session_of
 
-if TYPE_CHECKING:
-    from agent.agent import Agent
-
 __all__ = ["build_dm", "handle_dm", "inbox_relays", "publish_outgoing"]
 
 log = logging.getLogger(__name__)
@@ -60,10 +57,10 @@ _NO_SESSION = "You have no charging session on this charger."
 _STOPPABLE = (State.PAID, State.STARTING, State.CHARGING)
 
 
-async def inbox_relays(agent: Agent, pubkey: str) -> tuple[str, ...]:
+async def inbox_relays(agent: ChargerContext, pubkey: str) -> tuple[str, ...]:
     """A pubkey's NIP-17 DM inbox relays (kind 10050), looked up once and cached."""
     services = agent.services
-    now = services.clock()
+    now = services.clock.unix()
     cached = services.inboxes.cached_relays(pubkey, now)
     if cached is not None:
         return cached
@@ -85,7 +82,7 @@ async def inbox_relays(agent: Agent, pubkey: str) -> tuple[str, ...]:
 
 
 async def build_dm(
-    agent: Agent,
+    agent: ChargerContext,
     recipient: str,
     text: str,
     *,
@@ -112,7 +109,7 @@ async def build_dm(
         inbox = await inbox_relays(agent, recipient)
     if scheme is None:
         scheme = DmScheme.NIP17 if inbox else DmScheme.NIP04
-    now = int(services.clock())
+    now = int(services.clock.unix())
     if scheme is DmScheme.NIP17:
         event = wrap_message(
             agent.key.secret,
@@ -129,12 +126,12 @@ async def build_dm(
     return Outgoing(event, tuple(via))
 
 
-async def publish_outgoing(agent: Agent, item: Outgoing) -> PublishResult:
+async def publish_outgoing(agent: ChargerContext, item: Outgoing) -> PublishResult:
     """Publish a prepared DM where it was meant to go."""
     return await agent.services.pool.publish(item.event, extra_relays=item.relays, only=item.only)
 
 
-def _plausible(agent: Agent, event: Event, now: float) -> bool:
+def _plausible(agent: ChargerContext, event: Event, now: float) -> bool:
     settings = agent.services.settings
     earliest = now - settings.dm_max_age_s
     if event.kind == GIFT_WRAP_KIND:
@@ -142,7 +139,7 @@ def _plausible(agent: Agent, event: Event, now: float) -> bool:
     return earliest <= event.created_at <= now + settings.max_future_s
 
 
-async def _within_budget(agent: Agent, sender: str) -> bool:
+async def _within_budget(agent: ChargerContext, sender: str) -> bool:
     """Admins and payers always; strangers within the agent's budget (see agent.budget)."""
     services = agent.services
     if sender in services.settings.admin_pubkeys:
@@ -152,7 +149,7 @@ async def _within_budget(agent: Agent, sender: str) -> bool:
     return services.budget.answer_stranger(agent.charger_id)
 
 
-async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
+async def handle_dm(agent: ChargerControl, event: Event, relay_url: str) -> str:
     """Open, check and answer one DM addressed to this agent.
 
     Returns:
@@ -162,7 +159,7 @@ async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
     """
     services = agent.services
     settings = services.settings
-    now = services.clock()
+    now = services.clock.unix()
     if not _plausible(agent, event, now):
         log.info("charger %s: DM %s ignored: too old or in the future", agent.charger_id, event.id)
         return "stale"
@@ -194,7 +191,7 @@ async def handle_dm(agent: Agent, event: Event, relay_url: str) -> str:
     return "answered"
 
 
-async def _answer(agent: Agent, dm: IncomingDm) -> str:
+async def _answer(agent: ChargerControl, dm: IncomingDm) -> str:
     is_operator = dm.sender in agent.services.settings.admin_pubkeys
     try:
         command = parse_command(dm.text, operator=is_operator)
@@ -215,7 +212,7 @@ async def _answer(agent: Agent, dm: IncomingDm) -> str:
     return await _driver_answer(agent, dm.sender, command)
 
 
-async def _driver_answer(agent: Agent, sender: str, command: object) -> str:
+async def _driver_answer(agent: ChargerContext, sender: str, command: object) -> str:
     if isinstance(command, Help):
         return help_text(operator=False)
     session = await latest_session_of(agent.services.db, agent.charger_id, sender)
@@ -228,7 +225,7 @@ async def _driver_answer(agent: Agent, sender: str, command: object) -> str:
     return help_text(operator=False)
 
 
-async def _stop(agent: Agent, sender: str, session: Session | None) -> str:
+async def _stop(agent: ChargerContext, sender: str, session: Session | None) -> str:
     if session is None or session.state not in _STOPPABLE:
         log.warning(
             "charger %s: stop from %s refused: no running session of theirs",
@@ -252,11 +249,11 @@ async def _stop(agent: Agent, sender: str, session: Session | None) -> str:
     )
 
 
-async def _refund(agent: Agent, session: Session | None) -> str:
+async def _refund(agent: ChargerContext, session: Session | None) -> str:
     if session is None:
         return _NO_SESSION
     services = agent.services
-    secret = await services.store.secret(session.id, services.clock())
+    secret = await services.store.secret(session.id, services.clock.unix())
     if secret is None:
         return "Open the session page from your wallet's payment message to claim your refund."
     running = session.state in (*_STOPPABLE, State.STOPPING)

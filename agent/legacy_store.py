@@ -14,18 +14,16 @@ that file exists, what still matters moves into the main database:
 
 Then the old secrets are deleted from the file (``secure_delete``, then ``VACUUM``, so no
 plain copy stays on disk), and the file is renamed ``agent.sqlite3.imported``; one line is
-logged. The database writes are idempotent, so a crash half-way just imports again at the
-next start. A secret sealed with a ``STROM_MASTER_KEY`` that is not set (or another one) stops
-the start with :class:`~agent.sealing.SealError` and leaves the file as it is.
+logged. Reading and retiring the file are storage's (:mod:`strom_storage.legacy_agent`). The
+database writes are idempotent, so a crash half-way just imports again at the next start. A
+secret sealed with a ``STROM_MASTER_KEY`` that is not set (or another one) stops the start with
+:class:`~agent.sealing.SealError` and leaves the file as it is.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +32,12 @@ import orjson
 
 from agent.sealing import Sealer
 from agent.store import AgentStore
-from strom_core.errors import StorageError
 from strom_storage.agent_journal import JOURNAL_RETENTION, JournalEntry, SealedSecret
+from strom_storage.legacy_agent import (
+    LegacyAgentRows,
+    read_legacy_agent_file,
+    retire_legacy_agent_file,
+)
 from strom_storage.sessions import hash_secret
 
 __all__ = ["LEGACY_FILE", "ImportReport", "import_legacy_store", "legacy_path"]
@@ -43,7 +45,6 @@ __all__ = ["LEGACY_FILE", "ImportReport", "import_legacy_store", "legacy_path"]
 log = logging.getLogger(__name__)
 
 LEGACY_FILE = "agent.sqlite3"
-IMPORTED_SUFFIX = ".imported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +57,6 @@ class ImportReport:
     renamed_to: Path
 
 
-@dataclass(frozen=True, slots=True)
-class _OldRows:
-    secrets: list[tuple[str, str, int]]  # session id, stored (maybe sealed), created at
-    outgoing: list[tuple[str, str, int, int]]  # key, items JSON, published, created at
-
-
 def legacy_path(data_dir: Path) -> Path:
     """Where the old agent store lived."""
     return Path(data_dir) / "agent" / LEGACY_FILE
@@ -71,53 +66,8 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _tables(db: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _read(path: Path) -> _OldRows:
-    db = sqlite3.connect(path)
-    try:
-        tables = _tables(db)
-        secrets = (
-            db.execute("SELECT session_id, sealed, created_at FROM session_secrets").fetchall()
-            if "session_secrets" in tables
-            else []
-        )
-        outgoing = (
-            db.execute("SELECT key, items, published, created_at FROM outgoing").fetchall()
-            if "outgoing" in tables
-            else []
-        )
-    finally:
-        db.close()
-    return _OldRows(
-        [(str(s), str(v), int(c)) for s, v, c in secrets],
-        [(str(k), str(i), int(p), int(c)) for k, i, p, c in outgoing],
-    )
-
-
-def _retire(path: Path) -> Path:
-    """Scrub the secrets out of the old file, fold its WAL in, and rename it."""
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        if "session_secrets" in _tables(db):
-            db.execute("PRAGMA secure_delete=ON")
-            db.execute("DELETE FROM session_secrets")
-        db.execute("PRAGMA journal_mode=DELETE")  # checkpoints and drops the -wal file
-        db.execute("VACUUM")
-    finally:
-        db.close()
-    for leftover in ("-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            path.with_name(path.name + leftover).unlink()
-    target = path.with_name(path.name + IMPORTED_SUFFIX)
-    path.replace(target)
-    return target
-
-
 async def _secrets_to_keep(
-    store: AgentStore, rows: _OldRows, old_sealer: Sealer, retention_s: int, now: float
+    store: AgentStore, rows: LegacyAgentRows, old_sealer: Sealer, retention_s: int, now: float
 ) -> list[SealedSecret]:
     recent = [row for row in rows.secrets if row[2] + retention_s > now]
     hashes = await store.records.secret_hashes(session_id for session_id, _, _ in recent)
@@ -135,7 +85,7 @@ async def _secrets_to_keep(
     return kept
 
 
-def _entries_to_keep(rows: _OldRows, now: float) -> list[JournalEntry]:
+def _entries_to_keep(rows: LegacyAgentRows, now: float) -> list[JournalEntry]:
     kept: list[JournalEntry] = []
     for key, items, published, created_at in rows.outgoing:
         if created_at + JOURNAL_RETENTION.total_seconds() <= now:
@@ -172,18 +122,12 @@ async def import_legacy_store(
     path = legacy_path(data_dir)
     if not path.exists():
         return None
-    try:
-        rows = await asyncio.to_thread(_read, path)
-    except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"{path}: cannot read the old agent store: {exc}") from None
+    rows = await read_legacy_agent_file(path)
     secrets = await _secrets_to_keep(store, rows, old_sealer, retention_s, now)
     entries = _entries_to_keep(rows, now)
     await store.records.add_sealed(secrets)
     await store.journal.add_entries(entries)
-    try:
-        target = await asyncio.to_thread(_retire, path)
-    except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"{path}: imported, but cannot be renamed: {exc}") from None
+    target = await retire_legacy_agent_file(path)
     log.info(
         "old agent store imported into the database: %d session secret(s) sealed, "
         "%d DM journal entries; %d old secret(s) not needed any more; the file is now %s",

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from agent.context import ChargerContext, SessionWatch
 from agent.conversations import build_dm, publish_outgoing
 from agent.messages import SessionLinks, progress_text, session_links, session_text
 from agent.relays import PublishResult
@@ -29,9 +29,6 @@ from strom_services.effects import RetryLater
 from strom_storage.agents import initiator_of, zap_relays_of
 from strom_storage.sessions import SessionNotFound
 
-if TYPE_CHECKING:
-    from agent.agent import Agent
-
 __all__ = ["deliver", "send_progress"]
 
 log = logging.getLogger(__name__)
@@ -39,14 +36,16 @@ log = logging.getLogger(__name__)
 _ENDED = {"stopped", "start_failed"}
 
 
-async def _links(agent: Agent, session_id: str) -> SessionLinks | None:
-    secret = await agent.services.store.secret(session_id, agent.services.clock())
+async def _links(agent: ChargerContext, session_id: str) -> SessionLinks | None:
+    secret = await agent.services.store.secret(session_id, agent.services.clock.unix())
     if secret is None:
         return None
     return session_links(agent.services.settings.public_url, session_id, secret)
 
 
-async def deliver(agent: Agent, key: str, session_id: str, what: str, recipient: str) -> None:
+async def deliver(
+    agent: SessionWatch, key: str, session_id: str, what: str, recipient: str
+) -> None:
     """Send (once) the DM of one ``notify`` outbox row to the session's initiator.
 
     Args:
@@ -76,7 +75,7 @@ async def deliver(agent: Agent, key: str, session_id: str, what: str, recipient:
             return
         via = (*services.pool.write_relays, *await zap_relays_of(services.db, session_id))
         item = await build_dm(agent, recipient, text, scheme=None, via=via)
-        items = await services.store.prepare(key, [item], int(services.clock()))
+        items = await services.store.prepare(key, [item], int(services.clock.unix()))
     results: list[PublishResult] = [await publish_outgoing(agent, item) for item in items]
     if not all(result.accepted for result in results):
         raise RetryLater(f"session {session_id}: no relay accepted the {what} DM")
@@ -84,7 +83,7 @@ async def deliver(agent: Agent, key: str, session_id: str, what: str, recipient:
     log.info("charger %s: session %s: %s DM sent", agent.charger_id, session_id, what)
 
 
-async def send_progress(agent: Agent, session_ids: Sequence[str]) -> None:
+async def send_progress(agent: SessionWatch, session_ids: Sequence[str]) -> None:
     """Send a progress DM for each of these sessions that is still charging."""
     services = agent.services
     for session_id in session_ids:

@@ -16,8 +16,9 @@ LNURL-withdraw link only the payer holds.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent.context import ChargerControl
 from agent.messages import charger_text, session_line
 from strom_core.ports import CommandResult
 from strom_core.units import format_sat
@@ -39,15 +40,12 @@ from strom_nostr.keys import encode_npub
 from strom_storage.agents import audit, open_sessions, set_connector_enabled
 from strom_storage.sessions import SessionNotFound
 
-if TYPE_CHECKING:
-    from agent.agent import Agent
-
 __all__ = ["execute"]
 
 log = logging.getLogger(__name__)
 
 
-async def execute(agent: Agent, sender: str, command: Command) -> str | None:
+async def execute(agent: ChargerControl, sender: str, command: Command) -> str | None:
     """Run an operator command; None for a command that is the operator's own driver command.
 
     Args:
@@ -72,7 +70,7 @@ async def execute(agent: Agent, sender: str, command: Command) -> str | None:
         action=action,
         target=target,
         detail={**detail, "answer": answer[:500]},
-        now=agent.services.clock(),
+        now=agent.services.clock.unix(),
     )
     log.info("charger %s: operator %s: %s %s", agent.charger_id, actor, action, target)
     return answer
@@ -81,11 +79,11 @@ async def execute(agent: Agent, sender: str, command: Command) -> str | None:
 _Outcome = tuple[str, str, str, dict[str, Any]]
 
 
-async def _help(agent: Agent, command: Command) -> _Outcome:
+async def _help(agent: ChargerControl, command: Command) -> _Outcome:
     return "help", agent.charger_id, help_text(operator=True), {}
 
 
-async def _status(agent: Agent, command: Command) -> _Outcome:
+async def _status(agent: ChargerControl, command: Command) -> _Outcome:
     services = agent.services
     price = services.tariffs.in_force(agent.profile).energy_msat_per_kwh
     connectors = agent.connectors
@@ -95,13 +93,13 @@ async def _status(agent: Agent, command: Command) -> _Outcome:
     return "status", agent.charger_id, text, {}
 
 
-async def _sessions(agent: Agent, command: Command) -> _Outcome:
+async def _sessions(agent: ChargerControl, command: Command) -> _Outcome:
     sessions = await open_sessions(agent.services.db, agent.charger_id)
     text = "\n".join(session_line(s) for s in sessions) or "No open sessions."
     return "sessions", agent.charger_id, text, {"count": len(sessions)}
 
 
-def _known(agent: Agent, connector_id: int) -> bool:
+def _known(agent: ChargerControl, connector_id: int) -> bool:
     return any(c.id == connector_id for c in agent.profile.connectors)
 
 
@@ -110,7 +108,7 @@ def _result(result: CommandResult) -> str:
     return f"{result.status.value}{detail}"
 
 
-async def _availability(agent: Agent, command: Command) -> _Outcome:
+async def _availability(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Enable | Disable)
     enabled = isinstance(command, Enable)
     word = "enable" if enabled else "disable"
@@ -131,7 +129,7 @@ async def _availability(agent: Agent, command: Command) -> _Outcome:
     return word, target, answer, {"charger_answer": result.status.value}
 
 
-async def _price(agent: Agent, command: Command) -> _Outcome:
+async def _price(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, SetPrice)
     await agent.services.tariffs.set_energy_price(
         agent.profile,
@@ -147,7 +145,7 @@ async def _price(agent: Agent, command: Command) -> _Outcome:
     return "price", agent.charger_id, answer, {"msat_per_kwh": command.msat_per_kwh}
 
 
-async def _unlock(agent: Agent, command: Command) -> _Outcome:
+async def _unlock(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Unlock)
     target = f"{agent.charger_id}/{command.connector}"
     if not _known(agent, command.connector):
@@ -157,7 +155,7 @@ async def _unlock(agent: Agent, command: Command) -> _Outcome:
     return "unlock", target, answer, {"charger_answer": result.status.value}
 
 
-async def _reset(agent: Agent, command: Command) -> _Outcome:
+async def _reset(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Reset)
     hard = command.kind is ResetKind.HARD
     result = await agent.services.commands.reset(agent.charger_id, hard=hard)
@@ -170,7 +168,7 @@ async def _reset(agent: Agent, command: Command) -> _Outcome:
     )
 
 
-async def _refund(agent: Agent, command: Command) -> _Outcome:
+async def _refund(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Refund)
     assert command.session_id is not None
     session_id = command.session_id

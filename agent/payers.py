@@ -13,9 +13,9 @@ processes' sessions are found by the same query.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from strom_core.clock import Clock
 from strom_storage.agents import payers_since
 from strom_storage.db import Database
 
@@ -29,7 +29,7 @@ class Payers:
 
     Args:
         db: the database.
-        clock: unix time in seconds.
+        clock: the clock (wall time for the database, monotonic time between reads).
         refresh_s: the least time between two reads of new sessions.
         memory_s: payers of sessions last changed longer ago than this are forgotten.
         reload_s: how often the whole set is read again (to forget old payers).
@@ -38,7 +38,7 @@ class Payers:
     def __init__(
         self,
         db: Database,
-        clock: Callable[[], float],
+        clock: Clock,
         *,
         refresh_s: float = 2.0,
         memory_s: float = 30 * 86_400,
@@ -59,20 +59,20 @@ class Payers:
         """Whether ``pubkey`` paid for a session on this charger (recently enough)."""
         if pubkey in self._known.get(charger_id, ()):
             return True
-        if self._clock() - self._read_at < self._refresh_s:
+        if self._clock.monotonic() - self._read_at < self._refresh_s:
             return False
         await self._read()
         return pubkey in self._known.get(charger_id, ())
 
     async def _read(self) -> None:
         async with self._lock:
-            now = self._clock()
+            now = self._clock.monotonic()
             if now - self._read_at < self._refresh_s:
                 return  # another DM read them meanwhile
             if now - self._loaded_at >= self._reload_s:
                 self._known, self._seen_until, self._loaded_at = {}, None, now
             if self._seen_until is None:
-                since = datetime.fromtimestamp(now - self._memory_s, UTC)
+                since = self._clock.now() - timedelta(seconds=self._memory_s)
             else:
                 since = self._seen_until - _CLOCK_SLACK
             for charger_id, pubkey, updated_at in await payers_since(self._db, since):

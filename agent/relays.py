@@ -35,7 +35,6 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,13 +49,14 @@ from agent.nostr_sdk_adapter import (
     SdkShutdown,
     normalize_relay_url,
 )
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import RelayConfig
 from strom_core.errors import ConfigError, RelayError
 from strom_core.ports.agents import PublishResult
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event
-from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 
 __all__ = ["EMBEDDED", "Inbound", "PublishResult", "RelayPool"]
 
@@ -72,23 +72,23 @@ _CHUNK = 256
 class _Pacer:
     """A token bucket: at most ``per_minute`` events a minute, in bursts of up to that many."""
 
-    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: Clock) -> None:
         self._rate = per_minute / 60.0
         self._capacity = float(per_minute)
         self._tokens = float(per_minute)
-        self._monotonic = monotonic
-        self._last = monotonic()
+        self._clock = clock
+        self._last = clock.monotonic()
         self._lock = asyncio.Lock()
 
     async def take(self) -> None:
         async with self._lock:
-            now = self._monotonic()
+            now = self._clock.monotonic()
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
             if self._tokens < 1:
                 await asyncio.sleep((1 - self._tokens) / self._rate)
                 self._tokens = 1.0
-                self._last = self._monotonic()
+                self._last = self._clock.monotonic()
             self._tokens -= 1
 
 
@@ -179,7 +179,7 @@ class RelayPool:
             connections that send faster than they allow); None for no limit, which with an
             embedded relay means :data:`EMBEDDED_EVENTS_PER_MINUTE`.
         client_factory: builds the nostr-sdk client (for tests).
-        clock: unix time in seconds.
+        clock: the clock (unix time for subscriptions, monotonic time for pacing).
         resolve: looks up the addresses of an extra relay's host name (for tests).
         resolve_timeout_s: how long that lookup may take before the relay is refused.
     """
@@ -200,7 +200,7 @@ class RelayPool:
         reconnect_check_s: float = 5.0,
         max_events_per_minute: int | None = None,
         client_factory: ClientFactory = _default_client,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         resolve: Resolver = _resolve,
         resolve_timeout_s: float = 3.0,
     ) -> None:
@@ -219,7 +219,9 @@ class RelayPool:
         self._reconnect_check_s = reconnect_check_s
         if max_events_per_minute is None and any(r.url == EMBEDDED for r in relays):
             max_events_per_minute = EMBEDDED_EVENTS_PER_MINUTE
-        self._pacer = None if max_events_per_minute is None else _Pacer(max_events_per_minute)
+        self._pacer = (
+            None if max_events_per_minute is None else _Pacer(max_events_per_minute, clock)
+        )
         self._client_factory = client_factory
         self._clock = clock
         self._resolve = resolve
@@ -457,7 +459,7 @@ class RelayPool:
 
     def inbox_filters(self, pubkeys: Sequence[str]) -> list[dict[str, Any]]:
         """The filters of one inbox subscription for these agent keys."""
-        since = int(self._clock()) - self._lookback_s
+        since = int(self._clock.unix()) - self._lookback_s
         return [
             {"kinds": [NIP04_DM_KIND, ZAP_RECEIPT_KIND], "#p": list(pubkeys), "since": since},
             # Gift wraps carry a created_at up to two days in the past (NIP-59).

@@ -3,7 +3,8 @@
 How the composition root uses it::
 
     runtime = AgentRuntime(config, db=db, sessions=sessions, payments=payments,
-                           backend=backend, commands=ocpp.commands, session_key=key)
+                           backend=backend, commands=ocpp.commands, session_key=key,
+                           clock=SYSTEM_CLOCK)
     front = FrontDoor(..., identities=runtime)          # nostrPubkey for zaps
     events.subscribers.append(runtime.on_ocpp_event)    # status follows the chargers
     handlers |= runtime.handlers()                      # "notify" and "zap_receipt" rows
@@ -26,9 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from agent import notifications, zaps
 from agent.agent import Agent
@@ -41,6 +41,7 @@ from agent.services import AgentServices
 from agent.settings import AgentSettings
 from agent.store import AgentStore
 from agent.supervisor import Supervisor
+from strom_core.clock import Clock
 from strom_core.config import ProfileConfig, StromConfig
 from strom_core.errors import AgentUnavailable, StromError
 from strom_core.ports import (
@@ -84,7 +85,8 @@ class AgentRuntime:
         keys: the key store; ``<data_dir>/keys`` sealed with ``STROM_MASTER_KEY`` when None.
         pool: the relay pool; built from ``config.relays`` when None.
         environ: where ``STROM_MASTER_KEY`` is read (``os.environ`` when None).
-        clock: unix time in seconds.
+        clock: where the agents read the time (the composition root's
+            :data:`~strom_core.clock.SYSTEM_CLOCK`).
 
     Raises:
         ConfigError: a key file cannot be used, or the nostr-sdk version is wrong.
@@ -104,7 +106,7 @@ class AgentRuntime:
         keys: KeyStore | None = None,
         pool: RelayPool | None = None,
         environ: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock,
     ) -> None:
         check_version()
         data_dir = config.storage.data_dir
@@ -124,6 +126,7 @@ class AgentRuntime:
             clock=clock,
         )
         self.supervisor = Supervisor(
+            clock=clock,
             restart_backoff_s=settings.restart_backoff_s,
             max_restart_backoff_s=settings.max_restart_backoff_s,
         )
@@ -297,7 +300,7 @@ class AgentRuntime:
                 self.services.store,
                 old_sealer=sealer_from_environ(self._environ, purpose="session secret"),
                 retention_s=self.services.settings.secret_retention_s,
-                now=self.services.clock(),
+                now=self.services.clock.unix(),
             )
             self._imported = True
 
@@ -330,7 +333,7 @@ class AgentRuntime:
 
     async def _retry_outbox_now(self, relay_url: str) -> None:
         """Session DMs and zap receipts waiting out a backoff go now, not minutes later."""
-        now = datetime.fromtimestamp(self.services.clock(), UTC)
+        now = self.services.clock.now()
         try:
             moved = await OutboxStore(self.services.db).run_now(self.handlers(), now)
         except StromError as exc:

@@ -7,7 +7,6 @@ agent; nothing in it is global, so tests build their own.
 from __future__ import annotations
 
 import os
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from agent.payers import Payers
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
 from agent.store import AgentStore
+from strom_core.clock import Clock
 from strom_core.ports import ChargerCommands
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
@@ -80,8 +80,9 @@ class AgentServices:
     backend: LightningBackend
     commands: ChargerCommands
     store: AgentStore
+    clock: Clock
+    """Where every agent reads the time."""
     inboxes: DmInboxes = field(default_factory=DmInboxes)
-    clock: Callable[[], float] = time.time
     random_bytes: Callable[[int], bytes] = os.urandom
     on_status: Callable[[str, PublishResult], None] | None = None
     """Told about every status publication (charger id, result): for health pages, benches."""

@@ -11,7 +11,7 @@ from strom_core.errors import ConfigError
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND, TWO_DAYS_S
 from strom_nostr.errors import InvalidKey
 from strom_nostr.keys import parse_public_key
-from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 
 __all__ = ["AgentSettings"]
 

@@ -39,8 +39,6 @@ __all__ = ["AgentStore", "Outgoing", "imported_secret_sealer"]
 
 log = logging.getLogger(__name__)
 
-"""How long a DM journal entry is kept (the outbox gives up on a DM after ~1.5 h)."""
-
 
 def imported_secret_sealer(session_key: bytes) -> Sealer:
     """The sealer of imported session secrets: a key derived from the session key."""

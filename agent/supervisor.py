@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from agent.agent import Agent
+from strom_core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["Supervisor"]
 
@@ -33,7 +33,7 @@ class Supervisor:
         restart_backoff_s: the first wait before a restart.
         max_restart_backoff_s: the longest wait.
         sleep: how to wait (injected for tests).
-        monotonic: a monotonic clock in seconds.
+        clock: the clock (its monotonic time tells a healthy run from a failing one).
     """
 
     def __init__(
@@ -43,7 +43,7 @@ class Supervisor:
         restart_backoff_s: float = 1.0,
         max_restart_backoff_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._agents: dict[str, Agent] = {}
         self._group: asyncio.TaskGroup | None = None
@@ -53,7 +53,7 @@ class Supervisor:
         self._backoff_s = restart_backoff_s
         self._max_backoff_s = max_restart_backoff_s
         self._sleep = sleep
-        self._monotonic = monotonic
+        self._clock = clock
         self.restarts: dict[str, int] = {}
 
     def add(self, agent: Agent) -> None:
@@ -103,7 +103,7 @@ class Supervisor:
     async def _supervise(self, agent: Agent) -> None:
         delay = self._backoff_s
         while True:
-            started = self._monotonic()
+            started = self._clock.monotonic()
             try:
                 await agent.run()
                 return
@@ -111,7 +111,7 @@ class Supervisor:
                 raise
             except Exception:  # the supervisor is where any failure of an agent ends up
                 self.restarts[agent.charger_id] = self.restarts.get(agent.charger_id, 0) + 1
-                if self._monotonic() - started > _HEALTHY_AFTER_S:
+                if self._clock.monotonic() - started > _HEALTHY_AFTER_S:
                     delay = self._backoff_s
                 log.exception(
                     "charger %s: agent failed (restart %d in %.1f s)",

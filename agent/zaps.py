@@ -9,9 +9,9 @@ row publishes an event with the same id, which relays drop.
 
 Consuming: a receipt addressed to the charger is acted on only if (1) it is fresh, (2) it is
 signed by the charger's own key and consistent with its invoice and embedded request
-(:func:`~strom_nostr.zap.verify_zap_receipt`), (3) its id was not seen before, (4) the invoice
-is one of Strom's zap invoices for that very request, and (5) the lightning backend says the
-invoice is settled. A receipt alone is never proof of payment. Then it calls the one idempotent
+(:func:`~strom_nostr.zap_receipt.verify_zap_receipt`), (3) its id was not seen before, (4) the
+invoice is one of Strom's zap invoices for that very request, and (5) the lightning backend says
+the invoice is settled. A receipt alone is never proof of payment. Then it calls the one idempotent
 settlement step, so a session starts once whether the backend's notification or the receipt
 comes first.
 """
@@ -19,19 +19,17 @@ comes first.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from agent.context import ChargerContext
 from agent.relays import PublishResult
 from strom_core.errors import BackendError
 from strom_lightning import InvoiceNotFound, InvoiceState
 from strom_nostr.discovery import status_coordinate
 from strom_nostr.errors import InvalidEvent
 from strom_nostr.event import Event, parse_event
-from strom_nostr.zap import MAX_ZAP_REQUEST_BYTES, ZapReceiptError, verify_zap_receipt, zap_receipt
+from strom_nostr.zap_receipt import ZapReceiptError, verify_zap_receipt, zap_receipt
+from strom_nostr.zap_request import MAX_ZAP_REQUEST_BYTES
 from strom_storage.agents import claim_event, release_event, zap_request_of
-
-if TYPE_CHECKING:
-    from agent.agent import Agent
 
 __all__ = ["consume_receipt", "publish_receipt", "request_relays"]
 
@@ -49,7 +47,7 @@ def request_relays(zap_request_json: str) -> tuple[str, ...]:
 
 
 async def publish_receipt(
-    agent: Agent,
+    agent: ChargerContext,
     zap_request_json: str,
     bolt11: str,
     paid_at: int,
@@ -79,7 +77,7 @@ async def publish_receipt(
     return result
 
 
-async def consume_receipt(agent: Agent, event: Event) -> str:
+async def consume_receipt(agent: ChargerContext, event: Event) -> str:
     """Act on a zap receipt addressed to this charger (see the module docstring).
 
     Returns:
@@ -88,7 +86,7 @@ async def consume_receipt(agent: Agent, event: Event) -> str:
     """
     services = agent.services
     settings = services.settings
-    now = services.clock()
+    now = services.clock.unix()
     if not now - settings.receipt_max_age_s <= event.created_at <= now + settings.max_future_s:
         log.info("charger %s: zap receipt %s ignored: out of date", agent.charger_id, event.id)
         return "stale"

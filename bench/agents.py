@@ -165,6 +165,7 @@ async def run(count: int, relay_url: str, *, paced: bool) -> None:
         backend=unused,
         commands=unused,
         store=unused,
+        clock=SYSTEM_CLOCK,
         on_status=on_status,
     )
     snapshot = ChargerSnapshot(online=True, connectors={1: ("Available", True)})

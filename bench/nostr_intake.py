@@ -25,7 +25,7 @@ from coincurve import PublicKeyXOnly
 
 from strom_nostr.event import parse_event, sign_event, verify_event
 from strom_nostr.keys import generate_secret_key, public_key_hex
-from strom_nostr.zap import validate_zap_request
+from strom_nostr.zap_request import validate_zap_request
 
 CHARGER_ID = "bench-0"
 

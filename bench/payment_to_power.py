@@ -47,7 +47,7 @@ from strom_core.ports import ConnectorStatusChanged, OcppEvent
 from strom_lightning import FakeDriverWallet
 from strom_nostr.event import sign_event
 from strom_nostr.keys import generate_secret_key
-from strom_nostr.zap import _decode_invoice, zap_receipt
+from strom_nostr.zap_receipt import decode_invoice, zap_receipt
 
 CONNECTOR_BLOCK = """
 [[connectors]]
@@ -275,7 +275,7 @@ async def receipt_phase(
                 bolt11_invoice=opened.invoice.bolt11,
                 paid_at=int(time.time()),
             )
-            _decode_invoice.cache_clear()  # as if another process had built the receipt
+            decode_invoice.cache_clear()  # as if another process had built the receipt
             arrived = arrivals.expect(cid, "RemoteStartTransaction")
             t0 = time.perf_counter()
             await relay.send(json.dumps(["EVENT", receipt.to_dict()]))

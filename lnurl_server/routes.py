@@ -43,8 +43,8 @@ from strom_core.session import Session
 from strom_core.units import UnitError, format_sat
 from strom_lightning import Invoice, NodeWatch
 from strom_nostr.discovery import status_coordinate
-from strom_nostr.zap import ValidZapRequest, validate_zap_request
 from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
+from strom_nostr.zap_request import ValidZapRequest, validate_zap_request
 from strom_services.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
 from strom_services.refunds import RefundError, RefundService, min_refund
 from strom_storage.chargers import ChargerStore

@@ -66,7 +66,7 @@ from strom_lightning import (
 )
 from strom_nostr.http_auth import HTTP_AUTH_KIND
 from strom_nostr.keys import encode_npub
-from strom_nostr.zap import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
+from strom_nostr.zap_request import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
@@ -397,6 +397,7 @@ class Strom:
             backend=backend,
             commands=ocpp.commands,
             session_key=session_key,
+            clock=SYSTEM_CLOCK,
         )
         events.subscribers.append(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {

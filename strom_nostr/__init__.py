@@ -8,8 +8,8 @@ Modules, by capability:
 * :mod:`~strom_nostr.nip44`, :mod:`~strom_nostr.nip04` - encrypted payloads.
 * :mod:`~strom_nostr.dm` - NIP-04 and NIP-17 (NIP-59 seal and gift wrap) direct messages.
 * :mod:`~strom_nostr.commands` - the DM command language of drivers and operators.
-* :mod:`~strom_nostr.zap` - NIP-57 zap request validation and zap receipts (errors in
-  :mod:`~strom_nostr.zap_errors`).
+* :mod:`~strom_nostr.zap_request`, :mod:`~strom_nostr.zap_receipt` - NIP-57 zap request
+  validation, and zap receipts built and checked (errors in :mod:`~strom_nostr.zap_errors`).
 * :mod:`~strom_nostr.discovery` - profile, relay lists and the charger status event.
 * :mod:`~strom_nostr.geohash` - geohash cells for ``g`` tags.
 

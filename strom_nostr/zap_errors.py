@@ -1,7 +1,8 @@
 """The NIP-57 errors: one class per broken rule, so callers and tests can tell them apart.
 
 Every zap request error carries a ``reason`` written for the payer; ``lud_error()`` turns it
-into the LUD-06 error response. Re-exported by :mod:`strom_nostr.zap`.
+into the LUD-06 error response. Re-exported by :mod:`strom_nostr.zap_request` (requests) and
+:mod:`strom_nostr.zap_receipt` (receipts).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from strom_nostr.discovery import status_coordinate
 from strom_nostr.dm import open_dm
 from strom_nostr.event import Event, parse_event, sign_event
 from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
-from strom_nostr.zap import validate_zap_request
+from strom_nostr.zap_request import validate_zap_request
 from strom_services.effects import EffectRunner
 from strom_services.payments import OpenedSession, PaymentService
 from strom_services.tariffs import TariffBook
@@ -87,12 +87,22 @@ def server_session_key(data_dir: Path) -> bytes:
 
 @dataclass
 class Clock:
-    """Real time plus an offset a test can move forward."""
+    """The system's clocks plus an offset a test can move forward (a ``strom_core`` Clock).
+
+    Not a ManualClock: the relays and timeouts around the agents run in real time, so the
+    agents' time goes on with them, and a test jumps it ahead when it needs to.
+    """
 
     offset: float = 0.0
 
-    def __call__(self) -> float:
-        return time.time() + self.offset
+    def now(self) -> datetime:
+        return SYSTEM_CLOCK.now() + timedelta(seconds=self.offset)
+
+    def unix(self) -> float:
+        return SYSTEM_CLOCK.unix() + self.offset
+
+    def monotonic(self) -> float:
+        return SYSTEM_CLOCK.monotonic() + self.offset
 
 
 # --- the relays -------------------------------------------------------------------------------
@@ -290,7 +300,7 @@ class World:
             *[[name, value] for name, value in extra.items()],
         ]
         comment = f"charging {os.urandom(4).hex()}"  # every request is a new one
-        return sign_event(person.secret, 9734, tags, comment, int(self.clock()))
+        return sign_event(person.secret, 9734, tags, comment, int(self.clock.unix()))
 
     async def open_zap_session(
         self, person: Person, amount_msat: int = 20_000_000, connector: int = 1
@@ -302,7 +312,7 @@ class World:
             amount_msat_query=amount_msat,
             charger_pubkey=self.charger_pk,
             charger_status_coordinate=status_coordinate(self.charger_pk, CHARGER_ID),
-            now=int(self.clock()),
+            now=int(self.clock.unix()),
             max_age_s=600,
         )
         opened = await self.payments.open_session(

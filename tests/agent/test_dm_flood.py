@@ -56,7 +56,7 @@ async def small_unwrap_world(tmp_path: Path, database: Database) -> AsyncIterato
 
 
 def _nip04(world: World, secret: bytes, text: str, at: int | None = None) -> Event:
-    now = int(world.clock()) if at is None else at
+    now = int(world.clock.unix()) if at is None else at
     return nip04_message(secret, world.charger_pk, text, created_at=now)
 
 
@@ -133,7 +133,7 @@ async def test_strangers_are_answered_again_at_the_budgets_pace(sdk_world: World
 
 async def test_a_gift_wrap_flood_is_mostly_dropped_unopened(small_unwrap_world: World) -> None:
     world = small_unwrap_world
-    now = int(world.clock())
+    now = int(world.clock.unix())
     flood = [
         wrap_message(generate_secret_key(), world.charger_pk, "help", now=now) for _ in range(500)
     ]
@@ -158,7 +158,7 @@ async def test_a_dm_replayed_after_its_claim_was_swept_is_refused_as_stale(
     settings = world.runtime.services.settings
     windows = settings.claim_windows_s()
     retention = Retention(world.db, RetentionPolicy(claim_windows_s=windows))
-    received = world.clock()
+    received = world.clock.unix()
     # Dated as far ahead as the clock skew allows: the last DM a replay could reach.
     edge = _nip04(world, world.driver.secret, "status", at=int(received) + settings.max_future_s)
     wrapped = wrap_message(world.driver.secret, world.charger_pk, "status", now=int(received))
@@ -168,7 +168,7 @@ async def test_a_dm_replayed_after_its_claim_was_swept_is_refused_as_stale(
 
     async def replay_at(after_s: float, event: Event) -> str:
         world.clock.offset = received + after_s - time.time()
-        await retention.sweep(datetime.fromtimestamp(world.clock(), UTC))
+        await retention.sweep(datetime.fromtimestamp(world.clock.unix(), UTC))
         world.charger.submit(Inbound(world.relay_url, event))
         return (await _outcomes(world, 1))[event.id]
 

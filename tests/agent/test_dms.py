@@ -24,7 +24,7 @@ from tests.agent.conftest import CHARGER_ID, PUBLIC_URL, Person, World, build_wo
 
 
 def _nip04(world: World, person: Person, text: str, *, at: int | None = None) -> Event:
-    now = int(world.clock()) if at is None else at
+    now = int(world.clock.unix()) if at is None else at
     return nip04_message(person.secret, world.charger_pk, text, created_at=now)
 
 
@@ -67,7 +67,7 @@ async def test_someone_else_cannot_stop_the_session(world: World) -> None:
     before = await world.sessions.get(opened.session_id)
     for event in (
         _nip04(world, world.stranger, "stop"),
-        wrap_message(world.stranger.secret, world.charger_pk, "stop", now=int(world.clock())),
+        wrap_message(world.stranger.secret, world.charger_pk, "stop", now=int(world.clock.unix())),
     ):
         await world.stranger.publish(event)
         assert await world.outcome(event.id) == "answered"
@@ -106,7 +106,7 @@ async def test_replayed_and_stale_dms_do_nothing(world: World) -> None:
     await world.driver.next_dm()
     world.charger.submit(Inbound(world.relay_url, dm))  # the same event again
     assert await world.outcome(dm.id) == "replay"
-    now = int(world.clock())
+    now = int(world.clock.unix())
     old = _nip04(world, world.driver, "stop", at=now - 3600)
     future = _nip04(world, world.driver, "stop", at=now + 3600)
     stale_rumor = wrap_message(world.driver.secret, world.charger_pk, "stop", now=now - 3600)
@@ -134,11 +134,11 @@ async def test_session_news_goes_to_the_zapper_over_nip04(world: World) -> None:
 
 
 def _at(world: World) -> datetime:
-    return datetime.fromtimestamp(world.clock(), UTC)
+    return datetime.fromtimestamp(world.clock.unix(), UTC)
 
 
 async def test_session_news_uses_nip17_when_the_driver_has_an_inbox(world: World) -> None:
-    inbox = dm_relay_list_template([world.relay_url], created_at=int(world.clock()))
+    inbox = dm_relay_list_template([world.relay_url], created_at=int(world.clock.unix()))
     await world.driver.publish(sign_template(world.driver.secret, inbox))
     await world.charging_session(world.driver)
     await world.runner.drain()
@@ -168,9 +168,9 @@ async def test_a_crash_between_signing_and_publishing_sends_the_same_event(world
         world.charger.key.secret,
         world.driver.pubkey,
         "prepared before the crash",
-        created_at=int(world.clock()),
+        created_at=int(world.clock.unix()),
     )
-    await store.prepare(row.key, [Outgoing(prepared)], int(world.clock()))
+    await store.prepare(row.key, [Outgoing(prepared)], int(world.clock.unix()))
     await world.runtime.on_notify(row)
     text, _ = await world.driver.next_dm()
     assert text == "prepared before the crash"

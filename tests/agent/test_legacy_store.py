@@ -50,7 +50,7 @@ def _old_store(
 
 def _dm_items(world: World, text: str) -> str:
     event = nip04_message(
-        world.charger.key.secret, world.driver.pubkey, text, created_at=int(world.clock())
+        world.charger.key.secret, world.driver.pubkey, text, created_at=int(world.clock.unix())
     )
     return orjson.dumps([Outgoing(event, (world.relay_url,)).to_json()]).decode()
 
@@ -72,7 +72,7 @@ async def test_what_still_matters_is_imported_sealed_and_the_old_file_is_scrubbe
     world: World, master_key: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     old_sealer = Sealer(master_key, purpose="session secret")
-    now = int(world.clock())
+    now = int(world.clock.unix())
     retention = world.runtime.services.settings.secret_retention_s
     recent, too_old = "R" * 32, "O" * 32
     recent_id = await _pre_upgrade_session(world, recent)
@@ -154,7 +154,7 @@ async def test_a_session_from_before_the_upgrade_gets_its_old_refund_link_by_dm(
             .values(secret_hash=hash_secret(old_secret))
         )
     sealer = Sealer(None, purpose="session secret")
-    now = int(world.clock())
+    now = int(world.clock.unix())
     _old_store(
         legacy_path(world.config.storage.data_dir),
         [(opened.session_id, old_secret, now - 60)],
@@ -180,14 +180,14 @@ async def test_a_secret_sealed_with_a_master_key_that_is_not_set_stops_the_impor
     session_id = await _pre_upgrade_session(world, "S" * 32)
     path = legacy_path(world.config.storage.data_dir)
     sealed = Sealer(MASTER_KEY, purpose="session secret").seal(f"session {session_id}", "S" * 32)
-    _old_store(path, [(session_id, sealed, int(world.clock()))], [])
+    _old_store(path, [(session_id, sealed, int(world.clock.unix()))], [])
     with pytest.raises(SealError, match="STROM_MASTER_KEY"):
         await import_legacy_store(
             world.config.storage.data_dir,
             world.runtime.services.store,
             old_sealer=Sealer(None, purpose="session secret"),
             retention_s=DAY,
-            now=world.clock(),
+            now=world.clock.unix(),
         )
     assert path.exists()  # nothing lost: set the key and start again
     async with world.db.reader() as conn:

@@ -20,7 +20,7 @@ from tests.agent.conftest import CHARGER_ID, Person, World
 
 
 def _dm(world: World, person: Person, text: str, scheme: str) -> Event:
-    now = int(world.clock())
+    now = int(world.clock.unix())
     if scheme == "nip17":
         return wrap_message(person.secret, world.charger_pk, text, now=now)
     return nip04_message(person.secret, world.charger_pk, text, created_at=now)

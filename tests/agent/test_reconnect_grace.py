@@ -71,7 +71,7 @@ async def test_during_the_grace_the_status_keeps_the_connectors_last_states(
     assert world.charger.link is ChargerLink.RECONNECTING
     # The operator is told the truth: reconnecting, no payments until it is back.
     dm = nip04_message(
-        world.admin.secret, world.charger_pk, "status", created_at=int(world.clock())
+        world.admin.secret, world.charger_pk, "status", created_at=int(world.clock.unix())
     )
     await world.admin.publish(dm)
     assert await world.outcome(dm.id) == "answered"

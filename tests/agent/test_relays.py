@@ -294,8 +294,9 @@ async def test_many_keys_are_watched_in_chunks(relay_url: str, count: int) -> No
 
 async def test_the_pacer_lets_a_burst_through_then_holds_to_the_rate() -> None:
     from agent.relays import _Pacer
+    from strom_core.clock import SYSTEM_CLOCK
 
-    pacer = _Pacer(600)  # 10 a second, bursts of 600
+    pacer = _Pacer(600, SYSTEM_CLOCK)  # 10 a second, bursts of 600
     started = time.monotonic()
     for _ in range(600):
         await pacer.take()

@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from agent.relays import Inbound
 from strom_core.session import State
 from strom_nostr.event import Event, sign_event
-from strom_nostr.zap import verify_zap_receipt, zap_receipt
+from strom_nostr.zap_receipt import verify_zap_receipt, zap_receipt
 from strom_storage.schema import ledger_entries, payments
 from tests.agent.conftest import World
 
 
 def _receipt(world: World, description: str, bolt11: str, secret: bytes | None = None) -> Event:
     key = world.charger.key.secret if secret is None else secret
-    return zap_receipt(key, description, bolt11_invoice=bolt11, paid_at=int(world.clock()))
+    return zap_receipt(key, description, bolt11_invoice=bolt11, paid_at=int(world.clock.unix()))
 
 
 async def _payment_entries(world: World, session_id: str) -> int:

@@ -36,7 +36,7 @@ from strom_nostr.discovery import (
 from strom_nostr.dm import nip04_message, open_dm
 from strom_nostr.event import Event, parse_event, sign_event
 from strom_nostr.keys import encode_npub, public_key_hex
-from strom_nostr.zap import ZAP_RECEIPT_KIND
+from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 from strom_storage.schema import outbox
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.ports import relay_on, unused_port

@@ -24,7 +24,7 @@ from strom_nostr.dm import nip04_message, open_dm, wrap_message
 from strom_nostr.errors import CommandError, DmError, InvalidEvent
 from strom_nostr.event import parse_event, sign_event
 from strom_nostr.keys import generate_secret_key, public_key_hex
-from strom_nostr.zap import ZapRequestError, validate_zap_request
+from strom_nostr.zap_request import ZapRequestError, validate_zap_request
 from tests.fuzz.conftest import CASES, examples
 
 json_values = st.recursive(

@@ -19,7 +19,7 @@ from strom_nostr.discovery import (
 )
 from strom_nostr.event import Event, sign_event
 from strom_nostr.keys import public_key_hex
-from strom_nostr.zap import description_hash
+from strom_nostr.zap_request import description_hash
 
 CHARGER_SECRET = hashlib.sha256(b"charger cp-1").digest()
 CHARGER = public_key_hex(CHARGER_SECRET)

@@ -10,7 +10,7 @@ import orjson
 from strom_nostr.discovery import status_coordinate, status_template
 from strom_nostr.event import parse_event, sign_template
 from strom_nostr.keys import decode_naddr
-from strom_nostr.zap import validate_zap_request
+from strom_nostr.zap_request import validate_zap_request
 from tests.nostr.samples import CHARGER, CHARGER_SECRET, STATUS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "nostr.md"

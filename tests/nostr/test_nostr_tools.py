@@ -39,7 +39,8 @@ from strom_nostr.keys import (
     encode_npub,
     public_key_hex,
 )
-from strom_nostr.zap import validate_zap_request, verify_zap_receipt, zap_receipt
+from strom_nostr.zap_receipt import verify_zap_receipt, zap_receipt
+from strom_nostr.zap_request import validate_zap_request
 from tests.conftest import peer_missing
 from tests.nostr.samples import (
     CHARGER,

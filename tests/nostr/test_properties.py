@@ -20,7 +20,7 @@ from strom_nostr.errors import (
 )
 from strom_nostr.event import parse_event, parse_unsigned_event, sign_event
 from strom_nostr.keys import decode_naddr, decode_nprofile, decode_npub
-from strom_nostr.zap import ZapRequestError, validate_zap_request
+from strom_nostr.zap_request import ZapRequestError, validate_zap_request
 from tests.nostr.samples import AMOUNT, CHARGER, COORDINATE, DRIVER_SECRET, NOW
 
 json_values = st.recursive(

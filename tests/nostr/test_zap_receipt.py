@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 
-from strom_nostr import zap
+from strom_nostr import zap_receipt as zap
 from strom_nostr.errors import BuildError
 from strom_nostr.event import Event, sign_event
-from strom_nostr.zap import verify_zap_receipt, zap_receipt
+from strom_nostr.zap_receipt import verify_zap_receipt, zap_receipt
 from tests.nostr.samples import (
     AMOUNT,
     CHARGER,

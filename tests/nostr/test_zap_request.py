@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from strom_nostr import zap
+from strom_nostr import zap_request as zap
 from strom_nostr.event import Event
-from strom_nostr.zap import ValidZapRequest, description_hash, validate_zap_request
+from strom_nostr.zap_request import ValidZapRequest, description_hash, validate_zap_request
 from tests.nostr.samples import (
     AMOUNT,
     CHARGER,

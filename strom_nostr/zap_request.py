@@ -1,4 +1,4 @@
-"""NIP-57 zaps for a charger: zap request validation (appendix D) and zap receipts (E, F).
+"""NIP-57 zap requests (kind 9734): validation of a charger's LNURL callback (appendix D).
 
 Theory of operation: a driver's wallet sends a signed kind-9734 *zap request* to the charger's
 LNURL callback. :func:`validate_zap_request` checks it completely and returns a
@@ -6,12 +6,9 @@ LNURL callback. :func:`validate_zap_request` checks it completely and returns a
 invoice (:func:`description_hash`). Every rule broken has its own exception class whose
 ``reason`` is meant for the LUD error response (``lud_error()``). Single use is the caller's
 job, because only the caller has the store: it passes the ids it has seen and records
-``ValidZapRequest.event_id`` once the invoice exists.
-
-When the invoice is paid the agent signs a kind-9735 *receipt* (:func:`zap_receipt`). When it
-later sees a receipt on a relay, :func:`verify_zap_receipt` accepts only one signed by its own
-key, over an invoice that commits to the embedded request, and returns the payment hash. A
-receipt is never proof of payment: the caller still asks the lightning backend.
+``ValidZapRequest.event_id`` once the invoice exists. The receipts that embed a request check
+it again with :func:`parse_zap_request` and :func:`check_zap_request_tags`
+(:mod:`strom_nostr.zap_receipt`).
 
 Connector selection (Strom's rule, see ``docs/nostr.md``): an ``a`` tag, if present, must be
 this charger's status coordinate ``30522:<charger pubkey>:<charger id>``; the connector is
@@ -25,17 +22,12 @@ import re
 from collections.abc import Collection, Container
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-import bolt11
+from typing import NamedTuple
 
 from strom_nostr.discovery import STATUS_KIND, parse_coordinate
-from strom_nostr.errors import BadSignature, BuildError, EventIdMismatch, InvalidEvent
-from strom_nostr.event import Event, is_hex64, parse_event, sign_event, verify_event
+from strom_nostr.errors import BadSignature, EventIdMismatch, InvalidEvent
+from strom_nostr.event import Event, is_hex64, parse_event
 from strom_nostr.zap_errors import (
-    ZapReceiptError,
-    ZapReceiptForeign,
-    ZapReceiptInvalid,
     ZapRequestAmountMismatch,
     ZapRequestBadAmount,
     ZapRequestBadConnector,
@@ -65,14 +57,9 @@ from strom_nostr.zap_errors import (
 __all__ = [
     "MAX_ZAP_RELAYS",
     "MAX_ZAP_REQUEST_BYTES",
-    "ZAP_RECEIPT_KIND",
     "ZAP_REQUEST_KIND",
     "ZAP_REQUEST_MAX_FUTURE_S",
     "ValidZapRequest",
-    "VerifiedZapReceipt",
-    "ZapReceiptError",
-    "ZapReceiptForeign",
-    "ZapReceiptInvalid",
     "ZapRequestAmountMismatch",
     "ZapRequestBadAmount",
     "ZapRequestBadConnector",
@@ -97,14 +84,15 @@ __all__ = [
     "ZapRequestWrongCoordinate",
     "ZapRequestWrongKind",
     "ZapRequestWrongRecipient",
+    "ZapTags",
+    "check_zap_request_tags",
     "description_hash",
+    "parse_zap_request",
     "validate_zap_request",
-    "verify_zap_receipt",
-    "zap_receipt",
+    "zap_request_amount",
 ]
 
 ZAP_REQUEST_KIND = 9734
-ZAP_RECEIPT_KIND = 9735
 ZAP_REQUEST_MAX_FUTURE_S = 120
 """How far ahead of the server's clock a zap request may be dated (clock skew)."""
 MAX_ZAP_REQUEST_BYTES = 32 * 1024
@@ -283,7 +271,12 @@ def _check_tags(
     return relays, zapped, _connector(index, connector_ids), coordinate
 
 
-def _parse_request(description: str) -> Event:
+def parse_zap_request(description: str) -> Event:
+    """Parse and verify a zap request's JSON text (id and signature), at most 32 KiB.
+
+    Raises:
+        ZapRequestError: malformed, a wrong id or a bad signature.
+    """
     try:
         return parse_event(description, max_bytes=MAX_ZAP_REQUEST_BYTES)
     except EventIdMismatch as exc:
@@ -292,6 +285,54 @@ def _parse_request(description: str) -> Event:
         raise ZapRequestBadSignature("zap request signature is invalid") from exc
     except InvalidEvent as exc:
         raise ZapRequestMalformed(f"zap request is not a valid nostr event: {exc.reason}") from exc
+
+
+class ZapTags(NamedTuple):
+    """What a zap request's tags say, once they passed the checks."""
+
+    relays: tuple[str, ...]
+    """Where the receipt must be published."""
+    zapped_event: str | None
+    """The ``e`` tag, or None."""
+    connector: int | None
+    """The connector chosen with a ``connector`` tag, or None."""
+    coordinate: str | None
+    """The ``a`` tag, or None."""
+
+
+def check_zap_request_tags(
+    event: Event,
+    *,
+    charger_pubkey: str,
+    status_coordinate: str | None,
+    connector_ids: Collection[int] | None = None,
+) -> ZapTags:
+    """Check a zap request's kind and tags: appendix D rules 2-5, 7 and 8, Strom's connector rule.
+
+    Neither the clock nor the amount is looked at (see :func:`validate_zap_request`).
+
+    Args:
+        event: the parsed request.
+        charger_pubkey: the charger's public key (hex): the one ``p``, and the ``P`` if any.
+        status_coordinate: if given, an ``a`` tag must equal it; otherwise an ``a`` tag must
+            name a status event of ``charger_pubkey``.
+        connector_ids: the charger's connectors; a ``connector`` tag must name one of them.
+
+    Raises:
+        ZapRequestError: one subclass per broken rule.
+    """
+    return ZapTags(
+        *_check_tags(event, _index(event), charger_pubkey, status_coordinate, connector_ids)
+    )
+
+
+def zap_request_amount(event: Event) -> int | None:
+    """The request's ``amount`` tag in msat, or None when it has none.
+
+    Raises:
+        ZapRequestBadAmount: more than one, or not a positive whole number.
+    """
+    return _amount_tag(_index(event))
 
 
 def _description_text(event_json: str | bytes) -> str:
@@ -345,7 +386,7 @@ def validate_zap_request(
         raise ZapRequestBadAmount("amount must be a whole number of msat")
     if amount_msat_query <= 0:
         raise ZapRequestBadAmount("amount must be positive")
-    event = _parse_request(description)
+    event = parse_zap_request(description)
     index = _index(event)
     relays, zapped, connector, coordinate = _check_tags(
         event, index, charger_pubkey, charger_status_coordinate, connector_ids
@@ -374,182 +415,4 @@ def validate_zap_request(
         connector=connector,
         zapped_event=zapped,
         coordinate=coordinate,
-    )
-
-
-# --- receipts ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Invoice:
-    payment_hash: str
-    description_hash: str | None
-    amount_msat: int | None
-
-
-@lru_cache(maxsize=512)
-def _decode_invoice(invoice: str) -> _Invoice:
-    # Cached: decoding costs about 10 ms in the bolt11 library, and the same invoice is decoded
-    # when its receipt is built and again when the receipt comes back from a relay. Only
-    # receipts signed by the charger's own key reach this, so strangers cannot fill the cache.
-    try:
-        decoded: Any = bolt11.decode(invoice)
-        amount = decoded.amount_msat
-        return _Invoice(
-            decoded.payment_hash, decoded.description_hash, int(amount) if amount else None
-        )
-    # bolt11 raises its own exceptions, and ValueError/IndexError from its bit reader.
-    except (bolt11.Bolt11Exception, ValueError, IndexError, KeyError, TypeError) as exc:
-        raise ZapReceiptInvalid("zap receipt bolt11 is not a valid invoice") from exc
-
-
-def _preimage_matches(preimage: str, payment_hash: str) -> bool:
-    return (
-        is_hex64(preimage) and hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash
-    )
-
-
-def zap_receipt(
-    secret_key: bytes,
-    zap_request_json: str,
-    *,
-    bolt11_invoice: str,
-    paid_at: int,
-    preimage: str | None = None,
-    aux_rand: bytes | None = None,
-) -> Event:
-    """Build and sign the kind-9735 zap receipt of a paid zap invoice (appendix E).
-
-    Args:
-        secret_key: the charger's key (the LNURL ``nostrPubkey``).
-        zap_request_json: the validated request's ``description`` text.
-        bolt11_invoice: the paid invoice; its description hash must commit to the request.
-        paid_at: settlement time, unix seconds (the receipt's ``created_at``, for idempotency).
-        preimage: the payment preimage (hex), optional.
-        aux_rand: BIP-340 auxiliary randomness, for reproducible tests only.
-
-    Returns:
-        The signed receipt, with ``p``, ``P``, ``e``/``a`` (when zapped), ``bolt11``,
-        ``description`` and optionally ``preimage`` tags.
-
-    Raises:
-        BuildError: the request does not parse, the invoice does not commit to it, or the
-            preimage does not match the invoice.
-    """
-    try:
-        request = parse_event(zap_request_json, verify=False, max_bytes=MAX_ZAP_REQUEST_BYTES)
-        invoice = _decode_invoice(bolt11_invoice)
-    except (InvalidEvent, ZapReceiptInvalid) as exc:
-        raise BuildError(f"cannot build zap receipt: {exc.reason}") from exc
-    if invoice.description_hash != description_hash(zap_request_json).hex():
-        raise BuildError("invoice description hash does not commit to the zap request")
-    if preimage is not None and not _preimage_matches(preimage, invoice.payment_hash):
-        raise BuildError("preimage does not match the invoice payment hash")
-    tags: list[tuple[str, ...]] = [tag[:2] for tag in request.tags if tag[0] == "p"][:1]
-    tags.append(("P", request.pubkey))
-    tags += [tag[:2] for tag in request.tags if tag[0] in ("e", "a")]
-    tags += [("bolt11", bolt11_invoice), ("description", zap_request_json)]
-    if preimage is not None:
-        tags.append(("preimage", preimage))
-    return sign_event(secret_key, ZAP_RECEIPT_KIND, tags, "", paid_at, aux_rand=aux_rand)
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedZapReceipt:
-    """A receipt this agent signed, consistent with its invoice and embedded request."""
-
-    receipt: Event
-    payment_hash: str
-    amount_msat: int
-    bolt11: str
-    request: ValidZapRequest
-    preimage: str | None
-
-
-def _one_tag_value(event: Event, name: str) -> str:
-    values = event.tag_values(name)
-    if len(values) != 1:
-        raise ZapReceiptInvalid(f"zap receipt must have exactly one {name!r} tag")
-    return values[0]
-
-
-def _embedded_request(
-    description: str, own_pubkey: str, status_coordinate: str | None
-) -> tuple[Event, tuple[str, ...], str | None, int | None, str | None]:
-    try:
-        request = _parse_request(description)
-        return (
-            request,
-            *_check_tags(request, _index(request), own_pubkey, status_coordinate, None),
-        )
-    except ZapRequestError as exc:
-        raise ZapReceiptInvalid(f"embedded zap request is invalid: {exc.reason}") from exc
-
-
-def _check_amount(request: Event, invoice: _Invoice) -> int:
-    if invoice.amount_msat is None:
-        raise ZapReceiptInvalid("zap receipt invoice has no amount")
-    try:
-        tagged = _amount_tag(_index(request))
-    except ZapRequestError as exc:
-        raise ZapReceiptInvalid(f"embedded zap request is invalid: {exc.reason}") from exc
-    if tagged is not None and tagged != invoice.amount_msat:
-        raise ZapReceiptInvalid("invoice amount differs from the zap request amount")
-    return invoice.amount_msat
-
-
-def verify_zap_receipt(
-    receipt: Event, *, own_pubkey: str, status_coordinate: str | None = None
-) -> VerifiedZapReceipt:
-    """Accept a zap receipt only if we signed it and it is consistent (appendix F, strictly).
-
-    Args:
-        receipt: a kind-9735 event as read from a relay.
-        own_pubkey: this agent's public key; receipts by anyone else are refused.
-        status_coordinate: if given, an ``a`` tag must equal it; otherwise an ``a`` tag must
-            name a status event of ``own_pubkey``.
-
-    Returns:
-        The payment hash, amount, invoice and the embedded (validated) request. The caller
-        must still ask the lightning backend whether the payment hash is settled.
-
-    Raises:
-        ZapReceiptForeign: not kind 9735, not by ``own_pubkey``, or the signature fails.
-        ZapReceiptInvalid: anything inconsistent.
-    """
-    if receipt.kind != ZAP_RECEIPT_KIND or receipt.pubkey != own_pubkey:
-        raise ZapReceiptForeign("not a zap receipt signed by this charger")
-    try:
-        verify_event(receipt)
-    except InvalidEvent as exc:
-        raise ZapReceiptForeign(f"zap receipt does not verify: {exc.reason}") from exc
-    invoice_text = _one_tag_value(receipt, "bolt11")
-    description = _one_tag_value(receipt, "description")
-    invoice = _decode_invoice(invoice_text)
-    if invoice.description_hash != description_hash(description).hex():
-        raise ZapReceiptInvalid("invoice description hash does not match the zap request")
-    request, relays, zapped, connector, coordinate = _embedded_request(
-        description, own_pubkey, status_coordinate
-    )
-    amount = _check_amount(request, invoice)
-    for name in ("p", "e", "a"):
-        if receipt.tag_values(name) != request.tag_values(name):
-            raise ZapReceiptInvalid(f"zap receipt {name!r} tag differs from the zap request")
-    if any(sender != request.pubkey for sender in receipt.tag_values("P")):
-        raise ZapReceiptInvalid("zap receipt 'P' tag is not the zap request's author")
-    preimages = receipt.tag_values("preimage")
-    if len(preimages) > 1 or (
-        preimages and not _preimage_matches(preimages[0], invoice.payment_hash)
-    ):
-        raise ZapReceiptInvalid("zap receipt preimage does not match the invoice")
-    valid = ValidZapRequest(
-        request, description, amount, request.pubkey, relays, connector, zapped, coordinate
-    )
-    return VerifiedZapReceipt(
-        receipt,
-        invoice.payment_hash,
-        amount,
-        invoice_text,
-        valid,
-        preimages[0] if preimages else None,
     )
