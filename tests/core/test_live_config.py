@@ -17,5 +17,6 @@ def test_a_reload_is_seen_by_every_holder_and_told_to_listeners_in_order() -> No
     assert holder_a.current is first
     live.replace(second)
 
-    assert holder_a.current is second and holder_b.current is second
+    assert holder_a.current is second
+    assert holder_b.current is second
     assert told == [("a", 9090), ("b", 9090)]
