@@ -29,7 +29,6 @@ Theory of operation
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -53,6 +52,7 @@ from strom_core.session import (
 from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
+from strom_services.group_commit import GroupCommit
 from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
@@ -118,11 +118,6 @@ def _payment_row(
     )
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 def _log_flagged(row: PaymentRow, received: int) -> None:
     log.error(
         "session %s: payment %s NOT credited: the lightning backend reports %s msat received "
@@ -182,8 +177,10 @@ class PaymentService:
         tariffs.listeners.append(lambda _charger_id: self.forget_view())
         self.offers = OfferView(store, chargers or ChargerStore(store.db), clock)
         store.listeners.append(self.forget_view)
-        self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        # Sessions opened together commit together (one transaction for a burst of scans).
+        self._openings: GroupCommit[tuple[dict[str, Any], dict[str, Any]]] = GroupCommit(
+            self._insert_opened, name="open-sessions"
+        )
 
     def tariff_for(self, profile: ProfileConfig) -> Tariff:
         """The tariff a new session of this charger gets (the tariff in force)."""
@@ -267,7 +264,7 @@ class PaymentService:
         row = new_session_row(session, secret, initiator, initiator_pubkey, now)
         payment = _payment_row(session_id, "initial", invoice, zap_request, now)
         if zap_request_id is None:
-            await self._commit_in_group(row, payment)
+            await self._openings.submit((row, payment))
         else:
             async with self.db.transaction() as conn:
                 await self.store.insert_rows(conn, [row])
@@ -287,38 +284,11 @@ class PaymentService:
         )
         return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
 
-    async def _commit_in_group(self, session: dict[str, Any], payment: dict[str, Any]) -> None:
-        """Commit a new session and its payment together with the others waiting now.
-
-        Group commit: while one transaction writes, the sessions opened meanwhile queue, and
-        the next transaction writes all of them with one statement per table. Each caller
-        returns only after the transaction holding its rows has committed; if it fails, every
-        caller in it gets the error and none of its rows exist.
-        """
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        committed.add_done_callback(_retrieve)  # read even when its caller has gone
-        self._to_commit.append((session, payment, committed))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_groups(), name="open-sessions")
-        await asyncio.shield(committed)  # a caller that gives up does not abort the others
-
-    async def _commit_groups(self) -> None:
-        while self._to_commit:
-            group, self._to_commit = self._to_commit, []
-            try:
-                async with self.db.transaction() as conn:
-                    await self.store.insert_rows(conn, [session for session, _, _ in group])
-                    await self.payments.insert(conn, [payment for _, payment, _ in group])
-            except BaseException as exc:
-                for _, _, committed in group:
-                    if not committed.done():
-                        committed.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, _, committed in group:
-                    if not committed.done():
-                        committed.set_result(None)
+    async def _insert_opened(self, group: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """One transaction for a group of new sessions and their payments (group commit)."""
+        async with self.db.transaction() as conn:
+            await self.store.insert_rows(conn, [session for session, _ in group])
+            await self.payments.insert(conn, [payment for _, payment in group])
 
     async def _mark_zap_request_used(
         self, tx: Transaction, event_id: str, pubkey: str | None, now: datetime
