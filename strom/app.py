@@ -52,7 +52,7 @@ from strom.config import StromConfig, require_ocpp_password
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
 from strom_core.clock import SYSTEM_CLOCK
-from strom_core.config import ProfileConfig, ocpp_beyond_loopback
+from strom_core.config import LiveConfig, ProfileConfig, ocpp_beyond_loopback
 from strom_core.errors import BackendError, ConfigError
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -290,7 +290,7 @@ def _retention(
 class Strom:
     """A running Strom: database, stores, lightning, OCPP and HTTP servers, loops."""
 
-    config: StromConfig
+    live: LiveConfig  # the configuration in force, shared with every part that reads it later
     db: Database
     sessions: SessionStore
     chargers: ChargerStore
@@ -311,6 +311,11 @@ class Strom:
     _settlements: SettlementStream | None = None
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     http_socket: socket.socket | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> StromConfig:
+        """The configuration in force now."""
+        return self.live.current
 
     @classmethod
     async def open(cls, config: StromConfig, *, backend: LightningBackend | None = None) -> Strom:
@@ -346,6 +351,7 @@ class Strom:
         chargers = ChargerStore(db)
         await chargers.sync(config.profiles)
         sessions = SessionStore(db)
+        live = LiveConfig(config)
         if backend is None:
             backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
         if isinstance(backend, LndRestBackend) and config.config_path is not None:
@@ -380,7 +386,7 @@ class Strom:
         async def connector_changed(_event: object) -> None:
             payments.forget_view()  # offers answer from a view of connectors; keep it fresh
 
-        events.subscribers.append(connector_changed)
+        events.subscribe(connector_changed)
         ocpp = OcppServer(
             _ocpp_settings(config),
             auth,
@@ -397,7 +403,7 @@ class Strom:
             commands=ocpp.commands,
             session_key=session_key,
         )
-        events.subscribers.append(agents.on_ocpp_event)
+        events.subscribe(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **orphans.handlers(),
@@ -405,10 +411,10 @@ class Strom:
             "pay_refund": refunds.pay,
         }
         runner = EffectRunner(OutboxStore(db), handlers)
-        sessions.listeners.append(lambda _transition: runner.wake())
+        sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due = runner.wake  # a relay came back: waiting DMs go now
         front = FrontDoor(
-            config=config,
+            live=live,
             store=sessions,
             chargers=chargers,
             payments=payments,
@@ -437,7 +443,7 @@ class Strom:
             node=node,
         )
         strom = cls(
-            config=config,
+            live=live,
             db=db,
             sessions=sessions,
             chargers=chargers,
@@ -454,7 +460,7 @@ class Strom:
             retention=_retention(config, db, agents, front),
             node=node,
         )
-        node.listeners.append(strom._node_changed)
+        node.on_change(strom._node_changed)
         cockpit.api.apply_profile = strom.apply_profile
         return strom
 
@@ -472,8 +478,7 @@ class Strom:
         admission = _admission(self.config, profile, self.ocpp.password_key)
         profiles = [p for p in self.config.profiles if p.id != profile.id]
         config = self.config.model_copy(update={"profiles": (*profiles, profile)})
-        self.config = config
-        self.front.config = config
+        self.live.replace(config)  # the front door reads it from here
         self.cockpit.config = config
         self.cockpit.api.config = config
         self.cockpit.metrics.chargers = len(config.profiles)

@@ -174,9 +174,9 @@ class PaymentService:
         self.meter_interval_s = meter_interval_s
         self.clock = clock
         self.tariffs = tariffs
-        tariffs.listeners.append(lambda _charger_id: self.forget_view())
+        tariffs.on_change(lambda _charger_id: self.forget_view())
         self.offers = OfferView(store, chargers or ChargerStore(store.db), clock)
-        store.listeners.append(self.forget_view)
+        store.on_committed(self.forget_view)
         # Sessions opened together commit together (one transaction for a burst of scans).
         self._openings: GroupCommit[tuple[dict[str, Any], dict[str, Any]]] = GroupCommit(
             self._insert_opened, name="open-sessions"

@@ -191,7 +191,7 @@ class RefundService:
         self.admit_opening = admit_opening
         self._openings: dict[str, asyncio.Task[RefundOffer]] = {}
         self._changed: dict[str, asyncio.Event] = {}
-        store.listeners.append(self._wake)
+        store.on_committed(self._wake)
 
     @property
     def network(self) -> str | None:

@@ -113,6 +113,13 @@ class SessionStore:
         # change to live pages). Listeners must not raise.
         self.listeners: list[Callable[[Transition], None]] = []
 
+    def on_committed(self, listener: Callable[[Transition], None]) -> None:
+        """Call ``listener`` with every transition that changed a session, after its commit.
+
+        Listeners run in the order they registered and must not raise.
+        """
+        self.listeners.append(listener)
+
     def committed(self, transitions: list[Transition]) -> None:
         """Tell the listeners about transitions that were just committed."""
         for transition in transitions:
