@@ -35,7 +35,7 @@ from aiohttp import web
 
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
-from strom_core.config import ProfileConfig, StromConfig
+from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
 from strom_core.ids import is_charger_id
 from strom_core.ports import ChargerIdentities
@@ -119,9 +119,13 @@ def _amount_refused(charger_id: str, amount_msat: int, exc: UnitError) -> web.Re
 
 @dataclass
 class FrontDoor:
-    """The aiohttp routes of the public front door."""
+    """The aiohttp routes of the public front door.
 
-    config: StromConfig
+    ``live`` is the configuration in force: the front door reads it at every request, so a
+    profile applied while Strom runs is served at once.
+    """
+
+    live: LiveConfig
     store: SessionStore
     chargers: ChargerStore
     payments: PaymentService
@@ -132,6 +136,11 @@ class FrontDoor:
     identities: ChargerIdentities | None = None
     zap_max_age_s: int = 600
     node: NodeWatch | None = None  # while its node is down, Strom refuses to take money
+
+    @property
+    def config(self) -> StromConfig:
+        """The configuration in force now."""
+        return self.live.current
 
     def _node_down(self) -> bool:
         return self.node is not None and not self.node.up

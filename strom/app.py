@@ -290,7 +290,7 @@ def _retention(
 class Strom:
     """A running Strom: database, stores, lightning, OCPP and HTTP servers, loops."""
 
-    config: StromConfig
+    live: LiveConfig  # the configuration in force, shared with every part that reads it later
     db: Database
     sessions: SessionStore
     chargers: ChargerStore
@@ -306,12 +306,16 @@ class Strom:
     auth: StaticChargerAuth
     retention: Retention
     node: NodeWatch
-    live_config: LiveConfig  # the configuration in force, as the cockpit reads it
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _settlements: SettlementStream | None = None
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     http_socket: socket.socket | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> StromConfig:
+        """The configuration in force now."""
+        return self.live.current
 
     @classmethod
     async def open(cls, config: StromConfig, *, backend: LightningBackend | None = None) -> Strom:
@@ -347,6 +351,7 @@ class Strom:
         chargers = ChargerStore(db)
         await chargers.sync(config.profiles)
         sessions = SessionStore(db)
+        live = LiveConfig(config)
         if backend is None:
             backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
         if isinstance(backend, LndRestBackend) and config.config_path is not None:
@@ -381,7 +386,7 @@ class Strom:
         async def connector_changed(_event: object) -> None:
             payments.forget_view()  # offers answer from a view of connectors; keep it fresh
 
-        events.subscribers.append(connector_changed)
+        events.subscribe(connector_changed)
         ocpp = OcppServer(
             _ocpp_settings(config),
             auth,
@@ -399,7 +404,7 @@ class Strom:
             session_key=session_key,
             clock=SYSTEM_CLOCK,
         )
-        events.subscribers.append(agents.on_ocpp_event)
+        events.subscribe(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **orphans.handlers(),
@@ -407,10 +412,10 @@ class Strom:
             "pay_refund": refunds.pay,
         }
         runner = EffectRunner(OutboxStore(db), handlers)
-        sessions.listeners.append(lambda _transition: runner.wake())
+        sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due = runner.wake  # a relay came back: waiting DMs go now
         front = FrontDoor(
-            config=config,
+            live=live,
             store=sessions,
             chargers=chargers,
             payments=payments,
@@ -425,13 +430,12 @@ class Strom:
             identities=agents,
             node=node,
         )
-        live_config = LiveConfig(config)
 
         async def apply_profile(profile: ProfileConfig) -> None:
             await strom.apply_profile(profile)  # called by the API only once Strom is built
 
         cockpit = Cockpit(
-            config=live_config,
+            config=live,
             db=db,
             sessions=sessions,
             chargers=chargers,
@@ -446,7 +450,7 @@ class Strom:
             apply_profile=apply_profile,
         )
         strom = cls(
-            config=config,
+            live=live,
             db=db,
             sessions=sessions,
             chargers=chargers,
@@ -462,9 +466,8 @@ class Strom:
             auth=auth,
             retention=_retention(config, db, agents, front),
             node=node,
-            live_config=live_config,
         )
-        node.listeners.append(strom._node_changed)
+        node.on_change(strom._node_changed)
         return strom
 
     async def apply_profile(self, profile: ProfileConfig) -> None:
@@ -481,9 +484,7 @@ class Strom:
         admission = _admission(self.config, profile, self.ocpp.password_key)
         profiles = [p for p in self.config.profiles if p.id != profile.id]
         config = self.config.model_copy(update={"profiles": (*profiles, profile)})
-        self.config = config
-        self.front.config = config
-        self.live_config.replace(config)
+        self.live.replace(config)  # every part reads it from here
         self.auth.add(admission)
         # A charger held for approval is let go: it reconnects at once and is admitted.
         self.ocpp.forget_pending(profile.id)

@@ -234,7 +234,7 @@ async def run_demo(options: DemoOptions) -> int:
             if isinstance(event, ChargerOnline):
                 connected.set()
 
-        strom.events.subscribers.append(watch)
+        strom.events.subscribe(watch)
         sim = group.create_task(simulator.run(), name="simulator")
         charger_page = f"{base}/c/{CHARGER}"
         lnurl = bech32_lnurl(f"{base}/lnurlp/{CHARGER}/1")

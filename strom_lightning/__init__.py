@@ -45,6 +45,7 @@ from strom_lightning.base import Clock, LightningBackend, PendingHashes, Settlem
 from strom_lightning.checks import DecodedInvoice, check_withdraw_invoice, decode_invoice
 from strom_lightning.fake import NO_REAL_MONEY, FakeBackend, FakePayReceipt, FakePayStatus, fake_pay
 from strom_lightning.fake_driver import FakeDriverWallet
+from strom_lightning.fake_network import FakeNetwork
 from strom_lightning.lnbits import LNbitsBackend
 from strom_lightning.lnd import LndRestBackend
 from strom_lightning.lndconnect import LndConnect, parse_lndconnect
@@ -62,6 +63,7 @@ __all__ = [
     "FakeBackend",
     "FakeConfig",
     "FakeDriverWallet",
+    "FakeNetwork",
     "FakePayReceipt",
     "FakePayStatus",
     "Health",

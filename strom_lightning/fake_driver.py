@@ -23,7 +23,8 @@ from strom_core.units import Msat, msat
 from strom_lightning._fake_store import InvoiceRow, ScriptAction
 from strom_lightning._mint import node_pubkey
 from strom_lightning.base import check_invoice_args
-from strom_lightning.fake import FakeBackend, FakePayReceipt, _log, _seconds, _ts
+from strom_lightning.fake import FakeBackend
+from strom_lightning.fake_network import FakePayReceipt, fake_log, from_seconds, to_seconds
 
 __all__ = ["FakeDriverWallet"]
 
@@ -32,14 +33,15 @@ class FakeDriverWallet:
     """The driver's side of the fake lightning network; see the module docstring."""
 
     def __init__(self, backend: FakeBackend) -> None:
-        self._backend = backend
+        self._backend = backend  # asked how a refund stands, as Strom would see it
+        self._network = backend.fake_network
 
     def __repr__(self) -> str:
         return f"<FakeDriverWallet NO REAL MONEY of {self._backend!r}>"
 
     async def pubkey(self) -> str:
         """The driver wallet's node id."""
-        store = await self._backend._store()
+        store = await self._network.store()
         return node_pubkey(await store.meta("driver_key"))
 
     # --- paying Strom ----------------------------------------------------------------------
@@ -55,7 +57,7 @@ class FakeDriverWallet:
         """
         if amount_msat is not None:
             msat(amount_msat)
-        return await self._backend._receive(bolt11, amount_msat)
+        return await self._network.receive(bolt11, amount_msat)
 
     # --- being refunded --------------------------------------------------------------------
 
@@ -64,12 +66,16 @@ class FakeDriverWallet:
     ) -> Invoice:
         """An invoice the fake backend can pay (what a wallet gives LNURL-withdraw)."""
         amount = check_invoice_args(amount_msat, None, expiry_s)
-        store = await self._backend._store()
-        row = await self._backend._mint(
-            store, await store.meta("driver_key"), amount, memo, None, expiry_s
+        store = await self._network.store()
+        row = await self._network.mint(
+            await store.meta("driver_key"),
+            amount,
+            memo=memo,
+            description_hash=None,
+            expiry_s=expiry_s,
         )
         await store.add_invoice(row, driver=True)
-        return Invoice(row.bolt11, row.payment_hash, amount, _ts(row.expires_at))
+        return Invoice(row.bolt11, row.payment_hash, amount, from_seconds(row.expires_at))
 
     async def invoice_status(self, payment_hash: str) -> InvoiceStatus:
         """Where one of the driver's invoices stands.
@@ -77,15 +83,15 @@ class FakeDriverWallet:
         Raises:
             InvoiceNotFound: the driver has no such invoice.
         """
-        store = await self._backend._store()
+        store = await self._network.store()
         row = await store.invoice(payment_hash.lower(), driver=True)
         if row is None:
             raise InvoiceNotFound(payment_hash, "fake driver wallet")
-        return self._backend._status(row)
+        return self._network.status(row)
 
     async def received(self) -> list[Settlement]:
         """Every refund the driver received, oldest first."""
-        store = await self._backend._store()
+        store = await self._network.store()
         return [_settlement(row) for row in await store.driver_received()]
 
     async def received_msat(self) -> Msat:
@@ -113,10 +119,10 @@ class FakeDriverWallet:
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
-        store = await self._backend._store()
+        store = await self._network.store()
         for _ in range(count):
             await store.add_script(action, payment_hash.lower() if payment_hash else None, reason)
-        _log.info("driver wallet scripted: %s x%d (%s)", action, count, payment_hash or "next")
+        fake_log.info("driver wallet scripted: %s x%d (%s)", action, count, payment_hash or "next")
 
     async def resolve(
         self, payment_hash: str, *, succeed: bool = True, reason: str = ""
@@ -129,17 +135,17 @@ class FakeDriverWallet:
         Raises:
             InvoiceNotFound: the fake backend made no payment with this hash.
         """
-        store = await self._backend._store()
+        store = await self._network.store()
         row = await store.resolve_payment(
             payment_hash.lower(),
             succeed=succeed,
             reason=reason,
-            now=_seconds(self._backend._now()),
+            now=to_seconds(self._network.clock()),
         )
         if row is None:
             raise InvoiceNotFound(payment_hash, "fake backend payments")
-        self._backend._notify()
-        _log.info("payment %s resolved by the driver: %s", payment_hash, row.status)
+        self._network.changed()
+        fake_log.info("payment %s resolved by the driver: %s", payment_hash, row.status)
         return await self._backend.lookup_payment(payment_hash)
 
 
@@ -147,5 +153,5 @@ def _settlement(row: InvoiceRow) -> Settlement:
     return Settlement(
         payment_hash=row.payment_hash,
         amount_msat=Msat(row.received_msat),
-        settled_at=_ts(row.settled_at or row.created_at),
+        settled_at=from_seconds(row.settled_at or row.created_at),
     )

@@ -82,6 +82,10 @@ class NodeWatch:
         self._wake = asyncio.Event()
         self._probing = asyncio.Lock()
 
+    def on_change(self, listener: NodeListener) -> None:
+        """Await ``listener`` with the new state after each change of the node's state."""
+        self.listeners.append(listener)
+
     @property
     def state(self) -> NodeState:
         """The node as last seen."""

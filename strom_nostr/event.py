@@ -156,13 +156,6 @@ class Event:
         """The first value of every tag called ``name`` (a tag without a value gives "")."""
         return [tag[1] if len(tag) > 1 else "" for tag in self.tags if tag[0] == name]
 
-    def first_tag(self, name: str) -> tuple[str, ...] | None:
-        """The first tag called ``name``, or None."""
-        for tag in self.tags:
-            if tag[0] == name:
-                return tag
-        return None
-
 
 @dataclass(frozen=True, slots=True)
 class UnsignedEvent:

@@ -47,6 +47,13 @@ class CoreEventSink:
         self.subscribers: list[Subscriber] = []
         self._stopping = False
 
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Deliver every event to ``subscriber`` after the charger state it changes is recorded.
+
+        Subscribers run in the order they subscribed; one that raises is logged and skipped.
+        """
+        self.subscribers.append(subscriber)
+
     def server_stopping(self) -> None:
         """Strom is stopping: the disconnects that follow are its own, not the chargers'."""
         self._stopping = True

@@ -25,15 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, charger_link
 from strom_core.session import State
-from strom_storage.db import Database
-from strom_storage.schema import chargers, connectors, sessions
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Transaction
+from strom_storage.sessions import SessionStore
 
 __all__ = [
     "BUSY_STATES",
@@ -131,12 +129,17 @@ class OfferView:
     """The in-memory view offers are answered from (see the module docstring).
 
     Args:
-        db: the database the view is rebuilt from.
+        sessions: the sessions (which hold a connector).
+        chargers: the chargers' run-time state (links, connector status, enabled flags).
         clock: the current time (aware UTC), for reconnect graces.
     """
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
-        self.db = db
+    def __init__(
+        self, sessions: SessionStore, chargers: ChargerStore, clock: Callable[[], datetime]
+    ) -> None:
+        self.sessions = sessions
+        self.chargers = chargers
+        self.db = sessions.db
         self.clock = clock
         self._view: _View | None = None
         self._view_at = 0.0
@@ -147,18 +150,12 @@ class OfferView:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
         if connector_id not in {c.id for c in profile.connectors}:
             raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
-        async with self.db.reader() as conn:
-            row = (
-                await conn.execute(
-                    select(chargers.c.online, chargers.c.reconnect_until).where(
-                        chargers.c.id == profile.id
-                    )
-                )
-            ).first()
+        async with self.db.reader() as tx:
+            columns = await self.chargers.link_columns(tx, profile.id)
             link = ChargerLink.OFFLINE
-            if row is not None:
-                link = charger_link(row.online, row.reconnect_until, self.clock())
-            await self.check_in(conn, profile.id, connector_id, exclude=None, link=link)
+            if profile.id in columns:
+                link = charger_link(*columns[profile.id], self.clock())
+            await self.check_in(tx, profile.id, connector_id, exclude=None, link=link)
 
     async def check(self, profile: ProfileConfig, connector_id: int) -> None:
         """:meth:`check_in_database` answered from memory, for offers (payRequest, pages).
@@ -225,44 +222,23 @@ class OfferView:
             return view
 
     async def _load_view(self) -> _View:
-        async with self.db.reader() as conn:
-            busy = {
-                (row.charger_id, row.connector_id)
-                for row in await conn.execute(
-                    select(sessions.c.charger_id, sessions.c.connector_id).where(
-                        sessions.c.state.in_([s.value for s in BUSY_STATES])
-                    )
+        async with self.db.reader() as tx:
+            busy = await self.sessions.held_connectors(tx, BUSY_STATES)
+            links = await self.chargers.link_columns(tx)
+            rows = await self.chargers.all_connectors(tx)
+        return _View(
+            connectors={
+                (row.charger_id, row.connector_id): _ConnectorView(
+                    row.enabled, row.status, (row.charger_id, row.connector_id) in busy
                 )
-            }
-            links = {
-                row.id: (bool(row.online), row.reconnect_until)
-                for row in await conn.execute(
-                    select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
-                )
-            }
-            rows = await conn.execute(
-                select(
-                    connectors.c.charger_id,
-                    connectors.c.connector_id,
-                    connectors.c.enabled,
-                    connectors.c.status,
-                )
-            )
-            return _View(
-                connectors={
-                    (row.charger_id, row.connector_id): _ConnectorView(
-                        bool(row.enabled),
-                        row.status,
-                        (row.charger_id, row.connector_id) in busy,
-                    )
-                    for row in rows
-                },
-                links=links,
-            )
+                for row in rows
+            },
+            links=links,
+        )
 
     async def check_in(
         self,
-        conn: AsyncConnection,
+        tx: Transaction,
         charger_id: str,
         connector_id: int,
         exclude: str | None,
@@ -271,7 +247,7 @@ class OfferView:
         """Check a connector inside a transaction the caller owns (settlement: ``link`` online).
 
         Args:
-            conn: the caller's connection.
+            tx: the caller's transaction.
             charger_id: the charger.
             connector_id: the connector.
             exclude: a session not to count as holding the connector (the one settling).
@@ -280,23 +256,11 @@ class OfferView:
         Raises:
             ConnectorUnavailable: unknown, disabled, out of order, not connected or busy.
         """
-        row = (
-            await conn.execute(
-                select(connectors.c.enabled, connectors.c.status).where(
-                    connectors.c.charger_id == charger_id,
-                    connectors.c.connector_id == connector_id,
-                )
-            )
-        ).first()
+        row = await self.chargers.connector(tx, charger_id, connector_id)
         if row is None:
             raise ConnectorUnavailable(f"connector {connector_id} is not known")
         refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
-        query = select(sessions.c.id).where(
-            sessions.c.charger_id == charger_id,
-            sessions.c.connector_id == connector_id,
-            sessions.c.state.in_([s.value for s in BUSY_STATES]),
+        holder = await self.sessions.holder(
+            charger_id, connector_id, BUSY_STATES, tx=tx, exclude=exclude
         )
-        if exclude is not None:
-            query = query.where(sessions.c.id != exclude)
-        busy = (await conn.execute(query.limit(1))).first() is not None
-        refuse(enabled=True, status=row.status, busy=busy)
+        refuse(enabled=True, status=row.status, busy=holder is not None)

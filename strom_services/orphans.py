@@ -53,18 +53,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerBooted, ConnectorStatusChanged
 from strom_core.session import LOST_KEY, Session, State, TransactionLost
 from strom_services.effects import Handler
+from strom_storage import audit
 from strom_storage.chargers import ChargerStore
+from strom_storage.db import Transaction
 from strom_storage.outbox import OutboxRow, enqueue, pending_with_prefix, run_session_now
-from strom_storage.schema import audit_log, sessions
-from strom_storage.sessions import SessionStore, row_to_session
+from strom_storage.sessions import SessionStore
 
 __all__ = [
     "CHECK_KIND",
@@ -177,7 +175,9 @@ class OrphanWatch:
                 event.at,
             )
             if event.status in NO_TRANSACTION:
-                for session in await _open_sessions(conn, event.charger_id, event.connector_id):
+                for session in await self.store.with_transaction(
+                    conn, event.charger_id, event.connector_id, _OPEN
+                ):
                     armed += await self._arm(conn, session, Trigger.STATUS, event.status)
         if armed:
             crashpoint("orphan.armed")
@@ -186,7 +186,7 @@ class OrphanWatch:
         """A charger booted: suspect every transaction Strom holds open on it."""
         armed = 0
         async with self.db.transaction() as conn:
-            for session in await _open_sessions(conn, event.charger_id, None):
+            for session in await self.store.with_transaction(conn, event.charger_id, None, _OPEN):
                 armed += await self._arm(conn, session, Trigger.BOOT, "")
         if armed:
             crashpoint("orphan.armed")
@@ -201,9 +201,7 @@ class OrphanWatch:
         if armed:
             crashpoint("orphan.armed")
 
-    async def _arm(
-        self, conn: AsyncConnection, session: Session, trigger: Trigger, status: str
-    ) -> int:
+    async def _arm(self, conn: Transaction, session: Session, trigger: Trigger, status: str) -> int:
         """Queue an orphan check unless one is pending for the session; returns 1 if queued."""
         if await pending_with_prefix(conn, CHECK_KIND, _key_prefix(session.id)):
             return 0
@@ -211,7 +209,7 @@ class OrphanWatch:
         return 1
 
     async def _queue(
-        self, conn: AsyncConnection, session: Session, trigger: Trigger, status: str
+        self, conn: Transaction, session: Session, trigger: Trigger, status: str
     ) -> None:
         now = self.clock()
         # At least two meter intervals: a charger still charging has reported readings.
@@ -326,7 +324,7 @@ class OrphanWatch:
 
 
 async def record_stop_discrepancy(
-    conn: AsyncConnection,
+    conn: Transaction,
     session: Session,
     transaction_id: int,
     meter_stop_wh: int,
@@ -384,29 +382,14 @@ async def record_stop_discrepancy(
     )
 
 
-async def _open_sessions(
-    conn: AsyncConnection, charger_id: str, connector_id: int | None
-) -> list[Session]:
-    query = select(sessions).where(
-        sessions.c.charger_id == charger_id,
-        sessions.c.state.in_([s.value for s in _OPEN]),
-        sessions.c.transaction_id.is_not(None),
-    )
-    if connector_id is not None:
-        query = query.where(sessions.c.connector_id == connector_id)
-    return [row_to_session(row) for row in await conn.execute(query)]
-
-
 async def _audit(
-    conn: AsyncConnection,
+    conn: Transaction,
     charger_id: str,
     action: str,
     target: str,
     detail: dict[str, Any],
     now: datetime,
 ) -> None:
-    await conn.execute(
-        insert(audit_log).values(
-            at=now, actor=f"charger:{charger_id}", action=action, target=target, detail=detail
-        )
+    await audit.record(
+        conn, actor=f"charger:{charger_id}", action=action, target=target, detail=detail, now=now
     )

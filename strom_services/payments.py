@@ -29,17 +29,12 @@ Theory of operation
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
@@ -57,10 +52,13 @@ from strom_core.session import (
 from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
+from strom_services.group_commit import GroupCommit
 from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView
 from strom_services.tariffs import TariffBook
+from strom_storage.chargers import ChargerStore
+from strom_storage.db import Transaction
 from strom_storage.outbox import enqueue
-from strom_storage.schema import nostr_events, payments, sessions
+from strom_storage.payments import PaymentRow, PaymentStore, ZapRequestAlreadyUsed, new_payment_row
 from strom_storage.sessions import SessionStore, new_session_row
 
 __all__ = [
@@ -108,25 +106,19 @@ def _payment_row(
     zap_request: dict[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    return {
-        "payment_hash": invoice.payment_hash,
-        "session_id": session_id,
-        "kind": kind,
-        "amount_msat": invoice.amount_msat,
-        "bolt11": invoice.bolt11,
-        "state": "pending",
-        "zap_request": zap_request,
-        "created_at": now,
-        "expires_at": invoice.expires_at,
-    }
+    return new_payment_row(
+        session_id=session_id,
+        kind=kind,
+        payment_hash=invoice.payment_hash,
+        amount_msat=invoice.amount_msat,
+        bolt11=invoice.bolt11,
+        expires_at=invoice.expires_at,
+        zap_request=zap_request,
+        now=now,
+    )
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def _log_flagged(row: Any, received: int) -> None:
+def _log_flagged(row: PaymentRow, received: int) -> None:
     log.error(
         "session %s: payment %s NOT credited: the lightning backend reports %s msat received "
         "for an invoice of %s msat (%s); the payment is flagged for the operator — check the "
@@ -156,6 +148,8 @@ class PaymentService:
             (:mod:`strom_core.session_secrets`), so no secret is ever stored.
         tariffs: the tariff in force for each charger (what a new session is priced at).
         clock: the current time.
+        payments: the payments' repository (by default on the sessions' database).
+        chargers: the chargers' run-time state, for offers (by default on the same database).
     """
 
     def __init__(
@@ -168,8 +162,11 @@ class PaymentService:
         session_secrets: SessionSecrets,
         tariffs: TariffBook,
         clock: Callable[[], datetime] = _utcnow,
+        payments: PaymentStore | None = None,
+        chargers: ChargerStore | None = None,
     ) -> None:
         self.store = store
+        self.payments = payments or PaymentStore(store.db)
         self.session_secrets = session_secrets
         self.db = store.db
         self.backend = backend
@@ -177,11 +174,13 @@ class PaymentService:
         self.meter_interval_s = meter_interval_s
         self.clock = clock
         self.tariffs = tariffs
-        tariffs.listeners.append(lambda _charger_id: self.forget_view())
-        self.offers = OfferView(store.db, clock)
-        store.listeners.append(self.forget_view)
-        self._to_commit: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        tariffs.on_change(lambda _charger_id: self.forget_view())
+        self.offers = OfferView(store, chargers or ChargerStore(store.db), clock)
+        store.on_committed(self.forget_view)
+        # Sessions opened together commit together (one transaction for a burst of scans).
+        self._openings: GroupCommit[tuple[dict[str, Any], dict[str, Any]]] = GroupCommit(
+            self._insert_opened, name="open-sessions"
+        )
 
     def tariff_for(self, profile: ProfileConfig) -> Tariff:
         """The tariff a new session of this charger gets (the tariff in force)."""
@@ -265,11 +264,11 @@ class PaymentService:
         row = new_session_row(session, secret, initiator, initiator_pubkey, now)
         payment = _payment_row(session_id, "initial", invoice, zap_request, now)
         if zap_request_id is None:
-            await self._commit_in_group(row, payment)
+            await self._openings.submit((row, payment))
         else:
             async with self.db.transaction() as conn:
                 await self.store.insert_rows(conn, [row])
-                await conn.execute(insert(payments), [payment])
+                await self.payments.insert(conn, [payment])
                 await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
         # Everything the payer's links and a zapper's DMs need is committed now (the secret
         # is derived, the zapper's key and relays are in the rows): a crash here costs nothing.
@@ -285,66 +284,27 @@ class PaymentService:
         )
         return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
 
-    async def _commit_in_group(self, session: dict[str, Any], payment: dict[str, Any]) -> None:
-        """Commit a new session and its payment together with the others waiting now.
-
-        Group commit: while one transaction writes, the sessions opened meanwhile queue, and
-        the next transaction writes all of them with one statement per table. Each caller
-        returns only after the transaction holding its rows has committed; if it fails, every
-        caller in it gets the error and none of its rows exist.
-        """
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        committed.add_done_callback(_retrieve)  # read even when its caller has gone
-        self._to_commit.append((session, payment, committed))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_groups(), name="open-sessions")
-        await asyncio.shield(committed)  # a caller that gives up does not abort the others
-
-    async def _commit_groups(self) -> None:
-        while self._to_commit:
-            group, self._to_commit = self._to_commit, []
-            try:
-                async with self.db.transaction() as conn:
-                    await self.store.insert_rows(conn, [session for session, _, _ in group])
-                    await conn.execute(insert(payments), [payment for _, payment, _ in group])
-            except BaseException as exc:
-                for _, _, committed in group:
-                    if not committed.done():
-                        committed.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, _, committed in group:
-                    if not committed.done():
-                        committed.set_result(None)
+    async def _insert_opened(self, group: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """One transaction for a group of new sessions and their payments (group commit)."""
+        async with self.db.transaction() as conn:
+            await self.store.insert_rows(conn, [session for session, _ in group])
+            await self.payments.insert(conn, [payment for _, payment in group])
 
     async def _mark_zap_request_used(
-        self, conn: AsyncConnection, event_id: str, pubkey: str | None, now: datetime
+        self, tx: Transaction, event_id: str, pubkey: str | None, now: datetime
     ) -> None:
         try:
-            async with conn.begin_nested():
-                await conn.execute(
-                    insert(nostr_events).values(
-                        event_id=event_id, kind=9734, pubkey=pubkey or "", received_at=now
-                    )
-                )
-        except IntegrityError:
+            await self.payments.mark_zap_request_used(tx, event_id, pubkey, now)
+        except ZapRequestAlreadyUsed:
             raise ZapRequestUsed("this zap request was already used; make a new one") from None
 
     async def running_session_of(
         self, charger_id: str, connector_id: int, initiator_pubkey: str
     ) -> str | None:
         """The id of the connector's running session if ``initiator_pubkey`` started it."""
-        async with self.db.reader() as conn:
-            found = await conn.scalar(
-                select(sessions.c.id).where(
-                    sessions.c.charger_id == charger_id,
-                    sessions.c.connector_id == connector_id,
-                    sessions.c.initiator_pubkey == initiator_pubkey,
-                    sessions.c.state.in_([s.value for s in BUSY_STATES]),
-                )
-            )
-        return None if found is None else str(found)
+        return await self.store.holder(
+            charger_id, connector_id, BUSY_STATES, initiator_pubkey=initiator_pubkey
+        )
 
     async def open_top_up(
         self,
@@ -379,8 +339,8 @@ class PaymentService:
         )
         now = self.clock()
         async with self.db.transaction() as conn:
-            await conn.execute(
-                insert(payments), [_payment_row(session_id, "topup", invoice, zap_request, now)]
+            await self.payments.insert(
+                conn, [_payment_row(session_id, "topup", invoice, zap_request, now)]
             )
             if zap_request_id is not None:
                 await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
@@ -409,10 +369,7 @@ class PaymentService:
         """
         transitions: list[Transition] = []
         async with self.db.transaction(urgent=True) as conn:
-            query = select(payments).where(payments.c.payment_hash == payment_hash)
-            if self.db.dialect == "postgresql":
-                query = query.with_for_update()
-            row = (await conn.execute(query)).first()
+            row = await self.payments.lock(conn, payment_hash)
             if row is None:
                 log.warning("settlement for unknown payment hash %s ignored", payment_hash)
                 return False
@@ -420,11 +377,7 @@ class PaymentService:
                 return False
             received = row.amount_msat if amount_msat is None else amount_msat
             if not row.amount_msat <= received <= OVERPAY_LIMIT * row.amount_msat:
-                await conn.execute(
-                    update(payments)
-                    .where(payments.c.payment_hash == payment_hash)
-                    .values(state="flagged")
-                )
+                await self.payments.flag(conn, payment_hash)
                 flagged = True
             else:
                 flagged = False
@@ -445,15 +398,11 @@ class PaymentService:
         log.info("session %s: payment %s settled (%s msat)", row.session_id, payment_hash, received)
         return True
 
-    async def _record(self, conn: AsyncConnection, row: Any, received: int) -> list[Transition]:
+    async def _record(self, conn: Transaction, row: PaymentRow, received: int) -> list[Transition]:
         """The settlement's writes: the payment row, the session event, the zap receipt."""
         payment_hash = row.payment_hash
         transitions: list[Transition] = []
-        await conn.execute(
-            update(payments)
-            .where(payments.c.payment_hash == payment_hash)
-            .values(state="settled", settled_at=self.clock(), amount_msat=received)
-        )
+        await self.payments.mark_settled(conn, payment_hash, received, self.clock())
         if row.kind == "initial":
             event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
         else:
@@ -490,11 +439,7 @@ class PaymentService:
 
     async def pending_hashes(self) -> list[str]:
         """Payment hashes of invoices Strom still waits for (the settlement stream polls these)."""
-        async with self.db.reader() as conn:
-            pending = await conn.execute(
-                select(payments.c.payment_hash).where(payments.c.state == "pending")
-            )
-            return list(pending.scalars())
+        return await self.payments.pending_hashes()
 
     async def _lookup(self, payment_hash: str) -> InvoiceStatus | None:
         try:
@@ -519,17 +464,7 @@ class PaymentService:
     async def expire_due(self) -> int:
         """Expire pending payments past their expiry (after one last look at the backend)."""
         now = self.clock()
-        async with self.db.reader() as conn:
-            due = list(
-                (
-                    await conn.execute(
-                        select(payments.c.payment_hash).where(
-                            payments.c.state == "pending",
-                            payments.c.expires_at < now - timedelta(seconds=5),
-                        )
-                    )
-                ).scalars()
-            )
+        due = await self.payments.pending_expired_before(now - timedelta(seconds=5))
         expired = 0
         for payment_hash in due:
             status = await self._lookup(payment_hash)
@@ -545,13 +480,7 @@ class PaymentService:
         """Mark an unpaid invoice expired; its session, if never paid, expires too."""
         transitions: list[Transition] = []
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(payments)
-                .where(payments.c.payment_hash == payment_hash, payments.c.state == "pending")
-                .values(state="expired")
-                .returning(payments.c.session_id, payments.c.kind)
-            )
-            row = result.first()
+            row = await self.payments.expire(conn, payment_hash)
             if row is None:
                 return False
             if row.kind == "initial":

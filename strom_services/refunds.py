@@ -40,10 +40,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from strom_core.config import SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition, LedgerError, StromError
@@ -69,7 +65,7 @@ from strom_lightning import (
 from strom_lightning.checks import DecodedInvoice
 from strom_services.effects import RetryLater
 from strom_storage.outbox import OutboxRow, enqueue
-from strom_storage.schema import refunds, sessions
+from strom_storage.refunds import InvoiceAlreadySubmitted, RefundStore
 from strom_storage.sessions import SessionStore, hash_secret
 
 __all__ = [
@@ -164,6 +160,7 @@ class RefundService:
         stop_wait_s: float = 20.0,
         stop_poll_s: float = 1.0,
         admit_opening: Callable[[str], bool] = _admit_all,
+        refunds: RefundStore | None = None,
     ) -> None:
         """Refunds of ``store``'s sessions through ``backend``.
 
@@ -180,9 +177,11 @@ class RefundService:
                 transition of the session woke the wait (another process's writes).
             admit_opening: the per-session bucket; False refuses a new attempt to open a
                 session's withdraw link (joining one in flight is always allowed).
+            refunds: the refunds' repository (by default on the sessions' database).
         """
         self.store = store
         self.db = store.db
+        self.refunds = refunds or RefundStore(store.db)
         self.backend = backend
         self.config = config
         self._network = network
@@ -192,7 +191,7 @@ class RefundService:
         self.admit_opening = admit_opening
         self._openings: dict[str, asyncio.Task[RefundOffer]] = {}
         self._changed: dict[str, asyncio.Event] = {}
-        store.listeners.append(self._wake)
+        store.on_committed(self._wake)
 
     @property
     def network(self) -> str | None:
@@ -209,13 +208,8 @@ class RefundService:
         return await self.store.get(session_id)
 
     async def _verify(self, session_id: str, secret: str | None) -> str:
-        async with self.db.reader() as conn:
-            row = (
-                await conn.execute(
-                    select(sessions.c.secret_hash).where(sessions.c.id == session_id)
-                )
-            ).first()
-        if row is None or secret is None or not verify_secret(secret, row.secret_hash):
+        stored_hash = await self.store.secret_hash(session_id)
+        if stored_hash is None or secret is None or not verify_secret(secret, stored_hash):
             raise RefundError("this refund link is not valid")
         return secret
 
@@ -276,38 +270,16 @@ class RefundService:
     async def _offer(self, session_id: str, secret: str) -> str:
         """The ``k1`` of the session's fresh offer, or of a new one."""
         now = self.clock()
-        async with self.db.reader() as conn:
-            fresh = (
-                await conn.execute(
-                    select(refunds.c.id, refunds.c.k1_hash)
-                    .where(
-                        refunds.c.session_id == session_id,
-                        refunds.c.state == "offered",
-                        refunds.c.expires_at > now + K1_REUSE_MIN_LEFT,
-                    )
-                    .order_by(refunds.c.expires_at.desc())
-                    .limit(1)
-                )
-            ).first()
+        fresh = await self.refunds.latest_offer(session_id, valid_after=now + K1_REUSE_MIN_LEFT)
         if fresh is not None:
             k1 = derive_k1(secret, fresh.id)
             if hmac.compare_digest(hash_secret(k1), fresh.k1_hash):
                 return k1
         offer_id = secrets.token_hex(8)
         k1 = derive_k1(secret, offer_id)
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                insert(refunds).values(
-                    id=offer_id,
-                    session_id=session_id,
-                    k1_hash=hash_secret(k1),
-                    state="offered",
-                    detail="",
-                    created_at=now,
-                    expires_at=now + K1_LIFETIME,
-                    updated_at=now,
-                )
-            )
+        await self.refunds.add_offer(
+            offer_id, session_id, hash_secret(k1), now=now, expires_at=now + K1_LIFETIME
+        )
         return k1
 
     def _wake(self, transition: Transition) -> None:
@@ -346,14 +318,7 @@ class RefundService:
         if not invoice:
             raise RefundError("pr (the invoice to pay) is missing")
         now = self.clock()
-        async with self.db.reader() as conn:
-            offer = (
-                await conn.execute(
-                    select(refunds).where(
-                        refunds.c.k1_hash == hash_secret(k1), refunds.c.session_id == session_id
-                    )
-                )
-            ).first()
+        offer = await self.refunds.find_offer(session_id, hash_secret(k1))
         if offer is None:
             raise RefundError("this withdraw request is not known; scan the link again")
         if offer.state != "offered":
@@ -382,9 +347,8 @@ class RefundService:
         return await self._debit(offer.id, session_id, decoded, now)
 
     async def _offer_state(self, refund_id: str) -> str | None:
-        async with self.db.reader() as conn:
-            state = await conn.scalar(select(refunds.c.state).where(refunds.c.id == refund_id))
-        return None if state is None else str(state)
+        refund = await self.refunds.get(refund_id)
+        return None if refund is None else refund.state
 
     async def _debit(
         self, refund_id: str, session_id: str, decoded: DecodedInvoice, now: datetime
@@ -396,18 +360,15 @@ class RefundService:
         max_fee = max(1_000, amount * self.config.refund_max_fee_ppm // 1_000_000)
         try:
             async with self.db.transaction() as conn:
-                taken = await conn.execute(
-                    update(refunds)
-                    .where(refunds.c.id == refund_id, refunds.c.state == "offered")
-                    .values(
-                        state="claimed",
-                        amount_msat=amount,
-                        bolt11=bolt11,
-                        payment_hash=payment_hash,
-                        updated_at=now,
-                    )
+                taken = await self.refunds.claim(
+                    conn,
+                    refund_id,
+                    amount_msat=amount,
+                    bolt11=bolt11,
+                    payment_hash=payment_hash,
+                    now=now,
                 )
-                if taken.rowcount != 1:
+                if not taken:
                     raise RefundError(ALREADY_USED)
                 transition = await self.store.apply_in(
                     conn, session_id, RefundClaimed(refund_id, amount)
@@ -420,7 +381,7 @@ class RefundService:
                     session_id=session_id,
                     now=now,
                 )
-        except IntegrityError:
+        except InvoiceAlreadySubmitted:
             raise RefundError("this invoice was already submitted; it is paid only once") from None
         except (IllegalTransition, LedgerError) as exc:
             log.info("session %s: refund claim refused: %s", session_id, exc)
@@ -438,22 +399,25 @@ class RefundService:
     async def pay(self, row: OutboxRow) -> None:
         """The ``pay_refund`` effect (see module docstring)."""
         refund_id = row.payload["refund_id"]
-        async with self.db.reader() as conn:
-            refund = (await conn.execute(select(refunds).where(refunds.c.id == refund_id))).one()
+        refund = await self.refunds.get(refund_id)
+        if refund is None:
+            raise LedgerError(f"refund {refund_id} is not known")
         if refund.state in ("paid", "failed"):
             return
         if refund.state == "claimed":
-            if not await self._take(refund_id):
+            if not await self.refunds.take(refund_id, self.clock()):
                 # Another runner moved it to "paying" first: that one pays and records the
                 # result. Looking the payment up now could find nothing sent yet.
                 log.info("refund %s is being paid by another runner; nothing to do", refund_id)
                 return
             crashpoint("refund.before_pay")
+            assert refund.bolt11 is not None  # a claimed refund has its invoice
             result = await self.backend.pay_invoice(
                 refund.bolt11, max_fee_msat=row.payload["max_fee_msat"], timeout_s=60
             )
             crashpoint("refund.after_pay")
         else:  # paying or unknown: a call may have gone out; never pay again, only look
+            assert refund.payment_hash is not None
             result = await self.backend.lookup_payment(refund.payment_hash)
         await self._settle(refund.session_id, refund_id, result)
 
@@ -461,7 +425,9 @@ class RefundService:
         transitions: list[Transition] = []
         if isinstance(result, Succeeded):
             async with self.db.transaction() as conn:
-                await self._set(conn, refund_id, "paid", fee=int(result.fee_msat))
+                await self.refunds.set_state(
+                    conn, refund_id, "paid", now=self.clock(), fee_msat=int(result.fee_msat)
+                )
                 event = RefundPaid(refund_id, fee_msat=int(result.fee_msat))
                 transitions.append(await self.store.apply_in(conn, session_id, event))
             log.info(
@@ -469,7 +435,9 @@ class RefundService:
             )
         elif isinstance(result, Failed):
             async with self.db.transaction() as conn:
-                await self._set(conn, refund_id, "failed", detail=result.reason)
+                await self.refunds.set_state(
+                    conn, refund_id, "failed", now=self.clock(), detail=result.reason
+                )
                 event_failed = RefundFailed(refund_id, result.reason)
                 transitions.append(await self.store.apply_in(conn, session_id, event_failed))
             log.warning(
@@ -480,34 +448,6 @@ class RefundService:
             )
         else:
             reason = result.reason
-            await self._mark(refund_id, "unknown", detail=reason)
+            await self.refunds.mark(refund_id, "unknown", now=self.clock(), detail=reason)
             raise RetryLater(f"refund {refund_id} outcome unknown: {reason}")
         self.store.committed(transitions)
-
-    async def _take(self, refund_id: str) -> bool:
-        """Compare-and-set ``claimed`` → ``paying``; True for the one caller that moved it."""
-        async with self.db.transaction() as conn:
-            taken = await conn.execute(
-                update(refunds)
-                .where(refunds.c.id == refund_id, refunds.c.state == "claimed")
-                .values(state="paying", updated_at=self.clock(), detail="")
-            )
-        return taken.rowcount == 1
-
-    async def _mark(self, refund_id: str, state: str, detail: str = "") -> None:
-        async with self.db.transaction() as conn:
-            await self._set(conn, refund_id, state, detail=detail)
-
-    async def _set(
-        self,
-        conn: AsyncConnection,
-        refund_id: str,
-        state: str,
-        *,
-        fee: int | None = None,
-        detail: str = "",
-    ) -> None:
-        values: dict[str, object] = {"state": state, "updated_at": self.clock(), "detail": detail}
-        if fee is not None:
-            values["fee_msat"] = fee
-        await conn.execute(update(refunds).where(refunds.c.id == refund_id).values(**values))

@@ -37,6 +37,10 @@ class TariffBook:
         self.listeners: list[Callable[[str], None]] = []
         """Told the charger id whenever its tariff changes (offers, the status event)."""
 
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Tell ``listener`` the charger id whenever that charger's tariff changes."""
+        self.listeners.append(listener)
+
     async def load(self) -> None:
         """Read the stored changes (at start)."""
         self._changed = {record.charger_id: record for record in await self._records.all()}

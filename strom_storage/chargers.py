@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink, charger_link
-from strom_storage.db import Database
+from strom_storage.db import Database, Transaction
 from strom_storage.schema import chargers, connectors
 
 __all__ = ["ChargerStore", "ConnectorRow"]
@@ -98,6 +97,46 @@ class ChargerStore:
                 for r in rows
             ]
 
+    async def connector(
+        self, tx: Transaction, charger_id: str, connector_id: int
+    ) -> ConnectorRow | None:
+        """One connector's run-time state, in the caller's transaction; None if not configured."""
+        row = (
+            await tx.execute(
+                select(connectors).where(
+                    connectors.c.charger_id == charger_id,
+                    connectors.c.connector_id == connector_id,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return ConnectorRow(
+            row.charger_id, row.connector_id, bool(row.enabled), row.status, row.error_code
+        )
+
+    async def all_connectors(self, tx: Transaction) -> list[ConnectorRow]:
+        """Every connector's run-time state, in the caller's transaction."""
+        rows = await tx.execute(select(connectors))
+        return [
+            ConnectorRow(r.charger_id, r.connector_id, bool(r.enabled), r.status, r.error_code)
+            for r in rows
+        ]
+
+    async def link_columns(
+        self, tx: Transaction, charger_id: str | None = None
+    ) -> dict[str, tuple[bool, datetime | None]]:
+        """``(online, reconnect_until)`` by charger id, for :func:`charger_link` at any time.
+
+        Args:
+            tx: the caller's transaction.
+            charger_id: only this charger's (an empty answer if it is not known).
+        """
+        query = select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
+        if charger_id is not None:
+            query = query.where(chargers.c.id == charger_id)
+        return {row.id: (bool(row.online), row.reconnect_until) for row in await tx.execute(query)}
+
     async def set_status(
         self, charger_id: str, connector_id: int, status: str, error_code: str, at: datetime
     ) -> None:
@@ -107,7 +146,7 @@ class ChargerStore:
 
     async def set_status_in(
         self,
-        conn: AsyncConnection,
+        conn: Transaction,
         charger_id: str,
         connector_id: int,
         status: str,

@@ -36,13 +36,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import StorageError
 
-__all__ = ["Database", "redact_url"]
+__all__ = ["Database", "Transaction", "redact_url"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 READER_THREADS = 4
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+Transaction = AsyncConnection
+"""An open transaction, the unit of work: what :meth:`Database.transaction` yields.
+
+The services open it and hand it to the repositories' methods that take one, so a state change
+and everything written with it (ledger, outbox, audit) commit together; the services never
+run a statement on it themselves.
+"""
 
 
 def redact_url(url: str) -> str:

@@ -11,7 +11,7 @@ effects it still owes in agreement.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +33,9 @@ from strom_core.session import (
     apply,
 )
 from strom_core.tariff import Tariff
-from strom_storage.db import Database
+from strom_storage.db import Database, Transaction
 from strom_storage.outbox import enqueue
-from strom_storage.schema import ledger_entries, payments, sessions
+from strom_storage.schema import ledger_entries, sessions
 
 __all__ = [
     "SessionNotFound",
@@ -113,6 +113,13 @@ class SessionStore:
         # change to live pages). Listeners must not raise.
         self.listeners: list[Callable[[Transition], None]] = []
 
+    def on_committed(self, listener: Callable[[Transition], None]) -> None:
+        """Call ``listener`` with every transition that changed a session, after its commit.
+
+        Listeners run in the order they registered and must not raise.
+        """
+        self.listeners.append(listener)
+
     def committed(self, transitions: list[Transition]) -> None:
         """Tell the listeners about transitions that were just committed."""
         for transition in transitions:
@@ -182,6 +189,91 @@ class SessionStore:
         """The session that owns an idTag, if any."""
         row = (await conn.execute(select(sessions).where(sessions.c.id_tag == id_tag))).first()
         return None if row is None else row_to_session(row)
+
+    async def secret_hash(self, session_id: str) -> str | None:
+        """The stored hash of a session's secret; None for an unknown session."""
+        async with self.db.reader() as conn:
+            found = await conn.scalar(
+                select(sessions.c.secret_hash).where(sessions.c.id == session_id)
+            )
+        return None if found is None else str(found)
+
+    async def holder(
+        self,
+        charger_id: str,
+        connector_id: int,
+        states: Collection[State],
+        *,
+        tx: Transaction | None = None,
+        initiator_pubkey: str | None = None,
+        exclude: str | None = None,
+    ) -> str | None:
+        """The id of a session in one of ``states`` on the connector, if any.
+
+        Args:
+            charger_id: the charger.
+            connector_id: the connector.
+            states: the states that count (e.g. the ones that hold a connector).
+            tx: the caller's transaction; a reader of its own when not given.
+            initiator_pubkey: only a session started by this nostr key.
+            exclude: a session that does not count.
+        """
+        if tx is None:
+            async with self.db.reader() as reader:
+                return await self.holder(
+                    charger_id,
+                    connector_id,
+                    states,
+                    tx=reader,
+                    initiator_pubkey=initiator_pubkey,
+                    exclude=exclude,
+                )
+        query = select(sessions.c.id).where(
+            sessions.c.charger_id == charger_id,
+            sessions.c.connector_id == connector_id,
+            sessions.c.state.in_([s.value for s in states]),
+        )
+        if initiator_pubkey is not None:
+            query = query.where(sessions.c.initiator_pubkey == initiator_pubkey)
+        if exclude is not None:
+            query = query.where(sessions.c.id != exclude)
+        found = (await tx.execute(query.limit(1))).scalar()
+        return None if found is None else str(found)
+
+    async def held_connectors(
+        self, tx: Transaction, states: Collection[State]
+    ) -> set[tuple[str, int]]:
+        """Every (charger, connector) with a session in one of ``states``."""
+        rows = await tx.execute(
+            select(sessions.c.charger_id, sessions.c.connector_id).where(
+                sessions.c.state.in_([s.value for s in states])
+            )
+        )
+        return {(row.charger_id, row.connector_id) for row in rows}
+
+    async def with_transaction(
+        self,
+        tx: Transaction,
+        charger_id: str,
+        connector_id: int | None,
+        states: Collection[State],
+    ) -> list[Session]:
+        """The charger's sessions in one of ``states`` that hold an OCPP transaction.
+
+        Args:
+            tx: the caller's transaction.
+            charger_id: the charger.
+            connector_id: only this connector's; every connector's when None.
+            states: the states that count.
+        """
+        query = select(sessions).where(
+            sessions.c.charger_id == charger_id,
+            sessions.c.state.in_([s.value for s in states]),
+            sessions.c.transaction_id.is_not(None),
+        )
+        if connector_id is not None:
+            query = query.where(sessions.c.connector_id == connector_id)
+        return [row_to_session(row) for row in await tx.execute(query)]
 
     async def apply(
         self, session_id: str, event: Event, *, now: datetime | None = None
@@ -277,13 +369,3 @@ async def ledger_totals(conn: AsyncConnection, session_id: str) -> dict[str, int
         .group_by(ledger_entries.c.kind)
     )
     return {kind: int(total) for kind, total in rows}
-
-
-async def settled_payment_total(conn: AsyncConnection, session_id: str) -> int:
-    """Sum of settled payments recorded for a session."""
-    total = await conn.scalar(
-        select(func.coalesce(func.sum(payments.c.amount_msat), 0)).where(
-            payments.c.session_id == session_id, payments.c.state == "settled"
-        )
-    )
-    return int(total or 0)

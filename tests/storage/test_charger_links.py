@@ -18,6 +18,7 @@ from strom_services import offers
 from strom_services.offers import ConnectorUnavailable, OfferView
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
+from strom_storage.sessions import SessionStore
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
 
@@ -94,7 +95,7 @@ async def test_another_process_sees_a_charger_connect_through_the_database(
     monkeypatch.setattr(offers, "VIEW_MAX_AGE_S", 0.0)
     holder = await _store(db)
     await holder.begin_reconnect_grace(NOW, 90)
-    other = OfferView(db, clock=lambda: NOW)
+    other = OfferView(SessionStore(db), ChargerStore(db), clock=lambda: NOW)
     profile = PROFILES[0]
     with pytest.raises(ConnectorUnavailable, match="reconnecting right now") as refused:
         await other.check(profile, 1)

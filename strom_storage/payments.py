@@ -1,0 +1,175 @@
+"""Payments: the invoices that pay for sessions and top-ups, and the zap requests they used.
+
+A payment row is written with its session (the invoice is handed out only after that commit)
+and moves once from ``pending`` to ``settled``, ``expired`` or ``flagged``. The settlement reads
+the row locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has one writer) inside the
+caller's transaction, so a session is credited exactly once whichever path settles first.
+
+A zap request's event id is recorded in ``nostr_events`` in the transaction that opens its
+session or top-up: each zap request pays for one invoice at most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from strom_core.errors import LedgerError
+from strom_storage.db import Database, Transaction
+from strom_storage.schema import nostr_events, payments
+
+__all__ = ["PaymentRow", "PaymentStore", "ZapRequestAlreadyUsed", "new_payment_row"]
+
+ZAP_REQUEST_KIND = 9734
+
+
+class ZapRequestAlreadyUsed(LedgerError):
+    """The zap request (by event id) was recorded before: each is used once."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """One payment as stored."""
+
+    payment_hash: str
+    session_id: str
+    kind: str  # "initial" or "topup"
+    amount_msat: int
+    bolt11: str
+    state: str  # pending, settled, expired, flagged
+    zap_request: dict[str, Any] | None
+
+
+def new_payment_row(
+    *,
+    session_id: str,
+    kind: str,
+    payment_hash: str,
+    amount_msat: int,
+    bolt11: str,
+    expires_at: datetime,
+    zap_request: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``payments`` row of a new, pending invoice (for :meth:`PaymentStore.insert`)."""
+    return {
+        "payment_hash": payment_hash,
+        "session_id": session_id,
+        "kind": kind,
+        "amount_msat": amount_msat,
+        "bolt11": bolt11,
+        "state": "pending",
+        "zap_request": zap_request,
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+
+
+def _row(row: Any) -> PaymentRow:
+    return PaymentRow(
+        payment_hash=row.payment_hash,
+        session_id=row.session_id,
+        kind=row.kind,
+        amount_msat=int(row.amount_msat),
+        bolt11=row.bolt11,
+        state=row.state,
+        zap_request=row.zap_request,
+    )
+
+
+class PaymentStore:
+    """The ``payments`` table (and the zap requests they used) on the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, tx: Transaction, rows: list[dict[str, Any]]) -> None:
+        """Store new payments (rows from :func:`new_payment_row`) in the caller's transaction."""
+        await tx.execute(insert(payments), rows)
+
+    async def mark_zap_request_used(
+        self, tx: Transaction, event_id: str, pubkey: str | None, now: datetime
+    ) -> None:
+        """Record a zap request as used, in the caller's transaction.
+
+        Raises:
+            ZapRequestAlreadyUsed: it was recorded before (nothing written; the caller's
+                transaction stays usable).
+        """
+        try:
+            async with tx.begin_nested():
+                await tx.execute(
+                    insert(nostr_events).values(
+                        event_id=event_id,
+                        kind=ZAP_REQUEST_KIND,
+                        pubkey=pubkey or "",
+                        received_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise ZapRequestAlreadyUsed(f"zap request {event_id} was already used") from None
+
+    async def lock(self, tx: Transaction, payment_hash: str) -> PaymentRow | None:
+        """The payment, locked for the rest of the caller's transaction; None if unknown."""
+        query = select(payments).where(payments.c.payment_hash == payment_hash)
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update()
+        row = (await tx.execute(query)).first()
+        return None if row is None else _row(row)
+
+    async def get(self, payment_hash: str) -> PaymentRow | None:
+        """The payment as stored now; None if unknown."""
+        async with self.db.reader() as conn:
+            row = (
+                await conn.execute(select(payments).where(payments.c.payment_hash == payment_hash))
+            ).first()
+        return None if row is None else _row(row)
+
+    async def flag(self, tx: Transaction, payment_hash: str) -> None:
+        """Mark a payment ``flagged``: not credited, left for the operator."""
+        await tx.execute(
+            update(payments).where(payments.c.payment_hash == payment_hash).values(state="flagged")
+        )
+
+    async def mark_settled(
+        self, tx: Transaction, payment_hash: str, received_msat: int, now: datetime
+    ) -> None:
+        """Mark a payment ``settled`` with what was received, in the caller's transaction."""
+        await tx.execute(
+            update(payments)
+            .where(payments.c.payment_hash == payment_hash)
+            .values(state="settled", settled_at=now, amount_msat=received_msat)
+        )
+
+    async def expire(self, tx: Transaction, payment_hash: str) -> PaymentRow | None:
+        """Mark a pending payment ``expired``; the payment, or None if it was not pending."""
+        result = await tx.execute(
+            update(payments)
+            .where(payments.c.payment_hash == payment_hash, payments.c.state == "pending")
+            .values(state="expired")
+            .returning(payments)
+        )
+        row = result.first()
+        return None if row is None else _row(row)
+
+    async def pending_hashes(self) -> list[str]:
+        """Payment hashes of every pending payment."""
+        async with self.db.reader() as conn:
+            pending = await conn.execute(
+                select(payments.c.payment_hash).where(payments.c.state == "pending")
+            )
+            return list(pending.scalars())
+
+    async def pending_expired_before(self, before: datetime) -> list[str]:
+        """Payment hashes of pending payments whose invoice expired before ``before``."""
+        async with self.db.reader() as conn:
+            due = await conn.execute(
+                select(payments.c.payment_hash).where(
+                    payments.c.state == "pending", payments.c.expires_at < before
+                )
+            )
+            return list(due.scalars())
