@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.crashpoints import crashpoint
 from strom_storage.outbox import OutboxRow, OutboxStore
 
@@ -29,26 +29,29 @@ log = logging.getLogger(__name__)
 FETCH = 100  # rows read per pass
 
 Handler = Callable[[OutboxRow], Awaitable[None]]
-Clock = Callable[[], datetime]
 
 
 class RetryLater(Exception):
     """Raised by a handler whose effect cannot run now but should be tried again."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class EffectRunner:
-    """Runs due outbox rows through their handlers."""
+    """Runs due outbox rows through their handlers.
+
+    Args:
+        store: the outbox.
+        handlers: the handler of each outbox kind.
+        clock: the current time (when rows are due, when they ran).
+        idle_poll_s: the longest sleep between two looks at the outbox.
+        max_concurrent: the most sessions whose effects run at once.
+    """
 
     def __init__(
         self,
         store: OutboxStore,
         handlers: Mapping[str, Handler],
         *,
-        clock: Clock = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         idle_poll_s: float = 1.0,
         max_concurrent: int = 256,
     ) -> None:
@@ -76,20 +79,22 @@ class EffectRunner:
         try:
             while True:
                 self._wake.clear()
-                now = self.clock()
+                now = self.clock.now()
                 if len(self._running) < self.max_concurrent:
-                    rows = await self.store.due(
+                    # One read: the due rows and when the next one is due.
+                    rows, next_due = await self.store.poll(
                         now, limit=FETCH, exclude=frozenset(self._running_rows)
                     )
                     self._start_chains(rows)
                     if len(rows) == FETCH:
                         continue  # more may be due now
+                else:
+                    next_due = await self.store.next_due_at(after=now)
                 # Rows due now but not started (their session is busy, or too many run) are
                 # started when a running chain ends: it wakes this loop.
                 timeout = self.idle_poll_s
-                next_due = await self.store.next_due_at(after=now)
                 if next_due is not None:
-                    timeout = max(0.0, min(timeout, (next_due - self.clock()).total_seconds()))
+                    timeout = max(0.0, min(timeout, (next_due - self.clock.now()).total_seconds()))
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
                 # that arrives as the wake-up does, and the runner would never stop.
                 with contextlib.suppress(TimeoutError):
@@ -143,7 +148,7 @@ class EffectRunner:
 
     async def drain_once(self) -> int:
         """Run every row due now once; returns how many rows were attempted."""
-        rows = await self.store.due(self.clock())
+        rows = await self.store.due(self.clock.now())
         if not rows:
             return 0
         async with asyncio.TaskGroup() as group:
@@ -160,7 +165,7 @@ class EffectRunner:
         handler = self.handlers.get(row.kind)
         if handler is None:
             log.error("outbox row %s (%s): no handler for kind %r", row.id, row.key, row.kind)
-            await self.store.failed(row, f"no handler for {row.kind}", self.clock())
+            await self.store.failed(row, f"no handler for {row.kind}", self.clock.now())
             return False
         try:
             await handler(row)
@@ -175,12 +180,12 @@ class EffectRunner:
             await self._reschedule(row, f"{type(exc).__name__}: {exc}")
             return False
         crashpoint("effect.before_done")
-        await self.store.done(row.id, self.clock())
+        await self.store.done(row.id, self.clock.now())
         self.executed += 1
         return True
 
     async def _reschedule(self, row: OutboxRow, error: str) -> None:
-        if not await self.store.failed(row, error, self.clock()):
+        if not await self.store.failed(row, error, self.clock.now()):
             log.error(
                 "outbox row %s (%s, session %s) gave up after %d attempts: %s",
                 row.id,

@@ -29,9 +29,9 @@ from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, charger_link
 from strom_core.session import State
-from strom_storage.chargers import ChargerStore
-from strom_storage.db import Transaction
-from strom_storage.sessions import SessionStore
+from strom_storage.chargers import ChargerStore, load_connector
+from strom_storage.db import Connection, Transaction
+from strom_storage.sessions import SessionStore, find_holder
 
 __all__ = [
     "BUSY_STATES",
@@ -40,6 +40,7 @@ __all__ = [
     "VIEW_MAX_AGE_S",
     "ConnectorUnavailable",
     "OfferView",
+    "check_connector",
     "refuse",
 ]
 
@@ -256,11 +257,24 @@ class OfferView:
         Raises:
             ConnectorUnavailable: unknown, disabled, out of order, not connected or busy.
         """
-        row = await self.chargers.connector(tx, charger_id, connector_id)
-        if row is None:
-            raise ConnectorUnavailable(f"connector {connector_id} is not known")
-        refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
-        holder = await self.sessions.holder(
-            charger_id, connector_id, BUSY_STATES, tx=tx, exclude=exclude
-        )
-        refuse(enabled=True, status=row.status, busy=holder is not None)
+        await tx.run_sync(check_connector, charger_id, connector_id, exclude, link)
+
+
+def check_connector(
+    conn: Connection,
+    charger_id: str,
+    connector_id: int,
+    exclude: str | None,
+    link: ChargerLink = ChargerLink.ONLINE,
+) -> None:
+    """:meth:`OfferView.check_in` as a synchronous step of a one-hop transaction (settlement).
+
+    Raises:
+        ConnectorUnavailable: unknown, disabled, out of order, not connected or busy.
+    """
+    row = load_connector(conn, charger_id, connector_id)
+    if row is None:
+        raise ConnectorUnavailable(f"connector {connector_id} is not known")
+    refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
+    holder = find_holder(conn, charger_id, connector_id, BUSY_STATES, exclude=exclude)
+    refuse(enabled=True, status=row.status, busy=holder is not None)

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import StromError
@@ -53,13 +53,30 @@ from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom_services.group_commit import GroupCommit
-from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView
+from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView, check_connector
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
-from strom_storage.db import Transaction
-from strom_storage.outbox import enqueue
-from strom_storage.payments import PaymentRow, PaymentStore, ZapRequestAlreadyUsed, new_payment_row
-from strom_storage.sessions import SessionStore, new_session_row
+from strom_storage.db import Connection
+from strom_storage.outbox import queue_effect
+from strom_storage.payments import (
+    PaymentRow,
+    PaymentStore,
+    ZapRequestAlreadyUsed,
+    expire_payment,
+    flag_payment,
+    insert_payments,
+    load_payment,
+    new_payment_row,
+    record_zap_request,
+    settle_payment,
+)
+from strom_storage.sessions import (
+    SessionStore,
+    apply_event,
+    insert_sessions,
+    load_session,
+    new_session_row,
+)
 
 __all__ = [
     "BUSY_STATES",
@@ -95,8 +112,15 @@ class OpenedSession:
     invoice: Invoice
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True, slots=True)
+class _Settlement:
+    """What settle's transaction found and did (logged after the commit)."""
+
+    row: PaymentRow | None
+    received: int = 0
+    flagged: bool = False
+    transitions: tuple[Transition, ...] = ()
+    refused: str | None = None  # why a paid session could not have its connector
 
 
 def _payment_row(
@@ -147,7 +171,7 @@ class PaymentService:
         session_secrets: derives each new session's secret from the server key
             (:mod:`strom_core.session_secrets`), so no secret is ever stored.
         tariffs: the tariff in force for each charger (what a new session is priced at).
-        clock: the current time.
+        clock: the current time (payments' timestamps; the sessions' store has its own).
         payments: the payments' repository (by default on the sessions' database).
         chargers: the chargers' run-time state, for offers (by default on the same database).
     """
@@ -161,7 +185,7 @@ class PaymentService:
         meter_interval_s: int,
         session_secrets: SessionSecrets,
         tariffs: TariffBook,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         payments: PaymentStore | None = None,
         chargers: ChargerStore | None = None,
     ) -> None:
@@ -175,7 +199,7 @@ class PaymentService:
         self.clock = clock
         self.tariffs = tariffs
         tariffs.on_change(lambda _charger_id: self.forget_view())
-        self.offers = OfferView(store, chargers or ChargerStore(store.db), clock)
+        self.offers = OfferView(store, chargers or ChargerStore(store.db), clock.now)
         store.on_committed(self.forget_view)
         # Sessions opened together commit together (one transaction for a burst of scans).
         self._openings: GroupCommit[tuple[dict[str, Any], dict[str, Any]]] = GroupCommit(
@@ -260,16 +284,20 @@ class PaymentService:
             meter_interval_s=self.meter_interval_s,
             start_timeout_s=self.config.start_timeout_s,
         )
-        now = self.clock()
+        now = self.clock.now()
         row = new_session_row(session, secret, initiator, initiator_pubkey, now)
         payment = _payment_row(session_id, "initial", invoice, zap_request, now)
         if zap_request_id is None:
             await self._openings.submit((row, payment))
         else:
-            async with self.db.transaction() as conn:
-                await self.store.insert_rows(conn, [row])
-                await self.payments.insert(conn, [payment])
-                await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
+            zap_id = zap_request_id
+
+            def open_zapped(conn: Connection) -> None:
+                insert_sessions(conn, [row])
+                insert_payments(conn, [payment])
+                _record_zap_request(conn, zap_id, initiator_pubkey, now)
+
+            await self.db.write(open_zapped)
         # Everything the payer's links and a zapper's DMs need is committed now (the secret
         # is derived, the zapper's key and relays are in the rows): a crash here costs nothing.
         crashpoint("session.after_open")
@@ -286,17 +314,12 @@ class PaymentService:
 
     async def _insert_opened(self, group: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """One transaction for a group of new sessions and their payments (group commit)."""
-        async with self.db.transaction() as conn:
-            await self.store.insert_rows(conn, [session for session, _ in group])
-            await self.payments.insert(conn, [payment for _, payment in group])
 
-    async def _mark_zap_request_used(
-        self, tx: Transaction, event_id: str, pubkey: str | None, now: datetime
-    ) -> None:
-        try:
-            await self.payments.mark_zap_request_used(tx, event_id, pubkey, now)
-        except ZapRequestAlreadyUsed:
-            raise ZapRequestUsed("this zap request was already used; make a new one") from None
+        def insert_group(conn: Connection) -> None:
+            insert_sessions(conn, [session for session, _ in group])
+            insert_payments(conn, [payment for _, payment in group])
+
+        await self.db.write(insert_group)
 
     async def running_session_of(
         self, charger_id: str, connector_id: int, initiator_pubkey: str
@@ -337,13 +360,15 @@ class PaymentService:
         invoice = await self.backend.create_invoice(
             amount_msat, description_hash=description_hash, expiry_s=self.config.invoice_expiry_s
         )
-        now = self.clock()
-        async with self.db.transaction() as conn:
-            await self.payments.insert(
-                conn, [_payment_row(session_id, "topup", invoice, zap_request, now)]
-            )
+        now = self.clock.now()
+        payment = _payment_row(session_id, "topup", invoice, zap_request, now)
+
+        def open_top_up(conn: Connection) -> None:
+            insert_payments(conn, [payment])
             if zap_request_id is not None:
-                await self._mark_zap_request_used(conn, zap_request_id, initiator_pubkey, now)
+                _record_zap_request(conn, zap_request_id, initiator_pubkey, now)
+
+        await self.db.write(open_top_up)
         log.info("session %s: top-up invoice %s", session_id, invoice.payment_hash)
         return invoice
 
@@ -367,25 +392,24 @@ class PaymentService:
             True if this call recorded the settlement, False if it was already recorded,
             flagged, or the hash is not one of Strom's invoices.
         """
-        transitions: list[Transition] = []
-        async with self.db.transaction(urgent=True) as conn:
-            row = await self.payments.lock(conn, payment_hash)
-            if row is None:
-                log.warning("settlement for unknown payment hash %s ignored", payment_hash)
-                return False
-            if row.state != "pending":  # settled before, expired, or flagged
-                return False
-            received = row.amount_msat if amount_msat is None else amount_msat
-            if not row.amount_msat <= received <= OVERPAY_LIMIT * row.amount_msat:
-                await self.payments.flag(conn, payment_hash)
-                flagged = True
-            else:
-                flagged = False
-                transitions = await self._record(conn, row, received)
-        if flagged:
+        # One hop: the whole settlement is one function on the database's connection.
+        paid_at, event_at = self.clock.now(), self.store.clock.now()
+        done = await self.db.write(
+            lambda conn: self._settle_in(conn, payment_hash, amount_msat, paid_at, event_at),
+            urgent=True,
+        )
+        row, received = done.row, done.received
+        if row is None:
+            log.warning("settlement for unknown payment hash %s ignored", payment_hash)
+            return False
+        if done.flagged:
             _log_flagged(row, received)
             return False
-        self.store.committed(transitions)
+        if not done.transitions:  # settled before, expired, or flagged
+            return False
+        if done.refused is not None:
+            log.info("session %s: paid but not started: %s", row.session_id, done.refused)
+        self.store.committed(list(done.transitions))
         if received > row.amount_msat:
             log.info(
                 "session %s: payment %s was overpaid: %s msat received for an invoice of %s msat "
@@ -398,20 +422,39 @@ class PaymentService:
         log.info("session %s: payment %s settled (%s msat)", row.session_id, payment_hash, received)
         return True
 
-    async def _record(self, conn: Transaction, row: PaymentRow, received: int) -> list[Transition]:
+    def _settle_in(
+        self,
+        conn: Connection,
+        payment_hash: str,
+        amount_msat: int | None,
+        paid_at: datetime,
+        event_at: datetime,
+    ) -> _Settlement:
+        """Settle's transaction: lock the payment, then flag it or record it (:meth:`settle`)."""
+        row = load_payment(conn, payment_hash, lock=True)
+        if row is None or row.state != "pending":  # unknown; settled before, expired, flagged
+            return _Settlement(row)
+        received = row.amount_msat if amount_msat is None else amount_msat
+        if not row.amount_msat <= received <= OVERPAY_LIMIT * row.amount_msat:
+            flag_payment(conn, payment_hash)
+            return _Settlement(row, received, flagged=True)
+        return self._record(conn, row, received, paid_at, event_at)
+
+    def _record(
+        self, conn: Connection, row: PaymentRow, received: int, paid_at: datetime, at: datetime
+    ) -> _Settlement:
         """The settlement's writes: the payment row, the session event, the zap receipt."""
         payment_hash = row.payment_hash
-        transitions: list[Transition] = []
-        await self.payments.mark_settled(conn, payment_hash, received, self.clock())
+        settle_payment(conn, payment_hash, received, paid_at)
         if row.kind == "initial":
             event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
         else:
             event = TopUpSettled(payment_hash, received)
-        transition = await self.store.apply_in(conn, row.session_id, event)
-        transitions.append(transition)
+        transition = apply_event(conn, row.session_id, event, at)
+        transitions = [transition]
         if row.zap_request is not None:
             # The agent signs and publishes the kind-9735 receipt after commit.
-            await enqueue(
+            queue_effect(
                 conn,
                 key=f"zap-receipt:{payment_hash}",
                 kind="zap_receipt",
@@ -419,23 +462,23 @@ class PaymentService:
                     "charger_id": transition.session.charger_id,
                     "zap_request": row.zap_request,
                     "bolt11": row.bolt11,
-                    "paid_at": self.clock().isoformat(),
+                    "paid_at": paid_at.isoformat(),
                 },
                 session_id=row.session_id,
+                now=at,
             )
+        refused = None
         if row.kind == "initial" and transition.session.state is State.PAID:
             session = transition.session
             try:
-                await self.offers.check_in(
-                    conn, session.charger_id, session.connector_id, exclude=session.id
-                )
+                check_connector(conn, session.charger_id, session.connector_id, session.id)
             except ConnectorUnavailable as exc:
                 # Short: the session's stop_reason column holds 120 characters (PostgreSQL
                 # enforces it), and the driver's reason is meant for a wallet, not the bill.
-                log.info("session %s: paid but not started: %s", session.id, exc.reason)
+                refused = exc.reason
                 reject = RemoteStartRejected("the connector was not free when the payment came")
-                transitions.append(await self.store.apply_in(conn, session.id, reject))
-        return transitions
+                transitions.append(apply_event(conn, session.id, reject, at))
+        return _Settlement(row, received, transitions=tuple(transitions), refused=refused)
 
     async def pending_hashes(self) -> list[str]:
         """Payment hashes of invoices Strom still waits for (the settlement stream polls these)."""
@@ -463,7 +506,7 @@ class PaymentService:
 
     async def expire_due(self) -> int:
         """Expire pending payments past their expiry (after one last look at the backend)."""
-        now = self.clock()
+        now = self.clock.now()
         due = await self.payments.pending_expired_before(now - timedelta(seconds=5))
         expired = 0
         for payment_hash in due:
@@ -478,16 +521,27 @@ class PaymentService:
 
     async def expire(self, payment_hash: str) -> bool:
         """Mark an unpaid invoice expired; its session, if never paid, expires too."""
-        transitions: list[Transition] = []
-        async with self.db.transaction() as conn:
-            row = await self.payments.expire(conn, payment_hash)
+        at = self.store.clock.now()
+
+        def expire(conn: Connection) -> list[Transition] | None:
+            row = expire_payment(conn, payment_hash)
             if row is None:
-                return False
+                return None
             if row.kind == "initial":
-                session = await self.store.get(row.session_id, conn)
+                session = load_session(conn, row.session_id)
                 if session.state is State.AWAITING_PAYMENT:
-                    transitions.append(
-                        await self.store.apply_in(conn, row.session_id, InvoiceExpired())
-                    )
+                    return [apply_event(conn, row.session_id, InvoiceExpired(), at)]
+            return []
+
+        transitions = await self.db.write(expire)
+        if transitions is None:
+            return False
         self.store.committed(transitions)
         return True
+
+
+def _record_zap_request(conn: Connection, event_id: str, pubkey: str | None, now: datetime) -> None:
+    try:
+        record_zap_request(conn, event_id, pubkey, now)
+    except ZapRequestAlreadyUsed:
+        raise ZapRequestUsed("this zap request was already used; make a new one") from None

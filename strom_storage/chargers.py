@@ -14,16 +14,18 @@ which turns it into a short reconnect grace (:meth:`ChargerStore.begin_reconnect
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.engine import Connection
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink, charger_link
 from strom_storage.db import Database, Transaction
 from strom_storage.schema import chargers, connectors
 
-__all__ = ["ChargerStore", "ConnectorRow"]
+__all__ = ["ChargerStore", "ConnectorRow", "load_connector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +39,37 @@ class ConnectorRow:
     error_code: str
 
 
-class ChargerStore:
-    """Run-time charger state on the database."""
+_CONNECTOR = select(connectors).where(
+    connectors.c.charger_id == bindparam("charger_id"),
+    connectors.c.connector_id == bindparam("connector_id"),
+)
 
-    def __init__(self, db: Database) -> None:
+
+def load_connector(conn: Connection, charger_id: str, connector_id: int) -> ConnectorRow | None:
+    """One connector's run-time state, in the caller's transaction; None if not configured."""
+    row = conn.execute(_CONNECTOR, {"charger_id": charger_id, "connector_id": connector_id}).first()
+    if row is None:
+        return None
+    return ConnectorRow(
+        row.charger_id, row.connector_id, bool(row.enabled), row.status, row.error_code
+    )
+
+
+class ChargerStore:
+    """Run-time charger state on the database.
+
+    Args:
+        db: the database.
+        clock: the time stamped on rows when the caller gives none.
+    """
+
+    def __init__(self, db: Database, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db = db
+        self.clock = clock
 
     async def sync(self, profiles: tuple[ProfileConfig, ...], now: datetime | None = None) -> None:
         """Insert chargers and connectors that are new in the profiles; update names."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         async with self.db.transaction() as conn:
             known = set((await conn.execute(select(chargers.c.id))).scalars())
             have = {
@@ -101,19 +125,7 @@ class ChargerStore:
         self, tx: Transaction, charger_id: str, connector_id: int
     ) -> ConnectorRow | None:
         """One connector's run-time state, in the caller's transaction; None if not configured."""
-        row = (
-            await tx.execute(
-                select(connectors).where(
-                    connectors.c.charger_id == charger_id,
-                    connectors.c.connector_id == connector_id,
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        return ConnectorRow(
-            row.charger_id, row.connector_id, bool(row.enabled), row.status, row.error_code
-        )
+        return await tx.run_sync(load_connector, charger_id, connector_id)
 
     async def all_connectors(self, tx: Transaction) -> list[ConnectorRow]:
         """Every connector's run-time state, in the caller's transaction."""
@@ -209,7 +221,7 @@ class ChargerStore:
 
     async def links(self, now: datetime | None = None) -> dict[str, ChargerLink]:
         """Every charger's link (online, reconnecting, offline), by id."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         async with self.db.reader() as conn:
             rows = await conn.execute(
                 select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import StorageError
 
-__all__ = ["Database", "Transaction", "redact_url"]
+__all__ = ["Connection", "Database", "Transaction", "redact_url"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +51,10 @@ The services open it and hand it to the repositories' methods that take one, so 
 and everything written with it (ledger, outbox, audit) commit together; the services never
 run a statement on it themselves.
 """
+
+
+# ``Connection`` (SQLAlchemy's synchronous connection) is what a one-hop transaction receives:
+# the services name it through this module, since only storage imports SQLAlchemy.
 
 
 def redact_url(url: str) -> str:

@@ -18,18 +18,30 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_storage.db import Database
 from strom_storage.schema import outbox
 
-__all__ = ["OutboxRow", "OutboxStore", "enqueue", "pending_with_prefix", "run_session_now"]
+__all__ = [
+    "OutboxRow",
+    "OutboxStore",
+    "due_rows",
+    "enqueue",
+    "mark_done",
+    "next_due",
+    "pending_with_prefix",
+    "queue_effect",
+    "run_session_now",
+]
 
 MAX_ATTEMPTS = 25
 MAX_BACKOFF_S = 300
@@ -47,6 +59,95 @@ class OutboxRow:
     attempts: int
 
 
+# The hot statements, built once (SQLAlchemy then compiles each once per dialect and reuses it).
+_INSERTS = {
+    name: dialect_insert(outbox)
+    .values(
+        idempotency_key=bindparam("key"),
+        session_id=bindparam("session_id"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload"),
+        state="pending",
+        attempts=0,
+        run_after=bindparam("run_after"),
+        last_error="",
+        created_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def _due_query(*, excluding: bool) -> Any:
+    # A row waits while an earlier row of the same session is due or being retried, so a
+    # session's effects run in the order they were queued even across retries. A timer that
+    # was never attempted and is not due yet (e.g. the start timeout) does not hold back the
+    # rows queued after it.
+    earlier = outbox.alias("earlier")
+    now = bindparam("now", type_=outbox.c.run_after.type)
+    blocked = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.session_id == outbox.c.session_id,
+            earlier.c.state == "pending",
+            earlier.c.id < outbox.c.id,
+            or_(earlier.c.attempts > 0, earlier.c.run_after <= now),
+        )
+        .exists()
+    )
+    query = select(outbox).where(outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked)
+    if excluding:  # rows running right now; their sessions' later rows stay blocked
+        query = query.where(outbox.c.id.not_in(bindparam("exclude", expanding=True)))
+    return query.order_by(outbox.c.id).limit(bindparam("limit"))
+
+
+_DUE = _due_query(excluding=False)
+_DUE_EXCLUDING = _due_query(excluding=True)
+_NEXT_DUE = select(func.min(outbox.c.run_after)).where(outbox.c.state == "pending")
+_NEXT_DUE_AFTER = _NEXT_DUE.where(
+    outbox.c.run_after > bindparam("after", type_=outbox.c.run_after.type)
+)
+_DONE = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row_id"))
+    .values(state="done", done_at=bindparam("now", type_=outbox.c.done_at.type))
+)
+
+
+def queue_effect(
+    conn: Connection,
+    *,
+    key: str,
+    kind: str,
+    payload: dict[str, Any],
+    session_id: str | None,
+    now: datetime,
+    delay_s: float = 0,
+) -> None:
+    """Queue an effect inside the caller's (synchronous) transaction; a repeated key is ignored.
+
+    Args:
+        conn: the caller's transaction.
+        key: the idempotency key (unique: a second row with it is not written).
+        kind: which handler runs it.
+        payload: the handler's arguments (JSON).
+        session_id: the session whose effects run in order with it, if any.
+        now: when it is queued.
+        delay_s: how long after ``now`` it becomes due.
+    """
+    conn.execute(
+        _INSERTS[conn.dialect.name],
+        {
+            "key": key,
+            "session_id": session_id,
+            "kind": kind,
+            "payload": payload,
+            "run_after": now + timedelta(seconds=delay_s),
+            "now": now,
+        },
+    )
+
+
 async def enqueue(
     conn: AsyncConnection,
     *,
@@ -56,24 +157,20 @@ async def enqueue(
     session_id: str | None = None,
     now: datetime | None = None,
     delay_s: float = 0,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
-    """Queue an effect inside the caller's transaction; a repeated key is ignored."""
-    now = now or datetime.now(UTC)
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(
-        dialect_insert(outbox)
-        .values(
-            idempotency_key=key,
-            session_id=session_id,
+    """:func:`queue_effect` inside the caller's transaction (``now``: the clock's by default)."""
+    at = now or clock.now()
+    await conn.run_sync(
+        lambda sync: queue_effect(
+            sync,
+            key=key,
             kind=kind,
             payload=payload,
-            state="pending",
-            attempts=0,
-            run_after=now + timedelta(seconds=delay_s),
-            last_error="",
-            created_at=now,
+            session_id=session_id,
+            now=at,
+            delay_s=delay_s,
         )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
     )
 
 
@@ -113,6 +210,47 @@ async def run_session_now(
     )
 
 
+def due_rows(
+    conn: Connection, now: datetime, limit: int = 100, exclude: Collection[int] = ()
+) -> list[OutboxRow]:
+    """Pending rows whose time has come, oldest first, except the ids in ``exclude``.
+
+    A row waits while an earlier row of the same session is due or being retried, so a
+    session's effects run in the order they were queued even across retries. A timer that
+    was never attempted and is not due yet (e.g. the start timeout) does not hold back the
+    rows queued after it.
+    """
+    params: dict[str, Any] = {"now": now, "limit": limit}
+    if exclude:
+        params["exclude"] = list(exclude)
+    rows = conn.execute(_DUE_EXCLUDING if exclude else _DUE, params)
+    return [
+        OutboxRow(
+            id=r.id,
+            key=r.idempotency_key,
+            kind=r.kind,
+            payload=r.payload,
+            session_id=r.session_id,
+            attempts=r.attempts,
+        )
+        for r in rows
+    ]
+
+
+def next_due(conn: Connection, after: datetime | None = None) -> datetime | None:
+    """When the earliest pending row becomes due (only rows due later than ``after``)."""
+    if after is None:
+        value = conn.scalar(_NEXT_DUE)
+    else:
+        value = conn.scalar(_NEXT_DUE_AFTER, {"after": after})
+    return value  # type: ignore[no-any-return]
+
+
+def mark_done(conn: Connection, row_id: int, now: datetime) -> None:
+    """Mark a row as executed, inside the caller's transaction."""
+    conn.execute(_DONE, {"row_id": row_id, "now": now})
+
+
 class OutboxStore:
     """Reads and updates of the outbox for the effect runner."""
 
@@ -122,66 +260,37 @@ class OutboxStore:
     async def due(
         self, now: datetime, limit: int = 100, exclude: frozenset[int] = frozenset()
     ) -> list[OutboxRow]:
-        """Pending rows whose time has come, oldest first, except the ids in ``exclude``.
+        """:func:`due_rows` in a read of its own."""
+        return await self.db.read(lambda conn: due_rows(conn, now, limit, exclude))
 
-        A row waits while an earlier row of the same session is due or being retried, so a
-        session's effects run in the order they were queued even across retries. A timer that
-        was never attempted and is not due yet (e.g. the start timeout) does not hold back the
-        rows queued after it.
+    async def poll(
+        self, now: datetime, limit: int = 100, exclude: frozenset[int] = frozenset()
+    ) -> tuple[list[OutboxRow], datetime | None]:
+        """The due rows (:func:`due_rows`) and when the next row after ``now`` is due, in one read.
+
+        What the effect runner asks on every pass, in one hop to the database.
         """
-        earlier = outbox.alias("earlier")
-        blocked = (
-            select(earlier.c.id)
-            .where(
-                earlier.c.session_id == outbox.c.session_id,
-                earlier.c.state == "pending",
-                earlier.c.id < outbox.c.id,
-                or_(earlier.c.attempts > 0, earlier.c.run_after <= now),
-            )
-            .exists()
-        )
-        query = select(outbox).where(
-            outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked
-        )
-        if exclude:  # rows running right now; their sessions' later rows stay blocked
-            query = query.where(outbox.c.id.not_in(exclude))
-        async with self.db.reader() as conn:
-            rows = await conn.execute(query.order_by(outbox.c.id).limit(limit))
-            return [
-                OutboxRow(
-                    id=r.id,
-                    key=r.idempotency_key,
-                    kind=r.kind,
-                    payload=r.payload,
-                    session_id=r.session_id,
-                    attempts=r.attempts,
-                )
-                for r in rows
-            ]
+
+        def poll(conn: Connection) -> tuple[list[OutboxRow], datetime | None]:
+            return due_rows(conn, now, limit, exclude), next_due(conn, after=now)
+
+        return await self.db.read(poll)
 
     async def next_due_at(self, after: datetime | None = None) -> datetime | None:
         """When the earliest pending row becomes due (only rows due later than ``after``)."""
-        query = select(func.min(outbox.c.run_after)).where(outbox.c.state == "pending")
-        if after is not None:
-            query = query.where(outbox.c.run_after > after)
-        async with self.db.reader() as conn:
-            value = await conn.scalar(query)
-            return value  # type: ignore[no-any-return]
+        return await self.db.read(lambda conn: next_due(conn, after))
 
     async def done(self, row_id: int, now: datetime) -> None:
-        """Mark a row as executed."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(outbox).where(outbox.c.id == row_id).values(state="done", done_at=now)
-            )
+        """Mark a row as executed, in a transaction of its own."""
+        await self.db.write(lambda conn: mark_done(conn, row_id, now))
 
     async def failed(self, row: OutboxRow, error: str, now: datetime) -> bool:
         """Reschedule a row with exponential backoff; returns False when it became dead."""
         attempts = row.attempts + 1
         dead = attempts >= MAX_ATTEMPTS
         backoff = min(2**attempts, MAX_BACKOFF_S)
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        await self.db.write(
+            lambda conn: conn.execute(
                 update(outbox)
                 .where(outbox.c.id == row.id)
                 .values(
@@ -192,6 +301,7 @@ class OutboxStore:
                     done_at=now if dead else None,  # when it was given up (retention)
                 )
             )
+        )
         return not dead
 
     async def run_now(self, kinds: Collection[str], now: datetime) -> int:

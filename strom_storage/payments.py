@@ -13,16 +13,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from strom_core.errors import LedgerError
 from strom_storage.db import Database, Transaction
 from strom_storage.schema import nostr_events, payments
 
-__all__ = ["PaymentRow", "PaymentStore", "ZapRequestAlreadyUsed", "new_payment_row"]
+__all__ = [
+    "PaymentRow",
+    "PaymentStore",
+    "ZapRequestAlreadyUsed",
+    "expire_payment",
+    "flag_payment",
+    "insert_payments",
+    "load_payment",
+    "new_payment_row",
+    "record_zap_request",
+    "settle_payment",
+]
 
 ZAP_REQUEST_KIND = 9734
 
@@ -81,80 +94,132 @@ def _row(row: Any) -> PaymentRow:
     )
 
 
+# The hot statements, built once (SQLAlchemy then compiles each once per dialect and reuses it).
+_BY_HASH = select(payments).where(payments.c.payment_hash == bindparam("payment_hash"))
+_BY_HASH_FOR_UPDATE = _BY_HASH.with_for_update()
+_SETTLE = (
+    update(payments)
+    .where(payments.c.payment_hash == bindparam("hash"))
+    .values(
+        state="settled",
+        settled_at=bindparam("now", type_=payments.c.settled_at.type),
+        amount_msat=bindparam("received_msat"),
+    )
+)
+
+
+def insert_payments(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Store new payments (rows from :func:`new_payment_row`) in the caller's transaction."""
+    conn.execute(insert(payments), rows)
+
+
+def record_zap_request(conn: Connection, event_id: str, pubkey: str | None, now: datetime) -> None:
+    """Record a zap request as used, in the caller's transaction.
+
+    Raises:
+        ZapRequestAlreadyUsed: it was recorded before (nothing written; the caller's
+            transaction stays usable).
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(nostr_events).values(
+                    event_id=event_id,
+                    kind=ZAP_REQUEST_KIND,
+                    pubkey=pubkey or "",
+                    received_at=now,
+                )
+            )
+    except IntegrityError:
+        raise ZapRequestAlreadyUsed(f"zap request {event_id} was already used") from None
+
+
+def load_payment(conn: Connection, payment_hash: str, *, lock: bool = False) -> PaymentRow | None:
+    """The payment as stored; None if unknown.
+
+    Args:
+        conn: the caller's transaction.
+        payment_hash: the invoice's payment hash.
+        lock: lock the row for the rest of the transaction (``SELECT … FOR UPDATE`` on
+            PostgreSQL; SQLite has one writer).
+    """
+    query = _BY_HASH_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _BY_HASH
+    row = conn.execute(query, {"payment_hash": payment_hash}).first()
+    return None if row is None else _row(row)
+
+
+def flag_payment(conn: Connection, payment_hash: str) -> None:
+    """Mark a payment ``flagged``: not credited, left for the operator."""
+    conn.execute(
+        update(payments).where(payments.c.payment_hash == payment_hash).values(state="flagged")
+    )
+
+
+def settle_payment(conn: Connection, payment_hash: str, received_msat: int, now: datetime) -> None:
+    """Mark a payment ``settled`` with what was received, in the caller's transaction."""
+    conn.execute(
+        _SETTLE, {"hash": payment_hash, "received_msat": received_msat, "now": now}
+    )
+
+
+def expire_payment(conn: Connection, payment_hash: str) -> PaymentRow | None:
+    """Mark a pending payment ``expired``; the payment, or None if it was not pending."""
+    result = conn.execute(
+        update(payments)
+        .where(payments.c.payment_hash == payment_hash, payments.c.state == "pending")
+        .values(state="expired")
+        .returning(payments)
+    )
+    row = result.first()
+    return None if row is None else _row(row)
+
+
 class PaymentStore:
-    """The ``payments`` table (and the zap requests they used) on the database."""
+    """The ``payments`` table (and the zap requests they used) on the database.
+
+    The statements are the module-level functions, run inside the caller's one-hop
+    transaction; the methods here run them for a caller that holds an ``AsyncConnection``.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def insert(self, tx: Transaction, rows: list[dict[str, Any]]) -> None:
         """Store new payments (rows from :func:`new_payment_row`) in the caller's transaction."""
-        await tx.execute(insert(payments), rows)
+        await tx.run_sync(insert_payments, rows)
 
     async def mark_zap_request_used(
         self, tx: Transaction, event_id: str, pubkey: str | None, now: datetime
     ) -> None:
-        """Record a zap request as used, in the caller's transaction.
+        """Record a zap request as used, in the caller's transaction (:func:`record_zap_request`).
 
         Raises:
             ZapRequestAlreadyUsed: it was recorded before (nothing written; the caller's
                 transaction stays usable).
         """
-        try:
-            async with tx.begin_nested():
-                await tx.execute(
-                    insert(nostr_events).values(
-                        event_id=event_id,
-                        kind=ZAP_REQUEST_KIND,
-                        pubkey=pubkey or "",
-                        received_at=now,
-                    )
-                )
-        except IntegrityError:
-            raise ZapRequestAlreadyUsed(f"zap request {event_id} was already used") from None
+        await tx.run_sync(record_zap_request, event_id, pubkey, now)
 
     async def lock(self, tx: Transaction, payment_hash: str) -> PaymentRow | None:
         """The payment, locked for the rest of the caller's transaction; None if unknown."""
-        query = select(payments).where(payments.c.payment_hash == payment_hash)
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update()
-        row = (await tx.execute(query)).first()
-        return None if row is None else _row(row)
+        return await tx.run_sync(partial(load_payment, payment_hash=payment_hash, lock=True))
 
     async def get(self, payment_hash: str) -> PaymentRow | None:
         """The payment as stored now; None if unknown."""
-        async with self.db.reader() as conn:
-            row = (
-                await conn.execute(select(payments).where(payments.c.payment_hash == payment_hash))
-            ).first()
-        return None if row is None else _row(row)
+        return await self.db.read(partial(load_payment, payment_hash=payment_hash))
 
     async def flag(self, tx: Transaction, payment_hash: str) -> None:
         """Mark a payment ``flagged``: not credited, left for the operator."""
-        await tx.execute(
-            update(payments).where(payments.c.payment_hash == payment_hash).values(state="flagged")
-        )
+        await tx.run_sync(flag_payment, payment_hash)
 
     async def mark_settled(
         self, tx: Transaction, payment_hash: str, received_msat: int, now: datetime
     ) -> None:
         """Mark a payment ``settled`` with what was received, in the caller's transaction."""
-        await tx.execute(
-            update(payments)
-            .where(payments.c.payment_hash == payment_hash)
-            .values(state="settled", settled_at=now, amount_msat=received_msat)
-        )
+        await tx.run_sync(settle_payment, payment_hash, received_msat, now)
 
     async def expire(self, tx: Transaction, payment_hash: str) -> PaymentRow | None:
         """Mark a pending payment ``expired``; the payment, or None if it was not pending."""
-        result = await tx.execute(
-            update(payments)
-            .where(payments.c.payment_hash == payment_hash, payments.c.state == "pending")
-            .values(state="expired")
-            .returning(payments)
-        )
-        row = result.first()
-        return None if row is None else _row(row)
+        return await tx.run_sync(expire_payment, payment_hash)
 
     async def pending_hashes(self) -> list[str]:
         """Payment hashes of every pending payment."""

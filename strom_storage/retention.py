@@ -36,11 +36,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Column, and_, delete, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import RetentionConfig
 from strom_core.errors import StorageError
 from strom_core.session import POST_STOP_STATES
@@ -196,10 +197,6 @@ RULES: tuple[Rule, ...] = (
 """One rule per table that grows with traffic (see the module docstring)."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Retention:
     """Deletes finished rows by :data:`RULES`.
 
@@ -207,7 +204,7 @@ class Retention:
         db: the database.
         policy: how long each kind of history is kept.
         interval_s: time between two sweeps of :meth:`run`.
-        clock: the current time (UTC).
+        clock: the current time.
         rules: the rules (all of :data:`RULES` by default).
     """
 
@@ -217,7 +214,7 @@ class Retention:
         policy: RetentionPolicy,
         *,
         interval_s: float = 300.0,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         rules: tuple[Rule, ...] = RULES,
     ) -> None:
         self.db = db
@@ -230,7 +227,7 @@ class Retention:
 
     async def sweep(self, now: datetime | None = None) -> dict[str, int]:
         """Delete every finished row, in batches; returns the rows deleted per table."""
-        now = now or self.clock()
+        now = now or self.clock.now()
         removed: dict[str, int] = {}
         for rule in self.rules:
             condition = rule.finished(self.policy, now)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import asdict, fields
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
 from strom_core.session import (
     ArmStartTimeout,
@@ -34,14 +37,18 @@ from strom_core.session import (
 )
 from strom_core.tariff import Tariff
 from strom_storage.db import Database, Transaction
-from strom_storage.outbox import enqueue
+from strom_storage.outbox import queue_effect
 from strom_storage.schema import ledger_entries, sessions
 
 __all__ = [
     "SessionNotFound",
     "SessionStore",
+    "apply_event",
+    "find_holder",
     "hash_secret",
+    "insert_sessions",
     "ledger_totals",
+    "load_session",
     "new_session_row",
     "row_to_session",
     "session_to_row",
@@ -104,11 +111,158 @@ def effect_kind(effect: Effect) -> str:
     }[type(effect)]
 
 
-class SessionStore:
-    """Sessions, their payments and their ledger, on the database."""
+# The hot statements, built once (SQLAlchemy then compiles each once per dialect and reuses it).
+_BY_ID = select(sessions).where(sessions.c.id == bindparam("session_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_BY_ID_TAG = select(sessions).where(sessions.c.id_tag == bindparam("id_tag"))
+_UPDATE_IF_VERSION = update(sessions).where(
+    sessions.c.id == bindparam("session_id"), sessions.c.version == bindparam("old_version")
+)
+_LEDGER_ENTRY = insert(ledger_entries)
 
-    def __init__(self, db: Database) -> None:
+
+def insert_sessions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Store new sessions (rows from :func:`new_session_row`) in one statement."""
+    conn.execute(insert(sessions), rows)
+
+
+def load_session(conn: Connection, session_id: str, *, lock: bool = False) -> Session:
+    """Load one session inside the caller's transaction.
+
+    Args:
+        conn: the caller's transaction.
+        session_id: the session.
+        lock: lock its row for the rest of the transaction (``FOR UPDATE`` on PostgreSQL;
+            SQLite has one writer).
+
+    Raises:
+        SessionNotFound: no such session.
+    """
+    query = _BY_ID_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _BY_ID
+    row = conn.execute(query, {"session_id": session_id}).first()
+    if row is None:
+        raise SessionNotFound(f"no session {session_id}")
+    return row_to_session(row)
+
+
+def find_by_id_tag(conn: Connection, id_tag: str) -> Session | None:
+    """The session that owns an idTag, if any, inside the caller's transaction."""
+    row = conn.execute(_BY_ID_TAG, {"id_tag": id_tag}).first()
+    return None if row is None else row_to_session(row)
+
+
+def find_holder(
+    conn: Connection,
+    charger_id: str,
+    connector_id: int,
+    states: Collection[State],
+    *,
+    initiator_pubkey: str | None = None,
+    exclude: str | None = None,
+) -> str | None:
+    """The id of a session in one of ``states`` on the connector, if any (see :meth:`holder`)."""
+    query = select(sessions.c.id).where(
+        sessions.c.charger_id == charger_id,
+        sessions.c.connector_id == connector_id,
+        sessions.c.state.in_([s.value for s in states]),
+    )
+    if initiator_pubkey is not None:
+        query = query.where(sessions.c.initiator_pubkey == initiator_pubkey)
+    if exclude is not None:
+        query = query.where(sessions.c.id != exclude)
+    found = conn.execute(query.limit(1)).scalar()
+    return None if found is None else str(found)
+
+
+def held_connectors(conn: Connection, states: Collection[State]) -> set[tuple[str, int]]:
+    """Every (charger, connector) with a session in one of ``states``."""
+    rows = conn.execute(
+        select(sessions.c.charger_id, sessions.c.connector_id).where(
+            sessions.c.state.in_([s.value for s in states])
+        )
+    )
+    return {(row.charger_id, row.connector_id) for row in rows}
+
+
+def with_transaction(
+    conn: Connection, charger_id: str, connector_id: int | None, states: Collection[State]
+) -> list[Session]:
+    """The charger's sessions in one of ``states`` that hold an OCPP transaction."""
+    query = select(sessions).where(
+        sessions.c.charger_id == charger_id,
+        sessions.c.state.in_([s.value for s in states]),
+        sessions.c.transaction_id.is_not(None),
+    )
+    if connector_id is not None:
+        query = query.where(sessions.c.connector_id == connector_id)
+    return [row_to_session(row) for row in conn.execute(query)]
+
+
+def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) -> Transition:
+    """Apply one event to a stored session inside the caller's transaction.
+
+    Locks the row, runs the pure table, writes the new row guarded by its version, journals
+    the money that moved and queues the effects (see the module docstring). The caller passes
+    the result to :meth:`SessionStore.committed` after its commit.
+
+    Raises:
+        SessionNotFound: no such session.
+        IllegalTransition: the event is not allowed now; nothing was written.
+        LedgerError: the event would break the ledger; nothing was written.
+        StorageError: the row changed under this transaction (retry).
+    """
+    query = _BY_ID_FOR_UPDATE if conn.dialect.name == "postgresql" else _BY_ID
+    row = conn.execute(query, {"session_id": session_id}).first()
+    if row is None:
+        raise SessionNotFound(f"no session {session_id}")
+    old = row_to_session(row)
+    version = row._mapping["version"]
+    transition = apply(old, event)
+    if not transition.changed:
+        return transition
+    new = transition.session
+    result = conn.execute(
+        _UPDATE_IF_VERSION,  # the SET clause: the columns given here
+        {
+            **session_to_row(new),
+            "version": version + 1,
+            "updated_at": now,
+            "session_id": session_id,
+            "old_version": version,
+        },
+    )
+    if result.rowcount != 1:
+        raise StorageError(f"session {session_id} changed concurrently; retry")
+    _journal(conn, old, new, event, now)
+    for index, effect in enumerate(transition.effects):
+        queue_effect(
+            conn,
+            key=f"{session_id}:{version + 1}:{index}",
+            kind=effect_kind(effect),
+            payload=asdict(effect),
+            session_id=session_id,
+            now=now,
+            delay_s=effect.seconds if isinstance(effect, ArmStartTimeout) else 0,
+        )
+    return transition
+
+
+class SessionStore:
+    """Sessions, their payments and their ledger, on the database.
+
+    Each statement is written once, as a synchronous function of a ``Connection`` (the
+    module-level functions above), which a service runs inside one :meth:`Database.write` or
+    :meth:`Database.read` with the rest of its transaction. The methods here run the same
+    functions for callers that hold an ``AsyncConnection`` or want a transaction of their own.
+
+    Args:
+        db: the database.
+        clock: the time stamped on rows when the caller gives none.
+    """
+
+    def __init__(self, db: Database, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db = db
+        self.clock = clock
         # Called after a commit that changed a session (e.g. wake the effect runner, push the
         # change to live pages). Listeners must not raise.
         self.listeners: list[Callable[[Transition], None]] = []
@@ -137,15 +291,8 @@ class SessionStore:
         now: datetime | None = None,
     ) -> None:
         """Store a new session (awaiting payment) in its own transaction."""
-        async with self.db.transaction() as conn:
-            await self.insert(
-                conn,
-                session,
-                secret=secret,
-                initiator=initiator,
-                initiator_pubkey=initiator_pubkey,
-                now=now,
-            )
+        row = new_session_row(session, secret, initiator, initiator_pubkey, now or self.clock.now())
+        await self.db.write(lambda conn: insert_sessions(conn, [row]))
 
     async def insert(
         self,
@@ -158,37 +305,26 @@ class SessionStore:
         now: datetime | None = None,
     ) -> None:
         """Store a new session inside the caller's transaction; only the secret's hash is kept."""
-        await self.insert_rows(
-            conn,
-            [
-                new_session_row(
-                    session, secret, initiator, initiator_pubkey, now or datetime.now(UTC)
-                )
-            ],
-        )
+        row = new_session_row(session, secret, initiator, initiator_pubkey, now or self.clock.now())
+        await self.insert_rows(conn, [row])
 
     async def insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         """Store new sessions (rows from :func:`new_session_row`) in one statement."""
-        await conn.execute(insert(sessions), rows)
+        await conn.run_sync(insert_sessions, rows)
 
     async def get(self, session_id: str, conn: AsyncConnection | None = None) -> Session:
-        """Load one session.
+        """Load one session (:func:`load_session`), in the caller's transaction if given.
 
         Raises:
             SessionNotFound: no such session.
         """
         if conn is None:
-            async with self.db.reader() as reader:
-                return await self.get(session_id, reader)
-        row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
-        if row is None:
-            raise SessionNotFound(f"no session {session_id}")
-        return row_to_session(row)
+            return await self.db.read(partial(load_session, session_id=session_id))
+        return await conn.run_sync(partial(load_session, session_id=session_id))
 
     async def find_by_id_tag(self, conn: AsyncConnection, id_tag: str) -> Session | None:
         """The session that owns an idTag, if any."""
-        row = (await conn.execute(select(sessions).where(sessions.c.id_tag == id_tag))).first()
-        return None if row is None else row_to_session(row)
+        return await conn.run_sync(find_by_id_tag, id_tag)
 
     async def secret_hash(self, session_id: str) -> str | None:
         """The stored hash of a session's secret; None for an unknown session."""
@@ -214,42 +350,25 @@ class SessionStore:
             charger_id: the charger.
             connector_id: the connector.
             states: the states that count (e.g. the ones that hold a connector).
-            tx: the caller's transaction; a reader of its own when not given.
+            tx: the caller's transaction; a read of its own when not given.
             initiator_pubkey: only a session started by this nostr key.
             exclude: a session that does not count.
         """
-        if tx is None:
-            async with self.db.reader() as reader:
-                return await self.holder(
-                    charger_id,
-                    connector_id,
-                    states,
-                    tx=reader,
-                    initiator_pubkey=initiator_pubkey,
-                    exclude=exclude,
-                )
-        query = select(sessions.c.id).where(
-            sessions.c.charger_id == charger_id,
-            sessions.c.connector_id == connector_id,
-            sessions.c.state.in_([s.value for s in states]),
+        work = partial(
+            find_holder,
+            charger_id=charger_id,
+            connector_id=connector_id,
+            states=states,
+            initiator_pubkey=initiator_pubkey,
+            exclude=exclude,
         )
-        if initiator_pubkey is not None:
-            query = query.where(sessions.c.initiator_pubkey == initiator_pubkey)
-        if exclude is not None:
-            query = query.where(sessions.c.id != exclude)
-        found = (await tx.execute(query.limit(1))).scalar()
-        return None if found is None else str(found)
+        return await (self.db.read(work) if tx is None else tx.run_sync(work))
 
     async def held_connectors(
         self, tx: Transaction, states: Collection[State]
     ) -> set[tuple[str, int]]:
         """Every (charger, connector) with a session in one of ``states``."""
-        rows = await tx.execute(
-            select(sessions.c.charger_id, sessions.c.connector_id).where(
-                sessions.c.state.in_([s.value for s in states])
-            )
-        )
-        return {(row.charger_id, row.connector_id) for row in rows}
+        return await tx.run_sync(held_connectors, states)
 
     async def with_transaction(
         self,
@@ -266,27 +385,20 @@ class SessionStore:
             connector_id: only this connector's; every connector's when None.
             states: the states that count.
         """
-        query = select(sessions).where(
-            sessions.c.charger_id == charger_id,
-            sessions.c.state.in_([s.value for s in states]),
-            sessions.c.transaction_id.is_not(None),
-        )
-        if connector_id is not None:
-            query = query.where(sessions.c.connector_id == connector_id)
-        return [row_to_session(row) for row in await tx.execute(query)]
+        return await tx.run_sync(with_transaction, charger_id, connector_id, states)
 
     async def apply(
         self, session_id: str, event: Event, *, now: datetime | None = None
     ) -> Transition:
-        """Apply one event to a stored session in one transaction (see module docstring).
+        """Apply one event to a stored session in one transaction (:func:`apply_event`).
 
         Raises:
             SessionNotFound: no such session.
             IllegalTransition: the event is not allowed now; nothing was written.
             LedgerError: the event would break the ledger; nothing was written.
         """
-        async with self.db.transaction() as conn:
-            transition = await self.apply_in(conn, session_id, event, now=now)
+        at = now or self.clock.now()
+        transition = await self.db.write(lambda conn: apply_event(conn, session_id, event, at))
         self.committed([transition])
         return transition
 
@@ -302,43 +414,10 @@ class SessionStore:
 
         The caller must pass the result to :meth:`committed` after its commit.
         """
-        now = now or datetime.now(UTC)
-        query = select(sessions).where(sessions.c.id == session_id)
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
-            raise SessionNotFound(f"no session {session_id}")
-        old = row_to_session(row)
-        version = row._mapping["version"]
-        transition = apply(old, event)
-        if not transition.changed:
-            return transition
-        new = transition.session
-        result = await conn.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.version == version)
-            .values(**session_to_row(new), version=version + 1, updated_at=now)
-        )
-        if result.rowcount != 1:
-            raise StorageError(f"session {session_id} changed concurrently; retry")
-        await _journal(conn, old, new, event, now)
-        for index, effect in enumerate(transition.effects):
-            await enqueue(
-                conn,
-                key=f"{session_id}:{version + 1}:{index}",
-                kind=effect_kind(effect),
-                payload=asdict(effect),
-                session_id=session_id,
-                now=now,
-                delay_s=effect.seconds if isinstance(effect, ArmStartTimeout) else 0,
-            )
-        return transition
+        return await conn.run_sync(apply_event, session_id, event, now or self.clock.now())
 
 
-async def _journal(
-    conn: AsyncConnection, old: Session, new: Session, event: Event, now: datetime
-) -> None:
+def _journal(conn: Connection, old: Session, new: Session, event: Event, now: datetime) -> None:
     """Write the money that moved in this transition to ``ledger_entries``."""
     entries: list[tuple[str, str, int]] = []
     if new.paid_msat != old.paid_msat:
@@ -354,10 +433,15 @@ async def _journal(
     ):
         entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
     for kind, key, amount in entries:
-        await conn.execute(
-            insert(ledger_entries).values(
-                session_id=new.id, kind=kind, natural_key=key, amount_msat=amount, created_at=now
-            )
+        conn.execute(
+            _LEDGER_ENTRY,
+            {
+                "session_id": new.id,
+                "kind": kind,
+                "natural_key": key,
+                "amount_msat": amount,
+                "created_at": now,
+            },
         )
 
 

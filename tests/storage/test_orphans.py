@@ -7,6 +7,7 @@ effect runner and scripted charger commands; the whole story over a real OCPP we
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,15 @@ class Clock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.skipped
+
+    def now(self) -> datetime:
+        return self()
+
+    def unix(self) -> float:
+        return self().timestamp()
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped.total_seconds()
 
 
 async def _noop(row: OutboxRow) -> None:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from strom_core.clock import ManualClock
 from strom_services.effects import EffectRunner, RetryLater
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore, enqueue
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def new_clock() -> ManualClock:
+    return ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
 
 
 async def queue(db: Database, key: str, kind: str, session: str | None, now: datetime) -> None:
@@ -25,14 +22,14 @@ async def queue(db: Database, key: str, kind: str, session: str | None, now: dat
 
 
 async def test_effects_run_in_order_per_session_and_once(db: Database) -> None:
-    clock = Clock()
+    clock = new_clock()
     seen: list[str] = []
 
     async def record(row: OutboxRow) -> None:
         seen.append(row.payload["key"])
 
     for key in ("a1", "b1", "a2", "b2", "a1"):  # the repeated key is queued once
-        await queue(db, key, "record", key[0], clock.now)
+        await queue(db, key, "record", key[0], clock.now())
     runner = EffectRunner(OutboxStore(db), {"record": record}, clock=clock)
     assert await runner.drain() == 4
     assert await runner.drain() == 0
@@ -44,7 +41,7 @@ async def test_effects_run_in_order_per_session_and_once(db: Database) -> None:
 async def test_a_failing_effect_is_retried_with_backoff_and_holds_back_its_session(
     db: Database,
 ) -> None:
-    clock = Clock()
+    clock = new_clock()
     attempts: list[str] = []
 
     async def flaky(row: OutboxRow) -> None:
@@ -52,23 +49,23 @@ async def test_a_failing_effect_is_retried_with_backoff_and_holds_back_its_sessi
         if row.payload["key"] == "s-first" and attempts.count("s-first") < 3:
             raise RetryLater("charger offline")
 
-    await queue(db, "s-first", "flaky", "s", clock.now)
-    await queue(db, "s-second", "flaky", "s", clock.now)
+    await queue(db, "s-first", "flaky", "s", clock.now())
+    await queue(db, "s-second", "flaky", "s", clock.now())
     runner = EffectRunner(OutboxStore(db), {"flaky": flaky}, clock=clock)
     await runner.drain()
     assert attempts == ["s-first"]  # the second waits behind the first
     assert await runner.drain() == 0  # backoff: not due yet
-    clock.now += timedelta(seconds=2)
+    clock.advance(2)
     await runner.drain()
-    clock.now += timedelta(seconds=4)
+    clock.advance(4)
     await runner.drain()
     assert attempts == ["s-first", "s-first", "s-first", "s-second"]
     assert await OutboxStore(db).counts() == {"done": 2}
 
 
 async def test_pending_effects_survive_a_restart(db: Database) -> None:
-    clock = Clock()
-    await queue(db, "k", "record", None, clock.now)
+    clock = new_clock()
+    await queue(db, "k", "record", None, clock.now())
     ran: list[str] = []
 
     async def crash(row: OutboxRow) -> None:
@@ -87,8 +84,8 @@ async def test_pending_effects_survive_a_restart(db: Database) -> None:
 async def test_an_unexpected_error_is_logged_and_retried(
     db: Database, expect_errors: list[object]
 ) -> None:
-    clock = Clock()
-    await queue(db, "k", "boom", None, clock.now)
+    clock = new_clock()
+    await queue(db, "k", "boom", None, clock.now())
 
     async def boom(row: OutboxRow) -> None:
         raise ValueError("bug")
@@ -115,7 +112,7 @@ async def test_run_wakes_up_for_new_work(db: Database) -> None:
 
 
 async def test_a_future_timer_does_not_hold_back_later_effects(db: Database) -> None:
-    clock = Clock()
+    clock = new_clock()
     ran: list[str] = []
 
     async def record(row: OutboxRow) -> None:
@@ -123,13 +120,19 @@ async def test_a_future_timer_does_not_hold_back_later_effects(db: Database) -> 
 
     async with db.transaction() as conn:
         await enqueue(
-            conn, key="timer", kind="record", payload={}, session_id="s", delay_s=60, now=clock.now
+            conn,
+            key="timer",
+            kind="record",
+            payload={},
+            session_id="s",
+            delay_s=60,
+            now=clock.now(),
         )
-    await queue(db, "stop", "record", "s", clock.now)
+    await queue(db, "stop", "record", "s", clock.now())
     runner = EffectRunner(OutboxStore(db), {"record": record}, clock=clock)
     await runner.drain()
     assert ran == ["stop"]
-    clock.now += timedelta(seconds=61)
+    clock.advance(61)
     await runner.drain()
     assert ran == ["stop", "timer"]
 
@@ -217,14 +220,14 @@ async def test_the_runner_stops_when_cancelled_even_in_the_moment_it_is_woken(
     """
     store = OutboxStore(db)
     idle = asyncio.Event()
-    real_next_due_at = store.next_due_at
+    real_poll = store.poll
 
-    async def next_due_at(*args: object, **kwargs: object) -> datetime | None:
-        found = await real_next_due_at(*args, **kwargs)  # type: ignore[arg-type]
+    async def poll(*args: object, **kwargs: object) -> tuple[list[OutboxRow], datetime | None]:
+        found = await real_poll(*args, **kwargs)  # type: ignore[arg-type]
         idle.set()  # the runner goes to sleep right after this
         return found
 
-    store.next_due_at = next_due_at  # type: ignore[method-assign]
+    store.poll = poll  # type: ignore[method-assign]
     runner = EffectRunner(store, {}, idle_poll_s=30)
     task = asyncio.create_task(runner.run())
     await asyncio.wait_for(idle.wait(), timeout=5)

@@ -91,6 +91,22 @@ class Clock:
 
 
 @dataclass
+class ClockView:
+    """The test's clock as a ``strom_core.clock.Clock``, for the parts that take one."""
+
+    clock: Clock
+
+    def now(self) -> datetime:
+        return self.clock.now
+
+    def unix(self) -> float:
+        return self.clock.now.timestamp()
+
+    def monotonic(self) -> float:
+        return self.clock.now.timestamp()
+
+
+@dataclass
 class Site:
     db: Database
     clock: Clock
@@ -250,7 +266,7 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
             backend,
             config,
             meter_interval_s=60,
-            clock=clock,
+            clock=ClockView(clock),
             session_secrets=SessionSecrets(bytes(32)),
             tariffs=TariffBook(TariffRepository(db), SYSTEM_CLOCK),
         ),
@@ -258,7 +274,7 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
         refunds=RefundService(store, backend, config, network="bcrt", clock=clock),
         outbox=OutboxStore(db),
     )
-    retention = Retention(db, POLICY, clock=clock)
+    retention = Retention(db, POLICY, clock=ClockView(clock))
     long_session = await site.paid_session(2, zap=True, amount_msat=400_000_000)
     long_transaction = await site.start(long_session, 2)
     stopped: list[str] = []
