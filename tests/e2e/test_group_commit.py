@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
+import strom_services.payments
 from strom_storage.schema import payments, sessions
 from tests.e2e.conftest import CHARGER, Stack
 
@@ -35,21 +35,19 @@ async def count_rows(stack: Stack, table: Any) -> int:
 
 async def test_concurrent_invoices_share_transactions_and_all_are_stored(stack: Stack) -> None:
     db = stack.strom.db
-    real_transaction = db.transaction
+    real_write = db.write
     transactions = 0
 
-    @asynccontextmanager
-    async def counting(**kwargs: Any) -> AsyncIterator[AsyncConnection]:
+    async def counting(work: Callable[[Connection], Any], **kwargs: Any) -> Any:
         nonlocal transactions
         transactions += 1
-        async with real_transaction(**kwargs) as conn:
-            yield conn
+        return await real_write(work, **kwargs)
 
-    db.transaction = counting  # type: ignore[method-assign]
+    db.write = counting  # type: ignore[method-assign]
     try:
         opened = await open_many(stack, 30)
     finally:
-        db.transaction = real_transaction  # type: ignore[method-assign]
+        db.write = real_write  # type: ignore[method-assign]
     assert all(not isinstance(o, BaseException) for o in opened), opened
     assert len({o.session_id for o in opened}) == 30
     assert transactions < 30  # grouped: fewer commits than invoices
@@ -68,12 +66,12 @@ async def test_a_failed_group_fails_every_caller_in_it_and_stores_none(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = (await count_rows(stack, sessions), await count_rows(stack, payments))
-    store = stack.strom.sessions
 
-    async def broken(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    def broken(conn: Connection, rows: list[dict[str, Any]]) -> None:
         raise OSError("disk I/O error")
 
-    monkeypatch.setattr(store, "insert_rows", broken)
+    # The group's transaction writes the new sessions with this function (one hop).
+    monkeypatch.setattr(strom_services.payments, "insert_sessions", broken)
     outcomes = await open_many(stack, 10)
     assert all(isinstance(o, OSError) for o in outcomes)  # nobody got an invoice to pay
     assert (await count_rows(stack, sessions), await count_rows(stack, payments)) == before
