@@ -9,13 +9,22 @@ aiosqlite: one await, and thread hops, per statement) and through the one-hop
 ``Database.write()``/``read()`` (the whole transaction as one function on the database thread).
 It prints the latency of the four together (p50/p99) and the event-loop CPU they cost.
 
+With ``--postgres URL`` (``postgresql+asyncpg://…``) the same runs on PostgreSQL in a schema of
+its own (dropped afterwards), where one hop is ``AsyncConnection.run_sync`` over asyncpg, and a
+third way is measured: the same four transactions written directly on asyncpg (hand-written
+SQL, asyncpg's prepared-statement cache, no SQLAlchemy).
+
     .venv/bin/python bench/storage_hotpath.py --sessions 2000
+    .venv/bin/python bench/storage_hotpath.py --sessions 2000 \
+        --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import secrets
 import statistics
 import tempfile
 import time
@@ -24,10 +33,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from _common import quiet, result
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from strom_storage.db import Database
 from strom_storage.schema import chargers, ledger_entries, outbox, payments, sessions
@@ -202,8 +212,62 @@ async def path_one_hop(db: Database, n: int) -> None:
     await db.write(lambda conn: done_one_hop(conn, n))
 
 
+# --- the same four transactions directly on asyncpg (PostgreSQL only) ---------------------------
+
+
+async def path_asyncpg(pool: asyncpg.Pool, n: int) -> None:
+    payment_hash, session_id = f"{n:064x}", f"s{n:08d}"
+    async with pool.acquire() as conn, conn.transaction():
+        paid = await conn.fetchval(
+            "SELECT state FROM payments WHERE payment_hash = $1 FOR UPDATE", payment_hash
+        )
+        assert paid == "pending"
+        await conn.execute(
+            "UPDATE payments SET state = 'settled', settled_at = $2 WHERE payment_hash = $1",
+            payment_hash,
+            NOW,
+        )
+        row = await conn.fetchrow("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+        await conn.execute(
+            "UPDATE sessions SET state = 'paid', version = $3, paid_msat = 2000000, "
+            "updated_at = $4 WHERE id = $1 AND version = $2",
+            session_id,
+            row["version"],
+            row["version"] + 1,
+            NOW,
+        )
+        await conn.execute(
+            "INSERT INTO ledger_entries (session_id, kind, natural_key, amount_msat, created_at) "
+            "VALUES ($1, 'payment', $2, 2000000, $3)",
+            session_id,
+            f"payment:{payment_hash}",
+            NOW,
+        )
+        await conn.execute(
+            "INSERT INTO outbox (idempotency_key, session_id, kind, payload, state, attempts, "
+            "run_after, last_error, created_at) "
+            "VALUES ($1, $2, 'remote_start', $3, 'pending', 0, $4, '', $4)",
+            f"remote_start:{session_id}",
+            session_id,
+            json.dumps({"session_id": session_id}),
+            NOW,
+        )
+    async with pool.acquire() as conn:
+        await conn.fetch(
+            "SELECT * FROM outbox WHERE state = 'pending' AND run_after <= $1 LIMIT 50", NOW
+        )
+    async with pool.acquire() as conn:
+        await conn.fetchrow("SELECT * FROM sessions WHERE id = $1", session_id)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE outbox SET state = 'done', done_at = $2 WHERE idempotency_key = $1",
+            f"remote_start:{session_id}",
+            NOW,
+        )
+
+
 async def measure(
-    db: Database, path: Callable[[Database, int], Awaitable[None]], first: int, count: int
+    db: Any, path: Callable[[Any, int], Awaitable[None]], first: int, count: int
 ) -> tuple[list[float], float]:
     latencies: list[float] = []
     cpu_start = time.thread_time()  # the event loop's thread only: what the loop pays
@@ -216,6 +280,13 @@ async def measure(
 
 def _p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _report(title: str, figures: list[tuple[str, list[float], float]]) -> None:
+    print(title)
+    print(f"{'':24} {'p50 ms':>8} {'p99 ms':>8} {'loop CPU µs':>12}")
+    for name, lat, cpu in figures:
+        print(f"{name:24} {_p(lat, 50):8.2f} {_p(lat, 99):8.2f} {cpu:12.0f}")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -231,13 +302,10 @@ async def run(args: argparse.Namespace) -> None:
             db, path_one_hop, args.sessions + warm, args.sessions - warm
         )
         await db.close()
-    print(f"settle → due → get → done, {args.sessions - warm} times each, SQLite:")
-    print(f"{'':24} {'p50 ms':>8} {'p99 ms':>8} {'loop CPU µs':>12}")
-    for name, lat, cpu in (
-        ("per statement (before)", before, before_cpu),
-        ("one hop (after)", after, after_cpu),
-    ):
-        print(f"{name:24} {_p(lat, 50):8.2f} {_p(lat, 99):8.2f} {cpu:12.0f}")
+    _report(
+        f"settle → due → get → done, {args.sessions - warm} times each, SQLite:",
+        [("per statement (before)", before, before_cpu), ("one hop (after)", after, after_cpu)],
+    )
     result(
         "storage hot path p50 (ms)",
         _p(after, 50),
@@ -247,11 +315,52 @@ async def run(args: argparse.Namespace) -> None:
         _p(after, 50) <= _p(before, 50) / 2,
         note="baseline: the same four transactions one await per statement",
     )
+    if args.postgres:
+        await run_postgres(args.postgres, args.sessions)
+
+
+async def run_postgres(url: str, count: int) -> None:
+    schema = f"bench_{secrets.token_hex(6)}"
+    admin = create_async_engine(url)
+    async with admin.begin() as conn:
+        await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine = create_async_engine(
+        url, connect_args={"server_settings": {"search_path": schema}}, pool_size=10
+    )
+    db = Database(engine)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=2, max_size=10, server_settings={"search_path": schema}
+    )
+    try:
+        await db.upgrade()
+        await db.write(lambda conn: _seed(conn, count * 3 // 2))
+        warm = min(100, count // 10)
+        each = count // 2 - warm
+        ways = (
+            ("per statement", path_per_statement, db),
+            ("one hop (run_sync)", path_one_hop, db),
+            ("asyncpg directly", path_asyncpg, pool),
+        )
+        figures = []
+        for index, (name, path, target) in enumerate(ways):
+            first = index * (count // 2)
+            await measure(target, path, first, warm)
+            latencies, cpu = await measure(target, path, first + warm, each)
+            figures.append((name, latencies, cpu))
+        _report(f"settle → due → get → done, {each} times each, PostgreSQL:", figures)
+    finally:
+        await pool.close()
+        await db.close()
+        async with admin.begin() as conn:
+            await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--postgres", metavar="URL", help="also measure on this PostgreSQL")
     args = parser.parse_args()
     quiet()
     asyncio.run(run(args))

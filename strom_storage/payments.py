@@ -157,9 +157,7 @@ def flag_payment(conn: Connection, payment_hash: str) -> None:
 
 def settle_payment(conn: Connection, payment_hash: str, received_msat: int, now: datetime) -> None:
     """Mark a payment ``settled`` with what was received, in the caller's transaction."""
-    conn.execute(
-        _SETTLE, {"hash": payment_hash, "received_msat": received_msat, "now": now}
-    )
+    conn.execute(_SETTLE, {"hash": payment_hash, "received_msat": received_msat, "now": now})
 
 
 def expire_payment(conn: Connection, payment_hash: str) -> PaymentRow | None:

@@ -44,14 +44,17 @@ __all__ = [
     "SessionNotFound",
     "SessionStore",
     "apply_event",
+    "find_by_id_tag",
     "find_holder",
     "hash_secret",
+    "held_connectors",
     "insert_sessions",
     "ledger_totals",
     "load_session",
     "new_session_row",
     "row_to_session",
     "session_to_row",
+    "with_transaction",
 ]
 
 _SESSION_FIELDS = {f.name for f in fields(Session)} - {"tariff", "applied", "state"}
