@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self, TypeAlias
 
+from strom_core.bolt11 import DecodedInvoice, decode_invoice
 from strom_core.errors import BackendError
 from strom_core.lightning import (
     Failed,
@@ -42,7 +43,6 @@ from strom_core.lightning import (
 from strom_core.lightning_errors import InvoiceRejected
 from strom_core.units import Msat, UnitError, msat
 from strom_lightning._stream import PendingHashes, SettlementSink, SettlementStream
-from strom_lightning.checks import DecodedInvoice, decode_invoice
 
 if TYPE_CHECKING:
     from strom_core.lightning_config import BackendConfig

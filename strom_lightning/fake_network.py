@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from strom_core.bolt11 import decode_invoice
 from strom_core.lightning import InvoiceState, InvoiceStatus, Network
 from strom_core.lightning_errors import InvoiceRejected
 from strom_core.units import Msat, format_sat
 from strom_lightning._fake_store import FakeStore, IncomingOutcome, InvoiceRow
 from strom_lightning._mint import mint_invoice
-from strom_lightning.checks import decode_invoice
 
 __all__ = [
     "NO_REAL_MONEY",

@@ -39,6 +39,7 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
+from strom_core.bolt11 import decode_invoice
 from strom_core.errors import (
     BackendError,
     BackendRejected,
@@ -76,7 +77,6 @@ from strom_lightning.base import (
     check_payment_args,
     is_payment_hash,
 )
-from strom_lightning.checks import decode_invoice
 
 __all__ = ["LNbitsBackend"]
 

@@ -37,6 +37,7 @@ from typing import Any, Self
 import httpx
 import orjson
 
+from strom_core.bolt11 import decode_invoice
 from strom_core.errors import BackendError, BackendRejected, BackendUnavailable, ConfigError
 from strom_core.lightning import (
     Failed,
@@ -69,7 +70,6 @@ from strom_lightning.base import (
     check_payment_args,
     is_payment_hash,
 )
-from strom_lightning.checks import decode_invoice
 from strom_lightning.lnd_credentials import LndCredentials, load_lnd_credentials
 
 __all__ = ["LndRestBackend", "invoice_status_from_lnd", "node_info_from_lnd", "payment_from_lnd"]

@@ -32,14 +32,8 @@ from datetime import UTC, datetime
 
 from strom_core.errors import IllegalTransition
 from strom_core.ports import Authorization, MeterSample, StartDecision, StopDecision
-from strom_core.session import (
-    MeterReading,
-    Session,
-    State,
-    TransactionStarted,
-    TransactionStopped,
-    Transition,
-)
+from strom_core.session import Session, State, Transition
+from strom_core.session_events import MeterReading, TransactionStarted, TransactionStopped
 from strom_services.orphans import record_stop_discrepancy
 from strom_storage import ocpp as records
 from strom_storage.sessions import SessionStore

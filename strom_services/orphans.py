@@ -56,7 +56,8 @@ from typing import Any
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerBooted, ConnectorStatusChanged
-from strom_core.session import LOST_KEY, Session, State, TransactionLost
+from strom_core.session import Session, State
+from strom_core.session_events import LOST_KEY, TransactionLost
 from strom_services.effects import Handler
 from strom_storage import audit
 from strom_storage.chargers import ChargerStore

@@ -40,14 +40,12 @@ from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink
-from strom_core.session import (
+from strom_core.session import State, Transition, new_session
+from strom_core.session_events import (
     InvoiceExpired,
     PaymentSettled,
     RemoteStartRejected,
-    State,
     TopUpSettled,
-    Transition,
-    new_session,
 )
 from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff

@@ -40,19 +40,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from strom_core.bolt11 import DecodedInvoice
 from strom_core.config import SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition, LedgerError, StromError
-from strom_core.session import (
-    POST_STOP_STATES,
+from strom_core.session import POST_STOP_STATES, Session, State, Transition
+from strom_core.session_events import (
     RefundClaimed,
     RefundFailed,
     RefundPaid,
-    Session,
-    State,
     StopReason,
     StopRequested,
-    Transition,
 )
 from strom_lightning import (
     Failed,
@@ -62,7 +60,6 @@ from strom_lightning import (
     Succeeded,
     check_withdraw_invoice,
 )
-from strom_lightning.checks import DecodedInvoice
 from strom_services.effects import RetryLater
 from strom_storage.outbox import OutboxRow, enqueue
 from strom_storage.refunds import InvoiceAlreadySubmitted, RefundStore

@@ -19,11 +19,11 @@ from strom_core.ports import (
     ConnectorStatusChanged,
     MeterSample,
 )
-from strom_core.session import (
+from strom_core.session import State
+from strom_core.session_events import (
     PaymentSettled,
     RefundClaimed,
     RefundPaid,
-    State,
     StopReason,
     StopRequested,
 )

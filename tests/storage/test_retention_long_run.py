@@ -26,7 +26,8 @@ from strom_core.config import (
     TariffConfig,
 )
 from strom_core.ports import MeterSample
-from strom_core.session import RemoteStartAccepted, State
+from strom_core.session import State
+from strom_core.session_events import RemoteStartAccepted
 from strom_core.session_secrets import SessionSecrets
 from strom_lightning._mint import mint_invoice
 from strom_services.ocpp_core import DatabaseOcppCore
