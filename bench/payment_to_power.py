@@ -116,7 +116,7 @@ async def run(args: argparse.Namespace) -> None:
                     if all(len(v) >= 2 * args.connectors for v in online.values()):
                         all_online.set()
 
-            strom.events.subscribers.append(watch)
+            strom.events.subscribe(watch)
             chargers = [
                 timed_charger(
                     arrivals,

@@ -42,7 +42,7 @@ from strom_core.lightning_errors import (
     InvoiceWrongNetwork,
     RefundsDisabled,
 )
-from strom_lightning.base import Clock, LightningBackend, PendingHashes, SettlementStream
+from strom_lightning.base import LightningBackend, PendingHashes, SettlementStream
 from strom_lightning.checks import check_withdraw_invoice
 from strom_lightning.fake import NO_REAL_MONEY, FakeBackend, FakePayReceipt, FakePayStatus, fake_pay
 from strom_lightning.fake_driver import FakeDriverWallet
@@ -58,7 +58,6 @@ __all__ = [
     "NO_REAL_MONEY",
     "BackendConfig",
     "CertificateNotTrusted",
-    "Clock",
     "DecodedInvoice",
     "Failed",
     "FakeBackend",

@@ -173,7 +173,7 @@ class PaymentService:
         self.clock = clock
         self.tariffs = tariffs
         tariffs.on_change(lambda _charger_id: self.forget_view())
-        self.offers = OfferView(store, chargers or ChargerStore(store.db), clock)
+        self.offers = OfferView(store, chargers or ChargerStore(store.db))
         store.on_committed(self.forget_view)
         # Sessions opened together commit together (one transaction for a burst of scans).
         self._openings: GroupCommit[tuple[dict[str, Any], dict[str, Any]]] = GroupCommit(

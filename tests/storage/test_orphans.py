@@ -7,6 +7,7 @@ effect runner and scripted charger commands; the whole story over a real OCPP we
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,7 +60,16 @@ class Clock:
         self.skipped = timedelta(0)
 
     def __call__(self) -> datetime:
+        return self.now()
+
+    def now(self) -> datetime:
         return datetime.now(UTC) + self.skipped
+
+    def unix(self) -> float:
+        return self.now().timestamp()
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped.total_seconds()
 
 
 async def _noop(row: OutboxRow) -> None:

@@ -92,6 +92,22 @@ class Clock:
 
 
 @dataclass
+class StromClock:
+    """:class:`strom_core.clock.Clock` over the test's clock, for the parts that take one."""
+
+    clock: Clock
+
+    def now(self) -> datetime:
+        return self.clock.now
+
+    def unix(self) -> float:
+        return self.clock.now.timestamp()
+
+    def monotonic(self) -> float:
+        return self.clock.now.timestamp()
+
+
+@dataclass
 class Site:
     db: Database
     clock: Clock
@@ -255,8 +271,8 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
             session_secrets=SessionSecrets(bytes(32)),
             tariffs=TariffBook(TariffRepository(db), SYSTEM_CLOCK),
         ),
-        ocpp=DatabaseOcppCore(store, clock=clock),
-        refunds=RefundService(store, backend, config, network="bcrt", clock=clock),
+        ocpp=DatabaseOcppCore(store, clock=StromClock(clock)),
+        refunds=RefundService(store, backend, config, network="bcrt", clock=StromClock(clock)),
         outbox=OutboxStore(db),
     )
     retention = Retention(db, POLICY, clock=clock)
