@@ -41,7 +41,6 @@ from tests.strom_process import StromChild, outbox_drained, strom_environment, w
 INVARIANTS = ("final", "locked", "money", "blocked", "strom")
 ORPHAN_GRACE_S = 2  # sessions.orphan_grace_s: a lost transaction ends after 2 s (+2 readings)
 RECONNECT_GRACE_S = 5  # ocpp.reconnect_grace_s
-QUIET_S = 240  # at most this long for the drivers to finish once the faults stop
 
 
 @dataclass
@@ -196,7 +195,7 @@ class Soak:
         tickets = Tickets(size.sessions)
         self.started = time.monotonic()
         try:
-            async with asyncio.timeout(size.seconds + QUIET_S), asyncio.TaskGroup() as group:
+            async with asyncio.timeout(size.seconds + size.quiet_s), asyncio.TaskGroup() as group:
                 for index in range(size.drivers):
                     group.create_task(self.driver(index).run(tickets))
                 group.create_task(self.schedule(self.plan.strom_events(), self.kill_strom))
@@ -205,7 +204,7 @@ class Soak:
                 tickets.open = False
                 self.say("quiet: no new sessions; waiting for the drivers to finish")
         except TimeoutError:
-            self.say(f"drivers still busy {QUIET_S} s after the faults stopped: stopped them")
+            self.say(f"drivers still busy {size.quiet_s:g} s after the faults: stopped them")
         self.still_charging: dict[str, int] = {}
         with contextlib.suppress(TimeoutError):
             await self.fleet.idle(within_s=20)

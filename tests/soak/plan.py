@@ -47,6 +47,8 @@ class SoakSize:
         sessions: paid sessions to start at most (None: as many as fit in ``seconds``).
         strom_kills: SIGKILLs of Strom.
         charger_faults: charger reboots and connection losses.
+        quiet_s: how long drivers may take to finish once the faults stop (they need a few
+            seconds; a session stuck for good fails the soak after this long).
     """
 
     seconds: float
@@ -55,6 +57,7 @@ class SoakSize:
     sessions: int | None = None
     strom_kills: int = 3
     charger_faults: int = 3
+    quiet_s: float = 60
 
     @classmethod
     def ci(cls) -> SoakSize:
@@ -73,6 +76,7 @@ class SoakSize:
             sessions=None,
             strom_kills=max(3, round(seconds / 20)),
             charger_faults=max(3, round(seconds / 12)),
+            quiet_s=240,
         )
 
 
