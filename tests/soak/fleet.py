@@ -18,7 +18,6 @@ from ocpp_server.simulator import CallFailed, SimulatedChargePoint, SimulatorOpt
 from tests.soak.plan import Event, Kind
 
 SPEED = 240.0  # the meters run 240 times faster than real time: 11 kW -> ~730 Wh a second
-WAIT_FOR_CHARGE_S = 15.0  # a reboot of the forgetful charger waits this long for a charge
 
 
 @dataclass
@@ -103,16 +102,22 @@ class Fleet:
         """Whether the charger runs no transaction now."""
         return not self.charging(charger_id)
 
-    async def hit(self, event: Event) -> None:
-        """Apply a planned fault to its charger (the forgetful one's reboot waits for a charge)."""
+    async def hit(self, event: Event, wait_s: float = 0.0) -> None:
+        """Apply a planned fault to its charger.
+
+        Args:
+            event: the fault.
+            wait_s: the forgetful charger's reboot waits up to this long for a charge, so that
+                it has a transaction to forget.
+        """
         charger = self.chargers[event.target]
         if event.kind is Kind.NETWORK:
             charger.drop_connection()
             self.counts.network_drops += 1
             return
-        if event.target == self.forgetful:  # make it forget something
+        if event.target == self.forgetful:
             with contextlib.suppress(TimeoutError):
-                await charger.wait_until(partial(self.charging, event.target), WAIT_FOR_CHARGE_S)
+                await charger.wait_until(partial(self.charging, event.target), wait_s)
         await self.reboot(event.target, event.down_s)
 
     async def reboot(self, charger_id: str, down_s: float) -> None:

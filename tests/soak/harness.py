@@ -41,6 +41,7 @@ from tests.strom_process import StromChild, outbox_drained, strom_environment, w
 INVARIANTS = ("final", "locked", "money", "blocked", "strom")
 ORPHAN_GRACE_S = 2  # sessions.orphan_grace_s: a lost transaction ends after 2 s (+2 readings)
 RECONNECT_GRACE_S = 5  # ocpp.reconnect_grace_s
+LAST_SESSION_S = 90  # the session at each charger after the soak finishes within this
 
 
 @dataclass
@@ -199,7 +200,9 @@ class Soak:
                 for index in range(size.drivers):
                     group.create_task(self.driver(index).run(tickets))
                 group.create_task(self.schedule(self.plan.strom_events(), self.kill_strom))
-                group.create_task(self.schedule(self.plan.charger_events(), self.fleet.hit))
+                for charger_id in self.plan.chargers:
+                    faults = self.plan.charger_events(charger_id)
+                    group.create_task(self.schedule(faults, self.hit_charger))
                 await asyncio.sleep(size.seconds)
                 tickets.open = False
                 self.say("quiet: no new sessions; waiting for the drivers to finish")
@@ -222,24 +225,32 @@ class Soak:
         await self.keeper.kill(event.down_s)
         self.say("strom is back")
 
+    async def hit_charger(self, event: Event) -> None:
+        """Reboot a charger or cut its connection; the forgetful charger's reboot waits for a
+        charge (at least 15 s, else until the faults stop)."""
+        wait_s = max(15.0, self.started + self.plan.size.seconds - time.monotonic())
+        await self.fleet.hit(event, wait_s)
+
     async def one_more_session_each(self) -> list[str]:
         """Every charger takes a paid session that charges and settles: none is blocked."""
-        rides = await asyncio.gather(
-            *(
-                self.driver(100 + n).ride(charger_id, "withdraw", within_s=60)
-                for n, charger_id in enumerate(self.plan.chargers)
-            )
+        verdicts = await asyncio.gather(
+            *(self.last_session(100 + n, c) for n, c in enumerate(self.plan.chargers))
         )
-        problems = []
-        for charger_id, ride in zip(self.plan.chargers, rides, strict=True):
-            if ride is None:
-                problems.append(f"charger {charger_id}: no invoice within 60 s after the soak")
-            elif not ride.charged or ride.outcome not in FINISHED - {"expired"}:
-                problems.append(
-                    f"charger {charger_id}: the last session {ride.session_id} "
-                    f"{'charged' if ride.charged else 'never charged'}, ended {ride.outcome}"
-                )
-        return problems
+        return [verdict for verdict in verdicts if verdict]
+
+    async def last_session(self, index: int, charger_id: str) -> str:
+        """One paid session at ``charger_id``; what went wrong with it ("": nothing)."""
+        try:
+            async with asyncio.timeout(LAST_SESSION_S):
+                ride = await self.driver(index).ride(charger_id, "withdraw", within_s=60)
+        except TimeoutError:
+            return f"charger {charger_id}: the last session took over {LAST_SESSION_S} s"
+        if ride is None:
+            return f"charger {charger_id}: no invoice within 60 s after the soak"
+        if not ride.charged or ride.outcome not in FINISHED - {"expired"}:
+            charged = "charged" if ride.charged else "never charged"
+            return f"charger {charger_id}: the last session {charged}, ended {ride.outcome}"
+        return ""
 
     def figures(self) -> dict[str, int]:
         """What the soak did (for the summary and the test's check that it did enough)."""

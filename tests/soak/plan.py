@@ -94,9 +94,9 @@ class Plan:
         """The kills of Strom, in time order."""
         return [e for e in self.events if e.target == STROM]
 
-    def charger_events(self) -> list[Event]:
-        """The charger faults, in time order."""
-        return [e for e in self.events if e.target != STROM]
+    def charger_events(self, charger_id: str) -> list[Event]:
+        """The faults of one charger, in time order."""
+        return [e for e in self.events if e.target == charger_id]
 
 
 def make_plan(size: SoakSize, seed: int) -> Plan:
