@@ -52,24 +52,32 @@ class Ride:
 
 
 class Tickets:
-    """How many more sessions may start, shared by all drivers; closed when the soak ends."""
+    """The sessions that may start, shared by all drivers: at most ``limit``, one new one
+    every ``every_s`` at most (drivers arrive spread over the soak); closed when it ends."""
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, every_s: float) -> None:
         self.left = limit
+        self.every_s = every_s
         self.open = True
+        self._next_at = time.monotonic()
 
-    def take(self) -> bool:
-        """Take one (False: no more sessions start)."""
-        if not self.open or self.left == 0:
-            return False
-        if self.left is not None:
-            self.left -= 1
-        return True
+    async def take(self) -> bool:
+        """Wait for the next arrival and take it (False: no more sessions start)."""
+        while self.open and self.left != 0:
+            now = time.monotonic()
+            if now >= self._next_at:
+                self._next_at = now + self.every_s
+                if self.left is not None:
+                    self.left -= 1
+                return True
+            await asyncio.sleep(min(0.1, self._next_at - now))
+        return False
 
     def give_back(self) -> None:
-        """A session that did not start (no invoice) returns its ticket."""
+        """A session that did not start (no invoice) returns its ticket at once."""
         if self.left is not None:
             self.left += 1
+        self._next_at = time.monotonic()
 
 
 class Driver:
@@ -129,8 +137,10 @@ class Driver:
 
     async def run(self, tickets: Tickets) -> None:
         """Start sessions one after another until no tickets are left."""
-        while tickets.take():
+        while await tickets.take():
             charger_id = self.rng.choice(sorted(self.fleet.chargers))
+            # The forgetful charger's reboot waits for a charge: the next driver goes there.
+            charger_id = self.fleet.wanted or charger_id
             behaviour = self.rng.choices(BEHAVIOURS, weights=(5, 2, 2))[0]
             ride = await self.ride(charger_id, behaviour, within_s=10)
             if ride is None:

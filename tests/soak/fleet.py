@@ -57,6 +57,7 @@ class Fleet:
             for charger_id, password in passwords.items()
         }
         self.counts = FaultCounts()
+        self.wanted: str | None = None  # a charger that waits for a driver to charge there
         self._runs: dict[str, asyncio.Task[None]] = {}
 
     def start(self) -> None:
@@ -108,7 +109,7 @@ class Fleet:
         Args:
             event: the fault.
             wait_s: the forgetful charger's reboot waits up to this long for a charge, so that
-                it has a transaction to forget.
+                it has a transaction to forget; meanwhile it is :attr:`wanted` by drivers.
         """
         charger = self.chargers[event.target]
         if event.kind is Kind.NETWORK:
@@ -116,8 +117,12 @@ class Fleet:
             self.counts.network_drops += 1
             return
         if event.target == self.forgetful:
-            with contextlib.suppress(TimeoutError):
-                await charger.wait_until(partial(self.charging, event.target), wait_s)
+            self.wanted = event.target
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await charger.wait_until(partial(self.charging, event.target), wait_s)
+            finally:
+                self.wanted = None
         await self.reboot(event.target, event.down_s)
 
     async def reboot(self, charger_id: str, down_s: float) -> None:

@@ -193,7 +193,7 @@ class Soak:
     async def faults_and_drivers(self) -> None:
         """The soak proper, then the quiet period until every driver is done."""
         size = self.plan.size
-        tickets = Tickets(size.sessions)
+        tickets = Tickets(size.sessions, size.arrival_s)
         self.started = time.monotonic()
         try:
             async with asyncio.timeout(size.seconds + size.quiet_s), asyncio.TaskGroup() as group:

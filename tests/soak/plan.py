@@ -47,6 +47,7 @@ class SoakSize:
         sessions: paid sessions to start at most (None: as many as fit in ``seconds``).
         strom_kills: SIGKILLs of Strom.
         charger_faults: charger reboots and connection losses.
+        arrival_s: a new session starts at most this often (drivers arrive over time).
         quiet_s: how long drivers may take to finish once the faults stop (they need a few
             seconds; a session stuck for good fails the soak after this long).
     """
@@ -57,6 +58,7 @@ class SoakSize:
     sessions: int | None = None
     strom_kills: int = 3
     charger_faults: int = 3
+    arrival_s: float = 2.5
     quiet_s: float = 60
 
     @classmethod
@@ -76,6 +78,7 @@ class SoakSize:
             sessions=None,
             strom_kills=max(3, round(seconds / 20)),
             charger_faults=max(3, round(seconds / 12)),
+            arrival_s=1.0,
             quiet_s=240,
         )
 
@@ -101,8 +104,9 @@ class Plan:
 
 def make_plan(size: SoakSize, seed: int) -> Plan:
     """The seeded schedule: Strom kills spread over the soak (one per slot, at a random point
-    of it), charger faults at random times; the forgetful charger's first fault is a reboot,
-    so that the soak always sees a charger come back without its transaction."""
+    of it), charger faults at random times; the forgetful charger's first fault is a reboot
+    early in the soak, so that the soak always sees a charger come back without its
+    transaction."""
     rng = random.Random(seed)
     chargers = tuple(f"soak-{n}" for n in range(1, size.chargers + 1))
     forgetful = chargers[-1]
@@ -115,7 +119,9 @@ def make_plan(size: SoakSize, seed: int) -> Plan:
         target = forgetful if n == 0 else rng.choice(chargers)
         kind = Kind.REBOOT if n == 0 or rng.random() < 0.7 else Kind.NETWORK
         down = round(rng.uniform(0.3, 3.0), 2) if kind is Kind.REBOOT else 0.0
-        at = rng.uniform(2.0, max(2.5, size.seconds - 2.0))
+        # The forgetful charger's first reboot comes early: it waits for a charge to forget.
+        early = (0.1 * size.seconds, 0.4 * size.seconds)
+        at = rng.uniform(*early) if n == 0 else rng.uniform(2.0, max(2.5, size.seconds - 2.0))
         events.append(Event(round(at, 2), target, kind, down))
     events.sort(key=lambda e: e.at_s)
     return Plan(seed, size, chargers, forgetful, tuple(events))
