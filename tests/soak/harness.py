@@ -139,6 +139,8 @@ class Soak:
         self.backend = backend
         self.wallet = FakeDriverWallet(backend)
         self.drivers: list[Driver] = []
+        self.still_charging: dict[str, int] = {}  # charger -> transaction, once it went quiet
+        self.began = time.monotonic()
 
     def say(self, line: str) -> None:
         """A progress line, stamped with the soak's elapsed time."""
@@ -187,7 +189,7 @@ class Soak:
         await self.backend.aclose()
         report.stats = self.figures() | tally(records)
         report.errors_logged = errors_logged(self.folder / "strom.log")
-        report.seconds = time.monotonic() - self.started
+        report.seconds = time.monotonic() - self.began
         return report
 
     async def faults_and_drivers(self) -> None:
@@ -208,7 +210,6 @@ class Soak:
                 self.say("quiet: no new sessions; waiting for the drivers to finish")
         except TimeoutError:
             self.say(f"drivers still busy {size.quiet_s:g} s after the faults: stopped them")
-        self.still_charging: dict[str, int] = {}
         with contextlib.suppress(TimeoutError):
             await self.fleet.idle(within_s=20)
         self.still_charging = self.fleet.open_transactions()
