@@ -31,7 +31,8 @@ from agent.messages import session_links, status_text
 from agent.relays import PublishResult
 from agent.store import Outgoing
 from strom_core.errors import IllegalTransition, RelayError
-from strom_core.session import Session, State, StopReason, StopRequested
+from strom_core.session import Session, State
+from strom_core.session_events import StopReason, StopRequested
 from strom_nostr.commands import Help, Refund, Status, Stop, help_text, parse_command
 from strom_nostr.discovery import DM_RELAY_LIST_KIND
 from strom_nostr.dm import (

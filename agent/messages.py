@@ -13,7 +13,8 @@ from urllib.parse import quote
 import bech32
 
 from strom_core.ports import ChargerLink
-from strom_core.session import Session, State, stop_reason_text
+from strom_core.session import Session, State
+from strom_core.session_events import stop_reason_text
 from strom_core.units import format_kwh, format_sat
 
 __all__ = [

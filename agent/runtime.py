@@ -6,8 +6,9 @@ How the composition root uses it::
                            backend=backend, commands=ocpp.commands, session_key=key,
                            clock=SYSTEM_CLOCK)
     front = FrontDoor(..., identities=runtime)          # nostrPubkey for zaps
-    events.subscribers.append(runtime.on_ocpp_event)    # status follows the chargers
+    events.subscribe(runtime.on_ocpp_event)             # status follows the chargers
     handlers |= runtime.handlers()                      # "notify" and "zap_receipt" rows
+    runtime.on_outbox_due(runner.wake)                  # a relay is back: DMs go now
     ...  # in the service's TaskGroup:
     group.create_task(runtime.run(stop))
 
@@ -141,9 +142,17 @@ class AgentRuntime:
         self._import_lock = asyncio.Lock()
         self._imported = False
         self.ready = asyncio.Event()
-        # Called when outbox rows were made due now (the effect runner should look again).
-        self.on_outbox_due: Callable[[], None] | None = None
+        self._outbox_due: list[Callable[[], None]] = []
         self._background: set[asyncio.Task[None]] = set()
+
+    def on_outbox_due(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when outbox rows were made due now (the effect runner looks again).
+
+        A relay that comes back makes the DMs and receipts waiting out a backoff due at once;
+        the effect runner is built after the runtime (it runs the runtime's handlers), so it
+        registers here.
+        """
+        self._outbox_due.append(wake)
 
     # --- what the rest of Strom asks ---------------------------------------------------------
 
@@ -343,8 +352,8 @@ class AgentRuntime:
             return
         if moved:
             log.info("relay %s is back: %d DM(s)/receipt(s) retried now", relay_url, moved)
-            if self.on_outbox_due is not None:
-                self.on_outbox_due()
+            for wake in self._outbox_due:
+                wake()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every agent until ``stop`` is set, then disconnect.

@@ -43,11 +43,12 @@ from websockets.asyncio.client import connect
 
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from ocpp_server.ocppj import Call
+from strom_core.bolt11 import decode_invoice
 from strom_core.ports import ConnectorStatusChanged, OcppEvent
 from strom_lightning import FakeDriverWallet
 from strom_nostr.event import sign_event
 from strom_nostr.keys import generate_secret_key
-from strom_nostr.zap_receipt import decode_invoice, zap_receipt
+from strom_nostr.zap_receipt import zap_receipt
 
 CONNECTOR_BLOCK = """
 [[connectors]]
@@ -115,7 +116,7 @@ async def run(args: argparse.Namespace) -> None:
                     if all(len(v) >= 2 * args.connectors for v in online.values()):
                         all_online.set()
 
-            strom.events.subscribers.append(watch)
+            strom.events.subscribe(watch)
             chargers = [
                 timed_charger(
                     arrivals,

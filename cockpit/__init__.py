@@ -134,9 +134,9 @@ class Cockpit:
         )
         self.live = LiveHub(self.auth, refunds, clock)
         if node is not None:
-            node.listeners.append(self.live.on_lightning)
-        sessions.listeners.append(self.live.on_transition)
-        events.subscribers.append(self.live.on_ocpp_event)
+            node.on_change(self.live.on_lightning)
+        sessions.on_committed(self.live.on_transition)
+        events.subscribe(self.live.on_ocpp_event)
         agents.add_status_listener(self.live.on_status)
         self.metrics = Metrics(
             config=config,

@@ -26,7 +26,8 @@ from markupsafe import Markup
 
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
-from strom_core.session import Session, State, stop_reason_text
+from strom_core.session import Session, State
+from strom_core.session_events import stop_reason_text
 from strom_core.units import format_kwh, format_sat
 from strom_web.csp import page_policy
 from strom_web.qr import fallback_qr, lnurl_qr

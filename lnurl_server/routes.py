@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from aiohttp import web
 
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
 from strom_core.ids import is_charger_id
@@ -136,6 +136,7 @@ class FrontDoor:
     identities: ChargerIdentities | None = None
     zap_max_age_s: int = 600
     node: NodeWatch | None = None  # while its node is down, Strom refuses to take money
+    clock: Clock = SYSTEM_CLOCK  # zap request freshness
 
     @property
     def config(self) -> StromConfig:
@@ -354,7 +355,7 @@ class FrontDoor:
             amount_msat_query=amount,
             charger_pubkey=pubkey,
             charger_status_coordinate=status_coordinate(pubkey, profile.id),
-            now=int(time.time()),
+            now=int(self.clock.unix()),
             max_age_s=self.zap_max_age_s,
             connector_ids=[c.id for c in profile.connectors],
         )

@@ -40,11 +40,8 @@ import logging
 import math
 import secrets
 import ssl
-import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -74,6 +71,7 @@ from ocpp_server.settings import (
 )
 from ocpp_server.v16.commands import OcppCommands
 from ocpp_server.v16.handlers import ChargerHandlers
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.ids import is_charger_id
 from strom_core.ports import EventSink, OcppCore
 
@@ -101,13 +99,13 @@ class OcppServer:
         chargers: where admitted chargers and their passwords are looked up.
         core: the core's OCPP seam (authorisation, transactions, meter records).
         events: where :mod:`strom_core.ports` OCPP events are published.
-        monotonic: clock for timeouts and silence (seconds); injectable for tests.
-        now: wall clock for timestamps (aware UTC).
+        clock: Strom's clock: monotonic time for timeouts and silence, wall time for
+            timestamps.
         password_key: checks (and makes, see :attr:`password_key`) the keyed hashes of
             generated charger keys; a key of this process alone when None, so only hashes
             made with it match.
         backoff: the per-source back-off of wrong passwords; one with the defaults of
-            :class:`~ocpp_server.backoff.SourceBackoff` on ``monotonic`` when None.
+            :class:`~ocpp_server.backoff.SourceBackoff` on the clock when None.
     """
 
     def __init__(
@@ -117,15 +115,14 @@ class OcppServer:
         core: OcppCore,
         events: EventSink,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
         password_key: PasswordKey | None = None,
         backoff: SourceBackoff | None = None,
     ) -> None:
         self.settings = settings
         self._chargers = chargers
-        self._monotonic = monotonic
-        self._now = now
+        self._monotonic = clock.monotonic
+        self._now = clock.now
         self._live: dict[str, ChargerConnection] = {}
         self._pending_connections: dict[str, ChargerConnection] = {}
         self._pending: dict[str, PendingCharger] = {}
@@ -136,14 +133,14 @@ class OcppServer:
         self._totals = [0, 0]
         self._passwords = PasswordChecks(
             PasswordKey(secrets.token_bytes(32)) if password_key is None else password_key,
-            SourceBackoff(clock=monotonic) if backoff is None else backoff,
+            SourceBackoff(clock=clock.monotonic) if backoff is None else backoff,
         )
         handlers = ChargerHandlers(
             settings=settings,
             core=core,
             events=events,
             chargers=chargers,
-            now=now,
+            now=clock.now,
             pending=lambda conn: self._pending.get(conn.charger_id),
             update_pending=self._update_pending,
         )
@@ -152,8 +149,8 @@ class OcppServer:
         self._context = ConnectionContext(
             settings=settings,
             events=events,
-            monotonic=monotonic,
-            now=now,
+            monotonic=clock.monotonic,
+            now=clock.now,
             totals=self._totals,
         )
         # Only OCPP 1.6 exists today; with a second version, commands dispatch on the

@@ -22,7 +22,6 @@ import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,14 +50,13 @@ from ocpp_server import (
 from strom.config import StromConfig, require_ocpp_password
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
-from strom_core.clock import SYSTEM_CLOCK
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig, ProfileConfig, ocpp_beyond_loopback
 from strom_core.errors import BackendError, ConfigError
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
     FakeBackend,
     LightningBackend,
-    LndRestBackend,
     NodeState,
     NodeWatch,
     SettlementStream,
@@ -306,6 +304,7 @@ class Strom:
     auth: StaticChargerAuth
     retention: Retention
     node: NodeWatch
+    clock: Clock = SYSTEM_CLOCK  # the one clock every part was given
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _settlements: SettlementStream | None = None
@@ -352,17 +351,21 @@ class Strom:
         await chargers.sync(config.profiles)
         sessions = SessionStore(db)
         live = LiveConfig(config)
+        clock = SYSTEM_CLOCK
         if backend is None:
-            backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
-        if isinstance(backend, LndRestBackend) and config.config_path is not None:
-            backend.pin_command = f"strom lightning pin-cert -c {config.config_path}"
+            backend = create_backend(
+                config.lightning,
+                data_dir=config.storage.data_dir,
+                clock=clock,
+                config_file=config.config_path,
+            )
         # An unreachable node does not stop Strom: it is reported, payments are refused
         # until it answers, and the watch keeps asking (strom_lightning/watch.py).
-        node = NodeWatch(backend)
+        node = NodeWatch(backend, clock=clock)
         await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.
         session_key = _purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
-        tariffs = TariffBook(TariffRepository(db), SYSTEM_CLOCK)
+        tariffs = TariffBook(TariffRepository(db), clock)
         await tariffs.load()  # operators' changes made while Strom ran before
         payments = PaymentService(
             sessions,
@@ -377,10 +380,14 @@ class Strom:
             backend,
             config.sessions,
             network=lambda: node.network,  # the node's, learned on first contact
+            clock=clock,
             stop_wait_s=config.sessions.withdraw_stop_wait_s,
-            admit_opening=RateLimiter(per_minute=12, burst=5).allow,  # per session
+            # per session
+            admit_opening=RateLimiter(per_minute=12, burst=5, clock=clock.monotonic).allow,
         )
-        orphans = OrphanWatch(sessions, chargers, grace_s=config.sessions.orphan_grace_s)
+        orphans = OrphanWatch(
+            sessions, chargers, grace_s=config.sessions.orphan_grace_s, clock=clock
+        )
         events = CoreEventSink(chargers, orphans)
 
         async def connector_changed(_event: object) -> None:
@@ -390,8 +397,9 @@ class Strom:
         ocpp = OcppServer(
             _ocpp_settings(config),
             auth,
-            DatabaseOcppCore(sessions),
+            DatabaseOcppCore(sessions, clock),
             events,
+            clock=clock,
             password_key=password_key,
         )
         agents = AgentRuntime(
@@ -402,7 +410,7 @@ class Strom:
             backend=backend,
             commands=ocpp.commands,
             session_key=session_key,
-            clock=SYSTEM_CLOCK,
+            clock=clock,
         )
         events.subscribe(agents.on_ocpp_event)
         handlers: dict[str, Handler] = {
@@ -413,7 +421,7 @@ class Strom:
         }
         runner = EffectRunner(OutboxStore(db), handlers)
         sessions.on_committed(lambda _transition: runner.wake())
-        agents.on_outbox_due = runner.wake  # a relay came back: waiting DMs go now
+        agents.on_outbox_due(runner.wake)  # a relay came back: waiting DMs go now
         front = FrontDoor(
             live=live,
             store=sessions,
@@ -425,10 +433,11 @@ class Strom:
                 config.server.fiat_currency,
                 fake_backend=isinstance(backend, FakeBackend),
             ),
-            per_client=RateLimiter(per_minute=20, burst=10),
-            per_charger=RateLimiter(per_minute=120, burst=60),
+            per_client=RateLimiter(per_minute=20, burst=10, clock=clock.monotonic),
+            per_charger=RateLimiter(per_minute=120, burst=60, clock=clock.monotonic),
             identities=agents,
             node=node,
+            clock=clock,
         )
 
         async def apply_profile(profile: ProfileConfig) -> None:
@@ -448,6 +457,7 @@ class Strom:
             check_quirks=parse_quirks,
             node=node,
             apply_profile=apply_profile,
+            clock=clock,
         )
         strom = cls(
             live=live,
@@ -466,6 +476,7 @@ class Strom:
             auth=auth,
             retention=_retention(config, db, agents, front),
             node=node,
+            clock=clock,
         )
         node.on_change(strom._node_changed)
         return strom
@@ -573,7 +584,7 @@ class Strom:
     async def _begin_reconnect_grace(self) -> None:
         """Chargers connected when Strom last stopped are reconnecting, not offline, for a while."""
         grace_s = self.config.ocpp.reconnect_grace_s
-        waiting = await self.chargers.begin_reconnect_grace(datetime.now(UTC), grace_s)
+        waiting = await self.chargers.begin_reconnect_grace(self.clock.now(), grace_s)
         if waiting:
             log.info(
                 "%d charger(s) were connected when Strom stopped; shown as reconnecting for up "

@@ -18,7 +18,6 @@ import secrets
 import signal
 import socket
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +31,7 @@ from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
 from strom.scaffold import write_scaffold
+from strom_core.clock import Clock
 from strom_core.ports import ChargerOnline, OcppEvent
 from strom_core.units import format_kwh, format_sat
 from strom_lightning import FakeBackend, FakeDriverWallet
@@ -102,13 +102,14 @@ async def _until(
     probe: Callable[[], Awaitable[dict[str, Any]]],
     done: Callable[[dict[str, Any]], bool],
     timeout_s: float,
+    clock: Clock,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
+    deadline = clock.monotonic() + timeout_s
     while True:
         value = await probe()
         if done(value):
             return value
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise DemoFailed(f"timed out waiting for {what} (last seen: {value.get('state')})")
         await asyncio.sleep(0.25)
 
@@ -124,10 +125,13 @@ async def _connected(connected: asyncio.Event, timeout_s: float) -> None:
 class Driver:
     """A driver with a Lightning wallet, talking to Strom only over HTTP like a real wallet."""
 
-    def __init__(self, http: httpx.AsyncClient, wallet: FakeDriverWallet, timeout_s: float) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, wallet: FakeDriverWallet, timeout_s: float, clock: Clock
+    ) -> None:
         self.http = http
         self.wallet = wallet
         self.timeout_s = timeout_s
+        self.clock = clock
 
     async def get(self, url: str, **params: str) -> dict[str, Any]:
         # Like a wallet: keep the URL's own query and append ours (LUD-06).
@@ -156,7 +160,9 @@ class Driver:
         async def status() -> dict[str, Any]:
             return await self.get(status_url)
 
-        await _until("the charge to start", status, lambda s: s["state"] == "charging", 30)
+        await _until(
+            "the charge to start", status, lambda s: s["state"] == "charging", 30, self.clock
+        )
         _say("3. Payment settled → RemoteStartTransaction → the charger started the session")
         _say(f"   session page: {session_url}")
         target = int(amount * options.charge_fraction)
@@ -164,14 +170,14 @@ class Driver:
 
         def progressed(s: dict[str, Any]) -> bool:
             nonlocal last_print
-            if time.monotonic() - last_print > 2:
-                last_print = time.monotonic()
+            if self.clock.monotonic() - last_print > 2:
+                last_print = self.clock.monotonic()
                 energy, cost = format_kwh(s["energy_wh"]), format_sat(s["consumed_msat"])
                 left = format_sat(s["refundable_msat"])
                 _say(f"   charging: {energy}, cost {cost}, remaining {left}")
             return int(s["consumed_msat"]) >= target
 
-        await _until("energy to flow", status, progressed, self.timeout_s)
+        await _until("energy to flow", status, progressed, self.timeout_s, self.clock)
         withdraw_url = (await status())["withdraw_url"].replace("lnurlw://", "http://", 1)
         _say("4. The driver scans the stop-and-refund link (LNURL-withdraw)")
         withdraw = await self.get(withdraw_url)
@@ -184,7 +190,9 @@ class Driver:
         before = await self.wallet.received_msat()
         refund_invoice = await self.wallet.create_invoice(refundable, memo="Strom refund")
         await self.get(withdraw["callback"], k1=withdraw["k1"], pr=refund_invoice.bolt11)
-        final = await _until("the refund", status, lambda s: s["state"] == "refunded", 30)
+        final = await _until(
+            "the refund", status, lambda s: s["state"] == "refunded", 30, self.clock
+        )
         received = await self.wallet.received_msat() - before
         _say(f"5. Refund paid: the wallet received {format_sat(received)}")
         paid, consumed, refunded = (
@@ -226,7 +234,8 @@ async def run_demo(options: DemoOptions) -> int:
                 power_kw=Decimal(11),
                 speed=options.speed,
                 plugged=(1,),
-            )
+            ),
+            clock=strom.clock,
         )
         connected = asyncio.Event()  # Strom takes no payment for a charger not connected
 
@@ -255,7 +264,7 @@ async def run_demo(options: DemoOptions) -> int:
         try:
             await _connected(connected, options.timeout_s)
             async with httpx.AsyncClient(timeout=30) as http:
-                await Driver(http, wallet, options.timeout_s).story(base, options)
+                await Driver(http, wallet, options.timeout_s, strom.clock).story(base, options)
         except (DemoFailed, httpx.HTTPError) as exc:
             failed = str(exc) or type(exc).__name__
             _say(f"demo failed: {failed}")

@@ -6,9 +6,10 @@ Backends raise :class:`~strom_core.errors.BackendTimeout` /
 definitely refused it. Payments never raise for those: ``pay_invoice`` and ``lookup_payment``
 return a :data:`~strom_core.lightning.PaymentResult` instead.
 
-The ``Invoice…`` errors below are raised by :mod:`strom_lightning.checks` when a wallet submits
-an invoice Strom must not pay. Each has a short, stable ``code`` that the LNURL layer can put in
-a LUD error reason, and a message a person can act on.
+The ``Invoice…`` errors below are raised by :mod:`strom_core.bolt11` (the BOLT11 reader) and
+:mod:`strom_lightning.checks` when a wallet submits an invoice Strom must not pay. Each has a
+short, stable ``code`` that the LNURL layer can put in a LUD error reason, and a message a
+person can act on.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Build one from configuration with :func:`create_backend`; check invoices that wa
 for refunds with :func:`check_withdraw_invoice`. See ``docs/lightning.md``.
 """
 
+from strom_core.bolt11 import DecodedInvoice, decode_invoice
 from strom_core.lightning import (
     Failed,
     Health,
@@ -41,8 +42,8 @@ from strom_core.lightning_errors import (
     InvoiceWrongNetwork,
     RefundsDisabled,
 )
-from strom_lightning.base import Clock, LightningBackend, PendingHashes, SettlementStream
-from strom_lightning.checks import DecodedInvoice, check_withdraw_invoice, decode_invoice
+from strom_lightning.base import LightningBackend, PendingHashes, SettlementStream
+from strom_lightning.checks import check_withdraw_invoice
 from strom_lightning.fake import NO_REAL_MONEY, FakeBackend, FakePayReceipt, FakePayStatus, fake_pay
 from strom_lightning.fake_driver import FakeDriverWallet
 from strom_lightning.fake_network import FakeNetwork
@@ -57,7 +58,6 @@ __all__ = [
     "NO_REAL_MONEY",
     "BackendConfig",
     "CertificateNotTrusted",
-    "Clock",
     "DecodedInvoice",
     "Failed",
     "FakeBackend",

@@ -25,10 +25,12 @@ import abc
 import logging
 import weakref
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Self
 
+from strom_core.bolt11 import DecodedInvoice, decode_invoice
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import BackendError
 from strom_core.lightning import (
     Failed,
@@ -42,29 +44,18 @@ from strom_core.lightning import (
 from strom_core.lightning_errors import InvoiceRejected
 from strom_core.units import Msat, UnitError, msat
 from strom_lightning._stream import PendingHashes, SettlementSink, SettlementStream
-from strom_lightning.checks import DecodedInvoice, decode_invoice
 
 if TYPE_CHECKING:
     from strom_core.lightning_config import BackendConfig
 
 __all__ = [
-    "Clock",
     "LightningBackend",
     "PendingHashes",
     "SettlementStream",
     "check_invoice_args",
     "check_payment_args",
     "is_payment_hash",
-    "utc_now",
 ]
-
-Clock: TypeAlias = Callable[[], datetime]
-"""A clock: returns now as an aware UTC datetime. Injected so tests control time."""
-
-
-def utc_now() -> datetime:
-    """The default clock: now, as an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 class LightningBackend(abc.ABC):
@@ -81,13 +72,13 @@ class LightningBackend(abc.ABC):
         self,
         *,
         network: Network,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         reconcile_every_s: float = 30.0,
         fallback_poll_s: float = 5.0,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.network: Network = network
-        self._clock = clock or utc_now
+        self._clock = clock
         self._reconcile_every_s = reconcile_every_s
         self._fallback_poll_s = fallback_poll_s
         self._log = logger or logging.getLogger(f"strom_lightning.{self.name}")
@@ -98,13 +89,23 @@ class LightningBackend(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
+    def from_config(
+        cls,
+        config: BackendConfig,
+        *,
+        data_dir: Path,
+        clock: Clock = SYSTEM_CLOCK,
+        config_file: Path | None = None,
+    ) -> Self:
         """Build the backend from its configuration section.
 
         Args:
             config: this backend's section (``FakeConfig``, ``LndConfig``, ``LNbitsConfig``).
             data_dir: Strom's data folder (the fake keeps its database there; relative paths
                 in the configuration are resolved against it).
+            clock: the clock (invoice expiry, timestamps).
+            config_file: Strom's configuration file, when there is one; named in advice to
+                the operator (the command that pins a renewed LND certificate).
 
         Raises:
             ConfigError: a secret file is missing or unreadable, or the section is for
@@ -291,7 +292,7 @@ class LightningBackend(abc.ABC):
     # --- helpers for subclasses ------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return self._clock()
+        return self._clock.now()
 
     def _prepare_payment(self, bolt11: str) -> tuple[DecodedInvoice, Msat] | Failed:
         """Decode and sanity-check an invoice before sending; a refusal is pre-dispatch."""

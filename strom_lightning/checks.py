@@ -1,15 +1,11 @@
 """Checks for BOLT11 invoices that wallets submit to Strom (LNURL-withdraw refunds).
 
 Theory of operation: an invoice a stranger hands us is untrusted input that we are about to
-pay. :func:`decode_invoice` turns the string into a :class:`DecodedInvoice` or raises one of the
-``Invoice…`` errors of :mod:`strom_core.lightning_errors`; :func:`check_withdraw_invoice` adds the
-policy: network, amount present and within the offered range, not expired at ``now`` (the
-caller passes the clock's reading), and a payment hash never seen before.
-
-Decoding uses the ``bolt11`` library, plus the reader rules of BOLT 11 it does not enforce
-itself: mixed case is refused, a ``p`` amount must not have sub-millisatoshi precision, and an
-unknown *even* feature bit fails the invoice ("it's ok to be odd"). The signature is verified
-against the ``n`` field when present (high-S refused) and by public-key recovery otherwise.
+pay. :func:`~strom_core.bolt11.decode_invoice` (the one BOLT11 reader) turns the string into a
+:class:`~strom_core.bolt11.DecodedInvoice` or raises one of the ``Invoice…`` errors of
+:mod:`strom_core.lightning_errors`; :func:`check_withdraw_invoice` adds the policy: network,
+amount present and within the offered range, not expired at ``now`` (the caller passes the
+clock's reading), and a payment hash never seen before.
 
 The "seen" check: pass ``seen`` to refuse a hash the caller already knows, but the authoritative
 check belongs in the caller's database, atomically with the debit (a unique key on the payment
@@ -20,111 +16,21 @@ This module is pure: no I/O, no event loop.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import bolt11
-from bolt11.exceptions import (
-    Bolt11AmountInvalidException,
-    Bolt11Bech32InvalidException,
-    Bolt11Exception,
-    Bolt11HrpInvalidException,
-    Bolt11SignatureVerifyException,
-)
-
+from strom_core.bolt11 import DecodedInvoice, decode_invoice
 from strom_core.lightning import NETWORK_NAMES
 from strom_core.lightning_errors import (
     InvoiceAlreadySeen,
     InvoiceAmountMissing,
     InvoiceAmountOutOfRange,
     InvoiceExpired,
-    InvoiceMalformed,
-    InvoiceSignatureInvalid,
-    InvoiceUnsupportedFeature,
     InvoiceWrongNetwork,
 )
-from strom_core.units import Msat, format_sat
+from strom_core.units import format_sat
 
-__all__ = ["KNOWN_EVEN_FEATURE_BITS", "DecodedInvoice", "check_withdraw_invoice", "decode_invoice"]
-
-# BOLT 9 features that may appear in an invoice and that the payers Strom uses understand:
-# var_onion_optin (8), payment_secret (14), basic_mpp (16), option_route_blinding (24),
-# amp (30), option_payment_metadata (48). An even (required) bit outside this set fails.
-KNOWN_EVEN_FEATURE_BITS = frozenset({8, 14, 16, 24, 30, 48})
-
-_HRP = re.compile(r"ln(bcrt|bc|tbs|tb)(?:(\d+)([munp]?))?")
-_MAX_LENGTH = 7089  # the largest string a QR code can hold; no honest invoice is longer
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedInvoice:
-    """A BOLT11 invoice whose structure and signature are valid."""
-
-    bolt11: str
-    """The invoice, lowercased (as it must be sent on)."""
-    network: str
-    payment_hash: str
-    amount_msat: Msat | None
-    payee: str
-    created_at: datetime
-    expires_at: datetime
-    description: str | None
-    description_hash: str | None
-
-    def expired(self, now: datetime) -> bool:
-        """True when the invoice can no longer be paid at ``now``."""
-        return now >= self.expires_at
-
-
-def decode_invoice(invoice: str) -> DecodedInvoice:
-    """Decode a BOLT11 string and verify its structure and signature.
-
-    Args:
-        invoice: the invoice as a wallet sent it; surrounding whitespace and a
-            ``lightning:`` prefix are accepted.
-
-    Returns:
-        The decoded invoice.
-
-    Raises:
-        InvoiceMalformed: not valid bech32, bad checksum, mixed case, sub-msat amount,
-            missing payment hash or secret, no description.
-        InvoiceWrongNetwork: a currency prefix that is not a bitcoin network.
-        InvoiceSignatureInvalid: the signature does not verify.
-        InvoiceUnsupportedFeature: an unknown even feature bit is set.
-    """
-    text = invoice.strip()
-    if text.lower().startswith("lightning:"):
-        text = text[len("lightning:") :]
-    if not text:
-        raise InvoiceMalformed("the invoice is empty")
-    if len(text) > _MAX_LENGTH:
-        raise InvoiceMalformed(f"the invoice is {len(text)} characters long; too long")
-    if text != text.lower() and text != text.upper():
-        raise InvoiceMalformed("the invoice mixes upper and lower case, which bech32 forbids")
-    text = text.lower()
-    _check_hrp(text)
-    decoded = _decode(text)
-    _check_features(decoded)
-    created = datetime.fromtimestamp(decoded.date, UTC)
-    try:
-        expires = created + timedelta(seconds=int(decoded.expiry))
-    except OverflowError:
-        expires = datetime.max.replace(tzinfo=UTC)  # an expiry beyond the calendar: never
-    amount = decoded.amount_msat
-    return DecodedInvoice(
-        bolt11=text,
-        network=decoded.currency,
-        payment_hash=decoded.payment_hash,
-        amount_msat=Msat(int(amount)) if amount is not None else None,
-        payee=decoded.payee or "",
-        created_at=created,
-        expires_at=expires,
-        description=decoded.description,
-        description_hash=decoded.description_hash,
-    )
+__all__ = ["check_withdraw_invoice"]
 
 
 def check_withdraw_invoice(
@@ -198,58 +104,3 @@ def check_withdraw_invoice(
 def _network_name(prefix: str) -> str:
     name = NETWORK_NAMES.get(prefix)
     return f"{name} (ln{prefix})" if name else f"ln{prefix}"
-
-
-def _check_hrp(text: str) -> None:
-    separator = text.rfind("1")
-    if separator < 1:
-        raise InvoiceMalformed("not a BOLT11 invoice (no bech32 separator)")
-    hrp = text[:separator]
-    if not hrp.startswith("ln"):
-        raise InvoiceMalformed("not a BOLT11 invoice (it does not start with 'ln')")
-    match = _HRP.fullmatch(hrp)
-    if match is None:
-        if _HRP.match(hrp) is None:
-            raise InvoiceWrongNetwork(f"unknown network prefix in {hrp!r}")
-        raise InvoiceMalformed(f"the amount in {hrp!r} is not a number with a known multiplier")
-    digits, multiplier = match.group(2), match.group(3)
-    if digits is not None and multiplier == "p" and not digits.endswith("0"):
-        raise InvoiceMalformed("the amount has sub-millisatoshi precision")
-    if digits is not None and int(digits) == 0:
-        raise InvoiceMalformed("the amount is zero")
-
-
-def _decode(text: str) -> bolt11.Bolt11:
-    try:
-        return bolt11.decode(text)
-    except Bolt11SignatureVerifyException as exc:
-        raise InvoiceSignatureInvalid("the invoice signature does not verify") from exc
-    except Bolt11Bech32InvalidException as exc:
-        raise InvoiceMalformed("not valid bech32 (bad characters or checksum)") from exc
-    except Bolt11AmountInvalidException as exc:
-        raise InvoiceMalformed("the amount is not valid") from exc
-    except Bolt11HrpInvalidException as exc:
-        raise InvoiceWrongNetwork("unknown network prefix") from exc
-    except Bolt11Exception as exc:
-        raise InvoiceMalformed(f"not a valid invoice: {exc}") from exc
-    except ValueError as exc:
-        # coincurve: "failed to recover ECDSA public key"; bech32/bitstring: bad lengths.
-        if "recover" in str(exc) or "signature" in str(exc).lower():
-            raise InvoiceSignatureInvalid("the invoice signature cannot be verified") from exc
-        raise InvoiceMalformed(f"not a valid invoice: {exc}") from exc
-    except (IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError) as exc:
-        # The library reads fields straight out of the bit stream; truncated or garbled
-        # fields surface as these.
-        raise InvoiceMalformed("not a valid invoice (a field could not be read)") from exc
-
-
-def _check_features(decoded: bolt11.Bolt11) -> None:
-    features = decoded.features
-    if features is None:
-        return
-    bits = features.data.bin
-    for position, value in enumerate(reversed(bits)):
-        if value == "1" and position % 2 == 0 and position not in KNOWN_EVEN_FEATURE_BITS:
-            raise InvoiceUnsupportedFeature(
-                f"the invoice requires feature bit {position}, which is not supported"
-            )

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Self
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import BackendUnavailable, ConfigError
 from strom_core.lightning import (
     Failed,
@@ -43,13 +44,7 @@ from strom_core.units import Msat
 from strom_lightning._fake_store import Attempt, FakeStore, PaymentRow
 from strom_lightning._mint import node_pubkey
 from strom_lightning._stream import SettlementSink
-from strom_lightning.base import (
-    Clock,
-    LightningBackend,
-    check_invoice_args,
-    check_payment_args,
-    utc_now,
-)
+from strom_lightning.base import LightningBackend, check_invoice_args, check_payment_args
 from strom_lightning.fake_network import (
     NO_REAL_MONEY,
     FakeNetwork,
@@ -84,7 +79,7 @@ class FakeBackend(LightningBackend):
         network: Network = "bcrt",
         poll_interval_s: float = 0.2,
         fee_msat: int = 0,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         reconcile_every_s: float = 30.0,
         fallback_poll_s: float = 1.0,
     ) -> None:
@@ -96,7 +91,7 @@ class FakeBackend(LightningBackend):
             logger=fake_log,
         )
         self.db_path = db_path
-        self.fake_network = FakeNetwork(db_path, network=network, clock=clock or utc_now)
+        self.fake_network = FakeNetwork(db_path, network=network, clock=clock)
         self._poll_interval_s = poll_interval_s
         self._fee_msat = fee_msat
         self._node_key: str | None = None
@@ -104,7 +99,14 @@ class FakeBackend(LightningBackend):
         self._down = False
 
     @classmethod
-    def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
+    def from_config(
+        cls,
+        config: BackendConfig,
+        *,
+        data_dir: Path,
+        clock: Clock = SYSTEM_CLOCK,
+        config_file: Path | None = None,
+    ) -> Self:
         """Build from a :class:`~strom_core.lightning_config.FakeConfig` section."""
         if not isinstance(config, FakeConfig):
             raise ConfigError(f"fake backend given a {config.backend} configuration")
@@ -114,6 +116,7 @@ class FakeBackend(LightningBackend):
             network=config.network,
             poll_interval_s=config.poll_interval_ms / 1000,
             fee_msat=config.fee_msat,
+            clock=clock,
         )
 
     def __repr__(self) -> str:

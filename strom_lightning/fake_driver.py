@@ -140,7 +140,7 @@ class FakeDriverWallet:
             payment_hash.lower(),
             succeed=succeed,
             reason=reason,
-            now=to_seconds(self._network.clock()),
+            now=to_seconds(self._network.clock.now()),
         )
         if row is None:
             raise InvoiceNotFound(payment_hash, "fake backend payments")

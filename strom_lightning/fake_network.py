@@ -18,18 +18,19 @@ import enum
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from strom_core.bolt11 import decode_invoice
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.lightning import InvoiceState, InvoiceStatus, Network
 from strom_core.lightning_errors import InvoiceRejected
 from strom_core.units import Msat, format_sat
 from strom_lightning._fake_store import FakeStore, IncomingOutcome, InvoiceRow
 from strom_lightning._mint import mint_invoice
-from strom_lightning.checks import decode_invoice
 
 __all__ = [
     "NO_REAL_MONEY",
@@ -118,7 +119,7 @@ async def fake_pay(
     store = FakeStore(path)
     try:
         await store.open()
-        return await pay_into(store, bolt11, now or datetime.now(UTC))
+        return await pay_into(store, bolt11, now or SYSTEM_CLOCK.now())
     finally:
         await store.close()
 
@@ -159,10 +160,10 @@ class FakeNetwork:
     Args:
         db_path: the ledger file (created on first use).
         network: the chain its invoices are for (``bcrt`` by default in the backend).
-        clock: now, as an aware UTC datetime.
+        clock: the fake world's clock (invoice creation and expiry, payments).
     """
 
-    def __init__(self, db_path: Path, *, network: Network, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db_path: Path, *, network: Network, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db_path = db_path
         self.network: Network = network
         self.clock = clock
@@ -234,7 +235,7 @@ class FakeNetwork:
         """A new, signed invoice of the node whose private key is ``key`` (not yet stored)."""
         preimage = secrets.token_bytes(32)
         payment_hash = hashlib.sha256(preimage).hexdigest()
-        created = to_seconds(self.clock())
+        created = to_seconds(self.clock.now())
         bolt11 = mint_invoice(
             private_key_hex=key,
             network=self.network,
@@ -263,7 +264,7 @@ class FakeNetwork:
     def status(self, row: InvoiceRow) -> InvoiceStatus:
         """Where an invoice stands now (a pending one past its expiry is expired)."""
         state = InvoiceState.SETTLED if row.state == "settled" else InvoiceState.PENDING
-        if state is InvoiceState.PENDING and self.clock() >= from_seconds(row.expires_at):
+        if state is InvoiceState.PENDING and self.clock.now() >= from_seconds(row.expires_at):
             state = InvoiceState.EXPIRED
         return InvoiceStatus(
             payment_hash=row.payment_hash,
@@ -276,6 +277,6 @@ class FakeNetwork:
 
     async def receive(self, bolt11: str, amount_msat: int | None = None) -> FakePayReceipt:
         """Pay one of the node's invoices in process: its listener wakes at once."""
-        receipt = await pay_into(await self.store(), bolt11, self.clock(), amount_msat)
+        receipt = await pay_into(await self.store(), bolt11, self.clock.now(), amount_msat)
         self.changed()
         return receipt

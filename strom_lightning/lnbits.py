@@ -39,6 +39,8 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
+from strom_core.bolt11 import decode_invoice
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import (
     BackendError,
     BackendRejected,
@@ -70,13 +72,11 @@ from strom_lightning._http import (
 )
 from strom_lightning._stream import SettlementSink
 from strom_lightning.base import (
-    Clock,
     LightningBackend,
     check_invoice_args,
     check_payment_args,
     is_payment_hash,
 )
-from strom_lightning.checks import decode_invoice
 
 __all__ = ["LNbitsBackend"]
 
@@ -124,7 +124,7 @@ class LNbitsBackend(LightningBackend):
         admin_key: str | None,
         network: Network = "bc",
         timeout_s: float = 30.0,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         reconcile_every_s: float = 30.0,
         fallback_poll_s: float = 5.0,
         verify: ssl.SSLContext | bool = True,
@@ -149,7 +149,14 @@ class LNbitsBackend(LightningBackend):
         self._ws_log = _Redacting(logging.getLogger("strom_lightning.lnbits.ws"), self._secrets)
 
     @classmethod
-    def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
+    def from_config(
+        cls,
+        config: BackendConfig,
+        *,
+        data_dir: Path,
+        clock: Clock = SYSTEM_CLOCK,
+        config_file: Path | None = None,
+    ) -> Self:
         """Build from an :class:`~strom_core.lightning_config.LNbitsConfig` section."""
         if not isinstance(config, LNbitsConfig):
             raise ConfigError(f"lnbits backend given a {config.backend} configuration")
@@ -170,6 +177,7 @@ class LNbitsBackend(LightningBackend):
             admin_key=key(config.admin_key, config.admin_key_path, "lnbits.admin_key_path"),
             network=config.network,
             timeout_s=config.request_timeout_s,
+            clock=clock,
             reconcile_every_s=config.reconcile_every_s,
         )
 

@@ -37,6 +37,8 @@ from typing import Any, Self
 import httpx
 import orjson
 
+from strom_core.bolt11 import decode_invoice
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import BackendError, BackendRejected, BackendUnavailable, ConfigError
 from strom_core.lightning import (
     Failed,
@@ -63,16 +65,32 @@ from strom_lightning._http import (
 )
 from strom_lightning._stream import SettlementSink
 from strom_lightning.base import (
-    Clock,
     LightningBackend,
     check_invoice_args,
     check_payment_args,
     is_payment_hash,
 )
-from strom_lightning.checks import decode_invoice
 from strom_lightning.lnd_credentials import LndCredentials, load_lnd_credentials
 
-__all__ = ["LndRestBackend", "invoice_status_from_lnd", "node_info_from_lnd", "payment_from_lnd"]
+__all__ = [
+    "DEFAULT_PIN_COMMAND",
+    "LndRestBackend",
+    "invoice_status_from_lnd",
+    "node_info_from_lnd",
+    "payment_from_lnd",
+    "pin_cert_command",
+]
+
+DEFAULT_PIN_COMMAND = "strom lightning pin-cert -c strom.toml"
+"""The command that pins a renewed LND certificate, when Strom's configuration file is unknown."""
+
+
+def pin_cert_command(config_file: Path | None) -> str:
+    """The command an operator runs to trust LND's renewed certificate, for this configuration."""
+    if config_file is None:
+        return DEFAULT_PIN_COMMAND
+    return f"strom lightning pin-cert -c {config_file}"
+
 
 _PAY_GRACE_S = 10.0  # wait this long past LND's own timeout_seconds for its final answer
 _NETWORKS: dict[str, Network] = {
@@ -200,14 +218,19 @@ class LndRestBackend(LightningBackend):
         cert_pem: str | None,
         network: Network = "bc",
         timeout_s: float = 30.0,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         reconcile_every_s: float = 30.0,
         fallback_poll_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         pay_grace_s: float = _PAY_GRACE_S,
         reload: Callable[[], LndCredentials] | None = None,
+        pin_command: str = DEFAULT_PIN_COMMAND,
     ) -> None:
-        """LND at ``base_url``; ``reload`` reads the configured files again (see refresh)."""
+        """LND at ``base_url``; ``reload`` reads the configured files again (see refresh).
+
+        ``pin_command`` is what the operator runs to trust a renewed certificate (named in
+        the error when the certificate changed).
+        """
         super().__init__(
             network=network,
             clock=clock,
@@ -223,7 +246,7 @@ class LndRestBackend(LightningBackend):
         self._client = self._new_client(self._credentials)
         self._settle_index = 0
         self._pay_grace_s = pay_grace_s
-        self.pin_command = "strom lightning pin-cert -c strom.toml"
+        self.pin_command = pin_command
         """What the operator runs to trust a renewed certificate (named in the error)."""
 
     def _new_client(self, credentials: LndCredentials) -> httpx.AsyncClient:
@@ -238,7 +261,14 @@ class LndRestBackend(LightningBackend):
         )
 
     @classmethod
-    def from_config(cls, config: BackendConfig, *, data_dir: Path) -> Self:
+    def from_config(
+        cls,
+        config: BackendConfig,
+        *,
+        data_dir: Path,
+        clock: Clock = SYSTEM_CLOCK,
+        config_file: Path | None = None,
+    ) -> Self:
         """Build from an :class:`~strom_core.lightning_config.LndConfig` section (either style)."""
         if not isinstance(config, LndConfig):
             raise ConfigError(f"lnd backend given a {config.backend} configuration")
@@ -250,8 +280,10 @@ class LndRestBackend(LightningBackend):
                 cert_pem=credentials.cert_pem,
                 network=config.network,
                 timeout_s=config.request_timeout_s,
+                clock=clock,
                 reconcile_every_s=config.reconcile_every_s,
                 reload=partial(load_lnd_credentials, config, data_dir=data_dir),
+                pin_command=pin_cert_command(config_file),
             )
         except ValueError as exc:
             raise ConfigError(f"lnd: {exc}") from None

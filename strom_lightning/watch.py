@@ -28,9 +28,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import BackendError
 from strom_core.lightning import NETWORK_NAMES, Network, NodeInfo
-from strom_lightning.base import Clock, LightningBackend, utc_now
+from strom_lightning.base import LightningBackend
 
 __all__ = ["NodeListener", "NodeState", "NodeWatch"]
 
@@ -64,7 +65,7 @@ class NodeWatch:
         self,
         backend: LightningBackend,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         probe_timeout_s: float = 10.0,
         check_every_s: float = 30.0,
         retry_initial_s: float = 5.0,
@@ -76,15 +77,20 @@ class NodeWatch:
         self.check_every_s = check_every_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self.listeners: list[NodeListener] = []
-        self._state = NodeState(up=None, since=clock())
+        self._listeners: list[NodeListener] = []
+        self._state = NodeState(up=None, since=clock.now())
         self._retry_s = retry_initial_s
         self._wake = asyncio.Event()
         self._probing = asyncio.Lock()
 
     def on_change(self, listener: NodeListener) -> None:
         """Await ``listener`` with the new state after each change of the node's state."""
-        self.listeners.append(listener)
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: NodeListener) -> None:
+        """Stop telling ``listener`` about changes (one never registered is ignored)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     @property
     def state(self) -> NodeState:
@@ -115,7 +121,7 @@ class NodeWatch:
         """Ask the node once; update, log and announce the state. Never raises for the node."""
         async with self._probing:
             before = self._state
-            now = self.clock()
+            now = self.clock.now()
             try:
                 if before.up is not True:
                     await self.backend.refresh()  # a renewed certificate, rewritten files
@@ -131,7 +137,7 @@ class NodeWatch:
                 after = self._up(before, info, now)
             self._state = after
         if after.up != before.up or after.reason != before.reason:
-            for listener in list(self.listeners):
+            for listener in list(self._listeners):
                 await listener(after)
         return after
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
-import bolt11
-
+from strom_core.bolt11 import DecodedInvoice, decode_invoice
+from strom_core.lightning_errors import InvoiceRejected
 from strom_nostr.errors import BuildError, InvalidEvent
 from strom_nostr.event import Event, is_hex64, parse_event, sign_event, verify_event
 from strom_nostr.zap_errors import (
@@ -37,11 +35,9 @@ from strom_nostr.zap_request import (
 __all__ = [
     "ZAP_RECEIPT_KIND",
     "VerifiedZapReceipt",
-    "ZapInvoice",
     "ZapReceiptError",
     "ZapReceiptForeign",
     "ZapReceiptInvalid",
-    "decode_invoice",
     "verify_zap_receipt",
     "zap_receipt",
 ]
@@ -49,33 +45,15 @@ __all__ = [
 ZAP_RECEIPT_KIND = 9735
 
 
-@dataclass(frozen=True, slots=True)
-class ZapInvoice:
-    """What a receipt needs of a BOLT11 invoice."""
-
-    payment_hash: str
-    description_hash: str | None
-    amount_msat: int | None
-
-
-@lru_cache(maxsize=512)
-def decode_invoice(invoice: str) -> ZapInvoice:
-    """Decode the parts of a BOLT11 invoice a zap receipt commits to.
+def _read_invoice(invoice: str) -> DecodedInvoice:
+    """Decode the BOLT11 invoice of a zap receipt (the shared, cached reader).
 
     Raises:
         ZapReceiptInvalid: not a valid invoice.
     """
-    # Cached: decoding costs about 10 ms in the bolt11 library, and the same invoice is decoded
-    # when its receipt is built and again when the receipt comes back from a relay. Only
-    # receipts signed by the charger's own key reach this, so strangers cannot fill the cache.
     try:
-        decoded: Any = bolt11.decode(invoice)
-        amount = decoded.amount_msat
-        return ZapInvoice(
-            decoded.payment_hash, decoded.description_hash, int(amount) if amount else None
-        )
-    # bolt11 raises its own exceptions, and ValueError/IndexError from its bit reader.
-    except (bolt11.Bolt11Exception, ValueError, IndexError, KeyError, TypeError) as exc:
+        return decode_invoice(invoice)
+    except InvoiceRejected as exc:
         raise ZapReceiptInvalid("zap receipt bolt11 is not a valid invoice") from exc
 
 
@@ -114,7 +92,7 @@ def zap_receipt(
     """
     try:
         request = parse_event(zap_request_json, verify=False, max_bytes=MAX_ZAP_REQUEST_BYTES)
-        invoice = decode_invoice(bolt11_invoice)
+        invoice = _read_invoice(bolt11_invoice)
     except (InvalidEvent, ZapReceiptInvalid) as exc:
         raise BuildError(f"cannot build zap receipt: {exc.reason}") from exc
     if invoice.description_hash != description_hash(zap_request_json).hex():
@@ -162,7 +140,7 @@ def _embedded_request(
     return request, tags
 
 
-def _check_amount(request: Event, invoice: ZapInvoice) -> int:
+def _check_amount(request: Event, invoice: DecodedInvoice) -> int:
     if invoice.amount_msat is None:
         raise ZapReceiptInvalid("zap receipt invoice has no amount")
     try:
@@ -201,7 +179,7 @@ def verify_zap_receipt(
         raise ZapReceiptForeign(f"zap receipt does not verify: {exc.reason}") from exc
     invoice_text = _one_tag_value(receipt, "bolt11")
     description = _one_tag_value(receipt, "description")
-    invoice = decode_invoice(invoice_text)
+    invoice = _read_invoice(invoice_text)
     if invoice.description_hash != description_hash(description).hex():
         raise ZapReceiptInvalid("invoice description hash does not match the zap request")
     request, tags = _embedded_request(description, own_pubkey, status_coordinate)

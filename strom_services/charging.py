@@ -21,12 +21,8 @@ import logging
 
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerCommands, CommandStatus
-from strom_core.session import (
-    RemoteStartAccepted,
-    RemoteStartRejected,
-    StartTimedOut,
-    State,
-)
+from strom_core.session import State
+from strom_core.session_events import RemoteStartAccepted, RemoteStartRejected, StartTimedOut
 from strom_services.effects import Handler, RetryLater
 from strom_services.orphans import OrphanWatch
 from strom_storage.ocpp import transaction_reference

@@ -44,7 +44,7 @@ class CoreEventSink:
     def __init__(self, chargers: ChargerStore, orphans: OrphanWatch | None = None) -> None:
         self.chargers = chargers
         self.orphans = orphans
-        self.subscribers: list[Subscriber] = []
+        self._subscribers: list[Subscriber] = []
         self._stopping = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -52,7 +52,12 @@ class CoreEventSink:
 
         Subscribers run in the order they subscribed; one that raises is logged and skipped.
         """
-        self.subscribers.append(subscriber)
+        self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop delivering events to ``subscriber`` (one that never subscribed is ignored)."""
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
 
     def server_stopping(self) -> None:
         """Strom is stopping: the disconnects that follow are its own, not the chargers'."""
@@ -74,7 +79,7 @@ class CoreEventSink:
             await self.chargers.set_online(event.charger_id, True, event.at)
         elif isinstance(event, ChargerOffline) and not self._stopping:
             await self.chargers.set_online(event.charger_id, False, event.at)
-        for subscriber in self.subscribers:
+        for subscriber in list(self._subscribers):
             try:
                 await subscriber(event)
             except Exception:  # a subscriber's bug must not break the charger's connection

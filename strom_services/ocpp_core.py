@@ -27,19 +27,13 @@ never disagree after a crash. Rules (see docs/architecture.md):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import IllegalTransition
 from strom_core.ports import Authorization, MeterSample, StartDecision, StopDecision
-from strom_core.session import (
-    MeterReading,
-    Session,
-    State,
-    TransactionStarted,
-    TransactionStopped,
-    Transition,
-)
+from strom_core.session import Session, State, Transition
+from strom_core.session_events import MeterReading, TransactionStarted, TransactionStopped
 from strom_services.orphans import record_stop_discrepancy
 from strom_storage import ocpp as records
 from strom_storage.sessions import SessionStore
@@ -51,10 +45,6 @@ log = logging.getLogger(__name__)
 _STARTABLE = (State.PAID, State.STARTING)
 _IN_USE = (State.CHARGING, State.STOPPING)
 _METERED = (State.CHARGING, State.STOPPING)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _start_status(session: Session | None, charger_id: str, connector_id: int) -> Authorization:
@@ -72,10 +62,10 @@ class DatabaseOcppCore:
 
     Args:
         store: the session store.
-        clock: when a record was received (UTC).
+        clock: Strom's clock (when a record was received).
     """
 
-    def __init__(self, store: SessionStore, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, store: SessionStore, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.db = store.db
         self.clock = clock
@@ -125,7 +115,7 @@ class DatabaseOcppCore:
                 session_id=session_id,
                 meter_start_wh=meter_start_wh,
                 started_at=timestamp,
-                created_at=self.clock(),
+                created_at=self.clock.now(),
             )
             if session_id is not None:
                 event = TransactionStarted(number, meter_start_wh, timestamp)
@@ -177,7 +167,7 @@ class DatabaseOcppCore:
                     stopped_at=timestamp,
                     reason=reason,
                     id_tag=id_tag,
-                    received_at=self.clock(),
+                    received_at=self.clock.now(),
                 )
                 return StopDecision(known=False)
             if row.meter_stop_wh is not None:
@@ -190,7 +180,7 @@ class DatabaseOcppCore:
                     transitions.append(transition)
                     if transition.changed:
                         await record_stop_discrepancy(
-                            conn, transition.session, number, meter_stop_wh, datetime.now(UTC)
+                            conn, transition.session, number, meter_stop_wh, self.clock.now()
                         )
                 except IllegalTransition as exc:
                     log.warning(

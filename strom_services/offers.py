@@ -20,11 +20,10 @@ transaction, and decides who gets it.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, charger_link
@@ -132,11 +131,12 @@ class OfferView:
     Args:
         sessions: the sessions (which hold a connector).
         chargers: the chargers' run-time state (links, connector status, enabled flags).
-        clock: the current time (aware UTC), for reconnect graces.
+        clock: Strom's clock: wall time for reconnect graces, monotonic time for the age of
+            the in-memory view.
     """
 
     def __init__(
-        self, sessions: SessionStore, chargers: ChargerStore, clock: Callable[[], datetime]
+        self, sessions: SessionStore, chargers: ChargerStore, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self.sessions = sessions
         self.chargers = chargers
@@ -155,7 +155,7 @@ class OfferView:
             columns = await self.chargers.link_columns(tx, profile.id)
             link = ChargerLink.OFFLINE
             if profile.id in columns:
-                link = charger_link(*columns[profile.id], self.clock())
+                link = charger_link(*columns[profile.id], self.clock.now())
             await self.check_in(tx, profile.id, connector_id, exclude=None, link=link)
 
     async def check(self, profile: ProfileConfig, connector_id: int) -> None:
@@ -181,13 +181,13 @@ class OfferView:
             enabled=found.enabled,
             status=found.status,
             busy=found.busy,
-            link=view.link(profile.id, self.clock()),
+            link=view.link(profile.id, self.clock.now()),
         )
 
     async def link_of(self, charger_id: str) -> ChargerLink:
         """The charger's link as offers see it (online, reconnecting, offline)."""
         view = await self._connector_view()
-        return view.link(charger_id, self.clock())
+        return view.link(charger_id, self.clock.now())
 
     async def top_up_check(self, charger_id: str) -> None:
         """Refuse a top-up while the session's charger is not connected.
@@ -209,14 +209,14 @@ class OfferView:
         self._view = None
 
     async def _connector_view(self) -> _View:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._view is not None and now - self._view_at < VIEW_MAX_AGE_S:
             return self._view
         async with self._view_lock:  # one reload for a burst of offers
-            if self._view is not None and time.monotonic() - self._view_at < VIEW_MAX_AGE_S:
+            if self._view is not None and self.clock.monotonic() - self._view_at < VIEW_MAX_AGE_S:
                 return self._view
             generation = self._view_generation
-            started = time.monotonic()
+            started = self.clock.monotonic()
             view = await self._load_view()
             if generation == self._view_generation:  # nothing changed while loading
                 self._view, self._view_at = view, started

@@ -49,14 +49,15 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerBooted, ConnectorStatusChanged
-from strom_core.session import LOST_KEY, Session, State, TransactionLost
+from strom_core.session import Session, State
+from strom_core.session_events import LOST_KEY, TransactionLost
 from strom_services.effects import Handler
 from strom_storage import audit
 from strom_storage.chargers import ChargerStore
@@ -116,10 +117,6 @@ def verdict(trigger: Trigger, status: str | None, metered_during_grace: bool) ->
     return Verdict.ALIVE
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _snapshot(session: Session) -> dict[str, Any]:
     last = session.last_reading_at
     return {"register_wh": session.register_wh, "last_reading_at": last and last.isoformat()}
@@ -145,7 +142,7 @@ class OrphanWatch:
         chargers: ChargerStore,
         *,
         grace_s: int,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.db = store.db
@@ -211,7 +208,7 @@ class OrphanWatch:
     async def _queue(
         self, conn: Transaction, session: Session, trigger: Trigger, status: str
     ) -> None:
-        now = self.clock()
+        now = self.clock.now()
         # At least two meter intervals: a charger still charging has reported readings.
         delay = max(self.grace_s, 2 * session.meter_interval_s)
         await enqueue(
@@ -279,7 +276,7 @@ class OrphanWatch:
 
     async def _end(self, session: Session, trigger: Trigger, status: str | None) -> None:
         assert session.transaction_id is not None
-        now = self.clock()
+        now = self.clock.now()
         try:
             async with self.db.transaction() as conn:
                 transition = await self.store.apply_in(

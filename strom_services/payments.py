@@ -40,14 +40,12 @@ from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink
-from strom_core.session import (
+from strom_core.session import State, Transition, new_session
+from strom_core.session_events import (
     InvoiceExpired,
     PaymentSettled,
     RemoteStartRejected,
-    State,
     TopUpSettled,
-    Transition,
-    new_session,
 )
 from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
@@ -199,7 +197,7 @@ class PaymentService:
         self.clock = clock
         self.tariffs = tariffs
         tariffs.on_change(lambda _charger_id: self.forget_view())
-        self.offers = OfferView(store, chargers or ChargerStore(store.db), clock.now)
+        self.offers = OfferView(store, chargers or ChargerStore(store.db), clock)
         store.on_committed(self.forget_view)
         # Sessions opened together commit together (one transaction for a burst of scans).
         self._openings: GroupCommit[tuple[dict[str, Any], dict[str, Any]]] = GroupCommit(

@@ -37,22 +37,21 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
+from strom_core.bolt11 import DecodedInvoice
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition, LedgerError, StromError
-from strom_core.session import (
-    POST_STOP_STATES,
+from strom_core.session import POST_STOP_STATES, Session, State, Transition
+from strom_core.session_events import (
     RefundClaimed,
     RefundFailed,
     RefundPaid,
-    Session,
-    State,
     StopReason,
     StopRequested,
-    Transition,
 )
 from strom_lightning import (
     Failed,
@@ -62,7 +61,6 @@ from strom_lightning import (
     Succeeded,
     check_withdraw_invoice,
 )
-from strom_lightning.checks import DecodedInvoice
 from strom_services.effects import RetryLater
 from strom_storage.outbox import OutboxRow, enqueue
 from strom_storage.refunds import InvoiceAlreadySubmitted, RefundStore
@@ -133,10 +131,6 @@ def derive_k1(secret: str, offer_id: str) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _admit_all(_session_id: str) -> bool:
     return True
 
@@ -156,7 +150,7 @@ class RefundService:
         config: SessionsConfig,
         *,
         network: str | Callable[[], str | None],
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         stop_wait_s: float = 20.0,
         stop_poll_s: float = 1.0,
         admit_opening: Callable[[str], bool] = _admit_all,
@@ -269,7 +263,7 @@ class RefundService:
 
     async def _offer(self, session_id: str, secret: str) -> str:
         """The ``k1`` of the session's fresh offer, or of a new one."""
-        now = self.clock()
+        now = self.clock.now()
         fresh = await self.refunds.latest_offer(session_id, valid_after=now + K1_REUSE_MIN_LEFT)
         if fresh is not None:
             k1 = derive_k1(secret, fresh.id)
@@ -317,7 +311,7 @@ class RefundService:
             raise RefundError("k1 is missing or malformed")
         if not invoice:
             raise RefundError("pr (the invoice to pay) is missing")
-        now = self.clock()
+        now = self.clock.now()
         offer = await self.refunds.find_offer(session_id, hash_secret(k1))
         if offer is None:
             raise RefundError("this withdraw request is not known; scan the link again")
@@ -405,7 +399,7 @@ class RefundService:
         if refund.state in ("paid", "failed"):
             return
         if refund.state == "claimed":
-            if not await self.refunds.take(refund_id, self.clock()):
+            if not await self.refunds.take(refund_id, self.clock.now()):
                 # Another runner moved it to "paying" first: that one pays and records the
                 # result. Looking the payment up now could find nothing sent yet.
                 log.info("refund %s is being paid by another runner; nothing to do", refund_id)
@@ -426,7 +420,7 @@ class RefundService:
         if isinstance(result, Succeeded):
             async with self.db.transaction() as conn:
                 await self.refunds.set_state(
-                    conn, refund_id, "paid", now=self.clock(), fee_msat=int(result.fee_msat)
+                    conn, refund_id, "paid", now=self.clock.now(), fee_msat=int(result.fee_msat)
                 )
                 event = RefundPaid(refund_id, fee_msat=int(result.fee_msat))
                 transitions.append(await self.store.apply_in(conn, session_id, event))
@@ -436,7 +430,7 @@ class RefundService:
         elif isinstance(result, Failed):
             async with self.db.transaction() as conn:
                 await self.refunds.set_state(
-                    conn, refund_id, "failed", now=self.clock(), detail=result.reason
+                    conn, refund_id, "failed", now=self.clock.now(), detail=result.reason
                 )
                 event_failed = RefundFailed(refund_id, result.reason)
                 transitions.append(await self.store.apply_in(conn, session_id, event_failed))
@@ -448,6 +442,6 @@ class RefundService:
             )
         else:
             reason = result.reason
-            await self.refunds.mark(refund_id, "unknown", now=self.clock(), detail=reason)
+            await self.refunds.mark(refund_id, "unknown", now=self.clock.now(), detail=reason)
             raise RetryLater(f"refund {refund_id} outcome unknown: {reason}")
         self.store.committed(transitions)

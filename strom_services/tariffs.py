@@ -34,12 +34,12 @@ class TariffBook:
         self._records = records
         self._clock = clock
         self._changed: dict[str, TariffRecord] = {}
-        self.listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str], None]] = []
         """Told the charger id whenever its tariff changes (offers, the status event)."""
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Tell ``listener`` the charger id whenever that charger's tariff changes."""
-        self.listeners.append(listener)
+        self._listeners.append(listener)
 
     async def load(self) -> None:
         """Read the stored changes (at start)."""
@@ -62,7 +62,7 @@ class TariffBook:
         )
         await self._records.save(record)
         self._changed[profile.id] = record
-        for listener in self.listeners:
+        for listener in self._listeners:
             listener(profile.id)
 
     async def set_energy_price(

@@ -23,18 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
-from strom_core.session import (
-    ArmStartTimeout,
-    Effect,
-    Event,
-    Notify,
-    RemoteStart,
-    RemoteStop,
-    Session,
-    State,
-    Transition,
-    apply,
-)
+from strom_core.session import Session, State, Transition, apply
+from strom_core.session_effects import ArmStartTimeout, Effect, Notify, RemoteStart, RemoteStop
+from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database, Transaction
 from strom_storage.outbox import queue_effect

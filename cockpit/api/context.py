@@ -19,7 +19,8 @@ from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import AgentUnavailable, ConfigError, IllegalTransition
 from strom_core.ports.agents import NostrAgent, NostrAgents
 from strom_core.ports.station import ChargerStation, QuirkCheck
-from strom_core.session import State, StopReason, StopRequested
+from strom_core.session import State
+from strom_core.session_events import StopReason, StopRequested
 from strom_lightning import NodeWatch
 from strom_services.payments import PaymentService
 from strom_storage.chargers import ChargerStore

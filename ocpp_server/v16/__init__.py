@@ -10,7 +10,8 @@ subprotocol. Its modules are named so an OCPP 2.0.1 package (``ocpp_server.v201`
 * :mod:`~ocpp_server.v16.handlers`: the ``on_<action>`` handlers, talking to the core's port
   (1.6's integer transaction ids and ``AuthorizationStatus`` are mapped here, at the edge);
 * :mod:`~ocpp_server.v16.commands`: the typed command API (RemoteStart/Stop, Reset, …);
-* :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point.
+* :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point, with its options
+  and connector state in :mod:`~ocpp_server.v16.sim_model`.
 """
 
 from __future__ import annotations

@@ -14,14 +14,9 @@ import asyncio
 import binascii
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from functools import partial
-from pathlib import Path
 from typing import Any, Final
 
 from websockets.exceptions import InvalidStatus
@@ -36,13 +31,10 @@ from ocpp_server.ocppj import (
     format_timestamp,
 )
 from ocpp_server.v16.schemas import validate_call, validate_request, validate_result
+from ocpp_server.v16.sim_model import ConnectorState, SimulatorOptions
+from strom_core.clock import SYSTEM_CLOCK, Clock
 
-__all__ = [
-    "READONLY_KEYS",
-    "ConnectorState",
-    "SimulatedChargePoint",
-    "SimulatorOptions",
-]
+__all__ = ["READONLY_KEYS", "SimulatedChargePoint"]
 
 log = logging.getLogger("ocpp_server.simulator")
 
@@ -51,92 +43,12 @@ _TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
 READONLY_KEYS: Final = frozenset({"NumberOfConnectors", "SupportedFeatureProfiles"})
 
 
-@dataclass(frozen=True, slots=True)
-class SimulatorOptions:
-    """How to run one simulated charge point.
-
-    Attributes:
-        url: the central system's base URL; the charger id is appended
-            (``ws://host:9000/ocpp`` -> ``ws://host:9000/ocpp/<charger_id>``).
-        charger_id: the charge point identity.
-        password: the AuthorizationKey for HTTP Basic auth, or None.
-        connectors: number of connectors.
-        power_kw: charging power per connector.
-        speed: how many times faster than real time the meter runs.
-        meter_start_wh: every connector's register at start.
-        plugged: connectors with a vehicle plugged in at start.
-        ca_file: CA certificate to trust for ``wss://`` (the system store when None).
-        reconnect: reconnect after the connection drops.
-        reconnect_delay_s: wait before reconnecting.
-        boot_on_reconnect: send BootNotification after every reconnect (False models a
-            charger that only lost its network and resumes without booting).
-        persist_transactions: keep transactions (and queued transaction messages) across a
-            power loss (:meth:`SimulatedChargePoint.power_cut`). False models firmware that
-            comes back without them and never sends their StopTransaction.
-        duration_s: stop after this long (None: run until cancelled).
-        call_timeout_s: how long to wait for the central system's answers.
-        vendor: chargePointVendor in BootNotification.
-        model: chargePointModel in BootNotification.
-    """
-
-    url: str = "ws://127.0.0.1:9000/ocpp"
-    charger_id: str = "sim-1"
-    password: str | None = None
-    connectors: int = 1
-    power_kw: Decimal = Decimal(11)
-    speed: float = 1.0
-    meter_start_wh: int = 0
-    plugged: tuple[int, ...] = ()
-    ca_file: Path | None = None
-    reconnect: bool = True
-    reconnect_delay_s: float = 1.0
-    boot_on_reconnect: bool = True
-    persist_transactions: bool = True
-    duration_s: float | None = None
-    call_timeout_s: float = 30.0
-    vendor: str = "Strom"
-    model: str = "Simulator"
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.connectors <= 99:
-            raise ValueError("connectors must be 1-99")
-        if self.power_kw < 0 or self.speed <= 0 or self.meter_start_wh < 0:
-            raise ValueError("power_kw and meter_start_wh must be >= 0 and speed > 0")
-        if any(not 1 <= c <= self.connectors for c in self.plugged):
-            raise ValueError("plugged connectors must exist")
-
-    @property
-    def endpoint(self) -> str:
-        """The full websocket URL of this charger."""
-        return f"{self.url.rstrip('/')}/{self.charger_id}"
-
-
-@dataclass(slots=True)
-class ConnectorState:
-    """One connector of the simulated charger (``transaction_id``: OCPP 1.6's integer)."""
-
-    connector_id: int
-    status: str = "Available"
-    plugged: bool = False
-    operative: bool = True
-    transaction_id: int | None = None
-    id_tag: str | None = None
-    meter_mwh: int = 0  # milliwatt-hours, so slow meters still advance
-    waiting_tag: str | None = None  # remote start accepted, waiting for the plug
-    scheduled_operative: bool | None = None
-
-    @property
-    def meter_wh(self) -> int:
-        """The register in whole Wh."""
-        return self.meter_mwh // 1000
-
-
 class SimulatedChargePoint:
     """A simulated charge point (see the module docstring).
 
     Args:
         options: what to simulate and where to connect.
-        monotonic: clock driving the meter and the intervals.
+        clock: drives the meter and the intervals (monotonic) and the timestamps it sends.
         observe: told about every CALL from the central system as it arrives (before it is
             answered), for benchmarks and tests; the CALLs are also kept in
             :attr:`received_calls`.
@@ -146,12 +58,13 @@ class SimulatedChargePoint:
         self,
         options: SimulatorOptions,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         observe: Callable[[Call], None] | None = None,
     ) -> None:
         self.options = options
         self._observe = observe
-        self._monotonic = monotonic
+        self._clock = clock
+        self._monotonic = clock.monotonic
         self.connectors = {
             n: ConnectorState(
                 n,
@@ -184,14 +97,14 @@ class SimulatedChargePoint:
             on_change=self.notify,
             ca_file=options.ca_file,
             call_timeout_s=options.call_timeout_s,
-            monotonic=monotonic,
+            monotonic=clock.monotonic,
         )
         self._client.password = options.password
         self._outbox: deque[tuple[str, dict[str, Any], int | None]] = deque()
         self._changed = asyncio.Condition()
         self._stopping = False
         self._rebooting = False
-        self._last_tick = monotonic()
+        self._last_tick = clock.monotonic()
 
     # --- observation -----------------------------------------------------------------------
 
@@ -384,7 +297,7 @@ class SimulatedChargePoint:
             await self.set_status(connector_id, "Preparing" if connector.plugged else "Available")
 
     def _now(self) -> str:
-        return format_timestamp(datetime.now(UTC))
+        return format_timestamp(self._clock.now())
 
     async def send_status(self, connector_id: int) -> None:
         """Send a StatusNotification for one connector (0: the charger as a whole)."""

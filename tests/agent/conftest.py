@@ -43,7 +43,7 @@ from strom_core.config import (
     StromConfig,
     TariffConfig,
 )
-from strom_core.session import RemoteStartAccepted, TransactionStarted
+from strom_core.session_events import RemoteStartAccepted, TransactionStarted
 from strom_core.session_secrets import SessionSecrets, derive_session_key
 from strom_nostr.discovery import status_coordinate
 from strom_nostr.dm import open_dm

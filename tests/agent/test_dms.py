@@ -14,7 +14,8 @@ from agent import nostr_sdk_adapter as sdk
 from agent.relays import Inbound
 from agent.store import Outgoing
 from strom_core.ports import ChargerOnline
-from strom_core.session import State, StopReason, TransactionStopped
+from strom_core.session import State
+from strom_core.session_events import StopReason, TransactionStopped
 from strom_nostr.discovery import dm_relay_list_template
 from strom_nostr.dm import nip04_message, wrap_message
 from strom_nostr.event import Event, sign_template

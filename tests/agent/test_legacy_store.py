@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from agent.legacy_store import import_legacy_store, legacy_path
 from agent.sealing import SEALED_PREFIX, Sealer, SealError
 from agent.store import Outgoing
-from strom_core.session import TransactionStopped
+from strom_core.session_events import TransactionStopped
 from strom_nostr.dm import nip04_message
 from strom_storage.db import Database
 from strom_storage.schema import imported_secrets, sessions

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
-from strom_core.session import RemoteStartAccepted, TransactionStarted, TransactionStopped
+from strom_core.session_events import RemoteStartAccepted, TransactionStarted, TransactionStopped
 from strom_core.session_secrets import SessionSecrets
 from strom_services.refunds import RefundService
 from strom_storage.db import Database

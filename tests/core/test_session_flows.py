@@ -7,28 +7,22 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from strom_core.errors import IllegalTransition, LedgerError
-from strom_core.session import (
-    ArmStartTimeout,
+from strom_core.session import Session, State, apply, new_session
+from strom_core.session_effects import ArmStartTimeout, Notify, RemoteStart, RemoteStop
+from strom_core.session_events import (
     MeterReading,
-    Notify,
     PaymentSettled,
     RefundClaimed,
     RefundFailed,
     RefundPaid,
-    RemoteStart,
     RemoteStartAccepted,
     RemoteStartRejected,
-    RemoteStop,
-    Session,
-    State,
     StopReason,
     StopRequested,
     TopUpSettled,
     TransactionLost,
     TransactionStarted,
     TransactionStopped,
-    apply,
-    new_session,
 )
 from strom_core.tariff import Tariff
 

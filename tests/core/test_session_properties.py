@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strom_core.errors import IllegalTransition, LedgerError
-from strom_core.session import (
-    POST_STOP_STATES,
+from strom_core.session import POST_STOP_STATES, Session, State, apply, check_ledger, new_session
+from strom_core.session_events import (
     Event,
     InvoiceExpired,
     MeterReading,
@@ -24,18 +24,13 @@ from strom_core.session import (
     RefundPaid,
     RemoteStartAccepted,
     RemoteStartRejected,
-    Session,
     StartTimedOut,
-    State,
     StopReason,
     StopRequested,
     TopUpSettled,
     TransactionLost,
     TransactionStarted,
     TransactionStopped,
-    apply,
-    check_ledger,
-    new_session,
 )
 from strom_core.tariff import Tariff
 

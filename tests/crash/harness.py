@@ -26,11 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -43,9 +39,7 @@ import httpx
 from sqlalchemy import select
 
 from ocpp_server import SimulatedChargePoint, SimulatorOptions
-from strom.app import write_charger_password
 from strom.config import load_config
-from strom.scaffold import write_scaffold
 from strom_core.config import StromConfig
 from strom_core.crashpoints import POINTS
 from strom_core.session import check_ledger
@@ -54,12 +48,11 @@ from strom_storage.db import Database
 from strom_storage.outbox import OutboxStore
 from strom_storage.schema import payments, refunds, sessions
 from strom_storage.sessions import SessionStore
-from tests.ports import unused_port
+from tests.strom_process import StromChild, outbox_drained, strom_environment, write_site
 
 CHARGER = "cp-crash"
 PAID_MSAT = 3_000_000
 FINAL = {"refunded", "closed"}
-STROM = Path(sys.executable).with_name("strom")
 
 # How many times one story surely passes each point (`--calibrate` counts them: 29, 29, 8, 1,
 # 1 and 11 on 2026-11-24; kept below so that every chosen pass is reached). The ``orphan.``
@@ -92,67 +85,6 @@ class Outcome:
     killed: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-class StromChild:
-    """``strom run`` in a child process; restarted without the crash point when it dies."""
-
-    def __init__(self, folder: Path, env: dict[str, str], base: str) -> None:
-        self.folder = folder
-        self.env = env
-        self.base = base
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.killed = 0
-        self.log = (folder / "strom.log").open("ab")
-
-    def start(self, crash_at: str | None) -> None:
-        env = {**os.environ, **self.env}
-        env.pop("STROM_CRASH_AT", None)
-        if crash_at:
-            env["STROM_CRASH_AT"] = crash_at
-        self.proc = subprocess.Popen(
-            [str(STROM), "run", "-c", str(self.folder / "strom.toml")],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def died(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
-
-    async def revive(self) -> None:
-        """Restart Strom if it died (recording a SIGKILL)."""
-        if not self.died():
-            return
-        assert self.proc is not None
-        if self.proc.returncode == -signal.SIGKILL:
-            self.killed += 1
-        elif self.proc.returncode not in (0, None):
-            raise RuntimeError(f"strom exited with {self.proc.returncode}; see {self.log.name}")
-        self.start(None)
-        await self.wait_ready()
-
-    async def wait_ready(self, within_s: float = 30) -> None:
-        deadline = time.monotonic() + within_s
-        async with httpx.AsyncClient(timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.died():
-                    return  # died during start-up (a crash point there): the caller revives
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{self.base}/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise TimeoutError("strom did not become ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 class Driver:
@@ -270,22 +202,10 @@ class Driver:
 
 def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int, str]:
     """The run's configuration, its environment, the OCPP port and the charger's password."""
-    write_scaffold(folder, charger_id=CHARGER)
-    password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
-    # Fixed ports (a restarted Strom must be found where the charger and the driver knew it),
-    # chosen where no outgoing connection can take them while Strom is down.
-    http_port, ocpp_port = unused_port(), unused_port()
-    env = {
-        "STROM_SERVER__PORT": str(http_port),
-        "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
-        "STROM_OCPP__HOST": '"127.0.0.1"',
-        "STROM_OCPP__PORT": str(ocpp_port),
-        "STROM_OCPP__METER_INTERVAL_S": "1",
-        "STROM_SESSIONS__START_TIMEOUT_S": "10",
-        "STROM_LOGGING__LEVEL": '"INFO"',
-        "STROM_SESSIONS__ORPHAN_GRACE_S": str(GRACE_S),
-    }
-    return load_config(folder / "strom.toml", environ=env), env, ocpp_port, password.key
+    password = write_site(folder, [CHARGER])[CHARGER]
+    env = strom_environment(STROM_SESSIONS__ORPHAN_GRACE_S=str(GRACE_S))
+    config = load_config(folder / "strom.toml", environ=env)
+    return config, env, config.ocpp.port, password
 
 
 async def run_point(folder: Path, point: str) -> Outcome:
@@ -325,7 +245,7 @@ async def run_point(folder: Path, point: str) -> Outcome:
             await driver.lost_story(charger)
         else:
             await driver.story()
-        await _drained(config, strom)
+        await outbox_drained(config, strom)
     except Exception as exc:
         outcome.problems.append(f"story failed: {type(exc).__name__}: {exc}")
     finally:
@@ -345,24 +265,7 @@ async def run_point(folder: Path, point: str) -> Outcome:
 
 async def _kill_after(strom: StromChild, seconds: float) -> None:
     await asyncio.sleep(seconds)
-    if strom.proc is not None and strom.proc.poll() is None:
-        strom.proc.send_signal(signal.SIGKILL)
-
-
-async def _drained(config: StromConfig, strom: StromChild, within_s: float = 30) -> None:
-    """Wait for the outbox to empty (timers included), reviving Strom if a kill lands now."""
-    db = Database.from_url(config.storage.url())
-    try:
-        deadline = time.monotonic() + within_s
-        while True:
-            await strom.revive()
-            if not (await OutboxStore(db).counts()).get("pending", 0):
-                break
-            if time.monotonic() > deadline:
-                break  # check_money reports it
-            await asyncio.sleep(0.2)
-    finally:
-        await db.close()
+    strom.kill()
 
 
 async def check_money(config: StromConfig, wallet: FakeDriverWallet) -> list[str]:
@@ -388,8 +291,8 @@ async def check_money(config: StromConfig, wallet: FakeDriverWallet) -> list[str
         for session_id in ids:
             session = await store.get(session_id)
             refunded_total += session.refunded_msat
-            problems += _session_problems(session, paid.get(session_id))
-        problems += _refund_problems(refund_rows)
+            problems += session_problems(session, paid.get(session_id))
+        problems += refund_problems(refund_rows)
         received = await wallet.received_msat()
         if received != refunded_total:
             problems.append(f"wallet received {received} msat, sessions refunded {refunded_total}")
@@ -401,7 +304,7 @@ async def check_money(config: StromConfig, wallet: FakeDriverWallet) -> list[str
     return problems
 
 
-def _session_problems(session: Any, settled_msat: int | None) -> list[str]:
+def session_problems(session: Any, settled_msat: int | None) -> list[str]:
     problems = []
     try:
         check_ledger(session)
@@ -418,7 +321,7 @@ def _session_problems(session: Any, settled_msat: int | None) -> list[str]:
     return problems
 
 
-def _refund_problems(refund_rows: list[Any]) -> list[str]:
+def refund_problems(refund_rows: list[Any]) -> list[str]:
     problems = []
     paid = [r.payment_hash for r in refund_rows if r.state == "paid"]
     if len(set(paid)) != len(paid):

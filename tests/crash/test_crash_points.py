@@ -16,11 +16,11 @@ import pytest
 
 from strom_core.crashpoints import POINTS, _target
 from tests.crash.harness import (
-    _refund_problems,
-    _session_problems,
     all_points,
     campaign,
+    refund_problems,
     run_point,
+    session_problems,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,8 +72,8 @@ def test_the_checks_see_a_paid_session_left_unfinished_and_a_refund_paid_twice()
         overrun_msat=0,
         energy_wh=0,
     )
-    problems = _session_problems(stuck, settled_msat=3_000)
+    problems = session_problems(stuck, settled_msat=3_000)
     assert any("left in charging" in p for p in problems)
     assert any("paid 2000 != 3000" in p for p in problems)
     twice = [SimpleNamespace(id=i, payment_hash="h", state="paid") for i in ("r1", "r2")]
-    assert _refund_problems(twice) == ["a refund invoice was recorded as paid twice"]
+    assert refund_problems(twice) == ["a refund invoice was recorded as paid twice"]

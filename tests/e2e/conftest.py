@@ -146,7 +146,7 @@ async def running_stack(
             if isinstance(event, ConnectorStatusChanged) and event.connector_id == 1:
                 online.set()
 
-        strom.events.subscribers.append(watch)
+        strom.events.subscribe(watch)
         sim = group.create_task(charger.run())
         await asyncio.wait_for(online.wait(), 20)
         async with httpx.AsyncClient(timeout=30) as http:

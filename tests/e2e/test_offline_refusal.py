@@ -30,10 +30,10 @@ async def take_offline(stack: Stack) -> None:
         if isinstance(event, ChargerOffline) and event.charger_id == CHARGER:
             gone.set()
 
-    stack.strom.events.subscribers.append(watch)
+    stack.strom.events.subscribe(watch)
     stack.charger.stop()
     await asyncio.wait_for(gone.wait(), 10)
-    stack.strom.events.subscribers.remove(watch)
+    stack.strom.events.unsubscribe(watch)
 
 
 @contextlib.asynccontextmanager
@@ -45,14 +45,14 @@ async def back_online(stack: Stack) -> AsyncIterator[SimulatedChargePoint]:
         if isinstance(event, ChargerOnline) and event.charger_id == CHARGER:
             back.set()
 
-    stack.strom.events.subscribers.append(watch)
+    stack.strom.events.subscribe(watch)
     charger = SimulatedChargePoint(dataclasses.replace(stack.charger.options))
     running = asyncio.create_task(charger.run())
     try:
         await asyncio.wait_for(back.wait(), 10)
         yield charger
     finally:
-        stack.strom.events.subscribers.remove(watch)
+        stack.strom.events.unsubscribe(watch)
         charger.stop()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)

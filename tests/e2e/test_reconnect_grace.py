@@ -99,7 +99,7 @@ class Running:
         async def on_event(event: OcppEvent) -> None:
             self.events.put_nowait(event)
 
-        strom.events.subscribers.append(on_event)
+        strom.events.subscribe(on_event)
 
     async def event(self, kind: type[Any], connector: int | None = None) -> None:
         """Wait for an OCPP event of this kind (of this connector)."""

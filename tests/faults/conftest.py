@@ -39,12 +39,12 @@ async def node_is(
     async def listener(_state: NodeState) -> None:
         changed.set()
 
-    node.listeners.append(listener)
+    node.on_change(listener)
     try:
         async with asyncio.timeout(within_s):
             while node.state.up is not up or saying not in node.state.reason:
                 changed.clear()
                 await changed.wait()
     finally:
-        node.listeners.remove(listener)
+        node.remove_listener(listener)
     return node.state

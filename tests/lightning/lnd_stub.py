@@ -38,8 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
+from strom_core.bolt11 import decode_invoice
 from strom_lightning._mint import mint_invoice, node_pubkey
-from strom_lightning.checks import decode_invoice
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lnd"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from strom_core.clock import ManualClock
 from strom_lightning import (
     NO_REAL_MONEY,
     Failed,
@@ -139,7 +140,7 @@ async def test_another_process_can_pay_and_the_running_backend_notices(db_path: 
 
 async def test_fake_pay_explains_every_outcome(db_path: Path, tmp_path: Path) -> None:
     clock_now = datetime.now(UTC)
-    backend = FakeBackend(db_path, clock=lambda: clock_now)
+    backend = FakeBackend(db_path, clock=ManualClock(clock_now))
     short = await backend.create_invoice(1_000, expiry_s=60)
     await backend.aclose()
 
@@ -149,7 +150,7 @@ async def test_fake_pay_explains_every_outcome(db_path: Path, tmp_path: Path) ->
     garbage = await fake_pay(db_path, "lnbcrt1garbage")
     missing = await fake_pay(tmp_path / "nowhere.sqlite3", short.bolt11)
 
-    backend = FakeBackend(db_path, clock=lambda: clock_now)
+    backend = FakeBackend(db_path, clock=ManualClock(clock_now))
     late = await backend.create_invoice(1_000, expiry_s=60)
     await backend.aclose()
     expired = await fake_pay(db_path, late.bolt11, now=clock_now + timedelta(seconds=61))

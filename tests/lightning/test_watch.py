@@ -41,14 +41,14 @@ async def state_is(watch: NodeWatch, *, up: bool) -> NodeState:
     async def listener(_state: NodeState) -> None:
         changed.set()
 
-    watch.listeners.append(listener)
+    watch.on_change(listener)
     try:
         async with asyncio.timeout(10):
             while watch.state.up is not up:
                 changed.clear()
                 await changed.wait()
     finally:
-        watch.listeners.remove(listener)
+        watch.remove_listener(listener)
     return watch.state
 
 
@@ -136,8 +136,9 @@ async def test_a_renewed_lnd_certificate_is_named_and_trusted_once_the_pinned_fi
         macaroon_path=Path("admin.macaroon"),
         tls_cert_path=cert_file,
     )
-    backend = LndRestBackend.from_config(config, data_dir=tmp_path)
-    backend.pin_command = "strom lightning pin-cert -c /srv/strom/strom.toml"
+    backend = LndRestBackend.from_config(
+        config, data_dir=tmp_path, config_file=Path("/srv/strom/strom.toml")
+    )
     watch = NodeWatch(backend)
     try:
         assert (await watch.probe()).up

@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ocpp_server import (
     StaticChargerAuth,
     hash_password,
 )
+from strom_core.clock import SYSTEM_CLOCK
 from tests.ocpp.drivers import (
     ChargePointDriver,
     OcppRpcDriver,
@@ -91,6 +93,22 @@ class FakeClock:
         self.now += seconds
 
 
+@dataclass
+class HarnessClock:
+    """The server's clock in a test: wall time as it is, monotonic time from a FakeClock."""
+
+    ticks: FakeClock
+
+    def now(self) -> datetime:
+        return SYSTEM_CLOCK.now()
+
+    def unix(self) -> float:
+        return SYSTEM_CLOCK.unix()
+
+    def monotonic(self) -> float:
+        return self.ticks()
+
+
 @pytest.fixture
 async def start_harness() -> AsyncIterator[HarnessFactory]:
     started: list[OcppServer] = []
@@ -101,7 +119,7 @@ async def start_harness() -> AsyncIterator[HarnessFactory]:
         core = overrides.pop("core", None) or InMemoryOcppCore()
         extra = {key: overrides.pop(key) for key in ("backoff",) if key in overrides}
         if clock is not None:
-            extra["monotonic"] = clock
+            extra["clock"] = HarnessClock(clock)
         settings = replace(BASE_SETTINGS, **overrides)
         sink = MemoryEventSink()
         server = OcppServer(settings, chargers, core, sink, **extra)

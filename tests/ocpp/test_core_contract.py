@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ocpp_server import InMemoryOcppCore
 from ocpp_server.v16.messages import transaction_id, transaction_reference
 from strom_core.ports import Authorization, MeterSample, OcppCore
-from strom_core.session import PaymentSettled
+from strom_core.session_events import PaymentSettled
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_storage.db import Database
 from strom_storage.ocpp import transaction_number

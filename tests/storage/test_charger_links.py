@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from strom_core.clock import ManualClock
 from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
 from strom_core.ports import ChargerLink
 from strom_services import offers
@@ -95,7 +96,7 @@ async def test_another_process_sees_a_charger_connect_through_the_database(
     monkeypatch.setattr(offers, "VIEW_MAX_AGE_S", 0.0)
     holder = await _store(db)
     await holder.begin_reconnect_grace(NOW, 90)
-    other = OfferView(SessionStore(db), ChargerStore(db), clock=lambda: NOW)
+    other = OfferView(SessionStore(db), ChargerStore(db), clock=ManualClock(NOW))
     profile = PROFILES[0]
     with pytest.raises(ConnectorUnavailable, match="reconnecting right now") as refused:
         await other.check(profile, 1)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from strom_core.ports import Authorization, MeterSample
-from strom_core.session import PaymentSettled, State
+from strom_core.session import State
+from strom_core.session_events import PaymentSettled
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_storage.db import Database
 from strom_storage.schema import ocpp_transactions, ocpp_unknown_stops

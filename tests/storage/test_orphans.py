@@ -20,11 +20,11 @@ from strom_core.ports import (
     ConnectorStatusChanged,
     MeterSample,
 )
-from strom_core.session import (
+from strom_core.session import State
+from strom_core.session_events import (
     PaymentSettled,
     RefundClaimed,
     RefundPaid,
-    State,
     StopReason,
     StopRequested,
 )
@@ -60,13 +60,13 @@ class Clock:
         self.skipped = timedelta(0)
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.skipped
+        return self.now()
 
     def now(self) -> datetime:
-        return self()
+        return datetime.now(UTC) + self.skipped
 
     def unix(self) -> float:
-        return self().timestamp()
+        return self.now().timestamp()
 
     def monotonic(self) -> float:
         return time.monotonic() + self.skipped.total_seconds()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, func, insert, select
 
-from strom_core.session import (
+from strom_core.session_events import (
     MeterReading,
     PaymentSettled,
     RemoteStartAccepted,

@@ -26,7 +26,8 @@ from strom_core.config import (
     TariffConfig,
 )
 from strom_core.ports import MeterSample
-from strom_core.session import RemoteStartAccepted, State
+from strom_core.session import State
+from strom_core.session_events import RemoteStartAccepted
 from strom_core.session_secrets import SessionSecrets
 from strom_lightning._mint import mint_invoice
 from strom_services.ocpp_core import DatabaseOcppCore
@@ -91,8 +92,8 @@ class Clock:
 
 
 @dataclass
-class ClockView:
-    """The test's clock as a ``strom_core.clock.Clock``, for the parts that take one."""
+class StromClock:
+    """:class:`strom_core.clock.Clock` over the test's clock, for the parts that take one."""
 
     clock: Clock
 
@@ -266,15 +267,15 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
             backend,
             config,
             meter_interval_s=60,
-            clock=ClockView(clock),
+            clock=StromClock(clock),
             session_secrets=SessionSecrets(bytes(32)),
             tariffs=TariffBook(TariffRepository(db), SYSTEM_CLOCK),
         ),
-        ocpp=DatabaseOcppCore(store, clock=clock),
-        refunds=RefundService(store, backend, config, network="bcrt", clock=clock),
+        ocpp=DatabaseOcppCore(store, clock=StromClock(clock)),
+        refunds=RefundService(store, backend, config, network="bcrt", clock=StromClock(clock)),
         outbox=OutboxStore(db),
     )
-    retention = Retention(db, POLICY, clock=ClockView(clock))
+    retention = Retention(db, POLICY, clock=StromClock(clock))
     long_session = await site.paid_session(2, zap=True, amount_msat=400_000_000)
     long_transaction = await site.start(long_session, 2)
     stopped: list[str] = []

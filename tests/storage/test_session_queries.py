@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from strom_core.session import (
-    PaymentSettled,
-    RemoteStartAccepted,
-    State,
-    TransactionStarted,
-)
+from strom_core.session import State
+from strom_core.session_events import PaymentSettled, RemoteStartAccepted, TransactionStarted
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.sessions import SessionStore, hash_secret

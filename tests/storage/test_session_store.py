@@ -10,19 +10,18 @@ from sqlalchemy import func, select
 
 from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
 from strom_core.errors import IllegalTransition, LedgerError, StorageError
-from strom_core.session import (
+from strom_core.session import State, new_session
+from strom_core.session_events import (
     MeterReading,
     PaymentSettled,
     RefundClaimed,
     RefundPaid,
     RemoteStartAccepted,
     RemoteStartRejected,
-    State,
     StopReason,
     StopRequested,
     TransactionStarted,
     TransactionStopped,
-    new_session,
 )
 from strom_core.tariff import Tariff
 from strom_storage.chargers import ChargerStore

@@ -37,7 +37,7 @@ async def test_an_operators_price_outlives_a_restart_until_the_file_changes(db: 
     await ChargerStore(db).sync((PROFILE,))
     book = await _book(db)
     changed: list[str] = []
-    book.listeners.append(changed.append)
+    book.on_change(changed.append)
     file_price = PROFILE.tariff.to_tariff().energy_msat_per_kwh
     assert book.in_force(PROFILE).energy_msat_per_kwh == file_price
     assert book.changed_by(PROFILE) is None

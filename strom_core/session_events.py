@@ -1,0 +1,228 @@
+"""What happens to a charging session: the events :func:`strom_core.session.apply` takes.
+
+Each event is a frozen record of one fact (a payment settled, a meter reading, a stop asked
+for). An event that can be delivered twice carries a ``key``; a session remembers the keys it
+has applied, so a repeated delivery changes nothing (see :mod:`strom_core.session`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = [
+    "LOST_KEY",
+    "STOP_KEY",
+    "Event",
+    "InvoiceExpired",
+    "MeterReading",
+    "PaymentSettled",
+    "RefundClaimed",
+    "RefundFailed",
+    "RefundPaid",
+    "RemoteStartAccepted",
+    "RemoteStartRejected",
+    "StartTimedOut",
+    "StopReason",
+    "StopRequested",
+    "TopUpSettled",
+    "TransactionLost",
+    "TransactionStarted",
+    "TransactionStopped",
+    "stop_reason_text",
+]
+
+
+class StopReason(enum.StrEnum):
+    """Who or what asked a session to stop."""
+
+    INITIATOR = "initiator"
+    BUDGET = "budget"
+    CHARGER = "charger"
+    ADMIN = "admin"
+    # The charger no longer has the transaction (it rebooted without it) and sent no
+    # StopTransaction within the grace period: ended by Strom, billed up to the last reading.
+    CHARGER_LOST = "charger_lost"
+
+
+_STOP_REASON_TEXT: dict[str, str] = {
+    StopReason.INITIATOR: "stopped by you",
+    StopReason.BUDGET: "the budget was used up",
+    StopReason.CHARGER: "stopped at the charger",
+    StopReason.ADMIN: "stopped by the operator",
+    StopReason.CHARGER_LOST: (
+        "the charger restarted and lost the session; billed up to its last reading"
+    ),
+}
+
+
+def stop_reason_text(reason: str) -> str:
+    """Why a session stopped, in words for its driver (a reason given by a charger as is)."""
+    return _STOP_REASON_TEXT.get(reason, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettled:
+    """The session's first invoice was paid."""
+
+    payment_hash: str
+    amount_msat: int
+
+    @property
+    def key(self) -> str:
+        return f"pay:{self.payment_hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpSettled:
+    """A further invoice for the same session was paid."""
+
+    payment_hash: str
+    amount_msat: int
+
+    @property
+    def key(self) -> str:
+        return f"pay:{self.payment_hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceExpired:
+    """The first invoice expired unpaid."""
+
+    key: str = "invoice-expired"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartAccepted:
+    """The charger accepted RemoteStartTransaction."""
+
+    key: str = "remote-start-accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartRejected:
+    """The charger rejected RemoteStartTransaction, or was offline."""
+
+    reason: str
+    key: str = "remote-start-rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimedOut:
+    """No transaction started within the configured time (no vehicle plugged in)."""
+
+    key: str = "start-timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted:
+    """The charger started the session's transaction."""
+
+    transaction_id: int
+    meter_start_wh: int
+    at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"tx-start:{self.transaction_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """An energy register sample for the session's transaction."""
+
+    register_wh: int
+    at: datetime
+    key: None = None
+
+
+STOP_KEY = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """Someone asks the session to stop (the initiator, the budget, the operator)."""
+
+    reason: StopReason
+    key: str = STOP_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStopped:
+    """The charger ended the transaction (StopTransaction)."""
+
+    meter_stop_wh: int
+    at: datetime
+    reason: str = ""
+    key: str = "tx-stop"
+
+
+LOST_KEY = "tx-lost"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLost:
+    """The charger no longer has the session's transaction and sent no StopTransaction for it.
+
+    Delivered by the orphan check (:mod:`strom_services.orphans`) when the charger showed no
+    transaction on the connector for the whole grace period. The session ends billed up to
+    the last register the charger reported, never more.
+    """
+
+    transaction_id: int
+    key: str = LOST_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class RefundClaimed:
+    """The payer claimed ``amount_msat`` of the refundable balance; it is now in flight."""
+
+    refund_id: str
+    amount_msat: int
+
+    @property
+    def key(self) -> str:
+        return f"refund-claim:{self.refund_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPaid:
+    """The refund payment definitely succeeded."""
+
+    refund_id: str
+    fee_msat: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"refund-paid:{self.refund_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundFailed:
+    """The refund payment definitely failed; the amount becomes claimable again."""
+
+    refund_id: str
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"refund-failed:{self.refund_id}"
+
+
+Event = (
+    PaymentSettled
+    | TopUpSettled
+    | InvoiceExpired
+    | RemoteStartAccepted
+    | RemoteStartRejected
+    | StartTimedOut
+    | TransactionStarted
+    | MeterReading
+    | StopRequested
+    | TransactionStopped
+    | TransactionLost
+    | RefundClaimed
+    | RefundPaid
+    | RefundFailed
+)
