@@ -272,7 +272,7 @@ def _charger_auth(config: StromConfig, key: PasswordKey) -> StaticChargerAuth:
 
 
 def _retention(
-    config: StromConfig, db: Database, agents: AgentRuntime, front: FrontDoor
+    config: StromConfig, db: Database, agents: AgentRuntime, front: FrontDoor, clock: Clock
 ) -> Retention:
     """The retention sweep; each part that claims nostr events says how long a replay is fresh."""
     claim_windows = {
@@ -281,7 +281,7 @@ def _retention(
         HTTP_AUTH_KIND: 2 * WINDOW_S,  # NIP-98 at the REST API: ±60 s
     }
     policy = RetentionPolicy.from_config(config.retention, claim_windows)
-    return Retention(db, policy, interval_s=config.retention.sweep_interval_s)
+    return Retention(db, policy, interval_s=config.retention.sweep_interval_s, clock=clock)
 
 
 @dataclass
@@ -347,11 +347,11 @@ class Strom:
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
-        chargers = ChargerStore(db)
+        clock = SYSTEM_CLOCK  # the one clock: every part below is given it
+        chargers = ChargerStore(db, clock)
         await chargers.sync(config.profiles)
-        sessions = SessionStore(db)
+        sessions = SessionStore(db, clock)
         live = LiveConfig(config)
-        clock = SYSTEM_CLOCK
         if backend is None:
             backend = create_backend(
                 config.lightning,
@@ -374,6 +374,8 @@ class Strom:
             meter_interval_s=config.ocpp.meter_interval_s,
             session_secrets=SessionSecrets(session_key),
             tariffs=tariffs,
+            chargers=chargers,
+            clock=clock,
         )
         refunds = RefundService(
             sessions,
@@ -419,7 +421,7 @@ class Strom:
             **agents.handlers(),
             "pay_refund": refunds.pay,
         }
-        runner = EffectRunner(OutboxStore(db), handlers)
+        runner = EffectRunner(OutboxStore(db), handlers, clock=clock)
         sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due(runner.wake)  # a relay came back: waiting DMs go now
         front = FrontDoor(
@@ -474,7 +476,7 @@ class Strom:
             agents=agents,
             cockpit=cockpit,
             auth=auth,
-            retention=_retention(config, db, agents, front),
+            retention=_retention(config, db, agents, front, clock),
             node=node,
             clock=clock,
         )
