@@ -23,8 +23,10 @@ CLOCK = ManualClock(datetime(2026, 12, 6, 12, 0, tzinfo=UTC))
 
 
 def _with_energy_price(profile: ProfileConfig, sat_per_kwh: int) -> ProfileConfig:
-    tariff = profile.tariff.model_copy(update={"per_kwh_sat": sat_per_kwh})
-    return profile.model_copy(update={"tariff": TariffConfig.model_validate(tariff.model_dump())})
+    tariff = TariffConfig.model_validate(
+        {**profile.tariff.model_dump(), "per_kwh_sat": sat_per_kwh}
+    )
+    return profile.model_copy(update={"tariff": tariff})
 
 
 async def _book(db: Database) -> TariffBook:
