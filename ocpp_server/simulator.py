@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from ocpp_server.client import CallFailed
 from ocpp_server.v16.charge_point import SimulatedChargePoint
@@ -117,7 +117,7 @@ async def run_simulator(options: SimulatorOptions) -> int:
     except InvalidStatus as exc:
         log.error("%s: refused by the central system: %s", options.charger_id, exc)
         return 2
-    except OSError as exc:
+    except (OSError, InvalidHandshake) as exc:
         log.error("%s: cannot reach %s: %s", options.charger_id, options.endpoint, exc)
         return 1
     return 0

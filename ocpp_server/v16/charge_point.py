@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Final
 
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidHandshake
 
 from ocpp_server.client import Answer, CallFailed, OcppClient
 from ocpp_server.ocppj import (
@@ -143,13 +143,18 @@ class SimulatedChargePoint:
         """Connect, boot and serve; reconnect after a drop unless told not to.
 
         Raises:
-            InvalidStatus: the central system refused the handshake and ``reconnect`` is off.
+            websockets.exceptions.InvalidStatus: the central system refused the handshake and
+                ``reconnect`` is off.
+            websockets.exceptions.InvalidHandshake: the handshake failed otherwise (e.g. the
+                central system went away in the middle of it) and ``reconnect`` is off.
             OSError: the central system cannot be reached and ``reconnect`` is off.
         """
         while not self._stopping:
             try:
                 await self._connect_once()
-            except (OSError, InvalidStatus, TimeoutError) as exc:
+            # A real charger retries whatever broke the handshake: a refusal, a server that
+            # died half-way through it (InvalidMessage), a timeout, no route.
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
                 if not self.options.reconnect or self._stopping:
                     raise
                 log.info("%s: cannot connect (%s); retrying", self.options.charger_id, exc)
@@ -190,6 +195,7 @@ class SimulatedChargePoint:
         boot = self.connections == 0 or self.options.boot_on_reconnect or self._rebooting
 
         async def opened() -> None:
+            log.info("%s: connected%s", self.options.charger_id, " (booting)" if boot else "")
             self._rebooting = False
             self.connections += 1
             await self._start(boot=boot)

@@ -290,3 +290,56 @@ def test_the_password_comes_from_the_option_or_the_environment() -> None:
     assert options_from_args(parser.parse_args([]), environ).password == "from-the-environment"
     given = parser.parse_args(["--password=-starts-with-a-dash"])
     assert options_from_args(given, environ).password == "-starts-with-a-dash"
+
+
+async def test_the_charger_keeps_retrying_when_the_server_dies_during_the_handshake(
+    harness: Harness,
+) -> None:
+    """A central system killed half-way through a websocket handshake closes the TCP
+    connection before any HTTP answer (websockets: InvalidMessage). A real charger retries;
+    the simulator once let that end its run, so a soak charger stayed off for good."""
+    target = harness.url.rsplit(":", 1)[1].split("/")[0]
+    attempts = 0
+
+    async def half_dead(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:  # the first two handshakes meet a dying server
+            await reader.read(1)
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", int(target))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while chunk := await src.read(65536):
+                dst.write(chunk)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    proxy = await asyncio.start_server(half_dead, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        sim = SimulatedChargePoint(
+            SimulatorOptions(
+                url=f"ws://127.0.0.1:{port}/ocpp",
+                charger_id="cp-1",
+                password=PASSWORD,
+                reconnect_delay_s=0.05,
+            )
+        )
+        run = asyncio.create_task(sim.run())
+        try:
+            booted = asyncio.create_task(sim.wait_until(lambda: sim.boots >= 1, within_s=10))
+            await asyncio.wait({run, booted}, return_when=asyncio.FIRST_COMPLETED)
+            assert not run.done(), f"the simulator gave up: {run.exception()!r}"
+            await booted
+            assert sim.boot_status == "Accepted"
+            assert attempts >= 3
+        finally:
+            sim.stop()
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    finally:
+        proxy.close()

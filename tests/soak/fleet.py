@@ -75,6 +75,18 @@ class Fleet:
             charger.stop()
         await asyncio.gather(*self._runs.values(), return_exceptions=True)
 
+    def gave_up(self, charger_id: str) -> str:
+        """Why the charger's simulator ended by itself ("": it runs, or was stopped on purpose).
+
+        A real charger never stops trying; a simulator that does would leave its charger off
+        for the rest of the soak and look like Strom blocking it.
+        """
+        run = self._runs.get(charger_id)
+        if run is None or not run.done() or run.cancelled():
+            return ""
+        error = run.exception()
+        return f"its simulator stopped: {error!r}" if error else "its simulator stopped"
+
     def charging(self, charger_id: str) -> bool:
         """Whether the charger runs a transaction now."""
         connectors = self.chargers[charger_id].connectors.values()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -241,6 +242,8 @@ class Soak:
 
     async def last_session(self, index: int, charger_id: str) -> str:
         """One paid session at ``charger_id``; what went wrong with it ("": nothing)."""
+        if why := self.fleet.gave_up(charger_id):
+            return f"charger {charger_id}: {why}"
         try:
             async with asyncio.timeout(LAST_SESSION_S):
                 ride = await self.driver(index).ride(charger_id, "withdraw", within_s=60)
@@ -284,7 +287,19 @@ async def run_soak(
     """Run one soak of ``size`` with the schedule of ``seed`` in ``folder``."""
     plan = make_plan(size, seed)
     say(f"soak seed {seed}: {size}")
-    return await Soak(folder, plan, say).run()
+    # The simulated chargers' own log (connects, refusals, retries) beside Strom's.
+    chargers_log = logging.FileHandler(folder / "chargers.log")
+    chargers_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    simulator = logging.getLogger("ocpp_server")
+    level = simulator.level
+    simulator.addHandler(chargers_log)
+    simulator.setLevel(logging.INFO)
+    try:
+        return await Soak(folder, plan, say).run()
+    finally:
+        simulator.removeHandler(chargers_log)
+        simulator.setLevel(level)
+        chargers_log.close()
 
 
 def main() -> None:
@@ -305,7 +320,7 @@ def main() -> None:
     report = asyncio.run(run_soak(folder, size, args.seed))
     print(report.summary())
     if args.keep or not report.ok:
-        print(f"folder kept: {folder} (strom.log, data/)")
+        print(f"folder kept: {folder} (strom.log, chargers.log, data/)")
     else:
         import shutil
 
