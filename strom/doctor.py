@@ -80,8 +80,10 @@ def render(findings: Iterable[Finding]) -> list[str]:
     return lines
 
 
-async def examine(config: StromConfig, *, timeout_s: float = 10.0) -> list[Finding]:
-    """Run every check on the installation ``config`` describes."""
+async def examine(
+    config: StromConfig, *, timeout_s: float = 10.0, now: datetime | None = None
+) -> list[Finding]:
+    """Run every check on the installation ``config`` describes (``now``: for expiry)."""
     checks = await asyncio.gather(
         _public_url(config, timeout_s),
         _lightning(config, timeout_s),
@@ -89,7 +91,7 @@ async def examine(config: StromConfig, *, timeout_s: float = 10.0) -> list[Findi
         _chargers(config),
     )
     findings = [finding for group in checks for finding in group]
-    findings.extend(_certificates(config, datetime.now(UTC)))
+    findings.extend(_certificates(config, now or datetime.now(UTC)))
     return findings
 
 
