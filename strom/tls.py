@@ -130,7 +130,8 @@ class ManagedCertificate:
         self._contexts: list[ssl.SSLContext] = []
         self._state: CertificateState | None = None
         self._pem: bytes = b""
-        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()  # the schedule changed, or an attempt was asked for
+        self._requested = False
         self._lock = asyncio.Lock()
         self._stopping = threading.Event()
 
@@ -231,6 +232,7 @@ class ManagedCertificate:
             renew_from=renew_from,
             last_renewal=self._clock.now() if renewed else _last_renewal(previous),
         )
+        self._changed.set()
         return self._state
 
     def _account(self) -> AcmeAccount:
@@ -302,11 +304,12 @@ class ManagedCertificate:
             failures=failures,
             next_attempt=now + dt.timedelta(seconds=delay),
         )
+        self._changed.set()
         level = logging.ERROR if state.issued and now >= state.not_after else logging.WARNING
         log.log(
             level,
             "tls %s: certificate order at %s failed (attempt %d): %s; keeping the %s (valid "
-            "until %s); next attempt in %.0f s",
+            "until %s); next attempt in %.3g s",
             self.domain,
             self.tls.acme_directory,
             failures,
@@ -318,7 +321,8 @@ class ManagedCertificate:
 
     def renew_soon(self) -> None:
         """Make :meth:`run` attempt a renewal now (an operator's request, a test)."""
-        self._wake.set()
+        self._requested = True
+        self._changed.set()
 
     def due(self) -> dt.datetime:
         """When :meth:`run` next attempts: the retry time after a failure, else renew_from."""
@@ -330,12 +334,12 @@ class ManagedCertificate:
         try:
             while True:
                 wait_s = (self.due() - self._clock.now()).total_seconds()
-                if wait_s > 0 and not self._wake.is_set():
+                if wait_s > 0 and not self._requested:
+                    self._changed.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), min(wait_s, MAX_SLEEP_S))
-                    if not self._wake.is_set() and self.due() > self._clock.now():
-                        continue
-                self._wake.clear()
+                        await asyncio.wait_for(self._changed.wait(), min(wait_s, MAX_SLEEP_S))
+                    continue  # look again: due, asked for, or rescheduled
+                self._requested = False
                 with contextlib.suppress(AcmeError):  # recorded and logged by renew()
                     await self.renew()
         finally:
