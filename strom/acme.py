@@ -181,6 +181,7 @@ def _order(
     cancelled: threading.Event | None,
 ) -> str:
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout_s)
+    _check(cancelled)
     acme = _client(account)
     order = acme.new_order(crypto_util.make_csr(key_pem, [domain]))
     tokens: list[str] = []
