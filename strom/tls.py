@@ -281,6 +281,11 @@ class ManagedCertificate:
             except (AcmeError, ValueError, OSError, ConfigError) as exc:
                 self._failed(str(exc))
                 raise AcmeError(str(exc)) from None
+            except Exception as exc:
+                # The acme library and the CA can fail in more ways than it documents; any of
+                # them is one failed attempt, retried with back-off, never a stop of Strom.
+                self._failed(f"{type(exc).__name__}: {exc}")
+                raise AcmeError(str(exc)) from exc
             log.info(
                 "tls %s: certificate renewed by %s, valid %s to %s, serial %x; live in HTTPS "
                 "and OCPP for new connections; next renewal from %s",
@@ -386,9 +391,8 @@ def _load_chain(contexts: list[ssl.SSLContext], folder: Path, pem: bytes) -> Non
     Raises:
         ValueError: the PEM is not a key with a matching chain.
     """
-    if not contexts:
-        x509.load_pem_x509_certificate(pem)
-        return
+    if not contexts:  # nothing serves yet: check that key and chain match all the same
+        contexts = [ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)]
     temporary = folder / f".load.{os.getpid()}.{threading.get_ident()}.pem"
     _write_private(temporary, pem)
     try:

@@ -273,3 +273,28 @@ def test_managed_tls_with_its_own_url_is_accepted(tmp_path: Path) -> None:
         server__public_url="https://charge.example.org",
     )
     check_managed_tls(config)
+
+
+async def test_a_stored_certificate_whose_key_does_not_match_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    certificate = ManagedCertificate(TLS, tmp_path, order=FakeCa().order)
+    certificate.load()
+    await certificate.renew()
+    stored = certificate.path.read_bytes()
+    chain = stored[stored.index(b"-----BEGIN CERTIFICATE-----") :]
+    certificate.path.write_bytes(new_private_key() + chain)  # another key, same chain
+    with pytest.raises(ConfigError, match="not a private key and certificate chain"):
+        ManagedCertificate(TLS, tmp_path).load()
+
+
+async def test_an_unexpected_failure_of_the_order_is_one_failed_attempt(tmp_path: Path) -> None:
+    def broken(*_: object) -> str:
+        raise KeyError("up")  # as a library bug would
+
+    certificate = ManagedCertificate(TLS, tmp_path, order=broken)
+    certificate.load()
+    with pytest.raises(AcmeError):
+        await certificate.renew()
+    assert certificate.state().failures == 1
+    assert certificate.state().last_error == "KeyError: 'up'"
