@@ -133,7 +133,8 @@ def check_public_url(public_url: str) -> None:
         raise ConfigError(
             f"server.public_url {public_url!r}: LNURLs on a public host must be https:// "
             "(LUD-01 allows http:// only for .onion and local development); configure "
-            "server.tls_cert/tls_key or a TLS proxy and an https:// public_url"
+            "tls.acme_domain (managed TLS), server.tls_cert/tls_key or a TLS proxy, and an "
+            "https:// public_url"
         ) from None
 
 
