@@ -14,6 +14,9 @@ Theory of operation
   opening are the caller's: this table only ever sees ciphertext.
 
 Both tables are pruned by time (``prune(before)``): nothing here is needed for long.
+
+Each method is one transaction, run in one hop (:meth:`Database.write` or
+:meth:`Database.read`) by a synchronous function of a ``Connection``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
 from strom_storage.schema import dm_journal, imported_secrets, sessions
@@ -59,8 +63,52 @@ class SealedSecret:
     expires_at: datetime
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+# Insert-or-keep, per dialect (a key already stored keeps its row).
+_INSERTS: dict[str, Any] = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+
+# The statements of every session DM, built once.
+_ENTRY = select(dm_journal).where(dm_journal.c.key == bindparam("entry_key"))
+_EVENTS = select(dm_journal.c.events).where(dm_journal.c.key == bindparam("entry_key"))
+_PUBLISHED = (
+    update(dm_journal).where(dm_journal.c.key == bindparam("entry_key")).values(published=True)
+)
+_SECRET_HASH = select(sessions.c.secret_hash).where(sessions.c.id == bindparam("session_id"))
+_SEALED = select(imported_secrets.c.sealed).where(
+    imported_secrets.c.session_id == bindparam("session_id"),
+    imported_secrets.c.expires_at > bindparam("now"),
+)
+
+
+def _add_entries(conn: Connection, entries: list[JournalEntry]) -> None:
+    """Store entries, :data:`_CHUNK` per statement; keys already stored are left alone."""
+    for start in range(0, len(entries), _CHUNK):
+        values = [
+            {
+                "key": entry.key,
+                "events": entry.items,
+                "published": entry.published,
+                "created_at": entry.created_at,
+            }
+            for entry in entries[start : start + _CHUNK]
+        ]
+        conn.execute(
+            _INSERTS[conn.dialect.name](dm_journal)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+
+
+def _entry(conn: Connection, key: str) -> JournalEntry | None:
+    row = conn.execute(_ENTRY, {"entry_key": key}).first()
+    if row is None:
+        return None
+    return JournalEntry(row.key, list(row.events), bool(row.published), row.created_at)
+
+
+def _prepare(conn: Connection, entry: JournalEntry) -> list[dict[str, Any]]:
+    _add_entries(conn, [entry])
+    stored = conn.scalar(_EVENTS, {"entry_key": entry.key})
+    return list(stored or ())
 
 
 class DmJournal:
@@ -75,11 +123,7 @@ class DmJournal:
 
     async def get(self, key: str) -> JournalEntry | None:
         """The entry stored under ``key``, or None."""
-        async with self.db.reader() as conn:
-            row = (await conn.execute(select(dm_journal).where(dm_journal.c.key == key))).first()
-        if row is None:
-            return None
-        return JournalEntry(row.key, list(row.events), bool(row.published), row.created_at)
+        return await self.db.read(partial(_entry, key=key))
 
     async def prepare(
         self, key: str, items: Sequence[dict[str, Any]], now: datetime
@@ -89,10 +133,8 @@ class DmJournal:
         Returns:
             The items stored under ``key``: these, or those of an earlier run.
         """
-        async with self.db.transaction() as conn:
-            await self._add(conn, [JournalEntry(key, list(items), False, now)])
-            stored = await conn.scalar(select(dm_journal.c.events).where(dm_journal.c.key == key))
-        return list(stored or ())
+        entry = JournalEntry(key, list(items), False, now)
+        return await self.db.write(partial(_prepare, entry=entry))
 
     async def add_entries(self, entries: Iterable[JournalEntry]) -> int:
         """Store entries as they are (an import); keys already stored are left alone.
@@ -101,32 +143,33 @@ class DmJournal:
             How many entries were given.
         """
         rows = list(entries)
-        async with self.db.transaction() as conn:
-            for start in range(0, len(rows), _CHUNK):
-                await self._add(conn, rows[start : start + _CHUNK])
+        await self.db.write(partial(_add_entries, entries=rows))
         return len(rows)
-
-    @staticmethod
-    async def _add(conn: AsyncConnection, entries: list[JournalEntry]) -> None:
-        values = [
-            {
-                "key": entry.key,
-                "events": entry.items,
-                "published": entry.published,
-                "created_at": entry.created_at,
-            }
-            for entry in entries
-        ]
-        await conn.execute(
-            _insert(conn)(dm_journal).values(values).on_conflict_do_nothing(index_elements=["key"])
-        )
 
     async def mark_published(self, key: str) -> None:
         """Record that the DMs under ``key`` reached a relay."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(dm_journal).where(dm_journal.c.key == key).values(published=True)
+        await self.db.write(lambda conn: conn.execute(_PUBLISHED, {"entry_key": key}))
+
+
+def _secret_hashes(conn: Connection, wanted: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(
+            select(sessions.c.id, sessions.c.secret_hash).where(
+                sessions.c.id.in_(wanted[start : start + _CHUNK])
             )
+        )
+        found.update({row.id: row.secret_hash for row in rows})
+    return found
+
+
+def _add_sealed(conn: Connection, values: list[dict[str, Any]]) -> None:
+    for start in range(0, len(values), _CHUNK):
+        conn.execute(
+            _INSERTS[conn.dialect.name](imported_secrets)
+            .values(values[start : start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["session_id"])
+        )
 
 
 class SecretRecords:
@@ -141,35 +184,21 @@ class SecretRecords:
 
     async def secret_hash(self, session_id: str) -> str | None:
         """The stored hash of the session's secret, or None for an unknown session."""
-        async with self.db.reader() as conn:
-            value = await conn.scalar(
-                select(sessions.c.secret_hash).where(sessions.c.id == session_id)
-            )
+        value = await self.db.read(
+            lambda conn: conn.scalar(_SECRET_HASH, {"session_id": session_id})
+        )
         return None if value is None else str(value)
 
     async def secret_hashes(self, session_ids: Iterable[str]) -> dict[str, str]:
         """The stored hashes of these sessions' secrets (unknown sessions are left out)."""
         wanted = list(dict.fromkeys(session_ids))
-        found: dict[str, str] = {}
-        async with self.db.reader() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                rows = await conn.execute(
-                    select(sessions.c.id, sessions.c.secret_hash).where(
-                        sessions.c.id.in_(wanted[start : start + _CHUNK])
-                    )
-                )
-                found.update({row.id: row.secret_hash for row in rows})
-        return found
+        return await self.db.read(partial(_secret_hashes, wanted=wanted))
 
     async def sealed(self, session_id: str, now: datetime) -> str | None:
         """The sealed secret of an imported session, unless it has expired."""
-        async with self.db.reader() as conn:
-            value = await conn.scalar(
-                select(imported_secrets.c.sealed).where(
-                    imported_secrets.c.session_id == session_id,
-                    imported_secrets.c.expires_at > now,
-                )
-            )
+        value = await self.db.read(
+            lambda conn: conn.scalar(_SEALED, {"session_id": session_id, "now": now})
+        )
         return None if value is None else str(value)
 
     async def add_sealed(self, secrets: Iterable[SealedSecret]) -> int:
@@ -182,11 +211,5 @@ class SecretRecords:
             {"session_id": s.session_id, "sealed": s.sealed, "expires_at": s.expires_at}
             for s in secrets
         ]
-        async with self.db.transaction() as conn:
-            for start in range(0, len(values), _CHUNK):
-                await conn.execute(
-                    _insert(conn)(imported_secrets)
-                    .values(values[start : start + _CHUNK])
-                    .on_conflict_do_nothing(index_elements=["session_id"])
-                )
+        await self.db.write(partial(_add_sealed, values=values))
         return len(values)

@@ -3,7 +3,8 @@
 Paging is by ``(created_at, id)`` descending, newest first; the cursor is that pair of the
 last row, opaque to clients (base64url JSON). Keyset paging stays correct while new rows
 arrive, unlike offsets. Rows are returned as the database gives them (attribute access by
-column name); the cockpit turns them into its answers.
+column name); the cockpit turns them into its answers. Each method is one read, in one hop
+(:meth:`Database.read`): a page, a session's rows, or all the sums of one report.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
 from strom_storage.schema import audit_log, payments, refunds, sessions
@@ -99,6 +103,68 @@ def _period(moment: datetime, period: str) -> str:
     return moment.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
 
 
+def _rows(query: Select[Any]) -> Callable[[Connection], list[Any]]:
+    """A one-hop read of every row of ``query`` (fetched before the connection goes back)."""
+    return lambda conn: list(conn.execute(query))
+
+
+def _period_totals(
+    conn: Connection, period: str, since: datetime | None, until: datetime | None
+) -> dict[str, Totals]:
+    totals: dict[str, Totals] = defaultdict(Totals)
+    paid = _window(
+        select(payments.c.session_id, payments.c.amount_msat, payments.c.settled_at).where(
+            payments.c.state == "settled"
+        ),
+        payments.c.settled_at,
+        since,
+        until,
+    )
+    for row in conn.execute(paid):
+        entry = totals[_period(row.settled_at, period)]
+        entry.paid_msat += row.amount_msat
+        entry.session_ids.add(row.session_id)
+    out = _window(
+        select(refunds.c.amount_msat, refunds.c.fee_msat, refunds.c.updated_at).where(
+            refunds.c.state == "paid"
+        ),
+        refunds.c.updated_at,
+        since,
+        until,
+    )
+    for row in conn.execute(out):
+        entry = totals[_period(row.updated_at, period)]
+        entry.refunded_msat += row.amount_msat or 0
+        entry.refund_fees_msat += row.fee_msat or 0
+    energy = _window(
+        select(sessions.c.energy_wh, sessions.c.stopped_at).where(
+            sessions.c.stopped_at.is_not(None)
+        ),
+        sessions.c.stopped_at,
+        since,
+        until,
+    )
+    for row in conn.execute(energy):
+        totals[_period(row.stopped_at, period)].energy_wh += row.energy_wh
+    return totals
+
+
+def _money_totals(conn: Connection) -> tuple[int, int, int, int]:
+    received = conn.scalar(
+        select(func.coalesce(func.sum(payments.c.amount_msat), 0)).where(
+            payments.c.state == "settled"
+        )
+    )
+    out = conn.execute(
+        select(
+            func.coalesce(func.sum(refunds.c.amount_msat), 0),
+            func.coalesce(func.sum(refunds.c.fee_msat), 0),
+        ).where(refunds.c.state == "paid")
+    ).one()
+    energy = conn.scalar(select(func.coalesce(func.sum(sessions.c.energy_wh), 0)))
+    return int(received or 0), int(out[0]), int(out[1]), int(energy or 0)
+
+
 class Reports:
     """What the operator reads about sessions and money (no writes).
 
@@ -114,8 +180,7 @@ class Reports:
     ) -> Page:
         """One page of ``query`` by ``(created, key)`` descending, and the next page's cursor."""
         query = _keyset(query, created, key, cursor).limit(limit + 1)
-        async with self.db.reader() as conn:
-            rows = list(await conn.execute(query))
+        rows = await self.db.read(_rows(query))
         if len(rows) <= limit:
             return rows, None
         rows = rows[:limit]
@@ -147,37 +212,31 @@ class Reports:
 
     async def session_row(self, session_id: str) -> Any:
         """One session row, or None."""
-        async with self.db.reader() as conn:
-            query = select(sessions).where(sessions.c.id == session_id)
-            return (await conn.execute(query)).first()
+        query = select(sessions).where(sessions.c.id == session_id)
+        return await self.db.read(lambda conn: conn.execute(query).first())
 
     async def running_sessions(self, charger_id: str | None = None) -> list[Any]:
         """Sessions that hold a connector (paid, starting, charging, stopping), oldest first."""
         query = select(sessions).where(sessions.c.state.in_(RUNNING_STATES))
         if charger_id is not None:
             query = query.where(sessions.c.charger_id == charger_id)
-        async with self.db.reader() as conn:
-            return list(await conn.execute(query.order_by(sessions.c.created_at)))
+        return await self.db.read(_rows(query.order_by(sessions.c.created_at)))
 
     async def payments_of(self, session_id: str) -> list[Any]:
         """Every payment of a session, oldest first."""
-        async with self.db.reader() as conn:
-            query = (
-                select(payments)
-                .where(payments.c.session_id == session_id)
-                .order_by(payments.c.created_at)
-            )
-            return list(await conn.execute(query))
+        query = (
+            select(payments)
+            .where(payments.c.session_id == session_id)
+            .order_by(payments.c.created_at)
+        )
+        return await self.db.read(_rows(query))
 
     async def refunds_of(self, session_id: str) -> list[Any]:
         """Every refund of a session, oldest first."""
-        async with self.db.reader() as conn:
-            query = (
-                select(refunds)
-                .where(refunds.c.session_id == session_id)
-                .order_by(refunds.c.created_at)
-            )
-            return list(await conn.execute(query))
+        query = (
+            select(refunds).where(refunds.c.session_id == session_id).order_by(refunds.c.created_at)
+        )
+        return await self.db.read(_rows(query))
 
     async def page_payments(
         self, *, since: datetime | None, until: datetime | None, limit: int, cursor: str | None
@@ -212,73 +271,25 @@ class Reports:
         Money in is settled payments by settlement time, money out paid refunds by payment
         time, energy the sessions' by stop time.
         """
-        totals: dict[str, Totals] = defaultdict(Totals)
-        async with self.db.reader() as conn:
-            paid = _window(
-                select(payments.c.session_id, payments.c.amount_msat, payments.c.settled_at).where(
-                    payments.c.state == "settled"
-                ),
-                payments.c.settled_at,
-                since,
-                until,
-            )
-            for row in await conn.execute(paid):
-                entry = totals[_period(row.settled_at, period)]
-                entry.paid_msat += row.amount_msat
-                entry.session_ids.add(row.session_id)
-            out = _window(
-                select(refunds.c.amount_msat, refunds.c.fee_msat, refunds.c.updated_at).where(
-                    refunds.c.state == "paid"
-                ),
-                refunds.c.updated_at,
-                since,
-                until,
-            )
-            for row in await conn.execute(out):
-                entry = totals[_period(row.updated_at, period)]
-                entry.refunded_msat += row.amount_msat or 0
-                entry.refund_fees_msat += row.fee_msat or 0
-            energy = _window(
-                select(sessions.c.energy_wh, sessions.c.stopped_at).where(
-                    sessions.c.stopped_at.is_not(None)
-                ),
-                sessions.c.stopped_at,
-                since,
-                until,
-            )
-            for row in await conn.execute(energy):
-                totals[_period(row.stopped_at, period)].energy_wh += row.energy_wh
+        totals = await self.db.read(
+            partial(_period_totals, period=period, since=since, until=until)
+        )
         for entry in totals.values():
             entry.sessions = len(entry.session_ids)
         return dict(sorted(totals.items()))
 
     async def counts_by_state(self) -> dict[str, int]:
         """How many sessions are in each state (states without sessions are absent)."""
-        async with self.db.reader() as conn:
-            query = select(sessions.c.state, func.count()).group_by(sessions.c.state)
-            return {state: int(count) for state, count in await conn.execute(query)}
+        query = select(sessions.c.state, func.count()).group_by(sessions.c.state)
+        return await self.db.read(
+            lambda conn: {state: int(count) for state, count in conn.execute(query)}
+        )
 
     async def money_totals(self) -> tuple[int, int, int, int]:
         """(msat received, msat refunded, refund fees msat, Wh delivered), all time."""
-        async with self.db.reader() as conn:
-            received = await conn.scalar(
-                select(func.coalesce(func.sum(payments.c.amount_msat), 0)).where(
-                    payments.c.state == "settled"
-                )
-            )
-            out = (
-                await conn.execute(
-                    select(
-                        func.coalesce(func.sum(refunds.c.amount_msat), 0),
-                        func.coalesce(func.sum(refunds.c.fee_msat), 0),
-                    ).where(refunds.c.state == "paid")
-                )
-            ).one()
-            energy = await conn.scalar(select(func.coalesce(func.sum(sessions.c.energy_wh), 0)))
-        return int(received or 0), int(out[0]), int(out[1]), int(energy or 0)
+        return await self.db.read(_money_totals)
 
     async def audit_entries(self, limit: int) -> list[Any]:
         """The newest ``limit`` rows of the audit log, newest first."""
-        async with self.db.reader() as conn:
-            query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
-            return list(await conn.execute(query))
+        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        return await self.db.read(_rows(query))

@@ -26,8 +26,9 @@ are finished with. Adding a table is one line there (and, usually, an index for 
   refund window has passed.
 
 The sweep (:meth:`Retention.sweep`) deletes in batches of :data:`BATCH` rows, one short write
-transaction each, so it never holds SQLite's single writer for long: a payment or a meter value
-waiting for the writer goes between two batches. :meth:`Retention.run` sweeps every few minutes.
+transaction (one :meth:`Database.write`) each, so it never holds SQLite's single writer for
+long: a payment or a meter value waiting for the writer goes between two batches.
+:meth:`Retention.run` sweeps every few minutes.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
-from sqlalchemy import Column, and_, delete, or_, select
+from sqlalchemy import Column, Delete, and_, delete, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
@@ -197,6 +200,11 @@ RULES: tuple[Rule, ...] = (
 """One rule per table that grows with traffic (see the module docstring)."""
 
 
+def _delete(conn: Connection, statement: Delete) -> int:
+    """One batch: run the ``DELETE`` and say how many rows went."""
+    return int(conn.execute(statement).rowcount or 0)
+
+
 class Retention:
     """Deletes finished rows by :data:`RULES`.
 
@@ -237,11 +245,8 @@ class Retention:
             while True:
                 # correlate(None): the batch is its own query, not tied to the DELETE's table.
                 batch = select(rule.key).where(condition).limit(BATCH).correlate(None)
-                async with self.db.transaction() as conn:
-                    result = await conn.execute(
-                        delete(rule.key.table).where(rule.key.in_(batch.scalar_subquery()))
-                    )
-                deleted = int(result.rowcount or 0)
+                statement = delete(rule.key.table).where(rule.key.in_(batch.scalar_subquery()))
+                deleted = await self.db.write(partial(_delete, statement=statement))
                 total += deleted
                 if deleted < BATCH:
                     break

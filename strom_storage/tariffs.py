@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
 
 from strom_core.ports.tariffs import TariffRecord
 from strom_core.tariff import Tariff
@@ -38,15 +39,15 @@ class TariffRepository:
 
     async def all(self) -> list[TariffRecord]:
         """Every record."""
-        async with self.db.reader() as conn:
-            rows = (await conn.execute(select(tariffs))).all()
+        rows = await self.db.read(lambda conn: conn.execute(select(tariffs)).all())
         return [self._record(row._mapping) for row in rows]
 
     async def save(self, record: TariffRecord) -> None:
         """Store a record, replacing the charger's previous one (one transaction)."""
-        async with self.db.transaction() as conn:
-            await conn.execute(delete(tariffs).where(tariffs.c.charger_id == record.charger_id))
-            await conn.execute(
+
+        def replace(conn: Connection) -> None:
+            conn.execute(delete(tariffs).where(tariffs.c.charger_id == record.charger_id))
+            conn.execute(
                 insert(tariffs).values(
                     charger_id=record.charger_id,
                     **_as_dict(record.tariff),
@@ -55,6 +56,8 @@ class TariffRepository:
                     set_at=record.set_at,
                 )
             )
+
+        await self.db.write(replace)
 
     @staticmethod
     def _record(row: Any) -> TariffRecord:

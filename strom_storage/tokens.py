@@ -1,16 +1,19 @@
 """The ``api_tokens`` table: API tokens by name, found by the hash of the token.
 
 Only the hash of a token is stored (the cockpit decides how tokens are made, hashed and what
-their scope allows); this module reads and writes the rows.
+their scope allows); this module reads and writes the rows, each method in one transaction
+and one hop (:meth:`Database.write` or :meth:`Database.read`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from strom_storage.db import Database
@@ -40,6 +43,29 @@ def _token_row(row: Any) -> TokenRow:
     )
 
 
+# Every API request looks its token up (and stamps it now and then): built once.
+_BY_HASH = select(api_tokens).where(api_tokens.c.token_hash == bindparam("token_hash"))
+_TOUCH = (
+    update(api_tokens)
+    .where(api_tokens.c.name == bindparam("token_name"))
+    .values(last_used_at=bindparam("now", type_=api_tokens.c.last_used_at.type))
+)
+
+
+def _revoke(conn: Connection, name: str, now: datetime) -> bool:
+    result = conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def _by_hash(conn: Connection, token_hash: str) -> TokenRow | None:
+    row = conn.execute(_BY_HASH, {"token_hash": token_hash}).first()
+    return None if row is None else _token_row(row)
+
+
 class TokenRepository:
     """Rows of ``api_tokens``.
 
@@ -52,43 +78,26 @@ class TokenRepository:
 
     async def add(self, name: str, token_hash: str, scope: str, now: datetime) -> bool:
         """Store a new token; False when a token (live or revoked) has that name already."""
+        row = {"name": name, "token_hash": token_hash, "scope": scope, "created_at": now}
         try:
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    insert(api_tokens).values(
-                        name=name, token_hash=token_hash, scope=scope, created_at=now
-                    )
-                )
+            await self.db.write(lambda conn: conn.execute(insert(api_tokens), row))
         except IntegrityError:
             return False
         return True
 
     async def revoke(self, name: str, now: datetime) -> bool:
         """Revoke the live token of that name; False when there is none."""
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(api_tokens)
-                .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-        return bool(result.rowcount)
+        return await self.db.write(partial(_revoke, name=name, now=now))
 
     async def all(self) -> list[TokenRow]:
         """Every token, live and revoked, by name."""
-        async with self.db.reader() as conn:
-            rows = await conn.execute(select(api_tokens).order_by(api_tokens.c.name))
-            return [_token_row(row) for row in rows]
+        query = select(api_tokens).order_by(api_tokens.c.name)
+        return await self.db.read(lambda conn: [_token_row(row) for row in conn.execute(query)])
 
     async def by_hash(self, token_hash: str) -> TokenRow | None:
         """The token stored with this hash (live or revoked), or None."""
-        async with self.db.reader() as conn:
-            query = select(api_tokens).where(api_tokens.c.token_hash == token_hash)
-            row = (await conn.execute(query)).first()
-        return None if row is None else _token_row(row)
+        return await self.db.read(partial(_by_hash, token_hash=token_hash))
 
     async def touch(self, name: str, now: datetime) -> None:
         """Record when a token was used last."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(api_tokens).where(api_tokens.c.name == name).values(last_used_at=now)
-            )
+        await self.db.write(lambda conn: conn.execute(_TOUCH, {"token_name": name, "now": now}))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from strom_storage import audit
-from strom_storage.db import Database
+from strom_storage.db import Connection, Database
 from tests.storage.test_session_store import T0
 
 
@@ -37,3 +39,17 @@ async def test_an_entry_of_a_rolled_back_change_is_not_kept(db: Database) -> Non
         await failing_change()
     async with db.reader() as tx:
         assert await audit.entries(tx) == []
+
+
+async def test_a_one_hop_change_writes_its_entry_and_a_failing_one_keeps_none(db: Database) -> None:
+    def change(conn: Connection, *, fail: bool) -> None:
+        audit.record_in(conn, actor="cli", action="x", target="cp1", detail={}, now=T0)
+        if fail:
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        await db.write(partial(change, fail=True))
+    assert await db.read(audit.entries_in) == []
+    await db.write(partial(change, fail=False))
+    [entry] = await db.read(partial(audit.entries_in, action="x"))
+    assert (entry.actor, entry.target, entry.at) == ("cli", "cp1", T0)
