@@ -12,7 +12,8 @@ subprotocol. Its modules are named so an OCPP 2.0.1 package (``ocpp_server.v201`
 * :mod:`~ocpp_server.v16.commands`: the 1.6 command set (RemoteStart/Stop, Reset, …), where
   the server's :class:`~ocpp_server.commands.OcppCommands` routes a 1.6 charger's commands;
 * :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point, with its options
-  and connector state in :mod:`~ocpp_server.v16.sim_model`.
+  and connector state in :mod:`~ocpp_server.v16.sim_model` and its answers to the central
+  system's CALLs in :mod:`~ocpp_server.v16.sim_answers`.
 """
 
 from __future__ import annotations
