@@ -113,6 +113,9 @@ class OcppServer:
             made with it match.
         backoff: the per-source back-off of wrong passwords; one with the defaults of
             :class:`~ocpp_server.backoff.SourceBackoff` on the clock when None.
+        ssl_context: serve ``wss://`` with this context (its certificate may be reloaded
+            while the server runs: new handshakes see the new one, open connections stay);
+            one from ``settings.tls_cert``/``tls_key`` when None.
         dialects: the OCPP versions served, in order of preference (OCPP 1.6 alone by
             default); a charger that offers several speaks the first of them in this order.
     """
@@ -127,9 +130,11 @@ class OcppServer:
         clock: Clock = SYSTEM_CLOCK,
         password_key: PasswordKey | None = None,
         backoff: SourceBackoff | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         dialects: Sequence[DialectFactory] = (v16.dialect,),
     ) -> None:
         self.settings = settings
+        self._given_ssl = ssl_context
         self._chargers = chargers
         self._monotonic = clock.monotonic
         self._now = clock.now
@@ -194,7 +199,7 @@ class OcppServer:
         log.info(
             "OCPP-J central system (%s) on %s://%s:%d%s<charger id>",
             ", ".join(self._dialects),
-            "wss" if self.settings.uses_tls else "ws",
+            "wss" if self.settings.uses_tls or self._given_ssl else "ws",
             self.settings.host,
             self.port,
             PATH_PREFIX,
@@ -235,6 +240,8 @@ class OcppServer:
         raise RuntimeError("the OCPP server has no socket")
 
     def _ssl_context(self) -> ssl.SSLContext | None:
+        if self._given_ssl is not None:
+            return self._given_ssl
         if self.settings.tls_cert is None or self.settings.tls_key is None:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -47,11 +47,18 @@ from ocpp_server import (
     hash_password,
     parse_quirks,
 )
+from strom.acme import challenge_app
 from strom.config import StromConfig, require_ocpp_password
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
+from strom.tls import ManagedCertificate
 from strom_core.clock import SYSTEM_CLOCK, Clock
-from strom_core.config import LiveConfig, ProfileConfig, ocpp_beyond_loopback
+from strom_core.config import (
+    LiveConfig,
+    ProfileConfig,
+    check_managed_tls,
+    ocpp_beyond_loopback,
+)
 from strom_core.errors import BackendError, ConfigError
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -126,7 +133,8 @@ def check_public_url(public_url: str) -> None:
         raise ConfigError(
             f"server.public_url {public_url!r}: LNURLs on a public host must be https:// "
             "(LUD-01 allows http:// only for .onion and local development); configure "
-            "server.tls_cert/tls_key or a TLS proxy and an https:// public_url"
+            "tls.acme_domain (managed TLS), server.tls_cert/tls_key or a TLS proxy, and an "
+            "https:// public_url"
         ) from None
 
 
@@ -310,6 +318,10 @@ class Strom:
     _settlements: SettlementStream | None = None
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     http_socket: socket.socket | None = field(default=None, repr=False)
+    # Managed TLS (``[tls] acme_domain``): the certificate, and the plain-HTTP listener that
+    # answers the CA's HTTP-01 challenges and redirects everything else to HTTPS.
+    certificate: ManagedCertificate | None = None
+    challenge_http: web.AppRunner | None = None
 
     @property
     def config(self) -> StromConfig:
@@ -342,12 +354,17 @@ class Strom:
     @classmethod
     async def _open(cls, config: StromConfig, *, backend: LightningBackend | None) -> Strom:
         check_public_url(config.server.public_url)
+        check_managed_tls(config)
         password_key = ocpp_password_key(config.storage.data_dir)
         auth = _charger_auth(config, password_key)
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
         clock = SYSTEM_CLOCK  # the one clock: every part below is given it
+        certificate = None
+        if config.tls.managed:
+            certificate = ManagedCertificate(config.tls, config.storage.data_dir, clock=clock)
+            certificate.load()
         chargers = ChargerStore(db, clock)
         await chargers.sync(config.profiles)
         sessions = SessionStore(db, clock)
@@ -403,6 +420,7 @@ class Strom:
             events,
             clock=clock,
             password_key=password_key,
+            ssl_context=certificate.ocpp_context() if certificate and config.tls.ocpp else None,
         )
         agents = AgentRuntime(
             config,
@@ -479,6 +497,7 @@ class Strom:
             retention=_retention(config, db, agents, front, clock),
             node=node,
             clock=clock,
+            certificate=certificate,
         )
         node.on_change(strom._node_changed)
         return strom
@@ -523,6 +542,15 @@ class Strom:
         return self.config.server.port
 
     @property
+    def challenge_port(self) -> int | None:
+        """The plain-HTTP port of the ACME challenges, once serving (None without managed TLS)."""
+        if self.challenge_http is None:
+            return None
+        for address in self.challenge_http.addresses:
+            return int(address[1])
+        return None
+
+    @property
     def ocpp_port(self) -> int:
         """The OCPP port listened on, once serving (the bound one when ``ocpp.port`` was 0)."""
         return self.ocpp.port
@@ -538,7 +566,10 @@ class Strom:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         server = self.config.server
-        context = _ssl_context(server.tls_cert, server.tls_key, "server")
+        if self.certificate is not None:
+            context: ssl.SSLContext | None = self.certificate.server_context()
+        else:
+            context = _ssl_context(server.tls_cert, server.tls_key, "server")
         await self._reconcile()
         await self._begin_reconnect_grace()
         await self.ocpp.start()
@@ -551,6 +582,7 @@ class Strom:
             else:
                 site = web.TCPSite(self.http, server.host, server.port, ssl_context=context)
             await site.start()
+            await self._serve_challenges()
             log.info(
                 "serving HTTP on %s:%s (public URL %s), OCPP on %s:%s; %d charger(s)",
                 server.host,
@@ -568,6 +600,8 @@ class Strom:
                     group.create_task(self._sweep_expired(), name="invoice-expiry"),
                     group.create_task(self.retention.run(), name="retention"),
                 ]
+                if self.certificate is not None:
+                    tasks.append(group.create_task(self.certificate.run(), name="tls-renewal"))
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)
                 self._announce()
@@ -576,12 +610,34 @@ class Strom:
                 for task in tasks:
                     task.cancel()
         finally:
+            if self.challenge_http is not None:
+                await self.challenge_http.cleanup()
             await self.http.cleanup()
             self.events.server_stopping()  # connected chargers get a reconnect grace next start
             await self.ocpp.stop()
             await self.backend.aclose()
             await self.db.close()
             log.info("stopped")
+
+    async def _serve_challenges(self) -> None:
+        """With managed TLS: listen on ``tls.http_port`` for the CA's HTTP-01 challenges."""
+        if self.certificate is None:
+            return
+        config = self.config
+        runner = web.AppRunner(
+            challenge_app(self.certificate.board, config.server.public_url),
+            access_log=None,
+            logger=_ClientErrors(log),
+        )
+        self.challenge_http = runner
+        await runner.setup()
+        await web.TCPSite(runner, config.server.host, config.tls.http_port).start()
+        log.info(
+            "tls %s: HTTP-01 challenges on http://%s:%s (the CA asks at port 80 of the domain)",
+            config.tls.acme_domain,
+            config.server.host,
+            self.challenge_port,
+        )
 
     async def _begin_reconnect_grace(self) -> None:
         """Chargers connected when Strom last stopped are reconnecting, not offline, for a while."""
@@ -600,7 +656,8 @@ class Strom:
     def _announce(self) -> None:
         """Log where each charger can be reached: page, OCPP URL, nostr identity."""
         base = self.config.server.public_url
-        scheme = "wss" if self.config.ocpp.tls_cert else "ws"
+        tls = self.config.tls
+        scheme = "wss" if self.config.ocpp.tls_cert or (tls.managed and tls.ocpp) else "ws"
         for profile in self.config.profiles:
             pubkey = self.agents.pubkey(profile.id)
             log.info(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from strom import __version__
+from strom.cli_upkeep import add_upkeep_commands
 from strom.config import StromConfig, load_config
 from strom.scaffold import ScaffoldError, write_scaffold
 from strom_core.errors import ConfigError, StorageError, StromError
@@ -466,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="write it without asking (compare the fingerprint)"
     )
     pin_cert.set_defaults(func=cmd_lightning_pin_cert)
+
+    add_upkeep_commands(commands)  # backup, restore, doctor
 
     db = commands.add_parser("db", help="database maintenance", description="Database tasks.")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)

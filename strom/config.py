@@ -42,6 +42,7 @@ _TOP_SECTIONS = (
     "server",
     "storage",
     "ocpp",
+    "tls",
     "sessions",
     "nostr",
     "retention",

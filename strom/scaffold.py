@@ -50,6 +50,28 @@ auto_register = false
 # last status, no payments) for this long before they are shown offline
 reconnect_grace_s = 90
 
+[tls]
+# Managed TLS: Strom gets a certificate for acme_domain from an ACME CA (Let's Encrypt),
+# renews it at two thirds of its lifetime and reloads it without dropping connections. It then
+# serves HTTPS on [server] port (set public_url = "https://<acme_domain>" and port = 443, or
+# :<port> in the URL) and answers the CA's HTTP-01 challenges on http_port, which must be
+# port 80 of the domain as the CA sees it (plain http there redirects to https). Leave
+# server.tls_cert/tls_key unset. Key and certificate are kept in <data_dir>/acme/ (mode 0600).
+# Empty acme_domain: no managed TLS.
+acme_domain = ""
+# acme_email = "ops@example.org"   # the CA's contact for this account; required with a domain
+# "letsencrypt", "letsencrypt-staging" (for trying things out: untrusted certificates, high
+# limits) or any ACME directory URL:
+# acme_directory = "letsencrypt"
+# http_port = 80
+# OCPP over wss:// with the same certificate (chargers connect to wss://<acme_domain>:<ocpp
+# port>/ocpp/<id>); false keeps [ocpp] as it is (ws://, or its own tls_cert/tls_key).
+# ocpp = true
+# A failed order is retried after acme_retry_s, doubling up to acme_retry_max_s; the
+# certificate in use is kept meanwhile.
+# acme_retry_s = 60
+# acme_retry_max_s = 21600
+
 [sessions]
 invoice_expiry_s = 600
 start_timeout_s = 180

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,6 +40,8 @@ __all__ = [
     "StorageConfig",
     "StromConfig",
     "TariffConfig",
+    "TlsConfig",
+    "check_managed_tls",
     "ocpp_beyond_loopback",
     "require_ocpp_password",
 ]
@@ -153,6 +155,96 @@ class OcppConfig(_Section):
     # shown as reconnecting with their last status, and offers refuse them (not connected).
     # 0 shows them offline at once.
     reconnect_grace_s: int = Field(90, ge=0, le=3_600)
+
+
+LETS_ENCRYPT: Final = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING: Final = "https://acme-staging-v02.api.letsencrypt.org/directory"
+# Short names an operator may write instead of a directory URL.
+ACME_DIRECTORIES: Final = {"letsencrypt": LETS_ENCRYPT, "letsencrypt-staging": LETS_ENCRYPT_STAGING}
+_DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+
+
+class TlsConfig(_Section):
+    """Managed TLS: a certificate from an ACME CA (Let's Encrypt), renewed by Strom itself.
+
+    Off while ``acme_domain`` is empty. On, Strom serves HTTPS on ``[server] port`` with the
+    certificate, answers the CA's HTTP-01 challenges on ``http_port`` (which must be reachable
+    as port 80 of the domain), and serves OCPP over ``wss://`` with the same certificate
+    unless ``ocpp = false``. Account key and certificate live in ``<data_dir>/acme/``.
+    """
+
+    # The domain the certificate is for (one DNS name, no wildcard: HTTP-01 cannot prove one).
+    acme_domain: str = ""
+    # The contact address given to the CA (expiry and policy mail); required with a domain.
+    acme_email: str = ""
+    # The CA's ACME directory URL, or "letsencrypt" / "letsencrypt-staging".
+    acme_directory: str = LETS_ENCRYPT
+    # A PEM bundle to trust for the directory's own HTTPS (a private CA's ACME server);
+    # default: the system's roots.
+    acme_ca_bundle: Path | None = None
+    # The plain-HTTP port for challenges (everything else there is redirected to https).
+    http_port: int = Field(80, ge=0, le=65535)
+    # OCPP over wss:// with the managed certificate too (false: [ocpp] tls_cert/tls_key or ws://).
+    ocpp: bool = True
+    # A failed issuance or renewal is retried after acme_retry_s, doubling up to acme_retry_max_s;
+    # the certificate in use is kept meanwhile. Renewal starts at two thirds of its lifetime.
+    acme_retry_s: float = Field(60.0, gt=0, le=86_400)
+    acme_retry_max_s: float = Field(6 * 3_600.0, gt=0, le=7 * 86_400)
+
+    @property
+    def managed(self) -> bool:
+        """Whether Strom obtains its certificate itself."""
+        return bool(self.acme_domain)
+
+    @field_validator("acme_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        domain = value.strip().lower().rstrip(".")
+        if not domain:
+            return ""
+        if domain.startswith("*."):
+            raise ValueError("expected one DNS name; HTTP-01 cannot prove a wildcard")
+        labels = domain.split(".")
+        if (
+            len(domain) > 253
+            or len(labels) < 2
+            or not all(re.fullmatch(_DNS_LABEL, label) for label in labels)
+            or labels[-1].isdigit()
+        ):
+            raise ValueError(
+                "expected the DNS name the certificate is for, e.g. charge.example.org "
+                "(not an IP address, no scheme or port)"
+            )
+        return domain
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+", value):
+            raise ValueError("expected a contact e-mail address, e.g. ops@example.org")
+        return value
+
+    @field_validator("acme_directory")
+    @classmethod
+    def _directory(cls, value: str) -> str:
+        value = ACME_DIRECTORIES.get(value.strip(), value.strip())
+        if not re.match(r"^https://[^/\s]+", value):
+            raise ValueError(
+                'expected the https:// URL of an ACME directory, "letsencrypt" or '
+                '"letsencrypt-staging"'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsConfig:
+        if self.acme_domain and not self.acme_email:
+            raise ValueError(
+                "acme_email (a contact address for the CA) is required with acme_domain"
+            )
+        if self.acme_retry_max_s < self.acme_retry_s:
+            raise ValueError("acme_retry_max_s must be at least acme_retry_s")
+        return self
 
 
 class SessionsConfig(_Section):
@@ -360,6 +452,7 @@ class StromConfig(_Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     ocpp: OcppConfig = OcppConfig()
+    tls: TlsConfig = TlsConfig()
     sessions: SessionsConfig = SessionsConfig()
     nostr: NostrConfig = NostrConfig()
     retention: RetentionConfig = RetentionConfig()
@@ -419,6 +512,40 @@ def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
         f"could connect as it; give it one with `strom charger password {profile.id}"
         f"{config_arg}`, or set allow_unauthenticated = true under [ocpp] in its profile"
     )
+
+
+def check_managed_tls(config: StromConfig) -> None:
+    """Refuse a managed-TLS configuration that contradicts the rest of the file.
+
+    Raises:
+        ConfigError: certificate files given as well as an ACME domain, the challenge port
+            equal to the HTTPS port, or a public URL that is not https:// on the domain.
+    """
+    tls = config.tls
+    if not tls.managed:
+        return
+    if config.server.tls_cert or config.server.tls_key:
+        raise ConfigError(
+            "tls.acme_domain and server.tls_cert/tls_key both give the HTTPS certificate: "
+            "remove one (Strom obtains and renews the certificate itself with acme_domain)"
+        )
+    if tls.ocpp and (config.ocpp.tls_cert or config.ocpp.tls_key):
+        raise ConfigError(
+            "tls.ocpp = true serves OCPP with the managed certificate, and ocpp.tls_cert/tls_key "
+            "give another: remove those or set tls.ocpp = false"
+        )
+    if tls.http_port and tls.http_port == config.server.port:
+        raise ConfigError(
+            f"tls.http_port and server.port are both {tls.http_port}: the challenge port "
+            "serves plain HTTP and the server port HTTPS, they need one port each"
+        )
+    expected = f"https://{tls.acme_domain}"
+    url = config.server.public_url
+    if not (url == expected or url.startswith((f"{expected}:", f"{expected}/"))):
+        raise ConfigError(
+            f"server.public_url {url!r}: with tls.acme_domain = {tls.acme_domain!r} wallets "
+            f"must reach Strom at {expected} (add :<port> when it is not 443)"
+        )
 
 
 class LiveConfig:

@@ -185,6 +185,7 @@ class PythonDriver:
         ca: Path | None = None,
         protocols: tuple[str, ...] = ("ocpp1.6",),
         source: str | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         headers = {}
         if password is not None:
@@ -196,6 +197,8 @@ class PythonDriver:
         # On Linux all of 127.0.0.0/8 is this machine: a source address there plays a
         # charger (or an attacker) at another address.
         extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
+        if server_hostname is not None:  # the name the certificate is for, not the URL's host
+            extra["server_hostname"] = server_hostname
         try:
             self._ws = await connect(
                 f"{url}/{identity}",
@@ -244,6 +247,12 @@ class PythonDriver:
                 validate_result(frame.action, result)
                 await ws.send(pack_result(frame.unique_id, result))
         await self._inbox.notify()
+
+    def peer_certificate(self) -> bytes | None:
+        """The certificate the server presented on this connection (DER); None over ws://."""
+        assert self._ws is not None
+        ssl_object = self._ws.transport.get_extra_info("ssl_object")
+        return None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
 
     async def call(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         assert self._ws is not None
