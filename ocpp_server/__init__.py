@@ -5,11 +5,13 @@ and, for security profiles 1 and 2, HTTP Basic auth. The server, connections, ad
 the OCPP-J peer are version-neutral; everything particular to OCPP 1.6 is in
 :mod:`ocpp_server.v16`. :class:`OcppServer` admits them, talks to
 Strom's core through :class:`strom_core.ports.OcppCore`, publishes :mod:`strom_core.ports`
-events, and
-offers :class:`OcppCommands` (a :class:`strom_core.ports.ChargerCommands`) to act on chargers.
+events, and offers :class:`OcppCommands` (a :class:`strom_core.ports.ChargerCommands`) to act on
+chargers: each command goes to the command set of the OCPP version the charger's connection
+speaks (:class:`ocpp_server.v16.Ocpp16Commands` for OCPP 1.6).
 """
 
 from ocpp_server.backoff import SourceBackoff
+from ocpp_server.commands import OcppCommands
 from ocpp_server.memory_core import InMemoryOcppCore, MemoryEventSink
 from ocpp_server.passwords import (
     KeyedHash,
@@ -45,21 +47,12 @@ from ocpp_server.simulator import (
     options_from_args,
     run_simulator,
 )
-from ocpp_server.v16.commands import (
-    ConfigurationKey,
-    DataTransferResult,
-    GetConfigurationResult,
-    OcppCommands,
-)
 
 __all__ = [
     "BootInfo",
     "ChargerAuth",
     "ChargerAuthLookup",
     "ChargerInfo",
-    "ConfigurationKey",
-    "DataTransferResult",
-    "GetConfigurationResult",
     "InMemoryOcppCore",
     "KeyedHash",
     "LoggedMessage",

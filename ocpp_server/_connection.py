@@ -53,15 +53,18 @@ from ocpp_server.peer import (
     OcppJPeer,
     Refused,
 )
-from ocpp_server.records import ChargerRecord
-from ocpp_server.settings import ChargerAuth, OcppServerSettings, Quirk
+from ocpp_server.records import ChargerRecord, PendingCharger
+from ocpp_server.settings import ChargerAuth, ChargerAuthLookup, OcppServerSettings, Quirk
 from strom_core.crashpoints import crashpoint
-from strom_core.ports import ChargerOffline, ChargerOnline, EventSink
+from strom_core.ports import ChargerCommands, ChargerOffline, ChargerOnline, EventSink, OcppCore
 
 __all__ = [
     "CallOutcome",
     "ChargerConnection",
+    "ConnectionLookup",
     "Dialect",
+    "DialectContext",
+    "DialectFactory",
     "OutcomeKind",
     "Reply",
     "Schemas",
@@ -151,6 +154,10 @@ class Schemas(Protocol):
         ...
 
 
+ConnectionLookup = Callable[[str], "ChargerConnection | None"]
+"""A charger's current connection by charger id, or None."""
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """What a connection needs of the OCPP version it negotiated.
@@ -161,6 +168,8 @@ class Dialect:
         handlers: action name to handler of what a charger sends.
         configure: the CALLs sent once a charger's boot was accepted.
         trigger_boot: the BootNotification backstop.
+        commands: makes the version's command set; it gets the lookup of the chargers whose
+            live connection speaks this version (None for every other charger).
     """
 
     subprotocol: str
@@ -168,6 +177,34 @@ class Dialect:
     handlers: Mapping[str, Handler]
     configure: Callable[[ChargerConnection], Awaitable[None]]
     trigger_boot: Callable[[ChargerConnection], Awaitable[None]]
+    commands: Callable[[ConnectionLookup], ChargerCommands]
+
+
+@dataclass(frozen=True, slots=True)
+class DialectContext:
+    """What the server gives every OCPP version's handlers.
+
+    Attributes:
+        settings: the server's settings.
+        core: the core's OCPP seam.
+        events: where OCPP events are published.
+        chargers: where configured chargers are looked up.
+        now: wall time (aware UTC).
+        pending: the pending entry of a connection held for approval, if any.
+        update_pending: replaces a pending entry (while the charger is still pending).
+    """
+
+    settings: OcppServerSettings
+    core: OcppCore
+    events: EventSink
+    chargers: ChargerAuthLookup
+    now: Callable[[], datetime]
+    pending: Callable[[ChargerConnection], PendingCharger | None]
+    update_pending: Callable[[PendingCharger], None]
+
+
+DialectFactory = Callable[[DialectContext], Dialect]
+"""Makes an OCPP version's :class:`Dialect` for one server (``ocpp_server.v16.dialect``)."""
 
 
 @dataclass(slots=True)

@@ -7,11 +7,11 @@ Theory of operation:
 
 * **Admission** happens in the HTTP upgrade, before a websocket exists. The path must be
   ``/ocpp/<charger id>`` (404 otherwise); the client must offer a subprotocol Strom speaks,
-  ``ocpp1.6`` (400 with the reason otherwise); the charger must be configured and, when it has
-  a password, present HTTP Basic credentials whose user is its id and whose password matches the
-  stored hash (401 otherwise, the same answer for every failure, so nothing leaks). With
-  auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for the
-  operator instead; a configured id is never held, it must authenticate.
+  ``ocpp1.6`` by default (400 with the reason otherwise); the charger must be configured and,
+  when it has a password, present HTTP Basic credentials whose user is its id and whose password
+  matches the stored hash (401 otherwise, the same answer for every failure, so nothing leaks).
+  With auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for
+  the operator instead; a configured id is never held, it must authenticate.
 * **Password checks** are fast for generated keys (a keyed hash under the server's
   :class:`~ocpp_server.passwords.PasswordKey`) and slow for chosen ones (scrypt, at most four
   at once, in threads; a success is remembered for the life of the process), see
@@ -19,12 +19,13 @@ Theory of operation:
   backed-off source may not start a slow check and gets 429 with ``Retry-After`` before any
   hashing (:mod:`ocpp_server.backoff`).
 * **Last connection wins, once it has proved who it is.** A charger that reconnects replaces
-  its older connection, which is closed in its own task; commands then go to the new one. The
-  replacement happens only after admission, so a connection that fails the password check never
-  touches the live one. A charger without a password cannot prove anything: a connection
-  admitted without a password replaces a live connection only when the live one does not answer
-  a websocket ping within ``replace_probe_s`` (a half-open link after a network change); while
-  the live one answers, the newcomer gets 409 and the live one keeps the charger.
+  its older connection, which is closed in its own task; commands then go to the new one, in
+  the version it negotiated (:mod:`ocpp_server.commands`). The replacement happens only after
+  admission, so a connection that fails the password check never touches the live one. A
+  charger without a password cannot prove anything: a connection admitted without a password
+  replaces a live connection only when the live one does not answer a websocket ping within
+  ``replace_probe_s`` (a half-open link after a network change); while the live one answers,
+  the newcomer gets 409 and the live one keeps the charger.
 * **Supervision.** One supervisor task sweeps all connections: a charger silent for 2.5
   heartbeat intervals is marked offline and disconnected; a charger that connected without
   BootNotification gets the boot backstop (TriggerMessage BootNotification).
@@ -41,6 +42,7 @@ import math
 import secrets
 import ssl
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
@@ -52,9 +54,16 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from ocpp_server import v16
-from ocpp_server._connection import ChargerConnection, ConnectionContext, Dialect
+from ocpp_server._connection import (
+    ChargerConnection,
+    ConnectionContext,
+    Dialect,
+    DialectContext,
+    DialectFactory,
+)
 from ocpp_server._passwords import Check, PasswordChecks
 from ocpp_server.backoff import SourceBackoff, source_of
+from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
 from ocpp_server.passwords import PasswordKey, parse_basic_auth
 from ocpp_server.records import (
@@ -69,8 +78,6 @@ from ocpp_server.settings import (
     ChargerAuthLookup,
     OcppServerSettings,
 )
-from ocpp_server.v16.commands import OcppCommands
-from ocpp_server.v16.handlers import ChargerHandlers
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.ids import is_charger_id
 from strom_core.ports import EventSink, OcppCore
@@ -109,6 +116,8 @@ class OcppServer:
         ssl_context: serve ``wss://`` with this context (its certificate may be reloaded
             while the server runs: new handshakes see the new one, open connections stay);
             one from ``settings.tls_cert``/``tls_key`` when None.
+        dialects: the OCPP versions served, in order of preference (OCPP 1.6 alone by
+            default); a charger that offers several speaks the first of them in this order.
     """
 
     def __init__(
@@ -122,6 +131,7 @@ class OcppServer:
         password_key: PasswordKey | None = None,
         backoff: SourceBackoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        dialects: Sequence[DialectFactory] = (v16.dialect,),
     ) -> None:
         self.settings = settings
         self._given_ssl = ssl_context
@@ -140,7 +150,7 @@ class OcppServer:
             PasswordKey(secrets.token_bytes(32)) if password_key is None else password_key,
             SourceBackoff(clock=clock.monotonic) if backoff is None else backoff,
         )
-        handlers = ChargerHandlers(
+        served = DialectContext(
             settings=settings,
             core=core,
             events=events,
@@ -150,7 +160,10 @@ class OcppServer:
             update_pending=self._update_pending,
         )
         # The OCPP versions served, by websocket subprotocol, in order of preference.
-        self._dialects: dict[str, Dialect] = {v16.SUBPROTOCOL: v16.dialect(handlers)}
+        self._dialects: dict[str, Dialect] = {}
+        for make in dialects:
+            dialect = make(served)
+            self._dialects[dialect.subprotocol] = dialect
         self._context = ConnectionContext(
             settings=settings,
             events=events,
@@ -158,9 +171,8 @@ class OcppServer:
             now=clock.now,
             totals=self._totals,
         )
-        # Only OCPP 1.6 exists today; with a second version, commands dispatch on the
-        # connection's dialect.
-        self.commands = OcppCommands(self._live.get)
+        # Each command goes to the command set of the version the charger's connection speaks.
+        self.commands = OcppCommands(self._live.get, self._dialects.values())
         self._server: Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
 
@@ -246,10 +258,11 @@ class OcppServer:
         if not is_charger_id(charger_id):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
         if not any(name in self._dialects for name in _offered_subprotocols(request.headers)):
+            served = " or ".join(f"'{name}'" for name in self._dialects)
             return connection.respond(
                 http.HTTPStatus.BAD_REQUEST,
-                "This endpoint speaks OCPP 1.6J only: offer the websocket subprotocol "
-                f"'{v16.SUBPROTOCOL}' (Sec-WebSocket-Protocol).\n",
+                f"This endpoint speaks OCPP-J: offer the websocket subprotocol {served} "
+                "(Sec-WebSocket-Protocol).\n",
             )
         auth = await self._chargers.charger_auth(charger_id)
         header = request.headers.get("Authorization")

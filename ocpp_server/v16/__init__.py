@@ -9,30 +9,47 @@ subprotocol. Its modules are named so an OCPP 2.0.1 package (``ocpp_server.v201`
 * :mod:`~ocpp_server.v16.meter`: energy register readings out of MeterValue lists;
 * :mod:`~ocpp_server.v16.handlers`: the ``on_<action>`` handlers, talking to the core's port
   (1.6's integer transaction ids and ``AuthorizationStatus`` are mapped here, at the edge);
-* :mod:`~ocpp_server.v16.commands`: the typed command API (RemoteStart/Stop, Reset, …);
+* :mod:`~ocpp_server.v16.commands`: the 1.6 command set (RemoteStart/Stop, Reset, …), where
+  the server's :class:`~ocpp_server.commands.OcppCommands` routes a 1.6 charger's commands;
 * :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point, with its options
-  and connector state in :mod:`~ocpp_server.v16.sim_model`.
+  and connector state in :mod:`~ocpp_server.v16.sim_model` and its answers to the central
+  system's CALLs in :mod:`~ocpp_server.v16.sim_answers`.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ocpp_server._connection import Dialect
+from ocpp_server._connection import Dialect, DialectContext
 from ocpp_server.v16 import schemas
+from ocpp_server.v16.commands import (
+    ConfigurationKey,
+    DataTransferResult,
+    GetConfigurationResult,
+    Ocpp16Commands,
+)
 from ocpp_server.v16.handlers import ChargerHandlers
 
-__all__ = ["SUBPROTOCOL", "dialect"]
+__all__ = [
+    "SUBPROTOCOL",
+    "ConfigurationKey",
+    "DataTransferResult",
+    "GetConfigurationResult",
+    "Ocpp16Commands",
+    "dialect",
+]
 
 SUBPROTOCOL: Final = "ocpp1.6"
 
 
-def dialect(handlers: ChargerHandlers) -> Dialect:
-    """What a connection that negotiated ``ocpp1.6`` needs: schemas, handlers, post-boot CALLs."""
+def dialect(context: DialectContext) -> Dialect:
+    """What a connection that negotiated ``ocpp1.6`` needs, and the 1.6 command set."""
+    handlers = ChargerHandlers(context)
     return Dialect(
         subprotocol=SUBPROTOCOL,
         schemas=schemas,
         handlers=handlers.table(),
         configure=handlers.configure,
         trigger_boot=handlers.trigger_boot,
+        commands=Ocpp16Commands,
     )

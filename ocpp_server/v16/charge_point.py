@@ -1,22 +1,20 @@
-"""The simulated OCPP 1.6 charge point: boot, heartbeats, meter, transactions, its answers.
+"""The simulated OCPP 1.6 charge point: boot, heartbeats, meter, transactions.
 
 See :mod:`ocpp_server.simulator` for what it simulates and how to run it. The websocket, the
 framing and the matching of answers are the version-neutral
 :class:`~ocpp_server.client.OcppClient`'s; everything here is OCPP 1.6 behaviour: the messages
-it sends, how it answers the central system's CALLs (``on_<action>``, each returning the answer
-and the work the request asks for, run after the answer is sent), and the transaction messages
-it keeps across a lost connection.
+it sends, what a driver does at the charger, and the transaction messages it keeps across a lost
+connection. How it answers the central system's CALLs (``on_<action>``) is in
+:mod:`ocpp_server.v16.sim_answers`; this module validates those CALLs and dispatches them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any, Final
 
 from websockets.exceptions import InvalidHandshake
@@ -31,16 +29,16 @@ from ocpp_server.ocppj import (
     format_timestamp,
 )
 from ocpp_server.v16.schemas import validate_call, validate_request, validate_result
+from ocpp_server.v16.sim_answers import SimulatorAnswers
 from ocpp_server.v16.sim_model import ConnectorState, SimulatorOptions
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["READONLY_KEYS", "SimulatedChargePoint"]
+__all__ = ["SimulatedChargePoint"]
 
 log = logging.getLogger("ocpp_server.simulator")
 
 SUBPROTOCOL: Final = "ocpp1.6"
 _TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
-READONLY_KEYS: Final = frozenset({"NumberOfConnectors", "SupportedFeatureProfiles"})
 
 
 class SimulatedChargePoint:
@@ -105,6 +103,7 @@ class SimulatedChargePoint:
         self._stopping = False
         self._rebooting = False
         self._last_tick = clock.monotonic()
+        self._answers = SimulatorAnswers(self).table()
 
     # --- observation -----------------------------------------------------------------------
 
@@ -463,159 +462,7 @@ class SimulatedChargePoint:
         except FrameRejected as exc:
             self.validation_failures.append(f"{call.action}: {exc}")
             return Answer(error=(exc.code, exc.description))
-        answer = self._answers().get(call.action)
+        answer = self._answers.get(call.action)
         if answer is None:
             return Answer(error=(ErrorCode.NOT_SUPPORTED, f"{call.action} unsupported"))
         return answer(call.payload)
-
-    def _answers(self) -> dict[str, Callable[[Mapping[str, Any]], Answer]]:
-        return {
-            "RemoteStartTransaction": self.on_remote_start_transaction,
-            "RemoteStopTransaction": self.on_remote_stop_transaction,
-            "UnlockConnector": self.on_unlock_connector,
-            "Reset": self.on_reset,
-            "ChangeAvailability": self.on_change_availability,
-            "ChangeConfiguration": self.on_change_configuration,
-            "GetConfiguration": self.on_get_configuration,
-            "ClearCache": lambda _payload: Answer({"status": "Accepted"}),
-            "DataTransfer": self.on_data_transfer,
-            "TriggerMessage": self.on_trigger_message,
-        }
-
-    def on_remote_start_transaction(self, payload: Mapping[str, Any]) -> Answer:
-        """Start on the wanted (or the first free) connector, now or once plugged."""
-        tag = str(payload["idTag"])
-        wanted = payload.get("connectorId")
-        candidates = [wanted] if wanted is not None else list(self.connectors)
-        for connector_id in candidates:
-            connector = self.connectors.get(int(connector_id))
-            if connector is None or connector.transaction_id is not None:
-                continue
-            if not connector.operative or connector.waiting_tag is not None:
-                continue
-            number = connector.connector_id
-            if connector.plugged:
-                return Answer(
-                    {"status": "Accepted"}, then=partial(self.start_transaction, number, tag)
-                )
-            connector.waiting_tag = tag
-            return Answer(
-                {"status": "Accepted"}, then=partial(self.set_status, number, "Preparing")
-            )
-        return Answer({"status": "Rejected"})
-
-    def on_remote_stop_transaction(self, payload: Mapping[str, Any]) -> Answer:
-        """Stop the transaction with that id, if this charger runs it."""
-        for connector in self.connectors.values():
-            if connector.transaction_id == payload["transactionId"]:
-                stop = partial(self.stop_transaction, connector.connector_id, "Remote")
-                return Answer({"status": "Accepted"}, then=stop)
-        return Answer({"status": "Rejected"})
-
-    def on_unlock_connector(self, payload: Mapping[str, Any]) -> Answer:
-        """Unlock; a transaction on the connector stops (UnlockCommand)."""
-        connector = self.connectors.get(int(payload["connectorId"]))
-        if connector is None:
-            return Answer({"status": "UnlockFailed"})
-        if connector.transaction_id is not None:
-            number = connector.connector_id
-            return Answer(
-                {"status": "Unlocked"}, then=lambda: self.stop_transaction(number, "UnlockCommand")
-            )
-        return Answer({"status": "Unlocked"})
-
-    def on_reset(self, payload: Mapping[str, Any]) -> Answer:
-        """Stop every transaction, then reboot (drop the connection and boot again)."""
-        reason = "HardReset" if payload["type"] == "Hard" else "SoftReset"
-
-        async def reboot() -> None:
-            for connector in self.connectors.values():
-                if connector.transaction_id is not None:
-                    with contextlib.suppress(CallFailed):
-                        await self.stop_transaction(connector.connector_id, reason)
-            self.drop_connection()
-
-        return Answer({"status": "Accepted"}, then=reboot)
-
-    def on_change_availability(self, payload: Mapping[str, Any]) -> Answer:
-        """(In)operative now, or Scheduled after the running transaction."""
-        operative = payload["type"] == "Operative"
-        target = int(payload["connectorId"])
-        ids = list(self.connectors) if target == 0 else [target]
-        if any(i not in self.connectors for i in ids):
-            return Answer({"status": "Rejected"})
-        busy = [i for i in ids if self.connectors[i].transaction_id is not None]
-        for i in busy:
-            self.connectors[i].scheduled_operative = operative
-        idle = [i for i in ids if i not in busy]
-
-        async def apply() -> None:
-            for i in idle:
-                await self.apply_availability(i, operative)
-
-        return Answer({"status": "Scheduled" if busy else "Accepted"}, then=apply)
-
-    def on_change_configuration(self, payload: Mapping[str, Any]) -> Answer:
-        """Change a key; ``AuthorizationKey`` (hexadecimal) becomes the next password."""
-        key, value = str(payload["key"]), str(payload["value"])
-        if key == "AuthorizationKey":
-            # The security whitepaper sends the key as hexadecimal digits.
-            try:
-                self.password = bytes.fromhex(value).decode()
-            except (ValueError, binascii.Error, UnicodeDecodeError):
-                return Answer({"status": "Rejected"})
-            return Answer({"status": "Accepted"})
-        if key not in self.configuration:
-            return Answer({"status": "NotSupported"})
-        if key in READONLY_KEYS:
-            return Answer({"status": "Rejected"})
-        self.configuration[key] = value
-        return Answer({"status": "Accepted"}, then=self.notify)
-
-    def on_get_configuration(self, payload: Mapping[str, Any]) -> Answer:
-        """The wanted keys (all when none), and the ones this charger does not know."""
-        wanted = [str(k) for k in payload.get("key", [])] or list(self.configuration)
-        known = [
-            {"key": k, "readonly": k in READONLY_KEYS, "value": self.configuration[k]}
-            for k in wanted
-            if k in self.configuration
-        ]
-        unknown = [k for k in wanted if k not in self.configuration]
-        answer: dict[str, Any] = {"configurationKey": known}
-        if unknown:
-            answer["unknownKey"] = unknown
-        return Answer(answer)
-
-    def on_data_transfer(self, payload: Mapping[str, Any]) -> Answer:
-        """Echo the data for vendor ``Strom``; any other vendor is unknown."""
-        if payload["vendorId"] != "Strom":
-            return Answer({"status": "UnknownVendorId"})
-        return Answer({"status": "Accepted", "data": str(payload.get("data", ""))})
-
-    def on_trigger_message(self, payload: Mapping[str, Any]) -> Answer:
-        """Send the requested message after answering."""
-        message = payload["requestedMessage"]
-        connector_id = payload.get("connectorId")
-        if connector_id is not None and int(connector_id) not in self.connectors:
-            return Answer({"status": "Rejected"})
-        if message == "BootNotification":
-            return Answer({"status": "Accepted"}, then=self.boot)
-        if message == "Heartbeat":
-            return Answer({"status": "Accepted"}, then=lambda: self.call("Heartbeat", {}))
-        if message == "StatusNotification":
-            ids = [int(connector_id)] if connector_id is not None else [0, *self.connectors]
-
-            async def statuses() -> None:
-                for i in ids:
-                    await self.send_status(i)
-
-            return Answer({"status": "Accepted"}, then=statuses)
-        if message == "MeterValues":
-            ids = [int(connector_id)] if connector_id is not None else list(self.connectors)
-
-            async def meters() -> None:
-                for i in ids:
-                    await self.send_meter_values(i, "Trigger")
-
-            return Answer({"status": "Accepted"}, then=meters)
-        return Answer({"status": "NotImplemented"})

@@ -1,4 +1,9 @@
-"""The typed command API to chargers (implements :class:`strom_core.ports.ChargerCommands`).
+"""The OCPP 1.6 command set (implements :class:`strom_core.ports.ChargerCommands`).
+
+The server's :class:`ocpp_server.commands.OcppCommands` routes a charger's commands here when its
+live connection speaks OCPP 1.6; the lookup this command set gets finds only those connections.
+The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer) are
+reached through :meth:`ocpp_server.commands.OcppCommands.command_set`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -9,11 +14,11 @@ Exactly one CALL is outstanding per charger: commands queue behind each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ocpp_server._connection import CallOutcome, ChargerConnection, OutcomeKind
+from ocpp_server._connection import CallOutcome, ConnectionLookup, OutcomeKind
 from ocpp_server.v16.messages import transaction_id
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
@@ -22,7 +27,7 @@ __all__ = [
     "ConfigurationKey",
     "DataTransferResult",
     "GetConfigurationResult",
-    "OcppCommands",
+    "Ocpp16Commands",
 ]
 
 TRIGGERABLE_MESSAGES: Final = frozenset(
@@ -86,10 +91,14 @@ def _result(outcome: CallOutcome) -> CommandResult:
     return CommandResult(CommandStatus.REJECTED, status)
 
 
-class OcppCommands:
-    """Commands to connected chargers, by charger id."""
+class Ocpp16Commands:
+    """Commands to chargers connected with OCPP 1.6, by charger id.
 
-    def __init__(self, connection: Callable[[str], ChargerConnection | None]) -> None:
+    Args:
+        connection: a charger's live OCPP 1.6 connection, or None.
+    """
+
+    def __init__(self, connection: ConnectionLookup) -> None:
         self._connection = connection
 
     async def _call(self, charger_id: str, action: str, payload: Mapping[str, Any]) -> CallOutcome:
@@ -207,4 +216,4 @@ class OcppCommands:
 
 
 if TYPE_CHECKING:
-    _IS_CHARGER_COMMANDS: type[ChargerCommands] = OcppCommands
+    _IS_CHARGER_COMMANDS: type[ChargerCommands] = Ocpp16Commands

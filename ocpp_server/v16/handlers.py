@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any, Final
 
 from ocpp_server._connection import (
     CallOutcome,
     ChargerConnection,
+    DialectContext,
     Handler,
     OutcomeKind,
     Reply,
@@ -29,7 +29,7 @@ from ocpp_server._connection import (
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
 from ocpp_server.ocppj import format_timestamp
 from ocpp_server.records import OpenTransaction, PendingCharger
-from ocpp_server.settings import ChargerAuthLookup, OcppServerSettings, Quirk
+from ocpp_server.settings import Quirk
 from ocpp_server.v16.messages import (
     AUTHORIZATION_STATUS,
     boot_info,
@@ -45,9 +45,7 @@ from strom_core.ports import (
     Authorization,
     ChargerBooted,
     ConnectorStatusChanged,
-    EventSink,
     MeterSample,
-    OcppCore,
     TransactionStarted,
     TransactionStopped,
 )
@@ -69,24 +67,14 @@ _NOTIFICATIONS: Final = {
 class ChargerHandlers:
     """The ``on_<action>`` handlers and post-boot CALLs, shared by all connections."""
 
-    def __init__(
-        self,
-        *,
-        settings: OcppServerSettings,
-        core: OcppCore,
-        events: EventSink,
-        chargers: ChargerAuthLookup,
-        now: Callable[[], datetime],
-        pending: Callable[[ChargerConnection], PendingCharger | None],
-        update_pending: Callable[[PendingCharger], None],
-    ) -> None:
-        self._settings = settings
-        self._core = core
-        self._events = events
-        self._chargers = chargers
-        self._now = now
-        self._pending = pending
-        self._update_pending = update_pending
+    def __init__(self, context: DialectContext) -> None:
+        self._settings = context.settings
+        self._core = context.core
+        self._events = context.events
+        self._chargers = context.chargers
+        self._now = context.now
+        self._pending = context.pending
+        self._update_pending = context.update_pending
 
     def table(self) -> Mapping[str, Handler]:
         """Action name to handler."""

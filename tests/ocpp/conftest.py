@@ -3,6 +3,7 @@ charge points that talk to it (Strom's simulator, a raw Python client, ocpp-rpc)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,9 +21,12 @@ from ocpp_server import (
     OcppServer,
     OcppServerSettings,
     Quirk,
+    SimulatedChargePoint,
+    SimulatorOptions,
     StaticChargerAuth,
     hash_password,
 )
+from ocpp_server.v16 import SUBPROTOCOL, Ocpp16Commands
 from strom_core.clock import SYSTEM_CLOCK
 from tests.ocpp.drivers import (
     ChargePointDriver,
@@ -66,6 +70,13 @@ class Harness:
         scheme = "wss" if self.settings.uses_tls else "ws"
         host = "localhost" if self.settings.uses_tls else "127.0.0.1"
         return f"{scheme}://{host}:{self.server.port}/ocpp"
+
+    @property
+    def commands16(self) -> Ocpp16Commands:
+        """The OCPP 1.6 command set, with its commands beyond the port (configuration, …)."""
+        commands = self.server.commands.command_set(SUBPROTOCOL)
+        assert isinstance(commands, Ocpp16Commands)
+        return commands
 
 
 BASE_SETTINGS = OcppServerSettings(
@@ -117,7 +128,7 @@ async def start_harness() -> AsyncIterator[HarnessFactory]:
         chargers = StaticChargerAuth(overrides.pop("chargers", None) or make_chargers())
         clock = overrides.pop("monotonic", None)
         core = overrides.pop("core", None) or InMemoryOcppCore()
-        extra = {key: overrides.pop(key) for key in ("backoff",) if key in overrides}
+        extra = {key: overrides.pop(key) for key in ("backoff", "dialects") if key in overrides}
         if clock is not None:
             extra["clock"] = HarnessClock(clock)
         settings = replace(BASE_SETTINGS, **overrides)
@@ -138,6 +149,27 @@ async def harness(start_harness: HarnessFactory) -> Harness:
 
 
 DriverFactory = Callable[[], Awaitable[ChargePointDriver]]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    harness: Harness, charger_id: str = "cp-1", **options: Any
+) -> AsyncIterator[SimulatedChargePoint]:
+    """Run Strom's simulated charge point against the harness until it has booted."""
+    if charger_id == "cp-1":
+        options.setdefault("password", PASSWORD)
+    sim = SimulatedChargePoint(
+        SimulatorOptions(url=harness.url, charger_id=charger_id, reconnect_delay_s=0.05, **options)
+    )
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(sim.run())
+        try:
+            await sim.wait_until(lambda: sim.boots >= 1)
+            yield sim
+        finally:
+            sim.stop()
+            task.cancel()
+    assert sim.validation_failures == []
 
 
 @pytest.fixture(

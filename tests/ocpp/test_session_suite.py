@@ -210,7 +210,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
     harness: Harness, driver: ChargePointDriver
 ) -> None:
     await boot(driver, harness)
-    commands = harness.server.commands
+    commands = harness.commands16
     cases: list[tuple[str, dict[str, Any], Any, dict[str, Any], CommandStatus, str]] = [
         (
             "RemoteStartTransaction",
@@ -317,7 +317,7 @@ async def test_call_errors_and_silence_become_typed_results(
 ) -> None:
     harness = await start_harness(command_timeout_s=0.5)
     await driver.connect(harness.url, "cp-open")  # no BootNotification: no post-boot CALLs
-    commands = harness.server.commands
+    commands = harness.commands16
     await driver.answer("Reset", error="NotImplemented")
     assert (await commands.reset("cp-open", hard=False)).status is CommandStatus.NOT_SUPPORTED
     await driver.answer("UnlockConnector", error="InternalError")

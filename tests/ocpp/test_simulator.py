@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,27 +28,7 @@ from strom_core.ports import (
     TransactionStarted,
     TransactionStopped,
 )
-from tests.ocpp.conftest import PASSWORD, FakeClock, Harness, HarnessFactory
-
-
-@asynccontextmanager
-async def running(
-    harness: Harness, charger_id: str = "cp-1", **options: Any
-) -> AsyncIterator[SimulatedChargePoint]:
-    if charger_id == "cp-1":
-        options.setdefault("password", PASSWORD)
-    sim = SimulatedChargePoint(
-        SimulatorOptions(url=harness.url, charger_id=charger_id, reconnect_delay_s=0.05, **options)
-    )
-    async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(sim.run())
-        try:
-            await sim.wait_until(lambda: sim.boots >= 1)
-            yield sim
-        finally:
-            sim.stop()
-            task.cancel()
-    assert sim.validation_failures == []
+from tests.ocpp.conftest import PASSWORD, FakeClock, Harness, HarnessFactory, running
 
 
 def charging(sim: SimulatedChargePoint, connector: int = 1) -> Callable[[], bool]:
@@ -210,7 +188,7 @@ async def test_a_refused_start_is_never_an_open_transaction(harness: Harness) ->
 
 async def test_configuration_and_authorization_key(harness: Harness) -> None:
     async with running(harness) as sim:
-        commands = harness.server.commands
+        commands = harness.commands16
         config = await commands.get_configuration("cp-1")
         keys = {k.key: k for k in config.keys}
         assert keys["NumberOfConnectors"].readonly

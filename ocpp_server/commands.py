@@ -1,0 +1,122 @@
+"""Commands to chargers, each in the OCPP version its live connection speaks.
+
+:class:`OcppCommands` is the :class:`strom_core.ports.ChargerCommands` the server offers to the
+rest of Strom. It is version-neutral: every :class:`~ocpp_server._connection.Dialect` makes its
+own command set (:mod:`ocpp_server.v16.commands` for OCPP 1.6), and a command goes to the set of
+the dialect the charger's live connection negotiated. Each set finds only the connections of its
+own dialect, so a charger that reconnects with another version in between is never sent a
+command of the old one: that set finds no connection and answers ``OFFLINE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Final
+
+from ocpp_server._connection import ChargerConnection, ConnectionLookup, Dialect
+from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
+
+__all__ = ["OcppCommands"]
+
+_NOT_CONNECTED: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
+
+
+class _NotConnected:
+    """The command set of a charger without a live connection: nothing is sent."""
+
+    def is_online(self, charger_id: str) -> bool:
+        return False
+
+    async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> CommandResult:
+        return _NOT_CONNECTED
+
+    async def remote_stop(self, charger_id: str, transaction: str) -> CommandResult:
+        return _NOT_CONNECTED
+
+    async def unlock(self, charger_id: str, connector_id: int) -> CommandResult:
+        return _NOT_CONNECTED
+
+    async def change_availability(
+        self, charger_id: str, connector_id: int, *, operative: bool
+    ) -> CommandResult:
+        return _NOT_CONNECTED
+
+    async def reset(self, charger_id: str, *, hard: bool) -> CommandResult:
+        return _NOT_CONNECTED
+
+    async def trigger_status(self, charger_id: str, connector_id: int | None) -> CommandResult:
+        return _NOT_CONNECTED
+
+
+class OcppCommands:
+    """Commands to connected chargers, by charger id, routed by the connection's dialect.
+
+    Args:
+        connection: a charger's live connection, or None.
+        dialects: the OCPP versions served; each makes its command set here.
+    """
+
+    def __init__(self, connection: ConnectionLookup, dialects: Iterable[Dialect]) -> None:
+        self._connection = connection
+        self._sets: dict[str, ChargerCommands] = {
+            dialect.subprotocol: dialect.commands(partial(self._speaking, dialect))
+            for dialect in dialects
+        }
+        self._not_connected = _NotConnected()
+
+    def _speaking(self, dialect: Dialect, charger_id: str) -> ChargerConnection | None:
+        """The charger's connection when it negotiated ``dialect``, else None."""
+        conn = self._connection(charger_id)
+        return conn if conn is not None and conn.dialect is dialect else None
+
+    def _route(self, charger_id: str) -> ChargerCommands:
+        conn = self._connection(charger_id)
+        if conn is None or not conn.online:
+            return self._not_connected
+        return self._sets[conn.dialect.subprotocol]
+
+    def command_set(self, subprotocol: str) -> ChargerCommands:
+        """The command set of one OCPP version, for the commands it has beyond the port.
+
+        Raises:
+            KeyError: no version with that websocket subprotocol is served.
+        """
+        return self._sets[subprotocol]
+
+    def is_online(self, charger_id: str) -> bool:
+        """Whether the charger has a live, admitted connection now."""
+        return self._route(charger_id).is_online(charger_id)
+
+    async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> CommandResult:
+        """Start a transaction on one connector with a per-session idTag (<= 20 chars)."""
+        return await self._route(charger_id).remote_start(charger_id, connector_id, id_tag)
+
+    async def remote_stop(self, charger_id: str, transaction: str) -> CommandResult:
+        """Stop a transaction by its reference."""
+        return await self._route(charger_id).remote_stop(charger_id, transaction)
+
+    async def unlock(self, charger_id: str, connector_id: int) -> CommandResult:
+        """Unlock a connector."""
+        return await self._route(charger_id).unlock(charger_id, connector_id)
+
+    async def change_availability(
+        self, charger_id: str, connector_id: int, *, operative: bool
+    ) -> CommandResult:
+        """Make a connector (0: the whole charger) operative or inoperative."""
+        return await self._route(charger_id).change_availability(
+            charger_id, connector_id, operative=operative
+        )
+
+    async def reset(self, charger_id: str, *, hard: bool) -> CommandResult:
+        """Reset the charger (soft or hard)."""
+        return await self._route(charger_id).reset(charger_id, hard=hard)
+
+    async def trigger_status(self, charger_id: str, connector_id: int | None) -> CommandResult:
+        """Ask for a connector's status (all connectors when ``connector_id`` is None)."""
+        return await self._route(charger_id).trigger_status(charger_id, connector_id)
+
+
+if TYPE_CHECKING:
+    _IS_CHARGER_COMMANDS: type[ChargerCommands] = OcppCommands
+    _NOT_CONNECTED_IS_COMMANDS: type[ChargerCommands] = _NotConnected
