@@ -48,6 +48,7 @@ from ocpp_server import (
     parse_quirks,
 )
 from strom.config import StromConfig, require_ocpp_password
+from strom.readiness import NamedCheck, Readiness, standard_checks
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
 from strom_core.clock import SYSTEM_CLOCK, Clock
@@ -310,6 +311,7 @@ class Strom:
     _settlements: SettlementStream | None = None
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     http_socket: socket.socket | None = field(default=None, repr=False)
+    readiness: Readiness = field(default_factory=Readiness)  # /readyz; parts may add checks
 
     @property
     def config(self) -> StromConfig:
@@ -481,7 +483,27 @@ class Strom:
             clock=clock,
         )
         node.on_change(strom._node_changed)
+        for check in strom._standard_checks():
+            strom.readiness.add(check.name, check.run)
         return strom
+
+    def _standard_checks(self) -> list[NamedCheck]:
+        """The checks of ``/readyz``: started, database, lightning, relays, TLS certificates."""
+        config = self.config
+        certificates = {
+            what: cert
+            for what, cert in (("server", config.server.tls_cert), ("ocpp", config.ocpp.tls_cert))
+            if cert is not None
+        }
+        return standard_checks(
+            started=self.ready.is_set,
+            database=self.db.check,
+            lightning_up=lambda: self.node.up,
+            relays=[relay.url for relay in config.relays],
+            relay_states=self.agents.pool.states,
+            certificates=certificates,
+            clock=self.clock,
+        )
 
     async def apply_profile(self, profile: ProfileConfig) -> None:
         """Add a charger, or change one, while Strom runs (the profile file is written already).
@@ -513,6 +535,7 @@ class Strom:
         app[CLIENTS] = ClientAddresses(server.trusted_proxies, server.forwarded_header)
         app.add_routes(self.front.routes())
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self.readiness.handle)
         app.add_routes(self.cockpit.routes())
         app.add_subapp(API_PREFIX, self.cockpit.api_app())
         return app
