@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import socket
 import ssl
 import sys
@@ -94,6 +95,7 @@ log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
 OCPP_PASSWORD_PURPOSE: Final = b"strom ocpp password v1"
+SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
 
 
@@ -461,6 +463,7 @@ class Strom:
             check_quirks=parse_quirks,
             node=node,
             apply_profile=apply_profile,
+            setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )
         strom = cls(
@@ -594,6 +597,7 @@ class Strom:
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)
                 self._announce()
+                await self.cockpit.first_run.announce(self.config.server.public_url)
                 self.ready.set()
                 await stop.wait()
                 for task in tasks:
