@@ -22,6 +22,7 @@ from aiohttp import web
 from cockpit.api import Api, ApiContext, ProfileApplier
 from cockpit.auth import Authenticator, AuthFailed, Forbidden
 from cockpit.endpoint import error_response
+from cockpit.firstrun import FirstRun
 from cockpit.live import LiveHub
 from cockpit.metrics import CONTENT_TYPE, Metrics
 from cockpit.openapi import API_PREFIX, openapi_document
@@ -88,6 +89,8 @@ class Cockpit:
         node: the lightning node's watch.
         apply_profile: applies a profile written through the API to the running Strom;
             without it a changed profile takes effect at the next start.
+        setup_password: the owner's setup password for the first-run page
+            (:mod:`cockpit.firstrun`); None makes one for this run.
         clock: the time of audit rows, tokens, NIP-98 checks and live messages.
     """
 
@@ -107,6 +110,7 @@ class Cockpit:
         check_quirks: QuirkCheck,
         node: NodeWatch | None = None,
         apply_profile: ProfileApplier | None = None,
+        setup_password: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
@@ -116,6 +120,7 @@ class Cockpit:
         self.auth = Authenticator(
             db, self.tokens, current.nostr.admin_npubs, current.server.public_url, clock
         )
+        self.first_run = FirstRun(self.tokens, setup_password, clock)
         self.api = Api(
             ApiContext(
                 live=config,
@@ -161,8 +166,9 @@ class Cockpit:
         return app
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        """The routes outside ``/api/v1``: metrics and the admin UI."""
+        """The routes outside ``/api/v1``: metrics, the admin UI and its first-run sign-in."""
         return [
+            *self.first_run.routes(),
             web.get("/metrics", self._metrics),
             web.get("/admin", self._admin_redirect),
             web.get("/admin/", self._admin_index),

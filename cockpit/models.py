@@ -289,6 +289,9 @@ class ProfileWritten(_Out):
     ocpp_password_hex: str | None = Field(
         None, description="the same key in hex, for ChangeConfiguration AuthorizationKey"
     )
+    ocpp_url: str = Field(
+        "", description="the URL to enter in the charger (its OCPP central system address)"
+    )
 
 
 class OcppPasswordOut(_Out):
@@ -298,6 +301,9 @@ class OcppPasswordOut(_Out):
     ocpp_password: str
     ocpp_password_hex: str
     restart_required: bool
+    ocpp_url: str = Field(
+        "", description="the URL to enter in the charger (its OCPP central system address)"
+    )
 
 
 class Availability(_In):

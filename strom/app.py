@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import socket
 import ssl
 import sys
@@ -49,6 +50,7 @@ from ocpp_server import (
 )
 from strom.acme import challenge_app
 from strom.config import StromConfig, require_ocpp_password
+from strom.readiness import NamedCheck, Readiness, managed_certificate_check, standard_checks
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
 from strom.tls import ManagedCertificate
@@ -100,6 +102,7 @@ log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
 OCPP_PASSWORD_PURPOSE: Final = b"strom ocpp password v1"
+SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
 
 
@@ -322,6 +325,7 @@ class Strom:
     # answers the CA's HTTP-01 challenges and redirects everything else to HTTPS.
     certificate: ManagedCertificate | None = None
     challenge_http: web.AppRunner | None = None
+    readiness: Readiness = field(default_factory=Readiness)  # /readyz; parts may add checks
 
     @property
     def config(self) -> StromConfig:
@@ -477,6 +481,7 @@ class Strom:
             check_quirks=parse_quirks,
             node=node,
             apply_profile=apply_profile,
+            setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )
         strom = cls(
@@ -500,7 +505,38 @@ class Strom:
             certificate=certificate,
         )
         node.on_change(strom._node_changed)
+        for check in strom._standard_checks():
+            strom.readiness.add(check.name, check.run)
+        if certificate is not None:
+            managed = certificate
+            strom.readiness.add(
+                "tls_managed",
+                managed_certificate_check(
+                    config.tls.acme_domain or "",
+                    managed.problem,
+                    lambda: managed.state().not_after,
+                    clock=clock,
+                ),
+            )
         return strom
+
+    def _standard_checks(self) -> list[NamedCheck]:
+        """The checks of ``/readyz``: started, database, lightning, relays, TLS certificates."""
+        config = self.config
+        certificates = {
+            what: cert
+            for what, cert in (("server", config.server.tls_cert), ("ocpp", config.ocpp.tls_cert))
+            if cert is not None
+        }
+        return standard_checks(
+            started=self.ready.is_set,
+            database=self.db.check,
+            lightning_up=lambda: self.node.up,
+            relays=[relay.url for relay in config.relays],
+            relay_states=self.agents.pool.states,
+            certificates=certificates,
+            clock=self.clock,
+        )
 
     async def apply_profile(self, profile: ProfileConfig) -> None:
         """Add a charger, or change one, while Strom runs (the profile file is written already).
@@ -532,6 +568,7 @@ class Strom:
         app[CLIENTS] = ClientAddresses(server.trusted_proxies, server.forwarded_header)
         app.add_routes(self.front.routes())
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self.readiness.handle)
         app.add_routes(self.cockpit.routes())
         app.add_subapp(API_PREFIX, self.cockpit.api_app())
         return app
@@ -605,6 +642,7 @@ class Strom:
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)
                 self._announce()
+                await self.cockpit.first_run.announce(self.config.server.public_url)
                 self.ready.set()
                 await stop.wait()
                 for task in tasks:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -120,6 +121,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start the service."""
     config = _load(args)
     _setup_logging(config.logging.level)
+    asyncio.run(_run(config))
+    return EXIT_OK
+
+
+def cmd_container(args: argparse.Namespace) -> int:
+    """Run Strom as its container image does: initialise the folder on first start, then run.
+
+    The folder (--dir, or $STROM_HOME) gets strom.toml, profiles/, relay_config/ and data/ when
+    it has no strom.toml yet (nothing is overwritten); every setting comes from STROM_*
+    variables. Then Strom runs as with `strom run -c <folder>/strom.toml`.
+    """
+    from strom.scaffold import initialise_if_empty
+
+    folder: Path = args.dir
+    created = initialise_if_empty(folder)
+    config = load_config(folder / "strom.toml")
+    _setup_logging(config.logging.level)
+    if created:
+        log.info(
+            "first start: initialised %s (strom.toml, profiles/, relay_config/, data/)", folder
+        )
     asyncio.run(_run(config))
     return EXIT_OK
 
@@ -370,6 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the service", description=cmd_run.__doc__)
     _config_arg(run)
     run.set_defaults(func=cmd_run)
+
+    container = commands.add_parser(
+        "container",
+        help="the container's entry: initialise an empty folder, then run",
+        description=cmd_container.__doc__,
+    )
+    container.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(os.environ.get("STROM_HOME") or "/srv/strom"),
+        help="the installation folder (default: $STROM_HOME or /srv/strom)",
+    )
+    container.set_defaults(func=cmd_container)
 
     demo = commands.add_parser(
         "demo", help="run the whole story locally", description=cmd_demo.__doc__

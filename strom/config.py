@@ -8,6 +8,9 @@ Sources, later ones winning:
 4. Environment variables ``STROM_<SECTION>__<KEY>`` (e.g. ``STROM_SERVER__PORT=8081``,
    ``STROM_STORAGE__DATABASE_URL=postgresql+asyncpg://…``). A value is read as a TOML value
    when it parses as one (numbers, booleans, arrays) and as a string otherwise.
+5. On Umbrel, its LND (:mod:`strom.umbrel`): Umbrel's ``APP_LIGHTNING_NODE_*`` variables
+   replace the default fake backend (never a configured ``lnd`` or ``lnbits`` section, nor a
+   ``STROM_LIGHTNING__BACKEND`` set in the environment).
 
 Any mistake becomes one :class:`~strom_core.errors.ConfigError` whose message names the file (or
 variable), the key, what was expected and what was found. The sections themselves, with their
@@ -24,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from strom.umbrel import umbrel_lightning_section
 from strom_core.config import (
     PathsConfig,
     ProfileConfig,
@@ -143,6 +147,20 @@ def _load_relays(folder: Path) -> tuple[RelayConfig, ...]:
     return tuple(relays) or (RelayConfig(url="embedded"),)
 
 
+def _umbrel_lightning(
+    data: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]], env: Mapping[str, str]
+) -> None:
+    """On Umbrel, its LND replaces the default fake backend (never one chosen by the operator)."""
+    lightning = data.get("lightning", {})
+    if not isinstance(lightning, dict) or lightning.get("backend", "fake") != "fake":
+        return
+    if "backend" in overrides.get("lightning", {}):
+        return  # STROM_LIGHTNING__BACKEND=fake: the operator's explicit choice
+    section = umbrel_lightning_section(env)
+    if section is not None:
+        data["lightning"] = section
+
+
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> StromConfig:
     """Load and validate the whole configuration.
 
@@ -162,11 +180,14 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> S
     unknown = set(data) - set(_TOP_SECTIONS)
     if unknown:
         raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'")
-    for section, values in _env_overrides(os.environ if environ is None else environ).items():
+    env = os.environ if environ is None else environ
+    overrides = _env_overrides(env)
+    for section, values in overrides.items():
         current = data.setdefault(section, {})
         if not isinstance(current, dict):
             raise ConfigError(f"{path}: key '{section}': expected a table")
         current.update(values)
+    _umbrel_lightning(data, overrides, env)
     try:
         config = StromConfig.model_validate({**data, "config_path": path})
     except ValidationError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from strom_core.ids import check_charger_id
 
-__all__ = ["ScaffoldError", "write_scaffold"]
+__all__ = ["ScaffoldError", "initialise_if_empty", "write_scaffold"]
 
 STROM_TOML = """\
 # Strom configuration. Every key is optional; the values shown are the defaults unless noted.
@@ -180,3 +181,35 @@ def write_scaffold(folder: Path, *, charger_id: str = "example-1", force: bool =
     )
     (folder / "relay_config" / "relays.toml").write_text(RELAYS_TOML)
     return config
+
+
+def initialise_if_empty(folder: Path) -> bool:
+    """A container's first start: make ``folder`` an installation when it has no ``strom.toml``.
+
+    Like :func:`write_scaffold` but without an example charger (the owner adds chargers in the
+    admin UI), and keeping whatever the container mounted: ``profiles/`` and ``relay_config/``
+    may be mounted already (read-only relay config too), their files are left alone; the
+    embedded relay is written only into an empty, writable ``relay_config/``. Every setting
+    comes from ``STROM_*`` variables at each start.
+
+    Returns:
+        Whether the folder was initialised now (False: it held a ``strom.toml`` already).
+    """
+    config = folder / "strom.toml"
+    if config.exists():
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "profiles").mkdir(exist_ok=True)
+    relays = folder / "relay_config"
+    relays.mkdir(exist_ok=True)
+    if not any(relays.glob("*.toml")):
+        # Mounted read-only and empty: the embedded relay is the default anyway.
+        with contextlib.suppress(OSError):
+            (relays / "relays.toml").write_text(RELAYS_TOML)
+    data = folder / "data"
+    data.mkdir(exist_ok=True)
+    data.chmod(0o700)
+    partial = config.with_suffix(".toml.partial")
+    partial.write_text(STROM_TOML)
+    partial.replace(config)  # written whole or not at all: a half file never counts as set up
+    return True

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +42,7 @@ __all__ = [
     "StromConfig",
     "TariffConfig",
     "TlsConfig",
+    "charger_ocpp_url",
     "check_managed_tls",
     "ocpp_beyond_loopback",
     "require_ocpp_password",
@@ -155,6 +157,16 @@ class OcppConfig(_Section):
     # shown as reconnecting with their last status, and offers refuse them (not connected).
     # 0 shows them offline at once.
     reconnect_grace_s: int = Field(90, ge=0, le=3_600)
+    # What chargers are told to connect to, up to /ocpp/ (e.g. "ws://umbrel.local:9000/ocpp/");
+    # shown with each new charger's password. Default: ws(s)://<public URL's host>:<port>/ocpp/.
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _ocpp_url(cls, value: str) -> str:
+        if value and not re.match(r"^wss?://[^/\s]+", value):
+            raise ValueError("expected a ws:// or wss:// URL, e.g. ws://umbrel.local:9000/ocpp/")
+        return value
 
 
 LETS_ENCRYPT: Final = "https://acme-v02.api.letsencrypt.org/directory"
@@ -488,6 +500,17 @@ class StromConfig(_Section):
             if profile.id.casefold() == folded:
                 return profile
         raise KeyError(name)
+
+
+def charger_ocpp_url(config: StromConfig, charger_id: str) -> str:
+    """The URL a charger connects to: ``ocpp.public_url`` (or the public host) + its id."""
+    base = config.ocpp.public_url
+    if not base:
+        host = urlsplit(config.server.public_url).hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        scheme = "wss" if config.ocpp.tls_cert else "ws"
+        base = f"{scheme}://{host}:{config.ocpp.port}/ocpp/"
+    return f"{base.rstrip('/')}/{quote(charger_id, safe='')}"
 
 
 def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:

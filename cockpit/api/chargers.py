@@ -21,6 +21,7 @@ from strom_core.config import (
     ProfileConfig,
     StromConfig,
     TariffConfig,
+    charger_ocpp_url,
     require_ocpp_password,
 )
 from strom_core.errors import ConfigError
@@ -212,6 +213,7 @@ class ChargersResource:
             restart_required=restart,
             ocpp_password=new.key if new else None,
             ocpp_password_hex=new.key_hex if new else None,
+            ocpp_url=charger_ocpp_url(ctx.config, charger_id),
         )
 
     async def new_ocpp_password(self, call: Call) -> m.OcppPasswordOut:
@@ -230,6 +232,7 @@ class ChargersResource:
             ocpp_password=new.key,
             ocpp_password_hex=new.key_hex,
             restart_required=restart,
+            ocpp_url=charger_ocpp_url(ctx.config, profile.id),
         )
 
     def endpoints(self) -> list[Endpoint]:

@@ -53,6 +53,7 @@ function showPassword (chargerId, answer) {
         }
       }
     }, 'Copy'), ' ', copied),
+    answer.ocpp_url ? h('p', {}, 'The charger\'s OCPP URL (central system address): ', h('code', { id: 'ocpp-url', class: 'secret' }, answer.ocpp_url)) : '',
     h('p', { class: 'muted' }, 'To set it over OCPP (ChangeConfiguration AuthorizationKey), in hex: ', h('span', { class: 'mono' }, answer.ocpp_password_hex)),
     h('p', {}, h('button', { class: 'primary', type: 'button', onclick: () => { dialog.close(); dialog.remove() } }, 'I have copied it')))
   dialog.addEventListener('cancel', (event) => event.preventDefault()) // Escape must not lose it
@@ -131,6 +132,35 @@ function showSignIn (message) {
   $('nav').hidden = true
   $('view').hidden = true
   $('signin-error').textContent = message || ''
+  firstRun()
+}
+
+// The setup password (cockpit/firstrun.py): before the first token exists, or always when it
+// comes from the environment (on Umbrel: the app's password).
+async function firstRun () {
+  try {
+    const response = await fetch('/admin/setup', { cache: 'no-store' })
+    const setup = await response.json()
+    $('first-run').hidden = !setup.accepting
+    if (!setup.accepting) return
+    $('first-run-title').textContent = setup.first ? 'First run' : 'Sign in with the setup password'
+    $('first-run-text').textContent = (setup.first ? 'Nobody has signed in yet. ' : '') + (setup.password_from === 'environment'
+      ? 'Enter the setup password: on Umbrel, the password Umbrel shows for this app.'
+      : 'Enter the setup password Strom wrote to its log (docker compose logs strom).')
+  } catch (error) { $('first-run').hidden = true }
+}
+
+async function setupSignIn () {
+  const response = await fetch('/admin/setup', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password: $('setup-password').value }) })
+  const answer = await response.json().catch(() => ({}))
+  if (response.status !== 201) return showSignIn(answer.message || 'Sign-in failed (' + response.status + ')')
+  $('setup-password').value = ''
+  state.token = answer.token
+  state.nip07 = false
+  state.welcome = answer
+  sessionStorage.setItem('strom.token', state.token)
+  if (location.hash && location.hash !== '#/') location.hash = '#/'
+  signIn()
 }
 
 function signOut (message) {
@@ -257,7 +287,8 @@ async function dashboard (view) {
           ' · last seen ' + when(p.last_seen) + (p.presented_credentials ? '' : ' · sent no password')),
         chargerForm(p.charger_id, readOnly),
         h('button', { type: 'button', disabled: readOnly, onclick: async () => { try { await api('POST', '/pending-chargers/' + encodeURIComponent(p.charger_id) + '/dismiss'); route(true) } catch (e) { toast(e.message) } } }, 'Dismiss')))) : '',
-    h('details', { id: 'add-charger' }, h('summary', {}, 'Add a charger'), chargerForm('', readOnly)),
+    state.welcome ? welcome(state.welcome, chargers.items.length) : '',
+    h('details', { id: 'add-charger', open: Boolean(state.welcome) && !chargers.items.length }, h('summary', {}, 'Add a charger'), chargerForm('', readOnly)),
     h('div', { class: 'cards' }, chargers.items.map((charger) =>
       h('div', { class: 'card', dataset: { charger: charger.charger_id } },
         h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
@@ -265,6 +296,16 @@ async function dashboard (view) {
         h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh'),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
           h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
+}
+
+// After the first-run sign-in: the token to sign in with next time, and the next step.
+function welcome (answer, chargers) {
+  return h('section', { id: 'welcome', class: 'card' },
+    h('h2', {}, 'Welcome'),
+    h('p', {}, 'You are signed in with the API token ', h('b', {}, answer.name), '. Keep it to sign in again (or use the setup password):'),
+    h('p', {}, h('code', { id: 'owner-token', class: 'secret' }, answer.token)),
+    h('p', {}, chargers ? 'Your chargers are below.' : 'Next: add your charger below. Strom then shows its OCPP URL and password once, to enter in the charger\'s OCPP settings.'),
+    h('p', {}, h('button', { type: 'button', onclick: () => { state.welcome = null; $('welcome').remove() } }, 'Done')))
 }
 
 function chargerForm (chargerId, readOnly) {
@@ -500,6 +541,10 @@ document.addEventListener('DOMContentLoaded', () => {
     state.nip07 = false
     sessionStorage.setItem('strom.token', state.token)
     signIn()
+  })
+  $('setup-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    setupSignIn()
   })
   $('nip07').addEventListener('click', () => {
     if (!window.nostr) return showSignIn('No nostr extension (NIP-07) found in this browser.')
