@@ -14,42 +14,40 @@ retention sweep). Stop order is the reverse, and bounded: what still runs
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import socket
 import ssl
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from agent.identity import SERVER_KEY_NAME, KeyStore
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
-from cockpit.auth import WINDOW_S
-from cockpit.profiles import ProfileFiles
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from lnurl_server.routes import FrontDoor, storage_errors
 from ocpp_server import (
-    ChargerAuth,
-    KeyedHash,
-    NewPassword,
     OcppServer,
-    OcppServerSettings,
-    PasswordKey,
     StaticChargerAuth,
-    hash_password,
     parse_quirks,
 )
 from strom.acme import challenge_app
-from strom.config import StromConfig, require_ocpp_password
+from strom.config import StromConfig
+from strom.parts import admission as profile_admission
+from strom.parts import (
+    charger_auth,
+    check_public_url,
+    ocpp_password_key,
+    ocpp_settings,
+    purpose_key,
+    retention_sweep,
+    ssl_context,
+    write_charger_password,
+)
 from strom.readiness import NamedCheck, Readiness, managed_certificate_check, standard_checks
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
@@ -59,9 +57,8 @@ from strom_core.config import (
     LiveConfig,
     ProfileConfig,
     check_managed_tls,
-    ocpp_beyond_loopback,
 )
-from strom_core.errors import BackendError, ConfigError
+from strom_core.errors import BackendError
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
     FakeBackend,
@@ -71,9 +68,7 @@ from strom_lightning import (
     SettlementStream,
     create_backend,
 )
-from strom_nostr.http_auth import HTTP_AUTH_KIND
 from strom_nostr.keys import encode_npub
-from strom_nostr.zap_request import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
@@ -85,11 +80,10 @@ from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database, redact_url
 from strom_storage.outbox import OutboxStore
-from strom_storage.retention import Retention, RetentionPolicy
+from strom_storage.retention import Retention
 from strom_storage.sessions import SessionStore
 from strom_storage.tariffs import TariffRepository
 from strom_web.clients import CLIENTS, ClientAddresses
-from strom_web.lnurl import LnurlError, bech32_lnurl
 
 __all__ = [
     "Strom",
@@ -101,7 +95,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 15.0
-OCPP_PASSWORD_PURPOSE: Final = b"strom ocpp password v1"
 SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
 
@@ -122,177 +115,6 @@ class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.warning(f"{msg}: %s", *args, exc.message, **kwargs)
             return
         super().exception(msg, *args, **kwargs)
-
-
-def check_public_url(public_url: str) -> None:
-    """Refuse to advertise LNURLs wallets must reject (LUD-01: https, or http for onion/local).
-
-    Raises:
-        ConfigError: the public URL is plain http on a public host.
-    """
-    try:
-        bech32_lnurl(f"{public_url}/lnurlp/x/1")
-    except LnurlError:
-        raise ConfigError(
-            f"server.public_url {public_url!r}: LNURLs on a public host must be https:// "
-            "(LUD-01 allows http:// only for .onion and local development); configure "
-            "tls.acme_domain (managed TLS), server.tls_cert/tls_key or a TLS proxy, and an "
-            "https:// public_url"
-        ) from None
-
-
-def _ssl_context(cert: Path | None, key: Path | None, what: str) -> ssl.SSLContext | None:
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        raise ConfigError(f"{what}: tls_cert and tls_key must be given together")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"{what}: cannot load TLS certificate {cert} / key {key}: {exc}"
-        ) from None
-    return context
-
-
-def _ocpp_settings(config: StromConfig) -> OcppServerSettings:
-    ocpp = config.ocpp
-    return OcppServerSettings(
-        host=ocpp.host,
-        port=ocpp.port,
-        tls_cert=ocpp.tls_cert,
-        tls_key=ocpp.tls_key,
-        heartbeat_interval_s=ocpp.heartbeat_interval_s,
-        meter_value_sample_interval_s=ocpp.meter_interval_s,
-        auto_register=ocpp.auto_register,
-        command_timeout_s=ocpp.command_timeout_s,
-        pending_retry_interval_s=ocpp.pending_retry_interval_s,
-        max_pending_chargers=ocpp.max_pending_chargers,
-        boot_backstop_delay_s=ocpp.boot_backstop_delay_s,
-        message_log_size=ocpp.message_log_size,
-    )
-
-
-def _purpose_key(data_dir: Path, purpose: bytes, environ: Mapping[str, str] | None) -> bytes:
-    """A key for one purpose, derived (HMAC-SHA-256) from Strom's server key.
-
-    The server key is ``<data_dir>/keys/_server.key`` (created on first need, mode 0600,
-    sealed with ``STROM_MASTER_KEY`` when that is set): back up ``keys/`` with the database.
-
-    Raises:
-        ConfigError: the key file is unreadable, readable by others, or sealed with another
-            master key.
-    """
-    server_key = KeyStore.from_environ(data_dir, environ).ensure(SERVER_KEY_NAME)
-    return hmac.new(server_key, purpose, hashlib.sha256).digest()
-
-
-def ocpp_password_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> PasswordKey:
-    """The key generated charger passwords are hashed under (HMAC-SHA-256).
-
-    Losing the server key makes every generated charger password useless.
-
-    Raises:
-        ConfigError: as :func:`_purpose_key`.
-    """
-    return PasswordKey(_purpose_key(data_dir, OCPP_PASSWORD_PURPOSE, environ))
-
-
-def write_charger_password(
-    config: StromConfig, charger_id: str, *, chosen: str | None = None
-) -> NewPassword:
-    """Give a charger a new OCPP password; its hash is written into the charger's profile.
-
-    The profile file keeps its comments and is replaced atomically. A running Strom uses the
-    new password from its next start.
-
-    Args:
-        config: the configuration (the data folder holds the server key).
-        charger_id: a configured charger.
-        chosen: a password a person chose (16-40 bytes, stored as scrypt); None generates a
-            key (120 bits, stored as a keyed hash).
-
-    Returns:
-        The password, to be shown once, and its stored hash.
-
-    Raises:
-        ConfigError: no such charger, a chosen password of the wrong length, or the profile
-            cannot be written.
-    """
-    try:
-        config.profile(charger_id)
-    except KeyError:
-        raise ConfigError(f"no charger {charger_id!r} in {config.paths.profiles}") from None
-    if chosen is None:
-        new = ocpp_password_key(config.storage.data_dir).new_password()
-    else:
-        try:
-            new = NewPassword(chosen, hash_password(chosen))
-        except ValueError as exc:
-            raise ConfigError(f"the OCPP password for {charger_id}: {exc}") from None
-    ProfileFiles(config.paths.profiles).write_password_hash(charger_id, new.password_hash)
-    return new
-
-
-def _admission(config: StromConfig, profile: ProfileConfig, key: PasswordKey) -> ChargerAuth:
-    """How the OCPP server admits this charger.
-
-    Raises:
-        ConfigError: unknown OCPP quirks or a malformed password hash in the profile, or no
-            password where one is required (:func:`strom.config.require_ocpp_password`).
-    """
-    path = config.paths.profiles / f"{profile.id}.toml"
-    try:
-        quirks = parse_quirks(profile.ocpp.quirks)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: key 'ocpp': {exc}") from None
-    require_ocpp_password(config, profile)
-    try:
-        auth = ChargerAuth(
-            charger_id=profile.id,
-            password_hash=profile.ocpp.password_hash or None,
-            quirks=quirks,
-            connectors=max(c.id for c in profile.connectors),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"{path}: key 'ocpp.password_hash': {exc}") from None
-    stored = auth.parsed_hash
-    if isinstance(stored, KeyedHash) and not key.made_this(stored):
-        log.warning(
-            "charger %s: its OCPP password was made under another server key (%s was lost or "
-            "replaced), so no password opens it; run `strom charger password %s` and enter the "
-            "new key in the charger",
-            profile.id,
-            config.storage.data_dir / "keys" / f"{SERVER_KEY_NAME}.key",
-            profile.id,
-        )
-    if stored is None and ocpp_beyond_loopback(config.ocpp.host):
-        log.warning(
-            "charger %s: accepts OCPP connections without a password (allow_unauthenticated "
-            "in %s): anyone who can reach port %d can connect as it",
-            profile.id,
-            path,
-            config.ocpp.port,
-        )
-    return auth
-
-
-def _charger_auth(config: StromConfig, key: PasswordKey) -> StaticChargerAuth:
-    return StaticChargerAuth(_admission(config, profile, key) for profile in config.profiles)
-
-
-def _retention(
-    config: StromConfig, db: Database, agents: AgentRuntime, front: FrontDoor, clock: Clock
-) -> Retention:
-    """The retention sweep; each part that claims nostr events says how long a replay is fresh."""
-    claim_windows = {
-        **agents.services.settings.claim_windows_s(),  # DMs, zap receipts
-        ZAP_REQUEST_KIND: front.zap_max_age_s + ZAP_REQUEST_MAX_FUTURE_S,  # LNURL zap callback
-        HTTP_AUTH_KIND: 2 * WINDOW_S,  # NIP-98 at the REST API: ±60 s
-    }
-    policy = RetentionPolicy.from_config(config.retention, claim_windows)
-    return Retention(db, policy, interval_s=config.retention.sweep_interval_s, clock=clock)
 
 
 @dataclass
@@ -360,7 +182,7 @@ class Strom:
         check_public_url(config.server.public_url)
         check_managed_tls(config)
         password_key = ocpp_password_key(config.storage.data_dir)
-        auth = _charger_auth(config, password_key)
+        auth = charger_auth(config, password_key)
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
@@ -385,7 +207,7 @@ class Strom:
         node = NodeWatch(backend, clock=clock)
         await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.
-        session_key = _purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
+        session_key = purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
         tariffs = TariffBook(TariffRepository(db), clock)
         await tariffs.load()  # operators' changes made while Strom ran before
         payments = PaymentService(
@@ -418,7 +240,7 @@ class Strom:
 
         events.subscribe(connector_changed)
         ocpp = OcppServer(
-            _ocpp_settings(config),
+            ocpp_settings(config),
             auth,
             DatabaseOcppCore(sessions, clock),
             events,
@@ -499,7 +321,7 @@ class Strom:
             agents=agents,
             cockpit=cockpit,
             auth=auth,
-            retention=_retention(config, db, agents, front, clock),
+            retention=retention_sweep(config, db, agents, front, clock),
             node=node,
             clock=clock,
             certificate=certificate,
@@ -549,7 +371,7 @@ class Strom:
             ConfigError: the profile's OCPP quirks are unknown, its password hash is malformed,
                 or it has none where one is required.
         """
-        admission = _admission(self.config, profile, self.ocpp.password_key)
+        admission = profile_admission(self.config, profile, self.ocpp.password_key)
         profiles = [p for p in self.config.profiles if p.id != profile.id]
         config = self.config.model_copy(update={"profiles": (*profiles, profile)})
         self.live.replace(config)  # every part reads it from here
@@ -606,7 +428,7 @@ class Strom:
         if self.certificate is not None:
             context: ssl.SSLContext | None = self.certificate.server_context()
         else:
-            context = _ssl_context(server.tls_cert, server.tls_key, "server")
+            context = ssl_context(server.tls_cert, server.tls_key, "server")
         await self._reconcile()
         await self._begin_reconnect_grace()
         await self.ocpp.start()
