@@ -10,9 +10,10 @@ aiosqlite: one await, and thread hops, per statement) and through the one-hop
 It prints the latency of the four together (p50/p99) and the event-loop CPU they cost.
 
 With ``--postgres URL`` (``postgresql+asyncpg://…``) the same runs on PostgreSQL in a schema of
-its own (dropped afterwards), where one hop is ``AsyncConnection.run_sync`` over asyncpg, and a
-third way is measured: the same four transactions written directly on asyncpg (hand-written
-SQL, asyncpg's prepared-statement cache, no SQLAlchemy).
+its own (dropped afterwards), four ways: per statement (SQLAlchemy async over asyncpg), the
+one-hop functions through ``AsyncConnection.run_sync`` over asyncpg, the same functions on a
+thread over psycopg (what Strom uses), and the same four transactions written directly on
+asyncpg (hand-written SQL, asyncpg's prepared-statement cache, no SQLAlchemy).
 
     .venv/bin/python bench/storage_hotpath.py --sessions 2000
     .venv/bin/python bench/storage_hotpath.py --sessions 2000 \
@@ -324,22 +325,25 @@ async def run_postgres(url: str, count: int) -> None:
     admin = create_async_engine(url)
     async with admin.begin() as conn:
         await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    db = Database.from_url(url, search_path=schema)  # one hop on psycopg threads (Strom's way)
+    # The same one-hop functions through AsyncConnection.run_sync over asyncpg (no threads).
     engine = create_async_engine(
         url, connect_args={"server_settings": {"search_path": schema}}, pool_size=10
     )
-    db = Database(engine)
+    run_sync_db = Database(engine)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
     pool = await asyncpg.create_pool(
         dsn, min_size=2, max_size=10, server_settings={"search_path": schema}
     )
     try:
         await db.upgrade()
-        await db.write(lambda conn: _seed(conn, count * 3 // 2))
+        await db.write(lambda conn: _seed(conn, count * 2))
         warm = min(100, count // 10)
         each = count // 2 - warm
         ways = (
             ("per statement", path_per_statement, db),
-            ("one hop (run_sync)", path_one_hop, db),
+            ("one hop (run_sync)", path_one_hop, run_sync_db),
+            ("one hop (psycopg thread)", path_one_hop, db),
             ("asyncpg directly", path_asyncpg, pool),
         )
         figures = []
@@ -351,6 +355,7 @@ async def run_postgres(url: str, count: int) -> None:
         _report(f"settle → due → get → done, {each} times each, PostgreSQL:", figures)
     finally:
         await pool.close()
+        await run_sync_db.close()
         await db.close()
         async with admin.begin() as conn:
             await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')

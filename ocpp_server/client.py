@@ -17,7 +17,7 @@ import asyncio
 import base64
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,16 +57,24 @@ class Answer:
     then: Callable[[], Awaitable[Any]] | None = None
 
 
-class _Disconnected(Exception):
-    """Ends a connection's TaskGroup when the websocket closes."""
-
-
 @dataclass(slots=True)
 class _Connection:
     ws: ClientConnection
     tg: asyncio.TaskGroup
     peer: OcppJPeer
     link: CallLink
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` until it ends or the connection does."""
+        task = self.tg.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def end(self) -> None:
+        """The websocket closed: stop everything the connection runs."""
+        for task in self.tasks:
+            task.cancel()
 
 
 class OcppClient:
@@ -124,7 +132,7 @@ class OcppClient:
         """Run ``work()`` in the open connection's TaskGroup (nothing when not connected)."""
         connection = self._connection
         if connection is not None:
-            connection.tg.create_task(_awaited(work))
+            connection.start(_ending_on_failure(connection, work))
 
     async def connect_once(self, on_open: Callable[[], Awaitable[None]]) -> None:
         """Connect, run ``on_open()`` next to the reader, and return when the connection ends.
@@ -143,6 +151,10 @@ class OcppClient:
             ping_interval=None,
             open_timeout=10,
         ) as ws:
+            # No task of the group ends with an error when the connection drops (each one
+            # ends quietly, see _ending_on_failure and _read), because a task group lets a
+            # child's error win over a cancellation from outside: a charger powered off just
+            # as its connection drops would otherwise swallow the cancel and run on.
             try:
                 async with asyncio.TaskGroup() as tg:
                     peer = OcppJPeer("c")
@@ -151,9 +163,7 @@ class OcppClient:
                     self._connection = connection
                     await self._on_change()
                     tg.create_task(self._read(connection))
-                    tg.create_task(_awaited(on_open))
-            except* (_Disconnected, ConnectionClosed, CallFailed):
-                pass
+                    connection.start(_ending_on_failure(connection, on_open))
             finally:
                 self._connection = None
                 await self._on_change()
@@ -189,23 +199,23 @@ class OcppClient:
         return context
 
     async def _read(self, connection: _Connection) -> None:
-        while True:
-            try:
+        try:
+            while True:
                 message = await connection.ws.recv()
-            except ConnectionClosed:
-                connection.link.lose()
-                raise _Disconnected() from None
-            received = connection.peer.receive(message)
-            if isinstance(received, IncomingCall):
-                await self._answer(connection, received.call)
-            elif isinstance(received, Answered):
-                connection.link.deliver(received)
-            elif isinstance(received, Refused):
-                self._on_problem(str(received.error))
-                await connection.ws.send(received.reply)
-            elif received.kind is IgnoredKind.UNREADABLE:
-                text = message if isinstance(message, str) else ""
-                self._on_problem(f"unreadable frame: {text[:200]}")
+                received = connection.peer.receive(message)
+                if isinstance(received, IncomingCall):
+                    await self._answer(connection, received.call)
+                elif isinstance(received, Answered):
+                    connection.link.deliver(received)
+                elif isinstance(received, Refused):
+                    self._on_problem(str(received.error))
+                    await connection.ws.send(received.reply)
+                elif received.kind is IgnoredKind.UNREADABLE:
+                    text = message if isinstance(message, str) else ""
+                    self._on_problem(f"unreadable frame: {text[:200]}")
+        except ConnectionClosed:
+            connection.link.lose()
+            connection.end()
 
     async def _answer(self, connection: _Connection, call: Call) -> None:
         answer = await self._serve(call)
@@ -215,11 +225,16 @@ class OcppClient:
             return
         await connection.ws.send(connection.peer.answer(call, answer.payload))
         if answer.then is not None:
-            connection.tg.create_task(_quietly(answer.then))
+            connection.start(_quietly(answer.then))
 
 
-async def _awaited(work: Callable[[], Awaitable[Any]]) -> None:
-    await work()
+async def _ending_on_failure(connection: _Connection, work: Callable[[], Awaitable[Any]]) -> None:
+    # A CALL of the charge point's own that fails (no answer, a drop) ends the connection,
+    # and the charger connects again, as a real one does.
+    try:
+        await work()
+    except (CallFailed, ConnectionClosed):
+        connection.ws.transport.abort()
 
 
 async def _quietly(work: Callable[[], Awaitable[Any]]) -> None:

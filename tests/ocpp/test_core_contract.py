@@ -82,7 +82,6 @@ async def _postgres() -> tuple[Database, Callable[[], Awaitable[None]]]:
     async with admin.begin() as conn:
         await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     await admin.dispose()
-    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
 
     async def drop() -> None:
         dropper = create_async_engine(PG_URL)
@@ -90,7 +89,7 @@ async def _postgres() -> tuple[Database, Callable[[], Awaitable[None]]]:
             await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         await dropper.dispose()
 
-    return Database(engine), drop
+    return Database.from_url(PG_URL, search_path=schema), drop
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

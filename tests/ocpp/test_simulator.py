@@ -343,3 +343,30 @@ async def test_the_charger_keeps_retrying_when_the_server_dies_during_the_handsh
             await asyncio.gather(run, return_exceptions=True)
     finally:
         proxy.close()
+
+
+async def test_a_charger_powered_off_as_its_connection_drops_stops_running(
+    harness: Harness,
+) -> None:
+    """Cancelling a charger's run in the same moment its connection drops (a power cut) must
+    end the run. The drop fails the connection's task group with an error of its own, and a
+    task group lets such an error win over a cancellation: the run used to swallow the cancel,
+    reconnect and run on, so whoever awaited it (the soak's reboot) waited for ever."""
+    for _ in range(5):
+        sim = SimulatedChargePoint(
+            SimulatorOptions(
+                url=harness.url, charger_id="cp-1", password=PASSWORD, reconnect_delay_s=0.05
+            )
+        )
+        run = asyncio.create_task(sim.run())
+        await sim.wait_until(lambda: sim.boots >= 1)  # noqa: B023 - awaited in this iteration
+        sim.power_cut()
+        await asyncio.sleep(0)  # the reader sees the drop before the cancel is delivered
+        run.cancel()
+        done, _ = await asyncio.wait({run}, timeout=5)
+        if not done:
+            sim.stop()
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        assert done, "the cancelled charger kept running"
+        assert run.cancelled()

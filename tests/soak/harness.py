@@ -198,19 +198,23 @@ class Soak:
         size = self.plan.size
         tickets = Tickets(size.sessions, size.arrival_s)
         self.started = time.monotonic()
+        tasks: list[asyncio.Task[None]] = []
         try:
             async with asyncio.timeout(size.seconds + size.quiet_s), asyncio.TaskGroup() as group:
                 for index in range(size.drivers):
-                    group.create_task(self.driver(index).run(tickets))
-                group.create_task(self.schedule(self.plan.strom_events(), self.kill_strom))
+                    driver = self.driver(index)
+                    tasks.append(group.create_task(driver.run(tickets), name=f"driver {index}"))
+                strom_events = self.schedule(self.plan.strom_events(), self.kill_strom)
+                tasks.append(group.create_task(strom_events, name="strom's faults"))
                 for charger_id in self.plan.chargers:
-                    faults = self.plan.charger_events(charger_id)
-                    group.create_task(self.schedule(faults, self.hit_charger))
+                    faults = self.schedule(self.plan.charger_events(charger_id), self.hit_charger)
+                    tasks.append(group.create_task(faults, name=f"{charger_id}'s faults"))
                 await asyncio.sleep(size.seconds)
                 tickets.open = False
                 self.say("quiet: no new sessions; waiting for the drivers to finish")
         except TimeoutError:
-            self.say(f"drivers still busy {size.quiet_s:g} s after the faults: stopped them")
+            busy = ", ".join(task.get_name() for task in tasks if task.cancelled())
+            self.say(f"still busy {size.quiet_s:g} s after the faults, stopped: {busy}")
         with contextlib.suppress(TimeoutError):
             await self.fleet.idle(within_s=20)
         self.still_charging = self.fleet.open_transactions()

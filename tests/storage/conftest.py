@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,7 @@ async def _postgres(schema: str) -> Database:
     async with admin.begin() as conn:
         await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     await admin.dispose()
-    engine = create_async_engine(
-        PG_URL, connect_args={"server_settings": {"search_path": schema}}, pool_size=20
-    )
-    return Database(engine)
+    return Database.from_url(PG_URL, search_path=schema)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,17 +37,32 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield database
         await database.close()
         return
+    async with _postgres_database() as database:
+        yield database
+
+
+@asynccontextmanager
+async def _postgres_database() -> AsyncIterator[Database]:
     if not PG_URL:
         pytest.skip("PostgreSQL run needs STROM_TEST_DATABASE_URL (set by .ci/run)")
     schema = f"t_{secrets.token_hex(6)}"
     database = await _postgres(schema)
     await database.upgrade()
-    yield database
-    await database.close()
-    admin = create_async_engine(PG_URL)
-    async with admin.begin() as conn:
-        await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    await admin.dispose()
+    try:
+        yield database
+    finally:
+        await database.close()
+        admin = create_async_engine(PG_URL)
+        async with admin.begin() as conn:
+            await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.dispose()
+
+
+@pytest.fixture
+async def postgres_db() -> AsyncIterator[Database]:
+    """A migrated PostgreSQL database, for behaviour only a database server has."""
+    async with _postgres_database() as database:
+        yield database
 
 
 @pytest.fixture

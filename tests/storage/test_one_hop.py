@@ -1,6 +1,6 @@
 """One transaction = one hop: ``Database.write`` and ``Database.read`` run a whole transaction as
-one synchronous function (SQLite: on the writer or a reader thread; PostgreSQL: through
-asyncpg), with the same guarantees as the per-statement ``transaction()`` (SQLite and
+one synchronous function (SQLite: on the writer or a reader thread; PostgreSQL: on a thread
+over psycopg), with the same guarantees as the per-statement ``transaction()`` (SQLite and
 PostgreSQL)."""
 
 from __future__ import annotations
@@ -102,3 +102,26 @@ async def test_a_write_runs_on_the_writer_thread_not_the_event_loop(sqlite_db: D
 
     assert (await sqlite_db.write(where)).startswith("strom-db-writer")
     assert (await sqlite_db.read(where)).startswith("strom-db-reader")
+
+
+@pytest.mark.postgres
+async def test_a_pooled_postgres_connection_killed_while_idle_is_replaced_not_failed(
+    postgres_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL restart (or a proxy's idle timeout) closes pooled connections under Strom;
+    the next transaction must get a live one instead of failing with "server closed the
+    connection". Strom checks a connection that sat idle before it hands it out."""
+    db = postgres_db
+    await db.write(_create)
+    pid = await db.read(
+        lambda conn: int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    )
+
+    # Killed from outside the pool, as a server restart would; the pool holds only the one
+    # connection the writes above used, so the next transaction is handed the dead one.
+    async with db.engine.begin() as admin:
+        killed = await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert killed.scalar_one()
+    monkeypatch.setattr("strom_storage.db.IDLE_PING_S", 0.0)
+    assert await db.write(_increment) == 1
+    assert await db.read(_count) == 1
