@@ -27,7 +27,9 @@ never disagree after a crash. Rules (see docs/architecture.md):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import IllegalTransition
@@ -36,7 +38,8 @@ from strom_core.session import Session, State, Transition
 from strom_core.session_events import MeterReading, TransactionStarted, TransactionStopped
 from strom_services.orphans import record_stop_discrepancy
 from strom_storage import ocpp as records
-from strom_storage.sessions import SessionStore
+from strom_storage.db import Connection
+from strom_storage.sessions import SessionStore, apply_event, find_by_id_tag, load_session
 
 __all__ = ["DatabaseOcppCore"]
 
@@ -57,8 +60,90 @@ def _start_status(session: Session | None, charger_id: str, connector_id: int) -
     return Authorization.INVALID
 
 
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """What a StartTransaction's transaction recorded (or found recorded, for a replay)."""
+
+    number: int
+    status: Authorization
+    replayed: bool = False
+    session_id: str | None = None
+    transitions: tuple[Transition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Stopped:
+    """What a StopTransaction's transaction recorded (logged after the commit)."""
+
+    known: bool
+    replayed: bool = False
+    session_id: str | None = None
+    transitions: tuple[Transition, ...] = ()
+    not_applied: str | None = None  # why the session did not take the stop
+
+
+def _stop_in(
+    conn: Connection,
+    charger_id: str,
+    number: int,
+    event: TransactionStopped,
+    id_tag: str | None,
+    received_at: datetime,
+    event_at: datetime,
+) -> _Stopped:
+    """StopTransaction's transaction: record the stop and bill the session in one commit."""
+    row = records.find_transaction(conn, charger_id, number)
+    if row is None:
+        records.record_unknown_stop(
+            conn,
+            charger_id=charger_id,
+            number=number,
+            meter_stop_wh=event.meter_stop_wh,
+            stopped_at=event.at,
+            reason=event.reason,
+            id_tag=id_tag,
+            received_at=received_at,
+        )
+        return _Stopped(known=False)
+    if row.meter_stop_wh is not None:
+        return _Stopped(known=True, replayed=True)
+    records.record_stop(conn, number, event.meter_stop_wh, event.at, event.reason)
+    if row.session_id is None:
+        return _Stopped(known=True)
+    try:
+        transition = apply_event(conn, row.session_id, event, event_at)
+    except IllegalTransition as exc:  # nothing of the session was written; the record stays
+        return _Stopped(known=True, session_id=row.session_id, not_applied=str(exc))
+    if transition.changed:
+        record_stop_discrepancy(conn, transition.session, number, event.meter_stop_wh, received_at)
+    return _Stopped(known=True, session_id=row.session_id, transitions=(transition,))
+
+
+def _meter_in(
+    conn: Connection, sample: MeterSample, number: int, event_at: datetime
+) -> list[Transition]:
+    """A meter sample's transaction: keep the sample, re-bill its session if it is metered."""
+    records.insert_meter_reading(
+        conn,
+        charger_id=sample.charger_id,
+        connector_id=sample.connector_id,
+        number=number,
+        register_wh=sample.register_wh,
+        sampled_at=sample.at,
+    )
+    session_id = records.session_of_transaction(conn, sample.charger_id, number)
+    if session_id is None or load_session(conn, session_id).state not in _METERED:
+        return []
+    event = MeterReading(sample.register_wh, sample.at)
+    return [apply_event(conn, session_id, event, event_at)]
+
+
 class DatabaseOcppCore:
     """:class:`strom_core.ports.OcppCore` backed by the session store.
+
+    Each call is one :meth:`strom_storage.db.Database.write` (or ``read``): one synchronous
+    function doing all of its statements; the session's listeners hear of its transitions
+    after the commit.
 
     Args:
         store: the session store.
@@ -72,8 +157,7 @@ class DatabaseOcppCore:
 
     async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
         """Authorise an idTag (see module docstring for the rule)."""
-        async with self.db.reader() as conn:
-            session = await self.store.find_by_id_tag(conn, id_tag)
+        session = await self.db.read(partial(find_by_id_tag, id_tag=id_tag))
         if session is None or session.charger_id != charger_id:
             return Authorization.INVALID
         if session.state in _STARTABLE:
@@ -91,21 +175,21 @@ class DatabaseOcppCore:
         timestamp: datetime,
     ) -> StartDecision:
         """Record a started transaction; replays return the first answer."""
-        transitions: list[Transition] = []
-        async with self.db.transaction() as conn:
-            replay = await records.find_replayed_start(
+        created_at, event_at = self.clock.now(), self.store.clock.now()
+
+        def start(conn: Connection) -> _Started:
+            replay = records.find_replayed_start(
                 conn, charger_id, connector_id, id_tag, meter_start_wh, timestamp
             )
             if replay is not None:
-                number, recorded = replay
-                return StartDecision(records.transaction_reference(number), recorded, True)
-            number = await records.allocate_id(conn, records.TRANSACTION_COUNTER)
-            session = await self.store.find_by_id_tag(conn, id_tag)
+                return _Started(*replay, replayed=True)
+            number = records.allocate_id(conn, records.TRANSACTION_COUNTER)
+            session = find_by_id_tag(conn, id_tag)
             status = _start_status(session, charger_id, connector_id)
             session_id = (
                 session.id if session is not None and status is Authorization.ACCEPTED else None
             )
-            await records.insert_transaction(
+            records.insert_transaction(
                 conn,
                 number=number,
                 charger_id=charger_id,
@@ -115,22 +199,29 @@ class DatabaseOcppCore:
                 session_id=session_id,
                 meter_start_wh=meter_start_wh,
                 started_at=timestamp,
-                created_at=self.clock.now(),
+                created_at=created_at,
             )
-            if session_id is not None:
-                event = TransactionStarted(number, meter_start_wh, timestamp)
-                transitions.append(await self.store.apply_in(conn, session_id, event))
-        self.store.committed(transitions)
+            if session_id is None:
+                return _Started(number, status)
+            event = TransactionStarted(number, meter_start_wh, timestamp)
+            transition = apply_event(conn, session_id, event, event_at)
+            return _Started(number, status, session_id=session_id, transitions=(transition,))
+
+        started = await self.db.write(start)
+        reference = records.transaction_reference(started.number)
+        if started.replayed:
+            return StartDecision(reference, started.status, True)
+        self.store.committed(list(started.transitions))
         log.info(
             "charger %s connector %s: transaction %s for idTag %s: %s (session %s)",
             charger_id,
             connector_id,
-            number,
+            started.number,
             id_tag,
-            status.value,
-            session_id,
+            started.status.value,
+            started.session_id,
         )
-        return StartDecision(records.transaction_reference(number), status)
+        return StartDecision(reference, started.status)
 
     async def stop_transaction(
         self,
@@ -150,47 +241,37 @@ class DatabaseOcppCore:
                 transaction[:40],
             )
             return StopDecision(known=False)
-        transitions: list[Transition] = []
-        async with self.db.transaction() as conn:
-            row = await records.find_transaction(conn, charger_id, number)
-            if row is None:
-                log.warning(
-                    "charger %s: StopTransaction for unknown transaction %s recorded, not matched",
-                    charger_id,
-                    number,
-                )
-                await records.record_unknown_stop(
-                    conn,
-                    charger_id=charger_id,
-                    number=number,
-                    meter_stop_wh=meter_stop_wh,
-                    stopped_at=timestamp,
-                    reason=reason,
-                    id_tag=id_tag,
-                    received_at=self.clock.now(),
-                )
-                return StopDecision(known=False)
-            if row.meter_stop_wh is not None:
-                return StopDecision(known=True, replayed=True)
-            await records.record_stop(conn, number, meter_stop_wh, timestamp, reason)
-            if row.session_id is not None:
-                event = TransactionStopped(meter_stop_wh, timestamp, reason)
-                try:
-                    transition = await self.store.apply_in(conn, row.session_id, event)
-                    transitions.append(transition)
-                    if transition.changed:
-                        await record_stop_discrepancy(
-                            conn, transition.session, number, meter_stop_wh, self.clock.now()
-                        )
-                except IllegalTransition as exc:
-                    log.warning(
-                        "charger %s transaction %s: stop not applied to session %s: %s",
-                        charger_id,
-                        number,
-                        row.session_id,
-                        exc,
-                    )
-        self.store.committed(transitions)
+        event = TransactionStopped(meter_stop_wh, timestamp, reason)
+        received_at, event_at = self.clock.now(), self.store.clock.now()
+        stopped = await self.db.write(
+            partial(
+                _stop_in,
+                charger_id=charger_id,
+                number=number,
+                event=event,
+                id_tag=id_tag,
+                received_at=received_at,
+                event_at=event_at,
+            )
+        )
+        if not stopped.known:
+            log.warning(
+                "charger %s: StopTransaction for unknown transaction %s recorded, not matched",
+                charger_id,
+                number,
+            )
+            return StopDecision(known=False)
+        if stopped.replayed:
+            return StopDecision(known=True, replayed=True)
+        if stopped.not_applied is not None:
+            log.warning(
+                "charger %s transaction %s: stop not applied to session %s: %s",
+                charger_id,
+                number,
+                stopped.session_id,
+                stopped.not_applied,
+            )
+        self.store.committed(list(stopped.transitions))
         return StopDecision(known=True)
 
     async def record_meter(self, sample: MeterSample) -> None:
@@ -203,20 +284,8 @@ class DatabaseOcppCore:
                 sample.transaction[:40],
             )
             return
-        transitions: list[Transition] = []
-        async with self.db.transaction() as conn:
-            await records.insert_meter_reading(
-                conn,
-                charger_id=sample.charger_id,
-                connector_id=sample.connector_id,
-                number=number,
-                register_wh=sample.register_wh,
-                sampled_at=sample.at,
-            )
-            session_id = await records.session_of_transaction(conn, sample.charger_id, number)
-            if session_id is not None:
-                session = await self.store.get(session_id, conn)
-                if session.state in _METERED:
-                    event = MeterReading(sample.register_wh, sample.at)
-                    transitions.append(await self.store.apply_in(conn, session_id, event))
+        event_at = self.store.clock.now()
+        transitions = await self.db.write(
+            partial(_meter_in, sample=sample, number=number, event_at=event_at)
+        )
         self.store.committed(transitions)

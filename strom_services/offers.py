@@ -28,9 +28,9 @@ from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, charger_link
 from strom_core.session import State
-from strom_storage.chargers import ChargerStore, load_connector
-from strom_storage.db import Connection, Transaction
-from strom_storage.sessions import SessionStore, find_holder
+from strom_storage.chargers import ChargerStore, all_connectors, link_columns, load_connector
+from strom_storage.db import Connection
+from strom_storage.sessions import SessionStore, find_holder, held_connectors
 
 __all__ = [
     "BUSY_STATES",
@@ -151,12 +151,16 @@ class OfferView:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
         if connector_id not in {c.id for c in profile.connectors}:
             raise ConnectorUnavailable(f"{profile.name} has no connector {connector_id}")
-        async with self.db.reader() as tx:
-            columns = await self.chargers.link_columns(tx, profile.id)
+        now = self.clock.now()
+
+        def check(conn: Connection) -> None:
+            columns = link_columns(conn, profile.id)
             link = ChargerLink.OFFLINE
             if profile.id in columns:
-                link = charger_link(*columns[profile.id], self.clock.now())
-            await self.check_in(tx, profile.id, connector_id, exclude=None, link=link)
+                link = charger_link(*columns[profile.id], now)
+            check_connector(conn, profile.id, connector_id, exclude=None, link=link)
+
+        await self.db.read(check)
 
     async def check(self, profile: ProfileConfig, connector_id: int) -> None:
         """:meth:`check_in_database` answered from memory, for offers (payRequest, pages).
@@ -223,41 +227,22 @@ class OfferView:
             return view
 
     async def _load_view(self) -> _View:
-        async with self.db.reader() as tx:
-            busy = await self.sessions.held_connectors(tx, BUSY_STATES)
-            links = await self.chargers.link_columns(tx)
-            rows = await self.chargers.all_connectors(tx)
-        return _View(
-            connectors={
-                (row.charger_id, row.connector_id): _ConnectorView(
-                    row.enabled, row.status, (row.charger_id, row.connector_id) in busy
-                )
-                for row in rows
-            },
-            links=links,
-        )
+        return await self.db.read(_read_view)
 
-    async def check_in(
-        self,
-        tx: Transaction,
-        charger_id: str,
-        connector_id: int,
-        exclude: str | None,
-        link: ChargerLink = ChargerLink.ONLINE,
-    ) -> None:
-        """Check a connector inside a transaction the caller owns (settlement: ``link`` online).
 
-        Args:
-            tx: the caller's transaction.
-            charger_id: the charger.
-            connector_id: the connector.
-            exclude: a session not to count as holding the connector (the one settling).
-            link: the charger's link, when the caller wants it checked.
-
-        Raises:
-            ConnectorUnavailable: unknown, disabled, out of order, not connected or busy.
-        """
-        await tx.run_sync(check_connector, charger_id, connector_id, exclude, link)
+def _read_view(conn: Connection) -> _View:
+    """The view of every connector and charger link, in one read."""
+    busy = held_connectors(conn, BUSY_STATES)
+    links = link_columns(conn)
+    return _View(
+        connectors={
+            (row.charger_id, row.connector_id): _ConnectorView(
+                row.enabled, row.status, (row.charger_id, row.connector_id) in busy
+            )
+            for row in all_connectors(conn)
+        },
+        links=links,
+    )
 
 
 def check_connector(
@@ -267,7 +252,14 @@ def check_connector(
     exclude: str | None,
     link: ChargerLink = ChargerLink.ONLINE,
 ) -> None:
-    """:meth:`OfferView.check_in` as a synchronous step of a one-hop transaction (settlement).
+    """Check a connector inside the caller's one-hop transaction (settlement: ``link`` online).
+
+    Args:
+        conn: the caller's transaction.
+        charger_id: the charger.
+        connector_id: the connector.
+        exclude: a session not to count as holding the connector (the one settling).
+        link: the charger's link, when the caller wants it checked.
 
     Raises:
         ConnectorUnavailable: unknown, disabled, out of order, not connected or busy.

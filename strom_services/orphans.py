@@ -50,20 +50,21 @@ from __future__ import annotations
 import enum
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerBooted, ConnectorStatusChanged
-from strom_core.session import Session, State
+from strom_core.session import Session, State, Transition
 from strom_core.session_events import LOST_KEY, TransactionLost
 from strom_services.effects import Handler
 from strom_storage import audit
-from strom_storage.chargers import ChargerStore
-from strom_storage.db import Transaction
-from strom_storage.outbox import OutboxRow, enqueue, pending_with_prefix, run_session_now
-from strom_storage.sessions import SessionStore
+from strom_storage.chargers import ChargerStore, set_connector_status
+from strom_storage.db import Connection
+from strom_storage.outbox import OutboxRow, pending_with_prefix, queue_effect, run_session_now
+from strom_storage.sessions import SessionStore, apply_event, load_session, with_transaction
 
 __all__ = [
     "CHECK_KIND",
@@ -161,9 +162,10 @@ class OrphanWatch:
 
         Both in one database transaction, so a recorded status never lacks its timer.
         """
-        armed = 0
-        async with self.db.transaction() as conn:
-            await self.chargers.set_status_in(
+        now = self.clock.now()
+
+        def record(conn: Connection) -> int:
+            set_connector_status(
                 conn,
                 event.charger_id,
                 event.connector_id,
@@ -171,47 +173,58 @@ class OrphanWatch:
                 event.error_code,
                 event.at,
             )
-            if event.status in NO_TRANSACTION:
-                for session in await self.store.with_transaction(
-                    conn, event.charger_id, event.connector_id, _OPEN
-                ):
-                    armed += await self._arm(conn, session, Trigger.STATUS, event.status)
-        if armed:
+            if event.status not in NO_TRANSACTION:
+                return 0
+            open_sessions = with_transaction(conn, event.charger_id, event.connector_id, _OPEN)
+            return sum(
+                self._arm(conn, session, Trigger.STATUS, event.status, now)
+                for session in open_sessions
+            )
+
+        if await self.db.write(record):
             crashpoint("orphan.armed")
 
     async def booted(self, event: ChargerBooted) -> None:
         """A charger booted: suspect every transaction Strom holds open on it."""
-        armed = 0
-        async with self.db.transaction() as conn:
-            for session in await self.store.with_transaction(conn, event.charger_id, None, _OPEN):
-                armed += await self._arm(conn, session, Trigger.BOOT, "")
-        if armed:
+        now = self.clock.now()
+
+        def suspect(conn: Connection) -> int:
+            return sum(
+                self._arm(conn, session, Trigger.BOOT, "", now)
+                for session in with_transaction(conn, event.charger_id, None, _OPEN)
+            )
+
+        if await self.db.write(suspect):
             crashpoint("orphan.armed")
 
     async def stop_rejected(self, session_id: str) -> None:
         """The charger rejected RemoteStopTransaction for the session's transaction."""
-        async with self.db.transaction() as conn:
-            session = await self.store.get(session_id, conn)
-            armed = 0
-            if session.state in _OPEN and session.transaction_id is not None:
-                armed = await self._arm(conn, session, Trigger.STOP_REJECTED, "")
-        if armed:
+        now = self.clock.now()
+
+        def suspect(conn: Connection) -> int:
+            session = load_session(conn, session_id)
+            if session.state not in _OPEN or session.transaction_id is None:
+                return 0
+            return self._arm(conn, session, Trigger.STOP_REJECTED, "", now)
+
+        if await self.db.write(suspect):
             crashpoint("orphan.armed")
 
-    async def _arm(self, conn: Transaction, session: Session, trigger: Trigger, status: str) -> int:
+    def _arm(
+        self, conn: Connection, session: Session, trigger: Trigger, status: str, now: datetime
+    ) -> int:
         """Queue an orphan check unless one is pending for the session; returns 1 if queued."""
-        if await pending_with_prefix(conn, CHECK_KIND, _key_prefix(session.id)):
+        if pending_with_prefix(conn, CHECK_KIND, _key_prefix(session.id)):
             return 0
-        await self._queue(conn, session, trigger, status)
+        self._queue(conn, session, trigger, status, now)
         return 1
 
-    async def _queue(
-        self, conn: Transaction, session: Session, trigger: Trigger, status: str
+    def _queue(
+        self, conn: Connection, session: Session, trigger: Trigger, status: str, now: datetime
     ) -> None:
-        now = self.clock.now()
         # At least two meter intervals: a charger still charging has reported readings.
         delay = max(self.grace_s, 2 * session.meter_interval_s)
-        await enqueue(
+        queue_effect(
             conn,
             key=f"{_key_prefix(session.id)}{session.transaction_id}:{now.isoformat()}",
             kind=CHECK_KIND,
@@ -268,42 +281,53 @@ class OrphanWatch:
             )
             return
         if decided is Verdict.WATCH_AGAIN:
-            async with self.db.transaction() as conn:  # this row is still pending: no dedupe
-                await self._queue(conn, session, trigger, status or "")
+            # This row is still pending: no dedupe.
+            again = partial(
+                self._queue,
+                session=session,
+                trigger=trigger,
+                status=status or "",
+                now=self.clock.now(),
+            )
+            await self.db.write(again)
             return
         crashpoint("orphan.before_end")
         await self._end(session, trigger, status)
 
     async def _end(self, session: Session, trigger: Trigger, status: str | None) -> None:
-        assert session.transaction_id is not None
+        transaction_id = session.transaction_id
+        assert transaction_id is not None
         now = self.clock.now()
+
+        def end(conn: Connection) -> Transition:
+            transition = apply_event(conn, session.id, TransactionLost(transaction_id), now)
+            ended = transition.session
+            # A RemoteStop still being retried has nothing left to do: let it finish now.
+            run_session_now(conn, session.id, ["remote_stop"], now)
+            _audit(
+                conn,
+                session.charger_id,
+                "transaction_lost",
+                session.id,
+                {
+                    "transaction_id": transaction_id,
+                    "connector_id": session.connector_id,
+                    "trigger": trigger.value,
+                    "status": status,
+                    "billed_wh": ended.energy_wh,
+                    "consumed_msat": ended.consumed_msat,
+                    "refundable_msat": ended.refundable_msat,
+                },
+                now,
+            )
+            return transition
+
         try:
-            async with self.db.transaction() as conn:
-                transition = await self.store.apply_in(
-                    conn, session.id, TransactionLost(session.transaction_id), now=now
-                )
-                ended = transition.session
-                # A RemoteStop still being retried has nothing left to do: let it finish now.
-                await run_session_now(conn, session.id, ["remote_stop"], now)
-                await _audit(
-                    conn,
-                    session.charger_id,
-                    "transaction_lost",
-                    session.id,
-                    {
-                        "transaction_id": session.transaction_id,
-                        "connector_id": session.connector_id,
-                        "trigger": trigger.value,
-                        "status": status,
-                        "billed_wh": ended.energy_wh,
-                        "consumed_msat": ended.consumed_msat,
-                        "refundable_msat": ended.refundable_msat,
-                    },
-                    now,
-                )
+            transition = await self.db.write(end)
         except IllegalTransition as exc:  # it ended meanwhile
             log.info("session %s: %s", session.id, exc)
             return
+        ended = transition.session
         self.store.committed([transition])
         log.warning(
             "charger %s connector %s: transaction %s lost (%s, status %s, no StopTransaction "
@@ -320,8 +344,8 @@ class OrphanWatch:
         )
 
 
-async def record_stop_discrepancy(
-    conn: Transaction,
+def record_stop_discrepancy(
+    conn: Connection,
     session: Session,
     transaction_id: int,
     meter_stop_wh: int,
@@ -362,7 +386,7 @@ async def record_stop_discrepancy(
         action = "meter_stop_below_register"
     else:
         return
-    await _audit(
+    _audit(
         conn,
         session.charger_id,
         action,
@@ -379,14 +403,14 @@ async def record_stop_discrepancy(
     )
 
 
-async def _audit(
-    conn: Transaction,
+def _audit(
+    conn: Connection,
     charger_id: str,
     action: str,
     target: str,
     detail: dict[str, Any],
     now: datetime,
 ) -> None:
-    await audit.record(
+    audit.record_in(
         conn, actor=f"charger:{charger_id}", action=action, target=target, detail=detail, now=now
     )

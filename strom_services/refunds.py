@@ -62,9 +62,15 @@ from strom_lightning import (
     check_withdraw_invoice,
 )
 from strom_services.effects import RetryLater
-from strom_storage.outbox import OutboxRow, enqueue
-from strom_storage.refunds import InvoiceAlreadySubmitted, RefundStore
-from strom_storage.sessions import SessionStore, hash_secret
+from strom_storage.db import Connection
+from strom_storage.outbox import OutboxRow, queue_effect
+from strom_storage.refunds import (
+    InvoiceAlreadySubmitted,
+    RefundStore,
+    claim_refund,
+    set_refund_state,
+)
+from strom_storage.sessions import SessionStore, apply_event, hash_secret
 
 __all__ = [
     "RefundError",
@@ -352,29 +358,32 @@ class RefundService:
         assert decoded.amount_msat is not None  # checked by check_withdraw_invoice
         amount = int(decoded.amount_msat)
         max_fee = max(1_000, amount * self.config.refund_max_fee_ppm // 1_000_000)
+        event_at = self.store.clock.now()
+
+        def debit(conn: Connection) -> Transition:
+            taken = claim_refund(
+                conn,
+                refund_id,
+                amount_msat=amount,
+                bolt11=bolt11,
+                payment_hash=payment_hash,
+                now=now,
+            )
+            if not taken:
+                raise RefundError(ALREADY_USED)
+            transition = apply_event(conn, session_id, RefundClaimed(refund_id, amount), event_at)
+            queue_effect(
+                conn,
+                key=f"refund:{refund_id}",
+                kind="pay_refund",
+                payload={"refund_id": refund_id, "max_fee_msat": max_fee},
+                session_id=session_id,
+                now=now,
+            )
+            return transition
+
         try:
-            async with self.db.transaction() as conn:
-                taken = await self.refunds.claim(
-                    conn,
-                    refund_id,
-                    amount_msat=amount,
-                    bolt11=bolt11,
-                    payment_hash=payment_hash,
-                    now=now,
-                )
-                if not taken:
-                    raise RefundError(ALREADY_USED)
-                transition = await self.store.apply_in(
-                    conn, session_id, RefundClaimed(refund_id, amount)
-                )
-                await enqueue(
-                    conn,
-                    key=f"refund:{refund_id}",
-                    kind="pay_refund",
-                    payload={"refund_id": refund_id, "max_fee_msat": max_fee},
-                    session_id=session_id,
-                    now=now,
-                )
+            transition = await self.db.write(debit)
         except InvoiceAlreadySubmitted:
             raise RefundError("this invoice was already submitted; it is paid only once") from None
         except (IllegalTransition, LedgerError) as exc:
@@ -416,24 +425,27 @@ class RefundService:
         await self._settle(refund.session_id, refund_id, result)
 
     async def _settle(self, session_id: str, refund_id: str, result: PaymentResult) -> None:
-        transitions: list[Transition] = []
+        now, event_at = self.clock.now(), self.store.clock.now()
         if isinstance(result, Succeeded):
-            async with self.db.transaction() as conn:
-                await self.refunds.set_state(
-                    conn, refund_id, "paid", now=self.clock.now(), fee_msat=int(result.fee_msat)
-                )
-                event = RefundPaid(refund_id, fee_msat=int(result.fee_msat))
-                transitions.append(await self.store.apply_in(conn, session_id, event))
+            fee_msat = int(result.fee_msat)
+
+            def paid(conn: Connection) -> Transition:
+                set_refund_state(conn, refund_id, "paid", now=now, fee_msat=fee_msat)
+                event = RefundPaid(refund_id, fee_msat=fee_msat)
+                return apply_event(conn, session_id, event, event_at)
+
+            transition = await self.db.write(paid)
             log.info(
                 "session %s: refund %s paid (fee %s msat)", session_id, refund_id, result.fee_msat
             )
         elif isinstance(result, Failed):
-            async with self.db.transaction() as conn:
-                await self.refunds.set_state(
-                    conn, refund_id, "failed", now=self.clock.now(), detail=result.reason
-                )
-                event_failed = RefundFailed(refund_id, result.reason)
-                transitions.append(await self.store.apply_in(conn, session_id, event_failed))
+            reason = result.reason
+
+            def failed(conn: Connection) -> Transition:
+                set_refund_state(conn, refund_id, "failed", now=now, detail=reason)
+                return apply_event(conn, session_id, RefundFailed(refund_id, reason), event_at)
+
+            transition = await self.db.write(failed)
             log.warning(
                 "session %s: refund %s failed: %s (claimable again)",
                 session_id,
@@ -441,7 +453,6 @@ class RefundService:
                 result.reason,
             )
         else:
-            reason = result.reason
-            await self.refunds.mark(refund_id, "unknown", now=self.clock.now(), detail=reason)
-            raise RetryLater(f"refund {refund_id} outcome unknown: {reason}")
-        self.store.committed(transitions)
+            await self.refunds.mark(refund_id, "unknown", now=now, detail=result.reason)
+            raise RetryLater(f"refund {refund_id} outcome unknown: {result.reason}")
+        self.store.committed([transition])

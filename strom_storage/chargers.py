@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -22,10 +24,17 @@ from sqlalchemy.engine import Connection
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink, charger_link
-from strom_storage.db import Database, Transaction
+from strom_storage.db import Database
 from strom_storage.schema import chargers, connectors
 
-__all__ = ["ChargerStore", "ConnectorRow", "load_connector"]
+__all__ = [
+    "ChargerStore",
+    "ConnectorRow",
+    "all_connectors",
+    "link_columns",
+    "load_connector",
+    "set_connector_status",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +52,125 @@ _CONNECTOR = select(connectors).where(
     connectors.c.charger_id == bindparam("charger_id"),
     connectors.c.connector_id == bindparam("connector_id"),
 )
+_SET_STATUS = (
+    update(connectors)
+    .where(  # not the columns' names: those are reserved for the SET clause's parameters
+        connectors.c.charger_id == bindparam("charger"),
+        connectors.c.connector_id == bindparam("connector"),
+    )
+    .values(
+        status=bindparam("status"),
+        error_code=bindparam("error_code"),
+        status_at=bindparam("at", type_=connectors.c.status_at.type),
+    )
+)
 
 
-def load_connector(conn: Connection, charger_id: str, connector_id: int) -> ConnectorRow | None:
-    """One connector's run-time state, in the caller's transaction; None if not configured."""
-    row = conn.execute(_CONNECTOR, {"charger_id": charger_id, "connector_id": connector_id}).first()
-    if row is None:
-        return None
+def _connector_row(row: Any) -> ConnectorRow:
     return ConnectorRow(
         row.charger_id, row.connector_id, bool(row.enabled), row.status, row.error_code
     )
 
 
+def load_connector(conn: Connection, charger_id: str, connector_id: int) -> ConnectorRow | None:
+    """One connector's run-time state, in the caller's transaction; None if not configured."""
+    row = conn.execute(_CONNECTOR, {"charger_id": charger_id, "connector_id": connector_id}).first()
+    return None if row is None else _connector_row(row)
+
+
+def all_connectors(conn: Connection) -> list[ConnectorRow]:
+    """Every connector's run-time state, in the caller's transaction."""
+    return [_connector_row(row) for row in conn.execute(select(connectors))]
+
+
+def link_columns(
+    conn: Connection, charger_id: str | None = None
+) -> dict[str, tuple[bool, datetime | None]]:
+    """``(online, reconnect_until)`` by charger id, for :func:`charger_link` at any time.
+
+    Args:
+        conn: the caller's transaction.
+        charger_id: only this charger's (an empty answer if it is not known).
+    """
+    query = select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
+    if charger_id is not None:
+        query = query.where(chargers.c.id == charger_id)
+    return {row.id: (bool(row.online), row.reconnect_until) for row in conn.execute(query)}
+
+
+def set_connector_status(
+    conn: Connection,
+    charger_id: str,
+    connector_id: int,
+    status: str,
+    error_code: str,
+    at: datetime,
+) -> None:
+    """Record a StatusNotification for a known connector, in the caller's transaction."""
+    conn.execute(
+        _SET_STATUS,
+        {
+            "charger": charger_id,
+            "connector": connector_id,
+            "status": status,
+            "error_code": error_code,
+            "at": at,
+        },
+    )
+
+
+def _sync(conn: Connection, profiles: tuple[ProfileConfig, ...], now: datetime) -> None:
+    known = set(conn.scalars(select(chargers.c.id)))
+    have = {
+        (r.charger_id, r.connector_id)
+        for r in conn.execute(select(connectors.c.charger_id, connectors.c.connector_id))
+    }
+    for profile in profiles:
+        if profile.id in known:
+            conn.execute(
+                update(chargers)
+                .where(chargers.c.id == profile.id)
+                .values(name=profile.name, updated_at=now)
+            )
+        else:
+            conn.execute(
+                insert(chargers).values(
+                    id=profile.id,
+                    name=profile.name,
+                    enabled=True,
+                    online=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        for connector in profile.connectors:
+            if (profile.id, connector.id) not in have:
+                conn.execute(
+                    insert(connectors).values(
+                        charger_id=profile.id,
+                        connector_id=connector.id,
+                        enabled=True,
+                        status="Unknown",
+                        error_code="NoError",
+                    )
+                )
+
+
+def _begin_reconnect_grace(conn: Connection, now: datetime, until: datetime | None) -> list[str]:
+    returning = conn.scalars(
+        update(chargers)
+        .where(or_(chargers.c.online.is_(True), chargers.c.reconnect_until > now))
+        .values(online=False, reconnect_until=until, updated_at=now)
+        .returning(chargers.c.id)
+    )
+    return sorted(returning)
+
+
 class ChargerStore:
     """Run-time charger state on the database.
+
+    The statements a service runs inside its own one-hop transaction are the module-level
+    functions; the methods here are transactions of their own.
 
     Args:
         db: the database.
@@ -69,49 +183,13 @@ class ChargerStore:
 
     async def sync(self, profiles: tuple[ProfileConfig, ...], now: datetime | None = None) -> None:
         """Insert chargers and connectors that are new in the profiles; update names."""
-        now = now or self.clock.now()
-        async with self.db.transaction() as conn:
-            known = set((await conn.execute(select(chargers.c.id))).scalars())
-            have = {
-                (r.charger_id, r.connector_id)
-                for r in await conn.execute(
-                    select(connectors.c.charger_id, connectors.c.connector_id)
-                )
-            }
-            for profile in profiles:
-                if profile.id in known:
-                    await conn.execute(
-                        update(chargers)
-                        .where(chargers.c.id == profile.id)
-                        .values(name=profile.name, updated_at=now)
-                    )
-                else:
-                    await conn.execute(
-                        insert(chargers).values(
-                            id=profile.id,
-                            name=profile.name,
-                            enabled=True,
-                            online=False,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                for connector in profile.connectors:
-                    if (profile.id, connector.id) not in have:
-                        await conn.execute(
-                            insert(connectors).values(
-                                charger_id=profile.id,
-                                connector_id=connector.id,
-                                enabled=True,
-                                status="Unknown",
-                                error_code="NoError",
-                            )
-                        )
+        await self.db.write(partial(_sync, profiles=profiles, now=now or self.clock.now()))
 
     async def connectors(self, charger_id: str) -> list[ConnectorRow]:
         """The connectors of one charger, by id."""
-        async with self.db.reader() as conn:
-            rows = await conn.execute(
+
+        def read(conn: Connection) -> list[ConnectorRow]:
+            rows = conn.execute(
                 select(connectors)
                 .where(connectors.c.charger_id == charger_id)
                 .order_by(connectors.c.connector_id)
@@ -121,75 +199,43 @@ class ChargerStore:
                 for r in rows
             ]
 
-    async def connector(
-        self, tx: Transaction, charger_id: str, connector_id: int
-    ) -> ConnectorRow | None:
-        """One connector's run-time state, in the caller's transaction; None if not configured."""
-        return await tx.run_sync(load_connector, charger_id, connector_id)
-
-    async def all_connectors(self, tx: Transaction) -> list[ConnectorRow]:
-        """Every connector's run-time state, in the caller's transaction."""
-        rows = await tx.execute(select(connectors))
-        return [
-            ConnectorRow(r.charger_id, r.connector_id, bool(r.enabled), r.status, r.error_code)
-            for r in rows
-        ]
-
-    async def link_columns(
-        self, tx: Transaction, charger_id: str | None = None
-    ) -> dict[str, tuple[bool, datetime | None]]:
-        """``(online, reconnect_until)`` by charger id, for :func:`charger_link` at any time.
-
-        Args:
-            tx: the caller's transaction.
-            charger_id: only this charger's (an empty answer if it is not known).
-        """
-        query = select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
-        if charger_id is not None:
-            query = query.where(chargers.c.id == charger_id)
-        return {row.id: (bool(row.online), row.reconnect_until) for row in await tx.execute(query)}
+        return await self.db.read(read)
 
     async def set_status(
         self, charger_id: str, connector_id: int, status: str, error_code: str, at: datetime
     ) -> None:
-        """Record a StatusNotification for a known connector."""
-        async with self.db.transaction() as conn:
-            await self.set_status_in(conn, charger_id, connector_id, status, error_code, at)
-
-    async def set_status_in(
-        self,
-        conn: Transaction,
-        charger_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        at: datetime,
-    ) -> None:
-        """Like :meth:`set_status`, inside a transaction the caller owns."""
-        await conn.execute(
-            update(connectors)
-            .where(connectors.c.charger_id == charger_id, connectors.c.connector_id == connector_id)
-            .values(status=status, error_code=error_code, status_at=at)
+        """Record a StatusNotification for a known connector (:func:`set_connector_status`)."""
+        await self.db.write(
+            partial(
+                set_connector_status,
+                charger_id=charger_id,
+                connector_id=connector_id,
+                status=status,
+                error_code=error_code,
+                at=at,
+            )
         )
 
     async def status(self, charger_id: str, connector_id: int) -> str | None:
         """The last status a connector reported (None: not a configured connector)."""
-        async with self.db.reader() as conn:
-            value = await conn.scalar(
+        value = await self.db.read(
+            lambda conn: conn.scalar(
                 select(connectors.c.status).where(
                     connectors.c.charger_id == charger_id, connectors.c.connector_id == connector_id
                 )
             )
-            return None if value is None else str(value)
+        )
+        return None if value is None else str(value)
 
     async def set_online(self, charger_id: str, online: bool, at: datetime) -> None:
         """Record a charger connecting or going away (which ends any reconnect grace)."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        await self.db.write(
+            lambda conn: conn.execute(
                 update(chargers)
                 .where(chargers.c.id == charger_id)
                 .values(online=online, last_seen_at=at, updated_at=at, reconnect_until=None)
             )
+        )
 
     async def begin_reconnect_grace(self, now: datetime, grace_s: int) -> list[str]:
         """At start: chargers connected when Strom last stopped are reconnecting, not online.
@@ -207,23 +253,11 @@ class ChargerStore:
             The ids of the chargers given a grace, sorted.
         """
         until = now + timedelta(seconds=grace_s) if grace_s > 0 else None
-        async with self.db.transaction() as conn:
-            returning = (
-                await conn.execute(
-                    update(chargers)
-                    .where(or_(chargers.c.online.is_(True), chargers.c.reconnect_until > now))
-                    .values(online=False, reconnect_until=until, updated_at=now)
-                    .returning(chargers.c.id)
-                )
-            ).scalars()
-            ids = sorted(returning)
+        ids = await self.db.write(partial(_begin_reconnect_grace, now=now, until=until))
         return ids if until is not None else []
 
     async def links(self, now: datetime | None = None) -> dict[str, ChargerLink]:
         """Every charger's link (online, reconnecting, offline), by id."""
-        now = now or self.clock.now()
-        async with self.db.reader() as conn:
-            rows = await conn.execute(
-                select(chargers.c.id, chargers.c.online, chargers.c.reconnect_until)
-            )
-            return {row.id: charger_link(row.online, row.reconnect_until, now) for row in rows}
+        at = now or self.clock.now()
+        columns = await self.db.read(link_columns)
+        return {charger_id: charger_link(*link, at) for charger_id, link in columns.items()}

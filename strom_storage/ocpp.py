@@ -1,8 +1,8 @@
 """The OCPP records: transactions, unknown stops, meter readings, and the transaction allocator.
 
-The SQL of :class:`strom_services.ocpp_core.DatabaseOcppCore`. Every function runs inside the
-caller's database transaction (``conn``), so a record and the session it advances commit
-together.
+The SQL of :class:`strom_services.ocpp_core.DatabaseOcppCore`. Every function is a synchronous
+step of the caller's one-hop transaction (``conn``, inside :meth:`strom_storage.db.Database.write`),
+so a record and the session it advances commit together.
 
 Transaction references: the core's port speaks of a transaction by a string reference; the
 tables keep OCPP 1.6's integer ids (``ocpp_transactions.id`` from the persisted allocator,
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from strom_core.ports import Authorization
 from strom_storage.schema import id_allocator, meter_readings, ocpp_transactions, ocpp_unknown_stops
@@ -78,19 +78,37 @@ def transaction_number(reference: str) -> int | None:
     return number if number <= _MAX_NUMBER else None
 
 
-async def allocate_id(conn: AsyncConnection, name: str) -> int:
+# The statements of every meter sample, built once (SQLAlchemy then compiles each once per
+# dialect and reuses it).
+_READINGS = {
+    name: dialect_insert(meter_readings)
+    .values(
+        charger_id=bindparam("charger_id"),
+        connector_id=bindparam("connector_id"),
+        transaction_id=bindparam("number"),
+        register_wh=bindparam("register_wh"),
+        sampled_at=bindparam("sampled_at"),
+    )
+    .on_conflict_do_nothing()
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_SESSION_OF = select(ocpp_transactions.c.session_id).where(
+    ocpp_transactions.c.id == bindparam("number"),
+    ocpp_transactions.c.charger_id == bindparam("charger_id"),
+)
+
+
+def allocate_id(conn: Connection, name: str) -> int:
     """Take the next value of a persisted monotonic counter (starts at 1)."""
-    row = (
-        await conn.execute(
-            update(id_allocator)
-            .where(id_allocator.c.name == name)
-            .values(next_value=id_allocator.c.next_value + 1)
-            .returning(id_allocator.c.next_value)
-        )
+    row = conn.execute(
+        update(id_allocator)
+        .where(id_allocator.c.name == name)
+        .values(next_value=id_allocator.c.next_value + 1)
+        .returning(id_allocator.c.next_value)
     ).first()
     if row is not None:
         return int(row[0]) - 1
-    await conn.execute(insert(id_allocator).values(name=name, next_value=2))
+    conn.execute(insert(id_allocator).values(name=name, next_value=2))
     return 1
 
 
@@ -104,8 +122,8 @@ class StoredTransaction:
     meter_stop_wh: int | None
 
 
-async def find_replayed_start(
-    conn: AsyncConnection,
+def find_replayed_start(
+    conn: Connection,
     charger_id: str,
     connector_id: int,
     id_tag: str,
@@ -113,15 +131,13 @@ async def find_replayed_start(
     started_at: datetime,
 ) -> tuple[int, Authorization] | None:
     """The id and status recorded for the same StartTransaction, if it was recorded."""
-    row = (
-        await conn.execute(
-            select(ocpp_transactions.c.id, ocpp_transactions.c.status).where(
-                ocpp_transactions.c.charger_id == charger_id,
-                ocpp_transactions.c.connector_id == connector_id,
-                ocpp_transactions.c.id_tag == id_tag,
-                ocpp_transactions.c.meter_start_wh == meter_start_wh,
-                ocpp_transactions.c.started_at == started_at,
-            )
+    row = conn.execute(
+        select(ocpp_transactions.c.id, ocpp_transactions.c.status).where(
+            ocpp_transactions.c.charger_id == charger_id,
+            ocpp_transactions.c.connector_id == connector_id,
+            ocpp_transactions.c.id_tag == id_tag,
+            ocpp_transactions.c.meter_start_wh == meter_start_wh,
+            ocpp_transactions.c.started_at == started_at,
         )
     ).first()
     if row is None:
@@ -129,8 +145,8 @@ async def find_replayed_start(
     return int(row.id), _READ[row.status]
 
 
-async def insert_transaction(
-    conn: AsyncConnection,
+def insert_transaction(
+    conn: Connection,
     *,
     number: int,
     charger_id: str,
@@ -147,7 +163,7 @@ async def insert_transaction(
     The station sends no StopTransaction for a refused transaction, so nothing waits for one.
     """
     refused = status is not Authorization.ACCEPTED
-    await conn.execute(
+    conn.execute(
         insert(ocpp_transactions).values(
             id=number,
             charger_id=charger_id,
@@ -164,21 +180,17 @@ async def insert_transaction(
     )
 
 
-async def find_transaction(
-    conn: AsyncConnection, charger_id: str, number: int
-) -> StoredTransaction | None:
+def find_transaction(conn: Connection, charger_id: str, number: int) -> StoredTransaction | None:
     """The charger's transaction with that id, if it has one."""
-    row = (
-        await conn.execute(
-            select(
-                ocpp_transactions.c.id,
-                ocpp_transactions.c.charger_id,
-                ocpp_transactions.c.session_id,
-                ocpp_transactions.c.meter_stop_wh,
-            ).where(
-                ocpp_transactions.c.id == number,
-                ocpp_transactions.c.charger_id == charger_id,
-            )
+    row = conn.execute(
+        select(
+            ocpp_transactions.c.id,
+            ocpp_transactions.c.charger_id,
+            ocpp_transactions.c.session_id,
+            ocpp_transactions.c.meter_stop_wh,
+        ).where(
+            ocpp_transactions.c.id == number,
+            ocpp_transactions.c.charger_id == charger_id,
         )
     ).first()
     if row is None:
@@ -186,19 +198,19 @@ async def find_transaction(
     return StoredTransaction(int(row.id), row.charger_id, row.session_id, row.meter_stop_wh)
 
 
-async def record_stop(
-    conn: AsyncConnection, number: int, meter_stop_wh: int, stopped_at: datetime, reason: str
+def record_stop(
+    conn: Connection, number: int, meter_stop_wh: int, stopped_at: datetime, reason: str
 ) -> None:
     """Record the StopTransaction of a known transaction."""
-    await conn.execute(
+    conn.execute(
         update(ocpp_transactions)
         .where(ocpp_transactions.c.id == number)
         .values(meter_stop_wh=meter_stop_wh, stopped_at=stopped_at, stop_reason=reason)
     )
 
 
-async def record_unknown_stop(
-    conn: AsyncConnection,
+def record_unknown_stop(
+    conn: Connection,
     *,
     charger_id: str,
     number: int,
@@ -210,7 +222,7 @@ async def record_unknown_stop(
 ) -> None:
     """Keep a StopTransaction for an id the charger never got (the first one of each id)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(
+    conn.execute(
         dialect_insert(ocpp_unknown_stops)
         .values(
             charger_id=charger_id,
@@ -225,8 +237,8 @@ async def record_unknown_stop(
     )
 
 
-async def insert_meter_reading(
-    conn: AsyncConnection,
+def insert_meter_reading(
+    conn: Connection,
     *,
     charger_id: str,
     connector_id: int,
@@ -235,26 +247,19 @@ async def insert_meter_reading(
     sampled_at: datetime,
 ) -> None:
     """Keep a meter sample (a repeated one is kept once)."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(
-        dialect_insert(meter_readings)
-        .values(
-            charger_id=charger_id,
-            connector_id=connector_id,
-            transaction_id=number,
-            register_wh=register_wh,
-            sampled_at=sampled_at,
-        )
-        .on_conflict_do_nothing()
+    conn.execute(
+        _READINGS[conn.dialect.name],
+        {
+            "charger_id": charger_id,
+            "connector_id": connector_id,
+            "number": number,
+            "register_wh": register_wh,
+            "sampled_at": sampled_at,
+        },
     )
 
 
-async def session_of_transaction(conn: AsyncConnection, charger_id: str, number: int) -> str | None:
+def session_of_transaction(conn: Connection, charger_id: str, number: int) -> str | None:
     """The session a charger's transaction belongs to (None: refused, or not Strom's)."""
-    session_id = await conn.scalar(
-        select(ocpp_transactions.c.session_id).where(
-            ocpp_transactions.c.id == number,
-            ocpp_transactions.c.charger_id == charger_id,
-        )
-    )
+    session_id = conn.scalar(_SESSION_OF, {"number": number, "charger_id": charger_id})
     return None if session_id is None else str(session_id)

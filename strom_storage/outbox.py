@@ -1,6 +1,6 @@
 """The transactional outbox: effects stored with the state change that requires them.
 
-A row is written in the same transaction as the change (:func:`enqueue`), so an effect exists
+A row is written in the same transaction as the change (:func:`queue_effect`), so an effect exists
 if and only if its cause was committed. The runner (:mod:`strom_services.effects`) claims due
 rows after
 commit, executes them, and marks them ``done``; a failure reschedules the row with backoff; a row
@@ -25,9 +25,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_storage.db import Database
 from strom_storage.schema import outbox
 
@@ -35,7 +33,6 @@ __all__ = [
     "OutboxRow",
     "OutboxStore",
     "due_rows",
-    "enqueue",
     "mark_done",
     "next_due",
     "pending_with_prefix",
@@ -148,57 +145,29 @@ def queue_effect(
     )
 
 
-async def enqueue(
-    conn: AsyncConnection,
-    *,
-    key: str,
-    kind: str,
-    payload: dict[str, Any],
-    session_id: str | None = None,
-    now: datetime | None = None,
-    delay_s: float = 0,
-    clock: Clock = SYSTEM_CLOCK,
-) -> None:
-    """:func:`queue_effect` inside the caller's transaction (``now``: the clock's by default)."""
-    at = now or clock.now()
-    await conn.run_sync(
-        lambda sync: queue_effect(
-            sync,
-            key=key,
-            kind=kind,
-            payload=payload,
-            session_id=session_id,
-            now=at,
-            delay_s=delay_s,
-        )
-    )
-
-
-async def pending_with_prefix(conn: AsyncConnection, kind: str, key_prefix: str) -> bool:
+def pending_with_prefix(conn: Connection, kind: str, key_prefix: str) -> bool:
     """Whether a pending row of ``kind`` has an idempotency key starting with ``key_prefix``."""
-    row = (
-        await conn.execute(
-            select(outbox.c.id)
-            .where(
-                outbox.c.state == "pending",
-                outbox.c.kind == kind,
-                outbox.c.idempotency_key.startswith(key_prefix, autoescape=True),
-            )
-            .limit(1)
+    row = conn.execute(
+        select(outbox.c.id)
+        .where(
+            outbox.c.state == "pending",
+            outbox.c.kind == kind,
+            outbox.c.idempotency_key.startswith(key_prefix, autoescape=True),
         )
+        .limit(1)
     ).first()
     return row is not None
 
 
-async def run_session_now(
-    conn: AsyncConnection, session_id: str, kinds: Collection[str], now: datetime
+def run_session_now(
+    conn: Connection, session_id: str, kinds: Collection[str], now: datetime
 ) -> None:
     """Make one session's pending rows of ``kinds`` due now, inside the caller's transaction.
 
     For retries whose cause went away (a RemoteStop retried for a session that has ended):
     they run once more, find nothing to do, and stop holding back the session's later rows.
     """
-    await conn.execute(
+    conn.execute(
         update(outbox)
         .where(
             outbox.c.session_id == session_id,
@@ -309,20 +278,26 @@ class OutboxStore:
 
         Attempts and the dead-letter limit are unchanged; returns how many rows moved.
         """
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(outbox)
-                .where(
-                    outbox.c.state == "pending",
-                    outbox.c.kind.in_(list(kinds)),
-                    outbox.c.run_after > now,
-                )
-                .values(run_after=now)
+        moved: int | None = await self.db.write(
+            lambda conn: (
+                conn.execute(
+                    update(outbox)
+                    .where(
+                        outbox.c.state == "pending",
+                        outbox.c.kind.in_(list(kinds)),
+                        outbox.c.run_after > now,
+                    )
+                    .values(run_after=now)
+                ).rowcount
             )
-        return int(result.rowcount or 0)
+        )
+        return int(moved or 0)
 
     async def counts(self) -> dict[str, int]:
         """Rows per state (for health and metrics)."""
-        async with self.db.reader() as conn:
-            rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+
+        def counts(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
             return {state: int(n) for state, n in rows}
+
+        return await self.db.read(counts)

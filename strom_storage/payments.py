@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from strom_core.errors import LedgerError
-from strom_storage.db import Database, Transaction
+from strom_storage.db import Database
 from strom_storage.schema import nostr_events, payments
 
 __all__ = [
@@ -68,7 +68,7 @@ def new_payment_row(
     zap_request: dict[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """The ``payments`` row of a new, pending invoice (for :meth:`PaymentStore.insert`)."""
+    """The ``payments`` row of a new, pending invoice (for :func:`insert_payments`)."""
     return {
         "payment_hash": payment_hash,
         "session_id": session_id,
@@ -97,6 +97,10 @@ def _row(row: Any) -> PaymentRow:
 # The hot statements, built once (SQLAlchemy then compiles each once per dialect and reuses it).
 _BY_HASH = select(payments).where(payments.c.payment_hash == bindparam("payment_hash"))
 _BY_HASH_FOR_UPDATE = _BY_HASH.with_for_update()
+_PENDING = select(payments.c.payment_hash).where(payments.c.state == "pending")
+_PENDING_EXPIRED = _PENDING.where(
+    payments.c.expires_at < bindparam("before", type_=payments.c.expires_at.type)
+)
 _SETTLE = (
     update(payments)
     .where(payments.c.payment_hash == bindparam("hash"))
@@ -176,63 +180,22 @@ class PaymentStore:
     """The ``payments`` table (and the zap requests they used) on the database.
 
     The statements are the module-level functions, run inside the caller's one-hop
-    transaction; the methods here run them for a caller that holds an ``AsyncConnection``.
+    transaction; the methods here are the reads of their own the services make.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert(self, tx: Transaction, rows: list[dict[str, Any]]) -> None:
-        """Store new payments (rows from :func:`new_payment_row`) in the caller's transaction."""
-        await tx.run_sync(insert_payments, rows)
-
-    async def mark_zap_request_used(
-        self, tx: Transaction, event_id: str, pubkey: str | None, now: datetime
-    ) -> None:
-        """Record a zap request as used, in the caller's transaction (:func:`record_zap_request`).
-
-        Raises:
-            ZapRequestAlreadyUsed: it was recorded before (nothing written; the caller's
-                transaction stays usable).
-        """
-        await tx.run_sync(record_zap_request, event_id, pubkey, now)
-
-    async def lock(self, tx: Transaction, payment_hash: str) -> PaymentRow | None:
-        """The payment, locked for the rest of the caller's transaction; None if unknown."""
-        return await tx.run_sync(partial(load_payment, payment_hash=payment_hash, lock=True))
-
     async def get(self, payment_hash: str) -> PaymentRow | None:
         """The payment as stored now; None if unknown."""
         return await self.db.read(partial(load_payment, payment_hash=payment_hash))
 
-    async def flag(self, tx: Transaction, payment_hash: str) -> None:
-        """Mark a payment ``flagged``: not credited, left for the operator."""
-        await tx.run_sync(flag_payment, payment_hash)
-
-    async def mark_settled(
-        self, tx: Transaction, payment_hash: str, received_msat: int, now: datetime
-    ) -> None:
-        """Mark a payment ``settled`` with what was received, in the caller's transaction."""
-        await tx.run_sync(settle_payment, payment_hash, received_msat, now)
-
-    async def expire(self, tx: Transaction, payment_hash: str) -> PaymentRow | None:
-        """Mark a pending payment ``expired``; the payment, or None if it was not pending."""
-        return await tx.run_sync(expire_payment, payment_hash)
-
     async def pending_hashes(self) -> list[str]:
         """Payment hashes of every pending payment."""
-        async with self.db.reader() as conn:
-            pending = await conn.execute(
-                select(payments.c.payment_hash).where(payments.c.state == "pending")
-            )
-            return list(pending.scalars())
+        return await self.db.read(lambda conn: list(conn.scalars(_PENDING)))
 
     async def pending_expired_before(self, before: datetime) -> list[str]:
         """Payment hashes of pending payments whose invoice expired before ``before``."""
-        async with self.db.reader() as conn:
-            due = await conn.execute(
-                select(payments.c.payment_hash).where(
-                    payments.c.state == "pending", payments.c.expires_at < before
-                )
-            )
-            return list(due.scalars())
+        return await self.db.read(
+            lambda conn: list(conn.scalars(_PENDING_EXPIRED, {"before": before}))
+        )

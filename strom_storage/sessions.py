@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
@@ -27,7 +26,7 @@ from strom_core.session import Session, State, Transition, apply
 from strom_core.session_effects import ArmStartTimeout, Effect, Notify, RemoteStart, RemoteStop
 from strom_core.session_events import Event
 from strom_core.tariff import Tariff
-from strom_storage.db import Database, Transaction
+from strom_storage.db import Database
 from strom_storage.outbox import queue_effect
 from strom_storage.schema import ledger_entries, sessions
 
@@ -109,6 +108,7 @@ def effect_kind(effect: Effect) -> str:
 _BY_ID = select(sessions).where(sessions.c.id == bindparam("session_id"))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 _BY_ID_TAG = select(sessions).where(sessions.c.id_tag == bindparam("id_tag"))
+_SECRET_HASH = select(sessions.c.secret_hash).where(sessions.c.id == bindparam("session_id"))
 _UPDATE_IF_VERSION = update(sessions).where(
     sessions.c.id == bindparam("session_id"), sessions.c.version == bindparam("old_version")
 )
@@ -245,9 +245,9 @@ class SessionStore:
     """Sessions, their payments and their ledger, on the database.
 
     Each statement is written once, as a synchronous function of a ``Connection`` (the
-    module-level functions above), which a service runs inside one :meth:`Database.write` or
+    module-level functions), which a service runs inside one :meth:`Database.write` or
     :meth:`Database.read` with the rest of its transaction. The methods here run the same
-    functions for callers that hold an ``AsyncConnection`` or want a transaction of their own.
+    functions, each in a transaction of its own.
 
     Args:
         db: the database.
@@ -288,44 +288,19 @@ class SessionStore:
         row = new_session_row(session, secret, initiator, initiator_pubkey, now or self.clock.now())
         await self.db.write(lambda conn: insert_sessions(conn, [row]))
 
-    async def insert(
-        self,
-        conn: AsyncConnection,
-        session: Session,
-        *,
-        secret: str,
-        initiator: str,
-        initiator_pubkey: str | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        """Store a new session inside the caller's transaction; only the secret's hash is kept."""
-        row = new_session_row(session, secret, initiator, initiator_pubkey, now or self.clock.now())
-        await self.insert_rows(conn, [row])
-
-    async def insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        """Store new sessions (rows from :func:`new_session_row`) in one statement."""
-        await conn.run_sync(insert_sessions, rows)
-
-    async def get(self, session_id: str, conn: AsyncConnection | None = None) -> Session:
-        """Load one session (:func:`load_session`), in the caller's transaction if given.
+    async def get(self, session_id: str) -> Session:
+        """Load one session (:func:`load_session`) in a read of its own.
 
         Raises:
             SessionNotFound: no such session.
         """
-        if conn is None:
-            return await self.db.read(partial(load_session, session_id=session_id))
-        return await conn.run_sync(partial(load_session, session_id=session_id))
-
-    async def find_by_id_tag(self, conn: AsyncConnection, id_tag: str) -> Session | None:
-        """The session that owns an idTag, if any."""
-        return await conn.run_sync(find_by_id_tag, id_tag)
+        return await self.db.read(partial(load_session, session_id=session_id))
 
     async def secret_hash(self, session_id: str) -> str | None:
         """The stored hash of a session's secret; None for an unknown session."""
-        async with self.db.reader() as conn:
-            found = await conn.scalar(
-                select(sessions.c.secret_hash).where(sessions.c.id == session_id)
-            )
+        found = await self.db.read(
+            lambda conn: conn.scalar(_SECRET_HASH, {"session_id": session_id})
+        )
         return None if found is None else str(found)
 
     async def holder(
@@ -334,17 +309,15 @@ class SessionStore:
         connector_id: int,
         states: Collection[State],
         *,
-        tx: Transaction | None = None,
         initiator_pubkey: str | None = None,
         exclude: str | None = None,
     ) -> str | None:
-        """The id of a session in one of ``states`` on the connector, if any.
+        """The id of a session in one of ``states`` on the connector, if any (:func:`find_holder`).
 
         Args:
             charger_id: the charger.
             connector_id: the connector.
             states: the states that count (e.g. the ones that hold a connector).
-            tx: the caller's transaction; a read of its own when not given.
             initiator_pubkey: only a session started by this nostr key.
             exclude: a session that does not count.
         """
@@ -356,30 +329,7 @@ class SessionStore:
             initiator_pubkey=initiator_pubkey,
             exclude=exclude,
         )
-        return await (self.db.read(work) if tx is None else tx.run_sync(work))
-
-    async def held_connectors(
-        self, tx: Transaction, states: Collection[State]
-    ) -> set[tuple[str, int]]:
-        """Every (charger, connector) with a session in one of ``states``."""
-        return await tx.run_sync(held_connectors, states)
-
-    async def with_transaction(
-        self,
-        tx: Transaction,
-        charger_id: str,
-        connector_id: int | None,
-        states: Collection[State],
-    ) -> list[Session]:
-        """The charger's sessions in one of ``states`` that hold an OCPP transaction.
-
-        Args:
-            tx: the caller's transaction.
-            charger_id: the charger.
-            connector_id: only this connector's; every connector's when None.
-            states: the states that count.
-        """
-        return await tx.run_sync(with_transaction, charger_id, connector_id, states)
+        return await self.db.read(work)
 
     async def apply(
         self, session_id: str, event: Event, *, now: datetime | None = None
@@ -395,20 +345,6 @@ class SessionStore:
         transition = await self.db.write(lambda conn: apply_event(conn, session_id, event, at))
         self.committed([transition])
         return transition
-
-    async def apply_in(
-        self,
-        conn: AsyncConnection,
-        session_id: str,
-        event: Event,
-        *,
-        now: datetime | None = None,
-    ) -> Transition:
-        """Like :meth:`apply`, inside a transaction the caller owns.
-
-        The caller must pass the result to :meth:`committed` after its commit.
-        """
-        return await conn.run_sync(apply_event, session_id, event, now or self.clock.now())
 
 
 def _journal(conn: Connection, old: Session, new: Session, event: Event, now: datetime) -> None:
@@ -439,9 +375,9 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         )
 
 
-async def ledger_totals(conn: AsyncConnection, session_id: str) -> dict[str, int]:
+def ledger_totals(conn: Connection, session_id: str) -> dict[str, int]:
     """Sum of journal entries by kind for one session (for audits and tests)."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(ledger_entries.c.kind, func.sum(ledger_entries.c.amount_msat))
         .where(ledger_entries.c.session_id == session_id)
         .group_by(ledger_entries.c.kind)

@@ -9,6 +9,7 @@ and the wait for an offline charger to confirm the stop has one deadline in all.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import Engine, event, func, select
 
 from strom_storage.schema import refunds
 from tests.e2e.conftest import Stack, running_stack
@@ -33,9 +34,14 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 @contextmanager
-def session_reads(stack: Stack) -> Iterator[list[str]]:
-    """Every statement that reads the sessions or refunds tables, while the block runs."""
+def session_reads(secret_checks: int = 0) -> Iterator[tuple[list[str], threading.Event]]:
+    """Every statement that reads the sessions or refunds tables, while the block runs.
+
+    Statements of every engine are seen: the one-hop reads run on an engine of their own. The
+    event is set once ``secret_checks`` reads of a session's secret hash were seen.
+    """
     seen: list[str] = []
+    checked = threading.Event()
 
     def record(*args: Any) -> None:
         statement = str(args[2])
@@ -43,13 +49,14 @@ def session_reads(stack: Stack) -> Iterator[list[str]]:
             "FROM sessions" in statement or "FROM refunds" in statement
         ):
             seen.append(statement)
+            if sum("sessions.secret_hash" in read for read in seen) >= secret_checks:
+                checked.set()
 
-    engine = stack.strom.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(Engine, "before_cursor_execute", record)
     try:
-        yield seen
+        yield seen, checked
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
 
 
 async def offer_rows(stack: Stack) -> int:
@@ -66,8 +73,12 @@ async def test_fifty_openings_of_one_withdraw_link_make_one_offer(stack: Stack) 
     status_url, _ = await stack.pay(1_500_000)
     status = await stack.wait_state(status_url, "start_failed")
 
-    with session_reads(stack) as reads:
+    with session_reads(secret_checks=50) as (reads, all_checked):
+        # At once, however quickly the one attempt ends: it writes its offer only after every
+        # opening has checked its secret (the database's writer is held until then).
+        held = asyncio.ensure_future(stack.strom.db.write(lambda _conn: all_checked.wait(10)))
         answers = await asyncio.gather(*(stack.get(link(status)) for _ in range(50)))
+        assert await held
 
     assert all(a.get("tag") == "withdrawRequest" for a in answers), answers
     assert {(a["k1"], a["maxWithdrawable"]) for a in answers} == {(answers[0]["k1"], 1_500_000)}
@@ -123,7 +134,7 @@ async def test_fifty_openings_during_the_stop_share_one_wait(stack: Stack) -> No
     _, status = await charging_charger_goes_offline(stack)
 
     started = time.monotonic()
-    with session_reads(stack) as reads:
+    with session_reads() as (reads, _):
         answers = await asyncio.gather(*(stack.get(link(status)) for _ in range(50)))
     waited = time.monotonic() - started
 

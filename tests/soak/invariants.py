@@ -29,9 +29,9 @@ from strom_core.config import StromConfig
 from strom_core.errors import InvariantViolation
 from strom_core.session import POST_STOP_STATES, Session, check_ledger
 from strom_lightning import FakeDriverWallet
-from strom_storage.db import Database
+from strom_storage.db import Connection, Database
 from strom_storage.schema import ocpp_transactions, outbox, payments, refunds, sessions
-from strom_storage.sessions import SessionStore, ledger_totals
+from strom_storage.sessions import ledger_totals, load_session
 from tests.soak.drivers import Ride
 
 FINISHED_PAID = frozenset({"refunded", "closed"})
@@ -95,17 +95,18 @@ async def read(config: StromConfig) -> Records:
 
 
 async def _read(db: Database) -> Records:
+    return await db.read(_read_in)
+
+
+def _read_in(conn: Connection) -> Records:
     records = Records()
-    store = SessionStore(db)
-    async with db.reader() as conn:
-        ids = list(await conn.scalars(select(sessions.c.id)))
-        for session_id in ids:
-            records.sessions[session_id] = await store.get(session_id, conn)
-            records.journal[session_id] = await ledger_totals(conn, session_id)
-        records.payments = list(await conn.execute(select(payments)))
-        records.refunds = list(await conn.execute(select(refunds)))
-        records.outbox = list(await conn.execute(select(outbox).where(outbox.c.state != "done")))
-        records.transactions = list(await conn.execute(select(ocpp_transactions)))
+    for session_id in list(conn.scalars(select(sessions.c.id))):
+        records.sessions[session_id] = load_session(conn, session_id)
+        records.journal[session_id] = ledger_totals(conn, session_id)
+    records.payments = list(conn.execute(select(payments)))
+    records.refunds = list(conn.execute(select(refunds)))
+    records.outbox = list(conn.execute(select(outbox).where(outbox.c.state != "done")))
+    records.transactions = list(conn.execute(select(ocpp_transactions)))
     return records
 
 

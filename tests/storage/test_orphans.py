@@ -40,9 +40,9 @@ from strom_services.orphans import (
     verdict,
 )
 from strom_storage.chargers import ChargerStore
-from strom_storage.db import Database
+from strom_storage.db import Connection, Database
 from strom_storage.ocpp import REFUSED
-from strom_storage.outbox import OutboxRow, OutboxStore, enqueue
+from strom_storage.outbox import OutboxRow, OutboxStore, queue_effect
 from strom_storage.schema import audit_log, ledger_entries, ocpp_transactions, outbox
 from strom_storage.sessions import SessionStore
 from tests.agent.fakes import FakeChargerCommands
@@ -384,8 +384,9 @@ async def test_a_pending_check_row_is_not_held_back_by_a_retried_stop(db: Databa
     # The check is not bound to the session's row order: a RemoteStop retried for hours (the
     # very case it ends) must not delay it.
     world = await charging(db)
-    async with db.transaction() as conn:
-        await enqueue(
+
+    def stuck_stop(conn: Connection) -> None:
+        queue_effect(
             conn,
             key="s1:stuck",
             kind="remote_stop",
@@ -393,11 +394,13 @@ async def test_a_pending_check_row_is_not_held_back_by_a_retried_stop(db: Databa
             session_id="s1",
             now=T0,
         )
-        await conn.execute(
+        conn.execute(
             update(outbox)
             .where(outbox.c.idempotency_key == "s1:stuck")
             .values(attempts=12, run_after=world.clock() + timedelta(hours=1))
         )
+
+    await db.write(stuck_stop)
     await world.status("Available")
     world.clock.skipped += timedelta(seconds=121)
     due = await OutboxStore(db).due(world.clock())

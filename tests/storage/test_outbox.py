@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from strom_core.clock import ManualClock
 from strom_services.effects import EffectRunner, RetryLater
 from strom_storage.db import Database
-from strom_storage.outbox import OutboxRow, OutboxStore, enqueue
+from strom_storage.outbox import OutboxRow, OutboxStore, queue_effect
 
 
 def new_clock() -> ManualClock:
@@ -17,8 +17,11 @@ def new_clock() -> ManualClock:
 
 
 async def queue(db: Database, key: str, kind: str, session: str | None, now: datetime) -> None:
-    async with db.transaction() as conn:
-        await enqueue(conn, key=key, kind=kind, payload={"key": key}, session_id=session, now=now)
+    await db.write(
+        lambda conn: queue_effect(
+            conn, key=key, kind=kind, payload={"key": key}, session_id=session, now=now
+        )
+    )
 
 
 async def test_effects_run_in_order_per_session_and_once(db: Database) -> None:
@@ -118,8 +121,8 @@ async def test_a_future_timer_does_not_hold_back_later_effects(db: Database) -> 
     async def record(row: OutboxRow) -> None:
         ran.append(row.key)
 
-    async with db.transaction() as conn:
-        await enqueue(
+    await db.write(
+        lambda conn: queue_effect(
             conn,
             key="timer",
             kind="record",
@@ -128,6 +131,7 @@ async def test_a_future_timer_does_not_hold_back_later_effects(db: Database) -> 
             delay_s=60,
             now=clock.now(),
         )
+    )
     await queue(db, "stop", "record", "s", clock.now())
     runner = EffectRunner(OutboxStore(db), {"record": record}, clock=clock)
     await runner.drain()

@@ -6,8 +6,18 @@ from datetime import timedelta
 
 import pytest
 
-from strom_storage.db import Database
-from strom_storage.payments import PaymentStore, ZapRequestAlreadyUsed, new_payment_row
+from strom_storage.db import Connection, Database
+from strom_storage.payments import (
+    PaymentStore,
+    ZapRequestAlreadyUsed,
+    expire_payment,
+    flag_payment,
+    insert_payments,
+    load_payment,
+    new_payment_row,
+    record_zap_request,
+    settle_payment,
+)
 from tests.storage.test_session_store import T0, make
 
 
@@ -27,8 +37,8 @@ def _row(payment_hash: str, kind: str = "initial", zap: dict[str, object] | None
 async def _store(db: Database) -> PaymentStore:
     await make(db)
     payments = PaymentStore(db)
-    async with db.transaction() as tx:
-        await payments.insert(tx, [_row("a" * 64), _row("b" * 64, "topup", {"id": "z"})])
+    rows = [_row("a" * 64), _row("b" * 64, "topup", {"id": "z"})]
+    await db.write(lambda conn: insert_payments(conn, rows))
     return payments
 
 
@@ -49,23 +59,24 @@ async def test_a_stored_payment_reads_back_pending(db: Database) -> None:
 
 async def test_settling_records_what_was_received_once(db: Database) -> None:
     payments = await _store(db)
-    async with db.transaction() as tx:
-        locked = await payments.lock(tx, "a" * 64)
+
+    def settle(conn: Connection) -> None:
+        locked = load_payment(conn, "a" * 64, lock=True)
         assert locked is not None
         assert locked.state == "pending"
-        await payments.mark_settled(tx, "a" * 64, 30_000, T0)
+        settle_payment(conn, "a" * 64, 30_000, T0)
+
+    await db.write(settle)
     settled = await payments.get("a" * 64)
     assert settled is not None
     assert (settled.state, settled.amount_msat) == ("settled", 30_000)
     assert await payments.pending_hashes() == ["b" * 64]
-    async with db.transaction() as tx:
-        assert await payments.lock(tx, "f" * 64) is None
+    assert await db.write(lambda conn: load_payment(conn, "f" * 64, lock=True)) is None
 
 
 async def test_a_flagged_payment_is_no_longer_pending(db: Database) -> None:
     payments = await _store(db)
-    async with db.transaction() as tx:
-        await payments.flag(tx, "a" * 64)
+    await db.write(lambda conn: flag_payment(conn, "a" * 64))
     flagged = await payments.get("a" * 64)
     assert flagged is not None
     assert flagged.state == "flagged"
@@ -77,24 +88,29 @@ async def test_only_a_pending_payment_expires(db: Database) -> None:
     assert await payments.pending_expired_before(T0) == []
     due = await payments.pending_expired_before(T0 + timedelta(minutes=11))
     assert sorted(due) == ["a" * 64, "b" * 64]
-    async with db.transaction() as tx:
-        expired = await payments.expire(tx, "a" * 64)
+
+    def expire(conn: Connection) -> None:
+        expired = expire_payment(conn, "a" * 64)
         assert expired is not None
         assert (expired.session_id, expired.kind) == ("s1", "initial")
-        assert await payments.expire(tx, "a" * 64) is None  # expired already
-        await payments.mark_settled(tx, "b" * 64, 21_000, T0)
-        assert await payments.expire(tx, "b" * 64) is None  # settled: never expires
+        assert expire_payment(conn, "a" * 64) is None  # expired already
+        settle_payment(conn, "b" * 64, 21_000, T0)
+        assert expire_payment(conn, "b" * 64) is None  # settled: never expires
+
+    await db.write(expire)
     assert await payments.pending_expired_before(T0 + timedelta(hours=1)) == []
 
 
 async def test_a_zap_request_is_used_once_and_the_transaction_goes_on(db: Database) -> None:
     payments = await _store(db)
-    async with db.transaction() as tx:
-        await payments.mark_zap_request_used(tx, "e" * 64, "p" * 64, T0)
-    async with db.transaction() as tx:
+    await db.write(lambda conn: record_zap_request(conn, "e" * 64, "p" * 64, T0))
+
+    def use_again(conn: Connection) -> None:
         with pytest.raises(ZapRequestAlreadyUsed):
-            await payments.mark_zap_request_used(tx, "e" * 64, None, T0)
-        await payments.flag(tx, "a" * 64)  # the caller's transaction is still usable
+            record_zap_request(conn, "e" * 64, None, T0)
+        flag_payment(conn, "a" * 64)  # the caller's transaction is still usable
+
+    await db.write(use_again)
     flagged = await payments.get("a" * 64)
     assert flagged is not None
     assert flagged.state == "flagged"

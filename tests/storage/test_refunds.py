@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
-from strom_storage.db import Database
-from strom_storage.refunds import InvoiceAlreadySubmitted, RefundStore
+from strom_storage.db import Connection, Database
+from strom_storage.refunds import (
+    InvoiceAlreadySubmitted,
+    RefundStore,
+    claim_refund,
+    set_refund_state,
+)
 from tests.storage.test_session_store import T0, make
 
 
@@ -17,6 +23,12 @@ async def _store(db: Database) -> RefundStore:
     await refunds.add_offer("r1", "s1", "1" * 64, now=T0, expires_at=T0 + timedelta(minutes=10))
     await refunds.add_offer("r2", "s1", "2" * 64, now=T0, expires_at=T0 + timedelta(minutes=20))
     return refunds
+
+
+def _claim(conn: Connection, refund_id: str) -> bool:
+    return claim_refund(
+        conn, refund_id, amount_msat=5_000, bolt11="a", payment_hash="h" * 64, now=T0
+    )
 
 
 async def test_the_latest_valid_offer_is_found(db: Database) -> None:
@@ -40,10 +52,15 @@ async def test_an_offer_is_found_by_its_k1_hash_within_its_session(db: Database)
 
 async def test_an_offer_is_claimed_once(db: Database) -> None:
     refunds = await _store(db)
-    async with db.transaction() as tx:
-        claim = {"amount_msat": 5_000, "bolt11": "lnbc1", "payment_hash": "h" * 64, "now": T0}
-        assert await refunds.claim(tx, "r1", **claim)
-        assert not await refunds.claim(tx, "r1", **claim)
+
+    def claim_twice(conn: Connection) -> None:
+        claim = partial(
+            claim_refund, conn, amount_msat=5_000, bolt11="lnbc1", payment_hash="h" * 64, now=T0
+        )
+        assert claim("r1")
+        assert not claim("r1")
+
+    await db.write(claim_twice)
     claimed = await refunds.get("r1")
     assert claimed is not None
     assert (claimed.state, claimed.amount_msat, claimed.bolt11, claimed.payment_hash) == (
@@ -56,13 +73,9 @@ async def test_an_offer_is_claimed_once(db: Database) -> None:
 
 async def test_an_invoice_is_accepted_for_one_refund_only(db: Database) -> None:
     refunds = await _store(db)
-    async with db.transaction() as tx:
-        await refunds.claim(tx, "r1", amount_msat=5_000, bolt11="a", payment_hash="h" * 64, now=T0)
+    await db.write(partial(_claim, refund_id="r1"))
     with pytest.raises(InvoiceAlreadySubmitted):
-        async with db.transaction() as tx:
-            await refunds.claim(
-                tx, "r2", amount_msat=5_000, bolt11="a", payment_hash="h" * 64, now=T0
-            )
+        await db.write(partial(_claim, refund_id="r2"))
     second = await refunds.get("r2")
     assert second is not None
     assert second.state == "offered"
@@ -71,13 +84,11 @@ async def test_an_invoice_is_accepted_for_one_refund_only(db: Database) -> None:
 async def test_paying_is_taken_once_and_the_outcome_recorded(db: Database) -> None:
     refunds = await _store(db)
     assert not await refunds.take("r1", T0)  # only a claimed refund is taken
-    async with db.transaction() as tx:
-        await refunds.claim(tx, "r1", amount_msat=5_000, bolt11="a", payment_hash="h" * 64, now=T0)
+    await db.write(partial(_claim, refund_id="r1"))
     assert await refunds.take("r1", T0)
     assert not await refunds.take("r1", T0)
     await refunds.mark("r1", "unknown", now=T0, detail="timeout")
-    async with db.transaction() as tx:
-        await refunds.set_state(tx, "r1", "paid", now=T0, fee_msat=12)
+    await db.write(lambda conn: set_refund_state(conn, "r1", "paid", now=T0, fee_msat=12))
     paid = await refunds.get("r1")
     assert paid is not None
     assert paid.state == "paid"

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Table, event, func, select
@@ -37,7 +38,7 @@ from strom_services.tariffs import TariffBook
 from strom_storage.agents import claim_event
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
-from strom_storage.outbox import MAX_ATTEMPTS, OutboxRow, OutboxStore, enqueue
+from strom_storage.outbox import MAX_ATTEMPTS, OutboxRow, OutboxStore, queue_effect
 from strom_storage.retention import Retention, RetentionPolicy
 from strom_storage.schema import (
     ledger_entries,
@@ -185,10 +186,16 @@ class Site:
                 await self.outbox.done(row.id, self.clock.now)
 
     async def give_up_one_effect(self, day: int) -> None:
-        async with self.db.transaction() as conn:
-            await enqueue(
-                conn, key=f"hopeless:{day}", kind="notify", payload={}, now=self.clock.now
+        await self.db.write(
+            lambda conn: queue_effect(
+                conn,
+                key=f"hopeless:{day}",
+                kind="notify",
+                payload={},
+                session_id=None,
+                now=self.clock.now,
             )
+        )
         async with self.db.reader() as conn:
             row_id = await conn.scalar(
                 select(outbox.c.id).where(outbox.c.idempotency_key == f"hopeless:{day}")
@@ -306,8 +313,7 @@ async def test_weeks_of_traffic_level_off_and_keep_every_money_record(db: Databa
     for session_id in stopped:
         session = await store.get(session_id)
         assert session.state in (State.STOPPED, State.REFUNDED)
-        async with db.reader() as conn:
-            totals = await ledger_totals(conn, session_id)
+        totals = await db.read(partial(ledger_totals, session_id=session_id))
         assert totals.get("payment", 0) == session.paid_msat
     # The running session kept every reading, the oldest included.
     async with db.reader() as conn:

@@ -6,9 +6,15 @@ from datetime import timedelta
 
 from strom_core.session import State
 from strom_core.session_events import PaymentSettled, RemoteStartAccepted, TransactionStarted
-from strom_storage.chargers import ChargerStore
-from strom_storage.db import Database
-from strom_storage.sessions import SessionStore, hash_secret
+from strom_storage.chargers import ChargerStore, all_connectors, link_columns, load_connector
+from strom_storage.db import Connection, Database
+from strom_storage.sessions import (
+    SessionStore,
+    find_holder,
+    hash_secret,
+    held_connectors,
+    with_transaction,
+)
 from tests.storage.test_session_store import T0, make
 
 BUSY = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
@@ -36,20 +42,26 @@ async def test_the_holder_of_a_connector(db: Database) -> None:
     assert await store.holder("cp1", 1, BUSY, exclude="s1") is None
     assert await store.holder("cp1", 2, BUSY) is None
     assert await store.holder("cp1", 1, BUSY, initiator_pubkey="p" * 64) is None
-    async with db.reader() as tx:
-        assert await store.holder("cp1", 1, BUSY, tx=tx) == "s1"
-        assert await store.held_connectors(tx, BUSY) == {("cp1", 1)}
-        assert await store.held_connectors(tx, (State.CLOSED,)) == set()
+
+    def in_one_read(conn: Connection) -> None:
+        assert find_holder(conn, "cp1", 1, BUSY) == "s1"
+        assert held_connectors(conn, BUSY) == {("cp1", 1)}
+        assert held_connectors(conn, (State.CLOSED,)) == set()
+
+    await db.read(in_one_read)
 
 
 async def test_the_sessions_that_hold_a_transaction(db: Database) -> None:
-    store = await _charging(db)
-    async with db.reader() as tx:
-        [session] = await store.with_transaction(tx, "cp1", 1, (State.CHARGING,))
+    await _charging(db)
+
+    def in_one_read(conn: Connection) -> None:
+        [session] = with_transaction(conn, "cp1", 1, (State.CHARGING,))
         assert (session.id, session.transaction_id) == ("s1", 7)
-        assert [s.id for s in await store.with_transaction(tx, "cp1", None, BUSY)] == ["s1"]
-        assert await store.with_transaction(tx, "cp1", 2, BUSY) == []
-        assert await store.with_transaction(tx, "cp1", 1, (State.STOPPING,)) == []
+        assert [s.id for s in with_transaction(conn, "cp1", None, BUSY)] == ["s1"]
+        assert with_transaction(conn, "cp1", 2, BUSY) == []
+        assert with_transaction(conn, "cp1", 1, (State.STOPPING,)) == []
+
+    await db.read(in_one_read)
 
 
 async def test_connectors_and_links_in_a_transaction(db: Database) -> None:
@@ -57,16 +69,18 @@ async def test_connectors_and_links_in_a_transaction(db: Database) -> None:
     chargers = ChargerStore(db)
     await chargers.set_status("cp1", 1, "Charging", "NoError", T0)
     await chargers.set_online("cp1", True, T0)
-    async with db.reader() as tx:
-        connector = await chargers.connector(tx, "cp1", 1)
+
+    def in_one_read(conn: Connection) -> None:
+        connector = load_connector(conn, "cp1", 1)
         assert connector is not None
         assert (connector.enabled, connector.status) == (True, "Charging")
-        assert await chargers.connector(tx, "cp1", 9) is None
-        assert [c.connector_id for c in await chargers.all_connectors(tx)] == [1]
-        assert await chargers.link_columns(tx) == {"cp1": (True, None)}
-        assert await chargers.link_columns(tx, "nope") == {}
+        assert load_connector(conn, "cp1", 9) is None
+        assert [c.connector_id for c in all_connectors(conn)] == [1]
+        assert link_columns(conn) == {"cp1": (True, None)}
+        assert link_columns(conn, "nope") == {}
+
+    await db.read(in_one_read)
     await chargers.begin_reconnect_grace(T0, 60)
-    async with db.reader() as tx:
-        online, until = (await chargers.link_columns(tx, "cp1"))["cp1"]
+    online, until = (await db.read(lambda conn: link_columns(conn, "cp1")))["cp1"]
     assert not online
     assert until == T0 + timedelta(seconds=60)

@@ -76,8 +76,7 @@ async def test_a_full_session_is_journaled_and_balances(db: Database) -> None:
     await store.apply("s1", RefundPaid("r1", fee_msat=2))
     final = await store.get("s1")
     assert final.state is State.REFUNDED
-    async with db.reader() as conn:
-        totals = await ledger_totals(conn, "s1")
+    totals = await db.read(lambda conn: ledger_totals(conn, "s1"))
     assert totals == {
         "payment": 5_000_000,
         "consumption": 910_000,
