@@ -5,8 +5,9 @@ A transaction is one function of a synchronous SQLAlchemy ``Connection`` handed 
 event loop: on SQLite it runs on a dedicated writer thread (or a reader thread) over the
 standard library's ``sqlite3``; on PostgreSQL it runs on a thread over psycopg (measured
 against ``AsyncConnection.run_sync`` over asyncpg and against asyncpg directly in
-bench/README.md). The older :meth:`Database.transaction` / :meth:`Database.reader` context managers
-(one await per statement) serve the code not yet moved to the one-hop form.
+bench/README.md). The older :meth:`Database.transaction` / :meth:`Database.reader` context
+managers (one await per statement) serve migrations, the tests' own SQL and the benchmark's
+baseline; Strom's packages do not use them (a test checks it).
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` — a committed payment
 survives a crash of the process *and* of the machine — and every write transaction starts with

@@ -86,3 +86,33 @@ def _verdicts(report: str) -> list[tuple[str, str]]:
         (name.strip(), verdict)
         for name, verdict in re.findall(r"(.+?) (KEPT|BROKEN)", " ".join(summary.split()))
     ]
+
+
+PER_STATEMENT = re.compile(r"\.(transaction|reader)\(")
+
+
+def per_statement_calls(root: Path) -> list[str]:
+    """Calls of the per-statement ``Database.transaction()`` / ``reader()`` in Strom's packages
+    (outside strom_storage/db.py, which defines them and migrates with them)."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if path.relative_to(root).as_posix() == "strom_storage/db.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if PER_STATEMENT.search(line.split("#", 1)[0]):
+                    found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    return found
+
+
+def test_every_transaction_of_strom_is_one_hop(tmp_path: Path) -> None:
+    """One transaction = one hop (Database.write/read): no package of Strom opens a
+    per-statement transaction; a copy that does is caught."""
+    assert per_statement_calls(ROOT) == []
+    shutil.copytree(ROOT / "strom_services", tmp_path / "strom_services")
+    (tmp_path / "strom_services" / "sneaky.py").write_text(
+        "async def f(db):\n    async with db.transaction() as conn:\n        return conn\n"
+    )
+    assert [hit.split(":")[0] for hit in per_statement_calls(tmp_path)] == [
+        "strom_services/sneaky.py"
+    ]
