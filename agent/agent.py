@@ -40,6 +40,7 @@ from typing import Any
 
 from agent import conversations, notifications, zaps
 from agent.identity import AgentKey
+from agent.maps import MapsSchedule
 from agent.presence import charger_profile, charger_status, connector_state, relay_entries
 from agent.relays import Inbound, PublishResult
 from agent.services import AgentServices
@@ -47,6 +48,7 @@ from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, ConnectorStatusChanged
 from strom_nostr.discovery import (
+    ChargerStatus,
     dm_relay_list_template,
     profile_template,
     relay_list_template,
@@ -54,6 +56,13 @@ from strom_nostr.discovery import (
 )
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
 from strom_nostr.event import Event
+from strom_nostr.maps import (
+    Handler,
+    Listing,
+    handler_info_template,
+    handler_recommendation_template,
+    listing_template,
+)
 from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 from strom_services.effects import RetryLater
 from strom_storage.agents import ChargerSnapshot, active_zap_sessions, charger_snapshots
@@ -106,8 +115,11 @@ class Agent:
         "_connectors",
         "_dirty",
         "_inbox",
+        "_last_maps_at",
         "_last_metadata_at",
         "_last_status_at",
+        "_maps",
+        "_next_maps_at",
         "_next_metadata_at",
         "_next_progress_at",
         "_next_status_at",
@@ -146,6 +158,9 @@ class Agent:
         self._next_status_at = 0.0
         self._next_metadata_at = 0.0
         self._next_progress_at = float("inf")
+        self._maps = MapsSchedule(per_day=services.settings.maps_events_per_day)
+        self._next_maps_at = float("inf")
+        self._last_maps_at = 0
 
     @property
     def charger_id(self) -> str:
@@ -239,7 +254,13 @@ class Agent:
 
     def _next_deadline(self) -> float:
         grace = float("inf") if self._reconnect_until is None else self._reconnect_until
-        return min(self._next_status_at, self._next_metadata_at, self._next_progress_at, grace)
+        return min(
+            self._next_status_at,
+            self._next_metadata_at,
+            self._next_progress_at,
+            self._next_maps_at,
+            grace,
+        )
 
     async def _next_item(self) -> _Input | None:
         if not self._inbox.empty():
@@ -397,13 +418,14 @@ class Agent:
             self._next_status_at = services.clock.unix() + _RETRY_PUBLISH_S
         if services.on_status is not None:
             services.on_status(self.charger_id, result)
+        if self._last_metadata_at:  # at a start the listing goes out after the profile
+            await self.publish_maps()
         return result
 
-    def _sign_status(self) -> Event:
+    def _status(self) -> ChargerStatus:
         services = self.services
         settings = services.settings
-        created_at = max(int(services.clock.unix()), self._last_status_at + 1)
-        status = charger_status(
+        return charger_status(
             self.profile,
             host=settings.host,
             page_url=f"{settings.public_url}/c/{self.charger_id}",
@@ -412,10 +434,64 @@ class Agent:
             charger_status_text=self._charger_status,
             tariff=services.tariffs.in_force(self.profile),
         )
+
+    def _sign_status(self) -> Event:
+        services = self.services
+        created_at = max(int(services.clock.unix()), self._last_status_at + 1)
+        status = self._status()
         self._last_status_at = created_at
         return self.key.sign_template(
-            status_template(status, created_at=created_at, ttl_s=settings.status_ttl_s)
+            status_template(status, created_at=created_at, ttl_s=services.settings.status_ttl_s)
         )
+
+    async def publish_maps(self) -> None:
+        """Publish the listing and the handler events if they are due (:mod:`agent.maps`)."""
+        services = self.services
+        schedule = self._maps
+        now = services.clock.unix()
+        # Addressable events: of two in one second a relay keeps the lower id, so a new version
+        # must be dated after the last one.
+        created_at = max(int(now), self._last_maps_at + 1)
+        listing = listing_template(
+            Listing(
+                self._status(),
+                published_at=schedule.first_published_at(now),
+                image=self.profile.branding.picture,
+            ),
+            created_at=created_at,
+        )
+        retry = float("inf")
+        pool = services.pool
+        due = schedule.listing_due(listing, now), schedule.handlers_due(now)
+        if any(due):
+            self._last_maps_at = created_at
+        if due[0]:
+            result = await pool.publish_built(partial(self.key.sign_template, listing))
+            if result.accepted:
+                schedule.listing_published(listing, now)
+            else:
+                retry = now + _RETRY_PUBLISH_S
+        if due[1]:
+            handler = Handler(
+                name="Strom",
+                about="EV chargers paid with Lightning: live status, prices and pay links.",
+                url_pattern=f"{services.settings.public_url}/c/<bech32>",
+            )
+            hint = next(iter(pool.write_relays), "")
+            accepted = True
+            for template in (
+                handler_info_template(handler, created_at=created_at),
+                handler_recommendation_template(
+                    self.pubkey, relay_hint=hint, created_at=created_at
+                ),
+            ):
+                result = await pool.publish_built(partial(self.key.sign_template, template))
+                accepted = accepted and result.accepted
+            if accepted:
+                schedule.handlers_published(now)
+            else:
+                retry = now + _RETRY_PUBLISH_S
+        self._next_maps_at = min(retry, schedule.next_due(listing, now))
 
     async def publish_metadata(self) -> bool:
         """Publish profile (kind 0), relay list (10002) and DM inbox list (10050)."""
@@ -424,6 +500,7 @@ class Agent:
         # Replaceable events: a relay keeps the newest, and of two in one second the one with
         # the lower id. A change published in the same second as the last version must win.
         now = max(int(services.clock.unix()), self._last_metadata_at + 1)
+        first = self._last_metadata_at == 0
         self._last_metadata_at = now
         templates = [
             profile_template(
@@ -436,6 +513,9 @@ class Agent:
         for template in templates:
             result = await pool.publish_built(partial(self.key.sign_template, template))
             accepted = accepted and result.accepted
+        if not first:  # a refresh: the relays may have lost them
+            self._maps.refresh()
+        await self.publish_maps()
         return accepted
 
     async def _run_timers(self) -> None:
@@ -452,6 +532,9 @@ class Agent:
             ok = await self.publish_metadata()
             delay = self.services.settings.profile_refresh_s if ok else _RETRY_PUBLISH_S
             self._next_metadata_at = self.services.clock.unix() + delay
+        if now >= self._next_maps_at:
+            self._next_maps_at = float("inf")
+            await self.publish_maps()
         if now >= self._next_progress_at:
             self._next_progress_at = float("inf")
             await notifications.send_progress(self, sorted(self._active))

@@ -46,6 +46,8 @@ class AgentSettings:
             (the sender is known only after unwrapping, which costs two ECDH); more are
             dropped unopened.
         gift_wrap_burst: how many gift wraps are unwrapped at once.
+        maps_events_per_day: at most this many NIP-99 listings, and this many NIP-89 handler
+            pairs, each charger publishes in any 24 hours (see :mod:`agent.maps`).
     """
 
     public_url: str
@@ -66,6 +68,7 @@ class AgentSettings:
     stranger_dm_burst: int = 10
     gift_wraps_per_minute: int = 600
     gift_wrap_burst: int = 300
+    maps_events_per_day: int = 8
 
     def __post_init__(self) -> None:
         if self.status_ttl_s < 60:
