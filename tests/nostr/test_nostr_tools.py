@@ -39,6 +39,13 @@ from strom_nostr.keys import (
     encode_npub,
     public_key_hex,
 )
+from strom_nostr.maps import (
+    Handler,
+    Listing,
+    handler_info_template,
+    handler_recommendation_template,
+    listing_template,
+)
 from strom_nostr.zap_receipt import verify_zap_receipt, zap_receipt
 from strom_nostr.zap_request import validate_zap_request
 from tests.conftest import peer_missing
@@ -394,3 +401,56 @@ def test_nip98_events_made_by_strom_validate_in_nostr_tools(nostr_tools: Runner)
         ],
     )
     assert valid is True
+
+
+# --- what map and marketplace clients see --------------------------------------------------
+
+
+def test_map_clients_on_nostr_tools_select_and_open_the_listing(nostr_tools: Runner) -> None:
+    """nostr-tools agrees on kinds, and its filters find the listing as map clients query it."""
+    now = int(time.time())
+    listing = sign_template(
+        CHARGER_SECRET, listing_template(Listing(STATUS, published_at=now), created_at=now)
+    )
+    handler = sign_template(
+        CHARGER_SECRET,
+        handler_info_template(
+            Handler("Strom", "", "https://charge.example/c/<bech32>"), created_at=now
+        ),
+    )
+    recommendation = sign_template(
+        CHARGER_SECRET, handler_recommendation_template(CHARGER, created_at=now)
+    )
+    status = sign_template(CHARGER_SECRET, status_template(STATUS, created_at=now))
+    events = [listing, handler, recommendation]
+    cell = listing.tag_values("g")[0]
+    filters = [
+        {"kinds": [30402], "#g": [cell[:4], "u000"]},  # the cells of a map view, zoomed out
+        {"kinds": [30402], "#g": [cell[:7]]},  # zoomed in
+        {"kinds": [30402], "#t": ["ev-charging"]},
+        {"kinds": [31990], "#k": ["30522"], "authors": [CHARGER]},
+        {"kinds": [31989], "#d": ["30522"]},
+        {"kinds": [30402], "#g": ["u000"]},  # elsewhere: not found
+    ]
+    targets = [listing, listing, listing, handler, recommendation, listing]
+    ops: list[dict[str, Any]] = [{"op": "verify", "event": e.to_dict()} for e in events]
+    ops += [{"op": "classify", "kind": e.kind} for e in events]
+    ops.append({"op": "kinds"})
+    ops += [
+        {"op": "matches", "filter": f, "event": e.to_dict()}
+        for f, e in zip(filters, targets, strict=True)
+    ]
+    ops.append({"op": "handler_url", "handler": handler.to_dict(), "event": status.to_dict()})
+    answers = nostr_tools("maps", ops)
+    assert answers[:3] == [True, True, True]
+    assert answers[3:6] == ["parameterized", "parameterized", "parameterized"]
+    assert answers[6] == {
+        "listing": 30402,
+        "handler_information": 31990,
+        "handler_recommendation": 31989,
+    }
+    assert answers[7:13] == [True, True, True, True, True, False]
+    url = answers[13]
+    prefix = "https://charge.example/c/"
+    assert url.startswith(prefix + "naddr1")
+    assert decode_naddr(url.removeprefix(prefix)).identifier == CHARGER_ID
