@@ -1,0 +1,191 @@
+"""Map and marketplace events of a charger: what goes out, when, and how often at most."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from agent.maps import DAY_S, MapsSchedule
+from strom_core.ports import ChargerOnline, ConnectorStatusChanged
+from strom_nostr.discovery import (
+    ChargerStatus,
+    ConnectorInfo,
+    ConnectorStatus,
+    Location,
+    Prices,
+)
+from strom_nostr.event import Event, EventTemplate
+from strom_nostr.maps import Listing, listing_template
+from tests.agent.conftest import CHARGER_ID, PUBLIC_URL, WAIT_S, World, profile
+
+# --- the schedule over a simulated week (injected time, no sleeping) --------------------------
+
+BASE = ChargerStatus(
+    charger_id="cp-1",
+    name="Farm shop",
+    location=Location(47.3769, 8.5417, "Hofstrasse 1, Zürich"),
+    connectors=(ConnectorInfo(1, "Type2", 11_000, ConnectorStatus.AVAILABLE),),
+    prices=Prices(250_000),
+    lud16="cp-1@charge.example",
+    website="https://charge.example/c/cp-1",
+)
+START = 1_760_000_000
+PER_DAY = 8
+RESTARTS = (START + 2 * DAY_S + 3600, START + 5 * DAY_S)
+
+
+def _template(status: ChargerStatus, schedule: MapsSchedule, now: float) -> EventTemplate:
+    listing = Listing(status, published_at=schedule.first_published_at(now))
+    return listing_template(listing, created_at=int(now))
+
+
+def _states(rng: random.Random) -> tuple[ConnectorInfo, ...]:
+    return (replace(BASE.connectors[0], status=rng.choice(list(ConnectorStatus))),)
+
+
+def test_a_week_of_changes_stays_within_the_daily_bound_and_ends_on_the_newest_price() -> None:
+    """Status every 30 min and on each of ~300 connector changes a day, prices changed hourly
+    on two days, daily refreshes, relays reconnecting, two restarts of Strom: each charger
+    publishes at most ``PER_DAY`` listings and handler pairs in any 24 hours of one run, and
+    the last price set is on the relays at the end."""
+    rng = random.Random(7)
+    schedule = MapsSchedule(per_day=PER_DAY)
+    status = BASE
+    listings: list[float] = []
+    handlers: list[float] = []
+    restarts = list(RESTARTS)
+    published_price = -1
+    next_due = float("inf")
+    now = float(START)
+    refresh_at = START + DAY_S
+    while now < START + 7 * DAY_S:
+        now += rng.uniform(1, 600)  # the next thing that happens
+        if restarts and now >= restarts[0]:
+            restarts.pop(0)
+            schedule = MapsSchedule(per_day=PER_DAY)  # a new process knows nothing
+            next_due = now
+        day = int((now - START) // DAY_S)
+        if day in (1, 4) and int(now) % 3600 < 600:  # an operator playing with the tariff
+            status = replace(status, prices=Prices(200_000 + rng.randrange(100) * 1000))
+        status = replace(status, connectors=_states(rng))
+        if now >= refresh_at or rng.random() < 0.01:  # daily refresh, or a relay came back
+            schedule.refresh()
+            refresh_at = now + DAY_S
+        # the agent's decision points: every status publication and the maps deadline
+        template = _template(status, schedule, now)
+        if schedule.listing_due(template, now):
+            schedule.listing_published(template, now)
+            listings.append(now)
+            published_price = status.prices.energy_msat_per_kwh
+        if schedule.handlers_due(now):
+            schedule.handlers_published(now)
+            handlers.append(now)
+        next_due = schedule.next_due(template, now)
+        assert next_due >= now
+    # the budget's deadline lets the last change out once its window opens
+    if next_due != float("inf"):
+        assert schedule.listing_due(_template(status, schedule, next_due), next_due)
+        published_price = status.prices.energy_msat_per_kwh
+    assert published_price == status.prices.energy_msat_per_kwh
+    for times in (listings, handlers):
+        for start in times:
+            window = (start, start + DAY_S)
+            runs = 1 + sum(window[0] <= r < window[1] for r in RESTARTS)
+            assert sum(window[0] <= t < window[1] for t in times) <= PER_DAY * runs
+    assert len(listings) <= 7 * PER_DAY + 2 * PER_DAY
+    assert len(handlers) <= 7 * PER_DAY + 2 * PER_DAY
+    assert len(listings) >= 7  # refreshed at least daily
+
+
+def test_an_unchanged_listing_is_not_published_again() -> None:
+    schedule = MapsSchedule(per_day=PER_DAY)
+    now = float(START)
+    template = _template(BASE, schedule, now)
+    assert schedule.listing_due(template, now)
+    schedule.listing_published(template, now)
+    for minute in range(1, 24 * 60):  # a day of availability changes
+        later = now + minute * 60
+        busy = replace(BASE, connectors=_states(random.Random(minute)))
+        assert not schedule.listing_due(_template(busy, schedule, later), later)
+    assert schedule.first_published_at(now + DAY_S) == START  # NIP-99's first publication
+
+
+def test_a_change_over_the_budget_waits_for_it_and_is_not_lost() -> None:
+    schedule = MapsSchedule(per_day=2)
+    now = float(START)
+    schedule.handlers_published(now)
+    for price in (1_000, 2_000):
+        template = _template(replace(BASE, prices=Prices(price)), schedule, now)
+        assert schedule.listing_due(template, now)
+        schedule.listing_published(template, now)
+        now += 60
+    changed = _template(replace(BASE, prices=Prices(3_000)), schedule, now)
+    assert not schedule.listing_due(changed, now)
+    due = schedule.next_due(changed, now)
+    assert due == START + DAY_S  # the first of the two leaves the window
+    assert schedule.listing_due(changed, due)
+
+
+# --- the agent publishes them -----------------------------------------------------------------
+
+
+async def _until(check: Callable[[], Awaitable[Event | None]]) -> Event:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            found = await check()
+            if found is not None:
+                return found
+            await asyncio.sleep(0.05)
+
+
+async def test_the_agent_publishes_listing_and_handler_events(world: World) -> None:
+    async def listing_found() -> Event | None:
+        events = await world.driver.fetch([{"kinds": [30402], "authors": [world.charger_pk]}])
+        return events[0] if events else None
+
+    listing = await _until(listing_found)
+    assert listing.tag_values("d") == [CHARGER_ID]
+    assert listing.tag_values("r") == [f"{PUBLIC_URL}/c/{CHARGER_ID}"]
+    assert listing.tag_values("lud16") == ["cp-1@127.0.0.1:8080"]
+    assert listing.tag_values("price")[0] == "250"
+    handler = await world.latest(31990)
+    assert handler.tag_values("k") == ["30522"]
+    assert handler.tag_values("web") == [f"{PUBLIC_URL}/c/<bech32>"]
+    recommendation = await world.latest(31989)
+    assert recommendation.tag_values("a")[0] == f"31990:{world.charger_pk}:strom-charger-page"
+
+    # availability changes go into the status event only
+    now = datetime.now(UTC)
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, now))
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 1, "Charging", "NoError", now)
+    )
+
+    async def charging() -> Event | None:
+        status = await world.latest(30522)
+        return status if "charging" in status.tag_values("status") else None
+
+    await _until(charging)
+    assert (await world.latest(30402)).id == listing.id
+
+    # a new price and name: a new version replaces it
+    changed = profile().model_copy(
+        update={
+            "name": "Renamed shop",
+            "tariff": profile().tariff.model_copy(update={"per_kwh_sat": Decimal(300)}),
+        }
+    )
+    await world.runtime.apply_profile(changed)
+
+    async def renamed() -> Event | None:
+        latest = await world.latest(30402)
+        return latest if latest.tag_values("price")[0] == "300" else None
+
+    newer = await _until(renamed)
+    assert newer.tag_values("title") == ["EV charging: Renamed shop"]
+    assert newer.created_at > listing.created_at
+    assert newer.tag_values("published_at") == listing.tag_values("published_at")
