@@ -42,7 +42,9 @@ from strom_core.ports import ChargerIdentities
 from strom_core.session import Session
 from strom_core.units import UnitError, format_sat
 from strom_lightning import Invoice, NodeWatch
-from strom_nostr.discovery import status_coordinate
+from strom_nostr.discovery import STATUS_KIND, status_coordinate
+from strom_nostr.errors import Bech32Error
+from strom_nostr.keys import decode_naddr
 from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from strom_nostr.zap_request import ValidZapRequest, validate_zap_request
 from strom_services.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
@@ -176,6 +178,12 @@ class FrontDoor:
 
     def _profile(self, request: web.Request) -> ProfileConfig:
         charger_id = request.match_info["charger"]
+        if charger_id.startswith("naddr1"):  # a NIP-89 client opening a status event
+            try:
+                pointer = decode_naddr(charger_id)
+            except Bech32Error:
+                raise self._not_found("There is no such charger here.") from None
+            charger_id = pointer.identifier if pointer.kind == STATUS_KIND else ""
         if not is_charger_id(charger_id):
             raise self._not_found("There is no such charger here.")
         try:

@@ -17,6 +17,7 @@ from strom.cli import main
 from strom.config import load_config
 from strom.scaffold import write_scaffold
 from strom_core.errors import ConfigError
+from strom_nostr.keys import encode_naddr
 from strom_storage.schema import connectors
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.lightning.tls import make_self_signed
@@ -109,6 +110,17 @@ async def test_the_charger_page_shows_a_fiat_estimate_when_a_rate_is_configured(
         page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
     # 250 sat/kWh at 100,000 EUR/BTC is 0.25 EUR per kWh.
     assert "0.25 EUR" in page.text
+
+
+async def test_the_charger_page_opens_from_the_naddr_of_its_status_event(stack: Stack) -> None:
+    """The NIP-89 handler of kind 30522 is ``/c/<bech32>``: a client puts the naddr there."""
+    status = encode_naddr(30522, "ab" * 32, CHARGER)
+    page = await stack.http.get(f"{stack.base}/c/{status}")
+    assert page.status_code == 200
+    assert page.text == (await stack.http.get(f"{stack.base}/c/{CHARGER}")).text
+    listing = encode_naddr(30402, "ab" * 32, CHARGER)
+    for path in (f"/c/{listing}", "/c/naddr1notbech32"):
+        assert (await stack.http.get(f"{stack.base}{path}")).status_code == 404
 
 
 async def test_the_busy_answer_follows_the_session_at_once(stack: Stack) -> None:
