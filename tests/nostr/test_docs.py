@@ -10,6 +10,7 @@ import orjson
 from strom_nostr.discovery import status_coordinate, status_template
 from strom_nostr.event import parse_event, sign_template
 from strom_nostr.keys import decode_naddr
+from strom_nostr.maps import Listing, listing_template
 from strom_nostr.zap_request import validate_zap_request
 from tests.nostr.samples import CHARGER, CHARGER_SECRET, STATUS
 
@@ -26,6 +27,20 @@ def test_the_status_example_is_what_the_code_signs() -> None:
     event = parse_event(example)
     built = sign_template(
         CHARGER_SECRET, status_template(STATUS, created_at=event.created_at), aux_rand=bytes(32)
+    )
+    assert event == built
+
+
+def test_the_listing_example_is_what_the_code_signs() -> None:
+    [example] = [block for block in _json_blocks() if block["kind"] == 30402]
+    event = parse_event(example)
+    listing = Listing(
+        STATUS,
+        published_at=int(event.tag_values("published_at")[0]),
+        image=event.tag_values("image")[0],
+    )
+    built = sign_template(
+        CHARGER_SECRET, listing_template(listing, created_at=event.created_at), aux_rand=bytes(32)
     )
     assert event == built
 
