@@ -21,6 +21,9 @@ the queue is empty, so a burst of StatusNotifications gives one event. Its ``cre
 strictly increases, so relays always keep the newest. It is refreshed at half its lifetime.
 When a relay connects again (:meth:`Agent.republish`), status and profile are published anew
 at once: the relay may have come back empty, and the next refresh can be a day away.
+After the profile, and whenever a status goes out, the agent also publishes what map and
+marketplace clients read (a NIP-99 listing, NIP-89 handler events) when :mod:`agent.maps`
+says they are due: on a change of their content or a refresh, within a daily budget.
 
 Failures: errors that peers can cause (bad events, refused commands, an unreachable lightning
 backend or relay) are handled and logged where they happen. Anything else propagates out of
