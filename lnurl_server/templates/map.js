@@ -255,6 +255,9 @@
   }
   function draw() {
     var all = shown();
+    box.dataset.lat = view.lat.toFixed(6);
+    box.dataset.lon = view.lon.toFixed(6);
+    box.dataset.zoom = String(view.zoom);
     drawTiles();
     drawMarkers(all);
     drawList(all);
