@@ -235,7 +235,9 @@
     });
     detail.appendChild(plugs);
     if (c.page) {
-      var pay = element("a", "Pay and charge", "pay");
+      var free = c.connectors.some(function (k) { return k.state === "available"; });
+      var pay = element("a", free ? "Pay and charge" : "Charger page (no connector free now)",
+                        "pay");
       pay.href = c.page;
       pay.id = "pay";
       detail.appendChild(pay);

@@ -33,6 +33,7 @@ from strom_nostr.discovery import (
 from strom_nostr.event import sign_template
 from strom_nostr.keys import public_key_hex
 from tests.browser.conftest import Phone, screenshot
+from tests.browser.test_pages import assert_fits_a_phone
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 
 if TYPE_CHECKING:
@@ -209,6 +210,7 @@ async def test_map_shows_two_operators_live_with_filter_and_pay_button(
         assert 0 <= positions[charger]["y"] <= view["y"], f"{charger} is off the map"
     assert positions["munich-1"]["y"] > positions[CHARGER]["y"] > positions["hamburg-1"]["y"]
     assert await page.locator("#tiles img").count() > 0
+    await assert_fits_a_phone(page)
     await screenshot(page, "map-two-operators")
 
     # The charger's details: price, connector, and the pay button to its page and address.
@@ -218,6 +220,7 @@ async def test_map_shows_two_operators_live_with_filter_and_pay_button(
     await expect(detail.locator('[data-connector="1"]')).to_contain_text("available")
     host = stack.base.split("://", 1)[1]
     await expect(page.locator("#pay")).to_have_attribute("href", f"{stack.base}/c/{CHARGER}")
+    await expect(page.locator("#pay")).to_have_text("Pay and charge")
     await expect(page.locator("#lud16")).to_have_attribute("href", f"lightning:{CHARGER}@{host}")
 
     # Live: a driver plugs in and pays, the agent publishes, the open subscription follows.
@@ -226,6 +229,7 @@ async def test_map_shows_two_operators_live_with_filter_and_pay_button(
     await stack.wait_state(status_url, "charging")
     await expect(own).to_have_attribute("data-status", "charging", timeout=20_000)
     await expect(detail.locator('[data-connector="1"]')).to_contain_text("charging")
+    await expect(page.locator("#pay")).to_have_text("Charger page (no connector free now)")
     # And a new status of the other operator's charger replaces its marker's state.
     later = max(now + 1, int(strom.clock.unix()))
     await publish(relay, other_status("munich-1", MUNICH, ConnectorStatus.FAULTED, later))
