@@ -29,12 +29,14 @@ from strom_core.ports import ChargerLink
 from strom_core.session import Session, State
 from strom_core.session_events import stop_reason_text
 from strom_core.units import format_kwh, format_sat
-from strom_web.csp import page_policy
+from strom_web.csp import map_policy, page_policy
 from strom_web.qr import fallback_qr, lnurl_qr
 
 __all__ = [
     "INLINE_SCRIPTS",
     "INLINE_STYLES",
+    "MAP_SCRIPTS",
+    "MAP_STYLES",
     "STATE_TEXT",
     "Pages",
     "connector_status",
@@ -44,6 +46,9 @@ __all__ = [
 # The pages' own style sheets and script, inlined into them (templates/…).
 INLINE_STYLES = ("pages.css", "session.css")
 INLINE_SCRIPTS = ("session.js",)
+# The network map's (/map): the common look, its own look and its script.
+MAP_STYLES = ("pages.css", "map.css")
+MAP_SCRIPTS = ("map.js",)
 
 STATE_TEXT = {
     State.AWAITING_PAYMENT: "Waiting for your payment",
@@ -245,7 +250,7 @@ class Pages:
         templates = files("lnurl_server") / "templates"
         self.assets = {
             name: (templates / name).read_text(encoding="utf-8")
-            for name in INLINE_STYLES + INLINE_SCRIPTS
+            for name in dict.fromkeys(INLINE_STYLES + INLINE_SCRIPTS + MAP_STYLES + MAP_SCRIPTS)
         }
         self.env.globals["inline"] = self._inline
         self._policies: dict[str, str] = {}
@@ -270,6 +275,26 @@ class Pages:
                 public_url=public_url,
             )
         return policy
+
+    def map_policy(self, public_url: str, *, relays: list[str], tile_url: str) -> str:
+        """The Content-Security-Policy of the network map (:func:`strom_web.csp.map_policy`).
+
+        Args:
+            public_url: ``server.public_url`` (the bridge to the embedded relay is on it).
+            relays: the external relays the map reads.
+            tile_url: the tile server's URL template, or empty.
+        """
+        return map_policy(
+            scripts=[self.assets[name] for name in MAP_SCRIPTS],
+            styles=[self.assets[name] for name in MAP_STYLES],
+            public_url=public_url,
+            relays=relays,
+            tile_url=tile_url,
+        )
+
+    def network_map(self, settings: dict[str, Any]) -> str:
+        """The network map page; ``settings`` (relays, operator keys, tiles) go in as JSON."""
+        return self.env.get_template("map.html").render(settings=settings)
 
     def _fiat(self, msat: int) -> str:
         if self.fiat_per_btc is None:

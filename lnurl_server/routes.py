@@ -11,6 +11,7 @@ Endpoints (see docs/lnurl.md):
 ``GET /lnurlw/{session}?secret=…``                  LUD-03 withdrawRequest: stop + refund
 ``GET /lnurlw/{session}/callback?k1=…&pr=…``        pay the refund invoice
 ``GET /s/{session}/topup?secret=…``                 payRequest to add budget (+ ``/callback``)
+``GET /map``                                        the network map (HTML; :mod:`lnurl_server.map`)
 ==================================================  =============================================
 
 The state switch: while a connector is free its static LNURL answers a payRequest; while it
@@ -32,6 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from strom_core.clock import SYSTEM_CLOCK, Clock
@@ -139,6 +141,7 @@ class FrontDoor:
     zap_max_age_s: int = 600
     node: NodeWatch | None = None  # while its node is down, Strom refuses to take money
     clock: Clock = SYSTEM_CLOCK  # zap request freshness
+    network_map: NetworkMap | None = None  # /map and its relay bridge
 
     @property
     def config(self) -> StromConfig:
@@ -172,6 +175,7 @@ class FrontDoor:
             web.get("/s/{session}/topup/callback", self.topup_callback),
             web.get("/lnurlw/{session}", self.withdraw_request),
             web.get("/lnurlw/{session}/callback", self.withdraw_callback),
+            *(self.network_map.routes() if self.network_map is not None else []),
         ]
 
     # --- helpers ---------------------------------------------------------------------------

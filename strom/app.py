@@ -27,6 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
+from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from lnurl_server.routes import FrontDoor, storage_errors
@@ -284,6 +285,9 @@ class Strom:
             identities=agents,
             node=node,
             clock=clock,
+        )
+        front.network_map = NetworkMap(
+            live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url
         )
 
         async def apply_profile(profile: ProfileConfig) -> None:

@@ -24,6 +24,7 @@ from strom_core.tariff import Tariff
 from strom_core.units import UnitError, sat_decimal_to_msat
 
 __all__ = [
+    "DEFAULT_TILE_URL",
     "BrandingConfig",
     "ConnectorConfig",
     "LiveConfig",
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 
+DEFAULT_TILE_URL: Final = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+"""OpenStreetMap's own tiles (their tile usage policy applies), the network map's default."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,6 +73,9 @@ class ServerConfig(_Section):
     # (e.g. fiat_per_btc = 90000, fiat_currency = "EUR"); 0 shows none. Prices stay in sats.
     fiat_per_btc: Decimal = Field(Decimal(0), ge=0)
     fiat_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    # The tile server of the network map at /map: an http(s) URL template with {z}, {x} and
+    # {y}; empty shows the chargers on a plain background without tiles.
+    map_tile_url: str = DEFAULT_TILE_URL
     # The reverse proxies in front of Strom (IP addresses or CIDR networks, e.g.
     # ["127.0.0.1", "10.0.0.0/8"]); default none: every client connects directly. Only from
     # these is the client's address read from the forwarding header, for rate limits and logs.
@@ -86,6 +94,16 @@ class ServerConfig(_Section):
             except ValueError as exc:
                 raise ValueError(f"{entry!r}: {_network_problem(entry, exc)}") from None
         return tuple(networks)
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url(cls, value: str) -> str:
+        placeholders = all(part in value for part in ("{z}", "{x}", "{y}"))
+        if value and not (re.match(r"^https?://[a-z0-9.-]+(:[0-9]+)?/", value) and placeholders):
+            raise ValueError(
+                "expected an http(s) tile URL with {z}, {x} and {y}, e.g. " + DEFAULT_TILE_URL
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -26,7 +26,14 @@ import hashlib
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["page_headers", "page_policy", "source_hash", "websocket_origin"]
+__all__ = [
+    "map_policy",
+    "page_headers",
+    "page_policy",
+    "source_hash",
+    "url_origin",
+    "websocket_origin",
+]
 
 
 def source_hash(text: str) -> str:
@@ -57,6 +64,49 @@ def page_policy(*, scripts: Iterable[str], styles: Iterable[str], public_url: st
             "style-src " + " ".join(source_hash(text) for text in styles),
             "img-src data:",  # the favicon; QR codes are inline SVG
             f"connect-src 'self' {websocket_origin(public_url)}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL (a tile URL template keeps its placeholders out)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def map_policy(
+    *,
+    scripts: Iterable[str],
+    styles: Iterable[str],
+    public_url: str,
+    relays: Iterable[str],
+    tile_url: str,
+) -> str:
+    """The Content-Security-Policy of the network map (``/map``).
+
+    Like :func:`page_policy`, and besides: the map's tiles may load from the tile server's
+    origin (none when ``tile_url`` is empty), and its script may open a websocket to each
+    relay it reads, named by origin (``wss://relay.example``), never a bare scheme.
+
+    Args:
+        scripts: the inline scripts of the page (their exact text).
+        styles: the inline style sheets of the page (their exact text).
+        public_url: ``server.public_url``; its websocket origin may be connected to.
+        relays: the external relays' URLs the page reads.
+        tile_url: the tile URL template, or empty for no tiles.
+    """
+    images = ["data:"] + ([url_origin(tile_url)] if tile_url else [])
+    sockets = dict.fromkeys([websocket_origin(public_url), *(url_origin(url) for url in relays)])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src " + " ".join(source_hash(text) for text in scripts),
+            "style-src " + " ".join(source_hash(text) for text in styles),
+            "img-src " + " ".join(images),
+            "connect-src 'self' " + " ".join(sockets),
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",
