@@ -11,7 +11,9 @@ it again with :func:`parse_zap_request` and :func:`check_zap_request_tags`
 (:mod:`strom_nostr.zap_receipt`).
 
 Connector selection (Strom's rule, see ``docs/nostr.md``): an ``a`` tag, if present, must be
-this charger's status coordinate ``30522:<charger pubkey>:<charger id>``; the connector is
+this charger's status coordinate ``30522:<charger pubkey>:<charger id>`` or the coordinate of
+its NIP-99 listing ``30402:<charger pubkey>:<charger id>`` (a marketplace or map client zaps
+the event it shows); the connector is
 chosen with an optional ``["connector", "<id>"]`` tag. Without it the agent picks a free one.
 """
 
@@ -27,6 +29,7 @@ from typing import NamedTuple
 from strom_nostr.discovery import STATUS_KIND, parse_coordinate
 from strom_nostr.errors import BadSignature, EventIdMismatch, InvalidEvent
 from strom_nostr.event import Event, is_hex64, parse_event
+from strom_nostr.maps import LISTING_KIND
 from strom_nostr.zap_errors import (
     ZapRequestAmountMismatch,
     ZapRequestBadAmount,
@@ -216,11 +219,17 @@ def _coordinate(index: _TagIndex, charger_pubkey: str, status_coordinate: str | 
     except ValueError:
         raise ZapRequestBadCoordinate("zap request 'a' tag is not an event coordinate") from None
     if status_coordinate is not None:
-        mine = value == status_coordinate
+        # The same charger's listing: the status coordinate with the listing's kind.
+        _, _, rest = status_coordinate.partition(":")
+        mine = value in (status_coordinate, f"{LISTING_KIND}:{rest}")
     else:
-        mine = coordinate.kind == STATUS_KIND and coordinate.pubkey == charger_pubkey
+        mine = (
+            coordinate.kind in (STATUS_KIND, LISTING_KIND) and coordinate.pubkey == charger_pubkey
+        )
     if not mine:
-        raise ZapRequestWrongCoordinate("zap request 'a' tag is not this charger's status event")
+        raise ZapRequestWrongCoordinate(
+            "zap request 'a' tag is not this charger's status event or listing"
+        )
     return value
 
 

@@ -32,6 +32,7 @@ def zap_request(charger_pubkey: str, amount_msat: int, **overrides: Any) -> str:
         ["p", overrides.get("p", charger_pubkey)],
         ["amount", str(overrides.get("amount", amount_msat))],
         ["relays", "ws://127.0.0.1:1"],
+        *overrides.get("extra", []),
     ]
     event = sign_event(overrides.get("key", ZAPPER), 9734, tags, "for the charge", int(time.time()))
     return event.to_json()
@@ -121,3 +122,18 @@ async def test_forged_or_mismatched_zap_requests_are_refused_and_store_nothing(
         assert answer["status"] == "ERROR", name
         assert answer["reason"], name
     assert await counts(stack) == before
+
+
+async def test_a_zap_of_the_listing_a_map_client_shows_gets_an_invoice(stack: Stack) -> None:
+    """A map or marketplace client zaps the charger's NIP-99 listing it shows (kind 30402):
+    the request names the listing's coordinate, and it pays for a session like a zap of the
+    status event. Another charger's listing is refused."""
+    address = await stack.get(f"{stack.base}/.well-known/lnurlp/{CHARGER}")
+    pubkey = address["nostrPubkey"]
+    other = zap_request(pubkey, 2_000_000, extra=[["a", f"30402:{pubkey}:another-charger"]])
+    refused = await stack.get(address["callback"], amount="2000000", nostr=other)
+    assert refused["status"] == "ERROR"
+    assert "listing" in refused["reason"]
+    listing = zap_request(pubkey, 2_000_000, extra=[["a", f"30402:{pubkey}:{CHARGER}"]])
+    answer = await stack.get(address["callback"], amount="2000000", nostr=listing)
+    assert "pr" in answer, answer

@@ -77,6 +77,16 @@ def test_a_minimal_profile_zap_is_accepted() -> None:
     assert (valid.connector, valid.coordinate, valid.zapped_event) == (None, None, None)
 
 
+def test_a_zap_of_the_chargers_listing_is_accepted() -> None:
+    """Map and marketplace clients show the charger's NIP-99 listing (kind 30402) and zap the
+    event they show: its coordinate names the same charger as the status event's does."""
+    listing = COORDINATE.replace("30522:", "30402:", 1)
+    valid = validate(request_json(tags=replaced("a", listing)))
+    assert valid.coordinate == listing
+    # The receipt's check, which knows no status coordinate, accepts it too.
+    assert validate(request_json(tags=replaced("a", listing)), charger_status_coordinate=None)
+
+
 def test_the_description_is_the_text_as_received() -> None:
     text = pretty(zap_request())
     valid = validate(text.encode())
@@ -176,6 +186,16 @@ CASES: list[tuple[str, Any, type[zap.ZapRequestError]]] = [
     (
         "a of another author",
         lambda: request_json(tags=replaced("a", f"30522:{STRANGER}:cp-1")),
+        zap.ZapRequestWrongCoordinate,
+    ),
+    (
+        "a of another charger's listing",
+        lambda: request_json(tags=replaced("a", f"30402:{CHARGER}:cp-2")),
+        zap.ZapRequestWrongCoordinate,
+    ),
+    (
+        "a of another author's listing",
+        lambda: request_json(tags=replaced("a", f"30402:{STRANGER}:cp-1")),
         zap.ZapRequestWrongCoordinate,
     ),
     (
