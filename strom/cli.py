@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from strom import __version__
-from strom.cli_upkeep import add_upkeep_commands
+from strom.cli_upkeep import add_upkeep_commands, config_arg
 from strom.config import StromConfig, load_config
 from strom.scaffold import ScaffoldError, write_scaffold
 from strom_core.errors import ConfigError, StorageError, StromError
@@ -48,16 +48,6 @@ def _setup_logging(level: str, file: Path | None = None) -> None:
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         **target,
-    )
-
-
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=Path("strom.toml"),
-        help="the strom.toml to use (default: ./strom.toml)",
     )
 
 
@@ -390,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     run = commands.add_parser("run", help="start the service", description=cmd_run.__doc__)
-    _config_arg(run)
+    config_arg(run)
     run.set_defaults(func=cmd_run)
 
     container = commands.add_parser(
@@ -435,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     pay = fake_commands.add_parser(
         "pay", help="pay a fake invoice", description=cmd_fake_pay.__doc__
     )
-    _config_arg(pay)
+    config_arg(pay)
     pay.add_argument("bolt11", help="the invoice (lnbcrt…)")
     pay.set_defaults(func=cmd_fake_pay)
 
@@ -444,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = keys_commands.add_parser(
         "show", help="print a charger's npub", description=cmd_keys_show.__doc__
     )
-    _config_arg(show)
+    config_arg(show)
     show.add_argument("charger", help="charger id")
     show.add_argument("--nsec", action="store_true", help="also print the secret key (nsec)")
     show.set_defaults(func=cmd_keys_show)
@@ -456,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     password = charger_commands.add_parser(
         "password", help="new OCPP password", description=cmd_charger_password.__doc__
     )
-    _config_arg(password)
+    config_arg(password)
     password.add_argument("charger", help="charger id")
     password.add_argument(
         "--set", action="store_true", help="use a password you choose (prompt or stdin)"
@@ -470,19 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_commands.add_parser(
         "create", help="create a token (printed once)", description=cmd_token_create.__doc__
     )
-    _config_arg(create)
+    config_arg(create)
     create.add_argument("name", help="a name for the token, e.g. the script using it")
     create.add_argument("--read-only", action="store_true", help="may read but not change")
     create.set_defaults(func=cmd_token_create)
     listing = token_commands.add_parser(
         "list", help="list tokens", description=cmd_token_list.__doc__
     )
-    _config_arg(listing)
+    config_arg(listing)
     listing.set_defaults(func=cmd_token_list)
     revoke = token_commands.add_parser(
         "revoke", help="revoke a token", description=cmd_token_revoke.__doc__
     )
-    _config_arg(revoke)
+    config_arg(revoke)
     revoke.add_argument("name", help="the token's name")
     revoke.set_defaults(func=cmd_token_revoke)
 
@@ -497,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust the TLS certificate LND presents now",
         description=cmd_lightning_pin_cert.__doc__,
     )
-    _config_arg(pin_cert)
+    config_arg(pin_cert)
     pin_cert.add_argument(
         "--yes", action="store_true", help="write it without asking (compare the fingerprint)"
     )
@@ -510,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser(
         "upgrade", help="apply schema migrations", description=cmd_db_upgrade.__doc__
     )
-    _config_arg(upgrade)
+    config_arg(upgrade)
     upgrade.set_defaults(func=cmd_db_upgrade)
     return parser
 

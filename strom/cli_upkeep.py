@@ -15,7 +15,7 @@ from pathlib import Path
 from strom.config import load_config
 from strom_core.errors import ConfigError
 
-__all__ = ["add_upkeep_commands", "cmd_backup", "cmd_doctor", "cmd_restore"]
+__all__ = ["add_upkeep_commands", "cmd_backup", "cmd_doctor", "cmd_restore", "config_arg"]
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -97,7 +97,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if any(f.severity == SERIOUS for f in findings) else EXIT_OK
 
 
-def _config_arg(parser: argparse.ArgumentParser) -> None:
+def config_arg(parser: argparse.ArgumentParser) -> None:
+    """The ``-c/--config`` option every command that works on an installation takes."""
     parser.add_argument(
         "-c",
         "--config",
@@ -121,7 +122,7 @@ def add_upkeep_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     backup = commands.add_parser(
         "backup", help="write a backup archive (while running)", description=cmd_backup.__doc__
     )
-    _config_arg(backup)
+    config_arg(backup)
     backup.add_argument("file", type=Path, help="the archive to write, e.g. strom-backup.tar.gz")
     _passphrase_arg(backup)
     backup.set_defaults(func=cmd_backup)
@@ -145,7 +146,7 @@ def add_upkeep_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     doctor = commands.add_parser(
         "doctor", help="check an installation for problems", description=cmd_doctor.__doc__
     )
-    _config_arg(doctor)
+    config_arg(doctor)
     doctor.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for each remote (10)"
     )
