@@ -51,6 +51,7 @@ from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, ConnectorStatusChanged
 from strom_nostr.discovery import (
+    STATUS_KIND,
     ChargerStatus,
     dm_relay_list_template,
     profile_template,
@@ -60,6 +61,10 @@ from strom_nostr.discovery import (
 from strom_nostr.dm import GIFT_WRAP_KIND, NIP04_DM_KIND
 from strom_nostr.event import Event
 from strom_nostr.maps import (
+    HANDLER_ID,
+    HANDLER_INFO_KIND,
+    HANDLER_RECOMMENDATION_KIND,
+    LISTING_KIND,
     Handler,
     Listing,
     handler_info_template,
@@ -122,6 +127,7 @@ class Agent:
         "_last_metadata_at",
         "_last_status_at",
         "_maps",
+        "_maps_recalled",
         "_next_maps_at",
         "_next_metadata_at",
         "_next_progress_at",
@@ -164,6 +170,7 @@ class Agent:
         self._maps = MapsSchedule(per_day=services.settings.maps_events_per_day)
         self._next_maps_at = float("inf")
         self._last_maps_at = 0
+        self._maps_recalled = False
 
     @property
     def charger_id(self) -> str:
@@ -451,6 +458,9 @@ class Agent:
         """Publish the listing and the handler events if they are due (:mod:`agent.maps`)."""
         services = self.services
         schedule = self._maps
+        if not self._maps_recalled:  # what an earlier run left on the relays counts
+            self._maps_recalled = True
+            self._recall_maps(await services.maps_recall.get(self.pubkey))
         now = services.clock.unix()
         # Addressable events: of two in one second a relay keeps the lower id, so a new version
         # must be dated after the last one.
@@ -495,6 +505,23 @@ class Agent:
             else:
                 retry = now + _RETRY_PUBLISH_S
         self._next_maps_at = min(retry, schedule.next_due(listing, now))
+
+    def _recall_maps(self, events: list[Event]) -> None:
+        def newest(kind: int, identifier: str) -> Event | None:
+            mine = [e for e in events if e.kind == kind and e.tag_values("d")[:1] == [identifier]]
+            return max(mine, key=lambda e: (e.created_at, e.id), default=None)
+
+        listing = newest(LISTING_KIND, self.charger_id)
+        info = newest(HANDLER_INFO_KIND, HANDLER_ID)
+        recommendation = newest(HANDLER_RECOMMENDATION_KIND, str(STATUS_KIND))
+        handlers_at = None
+        if info is not None and recommendation is not None:
+            handlers_at = min(info.created_at, recommendation.created_at)
+        self._maps.recall(listing, handlers_at, self.services.clock.unix())
+        self._last_maps_at = max([self._last_maps_at, *(e.created_at for e in events)])
+        if listing is not None:
+            at = listing.created_at
+            log.info("charger %s: its listing of %d is on the relays", self.charger_id, at)
 
     async def publish_metadata(self) -> bool:
         """Publish profile (kind 0), relay list (10002) and DM inbox list (10050)."""

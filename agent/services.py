@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.budget import DmBudget
+from agent.maps import MapsRecall
 from agent.payers import Payers
 from agent.relays import PublishResult, RelayPool
 from agent.settings import AgentSettings
@@ -92,6 +93,8 @@ class AgentServices:
     """How many DMs from strangers are read and answered (from ``settings``)."""
     payers: Payers = field(init=False)
     """Who paid for a session on which charger (their DMs are not strangers')."""
+    maps_recall: MapsRecall = field(init=False)
+    """Reads the chargers' own listings back from the relays at a start (:mod:`agent.maps`)."""
 
     @property
     def tariffs(self) -> TariffBook:
@@ -108,3 +111,4 @@ class AgentServices:
             clock=self.clock,
         )
         self.payers = Payers(self.db, self.clock)
+        self.maps_recall = MapsRecall(self.pool.fetch)

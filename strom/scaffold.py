@@ -32,6 +32,10 @@ port = 8080
 # Show fiat estimates next to prices (a fixed rate you maintain); 0 shows none.
 fiat_per_btc = 0
 fiat_currency = "EUR"
+# The background of the public map at /map: a tile URL template with {z}, {x} and {y}.
+# Default: OpenStreetMap's tiles (their usage policy applies); "" shows the chargers on a plain
+# background and sends the drivers' browsers to no tile server.
+# map_tile_url = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 [storage]
 data_dir = "data"

@@ -148,23 +148,40 @@
                       (world(north, west, zoom).y + world(south, east, zoom).y) / 2, zoom);
     view = {lat: mid.lat, lon: mid.lon, zoom: zoom};
   }
+  // Tiles stay in place while the map pans: only the ones that come into view are fetched, and a
+  // tile that failed (no tile server reachable) is not asked for again at every redraw.
+  var shownTiles = {}, failedTiles = {};
   function drawTiles() {
-    tilesLayer.textContent = "";
     if (!settings.tiles) { return; }
-    var o = origin(), n = Math.pow(2, view.zoom);
+    var o = origin(), n = Math.pow(2, view.zoom), wanted = {};
     for (var ty = Math.floor(o.y / TILE); ty * TILE < o.y + box.clientHeight; ty++) {
       for (var tx = Math.floor(o.x / TILE); tx * TILE < o.x + box.clientWidth; tx++) {
         if (ty < 0 || ty >= n) { continue; }
-        var img = document.createElement("img");
-        img.alt = "";
-        img.onerror = function () { this.remove(); };  // no tiles: the plain background stays
-        img.src = settings.tiles.replace("{z}", view.zoom)
+        var src = settings.tiles.replace("{z}", view.zoom)
           .replace("{x}", ((tx % n) + n) % n).replace("{y}", ty);
+        var key = view.zoom + "/" + tx + "/" + ty;
+        if (failedTiles[src]) { continue; }
+        var img = shownTiles[key];
+        if (!img) {
+          img = document.createElement("img");
+          img.alt = "";
+          img.onerror = function () {  // no tiles: the plain background stays
+            failedTiles[this.dataset.src] = true;
+            this.remove();
+          };
+          img.dataset.src = src;
+          img.src = src;
+          tilesLayer.appendChild(img);
+        }
         img.style.left = (tx * TILE - o.x) + "px";
         img.style.top = (ty * TILE - o.y) + "px";
-        tilesLayer.appendChild(img);
+        wanted[key] = img;
       }
     }
+    for (var old in shownTiles) {
+      if (!wanted[old]) { shownTiles[old].remove(); }
+    }
+    shownTiles = wanted;
   }
   function drawMarkers(all) {
     markersLayer.textContent = "";

@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -338,9 +338,14 @@ class World:
 
 
 async def build_world(
-    tmp_path: Path, database: Database, relay_url: str, **settings: Any
-) -> AsyncIterator[World]:
-    clock = Clock()
+    tmp_path: Path,
+    database: Database,
+    relay_url: str,
+    *,
+    clock: Clock | None = None,
+    **settings: Any,
+) -> AsyncGenerator[World]:
+    clock = clock or Clock()
     # Fresh keys per world: the nostr-relay peer keeps events of earlier tests.
     driver, stranger, admin = (generate_secret_key() for _ in range(3))
     config = StromConfig(

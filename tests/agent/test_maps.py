@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
-from agent.maps import DAY_S, MapsSchedule
+from agent.maps import DAY_S, MapsRecall, MapsSchedule, content_key
+from strom_core.errors import RelayError
 from strom_core.ports import ChargerOnline, ConnectorStatusChanged
 from strom_nostr.discovery import (
     ChargerStatus,
@@ -20,7 +23,16 @@ from strom_nostr.discovery import (
 )
 from strom_nostr.event import Event, EventTemplate
 from strom_nostr.maps import Listing, listing_template
-from tests.agent.conftest import CHARGER_ID, PUBLIC_URL, WAIT_S, World, profile
+from strom_storage.db import Database
+from tests.agent.conftest import (
+    CHARGER_ID,
+    PUBLIC_URL,
+    WAIT_S,
+    Clock,
+    World,
+    build_world,
+    profile,
+)
 
 # --- the schedule over a simulated week (injected time, no sleeping) --------------------------
 
@@ -35,7 +47,14 @@ BASE = ChargerStatus(
 )
 START = 1_760_000_000
 PER_DAY = 8
-RESTARTS = (START + 2 * DAY_S + 3600, START + 5 * DAY_S)
+# two on the days of price changes, and hourly on the two quiet days after them
+RESTARTS = (
+    START + DAY_S + 7200,
+    START + 2 * DAY_S + 3600,
+    *(START + 2 * DAY_S + 3600 * hour for hour in range(2, 24)),
+    START + 4 * DAY_S + 5400,
+    *(START + 5 * DAY_S + 3600 * hour for hour in range(24)),
+)
 
 
 def _template(status: ChargerStatus, schedule: MapsSchedule, now: float) -> EventTemplate:
@@ -47,11 +66,22 @@ def _states(rng: random.Random) -> tuple[ConnectorInfo, ...]:
     return (replace(BASE.connectors[0], status=rng.choice(list(ConnectorStatus))),)
 
 
+def _assert_within_the_daily_budget(times: list[float]) -> None:
+    for start in times:
+        in_window = sum(start <= t < start + DAY_S for t in times)
+        # a restart forgets all but the newest publication of the day: at most one more run's
+        # budget per restart, and only if the content changed (the test checks that)
+        runs = 1 + sum(start <= r < start + DAY_S for r in RESTARTS)
+        assert in_window <= PER_DAY * runs
+
+
 def test_a_week_of_changes_stays_within_the_daily_bound_and_ends_on_the_newest_price() -> None:
     """Status every 30 min and on each of ~300 connector changes a day, prices changed hourly
-    on two days, daily refreshes, relays reconnecting, two restarts of Strom: each charger
-    publishes at most ``PER_DAY`` listings and handler pairs in any 24 hours of one run, and
-    the last price set is on the relays at the end."""
+    on two days, daily refreshes, relays reconnecting, restarts of Strom (two on busy days,
+    one an hour on quiet ones): each charger publishes at most ``PER_DAY`` listings and
+    handler pairs in any 24 hours of one run, a restart alone publishes nothing (the new
+    process reads back what the relays hold), and the last price set is on the relays at the
+    end."""
     rng = random.Random(7)
     schedule = MapsSchedule(per_day=PER_DAY)
     status = BASE
@@ -59,15 +89,22 @@ def test_a_week_of_changes_stays_within_the_daily_bound_and_ends_on_the_newest_p
     handlers: list[float] = []
     restarts = list(RESTARTS)
     published_price = -1
+    on_relays: EventTemplate | None = None  # the newest listing, as a relay keeps it
+    handlers_at: int | None = None
+    after_restart: list[float] = []
     next_due = float("inf")
     now = float(START)
-    refresh_at = START + DAY_S
+    refresh_at = float(START + DAY_S)
     while now < START + 7 * DAY_S:
         now += rng.uniform(1, 600)  # the next thing that happens
         if restarts and now >= restarts[0]:
             restarts.pop(0)
-            schedule = MapsSchedule(per_day=PER_DAY)  # a new process knows nothing
+            schedule = MapsSchedule(per_day=PER_DAY)  # a new process ...
+            schedule.recall(on_relays, handlers_at, now)  # ... reads back what relays hold
             next_due = now
+            restarted = True
+        else:
+            restarted = False
         day = int((now - START) // DAY_S)
         if day in (1, 4) and int(now) % 3600 < 600:  # an operator playing with the tariff
             status = replace(status, prices=Prices(200_000 + rng.randrange(100) * 1000))
@@ -77,13 +114,22 @@ def test_a_week_of_changes_stays_within_the_daily_bound_and_ends_on_the_newest_p
             refresh_at = now + DAY_S
         # the agent's decision points: every status publication and the maps deadline
         template = _template(status, schedule, now)
+        news = (  # what would make a restart publish: a change, or a day-old version
+            on_relays is None
+            or content_key(template) != content_key(on_relays)
+            or now - on_relays.created_at >= DAY_S
+        )
         if schedule.listing_due(template, now):
             schedule.listing_published(template, now)
             listings.append(now)
+            on_relays = template
             published_price = status.prices.energy_msat_per_kwh
+            if restarted and not news:
+                after_restart.append(now)
         if schedule.handlers_due(now):
             schedule.handlers_published(now)
             handlers.append(now)
+            handlers_at = int(now)
         next_due = schedule.next_due(template, now)
         assert next_due >= now
     # the budget's deadline lets the last change out once its window opens
@@ -91,13 +137,14 @@ def test_a_week_of_changes_stays_within_the_daily_bound_and_ends_on_the_newest_p
         assert schedule.listing_due(_template(status, schedule, next_due), next_due)
         published_price = status.prices.energy_msat_per_kwh
     assert published_price == status.prices.energy_msat_per_kwh
-    for times in (listings, handlers):
-        for start in times:
-            window = (start, start + DAY_S)
-            runs = 1 + sum(window[0] <= r < window[1] for r in RESTARTS)
-            assert sum(window[0] <= t < window[1] for t in times) <= PER_DAY * runs
-    assert len(listings) <= 7 * PER_DAY + 2 * PER_DAY
-    assert len(handlers) <= 7 * PER_DAY + 2 * PER_DAY
+    assert on_relays is not None
+    # NIP-99: published_at is the first publication, through every restart
+    assert ("published_at", str(int(listings[0]))) in on_relays.tags
+    _assert_within_the_daily_budget(listings)
+    _assert_within_the_daily_budget(handlers)
+    assert after_restart == []  # 51 restarts: none published a listing the relays held
+    assert len(listings) <= 7 * PER_DAY + PER_DAY
+    assert len(handlers) <= 7 * 2  # unchanging: the daily refresh and a rare relay return
     assert len(listings) >= 7  # refreshed at least daily
 
 
@@ -189,3 +236,65 @@ async def test_the_agent_publishes_listing_and_handler_events(world: World) -> N
     assert newer.tag_values("title") == ["EV charging: Renamed shop"]
     assert newer.created_at > listing.created_at
     assert newer.tag_values("published_at") == listing.tag_values("published_at")
+
+
+async def _maps_step_done(world: World) -> None:
+    """Wait until the agent has decided on its listing since it started (its actor is serial)."""
+
+    async def nothing() -> None:
+        return None
+
+    await world.runtime.agent(CHARGER_ID).call(nothing)
+
+
+async def test_restarts_of_strom_do_not_publish_the_listing_again(
+    tmp_path: Path, database: Database, relay_url: str
+) -> None:
+    """Real restarts against a real relay: five starts within a day, nothing changed, leave
+    the first run's listing and handler events on the relay (same ids, same ``published_at``);
+    the start a day later publishes them again (a refresh), keeping ``published_at``."""
+    first: tuple[Event, Event, Event] | None = None
+    for hours_ago in (30, 29, 28, 27, 26, 0):
+        worlds: AsyncGenerator[World] = build_world(
+            tmp_path, database, relay_url, clock=Clock(offset=-hours_ago * 3600)
+        )
+        world = await anext(worlds)
+        try:
+            await _maps_step_done(world)
+            found = (
+                await world.latest(30402),
+                await world.latest(31990),
+                await world.latest(31989),
+            )
+        finally:
+            await worlds.aclose()
+        if first is None:
+            first = found
+        elif hours_ago:
+            assert [event.id for event in found] == [event.id for event in first]
+        else:  # a day later: published again, still the same first publication
+            assert all(
+                new.created_at > old.created_at for new, old in zip(found, first, strict=True)
+            )
+            assert found[0].tag_values("published_at") == first[0].tag_values("published_at")
+            assert found[0].content == first[0].content
+
+
+async def test_a_start_reads_every_chargers_listing_back_in_a_few_requests() -> None:
+    """250 agents asking at once: three requests of at most 100 keys; a relay error answers
+    "nothing known" instead of failing the agents."""
+    asked: list[list[str]] = []
+
+    async def fetch(filters: Any) -> list[Event]:
+        [only] = filters
+        asked.append(only["authors"])
+        if len(asked) == 3:
+            raise RelayError("relay went away")
+        return []
+
+    recall = MapsRecall(fetch, batch_s=0.01)
+    keys = [f"{n:064x}" for n in range(250)]
+    answers = await asyncio.gather(*(recall.get(key) for key in keys))
+    assert [len(authors) for authors in asked] == [100, 100, 50]
+    assert sorted(key for authors in asked for key in authors) == sorted(keys)
+    assert answers == [[]] * 250

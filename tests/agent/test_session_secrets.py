@@ -6,7 +6,7 @@ written for it when a session opens, and the agents recompute it when a DM needs
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,7 +33,7 @@ async def _drain_dms(world: World, person: Person, count: int) -> list[str]:
 async def test_killed_right_after_a_zap_session_commits_the_zapper_still_gets_the_started_dm_and_a_working_refund_link(  # noqa: E501
     tmp_path: Path, database: Database, relay_url: str
 ) -> None:
-    first: AsyncIterator[World] = build_world(tmp_path, database, relay_url)
+    first: AsyncGenerator[World] = build_world(tmp_path, database, relay_url)
     before = await anext(first)
     opened, _ = await before.open_zap_session(before.driver)  # committed: the crash point
     zapper_secret = before.driver.secret

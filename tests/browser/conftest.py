@@ -159,8 +159,11 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
             trouble.outside_requests.append(route.request.url)
             await route.abort()
 
-    async def open_phone(*, js: bool = True, expect_not_found: bool = False) -> Page:
-        """A new phone-sized page; ``expect_not_found`` allows 404 answers."""
+    async def open_phone(
+        *, js: bool = True, expect_not_found: bool = False, unreachable: str = ""
+    ) -> Page:
+        """A new phone-sized page; ``expect_not_found`` allows 404 answers, ``unreachable``
+        refused connections to URLs that start with it (a server the test keeps away)."""
 
         def on_console(message: ConsoleMessage) -> None:
             if message.type != "error":
@@ -169,6 +172,8 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
                 trouble.csp_violations.append(message.text)
                 return
             if expect_not_found and "404 (Not Found)" in message.text:
+                return
+            if unreachable and "ERR_CONNECTION_REFUSED" in message.text:
                 return
             trouble.console_errors.append(message.text)
 
@@ -193,6 +198,7 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
                 trouble.failed_requests.append(f"{request.url}: {request.failure}")
                 if request.url.startswith("http://127.0.0.1")
                 and "net::ERR_ABORTED" not in (request.failure or "")
+                and not (unreachable and request.url.startswith(unreachable))
                 else None
             ),
         )

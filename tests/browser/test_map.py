@@ -9,6 +9,7 @@ to the embedded relay; tiles come from a small tile server on loopback (or none 
 from __future__ import annotations
 
 import math
+import socket
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -231,10 +232,13 @@ async def test_map_shows_two_operators_live_with_filter_and_pay_button(
     await expect(detail.locator('[data-connector="1"]')).to_contain_text("charging")
     await expect(page.locator("#pay")).to_have_text("Charger page (no connector free now)")
     # And a new status of the other operator's charger replaces its marker's state.
+    # (The tiles already shown stay: a redraw does not fetch them again.)
+    await page.locator("#tiles img").first.evaluate("img => { img.dataset.kept = 'yes'; }")
     later = max(now + 1, int(strom.clock.unix()))
     await publish(relay, other_status("munich-1", MUNICH, ConnectorStatus.FAULTED, later))
     munich = page.locator('.marker[data-charger="munich-1"]')
     await expect(munich).to_have_attribute("data-status", "faulted", timeout=20_000)
+    assert await page.locator('#tiles img[data-kept="yes"]').count() == 1
     await expect(markers).to_have_count(3)
     await screenshot(page, "map-live")
 
@@ -266,3 +270,31 @@ async def test_map_without_tiles_shows_the_markers_on_a_plain_background(
         policy = (await page.request.get(f"{stack.base}/map")).headers["content-security-policy"]
         assert "img-src data:;" in policy
         await screenshot(page, "map-no-tiles")
+
+
+async def test_map_with_its_tile_server_unreachable_shows_the_markers_and_stops_asking(
+    tmp_path: Path, phone: Phone
+) -> None:
+    """A tile server that does not answer (a closed port): the markers show on the plain
+    background, and the failed tiles are not asked for again at every redraw."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    away = f"http://127.0.0.1:{closed}/"
+    tiles = f"{away}tiles/{{z}}/{{x}}/{{y}}.png"
+    async with running_stack(tmp_path, env={"STROM_SERVER__MAP_TILE_URL": f'"{tiles}"'}) as stack:
+        page = await phone(unreachable=away)
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        await page.goto(f"{stack.base}/map")
+        marker = page.locator(f'.marker[data-charger="{CHARGER}"]')
+        await expect(marker).to_be_visible(timeout=20_000)
+        await expect(page.locator("#tiles img")).to_have_count(0, timeout=10_000)
+        tile_requests = [url for url in asked if url.startswith(away)]
+        assert tile_requests, "the page never asked the tile server"
+        for _ in range(2):  # two redraws of the same view
+            await page.locator("#only-operator").check()
+            await page.locator("#only-operator").uncheck()
+        await expect(marker).to_be_visible()
+        assert [url for url in asked if url.startswith(away)] == tile_requests
+        await screenshot(page, "map-tiles-unreachable")
