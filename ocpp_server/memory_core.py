@@ -10,8 +10,11 @@
   StartTransaction.conf; a
   refused one is closed at once (the station sends no StopTransaction for it), so it is never
   among the open transactions;
-* a replay - the same charger, connector, idTag, meterStart and timestamp - returns the recorded
-  answer with ``replayed=True`` and changes nothing; the same holds for a repeated stop;
+* an OCPP 2.0.1 start brings the charger's own reference, kept as it is (per charger: two
+  chargers may choose the same one);
+* a replay - the same charger, connector, idTag, meterStart and timestamp, or a charger's own
+  reference seen before - returns the recorded answer with ``replayed=True`` and changes
+  nothing; the same holds for a repeated stop;
 * a StopTransaction.req for a reference this charger never got is recorded as unknown, never
   matched to a connector;
 * meter samples are kept per transaction, deduplicated on (timestamp, register).
@@ -115,7 +118,8 @@ class InMemoryOcppCore:
             raise ValueError("transaction ids start at 1 (0 means 'none' to many chargers)")
         self._next_id = first_transaction_id
         self._issued: dict[str, IssuedTag] = {}
-        self._transactions: dict[str, RecordedTransaction] = {}  # in allocation order
+        # (charger id, reference) -> transaction, in allocation order
+        self._transactions: dict[tuple[str, str], RecordedTransaction] = {}
         self._by_replay_key: dict[_ReplayKey, str] = {}
         self._open_by_tag: dict[str, str] = {}
         self._used_tags: set[str] = set()
@@ -143,9 +147,13 @@ class InMemoryOcppCore:
         """The charger's transactions still waiting for their StopTransaction."""
         return [t for t in self.transactions() if t.charger_id == charger_id and t.open]
 
-    def transaction(self, transaction: str) -> RecordedTransaction | None:
-        """One recorded transaction, by reference."""
-        return self._transactions.get(transaction)
+    def transaction(
+        self, transaction: str, charger_id: str | None = None
+    ) -> RecordedTransaction | None:
+        """One recorded transaction, by reference (and charger, for charger-chosen ones)."""
+        if charger_id is not None:
+            return self._transactions.get((charger_id, transaction))
+        return next((t for t in self._transactions.values() if t.transaction == transaction), None)
 
     def unknown_stops(self) -> list[RecordedStop]:
         """StopTransaction.req for ids no StartTransaction of that charger got."""
@@ -186,18 +194,22 @@ class InMemoryOcppCore:
         id_tag: str,
         meter_start_wh: int,
         timestamp: datetime,
+        *,
+        transaction: str | None = None,
     ) -> StartDecision:
-        """Record a StartTransaction.req; a replay returns the recorded answer."""
+        """Record a started transaction; a replay returns the recorded answer."""
         async with self._lock:
             key: _ReplayKey = (charger_id, connector_id, id_tag, meter_start_wh, timestamp)
-            known = self._by_replay_key.get(key)
-            if known is not None:
-                recorded = self._transactions[known]
-                return StartDecision(known, recorded.status, replayed=True)
+            known = self._by_replay_key.get(key) if transaction is None else transaction
+            recorded = None if known is None else self._transactions.get((charger_id, known))
+            if recorded is not None:
+                return StartDecision(recorded.transaction, recorded.status, replayed=True)
             status = self._tag_status(charger_id, connector_id, id_tag)
-            transaction = str(self._next_id)
-            self._next_id += 1
-            self._transactions[transaction] = RecordedTransaction(
+            if transaction is None:
+                transaction = str(self._next_id)
+                self._next_id += 1
+                self._by_replay_key[key] = transaction
+            self._transactions[charger_id, transaction] = RecordedTransaction(
                 transaction,
                 charger_id,
                 connector_id,
@@ -206,7 +218,6 @@ class InMemoryOcppCore:
                 timestamp,
                 status,
             )
-            self._by_replay_key[key] = transaction
             if status is Authorization.ACCEPTED:
                 self._open_by_tag[id_tag] = transaction
             return StartDecision(transaction, status)
@@ -223,15 +234,15 @@ class InMemoryOcppCore:
         """Record a StopTransaction.req; the first stop of a transaction wins."""
         async with self._lock:
             stop = RecordedStop(charger_id, transaction, meter_stop_wh, timestamp, reason, id_tag)
-            recorded = self._transactions.get(transaction)
-            if recorded is None or recorded.charger_id != charger_id:
+            recorded = self._transactions.get((charger_id, transaction))
+            if recorded is None:
                 if stop in self._unknown_stops:
                     return StopDecision(known=False, replayed=True)
                 self._unknown_stops.append(stop)
                 return StopDecision(known=False)
             if recorded.stop is not None:
                 return StopDecision(known=True, replayed=True)
-            self._transactions[transaction] = replace(recorded, stop=stop)
+            self._transactions[charger_id, transaction] = replace(recorded, stop=stop)
             if self._open_by_tag.get(recorded.id_tag) == transaction:
                 del self._open_by_tag[recorded.id_tag]
                 self._used_tags.add(recorded.id_tag)

@@ -11,8 +11,11 @@ All quantities are exact: energy in integer Wh, times as aware UTC datetimes.
 
 The port speaks no OCPP version. A transaction is a string reference (``transaction``): OCPP
 1.6's integer ``transactionId`` (allocated by the core) travels as its decimal string, and
-OCPP 2.0.1's ``transactionId`` is a string the charger chooses. Authorisation results are
-:class:`Authorization` meanings; each version package maps them to its wire values (1.6's
+OCPP 2.0.1's ``transactionId`` is a string the charger chooses (given to
+:meth:`OcppCore.start_transaction`). References are per charger: two chargers may choose the
+same one. A charger speaks one version at a time, so its open transactions are all of one kind;
+a 2.0.1 id that looks like a 1.6 number is still found (its own record comes first).
+Authorisation results are :class:`Authorization` meanings; each version package maps them to its wire values (1.6's
 ``AuthorizationStatus``: ``Accepted``, ``Blocked``, ``Expired``, ``Invalid``, ``ConcurrentTx``).
 """
 
@@ -178,11 +181,18 @@ class OcppCore(Protocol):
         id_tag: str,
         meter_start_wh: int,
         timestamp: datetime,
+        *,
+        transaction: str | None = None,
     ) -> StartDecision:
-        """Record a started transaction and allocate its reference from the persisted allocator.
+        """Record a started transaction.
 
-        A replay (same charger, connector, idTag, meterStart and timestamp) returns the same
-        transaction reference and status and changes nothing.
+        ``transaction`` None (OCPP 1.6): the core allocates the reference from its persisted
+        allocator; a replay (same charger, connector, idTag, meterStart and timestamp) returns
+        the same reference and status and changes nothing.
+
+        ``transaction`` given (OCPP 2.0.1, at most 36 characters): the charger chose it, and
+        it is the reference from then on. A replay is a start of a reference this charger
+        already has: the recorded reference and status, nothing changed.
         """
         ...
 
