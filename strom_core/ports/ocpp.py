@@ -15,8 +15,9 @@ OCPP 2.0.1's ``transactionId`` is a string the charger chooses (given to
 :meth:`OcppCore.start_transaction`). References are per charger: two chargers may choose the
 same one. A charger speaks one version at a time, so its open transactions are all of one kind;
 a 2.0.1 id that looks like a 1.6 number is still found (its own record comes first).
-Authorisation results are :class:`Authorization` meanings; each version package maps them to its wire values (1.6's
-``AuthorizationStatus``: ``Accepted``, ``Blocked``, ``Expired``, ``Invalid``, ``ConcurrentTx``).
+Authorisation results are :class:`Authorization` meanings; each version package maps them to
+its wire values (1.6's ``AuthorizationStatus``: ``Accepted``, ``Blocked``, ``Expired``,
+``Invalid``, ``ConcurrentTx``).
 """
 
 from __future__ import annotations
