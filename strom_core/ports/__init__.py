@@ -15,11 +15,15 @@ Import from the module of the concern; the names below are re-exported for conve
 from __future__ import annotations
 
 from strom_core.ports.chargers import (
+    NO_SCREEN,
     ChargerCommands,
+    ChargerDisplays,
     ChargerIdentities,
     ChargerLink,
     CommandResult,
     CommandStatus,
+    ScreenCapabilities,
+    ScreenMessage,
     charger_link,
 )
 from strom_core.ports.ocpp import (
@@ -39,9 +43,11 @@ from strom_core.ports.ocpp import (
 )
 
 __all__ = [
+    "NO_SCREEN",
     "Authorization",
     "ChargerBooted",
     "ChargerCommands",
+    "ChargerDisplays",
     "ChargerIdentities",
     "ChargerLink",
     "ChargerOffline",
@@ -53,6 +59,8 @@ __all__ = [
     "MeterSample",
     "OcppCore",
     "OcppEvent",
+    "ScreenCapabilities",
+    "ScreenMessage",
     "StartDecision",
     "StopDecision",
     "TransactionStarted",

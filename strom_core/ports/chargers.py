@@ -2,6 +2,9 @@
 
 :class:`ChargerCommands` is what the services and the agents call to act on a charger; the OCPP
 server implements it (typed results, timeouts, one outstanding CALL per charger).
+:class:`ChargerDisplays` reaches the screens of chargers that have one the central system may
+write to (OCPP 2.0.1 display messages and running cost); chargers without one are simply left
+alone.
 """
 
 from __future__ import annotations
@@ -9,14 +12,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 __all__ = [
+    "NO_SCREEN",
     "ChargerCommands",
+    "ChargerDisplays",
     "ChargerIdentities",
     "ChargerLink",
     "CommandResult",
     "CommandStatus",
+    "ScreenCapabilities",
+    "ScreenMessage",
     "charger_link",
 ]
 
@@ -109,4 +117,59 @@ class ChargerCommands(Protocol):
 
     async def trigger_status(self, charger_id: str, connector_id: int | None) -> CommandResult:
         """TriggerMessage StatusNotification."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenCapabilities:
+    """What a charger's screen can show, as the charger reported it.
+
+    Attributes:
+        messages: it shows text the central system sets (OCPP 2.0.1 SetDisplayMessage).
+        qr: it shows a URI message as a QR code.
+        cost: it shows the running cost of a transaction (OCPP 2.0.1 CostUpdated).
+    """
+
+    messages: bool = False
+    qr: bool = False
+    cost: bool = False
+
+
+NO_SCREEN = ScreenCapabilities()
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenMessage:
+    """One message on a charger's screen; a new message with the same id replaces it.
+
+    Attributes:
+        message_id: the charger's id of the message (a positive integer).
+        connector_id: the connector it is about (0: the whole charger).
+        text: what it says (plain text, at most 512 characters), or the URI of a QR code.
+        uri: ``text`` is a URI to show as a QR code (``lightning:LNURL1...``).
+    """
+
+    message_id: int
+    connector_id: int
+    text: str
+    uri: bool = False
+
+
+class ChargerDisplays(Protocol):
+    """The screens of connected chargers. No method raises for a charger's answer."""
+
+    def screen_of(self, charger_id: str) -> ScreenCapabilities:
+        """What the charger's screen can show (nothing, when offline or unknown)."""
+        ...
+
+    async def show(self, charger_id: str, message: ScreenMessage) -> CommandResult:
+        """Show a message (replacing the one with its id)."""
+        ...
+
+    async def clear(self, charger_id: str, message_id: int) -> CommandResult:
+        """Remove a message."""
+        ...
+
+    async def show_cost(self, charger_id: str, connector_id: int, total: Decimal) -> CommandResult:
+        """Show the running cost of the transaction on a connector, in the screen's currency."""
         ...
