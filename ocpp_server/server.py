@@ -482,6 +482,7 @@ class OcppServer:
             connector_status=dict(record.connector_status),
             notifications=dict(record.notifications),
             counters=record.counters(),
+            variables=dict(record.variables),
         )
 
 
