@@ -125,7 +125,8 @@ class StationState:
     connector_status: dict[int, str] = field(default_factory=dict)  # 2.0.1 status per EVSE
     on_evse: dict[int, str] = field(default_factory=dict)  # EVSE -> its latest transaction
 
-    def transaction(self, reference: str, at: datetime) -> _Transaction:
+    def tracked(self, reference: str, at: datetime) -> _Transaction:
+        """The transaction kept under ``reference``, made (first seen ``at``) on first use."""
         found = self.transactions.get(reference)
         if found is None:
             found = self.transactions[reference] = _Transaction(at)
@@ -263,7 +264,7 @@ class ChargerHandlers(BaseHandlers):
         event = transaction_event(payload)
         station = self.station(conn.charger_id)
         reference = event.transaction_id
-        tx = station.transaction(reference, event.timestamp)
+        tx = station.tracked(reference, event.timestamp)
         self._note_sequence(conn, tx, event)
         if tx.ended:
             log.info(
