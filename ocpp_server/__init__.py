@@ -1,13 +1,15 @@
 """The OCPP-J central system shared by every charge-point agent.
 
-Chargers connect to ``ws(s)://HOST:PORT/ocpp/<charger id>`` with the ``ocpp1.6`` subprotocol
-and, for security profiles 1 and 2, HTTP Basic auth. The server, connections, admission and
-the OCPP-J peer are version-neutral; everything particular to OCPP 1.6 is in
-:mod:`ocpp_server.v16`. :class:`OcppServer` admits them, talks to
+Chargers connect to ``ws(s)://HOST:PORT/ocpp/<charger id>`` with the ``ocpp1.6`` or
+``ocpp2.0.1`` subprotocol (one offering both gets the configured preference) and, for security
+profiles 1 and 2, HTTP Basic auth. The server, connections, admission and the OCPP-J peer are
+version-neutral; everything particular to OCPP 1.6 is in :mod:`ocpp_server.v16`, to OCPP 2.0.1
+in :mod:`ocpp_server.v201`. :class:`OcppServer` admits them, talks to
 Strom's core through :class:`strom_core.ports.OcppCore`, publishes :mod:`strom_core.ports`
 events, and offers :class:`OcppCommands` (a :class:`strom_core.ports.ChargerCommands`) to act on
 chargers: each command goes to the command set of the OCPP version the charger's connection
-speaks (:class:`ocpp_server.v16.Ocpp16Commands` for OCPP 1.6).
+speaks (:class:`ocpp_server.v16.Ocpp16Commands` for OCPP 1.6,
+:class:`ocpp_server.v201.Ocpp201Commands` for OCPP 2.0.1).
 """
 
 from ocpp_server.backoff import SourceBackoff

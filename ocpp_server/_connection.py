@@ -170,6 +170,8 @@ class Dialect:
         trigger_boot: the BootNotification backstop.
         commands: makes the version's command set; it gets the lookup of the chargers whose
             live connection speaks this version (None for every other charger).
+        wire_code: the version's spelling of an error code the version-neutral layers raise
+            in OCPP 1.6's spelling (OCPP 2.0.1 says ``FormatViolation``); unchanged by default.
     """
 
     subprotocol: str
@@ -178,6 +180,7 @@ class Dialect:
     configure: Callable[[ChargerConnection], Awaitable[None]]
     trigger_boot: Callable[[ChargerConnection], Awaitable[None]]
     commands: Callable[[ConnectionLookup], ChargerCommands]
+    wire_code: Callable[[ErrorCode], ErrorCode] = lambda code: code
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,8 +400,10 @@ class ChargerConnection:
         elif isinstance(received, Answered):
             self._link.deliver(received)
         elif isinstance(received, Refused):
-            log.warning("cp_id=%s: malformed CALL: %s", self.charger_id, received.error)
-            await self._send(received.reply)
+            error = received.error
+            log.warning("cp_id=%s: malformed CALL: %s", self.charger_id, error)
+            code = self.dialect.wire_code(error.code)
+            await self._send(self._peer.refuse(error.unique_id, code, error.description))
         else:
             self._ignore(received)
 
@@ -419,7 +424,8 @@ class ChargerConnection:
             reply = await self._serve(call)
         except FrameRejected as exc:
             log.warning("cp_id=%s: %s refused: %s", self.charger_id, call.action, exc)
-            await self._send(self._peer.refuse(exc.unique_id, exc.code, exc.description))
+            code = self.dialect.wire_code(exc.code)
+            await self._send(self._peer.refuse(exc.unique_id, code, exc.description))
             return
         crashpoint("ocpp.before_reply")
         await self._send(self._peer.answer(call, reply.payload))
@@ -475,7 +481,7 @@ class ChargerConnection:
         """Send one CALL to the charger and wait for its answer.
 
         Args:
-            action: the OCPP 1.6 action.
+            action: the action, in the OCPP version of the connection.
             payload: its request payload (checked against the schema: a bad one is our bug).
             wait_s: seconds to wait, including the wait for an earlier CALL to finish;
                 the server's command timeout by default.
@@ -522,4 +528,21 @@ def _redacted(call: Call) -> str | None:
     """The frame to keep in the message log when the real one carries a secret."""
     if call.action == "ChangeConfiguration" and call.payload.get("key") == "AuthorizationKey":
         return pack_call(Call(call.unique_id, call.action, {**call.payload, "value": "(redacted)"}))
+    if call.action == "SetVariables":  # OCPP 2.0.1: the password is BasicAuthPassword
+        entries = call.payload.get("setVariableData")
+        if isinstance(entries, list) and any(_is_password(entry) for entry in entries):
+            hidden = [
+                {**entry, "attributeValue": "(redacted)"} if _is_password(entry) else entry
+                for entry in entries
+            ]
+            return pack_call(
+                Call(call.unique_id, call.action, {**call.payload, "setVariableData": hidden})
+            )
     return None
+
+
+def _is_password(entry: object) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    variable = entry.get("variable")
+    return isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword"

@@ -10,16 +10,80 @@ command of the old one: that set finds no connection and answers ``OFFLINE``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ocpp_server._connection import ChargerConnection, ConnectionLookup, Dialect
+from ocpp_server._connection import (
+    CallOutcome,
+    ChargerConnection,
+    ConnectionLookup,
+    Dialect,
+    OutcomeKind,
+)
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
-__all__ = ["OcppCommands"]
+__all__ = ["OcppCommands", "VersionCommands", "command_result"]
 
 _NOT_CONNECTED: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
+
+
+# How each command's answer status maps onto CommandStatus.
+_ACCEPTED: Final = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+_NOT_SUPPORTED: Final = frozenset({"NotSupported", "NotImplemented"})
+
+
+def command_result(outcome: CallOutcome) -> CommandResult:
+    """The typed result of a CALL's outcome, by the answer's ``status`` (both versions)."""
+    if outcome.kind == OutcomeKind.OFFLINE:
+        return CommandResult(CommandStatus.OFFLINE, outcome.detail)
+    if outcome.kind in (OutcomeKind.TIMEOUT, OutcomeKind.LOST):
+        return CommandResult(CommandStatus.TIMEOUT, outcome.detail)
+    if outcome.kind == OutcomeKind.CALL_ERROR:
+        if outcome.error_code in _NOT_SUPPORTED:
+            return CommandResult(CommandStatus.NOT_SUPPORTED, outcome.error_code)
+        return CommandResult(CommandStatus.ERROR, f"{outcome.error_code}: {outcome.detail}")
+    if outcome.kind == OutcomeKind.INVALID:
+        return CommandResult(CommandStatus.ERROR, f"invalid answer: {outcome.detail}")
+    status = str(outcome.payload.get("status", ""))
+    if status in _ACCEPTED:
+        return CommandResult(CommandStatus.ACCEPTED, "" if status == "Accepted" else status)
+    if status in _NOT_SUPPORTED:
+        return CommandResult(CommandStatus.NOT_SUPPORTED, status)
+    return CommandResult(CommandStatus.REJECTED, status)
+
+
+class VersionCommands:
+    """What every version's command set shares: sending a CALL to a live connection.
+
+    Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what
+    a charger does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when
+    it did not answer in time or the connection dropped after sending (the outcome is
+    unknown), ``ERROR`` for a CALLERROR or an answer that breaks the schema, ``NOT_SUPPORTED``
+    when the charger says so.
+
+    Args:
+        connection: a charger's live connection in the version, or None.
+    """
+
+    def __init__(self, connection: ConnectionLookup) -> None:
+        self._connection = connection
+
+    async def _call(self, charger_id: str, action: str, payload: Mapping[str, Any]) -> CallOutcome:
+        conn = self._connection(charger_id)
+        if conn is None or not conn.online:
+            return CallOutcome(OutcomeKind.OFFLINE, detail="the charger is not connected")
+        return await conn.call(action, payload)
+
+    async def _command(
+        self, charger_id: str, action: str, payload: Mapping[str, Any]
+    ) -> CommandResult:
+        return command_result(await self._call(charger_id, action, payload))
+
+    def is_online(self, charger_id: str) -> bool:
+        """Whether the charger has a live, admitted connection now."""
+        conn = self._connection(charger_id)
+        return conn is not None and conn.online
 
 
 class _NotConnected:

@@ -1,9 +1,10 @@
 """What the server remembers about each charger between connections, and the admin views of it.
 
 A :class:`ChargerRecord` lives as long as the server process: it survives reconnects and keeps
-the last BootNotification, connector status, the recent OCPP frames (a bounded log), message
-counters, and the transactions this process saw start (connector and meterStart, needed to tag
-meter samples and for the session-relative meter quirk). It holds no socket.
+the last BootNotification, connector status, reported variables (OCPP 2.0.1), the recent OCPP
+frames (a bounded log), message counters, and the transactions this process saw start
+(connector and meterStart, needed to tag meter samples and for the session-relative meter
+quirk). It holds no socket.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class ChargerInfo:
     connector_status: dict[int, str]
     notifications: dict[str, str]
     counters: MessageCounters
+    # Reported device-model variables (OCPP 2.0.1 NotifyReport): "Component/Variable" -> value.
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -106,6 +109,8 @@ class ChargerRecord:
     connected_since: datetime | None = None
     connector_status: dict[int, str] = field(default_factory=dict)
     notifications: dict[str, str] = field(default_factory=dict)
+    # OCPP 2.0.1 device-model variables the charger reported, "Component/Variable" -> value
+    variables: dict[str, str] = field(default_factory=dict)
     # (epoch seconds, outgoing?, frame): compact; turned into LoggedMessage when read.
     _log: deque[tuple[float, bool, str]] | None = None
     _open: OrderedDict[str, OpenTransaction] | None = None  # by transaction reference

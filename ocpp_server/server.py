@@ -1,13 +1,15 @@
 """The OCPP-J central system: websocket endpoint, charger admission, registry, supervision.
 
 This part is version-neutral: a connection speaks the OCPP version whose websocket subprotocol
-it negotiated, through that version's package (:mod:`ocpp_server.v16` is the only one today).
+it negotiated, through that version's package (:mod:`ocpp_server.v16` for ``ocpp1.6``,
+:mod:`ocpp_server.v201` for ``ocpp2.0.1``).
 
 Theory of operation:
 
 * **Admission** happens in the HTTP upgrade, before a websocket exists. The path must be
   ``/ocpp/<charger id>`` (404 otherwise); the client must offer a subprotocol Strom speaks,
-  ``ocpp1.6`` by default (400 with the reason otherwise); the charger must be configured and,
+  ``ocpp1.6`` and ``ocpp2.0.1`` by default (400 with the reason otherwise; with both offered
+  the server's order of preference decides); the charger must be configured and,
   when it has a password, present HTTP Basic credentials whose user is its id and whose password
   matches the stored hash (401 otherwise, the same answer for every failure, so nothing leaks).
   With auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for
@@ -53,7 +55,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from ocpp_server import v16
+from ocpp_server import v16, v201
 from ocpp_server._connection import (
     ChargerConnection,
     ConnectionContext,
@@ -116,8 +118,9 @@ class OcppServer:
         ssl_context: serve ``wss://`` with this context (its certificate may be reloaded
             while the server runs: new handshakes see the new one, open connections stay);
             one from ``settings.tls_cert``/``tls_key`` when None.
-        dialects: the OCPP versions served, in order of preference (OCPP 1.6 alone by
-            default); a charger that offers several speaks the first of them in this order.
+        dialects: the OCPP versions served, in order of preference (OCPP 1.6, then 2.0.1 by
+            default); a charger that offers several speaks the first of them in this order,
+            one that offers one of them speaks it.
     """
 
     def __init__(
@@ -131,7 +134,7 @@ class OcppServer:
         password_key: PasswordKey | None = None,
         backoff: SourceBackoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        dialects: Sequence[DialectFactory] = (v16.dialect,),
+        dialects: Sequence[DialectFactory] = (v16.dialect, v201.dialect),
     ) -> None:
         self.settings = settings
         self._given_ssl = ssl_context
@@ -482,6 +485,7 @@ class OcppServer:
             connector_status=dict(record.connector_status),
             notifications=dict(record.notifications),
             counters=record.counters(),
+            variables=dict(record.variables),
         )
 
 

@@ -42,6 +42,7 @@ from strom.parts import admission as profile_admission
 from strom.parts import (
     charger_auth,
     check_public_url,
+    ocpp_dialects,
     ocpp_password_key,
     ocpp_settings,
     purpose_key,
@@ -248,6 +249,7 @@ class Strom:
             clock=clock,
             password_key=password_key,
             ssl_context=certificate.ocpp_context() if certificate and config.tls.ocpp else None,
+            dialects=ocpp_dialects(config),
         )
         agents = AgentRuntime(
             config,

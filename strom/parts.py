@@ -29,7 +29,10 @@ from ocpp_server import (
     StaticChargerAuth,
     hash_password,
     parse_quirks,
+    v16,
+    v201,
 )
+from ocpp_server._connection import DialectFactory
 from strom.config import StromConfig, require_ocpp_password
 from strom_core.clock import Clock
 from strom_core.config import ProfileConfig, ocpp_beyond_loopback
@@ -112,6 +115,17 @@ def ocpp_settings(config: StromConfig) -> OcppServerSettings:
         boot_backstop_delay_s=ocpp.boot_backstop_delay_s,
         message_log_size=ocpp.message_log_size,
     )
+
+
+_DIALECTS: Final[Mapping[str, DialectFactory]] = {
+    v16.SUBPROTOCOL: v16.dialect,
+    v201.SUBPROTOCOL: v201.dialect,
+}
+
+
+def ocpp_dialects(config: StromConfig) -> tuple[DialectFactory, ...]:
+    """The OCPP versions served, in the order of preference of ``[ocpp] versions``."""
+    return tuple(_DIALECTS[name] for name in config.ocpp.versions)
 
 
 def purpose_key(data_dir: Path, purpose: bytes, environ: Mapping[str, str] | None) -> bytes:

@@ -51,6 +51,9 @@ port = 9000
 heartbeat_interval_s = 300
 meter_interval_s = 60
 auto_register = false
+# OCPP versions served, in order of preference: a charger that offers both websocket
+# subprotocols speaks the first (1.6 first: most firmware's more mature implementation)
+versions = ["ocpp1.6", "ocpp2.0.1"]
 # after a restart of Strom, chargers that were connected are shown as reconnecting (their
 # last status, no payments) for this long before they are shown offline
 reconnect_grace_s = 90

@@ -151,8 +151,11 @@ class StorageConfig(_Section):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'strom.sqlite3'}"
 
 
+OCPP_VERSIONS: Final = ("ocpp1.6", "ocpp2.0.1")
+
+
 class OcppConfig(_Section):
-    """The OCPP 1.6J central system chargers connect to."""
+    """The OCPP-J central system chargers connect to (OCPP 1.6J and 2.0.1)."""
 
     host: str = "0.0.0.0"  # noqa: S104 - chargers are on the LAN; operators narrow it
     port: int = Field(9000, ge=0, le=65535)
@@ -178,6 +181,23 @@ class OcppConfig(_Section):
     # What chargers are told to connect to, up to /ocpp/ (e.g. "ws://umbrel.local:9000/ocpp/");
     # shown with each new charger's password. Default: ws(s)://<public URL's host>:<port>/ocpp/.
     public_url: str = ""
+    # The OCPP versions served (websocket subprotocols), in order of preference: a charger that
+    # offers several speaks the first of them here; one that offers one speaks it.
+    versions: tuple[str, ...] = OCPP_VERSIONS
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(f"serve at least one OCPP version: {', '.join(OCPP_VERSIONS)}")
+        for version in value:
+            if version not in OCPP_VERSIONS:
+                raise ValueError(
+                    f"unknown OCPP version {version!r}: expected {' or '.join(OCPP_VERSIONS)}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("an OCPP version is listed twice")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -14,11 +14,11 @@ Exactly one CALL is outstanding per charger: commands queue behind each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ocpp_server._connection import CallOutcome, ConnectionLookup, OutcomeKind
+from ocpp_server._connection import OutcomeKind
+from ocpp_server.commands import VersionCommands, command_result
 from ocpp_server.v16.messages import transaction_id
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
@@ -40,10 +40,6 @@ TRIGGERABLE_MESSAGES: Final = frozenset(
         "StatusNotification",
     }
 )
-
-# How each command's answer status maps onto CommandStatus.
-_ACCEPTED: Final = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
-_NOT_SUPPORTED: Final = frozenset({"NotSupported", "NotImplemented"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,50 +68,12 @@ class DataTransferResult:
     data: str | None = None
 
 
-def _result(outcome: CallOutcome) -> CommandResult:
-    if outcome.kind == OutcomeKind.OFFLINE:
-        return CommandResult(CommandStatus.OFFLINE, outcome.detail)
-    if outcome.kind in (OutcomeKind.TIMEOUT, OutcomeKind.LOST):
-        return CommandResult(CommandStatus.TIMEOUT, outcome.detail)
-    if outcome.kind == OutcomeKind.CALL_ERROR:
-        if outcome.error_code in _NOT_SUPPORTED:
-            return CommandResult(CommandStatus.NOT_SUPPORTED, outcome.error_code)
-        return CommandResult(CommandStatus.ERROR, f"{outcome.error_code}: {outcome.detail}")
-    if outcome.kind == OutcomeKind.INVALID:
-        return CommandResult(CommandStatus.ERROR, f"invalid answer: {outcome.detail}")
-    status = str(outcome.payload.get("status", ""))
-    if status in _ACCEPTED:
-        return CommandResult(CommandStatus.ACCEPTED, "" if status == "Accepted" else status)
-    if status in _NOT_SUPPORTED:
-        return CommandResult(CommandStatus.NOT_SUPPORTED, status)
-    return CommandResult(CommandStatus.REJECTED, status)
-
-
-class Ocpp16Commands:
+class Ocpp16Commands(VersionCommands):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:
         connection: a charger's live OCPP 1.6 connection, or None.
     """
-
-    def __init__(self, connection: ConnectionLookup) -> None:
-        self._connection = connection
-
-    async def _call(self, charger_id: str, action: str, payload: Mapping[str, Any]) -> CallOutcome:
-        conn = self._connection(charger_id)
-        if conn is None or not conn.online:
-            return CallOutcome(OutcomeKind.OFFLINE, detail="the charger is not connected")
-        return await conn.call(action, payload)
-
-    async def _command(
-        self, charger_id: str, action: str, payload: Mapping[str, Any]
-    ) -> CommandResult:
-        return _result(await self._call(charger_id, action, payload))
-
-    def is_online(self, charger_id: str) -> bool:
-        """Whether the charger has a live, admitted connection now."""
-        conn = self._connection(charger_id)
-        return conn is not None and conn.online
 
     async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> CommandResult:
         """RemoteStartTransaction for one connector with a per-session idTag (<= 20 chars)."""
@@ -185,7 +143,7 @@ class Ocpp16Commands:
         payload: dict[str, Any] = {"key": list(keys)} if keys else {}
         outcome = await self._call(charger_id, "GetConfiguration", payload)
         if outcome.kind != OutcomeKind.ANSWERED:
-            return GetConfigurationResult(_result(outcome))
+            return GetConfigurationResult(command_result(outcome))
         entries = tuple(
             ConfigurationKey(
                 str(entry["key"]),
@@ -212,7 +170,7 @@ class Ocpp16Commands:
             payload["data"] = data
         outcome = await self._call(charger_id, "DataTransfer", payload)
         answer = outcome.payload.get("data") if outcome.kind == OutcomeKind.ANSWERED else None
-        return DataTransferResult(_result(outcome), None if answer is None else str(answer))
+        return DataTransferResult(command_result(outcome), None if answer is None else str(answer))
 
 
 if TYPE_CHECKING:

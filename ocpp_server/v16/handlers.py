@@ -15,7 +15,7 @@ that id as its reference: the core records it as unknown and never guesses.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ocpp_server._connection import (
@@ -26,10 +26,8 @@ from ocpp_server._connection import (
     OutcomeKind,
     Reply,
 )
-from ocpp_server.connection_state import ConnectionEvent, ConnectionState
-from ocpp_server.ocppj import format_timestamp
-from ocpp_server.records import OpenTransaction, PendingCharger
-from ocpp_server.settings import Quirk
+from ocpp_server.handlers import BaseHandlers
+from ocpp_server.records import OpenTransaction
 from ocpp_server.v16.messages import (
     AUTHORIZATION_STATUS,
     boot_info,
@@ -40,12 +38,10 @@ from ocpp_server.v16.messages import (
     transaction_id,
     transaction_reference,
 )
-from ocpp_server.v16.meter import RegisterReading, register_readings
+from ocpp_server.v16.meter import register_readings
 from strom_core.ports import (
     Authorization,
-    ChargerBooted,
     ConnectorStatusChanged,
-    MeterSample,
     TransactionStarted,
     TransactionStopped,
 )
@@ -64,17 +60,11 @@ _NOTIFICATIONS: Final = {
 }
 
 
-class ChargerHandlers:
+class ChargerHandlers(BaseHandlers):
     """The ``on_<action>`` handlers and post-boot CALLs, shared by all connections."""
 
     def __init__(self, context: DialectContext) -> None:
-        self._settings = context.settings
-        self._core = context.core
-        self._events = context.events
-        self._chargers = context.chargers
-        self._now = context.now
-        self._pending = context.pending
-        self._update_pending = context.update_pending
+        super().__init__(context, register_readings)
 
     def table(self) -> Mapping[str, Handler]:
         """Action name to handler."""
@@ -88,8 +78,7 @@ class ChargerHandlers:
             "StatusNotification": self.on_status_notification,
             "StopTransaction": self.on_stop_transaction,
         }
-        for action in _NOTIFICATIONS:
-            table[action] = self._notification(action)
+        table.update(self._notifications(_NOTIFICATIONS))
         return table
 
     # --- charger -> central system ---------------------------------------------------------
@@ -97,51 +86,7 @@ class ChargerHandlers:
     async def on_boot_notification(
         self, conn: ChargerConnection, payload: Mapping[str, Any]
     ) -> Reply:
-        info = boot_info(payload)
-        conn.record.boot = info
-        now = self._now()
-        if conn.state is ConnectionState.PENDING_APPROVAL:
-            pending = self._pending(conn)
-            if pending is not None:
-                self._update_pending(
-                    PendingCharger(
-                        pending.charger_id,
-                        pending.remote_address,
-                        pending.first_seen,
-                        now,
-                        pending.presented_credentials,
-                        info,
-                    )
-                )
-            approved = await self._chargers.charger_auth(conn.charger_id) is not None
-            return Reply(
-                {
-                    "status": "Pending",
-                    "currentTime": format_timestamp(now),
-                    "interval": self._settings.pending_retry_interval_s,
-                },
-                ConnectionEvent.APPROVED if approved else ConnectionEvent.BOOT_PENDING,
-            )
-        log.info(
-            "cp_id=%s: booted (%s %s, firmware %s)",
-            conn.charger_id,
-            info.vendor,
-            info.model,
-            info.firmware_version,
-        )
-        # A boot may have lost the charger's transactions: the core watches for that.
-        await self._events.publish(ChargerBooted(conn.charger_id, now))
-        return Reply(
-            {
-                "status": "Accepted",
-                "currentTime": format_timestamp(now),
-                "interval": self._settings.heartbeat_interval_s,
-            },
-            ConnectionEvent.BOOT_ACCEPTED,
-        )
-
-    async def on_heartbeat(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
-        return Reply({"currentTime": format_timestamp(self._now())})
+        return await self._boot(conn, boot_info(payload))
 
     async def on_authorize(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
         id_tag = payload.get("idTag")
@@ -236,34 +181,6 @@ class ChargerHandlers:
             return Reply({})
         return Reply({"idTagInfo": {"status": AUTHORIZATION_STATUS[decision.status]}})
 
-    def _stop_register(
-        self,
-        conn: ChargerConnection,
-        transaction: str,
-        opened: OpenTransaction | None,
-        readings: list[RegisterReading],
-    ) -> int:
-        # Some chargers send meterStop -1 when their meter could not be read (ocpp-go #114).
-        # Take the best register Strom has, never a guess: the stop's own transactionData,
-        # the last MeterValues register, then meterStart (no energy billed).
-        candidates = [reading.register_wh for reading in readings]
-        last = conn.record.last_register(transaction)
-        if last is not None:
-            candidates.append(last)
-        if candidates:
-            register = max(candidates)
-        elif opened is not None:
-            register = opened.meter_start_wh
-        else:
-            register = 0
-        log.warning(
-            "cp_id=%s: StopTransaction %s without a meter reading; recorded with %d Wh",
-            conn.charger_id,
-            transaction,
-            register,
-        )
-        return register
-
     async def on_status_notification(
         self, conn: ChargerConnection, payload: Mapping[str, Any]
     ) -> Reply:
@@ -300,67 +217,6 @@ class ChargerHandlers:
                 conn, transaction, opened, reading, connector_id=request.connector_id
             )
         return Reply({})
-
-    def _readings(
-        self, conn: ChargerConnection, meter_values: tuple[Mapping[str, Any], ...]
-    ) -> list[RegisterReading]:
-        readings, notes = register_readings(
-            meter_values, kwh_labelled_wh=conn.has(Quirk.ENERGY_KWH_LABELLED_WH)
-        )
-        for note in notes:
-            log.info("cp_id=%s: %s", conn.charger_id, note)
-        return readings
-
-    async def _sample(
-        self,
-        conn: ChargerConnection,
-        transaction: str,
-        opened: OpenTransaction | None,
-        reading: RegisterReading,
-        *,
-        connector_id: int | None = None,
-    ) -> None:
-        register = reading.register_wh
-        if conn.has(Quirk.SESSION_RELATIVE_METER_VALUES):
-            if opened is None:
-                log.info(
-                    "cp_id=%s: session-relative sample for transaction %s dropped: its "
-                    "meterStart is unknown here",
-                    conn.charger_id,
-                    transaction,
-                )
-                return
-            register += opened.meter_start_wh
-        if connector_id is None:
-            connector_id = opened.connector_id if opened is not None else 0
-        conn.record.register_seen(transaction, register)
-        sample = MeterSample(
-            conn.charger_id, connector_id, transaction, register, reading.timestamp
-        )
-        await self._core.record_meter(sample)
-        await self._events.publish(sample)
-
-    async def on_data_transfer(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
-        # No vendor extension is implemented: OCPP 1.6 DataTransfer says to answer so.
-        log.info(
-            "cp_id=%s: DataTransfer from vendor %r ignored",
-            conn.charger_id,
-            str(payload.get("vendorId"))[:255],
-        )
-        return Reply({"status": "UnknownVendorId"})
-
-    def _notification(
-        self, action: str
-    ) -> Callable[[ChargerConnection, Mapping[str, Any]], Awaitable[Reply]]:
-        field_name = _NOTIFICATIONS[action]
-
-        async def on_notification(conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
-            value = str(payload.get(field_name, ""))[:50]
-            conn.record.notifications[action] = value
-            log.info("cp_id=%s: %s %s", conn.charger_id, action, value)
-            return Reply({})
-
-        return on_notification
 
     # --- central system -> charger after boot ----------------------------------------------
 

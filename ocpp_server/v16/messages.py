@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from ocpp_server.ocppj import ErrorCode, PayloadInvalid, parse_timestamp
+from ocpp_server.fields import integer as _int
+from ocpp_server.fields import optional_string as _opt_str
+from ocpp_server.fields import string as _str
+from ocpp_server.fields import timestamp as _time
+from ocpp_server.ocppj import ErrorCode, PayloadInvalid
 from ocpp_server.records import BootInfo
 from strom_core.ports import Authorization
 
@@ -64,29 +68,6 @@ def transaction_id(reference: str) -> int:
     return value
 
 
-def _str(payload: Mapping[str, Any], key: str) -> str:
-    value = payload.get(key)
-    if not isinstance(value, str):
-        raise PayloadInvalid(ErrorCode.TYPE_CONSTRAINT_VIOLATION, f"{key}: expected a string")
-    return value
-
-
-def _opt_str(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadInvalid(ErrorCode.TYPE_CONSTRAINT_VIOLATION, f"{key}: expected a string")
-    return value
-
-
-def _int(payload: Mapping[str, Any], key: str) -> int:
-    value = payload.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadInvalid(ErrorCode.TYPE_CONSTRAINT_VIOLATION, f"{key}: expected an integer")
-    return value
-
-
 def _id(payload: Mapping[str, Any], key: str, *, minimum: int = 0) -> int:
     value = _int(payload, key)
     if not minimum <= value <= MAX_ID:
@@ -94,13 +75,6 @@ def _id(payload: Mapping[str, Any], key: str, *, minimum: int = 0) -> int:
             ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, f"{key}: must be {minimum}..{MAX_ID}"
         )
     return value
-
-
-def _time(payload: Mapping[str, Any], key: str) -> datetime:
-    try:
-        return parse_timestamp(_str(payload, key))
-    except PayloadInvalid as exc:
-        raise PayloadInvalid(exc.code, f"{key}: {exc.description}") from exc
 
 
 def boot_info(payload: Mapping[str, Any]) -> BootInfo:

@@ -37,7 +37,8 @@ from ocpp_server.ocppj import (
     pack_result,
     parse_frame,
 )
-from ocpp_server.v16.schemas import validate_call, validate_result
+from ocpp_server.v16 import schemas as v16_schemas
+from ocpp_server.v201 import schemas as v201_schemas
 from tests.conftest import peer_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +49,36 @@ DEFAULT_ANSWERS: dict[str, dict[str, Any]] = {
     "GetConfiguration": {"configurationKey": []},
     "UnlockConnector": {"status": "Unlocked"},
     "DataTransfer": {"status": "UnknownVendorId"},
+}
+
+# OCPP 2.0.1 answers whose schema needs more than a status.
+DEFAULT_ANSWERS_201: dict[str, dict[str, Any]] = {
+    **DEFAULT_ANSWERS,
+    "SetVariables": {
+        "setVariableResult": [
+            {
+                "attributeStatus": "Accepted",
+                "component": {"name": "SampledDataCtrlr"},
+                "variable": {"name": "TxUpdatedInterval"},
+            }
+        ]
+    },
+    "GetVariables": {
+        "getVariableResult": [
+            {
+                "attributeStatus": "Accepted",
+                "attributeValue": "60",
+                "component": {"name": "SampledDataCtrlr"},
+                "variable": {"name": "TxUpdatedInterval"},
+            }
+        ]
+    },
+}
+
+# The schemas and canned answers of each OCPP version a PythonDriver can speak.
+_VERSIONS: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {
+    "ocpp1.6": (v16_schemas, DEFAULT_ANSWERS),
+    "ocpp2.0.1": (v201_schemas, DEFAULT_ANSWERS_201),
 }
 
 
@@ -164,11 +195,18 @@ class _Inbox:
 
 
 class PythonDriver:
-    """A charge point over raw websockets (Strom's own framing and schemas)."""
+    """A charge point over raw websockets (Strom's own framing and schemas).
+
+    Args:
+        version: the OCPP version it speaks (``ocpp1.6`` or ``ocpp2.0.1``): the subprotocol it
+            offers by default, the schemas it checks and its canned answers.
+    """
 
     kind = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = "ocpp1.6") -> None:
+        self.version = version
+        self._schemas, self._defaults = _VERSIONS[version]
         self.validation_failures: list[str] = []
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -183,10 +221,12 @@ class PythonDriver:
         password: str | None = None,
         *,
         ca: Path | None = None,
-        protocols: tuple[str, ...] = ("ocpp1.6",),
+        protocols: tuple[str, ...] | None = None,
         source: str | None = None,
         server_hostname: str | None = None,
     ) -> None:
+        if protocols is None:
+            protocols = (self.version,)
         headers = {}
         if password is not None:
             token = base64.b64encode(f"{identity}:{password}".encode()).decode()
@@ -231,7 +271,7 @@ class PythonDriver:
         self._inbox.frames.append(json.loads(message))
         if isinstance(frame, Call):
             try:
-                validate_call(frame)
+                self._schemas.validate_call(frame)
             except FrameRejected as exc:
                 self.validation_failures.append(f"{frame.action}: {exc}")
                 await ws.send(pack_error(frame.unique_id, exc.code, exc.description))
@@ -241,10 +281,10 @@ class PythonDriver:
             if answer.get("error"):
                 await ws.send(pack_error(frame.unique_id, answer["error"], "refused by the test"))
             elif not answer.get("silent"):
-                result = answer.get("result") or DEFAULT_ANSWERS.get(
+                result = answer.get("result") or self._defaults.get(
                     frame.action, {"status": "Accepted"}
                 )
-                validate_result(frame.action, result)
+                self._schemas.validate_result(frame.action, result)
                 await ws.send(pack_result(frame.unique_id, result))
         await self._inbox.notify()
 
@@ -262,7 +302,7 @@ class PythonDriver:
         if frame[0] == 4:
             raise CallErrorReceived(frame[2], frame[3])
         try:
-            validate_result(action, frame[2])
+            self._schemas.validate_result(action, frame[2])
         except Exception as exc:
             self.validation_failures.append(f"{action} answer: {exc}")
         return dict(frame[2])

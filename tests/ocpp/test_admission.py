@@ -104,7 +104,7 @@ async def test_password_check_is_cached_per_hash_and_a_new_hash_wins(
     await fresh.connect(harness.url, "cp-1", new_key)
 
 
-@pytest.mark.parametrize("protocols", [(), ("ocpp2.0.1",)])
+@pytest.mark.parametrize("protocols", [(), ("ocpp2.1",)])
 async def test_missing_or_other_subprotocol_is_refused_with_a_reason(
     harness: Harness, protocols: tuple[str, ...]
 ) -> None:
@@ -116,13 +116,14 @@ async def test_missing_or_other_subprotocol_is_refused_with_a_reason(
     response = refused.value.response
     assert response.status_code == 400
     assert b"ocpp1.6" in response.body
+    assert b"ocpp2.0.1" in response.body
 
 
-async def test_the_independent_client_is_refused_without_ocpp16(
+async def test_the_independent_client_is_refused_without_a_served_version(
     harness: Harness, driver: ChargePointDriver
 ) -> None:
     with pytest.raises(HandshakeRefused) as refused:
-        await driver.connect(harness.url, "cp-open", protocols=("ocpp2.0.1",))
+        await driver.connect(harness.url, "cp-open", protocols=("ocpp2.1",))
     assert refused.value.status == 400
 
 

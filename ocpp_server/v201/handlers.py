@@ -1,0 +1,532 @@
+"""Handlers for what an OCPP 2.0.1 station sends, and the CALLs Strom sends after its boot.
+
+This is the edge where OCPP 2.0.1 meets the version-neutral port and events; above it nothing
+knows which version a charger speaks.
+
+Theory of operation:
+
+* **Connectors.** Strom connector N is EVSE N (:mod:`ocpp_server.v201.messages`).
+* **Status.** 2.0.1 reports ``Available``, ``Occupied``, ``Reserved``, ``Unavailable`` and
+  ``Faulted`` per connector; the port speaks 1.6's vocabulary, which the agents and services
+  read. ``Occupied`` is refined with what the EVSE's transaction said last
+  (``chargingState``): ``Charging``, ``SuspendedEV``, ``SuspendedEVSE``; ``Preparing`` while
+  plugged in or authorized without energy flowing (``EVConnected``, ``Idle``, or no
+  transaction yet); ``Finishing`` once the EVSE's transaction ended and the cable is still in.
+  A TransactionEvent that changes this publishes ConnectorStatusChanged too (a station sends
+  no StatusNotification when charging merely starts).
+* **Transactions** are the station's: its ``transactionId`` is the core's reference
+  (``start_transaction(..., transaction=<id>)``). A transaction becomes the core's when an
+  event carries an idToken, or the ``remoteStartId`` of a RequestStartTransaction Strom sent
+  for an idTag (a station whose TxStartPoint is EVConnected starts without one). Until then,
+  Strom keeps it here, per charger, with its first energy register: meterStart is the
+  register of the Started event (``Transaction.Begin``, else any register in it), else the
+  first one seen. A claim also waits for the EVSE to be known (the first event must name it).
+* **Idempotence.** Events may come twice, late, out of order and ``offline`` after a
+  reconnect: the core's replay rules make a second start and a second stop change nothing; an
+  event after the Ended this process saw changes nothing; a seqNo gap is only logged. An Ended
+  is billed once; meterStop is the register of the Ended event (``Transaction.End`` first),
+  else the best register seen, never a guess. An Ended for a transaction the core never saw is
+  recorded as unknown by the core.
+* **After boot** (:meth:`ChargerHandlers.configure`): SetVariables for meter sampling
+  (SampledDataCtrlr TxUpdatedInterval, TxUpdatedMeasurands, TxEndedMeasurands), then
+  TriggerMessage StatusNotification per EVSE and GetBaseReport FullInventory (the NotifyReport
+  answers fill the charger's record). TxStartPoint and TxStopPoint are left as the station has
+  them: any start point works (a transaction becomes Strom's with its idToken), and the stop
+  point is the station operator's choice for local use. Refusals are logged and tolerated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import count
+from typing import Any, Final
+
+from ocpp_server._connection import (
+    CallOutcome,
+    ChargerConnection,
+    DialectContext,
+    Handler,
+    OutcomeKind,
+    Reply,
+)
+from ocpp_server.handlers import BaseHandlers
+from ocpp_server.meter import TRANSACTION_BEGIN, TRANSACTION_END, RegisterReading
+from ocpp_server.records import OpenTransaction
+from ocpp_server.v201.messages import (
+    AUTHORIZATION_STATUS,
+    TransactionEvent,
+    boot_info,
+    id_token,
+    status_report,
+    transaction_event,
+)
+from ocpp_server.v201.meter import register_readings
+from strom_core.ports import (
+    Authorization,
+    ConnectorStatusChanged,
+    TransactionStarted,
+    TransactionStopped,
+)
+
+__all__ = ["ChargerHandlers", "StationState"]
+
+log = logging.getLogger("ocpp_server.v201.handlers")
+
+_MAX_TRANSACTIONS: Final = 32
+_MAX_REMOTE_STARTS: Final = 64
+_MAX_VARIABLES: Final = 2_000
+
+# Notifications that are accepted and recorded (last value per kind), nothing more.
+_NOTIFICATIONS: Final = {
+    "FirmwareStatusNotification": "status",
+    "LogStatusNotification": "status",
+    "PublishFirmwareStatusNotification": "status",
+    "SecurityEventNotification": "type",
+    "NotifyEvent": "generatedAt",
+}
+
+_OCCUPIED_BY_CHARGING_STATE: Final = {
+    "Charging": "Charging",
+    "SuspendedEV": "SuspendedEV",
+    "SuspendedEVSE": "SuspendedEVSE",
+    "EVConnected": "Preparing",
+    "Idle": "Preparing",
+}
+
+
+@dataclass(slots=True)
+class _Transaction:
+    """A 2.0.1 transaction as this process saw it."""
+
+    started_at: datetime
+    evse_id: int | None = None
+    meter_start_wh: int | None = None
+    id_tag: str | None = None
+    status: Authorization | None = None  # the core's decision once claimed
+    charging_state: str | None = None
+    ended: bool = False
+    last_seq_no: int = -1
+
+    @property
+    def claimed(self) -> bool:
+        return self.status is not None
+
+
+@dataclass(slots=True)
+class StationState:
+    """What Strom keeps about one 2.0.1 station between its messages (and reconnects)."""
+
+    transactions: OrderedDict[str, _Transaction] = field(default_factory=OrderedDict)
+    remote_starts: OrderedDict[int, str] = field(default_factory=OrderedDict)
+    connector_status: dict[int, str] = field(default_factory=dict)  # 2.0.1 status per EVSE
+    on_evse: dict[int, str] = field(default_factory=dict)  # EVSE -> its latest transaction
+
+    def tracked(self, reference: str, at: datetime) -> _Transaction:
+        """The transaction kept under ``reference``, made (first seen ``at``) on first use."""
+        found = self.transactions.get(reference)
+        if found is None:
+            found = self.transactions[reference] = _Transaction(at)
+            while len(self.transactions) > _MAX_TRANSACTIONS:
+                self.transactions.popitem(last=False)
+        return found
+
+    def remember_remote_start(self, remote_start_id: int, id_tag: str) -> None:
+        self.remote_starts[remote_start_id] = id_tag
+        while len(self.remote_starts) > _MAX_REMOTE_STARTS:
+            self.remote_starts.popitem(last=False)
+
+    def status_of(self, evse_id: int) -> str | None:
+        """The 1.6-style status of an EVSE from what it and its transaction reported."""
+        raw = self.connector_status.get(evse_id)
+        if raw != "Occupied":
+            return raw
+        latest = self.on_evse.get(evse_id)
+        tx = self.transactions.get(latest) if latest is not None else None
+        if tx is None:
+            return "Preparing"
+        if tx.ended:
+            return "Finishing"
+        return _OCCUPIED_BY_CHARGING_STATE.get(tx.charging_state or "", "Preparing")
+
+
+def _start_register(readings: list[RegisterReading]) -> int | None:
+    begin = [r.register_wh for r in readings if r.context == TRANSACTION_BEGIN]
+    if begin:
+        return min(begin)
+    return min((r.register_wh for r in readings), default=None)
+
+
+def _end_register(readings: list[RegisterReading]) -> int | None:
+    end = [r.register_wh for r in readings if r.context == TRANSACTION_END]
+    return max(end or [r.register_wh for r in readings], default=None)
+
+
+class ChargerHandlers(BaseHandlers):
+    """The 2.0.1 handlers and post-boot CALLs, shared by all 2.0.1 connections."""
+
+    def __init__(self, context: DialectContext) -> None:
+        super().__init__(context, register_readings)
+        self._stations: dict[str, StationState] = {}
+        self._request_ids = count(1)
+
+    def station(self, charger_id: str) -> StationState:
+        """The 2.0.1 state kept for one charger (made on first use)."""
+        state = self._stations.get(charger_id)
+        if state is None:
+            state = self._stations[charger_id] = StationState()
+        return state
+
+    def table(self) -> Mapping[str, Handler]:
+        """Action name to handler."""
+        table: dict[str, Handler] = {
+            "Authorize": self.on_authorize,
+            "BootNotification": self.on_boot_notification,
+            "DataTransfer": self.on_data_transfer,
+            "Heartbeat": self.on_heartbeat,
+            "MeterValues": self.on_meter_values,
+            "NotifyReport": self.on_notify_report,
+            "StatusNotification": self.on_status_notification,
+            "TransactionEvent": self.on_transaction_event,
+        }
+        table.update(self._notifications(_NOTIFICATIONS))
+        return table
+
+    # --- charger -> CSMS -------------------------------------------------------------------
+
+    async def on_boot_notification(
+        self, conn: ChargerConnection, payload: Mapping[str, Any]
+    ) -> Reply:
+        """BootNotification: Accepted, or Pending while held for approval."""
+        return await self._boot(conn, boot_info(payload))
+
+    async def on_authorize(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
+        """Authorize: the core decides about the idToken."""
+        token = id_token(payload)
+        status = (
+            Authorization.INVALID
+            if token is None
+            else await self._core.authorize(conn.charger_id, token)
+        )
+        return Reply({"idTokenInfo": {"status": AUTHORIZATION_STATUS[status]}})
+
+    async def on_status_notification(
+        self, conn: ChargerConnection, payload: Mapping[str, Any]
+    ) -> Reply:
+        """StatusNotification: EVSE N is Strom connector N, status in 1.6's vocabulary."""
+        report = status_report(payload)
+        station = self.station(conn.charger_id)
+        station.connector_status[report.evse_id] = report.status
+        if report.status == "Available":
+            station.on_evse.pop(report.evse_id, None)  # the cable is out: a new plug-in next
+        if conn.auth is not None and report.evse_id > conn.auth.connectors:
+            log.warning(
+                "cp_id=%s: status for EVSE %d, configured with %d connectors",
+                conn.charger_id,
+                report.evse_id,
+                conn.auth.connectors,
+            )
+        await self._publish_status(conn, report.evse_id, report.timestamp, always=True)
+        return Reply({})
+
+    async def _publish_status(
+        self, conn: ChargerConnection, evse_id: int, at: datetime, *, always: bool = False
+    ) -> None:
+        status = self.station(conn.charger_id).status_of(evse_id)
+        if status is None or (not always and conn.record.connector_status.get(evse_id) == status):
+            return
+        conn.record.connector_status[evse_id] = status
+        error = "OtherError" if status == "Faulted" else "NoError"
+        await self._events.publish(
+            ConnectorStatusChanged(conn.charger_id, evse_id, status, error, at)
+        )
+
+    async def on_meter_values(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
+        """MeterValues: samples of an EVSE count for its transaction when Strom has one open."""
+        evse_id = payload.get("evseId")
+        station = self.station(conn.charger_id)
+        reference = station.on_evse.get(evse_id) if isinstance(evse_id, int) else None
+        tx = station.transactions.get(reference) if reference is not None else None
+        if reference is None or tx is None or not tx.claimed or tx.ended:
+            return Reply({})  # readings outside a transaction: nothing to bill or guess
+        opened = conn.record.open_transaction(reference)
+        for reading in self._readings(conn, payload.get("meterValue") or []):
+            await self._sample(conn, reference, opened, reading, connector_id=tx.evse_id)
+        return Reply({})
+
+    async def on_transaction_event(
+        self, conn: ChargerConnection, payload: Mapping[str, Any]
+    ) -> Reply:
+        """TransactionEvent Started/Updated/Ended (see the module docstring)."""
+        event = transaction_event(payload)
+        station = self.station(conn.charger_id)
+        reference = event.transaction_id
+        tx = station.tracked(reference, event.timestamp)
+        self._note_sequence(conn, tx, event)
+        if tx.ended:
+            log.info(
+                "cp_id=%s: %s of transaction %s after its end: nothing changes",
+                conn.charger_id,
+                event.event_type,
+                reference,
+            )
+            return await self._token_reply(conn, tx, event)
+        self._learn(station, reference, tx, event)
+        readings = self._readings(conn, event.meter_values)
+        if tx.meter_start_wh is None:
+            tx.meter_start_wh = _start_register(readings)
+        ended = event.event_type == "Ended"
+        ready = ended or (tx.meter_start_wh is not None and tx.evse_id is not None)
+        if not tx.claimed and tx.id_tag is not None and ready:
+            await self._claim(conn, reference, tx, _end_register(readings))
+        for reading in readings:
+            if tx.claimed:
+                opened = conn.record.open_transaction(reference)
+                await self._sample(conn, reference, opened, reading, connector_id=tx.evse_id)
+            else:
+                conn.record.register_seen(reference, reading.register_wh)
+        if ended:
+            await self._end(conn, reference, tx, event, readings)
+        if tx.evse_id is not None:
+            await self._publish_status(conn, tx.evse_id, event.timestamp)
+        return await self._token_reply(conn, tx, event)
+
+    @staticmethod
+    def _learn(
+        station: StationState, reference: str, tx: _Transaction, event: TransactionEvent
+    ) -> None:
+        """Keep what the event says about the transaction: EVSE, charging state, idTag."""
+        if event.evse_id is not None and tx.evse_id is None:
+            tx.evse_id = event.evse_id
+        if tx.evse_id is not None:
+            station.on_evse[tx.evse_id] = reference
+        if event.charging_state is not None:
+            tx.charging_state = event.charging_state
+        if tx.id_tag is None:
+            tx.id_tag = event.id_tag or (
+                station.remote_starts.get(event.remote_start_id)
+                if event.remote_start_id is not None
+                else None
+            )
+
+    def _note_sequence(
+        self, conn: ChargerConnection, tx: _Transaction, event: TransactionEvent
+    ) -> None:
+        if tx.last_seq_no >= 0 and event.seq_no > tx.last_seq_no + 1:
+            log.info(
+                "cp_id=%s: transaction %s: seqNo %d after %d (events missing or late)",
+                conn.charger_id,
+                event.transaction_id,
+                event.seq_no,
+                tx.last_seq_no,
+            )
+        tx.last_seq_no = max(tx.last_seq_no, event.seq_no)
+
+    async def _claim(
+        self,
+        conn: ChargerConnection,
+        reference: str,
+        tx: _Transaction,
+        end_register: int | None,
+    ) -> None:
+        """Make the transaction the core's, with its idTag and first register."""
+        assert tx.id_tag is not None
+        meter_start = tx.meter_start_wh
+        if meter_start is None:
+            # Ended before any register: the End register, else none at all (no energy).
+            meter_start = end_register if end_register is not None else 0
+            tx.meter_start_wh = meter_start
+        connector = tx.evse_id or 0
+        decision = await self._core.start_transaction(
+            conn.charger_id,
+            connector,
+            tx.id_tag,
+            meter_start,
+            tx.started_at,
+            transaction=reference,
+        )
+        tx.status = decision.status
+        accepted = decision.status is Authorization.ACCEPTED
+        if accepted:
+            conn.record.transaction_started(reference, OpenTransaction(connector, meter_start))
+        if accepted and not decision.replayed:
+            await self._events.publish(
+                TransactionStarted(
+                    conn.charger_id, connector, reference, tx.id_tag, meter_start, tx.started_at
+                )
+            )
+        log.info(
+            "cp_id=%s: transaction %s on EVSE %d: %s%s",
+            conn.charger_id,
+            reference,
+            connector,
+            AUTHORIZATION_STATUS[decision.status],
+            " (replay)" if decision.replayed else "",
+        )
+
+    async def _end(
+        self,
+        conn: ChargerConnection,
+        reference: str,
+        tx: _Transaction,
+        event: TransactionEvent,
+        readings: list[RegisterReading],
+    ) -> None:
+        opened = conn.record.open_transaction(reference)
+        meter_stop = _end_register(readings)
+        if meter_stop is None:
+            meter_stop = self._stop_register(conn, reference, opened, readings)
+        decision = await self._core.stop_transaction(
+            conn.charger_id,
+            reference,
+            meter_stop,
+            event.timestamp,
+            event.stopped_reason,
+            event.id_tag,
+        )
+        tx.ended = True
+        # A transaction the core refused was never Strom's session: no stop event for it.
+        refused = tx.status is not None and tx.status is not Authorization.ACCEPTED
+        if decision.known and not decision.replayed and not refused:
+            await self._events.publish(
+                TransactionStopped(
+                    conn.charger_id, reference, meter_stop, event.timestamp, event.stopped_reason
+                )
+            )
+        conn.record.transaction_stopped(reference)
+        if not decision.known:
+            log.warning(
+                "cp_id=%s: Ended for unknown transaction %s recorded, not matched",
+                conn.charger_id,
+                reference,
+            )
+
+    async def _token_reply(
+        self, conn: ChargerConnection, tx: _Transaction, event: TransactionEvent
+    ) -> Reply:
+        if event.id_tag is None:
+            return Reply({})
+        if tx.status is not None and tx.id_tag == event.id_tag:
+            status = tx.status
+        else:
+            status = await self._core.authorize(conn.charger_id, event.id_tag)
+        return Reply({"idTokenInfo": {"status": AUTHORIZATION_STATUS[status]}})
+
+    async def on_notify_report(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
+        """NotifyReport: keep the reported variables' actual values in the charger's record."""
+        variables = conn.record.variables
+        for entry in payload.get("reportData") or []:
+            key = _variable_key(entry)
+            for attribute in entry.get("variableAttribute") or []:
+                actual = attribute.get("type", "Actual") == "Actual" and "value" in attribute
+                if actual and (key in variables or len(variables) < _MAX_VARIABLES):
+                    variables[key] = str(attribute["value"])[:2500]
+        return Reply({})
+
+    # --- CSMS -> charger after boot --------------------------------------------------------
+
+    async def configure(self, conn: ChargerConnection) -> None:
+        """Set meter sampling, then ask for each EVSE's status and the full inventory."""
+        settings = self._settings
+        interval = str(settings.meter_value_sample_interval_s)
+        measurands = ",".join(settings.measurands)
+        results = await self._set(
+            conn,
+            [
+                ("SampledDataCtrlr", "TxUpdatedInterval", interval),
+                ("SampledDataCtrlr", "TxUpdatedMeasurands", measurands),
+                ("SampledDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register"),
+            ],
+        )
+        if results.get("TxUpdatedMeasurands") not in (None, "Accepted", "RebootRequired") and (
+            len(settings.measurands) > 1
+        ):
+            # Stations refuse the whole list when one measurand is unknown to their meter.
+            await self._set(
+                conn,
+                [("SampledDataCtrlr", "TxUpdatedMeasurands", "Energy.Active.Import.Register")],
+            )
+        evses = conn.auth.connectors if conn.auth is not None else 1
+        for evse in range(1, evses + 1):
+            await self._trigger(
+                conn,
+                {"requestedMessage": "StatusNotification", "evse": {"id": evse, "connectorId": 1}},
+            )
+        outcome = await conn.call(
+            "GetBaseReport", {"requestId": next(self._request_ids), "reportBase": "FullInventory"}
+        )
+        if outcome.kind != OutcomeKind.ANSWERED or outcome.payload.get("status") != "Accepted":
+            log.info(
+                "cp_id=%s: GetBaseReport not accepted: %s",
+                conn.charger_id,
+                outcome.payload.get("status") or outcome.kind,
+            )
+
+    async def trigger_boot(self, conn: ChargerConnection) -> None:
+        """The BootNotification backstop: ask a station that resumed without booting."""
+        log.info("cp_id=%s: connected without BootNotification; asking for one", conn.charger_id)
+        await self._trigger(conn, {"requestedMessage": "BootNotification"})
+
+    async def _set(
+        self, conn: ChargerConnection, settings: list[tuple[str, str, str]]
+    ) -> dict[str, str]:
+        """SetVariables; the status per variable name (empty when the call failed)."""
+        payload = {
+            "setVariableData": [
+                {
+                    "attributeValue": value,
+                    "component": {"name": component},
+                    "variable": {"name": variable},
+                }
+                for component, variable, value in settings
+            ]
+        }
+        outcome = await conn.call("SetVariables", payload)
+        if outcome.kind != OutcomeKind.ANSWERED:
+            log.info(
+                "cp_id=%s: SetVariables failed: %s %s",
+                conn.charger_id,
+                outcome.kind,
+                outcome.error_code,
+            )
+            return {}
+        results: dict[str, str] = {}
+        for result in outcome.payload.get("setVariableResult", []):
+            name = str(result.get("variable", {}).get("name", ""))
+            status = str(result.get("attributeStatus", ""))
+            results[name] = status
+            if status not in ("Accepted", "RebootRequired"):
+                log.info("cp_id=%s: SetVariables %s: %s", conn.charger_id, name, status)
+        return results
+
+    async def _trigger(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> CallOutcome:
+        outcome = await conn.call("TriggerMessage", payload)
+        if outcome.kind != OutcomeKind.ANSWERED or outcome.payload.get("status") != "Accepted":
+            log.info(
+                "cp_id=%s: TriggerMessage %s not accepted: %s",
+                conn.charger_id,
+                payload.get("requestedMessage"),
+                outcome.payload.get("status") or outcome.kind,
+            )
+        return outcome
+
+
+def _variable_key(entry: Mapping[str, Any]) -> str:
+    """``Component[.instance][@evse]/Variable[.instance]`` of a report entry."""
+    component = entry.get("component") or {}
+    variable = entry.get("variable") or {}
+    name = str(component.get("name", ""))
+    if component.get("instance"):
+        name += f".{component['instance']}"
+    evse = component.get("evse")
+    if isinstance(evse, dict) and "id" in evse:
+        name += f"@{evse['id']}"
+        if "connectorId" in evse:
+            name += f".{evse['connectorId']}"
+    key = f"{name}/{variable.get('name', '')}"
+    if variable.get("instance"):
+        key += f".{variable['instance']}"
+    return key
