@@ -29,8 +29,8 @@ from typing import Final
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from ocpp_server.client import CallFailed
+from ocpp_server.sim_model import ConnectorState, SimulatorOptions
 from ocpp_server.v16.charge_point import SimulatedChargePoint
-from ocpp_server.v16.sim_model import ConnectorState, SimulatorOptions
 
 __all__ = [
     "PASSWORD_ENV",
