@@ -68,10 +68,12 @@ class MessageType(enum.IntEnum):
 
 
 class ErrorCode(enum.StrEnum):
-    """OCPP-J 1.6 CALLERROR codes, spelled as OCPP 1.6 spells them on the wire.
+    """OCPP-J CALLERROR codes, as each version spells them on the wire.
 
-    OCPP-J 2.0.1 renames two (``FormatViolation``, ``OccurrenceConstraintViolation``) and adds
-    ``RpcFrameworkError`` and ``MessageTypeNotSupported``: a 2.0.1 package maps these.
+    This layer raises OCPP 1.6's spellings. OCPP-J 2.0.1 renames two (``FormatViolation``,
+    ``OccurrenceConstraintViolation``) and adds ``RpcFrameworkError`` and
+    ``MessageTypeNotSupported``; a version's :class:`~ocpp_server.schemas.ErrorSpelling` turns
+    a 1.6 spelling into its own before a CALLERROR is sent.
     """
 
     NOT_IMPLEMENTED = "NotImplemented"
@@ -84,6 +86,11 @@ class ErrorCode(enum.StrEnum):
     OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
     TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
     GENERIC_ERROR = "GenericError"
+    # OCPP-J 2.0.1 only
+    FORMAT_VIOLATION = "FormatViolation"
+    OCCURRENCE_CONSTRAINT_VIOLATION = "OccurrenceConstraintViolation"
+    RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
+    MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
 
 
 @dataclass(frozen=True, slots=True)
