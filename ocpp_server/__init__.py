@@ -42,10 +42,13 @@ from ocpp_server.settings import (
 )
 from ocpp_server.simulator import (
     SimulatedChargePoint,
+    SimulatedChargePoint201,
+    SimulatedCharger,
     SimulatorOptions,
     add_arguments,
     options_from_args,
     run_simulator,
+    simulated_charge_point,
 )
 
 __all__ = [
@@ -66,6 +69,8 @@ __all__ = [
     "PendingCharger",
     "Quirk",
     "SimulatedChargePoint",
+    "SimulatedChargePoint201",
+    "SimulatedCharger",
     "SimulatorOptions",
     "SourceBackoff",
     "StaticChargerAuth",
@@ -77,6 +82,7 @@ __all__ = [
     "parse_password_hash",
     "parse_quirks",
     "run_simulator",
+    "simulated_charge_point",
     "validate_authorization_key",
     "verify_password",
 ]

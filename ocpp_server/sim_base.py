@@ -336,6 +336,10 @@ class SimulatorBase(ABC, Generic[C]):
             raise CallFailed("InvalidAnswer", str(exc)) from exc
         return answer.payload
 
+    def _keep_for_later(self, action: str, payload: dict[str, Any], connector_id: int) -> None:
+        """Queue a transaction message that happened offline, to send after reconnecting."""
+        self._outbox.append((action, self._queued(payload), connector_id))
+
     async def _deliver(
         self, action: str, payload: dict[str, Any], connector_id: int | None
     ) -> dict[str, Any]:
@@ -351,8 +355,12 @@ class SimulatorBase(ABC, Generic[C]):
         await self._delivered(action, payload, connector_id, answer)
         return answer
 
-    def _now(self) -> str:
+    def timestamp(self) -> str:
+        """The current time as OCPP writes it."""
         return format_timestamp(self._clock.now())
+
+    def _now(self) -> str:
+        return self.timestamp()
 
     def _advance(self) -> None:
         now = self._monotonic()
