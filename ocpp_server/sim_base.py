@@ -301,8 +301,15 @@ class SimulatorBase(ABC, Generic[C]):
             await self._tolerate(self.call("Heartbeat", {}))
 
     async def _sample_meters(self) -> None:
+        # Short naps, so a new interval (set by the central system) takes effect at once.
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(max(self.sample_interval_s, 0.05))
+            interval = max(self.sample_interval_s, 0.05)
+            await asyncio.sleep(min(interval, max(last + interval - loop.time(), 0.0), 1.0))
+            if loop.time() < last + interval:
+                continue
+            last = loop.time()
             for connector in self.connectors.values():
                 if connector.transaction_id is not None:
                     await self._tolerate(self.send_periodic_sample(connector.connector_id))

@@ -138,7 +138,7 @@ def simulated_charge_point(
     *,
     clock: Clock = SYSTEM_CLOCK,
     observe: Callable[[Call], None] | None = None,
-) -> SimulatedChargePoint | SimulatedChargePoint201:
+) -> SimulatedCharger:
     """The simulated charge point of ``options.ocpp_version``.
 
     Args:
