@@ -168,7 +168,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--password",
         default=None,
-        help=f"the charger's OCPP password (AuthorizationKey) for HTTP Basic auth; default: "
+        help=f"the charger's OCPP password (1.6 AuthorizationKey, 2.0.1 BasicAuthPassword) for "
+        f"HTTP Basic auth; default: "
         f"${PASSWORD_ENV}, else none (write --password=KEY for a key starting with '-')",
     )
     parser.add_argument("--connectors", type=int, default=1)

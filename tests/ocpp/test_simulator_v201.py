@@ -32,6 +32,7 @@ from ocpp_server import (
     SimulatorOptions,
     add_arguments,
     options_from_args,
+    run_simulator,
     simulated_charge_point,
 )
 from ocpp_server.v201.sim_answers import REPORT_PAGE
@@ -570,3 +571,12 @@ def test_the_command_line_picks_the_ocpp_version() -> None:
         parser.parse_args(["--ocpp", "2.0"])
     with pytest.raises(ValueError, match="ocpp_version"):
         SimulatorOptions(ocpp_version="2.1")
+
+
+async def test_run_simulator_runs_a_201_charger_for_its_duration(csms: Csms) -> None:
+    options = SimulatorOptions(
+        url=csms.url, charger_id="cp-201", ocpp_version="2.0.1", duration_s=0.5
+    )
+    assert await run_simulator(options) == 0
+    assert csms.subprotocols == ["ocpp2.0.1"]
+    assert [b["reason"] for b in csms.of("BootNotification")] == ["PowerUp"]
