@@ -44,10 +44,13 @@ from ocpp_server.settings import (
 )
 from ocpp_server.simulator import (
     SimulatedChargePoint,
+    SimulatedChargePoint201,
+    SimulatedCharger,
     SimulatorOptions,
     add_arguments,
     options_from_args,
     run_simulator,
+    simulated_charge_point,
 )
 
 __all__ = [
@@ -68,6 +71,8 @@ __all__ = [
     "PendingCharger",
     "Quirk",
     "SimulatedChargePoint",
+    "SimulatedChargePoint201",
+    "SimulatedCharger",
     "SimulatorOptions",
     "SourceBackoff",
     "StaticChargerAuth",
@@ -79,6 +84,7 @@ __all__ = [
     "parse_password_hash",
     "parse_quirks",
     "run_simulator",
+    "simulated_charge_point",
     "validate_authorization_key",
     "verify_password",
 ]

@@ -4,8 +4,8 @@ Version-neutral: :class:`OcppClient` opens the websocket (the version's subproto
 auth, TLS), reads frames through the same sans-IO :class:`~ocpp_server.peer.OcppJPeer` as the
 server, hands each CALL from the central system to its ``serve`` callback and sends the
 answer, and sends the charge point's own CALLs through a :class:`~ocpp_server.link.CallLink`.
-What the CALLs mean (OCPP 1.6) is the simulated charge point's business
-(:mod:`ocpp_server.v16.charge_point`).
+What the CALLs mean is the simulated charge point's business (:mod:`ocpp_server.sim_base`
+and the version's ``charge_point`` module).
 
 Each connection owns an :class:`asyncio.TaskGroup`: the reader, the work started when the
 connection opens, and whatever :meth:`OcppClient.spawn` starts end together when it drops.

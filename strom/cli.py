@@ -222,12 +222,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ocpp_port=args.ocpp_port,
         speed=args.speed,
         budget_sat=args.budget_sat,
+        ocpp_version=args.ocpp_version,
     )
     return asyncio.run(run_demo(options))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run a simulated OCPP 1.6 charge point against a central system."""
+    """Run a simulated charge point (OCPP 1.6 or 2.0.1) against a central system."""
     from ocpp_server import options_from_args, run_simulator
 
     _setup_logging("INFO")
@@ -396,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     container.set_defaults(func=cmd_container)
 
+    from ocpp_server.sim_model import OCPP_VERSIONS
+
     demo = commands.add_parser(
         "demo", help="run the whole story locally", description=cmd_demo.__doc__
     )
@@ -405,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port (a free one if taken)")
     demo.add_argument("--speed", type=float, default=60.0, help="meter speed-up factor")
     demo.add_argument("--budget-sat", type=int, default=2000, help="the driver's prepayment")
+    demo.add_argument(
+        "--ocpp",
+        dest="ocpp_version",
+        choices=OCPP_VERSIONS,
+        default="1.6",
+        help="the OCPP version the simulated charger speaks (default: 1.6)",
+    )
     demo.add_argument(
         "--verbose", action="store_true", help="service logs on the terminal (default: a file)"
     )

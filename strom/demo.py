@@ -2,8 +2,9 @@
 
 Starts Strom on the embedded defaults — SQLite in the demo folder, the fake lightning backend
 (real, signed BOLT11 invoices; no real money), the in-process pieces — plus a simulated
-charge point whose meter runs faster than real time, then plays a driver through the story
-over real HTTP and OCPP: pay by LNURL, charge, stop with the withdraw link, get the refund.
+charge point (OCPP 1.6, or 2.0.1 with ``--ocpp 2.0.1``) whose meter runs faster than real
+time, then plays a driver through the story over real HTTP and OCPP: pay by LNURL, charge,
+stop with the withdraw link, get the refund.
 Each step is printed with its amounts, and nothing else: the service's log goes to
 ``strom.log`` in the demo folder (or to the terminal with ``--verbose``). ``--once`` exits
 after the story (0 when every check passed); without it Strom keeps serving so a person can
@@ -27,7 +28,7 @@ from typing import Any
 import httpx
 import segno
 
-from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from ocpp_server import SimulatorOptions, simulated_charge_point
 from strom.app import Strom, write_charger_password
 from strom.config import StromConfig, load_config
 from strom.scaffold import write_scaffold
@@ -60,6 +61,7 @@ class DemoOptions:
     budget_sat: int = 2_000
     charge_fraction: Decimal = Decimal("0.4")
     timeout_s: float = 90.0
+    ocpp_version: str = "1.6"  # the simulated charger's
 
 
 def _port(port: int) -> int:
@@ -163,7 +165,12 @@ class Driver:
         await _until(
             "the charge to start", status, lambda s: s["state"] == "charging", 30, self.clock
         )
-        _say("3. Payment settled → RemoteStartTransaction → the charger started the session")
+        command = (
+            "RequestStartTransaction"
+            if options.ocpp_version == "2.0.1"
+            else ("RemoteStartTransaction")
+        )
+        _say(f"3. Payment settled → {command} → the charger started the session")
         _say(f"   session page: {session_url}")
         target = int(amount * options.charge_fraction)
         last_print = 0.0
@@ -225,10 +232,11 @@ async def run_demo(options: DemoOptions) -> int:
     async with asyncio.TaskGroup() as group:
         server = group.create_task(strom.serve(stop), name="strom")
         await strom.ready.wait()
-        simulator = SimulatedChargePoint(
+        simulator = simulated_charge_point(
             SimulatorOptions(
                 url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
                 charger_id=CHARGER,
+                ocpp_version=options.ocpp_version,
                 password=password,
                 connectors=1,
                 power_kw=Decimal(11),

@@ -11,9 +11,10 @@ subprotocol. Its modules are named so an OCPP 2.0.1 package (``ocpp_server.v201`
   (1.6's integer transaction ids and ``AuthorizationStatus`` are mapped here, at the edge);
 * :mod:`~ocpp_server.v16.commands`: the 1.6 command set (RemoteStart/Stop, Reset, …), where
   the server's :class:`~ocpp_server.commands.OcppCommands` routes a 1.6 charger's commands;
-* :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point, with its options
-  and connector state in :mod:`~ocpp_server.v16.sim_model` and its answers to the central
-  system's CALLs in :mod:`~ocpp_server.v16.sim_answers`.
+* :mod:`~ocpp_server.v16.charge_point`: the simulated OCPP 1.6 charge point (on the shared
+  :mod:`~ocpp_server.sim_base`, with the options and connector state of
+  :mod:`~ocpp_server.sim_model`) and its answers to the central system's CALLs in
+  :mod:`~ocpp_server.v16.sim_answers`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, Final, Protocol
 
 from ocpp_server.client import Answer, CallFailed
-from ocpp_server.v16.sim_model import ConnectorState
+from ocpp_server.sim_model import ConnectorState
 
 __all__ = ["READONLY_KEYS", "ChargePoint", "SimulatorAnswers"]
 

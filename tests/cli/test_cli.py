@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strom.cli import main
+from strom.cli import build_parser, main
 from tests.ports import unused_port
 
 STROM = [sys.executable, "-m", "strom.cli"]
@@ -164,6 +164,15 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("init", "run", "db"):
         assert command in out
+
+
+def test_demo_and_simulate_take_the_ocpp_version() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["demo"]).ocpp_version == "1.6"
+    assert parser.parse_args(["demo", "--ocpp", "2.0.1"]).ocpp_version == "2.0.1"
+    assert parser.parse_args(["simulate", "--ocpp", "2.0.1"]).ocpp_version == "2.0.1"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--ocpp", "1.5"])
 
 
 STORY = (

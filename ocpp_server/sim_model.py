@@ -1,8 +1,11 @@
-"""What the simulated OCPP 1.6 charge point is: how it runs and the state of its connectors.
+"""What a simulated charge point is, whatever OCPP version it speaks: options and connectors.
 
-:class:`SimulatorOptions` says what to simulate and where to connect;
-:class:`ConnectorState` is one connector as the simulated charger keeps it. The charge point
-itself is :class:`ocpp_server.v16.charge_point.SimulatedChargePoint`.
+:class:`SimulatorOptions` says what to simulate, which OCPP version it speaks and where to
+connect; :class:`ConnectorState` is one connector as the simulated charger keeps it (an OCPP
+2.0.1 charger keeps a little more per EVSE, :class:`ocpp_server.v201.sim_model.EvseState`). The
+charge points themselves are :class:`ocpp_server.v16.charge_point.SimulatedChargePoint` and
+:class:`ocpp_server.v201.charge_point.SimulatedChargePoint201`, on the shared behaviour of
+:class:`ocpp_server.sim_base.SimulatorBase`.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
-__all__ = ["ConnectorState", "SimulatorOptions"]
+__all__ = ["OCPP_VERSIONS", "ConnectorState", "SimulatorOptions"]
+
+OCPP_VERSIONS: Final = ("1.6", "2.0.1")
+"""The OCPP versions a simulated charge point speaks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +29,9 @@ class SimulatorOptions:
         url: the central system's base URL; the charger id is appended
             (``ws://host:9000/ocpp`` -> ``ws://host:9000/ocpp/<charger_id>``).
         charger_id: the charge point identity.
-        password: the AuthorizationKey for HTTP Basic auth, or None.
+        ocpp_version: ``"1.6"`` or ``"2.0.1"`` (see :data:`OCPP_VERSIONS`).
+        password: the password for HTTP Basic auth (1.6 AuthorizationKey, 2.0.1
+            BasicAuthPassword), or None.
         connectors: number of connectors.
         power_kw: charging power per connector.
         speed: how many times faster than real time the meter runs.
@@ -35,15 +44,17 @@ class SimulatorOptions:
             charger that only lost its network and resumes without booting).
         persist_transactions: keep transactions (and queued transaction messages) across a
             power loss (:meth:`SimulatedChargePoint.power_cut`). False models firmware that
-            comes back without them and never sends their StopTransaction.
+            comes back without them and never sends their StopTransaction (2.0.1: their
+            TransactionEvent Ended).
         duration_s: stop after this long (None: run until cancelled).
         call_timeout_s: how long to wait for the central system's answers.
-        vendor: chargePointVendor in BootNotification.
-        model: chargePointModel in BootNotification.
+        vendor: the vendor name in BootNotification.
+        model: the model in BootNotification.
     """
 
     url: str = "ws://127.0.0.1:9000/ocpp"
     charger_id: str = "sim-1"
+    ocpp_version: str = "1.6"
     password: str | None = None
     connectors: int = 1
     power_kw: Decimal = Decimal(11)
@@ -61,6 +72,8 @@ class SimulatorOptions:
     model: str = "Simulator"
 
     def __post_init__(self) -> None:
+        if self.ocpp_version not in OCPP_VERSIONS:
+            raise ValueError(f"ocpp_version must be one of {', '.join(OCPP_VERSIONS)}")
         if not 1 <= self.connectors <= 99:
             raise ValueError("connectors must be 1-99")
         if self.power_kw < 0 or self.speed <= 0 or self.meter_start_wh < 0:
@@ -76,13 +89,18 @@ class SimulatorOptions:
 
 @dataclass(slots=True)
 class ConnectorState:
-    """One connector of the simulated charger (``transaction_id``: OCPP 1.6's integer)."""
+    """One connector of the simulated charger.
+
+    ``status`` is the status the charger reports for it (the version's own words);
+    ``transaction_id`` the transaction it runs: OCPP 1.6's integer from the central system,
+    OCPP 2.0.1's own string.
+    """
 
     connector_id: int
     status: str = "Available"
     plugged: bool = False
     operative: bool = True
-    transaction_id: int | None = None
+    transaction_id: int | str | None = None
     id_tag: str | None = None
     meter_mwh: int = 0  # milliwatt-hours, so slow meters still advance
     waiting_tag: str | None = None  # remote start accepted, waiting for the plug
@@ -92,3 +110,8 @@ class ConnectorState:
     def meter_wh(self) -> int:
         """The register in whole Wh."""
         return self.meter_mwh // 1000
+
+    @property
+    def charging(self) -> bool:
+        """Whether energy flows: a transaction runs and the vehicle draws."""
+        return self.transaction_id is not None and self.status == "Charging"
