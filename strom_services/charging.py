@@ -18,6 +18,7 @@ Each handler is idempotent, because the outbox may run a row twice after a crash
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerCommands, CommandStatus
@@ -25,7 +26,7 @@ from strom_core.session import State
 from strom_core.session_events import RemoteStartAccepted, RemoteStartRejected, StartTimedOut
 from strom_services.effects import Handler, RetryLater
 from strom_services.orphans import OrphanWatch
-from strom_storage.ocpp import transaction_reference
+from strom_storage.ocpp import reference_of
 from strom_storage.outbox import OutboxRow
 from strom_storage.sessions import SessionStore
 
@@ -88,13 +89,18 @@ class ChargingEffects:
         session = await self.store.get(session_id)
         if session.state is not State.STOPPING:
             return
-        # The session keeps the stored transaction id; the port speaks of its reference.
-        transaction = transaction_reference(int(row.payload["transaction_id"]))
-        result = await self.commands.remote_stop(row.payload["charger_id"], transaction)
+        # The session keeps Strom's transaction id; the charger knows the transaction by its
+        # reference (the id itself in OCPP 1.6, the charger's own transactionId in 2.0.1).
+        charger_id = row.payload["charger_id"]
+        transaction = await self.store.db.read(
+            partial(reference_of, charger_id=charger_id, number=int(row.payload["transaction_id"]))
+        )
+        result = await self.commands.remote_stop(charger_id, transaction)
         log.info(
-            "session %s: RemoteStopTransaction %s: %s",
+            "session %s: RemoteStopTransaction %s to %s: %s",
             session_id,
-            row.payload["transaction_id"],
+            transaction,
+            charger_id,
             result.status.value,
         )
         if result.status in (CommandStatus.REJECTED, CommandStatus.ERROR):

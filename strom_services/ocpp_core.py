@@ -8,12 +8,21 @@ never disagree after a crash. Rules (see docs/architecture.md):
   connector that has not started yet; a tag whose session is already charging is ``IN_USE``
   (OCPP 1.6 ``ConcurrentTx``); anything else is ``INVALID``.
 * Transaction ids come from the persisted ``id_allocator`` (never from the clock), so they are
-  unique and increasing across restarts; the port carries them as string references
-  (``"17"``), mapped to the integer columns in :mod:`strom_storage.ocpp`.
-* A StartTransaction resent after a reconnect (same charger, connector, idTag, meterStart and
-  timestamp) gets the same id and status and changes nothing. A StopTransaction for a stopped
-  transaction changes nothing. A StopTransaction for an unknown id is recorded in
-  ``ocpp_unknown_stops`` and answered, never guessed onto a connector.
+  unique and increasing across restarts; every transaction, of either OCPP version, has one
+  (the key of the session and the meter readings). An OCPP 1.6 transaction's reference is
+  that id as a string (``"17"``); an OCPP 2.0.1 transaction's reference is the transactionId
+  its charger chose (at most 36 characters, unique per charger, two chargers may choose the
+  same), kept beside the id. :mod:`strom_storage.ocpp` maps references to rows.
+* A reference is looked up on its charger, its own reference first, then a 1.6 id among its
+  rows without one: a charger speaks one version at a time, so a 2.0.1 ``"17"`` and a 1.6
+  id 17 of one charger never mix (its own record comes first), and a 2.0.1 transaction's
+  internal id is never taken for a reference.
+* A 1.6 StartTransaction resent after a reconnect (same charger, connector, idTag,
+  meterStart and timestamp) gets the same id and status and changes nothing; so does a
+  2.0.1 start of a reference its charger already has. A StopTransaction for a stopped
+  transaction changes nothing. A stop of an unknown reference is recorded (once) in
+  ``ocpp_unknown_stops`` and answered, never guessed onto a connector; a meter sample of an
+  unknown reference is dropped (logged).
 * The SQL is in :mod:`strom_storage.ocpp`; this module decides.
 * A transaction is open until its StopTransaction is recorded (``stopped_at``). A
   StartTransaction that Strom refuses (``Invalid``, ``ConcurrentTx``) is recorded closed at
@@ -65,6 +74,7 @@ class _Started:
     """What a StartTransaction's transaction recorded (or found recorded, for a replay)."""
 
     number: int
+    reference: str
     status: Authorization
     replayed: bool = False
     session_id: str | None = None
@@ -85,19 +95,19 @@ class _Stopped:
 def _stop_in(
     conn: Connection,
     charger_id: str,
-    number: int,
+    transaction: str,
     event: TransactionStopped,
     id_tag: str | None,
     received_at: datetime,
     event_at: datetime,
 ) -> _Stopped:
     """StopTransaction's transaction: record the stop and bill the session in one commit."""
-    row = records.find_transaction(conn, charger_id, number)
+    row = records.find_transaction(conn, charger_id, transaction)
     if row is None:
         records.record_unknown_stop(
             conn,
             charger_id=charger_id,
-            number=number,
+            reference=transaction,
             meter_stop_wh=event.meter_stop_wh,
             stopped_at=event.at,
             reason=event.reason,
@@ -107,7 +117,7 @@ def _stop_in(
         return _Stopped(known=False)
     if row.meter_stop_wh is not None:
         return _Stopped(known=True, replayed=True)
-    records.record_stop(conn, number, event.meter_stop_wh, event.at, event.reason)
+    records.record_stop(conn, row.number, event.meter_stop_wh, event.at, event.reason)
     if row.session_id is None:
         return _Stopped(known=True)
     try:
@@ -115,27 +125,56 @@ def _stop_in(
     except IllegalTransition as exc:  # nothing of the session was written; the record stays
         return _Stopped(known=True, session_id=row.session_id, not_applied=str(exc))
     if transition.changed:
-        record_stop_discrepancy(conn, transition.session, number, event.meter_stop_wh, received_at)
+        record_stop_discrepancy(
+            conn, transition.session, transaction, event.meter_stop_wh, received_at
+        )
     return _Stopped(known=True, session_id=row.session_id, transitions=(transition,))
 
 
-def _meter_in(
-    conn: Connection, sample: MeterSample, number: int, event_at: datetime
-) -> list[Transition]:
-    """A meter sample's transaction: keep the sample, re-bill its session if it is metered."""
+def _meter_in(conn: Connection, sample: MeterSample, event_at: datetime) -> list[Transition] | None:
+    """A meter sample's transaction: keep the sample, re-bill its session if it is metered.
+
+    Returns None when the charger has no transaction of that reference (nothing written).
+    """
+    row = records.find_transaction(conn, sample.charger_id, sample.transaction)
+    if row is None:
+        return None
     records.insert_meter_reading(
         conn,
         charger_id=sample.charger_id,
         connector_id=sample.connector_id,
-        number=number,
+        number=row.number,
         register_wh=sample.register_wh,
         sampled_at=sample.at,
     )
-    session_id = records.session_of_transaction(conn, sample.charger_id, number)
-    if session_id is None or load_session(conn, session_id).state not in _METERED:
+    if row.session_id is None or load_session(conn, row.session_id).state not in _METERED:
         return []
     event = MeterReading(sample.register_wh, sample.at)
-    return [apply_event(conn, session_id, event, event_at)]
+    return [apply_event(conn, row.session_id, event, event_at)]
+
+
+def _find_started(
+    conn: Connection,
+    charger_id: str,
+    connector_id: int,
+    id_tag: str,
+    meter_start_wh: int,
+    timestamp: datetime,
+    transaction: str | None,
+) -> _Started | None:
+    """The recorded answer to a replayed start: 1.6 by its five values, 2.0.1 by reference."""
+    if transaction is not None:
+        own = records.find_transaction(conn, charger_id, transaction)
+        if own is None or own.charger_reference is None:  # a 1.6 id is not a 2.0.1 start
+            return None
+        return _Started(own.number, own.reference, own.status, replayed=True)
+    replay = records.find_replayed_start(
+        conn, charger_id, connector_id, id_tag, meter_start_wh, timestamp
+    )
+    if replay is None:
+        return None
+    number, status = replay
+    return _Started(number, records.transaction_reference(number), status, replayed=True)
 
 
 class DatabaseOcppCore:
@@ -173,16 +212,32 @@ class DatabaseOcppCore:
         id_tag: str,
         meter_start_wh: int,
         timestamp: datetime,
+        *,
+        transaction: str | None = None,
     ) -> StartDecision:
-        """Record a started transaction; replays return the first answer."""
+        """Record a started transaction; replays return the first answer.
+
+        Args:
+            charger_id: the charger.
+            connector_id: its connector.
+            id_tag: the idTag the transaction started with.
+            meter_start_wh: the energy register at the start.
+            timestamp: when the charger started it.
+            transaction: the charger's own transactionId (OCPP 2.0.1); None (1.6): allocated.
+
+        Raises:
+            ValueError: when ``transaction`` is empty or longer than 36 characters.
+        """
+        if transaction is not None:
+            records.check_charger_reference(transaction)
         created_at, event_at = self.clock.now(), self.store.clock.now()
 
         def start(conn: Connection) -> _Started:
-            replay = records.find_replayed_start(
-                conn, charger_id, connector_id, id_tag, meter_start_wh, timestamp
+            replay = _find_started(
+                conn, charger_id, connector_id, id_tag, meter_start_wh, timestamp, transaction
             )
             if replay is not None:
-                return _Started(*replay, replayed=True)
+                return replay
             number = records.allocate_id(conn, records.TRANSACTION_COUNTER)
             session = find_by_id_tag(conn, id_tag)
             status = _start_status(session, charger_id, connector_id)
@@ -200,28 +255,34 @@ class DatabaseOcppCore:
                 meter_start_wh=meter_start_wh,
                 started_at=timestamp,
                 created_at=created_at,
+                charger_reference=transaction,
+            )
+            reference = (
+                records.transaction_reference(number) if transaction is None else transaction
             )
             if session_id is None:
-                return _Started(number, status)
+                return _Started(number, reference, status)
             event = TransactionStarted(number, meter_start_wh, timestamp)
             transition = apply_event(conn, session_id, event, event_at)
-            return _Started(number, status, session_id=session_id, transitions=(transition,))
+            return _Started(
+                number, reference, status, session_id=session_id, transitions=(transition,)
+            )
 
         started = await self.db.write(start)
-        reference = records.transaction_reference(started.number)
         if started.replayed:
-            return StartDecision(reference, started.status, True)
+            return StartDecision(started.reference, started.status, True)
         self.store.committed(list(started.transitions))
         log.info(
-            "charger %s connector %s: transaction %s for idTag %s: %s (session %s)",
+            "charger %s connector %s: transaction %s (id %s) for idTag %s: %s (session %s)",
             charger_id,
             connector_id,
+            started.reference,
             started.number,
             id_tag,
             started.status.value,
             started.session_id,
         )
-        return StartDecision(reference, started.status)
+        return StartDecision(started.reference, started.status)
 
     async def stop_transaction(
         self,
@@ -233,10 +294,10 @@ class DatabaseOcppCore:
         id_tag: str | None,
     ) -> StopDecision:
         """Record a stopped transaction; the session's final bill is made in the same commit."""
-        number = records.transaction_number(transaction)
-        if number is None:
+        if not records.storable_reference(transaction):
             log.warning(
-                "charger %s: stop of transaction %r, which Strom cannot have started, not matched",
+                "charger %s: stop of transaction %r, which no charger of Strom can have, "
+                "not matched",
                 charger_id,
                 transaction[:40],
             )
@@ -247,7 +308,7 @@ class DatabaseOcppCore:
             partial(
                 _stop_in,
                 charger_id=charger_id,
-                number=number,
+                transaction=transaction,
                 event=event,
                 id_tag=id_tag,
                 received_at=received_at,
@@ -258,7 +319,7 @@ class DatabaseOcppCore:
             log.warning(
                 "charger %s: StopTransaction for unknown transaction %s recorded, not matched",
                 charger_id,
-                number,
+                transaction,
             )
             return StopDecision(known=False)
         if stopped.replayed:
@@ -267,7 +328,7 @@ class DatabaseOcppCore:
             log.warning(
                 "charger %s transaction %s: stop not applied to session %s: %s",
                 charger_id,
-                number,
+                transaction,
                 stopped.session_id,
                 stopped.not_applied,
             )
@@ -276,16 +337,13 @@ class DatabaseOcppCore:
 
     async def record_meter(self, sample: MeterSample) -> None:
         """Store a meter sample and re-bill the session it belongs to."""
-        number = records.transaction_number(sample.transaction)
-        if number is None:
+        event_at = self.store.clock.now()
+        transitions = await self.db.write(partial(_meter_in, sample=sample, event_at=event_at))
+        if transitions is None:
             log.info(
-                "charger %s: sample of transaction %r, which Strom cannot have started, dropped",
+                "charger %s: sample of transaction %r, which it never started, dropped",
                 sample.charger_id,
                 sample.transaction[:40],
             )
             return
-        event_at = self.store.clock.now()
-        transitions = await self.db.write(
-            partial(_meter_in, sample=sample, number=number, event_at=event_at)
-        )
         self.store.committed(transitions)

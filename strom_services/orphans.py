@@ -37,8 +37,10 @@ What the charger reports decides, read with OCPP 1.6's StatusNotification semant
   billed up to the last reading the charger reported (never more), stop reason
   ``charger_lost``; its remainder is refundable at once (withdraw link, the zapper's DM). The
   connector is free for the next driver. An ``audit_log`` row (actor ``charger:<id>``) tells
-  the operator. A StopTransaction that still comes later is recorded and never billed again
-  (see :mod:`strom_core.session`).
+  the operator, naming the transaction as the charger does (``transaction``: an OCPP 1.6 id,
+  or the transactionId an OCPP 2.0.1 charger chose; ``transaction_id``: Strom's own number).
+  A StopTransaction that still comes later is recorded and never billed again (see
+  :mod:`strom_core.session`).
 
 A charger that rejects RemoteStop while it keeps reporting meter values for the transaction
 is a different case (still charging, or confused): Strom keeps asking, within the outbox's
@@ -63,6 +65,7 @@ from strom_services.effects import Handler
 from strom_storage import audit
 from strom_storage.chargers import ChargerStore, set_connector_status
 from strom_storage.db import Connection
+from strom_storage.ocpp import reference_of
 from strom_storage.outbox import OutboxRow, pending_with_prefix, queue_effect, run_session_now
 from strom_storage.sessions import SessionStore, apply_event, load_session, with_transaction
 
@@ -241,6 +244,7 @@ class OrphanWatch:
             now=now,
             delay_s=delay,
         )
+        assert session.transaction_id is not None
         log.info(
             "charger %s connector %s: %s%s while session %s holds transaction %s open; "
             "ended as lost unless it reports the transaction (StopTransaction, meter values "
@@ -250,7 +254,7 @@ class OrphanWatch:
             trigger.value,
             f" {status}" if status else "",
             session.id,
-            session.transaction_id,
+            reference_of(conn, session.charger_id, session.transaction_id),
             delay,
         )
 
@@ -271,11 +275,16 @@ class OrphanWatch:
         }
         decided = verdict(trigger, status, metered)
         if decided is Verdict.ALIVE:
+            number = session.transaction_id
+            assert number is not None
+            reference = await self.db.read(
+                partial(reference_of, charger_id=session.charger_id, number=number)
+            )
             log.info(
                 "session %s: charger %s still reports transaction %s (status %s%s)",
                 session_id,
                 session.charger_id,
-                session.transaction_id,
+                reference,
                 status,
                 ", meter values" if metered else "",
             )
@@ -299,8 +308,9 @@ class OrphanWatch:
         assert transaction_id is not None
         now = self.clock.now()
 
-        def end(conn: Connection) -> Transition:
+        def end(conn: Connection) -> tuple[Transition, str]:
             transition = apply_event(conn, session.id, TransactionLost(transaction_id), now)
+            reference = reference_of(conn, session.charger_id, transaction_id)
             ended = transition.session
             # A RemoteStop still being retried has nothing left to do: let it finish now.
             run_session_now(conn, session.id, ["remote_stop"], now)
@@ -310,6 +320,7 @@ class OrphanWatch:
                 "transaction_lost",
                 session.id,
                 {
+                    "transaction": reference,
                     "transaction_id": transaction_id,
                     "connector_id": session.connector_id,
                     "trigger": trigger.value,
@@ -320,10 +331,10 @@ class OrphanWatch:
                 },
                 now,
             )
-            return transition
+            return transition, reference
 
         try:
-            transition = await self.db.write(end)
+            transition, reference = await self.db.write(end)
         except IllegalTransition as exc:  # it ended meanwhile
             log.info("session %s: %s", session.id, exc)
             return
@@ -335,7 +346,7 @@ class OrphanWatch:
             "%d msat refundable",
             session.charger_id,
             session.connector_id,
-            session.transaction_id,
+            reference,
             trigger.value,
             status,
             session.id,
@@ -347,12 +358,13 @@ class OrphanWatch:
 def record_stop_discrepancy(
     conn: Connection,
     session: Session,
-    transaction_id: int,
+    transaction: str,
     meter_stop_wh: int,
     now: datetime,
 ) -> None:
     """Tell the operator when a StopTransaction disagrees with the session's bill.
 
+    ``transaction`` is the stopped transaction's reference, as the charger names it.
     Called in the StopTransaction's database transaction with the session after the stop:
     a meterStop below a register the charger reported during the transaction (billed up to
     that register, a charger fault), or a StopTransaction after the session ended as lost
@@ -364,7 +376,7 @@ def record_stop_discrepancy(
             "charger %s: StopTransaction %s came after session %s was ended as lost: "
             "meterStop %d Wh (%d Wh billed, %+d Wh); the bill stays, overrun now %d msat",
             session.charger_id,
-            transaction_id,
+            transaction,
             session.id,
             meter_stop_wh,
             session.energy_wh,
@@ -377,7 +389,7 @@ def record_stop_discrepancy(
             "charger %s: StopTransaction %s meterStop %d Wh is below the register %d Wh it "
             "reported during the transaction (session %s): a charger fault; billed up to %d Wh",
             session.charger_id,
-            transaction_id,
+            transaction,
             meter_stop_wh,
             session.register_wh,
             session.id,
@@ -392,7 +404,8 @@ def record_stop_discrepancy(
         action,
         session.id,
         {
-            "transaction_id": transaction_id,
+            "transaction": transaction,
+            "transaction_id": session.transaction_id,
             "meter_start_wh": session.meter_start_wh,
             "meter_stop_wh": meter_stop_wh,
             "register_wh": session.register_wh,

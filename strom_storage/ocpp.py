@@ -4,14 +4,20 @@ The SQL of :class:`strom_services.ocpp_core.DatabaseOcppCore`. Every function is
 step of the caller's one-hop transaction (``conn``, inside :meth:`strom_storage.db.Database.write`),
 so a record and the session it advances commit together.
 
-Transaction references: the core's port speaks of a transaction by a string reference; the
-tables keep OCPP 1.6's integer ids (``ocpp_transactions.id`` from the persisted allocator,
-``sessions.transaction_id``, ``meter_readings.transaction_id``,
-``ocpp_unknown_stops.transaction_id``). :func:`transaction_reference` and
-:func:`transaction_number` map between the two here, at the storage edge; the columns keep
-their types and existing rows need no migration. A reference that is no decimal integer (an
-OCPP 2.0.1 transaction id, once a 2.0.1 package exists) has no row here yet: it is reported as
-unknown, never guessed onto another transaction. Supporting 2.0.1 will add a text column.
+Transaction references: the core's port speaks of a transaction by a string reference. Every
+transaction has an integer ``id`` from the persisted allocator, the key the other tables use
+(``sessions.transaction_id``, ``meter_readings.transaction_id``). An OCPP 1.6 transaction's
+reference is that id as a decimal string (:func:`transaction_reference`,
+:func:`transaction_number`); an OCPP 2.0.1 transaction's reference is the transactionId its
+charger chose, kept in ``charger_reference`` (at most 36 characters, unique per charger).
+
+Finding a transaction by reference (:func:`find_transaction`): the charger's own reference
+first, then, among its rows without one (1.6 rows), the canonical decimal id. A charger speaks
+one version at a time, so a 2.0.1 charger's ``"17"`` is its own transaction ``"17"``; it reaches
+a 1.6 row 17 of that charger only when the charger has no transaction of its own of that name.
+The internal id of a 2.0.1 row is never a reference: ``"42"`` does not find the 2.0.1 row whose
+id is 42. An unknown stop is kept under its reference: in ``transaction_id`` when it is a
+canonical decimal number (every 1.6 id), in ``charger_reference`` otherwise, once per charger.
 
 Authorisation results are stored as OCPP 1.6 spells them (``Accepted``, ``Invalid``,
 ``ConcurrentTx``…), the values the ``status`` column has always held.
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -32,17 +38,20 @@ from strom_core.ports import Authorization
 from strom_storage.schema import id_allocator, meter_readings, ocpp_transactions, ocpp_unknown_stops
 
 __all__ = [
+    "MAX_REFERENCE",
     "REFUSED",
     "TRANSACTION_COUNTER",
     "StoredTransaction",
     "allocate_id",
+    "check_charger_reference",
     "find_replayed_start",
     "find_transaction",
     "insert_meter_reading",
     "insert_transaction",
     "record_stop",
     "record_unknown_stop",
-    "session_of_transaction",
+    "reference_of",
+    "storable_reference",
     "transaction_number",
     "transaction_reference",
 ]
@@ -50,6 +59,7 @@ __all__ = [
 REFUSED: Final = "Refused"  # ``stop_reason`` of a StartTransaction Strom refused (closed at once)
 TRANSACTION_COUNTER: Final = "ocpp_transaction"  # the id_allocator row of transaction ids
 _MAX_NUMBER: Final = 2**63 - 1  # the widest integer column
+MAX_REFERENCE: Final = 36  # OCPP 2.0.1 transactionId: string, at most 36 characters
 
 _STORED: Final = {
     Authorization.ACCEPTED: "Accepted",
@@ -78,6 +88,24 @@ def transaction_number(reference: str) -> int | None:
     return number if number <= _MAX_NUMBER else None
 
 
+def check_charger_reference(reference: str) -> None:
+    """Refuse a charger-chosen reference no transaction can have.
+
+    Raises:
+        ValueError: when it is empty or longer than :data:`MAX_REFERENCE` characters.
+    """
+    if not 0 < len(reference) <= MAX_REFERENCE:
+        raise ValueError(
+            f"a charger's transaction reference has 1 to {MAX_REFERENCE} characters, "
+            f"got {len(reference)}"
+        )
+
+
+def storable_reference(reference: str) -> bool:
+    """Whether a stop of this reference can be kept (a decimal id, or one of 1 to 36 chars)."""
+    return transaction_number(reference) is not None or 0 < len(reference) <= MAX_REFERENCE
+
+
 # The statements of every meter sample, built once (SQLAlchemy then compiles each once per
 # dialect and reuses it).
 _READINGS = {
@@ -92,7 +120,25 @@ _READINGS = {
     .on_conflict_do_nothing()
     for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
-_SESSION_OF = select(ocpp_transactions.c.session_id).where(
+# A charger's transaction by reference: its own reference, or a 1.6 row's id (at most 2 rows).
+_FIND = select(
+    ocpp_transactions.c.id,
+    ocpp_transactions.c.charger_id,
+    ocpp_transactions.c.charger_reference,
+    ocpp_transactions.c.status,
+    ocpp_transactions.c.session_id,
+    ocpp_transactions.c.meter_stop_wh,
+).where(
+    ocpp_transactions.c.charger_id == bindparam("charger_id"),
+    or_(
+        ocpp_transactions.c.charger_reference == bindparam("reference"),
+        and_(
+            ocpp_transactions.c.charger_reference.is_(None),
+            ocpp_transactions.c.id == bindparam("number"),
+        ),
+    ),
+)
+_REFERENCE_OF = select(ocpp_transactions.c.charger_reference).where(
     ocpp_transactions.c.id == bindparam("number"),
     ocpp_transactions.c.charger_id == bindparam("charger_id"),
 )
@@ -118,8 +164,17 @@ class StoredTransaction:
 
     number: int
     charger_id: str
+    charger_reference: str | None
+    status: Authorization
     session_id: str | None
     meter_stop_wh: int | None
+
+    @property
+    def reference(self) -> str:
+        """The port's reference: the charger's own (2.0.1), else the decimal id (1.6)."""
+        if self.charger_reference is not None:
+            return self.charger_reference
+        return transaction_reference(self.number)
 
 
 def find_replayed_start(
@@ -130,9 +185,10 @@ def find_replayed_start(
     meter_start_wh: int,
     started_at: datetime,
 ) -> tuple[int, Authorization] | None:
-    """The id and status recorded for the same StartTransaction, if it was recorded."""
+    """The id and status recorded for the same OCPP 1.6 StartTransaction, if it was recorded."""
     row = conn.execute(
         select(ocpp_transactions.c.id, ocpp_transactions.c.status).where(
+            ocpp_transactions.c.charger_reference.is_(None),
             ocpp_transactions.c.charger_id == charger_id,
             ocpp_transactions.c.connector_id == connector_id,
             ocpp_transactions.c.id_tag == id_tag,
@@ -157,16 +213,19 @@ def insert_transaction(
     meter_start_wh: int,
     started_at: datetime,
     created_at: datetime,
+    charger_reference: str | None = None,
 ) -> None:
-    """Record a StartTransaction; one Strom refused is closed at once (``stop_reason`` Refused).
+    """Record a started transaction; one Strom refused is closed at once (``stop_reason`` Refused).
 
     The station sends no StopTransaction for a refused transaction, so nothing waits for one.
+    ``charger_reference`` is the charger's own transactionId (OCPP 2.0.1), None for 1.6.
     """
     refused = status is not Authorization.ACCEPTED
     conn.execute(
         insert(ocpp_transactions).values(
             id=number,
             charger_id=charger_id,
+            charger_reference=charger_reference,
             connector_id=connector_id,
             id_tag=id_tag,
             status=_STORED[status],
@@ -180,22 +239,33 @@ def insert_transaction(
     )
 
 
-def find_transaction(conn: Connection, charger_id: str, number: int) -> StoredTransaction | None:
-    """The charger's transaction with that id, if it has one."""
-    row = conn.execute(
-        select(
-            ocpp_transactions.c.id,
-            ocpp_transactions.c.charger_id,
-            ocpp_transactions.c.session_id,
-            ocpp_transactions.c.meter_stop_wh,
-        ).where(
-            ocpp_transactions.c.id == number,
-            ocpp_transactions.c.charger_id == charger_id,
-        )
-    ).first()
+def find_transaction(conn: Connection, charger_id: str, reference: str) -> StoredTransaction | None:
+    """The charger's transaction a reference names, if it has one (see the module docstring)."""
+    rows = conn.execute(
+        _FIND,
+        {
+            "charger_id": charger_id,
+            "reference": reference,
+            "number": transaction_number(reference),
+        },
+    ).all()
+    row = next((r for r in rows if r.charger_reference is not None), rows[0] if rows else None)
     if row is None:
         return None
-    return StoredTransaction(int(row.id), row.charger_id, row.session_id, row.meter_stop_wh)
+    return StoredTransaction(
+        int(row.id),
+        row.charger_id,
+        row.charger_reference,
+        _READ[row.status],
+        row.session_id,
+        row.meter_stop_wh,
+    )
+
+
+def reference_of(conn: Connection, charger_id: str, number: int) -> str:
+    """The port's reference of a charger's stored transaction id (what a RemoteStop sends)."""
+    own = conn.scalar(_REFERENCE_OF, {"number": number, "charger_id": charger_id})
+    return transaction_reference(number) if own is None else str(own)
 
 
 def record_stop(
@@ -213,27 +283,34 @@ def record_unknown_stop(
     conn: Connection,
     *,
     charger_id: str,
-    number: int,
+    reference: str,
     meter_stop_wh: int,
     stopped_at: datetime,
     reason: str,
     id_tag: str | None,
     received_at: datetime,
 ) -> None:
-    """Keep a StopTransaction for an id the charger never got (the first one of each id)."""
+    """Keep a stop of a reference the charger never got (the first one of each reference).
+
+    A decimal reference goes to ``transaction_id``, any other to ``charger_reference`` (see
+    the module docstring); the caller checked it with :func:`storable_reference`.
+    """
+    number = transaction_number(reference)
+    key = "transaction_id" if number is not None else "charger_reference"
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
         dialect_insert(ocpp_unknown_stops)
         .values(
             charger_id=charger_id,
             transaction_id=number,
+            charger_reference=None if number is not None else reference,
             meter_stop_wh=meter_stop_wh,
             stopped_at=stopped_at,
             reason=reason,
             id_tag=id_tag,
             received_at=received_at,
         )
-        .on_conflict_do_nothing(index_elements=["charger_id", "transaction_id"])
+        .on_conflict_do_nothing(index_elements=["charger_id", key])
     )
 
 
@@ -257,9 +334,3 @@ def insert_meter_reading(
             "sampled_at": sampled_at,
         },
     )
-
-
-def session_of_transaction(conn: Connection, charger_id: str, number: int) -> str | None:
-    """The session a charger's transaction belongs to (None: refused, or not Strom's)."""
-    session_id = conn.scalar(_SESSION_OF, {"number": number, "charger_id": charger_id})
-    return None if session_id is None else str(session_id)

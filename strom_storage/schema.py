@@ -17,6 +17,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -211,14 +213,21 @@ ocpp_transactions = Table(
     Column("stopped_at", TS),
     Column("stop_reason", String(32)),
     Column("created_at", TS, nullable=False),
-    # A charger that resends StartTransaction after reconnecting sends the same five values.
-    UniqueConstraint(
+    # OCPP 2.0.1: the transactionId the charger chose (None: OCPP 1.6, whose reference is
+    # ``id``). The charger's reference, and its replay key, per charger.
+    Column("charger_reference", String(36)),
+    UniqueConstraint("charger_id", "charger_reference", name="uq_ocpp_transactions_reference"),
+    # A 1.6 charger that resends StartTransaction after reconnecting sends the same five values.
+    Index(
+        "uq_ocpp_transactions_replay",
         "charger_id",
         "connector_id",
         "id_tag",
         "meter_start_wh",
         "started_at",
-        name="uq_ocpp_transactions_replay",
+        unique=True,
+        sqlite_where=text("charger_reference IS NULL"),
+        postgresql_where=text("charger_reference IS NULL"),
     ),
 )
 
@@ -227,13 +236,20 @@ ocpp_unknown_stops = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("charger_id", String(48), nullable=False),
-    Column("transaction_id", BigInteger, nullable=False),
+    # The reference the charger stopped: a decimal number (every OCPP 1.6 id) in
+    # ``transaction_id``, any other (an OCPP 2.0.1 id) in ``charger_reference``; one of the two.
+    Column("transaction_id", BigInteger),
+    Column("charger_reference", String(36)),
     Column("meter_stop_wh", BigInteger, nullable=False),
     Column("stopped_at", TS, nullable=False),
     Column("reason", String(32), nullable=False, default=""),
     Column("id_tag", String(20)),
     Column("received_at", TS, nullable=False),
     UniqueConstraint("charger_id", "transaction_id", name="uq_ocpp_unknown_stops_replay"),
+    UniqueConstraint("charger_id", "charger_reference", name="uq_ocpp_unknown_stops_reference"),
+    CheckConstraint(
+        "(transaction_id IS NULL) <> (charger_reference IS NULL)", name="one_reference"
+    ),
     Index("ix_ocpp_unknown_stops_received", "received_at"),  # retention
 )
 

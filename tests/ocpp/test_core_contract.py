@@ -1,7 +1,8 @@
 """One contract for every OcppCore: the in-memory one and the database one (SQLite, PostgreSQL).
 
 Each behaviour runs against each implementation through the port alone; what was recorded is
-read through a small per-implementation probe (the stops kept as unknown, the meter samples).
+read through a small per-implementation probe (the stops kept as unknown, the meter samples,
+the energy a transaction is billed). OCPP 2.0.1 starts bring the charger's own reference.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from strom_core.ports import Authorization, MeterSample, OcppCore
 from strom_core.session_events import PaymentSettled
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_storage.db import Database
-from strom_storage.ocpp import transaction_number
+from strom_storage.ocpp import find_transaction
 from strom_storage.schema import meter_readings, ocpp_unknown_stops
 from tests.storage.test_session_store import make
 
@@ -39,6 +41,9 @@ class Contract:
     core: OcppCore
     unknown_stops: Callable[[], Awaitable[int]]
     samples: Callable[[str], Awaitable[set[tuple[datetime, int]]]]
+    # The energy billed for a transaction of cp1 so far (its latest register, or its stop).
+    energy_wh: Callable[[str], Awaitable[int]]
+    kind: str
 
 
 def _memory() -> Contract:
@@ -51,7 +56,15 @@ def _memory() -> Contract:
     async def samples(transaction: str) -> set[tuple[datetime, int]]:
         return {(s.at, s.register_wh) for s in core.samples("cp1", transaction)}
 
-    return Contract(core, unknown_stops, samples)
+    async def energy_wh(transaction: str) -> int:
+        recorded = core.transaction(transaction, "cp1")
+        assert recorded is not None
+        if recorded.energy_wh is not None:
+            return recorded.energy_wh
+        register = core.latest_register_wh("cp1", transaction)
+        return 0 if register is None else register - recorded.meter_start_wh
+
+    return Contract(core, unknown_stops, samples, energy_wh, "memory")
 
 
 async def _database(db: Database) -> Contract:
@@ -64,16 +77,25 @@ async def _database(db: Database) -> Contract:
         return int(count or 0)
 
     async def samples(transaction: str) -> set[tuple[datetime, int]]:
-        number = transaction_number(transaction)
+        recorded = await db.read(partial(find_transaction, charger_id="cp1", reference=transaction))
+        assert recorded is not None
         async with db.reader() as conn:
             rows = await conn.execute(
                 select(meter_readings.c.sampled_at, meter_readings.c.register_wh).where(
-                    meter_readings.c.transaction_id == number
+                    meter_readings.c.charger_id == "cp1",
+                    meter_readings.c.transaction_id == recorded.number,
                 )
             )
             return {(at.astimezone(UTC), register) for at, register in rows}
 
-    return Contract(DatabaseOcppCore(store), unknown_stops, samples)
+    async def energy_wh(transaction: str) -> int:
+        recorded = await db.read(partial(find_transaction, charger_id="cp1", reference=transaction))
+        assert recorded is not None
+        if recorded.session_id is None:
+            return 0  # refused: bills nothing
+        return (await store.get(recorded.session_id)).energy_wh
+
+    return Contract(DatabaseOcppCore(store), unknown_stops, samples, energy_wh, "database")
 
 
 async def _postgres() -> tuple[Database, Callable[[], Awaitable[None]]]:
@@ -196,3 +218,123 @@ async def test_the_reference_is_one_an_ocpp16_remote_stop_can_send(contract: Con
     wire = transaction_id(started.transaction)  # RemoteStopTransaction's transactionId
     assert wire >= 1
     assert transaction_reference(wire) == started.transaction
+
+
+# --- OCPP 2.0.1: the charger chooses the transaction's reference ------------------------------
+
+UUID = "0b5f3c1e-8d2a-4c47-9f61-2a7d3e9b4c10"  # 36 characters, as many 2.0.1 chargers choose
+
+
+async def test_a_charger_chosen_start_is_accepted_and_billed_once_on_stop(
+    contract: Contract,
+) -> None:
+    core = contract.core
+    started = await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction=UUID)
+    assert (started.transaction, started.status, started.replayed) == (
+        UUID,
+        Authorization.ACCEPTED,
+        False,
+    )
+    assert await core.authorize("cp1", TAG) is Authorization.IN_USE
+    at = T0 + timedelta(minutes=10)
+    stop = await core.stop_transaction("cp1", UUID, 4_000, at, "Local", TAG)
+    assert (stop.known, stop.replayed) == (True, False)
+    assert await contract.energy_wh(UUID) == 3_000
+    again = await core.stop_transaction("cp1", UUID, 4_500, at, "Local", TAG)
+    assert (again.known, again.replayed) == (True, True)
+    assert await contract.energy_wh(UUID) == 3_000  # billed once
+    assert await contract.unknown_stops() == 0
+
+
+async def test_a_replayed_charger_chosen_start_changes_nothing(contract: Contract) -> None:
+    core = contract.core
+    first = await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction="17")
+    await core.record_meter(MeterSample("cp1", 1, "17", 2_000, T0 + timedelta(minutes=1)))
+    # Resent after a reconnect (a 2.0.1 charger may resend with its own later timestamp).
+    for at in (T0, T0 + timedelta(seconds=30)):
+        again = await core.start_transaction("cp1", 1, TAG, 1_000, at, transaction="17")
+        assert (again.transaction, again.status, again.replayed) == (
+            first.transaction,
+            first.status,
+            True,
+        )
+    assert await contract.energy_wh("17") == 1_000
+    assert await core.authorize("cp1", TAG) is Authorization.IN_USE
+    refused = await core.start_transaction("cp1", 1, "STRANGER", 0, T0, transaction="r-1")
+    assert refused.status is Authorization.INVALID
+    replayed = await core.start_transaction("cp1", 1, "STRANGER", 0, T0, transaction="r-1")
+    assert (replayed.status, replayed.replayed) == (Authorization.INVALID, True)
+
+
+async def test_two_chargers_with_the_same_reference_stay_apart(contract: Contract) -> None:
+    core = contract.core
+    elsewhere = await core.start_transaction("cp2", 1, "THEIRS", 0, T0, transaction="1")
+    assert (elsewhere.status, elsewhere.replayed) == (Authorization.INVALID, False)
+    ours = await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction="1")
+    assert (ours.transaction, ours.status, ours.replayed) == ("1", Authorization.ACCEPTED, False)
+    # cp2's stop of its "1" is its own transaction's: cp1's "1" keeps running.
+    stop = await core.stop_transaction("cp2", "1", 9_000, T0 + timedelta(minutes=5), "Local", None)
+    assert stop.known
+    assert await core.authorize("cp1", TAG) is Authorization.IN_USE
+    assert await contract.energy_wh("1") == 0
+    await core.stop_transaction("cp1", "1", 1_500, T0 + timedelta(minutes=9), "Local", TAG)
+    assert await contract.energy_wh("1") == 500
+    assert await contract.unknown_stops() == 0
+
+
+async def test_a_201_reference_and_a_16_id_of_one_charger_do_not_mix(contract: Contract) -> None:
+    if contract.kind == "memory":
+        pytest.skip("the in-memory core keeps one record per (charger, reference) of any kind")
+    core = contract.core
+    old = await core.start_transaction("cp1", 1, TAG, 1_000, T0)  # OCPP 1.6: "1", allocated
+    # The charger now speaks 2.0.1 and chooses the same characters: a transaction of its own.
+    new = await core.start_transaction("cp1", 2, "STRANGER", 0, T0, transaction=old.transaction)
+    assert (new.transaction, new.status, new.replayed) == (
+        old.transaction,
+        Authorization.INVALID,
+        False,
+    )
+    # Its stop of that reference is its own record's: the 1.6 transaction is not billed.
+    stop = await core.stop_transaction("cp1", old.transaction, 9_000, T0, "Local", None)
+    assert (stop.known, stop.replayed) == (True, False)
+    assert await core.authorize("cp1", TAG) is Authorization.IN_USE
+    # A 2.0.1 transaction's internal number is no reference of it.
+    accepted = await core.start_transaction("cp1", 1, "OTHER", 0, T0, transaction="abc")
+    number = str(int(old.transaction) + 2)  # allocated to "abc" after "1" and the refused one
+    unknown = await core.stop_transaction("cp1", number, 9_000, T0, "Local", None)
+    assert not unknown.known
+    assert accepted.transaction == "abc"
+    assert await contract.unknown_stops() == 1
+
+
+async def test_a_16_id_is_found_when_the_charger_has_no_reference_of_its_own(
+    contract: Contract,
+) -> None:
+    core = contract.core
+    old = await core.start_transaction("cp1", 1, TAG, 1_000, T0)
+    await core.start_transaction("cp1", 1, "STRANGER", 0, T0, transaction="other")
+    stop = await core.stop_transaction("cp1", old.transaction, 2_500, T0, "Local", TAG)
+    assert (stop.known, stop.replayed) == (True, False)
+    assert await contract.energy_wh(old.transaction) == 1_500
+
+
+async def test_an_unknown_201_stop_is_recorded_once(contract: Contract) -> None:
+    core = contract.core
+    await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction=UUID)
+    other = "7c1d2e3f-0000-4000-8000-000000000000"
+    for _ in range(2):
+        stop = await core.stop_transaction("cp1", other, 9_000, T0, "PowerLoss", None)
+        assert not stop.known
+    assert await contract.unknown_stops() == 1
+    assert await core.authorize("cp1", TAG) is Authorization.IN_USE  # never guessed onto it
+    assert await contract.energy_wh(UUID) == 0
+
+
+async def test_a_meter_sample_of_a_201_reference_re_bills_it(contract: Contract) -> None:
+    core = contract.core
+    await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction=UUID)
+    at = T0 + timedelta(minutes=3)
+    await core.record_meter(MeterSample("cp1", 1, UUID, 2_500, at))
+    await core.record_meter(MeterSample("cp1", 1, UUID, 2_500, at))
+    assert await contract.samples(UUID) == {(at, 2_500)}
+    assert await contract.energy_wh(UUID) == 1_500

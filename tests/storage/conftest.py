@@ -42,12 +42,13 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 @asynccontextmanager
-async def _postgres_database() -> AsyncIterator[Database]:
+async def _postgres_database(revision: str | None = "head") -> AsyncIterator[Database]:
     if not PG_URL:
         pytest.skip("PostgreSQL run needs STROM_TEST_DATABASE_URL (set by .ci/run)")
     schema = f"t_{secrets.token_hex(6)}"
     database = await _postgres(schema)
-    await database.upgrade()
+    if revision is not None:
+        await database.upgrade(revision)
     try:
         yield database
     finally:
@@ -72,3 +73,15 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.upgrade()
     yield database
     await database.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database without any schema yet, for migration tests (SQLite, and PostgreSQL)."""
+    if request.param == "sqlite":
+        database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'strom.sqlite3'}")
+        yield database
+        await database.close()
+        return
+    async with _postgres_database(revision=None) as database:
+        yield database

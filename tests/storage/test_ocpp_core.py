@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from strom_core.ports import Authorization, MeterSample
@@ -11,7 +12,7 @@ from strom_core.session import State
 from strom_core.session_events import PaymentSettled
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_storage.db import Database
-from strom_storage.schema import ocpp_transactions, ocpp_unknown_stops
+from strom_storage.schema import meter_readings, ocpp_transactions, ocpp_unknown_stops
 from tests.storage.test_session_store import make
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -103,3 +104,79 @@ async def test_stop_for_an_unknown_transaction_is_recorded_not_guessed(db: Datab
         )
     assert stopped == 0
     assert (await core.store.get("s1")).state is State.CHARGING
+
+
+async def test_a_charger_chosen_start_advances_the_session_under_strom_s_own_number(
+    db: Database,
+) -> None:
+    core = await paid(db)
+    decision = await core.start_transaction("cp1", 1, "Ts1", 1_000, T0, transaction="tx-A")
+    assert decision.transaction == "tx-A"
+    session = await core.store.get("s1")
+    assert session.state is State.CHARGING
+    async with db.reader() as conn:
+        row = (
+            await conn.execute(
+                select(ocpp_transactions.c.id, ocpp_transactions.c.charger_reference)
+            )
+        ).one()
+    assert (row.id, row.charger_reference) == (session.transaction_id, "tx-A")
+    # 1.6 ids go on from the same allocator.
+    after = await core.start_transaction("cp1", 1, "X1", 0, T0)
+    assert int(after.transaction) == row.id + 1
+
+
+async def test_a_charger_reference_no_transaction_can_have_is_refused_and_changes_nothing(
+    db: Database,
+) -> None:
+    core = await paid(db)
+    for bad in ("", "x" * 37):
+        with pytest.raises(ValueError, match="1 to 36 characters"):
+            await core.start_transaction("cp1", 1, "Ts1", 1_000, T0, transaction=bad)
+    assert (await core.store.get("s1")).state is State.PAID
+    # A stop of such a reference cannot be kept either: answered unknown, nothing written.
+    decision = await core.stop_transaction("cp1", "y" * 37, 5_000, T0, "Local", None)
+    assert decision.known is False
+    async with db.reader() as conn:
+        assert await conn.scalar(select(func.count()).select_from(ocpp_transactions)) == 0
+        assert await conn.scalar(select(func.count()).select_from(ocpp_unknown_stops)) == 0
+
+
+async def test_unknown_stops_are_kept_under_a_number_or_the_charger_s_reference(
+    db: Database,
+) -> None:
+    core = await paid(db)
+    await core.stop_transaction("cp1", "999", 5_000, T0, "PowerLoss", None)
+    await core.stop_transaction("cp1", "tx-9", 5_000, T0, "PowerLoss", None)
+    await core.stop_transaction("cp1", "007", 5_000, T0, "PowerLoss", None)  # not 7
+    await core.stop_transaction("cp2", "tx-9", 5_000, T0, "PowerLoss", None)
+    async with db.reader() as conn:
+        rows = await conn.execute(
+            select(
+                ocpp_unknown_stops.c.charger_id,
+                ocpp_unknown_stops.c.transaction_id,
+                ocpp_unknown_stops.c.charger_reference,
+            )
+        )
+        kept = {tuple(row) for row in rows}
+    assert kept == {
+        ("cp1", 999, None),
+        ("cp1", None, "tx-9"),
+        ("cp1", None, "007"),
+        ("cp2", None, "tx-9"),
+    }
+
+
+async def test_a_meter_sample_of_a_reference_the_charger_never_started_is_dropped(
+    db: Database,
+) -> None:
+    core = await paid(db)
+    started = await core.start_transaction("cp1", 1, "Ts1", 1_000, T0, transaction="tx-A")
+    number = (await core.store.get("s1")).transaction_id
+    # Neither another reference nor Strom's own number of the charger's transaction is it.
+    for reference in ("tx-B", str(number)):
+        await core.record_meter(MeterSample("cp1", 1, reference, 9_000, T0))
+    async with db.reader() as conn:
+        assert await conn.scalar(select(func.count()).select_from(meter_readings)) == 0
+    assert (await core.store.get("s1")).energy_wh == 0
+    assert started.transaction == "tx-A"

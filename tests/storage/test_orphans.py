@@ -124,12 +124,15 @@ class World:
             return list(await conn.execute(select(audit_log).order_by(audit_log.c.id)))
 
 
-async def charging(db: Database) -> World:
+async def charging(db: Database, reference: str | None = None) -> World:
+    """The world; ``reference``: an OCPP 2.0.1 charger chose the transaction's reference."""
     store = await make(db)  # s1 on cp1/1, idTag Ts1, meter interval 60 s, 300 sat/kWh + 10 sat
     await store.apply("s1", PaymentSettled("h1", 5_000_000))
     core = DatabaseOcppCore(store)
-    tx = int((await core.start_transaction("cp1", 1, "Ts1", 1_000, T0)).transaction)
-    await core.record_meter(MeterSample("cp1", 1, str(tx), 3_000, LAST_READING))
+    started = await core.start_transaction("cp1", 1, "Ts1", 1_000, T0, transaction=reference)
+    await core.record_meter(MeterSample("cp1", 1, started.transaction, 3_000, LAST_READING))
+    tx = (await store.get("s1")).transaction_id
+    assert tx is not None
     world = World(db, store, tx)
     await world.status("Charging")
     return world
@@ -405,3 +408,33 @@ async def test_a_pending_check_row_is_not_held_back_by_a_retried_stop(db: Databa
     world.clock.skipped += timedelta(seconds=121)
     due = await OutboxStore(db).due(world.clock())
     assert CHECK_KIND in {row.kind for row in due}
+
+
+async def test_a_201_transaction_is_stopped_and_reported_lost_by_the_charger_s_reference(
+    db: Database,
+) -> None:
+    world = await charging(db, reference="c0ffee-17")
+    await world.store.apply("s1", StopRequested(StopReason.INITIATOR))
+    world.commands.answer = CommandStatus.REJECTED
+    await world.runner().drain()
+    assert ("remote_stop", "cp1", "c0ffee-17") in world.commands.calls
+    await world.after_grace()
+    [entry] = await world.audit()
+    assert entry.action == "transaction_lost"
+    assert (entry.detail["transaction"], entry.detail["transaction_id"]) == ("c0ffee-17", world.tx)
+
+
+async def test_a_16_transaction_is_stopped_and_reported_by_its_number(db: Database) -> None:
+    world = await charging(db)
+    await world.store.apply("s1", StopRequested(StopReason.INITIATOR))
+    await world.runner().drain()
+    assert ("remote_stop", "cp1", str(world.tx)) in world.commands.calls
+    await world.core.stop_transaction(
+        "cp1", str(world.tx), 2_400, LAST_READING + timedelta(minutes=1), "Local", None
+    )
+    [entry] = await world.audit()
+    assert entry.action == "meter_stop_below_register"
+    assert (entry.detail["transaction"], entry.detail["transaction_id"]) == (
+        str(world.tx),
+        world.tx,
+    )
