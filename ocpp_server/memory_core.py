@@ -118,8 +118,9 @@ class InMemoryOcppCore:
             raise ValueError("transaction ids start at 1 (0 means 'none' to many chargers)")
         self._next_id = first_transaction_id
         self._issued: dict[str, IssuedTag] = {}
-        # (charger id, reference) -> transaction, in allocation order
-        self._transactions: dict[tuple[str, str], RecordedTransaction] = {}
+        # (charger id, reference, chosen by the charger) -> transaction, in allocation order:
+        # a 2.0.1 reference "1" and an allocated 1.6 "1" of one charger are two transactions
+        self._transactions: dict[tuple[str, str, bool], RecordedTransaction] = {}
         self._by_replay_key: dict[_ReplayKey, str] = {}
         self._open_by_tag: dict[str, str] = {}
         self._used_tags: set[str] = set()
@@ -152,8 +153,13 @@ class InMemoryOcppCore:
     ) -> RecordedTransaction | None:
         """One recorded transaction, by reference (and charger, for charger-chosen ones)."""
         if charger_id is not None:
-            return self._transactions.get((charger_id, transaction))
+            return self._find(charger_id, transaction)
         return next((t for t in self._transactions.values() if t.transaction == transaction), None)
+
+    def _find(self, charger_id: str, transaction: str) -> RecordedTransaction | None:
+        """The charger's own reference first, then an allocated one (the database's rule)."""
+        chosen = self._transactions.get((charger_id, transaction, True))
+        return chosen or self._transactions.get((charger_id, transaction, False))
 
     def unknown_stops(self) -> list[RecordedStop]:
         """StopTransaction.req for ids no StartTransaction of that charger got."""
@@ -200,8 +206,11 @@ class InMemoryOcppCore:
         """Record a started transaction; a replay returns the recorded answer."""
         async with self._lock:
             key: _ReplayKey = (charger_id, connector_id, id_tag, meter_start_wh, timestamp)
-            known = self._by_replay_key.get(key) if transaction is None else transaction
-            recorded = None if known is None else self._transactions.get((charger_id, known))
+            chosen = transaction is not None
+            known = transaction if chosen else self._by_replay_key.get(key)
+            recorded = (
+                None if known is None else self._transactions.get((charger_id, known, chosen))
+            )
             if recorded is not None:
                 return StartDecision(recorded.transaction, recorded.status, replayed=True)
             status = self._tag_status(charger_id, connector_id, id_tag)
@@ -209,7 +218,7 @@ class InMemoryOcppCore:
                 transaction = str(self._next_id)
                 self._next_id += 1
                 self._by_replay_key[key] = transaction
-            self._transactions[charger_id, transaction] = RecordedTransaction(
+            self._transactions[charger_id, transaction, chosen] = RecordedTransaction(
                 transaction,
                 charger_id,
                 connector_id,
@@ -234,7 +243,7 @@ class InMemoryOcppCore:
         """Record a StopTransaction.req; the first stop of a transaction wins."""
         async with self._lock:
             stop = RecordedStop(charger_id, transaction, meter_stop_wh, timestamp, reason, id_tag)
-            recorded = self._transactions.get((charger_id, transaction))
+            recorded = self._find(charger_id, transaction)
             if recorded is None:
                 if stop in self._unknown_stops:
                     return StopDecision(known=False, replayed=True)
@@ -242,7 +251,8 @@ class InMemoryOcppCore:
                 return StopDecision(known=False)
             if recorded.stop is not None:
                 return StopDecision(known=True, replayed=True)
-            self._transactions[charger_id, transaction] = replace(recorded, stop=stop)
+            chosen = (charger_id, transaction, True) in self._transactions
+            self._transactions[charger_id, transaction, chosen] = replace(recorded, stop=stop)
             if self._open_by_tag.get(recorded.id_tag) == transaction:
                 del self._open_by_tag[recorded.id_tag]
                 self._used_tags.add(recorded.id_tag)

@@ -283,8 +283,6 @@ async def test_two_chargers_with_the_same_reference_stay_apart(contract: Contrac
 
 
 async def test_a_201_reference_and_a_16_id_of_one_charger_do_not_mix(contract: Contract) -> None:
-    if contract.kind == "memory":
-        pytest.skip("the in-memory core keeps one record per (charger, reference) of any kind")
     core = contract.core
     old = await core.start_transaction("cp1", 1, TAG, 1_000, T0)  # OCPP 1.6: "1", allocated
     # The charger now speaks 2.0.1 and chooses the same characters: a transaction of its own.
