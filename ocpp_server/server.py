@@ -79,6 +79,7 @@ from ocpp_server.settings import (
     ChargerAuth,
     ChargerAuthLookup,
     OcppServerSettings,
+    Quirk,
 )
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.ids import is_charger_id
@@ -277,7 +278,9 @@ class OcppServer:
             return _unauthorized(connection)
         if auth.parsed_hash is None:
             return await self._admit_unproven(connection, charger_id, auth, credentials)
-        if credentials is None or credentials[0] != charger_id:
+        if credentials is None or (
+            credentials[0] != charger_id and not auth.has(Quirk.ANY_BASIC_AUTH_USERNAME)
+        ):
             why = (
                 "no Basic credentials (the charger has a password)"
                 if credentials is None

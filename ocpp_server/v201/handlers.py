@@ -218,6 +218,15 @@ class ChargerHandlers(BaseHandlers):
     ) -> Reply:
         """StatusNotification: EVSE N is Strom connector N, status in 1.6's vocabulary."""
         report = status_report(payload)
+        if (report.evse_id == 0) != (report.connector_id == 0):
+            # (0, n) and (n, 0) name no connector (FoxESS, lbbrhzn/ocpp PR 2020): dropped.
+            log.info(
+                "cp_id=%s: StatusNotification for EVSE %d connector %d ignored",
+                conn.charger_id,
+                report.evse_id,
+                report.connector_id,
+            )
+            return Reply({})
         station = self.station(conn.charger_id)
         station.connector_status[report.evse_id] = report.status
         if report.status == "Available":
