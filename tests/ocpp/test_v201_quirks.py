@@ -208,3 +208,18 @@ async def test_notify_report_pages_are_collected_until_the_last(harness: Harness
     assert info is not None
     assert info.variables["OCPPCommCtrlr/HeartbeatInterval"] == "300"
     assert info.variables["OCPPCommCtrlr/OfflineThreshold"] == "60"
+
+
+async def test_security_events_are_kept_per_charger_bounded_newest_last(harness: Harness) -> None:
+    async with station(harness) as driver:
+        for n in range(55):
+            payload = {"type": f"Event{n}", "timestamp": T0, "techInfo": f"info {n}"}
+            assert await driver.call("SecurityEventNotification", payload) == {}
+    info = harness.server.charger_info("cp-1")
+    assert info is not None
+    assert info.ocpp_version == "ocpp2.0.1"
+    assert len(info.security_events) == 50
+    assert (info.security_events[-1].type, info.security_events[-1].tech_info) == (
+        "Event54",
+        "info 54",
+    )
