@@ -94,6 +94,7 @@ __all__ = [
     "AuditPage",
     "AuditQuery",
     "Availability",
+    "BaseReportIn",
     "ChargerDetail",
     "ChargerList",
     "ChargerSummary",
@@ -101,6 +102,7 @@ __all__ = [
     "ConnectorIn",
     "ConnectorOut",
     "ErrorOut",
+    "GetVariablesIn",
     "LedgerQuery",
     "LedgerTotals",
     "LogQuery",
@@ -122,10 +124,12 @@ __all__ = [
     "RefundPage",
     "RelayOut",
     "ResetIn",
+    "SecurityEventOut",
     "SessionDetail",
     "SessionOut",
     "SessionPage",
     "SessionQuery",
+    "SetVariablesIn",
     "StatusEventOut",
     "StickerQuery",
     "TariffIn",
@@ -134,6 +138,10 @@ __all__ = [
     "TotalsQuery",
     "TriggerIn",
     "UnlockIn",
+    "VariableIn",
+    "VariableOut",
+    "VariableValueIn",
+    "VariablesAnswer",
 ]
 
 
@@ -228,6 +236,12 @@ class ChargerList(_Out):
     items: list[ChargerSummary]
 
 
+class SecurityEventOut(_Out):
+    type: str
+    timestamp: datetime
+    tech_info: str | None = None
+
+
 class ChargerDetail(ChargerSummary):
     description: str
     address: str
@@ -240,6 +254,17 @@ class ChargerDetail(ChargerSummary):
     messages_sent: int
     pay_urls: dict[str, str]
     recent_sessions: list[SessionOut]
+    ocpp_version: str | None = Field(
+        None, description="the OCPP version of its latest connection (ocpp1.6, ocpp2.0.1)"
+    )
+    variables: dict[str, str] = Field(
+        default_factory=dict,
+        description="OCPP 2.0.1 device-model variables it reported (NotifyReport), "
+        "'Component[.instance][@evse]/Variable[.instance]' -> actual value",
+    )
+    security_events: list[SecurityEventOut] = Field(
+        default_factory=list, description="its latest OCPP 2.0.1 security events, oldest first"
+    )
 
 
 class ConnectorIn(_In):
@@ -328,6 +353,50 @@ class CommandAnswer(_Out):
     status: str
     detail: str = ""
     session_id: str | None = None
+
+
+class VariableIn(_In):
+    """One OCPP 2.0.1 device-model variable, addressed by component and variable."""
+
+    component: str = Field(min_length=1, max_length=50)
+    variable: str = Field(min_length=1, max_length=50)
+    component_instance: str | None = Field(None, min_length=1, max_length=50)
+    variable_instance: str | None = Field(None, min_length=1, max_length=50)
+    evse_id: int | None = Field(None, ge=0, le=99)
+
+
+class VariableValueIn(VariableIn):
+    value: str = Field(max_length=1000)
+
+
+class GetVariablesIn(_In):
+    variables: list[VariableIn] = Field(min_length=1, max_length=50)
+
+
+class SetVariablesIn(_In):
+    variables: list[VariableValueIn] = Field(min_length=1, max_length=50)
+
+
+class BaseReportIn(_In):
+    report: Literal["ConfigurationInventory", "FullInventory", "SummaryInventory"] = "FullInventory"
+
+
+class VariableOut(_Out):
+    component: str
+    variable: str
+    status: str = Field(
+        description="Accepted, Rejected, UnknownComponent, UnknownVariable, "
+        "NotSupportedAttributeType, RebootRequired"
+    )
+    value: str | None = None
+
+
+class VariablesAnswer(_Out):
+    """The charger's answer: the command status, then one result per variable."""
+
+    status: str
+    detail: str = ""
+    variables: list[VariableOut]
 
 
 class OcppFrame(_Out):

@@ -361,6 +361,7 @@ class ChargerConnection:
         ctx = self._ctx
         if effect is Effect.PUBLISH_ONLINE:
             self.record.connected_since = ctx.now()
+            self.record.ocpp_version = self.dialect.subprotocol
             await ctx.events.publish(ChargerOnline(self.charger_id, ctx.now()))
         elif effect is Effect.PUBLISH_OFFLINE_CLOSED:
             await ctx.events.publish(ChargerOffline(self.charger_id, ctx.now(), "disconnected"))

@@ -159,10 +159,12 @@ class PayloadInvalid(RemoteProtocolError):
 
 # --- timestamps ------------------------------------------------------------------------------
 
-# RFC 3339 date-time as OCPP uses it. A missing offset is tolerated and read as UTC: several
-# chargers omit the "Z", and refusing a StopTransaction for it would lose a bill.
+# RFC 3339 date-time as OCPP uses it, read leniently: a missing offset is read as UTC (several
+# chargers omit the "Z", and refusing a StopTransaction for it would lose a bill), an offset may
+# be short (``+03``, ``+0300``: monta-app/ocpp-emulator#5 and #53) and the fraction may have any
+# number of digits (OCPP 2.0.1 allows three; more are cut to microseconds).
 _DATE_TIME: Final = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:?\d{2})?$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 
 

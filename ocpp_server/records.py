@@ -22,10 +22,12 @@ __all__ = [
     "MessageCounters",
     "OpenTransaction",
     "PendingCharger",
+    "SecurityEvent",
 ]
 
 _MAX_LOGGED_CHARS: Final = 2_000
 _MAX_OPEN_TRANSACTIONS: Final = 32
+_MAX_SECURITY_EVENTS: Final = 50
 
 Direction = Literal["in", "out"]
 
@@ -82,6 +84,15 @@ class PendingCharger:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """One OCPP 2.0.1 SecurityEventNotification: its type, the station's time, tech info."""
+
+    type: str
+    timestamp: datetime
+    tech_info: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChargerInfo:
     """A snapshot of one charger for the admin view."""
 
@@ -95,6 +106,10 @@ class ChargerInfo:
     counters: MessageCounters
     # Reported device-model variables (OCPP 2.0.1 NotifyReport): "Component/Variable" -> value.
     variables: dict[str, str] = field(default_factory=dict)
+    # The websocket subprotocol of its latest connection (``ocpp1.6``, ``ocpp2.0.1``).
+    ocpp_version: str | None = None
+    # Its latest OCPP 2.0.1 SecurityEventNotifications, oldest first.
+    security_events: tuple[SecurityEvent, ...] = ()
 
 
 @dataclass(slots=True)
@@ -111,6 +126,10 @@ class ChargerRecord:
     notifications: dict[str, str] = field(default_factory=dict)
     # OCPP 2.0.1 device-model variables the charger reported, "Component/Variable" -> value
     variables: dict[str, str] = field(default_factory=dict)
+    ocpp_version: str | None = None
+    security_events: deque[SecurityEvent] = field(
+        default_factory=lambda: deque(maxlen=_MAX_SECURITY_EVENTS)
+    )
     # (epoch seconds, outgoing?, frame): compact; turned into LoggedMessage when read.
     _log: deque[tuple[float, bool, str]] | None = None
     _open: OrderedDict[str, OpenTransaction] | None = None  # by transaction reference

@@ -47,7 +47,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Final, cast
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -79,10 +79,12 @@ from ocpp_server.settings import (
     ChargerAuth,
     ChargerAuthLookup,
     OcppServerSettings,
+    Quirk,
 )
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.ids import is_charger_id
 from strom_core.ports import EventSink, OcppCore
+from strom_core.ports.device_model import DeviceModelCommands
 
 __all__ = ["OcppServer"]
 
@@ -277,7 +279,9 @@ class OcppServer:
             return _unauthorized(connection)
         if auth.parsed_hash is None:
             return await self._admit_unproven(connection, charger_id, auth, credentials)
-        if credentials is None or credentials[0] != charger_id:
+        if credentials is None or (
+            credentials[0] != charger_id and not auth.has(Quirk.ANY_BASIC_AUTH_USERNAME)
+        ):
             why = (
                 "no Basic credentials (the charger has a password)"
                 if credentials is None
@@ -469,6 +473,14 @@ class OcppServer:
         record = self._records.get(charger_id)
         return record.counters() if record else MessageCounters(0, 0)
 
+    def device_model(self) -> DeviceModelCommands | None:
+        """GetVariables, SetVariables and GetBaseReport, when OCPP 2.0.1 is served."""
+        try:
+            commands = self.commands.command_set(v201.SUBPROTOCOL)
+        except KeyError:
+            return None
+        return cast(DeviceModelCommands, commands)
+
     def charger_info(self, charger_id: str) -> ChargerInfo | None:
         """What the server knows about a charger, or None if it never connected."""
         record = self._records.get(charger_id)
@@ -486,6 +498,8 @@ class OcppServer:
             notifications=dict(record.notifications),
             counters=record.counters(),
             variables=dict(record.variables),
+            ocpp_version=record.ocpp_version,
+            security_events=tuple(record.security_events),
         )
 
 

@@ -31,7 +31,7 @@ DEFAULT_MEASURANDS: Final = ("Energy.Active.Import.Register", "Power.Active.Impo
 
 
 class Quirk(enum.StrEnum):
-    """Named workarounds for chargers that break OCPP 1.6 in known ways.
+    """Named workarounds for chargers that break OCPP (1.6 or 2.0.1) in known ways.
 
     Each flag is set per charger in its profile and does one narrow thing.
     """
@@ -55,6 +55,12 @@ class Quirk(enum.StrEnum):
     # meterStart; when the server never saw that StartTransaction the sample is dropped (never
     # guessed). Billing stays meterStop - meterStart either way.
     SESSION_RELATIVE_METER_VALUES = "session_relative_meter_values"
+
+    # OCPP-J (1.6 security whitepaper, 2.0.1 Part 4 section 3.1) makes the HTTP Basic user name
+    # the charger's identity; some firmware sends its serial number or a fixed string instead
+    # (thoughtworks/maeve-csms "allow invalid username for specific charge stations"). With
+    # this flag any user name is taken; the password must still match the charger's.
+    ANY_BASIC_AUTH_USERNAME = "any_basic_auth_username"
 
 
 def parse_quirks(names: Iterable[str]) -> frozenset[Quirk]:

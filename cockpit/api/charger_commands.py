@@ -9,6 +9,7 @@ from __future__ import annotations
 from cockpit import models as m
 from cockpit.api.context import ApiContext
 from cockpit.endpoint import ApiError, Call, Endpoint
+from strom_core.ports.device_model import DeviceModelCommands, VariableSetting, VariablesResult
 from strom_storage.agents import set_connector_enabled
 
 __all__ = ["ChargerCommandsResource"]
@@ -76,6 +77,58 @@ class ChargerCommandsResource:
         await ctx.stop(session_id)
         call.audit_detail.update(connector=connector_id, session=session_id)
         return m.CommandAnswer(status="Accepted", detail="stopping", session_id=session_id)
+
+    def _device_model(self, charger_id: str) -> DeviceModelCommands:
+        """The 2.0.1 commands, for a charger whose latest connection spoke OCPP 2.0.1."""
+        device_model = self.ctx.station.device_model()
+        info = self.ctx.station.charger_info(charger_id)
+        version = info.ocpp_version if info else None
+        if device_model is None or version != "ocpp2.0.1":
+            raise ApiError(
+                409,
+                "conflict",
+                f"charger {charger_id} does not speak OCPP 2.0.1 ({version or 'never connected'})",
+            )
+        return device_model
+
+    @staticmethod
+    def _variables_answer(call: Call, answer: VariablesResult) -> m.VariablesAnswer:
+        call.audit_detail.update(
+            charger=answer.result.status.value,
+            variables={f"{v.component}/{v.variable}": v.status for v in answer.variables},
+        )
+        return m.VariablesAnswer(
+            status=answer.result.status.value,
+            detail=answer.result.detail,
+            variables=[
+                m.VariableOut(
+                    component=v.component, variable=v.variable, status=v.status, value=v.value
+                )
+                for v in answer.variables
+            ],
+        )
+
+    async def get_variables(self, call: Call) -> m.VariablesAnswer:
+        """``POST /chargers/{charger_id}/variables/get``: OCPP 2.0.1 GetVariables."""
+        profile = self.ctx.profile(call)
+        wanted = [VariableSetting(**v.model_dump()) for v in call.body.variables]
+        answer = await self._device_model(profile.id).get_variables(profile.id, wanted)
+        return self._variables_answer(call, answer)
+
+    async def set_variables(self, call: Call) -> m.VariablesAnswer:
+        """``POST /chargers/{charger_id}/variables/set``: OCPP 2.0.1 SetVariables."""
+        profile = self.ctx.profile(call)
+        settings = [VariableSetting(**v.model_dump()) for v in call.body.variables]
+        answer = await self._device_model(profile.id).set_variables(profile.id, settings)
+        return self._variables_answer(call, answer)
+
+    async def get_base_report(self, call: Call) -> m.CommandAnswer:
+        """``POST /chargers/{charger_id}/commands/get-base-report``: OCPP 2.0.1 GetBaseReport."""
+        profile = self.ctx.profile(call)
+        report = call.body.report
+        result = await self._device_model(profile.id).get_base_report(profile.id, report)
+        call.audit_detail.update(report=report, charger=result.status.value)
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
 
     async def ocpp_log(self, call: Call) -> m.OcppLog:
         """``GET /chargers/{charger_id}/ocpp-log``."""
@@ -146,6 +199,42 @@ class ChargerCommandsResource:
                 m.CommandAnswer,
                 body=m.UnlockIn,
                 action="charger.remote_stop",
+                target="charger_id",
+                conflict=True,
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/variables/get",
+                self.get_variables,
+                "OCPP 2.0.1 GetVariables (component/variable, a status per variable)",
+                "chargers",
+                m.VariablesAnswer,
+                body=m.GetVariablesIn,
+                action="charger.get_variables",
+                target="charger_id",
+                conflict=True,
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/variables/set",
+                self.set_variables,
+                "OCPP 2.0.1 SetVariables (component/variable, a status per variable)",
+                "chargers",
+                m.VariablesAnswer,
+                body=m.SetVariablesIn,
+                action="charger.set_variables",
+                target="charger_id",
+                conflict=True,
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/commands/get-base-report",
+                self.get_base_report,
+                "OCPP 2.0.1 GetBaseReport (the NotifyReport answers fill the charger's variables)",
+                "chargers",
+                m.CommandAnswer,
+                body=m.BaseReportIn,
+                action="charger.get_base_report",
                 target="charger_id",
                 conflict=True,
             ),

@@ -130,6 +130,12 @@ class ChargersResource:
             messages_sent=counters.sent,
             pay_urls={str(c.id): f"{base}/lnurlp/{profile.id}/{c.id}" for c in profile.connectors},
             recent_sessions=[session_out(row) for row in recent],
+            ocpp_version=info.ocpp_version if info else None,
+            variables=dict(sorted(info.variables.items())) if info else {},
+            security_events=[
+                m.SecurityEventOut(type=e.type, timestamp=e.timestamp, tech_info=e.tech_info)
+                for e in (info.security_events if info else ())
+            ],
         )
 
     async def pending_chargers(self, call: Call) -> m.PendingList:

@@ -26,14 +26,20 @@ Answers map onto :class:`~strom_core.ports.CommandResult` as in every version
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import count
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ocpp_server._connection import ConnectionLookup, OutcomeKind
 from ocpp_server.commands import VersionCommands, command_result
 from ocpp_server.v201.messages import remote_start_id
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
+from strom_core.ports.device_model import (
+    BASE_REPORTS,
+    DeviceModelCommands,
+    VariableResult,
+    VariableSetting,
+    VariablesResult,
+)
 
 __all__ = [
     "BASE_REPORTS",
@@ -42,50 +48,6 @@ __all__ = [
     "VariableSetting",
     "VariablesResult",
 ]
-
-BASE_REPORTS: Final = frozenset({"ConfigurationInventory", "FullInventory", "SummaryInventory"})
-
-
-@dataclass(frozen=True, slots=True)
-class VariableSetting:
-    """A device-model variable to read or set: component, variable, and a value to set."""
-
-    component: str
-    variable: str
-    value: str = ""
-    component_instance: str | None = None
-    variable_instance: str | None = None
-    evse_id: int | None = None
-
-    def address(self) -> dict[str, Any]:
-        """The ``component`` and ``variable`` objects of the request."""
-        component: dict[str, Any] = {"name": self.component}
-        if self.component_instance is not None:
-            component["instance"] = self.component_instance
-        if self.evse_id is not None:
-            component["evse"] = {"id": self.evse_id}
-        variable: dict[str, Any] = {"name": self.variable}
-        if self.variable_instance is not None:
-            variable["instance"] = self.variable_instance
-        return {"component": component, "variable": variable}
-
-
-@dataclass(frozen=True, slots=True)
-class VariableResult:
-    """One variable's answer: its status (``Accepted``, ``UnknownVariable``...) and value."""
-
-    component: str
-    variable: str
-    status: str
-    value: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VariablesResult:
-    """GetVariables/SetVariables: the command result and one result per variable."""
-
-    result: CommandResult
-    variables: tuple[VariableResult, ...] = ()
 
 
 class Ocpp201Commands(VersionCommands):
@@ -210,3 +172,4 @@ class Ocpp201Commands(VersionCommands):
 
 if TYPE_CHECKING:
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = Ocpp201Commands
+    _IS_DEVICE_MODEL: type[DeviceModelCommands] = Ocpp201Commands

@@ -61,6 +61,7 @@ from ocpp_server.v201.messages import (
     TransactionEvent,
     boot_info,
     id_token,
+    security_event,
     status_report,
     transaction_event,
 )
@@ -85,7 +86,6 @@ _NOTIFICATIONS: Final = {
     "FirmwareStatusNotification": "status",
     "LogStatusNotification": "status",
     "PublishFirmwareStatusNotification": "status",
-    "SecurityEventNotification": "type",
     "NotifyEvent": "generatedAt",
 }
 
@@ -189,6 +189,7 @@ class ChargerHandlers(BaseHandlers):
             "Heartbeat": self.on_heartbeat,
             "MeterValues": self.on_meter_values,
             "NotifyReport": self.on_notify_report,
+            "SecurityEventNotification": self.on_security_event_notification,
             "StatusNotification": self.on_status_notification,
             "TransactionEvent": self.on_transaction_event,
         }
@@ -218,6 +219,15 @@ class ChargerHandlers(BaseHandlers):
     ) -> Reply:
         """StatusNotification: EVSE N is Strom connector N, status in 1.6's vocabulary."""
         report = status_report(payload)
+        if (report.evse_id == 0) != (report.connector_id == 0):
+            # (0, n) and (n, 0) name no connector (FoxESS, lbbrhzn/ocpp PR 2020): dropped.
+            log.info(
+                "cp_id=%s: StatusNotification for EVSE %d connector %d ignored",
+                conn.charger_id,
+                report.evse_id,
+                report.connector_id,
+            )
+            return Reply({})
         station = self.station(conn.charger_id)
         station.connector_status[report.evse_id] = report.status
         if report.status == "Available":
@@ -414,6 +424,22 @@ class ChargerHandlers(BaseHandlers):
         else:
             status = await self._core.authorize(conn.charger_id, event.id_tag)
         return Reply({"idTokenInfo": {"status": AUTHORIZATION_STATUS[status]}})
+
+    async def on_security_event_notification(
+        self, conn: ChargerConnection, payload: Mapping[str, Any]
+    ) -> Reply:
+        """SecurityEventNotification: kept (bounded) per charger for the operator, and logged."""
+        event = security_event(payload)
+        conn.record.security_events.append(event)
+        conn.record.notifications["SecurityEventNotification"] = event.type[:50]
+        log.warning(
+            "cp_id=%s: security event %s at %s%s",
+            conn.charger_id,
+            event.type,
+            event.timestamp.isoformat(),
+            f": {event.tech_info}" if event.tech_info else "",
+        )
+        return Reply({})
 
     async def on_notify_report(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
         """NotifyReport: keep the reported variables' actual values in the charger's record."""

@@ -9,11 +9,12 @@ the cockpit). Every record below is a read-only view: the server's own records f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from strom_core.ports.chargers import ChargerCommands
+from strom_core.ports.device_model import DeviceModelCommands
 
 __all__ = [
     "BootView",
@@ -73,6 +74,40 @@ class ConnectionView(Protocol):
     @property
     def boot(self) -> BootView | None:
         """The last boot notification, or None."""
+        ...
+
+    @property
+    def ocpp_version(self) -> str | None:
+        """The websocket subprotocol of its latest connection (``ocpp1.6``, ``ocpp2.0.1``)."""
+        ...
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """OCPP 2.0.1 device-model variables it reported, ``Component/Variable`` -> value."""
+        ...
+
+    @property
+    def security_events(self) -> Sequence[SecurityEventView]:
+        """Its latest OCPP 2.0.1 security events, oldest first (bounded)."""
+        ...
+
+
+class SecurityEventView(Protocol):
+    """One SecurityEventNotification."""
+
+    @property
+    def type(self) -> str:
+        """The event type (``FirmwareUpdated``, ``InvalidCsmsCertificate`` ...)."""
+        ...
+
+    @property
+    def timestamp(self) -> datetime:
+        """When the station says it happened."""
+        ...
+
+    @property
+    def tech_info(self) -> str | None:
+        """The station's technical detail, if any."""
         ...
 
 
@@ -194,6 +229,10 @@ class ChargerStation(Protocol):
 
     def charger_info(self, charger_id: str) -> ConnectionView | None:
         """What the server knows about a charger, or None if it never connected."""
+        ...
+
+    def device_model(self) -> DeviceModelCommands | None:
+        """OCPP 2.0.1 GetVariables, SetVariables, GetBaseReport (None when 2.0.1 is not served)."""
         ...
 
     def counters(self, charger_id: str | None = None) -> CounterView:

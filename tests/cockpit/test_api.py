@@ -51,6 +51,19 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/chargers/{charger_id}/commands/reset"): {"json": {"kind": "soft"}},
     ("POST", "/chargers/{charger_id}/commands/trigger-status"): {"json": {"connector_id": 1}},
     ("POST", "/chargers/{charger_id}/commands/remote-stop"): {"json": {"connector_id": 1}},
+    ("POST", "/chargers/{charger_id}/variables/get"): {
+        "json": {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]}
+    },
+    ("POST", "/chargers/{charger_id}/variables/set"): {
+        "json": {
+            "variables": [
+                {"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "300"}
+            ]
+        }
+    },
+    ("POST", "/chargers/{charger_id}/commands/get-base-report"): {
+        "json": {"report": "SummaryInventory"}
+    },
     ("GET", "/chargers/{charger_id}/ocpp-log"): {"params": {"limit": "5"}},
     ("GET", "/chargers/{charger_id}/sticker.svg"): {"params": {"connector": "1"}},
     ("GET", "/chargers/{charger_id}/sticker.pdf"): {"params": {"connector": "1"}},
@@ -93,6 +106,15 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
         400,
     ),
     ("POST", "/chargers/{charger_id}/commands/remote-stop"): ({"json": {}}, 400),
+    ("POST", "/chargers/{charger_id}/variables/get"): ({"json": {"variables": []}}, 400),
+    ("POST", "/chargers/{charger_id}/variables/set"): (
+        {"json": {"variables": [{"component": "OCPPCommCtrlr", "variable": "X"}]}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/commands/get-base-report"): (
+        {"json": {"report": "Everything"}},
+        400,
+    ),
     ("GET", "/chargers/{charger_id}/ocpp-log"): ({"params": {"limit": "0"}}, 400),
     ("GET", "/chargers/{charger_id}/sticker.svg"): ({"params": {"connector": "9"}}, 404),
     ("GET", "/chargers/{charger_id}/sticker.pdf"): ({"params": {"connector": "x"}}, 400),
@@ -349,6 +371,18 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     ]:
         answer = await ok(*key)
         assert answer["status"] in ("Accepted", "Unlocked"), (key, answer)
+    for key in [
+        ("POST", "/chargers/{charger_id}/variables/get"),
+        ("POST", "/chargers/{charger_id}/variables/set"),
+        ("POST", "/chargers/{charger_id}/commands/get-base-report"),
+    ]:
+        # The device model is OCPP 2.0.1's: this charger speaks 1.6, so it is a conflict.
+        refused = await cockpit.call(key[0], fill(key[1]), **REQUESTS[key])
+        assert refused.status_code == 409, (key, refused.text)
+        assert "ocpp1.6" in refused.json()["message"]
+        done.add(key)
+    detail = await ok("GET", "/chargers/{charger_id}")
+    assert (detail["ocpp_version"], detail["variables"]) == ("ocpp1.6", {})
     saved = await ok("PUT", "/chargers/{charger_id}/tariff")
     assert saved["saved"] is True
     assert saved["session_fee_msat"] == 10_000
