@@ -220,7 +220,7 @@ class ScreenKeeper:
 
     async def _show_paid(self, charger_id: str, connector_id: int, paid_msat: int) -> None:
         text = f"Paid {format_sat(paid_msat)}. Plug in to start charging."
-        message = ScreenMessage(text_message_id(connector_id), connector_id, text)
+        message = ScreenMessage(text_message_id(connector_id), connector_id, text, urgent=True)
         self._log(charger_id, connector_id, "paid", await self._displays.show(charger_id, message))
         if self._displays.screen_of(charger_id).qr:
             result = await self._displays.clear(charger_id, qr_message_id(connector_id))
