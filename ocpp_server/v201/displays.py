@@ -188,7 +188,8 @@ class Ocpp201Displays(VersionCommands):
         status = outcome.payload.get("status") if outcome.kind == OutcomeKind.ANSWERED else None
         if status == "NotSupportedMessageFormat":
             self._refused(charger_id, _QR if message.uri else _MESSAGES, status)
-        elif status == "Rejected":
+            return CommandResult(CommandStatus.NOT_SUPPORTED, status)
+        if status == "Rejected":
             self._refused(charger_id, _MESSAGES, status)
         else:
             self._unsupported_call(charger_id, outcome, _MESSAGES)
