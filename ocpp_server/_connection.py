@@ -56,7 +56,14 @@ from ocpp_server.peer import (
 from ocpp_server.records import ChargerRecord, PendingCharger
 from ocpp_server.settings import ChargerAuth, ChargerAuthLookup, OcppServerSettings, Quirk
 from strom_core.crashpoints import crashpoint
-from strom_core.ports import ChargerCommands, ChargerOffline, ChargerOnline, EventSink, OcppCore
+from strom_core.ports import (
+    ChargerCommands,
+    ChargerDisplays,
+    ChargerOffline,
+    ChargerOnline,
+    EventSink,
+    OcppCore,
+)
 
 __all__ = [
     "CallOutcome",
@@ -172,6 +179,10 @@ class Dialect:
             live connection speaks this version (None for every other charger).
         wire_code: the version's spelling of an error code the version-neutral layers raise
             in OCPP 1.6's spelling (OCPP 2.0.1 says ``FormatViolation``); unchanged by default.
+        displays: makes the version's screens (as ``commands``); None: its chargers have no
+            screen the central system writes to.
+        on_screen_reported: registers a listener told the charger id whenever a charger has
+            reported what its screen can do (a no-op for a version without screens).
     """
 
     subprotocol: str
@@ -181,6 +192,8 @@ class Dialect:
     trigger_boot: Callable[[ChargerConnection], Awaitable[None]]
     commands: Callable[[ConnectionLookup], ChargerCommands]
     wire_code: Callable[[ErrorCode], ErrorCode] = lambda code: code
+    displays: Callable[[ConnectionLookup], ChargerDisplays] | None = None
+    on_screen_reported: Callable[[Callable[[str], None]], None] = lambda _listener: None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,16 @@ own command set (:mod:`ocpp_server.v16.commands` for OCPP 1.6), and a command go
 the dialect the charger's live connection negotiated. Each set finds only the connections of its
 own dialect, so a charger that reconnects with another version in between is never sent a
 command of the old one: that set finds no connection and answers ``OFFLINE``.
+
+It is the :class:`strom_core.ports.ChargerDisplays` too, routed the same way: a version whose
+chargers have no screen the central system writes to (OCPP 1.6) shows nothing (``NO_SCREEN``;
+``show`` answers ``NOT_SUPPORTED`` and sends nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,11 +26,20 @@ from ocpp_server._connection import (
     Dialect,
     OutcomeKind,
 )
-from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
+from strom_core.ports import (
+    NO_SCREEN,
+    ChargerCommands,
+    ChargerDisplays,
+    CommandResult,
+    CommandStatus,
+    ScreenCapabilities,
+    ScreenMessage,
+)
 
 __all__ = ["OcppCommands", "VersionCommands", "command_result"]
 
 _NOT_CONNECTED: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
+_NO_SCREEN: Final = CommandResult(CommandStatus.NOT_SUPPORTED, "the charger has no screen")
 
 
 # How each command's answer status maps onto CommandStatus.
@@ -113,6 +127,25 @@ class _NotConnected:
         return _NOT_CONNECTED
 
 
+class _NoScreen:
+    """The screen of a charger without one (or without a live connection): nothing is sent."""
+
+    def __init__(self, answer: CommandResult) -> None:
+        self._answer = answer
+
+    def screen_of(self, charger_id: str) -> ScreenCapabilities:
+        return NO_SCREEN
+
+    async def show(self, charger_id: str, message: ScreenMessage) -> CommandResult:
+        return self._answer
+
+    async def clear(self, charger_id: str, message_id: int) -> CommandResult:
+        return self._answer
+
+    async def show_cost(self, charger_id: str, connector_id: int, total: Decimal) -> CommandResult:
+        return self._answer
+
+
 class OcppCommands:
     """Commands to connected chargers, by charger id, routed by the connection's dialect.
 
@@ -123,11 +156,21 @@ class OcppCommands:
 
     def __init__(self, connection: ConnectionLookup, dialects: Iterable[Dialect]) -> None:
         self._connection = connection
+        self._dialects = tuple(dialects)
         self._sets: dict[str, ChargerCommands] = {
             dialect.subprotocol: dialect.commands(partial(self._speaking, dialect))
-            for dialect in dialects
+            for dialect in self._dialects
+        }
+        self._screens: dict[str, ChargerDisplays] = {
+            dialect.subprotocol: (
+                dialect.displays(partial(self._speaking, dialect))
+                if dialect.displays is not None
+                else _NoScreen(_NO_SCREEN)
+            )
+            for dialect in self._dialects
         }
         self._not_connected = _NotConnected()
+        self._screen_offline = _NoScreen(_NOT_CONNECTED)
 
     def _speaking(self, dialect: Dialect, charger_id: str) -> ChargerConnection | None:
         """The charger's connection when it negotiated ``dialect``, else None."""
@@ -139,6 +182,12 @@ class OcppCommands:
         if conn is None or not conn.online:
             return self._not_connected
         return self._sets[conn.dialect.subprotocol]
+
+    def _screen(self, charger_id: str) -> ChargerDisplays:
+        conn = self._connection(charger_id)
+        if conn is None or not conn.online:
+            return self._screen_offline
+        return self._screens[conn.dialect.subprotocol]
 
     def command_set(self, subprotocol: str) -> ChargerCommands:
         """The command set of one OCPP version, for the commands it has beyond the port.
@@ -180,7 +229,35 @@ class OcppCommands:
         """Ask for a connector's status (all connectors when ``connector_id`` is None)."""
         return await self._route(charger_id).trigger_status(charger_id, connector_id)
 
+    # --- screens -------------------------------------------------------------------------------
+
+    def screen_of(self, charger_id: str) -> ScreenCapabilities:
+        """What the charger's screen can show (``NO_SCREEN`` when offline or without one)."""
+        return self._screen(charger_id).screen_of(charger_id)
+
+    async def show(self, charger_id: str, message: ScreenMessage) -> CommandResult:
+        """Show a message on the charger's screen (replacing the one with its id)."""
+        return await self._screen(charger_id).show(charger_id, message)
+
+    async def clear(self, charger_id: str, message_id: int) -> CommandResult:
+        """Remove a message from the charger's screen."""
+        return await self._screen(charger_id).clear(charger_id, message_id)
+
+    async def show_cost(self, charger_id: str, connector_id: int, total: Decimal) -> CommandResult:
+        """Show the running cost of the transaction on a connector."""
+        return await self._screen(charger_id).show_cost(charger_id, connector_id, total)
+
+    def on_screen_reported(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the charger id whenever a charger reported its screen.
+
+        It runs on the charger's connection: it must not block or raise.
+        """
+        for dialect in self._dialects:
+            dialect.on_screen_reported(listener)
+
 
 if TYPE_CHECKING:
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = OcppCommands
+    _IS_CHARGER_DISPLAYS: type[ChargerDisplays] = OcppCommands
+    _NO_SCREEN_IS_DISPLAYS: type[ChargerDisplays] = _NoScreen
     _NOT_CONNECTED_IS_COMMANDS: type[ChargerCommands] = _NotConnected

@@ -50,6 +50,9 @@ class SimulatorOptions:
         call_timeout_s: how long to wait for the central system's answers.
         vendor: the vendor name in BootNotification.
         model: the model in BootNotification.
+        screen: (OCPP 2.0.1) it has a screen the central system writes display messages to.
+        qr_codes: (OCPP 2.0.1) the screen shows URI messages as QR codes.
+        running_cost: (OCPP 2.0.1) it shows the running cost the central system tells.
     """
 
     url: str = "ws://127.0.0.1:9000/ocpp"
@@ -70,6 +73,9 @@ class SimulatorOptions:
     call_timeout_s: float = 30.0
     vendor: str = "Strom"
     model: str = "Simulator"
+    screen: bool = True
+    qr_codes: bool = True
+    running_cost: bool = True
 
     def __post_init__(self) -> None:
         if self.ocpp_version not in OCPP_VERSIONS:

@@ -7,7 +7,7 @@ so a failure in any part stops the service instead of leaving it half-alive.
 Start order: database (migrate, sync chargers) → lightning backend (one probe: Strom starts
 whether or not the node answers) → reconcile pending invoices (when it answers) → OCPP server →
 HTTP server → background loops (effect runner, settlement stream, node watch, invoice expiry,
-retention sweep). Stop order is the reverse, and bounded: what still runs
+retention sweep, the chargers' screens). Stop order is the reverse, and bounded: what still runs
 :attr:`Strom.shutdown_timeout_s` after the stop is logged and cancelled (:mod:`strom.shutdown`).
 """
 
@@ -47,6 +47,7 @@ from strom.parts import (
     ocpp_settings,
     purpose_key,
     retention_sweep,
+    screen_keeper,
     ssl_context,
     write_charger_password,
 )
@@ -78,6 +79,7 @@ from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.refunds import RefundService
+from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database, redact_url
@@ -139,6 +141,7 @@ class Strom:
     auth: StaticChargerAuth
     retention: Retention
     node: NodeWatch
+    screens: ScreenKeeper  # what the chargers' own screens show
     clock: Clock = SYSTEM_CLOCK  # the one clock every part was given
     http: web.AppRunner | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -262,6 +265,9 @@ class Strom:
             clock=clock,
         )
         events.subscribe(agents.on_ocpp_event)
+        screens = screen_keeper(live, tariffs, ocpp.commands, clock)
+        sessions.on_committed(screens.on_transition)
+        events.subscribe(screens.on_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **orphans.handlers(),
@@ -329,6 +335,7 @@ class Strom:
             auth=auth,
             retention=retention_sweep(config, db, agents, front, clock),
             node=node,
+            screens=screens,
             clock=clock,
             certificate=certificate,
         )
@@ -464,6 +471,7 @@ class Strom:
                     group.create_task(self.node.run(), name="lightning-watch"),
                     group.create_task(self._sweep_expired(), name="invoice-expiry"),
                     group.create_task(self.retention.run(), name="retention"),
+                    group.create_task(self.screens.run(), name="screens"),
                 ]
                 if self.certificate is not None:
                     tasks.append(group.create_task(self.certificate.run(), name="tls-renewal"))

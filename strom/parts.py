@@ -33,12 +33,16 @@ from ocpp_server import (
     v201,
 )
 from ocpp_server._connection import DialectFactory
+from ocpp_server.commands import OcppCommands
 from strom.config import StromConfig, require_ocpp_password
 from strom_core.clock import Clock
-from strom_core.config import ProfileConfig, ocpp_beyond_loopback
+from strom_core.config import LiveConfig, ProfileConfig, ocpp_beyond_loopback
 from strom_core.errors import ConfigError
+from strom_core.tariff import Tariff
 from strom_nostr.http_auth import HTTP_AUTH_KIND
 from strom_nostr.zap_request import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
+from strom_services.screens import ScreenKeeper
+from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.retention import Retention, RetentionPolicy
 from strom_web.lnurl import LnurlError, bech32_lnurl
@@ -52,6 +56,7 @@ __all__ = [
     "ocpp_settings",
     "purpose_key",
     "retention_sweep",
+    "screen_keeper",
     "ssl_context",
     "write_charger_password",
 ]
@@ -248,3 +253,35 @@ def retention_sweep(
     }
     policy = RetentionPolicy.from_config(config.retention, claim_windows)
     return Retention(db, policy, interval_s=config.retention.sweep_interval_s, clock=clock)
+
+
+def screen_keeper(
+    live: LiveConfig, tariffs: TariffBook, commands: OcppCommands, clock: Clock
+) -> ScreenKeeper:
+    """The keeper of the chargers' own screens, on the OCPP server's screens.
+
+    A charger's screen states the tariff in force, the one its LNURL offer states too, and
+    its connectors' LNURLs are the stickers' (made of the public URL). The keeper is told when
+    a charger reported its screen and when a tariff changes; the composition root connects
+    it to the sessions and the OCPP events and runs its task.
+    """
+
+    def tariff_of(charger_id: str) -> Tariff | None:
+        try:
+            profile = live.current.profile(charger_id)
+        except KeyError:
+            return None
+        return tariffs.in_force(profile)
+
+    config = live.current
+    keeper = ScreenKeeper(
+        commands,
+        tariff_of,
+        config.server.public_url,
+        clock=clock,
+        # The bill grows with each meter reading: one cost update per reading at most.
+        cost_interval_s=float(config.ocpp.meter_interval_s),
+    )
+    commands.on_screen_reported(keeper.refresh)
+    tariffs.on_change(keeper.refresh)
+    return keeper

@@ -15,6 +15,11 @@ chargers have one, from what they reported) shows, per connector:
   ``cost_interval_s`` seconds, and once more when the transaction stops, with the final cost);
   back to idle when the connector is ``Available`` again.
 
+A charger tells what its screen can do only after it connected (OCPP 2.0.1: the report that
+follows its boot), usually after its connectors said they are ``Available``: so the keeper
+remembers which connectors are idle, and :meth:`ScreenKeeper.refresh` puts the price on them
+once the charger's screen is known (and again when its tariff changes).
+
 Connector *n* uses message ids ``10·n + 1`` (text) and ``10·n + 2`` (QR code), so each new
 message replaces the last one of its kind and nothing piles up on the charger.
 
@@ -120,6 +125,7 @@ class ScreenKeeper:
         self._cost_interval_s = cost_interval_s
         self._wishes: dict[tuple[str, int], _Wish] = {}
         self._last_cost: dict[tuple[str, int], float] = {}
+        self._idle: set[tuple[str, int]] = set()  # connectors last reported Available
         self._wake = asyncio.Event()
 
     # --- what happens ------------------------------------------------------------------------
@@ -142,10 +148,24 @@ class ScreenKeeper:
         """An OCPP event (a :class:`CoreEventSink` subscriber): idle connectors show the price."""
         if not isinstance(event, ConnectorStatusChanged) or event.connector_id == 0:
             return
+        where = (event.charger_id, event.connector_id)
         if event.status != "Available":
+            self._idle.discard(where)
             return
+        self._idle.add(where)
         if self._displays.screen_of(event.charger_id).messages:
-            self._wish((event.charger_id, event.connector_id), _Idle())
+            self._wish(where, _Idle())
+
+    def refresh(self, charger_id: str) -> None:
+        """The charger reported its screen, or its tariff changed: idle connectors show the price.
+
+        A listener of the OCPP server and of the tariffs; never blocks.
+        """
+        if not self._displays.screen_of(charger_id).messages:
+            return
+        for where in sorted(self._idle):
+            if where[0] == charger_id:
+                self._wish(where, _Idle())
 
     def _wish(self, where: tuple[str, int], wish: _Wish) -> None:
         self._wishes[where] = wish
@@ -220,7 +240,7 @@ class ScreenKeeper:
 
     async def _show_paid(self, charger_id: str, connector_id: int, paid_msat: int) -> None:
         text = f"Paid {format_sat(paid_msat)}. Plug in to start charging."
-        message = ScreenMessage(text_message_id(connector_id), connector_id, text)
+        message = ScreenMessage(text_message_id(connector_id), connector_id, text, urgent=True)
         self._log(charger_id, connector_id, "paid", await self._displays.show(charger_id, message))
         if self._displays.screen_of(charger_id).qr:
             result = await self._displays.clear(charger_id, qr_message_id(connector_id))

@@ -12,7 +12,9 @@ subprotocol. It mirrors :mod:`ocpp_server.v16`:
 * :mod:`~ocpp_server.v201.handlers`: the handlers, mapping 2.0.1 (TransactionEvent, connector
   status, idTokens) onto the version-neutral port and events;
 * :mod:`~ocpp_server.v201.commands`: the 2.0.1 command set (RequestStart/StopTransaction,
-  Reset, Get/SetVariables, …).
+  Reset, Get/SetVariables, …);
+* :mod:`~ocpp_server.v201.displays`: the stations' screens (display messages, running cost),
+  as far as each station reported it has one.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from ocpp_server.v201.commands import (
     VariableSetting,
     VariablesResult,
 )
+from ocpp_server.v201.displays import Ocpp201Displays
 from ocpp_server.v201.handlers import ChargerHandlers
 
 __all__ = [
     "SUBPROTOCOL",
     "Ocpp201Commands",
+    "Ocpp201Displays",
     "VariableResult",
     "VariableSetting",
     "VariablesResult",
@@ -42,7 +46,7 @@ SUBPROTOCOL: Final = "ocpp2.0.1"
 
 
 def dialect(context: DialectContext) -> Dialect:
-    """What a connection that negotiated ``ocpp2.0.1`` needs, and the 2.0.1 command set."""
+    """What a connection that negotiated ``ocpp2.0.1`` needs, its commands and screens."""
     handlers = ChargerHandlers(context)
 
     def remember(charger_id: str, remote_start_id: int, id_tag: str) -> None:
@@ -56,4 +60,6 @@ def dialect(context: DialectContext) -> Dialect:
         trigger_boot=handlers.trigger_boot,
         commands=lambda lookup: Ocpp201Commands(lookup, remember),
         wire_code=schemas.wire_code,
+        displays=lambda lookup: Ocpp201Displays(lookup, handlers.station),
+        on_screen_reported=handlers.on_reported,
     )

@@ -82,7 +82,13 @@ class SimulatedChargePoint201(SimulatorBase[EvseState]):
         observe: Callable[[Call], None] | None = None,
     ) -> None:
         self.device_model = DeviceModel.of_charger(
-            options.charger_id, options.vendor, options.model, options.connectors
+            options.charger_id,
+            options.vendor,
+            options.model,
+            options.connectors,
+            screen=options.screen,
+            qr_codes=options.qr_codes,
+            running_cost=options.running_cost,
         )
         self.display_messages: dict[int, dict[str, Any]] = {}
         self.costs: dict[str, Decimal] = {}

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
@@ -73,7 +73,7 @@ from strom_core.ports import (
     TransactionStopped,
 )
 
-__all__ = ["ChargerHandlers", "StationState"]
+__all__ = ["ChargerHandlers", "StationState", "variable_key"]
 
 log = logging.getLogger("ocpp_server.v201.handlers")
 
@@ -124,6 +124,7 @@ class StationState:
     remote_starts: OrderedDict[int, str] = field(default_factory=OrderedDict)
     connector_status: dict[int, str] = field(default_factory=dict)  # 2.0.1 status per EVSE
     on_evse: dict[int, str] = field(default_factory=dict)  # EVSE -> its latest transaction
+    read_only: set[str] = field(default_factory=set)  # reported variables the CSMS cannot set
 
     def tracked(self, reference: str, at: datetime) -> _Transaction:
         """The transaction kept under ``reference``, made (first seen ``at``) on first use."""
@@ -133,6 +134,13 @@ class StationState:
             while len(self.transactions) > _MAX_TRANSACTIONS:
                 self.transactions.popitem(last=False)
         return found
+
+    def transaction_on(self, evse_id: int) -> str | None:
+        """The latest transaction of an EVSE that is Strom's (ended or not), if any."""
+        for reference, tx in reversed(self.transactions.items()):
+            if tx.evse_id == evse_id and tx.status is Authorization.ACCEPTED:
+                return reference
+        return None
 
     def remember_remote_start(self, remote_start_id: int, id_tag: str) -> None:
         self.remote_starts[remote_start_id] = id_tag
@@ -172,6 +180,14 @@ class ChargerHandlers(BaseHandlers):
         super().__init__(context, register_readings)
         self._stations: dict[str, StationState] = {}
         self._request_ids = count(1)
+        self._reported: list[Callable[[str], None]] = []
+
+    def on_reported(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the charger id when a charger's report is complete.
+
+        The listener runs on the connection's reader: it must not block or raise.
+        """
+        self._reported.append(listener)
 
     def station(self, charger_id: str) -> StationState:
         """The 2.0.1 state kept for one charger (made on first use)."""
@@ -442,14 +458,26 @@ class ChargerHandlers(BaseHandlers):
         return Reply({})
 
     async def on_notify_report(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
-        """NotifyReport: keep the reported variables' actual values in the charger's record."""
+        """NotifyReport: keep the reported variables' actual values in the charger's record.
+
+        Which of them the charger reports read-only is kept too; after the last page of a
+        report (``tbc`` false) the :meth:`on_reported` listeners are told.
+        """
         variables = conn.record.variables
+        read_only = self.station(conn.charger_id).read_only
         for entry in payload.get("reportData") or []:
-            key = _variable_key(entry)
+            key = variable_key(entry)
             for attribute in entry.get("variableAttribute") or []:
                 actual = attribute.get("type", "Actual") == "Actual" and "value" in attribute
                 if actual and (key in variables or len(variables) < _MAX_VARIABLES):
                     variables[key] = str(attribute["value"])[:2500]
+                    if attribute.get("mutability") == "ReadOnly":
+                        read_only.add(key)
+                    else:
+                        read_only.discard(key)
+        if not payload.get("tbc", False):
+            for listener in self._reported:
+                listener(conn.charger_id)
         return Reply({})
 
     # --- CSMS -> charger after boot --------------------------------------------------------
@@ -540,7 +568,7 @@ class ChargerHandlers(BaseHandlers):
         return outcome
 
 
-def _variable_key(entry: Mapping[str, Any]) -> str:
+def variable_key(entry: Mapping[str, Any]) -> str:
     """``Component[.instance][@evse]/Variable[.instance]`` of a report entry."""
     component = entry.get("component") or {}
     variable = entry.get("variable") or {}

@@ -3,7 +3,10 @@
 Each ``on_<action>`` returns the answer and the work the request asks for, which the client runs
 once the answer is sent (:class:`~ocpp_server.client.Answer`): a transaction to start or end, a
 reboot, a NotifyReport or NotifyDisplayMessages to send. The reports are paged: at most
-:data:`REPORT_PAGE` entries a message, ``tbc`` true on every page but the last.
+:data:`REPORT_PAGE` entries a message, ``tbc`` true on every page but the last. A charger
+whose device model has no DisplayMessageCtrlr (TariffCostCtrlr) answers the display messages
+(CostUpdated) with a CALLERROR ``NotImplemented``, as firmware without them does; a message
+in a format not among DisplayMessageCtrlr.SupportedFormats is ``NotSupportedMessageFormat``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from ocpp_server.client import Answer
-from ocpp_server.v201.sim_model import EvseState, Variable
+from ocpp_server.v201.sim_model import (
+    EvseState,
+    Variable,
+    split_variable_name,
+    variable_name,
+)
 
 if TYPE_CHECKING:
     from ocpp_server.v201.charge_point import SimulatedChargePoint201
@@ -24,6 +32,8 @@ __all__ = ["REPORT_PAGE", "SimulatorAnswers"]
 
 REPORT_PAGE: Final = 4
 """Entries per NotifyReport / NotifyDisplayMessages message."""
+
+_NOT_IMPLEMENTED: Final = Answer(error=("NotImplemented", "not offered by this charger"))
 
 _TRIGGERED: Final = frozenset(
     {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent"}
@@ -168,7 +178,9 @@ class SimulatorAnswers:
 
     def _lookup(self, entry: Mapping[str, Any]) -> tuple[str, Variable | None]:
         """The attributeStatus a request entry meets, and the variable when it is known."""
-        component, variable = str(entry["component"]["name"]), str(entry["variable"]["name"])
+        component = str(entry["component"]["name"])
+        wanted = entry["variable"]
+        variable = variable_name(str(wanted["name"]), wanted.get("instance"))
         if entry.get("attributeType", "Actual") != "Actual":
             return "NotSupportedAttributeType", None
         found = self._cp.device_model.variables.get((component, variable))
@@ -262,29 +274,39 @@ class SimulatorAnswers:
 
     # --- display messages and costs --------------------------------------------------------
 
+    def _offers(self, component: str) -> bool:
+        return self._cp.device_model.knows_component(component)
+
     def on_set_display_message(self, payload: Mapping[str, Any]) -> Answer:
         """Keep the message (replacing the one with its id).
 
         A message for a transaction this charger does not run is UnknownTransaction.
         """
+        if not self._offers("DisplayMessageCtrlr"):
+            return _NOT_IMPLEMENTED
         message = dict(payload["message"])
         transaction = message.get("transactionId")
         running = {e.transaction_id for e in self._cp.connectors.values()}
         if transaction is not None and transaction not in running:
             return Answer({"status": "UnknownTransaction"})
-        if message["message"]["format"] not in ("ASCII", "UTF8"):
+        formats = self._cp.device_model.get("DisplayMessageCtrlr", "SupportedFormats")
+        if message["message"]["format"] not in formats.split(","):
             return Answer({"status": "NotSupportedMessageFormat"})
         self._cp.display_messages[int(message["id"])] = message
         return Answer({"status": "Accepted"}, then=self._cp.notify)
 
     def on_clear_display_message(self, payload: Mapping[str, Any]) -> Answer:
         """Remove the message with that id."""
+        if not self._offers("DisplayMessageCtrlr"):
+            return _NOT_IMPLEMENTED
         if self._cp.display_messages.pop(int(payload["id"]), None) is None:
             return Answer({"status": "Unknown"})
         return Answer({"status": "Accepted"}, then=self._cp.notify)
 
     def on_get_display_messages(self, payload: Mapping[str, Any]) -> Answer:
         """Accepted, then NotifyDisplayMessages with the matching messages (Unknown: none)."""
+        if not self._offers("DisplayMessageCtrlr"):
+            return _NOT_IMPLEMENTED
         ids = {int(i) for i in payload.get("id", [])}
         matching = [
             m
@@ -304,20 +326,26 @@ class SimulatorAnswers:
 
     def on_cost_updated(self, payload: Mapping[str, Any]) -> Answer:
         """Keep the running cost the central system told for a transaction."""
+        if not self._offers("TariffCostCtrlr"):
+            return _NOT_IMPLEMENTED
         self._cp.costs[str(payload["transactionId"])] = Decimal(str(payload["totalCost"]))
         return Answer({}, then=self._cp.notify)
 
 
-def _report_entry(component: str, name: str, variable: Variable) -> dict[str, Any]:
+def _report_entry(component: str, key_name: str, variable: Variable) -> dict[str, Any]:
     attribute: dict[str, Any] = {"type": "Actual", "mutability": variable.mutability}
     if variable.mutability != "WriteOnly":
         attribute["value"] = variable.value
     characteristics: dict[str, Any] = {"dataType": variable.data_type, "supportsMonitoring": False}
     if variable.values_list:
         characteristics["valuesList"] = ",".join(variable.values_list)
+    name, instance = split_variable_name(key_name)
+    reported: dict[str, Any] = {"name": name}
+    if instance is not None:
+        reported["instance"] = instance
     return {
         "component": {"name": component},
-        "variable": {"name": name},
+        "variable": reported,
         "variableAttribute": [attribute],
         "variableCharacteristics": characteristics,
     }

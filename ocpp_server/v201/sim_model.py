@@ -5,6 +5,10 @@ status it reports (Available, Occupied, Unavailable, Faulted), and for a transac
 ``transactionId``, the next ``seqNo``, the ``chargingState`` and the ``remoteStartId`` it
 echoes. :class:`DeviceModel` is the small device model GetVariables, SetVariables and
 GetBaseReport work on: components and variables with a value, a mutability and a data type.
+A variable with an instance (``TariffCostCtrlr.Available[Cost]``) is kept under the name
+``Available[Cost]`` (:func:`variable_name`). What the screen offers follows the options:
+``DisplayMessageCtrlr`` (with ``SupportedFormats``, URI among them for QR codes) and
+``TariffCostCtrlr`` (running cost, in its ``Currency``) are reported only when enabled.
 """
 
 from __future__ import annotations
@@ -14,10 +18,28 @@ from typing import Final
 
 from ocpp_server.sim_model import ConnectorState
 
-__all__ = ["DeviceModel", "EvseState", "Variable", "VariableKey"]
+__all__ = [
+    "DeviceModel",
+    "EvseState",
+    "Variable",
+    "VariableKey",
+    "split_variable_name",
+    "variable_name",
+]
 
 VariableKey = tuple[str, str]
-"""(component name, variable name)."""
+"""(component name, variable name); an instance is part of the name (:func:`variable_name`)."""
+
+
+def variable_name(name: str, instance: str | None = None) -> str:
+    """The device model's key name of a variable and its instance (``Available[Cost]``)."""
+    return name if instance is None else f"{name}[{instance}]"
+
+
+def split_variable_name(key_name: str) -> tuple[str, str | None]:
+    """The variable name and instance of a key name (the inverse of :func:`variable_name`)."""
+    name, bracket, instance = key_name.partition("[")
+    return (name, instance.rstrip("]")) if bracket else (name, None)
 
 
 @dataclass(slots=True)
@@ -88,8 +110,29 @@ class DeviceModel:
     variables: dict[VariableKey, Variable] = field(default_factory=dict)
 
     @classmethod
-    def of_charger(cls, charger_id: str, vendor: str, model: str, evses: int) -> DeviceModel:
-        """The device model of a simulated charger with ``evses`` EVSEs."""
+    def of_charger(
+        cls,
+        charger_id: str,
+        vendor: str,
+        model: str,
+        evses: int,
+        *,
+        screen: bool = True,
+        qr_codes: bool = True,
+        running_cost: bool = True,
+    ) -> DeviceModel:
+        """The device model of a simulated charger with ``evses`` EVSEs.
+
+        Args:
+            charger_id: its identity (SecurityCtrlr.Identity).
+            vendor: ChargingStation.VendorName.
+            model: ChargingStation.Model.
+            evses: EVSE.Count.
+            screen: it has a screen for display messages (DisplayMessageCtrlr).
+            qr_codes: the screen shows URI messages as QR codes (``URI`` in SupportedFormats).
+            running_cost: it shows the cost the central system tells (TariffCostCtrlr, in
+                the currency ``EUR`` until set otherwise).
+        """
         measurands = ("MemberList", MEASURANDS)
         variables: dict[VariableKey, Variable] = {
             ("ChargingStation", "Model"): Variable(model, "ReadOnly"),
@@ -111,12 +154,30 @@ class DeviceModel:
                 "EVConnected,Authorized", "ReadOnly", "MemberList"
             ),
             ("AuthCtrlr", "AuthorizeRemoteStart"): Variable("false", "ReadOnly", "boolean"),
-            ("DisplayMessageCtrlr", "Available"): Variable("true", "ReadOnly", "boolean"),
-            ("DisplayMessageCtrlr", "DisplayMessages"): Variable("10", "ReadOnly", "integer"),
             ("SecurityCtrlr", "Identity"): Variable(charger_id, "ReadOnly"),
             ("SecurityCtrlr", "SecurityProfile"): Variable("1", "ReadOnly", "integer"),
             ("SecurityCtrlr", "BasicAuthPassword"): Variable("", "WriteOnly"),
         }
+        if screen:
+            formats = ("ASCII", "UTF8", "URI") if qr_codes else ("ASCII", "UTF8")
+            variables |= {
+                ("DisplayMessageCtrlr", "Available"): Variable("true", "ReadOnly", "boolean"),
+                ("DisplayMessageCtrlr", "Enabled"): Variable("true", "ReadOnly", "boolean"),
+                ("DisplayMessageCtrlr", "DisplayMessages"): Variable("10", "ReadOnly", "integer"),
+                ("DisplayMessageCtrlr", "SupportedFormats"): Variable(
+                    ",".join(formats), "ReadOnly", "MemberList", formats
+                ),
+            }
+        if running_cost:
+            variables |= {
+                ("TariffCostCtrlr", variable_name("Available", "Cost")): Variable(
+                    "true", "ReadOnly", "boolean"
+                ),
+                ("TariffCostCtrlr", variable_name("Enabled", "Cost")): Variable(
+                    "true", data_type="boolean"
+                ),
+                ("TariffCostCtrlr", "Currency"): Variable("EUR"),
+            }
         return cls(variables)
 
     def get(self, component: str, variable: str) -> str:

@@ -147,12 +147,14 @@ class ScreenMessage:
         connector_id: the connector it is about (0: the whole charger).
         text: what it says (plain text, at most 512 characters), or the URI of a QR code.
         uri: ``text`` is a URI to show as a QR code (``lightning:LNURL1...``).
+        urgent: shown in front of the charger's other messages (what the driver must do now).
     """
 
     message_id: int
     connector_id: int
     text: str
     uri: bool = False
+    urgent: bool = False
 
 
 class ChargerDisplays(Protocol):

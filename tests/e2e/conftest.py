@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from ocpp_server import SimulatedChargePoint, SimulatorOptions, simulated_charge_point
 from strom.app import Strom, write_charger_password
 from strom.config import load_config
 from strom.scaffold import write_scaffold
@@ -96,12 +96,13 @@ async def running_stack(
     simulator: dict[str, Any] | None = None,
     backend: LightningBackend | None = None,
     prepare: Callable[[Strom], None] | None = None,
+    ocpp_version: str = "1.6",
 ) -> AsyncIterator[Stack]:
     """Strom (configured from ``folder`` and ``env``, or on ``backend``), a simulated charger
     and a wallet.
 
     ``simulator`` overrides :class:`SimulatorOptions` fields of the charger; ``prepare`` is
-    called with Strom after it is opened, before it serves.
+    called with Strom after it is opened, before it serves; the charger speaks ``ocpp_version``.
     """
     write_scaffold(folder, charger_id=CHARGER)
     # The charger's OCPP password, as `strom init` makes one: only its hash is on file.
@@ -128,9 +129,10 @@ async def running_stack(
     async with asyncio.TaskGroup() as group:
         server = group.create_task(strom.serve(stop))
         await asyncio.wait_for(strom.ready.wait(), 20)
-        charger = SimulatedChargePoint(
+        charger = simulated_charge_point(
             SimulatorOptions(
                 url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
+                ocpp_version=ocpp_version,
                 charger_id=CHARGER,
                 password=password.key,
                 power_kw=Decimal(11),

@@ -54,6 +54,7 @@ DEFAULT_ANSWERS: dict[str, dict[str, Any]] = {
 # OCPP 2.0.1 answers whose schema needs more than a status.
 DEFAULT_ANSWERS_201: dict[str, dict[str, Any]] = {
     **DEFAULT_ANSWERS,
+    "CostUpdated": {},
     "SetVariables": {
         "setVariableResult": [
             {

@@ -167,3 +167,24 @@ async def test_a_screen_that_refuses_changes_nothing_else_and_an_http_url_makes_
         assert set(screens.shown) == {("cp-1", text_message_id(1))}  # clearnet http: no LNURL
     finally:
         task.cancel()
+
+
+async def test_a_screen_reported_after_the_status_shows_the_price_on_idle_connectors() -> None:
+    screens = Screens({})  # the charger has not reported its screen yet
+    keeper = ScreenKeeper(screens, lambda _id: TARIFF, BASE, clock=SYSTEM_CLOCK)
+    task = asyncio.create_task(keeper.run())
+    try:
+        await keeper.on_event(ConnectorStatusChanged("cp-1", 1, "Available", "NoError", AT))
+        await keeper.on_event(ConnectorStatusChanged("cp-1", 2, "Available", "NoError", AT))
+        await keeper.on_event(ConnectorStatusChanged("cp-1", 2, "Preparing", "NoError", AT))
+        await keeper.on_event(ConnectorStatusChanged("cp-2", 1, "Available", "NoError", AT))
+        await _settled(keeper, task)
+        assert screens.shown == {}
+
+        screens.capabilities["cp-1"] = ScreenCapabilities(messages=True)
+        keeper.refresh("cp-1")
+        await _settled(keeper, task)
+        # Only the connector still idle, only on the charger that reported.
+        assert set(screens.shown) == {("cp-1", text_message_id(1))}
+    finally:
+        task.cancel()
