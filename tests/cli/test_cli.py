@@ -182,7 +182,7 @@ STORY = (
     "1. The driver scans the sticker: LNURL1",
     "   payRequest: 1,000 to 100,000 sat accepted",
     "2. Pays 2,000 sat (prepaid budget); invoice lnbcrt",
-    "3. Payment settled → RemoteStartTransaction → the charger started the session",
+    "3. Payment settled → ",
     "   session page: http://127.0.0.1:",
     "   charging: ",
     "4. The driver scans the stop-and-refund link (LNURL-withdraw)",
@@ -195,10 +195,14 @@ DEMO = [str(Path(sys.executable).with_name("strom")), "demo", "--once", "--dir",
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ +(DEBUG|INFO|WARNING|ERROR|CRITICAL)")
 
 
-def test_the_demo_prints_the_story_and_nothing_else_and_logs_to_a_file(tmp_path: Path) -> None:
-    """``strom demo --once`` as a person runs it: the story on the terminal, the log in a file."""
+@pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
+def test_the_demo_prints_the_story_and_nothing_else_and_logs_to_a_file(
+    tmp_path: Path, ocpp: str
+) -> None:
+    """``strom demo --once`` as a person runs it, with a 1.6 or a 2.0.1 charger: the story on
+    the terminal, the log in a file."""
     result = subprocess.run(
-        [*DEMO, "--port", "0", "--ocpp-port", "0", "--speed", "240"],
+        [*DEMO, "--port", "0", "--ocpp-port", "0", "--speed", "240", "--ocpp", ocpp],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -211,6 +215,9 @@ def test_the_demo_prints_the_story_and_nothing_else_and_logs_to_a_file(tmp_path:
     for step in STORY:
         assert any(line.startswith(step) for line in lines), f"missing: {step!r}\n{result.stdout}"
     assert "logs:         demo/strom.log" in lines
+    start = "RequestStartTransaction" if ocpp == "2.0.1" else "RemoteStartTransaction"
+    step = f"3. Payment settled → {start} → the charger started the session"
+    assert step in lines, result.stdout
     assert not [line for line in lines if LOG_LINE.search(line)]
     assert result.stderr == ""
     log = (tmp_path / "demo" / "strom.log").read_text()

@@ -345,13 +345,17 @@ def test_every_strom_command_named_in_the_prose_exists() -> None:
 
 # The prose's `strom …` commands run (in the folder of the live Strom's strom.toml) unless
 # they are named here, exactly, with the reason; a new one runs by default.
-_DEMO = "serves until Ctrl-C; tests/cli/test_cli.py runs strom demo --once"
+_DEMO = "serves until Ctrl-C; tests/cli/test_cli.py runs strom demo --once (both OCPP versions)"
 _PAID = "the live Strom's driver pays with README's strom fake pay <invoice> -c …"
 _LND = "needs LND; docs/lightning.md's example runs it against the LND stub"
 NAMED_ONLY = {
     "strom demo": _DEMO,
     "strom run": "README's install block runs it: the live Strom",
     "strom simulate": "runs until stopped; the live Strom's charger is strom simulate",
+    "strom demo --ocpp 2.0.1": _DEMO,
+    "strom simulate --ocpp 2.0.1 --url ws://127.0.0.1:9000/ocpp --id <charger id>": (
+        "runs until stopped; tests/e2e runs the same simulated 2.0.1 charger against Strom"
+    ),
     "strom fake pay <invoice> -c demo-data/strom.toml": _PAID,
     "strom fake pay <bolt11>": _PAID,
     "strom lightning pin-cert": _LND,
