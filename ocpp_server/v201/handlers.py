@@ -13,7 +13,10 @@ Theory of operation:
   plugged in or authorized without energy flowing (``EVConnected``, ``Idle``, or no
   transaction yet); ``Finishing`` once the EVSE's transaction ended and the cable is still in.
   A TransactionEvent that changes this publishes ConnectorStatusChanged too (a station sends
-  no StatusNotification when charging merely starts).
+  no StatusNotification when charging merely starts). After a BootNotification no EVSE has a
+  transaction until a TransactionEvent names one again: a station that lost its transactions
+  in a power loss reports ``Occupied`` for the plugged-in cable, which then reads
+  ``Preparing`` (no transaction), so Strom notices the loss as it does for 1.6.
 * **Transactions** are the station's: its ``transactionId`` is the core's reference
   (``start_transaction(..., transaction=<id>)``). A transaction becomes the core's when an
   event carries an idToken, or the ``remoteStartId`` of a RequestStartTransaction Strom sent
@@ -200,7 +203,13 @@ class ChargerHandlers(BaseHandlers):
     async def on_boot_notification(
         self, conn: ChargerConnection, payload: Mapping[str, Any]
     ) -> Reply:
-        """BootNotification: Accepted, or Pending while held for approval."""
+        """BootNotification: Accepted, or Pending while held for approval.
+
+        A station that boots may have lost the transactions it ran (firmware that keeps
+        none across a power loss): until one of its TransactionEvents names a transaction
+        again, an ``Occupied`` EVSE is plugged in without one (``Preparing``).
+        """
+        self.station(conn.charger_id).on_evse.clear()
         return await self._boot(conn, boot_info(payload))
 
     async def on_authorize(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:

@@ -172,6 +172,27 @@ async def test_status_maps_evse_to_connector_and_occupied_to_the_charging_state(
     assert statuses == ["Available", "Preparing", "Charging", "Finishing", "Available"]
 
 
+async def test_after_a_reboot_an_occupied_evse_has_no_transaction_until_an_event_names_one(
+    harness: Harness,
+) -> None:
+    """A station that lost its transaction in a power loss: Occupied reads Preparing."""
+    tag = harness.core.issue_id_tag("cp-1")
+    occupied = {"timestamp": T1, "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}
+    async with station(harness) as driver:
+        await driver.call("StatusNotification", occupied)
+        started = event("Started", 0, token=tag, meter=[register(100, "Transaction.Begin")])
+        started["transactionInfo"]["chargingState"] = "Charging"
+        await driver.call("TransactionEvent", started)
+    async with station(harness) as driver:  # it boots again, without the transaction
+        await driver.call("StatusNotification", occupied)
+        # A transaction it kept after all: its next event names it again.
+        await driver.call("TransactionEvent", event("Updated", 1, chargingState="Charging"))
+    statuses = [
+        e.status for e in harness.sink.of_type(ConnectorStatusChanged) if e.connector_id == 1
+    ]
+    assert statuses == ["Preparing", "Charging", "Preparing", "Charging"]
+
+
 async def test_a_session_is_started_metered_and_billed_once(harness: Harness) -> None:
     tag = harness.core.issue_id_tag("cp-1")
     async with station(harness) as driver:
