@@ -24,6 +24,9 @@ Theory of operation:
   Strom keeps it here, per charger, with its first energy register: meterStart is the
   register of the Started event (``Transaction.Begin``, else any register in it), else the
   first one seen. A claim also waits for the EVSE to be known (the first event must name it).
+  A transaction first seen after its Started (it began before this process: Strom restarted
+  meanwhile) may be the core's already: its samples go to the core, which bills them when it
+  knows the transaction and drops them when it does not.
 * **Idempotence.** Events may come twice, late, out of order and ``offline`` after a
   reconnect: the core's replay rules make a second start and a second stop change nothing; an
   event after the Ended this process saw changes nothing; a seqNo gap is only logged. An Ended
@@ -113,6 +116,12 @@ class _Transaction:
     charging_state: str | None = None
     ended: bool = False
     last_seq_no: int = -1
+    inherited: bool = False  # first seen after its Started: it began before this process
+
+    @property
+    def billed(self) -> bool:
+        """Whether its samples go to the core (which drops those of a stranger's)."""
+        return self.claimed or self.inherited
 
     @property
     def claimed(self) -> bool:
@@ -259,7 +268,7 @@ class ChargerHandlers(BaseHandlers):
         station = self.station(conn.charger_id)
         reference = station.on_evse.get(evse_id) if isinstance(evse_id, int) else None
         tx = station.transactions.get(reference) if reference is not None else None
-        if reference is None or tx is None or not tx.claimed or tx.ended:
+        if reference is None or tx is None or not tx.billed or tx.ended:
             return Reply({})  # readings outside a transaction: nothing to bill or guess
         opened = conn.record.open_transaction(reference)
         for reading in self._readings(conn, payload.get("meterValue") or []):
@@ -273,7 +282,9 @@ class ChargerHandlers(BaseHandlers):
         event = transaction_event(payload)
         station = self.station(conn.charger_id)
         reference = event.transaction_id
+        first_seen = reference not in station.transactions
         tx = station.tracked(reference, event.timestamp)
+        tx.inherited |= first_seen and event.event_type != "Started"
         self._note_sequence(conn, tx, event)
         if tx.ended:
             log.info(
@@ -292,7 +303,7 @@ class ChargerHandlers(BaseHandlers):
         if not tx.claimed and tx.id_tag is not None and ready:
             await self._claim(conn, reference, tx, _end_register(readings))
         for reading in readings:
-            if tx.claimed:
+            if tx.billed:
                 opened = conn.record.open_transaction(reference)
                 await self._sample(conn, reference, opened, reading, connector_id=tx.evse_id)
             else:
