@@ -3,6 +3,8 @@
 * ``fail_on_swallowed_errors`` (autouse): a test fails when anything logged at ERROR or above
   while it ran, unless the test declares it expects that with ``expect_errors``. An error that
   is logged and swallowed is still a bug.
+* ``ocpp_version``: the OCPP version a test's simulated charger speaks, ``"1.6"`` unless the
+  test parametrises it (``tests.e2e.conftest.BOTH_VERSIONS``).
 * ``peer_missing(reason)``: a test that needs an independent program (LNbits, nostr-tools,
   Chromium) skips with the reason on a laptop without it; with ``STROM_REQUIRE_PEERS=1`` (set by
   ``.ci/run``) the same call fails instead, so CI cannot pass by skipping.
@@ -52,6 +54,12 @@ class _ErrorCollector(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+@pytest.fixture
+def ocpp_version() -> str:
+    """The OCPP version of the test's simulated charger: 1.6, unless the test parametrises it."""
+    return "1.6"
 
 
 @pytest.fixture

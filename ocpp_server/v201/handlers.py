@@ -13,7 +13,10 @@ Theory of operation:
   plugged in or authorized without energy flowing (``EVConnected``, ``Idle``, or no
   transaction yet); ``Finishing`` once the EVSE's transaction ended and the cable is still in.
   A TransactionEvent that changes this publishes ConnectorStatusChanged too (a station sends
-  no StatusNotification when charging merely starts).
+  no StatusNotification when charging merely starts). After a BootNotification no EVSE has a
+  transaction until a TransactionEvent names one again: a station that lost its transactions
+  in a power loss reports ``Occupied`` for the plugged-in cable, which then reads
+  ``Preparing`` (no transaction), so Strom notices the loss as it does for 1.6.
 * **Transactions** are the station's: its ``transactionId`` is the core's reference
   (``start_transaction(..., transaction=<id>)``). A transaction becomes the core's when an
   event carries an idToken, or the ``remoteStartId`` of a RequestStartTransaction Strom sent
@@ -21,6 +24,9 @@ Theory of operation:
   Strom keeps it here, per charger, with its first energy register: meterStart is the
   register of the Started event (``Transaction.Begin``, else any register in it), else the
   first one seen. A claim also waits for the EVSE to be known (the first event must name it).
+  A transaction first seen after its Started (it began before this process: Strom restarted
+  meanwhile) may be the core's already: its samples go to the core, which bills them when it
+  knows the transaction and drops them when it does not.
 * **Idempotence.** Events may come twice, late, out of order and ``offline`` after a
   reconnect: the core's replay rules make a second start and a second stop change nothing; an
   event after the Ended this process saw changes nothing; a seqNo gap is only logged. An Ended
@@ -110,6 +116,12 @@ class _Transaction:
     charging_state: str | None = None
     ended: bool = False
     last_seq_no: int = -1
+    inherited: bool = False  # first seen after its Started: it began before this process
+
+    @property
+    def billed(self) -> bool:
+        """Whether its samples go to the core (which drops those of a stranger's)."""
+        return self.claimed or self.inherited
 
     @property
     def claimed(self) -> bool:
@@ -217,7 +229,13 @@ class ChargerHandlers(BaseHandlers):
     async def on_boot_notification(
         self, conn: ChargerConnection, payload: Mapping[str, Any]
     ) -> Reply:
-        """BootNotification: Accepted, or Pending while held for approval."""
+        """BootNotification: Accepted, or Pending while held for approval.
+
+        A station that boots may have lost the transactions it ran (firmware that keeps
+        none across a power loss): until one of its TransactionEvents names a transaction
+        again, an ``Occupied`` EVSE is plugged in without one (``Preparing``).
+        """
+        self.station(conn.charger_id).on_evse.clear()
         return await self._boot(conn, boot_info(payload))
 
     async def on_authorize(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
@@ -276,7 +294,7 @@ class ChargerHandlers(BaseHandlers):
         station = self.station(conn.charger_id)
         reference = station.on_evse.get(evse_id) if isinstance(evse_id, int) else None
         tx = station.transactions.get(reference) if reference is not None else None
-        if reference is None or tx is None or not tx.claimed or tx.ended:
+        if reference is None or tx is None or not tx.billed or tx.ended:
             return Reply({})  # readings outside a transaction: nothing to bill or guess
         opened = conn.record.open_transaction(reference)
         for reading in self._readings(conn, payload.get("meterValue") or []):
@@ -290,7 +308,9 @@ class ChargerHandlers(BaseHandlers):
         event = transaction_event(payload)
         station = self.station(conn.charger_id)
         reference = event.transaction_id
+        first_seen = reference not in station.transactions
         tx = station.tracked(reference, event.timestamp)
+        tx.inherited |= first_seen and event.event_type != "Started"
         self._note_sequence(conn, tx, event)
         if tx.ended:
             log.info(
@@ -309,7 +329,7 @@ class ChargerHandlers(BaseHandlers):
         if not tx.claimed and tx.id_tag is not None and ready:
             await self._claim(conn, reference, tx, _end_register(readings))
         for reading in readings:
-            if tx.claimed:
+            if tx.billed:
                 opened = conn.record.open_transaction(reference)
                 await self._sample(conn, reference, opened, reading, connector_id=tx.evse_id)
             else:

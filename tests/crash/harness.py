@@ -19,7 +19,9 @@ the fake node are checked:
 * a session that charged was metered to its end after the restart (energy and cost > 0);
 * the outbox has drained: no effect pending or given up.
 
-``python -m tests.crash.harness --points 60 --seed 7`` runs a longer campaign than CI does.
+``python -m tests.crash.harness --points 60 --seed 7`` runs a longer campaign than CI does;
+``--ocpp 2.0.1`` runs it with a charger speaking OCPP 2.0.1 (its transactions its own,
+reported in TransactionEvents) instead of 1.6.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from ocpp_server import SimulatorOptions
+from ocpp_server.sim_model import OCPP_VERSIONS
+from ocpp_server.simulator import SimulatedCharger, simulated_charge_point
 from strom.config import load_config
 from strom_core.config import StromConfig
 from strom_core.crashpoints import POINTS
@@ -151,7 +155,7 @@ class Driver:
             status = await self.get(status_url)
         await self.refund(status_url)
 
-    async def lost_story(self, charger: SimulatedChargePoint) -> None:
+    async def lost_story(self, charger: SimulatedCharger) -> None:
         """Pay and charge; the charger loses power and comes back without the transaction.
 
         Strom must end the session after the grace period, billed to the last reading, and
@@ -208,8 +212,9 @@ def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int, str]:
     return config, env, config.ocpp.port, password
 
 
-async def run_point(folder: Path, point: str) -> Outcome:
-    """One run with a kill at ``point`` (``name:n``, or ``random:<seconds>``)."""
+async def run_point(folder: Path, point: str, ocpp_version: str = "1.6") -> Outcome:
+    """One run with a kill at ``point`` (``name:n``, or ``random:<seconds>``), the charger
+    speaking ``ocpp_version``."""
     outcome = Outcome(point)
     started = time.monotonic()
     config, env, ocpp_port, password = configure(folder)
@@ -222,10 +227,11 @@ async def run_point(folder: Path, point: str) -> Outcome:
     backend = create_backend(config.lightning, data_dir=config.storage.data_dir)
     assert isinstance(backend, FakeBackend)
     wallet = FakeDriverWallet(backend)
-    charger = SimulatedChargePoint(
+    charger = simulated_charge_point(
         SimulatorOptions(
             url=f"ws://127.0.0.1:{ocpp_port}/ocpp",
             charger_id=CHARGER,
+            ocpp_version=ocpp_version,
             password=password,
             power_kw=Decimal(11),
             speed=120.0,
@@ -344,6 +350,24 @@ def campaign(points: int, seed: int) -> Iterator[str]:
     yield from chosen
 
 
+# Where the OCPP versions differ most: answering the charger, and the lost-transaction story.
+VERSION_POINTS = ("ocpp.before_reply", "orphan.armed", "orphan.before_end")
+
+
+def version_sample(points: int, seed: int) -> list[str]:
+    """``points`` distinct kill points for the campaign of a second OCPP version, seeded.
+
+    A pass of each name in :data:`VERSION_POINTS` first, then any others: the story is the
+    same whatever the charger speaks, so a small sample covers what the version changes.
+    """
+    rng = random.Random(seed)
+    pool = all_points()
+    chosen = [rng.choice([p for p in pool if p.startswith(f"{name}:")]) for name in VERSION_POINTS]
+    rest = [p for p in pool if p not in chosen]
+    rng.shuffle(rest)
+    return (chosen + rest)[:points]
+
+
 async def main_async(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -355,7 +379,7 @@ async def main_async(args: argparse.Namespace) -> int:
     ]
     for index, point in enumerate(points, 1):
         with tempfile.TemporaryDirectory(prefix="strom-crash-") as tmp:
-            outcome = await run_point(Path(tmp), point)
+            outcome = await run_point(Path(tmp), point, args.ocpp)
         total_kills += outcome.killed
         verdict = "ok" if not outcome.problems else "FAIL"
         print(
@@ -370,12 +394,12 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-async def calibrate() -> dict[str, int]:
+async def calibrate(ocpp_version: str = "1.6") -> dict[str, int]:
     """How often one story passes each point (a run without a kill, traced)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="strom-crash-") as tmp:
-        outcome = await run_point(Path(tmp), "none")
+        outcome = await run_point(Path(tmp), "none", ocpp_version)
         if outcome.problems:
             raise RuntimeError(f"the story failed without any kill: {outcome.problems}")
         names = (Path(tmp) / "passes.txt").read_text().split()
@@ -387,13 +411,16 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=len(all_points()), help="kill points")
     parser.add_argument("--random", type=int, default=0, help="runs killed at a random time")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--ocpp", choices=OCPP_VERSIONS, default="1.6", help="the OCPP version of the charger"
+    )
     parser.add_argument("--list", action="store_true", help="print the kill points and exit")
     parser.add_argument(
         "--calibrate", action="store_true", help="count each point's passes in one story"
     )
     args = parser.parse_args()
     if args.calibrate:
-        for name, count in asyncio.run(calibrate()).items():
+        for name, count in asyncio.run(calibrate(args.ocpp)).items():
             print(f"{name:22s} {count}")
         return
     if args.list:

@@ -1,8 +1,11 @@
 """SIGKILL Strom at kill points across a paid session; nothing paid is lost or paid twice.
 
-CI runs a bounded campaign (every named point once, then a fixed sample of the generic
-commit points; ``STROM_CRASH_POINTS`` sets how many). ``python -m tests.crash.harness
---points N --random M`` runs longer ones. See ``tests/crash/harness.py`` for what is checked.
+CI runs a bounded campaign with a charger speaking OCPP 1.6 (every named point once, then a
+fixed sample of the generic commit points; ``STROM_CRASH_POINTS`` sets how many), and a
+seeded sample of it with a charger speaking OCPP 2.0.1 (``STROM_CRASH_POINTS_201``: the points
+where the versions differ first, see :func:`version_sample`). ``python -m tests.crash.harness
+--points N --random M [--ocpp 2.0.1]`` runs longer ones.
+See ``tests/crash/harness.py`` for what is checked.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tests.crash.harness import (
     refund_problems,
     run_point,
     session_problems,
+    version_sample,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +32,21 @@ COUNT = int(os.environ.get("STROM_CRASH_POINTS", "12"))
 RANDOM = random.Random(2026)
 # Two kills at a time drawn from a seeded generator, wherever the story is then.
 KILLS = [*campaign(COUNT, seed=2026), *(f"random:{RANDOM.uniform(0.5, 6):.2f}" for _ in range(2))]
+COUNT_201 = int(os.environ.get("STROM_CRASH_POINTS_201", "4"))
+KILLS_201 = [*version_sample(COUNT_201, seed=2026), f"random:{RANDOM.uniform(0.5, 6):.2f}"]
+RUNS = [
+    *(pytest.param("1.6", point, id=f"1.6-{point}") for point in KILLS),
+    *(pytest.param("2.0.1", point, id=f"2.0.1-{point}") for point in KILLS_201),
+]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("point", KILLS)
+@pytest.mark.parametrize(("ocpp_version", "point"), RUNS)
 async def test_killed_at_a_point_strom_recovers_and_keeps_every_promise(
-    point: str, tmp_path: Path
+    ocpp_version: str, point: str, tmp_path: Path
 ) -> None:
-    outcome = await run_point(tmp_path, point)
+    outcome = await run_point(tmp_path, point, ocpp_version)
     assert outcome.problems == [], (outcome, (tmp_path / "strom.log").read_text()[-4000:])
     assert outcome.killed == 1, f"{point} was never reached: the story does not pass it"
 

@@ -2,7 +2,13 @@
 the fake lightning backend (real BOLT11 invoices) and a driver's wallet.
 
 Nothing is mocked: the driver talks to Strom over HTTP exactly as a wallet would, and the
-charger talks OCPP 1.6J over a websocket. The meter runs 600 times faster than real time.
+charger talks OCPP over a websocket. The meter runs 600 times faster than real time.
+
+The charger speaks OCPP 1.6J unless a test asks otherwise: ``running_stack(...,
+ocpp_version="2.0.1")``, or the ``ocpp_version`` fixture (``tests/conftest.py``), which the
+``stack`` fixtures read.
+A test about sessions runs for both versions with :data:`BOTH_VERSIONS` (it parametrises
+``ocpp_version``), so one story proves the same behaviour whatever the charger speaks.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ocpp_server import SimulatedChargePoint, SimulatorOptions, simulated_charge_point
+from ocpp_server import SimulatorOptions
+from ocpp_server.sim_model import OCPP_VERSIONS
+from ocpp_server.simulator import SimulatedCharger, simulated_charge_point
 from strom.app import Strom, write_charger_password
 from strom.config import load_config
 from strom.scaffold import write_scaffold
@@ -29,6 +37,9 @@ from strom_lightning import FakeBackend, FakeDriverWallet, Invoice, LightningBac
 from strom_storage.schema import sessions
 
 CHARGER = "cp-e2e"
+
+BOTH_VERSIONS = pytest.mark.parametrize("ocpp_version", OCPP_VERSIONS)
+"""Run a test once per OCPP version the charger may speak (``[1.6]``, ``[2.0.1]``)."""
 
 
 class Wallet(Protocol):
@@ -44,7 +55,7 @@ class Wallet(Protocol):
 @dataclass
 class Stack:
     strom: Strom
-    charger: SimulatedChargePoint
+    charger: SimulatedCharger
     wallet: Wallet
     http: httpx.AsyncClient
     base: str
@@ -102,7 +113,8 @@ async def running_stack(
     and a wallet.
 
     ``simulator`` overrides :class:`SimulatorOptions` fields of the charger; ``prepare`` is
-    called with Strom after it is opened, before it serves; the charger speaks ``ocpp_version``.
+    called with Strom after it is opened, before it serves; ``ocpp_version`` is the
+    charger's OCPP version (``"1.6"`` or ``"2.0.1"``).
     """
     write_scaffold(folder, charger_id=CHARGER)
     # The charger's OCPP password, as `strom init` makes one: only its hash is on file.
@@ -132,8 +144,8 @@ async def running_stack(
         charger = simulated_charge_point(
             SimulatorOptions(
                 url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
-                ocpp_version=ocpp_version,
                 charger_id=CHARGER,
+                ocpp_version=ocpp_version,
                 password=password.key,
                 power_kw=Decimal(11),
                 speed=120.0,
@@ -165,6 +177,6 @@ async def running_stack(
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path) as running:
+async def stack(tmp_path: Path, ocpp_version: str) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path, ocpp_version=ocpp_version) as running:
         yield running

@@ -1,32 +1,40 @@
 """A charger that comes back without the driver's transaction never locks the driver's money.
 
 Over real HTTP and a real OCPP websocket (see conftest), with a simulated charger whose
-firmware does not keep transactions across a power loss. The orphan grace is 1 s; with the
+firmware does not keep transactions across a power loss, speaking OCPP 1.6 and 2.0.1. The
+orphan grace is 1 s; with the
 1-s meter interval of these stacks the check waits two intervals (2 s).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 
 from strom.app import Strom
 from strom_lightning import FakeBackend, FakeDriverWallet
 from strom_services.orphans import CHECK_KIND
-from strom_storage.schema import audit_log, meter_readings, ocpp_transactions, outbox, refunds
-from tests.e2e.conftest import Stack, running_stack
+from strom_storage.schema import (
+    audit_log,
+    meter_readings,
+    ocpp_transactions,
+    outbox,
+    refunds,
+    sessions,
+)
+from tests.e2e.conftest import BOTH_VERSIONS, Stack, running_stack
+from tests.e2e.ocpp_frames import remote_stops, stop_accepted, stop_report
 from tests.e2e.test_pay_charge_refund import claim_refund
 
 GRACE = {"STROM_SESSIONS__ORPHAN_GRACE_S": "1"}
 FORGETFUL = {"persist_transactions": False}
 
 
-async def charge(stack: Stack, amount_msat: int, energy_wh: int) -> tuple[str, int]:
-    """Pay and charge until ``energy_wh`` is metered; returns (status url, transaction id)."""
+async def charge(stack: Stack, amount_msat: int, energy_wh: int) -> tuple[str, int | str]:
+    """Pay and charge until ``energy_wh`` is metered; returns (status url, the charger's
+    transaction id)."""
     status_url, _ = await stack.pay(amount_msat)
     status = await stack.wait_state(status_url, "charging")
     while status["energy_wh"] < energy_wh:
@@ -37,9 +45,13 @@ async def charge(stack: Stack, amount_msat: int, energy_wh: int) -> tuple[str, i
     return status_url, transaction_id
 
 
-async def reported_energy_wh(stack: Stack, transaction_id: int) -> int:
-    """The highest register the charger reported for the transaction, minus meterStart."""
+async def reported_energy_wh(stack: Stack, session_id: str) -> int:
+    """The highest register the charger reported for the session's transaction, minus
+    meterStart."""
     async with stack.strom.db.reader() as conn:
+        transaction_id = await conn.scalar(
+            select(sessions.c.transaction_id).where(sessions.c.id == session_id)
+        )
         highest = await conn.scalar(
             select(func.max(meter_readings.c.register_wh)).where(
                 meter_readings.c.transaction_id == transaction_id
@@ -62,17 +74,20 @@ async def pending(stack_or_strom: Stack | Strom, kind: str) -> int:
     return int(count or 0)
 
 
+@BOTH_VERSIONS
 async def test_a_charger_that_reboots_without_the_transaction_frees_the_money_and_connector(
-    tmp_path: Path,
+    tmp_path: Path, ocpp_version: str
 ) -> None:
-    async with running_stack(tmp_path, GRACE, simulator=FORGETFUL) as stack:
-        status_url, transaction_id = await charge(stack, 3_000_000, 300)
+    async with running_stack(
+        tmp_path, GRACE, simulator=FORGETFUL, ocpp_version=ocpp_version
+    ) as stack:
+        status_url, _ = await charge(stack, 3_000_000, 300)
         stack.charger.power_cut()  # comes back Preparing (the car is still plugged in)
         stopped = await stack.wait_state(status_url, "stopped", within_s=20)
         assert stack.charger.connectors[1].transaction_id is None
         assert stopped["stop_reason"] == "charger_lost"
         # Billed from the last reading the charger reported, never more.
-        assert stopped["energy_wh"] == await reported_energy_wh(stack, transaction_id)
+        assert stopped["energy_wh"] == await reported_energy_wh(stack, str(stopped["id"]))
         assert 0 < stopped["consumed_msat"] < stopped["paid_msat"]
         assert stopped["refundable_msat"] == stopped["paid_msat"] - stopped["consumed_msat"]
         # The withdraw link pays the remainder at once.
@@ -89,10 +104,13 @@ async def test_a_charger_that_reboots_without_the_transaction_frees_the_money_an
         await stack.ledgers_balance()
 
 
+@BOTH_VERSIONS
 async def test_a_late_stop_transaction_after_the_lost_end_is_billed_once_and_refunds_nothing(
-    tmp_path: Path,
+    tmp_path: Path, ocpp_version: str
 ) -> None:
-    async with running_stack(tmp_path, GRACE, simulator=FORGETFUL) as stack:
+    async with running_stack(
+        tmp_path, GRACE, simulator=FORGETFUL, ocpp_version=ocpp_version
+    ) as stack:
         status_url, transaction_id = await charge(stack, 3_000_000, 300)
         stack.charger.power_cut()
         await stack.wait_state(status_url, "stopped", within_s=20)
@@ -100,16 +118,11 @@ async def test_a_late_stop_transaction_after_the_lost_end_is_billed_once_and_ref
         refunded = await stack.wait_state(status_url, "refunded")
         received = await stack.wallet.received_msat()
         before = await stack.strom.sessions.get(str(refunded["id"]))
-        # The StopTransaction the charger had queued after all, 400 Wh above the bill.
+        # The stop the charger had queued after all, 400 Wh above the bill.
         meter_stop = before.meter_start_wh + before.energy_wh + 400
-        late: dict[str, Any] = {
-            "transactionId": transaction_id,
-            "meterStop": meter_stop,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "reason": "PowerLoss",
-        }
-        assert await stack.charger.call("StopTransaction", late) == {}
-        assert await stack.charger.call("StopTransaction", late) == {}  # resent: no change
+        action, late = stop_report(stack.charger, transaction_id, meter_stop, "PowerLoss")
+        assert stop_accepted(await stack.charger.call(action, late))
+        assert stop_accepted(await stack.charger.call(action, late))  # resent: no change
         after = await stack.strom.sessions.get(before.id)
         assert (after.state, after.consumed_msat, after.refunded_msat, after.refundable_msat) == (
             before.state,
@@ -125,12 +138,13 @@ async def test_a_late_stop_transaction_after_the_lost_end_is_billed_once_and_ref
         await stack.ledgers_balance()
 
 
+@BOTH_VERSIONS
 async def test_a_rejected_remote_stop_for_a_forgotten_transaction_ends_it_and_stops_asking(
-    tmp_path: Path,
+    tmp_path: Path, ocpp_version: str
 ) -> None:
-    async with running_stack(tmp_path, GRACE) as stack:
+    async with running_stack(tmp_path, GRACE, ocpp_version=ocpp_version) as stack:
         status_url, _ = await charge(stack, 3_000_000, 200)
-        # Firmware that lost the transaction without rebooting: no StopTransaction will come,
+        # Firmware that lost the transaction without rebooting: no stop report will come,
         # no meter values for it; its connector status still says Charging.
         stack.charger.connectors[1].transaction_id = None
         status = await stack.get(status_url)
@@ -143,16 +157,18 @@ async def test_a_rejected_remote_stop_for_a_forgotten_transaction_ends_it_and_st
                 break
             await asyncio.sleep(0.05)
         assert await pending(stack, "remote_stop") == 0
-        asks = [c for c in stack.charger.received_calls if c.action == "RemoteStopTransaction"]
-        assert 1 <= len(asks) <= 4
+        assert 1 <= len(remote_stops(stack.charger)) <= 4
         await claim_refund(stack, status_url)
         await stack.wait_state(status_url, "refunded")
         await stack.ledgers_balance()
 
 
-async def test_the_grace_period_survives_a_strom_restart(tmp_path: Path) -> None:
+@BOTH_VERSIONS
+async def test_the_grace_period_survives_a_strom_restart(tmp_path: Path, ocpp_version: str) -> None:
     env = {"STROM_SESSIONS__ORPHAN_GRACE_S": "4"}
-    async with running_stack(tmp_path, env, simulator=FORGETFUL) as stack:
+    async with running_stack(
+        tmp_path, env, simulator=FORGETFUL, ocpp_version=ocpp_version
+    ) as stack:
         status_url, _ = await charge(stack, 3_000_000, 200)
         stack.charger.power_cut()
         for _ in range(200):  # it comes back without the transaction: the check is armed

@@ -1,6 +1,7 @@
 """No payment for a charger that is not connected: every offer refuses it, with the reason.
 
-Over real HTTP and OCPP: the simulated charger drops its link, and the sticker's payRequest,
+Over real HTTP and OCPP (a charger speaking 1.6, and one speaking 2.0.1): the simulated charger
+drops its link, and the sticker's payRequest,
 its callback (asked later, as a wallet may), the lightning address, a zap and a top-up of a
 running session all answer a LUD error before any invoice exists; the charger page shows the
 charger offline without a pay code. When the charger is back, offers work at once.
@@ -15,11 +16,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ocpp_server import SimulatedChargePoint
+from ocpp_server.simulator import SimulatedCharger, simulated_charge_point
 from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, OcppEvent
 from strom_services import offers
-from tests.e2e.conftest import CHARGER, Stack
+from tests.e2e.conftest import BOTH_VERSIONS, CHARGER, Stack
 from tests.e2e.test_zap_front_door import counts, zap_request
+
+pytestmark = BOTH_VERSIONS
 
 
 async def take_offline(stack: Stack) -> None:
@@ -37,7 +40,7 @@ async def take_offline(stack: Stack) -> None:
 
 
 @contextlib.asynccontextmanager
-async def back_online(stack: Stack) -> AsyncIterator[SimulatedChargePoint]:
+async def back_online(stack: Stack) -> AsyncIterator[SimulatedCharger]:
     """The charger connects again (a new connection, same identity and password)."""
     back = asyncio.Event()
 
@@ -46,7 +49,7 @@ async def back_online(stack: Stack) -> AsyncIterator[SimulatedChargePoint]:
             back.set()
 
     stack.strom.events.subscribe(watch)
-    charger = SimulatedChargePoint(dataclasses.replace(stack.charger.options))
+    charger = simulated_charge_point(dataclasses.replace(stack.charger.options))
     running = asyncio.create_task(charger.run())
     try:
         await asyncio.wait_for(back.wait(), 10)

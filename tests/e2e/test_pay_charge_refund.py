@@ -1,14 +1,16 @@
 """A stranger with a Lightning wallet pays, charges, stops and gets back what was not used.
 
-Over real HTTP and a real OCPP websocket (see conftest). After every story the ledger
-invariant is checked for every session.
+Over real HTTP and a real OCPP websocket (see conftest), with a charger speaking OCPP 1.6 and
+one speaking 2.0.1. After every story the ledger invariant is checked for every session.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import BOTH_VERSIONS, Stack
+
+pytestmark = BOTH_VERSIONS
 
 
 async def claim_refund(stack: Stack, status_url: str) -> tuple[dict[str, str | int], int]:

@@ -5,7 +5,7 @@ over real HTTP and OCPP. During the grace the charger is *reconnecting*: the nos
 its connectors' last states (no flapping to offline on the maps at every restart), the page and
 the API say reconnecting, and every offer refuses it — no money for a charger that may not come
 back. When it connects, offers work at once; when it does not, it is shown offline after the
-grace.
+grace. Each story runs with a charger speaking OCPP 1.6 and one speaking 2.0.1.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 
 from agent.relays import PublishResult
-from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from ocpp_server import SimulatorOptions
+from ocpp_server.simulator import SimulatedCharger, simulated_charge_point
 from strom.app import Strom, write_charger_password
 from strom.config import load_config
 from strom.scaffold import write_scaffold
@@ -35,8 +36,10 @@ from strom_core.ports import (
     OcppEvent,
 )
 from strom_nostr.discovery import ConnectorStatus, parse_status
-from tests.e2e.conftest import CHARGER
+from tests.e2e.conftest import BOTH_VERSIONS, CHARGER
 from tests.ports import unused_port
+
+pytestmark = BOTH_VERSIONS
 
 
 @dataclass
@@ -45,16 +48,18 @@ class Site:
 
     config: StromConfig
     password: str
+    ocpp_version: str = "1.6"
 
     @property
     def base(self) -> str:
         return self.config.server.public_url
 
-    def charger(self) -> SimulatedChargePoint:
-        return SimulatedChargePoint(
+    def charger(self) -> SimulatedCharger:
+        return simulated_charge_point(
             SimulatorOptions(
                 url=f"ws://127.0.0.1:{self.config.ocpp.port}/ocpp",
                 charger_id=CHARGER,
+                ocpp_version=self.ocpp_version,
                 password=self.password,
                 power_kw=Decimal(11),
                 plugged=(1,),
@@ -63,7 +68,7 @@ class Site:
         )
 
 
-def site(folder: Path, **env: str) -> Site:
+def site(folder: Path, ocpp_version: str, **env: str) -> Site:
     write_scaffold(folder, charger_id=CHARGER)
     password = write_charger_password(load_config(folder / "strom.toml", environ={}), CHARGER)
     http_port = unused_port()  # fixed: the restarted Strom is found where it was
@@ -77,7 +82,7 @@ def site(folder: Path, **env: str) -> Site:
             **env,
         },
     )
-    return Site(config, password.key)
+    return Site(config, password.key, ocpp_version)
 
 
 class Running:
@@ -135,7 +140,7 @@ async def serving(place: Site) -> AsyncIterator[Running]:
 
 
 @contextlib.asynccontextmanager
-async def charger_running(charger: SimulatedChargePoint) -> AsyncIterator[SimulatedChargePoint]:
+async def charger_running(charger: SimulatedCharger) -> AsyncIterator[SimulatedCharger]:
     task = asyncio.create_task(charger.run())
     try:
         yield charger
@@ -169,9 +174,9 @@ async def api_link(http: httpx.AsyncClient, strom: Strom) -> str:
 
 
 async def test_during_the_grace_the_charger_is_reconnecting_and_offers_work_once_it_is_back(
-    tmp_path: Path,
+    tmp_path: Path, ocpp_version: str
 ) -> None:
-    place = site(tmp_path)
+    place = site(tmp_path, ocpp_version)
     await connected_then_restarted(place)
     async with serving(place) as running, httpx.AsyncClient(timeout=30) as http:
         strom = running.strom
@@ -204,9 +209,9 @@ async def test_during_the_grace_the_charger_is_reconnecting_and_offers_work_once
 
 
 async def test_a_charger_that_does_not_come_back_is_shown_offline_after_the_grace(
-    tmp_path: Path,
+    tmp_path: Path, ocpp_version: str
 ) -> None:
-    place = site(tmp_path, STROM_OCPP__RECONNECT_GRACE_S="2")
+    place = site(tmp_path, ocpp_version, STROM_OCPP__RECONNECT_GRACE_S="2")
     await connected_then_restarted(place)
     async with serving(place) as running, httpx.AsyncClient(timeout=30) as http:
         strom = running.strom
@@ -223,9 +228,9 @@ async def test_a_charger_that_does_not_come_back_is_shown_offline_after_the_grac
 
 
 async def test_a_charger_that_went_away_before_strom_stopped_gets_no_grace(
-    tmp_path: Path,
+    tmp_path: Path, ocpp_version: str
 ) -> None:
-    place = site(tmp_path)
+    place = site(tmp_path, ocpp_version)
     charger = place.charger()
     async with serving(place) as running:
         async with charger_running(charger):

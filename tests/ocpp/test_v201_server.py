@@ -172,6 +172,27 @@ async def test_status_maps_evse_to_connector_and_occupied_to_the_charging_state(
     assert statuses == ["Available", "Preparing", "Charging", "Finishing", "Available"]
 
 
+async def test_after_a_reboot_an_occupied_evse_has_no_transaction_until_an_event_names_one(
+    harness: Harness,
+) -> None:
+    """A station that lost its transaction in a power loss: Occupied reads Preparing."""
+    tag = harness.core.issue_id_tag("cp-1")
+    occupied = {"timestamp": T1, "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}
+    async with station(harness) as driver:
+        await driver.call("StatusNotification", occupied)
+        started = event("Started", 0, token=tag, meter=[register(100, "Transaction.Begin")])
+        started["transactionInfo"]["chargingState"] = "Charging"
+        await driver.call("TransactionEvent", started)
+    async with station(harness) as driver:  # it boots again, without the transaction
+        await driver.call("StatusNotification", occupied)
+        # A transaction it kept after all: its next event names it again.
+        await driver.call("TransactionEvent", event("Updated", 1, chargingState="Charging"))
+    statuses = [
+        e.status for e in harness.sink.of_type(ConnectorStatusChanged) if e.connector_id == 1
+    ]
+    assert statuses == ["Preparing", "Charging", "Preparing", "Charging"]
+
+
 async def test_a_session_is_started_metered_and_billed_once(harness: Harness) -> None:
     tag = harness.core.issue_id_tag("cp-1")
     async with station(harness) as driver:
@@ -195,6 +216,27 @@ async def test_a_session_is_started_metered_and_billed_once(harness: Harness) ->
     assert len(harness.sink.of_type(TransactionStarted)) == 1
     assert len(harness.sink.of_type(TransactionStopped)) == 1
     assert [s.register_wh for s in harness.core.samples("cp-1", "tx-1")] == [1000, 1500, 2500]
+
+
+async def test_after_a_strom_restart_a_running_transaction_is_metered_and_billed_on(
+    start_harness: HarnessFactory,
+) -> None:
+    """Its events no longer carry the idToken; the core still knows the transaction."""
+    first = await start_harness()
+    tag = first.core.issue_id_tag("cp-1")
+    async with station(first) as driver:
+        begin = [register(1000, "Transaction.Begin")]
+        await driver.call("TransactionEvent", event("Started", 0, token=tag, meter=begin))
+    again = await start_harness(core=first.core)  # a new process, the same database
+    async with station(again) as driver:
+        await driver.call("TransactionEvent", event("Updated", 1, meter=[register(1400)]))
+        end = event("Ended", 2, at=T2, meter=[register(1800, "Transaction.End")])
+        await driver.call("TransactionEvent", end)
+    samples = [s.register_wh for s in again.core.samples("cp-1", "tx-1")]
+    assert samples == [1000, 1400, 1800]
+    recorded = again.core.transaction("tx-1", "cp-1")
+    assert recorded is not None
+    assert recorded.energy_wh == 800
 
 
 async def test_a_start_without_id_token_becomes_strom_s_by_its_remote_start_id(

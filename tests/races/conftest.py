@@ -12,9 +12,9 @@ from tests.e2e.conftest import Stack, running_stack
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path, ocpp_version: str) -> AsyncIterator[Stack]:
     """A whole Strom whose invoice rate limits let a hundred callers in at once."""
-    async with running_stack(tmp_path) as running:
+    async with running_stack(tmp_path, ocpp_version=ocpp_version) as running:
         unlimited = RateLimiter(per_minute=10**9, burst=10**9)
         running.strom.front.per_client = running.strom.front.per_charger = unlimited
         yield running

@@ -1,6 +1,7 @@
 """A hundred at once: one k1, one connector, one stop. Exactly one of each wins.
 
-Every test ends with the ledger invariant checked for every session.
+Every test ends with the ledger invariant checked for every session. The races a charger takes
+part in (one connector, one stop) run with a charger speaking OCPP 1.6 and one speaking 2.0.1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from strom_nostr.keys import generate_secret_key
 from strom_services.refunds import ALREADY_USED
 from strom_storage.outbox import OutboxRow
 from strom_storage.schema import outbox, refunds, sessions
-from tests.e2e.conftest import CHARGER, Stack
+from tests.e2e.conftest import BOTH_VERSIONS, CHARGER, Stack
+from tests.e2e.ocpp_frames import remote_stops
 
 BUSY_OR_DONE = {"paid", "starting", "charging", "stopping", "stopped", "refund_pending"}
 
@@ -103,6 +105,7 @@ def zap_request(stack: Stack, amount: int) -> str:
     ).to_json()
 
 
+@BOTH_VERSIONS
 async def test_a_hundred_payers_for_one_connector_make_one_session(stack: Stack) -> None:
     """50 LNURL callbacks and 50 zaps at once; all pay; one charges, the rest get it all back."""
     offer = await stack.get(stack.pay_url)
@@ -150,6 +153,7 @@ async def test_a_hundred_payers_for_one_connector_make_one_session(stack: Stack)
     await stack.ledgers_balance()
 
 
+@BOTH_VERSIONS
 async def test_a_stop_racing_the_budget_stop_makes_one_stop_and_one_bill(stack: Stack) -> None:
     status_url, _ = await stack.pay(1_000_000)  # 4 kWh at most: the budget stop comes soon
     status = await stack.wait_state(status_url, "charging")
@@ -160,12 +164,8 @@ async def test_a_stop_racing_the_budget_stop_makes_one_stop_and_one_bill(stack: 
     # The driver's stop (twenty wallets opening the withdraw link) races the budget stop.
     await asyncio.gather(*(stack.http.get(withdraw) for _ in range(20)))
     final = await stack.wait_state(status_url, "stopped", "closed", within_s=30)
-    stops = [
-        call.unique_id
-        for call in stack.charger.received_calls
-        if call.action == "RemoteStopTransaction"
-    ]
-    assert len(stops) == 1, stops  # one RemoteStop reached the charger
+    stops = [call.unique_id for call in remote_stops(stack.charger)]
+    assert len(stops) == 1, stops  # one remote stop reached the charger
     assert final["stop_reason"] in ("budget", "initiator"), final["stop_reason"]
     assert 0 < final["consumed_msat"] <= final["paid_msat"]  # one bill, within the budget
     await stack.ledgers_balance()
