@@ -80,6 +80,7 @@ __all__ = ["Agent", "AgentUpdate"]
 log = logging.getLogger(__name__)
 
 _RETRY_PUBLISH_S = 30.0
+_RECALL_POLL_S = 0.2  # how soon to look again for the listing read back at a start
 AgentUpdate = ChargerOnline | ChargerOffline | ConnectorStatusChanged
 
 
@@ -127,6 +128,7 @@ class Agent:
         "_last_metadata_at",
         "_last_status_at",
         "_maps",
+        "_maps_recall",
         "_maps_recalled",
         "_next_maps_at",
         "_next_metadata_at",
@@ -137,6 +139,7 @@ class Agent:
         "_reconnect_until",
         "key",
         "last_status",
+        "maps_decided",
         "profile",
         "services",
     )
@@ -171,6 +174,9 @@ class Agent:
         self._next_maps_at = float("inf")
         self._last_maps_at = 0
         self._maps_recalled = False
+        self._maps_recall: asyncio.Future[list[Event]] | None = None
+        # Set once the first listing decision after the start is made (tests wait for it).
+        self.maps_decided = asyncio.Event()
 
     @property
     def charger_id(self) -> str:
@@ -259,6 +265,8 @@ class Agent:
         self._active = set(active)
         self._dirty = True
         self._next_metadata_at = services.clock.unix() + services.settings.metadata_delay_s
+        if self._maps_recall is None:  # read back while the first status goes out
+            self._maps_recall = services.maps_recall.request(self.pubkey)
         if self._active:
             self._schedule_progress()
 
@@ -459,8 +467,13 @@ class Agent:
         services = self.services
         schedule = self._maps
         if not self._maps_recalled:  # what an earlier run left on the relays counts
+            if self._maps_recall is None:
+                self._maps_recall = services.maps_recall.request(self.pubkey)
+            if not self._maps_recall.done():  # never wait for it: DMs and updates go on
+                self._next_maps_at = min(self._next_maps_at, services.clock.unix() + _RECALL_POLL_S)
+                return
             self._maps_recalled = True
-            self._recall_maps(await services.maps_recall.get(self.pubkey))
+            self._recall_maps(self._maps_recall.result())
         now = services.clock.unix()
         # Addressable events: of two in one second a relay keeps the lower id, so a new version
         # must be dated after the last one.
@@ -505,6 +518,7 @@ class Agent:
             else:
                 retry = now + _RETRY_PUBLISH_S
         self._next_maps_at = min(retry, schedule.next_due(listing, now))
+        self.maps_decided.set()
 
     def _recall_maps(self, events: list[Event]) -> None:
         def newest(kind: int, identifier: str) -> Event | None:

@@ -183,15 +183,19 @@ class MapsRecall:
         self._waiting: dict[str, asyncio.Future[list[Event]]] = {}
         self._flush: asyncio.Task[None] | None = None
 
-    async def get(self, pubkey: str) -> list[Event]:
-        """The listing and handler events of ``pubkey`` that the relays hold."""
+    def request(self, pubkey: str) -> asyncio.Future[list[Event]]:
+        """Ask for the events of ``pubkey``; the future always gets a result (maybe empty)."""
         future = self._waiting.get(pubkey)
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._waiting[pubkey] = future
         if self._flush is None:
             self._flush = asyncio.create_task(self._send(), name="maps-recall")
-        return await asyncio.shield(future)
+        return future
+
+    async def get(self, pubkey: str) -> list[Event]:
+        """The listing and handler events of ``pubkey`` that the relays hold."""
+        return await asyncio.shield(self.request(pubkey))
 
     async def _send(self) -> None:
         await asyncio.sleep(self._batch_s)

@@ -239,12 +239,9 @@ async def test_the_agent_publishes_listing_and_handler_events(world: World) -> N
 
 
 async def _maps_step_done(world: World) -> None:
-    """Wait until the agent has decided on its listing since it started (its actor is serial)."""
-
-    async def nothing() -> None:
-        return None
-
-    await world.runtime.agent(CHARGER_ID).call(nothing)
+    """Wait until the agent has made its first listing decision since it started."""
+    async with asyncio.timeout(WAIT_S):
+        await world.runtime.agent(CHARGER_ID).maps_decided.wait()
 
 
 async def test_restarts_of_strom_do_not_publish_the_listing_again(
