@@ -18,7 +18,12 @@ from tests.ocpp.conftest import (
     HarnessFactory,
     boot,
 )
-from tests.ocpp.drivers import CallErrorReceived, ChargePointDriver, HandshakeRefused
+from tests.ocpp.drivers import (
+    CallErrorReceived,
+    ChargePointDriver,
+    HandshakeRefused,
+    PythonDriver,
+)
 
 
 async def test_right_password_is_admitted(harness: Harness, driver: ChargePointDriver) -> None:
@@ -151,6 +156,26 @@ async def test_profile_2_tls_with_basic_auth(
     assert answer["status"] == "Accepted"
     assert driver.validation_failures == []
     wrong = await new_driver()
+    with pytest.raises(HandshakeRefused) as refused:
+        await wrong.connect(harness.url, "cp-1", "wrong-password-123456", ca=cert)
+    assert refused.value.status == 401
+
+
+async def test_profile_2_tls_with_basic_auth_for_an_ocpp_201_station(
+    start_harness: HarnessFactory, tls_files: tuple[Path, Path]
+) -> None:
+    """Security profile 2 in OCPP 2.0.1: wss:// with the BasicAuthPassword."""
+    cert, key = tls_files
+    harness = await start_harness(tls_cert=cert, tls_key=key)
+    driver = PythonDriver("ocpp2.0.1")
+    try:
+        await driver.connect(harness.url, "cp-1", PASSWORD, ca=cert)
+        boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "Test", "model": "TLS"}}
+        assert (await driver.call("BootNotification", boot))["status"] == "Accepted"
+        assert driver.validation_failures == []
+    finally:
+        await driver.close()
+    wrong = PythonDriver("ocpp2.0.1")
     with pytest.raises(HandshakeRefused) as refused:
         await wrong.connect(harness.url, "cp-1", "wrong-password-123456", ca=cert)
     assert refused.value.status == 401
