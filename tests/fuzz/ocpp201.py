@@ -72,7 +72,7 @@ BAD_TIMESTAMPS: Final = (
     "10:00:00Z",
     "2024-01-01T10:00:00+25:00",
     "2024-01-01T10:00:00ZZ",
-    "１９９９-01-01T10:00:00Z",
+    "\uff11\uff19\uff19\uff19-01-01T10:00:00Z",  # fullwidth digits
     "2024-01-01T10:00:00.Z",
 )
 # Timestamps outside OCPP 2.0.1's profile of RFC 3339 that a lenient server may read.
@@ -116,35 +116,7 @@ def _timestamps() -> st.SearchStrategy[str]:
     )
 
 
-def _strategy(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]:
-    if "$ref" in node:
-        name = node["$ref"].rsplit("/", 1)[-1]
-        return _strategy(root["definitions"][name], root)
-    if "enum" in node:
-        return st.sampled_from(node["enum"])
-    kind = node.get("type")
-    if kind == "object":
-        properties = node.get("properties", {})
-        required = set(node.get("required", ()))
-        fields = {
-            name: _strategy(sub, root)
-            for name, sub in properties.items()
-            if name in required or name != "customData"
-        }
-        optional = sorted(set(fields) - required)
-        return st.builds(
-            lambda values, present: {
-                name: value
-                for name, value in values.items()
-                if name in required or name in present
-            },
-            st.fixed_dictionaries(fields),
-            st.sets(st.sampled_from(optional)) if optional else st.just(set()),
-        )
-    if kind == "array":
-        low = node.get("minItems", 0)
-        high = min(node.get("maxItems", low + 2), low + 2)
-        return st.lists(_strategy(node["items"], root), min_size=low, max_size=high)
+def _scalar(node: dict[str, Any], kind: str | None) -> st.SearchStrategy[Any]:
     if kind == "string":
         if node.get("format") == "date-time":
             return _timestamps()
@@ -158,6 +130,41 @@ def _strategy(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[A
     if kind is None:  # DataTransfer's data: any JSON value
         return _ANY
     raise ValueError(f"a schema node the generator does not know: {node}")  # pragma: no cover
+
+
+def _object(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects with every required property and any of the optional ones (no customData)."""
+    properties = node.get("properties", {})
+    required = set(node.get("required", ()))
+    fields = {
+        name: _strategy(sub, root)
+        for name, sub in properties.items()
+        if name in required or name != "customData"
+    }
+    optional = sorted(set(fields) - required)
+    return st.builds(
+        lambda values, present: {
+            name: value for name, value in values.items() if name in required or name in present
+        },
+        st.fixed_dictionaries(fields),
+        st.sets(st.sampled_from(optional)) if optional else st.just(set()),
+    )
+
+
+def _strategy(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]:
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        return _strategy(root["definitions"][name], root)
+    if "enum" in node:
+        return st.sampled_from(node["enum"])
+    kind = node.get("type")
+    if kind == "object":
+        return _object(node, root)
+    if kind == "array":
+        low = node.get("minItems", 0)
+        high = min(node.get("maxItems", low + 2), low + 2)
+        return st.lists(_strategy(node["items"], root), min_size=low, max_size=high)
+    return _scalar(node, kind)
 
 
 def payloads(action: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -221,7 +228,8 @@ def mutated(
         name = data.draw(st.sampled_from(sorted(target)))
         del target[name]
         certain = not path and name in top.get("required", ())
-        return broken, Mutation(kind, ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION if certain else None)
+        code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION if certain else None
+        return broken, Mutation(kind, code)
     if kind == "wrong type":
         if not target:
             return broken, Mutation(kind, None)
@@ -237,6 +245,17 @@ def mutated(
             st.sampled_from([37, 256, 2_501, 15_000])
         )
         return broken, Mutation(kind, None)
+    return _mutated_field(kind, broken, top, target, data)
+
+
+def _mutated_field(
+    kind: str,
+    broken: dict[str, Any],
+    top: dict[str, Any],
+    target: dict[str, Any],
+    data: st.DataObject,
+) -> tuple[dict[str, Any], Mutation]:
+    """A timestamp, seqNo or transactionId of the wrong shape (see :func:`mutated`)."""
     if kind == "bad timestamp":
         bad = data.draw(st.booleans(), label="certainly bad")
         stamp = data.draw(st.sampled_from(BAD_TIMESTAMPS if bad else ODD_TIMESTAMPS))
