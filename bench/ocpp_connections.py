@@ -9,12 +9,17 @@ process pinned to one CPU, and N simulated chargers from this process on another
 3. drive Heartbeat, StatusNotification and MeterValues (in turn, one outstanding CALL per
    charger) for a while and report answered CALLs per second.
 
-    python bench/ocpp_connections.py --chargers 10000 --seconds 20 [--baseline]
+    python bench/ocpp_connections.py --chargers 10000 --seconds 20 [--baseline] [--ocpp 2.0.1]
+
+With ``--ocpp 2.0.1`` the chargers speak OCPP 2.0.1 instead: they answer the post-boot
+SetVariables, TriggerMessage and GetBaseReport, and the load is Heartbeat, StatusNotification
+and TransactionEvent Updated with meter values.
 
 With ``--baseline`` the same chargers then run the same load against a minimal central system
-written directly on the ``ocpp`` library (mobilityhouse's ``ChargePoint`` with ``@on`` handlers
-for the four actions, schema validation inline as Strom's server does it), also in its own
-process on the same CPU, and the script prints both servers' CPU time per answered CALL.
+written directly on the ``ocpp`` library (mobilityhouse's ``ChargePoint`` of the version, v16 or
+v201, with ``@on`` handlers for the four actions, schema validation inline as Strom's server
+does it), also in its own process on the same CPU, and the script prints both servers' CPU time
+per answered CALL.
 
 Prints numbers; asserts nothing.
 """
@@ -109,15 +114,11 @@ async def serve(args: argparse.Namespace) -> None:
     await server.stop()
 
 
-async def serve_baseline(args: argparse.Namespace) -> None:
-    """The baseline: a central system on the ocpp library and nothing else."""
-    import ocpp.messages
+def baseline_v16() -> type:
+    """A central system on the ocpp library's v16 ChargePoint: the four actions' handlers."""
     from ocpp.routing import on
     from ocpp.v16 import ChargePoint, call_result
     from ocpp.v16.enums import Action, RegistrationStatus
-    from websockets.asyncio.server import ServerConnection, serve
-
-    ocpp.messages.ASYNC_VALIDATION = False  # validate in the loop, as Strom's server does
 
     class CentralSystem(ChargePoint):  # type: ignore[misc]
         @on(Action.boot_notification)  # type: ignore[misc]
@@ -138,10 +139,49 @@ async def serve_baseline(args: argparse.Namespace) -> None:
         def on_meter_values(self, **_: Any) -> Any:
             return call_result.MeterValues()
 
+    return CentralSystem
+
+
+def baseline_v201() -> type:
+    """A central system on the ocpp library's v201 ChargePoint: the four actions' handlers."""
+    from ocpp.routing import on
+    from ocpp.v201 import ChargePoint, call_result
+    from ocpp.v201.enums import Action, RegistrationStatusEnumType
+
+    class CentralSystem(ChargePoint):  # type: ignore[misc]
+        @on(Action.boot_notification)  # type: ignore[misc]
+        def on_boot(self, **_: Any) -> Any:
+            return call_result.BootNotification(
+                current_time=now(), interval=3600, status=RegistrationStatusEnumType.accepted
+            )
+
+        @on(Action.heartbeat)  # type: ignore[misc]
+        def on_heartbeat(self, **_: Any) -> Any:
+            return call_result.Heartbeat(current_time=now())
+
+        @on(Action.status_notification)  # type: ignore[misc]
+        def on_status(self, **_: Any) -> Any:
+            return call_result.StatusNotification()
+
+        @on(Action.transaction_event)  # type: ignore[misc]
+        def on_transaction_event(self, **_: Any) -> Any:
+            return call_result.TransactionEvent()
+
+    return CentralSystem
+
+
+async def serve_baseline(args: argparse.Namespace) -> None:
+    """The baseline: a central system on the ocpp library and nothing else."""
+    import ocpp.messages
+    from websockets.asyncio.server import ServerConnection, serve
+
+    ocpp.messages.ASYNC_VALIDATION = False  # validate in the loop, as Strom's server does
+    central_system = baseline_v201() if args.ocpp == "2.0.1" else baseline_v16()
+
     async def handler(ws: ServerConnection) -> None:
         charger_id = (ws.request.path if ws.request else "/x").rstrip("/").rsplit("/", 1)[-1]
         try:
-            await CentralSystem(charger_id, ws).start()
+            await central_system(charger_id, ws).start()
         except Exception:  # the charger went away; the benchmark goes on
             return
 
@@ -149,7 +189,7 @@ async def serve_baseline(args: argparse.Namespace) -> None:
         handler,
         "127.0.0.1",
         0,
-        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        subprotocols=[f"ocpp{args.ocpp}"],  # type: ignore[list-item]
         ping_interval=None,
         compression=None,
     ) as server:
@@ -165,10 +205,11 @@ async def serve_baseline(args: argparse.Namespace) -> None:
 class Charger:
     """One bench charger: raw frames, answers the server's CALLs, one CALL at a time."""
 
-    __slots__ = ("_ids", "_pending", "_reader", "charger_id", "ws")
+    __slots__ = ("_ids", "_pending", "_reader", "charger_id", "protocol", "ws")
 
-    def __init__(self, charger_id: str) -> None:
+    def __init__(self, charger_id: str, protocol: str = "ocpp1.6") -> None:
         self.charger_id = charger_id
+        self.protocol = protocol
         self.ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: asyncio.Future[Any] | None = None
@@ -181,7 +222,7 @@ class Charger:
             headers["Authorization"] = f"Basic {token}"
         self.ws = await connect(
             f"{base}/{self.charger_id}",
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            subprotocols=[self.protocol],  # type: ignore[list-item]
             additional_headers=headers,
             ping_interval=None,
             compression=None,
@@ -194,10 +235,7 @@ class Charger:
         async for message in self.ws:
             frame = json.loads(message)
             if frame[0] == 2:  # a CALL from the server: accept it
-                answer: dict[str, Any] = {"status": "Accepted"}
-                if frame[2] == "GetConfiguration":
-                    answer = {"configurationKey": []}
-                await self.ws.send(json.dumps([3, frame[1], answer]))
+                await self.ws.send(json.dumps([3, frame[1], accept(frame[2], frame[3])]))
             elif self._pending is not None and not self._pending.done():
                 self._pending.set_result(frame)
 
@@ -217,11 +255,30 @@ class Charger:
             self._reader.cancel()
 
 
+def accept(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A charger's answer accepting one of the server's CALLs (either version)."""
+    if action == "GetConfiguration":
+        return {"configurationKey": []}
+    if action == "SetVariables":
+        return {
+            "setVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                }
+                for d in payload["setVariableData"]
+            ]
+        }
+    return {"status": "Accepted"}
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-MESSAGES = [
+BOOT_16 = {"chargePointVendor": "Bench", "chargePointModel": "B1"}
+MESSAGES_16 = [
     ("Heartbeat", lambda n: {}),
     (
         "StatusNotification",
@@ -256,9 +313,55 @@ MESSAGES = [
 ]
 
 
+BOOT_201 = {"reason": "PowerUp", "chargingStation": {"vendorName": "Bench", "model": "B1"}}
+MESSAGES_201 = [
+    ("Heartbeat", lambda n: {}),
+    (
+        "StatusNotification",
+        lambda n: {
+            "timestamp": now(),
+            "connectorStatus": "Occupied",
+            "evseId": 1,
+            "connectorId": 1,
+        },
+    ),
+    (
+        "TransactionEvent",
+        lambda n: {
+            "eventType": "Updated",
+            "timestamp": now(),
+            "triggerReason": "MeterValuePeriodic",
+            "seqNo": n,
+            "transactionInfo": {"transactionId": f"tx-{n % 1000}", "chargingState": "Charging"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [
+                {
+                    "timestamp": now(),
+                    "sampledValue": [
+                        {
+                            "value": 1000 + n,
+                            "measurand": "Energy.Active.Import.Register",
+                            "unitOfMeasure": {"unit": "Wh"},
+                            "context": "Sample.Periodic",
+                        },
+                        {"value": 11000, "measurand": "Power.Active.Import"},
+                    ],
+                }
+            ],
+        },
+    ),
+]
+# Per version: the subprotocol, the BootNotification and the load's messages, in turn.
+VERSIONS: dict[str, tuple[str, dict[str, Any], list[Any]]] = {
+    "1.6": ("ocpp1.6", BOOT_16, MESSAGES_16),
+    "2.0.1": ("ocpp2.0.1", BOOT_201, MESSAGES_201),
+}
+
+
 def start_server(args: argparse.Namespace, *, baseline: bool = False) -> subprocess.Popen[str]:
     mode = "--serve-baseline" if baseline else "--serve"
     command = [sys.executable, __file__, mode, "--chargers", str(args.chargers)]
+    command += ["--ocpp", args.ocpp]
     if args.password:
         command += ["--password", args.password, "--log2n", str(args.log2n)]
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -268,22 +371,22 @@ async def drive(args: argparse.Namespace, port: int, pid: int, label: str = "") 
     """Connect, hold and load; prints the figures and returns server CPU µs per CALL."""
     base = f"ws://127.0.0.1:{port}/ocpp"
     baseline = rss_kib(pid)
-    chargers = [Charger(f"bench-{n}") for n in range(args.chargers)]
+    protocol, boot, messages = VERSIONS[args.ocpp]
+    chargers = [Charger(f"bench-{n}", protocol) for n in range(args.chargers)]
     gate = asyncio.Semaphore(args.concurrency)
 
     async def bring_up(charger: Charger) -> None:
         async with gate:
             await charger.open(base, args.password)
-            await charger.call(
-                "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "B1"}
-            )
+            await charger.call("BootNotification", boot)
 
     started = time.perf_counter()
     cpu_started = cpu_seconds(pid)
     await asyncio.gather(*(bring_up(c) for c in chargers))
     connect_s = time.perf_counter() - started
     connect_cpu = (cpu_seconds(pid) - cpu_started) / connect_s
-    # Let the post-boot CALLs (3 ChangeConfiguration, 3 TriggerMessage each) finish.
+    # Let the post-boot CALLs (1.6: 3 ChangeConfiguration, 3 TriggerMessage each; 2.0.1:
+    # SetVariables, TriggerMessage and GetBaseReport) finish.
     await asyncio.sleep(args.settle)
     held = rss_kib(pid)
 
@@ -295,7 +398,7 @@ async def drive(args: argparse.Namespace, port: int, pid: int, label: str = "") 
         mine = chargers[index :: args.workers]
         for n in itertools.count():
             charger = mine[n % len(mine)]
-            action, payload = MESSAGES[n % len(MESSAGES)]
+            action, payload = messages[n % len(messages)]
             await charger.call(action, payload(n))
             calls += 1
             if time.perf_counter() >= stop_at:
@@ -312,14 +415,19 @@ async def drive(args: argparse.Namespace, port: int, pid: int, label: str = "") 
 
     n = args.chargers
     per_call_us = server_cpu * load_s / max(calls, 1) * 1e6
+    per_charger_kb = (held - baseline) * 1024 / n / 1000
     if label:
-        print(f"{label}: {calls / load_s:.0f} CALLs/s, server CPU {per_call_us:.0f} µs per CALL")
+        print(
+            f"{label}: {calls / load_s:.0f} CALLs/s, server CPU {per_call_us:.0f} µs per CALL,"
+            f" RSS {per_charger_kb:.1f} KB per charger held"
+        )
         return per_call_us
+    print(f"OCPP                         : {args.ocpp}")
     print(f"chargers held                : {n}")
     print(f"connect + boot               : {connect_s:.1f} s ({n / connect_s:.0f} chargers/s)")
     print(f"server CPU while connecting  : {connect_cpu:.0%} of one core")
     print(f"server RSS before / held     : {baseline / 1024:.1f} MiB / {held / 1024:.1f} MiB")
-    print(f"server RSS per charger       : {(held - baseline) * 1024 / n / 1000:.1f} KB")
+    print(f"server RSS per charger       : {per_charger_kb:.1f} KB")
     print(f"load                         : {calls} CALLs in {load_s:.1f} s")
     print(f"CALLs answered per second    : {calls / load_s:.0f} (each: 1 frame in, 1 out)")
     print(f"server CPU during load       : {server_cpu:.0%} of one core")
@@ -340,6 +448,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline", action="store_true", help="also measure a central system on the ocpp library"
     )
+    parser.add_argument("--ocpp", choices=sorted(VERSIONS), default="1.6", help="OCPP version")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

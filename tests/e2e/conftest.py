@@ -9,6 +9,8 @@ ocpp_version="2.0.1")``, or the ``ocpp_version`` fixture (``tests/conftest.py``)
 ``stack`` fixtures read.
 A test about sessions runs for both versions with :data:`BOTH_VERSIONS` (it parametrises
 ``ocpp_version``), so one story proves the same behaviour whatever the charger speaks.
+:func:`running_front` is the same Strom without the simulated charger, for tests where another
+charge point (an independent OCPP implementation) takes its place.
 """
 
 from __future__ import annotations
@@ -53,12 +55,19 @@ class Wallet(Protocol):
 
 
 @dataclass
-class Stack:
+class Front:
+    """Strom serving on 127.0.0.1, a driver's wallet and an HTTP client; no charger yet."""
+
     strom: Strom
-    charger: SimulatedCharger
     wallet: Wallet
     http: httpx.AsyncClient
     base: str
+    charger_password: str
+
+    @property
+    def ocpp_url(self) -> str:
+        """Where chargers connect (the charger id is appended)."""
+        return f"ws://127.0.0.1:{self.strom.ocpp_port}/ocpp"
 
     @property
     def pay_url(self) -> str:
@@ -99,22 +108,37 @@ class Stack:
             check_ledger(await self.strom.sessions.get(session_id))
 
 
+@dataclass
+class Stack(Front):
+    """A :class:`Front` with Strom's simulated charger connected and its connector 1 known."""
+
+    charger: SimulatedCharger
+
+
+def connector_online(strom: Strom, connector_id: int = 1) -> asyncio.Event:
+    """An event set once any charger reports a status for ``connector_id``."""
+    online = asyncio.Event()
+
+    async def watch(event: OcppEvent) -> None:
+        if isinstance(event, ConnectorStatusChanged) and event.connector_id == connector_id:
+            online.set()
+
+    strom.events.subscribe(watch)
+    return online
+
+
 @asynccontextmanager
-async def running_stack(
+async def running_front(
     folder: Path,
     env: dict[str, str] | None = None,
     wallet: Wallet | None = None,
-    simulator: dict[str, Any] | None = None,
     backend: LightningBackend | None = None,
     prepare: Callable[[Strom], None] | None = None,
-    ocpp_version: str = "1.6",
-) -> AsyncIterator[Stack]:
-    """Strom (configured from ``folder`` and ``env``, or on ``backend``), a simulated charger
-    and a wallet.
+) -> AsyncIterator[Front]:
+    """Strom (configured from ``folder`` and ``env``, or on ``backend``) and a wallet, serving
+    until the block ends; the charger ``CHARGER`` may connect with ``charger_password``.
 
-    ``simulator`` overrides :class:`SimulatorOptions` fields of the charger; ``prepare`` is
-    called with Strom after it is opened, before it serves; ``ocpp_version`` is the
-    charger's OCPP version (``"1.6"`` or ``"2.0.1"``).
+    ``prepare`` is called with Strom after it is opened, before it serves.
     """
     write_scaffold(folder, charger_id=CHARGER)
     # The charger's OCPP password, as `strom init` makes one: only its hash is on file.
@@ -141,39 +165,53 @@ async def running_stack(
     async with asyncio.TaskGroup() as group:
         server = group.create_task(strom.serve(stop))
         await asyncio.wait_for(strom.ready.wait(), 20)
-        charger = simulated_charge_point(
-            SimulatorOptions(
-                url=f"ws://127.0.0.1:{strom.ocpp_port}/ocpp",
-                charger_id=CHARGER,
-                ocpp_version=ocpp_version,
-                password=password.key,
-                power_kw=Decimal(11),
-                speed=120.0,
-                plugged=(1,),
-                reconnect_delay_s=0.1,
-                **(simulator or {}),
-            )
-        )
-        online = asyncio.Event()
-
-        async def watch(event: OcppEvent) -> None:
-            if isinstance(event, ConnectorStatusChanged) and event.connector_id == 1:
-                online.set()
-
-        strom.events.subscribe(watch)
-        sim = group.create_task(charger.run())
-        await asyncio.wait_for(online.wait(), 20)
         async with httpx.AsyncClient(timeout=30) as http:
-            yield Stack(
+            yield Front(
                 strom=strom,
-                charger=charger,
                 wallet=wallet,
                 http=http,
                 base=strom.config.server.public_url,
+                charger_password=password.key,
             )
-        sim.cancel()
         stop.set()
         await server
+
+
+@asynccontextmanager
+async def running_stack(
+    folder: Path,
+    env: dict[str, str] | None = None,
+    wallet: Wallet | None = None,
+    simulator: dict[str, Any] | None = None,
+    backend: LightningBackend | None = None,
+    prepare: Callable[[Strom], None] | None = None,
+    ocpp_version: str = "1.6",
+) -> AsyncIterator[Stack]:
+    """Strom (configured from ``folder`` and ``env``, or on ``backend``), a simulated charger
+    and a wallet.
+
+    ``simulator`` overrides :class:`SimulatorOptions` fields of the charger (any of them,
+    those set here included); ``prepare`` is called with Strom after it is opened, before it
+    serves; ``ocpp_version`` is the charger's OCPP version (``"1.6"`` or ``"2.0.1"``).
+    """
+    async with running_front(folder, env, wallet, backend, prepare) as front:
+        options: dict[str, Any] = {
+            "url": front.ocpp_url,
+            "charger_id": CHARGER,
+            "ocpp_version": ocpp_version,
+            "password": front.charger_password,
+            "power_kw": Decimal(11),
+            "speed": 120.0,
+            "plugged": (1,),
+            "reconnect_delay_s": 0.1,
+        }
+        charger = simulated_charge_point(SimulatorOptions(**{**options, **(simulator or {})}))
+        online = connector_online(front.strom)
+        async with asyncio.TaskGroup() as group:
+            sim = group.create_task(charger.run())
+            await asyncio.wait_for(online.wait(), 20)
+            yield Stack(**vars(front), charger=charger)
+            sim.cancel()
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 
 from tests.e2e.conftest import Stack, running_stack
 from tests.fuzz.counts import CASES, SCALE, examples
+from tests.ocpp.conftest import start_harness  # an OCPP server on 127.0.0.1, in-memory core
 
-__all__ = ["CASES", "SCALE", "examples"]
+__all__ = ["CASES", "SCALE", "examples", "start_harness"]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 * :class:`PythonDriver`: raw websockets plus Strom's own framing and schema checks.
 * :class:`OcppRpcDriver`: ocpp-rpc (npm, by mikuso) in a Node process, an OCPP-J stack that
   shares no code with Strom or the Python ``ocpp`` library and validates both directions
-  against its OCPP 1.6 schemas in strict mode.
+  against its own OCPP 1.6 or 2.0.1 schemas in strict mode.
 
 Both raise :class:`HandshakeRefused` when the HTTP upgrade is refused and
 :class:`CallErrorReceived` when the server answers a CALL with a CALLERROR; both answer the
@@ -76,7 +76,9 @@ DEFAULT_ANSWERS_201: dict[str, dict[str, Any]] = {
     },
 }
 
-# The schemas and canned answers of each OCPP version a PythonDriver can speak.
+_ACCEPTED: dict[str, Any] = {"status": "Accepted"}
+
+# The schemas and canned answers of each OCPP version a driver can speak.
 _VERSIONS: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {
     "ocpp1.6": (v16_schemas, DEFAULT_ANSWERS),
     "ocpp2.0.1": (v201_schemas, DEFAULT_ANSWERS_201),
@@ -282,9 +284,7 @@ class PythonDriver:
             if answer.get("error"):
                 await ws.send(pack_error(frame.unique_id, answer["error"], "refused by the test"))
             elif not answer.get("silent"):
-                result = answer.get("result") or self._defaults.get(
-                    frame.action, {"status": "Accepted"}
-                )
+                result = answer.get("result") or self._defaults.get(frame.action, _ACCEPTED)
                 self._schemas.validate_result(frame.action, result)
                 await ws.send(pack_result(frame.unique_id, result))
         await self._inbox.notify()
@@ -362,11 +362,19 @@ def install_ocpp_rpc() -> Path:
 
 
 class OcppRpcDriver:
-    """A charge point played by ocpp-rpc in a Node process (see tests/peers/ocpp_rpc_driver.js)."""
+    """A charge point played by ocpp-rpc in a Node process (see tests/peers/ocpp_rpc_driver.js).
+
+    Args:
+        node_modules: where ocpp-rpc is installed (:func:`install_ocpp_rpc`).
+        version: the OCPP version it offers by default (``ocpp1.6`` or ``ocpp2.0.1``) and whose
+            canned answers it gives; ocpp-rpc checks against its schemas of the version agreed.
+    """
 
     kind = "ocpp-rpc"
 
-    def __init__(self, node_modules: Path) -> None:
+    def __init__(self, node_modules: Path, version: str = "ocpp1.6") -> None:
+        self.version = version
+        self._defaults = _VERSIONS[version][1]
         self.validation_failures: list[str] = []
         self._node_modules = node_modules
         self._process: asyncio.subprocess.Process | None = None
@@ -418,6 +426,11 @@ class OcppRpcDriver:
             self._inbox.is_closed = True
         await self._inbox.notify()
 
+    @property
+    def frames(self) -> list[list[Any]]:
+        """Every frame received from the server, decoded, in order."""
+        return self._inbox.frames
+
     async def _command(self, op: str, **fields: Any) -> dict[str, Any]:
         assert self._process is not None
         assert self._process.stdin is not None
@@ -437,7 +450,7 @@ class OcppRpcDriver:
         password: str | None = None,
         *,
         ca: Path | None = None,
-        protocols: tuple[str, ...] = ("ocpp1.6",),
+        protocols: tuple[str, ...] | None = None,
     ) -> None:
         reply = await self._command(
             "connect",
@@ -445,7 +458,8 @@ class OcppRpcDriver:
             identity=identity,
             password=password,
             ca=str(ca) if ca else None,
-            protocols=list(protocols),
+            protocols=list((self.version,) if protocols is None else protocols),
+            defaults=self._defaults,
         )
         if not reply["ok"]:
             if reply["code"].isdigit():
@@ -475,7 +489,9 @@ class OcppRpcDriver:
         fields: dict[str, Any] = {"method": method, "silent": silent}
         if error is not None:
             fields["error"] = error
-        fields["result"] = dict(result) if result is not None else _default(method)
+        fields["result"] = (
+            dict(result) if result is not None else self._defaults.get(method, _ACCEPTED)
+        )
         await self._command("answer", **fields)
 
     async def server_call(self, method: str, within_s: float = 5.0) -> dict[str, Any]:
@@ -506,7 +522,3 @@ class OcppRpcDriver:
             await self._process.wait()
         if self._reader is not None:
             await self._reader
-
-
-def _default(method: str) -> dict[str, Any]:
-    return DEFAULT_ANSWERS.get(method, {"status": "Accepted"})

@@ -2,7 +2,8 @@
 // Python tests over stdin/stdout, one JSON object per line.
 //
 // Commands (stdin), each with an "id" echoed in the reply:
-//   {"op":"connect","url":...,"identity":...,"password":?,"ca":?}
+//   {"op":"connect","url":...,"identity":...,"password":?,"ca":?,"protocols":?,"defaults":?}
+//       defaults: the answer to each of the server's CALLs by method (else status Accepted)
 //   {"op":"call","method":...,"params":{...}}   -> {"ok":true,"result":{...}} | {"ok":false,"code":...}
 //   {"op":"raw","frame":"..."}                  -> sends the text as is
 //   {"op":"answer","method":...,"result":{...}} -> canned answer to the server's CALLs of method
@@ -13,8 +14,8 @@
 // "message":...} for every frame received, {"event":"strictValidationFailure",...},
 // {"event":"badMessage",...}, {"event":"close",...}.
 //
-// Strict mode is on: ocpp-rpc checks what it sends and what it receives against its OCPP 1.6
-// schemas and reports any failure as an event.
+// Strict mode is on: ocpp-rpc checks what it sends and what it receives against its schemas of
+// the protocol agreed (OCPP 1.6 or 2.0.1) and reports any failure as an event.
 'use strict';
 
 const fs = require('fs');
@@ -22,6 +23,7 @@ const readline = require('readline');
 const { RPCClient, createRPCError, NOREPLY } = require('ocpp-rpc');
 
 let client = null;
+let defaults = {};
 const answers = new Map();
 
 function emit(obj) {
@@ -29,12 +31,7 @@ function emit(obj) {
 }
 
 function defaultAnswer(method) {
-    switch (method) {
-        case 'GetConfiguration': return { configurationKey: [] };
-        case 'UnlockConnector': return { status: 'Unlocked' };
-        case 'DataTransfer': return { status: 'UnknownVendorId' };
-        default: return { status: 'Accepted' };
-    }
+    return defaults[method] ?? { status: 'Accepted' };
 }
 
 async function connect(cmd) {
@@ -42,6 +39,7 @@ async function connect(cmd) {
     if (cmd.ca) {
         wsOpts.ca = fs.readFileSync(cmd.ca);
     }
+    defaults = cmd.defaults ?? {};
     client = new RPCClient({
         endpoint: cmd.url,
         identity: cmd.identity,
