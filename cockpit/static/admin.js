@@ -423,7 +423,7 @@ async function chargerView (view, chargerId) {
       }, 'New OCPP password')),
     security.section,
     h('h2', {}, 'Tariff'), tariffEditor(chargerId, tariff),
-    h('h2', {}, 'Recent sessions'), sessionTable(charger.recent_sessions),
+    h('h2', {}, 'Recent sessions'), h('div', { class: 'scroll' }, sessionTable(charger.recent_sessions)),
     ocpp201 ? deviceModel(chargerId, charger.variables) : '',
     h('h2', {}, 'Sticker'), h('div', { class: 'cards' }, stickers),
     h('h2', {}, 'Nostr'),
@@ -468,11 +468,11 @@ function securityEvents (chargerId, events) {
   const seenAt = events.findIndex((e) => eventKey(e) === page.seenSecurity)
   const rows = events.map((e, i) => h('tr', { class: i > seenAt ? 'new' : null, dataset: { securityEvent: e.type } },
     h('td', {}, when(e.timestamp), i > seenAt ? h('span', { class: 'badge alert' }, 'new') : ''),
-    h('td', {}, e.type), h('td', { class: 'mono' }, e.tech_info || '—'))).reverse()
+    h('td', {}, e.type), h('td', {}, e.tech_info || '—'))).reverse()
   const fresh = events.length - 1 - seenAt
   const section = h('section', { id: 'security-events' }, h('h2', {}, 'Security events'),
     events.length
-      ? h('table', {}, h('thead', {}, h('tr', {}, ['Time (charger\'s clock)', 'Type', 'Tech info'].map((t) => h('th', {}, t)))), h('tbody', {}, rows))
+      ? h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Time (charger\'s clock)', 'Type', 'Tech info'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)))
       : h('p', { class: 'muted' }, 'None reported.'))
   const badge = fresh ? h('span', { class: 'badge alert', 'data-security': '' }, fresh + ' new security event' + (fresh > 1 ? 's' : '')) : ''
   return { section, badge }
@@ -508,11 +508,11 @@ function variableForm (chargerId, readOnly) {
     const answer = page.variableAnswer
     if (!answer) return results.replaceChildren()
     results.replaceChildren(h('p', { class: 'muted' }, answer.verb + ': ' + answer.status + (answer.detail ? ' (' + answer.detail + ')' : '')),
-      h('table', {}, h('thead', {}, h('tr', {}, ['Component', 'Variable', 'Result', 'Value'].map((t) => h('th', {}, t)))),
+      h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Component', 'Variable', 'Result', 'Value'].map((t) => h('th', {}, t)))),
         h('tbody', {}, answer.variables.map((v) => h('tr', { dataset: { variable: v.component + '/' + v.variable } },
           h('td', {}, v.component), h('td', {}, v.variable),
           h('td', {}, h('span', { class: 'badge ' + ({ Accepted: 'on', RebootRequired: 'warn' }[v.status] || 'off'), 'data-result': '' }, v.status)),
-          h('td', { class: 'mono' }, v.value ?? '—'))))))
+          h('td', { class: 'mono' }, v.value ?? '—')))))))
   }
   show()
   const element = h('form', {
