@@ -402,6 +402,7 @@ async def test_an_operator_sees_a_201_chargers_security_event_and_sets_a_variabl
     await page.click("#request-report")
     await expect(row).to_contain_text("45")  # the report's pages arrived
     await screenshot(page, "admin-201-variable-set")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways
     audit = (await cockpit.call("GET", "/audit")).json()["items"]
     assert [e["action"] for e in audit[:4]] == [
         "api.charger.get_base_report",
