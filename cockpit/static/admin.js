@@ -508,10 +508,10 @@ function variableForm (chargerId, readOnly) {
     const answer = page.variableAnswer
     if (!answer) return results.replaceChildren()
     results.replaceChildren(h('p', { class: 'muted' }, answer.verb + ': ' + answer.status + (answer.detail ? ' (' + answer.detail + ')' : '')),
-      h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Component', 'Variable', 'Result', 'Value'].map((t) => h('th', {}, t)))),
+      h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Result', 'Component', 'Variable', 'Value'].map((t) => h('th', {}, t)))),
         h('tbody', {}, answer.variables.map((v) => h('tr', { dataset: { variable: v.component + '/' + v.variable } },
-          h('td', {}, v.component), h('td', {}, v.variable),
           h('td', {}, h('span', { class: 'badge ' + ({ Accepted: 'on', RebootRequired: 'warn' }[v.status] || 'off'), 'data-result': '' }, v.status)),
+          h('td', {}, v.component), h('td', {}, v.variable),
           h('td', { class: 'mono' }, v.value ?? '—')))))))
   }
   show()
