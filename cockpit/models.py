@@ -205,6 +205,12 @@ class ConnectorOut(_Out):
     session_id: str | None = None
 
 
+class SecurityEventOut(_Out):
+    type: str
+    timestamp: datetime
+    tech_info: str | None = None
+
+
 class ChargerSummary(_Out):
     charger_id: str
     name: str
@@ -223,6 +229,15 @@ class ChargerSummary(_Out):
     allow_unauthenticated: bool = Field(
         description="its profile admits it without a password ([ocpp] allow_unauthenticated)"
     )
+    ocpp_version: str | None = Field(
+        None, description="the OCPP version of its latest connection (ocpp1.6, ocpp2.0.1)"
+    )
+    security_event_count: int = Field(
+        0, description="how many OCPP 2.0.1 security events it sent are kept (the last 50)"
+    )
+    latest_security_event: SecurityEventOut | None = Field(
+        None, description="the newest of them, to notice a new one (the detail has them all)"
+    )
 
 
 class BootOut(_Out):
@@ -234,12 +249,6 @@ class BootOut(_Out):
 
 class ChargerList(_Out):
     items: list[ChargerSummary]
-
-
-class SecurityEventOut(_Out):
-    type: str
-    timestamp: datetime
-    tech_info: str | None = None
 
 
 class ChargerDetail(ChargerSummary):
@@ -254,9 +263,6 @@ class ChargerDetail(ChargerSummary):
     messages_sent: int
     pay_urls: dict[str, str]
     recent_sessions: list[SessionOut]
-    ocpp_version: str | None = Field(
-        None, description="the OCPP version of its latest connection (ocpp1.6, ocpp2.0.1)"
-    )
     variables: dict[str, str] = Field(
         default_factory=dict,
         description="OCPP 2.0.1 device-model variables it reported (NotifyReport), "

@@ -26,6 +26,7 @@ from strom_core.config import (
 )
 from strom_core.errors import ConfigError
 from strom_core.ports.chargers import ChargerLink
+from strom_core.ports.station import ConnectionView
 from strom_nostr.keys import encode_npub
 
 __all__ = ["ChargersResource"]
@@ -51,6 +52,14 @@ def _tariff_config(body: m.TariffIn) -> TariffConfig:
         return TariffConfig(**body.model_dump())
     except ValidationError as exc:
         raise ApiError(400, "bad_request", f"tariff: {validation_text(exc)}") from None
+
+
+def _security_events(info: ConnectionView | None) -> list[m.SecurityEventOut]:
+    """The charger's kept OCPP 2.0.1 security events, oldest first (none before it connected)."""
+    return [
+        m.SecurityEventOut(type=e.type, timestamp=e.timestamp, tech_info=e.tech_info)
+        for e in (info.security_events if info else ())
+    ]
 
 
 class ChargersResource:
@@ -82,6 +91,8 @@ class ChargersResource:
                 )
             )
         pubkey = ctx.agents.pubkey(profile.id)
+        info = ctx.station.charger_info(profile.id)
+        events = _security_events(info)
         return {
             "charger_id": profile.id,
             "name": profile.name,
@@ -94,6 +105,9 @@ class ChargersResource:
             "npub": encode_npub(pubkey) if pubkey else None,
             "ocpp_password_set": bool(profile.ocpp.password_hash),
             "allow_unauthenticated": profile.ocpp.allow_unauthenticated,
+            "ocpp_version": info.ocpp_version if info else None,
+            "security_event_count": len(events),
+            "latest_security_event": events[-1] if events else None,
         }
 
     async def list_chargers(self, call: Call) -> m.ChargerList:
@@ -130,12 +144,8 @@ class ChargersResource:
             messages_sent=counters.sent,
             pay_urls={str(c.id): f"{base}/lnurlp/{profile.id}/{c.id}" for c in profile.connectors},
             recent_sessions=[session_out(row) for row in recent],
-            ocpp_version=info.ocpp_version if info else None,
             variables=dict(sorted(info.variables.items())) if info else {},
-            security_events=[
-                m.SecurityEventOut(type=e.type, timestamp=e.timestamp, tech_info=e.tech_info)
-                for e in (info.security_events if info else ())
-            ],
+            security_events=_security_events(info),
         )
 
     async def pending_chargers(self, call: Call) -> m.PendingList:

@@ -3,7 +3,7 @@
 'use strict'
 
 const API = '/api/v1'
-const state = { token: sessionStorage.getItem('strom.token'), nip07: sessionStorage.getItem('strom.nip07') === '1', ws: null, retry: 0, refresh: null, lastRefresh: 0, cache: new Map() }
+const state = { token: sessionStorage.getItem('strom.token'), nip07: sessionStorage.getItem('strom.nip07') === '1', ws: null, retry: 0, refresh: null, lastRefresh: 0, cache: new Map(), page: {} }
 
 // --- DOM helpers ------------------------------------------------------------------------------
 
@@ -292,8 +292,8 @@ async function dashboard (view) {
     h('div', { class: 'cards' }, chargers.items.map((charger) =>
       h('div', { class: 'card', dataset: { charger: charger.charger_id } },
         h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
-          linkBadge(charger), ' ', passwordBadge(charger)),
-        h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh'),
+          linkBadge(charger), ' ', passwordBadge(charger), ' ', securityBadge(charger)),
+        h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh' + (charger.ocpp_version ? ' · ' + versionLabel(charger.ocpp_version) : '')),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
           h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
 }
@@ -395,13 +395,15 @@ async function chargerView (view, chargerId) {
       try { const a = await api('POST', '/chargers/' + chargerId + path, data); toast(label + ': ' + a.status + (a.detail ? ' (' + a.detail + ')' : '')) } catch (e) { toast(e.message) }
     }
   }, label)
+  const ocpp201 = charger.ocpp_version === OCPP201 // the device model and security events are 2.0.1's
+  const security = ocpp201 ? securityEvents(chargerId, charger.security_events) : { section: '', badge: '' }
   const stickers = await Promise.all(charger.connectors.map(async (c) => h('div', { class: 'sticker' },
     h('p', {}, 'Connector ' + c.connector_id),
     h('img', { alt: 'QR sticker of connector ' + c.connector_id, src: await cached('sticker:' + chargerId + ':' + c.connector_id, () => stickerImage(chargerId, c.connector_id)) }),
     h('p', {}, h('button', { onclick: () => download('/chargers/' + chargerId + '/sticker.pdf?connector=' + c.connector_id, chargerId + '-' + c.connector_id + '.pdf') }, 'PDF')))))
   view.replaceChildren(
-    h('h1', {}, charger.name, ' ', linkBadge(charger), ' ', passwordBadge(charger)),
-    h('p', { class: 'muted' }, charger.address + ' · ' + charger.connection + (charger.boot ? ' · ' + charger.boot.vendor + ' ' + charger.boot.model : '') +
+    h('h1', {}, charger.name, ' ', linkBadge(charger), ' ', passwordBadge(charger), ' ', security.badge),
+    h('p', { class: 'muted' }, charger.address + ' · ', h('span', { id: 'ocpp-version' }, versionLabel(charger.ocpp_version)), ' · ' + charger.connection + (charger.boot ? ' · ' + charger.boot.vendor + ' ' + charger.boot.model : '') +
       ' · OCPP messages in/out ' + charger.messages_received + '/' + charger.messages_sent),
     h('h2', {}, 'Connectors'),
     h('table', {}, h('tbody', {}, charger.connectors.map((c) => {
@@ -419,8 +421,10 @@ async function chargerView (view, chargerId) {
           try { showPassword(chargerId, await api('POST', '/chargers/' + chargerId + '/ocpp-password')); route(true) } catch (e) { toast(e.message) }
         }
       }, 'New OCPP password')),
+    security.section,
     h('h2', {}, 'Tariff'), tariffEditor(chargerId, tariff),
-    h('h2', {}, 'Recent sessions'), sessionTable(charger.recent_sessions),
+    h('h2', {}, 'Recent sessions'), h('div', { class: 'scroll' }, sessionTable(charger.recent_sessions)),
+    ocpp201 ? deviceModel(chargerId, charger.variables) : '',
     h('h2', {}, 'Sticker'), h('div', { class: 'cards' }, stickers),
     h('h2', {}, 'Nostr'),
     h('p', {}, h('span', { class: 'mono' }, status.npub || charger.npub || '—'), ' ', h('button', {
@@ -429,6 +433,163 @@ async function chargerView (view, chargerId) {
     h('pre', {}, status.event ? JSON.stringify(status.event, null, 2) : 'No status event on the relays yet.'),
     h('h2', {}, 'OCPP log'),
     h('pre', { id: 'ocpp-log' }, log.frames.map((f) => when(f.at) + ' ' + (f.direction === 'in' ? '←' : '→') + ' ' + f.frame).join('\n') || 'No frames yet.'))
+}
+
+// --- OCPP 2.0.1: security events and the device model --------------------------------------
+
+const OCPP201 = 'ocpp2.0.1'
+const versionLabel = (version) => version ? 'OCPP ' + version.replace(/^ocpp/, '') : 'OCPP version not known yet'
+const readOnlyUser = () => $('who').textContent.endsWith('(read-only)')
+
+// A security event is for the operator to notice: until this browser has shown the charger's
+// page with its newest one, the charger wears a red badge (dashboard and page).
+const eventKey = (event) => event.timestamp + ' ' + event.type + ' ' + (event.tech_info || '')
+const seenKey = (chargerId) => 'strom.security-seen.' + chargerId
+function seenEvent (chargerId, key) {
+  try {
+    if (key === undefined) return localStorage.getItem(seenKey(chargerId))
+    localStorage.setItem(seenKey(chargerId), key)
+  } catch (error) { return null } // storage refused: every event stays new
+  return null
+}
+
+function securityBadge (charger) {
+  const latest = charger.latest_security_event
+  if (!latest || seenEvent(charger.charger_id) === eventKey(latest)) return ''
+  return h('span', { class: 'badge alert', 'data-security': '', title: latest.type + ' at ' + when(latest.timestamp) }, 'security event')
+}
+
+// The charger page's section (newest first) and how many of them are new to this browser.
+function securityEvents (chargerId, events) {
+  // What was new when the page was opened stays marked while it is open (live refreshes).
+  const page = state.page
+  if (!('seenSecurity' in page)) page.seenSecurity = seenEvent(chargerId)
+  if (events.length) seenEvent(chargerId, eventKey(events[events.length - 1]))
+  const seenAt = events.findIndex((e) => eventKey(e) === page.seenSecurity)
+  const rows = events.map((e, i) => h('tr', { class: i > seenAt ? 'new' : null, dataset: { securityEvent: e.type } },
+    h('td', {}, when(e.timestamp), i > seenAt ? h('span', { class: 'badge alert' }, 'new') : ''),
+    h('td', {}, e.type), h('td', {}, e.tech_info || '—'))).reverse()
+  const fresh = events.length - 1 - seenAt
+  const section = h('section', { id: 'security-events' }, h('h2', {}, 'Security events'),
+    events.length
+      ? h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Time (charger\'s clock)', 'Type', 'Tech info'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)))
+      : h('p', { class: 'muted' }, 'None reported.'))
+  const badge = fresh ? h('span', { class: 'badge alert', 'data-security': '' }, fresh + ' new security event' + (fresh > 1 ? 's' : '')) : ''
+  return { section, badge }
+}
+
+// A reported key is 'Component[.instance][@evse[.connector]]/Variable[.instance]'.
+function parseVariable (key, value) {
+  const slash = key.indexOf('/')
+  const group = key.slice(0, slash)
+  const [named, evse] = group.split('@')
+  const [component, ...componentInstance] = named.split('.')
+  const [variable, ...variableInstance] = key.slice(slash + 1).split('.')
+  return { key, value, group, component, component_instance: componentInstance.join('.'), evse_id: evse ? evse.split('.')[0] : '', variable, variable_instance: variableInstance.join('.') }
+}
+
+const VARIABLE_FIELDS = [['component', 'Component', true], ['component_instance', 'Component instance'], ['evse_id', 'EVSE'], ['variable', 'Variable', true], ['variable_instance', 'Variable instance'], ['value', 'Value (to set)']]
+
+function variableForm (chargerId, readOnly) {
+  const page = state.page
+  const form = page.variableForm || (page.variableForm = {})
+  const inputs = Object.fromEntries(VARIABLE_FIELDS.map(([name, , required]) => [name, h('input', {
+    name,
+    value: form[name] || '',
+    required,
+    size: name === 'evse_id' ? 3 : (name === 'value' ? 16 : 12),
+    inputmode: name === 'evse_id' ? 'numeric' : null,
+    pattern: name === 'evse_id' ? '[0-9]{1,2}' : null,
+    oninput: (event) => { form[name] = event.target.value }
+  })]))
+  const error = h('p', { class: 'error', role: 'alert' })
+  const results = h('div', { id: 'variable-results', 'aria-live': 'polite' })
+  const show = () => {
+    const answer = page.variableAnswer
+    if (!answer) return results.replaceChildren()
+    results.replaceChildren(h('p', { class: 'muted' }, answer.verb + ': ' + answer.status + (answer.detail ? ' (' + answer.detail + ')' : '')),
+      h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Result', 'Component', 'Variable', 'Value'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, answer.variables.map((v) => h('tr', { dataset: { variable: v.component + '/' + v.variable } },
+          h('td', {}, h('span', { class: 'badge ' + ({ Accepted: 'on', RebootRequired: 'warn' }[v.status] || 'off'), 'data-result': '' }, v.status)),
+          h('td', {}, v.component), h('td', {}, v.variable),
+          h('td', { class: 'mono' }, v.value ?? '—')))))))
+  }
+  show()
+  const element = h('form', {
+    class: 'row',
+    id: 'variable-form',
+    onsubmit: async (event) => {
+      event.preventDefault()
+      const verb = event.submitter && event.submitter.value === 'set' ? 'set' : 'get'
+      const wanted = { component: inputs.component.value.trim(), variable: inputs.variable.value.trim() }
+      for (const name of ['component_instance', 'variable_instance']) if (inputs[name].value.trim()) wanted[name] = inputs[name].value.trim()
+      if (inputs.evse_id.value.trim()) wanted.evse_id = Number(inputs.evse_id.value)
+      if (verb === 'set') wanted.value = inputs.value.value
+      try {
+        const answer = await api('POST', '/chargers/' + chargerId + '/variables/' + verb, { variables: [wanted] })
+        page.variableAnswer = { verb: verb === 'set' ? 'SetVariables' : 'GetVariables', ...answer }
+        error.textContent = ''
+        show()
+      } catch (e) { error.textContent = e.message }
+    }
+  }, VARIABLE_FIELDS.map(([name, label]) => h('label', {}, label, inputs[name])),
+  h('button', { type: 'submit', value: 'get', disabled: readOnly }, 'Get'),
+  h('button', { class: 'primary', type: 'submit', value: 'set', disabled: readOnly }, 'Set'), error)
+  const fill = (v) => {
+    for (const [name] of VARIABLE_FIELDS) { form[name] = name === 'value' ? v.value : v[name]; inputs[name].value = form[name] }
+    inputs.value.focus()
+  }
+  return { element, results, fill }
+}
+
+function deviceModel (chargerId, variables) {
+  const page = state.page
+  const readOnly = readOnlyUser()
+  const open = page.openGroups || (page.openGroups = new Set())
+  const all = Object.entries(variables).map(([key, value]) => parseVariable(key, value))
+  const form = variableForm(chargerId, readOnly)
+  const count = h('span', { class: 'muted', id: 'variable-count' })
+  const list = h('div', { id: 'variables' })
+  const render = () => {
+    const needle = (page.variableFilter || '').toLowerCase()
+    const shown = all.filter((v) => !needle || (v.key + ' ' + v.value).toLowerCase().includes(needle))
+    const groups = new Map()
+    for (const v of shown) groups.set(v.group, [...(groups.get(v.group) || []), v])
+    count.textContent = needle ? shown.length + ' of ' + all.length + ' variables' : all.length + ' variables'
+    list.replaceChildren(...[...groups].map(([group, items]) => {
+      const details = h('details', { class: 'group', open: Boolean(needle) || open.has(group), dataset: { component: group } },
+        h('summary', {}, group, ' ', h('span', { class: 'muted' }, '(' + items.length + ')')),
+        h('table', {}, h('tbody', {}, items.map((v) => h('tr', { dataset: { variable: v.key } },
+          h('td', {}, h('button', { type: 'button', class: 'link', title: 'Put it in the form above', onclick: () => form.fill(v) }, v.key.slice(v.group.length + 1))),
+          h('td', { class: 'mono' }, v.value))))))
+      details.addEventListener('toggle', () => { if (!needle) { if (details.open) open.add(group); else open.delete(group) } })
+      return details
+    }))
+    if (!all.length) list.replaceChildren(h('p', { class: 'muted' }, 'No report yet: request one.'))
+  }
+  render()
+  return h('section', { id: 'device-model' },
+    h('h2', {}, 'Device model (OCPP 2.0.1)'),
+    h('p', { class: 'muted' }, 'Get or set one variable; the charger answers for each (Accepted, Rejected, UnknownComponent, UnknownVariable, NotSupportedAttributeType, RebootRequired).'),
+    form.element, form.results,
+    h('div', { class: 'toolbar' },
+      h('label', {}, 'Filter', h('input', { id: 'variable-filter', type: 'search', value: page.variableFilter || '', placeholder: 'component, variable or value', oninput: (event) => { page.variableFilter = event.target.value; render() } })),
+      count,
+      h('button', {
+        type: 'button',
+        id: 'request-report',
+        disabled: readOnly,
+        onclick: async () => {
+          try {
+            const answer = await api('POST', '/chargers/' + chargerId + '/commands/get-base-report', { report: 'FullInventory' })
+            toast('Full report: ' + answer.status + (answer.detail ? ' (' + answer.detail + ')' : ''))
+            // Its pages arrive as NotifyReport messages, which send no live event: look again.
+            if (answer.status === 'Accepted') for (const ms of [1000, 3000]) setTimeout(() => route(true), ms)
+          } catch (e) { toast(e.message) }
+        }
+      }, 'Request full report')),
+    h('p', { class: 'muted' }, 'What the charger reported last (values as it reported them; a set value shows after the next report).'),
+    list)
 }
 
 function sessionTable (items) {
@@ -556,6 +717,7 @@ document.addEventListener('DOMContentLoaded', () => {
   window.addEventListener('hashchange', () => {
     for (const url of state.cache.values()) url.then((u) => typeof u === 'string' && URL.revokeObjectURL(u)).catch(() => {})
     state.cache.clear()
+    state.page = {}
     route()
   })
   if (state.token || state.nip07) signIn()

@@ -17,7 +17,7 @@ import pytest
 
 from strom_nostr.event import sign_event
 from strom_nostr.keys import encode_npub, public_key_hex
-from tests.browser.conftest import screenshot, watch_csp
+from tests.browser.conftest import Phone, screenshot, watch_csp
 from tests.browser.test_pages import read_qr
 from tests.cockpit.conftest import ADMIN_SECRET, CHARGER, Cockpit, simulated, start_cockpit
 
@@ -107,6 +107,9 @@ async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
     )
     await card.locator("h2 a").click()
     await expect(page.locator("#tariff")).to_be_visible()
+    await expect(page.locator("#ocpp-version")).to_have_text("OCPP 1.6")
+    for only_201 in ("#device-model", "#security-events", "[data-security]"):
+        await expect(page.locator(only_201)).to_have_count(0)
     sticker = page.locator(".sticker img").first
     await expect(sticker).to_be_visible()
     scanned = await read_qr(sticker)  # what a wallet's camera reads off the printed sticker
@@ -318,3 +321,96 @@ async def test_the_dashboard_says_when_the_lightning_node_is_down_and_why_until_
     await expect(page.locator("#lightning-down")).to_have_count(0)  # back by itself
     await expect(page.locator("#stat-lightning")).to_have_text("up")
     assert trouble == []
+
+
+@pytest.fixture
+async def cockpit201(tmp_path: Path) -> AsyncIterator[Cockpit]:
+    async for running in start_cockpit(tmp_path, ocpp_version="2.0.1"):
+        yield running
+
+
+async def reported(cockpit: Cockpit, key: str) -> dict[str, str]:
+    """The charger's reported variables, once they include ``key``."""
+    while True:
+        answer = await cockpit.call("GET", f"/chargers/{CHARGER}")
+        variables: dict[str, str] = answer.json()["variables"]
+        if key in variables:
+            return variables
+        await asyncio.sleep(0.05)
+
+
+async def test_an_operator_sees_a_201_chargers_security_event_and_sets_a_variable_on_a_phone(
+    cockpit201: Cockpit, phone: Phone
+) -> None:
+    """On a phone: the new security event flags the charger on the dashboard, its page lists
+    the reported device model (filterable), and a variable set through the form is reported
+    back after a full report."""
+    from playwright.async_api import expect
+
+    cockpit = cockpit201
+    charger = cockpit.stack.charger
+    await charger.call(
+        "SecurityEventNotification",
+        {
+            "type": "TamperDetectionActivated",
+            "timestamp": "2025-03-14T09:26:53Z",
+            "techInfo": "housing opened",
+        },
+    )
+    timeout = "TxCtrlr/EVConnectionTimeOut"
+    variables = await asyncio.wait_for(reported(cockpit, timeout), 20)  # after its boot
+    page = await phone()
+    await page.goto(cockpit.base + "/admin/")
+    await page.fill("#token", cockpit.admin_token)
+    await page.click("text=Sign in with token")
+    card = page.locator(f'[data-charger="{CHARGER}"]')
+    await expect(card).to_contain_text("OCPP 2.0.1")
+    flag = card.locator("[data-security]")
+    await expect(flag).to_have_text("security event")
+    assert "TamperDetectionActivated" in (await flag.get_attribute("title") or "")
+    await screenshot(page, "admin-201-dashboard", full_page=False)
+
+    await card.locator("h2 a").click()
+    await expect(page.locator("#ocpp-version")).to_have_text("OCPP 2.0.1")
+    await expect(page.locator("h1 [data-security]")).to_have_text("1 new security event")
+    event = page.locator('#security-events tr[data-security-event="TamperDetectionActivated"]')
+    await expect(event).to_contain_text("housing opened")
+    await expect(event).to_contain_text("new")
+    await expect(page.locator("#variable-count")).to_have_text(f"{len(variables)} variables")
+    await expect(page.locator("#variables details")).to_have_count(
+        len({key.split("/")[0] for key in variables})
+    )
+    await screenshot(page, "admin-201-charger")
+
+    await page.fill("#variable-filter", "connectiontime")
+    await expect(page.locator("#variable-count")).to_have_text(f"1 of {len(variables)} variables")
+    row = page.locator(f'#variables tr[data-variable="{timeout}"]')
+    await expect(row).to_contain_text("60")
+    await row.locator("button").click()  # into the form
+    await expect(page.locator('#variable-form input[name="component"]')).to_have_value("TxCtrlr")
+    await page.fill('#variable-form input[name="value"]', "soon")
+    await page.click('#variable-form button[value="set"]')
+    result = page.locator('#variable-results tr[data-variable="TxCtrlr/EVConnectionTimeOut"]')
+    await expect(result.locator("[data-result]")).to_have_text("Rejected")  # not an integer
+    await page.fill('#variable-form input[name="value"]', "45")
+    await page.click('#variable-form button[value="set"]')
+    await expect(result.locator("[data-result]")).to_have_text("Accepted")
+    await page.click('#variable-form button[value="get"]')
+    await expect(page.locator("#variable-results")).to_contain_text("GetVariables: Accepted")
+    await expect(result).to_contain_text("45")
+
+    await page.click("#request-report")
+    await expect(row).to_contain_text("45")  # the report's pages arrived
+    await screenshot(page, "admin-201-variable-set")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways
+    audit = (await cockpit.call("GET", "/audit")).json()["items"]
+    assert [e["action"] for e in audit[:4]] == [
+        "api.charger.get_base_report",
+        "api.charger.get_variables",
+        "api.charger.set_variables",
+        "api.charger.set_variables",
+    ]
+
+    await page.click("nav >> text=Dashboard")  # seen: no longer flagged
+    await expect(card).to_be_visible()
+    await expect(card.locator("[data-security]")).to_have_count(0)

@@ -15,7 +15,8 @@ import orjson
 import pytest
 
 from cockpit.tokens import Scope
-from ocpp_server import SimulatedChargePoint, SimulatorOptions
+from ocpp_server import SimulatorOptions
+from ocpp_server.simulator import SimulatedCharger, simulated_charge_point
 from strom_nostr.event import sign_event
 from strom_nostr.http_auth import HTTP_AUTH_KIND, http_auth_tags
 from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
@@ -94,14 +95,17 @@ class Cockpit:
         return {"Authorization": nip98(ADMIN_SECRET, self.api + path, method, body, **kw)}
 
 
-async def start_cockpit(folder: Path, env: dict[str, str] | None = None) -> AsyncIterator[Cockpit]:
+async def start_cockpit(
+    folder: Path, env: dict[str, str] | None = None, *, ocpp_version: str = "1.6"
+) -> AsyncIterator[Cockpit]:
+    """Strom with its simulated charger (:data:`CHARGER`, speaking ``ocpp_version``), tokens."""
     admin = encode_npub(public_key_hex(ADMIN_SECRET))
     env = {
         "STROM_NOSTR__ADMIN_NPUBS": f'["{admin}"]',
         "STROM_OCPP__AUTO_REGISTER": "true",  # unknown chargers wait for approval
         **(env or {}),
     }
-    async with running_stack(folder, env=env) as stack:
+    async with running_stack(folder, env=env, ocpp_version=ocpp_version) as stack:
         tokens = stack.strom.cockpit.tokens
         admin_token = await tokens.create("ops", Scope.ADMIN)
         read_token = await tokens.create("dashboard", Scope.READ)
@@ -127,10 +131,15 @@ __all__ = [
 
 
 def simulated(
-    cockpit: Cockpit, charger_id: str, *, connectors: int = 1, password: str | None = None
-) -> SimulatedChargePoint:
+    cockpit: Cockpit,
+    charger_id: str,
+    *,
+    connectors: int = 1,
+    password: str | None = None,
+    ocpp_version: str = "1.6",
+) -> SimulatedCharger:
     """A simulated charger (not yet running) for this Strom's OCPP port."""
-    return SimulatedChargePoint(
+    return simulated_charge_point(
         SimulatorOptions(
             url=f"ws://127.0.0.1:{cockpit.stack.strom.ocpp_port}/ocpp",
             charger_id=charger_id,
@@ -140,5 +149,6 @@ def simulated(
             speed=120.0,
             plugged=(connectors,),
             reconnect_delay_s=0.1,
+            ocpp_version=ocpp_version,
         )
     )
