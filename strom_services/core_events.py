@@ -27,6 +27,7 @@ from strom_core.ports import (
     ChargerOnline,
     ConnectorStatusChanged,
     OcppEvent,
+    SecurityEventReported,
 )
 from strom_services.orphans import OrphanWatch
 from strom_storage.chargers import ChargerStore
@@ -65,6 +66,14 @@ class CoreEventSink:
 
     async def publish(self, event: OcppEvent) -> None:
         """Record the event's effect on charger state, then deliver it to every subscriber."""
+        await self._record(event)
+        for subscriber in list(self._subscribers):
+            try:
+                await subscriber(event)
+            except Exception:  # a subscriber's bug must not break the charger's connection
+                log.exception("charger %s: subscriber failed on %s", event.charger_id, event)
+
+    async def _record(self, event: OcppEvent) -> None:
         if isinstance(event, ConnectorStatusChanged):
             if event.connector_id > 0 and self.orphans is not None:
                 await self.orphans.connector_status(event)
@@ -79,8 +88,7 @@ class CoreEventSink:
             await self.chargers.set_online(event.charger_id, True, event.at)
         elif isinstance(event, ChargerOffline) and not self._stopping:
             await self.chargers.set_online(event.charger_id, False, event.at)
-        for subscriber in list(self._subscribers):
-            try:
-                await subscriber(event)
-            except Exception:  # a subscriber's bug must not break the charger's connection
-                log.exception("charger %s: subscriber failed on %s", event.charger_id, event)
+        elif isinstance(event, SecurityEventReported):
+            await self.chargers.record_security_event(
+                event.charger_id, event.kind, event.at, event.tech_info, self.chargers.clock.now()
+            )

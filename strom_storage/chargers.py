@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink, charger_link
+from strom_storage.audit import record_in
 from strom_storage.db import Database
 from strom_storage.schema import chargers, connectors
 
@@ -234,6 +235,22 @@ class ChargerStore:
                 update(chargers)
                 .where(chargers.c.id == charger_id)
                 .values(online=online, last_seen_at=at, updated_at=at, reconnect_until=None)
+            )
+        )
+
+    async def record_security_event(
+        self, charger_id: str, kind: str, at: datetime, tech_info: str, received_at: datetime
+    ) -> None:
+        """Keep a charger's security event in the audit log (action ``charger_security_event``)."""
+        detail = {"type": kind[:50], "at": at.isoformat(), "tech_info": tech_info[:255]}
+        await self.db.write(
+            partial(
+                record_in,
+                actor=f"charger:{charger_id}",
+                action="charger_security_event",
+                target=charger_id,
+                detail=detail,
+                now=received_at,
             )
         )
 

@@ -75,6 +75,7 @@ from ocpp_server.v201.meter import register_readings
 from strom_core.ports import (
     Authorization,
     ConnectorStatusChanged,
+    SecurityEventReported,
     TransactionStarted,
     TransactionStopped,
 )
@@ -467,6 +468,11 @@ class ChargerHandlers(BaseHandlers):
         """SecurityEventNotification: kept (bounded) per charger for the operator, and logged."""
         event = security_event(payload)
         conn.record.security_events.append(event)
+        await self._events.publish(
+            SecurityEventReported(
+                conn.charger_id, event.type, event.timestamp, event.tech_info or ""
+            )
+        )
         conn.record.notifications["SecurityEventNotification"] = event.type[:50]
         log.warning(
             "cp_id=%s: security event %s at %s%s",

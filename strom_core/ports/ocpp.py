@@ -37,6 +37,7 @@ __all__ = [
     "MeterSample",
     "OcppCore",
     "OcppEvent",
+    "SecurityEventReported",
     "StartDecision",
     "StopDecision",
     "TransactionStarted",
@@ -149,6 +150,20 @@ class TransactionStopped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class SecurityEventReported:
+    """A charger reported a security event (OCPP 2.0.1, and 1.6 with the security extension).
+
+    ``kind`` is the event type (``FirmwareUpdated``, ``TamperDetectionActivated``, …), ``at``
+    the charger's time of it, ``tech_info`` its free text, if any.
+    """
+
+    charger_id: str
+    kind: str
+    at: datetime
+    tech_info: str = ""
+
+
 OcppEvent = (
     ChargerOnline
     | ChargerBooted
@@ -157,6 +172,7 @@ OcppEvent = (
     | TransactionStarted
     | MeterSample
     | TransactionStopped
+    | SecurityEventReported
 )
 
 

@@ -152,3 +152,15 @@ async def test_a_security_event_the_charger_sends_shows_in_its_detail_and_on_the
     listed = (await cockpit.call("GET", "/chargers")).json()["items"][0]
     assert listed["security_event_count"] == 2
     assert listed["latest_security_event"] == events[-1]
+    # Kept in the audit log too: it outlives a restart of Strom.
+    audit = (await cockpit.call("GET", "/audit")).json()["items"]
+    kept = [e for e in audit if e["action"] == "charger_security_event"]
+    assert [(e["actor"], e["target"], e["detail"]["type"]) for e in reversed(kept)] == [
+        (f"charger:{CHARGER}", CHARGER, "SettingSystemTime"),
+        (f"charger:{CHARGER}", CHARGER, "InvalidCsmsCertificate"),
+    ]
+    assert kept[0]["detail"] == {
+        "type": "InvalidCsmsCertificate",
+        "at": "2025-03-14T09:26:53+00:00",
+        "tech_info": "expired",
+    }
