@@ -24,11 +24,12 @@ from typing import Any
 
 from ocpp_server._connection import ChargerConnection, DialectContext, Reply
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
+from ocpp_server.fields import optional_string, string, timestamp
 from ocpp_server.meter import RegisterReading
 from ocpp_server.ocppj import format_timestamp
-from ocpp_server.records import BootInfo, OpenTransaction, PendingCharger
+from ocpp_server.records import BootInfo, OpenTransaction, PendingCharger, SecurityEvent
 from ocpp_server.settings import Quirk
-from strom_core.ports import ChargerBooted, MeterSample
+from strom_core.ports import ChargerBooted, MeterSample, SecurityEventReported
 
 __all__ = ["BaseHandlers", "ReadingsReader"]
 
@@ -111,6 +112,33 @@ class BaseHandlers:
             str(payload.get("vendorId"))[:255],
         )
         return Reply({"status": "UnknownVendorId"})
+
+    async def on_security_event_notification(
+        self, conn: ChargerConnection, payload: Mapping[str, Any]
+    ) -> Reply:
+        """SecurityEventNotification (2.0.1, and 1.6 with the security extension).
+
+        Kept (bounded) per charger for the operator's page, in the audit log, and logged.
+        """
+        event = SecurityEvent(
+            type=string(payload, "type"),
+            timestamp=timestamp(payload, "timestamp"),
+            tech_info=optional_string(payload, "techInfo"),
+        )
+        conn.record.security_events.append(event)
+        conn.record.notifications["SecurityEventNotification"] = event.type[:50]
+        log.warning(
+            "cp_id=%s: security event %s at %s%s",
+            conn.charger_id,
+            event.type,
+            event.timestamp.isoformat(),
+            f": {event.tech_info}" if event.tech_info else "",
+        )
+        reported = SecurityEventReported(
+            conn.charger_id, event.type, event.timestamp, event.tech_info or ""
+        )
+        await self._events.publish(reported)
+        return Reply({})
 
     def _notifications(
         self, fields: Mapping[str, str]

@@ -56,7 +56,6 @@ _NOTIFICATIONS: Final = {
     "FirmwareStatusNotification": "status",
     "LogStatusNotification": "status",
     "SignedFirmwareStatusNotification": "status",
-    "SecurityEventNotification": "type",
 }
 
 
@@ -74,6 +73,7 @@ class ChargerHandlers(BaseHandlers):
             "DataTransfer": self.on_data_transfer,
             "Heartbeat": self.on_heartbeat,
             "MeterValues": self.on_meter_values,
+            "SecurityEventNotification": self.on_security_event_notification,
             "StartTransaction": self.on_start_transaction,
             "StatusNotification": self.on_status_notification,
             "StopTransaction": self.on_stop_transaction,

@@ -67,7 +67,6 @@ from ocpp_server.v201.messages import (
     TransactionEvent,
     boot_info,
     id_token,
-    security_event,
     status_report,
     transaction_event,
 )
@@ -75,7 +74,6 @@ from ocpp_server.v201.meter import register_readings
 from strom_core.ports import (
     Authorization,
     ConnectorStatusChanged,
-    SecurityEventReported,
     TransactionStarted,
     TransactionStopped,
 )
@@ -461,27 +459,6 @@ class ChargerHandlers(BaseHandlers):
         else:
             status = await self._core.authorize(conn.charger_id, event.id_tag)
         return Reply({"idTokenInfo": {"status": AUTHORIZATION_STATUS[status]}})
-
-    async def on_security_event_notification(
-        self, conn: ChargerConnection, payload: Mapping[str, Any]
-    ) -> Reply:
-        """SecurityEventNotification: kept (bounded) per charger for the operator, and logged."""
-        event = security_event(payload)
-        conn.record.security_events.append(event)
-        await self._events.publish(
-            SecurityEventReported(
-                conn.charger_id, event.type, event.timestamp, event.tech_info or ""
-            )
-        )
-        conn.record.notifications["SecurityEventNotification"] = event.type[:50]
-        log.warning(
-            "cp_id=%s: security event %s at %s%s",
-            conn.charger_id,
-            event.type,
-            event.timestamp.isoformat(),
-            f": {event.tech_info}" if event.tech_info else "",
-        )
-        return Reply({})
 
     async def on_notify_report(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
         """NotifyReport: keep the reported variables' actual values in the charger's record.

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from ocpp_server.fields import integer, optional_string, string, timestamp
 from ocpp_server.ocppj import ErrorCode, PayloadInvalid
-from ocpp_server.records import BootInfo, SecurityEvent
+from ocpp_server.records import BootInfo
 from strom_core.ports import Authorization
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "boot_info",
     "id_token",
     "remote_start_id",
-    "security_event",
     "status_report",
     "transaction_event",
 ]
@@ -190,13 +189,4 @@ def transaction_event(payload: Mapping[str, Any]) -> TransactionEvent:
         charging_state=optional_string(info, "chargingState"),
         stopped_reason=optional_string(info, "stoppedReason") or "Local",
         meter_values=tuple(values),
-    )
-
-
-def security_event(payload: Mapping[str, Any]) -> SecurityEvent:
-    """Read a SecurityEventNotificationRequest (``type``, ``timestamp``, ``techInfo``)."""
-    return SecurityEvent(
-        type=string(payload, "type"),
-        timestamp=timestamp(payload, "timestamp"),
-        tech_info=optional_string(payload, "techInfo"),
     )

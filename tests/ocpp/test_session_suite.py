@@ -19,6 +19,7 @@ from strom_core.ports import (
     CommandStatus,
     ConnectorStatusChanged,
     MeterSample,
+    SecurityEventReported,
     TransactionStarted,
     TransactionStopped,
 )
@@ -197,12 +198,25 @@ async def test_notifications_are_accepted_and_recorded(
     assert transfer == {"status": "UnknownVendorId"}
     assert await driver.call("DiagnosticsStatusNotification", {"status": "Uploaded"}) == {}
     assert await driver.call("FirmwareStatusNotification", {"status": "Installed"}) == {}
+    # The security extension of 1.6: kept for the operator like a 2.0.1 charger's.
+    security = {"type": "TamperDetectionActivated", "timestamp": NOW, "techInfo": "lid open"}
+    assert await driver.call("SecurityEventNotification", security) == {}
     info = harness.server.charger_info("cp-1")
     assert info is not None
     assert info.notifications == {
         "DiagnosticsStatusNotification": "Uploaded",
         "FirmwareStatusNotification": "Installed",
+        "SecurityEventNotification": "TamperDetectionActivated",
     }
+    [kept] = info.security_events
+    assert (kept.type, kept.tech_info) == ("TamperDetectionActivated", "lid open")
+    reported = await harness.sink.wait_for(SecurityEventReported)
+    assert (reported.charger_id, reported.kind, reported.tech_info) == (
+        "cp-1",
+        "TamperDetectionActivated",
+        "lid open",
+    )
+    assert reported.at == parse_timestamp(NOW)
     assert driver.validation_failures == []
 
 
