@@ -40,6 +40,7 @@ from strom_core.ports.ocpp import (
     StopDecision,
     TransactionStarted,
     TransactionStopped,
+    within_lifetime,
 )
 
 __all__ = [
@@ -66,4 +67,5 @@ __all__ = [
     "TransactionStarted",
     "TransactionStopped",
     "charger_link",
+    "within_lifetime",
 ]

@@ -284,6 +284,48 @@ async def test_offline_replays_after_a_reconnect_and_seq_gaps_change_nothing(
     assert len(harness.sink.of_type(TransactionStopped)) == 1
 
 
+async def test_a_transaction_id_reused_after_a_reboot_is_a_new_paid_transaction(
+    harness: Harness,
+) -> None:
+    """The station reboots and chooses "1" again: the new session is charged and billed."""
+    first, second = harness.core.issue_id_tag("cp-1"), harness.core.issue_id_tag("cp-1")
+    t3 = "2025-01-01T11:00:00Z"
+
+    def at(wh: int, context: str, when: str) -> dict[str, Any]:
+        return {**register(wh, context), "timestamp": when}
+
+    old_end = event("Ended", 1, tx="1", at=T1, meter=[at(2000, "Transaction.End", T1)])
+    new_start = event("Started", 0, tx="1", at=T2, token=second)
+    new_start["meterValue"] = [at(5000, "Transaction.Begin", T2)]
+    async with station(harness) as driver:
+        begin = [at(1000, "Transaction.Begin", T0)]
+        await driver.call("TransactionEvent", event("Started", 0, tx="1", token=first, meter=begin))
+        await driver.call("TransactionEvent", old_end)
+        # Without a reboot, "1" stays ended: a Started of it changes nothing.
+        await driver.call("TransactionEvent", new_start)
+        assert len(harness.sink.of_type(TransactionStarted)) == 1
+    async with station(harness) as driver:  # it reboots
+        await driver.call("TransactionEvent", {**old_end, "offline": True})  # queued, resent
+        answer = await driver.call("TransactionEvent", new_start)
+        assert answer["idTokenInfo"]["status"] == "Accepted"
+        # The old Ended, resent once more after the new Started, is still the old one's.
+        await driver.call("TransactionEvent", {**old_end, "offline": True})
+        update = event("Updated", 1, tx="1", at=t3, meter=[at(5600, "Sample.Periodic", t3)])
+        await driver.call("TransactionEvent", update)
+        end = event("Ended", 2, tx="1", at=t3, meter=[at(6500, "Transaction.End", t3)])
+        await driver.call("TransactionEvent", end)
+    new = harness.core.transaction("1", "cp-1")
+    assert new is not None
+    assert (new.id_tag, new.meter_start_wh, new.energy_wh) == (second, 5000, 1500)
+    [earlier] = [t for t in harness.core.transactions() if t.transaction.startswith("1~")]
+    assert (earlier.id_tag, earlier.energy_wh) == (first, 1000)
+    started = harness.sink.of_type(TransactionStarted)
+    assert [(e.transaction, e.id_tag) for e in started] == [("1", first), ("1", second)]
+    stopped = harness.sink.of_type(TransactionStopped)
+    assert [(e.transaction, e.meter_stop_wh) for e in stopped] == [("1", 2000), ("1", 6500)]
+    assert [s.register_wh for s in harness.core.samples("cp-1", "1")][-3:] == [5000, 5600, 6500]
+
+
 async def test_an_ended_for_a_transaction_strom_never_saw_is_recorded_unknown(
     harness: Harness,
 ) -> None:
