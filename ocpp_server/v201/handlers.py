@@ -42,7 +42,9 @@ Theory of operation:
   else the best register seen, never a guess. An Ended for a transaction the core never saw is
   recorded as unknown by the core.
 * **After boot** (:meth:`ChargerHandlers.configure`): SetVariables for meter sampling
-  (SampledDataCtrlr TxUpdatedInterval, TxUpdatedMeasurands, TxEndedMeasurands), then
+  (SampledDataCtrlr TxUpdatedInterval, TxUpdatedMeasurands, TxEndedMeasurands) and for the
+  heartbeat (OCPPCommCtrlr HeartbeatInterval: stations tend to ignore the interval of the
+  BootNotification answer and keep their own, an hour or more), then
   TriggerMessage StatusNotification per EVSE and GetBaseReport FullInventory (the NotifyReport
   answers fill the charger's record). TxStartPoint and TxStopPoint are left as the station has
   them: any start point works (a transaction becomes Strom's with its idToken), and the stop
@@ -574,7 +576,10 @@ class ChargerHandlers(BaseHandlers):
     # --- CSMS -> charger after boot --------------------------------------------------------
 
     async def configure(self, conn: ChargerConnection) -> None:
-        """Set meter sampling, then ask for each EVSE's status and the full inventory."""
+        """Set meter sampling and the heartbeat, then ask for each EVSE's status and the inventory.
+
+        A refused variable is logged and left as the station has it.
+        """
         settings = self._settings
         interval = str(settings.meter_value_sample_interval_s)
         measurands = ",".join(settings.measurands)
@@ -584,6 +589,7 @@ class ChargerHandlers(BaseHandlers):
                 ("SampledDataCtrlr", "TxUpdatedInterval", interval),
                 ("SampledDataCtrlr", "TxUpdatedMeasurands", measurands),
                 ("SampledDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register"),
+                ("OCPPCommCtrlr", "HeartbeatInterval", str(settings.heartbeat_interval_s)),
             ],
         )
         if results.get("TxUpdatedMeasurands") not in (None, "Accepted", "RebootRequired") and (

@@ -143,6 +143,36 @@ async def test_boot_configures_sampling_and_asks_for_status_and_inventory(
         assert info.variables["DisplayMessageCtrlr/Available"] == "true"
 
 
+async def test_boot_sets_the_heartbeat_interval_and_a_refusal_is_tolerated(
+    harness: Harness,
+) -> None:
+    """Stations ignore the BootNotification answer's interval: Strom sets the variable too."""
+    driver = PythonDriver("ocpp2.0.1")
+    refused = {
+        "attributeStatus": "Rejected",
+        "component": {"name": "OCPPCommCtrlr"},
+        "variable": {"name": "HeartbeatInterval"},
+    }
+    await driver.answer("SetVariables", {"setVariableResult": [refused]})
+    await driver.connect(harness.url, "cp-1", PASSWORD)
+    try:
+        boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+        answer = await driver.call("BootNotification", boot)
+        sent = await driver.server_call("SetVariables")
+        values = {
+            (d["component"]["name"], d["variable"]["name"]): d["attributeValue"]
+            for d in sent["setVariableData"]
+        }
+        interval = harness.server.settings.heartbeat_interval_s
+        assert values[("OCPPCommCtrlr", "HeartbeatInterval")] == str(interval)
+        assert answer["interval"] == interval
+        # Refused: logged, and the configuration and the connection go on.
+        await driver.server_call("GetBaseReport")
+        assert (await driver.call("Heartbeat", {}))["currentTime"]
+    finally:
+        await driver.close()
+
+
 async def test_status_maps_evse_to_connector_and_occupied_to_the_charging_state(
     harness: Harness,
 ) -> None:
