@@ -23,7 +23,9 @@
   one's late message and changes nothing;
 * a StopTransaction.req for a reference this charger never got is recorded as unknown, never
   matched to a connector;
-* meter samples are kept per transaction, deduplicated on (timestamp, register).
+* meter samples are kept per transaction, deduplicated on (timestamp, register);
+* with a price (``msat_per_wh``) the first stop of an accepted transaction is billed: its
+  decision carries ``cost_msat``, the energy times the price (without one nothing is billed).
 
 :class:`MemoryEventSink` keeps every event and lets a test wait for one (no sleeps).
 """
@@ -132,9 +134,10 @@ class _Samples:
 class InMemoryOcppCore:
     """The OcppCore rules over dictionaries (see the module docstring)."""
 
-    def __init__(self, *, first_transaction_id: int = 1) -> None:
+    def __init__(self, *, first_transaction_id: int = 1, msat_per_wh: int | None = None) -> None:
         if first_transaction_id < 1:
             raise ValueError("transaction ids start at 1 (0 means 'none' to many chargers)")
+        self._msat_per_wh = msat_per_wh
         self._next_id = first_transaction_id
         self._issued: dict[str, IssuedTag] = {}
         # (charger id, reference, chosen by the charger) -> transaction, in allocation order:
@@ -296,11 +299,15 @@ class InMemoryOcppCore:
             if recorded.stop is not None or self._of_earlier(recorded, timestamp):
                 return StopDecision(known=True, replayed=True)
             chosen = (charger_id, transaction, True) in self._transactions
-            self._transactions[charger_id, transaction, chosen] = replace(recorded, stop=stop)
+            stopped = self._transactions[charger_id, transaction, chosen] = replace(
+                recorded, stop=stop
+            )
             if self._open_by_tag.get(recorded.id_tag) == transaction:
                 del self._open_by_tag[recorded.id_tag]
                 self._used_tags.add(recorded.id_tag)
-            return StopDecision(known=True)
+            billed = self._msat_per_wh is not None and recorded.status is Authorization.ACCEPTED
+            cost = (stopped.energy_wh or 0) * (self._msat_per_wh or 0) if billed else None
+            return StopDecision(known=True, cost_msat=cost)
 
     async def record_meter(self, sample: MeterSample) -> None:
         """Keep a sample once per (timestamp, register), except an archived transaction's."""

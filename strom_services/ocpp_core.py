@@ -106,6 +106,12 @@ class _Stopped:
     transitions: tuple[Transition, ...] = ()
     not_applied: str | None = None  # why the session did not take the stop
 
+    @property
+    def cost_msat(self) -> int | None:
+        """The session's final bill, when this stop billed it."""
+        billed = [t.session.consumed_msat for t in self.transitions if t.changed]
+        return billed[-1] if billed else None
+
 
 def _stop_in(
     conn: Connection,
@@ -389,7 +395,7 @@ class DatabaseOcppCore:
                 stopped.not_applied,
             )
         self.store.committed(list(stopped.transitions))
-        return StopDecision(known=True)
+        return StopDecision(known=True, cost_msat=stopped.cost_msat)
 
     async def record_meter(self, sample: MeterSample) -> None:
         """Store a meter sample and re-bill the session it belongs to."""

@@ -41,6 +41,11 @@ Theory of operation:
   is billed once; meterStop is the register of the Ended event (``Transaction.End`` first),
   else the best register seen, never a guess. An Ended for a transaction the core never saw is
   recorded as unknown by the core.
+* **The final cost** goes into the answer to the Ended (``totalCost``, OCPP 2.0.1's place for
+  it) when the core billed the session with that stop and the station's screen shows costs in
+  sats already (:meth:`ChargerHandlers.on_final_cost`, the screens decide). The transaction
+  remembers it, so the screens send no CostUpdated for it; where the answer could not carry
+  it, the screens send one.
 * **After boot** (:meth:`ChargerHandlers.configure`): SetVariables for meter sampling
   (SampledDataCtrlr TxUpdatedInterval, TxUpdatedMeasurands, TxEndedMeasurands) and for the
   heartbeat (OCPPCommCtrlr HeartbeatInterval: stations tend to ignore the interval of the
@@ -130,6 +135,7 @@ class _Transaction:
     last_seq_no: int = -1
     inherited: bool = False  # first seen after its Started: it began before this process
     boot: int = 0  # the station's BootNotifications this process saw before it was first seen
+    cost_answered: bool = False  # its Ended's answer carried the final cost (``totalCost``)
 
     @property
     def billed(self) -> bool:
@@ -248,6 +254,7 @@ class ChargerHandlers(BaseHandlers):
         self._stations: dict[str, StationState] = {}
         self._request_ids = count(1)
         self._reported: list[Callable[[str], None]] = []
+        self._total_cost: Callable[[str, int], float | None] = lambda _charger, _msat: None
 
     def on_reported(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with the charger id when a charger's report is complete.
@@ -255,6 +262,15 @@ class ChargerHandlers(BaseHandlers):
         The listener runs on the connection's reader: it must not block or raise.
         """
         self._reported.append(listener)
+
+    def on_final_cost(self, total_cost: Callable[[str, int], float | None]) -> None:
+        """Let ``total_cost`` decide the ``totalCost`` of an Ended's answer.
+
+        It gets the charger id and the session's final bill in msat, and returns the number
+        the station's screen shows, or None when the answer should carry none. It must not
+        block or raise.
+        """
+        self._total_cost = total_cost
 
     def station(self, charger_id: str) -> StationState:
         """The 2.0.1 state kept for one charger (made on first use)."""
@@ -406,11 +422,11 @@ class ChargerHandlers(BaseHandlers):
                 await self._sample(conn, reference, opened, reading, connector_id=tx.evse_id)
             else:
                 conn.record.register_seen(reference, reading.register_wh)
-        if ended:
-            await self._end(conn, reference, tx, event, readings)
+        total = await self._end(conn, reference, tx, event, readings) if ended else None
         if tx.evse_id is not None:
             await self._publish_status(conn, tx.evse_id, event.timestamp)
-        return await self._token_reply(conn, tx, event)
+        reply = await self._token_reply(conn, tx, event)
+        return reply if total is None else Reply({**reply.payload, "totalCost": total})
 
     @staticmethod
     def _learn(
@@ -492,7 +508,8 @@ class ChargerHandlers(BaseHandlers):
         tx: _Transaction,
         event: TransactionEvent,
         readings: list[RegisterReading],
-    ) -> None:
+    ) -> float | None:
+        """Stop the transaction in the core; the ``totalCost`` its answer carries, if any."""
         opened = conn.record.open_transaction(reference)
         meter_stop = _end_register(readings)
         if meter_stop is None:
@@ -507,6 +524,11 @@ class ChargerHandlers(BaseHandlers):
         )
         tx.ended = True
         tx.ended_at = event.timestamp
+        # Decided before anything else may run: the screens then know not to send it again.
+        total = None
+        if decision.cost_msat is not None:
+            total = self._total_cost(conn.charger_id, decision.cost_msat)
+            tx.cost_answered = total is not None
         # A transaction the core refused was never Strom's session: no stop event for it.
         refused = tx.status is not None and tx.status is not Authorization.ACCEPTED
         if decision.known and not decision.replayed and not refused:
@@ -522,6 +544,7 @@ class ChargerHandlers(BaseHandlers):
                 conn.charger_id,
                 reference,
             )
+        return total
 
     async def _token_reply(
         self, conn: ChargerConnection, tx: _Transaction, event: TransactionEvent

@@ -82,6 +82,9 @@ class StopDecision:
     status: Authorization = Authorization.ACCEPTED
     # True when this stop was already recorded: nothing changed, TransactionStopped not repeated.
     replayed: bool = False
+    # The session's final bill (its consumed amount) when this stop billed one; None otherwise
+    # (a replay, a refused or unknown transaction, or a core that bills nothing).
+    cost_msat: int | None = None
 
 
 def within_lifetime(started_at: datetime, ended_at: datetime, at: datetime) -> bool:

@@ -71,6 +71,7 @@ async def test_idle_paid_charging_and_final_cost_on_an_ocpp_201_screen(tmp_path:
         final = await stack.wait_state(status_url, "refunded")
         used = Decimal(final["consumed_msat"]) / 1000
         await sim.wait_until(lambda: sim.costs.get(transaction) == used)
+        assert transaction in sim.ended_costs  # in the answer to the Ended, OCPP 2.0.1's place
         await sim.wait_until(lambda: sim.screen == [FINISHED_TEXT])  # the cable is still in
 
         # The cable is out: idle again, price and code back on the screen.
