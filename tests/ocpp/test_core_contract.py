@@ -22,13 +22,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ocpp_server import InMemoryOcppCore
 from ocpp_server.v16.messages import transaction_id, transaction_reference
 from strom_core.ports import Authorization, MeterSample, OcppCore
-from strom_core.session import new_session
 from strom_core.session_events import PaymentSettled
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_storage.db import Database
 from strom_storage.ocpp import find_archived, find_transaction
 from strom_storage.schema import meter_readings, ocpp_unknown_stops
-from tests.storage.test_session_store import TARIFF, make
+from tests.storage.test_session_store import make
 
 PG_URL = os.environ.get("STROM_TEST_DATABASE_URL", "")
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -363,17 +362,7 @@ async def _issue_second_tag(contract: Contract) -> str:
     if isinstance(core, InMemoryOcppCore):
         return core.issue_id_tag("cp1", 1, "Ts2")
     assert isinstance(core, DatabaseOcppCore)
-    session = new_session(
-        session_id="s2",
-        charger_id="cp1",
-        connector_id=1,
-        id_tag="Ts2",
-        tariff=TARIFF,
-        power_w=11_000,
-        meter_interval_s=60,
-        start_timeout_s=90,
-    )
-    await core.store.create(session, secret="y" * 32, initiator="lnurl", now=T0)
+    await make(core.db, "s2")  # idTag "Ts2"
     await core.store.apply("s2", PaymentSettled("h2", 5_000_000))
     return "Ts2"
 
