@@ -13,11 +13,19 @@
 * an OCPP 2.0.1 start brings the charger's own reference, kept as it is (per charger: two
   chargers may choose the same one);
 * a replay - the same charger, connector, idTag, meterStart and timestamp, or a charger's own
-  reference seen before - returns the recorded answer with ``replayed=True`` and changes
-  nothing; the same holds for a repeated stop;
+  reference seen before (open, or ended with the start within its lifetime) - returns the
+  recorded answer with ``replayed=True`` and changes nothing; the same holds for a repeated
+  stop;
+* a charger's own reference reused after its transaction ended (a start outside that one's
+  lifetime, :func:`strom_core.ports.within_lifetime`) is a new transaction; the ended one is
+  kept as ``<reference>~<n>`` (``n`` counts the archived ones); a stop or sample of the
+  reference from before the new one started, within an archived one's lifetime, is that
+  one's late message and changes nothing;
 * a StopTransaction.req for a reference this charger never got is recorded as unknown, never
   matched to a connector;
-* meter samples are kept per transaction, deduplicated on (timestamp, register).
+* meter samples are kept per transaction, deduplicated on (timestamp, register);
+* with a price (``msat_per_wh``) the first stop of an accepted transaction is billed: its
+  decision carries ``cost_msat``, the energy times the price (without one nothing is billed).
 
 :class:`MemoryEventSink` keeps every event and lets a test wait for one (no sleeps).
 """
@@ -40,6 +48,7 @@ from strom_core.ports import (
     OcppEvent,
     StartDecision,
     StopDecision,
+    within_lifetime,
 )
 
 __all__ = [
@@ -94,6 +103,18 @@ class RecordedTransaction:
         return self.status is Authorization.ACCEPTED and self.stop is None
 
     @property
+    def ended_at(self) -> datetime | None:
+        """When it ended: its stop, its start when refused, None while open."""
+        if self.stop is not None:
+            return self.stop.timestamp
+        return None if self.status is Authorization.ACCEPTED else self.started_at
+
+    def lived_at(self, at: datetime) -> bool:
+        """Whether ``at`` lies within its lifetime, once ended (see ``within_lifetime``)."""
+        ended_at = self.ended_at
+        return ended_at is not None and within_lifetime(self.started_at, ended_at, at)
+
+    @property
     def energy_wh(self) -> int | None:
         """``meterStop - meterStart`` once stopped (never negative), else None."""
         if self.stop is None:
@@ -113,9 +134,10 @@ class _Samples:
 class InMemoryOcppCore:
     """The OcppCore rules over dictionaries (see the module docstring)."""
 
-    def __init__(self, *, first_transaction_id: int = 1) -> None:
+    def __init__(self, *, first_transaction_id: int = 1, msat_per_wh: int | None = None) -> None:
         if first_transaction_id < 1:
             raise ValueError("transaction ids start at 1 (0 means 'none' to many chargers)")
+        self._msat_per_wh = msat_per_wh
         self._next_id = first_transaction_id
         self._issued: dict[str, IssuedTag] = {}
         # (charger id, reference, chosen by the charger) -> transaction, in allocation order:
@@ -126,6 +148,9 @@ class InMemoryOcppCore:
         self._used_tags: set[str] = set()
         self._unknown_stops: list[RecordedStop] = []
         self._samples: dict[tuple[str, str], _Samples] = {}
+        # (charger id, reference) -> its earlier, ended transactions (reused after a reboot)
+        self._archived: dict[tuple[str, str], list[RecordedTransaction]] = {}
+        self._archive_count = 0
         self._lock = asyncio.Lock()
 
     # --- what the rest of Strom does -----------------------------------------------------------
@@ -211,7 +236,9 @@ class InMemoryOcppCore:
             recorded = (
                 None if known is None else self._transactions.get((charger_id, known, chosen))
             )
-            if recorded is not None:
+            if recorded is not None and chosen and self._reused(recorded, timestamp):
+                self._archive(recorded)
+            elif recorded is not None:
                 return StartDecision(recorded.transaction, recorded.status, replayed=True)
             status = self._tag_status(charger_id, connector_id, id_tag)
             if transaction is None:
@@ -231,6 +258,26 @@ class InMemoryOcppCore:
                 self._open_by_tag[id_tag] = transaction
             return StartDecision(transaction, status)
 
+    @staticmethod
+    def _reused(recorded: RecordedTransaction, at: datetime) -> bool:
+        return recorded.ended_at is not None and not recorded.lived_at(at)
+
+    def _archive(self, recorded: RecordedTransaction) -> None:
+        """Free a reference for its new transaction; the ended one keeps ``<reference>~<n>``."""
+        self._archive_count += 1
+        name = f"{recorded.transaction}~{self._archive_count}"
+        charger_id, reference = recorded.charger_id, recorded.transaction
+        del self._transactions[charger_id, reference, True]
+        self._transactions[charger_id, name, True] = replace(recorded, transaction=name)
+        self._archived.setdefault((charger_id, reference), []).append(recorded)
+
+    def _of_earlier(self, recorded: RecordedTransaction, at: datetime) -> bool:
+        """Whether ``at`` is before ``recorded`` started, within an archived one's lifetime."""
+        if at >= recorded.started_at:
+            return False
+        earlier = self._archived.get((recorded.charger_id, recorded.transaction), [])
+        return any(t.lived_at(at) for t in earlier)
+
     async def stop_transaction(
         self,
         charger_id: str,
@@ -249,17 +296,24 @@ class InMemoryOcppCore:
                     return StopDecision(known=False, replayed=True)
                 self._unknown_stops.append(stop)
                 return StopDecision(known=False)
-            if recorded.stop is not None:
+            if recorded.stop is not None or self._of_earlier(recorded, timestamp):
                 return StopDecision(known=True, replayed=True)
             chosen = (charger_id, transaction, True) in self._transactions
-            self._transactions[charger_id, transaction, chosen] = replace(recorded, stop=stop)
+            stopped = self._transactions[charger_id, transaction, chosen] = replace(
+                recorded, stop=stop
+            )
             if self._open_by_tag.get(recorded.id_tag) == transaction:
                 del self._open_by_tag[recorded.id_tag]
                 self._used_tags.add(recorded.id_tag)
-            return StopDecision(known=True)
+            billed = self._msat_per_wh is not None and recorded.status is Authorization.ACCEPTED
+            cost = (stopped.energy_wh or 0) * (self._msat_per_wh or 0) if billed else None
+            return StopDecision(known=True, cost_msat=cost)
 
     async def record_meter(self, sample: MeterSample) -> None:
-        """Keep a sample once per (timestamp, register)."""
+        """Keep a sample once per (timestamp, register), except an archived transaction's."""
+        recorded = self._find(sample.charger_id, sample.transaction)
+        if recorded is not None and self._of_earlier(recorded, sample.at):
+            return
         entry = self._samples.setdefault((sample.charger_id, sample.transaction), _Samples())
         key = (sample.at, sample.register_wh)
         if key not in entry.seen:

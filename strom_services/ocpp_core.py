@@ -19,8 +19,17 @@ never disagree after a crash. Rules (see docs/architecture.md):
   internal id is never taken for a reference.
 * A 1.6 StartTransaction resent after a reconnect (same charger, connector, idTag,
   meterStart and timestamp) gets the same id and status and changes nothing; so does a
-  2.0.1 start of a reference its charger already has. A StopTransaction for a stopped
-  transaction changes nothing. A stop of an unknown reference is recorded (once) in
+  2.0.1 start of a reference its charger already has, open, or ended with the start's
+  timestamp within its lifetime (:func:`strom_core.ports.within_lifetime`). A StopTransaction
+  for a stopped transaction changes nothing.
+* A 2.0.1 charger that rebooted may reuse a reference: a start of a reference whose
+  transaction ended, timestamped outside that one's lifetime, is a new transaction. The
+  ended row is renamed ``<reference>~<id>`` and the new one recorded, in one commit. After
+  that a stop or meter sample of the reference timestamped before the new transaction's
+  start, within an earlier one's lifetime, is a late message of that earlier one: it changes
+  nothing (its transaction ended: stopped and billed, or refused). Any other stop of the
+  reference stops the new one, so a charger clock that went back inside one transaction
+  still ends it. A stop of an unknown reference is recorded (once) in
   ``ocpp_unknown_stops`` and answered, never guessed onto a connector; a meter sample of an
   unknown reference is dropped (logged).
 * The SQL is in :mod:`strom_storage.ocpp`; this module decides.
@@ -42,7 +51,13 @@ from functools import partial
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import IllegalTransition
-from strom_core.ports import Authorization, MeterSample, StartDecision, StopDecision
+from strom_core.ports import (
+    Authorization,
+    MeterSample,
+    StartDecision,
+    StopDecision,
+    within_lifetime,
+)
 from strom_core.session import Session, State, Transition
 from strom_core.session_events import MeterReading, TransactionStarted, TransactionStopped
 from strom_services.orphans import record_stop_discrepancy
@@ -91,6 +106,12 @@ class _Stopped:
     transitions: tuple[Transition, ...] = ()
     not_applied: str | None = None  # why the session did not take the stop
 
+    @property
+    def cost_msat(self) -> int | None:
+        """The session's final bill, when this stop billed it."""
+        billed = [t.session.consumed_msat for t in self.transitions if t.changed]
+        return billed[-1] if billed else None
+
 
 def _stop_in(
     conn: Connection,
@@ -115,7 +136,7 @@ def _stop_in(
             received_at=received_at,
         )
         return _Stopped(known=False)
-    if row.meter_stop_wh is not None:
+    if row.meter_stop_wh is not None or _of_earlier(conn, charger_id, transaction, row, event.at):
         return _Stopped(known=True, replayed=True)
     records.record_stop(conn, row.number, event.meter_stop_wh, event.at, event.reason)
     if row.session_id is None:
@@ -137,7 +158,7 @@ def _meter_in(conn: Connection, sample: MeterSample, event_at: datetime) -> list
     Returns None when the charger has no transaction of that reference (nothing written).
     """
     row = records.find_transaction(conn, sample.charger_id, sample.transaction)
-    if row is None:
+    if row is None or _of_earlier(conn, sample.charger_id, sample.transaction, row, sample.at):
         return None
     records.insert_meter_reading(
         conn,
@@ -153,6 +174,32 @@ def _meter_in(conn: Connection, sample: MeterSample, event_at: datetime) -> list
     return [apply_event(conn, row.session_id, event, event_at)]
 
 
+def _reused(row: records.StoredTransaction, at: datetime) -> bool:
+    """Whether a start at ``at`` of this recorded transaction's reference is a new one."""
+    return (
+        row.ended
+        and row.stopped_at is not None
+        and not within_lifetime(row.started_at, row.stopped_at, at)
+    )
+
+
+def _of_earlier(
+    conn: Connection, charger_id: str, reference: str, row: records.StoredTransaction, at: datetime
+) -> bool:
+    """Whether a message at ``at`` is a late one of an earlier transaction of the reference.
+
+    An earlier, ended transaction whose reference the charger reused after a reboot: the
+    message predates ``row`` (the latest) and lies within that one's lifetime.
+    """
+    if at >= row.started_at or row.charger_reference is None:
+        return False
+    return any(
+        earlier.stopped_at is not None
+        and within_lifetime(earlier.started_at, earlier.stopped_at, at)
+        for earlier in records.find_archived(conn, charger_id, reference)
+    )
+
+
 def _find_started(
     conn: Connection,
     charger_id: str,
@@ -162,10 +209,25 @@ def _find_started(
     timestamp: datetime,
     transaction: str | None,
 ) -> _Started | None:
-    """The recorded answer to a replayed start: 1.6 by its five values, 2.0.1 by reference."""
+    """The recorded answer to a replayed start: 1.6 by its five values, 2.0.1 by reference.
+
+    A 2.0.1 start that reuses the reference of an ended transaction is no replay: the ended
+    one is archived here (same commit as the new record) and None returned.
+    """
     if transaction is not None:
         own = records.find_transaction(conn, charger_id, transaction)
         if own is None or own.charger_reference is None:  # a 1.6 id is not a 2.0.1 start
+            return None
+        if _reused(own, timestamp):
+            records.archive_reference(conn, own)
+            log.info(
+                "cp_id=%s: transaction %s started again at %s, after its earlier one ended: "
+                "a new transaction (the earlier one is kept as %s)",
+                charger_id,
+                transaction,
+                timestamp.isoformat(),
+                records.archived_reference(transaction, own.number),
+            )
             return None
         return _Started(own.number, own.reference, own.status, replayed=True)
     replay = records.find_replayed_start(
@@ -333,7 +395,7 @@ class DatabaseOcppCore:
                 stopped.not_applied,
             )
         self.store.committed(list(stopped.transitions))
-        return StopDecision(known=True)
+        return StopDecision(known=True, cost_msat=stopped.cost_msat)
 
     async def record_meter(self, sample: MeterSample) -> None:
         """Store a meter sample and re-bill the session it belongs to."""

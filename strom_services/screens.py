@@ -11,8 +11,10 @@ chargers have one, from what they reported) shows, per connector:
   same code as the sticker's;
 * **paid** (its session reached ``paid``): "Paid 20,000 sat. Plug in to start charging.", and the
   QR code goes (it would invite a second payment);
-* **charging**: the running cost, as the session's bill grows (at most every
-  ``cost_interval_s`` seconds, and once more when the transaction stops, with the final cost);
+* **charging**: "Charging. Stop and get the rest back from your phone (session page).", and the
+  running cost, as the session's bill grows (at most every ``cost_interval_s`` seconds, and once
+  more when the transaction stops, with the final cost);
+* **finished** (the session ended with the cable still in): "Charging finished. Please unplug.";
   back to idle when the connector is ``Available`` again.
 
 A charger tells what its screen can do only after it connected (OCPP 2.0.1: the report that
@@ -24,8 +26,10 @@ Connector *n* uses message ids ``10·n + 1`` (text) and ``10·n + 2`` (QR code),
 message replaces the last one of its kind and nothing piles up on the charger.
 
 A session's commit and an OCPP event never wait for a screen: :meth:`ScreenKeeper.on_transition`
-and :meth:`ScreenKeeper.on_event` only note a wish, the newest per connector, and one task
-(:meth:`ScreenKeeper.run`) sends them, so a burst of meter readings makes one cost update. A
+and :meth:`ScreenKeeper.on_event` only note a wish, the newest per connector and kind (the
+text, the cost: a cost update never displaces the text and the reverse), and one task
+(:meth:`ScreenKeeper.run`) sends them, so a burst of meter readings makes one cost update. A text
+wish equal to the last one of its connector is not made again. A
 screen is a courtesy: an answer other than Accepted is logged and forgotten, never retried, and
 never touches a session or a payment.
 """
@@ -52,11 +56,20 @@ from strom_core.tariff import Tariff
 from strom_core.units import MSAT_PER_SAT, format_sat
 from strom_web.lnurl import LnurlError, bech32_lnurl, connector_pay_url
 
-__all__ = ["ScreenKeeper", "price_text", "qr_message_id", "text_message_id"]
+__all__ = [
+    "CHARGING_TEXT",
+    "FINISHED_TEXT",
+    "ScreenKeeper",
+    "price_text",
+    "qr_message_id",
+    "text_message_id",
+]
 
 log = logging.getLogger(__name__)
 
 _ENDED: Final = frozenset({State.STOPPED, State.REFUND_PENDING, State.REFUNDED, State.CLOSED})
+CHARGING_TEXT: Final = "Charging. Stop and get the rest back from your phone (session page)."
+FINISHED_TEXT: Final = "Charging finished. Please unplug."
 
 
 def text_message_id(connector_id: int) -> int:
@@ -90,12 +103,21 @@ class _Paid:
 
 
 @dataclass(frozen=True, slots=True)
+class _Says:
+    """A fixed text in front (charging, finished)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Cost:
     consumed_msat: int
     final: bool = False
 
 
-_Wish = _Idle | _Paid | _Cost
+_Text = _Idle | _Paid | _Says
+_Wish = _Text | _Cost
+_Where = tuple[str, int]  # charger, connector
 
 
 class ScreenKeeper:
@@ -123,9 +145,10 @@ class ScreenKeeper:
         self._base = base_url
         self._clock = clock
         self._cost_interval_s = cost_interval_s
-        self._wishes: dict[tuple[str, int], _Wish] = {}
-        self._last_cost: dict[tuple[str, int], float] = {}
-        self._idle: set[tuple[str, int]] = set()  # connectors last reported Available
+        self._wishes: dict[tuple[str, int, str], _Wish] = {}  # (charger, connector, kind)
+        self._last_text: dict[_Where, _Text] = {}  # the newest text wish of each connector
+        self._last_cost: dict[_Where, float] = {}
+        self._idle: set[_Where] = set()  # connectors last reported Available
         self._wake = asyncio.Event()
 
     # --- what happens ------------------------------------------------------------------------
@@ -137,11 +160,16 @@ class ScreenKeeper:
             return
         screen = self._displays.screen_of(session.charger_id)
         where = (session.charger_id, session.connector_id)
+        charged = session.started_at is not None
         if session.state is State.PAID and screen.messages:
             self._wish(where, _Paid(session.paid_msat))
-        elif session.state in (State.CHARGING, State.STOPPING) and screen.cost:
+        if session.state is State.CHARGING and screen.messages:
+            self._wish(where, _Says(CHARGING_TEXT))
+        if session.state in _ENDED and charged and screen.messages and where not in self._idle:
+            self._wish(where, _Says(FINISHED_TEXT))  # the cable is still in
+        if session.state in (State.CHARGING, State.STOPPING) and screen.cost:
             self._wish(where, _Cost(session.consumed_msat))
-        elif session.state in _ENDED and session.started_at is not None and screen.cost:
+        elif session.state in _ENDED and charged and screen.cost:
             self._wish(where, _Cost(session.consumed_msat, final=True))
 
     async def on_event(self, event: OcppEvent) -> None:
@@ -167,8 +195,14 @@ class ScreenKeeper:
             if where[0] == charger_id:
                 self._wish(where, _Idle())
 
-    def _wish(self, where: tuple[str, int], wish: _Wish) -> None:
-        self._wishes[where] = wish
+    def _wish(self, where: _Where, wish: _Wish) -> None:
+        if isinstance(wish, _Cost):
+            self._wishes[(*where, "cost")] = wish
+        elif self._last_text.get(where) != wish or isinstance(wish, _Idle):
+            self._last_text[where] = wish
+            self._wishes[(*where, "text")] = wish
+        else:
+            return  # it says that already (or will)
         self._wake.set()
 
     # --- the task that writes to the screens -------------------------------------------------
@@ -192,28 +226,35 @@ class ScreenKeeper:
                 continue
             await self._send_due()
 
-    def _ready_at(self, where: tuple[str, int], wish: _Wish) -> float:
+    def _ready_at(self, key: tuple[str, int, str], wish: _Wish) -> float:
         if isinstance(wish, _Cost) and not wish.final:
-            last = self._last_cost.get(where)
+            last = self._last_cost.get(key[:2])
             if last is not None:
                 return last + self._cost_interval_s
         return 0.0  # due now
 
     def _next_due(self) -> float | None:
-        times = [self._ready_at(where, wish) for where, wish in self._wishes.items()]
+        times = [self._ready_at(key, wish) for key, wish in self._wishes.items()]
         return min(times, default=None)
 
     async def _send_due(self) -> None:
         now = self._clock.monotonic()
-        for where, wish in list(self._wishes.items()):
-            if self._ready_at(where, wish) > now:
+        for key, wish in list(self._wishes.items()):
+            if self._ready_at(key, wish) > now:
                 continue
-            del self._wishes[where]
-            charger_id, connector_id = where
+            del self._wishes[key]
+            charger_id, connector_id, _kind = key
+            where = (charger_id, connector_id)
             if isinstance(wish, _Idle):
                 await self._show_idle(charger_id, connector_id)
             elif isinstance(wish, _Paid):
                 await self._show_paid(charger_id, connector_id, wish.paid_msat)
+            elif isinstance(wish, _Says):
+                message = ScreenMessage(
+                    text_message_id(connector_id), connector_id, wish.text, urgent=True
+                )
+                result = await self._displays.show(charger_id, message)
+                self._log(charger_id, connector_id, "text", result)
             else:
                 self._last_cost[where] = now
                 total = Decimal(wish.consumed_msat) / MSAT_PER_SAT

@@ -19,6 +19,11 @@ The internal id of a 2.0.1 row is never a reference: ``"42"`` does not find the 
 id is 42. An unknown stop is kept under its reference: in ``transaction_id`` when it is a
 canonical decimal number (every 1.6 id), in ``charger_reference`` otherwise, once per charger.
 
+A reference reused after a reboot (see :mod:`strom_core.ports.ocpp`): the ended row's
+``charger_reference`` becomes ``<reference>~<id>`` (:func:`archive_reference`, at most
+:data:`MAX_ARCHIVED` characters: the column is wider than a reference), so the new row takes
+the reference; :func:`find_archived` lists the charger's earlier rows of a reference.
+
 Authorisation results are stored as OCPP 1.6 spells them (``Accepted``, ``Invalid``,
 ``ConcurrentTx``…), the values the ``status`` column has always held.
 """
@@ -27,9 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import String, and_, bindparam, cast, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -38,12 +43,16 @@ from strom_core.ports import Authorization
 from strom_storage.schema import id_allocator, meter_readings, ocpp_transactions, ocpp_unknown_stops
 
 __all__ = [
+    "MAX_ARCHIVED",
     "MAX_REFERENCE",
     "REFUSED",
     "TRANSACTION_COUNTER",
     "StoredTransaction",
     "allocate_id",
+    "archive_reference",
+    "archived_reference",
     "check_charger_reference",
+    "find_archived",
     "find_replayed_start",
     "find_transaction",
     "insert_meter_reading",
@@ -60,6 +69,8 @@ REFUSED: Final = "Refused"  # ``stop_reason`` of a StartTransaction Strom refuse
 TRANSACTION_COUNTER: Final = "ocpp_transaction"  # the id_allocator row of transaction ids
 _MAX_NUMBER: Final = 2**63 - 1  # the widest integer column
 MAX_REFERENCE: Final = 36  # OCPP 2.0.1 transactionId: string, at most 36 characters
+MAX_ARCHIVED: Final = 64  # ``<reference>~<id>``: 36 + 1 + at most 19 digits
+_ARCHIVED: Final = "~"  # no identifierString character: no charger chooses it
 
 _STORED: Final = {
     Authorization.ACCEPTED: "Accepted",
@@ -120,15 +131,18 @@ _READINGS = {
     .on_conflict_do_nothing()
     for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
-# A charger's transaction by reference: its own reference, or a 1.6 row's id (at most 2 rows).
-_FIND = select(
+_COLUMNS = (
     ocpp_transactions.c.id,
     ocpp_transactions.c.charger_id,
     ocpp_transactions.c.charger_reference,
     ocpp_transactions.c.status,
     ocpp_transactions.c.session_id,
     ocpp_transactions.c.meter_stop_wh,
-).where(
+    ocpp_transactions.c.started_at,
+    ocpp_transactions.c.stopped_at,
+)
+# A charger's transaction by reference: its own reference, or a 1.6 row's id (at most 2 rows).
+_FIND = select(*_COLUMNS).where(
     ocpp_transactions.c.charger_id == bindparam("charger_id"),
     or_(
         ocpp_transactions.c.charger_reference == bindparam("reference"),
@@ -137,6 +151,12 @@ _FIND = select(
             ocpp_transactions.c.id == bindparam("number"),
         ),
     ),
+)
+# A charger's earlier transactions of a reference: ``<reference>~<id>``.
+_ARCHIVE = select(*_COLUMNS).where(
+    ocpp_transactions.c.charger_id == bindparam("charger_id"),
+    ocpp_transactions.c.charger_reference
+    == bindparam("reference", type_=String) + _ARCHIVED + cast(ocpp_transactions.c.id, String),
 )
 _REFERENCE_OF = select(ocpp_transactions.c.charger_reference).where(
     ocpp_transactions.c.id == bindparam("number"),
@@ -168,6 +188,13 @@ class StoredTransaction:
     status: Authorization
     session_id: str | None
     meter_stop_wh: int | None
+    started_at: datetime
+    stopped_at: datetime | None  # its stop; its start for one Strom refused
+
+    @property
+    def ended(self) -> bool:
+        """Whether no stop is expected any more: stopped, or refused (closed at once)."""
+        return self.meter_stop_wh is not None or self.status is not Authorization.ACCEPTED
 
     @property
     def reference(self) -> str:
@@ -250,8 +277,10 @@ def find_transaction(conn: Connection, charger_id: str, reference: str) -> Store
         },
     ).all()
     row = next((r for r in rows if r.charger_reference is not None), rows[0] if rows else None)
-    if row is None:
-        return None
+    return None if row is None else _stored(row)
+
+
+def _stored(row: Any) -> StoredTransaction:  # a Row of _COLUMNS
     return StoredTransaction(
         int(row.id),
         row.charger_id,
@@ -259,7 +288,37 @@ def find_transaction(conn: Connection, charger_id: str, reference: str) -> Store
         _READ[row.status],
         row.session_id,
         row.meter_stop_wh,
+        row.started_at,
+        row.stopped_at,
     )
+
+
+def archived_reference(reference: str, number: int) -> str:
+    """The name an ended transaction keeps once its charger reused its reference."""
+    return f"{reference}{_ARCHIVED}{number}"
+
+
+def archive_reference(conn: Connection, transaction: StoredTransaction) -> None:
+    """Free a charger's reference for its new transaction: the ended one is renamed.
+
+    Raises:
+        ValueError: when the transaction has no reference of its charger's (an OCPP 1.6 row).
+    """
+    if transaction.charger_reference is None:
+        raise ValueError(f"transaction {transaction.number} has no charger reference to archive")
+    conn.execute(
+        update(ocpp_transactions)
+        .where(ocpp_transactions.c.id == transaction.number)
+        .values(
+            charger_reference=archived_reference(transaction.charger_reference, transaction.number)
+        )
+    )
+
+
+def find_archived(conn: Connection, charger_id: str, reference: str) -> list[StoredTransaction]:
+    """The charger's earlier transactions of a reference it reused, oldest first."""
+    rows = conn.execute(_ARCHIVE, {"charger_id": charger_id, "reference": reference}).all()
+    return sorted((_stored(row) for row in rows), key=lambda t: t.number)
 
 
 def reference_of(conn: Connection, charger_id: str, number: int) -> str:

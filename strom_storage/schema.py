@@ -214,8 +214,9 @@ ocpp_transactions = Table(
     Column("stop_reason", String(32)),
     Column("created_at", TS, nullable=False),
     # OCPP 2.0.1: the transactionId the charger chose (None: OCPP 1.6, whose reference is
-    # ``id``). The charger's reference, and its replay key, per charger.
-    Column("charger_reference", String(36)),
+    # ``id``). The charger's reference, and its replay key, per charger; ``<reference>~<id>``
+    # once the charger reused it for a new transaction (at most 36 + 1 + 19 characters).
+    Column("charger_reference", String(64)),
     UniqueConstraint("charger_id", "charger_reference", name="uq_ocpp_transactions_reference"),
     # A 1.6 charger that resends StartTransaction after reconnecting sends the same five values.
     Index(

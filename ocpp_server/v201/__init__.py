@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ocpp_server._connection import Dialect, DialectContext
+from ocpp_server._connection import ConnectionLookup, Dialect, DialectContext
 from ocpp_server.v201 import schemas
 from ocpp_server.v201.commands import (
     Ocpp201Commands,
@@ -52,6 +52,11 @@ def dialect(context: DialectContext) -> Dialect:
     def remember(charger_id: str, remote_start_id: int, id_tag: str) -> None:
         handlers.station(charger_id).remember_remote_start(remote_start_id, id_tag)
 
+    def displays(lookup: ConnectionLookup) -> Ocpp201Displays:
+        screens = Ocpp201Displays(lookup, handlers.station)
+        handlers.on_final_cost(screens.total_cost)
+        return screens
+
     return Dialect(
         subprotocol=SUBPROTOCOL,
         schemas=schemas,
@@ -60,6 +65,6 @@ def dialect(context: DialectContext) -> Dialect:
         trigger_boot=handlers.trigger_boot,
         commands=lambda lookup: Ocpp201Commands(lookup, remember),
         wire_code=schemas.wire_code,
-        displays=lambda lookup: Ocpp201Displays(lookup, handlers.station),
+        displays=displays,
         on_screen_reported=handlers.on_reported,
     )

@@ -21,7 +21,9 @@ transaction messages, the meter) is the version-neutral
   boot); the forgetful kind never mentions them again.
 * The device model (:class:`~ocpp_server.v201.sim_model.DeviceModel`), the display messages the
   central system set (:attr:`SimulatedChargePoint201.screen` is what the screen shows) and the
-  last cost the central system told per transaction (:attr:`SimulatedChargePoint201.costs`).
+  last cost the central system told per transaction (:attr:`SimulatedChargePoint201.costs`:
+  a CostUpdated, or the ``totalCost`` of its answer to an Ended, noted in
+  :attr:`SimulatedChargePoint201.ended_costs`).
 
 How it answers the central system's CALLs is in :mod:`ocpp_server.v201.sim_answers`.
 """
@@ -92,6 +94,7 @@ class SimulatedChargePoint201(SimulatorBase[EvseState]):
         )
         self.display_messages: dict[int, dict[str, Any]] = {}
         self.costs: dict[str, Decimal] = {}
+        self.ended_costs: set[str] = set()  # transactions whose Ended answer told their cost
         self.boot_reason = "PowerUp"
         self.reset_when_idle = False
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
@@ -179,6 +182,11 @@ class SimulatedChargePoint201(SimulatorBase[EvseState]):
         # A transaction the central system does not authorize ends at once.
         if action != "TransactionEvent" or connector_id is None:
             return
+        if payload["eventType"] == "Ended" and "totalCost" in answer:
+            transaction = str(payload["transactionInfo"]["transactionId"])
+            self.costs[transaction] = Decimal(str(answer["totalCost"]))
+            self.ended_costs.add(transaction)
+            await self.notify()
         status = answer.get("idTokenInfo", {}).get("status", "Accepted")
         evse = self.connectors[connector_id]
         ours = evse.transaction_id == payload["transactionInfo"]["transactionId"]

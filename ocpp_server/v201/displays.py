@@ -19,6 +19,11 @@ A station that reported none of these gets nothing. The port maps onto OCPP 2.0.
 * ``show_cost``: CostUpdated, ``totalCost`` the total as a number, ``transactionId`` the
   station's id of the latest transaction on the EVSE that is Strom's (the one running, or the
   one that just ended, for the final cost). Without one nothing is sent (REJECTED).
+* **final cost**: OCPP 2.0.1 carries it in the answer to the Ended (``totalCost``):
+  :meth:`Ocpp201Displays.total_cost` gives it to the handlers when the screen shows costs in
+  sats already; a final cost of a transaction whose Ended answer carried it is then not sent
+  again. Where the screen's currency is still to be set, a CostUpdated carries it (after the
+  currency).
 
 **Currency.** CostUpdated carries no currency: the station shows ``totalCost`` in its own
 ``TariffCostCtrlr.Currency``. Strom's totals are sats, and a driver who paid sats expects to
@@ -53,6 +58,7 @@ from strom_core.ports import (
     ScreenCapabilities,
     ScreenMessage,
 )
+from strom_core.units import MSAT_PER_SAT
 
 __all__ = ["SCREEN_CURRENCY", "Ocpp201Displays"]
 
@@ -209,9 +215,13 @@ class Ocpp201Displays(VersionCommands):
         """CostUpdated for the EVSE's transaction, in sats (the currency is set first)."""
         if not self.screen_of(charger_id).cost:
             return self._unable(charger_id, _COST)
-        transaction = self._station(charger_id).transaction_on(connector_id)
+        station = self._station(charger_id)
+        transaction = station.transaction_on(connector_id)
         if transaction is None:
             return CommandResult(CommandStatus.REJECTED, "no transaction on the connector")
+        tx = station.transactions.get(transaction)
+        if tx is not None and tx.ended and tx.cost_answered:
+            return CommandResult(CommandStatus.ACCEPTED, "the Ended's answer carried it")
         currency = await self._set_currency(charger_id)
         if not currency.accepted:
             return currency
@@ -221,6 +231,23 @@ class Ocpp201Displays(VersionCommands):
         if outcome.kind == OutcomeKind.ANSWERED:
             return CommandResult(CommandStatus.ACCEPTED)
         return command_result(outcome)
+
+    def total_cost(self, charger_id: str, cost_msat: int) -> float | None:
+        """The ``totalCost`` of an Ended's answer, or None when the screen cannot show it so.
+
+        Args:
+            charger_id: the station.
+            cost_msat: the session's final bill.
+
+        Returns:
+            The amount in sats, when the station shows costs and its currency is ``SAT``.
+        """
+        conn = self._live(charger_id)
+        if conn is None or not self.screen_of(charger_id).cost:
+            return None
+        if conn.record.variables.get(_CURRENCY_KEY, "").strip().upper() != SCREEN_CURRENCY:
+            return None  # a CostUpdated sets the currency first
+        return _number(Decimal(cost_msat) / MSAT_PER_SAT)
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -29,12 +29,27 @@ Theory of operation:
   knows the transaction and drops them when it does not.
 * **Idempotence.** Events may come twice, late, out of order and ``offline`` after a
   reconnect: the core's replay rules make a second start and a second stop change nothing; an
-  event after the Ended this process saw changes nothing; a seqNo gap is only logged. An Ended
+  event after the Ended this process saw changes nothing; a seqNo gap is only logged.
+* **A reference reused after a reboot** (ids are unique only within one boot of a station):
+  a ``Started`` of a reference whose transaction ended (or was refused) begins a new
+  transaction when the station booted since that one started (or it was first seen in
+  mid-flight, so it may have) and the Started lies outside the ended one's lifetime
+  (:func:`strom_core.ports.within_lifetime`). The ended one is kept aside: an event of the
+  reference timestamped before the new one's start and within the ended one's lifetime is a
+  late (offline) event of it and changes nothing: its seqNo and timestamps are its own. The
+  core applies the same rule to the records. An Ended
   is billed once; meterStop is the register of the Ended event (``Transaction.End`` first),
   else the best register seen, never a guess. An Ended for a transaction the core never saw is
   recorded as unknown by the core.
+* **The final cost** goes into the answer to the Ended (``totalCost``, OCPP 2.0.1's place for
+  it) when the core billed the session with that stop and the station's screen shows costs in
+  sats already (:meth:`ChargerHandlers.on_final_cost`, the screens decide). The transaction
+  remembers it, so the screens send no CostUpdated for it; where the answer could not carry
+  it, the screens send one.
 * **After boot** (:meth:`ChargerHandlers.configure`): SetVariables for meter sampling
-  (SampledDataCtrlr TxUpdatedInterval, TxUpdatedMeasurands, TxEndedMeasurands), then
+  (SampledDataCtrlr TxUpdatedInterval, TxUpdatedMeasurands, TxEndedMeasurands) and for the
+  heartbeat (OCPPCommCtrlr HeartbeatInterval: stations tend to ignore the interval of the
+  BootNotification answer and keep their own, an hour or more), then
   TriggerMessage StatusNotification per EVSE and GetBaseReport FullInventory (the NotifyReport
   answers fill the charger's record). TxStartPoint and TxStopPoint are left as the station has
   them: any start point works (a transaction becomes Strom's with its idToken), and the stop
@@ -76,6 +91,7 @@ from strom_core.ports import (
     ConnectorStatusChanged,
     TransactionStarted,
     TransactionStopped,
+    within_lifetime,
 )
 
 __all__ = ["ChargerHandlers", "StationState", "variable_key"]
@@ -114,8 +130,11 @@ class _Transaction:
     status: Authorization | None = None  # the core's decision once claimed
     charging_state: str | None = None
     ended: bool = False
+    ended_at: datetime | None = None  # the Ended's timestamp
     last_seq_no: int = -1
     inherited: bool = False  # first seen after its Started: it began before this process
+    boot: int = 0  # the station's BootNotifications this process saw before it was first seen
+    cost_answered: bool = False  # its Ended's answer carried the final cost (``totalCost``)
 
     @property
     def billed(self) -> bool:
@@ -125,6 +144,19 @@ class _Transaction:
     @property
     def claimed(self) -> bool:
         return self.status is not None
+
+    @property
+    def lifetime_end(self) -> datetime | None:
+        """When it ended: its Ended, its start when the core refused it, else None (open)."""
+        if self.ended:
+            return self.ended_at or self.started_at
+        refused = self.status is not None and self.status is not Authorization.ACCEPTED
+        return self.started_at if refused else None
+
+    def lived_at(self, at: datetime) -> bool:
+        """Whether ``at`` lies within its lifetime, once it ended."""
+        end = self.lifetime_end
+        return end is not None and within_lifetime(self.started_at, end, at)
 
 
 @dataclass(slots=True)
@@ -136,15 +168,44 @@ class StationState:
     connector_status: dict[int, str] = field(default_factory=dict)  # 2.0.1 status per EVSE
     on_evse: dict[int, str] = field(default_factory=dict)  # EVSE -> its latest transaction
     read_only: set[str] = field(default_factory=set)  # reported variables the CSMS cannot set
+    boots: int = 0  # BootNotifications seen
+    earlier: OrderedDict[str, _Transaction] = field(default_factory=OrderedDict)  # reused
 
     def tracked(self, reference: str, at: datetime) -> _Transaction:
         """The transaction kept under ``reference``, made (first seen ``at``) on first use."""
         found = self.transactions.get(reference)
         if found is None:
-            found = self.transactions[reference] = _Transaction(at)
+            found = self.transactions[reference] = _Transaction(at, boot=self.boots)
             while len(self.transactions) > _MAX_TRANSACTIONS:
                 self.transactions.popitem(last=False)
         return found
+
+    def reuse(self, reference: str, event: TransactionEvent) -> bool:
+        """Set an ended transaction aside when this Started reuses its reference.
+
+        Returns:
+            True when ``event`` begins a new transaction of ``reference`` (see the module
+            docstring); the ended one is then kept in :attr:`earlier`.
+        """
+        tx = self.transactions.get(reference)
+        if event.event_type != "Started" or tx is None or tx.lifetime_end is None:
+            return False
+        rebooted = tx.boot < self.boots or tx.inherited
+        if not rebooted or tx.lived_at(event.timestamp):
+            return False
+        del self.transactions[reference]
+        self.earlier[reference] = tx
+        while len(self.earlier) > _MAX_TRANSACTIONS:
+            self.earlier.popitem(last=False)
+        return True
+
+    def of_earlier(self, reference: str, at: datetime) -> _Transaction | None:
+        """The ended earlier transaction of a reused reference an event at ``at`` is late for."""
+        earlier = self.earlier.get(reference)
+        current = self.transactions.get(reference)
+        if earlier is None or (current is not None and at >= current.started_at):
+            return None
+        return earlier if earlier.lived_at(at) else None
 
     def transaction_on(self, evse_id: int) -> str | None:
         """The latest transaction of an EVSE that is Strom's (ended or not), if any."""
@@ -192,6 +253,7 @@ class ChargerHandlers(BaseHandlers):
         self._stations: dict[str, StationState] = {}
         self._request_ids = count(1)
         self._reported: list[Callable[[str], None]] = []
+        self._total_cost: Callable[[str, int], float | None] = lambda _charger, _msat: None
 
     def on_reported(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with the charger id when a charger's report is complete.
@@ -199,6 +261,15 @@ class ChargerHandlers(BaseHandlers):
         The listener runs on the connection's reader: it must not block or raise.
         """
         self._reported.append(listener)
+
+    def on_final_cost(self, total_cost: Callable[[str, int], float | None]) -> None:
+        """Let ``total_cost`` decide the ``totalCost`` of an Ended's answer.
+
+        It gets the charger id and the session's final bill in msat, and returns the number
+        the station's screen shows, or None when the answer should carry none. It must not
+        block or raise.
+        """
+        self._total_cost = total_cost
 
     def station(self, charger_id: str) -> StationState:
         """The 2.0.1 state kept for one charger (made on first use)."""
@@ -234,7 +305,9 @@ class ChargerHandlers(BaseHandlers):
         none across a power loss): until one of its TransactionEvents names a transaction
         again, an ``Occupied`` EVSE is plugged in without one (``Preparing``).
         """
-        self.station(conn.charger_id).on_evse.clear()
+        station = self.station(conn.charger_id)
+        station.on_evse.clear()
+        station.boots += 1  # its transaction ids may repeat from now on
         return await self._boot(conn, boot_info(payload))
 
     async def on_authorize(self, conn: ChargerConnection, payload: Mapping[str, Any]) -> Reply:
@@ -307,6 +380,21 @@ class ChargerHandlers(BaseHandlers):
         event = transaction_event(payload)
         station = self.station(conn.charger_id)
         reference = event.transaction_id
+        earlier = station.of_earlier(reference, event.timestamp)
+        if earlier is not None:
+            log.info(
+                "cp_id=%s: %s of the earlier transaction %s (its id was reused): nothing changes",
+                conn.charger_id,
+                event.event_type,
+                reference,
+            )
+            return await self._token_reply(conn, earlier, event)
+        if station.reuse(reference, event):
+            log.info(
+                "cp_id=%s: transaction id %s reused after a reboot: a new transaction",
+                conn.charger_id,
+                reference,
+            )
         first_seen = reference not in station.transactions
         tx = station.tracked(reference, event.timestamp)
         tx.inherited |= first_seen and event.event_type != "Started"
@@ -333,11 +421,11 @@ class ChargerHandlers(BaseHandlers):
                 await self._sample(conn, reference, opened, reading, connector_id=tx.evse_id)
             else:
                 conn.record.register_seen(reference, reading.register_wh)
-        if ended:
-            await self._end(conn, reference, tx, event, readings)
+        total = await self._end(conn, reference, tx, event, readings) if ended else None
         if tx.evse_id is not None:
             await self._publish_status(conn, tx.evse_id, event.timestamp)
-        return await self._token_reply(conn, tx, event)
+        reply = await self._token_reply(conn, tx, event)
+        return reply if total is None else Reply({**reply.payload, "totalCost": total})
 
     @staticmethod
     def _learn(
@@ -419,7 +507,8 @@ class ChargerHandlers(BaseHandlers):
         tx: _Transaction,
         event: TransactionEvent,
         readings: list[RegisterReading],
-    ) -> None:
+    ) -> float | None:
+        """Stop the transaction in the core; the ``totalCost`` its answer carries, if any."""
         opened = conn.record.open_transaction(reference)
         meter_stop = _end_register(readings)
         if meter_stop is None:
@@ -433,6 +522,12 @@ class ChargerHandlers(BaseHandlers):
             event.id_tag,
         )
         tx.ended = True
+        tx.ended_at = event.timestamp
+        # Decided before anything else may run: the screens then know not to send it again.
+        total = None
+        if decision.cost_msat is not None:
+            total = self._total_cost(conn.charger_id, decision.cost_msat)
+            tx.cost_answered = total is not None
         # A transaction the core refused was never Strom's session: no stop event for it.
         refused = tx.status is not None and tx.status is not Authorization.ACCEPTED
         if decision.known and not decision.replayed and not refused:
@@ -448,6 +543,7 @@ class ChargerHandlers(BaseHandlers):
                 conn.charger_id,
                 reference,
             )
+        return total
 
     async def _token_reply(
         self, conn: ChargerConnection, tx: _Transaction, event: TransactionEvent
@@ -486,7 +582,10 @@ class ChargerHandlers(BaseHandlers):
     # --- CSMS -> charger after boot --------------------------------------------------------
 
     async def configure(self, conn: ChargerConnection) -> None:
-        """Set meter sampling, then ask for each EVSE's status and the full inventory."""
+        """Set meter sampling and the heartbeat, then ask for each EVSE's status and the inventory.
+
+        A refused variable is logged and left as the station has it.
+        """
         settings = self._settings
         interval = str(settings.meter_value_sample_interval_s)
         measurands = ",".join(settings.measurands)
@@ -496,6 +595,7 @@ class ChargerHandlers(BaseHandlers):
                 ("SampledDataCtrlr", "TxUpdatedInterval", interval),
                 ("SampledDataCtrlr", "TxUpdatedMeasurands", measurands),
                 ("SampledDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register"),
+                ("OCPPCommCtrlr", "HeartbeatInterval", str(settings.heartbeat_interval_s)),
             ],
         )
         if results.get("TxUpdatedMeasurands") not in (None, "Accepted", "RebootRequired") and (

@@ -41,6 +41,7 @@ from strom_core.ports.ocpp import (
     StopDecision,
     TransactionStarted,
     TransactionStopped,
+    within_lifetime,
 )
 
 __all__ = [
@@ -68,4 +69,5 @@ __all__ = [
     "TransactionStarted",
     "TransactionStopped",
     "charger_link",
+    "within_lifetime",
 ]

@@ -15,6 +15,14 @@ OCPP 2.0.1's ``transactionId`` is a string the charger chooses (given to
 :meth:`OcppCore.start_transaction`). References are per charger: two chargers may choose the
 same one. A charger speaks one version at a time, so its open transactions are all of one kind;
 a 2.0.1 id that looks like a 1.6 number is still found (its own record comes first).
+
+A 2.0.1 charger that reboots may choose a transactionId it used before. A reference names
+the charger's latest transaction of that name; an earlier one that had *ended* is kept under
+``<reference>~<number>`` (``~`` is no identifierString character, ``number`` the core's own
+id of it), where the operator finds it. Which of the two a message means is decided by time
+(:func:`within_lifetime`): a start or stop whose timestamp lies within the ended
+transaction's lifetime (from its start to its stop) is a late message of that one, and
+changes nothing; a start outside it is a new transaction.
 Authorisation results are :class:`Authorization` meanings; each version package maps them to
 its wire values (1.6's ``AuthorizationStatus``: ``Accepted``, ``Blocked``, ``Expired``,
 ``Invalid``, ``ConcurrentTx``).
@@ -42,6 +50,7 @@ __all__ = [
     "StopDecision",
     "TransactionStarted",
     "TransactionStopped",
+    "within_lifetime",
 ]
 
 
@@ -74,6 +83,27 @@ class StopDecision:
     status: Authorization = Authorization.ACCEPTED
     # True when this stop was already recorded: nothing changed, TransactionStopped not repeated.
     replayed: bool = False
+    # The session's final bill (its consumed amount) when this stop billed one; None otherwise
+    # (a replay, a refused or unknown transaction, or a core that bills nothing).
+    cost_msat: int | None = None
+
+
+def within_lifetime(started_at: datetime, ended_at: datetime, at: datetime) -> bool:
+    """Whether a message timestamped ``at`` belongs to an ended transaction of its reference.
+
+    A charger that reused a transactionId after a reboot sends the new transaction's messages
+    from after the old one ended (or, with a clock that went back, from before it started);
+    a late or replayed message of the old transaction lies within its lifetime.
+
+    Args:
+        started_at: when the ended transaction started.
+        ended_at: when it ended (its start, for a start Strom refused).
+        at: the message's timestamp.
+
+    Returns:
+        True when ``at`` lies from ``started_at`` to ``ended_at`` (both included).
+    """
+    return started_at <= at <= ended_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +239,11 @@ class OcppCore(Protocol):
 
         ``transaction`` given (OCPP 2.0.1, at most 36 characters): the charger chose it, and
         it is the reference from then on. A replay is a start of a reference this charger
-        already has: the recorded reference and status, nothing changed.
+        already has, open, or ended with the start's timestamp within its lifetime
+        (:func:`within_lifetime`): the recorded reference and status, nothing changed. A
+        start of a reference whose transaction ended, timestamped outside its lifetime, is a
+        reuse after a reboot: the ended one is kept as ``<reference>~<number>`` and the start
+        recorded as a new transaction, in one commit.
         """
         ...
 
@@ -222,7 +256,13 @@ class OcppCore(Protocol):
         reason: str,
         id_tag: str | None,
     ) -> StopDecision:
-        """Record a stopped transaction; an unknown reference is recorded and never guessed."""
+        """Record a stopped transaction; an unknown reference is recorded and never guessed.
+
+        A stop timestamped before the start of the reference's open transaction, within the
+        lifetime of an ended earlier transaction of that reference (reused after a reboot),
+        is that one's late stop: answered as a replay, nothing changed. Any other stop of the
+        reference stops its latest transaction.
+        """
         ...
 
     async def record_meter(self, sample: MeterSample) -> None:

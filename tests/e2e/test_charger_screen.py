@@ -1,5 +1,6 @@
 """A charger's own screen, end to end: the price and the sticker's code while idle, "paid" after
-the payment, the running cost while charging, and the final cost equal to what the session used.
+the payment, "charging" and the running cost while charging, and the final cost equal to what
+the session used.
 
 Over real HTTP and a real OCPP 2.0.1 websocket (the simulated station keeps what its screen shows
 and the costs it was told); an OCPP 1.6 charger, which has no such screen, is sent nothing.
@@ -14,6 +15,7 @@ import lnurl
 
 from ocpp_server import SimulatedChargePoint201
 from strom_core.ports import NO_SCREEN, CommandStatus, ScreenCapabilities, ScreenMessage
+from strom_services.screens import CHARGING_TEXT, FINISHED_TEXT
 from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.e2e.test_pay_charge_refund import claim_refund
 
@@ -51,6 +53,7 @@ async def test_idle_paid_charging_and_final_cost_on_an_ocpp_201_screen(tmp_path:
         # Charging: the cost the screen shows grows with the bill.
         await sim.plug(1)
         await stack.wait_state(status_url, "charging")
+        await sim.wait_until(lambda: sim.screen == [CHARGING_TEXT])
         transaction = str(sim.connectors[1].transaction_id)
         seen: set[Decimal] = set()
 
@@ -68,6 +71,8 @@ async def test_idle_paid_charging_and_final_cost_on_an_ocpp_201_screen(tmp_path:
         final = await stack.wait_state(status_url, "refunded")
         used = Decimal(final["consumed_msat"]) / 1000
         await sim.wait_until(lambda: sim.costs.get(transaction) == used)
+        assert transaction in sim.ended_costs  # in the answer to the Ended, OCPP 2.0.1's place
+        await sim.wait_until(lambda: sim.screen == [FINISHED_TEXT])  # the cable is still in
 
         # The cable is out: idle again, price and code back on the screen.
         await sim.unplug(1)

@@ -25,7 +25,7 @@ from strom_core.ports import Authorization, MeterSample, OcppCore
 from strom_core.session_events import PaymentSettled
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_storage.db import Database
-from strom_storage.ocpp import find_transaction
+from strom_storage.ocpp import find_archived, find_transaction
 from strom_storage.schema import meter_readings, ocpp_unknown_stops
 from tests.storage.test_session_store import make
 
@@ -44,6 +44,8 @@ class Contract:
     # The energy billed for a transaction of cp1 so far (its latest register, or its stop).
     energy_wh: Callable[[str], Awaitable[int]]
     kind: str
+    # The names the charger's earlier transactions of a reused reference are kept under.
+    archived: Callable[[str], Awaitable[list[str]]]
 
 
 def _memory() -> Contract:
@@ -64,7 +66,14 @@ def _memory() -> Contract:
         register = core.latest_register_wh("cp1", transaction)
         return 0 if register is None else register - recorded.meter_start_wh
 
-    return Contract(core, unknown_stops, samples, energy_wh, "memory")
+    async def archived(reference: str) -> list[str]:
+        return [
+            t.transaction
+            for t in core.transactions()
+            if t.charger_id == "cp1" and t.transaction.startswith(f"{reference}~")
+        ]
+
+    return Contract(core, unknown_stops, samples, energy_wh, "memory", archived)
 
 
 async def _database(db: Database) -> Contract:
@@ -95,7 +104,13 @@ async def _database(db: Database) -> Contract:
             return 0  # refused: bills nothing
         return (await store.get(recorded.session_id)).energy_wh
 
-    return Contract(DatabaseOcppCore(store), unknown_stops, samples, energy_wh, "database")
+    async def archived(reference: str) -> list[str]:
+        rows = await db.read(partial(find_archived, charger_id="cp1", reference=reference))
+        return [row.reference for row in rows]
+
+    return Contract(
+        DatabaseOcppCore(store), unknown_stops, samples, energy_wh, "database", archived
+    )
 
 
 async def _postgres() -> tuple[Database, Callable[[], Awaitable[None]]]:
@@ -336,3 +351,98 @@ async def test_a_meter_sample_of_a_201_reference_re_bills_it(contract: Contract)
     await core.record_meter(MeterSample("cp1", 1, UUID, 2_500, at))
     assert await contract.samples(UUID) == {(at, 2_500)}
     assert await contract.energy_wh(UUID) == 1_500
+
+
+# --- a reference reused after a reboot ---------------------------------------------------------
+
+
+async def _issue_second_tag(contract: Contract) -> str:
+    """A second paid session's tag on cp1/1 (the first one's session is over)."""
+    core = contract.core
+    if isinstance(core, InMemoryOcppCore):
+        return core.issue_id_tag("cp1", 1, "Ts2")
+    assert isinstance(core, DatabaseOcppCore)
+    await make(core.db, "s2")  # idTag "Ts2"
+    await core.store.apply("s2", PaymentSettled("h2", 5_000_000))
+    return "Ts2"
+
+
+async def test_a_reference_reused_after_its_end_is_a_new_transaction(contract: Contract) -> None:
+    core = contract.core
+    await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction="1")
+    ended = T0 + timedelta(minutes=10)
+    await core.stop_transaction("cp1", "1", 4_000, ended, "Local", TAG)
+    second = await _issue_second_tag(contract)
+    # The charger rebooted and chose "1" again for the next paid session.
+    later = T0 + timedelta(hours=1)
+    reused = await core.start_transaction("cp1", 1, second, 5_000, later, transaction="1")
+    assert (reused.transaction, reused.status, reused.replayed) == (
+        "1",
+        Authorization.ACCEPTED,
+        False,
+    )
+    assert await core.authorize("cp1", second) is Authorization.IN_USE
+    # Its true replay is still a replay.
+    again = await core.start_transaction("cp1", 1, second, 5_000, later, transaction="1")
+    assert (again.status, again.replayed) == (Authorization.ACCEPTED, True)
+    # A late Ended of the earlier transaction changes nothing; the new one is billed on.
+    late = await core.stop_transaction("cp1", "1", 4_000, ended, "Local", TAG)
+    assert (late.known, late.replayed) == (True, True)
+    await core.record_meter(MeterSample("cp1", 1, "1", 3_000, ended - timedelta(minutes=1)))
+    assert await core.authorize("cp1", second) is Authorization.IN_USE
+    stop = await core.stop_transaction(
+        "cp1", "1", 7_500, later + timedelta(minutes=20), "Local", None
+    )
+    assert (stop.known, stop.replayed) == (True, False)
+    assert await contract.energy_wh("1") == 2_500
+    assert await contract.unknown_stops() == 0
+
+
+async def test_the_earlier_transaction_of_a_reused_reference_stays_findable(
+    contract: Contract,
+) -> None:
+    core = contract.core
+    await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction="tx")
+    await core.stop_transaction("cp1", "tx", 4_000, T0 + timedelta(minutes=10), "Local", TAG)
+    await core.start_transaction(
+        "cp1", 1, "STRANGER", 9_000, T0 + timedelta(hours=1), transaction="tx"
+    )
+    archived = await contract.archived("tx")
+    assert len(archived) == 1
+    assert archived[0].startswith("tx~")
+    assert await contract.energy_wh(archived[0]) == 3_000  # billed once, still its own
+
+
+async def test_a_late_message_of_an_ended_transaction_is_no_reuse(contract: Contract) -> None:
+    core = contract.core
+    await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction="1")
+    ended = T0 + timedelta(minutes=10)
+    await core.stop_transaction("cp1", "1", 4_000, ended, "Local", TAG)
+    # Strom restarted: the charger's late events of "1" (up to its Ended) claim it again.
+    for at in (T0 + timedelta(minutes=5), ended):
+        again = await core.start_transaction("cp1", 1, TAG, 4_000, at, transaction="1")
+        assert (again.status, again.replayed) == (Authorization.ACCEPTED, True)
+    assert await contract.archived("1") == []
+    assert await contract.energy_wh("1") == 3_000
+
+
+async def test_a_refused_reference_reused_later_is_a_new_transaction(contract: Contract) -> None:
+    core = contract.core
+    refused = await core.start_transaction("cp1", 1, "STRANGER", 0, T0, transaction="1")
+    assert refused.status is Authorization.INVALID
+    later = T0 + timedelta(hours=1)
+    ours = await core.start_transaction("cp1", 1, TAG, 1_000, later, transaction="1")
+    assert (ours.status, ours.replayed) == (Authorization.ACCEPTED, False)
+
+
+async def test_an_open_transaction_is_never_replaced_by_a_start_of_its_reference(
+    contract: Contract,
+) -> None:
+    core = contract.core
+    await core.start_transaction("cp1", 1, TAG, 1_000, T0, transaction="1")
+    # While it runs, a start of "1" at any time is its replay (its Ended is still to come).
+    again = await core.start_transaction(
+        "cp1", 1, "OTHER", 0, T0 + timedelta(hours=2), transaction="1"
+    )
+    assert (again.status, again.replayed) == (Authorization.ACCEPTED, True)
+    assert await contract.archived("1") == []

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ocpp_server import InMemoryOcppCore
 from strom_core.ports import (
     NO_SCREEN,
     CommandStatus,
@@ -203,6 +204,45 @@ async def test_costs_only_in_sats_a_currency_that_cannot_be_set_means_no_cost(
         assert refused.status is CommandStatus.NOT_SUPPORTED
         assert not screens.screen_of("cp-1").cost
     assert sent(harness, "CostUpdated") == 0
+
+
+async def test_the_final_cost_goes_in_the_ended_answer_once_the_screen_shows_sats(
+    start_harness: HarnessFactory,
+) -> None:
+    """OCPP 2.0.1 carries the final cost in TransactionEventResponse.totalCost."""
+    harness = await start_harness(core=InMemoryOcppCore(msat_per_wh=250), message_log_size=1_000)
+    screens = harness.server.commands
+    async with station(harness) as driver:
+        await report(driver, SCREEN)
+        await start_transaction(harness, driver)
+        assert (await screens.show_cost("cp-1", 1, Decimal(10))).accepted  # currency, cost
+        await driver.server_call("CostUpdated")
+        ended = event("Ended", 1, meter=[register(1500, "Transaction.End")], stoppedReason="Local")
+        answer = await driver.call("TransactionEvent", ended)
+        assert answer == {"totalCost": 125}  # 500 Wh at 250 msat/Wh: 125 sat
+        # The screens' final cost for it is not sent again.
+        final = await screens.show_cost("cp-1", 1, Decimal(125))
+        assert final.accepted
+        # A replayed Ended bills nothing again and carries no cost.
+        assert await driver.call("TransactionEvent", ended) == {}
+    assert sent(harness, "CostUpdated") == 1
+
+
+async def test_a_screen_not_yet_in_sats_gets_the_final_cost_in_a_cost_updated(
+    start_harness: HarnessFactory,
+) -> None:
+    harness = await start_harness(core=InMemoryOcppCore(msat_per_wh=250), message_log_size=1_000)
+    screens = harness.server.commands
+    async with station(harness) as driver:
+        await report(driver, SCREEN)  # its currency is EUR until Strom sets it
+        await start_transaction(harness, driver)
+        ended = event("Ended", 1, meter=[register(1500, "Transaction.End")], stoppedReason="Local")
+        assert await driver.call("TransactionEvent", ended) == {}
+        assert (await screens.show_cost("cp-1", 1, Decimal(125))).accepted
+        await driver.server_call("SetVariables")  # the boot's
+        currency = await driver.server_call("SetVariables")  # the currency, before the cost
+        assert currency["setVariableData"][0]["attributeValue"] == "SAT"
+        assert (await driver.server_call("CostUpdated"))["totalCost"] == 125
 
 
 async def test_an_ocpp_16_charger_has_no_screen(start_harness: HarnessFactory) -> None:

@@ -143,6 +143,36 @@ async def test_boot_configures_sampling_and_asks_for_status_and_inventory(
         assert info.variables["DisplayMessageCtrlr/Available"] == "true"
 
 
+async def test_boot_sets_the_heartbeat_interval_and_a_refusal_is_tolerated(
+    harness: Harness,
+) -> None:
+    """Stations ignore the BootNotification answer's interval: Strom sets the variable too."""
+    driver = PythonDriver("ocpp2.0.1")
+    refused = {
+        "attributeStatus": "Rejected",
+        "component": {"name": "OCPPCommCtrlr"},
+        "variable": {"name": "HeartbeatInterval"},
+    }
+    await driver.answer("SetVariables", {"setVariableResult": [refused]})
+    await driver.connect(harness.url, "cp-1", PASSWORD)
+    try:
+        boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+        answer = await driver.call("BootNotification", boot)
+        sent = await driver.server_call("SetVariables")
+        values = {
+            (d["component"]["name"], d["variable"]["name"]): d["attributeValue"]
+            for d in sent["setVariableData"]
+        }
+        interval = harness.server.settings.heartbeat_interval_s
+        assert values[("OCPPCommCtrlr", "HeartbeatInterval")] == str(interval)
+        assert answer["interval"] == interval
+        # Refused: logged, and the configuration and the connection go on.
+        await driver.server_call("GetBaseReport")
+        assert (await driver.call("Heartbeat", {}))["currentTime"]
+    finally:
+        await driver.close()
+
+
 async def test_status_maps_evse_to_connector_and_occupied_to_the_charging_state(
     harness: Harness,
 ) -> None:
@@ -282,6 +312,48 @@ async def test_offline_replays_after_a_reconnect_and_seq_gaps_change_nothing(
     assert recorded.energy_wh == 100
     assert len(harness.sink.of_type(TransactionStarted)) == 1
     assert len(harness.sink.of_type(TransactionStopped)) == 1
+
+
+async def test_a_transaction_id_reused_after_a_reboot_is_a_new_paid_transaction(
+    harness: Harness,
+) -> None:
+    """The station reboots and chooses "1" again: the new session is charged and billed."""
+    first, second = harness.core.issue_id_tag("cp-1"), harness.core.issue_id_tag("cp-1")
+    t3 = "2025-01-01T11:00:00Z"
+
+    def at(wh: int, context: str, when: str) -> dict[str, Any]:
+        return {**register(wh, context), "timestamp": when}
+
+    old_end = event("Ended", 1, tx="1", at=T1, meter=[at(2000, "Transaction.End", T1)])
+    new_start = event("Started", 0, tx="1", at=T2, token=second)
+    new_start["meterValue"] = [at(5000, "Transaction.Begin", T2)]
+    async with station(harness) as driver:
+        begin = [at(1000, "Transaction.Begin", T0)]
+        await driver.call("TransactionEvent", event("Started", 0, tx="1", token=first, meter=begin))
+        await driver.call("TransactionEvent", old_end)
+        # Without a reboot, "1" stays ended: a Started of it changes nothing.
+        await driver.call("TransactionEvent", new_start)
+        assert len(harness.sink.of_type(TransactionStarted)) == 1
+    async with station(harness) as driver:  # it reboots
+        await driver.call("TransactionEvent", {**old_end, "offline": True})  # queued, resent
+        answer = await driver.call("TransactionEvent", new_start)
+        assert answer["idTokenInfo"]["status"] == "Accepted"
+        # The old Ended, resent once more after the new Started, is still the old one's.
+        await driver.call("TransactionEvent", {**old_end, "offline": True})
+        update = event("Updated", 1, tx="1", at=t3, meter=[at(5600, "Sample.Periodic", t3)])
+        await driver.call("TransactionEvent", update)
+        end = event("Ended", 2, tx="1", at=t3, meter=[at(6500, "Transaction.End", t3)])
+        await driver.call("TransactionEvent", end)
+    new = harness.core.transaction("1", "cp-1")
+    assert new is not None
+    assert (new.id_tag, new.meter_start_wh, new.energy_wh) == (second, 5000, 1500)
+    [earlier] = [t for t in harness.core.transactions() if t.transaction.startswith("1~")]
+    assert (earlier.id_tag, earlier.energy_wh) == (first, 1000)
+    started = harness.sink.of_type(TransactionStarted)
+    assert [(e.transaction, e.id_tag) for e in started] == [("1", first), ("1", second)]
+    stopped = harness.sink.of_type(TransactionStopped)
+    assert [(e.transaction, e.meter_stop_wh) for e in stopped] == [("1", 2000), ("1", 6500)]
+    assert [s.register_wh for s in harness.core.samples("cp-1", "1")][-3:] == [5000, 5600, 6500]
 
 
 async def test_an_ended_for_a_transaction_strom_never_saw_is_recorded_unknown(

@@ -24,7 +24,13 @@ from strom_core.ports import (
 )
 from strom_core.session import Session, State, Transition, new_session
 from strom_core.tariff import Tariff
-from strom_services.screens import ScreenKeeper, qr_message_id, text_message_id
+from strom_services.screens import (
+    CHARGING_TEXT,
+    FINISHED_TEXT,
+    ScreenKeeper,
+    qr_message_id,
+    text_message_id,
+)
 
 BASE = "https://charge.example"
 TARIFF = Tariff(energy_msat_per_kwh=250_000, session_fee_msat=100_000)
@@ -38,6 +44,7 @@ class Screens:
     capabilities: dict[str, ScreenCapabilities]
     shown: dict[tuple[str, int], ScreenMessage] = field(default_factory=dict)
     costs: list[tuple[str, int, Decimal]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # every text shown, in order
     refuse: bool = False
 
     def screen_of(self, charger_id: str) -> ScreenCapabilities:
@@ -49,6 +56,8 @@ class Screens:
     async def show(self, charger_id: str, message: ScreenMessage) -> CommandResult:
         if not self.refuse:
             self.shown[charger_id, message.message_id] = message
+            if not message.uri:
+                self.texts.append(message.text)
         return self._answer()
 
     async def clear(self, charger_id: str, message_id: int) -> CommandResult:
@@ -106,6 +115,7 @@ async def test_idle_paid_charging_and_back_to_idle_on_a_screen_with_qr_codes() -
         )
         assert ("cp-1", qr_message_id(2)) not in screens.shown  # no second payment invited
 
+        await keeper.on_event(ConnectorStatusChanged("cp-1", 2, "Charging", "NoError", AT))
         # A burst of meter readings: one cost update now, the newest after the interval.
         for consumed in (1_000_000, 2_000_000, 3_500_000):
             keeper.on_transition(
@@ -113,6 +123,10 @@ async def test_idle_paid_charging_and_back_to_idle_on_a_screen_with_qr_codes() -
             )
             await _settled(keeper, task)
         assert screens.costs == [("cp-1", 2, Decimal(1000))]
+        # The text says so too, once: the cost updates did not displace it, nor it them.
+        charging = screens.shown["cp-1", text_message_id(2)]
+        assert (charging.text, charging.urgent) == (CHARGING_TEXT, True)
+        assert screens.texts.count(CHARGING_TEXT) == 1
         await asyncio.sleep(0.4)
         assert screens.costs[-1] == ("cp-1", 2, Decimal(3500))
         assert len(screens.costs) == 2
@@ -122,6 +136,7 @@ async def test_idle_paid_charging_and_back_to_idle_on_a_screen_with_qr_codes() -
         )
         await _settled(keeper, task)
         assert screens.costs[-1] == ("cp-1", 2, Decimal("3600.5"))
+        assert screens.shown["cp-1", text_message_id(2)].text == FINISHED_TEXT
 
         await keeper.on_event(ConnectorStatusChanged("cp-1", 2, "Available", "NoError", AT))
         await _settled(keeper, task)
@@ -146,9 +161,9 @@ async def test_chargers_without_a_screen_or_qr_codes_get_only_what_they_can_show
             charging = replace(session, state=State.CHARGING, consumed_msat=10_000)
             keeper.on_transition(Transition(charging))
         await _settled(keeper, task)
-        # the text-only screen: price, then "paid" in its place; no QR code, no cost
+        # the text-only screen: the newest text (charging); no QR code, no cost
         assert set(screens.shown) == {("text-only", text_message_id(1))}
-        assert screens.shown["text-only", 11].text.startswith("Paid 5,000 sat.")
+        assert screens.shown["text-only", 11].text == CHARGING_TEXT
         assert screens.costs == [("cost-only", 1, Decimal(10))]
     finally:
         task.cancel()
@@ -186,5 +201,23 @@ async def test_a_screen_reported_after_the_status_shows_the_price_on_idle_connec
         await _settled(keeper, task)
         # Only the connector still idle, only on the charger that reported.
         assert set(screens.shown) == {("cp-1", text_message_id(1))}
+    finally:
+        task.cancel()
+
+
+async def test_a_session_that_ends_after_the_cable_is_out_leaves_the_price_in_place() -> None:
+    """The charger may report Available before the stop reaches the session: no "unplug" then."""
+    screens = Screens({"cp-1": ScreenCapabilities(messages=True, cost=True)})
+    keeper = ScreenKeeper(screens, lambda _id: TARIFF, BASE, clock=SYSTEM_CLOCK)
+    task = asyncio.create_task(keeper.run())
+    try:
+        keeper.on_transition(Transition(_session(State.CHARGING, started_at=AT)))
+        await keeper.on_event(ConnectorStatusChanged("cp-1", 2, "Available", "NoError", AT))
+        keeper.on_transition(
+            Transition(_session(State.STOPPED, consumed_msat=5_000, started_at=AT))
+        )
+        await _settled(keeper, task)
+        assert screens.shown["cp-1", text_message_id(2)].text.startswith("Pay with Lightning")
+        assert screens.costs[-1] == ("cp-1", 2, Decimal(5))  # the final cost still goes out
     finally:
         task.cancel()

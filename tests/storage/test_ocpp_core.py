@@ -180,3 +180,17 @@ async def test_a_meter_sample_of_a_reference_the_charger_never_started_is_droppe
         assert await conn.scalar(select(func.count()).select_from(meter_readings)) == 0
     assert (await core.store.get("s1")).energy_wh == 0
     assert started.transaction == "tx-A"
+
+
+async def test_the_stop_that_bills_the_session_tells_its_final_cost(db: Database) -> None:
+    core = await paid(db)
+    started = await core.start_transaction("cp1", 1, "Ts1", 1_000, T0, transaction="tx-9")
+    at = T0 + timedelta(minutes=10)
+    stop = await core.stop_transaction("cp1", started.transaction, 3_000, at, "Local", None)
+    session = await core.store.get("s1")
+    assert session.state is not State.CHARGING
+    assert stop.cost_msat == session.consumed_msat
+    assert stop.cost_msat is not None
+    assert stop.cost_msat > 0
+    again = await core.stop_transaction("cp1", started.transaction, 3_000, at, "Local", None)
+    assert (again.replayed, again.cost_msat) == (True, None)  # billed once, told once
