@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
+from ocpp_server.certificates import ChargerCa
 from ocpp_server.connection_state import (
     ConnectionEvent,
     ConnectionState,
@@ -113,10 +114,18 @@ class Transport(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A handler's answer: the CALLRESULT payload and a lifecycle event to fire after it."""
+    """A handler's answer: the CALLRESULT payload and what follows once it is sent.
+
+    Attributes:
+        payload: the CALLRESULT payload.
+        then: a lifecycle event to fire after it.
+        after: work that sends CALLs of its own (e.g. CertificateSigned after SignCertificate);
+            it runs in the connection's TaskGroup, so the reader goes on reading the answers.
+    """
 
     payload: Mapping[str, Any]
     then: ConnectionEvent | None = None
+    after: Callable[[], Awaitable[None]] | None = None
 
 
 Handler = Callable[["ChargerConnection", Mapping[str, Any]], Awaitable[Reply]]
@@ -208,6 +217,7 @@ class DialectContext:
         now: wall time (aware UTC).
         pending: the pending entry of a connection held for approval, if any.
         update_pending: replaces a pending entry (while the charger is still pending).
+        charger_ca: signs chargers' CSRs (SignCertificate); None when Strom has no charger CA.
     """
 
     settings: OcppServerSettings
@@ -217,6 +227,7 @@ class DialectContext:
     now: Callable[[], datetime]
     pending: Callable[[ChargerConnection], PendingCharger | None]
     update_pending: Callable[[PendingCharger], None]
+    charger_ca: ChargerCa | None = None
 
 
 DialectFactory = Callable[[DialectContext], Dialect]
@@ -445,6 +456,11 @@ class ChargerConnection:
         await self._send(self._peer.answer(call, reply.payload))
         if reply.then is not None:
             await self._execute(self._fire(reply.then))
+        if reply.after is not None and self._tg is not None:
+            self._tg.create_task(
+                _logged(reply.after, self.charger_id, call.action),
+                name=f"ocpp-after-{call.action}-{self.charger_id}",
+            )
 
     async def _serve(self, call: Call) -> Reply:
         if not may_handle(self.state, call.action):
@@ -560,3 +576,11 @@ def _is_password(entry: object) -> bool:
         return False
     variable = entry.get("variable")
     return isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword"
+
+
+async def _logged(work: Callable[[], Awaitable[None]], charger_id: str, action: str) -> None:
+    """Run a handler's follow-up work; a failure is logged and ends that work only."""
+    try:
+        await work()
+    except Exception:
+        log.exception("cp_id=%s: the work after %s failed", charger_id, action)

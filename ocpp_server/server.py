@@ -12,6 +12,10 @@ Theory of operation:
   the server's order of preference decides); the charger must be configured and,
   when it has a password, present HTTP Basic credentials whose user is its id and whose password
   matches the stored hash (401 otherwise, the same answer for every failure, so nothing leaks).
+  A charger of security profile 3 presents no password: over ``wss://`` the TLS handshake
+  asks every client for a certificate of the charger CA (one of another CA fails the handshake),
+  and admission requires a certificate whose CN is the charger id (401 without one, or with
+  another charger's), see :mod:`ocpp_server.certificates`.
   With auto-registration on, an unknown charger is admitted into PENDING_APPROVAL and listed for
   the operator instead; a configured id is never held, it must authenticate.
 * **Password checks** are fast for generated keys (a keyed hash under the server's
@@ -65,6 +69,7 @@ from ocpp_server._connection import (
 )
 from ocpp_server._passwords import Check, PasswordChecks
 from ocpp_server.backoff import SourceBackoff, source_of
+from ocpp_server.certificates import ChargerCa, certificate_identity
 from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
 from ocpp_server.passwords import PasswordKey, parse_basic_auth
@@ -123,6 +128,8 @@ class OcppServer:
         dialects: the OCPP versions served, in order of preference (OCPP 1.6, then 2.0.1 by
             default); a charger that offers several speaks the first of them in this order,
             one that offers one of them speaks it.
+        charger_ca: the CA that signs chargers' CSRs (SignCertificate) and whose client
+            certificates admit chargers of security profile 3 over ``wss://``; None: neither.
     """
 
     def __init__(
@@ -137,8 +144,10 @@ class OcppServer:
         backoff: SourceBackoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
         dialects: Sequence[DialectFactory] = (v16.dialect, v201.dialect),
+        charger_ca: ChargerCa | None = None,
     ) -> None:
         self.settings = settings
+        self._charger_ca = charger_ca
         self._given_ssl = ssl_context
         self._chargers = chargers
         self._monotonic = clock.monotonic
@@ -163,6 +172,7 @@ class OcppServer:
             now=clock.now,
             pending=lambda conn: self._pending.get(conn.charger_id),
             update_pending=self._update_pending,
+            charger_ca=charger_ca,
         )
         # The OCPP versions served, by websocket subprotocol, in order of preference.
         self._dialects: dict[str, Dialect] = {}
@@ -246,6 +256,8 @@ class OcppServer:
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self._given_ssl is not None:
+            if self._charger_ca is not None:
+                self._charger_ca.require_clients(self._given_ssl)
             return self._given_ssl
         if self.settings.tls_cert is None or self.settings.tls_key is None:
             return None
@@ -253,6 +265,8 @@ class OcppServer:
         # The OCPP 1.6 security whitepaper requires TLS 1.2 or later for profile 2.
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        if self._charger_ca is not None:
+            self._charger_ca.require_clients(context)
         return context
 
     # --- admission (HTTP upgrade) ----------------------------------------------------------
@@ -270,6 +284,8 @@ class OcppServer:
                 "(Sec-WebSocket-Protocol).\n",
             )
         auth = await self._chargers.charger_auth(charger_id)
+        if auth is not None and auth.client_certificate:
+            return self._admit_certificate(connection, auth)
         header = request.headers.get("Authorization")
         credentials = parse_basic_auth(header) if header else None
         if auth is None:
@@ -297,6 +313,30 @@ class OcppServer:
         if check is Check.WRONG:
             return _unauthorized(connection)
         self._admissions[connection] = _Admission(charger_id, auth, True)
+        return None
+
+    def _admit_certificate(
+        self, connection: ServerConnection, auth: ChargerAuth
+    ) -> Response | None:
+        """Admit a profile-3 charger on its TLS client certificate (CN = its id) alone.
+
+        The handshake already checked that the certificate, if any, is the charger CA's.
+        """
+        identity = certificate_identity(connection.transport.get_extra_info("peercert"))
+        if identity != auth.charger_id:
+            why = (
+                "no client certificate"
+                if identity is None
+                else f"the client certificate is {identity[:48]!r}'s"
+            )
+            log.warning(
+                "cp_id=%s: refused: %s (security profile 3) (%s)",
+                auth.charger_id,
+                why,
+                _peer(connection),
+            )
+            return _unauthorized(connection)
+        self._admissions[connection] = _Admission(auth.charger_id, auth, True)
         return None
 
     async def _admit_unproven(

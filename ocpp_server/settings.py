@@ -90,12 +90,15 @@ class ChargerAuth:
             a charger admitted on its identity alone (profile 0, a trusted network only).
         quirks: named workarounds, see :class:`Quirk`.
         connectors: number of connectors (ids 1..n).
+        client_certificate: security profile 3: admitted only on a TLS client certificate
+            signed by the charger CA whose CN is its id; Basic credentials are not asked for.
     """
 
     charger_id: str
     password_hash: str | None = None
     quirks: frozenset[Quirk] = frozenset()
     connectors: int = 1
+    client_certificate: bool = False
     _parsed_hash: StoredHash | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Final
 
 from ocpp_server._connection import (
@@ -28,6 +29,7 @@ from ocpp_server._connection import (
 )
 from ocpp_server.handlers import BaseHandlers
 from ocpp_server.records import OpenTransaction
+from ocpp_server.v16.certificates import on_sign_certificate
 from ocpp_server.v16.messages import (
     AUTHORIZATION_STATUS,
     boot_info,
@@ -64,6 +66,7 @@ class ChargerHandlers(BaseHandlers):
 
     def __init__(self, context: DialectContext) -> None:
         super().__init__(context, register_readings)
+        self._context = context
 
     def table(self) -> Mapping[str, Handler]:
         """Action name to handler."""
@@ -74,6 +77,7 @@ class ChargerHandlers(BaseHandlers):
             "Heartbeat": self.on_heartbeat,
             "MeterValues": self.on_meter_values,
             "SecurityEventNotification": self.on_security_event_notification,
+            "SignCertificate": partial(on_sign_certificate, self._context),
             "StartTransaction": self.on_start_transaction,
             "StatusNotification": self.on_status_notification,
             "StopTransaction": self.on_stop_transaction,
