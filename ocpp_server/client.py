@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import ssl
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +111,9 @@ class OcppClient:
         self.subprotocol = subprotocol
         self.charger_id = charger_id
         self.password: str | None = None  # the AuthorizationKey; changes take effect on connect
+        # Security profile 3: (certificate chain PEM, private key PEM) presented over wss://;
+        # changes take effect on connect.
+        self.client_certificate: tuple[bytes, bytes] | None = None
         self._serve = serve
         self._on_problem = on_problem
         self._on_change = on_change
@@ -196,6 +201,15 @@ class OcppClient:
         context = ssl.create_default_context()
         if self._ca_file is not None:
             context.load_verify_locations(self._ca_file)
+        if self.client_certificate is not None:
+            chain, key = self.client_certificate
+            # ssl loads a certificate only from a file: a private temporary one.
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "client.pem"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(key + b"\n" + chain)
+                context.load_cert_chain(path)
         return context
 
     async def _read(self, connection: _Connection) -> None:

@@ -179,6 +179,11 @@ class SimulatorBase(ABC, Generic[C]):
         return self._client.connected
 
     @property
+    def charger_id(self) -> str:
+        """The charge point's identity (the last segment of its URL)."""
+        return self.options.charger_id
+
+    @property
     def password(self) -> str | None:
         """The password presented with HTTP Basic auth (None: no credentials)."""
         return self._client.password
@@ -186,6 +191,15 @@ class SimulatorBase(ABC, Generic[C]):
     @password.setter
     def password(self, value: str | None) -> None:
         self._client.password = value
+
+    @property
+    def client_certificate(self) -> tuple[bytes, bytes] | None:
+        """The TLS client certificate chain and key presented over ``wss://`` (profile 3)."""
+        return self._client.client_certificate
+
+    @client_certificate.setter
+    def client_certificate(self, value: tuple[bytes, bytes] | None) -> None:
+        self._client.client_certificate = value
 
     @property
     def queued(self) -> list[Outgoing]:

@@ -19,6 +19,7 @@ from ocpp_server.sim_base import SimulatorBase
 from ocpp_server.sim_model import ConnectorState, SimulatorOptions
 from ocpp_server.v16 import schemas
 from ocpp_server.v16.sim_answers import SimulatorAnswers
+from ocpp_server.v16.sim_certificates import SimulatedCertificates
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SimulatedChargePoint"]
@@ -57,7 +58,9 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
             "AuthorizeRemoteTxRequests": "false",
         }
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
-        self._answers = SimulatorAnswers(self).table()
+        answers = SimulatorAnswers(self)
+        self.certificates = SimulatedCertificates(self, answers.on_trigger_message)
+        self._answers = answers.table() | self.certificates.table()
 
     # --- the version's part of the life ----------------------------------------------------
 

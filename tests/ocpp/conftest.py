@@ -128,7 +128,11 @@ async def start_harness() -> AsyncIterator[HarnessFactory]:
         chargers = StaticChargerAuth(overrides.pop("chargers", None) or make_chargers())
         clock = overrides.pop("monotonic", None)
         core = overrides.pop("core", None) or InMemoryOcppCore()
-        extra = {key: overrides.pop(key) for key in ("backoff", "dialects") if key in overrides}
+        extra = {
+            key: overrides.pop(key)
+            for key in ("backoff", "dialects", "charger_ca")
+            if key in overrides
+        }
         if clock is not None:
             extra["clock"] = HarnessClock(clock)
         settings = replace(BASE_SETTINGS, **overrides)
