@@ -37,6 +37,7 @@ from ocpp_server import (
     parse_quirks,
 )
 from strom.acme import challenge_app
+from strom.charger_ca import charger_ca
 from strom.config import StromConfig
 from strom.parts import admission as profile_admission
 from strom.parts import (
@@ -253,6 +254,7 @@ class Strom:
             password_key=password_key,
             ssl_context=certificate.ocpp_context() if certificate and config.tls.ocpp else None,
             dialects=ocpp_dialects(config),
+            charger_ca=charger_ca(config, clock=clock),
         )
         agents = AgentRuntime(
             config,

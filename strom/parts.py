@@ -213,6 +213,7 @@ def admission(config: StromConfig, profile: ProfileConfig, key: PasswordKey) -> 
             password_hash=profile.ocpp.password_hash or None,
             quirks=quirks,
             connectors=max(c.id for c in profile.connectors),
+            client_certificate=profile.ocpp.security_profile == 3,
         )
     except ValueError as exc:
         raise ConfigError(f"{path}: key 'ocpp.password_hash': {exc}") from None

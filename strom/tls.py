@@ -27,7 +27,6 @@ import datetime as dt
 import logging
 import os
 import ssl
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from strom.acme import AcmeAccount, AcmeError, ChallengeBoard, new_private_key, order_certificate
+from strom.private_files import make_private_folder, read_private, write_private
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import TlsConfig
 from strom_core.errors import ConfigError
@@ -186,8 +186,8 @@ class ManagedCertificate:
             ConfigError: the folder cannot be made, or a file in it is readable by others or
                 damaged.
         """
-        _make_private_folder(self.folder)
-        pem = _read_private(self.path)
+        make_private_folder(self.folder, "the ACME folder")
+        pem = read_private(self.path)
         if pem is None:
             key = new_private_key()
             pem = key + _self_signed(key, self.domain, self._clock.now())
@@ -237,11 +237,11 @@ class ManagedCertificate:
 
     def _account(self) -> AcmeAccount:
         path = self.folder / ACCOUNT_KEY
-        key = _read_private(path)
+        key = read_private(path)
         if key is None:
-            _write_private(path, new_private_key())
+            write_private(path, new_private_key())
             log.info("tls %s: new ACME account key in %s", self.domain, path)
-            key = _read_private(path)
+            key = read_private(path)
             assert key is not None
         return AcmeAccount(
             directory=self.tls.acme_directory,
@@ -277,7 +277,7 @@ class ManagedCertificate:
                 )
                 pem = key + chain.encode()
                 new = self._install(pem, issued=True, renewed=True)  # refuses a bad chain
-                _write_private(self.path, pem)
+                write_private(self.path, pem)
             except (AcmeError, ValueError, OSError, ConfigError) as exc:
                 self._failed(str(exc))
                 raise AcmeError(str(exc)) from None
@@ -394,7 +394,7 @@ def _load_chain(contexts: list[ssl.SSLContext], folder: Path, pem: bytes) -> Non
     if not contexts:  # nothing serves yet: check that key and chain match all the same
         contexts = [ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)]
     temporary = folder / f".load.{os.getpid()}.{threading.get_ident()}.pem"
-    _write_private(temporary, pem)
+    write_private(temporary, pem)
     try:
         for context in contexts:
             context.load_cert_chain(temporary)
@@ -421,42 +421,6 @@ def _self_signed(key_pem: bytes, domain: str, now: dt.datetime) -> bytes:
         .sign(key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def _make_private_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if stat.S_IMODE(folder.stat().st_mode) != 0o700:
-            folder.chmod(0o700)
-    except OSError as exc:
-        raise ConfigError(f"{folder}: cannot create the ACME folder: {exc}") from None
-
-
-def _read_private(path: Path) -> bytes | None:
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{path}: holds a private key and is accessible by other users "
-            f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}"
-        )
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600) atomically: a reader sees the old or the new."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -173,6 +173,11 @@ class OcppConfig(_Section):
     message_log_size: int = Field(20, ge=0, le=1_000)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The CA that signs chargers' certificates (SignCertificate) and admits chargers of
+    # security profile 3: the operator's own PEM files, or (both empty) one Strom makes in
+    # <data_dir>/charger-ca/ on first start.
+    charger_ca_cert: Path | None = None
+    charger_ca_key: Path | None = None
     # After a restart of Strom, chargers that were connected get this long to come back before
     # their connectors are shown offline (nostr status, charger page, API); meanwhile they are
     # shown as reconnecting with their last status, and offers refuse them (not connected).
@@ -440,6 +445,9 @@ class OcppProfileConfig(_Section):
     # the OCPP port can then connect as it. Warned about at every start.
     allow_unauthenticated: bool = False
     quirks: tuple[str, ...] = ()
+    # 3: admitted only on a TLS client certificate of the charger CA whose CN is its id (needs
+    # wss://; no password is asked). 0-2 follow from password_hash and TLS.
+    security_profile: int = Field(0, ge=0, le=3)
 
 
 def ocpp_beyond_loopback(host: str) -> bool:
@@ -562,7 +570,7 @@ def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
         ConfigError: one line naming the profile and both ways out.
     """
     ocpp = profile.ocpp
-    if ocpp.password_hash or ocpp.allow_unauthenticated:
+    if ocpp.password_hash or ocpp.allow_unauthenticated or ocpp.security_profile == 3:
         return
     if not ocpp_beyond_loopback(config.ocpp.host):
         return
