@@ -1,0 +1,32 @@
+"""Sessions of the operator's cards: who pays after the fact
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2027-01-10 09:00:00
+
+``sessions.payer`` ("" for a prepaid session, ``free`` or ``account:<name>`` for a card) and
+``sessions.postpaid_msat`` (a card session's cost at its tariff). Existing sessions are
+prepaid: "" and 0.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("payer", sa.String(56), nullable=False, server_default=""))
+        batch_op.add_column(
+            sa.Column("postpaid_msat", sa.BigInteger(), nullable=False, server_default="0")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.drop_column("postpaid_msat")
+        batch_op.drop_column("payer")
