@@ -18,15 +18,17 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE (SQLite 3.35+ drops a column in place): a batch copy of ``sessions`` would
+# have to drop the table that payments, ledger entries and transactions refer to.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("payer", sa.String(56), nullable=False, server_default=""))
-        batch_op.add_column(
-            sa.Column("postpaid_msat", sa.BigInteger(), nullable=False, server_default="0")
-        )
+    op.add_column("sessions", sa.Column("payer", sa.String(56), nullable=False, server_default=""))
+    op.add_column(
+        "sessions", sa.Column("postpaid_msat", sa.BigInteger(), nullable=False, server_default="0")
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.drop_column("postpaid_msat")
-        batch_op.drop_column("payer")
+    op.drop_column("sessions", "postpaid_msat")
+    op.drop_column("sessions", "payer")
