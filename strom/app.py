@@ -73,6 +73,7 @@ from strom_lightning import (
     create_backend,
 )
 from strom_nostr.keys import encode_npub
+from strom_services.cards import ProfileCards
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
@@ -248,7 +249,16 @@ class Strom:
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
-            DatabaseOcppCore(sessions, clock),
+            DatabaseOcppCore(
+                sessions,
+                clock,
+                cards=ProfileCards(
+                    config.profiles,
+                    tariffs.in_force,
+                    meter_interval_s=config.ocpp.meter_interval_s,
+                    start_timeout_s=config.sessions.start_timeout_s,
+                ),
+            ),
             events,
             clock=clock,
             password_key=password_key,

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from strom_core.cards import Card, CardMode, index_cards
 from strom_core.errors import ConfigError
 from strom_core.ids import CHARGER_ID_RULE, is_charger_id
 from strom_core.lightning_config import FakeConfig, LightningConfig
@@ -460,6 +461,24 @@ def ocpp_beyond_loopback(host: str) -> bool:
         return True  # a host name or a wildcard
 
 
+class CardConfig(_Section):
+    """One of the operator's cards (``[[cards]]`` in a profile): see :mod:`strom_core.cards`."""
+
+    id_tag: str
+    label: str = ""
+    mode: CardMode = CardMode.FREE
+    account: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> CardConfig:
+        self.to_card()
+        return self
+
+    def to_card(self) -> Card:
+        """The card."""
+        return Card(self.id_tag, self.label, self.mode, self.account)
+
+
 class ProfileConfig(_Section):
     """One charge point (``profiles/<id>.toml``)."""
 
@@ -471,6 +490,13 @@ class ProfileConfig(_Section):
     tariff: TariffConfig
     branding: BrandingConfig = BrandingConfig()
     ocpp: OcppProfileConfig = OcppProfileConfig()
+    cards: tuple[CardConfig, ...] = ()
+
+    @field_validator("cards")
+    @classmethod
+    def _cards(cls, value: tuple[CardConfig, ...]) -> tuple[CardConfig, ...]:
+        index_cards(c.to_card() for c in value)  # raises on a tag listed twice
+        return value
 
     @field_validator("id")
     @classmethod

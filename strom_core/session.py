@@ -49,6 +49,12 @@ Idempotency: every event that can be delivered twice has a ``key``; a session re
 it has applied and a repeated key is a no-op with no effects. Meter readings need no key: the
 bill uses the highest register seen, so repeats and out-of-order samples change nothing.
 
+Post-paid sessions (the operator's cards, :mod:`strom_core.cards`) are created ``PAID`` by the
+start of their transaction, with a ``payer`` (``"free"`` or ``"account:<name>"``). They hold no
+prepaid money (``paid`` stays 0, so does the rest of the equation); their cost at the tariff is
+``postpaid_msat``, which grows with the meter like any bill, is never capped by a budget (no
+budget stop) and is final at the stop, exactly once, like a prepaid one.
+
 An event that is not allowed in the current state raises :class:`IllegalTransition` and the
 caller keeps the old session: nothing changes.
 
@@ -153,6 +159,8 @@ class Session:
     stopped_at: datetime | None = None
     stop_reason: str = ""
     refund_id: str | None = None
+    payer: str = ""  # "" prepaid; else post-paid: "free" or "account:<name>" (strom_core.cards)
+    postpaid_msat: int = 0  # a post-paid session's cost at its tariff
     applied: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -162,6 +170,11 @@ class Session:
             return 0
         end = self.stopped_at or self.last_reading_at or self.started_at
         return max(0, int((end - self.started_at).total_seconds()))
+
+    @property
+    def postpaid(self) -> bool:
+        """Whether the energy is billed after the fact (an operator's card), not prepaid."""
+        return bool(self.payer)
 
     @property
     def resting_state(self) -> State:
@@ -188,11 +201,18 @@ def new_session(
     power_w: int,
     meter_interval_s: int,
     start_timeout_s: int,
+    payer: str = "",
 ) -> Session:
-    """A session awaiting its first payment, with the tariff frozen into it."""
+    """A session with the tariff frozen into it.
+
+    A prepaid session (no ``payer``) awaits its first payment; a post-paid one (a card's
+    ``payer``) is ``PAID`` at once: its card authorised it.
+    """
     if not 1 <= len(id_tag) <= 20:
         raise LedgerError(f"idTag must be 1 to 20 characters, got {len(id_tag)}")
     return Session(
+        state=State.PAID if payer else State.AWAITING_PAYMENT,
+        payer=payer,
         id=session_id,
         charger_id=charger_id,
         connector_id=connector_id,
@@ -218,6 +238,7 @@ def check_ledger(session: Session) -> None:
         "refund_in_flight": session.refund_in_flight_msat,
         "refund_fee": session.refund_fee_msat,
         "overrun": session.overrun_msat,
+        "postpaid": session.postpaid_msat,
     }
     for name, value in amounts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -238,6 +259,8 @@ def check_ledger(session: Session) -> None:
         )
     if (session.refund_in_flight_msat > 0) != (session.state is State.REFUND_PENDING):
         raise InvariantViolation(f"session {session.id}: refund in flight outside refund_pending")
+    if session.postpaid and session.paid_msat:
+        raise InvariantViolation(f"session {session.id}: a post-paid session was paid")
     if session.state in (State.REFUNDED, State.CLOSED) and session.refundable_msat:
         raise InvariantViolation(
             f"session {session.id}: closed with {session.refundable_msat} unpaid"
@@ -360,6 +383,8 @@ def _rebill(session: Session) -> Session:
     """Recompute consumed/refundable from the highest register and elapsed time seen."""
     energy = max(0, session.register_wh - session.meter_start_wh)
     cost = session.tariff.cost(energy, session.elapsed_s)
+    if session.postpaid:  # nothing prepaid to spend: the whole cost is the payer's
+        return replace(session, energy_wh=energy, postpaid_msat=cost)
     spendable = session.paid_msat - session.refunded_msat - session.refund_in_flight_msat
     consumed = min(cost, spendable)
     return replace(
@@ -373,7 +398,7 @@ def _rebill(session: Session) -> Session:
 
 def _maybe_stop_for_budget(session: Session, effects: list[Effect]) -> tuple[Session, list[Effect]]:
     """Stop one interval early: if the next interval at full power could overrun, stop now."""
-    if session.state is not State.CHARGING:
+    if session.state is not State.CHARGING or session.postpaid:
         return session, effects
     next_interval = session.tariff.interval_cost(session.power_w, session.meter_interval_s)
     low_key = f"low-budget:{session.paid_msat}"

@@ -6,7 +6,10 @@ never disagree after a crash. Rules (see docs/architecture.md):
 
 * An idTag is accepted only if Strom issued it for a paid session on that charger and
   connector that has not started yet; a tag whose session is already charging is ``IN_USE``
-  (OCPP 1.6 ``ConcurrentTx``); anything else is ``INVALID``.
+  (OCPP 1.6 ``ConcurrentTx``); so is a card of the charger's operator
+  (:class:`strom_core.cards.CardDesk`): its StartTransaction opens a post-paid session, in
+  the same commit, which charges and is billed like any other (to nobody, recorded as free,
+  or to the card's account). Anything else is ``INVALID``.
 * Transaction ids come from the persisted ``id_allocator`` (never from the clock), so they are
   unique and increasing across restarts; every transaction, of either OCPP version, has one
   (the key of the session and the meter readings). An OCPP 1.6 transaction's reference is
@@ -45,10 +48,12 @@ never disagree after a crash. Rules (see docs/architecture.md):
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
+from strom_core.cards import CardDesk
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import IllegalTransition
 from strom_core.ports import (
@@ -63,7 +68,14 @@ from strom_core.session_events import MeterReading, TransactionStarted, Transact
 from strom_services.orphans import record_stop_discrepancy
 from strom_storage import ocpp as records
 from strom_storage.db import Connection
-from strom_storage.sessions import SessionStore, apply_event, find_by_id_tag, load_session
+from strom_storage.sessions import (
+    SessionStore,
+    apply_event,
+    find_by_id_tag,
+    insert_sessions,
+    load_session,
+    new_session_row,
+)
 
 __all__ = ["DatabaseOcppCore"]
 
@@ -249,16 +261,22 @@ class DatabaseOcppCore:
     Args:
         store: the session store.
         clock: Strom's clock (when a record was received).
+        cards: the operator's cards; None: none (only Strom's own idTags are accepted).
     """
 
-    def __init__(self, store: SessionStore, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, store: SessionStore, clock: Clock = SYSTEM_CLOCK, cards: CardDesk | None = None
+    ) -> None:
         self.store = store
         self.db = store.db
         self.clock = clock
+        self.cards = cards
 
     async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
         """Authorise an idTag (see module docstring for the rule)."""
         session = await self.db.read(partial(find_by_id_tag, id_tag=id_tag))
+        if session is None and self.cards is not None and self.cards.card(charger_id, id_tag):
+            return Authorization.ACCEPTED
         if session is None or session.charger_id != charger_id:
             return Authorization.INVALID
         if session.state in _STARTABLE:
@@ -293,6 +311,11 @@ class DatabaseOcppCore:
         if transaction is not None:
             records.check_charger_reference(transaction)
         created_at, event_at = self.clock.now(), self.store.clock.now()
+        card_session = (
+            None
+            if self.cards is None
+            else self.cards.card_session(charger_id, connector_id, id_tag, secrets.token_hex(8))
+        )
 
         def start(conn: Connection) -> _Started:
             replay = _find_started(
@@ -302,6 +325,10 @@ class DatabaseOcppCore:
                 return replay
             number = records.allocate_id(conn, records.TRANSACTION_COUNTER)
             session = find_by_id_tag(conn, id_tag)
+            if session is None and card_session is not None:  # the operator's card: post-paid
+                session = card_session
+                secret = secrets.token_hex(16)  # nobody holds it: a card session has no link
+                insert_sessions(conn, [new_session_row(session, secret, "card", None, event_at)])
             status = _start_status(session, charger_id, connector_id)
             session_id = (
                 session.id if session is not None and status is Authorization.ACCEPTED else None

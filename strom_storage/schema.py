@@ -149,6 +149,8 @@ sessions = Table(
     Column("stopped_at", TS),
     Column("stop_reason", String(120), nullable=False, default=""),
     Column("refund_id", String(64)),
+    Column("payer", String(56), nullable=False, default=""),  # "" prepaid; "free"; "account:.."
+    Column("postpaid_msat", Msat, nullable=False, default=0),
     Column("applied", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from strom_core.cards import FREE_PAYER
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
 from strom_core.session import Session, State, Transition, apply
@@ -362,6 +363,9 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         State.STOPPING,
     ):
         entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
+        if new.postpaid:  # the card's bill: given away, or owed by its account
+            kind = "free" if new.payer == FREE_PAYER else "receivable"
+            entries.append((kind, f"{new.id}:{kind}", new.postpaid_msat))
     for kind, key, amount in entries:
         conn.execute(
             _LEDGER_ENTRY,

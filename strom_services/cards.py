@@ -1,0 +1,81 @@
+"""The operator's cards as the OCPP core sees them: which idTag is whose, and its session.
+
+Implements :class:`strom_core.cards.CardDesk` on the profiles (``[[cards]]``) and the tariff
+book. A card belongs to the charger whose profile lists it; a start with it opens a post-paid
+session (see :mod:`strom_core.cards`) priced at the tariff in force on that charger at the
+start, frozen into the session like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from strom_core.cards import Card, index_cards, tag_key
+from strom_core.config import ProfileConfig
+from strom_core.session import Session, new_session
+from strom_core.tariff import Tariff
+
+__all__ = ["ProfileCards", "card_tag"]
+
+
+def card_tag(session_id: str) -> str:
+    """The session idTag of a card session (sessions own their tag; the card is the payer)."""
+    return f"C{session_id}"[:20]
+
+
+class ProfileCards:
+    """The cards of each charger's profile.
+
+    Args:
+        profiles: the chargers' profiles.
+        tariff_for: the tariff in force on a charger (what a new session is priced at).
+        meter_interval_s: the chargers' meter interval.
+        start_timeout_s: how long a session may wait for its transaction.
+    """
+
+    def __init__(
+        self,
+        profiles: Iterable[ProfileConfig],
+        tariff_for: Callable[[ProfileConfig], Tariff],
+        *,
+        meter_interval_s: int,
+        start_timeout_s: int,
+    ) -> None:
+        self._profiles = {p.id: p for p in profiles}
+        self._cards: dict[str, Mapping[str, Card]] = {
+            p.id: index_cards(c.to_card() for c in p.cards) for p in self._profiles.values()
+        }
+        self._tariff_for = tariff_for
+        self._meter_interval_s = meter_interval_s
+        self._start_timeout_s = start_timeout_s
+
+    def cards(self, charger_id: str) -> list[Card]:
+        """The charger's cards, in the profile's order."""
+        return list(self._cards.get(charger_id, {}).values())
+
+    def card(self, charger_id: str, id_tag: str) -> Card | None:
+        """The charger's card with this idTag (compared as OCPP does), if any."""
+        return self._cards.get(charger_id, {}).get(tag_key(id_tag))
+
+    def card_session(
+        self, charger_id: str, connector_id: int, id_tag: str, session_id: str
+    ) -> Session | None:
+        """A new post-paid session for a start with the charger's card, or None."""
+        card = self.card(charger_id, id_tag)
+        profile = self._profiles.get(charger_id)
+        if card is None or profile is None:
+            return None
+        connector = next((c for c in profile.connectors if c.id == connector_id), None)
+        if connector is None:
+            return None
+        return new_session(
+            session_id=session_id,
+            charger_id=charger_id,
+            connector_id=connector_id,
+            id_tag=card_tag(session_id),
+            tariff=self._tariff_for(profile),
+            power_w=connector.max_power_w,
+            meter_interval_s=self._meter_interval_s,
+            start_timeout_s=self._start_timeout_s,
+            payer=card.payer,
+        )
