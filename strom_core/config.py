@@ -191,6 +191,15 @@ class OcppConfig(_Section):
     # offers several speaks the first of them here; one that offers one speaks it.
     versions: tuple[str, ...] = OCPP_VERSIONS
 
+    @model_validator(mode="after")
+    def _charger_ca_pair(self) -> OcppConfig:
+        if (self.charger_ca_cert is None) != (self.charger_ca_key is None):
+            raise ValueError(
+                "charger_ca_cert and charger_ca_key go together: set both (your CA) or "
+                "neither (Strom makes one)"
+            )
+        return self
+
     @field_validator("versions")
     @classmethod
     def _versions(cls, value: tuple[str, ...]) -> tuple[str, ...]:

@@ -39,3 +39,9 @@ def test_an_out_of_range_ocpp_setting_is_refused_with_the_key_named(tmp_path: Pa
     path = write_scaffold(tmp_path)
     with pytest.raises(ConfigError, match=r"key 'ocpp.message_log_size'.*found -1"):
         load_config(path, environ={"STROM_OCPP__MESSAGE_LOG_SIZE": "-1"})
+
+
+def test_a_charger_ca_of_the_operator_needs_both_its_files(tmp_path: Path) -> None:
+    path = write_scaffold(tmp_path)
+    with pytest.raises(ConfigError, match="charger_ca_cert and charger_ca_key go together"):
+        load_config(path, environ={"STROM_OCPP__CHARGER_CA_CERT": '"ca.pem"'})
