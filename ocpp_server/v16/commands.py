@@ -2,8 +2,9 @@
 
 The server's :class:`ocpp_server.commands.OcppCommands` routes a charger's commands here when its
 live connection speaks OCPP 1.6; the lookup this command set gets finds only those connections.
-The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer) are
-reached through :meth:`ocpp_server.commands.OcppCommands.command_set`.
+The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer, and
+the firmware and upload commands of :mod:`ocpp_server.v16.firmware`) are reached through
+:meth:`ocpp_server.commands.OcppCommands.command_set`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ocpp_server._connection import OutcomeKind
-from ocpp_server.commands import VersionCommands, command_result
+from ocpp_server.commands import command_result
+from ocpp_server.v16.firmware import FirmwareManagement
 from ocpp_server.v16.messages import transaction_id
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
@@ -68,7 +70,7 @@ class DataTransferResult:
     data: str | None = None
 
 
-class Ocpp16Commands(VersionCommands):
+class Ocpp16Commands(FirmwareManagement):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:
@@ -174,4 +176,7 @@ class Ocpp16Commands(VersionCommands):
 
 
 if TYPE_CHECKING:
+    from strom_core.ports.firmware import FirmwareCommands
+
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = Ocpp16Commands
+    _IS_FIRMWARE_COMMANDS: type[FirmwareCommands] = Ocpp16Commands

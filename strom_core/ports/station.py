@@ -15,6 +15,7 @@ from typing import Protocol
 
 from strom_core.ports.chargers import ChargerCommands
 from strom_core.ports.device_model import DeviceModelCommands
+from strom_core.ports.firmware import FirmwareCommands
 
 __all__ = [
     "BootView",
@@ -216,6 +217,11 @@ class ChargerStation(Protocol):
     @property
     def commands(self) -> ChargerCommands:
         """Commands to chargers."""
+        ...
+
+    @property
+    def firmware(self) -> FirmwareCommands:
+        """Firmware updates and uploads of diagnostics and logs."""
         ...
 
     @property
