@@ -88,6 +88,11 @@ class ConnectionView(Protocol):
         ...
 
     @property
+    def notifications(self) -> Mapping[str, str]:
+        """The last status of each notification it sent (``FirmwareStatusNotification`` ...)."""
+        ...
+
+    @property
     def security_events(self) -> Sequence[SecurityEventView]:
         """Its latest OCPP 2.0.1 security events, oldest first (bounded)."""
         ...
