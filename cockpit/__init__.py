@@ -27,6 +27,7 @@ from cockpit.live import LiveHub
 from cockpit.metrics import CONTENT_TYPE, Metrics
 from cockpit.openapi import API_PREFIX, openapi_document
 from cockpit.tokens import TokenStore
+from cockpit.uploads import ChargerUploads
 from strom_core import __version__
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig
@@ -121,6 +122,12 @@ class Cockpit:
             db, self.tokens, current.nostr.admin_npubs, current.server.public_url, clock
         )
         self.first_run = FirstRun(self.tokens, setup_password, clock)
+        self.uploads = ChargerUploads(
+            current.storage.data_dir / "diagnostics",
+            lambda: config.current.uploads,
+            lambda: config.current.server.public_url,
+            clock,
+        )
         self.api = Api(
             ApiContext(
                 live=config,
@@ -135,7 +142,8 @@ class Cockpit:
                 clock=clock,
                 node=node,
                 apply_profile=apply_profile,
-            )
+            ),
+            self.uploads,
         )
         self.live = LiveHub(self.auth, refunds, clock)
         if node is not None:
@@ -166,9 +174,10 @@ class Cockpit:
         return app
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        """The routes outside ``/api/v1``: metrics, the admin UI and its first-run sign-in."""
+        """The routes outside ``/api/v1``: metrics, admin UI, first-run sign-in, charger uploads."""
         return [
             *self.first_run.routes(),
+            *self.uploads.routes(),
             web.get("/metrics", self._metrics),
             web.get("/admin", self._admin_redirect),
             web.get("/admin/", self._admin_index),

@@ -637,3 +637,51 @@ class AuditPage(_Out):
 
 ChargerDetail.model_rebuild()
 ProfileIn.model_rebuild()
+
+
+# --- firmware updates and uploaded files (cockpit.api.firmware) ------------------------------
+
+
+class UpdateFirmwareIn(_In):
+    """Where the charger fetches the firmware, and from when (now when not given)."""
+
+    location: str = Field(min_length=1, max_length=512, pattern=r"^(https?|ftps?)://\S+$")
+    retrieve_at: AwareDatetime | None = None
+    retries: int | None = Field(None, ge=0, le=100)
+    retry_interval_s: int | None = Field(None, ge=0, le=86_400)
+
+
+class GetDiagnosticsIn(_In):
+    """The time span of the diagnostics, when the charger should limit them."""
+
+    start: AwareDatetime | None = None
+    stop: AwareDatetime | None = None
+    retries: int | None = Field(None, ge=0, le=100)
+    retry_interval_s: int | None = Field(None, ge=0, le=86_400)
+
+
+class UploadAnswer(_Out):
+    """What the charger answered to a request for an upload, and the name it will upload."""
+
+    status: str
+    detail: str = ""
+    file_name: str | None = None
+
+
+class UploadedFileOut(_Out):
+    """One file a charger uploaded."""
+
+    name: str
+    size: int
+    modified: datetime
+
+
+class FirmwareOut(_Out):
+    """A charger's firmware: version, the last firmware, diagnostics and log statuses, files."""
+
+    charger_id: str
+    firmware_version: str | None = None
+    firmware_status: str | None = None
+    diagnostics_status: str | None = None
+    log_status: str | None = None
+    files: list[UploadedFileOut]

@@ -72,6 +72,7 @@ from ocpp_server.backoff import SourceBackoff, source_of
 from ocpp_server.certificates import ChargerCa, certificate_identity
 from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
+from ocpp_server.firmware import OcppFirmware
 from ocpp_server.passwords import PasswordKey, parse_basic_auth
 from ocpp_server.records import (
     ChargerInfo,
@@ -188,6 +189,7 @@ class OcppServer:
         )
         # Each command goes to the command set of the version the charger's connection speaks.
         self.commands = OcppCommands(self._live.get, self._dialects.values())
+        self.firmware = OcppFirmware(self._live.get, self.commands)
         self._server: Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
 

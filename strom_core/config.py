@@ -44,6 +44,7 @@ __all__ = [
     "StromConfig",
     "TariffConfig",
     "TlsConfig",
+    "UploadsConfig",
     "charger_ocpp_url",
     "check_managed_tls",
     "ocpp_beyond_loopback",
@@ -361,6 +362,17 @@ class RetentionConfig(_Section):
     sweep_interval_s: int = Field(300, ge=1, le=86_400)  # how often the sweep runs
 
 
+class UploadsConfig(_Section):
+    """Files chargers upload to Strom: diagnostics and logs (see docs/operations.md, uploads).
+
+    Each upload URL holds a one-time token; the file lands in ``<data_dir>/diagnostics/<charger>/``.
+    """
+
+    max_bytes: int = Field(50 * 1024 * 1024, ge=1)  # larger uploads are refused, nothing kept
+    window_s: int = Field(3_600, ge=60, le=7 * 86_400)  # how long an upload URL stays valid
+    retention_days: int = Field(30, ge=0)  # uploaded files older than this are deleted; 0 keeps
+
+
 class PathsConfig(_Section):
     """Folders next to strom.toml."""
 
@@ -549,6 +561,7 @@ class StromConfig(_Section):
     sessions: SessionsConfig = SessionsConfig()
     nostr: NostrConfig = NostrConfig()
     retention: RetentionConfig = RetentionConfig()
+    uploads: UploadsConfig = UploadsConfig()
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
     lightning: LightningConfig = FakeConfig()

@@ -10,7 +10,7 @@ the agents and the OCPP server are reached only through the core's ports
 (:mod:`strom_core.ports.agents`, :mod:`strom_core.ports.station`).
 
 Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
-:mod:`~cockpit.api.chargers`, :mod:`~cockpit.api.charger_commands`,
+:mod:`~cockpit.api.chargers`, :mod:`~cockpit.api.charger_commands`, :mod:`~cockpit.api.firmware`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
 :mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.nostr`, :mod:`~cockpit.api.audit`; what they
 share is :mod:`~cockpit.api.context` (Strom's parts and the lookups) and
@@ -26,6 +26,7 @@ from cockpit.api.audit import AuditResource
 from cockpit.api.charger_commands import ChargerCommandsResource
 from cockpit.api.chargers import ChargersResource
 from cockpit.api.context import ApiContext, ProfileApplier
+from cockpit.api.firmware import FirmwareResource
 from cockpit.api.ledger import LedgerResource
 from cockpit.api.lightning import LightningResource
 from cockpit.api.me import MeResource
@@ -35,6 +36,7 @@ from cockpit.api.stickers import StickersResource
 from cockpit.api.tariffs import TariffsResource, quotes
 from cockpit.auth import Principal
 from cockpit.endpoint import Endpoint, Resource
+from cockpit.uploads import ChargerUploads
 
 __all__ = ["Api", "ApiContext", "ProfileApplier", "quotes", "session_out"]
 
@@ -44,9 +46,10 @@ class Api:
 
     Args:
         ctx: Strom's parts as the handlers use them.
+        uploads: the files chargers upload, and their one-time URLs.
     """
 
-    def __init__(self, ctx: ApiContext) -> None:
+    def __init__(self, ctx: ApiContext, uploads: ChargerUploads) -> None:
         self.ctx = ctx
         self.audit = AuditResource(ctx)
         self.resources: tuple[Resource, ...] = (
@@ -54,6 +57,7 @@ class Api:
             LightningResource(ctx),
             ChargersResource(ctx),
             ChargerCommandsResource(ctx),
+            FirmwareResource(ctx, uploads),
             StickersResource(ctx),
             TariffsResource(ctx),
             SessionsResource(ctx),

@@ -20,6 +20,7 @@ from ocpp_server.sim_model import ConnectorState, SimulatorOptions
 from ocpp_server.v16 import schemas
 from ocpp_server.v16.sim_answers import SimulatorAnswers
 from ocpp_server.v16.sim_certificates import SimulatedCertificates
+from ocpp_server.v16.sim_firmware import SimulatedFirmware
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SimulatedChargePoint"]
@@ -54,13 +55,14 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
             "MeterValuesSampledData": "Energy.Active.Import.Register",
             "StopTxnSampledData": "",
             "NumberOfConnectors": str(options.connectors),
-            "SupportedFeatureProfiles": "Core,RemoteTrigger",
+            "SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger",
             "AuthorizeRemoteTxRequests": "false",
         }
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
         answers = SimulatorAnswers(self)
         self.certificates = SimulatedCertificates(self, answers.on_trigger_message)
         self._answers = answers.table() | self.certificates.table()
+        self._answers.update(SimulatedFirmware(self, options.charger_id).table())
 
     # --- the version's part of the life ----------------------------------------------------
 

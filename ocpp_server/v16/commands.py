@@ -2,9 +2,10 @@
 
 The server's :class:`ocpp_server.commands.OcppCommands` routes a charger's commands here when its
 live connection speaks OCPP 1.6; the lookup this command set gets finds only those connections.
-The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer) are
-reached through :meth:`ocpp_server.commands.OcppCommands.command_set`; the security edition's
-certificate commands come from :class:`~ocpp_server.v16.certificates.CertificateCommands`.
+The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer, and
+the firmware and upload commands of :mod:`ocpp_server.v16.firmware`) are reached through
+:meth:`ocpp_server.commands.OcppCommands.command_set`; the security edition's certificate
+commands come from :class:`~ocpp_server.v16.certificates.CertificateCommands`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ocpp_server._connection import OutcomeKind
 from ocpp_server.commands import command_result
 from ocpp_server.v16.certificates import CertificateCommands
+from ocpp_server.v16.firmware import FirmwareManagement
 from ocpp_server.v16.messages import transaction_id
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
@@ -70,7 +72,7 @@ class DataTransferResult:
     data: str | None = None
 
 
-class Ocpp16Commands(CertificateCommands):
+class Ocpp16Commands(CertificateCommands, FirmwareManagement):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:
@@ -176,4 +178,7 @@ class Ocpp16Commands(CertificateCommands):
 
 
 if TYPE_CHECKING:
+    from strom_core.ports.firmware import FirmwareCommands
+
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = Ocpp16Commands
+    _IS_FIRMWARE_COMMANDS: type[FirmwareCommands] = Ocpp16Commands

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from strom_core.ports.chargers import ChargerCommands
 from strom_core.ports.device_model import DeviceModelCommands
+from strom_core.ports.firmware import FirmwareCommands
 
 __all__ = [
     "BootView",
@@ -84,6 +85,11 @@ class ConnectionView(Protocol):
     @property
     def variables(self) -> Mapping[str, str]:
         """OCPP 2.0.1 device-model variables it reported, ``Component/Variable`` -> value."""
+        ...
+
+    @property
+    def notifications(self) -> Mapping[str, str]:
+        """The last status of each notification it sent (``FirmwareStatusNotification`` ...)."""
         ...
 
     @property
@@ -216,6 +222,11 @@ class ChargerStation(Protocol):
     @property
     def commands(self) -> ChargerCommands:
         """Commands to chargers."""
+        ...
+
+    @property
+    def firmware(self) -> FirmwareCommands:
+        """Firmware updates and uploads of diagnostics and logs."""
         ...
 
     @property

@@ -65,6 +65,13 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"report": "SummaryInventory"}
     },
     ("GET", "/chargers/{charger_id}/ocpp-log"): {"params": {"limit": "5"}},
+    ("GET", "/chargers/{charger_id}/firmware"): {},
+    ("POST", "/chargers/{charger_id}/commands/update-firmware"): {
+        "json": {"location": "https://fw.example/f.bin"}
+    },
+    ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): {"json": {}},
+    ("GET", "/chargers/{charger_id}/uploads/{name}"): {},
+    ("DELETE", "/chargers/{charger_id}/uploads/{name}"): {},
     ("GET", "/chargers/{charger_id}/sticker.svg"): {"params": {"connector": "1"}},
     ("GET", "/chargers/{charger_id}/sticker.pdf"): {"params": {"connector": "1"}},
     ("GET", "/chargers/{charger_id}/tariff"): {},
@@ -134,16 +141,41 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("GET", "/nostr/chargers/{charger_id}/status-event"): ({"charger": "nobody"}, 404),
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): ({"charger": "nobody"}, 404),
     ("GET", "/audit"): ({"params": {"limit": "many"}}, 400),
+    ("GET", "/chargers/{charger_id}/firmware"): ({"charger": "no-such"}, 404),
+    ("POST", "/chargers/{charger_id}/commands/update-firmware"): (
+        {"json": {"location": "file:///etc/passwd"}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): (
+        {"json": {"start": "yesterday"}},
+        400,
+    ),
+    ("GET", "/chargers/{charger_id}/uploads/{name}"): ({"name": "..%2Fstrom.toml"}, 400),
+    ("DELETE", "/chargers/{charger_id}/uploads/{name}"): ({"name": ".hidden"}, 400),
 }
 
-MUTATING = {key for key in REQUESTS if key[0] in ("PUT", "POST") and "preview" not in key[1]}
+# Downloads of uploaded files are audited too (and need the admin scope).
+MUTATING = {
+    key
+    for key in REQUESTS
+    if (key[0] in ("PUT", "POST", "DELETE") and "preview" not in key[1])
+    or key[1].endswith("/uploads/{name}")
+}
 
 
-def fill(path: str, *, charger: str = CHARGER, session: str = "s0", connector: str = "1") -> str:
+def fill(
+    path: str,
+    *,
+    charger: str = CHARGER,
+    session: str = "s0",
+    connector: str = "1",
+    name: str = "none.txt",
+) -> str:
     return (
         path.replace("{charger_id}", charger)
         .replace("{session_id}", session)
         .replace("{connector_id}", connector)
+        .replace("{name}", name)
     )
 
 
@@ -228,6 +260,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(cockpit: Cockpit
             path,
             charger=request.pop("charger", CHARGER),
             session=request.pop("session", "s0"),
+            name=request.pop("name", "none.txt"),
         )
         response = await cockpit.call(method, url, **request)
         assert response.status_code == status, (method, path, response.text)
@@ -291,6 +324,19 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
         if response.headers["Content-Type"].startswith("application/json"):
             return response.json()
         return response
+
+    uploaded = cockpit.stack.strom.cockpit.uploads.folder(CHARGER)
+    uploaded.mkdir(parents=True, exist_ok=True)
+    (uploaded / "none.txt").write_bytes(b"diagnostics")
+    firmware = await ok("GET", "/chargers/{charger_id}/firmware")
+    assert [f["name"] for f in firmware["files"]] == ["none.txt"]
+    download = await ok("GET", "/chargers/{charger_id}/uploads/{name}")
+    assert download.content == b"diagnostics"
+    await ok("DELETE", "/chargers/{charger_id}/uploads/{name}")
+    assert not (uploaded / "none.txt").exists()
+    for command in ("update-firmware", "get-diagnostics"):
+        answered = await ok("POST", f"/chargers/{{charger_id}}/commands/{command}")
+        assert answered["status"] in ("Accepted", "Offline", "Rejected"), answered
 
     stranger = simulated(cockpit, "cp-unknown")
     waiting = asyncio.create_task(stranger.run())

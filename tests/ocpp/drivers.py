@@ -284,7 +284,9 @@ class PythonDriver:
             if answer.get("error"):
                 await ws.send(pack_error(frame.unique_id, answer["error"], "refused by the test"))
             elif not answer.get("silent"):
-                result = answer.get("result") or self._defaults.get(frame.action, _ACCEPTED)
+                result = answer.get("result")
+                if result is None:  # an empty answer ({}) is an answer too
+                    result = self._defaults.get(frame.action, _ACCEPTED)
                 self._schemas.validate_result(frame.action, result)
                 await ws.send(pack_result(frame.unique_id, result))
         await self._inbox.notify()

@@ -1,0 +1,107 @@
+"""Firmware and upload commands, routed to the OCPP version the charger's connection speaks.
+
+:class:`OcppFirmware` is the :class:`strom_core.ports.firmware.FirmwareCommands` of the server.
+A version's command set implements them when it has a ``update_firmware`` method (OCPP 1.6:
+:mod:`ocpp_server.v16.firmware`); a charger connected with a version that does not (OCPP 2.0.1
+for now) is answered ``NOT_SUPPORTED`` and sent nothing, and one that is not connected
+``OFFLINE``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Final, cast
+
+from ocpp_server._connection import ConnectionLookup
+from ocpp_server.commands import OcppCommands
+from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports.firmware import FirmwareCommands, UploadResult
+
+__all__ = ["OcppFirmware"]
+
+_OFFLINE: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
+
+
+class OcppFirmware:
+    """Firmware and upload commands by charger id, routed by the connection's version.
+
+    Args:
+        connection: a charger's live connection, or None.
+        commands: the server's commands (one set per version served).
+    """
+
+    def __init__(self, connection: ConnectionLookup, commands: OcppCommands) -> None:
+        self._connection = connection
+        self._commands = commands
+
+    def _route(self, charger_id: str) -> FirmwareCommands | CommandResult:
+        conn = self._connection(charger_id)
+        if conn is None or not conn.online:
+            return _OFFLINE
+        version = conn.dialect.subprotocol
+        commands = self._commands.command_set(version)
+        if not hasattr(commands, "update_firmware"):
+            return CommandResult(CommandStatus.NOT_SUPPORTED, f"not implemented for {version}")
+        return cast(FirmwareCommands, commands)
+
+    async def update_firmware(
+        self,
+        charger_id: str,
+        location: str,
+        retrieve_at: datetime,
+        *,
+        retries: int | None = None,
+        retry_interval_s: int | None = None,
+    ) -> CommandResult:
+        """Have the charger fetch and install the firmware at ``location`` from ``retrieve_at``."""
+        route = self._route(charger_id)
+        if isinstance(route, CommandResult):
+            return route
+        return await route.update_firmware(
+            charger_id, location, retrieve_at, retries=retries, retry_interval_s=retry_interval_s
+        )
+
+    async def get_diagnostics(
+        self,
+        charger_id: str,
+        location: str,
+        *,
+        start: datetime | None = None,
+        stop: datetime | None = None,
+        retries: int | None = None,
+        retry_interval_s: int | None = None,
+    ) -> UploadResult:
+        """Have the charger upload its diagnostics (from ``start`` to ``stop``) to ``location``."""
+        route = self._route(charger_id)
+        if isinstance(route, CommandResult):
+            return UploadResult(route)
+        return await route.get_diagnostics(
+            charger_id,
+            location,
+            start=start,
+            stop=stop,
+            retries=retries,
+            retry_interval_s=retry_interval_s,
+        )
+
+    async def get_log(
+        self,
+        charger_id: str,
+        location: str,
+        request_id: int,
+        *,
+        security_log: bool = False,
+        start: datetime | None = None,
+        stop: datetime | None = None,
+    ) -> UploadResult:
+        """Have the charger upload its diagnostics or security log to ``location``."""
+        route = self._route(charger_id)
+        if isinstance(route, CommandResult):
+            return UploadResult(route)
+        return await route.get_log(
+            charger_id, location, request_id, security_log=security_log, start=start, stop=stop
+        )
+
+
+if TYPE_CHECKING:
+    _IS_FIRMWARE_COMMANDS: type[FirmwareCommands] = OcppFirmware
