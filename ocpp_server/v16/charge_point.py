@@ -19,6 +19,7 @@ from ocpp_server.sim_base import SimulatorBase
 from ocpp_server.sim_model import ConnectorState, SimulatorOptions
 from ocpp_server.v16 import schemas
 from ocpp_server.v16.sim_answers import SimulatorAnswers
+from ocpp_server.v16.sim_smart import SimulatedProfiles
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SimulatedChargePoint"]
@@ -53,11 +54,14 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
             "MeterValuesSampledData": "Energy.Active.Import.Register",
             "StopTxnSampledData": "",
             "NumberOfConnectors": str(options.connectors),
-            "SupportedFeatureProfiles": "Core,RemoteTrigger",
+            "SupportedFeatureProfiles": "Core,RemoteTrigger,SmartCharging",
             "AuthorizeRemoteTxRequests": "false",
         }
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
-        self._answers = SimulatorAnswers(self).table()
+        self.charging_profiles = SimulatedProfiles(
+            self.connectors, int(options.power_kw * 1000), self.timestamp
+        )
+        self._answers = SimulatorAnswers(self).table() | self.charging_profiles.table()
 
     # --- the version's part of the life ----------------------------------------------------
 
@@ -154,6 +158,10 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         with contextlib.suppress(CallFailed):
             await self.send_status(connector_id)
 
+    def power_w(self, connector_id: int) -> int:
+        """The power a charging connector draws: the least its charging profiles allow."""
+        return self.charging_profiles.limit_w(connector_id)
+
     def _sampled(self, connector: ConnectorState, context: str) -> list[dict[str, Any]]:
         values: list[dict[str, Any]] = [
             {
@@ -166,7 +174,7 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         measurands = self.configuration["MeterValuesSampledData"].split(",")
         if "Power.Active.Import" in measurands:
             charging = connector.status == "Charging"
-            watts = int(self.options.power_kw * 1000) if charging else 0
+            watts = self.power_w(connector.connector_id) if charging else 0
             values.append(
                 {
                     "value": str(watts),

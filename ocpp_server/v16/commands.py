@@ -3,7 +3,8 @@
 The server's :class:`ocpp_server.commands.OcppCommands` routes a charger's commands here when its
 live connection speaks OCPP 1.6; the lookup this command set gets finds only those connections.
 The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer) are
-reached through :meth:`ocpp_server.commands.OcppCommands.command_set`.
+reached through :meth:`ocpp_server.commands.OcppCommands.command_set`; its SmartCharging
+commands (:mod:`ocpp_server.v16.smart_charging`) through :class:`ocpp_server.power.OcppPowerLimits`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ocpp_server._connection import OutcomeKind
 from ocpp_server.commands import VersionCommands, command_result
 from ocpp_server.v16.messages import transaction_id
+from ocpp_server.v16.smart_charging import SmartCharging16
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
 __all__ = [
@@ -68,7 +70,7 @@ class DataTransferResult:
     data: str | None = None
 
 
-class Ocpp16Commands(VersionCommands):
+class Ocpp16Commands(SmartCharging16, VersionCommands):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:
