@@ -197,6 +197,11 @@ class OcppCommands:
         """
         return self._sets[subprotocol]
 
+    def live_set(self, charger_id: str) -> ChargerCommands | None:
+        """The command set of the charger's live connection, or None when it is not connected."""
+        conn = self._connection(charger_id)
+        return None if conn is None or not conn.online else self._sets[conn.dialect.subprotocol]
+
     def is_online(self, charger_id: str) -> bool:
         """Whether the charger has a live, admitted connection now."""
         return self._route(charger_id).is_online(charger_id)

@@ -387,11 +387,15 @@ class SimulatorBase(ABC, Generic[C]):
         now = self._monotonic()
         elapsed = now - self._last_tick
         self._last_tick = now
-        power_w = float(self.options.power_kw) * 1000
-        for connector in self.connectors.values():
+        for number, connector in self.connectors.items():
             if connector.charging:
+                power_w = self.power_w(number)
                 added = power_w * elapsed * self.options.speed / 3.6  # W*s -> mWh
                 connector.meter_mwh += int(added)
+
+    def power_w(self, connector_id: int) -> int:
+        """The power a charging connector draws, in watts: the charger's own power here."""
+        return int(self.options.power_kw * 1000)
 
     # --- CALLs from the central system -----------------------------------------------------
 

@@ -36,6 +36,7 @@ from ocpp_server import (
     StaticChargerAuth,
     parse_quirks,
 )
+from ocpp_server.power import OcppPowerLimits
 from strom.acme import challenge_app
 from strom.charger_ca import charger_ca
 from strom.config import StromConfig
@@ -80,6 +81,7 @@ from strom_services.effects import EffectRunner, Handler
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
+from strom_services.power import PowerService
 from strom_services.refunds import RefundService
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
@@ -280,6 +282,9 @@ class Strom:
         screens = screen_keeper(live, tariffs, ocpp.commands, clock)
         sessions.on_committed(screens.on_transition)
         events.subscribe(screens.on_event)
+        power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
+        events.subscribe(power.on_event)
+        sessions.on_committed(power.on_transition)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **orphans.handlers(),

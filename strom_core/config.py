@@ -511,6 +511,9 @@ class ProfileConfig(_Section):
     tariff: TariffConfig
     branding: BrandingConfig = BrandingConfig()
     ocpp: OcppProfileConfig = OcppProfileConfig()
+    # The most the whole charge point may draw (a site limit: the house connection, a shared
+    # fuse), sent to it as its maximum charging profile after every boot. None: no limit.
+    site_limit_kw: Decimal | None = Field(None, ge=1, le=1000)
     cards: tuple[CardConfig, ...] = ()
 
     @field_validator("cards")
@@ -518,6 +521,21 @@ class ProfileConfig(_Section):
     def _cards(cls, value: tuple[CardConfig, ...]) -> tuple[CardConfig, ...]:
         index_cards(c.to_card() for c in value)  # raises on a tag listed twice
         return value
+
+    @property
+    def site_limit_w(self) -> int | None:
+        """The site limit in whole watts, or None."""
+        return None if self.site_limit_kw is None else int(self.site_limit_kw * 1000)
+
+    def session_power_w(self, connector_id: int) -> int:
+        """The most a session on a connector may draw: its power, capped by the site limit.
+
+        Raises:
+            StopIteration: no such connector.
+        """
+        connector = next(c for c in self.connectors if c.id == connector_id)
+        site = self.site_limit_w
+        return connector.max_power_w if site is None else min(connector.max_power_w, site)
 
     @field_validator("id")
     @classmethod

@@ -16,6 +16,7 @@ transition that records StopTransaction, so no stopped session ever lacks a bill
     PAID|STARTING --TransactionStarted--> CHARGING --MeterReading--> CHARGING
     PAID|STARTING --RemoteStartRejected|StartTimedOut|StopRequested--> START_FAILED
     CHARGING --StopRequested | MeterReading over budget--> STOPPING
+    PAID|STARTING|CHARGING --PowerLimited--> the same state at the lower power
     CHARGING|STOPPING --TransactionStopped--> STOPPED (refundable > 0) | CLOSED (nothing left)
     CHARGING|STOPPING --TransactionLost--> STOPPED | CLOSED (billed from the last reading)
     STOPPED|REFUND_PENDING|REFUNDED|CLOSED --TransactionStopped (late, after TransactionLost)-->
@@ -79,6 +80,7 @@ from strom_core.session_events import (
     InvoiceExpired,
     MeterReading,
     PaymentSettled,
+    PowerLimited,
     RefundClaimed,
     RefundFailed,
     RefundPaid,
@@ -397,7 +399,11 @@ def _rebill(session: Session) -> Session:
 
 
 def _maybe_stop_for_budget(session: Session, effects: list[Effect]) -> tuple[Session, list[Effect]]:
-    """Stop one interval early: if the next interval at full power could overrun, stop now."""
+    """Stop one interval early: if the next interval at the session's power could overrun, stop.
+
+    The session's power is the connector's, or less once the charger accepted a lower limit
+    (:class:`PowerLimited`): the overrun stays within one meter interval at that power.
+    """
     if session.state is not State.CHARGING or session.postpaid:
         return session, effects
     next_interval = session.tariff.interval_cost(session.power_w, session.meter_interval_s)
@@ -427,6 +433,17 @@ def _meter(session: Session, event: Event) -> tuple[Session, list[Effect]]:
         last = event.at
     billed = _rebill(replace(session, register_wh=register, last_reading_at=last))
     return _maybe_stop_for_budget(billed, [])
+
+
+def _power_limited(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """The charger will draw at most ``limit_w``: the budget stop plans at that power."""
+    assert isinstance(event, PowerLimited)
+    limit = event.limit_w
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise LedgerError(f"session {session.id}: a power limit must be a positive int W")
+    if limit >= session.power_w:
+        return session, []
+    return _maybe_stop_for_budget(replace(session, power_w=limit), [])
 
 
 def _stop_requested(session: Session, event: Event) -> tuple[Session, list[Effect]]:
@@ -581,6 +598,9 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         (s.CHARGING, MeterReading): _meter,
         (s.STOPPING, MeterReading): _meter,
         (s.CHARGING, StopRequested): _stop_requested,
+        (s.PAID, PowerLimited): _power_limited,
+        (s.STARTING, PowerLimited): _power_limited,
+        (s.CHARGING, PowerLimited): _power_limited,
         (s.CHARGING, TransactionStopped): _tx_stopped,
         (s.STOPPING, TransactionStopped): _tx_stopped,
         (s.CHARGING, TransactionLost): _tx_lost,

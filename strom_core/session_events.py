@@ -18,6 +18,7 @@ __all__ = [
     "InvoiceExpired",
     "MeterReading",
     "PaymentSettled",
+    "PowerLimited",
     "RefundClaimed",
     "RefundFailed",
     "RefundPaid",
@@ -137,6 +138,19 @@ class MeterReading:
     key: None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PowerLimited:
+    """The charger accepted a lower power for the session (a limit it will not exceed).
+
+    Only a limit the charger accepted is an event: the budget stop plans with the session's
+    power, and a limit the charger ignores would make it stop too late. The session's power
+    only ever goes down (the least of every limit), so a repeat changes nothing.
+    """
+
+    limit_w: int
+    key: None = None
+
+
 STOP_KEY = "stop"
 
 
@@ -219,6 +233,7 @@ Event = (
     | StartTimedOut
     | TransactionStarted
     | MeterReading
+    | PowerLimited
     | StopRequested
     | TransactionStopped
     | TransactionLost

@@ -278,7 +278,7 @@ class PaymentService:
             connector_id=connector_id,
             id_tag=new_id_tag(),
             tariff=self.tariff_for(profile),
-            power_w=connector.max_power_w,
+            power_w=profile.session_power_w(connector.id),
             meter_interval_s=self.meter_interval_s,
             start_timeout_s=self.config.start_timeout_s,
         )

@@ -21,6 +21,7 @@ from ocpp_server.v16 import schemas
 from ocpp_server.v16.sim_answers import SimulatorAnswers
 from ocpp_server.v16.sim_certificates import SimulatedCertificates
 from ocpp_server.v16.sim_firmware import SimulatedFirmware
+from ocpp_server.v16.sim_smart import SimulatedProfiles
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SimulatedChargePoint"]
@@ -55,13 +56,16 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
             "MeterValuesSampledData": "Energy.Active.Import.Register",
             "StopTxnSampledData": "",
             "NumberOfConnectors": str(options.connectors),
-            "SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger",
+            "SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger,SmartCharging",
             "AuthorizeRemoteTxRequests": "false",
         }
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
         answers = SimulatorAnswers(self)
         self.certificates = SimulatedCertificates(self, answers.on_trigger_message)
-        self._answers = answers.table() | self.certificates.table()
+        self.charging_profiles = SimulatedProfiles(
+            self.connectors, int(options.power_kw * 1000), self.timestamp
+        )
+        self._answers = answers.table() | self.certificates.table() | self.charging_profiles.table()
         self._answers.update(SimulatedFirmware(self, options.charger_id).table())
 
     # --- the version's part of the life ----------------------------------------------------
@@ -159,6 +163,10 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         with contextlib.suppress(CallFailed):
             await self.send_status(connector_id)
 
+    def power_w(self, connector_id: int) -> int:
+        """The power a charging connector draws: the least its charging profiles allow."""
+        return self.charging_profiles.limit_w(connector_id)
+
     def _sampled(self, connector: ConnectorState, context: str) -> list[dict[str, Any]]:
         values: list[dict[str, Any]] = [
             {
@@ -171,7 +179,7 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         measurands = self.configuration["MeterValuesSampledData"].split(",")
         if "Power.Active.Import" in measurands:
             charging = connector.status == "Charging"
-            watts = int(self.options.power_kw * 1000) if charging else 0
+            watts = self.power_w(connector.connector_id) if charging else 0
             values.append(
                 {
                     "value": str(watts),

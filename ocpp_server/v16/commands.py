@@ -5,7 +5,9 @@ live connection speaks OCPP 1.6; the lookup this command set gets finds only tho
 The 1.6 commands beyond the port (configuration keys, cache, TriggerMessage, DataTransfer, and
 the firmware and upload commands of :mod:`ocpp_server.v16.firmware`) are reached through
 :meth:`ocpp_server.commands.OcppCommands.command_set`; the security edition's certificate
-commands come from :class:`~ocpp_server.v16.certificates.CertificateCommands`.
+commands come from :class:`~ocpp_server.v16.certificates.CertificateCommands`; the SmartCharging
+commands (:mod:`ocpp_server.v16.smart_charging`) are used through
+:class:`ocpp_server.power.OcppPowerLimits`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -24,6 +26,7 @@ from ocpp_server.commands import command_result
 from ocpp_server.v16.certificates import CertificateCommands
 from ocpp_server.v16.firmware import FirmwareManagement
 from ocpp_server.v16.messages import transaction_id
+from ocpp_server.v16.smart_charging import SmartCharging16
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
 __all__ = [
@@ -72,7 +75,7 @@ class DataTransferResult:
     data: str | None = None
 
 
-class Ocpp16Commands(CertificateCommands, FirmwareManagement):
+class Ocpp16Commands(SmartCharging16, CertificateCommands, FirmwareManagement):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:

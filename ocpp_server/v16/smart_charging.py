@@ -1,0 +1,149 @@
+"""OCPP 1.6 SmartCharging: power limits as charging profiles (implements ``PowerLimits``).
+
+Theory of operation
+-------------------
+Strom sets at most two kinds of profile on a 1.6 charger, each with a fixed id so a new one
+replaces the old (a charger keeps one profile per id):
+
+* the site limit: ``ChargePointMaxProfile`` on connector 0, stack level 0, id
+  :data:`SITE_PROFILE_ID`; it caps the whole charger whatever else it holds;
+* a session's lower power: ``TxProfile`` for the running transaction (with its
+  ``transactionId``), or ``TxDefaultProfile`` on the connector before the transaction started,
+  id ``SESSION_PROFILE_BASE + connector``; ClearChargingProfile with that id removes it when the
+  session ends.
+
+Every profile is one ``Relative`` schedule with a single period from 0 s, in watts
+(``chargingRateUnit`` ``W``): "at most this much, from now on". GetCompositeSchedule asks the
+charger what it allows once its profiles are combined. The profile payloads are built by pure
+functions here (:func:`site_profile`, :func:`session_profile`) so tests and the simulator share
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ocpp_server._connection import OutcomeKind
+from ocpp_server.commands import VersionCommands, command_result
+from ocpp_server.v16.messages import transaction_id
+from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports.power import CompositeSchedule, SchedulePeriod
+
+__all__ = [
+    "SESSION_PROFILE_BASE",
+    "SITE_PROFILE_ID",
+    "SmartCharging16",
+    "schedule_limit_w",
+    "session_profile",
+    "site_profile",
+]
+
+SITE_PROFILE_ID: Final = 1
+SESSION_PROFILE_BASE: Final = 100
+_SESSION_STACK_LEVEL: Final = 1
+
+
+def _schedule(limit_w: int) -> dict[str, Any]:
+    return {
+        "chargingRateUnit": "W",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": float(limit_w)}],
+    }
+
+
+def site_profile(limit_w: int) -> dict[str, Any]:
+    """SetChargingProfile.req capping the whole charger at ``limit_w`` watts."""
+    return {
+        "connectorId": 0,
+        "csChargingProfiles": {
+            "chargingProfileId": SITE_PROFILE_ID,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "ChargePointMaxProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": _schedule(limit_w),
+        },
+    }
+
+
+def session_profile(connector_id: int, transaction: int | None, limit_w: int) -> dict[str, Any]:
+    """SetChargingProfile.req limiting a transaction (or, when None, the connector's next one)."""
+    profile: dict[str, Any] = {
+        "chargingProfileId": SESSION_PROFILE_BASE + connector_id,
+        "stackLevel": _SESSION_STACK_LEVEL,
+        "chargingProfilePurpose": "TxDefaultProfile" if transaction is None else "TxProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": _schedule(limit_w),
+    }
+    if transaction is not None:
+        profile["transactionId"] = transaction
+    return {"connectorId": connector_id, "csChargingProfiles": profile}
+
+
+def _watts_per_unit(schedule: Mapping[str, Any]) -> float:
+    """Watts per unit of a schedule's limits (amperes taken at 230 V on three phases)."""
+    return 1.0 if schedule.get("chargingRateUnit") == "W" else 230.0 * 3
+
+
+def schedule_limit_w(schedule: Mapping[str, Any]) -> int:
+    """The lowest limit of a profile's schedule, in watts."""
+    periods = schedule.get("chargingSchedulePeriod", [])
+    return int(min(float(p["limit"]) for p in periods) * _watts_per_unit(schedule))
+
+
+class SmartCharging16(VersionCommands):
+    """The SmartCharging commands of the OCPP 1.6 command set."""
+
+    async def set_charger_limit(self, charger_id: str, limit_w: int | None) -> CommandResult:
+        """SetChargingProfile ChargePointMaxProfile (None: ClearChargingProfile of it)."""
+        if limit_w is None:
+            payload = {"id": SITE_PROFILE_ID}
+            return await self._command(charger_id, "ClearChargingProfile", payload)
+        return await self._command(charger_id, "SetChargingProfile", site_profile(limit_w))
+
+    async def limit_session(
+        self, charger_id: str, connector_id: int, transaction: str | None, limit_w: int
+    ) -> CommandResult:
+        """SetChargingProfile TxProfile for ``transaction`` (None: TxDefaultProfile).
+
+        A reference that is no OCPP 1.6 transaction id is REJECTED and nothing is sent.
+        """
+        try:
+            number = None if transaction is None else transaction_id(transaction)
+        except ValueError as exc:
+            return CommandResult(CommandStatus.REJECTED, str(exc))
+        payload = session_profile(connector_id, number, limit_w)
+        return await self._command(charger_id, "SetChargingProfile", payload)
+
+    async def clear_session_limit(self, charger_id: str, connector_id: int) -> CommandResult:
+        """ClearChargingProfile of the connector's session profile (Unknown is ACCEPTED)."""
+        payload = {"id": SESSION_PROFILE_BASE + connector_id}
+        result = await self._command(charger_id, "ClearChargingProfile", payload)
+        if result.status is CommandStatus.REJECTED and result.detail == "Unknown":
+            return CommandResult(CommandStatus.ACCEPTED, "Unknown")  # nothing left to clear
+        return result
+
+    async def composite_schedule(
+        self, charger_id: str, connector_id: int, duration_s: int
+    ) -> CompositeSchedule:
+        """GetCompositeSchedule in watts."""
+        payload = {"connectorId": connector_id, "duration": duration_s, "chargingRateUnit": "W"}
+        outcome = await self._call(charger_id, "GetCompositeSchedule", payload)
+        result = command_result(outcome)
+        if outcome.kind != OutcomeKind.ANSWERED or not result.accepted:
+            return CompositeSchedule(result, connector_id)
+        schedule = outcome.payload.get("chargingSchedule")
+        if schedule is None:
+            return CompositeSchedule(result, connector_id, outcome.payload.get("scheduleStart"))
+        per_unit = _watts_per_unit(schedule)
+        periods = tuple(
+            SchedulePeriod(int(p["startPeriod"]), int(float(p["limit"]) * per_unit))
+            for p in schedule.get("chargingSchedulePeriod", [])
+        )
+        duration = schedule.get("duration")
+        return CompositeSchedule(
+            result,
+            int(outcome.payload.get("connectorId", connector_id)),
+            outcome.payload.get("scheduleStart"),
+            None if duration is None else int(duration),
+            periods,
+        )

@@ -1,0 +1,93 @@
+"""OCPP 1.6 SmartCharging against the simulated charge point over a real websocket.
+
+The site limit (ChargePointMaxProfile), a session's lower power (TxProfile for the running
+transaction, TxDefaultProfile before it starts), their removal (ClearChargingProfile) and the
+composite schedule: every frame is schema-checked both ways by the server and the simulator,
+and the simulator draws the power its profiles allow.
+"""
+
+from __future__ import annotations
+
+from ocpp_server.power import OcppPowerLimits
+from strom_core.ports import CommandStatus, TransactionStarted
+from tests.ocpp.conftest import Harness, running
+
+
+def limits(harness: Harness) -> OcppPowerLimits:
+    return OcppPowerLimits(harness.server.commands)
+
+
+async def test_a_site_limit_caps_the_whole_charger_until_it_is_removed(harness: Harness) -> None:
+    power = limits(harness)
+    async with running(harness, plugged=(1,), power_kw=11) as sim:
+        assert sim.power_w(1) == 11_000
+        assert (await power.set_charger_limit("cp-1", 4_000)).accepted
+        assert sim.power_w(1) == 4_000
+        schedule = await power.composite_schedule("cp-1", 0, 3600)
+        assert schedule.result.accepted
+        assert schedule.duration_s == 3600
+        assert [(p.start_s, p.limit_w) for p in schedule.periods] == [(0, 4_000)]
+        assert (await power.set_charger_limit("cp-1", None)).accepted
+        assert sim.power_w(1) == 11_000
+        assert sim.validation_failures == []
+
+
+async def test_a_session_limit_slows_the_running_transaction_and_is_cleared(
+    harness: Harness,
+) -> None:
+    power = limits(harness)
+    async with running(harness, plugged=(1,), power_kw=11) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).accepted
+        started = await harness.sink.wait_for(TransactionStarted)
+        result = await power.limit_session("cp-1", 1, started.transaction, 3_700)
+        assert result.accepted
+        assert sim.power_w(1) == 3_700
+        sent = [c for c in sim.received_calls if c.action == "SetChargingProfile"][-1]
+        profile = sent.payload["csChargingProfiles"]
+        assert profile["chargingProfilePurpose"] == "TxProfile"
+        assert profile["transactionId"] == int(started.transaction)
+        # The site limit below it wins; the composite schedule of the connector says so.
+        assert (await power.set_charger_limit("cp-1", 2_000)).accepted
+        schedule = await power.composite_schedule("cp-1", 1, 600)
+        assert [p.limit_w for p in schedule.periods] == [2_000]
+        assert (await power.set_charger_limit("cp-1", None)).accepted
+        assert (await power.clear_session_limit("cp-1", 1)).accepted
+        assert sim.power_w(1) == 11_000
+        # Clearing again finds nothing, which is what was wanted.
+        again = await power.clear_session_limit("cp-1", 1)
+        assert (again.status, again.detail) == (CommandStatus.ACCEPTED, "Unknown")
+        assert sim.validation_failures == []
+
+
+async def test_a_limit_before_the_start_applies_to_the_next_transaction(harness: Harness) -> None:
+    power = limits(harness)
+    async with running(harness, power_kw=11) as sim:
+        assert (await power.limit_session("cp-1", 1, None, 5_000)).accepted
+        sent = [c for c in sim.received_calls if c.action == "SetChargingProfile"][-1]
+        assert sent.payload["csChargingProfiles"]["chargingProfilePurpose"] == "TxDefaultProfile"
+        await sim.plug(1)
+        tag = harness.core.issue_id_tag("cp-1")
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).accepted
+        await harness.sink.wait_for(TransactionStarted)
+        assert sim.power_w(1) == 5_000
+
+
+async def test_a_limit_for_a_transaction_the_charger_does_not_run_is_rejected(
+    harness: Harness,
+) -> None:
+    power = limits(harness)
+    async with running(harness, power_kw=11) as sim:
+        result = await power.limit_session("cp-1", 1, "4242", 3_000)
+        assert result.status is CommandStatus.REJECTED
+        bad = await power.limit_session("cp-1", 1, "not-a-number", 3_000)
+        assert bad.status is CommandStatus.REJECTED  # nothing was sent
+        assert [c.action for c in sim.received_calls].count("SetChargingProfile") == 1
+        assert sim.power_w(1) == 11_000
+
+
+async def test_an_offline_charger_gets_nothing(harness: Harness) -> None:
+    power = limits(harness)
+    assert (await power.set_charger_limit("cp-1", 4_000)).status is CommandStatus.OFFLINE
+    schedule = await power.composite_schedule("cp-1", 0, 60)
+    assert schedule.result.status is CommandStatus.OFFLINE
