@@ -7,7 +7,8 @@ the firmware and upload commands of :mod:`ocpp_server.v16.firmware`) are reached
 :meth:`ocpp_server.commands.OcppCommands.command_set`; the security edition's certificate
 commands come from :class:`~ocpp_server.v16.certificates.CertificateCommands`; the SmartCharging
 commands (:mod:`ocpp_server.v16.smart_charging`) are used through
-:class:`ocpp_server.power.OcppPowerLimits`.
+:class:`ocpp_server.power.OcppPowerLimits`, the local authorization list
+(:mod:`ocpp_server.v16.local_list`) through :class:`ocpp_server.local_list.OcppLocalList`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -25,6 +26,7 @@ from ocpp_server._connection import OutcomeKind
 from ocpp_server.commands import command_result
 from ocpp_server.v16.certificates import CertificateCommands
 from ocpp_server.v16.firmware import FirmwareManagement
+from ocpp_server.v16.local_list import LocalList16
 from ocpp_server.v16.messages import transaction_id
 from ocpp_server.v16.smart_charging import SmartCharging16
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
@@ -75,7 +77,7 @@ class DataTransferResult:
     data: str | None = None
 
 
-class Ocpp16Commands(SmartCharging16, CertificateCommands, FirmwareManagement):
+class Ocpp16Commands(SmartCharging16, LocalList16, CertificateCommands, FirmwareManagement):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:
