@@ -36,6 +36,7 @@ from ocpp_server import (
     StaticChargerAuth,
     parse_quirks,
 )
+from ocpp_server.local_list import OcppLocalList
 from ocpp_server.power import OcppPowerLimits
 from strom.acme import challenge_app
 from strom.charger_ca import charger_ca
@@ -78,6 +79,7 @@ from strom_services.cards import ProfileCards
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
+from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
@@ -285,6 +287,8 @@ class Strom:
         power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
         events.subscribe(power.on_event)
         sessions.on_committed(power.on_transition)
+        local_lists = LocalListService(profile_cards(live), OcppLocalList(ocpp.commands))
+        events.subscribe(local_lists.on_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **orphans.handlers(),

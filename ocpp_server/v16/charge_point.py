@@ -21,6 +21,7 @@ from ocpp_server.v16 import schemas
 from ocpp_server.v16.sim_answers import SimulatorAnswers
 from ocpp_server.v16.sim_certificates import SimulatedCertificates
 from ocpp_server.v16.sim_firmware import SimulatedFirmware
+from ocpp_server.v16.sim_local_list import LOCAL_LIST_CONFIGURATION, SimulatedLocalList
 from ocpp_server.v16.sim_smart import SimulatedProfiles
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
@@ -56,8 +57,11 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
             "MeterValuesSampledData": "Energy.Active.Import.Register",
             "StopTxnSampledData": "",
             "NumberOfConnectors": str(options.connectors),
-            "SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger,SmartCharging",
+            "SupportedFeatureProfiles": (
+                "Core,FirmwareManagement,LocalAuthListManagement,RemoteTrigger,SmartCharging"
+            ),
             "AuthorizeRemoteTxRequests": "false",
+            **LOCAL_LIST_CONFIGURATION,
         }
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
         answers = SimulatorAnswers(self)
@@ -67,6 +71,8 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         )
         self._answers = answers.table() | self.certificates.table() | self.charging_profiles.table()
         self._answers.update(SimulatedFirmware(self, options.charger_id).table())
+        self.local_list = SimulatedLocalList(self.configuration)
+        self._answers.update(self.local_list.table())
 
     # --- the version's part of the life ----------------------------------------------------
 

@@ -19,7 +19,14 @@ from ocpp_server.sim_model import ConnectorState
 
 __all__ = ["READONLY_KEYS", "ChargePoint", "SimulatorAnswers"]
 
-READONLY_KEYS: Final = frozenset({"NumberOfConnectors", "SupportedFeatureProfiles"})
+READONLY_KEYS: Final = frozenset(
+    {
+        "LocalAuthListMaxLength",
+        "NumberOfConnectors",
+        "SendLocalListMaxLength",
+        "SupportedFeatureProfiles",
+    }
+)
 
 
 class ChargePoint(Protocol):
