@@ -310,6 +310,7 @@ class Strom:
             identities=agents,
             node=node,
             clock=clock,
+            power=power,
         )
         front.network_map = NetworkMap(
             live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url
