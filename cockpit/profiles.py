@@ -140,6 +140,19 @@ class ProfileFiles:
             document["tariff"] = values
         return self._replace(path, document, charger_id)
 
+    def write_site_limit(self, charger_id: str, limit_kw: Decimal | None) -> ProfileConfig:
+        """Set (or, with None, remove) ``site_limit_kw`` of an existing profile.
+
+        Raises:
+            ConfigError: no such profile file, or it cannot be written or read back.
+        """
+        path, document = self._existing(charger_id)
+        if limit_kw is None:
+            document.pop("site_limit_kw", None)
+        else:
+            document["site_limit_kw"] = _plain(limit_kw)
+        return self._replace(path, document, charger_id)
+
     def _existing(self, charger_id: str) -> tuple[Path, tomlkit.TOMLDocument]:
         path = self.path(charger_id)
         if not path.is_file():

@@ -333,6 +333,7 @@ class Strom:
             check_quirks=parse_quirks,
             node=node,
             apply_profile=apply_profile,
+            power=power,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )

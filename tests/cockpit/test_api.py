@@ -69,6 +69,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): {
         "json": {"location": "https://fw.example/f.bin"}
     },
+    ("PUT", "/chargers/{charger_id}/site-limit"): {"json": {"limit_kw": 7.4}},
+    ("GET", "/chargers/{charger_id}/composite-schedule"): {"params": {"connector_id": "1"}},
     ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): {"json": {}},
     ("GET", "/chargers/{charger_id}/uploads/{name}"): {},
     ("DELETE", "/chargers/{charger_id}/uploads/{name}"): {},
@@ -142,6 +144,11 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): ({"charger": "nobody"}, 404),
     ("GET", "/audit"): ({"params": {"limit": "many"}}, 400),
     ("GET", "/chargers/{charger_id}/firmware"): ({"charger": "no-such"}, 404),
+    ("PUT", "/chargers/{charger_id}/site-limit"): ({"json": {"limit_kw": 0.5}}, 400),
+    ("GET", "/chargers/{charger_id}/composite-schedule"): (
+        {"params": {"connector_id": "7"}},
+        404,
+    ),
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): (
         {"json": {"location": "file:///etc/passwd"}},
         400,
