@@ -96,7 +96,8 @@ class ProfileFiles:
         """
         path = self.path(profile.id)
         document = self._read(path)
-        values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}))
+        # None is no TOML value: an unset optional key (site_limit_kw) is left out of the file.
+        values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}, exclude_none=True))
         ocpp = document.get("ocpp")
         on_file: Any = ocpp if isinstance(ocpp, Table | InlineTable) else {}
         ocpp_values: dict[str, Any] = {

@@ -284,6 +284,7 @@ class Strom:
         events.subscribe(screens.on_event)
         power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
         events.subscribe(power.on_event)
+        agents.services.power = power  # the operator's DM "limit"
         sessions.on_committed(power.on_transition)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),

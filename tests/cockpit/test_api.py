@@ -439,6 +439,10 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     saved = await ok("PUT", "/chargers/{charger_id}/tariff")
     assert saved["saved"] is True
     assert saved["session_fee_msat"] == 10_000
+    limited = await ok("PUT", "/chargers/{charger_id}/site-limit")
+    assert limited["limit_kw"] == "7.4"  # written whether or not the charger is connected now
+    schedule = await ok("GET", "/chargers/{charger_id}/composite-schedule")
+    assert schedule["site_limit_kw"] == "7.4"
     written = await ok("PUT", "/chargers/{charger_id}")
     assert written["created"] is False
     assert written["restart_required"] is False
