@@ -9,6 +9,10 @@ report the charger's answer as it is (accepted, rejected, offline, timeout).
 (:class:`strom_services.tariffs.TariffBook`): stored, so it outlives a restart, shown by the
 status event at once, and charged to every new session, until the profile's tariff changes.
 
+``limit <kW>`` sets the charger's site limit in force and sends it at once
+(:meth:`strom_services.power.PowerService.set_site_limit`; ``limit off`` removes it). It lasts
+until a restart; the profile's ``site_limit_kw`` (or the API, which writes it) makes it last.
+
 ``refund <session>`` only reports: the refund itself goes to the payer, through the
 LNURL-withdraw link only the payer holds.
 """
@@ -31,6 +35,7 @@ from strom_nostr.commands import (
     Reset,
     ResetKind,
     Sessions,
+    SetLimit,
     SetPrice,
     Status,
     Unlock,
@@ -145,6 +150,25 @@ async def _price(agent: ChargerControl, command: Command) -> _Outcome:
     return "price", agent.charger_id, answer, {"msat_per_kwh": command.msat_per_kwh}
 
 
+async def _limit(agent: ChargerControl, command: Command) -> _Outcome:
+    assert isinstance(command, SetLimit)
+    power = agent.services.power
+    if power is None:
+        return "limit", agent.charger_id, "Power limits are not available here.", {}
+    result = await power.set_site_limit(agent.charger_id, command.limit_w)
+    what = "removed" if command.limit_w is None else f"set to {command.limit_w / 1000:g} kW"
+    answer = (
+        f"Site limit of {agent.profile.name} {what} until a restart; "
+        f"the charger answered {_result(result)}."
+    )
+    return (
+        "limit",
+        agent.charger_id,
+        answer,
+        {"limit_w": command.limit_w, "charger_answer": result.status.value},
+    )
+
+
 async def _unlock(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Unlock)
     target = f"{agent.charger_id}/{command.connector}"
@@ -192,6 +216,7 @@ _HANDLERS = {
     Enable: _availability,
     Disable: _availability,
     SetPrice: _price,
+    SetLimit: _limit,
     Unlock: _unlock,
     Reset: _reset,
     Refund: _refund,

@@ -21,6 +21,7 @@ from strom_core.clock import Clock
 from strom_core.ports import ChargerCommands
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
+from strom_services.power import PowerService
 from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.sessions import SessionStore
@@ -87,6 +88,8 @@ class AgentServices:
     random_bytes: Callable[[int], bytes] = os.urandom
     on_status: Callable[[str, PublishResult], None] | None = None
     """Told about every status publication (charger id, result): for health pages, benches."""
+    power: PowerService | None = None
+    """The chargers' power limits (the operator's ``limit``); set once Strom is built."""
     observer: Callable[[str, str, str], None] | None = None
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
     budget: DmBudget = field(init=False)

@@ -36,6 +36,7 @@ from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_lightning import LightningBackend, NodeWatch
 from strom_services.core_events import CoreEventSink
 from strom_services.payments import PaymentService
+from strom_services.power import PowerService
 from strom_services.refunds import RefundService
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
@@ -90,6 +91,7 @@ class Cockpit:
         node: the lightning node's watch.
         apply_profile: applies a profile written through the API to the running Strom;
             without it a changed profile takes effect at the next start.
+        power: the chargers' power limits (site limit, composite schedule).
         setup_password: the owner's setup password for the first-run page
             (:mod:`cockpit.firstrun`); None makes one for this run.
         clock: the time of audit rows, tokens, NIP-98 checks and live messages.
@@ -111,6 +113,7 @@ class Cockpit:
         check_quirks: QuirkCheck,
         node: NodeWatch | None = None,
         apply_profile: ProfileApplier | None = None,
+        power: PowerService | None = None,
         setup_password: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -142,6 +145,7 @@ class Cockpit:
                 clock=clock,
                 node=node,
                 apply_profile=apply_profile,
+                power=power,
             ),
             self.uploads,
         )

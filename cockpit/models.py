@@ -685,3 +685,45 @@ class FirmwareOut(_Out):
     diagnostics_status: str | None = None
     log_status: str | None = None
     files: list[UploadedFileOut]
+
+
+# --- power limits (cockpit.api.power) ----------------------------------------------------------
+
+
+class SiteLimitIn(_In):
+    """A charger's site limit in kW (1 to 1000, whole watts), or null for none."""
+
+    limit_kw: Decimal | None = Field(ge=1, le=1000, decimal_places=3)
+
+
+class SiteLimitAnswer(_Out):
+    """The site limit now in the profile, and what the charger answered to it."""
+
+    charger_id: str
+    limit_kw: Decimal | None
+    status: str
+    detail: str = ""
+    restart_required: bool = False
+
+
+class CompositeScheduleQuery(_In):
+    connector_id: int = Field(0, ge=0, le=99)
+    duration_s: int = Field(3600, ge=1, le=86_400)
+
+
+class SchedulePeriodOut(_Out):
+    start_s: int
+    limit_w: int
+
+
+class CompositeScheduleOut(_Out):
+    """What the charger allows on a connector (0: the whole charger), and its site limit."""
+
+    charger_id: str
+    connector_id: int
+    site_limit_kw: Decimal | None
+    status: str
+    detail: str = ""
+    start: str | None = None
+    duration_s: int | None = None
+    periods: list[SchedulePeriodOut] = []

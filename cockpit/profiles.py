@@ -96,7 +96,8 @@ class ProfileFiles:
         """
         path = self.path(profile.id)
         document = self._read(path)
-        values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}))
+        # None is no TOML value: an unset optional key (site_limit_kw) is left out of the file.
+        values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}, exclude_none=True))
         ocpp = document.get("ocpp")
         on_file: Any = ocpp if isinstance(ocpp, Table | InlineTable) else {}
         ocpp_values: dict[str, Any] = {
@@ -138,6 +139,19 @@ class ProfileFiles:
             _merge(tariff_table, values)
         else:
             document["tariff"] = values
+        return self._replace(path, document, charger_id)
+
+    def write_site_limit(self, charger_id: str, limit_kw: Decimal | None) -> ProfileConfig:
+        """Set (or, with None, remove) ``site_limit_kw`` of an existing profile.
+
+        Raises:
+            ConfigError: no such profile file, or it cannot be written or read back.
+        """
+        path, document = self._existing(charger_id)
+        if limit_kw is None:
+            document.pop("site_limit_kw", None)
+        else:
+            document["site_limit_kw"] = _plain(limit_kw)
         return self._replace(path, document, charger_id)
 
     def _existing(self, charger_id: str) -> tuple[Path, tomlkit.TOMLDocument]:

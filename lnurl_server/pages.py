@@ -24,6 +24,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from lnurl_server.power import POWER_NOTICE, PowerOutcome, power_choices
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
 from strom_core.session import Session, State
@@ -211,6 +212,12 @@ def _qr(lnurl: str) -> Markup:
     return _svg(lnurl_qr(lnurl))
 
 
+def format_kw(watts: int) -> str:
+    """``"11 kW"``, ``"3.7 kW"``: whole watts as kilowatts, no trailing zeros."""
+    kw = Decimal(watts) / 1000
+    return f"{kw.quantize(Decimal(1)) if kw == kw.to_integral_value() else kw.normalize()} kW"
+
+
 def _percent(part: int, whole: int) -> int:
     if whole <= 0:
         return 0
@@ -246,6 +253,7 @@ class Pages:
         self.env.filters["duration"] = format_duration
         self.env.filters["when"] = _when
         self.env.filters["sentence"] = _sentence
+        self.env.filters["kw"] = format_kw
         self.env.globals["fake_backend"] = fake_backend
         templates = files("lnurl_server") / "templates"
         self.assets = {
@@ -349,8 +357,26 @@ class Pages:
             refresh_s=LINK_REFRESH_S.get(link),
         )
 
-    def session(self, profile: ProfileConfig, session: Session, view: dict[str, Any]) -> str:
-        """The session page."""
+    def session(
+        self,
+        profile: ProfileConfig,
+        session: Session,
+        view: dict[str, Any],
+        *,
+        can_lower: bool = False,
+        secret: str = "",
+        power_outcome: PowerOutcome | None = None,
+    ) -> str:
+        """The session page.
+
+        Args:
+            profile: the charge point.
+            session: the session.
+            view: what :meth:`lnurl_server.routes.FrontDoor.session_view` shows.
+            can_lower: offer the "charge slower" form while the session runs.
+            secret: the session's secret, which the form posts back.
+            power_outcome: what became of the driver's last lower power, shown on top.
+        """
         state = session.state
         refundable = state in (State.STOPPED, State.START_FAILED)
         running = state in (State.PAID, State.STARTING, State.CHARGING)
@@ -370,4 +396,7 @@ class Pages:
             stop_reason=stop_reason_text(session.stop_reason),
             withdraw_qr=_qr(view["withdraw_lnurl"]),
             topup_qr=_qr(view["topup_lnurl"]),
+            power_choices=power_choices(session.power_w) if can_lower and running else [],
+            secret=secret,
+            power_notice=None if power_outcome is None else POWER_NOTICE[power_outcome],
         )

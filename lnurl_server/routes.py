@@ -11,6 +11,7 @@ Endpoints (see docs/lnurl.md):
 ``GET /lnurlw/{session}?secret=…``                  LUD-03 withdrawRequest: stop + refund
 ``GET /lnurlw/{session}/callback?k1=…&pr=…``        pay the refund invoice
 ``GET /s/{session}/topup?secret=…``                 payRequest to add budget (+ ``/callback``)
+``POST /s/{session}/power`` (form: secret, kw)      charge slower (:mod:`lnurl_server.power`)
 ``GET /map``                                        the network map (HTML; :mod:`lnurl_server.map`)
 ==================================================  =============================================
 
@@ -35,6 +36,7 @@ from aiohttp import web
 
 from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
+from lnurl_server.power import PowerOutcome, lower_from_form
 from lnurl_server.ratelimit import RateLimiter
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
@@ -50,6 +52,7 @@ from strom_nostr.keys import decode_naddr
 from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from strom_nostr.zap_request import ValidZapRequest, validate_zap_request
 from strom_services.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
+from strom_services.power import PowerService
 from strom_services.refunds import RefundError, RefundService, min_refund
 from strom_storage.chargers import ChargerStore
 from strom_storage.sessions import SessionNotFound, SessionStore
@@ -142,6 +145,7 @@ class FrontDoor:
     node: NodeWatch | None = None  # while its node is down, Strom refuses to take money
     clock: Clock = SYSTEM_CLOCK  # zap request freshness
     network_map: NetworkMap | None = None  # /map and its relay bridge
+    power: PowerService | None = None  # the driver's "charge slower"; without it, no form
 
     @property
     def config(self) -> StromConfig:
@@ -172,6 +176,7 @@ class FrontDoor:
             web.get("/s/{session}.json", self.session_json),
             web.get("/s/{session}", self.session_page),
             web.get("/s/{session}/topup", self.topup_request),
+            web.post("/s/{session}/power", self.lower_power),
             web.get("/s/{session}/topup/callback", self.topup_callback),
             web.get("/lnurlw/{session}", self.withdraw_request),
             web.get("/lnurlw/{session}/callback", self.withdraw_callback),
@@ -399,6 +404,7 @@ class FrontDoor:
             "refund_fee_msat": session.refund_fee_msat,
             "energy_wh": session.energy_wh,
             "elapsed_s": session.elapsed_s,
+            "power_w": session.power_w,
             "stop_reason": session.stop_reason,
             "withdraw_lnurl": bech32_lnurl(withdraw),
             "withdraw_url": lud17_url(withdraw, "w"),
@@ -415,7 +421,41 @@ class FrontDoor:
         session = await self._session(request)
         view = self.session_view(session, request.query["secret"])
         profile = self.config.profile(session.charger_id)
-        return self._html(self.pages.session(profile, session, view), no_store=True)
+        try:
+            outcome = PowerOutcome(request.query.get("power", ""))
+        except ValueError:
+            outcome = None
+        page = self.pages.session(
+            profile,
+            session,
+            view,
+            can_lower=self.power is not None,
+            secret=request.query["secret"],
+            power_outcome=outcome,
+        )
+        return self._html(page, no_store=True)
+
+    async def lower_power(self, request: web.Request) -> web.Response:
+        """The session page's "charge slower" form: lower the power, back to the page (303)."""
+        form = await request.post()
+        secret = form.get("secret")
+        try:
+            session = await self.refunds.authenticate(
+                request.match_info["session"], secret if isinstance(secret, str) else None
+            )
+        except RefundError:
+            raise self._not_found("No such charging session, or the link is incomplete.") from None
+        kw = form.get("kw")
+        if self.power is None:
+            outcome = PowerOutcome.REFUSED
+        elif not self.per_client.allow(client_of(request).key):
+            outcome = PowerOutcome.BUSY
+        else:
+            outcome = await lower_from_form(
+                self.power, session.id, kw if isinstance(kw, str) else None
+            )
+        page = f"/s/{session.id}?secret={quote(str(secret))}&power={outcome.value}"
+        raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
 
     async def charger_page(self, request: web.Request) -> web.Response:
         """The public page of a charger: connectors, status, price, QR codes."""

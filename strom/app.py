@@ -286,6 +286,7 @@ class Strom:
         events.subscribe(screens.on_event)
         power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
         events.subscribe(power.on_event)
+        agents.services.power = power  # the operator's DM "limit"
         sessions.on_committed(power.on_transition)
         local_lists = LocalListService(profile_cards(live), OcppLocalList(ocpp.commands))
         events.subscribe(local_lists.on_event)
@@ -314,6 +315,7 @@ class Strom:
             identities=agents,
             node=node,
             clock=clock,
+            power=power,
         )
         front.network_map = NetworkMap(
             live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url
@@ -336,6 +338,7 @@ class Strom:
             check_quirks=parse_quirks,
             node=node,
             apply_profile=apply_profile,
+            power=power,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )

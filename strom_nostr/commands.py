@@ -3,7 +3,8 @@
 Drivers (anyone) may send ``stop``, ``status``, ``refund`` and ``help``; the agent applies
 them to the session that sender started, and to nothing else. Operators (the configured admin
 npubs) may also send ``sessions``, ``enable <connector>``, ``disable <connector>``,
-``price <n> sat/kWh``, ``unlock <connector>``, ``reset soft|hard`` and ``refund <session>``.
+``price <n> sat/kWh``, ``unlock <connector>``, ``reset soft|hard``, ``refund <session>`` and
+``limit <kW>`` (the charger's site limit; ``limit 0`` or ``limit off`` removes it).
 Who is an operator is the caller's knowledge: it passes ``operator=True`` for them.
 
 Parsing is forgiving about form (case, surrounding spaces, a leading ``/`` or ``!`` as bots
@@ -32,6 +33,7 @@ __all__ = [
     "Reset",
     "ResetKind",
     "Sessions",
+    "SetLimit",
     "SetPrice",
     "Status",
     "Stop",
@@ -115,7 +117,26 @@ class SetPrice:
     msat_per_kwh: int
 
 
-Command = Stop | Status | Help | Refund | Sessions | Enable | Disable | Unlock | Reset | SetPrice
+@dataclass(frozen=True, slots=True)
+class SetLimit:
+    """Set the charger's site limit (operator), whole watts; None removes it."""
+
+    limit_w: int | None
+
+
+Command = (
+    Stop
+    | Status
+    | Help
+    | Refund
+    | Sessions
+    | Enable
+    | Disable
+    | Unlock
+    | Reset
+    | SetPrice
+    | SetLimit
+)
 
 _DRIVER_HELP = (
     "stop - stop your charging session",
@@ -130,6 +151,7 @@ _OPERATOR_HELP = (
     "price <n> sat/kWh - set the energy price",
     "unlock <connector> - release a stuck cable",
     "reset soft|hard - restart the charger",
+    "limit <kW> - cap the charger's power (limit off: no cap)",
     "refund <session> - refund a session",
     "stop - stop a session you started; help - this list",
 )
@@ -169,6 +191,21 @@ def _price(args: list[str]) -> SetPrice:
     return SetPrice(msat)
 
 
+def _limit(args: list[str]) -> SetLimit:
+    usage = "usage: limit <kW>, e.g. limit 7.4 (1 to 1000 kW), or limit off"
+    if len(args) == 2 and args[1].lower() == "kw":
+        args = args[:1]
+    text = args[0].lower().removesuffix("kw") if len(args) == 1 else ""
+    if text in ("off", "0"):
+        return SetLimit(None)
+    if not re.fullmatch(r"[0-9]{1,4}(?:\.[0-9]{1,3})?", text):
+        raise CommandError(usage)
+    watts = int(Decimal(text) * 1000)
+    if not 1_000 <= watts <= 1_000_000:
+        raise CommandError(usage)
+    return SetLimit(watts)
+
+
 def _refund(args: list[str], operator: bool) -> Refund:
     if not args:
         return Refund()
@@ -186,7 +223,7 @@ def _no_args(command: Command, args: list[str], word: str) -> Command:
 
 
 _SIMPLE: dict[str, Command] = {"stop": Stop(), "status": Status(), "help": Help()}
-_OPERATOR_ONLY = frozenset({"sessions", "enable", "disable", "price", "unlock", "reset"})
+_OPERATOR_ONLY = frozenset({"sessions", "enable", "disable", "price", "unlock", "reset", "limit"})
 
 
 def _operator_command(word: str, args: list[str]) -> Command:
@@ -200,6 +237,8 @@ def _operator_command(word: str, args: list[str]) -> Command:
         return Unlock(_connector(args, word))
     if word == "reset":
         return _reset(args)
+    if word == "limit":
+        return _limit(args)
     return _price(args)
 
 
@@ -232,7 +271,7 @@ def parse_command(text: str, *, operator: bool = False) -> Command:
         if not operator:
             raise CommandNotAllowed(f"sorry, {word} is for the operator of this charger")
         return _operator_command(word, args)
-    known = "status, sessions, enable, disable, price, unlock, reset, refund, stop, help"
+    known = "status, sessions, enable, disable, price, unlock, reset, limit, refund, stop, help"
     if not operator:
         known = "stop, status, refund, help"
     raise UnknownCommand(f"unknown command {word[:20]!r}; commands: {known}")

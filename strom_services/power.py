@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 * Site limit: a charger whose profile has ``site_limit_kw`` gets it as its maximum profile
   after every accepted BootNotification (a charger may lose its profiles in a reboot), and
-  whenever the operator changes it (:meth:`PowerService.push_site_limit`). The command runs in a
-  task of its own, never on the charger's connection while it waits for an answer.
+  whenever the operator changes it (:meth:`PowerService.set_site_limit`: the profile in force
+  takes the new limit, so the next boot gets it too, and the charger gets it at once). The
+  boot's command runs in a task of its own, never on the charger's connection while it waits
+  for an answer.
 * A driver's lower power (:meth:`PowerService.lower`): bounded by the session's power (the
   connector's, capped by the site limit); sent as a limit of the running transaction, or of the
   connector's next one before it started. Only when the charger ACCEPTED it does the session
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -72,6 +75,35 @@ class PowerService:
         result = await self.limits.set_charger_limit(charger_id, limit_w)
         log.info(
             "cp_id=%s: site limit %s W: %s %s", charger_id, limit_w, result.status, result.detail
+        )
+        return result
+
+    async def set_site_limit(self, charger_id: str, limit_w: int | None) -> CommandResult:
+        """Change a charger's site limit in force and send it (None: no limit, the cap removed).
+
+        The profile in force takes the limit (kept until a restart; whoever changes the profile
+        file too makes it last); the charger gets it, or its removal, at once.
+
+        Raises:
+            ConfigError: the limit is below 1 kW or above 1000 kW.
+            KeyError: no such charger.
+        """
+        config = self.live.current
+        profile = config.profile(charger_id)
+        if limit_w is not None:
+            check_limit_w(limit_w)
+        limit_kw = None if limit_w is None else Decimal(limit_w) / 1000
+        if profile.site_limit_kw != limit_kw:
+            changed = profile.model_copy(update={"site_limit_kw": limit_kw})
+            profiles = tuple(changed if p.id == charger_id else p for p in config.profiles)
+            self.live.replace(config.model_copy(update={"profiles": profiles}))
+        result = await self.limits.set_charger_limit(charger_id, limit_w)
+        log.info(
+            "cp_id=%s: site limit set to %s W: %s %s",
+            charger_id,
+            limit_w,
+            result.status,
+            result.detail,
         )
         return result
 

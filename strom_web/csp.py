@@ -65,7 +65,7 @@ def page_policy(*, scripts: Iterable[str], styles: Iterable[str], public_url: st
             "img-src data:",  # the favicon; QR codes are inline SVG
             f"connect-src 'self' {websocket_origin(public_url)}",
             "base-uri 'none'",
-            "form-action 'none'",
+            "form-action 'self'",  # the session page's "charge slower" form
             "frame-ancestors 'none'",
         ]
     )

@@ -11,6 +11,7 @@ the agents and the OCPP server are reached only through the core's ports
 
 Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
 :mod:`~cockpit.api.chargers`, :mod:`~cockpit.api.charger_commands`, :mod:`~cockpit.api.firmware`,
+:mod:`~cockpit.api.power`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
 :mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.nostr`, :mod:`~cockpit.api.audit`; what they
 share is :mod:`~cockpit.api.context` (Strom's parts and the lookups) and
@@ -31,6 +32,7 @@ from cockpit.api.ledger import LedgerResource
 from cockpit.api.lightning import LightningResource
 from cockpit.api.me import MeResource
 from cockpit.api.nostr import NostrResource
+from cockpit.api.power import PowerResource
 from cockpit.api.sessions import SessionsResource
 from cockpit.api.stickers import StickersResource
 from cockpit.api.tariffs import TariffsResource, quotes
@@ -58,6 +60,7 @@ class Api:
             ChargersResource(ctx),
             ChargerCommandsResource(ctx),
             FirmwareResource(ctx, uploads),
+            PowerResource(ctx),
             StickersResource(ctx),
             TariffsResource(ctx),
             SessionsResource(ctx),

@@ -23,6 +23,7 @@ from strom_core.session import State
 from strom_core.session_events import StopReason, StopRequested
 from strom_lightning import NodeWatch
 from strom_services.payments import PaymentService
+from strom_services.power import PowerService
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.reports import Reports
@@ -54,6 +55,7 @@ class ApiContext:
         node: the lightning node's reachability, when watched.
         apply_profile: applies a written profile now; without it a changed profile takes
             effect at the next start.
+        power: the chargers' power limits (site limits, composite schedules).
     """
 
     live: LiveConfig
@@ -68,6 +70,7 @@ class ApiContext:
     clock: Clock
     node: NodeWatch | None = None
     apply_profile: ProfileApplier | None = None
+    power: PowerService | None = None
 
     @property
     def config(self) -> StromConfig:

@@ -69,6 +69,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): {
         "json": {"location": "https://fw.example/f.bin"}
     },
+    ("PUT", "/chargers/{charger_id}/site-limit"): {"json": {"limit_kw": 7.4}},
+    ("GET", "/chargers/{charger_id}/composite-schedule"): {"params": {"connector_id": "1"}},
     ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): {"json": {}},
     ("GET", "/chargers/{charger_id}/uploads/{name}"): {},
     ("DELETE", "/chargers/{charger_id}/uploads/{name}"): {},
@@ -142,6 +144,11 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): ({"charger": "nobody"}, 404),
     ("GET", "/audit"): ({"params": {"limit": "many"}}, 400),
     ("GET", "/chargers/{charger_id}/firmware"): ({"charger": "no-such"}, 404),
+    ("PUT", "/chargers/{charger_id}/site-limit"): ({"json": {"limit_kw": 0.5}}, 400),
+    ("GET", "/chargers/{charger_id}/composite-schedule"): (
+        {"params": {"connector_id": "7"}},
+        404,
+    ),
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): (
         {"json": {"location": "file:///etc/passwd"}},
         400,
@@ -432,6 +439,10 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     saved = await ok("PUT", "/chargers/{charger_id}/tariff")
     assert saved["saved"] is True
     assert saved["session_fee_msat"] == 10_000
+    limited = await ok("PUT", "/chargers/{charger_id}/site-limit")
+    assert limited["limit_kw"] == "7.4"  # written whether or not the charger is connected now
+    schedule = await ok("GET", "/chargers/{charger_id}/composite-schedule")
+    assert schedule["site_limit_kw"] == "7.4"
     written = await ok("PUT", "/chargers/{charger_id}")
     assert written["created"] is False
     assert written["restart_required"] is False

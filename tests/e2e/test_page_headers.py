@@ -68,7 +68,7 @@ def check_page(response: httpx.Response, base: str) -> _Inline:
     assert policy["connect-src"] == ["'self'", websocket_origin(base)]
     assert policy["frame-ancestors"] == ["'none'"]
     assert policy["base-uri"] == ["'none'"]
-    assert policy["form-action"] == ["'none'"]
+    assert policy["form-action"] == ["'self'"]
     inline = _Inline()
     inline.feed(response.text)
     assert inline.attributes == []  # no style="…" or onclick="…": a hash cannot allow those

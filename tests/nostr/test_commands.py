@@ -12,6 +12,7 @@ from strom_nostr.commands import (
     Reset,
     ResetKind,
     Sessions,
+    SetLimit,
     SetPrice,
     Status,
     Stop,
@@ -128,3 +129,16 @@ def test_help_texts() -> None:
     assert "stop" in help_text(operator=False)
     assert "unlock" not in help_text(operator=False)
     assert "unlock <connector>" in help_text(operator=True)
+
+
+def test_limit_sets_or_removes_the_site_limit_for_operators_only() -> None:
+    assert parse_command("limit 7.4", operator=True) == SetLimit(7_400)
+    assert parse_command("limit 11 kW", operator=True) == SetLimit(11_000)
+    assert parse_command("/limit 22kw", operator=True) == SetLimit(22_000)
+    assert parse_command("limit off", operator=True) == SetLimit(None)
+    assert parse_command("limit 0", operator=True) == SetLimit(None)
+    for bad in ("limit", "limit 0.5", "limit 1001", "limit fast", "limit 7.4444", "limit 1 2"):
+        with pytest.raises(CommandError):
+            parse_command(bad, operator=True)
+    with pytest.raises(CommandNotAllowed):
+        parse_command("limit 7", operator=False)
