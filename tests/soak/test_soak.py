@@ -87,7 +87,15 @@ def test_the_checks_see_a_stuck_session_a_stuck_effect_and_a_refund_to_a_strange
 def _session(session_id: str, state: State, **msat: int) -> Any:
     amounts = {f"{name}_msat": msat.get(name, 0) for name in AMOUNTS}
     return SimpleNamespace(
-        id=session_id, charger_id="soak-1", state=state, energy_wh=0, stop_reason="", **amounts
+        id=session_id,
+        charger_id="soak-1",
+        state=state,
+        energy_wh=0,
+        stop_reason="",
+        payer="",  # prepaid, as every soak session
+        postpaid=False,
+        postpaid_msat=0,
+        **amounts,
     )
 
 
