@@ -87,6 +87,7 @@ def _json_int(value: Any) -> Any:
 
 Sats = _amount(100_000_000)
 Kilowatts = _amount(1000, positive=True)
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
 ConnectorId = Annotated[int, BeforeValidator(_json_int), Field(ge=1, le=99)]
 
 __all__ = [
@@ -646,18 +647,18 @@ class UpdateFirmwareIn(_In):
     """Where the charger fetches the firmware, and from when (now when not given)."""
 
     location: str = Field(min_length=1, max_length=512, pattern=r"^(https?|ftps?)://\S+$")
-    retrieve_at: AwareDatetime | None = None
-    retries: int | None = Field(None, ge=0, le=100)
-    retry_interval_s: int | None = Field(None, ge=0, le=86_400)
+    retrieve_at: IsoTime | None = None
+    retries: JsonInt | None = Field(None, ge=0, le=100)
+    retry_interval_s: JsonInt | None = Field(None, ge=0, le=86_400)
 
 
 class GetDiagnosticsIn(_In):
     """The time span of the diagnostics, when the charger should limit them."""
 
-    start: AwareDatetime | None = None
-    stop: AwareDatetime | None = None
-    retries: int | None = Field(None, ge=0, le=100)
-    retry_interval_s: int | None = Field(None, ge=0, le=86_400)
+    start: IsoTime | None = None
+    stop: IsoTime | None = None
+    retries: JsonInt | None = Field(None, ge=0, le=100)
+    retry_interval_s: JsonInt | None = Field(None, ge=0, le=86_400)
 
 
 class UploadAnswer(_Out):
