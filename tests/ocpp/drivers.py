@@ -49,11 +49,14 @@ DEFAULT_ANSWERS: dict[str, dict[str, Any]] = {
     "GetConfiguration": {"configurationKey": []},
     "UnlockConnector": {"status": "Unlocked"},
     "DataTransfer": {"status": "UnknownVendorId"},
+    # Strom asks every charger after its boot (its local list of the operator's cards)
+    "GetLocalListVersion": {"listVersion": 0},
 }
 
 # OCPP 2.0.1 answers whose schema needs more than a status.
 DEFAULT_ANSWERS_201: dict[str, dict[str, Any]] = {
     **DEFAULT_ANSWERS,
+    "GetLocalListVersion": {"versionNumber": 0},
     "CostUpdated": {},
     "SetVariables": {
         "setVariableResult": [
