@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ocpp_server._connection import (
     CallOutcome,
@@ -39,6 +39,7 @@ from strom_core.ports import (
 __all__ = ["OcppCommands", "VersionCommands", "command_result"]
 
 _NOT_CONNECTED: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
+_Port = TypeVar("_Port")
 _NO_SCREEN: Final = CommandResult(CommandStatus.NOT_SUPPORTED, "the charger has no screen")
 
 
@@ -201,6 +202,22 @@ class OcppCommands:
         """The command set of the charger's live connection, or None when it is not connected."""
         conn = self._connection(charger_id)
         return None if conn is None or not conn.online else self._sets[conn.dialect.subprotocol]
+
+    def live_capable(self, charger_id: str, port: type[_Port], what: str) -> _Port | CommandResult:
+        """The live connection's command set when its version implements ``port``.
+
+        ``port`` is a runtime-checkable Protocol (power limits, the local list, firmware …);
+        a charger that is not connected gets ``OFFLINE``, one whose version has no such
+        commands ``NOT_SUPPORTED``: either way nothing is sent.
+        """
+        live = self.live_set(charger_id)
+        if live is None:
+            return _NOT_CONNECTED
+        if not isinstance(live, port):
+            return CommandResult(
+                CommandStatus.NOT_SUPPORTED, f"its OCPP version carries no {what} in Strom"
+            )
+        return live
 
     def is_online(self, charger_id: str) -> bool:
         """Whether the charger has a live, admitted connection now."""

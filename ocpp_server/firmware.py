@@ -1,48 +1,36 @@
 """Firmware and upload commands, routed to the OCPP version the charger's connection speaks.
 
 :class:`OcppFirmware` is the :class:`strom_core.ports.firmware.FirmwareCommands` of the server.
-A version's command set implements them when it has a ``update_firmware`` method (OCPP 1.6:
+A version's command set implements them when it implements the port (OCPP 1.6:
 :mod:`ocpp_server.v16.firmware`); a charger connected with a version that does not (OCPP 2.0.1
 for now) is answered ``NOT_SUPPORTED`` and sent nothing, and one that is not connected
-``OFFLINE``.
+``OFFLINE`` (:meth:`ocpp_server.commands.OcppCommands.live_capable`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING
 
-from ocpp_server._connection import ConnectionLookup
 from ocpp_server.commands import OcppCommands
-from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports import CommandResult
 from strom_core.ports.firmware import FirmwareCommands, UploadResult
 
 __all__ = ["OcppFirmware"]
-
-_OFFLINE: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
 
 
 class OcppFirmware:
     """Firmware and upload commands by charger id, routed by the connection's version.
 
     Args:
-        connection: a charger's live connection, or None.
         commands: the server's commands (one set per version served).
     """
 
-    def __init__(self, connection: ConnectionLookup, commands: OcppCommands) -> None:
-        self._connection = connection
+    def __init__(self, commands: OcppCommands) -> None:
         self._commands = commands
 
     def _route(self, charger_id: str) -> FirmwareCommands | CommandResult:
-        conn = self._connection(charger_id)
-        if conn is None or not conn.online:
-            return _OFFLINE
-        version = conn.dialect.subprotocol
-        commands = self._commands.command_set(version)
-        if not hasattr(commands, "update_firmware"):
-            return CommandResult(CommandStatus.NOT_SUPPORTED, f"not implemented for {version}")
-        return cast(FirmwareCommands, commands)
+        return self._commands.live_capable(charger_id, FirmwareCommands, "firmware commands")
 
     async def update_firmware(
         self,

@@ -8,18 +8,13 @@ them (OCPP 1.6: :mod:`ocpp_server.v16.local_list`); a version whose set does not
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ocpp_server.commands import OcppCommands
-from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports import CommandResult
 from strom_core.ports.local_list import ListEntry, ListUpdate, ListVersion, LocalAuthList
 
 __all__ = ["OcppLocalList"]
-
-_OFFLINE: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
-_UNSUPPORTED: Final = CommandResult(
-    CommandStatus.NOT_SUPPORTED, "its OCPP version carries no local list in Strom"
-)
 
 
 class OcppLocalList:
@@ -33,12 +28,7 @@ class OcppLocalList:
         self._commands = commands
 
     def _lists(self, charger_id: str) -> LocalAuthList | CommandResult:
-        live = self._commands.live_set(charger_id)
-        if live is None:
-            return _OFFLINE
-        if not isinstance(live, LocalAuthList):
-            return _UNSUPPORTED
-        return live
+        return self._commands.live_capable(charger_id, LocalAuthList, "local list")
 
     async def local_list_version(self, charger_id: str) -> ListVersion:
         """The version of the list the charger holds."""

@@ -7,18 +7,13 @@ A charger's limits go to the command set of its live connection when that set ca
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ocpp_server.commands import OcppCommands
-from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports import CommandResult
 from strom_core.ports.power import CompositeSchedule, PowerLimits
 
 __all__ = ["OcppPowerLimits"]
-
-_OFFLINE: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
-_UNSUPPORTED: Final = CommandResult(
-    CommandStatus.NOT_SUPPORTED, "its OCPP version carries no power limits in Strom"
-)
 
 
 class OcppPowerLimits:
@@ -32,12 +27,7 @@ class OcppPowerLimits:
         self._commands = commands
 
     def _limits(self, charger_id: str) -> PowerLimits | CommandResult:
-        live = self._commands.live_set(charger_id)
-        if live is None:
-            return _OFFLINE
-        if not isinstance(live, PowerLimits):
-            return _UNSUPPORTED
-        return live
+        return self._commands.live_capable(charger_id, PowerLimits, "power limits")
 
     async def set_charger_limit(self, charger_id: str, limit_w: int | None) -> CommandResult:
         """Cap the whole charger at ``limit_w`` watts (None: remove the cap)."""

@@ -189,7 +189,7 @@ class OcppServer:
         )
         # Each command goes to the command set of the version the charger's connection speaks.
         self.commands = OcppCommands(self._live.get, self._dialects.values())
-        self.firmware = OcppFirmware(self._live.get, self.commands)
+        self.firmware = OcppFirmware(self.commands)
         self._server: Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
 

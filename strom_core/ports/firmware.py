@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from strom_core.ports.chargers import CommandResult
 
@@ -34,6 +34,7 @@ class UploadResult:
     file_name: str | None = None
 
 
+@runtime_checkable
 class FirmwareCommands(Protocol):
     """Firmware updates and uploads of diagnostics and logs, by charger id."""
 
