@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import importlib.metadata
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ from strom_nostr.errors import (
     InvalidKey,
 )
 from strom_nostr.event import Event, UnsignedEvent, parse_event, parse_unsigned_event
+
+_UNSETTLED = frozenset({"initialized", "pending", "connecting"})
+"""Relay states of a connection not tried yet or under way."""
 
 __all__ = [
     "NOSTR_SDK_VERSION",
@@ -436,9 +440,19 @@ class SdkClient:
         return {str(url): int(relay.stats().success()) for url, relay in relays.items()}
 
     async def wait_connected(self, timeout_s: float) -> None:
-        """Wait until every relay has been tried once (connected or failed)."""
+        """Wait until every relay has been tried once (connected or failed), at most ``timeout_s``.
+
+        ``try_connect`` alone returns at once for a relay whose connection is already under
+        way (``connect`` was called before): the state is watched until it is settled.
+        """
+        deadline = time.monotonic() + timeout_s
         with _translated(RelayError, "cannot connect"):
             await self._client.try_connect(timedelta(seconds=timeout_s))
+        while time.monotonic() < deadline:
+            states = await self.relay_states()
+            if not any(state in _UNSETTLED for state in states.values()):
+                return
+            await asyncio.sleep(0.02)
 
     async def send_event(
         self, event: Event, relays: Sequence[str], *, timeout_s: float

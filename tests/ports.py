@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agent.nostr_sdk_adapter import SdkLocalRelay
-from strom_core.errors import RelayError
 
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10_000  # below are many well-known services' ports
@@ -50,20 +49,79 @@ def unused_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free port in {candidates.start}..{candidates.stop - 1} on {host}")
 
 
-async def relay_on(port: int, within_s: float = 10) -> SdkLocalRelay:
-    """A fresh in-process relay on ``port``, as soon as a relay stopped there let go of it.
+class RestartableRelay:
+    """An in-process relay at a fixed address that can go away and come back empty.
 
-    nostr-sdk's relay closes its listening socket a moment after ``shutdown()``; starting
-    another one on the port at once fails with "address already in use".
+    The address belongs to a forwarder of this process; each :meth:`start` puts a fresh
+    nostr-sdk relay (on a port of its own) behind it. Starting a new nostr-sdk relay on the
+    port the old one had is a race with its shutdown: the old listener lets go "a moment" later,
+    and CI saw that moment exceed ten seconds. Python's own listener is closed at once by
+    :meth:`shutdown`, so the next :meth:`start` binds again without waiting. While it is stopped
+    the address refuses connections, as a relay that is down does.
     """
-    deadline = time.monotonic() + within_s
-    while True:
-        relay = SdkLocalRelay(port=port)
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = unused_port(host)
+        self.url = f"ws://{host}:{self.port}"
+        self._relay: SdkLocalRelay | None = None
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        """Serve a new, empty relay at :attr:`url` (returned)."""
+        self.shutdown()
+        relay = SdkLocalRelay(host=self.host)
+        inner = urlsplit(await relay.start())
+        assert inner.port is not None
+        self._relay = relay
+        self._server = await asyncio.start_server(
+            lambda reader, writer: self._forward(reader, writer, inner.port or 0),
+            self.host,
+            self.port,
+            reuse_address=True,
+        )
+        return self.url
+
+    def shutdown(self) -> None:
+        """Stop serving and drop every connection (idempotent)."""
+        if self._server is not None:
+            self._server.close()  # the listening socket is closed now, not later
+            self._server = None
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+        if self._relay is not None:
+            self._relay.shutdown()
+            self._relay = None
+
+    async def _forward(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inner_port: int
+    ) -> None:
         try:
-            await relay.start()
-        except RelayError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)  # the port is not released yet: try again
-            continue
-        return relay
+            inner_reader, inner_writer = await asyncio.open_connection(self.host, inner_port)
+        except OSError:
+            writer.close()
+            return
+        pair = {writer, inner_writer}
+        self._writers |= pair
+        try:
+            await asyncio.gather(_pipe(reader, inner_writer), _pipe(inner_reader, writer))
+        except asyncio.CancelledError:
+            pass  # the loop ends under a live connection: nobody awaits this task to be told
+        finally:
+            for each in pair:
+                each.close()
+            self._writers -= pair
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy bytes until either side closes, then close the other."""
+    try:
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        sink.close()

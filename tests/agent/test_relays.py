@@ -14,7 +14,7 @@ from strom_core.config import RelayConfig
 from strom_nostr.dm import nip04_message
 from strom_nostr.event import Event
 from strom_nostr.keys import generate_secret_key
-from tests.ports import relay_on, unused_port
+from tests.ports import RestartableRelay, unused_port
 
 KEY = AgentKey(generate_secret_key())
 
@@ -147,8 +147,7 @@ async def _send(url: str, event: Event) -> None:
 
 
 async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart() -> None:
-    port = unused_port()
-    relay = SdkLocalRelay(port=port)
+    relay = RestartableRelay()
     url = await relay.start()
     pool = RelayPool([RelayConfig(url=url)], retry_interval_s=0.5, reconnect_check_s=0.1)
     await pool.start()
@@ -170,7 +169,7 @@ async def test_watch_delivers_events_for_the_agents_and_survives_a_relay_restart
             assert (await delivered.get()).event == first
 
         relay.shutdown()  # the relay goes away and comes back on the same port, empty
-        relay = await relay_on(port)
+        await relay.start()
         second = nip04_message(stranger, KEY.pubkey, "two", created_at=int(time.time()))
         await _send(url, second)  # stored by the new relay, whenever the pool comes back
         # nostr-sdk's reconnect backoff decides when the pool is back (seconds, more on a busy
@@ -197,8 +196,7 @@ async def test_a_relay_back_without_the_inbox_subscription_gets_it_again() -> No
         clients.append(SdkClient(auth_secret=auth_secret))
         return clients[-1]
 
-    port = unused_port()
-    relay = SdkLocalRelay(port=port)
+    relay = RestartableRelay()
     url = await relay.start()
     pool = RelayPool(
         [RelayConfig(url=url)],
@@ -219,7 +217,7 @@ async def test_a_relay_back_without_the_inbox_subscription_gets_it_again() -> No
         await pool.watch([KEY.pubkey])
         await clients[0].unsubscribe("strom-inbox-0")  # what nostr-sdk lost over the reconnect
         relay.shutdown()
-        relay = await relay_on(port)
+        await relay.start()
         dm = nip04_message(generate_secret_key(), KEY.pubkey, "hi", created_at=int(time.time()))
         await _send(url, dm)
 

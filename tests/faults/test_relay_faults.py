@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select, update
 
 from agent.agent import Agent
-from agent.nostr_sdk_adapter import SdkClient, SdkLocalRelay
+from agent.nostr_sdk_adapter import SdkClient
 from lnurl_server.ratelimit import RateLimiter
 from strom_nostr.discovery import (
     PROFILE_KIND,
@@ -39,7 +39,7 @@ from strom_nostr.keys import encode_npub, public_key_hex
 from strom_nostr.zap_receipt import ZAP_RECEIPT_KIND
 from strom_storage.schema import outbox
 from tests.e2e.conftest import CHARGER, Stack, running_stack
-from tests.ports import relay_on, unused_port
+from tests.ports import RestartableRelay
 
 pytestmark = pytest.mark.slow
 
@@ -67,27 +67,10 @@ async def eventually(
         await asyncio.sleep(0.25)
 
 
-class Relay:
-    """A relay on a fixed port of 127.0.0.1 that can be stopped and started again, empty."""
-
-    def __init__(self) -> None:
-        self.port = unused_port()  # the same port again after a restart
-        self.url = f"ws://127.0.0.1:{self.port}"
-        self._relay: SdkLocalRelay | None = None
-
-    async def start(self) -> None:
-        self._relay = await relay_on(self.port)
-
-    def stop(self) -> None:
-        if self._relay is not None:
-            self._relay.shutdown()
-            self._relay = None
-
-
 @dataclass
 class World:
     stack: Stack
-    relay: Relay
+    relay: RestartableRelay
     reader: SdkClient
     """A nostr client of the test's own, for what is on the relay right now."""
 
@@ -124,7 +107,7 @@ class World:
 
     async def relay_down(self) -> None:
         """Stop the relay; return once Strom's relay pool has noticed."""
-        self.relay.stop()
+        self.relay.shutdown()
 
         async def noticed() -> bool | None:
             states = await self.stack.strom.agents.pool.states()
@@ -146,7 +129,7 @@ class World:
 @asynccontextmanager
 async def world_with_one_relay(tmp_path: Path) -> AsyncIterator[World]:
     """Strom and its simulated charger, using only a relay the test can stop and restart."""
-    relay = Relay()
+    relay = RestartableRelay()
     await relay.start()
     relay_config = tmp_path / "relay_config"
     relay_config.mkdir()
@@ -166,7 +149,7 @@ async def world_with_one_relay(tmp_path: Path) -> AsyncIterator[World]:
             yield world
     finally:
         await reader.shutdown()
-        relay.stop()
+        relay.shutdown()
 
 
 async def zap(world: World, amount_msat: int) -> None:
