@@ -9,17 +9,20 @@ maps onto a typed result).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ocpp_server import SimulatedChargePoint201, SimulatorOptions, simulated_charge_point
 from ocpp_server.v16.sim_reservations import ConnectorReserved
 from strom_core.ports import CommandStatus, ConnectorStatusChanged, TransactionStarted
 from strom_core.ports.reservations import ReservationCommands
 from tests.ocpp.conftest import PASSWORD, Harness, boot, running
 from tests.ocpp.drivers import ChargePointDriver, OcppRpcDriver, PythonDriver, install_ocpp_rpc
+from tests.waits import until
 
 
 def soon(minutes: float = 30) -> datetime:
@@ -462,3 +465,104 @@ async def test_a_request_201_cannot_carry_is_refused_before_sending(harness: Har
         assert station.validation_failures == []
     finally:
         await station.close()
+
+
+@contextlib.asynccontextmanager
+async def running_201(harness: Harness) -> AsyncIterator[SimulatedChargePoint201]:
+    """Strom's simulated 2.0.1 station against the harness, booted and configured."""
+    sim = simulated_charge_point(
+        SimulatorOptions(
+            url=harness.url,
+            charger_id="cp-1",
+            ocpp_version="2.0.1",
+            password=PASSWORD,
+            connectors=2,
+            reconnect_delay_s=0.05,
+        )
+    )
+    assert isinstance(sim, SimulatedChargePoint201)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(sim.run())
+        try:
+            await sim.wait_until(
+                lambda: any(c.action == "GetBaseReport" for c in sim.received_calls)
+            )
+            yield sim
+        finally:
+            sim.stop()
+            task.cancel()
+    assert sim.validation_failures == []
+
+
+async def test_the_simulated_201_station_honours_a_reservation(harness: Harness) -> None:
+    reservations = harness.server.reservations
+    async with running_201(harness) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        reserved = await reservations.reserve_now(
+            "cp-1", 1, reservation_id=21, expires_at=soon(), id_tag=tag
+        )
+        assert reserved.accepted
+        await harness.sink.wait_for(
+            ConnectorStatusChanged, lambda e: e.connector_id == 1 and e.status == "Reserved"
+        )
+        # Another EVSE's reservation, or this one's for another idToken, is refused.
+        occupied = await reservations.reserve_now(
+            "cp-1", 1, reservation_id=22, expires_at=soon(), id_tag="OTHER"
+        )
+        assert (occupied.status, occupied.detail) == (CommandStatus.REJECTED, "Occupied")
+        stranger = harness.core.issue_id_tag("cp-1")
+        refused = await harness.server.commands.remote_start("cp-1", 1, stranger)
+        assert (refused.status, refused.detail) == (CommandStatus.REJECTED, "Rejected")
+        with pytest.raises(ConnectorReserved):
+            await sim.start_transaction(1, stranger)
+        # The reserved idToken starts; its Started event names the reservation.
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).accepted
+        await sim.plug(1)
+        started = await harness.sink.wait_for(TransactionStarted)
+        assert (started.connector_id, started.reservation_id) == (1, 21)
+        assert sim.reservations.held == []
+
+
+async def test_a_201_reservation_expires_with_a_status_update_or_is_cancelled(
+    harness: Harness,
+) -> None:
+    reservations = harness.server.reservations
+    async with running_201(harness) as sim:
+        expiry = datetime.now(UTC) + timedelta(seconds=0.3)
+        assert (
+            await reservations.reserve_now(
+                "cp-1", 2, reservation_id=31, expires_at=expiry, id_tag="T-1"
+            )
+        ).accepted
+        await harness.sink.wait_for(
+            ConnectorStatusChanged, lambda e: e.connector_id == 2 and e.status == "Reserved"
+        )
+        seen = len(harness.sink.events)
+        await harness.sink.wait_for(
+            ConnectorStatusChanged,
+            lambda e: e.connector_id == 2 and e.status == "Available",
+            after=seen,
+        )
+
+        def expired() -> bool:
+            info = harness.server.charger_info("cp-1")
+            return (
+                info is not None and info.notifications.get("ReservationStatusUpdate") == "Expired"
+            )
+
+        await until(expired, "ReservationStatusUpdate Expired")
+
+        assert (
+            await reservations.reserve_now(
+                "cp-1", 2, reservation_id=32, expires_at=soon(), id_tag="T-2"
+            )
+        ).accepted
+        await sim.wait_until(lambda: sim.connectors[2].status == "Reserved")
+        assert (await reservations.cancel_reservation("cp-1", 32)).accepted
+        await sim.wait_until(lambda: sim.connectors[2].status == "Available")
+        gone = await reservations.cancel_reservation("cp-1", 32)
+        assert (gone.status, gone.detail) == (CommandStatus.REJECTED, "Rejected")
+        no_evse = await reservations.reserve_now(
+            "cp-1", 9, reservation_id=33, expires_at=soon(), id_tag="T-3"
+        )
+        assert (no_evse.status, no_evse.detail) == (CommandStatus.REJECTED, "Rejected")
