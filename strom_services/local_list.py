@@ -112,6 +112,8 @@ class LocalListService:
         cards = _cards_by_charger(config)
         changed = [cid for cid, wanted in cards.items() if wanted != self._seen.get(cid, {})]
         self._seen = cards
+        for charger_id in cards.keys() - set(changed):
+            self._changed.pop(charger_id, None)  # this change left its cards as they were
         for charger_id in changed:
             try:
                 task = asyncio.ensure_future(self.sync(charger_id))
@@ -122,9 +124,9 @@ class LocalListService:
             self._changed[charger_id] = task
 
     async def synced(self, charger_id: str) -> SyncOutcome | None:
-        """The outcome of the sync the latest change of the charger's cards started.
+        """The outcome of the sync the latest replacement of the profiles started for it.
 
-        None when no change of its cards started one.
+        None when that replacement left the charger's cards as they were.
         """
         task = self._changed.get(charger_id)
         if task is None:
