@@ -479,6 +479,12 @@ function kept (name, attrs) {
   return h('input', { name, value: values[name] ?? attrs.value ?? '', ...attrs, oninput: (event) => { values[name] = event.target.value } })
 }
 
+function keptSelect (name, options) {
+  const values = state.page.fields || (state.page.fields = {})
+  return h('select', { name, onchange: (event) => { values[name] = event.target.value } },
+    options.map(([value, label]) => h('option', { value, selected: (values[name] ?? options[0][0]) === value }, label)))
+}
+
 function powerSection (chargerId, readOnly) {
   const key = 'schedule:' + chargerId
   const result = commandLine('power-result')
@@ -595,7 +601,12 @@ function cardsSection (chargerId, cards, readOnly) {
 function firmwareSection (chargerId, firmware, readOnly) {
   const result = commandLine('firmware-result')
   const run = async (label, path, data) => {
-    try { result.show(answerText(label, await api('POST', '/chargers/' + chargerId + path, data))) } catch (e) { result.show(e.message, true) }
+    try {
+      const answer = await api('POST', '/chargers/' + chargerId + path, data)
+      result.show(answerText(label, answer) + (answer.file_name ? ': ' + answer.file_name : ''))
+      // Status notifications and uploads send no live event: look again a few times.
+      if (answer.status === 'Accepted') for (const ms of [1500, 4000, 10000]) setTimeout(() => route(true), ms)
+    } catch (e) { result.show(e.message, true) }
   }
   const statuses = [['Firmware version', firmware.firmware_version], ['Firmware update', firmware.firmware_status], ['Diagnostics upload', firmware.diagnostics_status], ['Log upload', firmware.log_status]]
   const files = firmware.files.length
@@ -628,7 +639,7 @@ function firmwareSection (chargerId, firmware, readOnly) {
         run(logType === 'security' ? 'Security log' : 'Diagnostics log', '/log', { log_type: logType })
       }
     }, h('button', { type: 'button', id: 'get-diagnostics', onclick: () => run('Diagnostics', '/commands/get-diagnostics', {}) }, 'Request diagnostics'),
-    h('label', {}, 'Log', h('select', { name: 'log_type' }, h('option', { value: 'diagnostics' }, 'diagnostics log'), h('option', { value: 'security' }, 'security log'))),
+    h('label', {}, 'Log', keptSelect('log_type', [['diagnostics', 'diagnostics log'], ['security', 'security log']])),
     h('button', { type: 'submit' }, 'Request log'))]
   return h('section', { id: 'firmware' }, h('h2', {}, 'Firmware and logs'),
     h('table', { id: 'firmware-status' }, h('tbody', {}, statuses.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v || '—'))))),
@@ -669,7 +680,7 @@ function certificatesSection (chargerId, readOnly) {
       } catch (e) { result.show(e.message, true) }
     }
   }, h('div', { class: 'row' },
-    h('label', {}, 'Type', h('select', { name: 'certificate_type' }, h('option', { value: 'CentralSystemRootCertificate' }, 'Central system root'), h('option', { value: 'ManufacturerRootCertificate' }, 'Manufacturer root')))),
+    h('label', {}, 'Type', keptSelect('certificate_type', [['CentralSystemRootCertificate', 'Central system root'], ['ManufacturerRootCertificate', 'Manufacturer root']]))),
   h('label', { class: 'wide' }, 'Root certificate (PEM)', h('textarea', {
     name: 'pem',
     rows: 6,
