@@ -79,9 +79,7 @@ async def test_an_operator_manages_power_cards_logs_and_certificates_on_the_char
     await row.locator('input[name="id_tag"]').fill("STAFF-1")
     await row.locator('input[name="label"]').fill("Anna")
     await page.click("#save-cards")
-    await expect(page.locator("#cards-result")).to_contain_text(
-        "Full update, version 1: Accepted"
-    )
+    await expect(page.locator("#cards-result")).to_contain_text("Full update, version 1: Accepted")
     assert sim.local_list.tags() == ["STAFF-1"]
     assert (await sim.call("Authorize", {"idTag": "STAFF-1"}))["idTagInfo"] == {
         "status": "Accepted"
