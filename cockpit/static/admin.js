@@ -555,7 +555,17 @@ function cardsSection (chargerId, cards, readOnly) {
   const draft = page.cards
   const dirty = JSON.stringify(draft) !== JSON.stringify(cards.cards)
   const rows = draft.map((card, i) => {
-    const input = (name, label, size, attrs) => h('input', { name, 'aria-label': label, value: card[name], size, ...attrs, oninput: (event) => { card[name] = event.target.value } })
+    const input = (name, label, size, attrs) => h('input', {
+      name,
+      'aria-label': label,
+      value: card[name],
+      size,
+      ...attrs,
+      oninput: (event) => {
+        card[name] = event.target.value
+        if (name === 'id_tag') event.target.closest('tr').dataset.card = card.id_tag || 'new'
+      }
+    })
     const account = input('account', 'Account', 12, { disabled: card.mode !== 'account', required: card.mode === 'account' })
     const mode = h('select', {
       name: 'mode',
@@ -581,7 +591,7 @@ function cardsSection (chargerId, cards, readOnly) {
         event.preventDefault()
         try {
           const answer = await api('PUT', '/chargers/' + chargerId + '/cards', { cards: draft.map((c) => ({ id_tag: c.id_tag.trim(), label: c.label, mode: c.mode, account: c.mode === 'account' ? c.account : '' })) })
-          page.cards = answer.cards.map((c) => ({ ...c }))
+          draft.splice(0, draft.length, ...answer.cards.map((c) => ({ ...c }))) // in place: every handler edits the one list
           const list = answer.local_list
           result.show('Cards saved' + (answer.restart_required ? '; they take effect at the next start' : '') +
             (list ? '. Charger\'s local list: ' + (list.update ? list.update + ' update, version ' + list.version + ': ' : '') + list.status + (list.detail ? ' (' + list.detail + ')' : '') : ''))
@@ -594,7 +604,7 @@ function cardsSection (chargerId, cards, readOnly) {
       h('button', { type: 'button', id: 'add-card', onclick: () => { draft.push({ id_tag: '', label: '', mode: 'free', account: '' }); route(true) } }, 'Add card'),
       h('button', { class: 'primary', type: 'submit', id: 'save-cards' }, 'Save cards'),
       dirty ? h('span', { class: 'badge warn', id: 'cards-unsaved' }, 'unsaved changes') : '',
-      dirty ? h('button', { type: 'button', onclick: () => { page.cards = null; route(true) } }, 'Discard changes') : '')),
+      dirty ? h('button', { type: 'button', onclick: () => { draft.splice(0, draft.length, ...cards.cards.map((c) => ({ ...c }))); route(true) } }, 'Discard changes') : '')),
     result.line)
 }
 

@@ -63,8 +63,9 @@ async def test_an_operator_manages_power_cards_logs_and_certificates_on_the_char
     await expect(power.locator("#site-limit-now")).to_contain_text("Site limit: 7.4 kW")
     await expect(power.locator('#schedule-chart rect[data-limit-w="7400"]')).to_have_count(1)
     assert sim.power_w(1) == 7_400
+    # Enter submits from the field: live refreshes leave the page alone while it has the focus.
     await power.locator('input[name="limit_kw"]').fill("0.5")
-    await power.locator("text=Set limit").click()
+    await power.locator('input[name="limit_kw"]').press("Enter")
     await expect(page.locator("#power-result.error")).to_contain_text("limit_kw")
     assert cockpit.stack.strom.config.profile(CHARGER).site_limit_w == 7_400
     await screenshot(page, "admin-charger-power")
@@ -74,8 +75,10 @@ async def test_an_operator_manages_power_cards_logs_and_certificates_on_the_char
 
     # Cards: added, sent to the charger's local list, refused by the API when doubled.
     cards = page.locator("#cards")
+    rows = cards.locator("tbody tr")
     await page.click("#add-card")
-    row = cards.locator('tr[data-card="new"]')
+    await expect(rows).to_have_count(1)
+    row = rows.last  # a new row goes at the end
     await row.locator('input[name="id_tag"]').fill("STAFF-1")
     await row.locator('input[name="label"]').fill("Anna")
     await page.click("#save-cards")
@@ -85,7 +88,8 @@ async def test_an_operator_manages_power_cards_logs_and_certificates_on_the_char
         "status": "Accepted"
     }
     await page.click("#add-card")
-    row = cards.locator('tr[data-card="new"]')
+    await expect(rows).to_have_count(2)
+    row = rows.last
     await row.locator('input[name="id_tag"]').fill("FLEET-7")
     await row.locator('select[name="mode"]').select_option("account")
     await row.locator('input[name="account"]').fill("acme")
@@ -96,7 +100,8 @@ async def test_an_operator_manages_power_cards_logs_and_certificates_on_the_char
     )
     assert sim.local_list.tags() == ["FLEET-7", "STAFF-1"]
     await page.click("#add-card")
-    await cards.locator('tr[data-card="new"] input[name="id_tag"]').fill("staff-1")
+    await expect(rows).to_have_count(3)
+    await rows.last.locator('input[name="id_tag"]').fill("staff-1")
     await page.click("#save-cards")
     await expect(page.locator("#cards-result.error")).to_contain_text("listed twice")
     await screenshot(page, "admin-charger-cards")
