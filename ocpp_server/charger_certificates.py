@@ -75,6 +75,13 @@ class OcppCertificates:
             return route
         return await route.delete_certificate(charger_id, hash_data)
 
+    async def request_charger_certificate(self, charger_id: str) -> CommandResult:
+        """ExtendedTriggerMessage SignChargePointCertificate: the charger sends a new CSR."""
+        route = self._route(charger_id)
+        if isinstance(route, CommandResult):
+            return route
+        return await route.request_charger_certificate(charger_id)
+
 
 if TYPE_CHECKING:
     _IS_CHARGER_CERTIFICATES: type[ChargerCertificates] = OcppCertificates

@@ -10,6 +10,10 @@ The OCPP 1.6 security edition's certificate commands, through
   anything is sent: exactly one X.509 certificate, readable, a CA certificate, valid now. A
   charger that stops trusting the central system's root cannot connect over TLS any more, so
   a bad paste is refused at the door rather than by the charger.
+* ``POST …/commands/renew-certificate`` asks the charger for a new client certificate of its
+  own (ExtendedTriggerMessage SignChargePointCertificate): it sends a CSR, which Strom's charger
+  CA checks and signs (:mod:`ocpp_server.v16.certificates`); the charger uses the certificate
+  from its next connection (security profile 3).
 * ``DELETE …/{serial}`` deletes the certificate with that serial number (DeleteCertificate
   needs its whole hash data: Strom asks the charger for its certificates first and sends the
   hash data of the one with that serial; none is a 404, two with the same serial a 409).
@@ -186,6 +190,13 @@ class CertificatesResource:
             serial_number=chosen.serial_number,
         )
 
+    async def renew(self, call: Call) -> m.CommandAnswer:
+        """``POST /chargers/{charger_id}/commands/renew-certificate``."""
+        profile = self.ctx.profile(call)
+        result = await self._certificates.request_charger_certificate(profile.id)
+        call.audit_detail.update(charger=result.status.value)
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
+
     def endpoints(self) -> list[Endpoint]:
         """The operations of this resource."""
         e = Endpoint
@@ -219,5 +230,16 @@ class CertificatesResource:
                 action="charger.delete_certificate",
                 target="charger_id",
                 conflict=True,
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/commands/renew-certificate",
+                self.renew,
+                "ExtendedTriggerMessage SignChargePointCertificate: the charger sends a CSR, "
+                "Strom's charger CA signs it (its client certificate, security profile 3)",
+                "chargers",
+                m.CommandAnswer,
+                action="charger.renew_certificate",
+                target="charger_id",
             ),
         ]

@@ -699,9 +699,17 @@ function certificatesSection (chargerId, readOnly) {
     oninput: (event) => { (state.page.fields || (state.page.fields = {})).pem = event.target.value }
   }, (state.page.fields && state.page.fields.pem) || '')),
   h('button', { class: 'primary', type: 'submit' }, 'Install certificate'))
-  return h('section', { id: 'certificates' }, h('h2', {}, 'Root certificates'),
-    h('p', { class: 'muted' }, 'The roots the charger trusts (OCPP 1.6 security edition): the one its central system\'s TLS certificate chains to, and the manufacturer\'s.'),
-    h('div', { class: 'toolbar' }, refreshButton(key)),
+  const renew = readOnly ? '' : h('button', {
+    type: 'button',
+    id: 'renew-certificate',
+    title: 'ExtendedTriggerMessage SignChargePointCertificate: the charger sends a CSR, Strom\'s charger CA signs it; the charger uses it from its next connection (security profile 3)',
+    onclick: async () => {
+      try { result.show(answerText('Client certificate renewal', await api('POST', '/chargers/' + chargerId + '/commands/renew-certificate'))) } catch (e) { result.show(e.message, true) }
+    }
+  }, 'Renew its client certificate')
+  return h('section', { id: 'certificates' }, h('h2', {}, 'Certificates'),
+    h('p', { class: 'muted' }, 'The roots the charger trusts (OCPP 1.6 security edition): the one its central system\'s TLS certificate chains to, and the manufacturer\'s. Its own client certificate (security profile 3) is signed by Strom\'s charger CA.'),
+    h('div', { class: 'toolbar' }, refreshButton(key), renew),
     pending(key, () => api('GET', '/chargers/' + chargerId + '/certificates'), render),
     install, result.line)
 }

@@ -3,7 +3,9 @@
 OCPP 1.6 security edition (and OCPP 2.0.1) let the central system install a root certificate
 on a charger (InstallCertificate: the CA that signed the central system's TLS certificate, or
 the manufacturer's firmware-signing root), list what it holds (GetInstalledCertificateIds) and
-delete one (DeleteCertificate). A charger names each certificate by its *hash data*: the hash
+delete one (DeleteCertificate); and ask the charger for a new client certificate of its own
+(ExtendedTriggerMessage SignChargePointCertificate: it sends a CSR, which Strom's charger CA
+signs, security profile 3). A charger names each certificate by its *hash data*: the hash
 algorithm, the hashes of the issuer's name and key, and the serial number in hexadecimal
 (``hashAlgorithm``, ``issuerNameHash``, ``issuerKeyHash``, ``serialNumber``, the wire names,
 kept as the charger sent them).
@@ -69,4 +71,8 @@ class ChargerCertificates(Protocol):
         self, charger_id: str, hash_data: Mapping[str, str]
     ) -> CommandResult:
         """DeleteCertificate named by its hash data (``NotFound``: REJECTED with that detail)."""
+        ...
+
+    async def request_charger_certificate(self, charger_id: str) -> CommandResult:
+        """Ask the charger for a CSR (it sends SignCertificate; the charger CA signs it)."""
         ...

@@ -1,11 +1,12 @@
-"""The charger page's Power, Cards, Firmware and Root certificates sections, in Chromium.
+"""The charger page's Power, Cards, Firmware and Certificates sections, in Chromium.
 
 Against the running stack with its simulated OCPP 1.6 charger: an operator sets and removes a
 site limit and sees the charger's composite schedule; adds cards (the charger's local list
 gets them, Authorize accepts them), sees the API's refusal of a duplicate, removes one;
 requests a security log and finds the uploaded file; installs a root certificate from pasted
-PEM, sees a bad one refused, deletes it. A read-only token sees the same sections without a
-single change control. The screenshots land in ``test-artifacts/screenshots/admin-*.png``.
+PEM, sees a bad one refused, deletes it, and has the charger renew its client certificate. A
+read-only token sees the same sections without a single change control. The screenshots land
+in ``test-artifacts/screenshots/admin-*.png``.
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ async def test_an_operator_manages_power_cards_logs_and_certificates_on_the_char
     await listed.locator("text=Delete").click()
     await expect(listed).to_have_count(0)
     assert sim.certificates.installed == {"CentralSystemRootCertificate": []}
+    await page.click("#renew-certificate")
+    await expect(page.locator("#certificates-result")).to_contain_text(
+        "Client certificate renewal: Accepted"
+    )
     # The refused inputs above log their 400 answers in the console, as they should; no more.
     assert [line for line in trouble if "status of 400" not in line] == []
 
@@ -167,6 +172,7 @@ async def test_a_read_only_token_sees_the_sections_without_change_controls(
         "#update-firmware",
         "#request-log",
         "#install-certificate",
+        "#renew-certificate",
         "#certificates button.danger",
         "#uploads button",
     ):

@@ -81,6 +81,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/chargers/{charger_id}/certificates"): {},
     ("POST", "/chargers/{charger_id}/certificates"): {"json": {"pem": ROOT_PEM}},
     ("DELETE", "/chargers/{charger_id}/certificates/{serial}"): {},
+    ("POST", "/chargers/{charger_id}/commands/renew-certificate"): {},
     ("GET", "/chargers/{charger_id}/cards"): {},
     ("PUT", "/chargers/{charger_id}/cards"): {"json": {"cards": [{"id_tag": "STAFF-1"}]}},
     ("GET", "/chargers/{charger_id}/sticker.svg"): {"params": {"connector": "1"}},
@@ -172,6 +173,7 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("GET", "/chargers/{charger_id}/certificates"): ({"charger": "no-such"}, 404),
     ("POST", "/chargers/{charger_id}/certificates"): ({"json": {"pem": "no PEM"}}, 400),
     ("DELETE", "/chargers/{charger_id}/certificates/{serial}"): ({"serial": "xyz"}, 400),
+    ("POST", "/chargers/{charger_id}/commands/renew-certificate"): ({"charger": "no-such"}, 404),
     ("GET", "/chargers/{charger_id}/cards"): ({"params": {"all": "1"}}, 400),
     ("PUT", "/chargers/{charger_id}/cards"): (
         {"json": {"cards": [{"id_tag": "A"}, {"id_tag": "a"}]}},
@@ -378,6 +380,8 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     deleted = await cockpit.call("DELETE", fill(f"/chargers/{{charger_id}}/certificates/{serial}"))
     assert deleted.json()["status"] == "Accepted", deleted.text
     done.add(("DELETE", "/chargers/{charger_id}/certificates/{serial}"))
+    renewed = await ok("POST", "/chargers/{charger_id}/commands/renew-certificate")
+    assert renewed["status"] == "Accepted", renewed
 
     stranger = simulated(cockpit, "cp-unknown")
     waiting = asyncio.create_task(stranger.run())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -22,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from ocpp_server.certificates import certificate_hash_data, new_ca
 from ocpp_server.v16.charge_point import SimulatedChargePoint
 from strom_services.local_list import LocalListService
-from tests.cockpit.conftest import CHARGER, Cockpit
+from tests.cockpit.conftest import CHARGER, Cockpit, start_cockpit
 
 pytestmark = pytest.mark.slow
 
@@ -256,6 +257,44 @@ async def test_a_read_only_token_cannot_install_or_delete_a_certificate(cockpit:
     delete = await cockpit.call("DELETE", f"{CERTIFICATES}/01", token=cockpit.read_token)
     assert (install.status_code, delete.status_code) == (403, 403)
     assert sim.certificates.installed == {}
+
+
+async def test_the_charger_renews_its_client_certificate_signed_by_stroms_charger_ca(
+    cockpit: Cockpit,
+) -> None:
+    sim = charge_point(cockpit)
+    answer = await cockpit.call("POST", f"/chargers/{CHARGER}/commands/renew-certificate")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "Accepted"
+
+    async def signed() -> tuple[bytes, bytes]:
+        while True:  # CertificateSigned follows Strom's answer to the charger's CSR
+            if sim.client_certificate is not None:
+                return sim.client_certificate
+            await asyncio.sleep(0.02)
+
+    chain, _key = await asyncio.wait_for(signed(), 10)
+    certificate = x509.load_pem_x509_certificates(chain)[0]
+    assert certificate.subject.rfc4514_string() == f"CN={CHARGER}"
+    assert sim.certificates.csr_answers == ["Accepted"]
+    assert "api.charger.renew_certificate" in await audit_actions(cockpit)
+    reader = await cockpit.call(
+        "POST", f"/chargers/{CHARGER}/commands/renew-certificate", token=cockpit.read_token
+    )
+    assert reader.status_code == 403
+
+
+async def test_an_ocpp_201_charger_is_told_the_certificate_commands_are_not_supported(
+    tmp_path: Path,
+) -> None:
+    async for cockpit in start_cockpit(tmp_path, ocpp_version="2.0.1"):
+        listed = await cockpit.call("GET", CERTIFICATES)
+        assert listed.status_code == 200, listed.text
+        assert (listed.json()["status"], listed.json()["certificates"]) == ("NotSupported", [])
+        installed = await cockpit.call("POST", CERTIFICATES, json={"pem": root_pem()})
+        assert installed.json()["status"] == "NotSupported"
+        sent = {c.action for c in cockpit.stack.charger.received_calls}
+        assert not sent & {"GetInstalledCertificateIds", "InstallCertificate"}
 
 
 # --- GetLog ------------------------------------------------------------------------------------
