@@ -599,7 +599,7 @@ function cardsSection (chargerId, cards, readOnly) {
         } catch (e) { result.show(e.message, true) }
       }
     },
-    h('table', {}, h('thead', {}, h('tr', {}, ['idTag', 'Label', 'Who pays', 'Account', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows)),
+    h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['idTag', 'Label', 'Who pays', 'Account', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows))),
     h('div', { class: 'toolbar' },
       h('button', { type: 'button', id: 'add-card', onclick: () => { draft.push({ id_tag: '', label: '', mode: 'free', account: '' }); route(true) } }, 'Add card'),
       h('button', { class: 'primary', type: 'submit', id: 'save-cards' }, 'Save cards'),
@@ -620,11 +620,11 @@ function firmwareSection (chargerId, firmware, readOnly) {
   }
   const statuses = [['Firmware version', firmware.firmware_version], ['Firmware update', firmware.firmware_status], ['Diagnostics upload', firmware.diagnostics_status], ['Log upload', firmware.log_status]]
   const files = firmware.files.length
-    ? h('table', { id: 'uploads' }, h('thead', {}, h('tr', {}, ['File', 'Size', 'Received', ''].map((t) => h('th', {}, t)))),
+    ? h('div', { class: 'scroll' }, h('table', { id: 'uploads' }, h('thead', {}, h('tr', {}, ['File', 'Size', 'Received', ''].map((t) => h('th', {}, t)))),
       h('tbody', {}, firmware.files.map((f) => h('tr', { dataset: { file: f.name } },
         h('td', { class: 'mono' }, f.name), h('td', { class: 'num' }, f.size.toLocaleString('en') + ' B'), h('td', {}, when(f.modified)),
         h('td', {}, readOnly ? '' : [h('button', { type: 'button', onclick: () => download('/chargers/' + chargerId + '/uploads/' + encodeURIComponent(f.name), f.name).catch((e) => result.show(e.message, true)) }, 'Download'), ' ',
-          h('button', { type: 'button', class: 'danger', onclick: async () => { try { await api('DELETE', '/chargers/' + chargerId + '/uploads/' + encodeURIComponent(f.name)); route(true) } catch (e) { result.show(e.message, true) } } }, 'Delete')])))))
+          h('button', { type: 'button', class: 'danger', onclick: async () => { try { await api('DELETE', '/chargers/' + chargerId + '/uploads/' + encodeURIComponent(f.name)); route(true) } catch (e) { result.show(e.message, true) } } }, 'Delete')]))))))
     : h('p', { class: 'muted' }, 'No files uploaded.')
   const controls = readOnly ? '' : [
     h('form', {
@@ -664,7 +664,7 @@ function certificatesSection (chargerId, readOnly) {
   const render = (answer) => h('div', {},
     h('p', { class: 'muted', id: 'certificates-status' }, answer.types.map((t) => t.certificate_type + ': ' + t.status + (t.detail ? ' (' + t.detail + ')' : '')).join(' · ')),
     answer.certificates.length
-      ? h('table', { id: 'certificate-list' }, h('thead', {}, h('tr', {}, ['Type', 'Serial', 'Issuer name hash', ''].map((t) => h('th', {}, t)))),
+      ? h('div', { class: 'scroll' }, h('table', { id: 'certificate-list' }, h('thead', {}, h('tr', {}, ['Type', 'Serial', 'Issuer name hash', ''].map((t) => h('th', {}, t)))),
         h('tbody', {}, answer.certificates.map((c) => h('tr', { dataset: { serial: c.serial_number } },
           h('td', {}, c.certificate_type), h('td', { class: 'mono' }, c.serial_number),
           h('td', { class: 'mono', title: c.hash_algorithm + ' ' + c.issuer_name_hash }, c.issuer_name_hash.slice(0, 16) + '…'),
@@ -675,7 +675,7 @@ function certificatesSection (chargerId, readOnly) {
               if (!confirm('Delete certificate ' + c.serial_number + ' from ' + chargerId + '? A charger that no longer trusts the central system\'s root cannot connect over TLS.')) return
               try { result.show(answerText('Delete ' + c.serial_number, await api('DELETE', '/chargers/' + chargerId + '/certificates/' + c.serial_number))); reload() } catch (e) { result.show(e.message, true) }
             }
-          }, 'Delete'))))))
+          }, 'Delete')))))))
       : h('p', { class: 'muted' }, 'No root certificates listed.'))
   const install = readOnly ? '' : h('form', {
     id: 'install-certificate',
