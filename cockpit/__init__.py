@@ -35,6 +35,7 @@ from strom_core.ports.agents import NostrAgents
 from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_lightning import LightningBackend, NodeWatch
 from strom_services.core_events import CoreEventSink
+from strom_services.local_list import LocalListService
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.refunds import RefundService
@@ -92,6 +93,8 @@ class Cockpit:
         apply_profile: applies a profile written through the API to the running Strom;
             without it a changed profile takes effect at the next start.
         power: the chargers' power limits (site limit, composite schedule).
+        local_lists: keeps the chargers' local lists equal to their cards (the cards page
+            reports what the charger answered to a change).
         setup_password: the owner's setup password for the first-run page
             (:mod:`cockpit.firstrun`); None makes one for this run.
         clock: the time of audit rows, tokens, NIP-98 checks and live messages.
@@ -114,6 +117,7 @@ class Cockpit:
         node: NodeWatch | None = None,
         apply_profile: ProfileApplier | None = None,
         power: PowerService | None = None,
+        local_lists: LocalListService | None = None,
         setup_password: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -146,6 +150,7 @@ class Cockpit:
                 node=node,
                 apply_profile=apply_profile,
                 power=power,
+                local_lists=local_lists,
             ),
             self.uploads,
         )

@@ -751,3 +751,116 @@ class CompositeScheduleOut(_Out):
     start: str | None = None
     duration_s: int | None = None
     periods: list[SchedulePeriodOut] = []
+
+
+# --- logs (cockpit.api.firmware) ---------------------------------------------------------------
+
+
+class GetLogIn(_In):
+    """Which log the charger uploads (GetLog), and the time span when it should limit it."""
+
+    log_type: Literal["diagnostics", "security"] = "diagnostics"
+    start: IsoTime | None = None
+    stop: IsoTime | None = None
+
+
+class LogAnswer(UploadAnswer):
+    """What the charger answered to GetLog; its LogStatusNotifications carry ``request_id``."""
+
+    request_id: int
+
+
+# --- root certificates on the charger (cockpit.api.certificates) -------------------------------
+
+CertificateType = Literal["CentralSystemRootCertificate", "ManufacturerRootCertificate"]
+
+
+class CertificateOut(_Out):
+    """One root certificate a charger holds, named by its hash data as the charger sent it."""
+
+    certificate_type: str
+    hash_algorithm: str
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str = Field(description="hexadecimal: DELETE …/certificates/{serial} takes it")
+
+
+class CertificateTypeStatus(_Out):
+    """What the charger answered to GetInstalledCertificateIds for one type."""
+
+    certificate_type: str
+    status: str
+    detail: str = ""
+
+
+class CertificatesOut(_Out):
+    """The root certificates a charger holds, both types asked (``status``: the worse answer)."""
+
+    charger_id: str
+    status: str
+    detail: str = ""
+    types: list[CertificateTypeStatus]
+    certificates: list[CertificateOut]
+
+
+class CertificateIn(_In):
+    """A root certificate to install: one PEM certificate (checked before it is sent)."""
+
+    certificate_type: CertificateType = "CentralSystemRootCertificate"
+    pem: str = Field(min_length=1, max_length=5500)
+
+
+class CertificateAnswer(_Out):
+    """What the charger answered to InstallCertificate or DeleteCertificate, and which one."""
+
+    status: str
+    detail: str = ""
+    certificate_type: str | None = None
+    subject: str | None = None
+    serial_number: str | None = None
+    not_after: datetime | None = None
+
+
+# --- the operator's cards (cockpit.api.cards) --------------------------------------------------
+
+
+class CardIn(_In):
+    """One card: its idTag (OCPP CiString20), a label, and who pays (free, or an account)."""
+
+    id_tag: str = Field(min_length=1, max_length=20, pattern=r"^[!-~]+$")
+    label: str = Field("", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    mode: Literal["free", "account"] = "free"
+    account: str = Field(
+        "", max_length=48, pattern=r"^[^\x00-\x1f\x7f]*$", description="only for mode account"
+    )
+
+
+class CardsIn(_In):
+    """The charger's whole list of cards (it replaces the list in force)."""
+
+    cards: list[CardIn] = Field(max_length=100)
+
+
+class CardOut(_Out):
+    id_tag: str
+    label: str
+    mode: str
+    account: str
+
+
+class LocalListOut(_Out):
+    """What the charger answered to the update of its local list (``update`` None: none sent)."""
+
+    status: str
+    detail: str = ""
+    update: str | None = None
+    version: int | None = None
+
+
+class CardsOut(_Out):
+    """A charger's cards; after a change, what its local list update got."""
+
+    charger_id: str
+    cards: list[CardOut]
+    local_list: LocalListOut | None = None
+    restart_required: bool = False

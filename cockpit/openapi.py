@@ -68,6 +68,8 @@ def _path_schema(name: str) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "maximum": 99}
     if name == "charger_id":
         return _CHARGER_ID_SCHEMA
+    if name == "serial":  # a certificate's serial number, hexadecimal
+        return {"type": "string", "pattern": "^[0-9A-Fa-f]{1,40}$"}
     return {"type": "string", "minLength": 1, "maxLength": 48}
 
 

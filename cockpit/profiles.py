@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import tomlkit
 from pydantic import ValidationError
 from tomlkit.items import InlineTable, Table
 
-from strom_core.config import ProfileConfig, TariffConfig
+from strom_core.config import CardConfig, ProfileConfig, TariffConfig
 from strom_core.errors import ConfigError
 from strom_core.ids import check_charger_id
 
@@ -152,6 +152,31 @@ class ProfileFiles:
             document.pop("site_limit_kw", None)
         else:
             document["site_limit_kw"] = _plain(limit_kw)
+        return self._replace(path, document, charger_id)
+
+    def write_cards(self, charger_id: str, cards: Sequence[CardConfig]) -> ProfileConfig:
+        """Replace the ``[[cards]]`` of an existing profile (none: the key is removed).
+
+        The cards are written in the order given; the rest of the file stays as it was.
+
+        Raises:
+            ConfigError: no such profile file, a card listed twice, or the file cannot be
+                written or read back.
+        """
+        path, document = self._existing(charger_id)
+        document.pop("cards", None)
+        if cards:
+            tables = tomlkit.aot()
+            for card in cards:
+                table = tomlkit.table()
+                table["id_tag"] = card.id_tag
+                if card.label:
+                    table["label"] = card.label
+                table["mode"] = card.mode.value
+                if card.account:
+                    table["account"] = card.account
+                tables.append(table)
+            document["cards"] = tables
         return self._replace(path, document, charger_id)
 
     def _existing(self, charger_id: str) -> tuple[Path, tomlkit.TOMLDocument]:

@@ -70,6 +70,7 @@ from ocpp_server._connection import (
 from ocpp_server._passwords import Check, PasswordChecks
 from ocpp_server.backoff import SourceBackoff, source_of
 from ocpp_server.certificates import ChargerCa, certificate_identity
+from ocpp_server.charger_certificates import OcppCertificates
 from ocpp_server.commands import OcppCommands
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
 from ocpp_server.firmware import OcppFirmware
@@ -192,6 +193,7 @@ class OcppServer:
         self.commands = OcppCommands(self._live.get, self._dialects.values())
         self.firmware = OcppFirmware(self.commands)
         self.reservations = OcppReservations(self.commands)
+        self.certificates = OcppCertificates(self.commands)
         self._server: Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
 

@@ -250,19 +250,17 @@ class Strom:
             payments.forget_view()  # offers answer from a view of connectors; keep it fresh
 
         events.subscribe(connector_changed)
+        cards = ProfileCards(
+            config.profiles,
+            tariffs.in_force,
+            meter_interval_s=config.ocpp.meter_interval_s,
+            start_timeout_s=config.sessions.start_timeout_s,
+        )
+        cards.watch(live)  # a card saved through the API is accepted (or refused) at once
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
-            DatabaseOcppCore(
-                sessions,
-                clock,
-                cards=ProfileCards(
-                    config.profiles,
-                    tariffs.in_force,
-                    meter_interval_s=config.ocpp.meter_interval_s,
-                    start_timeout_s=config.sessions.start_timeout_s,
-                ),
-            ),
+            DatabaseOcppCore(sessions, clock, cards=cards),
             events,
             clock=clock,
             password_key=password_key,
@@ -290,6 +288,7 @@ class Strom:
         sessions.on_committed(power.on_transition)
         local_lists = LocalListService(profile_cards(live), OcppLocalList(ocpp.commands))
         events.subscribe(local_lists.on_event)
+        local_lists.watch(live)  # changed cards reach the connected chargers at once
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **orphans.handlers(),
@@ -339,6 +338,7 @@ class Strom:
             node=node,
             apply_profile=apply_profile,
             power=power,
+            local_lists=local_lists,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )

@@ -4,6 +4,11 @@ Implements :class:`strom_core.cards.CardDesk` on the profiles (``[[cards]]``) an
 book. A card belongs to the charger whose profile lists it; a start with it opens a post-paid
 session (see :mod:`strom_core.cards`) priced at the tariff in force on that charger at the
 start, frozen into the session like any other.
+
+The index follows the profiles in force: :meth:`ProfileCards.watch` re-reads it whenever the
+:class:`~strom_core.config.LiveConfig` is replaced (the operator's cards saved through the API,
+a profile applied while Strom runs), so a card added is accepted at once and a card removed is
+refused at once, by Authorize and StartTransaction alike.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from strom_core.cards import Card, index_cards, tag_key
-from strom_core.config import ProfileConfig
+from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.session import Session, new_session
 from strom_core.tariff import Tariff
 
@@ -41,13 +46,26 @@ class ProfileCards:
         meter_interval_s: int,
         start_timeout_s: int,
     ) -> None:
-        self._profiles = {p.id: p for p in profiles}
-        self._cards: dict[str, Mapping[str, Card]] = {
-            p.id: index_cards(c.to_card() for c in p.cards) for p in self._profiles.values()
-        }
+        self._profiles: dict[str, ProfileConfig] = {}
+        self._cards: dict[str, Mapping[str, Card]] = {}
+        self.reload(profiles)
         self._tariff_for = tariff_for
         self._meter_interval_s = meter_interval_s
         self._start_timeout_s = start_timeout_s
+
+    def reload(self, profiles: Iterable[ProfileConfig]) -> None:
+        """Index the cards of ``profiles`` (every charger's, replacing the index)."""
+        by_id = {p.id: p for p in profiles}
+        self._cards = {p.id: index_cards(c.to_card() for c in p.cards) for p in by_id.values()}
+        self._profiles = by_id
+
+    def watch(self, live: LiveConfig) -> None:
+        """Follow the profiles in force: re-index whenever ``live`` is replaced."""
+
+        def changed(config: StromConfig) -> None:
+            self.reload(config.profiles)
+
+        live.on_change(changed)
 
     def cards(self, charger_id: str) -> list[Card]:
         """The charger's cards, in the profile's order."""

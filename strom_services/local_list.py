@@ -26,6 +26,14 @@ have.
 * A charger that answers ``NotSupported`` (or has its list disabled), ``Failed``, or does not
   answer: logged; Strom forgets what it knew of that charger's list, so the next boot sends it
   in full.
+
+When do the cards change? When the profiles in force are replaced (the operator's cards saved
+through the API, a profile applied while Strom runs): :meth:`LocalListService.watch` listens to
+the :class:`~strom_core.config.LiveConfig` and syncs at once every charger whose cards differ
+from the profiles before, by the same rules (so a connected charger that holds the old list
+gets a differential update). :meth:`LocalListService.synced` waits for that sync, so the
+caller who saved the cards can say what the charger answered. A charger that is not
+connected is answered ``OFFLINE`` and gets its list at its next boot.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strom_core.cards import Card, tag_key
-from strom_core.config import LiveConfig
+from strom_core.config import LiveConfig, StromConfig
 from strom_core.ports import ChargerBooted, CommandResult, CommandStatus, OcppEvent
 from strom_core.ports.local_list import ListEntry, ListUpdate, LocalAuthList
 
@@ -86,12 +94,44 @@ class LocalListService:
         self._lists = lists
         self._held: dict[str, _Held] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seen: dict[str, dict[str, str]] = {}
+        self._changed: dict[str, asyncio.Task[SyncOutcome]] = {}
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def watch(self, live: LiveConfig) -> None:
+        """Sync a charger at once whenever the profiles in force change its cards."""
+        self._seen = _cards_by_charger(live.current)
+        live.on_change(self._config_changed)
+
+    def _config_changed(self, config: StromConfig) -> None:
+        cards = _cards_by_charger(config)
+        changed = [cid for cid, wanted in cards.items() if wanted != self._seen.get(cid, {})]
+        self._seen = cards
+        for charger_id in cards.keys() - set(changed):
+            self._changed.pop(charger_id, None)  # this change left its cards as they were
+        for charger_id in changed:
+            try:
+                task = asyncio.ensure_future(self.sync(charger_id))
+            except RuntimeError:  # no event loop runs (a configuration built offline)
+                return
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            self._changed[charger_id] = task
+
+    async def synced(self, charger_id: str) -> SyncOutcome | None:
+        """The outcome of the sync the latest replacement of the profiles started for it.
+
+        None when that replacement left the charger's cards as they were.
+        """
+        task = self._changed.get(charger_id)
+        if task is None:
+            return None
+        return await asyncio.shield(task)
 
     async def on_event(self, event: OcppEvent) -> None:
         """A :class:`CoreEventSink` subscriber: a booted charger gets its list in step."""
@@ -154,6 +194,14 @@ class LocalListService:
         else:
             self._held.pop(charger_id, None)
         return SyncOutcome(result, update, version)
+
+
+def _cards_by_charger(config: StromConfig) -> dict[str, dict[str, str]]:
+    """Each charger's cards as compared: tag_key -> idTag as written."""
+    return {
+        profile.id: {tag_key(card.id_tag): card.id_tag for card in profile.cards}
+        for profile in config.profiles
+    }
 
 
 def _differences(held: dict[str, str], wanted: dict[str, str]) -> list[ListEntry]:

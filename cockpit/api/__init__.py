@@ -11,7 +11,7 @@ the agents and the OCPP server are reached only through the core's ports
 
 Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
 :mod:`~cockpit.api.chargers`, :mod:`~cockpit.api.charger_commands`, :mod:`~cockpit.api.firmware`,
-:mod:`~cockpit.api.power`,
+:mod:`~cockpit.api.power`, :mod:`~cockpit.api.certificates`, :mod:`~cockpit.api.cards`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
 :mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.nostr`, :mod:`~cockpit.api.audit`; what they
 share is :mod:`~cockpit.api.context` (Strom's parts and the lookups) and
@@ -24,6 +24,8 @@ from typing import Any
 
 from cockpit.api.answers import session_out
 from cockpit.api.audit import AuditResource
+from cockpit.api.cards import CardsResource
+from cockpit.api.certificates import CertificatesResource
 from cockpit.api.charger_commands import ChargerCommandsResource
 from cockpit.api.chargers import ChargersResource
 from cockpit.api.context import ApiContext, ProfileApplier
@@ -62,6 +64,8 @@ class Api:
             FirmwareResource(ctx, uploads),
             SignedFirmwareResource(ctx),
             PowerResource(ctx),
+            CertificatesResource(ctx),
+            CardsResource(ctx),
             StickersResource(ctx),
             TariffsResource(ctx),
             SessionsResource(ctx),

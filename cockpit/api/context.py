@@ -22,6 +22,7 @@ from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_core.session import State
 from strom_core.session_events import StopReason, StopRequested
 from strom_lightning import NodeWatch
+from strom_services.local_list import LocalListService
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_storage.chargers import ChargerStore
@@ -56,6 +57,7 @@ class ApiContext:
         apply_profile: applies a written profile now; without it a changed profile takes
             effect at the next start.
         power: the chargers' power limits (site limits, composite schedules).
+        local_lists: the chargers' local lists (what a charger answered to changed cards).
     """
 
     live: LiveConfig
@@ -71,6 +73,7 @@ class ApiContext:
     node: NodeWatch | None = None
     apply_profile: ProfileApplier | None = None
     power: PowerService | None = None
+    local_lists: LocalListService | None = None
 
     @property
     def config(self) -> StromConfig:

@@ -1,8 +1,10 @@
-"""``/chargers/{charger_id}/firmware…`` and ``…/uploads``: firmware updates and uploaded files.
+"""``/chargers/{charger_id}/firmware…``, ``…/log`` and ``…/uploads``: firmware, logs, files.
 
 An operator tells a charger to fetch new firmware (UpdateFirmware) or to upload its
-diagnostics (GetDiagnostics) through :class:`strom_core.ports.firmware.FirmwareCommands`; for
-an upload Strom makes a one-time URL (:class:`cockpit.uploads.ChargerUploads`). The firmware
+diagnostics (GetDiagnostics) or its diagnostics or security log (GetLog, the security
+edition's) through :class:`strom_core.ports.firmware.FirmwareCommands`; for an upload Strom
+makes a one-time URL (:class:`cockpit.uploads.ChargerUploads`), and for GetLog a request id
+that the charger's LogStatusNotifications carry. The firmware
 page shows the charger's version, the last FirmwareStatusNotification,
 DiagnosticsStatusNotification, LogStatusNotification and SignedFirmwareStatusNotification it
 sent, and the files it uploaded, which are downloaded and deleted here. A signed update (the
@@ -96,6 +98,33 @@ class FirmwareResource:
             file_name=answer.file_name,
         )
 
+    async def get_log(self, call: Call) -> m.LogAnswer:
+        """``POST /chargers/{charger_id}/log``: GetLog of the diagnostics or security log."""
+        profile = self.ctx.profile(call)
+        body: m.GetLogIn = call.body
+        location = self.uploads.grant(profile.id)
+        request_id = 1 + secrets.randbelow(2**31 - 1)  # matches its LogStatusNotifications
+        answer = await self.ctx.station.firmware.get_log(
+            profile.id,
+            location,
+            request_id,
+            security_log=body.log_type == "security",
+            start=body.start,
+            stop=body.stop,
+        )
+        call.audit_detail.update(
+            log_type=body.log_type,
+            request_id=request_id,
+            charger=answer.result.status.value,
+            file=answer.file_name,
+        )
+        return m.LogAnswer(
+            status=answer.result.status.value,
+            detail=answer.result.detail,
+            file_name=answer.file_name,
+            request_id=request_id,
+        )
+
     async def download(self, call: Call) -> web.StreamResponse:
         """``GET /chargers/{charger_id}/uploads/{name}``."""
         profile = self.ctx.profile(call)
@@ -157,6 +186,17 @@ class FirmwareResource:
                 m.UploadAnswer,
                 body=m.GetDiagnosticsIn,
                 action="charger.get_diagnostics",
+                target="charger_id",
+            ),
+            e(
+                "POST",
+                "/chargers/{charger_id}/log",
+                self.get_log,
+                "GetLog: upload the diagnostics or security log to a one-time URL of Strom",
+                "chargers",
+                m.LogAnswer,
+                body=m.GetLogIn,
+                action="charger.get_log",
                 target="charger_id",
             ),
             e(

@@ -384,12 +384,15 @@ async function stickerImage (chargerId, connectorId) {
 }
 
 async function chargerView (view, chargerId) {
-  const [charger, tariff, log, status] = await Promise.all([
+  const [charger, tariff, log, status, firmware, cards] = await Promise.all([
     api('GET', '/chargers/' + chargerId),
     api('GET', '/chargers/' + chargerId + '/tariff'),
     api('GET', '/chargers/' + chargerId + '/ocpp-log?limit=30'),
-    cached('status:' + chargerId, () => api('GET', '/nostr/chargers/' + chargerId + '/status-event')).catch(() => ({ event: null, npub: null }))
+    cached('status:' + chargerId, () => api('GET', '/nostr/chargers/' + chargerId + '/status-event')).catch(() => ({ event: null, npub: null })),
+    api('GET', '/chargers/' + chargerId + '/firmware'),
+    api('GET', '/chargers/' + chargerId + '/cards')
   ])
+  const readOnly = readOnlyUser()
   const command = (label, path, data) => h('button', {
     onclick: async () => {
       try { const a = await api('POST', '/chargers/' + chargerId + path, data); toast(label + ': ' + a.status + (a.detail ? ' (' + a.detail + ')' : '')) } catch (e) { toast(e.message) }
@@ -425,6 +428,10 @@ async function chargerView (view, chargerId) {
     h('h2', {}, 'Tariff'), tariffEditor(chargerId, tariff),
     h('h2', {}, 'Recent sessions'), h('div', { class: 'scroll' }, sessionTable(charger.recent_sessions)),
     ocpp201 ? deviceModel(chargerId, charger.variables) : '',
+    powerSection(chargerId, readOnly),
+    cardsSection(chargerId, cards, readOnly),
+    firmwareSection(chargerId, firmware, readOnly),
+    certificatesSection(chargerId, readOnly),
     h('h2', {}, 'Sticker'), h('div', { class: 'cards' }, stickers),
     h('h2', {}, 'Nostr'),
     h('p', {}, h('span', { class: 'mono' }, status.npub || charger.npub || '—'), ' ', h('button', {
@@ -433,6 +440,278 @@ async function chargerView (view, chargerId) {
     h('pre', {}, status.event ? JSON.stringify(status.event, null, 2) : 'No status event on the relays yet.'),
     h('h2', {}, 'OCPP log'),
     h('pre', { id: 'ocpp-log' }, log.frames.map((f) => when(f.at) + ' ' + (f.direction === 'in' ? '←' : '→') + ' ' + f.frame).join('\n') || 'No frames yet.'))
+}
+
+// --- charger page: power, cards, firmware and logs, root certificates -------------------------
+// What asks the charger itself (its composite schedule, its certificates) is asked once per
+// visit of the page and again on "Refresh", never on every live refresh; what Strom knows
+// (statuses, files, cards) follows the live refreshes. Read-only tokens see no change controls.
+
+// A section that fills in when its answer comes (the rest of the page does not wait for a
+// charger that is slow to answer). load() never rejects: an error is an answer too.
+function pending (key, load, render) {
+  const box = h('div', { 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Asking the charger…'))
+  cached(key, () => load().catch((e) => ({ error: e.message }))).then((answer) => {
+    box.replaceChildren(answer.error ? h('p', { class: 'error', role: 'alert' }, answer.error) : render(answer))
+  })
+  return box
+}
+
+// Runs an API call from a form or button: the answer's status (and detail) or the error, shown.
+function commandLine (id) {
+  const line = h('p', { id, 'aria-live': 'polite' })
+  const page = state.page
+  if (page[id]) { line.textContent = page[id].text; line.className = page[id].error ? 'error' : '' }
+  const show = (text, error) => { page[id] = { text, error }; line.textContent = text; line.className = error ? 'error' : '' }
+  return { line, show }
+}
+
+const answerText = (label, a) => label + ': ' + a.status + (a.detail ? ' (' + a.detail + ')' : '')
+const kw = (w) => (Number(w) / 1000).toLocaleString('en', { maximumFractionDigits: 3 }) + ' kW'
+
+function refreshButton (key) {
+  return h('button', { type: 'button', class: 'refresh', onclick: () => { state.cache.delete(key); route(true) } }, 'Refresh')
+}
+
+// A field whose value survives live refreshes while the page is open.
+function kept (name, attrs) {
+  const values = state.page.fields || (state.page.fields = {})
+  return h('input', { name, value: values[name] ?? attrs.value ?? '', ...attrs, oninput: (event) => { values[name] = event.target.value } })
+}
+
+function keptSelect (name, options) {
+  const values = state.page.fields || (state.page.fields = {})
+  return h('select', { name, onchange: (event) => { values[name] = event.target.value } },
+    options.map(([value, label]) => h('option', { value, selected: (values[name] ?? options[0][0]) === value }, label)))
+}
+
+function powerSection (chargerId, readOnly) {
+  const key = 'schedule:' + chargerId
+  const result = commandLine('power-result')
+  const setLimit = async (limit) => {
+    try {
+      const answer = await api('PUT', '/chargers/' + chargerId + '/site-limit', { limit_kw: limit })
+      result.show(answerText(limit === null ? 'Site limit removed' : 'Site limit ' + answer.limit_kw + ' kW', answer) + (answer.restart_required ? '; takes effect at the next start' : ''))
+      if (state.page.fields) delete state.page.fields.limit_kw
+      state.cache.delete(key)
+      route(true)
+    } catch (e) { result.show(e.message, true) }
+  }
+  const form = readOnly ? '' : h('form', {
+    class: 'row',
+    id: 'site-limit',
+    onsubmit: (event) => { event.preventDefault(); setLimit(new FormData(event.target).get('limit_kw').trim()) }
+  }, h('label', {}, 'Site limit (kW)', kept('limit_kw', { inputmode: 'decimal', size: 7, required: true, placeholder: 'e.g. 7.4' })),
+  h('button', { class: 'primary', type: 'submit' }, 'Set limit'),
+  h('button', { type: 'button', id: 'clear-limit', onclick: () => setLimit(null) }, 'Remove limit'))
+  return h('section', { id: 'power' }, h('h2', {}, 'Power'),
+    h('p', { class: 'muted' }, 'The site limit caps the whole charger (written to its profile, sent at once and after every boot). The composite schedule is what the charger says it allows now.'),
+    form, result.line,
+    h('div', { class: 'toolbar' }, h('b', {}, 'Composite schedule'), refreshButton(key)),
+    pending(key, () => api('GET', '/chargers/' + chargerId + '/composite-schedule?connector_id=0&duration_s=3600'), scheduleView))
+}
+
+function scheduleView (s) {
+  const head = h('p', { id: 'site-limit-now' }, 'Site limit: ' + (s.site_limit_kw === null ? 'none' : Number(s.site_limit_kw) + ' kW') + ' · charger: ' + s.status + (s.detail ? ' (' + s.detail + ')' : ''))
+  if (!s.periods.length) return h('div', {}, head, h('p', { class: 'muted' }, 'No schedule (the charger set no limit, or did not answer).'))
+  const duration = s.duration_s || 3600
+  const ends = s.periods.map((p, i) => i + 1 < s.periods.length ? s.periods[i + 1].start_s : duration)
+  const top = Math.max(...s.periods.map((p) => p.limit_w), 1)
+  const svgNs = 'http://www.w3.org/2000/svg'
+  const svg = (tag, attrs, ...children) => {
+    const el = document.createElementNS(svgNs, tag)
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v))
+    el.append(...children)
+    return el
+  }
+  const width = 600
+  const height = 120
+  const bars = s.periods.map((p, i) => {
+    const x = width * p.start_s / duration
+    const w = Math.max(1, width * (Math.min(ends[i], duration) - p.start_s) / duration)
+    const barHeight = Math.max(2, (height - 20) * p.limit_w / top)
+    const bar = svg('rect', { x, y: height - barHeight, width: w, height: barHeight, fill: '#f7931a', 'data-limit-w': p.limit_w })
+    bar.append(svg('title', {}, 'from ' + Math.round(p.start_s / 60) + ' min: ' + kw(p.limit_w)))
+    return svg('g', {}, bar, svg('text', { x: x + 4, y: height - barHeight - 4, 'font-size': 12 }, kw(p.limit_w)))
+  })
+  const chart = svg('svg', { id: 'schedule-chart', viewBox: '0 0 ' + width + ' ' + height, width: '100%', height, role: 'img', 'aria-label': 'power allowed over the next ' + Math.round(duration / 60) + ' minutes' }, ...bars)
+  return h('div', {}, head, chart,
+    h('table', { id: 'schedule' }, h('thead', {}, h('tr', {}, h('th', {}, 'From'), h('th', { class: 'num' }, 'Limit'))),
+      h('tbody', {}, s.periods.map((p) => h('tr', {}, h('td', {}, '+' + Math.round(p.start_s / 60) + ' min'), h('td', { class: 'num' }, kw(p.limit_w)))))))
+}
+
+function cardsSection (chargerId, cards, readOnly) {
+  const page = state.page
+  const result = commandLine('cards-result')
+  if (readOnly) {
+    return h('section', { id: 'cards' }, h('h2', {}, 'Cards'),
+      cards.cards.length
+        ? h('table', {}, h('thead', {}, h('tr', {}, ['idTag', 'Label', 'Pays', 'Account'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, cards.cards.map((c) => h('tr', { dataset: { card: c.id_tag } }, h('td', { class: 'mono' }, c.id_tag), h('td', {}, c.label), h('td', {}, c.mode), h('td', {}, c.account || '—')))))
+        : h('p', { class: 'muted' }, 'No cards.'))
+  }
+  // The list being edited lives in the page's state, so live refreshes keep unsaved changes.
+  if (!page.cards) page.cards = cards.cards.map((c) => ({ ...c }))
+  const draft = page.cards
+  const dirty = JSON.stringify(draft) !== JSON.stringify(cards.cards)
+  const rows = draft.map((card, i) => {
+    const input = (name, label, size, attrs) => h('input', {
+      name,
+      'aria-label': label,
+      value: card[name],
+      size,
+      ...attrs,
+      oninput: (event) => {
+        card[name] = event.target.value
+        if (name === 'id_tag') event.target.closest('tr').dataset.card = card.id_tag || 'new'
+      }
+    })
+    const account = input('account', 'Account', 12, { disabled: card.mode !== 'account', required: card.mode === 'account' })
+    const mode = h('select', {
+      name: 'mode',
+      'aria-label': 'Who pays',
+      onchange: (event) => {
+        card.mode = event.target.value
+        account.disabled = card.mode !== 'account'
+        account.required = card.mode === 'account'
+        if (account.disabled) { card.account = ''; account.value = '' }
+      }
+    }, ['free', 'account'].map((m) => h('option', { value: m, selected: card.mode === m }, m)))
+    return h('tr', { dataset: { card: card.id_tag || 'new' } },
+      h('td', {}, input('id_tag', 'idTag', 12, { required: true, maxlength: 20, pattern: '[!-~]{1,20}', title: '1 to 20 characters, no spaces' })),
+      h('td', {}, input('label', 'Label', 14, { maxlength: 100 })),
+      h('td', {}, mode), h('td', {}, account),
+      h('td', {}, h('button', { type: 'button', class: 'danger', onclick: () => { draft.splice(i, 1); route(true) } }, 'Remove')))
+  })
+  return h('section', { id: 'cards' }, h('h2', {}, 'Cards'),
+    h('p', { class: 'muted' }, 'idTags (RFID cards, key fobs) this charger accepts without a payment: free, or billed to an account. Saved to its profile, in force at once and sent to the charger\'s local list.'),
+    h('form', {
+      id: 'cards-form',
+      onsubmit: async (event) => {
+        event.preventDefault()
+        try {
+          const answer = await api('PUT', '/chargers/' + chargerId + '/cards', { cards: draft.map((c) => ({ id_tag: c.id_tag.trim(), label: c.label, mode: c.mode, account: c.mode === 'account' ? c.account : '' })) })
+          draft.splice(0, draft.length, ...answer.cards.map((c) => ({ ...c }))) // in place: every handler edits the one list
+          const list = answer.local_list
+          result.show('Cards saved' + (answer.restart_required ? '; they take effect at the next start' : '') +
+            (list ? '. Charger\'s local list: ' + (list.update ? list.update + ' update, version ' + list.version + ': ' : '') + list.status + (list.detail ? ' (' + list.detail + ')' : '') : ''))
+          route(true)
+        } catch (e) { result.show(e.message, true) }
+      }
+    },
+    h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['idTag', 'Label', 'Who pays', 'Account', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows))),
+    h('div', { class: 'toolbar' },
+      h('button', { type: 'button', id: 'add-card', onclick: () => { draft.push({ id_tag: '', label: '', mode: 'free', account: '' }); route(true) } }, 'Add card'),
+      h('button', { class: 'primary', type: 'submit', id: 'save-cards' }, 'Save cards'),
+      dirty ? h('span', { class: 'badge warn', id: 'cards-unsaved' }, 'unsaved changes') : '',
+      dirty ? h('button', { type: 'button', onclick: () => { draft.splice(0, draft.length, ...cards.cards.map((c) => ({ ...c }))); route(true) } }, 'Discard changes') : '')),
+    result.line)
+}
+
+function firmwareSection (chargerId, firmware, readOnly) {
+  const result = commandLine('firmware-result')
+  const run = async (label, path, data) => {
+    try {
+      const answer = await api('POST', '/chargers/' + chargerId + path, data)
+      result.show(answerText(label, answer) + (answer.file_name ? ': ' + answer.file_name : ''))
+      // Status notifications and uploads send no live event: look again a few times.
+      if (answer.status === 'Accepted') for (const ms of [1500, 4000, 10000]) setTimeout(() => route(true), ms)
+    } catch (e) { result.show(e.message, true) }
+  }
+  const statuses = [['Firmware version', firmware.firmware_version], ['Firmware update', firmware.firmware_status], ['Diagnostics upload', firmware.diagnostics_status], ['Log upload', firmware.log_status]]
+  const files = firmware.files.length
+    ? h('div', { class: 'scroll' }, h('table', { id: 'uploads' }, h('thead', {}, h('tr', {}, ['File', 'Size', 'Received', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, firmware.files.map((f) => h('tr', { dataset: { file: f.name } },
+        h('td', { class: 'mono' }, f.name), h('td', { class: 'num' }, f.size.toLocaleString('en') + ' B'), h('td', {}, when(f.modified)),
+        h('td', {}, readOnly ? '' : [h('button', { type: 'button', onclick: () => download('/chargers/' + chargerId + '/uploads/' + encodeURIComponent(f.name), f.name).catch((e) => result.show(e.message, true)) }, 'Download'), ' ',
+          h('button', { type: 'button', class: 'danger', onclick: async () => { try { await api('DELETE', '/chargers/' + chargerId + '/uploads/' + encodeURIComponent(f.name)); route(true) } catch (e) { result.show(e.message, true) } } }, 'Delete')]))))))
+    : h('p', { class: 'muted' }, 'No files uploaded.')
+  const controls = readOnly ? '' : [
+    h('form', {
+      class: 'row',
+      id: 'update-firmware',
+      onsubmit: (event) => {
+        event.preventDefault()
+        const data = new FormData(event.target)
+        const body = { location: data.get('location').trim() }
+        if (data.get('retrieve_at')) body.retrieve_at = new Date(data.get('retrieve_at')).toISOString()
+        run('Firmware update', '/commands/update-firmware', body)
+      }
+    }, h('label', {}, 'Firmware URL', kept('location', { type: 'url', size: 34, required: true, placeholder: 'https://…/firmware.bin' })),
+    h('label', {}, 'From (optional)', kept('retrieve_at', { type: 'datetime-local' })),
+    h('button', { class: 'primary', type: 'submit' }, 'Update firmware')),
+    h('form', {
+      class: 'row',
+      id: 'request-log',
+      onsubmit: (event) => {
+        event.preventDefault()
+        const logType = new FormData(event.target).get('log_type')
+        run(logType === 'security' ? 'Security log' : 'Diagnostics log', '/log', { log_type: logType })
+      }
+    }, h('button', { type: 'button', id: 'get-diagnostics', onclick: () => run('Diagnostics', '/commands/get-diagnostics', {}) }, 'Request diagnostics'),
+    h('label', {}, 'Log', keptSelect('log_type', [['diagnostics', 'diagnostics log'], ['security', 'security log']])),
+    h('button', { type: 'submit' }, 'Request log'))]
+  return h('section', { id: 'firmware' }, h('h2', {}, 'Firmware and logs'),
+    h('table', { id: 'firmware-status' }, h('tbody', {}, statuses.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v || '—'))))),
+    controls, result.line,
+    h('p', { class: 'muted' }, 'Diagnostics and logs are uploaded to Strom (a one-time URL per request) and kept here:'), files)
+}
+
+function certificatesSection (chargerId, readOnly) {
+  const key = 'certificates:' + chargerId
+  const result = commandLine('certificates-result')
+  const reload = () => { state.cache.delete(key); route(true) }
+  const render = (answer) => h('div', {},
+    h('p', { class: 'muted', id: 'certificates-status' }, answer.types.map((t) => t.certificate_type + ': ' + t.status + (t.detail ? ' (' + t.detail + ')' : '')).join(' · ')),
+    answer.certificates.length
+      ? h('div', { class: 'scroll' }, h('table', { id: 'certificate-list' }, h('thead', {}, h('tr', {}, ['Type', 'Serial', 'Issuer name hash', ''].map((t) => h('th', {}, t)))),
+        h('tbody', {}, answer.certificates.map((c) => h('tr', { dataset: { serial: c.serial_number } },
+          h('td', {}, c.certificate_type), h('td', { class: 'mono' }, c.serial_number),
+          h('td', { class: 'mono', title: c.hash_algorithm + ' ' + c.issuer_name_hash }, c.issuer_name_hash.slice(0, 16) + '…'),
+          h('td', {}, readOnly ? '' : h('button', {
+            type: 'button',
+            class: 'danger',
+            onclick: async () => {
+              if (!confirm('Delete certificate ' + c.serial_number + ' from ' + chargerId + '? A charger that no longer trusts the central system\'s root cannot connect over TLS.')) return
+              try { result.show(answerText('Delete ' + c.serial_number, await api('DELETE', '/chargers/' + chargerId + '/certificates/' + c.serial_number))); reload() } catch (e) { result.show(e.message, true) }
+            }
+          }, 'Delete')))))))
+      : h('p', { class: 'muted' }, 'No root certificates listed.'))
+  const install = readOnly ? '' : h('form', {
+    id: 'install-certificate',
+    onsubmit: async (event) => {
+      event.preventDefault()
+      const data = new FormData(event.target)
+      try {
+        const answer = await api('POST', '/chargers/' + chargerId + '/certificates', { certificate_type: data.get('certificate_type'), pem: data.get('pem').trim() + '\n' })
+        result.show(answerText('Install ' + answer.subject + ' (serial ' + answer.serial_number + ')', answer))
+        if (state.page.fields) delete state.page.fields.pem
+        reload()
+      } catch (e) { result.show(e.message, true) }
+    }
+  }, h('div', { class: 'row' },
+    h('label', {}, 'Type', keptSelect('certificate_type', [['CentralSystemRootCertificate', 'Central system root'], ['ManufacturerRootCertificate', 'Manufacturer root']]))),
+  h('label', { class: 'wide' }, 'Root certificate (PEM)', h('textarea', {
+    name: 'pem',
+    rows: 6,
+    required: true,
+    placeholder: '-----BEGIN CERTIFICATE-----',
+    oninput: (event) => { (state.page.fields || (state.page.fields = {})).pem = event.target.value }
+  }, (state.page.fields && state.page.fields.pem) || '')),
+  h('button', { class: 'primary', type: 'submit' }, 'Install certificate'))
+  const renew = readOnly ? '' : h('button', {
+    type: 'button',
+    id: 'renew-certificate',
+    title: 'ExtendedTriggerMessage SignChargePointCertificate: the charger sends a CSR, Strom\'s charger CA signs it; the charger uses it from its next connection (security profile 3)',
+    onclick: async () => {
+      try { result.show(answerText('Client certificate renewal', await api('POST', '/chargers/' + chargerId + '/commands/renew-certificate'))) } catch (e) { result.show(e.message, true) }
+    }
+  }, 'Renew its client certificate')
+  return h('section', { id: 'certificates' }, h('h2', {}, 'Certificates'),
+    h('p', { class: 'muted' }, 'The roots the charger trusts (OCPP 1.6 security edition): the one its central system\'s TLS certificate chains to, and the manufacturer\'s. Its own client certificate (security profile 3) is signed by Strom\'s charger CA.'),
+    h('div', { class: 'toolbar' }, refreshButton(key), renew),
+    pending(key, () => api('GET', '/chargers/' + chargerId + '/certificates'), render),
+    install, result.line)
 }
 
 // --- OCPP 2.0.1: security events and the device model --------------------------------------
@@ -682,7 +961,7 @@ async function route (refresh) {
   const [path, search] = (location.hash.slice(1) || '/').split('?')
   const params = new URLSearchParams(search || '')
   const parts = path.split('/').filter(Boolean)
-  if (refresh && document.activeElement && view.contains(document.activeElement) && document.activeElement.matches('input, select')) return // do not wipe what the operator types
+  if (refresh && document.activeElement && view.contains(document.activeElement) && document.activeElement.matches('input, select, textarea')) return // do not wipe what the operator types
   try {
     if (parts[0] === 'chargers' && parts[1]) await chargerView(view, decodeURIComponent(parts[1]))
     else if (parts[0] === 'sessions' && parts[1]) await sessionView(view, decodeURIComponent(parts[1]))

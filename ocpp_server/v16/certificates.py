@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ocpp_server._connection import ChargerConnection, DialectContext, OutcomeKind, Reply
 from ocpp_server.certificates import CsrRefused
 from ocpp_server.commands import VersionCommands, command_result
 from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports.certificates import CERTIFICATE_TYPES as _TYPES
+from strom_core.ports.certificates import ChargerCertificates, InstalledCertificates
 
 __all__ = [
     "CERTIFICATE_TYPES",
@@ -39,9 +40,7 @@ __all__ = [
 
 log = logging.getLogger("ocpp_server.handlers")
 
-CERTIFICATE_TYPES: Final = frozenset(
-    {"CentralSystemRootCertificate", "ManufacturerRootCertificate"}
-)
+CERTIFICATE_TYPES: Final = frozenset(_TYPES)
 
 EXTENDED_TRIGGERS: Final = frozenset(
     {
@@ -82,14 +81,6 @@ async def on_sign_certificate(
 
     log.info("cp_id=%s: SignCertificate: CSR signed by the charger CA", conn.charger_id)
     return Reply({"status": "Accepted"}, after=deliver)
-
-
-@dataclass(frozen=True, slots=True)
-class InstalledCertificates:
-    """GetInstalledCertificateIds: the command result and the certificates' hash data."""
-
-    result: CommandResult
-    certificates: tuple[Mapping[str, str], ...] = ()
 
 
 class CertificateCommands(VersionCommands):
@@ -164,3 +155,7 @@ def _check_type(certificate_type: str) -> None:
     if certificate_type not in CERTIFICATE_TYPES:
         known = ", ".join(sorted(CERTIFICATE_TYPES))
         raise ValueError(f"certificate type {certificate_type!r}: one of {known}")
+
+
+if TYPE_CHECKING:
+    _IS_CHARGER_CERTIFICATES: type[ChargerCertificates] = CertificateCommands

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from strom_core.ports.certificates import ChargerCertificates
 from strom_core.ports.chargers import ChargerCommands
 from strom_core.ports.device_model import DeviceModelCommands
 from strom_core.ports.firmware import FirmwareCommands
@@ -227,6 +228,11 @@ class ChargerStation(Protocol):
     @property
     def firmware(self) -> FirmwareCommands:
         """Firmware updates and uploads of diagnostics and logs."""
+        ...
+
+    @property
+    def certificates(self) -> ChargerCertificates:
+        """The root certificates chargers trust (install, list, delete)."""
         ...
 
     @property

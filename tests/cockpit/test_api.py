@@ -28,6 +28,7 @@ from tests.cockpit.conftest import (
 pytestmark = pytest.mark.slow
 
 SESSION = "{session}"
+ROOT_PEM = new_ca("API test root", now=datetime.now(UTC))[0].decode()
 TARIFF = {"per_kwh_sat": 300, "per_minute_sat": "0.5", "session_fee_sat": 10}
 SIGNING_CERTIFICATE = new_ca("Firmware signer", now=datetime.now(UTC))[0].decode()
 SIGNED_FIRMWARE = {
@@ -83,6 +84,13 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): {"json": {}},
     ("GET", "/chargers/{charger_id}/uploads/{name}"): {},
     ("DELETE", "/chargers/{charger_id}/uploads/{name}"): {},
+    ("POST", "/chargers/{charger_id}/log"): {"json": {"log_type": "diagnostics"}},
+    ("GET", "/chargers/{charger_id}/certificates"): {},
+    ("POST", "/chargers/{charger_id}/certificates"): {"json": {"pem": ROOT_PEM}},
+    ("DELETE", "/chargers/{charger_id}/certificates/{serial}"): {},
+    ("POST", "/chargers/{charger_id}/commands/renew-certificate"): {},
+    ("GET", "/chargers/{charger_id}/cards"): {},
+    ("PUT", "/chargers/{charger_id}/cards"): {"json": {"cards": [{"id_tag": "STAFF-1"}]}},
     ("GET", "/chargers/{charger_id}/sticker.svg"): {"params": {"connector": "1"}},
     ("GET", "/chargers/{charger_id}/sticker.pdf"): {"params": {"connector": "1"}},
     ("GET", "/chargers/{charger_id}/tariff"): {},
@@ -177,6 +185,16 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ),
     ("GET", "/chargers/{charger_id}/uploads/{name}"): ({"name": "..%2Fstrom.toml"}, 400),
     ("DELETE", "/chargers/{charger_id}/uploads/{name}"): ({"name": ".hidden"}, 400),
+    ("POST", "/chargers/{charger_id}/log"): ({"json": {"log_type": "all"}}, 400),
+    ("GET", "/chargers/{charger_id}/certificates"): ({"charger": "no-such"}, 404),
+    ("POST", "/chargers/{charger_id}/certificates"): ({"json": {"pem": "no PEM"}}, 400),
+    ("DELETE", "/chargers/{charger_id}/certificates/{serial}"): ({"serial": "xyz"}, 400),
+    ("POST", "/chargers/{charger_id}/commands/renew-certificate"): ({"charger": "no-such"}, 404),
+    ("GET", "/chargers/{charger_id}/cards"): ({"params": {"all": "1"}}, 400),
+    ("PUT", "/chargers/{charger_id}/cards"): (
+        {"json": {"cards": [{"id_tag": "A"}, {"id_tag": "a"}]}},
+        400,
+    ),
 }
 
 # Downloads of uploaded files are audited too (and need the admin scope).
@@ -195,12 +213,14 @@ def fill(
     session: str = "s0",
     connector: str = "1",
     name: str = "none.txt",
+    serial: str = "1f",
 ) -> str:
     return (
         path.replace("{charger_id}", charger)
         .replace("{session_id}", session)
         .replace("{connector_id}", connector)
         .replace("{name}", name)
+        .replace("{serial}", serial)
     )
 
 
@@ -286,6 +306,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(cockpit: Cockpit
             charger=request.pop("charger", CHARGER),
             session=request.pop("session", "s0"),
             name=request.pop("name", "none.txt"),
+            serial=request.pop("serial", "1f"),
         )
         response = await cockpit.call(method, url, **request)
         assert response.status_code == status, (method, path, response.text)
@@ -362,6 +383,21 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     for command in ("update-firmware", "get-diagnostics", "signed-update-firmware"):
         answered = await ok("POST", f"/chargers/{{charger_id}}/commands/{command}")
         assert answered["status"] in ("Accepted", "Offline", "Rejected"), answered
+    logged = await ok("POST", "/chargers/{charger_id}/log")
+    assert logged["status"] == "Accepted", logged
+    cards = await ok("PUT", "/chargers/{charger_id}/cards")
+    assert [c["id_tag"] for c in cards["cards"]] == ["STAFF-1"]
+    assert (await ok("GET", "/chargers/{charger_id}/cards"))["cards"] == cards["cards"]
+    installed = await ok("POST", "/chargers/{charger_id}/certificates")
+    assert installed["status"] == "Accepted", installed
+    listed = await ok("GET", "/chargers/{charger_id}/certificates")
+    assert [c["serial_number"] for c in listed["certificates"]] == [installed["serial_number"]]
+    serial = installed["serial_number"]
+    deleted = await cockpit.call("DELETE", fill(f"/chargers/{{charger_id}}/certificates/{serial}"))
+    assert deleted.json()["status"] == "Accepted", deleted.text
+    done.add(("DELETE", "/chargers/{charger_id}/certificates/{serial}"))
+    renewed = await ok("POST", "/chargers/{charger_id}/commands/renew-certificate")
+    assert renewed["status"] == "Accepted", renewed
 
     stranger = simulated(cockpit, "cp-unknown")
     waiting = asyncio.create_task(stranger.run())
