@@ -98,17 +98,17 @@ class RestartableRelay:
     async def _forward(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inner_port: int
     ) -> None:
+        pair = {writer}
+        self._writers.add(writer)
         try:
             inner_reader, inner_writer = await asyncio.open_connection(self.host, inner_port)
-        except OSError:
-            writer.close()
-            return
-        pair = {writer, inner_writer}
-        self._writers |= pair
-        try:
+            pair.add(inner_writer)
+            self._writers.add(inner_writer)
             await asyncio.gather(_pipe(reader, inner_writer), _pipe(inner_reader, writer))
-        except asyncio.CancelledError:
-            pass  # the loop ends under a live connection: nobody awaits this task to be told
+        except (OSError, asyncio.CancelledError):
+            # The relay behind went away, or the loop ends under a live connection: nobody
+            # awaits this task, so it ends quietly instead of being logged as an error.
+            pass
         finally:
             for each in pair:
                 each.close()
