@@ -184,7 +184,7 @@ async def test_paid_reservation_arrival_start_fee_counted_and_the_rest_refunded_
     while charging["energy_wh"] < 300:
         await asyncio.sleep(0.05)
         charging = await stack.get(status_url)
-    offer, received_before = await claim_refund(stack, status_url)
+    _, received_before = await claim_refund(stack, status_url)
     final = await stack.wait_state(status_url, "refunded")
     session = await stack.strom.sessions.get(final["id"])
     # The fee counted toward the session: only the energy is billed, from the whole payment.
