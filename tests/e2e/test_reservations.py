@@ -171,11 +171,12 @@ async def test_paid_reservation_arrival_start_fee_counted_and_the_rest_refunded_
     assert "Cancel reservation" in page.text
     assert (await post(stack, page_url, "start", secret="wrong")).status_code == 404
 
-    # The payer arrives, plugs in and presses Start charging.
-    await stack.charger.plug(1)
+    # The payer arrives, presses Start charging and plugs in.
     answer = await post(stack, page_url, "start")
     assert answer.status_code == 303
     assert answer.headers["Location"].endswith("&reservation=started")
+    await stack.wait_state(status_url, "paid", "starting", "charging")
+    await stack.charger.plug(1)
     charging = await stack.wait_state(status_url, "charging")
     assert (
         stack.charger.connectors[1].id_tag
@@ -260,9 +261,9 @@ async def test_a_reservation_the_charger_refuses_is_refunded_in_full(stack: Stac
     await offer_reservations(stack)
     await free_connector(stack)
     offer = await stack.get(stack.pay_url, reserve="30")
-    # Someone plugs in and starts at the charger between the offer and the payment: Strom
-    # still sees Available when the payment settles, the charger answers Occupied.
-    stack.charger.connectors[1].status = "Occupied"
+    # Someone plugs in between the offer and the payment, and the charger has not said so yet:
+    # Strom still sees Available when the payment settles, the charger answers Occupied.
+    stack.charger.connectors[1].plugged = True
     answer = await stack.get(offer["callback"], amount=str(PAID))
     await stack.wallet.pay(answer["pr"])
     status_url = answer["successAction"]["url"].replace("?", ".json?", 1)
