@@ -182,6 +182,9 @@ async def test_paid_reservation_arrival_start_fee_counted_and_the_rest_refunded_
         stack.charger.connectors[1].id_tag
         == (await stack.strom.sessions.get(charging["id"])).id_tag
     )
+    busy = await stack.get(stack.pay_url, reserve="15")  # no reservation on a busy connector
+    assert busy["status"] == "ERROR"
+    assert "in use" in busy["reason"]
     while charging["energy_wh"] < 300:
         await asyncio.sleep(0.05)
         charging = await stack.get(status_url)
