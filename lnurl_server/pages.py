@@ -167,8 +167,8 @@ def connector_status(
         link: whether its charger is connected (online), reconnecting or offline.
 
     Returns:
-        A short label ("Free", "In use", "Out of service", "Offline", …), its tone and a
-        detail line.
+        A short label ("Free", "Reserved", "In use", "Out of service", "Offline", …), its
+        tone and a detail line.
     """
     if not busy_reason:
         return ConnectorStatus("Free", "ok", _FREE_DETAIL.get(ocpp_status, ""))
@@ -178,6 +178,8 @@ def connector_status(
         return _LINK_STATUS[link]
     if ocpp_status in _OUT_OF_SERVICE:
         return ConnectorStatus("Out of service", "bad", _sentence(busy_reason))
+    if busy_reason.startswith("this connector is reserved"):
+        return ConnectorStatus("Reserved", "warn", _sentence(busy_reason))
     if ocpp_status == "Unknown":
         return ConnectorStatus("Offline", "idle", _sentence(busy_reason))
     return ConnectorStatus("In use", "warn", _sentence(busy_reason))

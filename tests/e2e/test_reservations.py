@@ -163,6 +163,11 @@ async def test_paid_reservation_arrival_start_fee_counted_and_the_rest_refunded_
     assert again["status"] == "ERROR"
     assert await count_sessions(stack) == before
 
+    charger_page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
+    assert ">Reserved</span>" in charger_page.text
+    assert f"reserved until {until:%H:%M} UTC" in charger_page.text
+    assert 'data-testid="reserve"' not in charger_page.text
+
     page = await stack.http.get(page_url)
     assert 'data-testid="reservation"' in page.text
     assert f"{until:%Y-%m-%d %H:%M} UTC" in page.text
