@@ -56,6 +56,10 @@ def _tariff_out(charger_id: str, tariff: Tariff, power_w: int, saved: bool) -> m
         session_fee_msat=tariff.session_fee_msat,
         min_prepay_msat=tariff.min_prepay_msat,
         max_prepay_msat=tariff.max_prepay_msat,
+        reservation_fee_sat=sat(tariff.reservation_fee_msat),
+        reservation_fee_per_minute_sat=sat(tariff.reservation_fee_msat_per_minute),
+        reservation_max_minutes=tariff.reservation_max_minutes,
+        reservation_kept_percent=tariff.reservation_kept_percent,
         quotes=quotes(tariff, power_w),
         saved=saved,
     )
@@ -88,7 +92,7 @@ class TariffsResource:
             "max_prepay_sat": current.max_prepay_msat,
         }
         merged: dict[str, Any] = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
-        # Reservation terms are not part of the API's patch: they stay as they are.
+        # Reservation terms the patch does not name stay as they are, like the prices.
         merged["reservation_fee_sat"] = Decimal(current.reservation_fee_msat) / 1000
         merged["reservation_fee_per_minute_sat"] = (
             Decimal(current.reservation_fee_msat_per_minute) / 1000
