@@ -436,6 +436,10 @@ class TariffIn(_In):
     session_fee_sat: Sats = Decimal(0)  # type: ignore[valid-type]
     min_prepay_sat: Sats = Decimal(1000)  # type: ignore[valid-type]
     max_prepay_sat: Sats = Decimal(500_000)  # type: ignore[valid-type]
+    reservation_fee_sat: Sats = Decimal(0)  # type: ignore[valid-type]
+    reservation_fee_per_minute_sat: Sats = Decimal(0)  # type: ignore[valid-type]
+    reservation_max_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] = 0  # 0: none
+    reservation_kept_percent: Annotated[JsonInt, Field(ge=0, le=100)] = 100
 
 
 class TariffPatch(_In):
