@@ -436,6 +436,10 @@ class TariffIn(_In):
     session_fee_sat: Sats = Decimal(0)  # type: ignore[valid-type]
     min_prepay_sat: Sats = Decimal(1000)  # type: ignore[valid-type]
     max_prepay_sat: Sats = Decimal(500_000)  # type: ignore[valid-type]
+    reservation_fee_sat: Sats = Decimal(0)  # type: ignore[valid-type]
+    reservation_fee_per_minute_sat: Sats = Decimal(0)  # type: ignore[valid-type]
+    reservation_max_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] = 0  # 0: none
+    reservation_kept_percent: Annotated[JsonInt, Field(ge=0, le=100)] = 100
 
 
 class TariffPatch(_In):
@@ -449,6 +453,10 @@ class TariffPatch(_In):
     session_fee_sat: Sats | None = None  # type: ignore[valid-type]
     min_prepay_sat: Sats | None = None  # type: ignore[valid-type]
     max_prepay_sat: Sats | None = None  # type: ignore[valid-type]
+    reservation_fee_sat: Sats | None = None  # type: ignore[valid-type]
+    reservation_fee_per_minute_sat: Sats | None = None  # type: ignore[valid-type]
+    reservation_max_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] | None = None
+    reservation_kept_percent: Annotated[JsonInt, Field(ge=0, le=100)] | None = None
 
 
 class Quote(_Out):
@@ -472,6 +480,10 @@ class TariffOut(_Out):
     session_fee_msat: int
     min_prepay_msat: int
     max_prepay_msat: int
+    reservation_fee_sat: str
+    reservation_fee_per_minute_sat: str
+    reservation_max_minutes: int  # 0: no reservations
+    reservation_kept_percent: int
     quotes: list[Quote]
     saved: bool = False
 

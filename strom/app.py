@@ -65,6 +65,8 @@ from strom_core.config import (
     check_managed_tls,
 )
 from strom_core.errors import BackendError
+from strom_core.ports import CommandResult
+from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
     FakeBackend,
@@ -85,6 +87,7 @@ from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.refunds import RefundService
+from strom_services.reservations import PayerReservations, ReservationEffects
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
@@ -289,8 +292,16 @@ class Strom:
         local_lists = LocalListService(profile_cards(live), OcppLocalList(ocpp.commands))
         events.subscribe(local_lists.on_event)
         local_lists.watch(live)  # changed cards reach the connected chargers at once
+        # Offer reservations only where the charger's live OCPP version carries them.
+        payments.offers.reservable = lambda charger_id: (
+            not isinstance(
+                ocpp.commands.live_capable(charger_id, ReservationCommands, "reservations"),
+                CommandResult,
+            )
+        )
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
+            **ReservationEffects(sessions, ocpp.reservations, clock).handlers(),
             **orphans.handlers(),
             **agents.handlers(),
             "pay_refund": refunds.pay,
@@ -315,6 +326,7 @@ class Strom:
             node=node,
             clock=clock,
             power=power,
+            reservations=PayerReservations(sessions),
         )
         front.network_map = NetworkMap(
             live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 OPEN_STATES = (
+    State.RESERVED,
     State.PAID,
     State.STARTING,
     State.CHARGING,

@@ -24,17 +24,29 @@ from strom_core.cards import FREE_PAYER
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
 from strom_core.session import Session, State, Transition, apply
-from strom_core.session_effects import ArmStartTimeout, Effect, Notify, RemoteStart, RemoteStop
+from strom_core.session_effects import (
+    ArmReservationExpiry,
+    ArmStartTimeout,
+    CancelReservation,
+    Effect,
+    Notify,
+    RemoteStart,
+    RemoteStop,
+    ReserveNow,
+)
 from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
-from strom_storage.outbox import queue_effect
+from strom_storage.outbox import queue_effect, run_session_now
 from strom_storage.schema import ledger_entries, sessions
 
 __all__ = [
     "SessionNotFound",
     "SessionStore",
     "apply_event",
+    "effect_delay_s",
+    "effect_kind",
+    "effect_payload",
     "find_by_id_tag",
     "find_holder",
     "hash_secret",
@@ -43,10 +55,13 @@ __all__ = [
     "ledger_totals",
     "load_session",
     "new_session_row",
+    "reserved_connectors",
     "row_to_session",
     "session_to_row",
     "with_transaction",
 ]
+
+RESERVATION_EXPIRY = "reservation_expiry"  # the outbox kind of a reservation's expiry timer
 
 _SESSION_FIELDS = {f.name for f in fields(Session)} - {"tariff", "applied", "state"}
 
@@ -101,8 +116,28 @@ def effect_kind(effect: Effect) -> str:
         RemoteStart: "remote_start",
         RemoteStop: "remote_stop",
         ArmStartTimeout: "start_timeout",
+        ReserveNow: "reserve_now",
+        CancelReservation: "cancel_reservation",
+        ArmReservationExpiry: RESERVATION_EXPIRY,
         Notify: "notify",
     }[type(effect)]
+
+
+def effect_payload(effect: Effect) -> dict[str, Any]:
+    """The outbox payload (JSON) of an effect: its fields, times as ISO 8601 strings."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in asdict(effect).items()
+    }
+
+
+def effect_delay_s(effect: Effect, now: datetime) -> float:
+    """How long after ``now`` an effect becomes due (a timer's wait; 0 for the rest)."""
+    if isinstance(effect, ArmStartTimeout):
+        return effect.seconds
+    if isinstance(effect, ArmReservationExpiry):
+        return max(0.0, (effect.until - now).total_seconds())
+    return 0
 
 
 # The hot statements, built once (SQLAlchemy then compiles each once per dialect and reuses it).
@@ -179,6 +214,20 @@ def held_connectors(conn: Connection, states: Collection[State]) -> set[tuple[st
     return {(row.charger_id, row.connector_id) for row in rows}
 
 
+def reserved_connectors(
+    conn: Connection, charger_id: str | None = None, *, exclude: str | None = None
+) -> dict[tuple[str, int], datetime]:
+    """Every (charger, connector) held by a ``RESERVED`` session, with its end time."""
+    query = select(sessions.c.charger_id, sessions.c.connector_id, sessions.c.reserved_until).where(
+        sessions.c.state == State.RESERVED.value, sessions.c.reserved_until.is_not(None)
+    )
+    if charger_id is not None:
+        query = query.where(sessions.c.charger_id == charger_id)
+    if exclude is not None:
+        query = query.where(sessions.c.id != exclude)
+    return {(row.charger_id, row.connector_id): row.reserved_until for row in conn.execute(query)}
+
+
 def with_transaction(
     conn: Connection, charger_id: str, connector_id: int | None, states: Collection[State]
 ) -> list[Session]:
@@ -229,15 +278,19 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
     if result.rowcount != 1:
         raise StorageError(f"session {session_id} changed concurrently; retry")
     _journal(conn, old, new, event, now)
+    if old.state is State.RESERVED and new.state is not State.RESERVED:
+        # The reservation ended before its time (started, cancelled, refused): its expiry
+        # timer runs now, finds a stale timer and is done, instead of waiting for the end.
+        run_session_now(conn, session_id, [RESERVATION_EXPIRY], now)
     for index, effect in enumerate(transition.effects):
         queue_effect(
             conn,
             key=f"{session_id}:{version + 1}:{index}",
             kind=effect_kind(effect),
-            payload=asdict(effect),
+            payload=effect_payload(effect),
             session_id=session_id,
             now=now,
-            delay_s=effect.seconds if isinstance(effect, ArmStartTimeout) else 0,
+            delay_s=effect_delay_s(effect, now),
         )
     return transition
 
@@ -366,6 +419,14 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         if new.postpaid:  # the card's bill: given away, or owed by its account
             kind = "free" if new.payer == FREE_PAYER else "receivable"
             entries.append((kind, f"{new.id}:{kind}", new.postpaid_msat))
+    elif (
+        new.consumed_msat
+        and new.state in (State.START_FAILED, State.CLOSED)
+        and old.state in (State.RESERVED, State.PAID, State.STARTING)
+    ):
+        # A reservation nobody charged on ended: the fee share kept is its consumption (once:
+        # the natural key is the same as a charged session's).
+        entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
     for kind, key, amount in entries:
         conn.execute(
             _LEDGER_ENTRY,

@@ -7,6 +7,7 @@ newest decision, :class:`strom_services.tariffs.TariffBook`); the status event s
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -55,6 +56,10 @@ def _tariff_out(charger_id: str, tariff: Tariff, power_w: int, saved: bool) -> m
         session_fee_msat=tariff.session_fee_msat,
         min_prepay_msat=tariff.min_prepay_msat,
         max_prepay_msat=tariff.max_prepay_msat,
+        reservation_fee_sat=sat(tariff.reservation_fee_msat),
+        reservation_fee_per_minute_sat=sat(tariff.reservation_fee_msat_per_minute),
+        reservation_max_minutes=tariff.reservation_max_minutes,
+        reservation_kept_percent=tariff.reservation_kept_percent,
         quotes=quotes(tariff, power_w),
         saved=saved,
     )
@@ -86,7 +91,14 @@ class TariffsResource:
             "min_prepay_sat": current.min_prepay_msat,
             "max_prepay_sat": current.max_prepay_msat,
         }
-        merged = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
+        merged: dict[str, Any] = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
+        # Reservation terms the patch does not name stay as they are, like the prices.
+        merged["reservation_fee_sat"] = Decimal(current.reservation_fee_msat) / 1000
+        merged["reservation_fee_per_minute_sat"] = (
+            Decimal(current.reservation_fee_msat_per_minute) / 1000
+        )
+        merged["reservation_max_minutes"] = current.reservation_max_minutes
+        merged["reservation_kept_percent"] = current.reservation_kept_percent
         merged.update(patch.model_dump(exclude_none=True))
         try:
             return TariffConfig(**merged)

@@ -551,3 +551,38 @@ async def test_a_new_charger_whose_id_differs_only_in_case_is_refused(cockpit: C
     assert response.status_code == 409, response.text
     assert "differ only in case" in response.json()["message"]
     assert not (cockpit.stack.strom.config.paths.profiles / f"{twin}.toml").exists()
+
+
+async def test_reservation_terms_are_set_through_the_tariff_and_kept_by_price_changes(
+    cockpit: Cockpit,
+) -> None:
+    before = (await cockpit.call("GET", f"/chargers/{CHARGER}/tariff")).json()
+    assert before["reservation_max_minutes"] == 0
+    terms = {
+        "reservation_fee_sat": 100,
+        "reservation_fee_per_minute_sat": "2",
+        "reservation_max_minutes": 60,
+        "reservation_kept_percent": 50,
+    }
+    saved = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json=terms)
+    assert saved.status_code == 200, saved.text
+    assert {k: saved.json()[k] for k in terms} == {
+        "reservation_fee_sat": "100",
+        "reservation_fee_per_minute_sat": "2",
+        "reservation_max_minutes": 60,
+        "reservation_kept_percent": 50,
+    }
+    again = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json={"per_kwh_sat": 300})
+    assert again.json()["reservation_max_minutes"] == 60  # a price change keeps the terms
+    text = (cockpit.stack.strom.config.paths.profiles / f"{CHARGER}.toml").read_text()
+    assert "reservation_max_minutes = 60" in text
+    for bad in (
+        {"reservation_kept_percent": 101},
+        {"reservation_max_minutes": "30"},
+        {"reservation_max_minutes": 1441},
+        {"reservation_fee_per_minute_sat": 100_000},  # 60 min of it is above the maximum
+    ):
+        refused = await cockpit.call("PUT", f"/chargers/{CHARGER}/tariff", json=bad)
+        assert refused.status_code == 400, (bad, refused.text)
+    after = (await cockpit.call("GET", f"/chargers/{CHARGER}/tariff")).json()
+    assert after["reservation_kept_percent"] == 50

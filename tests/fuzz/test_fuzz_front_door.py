@@ -59,7 +59,7 @@ PATHS = [
     f"/c/{CHARGER}",
     f"/c/{CHARGER}/1",
 ]
-PARAMS = ["amount", "comment", "nostr", "k1", "pr", "secret", "lightning"]
+PARAMS = ["amount", "comment", "nostr", "k1", "pr", "secret", "lightning", "reserve"]
 
 
 async def snapshot(stack: Stack) -> tuple[Any, ...]:
