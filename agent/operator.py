@@ -13,6 +13,11 @@ status event at once, and charged to every new session, until the profile's tari
 (:meth:`strom_services.power.PowerService.set_site_limit`; ``limit off`` removes it). It lasts
 until a restart; the profile's ``site_limit_kw`` (or the API, which writes it) makes it last.
 
+``firmware <url>`` has the charger fetch and install firmware from the URL now (UpdateFirmware
+through :class:`strom_core.ports.firmware.FirmwareCommands`) and answers with what the charger
+said; how the download and installation go the charger reports later, and ``firmware`` alone
+shows the last firmware, diagnostics and log statuses it reported (and its firmware version).
+
 ``refund <session>`` only reports: the refund itself goes to the payer, through the
 LNURL-withdraw link only the payer holds.
 """
@@ -30,6 +35,7 @@ from strom_nostr.commands import (
     Command,
     Disable,
     Enable,
+    Firmware,
     Help,
     Refund,
     Reset,
@@ -169,6 +175,44 @@ async def _limit(agent: ChargerControl, command: Command) -> _Outcome:
     )
 
 
+_NOTICES = (
+    ("firmware", "FirmwareStatusNotification"),
+    ("diagnostics", "DiagnosticsStatusNotification"),
+    ("log upload", "LogStatusNotification"),
+)
+
+
+async def _firmware(agent: ChargerControl, command: Command) -> _Outcome:
+    assert isinstance(command, Firmware)
+    services = agent.services
+    name = agent.profile.name
+    if command.location is None:
+        info = services.charger_info(agent.charger_id) if services.charger_info else None
+        if info is None:
+            return "firmware", agent.charger_id, f"{name} has not connected yet.", {}
+        version = info.boot.firmware_version if info.boot is not None else None
+        lines = [f"{name}: firmware {version or 'version not reported'}"]
+        notes = info.notifications
+        for label, action in _NOTICES:
+            lines.append(f"last {label} status: {notes.get(action, 'none reported')}")
+        return "firmware", agent.charger_id, "\n".join(lines), {}
+    if services.firmware is None:
+        return "firmware", agent.charger_id, "Firmware updates are not available here.", {}
+    result = await services.firmware.update_firmware(
+        agent.charger_id, command.location, services.clock.now()
+    )
+    answer = (
+        f"Firmware update of {name} from {command.location}: the charger answered "
+        f"{_result(result)}. Send firmware for its progress."
+    )
+    return (
+        "firmware",
+        agent.charger_id,
+        answer,
+        {"location": command.location, "charger_answer": result.status.value},
+    )
+
+
 async def _unlock(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Unlock)
     target = f"{agent.charger_id}/{command.connector}"
@@ -217,6 +261,7 @@ _HANDLERS = {
     Disable: _availability,
     SetPrice: _price,
     SetLimit: _limit,
+    Firmware: _firmware,
     Unlock: _unlock,
     Reset: _reset,
     Refund: _refund,

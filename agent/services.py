@@ -19,6 +19,8 @@ from agent.settings import AgentSettings
 from agent.store import AgentStore
 from strom_core.clock import Clock
 from strom_core.ports import ChargerCommands
+from strom_core.ports.firmware import FirmwareCommands
+from strom_core.ports.station import ConnectionView
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
@@ -90,6 +92,11 @@ class AgentServices:
     """Told about every status publication (charger id, result): for health pages, benches."""
     power: PowerService | None = None
     """The chargers' power limits (the operator's ``limit``); set once Strom is built."""
+    firmware: FirmwareCommands | None = None
+    """Firmware updates (the operator's ``firmware <url>``); set once Strom is built."""
+    charger_info: Callable[[str], ConnectionView | None] | None = None
+    """What the OCPP server knows of a charger (the operator's ``firmware``: its last
+    statuses); set once Strom is built."""
     observer: Callable[[str, str, str], None] | None = None
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
     budget: DmBudget = field(init=False)

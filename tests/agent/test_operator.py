@@ -17,6 +17,7 @@ from strom_services.tariffs import TariffBook
 from strom_storage.schema import audit_log, connectors
 from strom_storage.tariffs import TariffRepository
 from tests.agent.conftest import CHARGER_ID, Person, World
+from tests.agent.fakes import FakeBoot, FakeChargerInfo, FakeFirmware
 
 
 def _dm(world: World, person: Person, text: str, scheme: str) -> Event:
@@ -129,9 +130,64 @@ async def test_admin_asks_about_a_session_and_lists_sessions(world: World) -> No
     assert len(await _audit(world)) == 3
 
 
+async def test_admin_starts_a_firmware_update_and_reads_its_status(world: World) -> None:
+    """``firmware <url>`` sends UpdateFirmware through the firmware port now and reports the
+    charger's answer; ``firmware`` alone shows what the charger last reported. Both audited."""
+    firmware = FakeFirmware()
+    info = FakeChargerInfo(FakeBoot(firmware_version="1.2.3"))
+    services = world.runtime.services
+    services.firmware = firmware
+    services.charger_info = lambda charger_id: info if charger_id == CHARGER_ID else None
+    url = "https://firmware.example/Charger-1.3.0.bin?token=AbC"
+    answer = await _ask(world, world.admin, f"firmware {url}")
+    assert answer == (
+        f"Firmware update of Farm shop charger from {url}: the charger answered Accepted. "
+        "Send firmware for its progress."
+    )
+    [(name, charger, location, retrieve_at)] = firmware.calls
+    assert (name, charger, location) == ("update_firmware", CHARGER_ID, url)
+    assert abs(datetime.fromisoformat(retrieve_at).timestamp() - world.clock.unix()) < 60
+    info.notifications["FirmwareStatusNotification"] = "Downloading"
+    answer = await _ask(world, world.admin, "firmware", scheme="nip17")
+    assert answer == (
+        "Farm shop charger: firmware 1.2.3\n"
+        "last firmware status: Downloading\n"
+        "last diagnostics status: none reported\n"
+        "last log upload status: none reported"
+    )
+    firmware.answer = CommandStatus.REJECTED
+    answer = await _ask(world, world.admin, "firmware ftp://10.0.0.5/fw.bin")
+    assert "the charger answered Rejected (no)." in answer
+    entries = await _audit(world)
+    assert [(e.action, e.target) for e in entries] == [("firmware", CHARGER_ID)] * 3
+    assert entries[0].detail["location"] == url
+    assert entries[0].detail["charger_answer"] == "Accepted"
+    assert entries[2].detail["charger_answer"] == "Rejected"
+    answer = await _ask(world, world.admin, "firmware file:///etc/passwd")
+    assert answer.startswith("usage: firmware <url>")
+    assert len(firmware.calls) == 2
+    assert len(await _audit(world)) == 3
+
+
+async def test_firmware_of_a_charger_that_never_connected(world: World) -> None:
+    world.runtime.services.charger_info = lambda charger_id: None
+    answer = await _ask(world, world.admin, "firmware")
+    assert answer == "Farm shop charger has not connected yet."
+
+
 @pytest.mark.parametrize(
     "command",
-    ["sessions", "disable 1", "enable 1", "price 1 sat/kWh", "unlock 1", "reset hard", "refund x1"],
+    [
+        "firmware",
+        "firmware https://firmware.example/x.bin",
+        "sessions",
+        "disable 1",
+        "enable 1",
+        "price 1 sat/kWh",
+        "unlock 1",
+        "reset hard",
+        "refund x1",
+    ],
 )
 async def test_everyone_else_is_refused_and_nothing_changes(world: World, command: str) -> None:
     answer = await _ask(world, world.stranger, command)
