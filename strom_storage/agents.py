@@ -71,6 +71,8 @@ class ChargerSnapshot:
     connectors: dict[int, tuple[str, bool]] | None = None
     # The end of its reconnect grace after a restart of Strom (it was connected then), if any.
     reconnect_until: datetime | None = None
+    # connector id -> (session id, end in unix seconds) of its reserved sessions
+    reservations: dict[int, tuple[str, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
