@@ -21,7 +21,7 @@ from strom_core.cards import Card, CardMode, index_cards
 from strom_core.errors import ConfigError
 from strom_core.ids import CHARGER_ID_RULE, is_charger_id
 from strom_core.lightning_config import FakeConfig, LightningConfig
-from strom_core.tariff import Tariff
+from strom_core.tariff import MAX_RESERVATION_MINUTES, Tariff
 from strom_core.units import UnitError, sat_decimal_to_msat
 
 __all__ = [
@@ -411,15 +411,32 @@ class ConnectorConfig(_Section):
 
 
 class TariffConfig(_Section):
-    """Prices in sats (decimals allowed down to 1 msat)."""
+    """Prices in sats (decimals allowed down to 1 msat).
+
+    Reservations: ``reservation_max_minutes > 0`` lets drivers reserve a connector for up to
+    that many minutes, for ``reservation_fee_sat + reservation_fee_per_minute_sat * minutes``;
+    ``reservation_kept_percent`` of the fee is kept when the payer does not start in time.
+    """
 
     per_kwh_sat: Decimal = Decimal(0)
     per_minute_sat: Decimal = Decimal(0)
     session_fee_sat: Decimal = Decimal(0)
     min_prepay_sat: Decimal = Decimal(1_000)
     max_prepay_sat: Decimal = Decimal(500_000)
+    reservation_fee_sat: Decimal = Decimal(0)
+    reservation_fee_per_minute_sat: Decimal = Decimal(0)
+    reservation_max_minutes: int = Field(0, ge=0, le=MAX_RESERVATION_MINUTES, strict=True)
+    reservation_kept_percent: int = Field(100, ge=0, le=100, strict=True)
 
-    @field_validator("*")
+    @field_validator(
+        "per_kwh_sat",
+        "per_minute_sat",
+        "session_fee_sat",
+        "min_prepay_sat",
+        "max_prepay_sat",
+        "reservation_fee_sat",
+        "reservation_fee_per_minute_sat",
+    )
     @classmethod
     def _exact(cls, value: Decimal) -> Decimal:
         try:
@@ -444,6 +461,12 @@ class TariffConfig(_Section):
                 session_fee_msat=sat_decimal_to_msat(self.session_fee_sat),
                 min_prepay_msat=sat_decimal_to_msat(self.min_prepay_sat),
                 max_prepay_msat=sat_decimal_to_msat(self.max_prepay_sat),
+                reservation_fee_msat=sat_decimal_to_msat(self.reservation_fee_sat),
+                reservation_fee_msat_per_minute=sat_decimal_to_msat(
+                    self.reservation_fee_per_minute_sat
+                ),
+                reservation_max_minutes=self.reservation_max_minutes,
+                reservation_kept_percent=self.reservation_kept_percent,
             )
         except (UnitError, ConfigError) as exc:
             raise ValueError(str(exc)) from exc

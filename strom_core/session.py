@@ -12,11 +12,20 @@ States (``STOPPED`` is DESIGN.md's "stopped -> settled": the final bill is compu
 transition that records StopTransaction, so no stopped session ever lacks a bill)::
 
     AWAITING_PAYMENT --PaymentSettled--> PAID --RemoteStartAccepted--> STARTING
+    AWAITING_PAYMENT --PaymentSettled (reserve_minutes > 0, amount >= fee)--> RESERVED
+    AWAITING_PAYMENT --PaymentSettled (reserve_minutes > 0, amount < fee)--> START_FAILED
+    RESERVED --ReservationAccepted--> RESERVED (the charger holds the connector)
+    RESERVED --ReservationRejected--> START_FAILED (all refundable: Strom could not reserve)
+    RESERVED --StartRequested--> PAID (RemoteStart with the reserved idTag)
+    RESERVED --TransactionStarted--> CHARGING (the payer started at the charger)
+    RESERVED --ReservationExpired | StopRequested--> START_FAILED | CLOSED (fee share kept)
+    RESERVED --TopUpSettled | PowerLimited--> RESERVED (more budget, a lower power)
     AWAITING_PAYMENT --InvoiceExpired--> EXPIRED --PaymentSettled (late)--> START_FAILED
     PAID|STARTING --TransactionStarted--> CHARGING --MeterReading--> CHARGING
     PAID|STARTING --RemoteStartRejected|StartTimedOut|StopRequested--> START_FAILED
     CHARGING --StopRequested | MeterReading over budget--> STOPPING
     PAID|STARTING|CHARGING --PowerLimited--> the same state at the lower power
+    any state past RESERVED --ReservationAccepted|Rejected|Expired--> the same (stale answer/timer)
     CHARGING|STOPPING --TransactionStopped--> STOPPED (refundable > 0) | CLOSED (nothing left)
     CHARGING|STOPPING --TransactionLost--> STOPPED | CLOSED (billed from the last reading)
     STOPPED|REFUND_PENDING|REFUNDED|CLOSED --TransactionStopped (late, after TransactionLost)-->
@@ -46,6 +55,21 @@ it: :class:`TransactionLost`) is billed up to its last reading, and that bill is
 StopTransaction that still comes later is recorded, never billed to the driver (the refund may
 be paid already); energy it adds is the operator's ``overrun_msat``.
 
+Reservations: a reservation is a prepaid session whose start waits (``reserve_minutes > 0``),
+not a second lifecycle. Its payment is at least the reservation fee frozen at the offer
+(``reservation_fee_msat``) and is the session's budget, so a payer who starts in time charges
+for all of it and the fee simply counts toward the session. The first payment makes it
+``RESERVED`` until ``reserved_until`` (settlement time + minutes) and asks the shell to send
+ReserveNow (the OCPP ``reservation_id`` comes from a persisted allocator) and to arm the
+expiry timer. If the time runs out or the payer cancels, the fee share the tariff keeps
+(:meth:`~strom_core.tariff.Tariff.reservation_kept`, never more than was paid) is consumed,
+the rest is refundable (whole sats, as for any bill) and CancelReservation frees the
+connector. A payer who asked to start but never began charging (no vehicle within the start
+timeout, or a stop before the transaction) is treated the same way: the fee share is kept and
+the charger's reservation cancelled; a start the charger rejects, like a reservation it
+refuses, keeps nothing. A payment below the fee (a zap that sent too little) reserves
+nothing and is refundable in full.
+
 Idempotency: every event that can be delivered twice has a ``key``; a session remembers the keys
 it has applied and a repeated key is a no-op with no effects. Meter readings need no key: the
 bill uses the highest register seen, so repeats and out-of-order samples change nothing.
@@ -69,12 +93,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from strom_core.errors import IllegalTransition, InvariantViolation, LedgerError
-from strom_core.session_effects import ArmStartTimeout, Effect, Notify, RemoteStart, RemoteStop
+from strom_core.session_effects import (
+    ArmReservationExpiry,
+    ArmStartTimeout,
+    CancelReservation,
+    Effect,
+    Notify,
+    RemoteStart,
+    RemoteStop,
+    ReserveNow,
+)
 from strom_core.session_events import (
     LOST_KEY,
+    RESERVATION_END_KEY,
     STOP_KEY,
     Event,
     InvoiceExpired,
@@ -86,6 +120,10 @@ from strom_core.session_events import (
     RefundPaid,
     RemoteStartAccepted,
     RemoteStartRejected,
+    ReservationAccepted,
+    ReservationExpired,
+    ReservationRejected,
+    StartRequested,
     StartTimedOut,
     StopReason,
     StopRequested,
@@ -97,6 +135,7 @@ from strom_core.session_events import (
 from strom_core.tariff import Tariff
 
 __all__ = [
+    "HOLDING_STATES",
     "POST_STOP_STATES",
     "Session",
     "State",
@@ -112,6 +151,7 @@ class State(enum.StrEnum):
 
     AWAITING_PAYMENT = "awaiting_payment"
     EXPIRED = "expired"
+    RESERVED = "reserved"
     PAID = "paid"
     STARTING = "starting"
     CHARGING = "charging"
@@ -127,6 +167,8 @@ POST_STOP_STATES = frozenset(
     {State.STOPPED, State.START_FAILED, State.REFUND_PENDING, State.REFUNDED, State.CLOSED}
 )
 _RUNNING = frozenset({State.PAID, State.STARTING, State.CHARGING, State.STOPPING})
+HOLDING_STATES = frozenset({State.RESERVED, *_RUNNING})
+"""States in which a session holds its connector: nobody else may pay for it."""
 
 
 # --- the session -----------------------------------------------------------------------------
@@ -163,6 +205,10 @@ class Session:
     refund_id: str | None = None
     payer: str = ""  # "" prepaid; else post-paid: "free" or "account:<name>" (strom_core.cards)
     postpaid_msat: int = 0  # a post-paid session's cost at its tariff
+    reserve_minutes: int = 0  # > 0: a reservation (its start waits for the payer)
+    reservation_fee_msat: int = 0  # the reservation fee, frozen at the offer
+    reserved_until: datetime | None = None  # set when the reservation's payment settled
+    reservation_id: int | None = None  # the OCPP reservationId (never reused)
     applied: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -177,6 +223,11 @@ class Session:
     def postpaid(self) -> bool:
         """Whether the energy is billed after the fact (an operator's card), not prepaid."""
         return bool(self.payer)
+
+    @property
+    def reserved(self) -> bool:
+        """Whether the session was paid as a reservation (it may have started since)."""
+        return self.reserved_until is not None
 
     @property
     def resting_state(self) -> State:
@@ -204,15 +255,31 @@ def new_session(
     meter_interval_s: int,
     start_timeout_s: int,
     payer: str = "",
+    reserve_minutes: int = 0,
+    reservation_id: int | None = None,
 ) -> Session:
     """A session with the tariff frozen into it.
 
     A prepaid session (no ``payer``) awaits its first payment; a post-paid one (a card's
-    ``payer``) is ``PAID`` at once: its card authorised it.
+    ``payer``) is ``PAID`` at once: its card authorised it. ``reserve_minutes > 0`` makes it a
+    reservation (prepaid only, with its ``reservation_id``); its fee is frozen here.
     """
     if not 1 <= len(id_tag) <= 20:
         raise LedgerError(f"idTag must be 1 to 20 characters, got {len(id_tag)}")
+    if isinstance(reserve_minutes, bool) or not isinstance(reserve_minutes, int):
+        raise LedgerError(f"reserve_minutes must be an int, got {reserve_minutes!r}")
+    if reserve_minutes:
+        if not 1 <= reserve_minutes <= tariff.reservation_max_minutes:
+            raise LedgerError(
+                f"a reservation is 1 to {tariff.reservation_max_minutes} minutes here, "
+                f"got {reserve_minutes}"
+            )
+        if payer or reservation_id is None or reservation_id <= 0:
+            raise LedgerError("a reservation is prepaid and needs a positive reservation id")
     return Session(
+        reserve_minutes=reserve_minutes,
+        reservation_fee_msat=tariff.reservation_fee(reserve_minutes) if reserve_minutes else 0,
+        reservation_id=reservation_id if reserve_minutes else None,
         state=State.PAID if payer else State.AWAITING_PAYMENT,
         payer=payer,
         id=session_id,
@@ -317,12 +384,85 @@ def _first_payment(session: Session, event: Event) -> tuple[Session, list[Effect
         return replace(paid, state=State.START_FAILED, stop_reason="paid after expiry"), [
             Notify("start_failed")
         ]
+    if session.reserve_minutes:
+        return _reserve(paid, event)
     start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
     return replace(paid, state=State.PAID), [
         Notify("paid"),
         start,
         ArmStartTimeout(session.start_timeout_s),
     ]
+
+
+def _reserve(paid: Session, event: PaymentSettled) -> tuple[Session, list[Effect]]:
+    """A reservation's payment: hold the connector until settlement time + its minutes."""
+    if event.at is None:
+        raise _illegal(paid, event, "a reservation's payment needs its settlement time")
+    if paid.paid_msat < paid.reservation_fee_msat:
+        failed = replace(
+            paid, state=State.START_FAILED, stop_reason="paid less than the reservation fee"
+        )
+        return failed, [Notify("start_failed")]
+    assert paid.reservation_id is not None
+    until = event.at + timedelta(minutes=paid.reserve_minutes)
+    reserved = replace(paid, state=State.RESERVED, reserved_until=until)
+    return reserved, [
+        Notify("reserved"),
+        ReserveNow(paid.charger_id, paid.connector_id, paid.reservation_id, until, paid.id_tag),
+        ArmReservationExpiry(until),
+    ]
+
+
+def _reservation_rejected(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """The charger would not hold the connector: nothing is kept, everything refundable."""
+    assert isinstance(event, ReservationRejected)
+    reason = "the charger could not reserve the connector"
+    if event.reason:
+        reason = f"{reason}: {event.reason}"
+    return replace(session, state=State.START_FAILED, stop_reason=reason[:120]), [
+        Notify("start_failed")
+    ]
+
+
+def _reservation_accepted(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    return session, []
+
+
+def _start_requested(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """The payer arrived: start with the reserved idTag, which the charger lets through."""
+    start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
+    return replace(session, state=State.PAID), [start, ArmStartTimeout(session.start_timeout_s)]
+
+
+def _keep_reservation_fee(session: Session, stop_reason: str) -> tuple[Session, list[Effect]]:
+    """End a reservation nobody charged on: keep the tariff's share of the fee, free the rest.
+
+    Nothing has been consumed or refunded before (a reservation never charged), so the whole
+    payment is split into the kept share (at most what was paid) and the refundable rest, the
+    rest rounded up to whole sats like any bill.
+    """
+    kept = min(session.paid_msat, session.tariff.reservation_kept(session.reservation_fee_msat))
+    spendable = session.paid_msat - session.refunded_msat - session.refund_in_flight_msat
+    kept = min(kept, spendable)
+    billed = _whole_sat_refund(
+        replace(
+            session,
+            consumed_msat=kept,
+            refundable_msat=spendable - kept,
+            stop_reason=stop_reason,
+            applied=session.applied | {RESERVATION_END_KEY},
+        )
+    )
+    state = State.START_FAILED if billed.refundable_msat else State.CLOSED
+    effects: list[Effect] = []
+    if session.reservation_id is not None:
+        effects.append(CancelReservation(session.charger_id, session.reservation_id))
+    return replace(billed, state=state), [*effects, Notify("reservation_ended")]
+
+
+def _reservation_ended(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    reason = "reservation expired" if isinstance(event, ReservationExpired) else ""
+    return _keep_reservation_fee(session, reason or "reservation cancelled")
 
 
 def _top_up(session: Session, event: Event) -> tuple[Session, list[Effect]]:
@@ -355,7 +495,16 @@ def _start_failed(session: Session, event: Event) -> tuple[Session, list[Effect]
     }[type(event)]
     if isinstance(event, RemoteStartRejected) and event.reason:
         reason = f"{reason}: {event.reason}"
-    return replace(session, state=State.START_FAILED, stop_reason=reason), [Notify("start_failed")]
+    if session.reserved and session.reservation_id is not None:
+        if isinstance(event, RemoteStartRejected):  # the charger's fault: nothing kept
+            cancel = CancelReservation(session.charger_id, session.reservation_id)
+            failed = replace(session, state=State.START_FAILED, stop_reason=reason[:120])
+            return failed, [cancel, Notify("start_failed")]
+        # The payer asked to start but never charged: as if the reservation ran out.
+        return _keep_reservation_fee(session, reason)
+    return replace(session, state=State.START_FAILED, stop_reason=reason[:120]), [
+        Notify("start_failed")
+    ]
 
 
 def _ignore(session: Session, event: Event) -> tuple[Session, list[Effect]]:
@@ -584,6 +733,13 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         (s.AWAITING_PAYMENT, PaymentSettled): _first_payment,
         (s.EXPIRED, PaymentSettled): _first_payment,
         (s.AWAITING_PAYMENT, InvoiceExpired): _expire,
+        (s.RESERVED, ReservationAccepted): _reservation_accepted,
+        (s.RESERVED, ReservationRejected): _reservation_rejected,
+        (s.RESERVED, StartRequested): _start_requested,
+        (s.RESERVED, TransactionStarted): _tx_started,
+        (s.RESERVED, ReservationExpired): _reservation_ended,
+        (s.RESERVED, StopRequested): _reservation_ended,
+        (s.RESERVED, PowerLimited): _power_limited,
         (s.PAID, RemoteStartAccepted): _start_accepted,
         (s.PAID, RemoteStartRejected): _start_failed,
         (s.STARTING, RemoteStartRejected): _start_failed,
@@ -617,6 +773,10 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         table[(state, TransactionStopped)] = _late_stop  # only after TransactionLost
         table[(state, RemoteStartAccepted)] = _ignore  # accepted after we gave up waiting
     for state in (*_RUNNING, *POST_STOP_STATES):
+        # a stale answer to ReserveNow, or the expiry timer of a reservation that started
+        for stale in (ReservationAccepted, ReservationRejected, ReservationExpired):
+            table[(state, stale)] = _ignore
+    for state in (s.RESERVED, *_RUNNING, *POST_STOP_STATES):
         table[(state, TopUpSettled)] = _top_up
     return table
 

@@ -13,6 +13,8 @@ from datetime import datetime
 
 __all__ = [
     "LOST_KEY",
+    "RESERVATION_END_KEY",
+    "RESERVE_ANSWER_KEY",
     "STOP_KEY",
     "Event",
     "InvoiceExpired",
@@ -24,6 +26,10 @@ __all__ = [
     "RefundPaid",
     "RemoteStartAccepted",
     "RemoteStartRejected",
+    "ReservationAccepted",
+    "ReservationExpired",
+    "ReservationRejected",
+    "StartRequested",
     "StartTimedOut",
     "StopReason",
     "StopRequested",
@@ -65,10 +71,14 @@ def stop_reason_text(reason: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PaymentSettled:
-    """The session's first invoice was paid."""
+    """The session's first invoice was paid.
+
+    ``at`` is when it settled (the shell's clock); a reservation runs from then.
+    """
 
     payment_hash: str
     amount_msat: int
+    at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -114,6 +124,43 @@ class StartTimedOut:
     """No transaction started within the configured time (no vehicle plugged in)."""
 
     key: str = "start-timeout"
+
+
+RESERVE_ANSWER_KEY = "reserve-answer"
+RESERVATION_END_KEY = "reservation-end"
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationAccepted:
+    """The charger accepted ReserveNow: it holds the connector for the session's idTag."""
+
+    key: str = RESERVE_ANSWER_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRejected:
+    """The charger refused ReserveNow (Occupied, Faulted, Unavailable, Rejected) or was offline.
+
+    Strom could not reserve, so nothing of the fee is kept. Shares its key with
+    :class:`ReservationAccepted`: only the charger's first answer counts.
+    """
+
+    reason: str
+    key: str = RESERVE_ANSWER_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationExpired:
+    """The reservation's time ran out before the payer started (the durable expiry timer)."""
+
+    key: str = RESERVATION_END_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequested:
+    """The payer of a reserved session arrived and asks to start charging."""
+
+    key: str = "start-request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +277,10 @@ Event = (
     | InvoiceExpired
     | RemoteStartAccepted
     | RemoteStartRejected
+    | ReservationAccepted
+    | ReservationRejected
+    | ReservationExpired
+    | StartRequested
     | StartTimedOut
     | TransactionStarted
     | MeterReading

@@ -6,6 +6,13 @@ transaction. It also bounds the prepayment a driver may send. A copy of the tari
 into each session when its invoice is created, so the price a driver saw when paying is the
 price billed, whatever the operator changes later.
 
+Reservations (a paid hold on a connector for a driver on the way, :mod:`strom_core.session`):
+a charger offers them when ``reservation_max_minutes > 0``. Reserving for ``m`` minutes costs
+:meth:`Tariff.reservation_fee` = ``reservation_fee_msat + reservation_fee_msat_per_minute * m``.
+The payment is the session's budget, so the fee counts toward charging when the driver starts
+in time; otherwise :meth:`Tariff.reservation_kept` of it (``reservation_kept_percent``, floored)
+is kept and the rest refunded.
+
 Rounding (see :mod:`strom_core.units`): each component floors separately, so the total is never more
 than the exact price.
 """
@@ -17,7 +24,9 @@ from dataclasses import dataclass
 from strom_core.errors import ConfigError
 from strom_core.units import Msat, energy_cost_msat, time_cost_msat
 
-__all__ = ["Tariff"]
+__all__ = ["MAX_RESERVATION_MINUTES", "Tariff"]
+
+MAX_RESERVATION_MINUTES = 24 * 60  # a day: longer holds are not reservations
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,10 @@ class Tariff:
     session_fee_msat: int = 0
     min_prepay_msat: int = 1_000_000
     max_prepay_msat: int = 1_000_000_000
+    reservation_fee_msat: int = 0  # flat, per reservation
+    reservation_fee_msat_per_minute: int = 0
+    reservation_max_minutes: int = 0  # 0: no reservations at this charger
+    reservation_kept_percent: int = 100  # share of the fee kept when the payer does not start
 
     def __post_init__(self) -> None:
         for name in (
@@ -37,12 +50,33 @@ class Tariff:
             "session_fee_msat",
             "min_prepay_msat",
             "max_prepay_msat",
+            "reservation_fee_msat",
+            "reservation_fee_msat_per_minute",
+            "reservation_max_minutes",
+            "reservation_kept_percent",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                unit = " msat" if name.endswith(("msat", "minute")) else ""
                 raise ConfigError(
-                    f"tariff {name} must be a non-negative integer msat, got {value!r}"
+                    f"tariff {name} must be a non-negative integer{unit}, got {value!r}"
                 )
+        if self.reservation_kept_percent > 100:
+            raise ConfigError(
+                "tariff reservation_kept_percent must be 0 to 100, "
+                f"got {self.reservation_kept_percent}"
+            )
+        if self.reservation_max_minutes > MAX_RESERVATION_MINUTES:
+            raise ConfigError(
+                f"tariff reservation_max_minutes must be at most {MAX_RESERVATION_MINUTES}, "
+                f"got {self.reservation_max_minutes}"
+            )
+        if self.reservation_fee(self.reservation_max_minutes) > self.max_prepay_msat:
+            raise ConfigError(
+                "tariff reservation fee for the longest reservation exceeds max_prepay "
+                f"({self.reservation_fee(self.reservation_max_minutes)} > "
+                f"{self.max_prepay_msat} msat)"
+            )
         if self.min_prepay_msat > self.max_prepay_msat:
             raise ConfigError(
                 "tariff min_prepay must not exceed max_prepay "
@@ -53,6 +87,23 @@ class Tariff:
                 "tariff min_prepay must exceed the session fee, or a minimum payment buys no "
                 f"energy ({self.min_prepay_msat} <= {self.session_fee_msat} msat)"
             )
+
+    @property
+    def offers_reservations(self) -> bool:
+        """Whether drivers may reserve a connector at this tariff."""
+        return self.reservation_max_minutes > 0
+
+    def reservation_fee(self, minutes: int) -> Msat:
+        """The fee for reserving a connector for ``minutes``."""
+        return Msat(self.reservation_fee_msat + self.reservation_fee_msat_per_minute * minutes)
+
+    def reservation_kept(self, fee_msat: int) -> Msat:
+        """How much of a reservation fee is kept when the payer does not start (floored)."""
+        return Msat(fee_msat * self.reservation_kept_percent // 100)
+
+    def reservation_min_msat(self, minutes: int) -> Msat:
+        """The least a driver may pay to reserve for ``minutes``: the fee, and the minimum."""
+        return Msat(max(self.reservation_fee(minutes), self.min_prepay_msat))
 
     def cost(self, energy_wh: int, seconds: int, *, started: bool = True) -> Msat:
         """Cost of a session that delivered ``energy_wh`` over ``seconds``.

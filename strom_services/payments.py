@@ -445,7 +445,7 @@ class PaymentService:
         payment_hash = row.payment_hash
         settle_payment(conn, payment_hash, received, paid_at)
         if row.kind == "initial":
-            event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received)
+            event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received, at)
         else:
             event = TopUpSettled(payment_hash, received)
         transition = apply_event(conn, row.session_id, event, at)

@@ -151,6 +151,12 @@ sessions = Table(
     Column("refund_id", String(64)),
     Column("payer", String(56), nullable=False, default=""),  # "" prepaid; "free"; "account:.."
     Column("postpaid_msat", Msat, nullable=False, default=0),
+    # A reservation (reserve_minutes > 0): its fee frozen at the offer, when it ends, and
+    # its OCPP reservationId (from id_allocator, never reused).
+    Column("reserve_minutes", Integer, nullable=False, default=0),
+    Column("reservation_fee_msat", Msat, nullable=False, default=0),
+    Column("reserved_until", TS),
+    Column("reservation_id", Integer),
     Column("applied", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
@@ -158,6 +164,7 @@ sessions = Table(
     Index("ix_sessions_transaction", "charger_id", "transaction_id"),
     # Sessions changed since the agents last looked: who paid (agent/payers.py).
     Index("ix_sessions_updated", "updated_at"),
+    Index("uq_sessions_reservation_id", "reservation_id", unique=True),
 )
 
 payments = Table(
@@ -368,6 +375,10 @@ tariffs = Table(
     Column("session_fee_msat", Msat, nullable=False),
     Column("min_prepay_msat", Msat, nullable=False),
     Column("max_prepay_msat", Msat, nullable=False),
+    Column("reservation_fee_msat", Msat, nullable=False, default=0),
+    Column("reservation_fee_msat_per_minute", Msat, nullable=False, default=0),
+    Column("reservation_max_minutes", Integer, nullable=False, default=0),
+    Column("reservation_kept_percent", Integer, nullable=False, default=100),
     Column("file_tariff", JSON, nullable=False),
     Column("source", String(120), nullable=False),
     Column("set_at", TS, nullable=False),

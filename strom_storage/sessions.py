@@ -24,7 +24,16 @@ from strom_core.cards import FREE_PAYER
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
 from strom_core.session import Session, State, Transition, apply
-from strom_core.session_effects import ArmStartTimeout, Effect, Notify, RemoteStart, RemoteStop
+from strom_core.session_effects import (
+    ArmReservationExpiry,
+    ArmStartTimeout,
+    CancelReservation,
+    Effect,
+    Notify,
+    RemoteStart,
+    RemoteStop,
+    ReserveNow,
+)
 from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
@@ -35,6 +44,9 @@ __all__ = [
     "SessionNotFound",
     "SessionStore",
     "apply_event",
+    "effect_delay_s",
+    "effect_kind",
+    "effect_payload",
     "find_by_id_tag",
     "find_holder",
     "hash_secret",
@@ -101,8 +113,28 @@ def effect_kind(effect: Effect) -> str:
         RemoteStart: "remote_start",
         RemoteStop: "remote_stop",
         ArmStartTimeout: "start_timeout",
+        ReserveNow: "reserve_now",
+        CancelReservation: "cancel_reservation",
+        ArmReservationExpiry: "reservation_expiry",
         Notify: "notify",
     }[type(effect)]
+
+
+def effect_payload(effect: Effect) -> dict[str, Any]:
+    """The outbox payload (JSON) of an effect: its fields, times as ISO 8601 strings."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in asdict(effect).items()
+    }
+
+
+def effect_delay_s(effect: Effect, now: datetime) -> float:
+    """How long after ``now`` an effect becomes due (a timer's wait; 0 for the rest)."""
+    if isinstance(effect, ArmStartTimeout):
+        return effect.seconds
+    if isinstance(effect, ArmReservationExpiry):
+        return max(0.0, (effect.until - now).total_seconds())
+    return 0
 
 
 # The hot statements, built once (SQLAlchemy then compiles each once per dialect and reuses it).
@@ -234,10 +266,10 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
             conn,
             key=f"{session_id}:{version + 1}:{index}",
             kind=effect_kind(effect),
-            payload=asdict(effect),
+            payload=effect_payload(effect),
             session_id=session_id,
             now=now,
-            delay_s=effect.seconds if isinstance(effect, ArmStartTimeout) else 0,
+            delay_s=effect_delay_s(effect, now),
         )
     return transition
 
@@ -366,6 +398,14 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         if new.postpaid:  # the card's bill: given away, or owed by its account
             kind = "free" if new.payer == FREE_PAYER else "receivable"
             entries.append((kind, f"{new.id}:{kind}", new.postpaid_msat))
+    elif (
+        new.consumed_msat
+        and new.state in (State.START_FAILED, State.CLOSED)
+        and old.state in (State.RESERVED, State.PAID, State.STARTING)
+    ):
+        # A reservation nobody charged on ended: the fee share kept is its consumption (once:
+        # the natural key is the same as a charged session's).
+        entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
     for kind, key, amount in entries:
         conn.execute(
             _LEDGER_ENTRY,

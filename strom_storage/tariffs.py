@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -20,11 +21,21 @@ _FIELDS = (
     "session_fee_msat",
     "min_prepay_msat",
     "max_prepay_msat",
+    "reservation_fee_msat",
+    "reservation_fee_msat_per_minute",
+    "reservation_max_minutes",
+    "reservation_kept_percent",
 )
+# Fields a record written before reservations existed lacks (its file_tariff JSON): defaults.
+_DEFAULTS = {f.name: f.default for f in fields(Tariff)}
 
 
 def _as_dict(tariff: Tariff) -> dict[str, int]:
     return {name: int(getattr(tariff, name)) for name in _FIELDS}
+
+
+def _tariff(values: Any) -> Tariff:
+    return Tariff(**{name: int(values.get(name, _DEFAULTS[name])) for name in _FIELDS})
 
 
 class TariffRepository:
@@ -63,8 +74,8 @@ class TariffRepository:
     def _record(row: Any) -> TariffRecord:
         return TariffRecord(
             charger_id=row["charger_id"],
-            tariff=Tariff(**{name: int(row[name]) for name in _FIELDS}),
-            file_tariff=Tariff(**{name: int(row["file_tariff"][name]) for name in _FIELDS}),
+            tariff=_tariff(row),
+            file_tariff=_tariff(row["file_tariff"]),
             source=row["source"],
             set_at=row["set_at"],
         )

@@ -7,6 +7,7 @@ newest decision, :class:`strom_services.tariffs.TariffBook`); the status event s
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -86,7 +87,14 @@ class TariffsResource:
             "min_prepay_sat": current.min_prepay_msat,
             "max_prepay_sat": current.max_prepay_msat,
         }
-        merged = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
+        merged: dict[str, Any] = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
+        # Reservation terms are not part of the API's patch: they stay as they are.
+        merged["reservation_fee_sat"] = Decimal(current.reservation_fee_msat) / 1000
+        merged["reservation_fee_per_minute_sat"] = (
+            Decimal(current.reservation_fee_msat_per_minute) / 1000
+        )
+        merged["reservation_max_minutes"] = current.reservation_max_minutes
+        merged["reservation_kept_percent"] = current.reservation_kept_percent
         merged.update(patch.model_dump(exclude_none=True))
         try:
             return TariffConfig(**merged)
