@@ -81,6 +81,7 @@ from ocpp_server.records import (
     MessageCounters,
     PendingCharger,
 )
+from ocpp_server.reservations import OcppReservations
 from ocpp_server.settings import (
     ChargerAuth,
     ChargerAuthLookup,
@@ -190,6 +191,7 @@ class OcppServer:
         # Each command goes to the command set of the version the charger's connection speaks.
         self.commands = OcppCommands(self._live.get, self._dialects.values())
         self.firmware = OcppFirmware(self.commands)
+        self.reservations = OcppReservations(self.commands)
         self._server: Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
 

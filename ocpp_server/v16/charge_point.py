@@ -22,6 +22,7 @@ from ocpp_server.v16.sim_answers import SimulatorAnswers
 from ocpp_server.v16.sim_certificates import SimulatedCertificates
 from ocpp_server.v16.sim_firmware import SimulatedFirmware
 from ocpp_server.v16.sim_local_list import LOCAL_LIST_CONFIGURATION, SimulatedLocalList
+from ocpp_server.v16.sim_reservations import RESERVATION_CONFIGURATION, SimulatedReservations
 from ocpp_server.v16.sim_smart import SimulatedProfiles
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
@@ -58,10 +59,12 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
             "StopTxnSampledData": "",
             "NumberOfConnectors": str(options.connectors),
             "SupportedFeatureProfiles": (
-                "Core,FirmwareManagement,LocalAuthListManagement,RemoteTrigger,SmartCharging"
+                "Core,FirmwareManagement,LocalAuthListManagement,RemoteTrigger,"
+                "Reservation,SmartCharging"
             ),
             "AuthorizeRemoteTxRequests": "false",
             **LOCAL_LIST_CONFIGURATION,
+            **RESERVATION_CONFIGURATION,
         }
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
         answers = SimulatorAnswers(self)
@@ -73,6 +76,10 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         self._answers.update(SimulatedFirmware(self, options.charger_id).table())
         self.local_list = SimulatedLocalList(self.configuration)
         self._answers.update(self.local_list.table())
+        self.reservations = SimulatedReservations(
+            self, clock.now, answers.on_remote_start_transaction
+        )
+        self._answers.update(self.reservations.table())
 
     # --- the version's part of the life ----------------------------------------------------
 
@@ -231,15 +238,24 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         await self.set_status(connector_id, "Available" if connector.operative else "Unavailable")
 
     async def start_transaction(self, connector_id: int, id_tag: str) -> dict[str, Any]:
-        """Start a transaction (StartTransaction.req); returns the central system's answer."""
+        """Start a transaction (StartTransaction.req); returns the central system's answer.
+
+        The reserved idTag of a reserved connector uses the reservation up (``reservationId``).
+
+        Raises:
+            ConnectorReserved: the connector is reserved for another idTag (nothing is sent).
+        """
+        reservation_id = self.reservations.claim(connector_id, id_tag)
         connector = self.connectors[connector_id]
         connector.id_tag = id_tag
-        payload = {
+        payload: dict[str, Any] = {
             "connectorId": connector_id,
             "idTag": id_tag,
             "meterStart": connector.meter_wh,
             "timestamp": self._now(),
         }
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
         return await self._deliver("StartTransaction", payload, connector_id)
 
     async def stop_transaction(self, connector_id: int, reason: str = "Local") -> dict[str, Any]:

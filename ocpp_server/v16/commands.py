@@ -8,7 +8,9 @@ the firmware and upload commands of :mod:`ocpp_server.v16.firmware`) are reached
 commands come from :class:`~ocpp_server.v16.certificates.CertificateCommands`; the SmartCharging
 commands (:mod:`ocpp_server.v16.smart_charging`) are used through
 :class:`ocpp_server.power.OcppPowerLimits`, the local authorization list
-(:mod:`ocpp_server.v16.local_list`) through :class:`ocpp_server.local_list.OcppLocalList`.
+(:mod:`ocpp_server.v16.local_list`) through :class:`ocpp_server.local_list.OcppLocalList`,
+the Reservation commands (:mod:`ocpp_server.v16.reservations`) through
+:class:`ocpp_server.reservations.OcppReservations`.
 
 Every command returns a :class:`~strom_core.ports.CommandResult` and never raises for what a charger
 does: ``OFFLINE`` when it is not connected (nothing was sent), ``TIMEOUT`` when it did not answer
@@ -28,6 +30,7 @@ from ocpp_server.v16.certificates import CertificateCommands
 from ocpp_server.v16.firmware import FirmwareManagement
 from ocpp_server.v16.local_list import LocalList16
 from ocpp_server.v16.messages import transaction_id
+from ocpp_server.v16.reservations import Reservations16
 from ocpp_server.v16.smart_charging import SmartCharging16
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 
@@ -77,7 +80,9 @@ class DataTransferResult:
     data: str | None = None
 
 
-class Ocpp16Commands(SmartCharging16, LocalList16, CertificateCommands, FirmwareManagement):
+class Ocpp16Commands(
+    SmartCharging16, LocalList16, CertificateCommands, FirmwareManagement, Reservations16
+):
     """Commands to chargers connected with OCPP 1.6, by charger id.
 
     Args:
@@ -184,6 +189,8 @@ class Ocpp16Commands(SmartCharging16, LocalList16, CertificateCommands, Firmware
 
 if TYPE_CHECKING:
     from strom_core.ports.firmware import FirmwareCommands
+    from strom_core.ports.reservations import ReservationCommands
 
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = Ocpp16Commands
     _IS_FIRMWARE_COMMANDS: type[FirmwareCommands] = Ocpp16Commands
+    _IS_RESERVATION_COMMANDS: type[ReservationCommands] = Ocpp16Commands

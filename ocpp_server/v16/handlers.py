@@ -127,14 +127,16 @@ class ChargerHandlers(BaseHandlers):
                     request.id_tag,
                     request.meter_start_wh,
                     request.timestamp,
+                    request.reservation_id,
                 )
             )
         log.info(
-            "cp_id=%s: StartTransaction connector %d -> transaction %d %s%s",
+            "cp_id=%s: StartTransaction connector %d -> transaction %d %s%s%s",
             conn.charger_id,
             request.connector_id,
             number,
             AUTHORIZATION_STATUS[decision.status],
+            "" if request.reservation_id is None else f" (reservation {request.reservation_id})",
             " (replay)" if decision.replayed else "",
         )
         return Reply(

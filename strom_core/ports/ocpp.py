@@ -148,7 +148,11 @@ class ConnectorStatusChanged:
 
 @dataclass(frozen=True, slots=True)
 class TransactionStarted:
-    """An accepted StartTransaction, recorded once (replays do not repeat this event)."""
+    """An accepted StartTransaction, recorded once (replays do not repeat this event).
+
+    ``reservation_id`` is the reservation the charger says the transaction ends (the
+    ``reservationId`` of an OCPP 1.6 StartTransaction), or None.
+    """
 
     charger_id: str
     connector_id: int
@@ -156,6 +160,7 @@ class TransactionStarted:
     id_tag: str
     meter_start_wh: int
     at: datetime
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ from ocpp_server import ChargerAuth, hash_password
 from ocpp_server.certificates import ChargerCa, CsrRefused, certificate_hash_data, new_ca
 from ocpp_server.v16 import SUBPROTOCOL
 from strom_core.ports import ChargerOnline, CommandStatus
-from tests.ocpp.conftest import FAST_HASH, PASSWORD, Harness, HarnessFactory, running
+from tests.ocpp.conftest import FAST_HASH, PASSWORD, Harness, HarnessFactory, boot, running
+from tests.ocpp.drivers import ChargePointDriver
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -206,3 +207,78 @@ async def test_root_certificates_install_list_and_delete(harness: Harness) -> No
             await commands.install_certificate("cp-open", ca.certificate_pem, "Nonsense")
         with pytest.raises(ValueError, match="cannot request"):
             await commands.extended_trigger_message("cp-open", "DiagnosticsStatusNotification")
+
+
+async def test_the_strict_client_gets_certificate_commands_that_fit_the_schemas(
+    start_harness: HarnessFactory, driver: ChargePointDriver
+) -> None:
+    ca = make_ca()
+    harness = await start_harness(charger_ca=ca)
+    await boot(driver, harness)
+    for _ in range(3):
+        await driver.server_call("ChangeConfiguration")
+    for _ in range(3):
+        await driver.server_call("TriggerMessage")
+    commands = harness.commands16
+
+    # The charger's own certificate: ExtendedTriggerMessage, SignCertificate, CertificateSigned.
+    assert (await commands.request_charger_certificate("cp-1")).accepted
+    assert await driver.server_call("ExtendedTriggerMessage") == {
+        "requestedMessage": "SignChargePointCertificate"
+    }
+    key = ec.generate_private_key(ec.SECP256R1())
+    assert await driver.call("SignCertificate", {"csr": csr_pem("cp-1", key)}) == {
+        "status": "Accepted"
+    }
+    signed = await driver.server_call("CertificateSigned")
+    chain = x509.load_pem_x509_certificates(signed["certificateChain"].encode())
+    assert chain[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "cp-1"
+    assert await driver.call("SignCertificate", {"csr": csr_pem("cp-other", key)}) == {
+        "status": "Rejected"
+    }
+    await driver.answer("ExtendedTriggerMessage", {"status": "NotImplemented"})
+    unsupported = await commands.extended_trigger_message("cp-1", "LogStatusNotification", 1)
+    assert await driver.server_call("ExtendedTriggerMessage") == {
+        "requestedMessage": "LogStatusNotification",
+        "connectorId": 1,
+    }
+    assert unsupported.status is CommandStatus.NOT_SUPPORTED
+
+    # The roots it trusts: install, list, delete; every answer typed.
+    await driver.answer("InstallCertificate", {"status": "Accepted"})
+    assert (await commands.install_certificate("cp-1", ca.certificate_pem)).accepted
+    assert await driver.server_call("InstallCertificate") == {
+        "certificateType": "CentralSystemRootCertificate",
+        "certificate": ca.certificate_pem,
+    }
+    await driver.answer("InstallCertificate", {"status": "Failed"})
+    failed = await commands.install_certificate(
+        "cp-1", ca.certificate_pem, "ManufacturerRootCertificate"
+    )
+    assert (failed.status, failed.detail) == (CommandStatus.REJECTED, "Failed")
+    await driver.server_call("InstallCertificate")
+
+    hash_data = certificate_hash_data(ca.certificate_pem)
+    await driver.answer(
+        "GetInstalledCertificateIds", {"status": "Accepted", "certificateHashData": [hash_data]}
+    )
+    listed = await commands.get_installed_certificate_ids("cp-1")
+    assert await driver.server_call("GetInstalledCertificateIds") == {
+        "certificateType": "CentralSystemRootCertificate"
+    }
+    assert (listed.result.status, listed.certificates) == (CommandStatus.ACCEPTED, (hash_data,))
+    await driver.answer("GetInstalledCertificateIds", {"status": "NotFound"})
+    none = await commands.get_installed_certificate_ids("cp-1", "ManufacturerRootCertificate")
+    assert (none.result.status, none.result.detail, none.certificates) == (
+        CommandStatus.ACCEPTED,
+        "NotFound",
+        (),
+    )
+
+    await driver.answer("DeleteCertificate", {"status": "Accepted"})
+    assert (await commands.delete_certificate("cp-1", hash_data)).accepted
+    assert await driver.server_call("DeleteCertificate") == {"certificateHashData": hash_data}
+    await driver.answer("DeleteCertificate", {"status": "NotFound"})
+    gone = await commands.delete_certificate("cp-1", hash_data)
+    assert (gone.status, gone.detail) == (CommandStatus.REJECTED, "NotFound")
+    assert driver.validation_failures == []

@@ -9,8 +9,15 @@ and the simulator draws the power its profiles allow.
 from __future__ import annotations
 
 from ocpp_server.power import OcppPowerLimits
+from ocpp_server.v16.smart_charging import (
+    SESSION_PROFILE_BASE,
+    SITE_PROFILE_ID,
+    session_profile,
+    site_profile,
+)
 from strom_core.ports import CommandStatus, TransactionStarted
-from tests.ocpp.conftest import Harness, running
+from tests.ocpp.conftest import Harness, boot, running
+from tests.ocpp.drivers import ChargePointDriver
 
 
 def limits(harness: Harness) -> OcppPowerLimits:
@@ -91,3 +98,83 @@ async def test_an_offline_charger_gets_nothing(harness: Harness) -> None:
     assert (await power.set_charger_limit("cp-1", 4_000)).status is CommandStatus.OFFLINE
     schedule = await power.composite_schedule("cp-1", 0, 60)
     assert schedule.result.status is CommandStatus.OFFLINE
+
+
+async def test_the_strict_client_gets_smart_charging_commands_that_fit_the_schemas(
+    harness: Harness, driver: ChargePointDriver
+) -> None:
+    await boot(driver, harness)
+    for _ in range(3):
+        await driver.server_call("ChangeConfiguration")
+    for _ in range(3):
+        await driver.server_call("TriggerMessage")
+    power = limits(harness)
+
+    # The site limit: ChargePointMaxProfile on connector 0, and its removal.
+    await driver.answer("SetChargingProfile", {"status": "Accepted"})
+    assert (await power.set_charger_limit("cp-1", 4_000)).accepted
+    assert await driver.server_call("SetChargingProfile") == site_profile(4_000)
+    await driver.answer("ClearChargingProfile", {"status": "Accepted"})
+    assert (await power.set_charger_limit("cp-1", None)).accepted
+    assert await driver.server_call("ClearChargingProfile") == {"id": SITE_PROFILE_ID}
+
+    # A TxProfile for the running transaction, and its removal when the session ends.
+    tag = harness.core.issue_id_tag("cp-1")
+    started = await driver.call(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": tag, "meterStart": 0, "timestamp": "2030-01-02T03:04:05Z"},
+    )
+    transaction = started["transactionId"]
+    assert (await power.limit_session("cp-1", 1, str(transaction), 3_700)).accepted
+    tx_profile = await driver.server_call("SetChargingProfile")
+    assert tx_profile == session_profile(1, transaction, 3_700)
+    assert tx_profile["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile"
+    await driver.answer("ClearChargingProfile", {"status": "Unknown"})
+    cleared = await power.clear_session_limit("cp-1", 1)
+    assert await driver.server_call("ClearChargingProfile") == {"id": SESSION_PROFILE_BASE + 1}
+    assert (cleared.status, cleared.detail) == (CommandStatus.ACCEPTED, "Unknown")
+
+    # Refusals map onto typed results.
+    await driver.answer("SetChargingProfile", {"status": "Rejected"})
+    rejected = await power.limit_session("cp-1", 1, None, 5_000)
+    assert (rejected.status, rejected.detail) == (CommandStatus.REJECTED, "Rejected")
+    await driver.answer("SetChargingProfile", {"status": "NotSupported"})
+    unsupported = await power.set_charger_limit("cp-1", 5_000)
+    assert unsupported.status is CommandStatus.NOT_SUPPORTED
+    for _ in range(2):
+        await driver.server_call("SetChargingProfile")
+
+    # GetCompositeSchedule in W; an answer in A is converted (230 V, three phases).
+    await driver.answer(
+        "GetCompositeSchedule",
+        {
+            "status": "Accepted",
+            "connectorId": 1,
+            "scheduleStart": "2030-01-02T03:04:05.000Z",
+            "chargingSchedule": {
+                "duration": 600,
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 16.0},
+                    {"startPeriod": 300, "limit": 10},
+                ],
+            },
+        },
+    )
+    schedule = await power.composite_schedule("cp-1", 1, 600)
+    assert await driver.server_call("GetCompositeSchedule") == {
+        "connectorId": 1,
+        "duration": 600,
+        "chargingRateUnit": "W",
+    }
+    assert schedule.result.accepted
+    assert (schedule.connector_id, schedule.start, schedule.duration_s) == (
+        1,
+        "2030-01-02T03:04:05.000Z",
+        600,
+    )
+    assert [(p.start_s, p.limit_w) for p in schedule.periods] == [(0, 11_040), (300, 6_900)]
+    await driver.answer("GetCompositeSchedule", {"status": "Rejected"})
+    refused = await power.composite_schedule("cp-1", 0, 60)
+    assert (refused.result.status, refused.periods) == (CommandStatus.REJECTED, ())
+    assert driver.validation_failures == []
