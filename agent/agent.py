@@ -234,6 +234,11 @@ class Agent:
         """
         self._inbox.put_nowait(_Reservation(connector_id, holder, until))
 
+    @property
+    def reservations(self) -> dict[int, tuple[str, int]]:
+        """Connector id -> (holder, end in unix seconds) of the reservations Strom holds."""
+        return dict(self._reserved)
+
     def holds_reservation(self, holder: str) -> bool:
         """Whether a reservation of ``holder`` is noted on one of the connectors."""
         return any(held == holder for held, _ in self._reserved.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import bech32
@@ -20,6 +21,7 @@ from strom_core.units import format_kwh, format_sat
 __all__ = [
     "SessionLinks",
     "charger_text",
+    "clock_time",
     "lnurl",
     "progress_text",
     "session_line",
@@ -27,6 +29,12 @@ __all__ = [
     "session_text",
     "status_text",
 ]
+
+
+def clock_time(when: datetime | float) -> str:
+    """A time of day as drivers read it: ``14:05 UTC`` (profiles have no time zone)."""
+    moment = when if isinstance(when, datetime) else datetime.fromtimestamp(when, UTC)
+    return f"{moment.astimezone(UTC):%H:%M} UTC"
 
 
 def lnurl(url: str) -> str:

@@ -18,6 +18,19 @@ through :class:`strom_core.ports.firmware.FirmwareCommands`) and answers with wh
 said; how the download and installation go the charger reports later, and ``firmware`` alone
 shows the last firmware, diagnostics and log statuses it reported (and its firmware version).
 
+``reserve <connector> <minutes> [<card idTag>]`` reserves a connector without payment straight
+through :class:`strom_core.ports.reservations.ReservationCommands` (ReserveNow): for one of the
+operator's cards (``[[cards]]`` of the profile; its holder can then start there), or, without a
+card, for an operator tag nobody holds (``operator-<id>``: a plain hold). The reservation id
+comes from the same persisted counter as paid reservations' (``id_allocator`` row
+``ocpp_reservation``), so it is never reused. An accepted reservation is noted by the agent
+(holder ``operator:<id>``), so the status shows the connector reserved with its end.
+``reserve cancel <connector>`` sends CancelReservation for the operator's reservation of the
+connector: the one the agent noted, or after a restart the newest audited ``reserve`` of that
+connector that the charger accepted and has not ended. A connector held by a paid reservation
+is not the operator's to cancel here: its payer cancels it (and gets the refund the tariff
+says).
+
 ``refund <session>`` only reports: the refund itself goes to the payer, through the
 LNURL-withdraw link only the payer holds.
 """
@@ -25,19 +38,23 @@ LNURL-withdraw link only the payer holds.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.context import ChargerControl
-from agent.messages import charger_text, session_line
-from strom_core.ports import CommandResult
+from agent.messages import charger_text, clock_time, session_line
+from strom_core.cards import tag_key
+from strom_core.ports import CommandResult, CommandStatus
 from strom_core.units import format_sat
 from strom_nostr.commands import (
+    CancelReserve,
     Command,
     Disable,
     Enable,
     Firmware,
     Help,
     Refund,
+    Reserve,
     Reset,
     ResetKind,
     Sessions,
@@ -48,12 +65,22 @@ from strom_nostr.commands import (
     help_text,
 )
 from strom_nostr.keys import encode_npub
-from strom_storage.agents import audit, open_sessions, set_connector_enabled
+from strom_storage.agents import (
+    audit,
+    last_audit_detail,
+    next_id,
+    open_sessions,
+    set_connector_enabled,
+)
 from strom_storage.sessions import SessionNotFound
 
-__all__ = ["execute"]
+__all__ = ["RESERVATION_COUNTER", "execute"]
 
 log = logging.getLogger(__name__)
+
+RESERVATION_COUNTER = "ocpp_reservation"
+"""The ``id_allocator`` row OCPP reservation ids come from (paid reservations' too)."""
+_OPERATOR_HOLDER = "operator:"
 
 
 async def execute(agent: ChargerControl, sender: str, command: Command) -> str | None:
@@ -213,6 +240,118 @@ async def _firmware(agent: ChargerControl, command: Command) -> _Outcome:
     )
 
 
+def _operator_reservation(holder: str) -> int | None:
+    """The reservation id of an operator's reservation noted by the agent, else None."""
+    if not holder.startswith(_OPERATOR_HOLDER):
+        return None
+    number = holder.removeprefix(_OPERATOR_HOLDER)
+    return int(number) if number.isdigit() else None
+
+
+async def _reserve(agent: ChargerControl, command: Command) -> _Outcome:
+    assert isinstance(command, Reserve)
+    services = agent.services
+    name = agent.profile.name
+    connector = command.connector
+    target = f"{agent.charger_id}/{connector}"
+    if not _known(agent, connector):
+        return "reserve", target, f"{name} has no connector {connector}.", {}
+    if services.reservations is None:
+        return "reserve", target, "Reservations are not available here.", {}
+    held = agent.reservations.get(connector)
+    if held is not None and _operator_reservation(held[0]) is None:
+        answer = (
+            f"Connector {connector} is held by a paid reservation until {clock_time(held[1])} "
+            f"(session {held[0]}); nothing sent."
+        )
+        return "reserve", target, answer, {"session": held[0]}
+    id_tag = command.id_tag
+    if id_tag is not None:
+        cards = {tag_key(card.id_tag): card for card in agent.profile.cards}
+        card = cards.get(tag_key(id_tag))
+        if card is None:
+            answer = (
+                f"{name} has no card {id_tag} (the profile's [[cards]]); nothing sent. "
+                f"reserve {connector} {command.minutes} alone holds it for no card."
+            )
+            return "reserve", target, answer, {"id_tag": id_tag}
+        id_tag = card.id_tag
+    reservation_id = await next_id(services.db, RESERVATION_COUNTER)
+    tag = id_tag or f"operator-{reservation_id}"
+    until = services.clock.now() + timedelta(minutes=command.minutes)
+    result = await services.reservations.reserve_now(
+        agent.charger_id, connector, reservation_id=reservation_id, expires_at=until, id_tag=tag
+    )
+    accepted = result.status is CommandStatus.ACCEPTED
+    if accepted:
+        agent.note_reservation(
+            connector, f"{_OPERATOR_HOLDER}{reservation_id}", int(until.timestamp())
+        )
+    whom = f"card {id_tag}" if id_tag else "no card (a hold)"
+    answer = (
+        f"Reservation {reservation_id} of connector {connector} for {whom} until "
+        f"{clock_time(until)}: the charger answered {_result(result)}."
+    )
+    detail = {
+        "connector": connector,
+        "minutes": command.minutes,
+        "id_tag": tag,
+        "reservation_id": reservation_id,
+        "until": until.isoformat(),
+        "charger_answer": result.status.value,
+    }
+    return "reserve", target, answer, detail
+
+
+async def _known_operator_reservation(agent: ChargerControl, connector: int) -> int | None:
+    """The operator's reservation of the connector: noted, else the newest audited one."""
+    held = agent.reservations.get(connector)
+    if held is not None:
+        return _operator_reservation(held[0])
+    services = agent.services
+    detail = await last_audit_detail(services.db, "reserve", f"{agent.charger_id}/{connector}")
+    if detail is None or detail.get("charger_answer") != CommandStatus.ACCEPTED.value:
+        return None
+    number, until = detail.get("reservation_id"), detail.get("until")
+    if not isinstance(number, int) or not isinstance(until, str):
+        return None
+    if datetime.fromisoformat(until) <= services.clock.now():
+        return None  # it ended at its time
+    return number
+
+
+async def _cancel_reserve(agent: ChargerControl, command: Command) -> _Outcome:
+    assert isinstance(command, CancelReserve)
+    services = agent.services
+    connector = command.connector
+    target = f"{agent.charger_id}/{connector}"
+    if not _known(agent, connector):
+        return "reserve_cancel", target, f"{agent.profile.name} has no connector {connector}.", {}
+    if services.reservations is None:
+        return "reserve_cancel", target, "Reservations are not available here.", {}
+    held = agent.reservations.get(connector)
+    if held is not None and _operator_reservation(held[0]) is None:
+        answer = (
+            f"Connector {connector} is held by a paid reservation until {clock_time(held[1])} "
+            f"(session {held[0]}); its payer cancels it. Nothing sent."
+        )
+        return "reserve_cancel", target, answer, {"session": held[0]}
+    reservation_id = await _known_operator_reservation(agent, connector)
+    if reservation_id is None:
+        answer = f"No reservation of yours on connector {connector} is running; nothing sent."
+        return "reserve_cancel", target, answer, {}
+    result = await services.reservations.cancel_reservation(agent.charger_id, reservation_id)
+    if result.status in (CommandStatus.ACCEPTED, CommandStatus.REJECTED):
+        # Rejected: the charger holds no reservation with that id (any more) either way.
+        agent.note_reservation(connector, f"{_OPERATOR_HOLDER}{reservation_id}", None)
+    answer = (
+        f"Cancel of reservation {reservation_id} on connector {connector}: "
+        f"the charger answered {_result(result)}."
+    )
+    detail = {"reservation_id": reservation_id, "charger_answer": result.status.value}
+    return "reserve_cancel", target, answer, detail
+
+
 async def _unlock(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, Unlock)
     target = f"{agent.charger_id}/{command.connector}"
@@ -262,6 +401,8 @@ _HANDLERS = {
     SetPrice: _price,
     SetLimit: _limit,
     Firmware: _firmware,
+    Reserve: _reserve,
+    CancelReserve: _cancel_reserve,
     Unlock: _unlock,
     Reset: _reset,
     Refund: _refund,

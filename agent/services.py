@@ -20,6 +20,7 @@ from agent.store import AgentStore
 from strom_core.clock import Clock
 from strom_core.ports import ChargerCommands
 from strom_core.ports.firmware import FirmwareCommands
+from strom_core.ports.reservations import ReservationCommands
 from strom_core.ports.station import ConnectionView
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
@@ -94,6 +95,8 @@ class AgentServices:
     """The chargers' power limits (the operator's ``limit``); set once Strom is built."""
     firmware: FirmwareCommands | None = None
     """Firmware updates (the operator's ``firmware <url>``); set once Strom is built."""
+    reservations: ReservationCommands | None = None
+    """ReserveNow and CancelReservation (the operator's ``reserve``); set once Strom is built."""
     charger_info: Callable[[str], ConnectionView | None] | None = None
     """What the OCPP server knows of a charger (the operator's ``firmware``: its last
     statuses); set once Strom is built."""

@@ -23,7 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from strom_core.session import Session, State
 from strom_storage.audit import record_in
 from strom_storage.db import Database
+from strom_storage.ocpp import allocate_id
 from strom_storage.schema import (
+    audit_log,
     chargers,
     connectors,
     nostr_events,
@@ -41,7 +43,9 @@ __all__ = [
     "charger_snapshots",
     "claim_event",
     "initiator_of",
+    "last_audit_detail",
     "latest_session_of",
+    "next_id",
     "open_sessions",
     "payers_since",
     "release_event",
@@ -51,6 +55,7 @@ __all__ = [
 ]
 
 OPEN_STATES = (
+    State.RESERVED,
     State.PAID,
     State.STARTING,
     State.CHARGING,
@@ -150,13 +155,23 @@ def _snapshots(conn: Connection, wanted: list[str] | None) -> dict[str, ChargerS
             str(row.status),
             bool(row.enabled),
         )
+    query_reserved = select(
+        sessions.c.id, sessions.c.charger_id, sessions.c.connector_id, sessions.c.reserved_until
+    ).where(sessions.c.state == State.RESERVED.value, sessions.c.reserved_until.is_not(None))
+    if wanted is not None:
+        query_reserved = query_reserved.where(sessions.c.charger_id.in_(wanted))
+    held: dict[str, dict[int, tuple[str, int]]] = {}
+    for row in conn.execute(query_reserved):
+        until = int(row.reserved_until.timestamp())  # aware UTC (the column type's)
+        held.setdefault(row.charger_id, {})[row.connector_id] = (row.id, until)
     return {
         charger_id: ChargerSnapshot(
             links.get(charger_id, (False, None))[0],
             states.get(charger_id, {}),
             links.get(charger_id, (False, None))[1],
+            held.get(charger_id, {}),
         )
-        for charger_id in set(links) | set(states)
+        for charger_id in set(links) | set(states) | set(held)
     }
 
 
@@ -278,6 +293,26 @@ async def set_connector_enabled(
     await db.write(
         partial(_set_enabled, charger_id=charger_id, connector_id=connector_id, enabled=enabled)
     )
+
+
+async def next_id(db: Database, counter: str) -> int:
+    """Take the next value of a persisted counter of ``id_allocator`` (never given twice)."""
+    return await db.write(partial(allocate_id, name=counter))
+
+
+def _last_audit(conn: Connection, action: str, target: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(audit_log.c.detail)
+        .where(audit_log.c.action == action, audit_log.c.target == target)
+        .order_by(audit_log.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else dict(row.detail)
+
+
+async def last_audit_detail(db: Database, action: str, target: str) -> dict[str, Any] | None:
+    """The detail of the newest audited ``action`` on ``target``, if any."""
+    return await db.read(partial(_last_audit, action=action, target=target))
 
 
 async def audit(

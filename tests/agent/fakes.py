@@ -5,6 +5,8 @@
 * :class:`FakeFirmware` implements :class:`strom_core.ports.firmware.FirmwareCommands` the same
   way, and :class:`FakeChargerInfo` is what the OCPP server knows of a charger (its boot and
   the last status of each notification), as the operator's ``firmware`` DM reads it.
+* :class:`FakeReservations` implements :class:`strom_core.ports.reservations.ReservationCommands`:
+  it records ReserveNow and CancelReservation and answers ``answer``.
 * :class:`MemoryLightning` is a :class:`strom_lightning.LightningBackend` that mints real BOLT11
   invoices (signed with the BOLT 11 example node key) and keeps their state in a dict; a test
   marks an invoice paid with :meth:`MemoryLightning.mark_paid`.
@@ -103,6 +105,32 @@ class FakeFirmware:
         self, charger_id: str, location: str, request_id: int, **_: Any
     ) -> UploadResult:
         raise NotImplementedError
+
+
+@dataclass
+class FakeReservations:
+    """Records reservation commands; answers ``answer`` (Accepted by default)."""
+
+    answer: CommandStatus = CommandStatus.ACCEPTED
+    detail: str = ""
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    async def reserve_now(
+        self,
+        charger_id: str,
+        connector_id: int,
+        *,
+        reservation_id: int,
+        expires_at: datetime,
+        id_tag: str,
+    ) -> CommandResult:
+        call = (charger_id, connector_id, reservation_id, expires_at.isoformat(), id_tag)
+        self.calls.append(("reserve_now", *(str(part) for part in call)))
+        return CommandResult(self.answer, self.detail)
+
+    async def cancel_reservation(self, charger_id: str, reservation_id: int) -> CommandResult:
+        self.calls.append(("cancel_reservation", charger_id, str(reservation_id)))
+        return CommandResult(self.answer, self.detail)
 
 
 @dataclass(frozen=True)

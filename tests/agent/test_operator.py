@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from strom_core.clock import SYSTEM_CLOCK
+from strom_core.config import CardConfig
 from strom_core.ports import ChargerOnline, CommandStatus, ConnectorStatusChanged
 from strom_nostr.discovery import ConnectorStatus, parse_status
 from strom_nostr.dm import nip04_message, wrap_message
@@ -17,7 +18,7 @@ from strom_services.tariffs import TariffBook
 from strom_storage.schema import audit_log, connectors
 from strom_storage.tariffs import TariffRepository
 from tests.agent.conftest import CHARGER_ID, Person, World
-from tests.agent.fakes import FakeBoot, FakeChargerInfo, FakeFirmware
+from tests.agent.fakes import FakeBoot, FakeChargerInfo, FakeFirmware, FakeReservations
 
 
 def _dm(world: World, person: Person, text: str, scheme: str) -> Event:
@@ -175,9 +176,113 @@ async def test_firmware_of_a_charger_that_never_connected(world: World) -> None:
     assert answer == "Farm shop charger has not connected yet."
 
 
+async def _reserved(world: World) -> dict[int, tuple[ConnectorStatus, int | None]]:
+    status = parse_status(await world.latest(30522))
+    return {c.id: (c.status, c.reserved_until) for c in status.connectors}
+
+
+async def test_admin_reserves_a_connector_for_a_card_and_cancels_it(world: World) -> None:
+    """``reserve <connector> <minutes> <card>`` sends ReserveNow for the card's idTag (as the
+    profile writes it) with an id from the persisted counter; the status shows the connector
+    reserved with its end; ``reserve cancel`` sends CancelReservation with that id. Audited."""
+    reservations = FakeReservations()
+    world.runtime.services.reservations = reservations
+    card = CardConfig(id_tag="Fleet-0042", label="van")
+    world.runtime.agent(CHARGER_ID).profile = world.config.profile(CHARGER_ID).model_copy(
+        update={"cards": (card,)}
+    )
+    await world.runtime.on_ocpp_event(_online())
+    await world.runtime.on_ocpp_event(_status(1, "Available"))
+    await world.next_status()
+    answer = await _ask(world, world.admin, "reserve 1 30 fleet-0042")
+    [call] = reservations.calls
+    name, charger, connector, reservation_id, expires_at, id_tag = call
+    assert (name, charger, connector, id_tag) == ("reserve_now", CHARGER_ID, "1", "Fleet-0042")
+    until = datetime.fromisoformat(expires_at)
+    assert abs(until.timestamp() - (world.clock.unix() + 1800)) < 60
+    assert answer == (
+        f"Reservation {reservation_id} of connector 1 for card Fleet-0042 until "
+        f"{until:%H:%M} UTC: the charger answered Accepted."
+    )
+    await world.next_status()
+    assert (await _reserved(world))[1] == (ConnectorStatus.RESERVED, int(until.timestamp()))
+    # A second reservation takes the next id: ids are never reused.
+    answer = await _ask(world, world.admin, "reserve 2 15")
+    second = reservations.calls[1]
+    assert int(second[3]) == int(reservation_id) + 1
+    assert second[5] == f"operator-{second[3]}"  # no card: a hold for nobody's card
+    assert "for no card (a hold)" in answer
+    answer = await _ask(world, world.admin, "reserve cancel 1")
+    assert reservations.calls[2] == ("cancel_reservation", CHARGER_ID, reservation_id)
+    assert answer == (
+        f"Cancel of reservation {reservation_id} on connector 1: the charger answered Accepted."
+    )
+    await world.next_status()
+    status = await _reserved(world)
+    if status[1][0] is ConnectorStatus.RESERVED:  # the second reservation came out first
+        await world.next_status()
+        status = await _reserved(world)
+    assert status[1] == (ConnectorStatus.AVAILABLE, None)
+    entries = await _audit(world)
+    assert [(e.action, e.target) for e in entries] == [
+        ("reserve", f"{CHARGER_ID}/1"),
+        ("reserve", f"{CHARGER_ID}/2"),
+        ("reserve_cancel", f"{CHARGER_ID}/1"),
+    ]
+    assert entries[0].detail["reservation_id"] == int(reservation_id)
+    assert entries[0].detail["id_tag"] == "Fleet-0042"
+    assert entries[0].detail["charger_answer"] == "Accepted"
+
+
+async def test_reserve_refuses_unknown_cards_and_connectors_and_reports_refusals(
+    world: World,
+) -> None:
+    reservations = FakeReservations(answer=CommandStatus.REJECTED, detail="Occupied")
+    world.runtime.services.reservations = reservations
+    answer = await _ask(world, world.admin, "reserve 1 30 NOSUCHCARD")
+    assert answer.startswith("Farm shop charger has no card NOSUCHCARD")
+    answer = await _ask(world, world.admin, "reserve 7 30")
+    assert answer == "Farm shop charger has no connector 7."
+    assert reservations.calls == []
+    answer = await _ask(world, world.admin, "reserve 1 30")
+    assert answer.endswith("the charger answered Rejected (Occupied).")
+    assert not world.charger.reservations  # nothing held: the status is not changed
+    answer = await _ask(world, world.admin, "reserve cancel 1")  # the rejected one is not his
+    assert answer == "No reservation of yours on connector 1 is running; nothing sent."
+    assert [call[0] for call in reservations.calls] == ["reserve_now"]
+    assert [e.action for e in await _audit(world)] == ["reserve"] * 3 + ["reserve_cancel"]
+
+
+async def test_reserve_cancel_after_a_restart_finds_the_reservation_in_the_audit_log(
+    world: World,
+) -> None:
+    reservations = FakeReservations()
+    world.runtime.services.reservations = reservations
+    await _ask(world, world.admin, "reserve 2 60")
+    reservation_id = reservations.calls[0][3]
+    world.charger.note_reservation(2, f"operator:{reservation_id}", None)  # what a restart forgets
+    answer = await _ask(world, world.admin, "reserve cancel 2")
+    assert reservations.calls[1] == ("cancel_reservation", CHARGER_ID, reservation_id)
+    assert "the charger answered Accepted" in answer
+
+
+async def test_the_operator_does_not_cancel_a_paid_reservation(world: World) -> None:
+    reservations = FakeReservations()
+    world.runtime.services.reservations = reservations
+    until = int(world.clock.unix()) + 600
+    world.charger.note_reservation(1, "paid-session", until)  # handled before the DM
+    answer = await _ask(world, world.admin, "reserve cancel 1")
+    assert answer.startswith("Connector 1 is held by a paid reservation until")
+    assert "its payer cancels it" in answer
+    answer = await _ask(world, world.admin, "reserve 1 30")
+    assert answer.startswith("Connector 1 is held by a paid reservation")
+    assert reservations.calls == []
+
+
 @pytest.mark.parametrize(
     "command",
     [
+        "reserve cancel 1",
         "firmware",
         "firmware https://firmware.example/x.bin",
         "sessions",
@@ -191,7 +296,7 @@ async def test_firmware_of_a_charger_that_never_connected(world: World) -> None:
 )
 async def test_everyone_else_is_refused_and_nothing_changes(world: World, command: str) -> None:
     answer = await _ask(world, world.stranger, command)
-    assert answer.startswith("sorry,") or answer.startswith("usage: refund")
+    assert answer.startswith(("sorry,", "usage: refund", "usage: reserve"))
     assert world.commands.calls == []
     assert await _audit(world) == []
     assert await _enabled(world, 1)
