@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from lnurl_server.power import POWER_NOTICE, PowerOutcome, power_choices
+from lnurl_server.reservations import RESERVATION_NOTICE, ReservationOutcome
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
 from strom_core.session import Session, State
@@ -54,6 +55,7 @@ MAP_SCRIPTS = ("map.js",)
 STATE_TEXT = {
     State.AWAITING_PAYMENT: "Waiting for your payment",
     State.EXPIRED: "The invoice expired unpaid",
+    State.RESERVED: "Reserved for you",
     State.PAID: "Paid — starting the charger",
     State.STARTING: "Plug in your car — the charger is starting",
     State.CHARGING: "Charging",
@@ -69,6 +71,10 @@ STATE_TEXT = {
 STATE_HINT = {
     State.AWAITING_PAYMENT: "Pay the invoice in your wallet; this page follows by itself.",
     State.EXPIRED: "Nothing was charged. Scan the charger's code again to start over.",
+    State.RESERVED: (
+        "The connector is held for you. Plug in and press Start charging before the "
+        "reservation ends: your whole payment is your charging budget."
+    ),
     State.PAID: "Payment received. The charger is being told to start.",
     State.STARTING: "Plug the cable into your car if you have not yet; charging starts shortly.",
     State.CHARGING: "Stop whenever you like: what you did not use goes back to your wallet.",
@@ -85,6 +91,7 @@ STATE_HINT = {
 STATE_TONE = {
     State.AWAITING_PAYMENT: "wait",
     State.EXPIRED: "idle",
+    State.RESERVED: "ok",
     State.PAID: "wait",
     State.STARTING: "wait",
     State.CHARGING: "ok",
@@ -101,6 +108,7 @@ STATE_TONE = {
 _MOVING = frozenset(
     {
         State.AWAITING_PAYMENT,
+        State.RESERVED,
         State.PAID,
         State.STARTING,
         State.CHARGING,
@@ -366,6 +374,7 @@ class Pages:
         can_lower: bool = False,
         secret: str = "",
         power_outcome: PowerOutcome | None = None,
+        reservation_outcome: ReservationOutcome | None = None,
     ) -> str:
         """The session page.
 
@@ -376,16 +385,30 @@ class Pages:
             can_lower: offer the "charge slower" form while the session runs.
             secret: the session's secret, which the form posts back.
             power_outcome: what became of the driver's last lower power, shown on top.
+            reservation_outcome: what became of the payer's last start or cancel.
         """
         state = session.state
+        state_text, state_hint = STATE_TEXT[state], STATE_HINT[state]
+        if state is State.START_FAILED and session.consumed_msat:
+            # A reservation that ended unused: the fee share was kept.
+            state_text = "The reservation ended — the rest of your payment is refundable"
+            state_hint = (
+                f"{format_sat(session.consumed_msat)} of the reservation fee was kept. "
+                "Collect the rest with your wallet below."
+            )
         refundable = state in (State.STOPPED, State.START_FAILED)
         running = state in (State.PAID, State.STARTING, State.CHARGING)
         return self.env.get_template("session.html").render(
             profile=profile,
             session=session,
             view=view,
-            state_text=STATE_TEXT[state],
-            state_hint=STATE_HINT[state],
+            state_text=state_text,
+            state_hint=state_hint,
+            reserved=state is State.RESERVED,
+            kept_msat=session.tariff.reservation_kept(session.reservation_fee_msat),
+            reservation_notice=(
+                None if reservation_outcome is None else RESERVATION_NOTICE[reservation_outcome]
+            ),
             tone=STATE_TONE[state],
             live=state in _MOVING,
             receipt=state in _RECEIPT,

@@ -12,6 +12,7 @@ Endpoints (see docs/lnurl.md):
 ``GET /lnurlw/{session}/callback?k1=…&pr=…``        pay the refund invoice
 ``GET /s/{session}/topup?secret=…``                 payRequest to add budget (+ ``/callback``)
 ``POST /s/{session}/power`` (form: secret, kw)      charge slower (:mod:`lnurl_server.power`)
+``POST /s/{session}/start`` | ``/cancel`` (secret)  a reservation's payer starts or cancels it
 ``GET /map``                                        the network map (HTML; :mod:`lnurl_server.map`)
 ==================================================  =============================================
 
@@ -21,6 +22,10 @@ it answers every wallet with a LUD error and nothing is paid. The callback asks 
 may call it a minute later), and so do the lightning address, zaps and top-ups. A withdraw
 link exists only per session and carries the session secret: the static sticker never hands
 one out.
+
+Reservations (:mod:`lnurl_server.reservations`): the same pay endpoint with ``reserve=<minutes>``
+reserves the connector (a paid hold until the payer starts); while a connector is reserved its
+sticker refuses everyone with "reserved until HH:MM UTC".
 """
 
 from __future__ import annotations
@@ -38,12 +43,20 @@ from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.power import PowerOutcome, lower_from_form
 from lnurl_server.ratelimit import RateLimiter
+from lnurl_server.reservations import (
+    ReservationOutcome,
+    act_from_form,
+    parse_reserve,
+    reservation_text,
+    reserve_choices,
+)
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
 from strom_core.ids import is_charger_id
 from strom_core.ports import ChargerIdentities
 from strom_core.session import Session
+from strom_core.tariff import Tariff
 from strom_core.units import UnitError, format_sat
 from strom_lightning import Invoice, NodeWatch
 from strom_nostr.discovery import STATUS_KIND, status_coordinate
@@ -51,9 +64,16 @@ from strom_nostr.errors import Bech32Error
 from strom_nostr.keys import decode_naddr
 from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from strom_nostr.zap_request import ValidZapRequest, validate_zap_request
-from strom_services.payments import ConnectorUnavailable, PaymentService, ZapRequestUsed
+from strom_services.payments import (
+    ConnectorUnavailable,
+    OpenedSession,
+    PaymentService,
+    ReservationRefused,
+    ZapRequestUsed,
+)
 from strom_services.power import PowerService
 from strom_services.refunds import RefundError, RefundService, min_refund
+from strom_services.reservations import PayerReservations
 from strom_storage.chargers import ChargerStore
 from strom_storage.sessions import SessionNotFound, SessionStore
 from strom_web.clients import client_of
@@ -118,6 +138,27 @@ def _lud_error(reason: str) -> web.Response:
     return _json(error(reason))
 
 
+def _callback_terms(request: web.Request, tariff: Tariff) -> tuple[int, int]:
+    """A pay callback's reservation minutes (0: none) and amount, each within the tariff.
+
+    Raises:
+        LnurlError: a bad ``reserve``, ``amount`` or ``comment``, or a zap with ``reserve``.
+    """
+    minutes = parse_reserve(request.query.get("reserve"), tariff)
+    if minutes and "nostr" in request.query:
+        raise LnurlError(
+            "a zap reserves with a reserve tag in its zap request, not the reserve parameter; "
+            "nothing was charged"
+        )
+    amount = parse_amount_msat(
+        request.query.get("amount"),
+        min_msat=tariff.reservation_min_msat(minutes) if minutes else tariff.min_prepay_msat,
+        max_msat=tariff.max_prepay_msat,
+    )
+    parse_comment(request.query.get("comment"))
+    return minutes, amount
+
+
 def _amount_refused(charger_id: str, amount_msat: int, exc: UnitError) -> web.Response:
     """The backend cannot invoice this amount (LNbits: whole sats only); nothing was stored."""
     log.info("charger %s: no invoice for %s msat: %s", charger_id, amount_msat, exc)
@@ -146,6 +187,7 @@ class FrontDoor:
     clock: Clock = SYSTEM_CLOCK  # zap request freshness
     network_map: NetworkMap | None = None  # /map and its relay bridge
     power: PowerService | None = None  # the driver's "charge slower"; without it, no form
+    reservations: PayerReservations | None = None  # a reservation's start and cancel buttons
 
     @property
     def config(self) -> StromConfig:
@@ -177,6 +219,8 @@ class FrontDoor:
             web.get("/s/{session}", self.session_page),
             web.get("/s/{session}/topup", self.topup_request),
             web.post("/s/{session}/power", self.lower_power),
+            web.post("/s/{session}/start", self.reservation_start),
+            web.post("/s/{session}/cancel", self.reservation_cancel),
             web.get("/s/{session}/topup/callback", self.topup_callback),
             web.get("/lnurlw/{session}", self.withdraw_request),
             web.get("/lnurlw/{session}/callback", self.withdraw_callback),
@@ -236,6 +280,16 @@ class FrontDoor:
         text += ". Unused budget is refunded."
         return PayMetadata(text=text, identifier=f"{profile.id}@{urlsplit(self.base).netloc}")
 
+    def reservation_metadata(
+        self, profile: ProfileConfig, connector_id: int, minutes: int
+    ) -> PayMetadata:
+        """The LUD-06 metadata of a connector's reservation for ``minutes``."""
+        tariff = self.payments.tariff_for(profile)
+        return PayMetadata(
+            text=reservation_text(profile, connector_id, tariff, minutes),
+            identifier=f"{profile.id}@{urlsplit(self.base).netloc}",
+        )
+
     def session_url(self, session_id: str, secret: str) -> str:
         """The session page URL given to the payer only."""
         return f"{self.base}/s/{session_id}?secret={quote(secret)}"
@@ -246,13 +300,39 @@ class FrontDoor:
         """LUD-06 first step for one connector, or a LUD error while it is busy."""
         profile = self._profile(request)
         connector_id = int(request.match_info["connector"])
+        tariff = self.payments.tariff_for(profile)
+        try:
+            minutes = parse_reserve(request.query.get("reserve"), tariff)
+        except LnurlError as exc:
+            return _lud_error(exc.reason)
         if self._node_down():
             return _lud_error(NODE_DOWN)
         try:
-            await self.payments.offer_check(profile, connector_id)
+            if minutes:
+                await self.payments.offers.reserve_check(profile, connector_id, tariff)
+            else:
+                await self.payments.offer_check(profile, connector_id)
         except ConnectorUnavailable as exc:
             return _lud_error(exc.reason)
+        if minutes:
+            return _json(self._reserve_request_body(profile, connector_id, minutes))
         return _json(self._pay_request_body(profile, connector_id))
+
+    def _reserve_request_body(
+        self, profile: ProfileConfig, connector_id: int, minutes: int
+    ) -> dict[str, Any]:
+        """The payRequest of a reservation: at least the fee, at most the tariff's maximum."""
+        tariff = self.payments.tariff_for(profile)
+        return pay_request(
+            callback=f"{self.pay_url(profile.id, connector_id)}/callback?reserve={minutes}",
+            metadata=self.reservation_metadata(profile, connector_id, minutes).serialise(),
+            min_msat=tariff.reservation_min_msat(minutes),
+            max_msat=tariff.max_prepay_msat,
+        )
+
+    def reserve_lnurl(self, charger_id: str, connector_id: int, minutes: int) -> str:
+        """The LNURL of a connector's reservation for ``minutes``."""
+        return bech32_lnurl(f"{self.pay_url(charger_id, connector_id)}?reserve={minutes}")
 
     def _pubkey(self, charger_id: str) -> str | None:
         return None if self.identities is None else self.identities.pubkey(charger_id)
@@ -286,14 +366,8 @@ class FrontDoor:
         """LUD-06 second step: check the amount, make the invoice, open the session."""
         profile = self._profile(request)
         connector_id = int(request.match_info["connector"])
-        tariff = self.payments.tariff_for(profile)
         try:
-            amount = parse_amount_msat(
-                request.query.get("amount"),
-                min_msat=tariff.min_prepay_msat,
-                max_msat=tariff.max_prepay_msat,
-            )
-            parse_comment(request.query.get("comment"))
+            minutes, amount = _callback_terms(request, self.payments.tariff_for(profile))
         except LnurlError as exc:
             return _lud_error(exc.reason)
         if self._node_down():
@@ -320,16 +394,10 @@ class FrontDoor:
                     zap_request_id=zap.event_id,
                 )
             else:
-                opened = await self.payments.open_session(
-                    profile,
-                    connector_id,
-                    amount,
-                    description_hash=self.metadata(profile, connector_id).description_hash(),
-                    initiator="lnurl",
-                )
+                opened = await self._open_lnurl(profile, connector_id, amount, minutes)
         except ZapRequestError as exc:
             return _lud_error(exc.reason)
-        except (ConnectorUnavailable, ZapRequestUsed) as exc:
+        except (ConnectorUnavailable, ZapRequestUsed, ReservationRefused) as exc:
             return _lud_error(exc.reason)
         except UnitError as exc:
             return _amount_refused(profile.id, amount, exc)
@@ -343,6 +411,24 @@ class FrontDoor:
             callback_url=self.base,
         )
         return _json({"pr": opened.invoice.bolt11, "routes": [], "successAction": action})
+
+    async def _open_lnurl(
+        self, profile: ProfileConfig, connector_id: int, amount: int, minutes: int
+    ) -> OpenedSession:
+        """A session (a reservation when ``minutes``) paid through the connector's LNURL."""
+        metadata = (
+            self.reservation_metadata(profile, connector_id, minutes)
+            if minutes
+            else self.metadata(profile, connector_id)
+        )
+        return await self.payments.open_session(
+            profile,
+            connector_id,
+            amount,
+            description_hash=metadata.description_hash(),
+            initiator="lnurl",
+            reserve_minutes=minutes,
+        )
 
     async def _zap_top_up(
         self, profile: ProfileConfig, connector_id: int, zap: ValidZapRequest
@@ -406,6 +492,11 @@ class FrontDoor:
             "elapsed_s": session.elapsed_s,
             "power_w": session.power_w,
             "stop_reason": session.stop_reason,
+            "reserve_minutes": session.reserve_minutes,
+            "reservation_fee_msat": session.reservation_fee_msat,
+            "reserved_until": (
+                None if session.reserved_until is None else session.reserved_until.isoformat()
+            ),
             "withdraw_lnurl": bech32_lnurl(withdraw),
             "withdraw_url": lud17_url(withdraw, "w"),
             "topup_lnurl": bech32_lnurl(topup),
@@ -425,6 +516,10 @@ class FrontDoor:
             outcome = PowerOutcome(request.query.get("power", ""))
         except ValueError:
             outcome = None
+        try:
+            reserved = ReservationOutcome(request.query.get("reservation", ""))
+        except ValueError:
+            reserved = None
         page = self.pages.session(
             profile,
             session,
@@ -432,6 +527,7 @@ class FrontDoor:
             can_lower=self.power is not None,
             secret=request.query["secret"],
             power_outcome=outcome,
+            reservation_outcome=reserved,
         )
         return self._html(page, no_store=True)
 
@@ -457,6 +553,30 @@ class FrontDoor:
         page = f"/s/{session.id}?secret={quote(str(secret))}&power={outcome.value}"
         raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
 
+    async def reservation_start(self, request: web.Request) -> web.Response:
+        """The session page's "Start charging" of a reservation; back to the page (303)."""
+        return await self._reservation_action(request, "start")
+
+    async def reservation_cancel(self, request: web.Request) -> web.Response:
+        """The session page's "Cancel reservation"; back to the page (303)."""
+        return await self._reservation_action(request, "cancel")
+
+    async def _reservation_action(self, request: web.Request, action: str) -> web.Response:
+        form = await request.post()
+        secret = form.get("secret")
+        try:
+            session = await self.refunds.authenticate(
+                request.match_info["session"], secret if isinstance(secret, str) else None
+            )
+        except RefundError:
+            raise self._not_found("No such charging session, or the link is incomplete.") from None
+        if not self.per_client.allow(client_of(request).key):
+            outcome = ReservationOutcome.BUSY
+        else:
+            outcome = await act_from_form(self.reservations, session.id, action)
+        page = f"/s/{session.id}?secret={quote(str(secret))}&reservation={outcome.value}"
+        raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
+
     async def charger_page(self, request: web.Request) -> web.Response:
         """The public page of a charger: connectors, status, price, QR codes."""
         profile = self._profile(request)
@@ -467,6 +587,7 @@ class FrontDoor:
         rows = await self.chargers.connectors(profile.id)
         status = {row.connector_id: row for row in rows}
         link = await self.payments.link_of(profile.id)
+        tariff = self.payments.tariff_for(profile)
         items = []
         for connector in shown:
             lnurl = bech32_lnurl(self.pay_url(profile.id, connector.id))
@@ -476,6 +597,16 @@ class FrontDoor:
             except ConnectorUnavailable as exc:
                 busy = exc.reason
             row = status.get(connector.id)
+            reserve = []
+            if not busy and row is not None and row.status == "Available":
+                reserve = [
+                    {
+                        "minutes": minutes,
+                        "fee_msat": tariff.reservation_fee(minutes),
+                        "lnurl": self.reserve_lnurl(profile.id, connector.id, minutes),
+                    }
+                    for minutes in reserve_choices(tariff)
+                ]
             items.append(
                 {
                     "connector": connector,
@@ -483,6 +614,8 @@ class FrontDoor:
                     "fallback_url": connector_fallback_url(self.base, profile.id, connector.id),
                     "status": row.status if row else "Unknown",
                     "busy": busy,
+                    "reserve": reserve,
+                    "kept_percent": tariff.reservation_kept_percent,
                 }
             )
         return self._html(self.pages.charger(profile, items, single=only is not None, link=link))

@@ -85,6 +85,7 @@ from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.refunds import RefundService
+from strom_services.reservations import PayerReservations, ReservationEffects
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
@@ -295,6 +296,9 @@ class Strom:
         events.subscribe(local_lists.on_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
+            # ReserveNow/CancelReservation through the OCPP port (None until a server has it:
+            # every reservation is then refused and refunded in full).
+            **ReservationEffects(sessions, getattr(ocpp, "reservations", None), clock).handlers(),
             **orphans.handlers(),
             **agents.handlers(),
             "pay_refund": refunds.pay,
@@ -319,6 +323,7 @@ class Strom:
             node=node,
             clock=clock,
             power=power,
+            reservations=PayerReservations(sessions),
         )
         front.network_map = NetworkMap(
             live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url

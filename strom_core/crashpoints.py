@@ -27,6 +27,12 @@ POINTS = (
     "ocpp.before_reply",  # a charger's CALL is recorded; the answer is not yet sent
     "orphan.armed",  # a lost-transaction check is queued (with the status that raised it)
     "orphan.before_end",  # the check found the transaction lost; the session is not yet ended
+    "reservation.after_reserved",  # a reservation's payment is committed RESERVED; nothing ran
+    "reservation.before_reserve_now",  # ReserveNow is about to be sent
+    "reservation.after_reserve_now",  # the charger answered ReserveNow; the answer not recorded
+    "reservation.after_expiry",  # the expiry is committed; CancelReservation not yet sent
+    "reservation.before_cancel",  # CancelReservation is about to be sent
+    "reservation.after_cancel",  # the charger answered CancelReservation; not marked done
 )
 
 

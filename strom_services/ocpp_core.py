@@ -5,7 +5,8 @@ that records what the charger said *and* advances the session it belongs to, so 
 never disagree after a crash. Rules (see docs/architecture.md):
 
 * An idTag is accepted only if Strom issued it for a paid session on that charger and
-  connector that has not started yet; a tag whose session is already charging is ``IN_USE``
+  connector that has not started yet (a reserved one among them: the payer may start at the
+  charger with the reserved idTag); a tag whose session is already charging is ``IN_USE``
   (OCPP 1.6 ``ConcurrentTx``); so is a card of the charger's operator
   (:class:`strom_core.cards.CardDesk`): its StartTransaction opens a post-paid session, in
   the same commit, which charges and is billed like any other (to nobody, recorded as free,
@@ -81,7 +82,7 @@ __all__ = ["DatabaseOcppCore"]
 
 log = logging.getLogger(__name__)
 
-_STARTABLE = (State.PAID, State.STARTING)
+_STARTABLE = (State.RESERVED, State.PAID, State.STARTING)
 _IN_USE = (State.CHARGING, State.STOPPING)
 _METERED = (State.CHARGING, State.STOPPING)
 

@@ -11,6 +11,13 @@ committed session transition or OCPP event of this process (:meth:`OfferView.for
 least every :data:`VIEW_MAX_AGE_S` for other processes' writes; the link is derived from the
 ``chargers`` table (:func:`strom_core.ports.charger_link`), never from one process's memory.
 
+A connector held by a paid reservation (a ``RESERVED`` session) is busy for everyone else, and
+its refusal says until when: "reserved until HH:MM UTC" (profiles have no time zone, so the
+time is UTC and the text says so); one whose charger reports it ``Reserved`` (a reservation
+Strom did not pay for, an operator's) is refused as reserved too. A reservation itself is
+offered only on a connector the charger reports ``Available`` and whose tariff allows
+reservations (:meth:`OfferView.reserve_check`).
+
 A charger that is not connected is refused: nothing could start the charge. Refusals are
 :class:`ConnectorUnavailable`, whose ``reason`` is the LUD error the wallet shows. An offer is
 only a first step: settlement (:mod:`strom_services.payments`) checks the connector again in its own
@@ -21,16 +28,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, charger_link
-from strom_core.session import State
+from strom_core.session import HOLDING_STATES
+from strom_core.tariff import Tariff
 from strom_storage.chargers import ChargerStore, all_connectors, link_columns, load_connector
 from strom_storage.db import Connection
-from strom_storage.sessions import SessionStore, find_holder, held_connectors
+from strom_storage.sessions import SessionStore, find_holder, held_connectors, reserved_connectors
 
 __all__ = [
     "BUSY_STATES",
@@ -41,9 +49,12 @@ __all__ = [
     "OfferView",
     "check_connector",
     "refuse",
+    "reserved_refusal",
 ]
 
-BUSY_STATES = (State.PAID, State.STARTING, State.CHARGING, State.STOPPING)
+# The states in which a session holds its connector (a reservation among them).
+BUSY_STATES = tuple(sorted(HOLDING_STATES))
+RESERVED_STATUS = "Reserved"  # OCPP: the charger holds the connector for an idTag
 OFFLINE_STATUSES = {"Unavailable", "Faulted"}
 VIEW_MAX_AGE_S = 1.0  # how stale an offer's view of connectors may be (other processes' writes)
 
@@ -89,6 +100,7 @@ class _ConnectorView:
     enabled: bool
     status: str
     busy: bool
+    reserved_until: datetime | None = None  # held by a Strom reservation until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +114,28 @@ class _View:
         return charger_link(online, until, now)
 
 
+def reserved_refusal(until: datetime | None) -> str:
+    """The refusal of a reserved connector: until when, in UTC (profiles have no time zone)."""
+    if until is None:
+        return "this connector is reserved right now; nothing was charged"
+    return (
+        f"this connector is reserved until {until.astimezone(UTC):%H:%M} UTC; nothing was "
+        "charged — please try again after that"
+    )
+
+
 def refuse(
-    *, enabled: bool, status: str, busy: bool, link: ChargerLink = ChargerLink.ONLINE
+    *,
+    enabled: bool,
+    status: str,
+    busy: bool,
+    link: ChargerLink = ChargerLink.ONLINE,
+    reserved_until: datetime | None = None,
 ) -> None:
     """Raise :class:`ConnectorUnavailable` for the first reason that applies, else nothing.
 
     The order is what a driver needs to hear: out of service, not connected, out of order,
-    in use.
+    reserved (by a Strom reservation until ``reserved_until``, or at the charger), in use.
     """
     if not enabled:
         raise ConnectorUnavailable("this connector is out of service; nothing was charged")
@@ -118,6 +145,8 @@ def refuse(
         raise ConnectorUnavailable(
             f"this connector is {status.lower()} right now; nothing was charged"
         )
+    if reserved_until is not None or (status == RESERVED_STATUS and not busy):
+        raise ConnectorUnavailable(reserved_refusal(reserved_until))
     if busy:
         raise ConnectorUnavailable(
             "this charger is in use by someone else right now; nothing was charged — "
@@ -186,7 +215,29 @@ class OfferView:
             status=found.status,
             busy=found.busy,
             link=view.link(profile.id, self.clock.now()),
+            reserved_until=found.reserved_until,
         )
+
+    async def reserve_check(
+        self, profile: ProfileConfig, connector_id: int, tariff: Tariff
+    ) -> None:
+        """:meth:`check`, and whether a reservation may be offered on the connector now.
+
+        Raises:
+            ConnectorUnavailable: the reasons of :meth:`check`; a tariff without reservations;
+                a connector the charger does not report ``Available`` (a cable plugged in,
+                say: the driver there would be shut out).
+        """
+        await self.check(profile, connector_id)
+        if not tariff.offers_reservations:
+            raise ConnectorUnavailable("this charger takes no reservations; nothing was charged")
+        view = await self._connector_view()
+        found = view.connectors.get((profile.id, connector_id))
+        if found is None or found.status != "Available":
+            raise ConnectorUnavailable(
+                "this connector cannot be reserved right now (it is not free at the charger); "
+                "nothing was charged"
+            )
 
     async def link_of(self, charger_id: str) -> ChargerLink:
         """The charger's link as offers see it (online, reconnecting, offline)."""
@@ -233,11 +284,15 @@ class OfferView:
 def _read_view(conn: Connection) -> _View:
     """The view of every connector and charger link, in one read."""
     busy = held_connectors(conn, BUSY_STATES)
+    reserved = reserved_connectors(conn)
     links = link_columns(conn)
     return _View(
         connectors={
             (row.charger_id, row.connector_id): _ConnectorView(
-                row.enabled, row.status, (row.charger_id, row.connector_id) in busy
+                row.enabled,
+                row.status,
+                (row.charger_id, row.connector_id) in busy,
+                reserved.get((row.charger_id, row.connector_id)),
             )
             for row in all_connectors(conn)
         },
@@ -269,4 +324,9 @@ def check_connector(
         raise ConnectorUnavailable(f"connector {connector_id} is not known")
     refuse(enabled=row.enabled, status=row.status, busy=False, link=link)
     holder = find_holder(conn, charger_id, connector_id, BUSY_STATES, exclude=exclude)
-    refuse(enabled=True, status=row.status, busy=holder is not None)
+    until = None
+    if holder is not None:
+        until = reserved_connectors(conn, charger_id, exclude=exclude).get(
+            (charger_id, connector_id)
+        )
+    refuse(enabled=True, status=row.status, busy=holder is not None, reserved_until=until)

@@ -25,6 +25,13 @@ Theory of operation
   answers ``Offline``, and the whole payment becomes refundable.
 * A top-up (:meth:`PaymentService.open_top_up`) is refused too while the session's charger is
   not connected: Strom could neither see the charge go on nor stop it at the new budget.
+* A reservation (``open_session(..., reserve_minutes=m)``) is offered only where the tariff
+  allows it and the charger reports the connector ``Available``
+  (:meth:`~strom_services.offers.OfferView.reserve_check`); its amount must be at least the
+  fee and the tariff's minimum and at most its maximum. Its OCPP reservation id is taken from a
+  persisted counter before the session is stored (an id is never reused, even if the invoice
+  is never paid). Settlement makes it ``RESERVED`` and checks the connector like any first
+  payment: a connector taken meanwhile makes it a refused reservation, refunded in full.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from strom_core.session_events import (
     InvoiceExpired,
     PaymentSettled,
     RemoteStartRejected,
+    ReservationRejected,
     TopUpSettled,
 )
 from strom_core.session_secrets import SessionSecrets
@@ -52,9 +60,11 @@ from strom_core.tariff import Tariff
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom_services.group_commit import GroupCommit
 from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView, check_connector
+from strom_services.reservations import RESERVATION_COUNTER
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Connection
+from strom_storage.ocpp import allocate_id
 from strom_storage.outbox import queue_effect
 from strom_storage.payments import (
     PaymentRow,
@@ -82,6 +92,7 @@ __all__ = [
     "ConnectorUnavailable",
     "OpenedSession",
     "PaymentService",
+    "ReservationRefused",
     "ZapRequestUsed",
 ]
 
@@ -91,6 +102,17 @@ _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 # The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
 # more than twice the amount asked, so a larger report is a backend's error, not a payment.
 OVERPAY_LIMIT = 2
+
+
+class ReservationRefused(StromError):
+    """A reservation cannot be made with these minutes or amount (nothing was stored).
+
+    ``reason`` is for the driver's wallet.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ZapRequestUsed(StromError):
@@ -248,22 +270,33 @@ class PaymentService:
         initiator_pubkey: str | None = None,
         zap_request: dict[str, Any] | None = None,
         zap_request_id: str | None = None,
+        reserve_minutes: int = 0,
     ) -> OpenedSession:
         """Create a session awaiting payment and its invoice.
 
         A zap request's event id is recorded as processed in the same transaction, so each zap
-        request opens at most one session.
+        request opens at most one session. ``reserve_minutes > 0`` makes it a reservation.
 
         Raises:
             ZapRequestUsed: the zap request was already used.
             ConnectorUnavailable: disabled, faulted or busy connector, or a charger that is
-                not connected (no invoice made).
+                not connected (no invoice made); for a reservation also a tariff without
+                reservations or a connector that is not ``Available``.
+            ReservationRefused: minutes or amount outside what the tariff allows (nothing
+                stored).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
-        # From the in-memory view: current to the last commit of this process; the session
-        # that pays first gets the connector (settle checks in its transaction), so an
-        # invoice made in the instant a connector turns busy can only become a full refund.
-        await self.offer_check(profile, connector_id)
+        tariff = self.tariff_for(profile)
+        reservation_id = None
+        if reserve_minutes:
+            self.check_reservation(tariff, reserve_minutes, amount_msat)
+            await self.offers.reserve_check(profile, connector_id, tariff)
+        else:
+            # From the in-memory view: current to the last commit of this process; the
+            # session that pays first gets the connector (settle checks in its transaction),
+            # so an invoice made in the instant a connector turns busy can only become a full
+            # refund.
+            await self.offer_check(profile, connector_id)
         connector = next(c for c in profile.connectors if c.id == connector_id)
         invoice = await self.backend.create_invoice(
             amount_msat,
@@ -272,15 +305,21 @@ class PaymentService:
         )
         session_id = secrets.token_hex(8)
         secret = self.session_secrets.secret(session_id)  # derived: nothing to keep
+        if reserve_minutes:
+            reservation_id = await self.db.write(
+                lambda conn: allocate_id(conn, RESERVATION_COUNTER)
+            )
         session = new_session(
             session_id=session_id,
             charger_id=profile.id,
             connector_id=connector_id,
             id_tag=new_id_tag(),
-            tariff=self.tariff_for(profile),
+            tariff=tariff,
             power_w=profile.session_power_w(connector.id),
             meter_interval_s=self.meter_interval_s,
             start_timeout_s=self.config.start_timeout_s,
+            reserve_minutes=reserve_minutes,
+            reservation_id=reservation_id,
         )
         now = self.clock.now()
         row = new_session_row(session, secret, initiator, initiator_pubkey, now)
@@ -309,6 +348,28 @@ class PaymentService:
             initiator,
         )
         return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
+
+    @staticmethod
+    def check_reservation(tariff: Tariff, minutes: int, amount_msat: int) -> None:
+        """Whether ``amount_msat`` may reserve for ``minutes`` at ``tariff``.
+
+        Raises:
+            ReservationRefused: no reservations here, minutes out of range, or an amount
+                below the fee (or the minimum) or above the maximum.
+        """
+        if not tariff.offers_reservations:
+            raise ReservationRefused("this charger takes no reservations; nothing was charged")
+        if isinstance(minutes, bool) or not 1 <= minutes <= tariff.reservation_max_minutes:
+            raise ReservationRefused(
+                f"a reservation here is 1 to {tariff.reservation_max_minutes} minutes, not "
+                f"{minutes}; nothing was charged"
+            )
+        least = tariff.reservation_min_msat(minutes)
+        if not least <= amount_msat <= tariff.max_prepay_msat:
+            raise ReservationRefused(
+                f"reserving for {minutes} min takes {least} to {tariff.max_prepay_msat} msat, "
+                f"not {amount_msat}; nothing was charged"
+            )
 
     async def _insert_opened(self, group: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """One transaction for a group of new sessions and their payments (group commit)."""
@@ -407,6 +468,10 @@ class PaymentService:
             return False
         if done.refused is not None:
             log.info("session %s: paid but not started: %s", row.session_id, done.refused)
+        if done.transitions[-1].session.state is State.RESERVED:
+            # The reservation and its ReserveNow, expiry timer and notification are durable;
+            # none of them has run yet.
+            crashpoint("reservation.after_reserved")
         self.store.committed(list(done.transitions))
         if received > row.amount_msat:
             log.info(
@@ -466,7 +531,7 @@ class PaymentService:
                 now=at,
             )
         refused = None
-        if row.kind == "initial" and transition.session.state is State.PAID:
+        if row.kind == "initial" and transition.session.state in (State.PAID, State.RESERVED):
             session = transition.session
             try:
                 check_connector(conn, session.charger_id, session.connector_id, session.id)
@@ -474,7 +539,12 @@ class PaymentService:
                 # Short: the session's stop_reason column holds 120 characters (PostgreSQL
                 # enforces it), and the driver's reason is meant for a wallet, not the bill.
                 refused = exc.reason
-                reject = RemoteStartRejected("the connector was not free when the payment came")
+                taken = "the connector was not free when the payment came"
+                reject: RemoteStartRejected | ReservationRejected = (
+                    ReservationRejected(taken)
+                    if session.state is State.RESERVED
+                    else RemoteStartRejected(taken)
+                )
                 transitions.append(apply_event(conn, session.id, reject, at))
         return _Settlement(row, received, transitions=tuple(transitions), refused=refused)
 

@@ -37,7 +37,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from strom_core.bolt11 import DecodedInvoice
@@ -254,6 +254,13 @@ class RefundService:
                 await self.store.apply(session_id, StopRequested(StopReason.INITIATOR))
         if session.state in (*_RUNNING, State.STOPPING):
             session = await self._wait_until_stopped(session_id, deadline)
+        if session.state is State.RESERVED:
+            until = session.reserved_until
+            when = "" if until is None else f" until {until.astimezone(UTC):%H:%M} UTC"
+            raise RefundError(
+                f"the connector is reserved for you{when}: start charging or cancel the "
+                "reservation on your session page first; nothing was debited"
+            )
         if session.state is State.REFUND_PENDING:
             raise RefundError("a refund for this session is already being paid")
         if session.state in (State.AWAITING_PAYMENT, State.EXPIRED):

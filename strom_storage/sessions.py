@@ -55,6 +55,7 @@ __all__ = [
     "ledger_totals",
     "load_session",
     "new_session_row",
+    "reserved_connectors",
     "row_to_session",
     "session_to_row",
     "with_transaction",
@@ -209,6 +210,20 @@ def held_connectors(conn: Connection, states: Collection[State]) -> set[tuple[st
         )
     )
     return {(row.charger_id, row.connector_id) for row in rows}
+
+
+def reserved_connectors(
+    conn: Connection, charger_id: str | None = None, *, exclude: str | None = None
+) -> dict[tuple[str, int], datetime]:
+    """Every (charger, connector) held by a ``RESERVED`` session, with its end time."""
+    query = select(sessions.c.charger_id, sessions.c.connector_id, sessions.c.reserved_until).where(
+        sessions.c.state == State.RESERVED.value, sessions.c.reserved_until.is_not(None)
+    )
+    if charger_id is not None:
+        query = query.where(sessions.c.charger_id == charger_id)
+    if exclude is not None:
+        query = query.where(sessions.c.id != exclude)
+    return {(row.charger_id, row.connector_id): row.reserved_until for row in conn.execute(query)}
 
 
 def with_transaction(
