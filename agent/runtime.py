@@ -63,7 +63,12 @@ from strom_nostr.errors import BuildError
 from strom_services.effects import Handler, RetryLater
 from strom_services.payments import PaymentService
 from strom_services.tariffs import TariffBook
-from strom_storage.agents import active_zap_sessions, charger_snapshots, initiator_of
+from strom_storage.agents import (
+    DM_INITIATORS,
+    active_zap_sessions,
+    charger_snapshots,
+    initiator_of,
+)
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
@@ -251,7 +256,7 @@ class AgentRuntime:
         return {"notify": self.on_notify, "zap_receipt": self.on_zap_receipt}
 
     async def on_notify(self, row: OutboxRow) -> None:
-        """Outbox ``notify``: DM the zapper of the session (no-op for LNURL sessions).
+        """Outbox ``notify``: DM the payer of a zap or DM session (no-op for LNURL sessions).
 
         Idempotent on the row's key (see :mod:`agent.notifications`).
 
@@ -262,7 +267,7 @@ class AgentRuntime:
         if row.session_id is None or not isinstance(what, str):
             return
         who = await initiator_of(self.services.db, row.session_id)
-        if who is None or who.initiator != "zap" or not who.pubkey:
+        if who is None or who.initiator not in DM_INITIATORS or not who.pubkey:
             return
         agent = self.supervisor.get(who.charger_id)
         if agent is None:

@@ -25,6 +25,7 @@ from strom_core.ports.station import ConnectionView
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
+from strom_services.reservations import PayerReservations
 from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.sessions import SessionStore
@@ -106,6 +107,8 @@ class AgentServices:
     """How many DMs from strangers are read and answered (from ``settings``)."""
     payers: Payers = field(init=False)
     """Who paid for a session on which charger (their DMs are not strangers')."""
+    payer_reservations: PayerReservations = field(init=False)
+    """The payer's ``start`` and ``cancel`` of a reservation (as on the session page)."""
     maps_recall: MapsRecall = field(init=False)
     """Reads the chargers' own listings back from the relays at a start (:mod:`agent.maps`)."""
 
@@ -124,4 +127,5 @@ class AgentServices:
             clock=self.clock,
         )
         self.payers = Payers(self.db, self.clock)
+        self.payer_reservations = PayerReservations(self.sessions)
         self.maps_recall = MapsRecall(self.pool.fetch)

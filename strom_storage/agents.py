@@ -35,6 +35,7 @@ from strom_storage.schema import (
 from strom_storage.sessions import row_to_session
 
 __all__ = [
+    "DM_INITIATORS",
     "OPEN_STATES",
     "ChargerSnapshot",
     "Initiator",
@@ -53,6 +54,9 @@ __all__ = [
     "zap_relays_of",
     "zap_request_of",
 ]
+
+DM_INITIATORS = ("zap", "dm")
+"""Initiators whose sessions are told by DM: a zap, or an invoice a DM asked for."""
 
 OPEN_STATES = (
     State.RESERVED,
@@ -240,7 +244,7 @@ async def open_sessions(db: Database, charger_id: str, limit: int = 20) -> list[
 def _active_zap_sessions(conn: Connection, wanted: list[str] | None) -> dict[str, list[str]]:
     query = select(sessions.c.charger_id, sessions.c.id).where(
         sessions.c.state == State.CHARGING.value,
-        sessions.c.initiator == "zap",
+        sessions.c.initiator.in_(DM_INITIATORS),
         sessions.c.initiator_pubkey.is_not(None),
     )
     if wanted is not None:
@@ -254,7 +258,7 @@ def _active_zap_sessions(conn: Connection, wanted: list[str] | None) -> dict[str
 async def active_zap_sessions(
     db: Database, charger_ids: Iterable[str] | None = None
 ) -> dict[str, list[str]]:
-    """Charging sessions started by a zap, by charger (for progress DMs after a restart)."""
+    """Charging sessions started by a zap or a DM, by charger (progress DMs after a restart)."""
     wanted = None if charger_ids is None else list(charger_ids)
     return await db.read(partial(_active_zap_sessions, wanted=wanted))
 
