@@ -389,7 +389,7 @@ class Pages:
         """
         state = session.state
         state_text, state_hint = STATE_TEXT[state], STATE_HINT[state]
-        if state is State.START_FAILED and session.consumed_msat:
+        if state is State.START_FAILED and session.reserved and session.consumed_msat:
             # A reservation that ended unused: the fee share was kept.
             state_text = "The reservation ended — the rest of your payment is refundable"
             state_hint = (

@@ -296,9 +296,7 @@ class Strom:
         events.subscribe(local_lists.on_event)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
-            # ReserveNow/CancelReservation through the OCPP port (None until a server has it:
-            # every reservation is then refused and refunded in full).
-            **ReservationEffects(sessions, getattr(ocpp, "reservations", None), clock).handlers(),
+            **ReservationEffects(sessions, ocpp.reservations, clock).handlers(),
             **orphans.handlers(),
             **agents.handlers(),
             "pay_refund": refunds.pay,

@@ -14,13 +14,15 @@ replaces the old (a charger keeps one profile per id):
 
 Every profile is one ``Relative`` schedule with a single period from 0 s, in watts
 (``chargingRateUnit`` ``W``): "at most this much, from now on". GetCompositeSchedule asks the
-charger what it allows once its profiles are combined. The profile payloads are built by pure
+charger what it allows once its profiles are combined (a limit that is negative or beyond
+any float in watts is an invalid answer: ``ERROR``). The profile payloads are built by pure
 functions here (:func:`site_profile`, :func:`session_profile`) so tests and the simulator share
 them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -135,15 +137,18 @@ class SmartCharging16(VersionCommands):
         if schedule is None:
             return CompositeSchedule(result, connector_id, outcome.payload.get("scheduleStart"))
         per_unit = _watts_per_unit(schedule)
-        periods = tuple(
-            SchedulePeriod(int(p["startPeriod"]), int(float(p["limit"]) * per_unit))
-            for p in schedule.get("chargingSchedulePeriod", [])
-        )
+        periods: list[SchedulePeriod] = []
+        for period in schedule.get("chargingSchedulePeriod", []):
+            watts = float(period["limit"]) * per_unit
+            if not 0 <= watts < math.inf:  # fits the schema, yet no power a charger draws
+                bad = CommandResult(CommandStatus.ERROR, f"invalid answer: limit {period['limit']}")
+                return CompositeSchedule(bad, connector_id)
+            periods.append(SchedulePeriod(int(period["startPeriod"]), int(watts)))
         duration = schedule.get("duration")
         return CompositeSchedule(
             result,
             int(outcome.payload.get("connectorId", connector_id)),
             outcome.payload.get("scheduleStart"),
             None if duration is None else int(duration),
-            periods,
+            tuple(periods),
         )

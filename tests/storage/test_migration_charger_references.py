@@ -61,7 +61,14 @@ async def _at_0006_with_16_rows(db: Database) -> SessionStore:
     await db.upgrade("0006")
     # Today's session store writes columns later revisions added: give them to it while it
     # writes the session, then take them away again (the row is as 0006 kept it).
-    later = ("payer VARCHAR(56) NOT NULL DEFAULT ''", "postpaid_msat BIGINT NOT NULL DEFAULT 0")
+    later = (
+        "payer VARCHAR(56) NOT NULL DEFAULT ''",
+        "postpaid_msat BIGINT NOT NULL DEFAULT 0",
+        "reserve_minutes INTEGER NOT NULL DEFAULT 0",
+        "reservation_fee_msat BIGINT NOT NULL DEFAULT 0",
+        "reserved_until TIMESTAMP",
+        "reservation_id INTEGER",
+    )
     async with db.transaction() as conn:
         for column in later:
             await conn.execute(text(f"ALTER TABLE sessions ADD COLUMN {column}"))
