@@ -685,7 +685,30 @@ class FirmwareOut(_Out):
     firmware_status: str | None = None
     diagnostics_status: str | None = None
     log_status: str | None = None
+    signed_firmware_status: str | None = None
     files: list[UploadedFileOut]
+
+
+class SignedUpdateFirmwareIn(_In):
+    """Signed firmware (security edition): where, from when, its certificate and signature.
+
+    ``signing_certificate`` is the PEM certificate of the key that signed the firmware,
+    ``signature`` the signature in base64; ``request_id`` (chosen by Strom when not given) is
+    repeated in the charger's SignedFirmwareStatusNotifications.
+    """
+
+    location: str = Field(min_length=1, max_length=512, pattern=r"^(https?|ftps?)://\S+$")
+    signing_certificate: str = Field(
+        min_length=1,
+        max_length=5500,
+        pattern=r"^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*$",
+    )
+    signature: str = Field(min_length=4, max_length=800, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+    retrieve_at: IsoTime | None = None
+    install_at: IsoTime | None = None
+    request_id: JsonInt | None = Field(None, ge=0, le=2_147_483_647)
+    retries: JsonInt | None = Field(None, ge=0, le=100)
+    retry_interval_s: JsonInt | None = Field(None, ge=0, le=86_400)
 
 
 # --- power limits (cockpit.api.power) ----------------------------------------------------------

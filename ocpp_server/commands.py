@@ -44,7 +44,9 @@ _NO_SCREEN: Final = CommandResult(CommandStatus.NOT_SUPPORTED, "the charger has 
 
 
 # How each command's answer status maps onto CommandStatus.
-_ACCEPTED: Final = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+_ACCEPTED: Final = frozenset(
+    {"Accepted", "AcceptedCanceled", "Unlocked", "Scheduled", "RebootRequired"}
+)
 _NOT_SUPPORTED: Final = frozenset({"NotSupported", "NotImplemented"})
 
 

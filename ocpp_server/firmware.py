@@ -49,6 +49,35 @@ class OcppFirmware:
             charger_id, location, retrieve_at, retries=retries, retry_interval_s=retry_interval_s
         )
 
+    async def signed_update_firmware(
+        self,
+        charger_id: str,
+        location: str,
+        retrieve_at: datetime,
+        *,
+        request_id: int,
+        signing_certificate: str,
+        signature: str,
+        install_at: datetime | None = None,
+        retries: int | None = None,
+        retry_interval_s: int | None = None,
+    ) -> CommandResult:
+        """Have the charger fetch, verify and install signed firmware from ``location``."""
+        route = self._route(charger_id)
+        if isinstance(route, CommandResult):
+            return route
+        return await route.signed_update_firmware(
+            charger_id,
+            location,
+            retrieve_at,
+            request_id=request_id,
+            signing_certificate=signing_certificate,
+            signature=signature,
+            install_at=install_at,
+            retries=retries,
+            retry_interval_s=retry_interval_s,
+        )
+
     async def get_diagnostics(
         self,
         charger_id: str,

@@ -27,7 +27,7 @@ from cockpit.api.audit import AuditResource
 from cockpit.api.charger_commands import ChargerCommandsResource
 from cockpit.api.chargers import ChargersResource
 from cockpit.api.context import ApiContext, ProfileApplier
-from cockpit.api.firmware import FirmwareResource
+from cockpit.api.firmware import FirmwareResource, SignedFirmwareResource
 from cockpit.api.ledger import LedgerResource
 from cockpit.api.lightning import LightningResource
 from cockpit.api.me import MeResource
@@ -60,6 +60,7 @@ class Api:
             ChargersResource(ctx),
             ChargerCommandsResource(ctx),
             FirmwareResource(ctx, uploads),
+            SignedFirmwareResource(ctx),
             PowerResource(ctx),
             StickersResource(ctx),
             TariffsResource(ctx),

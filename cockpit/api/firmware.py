@@ -4,20 +4,26 @@ An operator tells a charger to fetch new firmware (UpdateFirmware) or to upload 
 diagnostics (GetDiagnostics) through :class:`strom_core.ports.firmware.FirmwareCommands`; for
 an upload Strom makes a one-time URL (:class:`cockpit.uploads.ChargerUploads`). The firmware
 page shows the charger's version, the last FirmwareStatusNotification,
-DiagnosticsStatusNotification and LogStatusNotification it sent, and the files it uploaded,
-which are downloaded and deleted here. Every call but the page is audited.
+DiagnosticsStatusNotification, LogStatusNotification and SignedFirmwareStatusNotification it
+sent, and the files it uploaded, which are downloaded and deleted here. A signed update (the
+security edition's SignedUpdateFirmware) is :class:`SignedFirmwareResource`'s. Every call but
+the page is audited.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
+
 from aiohttp import web
+from cryptography import x509
 
 from cockpit import models as m
 from cockpit.api.context import ApiContext
 from cockpit.endpoint import ApiError, Call, Endpoint
 from cockpit.uploads import ChargerUploads, UploadRefused
 
-__all__ = ["FirmwareResource"]
+__all__ = ["FirmwareResource", "SignedFirmwareResource"]
 
 
 class FirmwareResource:
@@ -44,6 +50,7 @@ class FirmwareResource:
             firmware_status=notes.get("FirmwareStatusNotification"),
             diagnostics_status=notes.get("DiagnosticsStatusNotification"),
             log_status=notes.get("LogStatusNotification"),
+            signed_firmware_status=notes.get("SignedFirmwareStatusNotification"),
             files=[
                 m.UploadedFileOut(name=f.name, size=f.size, modified=f.modified)
                 for f in self.uploads.files(profile.id)
@@ -178,3 +185,69 @@ class FirmwareResource:
 
 def _code(status: int) -> str:
     return {400: "bad_request", 404: "not_found"}.get(status, "error")
+
+
+# --- SignedUpdateFirmware (OCPP 1.6 security edition) ----------------------------------------
+
+
+class SignedFirmwareResource:
+    """Signed firmware updates: the charger verifies the signature before it installs.
+
+    Args:
+        ctx: Strom's parts.
+        request_ids: a new request id (the charger repeats it in its status notifications)
+            when the body names none.
+    """
+
+    def __init__(
+        self, ctx: ApiContext, request_ids: Callable[[], int] = lambda: secrets.randbelow(2**31)
+    ) -> None:
+        self.ctx = ctx
+        self._request_ids = request_ids
+
+    async def signed_update_firmware(self, call: Call) -> m.CommandAnswer:
+        """``POST /chargers/{charger_id}/commands/signed-update-firmware``."""
+        profile = self.ctx.profile(call)
+        body: m.SignedUpdateFirmwareIn = call.body
+        try:
+            x509.load_pem_x509_certificate(body.signing_certificate.encode())
+        except ValueError:
+            raise ApiError(
+                400, "bad_request", "signing_certificate: not a PEM X.509 certificate"
+            ) from None
+        retrieve_at = body.retrieve_at or self.ctx.clock.now()
+        request_id = self._request_ids() if body.request_id is None else body.request_id
+        result = await self.ctx.station.firmware.signed_update_firmware(
+            profile.id,
+            body.location,
+            retrieve_at,
+            request_id=request_id,
+            signing_certificate=body.signing_certificate,
+            signature=body.signature,
+            install_at=body.install_at,
+            retries=body.retries,
+            retry_interval_s=body.retry_interval_s,
+        )
+        call.audit_detail.update(
+            location=body.location,
+            retrieve_at=retrieve_at.isoformat(),
+            request_id=request_id,
+            charger=result.status.value,
+        )
+        return m.CommandAnswer(status=result.status.value, detail=result.detail)
+
+    def endpoints(self) -> list[Endpoint]:
+        """The operations of this resource."""
+        return [
+            Endpoint(
+                "POST",
+                "/chargers/{charger_id}/commands/signed-update-firmware",
+                self.signed_update_firmware,
+                "SignedUpdateFirmware: fetch, verify and install signed firmware from a URL",
+                "chargers",
+                m.CommandAnswer,
+                body=m.SignedUpdateFirmwareIn,
+                action="charger.signed_update_firmware",
+                target="charger_id",
+            ),
+        ]

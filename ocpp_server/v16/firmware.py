@@ -1,10 +1,12 @@
-"""The OCPP 1.6 FirmwareManagement commands, and GetLog of the 1.6 security extension.
+"""OCPP 1.6 FirmwareManagement, and GetLog and SignedUpdateFirmware of the security extension.
 
 UpdateFirmware has the charger fetch firmware from a URL at a time; GetDiagnostics and GetLog
 have it upload a file to a URL (Strom serves one per request, :mod:`cockpit.uploads`). The
 answers say only whether the charger took the job (UpdateFirmware's answer is empty: a CALLRESULT
 is ``ACCEPTED``); the progress comes later as FirmwareStatusNotification,
-DiagnosticsStatusNotification and LogStatusNotification, recorded per charger by the handlers.
+DiagnosticsStatusNotification, LogStatusNotification and SignedFirmwareStatusNotification,
+recorded per charger by the handlers. SignedUpdateFirmware carries the firmware's signature and
+signing certificate, which the charger verifies before it installs.
 
 :class:`FirmwareManagement` is a part of :class:`~ocpp_server.v16.commands.Ocpp16Commands`.
 """
@@ -52,6 +54,39 @@ class FirmwareManagement(VersionCommands):
         if outcome.kind == OutcomeKind.ANSWERED:  # the answer has no status: taken
             return CommandResult(CommandStatus.ACCEPTED)
         return command_result(outcome)
+
+    async def signed_update_firmware(
+        self,
+        charger_id: str,
+        location: str,
+        retrieve_at: datetime,
+        *,
+        request_id: int,
+        signing_certificate: str,
+        signature: str,
+        install_at: datetime | None = None,
+        retries: int | None = None,
+        retry_interval_s: int | None = None,
+    ) -> CommandResult:
+        """SignedUpdateFirmware (security edition): fetch, verify and install signed firmware.
+
+        ``AcceptedCanceled`` is ``ACCEPTED`` with that detail; ``InvalidCertificate``,
+        ``RevokedCertificate`` and ``Rejected`` are ``REJECTED``. Naive times are ``REJECTED``
+        and nothing is sent.
+        """
+        if retrieve_at.tzinfo is None or (install_at is not None and install_at.tzinfo is None):
+            return CommandResult(CommandStatus.REJECTED, "times must carry their time zone")
+        firmware: dict[str, Any] = {
+            "location": location,
+            "retrieveDateTime": format_timestamp(retrieve_at),
+            "signingCertificate": signing_certificate,
+            "signature": signature,
+        }
+        if install_at is not None:
+            firmware["installDateTime"] = format_timestamp(install_at)
+        payload: dict[str, Any] = {"requestId": request_id, "firmware": firmware}
+        _retries(payload, retries, retry_interval_s)
+        return await self._command(charger_id, "SignedUpdateFirmware", payload)
 
     async def get_diagnostics(
         self,

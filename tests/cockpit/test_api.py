@@ -8,12 +8,14 @@ fake backend's wallet, charged by the simulated charger over OCPP).
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import func, select
 
+from ocpp_server.certificates import new_ca
 from strom_storage.schema import audit_log, sessions
 from tests.cockpit.conftest import (
     CHARGER,
@@ -27,6 +29,12 @@ pytestmark = pytest.mark.slow
 
 SESSION = "{session}"
 TARIFF = {"per_kwh_sat": 300, "per_minute_sat": "0.5", "session_fee_sat": 10}
+SIGNING_CERTIFICATE = new_ca("Firmware signer", now=datetime.now(UTC))[0].decode()
+SIGNED_FIRMWARE = {
+    "location": "https://fw.example/f.bin",
+    "signing_certificate": SIGNING_CERTIFICATE,
+    "signature": "c2lnbmF0dXJl",
+}
 PROFILE = {
     "name": "Renamed charger",
     "location": {"lat": 52.5, "lon": 13.4, "address": "Somewhere 1"},
@@ -69,6 +77,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): {
         "json": {"location": "https://fw.example/f.bin"}
     },
+    ("POST", "/chargers/{charger_id}/commands/signed-update-firmware"): {"json": SIGNED_FIRMWARE},
     ("PUT", "/chargers/{charger_id}/site-limit"): {"json": {"limit_kw": 7.4}},
     ("GET", "/chargers/{charger_id}/composite-schedule"): {"params": {"connector_id": "1"}},
     ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): {"json": {}},
@@ -151,6 +160,15 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ),
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): (
         {"json": {"location": "file:///etc/passwd"}},
+        400,
+    ),
+    ("POST", "/chargers/{charger_id}/commands/signed-update-firmware"): (
+        {
+            "json": {
+                **SIGNED_FIRMWARE,
+                "signing_certificate": "-----BEGIN CERTIFICATE-----AAAA-----END CERTIFICATE-----",
+            }
+        },
         400,
     ),
     ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): (
@@ -341,7 +359,7 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     assert download.content == b"diagnostics"
     await ok("DELETE", "/chargers/{charger_id}/uploads/{name}")
     assert not (uploaded / "none.txt").exists()
-    for command in ("update-firmware", "get-diagnostics"):
+    for command in ("update-firmware", "get-diagnostics", "signed-update-firmware"):
         answered = await ok("POST", f"/chargers/{{charger_id}}/commands/{command}")
         assert answered["status"] in ("Accepted", "Offline", "Rejected"), answered
 

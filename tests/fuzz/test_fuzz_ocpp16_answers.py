@@ -3,7 +3,8 @@
 Reservation (ReserveNow, CancelReservation), SmartCharging (SetChargingProfile,
 ClearChargingProfile, GetCompositeSchedule), the security edition's certificate actions
 (CertificateSigned, InstallCertificate, GetInstalledCertificateIds, DeleteCertificate,
-ExtendedTriggerMessage), FirmwareManagement (UpdateFirmware, GetDiagnostics) and GetLog.
+ExtendedTriggerMessage), FirmwareManagement (UpdateFirmware, GetDiagnostics), GetLog and
+SignedUpdateFirmware.
 
 Answers are drawn from each action's OCPP 1.6 response schema and then, half of the time,
 broken in one way (a field of the wrong type, a missing or extra field, a huge string or
@@ -91,12 +92,33 @@ COMMANDS: Final[dict[str, tuple[Command, ...]]] = {
     "UpdateFirmware": (lambda c, cp: c.update_firmware(cp, "https://fw.example/f.bin", AT),),
     "GetDiagnostics": (lambda c, cp: c.get_diagnostics(cp, "https://strom.example/up/"),),
     "GetLog": (lambda c, cp: c.get_log(cp, "https://strom.example/up/", 3),),
+    "SignedUpdateFirmware": (
+        lambda c, cp: c.signed_update_firmware(
+            cp,
+            "https://fw.example/f.bin",
+            AT,
+            request_id=4,
+            signing_certificate="-----BEGIN CERTIFICATE-----",
+            signature="c2ln",
+        ),
+    ),
 }
 ACTIONS: Final = sorted(COMMANDS)
+# Actions whose answer is only its status.
+EXACT: Final = frozenset(
+    {
+        "CancelReservation",
+        "DeleteCertificate",
+        "InstallCertificate",
+        "ReserveNow",
+        "SignedUpdateFirmware",
+    }
+)
 
 # How a schema-valid answer's status maps, where the command does not read more of it.
 _MAPPED: Final = {
     "Accepted": CommandStatus.ACCEPTED,
+    "AcceptedCanceled": CommandStatus.ACCEPTED,
     "NotSupported": CommandStatus.NOT_SUPPORTED,
     "NotImplemented": CommandStatus.NOT_SUPPORTED,
 }
@@ -236,7 +258,7 @@ def check(action: str, answer: Mapping[str, Any], typed: Any) -> None:
         assert result.status is CommandStatus.ERROR, (action, answer, typed)
         return
     status = answer.get("status")
-    if action in ("ReserveNow", "CancelReservation", "InstallCertificate", "DeleteCertificate"):
+    if action in EXACT:
         expected = _MAPPED.get(str(status), CommandStatus.REJECTED)
         assert (result.status, result.detail) == (
             expected,
