@@ -37,7 +37,7 @@ from strom_core.session_effects import (
 from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
-from strom_storage.outbox import queue_effect
+from strom_storage.outbox import queue_effect, run_session_now
 from strom_storage.schema import ledger_entries, sessions
 
 __all__ = [
@@ -60,6 +60,8 @@ __all__ = [
     "session_to_row",
     "with_transaction",
 ]
+
+RESERVATION_EXPIRY = "reservation_expiry"  # the outbox kind of a reservation's expiry timer
 
 _SESSION_FIELDS = {f.name for f in fields(Session)} - {"tariff", "applied", "state"}
 
@@ -116,7 +118,7 @@ def effect_kind(effect: Effect) -> str:
         ArmStartTimeout: "start_timeout",
         ReserveNow: "reserve_now",
         CancelReservation: "cancel_reservation",
-        ArmReservationExpiry: "reservation_expiry",
+        ArmReservationExpiry: RESERVATION_EXPIRY,
         Notify: "notify",
     }[type(effect)]
 
@@ -276,6 +278,10 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
     if result.rowcount != 1:
         raise StorageError(f"session {session_id} changed concurrently; retry")
     _journal(conn, old, new, event, now)
+    if old.state is State.RESERVED and new.state is not State.RESERVED:
+        # The reservation ended before its time (started, cancelled, refused): its expiry
+        # timer runs now, finds a stale timer and is done, instead of waiting for the end.
+        run_session_now(conn, session_id, [RESERVATION_EXPIRY], now)
     for index, effect in enumerate(transition.effects):
         queue_effect(
             conn,

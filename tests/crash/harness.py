@@ -8,7 +8,10 @@ fake backend's wallet, charges, opens the withdraw link and claims the refund â€
 request that fails because Strom is down, as a wallet user would. The ``orphan.`` points run
 the lost-transaction story instead: mid-charge the charger loses power and comes back without
 its transaction (firmware that keeps none), Strom ends the session after the grace period and
-the driver takes the refund the same way. When the child dies it is
+the driver takes the refund the same way. The ``reservation.`` points run the reservation
+story (:meth:`Driver.reservation_story`): the driver reserves the connector through the LNURL
+with ``reserve=<minutes>`` and then arrives and charges, or cancels, or lets the reservation
+expire (the kept fee share must be journalled once). When the child dies it is
 restarted without the crash point. At the end Strom is stopped normally and the database and
 the fake node are checked:
 
@@ -17,6 +20,8 @@ the fake node are checked:
 * ``paid = consumed + refunded + refundable (+ overrun)`` for every session;
 * each refund went out at most once, and the driver's wallet received exactly the refunded sum;
 * a session that charged was metered to its end after the restart (energy and cost > 0);
+* a finished session's consumption is journalled once: the ledger's ``consumption`` entries
+  add up to its ``consumed`` (a reservation's kept fee share included);
 * the outbox has drained: no effect pending or given up.
 
 ``python -m tests.crash.harness --points 60 --seed 7`` runs a longer campaign than CI does;
@@ -50,7 +55,7 @@ from strom_core.session import check_ledger
 from strom_lightning import FakeBackend, FakeDriverWallet, create_backend
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxStore
-from strom_storage.schema import payments, refunds, sessions
+from strom_storage.schema import ledger_entries, payments, refunds, sessions
 from strom_storage.sessions import SessionStore
 from tests.strom_process import StromChild, outbox_drained, strom_environment, write_site
 
@@ -71,8 +76,25 @@ PASSES = {
     "ocpp.before_reply": 9,
     "orphan.armed": 1,
     "orphan.before_end": 1,
+    "reservation.after_reserved": 1,
+    "reservation.before_reserve_now": 1,
+    "reservation.after_reserve_now": 1,
+    "reservation.after_expiry": 1,
+    "reservation.before_cancel": 1,
+    "reservation.after_cancel": 1,
 }
 LOST_STORY = "orphan."  # points of this prefix run the lost-transaction story
+RESERVATION_STORY = "reservation."  # points of this prefix run the reservation story
+# Which reservation story passes a point: the payer cancels (the CancelReservation points), the
+# reservation runs out (a one-minute reservation: slow, so only in longer campaigns), or the
+# payer arrives and charges (the rest).
+CANCEL_POINTS = ("reservation.before_cancel", "reservation.after_cancel")
+EXPIRY_POINTS = ("reservation.after_expiry",)
+RESERVATION_TARIFF = """reservation_fee_sat = 100
+reservation_fee_per_minute_sat = 2
+reservation_max_minutes = 60
+reservation_kept_percent = 50
+"""
 GRACE_S = 3  # sessions.orphan_grace_s for the runs
 
 
@@ -125,7 +147,7 @@ class Driver:
                 raise TimeoutError(f"session stuck in {status['state']}, waiting for {until}")
             await asyncio.sleep(0.1)
 
-    async def invoice(self, within_s: float = 60) -> dict[str, Any]:
+    async def invoice(self, within_s: float = 60, **params: str) -> dict[str, Any]:
         """Scan the sticker and ask for an invoice until one comes, as a driver would.
 
         After a restart the charger needs a moment to reconnect, and Strom refuses payments
@@ -134,7 +156,7 @@ class Driver:
         """
         deadline = time.monotonic() + within_s
         while True:
-            offer = await self.get(self.pay_url)
+            offer = await self.get(self.pay_url, **params)
             if "callback" in offer:
                 answer = await self.get(str(offer["callback"]), amount=str(PAID_MSAT))
                 if "pr" in answer:
@@ -175,6 +197,52 @@ class Driver:
                 raise AssertionError(f"lost session ended as {status['stop_reason']!r}")
         await self.refund(status_url)
 
+    async def post(self, url: str, **form: str) -> None:
+        """A form post answered by a redirect (303), retried while Strom is down."""
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = await self.http.post(url, data=form, follow_redirects=False)
+                if response.status_code == 303:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"POST {url} kept failing")
+            await self.strom.revive()
+            await asyncio.sleep(0.1)
+
+    async def reservation_story(self, charger: SimulatedCharger, point: str) -> None:
+        """Reserve the connector, then arrive and charge, cancel, or let it expire; refund.
+
+        The charger has nobody plugged in (only a free connector is reserved). Arriving, the
+        payer presses Start charging on the session page and plugs in.
+        """
+        minutes = 1 if point.startswith(EXPIRY_POINTS) else 30
+        answer = await self.invoice(reserve=str(minutes))
+        page = str(answer["successAction"]["url"])
+        status_url = page.replace("?", ".json?", 1)
+        path, _, query = page.partition("?")
+        secret = httpx.QueryParams(query)["secret"]
+        await self.wallet.pay(str(answer["pr"]))
+        status = await self.status(status_url, {"reserved", *FINAL, "start_failed"}, 60)
+        if status["state"] == "reserved":
+            if point.startswith(EXPIRY_POINTS):
+                status = await self.status(status_url, {*FINAL, "start_failed"}, 120)
+                if status["stop_reason"] != "reservation expired":
+                    raise AssertionError(f"reservation ended as {status['stop_reason']!r}")
+            elif point.startswith(CANCEL_POINTS):
+                await self.post(f"{path}/cancel", secret=secret)
+                status = await self.status(status_url, {*FINAL, "start_failed"}, 60)
+            else:
+                await self.post(f"{path}/start", secret=secret)
+                await charger.plug(1)
+                status = await self.status(status_url, {"charging", *FINAL, "start_failed"}, 60)
+                while status["state"] == "charging" and status["energy_wh"] < 300:
+                    await asyncio.sleep(0.1)
+                    status = await self.get(status_url)
+        await self.refund(status_url)
+
     async def refund(self, status_url: str, within_s: float = 120) -> None:
         """Claim the refund until the session is finished.
 
@@ -207,6 +275,9 @@ class Driver:
 def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int, str]:
     """The run's configuration, its environment, the OCPP port and the charger's password."""
     password = write_site(folder, [CHARGER])[CHARGER]
+    profile = folder / "profiles" / f"{CHARGER}.toml"
+    text = profile.read_text()
+    profile.write_text(text.replace("[tariff]\n", "[tariff]\n" + RESERVATION_TARIFF, 1))
     env = strom_environment(STROM_SESSIONS__ORPHAN_GRACE_S=str(GRACE_S))
     config = load_config(folder / "strom.toml", environ=env)
     return config, env, config.ocpp.port, password
@@ -235,7 +306,7 @@ async def run_point(folder: Path, point: str, ocpp_version: str = "1.6") -> Outc
             password=password,
             power_kw=Decimal(11),
             speed=120.0,
-            plugged=(1,),
+            plugged=() if point.startswith(RESERVATION_STORY) else (1,),
             reconnect_delay_s=0.2,
             persist_transactions=not point.startswith(LOST_STORY),
         )
@@ -249,6 +320,8 @@ async def run_point(folder: Path, point: str, ocpp_version: str = "1.6") -> Outc
         await strom.wait_ready()
         if point.startswith(LOST_STORY):
             await driver.lost_story(charger)
+        elif point.startswith(RESERVATION_STORY):
+            await driver.reservation_story(charger, point)
         else:
             await driver.story()
         await outbox_drained(config, strom)
@@ -288,6 +361,13 @@ async def check_money(config: StromConfig, wallet: FakeDriverWallet) -> list[str
                 )
             )
             refund_rows = list(await conn.execute(select(refunds)))
+            consumption: dict[str, int] = {}
+            for session_id, amount in await conn.execute(
+                select(ledger_entries.c.session_id, ledger_entries.c.amount_msat).where(
+                    ledger_entries.c.kind == "consumption"
+                )
+            ):
+                consumption[session_id] = consumption.get(session_id, 0) + int(amount)
         paid: dict[str, int] = {}
         for session_id, amount in settled:
             paid[session_id] = paid.get(session_id, 0) + int(amount)
@@ -298,6 +378,12 @@ async def check_money(config: StromConfig, wallet: FakeDriverWallet) -> list[str
             session = await store.get(session_id)
             refunded_total += session.refunded_msat
             problems += session_problems(session, paid.get(session_id))
+            journalled = consumption.get(session_id, 0)
+            if session.state.value in FINAL and journalled != session.consumed_msat:
+                problems.append(
+                    f"session {session_id}: consumption journalled {journalled} msat, "
+                    f"consumed {session.consumed_msat}"
+                )
         problems += refund_problems(refund_rows)
         received = await wallet.received_msat()
         if received != refunded_total:
@@ -341,13 +427,24 @@ def refund_problems(refund_rows: list[Any]) -> list[str]:
 
 def campaign(points: int, seed: int) -> Iterator[str]:
     """``points`` distinct kill points: every named point once, then a seeded sample."""
-    pool = all_points()
+    pool = [p for p in all_points() if not p.startswith(RESERVATION_STORY)]
     rng = random.Random(seed)
-    named = [f"{name}:1" for name in POINTS]
+    named = [f"{name}:1" for name in POINTS if not name.startswith(RESERVATION_STORY)]
     rest = [p for p in pool if p not in named]
     rng.shuffle(rest)
     chosen = (named + rest)[:points]
     yield from chosen
+
+
+def reservation_sample(points: int, seed: int, *, slow: bool = False) -> list[str]:
+    """``points`` distinct reservation kill points, seeded; the slow expiry story only if asked."""
+    pool = [
+        p
+        for p in all_points()
+        if p.startswith(RESERVATION_STORY) and (slow or not p.startswith(EXPIRY_POINTS))
+    ]
+    random.Random(seed).shuffle(pool)
+    return pool[:points]
 
 
 # Where the OCPP versions differ most: answering the charger, and the lost-transaction story.
@@ -361,7 +458,8 @@ def version_sample(points: int, seed: int) -> list[str]:
     same whatever the charger speaks, so a small sample covers what the version changes.
     """
     rng = random.Random(seed)
-    pool = all_points()
+    # Reservations are OCPP 1.6's (a 2.0.1 charger refuses them): their story is run by 1.6.
+    pool = [p for p in all_points() if not p.startswith(RESERVATION_STORY)]
     chosen = [rng.choice([p for p in pool if p.startswith(f"{name}:")]) for name in VERSION_POINTS]
     rest = [p for p in pool if p not in chosen]
     rng.shuffle(rest)
@@ -374,6 +472,8 @@ async def main_async(args: argparse.Namespace) -> int:
     failures = 0
     total_kills = 0
     points = list(campaign(args.points, args.seed))
+    if args.ocpp == "1.6":
+        points += reservation_sample(args.reservations, args.seed, slow=True)
     points += [
         f"random:{random.Random(args.seed + i).uniform(0.5, 8):.2f}" for i in range(args.random)
     ]
@@ -410,6 +510,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=len(all_points()), help="kill points")
     parser.add_argument("--random", type=int, default=0, help="runs killed at a random time")
+    parser.add_argument(
+        "--reservations", type=int, default=6, help="reservation kill points (OCPP 1.6)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--ocpp", choices=OCPP_VERSIONS, default="1.6", help="the OCPP version of the charger"

@@ -1,7 +1,8 @@
 """SIGKILL Strom at kill points across a paid session; nothing paid is lost or paid twice.
 
 CI runs a bounded campaign with a charger speaking OCPP 1.6 (every named point once, then a
-fixed sample of the generic commit points; ``STROM_CRASH_POINTS`` sets how many), and a
+fixed sample of the generic commit points; ``STROM_CRASH_POINTS`` sets how many), a seeded
+sample of the reservation story's points (``STROM_CRASH_POINTS_RESERVATION``), and a
 seeded sample of it with a charger speaking OCPP 2.0.1 (``STROM_CRASH_POINTS_201``: the points
 where the versions differ first, see :func:`version_sample`). ``python -m tests.crash.harness
 --points N --random M [--ocpp 2.0.1]`` runs longer ones.
@@ -22,6 +23,7 @@ from tests.crash.harness import (
     all_points,
     campaign,
     refund_problems,
+    reservation_sample,
     run_point,
     session_problems,
     version_sample,
@@ -34,8 +36,11 @@ RANDOM = random.Random(2026)
 KILLS = [*campaign(COUNT, seed=2026), *(f"random:{RANDOM.uniform(0.5, 6):.2f}" for _ in range(2))]
 COUNT_201 = int(os.environ.get("STROM_CRASH_POINTS_201", "4"))
 KILLS_201 = [*version_sample(COUNT_201, seed=2026), f"random:{RANDOM.uniform(0.5, 6):.2f}"]
+COUNT_RESERVATION = int(os.environ.get("STROM_CRASH_POINTS_RESERVATION", "2"))
+KILLS_RESERVATION = reservation_sample(COUNT_RESERVATION, seed=2026)
 RUNS = [
     *(pytest.param("1.6", point, id=f"1.6-{point}") for point in KILLS),
+    *(pytest.param("1.6", point, id=f"1.6-{point}") for point in KILLS_RESERVATION),
     *(pytest.param("2.0.1", point, id=f"2.0.1-{point}") for point in KILLS_201),
 ]
 

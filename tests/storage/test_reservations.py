@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from strom_core.clock import ManualClock
@@ -105,7 +105,8 @@ def runner(db: Database, port: ReservationCommands, clock: ManualClock) -> Effec
         return None
 
     effects = ReservationEffects(SessionStore(db, clock), port, clock)
-    return EffectRunner(OutboxStore(db), {**effects.handlers(), "notify": ignore}, clock=clock)
+    others = dict.fromkeys(("notify", "remote_start", "start_timeout"), ignore)
+    return EffectRunner(OutboxStore(db), {**effects.handlers(), **others}, clock=clock)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -286,3 +287,26 @@ _TERMS = {
     "reservation_max_minutes": 45,
     "reservation_kept_percent": 50,
 }
+
+
+async def test_a_reservation_ended_early_runs_its_timer_now_as_a_stale_one(db: Database) -> None:
+    """Started (or cancelled) before its end, the expiry timer does not wait half an hour."""
+    store = await reserved(db)
+    clock = ManualClock(T0 + timedelta(minutes=5))
+    await store.apply("s1", StartRequested(), now=clock.now())
+    async with db.reader() as conn:
+        timer = (
+            await conn.execute(select(outbox).where(outbox.c.kind == "reservation_expiry"))
+        ).one()
+    assert _utc(timer.run_after) == clock.now()
+    await runner(db, FakeReservations(), clock).drain()
+    session = await store.get("s1")
+    assert session.state is State.PAID  # the stale timer changed nothing
+    assert session.consumed_msat == 0
+    async with db.reader() as conn:
+        pending = await conn.scalar(
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.kind == "reservation_expiry", outbox.c.state == "pending")
+        )
+    assert pending == 0
