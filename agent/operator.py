@@ -65,6 +65,7 @@ from strom_nostr.commands import (
     help_text,
 )
 from strom_nostr.keys import encode_npub
+from strom_services.reservations import RESERVATION_COUNTER
 from strom_storage.agents import (
     audit,
     last_audit_detail,
@@ -74,12 +75,10 @@ from strom_storage.agents import (
 )
 from strom_storage.sessions import SessionNotFound
 
-__all__ = ["RESERVATION_COUNTER", "execute"]
+__all__ = ["execute"]
 
 log = logging.getLogger(__name__)
 
-RESERVATION_COUNTER = "ocpp_reservation"
-"""The ``id_allocator`` row OCPP reservation ids come from (paid reservations' too)."""
 _OPERATOR_HOLDER = "operator:"
 
 
