@@ -605,7 +605,8 @@ class FrontDoor:
                 busy = exc.reason
             row = status.get(connector.id)
             reserve = []
-            if not busy and row is not None and row.status == "Available":
+            reservable = self.payments.offers.reservable(profile.id)
+            if not busy and reservable and row is not None and row.status == "Available":
                 reserve = [
                     {
                         "minutes": minutes,

@@ -65,6 +65,8 @@ from strom_core.config import (
     check_managed_tls,
 )
 from strom_core.errors import BackendError
+from strom_core.ports import CommandResult
+from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
     FakeBackend,
@@ -294,6 +296,13 @@ class Strom:
         sessions.on_committed(power.on_transition)
         local_lists = LocalListService(profile_cards(live), OcppLocalList(ocpp.commands))
         events.subscribe(local_lists.on_event)
+        # Offer reservations only where the charger's live OCPP version carries them.
+        payments.offers.reservable = lambda charger_id: (
+            not isinstance(
+                ocpp.commands.live_capable(charger_id, ReservationCommands, "reservations"),
+                CommandResult,
+            )
+        )
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **ReservationEffects(sessions, ocpp.reservations, clock).handlers(),

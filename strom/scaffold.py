@@ -131,6 +131,11 @@ per_minute_sat = 0
 session_fee_sat = 0
 min_prepay_sat = 1000
 max_prepay_sat = 100000
+# Reservations: 0 minutes offers none (see profiles/README.md and docs/lnurl.md).
+reservation_fee_sat = 0
+reservation_fee_per_minute_sat = 0
+reservation_max_minutes = 0
+reservation_kept_percent = 100
 
 [branding]
 picture = ""

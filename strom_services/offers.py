@@ -27,6 +27,7 @@ transaction, and decides who gets it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -175,6 +176,9 @@ class OfferView:
         self._view_at = 0.0
         self._view_generation = 0
         self._view_lock = asyncio.Lock()
+        # Whether a charger can hold reservations now (its live connection's OCPP version
+        # carries them); set by the composition root. Unknown: assumed so.
+        self.reservable: Callable[[str], bool] = lambda _charger_id: True
 
     async def check_in_database(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
@@ -229,7 +233,7 @@ class OfferView:
                 say: the driver there would be shut out).
         """
         await self.check(profile, connector_id)
-        if not tariff.offers_reservations:
+        if not tariff.offers_reservations or not self.reservable(profile.id):
             raise ConnectorUnavailable("this charger takes no reservations; nothing was charged")
         view = await self._connector_view()
         found = view.connectors.get((profile.id, connector_id))

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -90,11 +91,12 @@ RESERVATION_STORY = "reservation."  # points of this prefix run the reservation 
 # payer arrives and charges (the rest).
 CANCEL_POINTS = ("reservation.before_cancel", "reservation.after_cancel")
 EXPIRY_POINTS = ("reservation.after_expiry",)
-RESERVATION_TARIFF = """reservation_fee_sat = 100
-reservation_fee_per_minute_sat = 2
-reservation_max_minutes = 60
-reservation_kept_percent = 50
-"""
+RESERVATION_TARIFF = {  # the profile's [tariff] keys of the runs: reservations offered
+    "reservation_fee_sat": "100",
+    "reservation_fee_per_minute_sat": "2",
+    "reservation_max_minutes": "60",
+    "reservation_kept_percent": "50",
+}
 GRACE_S = 3  # sessions.orphan_grace_s for the runs
 
 
@@ -277,7 +279,9 @@ def configure(folder: Path) -> tuple[StromConfig, dict[str, str], int, str]:
     password = write_site(folder, [CHARGER])[CHARGER]
     profile = folder / "profiles" / f"{CHARGER}.toml"
     text = profile.read_text()
-    profile.write_text(text.replace("[tariff]\n", "[tariff]\n" + RESERVATION_TARIFF, 1))
+    for key, value in RESERVATION_TARIFF.items():
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.MULTILINE)
+    profile.write_text(text)
     env = strom_environment(STROM_SESSIONS__ORPHAN_GRACE_S=str(GRACE_S))
     config = load_config(folder / "strom.toml", environ=env)
     return config, env, config.ocpp.port, password

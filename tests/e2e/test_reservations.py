@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +24,7 @@ from sqlalchemy import func, select
 from strom_core.tariff import Tariff
 from strom_storage.outbox import run_session_now
 from strom_storage.schema import ledger_entries, refunds, sessions
-from tests.e2e.conftest import CHARGER, Stack
+from tests.e2e.conftest import CHARGER, Stack, running_stack
 from tests.e2e.test_pay_charge_refund import claim_refund
 
 pytestmark = pytest.mark.parametrize("ocpp_version", ["1.6"])
@@ -286,3 +287,19 @@ async def test_the_session_page_post_needs_the_secret(stack: Stack) -> None:
     missing = await stack.http.post(f"{stack.base}{urlsplit(page_url).path}/start")
     assert missing.status_code == 404
     assert isinstance(missing, httpx.Response)
+
+
+async def test_a_charger_whose_ocpp_version_carries_no_reservations_is_not_offered_them(
+    tmp_path: Path, ocpp_version: str
+) -> None:
+    """OCPP 2.0.1 (for now): no reserve buttons, and a reserve payRequest is refused."""
+    del ocpp_version  # this story is about a 2.0.1 charger
+    async with running_stack(tmp_path, simulator={"plugged": ()}, ocpp_version="2.0.1") as stack:
+        await offer_reservations(stack)
+        await wait_status(stack, "Available")
+        refused = await stack.get(stack.pay_url, reserve="30")
+        assert refused["status"] == "ERROR"
+        assert "takes no reservations" in refused["reason"]
+        page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
+        assert 'data-testid="reserve"' not in page.text
+        assert "callback" in await stack.get(stack.pay_url)  # ordinary payments as ever
