@@ -2,9 +2,10 @@
 
 :class:`OcppReservations` is the :class:`strom_core.ports.reservations.ReservationCommands` of
 the server. A charger's reservation commands go to the command set of its live connection when
-that set carries them (OCPP 1.6: :mod:`ocpp_server.v16.reservations`); a version whose set does
-not (OCPP 2.0.1 for now) answers ``NOT_SUPPORTED`` and nothing is sent, and a charger without
-a live connection ``OFFLINE`` (:meth:`ocpp_server.commands.OcppCommands.live_capable`).
+that set carries them (OCPP 1.6: :mod:`ocpp_server.v16.reservations`, OCPP 2.0.1:
+:mod:`ocpp_server.v201.reservations`); a version whose set does not answers ``NOT_SUPPORTED``
+and nothing is sent, and a charger without a live connection ``OFFLINE``
+(:meth:`ocpp_server.commands.OcppCommands.live_capable`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ transaction messages, the meter) is the version-neutral
   a CostUpdated, or the ``totalCost`` of its answer to an Ended, noted in
   :attr:`SimulatedChargePoint201.ended_costs`).
 
-How it answers the central system's CALLs is in :mod:`ocpp_server.v201.sim_answers`.
+How it answers the central system's CALLs is in :mod:`ocpp_server.v201.sim_answers`; its
+reservations (ReserveNow, CancelReservation) are in :mod:`ocpp_server.v201.sim_reservations`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ocpp_server.sim_model import SimulatorOptions
 from ocpp_server.v201 import SUBPROTOCOL, schemas
 from ocpp_server.v201.sim_answers import SimulatorAnswers
 from ocpp_server.v201.sim_model import DeviceModel, EvseState
+from ocpp_server.v201.sim_reservations import SimulatedReservations201
 from strom_core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SimulatedChargePoint201"]
@@ -98,7 +100,11 @@ class SimulatedChargePoint201(SimulatorBase[EvseState]):
         self.boot_reason = "PowerUp"
         self.reset_when_idle = False
         super().__init__(options, schemas=schemas, clock=clock, observe=observe)
-        self._answers = SimulatorAnswers(self).table()
+        answers = SimulatorAnswers(self)
+        self.reservations = SimulatedReservations201(
+            self, clock.now, answers.on_request_start_transaction
+        )
+        self._answers = answers.table() | self.reservations.table()
 
     # --- observation -----------------------------------------------------------------------
 
@@ -301,10 +307,14 @@ class SimulatedChargePoint201(SimulatorBase[EvseState]):
         Returns:
             the central system's answer (``idTokenInfo`` says whether it authorizes).
 
+        The reserved idToken of a reserved EVSE uses the reservation up (``reservationId``).
+
         Raises:
+            ConnectorReserved: the EVSE is reserved for another idToken (nothing is sent).
             CallFailed: it could not be delivered now (``Disconnected``: it is queued and the
                 transaction goes on offline).
         """
+        reservation_id = self.reservations.claim(evse_id, id_token)
         self._advance()
         evse = self.connectors[evse_id]
         evse.transaction_id = str(uuid.uuid4())
@@ -316,6 +326,8 @@ class SimulatedChargePoint201(SimulatorBase[EvseState]):
         info = {} if remote_start_id is None else {"remoteStartId": remote_start_id}
         payload = self._event(evse, "Started", trigger, "Transaction.Begin", **info)
         payload["idToken"] = {"idToken": id_token, "type": token_type}
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
         return await self._deliver("TransactionEvent", payload, evse_id)
 
     async def start_transaction(self, connector_id: int, id_tag: str) -> dict[str, Any]:

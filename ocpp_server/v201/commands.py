@@ -18,7 +18,9 @@ port                        OCPP 2.0.1
 =========================== ================================================================
 
 Beyond the port (through :meth:`ocpp_server.commands.OcppCommands.command_set`): GetVariables
-and SetVariables with component/variable addressing and typed results, and GetBaseReport.
+and SetVariables with component/variable addressing and typed results, and GetBaseReport. The
+reservation commands (:mod:`ocpp_server.v201.reservations`) are used through
+:class:`ocpp_server.reservations.OcppReservations`.
 Answers map onto :class:`~strom_core.ports.CommandResult` as in every version
 (:func:`ocpp_server.commands.command_result`).
 """
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp_server._connection import ConnectionLookup, OutcomeKind
 from ocpp_server.commands import VersionCommands, command_result
 from ocpp_server.v201.messages import remote_start_id
+from ocpp_server.v201.reservations import Reservations201
 from strom_core.ports import ChargerCommands, CommandResult, CommandStatus
 from strom_core.ports.device_model import (
     BASE_REPORTS,
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 
-class Ocpp201Commands(VersionCommands):
+class Ocpp201Commands(Reservations201, VersionCommands):
     """Commands to chargers connected with OCPP 2.0.1, by charger id.
 
     Args:
@@ -171,5 +174,8 @@ class Ocpp201Commands(VersionCommands):
 
 
 if TYPE_CHECKING:
+    from strom_core.ports.reservations import ReservationCommands
+
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = Ocpp201Commands
     _IS_DEVICE_MODEL: type[DeviceModelCommands] = Ocpp201Commands
+    _IS_RESERVATION_COMMANDS: type[ReservationCommands] = Ocpp201Commands

@@ -108,6 +108,7 @@ _NOTIFICATIONS: Final = {
     "LogStatusNotification": "status",
     "PublishFirmwareStatusNotification": "status",
     "NotifyEvent": "generatedAt",
+    "ReservationStatusUpdate": "reservationUpdateStatus",
 }
 
 _OCCUPIED_BY_CHARGING_STATE: Final = {
@@ -135,6 +136,7 @@ class _Transaction:
     inherited: bool = False  # first seen after its Started: it began before this process
     boot: int = 0  # the station's BootNotifications this process saw before it was first seen
     cost_answered: bool = False  # its Ended's answer carried the final cost (``totalCost``)
+    reservation_id: int | None = None  # the reservation it ends, if an event named one
 
     @property
     def billed(self) -> bool:
@@ -438,6 +440,8 @@ class ChargerHandlers(BaseHandlers):
             station.on_evse[tx.evse_id] = reference
         if event.charging_state is not None:
             tx.charging_state = event.charging_state
+        if event.reservation_id is not None:
+            tx.reservation_id = event.reservation_id
         if tx.id_tag is None:
             tx.id_tag = event.id_tag or (
                 station.remote_starts.get(event.remote_start_id)
@@ -488,7 +492,13 @@ class ChargerHandlers(BaseHandlers):
         if accepted and not decision.replayed:
             await self._events.publish(
                 TransactionStarted(
-                    conn.charger_id, connector, reference, tx.id_tag, meter_start, tx.started_at
+                    conn.charger_id,
+                    connector,
+                    reference,
+                    tx.id_tag,
+                    meter_start,
+                    tx.started_at,
+                    tx.reservation_id,
                 )
             )
         log.info(

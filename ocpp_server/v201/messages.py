@@ -136,6 +136,7 @@ class TransactionEvent:
         charging_state: the transaction's chargingState, when given.
         stopped_reason: why it ended (``Local`` when an Ended event does not say).
         meter_values: the ``meterValue`` objects.
+        reservation_id: the reservation the transaction ends, if the event names one.
     """
 
     event_type: str
@@ -151,6 +152,7 @@ class TransactionEvent:
     charging_state: str | None
     stopped_reason: str
     meter_values: tuple[Mapping[str, Any], ...]
+    reservation_id: int | None = None
 
 
 def transaction_event(payload: Mapping[str, Any]) -> TransactionEvent:
@@ -189,4 +191,5 @@ def transaction_event(payload: Mapping[str, Any]) -> TransactionEvent:
         charging_state=optional_string(info, "chargingState"),
         stopped_reason=optional_string(info, "stoppedReason") or "Local",
         meter_values=tuple(values),
+        reservation_id=_optional_int(payload, "reservationId"),
     )

@@ -9,15 +9,20 @@ maps onto a typed result).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ocpp_server import SimulatedChargePoint201, SimulatorOptions, simulated_charge_point
 from ocpp_server.v16.sim_reservations import ConnectorReserved
 from strom_core.ports import CommandStatus, ConnectorStatusChanged, TransactionStarted
 from strom_core.ports.reservations import ReservationCommands
 from tests.ocpp.conftest import PASSWORD, Harness, boot, running
-from tests.ocpp.drivers import ChargePointDriver, PythonDriver
+from tests.ocpp.drivers import ChargePointDriver, OcppRpcDriver, PythonDriver, install_ocpp_rpc
+from tests.waits import until
 
 
 def soon(minutes: float = 30) -> datetime:
@@ -342,25 +347,222 @@ async def test_a_call_error_or_silence_from_the_charger_is_typed(
     assert driver.validation_failures == []
 
 
-async def test_a_201_charger_is_answered_not_supported_and_sent_nothing(harness: Harness) -> None:
-    driver = PythonDriver("ocpp2.0.1")
-    await driver.connect(harness.url, "cp-1", PASSWORD)
+@pytest.fixture(params=["python", pytest.param("ocpp-rpc", marks=pytest.mark.peer)])
+async def station(request: pytest.FixtureRequest) -> AsyncIterator[ChargePointDriver]:
+    """A 2.0.1 charging station of one kind (ocpp-rpc checks the 2.0.1 schemas strictly)."""
+    if request.param == "python":
+        made: ChargePointDriver = PythonDriver("ocpp2.0.1")
+        yield made
+        await made.close()
+        return
+    rpc = OcppRpcDriver(install_ocpp_rpc(), "ocpp2.0.1")
+    await rpc.start()
+    yield rpc
+    with contextlib.suppress(Exception):
+        await rpc.close()
+    await rpc.stop()
+
+
+async def boot_201(station: ChargePointDriver, harness: Harness) -> None:
+    await station.connect(harness.url, "cp-1", PASSWORD, protocols=("ocpp2.0.1",))
+    answer = await station.call(
+        "BootNotification",
+        {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}},
+    )
+    assert answer["status"] == "Accepted"
+    await station.server_call("GetBaseReport")  # the end of the post-boot configuration
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("Accepted", CommandStatus.ACCEPTED),
+        ("Occupied", CommandStatus.REJECTED),
+        ("Faulted", CommandStatus.REJECTED),
+        ("Unavailable", CommandStatus.REJECTED),
+        ("Rejected", CommandStatus.REJECTED),
+    ],
+)
+async def test_a_201_station_gets_reservations_that_fit_the_201_schemas(
+    harness: Harness, station: ChargePointDriver, answer: str, status: CommandStatus
+) -> None:
+    await boot_201(station, harness)
+    reservations = harness.server.reservations
+    at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    tag = harness.core.issue_id_tag("cp-1")
+
+    await station.answer("ReserveNow", {"status": answer})
+    reserved = await reservations.reserve_now(
+        "cp-1", 2, reservation_id=2_000_000_000, expires_at=at, id_tag=tag
+    )
+    assert await station.server_call("ReserveNow") == {
+        "id": 2_000_000_000,
+        "expiryDateTime": "2030-01-02T03:04:05.000Z",
+        "idToken": {"idToken": tag, "type": "Central"},
+        "evseId": 2,
+    }
+    assert (reserved.status, reserved.detail) == (status, "" if answer == "Accepted" else answer)
+
+    cancel_answer = "Accepted" if status is CommandStatus.ACCEPTED else "Rejected"
+    await station.answer("CancelReservation", {"status": cancel_answer})
+    cancelled = await reservations.cancel_reservation("cp-1", 2_000_000_000)
+    assert await station.server_call("CancelReservation") == {"reservationId": 2_000_000_000}
+    assert cancelled.status is status
+
+    # The station says a reservation ended by itself; Strom keeps the last such update.
+    update = {"reservationId": 2_000_000_000, "reservationUpdateStatus": "Expired"}
+    assert await station.call("ReservationStatusUpdate", update) == {}
+    info = harness.server.charger_info("cp-1")
+    assert info is not None
+    assert info.notifications["ReservationStatusUpdate"] == "Expired"
+
+    # The reserved idToken's transaction names the reservation: passed on with its start.
+    started = {
+        "eventType": "Started",
+        "timestamp": "2030-01-02T03:05:00.000Z",
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "tx-r1"},
+        "evse": {"id": 2, "connectorId": 1},
+        "idToken": {"idToken": tag, "type": "Central"},
+        "reservationId": 2_000_000_000,
+        "meterValue": [
+            {
+                "timestamp": "2030-01-02T03:05:00.000Z",
+                "sampledValue": [{"value": 0, "context": "Transaction.Begin"}],
+            }
+        ],
+    }
+    await station.call("TransactionEvent", started)
+    event = await harness.sink.wait_for(TransactionStarted)
+    assert (event.transaction, event.connector_id, event.reservation_id) == (
+        "tx-r1",
+        2,
+        2_000_000_000,
+    )
+    assert station.validation_failures == []
+
+
+async def test_a_request_201_cannot_carry_is_refused_before_sending(harness: Harness) -> None:
+    station = PythonDriver("ocpp2.0.1")
     try:
-        answer = await driver.call(
-            "BootNotification",
-            {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}},
-        )
-        assert answer["status"] == "Accepted"
+        await boot_201(station, harness)
         reservations = harness.server.reservations
-        reserved = await reservations.reserve_now(
-            "cp-1", 1, reservation_id=1, expires_at=soon(), id_tag="T"
+        for connector_id, tag in ((0, "T"), (1, "X" * 37)):
+            refused = await reservations.reserve_now(
+                "cp-1", connector_id, reservation_id=1, expires_at=soon(), id_tag=tag
+            )
+            assert refused.status is CommandStatus.REJECTED
+        assert (await reservations.cancel_reservation("cp-1", -1)).status is (
+            CommandStatus.REJECTED
         )
-        cancelled = await reservations.cancel_reservation("cp-1", 1)
-        assert reserved.status is cancelled.status is CommandStatus.NOT_SUPPORTED
-        assert "ReserveNow" not in [frame[2] for frame in driver_calls(driver)]
+        await station.answer("ReserveNow", {"status": "Accepted"})
+        longest = await reservations.reserve_now(
+            "cp-1", 1, reservation_id=1, expires_at=soon(), id_tag="X" * 36
+        )
+        assert longest.accepted
+        assert (await station.server_call("ReserveNow"))["id"] == 1
+        assert station.validation_failures == []
     finally:
-        await driver.close()
+        await station.close()
 
 
-def driver_calls(driver: PythonDriver) -> list[list[object]]:
-    return [frame for frame in driver._inbox.frames if frame[0] == 2]
+@contextlib.asynccontextmanager
+async def running_201(harness: Harness) -> AsyncIterator[SimulatedChargePoint201]:
+    """Strom's simulated 2.0.1 station against the harness, booted and configured."""
+    sim = simulated_charge_point(
+        SimulatorOptions(
+            url=harness.url,
+            charger_id="cp-1",
+            ocpp_version="2.0.1",
+            password=PASSWORD,
+            connectors=2,
+            reconnect_delay_s=0.05,
+        )
+    )
+    assert isinstance(sim, SimulatedChargePoint201)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(sim.run())
+        try:
+            await sim.wait_until(
+                lambda: any(c.action == "GetBaseReport" for c in sim.received_calls)
+            )
+            yield sim
+        finally:
+            sim.stop()
+            task.cancel()
+    assert sim.validation_failures == []
+
+
+async def test_the_simulated_201_station_honours_a_reservation(harness: Harness) -> None:
+    reservations = harness.server.reservations
+    async with running_201(harness) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        reserved = await reservations.reserve_now(
+            "cp-1", 1, reservation_id=21, expires_at=soon(), id_tag=tag
+        )
+        assert reserved.accepted
+        await harness.sink.wait_for(
+            ConnectorStatusChanged, lambda e: e.connector_id == 1 and e.status == "Reserved"
+        )
+        # Another EVSE's reservation, or this one's for another idToken, is refused.
+        occupied = await reservations.reserve_now(
+            "cp-1", 1, reservation_id=22, expires_at=soon(), id_tag="OTHER"
+        )
+        assert (occupied.status, occupied.detail) == (CommandStatus.REJECTED, "Occupied")
+        stranger = harness.core.issue_id_tag("cp-1")
+        refused = await harness.server.commands.remote_start("cp-1", 1, stranger)
+        assert (refused.status, refused.detail) == (CommandStatus.REJECTED, "Rejected")
+        with pytest.raises(ConnectorReserved):
+            await sim.start_transaction(1, stranger)
+        # The reserved idToken starts; its Started event names the reservation.
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).accepted
+        await sim.plug(1)
+        started = await harness.sink.wait_for(TransactionStarted)
+        assert (started.connector_id, started.reservation_id) == (1, 21)
+        assert sim.reservations.held == []
+
+
+async def test_a_201_reservation_expires_with_a_status_update_or_is_cancelled(
+    harness: Harness,
+) -> None:
+    reservations = harness.server.reservations
+    async with running_201(harness) as sim:
+        expiry = datetime.now(UTC) + timedelta(seconds=0.3)
+        assert (
+            await reservations.reserve_now(
+                "cp-1", 2, reservation_id=31, expires_at=expiry, id_tag="T-1"
+            )
+        ).accepted
+        await harness.sink.wait_for(
+            ConnectorStatusChanged, lambda e: e.connector_id == 2 and e.status == "Reserved"
+        )
+        seen = len(harness.sink.events)
+        await harness.sink.wait_for(
+            ConnectorStatusChanged,
+            lambda e: e.connector_id == 2 and e.status == "Available",
+            after=seen,
+        )
+
+        def expired() -> bool:
+            info = harness.server.charger_info("cp-1")
+            return (
+                info is not None and info.notifications.get("ReservationStatusUpdate") == "Expired"
+            )
+
+        await until(expired, "ReservationStatusUpdate Expired")
+
+        assert (
+            await reservations.reserve_now(
+                "cp-1", 2, reservation_id=32, expires_at=soon(), id_tag="T-2"
+            )
+        ).accepted
+        await sim.wait_until(lambda: sim.connectors[2].status == "Reserved")
+        assert (await reservations.cancel_reservation("cp-1", 32)).accepted
+        await sim.wait_until(lambda: sim.connectors[2].status == "Available")
+        gone = await reservations.cancel_reservation("cp-1", 32)
+        assert (gone.status, gone.detail) == (CommandStatus.REJECTED, "Rejected")
+        no_evse = await reservations.reserve_now(
+            "cp-1", 9, reservation_id=33, expires_at=soon(), id_tag="T-3"
+        )
+        assert (no_evse.status, no_evse.detail) == (CommandStatus.REJECTED, "Rejected")
