@@ -124,7 +124,16 @@ async def _status(agent: ChargerControl, command: Command) -> _Outcome:
     services = agent.services
     price = services.tariffs.in_force(agent.profile).energy_msat_per_kwh
     connectors = agent.connectors
-    rows = [(c.id, *connectors.get(c.id, ("Unknown", True))) for c in agent.profile.connectors]
+    held = agent.reservations
+    rows = []
+    for connector in agent.profile.connectors:
+        status, enabled = connectors.get(connector.id, ("Unknown", True))
+        if connector.id in held:
+            holder, until = held[connector.id]
+            operator = _operator_reservation(holder) is not None
+            whose = "the operator" if operator else f"session {holder}"
+            status = f"{status}, reserved for {whose} until {clock_time(until)}"
+        rows.append((connector.id, status, enabled))
     sessions = await open_sessions(services.db, agent.charger_id)
     text = charger_text(agent.profile.name, agent.link, rows, price, len(sessions))
     return "status", agent.charger_id, text, {}

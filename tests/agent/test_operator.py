@@ -206,6 +206,8 @@ async def test_admin_reserves_a_connector_for_a_card_and_cancels_it(world: World
     )
     await world.next_status()
     assert (await _reserved(world))[1] == (ConnectorStatus.RESERVED, int(until.timestamp()))
+    answer = await _ask(world, world.admin, "status")
+    assert f"connector 1: Available, reserved for the operator until {until:%H:%M} UTC" in answer
     # A second reservation takes the next id: ids are never reused.
     answer = await _ask(world, world.admin, "reserve 2 15")
     second = reservations.calls[1]
@@ -226,6 +228,7 @@ async def test_admin_reserves_a_connector_for_a_card_and_cancels_it(world: World
     entries = await _audit(world)
     assert [(e.action, e.target) for e in entries] == [
         ("reserve", f"{CHARGER_ID}/1"),
+        ("status", CHARGER_ID),
         ("reserve", f"{CHARGER_ID}/2"),
         ("reserve_cancel", f"{CHARGER_ID}/1"),
     ]
