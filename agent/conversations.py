@@ -343,10 +343,10 @@ async def _start_or_cancel(
             "Reply stop to stop, status for progress."
         )
     rule = kept_rule(session.tariff, session.reservation_fee_msat)
-    return (
-        f"Reservation of connector {session.connector_id} cancelled ({rule}); "
-        f"{format_sat(done.refundable_msat)} is refundable: send refund for your link."
-    )
+    rest = "nothing is left to refund."
+    if done.refundable_msat:
+        rest = f"{format_sat(done.refundable_msat)} is refundable: send refund for your link."
+    return f"Reservation of connector {session.connector_id} cancelled ({rule}); {rest}"
 
 
 async def _stop(agent: ChargerContext, sender: str, session: Session | None) -> str:
