@@ -1,11 +1,11 @@
 """Paid reservations end to end: a driver on the way reserves a connector with an LNURL-pay.
 
-Over real HTTP and a real OCPP 1.6 websocket to the simulated charger (see conftest), which
-honours ReserveNow and CancelReservation. The reservation's fee counts toward the session when
-the payer starts in time; when the time runs out the tariff's share of the fee is kept, the
-charger is told to cancel, the connector is free again and the rest is refunded, once. While
-reserved, everyone else's payment is refused with the reservation's end time. The charger's
-own refusal (Occupied) costs the payer nothing.
+Over real HTTP and a real OCPP websocket to the simulated charger (see conftest), speaking 1.6
+and 2.0.1, which honours ReserveNow and CancelReservation. The reservation's fee counts toward
+the session when the payer starts in time; when the time runs out the tariff's share of the fee
+is kept, the charger is told to cancel, the connector is free again and the rest is refunded,
+once. While reserved, everyone else's payment is refused with the reservation's end time. The
+charger's own refusal (Occupied) costs the payer nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,10 +23,10 @@ from sqlalchemy import func, select
 from strom_core.tariff import Tariff
 from strom_storage.outbox import run_session_now
 from strom_storage.schema import ledger_entries, refunds, sessions
-from tests.e2e.conftest import CHARGER, Stack, running_stack
+from tests.e2e.conftest import BOTH_VERSIONS, CHARGER, Stack
 from tests.e2e.test_pay_charge_refund import claim_refund
 
-pytestmark = pytest.mark.parametrize("ocpp_version", ["1.6"])
+pytestmark = BOTH_VERSIONS
 
 FEE_30 = 100_000 + 30 * 2_000  # 160 sat: 100 sat + 2 sat a minute
 KEPT_30 = FEE_30 // 2  # 50 % of it
@@ -183,6 +182,9 @@ async def test_paid_reservation_arrival_start_fee_counted_and_the_rest_refunded_
         stack.charger.connectors[1].id_tag
         == (await stack.strom.sessions.get(charging["id"])).id_tag
     )
+    busy = await stack.get(stack.pay_url, reserve="15")  # no reservation on a busy connector
+    assert busy["status"] == "ERROR"
+    assert "in use" in busy["reason"]
     while charging["energy_wh"] < 300:
         await asyncio.sleep(0.05)
         charging = await stack.get(status_url)
@@ -290,16 +292,15 @@ async def test_the_session_page_post_needs_the_secret(stack: Stack) -> None:
 
 
 async def test_a_charger_whose_ocpp_version_carries_no_reservations_is_not_offered_them(
-    tmp_path: Path, ocpp_version: str
+    stack: Stack,
 ) -> None:
-    """OCPP 2.0.1 (for now): no reserve buttons, and a reserve payRequest is refused."""
-    del ocpp_version  # this story is about a 2.0.1 charger
-    async with running_stack(tmp_path, simulator={"plugged": ()}, ocpp_version="2.0.1") as stack:
-        await offer_reservations(stack)
-        await wait_status(stack, "Available")
-        refused = await stack.get(stack.pay_url, reserve="30")
-        assert refused["status"] == "ERROR"
-        assert "takes no reservations" in refused["reason"]
-        page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
-        assert 'data-testid="reserve"' not in page.text
-        assert "callback" in await stack.get(stack.pay_url)  # ordinary payments as ever
+    """No reserve buttons, and a reserve payRequest is refused; ordinary payments as ever."""
+    await offer_reservations(stack)
+    await free_connector(stack)
+    stack.strom.payments.offers.reservable = lambda charger_id: charger_id != CHARGER
+    refused = await stack.get(stack.pay_url, reserve="30")
+    assert refused["status"] == "ERROR"
+    assert "takes no reservations" in refused["reason"]
+    page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
+    assert 'data-testid="reserve"' not in page.text
+    assert "callback" in await stack.get(stack.pay_url)
