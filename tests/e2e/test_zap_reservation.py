@@ -1,7 +1,8 @@
 """A reservation paid by zap, end to end on the running stack, and driven by DM.
 
-Strom serves over real HTTP with its embedded relay; the simulated charger speaks OCPP 1.6 over a
-real websocket and honours ReserveNow and CancelReservation. The driver and a stranger are
+Strom serves over real HTTP with its embedded relay; the simulated charger speaks OCPP 1.6 or
+2.0.1 (each story runs for both) over a real websocket and honours ReserveNow and
+CancelReservation. The driver and a stranger are
 nostr clients of their own on the embedded relay. The driver zaps the charger with a
 ``["reserve", "30"]`` tag: the connector is reserved at the charger, the status event shows it
 ``reserved`` with its end, the payer is told until when by DM, a stranger's ``start`` does
@@ -31,10 +32,10 @@ from strom_nostr.event import sign_event
 from strom_storage.outbox import run_session_now
 from strom_storage.schema import sessions
 from tests.agent.conftest import Person
-from tests.e2e.conftest import CHARGER, Stack
+from tests.e2e.conftest import BOTH_VERSIONS, CHARGER, Stack
 from tests.e2e.test_reservations import free_connector, offer_reservations, wait_status
 
-pytestmark = pytest.mark.parametrize("ocpp_version", ["1.6"])
+pytestmark = BOTH_VERSIONS
 
 PAID = 2_000_000
 KEPT_30 = (100_000 + 30 * 2_000) // 2  # half of the 160 sat fee (test_reservations' tariff)
