@@ -16,6 +16,14 @@ states, so a map does not show it going offline at every restart of Strom, while
 it (:mod:`strom_services.payments`). If it is not back when the grace ends, the status shows
 it offline.
 
+Reservations: the agent keeps the reservations Strom holds on its connectors (connector ->
+holder and end time): a session's, told by the session store after each commit
+(:meth:`agent.runtime.AgentRuntime.on_session_committed`), and an operator's ``reserve`` DM's.
+They make the connector ``reserved`` with its end time in the status
+(:func:`agent.presence.charger_status`), so the status is published again when a reservation
+starts and when it ends; at its end time a reservation is dropped even if no one said so (the
+charger's own ``Available`` is published then).
+
 Status publication is coalesced: a change marks the status *dirty*, and it is published when
 the queue is empty, so a burst of StatusNotifications gives one event. Its ``created_at``
 strictly increases, so relays always keep the newest. It is refreshed at half its lifetime.
@@ -39,6 +47,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from math import inf
 from typing import Any
 
 from agent import conversations, notifications, zaps
@@ -53,6 +62,7 @@ from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, Connect
 from strom_nostr.discovery import (
     STATUS_KIND,
     ChargerStatus,
+    ConnectorStatus,
     dm_relay_list_template,
     profile_template,
     relay_list_template,
@@ -98,13 +108,22 @@ class _Republish:
 
 
 @dataclass(frozen=True, slots=True)
+class _Reservation:
+    """A reservation Strom holds on a connector began (``until``) or ended (None)."""
+
+    connector_id: int
+    holder: str
+    until: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class _NewProfile:
     """The operator changed the charger's profile: use it and publish it."""
 
     profile: ProfileConfig
 
 
-_Input = Inbound | AgentUpdate | _Job | _Republish | _NewProfile
+_Input = Inbound | AgentUpdate | _Job | _Republish | _NewProfile | _Reservation
 
 
 class Agent:
@@ -137,6 +156,7 @@ class Agent:
         "_online",
         "_preloaded",
         "_reconnect_until",
+        "_reserved",
         "key",
         "last_status",
         "maps_decided",
@@ -163,6 +183,7 @@ class Agent:
         self._reconnect_until: float | None = None  # the end of a reconnect grace (clock)
         self._connectors: dict[int, tuple[str, bool]] = {}
         self._charger_status = ""
+        self._reserved: dict[int, tuple[str, int]] = {}  # connector -> (holder, until)
         self._active: set[str] = set()
         self._dirty = True
         self._last_status_at = 0
@@ -204,6 +225,23 @@ class Agent:
         Queued like any input (never blocks); a burst of reconnects gives one status event.
         """
         self._inbox.put_nowait(_Republish(relay_url))
+
+    def note_reservation(self, connector_id: int, holder: str, until: int | None) -> None:
+        """Note a reservation Strom holds on a connector: until ``until``, or ended (None).
+
+        ``holder`` is the session id (or the operator's tag); an end is noted only for the
+        holder. Queued (never blocks); the status is published again when it changes.
+        """
+        self._inbox.put_nowait(_Reservation(connector_id, holder, until))
+
+    @property
+    def reservations(self) -> dict[int, tuple[str, int]]:
+        """Connector id -> (holder, end in unix seconds) of the reservations Strom holds."""
+        return dict(self._reserved)
+
+    def holds_reservation(self, holder: str) -> bool:
+        """Whether a reservation of ``holder`` is noted on one of the connectors."""
+        return any(held == holder for held, _ in self._reserved.values())
 
     def change_profile(self, profile: ProfileConfig) -> None:
         """Use a changed profile from the next input on, and publish status and profile again.
@@ -262,6 +300,10 @@ class Agent:
             if until > services.clock.unix():
                 self._reconnect_until = until
         self._connectors = dict(snapshot.connectors or {})
+        self._reserved = {
+            connector_id: (holder, until)
+            for connector_id, (holder, until) in (snapshot.reservations or {}).items()
+        }
         self._active = set(active)
         self._dirty = True
         self._next_metadata_at = services.clock.unix() + services.settings.metadata_delay_s
@@ -272,12 +314,14 @@ class Agent:
 
     def _next_deadline(self) -> float:
         grace = float("inf") if self._reconnect_until is None else self._reconnect_until
+        reservation_end = min((until for _, until in self._reserved.values()), default=inf)
         return min(
             self._next_status_at,
             self._next_metadata_at,
             self._next_progress_at,
             self._next_maps_at,
             grace,
+            reservation_end,
         )
 
     async def _next_item(self) -> _Input | None:
@@ -304,6 +348,8 @@ class Agent:
             self._on_republish()
         elif isinstance(item, Inbound):
             await self._on_inbound(item)
+        elif isinstance(item, _Reservation):
+            self._on_reservation(item)
         else:
             self._on_update(item)
 
@@ -354,6 +400,21 @@ class Agent:
         if self._published_states() != before:
             self._dirty = True
 
+    def _on_reservation(self, item: _Reservation) -> None:
+        before = self._published_states()
+        held = self._reserved.get(item.connector_id)
+        if item.until is not None:
+            self._reserved[item.connector_id] = (item.holder, item.until)
+        elif held is not None and held[0] == item.holder:
+            del self._reserved[item.connector_id]
+        if self._published_states() != before:
+            self._dirty = True
+
+    def _reservation_ends(self) -> dict[int, int]:
+        """Connector id -> end of the reservation Strom holds on it (those not yet over)."""
+        now = self.services.clock.unix()
+        return {c: until for c, (_, until) in self._reserved.items() if until > now}
+
     def _on_republish(self) -> None:
         self._dirty = True
         settings = self.services.settings
@@ -365,13 +426,21 @@ class Agent:
         """Connected, or still within its reconnect grace: connectors keep their last state."""
         return self._online or self._reconnect_until is not None
 
-    def _published_states(self) -> tuple[str, ...]:
-        return tuple(
-            connector_state(self._shown_online(), status, enabled, self._charger_status).value
-            for status, enabled in (
-                self._connectors.get(c.id, ("Unknown", True)) for c in self.profile.connectors
+    def _published_states(self) -> tuple[tuple[str, int | None], ...]:
+        ends = self._reservation_ends()
+        states = []
+        for connector in self.profile.connectors:
+            status, enabled = self._connectors.get(connector.id, ("Unknown", True))
+            until = ends.get(connector.id)
+            state = connector_state(
+                self._shown_online(),
+                status,
+                enabled,
+                self._charger_status,
+                reserved=until is not None,
             )
-        )
+            states.append((state.value, until if state is ConnectorStatus.RESERVED else None))
+        return tuple(states)
 
     # --- state the handlers change ----------------------------------------------------------
 
@@ -451,6 +520,7 @@ class Agent:
             connectors=self._connectors,
             charger_status_text=self._charger_status,
             tariff=services.tariffs.in_force(self.profile),
+            reserved_until=self._reservation_ends(),
         )
 
     def _sign_status(self) -> Event:
@@ -564,6 +634,11 @@ class Agent:
 
     async def _run_timers(self) -> None:
         now = self.services.clock.unix()
+        over = [c for c, (_, until) in self._reserved.items() if until <= now]
+        if over:
+            for connector_id in over:  # its end passed: whatever ended it, it is over
+                del self._reserved[connector_id]
+            self._dirty = True
         if self._reconnect_until is not None and now >= self._reconnect_until:
             before = self._published_states()
             self._reconnect_until = None  # not back in time: shown offline from now on

@@ -87,3 +87,12 @@ class ChargerControl(ChargerContext, Protocol):
     def mark_dirty(self) -> None:
         """Re-publish the status soon (after a price change)."""
         ...
+
+    @property
+    def reservations(self) -> dict[int, tuple[str, int]]:
+        """Connector id -> (holder, end in unix seconds) of the reservations Strom holds."""
+        ...
+
+    def note_reservation(self, connector_id: int, holder: str, until: int | None) -> None:
+        """Note a reservation Strom holds on a connector (until ``until``), or its end (None)."""
+        ...

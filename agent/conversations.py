@@ -18,22 +18,52 @@ the relays of their zap request).
 Drivers' commands (``stop``, ``status``, ``refund``) apply to the newest session that pubkey
 started on this charger, and to nothing else: anyone else asking gets a polite refusal and
 nothing changes. Operators' commands are in :mod:`agent.operator`.
+
+Reservations by DM: ``reserve <minutes> [connector]`` is answered with a BOLT11 invoice for the
+least a reservation takes (the fee, or the tariff's minimum if higher) on the named connector or
+the first one that can be reserved; the session is opened like a zap's (initiator ``dm``, the
+sender's pubkey), so its payer gets the same session DMs ("reserved until HH:MM UTC", ...), and
+the invoice commits to the terms the DM states (their SHA-256 is its description hash). A
+charger without reservations, minutes beyond its maximum or no connector to reserve get a
+refusal and nothing is stored. ``start`` and ``cancel`` act on the sender's newest session
+when it is reserved, through the same service as the session page's buttons
+(:class:`strom_services.reservations.PayerReservations`): the payer of a zap is the zap
+request's author, of a DM invoice the DM's; anyone else finds no reservation of theirs and
+nothing changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 
 from agent import operator
 from agent.context import ChargerContext, ChargerControl
-from agent.messages import session_links, status_text
+from agent.messages import (
+    clock_time,
+    kept_rule,
+    reservation_offer,
+    session_links,
+    status_text,
+)
 from agent.relays import PublishResult
 from agent.store import Outgoing
-from strom_core.errors import IllegalTransition, RelayError
+from strom_core.errors import BackendError, IllegalTransition, RelayError
 from strom_core.session import Session, State
 from strom_core.session_events import StopReason, StopRequested
-from strom_nostr.commands import Help, Refund, Status, Stop, help_text, parse_command
+from strom_core.units import format_sat
+from strom_nostr.commands import (
+    Cancel,
+    Help,
+    Refund,
+    RequestReservation,
+    Start,
+    Status,
+    Stop,
+    help_text,
+    parse_command,
+)
 from strom_nostr.discovery import DM_RELAY_LIST_KIND
 from strom_nostr.dm import (
     GIFT_WRAP_KIND,
@@ -47,6 +77,9 @@ from strom_nostr.dm import (
 from strom_nostr.errors import CommandError, CommandNotAllowed, DmError
 from strom_nostr.event import Event
 from strom_nostr.keys import encode_npub
+from strom_services.offers import ConnectorUnavailable
+from strom_services.payments import ReservationRefused
+from strom_services.reservations import ReservationError
 from strom_storage.agents import claim_event, latest_session_of
 
 __all__ = ["build_dm", "handle_dm", "inbox_relays", "publish_outgoing"]
@@ -213,10 +246,14 @@ async def _answer(agent: ChargerControl, dm: IncomingDm) -> str:
     return await _driver_answer(agent, dm.sender, command)
 
 
-async def _driver_answer(agent: ChargerContext, sender: str, command: object) -> str:
+async def _driver_answer(agent: ChargerControl, sender: str, command: object) -> str:
     if isinstance(command, Help):
         return help_text(operator=False)
+    if isinstance(command, RequestReservation):
+        return await _reserve(agent, sender, command)
     session = await latest_session_of(agent.services.db, agent.charger_id, sender)
+    if isinstance(command, Start | Cancel):
+        return await _start_or_cancel(agent, sender, session, start=isinstance(command, Start))
     if isinstance(command, Stop):
         return await _stop(agent, sender, session)
     if isinstance(command, Status):
@@ -226,7 +263,100 @@ async def _driver_answer(agent: ChargerContext, sender: str, command: object) ->
     return help_text(operator=False)
 
 
+async def _reserve(agent: ChargerControl, sender: str, command: RequestReservation) -> str:
+    """Answer ``reserve <minutes> [connector]`` with an invoice (see the module docstring)."""
+    services = agent.services
+    profile = agent.profile
+    tariff = services.payments.tariff_for(profile)
+    minutes = command.minutes
+    if not tariff.offers_reservations:
+        return "Sorry, this charger takes no reservations."
+    if minutes > tariff.reservation_max_minutes:
+        return f"Sorry, a reservation here is 1 to {tariff.reservation_max_minutes} minutes."
+    wanted = [c.id for c in profile.connectors]
+    if command.connector is not None:
+        if command.connector not in wanted:
+            return f"Sorry, this charger has no connector {command.connector}."
+        wanted = [command.connector]
+    amount = tariff.reservation_min_msat(minutes)
+    reason = "no connector can be reserved right now"
+    for connector_id in wanted:
+        terms = reservation_offer(profile.name, connector_id, minutes, tariff, amount)
+        try:
+            opened = await services.payments.open_session(
+                profile,
+                connector_id,
+                amount,
+                description_hash=hashlib.sha256(terms.encode()).digest(),
+                initiator="dm",
+                initiator_pubkey=sender,
+                reserve_minutes=minutes,
+            )
+        except (ConnectorUnavailable, ReservationRefused) as exc:
+            reason = exc.reason
+            continue
+        except BackendError as exc:
+            log.warning("charger %s: no reservation invoice: %s", agent.charger_id, exc)
+            return "Sorry, no invoice can be made right now (the lightning node); try later."
+        log.info(
+            "charger %s: reservation invoice for session %s to %s",
+            agent.charger_id,
+            opened.session_id,
+            encode_npub(sender),
+        )
+        expiry = services.payments.config.invoice_expiry_s // 60
+        return (
+            f"{terms} Pay within {expiry} min; the reservation runs from the payment.\n"
+            f"lightning:{opened.invoice.bolt11}"
+        )
+    return f"Sorry, {reason.removesuffix('; nothing was charged')}."
+
+
+async def _start_or_cancel(
+    agent: ChargerContext, sender: str, session: Session | None, *, start: bool
+) -> str:
+    """The payer's ``start`` or ``cancel`` of their reservation; nobody else's."""
+    word = "start" if start else "cancel"
+    if session is None or session.state is not State.RESERVED:
+        log.warning(
+            "charger %s: %s from %s refused: no reservation of theirs",
+            agent.charger_id,
+            word,
+            encode_npub(sender),
+        )
+        return (
+            "You have no reservation on this charger; only the person who paid for a "
+            "reservation can start or cancel it."
+        )
+    reservations = agent.services.payer_reservations
+    try:
+        if start:
+            await reservations.start(session.id)
+        else:
+            done = await reservations.cancel(session.id)
+    except ReservationError as exc:
+        return f"Sorry, {exc.reason}."
+    log.info("charger %s: session %s: the payer asked to %s", agent.charger_id, session.id, word)
+    if start:
+        return (
+            f"Starting connector {session.connector_id}: plug in your car if it is not yet. "
+            "Reply stop to stop, status for progress."
+        )
+    rule = kept_rule(session.tariff, session.reservation_fee_msat)
+    rest = "nothing is left to refund."
+    if done.refundable_msat:
+        rest = f"{format_sat(done.refundable_msat)} is refundable: send refund for your link."
+    return f"Reservation of connector {session.connector_id} cancelled ({rule}); {rest}"
+
+
 async def _stop(agent: ChargerContext, sender: str, session: Session | None) -> str:
+    if session is not None and session.state is State.RESERVED:
+        until = session.reserved_until
+        return (
+            f"Your reservation of connector {session.connector_id} holds until "
+            f"{clock_time(until) if until else 'its end'}: reply start to charge, or cancel "
+            "to free it."
+        )
     if session is None or session.state not in _STOPPABLE:
         log.warning(
             "charger %s: stop from %s refused: no running session of theirs",

@@ -5,6 +5,11 @@ Pure functions from a profile and the run-time state to the builders' inputs in
 and so does a connector the operator disabled; OCPP states are folded by
 :func:`~strom_nostr.discovery.connector_status_from_ocpp`. OCPP connector 0 speaks for the
 whole charge point: when it is ``Unavailable`` or ``Faulted`` every connector shows that.
+
+A connector is ``reserved`` when the charger reports OCPP ``Reserved``, and also when Strom
+holds a reservation on it that the charger still shows ``Available`` (its answer to ReserveNow
+is not in yet, or never came): the sticker refuses strangers then too. The end of the
+reservation goes with it when Strom knows it (a reservation Strom made).
 """
 
 from __future__ import annotations
@@ -34,14 +39,22 @@ _WHOLE_CHARGER_DOWN = {
 
 
 def connector_state(
-    online: bool, ocpp_status: str, enabled: bool, charger_status: str = ""
+    online: bool,
+    ocpp_status: str,
+    enabled: bool,
+    charger_status: str = "",
+    *,
+    reserved: bool = False,
 ) -> ConnectorStatus:
-    """The published state of one connector."""
+    """The published state of one connector (``reserved``: Strom holds a reservation on it)."""
     if not online or not enabled:
         return ConnectorStatus.UNAVAILABLE
     if charger_status in _WHOLE_CHARGER_DOWN:
         return _WHOLE_CHARGER_DOWN[charger_status]
-    return connector_status_from_ocpp(ocpp_status)
+    state = connector_status_from_ocpp(ocpp_status)
+    if reserved and state is ConnectorStatus.AVAILABLE:
+        return ConnectorStatus.RESERVED
+    return state
 
 
 def charger_status(
@@ -53,6 +66,7 @@ def charger_status(
     connectors: Mapping[int, tuple[str, bool]],
     charger_status_text: str = "",
     tariff: Tariff | None = None,
+    reserved_until: Mapping[int, int] | None = None,
 ) -> ChargerStatus:
     """The status event's content for a charger.
 
@@ -65,17 +79,24 @@ def charger_status(
         connectors: connector id -> (OCPP status, enabled); missing ones count as unknown.
         charger_status_text: the OCPP status of connector 0 (the charge point as a whole).
         tariff: the tariff in force (the profile's when None).
+        reserved_until: connector id -> end (unix seconds) of the reservations Strom holds.
     """
     tariff = tariff or profile.tariff.to_tariff()
+    ends = reserved_until or {}
     infos = []
     for connector in profile.connectors:
         status, enabled = connectors.get(connector.id, ("Unknown", True))
+        until = ends.get(connector.id)
+        state = connector_state(
+            online, status, enabled, charger_status_text, reserved=until is not None
+        )
         infos.append(
             ConnectorInfo(
                 connector.id,
                 connector.type,
                 connector.max_power_w,
-                connector_state(online, status, enabled, charger_status_text),
+                state,
+                until if state is ConnectorStatus.RESERVED else None,
             )
         )
     price = tariff.energy_msat_per_kwh

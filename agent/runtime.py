@@ -16,6 +16,10 @@ How the composition root uses it::
 from (:mod:`strom_core.session_secrets`): the agents recompute a zapper's secret when a DM needs a
 refund or top-up link, so nothing has to be handed over when a session opens.
 
+The runtime also listens to the session store itself (``sessions.on_committed``): a session
+that becomes ``RESERVED``, or stops being so, is noted by its charger's agent, whose status then
+shows the connector reserved with its end time, or no longer.
+
 Keys are loaded (or created) when the runtime is built, so :meth:`AgentRuntime.pubkey` answers
 before :meth:`AgentRuntime.run` starts. ``run`` imports, once, the agents' own store of an
 older installation (:mod:`agent.legacy_store`), starts the relay pool, gives each agent its
@@ -52,13 +56,19 @@ from strom_core.ports import (
     ConnectorStatusChanged,
     OcppEvent,
 )
+from strom_core.session import State, Transition
 from strom_core.tariff import Tariff
 from strom_lightning import LightningBackend
 from strom_nostr.errors import BuildError
 from strom_services.effects import Handler, RetryLater
 from strom_services.payments import PaymentService
 from strom_services.tariffs import TariffBook
-from strom_storage.agents import active_zap_sessions, charger_snapshots, initiator_of
+from strom_storage.agents import (
+    DM_INITIATORS,
+    active_zap_sessions,
+    charger_snapshots,
+    initiator_of,
+)
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
@@ -144,6 +154,7 @@ class AgentRuntime:
         self.ready = asyncio.Event()
         self._outbox_due: list[Callable[[], None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        sessions.on_committed(self.on_session_committed)  # reservations shown in the status
 
     def on_outbox_due(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` when outbox rows were made due now (the effect runner looks again).
@@ -222,6 +233,22 @@ class AgentRuntime:
             if agent is not None:
                 agent.submit(event)
 
+    def on_session_committed(self, transition: Transition) -> None:
+        """A session store listener: a reservation began or ended; its charger's agent notes it.
+
+        The agent then shows the connector ``reserved`` with its end (or no longer) in the
+        status (:meth:`agent.agent.Agent.note_reservation`). Never blocks, never raises.
+        """
+        session = transition.session
+        agent = self.supervisor.get(session.charger_id)
+        if agent is None:
+            return
+        if session.state is State.RESERVED and session.reserved_until is not None:
+            until = int(session.reserved_until.timestamp())
+            agent.note_reservation(session.connector_id, session.id, until)
+        elif agent.holds_reservation(session.id):
+            agent.note_reservation(session.connector_id, session.id, None)
+
     # --- outbox handlers -----------------------------------------------------------------------
 
     def handlers(self) -> dict[str, Handler]:
@@ -229,7 +256,7 @@ class AgentRuntime:
         return {"notify": self.on_notify, "zap_receipt": self.on_zap_receipt}
 
     async def on_notify(self, row: OutboxRow) -> None:
-        """Outbox ``notify``: DM the zapper of the session (no-op for LNURL sessions).
+        """Outbox ``notify``: DM the payer of a zap or DM session (no-op for LNURL sessions).
 
         Idempotent on the row's key (see :mod:`agent.notifications`).
 
@@ -240,7 +267,7 @@ class AgentRuntime:
         if row.session_id is None or not isinstance(what, str):
             return
         who = await initiator_of(self.services.db, row.session_id)
-        if who is None or who.initiator != "zap" or not who.pubkey:
+        if who is None or who.initiator not in DM_INITIATORS or not who.pubkey:
             return
         agent = self.supervisor.get(who.charger_id)
         if agent is None:

@@ -19,9 +19,13 @@ from agent.settings import AgentSettings
 from agent.store import AgentStore
 from strom_core.clock import Clock
 from strom_core.ports import ChargerCommands
+from strom_core.ports.firmware import FirmwareCommands
+from strom_core.ports.reservations import ReservationCommands
+from strom_core.ports.station import ConnectionView
 from strom_lightning import LightningBackend
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
+from strom_services.reservations import PayerReservations
 from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.sessions import SessionStore
@@ -90,12 +94,21 @@ class AgentServices:
     """Told about every status publication (charger id, result): for health pages, benches."""
     power: PowerService | None = None
     """The chargers' power limits (the operator's ``limit``); set once Strom is built."""
+    firmware: FirmwareCommands | None = None
+    """Firmware updates (the operator's ``firmware <url>``); set once Strom is built."""
+    reservations: ReservationCommands | None = None
+    """ReserveNow and CancelReservation (the operator's ``reserve``); set once Strom is built."""
+    charger_info: Callable[[str], ConnectionView | None] | None = None
+    """What the OCPP server knows of a charger (the operator's ``firmware``: its last
+    statuses); set once Strom is built."""
     observer: Callable[[str, str, str], None] | None = None
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
     budget: DmBudget = field(init=False)
     """How many DMs from strangers are read and answered (from ``settings``)."""
     payers: Payers = field(init=False)
     """Who paid for a session on which charger (their DMs are not strangers')."""
+    payer_reservations: PayerReservations = field(init=False)
+    """The payer's ``start`` and ``cancel`` of a reservation (as on the session page)."""
     maps_recall: MapsRecall = field(init=False)
     """Reads the chargers' own listings back from the relays at a start (:mod:`agent.maps`)."""
 
@@ -114,4 +127,5 @@ class AgentServices:
             clock=self.clock,
         )
         self.payers = Payers(self.db, self.clock)
+        self.payer_reservations = PayerReservations(self.sessions)
         self.maps_recall = MapsRecall(self.pool.fetch)

@@ -380,7 +380,12 @@ class FrontDoor:
         try:
             if zap_text is not None:
                 zap = self._validate_zap(profile, zap_text, amount)
-                top_up = await self._zap_top_up(profile, connector_id, zap)
+                # A zap with a reserve tag reserves (never a top-up); see docs/nostr.md.
+                top_up = (
+                    None
+                    if zap.reserve_minutes
+                    else await self._zap_top_up(profile, connector_id, zap)
+                )
                 if top_up is not None:
                     return _json({"pr": top_up.bolt11, "routes": []})
                 opened = await self.payments.open_session(
@@ -392,6 +397,8 @@ class FrontDoor:
                     initiator_pubkey=zap.sender,
                     zap_request={"description": zap.description, "relays": list(zap.relays)},
                     zap_request_id=zap.event_id,
+                    reserve_minutes=zap.reserve_minutes,
+                    fee_at_settlement=True,  # a zap below the fee is refunded by the core
                 )
             else:
                 opened = await self._open_lnurl(profile, connector_id, amount, minutes)

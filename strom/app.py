@@ -288,6 +288,9 @@ class Strom:
         power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
         events.subscribe(power.on_event)
         agents.services.power = power  # the operator's DM "limit"
+        agents.services.firmware = ocpp.firmware  # the operator's DM "firmware <url>"
+        agents.services.charger_info = ocpp.charger_info  # ... and "firmware" alone
+        agents.services.reservations = ocpp.reservations  # the operator's DM "reserve"
         sessions.on_committed(power.on_transition)
         local_lists = LocalListService(profile_cards(live), OcppLocalList(ocpp.commands))
         events.subscribe(local_lists.on_event)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import orjson
@@ -66,12 +66,17 @@ _LUD16 = re.compile(r"[a-z0-9._-]+@[a-z0-9.-]+(:[0-9]+)?")
 
 
 class ConnectorStatus(StrEnum):
-    """What a driver needs to know about one connector (OCPP states folded to four)."""
+    """What a driver needs to know about one connector (OCPP states folded to five).
+
+    ``reserved`` was added after the first four: a connector held for someone until a time
+    (the status event then carries a ``reserved`` tag with that time when it is known).
+    """
 
     AVAILABLE = "available"
     CHARGING = "charging"
     UNAVAILABLE = "unavailable"
     FAULTED = "faulted"
+    RESERVED = "reserved"
 
 
 _FROM_OCPP16 = {
@@ -81,29 +86,35 @@ _FROM_OCPP16 = {
     "SuspendedEV": ConnectorStatus.CHARGING,
     "SuspendedEVSE": ConnectorStatus.CHARGING,
     "Finishing": ConnectorStatus.CHARGING,
-    "Reserved": ConnectorStatus.UNAVAILABLE,
+    "Reserved": ConnectorStatus.RESERVED,
     "Unavailable": ConnectorStatus.UNAVAILABLE,
     "Faulted": ConnectorStatus.FAULTED,
 }
 
 
 def connector_status_from_ocpp(status: str) -> ConnectorStatus:
-    """Fold an OCPP 1.6 ``ChargePointStatus`` into the four published states.
+    """Fold an OCPP 1.6 ``ChargePointStatus`` into the published states.
 
-    ``Preparing`` to ``Finishing`` all mean a car holds the connector ("charging"); an
-    unknown value is published as unavailable rather than guessed.
+    ``Preparing`` to ``Finishing`` all mean a car holds the connector ("charging"),
+    ``Reserved`` is published as it is; an unknown value is published as unavailable rather
+    than guessed.
     """
     return _FROM_OCPP16.get(status, ConnectorStatus.UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectorInfo:
-    """One connector as published: OCPP connector id, plug type, max power, status."""
+    """One connector as published: OCPP connector id, plug type, max power, status.
+
+    ``reserved_until`` (unix seconds) is the end of the connector's reservation when it is
+    ``reserved`` and the time is known; None otherwise.
+    """
 
     id: int
     type: str
     max_power_w: int
     status: ConnectorStatus
+    reserved_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +211,11 @@ def parse_coordinate(text: str) -> Coordinate:
 
 
 def overall_status(connectors: Sequence[ConnectorInfo]) -> ConnectorStatus:
-    """One word for the whole charger: available if any connector is, then charging, ..."""
+    """One word for the whole charger: available if any connector is, then charging, ...
+
+    It stays one of the first four words (clients colour markers by it): a charger whose
+    connectors are all reserved or unavailable is ``unavailable`` to anyone arriving.
+    """
     states = {connector.status for connector in connectors}
     for state in (
         ConnectorStatus.AVAILABLE,
@@ -228,6 +243,13 @@ def _check_status(status: ChargerStatus) -> None:
         _require(bool(connector.type), f"connector {connector.id} has no type")
         _require(connector.max_power_w > 0, f"connector {connector.id} has no power")
         _require(connector.status in set(ConnectorStatus), f"connector {connector.id}: bad status")
+        until = connector.reserved_until
+        if until is not None:
+            _require(
+                connector.status is ConnectorStatus.RESERVED,
+                f"connector {connector.id}: an end of reservation but not reserved",
+            )
+            _require(isinstance(until, int) and until > 0, "reservation end is unix seconds")
     prices = status.prices
     for value in (prices.energy_msat_per_kwh, prices.time_msat_per_minute, prices.session_fee_msat):
         _require(isinstance(value, int) and value >= 0, "prices are non-negative integer msat")
@@ -276,6 +298,9 @@ def status_template(
         tags.append(["location", status.location.address])
     for c in sorted(status.connectors, key=lambda c: c.id):
         tags.append(["connector", str(c.id), c.type, str(c.max_power_w), c.status.value])
+    for c in sorted(status.connectors, key=lambda c: c.id):
+        if c.reserved_until is not None:
+            tags.append(["reserved", str(c.id), str(c.reserved_until)])
     prices = status.prices
     tags += [
         ["price", str(prices.energy_msat_per_kwh), "msat", "kWh"],
@@ -385,6 +410,14 @@ def _parse_connector(tag: tuple[str, ...]) -> ConnectorInfo:
     return ConnectorInfo(_int(tag[1], "connector id"), tag[2], _int(tag[3], "power"), state)
 
 
+def _reservation_ends(event: Event) -> dict[int, int]:
+    ends: dict[int, int] = {}
+    for tag in event.tags:
+        if tag[0] == "reserved" and len(tag) >= 3:
+            ends[_int(tag[1], "reserved connector id")] = _int(tag[2], "reservation end")
+    return ends
+
+
 def _parse_prices(event: Event) -> Prices:
     units = {"kWh": 0, "min": 0, "session": 0}
     for tag in event.tags:
@@ -407,7 +440,13 @@ def parse_status(event: Event) -> ParsedStatus:
     if not (charger_ids and names and lud16s):
         raise MalformedEvent("status event needs d, name and lud16 tags")
     cells = event.tag_values("g")
-    connectors = tuple(_parse_connector(t) for t in event.tags if t[0] == "connector")
+    ends = _reservation_ends(event)
+    connectors = tuple(
+        replace(info, reserved_until=ends.get(info.id))
+        if info.status is ConnectorStatus.RESERVED
+        else info
+        for info in (_parse_connector(t) for t in event.tags if t[0] == "connector")
+    )
     addresses = event.tag_values("location")
     return ParsedStatus(
         pubkey=event.pubkey,

@@ -20,6 +20,7 @@ __all__ = [
     "ZapRequestBadEventTag",
     "ZapRequestBadId",
     "ZapRequestBadRelays",
+    "ZapRequestBadReserve",
     "ZapRequestBadSenderTag",
     "ZapRequestBadSignature",
     "ZapRequestError",
@@ -122,6 +123,10 @@ class ZapRequestBadConnector(ZapRequestError):
 
 class ZapRequestUnknownConnector(ZapRequestError):
     """A ``connector`` tag naming a connector this charger does not have."""
+
+
+class ZapRequestBadReserve(ZapRequestError):
+    """A ``reserve`` tag that is repeated or not a whole number of minutes (1 to 1440)."""
 
 
 class ZapRequestLnurlMismatch(ZapRequestError):

@@ -15,6 +15,12 @@ this charger's status coordinate ``30522:<charger pubkey>:<charger id>`` or the 
 its NIP-99 listing ``30402:<charger pubkey>:<charger id>`` (a marketplace or map client zaps
 the event it shows); the connector is
 chosen with an optional ``["connector", "<id>"]`` tag. Without it the agent picks a free one.
+
+Reservation (Strom's rule): an optional ``["reserve", "<minutes>"]`` tag, a whole number from 1
+to 1440, asks to reserve the connector for that long instead of starting at once
+(:attr:`ValidZapRequest.reserve_minutes`). Whether this charger takes reservations, and for how
+long, is the caller's check (the tariff); the fee is the core's (an amount below it is
+refunded, see ``docs/nostr.md``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from strom_nostr.zap_errors import (
     ZapRequestBadEventTag,
     ZapRequestBadId,
     ZapRequestBadRelays,
+    ZapRequestBadReserve,
     ZapRequestBadSenderTag,
     ZapRequestBadSignature,
     ZapRequestError,
@@ -60,6 +67,7 @@ from strom_nostr.zap_errors import (
 __all__ = [
     "MAX_ZAP_RELAYS",
     "MAX_ZAP_REQUEST_BYTES",
+    "MAX_ZAP_RESERVE_MINUTES",
     "ZAP_REQUEST_KIND",
     "ZAP_REQUEST_MAX_FUTURE_S",
     "ValidZapRequest",
@@ -70,6 +78,7 @@ __all__ = [
     "ZapRequestBadEventTag",
     "ZapRequestBadId",
     "ZapRequestBadRelays",
+    "ZapRequestBadReserve",
     "ZapRequestBadSenderTag",
     "ZapRequestBadSignature",
     "ZapRequestError",
@@ -102,6 +111,8 @@ MAX_ZAP_REQUEST_BYTES = 32 * 1024
 MAX_ZAP_RELAYS = 20
 _RELAY_URL = re.compile(r"wss?://[^\s/]+\S*")
 _CONNECTOR_ID = re.compile(r"[1-9][0-9]?")
+_MINUTES = re.compile(r"[1-9][0-9]{0,3}")
+MAX_ZAP_RESERVE_MINUTES = 1440
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,7 @@ class ValidZapRequest:
         connector: the connector chosen with a ``connector`` tag, or None.
         zapped_event: the ``e`` tag, or None.
         coordinate: the ``a`` tag, or None.
+        reserve_minutes: the ``reserve`` tag's minutes (a reservation), or 0.
     """
 
     event: Event
@@ -128,6 +140,7 @@ class ValidZapRequest:
     connector: int | None
     zapped_event: str | None
     coordinate: str | None
+    reserve_minutes: int = 0
 
     @property
     def event_id(self) -> str:
@@ -243,6 +256,18 @@ def _connector(index: _TagIndex, connector_ids: Collection[int] | None) -> int |
     if connector_ids is not None and connector not in connector_ids:
         raise ZapRequestUnknownConnector(f"this charger has no connector {connector}")
     return connector
+
+
+def _reserve(index: _TagIndex) -> int:
+    value = _single_value(index, "reserve", ZapRequestBadReserve)
+    if value is None:
+        return 0
+    if not _MINUTES.fullmatch(value) or int(value) > MAX_ZAP_RESERVE_MINUTES:
+        raise ZapRequestBadReserve(
+            f"zap request 'reserve' tag is not a whole number of minutes from 1 to "
+            f"{MAX_ZAP_RESERVE_MINUTES}"
+        )
+    return int(value)
 
 
 def _amount_tag(index: _TagIndex) -> int | None:
@@ -400,6 +425,7 @@ def validate_zap_request(
     relays, zapped, connector, coordinate = _check_tags(
         event, index, charger_pubkey, charger_status_coordinate, connector_ids
     )
+    reserve_minutes = _reserve(index)
     tagged_amount = _amount_tag(index)
     if tagged_amount is not None and tagged_amount != amount_msat_query:
         raise ZapRequestAmountMismatch(
@@ -424,4 +450,5 @@ def validate_zap_request(
         connector=connector,
         zapped_event=zapped,
         coordinate=coordinate,
+        reserve_minutes=reserve_minutes,
     )

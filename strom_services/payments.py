@@ -271,11 +271,14 @@ class PaymentService:
         zap_request: dict[str, Any] | None = None,
         zap_request_id: str | None = None,
         reserve_minutes: int = 0,
+        fee_at_settlement: bool = False,
     ) -> OpenedSession:
         """Create a session awaiting payment and its invoice.
 
         A zap request's event id is recorded as processed in the same transaction, so each zap
-        request opens at most one session. ``reserve_minutes > 0`` makes it a reservation.
+        request opens at most one session. ``reserve_minutes > 0`` makes it a reservation;
+        ``fee_at_settlement`` (a zap: its amount is the zapper's) lets an amount below the fee
+        through, which the core refunds in full at settlement (``START_FAILED``).
 
         Raises:
             ZapRequestUsed: the zap request was already used.
@@ -289,7 +292,9 @@ class PaymentService:
         tariff = self.tariff_for(profile)
         reservation_id = None
         if reserve_minutes:
-            self.check_reservation(tariff, reserve_minutes, amount_msat)
+            self.check_reservation(
+                tariff, reserve_minutes, amount_msat, fee_at_settlement=fee_at_settlement
+            )
             await self.offers.reserve_check(profile, connector_id, tariff)
         else:
             # From the in-memory view: current to the last commit of this process; the
@@ -350,8 +355,13 @@ class PaymentService:
         return OpenedSession(session_id=session_id, secret=secret, invoice=invoice)
 
     @staticmethod
-    def check_reservation(tariff: Tariff, minutes: int, amount_msat: int) -> None:
+    def check_reservation(
+        tariff: Tariff, minutes: int, amount_msat: int, *, fee_at_settlement: bool = False
+    ) -> None:
         """Whether ``amount_msat`` may reserve for ``minutes`` at ``tariff``.
+
+        With ``fee_at_settlement`` the amount needs only the tariff's minimum: less than the
+        fee is the core's to refuse at settlement (a zap's refund, ``START_FAILED``).
 
         Raises:
             ReservationRefused: no reservations here, minutes out of range, or an amount
@@ -364,7 +374,9 @@ class PaymentService:
                 f"a reservation here is 1 to {tariff.reservation_max_minutes} minutes, not "
                 f"{minutes}; nothing was charged"
             )
-        least = tariff.reservation_min_msat(minutes)
+        least = (
+            tariff.min_prepay_msat if fee_at_settlement else tariff.reservation_min_msat(minutes)
+        )
         if not least <= amount_msat <= tariff.max_prepay_msat:
             raise ReservationRefused(
                 f"reserving for {minutes} min takes {least} to {tariff.max_prepay_msat} msat, "

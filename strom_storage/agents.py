@@ -23,7 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from strom_core.session import Session, State
 from strom_storage.audit import record_in
 from strom_storage.db import Database
+from strom_storage.ocpp import allocate_id
 from strom_storage.schema import (
+    audit_log,
     chargers,
     connectors,
     nostr_events,
@@ -33,6 +35,7 @@ from strom_storage.schema import (
 from strom_storage.sessions import row_to_session
 
 __all__ = [
+    "DM_INITIATORS",
     "OPEN_STATES",
     "ChargerSnapshot",
     "Initiator",
@@ -41,7 +44,9 @@ __all__ = [
     "charger_snapshots",
     "claim_event",
     "initiator_of",
+    "last_audit_detail",
     "latest_session_of",
+    "next_id",
     "open_sessions",
     "payers_since",
     "release_event",
@@ -49,6 +54,9 @@ __all__ = [
     "zap_relays_of",
     "zap_request_of",
 ]
+
+DM_INITIATORS = ("zap", "dm")
+"""Initiators whose sessions are told by DM: a zap, or an invoice a DM asked for."""
 
 OPEN_STATES = (
     State.RESERVED,
@@ -72,6 +80,8 @@ class ChargerSnapshot:
     connectors: dict[int, tuple[str, bool]] | None = None
     # The end of its reconnect grace after a restart of Strom (it was connected then), if any.
     reconnect_until: datetime | None = None
+    # connector id -> (session id, end in unix seconds) of its reserved sessions
+    reservations: dict[int, tuple[str, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +159,23 @@ def _snapshots(conn: Connection, wanted: list[str] | None) -> dict[str, ChargerS
             str(row.status),
             bool(row.enabled),
         )
+    query_reserved = select(
+        sessions.c.id, sessions.c.charger_id, sessions.c.connector_id, sessions.c.reserved_until
+    ).where(sessions.c.state == State.RESERVED.value, sessions.c.reserved_until.is_not(None))
+    if wanted is not None:
+        query_reserved = query_reserved.where(sessions.c.charger_id.in_(wanted))
+    held: dict[str, dict[int, tuple[str, int]]] = {}
+    for row in conn.execute(query_reserved):
+        until = int(row.reserved_until.timestamp())  # aware UTC (the column type's)
+        held.setdefault(row.charger_id, {})[row.connector_id] = (row.id, until)
     return {
         charger_id: ChargerSnapshot(
             links.get(charger_id, (False, None))[0],
             states.get(charger_id, {}),
             links.get(charger_id, (False, None))[1],
+            held.get(charger_id, {}),
         )
-        for charger_id in set(links) | set(states)
+        for charger_id in set(links) | set(states) | set(held)
     }
 
 
@@ -224,7 +244,7 @@ async def open_sessions(db: Database, charger_id: str, limit: int = 20) -> list[
 def _active_zap_sessions(conn: Connection, wanted: list[str] | None) -> dict[str, list[str]]:
     query = select(sessions.c.charger_id, sessions.c.id).where(
         sessions.c.state == State.CHARGING.value,
-        sessions.c.initiator == "zap",
+        sessions.c.initiator.in_(DM_INITIATORS),
         sessions.c.initiator_pubkey.is_not(None),
     )
     if wanted is not None:
@@ -238,7 +258,7 @@ def _active_zap_sessions(conn: Connection, wanted: list[str] | None) -> dict[str
 async def active_zap_sessions(
     db: Database, charger_ids: Iterable[str] | None = None
 ) -> dict[str, list[str]]:
-    """Charging sessions started by a zap, by charger (for progress DMs after a restart)."""
+    """Charging sessions started by a zap or a DM, by charger (progress DMs after a restart)."""
     wanted = None if charger_ids is None else list(charger_ids)
     return await db.read(partial(_active_zap_sessions, wanted=wanted))
 
@@ -277,6 +297,26 @@ async def set_connector_enabled(
     await db.write(
         partial(_set_enabled, charger_id=charger_id, connector_id=connector_id, enabled=enabled)
     )
+
+
+async def next_id(db: Database, counter: str) -> int:
+    """Take the next value of a persisted counter of ``id_allocator`` (never given twice)."""
+    return await db.write(partial(allocate_id, name=counter))
+
+
+def _last_audit(conn: Connection, action: str, target: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(audit_log.c.detail)
+        .where(audit_log.c.action == action, audit_log.c.target == target)
+        .order_by(audit_log.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else dict(row.detail)
+
+
+async def last_audit_detail(db: Database, action: str, target: str) -> dict[str, Any] | None:
+    """The detail of the newest audited ``action`` on ``target``, if any."""
+    return await db.read(partial(_last_audit, action=action, target=target))
 
 
 async def audit(

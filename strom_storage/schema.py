@@ -127,7 +127,7 @@ sessions = Table(
     Column("state", String(24), nullable=False),
     Column("version", Integer, nullable=False, default=0),
     Column("secret_hash", String(64), nullable=False),
-    Column("initiator", String(16), nullable=False),  # "lnurl" or "zap"
+    Column("initiator", String(16), nullable=False),  # "lnurl", "zap" or "dm" (DM invoice)
     Column("initiator_pubkey", String(64)),  # the zapper's nostr key, for DMs and DM stop
     Column("tariff", JSON, nullable=False),
     Column("power_w", Integer, nullable=False),

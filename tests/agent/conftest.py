@@ -6,8 +6,10 @@ the operator talk to the charger through a nostr-sdk client of their own (so the
 their events as coming from elsewhere), with events built by the pure core or by nostr-sdk.
 
 Nothing is mocked: the database is migrated by Alembic (once, then copied per test), the
-charger commands and the lightning backend are in-memory implementations of the core's ports
-(``tests/agent/fakes.py``), and outbox rows run through the real :class:`EffectRunner`.
+charger commands, reservations and the lightning backend are in-memory implementations of the
+core's ports (``tests/agent/fakes.py``), and outbox rows run through the real
+:class:`EffectRunner` (reservations' through the real
+:class:`strom_services.reservations.ReservationEffects`).
 """
 
 from __future__ import annotations
@@ -52,13 +54,14 @@ from strom_nostr.keys import encode_npub, generate_secret_key, public_key_hex
 from strom_nostr.zap_request import validate_zap_request
 from strom_services.effects import EffectRunner
 from strom_services.payments import OpenedSession, PaymentService
+from strom_services.reservations import ReservationEffects
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
 from strom_storage.tariffs import TariffRepository
-from tests.agent.fakes import FakeChargerCommands, MemoryLightning
+from tests.agent.fakes import FakeChargerCommands, FakeReservations, MemoryLightning
 from tests.peers import relay_nostr_relay
 
 CHARGER_ID = "cp-1"
@@ -261,6 +264,7 @@ class World:
     driver: Person
     stranger: Person
     admin: Person
+    reservations: FakeReservations = field(default_factory=FakeReservations)
     outcomes: asyncio.Queue[tuple[str, str, str]] = field(default_factory=asyncio.Queue)
     statuses: asyncio.Queue[tuple[str, PublishResult]] = field(default_factory=asyncio.Queue)
 
@@ -343,6 +347,7 @@ async def build_world(
     relay_url: str,
     *,
     clock: Clock | None = None,
+    charger_profile: ProfileConfig | None = None,
     **settings: Any,
 ) -> AsyncGenerator[World]:
     clock = clock or Clock()
@@ -352,7 +357,7 @@ async def build_world(
         server=ServerConfig(public_url=PUBLIC_URL),
         storage=StorageConfig(data_dir=tmp_path / "data"),
         nostr=NostrConfig(admin_npubs=(encode_npub(public_key_hex(admin)),)),
-        profiles=(profile(),),
+        profiles=(charger_profile or profile(),),
         relays=(RelayConfig(url=relay_url),),
     )
     chargers = ChargerStore(database)
@@ -369,6 +374,7 @@ async def build_world(
         tariffs=TariffBook(TariffRepository(database), SYSTEM_CLOCK),
     )
     commands = FakeChargerCommands()
+    reservations = FakeReservations()
     pool = RelayPool(config.relays, allow_private_relays=True, clock=clock)
     runtime = AgentRuntime(
         config,
@@ -383,8 +389,10 @@ async def build_world(
         environ={},
         clock=clock,
     )
+    runtime.services.reservations = reservations
     handlers = {
         **runtime.handlers(),
+        **ReservationEffects(sessions, reservations, clock).handlers(),
         "remote_start": _noop,
         "remote_stop": _noop,
         "start_timeout": _noop,
@@ -398,6 +406,7 @@ async def build_world(
         payments=payments,
         backend=backend,
         commands=commands,
+        reservations=reservations,
         runtime=runtime,
         runner=EffectRunner(OutboxStore(database), handlers),
         relay_url=relay_url,

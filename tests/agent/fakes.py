@@ -2,6 +2,11 @@
 
 * :class:`FakeChargerCommands` implements :class:`strom_core.ports.ChargerCommands`: it records each
   command and answers with a scripted result.
+* :class:`FakeFirmware` implements :class:`strom_core.ports.firmware.FirmwareCommands` the same
+  way, and :class:`FakeChargerInfo` is what the OCPP server knows of a charger (its boot and
+  the last status of each notification), as the operator's ``firmware`` DM reads it.
+* :class:`FakeReservations` implements :class:`strom_core.ports.reservations.ReservationCommands`:
+  it records ReserveNow and CancelReservation and answers ``answer``.
 * :class:`MemoryLightning` is a :class:`strom_lightning.LightningBackend` that mints real BOLT11
   invoices (signed with the BOLT 11 example node key) and keeps their state in a dict; a test
   marks an invoice paid with :meth:`MemoryLightning.mark_paid`.
@@ -23,6 +28,7 @@ from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 
 from strom_core.errors import BackendUnavailable
 from strom_core.ports import CommandResult, CommandStatus
+from strom_core.ports.firmware import UploadResult
 from strom_lightning import (
     Failed,
     Invoice,
@@ -71,6 +77,77 @@ class FakeChargerCommands:
 
     async def trigger_status(self, charger_id: str, connector_id: int | None) -> CommandResult:
         return self._result("trigger_status", charger_id, connector_id)
+
+
+@dataclass
+class FakeFirmware:
+    """Records firmware commands; answers ``answer`` (Accepted by default)."""
+
+    answer: CommandStatus = CommandStatus.ACCEPTED
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    async def update_firmware(
+        self,
+        charger_id: str,
+        location: str,
+        retrieve_at: datetime,
+        *,
+        retries: int | None = None,
+        retry_interval_s: int | None = None,
+    ) -> CommandResult:
+        self.calls.append(("update_firmware", charger_id, location, retrieve_at.isoformat()))
+        return CommandResult(self.answer, "" if self.answer is CommandStatus.ACCEPTED else "no")
+
+    async def get_diagnostics(self, charger_id: str, location: str, **_: Any) -> UploadResult:
+        raise NotImplementedError
+
+    async def get_log(
+        self, charger_id: str, location: str, request_id: int, **_: Any
+    ) -> UploadResult:
+        raise NotImplementedError
+
+
+@dataclass
+class FakeReservations:
+    """Records reservation commands; answers ``answer`` (Accepted by default)."""
+
+    answer: CommandStatus = CommandStatus.ACCEPTED
+    detail: str = ""
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    async def reserve_now(
+        self,
+        charger_id: str,
+        connector_id: int,
+        *,
+        reservation_id: int,
+        expires_at: datetime,
+        id_tag: str,
+    ) -> CommandResult:
+        call = (charger_id, connector_id, reservation_id, expires_at.isoformat(), id_tag)
+        self.calls.append(("reserve_now", *(str(part) for part in call)))
+        return CommandResult(self.answer, self.detail)
+
+    async def cancel_reservation(self, charger_id: str, reservation_id: int) -> CommandResult:
+        self.calls.append(("cancel_reservation", charger_id, str(reservation_id)))
+        return CommandResult(self.answer, self.detail)
+
+
+@dataclass(frozen=True)
+class FakeBoot:
+    vendor: str = "Sim"
+    model: str = "One"
+    serial_number: str | None = None
+    charge_box_serial_number: str | None = None
+    firmware_version: str | None = None
+
+
+@dataclass
+class FakeChargerInfo:
+    """What the OCPP server knows of one charger: its boot and its last notifications."""
+
+    boot: FakeBoot | None = None
+    notifications: dict[str, str] = field(default_factory=dict)
 
 
 class MemoryLightning(LightningBackend):

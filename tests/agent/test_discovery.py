@@ -126,3 +126,64 @@ async def test_a_changed_profile_wins_even_within_the_second_of_the_last_one(
     assert latest.created_at > first.created_at
     status = parse_status(await world.latest(30522))
     assert status.name == "Renamed shop"
+
+
+async def _connectors(world: World) -> dict[int, tuple[ConnectorStatus, int | None]]:
+    status = parse_status(await world.latest(30522))
+    return {c.id: (c.status, c.reserved_until) for c in status.connectors}
+
+
+async def test_a_reserved_connector_is_published_reserved_with_its_end(world: World) -> None:
+    """The charger's own ``Reserved`` shows the connector reserved; a reservation Strom holds
+    adds its end time (and shows it reserved while the charger still says Available); the
+    status goes out again when the reservation begins and when it ends, at its end time even
+    if nobody says so."""
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 1, "Available", "NoError", _now())
+    )
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 2, "Reserved", "NoError", _now())
+    )
+    await world.next_status()
+    if (await _connectors(world))[2][0] is not ConnectorStatus.RESERVED:
+        await world.next_status()
+    assert await _connectors(world) == {
+        1: (ConnectorStatus.AVAILABLE, None),
+        2: (ConnectorStatus.RESERVED, None),  # reserved at the charger: no end known
+    }
+    until = int(world.clock.unix()) + 1800
+    world.charger.note_reservation(1, "session-a", until)
+    await world.next_status()
+    assert await _connectors(world) == {
+        1: (ConnectorStatus.RESERVED, until),  # the charger has not said Reserved yet
+        2: (ConnectorStatus.RESERVED, None),
+    }
+    await world.runtime.on_ocpp_event(  # the charger confirms: nothing new to publish
+        ConnectorStatusChanged(CHARGER_ID, 1, "Reserved", "NoError", _now())
+    )
+    world.charger.note_reservation(1, "someone-else", None)  # not the holder: no change
+    world.charger.note_reservation(2, "session-b", until + 60)
+    await world.next_status()
+    assert await _connectors(world) == {
+        1: (ConnectorStatus.RESERVED, until),
+        2: (ConnectorStatus.RESERVED, until + 60),
+    }
+    world.charger.note_reservation(2, "session-b", None)  # ended (the payer started, ...)
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 2, "Preparing", "NoError", _now())
+    )
+    await world.next_status()
+    if (await _connectors(world))[2][0] is not ConnectorStatus.CHARGING:
+        await world.next_status()
+    assert (await _connectors(world))[2] == (ConnectorStatus.CHARGING, None)
+    # The end time passes; the charger's Available follows. The reservation is dropped at
+    # its end even before anyone says so.
+    await world.runtime.on_ocpp_event(
+        ConnectorStatusChanged(CHARGER_ID, 1, "Available", "NoError", _now())
+    )
+    world.clock.offset += 1801
+    await world.runtime.on_ocpp_event(ChargerOnline(CHARGER_ID, _now()))  # wakes the agent
+    await world.next_status()
+    assert (await _connectors(world))[1] == (ConnectorStatus.AVAILABLE, None)
+    assert not world.charger.holds_reservation("session-a")

@@ -5,15 +5,21 @@ from __future__ import annotations
 import pytest
 
 from strom_nostr.commands import (
+    Cancel,
+    CancelReserve,
     Disable,
     Enable,
+    Firmware,
     Help,
     Refund,
+    RequestReservation,
+    Reserve,
     Reset,
     ResetKind,
     Sessions,
     SetLimit,
     SetPrice,
+    Start,
     Status,
     Stop,
     Unlock,
@@ -142,3 +148,60 @@ def test_limit_sets_or_removes_the_site_limit_for_operators_only() -> None:
             parse_command(bad, operator=True)
     with pytest.raises(CommandNotAllowed):
         parse_command("limit 7", operator=False)
+
+
+def test_firmware_takes_a_download_url_or_nothing_for_operators_only() -> None:
+    url = "https://Firmware.example/fw/1.3.0.bin?sig=" + "A" * 300
+    assert parse_command(f"firmware {url}", operator=True) == Firmware(url)
+    assert parse_command("/Firmware ftp://10.0.0.5/fw.bin", operator=True) == Firmware(
+        "ftp://10.0.0.5/fw.bin"
+    )
+    assert parse_command("firmware", operator=True) == Firmware()
+    for bad in ("firmware file:///etc/passwd", "firmware fw.bin", "firmware http://a b"):
+        with pytest.raises(CommandError, match="usage: firmware"):
+            parse_command(bad, operator=True)
+    with pytest.raises(CommandError, match="too long"):
+        parse_command("firmware https://x.example/" + "a" * 600, operator=True)
+    with pytest.raises(CommandNotAllowed):
+        parse_command("firmware", operator=False)
+    with pytest.raises(CommandError, match="too long"):  # long texts from drivers stay refused
+        parse_command(f"firmware {url}", operator=False)
+
+
+def test_reserve_is_the_operators_form_for_operators_and_the_paid_one_for_drivers() -> None:
+    assert parse_command("reserve 1 30", operator=True) == Reserve(1, 30)
+    assert parse_command("reserve 2 90 Fleet-0042", operator=True) == Reserve(2, 90, "Fleet-0042")
+    assert parse_command("reserve cancel 2", operator=True) == CancelReserve(2)
+    assert parse_command("Reserve CANCEL 1", operator=True) == CancelReserve(1)
+    assert parse_command("reserve 30") == RequestReservation(30)
+    assert parse_command("/reserve 45 2") == RequestReservation(45, 2)
+    assert parse_command("start") == Start()
+    assert parse_command("cancel", operator=True) == Cancel()
+    bad_operator = (
+        "reserve",
+        "reserve 1",
+        "reserve 0 30",
+        "reserve 1 0",
+        "reserve 1 1441",
+        "reserve 1 30 tag too-many",
+        "reserve cancel",
+        "reserve cancel x",
+    )
+    for text in bad_operator:
+        with pytest.raises(CommandError, match="usage: reserve"):
+            parse_command(text, operator=True)
+    with pytest.raises(CommandError, match="idTag"):
+        parse_command("reserve 1 30 " + "x" * 21, operator=True)
+    for text in ("reserve", "reserve 0", "reserve 30 0", "reserve 30 2 3", "reserve soon"):
+        with pytest.raises(CommandError, match="usage: reserve"):
+            parse_command(text)
+    with pytest.raises(CommandError, match="no arguments"):
+        parse_command("start 1")
+
+
+def test_drivers_learn_of_reserve_start_and_cancel() -> None:
+    assert "reserve <minutes> [connector]" in help_text(operator=False)
+    assert "start / cancel" in help_text(operator=False)
+    assert "firmware <url>" in help_text(operator=True)
+    assert "reserve <connector> <minutes>" in help_text(operator=True)
+    assert "firmware" not in help_text(operator=False)

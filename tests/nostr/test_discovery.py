@@ -134,6 +134,9 @@ def test_a_status_is_republished_with_the_same_address() -> None:
         (["charging", "faulted"], "charging"),
         (["unavailable", "faulted"], "faulted"),
         (["unavailable"], "unavailable"),
+        (["reserved", "charging"], "charging"),
+        (["reserved", "faulted"], "faulted"),
+        (["reserved", "unavailable"], "unavailable"),  # the four words clients colour by
     ],
 )
 def test_overall_status(states: list[str], overall: str) -> None:
@@ -155,6 +158,8 @@ def test_overall_status(states: list[str], overall: str) -> None:
         {"connectors": (ConnectorInfo(1, "Type2", 1, "broken"),)},  # type: ignore[arg-type]
         {"connectors": (ConnectorInfo(1, "", 1, ConnectorStatus.AVAILABLE),)},
         {"connectors": (ConnectorInfo(1, "Type2", 0, ConnectorStatus.AVAILABLE),)},
+        {"connectors": (ConnectorInfo(1, "Type2", 1, ConnectorStatus.AVAILABLE, NOW),)},
+        {"connectors": (ConnectorInfo(1, "Type2", 1, ConnectorStatus.RESERVED, 0),)},
         {"prices": Prices(-1)},
         {"lud16": "not an address"},
         {"location": Location(95.0, 0.0)},
@@ -164,6 +169,38 @@ def test_status_inputs_are_checked(change: dict[str, object]) -> None:
     fields = {f: getattr(STATUS, f) for f in STATUS.__dataclass_fields__} | change
     with pytest.raises(BuildError):
         status_template(ChargerStatus(**fields), created_at=NOW)
+
+
+def test_a_reserved_connector_carries_its_end_time_in_a_tag_of_its_own() -> None:
+    """A reserved connector is ``reserved`` in its connector tag, and a ``reserved`` tag gives
+    the end of its reservation; the tags known before are unchanged (older clients read them
+    as before), and a reservation without a known end has no ``reserved`` tag."""
+    held = ChargerStatus(
+        **{
+            **{f: getattr(STATUS, f) for f in STATUS.__dataclass_fields__},
+            "connectors": (
+                ConnectorInfo(2, "CCS2", 50_000, ConnectorStatus.RESERVED),
+                ConnectorInfo(1, "Type2", 22_000, ConnectorStatus.RESERVED, NOW + 1800),
+            ),
+        }
+    )
+    template = status_template(held, created_at=NOW)
+    tags = [list(tag) for tag in template.tags]
+    assert [tag for tag in tags if tag[0] in ("connector", "reserved")] == [
+        ["connector", "1", "Type2", "22000", "reserved"],
+        ["connector", "2", "CCS2", "50000", "reserved"],
+        ["reserved", "1", str(NOW + 1800)],
+    ]
+    assert ["status", "unavailable"] in tags
+    plain = [list(tag) for tag in status_template(STATUS, created_at=NOW).tags]
+    assert [t for t in tags if t[0] not in ("connector", "reserved", "status", "alt")] == [
+        t for t in plain if t[0] not in ("connector", "status", "alt")
+    ]
+    parsed = parse_status(sign_template(CHARGER_SECRET, template))
+    assert {c.id: (c.status, c.reserved_until) for c in parsed.connectors} == {
+        1: (ConnectorStatus.RESERVED, NOW + 1800),
+        2: (ConnectorStatus.RESERVED, None),
+    }
 
 
 def test_parse_status_refuses_other_events() -> None:
@@ -274,11 +311,11 @@ def test_relay_lists_refuse_bad_entries(entry: RelayEntry) -> None:
         ("SuspendedEV", "charging"),
         ("SuspendedEVSE", "charging"),
         ("Finishing", "charging"),
-        ("Reserved", "unavailable"),
+        ("Reserved", "reserved"),
         ("Unavailable", "unavailable"),
         ("Faulted", "faulted"),
         ("SomethingNew", "unavailable"),
     ],
 )
-def test_ocpp_statuses_fold_into_four(ocpp: str, published: str) -> None:
+def test_ocpp_statuses_fold_into_the_published_states(ocpp: str, published: str) -> None:
     assert connector_status_from_ocpp(ocpp) == published

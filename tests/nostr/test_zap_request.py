@@ -229,6 +229,26 @@ CASES: list[tuple[str, Any, type[zap.ZapRequestError]]] = [
         zap.ZapRequestUnknownConnector,
     ),
     (
+        "reserve not a number",
+        lambda: request_json(tags=[*default_tags(), ["reserve", "soon"]]),
+        zap.ZapRequestBadReserve,
+    ),
+    (
+        "reserve zero minutes",
+        lambda: request_json(tags=[*default_tags(), ["reserve", "0"]]),
+        zap.ZapRequestBadReserve,
+    ),
+    (
+        "reserve over a day",
+        lambda: request_json(tags=[*default_tags(), ["reserve", "1441"]]),
+        zap.ZapRequestBadReserve,
+    ),
+    (
+        "two reserve tags",
+        lambda: request_json(tags=[*default_tags(), ["reserve", "30"], ["reserve", "60"]]),
+        zap.ZapRequestBadReserve,
+    ),
+    (
         "lnurl of another recipient",
         lambda: request_json(tags=[*default_tags(), ["lnurl", "lnurl1otherrecipient"]]),
         zap.ZapRequestLnurlMismatch,
@@ -258,6 +278,13 @@ def test_the_errors_are_all_distinct_classes() -> None:
             if name.startswith("ZapRequest") and name != "ZapRequestError"
         ]
     )
+
+
+def test_a_reserve_tag_asks_for_a_reservation_of_so_many_minutes() -> None:
+    assert validate(request_json()).reserve_minutes == 0
+    reserving = validate(request_json(tags=[*default_tags(), ["reserve", "45"]]))
+    assert reserving.reserve_minutes == 45
+    assert validate(request_json(tags=[*default_tags(), ["reserve", "1440"]])).reserve_minutes
 
 
 def test_a_used_request_is_refused_the_second_time() -> None:

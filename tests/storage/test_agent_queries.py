@@ -5,10 +5,12 @@ what the agents read of chargers and connectors, and the operator's writes throu
 from __future__ import annotations
 
 from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
+from strom_core.session_events import StopReason, StopRequested
 from strom_storage import agents
 from strom_storage.audit import entries
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
+from tests.storage.test_reservations import UNTIL, reserved
 
 PROFILE = ProfileConfig(
     id="cp1",
@@ -59,3 +61,27 @@ async def test_unknown_sessions_and_payments_read_as_nothing(db: Database) -> No
     assert await agents.zap_request_of(db, "00" * 32) is None
     assert await agents.zap_relays_of(db, "no-such-session") == ()
     assert await agents.open_sessions(db, "cp1") == []
+
+
+async def test_snapshots_carry_the_reserved_sessions_and_their_ends(db: Database) -> None:
+    """What an agent loads at its start: each connector held by a reserved session, with the
+    session and the end of its reservation (the status shows them after a restart)."""
+    store = await reserved(db, "s1")
+    snapshot = (await agents.charger_snapshots(db, ["cp1"]))["cp1"]
+    assert snapshot.reservations == {1: ("s1", int(UNTIL.timestamp()))}
+    await store.apply("s1", StopRequested(StopReason.INITIATOR), now=UNTIL)  # cancelled
+    assert (await agents.charger_snapshots(db))["cp1"].reservations == {}
+
+
+async def test_reservation_ids_are_taken_once_and_the_newest_audit_row_is_read(
+    db: Database,
+) -> None:
+    first = await agents.next_id(db, "ocpp_reservation")
+    assert await agents.next_id(db, "ocpp_reservation") == first + 1
+    assert await agents.last_audit_detail(db, "reserve", "cp1/1") is None
+    for number in (1, 2):
+        await agents.audit(
+            db, actor="x", action="reserve", target="cp1/1", detail={"n": number}, now=1e9
+        )
+    await agents.audit(db, actor="x", action="reserve", target="cp1/2", detail={"n": 3}, now=1e9)
+    assert await agents.last_audit_detail(db, "reserve", "cp1/1") == {"n": 2}
