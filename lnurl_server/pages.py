@@ -28,9 +28,11 @@ from lnurl_server.power import POWER_NOTICE, PowerOutcome, power_choices
 from lnurl_server.reservations import RESERVATION_NOTICE, ReservationOutcome
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
+from strom_core.prices import PriceSchedule
 from strom_core.session import Session, State
 from strom_core.session_events import stop_reason_text
 from strom_core.units import format_kwh, format_sat
+from strom_web.charts import price_chart
 from strom_web.csp import map_policy, page_policy
 from strom_web.qr import fallback_qr, lnurl_qr
 
@@ -333,6 +335,8 @@ class Pages:
         *,
         single: bool = False,
         link: ChargerLink = ChargerLink.ONLINE,
+        schedule: PriceSchedule | str | None = None,
+        now: datetime | None = None,
     ) -> str:
         """The charger page, or one connector's page (``single``: where its QR code leads).
 
@@ -345,8 +349,19 @@ class Pages:
             single: the page of one connector: it links to the whole charger's page.
             link: whether the charger is connected; when not, no pay code is shown and the
                 page refreshes itself.
+            schedule: the energy prices of the next hours, shown as "price now" and a chart
+                (:func:`strom_web.charts.price_chart`); a text: why no price can be given.
+            now: the moment marked "now" on the chart (default: the wall clock).
         """
         tariff = profile.tariff.to_tariff()
+        moment = now or datetime.now(UTC)
+        price_now: int | None = None
+        chart: Markup | None = None
+        no_price = schedule if isinstance(schedule, str) else ""
+        if isinstance(schedule, PriceSchedule):
+            current = schedule.price_at(moment)
+            price_now = current.energy_msat_per_kwh if current is not None else None
+            chart = Markup(price_chart(schedule, moment))  # noqa: S704 - escaped by charts
         items = []
         for item in connectors:
             status = connector_status(str(item["status"]), str(item["busy"]), link)
@@ -365,6 +380,11 @@ class Pages:
             connectors=items,
             single=single,
             refresh_s=LINK_REFRESH_S.get(link),
+            price_now=price_now,
+            price_chart=chart,
+            no_price=no_price,
+            changes=isinstance(schedule, PriceSchedule)
+            and len({i.energy_msat_per_kwh for i in schedule.intervals}) > 1,
         )
 
     def session(

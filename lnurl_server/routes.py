@@ -55,6 +55,8 @@ from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
 from strom_core.ids import is_charger_id
 from strom_core.ports import ChargerIdentities
+from strom_core.ports.prices import NoPrice, PriceSource
+from strom_core.prices import PriceSchedule
 from strom_core.session import Session
 from strom_core.tariff import Tariff
 from strom_core.units import UnitError, format_sat
@@ -126,6 +128,8 @@ async def storage_errors(
         return web.Response(status=503, text=STORAGE_FAILED, headers={"Retry-After": "30"})
 
 
+CHART_HOURS = 24  # the charger page's price chart: this hour and the next 23
+
 NODE_DOWN = "the lightning node of this charger is unreachable right now; nothing was charged"
 NODE_DOWN_REFUND = (
     "the lightning node of this charger is unreachable right now; nothing was debited: scan "
@@ -188,6 +192,25 @@ class FrontDoor:
     network_map: NetworkMap | None = None  # /map and its relay bridge
     power: PowerService | None = None  # the driver's "charge slower"; without it, no form
     reservations: PayerReservations | None = None  # a reservation's start and cancel buttons
+    prices: PriceSource | None = None  # the charger page's price chart; None: the static price
+
+    async def price_schedule(self, profile: ProfileConfig, tariff: Tariff) -> PriceSchedule | str:
+        """The energy prices the charger page shows, from the start of this hour for a day.
+
+        The one seam between the page and where prices come from: with no ``prices`` source
+        wired, the schedule is the tariff's static energy price, flat
+        (:meth:`PriceSchedule.flat`); with one, its :meth:`PriceSource.schedule`.
+
+        Returns:
+            The schedule, or the reason no price can be given (:class:`NoPrice`).
+        """
+        start = self.clock.now().replace(minute=0, second=0, microsecond=0)
+        if self.prices is None:
+            return PriceSchedule.flat(tariff.energy_msat_per_kwh, start, CHART_HOURS)
+        try:
+            return await self.prices.schedule(profile.id, start, CHART_HOURS)
+        except NoPrice as exc:
+            return exc.reason
 
     @property
     def config(self) -> StromConfig:
@@ -626,7 +649,17 @@ class FrontDoor:
                     "kept_percent": tariff.reservation_kept_percent,
                 }
             )
-        return self._html(self.pages.charger(profile, items, single=only is not None, link=link))
+        schedule = await self.price_schedule(profile, tariff)
+        return self._html(
+            self.pages.charger(
+                profile,
+                items,
+                single=only is not None,
+                link=link,
+                schedule=schedule,
+                now=self.clock.now(),
+            )
+        )
 
     # --- top-up ----------------------------------------------------------------------------
 
