@@ -81,7 +81,8 @@ class PriceSchedule:
         for before, after in zip(self.intervals, self.intervals[1:], strict=False):
             if after.start != before.end:
                 raise ValueError(
-                    f"price intervals must be contiguous and sorted: {before.end} then {after.start}"
+                    "price intervals must be contiguous and sorted: "
+                    f"{before.end} then {after.start}"
                 )
 
     def price_at(self, at: datetime) -> PriceInterval | None:

@@ -26,7 +26,7 @@ from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink, charger_link
 from strom_storage.audit import record_in
 from strom_storage.db import Database
-from strom_storage.schema import chargers, connectors
+from strom_storage.schema import chargers, connectors, status_history
 
 __all__ = [
     "ChargerStore",
@@ -99,6 +99,33 @@ def link_columns(
     return {row.id: (bool(row.online), row.reconnect_until) for row in conn.execute(query)}
 
 
+def _record_change(
+    conn: Connection, charger_id: str, connector_id: int, status: str, error_code: str, at: datetime
+) -> None:
+    conn.execute(
+        insert(status_history).values(
+            charger_id=charger_id,
+            connector_id=connector_id,
+            status=status[:32],
+            error_code=error_code[:50],
+            at=at,
+        )
+    )
+
+
+def _set_online(conn: Connection, charger_id: str, online: bool, at: datetime) -> None:
+    was = conn.scalar(select(chargers.c.online).where(chargers.c.id == charger_id))
+    if was is None:
+        return
+    if bool(was) != online:
+        _record_change(conn, charger_id, 0, "Online" if online else "Offline", "NoError", at)
+    conn.execute(
+        update(chargers)
+        .where(chargers.c.id == charger_id)
+        .values(online=online, last_seen_at=at, updated_at=at, reconnect_until=None)
+    )
+
+
 def set_connector_status(
     conn: Connection,
     charger_id: str,
@@ -107,7 +134,18 @@ def set_connector_status(
     error_code: str,
     at: datetime,
 ) -> None:
-    """Record a StatusNotification for a known connector, in the caller's transaction."""
+    """Record a StatusNotification for a known connector, in the caller's transaction.
+
+    A change of status or error code is also kept in ``status_history`` (the availability
+    timeline); a repeated notification is not.
+    """
+    before = conn.execute(
+        select(connectors.c.status, connectors.c.error_code).where(
+            connectors.c.charger_id == charger_id, connectors.c.connector_id == connector_id
+        )
+    ).first()
+    if before is not None and (before.status, before.error_code) != (status, error_code):
+        _record_change(conn, charger_id, connector_id, status, error_code, at)
     conn.execute(
         _SET_STATUS,
         {
@@ -164,7 +202,10 @@ def _begin_reconnect_grace(conn: Connection, now: datetime, until: datetime | No
         .values(online=False, reconnect_until=until, updated_at=now)
         .returning(chargers.c.id)
     )
-    return sorted(returning)
+    ids = sorted(returning)
+    for charger_id in ids:  # connected when Strom stopped: offline from its start on
+        _record_change(conn, charger_id, 0, "Offline", "NoError", now)
+    return ids
 
 
 class ChargerStore:
@@ -230,13 +271,7 @@ class ChargerStore:
 
     async def set_online(self, charger_id: str, online: bool, at: datetime) -> None:
         """Record a charger connecting or going away (which ends any reconnect grace)."""
-        await self.db.write(
-            lambda conn: conn.execute(
-                update(chargers)
-                .where(chargers.c.id == charger_id)
-                .values(online=online, last_seen_at=at, updated_at=at, reconnect_until=None)
-            )
-        )
+        await self.db.write(partial(_set_online, charger_id=charger_id, online=online, at=at))
 
     async def record_security_event(
         self, charger_id: str, kind: str, at: datetime, tech_info: str, received_at: datetime

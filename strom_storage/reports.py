@@ -22,8 +22,9 @@ import orjson
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
+from strom_core.availability import StatusChange
 from strom_storage.db import Database
-from strom_storage.schema import audit_log, payments, refunds, sessions
+from strom_storage.schema import audit_log, connectors, payments, refunds, sessions, status_history
 
 __all__ = [
     "RUNNING_STATES",
@@ -165,6 +166,37 @@ def _money_totals(conn: Connection) -> tuple[int, int, int, int]:
     return int(received or 0), int(out[0]), int(out[1]), int(energy or 0)
 
 
+def _status_changes(
+    conn: Connection, since: datetime, until: datetime, charger_id: str | None
+) -> tuple[list[tuple[str, int]], list[StatusChange]]:
+    wanted = select(connectors.c.charger_id, connectors.c.connector_id).order_by(
+        connectors.c.charger_id, connectors.c.connector_id
+    )
+    history = select(status_history)
+    if charger_id is not None:
+        wanted = wanted.where(connectors.c.charger_id == charger_id)
+        history = history.where(status_history.c.charger_id == charger_id)
+    known = [(row.charger_id, int(row.connector_id)) for row in conn.execute(wanted)]
+    # The state in force at ``since``: each connector's (and link's) last change before it.
+    last_before = (
+        select(func.max(status_history.c.id))
+        .where(status_history.c.at < since)
+        .group_by(status_history.c.charger_id, status_history.c.connector_id)
+    )
+    rows = conn.execute(
+        history.where(
+            or_(
+                and_(status_history.c.at >= since, status_history.c.at < until),
+                status_history.c.id.in_(last_before),
+            )
+        ).order_by(status_history.c.at, status_history.c.id)
+    )
+    changes = [
+        StatusChange(row.charger_id, int(row.connector_id), row.status, row.at) for row in rows
+    ]
+    return known, changes
+
+
 class Reports:
     """What the operator reads about sessions and money (no writes).
 
@@ -277,6 +309,20 @@ class Reports:
         for entry in totals.values():
             entry.sessions = len(entry.session_ids)
         return dict(sorted(totals.items()))
+
+    async def status_changes(
+        self, *, since: datetime, until: datetime, charger_id: str | None = None
+    ) -> tuple[list[tuple[str, int]], list[StatusChange]]:
+        """The connectors and the status changes of ``[since, until)`` (availability timeline).
+
+        Returns:
+            Every configured (charger id, connector id), sorted; and the changes in the window
+            together with each connector's and each charger link's last change before it,
+            oldest first (:func:`strom_core.availability.availability_spans` takes both).
+        """
+        return await self.db.read(
+            partial(_status_changes, since=since, until=until, charger_id=charger_id)
+        )
 
     async def counts_by_state(self) -> dict[str, int]:
         """How many sessions are in each state (states without sessions are absent)."""

@@ -52,6 +52,7 @@ __all__ = [
     "payments",
     "refunds",
     "sessions",
+    "status_history",
     "tariffs",
 ]
 
@@ -382,4 +383,20 @@ tariffs = Table(
     Column("file_tariff", JSON, nullable=False),
     Column("source", String(120), nullable=False),
     Column("set_at", TS, nullable=False),
+)
+
+# Each change of a connector's OCPP status, and of a charger's connection (connector 0:
+# ``Online``/``Offline``), for the operator's availability timeline. A row is written only when
+# the status differs from the one before (a repeated StatusNotification adds nothing).
+status_history = Table(
+    "status_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charger_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),  # 0: the charger's own connection
+    Column("status", String(32), nullable=False),
+    Column("error_code", String(50), nullable=False, default="NoError"),
+    Column("at", TS, nullable=False),
+    Index("ix_status_history_at", "at"),
+    Index("ix_status_history_connector", "charger_id", "connector_id", "at"),
 )

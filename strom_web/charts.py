@@ -51,7 +51,7 @@ WIDTH = 360
 HEIGHT = 200
 LEFT = 52  # room for the y-axis labels
 RIGHT = 8
-TOP = 14
+TOP = 22
 BOTTOM = 34  # room for the x-axis labels
 INK = "#222"
 MUTED = "#777"
@@ -104,16 +104,13 @@ def _open(title: str, desc: str, chart_id: str, kind: str) -> list[str]:
 def _axes(lines: list[str], unit: str) -> None:
     bottom = HEIGHT - BOTTOM
     lines.append(
-        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bottom}" stroke="{INK}" '
-        f'stroke-width="1"/>'
+        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bottom}" stroke="{INK}" stroke-width="1"/>'
     )
     lines.append(
         f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="{INK}" '
         f'stroke-width="1"/>'
     )
-    lines.append(
-        f'<text class="unit" x="4" y="{TOP - 4}" fill="{MUTED}">{_x(unit)}</text>'
-    )
+    lines.append(f'<text class="unit" x="4" y="{TOP - 4}" fill="{MUTED}">{_x(unit)}</text>')
 
 
 def _no_data(lines: list[str]) -> None:
@@ -244,7 +241,7 @@ def price_chart(
         is_now = interval.start <= now < interval.end
         local = interval.start.astimezone(tz)
         label = (
-            f"{local:%H:%M}–{interval.end.astimezone(tz):%H:%M} {tz_name}: "
+            f"{local:%H:%M} to {interval.end.astimezone(tz):%H:%M} {tz_name}: "
             f"{format_price(price)} sat/kWh" + (" (now)" if is_now else "")
         )
         lines.append(

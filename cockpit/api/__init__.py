@@ -13,8 +13,8 @@ Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
 :mod:`~cockpit.api.chargers`, :mod:`~cockpit.api.charger_commands`, :mod:`~cockpit.api.firmware`,
 :mod:`~cockpit.api.power`, :mod:`~cockpit.api.certificates`, :mod:`~cockpit.api.cards`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
-:mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.nostr`, :mod:`~cockpit.api.audit`; what they
-share is :mod:`~cockpit.api.context` (Strom's parts and the lookups) and
+:mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.reports`, :mod:`~cockpit.api.nostr`,
+:mod:`~cockpit.api.audit`; what they share is :mod:`~cockpit.api.context` (Strom's parts and the lookups) and
 :mod:`~cockpit.api.answers` (rows as answers, pages, CSV).
 """
 
@@ -35,6 +35,7 @@ from cockpit.api.lightning import LightningResource
 from cockpit.api.me import MeResource
 from cockpit.api.nostr import NostrResource
 from cockpit.api.power import PowerResource
+from cockpit.api.reports import ReportsResource
 from cockpit.api.sessions import SessionsResource
 from cockpit.api.stickers import StickersResource
 from cockpit.api.tariffs import TariffsResource, quotes
@@ -70,6 +71,7 @@ class Api:
             TariffsResource(ctx),
             SessionsResource(ctx),
             LedgerResource(ctx),
+            ReportsResource(ctx),
             NostrResource(ctx),
             self.audit,
         )

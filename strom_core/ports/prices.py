@@ -21,7 +21,11 @@ __all__ = ["NoPrice", "PriceSource"]
 
 
 class NoPrice(StromError):
-    """No price can be given now; the message says why (``"no fresh BTC/EUR rate (newest 2 h old)"``)."""
+    """No price can be given now; the message says why.
+
+    For example ``"no fresh BTC/EUR rate (newest 2 h old)"``: shown to the driver in the LUD-06
+    error and to the operator.
+    """
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

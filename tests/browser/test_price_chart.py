@@ -8,6 +8,7 @@ screenshots are saved under ``test-artifacts/screenshots/``.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,9 @@ async def test_charger_page_charts_the_static_price_as_a_flat_day_with_now_marke
     assert [bar["now"] for bar in bars] == [True] + [False] * 23
     await expect(chart.locator("svg .now-marker")).to_have_count(1)
     box = await chart.locator("svg").bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 390
     await assert_fits_a_phone(page)
     await screenshot(page, "charger-price-chart-static")
 
@@ -117,7 +120,7 @@ async def test_charger_page_charts_the_schedule_of_its_price_source_bar_for_bar(
     ]
     # On screen, a dearer hour is a taller bar and equal prices are equal bars.
     by_price = sorted(bars, key=lambda bar: bar["msat"])
-    for lower, higher in zip(by_price, by_price[1:], strict=False):
+    for lower, higher in itertools.pairwise(by_price):
         assert lower["height"] <= higher["height"] + 0.01
         if lower["msat"] < higher["msat"]:
             assert lower["height"] < higher["height"]
@@ -128,9 +131,7 @@ async def test_charger_page_charts_the_schedule_of_its_price_source_bar_for_bar(
     await screenshot(page, "charger-price-chart-hourly")
 
 
-async def test_charger_page_says_why_when_no_price_can_be_given(
-    stack: Stack, phone: Phone
-) -> None:
+async def test_charger_page_says_why_when_no_price_can_be_given(stack: Stack, phone: Phone) -> None:
     stack.strom.front.prices = NoPrices()
     page = await phone()
     await page.goto(f"{stack.base}/c/{CHARGER}")

@@ -15,7 +15,7 @@ T0 = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
 
 
 def parse(markup: str) -> ET.Element:
-    root = ET.fromstring(markup)  # noqa: S314 - our own output
+    root = ET.fromstring(markup)
     assert root.tag == f"{SVG}svg"
     return root
 
@@ -38,11 +38,11 @@ def bars_of(root: ET.Element) -> list[ET.Element]:
 def test_price_chart_has_one_bar_per_interval_with_its_exact_price_and_marks_now() -> None:
     prices = [10_000 + 1_500 * i for i in range(24)]
     now = T0 + timedelta(hours=5, minutes=30)
-    root = parse(price_chart(hourly(prices + [1, 2, 3]), now))
+    root = parse(price_chart(hourly([*prices, 1, 2, 3]), now))
     bars = bars_of(root)
     # 24 hours from the interval in force (05:00) on: 05:00..04:00 of the schedule's remainder
     shown = [int(b.get("data-msat-per-kwh", "")) for b in bars]
-    assert shown == (prices + [1, 2, 3])[5 : 5 + 24]
+    assert shown == ([*prices, 1, 2, 3])[5 : 5 + 24]
     now_bars = [b for b in bars if "now" in b.get("class", "").split()]
     assert len(now_bars) == 1
     assert now_bars[0].get("data-start") == (T0 + timedelta(hours=5)).isoformat()
@@ -59,18 +59,23 @@ def test_price_chart_is_accessible_and_labelled_in_words_and_units() -> None:
     assert root.get("role") == "img"
     title = root.find(f"{SVG}title")
     desc = root.find(f"{SVG}desc")
-    assert title is not None and title.text == "Energy price, next 24 hours"
-    assert desc is not None and "Now: 250.5 sat/kWh" in (desc.text or "")
+    assert title is not None
+    assert title.text == "Energy price, next 24 hours"
+    assert desc is not None
+    assert "Now: 250.5 sat/kWh" in (desc.text or "")
     assert root.get("aria-labelledby") == "price-title price-desc"
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
     assert "sat/kWh" in texts
-    assert "00:00" in texts and "hour (UTC)" in texts
+    assert "00:00" in texts
+    assert "hour (UTC)" in texts
     assert any(t.startswith("now") for t in texts)
-    assert root.get("width") == "100%" and root.get("viewBox") == "0 0 360 200"
+    assert root.get("width") == "100%"
+    assert root.get("viewBox") == "0 0 360 200"
     # every bar has a tooltip in words
     for bar in bars_of(root):
         tip = bar.find(f"{SVG}title")
-        assert tip is not None and "sat/kWh" in (tip.text or "")
+        assert tip is not None
+        assert "sat/kWh" in (tip.text or "")
     assert "style=" not in markup  # the pages' CSP allows no inline style attributes
 
 
@@ -86,9 +91,10 @@ def test_a_flat_static_price_is_a_flat_line_of_equal_bars() -> None:
 def test_negative_prices_are_drawn_below_the_zero_line() -> None:
     root = parse(price_chart(hourly([-5_000, 20_000]), T0))
     negative, positive = bars_of(root)
-    assert float(negative.get("y", "")) >= float(positive.get("y", "")) + float(
-        positive.get("height", "")
-    ) - 0.01
+    assert (
+        float(negative.get("y", ""))
+        >= float(positive.get("y", "")) + float(positive.get("height", "")) - 0.01
+    )
     assert negative.get("fill") != positive.get("fill")
 
 
@@ -98,24 +104,29 @@ def test_price_chart_without_prices_says_no_data() -> None:
         assert bars_of(root) == []
         assert "No data" in [t.text for t in root.iter(f"{SVG}text")]
         desc = root.find(f"{SVG}desc")
-        assert desc is not None and desc.text == "No prices are known for this time."
+        assert desc is not None
+        assert desc.text == "No prices are known for this time."
 
 
 def test_every_string_from_outside_is_escaped() -> None:
     evil = '<script>alert("x")</script>&'
-    schedule = PriceSchedule(
-        intervals=hourly([1_000]).intervals, source=evil, fetched_at=T0
-    )
+    schedule = PriceSchedule(intervals=hourly([1_000]).intervals, source=evil, fetched_at=T0)
     for markup in (
         price_chart(schedule, T0, title=evil, chart_id='a"b'),
         bar_chart([Bar(evil, 5)], title=evil, unit=evil, chart_id='a"b'),
-        timeline([(evil, [Span(T0, T0 + timedelta(hours=1), evil)])], T0,
-                 T0 + timedelta(hours=2), title=evil, chart_id='a"b'),
+        timeline(
+            [(evil, [Span(T0, T0 + timedelta(hours=1), evil)])],
+            T0,
+            T0 + timedelta(hours=2),
+            title=evil,
+            chart_id='a"b',
+        ),
     ):
         assert "<script" not in markup
         root = parse(markup)  # still well-formed XML
         title = root.find(f"{SVG}title")
-        assert title is not None and title.text == evil
+        assert title is not None
+        assert title.text == evil
 
 
 def test_bar_chart_keeps_exact_values_and_formats_them_in_the_unit() -> None:
@@ -170,8 +181,12 @@ def test_timeline_clips_spans_to_the_window_and_names_each_state() -> None:
     # 24 h of two rows: online 6 h, charging 2 h, faulted 16 h out of 48 row-hours
     assert "charging: 4 % of the time." in (desc.text or "")
     assert "faulted: 33 % of the time." in (desc.text or "")
-    legend = [t.text for g in root.iter(f"{SVG}g") if g.get("class") == "legend"
-              for t in g.iter(f"{SVG}text")]
+    legend = [
+        t.text
+        for g in root.iter(f"{SVG}g")
+        if g.get("class") == "legend"
+        for t in g.iter(f"{SVG}text")
+    ]
     assert legend == ["charging", "faulted", "online"]
 
 
