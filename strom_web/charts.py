@@ -385,6 +385,19 @@ class Span:
     state: str
 
 
+def _time_in_states(
+    rows: Sequence[tuple[str, Sequence[Span]]], start: datetime, end: datetime
+) -> dict[str, float]:
+    """Seconds in each state within ``[start, end)``, over all rows."""
+    states: dict[str, float] = {}
+    for _label, spans in rows:
+        for span in spans:
+            lo, hi = max(span.start, start), min(span.end, end)
+            if hi > lo:
+                states[span.state] = states.get(span.state, 0) + (hi - lo).total_seconds()
+    return states
+
+
 def timeline(
     rows: Sequence[tuple[str, Sequence[Span]]],
     start: datetime,
@@ -418,12 +431,7 @@ def timeline(
     if end <= start:
         raise ValueError("a timeline's end must be after its start")
     window = (end - start).total_seconds()
-    states: dict[str, float] = {}
-    for _label, spans in rows:
-        for span in spans:
-            lo, hi = max(span.start, start), min(span.end, end)
-            if hi > lo:
-                states[span.state] = states.get(span.state, 0) + (hi - lo).total_seconds()
+    states = _time_in_states(rows, start, end)
     desc_parts = [f"{len(rows)} rows from {start.astimezone(tz):%Y-%m-%d %H:%M} {tz_name}"]
     desc_parts.append(f"to {end.astimezone(tz):%Y-%m-%d %H:%M} {tz_name}.")
     whole = window * max(len(rows), 1)

@@ -14,8 +14,8 @@ Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
 :mod:`~cockpit.api.power`, :mod:`~cockpit.api.certificates`, :mod:`~cockpit.api.cards`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
 :mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.reports`, :mod:`~cockpit.api.nostr`,
-:mod:`~cockpit.api.audit`; what they share is :mod:`~cockpit.api.context` (Strom's parts and the lookups) and
-:mod:`~cockpit.api.answers` (rows as answers, pages, CSV).
+:mod:`~cockpit.api.audit`; what they share is :mod:`~cockpit.api.context` (Strom's parts and
+the lookups) and :mod:`~cockpit.api.answers` (rows as answers, pages, CSV).
 """
 
 from __future__ import annotations
