@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -42,6 +43,8 @@ PROFILE = {
     "connectors": [{"id": 1, "type": "Type2", "max_power_kw": 11}],
     "tariff": {"per_kwh_sat": 250},
 }
+
+REPORT_WINDOW = {"since": "2026-11-01T00:00:00Z", "until": "2026-11-08T00:00:00Z"}
 
 # (method, path): the request with good input (body, params), for 401/403 and success.
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
@@ -102,6 +105,12 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/ledger/payments"): {"params": {"limit": "10"}},
     ("GET", "/ledger/refunds"): {},
     ("GET", "/ledger/totals"): {"params": {"period": "month"}},
+    ("GET", "/reports/daily"): {"params": REPORT_WINDOW},
+    ("GET", "/reports/monthly"): {"params": REPORT_WINDOW},
+    ("GET", "/reports/daily.svg"): {"params": REPORT_WINDOW},
+    ("GET", "/reports/monthly.svg"): {"params": REPORT_WINDOW},
+    ("GET", "/reports/availability"): {"params": REPORT_WINDOW},
+    ("GET", "/reports/availability.svg"): {"params": REPORT_WINDOW},
     ("GET", "/nostr"): {},
     ("GET", "/nostr/chargers/{charger_id}/status-event"): {},
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): {},
@@ -156,6 +165,18 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("GET", "/ledger/payments"): ({"params": {"since": "yesterday"}}, 400),
     ("GET", "/ledger/refunds"): ({"params": {"since": "2026-01-01T00:00:00"}}, 400),
     ("GET", "/ledger/totals"): ({"params": {"period": "hour"}}, 400),
+    ("GET", "/reports/daily"): (
+        {"params": {**REPORT_WINDOW, "since": "2027-01-01T00:00:00Z"}},
+        400,
+    ),
+    ("GET", "/reports/monthly"): ({"params": {"since": "2026-01-01T00:00:00Z"}}, 400),
+    ("GET", "/reports/daily.svg"): ({"params": {**REPORT_WINDOW, "measure": "volts"}}, 400),
+    ("GET", "/reports/monthly.svg"): ({"params": {**REPORT_WINDOW, "until": "soon"}}, 400),
+    ("GET", "/reports/availability"): ({"params": {**REPORT_WINDOW, "charger_id": "a b"}}, 400),
+    ("GET", "/reports/availability.svg"): (
+        {"params": {"since": "2026-01-01T00:00:00Z", "until": "2026-12-01T00:00:00Z"}},
+        400,
+    ),
     ("GET", "/nostr"): ({"params": {"relay": "x"}}, 400),
     ("GET", "/nostr/chargers/{charger_id}/status-event"): ({"charger": "nobody"}, 404),
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): ({"charger": "nobody"}, 404),
@@ -266,7 +287,7 @@ async def test_every_endpoint_refuses_a_non_admin_npub_with_403(cockpit: Cockpit
         url = fill(path)
         json = request.get("json")
         body = None if json is None else orjson.dumps(json)
-        query = "?" + "&".join(f"{k}={v}" for k, v in request.get("params", {}).items())
+        query = "?" + urlencode(request.get("params", {}))  # as the client encodes it
         full = cockpit.api + url + (query if request.get("params") else "")
         headers = {"Authorization": nip98(STRANGER_SECRET, full, method, body)}
         response = await cockpit.call(method, url, headers=headers, **request)
@@ -355,6 +376,17 @@ async def charging_session(cockpit: Cockpit) -> tuple[str, str]:
     status_url, _ = await cockpit.stack.pay(20_000_000)
     status = await cockpit.stack.wait_state(status_url, "charging")
     return status["id"], status_url
+
+
+async def reports_answer(ok: Any) -> None:
+    for kind in ("daily", "monthly"):
+        report = await ok("GET", f"/reports/{kind}")
+        assert report["total"]["period"] == "total"
+        chart = await ok("GET", f"/reports/{kind}.svg")
+        assert chart.headers["Content-Type"].startswith("image/svg+xml")
+    assert (await ok("GET", "/reports/availability"))["connectors"]
+    timeline = await ok("GET", "/reports/availability.svg")
+    assert timeline.text.startswith("<svg")
 
 
 async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
@@ -505,6 +537,7 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     assert len(rotated["ocpp_password"]) == 20
     totals = await ok("GET", "/ledger/totals")
     assert totals["totals"][0]["paid_msat"] == 40_000_000
+    await reports_answer(ok)
     audit = await ok("GET", "/audit")
     assert audit["items"][0]["actor"] == "token:ops"
     assert done == set(REQUESTS)
