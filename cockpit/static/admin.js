@@ -929,20 +929,92 @@ async function sessionView (view, sessionId) {
     h('h2', {}, 'Refunds'), ledgerTable(s.refunds, ['refund_id', 'state', 'amount_msat', 'fee_msat', 'detail', 'updated_at']))
 }
 
-function ledgerTable (items, columns) {
+// Column headers for people: a name and its unit, never the API's field name.
+const COLUMNS = {
+  period: 'Day (UTC)', sessions: 'Sessions', paid_msat: 'Received (sat)', received_msat: 'Received (sat)', refunded_msat: 'Refunded (sat)',
+  refund_fees_msat: 'Refund fees (sat)', revenue_msat: 'Revenue (sat)', energy_wh: 'Energy (kWh)', payment_hash: 'Payment hash', session_id: 'Session',
+  kind: 'Kind', state: 'State', amount_msat: 'Amount (sat)', fee_msat: 'Fee (sat)', settled_at: 'Settled', updated_at: 'Updated', refund_id: 'Refund',
+  detail: 'Detail', at: 'Time', actor: 'Actor', action: 'Action', target: 'Target'
+}
+const number = (msat) => (Number(msat) / 1000).toLocaleString('en', { maximumFractionDigits: 3 })
+function cell (c, value) {
+  if (c.endsWith('_msat')) return value === null ? '—' : number(value)
+  if (c.endsWith('_wh')) return (Number(value) / 1000).toFixed(3)
+  if (c.endsWith('_at')) return when(value)
+  return String(value ?? '—')
+}
+
+function ledgerTable (items, columns, labels) {
   if (!items.length) return h('p', { class: 'muted' }, 'None.')
-  return h('table', {}, h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.endsWith('msat') ? 'num' : '' }, c.replace('_msat', ''))))),
-    h('tbody', {}, items.map((row) => h('tr', {}, columns.map((c) => h('td', { class: c.endsWith('msat') ? 'num' : (c.includes('hash') ? 'mono' : '') },
-      c.endsWith('msat') ? (row[c] === null ? '—' : sat(row[c])) : (c.endsWith('_at') ? when(row[c]) : String(row[c] ?? '—'))))))))
+  const numeric = (c) => c.endsWith('_msat') || c.endsWith('_wh') || c === 'sessions'
+  return h('table', {}, h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: numeric(c) ? 'num' : '', dataset: { column: c } }, (labels || {})[c] || COLUMNS[c] || c)))),
+    h('tbody', {}, items.map((row) => h('tr', {}, columns.map((c) => h('td', { class: numeric(c) ? 'num' : (c.includes('hash') ? 'mono' : '') }, cell(c, row[c])))))))
+}
+
+// A chart drawn by the server (GET /reports/…svg, the same code as the public price chart).
+// It is parsed as XML, never as HTML, and anything that could run or load (scripts, foreign
+// objects, event handlers, links) is dropped before it joins the page.
+async function serverChart (path, name) {
+  const figure = h('figure', { class: 'chart', dataset: { chart: name } })
+  try {
+    const text = await (await api('GET', path, undefined, true)).text()
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml')
+    const svg = doc.documentElement
+    if (svg.nodeName !== 'svg' || doc.getElementsByTagName('parsererror').length) throw new Error('not a chart')
+    for (const el of [svg, ...svg.querySelectorAll('*')]) {
+      if (['script', 'foreignObject', 'a', 'image', 'use'].includes(el.localName)) { el.remove(); continue }
+      for (const attr of [...el.attributes]) if (/^on|href$/i.test(attr.name)) el.removeAttribute(attr.name)
+    }
+    figure.append(document.importNode(svg, true))
+  } catch (error) {
+    if (error.message === 'unauthorized') throw error
+    figure.append(h('p', { class: 'muted' }, 'Chart not available: ' + error.message))
+  }
+  return figure
+}
+
+const dayStart = (offset) => { const d = new Date(); d.setUTCHours(0, 0, 0, 0); d.setUTCDate(d.getUTCDate() + offset); return d }
+const monthStart = (offset) => { const d = dayStart(0); d.setUTCDate(1); d.setUTCMonth(d.getUTCMonth() + offset); return d }
+const span = (since, until) => 'since=' + encodeURIComponent(since.toISOString()) + '&until=' + encodeURIComponent(until.toISOString())
+
+async function reportsSection () {
+  const days = span(dayStart(-29), dayStart(1)) // the last 30 UTC days, today included
+  const months = span(monthStart(-11), monthStart(1)) // the last 12 UTC months
+  const week = span(dayStart(-7), new Date(Math.floor(Date.now() / 60000) * 60000))
+  const [daily, monthly] = await Promise.all([api('GET', '/reports/daily?' + days), api('GET', '/reports/monthly?' + months)])
+  const measures = [['energy', 'Energy'], ['received', 'Received'], ['refunded', 'Refunded'], ['revenue', 'Revenue']]
+  const charts = await Promise.all([
+    ...measures.map(([m]) => serverChart('/reports/daily.svg?' + days + '&measure=' + m, m + '-daily')),
+    ...measures.map(([m]) => serverChart('/reports/monthly.svg?' + months + '&measure=' + m, m + '-monthly')),
+    serverChart('/reports/availability.svg?' + week, 'availability')
+  ])
+  const t = daily.total
+  return h('section', { id: 'reports' },
+    h('h2', {}, 'Last 30 days (UTC)'),
+    h('div', { class: 'stats', id: 'report-totals' },
+      h('div', { class: 'stat' }, 'Energy', h('b', { dataset: { total: 'energy_wh' } }, kwh(t.energy_wh))),
+      h('div', { class: 'stat' }, 'Received', h('b', { dataset: { total: 'received_msat' } }, sat(t.received_msat))),
+      h('div', { class: 'stat' }, 'Refunded', h('b', { dataset: { total: 'refunded_msat' } }, sat(t.refunded_msat))),
+      h('div', { class: 'stat' }, 'Refund fees', h('b', { dataset: { total: 'refund_fees_msat' } }, sat(t.refund_fees_msat))),
+      h('div', { class: 'stat' }, 'Revenue', h('b', { dataset: { total: 'revenue_msat' } }, sat(t.revenue_msat))),
+      h('div', { class: 'stat' }, 'Sessions', h('b', { dataset: { total: 'sessions' } }, String(t.sessions)))),
+    h('div', { class: 'charts' }, charts.slice(0, 4)),
+    h('h2', {}, 'Last 12 months (UTC)'),
+    ledgerTable(monthly.rows, ['period', 'sessions', 'energy_wh', 'received_msat', 'refunded_msat', 'refund_fees_msat', 'revenue_msat'], { period: 'Month (UTC)' }),
+    h('div', { class: 'charts' }, charts.slice(4, 8)),
+    h('h2', {}, 'Availability, last 7 days'),
+    h('p', { class: 'muted' }, 'Each connector: online (free), charging, faulted, or offline (its charger not connected).'),
+    h('div', { class: 'charts wide' }, charts[8]))
 }
 
 async function ledgerView (view) {
-  const [totals, payments, refunds] = await Promise.all([api('GET', '/ledger/totals?period=day'), api('GET', '/ledger/payments?limit=50'), api('GET', '/ledger/refunds?limit=50')])
+  const [totals, payments, refunds, reports] = await Promise.all([api('GET', '/ledger/totals?period=day'), api('GET', '/ledger/payments?limit=50'), api('GET', '/ledger/refunds?limit=50'), reportsSection()])
   view.replaceChildren(
     h('h1', {}, 'Ledger'),
     h('div', { class: 'toolbar' },
       h('button', { onclick: () => download('/ledger/payments?format=csv&limit=1000', 'payments.csv') }, 'Payments CSV'),
       h('button', { onclick: () => download('/ledger/refunds?format=csv&limit=1000', 'refunds.csv') }, 'Refunds CSV')),
+    reports,
     h('h2', {}, 'Per day (UTC)'), ledgerTable(totals.totals, ['period', 'sessions', 'paid_msat', 'refunded_msat', 'refund_fees_msat', 'energy_wh']),
     h('h2', {}, 'Payments'), ledgerTable(payments.items, ['payment_hash', 'session_id', 'kind', 'amount_msat', 'settled_at']),
     h('h2', {}, 'Refunds'), ledgerTable(refunds.items, ['refund_id', 'session_id', 'state', 'amount_msat', 'fee_msat', 'updated_at']))
