@@ -59,6 +59,7 @@ GRID = "#ddd"
 BAR = "#2f7d4f"
 NEGATIVE = "#b35c00"
 NOW = "#c0392b"
+ROW = 22  # the height of one row of a timeline
 
 STATE_COLOURS = {
     "online": "#7fb8e0",
@@ -89,9 +90,9 @@ def format_price(msat_per_kwh: int) -> str:
     return f"{sats:,}".rstrip("0").rstrip(".")
 
 
-def _open(title: str, desc: str, chart_id: str, kind: str) -> list[str]:
+def _open(title: str, desc: str, chart_id: str, kind: str, height: float = HEIGHT) -> list[str]:
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {_n(height)}" '
         f'width="100%" preserveAspectRatio="xMidYMid meet" role="img" '
         f'class="chart chart-{_x(kind)}" data-chart="{_x(kind)}" '
         f'aria-labelledby="{_x(chart_id)}-title {_x(chart_id)}-desc" '
@@ -437,25 +438,29 @@ def timeline(
     whole = window * max(len(rows), 1)
     for state, seconds in sorted(states.items()):
         desc_parts.append(f"{state}: {seconds / whole * 100:.0f} % of the time.")
-    lines = _open(title, " ".join(desc_parts), chart_id, "timeline")
     if not rows:
+        lines = _open(title, " ".join(desc_parts), chart_id, "timeline")
         _no_data(lines)
         lines.append("</svg>")
         return "\n".join(lines)
-    plot = WIDTH - RIGHT - LEFT
-    height = (HEIGHT - TOP - BOTTOM) / len(rows)
+    # One band per row (the drawing grows with the rows); the labels get the room they need.
+    height = ROW
+    bottom = TOP + height * len(rows)
+    left = min(max(LEFT, 8 + 6 * max(len(label) for label, _ in rows)), WIDTH // 3)
+    lines = _open(title, " ".join(desc_parts), chart_id, "timeline", bottom + 40)
+    plot = WIDTH - RIGHT - left
     for index, (label, spans) in enumerate(rows):
         y = TOP + index * height
         lines.append(
-            f'<g class="row" data-label="{_x(label)}"><text class="y-label" x="{LEFT - 4}" '
+            f'<g class="row" data-label="{_x(label)}"><text class="y-label" x="{left - 4}" '
             f'y="{_n(y + height / 2 + 3)}" text-anchor="end" fill="{INK}">{_x(label)}</text>'
         )
         for span in spans:
             lo, hi = max(span.start, start), min(span.end, end)
             if hi <= lo:
                 continue
-            x0 = LEFT + (lo - start).total_seconds() / window * plot
-            x1 = LEFT + (hi - start).total_seconds() / window * plot
+            x0 = left + (lo - start).total_seconds() / window * plot
+            x1 = left + (hi - start).total_seconds() / window * plot
             colour = STATE_COLOURS.get(span.state.lower(), STATE_COLOURS["unknown"])
             words = (
                 f"{label}: {span.state} from {lo.astimezone(tz):%Y-%m-%d %H:%M} "
@@ -469,19 +474,19 @@ def timeline(
             )
         lines.append("</g>")
     lines.append(
-        f'<text class="x-label" x="{LEFT}" y="{HEIGHT - BOTTOM + 12}" fill="{INK}">'
+        f'<text class="x-label" x="{left}" y="{bottom + 12}" fill="{INK}">'
         f"{start.astimezone(tz):%m-%d %H:%M}</text>"
     )
     lines.append(
-        f'<text class="x-label" x="{WIDTH - RIGHT}" y="{HEIGHT - BOTTOM + 12}" '
+        f'<text class="x-label" x="{WIDTH - RIGHT}" y="{bottom + 12}" '
         f'text-anchor="end" fill="{INK}">{end.astimezone(tz):%m-%d %H:%M} {_x(tz_name)}</text>'
     )
-    x = LEFT
+    x = left
     for state in sorted(states):
         colour = STATE_COLOURS.get(state.lower(), STATE_COLOURS["unknown"])
         lines.append(
-            f'<g class="legend"><rect x="{x}" y="{HEIGHT - 12}" width="8" height="8" '
-            f'fill="{colour}"/><text x="{x + 11}" y="{HEIGHT - 5}" fill="{INK}">'
+            f'<g class="legend"><rect x="{x}" y="{bottom + 22}" width="8" height="8" '
+            f'fill="{colour}"/><text x="{x + 11}" y="{bottom + 29}" fill="{INK}">'
             f"{_x(state)}</text></g>"
         )
         x += 14 + 6 * len(state)

@@ -965,7 +965,8 @@ async function serverChart (path, name) {
       if (['script', 'foreignObject', 'a', 'image', 'use'].includes(el.localName)) { el.remove(); continue }
       for (const attr of [...el.attributes]) if (/^on|href$/i.test(attr.name)) el.removeAttribute(attr.name)
     }
-    figure.append(document.importNode(svg, true))
+    const title = svg.querySelector('title')
+    figure.append(h('figcaption', {}, title ? title.textContent : name), document.importNode(svg, true))
   } catch (error) {
     if (error.message === 'unauthorized') throw error
     figure.append(h('p', { class: 'muted' }, 'Chart not available: ' + error.message))
