@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import SCREENSHOTS, screenshot
 from tests.browser.test_admin_ui import cockpit, desk
 from tests.cockpit.conftest import CHARGER, Cockpit
 from tests.cockpit.synthetic_week import midnight, write_week
@@ -105,6 +105,7 @@ async def test_admin_charts_after_a_week_of_sessions_match_the_ledger_api(
     for raw in RAW_NAMES:
         assert raw not in text, raw
     await screenshot(page, "admin-reports")
-    await reports.locator('figure[data-chart="availability"]').scroll_into_view_if_needed()
-    await screenshot(page, "admin-reports-availability", full_page=False)
+    await reports.locator('figure[data-chart="availability"]').screenshot(
+        path=str(SCREENSHOTS / "admin-reports-availability.png")
+    )
     assert not trouble, trouble
