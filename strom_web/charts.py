@@ -111,7 +111,7 @@ def _axes(lines: list[str], unit: str) -> None:
         f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="{INK}" '
         f'stroke-width="1"/>'
     )
-    lines.append(f'<text class="unit" x="4" y="{TOP - 4}" fill="{MUTED}">{_x(unit)}</text>')
+    lines.append(f'<text class="unit" x="4" y="{TOP - 11}" fill="{MUTED}">{_x(unit)}</text>')
 
 
 def _no_data(lines: list[str]) -> None:
