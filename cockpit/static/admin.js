@@ -404,6 +404,8 @@ async function chargerView (view, chargerId) {
     h('p', {}, 'Connector ' + c.connector_id),
     h('img', { alt: 'QR sticker of connector ' + c.connector_id, src: await cached('sticker:' + chargerId + ':' + c.connector_id, () => stickerImage(chargerId, c.connector_id)) }),
     h('p', {}, h('button', { onclick: () => download('/chargers/' + chargerId + '/sticker.pdf?connector=' + c.connector_id, chargerId + '-' + c.connector_id + '.pdf') }, 'PDF')))))
+  const lastWeek = span(dayStart(-7), new Date(Math.floor(Date.now() / 60000) * 60000))
+  const availability = await cached('availability:' + chargerId, () => serverChart('/reports/availability.svg?' + lastWeek + '&charger_id=' + encodeURIComponent(chargerId), 'availability'))
   view.replaceChildren(
     h('h1', {}, charger.name, ' ', linkBadge(charger), ' ', passwordBadge(charger), ' ', security.badge),
     h('p', { class: 'muted' }, charger.address + ' · ', h('span', { id: 'ocpp-version' }, versionLabel(charger.ocpp_version)), ' · ' + charger.connection + (charger.boot ? ' · ' + charger.boot.vendor + ' ' + charger.boot.model : '') +
@@ -427,6 +429,7 @@ async function chargerView (view, chargerId) {
     security.section,
     h('h2', {}, 'Tariff'), tariffEditor(chargerId, tariff),
     h('h2', {}, 'Recent sessions'), h('div', { class: 'scroll' }, sessionTable(charger.recent_sessions)),
+    h('h2', {}, 'Availability, last 7 days'), h('div', { class: 'charts wide' }, availability),
     ocpp201 ? deviceModel(chargerId, charger.variables) : '',
     powerSection(chargerId, readOnly),
     cardsSection(chargerId, cards, readOnly),

@@ -108,4 +108,13 @@ async def test_admin_charts_after_a_week_of_sessions_match_the_ledger_api(
     await reports.locator('figure[data-chart="availability"]').screenshot(
         path=str(SCREENSHOTS / "admin-reports-availability.png")
     )
+
+    # The charger's own page draws its availability too.
+    await page.goto(f"{cockpit.base}/admin/#/chargers/{CHARGER}")
+    figure = page.locator('#view figure[data-chart="availability"]')
+    await expect(figure.locator("svg")).to_be_visible()
+    own = await figure.locator("svg rect.span").evaluate_all(
+        "spans => spans.map(s => s.dataset.state)"
+    )
+    assert own == states
     assert not trouble, trouble
