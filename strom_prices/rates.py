@@ -307,8 +307,7 @@ class RateBook:
         async with lock:
             book = self._books.setdefault(currency, _Book())
             tasks = {
-                source: asyncio.ensure_future(self._ask(source, currency))
-                for source in self._sources
+                source: asyncio.create_task(self._ask(source, currency)) for source in self._sources
             }
             done, pending = await asyncio.wait(tasks.values(), timeout=self._timeout_s)
             for task in pending:
@@ -334,7 +333,7 @@ class RateBook:
         return parse_rate(source, currency, body)
 
 
-def _problem(task: asyncio.Future[Decimal], done: set[asyncio.Future[Decimal]]) -> str:
+def _problem(task: asyncio.Task[Decimal], done: set[asyncio.Task[Decimal]]) -> str:
     if task not in done:
         return "no answer in time"
     error = task.exception()
