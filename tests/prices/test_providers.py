@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ def _utc(*args: int) -> datetime:
 
 
 def _contiguous(rows: tuple[SpotPrice, ...]) -> bool:
-    return all(a.end == b.start for a, b in zip(rows, rows[1:], strict=False))
+    return all(a.end == b.start for a, b in itertools.pairwise(rows))
 
 
 def test_awattar_dst_spring_day_has_23_hours_and_keeps_negative_prices() -> None:
