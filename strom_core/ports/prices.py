@@ -1,4 +1,13 @@
-"""Where dynamic energy prices come from: the port billing asks for a charger's schedule."""
+"""Where energy prices come from: the port the session core and the payment path price with.
+
+A :class:`PriceSource` answers, for one charger, the energy prices (msat/kWh) from a start time
+for a number of hours as a :class:`~strom_core.prices.PriceSchedule`. Adapters implement it: a
+profile's time-of-use windows, a flat static price, the network providers (spot markets, dynamic
+contracts) converted at live exchange rates. When no trustworthy price can be given (provider
+down beyond its schedule's validity, no fresh exchange rate) it raises :class:`NoPrice` with a
+reason fit to show the driver and the operator; the caller then refuses the payment and creates
+nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +21,20 @@ __all__ = ["NoPrice", "PriceSource"]
 
 
 class NoPrice(StromError):
-    """No price can be given now; the text is the reason for the driver and the operator.
+    """No price can be given now; the message says why.
 
-    For example ``no fresh BTC/EUR rate (newest 2 h old)``.
+    For example ``"no fresh BTC/EUR rate (newest 2 h old)"``: shown to the driver in the LUD-06
+    error and to the operator.
     """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 @runtime_checkable
 class PriceSource(Protocol):
-    """The energy prices of a charger."""
+    """The energy prices for a charger."""
 
     async def schedule(self, charger_id: str, start: datetime, hours: int) -> PriceSchedule:
         """The energy prices (msat/kWh) from start for hours; raises NoPrice."""
