@@ -72,7 +72,10 @@ class Provider(Protocol):
 
 def _utc_ms(source: str, value: object, what: str) -> datetime:
     millis = decimal_of(source, value, what)
-    return datetime.fromtimestamp(0, tz=UTC) + timedelta(milliseconds=int(millis))
+    try:
+        return datetime.fromtimestamp(0, tz=UTC) + timedelta(milliseconds=int(millis))
+    except (OverflowError, ValueError):
+        raise ProviderError(f"{source}: {what} is not a time: {value!r}") from None
 
 
 class Awattar:

@@ -1,0 +1,101 @@
+"""Wiring the price and rate sources: the RateBook, DynamicPricing and their refresh loop.
+
+Built once from the configuration (``[rates]``, or the deprecated ``server.fiat_per_btc``, and
+each profile's ``[tariff.dynamic]``). With neither live rate sources nor dynamic tariffs nothing
+here touches the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from strom_core.clock import Clock
+from strom_core.config import StromConfig
+from strom_core.ports.prices import NoPrice
+from strom_prices import DynamicPricing, HttpFetcher, RateBook
+
+__all__ = ["PriceParts", "build_prices"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PriceParts:
+    """The exchange rates and the dynamic prices of one Strom.
+
+    Attributes:
+        rates: the BTC rates.
+        pricing: the :class:`~strom_core.ports.prices.PriceSource` of the chargers whose
+            profile has ``[tariff.dynamic]`` (the payment path asks it for their schedules).
+        currency: the fiat of the estimates on the pages.
+        refresh_s: seconds between two rounds of the rate sources.
+    """
+
+    rates: RateBook
+    pricing: DynamicPricing
+    currency: str
+    refresh_s: float
+    fetcher: HttpFetcher
+    live_rates: bool
+
+    def estimate_rate(self) -> Decimal | None:
+        """The rate for fiat estimates on the pages; None (no estimate) when none is fresh."""
+        try:
+            return self.rates.current(self.currency).value
+        except NoPrice:
+            return None
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything here needs the refresh loop."""
+        return self.live_rates or bool(self.pricing.chargers())
+
+    async def run(self) -> None:
+        """Refresh the rates and the dynamic prices until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            if self.live_rates:
+                group.create_task(self._rates_loop(), name="rates")
+            if self.pricing.chargers():
+                group.create_task(self.pricing.run(), name="prices")
+
+    async def _rates_loop(self) -> None:
+        while True:
+            await self.rates.refresh(self.currency)
+            await asyncio.sleep(self.refresh_s)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self.fetcher.aclose()
+
+
+def build_prices(config: StromConfig, clock: Clock) -> PriceParts:
+    """The price parts of ``config``."""
+    settings = config.rate_settings()
+    fetcher = HttpFetcher(timeout_s=max(settings.timeout_s, 10.0))
+    fixed = {settings.currency: settings.fixed} if settings.fixed > 0 else None
+    rates = RateBook(
+        fetcher,
+        () if fixed else settings.sources,
+        now=clock.now,
+        max_age_s=settings.max_age_s,
+        timeout_s=settings.timeout_s,
+        outlier_percent=settings.outlier_percent,
+        fixed=fixed,
+    )
+    tariffs = {
+        profile.id: profile.tariff.dynamic
+        for profile in config.profiles
+        if profile.tariff.dynamic is not None
+    }
+    pricing = DynamicPricing(tariffs, rates, fetcher, now=clock.now)
+    return PriceParts(
+        rates=rates,
+        pricing=pricing,
+        currency=settings.currency,
+        refresh_s=settings.refresh_s,
+        fetcher=fetcher,
+        live_rates=bool(settings.sources) and fixed is None,
+    )

@@ -1,0 +1,90 @@
+"""The price parts as Strom builds them from its configuration, and the pages' fiat estimate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from lnurl_server.pages import Pages
+from strom.config import load_config
+from strom.prices import build_prices
+from strom.scaffold import initialise_if_empty
+from strom_core.clock import Clock
+from strom_core.config import RatesConfig, ServerConfig, StromConfig
+
+
+class FixedClock:
+    def __init__(self) -> None:
+        self.at = datetime(2025, 10, 25, 12, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def unix(self) -> float:
+        return self.at.timestamp()
+
+    def monotonic(self) -> float:
+        return self.at.timestamp()
+
+
+def _clock() -> Clock:
+    return FixedClock()
+
+
+def test_the_deprecated_server_rate_is_read_as_the_fixed_rate() -> None:
+    config = StromConfig(server=ServerConfig(fiat_per_btc=Decimal(90_000), fiat_currency="CHF"))
+    prices = build_prices(config, _clock())
+    assert prices.estimate_rate() == Decimal(90_000)
+    assert prices.currency == "CHF"
+    assert not prices.busy  # a fixed rate and no dynamic tariff: nothing is fetched
+
+
+def test_rates_fixed_wins_over_the_deprecated_key() -> None:
+    config = StromConfig(
+        server=ServerConfig(fiat_per_btc=Decimal(90_000)),
+        rates=RatesConfig(fixed=Decimal(80_000), currency="EUR"),
+    )
+    assert build_prices(config, _clock()).estimate_rate() == Decimal(80_000)
+
+
+def test_without_rates_nothing_is_estimated_or_fetched() -> None:
+    prices = build_prices(StromConfig(), _clock())
+    assert prices.estimate_rate() is None
+    assert not prices.busy
+
+
+def test_live_sources_without_a_fresh_quote_show_no_estimate() -> None:
+    config = StromConfig(rates=RatesConfig(sources=("kraken", "bitstamp")))
+    prices = build_prices(config, _clock())
+    assert prices.busy
+    assert prices.estimate_rate() is None
+
+
+def test_the_page_estimate_follows_the_rate_and_disappears_without_one() -> None:
+    rate: list[Decimal | None] = [Decimal(100_000)]
+    pages = Pages(None, "EUR", fiat_rate=lambda: rate[0])
+    fiat = pages.env.filters["fiat"]
+    assert fiat(250_000) == "≈ 0.25 EUR"
+    rate[0] = None
+    assert fiat(250_000) == ""
+
+
+def test_a_profile_with_a_dynamic_tariff_loads_and_is_priced_dynamically(tmp_path: Path) -> None:
+    initialise_if_empty(tmp_path)
+    example = Path(__file__).resolve().parents[2] / "profiles" / "example-1.toml.example"
+    profile = tmp_path / "profiles" / "example-1.toml"
+    profile.parent.mkdir(exist_ok=True)
+    profile.write_text(
+        example.read_text()
+        + '\n[tariff.dynamic]\nprovider = "entsoe"\narea = "DE-LU"\n'
+        + 'token = "env:ENTSOE_TOKEN"\ngrid_fees = 0.09\nmargin = 0.1\nmax = 0.8\n'
+    )
+    config = load_config(tmp_path / "strom.toml", environ={})
+    prices = build_prices(config, _clock())
+    charger = config.profiles[0].id
+    assert prices.pricing.chargers() == (charger,)
+    health = prices.pricing.health(charger)
+    assert health is not None
+    assert health.source == "entsoe:DE-LU"
+    assert health.known_until is None
