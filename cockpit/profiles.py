@@ -21,6 +21,7 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
+from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import InlineTable, Table
 
 from strom_core.config import CardConfig, ProfileConfig, TariffConfig
@@ -134,8 +135,12 @@ class ProfileFiles:
         """
         path, document = self._existing(charger_id)
         tariff_table = document.get("tariff")
-        values = _plain(tariff.model_dump(mode="python"))
-        if isinstance(tariff_table, Table):
+        values = _plain(tariff.model_dump(mode="python", exclude_none=True))
+        # [tariff.dynamic] further down the file makes [tariff] an out-of-order table.
+        if isinstance(tariff_table, Table | OutOfOrderTableProxy):
+            if tariff.dynamic is None and "dynamic" in tariff_table:
+                # The API edits the prices in sats only: the file's [tariff.dynamic] stays.
+                values["dynamic"] = tariff_table["dynamic"]
             _merge(tariff_table, values)
         else:
             document["tariff"] = values

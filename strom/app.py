@@ -358,6 +358,7 @@ class Strom:
             apply_profile=apply_profile,
             power=power,
             local_lists=local_lists,
+            prices=prices.pricing,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )

@@ -88,3 +88,23 @@ def test_a_profile_with_a_dynamic_tariff_loads_and_is_priced_dynamically(tmp_pat
     assert health is not None
     assert health.source == "entsoe:DE-LU"
     assert health.known_until is None
+
+
+def test_writing_the_tariff_through_the_api_keeps_the_files_dynamic_price(tmp_path: Path) -> None:
+    from cockpit.profiles import ProfileFiles
+    from strom_core.config import TariffConfig
+
+    example = Path(__file__).resolve().parents[2] / "profiles" / "example-1.toml.example"
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "example-1.toml").write_text(
+        example.read_text() + '\n[tariff.dynamic]\nprovider = "awattar"\narea = "AT"\n'
+        "margin = 0.1  # ten percent\n"
+    )
+    written = ProfileFiles(folder).write_tariff(
+        "example-1", TariffConfig(per_kwh_sat=Decimal(300), session_fee_sat=Decimal(5))
+    )
+    assert written.tariff.per_kwh_sat == Decimal(300)
+    assert written.tariff.dynamic is not None
+    assert (written.tariff.dynamic.provider, written.tariff.dynamic.area) == ("awattar", "AT")
+    assert "margin = 0.1  # ten percent" in (folder / "example-1.toml").read_text()
