@@ -423,7 +423,7 @@ class Strom:
 
         Every part that knows the chargers learns it: the configuration every part reads
         (replaced, it stays immutable), the OCPP admission (from the charger's next
-        connection), the database rows, the offers and the charger's agent.
+        connection), the database rows, the offers, the dynamic prices and the charger's agent.
 
         Raises:
             ConfigError: the profile's OCPP quirks are unknown, its password hash is malformed,
@@ -438,6 +438,8 @@ class Strom:
         self.ocpp.forget_pending(profile.id)
         await self.chargers.sync((profile,))
         self.payments.forget_view()
+        if self.prices is not None:
+            self.prices.apply_profile(profile)  # its [tariff.dynamic], or none any more
         await self.agents.apply_profile(profile)
         log.info("charger %s: profile applied (%d charger(s))", profile.id, len(config.profiles))
 
@@ -520,7 +522,7 @@ class Strom:
                 ]
                 if self.certificate is not None:
                     tasks.append(group.create_task(self.certificate.run(), name="tls-renewal"))
-                if self.prices is not None and self.prices.busy:
+                if self.prices is not None:
                     tasks.append(group.create_task(self.prices.run(), name="prices"))
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)

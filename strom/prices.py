@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from strom_core.clock import Clock
-from strom_core.config import StromConfig
+from strom_core.config import ProfileConfig, StromConfig
 from strom_core.ports.prices import NoPrice
 from strom_prices import DynamicPricing, HttpFetcher, RateBook
 
@@ -50,16 +50,23 @@ class PriceParts:
 
     @property
     def busy(self) -> bool:
-        """Whether anything here needs the refresh loop."""
+        """Whether anything here fetches now (live rate sources or a dynamic tariff)."""
         return self.live_rates or bool(self.pricing.chargers())
 
     async def run(self) -> None:
-        """Refresh the rates and the dynamic prices until cancelled."""
+        """Refresh the rates and the dynamic prices until cancelled.
+
+        The price loop runs even with no dynamic tariff yet: a profile applied later
+        (:meth:`apply_profile`) joins it; with none it asks nobody.
+        """
         async with asyncio.TaskGroup() as group:
             if self.live_rates:
                 group.create_task(self._rates_loop(), name="rates")
-            if self.pricing.chargers():
-                group.create_task(self.pricing.run(), name="prices")
+            group.create_task(self.pricing.run(), name="prices")
+
+    def apply_profile(self, profile: ProfileConfig) -> None:
+        """Price a charger added or changed while Strom runs by its ``[tariff.dynamic]``."""
+        self.pricing.configure(profile.id, profile.tariff.dynamic)
 
     async def _rates_loop(self) -> None:
         while True:

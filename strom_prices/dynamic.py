@@ -211,18 +211,35 @@ class DynamicPricing:
     ) -> None:
         self._rates = rates
         self._now = now
-        self._tariffs = dict(tariffs)
+        self._fetcher = fetcher
+        self._tokens = tokens
+        self._urls = dict(base_urls or {})
+        self._min_refresh = timedelta(seconds=min_refresh_s)
+        self._tariffs: dict[str, DynamicTariffConfig] = {}
         self._feeds: dict[tuple[str, str, str, str], _Feed] = {}
-        urls = dict(base_urls or {})
-        for config in self._tariffs.values():
+        for charger_id, config in tariffs.items():
+            self.configure(charger_id, config)
+
+    def configure(self, charger_id: str, config: DynamicTariffConfig | None) -> None:
+        """Price a charger by ``config`` from now on; None: it is no longer priced here.
+
+        A feed no charger names any more is dropped; one already known is kept, prices and all.
+        """
+        if config is None:
+            self._tariffs.pop(charger_id, None)
+        else:
             key = _key(config)
             if key not in self._feeds:
                 provider = make_provider(
-                    config.provider, config.currency, urls.get(config.provider, "")
+                    config.provider, config.currency, self._urls.get(config.provider, "")
                 )
                 self._feeds[key] = _Feed(
-                    provider, config, fetcher, tokens, timedelta(seconds=min_refresh_s)
+                    provider, config, self._fetcher, self._tokens, self._min_refresh
                 )
+            self._tariffs[charger_id] = config
+        named = {_key(c) for c in self._tariffs.values()}
+        for key in [k for k in self._feeds if k not in named]:
+            del self._feeds[key]
 
     def chargers(self) -> tuple[str, ...]:
         """The chargers priced dynamically."""
@@ -272,11 +289,14 @@ class DynamicPricing:
     async def refresh(self) -> None:
         """Fetch what is due for every feed (for a periodic task; backoff applies)."""
         now = self._now()
-        for feed in self._feeds.values():
+        for feed in list(self._feeds.values()):
             await feed.ensure(now, now + timedelta(hours=24))
 
     async def run(self, interval_s: float = 300) -> None:
-        """Refresh every ``interval_s`` until cancelled (owned by the app's task group)."""
+        """Refresh every ``interval_s`` until cancelled (owned by the app's task group).
+
+        Chargers configured later (:meth:`configure`) are refreshed from the next round on.
+        """
         while True:
             await self.refresh()
             await asyncio.sleep(interval_s)

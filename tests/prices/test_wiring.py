@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 from lnurl_server.pages import Pages
 from strom.config import load_config
 from strom.prices import build_prices
 from strom.scaffold import initialise_if_empty
 from strom_core.clock import Clock
-from strom_core.config import RatesConfig, ServerConfig, StromConfig
+from strom_core.config import DynamicTariffConfig, RatesConfig, ServerConfig, StromConfig
 
 
 class FixedClock:
@@ -108,3 +109,17 @@ def test_writing_the_tariff_through_the_api_keeps_the_files_dynamic_price(tmp_pa
     assert written.tariff.dynamic is not None
     assert (written.tariff.dynamic.provider, written.tariff.dynamic.area) == ("awattar", "AT")
     assert "margin = 0.1  # ten percent" in (folder / "example-1.toml").read_text()
+
+
+def test_a_profile_applied_later_is_priced_dynamically_and_can_stop_being() -> None:
+    prices = build_prices(StromConfig(), _clock())
+    profile = SimpleNamespace(
+        id="cp-9",
+        tariff=SimpleNamespace(dynamic=DynamicTariffConfig(provider="awattar", area="AT")),
+    )
+    prices.apply_profile(profile)  # type: ignore[arg-type]
+    assert prices.pricing.chargers() == ("cp-9",)
+    assert prices.busy
+    prices.apply_profile(SimpleNamespace(id="cp-9", tariff=SimpleNamespace(dynamic=None)))  # type: ignore[arg-type]
+    assert prices.pricing.chargers() == ()
+    assert prices.pricing.health("cp-9") is None
