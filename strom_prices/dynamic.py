@@ -6,10 +6,11 @@ Each charger whose profile has ``[tariff.dynamic]`` gets its prices from a *feed
 (provider, area, currency, token), shared by the chargers that name the same one. A feed keeps
 the last prices it fetched (all times UTC) and when it fetched them.
 
-Fetching is rare: a feed fetches when it knows nothing, when the time asked is beyond what it
-knows, or after one of the day's ``refresh_at`` times (UTC; day-ahead markets publish the next
-day around noon). Never more often than every ``min_refresh_s`` on success, and after a failure
-only after a backoff (1 min doubling up to 3 h). A failed fetch changes nothing it knew.
+Fetching is rare: a feed fetches when it knows nothing, when it knows less than an hour of
+prices from the time asked, or after one of the day's ``refresh_at`` times (UTC; day-ahead
+markets publish the next day around noon). Never more often than every ``min_refresh_s``
+on success, and after a failure only after a backoff (1 min doubling up to 3 h). A failed
+fetch changes nothing it knew.
 
 :meth:`DynamicPricing.schedule` then:
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 _FIRST_BACKOFF: Final = timedelta(minutes=1)
 _MAX_BACKOFF: Final = timedelta(hours=3)
 _KEEP: Final = timedelta(days=2)  # prices older than this are forgotten
+_AHEAD: Final = timedelta(hours=1)  # fewer prices known ahead of the time asked: fetch now
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +134,16 @@ class _Feed:
                 return True
         return False
 
-    async def ensure(self, now: datetime, end: datetime) -> None:
+    async def ensure(self, now: datetime, start: datetime) -> None:
+        """Fetch if the prices from ``start`` are not known or a refresh time has passed.
+
+        Prices beyond the known ones are not chased: the next day's are published once a
+        day (``refresh_at``); asking for them earlier would only ask the provider in vain.
+        """
         async with self._lock:
             known = self.rows[-1].end if self.rows else None
-            wanted = known is None or known < end or self._refresh_due(now)
+            short = known is None or known < start + _AHEAD
+            wanted = short or self._refresh_due(now)
             waiting = self.health.next_attempt is not None and now < self.health.next_attempt
             if wanted and not waiting:
                 await self._fetch(now)
@@ -265,7 +273,7 @@ class DynamicPricing:
             raise NoPrice("a price schedule is asked from an aware time for at least one hour")
         feed = self._feeds[_key(config)]
         end = start + timedelta(hours=hours)
-        await feed.ensure(self._now(), end)
+        await feed.ensure(self._now(), start)
         rows = feed.window(start, end)
         if not rows or feed.fetched_at is None:
             raise NoPrice(_no_price_reason(feed, start))
@@ -290,7 +298,7 @@ class DynamicPricing:
         """Fetch what is due for every feed (for a periodic task; backoff applies)."""
         now = self._now()
         for feed in list(self._feeds.values()):
-            await feed.ensure(now, now + timedelta(hours=24))
+            await feed.ensure(now, now)
 
     async def run(self, interval_s: float = 300) -> None:
         """Refresh every ``interval_s`` until cancelled (owned by the app's task group).

@@ -192,8 +192,10 @@ async def test_the_provider_is_asked_again_after_the_daily_refresh_time(
     pricing = _pricing(base, clock, {"cp-1": AWATTAR}, fetcher)
     await pricing.schedule("cp-1", clock.at, 2)
     clock.at = datetime(2025, 3, 30, 9, 0, tzinfo=UTC)
-    await pricing.schedule("cp-1", clock.at, 2)
-    assert state.asked == ["awattar"]  # covered, and no refresh time passed
+    schedule = await pricing.schedule("cp-1", clock.at, 24)
+    # the next day is not published before noon: asking beyond 22:00 does not chase it
+    assert schedule.valid_until == datetime(2025, 3, 30, 22, tzinfo=UTC)
+    assert state.asked == ["awattar"]
     clock.at = datetime(2025, 3, 30, 12, 20, tzinfo=UTC)  # after 12:15 UTC
     await pricing.schedule("cp-1", clock.at, 2)
     assert state.asked == ["awattar", "awattar"]
