@@ -654,6 +654,15 @@ class RatesConfig(_Section):
     refresh_s: int = Field(300, ge=10, le=86_400)  # how often the sources are asked
     fixed: Decimal = Field(Decimal(0), ge=0)  # fiat per BTC; 0: use the sources
 
+    @model_validator(mode="after")
+    def _fresh_enough(self) -> RatesConfig:
+        if self.sources and self.fixed == 0 and self.refresh_s >= self.max_age_s:
+            raise ValueError(
+                f"refresh_s ({self.refresh_s}) must be below max_age_s ({self.max_age_s}), "
+                "or the rate goes stale between two rounds"
+            )
+        return self
+
 
 class RelayConfig(_Section):
     """One nostr relay; ``url = "embedded"`` is the in-process relay."""

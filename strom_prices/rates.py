@@ -183,6 +183,8 @@ class Rate:
     @property
     def label(self) -> str:
         """For the ledger and receipts, e.g. ``median(bitstamp,kraken)=91234.5 EUR/BTC``."""
+        if self.sources == ("fixed",):
+            return f"fixed={self.value} {self.currency}/BTC"
         return f"median({','.join(self.sources)})={self.value} {self.currency}/BTC"
 
 

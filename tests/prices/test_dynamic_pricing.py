@@ -51,6 +51,10 @@ async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
         state.tokens.append(request.query.get("securityToken", ""))
         return web.Response(body=fixture(state.entsoe), content_type="application/xml")
 
+    async def octopus(request: web.Request) -> web.Response:
+        state.asked.append("octopus")
+        return web.Response(body=fixture("octopus_agile_c_2025-10-26.json"))
+
     async def kraken(request: web.Request) -> web.Response:
         return web.Response(body=fixture("rate_kraken_xbteur.json"))
 
@@ -63,6 +67,10 @@ async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
     app = web.Application()
     app.router.add_get("/v1/marketdata", awattar)
     app.router.add_get("/api", entsoe)
+    app.router.add_get(
+        "/v1/products/AGILE-24-10-01/electricity-tariffs/E-1R-AGILE-24-10-01-C/standard-unit-rates/",
+        octopus,
+    )
     app.router.add_get("/0/public/Ticker", kraken)
     app.router.add_get("/v2/prices/BTC-EUR/spot", coinbase)
     app.router.add_get("/api/v2/ticker/btceur/", bitstamp)
@@ -236,3 +244,28 @@ async def test_a_charger_without_dynamic_tariff_is_refused(
     pricing = _pricing(base, clock, {"cp-1": AWATTAR}, fetcher)
     with pytest.raises(NoPrice, match="charger cp-9 has no dynamic tariff"):
         await pricing.schedule("cp-9", clock.at, 1)
+
+
+async def test_octopus_agile_in_pounds_at_a_fixed_gbp_rate_on_the_25_hour_day(
+    upstream: tuple[Upstream, str], fetcher: HttpFetcher
+) -> None:
+    state, base = upstream
+    clock = Clock(datetime(2025, 10, 26, 0, 40, tzinfo=UTC))
+    config = DynamicTariffConfig(
+        provider="octopus",
+        area="AGILE-24-10-01/E-1R-AGILE-24-10-01-C",
+        currency="GBP",
+        margin=Decimal("0.1"),
+    )
+    rates = RateBook(None, [], now=clock, fixed={"GBP": Decimal(80_000)})
+    pricing = DynamicPricing(
+        {"cp-3": config}, rates, fetcher, now=clock, base_urls={"octopus": base}
+    )
+    schedule = await pricing.schedule("cp-3", clock.at, 48)
+    assert state.asked == ["octopus"]
+    assert schedule.intervals[0].start == datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
+    assert {i.end - i.start for i in schedule.intervals} == {timedelta(minutes=30)}
+    assert schedule.valid_until == datetime(2025, 10, 27, 0, 0, tzinfo=UTC)
+    assert schedule.rate_source == "fixed=80000 GBP/BTC"
+    # the two negative half hours bill zero (no minimum set)
+    assert sorted(i.energy_msat_per_kwh for i in schedule.intervals)[:2] == [0, 0]

@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from lnurl_server.pages import Pages
 from strom.config import load_config
 from strom.prices import build_prices
@@ -123,3 +125,9 @@ def test_a_profile_applied_later_is_priced_dynamically_and_can_stop_being() -> N
     prices.apply_profile(SimpleNamespace(id="cp-9", tariff=SimpleNamespace(dynamic=None)))  # type: ignore[arg-type]
     assert prices.pricing.chargers() == ()
     assert prices.pricing.health("cp-9") is None
+
+
+def test_rates_refreshed_less_often_than_they_age_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"refresh_s \(900\) must be below max_age_s \(600\)"):
+        RatesConfig(sources=("kraken",), max_age_s=600, refresh_s=900)
+    assert RatesConfig(fixed=Decimal(1), max_age_s=600, refresh_s=900).fixed == 1
