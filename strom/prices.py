@@ -66,7 +66,7 @@ class PriceParts:
 
     def apply_profile(self, profile: ProfileConfig) -> None:
         """Price a charger added or changed while Strom runs by its ``[tariff.dynamic]``."""
-        self.pricing.configure(profile.id, profile.tariff.dynamic)
+        self.pricing.configure(profile.id, profile.tariff.dynamic_price)
 
     async def _rates_loop(self) -> None:
         while True:
@@ -93,9 +93,9 @@ def build_prices(config: StromConfig, clock: Clock) -> PriceParts:
         fixed=fixed,
     )
     tariffs = {
-        profile.id: profile.tariff.dynamic
+        profile.id: profile.tariff.dynamic_price
         for profile in config.profiles
-        if profile.tariff.dynamic is not None
+        if profile.tariff.dynamic_price is not None
     }
     pricing = DynamicPricing(tariffs, rates, fetcher, now=clock.now)
     return PriceParts(

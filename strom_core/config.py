@@ -475,6 +475,8 @@ class TariffConfig(_Section):
     ``reservation_kept_percent`` of the fee is kept when the payer does not start in time.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
     per_kwh_sat: Decimal = Decimal(0)
     per_minute_sat: Decimal = Decimal(0)
     session_fee_sat: Decimal = Decimal(0)
@@ -484,8 +486,9 @@ class TariffConfig(_Section):
     reservation_fee_per_minute_sat: Decimal = Decimal(0)
     reservation_max_minutes: int = Field(0, ge=0, le=MAX_RESERVATION_MINUTES, strict=True)
     reservation_kept_percent: int = Field(100, ge=0, le=100, strict=True)
-    # A dynamic energy price instead of per_kwh_sat (docs/tariffs.md); None: static.
-    dynamic: DynamicTariffConfig | None = None
+    # [tariff.dynamic]: an energy price from a provider instead of per_kwh_sat
+    # (docs/tariffs.md); None: static. Named dynamic_price in Python, "dynamic" in the files.
+    dynamic_price: DynamicTariffConfig | None = Field(None, alias="dynamic")
 
     @field_validator(
         "per_kwh_sat",

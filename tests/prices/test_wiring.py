@@ -14,7 +14,13 @@ from strom.config import load_config
 from strom.prices import build_prices
 from strom.scaffold import initialise_if_empty
 from strom_core.clock import Clock
-from strom_core.config import DynamicTariffConfig, RatesConfig, ServerConfig, StromConfig
+from strom_core.config import (
+    DynamicTariffConfig,
+    RatesConfig,
+    ServerConfig,
+    StromConfig,
+    TariffConfig,
+)
 
 
 class FixedClock:
@@ -95,7 +101,6 @@ def test_a_profile_with_a_dynamic_tariff_loads_and_is_priced_dynamically(tmp_pat
 
 def test_writing_the_tariff_through_the_api_keeps_the_files_dynamic_price(tmp_path: Path) -> None:
     from cockpit.profiles import ProfileFiles
-    from strom_core.config import TariffConfig
 
     example = Path(__file__).resolve().parents[2] / "profiles" / "example-1.toml.example"
     folder = tmp_path / "profiles"
@@ -108,8 +113,11 @@ def test_writing_the_tariff_through_the_api_keeps_the_files_dynamic_price(tmp_pa
         "example-1", TariffConfig(per_kwh_sat=Decimal(300), session_fee_sat=Decimal(5))
     )
     assert written.tariff.per_kwh_sat == Decimal(300)
-    assert written.tariff.dynamic is not None
-    assert (written.tariff.dynamic.provider, written.tariff.dynamic.area) == ("awattar", "AT")
+    assert written.tariff.dynamic_price is not None
+    assert (written.tariff.dynamic_price.provider, written.tariff.dynamic_price.area) == (
+        "awattar",
+        "AT",
+    )
     assert "margin = 0.1  # ten percent" in (folder / "example-1.toml").read_text()
 
 
@@ -117,12 +125,12 @@ def test_a_profile_applied_later_is_priced_dynamically_and_can_stop_being() -> N
     prices = build_prices(StromConfig(), _clock())
     profile = SimpleNamespace(
         id="cp-9",
-        tariff=SimpleNamespace(dynamic=DynamicTariffConfig(provider="awattar", area="AT")),
+        tariff=SimpleNamespace(dynamic_price=DynamicTariffConfig(provider="awattar", area="AT")),
     )
     prices.apply_profile(profile)  # type: ignore[arg-type]
     assert prices.pricing.chargers() == ("cp-9",)
     assert prices.busy
-    prices.apply_profile(SimpleNamespace(id="cp-9", tariff=SimpleNamespace(dynamic=None)))  # type: ignore[arg-type]
+    prices.apply_profile(SimpleNamespace(id="cp-9", tariff=SimpleNamespace(dynamic_price=None)))  # type: ignore[arg-type]
     assert prices.pricing.chargers() == ()
     assert prices.pricing.health("cp-9") is None
 
@@ -131,3 +139,34 @@ def test_rates_refreshed_less_often_than_they_age_are_refused() -> None:
     with pytest.raises(ValueError, match=r"refresh_s \(900\) must be below max_age_s \(600\)"):
         RatesConfig(sources=("kraken",), max_age_s=600, refresh_s=900)
     assert RatesConfig(fixed=Decimal(1), max_age_s=600, refresh_s=900).fixed == 1
+
+
+def test_writing_the_whole_profile_through_the_api_keeps_or_writes_the_dynamic_price(
+    tmp_path: Path,
+) -> None:
+    from cockpit.profiles import ProfileFiles
+    from strom_core.config import ProfileConfig
+
+    example = Path(__file__).resolve().parents[2] / "profiles" / "example-1.toml.example"
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "example-1.toml").write_text(
+        example.read_text() + '\n[tariff.dynamic]\nprovider = "awattar"\narea = "AT"\n'
+    )
+    files = ProfileFiles(folder)
+    static = files.write_profile(
+        ProfileConfig.model_validate(
+            {
+                **files.write_tariff("example-1", TariffConfig()).model_dump(by_alias=True),
+                "name": "Renamed",
+            }
+        ).model_copy(update={"tariff": TariffConfig(per_kwh_sat=Decimal(1))})
+    )
+    assert static.name == "Renamed"
+    assert static.tariff.dynamic_price is not None  # kept from the file
+    entsoe = DynamicTariffConfig(provider="entsoe", area="NL", token="file:/run/secrets/entsoe")
+    written = files.write_profile(
+        static.model_copy(update={"tariff": TariffConfig(dynamic=entsoe)})
+    )
+    assert written.tariff.dynamic_price == entsoe
+    assert '[tariff.dynamic]\nprovider = "entsoe"' in (folder / "example-1.toml").read_text()
