@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from strom_core.clock import Clock
 from strom_core.config import ProfileConfig, StromConfig
-from strom_core.ports.prices import NoPrice
+from strom_core.ports.prices import NoPrice, PriceSource
+from strom_core.prices import PriceSchedule
 from strom_prices import DynamicPricing, HttpFetcher, RateBook
 
-__all__ = ["PriceParts", "build_prices"]
+__all__ = ["PriceParts", "RoutedPrices", "build_prices"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,32 @@ class PriceParts:
     async def aclose(self) -> None:
         """Close the HTTP session."""
         await self.fetcher.aclose()
+
+
+class RoutedPrices:
+    """One :class:`~strom_core.ports.prices.PriceSource` for every charger.
+
+    A charger with ``[tariff.dynamic]`` is priced by :class:`~strom_prices.DynamicPricing`;
+    every other one by ``fallback`` (the profiles' own prices: static, time of use).
+
+    Args:
+        dynamic: the provider-priced chargers.
+        fallback: the rest; None refuses them with NoPrice.
+    """
+
+    def __init__(self, dynamic: DynamicPricing, fallback: PriceSource | None = None) -> None:
+        self.dynamic = dynamic
+        self.fallback = fallback
+
+    async def schedule(self, charger_id: str, start: datetime, hours: int) -> PriceSchedule:
+        """The charger's prices from its own source.
+
+        Raises:
+            NoPrice: that source has none.
+        """
+        if charger_id in self.dynamic.chargers() or self.fallback is None:
+            return await self.dynamic.schedule(charger_id, start, hours)
+        return await self.fallback.schedule(charger_id, start, hours)
 
 
 def build_prices(config: StromConfig, clock: Clock) -> PriceParts:

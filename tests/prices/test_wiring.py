@@ -170,3 +170,27 @@ def test_writing_the_whole_profile_through_the_api_keeps_or_writes_the_dynamic_p
     )
     assert written.tariff.dynamic_price == entsoe
     assert '[tariff.dynamic]\nprovider = "entsoe"' in (folder / "example-1.toml").read_text()
+
+
+async def test_routed_prices_send_dynamic_chargers_to_their_provider() -> None:
+    from strom.prices import RoutedPrices
+    from strom_core.ports.prices import PriceSource
+    from strom_core.prices import PriceSchedule
+    from strom_prices import DynamicPricing, RateBook
+    from tests.prices.fixtures import fixture
+    from tests.prices.test_rates import Scripted
+
+    class Flat:
+        async def schedule(self, charger_id: str, start: datetime, hours: int) -> PriceSchedule:
+            return PriceSchedule.flat(250_000, start, hours)
+
+    at = datetime(2025, 10, 26, 1, tzinfo=UTC)
+    fetcher = Scripted({"awattar": fixture("awattar_at_2025-10-26_25h.json")})
+    rates = RateBook(None, [], now=lambda: at, fixed={"EUR": Decimal(90_000)})
+    config = DynamicTariffConfig(provider="awattar", area="AT")
+    dynamic = DynamicPricing({"cp-d": config}, rates, fetcher, now=lambda: at)
+    routed = RoutedPrices(dynamic, Flat())
+    assert isinstance(routed, PriceSource)
+    assert (await routed.schedule("cp-s", at, 2)).source == "static"
+    assert (await routed.schedule("cp-d", at, 2)).source == "awattar:AT"
+    assert fetcher.calls == ["awattar"]
