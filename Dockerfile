@@ -25,6 +25,7 @@ COPY strom_services ./strom_services
 COPY strom_storage ./strom_storage
 COPY strom_lightning ./strom_lightning
 COPY strom_web ./strom_web
+COPY strom_prices ./strom_prices
 COPY agent ./agent
 COPY lnurl_server ./lnurl_server
 COPY ocpp_server ./ocpp_server

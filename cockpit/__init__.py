@@ -34,6 +34,7 @@ from strom_core.config import LiveConfig
 from strom_core.ports.agents import NostrAgents
 from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_lightning import LightningBackend, NodeWatch
+from strom_prices import DynamicPricing
 from strom_services.core_events import CoreEventSink
 from strom_services.local_list import LocalListService
 from strom_services.payments import PaymentService
@@ -95,6 +96,7 @@ class Cockpit:
         power: the chargers' power limits (site limit, composite schedule).
         local_lists: keeps the chargers' local lists equal to their cards (the cards page
             reports what the charger answered to a change).
+        prices: the dynamic prices and their providers' health (``GET .../prices``).
         setup_password: the owner's setup password for the first-run page
             (:mod:`cockpit.firstrun`); None makes one for this run.
         clock: the time of audit rows, tokens, NIP-98 checks and live messages.
@@ -118,6 +120,7 @@ class Cockpit:
         apply_profile: ProfileApplier | None = None,
         power: PowerService | None = None,
         local_lists: LocalListService | None = None,
+        prices: DynamicPricing | None = None,
         setup_password: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -151,6 +154,7 @@ class Cockpit:
                 apply_profile=apply_profile,
                 power=power,
                 local_lists=local_lists,
+                prices=prices,
             ),
             self.uploads,
         )

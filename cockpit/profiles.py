@@ -21,6 +21,7 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
+from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import InlineTable, Table
 
 from strom_core.config import CardConfig, ProfileConfig, TariffConfig
@@ -97,7 +98,9 @@ class ProfileFiles:
         path = self.path(profile.id)
         document = self._read(path)
         # None is no TOML value: an unset optional key (site_limit_kw) is left out of the file.
-        values = _plain(profile.model_dump(mode="python", exclude={"ocpp"}, exclude_none=True))
+        values = _plain(
+            profile.model_dump(mode="python", exclude={"ocpp"}, exclude_none=True, by_alias=True)
+        )
         ocpp = document.get("ocpp")
         on_file: Any = ocpp if isinstance(ocpp, Table | InlineTable) else {}
         ocpp_values: dict[str, Any] = {
@@ -109,6 +112,14 @@ class ProfileFiles:
             ocpp_values["allow_unauthenticated"] = on_file["allow_unauthenticated"]
         ocpp_values["quirks"] = list(profile.ocpp.quirks)
         values["ocpp"] = ocpp_values
+        tariff = document.get("tariff")
+        if (
+            profile.tariff.dynamic_price is None
+            and isinstance(tariff, Table | OutOfOrderTableProxy)
+            and "dynamic" in tariff
+        ):
+            # The API edits the prices in sats only: the file's [tariff.dynamic] stays.
+            values["tariff"]["dynamic"] = tariff["dynamic"]
         _merge(document, values)
         return self._replace(path, document, profile.id, check)
 
@@ -134,8 +145,12 @@ class ProfileFiles:
         """
         path, document = self._existing(charger_id)
         tariff_table = document.get("tariff")
-        values = _plain(tariff.model_dump(mode="python"))
-        if isinstance(tariff_table, Table):
+        values = _plain(tariff.model_dump(mode="python", exclude_none=True, by_alias=True))
+        # [tariff.dynamic] further down the file makes [tariff] an out-of-order table.
+        if isinstance(tariff_table, Table | OutOfOrderTableProxy):
+            if tariff.dynamic_price is None and "dynamic" in tariff_table:
+                # The API edits the prices in sats only: the file's [tariff.dynamic] stays.
+                values["dynamic"] = tariff_table["dynamic"]
             _merge(tariff_table, values)
         else:
             document["tariff"] = values

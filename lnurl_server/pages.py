@@ -15,6 +15,7 @@ does not change its look when the script takes over from the server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -240,8 +241,10 @@ class Pages:
     """Renders the public pages.
 
     Args:
-        fiat_per_btc: shows a fiat estimate next to prices when given.
-        fiat_code: the currency of ``fiat_per_btc``.
+        fiat_per_btc: shows a fiat estimate next to prices when given (a fixed rate).
+        fiat_code: the currency of the rate.
+        fiat_rate: the rate in force now, asked at each rendering (the RateBook); None from it
+            shows no estimate. Replaces ``fiat_per_btc`` when given.
         fake_backend: the lightning backend moves no real money; every page says so on top.
     """
 
@@ -250,6 +253,7 @@ class Pages:
         fiat_per_btc: Decimal | None = None,
         fiat_code: str = "EUR",
         *,
+        fiat_rate: Callable[[], Decimal | None] | None = None,
         fake_backend: bool = False,
     ) -> None:
         self.env = Environment(
@@ -275,6 +279,7 @@ class Pages:
         self.env.globals["inline"] = self._inline
         self._policies: dict[str, str] = {}
         self.fiat_per_btc = fiat_per_btc
+        self.fiat_rate = fiat_rate
         self.fiat_code = fiat_code
         self.fake_backend = fake_backend
 
@@ -317,9 +322,10 @@ class Pages:
         return self.env.get_template("map.html").render(settings=settings)
 
     def _fiat(self, msat: int) -> str:
-        if self.fiat_per_btc is None:
+        rate = self.fiat_rate() if self.fiat_rate is not None else self.fiat_per_btc
+        if rate is None:
             return ""
-        value = Decimal(msat) / Decimal(100_000_000_000) * self.fiat_per_btc
+        value = Decimal(msat) / Decimal(100_000_000_000) * rate
         return f"≈ {value:.2f} {self.fiat_code}"
 
     def not_found(self, message: str) -> str:

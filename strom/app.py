@@ -54,6 +54,7 @@ from strom.parts import (
     ssl_context,
     write_charger_password,
 )
+from strom.prices import PriceParts, build_prices
 from strom.readiness import NamedCheck, Readiness, managed_certificate_check, standard_checks
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
@@ -162,6 +163,7 @@ class Strom:
     certificate: ManagedCertificate | None = None
     challenge_http: web.AppRunner | None = None
     readiness: Readiness = field(default_factory=Readiness)  # /readyz; parts may add checks
+    prices: PriceParts | None = None  # exchange rates and dynamic prices (strom/prices.py)
 
     @property
     def config(self) -> StromConfig:
@@ -312,6 +314,7 @@ class Strom:
         runner = EffectRunner(OutboxStore(db), handlers, clock=clock)
         sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due(runner.wake)  # a relay came back: waiting DMs go now
+        prices = build_prices(config, clock)  # [rates] and the profiles' [tariff.dynamic]
         front = FrontDoor(
             live=live,
             store=sessions,
@@ -319,8 +322,9 @@ class Strom:
             payments=payments,
             refunds=refunds,
             pages=Pages(
-                config.server.fiat_per_btc or None,
-                config.server.fiat_currency,
+                None,
+                prices.currency,
+                fiat_rate=prices.estimate_rate,  # no estimate while no rate is fresh
                 fake_backend=isinstance(backend, FakeBackend),
             ),
             per_client=RateLimiter(per_minute=20, burst=10, clock=clock.monotonic),
@@ -354,6 +358,7 @@ class Strom:
             apply_profile=apply_profile,
             power=power,
             local_lists=local_lists,
+            prices=prices.pricing,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             clock=clock,
         )
@@ -377,6 +382,7 @@ class Strom:
             screens=screens,
             clock=clock,
             certificate=certificate,
+            prices=prices,
         )
         node.on_change(strom._node_changed)
         for check in strom._standard_checks():
@@ -417,7 +423,7 @@ class Strom:
 
         Every part that knows the chargers learns it: the configuration every part reads
         (replaced, it stays immutable), the OCPP admission (from the charger's next
-        connection), the database rows, the offers and the charger's agent.
+        connection), the database rows, the offers, the dynamic prices and the charger's agent.
 
         Raises:
             ConfigError: the profile's OCPP quirks are unknown, its password hash is malformed,
@@ -432,6 +438,8 @@ class Strom:
         self.ocpp.forget_pending(profile.id)
         await self.chargers.sync((profile,))
         self.payments.forget_view()
+        if self.prices is not None:
+            self.prices.apply_profile(profile)  # its [tariff.dynamic], or none any more
         await self.agents.apply_profile(profile)
         log.info("charger %s: profile applied (%d charger(s))", profile.id, len(config.profiles))
 
@@ -514,6 +522,8 @@ class Strom:
                 ]
                 if self.certificate is not None:
                     tasks.append(group.create_task(self.certificate.run(), name="tls-renewal"))
+                if self.prices is not None:
+                    tasks.append(group.create_task(self.prices.run(), name="prices"))
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)
                 self._announce()
@@ -529,6 +539,8 @@ class Strom:
             self.events.server_stopping()  # connected chargers get a reconnect grace next start
             await self.ocpp.stop()
             await self.backend.aclose()
+            if self.prices is not None:
+                await self.prices.aclose()
             await self.db.close()
             log.info("stopped")
 

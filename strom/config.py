@@ -52,6 +52,7 @@ _TOP_SECTIONS = (
     "retention",
     "paths",
     "logging",
+    "rates",
     "lightning",
 )
 

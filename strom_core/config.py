@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_TILE_URL",
     "BrandingConfig",
     "ConnectorConfig",
+    "DynamicTariffConfig",
     "LiveConfig",
     "LocationConfig",
     "LoggingConfig",
@@ -36,6 +37,7 @@ __all__ = [
     "OcppProfileConfig",
     "PathsConfig",
     "ProfileConfig",
+    "RatesConfig",
     "RelayConfig",
     "RetentionConfig",
     "ServerConfig",
@@ -71,8 +73,8 @@ class ServerConfig(_Section):
     public_url: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    # A fixed exchange rate for showing fiat estimates next to prices on the pages
-    # (e.g. fiat_per_btc = 90000, fiat_currency = "EUR"); 0 shows none. Prices stay in sats.
+    # Deprecated: use [rates] (fixed, currency). Still read as [rates] fixed = fiat_per_btc,
+    # currency = fiat_currency when [rates] gives neither sources nor a fixed rate.
     fiat_per_btc: Decimal = Field(Decimal(0), ge=0)
     fiat_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     # The tile server of the network map at /map: an http(s) URL template with {z}, {x} and
@@ -410,6 +412,61 @@ class ConnectorConfig(_Section):
         return int(self.max_power_kw * 1000)
 
 
+class DynamicTariffConfig(_Section):
+    """A dynamic energy price (``[tariff.dynamic]`` in a profile); see docs/tariffs.md.
+
+    The energy price of each interval is ``(spot + grid_fees + taxes) x (1 + margin)``,
+    clamped to ``[min, max]``, in ``currency`` per kWh, converted to sats at the BTC rate of
+    ``[rates]``. It replaces ``per_kwh_sat``; the other prices of the tariff stay as they are.
+    """
+
+    # awattar (DE-LU, AT), energidataservice (DK1, DK2, ...), entsoe (an EIC zone or DE-LU,
+    # AT, NL, BE, FR, DK1, DK2), octopus (<product code>/<tariff code>, Agile, GBP incl. VAT).
+    provider: Literal["awattar", "energidataservice", "entsoe", "octopus"]
+    area: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9./_-]+$")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    grid_fees: Decimal = Field(Decimal(0), ge=-1000, le=1000)  # currency per kWh
+    taxes: Decimal = Field(Decimal(0), ge=-1000, le=1000)  # currency per kWh
+    margin: Decimal = Field(Decimal(0), ge=-1, le=100)  # a fraction: 0.2 adds 20 %
+    min: Decimal | None = Field(None, ge=-1000, le=1000)  # currency per kWh; below 0 bills 0
+    max: Decimal | None = Field(None, ge=0, le=1000)  # currency per kWh
+    # A reference to the provider's token, never the token itself: "env:NAME" (a variable of
+    # Strom's environment) or "file:/path" (a secret file). ENTSO-E needs one.
+    token: str = Field("", pattern=r"^((env|file):.+)?$")
+    # The times of day (UTC, "HH:MM") after which the next day's prices are fetched; besides,
+    # prices are fetched whenever a time beyond the known ones is asked.
+    refresh_at: tuple[str, ...] = ("12:15", "17:00")
+
+    @field_validator("refresh_at")
+    @classmethod
+    def _times(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for moment in value:
+            if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", moment):
+                raise ValueError(f"{moment!r}: expected a time of day HH:MM (UTC)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DynamicTariffConfig:
+        allowed = _PROVIDER_CURRENCIES[self.provider]
+        if self.currency not in allowed:
+            raise ValueError(f"{self.provider} gives prices in {' or '.join(allowed)}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is above max")
+        if self.provider == "entsoe" and not self.token:
+            raise ValueError('entsoe needs a token reference (token = "env:ENTSOE_TOKEN")')
+        if self.provider == "octopus" and self.area.count("/") != 1:
+            raise ValueError("octopus: area must be <product code>/<tariff code>")
+        return self
+
+
+_PROVIDER_CURRENCIES: Final = {
+    "awattar": ("EUR",),
+    "energidataservice": ("EUR", "DKK"),
+    "entsoe": ("EUR",),
+    "octopus": ("GBP",),
+}
+
+
 class TariffConfig(_Section):
     """Prices in sats (decimals allowed down to 1 msat).
 
@@ -417,6 +474,8 @@ class TariffConfig(_Section):
     that many minutes, for ``reservation_fee_sat + reservation_fee_per_minute_sat * minutes``;
     ``reservation_kept_percent`` of the fee is kept when the payer does not start in time.
     """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     per_kwh_sat: Decimal = Decimal(0)
     per_minute_sat: Decimal = Decimal(0)
@@ -427,6 +486,9 @@ class TariffConfig(_Section):
     reservation_fee_per_minute_sat: Decimal = Decimal(0)
     reservation_max_minutes: int = Field(0, ge=0, le=MAX_RESERVATION_MINUTES, strict=True)
     reservation_kept_percent: int = Field(100, ge=0, le=100, strict=True)
+    # [tariff.dynamic]: an energy price from a provider instead of per_kwh_sat
+    # (docs/tariffs.md); None: static. Named dynamic_price in Python, "dynamic" in the files.
+    dynamic_price: DynamicTariffConfig | None = Field(None, alias="dynamic")
 
     @field_validator(
         "per_kwh_sat",
@@ -576,6 +638,35 @@ class ProfileConfig(_Section):
         return value
 
 
+class RatesConfig(_Section):
+    """BTC exchange rates (``[rates]``): fiat prices and estimates are converted with them.
+
+    The rate is the median of the ``sources`` that answered within ``timeout_s``, without the
+    quotes more than ``outlier_percent`` away from the median; a quote older than ``max_age_s``
+    is not used, and with none fresh, payments that need a rate are refused. ``fixed`` (fiat
+    per BTC in ``currency``) replaces the live sources. Default: no sources, no rate (prices
+    in sats need none).
+    """
+
+    # Any of kraken, coinbase, bitstamp, coingecko, bitfinex (public tickers, no keys).
+    sources: tuple[Literal["kraken", "coinbase", "bitstamp", "coingecko", "bitfinex"], ...] = ()
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")  # the fiat of estimates on the pages
+    max_age_s: int = Field(900, ge=10, le=86_400)
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    outlier_percent: Decimal = Field(Decimal(5), gt=0, le=100)
+    refresh_s: int = Field(300, ge=10, le=86_400)  # how often the sources are asked
+    fixed: Decimal = Field(Decimal(0), ge=0)  # fiat per BTC; 0: use the sources
+
+    @model_validator(mode="after")
+    def _fresh_enough(self) -> RatesConfig:
+        if self.sources and self.fixed == 0 and self.refresh_s >= self.max_age_s:
+            raise ValueError(
+                f"refresh_s ({self.refresh_s}) must be below max_age_s ({self.max_age_s}), "
+                "or the rate goes stale between two rounds"
+            )
+        return self
+
+
 class RelayConfig(_Section):
     """One nostr relay; ``url = "embedded"`` is the in-process relay."""
 
@@ -605,9 +696,22 @@ class StromConfig(_Section):
     uploads: UploadsConfig = UploadsConfig()
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
+    rates: RatesConfig = RatesConfig()
     lightning: LightningConfig = FakeConfig()
     profiles: tuple[ProfileConfig, ...] = ()
     relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)
+
+    def rate_settings(self) -> RatesConfig:
+        """``[rates]``, or the deprecated ``server.fiat_per_btc`` as its fixed rate.
+
+        An older configuration with ``server.fiat_per_btc`` (and ``fiat_currency``) and no
+        ``[rates]`` keeps working: the old key becomes the fixed rate.
+        """
+        rates = self.rates
+        legacy = self.server.fiat_per_btc
+        if legacy > 0 and rates.fixed == 0 and not rates.sources:
+            return rates.model_copy(update={"fixed": legacy, "currency": self.server.fiat_currency})
+        return rates
 
     def profile(self, charger_id: str) -> ProfileConfig:
         """The profile of one charge point.

@@ -35,6 +35,7 @@ from cockpit.api.lightning import LightningResource
 from cockpit.api.me import MeResource
 from cockpit.api.nostr import NostrResource
 from cockpit.api.power import PowerResource
+from cockpit.api.prices import PricesResource
 from cockpit.api.reports import ReportsResource
 from cockpit.api.sessions import SessionsResource
 from cockpit.api.stickers import StickersResource
@@ -65,6 +66,7 @@ class Api:
             FirmwareResource(ctx, uploads),
             SignedFirmwareResource(ctx),
             PowerResource(ctx),
+            PricesResource(ctx),
             CertificatesResource(ctx),
             CardsResource(ctx),
             StickersResource(ctx),

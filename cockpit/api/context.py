@@ -22,6 +22,7 @@ from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_core.session import State
 from strom_core.session_events import StopReason, StopRequested
 from strom_lightning import NodeWatch
+from strom_prices import DynamicPricing
 from strom_services.local_list import LocalListService
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
@@ -58,6 +59,7 @@ class ApiContext:
             effect at the next start.
         power: the chargers' power limits (site limits, composite schedules).
         local_lists: the chargers' local lists (what a charger answered to changed cards).
+        prices: the dynamic prices of the chargers with ``[tariff.dynamic]``, and their health.
     """
 
     live: LiveConfig
@@ -74,6 +76,7 @@ class ApiContext:
     apply_profile: ProfileApplier | None = None
     power: PowerService | None = None
     local_lists: LocalListService | None = None
+    prices: DynamicPricing | None = None
 
     @property
     def config(self) -> StromConfig:

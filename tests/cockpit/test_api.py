@@ -84,6 +84,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/chargers/{charger_id}/commands/signed-update-firmware"): {"json": SIGNED_FIRMWARE},
     ("PUT", "/chargers/{charger_id}/site-limit"): {"json": {"limit_kw": 7.4}},
     ("GET", "/chargers/{charger_id}/composite-schedule"): {"params": {"connector_id": "1"}},
+    ("GET", "/chargers/{charger_id}/prices"): {"params": {"hours": "6"}},
     ("POST", "/chargers/{charger_id}/commands/get-diagnostics"): {"json": {}},
     ("GET", "/chargers/{charger_id}/uploads/{name}"): {},
     ("DELETE", "/chargers/{charger_id}/uploads/{name}"): {},
@@ -187,6 +188,7 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
         {"params": {"connector_id": "7"}},
         404,
     ),
+    ("GET", "/chargers/{charger_id}/prices"): ({"params": {"hours": "49"}}, 400),
     ("POST", "/chargers/{charger_id}/commands/update-firmware"): (
         {"json": {"location": "file:///etc/passwd"}},
         400,
@@ -406,6 +408,9 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     uploaded = cockpit.stack.strom.cockpit.uploads.folder(CHARGER)
     uploaded.mkdir(parents=True, exist_ok=True)
     (uploaded / "none.txt").write_bytes(b"diagnostics")
+    prices = await ok("GET", "/chargers/{charger_id}/prices")
+    assert (prices["dynamic"], prices["source"], prices["health"]) == (False, "static", None)
+    assert len(prices["intervals"]) == 6  # a static tariff: one flat price per hour
     firmware = await ok("GET", "/chargers/{charger_id}/firmware")
     assert [f["name"] for f in firmware["files"]] == ["none.txt"]
     download = await ok("GET", "/chargers/{charger_id}/uploads/{name}")

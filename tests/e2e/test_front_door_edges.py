@@ -112,6 +112,20 @@ async def test_the_charger_page_shows_a_fiat_estimate_when_a_rate_is_configured(
     assert "0.25 EUR" in page.text
 
 
+async def test_the_charger_page_estimate_comes_from_the_rates_section(tmp_path: Path) -> None:
+    """``[rates] fixed`` is the fixed rate now; it wins over the deprecated server key."""
+    env = {
+        "STROM_RATES__FIXED": "50000",
+        "STROM_RATES__CURRENCY": '"CHF"',
+        "STROM_SERVER__FIAT_PER_BTC": "100000",
+    }
+    async with running_stack(tmp_path, env) as stack:
+        page = await stack.http.get(f"{stack.base}/c/{CHARGER}")
+    # 250 sat/kWh at 50,000 CHF/BTC is 0.125 CHF per kWh.
+    assert "0.12 CHF" in page.text or "0.13 CHF" in page.text
+    assert "EUR" not in page.text
+
+
 async def test_the_charger_page_opens_from_the_naddr_of_its_status_event(stack: Stack) -> None:
     """The NIP-89 handler of kind 30522 is ``/c/<bech32>``: a client puts the naddr there."""
     status = encode_naddr(30522, "ab" * 32, CHARGER)
