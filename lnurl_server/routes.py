@@ -66,6 +66,7 @@ from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from strom_nostr.zap_request import ValidZapRequest, validate_zap_request
 from strom_services.payments import (
     ConnectorUnavailable,
+    NoPrice,
     OpenedSession,
     PaymentService,
     ReservationRefused,
@@ -269,6 +270,13 @@ class FrontDoor:
         """The LUD-06 metadata of a connector's payRequest."""
         tariff = self.payments.tariff_for(profile)
         price = format_sat(tariff.energy_msat_per_kwh) + "/kWh"
+        if profile.tariff.dynamic:
+            now = self.payments.price_now(profile)
+            price = (
+                "energy price changes by the hour"
+                if now is None
+                else f"{format_sat(now)}/kWh now, changing by the hour"
+            )
         extras = []
         if tariff.time_msat_per_minute:
             extras.append(format_sat(tariff.time_msat_per_minute) + "/min")
@@ -404,8 +412,8 @@ class FrontDoor:
                 opened = await self._open_lnurl(profile, connector_id, amount, minutes)
         except ZapRequestError as exc:
             return _lud_error(exc.reason)
-        except (ConnectorUnavailable, ZapRequestUsed, ReservationRefused) as exc:
-            return _lud_error(exc.reason)
+        except (ConnectorUnavailable, ZapRequestUsed, ReservationRefused, NoPrice) as exc:
+            return _lud_error(exc.reason)  # NoPrice: a dynamic tariff without a price now
         except UnitError as exc:
             return _amount_refused(profile.id, amount, exc)
         except BackendError as exc:

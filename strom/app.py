@@ -82,6 +82,7 @@ from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
 from strom_services.local_list import LocalListService, profile_cards
+from strom_services.profile_prices import ProfilePrices
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
@@ -110,6 +111,11 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 15.0
 SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
+
+
+def _profile_of(live: LiveConfig, charger_id: str) -> ProfileConfig | None:
+    """The charger's profile in the configuration in force, or None."""
+    return next((p for p in live.current.profiles if p.id == charger_id), None)
 
 
 class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -233,6 +239,9 @@ class Strom:
             tariffs=tariffs,
             chargers=chargers,
             clock=clock,
+            # Time-of-use and static prices from the profiles (the network providers plug in
+            # behind the same port, strom_core.ports.prices).
+            prices=ProfilePrices(lambda charger_id: _profile_of(live, charger_id), clock),
         )
         refunds = RefundService(
             sessions,

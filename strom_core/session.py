@@ -618,9 +618,7 @@ def _maybe_stop_for_budget(session: Session, effects: list[Effect]) -> tuple[Ses
         assert now is not None
         until = now + timedelta(seconds=session.meter_interval_s)
         price = highest_price(session.schedule, now, until)
-    next_interval = session.tariff.interval_cost(
-        session.power_w, session.meter_interval_s, price
-    )
+    next_interval = session.tariff.interval_cost(session.power_w, session.meter_interval_s, price)
     low_key = f"low-budget:{session.paid_msat}"
     if session.refundable_msat <= next_interval:
         assert session.transaction_id is not None
