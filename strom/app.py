@@ -82,11 +82,11 @@ from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
 from strom_services.local_list import LocalListService, profile_cards
-from strom_services.profile_prices import ProfilePrices
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
+from strom_services.profile_prices import ProfilePrices
 from strom_services.refunds import RefundService
 from strom_services.reservations import PayerReservations, ReservationEffects
 from strom_services.screens import ScreenKeeper
