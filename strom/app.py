@@ -81,6 +81,7 @@ from strom_services.cards import ProfileCards
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
+from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
@@ -296,6 +297,7 @@ class Strom:
         events.subscribe(screens.on_event)
         power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
         events.subscribe(power.on_event)
+        events.subscribe(IdleWatch(sessions).on_event)  # the idle fee's clock
         agents.services.power = power  # the operator's DM "limit"
         agents.services.firmware = ocpp.firmware  # the operator's DM "firmware <url>"
         agents.services.charger_info = ocpp.charger_info  # ... and "firmware" alone

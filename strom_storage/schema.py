@@ -406,6 +406,8 @@ tariffs = Table(
     Column("reservation_fee_msat_per_minute", Msat, nullable=False, default=0),
     Column("reservation_max_minutes", Integer, nullable=False, default=0),
     Column("reservation_kept_percent", Integer, nullable=False, default=100),
+    Column("idle_msat_per_minute", Msat, nullable=False, default=0),
+    Column("idle_grace_minutes", Integer, nullable=False, default=0),
     Column("file_tariff", JSON, nullable=False),
     Column("source", String(120), nullable=False),
     Column("set_at", TS, nullable=False),

@@ -8,7 +8,8 @@ Create Date: 2027-02-01 09:00:00
 list, the energy billed in each interval of the schedule), ``sessions.idle_since`` and
 ``sessions.idle_s`` (the idle fee's clock). ``ledger_intervals`` journals the final bill of a
 session billed by a schedule, one row per interval, with the schedule's source, fetched_at and
-rate_source. Existing sessions are static: NULL, ``[]``, NULL and 0.
+rate_source. ``tariffs`` gains the idle fee of a tariff an operator set at run time. Existing
+sessions are static: NULL, ``[]``, NULL and 0; existing tariffs have no idle fee.
 """
 
 import sqlalchemy as sa
@@ -54,9 +55,18 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_ledger_intervals_session_id"), "ledger_intervals", ["session_id"], unique=False
     )
+    op.add_column(
+        "tariffs",
+        sa.Column("idle_msat_per_minute", sa.BigInteger(), nullable=False, server_default="0"),
+    )
+    op.add_column(
+        "tariffs", sa.Column("idle_grace_minutes", sa.Integer(), nullable=False, server_default="0")
+    )
 
 
 def downgrade() -> None:
+    for name in ("idle_grace_minutes", "idle_msat_per_minute"):
+        op.drop_column("tariffs", name)
     op.drop_index(op.f("ix_ledger_intervals_session_id"), table_name="ledger_intervals")
     op.drop_table("ledger_intervals")
     for name in ("idle_s", "idle_since", "interval_wh", "price_schedule"):
