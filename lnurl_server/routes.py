@@ -50,6 +50,7 @@ from lnurl_server.reservations import (
     reservation_text,
     reserve_choices,
 )
+from strom_core.billing import session_interval_bills
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
@@ -512,6 +513,20 @@ class FrontDoor:
             "reserved_until": (
                 None if session.reserved_until is None else session.reserved_until.isoformat()
             ),
+            # A dynamic tariff's bill, interval by interval (empty for a static tariff).
+            "price_source": "" if session.schedule is None else session.schedule.source,
+            "intervals": [
+                {
+                    "start": bill.start.isoformat(),
+                    "end": bill.end.isoformat(),
+                    "energy_wh": bill.energy_wh,
+                    "price_msat_per_kwh": bill.energy_msat_per_kwh,
+                    "cost_msat": bill.cost_msat,
+                }
+                for bill in session_interval_bills(session)
+            ],
+            "idle_s": session.idle_seconds,
+            "idle_msat": session.idle_msat,
             "withdraw_lnurl": bech32_lnurl(withdraw),
             "withdraw_url": lud17_url(withdraw, "w"),
             "topup_lnurl": bech32_lnurl(topup),

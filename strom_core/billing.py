@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from strom_core.prices import PriceInterval, PriceSchedule
 from strom_core.units import energy_cost_msat
@@ -42,6 +43,7 @@ __all__ = [
     "highest_price",
     "interval_bills",
     "interval_index",
+    "session_interval_bills",
 ]
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -137,6 +139,20 @@ def interval_bills(schedule: PriceSchedule, interval_wh: tuple[int, ...]) -> lis
         for interval, energy in zip(schedule.intervals, interval_wh, strict=False)
         if energy
     ]
+
+
+class _Billed(Protocol):
+    @property
+    def schedule(self) -> PriceSchedule | None: ...
+    @property
+    def interval_wh(self) -> tuple[int, ...]: ...
+
+
+def session_interval_bills(session: _Billed) -> list[IntervalBill]:
+    """A session's bill by interval (empty for a session without a schedule)."""
+    if session.schedule is None:
+        return []
+    return interval_bills(session.schedule, session.interval_wh)
 
 
 def energy_bill_msat(schedule: PriceSchedule, interval_wh: tuple[int, ...]) -> int:
