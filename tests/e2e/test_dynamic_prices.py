@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from strom_core.ports.prices import NoPrice
 from strom_core.prices import PriceInterval, PriceSchedule
+from strom_core.session import Transition
 from strom_storage.schema import ledger_intervals
 from tests.e2e.conftest import BOTH_VERSIONS, CHARGER, Stack
 from tests.e2e.test_pay_charge_refund import claim_refund
@@ -58,12 +59,14 @@ async def test_a_session_across_a_price_change_is_billed_per_interval_and_refund
     prices = TwoPrices(timedelta(seconds=3))
     stack.strom.payments.prices = prices
     status_url, page_url = await stack.pay(20_000_000)
-    charging = await stack.wait_state(status_url, "charging")
-    assert prices.change is not None
-    while stack.strom.clock.now() < prices.change + timedelta(seconds=1):
-        await asyncio.sleep(0.1)
-    charging = await stack.get(status_url)
-    assert len(charging["intervals"]) == 2, charging["intervals"]
+    both_prices = asyncio.Event()  # set once energy is metered at both prices
+
+    def watch(transition: Transition) -> None:
+        if sum(1 for wh in transition.session.interval_wh if wh) == 2:
+            both_prices.set()
+
+    stack.strom.sessions.on_committed(watch)
+    await asyncio.wait_for(both_prices.wait(), 20)
     offer, before = await claim_refund(stack, status_url)
     final = await stack.wait_state(status_url, "refunded")
     day, night = final["intervals"]
