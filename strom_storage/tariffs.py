@@ -28,7 +28,8 @@ _FIELDS = (
     "idle_msat_per_minute",
     "idle_grace_minutes",
 )
-# Fields a record written before reservations (or idle fees) existed lacks (its file_tariff JSON): defaults.
+# Fields a record written before reservations or idle fees existed lacks (its file_tariff
+# JSON): defaults.
 _DEFAULTS = {f.name: f.default for f in fields(Tariff)}
 
 
