@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -115,3 +116,38 @@ async def test_without_a_price_the_payment_is_refused_and_nothing_is_created(sta
     assert answer["status"] == "ERROR"
     assert "the price provider is down" in answer["reason"]
     assert "pr" not in answer
+
+
+async def test_the_car_finishing_starts_the_idle_clock_of_the_session(stack: Stack) -> None:
+    profile = stack.strom.config.profile(CHARGER)
+    idle = profile.model_copy(
+        update={
+            "tariff": profile.tariff.model_copy(
+                update={"idle_per_minute_sat": Decimal(5), "idle_grace_minutes": 10}
+            )
+        }
+    )
+    await stack.strom.apply_profile(idle)
+    status_url, _ = await stack.pay(20_000_000)
+    charging = await stack.wait_state(status_url, "charging")
+    idled = asyncio.Event()
+
+    def watch(transition: Transition) -> None:
+        session = transition.session
+        if session.id == charging["id"] and session.idle_since is not None and session.idle_seconds:
+            idled.set()
+
+    stack.strom.sessions.on_committed(watch)
+    charger: Any = stack.charger
+    if hasattr(charger, "set_charging_state"):  # OCPP 2.0.1: the TransactionEvent's chargingState
+        await charger.set_charging_state(1, "SuspendedEV")
+    else:  # OCPP 1.6: StatusNotification
+        await charger.set_status(1, "SuspendedEV")
+    await asyncio.wait_for(idled.wait(), 20)
+    status = await stack.get(status_url)
+    assert status["idle_s"] > 0
+    assert status["idle_msat"] == 0  # within the 10 free minutes
+    offer, _ = await claim_refund(stack, status_url)
+    final = await stack.wait_state(status_url, "refunded")
+    assert final["refunded_msat"] == offer["maxWithdrawable"]
+    await stack.ledgers_balance()
