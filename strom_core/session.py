@@ -354,7 +354,8 @@ def check_ledger(session: Session) -> None:
     """Raise :class:`InvariantViolation` unless the session's money adds up.
 
     ``paid == consumed + refunded + refundable + refund_in_flight``, every amount is a
-    non-negative int, and a session whose bill is final has nothing left unaccounted.
+    non-negative int, a session billed by a schedule has all its energy in its intervals, and
+    a session whose bill is final has nothing left unaccounted.
     """
     amounts = {
         "paid": session.paid_msat,
@@ -387,6 +388,14 @@ def check_ledger(session: Session) -> None:
         raise InvariantViolation(f"session {session.id}: refund in flight outside refund_pending")
     if session.postpaid and session.paid_msat:
         raise InvariantViolation(f"session {session.id}: a post-paid session was paid")
+    if session.schedule is not None and (
+        len(session.interval_wh) != len(session.schedule.intervals)
+        or sum(session.interval_wh) != session.energy_wh
+    ):
+        raise InvariantViolation(
+            f"session {session.id}: energy by interval {sum(session.interval_wh)} Wh is not "
+            f"the energy delivered {session.energy_wh} Wh"
+        )
     if session.state in (State.REFUNDED, State.CLOSED) and session.refundable_msat:
         raise InvariantViolation(
             f"session {session.id}: closed with {session.refundable_msat} unpaid"
