@@ -59,6 +59,7 @@ from strom_core.session_events import (
 )
 from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
+from strom_core.time_of_use import time_of_use_schedule
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom_services.group_commit import GroupCommit
 from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView, check_connector
@@ -263,13 +264,17 @@ class PaymentService:
     def price_now(self, profile: ProfileConfig) -> int | None:
         """The energy price (msat/kWh) in force now for a dynamic tariff.
 
-        Read from the charger's newest schedule (the LNURL metadata states it); None when the
-        tariff is static or no schedule covers now.
+        Read from the charger's newest schedule, else from the profile's time-of-use windows
+        (the LNURL metadata states it); None when the tariff is static or nothing covers now.
         """
         if not profile.tariff.dynamic:
             return None
+        now = self.clock.now()
         schedule = self._schedules.get(profile.id)
-        interval = None if schedule is None else schedule.price_at(self.clock.now())
+        interval = None if schedule is None else schedule.price_at(now)
+        if interval is None:  # no schedule yet: the profile's own windows need no network
+            tou = profile.tariff.to_time_of_use()
+            interval = None if tou is None else time_of_use_schedule(tou, now, 1).price_at(now)
         return None if interval is None else interval.energy_msat_per_kwh
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:

@@ -111,7 +111,7 @@ async def test_without_a_price_the_payment_is_refused_and_nothing_is_created(sta
 
     stack.strom.payments.prices = Down()
     offer = await stack.get(stack.pay_url)
-    assert "energy price changes by the hour" in offer["metadata"]
+    assert "sat/kWh now, changing by the hour" in offer["metadata"]
     answer = await stack.get(offer["callback"], amount="2000000")
     assert answer["status"] == "ERROR"
     assert "the price provider is down" in answer["reason"]
