@@ -212,3 +212,14 @@ def test_a_static_tariffs_receipt_has_no_interval_table() -> None:
     html = pages().session(profile(), item, view(item))
     assert 'data-testid="intervals"' not in html
     assert "250 sat/kWh" in html
+
+
+def test_a_running_session_says_the_idle_fee_runs_once_the_car_finished() -> None:
+    tariff = replace(profile().tariff.to_tariff(), idle_msat_per_minute=2_000, idle_grace_minutes=5)
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    item = replace(session(State.CHARGING), tariff=tariff, idle_since=at.replace(minute=1))
+    html = pages().session(profile(), item, view(item))
+    assert 'data-testid="idling"' in html
+    assert "after 5 free minutes, idling costs 2 sat per minute (so far 2 sat)" in html
+    plain = replace(item, idle_since=None)
+    assert 'data-testid="idling"' not in pages().session(profile(), plain, view(plain))
