@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from lnurl_server.power import POWER_NOTICE, PowerOutcome, power_choices
 from lnurl_server.reservations import RESERVATION_NOTICE, ReservationOutcome
+from strom_core.billing import session_interval_bills
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
 from strom_core.prices import PriceSchedule
@@ -450,4 +451,5 @@ class Pages:
             power_choices=power_choices(session.power_w) if can_lower and running else [],
             secret=secret,
             power_notice=None if power_outcome is None else POWER_NOTICE[power_outcome],
+            interval_bills=session_interval_bills(session),
         )

@@ -50,6 +50,7 @@ from lnurl_server.reservations import (
     reservation_text,
     reserve_choices,
 )
+from strom_core.billing import session_interval_bills
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import BackendError, StorageError
@@ -292,6 +293,13 @@ class FrontDoor:
         """The LUD-06 metadata of a connector's payRequest."""
         tariff = self.payments.tariff_for(profile)
         price = format_sat(tariff.energy_msat_per_kwh) + "/kWh"
+        if profile.tariff.dynamic:
+            now = self.payments.price_now(profile)
+            price = (
+                "energy price changes by the hour"
+                if now is None
+                else f"{format_sat(now)}/kWh now, changing by the hour"
+            )
         extras = []
         if tariff.time_msat_per_minute:
             extras.append(format_sat(tariff.time_msat_per_minute) + "/min")
@@ -427,8 +435,8 @@ class FrontDoor:
                 opened = await self._open_lnurl(profile, connector_id, amount, minutes)
         except ZapRequestError as exc:
             return _lud_error(exc.reason)
-        except (ConnectorUnavailable, ZapRequestUsed, ReservationRefused) as exc:
-            return _lud_error(exc.reason)
+        except (ConnectorUnavailable, ZapRequestUsed, ReservationRefused, NoPrice) as exc:
+            return _lud_error(exc.reason)  # NoPrice: a dynamic tariff without a price now
         except UnitError as exc:
             return _amount_refused(profile.id, amount, exc)
         except BackendError as exc:
@@ -527,6 +535,20 @@ class FrontDoor:
             "reserved_until": (
                 None if session.reserved_until is None else session.reserved_until.isoformat()
             ),
+            # A dynamic tariff's bill, interval by interval (empty for a static tariff).
+            "price_source": "" if session.schedule is None else session.schedule.source,
+            "intervals": [
+                {
+                    "start": bill.start.isoformat(),
+                    "end": bill.end.isoformat(),
+                    "energy_wh": bill.energy_wh,
+                    "price_msat_per_kwh": bill.energy_msat_per_kwh,
+                    "cost_msat": bill.cost_msat,
+                }
+                for bill in session_interval_bills(session)
+            ],
+            "idle_s": session.idle_seconds,
+            "idle_msat": session.idle_msat,
             "withdraw_lnurl": bech32_lnurl(withdraw),
             "withdraw_url": lud17_url(withdraw, "w"),
             "topup_lnurl": bech32_lnurl(topup),

@@ -54,7 +54,7 @@ from strom.parts import (
     ssl_context,
     write_charger_password,
 )
-from strom.prices import PriceParts, build_prices
+from strom.prices import PriceParts, RoutedPrices, build_prices
 from strom.readiness import NamedCheck, Readiness, managed_certificate_check, standard_checks
 from strom.shutdown import run_until_stopped
 from strom.sockets import claim_http_socket
@@ -82,11 +82,13 @@ from strom_services.cards import ProfileCards
 from strom_services.charging import ChargingEffects
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
+from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
+from strom_services.profile_prices import ProfilePrices
 from strom_services.refunds import RefundService
 from strom_services.reservations import PayerReservations, ReservationEffects
 from strom_services.screens import ScreenKeeper
@@ -111,6 +113,11 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 15.0
 SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
+
+
+def _profile_of(live: LiveConfig, charger_id: str) -> ProfileConfig | None:
+    """The charger's profile in the configuration in force, or None."""
+    return next((p for p in live.current.profiles if p.id == charger_id), None)
 
 
 class _ClientErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -226,6 +233,13 @@ class Strom:
         session_key = purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
         tariffs = TariffBook(TariffRepository(db), clock)
         await tariffs.load()  # operators' changes made while Strom ran before
+        prices = build_prices(config, clock)  # [rates] and the profiles' [tariff.dynamic]
+        # Each charger's energy prices: a provider's for [tariff.dynamic], else the profile's
+        # own (time of use, or the static price as a flat schedule). One source for the price
+        # frozen at payment and the price the charger page shows.
+        price_source = RoutedPrices(
+            prices.pricing, ProfilePrices(lambda charger_id: _profile_of(live, charger_id), clock)
+        )
         payments = PaymentService(
             sessions,
             backend,
@@ -235,6 +249,7 @@ class Strom:
             tariffs=tariffs,
             chargers=chargers,
             clock=clock,
+            prices=price_source,
         )
         refunds = RefundService(
             sessions,
@@ -289,6 +304,7 @@ class Strom:
         events.subscribe(screens.on_event)
         power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
         events.subscribe(power.on_event)
+        events.subscribe(IdleWatch(sessions).on_event)  # the idle fee's clock
         agents.services.power = power  # the operator's DM "limit"
         agents.services.firmware = ocpp.firmware  # the operator's DM "firmware <url>"
         agents.services.charger_info = ocpp.charger_info  # ... and "firmware" alone
@@ -314,7 +330,6 @@ class Strom:
         runner = EffectRunner(OutboxStore(db), handlers, clock=clock)
         sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due(runner.wake)  # a relay came back: waiting DMs go now
-        prices = build_prices(config, clock)  # [rates] and the profiles' [tariff.dynamic]
         front = FrontDoor(
             live=live,
             store=sessions,
@@ -334,6 +349,7 @@ class Strom:
             clock=clock,
             power=power,
             reservations=PayerReservations(sessions),
+            prices=price_source,
         )
         front.network_map = NetworkMap(
             live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url

@@ -223,6 +223,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         speed=args.speed,
         budget_sat=args.budget_sat,
         ocpp_version=args.ocpp_version,
+        dynamic=args.dynamic,
     )
     return asyncio.run(run_demo(options))
 
@@ -414,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=OCPP_VERSIONS,
         default="1.6",
         help="the OCPP version the simulated charger speaks (default: 1.6)",
+    )
+    demo.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="a dynamic tariff: a recorded day of prices played fast, billed per interval",
     )
     demo.add_argument(
         "--verbose", action="store_true", help="service logs on the terminal (default: a file)"

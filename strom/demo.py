@@ -9,6 +9,11 @@ Each step is printed with its amounts, and nothing else: the service's log goes 
 ``strom.log`` in the demo folder (or to the terminal with ``--verbose``). ``--once`` exits
 after the story (0 when every check passed); without it Strom keeps serving so a person can
 open the pages and try by hand.
+
+``--dynamic`` gives the charger a dynamic tariff (time-of-use windows in its profile) and plays a
+recorded day of hourly energy prices fast (:data:`RECORDED_DAY`, one hour every
+:data:`RECORDED_STEP_S` seconds), so the charge spans several prices; the story ends with the
+per-interval bill: each interval's energy, price and cost, and their sum.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from strom.config import StromConfig, load_config
 from strom.scaffold import write_scaffold
 from strom_core.clock import Clock
 from strom_core.ports import ChargerOnline, OcppEvent
+from strom_core.prices import PriceInterval, PriceSchedule
 from strom_core.units import format_kwh, format_sat
 from strom_lightning import FakeBackend, FakeDriverWallet
 from strom_nostr.keys import encode_npub
@@ -42,6 +49,37 @@ from strom_web.lnurl import bech32_lnurl
 __all__ = ["DemoFailed", "DemoOptions", "run_demo"]
 
 CHARGER = "demo-1"
+
+# A recorded day of hourly energy prices (sat/kWh, a day-ahead curve converted to sats): the
+# night is cheap, the evening peak dear. ``--dynamic`` plays it one hour every few seconds.
+# fmt: off
+RECORDED_DAY = (
+    150, 140, 130, 130, 140, 170, 240, 310, 290, 250, 220, 200,
+    190, 180, 190, 210, 260, 330, 360, 340, 290, 240, 200, 170,
+)
+# fmt: on
+RECORDED_STEP_S = 2
+TIME_OF_USE = '\n[tariff.time_of_use]\n"07:00-22:00" = 300\n"22:00-07:00" = 150\n'
+
+
+class RecordedPrices:
+    """A price source playing :data:`RECORDED_DAY` fast: one hour every ``step_s`` seconds."""
+
+    def __init__(self, step_s: float = RECORDED_STEP_S) -> None:
+        self.step = timedelta(seconds=step_s)
+
+    async def schedule(self, charger_id: str, start: datetime, hours: int) -> PriceSchedule:
+        """The recorded prices from ``start``, repeated to cover ``hours`` of playback."""
+        count = max(hours, len(RECORDED_DAY))
+        intervals = tuple(
+            PriceInterval(
+                start + index * self.step,
+                start + (index + 1) * self.step,
+                RECORDED_DAY[index % len(RECORDED_DAY)] * 1000,
+            )
+            for index in range(count)
+        )
+        return PriceSchedule(intervals, source="recorded:demo-day", fetched_at=start)
 
 
 class DemoFailed(Exception):
@@ -62,6 +100,7 @@ class DemoOptions:
     charge_fraction: Decimal = Decimal("0.4")
     timeout_s: float = 90.0
     ocpp_version: str = "1.6"  # the simulated charger's
+    dynamic: bool = False  # a dynamic tariff: the recorded day of prices, billed per interval
 
 
 def _port(port: int) -> int:
@@ -82,6 +121,9 @@ def _prepare(options: DemoOptions, http_port: int, ocpp_port: int) -> tuple[Stro
         text = text.replace("meter_interval_s = 60", "meter_interval_s = 1")
         text = text.replace("start_timeout_s = 180", "start_timeout_s = 60")
         config_path.write_text(text)
+        if options.dynamic:
+            profile = options.folder / "profiles" / f"{CHARGER}.toml"
+            profile.write_text(profile.read_text() + TIME_OF_USE)
     environ = {
         "STROM_SERVER__PORT": str(http_port),
         "STROM_SERVER__PUBLIC_URL": f'"http://127.0.0.1:{http_port}"',
@@ -215,13 +257,41 @@ class Driver:
         if paid != consumed + refunded or received != refunded or refunded != refundable:
             raise DemoFailed("the ledger does not balance")
         _say("   the ledger balances; nothing paid was lost")
+        if final.get("intervals"):
+            _bill_by_interval(final)
+
+
+def _bill_by_interval(final: dict[str, Any]) -> None:
+    """Print the energy bill interval by interval, and check it adds up."""
+    _say()
+    _say(f"   billed per interval (prices from {final['price_source']}, fixed at payment):")
+    total = 0
+    for interval in final["intervals"]:
+        start = datetime.fromisoformat(interval["start"]).strftime("%H:%M:%S")
+        end = datetime.fromisoformat(interval["end"]).strftime("%H:%M:%S")
+        price = format_sat(interval["price_msat_per_kwh"])
+        energy, cost = format_kwh(interval["energy_wh"]), format_sat(interval["cost_msat"])
+        _say(f"   {start}-{end}  {energy} x {price}/kWh = {cost}")
+        if interval["cost_msat"] != interval["energy_wh"] * interval["price_msat_per_kwh"] // 1000:
+            raise DemoFailed("an interval's cost is not its energy x price")
+        total += interval["cost_msat"]
+    _say(f"   energy cost = the sum of the intervals: {format_sat(total)}")
+    if sum(interval["energy_wh"] for interval in final["intervals"]) != final["energy_wh"]:
+        raise DemoFailed("the intervals do not add up to the energy delivered")
+
+
+async def _open(config: StromConfig, options: DemoOptions) -> Strom:
+    strom = await Strom.open(config)
+    if options.dynamic:  # the profile's windows make the tariff dynamic; the prices played fast
+        strom.payments.prices = strom.front.prices = RecordedPrices()
+    return strom
 
 
 async def run_demo(options: DemoOptions) -> int:
     """Run the demo; returns the process exit status."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the driver's own requests
     config, password = _prepare(options, _port(options.http_port), _port(options.ocpp_port))
-    strom = await Strom.open(config)
+    strom = await _open(config, options)
     stop = asyncio.Event()
     base = strom.config.server.public_url  # on the port bound, when the asked one was taken
     failed: str | None = None

@@ -22,6 +22,7 @@ from strom_core.errors import ConfigError
 from strom_core.ids import CHARGER_ID_RULE, is_charger_id
 from strom_core.lightning_config import FakeConfig, LightningConfig
 from strom_core.tariff import MAX_RESERVATION_MINUTES, Tariff
+from strom_core.time_of_use import TimeOfUse, parse_window
 from strom_core.units import UnitError, sat_decimal_to_msat
 
 __all__ = [
@@ -329,6 +330,9 @@ class SessionsConfig(_Section):
     # How long opening the withdraw link of a running session waits for the charger to confirm
     # the stop, in all; wallets give up on an LNURL after about 30 s.
     withdraw_stop_wait_s: int = Field(20, ge=1, le=25)
+    # A dynamic tariff's prices are frozen for this many hours from the payment (the longest
+    # session); a session that outlives them keeps the last price.
+    price_schedule_hours: int = Field(24, ge=1, le=168)
 
 
 class NostrConfig(_Section):
@@ -473,6 +477,11 @@ class TariffConfig(_Section):
     Reservations: ``reservation_max_minutes > 0`` lets drivers reserve a connector for up to
     that many minutes, for ``reservation_fee_sat + reservation_fee_per_minute_sat * minutes``;
     ``reservation_kept_percent`` of the fee is kept when the payer does not start in time.
+
+    Idle fee: ``idle_per_minute_sat`` per whole minute the car stays plugged after it finished,
+    beyond ``idle_grace_minutes``. Time of use: ``[tariff.time_of_use]`` windows
+    (``"07:00-22:00" = 450``, sat/kWh) on the clock of ``time_zone`` (UTC unless given) make
+    the tariff dynamic (:mod:`strom_core.time_of_use`); ``per_kwh_sat`` holds outside them.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -486,11 +495,16 @@ class TariffConfig(_Section):
     reservation_fee_per_minute_sat: Decimal = Decimal(0)
     reservation_max_minutes: int = Field(0, ge=0, le=MAX_RESERVATION_MINUTES, strict=True)
     reservation_kept_percent: int = Field(100, ge=0, le=100, strict=True)
+    idle_per_minute_sat: Decimal = Decimal(0)
+    idle_grace_minutes: int = Field(0, ge=0, le=24 * 60, strict=True)
+    time_zone: str = "UTC"
+    time_of_use: dict[str, Decimal] = Field(default_factory=dict, max_length=96)
     # [tariff.dynamic]: an energy price from a provider instead of per_kwh_sat
     # (docs/tariffs.md); None: static. Named dynamic_price in Python, "dynamic" in the files.
     dynamic_price: DynamicTariffConfig | None = Field(None, alias="dynamic")
 
     @field_validator(
+        "idle_per_minute_sat",
         "per_kwh_sat",
         "per_minute_sat",
         "session_fee_sat",
@@ -509,10 +523,50 @@ class TariffConfig(_Section):
             ) from None
         return value
 
+    @field_validator("time_of_use")
+    @classmethod
+    def _windows(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for price in value.values():
+            cls._exact(price)
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> TariffConfig:
+        if self.time_of_use and self.dynamic_price is not None:
+            raise ValueError(
+                "a tariff has [tariff.time_of_use] or [tariff.dynamic], not both: "
+                "which energy price applies would be unclear"
+            )
         self.to_tariff()
+        try:
+            self.to_time_of_use()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
         return self
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the energy price changes over time (a price schedule is frozen at payment).
+
+        It does with time-of-use windows or a price provider's ``[tariff.dynamic]``.
+        """
+        return bool(self.time_of_use) or self.dynamic_price is not None
+
+    def to_time_of_use(self) -> TimeOfUse | None:
+        """The time-of-use windows in msat, or None for a static price.
+
+        Raises:
+            ConfigError: a malformed or overlapping window, or an unknown time zone.
+        """
+        if not self.time_of_use:
+            if self.time_zone != "UTC":
+                TimeOfUse((), 0, self.time_zone)  # still check the name
+            return None
+        windows = tuple(
+            parse_window(text, sat_decimal_to_msat(price))
+            for text, price in sorted(self.time_of_use.items())
+        )
+        return TimeOfUse(windows, sat_decimal_to_msat(self.per_kwh_sat), self.time_zone)
 
     def to_tariff(self) -> Tariff:
         """The exact msat tariff."""
@@ -529,6 +583,8 @@ class TariffConfig(_Section):
                 ),
                 reservation_max_minutes=self.reservation_max_minutes,
                 reservation_kept_percent=self.reservation_kept_percent,
+                idle_msat_per_minute=sat_decimal_to_msat(self.idle_per_minute_sat),
+                idle_grace_minutes=self.idle_grace_minutes,
             )
         except (UnitError, ConfigError) as exc:
             raise ValueError(str(exc)) from exc

@@ -55,6 +55,23 @@ it: :class:`TransactionLost`) is billed up to its last reading, and that bill is
 StopTransaction that still comes later is recorded, never billed to the driver (the refund may
 be paid already); energy it adds is the operator's ``overrun_msat``.
 
+Dynamic prices: a session may carry the :class:`~strom_core.prices.PriceSchedule` frozen when
+its invoice was made (``schedule``; ``None`` for a static tariff, billed exactly at
+``tariff.energy_msat_per_kwh``). Its energy is then billed per interval of the schedule: each
+growth of the register is attributed to the intervals between the previous reading and this
+one (:func:`strom_core.billing.attribute`, linear in time, whole Wh adding up to exactly the
+register delta) and kept per interval in ``interval_wh``; the energy component is the sum over
+intervals of floor(energy x price). Past the schedule's end the last interval's price holds.
+The bill never goes below zero (negative spot prices lower it, the fees stay due at most).
+The budget stop plans with the highest price of the next meter interval, so a budget is
+still overrun by at most one meter interval.
+
+Idle fee: :class:`VehicleIdle` (the charger says the car finished but is still plugged) starts
+the idle clock, :class:`VehicleCharging` stops it; the time idled (``idle_s`` plus the running
+period since ``idle_since``, counted up to the latest reading or the stop) is billed per whole
+minute beyond the tariff's grace (:meth:`~strom_core.tariff.Tariff.idle_cost`). The budget stop
+counts it too.
+
 Reservations: a reservation is a prepaid session whose start waits (``reserve_minutes > 0``),
 not a second lifecycle. Its payment is at least the reservation fee frozen at the offer
 (``reservation_fee_msat``) and is the session's budget, so a payer who starts in time charges
@@ -95,7 +112,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from strom_core.billing import attribute, energy_bill_msat, highest_price, interval_index
 from strom_core.errors import IllegalTransition, InvariantViolation, LedgerError
+from strom_core.prices import PriceSchedule
 from strom_core.session_effects import (
     ArmReservationExpiry,
     ArmStartTimeout,
@@ -131,8 +150,11 @@ from strom_core.session_events import (
     TransactionLost,
     TransactionStarted,
     TransactionStopped,
+    VehicleCharging,
+    VehicleIdle,
 )
 from strom_core.tariff import Tariff
+from strom_core.units import time_cost_msat
 
 __all__ = [
     "HOLDING_STATES",
@@ -209,6 +231,10 @@ class Session:
     reservation_fee_msat: int = 0  # the reservation fee, frozen at the offer
     reserved_until: datetime | None = None  # set when the reservation's payment settled
     reservation_id: int | None = None  # the OCPP reservationId (never reused)
+    schedule: PriceSchedule | None = None  # frozen at the invoice; None: static energy price
+    interval_wh: tuple[int, ...] = ()  # energy billed in each interval of the schedule
+    idle_since: datetime | None = None  # the car finished but is still plugged, since
+    idle_s: int = 0  # seconds idled in ended idle periods
     applied: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -218,6 +244,34 @@ class Session:
             return 0
         end = self.stopped_at or self.last_reading_at or self.started_at
         return max(0, int((end - self.started_at).total_seconds()))
+
+    @property
+    def idle_seconds(self) -> int:
+        """Seconds idled so far (ended periods, and the running one up to the latest time)."""
+        running = 0
+        end = self.stopped_at or self.last_reading_at
+        if self.idle_since is not None and end is not None:
+            running = max(0, int((end - self.idle_since).total_seconds()))
+        return self.idle_s + running
+
+    @property
+    def idle_msat(self) -> int:
+        """The idle fee so far."""
+        return self.tariff.idle_cost(self.idle_seconds)
+
+    def cost_msat(self) -> int:
+        """What the session costs so far at its tariff (and schedule), never below zero."""
+        energy = max(0, self.register_wh - self.meter_start_wh)
+        base: int
+        if self.schedule is None:
+            base = self.tariff.cost(energy, self.elapsed_s)
+        else:
+            base = (
+                self.tariff.session_fee_msat
+                + energy_bill_msat(self.schedule, self.interval_wh)
+                + time_cost_msat(self.elapsed_s, self.tariff.time_msat_per_minute)
+            )
+        return max(0, base + self.idle_msat)
 
     @property
     def postpaid(self) -> bool:
@@ -257,8 +311,9 @@ def new_session(
     payer: str = "",
     reserve_minutes: int = 0,
     reservation_id: int | None = None,
+    schedule: PriceSchedule | None = None,
 ) -> Session:
-    """A session with the tariff frozen into it.
+    """A session with the tariff (and the price schedule, if dynamic) frozen into it.
 
     A prepaid session (no ``payer``) awaits its first payment; a post-paid one (a card's
     ``payer``) is ``PAID`` at once: its card authorised it. ``reserve_minutes > 0`` makes it a
@@ -277,6 +332,8 @@ def new_session(
         if payer or reservation_id is None or reservation_id <= 0:
             raise LedgerError("a reservation is prepaid and needs a positive reservation id")
     return Session(
+        schedule=schedule,
+        interval_wh=(0,) * len(schedule.intervals) if schedule is not None else (),
         reserve_minutes=reserve_minutes,
         reservation_fee_msat=tariff.reservation_fee(reserve_minutes) if reserve_minutes else 0,
         reservation_id=reservation_id if reserve_minutes else None,
@@ -297,7 +354,8 @@ def check_ledger(session: Session) -> None:
     """Raise :class:`InvariantViolation` unless the session's money adds up.
 
     ``paid == consumed + refunded + refundable + refund_in_flight``, every amount is a
-    non-negative int, and a session whose bill is final has nothing left unaccounted.
+    non-negative int, a session billed by a schedule has all its energy in its intervals, and
+    a session whose bill is final has nothing left unaccounted.
     """
     amounts = {
         "paid": session.paid_msat,
@@ -330,6 +388,14 @@ def check_ledger(session: Session) -> None:
         raise InvariantViolation(f"session {session.id}: refund in flight outside refund_pending")
     if session.postpaid and session.paid_msat:
         raise InvariantViolation(f"session {session.id}: a post-paid session was paid")
+    if session.schedule is not None and (
+        len(session.interval_wh) != len(session.schedule.intervals)
+        or sum(session.interval_wh) != session.energy_wh
+    ):
+        raise InvariantViolation(
+            f"session {session.id}: energy by interval {sum(session.interval_wh)} Wh is not "
+            f"the energy delivered {session.energy_wh} Wh"
+        )
     if session.state in (State.REFUNDED, State.CLOSED) and session.refundable_msat:
         raise InvariantViolation(
             f"session {session.id}: closed with {session.refundable_msat} unpaid"
@@ -533,7 +599,7 @@ def _tx_started(session: Session, event: Event) -> tuple[Session, list[Effect]]:
 def _rebill(session: Session) -> Session:
     """Recompute consumed/refundable from the highest register and elapsed time seen."""
     energy = max(0, session.register_wh - session.meter_start_wh)
-    cost = session.tariff.cost(energy, session.elapsed_s)
+    cost = session.cost_msat()
     if session.postpaid:  # nothing prepaid to spend: the whole cost is the payer's
         return replace(session, energy_wh=energy, postpaid_msat=cost)
     spendable = session.paid_msat - session.refunded_msat - session.refund_in_flight_msat
@@ -555,7 +621,13 @@ def _maybe_stop_for_budget(session: Session, effects: list[Effect]) -> tuple[Ses
     """
     if session.state is not State.CHARGING or session.postpaid:
         return session, effects
-    next_interval = session.tariff.interval_cost(session.power_w, session.meter_interval_s)
+    price = None
+    if session.schedule is not None:
+        now = session.last_reading_at or session.started_at
+        assert now is not None
+        until = now + timedelta(seconds=session.meter_interval_s)
+        price = highest_price(session.schedule, now, until)
+    next_interval = session.tariff.interval_cost(session.power_w, session.meter_interval_s, price)
     low_key = f"low-budget:{session.paid_msat}"
     if session.refundable_msat <= next_interval:
         assert session.transaction_id is not None
@@ -574,13 +646,52 @@ def _maybe_stop_for_budget(session: Session, effects: list[Effect]) -> tuple[Ses
     return session, effects
 
 
+def _metered(session: Session, register_wh: int, at: datetime) -> Session:
+    """The session with a register read at ``at``: the growth attributed to its intervals."""
+    register = max(session.register_wh, register_wh)
+    last = session.last_reading_at
+    if session.schedule is not None and register > session.register_wh:
+        start = last if last is not None else at
+        session = replace(
+            session,
+            interval_wh=attribute(
+                session.schedule,
+                session.interval_wh,
+                start,
+                max(start, at),
+                register - session.register_wh,
+            ),
+        )
+    if last is None or at > last:
+        last = at
+    return replace(session, register_wh=register, last_reading_at=last)
+
+
 def _meter(session: Session, event: Event) -> tuple[Session, list[Effect]]:
     assert isinstance(event, MeterReading)
-    register = max(session.register_wh, event.register_wh)
-    last = session.last_reading_at
-    if last is None or event.at > last:
-        last = event.at
-    billed = _rebill(replace(session, register_wh=register, last_reading_at=last))
+    billed = _rebill(_metered(session, event.register_wh, event.at))
+    return _maybe_stop_for_budget(billed, [])
+
+
+def _vehicle_idle(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """The car finished but is still plugged: the idle clock runs (a repeat changes nothing)."""
+    assert isinstance(event, VehicleIdle)
+    if session.idle_since is not None or not session.tariff.idle_msat_per_minute:
+        return session, []
+    start = event.at
+    if session.started_at is not None and start < session.started_at:
+        start = session.started_at
+    billed = _rebill(replace(session, idle_since=start))
+    return _maybe_stop_for_budget(billed, [])
+
+
+def _vehicle_charging(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """The car draws again: the running idle period ends at ``event.at``."""
+    assert isinstance(event, VehicleCharging)
+    if session.idle_since is None:
+        return session, []
+    idled = max(0, int((event.at - session.idle_since).total_seconds()))
+    billed = _rebill(replace(session, idle_since=None, idle_s=session.idle_s + idled))
     return _maybe_stop_for_budget(billed, [])
 
 
@@ -605,14 +716,10 @@ def _stop_requested(session: Session, event: Event) -> tuple[Session, list[Effec
 
 def _tx_stopped(session: Session, event: Event) -> tuple[Session, list[Effect]]:
     assert isinstance(event, TransactionStopped)
-    last = session.last_reading_at
-    if last is None or event.at > last:
-        last = event.at
+    metered = _metered(session, event.meter_stop_wh, event.at)
     final = replace(
-        session,
-        register_wh=max(session.register_wh, event.meter_stop_wh),
-        last_reading_at=last,
-        stopped_at=last,
+        metered,
+        stopped_at=metered.last_reading_at,
         stop_reason=session.stop_reason or event.reason or StopReason.CHARGER,
     )
     billed = _whole_sat_refund(_rebill(final))
@@ -646,9 +753,12 @@ def _late_stop(session: Session, event: Event) -> tuple[Session, list[Effect]]:
     if late_energy <= session.energy_wh:
         return session, []
     elapsed = session.elapsed_s
-    unbilled = session.tariff.cost(late_energy, elapsed) - session.tariff.cost(
-        session.energy_wh, elapsed
-    )
+    tariff = session.tariff
+    if session.schedule is not None:  # the price in force when the charger lost it holds
+        at = session.stopped_at or session.last_reading_at or event.at
+        interval = session.schedule.intervals[interval_index(session.schedule, at)]
+        tariff = replace(tariff, energy_msat_per_kwh=max(0, interval.energy_msat_per_kwh))
+    unbilled = tariff.cost(late_energy, elapsed) - tariff.cost(session.energy_wh, elapsed)
     return replace(session, overrun_msat=session.overrun_msat + unbilled), []
 
 
@@ -757,6 +867,10 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         (s.PAID, PowerLimited): _power_limited,
         (s.STARTING, PowerLimited): _power_limited,
         (s.CHARGING, PowerLimited): _power_limited,
+        (s.CHARGING, VehicleIdle): _vehicle_idle,
+        (s.STOPPING, VehicleIdle): _vehicle_idle,
+        (s.CHARGING, VehicleCharging): _vehicle_charging,
+        (s.STOPPING, VehicleCharging): _vehicle_charging,
         (s.CHARGING, TransactionStopped): _tx_stopped,
         (s.STOPPING, TransactionStopped): _tx_stopped,
         (s.CHARGING, TransactionLost): _tx_lost,
@@ -768,6 +882,10 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
     }
     for state in (s.CHARGING, s.STOPPING, *POST_STOP_STATES):
         table[(state, StartTimedOut)] = _ignore  # a stale timer
+    for state in (s.RESERVED, s.PAID, s.STARTING, *POST_STOP_STATES):
+        # a status before the transaction, or after the bill is final: nothing to bill
+        table[(state, VehicleIdle)] = _ignore
+        table[(state, VehicleCharging)] = _ignore
     for state in POST_STOP_STATES:
         table[(state, MeterReading)] = _ignore  # a late sample: the bill is final
         table[(state, TransactionStopped)] = _late_stop  # only after TransactionLost

@@ -37,6 +37,8 @@ __all__ = [
     "TransactionLost",
     "TransactionStarted",
     "TransactionStopped",
+    "VehicleCharging",
+    "VehicleIdle",
     "stop_reason_text",
 ]
 
@@ -198,6 +200,26 @@ class PowerLimited:
     key: None = None
 
 
+@dataclass(frozen=True, slots=True)
+class VehicleIdle:
+    """The charger reports the car finished but still plugged (the idle fee may run).
+
+    OCPP 1.6 StatusNotification ``SuspendedEV`` or ``Finishing`` during the transaction;
+    2.0.1 the same ``chargingState`` / connector status. A repeat changes nothing.
+    """
+
+    at: datetime
+    key: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleCharging:
+    """The car draws again (status ``Charging``): a running idle period ends at ``at``."""
+
+    at: datetime
+    key: None = None
+
+
 STOP_KEY = "stop"
 
 
@@ -285,6 +307,8 @@ Event = (
     | TransactionStarted
     | MeterReading
     | PowerLimited
+    | VehicleIdle
+    | VehicleCharging
     | StopRequested
     | TransactionStopped
     | TransactionLost

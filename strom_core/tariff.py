@@ -13,6 +13,16 @@ The payment is the session's budget, so the fee counts toward charging when the 
 in time; otherwise :meth:`Tariff.reservation_kept` of it (``reservation_kept_percent``, floored)
 is kept and the rest refunded.
 
+Idle fee: once the charger reports the car finished but still plugged (the session core's
+:class:`~strom_core.session_events.VehicleIdle`), every whole minute beyond
+``idle_grace_minutes`` costs ``idle_msat_per_minute`` until the car draws again or the
+transaction stops (:meth:`Tariff.idle_cost`). The grace counts once per session.
+
+Dynamic energy prices: a session may carry a frozen :class:`~strom_core.prices.PriceSchedule`;
+its energy is then billed per interval of the schedule (:mod:`strom_core.billing`) instead of at
+``energy_msat_per_kwh``, which stays the price of static tariffs. Time, session and idle fees
+are the same either way.
+
 Rounding (see :mod:`strom_core.units`): each component floors separately, so the total is never more
 than the exact price.
 """
@@ -42,6 +52,8 @@ class Tariff:
     reservation_fee_msat_per_minute: int = 0
     reservation_max_minutes: int = 0  # 0: no reservations at this charger
     reservation_kept_percent: int = 100  # share of the fee kept when the payer does not start
+    idle_msat_per_minute: int = 0  # after the car finished but is still plugged
+    idle_grace_minutes: int = 0  # free idle minutes before the idle fee runs
 
     def __post_init__(self) -> None:
         for name in (
@@ -54,10 +66,12 @@ class Tariff:
             "reservation_fee_msat_per_minute",
             "reservation_max_minutes",
             "reservation_kept_percent",
+            "idle_msat_per_minute",
+            "idle_grace_minutes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                unit = " msat" if name.endswith(("msat", "minute")) else ""
+                unit = " msat" if "msat" in name else ""
                 raise ConfigError(
                     f"tariff {name} must be a non-negative integer{unit}, got {value!r}"
                 )
@@ -124,15 +138,28 @@ class Tariff:
             + time_cost_msat(seconds, self.time_msat_per_minute)
         )
 
-    def interval_cost(self, power_w: int, seconds: int) -> Msat:
-        """Most a session can cost over ``seconds`` at full ``power_w`` (energy plus time).
+    def idle_cost(self, idle_seconds: int) -> Msat:
+        """The idle fee for ``idle_seconds`` of idling: whole minutes beyond the grace."""
+        billed_minutes = max(0, idle_seconds - 60 * self.idle_grace_minutes) // 60
+        return Msat(billed_minutes * self.idle_msat_per_minute)
+
+    def interval_cost(
+        self, power_w: int, seconds: int, energy_msat_per_kwh: int | None = None
+    ) -> Msat:
+        """Most a session can cost over ``seconds`` at full ``power_w`` (energy, time, idle).
 
         Used to stop early enough that a budget is overrun by at most one meter interval.
+        ``energy_msat_per_kwh`` is the highest price of the interval for a session billed by a
+        schedule (the tariff's own energy price otherwise). The idle fee is counted as if the
+        interval were idle (at most one more whole minute than it lasts).
         """
+        price = self.energy_msat_per_kwh if energy_msat_per_kwh is None else energy_msat_per_kwh
         energy_wh = -(-power_w * seconds // 3600)  # round up: assume the worst
+        idle_minutes = -(-seconds // 60) + 1 if self.idle_msat_per_minute else 0
         return Msat(
-            energy_cost_msat(energy_wh, self.energy_msat_per_kwh)
+            max(0, energy_cost_msat(energy_wh, price))
             + time_cost_msat(seconds, self.time_msat_per_minute)
+            + idle_minutes * self.idle_msat_per_minute
             + 1
         )
 

@@ -47,6 +47,8 @@ from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink
+from strom_core.ports.prices import NoPrice, PriceSource
+from strom_core.prices import PriceSchedule
 from strom_core.session import State, Transition, new_session
 from strom_core.session_events import (
     InvoiceExpired,
@@ -57,6 +59,7 @@ from strom_core.session_events import (
 )
 from strom_core.session_secrets import SessionSecrets
 from strom_core.tariff import Tariff
+from strom_core.time_of_use import time_of_use_schedule
 from strom_lightning import Invoice, InvoiceNotFound, InvoiceState, InvoiceStatus, LightningBackend
 from strom_services.group_commit import GroupCommit
 from strom_services.offers import BUSY_STATES, ConnectorUnavailable, OfferView, check_connector
@@ -90,6 +93,7 @@ __all__ = [
     "BUSY_STATES",
     "OVERPAY_LIMIT",
     "ConnectorUnavailable",
+    "NoPrice",
     "OpenedSession",
     "PaymentService",
     "ReservationRefused",
@@ -194,6 +198,10 @@ class PaymentService:
         clock: the current time (payments' timestamps; the sessions' store has its own).
         payments: the payments' repository (by default on the sessions' database).
         chargers: the chargers' run-time state, for offers (by default on the same database).
+        prices: where a dynamic tariff's energy prices come from (a profile with
+            ``[tariff.time_of_use]``); its schedule for the next
+            ``sessions.price_schedule_hours`` is frozen into each new session. None: every
+            tariff is billed at its static price.
     """
 
     def __init__(
@@ -208,7 +216,10 @@ class PaymentService:
         clock: Clock = SYSTEM_CLOCK,
         payments: PaymentStore | None = None,
         chargers: ChargerStore | None = None,
+        prices: PriceSource | None = None,
     ) -> None:
+        self.prices = prices
+        self._schedules: dict[str, PriceSchedule] = {}  # the newest schedule of each charger
         self.store = store
         self.payments = payments or PaymentStore(store.db)
         self.session_secrets = session_secrets
@@ -229,6 +240,42 @@ class PaymentService:
     def tariff_for(self, profile: ProfileConfig) -> Tariff:
         """The tariff a new session of this charger gets (the tariff in force)."""
         return self.tariffs.in_force(profile)
+
+    async def schedule_for(self, profile: ProfileConfig) -> PriceSchedule | None:
+        """The prices a new session of this charger is frozen with; None for a static tariff.
+
+        Raises:
+            NoPrice: the tariff is dynamic and no price can be given now; its reason is the
+                source's, worded for the payer.
+        """
+        if not profile.tariff.dynamic:
+            return None
+        if self.prices is None:
+            raise NoPrice("no price can be given now (no price source); nothing was charged")
+        try:
+            schedule = await self.prices.schedule(
+                profile.id, self.clock.now(), self.config.price_schedule_hours
+            )
+        except NoPrice as exc:
+            raise NoPrice(f"no price can be given now ({exc.reason}); nothing was charged") from exc
+        self._schedules[profile.id] = schedule
+        return schedule
+
+    def price_now(self, profile: ProfileConfig) -> int | None:
+        """The energy price (msat/kWh) in force now for a dynamic tariff.
+
+        Read from the charger's newest schedule, else from the profile's time-of-use windows
+        (the LNURL metadata states it); None when the tariff is static or nothing covers now.
+        """
+        if not profile.tariff.dynamic:
+            return None
+        now = self.clock.now()
+        schedule = self._schedules.get(profile.id)
+        interval = None if schedule is None else schedule.price_at(now)
+        if interval is None:  # no schedule yet: the profile's own windows need no network
+            tou = profile.tariff.to_time_of_use()
+            interval = None if tou is None else time_of_use_schedule(tou, now, 1).price_at(now)
+        return None if interval is None else interval.energy_msat_per_kwh
 
     async def check_connector(self, profile: ProfileConfig, connector_id: int) -> None:
         """Raise :class:`ConnectorUnavailable` unless the connector can take a session now."""
@@ -287,6 +334,7 @@ class PaymentService:
                 reservations or a connector that is not ``Available``.
             ReservationRefused: minutes or amount outside what the tariff allows (nothing
                 stored).
+            NoPrice: a dynamic tariff has no price now (nothing stored, no invoice made).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
         tariff = self.tariff_for(profile)
@@ -303,6 +351,7 @@ class PaymentService:
             # refund.
             await self.offer_check(profile, connector_id)
         connector = next(c for c in profile.connectors if c.id == connector_id)
+        schedule = await self.schedule_for(profile)  # before the invoice: NoPrice makes none
         invoice = await self.backend.create_invoice(
             amount_msat,
             description_hash=description_hash,
@@ -325,6 +374,7 @@ class PaymentService:
             start_timeout_s=self.config.start_timeout_s,
             reserve_minutes=reserve_minutes,
             reservation_id=reservation_id,
+            schedule=schedule,
         )
         now = self.clock.now()
         row = new_session_row(session, secret, initiator, initiator_pubkey, now)

@@ -43,6 +43,7 @@ __all__ = [
     "id_allocator",
     "imported_secrets",
     "ledger_entries",
+    "ledger_intervals",
     "metadata",
     "meter_readings",
     "nostr_events",
@@ -158,6 +159,12 @@ sessions = Table(
     Column("reservation_fee_msat", Msat, nullable=False, default=0),
     Column("reserved_until", TS),
     Column("reservation_id", Integer),
+    # A dynamic tariff's price schedule frozen at the invoice (NULL: static), the energy
+    # billed in each of its intervals, and the idle clock (strom_core.session).
+    Column("price_schedule", JSON),
+    Column("interval_wh", JSON, nullable=False, default=list),
+    Column("idle_since", TS),
+    Column("idle_s", Integer, nullable=False, default=0),
     Column("applied", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
@@ -294,6 +301,26 @@ ledger_entries = Table(
     Column("created_at", TS, nullable=False),
 )
 
+# The final bill of a session billed by a price schedule, one row per interval that carries
+# energy: enough to recompute the bill (energy x price, floored) and to say where the price
+# came from. Written with the session's consumption entry, once (natural key).
+ledger_intervals = Table(
+    "ledger_intervals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("natural_key", String(120), nullable=False, unique=True),
+    Column("interval_start", TS, nullable=False),
+    Column("interval_end", TS, nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("energy_msat_per_kwh", BigInteger, nullable=False),  # may be negative (spot)
+    Column("cost_msat", BigInteger, nullable=False),  # floor(energy x price / 1000)
+    Column("source", String(64), nullable=False),
+    Column("fetched_at", TS, nullable=False),
+    Column("rate_source", String(64), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+)
+
 nostr_events = Table(
     "nostr_events",
     metadata,
@@ -380,6 +407,8 @@ tariffs = Table(
     Column("reservation_fee_msat_per_minute", Msat, nullable=False, default=0),
     Column("reservation_max_minutes", Integer, nullable=False, default=0),
     Column("reservation_kept_percent", Integer, nullable=False, default=100),
+    Column("idle_msat_per_minute", Msat, nullable=False, default=0),
+    Column("idle_grace_minutes", Integer, nullable=False, default=0),
     Column("file_tariff", JSON, nullable=False),
     Column("source", String(120), nullable=False),
     Column("set_at", TS, nullable=False),

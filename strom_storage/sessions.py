@@ -6,6 +6,12 @@ the session row, runs the pure :func:`strom_core.session.apply`, writes the new 
 unique on its natural key) and queues the effects in the ``outbox``. Either all of it is
 committed or none of it is, so a crash at any instant leaves a session, its ledger and the
 effects it still owes in agreement.
+
+A session billed by a price schedule (a dynamic tariff) keeps its schedule and per-interval
+energy in the row (``price_schedule``, ``interval_wh``); when its bill becomes final the
+per-interval bill is journalled in ``ledger_intervals`` next to the consumption entry, each
+interval with the schedule's source, ``fetched_at`` and ``rate_source``, so any bill can be
+recomputed from the ledger alone.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from strom_core.billing import interval_bills
 from strom_core.cards import FREE_PAYER
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
+from strom_core.prices import PriceInterval, PriceSchedule
 from strom_core.session import Session, State, Transition, apply
 from strom_core.session_effects import (
     ArmReservationExpiry,
@@ -38,7 +46,7 @@ from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
 from strom_storage.outbox import queue_effect, run_session_now
-from strom_storage.schema import ledger_entries, sessions
+from strom_storage.schema import ledger_entries, ledger_intervals, sessions
 
 __all__ = [
     "SessionNotFound",
@@ -57,13 +65,48 @@ __all__ = [
     "new_session_row",
     "reserved_connectors",
     "row_to_session",
+    "schedule_from_json",
+    "schedule_to_json",
     "session_to_row",
     "with_transaction",
 ]
 
 RESERVATION_EXPIRY = "reservation_expiry"  # the outbox kind of a reservation's expiry timer
 
-_SESSION_FIELDS = {f.name for f in fields(Session)} - {"tariff", "applied", "state"}
+_SESSION_FIELDS = {f.name for f in fields(Session)} - {
+    "tariff",
+    "applied",
+    "state",
+    "schedule",
+    "interval_wh",
+}
+_LEDGER_INTERVAL = insert(ledger_intervals)
+
+
+def schedule_to_json(schedule: PriceSchedule) -> dict[str, Any]:
+    """A price schedule as JSON (times ISO 8601 UTC, prices integer msat/kWh)."""
+    return {
+        "source": schedule.source,
+        "fetched_at": schedule.fetched_at.isoformat(),
+        "rate_source": schedule.rate_source,
+        "intervals": [
+            [i.start.isoformat(), i.end.isoformat(), i.energy_msat_per_kwh]
+            for i in schedule.intervals
+        ],
+    }
+
+
+def schedule_from_json(data: Any) -> PriceSchedule:
+    """The schedule :func:`schedule_to_json` wrote."""
+    return PriceSchedule(
+        intervals=tuple(
+            PriceInterval(datetime.fromisoformat(start), datetime.fromisoformat(end), int(price))
+            for start, end, price in data["intervals"]
+        ),
+        source=str(data["source"]),
+        fetched_at=datetime.fromisoformat(data["fetched_at"]),
+        rate_source=str(data.get("rate_source", "")),
+    )
 
 
 class SessionNotFound(LedgerError):
@@ -81,6 +124,8 @@ def session_to_row(session: Session) -> dict[str, Any]:
     row["state"] = session.state.value
     row["tariff"] = asdict(session.tariff)
     row["applied"] = sorted(session.applied)
+    row["price_schedule"] = None if session.schedule is None else schedule_to_json(session.schedule)
+    row["interval_wh"] = list(session.interval_wh)
     return row
 
 
@@ -107,6 +152,10 @@ def row_to_session(row: Any) -> Session:
         state=State(data["state"]),
         tariff=Tariff(**data["tariff"]),
         applied=frozenset(data["applied"]),
+        schedule=None
+        if data["price_schedule"] is None
+        else schedule_from_json(data["price_schedule"]),
+        interval_wh=tuple(int(wh) for wh in data["interval_wh"] or ()),
     )
 
 
@@ -416,6 +465,7 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         State.STOPPING,
     ):
         entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
+        _journal_intervals(conn, new, now)
         if new.postpaid:  # the card's bill: given away, or owed by its account
             kind = "free" if new.payer == FREE_PAYER else "receivable"
             entries.append((kind, f"{new.id}:{kind}", new.postpaid_msat))
@@ -438,6 +488,31 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
                 "created_at": now,
             },
         )
+
+
+def _journal_intervals(conn: Connection, session: Session, now: datetime) -> None:
+    """Journal the final per-interval bill of a session billed by a schedule (once)."""
+    schedule = session.schedule
+    if schedule is None:
+        return
+    rows = [
+        {
+            "session_id": session.id,
+            "natural_key": f"{session.id}:interval:{bill.start.isoformat()}",
+            "interval_start": bill.start,
+            "interval_end": bill.end,
+            "energy_wh": bill.energy_wh,
+            "energy_msat_per_kwh": bill.energy_msat_per_kwh,
+            "cost_msat": bill.cost_msat,
+            "source": schedule.source[:64],
+            "fetched_at": schedule.fetched_at,
+            "rate_source": schedule.rate_source[:64],
+            "created_at": now,
+        }
+        for bill in interval_bills(schedule, session.interval_wh)
+    ]
+    if rows:
+        conn.execute(_LEDGER_INTERVAL, rows)
 
 
 def ledger_totals(conn: Connection, session_id: str) -> dict[str, int]:

@@ -25,8 +25,11 @@ _FIELDS = (
     "reservation_fee_msat_per_minute",
     "reservation_max_minutes",
     "reservation_kept_percent",
+    "idle_msat_per_minute",
+    "idle_grace_minutes",
 )
-# Fields a record written before reservations existed lacks (its file_tariff JSON): defaults.
+# Fields a record written before reservations or idle fees existed lacks (its file_tariff
+# JSON): defaults.
 _DEFAULTS = {f.name: f.default for f in fields(Tariff)}
 
 

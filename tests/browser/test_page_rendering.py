@@ -15,6 +15,7 @@ from jinja2 import StrictUndefined
 
 from lnurl_server.pages import STATE_TEXT, Pages, connector_status, format_duration
 from strom_core.config import ConnectorConfig, LocationConfig, ProfileConfig, TariffConfig
+from strom_core.prices import PriceInterval, PriceSchedule
 from strom_core.session import Session, State, new_session
 from strom_web.lnurl import bech32_lnurl, connector_fallback_url
 
@@ -174,3 +175,51 @@ def test_connector_status_reads_for_a_driver(status: str, busy: str, label: str)
 )
 def test_durations(seconds: int, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_a_dynamic_tariffs_receipt_lists_each_interval_and_the_idle_fee() -> None:
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    schedule = PriceSchedule(
+        (
+            PriceInterval(at, at.replace(hour=13), 200_000),
+            PriceInterval(at.replace(hour=13), at.replace(hour=14), 350_500),
+        ),
+        source="tou:profile",
+        fetched_at=at,
+    )
+    tariff = replace(profile().tariff.to_tariff(), idle_msat_per_minute=2_000)
+    item = replace(
+        session(State.REFUNDED),
+        tariff=tariff,
+        schedule=schedule,
+        interval_wh=(600, 214),
+        idle_s=300,
+    )
+    html = pages().session(profile(), item, view(item))
+    assert html.count('data-testid="interval"') == 2
+    assert "0.600 kWh" in html
+    assert "200 sat/kWh" in html
+    assert "350.500 sat/kWh" in html
+    assert "75.007 sat" in html  # 214 Wh x 350.5 sat/kWh, floored to the msat
+    assert "tou:profile" in html
+    assert "by the hour, as below" in html
+    assert 'data-testid="idle-fee"' in html
+    assert "10 sat" in html  # 5 idle minutes x 2 sat
+
+
+def test_a_static_tariffs_receipt_has_no_interval_table() -> None:
+    item = session(State.REFUNDED)
+    html = pages().session(profile(), item, view(item))
+    assert 'data-testid="intervals"' not in html
+    assert "250 sat/kWh" in html
+
+
+def test_a_running_session_says_the_idle_fee_runs_once_the_car_finished() -> None:
+    tariff = replace(profile().tariff.to_tariff(), idle_msat_per_minute=2_000, idle_grace_minutes=5)
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    item = replace(session(State.CHARGING), tariff=tariff, idle_since=at.replace(minute=1))
+    html = pages().session(profile(), item, view(item))
+    assert 'data-testid="idling"' in html
+    assert "after 5 free minutes, idling costs 2 sat per minute (so far 2 sat)" in html
+    plain = replace(item, idle_since=None)
+    assert 'data-testid="idling"' not in pages().session(profile(), plain, view(plain))

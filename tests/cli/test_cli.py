@@ -432,3 +432,28 @@ def test_strom_refuses_to_start_with_a_charger_anyone_could_impersonate(tmp_path
     [warning] = [line for line in out.splitlines() if "without a password" in line]
     assert "WARNING" in warning
     assert "charger example-1" in warning
+
+
+def test_the_dynamic_demo_prints_the_bill_interval_by_interval(tmp_path: Path) -> None:
+    """``strom demo --once --dynamic``: a recorded day of prices, the charge spans several of
+    them, and the story ends with each interval's energy x price = cost and their sum."""
+    result = subprocess.run(
+        [*DEMO, "--port", "0", "--ocpp-port", "0", "--speed", "240", "--dynamic"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for step in STORY:
+        assert any(line.startswith(step) for line in lines), f"missing: {step!r}\n{result.stdout}"
+    header = "   billed per interval (prices from recorded:demo-day, fixed at payment):"
+    assert header in lines, result.stdout
+    rows = [line for line in lines[lines.index(header) + 1 :] if " kWh x " in line]
+    assert len(rows) >= 2, result.stdout  # the charge spans several prices
+    assert len({row.split(" x ")[1].split(" = ")[0] for row in rows}) >= 2  # different prices
+    assert lines[-1].startswith("   energy cost = the sum of the intervals: ")
+    assert "time_of_use" in (tmp_path / "demo" / "profiles" / "demo-1.toml").read_text()

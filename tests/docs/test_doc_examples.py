@@ -353,6 +353,7 @@ NAMED_ONLY = {
     "strom run": "README's install block runs it: the live Strom",
     "strom simulate": "runs until stopped; the live Strom's charger is strom simulate",
     "strom demo --ocpp 2.0.1": _DEMO,
+    "strom demo --dynamic": _DEMO,
     "strom simulate --ocpp 2.0.1 --url ws://127.0.0.1:9000/ocpp --id <charger id>": (
         "runs until stopped; tests/e2e runs the same simulated 2.0.1 charger against Strom"
     ),

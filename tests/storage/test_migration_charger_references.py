@@ -68,6 +68,10 @@ async def _at_0006_with_16_rows(db: Database) -> SessionStore:
         "reservation_fee_msat BIGINT NOT NULL DEFAULT 0",
         "reserved_until TIMESTAMP",
         "reservation_id INTEGER",
+        "price_schedule JSON",
+        "interval_wh JSON NOT NULL DEFAULT '[]'",
+        "idle_since TIMESTAMP",
+        "idle_s INTEGER NOT NULL DEFAULT 0",
     )
     async with db.transaction() as conn:
         for column in later:

@@ -2,7 +2,7 @@
 
 Revision ID: 0010
 Revises: 0009
-Create Date: 2027-01-20 09:00:00
+Create Date: 2026-12-07 09:40:00
 
 ``sessions.reserve_minutes`` (0: not a reservation), ``sessions.reservation_fee_msat`` (the fee
 frozen at the offer), ``sessions.reserved_until`` (when the reservation ends) and

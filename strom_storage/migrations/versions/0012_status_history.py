@@ -1,22 +1,19 @@
 """The availability timeline: each change of a connector's status and a charger's connection
 
 Revision ID: 0012
-Revises: 0010
-Create Date: 2027-02-01 09:00:00
+Revises: 0011
+Create Date: 2026-12-07 10:40:00
 
 ``status_history`` keeps one row per change: a connector's OCPP status (and error code), or the
 charger's connection as connector 0 (``Online``/``Offline``). Nothing is back-filled: the
 timeline of the time before this revision is unknown.
-
-Numbered 0012 to leave 0011 to the dynamic-tariff billing revision; whichever lands second
-chains after the other (set ``down_revision`` to the revision before it).
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
