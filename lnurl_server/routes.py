@@ -198,15 +198,16 @@ class FrontDoor:
     async def price_schedule(self, profile: ProfileConfig, tariff: Tariff) -> PriceSchedule | str:
         """The energy prices the charger page shows, from the start of this hour for a day.
 
-        The one seam between the page and where prices come from: with no ``prices`` source
-        wired, the schedule is the tariff's static energy price, flat
-        (:meth:`PriceSchedule.flat`); with one, its :meth:`PriceSource.schedule`.
+        The one seam between the page and where prices come from: a static tariff's (or with
+        no ``prices`` source wired, any tariff's) schedule is its energy price in force, flat
+        (:meth:`PriceSchedule.flat`), as billed; a dynamic one's is the source's
+        :meth:`PriceSource.schedule`, the prices a payment now would freeze.
 
         Returns:
             The schedule, or the reason no price can be given (:class:`NoPrice`).
         """
         start = self.clock.now().replace(minute=0, second=0, microsecond=0)
-        if self.prices is None:
+        if self.prices is None or not profile.tariff.dynamic:
             return PriceSchedule.flat(tariff.energy_msat_per_kwh, start, CHART_HOURS)
         try:
             return await self.prices.schedule(profile.id, start, CHART_HOURS)

@@ -1,7 +1,8 @@
 """The charger page's price chart in a real browser on a phone: the bars are the schedule.
 
-The page takes its prices from one seam, ``FrontDoor.price_schedule``: the static energy price
-as a flat schedule until a price source is wired (``FrontDoor.prices``). Both are shown here:
+The page takes its prices from one seam, ``FrontDoor.price_schedule``: a static tariff's energy
+price as a flat schedule, a dynamic tariff's from the price source a payment freezes its prices
+from (``FrontDoor.prices``, the same object as ``PaymentService.prices``). Both are shown here:
 the stack's static tariff (a flat line) and an hourly schedule from a price source. The
 screenshots are saved under ``test-artifacts/screenshots/``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -58,6 +60,17 @@ class NoPrices:
         raise NoPrice("no fresh BTC/EUR rate (newest 2 h old)")
 
 
+async def price_from(stack: Stack, source: Any) -> None:
+    """Make the charger's tariff dynamic and price it by ``source``, for payments and the page."""
+    profile = stack.strom.config.profile(CHARGER)
+    windows = {"07:00-22:00": Decimal(400), "22:00-07:00": Decimal(150)}
+    dynamic = profile.model_copy(
+        update={"tariff": profile.tariff.model_copy(update={"time_of_use": windows})}
+    )
+    await stack.strom.apply_profile(dynamic)
+    stack.strom.front.prices = stack.strom.payments.prices = source
+
+
 async def drawn_bars(page: Page) -> list[dict[str, Any]]:
     """Every bar of the price chart as the browser lays it out: price, height, marked now."""
     result: list[dict[str, Any]] = await page.eval_on_selector_all(
@@ -100,7 +113,7 @@ async def test_charger_page_charts_the_schedule_of_its_price_source_bar_for_bar(
 ) -> None:
     prices = [200_000 + 10_000 * ((i * 7) % 24) for i in range(24)]
     source = HourlyPrices(prices)
-    stack.strom.front.prices = source
+    await price_from(stack, source)
     page = await phone()
     await page.goto(f"{stack.base}/c/{CHARGER}")
     (charger_id, start, hours), *_ = source.asked
@@ -132,7 +145,7 @@ async def test_charger_page_charts_the_schedule_of_its_price_source_bar_for_bar(
 
 
 async def test_charger_page_says_why_when_no_price_can_be_given(stack: Stack, phone: Phone) -> None:
-    stack.strom.front.prices = NoPrices()
+    await price_from(stack, NoPrices())
     page = await phone()
     await page.goto(f"{stack.base}/c/{CHARGER}")
     await expect(page.get_by_test_id("no-price")).to_contain_text(
