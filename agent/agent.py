@@ -29,6 +29,15 @@ the queue is empty, so a burst of StatusNotifications gives one event. Its ``cre
 strictly increases, so relays always keep the newest. It is refreshed at half its lifetime.
 When a relay connects again (:meth:`Agent.republish`), status and profile are published anew
 at once: the relay may have come back empty, and the next refresh can be a day away.
+
+Prices in the status: a charger with a dynamic tariff (time of use, ``[tariff.dynamic]``) asks
+the price source (``AgentServices.prices``, the one the payments freeze prices from) for the
+next 24 hours before each status publication, and publishes the price in force and the coming
+intervals (:func:`agent.presence.charger_status`). At the end of the interval in force the
+status is published again (once per interval: the next deadline is the next interval's end).
+When the source has no price (:class:`~strom_core.ports.prices.NoPrice`) the status goes out
+without an energy price, this is logged once until a price is back, and the source is asked
+again at the next publication. A static tariff publishes its price as before.
 After the profile, and whenever a status goes out, the agent also publishes what map and
 marketplace clients read (a NIP-99 listing, NIP-89 handler events) when :mod:`agent.maps`
 says they are due: on a change of their content or a refresh, within a daily budget.
@@ -53,12 +62,20 @@ from typing import Any
 from agent import conversations, notifications, zaps
 from agent.identity import AgentKey
 from agent.maps import MapsSchedule
-from agent.presence import charger_profile, charger_status, connector_state, relay_entries
+from agent.presence import (
+    SCHEDULE_HOURS,
+    charger_profile,
+    charger_status,
+    connector_state,
+    relay_entries,
+)
 from agent.relays import Inbound, PublishResult
 from agent.services import AgentServices
 from strom_core.config import ProfileConfig
 from strom_core.errors import StromError
 from strom_core.ports import ChargerLink, ChargerOffline, ChargerOnline, ConnectorStatusChanged
+from strom_core.ports.prices import NoPrice
+from strom_core.prices import PriceSchedule
 from strom_nostr.discovery import (
     STATUS_KIND,
     ChargerStatus,
@@ -152,8 +169,12 @@ class Agent:
         "_next_maps_at",
         "_next_metadata_at",
         "_next_progress_at",
+        "_next_price_at",
         "_next_status_at",
+        "_no_price_logged",
         "_online",
+        "_price_schedule",
+        "_price_unknown",
         "_preloaded",
         "_reconnect_until",
         "_reserved",
@@ -189,6 +210,10 @@ class Agent:
         self._last_status_at = 0
         self._last_metadata_at = 0
         self._next_status_at = 0.0
+        self._next_price_at = float("inf")  # the end of the dynamic price in force
+        self._price_schedule: PriceSchedule | None = None
+        self._price_unknown = False
+        self._no_price_logged = False
         self._next_metadata_at = 0.0
         self._next_progress_at = float("inf")
         self._maps = MapsSchedule(per_day=services.settings.maps_events_per_day)
@@ -320,6 +345,7 @@ class Agent:
             self._next_metadata_at,
             self._next_progress_at,
             self._next_maps_at,
+            self._next_price_at,
             grace,
             reservation_end,
         )
@@ -496,6 +522,7 @@ class Agent:
         services = self.services
         settings = services.settings
         self._dirty = False
+        await self._refresh_prices()
         result = await services.pool.publish_built(self._sign_status)
         self.last_status = result
         half = settings.status_ttl_s / 2
@@ -509,6 +536,38 @@ class Agent:
             await self.publish_maps()
         return result
 
+    async def _refresh_prices(self) -> None:
+        """Get a dynamic tariff's coming prices for the status (module docstring)."""
+        self._next_price_at = float("inf")
+        self._price_schedule = None
+        self._price_unknown = False
+        if not self.profile.tariff.dynamic:
+            return
+        services = self.services
+        source = services.prices or services.payments.prices
+        now = services.clock.now()
+        start = now.replace(minute=0, second=0, microsecond=0)
+        try:
+            if source is None:
+                raise NoPrice("no price source")
+            schedule = await source.schedule(self.charger_id, start, SCHEDULE_HOURS + 1)
+            in_force = schedule.price_at(now)
+            if in_force is None:
+                raise NoPrice(f"the schedule of {schedule.source} does not cover now")
+        except NoPrice as exc:
+            self._price_unknown = True
+            if not self._no_price_logged:
+                self._no_price_logged = True
+                log.warning(
+                    "charger %s: status published without a price: %s",
+                    self.charger_id,
+                    exc.reason,
+                )
+            return
+        self._no_price_logged = False
+        self._price_schedule = schedule
+        self._next_price_at = in_force.end.timestamp()
+
     def _status(self) -> ChargerStatus:
         services = self.services
         settings = services.settings
@@ -521,6 +580,9 @@ class Agent:
             charger_status_text=self._charger_status,
             tariff=services.tariffs.in_force(self.profile),
             reserved_until=self._reservation_ends(),
+            schedule=self._price_schedule,
+            at=services.clock.now(),
+            price_unknown=self._price_unknown,
         )
 
     def _sign_status(self) -> Event:
@@ -645,6 +707,9 @@ class Agent:
             log.info("charger %s: not back within its reconnect grace", self.charger_id)
             if self._published_states() != before:
                 self._dirty = True
+        if now >= self._next_price_at:  # the price in force ends: publish the next one
+            self._next_price_at = float("inf")
+            self._dirty = True
         if now >= self._next_status_at:
             await self.publish_status()
         if now >= self._next_metadata_at:

@@ -10,13 +10,21 @@ A connector is ``reserved`` when the charger reports OCPP ``Reserved``, and also
 holds a reservation on it that the charger still shows ``Available`` (its answer to ReserveNow
 is not in yet, or never came): the sticker refuses strangers then too. The end of the
 reservation goes with it when Strom knows it (a reservation Strom made).
+
+A dynamic tariff (time of use, a provider's prices) publishes the energy price in force at the
+time of publication and its coming intervals, from the schedule the agent got from the same
+price source the payments freeze their prices from; a static tariff publishes its price as
+before and no intervals. A negative price in force is published as 0 in the ``kWh`` price tag
+(the bill never goes below zero); the intervals carry the exact prices.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from strom_core.config import ProfileConfig
+from strom_core.prices import PriceSchedule
 from strom_core.tariff import Tariff
 from strom_nostr.discovery import (
     ChargerStatus,
@@ -26,11 +34,22 @@ from strom_nostr.discovery import (
     Prices,
     Profile,
     RelayEntry,
+    ScheduledPrice,
     connector_status_from_ocpp,
     lightning_address,
 )
 
-__all__ = ["charger_profile", "charger_status", "connector_state", "relay_entries"]
+__all__ = [
+    "SCHEDULE_HOURS",
+    "charger_profile",
+    "charger_status",
+    "connector_state",
+    "published_schedule",
+    "relay_entries",
+]
+
+SCHEDULE_HOURS = 24
+"""How far ahead a dynamic tariff's intervals are published."""
 
 _WHOLE_CHARGER_DOWN = {
     "Unavailable": ConnectorStatus.UNAVAILABLE,
@@ -67,6 +86,9 @@ def charger_status(
     charger_status_text: str = "",
     tariff: Tariff | None = None,
     reserved_until: Mapping[int, int] | None = None,
+    schedule: PriceSchedule | None = None,
+    at: datetime | None = None,
+    price_unknown: bool = False,
 ) -> ChargerStatus:
     """The status event's content for a charger.
 
@@ -80,6 +102,10 @@ def charger_status(
         charger_status_text: the OCPP status of connector 0 (the charge point as a whole).
         tariff: the tariff in force (the profile's when None).
         reserved_until: connector id -> end (unix seconds) of the reservations Strom holds.
+        schedule: a dynamic tariff's prices; its interval in force ``at`` is the energy price
+            published, and its intervals of the next :data:`SCHEDULE_HOURS` are published too.
+        at: the time of publication (needed with ``schedule``).
+        price_unknown: a dynamic tariff without a price now: no energy price is published.
     """
     tariff = tariff or profile.tariff.to_tariff()
     ends = reserved_until or {}
@@ -100,6 +126,14 @@ def charger_status(
             )
         )
     price = tariff.energy_msat_per_kwh
+    slots: tuple[ScheduledPrice, ...] = ()
+    if schedule is not None and at is not None and not price_unknown:
+        in_force = schedule.price_at(at)
+        if in_force is None:
+            price_unknown = True
+        else:
+            price = max(0, in_force.energy_msat_per_kwh)
+            slots = published_schedule(schedule, at)
     return ChargerStatus(
         charger_id=profile.id,
         name=profile.name,
@@ -109,6 +143,22 @@ def charger_status(
         lud16=lightning_address(profile.id, host),
         summary=profile.description,
         website=page_url,
+        schedule=slots,
+        energy_price_known=not price_unknown,
+    )
+
+
+def published_schedule(schedule: PriceSchedule, at: datetime) -> tuple[ScheduledPrice, ...]:
+    """The intervals of ``schedule`` from the one in force at ``at`` for :data:`SCHEDULE_HOURS`."""
+    until = at + timedelta(hours=SCHEDULE_HOURS)
+    return tuple(
+        ScheduledPrice(
+            int(interval.start.timestamp()),
+            int(interval.end.timestamp()),
+            interval.energy_msat_per_kwh,
+        )
+        for interval in schedule.intervals
+        if interval.end > at and interval.start < until
     )
 
 

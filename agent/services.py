@@ -20,6 +20,7 @@ from agent.store import AgentStore
 from strom_core.clock import Clock
 from strom_core.ports import ChargerCommands
 from strom_core.ports.firmware import FirmwareCommands
+from strom_core.ports.prices import PriceSource
 from strom_core.ports.reservations import ReservationCommands
 from strom_core.ports.station import ConnectionView
 from strom_lightning import LightningBackend
@@ -101,6 +102,10 @@ class AgentServices:
     charger_info: Callable[[str], ConnectionView | None] | None = None
     """What the OCPP server knows of a charger (the operator's ``firmware``: its last
     statuses); set once Strom is built."""
+    prices: PriceSource | None = None
+    """The energy prices of dynamic tariffs, the source the payments freeze prices from (the
+    status event publishes the price in force and the coming intervals); set once Strom is
+    built. None: the payments' own source, if any."""
     observer: Callable[[str, str, str], None] | None = None
     """Told what became of every event from a relay (charger id, event id, outcome): metrics."""
     budget: DmBudget = field(init=False)

@@ -306,6 +306,7 @@ class Strom:
         events.subscribe(power.on_event)
         events.subscribe(IdleWatch(sessions).on_event)  # the idle fee's clock
         agents.services.power = power  # the operator's DM "limit"
+        agents.services.prices = price_source  # the status event's prices and schedule
         agents.services.firmware = ocpp.firmware  # the operator's DM "firmware <url>"
         agents.services.charger_info = ocpp.charger_info  # ... and "firmware" alone
         agents.services.reservations = ocpp.reservations  # the operator's DM "reserve"

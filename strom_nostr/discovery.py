@@ -9,6 +9,12 @@ The status event (kind :data:`STATUS_KIND`, specified in ``docs/nostr.md``) is a
 coordinate ``30522:<pubkey>:<charger id>`` is what a zap request's ``a`` tag names. Why 30522:
 it is in the addressable range 30000-39999, no NIP or entry of the registry of kinds uses it,
 and it spells "30" + E(5) V(22).
+
+Prices: the ``price`` tags say the energy price in force (``kWh``), the time price (``min``)
+and the session fee. A dynamically priced charger (time of use, spot market) adds one
+``price_interval`` tag per interval of its coming schedule (:class:`ScheduledPrice`, the next
+24 hours at most); a static tariff has none. When no energy price can be given now, the
+``kWh`` price tag is left out (and so are the intervals), so no client takes it for free.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ __all__ = [
     "Prices",
     "Profile",
     "RelayEntry",
+    "ScheduledPrice",
     "connector_status_from_ocpp",
     "dm_relay_list_template",
     "lightning_address",
@@ -127,6 +134,19 @@ class Prices:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledPrice:
+    """One interval of a dynamic tariff's schedule: unix seconds ``[start, end)`` and its price.
+
+    The energy price is integer msat per kWh and may be negative (spot markets); a session's
+    bill never goes below zero.
+    """
+
+    start: int
+    end: int
+    energy_msat_per_kwh: int
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where the charger is; ``address`` is shown to people as it is."""
 
@@ -147,6 +167,10 @@ class ChargerStatus:
     lud16: str
     summary: str = ""
     website: str = ""
+    schedule: tuple[ScheduledPrice, ...] = ()
+    """A dynamic tariff's coming prices (``price_interval`` tags); empty for a static one."""
+    energy_price_known: bool = True
+    """False when no energy price can be given now: the ``kWh`` price tag is left out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +278,22 @@ def _check_status(status: ChargerStatus) -> None:
     for value in (prices.energy_msat_per_kwh, prices.time_msat_per_minute, prices.session_fee_msat):
         _require(isinstance(value, int) and value >= 0, "prices are non-negative integer msat")
     _require(bool(_LUD16.fullmatch(status.lud16)), f"not a lightning address: {status.lud16!r}")
+    _require(
+        status.energy_price_known or not status.schedule, "a schedule but no energy price now"
+    )
+    previous_end: int | None = None
+    for slot in status.schedule:
+        for value in (slot.start, slot.end, slot.energy_msat_per_kwh):
+            _require(
+                isinstance(value, int) and not isinstance(value, bool),
+                "price intervals are integer unix seconds and msat",
+            )
+        _require(0 < slot.start < slot.end, "a price interval ends after it starts")
+        _require(
+            previous_end is None or slot.start == previous_end,
+            "price intervals are sorted and contiguous",
+        )
+        previous_end = slot.end
 
 
 def _alt(status: ChargerStatus) -> str:
@@ -302,12 +342,17 @@ def status_template(
         if c.reserved_until is not None:
             tags.append(["reserved", str(c.id), str(c.reserved_until)])
     prices = status.prices
+    if status.energy_price_known:
+        tags.append(["price", str(prices.energy_msat_per_kwh), "msat", "kWh"])
     tags += [
-        ["price", str(prices.energy_msat_per_kwh), "msat", "kWh"],
         ["price", str(prices.time_msat_per_minute), "msat", "min"],
         ["price", str(prices.session_fee_msat), "msat", "session"],
-        ["lud16", status.lud16],
     ]
+    tags += [
+        ["price_interval", str(slot.start), str(slot.end), str(slot.energy_msat_per_kwh)]
+        for slot in status.schedule
+    ]
+    tags.append(["lud16", status.lud16])
     if status.summary:
         tags.append(["summary", status.summary])
     if status.website:
@@ -387,6 +432,10 @@ class ParsedStatus:
     lud16: str
     created_at: int
     expires_at: int | None
+    schedule: tuple[ScheduledPrice, ...] = ()
+    """The ``price_interval`` tags, sorted by start (empty for a static tariff)."""
+    energy_price_known: bool = True
+    """Whether the event has a ``kWh`` price tag (without it ``prices`` says 0 for energy)."""
 
     @property
     def coordinate(self) -> str:
@@ -426,6 +475,35 @@ def _parse_prices(event: Event) -> Prices:
     return Prices(units["kWh"], units["min"], units["session"])
 
 
+def _has_energy_price(event: Event) -> bool:
+    return any(
+        tag[0] == "price" and len(tag) >= 4 and tag[2] == "msat" and tag[3] == "kWh"
+        for tag in event.tags
+    )
+
+
+def _signed_int(text: str, what: str) -> int:
+    return -_int(text[1:], what) if text.startswith("-") else _int(text, what)
+
+
+def _parse_schedule(event: Event) -> tuple[ScheduledPrice, ...]:
+    slots = []
+    for tag in event.tags:
+        if tag[0] != "price_interval":
+            continue
+        if len(tag) < 4:
+            raise MalformedEvent("status event: price_interval needs start, end and price")
+        slot = ScheduledPrice(
+            _int(tag[1], "interval start"),
+            _int(tag[2], "interval end"),
+            _signed_int(tag[3], "interval price"),
+        )
+        if slot.end <= slot.start:
+            raise MalformedEvent("status event: a price interval ends before it starts")
+        slots.append(slot)
+    return tuple(sorted(slots, key=lambda slot: slot.start))
+
+
 def parse_status(event: Event) -> ParsedStatus:
     """Read a (verified) status event.
 
@@ -459,4 +537,6 @@ def parse_status(event: Event) -> ParsedStatus:
         lud16=lud16s[0],
         created_at=event.created_at,
         expires_at=expiration(event),
+        schedule=_parse_schedule(event),
+        energy_price_known=_has_energy_price(event),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 from hypothesis import given
@@ -18,6 +20,7 @@ from strom_nostr.discovery import (
     Prices,
     Profile,
     RelayEntry,
+    ScheduledPrice,
     connector_status_from_ocpp,
     dm_relay_list_template,
     lightning_address,
@@ -319,3 +322,76 @@ def test_relay_lists_refuse_bad_entries(entry: RelayEntry) -> None:
 )
 def test_ocpp_statuses_fold_into_the_published_states(ocpp: str, published: str) -> None:
     assert connector_status_from_ocpp(ocpp) == published
+
+
+# --- prices: the price in force and a dynamic tariff's schedule ------------------------------
+
+_HOUR = 3600
+_SCHEDULE = (
+    ScheduledPrice(NOW, NOW + _HOUR, 180_000),
+    ScheduledPrice(NOW + _HOUR, NOW + 2 * _HOUR, -5_000),  # spot markets go negative
+    ScheduledPrice(NOW + 2 * _HOUR, NOW + 3 * _HOUR, 320_000),
+)
+
+
+def test_a_static_tariff_publishes_its_prices_as_before_and_no_intervals() -> None:
+    tags = [list(tag) for tag in status_template(STATUS, created_at=NOW).tags]
+    assert [tag for tag in tags if tag[0] == "price"] == [
+        ["price", "250000", "msat", "kWh"],
+        ["price", "1000", "msat", "min"],
+        ["price", "0", "msat", "session"],
+    ]
+    assert not [tag for tag in tags if tag[0] == "price_interval"]
+    parsed = parse_status(
+        parse_event(
+            sign_template(CHARGER_SECRET, status_template(STATUS, created_at=NOW)).to_json()
+        )
+    )
+    assert parsed.schedule == ()
+    assert parsed.energy_price_known
+
+
+def test_a_dynamic_tariffs_schedule_round_trips_through_price_interval_tags() -> None:
+    dynamic = replace(STATUS, prices=Prices(180_000, 1000, 0), schedule=_SCHEDULE)
+    template = status_template(dynamic, created_at=NOW)
+    tags = [list(tag) for tag in template.tags]
+    assert ["price", "180000", "msat", "kWh"] in tags  # the price in force, as before
+    assert [tag for tag in tags if tag[0] == "price_interval"] == [
+        ["price_interval", str(NOW), str(NOW + _HOUR), "180000"],
+        ["price_interval", str(NOW + _HOUR), str(NOW + 2 * _HOUR), "-5000"],
+        ["price_interval", str(NOW + 2 * _HOUR), str(NOW + 3 * _HOUR), "320000"],
+    ]
+    parsed = parse_status(parse_event(sign_template(CHARGER_SECRET, template).to_json()))
+    assert parsed.schedule == _SCHEDULE
+    assert parsed.prices == Prices(180_000, 1000, 0)
+    assert parsed.energy_price_known
+
+
+def test_without_a_price_now_the_energy_price_tag_is_left_out() -> None:
+    unknown = replace(STATUS, energy_price_known=False)
+    template = status_template(unknown, created_at=NOW)
+    prices = [list(tag) for tag in template.tags if tag[0] in {"price", "price_interval"}]
+    assert prices == [["price", "1000", "msat", "min"], ["price", "0", "msat", "session"]]
+    parsed = parse_status(parse_event(sign_template(CHARGER_SECRET, template).to_json()))
+    assert not parsed.energy_price_known
+    assert parsed.schedule == ()
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        (ScheduledPrice(NOW, NOW, 1),),  # empty
+        (ScheduledPrice(NOW, NOW + 10, 1), ScheduledPrice(NOW + 20, NOW + 30, 1)),  # a gap
+        (ScheduledPrice(NOW + 10, NOW + 20, 1), ScheduledPrice(NOW, NOW + 10, 1)),  # unsorted
+    ],
+)
+def test_a_bad_schedule_is_refused(schedule: tuple[ScheduledPrice, ...]) -> None:
+    with pytest.raises(BuildError):
+        status_template(replace(STATUS, schedule=schedule), created_at=NOW)
+
+
+def test_a_malformed_price_interval_tag_is_refused() -> None:
+    template = status_template(STATUS, created_at=NOW)
+    bad = replace(template, tags=(*template.tags, ("price_interval", str(NOW), "soon", "1")))
+    with pytest.raises(MalformedEvent):
+        parse_status(parse_event(sign_template(CHARGER_SECRET, bad).to_json()))
