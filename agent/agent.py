@@ -168,14 +168,14 @@ class Agent:
         "_maps_recalled",
         "_next_maps_at",
         "_next_metadata_at",
-        "_next_progress_at",
         "_next_price_at",
+        "_next_progress_at",
         "_next_status_at",
         "_no_price_logged",
         "_online",
+        "_preloaded",
         "_price_schedule",
         "_price_unknown",
-        "_preloaded",
         "_reconnect_until",
         "_reserved",
         "key",
@@ -694,22 +694,26 @@ class Agent:
         await self.publish_maps()
         return accepted
 
-    async def _run_timers(self) -> None:
-        now = self.services.clock.unix()
+    def _mark_ended(self, now: float) -> None:
+        """Reservations and a dynamic price whose end passed make the status dirty."""
         over = [c for c, (_, until) in self._reserved.items() if until <= now]
         if over:
             for connector_id in over:  # its end passed: whatever ended it, it is over
                 del self._reserved[connector_id]
             self._dirty = True
+        if now >= self._next_price_at:  # the price in force ends: publish the next one
+            self._next_price_at = float("inf")
+            self._dirty = True
+
+    async def _run_timers(self) -> None:
+        now = self.services.clock.unix()
+        self._mark_ended(now)
         if self._reconnect_until is not None and now >= self._reconnect_until:
             before = self._published_states()
             self._reconnect_until = None  # not back in time: shown offline from now on
             log.info("charger %s: not back within its reconnect grace", self.charger_id)
             if self._published_states() != before:
                 self._dirty = True
-        if now >= self._next_price_at:  # the price in force ends: publish the next one
-            self._next_price_at = float("inf")
-            self._dirty = True
         if now >= self._next_status_at:
             await self.publish_status()
         if now >= self._next_metadata_at:
