@@ -431,6 +431,7 @@ async function chargerView (view, chargerId) {
     h('h2', {}, 'Recent sessions'), h('div', { class: 'scroll' }, sessionTable(charger.recent_sessions)),
     h('h2', {}, 'Availability, last 7 days'), h('div', { class: 'charts wide' }, availability),
     ocpp201 ? deviceModel(chargerId, charger.variables) : '',
+    pricesSection(chargerId),
     powerSection(chargerId, readOnly),
     cardsSection(chargerId, cards, readOnly),
     firmwareSection(chargerId, firmware, readOnly),
@@ -541,6 +542,59 @@ function scheduleView (s) {
   return h('div', {}, head, chart,
     h('table', { id: 'schedule' }, h('thead', {}, h('tr', {}, h('th', {}, 'From'), h('th', { class: 'num' }, 'Limit'))),
       h('tbody', {}, s.periods.map((p) => h('tr', {}, h('td', {}, '+' + Math.round(p.start_s / 60) + ' min'), h('td', { class: 'num' }, kw(p.limit_w)))))))
+}
+
+// Prices: the energy prices ahead as the API gives them (a static tariff: its price as one flat
+// day), bars like the Power section's and a table; a dynamic tariff's provider health beside.
+function pricesSection (chargerId) {
+  const key = 'prices:' + chargerId
+  return h('section', { id: 'prices' }, h('h2', {}, 'Prices'),
+    h('div', { class: 'toolbar' }, h('b', {}, 'Energy prices, next 24 hours'), refreshButton(key)),
+    pending(key, () => api('GET', '/chargers/' + chargerId + '/prices?hours=24'), pricesView))
+}
+
+const hm = (iso) => new Date(iso).toLocaleString('en-GB', { weekday: 'short', hour: '2-digit', minute: '2-digit' })
+
+function pricesView (p) {
+  const head = h('p', { id: 'prices-source' }, (p.dynamic ? 'Dynamic' : 'Static') + ' · source ' + p.source +
+    (p.rate_source ? ' · rate ' + p.rate_source : '') + (p.fetched_at ? ' · fetched ' + when(p.fetched_at) : '') +
+    (p.valid_until ? ' · known until ' + when(p.valid_until) : ''))
+  const health = p.health
+    ? h('table', { id: 'price-health' }, h('tbody', {},
+      [['Provider', p.health.source], ['Last success', when(p.health.last_success)],
+        ['Last error', p.health.last_error ? p.health.last_error + ' (' + when(p.health.last_error_at) + ')' : 'none'],
+        ['Known until', when(p.health.known_until)], ['Next attempt', when(p.health.next_attempt)]]
+        .map(([label, value]) => h('tr', {}, h('th', {}, label), h('td', {}, value)))))
+    : ''
+  const error = p.error ? h('p', { class: 'error', role: 'alert', id: 'prices-error' }, 'No price can be given now: ' + p.error) : ''
+  if (!p.intervals.length) return h('div', {}, head, error, health)
+  const svgNs = 'http://www.w3.org/2000/svg'
+  const svg = (tag, attrs, ...children) => {
+    const el = document.createElementNS(svgNs, tag)
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v))
+    el.append(...children)
+    return el
+  }
+  const first = Date.parse(p.intervals[0].start)
+  const total = Math.max(1, Date.parse(p.intervals[p.intervals.length - 1].end) - first)
+  const top = Math.max(...p.intervals.map((i) => Math.abs(i.energy_msat_per_kwh)), 1)
+  const width = 600
+  const height = 120
+  const bars = p.intervals.map((i) => {
+    const x = width * (Date.parse(i.start) - first) / total
+    const w = Math.max(1, width * (Date.parse(i.end) - Date.parse(i.start)) / total - 1)
+    const barHeight = Math.max(2, (height - 20) * Math.abs(i.energy_msat_per_kwh) / top)
+    const bar = svg('rect', { x, y: height - barHeight, width: w, height: barHeight, fill: i.energy_msat_per_kwh < 0 ? '#2b8a3e' : '#f7931a', 'data-msat': i.energy_msat_per_kwh, 'data-start': i.start })
+    bar.append(svg('title', {}, hm(i.start) + ': ' + sat(i.energy_msat_per_kwh) + '/kWh'))
+    return bar
+  })
+  const chart = svg('svg', { id: 'price-chart', viewBox: '0 0 ' + width + ' ' + height, width: '100%', height, role: 'img', 'aria-label': 'energy price per interval' }, ...bars)
+  return h('div', {}, head, error, chart,
+    h('div', { class: 'scroll' }, h('table', { id: 'price-intervals' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'From'), h('th', {}, 'Until'), h('th', { class: 'num' }, 'Energy price'))),
+      h('tbody', {}, p.intervals.map((i) => h('tr', { dataset: { start: i.start } },
+        h('td', {}, hm(i.start)), h('td', {}, hm(i.end)), h('td', { class: 'num' }, sat(i.energy_msat_per_kwh) + '/kWh')))))),
+    health)
 }
 
 function cardsSection (chargerId, cards, readOnly) {
