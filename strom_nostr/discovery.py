@@ -278,9 +278,7 @@ def _check_status(status: ChargerStatus) -> None:
     for value in (prices.energy_msat_per_kwh, prices.time_msat_per_minute, prices.session_fee_msat):
         _require(isinstance(value, int) and value >= 0, "prices are non-negative integer msat")
     _require(bool(_LUD16.fullmatch(status.lud16)), f"not a lightning address: {status.lud16!r}")
-    _require(
-        status.energy_price_known or not status.schedule, "a schedule but no energy price now"
-    )
+    _require(status.energy_price_known or not status.schedule, "a schedule but no energy price now")
     previous_end: int | None = None
     for slot in status.schedule:
         for value in (slot.start, slot.end, slot.energy_msat_per_kwh):

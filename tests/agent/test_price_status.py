@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ async def test_a_time_of_use_tariff_publishes_its_schedule_and_republishes_at_th
     assert schedule[0].start <= now < schedule[0].end  # the interval in force first
     assert schedule[-1].end - now <= 24 * 3600 + 3600  # the next 24 hours, not more
     assert schedule[-1].end - now > 23 * 3600
-    assert all(a.end == b.start for a, b in zip(schedule, schedule[1:], strict=False))
+    assert all(a.end == b.start for a, b in pairwise(schedule))
     assert first.prices.energy_msat_per_kwh == schedule[0].energy_msat_per_kwh
     hour = datetime.fromtimestamp(schedule[0].start, UTC).hour
     expected = 120 if hour < 6 else 180 if hour < 12 else 420 if hour < 18 else 300
