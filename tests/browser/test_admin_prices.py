@@ -67,6 +67,9 @@ async def test_the_prices_section_shows_the_intervals_the_api_returns(
     from playwright.async_api import expect
 
     page, trouble = desk
+    strom = cockpit.stack.strom
+    # The agents price the status event from the source the payments freeze prices from.
+    assert strom.agents.services.prices is strom.payments.prices is not None
     await open_charger_page(cockpit, page, cockpit.admin_token)
     prices = page.locator("#prices")
 
