@@ -79,7 +79,7 @@
     var where = decodeGeohash(cell.toLowerCase());
     var expires = parseInt(value(event, "expiration"), 10);
     if (!d || !where || !cell || (expires && expires * 1000 < Date.now())) { return null; }
-    var prices = {kWh: 0, min: 0, session: 0};
+    var prices = {kWh: null, min: 0, session: 0};  // no kWh tag: no energy price now
     var connectors = [];
     event.tags.forEach(function (t) {
       if (t[0] === "price" && t[2] === "msat" && t[3] in prices) {
@@ -237,7 +237,7 @@
     detail.dataset.key = c.key;
     detail.appendChild(element("h2", c.name));
     if (c.address) { detail.appendChild(element("p", c.address, "muted")); }
-    var price = sat(c.prices.kWh) + "/kWh";
+    var price = c.prices.kWh === null ? "energy price not known now" : sat(c.prices.kWh) + "/kWh";
     if (c.prices.min) { price += " + " + sat(c.prices.min) + "/min"; }
     if (c.prices.session) { price += " + " + sat(c.prices.session) + " per session"; }
     detail.appendChild(element("p", price, "price-line"));

@@ -92,7 +92,12 @@ async def tile_server() -> AsyncIterator[str]:
 
 
 def other_status(
-    charger_id: str, where: tuple[float, float], state: ConnectorStatus, created_at: int
+    charger_id: str,
+    where: tuple[float, float],
+    state: ConnectorStatus,
+    created_at: int,
+    *,
+    price_known: bool = True,
 ) -> dict[str, Any]:
     """A status event of the second operator's charger, signed with its key."""
     status = ChargerStatus(
@@ -103,6 +108,7 @@ def other_status(
         prices=Prices(400_000, 0, 1_000_000),
         lud16=f"{charger_id}@other.example",
         website=f"https://other.example/c/{charger_id}",
+        energy_price_known=price_known,
     )
     event = sign_template(OTHER_KEY, status_template(status, created_at=created_at))
     return event.to_dict()
@@ -241,6 +247,17 @@ async def test_map_shows_two_operators_live_with_filter_and_pay_button(
     assert await page.locator('#tiles img[data-kept="yes"]').count() == 1
     await expect(markers).to_have_count(3)
     await screenshot(page, "map-live")
+
+    # A charger whose energy price cannot be given now (no kWh tag) is not shown as free.
+    hamburg = page.locator('.marker[data-charger="hamburg-1"]')
+    await hamburg.click()
+    await expect(detail).to_contain_text("400 sat/kWh")
+    await publish(
+        relay,
+        other_status("hamburg-1", HAMBURG, ConnectorStatus.AVAILABLE, later + 1, price_known=False),
+    )
+    await expect(detail).to_contain_text("energy price not known now", timeout=20_000)
+    await expect(detail).not_to_contain_text("0 sat/kWh")
 
     # "This operator only" keeps this instance's chargers.
     await page.locator("#only-operator").check()
