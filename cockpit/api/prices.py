@@ -1,11 +1,13 @@
 """``GET /chargers/{charger_id}/prices``: the energy prices ahead, and their source's health.
 
 A charger with a static tariff answers its energy price as one flat schedule (source
-``static``); a charger whose profile has ``[tariff.dynamic]`` answers the schedule a driver
-paying now would get (:class:`strom_prices.DynamicPricing`, the formula applied, converted at
-the exchange rate in force) and the health of its provider: last success, last error, until
-when prices are known, when it is asked next. When no price can be given the answer still
-comes, with ``error`` saying why and no intervals: the operator needs the reason most then.
+``static``); a time-of-use charger the schedule of its windows (source ``tou:profile``, the
+prices its payments freeze; no provider, so no health); a charger whose profile has
+``[tariff.dynamic]`` answers the schedule a driver paying now would get
+(:class:`strom_prices.DynamicPricing`, the formula applied, converted at the exchange rate in
+force) and the health of its provider: last success, last error, until when prices are known,
+when it is asked next. When no price can be given the answer still comes, with ``error``
+saying why and no intervals: the operator needs the reason most then.
 """
 
 from __future__ import annotations
@@ -90,23 +92,21 @@ class PricesResource:
         pricing = ctx.prices
         health = pricing.health(profile.id) if pricing is not None else None
         if pricing is None or health is None:
+            own = ctx.payments.prices  # time of use: the profile's own prices, no provider
+            if profile.tariff.dynamic and own is not None:
+                try:
+                    schedule = await own.schedule(profile.id, start, query.hours)
+                except NoPrice as exc:
+                    return _no_price(profile.id, "", None, exc)
+                end = start + timedelta(hours=query.hours)
+                return _out(profile.id, schedule, None, end, dynamic=True)
             tariff = ctx.payments.tariff_for(profile)
             schedule = PriceSchedule.flat(tariff.energy_msat_per_kwh, start, query.hours)
             return _out(profile.id, schedule, None)
         try:
             schedule = await pricing.schedule(profile.id, start, query.hours)
         except NoPrice as exc:
-            return PricesOut(
-                charger_id=profile.id,
-                dynamic=True,
-                source=health.source,
-                fetched_at=None,
-                rate_source="",
-                valid_until=None,
-                intervals=[],
-                health=_health(pricing.health(profile.id) or health),
-                error=str(exc),
-            )
+            return _no_price(profile.id, health.source, pricing.health(profile.id) or health, exc)
         end = start + timedelta(hours=query.hours)
         return _out(profile.id, schedule, pricing.health(profile.id), end)
 
@@ -138,13 +138,32 @@ def _health(health: FeedHealth | None) -> PriceHealthOut | None:
     )
 
 
+def _no_price(charger_id: str, source: str, health: FeedHealth | None, exc: NoPrice) -> PricesOut:
+    return PricesOut(
+        charger_id=charger_id,
+        dynamic=True,
+        source=source,
+        fetched_at=None,
+        rate_source="",
+        valid_until=None,
+        intervals=[],
+        health=_health(health),
+        error=str(exc),
+    )
+
+
 def _out(
-    charger_id: str, schedule: PriceSchedule, health: FeedHealth | None, end: datetime | None = None
+    charger_id: str,
+    schedule: PriceSchedule,
+    health: FeedHealth | None,
+    end: datetime | None = None,
+    *,
+    dynamic: bool = False,
 ) -> PricesOut:
     intervals = [i for i in schedule.intervals if end is None or i.start < end]
     return PricesOut(
         charger_id=charger_id,
-        dynamic=health is not None,
+        dynamic=dynamic or health is not None,
         source=schedule.source,
         fetched_at=_iso(schedule.fetched_at),
         rate_source=schedule.rate_source,

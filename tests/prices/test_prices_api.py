@@ -69,3 +69,31 @@ async def test_the_prices_answer_shows_the_schedule_then_the_reason_and_health()
     assert answer.error.startswith("no awattar:DE-LU price for 2025-03-30 22:00 UTC")
     assert answer.health is not None
     assert answer.health.last_error == "awattar: HTTP 503"
+
+
+async def test_a_time_of_use_charger_answers_its_windows_as_its_payments_freeze_them() -> None:
+    from strom_core.config import TariffConfig
+    from strom_services.profile_prices import ProfilePrices
+
+    clock = Clock(datetime(2025, 3, 30, 5, 10, tzinfo=UTC))
+    tariff = TariffConfig(time_of_use={"07:00-22:00": Decimal(400), "22:00-07:00": Decimal(150)})
+    profile = SimpleNamespace(id="cp-1", tariff=tariff)
+    own = ProfilePrices(lambda charger_id: profile, clock)  # type: ignore[arg-type,return-value]
+    context = Context(
+        clock,
+        DynamicPricing({}, RateBook(Scripted({}), [], now=clock.now), Scripted({}), now=clock.now),
+    )
+    context.payments = SimpleNamespace(prices=own)  # type: ignore[attr-defined]
+    context.profile = lambda call: profile  # type: ignore[method-assign]
+    resource = PricesResource(context)  # type: ignore[arg-type]
+
+    answer = await resource.prices(SimpleNamespace(query=PricesQuery(hours=3)))  # type: ignore[arg-type]
+
+    assert answer.dynamic
+    assert answer.source == "tou:profile"
+    assert answer.health is None  # no provider behind it
+    assert [(i.start, i.energy_msat_per_kwh) for i in answer.intervals] == [
+        ("2025-03-30T05:00:00Z", 150_000),
+        ("2025-03-30T06:00:00Z", 150_000),
+        ("2025-03-30T07:00:00Z", 400_000),
+    ]
