@@ -95,6 +95,8 @@ def _session(session_id: str, state: State, **msat: int) -> Any:
         payer="",  # prepaid, as every soak session
         postpaid=False,
         postpaid_msat=0,
+        schedule=None,  # static prices: no per-interval energy to check
+        interval_wh=(),
         **amounts,
     )
 
