@@ -32,6 +32,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -145,8 +146,43 @@ def _slots(schedule: PriceSchedule, start: datetime, deadline_s: int) -> list[Pl
             ].energy_msat_per_kwh,
             0,
         )
-        for begin, end in zip(edges, edges[1:], strict=False)
+        for begin, end in itertools.pairwise(edges)
     ]
+
+
+def _check(power_w: int, energy_wh: int | None, budget_msat: int | None) -> None:
+    if power_w <= 0:
+        raise ValueError(f"a plan needs a positive power, got {power_w} W")
+    if energy_wh is None and budget_msat is None:
+        raise ValueError("a plan needs an energy or a budget")
+    if (energy_wh is not None and energy_wh < 0) or (budget_msat is not None and budget_msat < 0):
+        raise ValueError("the energy and the budget of a plan must not be negative")
+
+
+def _fill(
+    slots: list[PlannedSlot], power_w: int, energy_wh: int | None, budget_msat: int | None
+) -> tuple[list[int], bool]:
+    """The seconds each slot charges, cheapest first; and whether the energy or budget ran out."""
+    wanted_ws = None if energy_wh is None else energy_wh * _WS_PER_WH
+    budget = None if budget_msat is None else budget_msat * _UNITS_PER_MSAT
+    charge = [0] * len(slots)
+    short = False  # a slot left partly empty: the energy, or the budget, ran out
+    for index in sorted(range(len(slots)), key=lambda i: (slots[i].energy_msat_per_kwh, i)):
+        slot = slots[index]
+        length = slot.end_s - slot.start_s
+        cost_per_s = slot.energy_msat_per_kwh * power_w
+        seconds = length  # a slot at a price below 0 is filled whole
+        if cost_per_s >= 0 and wanted_ws is not None:
+            seconds = min(seconds, max(0, -(-wanted_ws // power_w)))
+        if cost_per_s > 0 and budget is not None:
+            seconds = min(seconds, budget // cost_per_s)
+        charge[index] = seconds
+        short = short or seconds < length
+        if wanted_ws is not None:
+            wanted_ws -= seconds * power_w
+        if budget is not None:
+            budget -= seconds * cost_per_s
+    return charge, short or (wanted_ws is not None and wanted_ws <= 0)
 
 
 def plan_cheap(
@@ -176,37 +212,13 @@ def plan_cheap(
         ValueError: the deadline is not at least one whole second after ``now``, the power is
             not positive, neither an energy nor a budget is given, or one of them is negative.
     """
-    if power_w <= 0:
-        raise ValueError(f"a plan needs a positive power, got {power_w} W")
-    if energy_wh is None and budget_msat is None:
-        raise ValueError("a plan needs an energy or a budget")
-    if (energy_wh is not None and energy_wh < 0) or (budget_msat is not None and budget_msat < 0):
-        raise ValueError("the energy and the budget of a plan must not be negative")
+    _check(power_w, energy_wh, budget_msat)
     start = now.replace(microsecond=0)
     deadline_s = math.floor((deadline - start).total_seconds())
     if deadline_s < 1:
         raise ValueError(f"the deadline {deadline.isoformat()} is not after {start.isoformat()}")
     slots = _slots(schedule, start, deadline_s)
-    wanted_ws = None if energy_wh is None else energy_wh * _WS_PER_WH
-    budget = None if budget_msat is None else budget_msat * _UNITS_PER_MSAT
-    charge = [0] * len(slots)
-    short = False  # a slot left partly empty: the energy, or the budget, ran out
-    for index in sorted(range(len(slots)), key=lambda i: (slots[i].energy_msat_per_kwh, i)):
-        slot = slots[index]
-        length = slot.end_s - slot.start_s
-        cost_per_s = slot.energy_msat_per_kwh * power_w
-        seconds = length  # a slot at a price below 0 is filled whole
-        if cost_per_s >= 0 and wanted_ws is not None:
-            seconds = min(seconds, max(0, -(-wanted_ws // power_w)))
-        if cost_per_s > 0 and budget is not None:
-            seconds = min(seconds, budget // cost_per_s)
-        charge[index] = seconds
-        short = short or seconds < length
-        if wanted_ws is not None:
-            wanted_ws -= seconds * power_w
-        if budget is not None:
-            budget -= seconds * cost_per_s
-    done = short or (wanted_ws is not None and wanted_ws <= 0)
+    charge, done = _fill(slots, power_w, energy_wh, budget_msat)
     planned = tuple(
         PlannedSlot(s.start_s, s.end_s, s.energy_msat_per_kwh, c)
         for s, c in zip(slots, charge, strict=True)

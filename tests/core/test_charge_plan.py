@@ -163,5 +163,5 @@ def test_a_plan_that_cannot_be_made_is_refused(
     deadline: datetime, power: int, energy: int | None, budget: int | None
 ) -> None:
     schedule = PriceSchedule.flat(200_000, T0, 4)
-    with pytest.raises(ValueError, match="deadline|power|energy"):
+    with pytest.raises(ValueError, match=r"deadline|power|energy"):
         plan_cheap(schedule, T0, deadline, power, energy_wh=energy, budget_msat=budget)
