@@ -7,11 +7,12 @@ A charger's limits go to the command set of its live connection when that set ca
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ocpp_server.commands import OcppCommands
 from strom_core.ports import CommandResult
-from strom_core.ports.power import CompositeSchedule, PowerLimits
+from strom_core.ports.power import CompositeSchedule, PowerLimits, SchedulePeriod
 
 __all__ = ["OcppPowerLimits"]
 
@@ -51,6 +52,23 @@ class OcppPowerLimits:
         if isinstance(target, CommandResult):
             return target
         return await target.clear_session_limit(charger_id, connector_id)
+
+    async def plan_session(
+        self,
+        charger_id: str,
+        connector_id: int,
+        transaction: str,
+        start: datetime,
+        duration_s: int,
+        periods: tuple[SchedulePeriod, ...],
+    ) -> CommandResult:
+        """Give the running transaction a schedule (charge when cheap)."""
+        target = self._limits(charger_id)
+        if isinstance(target, CommandResult):
+            return target
+        return await target.plan_session(
+            charger_id, connector_id, transaction, start, duration_s, periods
+        )
 
     async def composite_schedule(
         self, charger_id: str, connector_id: int, duration_s: int

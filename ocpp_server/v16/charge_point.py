@@ -70,7 +70,7 @@ class SimulatedChargePoint(SimulatorBase[ConnectorState]):
         answers = SimulatorAnswers(self)
         self.certificates = SimulatedCertificates(self, answers.on_trigger_message)
         self.charging_profiles = SimulatedProfiles(
-            self.connectors, int(options.power_kw * 1000), self.timestamp
+            self.connectors, int(options.power_kw * 1000), self.timestamp, clock.now
         )
         self._answers = answers.table() | self.certificates.table() | self.charging_profiles.table()
         self._answers.update(SimulatedFirmware(self, options.charger_id).table())

@@ -3,8 +3,11 @@
 It keeps every profile it accepts by ``chargingProfileId`` (a new one with the same id replaces
 the old) and draws, on each connector, the least of its own power, its ``ChargePointMaxProfile``
 limits and the connector's transaction limit: the ``TxProfile`` of the running transaction when
-there is one, else the connector's (or connector 0's) ``TxDefaultProfile``. Each profile counts
-with its lowest period (the simulator does not follow schedules through time). A ``TxProfile``
+there is one (of several, the highest ``stackLevel`` in force), else the connector's (or connector
+0's) ``TxDefaultProfile``. An ``Absolute`` profile follows its schedule through time: before its
+``startSchedule`` and from the end of its ``duration`` it is not in force, in between the
+period that started last holds (so a 0 W period stops the charge). Any other profile counts
+with its lowest period. A ``TxProfile``
 for a transaction the connector does not run, or without a transaction, is Rejected, as the
 specification asks. GetCompositeSchedule answers that same limit as one period.
 """
@@ -12,9 +15,11 @@ specification asks. GetCompositeSchedule answers that same limit as one period.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ocpp_server.client import Answer
+from ocpp_server.ocppj import parse_timestamp
 from ocpp_server.sim_model import ConnectorState
 from ocpp_server.v16.smart_charging import schedule_limit_w
 
@@ -28,6 +33,7 @@ class SimulatedProfiles:
         connectors: the charge point's connectors, by id.
         power_w: the charge point's own power, in watts.
         timestamp: the charge point's current time, as OCPP writes it.
+        now: the charge point's current time (Absolute schedules follow it).
     """
 
     def __init__(
@@ -35,10 +41,12 @@ class SimulatedProfiles:
         connectors: Mapping[int, ConnectorState],
         power_w: int,
         timestamp: Callable[[], str],
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._connectors = connectors
         self._power_w = power_w
         self._timestamp = timestamp
+        self._now = now or (lambda: parse_timestamp(timestamp()))
         self.profiles: dict[int, tuple[int, dict[str, Any]]] = {}  # id -> (connector, profile)
 
     def table(self) -> dict[str, Callable[[Mapping[str, Any]], Answer]]:
@@ -49,22 +57,41 @@ class SimulatedProfiles:
             "GetCompositeSchedule": self.on_get_composite_schedule,
         }
 
+    def _in_force_w(self, profile: Mapping[str, Any]) -> int | None:
+        """The profile's limit now, in watts; None when it is not in force."""
+        schedule = profile["chargingSchedule"]
+        if profile["chargingProfileKind"] != "Absolute" or "startSchedule" not in schedule:
+            return schedule_limit_w(schedule)
+        elapsed = (self._now() - parse_timestamp(schedule["startSchedule"])).total_seconds()
+        duration = schedule.get("duration")
+        if elapsed < 0 or (duration is not None and elapsed >= duration):
+            return None
+        started = [p for p in schedule["chargingSchedulePeriod"] if p["startPeriod"] <= elapsed]
+        if not started:
+            return None
+        latest = max(started, key=lambda p: p["startPeriod"])
+        return schedule_limit_w({**schedule, "chargingSchedulePeriod": [latest]})
+
     def limit_w(self, connector_id: int) -> int:
         """The power the connector may draw now, in watts."""
         limits = [self._power_w]
         connector = self._connectors.get(connector_id)
-        tx_limit: int | None = None
+        running = None if connector is None else connector.transaction_id
+        tx_limits: dict[int, int] = {}  # stack level -> limit
         defaults: dict[int, int] = {}
         for on, profile in self.profiles.values():
             purpose = profile["chargingProfilePurpose"]
-            watts = schedule_limit_w(profile["chargingSchedule"])
+            watts = self._in_force_w(profile)
+            if watts is None:
+                continue
             if purpose == "ChargePointMaxProfile":
                 limits.append(watts)
-            elif purpose == "TxProfile" and on == connector_id and connector is not None:
-                if profile.get("transactionId") == connector.transaction_id:
-                    tx_limit = watts
+            elif purpose == "TxProfile" and on == connector_id and running is not None:
+                if profile.get("transactionId") == running:
+                    tx_limits[int(profile["stackLevel"])] = watts
             elif purpose == "TxDefaultProfile" and on in (0, connector_id):
                 defaults[on] = watts
+        tx_limit = tx_limits[max(tx_limits)] if tx_limits else None
         if tx_limit is None:
             tx_limit = defaults.get(connector_id, defaults.get(0))
         if tx_limit is not None:

@@ -6,7 +6,8 @@ An operator caps what a whole charger may draw (the *site limit*: the house conn
 shared fuse); a driver may choose to charge slower than the connector can. Both reach the
 charger as charging profiles (OCPP smart charging): the site limit as the charger's maximum,
 the driver's choice as a limit of the running transaction (or of the next one on the connector,
-before it starts). The charger combines every profile it holds into its *composite schedule*,
+before it starts), and a driver's "charge when cheap" plan (:mod:`strom_core.charge_plan`) as a
+schedule of the running transaction: full power in the cheap hours, 0 W in the others. The charger combines every profile it holds into its *composite schedule*,
 the power it will actually allow; an operator reads it to see what is in force.
 
 The limits are all in whole watts. A command returns a :class:`CommandResult` like every
@@ -19,6 +20,7 @@ lower power, so a limit the charger ignored would let the session overrun its bu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from strom_core.errors import ConfigError
@@ -95,6 +97,24 @@ class PowerLimits(Protocol):
 
     async def clear_session_limit(self, charger_id: str, connector_id: int) -> CommandResult:
         """Remove the session limit of a connector (its session ended)."""
+        ...
+
+    async def plan_session(
+        self,
+        charger_id: str,
+        connector_id: int,
+        transaction: str,
+        start: datetime,
+        duration_s: int,
+        periods: tuple[SchedulePeriod, ...],
+    ) -> CommandResult:
+        """Give the running transaction a schedule (charge when cheap).
+
+        From ``start`` on, each period's limit holds (0 W: wait) until the next period; after
+        ``duration_s`` seconds the schedule ends and the session's own limit holds again. It
+        sits above the session's limit (:meth:`limit_session`) without replacing it; a new
+        plan replaces the previous one.
+        """
         ...
 
     async def composite_schedule(

@@ -8,14 +8,18 @@ and the simulator draws the power its profiles allow.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from ocpp_server.power import OcppPowerLimits
 from ocpp_server.v16.smart_charging import (
+    PLAN_PROFILE_BASE,
     SESSION_PROFILE_BASE,
     SITE_PROFILE_ID,
     session_profile,
     site_profile,
 )
 from strom_core.ports import CommandStatus, TransactionStarted
+from strom_core.ports.power import SchedulePeriod
 from tests.ocpp.conftest import Harness, boot, running
 from tests.ocpp.drivers import ChargePointDriver
 
@@ -178,3 +182,55 @@ async def test_the_strict_client_gets_smart_charging_commands_that_fit_the_schem
     refused = await power.composite_schedule("cp-1", 0, 60)
     assert (refused.result.status, refused.periods) == (CommandStatus.REJECTED, ())
     assert driver.validation_failures == []
+
+
+async def test_a_plan_is_followed_through_time_above_the_lower_power_and_ends_at_its_deadline(
+    harness: Harness,
+) -> None:
+    power = limits(harness)
+    async with running(harness, plugged=(1,), power_kw=11) as sim:
+        tag = harness.core.issue_id_tag("cp-1")
+        assert (await harness.server.commands.remote_start("cp-1", 1, tag)).accepted
+        started = await harness.sink.wait_for(TransactionStarted)
+        assert (await power.limit_session("cp-1", 1, started.transaction, 7_400)).accepted
+        plan = (SchedulePeriod(0, 7_400), SchedulePeriod(600, 0), SchedulePeriod(1_800, 7_400))
+        now = datetime.now(UTC)
+
+        async def planned(ago_s: int) -> int:
+            start = now - timedelta(seconds=ago_s)
+            result = await power.plan_session("cp-1", 1, started.transaction, start, 3_600, plan)
+            assert result.accepted
+            return sim.power_w(1)
+
+        assert await planned(60) == 7_400  # the first period
+        assert await planned(900) == 0  # the dear hour: it waits
+        assert await planned(2_000) == 7_400  # the cheap hour after it
+        assert await planned(3_700) == 7_400  # past the deadline: the lower power holds again
+        assert (await power.limit_session("cp-1", 1, started.transaction, 3_700)).accepted
+        assert await planned(900) == 0  # the plan stays above a new lower power
+        assert await planned(-60) == 3_700  # a plan not yet begun leaves the lower power
+        sent = [c for c in sim.received_calls if c.action == "SetChargingProfile"][-1]
+        profile = sent.payload["csChargingProfiles"]
+        assert (profile["chargingProfileKind"], profile["stackLevel"]) == ("Absolute", 2)
+        assert profile["chargingProfileId"] == PLAN_PROFILE_BASE + 1
+        assert profile["chargingSchedule"]["chargingSchedulePeriod"] == [
+            {"startPeriod": 0, "limit": 7_400.0},
+            {"startPeriod": 600, "limit": 0.0},
+            {"startPeriod": 1_800, "limit": 7_400.0},
+        ]
+        assert sim.validation_failures == []
+
+
+async def test_a_plan_for_no_transaction_or_without_periods_is_refused_unsent(
+    harness: Harness,
+) -> None:
+    power = limits(harness)
+    now = datetime.now(UTC)
+    async with running(harness, plugged=(1,), power_kw=11) as sim:
+        bad = await power.plan_session("cp-1", 1, "x", now, 60, (SchedulePeriod(0, 0),))
+        assert bad.status is CommandStatus.REJECTED
+        empty = await power.plan_session("cp-1", 1, "7", now, 60, ())
+        assert empty.status is CommandStatus.REJECTED
+        assert "SetChargingProfile" not in [c.action for c in sim.received_calls]
+        unknown = await power.plan_session("cp-1", 1, "4242", now, 60, (SchedulePeriod(0, 0),))
+        assert unknown.status is CommandStatus.REJECTED  # the charger runs no such transaction
