@@ -25,9 +25,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from lnurl_server.cheap import CHEAP_NOTICE, CheapOutcome
 from lnurl_server.power import POWER_NOTICE, PowerOutcome, power_choices
 from lnurl_server.reservations import RESERVATION_NOTICE, ReservationOutcome
 from strom_core.billing import session_interval_bills
+from strom_core.charge_plan import ChargePlan
 from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink
 from strom_core.prices import PriceSchedule
@@ -404,6 +406,9 @@ class Pages:
         secret: str = "",
         power_outcome: PowerOutcome | None = None,
         reservation_outcome: ReservationOutcome | None = None,
+        can_plan: bool = False,
+        plan: ChargePlan | None = None,
+        cheap_outcome: CheapOutcome | None = None,
     ) -> str:
         """The session page.
 
@@ -415,6 +420,9 @@ class Pages:
             secret: the session's secret, which the form posts back.
             power_outcome: what became of the driver's last lower power, shown on top.
             reservation_outcome: what became of the payer's last start or cancel.
+            can_plan: offer the "charge when cheap" form (a dynamic schedule, smart charging).
+            plan: the charge-when-cheap plan the charger accepted, shown while it runs.
+            cheap_outcome: what became of the driver's last deadline.
         """
         state = session.state
         state_text, state_hint = STATE_TEXT[state], STATE_HINT[state]
@@ -452,4 +460,8 @@ class Pages:
             secret=secret,
             power_notice=None if power_outcome is None else POWER_NOTICE[power_outcome],
             interval_bills=session_interval_bills(session),
+            can_plan=can_plan and running,
+            plan=plan if running else None,
+            plan_hours=[] if plan is None else plan.charging_hours(),
+            cheap_notice=None if cheap_outcome is None else CHEAP_NOTICE[cheap_outcome],
         )

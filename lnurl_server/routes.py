@@ -13,6 +13,7 @@ Endpoints (see docs/lnurl.md):
 ``GET /s/{session}/topup?secret=…``                 payRequest to add budget (+ ``/callback``)
 ``POST /s/{session}/power`` (form: secret, kw)      charge slower (:mod:`lnurl_server.power`)
 ``POST /s/{session}/start`` | ``/cancel`` (secret)  a reservation's payer starts or cancels it
+``POST /s/{session}/cheap`` (form: secret, by, kwh) charge when cheap (:mod:`lnurl_server.cheap`)
 ``GET /map``                                        the network map (HTML; :mod:`lnurl_server.map`)
 ==================================================  =============================================
 
@@ -39,6 +40,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from lnurl_server.cheap import CheapOutcome, plan_from_form
 from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.power import PowerOutcome, lower_from_form
@@ -67,6 +69,7 @@ from strom_nostr.errors import Bech32Error
 from strom_nostr.keys import decode_naddr
 from strom_nostr.zap_errors import ZapRequestError, ZapRequestMalformed
 from strom_nostr.zap_request import ValidZapRequest, validate_zap_request
+from strom_services.cheap import CheapCharging
 from strom_services.payments import (
     ConnectorUnavailable,
     OpenedSession,
@@ -193,6 +196,7 @@ class FrontDoor:
     network_map: NetworkMap | None = None  # /map and its relay bridge
     power: PowerService | None = None  # the driver's "charge slower"; without it, no form
     reservations: PayerReservations | None = None  # a reservation's start and cancel buttons
+    cheap: CheapCharging | None = None  # "charge when cheap"; without it, no form
     prices: PriceSource | None = None  # the charger page's price chart; None: the static price
 
     async def price_schedule(self, profile: ProfileConfig, tariff: Tariff) -> PriceSchedule | str:
@@ -245,6 +249,7 @@ class FrontDoor:
             web.get("/s/{session}/topup", self.topup_request),
             web.post("/s/{session}/power", self.lower_power),
             web.post("/s/{session}/start", self.reservation_start),
+            web.post("/s/{session}/cheap", self.charge_when_cheap),
             web.post("/s/{session}/cancel", self.reservation_cancel),
             web.get("/s/{session}/topup/callback", self.topup_callback),
             web.get("/lnurlw/{session}", self.withdraw_request),
@@ -573,6 +578,11 @@ class FrontDoor:
             reserved = ReservationOutcome(request.query.get("reservation", ""))
         except ValueError:
             reserved = None
+        cheap = self.cheap
+        try:
+            cheap_outcome: CheapOutcome | None = CheapOutcome(request.query.get("cheap", ""))
+        except ValueError:
+            cheap_outcome = None
         page = self.pages.session(
             profile,
             session,
@@ -581,6 +591,9 @@ class FrontDoor:
             secret=request.query["secret"],
             power_outcome=outcome,
             reservation_outcome=reserved,
+            can_plan=cheap is not None and cheap.offered(session),
+            plan=None if cheap is None else await cheap.plan_in_force(session.id),
+            cheap_outcome=cheap_outcome,
         )
         return self._html(page, no_store=True)
 
@@ -604,6 +617,32 @@ class FrontDoor:
                 self.power, session.id, kw if isinstance(kw, str) else None
             )
         page = f"/s/{session.id}?secret={quote(str(secret))}&power={outcome.value}"
+        raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
+
+    async def charge_when_cheap(self, request: web.Request) -> web.Response:
+        """The session page's "Charge when cheap": plan and send, back to the page (303)."""
+        form = await request.post()
+        secret = form.get("secret")
+        try:
+            session = await self.refunds.authenticate(
+                request.match_info["session"], secret if isinstance(secret, str) else None
+            )
+        except RefundError:
+            raise self._not_found("No such charging session, or the link is incomplete.") from None
+        by, kwh = form.get("by"), form.get("kwh")
+        if self.cheap is None:
+            outcome = CheapOutcome.NOT_OFFERED
+        elif not self.per_client.allow(client_of(request).key):
+            outcome = CheapOutcome.BUSY
+        else:
+            outcome = await plan_from_form(
+                self.cheap,
+                session.id,
+                by if isinstance(by, str) else None,
+                kwh if isinstance(kwh, str) else None,
+                self.clock.now(),
+            )
+        page = f"/s/{session.id}?secret={quote(str(secret))}&cheap={outcome.value}"
         raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
 
     async def reservation_start(self, request: web.Request) -> web.Response:

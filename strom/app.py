@@ -67,6 +67,7 @@ from strom_core.config import (
 )
 from strom_core.errors import BackendError
 from strom_core.ports import CommandResult
+from strom_core.ports.power import PowerLimits
 from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -80,6 +81,7 @@ from strom_lightning import (
 from strom_nostr.keys import encode_npub
 from strom_services.cards import ProfileCards
 from strom_services.charging import ChargingEffects
+from strom_services.cheap import CheapCharging
 from strom_services.core_events import CoreEventSink
 from strom_services.effects import EffectRunner, Handler
 from strom_services.idle import IdleWatch
@@ -351,6 +353,18 @@ class Strom:
             power=power,
             reservations=PayerReservations(sessions),
             prices=price_source,
+            cheap=CheapCharging(
+                sessions,
+                OcppPowerLimits(ocpp.commands),
+                # Offered only where the charger's live OCPP version carries power limits.
+                lambda charger_id: (
+                    not isinstance(
+                        ocpp.commands.live_capable(charger_id, PowerLimits, "power limits"),
+                        CommandResult,
+                    )
+                ),
+                clock,
+            ),
         )
         front.network_map = NetworkMap(
             live, front.pages, identities=agents, embedded_relay=lambda: agents.pool.embedded_url

@@ -37,6 +37,7 @@ __all__ = [
     "UtcDateTime",
     "api_tokens",
     "audit_log",
+    "charge_plans",
     "chargers",
     "connectors",
     "dm_journal",
@@ -428,4 +429,18 @@ status_history = Table(
     Column("at", TS, nullable=False),
     Index("ix_status_history_at", "at"),
     Index("ix_status_history_connector", "charger_id", "connector_id", "at"),
+)
+
+# A session's "charge when cheap" plan that its charger ACCEPTED (strom_core.charge_plan): one
+# row per session, replaced by a newer plan. ``slots`` are [start_s, end_s, msat/kWh, charge_s].
+charge_plans = Table(
+    "charge_plans",
+    metadata,
+    Column("session_id", String(32), ForeignKey("sessions.id"), primary_key=True),
+    Column("start", TS, nullable=False),
+    Column("deadline", TS, nullable=False),
+    Column("power_w", Integer, nullable=False),
+    Column("fits", Boolean, nullable=False),
+    Column("slots", JSON, nullable=False),
+    Column("planned_at", TS, nullable=False),
 )

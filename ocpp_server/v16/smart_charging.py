@@ -18,13 +18,11 @@ replaces the old (a charger keeps one profile per id):
   periods are the plan's, full power or 0 W (a 0 W limit is valid in 1.6). The charger drops a
   TxProfile with its transaction.
 
-The site limit and the lower power are one ``Relative`` schedule with a single period from
-0 s, in watts (``chargingRateUnit`` ``W``): "at most this much, from now on". GetCompositeSchedule asks the
-charger what it allows once its profiles are combined (a limit that is negative or beyond
-any float in watts is an invalid answer: ``ERROR``). The profile payloads are built by pure
-functions here (:func:`site_profile`, :func:`session_profile`) so tests and the simulator share
-them.
-"""
+The site limit and the lower power are one ``Relative`` schedule with a single period from 0 s, in
+watts (``chargingRateUnit`` ``W``): "at most this much, from now on". GetCompositeSchedule asks the
+charger what it allows once its profiles are combined (a limit that is negative or beyond any float
+in watts is an invalid answer: ``ERROR``). The profile payloads are built by pure functions here
+(:func:`site_profile`, :func:`session_profile`) so tests and the simulator share them. """
 
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ shared fuse); a driver may choose to charge slower than the connector can. Both 
 charger as charging profiles (OCPP smart charging): the site limit as the charger's maximum,
 the driver's choice as a limit of the running transaction (or of the next one on the connector,
 before it starts), and a driver's "charge when cheap" plan (:mod:`strom_core.charge_plan`) as a
-schedule of the running transaction: full power in the cheap hours, 0 W in the others. The charger combines every profile it holds into its *composite schedule*,
-the power it will actually allow; an operator reads it to see what is in force.
+schedule of the running transaction: full power in the cheap hours, 0 W in the others. The charger
+combines every profile it holds into its *composite schedule*, the power it will actually allow; an
+operator reads it to see what is in force.
 
 The limits are all in whole watts. A command returns a :class:`CommandResult` like every
 other charger command and never raises for what a charger does; a version that cannot carry a

@@ -40,7 +40,7 @@ from ocpp_server.ocppj import PayloadInvalid
 from ocpp_server.v16.commands import Ocpp16Commands
 from ocpp_server.v16.schemas import validate_result
 from strom_core.ports import CommandResult, CommandStatus
-from strom_core.ports.power import CompositeSchedule
+from strom_core.ports.power import CompositeSchedule, SchedulePeriod
 from tests.fuzz.counts import CASES, examples
 from tests.fuzz.ocpp201 import _strategy
 from tests.fuzz.test_fuzz_pure import json_values
@@ -76,6 +76,7 @@ COMMANDS: Final[dict[str, tuple[Command, ...]]] = {
         lambda c, cp: c.set_charger_limit(cp, 4_000),
         lambda c, cp: c.limit_session(cp, 1, "17", 3_700),
         lambda c, cp: c.limit_session(cp, 1, None, 3_700),
+        lambda c, cp: c.plan_session(cp, 1, "17", AT, 3_600, (SchedulePeriod(0, 0),)),
     ),
     "ClearChargingProfile": (
         lambda c, cp: c.set_charger_limit(cp, None),
