@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Strom sets at most two kinds of profile on a 1.6 charger, each with a fixed id so a new one
+Strom sets at most three kinds of profile on a 1.6 charger, each with a fixed id so a new one
 replaces the old (a charger keeps one profile per id):
 
 * the site limit: ``ChargePointMaxProfile`` on connector 0, stack level 0, id
@@ -22,7 +22,8 @@ The site limit and the lower power are one ``Relative`` schedule with a single p
 watts (``chargingRateUnit`` ``W``): "at most this much, from now on". GetCompositeSchedule asks the
 charger what it allows once its profiles are combined (a limit that is negative or beyond any float
 in watts is an invalid answer: ``ERROR``). The profile payloads are built by pure functions here
-(:func:`site_profile`, :func:`session_profile`) so tests and the simulator share them. """
+(:func:`site_profile`, :func:`session_profile`) so tests and the simulator share them.
+"""
 
 from __future__ import annotations
 
