@@ -39,7 +39,9 @@ class DearAndCheap:
         edges.append(start + timedelta(hours=hours))
         prices = (DEAR, CHEAP, DEAR, CHEAP)
         return PriceSchedule(
-            tuple(PriceInterval(a, b, p) for a, b, p in zip(edges, edges[1:], prices)),
+            tuple(
+                PriceInterval(a, b, p) for a, b, p in zip(edges, edges[1:], prices, strict=False)
+            ),
             source="tou:profile",
             fetched_at=start,
         )
@@ -108,7 +110,7 @@ async def test_a_deadline_plans_the_cheap_interval_the_charger_follows_it_and_th
     await asyncio.wait_for(after_deadline.wait(), 20)
     offer, before = await claim_refund(stack, status_url)
     final = await stack.wait_state(status_url, "refunded")
-    (_, dear_wh), (_, cheap_wh), (_, waited_wh), (_, after_wh) = (
+    (_, _dear_wh), (_, cheap_wh), (_, waited_wh), (_, after_wh) = (
         (i["price_msat_per_kwh"], i["energy_wh"]) for i in final["intervals"]
     )
     assert [i["price_msat_per_kwh"] for i in final["intervals"]] == [DEAR, CHEAP, DEAR, CHEAP]
