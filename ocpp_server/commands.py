@@ -205,6 +205,11 @@ class OcppCommands:
         conn = self._connection(charger_id)
         return None if conn is None or not conn.online else self._sets[conn.dialect.subprotocol]
 
+    def lacks_feature(self, charger_id: str, profile: str) -> bool:
+        """Whether the live charger reported its 1.6 feature profiles without ``profile``."""
+        conn = self._connection(charger_id)
+        return conn is not None and conn.record.lacks_feature(profile)
+
     def live_capable(self, charger_id: str, port: type[_Port], what: str) -> _Port | CommandResult:
         """The live connection's command set when its version implements ``port``.
 

@@ -27,6 +27,16 @@ class OcppPowerLimits:
     def __init__(self, commands: OcppCommands) -> None:
         self._commands = commands
 
+    def offered(self, charger_id: str) -> bool:
+        """Whether a driver is offered power options at the charger now.
+
+        Its live connection's version must carry power limits, and a 1.6 charger that reported
+        its feature profiles must have named SmartCharging among them.
+        """
+        return not isinstance(self._limits(charger_id), CommandResult) and not (
+            self._commands.lacks_feature(charger_id, "SmartCharging")
+        )
+
     def _limits(self, charger_id: str) -> PowerLimits | CommandResult:
         return self._commands.live_capable(charger_id, PowerLimits, "power limits")
 

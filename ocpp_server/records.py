@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Final, Literal, NamedTuple
 
 __all__ = [
+    "FEATURE_PROFILES",
     "BootInfo",
     "ChargerInfo",
     "ChargerRecord",
@@ -24,6 +25,9 @@ __all__ = [
     "PendingCharger",
     "SecurityEvent",
 ]
+
+FEATURE_PROFILES: Final = "SupportedFeatureProfiles"
+"""The OCPP 1.6 configuration key naming the charger's feature profiles, read after its boot."""
 
 _MAX_LOGGED_CHARS: Final = 2_000
 _MAX_OPEN_TRANSACTIONS: Final = 32
@@ -124,7 +128,8 @@ class ChargerRecord:
     connected_since: datetime | None = None
     connector_status: dict[int, str] = field(default_factory=dict)
     notifications: dict[str, str] = field(default_factory=dict)
-    # OCPP 2.0.1 device-model variables the charger reported, "Component/Variable" -> value
+    # OCPP 2.0.1 device-model variables the charger reported, "Component/Variable" -> value,
+    # and the OCPP 1.6 configuration keys Strom read (FEATURE_PROFILES), by key
     variables: dict[str, str] = field(default_factory=dict)
     ocpp_version: str | None = None
     security_events: deque[SecurityEvent] = field(
@@ -134,6 +139,16 @@ class ChargerRecord:
     _log: deque[tuple[float, bool, str]] | None = None
     _open: OrderedDict[str, OpenTransaction] | None = None  # by transaction reference
     _last_register: dict[str, int] | None = None
+
+    def lacks_feature(self, profile: str) -> bool:
+        """Whether the charger reported its OCPP 1.6 feature profiles without ``profile``.
+
+        False when it reported none (2.0.1, or no answer yet): only a report counts.
+        """
+        reported = self.variables.get(FEATURE_PROFILES)
+        if reported is None:
+            return False
+        return profile.casefold() not in (part.strip().casefold() for part in reported.split(","))
 
     def log(self, direction: Direction, frame: str, at: datetime) -> None:
         """Count a frame and keep it in the bounded log."""

@@ -67,7 +67,6 @@ from strom_core.config import (
 )
 from strom_core.errors import BackendError
 from strom_core.ports import CommandResult
-from strom_core.ports.power import PowerLimits
 from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -304,7 +303,8 @@ class Strom:
         screens = screen_keeper(live, tariffs, ocpp.commands, clock)
         sessions.on_committed(screens.on_transition)
         events.subscribe(screens.on_event)
-        power = PowerService(live, sessions, OcppPowerLimits(ocpp.commands))
+        limits = OcppPowerLimits(ocpp.commands)
+        power = PowerService(live, sessions, limits)
         events.subscribe(power.on_event)
         events.subscribe(IdleWatch(sessions).on_event)  # the idle fee's clock
         agents.services.power = power  # the operator's DM "limit"
@@ -355,14 +355,8 @@ class Strom:
             prices=price_source,
             cheap=CheapCharging(
                 sessions,
-                OcppPowerLimits(ocpp.commands),
-                # Offered only where the charger's live OCPP version carries power limits.
-                lambda charger_id: (
-                    not isinstance(
-                        ocpp.commands.live_capable(charger_id, PowerLimits, "power limits"),
-                        CommandResult,
-                    )
-                ),
+                limits,
+                limits.offered,  # the charger's version, and its 1.6 feature profiles
                 clock,
             ),
         )

@@ -15,9 +15,10 @@ nothing. The budget stop stays as it is: the plan never draws more than the sess
 and the stop already plans one meter interval at that power and the highest price ahead, so a
 plan can only make the session reach its budget later, never overrun it.
 
-A charger whose OCPP version carries no power limits in Strom (2.0.1 today) is not offered the
-option (:meth:`CheapCharging.offered`); a 1.6 charger without the SmartCharging profile
-answers the profile with NotSupported or NotImplemented, and the driver is told it was refused.
+A charger whose OCPP version carries no power limits in Strom (2.0.1 today), or a 1.6 charger
+that reported its ``SupportedFeatureProfiles`` without SmartCharging, is not offered the option
+(:meth:`CheapCharging.offered`); a 1.6 charger that never said answers the profile with
+NotSupported or NotImplemented, and the driver is told it was refused.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from ocpp_server._connection import (
     Reply,
 )
 from ocpp_server.handlers import BaseHandlers
-from ocpp_server.records import OpenTransaction
+from ocpp_server.records import FEATURE_PROFILES, OpenTransaction
 from ocpp_server.v16.certificates import on_sign_certificate
 from ocpp_server.v16.messages import (
     AUTHORIZATION_STATUS,
@@ -227,7 +227,7 @@ class ChargerHandlers(BaseHandlers):
     # --- central system -> charger after boot ----------------------------------------------
 
     async def configure(self, conn: ChargerConnection) -> None:
-        """Set meter sampling, then ask for connector status and meter values."""
+        """Set meter sampling, ask for status and meter values, read its feature profiles."""
         settings = self._settings
         await self._change(
             conn, "MeterValueSampleInterval", str(settings.meter_value_sample_interval_s)
@@ -242,6 +242,26 @@ class ChargerHandlers(BaseHandlers):
         connectors = conn.auth.connectors if conn.auth is not None else 1
         for connector in range(1, connectors + 1):
             await self._trigger(conn, "MeterValues", connector)
+        await self._read_features(conn)
+
+    async def _read_features(self, conn: ChargerConnection) -> None:
+        """Keep the charger's ``SupportedFeatureProfiles`` in its record (a required key).
+
+        What Strom offers drivers depends on it (charge when cheap needs SmartCharging); a
+        charger that does not answer keeps no value, and is offered what its version carries.
+        """
+        outcome = await conn.call("GetConfiguration", {"key": [FEATURE_PROFILES]})
+        if outcome.kind != OutcomeKind.ANSWERED:
+            log.info(
+                "cp_id=%s: GetConfiguration %s: %s", conn.charger_id, FEATURE_PROFILES, outcome.kind
+            )
+            return
+        for entry in outcome.payload.get("configurationKey") or ():
+            if isinstance(entry, dict) and entry.get("key") == FEATURE_PROFILES:
+                value = entry.get("value")
+                if isinstance(value, str):
+                    conn.record.variables[FEATURE_PROFILES] = value[:500]
+                return
 
     async def trigger_boot(self, conn: ChargerConnection) -> None:
         """The BootNotification backstop: ask a charger that resumed without booting."""

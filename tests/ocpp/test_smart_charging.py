@@ -8,8 +8,10 @@ and the simulator draws the power its profiles allow.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+from ocpp_server import SimulatedChargePoint, SimulatorOptions
 from ocpp_server.power import OcppPowerLimits
 from ocpp_server.v16.smart_charging import (
     PLAN_PROFILE_BASE,
@@ -20,8 +22,9 @@ from ocpp_server.v16.smart_charging import (
 )
 from strom_core.ports import CommandStatus, TransactionStarted
 from strom_core.ports.power import SchedulePeriod
-from tests.ocpp.conftest import Harness, boot, running
+from tests.ocpp.conftest import PASSWORD, Harness, boot, running
 from tests.ocpp.drivers import ChargePointDriver
+from tests.waits import until
 
 
 def limits(harness: Harness) -> OcppPowerLimits:
@@ -234,3 +237,32 @@ async def test_a_plan_for_no_transaction_or_without_periods_is_refused_unsent(
         assert "SetChargingProfile" not in [c.action for c in sim.received_calls]
         unknown = await power.plan_session("cp-1", 1, "4242", now, 60, (SchedulePeriod(0, 0),))
         assert unknown.status is CommandStatus.REJECTED  # the charger runs no such transaction
+
+
+async def test_power_options_are_offered_only_where_the_charger_reported_smart_charging(
+    harness: Harness,
+) -> None:
+    power = limits(harness)
+    assert not power.offered("cp-1")  # not connected
+    async with running(harness) as sim:
+        await sim.wait_until(
+            lambda: any(c.action == "GetConfiguration" for c in sim.received_calls)
+        )
+        asked = next(c for c in sim.received_calls if c.action == "GetConfiguration")
+        assert asked.payload == {"key": ["SupportedFeatureProfiles"]}
+        assert power.offered("cp-1")
+    # The same charger back with firmware that has no smart charging: its report counts.
+    without = SimulatedChargePoint(
+        SimulatorOptions(url=harness.url, charger_id="cp-1", password=PASSWORD)
+    )
+    without.configuration["SupportedFeatureProfiles"] = "Core,RemoteTrigger"
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(without.run())
+        await without.wait_until(lambda: without.boots >= 1)
+        await until(
+            lambda: harness.server.commands.lacks_feature("cp-1", "SmartCharging"),
+            "the charger's feature profiles are read after its boot",
+        )
+        assert not power.offered("cp-1")
+        without.stop()
+        task.cancel()
