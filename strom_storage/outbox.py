@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -32,12 +32,15 @@ from strom_storage.schema import outbox
 __all__ = [
     "OutboxRow",
     "OutboxStore",
+    "due_filter",
     "due_rows",
+    "failure_values",
     "mark_done",
     "next_due",
     "pending_with_prefix",
     "queue_effect",
     "run_session_now",
+    "to_row",
 ]
 
 MAX_ATTEMPTS = 25
@@ -62,6 +65,7 @@ _INSERTS = {
     .values(
         idempotency_key=bindparam("key"),
         session_id=bindparam("session_id"),
+        charger_id=bindparam("charger_id"),
         kind=bindparam("kind"),
         payload=bindparam("payload"),
         state="pending",
@@ -75,13 +79,17 @@ _INSERTS = {
 }
 
 
-def _due_query(*, excluding: bool) -> Any:
+def due_filter(now: Any) -> Any:
+    """The condition a due row meets, given ``now`` (a bound parameter).
+
+    Shared by this module and the shared outbox's claims (:mod:`strom_storage.outbox_claims`),
+    which keep the same ordering rule.
+    """
     # A row waits while an earlier row of the same session is due or being retried, so a
     # session's effects run in the order they were queued even across retries. A timer that
     # was never attempted and is not due yet (e.g. the start timeout) does not hold back the
     # rows queued after it.
     earlier = outbox.alias("earlier")
-    now = bindparam("now", type_=outbox.c.run_after.type)
     blocked = (
         select(earlier.c.id)
         .where(
@@ -92,7 +100,12 @@ def _due_query(*, excluding: bool) -> Any:
         )
         .exists()
     )
-    query = select(outbox).where(outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked)
+    return and_(outbox.c.state == "pending", outbox.c.run_after <= now, ~blocked)
+
+
+def _due_query(*, excluding: bool) -> Any:
+    now = bindparam("now", type_=outbox.c.run_after.type)
+    query = select(outbox).where(due_filter(now))
     if excluding:  # rows running right now; their sessions' later rows stay blocked
         query = query.where(outbox.c.id.not_in(bindparam("exclude", expanding=True)))
     return query.order_by(outbox.c.id).limit(bindparam("limit"))
@@ -120,6 +133,7 @@ def queue_effect(
     session_id: str | None,
     now: datetime,
     delay_s: float = 0,
+    charger_id: str | None = None,
 ) -> None:
     """Queue an effect inside the caller's (synchronous) transaction; a repeated key is ignored.
 
@@ -131,12 +145,15 @@ def queue_effect(
         session_id: the session whose effects run in order with it, if any.
         now: when it is queued.
         delay_s: how long after ``now`` it becomes due.
+        charger_id: the charger an OCPP command must reach (several processes: the one
+            holding the charger's lease runs it, see :mod:`strom_storage.outbox_claims`).
     """
     conn.execute(
         _INSERTS[conn.dialect.name],
         {
             "key": key,
             "session_id": session_id,
+            "charger_id": charger_id,
             "kind": kind,
             "payload": payload,
             "run_after": now + timedelta(seconds=delay_s),
@@ -193,17 +210,19 @@ def due_rows(
     if exclude:
         params["exclude"] = list(exclude)
     rows = conn.execute(_DUE_EXCLUDING if exclude else _DUE, params)
-    return [
-        OutboxRow(
-            id=r.id,
-            key=r.idempotency_key,
-            kind=r.kind,
-            payload=r.payload,
-            session_id=r.session_id,
-            attempts=r.attempts,
-        )
-        for r in rows
-    ]
+    return [to_row(r) for r in rows]
+
+
+def to_row(r: Any) -> OutboxRow:
+    """An :class:`OutboxRow` from a selected ``outbox`` row."""
+    return OutboxRow(
+        id=r.id,
+        key=r.idempotency_key,
+        kind=r.kind,
+        payload=r.payload,
+        session_id=r.session_id,
+        attempts=r.attempts,
+    )
 
 
 def next_due(conn: Connection, after: datetime | None = None) -> datetime | None:
@@ -218,6 +237,20 @@ def next_due(conn: Connection, after: datetime | None = None) -> datetime | None
 def mark_done(conn: Connection, row_id: int, now: datetime) -> None:
     """Mark a row as executed, inside the caller's transaction."""
     conn.execute(_DONE, {"row_id": row_id, "now": now})
+
+
+def failure_values(row: OutboxRow, error: str, now: datetime) -> dict[str, Any]:
+    """The columns of a failed row: rescheduled with exponential backoff, or dead at the limit."""
+    attempts = row.attempts + 1
+    dead = attempts >= MAX_ATTEMPTS
+    backoff = min(2**attempts, MAX_BACKOFF_S)
+    return {
+        "state": "dead" if dead else "pending",
+        "attempts": attempts,
+        "last_error": error[:2000],
+        "run_after": now + timedelta(seconds=backoff),
+        "done_at": now if dead else None,  # when it was given up (retention)
+    }
 
 
 class OutboxStore:
@@ -255,23 +288,11 @@ class OutboxStore:
 
     async def failed(self, row: OutboxRow, error: str, now: datetime) -> bool:
         """Reschedule a row with exponential backoff; returns False when it became dead."""
-        attempts = row.attempts + 1
-        dead = attempts >= MAX_ATTEMPTS
-        backoff = min(2**attempts, MAX_BACKOFF_S)
+        values = failure_values(row, error, now)
         await self.db.write(
-            lambda conn: conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row.id)
-                .values(
-                    state="dead" if dead else "pending",
-                    attempts=attempts,
-                    last_error=error[:2000],
-                    run_after=now + timedelta(seconds=backoff),
-                    done_at=now if dead else None,  # when it was given up (retention)
-                )
-            )
+            lambda conn: conn.execute(update(outbox).where(outbox.c.id == row.id).values(values))
         )
-        return not dead
+        return bool(values["state"] != "dead")
 
     async def run_now(self, kinds: Collection[str], now: datetime) -> int:
         """Make pending rows of ``kinds`` due now (their cause went away, e.g. a relay is back).

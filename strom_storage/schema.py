@@ -43,6 +43,7 @@ __all__ = [
     "dm_journal",
     "id_allocator",
     "imported_secrets",
+    "leases",
     "ledger_entries",
     "ledger_intervals",
     "metadata",
@@ -346,8 +347,28 @@ outbox = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", TS, nullable=False),
     Column("done_at", TS),  # when it ran (done) or was given up (dead)
+    # Shared outbox (several processes on one PostgreSQL): the process running the row and
+    # until when its claim holds; after that another process may take the row over.
+    Column("claimed_by", String(100)),
+    Column("claimed_until", TS),
+    # The charger an OCPP command must reach (its connection lives in one process), or None.
+    Column("charger_id", String(48)),
     Index("ix_outbox_due", "state", "run_after"),
     Index("ix_outbox_finished", "state", "done_at"),  # retention
+)
+
+# Named leases with fencing tokens (``strom_storage.leases``): ``charger:<id>``, ``agent:<id>``,
+# ``leader:<role>``. A row is never deleted: a released lease keeps its token, so the next
+# holder's token is still larger than every earlier one.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("acquired_at", TS, nullable=False),
+    Index("ix_leases_owner", "owner"),
 )
 
 audit_log = Table(

@@ -52,6 +52,7 @@ __all__ = [
     "SessionNotFound",
     "SessionStore",
     "apply_event",
+    "effect_charger",
     "effect_delay_s",
     "effect_kind",
     "effect_payload",
@@ -178,6 +179,13 @@ def effect_payload(effect: Effect) -> dict[str, Any]:
         name: value.isoformat() if isinstance(value, datetime) else value
         for name, value in asdict(effect).items()
     }
+
+
+def effect_charger(effect: Effect) -> str | None:
+    """The charger an effect must reach over its OCPP connection (None: it runs anywhere)."""
+    if isinstance(effect, RemoteStart | RemoteStop | ReserveNow | CancelReservation):
+        return effect.charger_id
+    return None
 
 
 def effect_delay_s(effect: Effect, now: datetime) -> float:
@@ -340,6 +348,7 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
             session_id=session_id,
             now=now,
             delay_s=effect_delay_s(effect, now),
+            charger_id=effect_charger(effect),
         )
     return transition
 

@@ -43,16 +43,26 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @asynccontextmanager
 async def _postgres_database(revision: str | None = "head") -> AsyncIterator[Database]:
+    async with _postgres_processes(1, revision) as (database,):
+        yield database
+
+
+@asynccontextmanager
+async def _postgres_processes(
+    count: int, revision: str | None = "head"
+) -> AsyncIterator[tuple[Database, ...]]:
     if not PG_URL:
         pytest.skip("PostgreSQL run needs STROM_TEST_DATABASE_URL (set by .ci/run)")
     schema = f"t_{secrets.token_hex(6)}"
     database = await _postgres(schema)
     if revision is not None:
         await database.upgrade(revision)
+    others = tuple(Database.from_url(PG_URL, search_path=schema) for _ in range(count - 1))
     try:
-        yield database
+        yield (database, *others)
     finally:
-        await database.close()
+        for each in (database, *others):
+            await each.close()
         admin = create_async_engine(PG_URL)
         async with admin.begin() as conn:
             await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
@@ -64,6 +74,14 @@ async def postgres_db() -> AsyncIterator[Database]:
     """A migrated PostgreSQL database, for behaviour only a database server has."""
     async with _postgres_database() as database:
         yield database
+
+
+@pytest.fixture
+async def postgres_processes() -> AsyncIterator[tuple[Database, ...]]:
+    """Three databases on one migrated PostgreSQL schema, each with engines of its own: what
+    three Strom processes sharing one database see."""
+    async with _postgres_processes(3) as databases:
+        yield databases
 
 
 @pytest.fixture

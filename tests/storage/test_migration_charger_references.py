@@ -73,15 +73,20 @@ async def _at_0006_with_16_rows(db: Database) -> SessionStore:
         "idle_since TIMESTAMP",
         "idle_s INTEGER NOT NULL DEFAULT 0",
     )
+    later_outbox = ("charger_id VARCHAR(48)",)
     async with db.transaction() as conn:
         for column in later:
             await conn.execute(text(f"ALTER TABLE sessions ADD COLUMN {column}"))
+        for column in later_outbox:
+            await conn.execute(text(f"ALTER TABLE outbox ADD COLUMN {column}"))
     store = await make(db)
     await store.apply("s1", PaymentSettled("h1", 5_000_000))
     await store.apply("s1", TransactionStarted(5, 1_000, T0))
     async with db.transaction() as conn:
         for column in later:
             await conn.execute(text(f"ALTER TABLE sessions DROP COLUMN {column.split()[0]}"))
+        for column in later_outbox:
+            await conn.execute(text(f"ALTER TABLE outbox DROP COLUMN {column.split()[0]}"))
     async with db.transaction() as conn:  # the columns 0006 has, written as Strom wrote them
         for number, tag, status, session in (
             (5, "Ts1", "Accepted", "s1"),
