@@ -1,7 +1,7 @@
 """Leases with fencing tokens, and claims on outbox rows (the groundwork of clustering)
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-09 09:30:00
 
 ``leases`` holds one row per named lease (``charger:<id>``, ``agent:<id>``, ``leader:<role>``):
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
