@@ -1,0 +1,16 @@
+"""The bus between Strom's processes (:mod:`strom_core.ports.cluster`), three ways.
+
+* :class:`LocalBus` — within one process: a single Strom, and tests;
+* :class:`PgNotifyBus` — PostgreSQL's LISTEN/NOTIFY: no service besides the database;
+* :class:`NatsBus` — a NATS server, core request/reply and publish/subscribe.
+
+Measured side by side in ``bench/cluster_bus.py`` (figures and the choice in bench/README.md).
+"""
+
+from __future__ import annotations
+
+from strom_cluster.local import LocalBus, LocalHub
+from strom_cluster.nats_bus import NatsBus
+from strom_cluster.pg_notify import PgNotifyBus
+
+__all__ = ["LocalBus", "LocalHub", "NatsBus", "PgNotifyBus"]
