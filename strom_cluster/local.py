@@ -44,7 +44,13 @@ class LocalBus:
         """The largest payload, in bytes, that this bus carries."""
         return self._max_payload
 
-    async def request(self, process_id: str, subject: str, payload: bytes, timeout: float) -> bytes:
+    async def request(
+        self,
+        process_id: str,
+        subject: str,
+        payload: bytes,
+        timeout: float,  # noqa: ASYNC109 - the bus keeps the request's correlation that long
+    ) -> bytes:
         """Send a request to one process and wait for its reply (see the port)."""
         check_name("process id", process_id)
         check_name("subject", subject)

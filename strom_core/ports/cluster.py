@@ -84,7 +84,13 @@ class Bus(Protocol):
         """The largest payload, in bytes, that this bus carries."""
         ...
 
-    async def request(self, process_id: str, subject: str, payload: bytes, timeout: float) -> bytes:
+    async def request(
+        self,
+        process_id: str,
+        subject: str,
+        payload: bytes,
+        timeout: float,  # noqa: ASYNC109 - the bus keeps the request's correlation that long
+    ) -> bytes:
         """Send a request to one process and wait for its reply.
 
         Args:
