@@ -25,6 +25,7 @@ and :meth:`NatsBus.wait_reconnects` waits for one, so the caller knows when to r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import nats
@@ -88,7 +89,7 @@ class NatsBus:
                 servers=url.split(","),
                 name=name,
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=2,  # the first connection: fail, do not wait for ever
                 reconnect_time_wait=reconnect_wait,  # type: ignore[arg-type]  # a float works
                 connect_timeout=connect_timeout,  # type: ignore[arg-type]
                 ping_interval=5,
@@ -97,7 +98,14 @@ class NatsBus:
                 disconnected_cb=bus._on_disconnected,
                 reconnected_cb=bus._on_reconnected,
             )
+            client.options["max_reconnect_attempts"] = -1  # once connected: reconnect for ever
+            # nats-py 2.16 makes its reply inbox on the first request; concurrent first
+            # requests each make one and lose one another's replies (seen as "no responders"
+            # for a process that serves). One request now makes it before any concurrency.
+            with contextlib.suppress(nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                await client.request(f"{prefix}.inbox", b"", timeout=connect_timeout)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
+            await client.close()
             raise BusUnavailable(f"NATS at {url} cannot be reached: {exc!r}") from exc
         return bus
 
@@ -216,7 +224,8 @@ class NatsBus:
         logger.warning("NATS connection error: %r", exc)
 
     async def _on_disconnected(self) -> None:
-        logger.warning("NATS disconnected; reconnecting")
+        if not self._closed:
+            logger.warning("NATS disconnected; reconnecting")
 
     async def _on_reconnected(self) -> None:
         logger.info("NATS reconnected to %s", self._nc.connected_url)
