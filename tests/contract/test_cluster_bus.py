@@ -275,4 +275,3 @@ async def test_a_dropped_connection_recovers(cluster: Cluster) -> None:
     await one.publish(topic, b"after")
     assert await _next(subscription) == b"after"
     assert await other.request(process, "own", b"", WAIT) == b"own:"
-
