@@ -275,3 +275,24 @@ async def test_a_dropped_connection_recovers(cluster: Cluster) -> None:
     await one.publish(topic, b"after")
     assert await _next(subscription) == b"after"
     assert await other.request(process, "own", b"", WAIT) == b"own:"
+
+
+async def test_postgresql_carries_binary_payloads_in_base64_up_to_three_quarters() -> None:
+    if not PG_URL:
+        peer_missing("PgNotifyBus needs STROM_TEST_DATABASE_URL (set by .ci/run)")
+    try:
+        bus = await PgNotifyBus.connect(PG_URL)
+    except BusUnavailable as exc:
+        peer_missing(f"PostgreSQL is not reachable for the cluster bus: {exc}")
+    try:
+        topic = _name("t")
+        subscription = await bus.subscribe(topic)
+        binary = b"\x00\xff" * (bus.max_payload * 3 // 8 - 16)  # fits once in base64
+
+        with pytest.raises(PayloadTooLarge, match="base64"):
+            await bus.publish(topic, b"\x00" * bus.max_payload)
+        await bus.publish(topic, binary)
+
+        assert await _next(subscription) == binary
+    finally:
+        await bus.aclose()
