@@ -26,6 +26,7 @@ COPY strom_storage ./strom_storage
 COPY strom_lightning ./strom_lightning
 COPY strom_web ./strom_web
 COPY strom_prices ./strom_prices
+COPY strom_cluster ./strom_cluster
 COPY agent ./agent
 COPY lnurl_server ./lnurl_server
 COPY ocpp_server ./ocpp_server

@@ -15,11 +15,15 @@ __all__ = [
     "BackendRejected",
     "BackendTimeout",
     "BackendUnavailable",
+    "BusError",
+    "BusUnavailable",
     "ConfigError",
     "IllegalTransition",
     "InvariantViolation",
     "LedgerError",
     "LocalProtocolError",
+    "NoReply",
+    "PayloadTooLarge",
     "ProtocolError",
     "RelayError",
     "RemoteProtocolError",
@@ -103,3 +107,36 @@ class RelayError(AgentError):
 
 class AgentUnavailable(AgentError):
     """No running agent for that charger (unknown, or stopped)."""
+
+
+class BusError(StromError):
+    """The bus between Strom's processes failed (:mod:`strom_core.ports.cluster`)."""
+
+
+class NoReply(BusError):
+    """A request got no reply: it timed out, no process serves the target, or its handler failed.
+
+    The outcome is unknown: the command may have run on the target process (its reply may be
+    the part that was lost). A caller reports "charger offline or outcome unknown" and never
+    assumes that nothing happened.
+    """
+
+    def __init__(self, process_id: str, subject: str, reason: str) -> None:
+        self.process_id = process_id
+        self.subject = subject
+        self.reason = reason
+        super().__init__(f"no reply from process {process_id!r} to {subject!r}: {reason}")
+
+
+class BusUnavailable(BusError):
+    """The bus could not be reached to publish: the event may or may not have gone out."""
+
+
+class PayloadTooLarge(BusError):
+    """A payload is larger than the bus carries: refused before anything was sent."""
+
+    def __init__(self, size: int, limit: int, detail: str = "") -> None:
+        self.size = size
+        self.limit = limit
+        message = f"a payload of {size} bytes is larger than the bus carries ({limit} bytes)"
+        super().__init__(f"{message}: {detail}" if detail else message)

@@ -288,6 +288,7 @@ async def test_every_command_reaches_the_charger_and_maps_its_answer(
         await driver.server_call("ChangeConfiguration")
     for _ in range(3):
         await driver.server_call("TriggerMessage")
+    assert await driver.server_call("GetConfiguration") == {"key": ["SupportedFeatureProfiles"]}
     for action, answer, command, expected_payload, status, detail in cases:
         await driver.answer(action, answer)
         result = await command()
