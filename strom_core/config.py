@@ -570,7 +570,7 @@ class TariffConfig(_Section):
             return
         if self.currency is None:
             raise ValueError(
-                f"{', '.join(given)} in fiat need the tariff's currency, e.g. currency = \"EUR\""
+                f'{", ".join(given)} in fiat need the tariff\'s currency, e.g. currency = "EUR"'
             )
         for key in given:
             if getattr(self, f"{key}_sat"):
@@ -597,7 +597,9 @@ class TariffConfig(_Section):
             currency=self.currency,
             prices=prices,
             convert=Conversion(self.convert or Conversion.AT_PAYMENT),
-            headroom_percent=10 if self.rate_headroom_percent is None else self.rate_headroom_percent,
+            headroom_percent=10
+            if self.rate_headroom_percent is None
+            else self.rate_headroom_percent,
         )
 
     @property

@@ -179,19 +179,29 @@ class FiatTerms:
             values["max_prepay_msat"] = max(tariff.max_prepay_msat, low)
         return replace(tariff, **values)
 
-    def describe(self, rate: Decimal | None) -> list[str]:
-        """Each component as written, with its sat value at ``rate`` when one is given.
+    def describe(self, rate: Decimal | None) -> dict[str, str]:
+        """Each component (by key) as written, with its sat value at ``rate`` when given.
 
         For example ``"0.39 EUR/kWh (about 433 sat at the current rate)"``.
         """
-        lines = []
+        lines = {}
         for key, amount in self.prices:
             text = f"{amount} {self.currency}{_UNITS[key]}"
             if rate is not None and rate > 0:
                 sats = fiat_to_msat(amount, rate) // 1000
                 text += f" (about {sats} sat at the current rate)"
-            lines.append(text)
+            lines[key] = text
         return lines
+
+    @property
+    def when(self) -> str:
+        """When the driver's sats are counted, in words (pages, metadata)."""
+        if self.convert is Conversion.AT_PAYMENT:
+            return f"{self.currency} prices are converted to sats when you pay"
+        return (
+            f"{self.currency} prices are converted to sats at the rate when the session is "
+            "billed, never for more than your payment"
+        )
 
 
 @dataclass(frozen=True, slots=True)
