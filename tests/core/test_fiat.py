@@ -149,7 +149,9 @@ def test_a_profile_gives_fiat_components_with_their_currency_and_when_they_conve
         ),
     ],
 )
-def test_a_fiat_component_given_wrongly_is_a_clear_error(keys: dict[str, object], error: str) -> None:
+def test_a_fiat_component_given_wrongly_is_a_clear_error(
+    keys: dict[str, object], error: str
+) -> None:
     with pytest.raises(ValidationError, match=error):
         TariffConfig.model_validate(keys)
 
@@ -183,7 +185,9 @@ def charged(session: Session, paid: int, readings: list[int], step_s: int = 60) 
     for index, register in enumerate(readings, start=1):
         if session.state is not State.CHARGING:
             break
-        session = apply(session, MeterReading(register, T0 + timedelta(seconds=step_s * index))).session
+        session = apply(
+            session, MeterReading(register, T0 + timedelta(seconds=step_s * index))
+        ).session
     return session
 
 
