@@ -66,6 +66,13 @@ The bill never goes below zero (negative spot prices lower it, the fees stay due
 The budget stop plans with the highest price of the next meter interval, so a budget is
 still overrun by at most one meter interval.
 
+Fiat components (:mod:`strom_core.fiat`): a session whose tariff gives components in a fiat
+currency carries ``fiat`` (the terms and the payment's rate) and a tariff already in msat: at
+the payment's rate (``at_payment``), or at the planning rate below it (``at_billing``). For
+``at_billing`` the stop (:class:`TransactionStopped`, :class:`TransactionLost`) brings the fresh
+rates; the final bill converts at the one of the tariff's currency, else at the payment's rate
+(recorded as a fallback), and stays capped at the budget like every bill.
+
 Idle fee: :class:`VehicleIdle` (the charger says the car finished but is still plugged) starts
 the idle clock, :class:`VehicleCharging` stops it; the time idled (``idle_s`` plus the running
 period since ``idle_since``, counted up to the latest reading or the stop) is billed per whole
