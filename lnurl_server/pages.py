@@ -15,7 +15,7 @@ does not change its look when the script takes over from the server.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -346,6 +346,8 @@ class Pages:
         link: ChargerLink = ChargerLink.ONLINE,
         schedule: PriceSchedule | str | None = None,
         now: datetime | None = None,
+        fiat: Mapping[str, str] | None = None,
+        fiat_when: str = "",
     ) -> str:
         """The charger page, or one connector's page (``single``: where its QR code leads).
 
@@ -361,6 +363,9 @@ class Pages:
             schedule: the energy prices of the next hours, shown as "price now" and a chart
                 (:func:`strom_web.charts.price_chart`); a text: why no price can be given.
             now: the moment marked "now" on the chart (default: the wall clock).
+            fiat: the tariff's components priced in fiat, as written, by key
+                (:meth:`strom_core.fiat.FiatTerms.describe`); they replace the sat prices.
+            fiat_when: when those are converted, in words.
         """
         tariff = profile.tariff.to_tariff()
         moment = now or datetime.now(UTC)
@@ -391,6 +396,8 @@ class Pages:
             refresh_s=LINK_REFRESH_S.get(link),
             price_now=price_now,
             price_chart=chart,
+            fiat_prices=fiat or {},
+            fiat_when=fiat_when,
             no_price=no_price,
             changes=isinstance(schedule, PriceSchedule)
             and len({i.energy_msat_per_kwh for i in schedule.intervals}) > 1,

@@ -306,14 +306,24 @@ class FrontDoor:
                 if now is None
                 else f"{format_sat(now)}/kWh now, changing by the hour"
             )
+        fiat = self.payments.fiat_lines(profile)  # components priced in fiat, as written
+        price = fiat.get("per_kwh", price)
         extras = []
-        if tariff.time_msat_per_minute:
-            extras.append(format_sat(tariff.time_msat_per_minute) + "/min")
-        if tariff.session_fee_msat:
-            extras.append(format_sat(tariff.session_fee_msat) + " per session")
+        if "per_minute" in fiat or tariff.time_msat_per_minute:
+            per_minute = format_sat(tariff.time_msat_per_minute) + "/min"
+            extras.append(fiat.get("per_minute", per_minute))
+        if "session_fee" in fiat or tariff.session_fee_msat:
+            extras.append(
+                fiat.get("session_fee", format_sat(tariff.session_fee_msat) + " per session")
+            )
+        if "idle_per_minute" in fiat:
+            extras.append(fiat["idle_per_minute"])
         text = f"Charging at {profile.name}, connector {connector_id}: {price}"
         if extras:
             text += " + " + " + ".join(extras)
+        terms = profile.tariff.to_fiat()
+        if terms is not None:
+            text += f". {terms.when}"
         text += ". Unused budget is refunded."
         return PayMetadata(text=text, identifier=f"{profile.id}@{urlsplit(self.base).netloc}")
 
@@ -711,7 +721,10 @@ class FrontDoor:
                     "kept_percent": tariff.reservation_kept_percent,
                 }
             )
-        schedule = await self.price_schedule(profile, tariff)
+        fiat = self.payments.fiat_lines(profile)
+        # An energy price in fiat has no sat schedule to chart: the page shows it as written.
+        schedule = None if "per_kwh" in fiat else await self.price_schedule(profile, tariff)
+        terms = profile.tariff.to_fiat()
         return self._html(
             self.pages.charger(
                 profile,
@@ -720,6 +733,8 @@ class FrontDoor:
                 link=link,
                 schedule=schedule,
                 now=self.clock.now(),
+                fiat=fiat,
+                fiat_when=terms.when if terms is not None else "",
             )
         )
 

@@ -251,6 +251,7 @@ class Strom:
             chargers=chargers,
             clock=clock,
             prices=price_source,
+            rates=prices.rates,  # a tariff's fiat components, converted when an invoice is made
         )
         refunds = RefundService(
             sessions,
@@ -263,7 +264,11 @@ class Strom:
             admit_opening=RateLimiter(per_minute=12, burst=5, clock=clock.monotonic).allow,
         )
         orphans = OrphanWatch(
-            sessions, chargers, grace_s=config.sessions.orphan_grace_s, clock=clock
+            sessions,
+            chargers,
+            grace_s=config.sessions.orphan_grace_s,
+            clock=clock,
+            rates=prices.rates,
         )
         events = CoreEventSink(chargers, orphans)
 
@@ -281,7 +286,7 @@ class Strom:
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
-            DatabaseOcppCore(sessions, clock, cards=cards),
+            DatabaseOcppCore(sessions, clock, cards=cards, rates=prices.rates),
             events,
             clock=clock,
             password_key=password_key,

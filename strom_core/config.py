@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from strom_core.cards import Card, CardMode, index_cards
 from strom_core.errors import ConfigError
+from strom_core.fiat import COMPONENTS, Conversion, FiatTerms
 from strom_core.ids import CHARGER_ID_RULE, is_charger_id
 from strom_core.lightning_config import FakeConfig, LightningConfig
 from strom_core.tariff import MAX_RESERVATION_MINUTES, Tariff
@@ -502,6 +503,18 @@ class TariffConfig(_Section):
     # [tariff.dynamic]: an energy price from a provider instead of per_kwh_sat
     # (docs/tariffs.md); None: static. Named dynamic_price in Python, "dynamic" in the files.
     dynamic_price: DynamicTariffConfig | None = Field(None, alias="dynamic")
+    # Components priced in a fiat currency instead of sats (strom_core.fiat, docs/tariffs.md):
+    # `currency` and any of per_kwh, per_minute, session_fee, idle_per_minute, converted at
+    # the BTC rate of [rates] when the invoice is made ("at_payment", the default) or when the
+    # session is billed ("at_billing", priced meanwhile rate_headroom_percent (10) below the
+    # payment's rate). None leaves each out of the written profile.
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    per_kwh: Decimal | None = Field(None, ge=0, le=10_000)
+    per_minute: Decimal | None = Field(None, ge=0, le=10_000)
+    session_fee: Decimal | None = Field(None, ge=0, le=10_000)
+    idle_per_minute: Decimal | None = Field(None, ge=0, le=10_000)
+    convert: Literal["at_payment", "at_billing"] | None = None
+    rate_headroom_percent: int | None = Field(None, ge=0, le=50, strict=True)
 
     @field_validator(
         "idle_per_minute_sat",
@@ -537,12 +550,57 @@ class TariffConfig(_Section):
                 "a tariff has [tariff.time_of_use] or [tariff.dynamic], not both: "
                 "which energy price applies would be unclear"
             )
+        self._check_fiat()
         self.to_tariff()
         try:
             self.to_time_of_use()
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
         return self
+
+    def _check_fiat(self) -> None:
+        given = {key: getattr(self, key) for key in COMPONENTS}
+        given = {key: amount for key, amount in given.items() if amount is not None}
+        if not given:
+            if self.currency is not None or self.convert is not None:
+                raise ValueError(
+                    "currency and convert are for components priced in fiat; "
+                    "give per_kwh, per_minute, session_fee or idle_per_minute too"
+                )
+            return
+        if self.currency is None:
+            raise ValueError(
+                f'{", ".join(given)} in fiat need the tariff\'s currency, e.g. currency = "EUR"'
+            )
+        for key in given:
+            if getattr(self, f"{key}_sat"):
+                raise ValueError(
+                    f"{key} is given both in sats ({key}_sat) and in {self.currency} ({key}): "
+                    "give one"
+                )
+        if "per_kwh" in given and (self.time_of_use or self.dynamic_price is not None):
+            raise ValueError(
+                "per_kwh in fiat and [tariff.time_of_use] or [tariff.dynamic] both price the "
+                "energy: give one"
+            )
+        if self.rate_headroom_percent is not None and self.convert != "at_billing":
+            raise ValueError('rate_headroom_percent is for convert = "at_billing" only')
+
+    def to_fiat(self) -> FiatTerms | None:
+        """The components priced in fiat, or None for a tariff in sats only."""
+        prices = tuple(
+            (key, getattr(self, key)) for key in COMPONENTS if getattr(self, key) is not None
+        )
+        if not prices or self.currency is None:
+            return None
+        return FiatTerms(
+            currency=self.currency,
+            prices=prices,
+            convert=Conversion(self.convert or Conversion.AT_PAYMENT),
+            headroom_percent=10
+            if self.rate_headroom_percent is None
+            else self.rate_headroom_percent,
+        )
 
     @property
     def dynamic(self) -> bool:

@@ -66,6 +66,13 @@ The bill never goes below zero (negative spot prices lower it, the fees stay due
 The budget stop plans with the highest price of the next meter interval, so a budget is
 still overrun by at most one meter interval.
 
+Fiat components (:mod:`strom_core.fiat`): a session whose tariff gives components in a fiat
+currency carries ``fiat`` (the terms and the payment's rate) and a tariff already in msat: at
+the payment's rate (``at_payment``), or at the planning rate below it (``at_billing``). For
+``at_billing`` the stop (:class:`TransactionStopped`, :class:`TransactionLost`) brings the fresh
+rates; the final bill converts at the one of the tariff's currency, else at the payment's rate
+(recorded as a fallback), and stays capped at the budget like every bill.
+
 Idle fee: :class:`VehicleIdle` (the charger says the car finished but is still plugged) starts
 the idle clock, :class:`VehicleCharging` stops it; the time idled (``idle_s`` plus the running
 period since ``idle_since``, counted up to the latest reading or the stop) is billed per whole
@@ -114,6 +121,7 @@ from datetime import datetime, timedelta
 
 from strom_core.billing import attribute, energy_bill_msat, highest_price, interval_index
 from strom_core.errors import IllegalTransition, InvariantViolation, LedgerError
+from strom_core.fiat import FiatBilling, FiatRate
 from strom_core.prices import PriceSchedule
 from strom_core.session_effects import (
     ArmReservationExpiry,
@@ -233,6 +241,8 @@ class Session:
     reservation_id: int | None = None  # the OCPP reservationId (never reused)
     schedule: PriceSchedule | None = None  # frozen at the invoice; None: static energy price
     interval_wh: tuple[int, ...] = ()  # energy billed in each interval of the schedule
+    # Fiat components: their terms and rates (strom_core.fiat); None: a tariff in sats only.
+    fiat: FiatBilling | None = None
     idle_since: datetime | None = None  # the car finished but is still plugged, since
     idle_s: int = 0  # seconds idled in ended idle periods
     applied: frozenset[str] = field(default_factory=frozenset)
@@ -312,8 +322,12 @@ def new_session(
     reserve_minutes: int = 0,
     reservation_id: int | None = None,
     schedule: PriceSchedule | None = None,
+    fiat: FiatBilling | None = None,
 ) -> Session:
     """A session with the tariff (and the price schedule, if dynamic) frozen into it.
+
+    A tariff with fiat components comes converted at the payment's rate (at the planning rate
+    for ``at_billing``), with ``fiat`` recording the terms and the rate.
 
     A prepaid session (no ``payer``) awaits its first payment; a post-paid one (a card's
     ``payer``) is ``PAID`` at once: its card authorised it. ``reserve_minutes > 0`` makes it a
@@ -333,6 +347,7 @@ def new_session(
             raise LedgerError("a reservation is prepaid and needs a positive reservation id")
     return Session(
         schedule=schedule,
+        fiat=fiat,
         interval_wh=(0,) * len(schedule.intervals) if schedule is not None else (),
         reserve_minutes=reserve_minutes,
         reservation_fee_msat=tariff.reservation_fee(reserve_minutes) if reserve_minutes else 0,
@@ -716,7 +731,7 @@ def _stop_requested(session: Session, event: Event) -> tuple[Session, list[Effec
 
 def _tx_stopped(session: Session, event: Event) -> tuple[Session, list[Effect]]:
     assert isinstance(event, TransactionStopped)
-    metered = _metered(session, event.meter_stop_wh, event.at)
+    metered = _billed_at_rate(_metered(session, event.meter_stop_wh, event.at), event.rates)
     final = replace(
         metered,
         stopped_at=metered.last_reading_at,
@@ -733,11 +748,25 @@ def _tx_lost(session: Session, event: Event) -> tuple[Session, list[Effect]]:
         raise _illegal(session, event, f"the session's transaction is {session.transaction_id}")
     # Billed up to the last reading the charger reported (energy and time), never more.
     final = replace(
-        session, stopped_at=session.last_reading_at, stop_reason=StopReason.CHARGER_LOST
+        _billed_at_rate(session, event.rates),
+        stopped_at=session.last_reading_at,
+        stop_reason=StopReason.CHARGER_LOST,
     )
     billed = _whole_sat_refund(_rebill(final))
     state = State.STOPPED if billed.refundable_msat else State.CLOSED
     return replace(billed, state=state), [Notify("stopped")]
+
+
+def _billed_at_rate(session: Session, rates: tuple[FiatRate, ...]) -> Session:
+    """The tariff of the final bill: fiat converted at billing converts now (strom_core.fiat).
+
+    The fresh rate of the tariff's currency, else the payment's rate (recorded as a fallback).
+    The bill stays capped at the budget (:func:`_rebill`).
+    """
+    if session.fiat is None:
+        return session
+    tariff, fiat = session.fiat.final(session.tariff, rates)
+    return replace(session, tariff=tariff, fiat=fiat)
 
 
 def _late_stop(session: Session, event: Event) -> tuple[Session, list[Effect]]:

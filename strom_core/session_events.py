@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from strom_core.fiat import FiatRate
+
 __all__ = [
     "LOST_KEY",
     "RESERVATION_END_KEY",
@@ -239,6 +241,9 @@ class TransactionStopped:
     at: datetime
     reason: str = ""
     key: str = "tx-stop"
+    # The fresh exchange rates at the stop, for a tariff converted at billing
+    # (strom_core.fiat); empty: none fresh, or none needed.
+    rates: tuple[FiatRate, ...] = ()
 
 
 LOST_KEY = "tx-lost"
@@ -255,6 +260,7 @@ class TransactionLost:
 
     transaction_id: int
     key: str = LOST_KEY
+    rates: tuple[FiatRate, ...] = ()  # as for TransactionStopped
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
+from strom_core.fiat import FiatRate
 from strom_core.ports.prices import NoPrice
 from strom_prices.errors import ProviderError
 from strom_prices.http import Fetcher
@@ -180,6 +181,10 @@ class Rate:
     sources: tuple[str, ...]
     at: datetime
 
+    def frozen(self) -> FiatRate:
+        """The rate as a session and the ledger keep it."""
+        return FiatRate(self.currency, self.value, self.label, self.at)
+
     @property
     def label(self) -> str:
         """For the ledger and receipts, e.g. ``median(bitstamp,kraken)=91234.5 EUR/BTC``."""
@@ -286,6 +291,24 @@ class RateBook:
         value = statistics.median(quote.value for quote in kept)
         sources = tuple(sorted(quote.source for quote in kept))
         return Rate(currency, Decimal(value), sources, min(quote.at for quote in kept))
+
+    async def rate(self, currency: str) -> FiatRate:
+        """:meth:`fresh` as the :class:`~strom_core.ports.prices.RateSource` port gives it.
+
+        Raises:
+            NoPrice: no fresh quote, even after asking the sources.
+        """
+        return (await self.fresh(currency)).frozen()
+
+    def fresh_rates(self) -> tuple[FiatRate, ...]:
+        """Every currency's rate that is fresh now, from memory (no I/O)."""
+        found = []
+        for currency in sorted({*self._fixed, *self._books}):
+            try:
+                found.append(self.current(currency).frozen())
+            except NoPrice:
+                continue
+        return tuple(found)
 
     async def fresh(self, currency: str) -> Rate:
         """The current rate, refreshing first when no quote is fresh.

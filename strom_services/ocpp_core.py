@@ -64,6 +64,7 @@ from strom_core.ports import (
     StopDecision,
     within_lifetime,
 )
+from strom_core.ports.prices import RateSource
 from strom_core.session import Session, State, Transition
 from strom_core.session_events import MeterReading, TransactionStarted, TransactionStopped
 from strom_services.orphans import record_stop_discrepancy
@@ -263,15 +264,22 @@ class DatabaseOcppCore:
         store: the session store.
         clock: Strom's clock (when a record was received).
         cards: the operator's cards; None: none (only Strom's own idTags are accepted).
+        rates: the BTC rates a stop hands to the final bill of a tariff converted at billing
+            (:mod:`strom_core.fiat`); None: such a bill falls back to the payment's rate.
     """
 
     def __init__(
-        self, store: SessionStore, clock: Clock = SYSTEM_CLOCK, cards: CardDesk | None = None
+        self,
+        store: SessionStore,
+        clock: Clock = SYSTEM_CLOCK,
+        cards: CardDesk | None = None,
+        rates: RateSource | None = None,
     ) -> None:
         self.store = store
         self.db = store.db
         self.clock = clock
         self.cards = cards
+        self.rates = rates
 
     async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
         """Authorise an idTag (see module docstring for the rule)."""
@@ -392,7 +400,8 @@ class DatabaseOcppCore:
                 transaction[:40],
             )
             return StopDecision(known=False)
-        event = TransactionStopped(meter_stop_wh, timestamp, reason)
+        rates = () if self.rates is None else self.rates.fresh_rates()
+        event = TransactionStopped(meter_stop_wh, timestamp, reason, rates=rates)
         received_at, event_at = self.clock.now(), self.store.clock.now()
         stopped = await self.db.write(
             partial(

@@ -59,6 +59,7 @@ from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import IllegalTransition
 from strom_core.ports import ChargerBooted, ConnectorStatusChanged
+from strom_core.ports.prices import RateSource
 from strom_core.session import Session, State, Transition
 from strom_core.session_events import LOST_KEY, TransactionLost
 from strom_services.effects import Handler
@@ -138,6 +139,8 @@ class OrphanWatch:
         chargers: connector state (the latest status each connector reported).
         grace_s: ``sessions.orphan_grace_s``.
         clock: Strom's clock (aware UTC).
+        rates: the BTC rates the final bill of a tariff converted at billing uses
+            (:mod:`strom_core.fiat`); None: it falls back to the payment's rate.
     """
 
     def __init__(
@@ -147,7 +150,9 @@ class OrphanWatch:
         *,
         grace_s: int,
         clock: Clock = SYSTEM_CLOCK,
+        rates: RateSource | None = None,
     ) -> None:
+        self.rates = rates
         self.store = store
         self.db = store.db
         self.chargers = chargers
@@ -307,9 +312,11 @@ class OrphanWatch:
         transaction_id = session.transaction_id
         assert transaction_id is not None
         now = self.clock.now()
+        rates = () if self.rates is None else self.rates.fresh_rates()
 
         def end(conn: Connection) -> tuple[Transition, str]:
-            transition = apply_event(conn, session.id, TransactionLost(transaction_id), now)
+            lost = TransactionLost(transaction_id, rates=rates)
+            transition = apply_event(conn, session.id, lost, now)
             reference = reference_of(conn, session.charger_id, transaction_id)
             ended = transition.session
             # A RemoteStop still being retried has nothing left to do: let it finish now.

@@ -45,9 +45,10 @@ from typing import Any
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
-from strom_core.errors import StromError
+from strom_core.errors import ConfigError, StromError
+from strom_core.fiat import Conversion, FiatBilling
 from strom_core.ports import ChargerLink
-from strom_core.ports.prices import NoPrice, PriceSource
+from strom_core.ports.prices import NoPrice, PriceSource, RateSource
 from strom_core.prices import PriceSchedule
 from strom_core.session import State, Transition, new_session
 from strom_core.session_events import (
@@ -202,6 +203,8 @@ class PaymentService:
             ``[tariff.time_of_use]``); its schedule for the next
             ``sessions.price_schedule_hours`` is frozen into each new session. None: every
             tariff is billed at its static price.
+        rates: the BTC rates that convert a tariff's fiat components (:mod:`strom_core.fiat`)
+            when a session is opened; None: a tariff with fiat components is refused.
     """
 
     def __init__(
@@ -217,8 +220,10 @@ class PaymentService:
         payments: PaymentStore | None = None,
         chargers: ChargerStore | None = None,
         prices: PriceSource | None = None,
+        rates: RateSource | None = None,
     ) -> None:
         self.prices = prices
+        self.rates = rates
         self._schedules: dict[str, PriceSchedule] = {}  # the newest schedule of each charger
         self.store = store
         self.payments = payments or PaymentStore(store.db)
@@ -260,6 +265,53 @@ class PaymentService:
             raise NoPrice(f"no price can be given now ({exc.reason}); nothing was charged") from exc
         self._schedules[profile.id] = schedule
         return schedule
+
+    async def fiat_priced(
+        self, profile: ProfileConfig, tariff: Tariff
+    ) -> tuple[Tariff, FiatBilling | None]:
+        """The tariff a new session is frozen with, its fiat components converted.
+
+        At the current rate (``at_payment``), or at the planning rate below it
+        (``at_billing``, whose final bill converts again); the rate is kept with the session.
+
+        Raises:
+            NoPrice: no fresh rate of the tariff's currency, or a tariff the rate makes
+                invalid; worded for the payer (nothing is created).
+        """
+        terms = profile.tariff.to_fiat()
+        if terms is None:
+            return tariff, None
+        if self.rates is None:
+            raise NoPrice(
+                f"no price can be given now (no BTC/{terms.currency} rate source); "
+                "nothing was charged"
+            )
+        try:
+            rate = await self.rates.rate(terms.currency)
+        except NoPrice as exc:
+            raise NoPrice(f"no price can be given now ({exc.reason}); nothing was charged") from exc
+        planning = terms.convert is Conversion.AT_BILLING
+        try:
+            converted = terms.apply(tariff, rate, planning=planning)
+        except ConfigError as exc:
+            raise NoPrice(
+                f"no price can be given now (at {rate.value} {rate.currency}/BTC: {exc}); "
+                "nothing was charged"
+            ) from exc
+        return converted, FiatBilling(terms, rate)
+
+    def fiat_lines(self, profile: ProfileConfig) -> dict[str, str]:
+        """The tariff's fiat components as written, with sat values at the current rate.
+
+        For the LNURL metadata and the pages; a value only when a rate is fresh. Empty: the
+        tariff is in sats only.
+        """
+        terms = profile.tariff.to_fiat()
+        if terms is None:
+            return {}
+        fresh = () if self.rates is None else self.rates.fresh_rates()
+        rate = next((r.value for r in fresh if r.currency == terms.currency), None)
+        return terms.describe(rate)
 
     def price_now(self, profile: ProfileConfig) -> int | None:
         """The energy price (msat/kWh) in force now for a dynamic tariff.
@@ -334,7 +386,8 @@ class PaymentService:
                 reservations or a connector that is not ``Available``.
             ReservationRefused: minutes or amount outside what the tariff allows (nothing
                 stored).
-            NoPrice: a dynamic tariff has no price now (nothing stored, no invoice made).
+            NoPrice: a dynamic tariff has no price now, or a tariff priced in fiat no fresh
+                exchange rate (nothing stored, no invoice made).
             BackendError: the lightning backend could not make an invoice (nothing stored).
         """
         tariff = self.tariff_for(profile)
@@ -352,6 +405,7 @@ class PaymentService:
             await self.offer_check(profile, connector_id)
         connector = next(c for c in profile.connectors if c.id == connector_id)
         schedule = await self.schedule_for(profile)  # before the invoice: NoPrice makes none
+        tariff, fiat = await self.fiat_priced(profile, tariff)  # likewise
         invoice = await self.backend.create_invoice(
             amount_msat,
             description_hash=description_hash,
@@ -375,6 +429,7 @@ class PaymentService:
             reserve_minutes=reserve_minutes,
             reservation_id=reservation_id,
             schedule=schedule,
+            fiat=fiat,
         )
         now = self.clock.now()
         row = new_session_row(session, secret, initiator, initiator_pubkey, now)

@@ -46,6 +46,7 @@ __all__ = [
     "leases",
     "ledger_entries",
     "ledger_intervals",
+    "ledger_rates",
     "metadata",
     "meter_readings",
     "nostr_events",
@@ -167,6 +168,8 @@ sessions = Table(
     Column("interval_wh", JSON, nullable=False, default=list),
     Column("idle_since", TS),
     Column("idle_s", Integer, nullable=False, default=0),
+    # Fiat components: their terms and exchange rates (strom_core.fiat); NULL: sats only.
+    Column("fiat", JSON),
     Column("applied", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
@@ -320,6 +323,28 @@ ledger_intervals = Table(
     Column("source", String(64), nullable=False),
     Column("fetched_at", TS, nullable=False),
     Column("rate_source", String(64), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+)
+
+# The exchange rate of the final bill of a session with fiat components: which rate (at payment,
+# at billing, or the payment's as a fallback), the terms, the msat prices they gave and what was
+# metered, so the bill can be recomputed. Written with the consumption entry, once.
+ledger_rates = Table(
+    "ledger_rates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("natural_key", String(120), nullable=False, unique=True),
+    Column("basis", String(32), nullable=False),  # at_payment, at_billing, at_billing_fallback
+    Column("currency", String(3), nullable=False),
+    Column("rate", String(40), nullable=False),  # fiat per BTC, exact decimal
+    Column("rate_source", String(120), nullable=False),
+    Column("rate_at", TS, nullable=False),
+    Column("terms", JSON, nullable=False),
+    Column("prices_msat", JSON, nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("elapsed_s", BigInteger, nullable=False),
+    Column("idle_s", BigInteger, nullable=False),
     Column("created_at", TS, nullable=False),
 )
 

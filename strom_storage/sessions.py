@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import asdict, fields
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -30,6 +31,7 @@ from strom_core.billing import interval_bills
 from strom_core.cards import FREE_PAYER
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
+from strom_core.fiat import Conversion, FiatBilling, FiatRate, FiatTerms
 from strom_core.prices import PriceInterval, PriceSchedule
 from strom_core.session import Session, State, Transition, apply
 from strom_core.session_effects import (
@@ -46,7 +48,7 @@ from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
 from strom_storage.outbox import queue_effect, run_session_now
-from strom_storage.schema import ledger_entries, ledger_intervals, sessions
+from strom_storage.schema import ledger_entries, ledger_intervals, ledger_rates, sessions
 
 __all__ = [
     "SessionNotFound",
@@ -56,6 +58,8 @@ __all__ = [
     "effect_delay_s",
     "effect_kind",
     "effect_payload",
+    "fiat_from_json",
+    "fiat_to_json",
     "find_by_id_tag",
     "find_holder",
     "hash_secret",
@@ -80,8 +84,59 @@ _SESSION_FIELDS = {f.name for f in fields(Session)} - {
     "state",
     "schedule",
     "interval_wh",
+    "fiat",
 }
 _LEDGER_INTERVAL = insert(ledger_intervals)
+_LEDGER_RATE = insert(ledger_rates)
+
+
+def _rate_to_json(rate: FiatRate) -> dict[str, Any]:
+    return {
+        "currency": rate.currency,
+        "value": str(rate.value),
+        "source": rate.source,
+        "at": rate.at.isoformat(),
+    }
+
+
+def _rate_from_json(data: Any) -> FiatRate:
+    return FiatRate(
+        str(data["currency"]),
+        Decimal(data["value"]),
+        str(data["source"]),
+        datetime.fromisoformat(data["at"]),
+    )
+
+
+def fiat_to_json(fiat: FiatBilling) -> dict[str, Any]:
+    """A session's fiat terms and rates as JSON (amounts and rates as exact decimal strings)."""
+    terms = fiat.terms
+    return {
+        "currency": terms.currency,
+        "prices": {key: str(amount) for key, amount in terms.prices},
+        "convert": terms.convert.value,
+        "headroom_percent": terms.headroom_percent,
+        "payment_rate": _rate_to_json(fiat.payment_rate),
+        "billing_rate": None if fiat.billing_rate is None else _rate_to_json(fiat.billing_rate),
+        "fallback": fiat.fallback,
+    }
+
+
+def fiat_from_json(data: Any) -> FiatBilling:
+    """The record :func:`fiat_to_json` wrote."""
+    terms = FiatTerms(
+        currency=str(data["currency"]),
+        prices=tuple((key, Decimal(amount)) for key, amount in sorted(data["prices"].items())),
+        convert=Conversion(data["convert"]),
+        headroom_percent=int(data["headroom_percent"]),
+    )
+    billing = data.get("billing_rate")
+    return FiatBilling(
+        terms=terms,
+        payment_rate=_rate_from_json(data["payment_rate"]),
+        billing_rate=None if billing is None else _rate_from_json(billing),
+        fallback=bool(data.get("fallback", False)),
+    )
 
 
 def schedule_to_json(schedule: PriceSchedule) -> dict[str, Any]:
@@ -127,6 +182,7 @@ def session_to_row(session: Session) -> dict[str, Any]:
     row["applied"] = sorted(session.applied)
     row["price_schedule"] = None if session.schedule is None else schedule_to_json(session.schedule)
     row["interval_wh"] = list(session.interval_wh)
+    row["fiat"] = None if session.fiat is None else fiat_to_json(session.fiat)
     return row
 
 
@@ -157,6 +213,7 @@ def row_to_session(row: Any) -> Session:
         if data["price_schedule"] is None
         else schedule_from_json(data["price_schedule"]),
         interval_wh=tuple(int(wh) for wh in data["interval_wh"] or ()),
+        fiat=None if data["fiat"] is None else fiat_from_json(data["fiat"]),
     )
 
 
@@ -475,6 +532,7 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
     ):
         entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
         _journal_intervals(conn, new, now)
+        _journal_rate(conn, new, now)
         if new.postpaid:  # the card's bill: given away, or owed by its account
             kind = "free" if new.payer == FREE_PAYER else "receivable"
             entries.append((kind, f"{new.id}:{kind}", new.postpaid_msat))
@@ -522,6 +580,37 @@ def _journal_intervals(conn: Connection, session: Session, now: datetime) -> Non
     ]
     if rows:
         conn.execute(_LEDGER_INTERVAL, rows)
+
+
+def _journal_rate(conn: Connection, session: Session, now: datetime) -> None:
+    """Journal the exchange rate of a final bill with fiat components (once).
+
+    With the fiat terms and the msat prices they gave, and the session's metered energy,
+    time and idle time, the bill can be recomputed from this row alone.
+    """
+    fiat = session.fiat
+    if fiat is None:
+        return
+    rate = fiat.billed_rate
+    basis = fiat.terms.convert.value + ("_fallback" if fiat.fallback else "")
+    conn.execute(
+        _LEDGER_RATE,
+        {
+            "session_id": session.id,
+            "natural_key": f"{session.id}:rate",
+            "basis": basis,
+            "currency": rate.currency,
+            "rate": str(rate.value),
+            "rate_source": rate.source[:120],
+            "rate_at": rate.at,
+            "terms": fiat_to_json(fiat),
+            "prices_msat": fiat.terms.to_msat(rate),
+            "energy_wh": session.energy_wh,
+            "elapsed_s": session.elapsed_s,
+            "idle_s": session.idle_seconds,
+            "created_at": now,
+        },
+    )
 
 
 def ledger_totals(conn: Connection, session_id: str) -> dict[str, int]:

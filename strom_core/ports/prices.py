@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from strom_core.errors import StromError
+from strom_core.fiat import FiatRate
 from strom_core.prices import PriceSchedule
 
-__all__ = ["NoPrice", "PriceSource"]
+__all__ = ["NoPrice", "PriceSource", "RateSource"]
 
 
 class NoPrice(StromError):
@@ -38,4 +39,17 @@ class PriceSource(Protocol):
 
     async def schedule(self, charger_id: str, start: datetime, hours: int) -> PriceSchedule:
         """The energy prices (msat/kWh) from start for hours; raises NoPrice."""
+        ...
+
+
+@runtime_checkable
+class RateSource(Protocol):
+    """BTC exchange rates for tariffs priced in fiat (:mod:`strom_core.fiat`)."""
+
+    async def rate(self, currency: str) -> FiatRate:
+        """The rate in force, asking the sources when none is fresh; raises NoPrice."""
+        ...
+
+    def fresh_rates(self) -> tuple[FiatRate, ...]:
+        """The rates fresh now, from memory (no I/O): what a final bill converts at."""
         ...

@@ -72,6 +72,7 @@ async def _at_0006_with_16_rows(db: Database) -> SessionStore:
         "interval_wh JSON NOT NULL DEFAULT '[]'",
         "idle_since TIMESTAMP",
         "idle_s INTEGER NOT NULL DEFAULT 0",
+        "fiat JSON",
     )
     later_outbox = ("charger_id VARCHAR(48)",)
     async with db.transaction() as conn:
