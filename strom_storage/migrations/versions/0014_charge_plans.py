@@ -1,7 +1,7 @@
 """A session's "charge when cheap" plan: the deadline and the slots its charger accepted
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-09 09:30:00
 
 ``charge_plans`` keeps, per session, the last plan the charger ACCEPTED (its start, the driver's
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
