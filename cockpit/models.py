@@ -457,6 +457,8 @@ class TariffPatch(_In):
     reservation_fee_per_minute_sat: Sats | None = None  # type: ignore[valid-type]
     reservation_max_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] | None = None
     reservation_kept_percent: Annotated[JsonInt, Field(ge=0, le=100)] | None = None
+    idle_per_minute_sat: Sats | None = None  # type: ignore[valid-type]
+    idle_grace_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] | None = None
 
 
 class Quote(_Out):
@@ -484,6 +486,9 @@ class TariffOut(_Out):
     reservation_fee_per_minute_sat: str
     reservation_max_minutes: int  # 0: no reservations
     reservation_kept_percent: int
+    idle_per_minute_sat: str  # after the car finished, beyond the grace minutes
+    idle_msat_per_minute: int
+    idle_grace_minutes: int
     quotes: list[Quote]
     saved: bool = False
 

@@ -60,6 +60,9 @@ def _tariff_out(charger_id: str, tariff: Tariff, power_w: int, saved: bool) -> m
         reservation_fee_per_minute_sat=sat(tariff.reservation_fee_msat_per_minute),
         reservation_max_minutes=tariff.reservation_max_minutes,
         reservation_kept_percent=tariff.reservation_kept_percent,
+        idle_per_minute_sat=sat(tariff.idle_msat_per_minute),
+        idle_msat_per_minute=tariff.idle_msat_per_minute,
+        idle_grace_minutes=tariff.idle_grace_minutes,
         quotes=quotes(tariff, power_w),
         saved=saved,
     )
@@ -99,6 +102,13 @@ class TariffsResource:
         )
         merged["reservation_max_minutes"] = current.reservation_max_minutes
         merged["reservation_kept_percent"] = current.reservation_kept_percent
+        merged["idle_per_minute_sat"] = Decimal(current.idle_msat_per_minute) / 1000
+        merged["idle_grace_minutes"] = current.idle_grace_minutes
+        # What the profile file holds beside the prices (time-of-use windows, [tariff.dynamic])
+        # stays too: a price change must not turn a dynamic tariff static.
+        merged["time_zone"] = profile.tariff.time_zone
+        merged["time_of_use"] = dict(profile.tariff.time_of_use)
+        merged["dynamic_price"] = profile.tariff.dynamic_price
         merged.update(patch.model_dump(exclude_none=True))
         try:
             return TariffConfig(**merged)
