@@ -343,37 +343,100 @@ function chargerForm (chargerId, readOnly) {
   h('button', { class: 'primary', type: 'submit', disabled: readOnly }, 'Add charger'), error)
 }
 
+// The tariff: prices, idle fee, and where the energy price comes from (the profile's static
+// price, its time-of-use windows, or a provider's formula: [tariff.dynamic]). What a driver would
+// pay is previewed as the operator types; the API's validation errors are shown as they are.
+const TARIFF_FIELDS = [['per_kwh_sat', 'sat per kWh'], ['per_minute_sat', 'sat per minute'], ['session_fee_sat', 'session fee (sat)'], ['min_prepay_sat', 'min prepay (sat)'], ['max_prepay_sat', 'max prepay (sat)'], ['idle_per_minute_sat', 'idle fee (sat per minute)'], ['idle_grace_minutes', 'idle grace (minutes)']]
+const MODES = [['static', 'Static (sat per kWh)'], ['time_of_use', 'Time of use (windows)'], ['dynamic', 'Dynamic (price provider)']]
+const PROVIDERS = [['awattar', 'aWATTar (DE-LU, AT)'], ['energidataservice', 'Energi Data Service (DK1, DK2)'], ['entsoe', 'ENTSO-E (a bidding zone)'], ['octopus', 'Octopus Agile (product/tariff)']]
+const FORMULA_FIELDS = [['area', 'Area', 'DE-LU'], ['currency', 'Currency', 'EUR'], ['grid_fees', 'Grid fees (per kWh)', '0'], ['taxes', 'Taxes (per kWh)', '0'], ['margin', 'Margin (0.15 = 15 %)', '0'], ['min', 'Min (per kWh)', 'none'], ['max', 'Max (per kWh)', 'none'], ['token', 'Token reference', 'env:ENTSOE_TOKEN']]
+
 function tariffEditor (chargerId, tariff) {
-  const fields = [['per_kwh_sat', 'sat per kWh'], ['per_minute_sat', 'sat per minute'], ['session_fee_sat', 'session fee (sat)'], ['min_prepay_sat', 'min prepay (sat)'], ['max_prepay_sat', 'max prepay (sat)']]
-  const inputs = Object.fromEntries(fields.map(([name]) => [name, h('input', { name, inputmode: 'decimal', value: tariff[name], size: 10 })]))
+  const input = (name, value, attrs) => h('input', { name, inputmode: 'decimal', value: value ?? '', size: 10, ...attrs })
+  const inputs = Object.fromEntries(TARIFF_FIELDS.map(([name]) => [name, input(name, tariff[name])]))
+  const formula = tariff.dynamic || {}
+  const mode = h('select', { name: 'mode', id: 'tariff-mode' }, MODES.map(([value, label]) => h('option', { value, selected: tariff.mode === value }, label)))
+  const provider = h('select', { name: 'provider' }, PROVIDERS.map(([value, label]) => h('option', { value, selected: formula.provider === value }, label)))
+  const formulaInputs = Object.fromEntries(FORMULA_FIELDS.map(([name, , placeholder]) => [name, input(name, formula[name], { placeholder, inputmode: name === 'area' || name === 'currency' || name === 'token' ? 'text' : 'decimal' })]))
+  const refreshAt = input('refresh_at', (formula.refresh_at || ['12:15', '17:00']).join(', '), { inputmode: 'text', placeholder: '12:15, 17:00' })
+  const timeZone = input('time_zone', tariff.time_zone, { inputmode: 'text', size: 16 })
+  const windows = h('textarea', { name: 'time_of_use', rows: 4, placeholder: '07:00-22:00 = 450\n22:00-07:00 = 250' }, Object.entries(tariff.time_of_use).map(([w, price]) => w + ' = ' + price).join('\n'))
+  const tou = h('fieldset', { id: 'tariff-tou' }, h('legend', {}, 'Time-of-use windows (sat per kWh; sat per kWh above holds outside them)'),
+    h('label', {}, 'Time zone', timeZone), h('label', { class: 'wide' }, 'Windows, one per line: HH:MM-HH:MM = sat per kWh', windows))
+  const dynamic = h('fieldset', { id: 'tariff-dynamic' }, h('legend', {}, 'Dynamic price: (spot + grid fees + taxes) × (1 + margin), kept between min and max, in the currency per kWh'),
+    h('label', {}, 'Provider', provider), FORMULA_FIELDS.map(([name, label]) => h('label', {}, label, formulaInputs[name])),
+    h('label', {}, 'Fetch after (UTC)', refreshAt))
   const quote = h('p', { id: 'quote', 'aria-live': 'polite' })
-  const error = h('p', { class: 'error', role: 'alert' })
-  const body = () => Object.fromEntries(fields.map(([name]) => [name, inputs[name].value.trim()]))
+  const error = h('p', { class: 'error', role: 'alert', id: 'tariff-error' })
+  const shown = () => { tou.hidden = mode.value !== 'time_of_use'; dynamic.hidden = mode.value !== 'dynamic' }
+  // What the operator typed and did not save survives a re-render of the page (a live refresh
+  // that was already under way when they began).
+  const controls = [...Object.values(inputs), mode, provider, ...Object.values(formulaInputs), refreshAt, timeZone, windows]
+  const draft = state.page.tariffDraft
+  if (draft) controls.forEach((control, i) => { control.value = draft[i] })
+  const decimal = (value) => value.trim() === '' ? null : value.trim()
+  const body = () => {
+    const data = Object.fromEntries(TARIFF_FIELDS.map(([name]) => [name, inputs[name].value.trim()]))
+    data.idle_grace_minutes = data.idle_grace_minutes === '' ? 0 : Number(data.idle_grace_minutes)
+    data.mode = mode.value
+    if (mode.value === 'time_of_use') {
+      data.time_zone = timeZone.value.trim() || 'UTC'
+      data.time_of_use = Object.fromEntries(windows.value.split('\n').map((line) => line.trim()).filter(Boolean)
+        .map((line) => { const [w, price] = line.split('='); return [(w || '').trim(), (price || '').trim()] }))
+    }
+    if (mode.value === 'dynamic') {
+      const f = formulaInputs
+      data.dynamic = {
+        provider: provider.value,
+        area: f.area.value.trim(),
+        grid_fees: decimal(f.grid_fees.value) ?? '0',
+        taxes: decimal(f.taxes.value) ?? '0',
+        margin: decimal(f.margin.value) ?? '0',
+        min: decimal(f.min.value),
+        max: decimal(f.max.value),
+        token: f.token.value.trim(),
+        refresh_at: refreshAt.value.split(',').map((t) => t.trim()).filter(Boolean)
+      }
+      if (f.currency.value.trim()) data.dynamic.currency = f.currency.value.trim()
+    }
+    return data
+  }
   const show = (answer) => {
-    quote.textContent = answer.quotes.map((q) => (q.energy_wh / 1000) + ' kWh: ' + q.total_sat + ' sat (' + q.minutes + ' min)').join(' · ')
+    const energy = answer.mode === 'dynamic' ? ' (energy at ' + answer.per_kwh_sat + ' sat/kWh here; the provider\'s price is billed, see Prices)' : answer.mode === 'time_of_use' ? ' (energy at the price outside the windows)' : ''
+    quote.textContent = answer.quotes.map((q) => (q.energy_wh / 1000) + ' kWh: ' + Number(q.total_sat).toLocaleString('en', { maximumFractionDigits: 3 }) + ' sat (' + q.minutes + ' min)').join(' · ') + energy
   }
   let timer = null
   const preview = () => {
+    state.page.editing = true // live refreshes leave the page alone until it is saved
+    state.page.tariffDraft = controls.map((control) => control.value)
+    shown()
     clearTimeout(timer)
     timer = setTimeout(async () => {
       try { show(await api('POST', '/chargers/' + chargerId + '/tariff/preview', body())); error.textContent = '' } catch (e) { error.textContent = e.message }
     }, 250)
   }
   show(tariff)
+  shown()
   return h('form', {
     class: 'row',
     id: 'tariff',
     oninput: preview,
+    onchange: preview,
     onsubmit: async (event) => {
       event.preventDefault()
       try {
         show(await api('PUT', '/chargers/' + chargerId + '/tariff', body()))
+        state.page.editing = false
+        state.page.tariffDraft = null
         error.textContent = ''
         toast('Tariff saved')
-        for (const key of [...state.cache.keys()]) if (key.startsWith('sticker:' + chargerId + ':')) state.cache.delete(key) // the sticker shows the price
+        for (const key of [...state.cache.keys()]) if (key.startsWith('sticker:' + chargerId + ':') || key === 'prices:' + chargerId) state.cache.delete(key) // the sticker and the prices show it
+        const prices = $('prices')
+        if (prices) prices.replaceWith(pricesSection(chargerId))
       } catch (e) { error.textContent = e.message }
     }
-  }, fields.map(([name, label]) => h('label', {}, label, inputs[name])),
+  }, TARIFF_FIELDS.map(([name, label]) => h('label', {}, label, inputs[name])),
+  h('label', {}, 'Energy price', mode), tou, dynamic,
   h('button', { class: 'primary', type: 'submit' }, 'Save tariff'),
   h('div', {}, h('span', { class: 'muted' }, 'A driver pays: '), quote), error)
 }
@@ -1092,6 +1155,7 @@ async function route (refresh) {
   const params = new URLSearchParams(search || '')
   const parts = path.split('/').filter(Boolean)
   if (refresh && document.activeElement && view.contains(document.activeElement) && document.activeElement.matches('input, select, textarea')) return // do not wipe what the operator types
+  if (refresh && state.page.editing) return // nor what they typed and did not save yet
   try {
     if (parts[0] === 'chargers' && parts[1]) await chargerView(view, decodeURIComponent(parts[1]))
     else if (parts[0] === 'sessions' && parts[1]) await sessionView(view, decodeURIComponent(parts[1]))

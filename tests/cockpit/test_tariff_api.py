@@ -51,3 +51,79 @@ async def test_the_idle_fee_is_read_written_and_previewed_like_the_other_prices(
         refused = await cockpit.call("PUT", path, json=bad)
         assert refused.status_code == 400, (bad, refused.text)
     assert (strom.config.paths.profiles / f"{CHARGER}.toml").read_text() == text
+
+
+async def test_a_charger_is_switched_between_static_time_of_use_and_dynamic_prices(
+    cockpit: Cockpit,
+) -> None:
+    path = f"/chargers/{CHARGER}/tariff"
+    strom = cockpit.stack.strom
+    file = strom.config.paths.profiles / f"{CHARGER}.toml"
+    assert (await cockpit.call("GET", path)).json()["mode"] == "static"
+
+    windows = {"time_zone": "Europe/Berlin", "time_of_use": {"07:00-22:00": 450}}
+    saved = await cockpit.call("PUT", path, json=windows)
+    assert saved.status_code == 200, saved.text
+    assert (saved.json()["mode"], saved.json()["time_of_use"]) == (
+        "time_of_use",
+        {"07:00-22:00": "450"},
+    )
+    # A price change keeps the windows (per_kwh_sat is the price outside them).
+    kept = await cockpit.call("PUT", path, json={"per_kwh_sat": 200})
+    assert kept.json()["time_of_use"] == {"07:00-22:00": "450"}
+    assert strom.config.profile(CHARGER).tariff.time_zone == "Europe/Berlin"
+    prices = (await cockpit.call("GET", f"/chargers/{CHARGER}/prices?hours=24")).json()
+    assert (prices["dynamic"], prices["source"]) == (True, "tou:profile")
+
+    formula = {"provider": "awattar", "area": "DE-LU", "grid_fees": "0.09", "margin": 0.15}
+    dynamic = await cockpit.call("PUT", path, json={"mode": "dynamic", "dynamic": formula})
+    assert dynamic.status_code == 200, dynamic.text
+    body = dynamic.json()
+    assert (body["mode"], body["time_of_use"]) == ("dynamic", {})
+    assert body["dynamic"]["grid_fees"] == "0.09"
+    assert body["dynamic"]["margin"] == "0.15"
+    assert body["dynamic"]["max"] is None
+    assert strom.prices is not None
+    assert strom.prices.pricing.chargers() == (CHARGER,)  # the provider prices it at once
+    text = file.read_text()
+    assert "[tariff.dynamic]" in text
+    assert "time_of_use" not in text
+
+    # A partial formula changes only the fields it names; null removes a bound.
+    bounded = await cockpit.call("PUT", path, json={"dynamic": {"min": "0.1", "max": "0.8"}})
+    assert bounded.json()["dynamic"]["provider"] == "awattar"
+    assert (bounded.json()["dynamic"]["min"], bounded.json()["dynamic"]["max"]) == ("0.1", "0.8")
+    unbounded = await cockpit.call("PUT", path, json={"dynamic": {"max": None}})
+    assert unbounded.json()["dynamic"]["max"] is None
+    assert unbounded.json()["dynamic"]["min"] == "0.1"
+
+    text = file.read_text()
+    for bad, reason in (
+        ({"dynamic": {"min": 1, "max": "0.5"}}, "min is above max"),
+        ({"dynamic": {"provider": "entsoe"}}, "token"),
+        ({"dynamic": {"provider": "octopus", "currency": "GBP"}}, "octopus"),
+        ({"dynamic": {"currency": "USD"}}, "awattar gives prices in EUR"),
+        ({"dynamic": {"margin": 101}}, "margin"),
+        ({"dynamic": {"refresh_at": ["25:00"]}}, "HH:MM"),
+        ({"mode": "time_of_use"}, "at least one window"),
+        ({"time_of_use": {"07:00-22:00": 1, "21:00-23:00": 2}}, "overlap"),
+        ({"time_zone": "Mars/Olympus"}, "time zone"),
+    ):
+        refused = await cockpit.call("PUT", path, json=bad)
+        assert refused.status_code == 400, (bad, refused.text)
+        assert reason in refused.json()["message"], (bad, refused.text)
+    assert file.read_text() == text
+    assert strom.config.profile(CHARGER).tariff.dynamic_price is not None
+
+    static = await cockpit.call("PUT", path, json={"mode": "static", "per_kwh_sat": 280})
+    assert static.status_code == 200, static.text
+    assert (static.json()["mode"], static.json()["dynamic"]) == ("static", None)
+    assert strom.prices.pricing.chargers() == ()
+    assert "[tariff.dynamic]" not in file.read_text()
+    offer = await cockpit.stack.get(cockpit.stack.pay_url)
+    assert "280 sat/kWh" in offer["metadata"]
+
+    # Back to dynamic: the formula is gone with the static switch, so it must be named again.
+    refused = await cockpit.call("PUT", path, json={"mode": "dynamic", "dynamic": {"margin": 0}})
+    assert refused.status_code == 400
+    assert "needs a provider and an area" in refused.json()["message"]
