@@ -613,7 +613,48 @@ function pricesSection (chargerId) {
   const key = 'prices:' + chargerId
   return h('section', { id: 'prices' }, h('h2', {}, 'Prices'),
     h('div', { class: 'toolbar' }, h('b', {}, 'Energy prices, next 24 hours'), refreshButton(key)),
-    pending(key, () => api('GET', '/chargers/' + chargerId + '/prices?hours=24'), pricesView))
+    pending(key, () => api('GET', '/chargers/' + chargerId + '/prices?hours=24'), pricesView),
+    soldSection(chargerId))
+}
+
+// A day's price schedule beside the energy sold at each price (GET …/reports/sold and its
+// chart): the chart has every interval, the table those in which something was sold.
+function soldSection (chargerId) {
+  const day = kept('sold_day', { type: 'date', value: dayStart(0).toISOString().slice(0, 10), required: true })
+  const box = h('div', { 'aria-live': 'polite' })
+  const load = () => {
+    const query = '?day=' + encodeURIComponent(day.value)
+    const base = '/chargers/' + encodeURIComponent(chargerId) + '/reports/sold'
+    box.replaceChildren(h('p', { class: 'muted' }, 'Loading…'))
+    cached('sold:' + chargerId + ':' + day.value, async () => {
+      const [report, chart] = await Promise.all([api('GET', base + query), serverChart(base + '.svg' + query, 'sold')])
+      return { report, chart }
+    }).then(({ report, chart }) => box.replaceChildren(soldView(report, chart)))
+      .catch((e) => box.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message)))
+  }
+  day.addEventListener('change', load)
+  load()
+  return h('div', { id: 'sold' },
+    h('div', { class: 'toolbar' }, h('b', {}, 'Prices and energy sold'), h('label', {}, 'Day (UTC)', day)),
+    box)
+}
+
+const price = (msat) => msat === null ? '—' : sat(msat) + '/kWh'
+
+function soldView (report, chart) {
+  const sold = report.intervals.filter((i) => i.energy_wh > 0)
+  return h('div', {},
+    h('p', { id: 'sold-total' }, 'Sold ' + kwh(report.energy_wh) + ' for ' + sat(report.revenue_msat) + ' (energy only) in ' + report.sessions + ' session' + (report.sessions === 1 ? '' : 's') +
+      (report.source ? ' · schedule ' + report.source : '') + (report.schedule_error ? ' · no schedule: ' + report.schedule_error : '')),
+    h('div', { class: 'charts wide' }, chart),
+    sold.length
+      ? h('div', { class: 'scroll' }, h('table', { id: 'sold-intervals' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'From'), h('th', {}, 'Until'), h('th', { class: 'num' }, 'Scheduled price'), h('th', { class: 'num' }, 'Energy sold'), h('th', { class: 'num' }, 'Billed at'), h('th', { class: 'num' }, 'Revenue'), h('th', { class: 'num' }, 'Sessions'))),
+        h('tbody', {}, sold.map((i) => h('tr', { dataset: { start: i.start, energyWh: i.energy_wh } },
+          h('td', {}, hm(i.start)), h('td', {}, hm(i.end)), h('td', { class: 'num' }, price(i.schedule_msat_per_kwh)),
+          h('td', { class: 'num' }, kwh(i.energy_wh)), h('td', { class: 'num' }, i.billed_msat_per_kwh.map(price).join(', ')),
+          h('td', { class: 'num' }, sat(i.revenue_msat)), h('td', { class: 'num' }, String(i.sessions)))))))
+      : h('p', { class: 'muted' }, 'Nothing was sold at a scheduled price on this day (a static tariff\'s sessions keep no intervals).'))
 }
 
 const hm = (iso) => new Date(iso).toLocaleString('en-GB', { weekday: 'short', hour: '2-digit', minute: '2-digit' })
