@@ -23,7 +23,8 @@ function h (tag, attrs, ...children) {
 }
 const $ = (id) => document.getElementById(id)
 const sat = (msat) => (Number(msat) / 1000).toLocaleString('en', { maximumFractionDigits: 3 }) + ' sat'
-const kwh = (wh) => (Number(wh) / 1000).toFixed(3) + ' kWh'
+const kwh = (wh) => (Number(wh) / 1000).toLocaleString('en', { minimumFractionDigits: 3, maximumFractionDigits: 3 }) + ' kWh'
+const human = (value) => String(value ?? '—').replace(/_/g, ' ') // awaiting_payment → awaiting payment
 const when = (iso) => iso ? new Date(iso).toLocaleString('en-GB') : '—'
 function toast (text) {
   let el = $('toast')
@@ -1038,7 +1039,7 @@ function sessionTable (items) {
     h('tbody', {}, items.map((s) => h('tr', { dataset: { session: s.session_id } },
       h('td', {}, h('a', { href: '#/sessions/' + s.session_id }, s.session_id)),
       h('td', {}, s.charger_id + '/' + s.connector_id),
-      h('td', {}, h('span', { class: 'badge', 'data-state': '' }, s.state)),
+      h('td', {}, h('span', { class: 'badge', 'data-state': s.state }, human(s.state))),
       h('td', { class: 'num' }, sat(s.paid_msat)), h('td', { class: 'num' }, sat(s.consumed_msat)),
       h('td', { class: 'num' }, sat(s.refundable_msat)), h('td', { class: 'num' }, kwh(s.energy_wh)),
       h('td', {}, when(s.created_at))))))
@@ -1057,7 +1058,7 @@ async function sessionsView (view, params) {
     }
   },
   h('label', {}, 'Charger', h('input', { name: 'charger', value: params.get('charger') || '' })),
-  h('label', {}, 'State', h('select', { name: 'state' }, ['', 'awaiting_payment', 'paid', 'starting', 'charging', 'stopping', 'stopped', 'start_failed', 'refund_pending', 'refunded', 'closed', 'expired'].map((s) => h('option', { value: s, selected: s === (params.get('state') || '') }, s || 'any')))),
+  h('label', {}, 'State', h('select', { name: 'state' }, ['', 'awaiting_payment', 'paid', 'starting', 'charging', 'stopping', 'stopped', 'start_failed', 'refund_pending', 'refunded', 'closed', 'expired'].map((s) => h('option', { value: s, selected: s === (params.get('state') || '') }, s ? human(s) : 'any')))),
   h('button', { type: 'submit' }, 'Filter'),
   h('button', { type: 'button', onclick: () => { const q = new URLSearchParams(query); q.set('format', 'csv'); q.set('limit', '500'); download('/sessions?' + q, 'sessions.csv') } }, 'Export CSV'))
   const table = sessionTable(page.items)
@@ -1080,7 +1081,7 @@ async function sessionView (view, sessionId) {
   const stoppable = ['paid', 'starting', 'charging'].includes(s.state)
   view.replaceChildren(
     h('h1', {}, 'Session ', h('span', { class: 'mono' }, s.session_id)),
-    h('p', {}, h('span', { class: 'badge', id: 'session-state' }, s.state), ' on ', h('a', { href: '#/chargers/' + s.charger_id }, s.charger_id), ' connector ' + s.connector_id,
+    h('p', {}, h('span', { class: 'badge', id: 'session-state', 'data-state': s.state }, human(s.state)), ' on ', h('a', { href: '#/chargers/' + s.charger_id }, s.charger_id), ' connector ' + s.connector_id,
       s.stop_reason ? ' · stopped by ' + s.stop_reason : ''),
     stoppable ? h('button', { class: 'danger', onclick: async () => { try { await api('POST', '/sessions/' + s.session_id + '/stop'); route(true) } catch (e) { toast(e.message) } } }, 'Stop session') : '',
     h('table', {}, h('tbody', {},
@@ -1100,9 +1101,20 @@ const COLUMNS = {
 const number = (msat) => (Number(msat) / 1000).toLocaleString('en', { maximumFractionDigits: 3 })
 function cell (c, value) {
   if (c.endsWith('_msat')) return value === null ? '—' : number(value)
-  if (c.endsWith('_wh')) return (Number(value) / 1000).toFixed(3)
-  if (c.endsWith('_at')) return when(value)
+  if (c.endsWith('_wh')) return kwh(value).slice(0, -4)
+  if (c.endsWith('_at') || c === 'at') return when(value)
+  if (c === 'state' || c === 'kind') return human(value)
   return String(value ?? '—')
+}
+
+// An audit row's detail for people: "energy price per kWh: 400 sat · mode: dynamic", not JSON.
+function detailText (detail) {
+  return Object.entries(detail || {}).map(([key, value]) => {
+    const name = human(key.replace(/_(msat|wh)$/, '').replace(/_msat_per_/, '_per_'))
+    if (key.endsWith('_msat') || key.includes('_msat_per_')) return name + ': ' + sat(value)
+    if (key.endsWith('_wh')) return name + ': ' + kwh(value)
+    return name + ': ' + (value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value))
+  }).join(' · ') || '—'
 }
 
 function ledgerTable (items, columns, labels) {
@@ -1184,7 +1196,7 @@ async function ledgerView (view) {
 
 async function auditView (view) {
   const page = await api('GET', '/audit?limit=200')
-  view.replaceChildren(h('h1', {}, 'Audit log'), ledgerTable(page.items.map((e) => ({ ...e, detail: JSON.stringify(e.detail) })), ['at', 'actor', 'action', 'target', 'detail']))
+  view.replaceChildren(h('h1', {}, 'Audit log'), ledgerTable(page.items.map((e) => ({ ...e, detail: detailText(e.detail) })), ['at', 'actor', 'action', 'target', 'detail']))
 }
 
 // --- routing ----------------------------------------------------------------------------------
