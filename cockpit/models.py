@@ -85,7 +85,25 @@ def _json_int(value: Any) -> Any:
     return value
 
 
+def _signed(limit: int, places: int) -> Any:
+    """A decimal from -limit to limit given as a JSON number or a decimal string."""
+    pattern = rf"^-?[0-9]{{1,{len(str(limit))}}}(\.[0-9]{{1,{places}}})?$"
+    return Annotated[
+        Decimal,
+        Field(ge=-limit, le=limit, decimal_places=places),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "minimum": -limit, "maximum": limit},
+                    {"type": "string", "pattern": pattern},
+                ]
+            }
+        ),
+    ]
+
+
 Sats = _amount(100_000_000)
+Fiat = _signed(1000, 6)  # a fiat amount per kWh, or a fraction (a margin)
 Kilowatts = _amount(1000, positive=True)
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
 ConnectorId = Annotated[int, BeforeValidator(_json_int), Field(ge=1, le=99)]
@@ -428,6 +446,9 @@ class OcppLog(_Out):
 # --- tariffs -----------------------------------------------------------------------------------
 
 
+TariffMode = Literal["static", "time_of_use", "dynamic"]
+
+
 class TariffIn(_In):
     """Prices in sats (decimals down to 0.001 sat = 1 msat)."""
 
@@ -440,6 +461,25 @@ class TariffIn(_In):
     reservation_fee_per_minute_sat: Sats = Decimal(0)  # type: ignore[valid-type]
     reservation_max_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] = 0  # 0: none
     reservation_kept_percent: Annotated[JsonInt, Field(ge=0, le=100)] = 100
+
+
+class DynamicPatch(_In):
+    """The dynamic formula (``[tariff.dynamic]``): the fields given replace those on file.
+
+    ``min`` or ``max`` given as null removes that bound. A tariff without a formula yet needs
+    at least ``provider`` and ``area``.
+    """
+
+    provider: Literal["awattar", "energidataservice", "entsoe", "octopus"] | None = None
+    area: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9./_-]+$")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    grid_fees: Fiat | None = None  # type: ignore[valid-type]
+    taxes: Fiat | None = None  # type: ignore[valid-type]
+    margin: Fiat | None = None  # type: ignore[valid-type]
+    min: Fiat | None = None  # type: ignore[valid-type]
+    max: Fiat | None = None  # type: ignore[valid-type]
+    token: str | None = Field(None, max_length=300, pattern=r"^((env|file):.+)?$")
+    refresh_at: list[Annotated[str, Field(max_length=5)]] | None = Field(None, max_length=24)
 
 
 class TariffPatch(_In):
@@ -457,6 +497,17 @@ class TariffPatch(_In):
     reservation_fee_per_minute_sat: Sats | None = None  # type: ignore[valid-type]
     reservation_max_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] | None = None
     reservation_kept_percent: Annotated[JsonInt, Field(ge=0, le=100)] | None = None
+    idle_per_minute_sat: Sats | None = None  # type: ignore[valid-type]
+    idle_grace_minutes: Annotated[JsonInt, Field(ge=0, le=1440)] | None = None
+    # Which energy price: per_kwh_sat alone, time-of-use windows, or a provider's formula.
+    # Not given: the one the other fields name (time_of_use or dynamic), else the one in force.
+    mode: TariffMode | None = None
+    time_zone: str | None = Field(None, min_length=1, max_length=64)
+    time_of_use: (
+        Annotated[dict[Annotated[str, Field(max_length=11)], Sats], Field(max_length=96)]  # type: ignore[valid-type]
+        | None
+    ) = None
+    dynamic: DynamicPatch | None = None
 
 
 class Quote(_Out):
@@ -466,6 +517,25 @@ class Quote(_Out):
     minutes: int
     total_msat: int
     total_sat: str
+
+
+class DynamicOut(_Out):
+    """A dynamic tariff's formula, as on file.
+
+    The price is ``(spot + grid_fees + taxes) x (1 + margin)`` in ``currency`` per kWh,
+    clamped to ``[min, max]`` (null: unbounded).
+    """
+
+    provider: str
+    area: str
+    currency: str
+    grid_fees: str
+    taxes: str
+    margin: str
+    min: str | None
+    max: str | None
+    token: str  # a reference (env:NAME, file:/path), never the token itself
+    refresh_at: list[str]
 
 
 class TariffOut(_Out):
@@ -484,6 +554,13 @@ class TariffOut(_Out):
     reservation_fee_per_minute_sat: str
     reservation_max_minutes: int  # 0: no reservations
     reservation_kept_percent: int
+    idle_per_minute_sat: str  # after the car finished, beyond the grace minutes
+    idle_msat_per_minute: int
+    idle_grace_minutes: int
+    mode: TariffMode
+    time_zone: str
+    time_of_use: dict[str, str]  # window "HH:MM-HH:MM" -> sat per kWh; per_kwh_sat outside
+    dynamic: DynamicOut | None  # the formula of a dynamic tariff, as on file
     quotes: list[Quote]
     saved: bool = False
 

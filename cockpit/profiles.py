@@ -138,7 +138,10 @@ class ProfileFiles:
         return self._replace(path, document, charger_id)
 
     def write_tariff(self, charger_id: str, tariff: TariffConfig) -> ProfileConfig:
-        """Replace the ``[tariff]`` table of an existing profile.
+        """Replace the ``[tariff]`` table of an existing profile with ``tariff``, all of it.
+
+        Its time-of-use windows and ``[tariff.dynamic]`` are written as ``tariff`` has them
+        (none: removed from the file); the comments of the keys that stay are kept.
 
         Raises:
             ConfigError: no such profile file, or it cannot be written or read back.
@@ -146,11 +149,10 @@ class ProfileFiles:
         path, document = self._existing(charger_id)
         tariff_table = document.get("tariff")
         values = _plain(tariff.model_dump(mode="python", exclude_none=True, by_alias=True))
+        if not values.get("time_of_use"):
+            values.pop("time_of_use", None)  # no empty [tariff.time_of_use] header
         # [tariff.dynamic] further down the file makes [tariff] an out-of-order table.
         if isinstance(tariff_table, Table | OutOfOrderTableProxy):
-            if tariff.dynamic_price is None and "dynamic" in tariff_table:
-                # The API edits the prices in sats only: the file's [tariff.dynamic] stays.
-                values["dynamic"] = tariff_table["dynamic"]
             _merge(tariff_table, values)
         else:
             document["tariff"] = values

@@ -8,10 +8,10 @@ than the report allows, so a typo or a fuzzer's extreme cannot make the database
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cockpit.models import ChargerId, IsoTime, _In, _Out
 
@@ -26,6 +26,9 @@ __all__ = [
     "PeriodChartQuery",
     "PeriodReport",
     "ReportRow",
+    "SoldInterval",
+    "SoldQuery",
+    "SoldReport",
 ]
 
 Measure = Literal["energy", "received", "refunded", "revenue", "sessions"]
@@ -125,3 +128,57 @@ class AvailabilityReport(_Out):
     since: datetime
     until: datetime
     connectors: list[ConnectorAvailability]
+
+
+class SoldQuery(_In):
+    """``GET /chargers/{charger_id}/reports/sold`` (and ``.svg``): one UTC day."""
+
+    day: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="The UTC day, YYYY-MM-DD")
+
+    @field_validator("day")
+    @classmethod
+    def _a_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is no date") from None
+        return value
+
+
+class SoldInterval(_Out):
+    """One interval of the day: the schedule's price, and what was sold in it.
+
+    ``energy_wh`` and ``revenue_msat`` (the energy's cost as billed) are the sums over the
+    sessions' billed intervals that start in it (``ledger_intervals``); ``billed_msat_per_kwh``
+    the prices they were billed at (each session at the schedule frozen when it was paid).
+    """
+
+    start: datetime
+    end: datetime
+    schedule_msat_per_kwh: int | None  # None: the schedule does not cover it
+    schedule_sat_per_kwh: str | None
+    energy_wh: int
+    energy_kwh: str
+    revenue_msat: int
+    revenue_sat: str
+    billed_msat_per_kwh: list[int]
+    sessions: int
+
+
+class SoldReport(_Out):
+    """A charger's price schedule for one UTC day beside the energy sold at each price."""
+
+    charger_id: str
+    day: str
+    since: datetime
+    until: datetime
+    source: str  # the schedule's source: static, tou:profile, awattar:DE-LU, ...
+    fetched_at: datetime | None
+    rate_source: str
+    schedule_error: str  # why no schedule can be given, if none can
+    intervals: list[SoldInterval]
+    energy_wh: int
+    energy_kwh: str
+    revenue_msat: int
+    revenue_sat: str
+    sessions: int

@@ -366,6 +366,9 @@ class RetentionConfig(_Section):
     # of a running session are never deleted.
     meter_readings_days: int = Field(90, ge=0)
     unknown_stops_days: int = Field(90, ge=0)  # StopTransactions for unknown transactions
+    # The availability timeline's changes (status_history); each connector's last change
+    # before the cutoff stays, so a report still knows the state in force at its start.
+    status_history_days: int = Field(400, ge=0)
     sweep_interval_s: int = Field(300, ge=1, le=86_400)  # how often the sweep runs
 
 

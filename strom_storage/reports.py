@@ -24,13 +24,22 @@ from sqlalchemy.engine import Connection
 
 from strom_core.availability import StatusChange
 from strom_storage.db import Database
-from strom_storage.schema import audit_log, connectors, payments, refunds, sessions, status_history
+from strom_storage.schema import (
+    audit_log,
+    connectors,
+    ledger_intervals,
+    payments,
+    refunds,
+    sessions,
+    status_history,
+)
 
 __all__ = [
     "RUNNING_STATES",
     "BadCursor",
     "Page",
     "Reports",
+    "SoldInterval",
     "Totals",
     "decode_cursor",
     "encode_cursor",
@@ -197,6 +206,54 @@ def _status_changes(
     return known, changes
 
 
+@dataclass(frozen=True, slots=True)
+class SoldInterval:
+    """One billed interval of one session (a row of ``ledger_intervals``)."""
+
+    session_id: str
+    start: datetime
+    end: datetime
+    energy_wh: int
+    energy_msat_per_kwh: int
+    cost_msat: int
+    source: str
+
+
+def _sold_intervals(
+    conn: Connection, charger_id: str, since: datetime, until: datetime
+) -> list[SoldInterval]:
+    query = (
+        select(
+            ledger_intervals.c.session_id,
+            ledger_intervals.c.interval_start,
+            ledger_intervals.c.interval_end,
+            ledger_intervals.c.energy_wh,
+            ledger_intervals.c.energy_msat_per_kwh,
+            ledger_intervals.c.cost_msat,
+            ledger_intervals.c.source,
+        )
+        .join(sessions, sessions.c.id == ledger_intervals.c.session_id)
+        .where(
+            sessions.c.charger_id == charger_id,
+            ledger_intervals.c.interval_start >= since,
+            ledger_intervals.c.interval_start < until,
+        )
+        .order_by(ledger_intervals.c.interval_start, ledger_intervals.c.id)
+    )
+    return [
+        SoldInterval(
+            row.session_id,
+            row.interval_start,
+            row.interval_end,
+            int(row.energy_wh),
+            int(row.energy_msat_per_kwh),
+            int(row.cost_msat),
+            row.source,
+        )
+        for row in conn.execute(query)
+    ]
+
+
 class Reports:
     """What the operator reads about sessions and money (no writes).
 
@@ -322,6 +379,18 @@ class Reports:
         """
         return await self.db.read(
             partial(_status_changes, since=since, until=until, charger_id=charger_id)
+        )
+
+    async def sold_intervals(
+        self, *, charger_id: str, since: datetime, until: datetime
+    ) -> list[SoldInterval]:
+        """The billed intervals of a charger's sessions that start in ``[since, until)``.
+
+        Only sessions priced by a schedule (dynamic tariffs) journal their intervals; a static
+        tariff's sessions have none. Oldest first.
+        """
+        return await self.db.read(
+            partial(_sold_intervals, charger_id=charger_id, since=since, until=until)
         )
 
     async def counts_by_state(self) -> dict[str, int]:

@@ -24,6 +24,11 @@ are finished with. Adding a table is one line there (and, usually, an index for 
   very same event; the outbox gives up on a DM within hours, so a week later none is needed.
 * ``imported_secrets`` — session secrets imported from an older installation, once their
   refund window has passed.
+* ``status_history`` — the availability timeline's changes (a connector's status, a
+  charger's connection), after ``status_history_days``; of the changes older than that, each
+  connector's (and each charger link's) newest stays: it is the state in force at the cutoff,
+  which an availability report of a window starting there needs. A connector that has not
+  changed for years thus keeps its one row.
 
 The sweep (:meth:`Retention.sweep`) deletes in batches of :data:`BATCH` rows, one short write
 transaction (one :meth:`Database.write`) each, so it never holds SQLite's single writer for
@@ -40,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import Column, Delete, and_, delete, or_, select
+from sqlalchemy import Column, Delete, and_, delete, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -60,6 +65,7 @@ from strom_storage.schema import (
     outbox,
     refunds,
     sessions,
+    status_history,
 )
 
 __all__ = ["BATCH", "OFFER_GRACE", "RULES", "Retention", "RetentionPolicy", "Rule"]
@@ -84,6 +90,8 @@ class RetentionPolicy:
         outbox_dead_days: dead outbox rows (0: forever).
         meter_readings_days: readings of stopped sessions (0: forever).
         unknown_stops_days: unmatched StopTransactions (0: forever).
+        status_history_days: availability changes, but each connector's last one before the
+            cutoff (0: forever).
     """
 
     claim_windows_s: Mapping[int, int] = field(default_factory=dict)
@@ -91,6 +99,7 @@ class RetentionPolicy:
     outbox_dead_days: int = 365
     meter_readings_days: int = 90
     unknown_stops_days: int = 90
+    status_history_days: int = 400
 
     @classmethod
     def from_config(
@@ -103,6 +112,7 @@ class RetentionPolicy:
             outbox_dead_days=config.outbox_dead_days,
             meter_readings_days=config.meter_readings_days,
             unknown_stops_days=config.unknown_stops_days,
+            status_history_days=config.status_history_days,
         )
 
 
@@ -170,6 +180,20 @@ def _expired_imported_secrets(_policy: RetentionPolicy, now: datetime) -> Condit
     return imported_secrets.c.expires_at < now
 
 
+def _superseded_status_changes(policy: RetentionPolicy, now: datetime) -> Condition | None:
+    before = _days(now, policy.status_history_days)
+    if before is None:
+        return None
+    # The state in force at the cutoff: each connector's (and link's) last change before it.
+    in_force = (
+        select(func.max(status_history.c.id))
+        .where(status_history.c.at < before)
+        .group_by(status_history.c.charger_id, status_history.c.connector_id)
+        .correlate(None)
+    )
+    return and_(status_history.c.at < before, status_history.c.id.not_in(in_force))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """Which rows of one table are finished with.
@@ -196,6 +220,7 @@ RULES: tuple[Rule, ...] = (
     Rule(ocpp_unknown_stops.c.id, _old_unknown_stops),
     Rule(dm_journal.c.key, _old_journal_entries),
     Rule(imported_secrets.c.session_id, _expired_imported_secrets),
+    Rule(status_history.c.id, _superseded_status_changes),
 )
 """One rule per table that grows with traffic (see the module docstring)."""
 

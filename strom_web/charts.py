@@ -40,10 +40,12 @@ from strom_core.prices import PriceSchedule
 __all__ = [
     "STATE_COLOURS",
     "Bar",
+    "SoldBar",
     "Span",
     "bar_chart",
     "format_price",
     "price_chart",
+    "sold_chart",
     "timeline",
 ]
 
@@ -490,5 +492,138 @@ def timeline(
             f"{_x(state)}</text></g>"
         )
         x += 14 + 6 * len(state)
+    lines.append("</svg>")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class SoldBar:
+    """One interval of :func:`sold_chart`: the schedule's price and what was sold in it.
+
+    Attributes:
+        start: the interval's start (timezone-aware).
+        end: its end.
+        msat_per_kwh: the schedule's energy price; None when the schedule does not cover it.
+        energy_wh: the energy sold in it (Wh).
+        revenue_msat: what that energy was billed (msat).
+    """
+
+    start: datetime
+    end: datetime
+    msat_per_kwh: int | None
+    energy_wh: int
+    revenue_msat: int
+
+
+_KWH = _Formatter(1000, 3)
+_SAT = _Formatter(1000, 0)
+
+
+def sold_chart(
+    bars: Sequence[SoldBar],
+    *,
+    title: str,
+    chart_id: str = "sold",
+    tz: tzinfo = UTC,
+    tz_name: str = "UTC",
+) -> str:
+    """The price schedule beside what was sold at each price: one interval per bar.
+
+    Each interval's energy sold is a bar on the left axis (kWh; ``class="bar energy"``,
+    ``data-energy-wh``, ``data-revenue-msat``, ``data-start``); the schedule's price is a
+    step (``class="price"``, ``data-msat-per-kwh``, ``data-start``) on its own scale, labelled
+    in sat/kWh at the right edge.
+
+    Args:
+        bars: the intervals, in time order.
+        title: the chart's title (escaped).
+        chart_id: prefix of the ids of ``<title>``/``<desc>`` (unique within a page).
+        tz: the time zone of the hour labels.
+        tz_name: its name, written under the axis.
+
+    Returns:
+        The ``<svg>`` markup.
+    """
+    kind = "sold"
+    if not bars:
+        lines = _open(title, "No prices and no energy sold in this period.", chart_id, kind)
+        _axes(lines, "kWh")
+        _no_data(lines)
+        lines.append("</svg>")
+        return "\n".join(lines)
+    energy = sum(bar.energy_wh for bar in bars)
+    revenue = sum(bar.revenue_msat for bar in bars)
+    prices = [bar.msat_per_kwh for bar in bars if bar.msat_per_kwh is not None]
+    desc = [
+        f"{len(bars)} intervals from {bars[0].start.astimezone(tz):%Y-%m-%d %H:%M} {tz_name}.",
+        f"Sold {_KWH(energy)} kWh for {_SAT(revenue)} sat.",
+    ]
+    if prices:
+        desc.append(
+            f"Price from {format_price(min(prices))} to {format_price(max(prices))} sat/kWh."
+        )
+    lines = _open(title, " ".join(desc), chart_id, kind)
+    low, high = _scale(0, max(bar.energy_wh for bar in bars))
+    _y_labels(lines, low, high, _KWH)
+    _axes(lines, "kWh")
+    first, last = bars[0].start, bars[-1].end
+    span = max((last - first).total_seconds(), 1)
+    plot = WIDTH - RIGHT - LEFT
+
+    def x_of(moment: datetime) -> float:
+        return LEFT + (moment - first).total_seconds() / span * plot
+
+    zero = _y(0, low, high)
+    lines.append('<g class="bars">')
+    for bar in bars:
+        x0, x1 = x_of(bar.start), x_of(bar.end)
+        y = _y(bar.energy_wh, low, high)
+        price = "no price" if bar.msat_per_kwh is None else f"{format_price(bar.msat_per_kwh)}"
+        words = (
+            f"{bar.start.astimezone(tz):%H:%M} to {bar.end.astimezone(tz):%H:%M} {tz_name}: "
+            f"{_KWH(bar.energy_wh)} kWh sold for {_SAT(bar.revenue_msat)} sat "
+            f"(schedule: {price}{'' if bar.msat_per_kwh is None else ' sat/kWh'})"
+        )
+        lines.append(
+            f'<rect class="bar energy" x="{_n(x0)}" y="{_n(min(y, zero))}" '
+            f'width="{_n(max(x1 - x0 - 0.5, 0.5))}" height="{_n(abs(zero - y))}" fill="{BAR}" '
+            f'fill-opacity="0.7" data-energy-wh="{bar.energy_wh}" '
+            f'data-revenue-msat="{bar.revenue_msat}" data-start="{_x(bar.start.isoformat())}">'
+            f"<title>{_x(words)}</title></rect>"
+        )
+    lines.append("</g>")
+    if prices:
+        p_low, p_high = _scale(min(prices), max(prices))
+        lines.append('<g class="prices">')
+        for bar in bars:
+            if bar.msat_per_kwh is None:
+                continue
+            y = _y(bar.msat_per_kwh, p_low, p_high)
+            lines.append(
+                f'<line class="price" x1="{_n(x_of(bar.start))}" y1="{_n(y)}" '
+                f'x2="{_n(x_of(bar.end))}" y2="{_n(y)}" stroke="{NEGATIVE}" stroke-width="2" '
+                f'data-msat-per-kwh="{bar.msat_per_kwh}" '
+                f'data-start="{_x(bar.start.isoformat())}"><title>'
+                f"{_x(f'{bar.start.astimezone(tz):%H:%M} {tz_name}: ')}"
+                f"{_x(format_price(bar.msat_per_kwh))} sat/kWh</title></line>"
+            )
+        for value in sorted({p_low, p_high}):
+            lines.append(
+                f'<text class="price-label" x="{WIDTH - RIGHT - 2}" '
+                f'y="{_n(_y(value, p_low, p_high) - 2)}" text-anchor="end" '
+                f'fill="{NEGATIVE}">{_x(format_price(value))} sat/kWh</text>'
+            )
+        lines.append("</g>")
+    step = max(1, len(bars) // 4)
+    for index in range(0, len(bars), step):
+        start = bars[index].start
+        lines.append(
+            f'<text class="x-label" x="{_n(x_of(start))}" y="{HEIGHT - BOTTOM + 12}" '
+            f'text-anchor="middle" fill="{INK}">{start.astimezone(tz):%H:%M}</text>'
+        )
+    lines.append(
+        f'<text class="x-unit" x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end" '
+        f'fill="{MUTED}">hour ({_x(tz_name)}) · bars: kWh sold · line: price</text>'
+    )
     lines.append("</svg>")
     return "\n".join(lines)

@@ -13,7 +13,8 @@ Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
 :mod:`~cockpit.api.chargers`, :mod:`~cockpit.api.charger_commands`, :mod:`~cockpit.api.firmware`,
 :mod:`~cockpit.api.power`, :mod:`~cockpit.api.certificates`, :mod:`~cockpit.api.cards`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
-:mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.reports`, :mod:`~cockpit.api.nostr`,
+:mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.reports`, :mod:`~cockpit.api.sold`,
+:mod:`~cockpit.api.nostr`,
 :mod:`~cockpit.api.audit`; what they share is :mod:`~cockpit.api.context` (Strom's parts and
 the lookups) and :mod:`~cockpit.api.answers` (rows as answers, pages, CSV).
 """
@@ -38,6 +39,7 @@ from cockpit.api.power import PowerResource
 from cockpit.api.prices import PricesResource
 from cockpit.api.reports import ReportsResource
 from cockpit.api.sessions import SessionsResource
+from cockpit.api.sold import SoldResource
 from cockpit.api.stickers import StickersResource
 from cockpit.api.tariffs import TariffsResource, quotes
 from cockpit.auth import Principal
@@ -74,6 +76,7 @@ class Api:
             SessionsResource(ctx),
             LedgerResource(ctx),
             ReportsResource(ctx),
+            SoldResource(ctx),
             NostrResource(ctx),
             self.audit,
         )

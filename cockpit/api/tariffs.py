@@ -15,10 +15,10 @@ from cockpit import models as m
 from cockpit.api.answers import sat
 from cockpit.api.context import ApiContext
 from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
-from strom_core.config import ProfileConfig, TariffConfig
+from strom_core.config import DynamicTariffConfig, ProfileConfig, TariffConfig
 from strom_core.errors import ConfigError
 from strom_core.tariff import Tariff
-from strom_core.units import WH_PER_KWH
+from strom_core.units import WH_PER_KWH, sat_decimal_to_msat
 
 __all__ = ["TariffsResource", "quotes"]
 
@@ -43,7 +43,37 @@ def quotes(tariff: Tariff, power_w: int) -> list[m.Quote]:
     return answer
 
 
-def _tariff_out(charger_id: str, tariff: Tariff, power_w: int, saved: bool) -> m.TariffOut:
+def _mode(config: TariffConfig) -> m.TariffMode:
+    if config.dynamic_price is not None:
+        return "dynamic"
+    return "time_of_use" if config.time_of_use else "static"
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _dynamic_out(config: DynamicTariffConfig | None) -> m.DynamicOut | None:
+    if config is None:
+        return None
+    return m.DynamicOut(
+        provider=config.provider,
+        area=config.area,
+        currency=config.currency,
+        grid_fees=_plain(config.grid_fees),
+        taxes=_plain(config.taxes),
+        margin=_plain(config.margin),
+        min=None if config.min is None else _plain(config.min),
+        max=None if config.max is None else _plain(config.max),
+        token=config.token,
+        refresh_at=list(config.refresh_at),
+    )
+
+
+def _tariff_out(
+    charger_id: str, tariff: Tariff, config: TariffConfig, power_w: int, saved: bool
+) -> m.TariffOut:
+    """The answer: ``tariff`` (the prices in force) and ``config``'s energy price source."""
     return m.TariffOut(
         charger_id=charger_id,
         per_kwh_sat=sat(tariff.energy_msat_per_kwh),
@@ -60,6 +90,16 @@ def _tariff_out(charger_id: str, tariff: Tariff, power_w: int, saved: bool) -> m
         reservation_fee_per_minute_sat=sat(tariff.reservation_fee_msat_per_minute),
         reservation_max_minutes=tariff.reservation_max_minutes,
         reservation_kept_percent=tariff.reservation_kept_percent,
+        idle_per_minute_sat=sat(tariff.idle_msat_per_minute),
+        idle_msat_per_minute=tariff.idle_msat_per_minute,
+        idle_grace_minutes=tariff.idle_grace_minutes,
+        mode=_mode(config),
+        time_zone=config.time_zone,
+        time_of_use={
+            window: sat(sat_decimal_to_msat(price))
+            for window, price in sorted(config.time_of_use.items())
+        },
+        dynamic=_dynamic_out(config.dynamic_price),
         quotes=quotes(tariff, power_w),
         saved=saved,
     )
@@ -67,6 +107,41 @@ def _tariff_out(charger_id: str, tariff: Tariff, power_w: int, saved: bool) -> m
 
 def _power_w(profile: ProfileConfig) -> int:
     return max(c.max_power_w for c in profile.connectors)
+
+
+def _energy_source(on_file: TariffConfig, patch: m.TariffPatch) -> dict[str, Any]:
+    """The energy price's source after ``patch``: time-of-use windows, a formula, or neither.
+
+    Raises:
+        ApiError: the mode chosen lacks what it needs (no window, no provider and area).
+    """
+    mode = patch.mode
+    if mode is None:
+        if patch.dynamic is not None:
+            mode = "dynamic"
+        elif patch.time_of_use is not None:
+            mode = "time_of_use"
+        else:
+            mode = _mode(on_file)
+    time_zone = patch.time_zone if patch.time_zone is not None else on_file.time_zone
+    source: dict[str, Any] = {"time_zone": time_zone, "time_of_use": {}, "dynamic_price": None}
+    if mode == "time_of_use":
+        windows = patch.time_of_use if patch.time_of_use is not None else on_file.time_of_use
+        if not windows:
+            raise ApiError(400, "bad_request", "tariff: time of use needs at least one window")
+        source["time_of_use"] = dict(windows)
+    elif mode == "dynamic":
+        formula: dict[str, Any] = (
+            {} if on_file.dynamic_price is None else on_file.dynamic_price.model_dump()
+        )
+        if patch.dynamic is not None:
+            formula.update(patch.dynamic.model_dump(exclude_unset=True))
+        if not formula.get("provider") or not formula.get("area"):
+            raise ApiError(
+                400, "bad_request", "tariff: a dynamic tariff needs a provider and an area"
+            )
+        source["dynamic_price"] = {k: v for k, v in formula.items() if v is not None}
+    return source
 
 
 class TariffsResource:
@@ -79,10 +154,14 @@ class TariffsResource:
         """``GET /chargers/{charger_id}/tariff``."""
         profile = self.ctx.profile(call)
         tariff = self.ctx.payments.tariff_for(profile)
-        return _tariff_out(profile.id, tariff, _power_w(profile), saved=True)
+        return _tariff_out(profile.id, tariff, profile.tariff, _power_w(profile), saved=True)
 
     def _patched_tariff(self, profile: ProfileConfig, patch: m.TariffPatch) -> TariffConfig:
-        """The tariff in force with the fields ``patch`` names replaced (the rest unchanged)."""
+        """The tariff in force with the fields ``patch`` names replaced (the rest unchanged).
+
+        The prices come from the tariff in force (a price set by DM included); the energy
+        price's source (time-of-use windows, the dynamic formula) from the profile file.
+        """
         current = self.ctx.payments.tariff_for(profile)
         fields = {
             "per_kwh_sat": current.energy_msat_per_kwh,
@@ -90,16 +169,19 @@ class TariffsResource:
             "session_fee_sat": current.session_fee_msat,
             "min_prepay_sat": current.min_prepay_msat,
             "max_prepay_sat": current.max_prepay_msat,
+            # Reservation terms and the idle fee the patch does not name stay, like the prices.
+            "reservation_fee_sat": current.reservation_fee_msat,
+            "reservation_fee_per_minute_sat": current.reservation_fee_msat_per_minute,
+            "idle_per_minute_sat": current.idle_msat_per_minute,
         }
         merged: dict[str, Any] = {name: Decimal(msat) / 1000 for name, msat in fields.items()}
-        # Reservation terms the patch does not name stay as they are, like the prices.
-        merged["reservation_fee_sat"] = Decimal(current.reservation_fee_msat) / 1000
-        merged["reservation_fee_per_minute_sat"] = (
-            Decimal(current.reservation_fee_msat_per_minute) / 1000
-        )
         merged["reservation_max_minutes"] = current.reservation_max_minutes
         merged["reservation_kept_percent"] = current.reservation_kept_percent
-        merged.update(patch.model_dump(exclude_none=True))
+        merged["idle_grace_minutes"] = current.idle_grace_minutes
+        merged.update(
+            patch.model_dump(exclude_none=True, exclude={"mode", "time_of_use", "dynamic"})
+        )
+        merged.update(_energy_source(profile.tariff, patch))
         try:
             return TariffConfig(**merged)
         except ValidationError as exc:
@@ -108,8 +190,8 @@ class TariffsResource:
     async def preview_tariff(self, call: Call) -> m.TariffOut:
         """``POST /chargers/{charger_id}/tariff/preview``."""
         profile = self.ctx.profile(call)
-        tariff = self._patched_tariff(profile, call.body).to_tariff()
-        return _tariff_out(profile.id, tariff, _power_w(profile), saved=False)
+        config = self._patched_tariff(profile, call.body)
+        return _tariff_out(profile.id, config.to_tariff(), config, _power_w(profile), saved=False)
 
     async def put_tariff(self, call: Call) -> m.TariffOut:
         """``PUT /chargers/{charger_id}/tariff``."""
@@ -129,11 +211,12 @@ class TariffsResource:
         ctx.payments.forget_view()
         ctx.agent(profile.id).mark_dirty()  # the status event shows the new price
         call.audit_detail.update(
+            mode=_mode(config),
             energy_msat_per_kwh=tariff.energy_msat_per_kwh,
             time_msat_per_minute=tariff.time_msat_per_minute,
             session_fee_msat=tariff.session_fee_msat,
         )
-        return _tariff_out(profile.id, tariff, _power_w(profile), saved=True)
+        return _tariff_out(profile.id, tariff, config, _power_w(profile), saved=True)
 
     def endpoints(self) -> list[Endpoint]:
         """The operations of this resource."""

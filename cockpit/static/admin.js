@@ -23,7 +23,8 @@ function h (tag, attrs, ...children) {
 }
 const $ = (id) => document.getElementById(id)
 const sat = (msat) => (Number(msat) / 1000).toLocaleString('en', { maximumFractionDigits: 3 }) + ' sat'
-const kwh = (wh) => (Number(wh) / 1000).toFixed(3) + ' kWh'
+const kwh = (wh) => (Number(wh) / 1000).toLocaleString('en', { minimumFractionDigits: 3, maximumFractionDigits: 3 }) + ' kWh'
+const human = (value) => String(value ?? '—').replace(/_/g, ' ') // awaiting_payment → awaiting payment
 const when = (iso) => iso ? new Date(iso).toLocaleString('en-GB') : '—'
 function toast (text) {
   let el = $('toast')
@@ -343,37 +344,100 @@ function chargerForm (chargerId, readOnly) {
   h('button', { class: 'primary', type: 'submit', disabled: readOnly }, 'Add charger'), error)
 }
 
+// The tariff: prices, idle fee, and where the energy price comes from (the profile's static
+// price, its time-of-use windows, or a provider's formula: [tariff.dynamic]). What a driver would
+// pay is previewed as the operator types; the API's validation errors are shown as they are.
+const TARIFF_FIELDS = [['per_kwh_sat', 'sat per kWh'], ['per_minute_sat', 'sat per minute'], ['session_fee_sat', 'session fee (sat)'], ['min_prepay_sat', 'min prepay (sat)'], ['max_prepay_sat', 'max prepay (sat)'], ['idle_per_minute_sat', 'idle fee (sat per minute)'], ['idle_grace_minutes', 'idle grace (minutes)']]
+const MODES = [['static', 'Static (sat per kWh)'], ['time_of_use', 'Time of use (windows)'], ['dynamic', 'Dynamic (price provider)']]
+const PROVIDERS = [['awattar', 'aWATTar (DE-LU, AT)'], ['energidataservice', 'Energi Data Service (DK1, DK2)'], ['entsoe', 'ENTSO-E (a bidding zone)'], ['octopus', 'Octopus Agile (product/tariff)']]
+const FORMULA_FIELDS = [['area', 'Area', 'DE-LU'], ['currency', 'Currency', 'EUR'], ['grid_fees', 'Grid fees (per kWh)', '0'], ['taxes', 'Taxes (per kWh)', '0'], ['margin', 'Margin (0.15 = 15 %)', '0'], ['min', 'Min (per kWh)', 'none'], ['max', 'Max (per kWh)', 'none'], ['token', 'Token reference', 'env:ENTSOE_TOKEN']]
+
 function tariffEditor (chargerId, tariff) {
-  const fields = [['per_kwh_sat', 'sat per kWh'], ['per_minute_sat', 'sat per minute'], ['session_fee_sat', 'session fee (sat)'], ['min_prepay_sat', 'min prepay (sat)'], ['max_prepay_sat', 'max prepay (sat)']]
-  const inputs = Object.fromEntries(fields.map(([name]) => [name, h('input', { name, inputmode: 'decimal', value: tariff[name], size: 10 })]))
+  const input = (name, value, attrs) => h('input', { name, inputmode: 'decimal', value: value ?? '', size: 10, ...attrs })
+  const inputs = Object.fromEntries(TARIFF_FIELDS.map(([name]) => [name, input(name, tariff[name])]))
+  const formula = tariff.dynamic || {}
+  const mode = h('select', { name: 'mode', id: 'tariff-mode' }, MODES.map(([value, label]) => h('option', { value, selected: tariff.mode === value }, label)))
+  const provider = h('select', { name: 'provider' }, PROVIDERS.map(([value, label]) => h('option', { value, selected: formula.provider === value }, label)))
+  const formulaInputs = Object.fromEntries(FORMULA_FIELDS.map(([name, , placeholder]) => [name, input(name, formula[name], { placeholder, inputmode: name === 'area' || name === 'currency' || name === 'token' ? 'text' : 'decimal' })]))
+  const refreshAt = input('refresh_at', (formula.refresh_at || ['12:15', '17:00']).join(', '), { inputmode: 'text', placeholder: '12:15, 17:00' })
+  const timeZone = input('time_zone', tariff.time_zone, { inputmode: 'text', size: 16 })
+  const windows = h('textarea', { name: 'time_of_use', rows: 4, placeholder: '07:00-22:00 = 450\n22:00-07:00 = 250' }, Object.entries(tariff.time_of_use).map(([w, price]) => w + ' = ' + price).join('\n'))
+  const tou = h('fieldset', { id: 'tariff-tou' }, h('legend', {}, 'Time-of-use windows (sat per kWh; sat per kWh above holds outside them)'),
+    h('label', {}, 'Time zone', timeZone), h('label', { class: 'wide' }, 'Windows, one per line: HH:MM-HH:MM = sat per kWh', windows))
+  const dynamic = h('fieldset', { id: 'tariff-dynamic' }, h('legend', {}, 'Dynamic price: (spot + grid fees + taxes) × (1 + margin), kept between min and max, in the currency per kWh'),
+    h('label', {}, 'Provider', provider), FORMULA_FIELDS.map(([name, label]) => h('label', {}, label, formulaInputs[name])),
+    h('label', {}, 'Fetch after (UTC)', refreshAt))
   const quote = h('p', { id: 'quote', 'aria-live': 'polite' })
-  const error = h('p', { class: 'error', role: 'alert' })
-  const body = () => Object.fromEntries(fields.map(([name]) => [name, inputs[name].value.trim()]))
+  const error = h('p', { class: 'error', role: 'alert', id: 'tariff-error' })
+  const shown = () => { tou.hidden = mode.value !== 'time_of_use'; dynamic.hidden = mode.value !== 'dynamic' }
+  // What the operator typed and did not save survives a re-render of the page (a live refresh
+  // that was already under way when they began).
+  const controls = [...Object.values(inputs), mode, provider, ...Object.values(formulaInputs), refreshAt, timeZone, windows]
+  const draft = state.page.tariffDraft
+  if (draft) controls.forEach((control, i) => { control.value = draft[i] })
+  const decimal = (value) => value.trim() === '' ? null : value.trim()
+  const body = () => {
+    const data = Object.fromEntries(TARIFF_FIELDS.map(([name]) => [name, inputs[name].value.trim()]))
+    data.idle_grace_minutes = data.idle_grace_minutes === '' ? 0 : Number(data.idle_grace_minutes)
+    data.mode = mode.value
+    if (mode.value === 'time_of_use') {
+      data.time_zone = timeZone.value.trim() || 'UTC'
+      data.time_of_use = Object.fromEntries(windows.value.split('\n').map((line) => line.trim()).filter(Boolean)
+        .map((line) => { const [w, price] = line.split('='); return [(w || '').trim(), (price || '').trim()] }))
+    }
+    if (mode.value === 'dynamic') {
+      const f = formulaInputs
+      data.dynamic = {
+        provider: provider.value,
+        area: f.area.value.trim(),
+        grid_fees: decimal(f.grid_fees.value) ?? '0',
+        taxes: decimal(f.taxes.value) ?? '0',
+        margin: decimal(f.margin.value) ?? '0',
+        min: decimal(f.min.value),
+        max: decimal(f.max.value),
+        token: f.token.value.trim(),
+        refresh_at: refreshAt.value.split(',').map((t) => t.trim()).filter(Boolean)
+      }
+      if (f.currency.value.trim()) data.dynamic.currency = f.currency.value.trim()
+    }
+    return data
+  }
   const show = (answer) => {
-    quote.textContent = answer.quotes.map((q) => (q.energy_wh / 1000) + ' kWh: ' + q.total_sat + ' sat (' + q.minutes + ' min)').join(' · ')
+    const energy = answer.mode === 'dynamic' ? ' (energy at ' + answer.per_kwh_sat + ' sat/kWh here; the provider\'s price is billed, see Prices)' : answer.mode === 'time_of_use' ? ' (energy at the price outside the windows)' : ''
+    quote.textContent = answer.quotes.map((q) => (q.energy_wh / 1000) + ' kWh: ' + Number(q.total_sat).toLocaleString('en', { maximumFractionDigits: 3 }) + ' sat (' + q.minutes + ' min)').join(' · ') + energy
   }
   let timer = null
   const preview = () => {
+    state.page.editing = true // live refreshes leave the page alone until it is saved
+    state.page.tariffDraft = controls.map((control) => control.value)
+    shown()
     clearTimeout(timer)
     timer = setTimeout(async () => {
       try { show(await api('POST', '/chargers/' + chargerId + '/tariff/preview', body())); error.textContent = '' } catch (e) { error.textContent = e.message }
     }, 250)
   }
   show(tariff)
+  shown()
   return h('form', {
     class: 'row',
     id: 'tariff',
     oninput: preview,
+    onchange: preview,
     onsubmit: async (event) => {
       event.preventDefault()
       try {
         show(await api('PUT', '/chargers/' + chargerId + '/tariff', body()))
+        state.page.editing = false
+        state.page.tariffDraft = null
         error.textContent = ''
         toast('Tariff saved')
-        for (const key of [...state.cache.keys()]) if (key.startsWith('sticker:' + chargerId + ':')) state.cache.delete(key) // the sticker shows the price
+        for (const key of [...state.cache.keys()]) if (key.startsWith('sticker:' + chargerId + ':') || key === 'prices:' + chargerId) state.cache.delete(key) // the sticker and the prices show it
+        const prices = $('prices')
+        if (prices) prices.replaceWith(pricesSection(chargerId))
       } catch (e) { error.textContent = e.message }
     }
-  }, fields.map(([name, label]) => h('label', {}, label, inputs[name])),
+  }, TARIFF_FIELDS.map(([name, label]) => h('label', {}, label, inputs[name])),
+  h('label', {}, 'Energy price', mode), tou, dynamic,
   h('button', { class: 'primary', type: 'submit' }, 'Save tariff'),
   h('div', {}, h('span', { class: 'muted' }, 'A driver pays: '), quote), error)
 }
@@ -550,7 +614,48 @@ function pricesSection (chargerId) {
   const key = 'prices:' + chargerId
   return h('section', { id: 'prices' }, h('h2', {}, 'Prices'),
     h('div', { class: 'toolbar' }, h('b', {}, 'Energy prices, next 24 hours'), refreshButton(key)),
-    pending(key, () => api('GET', '/chargers/' + chargerId + '/prices?hours=24'), pricesView))
+    pending(key, () => api('GET', '/chargers/' + chargerId + '/prices?hours=24'), pricesView),
+    soldSection(chargerId))
+}
+
+// A day's price schedule beside the energy sold at each price (GET …/reports/sold and its
+// chart): the chart has every interval, the table those in which something was sold.
+function soldSection (chargerId) {
+  const day = kept('sold_day', { type: 'date', value: dayStart(0).toISOString().slice(0, 10), required: true })
+  const box = h('div', { 'aria-live': 'polite' })
+  const load = () => {
+    const query = '?day=' + encodeURIComponent(day.value)
+    const base = '/chargers/' + encodeURIComponent(chargerId) + '/reports/sold'
+    box.replaceChildren(h('p', { class: 'muted' }, 'Loading…'))
+    cached('sold:' + chargerId + ':' + day.value, async () => {
+      const [report, chart] = await Promise.all([api('GET', base + query), serverChart(base + '.svg' + query, 'sold')])
+      return { report, chart }
+    }).then(({ report, chart }) => box.replaceChildren(soldView(report, chart)))
+      .catch((e) => box.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message)))
+  }
+  day.addEventListener('change', load)
+  load()
+  return h('div', { id: 'sold' },
+    h('div', { class: 'toolbar' }, h('b', {}, 'Prices and energy sold'), h('label', {}, 'Day (UTC)', day)),
+    box)
+}
+
+const price = (msat) => msat === null ? '—' : sat(msat) + '/kWh'
+
+function soldView (report, chart) {
+  const sold = report.intervals.filter((i) => i.energy_wh > 0)
+  return h('div', {},
+    h('p', { id: 'sold-total' }, 'Sold ' + kwh(report.energy_wh) + ' for ' + sat(report.revenue_msat) + ' (energy only) in ' + report.sessions + ' session' + (report.sessions === 1 ? '' : 's') +
+      (report.source ? ' · schedule ' + report.source : '') + (report.schedule_error ? ' · no schedule: ' + report.schedule_error : '')),
+    h('div', { class: 'charts wide' }, chart),
+    sold.length
+      ? h('div', { class: 'scroll' }, h('table', { id: 'sold-intervals' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'From'), h('th', {}, 'Until'), h('th', { class: 'num' }, 'Scheduled price'), h('th', { class: 'num' }, 'Energy sold'), h('th', { class: 'num' }, 'Billed at'), h('th', { class: 'num' }, 'Revenue'), h('th', { class: 'num' }, 'Sessions'))),
+        h('tbody', {}, sold.map((i) => h('tr', { dataset: { start: i.start, energyWh: i.energy_wh } },
+          h('td', {}, hm(i.start)), h('td', {}, hm(i.end)), h('td', { class: 'num' }, price(i.schedule_msat_per_kwh)),
+          h('td', { class: 'num' }, kwh(i.energy_wh)), h('td', { class: 'num' }, i.billed_msat_per_kwh.map(price).join(', ')),
+          h('td', { class: 'num' }, sat(i.revenue_msat)), h('td', { class: 'num' }, String(i.sessions)))))))
+      : h('p', { class: 'muted' }, 'Nothing was sold at a scheduled price on this day (a static tariff\'s sessions keep no intervals).'))
 }
 
 const hm = (iso) => new Date(iso).toLocaleString('en-GB', { weekday: 'short', hour: '2-digit', minute: '2-digit' })
@@ -934,7 +1039,7 @@ function sessionTable (items) {
     h('tbody', {}, items.map((s) => h('tr', { dataset: { session: s.session_id } },
       h('td', {}, h('a', { href: '#/sessions/' + s.session_id }, s.session_id)),
       h('td', {}, s.charger_id + '/' + s.connector_id),
-      h('td', {}, h('span', { class: 'badge', 'data-state': '' }, s.state)),
+      h('td', {}, h('span', { class: 'badge', 'data-state': s.state }, human(s.state))),
       h('td', { class: 'num' }, sat(s.paid_msat)), h('td', { class: 'num' }, sat(s.consumed_msat)),
       h('td', { class: 'num' }, sat(s.refundable_msat)), h('td', { class: 'num' }, kwh(s.energy_wh)),
       h('td', {}, when(s.created_at))))))
@@ -953,7 +1058,7 @@ async function sessionsView (view, params) {
     }
   },
   h('label', {}, 'Charger', h('input', { name: 'charger', value: params.get('charger') || '' })),
-  h('label', {}, 'State', h('select', { name: 'state' }, ['', 'awaiting_payment', 'paid', 'starting', 'charging', 'stopping', 'stopped', 'start_failed', 'refund_pending', 'refunded', 'closed', 'expired'].map((s) => h('option', { value: s, selected: s === (params.get('state') || '') }, s || 'any')))),
+  h('label', {}, 'State', h('select', { name: 'state' }, ['', 'awaiting_payment', 'paid', 'starting', 'charging', 'stopping', 'stopped', 'start_failed', 'refund_pending', 'refunded', 'closed', 'expired'].map((s) => h('option', { value: s, selected: s === (params.get('state') || '') }, s ? human(s) : 'any')))),
   h('button', { type: 'submit' }, 'Filter'),
   h('button', { type: 'button', onclick: () => { const q = new URLSearchParams(query); q.set('format', 'csv'); q.set('limit', '500'); download('/sessions?' + q, 'sessions.csv') } }, 'Export CSV'))
   const table = sessionTable(page.items)
@@ -976,7 +1081,7 @@ async function sessionView (view, sessionId) {
   const stoppable = ['paid', 'starting', 'charging'].includes(s.state)
   view.replaceChildren(
     h('h1', {}, 'Session ', h('span', { class: 'mono' }, s.session_id)),
-    h('p', {}, h('span', { class: 'badge', id: 'session-state' }, s.state), ' on ', h('a', { href: '#/chargers/' + s.charger_id }, s.charger_id), ' connector ' + s.connector_id,
+    h('p', {}, h('span', { class: 'badge', id: 'session-state', 'data-state': s.state }, human(s.state)), ' on ', h('a', { href: '#/chargers/' + s.charger_id }, s.charger_id), ' connector ' + s.connector_id,
       s.stop_reason ? ' · stopped by ' + s.stop_reason : ''),
     stoppable ? h('button', { class: 'danger', onclick: async () => { try { await api('POST', '/sessions/' + s.session_id + '/stop'); route(true) } catch (e) { toast(e.message) } } }, 'Stop session') : '',
     h('table', {}, h('tbody', {},
@@ -996,9 +1101,20 @@ const COLUMNS = {
 const number = (msat) => (Number(msat) / 1000).toLocaleString('en', { maximumFractionDigits: 3 })
 function cell (c, value) {
   if (c.endsWith('_msat')) return value === null ? '—' : number(value)
-  if (c.endsWith('_wh')) return (Number(value) / 1000).toFixed(3)
-  if (c.endsWith('_at')) return when(value)
+  if (c.endsWith('_wh')) return kwh(value).slice(0, -4)
+  if (c.endsWith('_at') || c === 'at') return when(value)
+  if (c === 'state' || c === 'kind') return human(value)
   return String(value ?? '—')
+}
+
+// An audit row's detail for people: "energy price per kWh: 400 sat · mode: dynamic", not JSON.
+function detailText (detail) {
+  return Object.entries(detail || {}).map(([key, value]) => {
+    const name = human(key.replace(/_(msat|wh)$/, '').replace(/_msat_per_/, '_per_'))
+    if (key.endsWith('_msat') || key.includes('_msat_per_')) return name + ': ' + sat(value)
+    if (key.endsWith('_wh')) return name + ': ' + kwh(value)
+    return name + ': ' + (value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value))
+  }).join(' · ') || '—'
 }
 
 function ledgerTable (items, columns, labels) {
@@ -1080,7 +1196,7 @@ async function ledgerView (view) {
 
 async function auditView (view) {
   const page = await api('GET', '/audit?limit=200')
-  view.replaceChildren(h('h1', {}, 'Audit log'), ledgerTable(page.items.map((e) => ({ ...e, detail: JSON.stringify(e.detail) })), ['at', 'actor', 'action', 'target', 'detail']))
+  view.replaceChildren(h('h1', {}, 'Audit log'), ledgerTable(page.items.map((e) => ({ ...e, detail: detailText(e.detail) })), ['at', 'actor', 'action', 'target', 'detail']))
 }
 
 // --- routing ----------------------------------------------------------------------------------
@@ -1092,6 +1208,7 @@ async function route (refresh) {
   const params = new URLSearchParams(search || '')
   const parts = path.split('/').filter(Boolean)
   if (refresh && document.activeElement && view.contains(document.activeElement) && document.activeElement.matches('input, select, textarea')) return // do not wipe what the operator types
+  if (refresh && state.page.editing) return // nor what they typed and did not save yet
   try {
     if (parts[0] === 'chargers' && parts[1]) await chargerView(view, decodeURIComponent(parts[1]))
     else if (parts[0] === 'sessions' && parts[1]) await sessionView(view, decodeURIComponent(parts[1]))

@@ -82,7 +82,7 @@ async def test_admin_charts_after_a_week_of_sessions_match_the_ledger_api(
     # The totals above the charts, in units, are the sums of the ledger's days.
     total_wh = sum(e["energy_wh"] for e in ledger)
     await expect(reports.locator('[data-total="energy_wh"]')).to_have_text(
-        f"{total_wh / 1000:.3f} kWh"
+        f"{total_wh / 1000:,.3f} kWh"
     )
     await expect(reports.locator('[data-total="sessions"]')).to_have_text(
         str(sum(e["sessions"] for e in ledger))

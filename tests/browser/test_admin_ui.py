@@ -116,8 +116,8 @@ async def test_an_operator_signs_in_watches_a_charge_start_live_and_stops_it(
     assert scanned.startswith(f"{cockpit.base}/c/{CHARGER}/1?lightning=LNURL1")
     assert str(lnurl.decode(scanned.split("lightning=")[1])) == cockpit.stack.pay_url
     await page.fill('#tariff input[name="per_kwh_sat"]', "400")
-    await expect(page.locator("#quote")).to_contain_text("10 kWh: 4000 sat")
-    await expect(page.locator("#quote")).to_contain_text("30 kWh: 12000 sat")
+    await expect(page.locator("#quote")).to_contain_text("10 kWh: 4,000 sat")
+    await expect(page.locator("#quote")).to_contain_text("30 kWh: 12,000 sat")
     await screenshot(page, "admin-charger")
     await page.click("text=Save tariff")
     await expect(page.locator("#toast")).to_have_text("Tariff saved")
@@ -180,7 +180,7 @@ async def test_an_admin_signs_in_with_a_nostr_extension_and_every_request_is_nip
     await expect(page.locator("#live")).to_have_text("live")
     await page.goto(cockpit.base + f"/admin/#/chargers/{CHARGER}")
     await page.fill('#tariff input[name="per_kwh_sat"]', "333")
-    await expect(page.locator("#quote")).to_contain_text("10 kWh: 3330 sat")
+    await expect(page.locator("#quote")).to_contain_text("10 kWh: 3,330 sat")
     await page.click("text=Save tariff")
     await expect(page.locator("#toast")).to_have_text("Tariff saved")
 

@@ -18,7 +18,7 @@ from strom_core.session import new_session
 from strom_core.tariff import Tariff
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
-from strom_storage.schema import payments, refunds, sessions
+from strom_storage.schema import ledger_intervals, payments, refunds, sessions
 from strom_storage.sessions import SessionStore
 
 TARIFF = Tariff(energy_msat_per_kwh=250_000)
@@ -130,3 +130,51 @@ async def write_week(db: Database, charger_id: str, start: datetime) -> Week:
     await chargers.set_online(charger_id, False, start + timedelta(days=4, hours=2))
     await chargers.set_online(charger_id, True, start + timedelta(days=4, hours=4))
     return week
+
+
+# One day of sessions billed by a schedule: (session, hour, Wh, msat per kWh billed). The
+# 09:00 hour holds two sessions, one of them paid under an older price (400 sat/kWh).
+SOLD = (
+    ("sd-a", 8, 3_000, 450_000),
+    ("sd-a", 9, 2_500, 450_000),
+    ("sd-c", 9, 1_000, 400_000),
+    ("sd-b", 21, 1_200, 450_000),
+    ("sd-b", 22, 4_000, 250_000),
+)
+
+
+async def write_sold_day(db: Database, charger_id: str, day: datetime) -> None:
+    """Sessions on ``charger_id`` whose billed intervals (``ledger_intervals``) are :data:`SOLD`."""
+    store = SessionStore(db)
+    for session_id in sorted({entry[0] for entry in SOLD}):
+        session = new_session(
+            session_id=session_id,
+            charger_id=charger_id,
+            connector_id=1,
+            id_tag=session_id.upper(),
+            tariff=TARIFF,
+            power_w=11_000,
+            meter_interval_s=60,
+            start_timeout_s=90,
+        )
+        await store.create(session, secret="x" * 32, initiator="lnurl", now=day)
+    async with db.transaction() as conn:
+        await conn.execute(
+            insert(ledger_intervals),
+            [
+                {
+                    "session_id": session_id,
+                    "natural_key": f"{session_id}:interval:{hour}",
+                    "interval_start": day + timedelta(hours=hour),
+                    "interval_end": day + timedelta(hours=hour + 1),
+                    "energy_wh": wh,
+                    "energy_msat_per_kwh": price,
+                    "cost_msat": wh * price // 1000,
+                    "source": "tou:profile",
+                    "fetched_at": day,
+                    "rate_source": "",
+                    "created_at": day + timedelta(hours=hour + 1),
+                }
+                for session_id, hour, wh, price in SOLD
+            ],
+        )

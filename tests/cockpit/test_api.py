@@ -112,6 +112,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/reports/monthly.svg"): {"params": REPORT_WINDOW},
     ("GET", "/reports/availability"): {"params": REPORT_WINDOW},
     ("GET", "/reports/availability.svg"): {"params": REPORT_WINDOW},
+    ("GET", "/chargers/{charger_id}/reports/sold"): {"params": {"day": "2026-11-03"}},
+    ("GET", "/chargers/{charger_id}/reports/sold.svg"): {"params": {"day": "2026-11-03"}},
     ("GET", "/nostr"): {},
     ("GET", "/nostr/chargers/{charger_id}/status-event"): {},
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): {},
@@ -177,6 +179,11 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("GET", "/reports/availability.svg"): (
         {"params": {"since": "2026-01-01T00:00:00Z", "until": "2026-12-01T00:00:00Z"}},
         400,
+    ),
+    ("GET", "/chargers/{charger_id}/reports/sold"): ({"params": {"day": "2026-13-01"}}, 400),
+    ("GET", "/chargers/{charger_id}/reports/sold.svg"): (
+        {"charger": "nobody", "params": {"day": "2026-11-03"}},
+        404,
     ),
     ("GET", "/nostr"): ({"params": {"relay": "x"}}, 400),
     ("GET", "/nostr/chargers/{charger_id}/status-event"): ({"charger": "nobody"}, 404),
@@ -411,6 +418,10 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     prices = await ok("GET", "/chargers/{charger_id}/prices")
     assert (prices["dynamic"], prices["source"], prices["health"]) == (False, "static", None)
     assert len(prices["intervals"]) == 6  # a static tariff: one flat price per hour
+    sold = await ok("GET", "/chargers/{charger_id}/reports/sold")
+    assert (sold["source"], len(sold["intervals"]), sold["energy_wh"]) == ("static", 24, 0)
+    chart = await ok("GET", "/chargers/{charger_id}/reports/sold.svg")
+    assert chart.text.startswith("<svg")
     firmware = await ok("GET", "/chargers/{charger_id}/firmware")
     assert [f["name"] for f in firmware["files"]] == ["none.txt"]
     download = await ok("GET", "/chargers/{charger_id}/uploads/{name}")

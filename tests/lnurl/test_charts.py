@@ -203,3 +203,30 @@ def test_timeline_refuses_an_empty_window_and_draws_no_rows_as_no_data() -> None
 )
 def test_prices_show_in_sat_per_kwh_exactly(msat: int, shown: str) -> None:
     assert format_price(msat) == shown
+
+
+def test_sold_chart_draws_each_intervals_energy_and_the_schedules_price_escaped() -> None:
+    from strom_web.charts import SoldBar, sold_chart
+
+    bars = [
+        SoldBar(T0, T0 + timedelta(hours=1), 250_000, 0, 0),
+        SoldBar(T0 + timedelta(hours=1), T0 + timedelta(hours=2), 450_000, 3_500, 1_525_000),
+        SoldBar(T0 + timedelta(hours=2), T0 + timedelta(hours=3), None, 1_000, 400_000),
+    ]
+    root = parse(sold_chart(bars, title="Sold <cp & 1>"))
+    assert root.find(f"{SVG}title").text == "Sold <cp & 1>"  # type: ignore[union-attr]
+    energy = [e for e in root.iter(f"{SVG}rect") if e.get("data-energy-wh") is not None]
+    assert [
+        (int(e.get("data-energy-wh", "")), int(e.get("data-revenue-msat", ""))) for e in energy
+    ] == [
+        (0, 0),
+        (3_500, 1_525_000),
+        (1_000, 400_000),
+    ]
+    # An interval the schedule does not cover has no price line.
+    lines = [e for e in root.iter(f"{SVG}line") if e.get("data-msat-per-kwh") is not None]
+    assert [int(e.get("data-msat-per-kwh", "")) for e in lines] == [250_000, 450_000]
+    desc = root.find(f"{SVG}desc").text or ""  # type: ignore[union-attr]
+    assert "Sold 4.500 kWh for 1,925 sat." in desc
+    empty = parse(sold_chart([], title="Nothing"))
+    assert any(e.text == "No data" for e in empty.iter(f"{SVG}text"))

@@ -99,7 +99,9 @@ def test_a_profile_with_a_dynamic_tariff_loads_and_is_priced_dynamically(tmp_pat
     assert health.known_until is None
 
 
-def test_writing_the_tariff_through_the_api_keeps_the_files_dynamic_price(tmp_path: Path) -> None:
+def test_writing_the_tariff_writes_its_dynamic_price_and_keeps_the_files_comments(
+    tmp_path: Path,
+) -> None:
     from cockpit.profiles import ProfileFiles
 
     example = Path(__file__).resolve().parents[2] / "profiles" / "example-1.toml.example"
@@ -109,16 +111,19 @@ def test_writing_the_tariff_through_the_api_keeps_the_files_dynamic_price(tmp_pa
         example.read_text() + '\n[tariff.dynamic]\nprovider = "awattar"\narea = "AT"\n'
         "margin = 0.1  # ten percent\n"
     )
-    written = ProfileFiles(folder).write_tariff(
-        "example-1", TariffConfig(per_kwh_sat=Decimal(300), session_fee_sat=Decimal(5))
+    files = ProfileFiles(folder)
+    formula = DynamicTariffConfig(provider="awattar", area="AT", margin=Decimal("0.1"))
+    written = files.write_tariff(
+        "example-1",
+        TariffConfig(per_kwh_sat=Decimal(300), session_fee_sat=Decimal(5), dynamic=formula),
     )
     assert written.tariff.per_kwh_sat == Decimal(300)
-    assert written.tariff.dynamic_price is not None
-    assert (written.tariff.dynamic_price.provider, written.tariff.dynamic_price.area) == (
-        "awattar",
-        "AT",
-    )
+    assert written.tariff.dynamic_price == formula
     assert "margin = 0.1  # ten percent" in (folder / "example-1.toml").read_text()
+    # The tariff written is all of it: a static one removes the formula.
+    static = files.write_tariff("example-1", TariffConfig(per_kwh_sat=Decimal(300)))
+    assert static.tariff.dynamic_price is None
+    assert "[tariff.dynamic]" not in (folder / "example-1.toml").read_text()
 
 
 def test_a_profile_applied_later_is_priced_dynamically_and_can_stop_being() -> None:
@@ -154,10 +159,13 @@ def test_writing_the_whole_profile_through_the_api_keeps_or_writes_the_dynamic_p
         example.read_text() + '\n[tariff.dynamic]\nprovider = "awattar"\narea = "AT"\n'
     )
     files = ProfileFiles(folder)
+    files_formula = DynamicTariffConfig(provider="awattar", area="AT")
     static = files.write_profile(
         ProfileConfig.model_validate(
             {
-                **files.write_tariff("example-1", TariffConfig()).model_dump(by_alias=True),
+                **files.write_tariff("example-1", TariffConfig(dynamic=files_formula)).model_dump(
+                    by_alias=True
+                ),
                 "name": "Renamed",
             }
         ).model_copy(update={"tariff": TariffConfig(per_kwh_sat=Decimal(1))})

@@ -21,6 +21,7 @@ from strom_core.session_events import (
 )
 from strom_storage import retention as retention_module
 from strom_storage.db import Database
+from strom_storage.reports import Reports
 from strom_storage.retention import BATCH, Retention, RetentionPolicy
 from strom_storage.schema import (
     meter_readings,
@@ -29,6 +30,7 @@ from strom_storage.schema import (
     ocpp_unknown_stops,
     outbox,
     refunds,
+    status_history,
 )
 from tests.storage.test_session_store import make
 
@@ -41,6 +43,7 @@ POLICY = RetentionPolicy(
     outbox_dead_days=365,
     meter_readings_days=90,
     unknown_stops_days=90,
+    status_history_days=400,
 )
 
 
@@ -233,6 +236,63 @@ async def test_unknown_stops_go_after_their_days(db: Database) -> None:
     assert await _rows(db, ocpp_unknown_stops, ocpp_unknown_stops.c.transaction_id) == {2}
 
 
+async def test_old_status_changes_go_but_each_connectors_state_at_the_cutoff_stays(
+    db: Database,
+) -> None:
+    cutoff = NOW - 400 * DAY
+    changes = [  # (charger, connector, status, days ago)
+        ("cp1", 1, "Available", 500),
+        ("cp1", 1, "Charging", 450),
+        ("cp1", 1, "Available", 401),  # in force at the cutoff: stays
+        ("cp1", 1, "Faulted", 10),
+        ("cp1", 0, "Online", 600),  # the link's only change, however old: stays
+        ("cp1", 2, "Charging", 700),
+        ("cp1", 2, "Available", 399),  # within the window
+        ("cp2", 1, "Unavailable", 800),
+        ("cp2", 1, "Available", 800),  # the same moment: the later row is the state
+    ]
+    await _insert(
+        db,
+        status_history,
+        [
+            {"charger_id": c, "connector_id": n, "status": s, "at": NOW - days * DAY}
+            for c, n, s, days in changes
+        ],
+    )
+    removed = await Retention(db, POLICY).sweep(NOW)
+    assert removed == {"status_history": 3}
+    async with db.reader() as conn:
+        rows = (await conn.execute(select(status_history).order_by(status_history.c.id))).all()
+    assert [(r.charger_id, r.connector_id, r.status, (NOW - r.at).days) for r in rows] == [
+        ("cp1", 1, "Available", 401),
+        ("cp1", 1, "Faulted", 10),
+        ("cp1", 0, "Online", 600),
+        ("cp1", 2, "Charging", 700),
+        ("cp1", 2, "Available", 399),
+        ("cp2", 1, "Available", 800),
+    ]
+    # The availability report of a window starting at the cutoff still knows what was in force.
+    _known, seen = await Reports(db).status_changes(since=cutoff, until=NOW)
+    in_force = {(c.charger_id, c.connector_id): c.status for c in seen if c.at < cutoff}
+    assert in_force == {
+        ("cp1", 1): "Available",
+        ("cp1", 0): "Online",
+        ("cp1", 2): "Charging",
+        ("cp2", 1): "Available",
+    }
+    assert await Retention(db, POLICY).sweep(NOW) == {}  # nothing more to do
+    # Nine days on, connector 2's change of 399 days ago is the state at the new cutoff: the
+    # change before it goes.
+    assert await Retention(db, POLICY).sweep(NOW + 9 * DAY) == {"status_history": 1}
+    async with db.reader() as conn:
+        statuses = (
+            await conn.execute(
+                select(status_history.c.status).where(status_history.c.connector_id == 2)
+            )
+        ).scalars()
+        assert list(statuses) == ["Available"]
+
+
 async def test_zero_days_keeps_rows_forever(db: Database) -> None:
     forever = RetentionPolicy(
         claim_windows_s={},
@@ -240,6 +300,7 @@ async def test_zero_days_keeps_rows_forever(db: Database) -> None:
         outbox_dead_days=0,
         meter_readings_days=0,
         unknown_stops_days=0,
+        status_history_days=0,
     )
     ancient = NOW - 10_000 * DAY
     await _insert(
@@ -258,6 +319,14 @@ async def test_zero_days_keeps_rows_forever(db: Database) -> None:
                 "reason": "",
                 "received_at": ancient,
             }
+        ],
+    )
+    await _insert(
+        db,
+        status_history,
+        [
+            {"charger_id": "cp1", "connector_id": 1, "status": status, "at": ancient + n * DAY}
+            for n, status in enumerate(("Available", "Charging", "Available"))
         ],
     )
     assert await Retention(db, forever).sweep(NOW) == {}
