@@ -105,6 +105,7 @@ def _signed(limit: int, places: int) -> Any:
 Sats = _amount(100_000_000)
 Fiat = _signed(1000, 6)  # a fiat amount per kWh, or a fraction (a margin)
 Kilowatts = _amount(1000, positive=True)
+FiatPrice = _amount(10_000, 6)  # a tariff component in a fiat currency
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
 ConnectorId = Annotated[int, BeforeValidator(_json_int), Field(ge=1, le=99)]
 
@@ -482,6 +483,34 @@ class DynamicPatch(_In):
     refresh_at: list[Annotated[str, Field(max_length=5)]] | None = Field(None, max_length=24)
 
 
+class FiatPatch(_In):
+    """Components priced in a fiat currency: the fields given replace those on file.
+
+    A component given as null is removed (its ``*_sat`` price applies again); ``currency``
+    null removes every fiat component. ``convert``: when the fiat prices become sats.
+    """
+
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    per_kwh: FiatPrice | None = None  # type: ignore[valid-type]
+    per_minute: FiatPrice | None = None  # type: ignore[valid-type]
+    session_fee: FiatPrice | None = None  # type: ignore[valid-type]
+    idle_per_minute: FiatPrice | None = None  # type: ignore[valid-type]
+    convert: Literal["at_payment", "at_billing"] | None = None
+    rate_headroom_percent: Annotated[JsonInt, Field(ge=0, le=50)] | None = None
+
+
+class FiatOut(_Out):
+    """A tariff's fiat components as on file (absent ones are null)."""
+
+    currency: str
+    per_kwh: str | None
+    per_minute: str | None
+    session_fee: str | None
+    idle_per_minute: str | None
+    convert: Literal["at_payment", "at_billing"]
+    rate_headroom_percent: int | None
+
+
 class TariffPatch(_In):
     """A change of prices in sats: the fields given replace the tariff in force, the rest stay.
 
@@ -508,6 +537,7 @@ class TariffPatch(_In):
         | None
     ) = None
     dynamic: DynamicPatch | None = None
+    fiat: FiatPatch | None = None
 
 
 class Quote(_Out):
@@ -561,6 +591,7 @@ class TariffOut(_Out):
     time_zone: str
     time_of_use: dict[str, str]  # window "HH:MM-HH:MM" -> sat per kWh; per_kwh_sat outside
     dynamic: DynamicOut | None  # the formula of a dynamic tariff, as on file
+    fiat: FiatOut | None  # the components priced in a fiat currency, as on file
     quotes: list[Quote]
     saved: bool = False
 

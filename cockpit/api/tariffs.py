@@ -7,7 +7,7 @@ newest decision, :class:`strom_services.tariffs.TariffBook`); the status event s
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -70,6 +70,44 @@ def _dynamic_out(config: DynamicTariffConfig | None) -> m.DynamicOut | None:
     )
 
 
+_FIAT_KEYS: Final = (
+    "currency",
+    "per_kwh",
+    "per_minute",
+    "session_fee",
+    "idle_per_minute",
+    "convert",
+    "rate_headroom_percent",
+)
+_FIAT_PRICES: Final = ("per_kwh", "per_minute", "session_fee", "idle_per_minute")
+
+
+def _fiat_out(config: TariffConfig) -> m.FiatOut | None:
+    if config.currency is None:
+        return None
+    prices = {
+        key: None if (value := getattr(config, key)) is None else _plain(value)
+        for key in _FIAT_PRICES
+    }
+    return m.FiatOut(
+        currency=config.currency,
+        convert=config.convert or "at_payment",
+        rate_headroom_percent=config.rate_headroom_percent,
+        **prices,
+    )
+
+
+def _fiat_terms(on_file: TariffConfig, patch: m.TariffPatch) -> dict[str, Any]:
+    """The fiat components after ``patch``: those on file, with the patch's fields replaced."""
+    terms: dict[str, Any] = {key: getattr(on_file, key) for key in _FIAT_KEYS}
+    if patch.fiat is not None:
+        changes = patch.fiat.model_dump(exclude_unset=True)
+        if "currency" in changes and changes["currency"] is None:
+            return {}  # no currency: no fiat component at all
+        terms.update(changes)
+    return {key: value for key, value in terms.items() if value is not None}
+
+
 def _tariff_out(
     charger_id: str, tariff: Tariff, config: TariffConfig, power_w: int, saved: bool
 ) -> m.TariffOut:
@@ -100,6 +138,7 @@ def _tariff_out(
             for window, price in sorted(config.time_of_use.items())
         },
         dynamic=_dynamic_out(config.dynamic_price),
+        fiat=_fiat_out(config),
         quotes=quotes(tariff, power_w),
         saved=saved,
     )
@@ -179,9 +218,23 @@ class TariffsResource:
         merged["reservation_kept_percent"] = current.reservation_kept_percent
         merged["idle_grace_minutes"] = current.idle_grace_minutes
         merged.update(
-            patch.model_dump(exclude_none=True, exclude={"mode", "time_of_use", "dynamic"})
+            patch.model_dump(
+                exclude_none=True, exclude={"mode", "time_of_use", "dynamic", "fiat"}
+            )
         )
         merged.update(_energy_source(profile.tariff, patch))
+        # Fiat components on file stay unless the patch changes them: dropping one would make
+        # that component free (its sat price is 0 beside it).
+        fiat = _fiat_terms(profile.tariff, patch)
+        for key in _FIAT_PRICES:
+            dropped = getattr(profile.tariff, key) is not None and key not in fiat
+            if dropped and getattr(patch, f"{key}_sat") is None:
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    f"tariff: the fiat {key} is removed; give {key}_sat, its price in sats",
+                )
+        merged.update(fiat)
         try:
             return TariffConfig(**merged)
         except ValidationError as exc:

@@ -350,6 +350,7 @@ function chargerForm (chargerId, readOnly) {
 const TARIFF_FIELDS = [['per_kwh_sat', 'sat per kWh'], ['per_minute_sat', 'sat per minute'], ['session_fee_sat', 'session fee (sat)'], ['min_prepay_sat', 'min prepay (sat)'], ['max_prepay_sat', 'max prepay (sat)'], ['idle_per_minute_sat', 'idle fee (sat per minute)'], ['idle_grace_minutes', 'idle grace (minutes)']]
 const MODES = [['static', 'Static (sat per kWh)'], ['time_of_use', 'Time of use (windows)'], ['dynamic', 'Dynamic (price provider)']]
 const PROVIDERS = [['awattar', 'aWATTar (DE-LU, AT)'], ['energidataservice', 'Energi Data Service (DK1, DK2)'], ['entsoe', 'ENTSO-E (a bidding zone)'], ['octopus', 'Octopus Agile (product/tariff)']]
+const FIAT_FIELDS = [['per_kwh', 'per kWh'], ['per_minute', 'per minute'], ['session_fee', 'session fee'], ['idle_per_minute', 'idle fee per minute']]
 const FORMULA_FIELDS = [['area', 'Area', 'DE-LU'], ['currency', 'Currency', 'EUR'], ['grid_fees', 'Grid fees (per kWh)', '0'], ['taxes', 'Taxes (per kWh)', '0'], ['margin', 'Margin (0.15 = 15 %)', '0'], ['min', 'Min (per kWh)', 'none'], ['max', 'Max (per kWh)', 'none'], ['token', 'Token reference', 'env:ENTSOE_TOKEN']]
 
 function tariffEditor (chargerId, tariff) {
@@ -367,12 +368,21 @@ function tariffEditor (chargerId, tariff) {
   const dynamic = h('fieldset', { id: 'tariff-dynamic' }, h('legend', {}, 'Dynamic price: (spot + grid fees + taxes) × (1 + margin), kept between min and max, in the currency per kWh'),
     h('label', {}, 'Provider', provider), FORMULA_FIELDS.map(([name, label]) => h('label', {}, label, formulaInputs[name])),
     h('label', {}, 'Fetch after (UTC)', refreshAt))
+  // Components priced in a currency instead of sats (each replaces its sat price above, which
+  // then stays 0), converted at the live BTC rate when paid or when billed.
+  const fiatTerms = tariff.fiat || {}
+  const fiatCurrency = input('fiat_currency', fiatTerms.currency, { inputmode: 'text', size: 4, placeholder: 'EUR' })
+  const fiatInputs = Object.fromEntries(FIAT_FIELDS.map(([name]) => [name, input('fiat_' + name, fiatTerms[name], { placeholder: 'none' })]))
+  const convert = h('select', { name: 'convert' }, [['at_payment', 'at payment (frozen)'], ['at_billing', 'at billing']].map(([value, label]) => h('option', { value, selected: (fiatTerms.convert || 'at_payment') === value }, label)))
+  const fiat = h('fieldset', { id: 'tariff-fiat' }, h('legend', {}, 'Prices in a currency (optional): converted to sats at the live BTC rate'),
+    h('label', {}, 'Currency', fiatCurrency), FIAT_FIELDS.map(([name, label]) => h('label', {}, label, fiatInputs[name])),
+    h('label', {}, 'Converted', convert))
   const quote = h('p', { id: 'quote', 'aria-live': 'polite' })
   const error = h('p', { class: 'error', role: 'alert', id: 'tariff-error' })
   const shown = () => { tou.hidden = mode.value !== 'time_of_use'; dynamic.hidden = mode.value !== 'dynamic' }
   // What the operator typed and did not save survives a re-render of the page (a live refresh
   // that was already under way when they began).
-  const controls = [...Object.values(inputs), mode, provider, ...Object.values(formulaInputs), refreshAt, timeZone, windows]
+  const controls = [...Object.values(inputs), mode, provider, ...Object.values(formulaInputs), refreshAt, timeZone, windows, fiatCurrency, ...Object.values(fiatInputs), convert]
   const draft = state.page.tariffDraft
   if (draft) controls.forEach((control, i) => { control.value = draft[i] })
   const decimal = (value) => value.trim() === '' ? null : value.trim()
@@ -399,6 +409,12 @@ function tariffEditor (chargerId, tariff) {
         refresh_at: refreshAt.value.split(',').map((t) => t.trim()).filter(Boolean)
       }
       if (f.currency.value.trim()) data.dynamic.currency = f.currency.value.trim()
+    }
+    if (fiatCurrency.value.trim()) {
+      data.fiat = { currency: fiatCurrency.value.trim().toUpperCase(), convert: convert.value }
+      for (const [name] of FIAT_FIELDS) data.fiat[name] = decimal(fiatInputs[name].value)
+    } else if (tariff.fiat) {
+      data.fiat = { currency: null } // no currency: the sat prices above apply again
     }
     return data
   }
@@ -437,7 +453,7 @@ function tariffEditor (chargerId, tariff) {
       } catch (e) { error.textContent = e.message }
     }
   }, TARIFF_FIELDS.map(([name, label]) => h('label', {}, label, inputs[name])),
-  h('label', {}, 'Energy price', mode), tou, dynamic,
+  h('label', {}, 'Energy price', mode), tou, dynamic, fiat,
   h('button', { class: 'primary', type: 'submit' }, 'Save tariff'),
   h('div', {}, h('span', { class: 'muted' }, 'A driver pays: '), quote), error)
 }

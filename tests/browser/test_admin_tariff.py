@@ -104,3 +104,46 @@ async def test_an_operator_switches_a_charger_to_a_dynamic_formula_and_back(
     assert strom.prices.pricing.chargers() == ()
     # The refused previews and save answered 400 (the browser logs each); nothing else failed.
     assert [t for t in trouble if "status of 400" not in t] == [], trouble
+
+
+async def test_an_operator_prices_energy_in_euro_and_goes_back_to_sats(
+    cockpit: Cockpit, desk: tuple[Page, list[str]]
+) -> None:
+    from playwright.async_api import expect
+
+    page, trouble = desk
+    await open_charger_page(cockpit, page, cockpit.admin_token)
+    form = page.locator("#tariff")
+    path = f"/chargers/{CHARGER}/tariff"
+    fiat = form.locator("#tariff-fiat")
+
+    # Energy in EUR: its sat price is 0 beside it (a component is priced one way only).
+    await form.locator('input[name="per_kwh_sat"]').fill("0")
+    await fiat.locator('input[name="fiat_currency"]').fill("eur")
+    await fiat.locator('input[name="fiat_per_kwh"]').fill("0.39")
+    await fiat.locator('select[name="convert"]').select_option("at_billing")
+    await form.locator("text=Save tariff").click()
+    await expect(page.locator("#toast")).to_have_text("Tariff saved")
+    saved = (await cockpit.call("GET", path)).json()
+    assert saved["fiat"] is not None
+    assert (saved["fiat"]["currency"], saved["fiat"]["per_kwh"], saved["fiat"]["convert"]) == (
+        "EUR",
+        "0.39",
+        "at_billing",
+    )
+    assert saved["energy_msat_per_kwh"] == 0
+    await screenshot(page, "admin-tariff-fiat")
+
+    # Both ways at once is refused with the reason, and nothing changes.
+    await form.locator('input[name="per_kwh_sat"]').fill("300")
+    await form.locator("text=Save tariff").click()
+    await expect(form.locator("#tariff-error")).to_contain_text("per_kwh")
+    assert (await cockpit.call("GET", path)).json()["fiat"]["per_kwh"] == "0.39"
+
+    # No currency: the fiat prices go and the sat price applies again.
+    await fiat.locator('input[name="fiat_currency"]').fill("")
+    await form.locator("text=Save tariff").click()
+    await expect(page.locator("#toast")).to_have_text("Tariff saved")
+    saved = (await cockpit.call("GET", path)).json()
+    assert (saved["fiat"], saved["energy_msat_per_kwh"]) == (None, 300_000)
+    assert [t for t in trouble if "status of 400" not in t] == [], trouble

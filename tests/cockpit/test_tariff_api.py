@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from strom.config import load_config
@@ -127,3 +129,65 @@ async def test_a_charger_is_switched_between_static_time_of_use_and_dynamic_pric
     refused = await cockpit.call("PUT", path, json={"mode": "dynamic", "dynamic": {"margin": 0}})
     assert refused.status_code == 400
     assert "needs a provider and an area" in refused.json()["message"]
+
+
+async def test_fiat_components_survive_a_price_change_and_are_edited_through_the_api(
+    cockpit: Cockpit,
+) -> None:
+    path = f"/chargers/{CHARGER}/tariff"
+    strom = cockpit.stack.strom
+    profile = strom.config.profile(CHARGER)
+    fiat = profile.tariff.model_copy(
+        update={"per_kwh_sat": Decimal(0), "currency": "EUR", "per_kwh": Decimal("0.39")}
+    )
+    await strom.apply_profile(profile.model_copy(update={"tariff": fiat}))
+    shown = (await cockpit.call("GET", path)).json()
+    assert shown["fiat"] == {
+        "currency": "EUR",
+        "per_kwh": "0.39",
+        "per_minute": None,
+        "session_fee": None,
+        "idle_per_minute": None,
+        "convert": "at_payment",
+        "rate_headroom_percent": None,
+    }
+    # Another price changed: the fiat energy price stays (without it energy would be free).
+    saved = await cockpit.call("PUT", path, json={"min_prepay_sat": 2_000})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["fiat"]["per_kwh"] == "0.39"
+    reloaded = load_config(strom.config.config_path)  # type: ignore[arg-type]
+    on_file = reloaded.profile(CHARGER).tariff
+    assert (on_file.currency, on_file.per_kwh) == ("EUR", Decimal("0.39"))
+
+    # The fiat terms are edited: a field replaces the one on file, the rest stay.
+    edited = await cockpit.call(
+        "PUT", path, json={"fiat": {"per_minute": "0.02", "convert": "at_billing"}}
+    )
+    assert edited.status_code == 200, edited.text
+    assert {k: edited.json()["fiat"][k] for k in ("per_kwh", "per_minute", "convert")} == {
+        "per_kwh": "0.39",
+        "per_minute": "0.02",
+        "convert": "at_billing",
+    }
+    text = (strom.config.paths.profiles / f"{CHARGER}.toml").read_text()
+    # A component in sats and in fiat at once is refused, and so is dropping a fiat price
+    # without saying what it costs in sats; neither touches the file.
+    for bad in (
+        {"per_kwh_sat": 300},
+        {"fiat": {"per_kwh": None}},
+        {"fiat": {"currency": "euro"}},
+        {"fiat": {"per_kwh": -1}},
+    ):
+        refused = await cockpit.call("PUT", path, json=bad)
+        assert refused.status_code == 400, (bad, refused.text)
+    assert (strom.config.paths.profiles / f"{CHARGER}.toml").read_text() == text
+
+    # Back to sats: the fiat prices go, the sat prices given take their place.
+    back = await cockpit.call(
+        "PUT", path, json={"fiat": {"currency": None}, "per_kwh_sat": 320, "per_minute_sat": 1}
+    )
+    assert back.status_code == 200, back.text
+    assert back.json()["fiat"] is None
+    assert back.json()["energy_msat_per_kwh"] == 320_000
+    reloaded = load_config(strom.config.config_path)  # type: ignore[arg-type]
+    assert reloaded.profile(CHARGER).tariff.currency is None
