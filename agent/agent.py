@@ -541,9 +541,10 @@ class Agent:
         self._next_price_at = float("inf")
         self._price_schedule = None
         self._price_unknown = False
+        services = self.services
+        await services.payments.warm_rate(self.profile)  # a fiat price's sats (presence)
         if not self.profile.tariff.dynamic:
             return
-        services = self.services
         source = services.prices or services.payments.prices
         now = services.clock.now()
         start = now.replace(minute=0, second=0, microsecond=0)
@@ -578,11 +579,11 @@ class Agent:
             online=self._shown_online(),
             connectors=self._connectors,
             charger_status_text=self._charger_status,
-            tariff=services.tariffs.in_force(self.profile),
             reserved_until=self._reservation_ends(),
             schedule=self._price_schedule,
             at=services.clock.now(),
             price_unknown=self._price_unknown,
+            shown=services.payments.shown_tariff(self.profile),
         )
 
     def _sign_status(self) -> Event:

@@ -256,11 +256,14 @@ def charger_text(
     name: str,
     link: ChargerLink,
     connectors: Sequence[tuple[int, str, bool]],
-    price_msat_per_kwh: int,
+    price: str,
     open_sessions: int,
 ) -> str:
-    """The operator's ``status`` answer: ``connectors`` are (id, OCPP status, enabled)."""
-    lines = [f"{name}: {_LINK_TEXT[link]}, {format_sat(price_msat_per_kwh)}/kWh"]
+    """The operator's ``status`` answer: ``connectors`` are (id, OCPP status, enabled).
+
+    ``price`` is the energy price as a driver reads it (``250 sat/kWh``).
+    """
+    lines = [f"{name}: {_LINK_TEXT[link]}, {price}"]
     for connector_id, status, enabled in connectors:
         lines.append(f"connector {connector_id}: {status}{'' if enabled else ' (disabled)'}")
     lines.append(f"open sessions: {open_sessions}")

@@ -122,7 +122,7 @@ async def _help(agent: ChargerControl, command: Command) -> _Outcome:
 
 async def _status(agent: ChargerControl, command: Command) -> _Outcome:
     services = agent.services
-    price = services.tariffs.in_force(agent.profile).energy_msat_per_kwh
+    price = services.payments.shown_tariff(agent.profile).text("per_kwh")
     connectors = agent.connectors
     held = agent.reservations
     rows = []
@@ -177,6 +177,16 @@ async def _availability(agent: ChargerControl, command: Command) -> _Outcome:
 
 async def _price(agent: ChargerControl, command: Command) -> _Outcome:
     assert isinstance(command, SetPrice)
+    terms = agent.profile.tariff.to_fiat()
+    written = None if terms is None else terms.amount("per_kwh")
+    if terms is not None and written is not None:
+        # A price in sats would be stored and shown nowhere: the fiat price is what sells.
+        answer = (
+            f"Nothing changed: the energy of {agent.profile.name} is priced in {terms.currency} "
+            f"({written} {terms.currency}/kWh); change it in the charger's profile or the "
+            "admin UI."
+        )
+        return "price", agent.charger_id, answer, {"refused": f"energy priced in {terms.currency}"}
     await agent.services.tariffs.set_energy_price(
         agent.profile,
         command.msat_per_kwh,

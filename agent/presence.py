@@ -16,6 +16,11 @@ time of publication and its coming intervals, from the schedule the agent got fr
 price source the payments freeze their prices from; a static tariff publishes its price as
 before and no intervals. A negative price in force is published as 0 in the ``kWh`` price tag
 (the bill never goes below zero); the intervals carry the exact prices.
+
+A component priced in fiat (:mod:`strom_core.fiat`) is published in sats converted at the fresh
+rate of the publication (the sats a payment now would be priced at), and as written in a
+``price_fiat`` tag; with no fresh rate its sat price tag is left out, as for a dynamic tariff
+without a price (never 0: a missing price is not a free one).
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from strom_core.config import ProfileConfig
+from strom_core.fiat import ShownTariff
 from strom_core.prices import PriceSchedule
 from strom_core.tariff import Tariff
 from strom_nostr.discovery import (
     ChargerStatus,
     ConnectorInfo,
     ConnectorStatus,
+    FiatPrice,
     Location,
     Prices,
     Profile,
@@ -89,6 +96,7 @@ def charger_status(
     schedule: PriceSchedule | None = None,
     at: datetime | None = None,
     price_unknown: bool = False,
+    shown: ShownTariff | None = None,
 ) -> ChargerStatus:
     """The status event's content for a charger.
 
@@ -106,7 +114,13 @@ def charger_status(
             published, and its intervals of the next :data:`SCHEDULE_HOURS` are published too.
         at: the time of publication (needed with ``schedule``).
         price_unknown: a dynamic tariff without a price now: no energy price is published.
+        shown: the tariff as a driver paying now gets it (fiat components converted at the
+            fresh rate); given, it replaces ``tariff``.
     """
+    fiat, unpriced = _fiat_prices(shown)
+    if shown is not None:
+        tariff = shown.tariff
+        price_unknown = price_unknown or "kWh" in unpriced
     tariff = tariff or profile.tariff.to_tariff()
     ends = reserved_until or {}
     infos = []
@@ -145,7 +159,26 @@ def charger_status(
         website=page_url,
         schedule=slots,
         energy_price_known=not price_unknown,
+        unpriced=frozenset(unpriced - {"kWh"}),
+        fiat=fiat,
     )
+
+
+_PER_OF: dict[str, str] = {"per_kwh": "kWh", "per_minute": "min", "session_fee": "session"}
+
+
+def _fiat_prices(shown: ShownTariff | None) -> tuple[tuple[FiatPrice, ...], set[str]]:
+    """The published fiat prices, and the ``<per>`` of those no sat price can be given for."""
+    if shown is None or shown.terms is None:
+        return (), set()
+    terms = shown.terms
+    fiat = tuple(
+        FiatPrice(f"{amount:f}", terms.currency, _PER_OF[key], terms.convert.value)
+        for key, amount in terms.prices
+        if key in _PER_OF  # the status has no idle price
+    )
+    unpriced = {price.per for price in fiat} if shown.tariff is None else set()
+    return fiat, unpriced
 
 
 def published_schedule(schedule: PriceSchedule, at: datetime) -> tuple[ScheduledPrice, ...]:

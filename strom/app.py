@@ -305,7 +305,7 @@ class Strom:
             clock=clock,
         )
         events.subscribe(agents.on_ocpp_event)
-        screens = screen_keeper(live, tariffs, ocpp.commands, clock)
+        screens = screen_keeper(live, tariffs, payments, ocpp.commands, clock)
         sessions.on_committed(screens.on_transition)
         events.subscribe(screens.on_event)
         limits = OcppPowerLimits(ocpp.commands)

@@ -38,9 +38,10 @@ from strom.config import StromConfig, require_ocpp_password
 from strom_core.clock import Clock
 from strom_core.config import LiveConfig, ProfileConfig, ocpp_beyond_loopback
 from strom_core.errors import ConfigError
-from strom_core.tariff import Tariff
+from strom_core.fiat import ShownTariff
 from strom_nostr.http_auth import HTTP_AUTH_KIND
 from strom_nostr.zap_request import ZAP_REQUEST_KIND, ZAP_REQUEST_MAX_FUTURE_S
+from strom_services.payments import PaymentService
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
@@ -257,7 +258,11 @@ def retention_sweep(
 
 
 def screen_keeper(
-    live: LiveConfig, tariffs: TariffBook, commands: OcppCommands, clock: Clock
+    live: LiveConfig,
+    tariffs: TariffBook,
+    payments: PaymentService,
+    commands: OcppCommands,
+    clock: Clock,
 ) -> ScreenKeeper:
     """The keeper of the chargers' own screens, on the OCPP server's screens.
 
@@ -267,12 +272,12 @@ def screen_keeper(
     it to the sessions and the OCPP events and runs its task.
     """
 
-    def tariff_of(charger_id: str) -> Tariff | None:
+    def tariff_of(charger_id: str) -> ShownTariff | None:
         try:
             profile = live.current.profile(charger_id)
         except KeyError:
             return None
-        return tariffs.in_force(profile)
+        return payments.shown_tariff(profile)  # a fiat price as written, with its sats now
 
     config = live.current
     keeper = ScreenKeeper(

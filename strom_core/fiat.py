@@ -22,6 +22,12 @@ The terms say *when* the conversion happens (:class:`Conversion`):
   the operator's ``overrun``). When no fresh rate exists at billing, the payment's rate (the
   one the driver saw) bills, recorded as a fallback.
 
+What a driver is *shown* before paying (the pages, the charger's screen, the nostr status, the
+operator's views) is :class:`ShownTariff` (:func:`shown_tariff`): the tariff converted at the
+fresh rate of now, as a payment now would be (``at_billing``: at the rate itself, the best guess
+of the bill, not the planning rate), with the fiat amounts as written. Without a fresh rate it
+has no sat tariff at all: a fiat component is never shown as 0 sat.
+
 A conversion may make a tariff that :class:`~strom_core.tariff.Tariff` refuses (a session fee
 not below the minimum payment at this rate); :meth:`FiatTerms.apply` raises ConfigError then,
 and a payment is refused. The final bill ignores the prepayment bounds (they bound payments,
@@ -40,6 +46,7 @@ from typing import Final
 
 from strom_core.errors import ConfigError
 from strom_core.tariff import Tariff
+from strom_core.units import format_sat
 
 __all__ = [
     "COMPONENTS",
@@ -48,7 +55,9 @@ __all__ = [
     "FiatBilling",
     "FiatRate",
     "FiatTerms",
+    "ShownTariff",
     "fiat_to_msat",
+    "shown_tariff",
 ]
 
 MSAT_PER_BTC: Final = 100_000_000_000
@@ -239,3 +248,82 @@ class FiatBilling:
         rate = fresh[0] if fresh else self.payment_rate
         billed = replace(self, billing_rate=rate, fallback=not fresh)
         return self.terms.apply(tariff, rate, billing=True), billed
+
+
+@dataclass(frozen=True, slots=True)
+class ShownTariff:
+    """The prices a driver paying now gets, for display (never frozen into a session).
+
+    Attributes:
+        base: the tariff in force, its fiat components 0 (what sessions are converted from).
+        tariff: ``base`` with its fiat components converted at ``rate``; None when a component
+            is priced in fiat and no fresh rate converts it (no price can be given now, which
+            is not free: never show it as 0).
+        terms: the fiat components as written; None for a tariff in sats only.
+        rate: the fresh rate of ``terms``' currency, when there is one.
+    """
+
+    base: Tariff
+    tariff: Tariff | None
+    terms: FiatTerms | None = None
+    rate: FiatRate | None = None
+
+    def in_fiat(self, key: str) -> bool:
+        """Whether component ``key`` (of :data:`COMPONENTS`) is priced in fiat."""
+        return self.terms is not None and self.terms.amount(key) is not None
+
+    @property
+    def lines(self) -> dict[str, str]:
+        """The fiat components as written, with their sats at ``rate`` (FiatTerms.describe)."""
+        if self.terms is None:
+            return {}
+        return self.terms.describe(None if self.rate is None else self.rate.value)
+
+    def text(self, key: str) -> str:
+        """Component ``key`` as a driver reads it.
+
+        ``250 sat/kWh`` in sats; in fiat as written with its sats now, e.g. ``0.39 EUR/kWh
+        (about 433 sat at the current rate)``, or without them when no rate is fresh.
+        """
+        line = self.lines.get(key)
+        if line is not None:
+            return line
+        return format_sat(getattr(self.base, COMPONENTS[key])) + _UNITS[key]
+
+    def parts(self, *, idle: bool = False) -> list[str]:
+        """The price list: the energy price, then the other components that are not 0.
+
+        The idle fee only with ``idle``.
+        """
+        keys = ["per_kwh", "per_minute", "session_fee"] + (["idle_per_minute"] if idle else [])
+        return [
+            self.text(key)
+            for key in keys
+            if key == "per_kwh" or self.in_fiat(key) or getattr(self.base, COMPONENTS[key])
+        ]
+
+    @property
+    def note(self) -> str:
+        """When fiat prices become sats, in words; empty for a tariff in sats only."""
+        return "" if self.terms is None else self.terms.when
+
+
+def shown_tariff(
+    tariff: Tariff, terms: FiatTerms | None, rates: tuple[FiatRate, ...]
+) -> ShownTariff:
+    """``tariff`` (the tariff in force) as shown now, its ``terms`` converted at ``rates``.
+
+    The first of ``rates`` (the fresh ones) in the terms' currency converts, as a payment now
+    would; none, or a rate at which the tariff is invalid (a payment would be refused): no sat
+    tariff.
+    """
+    if terms is None:
+        return ShownTariff(tariff, tariff)
+    rate = next((r for r in rates if r.currency == terms.currency), None)
+    if rate is None:
+        return ShownTariff(tariff, None, terms)
+    try:
+        converted = terms.apply(tariff, rate)
+    except ConfigError:
+        return ShownTariff(tariff, None, terms, rate)
+    return ShownTariff(tariff, converted, terms, rate)

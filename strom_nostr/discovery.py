@@ -33,6 +33,7 @@ from strom_nostr.event import Event, EventTemplate, expiration, is_hex64
 __all__ = [
     "DEFAULT_STATUS_TTL_S",
     "DM_RELAY_LIST_KIND",
+    "FIAT_PERS",
     "GEOHASH_PRECISION",
     "PROFILE_KIND",
     "RELAY_LIST_KIND",
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectorInfo",
     "ConnectorStatus",
     "Coordinate",
+    "FiatPrice",
     "Location",
     "ParsedStatus",
     "Prices",
@@ -68,6 +70,10 @@ DEFAULT_STATUS_TTL_S = 3600
 GEOHASH_PRECISION = 9
 """``g`` tags carry the geohash at precisions 1..9 (about 5000 km down to 5 m)."""
 
+_FIAT_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+FIAT_PERS = ("kWh", "min", "session")
+"""The ``<per>`` of the ``price_fiat`` tags, as of the ``price`` tags."""
 _RELAY_URL = re.compile(r"wss?://[^\s/]+\S*")
 _LUD16 = re.compile(r"[a-z0-9._-]+@[a-z0-9.-]+(:[0-9]+)?")
 
@@ -134,6 +140,23 @@ class Prices:
 
 
 @dataclass(frozen=True, slots=True)
+class FiatPrice:
+    """A price component the operator wrote in a fiat currency (``price_fiat`` tag).
+
+    Attributes:
+        amount: the amount as written, a plain decimal (``"0.39"``).
+        currency: ISO 4217 code.
+        per: ``kWh``, ``min`` or ``session``, as the ``price`` tags.
+        convert: when a payment's sats are counted: ``at_payment`` or ``at_billing``.
+    """
+
+    amount: str
+    currency: str
+    per: str
+    convert: str = "at_payment"
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduledPrice:
     """One interval of a dynamic tariff's schedule: unix seconds ``[start, end)`` and its price.
 
@@ -171,6 +194,10 @@ class ChargerStatus:
     """A dynamic tariff's coming prices (``price_interval`` tags); empty for a static one."""
     energy_price_known: bool = True
     """False when no energy price can be given now: the ``kWh`` price tag is left out."""
+    unpriced: frozenset[str] = frozenset()
+    """``min`` and/or ``session``: their price tags are left out (a fiat price, no rate now)."""
+    fiat: tuple[FiatPrice, ...] = ()
+    """The components priced in fiat, as written (``price_fiat`` tags)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +306,14 @@ def _check_status(status: ChargerStatus) -> None:
         _require(isinstance(value, int) and value >= 0, "prices are non-negative integer msat")
     _require(bool(_LUD16.fullmatch(status.lud16)), f"not a lightning address: {status.lud16!r}")
     _require(status.energy_price_known or not status.schedule, "a schedule but no energy price now")
+    _require(status.unpriced <= {"min", "session"}, "only min and session prices may be left out")
+    pers = [fiat.per for fiat in status.fiat]
+    _require(len(pers) == len(set(pers)), "one fiat price per component")
+    for fiat in status.fiat:
+        _require(fiat.per in FIAT_PERS, f"a fiat price is per {FIAT_PERS}, not {fiat.per!r}")
+        _require(bool(_FIAT_AMOUNT.fullmatch(fiat.amount)), "a fiat amount is a plain decimal")
+        _require(bool(_CURRENCY.fullmatch(fiat.currency)), "a currency is an ISO 4217 code")
+        _require(fiat.convert in ("at_payment", "at_billing"), "convert: at_payment or at_billing")
     previous_end: int | None = None
     for slot in status.schedule:
         for value in (slot.start, slot.end, slot.energy_msat_per_kwh):
@@ -300,6 +335,27 @@ def _alt(status: ChargerStatus) -> str:
         f"EV charger {status.name}: {available} of {len(status.connectors)} connectors "
         f"available; pay with Lightning to {status.lud16}"
     )
+
+
+def _price_tags(status: ChargerStatus) -> list[list[str]]:
+    """The ``price`` tags (those that can be given now) and the ``price_fiat`` tags."""
+    prices = status.prices
+    known = {
+        "kWh": status.energy_price_known,
+        "min": "min" not in status.unpriced,
+        "session": "session" not in status.unpriced,
+    }
+    values = {
+        "kWh": prices.energy_msat_per_kwh,
+        "min": prices.time_msat_per_minute,
+        "session": prices.session_fee_msat,
+    }
+    tags = [["price", str(values[per]), "msat", per] for per in FIAT_PERS if known[per]]
+    tags += [
+        ["price_fiat", fiat.amount, fiat.currency, fiat.per, fiat.convert]
+        for fiat in sorted(status.fiat, key=lambda fiat: FIAT_PERS.index(fiat.per))
+    ]
+    return tags
 
 
 def status_template(
@@ -339,13 +395,7 @@ def status_template(
     for c in sorted(status.connectors, key=lambda c: c.id):
         if c.reserved_until is not None:
             tags.append(["reserved", str(c.id), str(c.reserved_until)])
-    prices = status.prices
-    if status.energy_price_known:
-        tags.append(["price", str(prices.energy_msat_per_kwh), "msat", "kWh"])
-    tags += [
-        ["price", str(prices.time_msat_per_minute), "msat", "min"],
-        ["price", str(prices.session_fee_msat), "msat", "session"],
-    ]
+    tags += _price_tags(status)
     tags += [
         ["price_interval", str(slot.start), str(slot.end), str(slot.energy_msat_per_kwh)]
         for slot in status.schedule
@@ -434,6 +484,8 @@ class ParsedStatus:
     """The ``price_interval`` tags, sorted by start (empty for a static tariff)."""
     energy_price_known: bool = True
     """Whether the event has a ``kWh`` price tag (without it ``prices`` says 0 for energy)."""
+    fiat: tuple[FiatPrice, ...] = ()
+    """The ``price_fiat`` tags: components priced in fiat, as written."""
 
     @property
     def coordinate(self) -> str:
@@ -478,6 +530,18 @@ def _has_energy_price(event: Event) -> bool:
         tag[0] == "price" and len(tag) >= 4 and tag[2] == "msat" and tag[3] == "kWh"
         for tag in event.tags
     )
+
+
+def _parse_fiat(event: Event) -> tuple[FiatPrice, ...]:
+    found = []
+    for tag in event.tags:
+        if tag[0] != "price_fiat" or len(tag) < 4 or tag[3] not in FIAT_PERS:
+            continue  # another <per> is a later addition: ignored, as unknown tags are
+        if not (_FIAT_AMOUNT.fullmatch(tag[1]) and _CURRENCY.fullmatch(tag[2])):
+            raise MalformedEvent("status event: price_fiat needs a decimal amount and a currency")
+        convert = tag[4] if len(tag) >= 5 else "at_payment"
+        found.append(FiatPrice(tag[1], tag[2], tag[3], convert))
+    return tuple(found)
 
 
 def _signed_int(text: str, what: str) -> int:
@@ -537,4 +601,5 @@ def parse_status(event: Event) -> ParsedStatus:
         expires_at=expiration(event),
         schedule=_parse_schedule(event),
         energy_price_known=_has_energy_price(event),
+        fiat=_parse_fiat(event),
     )

@@ -46,7 +46,7 @@ from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import ConfigError, StromError
-from strom_core.fiat import Conversion, FiatBilling
+from strom_core.fiat import Conversion, FiatBilling, ShownTariff, shown_tariff
 from strom_core.ports import ChargerLink
 from strom_core.ports.prices import NoPrice, PriceSource, RateSource
 from strom_core.prices import PriceSchedule
@@ -306,12 +306,40 @@ class PaymentService:
         For the LNURL metadata and the pages; a value only when a rate is fresh. Empty: the
         tariff is in sats only.
         """
+        return self.shown_tariff(profile).lines
+
+    def shown_tariff(self, profile: ProfileConfig) -> ShownTariff:
+        """The prices a driver paying now gets, for display (:func:`strom_core.fiat.shown_tariff`).
+
+        The tariff in force, its fiat components converted at the fresh rate of now as
+        :meth:`fiat_priced` would (``at_billing``: at the rate itself, the best guess of the
+        bill), from memory: no I/O, nothing frozen.
+        """
         terms = profile.tariff.to_fiat()
-        if terms is None:
-            return {}
-        fresh = () if self.rates is None else self.rates.fresh_rates()
-        rate = next((r.value for r in fresh if r.currency == terms.currency), None)
-        return terms.describe(rate)
+        fresh = () if self.rates is None or terms is None else self.rates.fresh_rates()
+        return shown_tariff(self.tariff_for(profile), terms, fresh)
+
+    def display_tariff(self, profile: ProfileConfig) -> Tariff | None:
+        """The sat tariff of :meth:`shown_tariff`; None: priced in fiat and no fresh rate.
+
+        What every display of a sat price reads (never the stored sat tariff, whose fiat
+        components are 0).
+        """
+        return self.shown_tariff(profile).tariff
+
+    async def warm_rate(self, profile: ProfileConfig) -> None:
+        """Ask for a fresh rate of the tariff's currency if none is (for displays, no payment).
+
+        Nothing happens for a tariff in sats; a failure leaves the displays without a price
+        (they say so), and is the rate book's to log.
+        """
+        terms = profile.tariff.to_fiat()
+        if terms is None or self.rates is None:
+            return
+        try:
+            await self.rates.rate(terms.currency)
+        except NoPrice:
+            return
 
     def price_now(self, profile: ProfileConfig) -> int | None:
         """The energy price (msat/kWh) in force now for a dynamic tariff.

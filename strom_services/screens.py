@@ -44,6 +44,7 @@ from decimal import Decimal
 from typing import Final
 
 from strom_core.clock import Clock
+from strom_core.fiat import ShownTariff
 from strom_core.ports import (
     ChargerDisplays,
     CommandResult,
@@ -82,14 +83,19 @@ def qr_message_id(connector_id: int) -> int:
     return 10 * connector_id + 2
 
 
-def price_text(tariff: Tariff) -> str:
-    """The price list in a line, as the idle screen says it."""
-    parts = [f"{format_sat(tariff.energy_msat_per_kwh)}/kWh"]
-    if tariff.time_msat_per_minute:
-        parts.append(f"{format_sat(tariff.time_msat_per_minute)}/min")
-    if tariff.session_fee_msat:
-        parts.append(f"{format_sat(tariff.session_fee_msat)} per session")
-    return "Pay with Lightning: " + " + ".join(parts) + ". Scan the code; unused sats are refunded."
+def price_text(tariff: Tariff | ShownTariff) -> str:
+    """The price list in a line, as the idle screen says it.
+
+    A component priced in fiat reads as written with its sats at the current rate
+    (:class:`~strom_core.fiat.ShownTariff`), and the line says when the sats are counted.
+    """
+    shown = tariff if isinstance(tariff, ShownTariff) else ShownTariff(tariff, tariff)
+    note = f" {shown.note}." if shown.note else ""
+    return (
+        "Pay with Lightning: "
+        + " + ".join(shown.parts())
+        + f".{note} Scan the code; unused sats are refunded."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +131,9 @@ class ScreenKeeper:
 
     Args:
         displays: the chargers' screens (the OCPP server).
-        tariff_of: the tariff in force on a charger (None: not Strom's charger).
+        tariff_of: the tariff in force on a charger as a driver paying now gets it (its fiat
+            components as written and converted at the current rate); None: not Strom's
+            charger.
         base_url: Strom's public URL, that LNURLs are made of.
         clock: Strom's clock (monotonic time paces the cost updates).
         cost_interval_s: at most one running-cost update per connector in this many seconds.
@@ -134,7 +142,7 @@ class ScreenKeeper:
     def __init__(
         self,
         displays: ChargerDisplays,
-        tariff_of: Callable[[str], Tariff | None],
+        tariff_of: Callable[[str], Tariff | ShownTariff | None],
         base_url: str,
         *,
         clock: Clock,
