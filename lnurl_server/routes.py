@@ -174,6 +174,14 @@ def _amount_refused(charger_id: str, amount_msat: int, exc: UnitError) -> web.Re
 
 
 @dataclass
+def _fiat_view(session: Session) -> dict[str, Any] | None:
+    """A fiat-priced session's prices as written, the sats they became, and the rate."""
+    if session.fiat is None:
+        return None
+    prices, rate = session.fiat.describe(session.tariff)
+    return {"currency": session.fiat.terms.currency, "prices": prices, "rate": rate}
+
+
 class FrontDoor:
     """The aiohttp routes of the public front door.
 
@@ -212,7 +220,10 @@ class FrontDoor:
         """
         start = self.clock.now().replace(minute=0, second=0, microsecond=0)
         if self.prices is None or not profile.tariff.dynamic:
-            return PriceSchedule.flat(tariff.energy_msat_per_kwh, start, CHART_HOURS)
+            try:  # an energy price in fiat: converted at the fresh rate, as a payment now
+                return self.payments.static_schedule(profile, start, CHART_HOURS)
+            except NoPrice as exc:
+                return exc.reason
         try:
             return await self.prices.schedule(profile.id, start, CHART_HOURS)
         except NoPrice as exc:
@@ -565,6 +576,8 @@ class FrontDoor:
             ],
             "idle_s": session.idle_seconds,
             "idle_msat": session.idle_msat,
+            # A tariff in fiat: its prices as written, the sats they were frozen at, the rate.
+            "fiat": _fiat_view(session),
             "withdraw_lnurl": bech32_lnurl(withdraw),
             "withdraw_url": lud17_url(withdraw, "w"),
             "topup_lnurl": bech32_lnurl(topup),
@@ -722,8 +735,8 @@ class FrontDoor:
                 }
             )
         fiat = self.payments.fiat_lines(profile)
-        # An energy price in fiat has no sat schedule to chart: the page shows it as written.
-        schedule = None if "per_kwh" in fiat else await self.price_schedule(profile, tariff)
+        # An energy price in fiat is charted at its sats at the fresh rate, and written above.
+        schedule = await self.price_schedule(profile, tariff)
         terms = profile.tariff.to_fiat()
         return self._html(
             self.pages.charger(

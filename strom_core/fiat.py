@@ -236,6 +236,34 @@ class FiatBilling:
             return self.payment_rate
         return self.billing_rate or self.payment_rate
 
+    def describe(self, tariff: Tariff) -> tuple[list[str], str]:
+        """What the session page says of the fiat prices of a session priced with ``tariff``.
+
+        Returns:
+            Each fiat component as written with the sats the session is priced (or billed)
+            at, e.g. ``0.39 EUR/kWh = 433.333 sat/kWh``; and the rate used, in words.
+        """
+        lines = [
+            f"{amount} {self.terms.currency}{_UNITS[key]} = "
+            f"{format_sat(getattr(tariff, COMPONENTS[key]))}{_UNITS[key]}"
+            for key, amount in self.terms.prices
+        ]
+        paid = f"{self.payment_rate.value} {self.payment_rate.currency}/BTC"
+        if self.terms.convert is Conversion.AT_PAYMENT:
+            return lines, f"converted at {paid}, the rate when you paid"
+        if self.billing_rate is None:
+            return lines, (
+                f"charged at {self.terms.headroom_percent} % below {paid} (the rate when you "
+                "paid) while charging; the bill converts at the rate when the session is "
+                "billed, never for more than your payment"
+            )
+        if self.fallback:
+            return lines, f"billed at {paid}, the rate when you paid (no fresh rate at billing)"
+        return lines, (
+            f"billed at {self.billing_rate.value} {self.billing_rate.currency}/BTC, "
+            "the rate when the session was billed"
+        )
+
     def final(self, tariff: Tariff, rates: tuple[FiatRate, ...]) -> tuple[Tariff, FiatBilling]:
         """The tariff of the final bill and the record of its rate (``at_billing``).
 

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 import orjson
 
 from strom_nostr import geohash
-from strom_nostr.discovery import GEOHASH_PRECISION, STATUS_KIND, ChargerStatus, Location
+from strom_nostr.discovery import (
+    GEOHASH_PRECISION,
+    STATUS_KIND,
+    ChargerStatus,
+    FiatPrice,
+    Location,
+)
 from strom_nostr.errors import BuildError
 from strom_nostr.event import EventTemplate, is_hex64
 
@@ -101,18 +107,44 @@ def _place(location: Location) -> str:
     return location.address or f"{location.lat:.5f}, {location.lon:.5f}"
 
 
+def _fiat(status: ChargerStatus, per: str) -> FiatPrice | None:
+    return next((fiat for fiat in status.fiat if fiat.per == per), None)
+
+
+def _energy_price(status: ChargerStatus) -> tuple[str, str]:
+    """The energy price as the listing's ``price`` tag gives it: amount and currency.
+
+    A price written in fiat is listed as written (NIP-99 prices carry their currency, and its
+    sats change with the rate); otherwise the sats.
+    """
+    fiat = _fiat(status, "kWh")
+    if fiat is not None:
+        return fiat.amount, fiat.currency
+    return sats_text(status.prices.energy_msat_per_kwh), "SAT"
+
+
+def _price_line(status: ChargerStatus, per: str, what: str, unit: str, msat: int) -> str | None:
+    fiat = _fiat(status, per)
+    if fiat is not None:
+        return f"- {what}: {fiat.amount} {fiat.currency}{unit}, paid in sats at the current rate"
+    return f"- {what}: {sats_text(msat)} sat{unit}" if msat or per == "kWh" else None
+
+
 def _content(status: ChargerStatus) -> str:
     prices = status.prices
     lines = [
         f"**{status.name}**: an EV charger paid with Lightning.",
         "",
         f"- Where: {_place(status.location)}",
-        f"- Energy: {sats_text(prices.energy_msat_per_kwh)} sat per kWh",
     ]
-    if prices.time_msat_per_minute:
-        lines.append(f"- Time: {sats_text(prices.time_msat_per_minute)} sat per minute")
-    if prices.session_fee_msat:
-        lines.append(f"- Session fee: {sats_text(prices.session_fee_msat)} sat")
+    for per, what, unit, msat in (
+        ("kWh", "Energy", " per kWh", prices.energy_msat_per_kwh),
+        ("min", "Time", " per minute", prices.time_msat_per_minute),
+        ("session", "Session fee", "", prices.session_fee_msat),
+    ):
+        line = _price_line(status, per, what, unit, msat)
+        if line is not None:
+            lines.append(line)
     for c in sorted(status.connectors, key=lambda c: c.id):
         lines.append(f"- Connector {c.id}: {c.type}, {c.max_power_w / 1000:g} kW")
     lines.append(f"- Pay (zap): {status.lud16}")
@@ -145,17 +177,16 @@ def listing_template(listing: Listing, *, created_at: int) -> EventTemplate:
         cells = geohash.prefixes(status.location.lat, status.location.lon, GEOHASH_PRECISION)
     except ValueError as exc:
         raise BuildError(f"invalid location: {exc}") from exc
-    prices = status.prices
-    summary = status.summary or (
-        f"EV charging for {sats_text(prices.energy_msat_per_kwh)} sat/kWh, paid with Lightning"
-    )
+    amount, currency = _energy_price(status)
+    unit = "sat" if currency == "SAT" else currency
+    summary = status.summary or f"EV charging for {amount} {unit}/kWh, paid with Lightning"
     tags: list[tuple[str, ...]] = [
         ("d", status.charger_id),
         ("title", f"EV charging: {status.name}"),
         ("summary", summary),
         ("published_at", str(listing.published_at)),
         ("location", _place(status.location)),
-        ("price", sats_text(prices.energy_msat_per_kwh), "SAT", "kWh"),
+        ("price", amount, currency, "kWh"),
         ("status", "active"),
         *(("g", cell) for cell in sorted(cells, key=len, reverse=True)),
         *(("t", word) for word in LISTING_HASHTAGS),

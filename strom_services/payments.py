@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -326,6 +326,36 @@ class PaymentService:
         components are 0).
         """
         return self.shown_tariff(profile).tariff
+
+    def static_schedule(self, profile: ProfileConfig, start: datetime, hours: int) -> PriceSchedule:
+        """The energy price of :meth:`display_tariff`, flat, for the price charts and the API.
+
+        An energy price in fiat is converted at the fresh rate (source ``fiat:<currency>``, the
+        rate in ``rate_source``, its time in ``fetched_at``).
+
+        Raises:
+            NoPrice: a price in fiat and no fresh rate converts it (worded for the operator
+                and the driver).
+        """
+        shown = self.shown_tariff(profile)
+        if shown.tariff is None:
+            assert shown.terms is not None  # only a fiat price lacks a tariff
+            currency = shown.terms.currency
+            if shown.rate is None:
+                raise NoPrice(f"no fresh BTC/{currency} rate to convert the {currency} prices")
+            raise NoPrice(
+                f"at {shown.rate.value} {currency}/BTC the session fee is not below the "
+                "minimum payment (payments are refused)"
+            )
+        flat = PriceSchedule.flat(shown.tariff.energy_msat_per_kwh, start, hours)
+        if shown.rate is None or not shown.in_fiat("per_kwh"):
+            return flat
+        return replace(
+            flat,
+            source=f"fiat:{shown.rate.currency}",
+            rate_source=shown.rate.source,
+            fetched_at=shown.rate.at,
+        )
 
     async def warm_rate(self, profile: ProfileConfig) -> None:
         """Ask for a fresh rate of the tariff's currency if none is (for displays, no payment).

@@ -1,8 +1,10 @@
 """``GET /chargers/{charger_id}/prices``: the energy prices ahead, and their source's health.
 
 A charger with a static tariff answers its energy price as one flat schedule (source
-``static``); a time-of-use charger the schedule of its windows (source ``tou:profile``, the
-prices its payments freeze; no provider, so no health); a charger whose profile has
+``static``; an energy price in fiat converted at the fresh rate, source ``fiat:<currency>`` with
+the rate in ``rate_source``, or no intervals and the reason in ``error`` without a fresh
+rate); a time-of-use charger the schedule of its windows (source ``tou:profile``, the prices its
+payments freeze; no provider, so no health); a charger whose profile has
 ``[tariff.dynamic]`` answers the schedule a driver paying now would get
 (:class:`strom_prices.DynamicPricing`, the formula applied, converted at the exchange rate in
 force) and the health of its provider: last success, last error, until when prices are known,
@@ -100,8 +102,11 @@ class PricesResource:
                     return _no_price(profile.id, "", None, exc)
                 end = start + timedelta(hours=query.hours)
                 return _out(profile.id, schedule, None, end, dynamic=True)
-            tariff = ctx.payments.tariff_for(profile)
-            schedule = PriceSchedule.flat(tariff.energy_msat_per_kwh, start, query.hours)
+            await ctx.payments.warm_rate(profile)  # a price in fiat: its rate, if stale
+            try:
+                schedule = ctx.payments.static_schedule(profile, start, query.hours)
+            except NoPrice as exc:
+                return _no_price(profile.id, "", None, exc, dynamic=False)
             return _out(profile.id, schedule, None)
         try:
             schedule = await pricing.schedule(profile.id, start, query.hours)
@@ -138,10 +143,17 @@ def _health(health: FeedHealth | None) -> PriceHealthOut | None:
     )
 
 
-def _no_price(charger_id: str, source: str, health: FeedHealth | None, exc: NoPrice) -> PricesOut:
+def _no_price(
+    charger_id: str,
+    source: str,
+    health: FeedHealth | None,
+    exc: NoPrice,
+    *,
+    dynamic: bool = True,
+) -> PricesOut:
     return PricesOut(
         charger_id=charger_id,
-        dynamic=True,
+        dynamic=dynamic,
         source=source,
         fetched_at=None,
         rate_source="",

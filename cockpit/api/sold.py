@@ -85,9 +85,11 @@ class SoldResource:
                 schedule = await own.schedule(profile.id, since, 24)
             except NoPrice as exc:
                 return None, exc.reason
-        else:  # static: the price in force (a price set by DM included), all day
-            tariff = self.ctx.payments.tariff_for(profile)
-            schedule = PriceSchedule.flat(tariff.energy_msat_per_kwh, since, 24)
+        else:  # static: the price in force (a price set by DM included; fiat at the rate now)
+            try:
+                schedule = self.ctx.payments.static_schedule(profile, since, 24)
+            except NoPrice as exc:
+                return None, exc.reason
         until = since + timedelta(days=1)
         kept = tuple(i for i in schedule.intervals if i.end > since and i.start < until)
         if not kept:

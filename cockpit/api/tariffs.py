@@ -218,9 +218,7 @@ class TariffsResource:
         merged["reservation_kept_percent"] = current.reservation_kept_percent
         merged["idle_grace_minutes"] = current.idle_grace_minutes
         merged.update(
-            patch.model_dump(
-                exclude_none=True, exclude={"mode", "time_of_use", "dynamic", "fiat"}
-            )
+            patch.model_dump(exclude_none=True, exclude={"mode", "time_of_use", "dynamic", "fiat"})
         )
         merged.update(_energy_source(profile.tariff, patch))
         # Fiat components on file stay unless the patch changes them: dropping one would make

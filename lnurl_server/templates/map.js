@@ -80,10 +80,14 @@
     var expires = parseInt(value(event, "expiration"), 10);
     if (!d || !where || !cell || (expires && expires * 1000 < Date.now())) { return null; }
     var prices = {kWh: null, min: 0, session: 0};  // no kWh tag: no energy price now
+    var fiat = {};  // per -> "0.39 EUR": a price written in fiat (price_fiat tags)
     var connectors = [];
     event.tags.forEach(function (t) {
       if (t[0] === "price" && t[2] === "msat" && t[3] in prices) {
         prices[t[3]] = parseInt(t[1], 10) || 0;
+      } else if (t[0] === "price_fiat" && t[3] in prices && /^[0-9]+(\.[0-9]+)?$/.test(t[1]) &&
+                 /^[A-Z]{3}$/.test(t[2])) {
+        fiat[t[3]] = t[1] + " " + t[2];
       } else if (t[0] === "connector" && t.length >= 5) {
         connectors.push({id: t[1], type: t[2], power: parseInt(t[3], 10) || 0, state: t[4]});
       }
@@ -92,7 +96,7 @@
       key: event.pubkey + ":" + d, pubkey: event.pubkey, id: d, createdAt: event.created_at,
       name: value(event, "name") || d, address: value(event, "location"),
       status: value(event, "status") || "unavailable", lat: where.lat, lon: where.lon,
-      connectors: connectors, prices: prices, page: webLink(value(event, "r")),
+      connectors: connectors, prices: prices, fiat: fiat, page: webLink(value(event, "r")),
       lud16: /^[a-z0-9._-]+@[a-z0-9.-]+(:[0-9]+)?$/.test(lud16) ? lud16 : "",
       mine: operator[event.pubkey] === true
     };
@@ -237,9 +241,22 @@
     detail.dataset.key = c.key;
     detail.appendChild(element("h2", c.name));
     if (c.address) { detail.appendChild(element("p", c.address, "muted")); }
-    var price = c.prices.kWh === null ? "energy price not known now" : sat(c.prices.kWh) + "/kWh";
-    if (c.prices.min) { price += " + " + sat(c.prices.min) + "/min"; }
-    if (c.prices.session) { price += " + " + sat(c.prices.session) + " per session"; }
+    // A price written in fiat is shown as written, with its sats at the rate of the event
+    // when it carries them (no sat tag: no fresh rate, which is not free).
+    function part(per, unit) {
+      var sats = c.prices[per];
+      if (c.fiat[per]) {
+        return c.fiat[per] + unit + (sats === null || (per !== "kWh" && !sats) ? "" :
+          " (about " + sat(sats) + ")");
+      }
+      return sats ? sat(sats) + unit : "";
+    }
+    var price = c.fiat.kWh || c.prices.kWh !== null ? part("kWh", "/kWh") || sat(0) + "/kWh" :
+      "energy price not known now";
+    [["min", "/min"], ["session", " per session"]].forEach(function (p) {
+      var text = part(p[0], p[1]);
+      if (text) { price += " + " + text; }
+    });
     detail.appendChild(element("p", price, "price-line"));
     var plugs = document.createElement("ul");
     plugs.className = "connectors-list";
