@@ -279,9 +279,10 @@ async def _reserve(agent: ChargerControl, sender: str, command: RequestReservati
             return f"Sorry, this charger has no connector {command.connector}."
         wanted = [command.connector]
     amount = tariff.reservation_min_msat(minutes)
+    price = services.payments.shown_tariff(profile).text("per_kwh")  # fiat: as written
     reason = "no connector can be reserved right now"
     for connector_id in wanted:
-        terms = reservation_offer(profile.name, connector_id, minutes, tariff, amount)
+        terms = reservation_offer(profile.name, connector_id, minutes, tariff, amount, price=price)
         try:
             opened = await services.payments.open_session(
                 profile,

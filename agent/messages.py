@@ -109,15 +109,26 @@ def kept_rule(tariff: Tariff, fee_msat: int) -> str:
 
 
 def reservation_offer(
-    name: str, connector_id: int, minutes: int, tariff: Tariff, amount_msat: int
+    name: str,
+    connector_id: int,
+    minutes: int,
+    tariff: Tariff,
+    amount_msat: int,
+    *,
+    price: str = "",
 ) -> str:
-    """The terms of a reservation a DM asks for (the invoice commits to this text's hash)."""
+    """The terms of a reservation a DM asks for (the invoice commits to this text's hash).
+
+    ``price``: the energy price as drivers read it (a price in fiat as written); by default
+    the tariff's in sats.
+    """
     fee = tariff.reservation_fee(minutes)
+    price = price or f"{format_sat(tariff.energy_msat_per_kwh)}/kWh"
     return (
         f"Reservation of connector {connector_id} at {name} for {minutes} min: "
         f"{format_sat(amount_msat)} (reservation fee {format_sat(fee)}). Start charging within "
         f"{minutes} min of paying and the whole payment is your charging budget at "
-        f"{format_sat(tariff.energy_msat_per_kwh)}/kWh, unused budget refunded; if you do not "
+        f"{price}, unused budget refunded; if you do not "
         f"start in time or cancel, {kept_rule(tariff, fee)} and the rest refunded."
     )
 

@@ -241,7 +241,14 @@ class ChargerSummary(_Out):
         "last status, no payments); offline: not connected (no payments)"
     )
     connectors: list[ConnectorOut]
-    energy_msat_per_kwh: int
+    energy_msat_per_kwh: int | None = Field(
+        description="the energy price a driver paying now gets; an energy price in fiat "
+        "converted at the current rate, null when no fresh rate converts it"
+    )
+    energy_price: str = Field(
+        description="the energy price as drivers read it, e.g. '250 sat/kWh' or, in fiat, "
+        "'0.39 EUR/kWh (about 433 sat at the current rate)'"
+    )
     npub: str | None
     ocpp_password_set: bool = Field(
         description="whether the charger must present its OCPP password (never the password)"

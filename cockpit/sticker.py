@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import math
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
@@ -29,6 +29,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from strom_core.config import ProfileConfig
+from strom_core.fiat import ShownTariff
 from strom_core.tariff import Tariff
 from strom_core.units import format_sat
 from strom_web.qr import QUIET_ZONE, fallback_qr
@@ -92,13 +93,10 @@ def _fit(y: float, size: float, bold: bool, text: str, *, shorten: bool = False)
     return Line(y, fitted, bold, text)
 
 
-def _price(tariff: Tariff) -> str:
-    text = f"{format_sat(tariff.energy_msat_per_kwh)}/kWh"
-    if tariff.time_msat_per_minute:
-        text += f" + {format_sat(tariff.time_msat_per_minute)}/min"
-    if tariff.session_fee_msat:
-        text += f" + {format_sat(tariff.session_fee_msat)} per session"
-    return text
+def _price(tariff: Tariff | ShownTariff) -> str:
+    # A price in fiat is printed as written: the sats it is worth change, the sticker stays.
+    shown = tariff if isinstance(tariff, ShownTariff) else ShownTariff(tariff, tariff)
+    return " + ".join(replace(shown, rate=None).parts())
 
 
 def _connector(profile: ProfileConfig, connector_id: int) -> str:
@@ -110,7 +108,7 @@ def _connector(profile: ProfileConfig, connector_id: int) -> str:
 
 
 def sticker_lines(
-    profile: ProfileConfig, connector_id: int, url: str, tariff: Tariff
+    profile: ProfileConfig, connector_id: int, url: str, tariff: Tariff | ShownTariff
 ) -> list[Line]:
     """What the sticker says, laid out: above the code, then below it.
 
@@ -118,11 +116,12 @@ def sticker_lines(
         profile: the charger.
         connector_id: the connector the sticker is for.
         url: what the code holds (its host is the one the sticker names).
-        tariff: the prices in force.
+        tariff: the prices in force (fiat components printed as written).
     """
     host = urlsplit(url).netloc
+    bounds = tariff.base if isinstance(tariff, ShownTariff) else tariff
     budget = (
-        f"Prepay {format_sat(tariff.min_prepay_msat)} to {format_sat(tariff.max_prepay_msat)};"
+        f"Prepay {format_sat(bounds.min_prepay_msat)} to {format_sat(bounds.max_prepay_msat)};"
         " what you do not use is refunded."
     )
     return [
@@ -138,14 +137,16 @@ def sticker_lines(
     ]
 
 
-def sticker_svg(profile: ProfileConfig, connector_id: int, url: str, tariff: Tariff) -> str:
+def sticker_svg(
+    profile: ProfileConfig, connector_id: int, url: str, tariff: Tariff | ShownTariff
+) -> str:
     """The sticker as a standalone SVG document, A6 (105 x 148 mm).
 
     Args:
         profile: the charger.
         connector_id: the connector the sticker is for.
         url: the connector's fallback URL (:func:`strom_web.lnurl.connector_fallback_url`).
-        tariff: the prices in force.
+        tariff: the prices in force (fiat components printed as written).
     """
     qr = fallback_qr(url)
     module = QR_MM / qr.symbol_size(scale=1, border=QUIET_ZONE)[0]
@@ -195,14 +196,16 @@ def _dark_runs(row: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def sticker_pdf(profile: ProfileConfig, connector_id: int, url: str, tariff: Tariff) -> bytes:
+def sticker_pdf(
+    profile: ProfileConfig, connector_id: int, url: str, tariff: Tariff | ShownTariff
+) -> bytes:
     """The same sticker as a one-page PDF, A6, vector (the code as filled squares).
 
     Args:
         profile: the charger.
         connector_id: the connector the sticker is for.
         url: the connector's fallback URL (:func:`strom_web.lnurl.connector_fallback_url`).
-        tariff: the prices in force.
+        tariff: the prices in force (fiat components printed as written).
     """
     out = io.BytesIO()
     # invariant: no creation date or random document id, so one sticker is one file.

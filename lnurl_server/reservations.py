@@ -77,12 +77,16 @@ def parse_reserve(raw: str | None, tariff: Tariff) -> int:
 
 
 def reservation_text(
-    profile: ProfileConfig, connector_id: int, tariff: Tariff, minutes: int
+    profile: ProfileConfig, connector_id: int, tariff: Tariff, minutes: int, *, price: str = ""
 ) -> str:
-    """The LUD-06 metadata text of a reservation: its terms, in full."""
+    """The LUD-06 metadata text of a reservation: its terms, in full.
+
+    ``price``: the energy price as drivers read it (a price in fiat as written); by default
+    the tariff's in sats.
+    """
     fee = tariff.reservation_fee(minutes)
     kept = tariff.reservation_kept(fee)
-    price = format_sat(tariff.energy_msat_per_kwh) + "/kWh"
+    price = price or format_sat(tariff.energy_msat_per_kwh) + "/kWh"
     if tariff.reservation_kept_percent == 100:
         otherwise = "the fee is kept and the rest refunded"
     elif tariff.reservation_kept_percent == 0:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -173,7 +173,6 @@ def _amount_refused(charger_id: str, amount_msat: int, exc: UnitError) -> web.Re
     return _lud_error(f"{exc}; nothing was charged")
 
 
-@dataclass
 def _fiat_view(session: Session) -> dict[str, Any] | None:
     """A fiat-priced session's prices as written, the sats they became, and the rate."""
     if session.fiat is None:
@@ -182,6 +181,7 @@ def _fiat_view(session: Session) -> dict[str, Any] | None:
     return {"currency": session.fiat.terms.currency, "prices": prices, "rate": rate}
 
 
+@dataclass
 class FrontDoor:
     """The aiohttp routes of the public front door.
 
@@ -343,8 +343,13 @@ class FrontDoor:
     ) -> PayMetadata:
         """The LUD-06 metadata of a connector's reservation for ``minutes``."""
         tariff = self.payments.tariff_for(profile)
+        # A price in fiat as written, without its sats now: the callback makes this text again
+        # for the invoice's description hash, and the rate may have moved in between.
+        shown = replace(self.payments.shown_tariff(profile), rate=None)
         return PayMetadata(
-            text=reservation_text(profile, connector_id, tariff, minutes),
+            text=reservation_text(
+                profile, connector_id, tariff, minutes, price=shown.text("per_kwh")
+            ),
             identifier=f"{profile.id}@{urlsplit(self.base).netloc}",
         )
 

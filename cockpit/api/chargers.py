@@ -93,6 +93,7 @@ class ChargersResource:
         pubkey = ctx.agents.pubkey(profile.id)
         info = ctx.station.charger_info(profile.id)
         events = _security_events(info)
+        shown = ctx.payments.shown_tariff(profile)  # a price in fiat: its sats now
         return {
             "charger_id": profile.id,
             "name": profile.name,
@@ -101,7 +102,10 @@ class ChargersResource:
             "online": links.get(profile.id) is ChargerLink.ONLINE,
             "link": links.get(profile.id, ChargerLink.OFFLINE).value,
             "connectors": connectors,
-            "energy_msat_per_kwh": ctx.payments.tariff_for(profile).energy_msat_per_kwh,
+            "energy_msat_per_kwh": (
+                None if shown.tariff is None else shown.tariff.energy_msat_per_kwh
+            ),
+            "energy_price": shown.text("per_kwh"),
             "npub": encode_npub(pubkey) if pubkey else None,
             "ocpp_password_set": bool(profile.ocpp.password_hash),
             "allow_unauthenticated": profile.ocpp.allow_unauthenticated,

@@ -31,14 +31,13 @@ class StickersResource:
     async def sticker_svg(self, call: Call) -> web.Response:
         """``GET /chargers/{charger_id}/sticker.svg``."""
         profile, connector_id, url = self._target(call)
-        tariff = self.ctx.payments.tariff_for(profile)
-        svg = sticker_svg(profile, connector_id, url, tariff)
+        svg = sticker_svg(profile, connector_id, url, self.ctx.payments.shown_tariff(profile))
         return web.Response(text=svg, content_type="image/svg+xml")
 
     async def sticker_pdf(self, call: Call) -> web.Response:
         """``GET /chargers/{charger_id}/sticker.pdf``."""
         profile, connector_id, url = self._target(call)
-        pdf = sticker_pdf(profile, connector_id, url, self.ctx.payments.tariff_for(profile))
+        pdf = sticker_pdf(profile, connector_id, url, self.ctx.payments.shown_tariff(profile))
         return web.Response(
             body=pdf,
             content_type="application/pdf",

@@ -294,7 +294,7 @@ async function dashboard (view) {
       h('div', { class: 'card', dataset: { charger: charger.charger_id } },
         h('h2', {}, h('a', { href: '#/chargers/' + charger.charger_id }, charger.name), ' ',
           linkBadge(charger), ' ', passwordBadge(charger), ' ', securityBadge(charger)),
-        h('p', { class: 'muted' }, charger.charger_id + ' · ' + sat(charger.energy_msat_per_kwh) + '/kWh' + (charger.ocpp_version ? ' · ' + versionLabel(charger.ocpp_version) : '')),
+        h('p', { class: 'muted' }, charger.charger_id + ' · ' + charger.energy_price + (charger.ocpp_version ? ' · ' + versionLabel(charger.ocpp_version) : '')),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Status'), h('th', {}, 'Session'), h('th', {}, ''))),
           h('tbody', {}, charger.connectors.map((c) => connectorRow(charger, c, readOnly))))))))
 }
