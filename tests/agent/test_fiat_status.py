@@ -42,9 +42,7 @@ def _euro_profile() -> ProfileConfig:
 
 @pytest.fixture
 async def euro_world(tmp_path: Path, database: Database, relay_url: str) -> AsyncIterator[World]:
-    async for built in build_world(
-        tmp_path, database, relay_url, charger_profile=_euro_profile()
-    ):
+    async for built in build_world(tmp_path, database, relay_url, charger_profile=_euro_profile()):
         yield built
 
 

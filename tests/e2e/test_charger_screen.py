@@ -17,6 +17,7 @@ from ocpp_server import SimulatedChargePoint201
 from strom_core.ports import NO_SCREEN, CommandStatus, ScreenCapabilities, ScreenMessage
 from strom_services.screens import CHARGING_TEXT, FINISHED_TEXT
 from tests.e2e.conftest import CHARGER, Stack, running_stack
+from tests.e2e.test_fiat_tariffs import RATE, price_in_euros
 from tests.e2e.test_pay_charge_refund import claim_refund
 
 _SCREEN_ACTIONS = {"SetDisplayMessage", "ClearDisplayMessage", "CostUpdated"}
@@ -112,3 +113,27 @@ async def test_an_ocpp_16_charger_has_no_screen_and_charges_as_before(tmp_path: 
         sent = _sent_actions(stack)
         assert not _SCREEN_ACTIONS & set(sent)
         await stack.ledgers_balance()
+
+
+async def test_an_ocpp_201_screen_shows_the_euro_price_with_its_sats(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, RATE, ocpp_version="2.0.1") as stack:
+        await price_in_euros(stack, "at_payment")
+        sim = stack.charger
+        assert isinstance(sim, SimulatedChargePoint201)
+        await sim.unplug(1)  # the connector is Available: its screen shows the price
+
+        def priced() -> bool:
+            texts = [m["message"]["content"] for m in sim.display_messages.values()]
+            return any("EUR" in text for text in texts)
+
+        await sim.wait_until(priced)
+        [text] = [
+            m["message"]["content"]
+            for m in sim.display_messages.values()
+            if m["message"]["format"] == "UTF8"
+        ]
+        assert text == (
+            "Pay with Lightning: 0.36 EUR/kWh (about 400 sat at the current rate) + "
+            "0.009 EUR per session (about 10 sat at the current rate). EUR prices are "
+            "converted to sats when you pay. Scan the code; unused sats are refunded."
+        )

@@ -62,13 +62,30 @@ async def test_a_euro_tariff_is_paid_charged_billed_and_refunded_exactly(
         assert "0.009 EUR per session" in offer["metadata"]
         page = (await stack.http.get(f"{stack.base}/c/{CHARGER}")).text
         assert "0.36 EUR/kWh (about 400 sat at the current rate)" in page
-        status_url, _ = await stack.pay(20_000_000)
+        status_url, page_url = await stack.pay(20_000_000)
         charging = await stack.wait_state(status_url, "charging")
+        # The session page: the euro prices as written, the sats the session was frozen at, and
+        # the rate (at_billing: the planning rate, 10 % below the payment's, while charging).
+        frozen, fee = ("400", "10") if convert == "at_payment" else ("444.444", "11.111")
+        assert charging["fiat"]["prices"][0] == f"0.36 EUR/kWh = {frozen} sat/kWh"
+        page = (await stack.http.get(page_url)).text
+        assert (
+            f"Priced in EUR: 0.36 EUR/kWh = {frozen} sat/kWh, 0.009 EUR per session = {fee} sat"
+            in page
+        )
+        assert "90000 EUR/BTC" in page
         while charging["energy_wh"] < 300:
             await asyncio.sleep(0.1)
             charging = await stack.get(status_url)
         offer, before = await claim_refund(stack, status_url)
         final = await stack.wait_state(status_url, "refunded")
+        receipt = (await stack.http.get(page_url)).text
+        assert "0.36 EUR/kWh = 400 sat/kWh" in receipt  # the bill's conversion
+        rate_used = {
+            "at_payment": "converted at 90000 EUR/BTC, the rate when you paid",
+            "at_billing": "billed at 90000 EUR/BTC, the rate when the session was billed",
+        }
+        assert rate_used[convert] in receipt
         bill = FEE_MSAT + final["energy_wh"] * PER_KWH_MSAT // 1000
         # the bill, less the sub-sat remainder given to the driver so the refund is whole sats
         assert bill - 1000 < final["consumed_msat"] <= bill
