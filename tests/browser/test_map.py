@@ -27,6 +27,7 @@ from strom_nostr.discovery import (
     ChargerStatus,
     ConnectorInfo,
     ConnectorStatus,
+    FiatPrice,
     Location,
     Prices,
     status_template,
@@ -98,6 +99,7 @@ def other_status(
     created_at: int,
     *,
     price_known: bool = True,
+    fiat: tuple[FiatPrice, ...] = (),
 ) -> dict[str, Any]:
     """A status event of the second operator's charger, signed with its key."""
     status = ChargerStatus(
@@ -109,6 +111,7 @@ def other_status(
         lud16=f"{charger_id}@other.example",
         website=f"https://other.example/c/{charger_id}",
         energy_price_known=price_known,
+        fiat=fiat,
     )
     event = sign_template(OTHER_KEY, status_template(status, created_at=created_at))
     return event.to_dict()
@@ -258,6 +261,25 @@ async def test_map_shows_two_operators_live_with_filter_and_pay_button(
     )
     await expect(detail).to_contain_text("energy price not known now", timeout=20_000)
     await expect(detail).not_to_contain_text("0 sat/kWh")
+    # Priced in euros: as written, with the sats of the event's rate (none: no rate now).
+    euros = (FiatPrice("0.36", "EUR", "kWh"),)
+    await publish(
+        relay,
+        other_status("hamburg-1", HAMBURG, ConnectorStatus.AVAILABLE, later + 2, fiat=euros),
+    )
+    await expect(detail).to_contain_text("0.36 EUR/kWh (about 400 sat)", timeout=20_000)
+    await publish(
+        relay,
+        other_status(
+            "hamburg-1",
+            HAMBURG,
+            ConnectorStatus.AVAILABLE,
+            later + 3,
+            price_known=False,
+            fiat=euros,
+        ),
+    )
+    await expect(detail).to_contain_text("0.36 EUR/kWh + 1,000 sat per session", timeout=20_000)
 
     # "This operator only" keeps this instance's chargers.
     await page.locator("#only-operator").check()
