@@ -293,7 +293,8 @@ class ChargerDetail(ChargerSummary):
     variables: dict[str, str] = Field(
         default_factory=dict,
         description="OCPP 2.0.1 device-model variables it reported (NotifyReport), "
-        "'Component[.instance][@evse]/Variable[.instance]' -> actual value",
+        "'Component[.instance][@evse]/Variable[.instance]' -> actual value; for OCPP 1.6 the "
+        "configuration keys Strom read after its boot (SupportedFeatureProfiles)",
     )
     security_events: list[SecurityEventOut] = Field(
         default_factory=list, description="its latest OCPP 2.0.1 security events, oldest first"

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -167,6 +168,46 @@ def _callback_terms(request: web.Request, tariff: Tariff) -> tuple[int, int]:
     return minutes, amount
 
 
+_SERVED_KEPT = 2048  # payRequests whose metadata a callback may still name
+_SERVED_FOR_S = 600.0  # how long: a wallet asks for the invoice within seconds of the offer
+
+
+class ServedMetadata:
+    """The metadata of recent payRequests, by a short digest the callback URL carries (``m``).
+
+    The metadata states prices that move (a dynamic tariff's price now, the sats of a fiat
+    price at the current rate), and LUD-06 has the wallet check the invoice's description hash
+    against the metadata it was offered. So the callback hashes the metadata the wallet saw,
+    not one rebuilt a moment later, when the price may have moved on — as long as the tariff
+    is the one it was offered under: after the operator changed it, the metadata now is
+    hashed, the wallet refuses the invoice, and the driver sees the new price before paying.
+    An unknown or expired digest (another process, a restart, a stale offer) falls back to the
+    metadata now too.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._served: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
+
+    def remember(self, metadata: str, terms: str) -> str:
+        """Keep ``metadata``, offered under the tariff ``terms``, as served now; its digest."""
+        digest = hashlib.sha256(metadata.encode()).hexdigest()[:24]
+        self._served[digest] = (self._clock(), metadata, terms)
+        self._served.move_to_end(digest)
+        while len(self._served) > _SERVED_KEPT:
+            self._served.popitem(last=False)
+        return digest
+
+    def recall(self, digest: str | None, terms: str) -> str | None:
+        """The metadata served under ``digest`` in the last ten minutes under ``terms``."""
+        if digest is None:
+            return None
+        served = self._served.get(digest)
+        if served is None or self._clock() - served[0] > _SERVED_FOR_S or served[2] != terms:
+            return None
+        return served[1]
+
+
 def _amount_refused(charger_id: str, amount_msat: int, exc: UnitError) -> web.Response:
     """The backend cannot invoice this amount (LNbits: whole sats only); nothing was stored."""
     log.info("charger %s: no invoice for %s msat: %s", charger_id, amount_msat, exc)
@@ -206,6 +247,10 @@ class FrontDoor:
     reservations: PayerReservations | None = None  # a reservation's start and cancel buttons
     cheap: CheapCharging | None = None  # "charge when cheap"; without it, no form
     prices: PriceSource | None = None  # the charger page's price chart; None: the static price
+    served: ServedMetadata = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.served = ServedMetadata(self.clock.monotonic)
 
     async def price_schedule(self, profile: ProfileConfig, tariff: Tariff) -> PriceSchedule | str:
         """The energy prices the charger page shows, from the start of this hour for a day.
@@ -400,11 +445,17 @@ class FrontDoor:
     def _pubkey(self, charger_id: str) -> str | None:
         return None if self.identities is None else self.identities.pubkey(charger_id)
 
+    def _terms(self, profile: ProfileConfig) -> str:
+        """The tariff a payment would be priced under, as a stamp (:class:`ServedMetadata`)."""
+        return repr((self.payments.tariff_for(profile), profile.tariff))
+
     def _pay_request_body(self, profile: ProfileConfig, connector_id: int) -> dict[str, Any]:
         tariff = self.payments.tariff_for(profile)
+        metadata = self.metadata(profile, connector_id).serialise()
+        digest = self.served.remember(metadata, self._terms(profile))
         return pay_request(
-            callback=f"{self.pay_url(profile.id, connector_id)}/callback",
-            metadata=self.metadata(profile, connector_id).serialise(),
+            callback=f"{self.pay_url(profile.id, connector_id)}/callback?m={digest}",
+            metadata=metadata,
             min_msat=tariff.min_prepay_msat,
             max_msat=tariff.max_prepay_msat,
             nostr_pubkey=self._pubkey(profile.id),
@@ -464,7 +515,12 @@ class FrontDoor:
                     fee_at_settlement=True,  # a zap below the fee is refunded by the core
                 )
             else:
-                opened = await self._open_lnurl(profile, connector_id, amount, minutes)
+                served = (
+                    None
+                    if minutes
+                    else self.served.recall(request.query.get("m"), self._terms(profile))
+                )
+                opened = await self._open_lnurl(profile, connector_id, amount, minutes, served)
         except ZapRequestError as exc:
             return _lud_error(exc.reason)
         except (ConnectorUnavailable, ZapRequestUsed, ReservationRefused, NoPrice) as exc:
@@ -483,19 +539,30 @@ class FrontDoor:
         return _json({"pr": opened.invoice.bolt11, "routes": [], "successAction": action})
 
     async def _open_lnurl(
-        self, profile: ProfileConfig, connector_id: int, amount: int, minutes: int
+        self,
+        profile: ProfileConfig,
+        connector_id: int,
+        amount: int,
+        minutes: int,
+        served: str | None = None,
     ) -> OpenedSession:
-        """A session (a reservation when ``minutes``) paid through the connector's LNURL."""
-        metadata = (
-            self.reservation_metadata(profile, connector_id, minutes)
-            if minutes
-            else self.metadata(profile, connector_id)
-        )
+        """A session (a reservation when ``minutes``) paid through the connector's LNURL.
+
+        ``served``: the metadata the wallet was offered (:class:`ServedMetadata`), if known.
+        """
+        if served is not None:
+            description_hash = hashlib.sha256(served.encode()).digest()
+        elif minutes:
+            description_hash = self.reservation_metadata(
+                profile, connector_id, minutes
+            ).description_hash()
+        else:
+            description_hash = self.metadata(profile, connector_id).description_hash()
         return await self.payments.open_session(
             profile,
             connector_id,
             amount,
-            description_hash=metadata.description_hash(),
+            description_hash=description_hash,
             initiator="lnurl",
             reserve_minutes=minutes,
         )

@@ -12,6 +12,7 @@ created.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 from strom_core.config import TariffConfig
 from strom_core.fiat import FiatRate
 from strom_core.tariff import Tariff
+from strom_lightning import decode_invoice
 from strom_prices import RateBook
 from strom_prices.errors import ProviderError
 from strom_storage.schema import ledger_rates, sessions
@@ -144,3 +146,45 @@ async def test_without_a_fresh_rate_a_euro_tariff_is_refused_and_nothing_is_crea
     assert "pr" not in answer
     async with stack.strom.db.reader() as conn:
         assert (await conn.execute(select(func.count()).select_from(sessions))).scalar() == 0
+
+
+class MovedRate:
+    """The BTC rate after it moved: every source agrees on ``value`` now."""
+
+    def __init__(self, value: Decimal) -> None:
+        self.fiat = FiatRate("EUR", value, f"fixed={value} EUR/BTC", datetime.now(UTC))
+
+    async def rate(self, currency: str) -> FiatRate:
+        return self.fiat
+
+    def fresh_rates(self) -> tuple[FiatRate, ...]:
+        return (self.fiat,)
+
+
+async def test_the_invoice_commits_to_the_metadata_offered_though_the_rate_moved_since(
+    tmp_path: Path, ocpp_version: str
+) -> None:
+    async with running_stack(tmp_path, RATE, ocpp_version=ocpp_version) as stack:
+        await price_in_euros(stack, "at_payment")
+        offer = await stack.get(stack.pay_url)
+        assert "about 400 sat at the current rate" in offer["metadata"]
+        stack.strom.payments.rates = MovedRate(Decimal(100_000))
+        assert "about 360 sat" in (await stack.get(stack.pay_url))["metadata"]
+
+        # LUD-06: the wallet checks the invoice's description hash against what it was offered.
+        answer = await stack.get(offer["callback"], amount="2000000")
+        offered = hashlib.sha256(offer["metadata"].encode()).hexdigest()
+        assert decode_invoice(answer["pr"]).description_hash == offered
+
+        # After the operator changed the tariff, the old offer's text no longer binds an
+        # invoice: the invoice commits to the new terms (the wallet refuses it; the driver
+        # sees the new price before paying).
+        await _change_price(stack)
+        again = await stack.get(offer["callback"], amount="2000000")
+        assert decode_invoice(again["pr"]).description_hash != offered
+
+
+async def _change_price(stack: Stack) -> None:
+    profile = stack.strom.config.profile(CHARGER)
+    tariff = profile.tariff.model_copy(update={"per_kwh": Decimal("0.5")})
+    await stack.strom.apply_profile(profile.model_copy(update={"tariff": tariff}))
