@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from strom_core.errors import StorageError
 from strom_core.ports import (
     ChargerBooted,
     ChargerOffline,
@@ -65,8 +66,19 @@ class CoreEventSink:
         self._stopping = True
 
     async def publish(self, event: OcppEvent) -> None:
-        """Record the event's effect on charger state, then deliver it to every subscriber."""
-        await self._record(event)
+        """Record the event's effect on charger state, then deliver it to every subscriber.
+
+        A disconnect that cannot be recorded (the database refuses writes: a full disk) is
+        logged and still delivered: there is no charger left to answer, and the flag is set
+        right at its next connection or Strom's next start. Any other event's failure raises,
+        so the charger's message is answered with an error and sent again.
+        """
+        try:
+            await self._record(event)
+        except StorageError as exc:
+            if not isinstance(event, ChargerOffline):
+                raise
+            log.warning("charger %s: its disconnect was not recorded: %s", event.charger_id, exc)
         for subscriber in list(self._subscribers):
             try:
                 await subscriber(event)
