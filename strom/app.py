@@ -19,6 +19,7 @@ import os
 import socket
 import ssl
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.runtime import AgentRuntime
 from cockpit import API_PREFIX, Cockpit
+from cockpit.live_bus import LiveFanout
 from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
@@ -40,6 +42,7 @@ from ocpp_server.local_list import OcppLocalList
 from ocpp_server.power import OcppPowerLimits
 from strom.acme import challenge_app
 from strom.charger_ca import charger_ca
+from strom.cluster import ClusterNode, Work
 from strom.config import StromConfig
 from strom.parts import admission as profile_admission
 from strom.parts import (
@@ -63,6 +66,7 @@ from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import (
     LiveConfig,
     ProfileConfig,
+    check_cluster,
     check_managed_tls,
 )
 from strom_core.errors import BackendError
@@ -97,6 +101,7 @@ from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database, redact_url
 from strom_storage.outbox import OutboxStore
+from strom_storage.outbox_claims import ClaimingOutboxStore
 from strom_storage.retention import Retention
 from strom_storage.sessions import SessionStore
 from strom_storage.tariffs import TariffRepository
@@ -114,6 +119,14 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 15.0
 SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
+
+
+def _outbox(db: Database, cluster: ClusterNode | None) -> OutboxStore:
+    """The effect runner's outbox: read (one process), or claimed (one of several)."""
+    if cluster is None:
+        return OutboxStore(db)
+    # Effects that talk to a charger run on the process holding its connection.
+    return ClaimingOutboxStore(db, cluster.process_id, only_my_chargers=True)
 
 
 def _profile_of(live: LiveConfig, charger_id: str) -> ProfileConfig | None:
@@ -172,6 +185,9 @@ class Strom:
     challenge_http: web.AppRunner | None = None
     readiness: Readiness = field(default_factory=Readiness)  # /readyz; parts may add checks
     prices: PriceParts | None = None  # exchange rates and dynamic prices (strom/prices.py)
+    # One of several processes ([cluster] enabled): its id, bus and leases; None: alone.
+    cluster: ClusterNode | None = None
+    live_fanout: LiveFanout | None = None  # live events to and from the other processes
 
     @property
     def config(self) -> StromConfig:
@@ -205,11 +221,15 @@ class Strom:
     async def _open(cls, config: StromConfig, *, backend: LightningBackend | None) -> Strom:
         check_public_url(config.server.public_url)
         check_managed_tls(config)
+        check_cluster(config)  # before anything connects: SQLite serves one process
         password_key = ocpp_password_key(config.storage.data_dir)
         auth = charger_auth(config, password_key)
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
+        cluster = None
+        if config.cluster.enabled:
+            cluster = await ClusterNode.open(config.cluster, db, config.storage.url())
         clock = SYSTEM_CLOCK  # the one clock: every part below is given it
         certificate = None
         if config.tls.managed:
@@ -330,7 +350,7 @@ class Strom:
             **agents.handlers(),
             "pay_refund": refunds.pay,
         }
-        runner = EffectRunner(OutboxStore(db), handlers, clock=clock)
+        runner = EffectRunner(_outbox(db, cluster), handlers, clock=clock)
         sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due(runner.wake)  # a relay came back: waiting DMs go now
         front = FrontDoor(
@@ -408,7 +428,10 @@ class Strom:
             clock=clock,
             certificate=certificate,
             prices=prices,
+            cluster=cluster,
         )
+        if cluster is not None:
+            strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
         node.on_change(strom._node_changed)
         for check in strom._standard_checks():
             strom.readiness.add(check.name, check.run)
@@ -537,18 +560,7 @@ class Strom:
                 len(self.config.profiles),
             )
             async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self.runner.run(), name="effect-runner"),
-                    group.create_task(self._watch_settlements(), name="settlements"),
-                    group.create_task(self.node.run(), name="lightning-watch"),
-                    group.create_task(self._sweep_expired(), name="invoice-expiry"),
-                    group.create_task(self.retention.run(), name="retention"),
-                    group.create_task(self.screens.run(), name="screens"),
-                ]
-                if self.certificate is not None:
-                    tasks.append(group.create_task(self.certificate.run(), name="tls-renewal"))
-                if self.prices is not None:
-                    tasks.append(group.create_task(self.prices.run(), name="prices"))
+                tasks = self._background(group)
                 agents = group.create_task(self.agents.run(stop), name="agents")
                 await self._wait_ready(agents)
                 self._announce()
@@ -566,8 +578,41 @@ class Strom:
             await self.backend.aclose()
             if self.prices is not None:
                 await self.prices.aclose()
+            if self.cluster is not None:
+                await self.cluster.aclose()  # its leases go at once: others take over now
             await self.db.close()
             log.info("stopped")
+
+    def _background(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        """Start the background loops in ``group``; returns their tasks (cancelled at stop)."""
+        loops: dict[str, Coroutine[Any, Any, None]] = {
+            "effect-runner": self.runner.run(),
+            "settlements": self._once("settlements", self._watch_settlements),
+            "lightning-watch": self.node.run(),
+            "invoice-expiry": self._once("invoice-expiry", self._sweep_expired),
+            "retention": self._once("retention", self.retention.run),
+            "screens": self.screens.run(),
+        }
+        if self.cluster is not None:
+            loops["cluster-heartbeat"] = self.cluster.run()
+        if self.live_fanout is not None:
+            loops["live-fanout"] = self.live_fanout.run()
+        if self.certificate is not None:
+            loops["tls-renewal"] = self.certificate.run()
+        if self.prices is not None:
+            loops["prices"] = self.prices.run()
+        return [group.create_task(loop, name=name) for name, loop in loops.items()]
+
+    def _once(self, role: str, work: Work) -> Coroutine[Any, Any, None]:
+        """``work`` here (one process), or on the one process leading ``role`` (cluster).
+
+        The roles run once in a cluster: the settlement stream (every process settling every
+        invoice would be idempotent, but N streams on the node and N transactions per
+        payment for nothing), the invoice-expiry sweep and the retention sweep.
+        """
+        if self.cluster is None:
+            return work()
+        return self.cluster.lead(role, work)
 
     async def _serve_challenges(self) -> None:
         """With managed TLS: listen on ``tls.http_port`` for the CA's HTTP-01 challenges."""
