@@ -58,6 +58,7 @@ __all__ = [
     "db_now",
     "fenced",
     "holder",
+    "holders",
     "release",
     "renew",
     "renew_all",
@@ -228,6 +229,18 @@ def holder(conn: Connection, name: str) -> Lease | None:
     return None if row is None else _lease(row)
 
 
+def holders(conn: Connection, prefix: str) -> list[Lease]:
+    """Every live lease whose name starts with ``prefix`` (``charger:``), by name."""
+    rows = conn.execute(
+        select(leases.c.name, leases.c.owner, leases.c.token, leases.c.expires_at)
+        .where(
+            leases.c.name.startswith(prefix, autoescape=True), leases.c.expires_at > db_now(conn)
+        )
+        .order_by(leases.c.name)
+    )
+    return [_lease(row) for row in rows]
+
+
 def fenced(conn: Connection, lease: Lease) -> None:
     """Check, inside the caller's transaction, that ``lease`` is still held with its token.
 
@@ -280,3 +293,7 @@ class LeaseStore:
     async def holder(self, name: str) -> Lease | None:
         """:func:`holder` in a read of its own."""
         return await self.db.read(lambda conn: holder(conn, name))
+
+    async def holders(self, prefix: str) -> list[Lease]:
+        """:func:`holders` in a read of its own."""
+        return await self.db.read(lambda conn: holders(conn, prefix))
