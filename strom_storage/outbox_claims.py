@@ -16,10 +16,13 @@ Only the claimant finishes a row: ``done`` and ``failed`` change the row only wh
 over finds its result dropped; the new claimant's run counts. A failed row gives up its claim
 with its backoff, so any process may retry it.
 
-Rows of OCPP commands carry the charger they must reach (``charger_id``). With
-``only_my_chargers`` a process leaves such a row to the process holding the charger's lease
-(``charger:<id>``, :mod:`strom_storage.leases`); a row whose charger nobody holds (offline
-everywhere) is claimed by anyone and retried as today.
+Rows that must run in one particular process name the lease whose holder runs them (``lease``,
+:mod:`strom_storage.leases`): an OCPP command its charger's (``charger:<id>``, the process
+holding the connection), a charger agent's DM or zap receipt the agent's (``agent:<id>``, the
+process running the agent). With ``only_my_chargers`` a process leaves such a row to the live
+holder of that lease; a row whose lease nobody holds (a charger offline everywhere, an agent
+moving between processes) is claimed by anyone and handled as the handler decides (an OCPP
+command fails as today, an agent's row is retried later).
 
 On SQLite (one process) the same statements work without row locks, on the caller's clock;
 the single-process runner keeps using :class:`~strom_storage.outbox.OutboxStore`, which
@@ -38,7 +41,6 @@ from sqlalchemy import Interval, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
-from strom_storage.leases import CHARGER_PREFIX
 from strom_storage.outbox import (
     OutboxRow,
     OutboxStore,
@@ -84,13 +86,13 @@ def _claim_statement(dialect: str, *, excluding: bool, only_mine: bool) -> Any:
         held_elsewhere = (
             select(leases.c.name)
             .where(
-                leases.c.name == literal(CHARGER_PREFIX) + outbox.c.charger_id,
+                leases.c.name == outbox.c.lease,
                 leases.c.owner != owner,
                 leases.c.expires_at > clock,
             )
             .exists()
         )
-        picked = picked.where(or_(outbox.c.charger_id.is_(None), ~held_elsewhere))
+        picked = picked.where(or_(outbox.c.lease.is_(None), ~held_elsewhere))
     picked = picked.order_by(outbox.c.id).limit(bindparam("limit"))
     if postgres:
         picked = picked.with_for_update(skip_locked=True, of=outbox)
@@ -122,7 +124,8 @@ def claim_due(
         claim_s: how long the claim keeps other processes off the rows.
         limit: the most rows claimed.
         exclude: rows this process is running now (already claimed by it).
-        only_my_chargers: leave rows whose charger another live process holds the lease of.
+        only_my_chargers: leave rows whose lease (a charger's, an agent's) another live
+            process holds.
 
     Returns:
         The claimed rows, by id.
@@ -221,7 +224,8 @@ class ClaimingOutboxStore(OutboxStore):
         owner: this process's id (unique per process start).
         claim_s: how long a claim keeps other processes off a row; renewed on every pass for
             the rows running, so it only needs to outlast one pass and one effect's stall.
-        only_my_chargers: leave OCPP commands for chargers another process holds.
+        only_my_chargers: leave rows whose lease another process holds (OCPP commands for
+            chargers connected elsewhere, DMs and zap receipts of agents running elsewhere).
     """
 
     def __init__(
