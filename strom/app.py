@@ -26,7 +26,10 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from agent.cluster import ClusteredAgents
+from agent.identity import POOL_KEY_NAME, SERVER_KEY_NAME
 from agent.runtime import AgentRuntime
+from agent.shared_keys import SharedKeyStore
 from cockpit import API_PREFIX, Cockpit
 from cockpit.live_bus import LiveFanout
 from lnurl_server.map import NetworkMap
@@ -38,6 +41,8 @@ from ocpp_server import (
     StaticChargerAuth,
     parse_quirks,
 )
+from ocpp_server.cluster import SUBJECT as OCPP_SUBJECT
+from ocpp_server.cluster import ClusterChargers
 from ocpp_server.local_list import OcppLocalList
 from ocpp_server.power import OcppPowerLimits
 from strom.acme import challenge_app
@@ -121,6 +126,33 @@ SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variab
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
 
 
+async def _shared_keys(config: StromConfig, db: Database) -> SharedKeyStore:
+    """A cluster's keys (agents', the relay pool's, the server's), one set in the database.
+
+    Every process must sign as the same charger, hash passwords and derive session secrets
+    with the same keys; this machine's key files are imported once, when the database has none.
+    """
+    names = [*(p.id for p in config.profiles), POOL_KEY_NAME, SERVER_KEY_NAME]
+    return await SharedKeyStore.open(db, names, data_dir=config.storage.data_dir)
+
+
+def _cluster_chargers(config: StromConfig, cluster: ClusterNode | None) -> ClusterChargers | None:
+    """In a cluster: charger leases for this process's connections, commands to the owner."""
+    if cluster is None:
+        return None
+    chargers = ClusterChargers(
+        cluster.bus,
+        cluster.leases,
+        cluster.process_id,
+        ttl_s=cluster.ttl_s,
+        # The owner waits up to its command timeout for the charger; the bus adds little.
+        request_timeout_s=config.ocpp.command_timeout_s + 5.0,
+    )
+    cluster.serve(OCPP_SUBJECT, chargers.handle)
+    cluster.participate(chargers)  # the heartbeat renews the charger leases
+    return chargers
+
+
 def _outbox(db: Database, cluster: ClusterNode | None) -> OutboxStore:
     """The effect runner's outbox: read (one process), or claimed (one of several)."""
     if cluster is None:
@@ -188,6 +220,8 @@ class Strom:
     # One of several processes ([cluster] enabled): its id, bus and leases; None: alone.
     cluster: ClusterNode | None = None
     live_fanout: LiveFanout | None = None  # live events to and from the other processes
+    clustered_agents: ClusteredAgents | None = None  # which agents run here (their leases)
+    ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
 
     @property
     def config(self) -> StromConfig:
@@ -222,20 +256,21 @@ class Strom:
         check_public_url(config.server.public_url)
         check_managed_tls(config)
         check_cluster(config)  # before anything connects: SQLite serves one process
-        password_key = ocpp_password_key(config.storage.data_dir)
-        auth = charger_auth(config, password_key)
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
-        cluster = None
+        cluster = shared_keys = None
         if config.cluster.enabled:
             cluster = await ClusterNode.open(config.cluster, db, config.storage.url())
+            shared_keys = await _shared_keys(config, db)
+        password_key = ocpp_password_key(config.storage.data_dir, keys=shared_keys)
+        auth = charger_auth(config, password_key)
         clock = SYSTEM_CLOCK  # the one clock: every part below is given it
         certificate = None
         if config.tls.managed:
             certificate = ManagedCertificate(config.tls, config.storage.data_dir, clock=clock)
             certificate.load()
-        chargers = ChargerStore(db, clock)
+        chargers = ChargerStore(db, clock, cluster.process_id if cluster else None)
         await chargers.sync(config.profiles)
         sessions = SessionStore(db, clock)
         live = LiveConfig(config)
@@ -251,7 +286,9 @@ class Strom:
         node = NodeWatch(backend, clock=clock)
         await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.
-        session_key = purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
+        session_key = purpose_key(
+            config.storage.data_dir, SESSION_KEY_LABEL, None, keys=shared_keys
+        )
         tariffs = TariffBook(TariffRepository(db), clock)
         await tariffs.load()  # operators' changes made while Strom ran before
         prices = build_prices(config, clock)  # [rates] and the profiles' [tariff.dynamic]
@@ -298,6 +335,7 @@ class Strom:
             start_timeout_s=config.sessions.start_timeout_s,
         )
         cards.watch(live)  # a card saved through the API is accepted (or refused) at once
+        ocpp_cluster = _cluster_chargers(config, cluster)
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
@@ -308,6 +346,7 @@ class Strom:
             ssl_context=certificate.ocpp_context() if certificate and config.tls.ocpp else None,
             dialects=ocpp_dialects(config),
             charger_ca=charger_ca(config, clock=clock),
+            cluster=ocpp_cluster,
         )
         agents = AgentRuntime(
             config,
@@ -318,6 +357,8 @@ class Strom:
             commands=ocpp.commands,
             session_key=session_key,
             clock=clock,
+            keys=shared_keys,
+            autostart=cluster is None,  # a cluster: each agent runs where its lease is held
         )
         events.subscribe(agents.on_ocpp_event)
         screens = screen_keeper(live, tariffs, ocpp.commands, clock)
@@ -429,9 +470,17 @@ class Strom:
             certificate=certificate,
             prices=prices,
             cluster=cluster,
+            ocpp_cluster=ocpp_cluster,
         )
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
+            strom.clustered_agents = ClusteredAgents(
+                agents,
+                bus=cluster.bus,
+                leases=cluster.leases,
+                process_id=cluster.process_id,
+                ttl_s=cluster.ttl_s,
+            )
         node.on_change(strom._node_changed)
         for check in strom._standard_checks():
             strom.readiness.add(check.name, check.run)
@@ -539,6 +588,7 @@ class Strom:
             context = ssl_context(server.tls_cert, server.tls_key, "server")
         await self._reconcile()
         await self._begin_reconnect_grace()
+        await self._join_cluster()
         await self.ocpp.start()
         self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
@@ -562,6 +612,8 @@ class Strom:
             async with asyncio.TaskGroup() as group:
                 tasks = self._background(group)
                 agents = group.create_task(self.agents.run(stop), name="agents")
+                if self.clustered_agents is not None:  # takes its share once agents are ready
+                    group.create_task(self.clustered_agents.run(stop), name="agent-leases")
                 await self._wait_ready(agents)
                 self._announce()
                 await self.cockpit.first_run.announce(self.config.server.public_url)
@@ -578,8 +630,7 @@ class Strom:
             await self.backend.aclose()
             if self.prices is not None:
                 await self.prices.aclose()
-            if self.cluster is not None:
-                await self.cluster.aclose()  # its leases go at once: others take over now
+            await self._leave_cluster()
             await self.db.close()
             log.info("stopped")
 
@@ -614,6 +665,20 @@ class Strom:
             return work()
         return self.cluster.lead(role, work)
 
+    async def _join_cluster(self) -> None:
+        """In a cluster: answer the other processes' requests, learn who holds which charger."""
+        if self.cluster is not None:
+            await self.cluster.start()
+        if self.ocpp_cluster is not None:
+            await self.ocpp_cluster.start()
+
+    async def _leave_cluster(self) -> None:
+        """In a cluster: give every lease up at once, so the others take over now."""
+        if self.ocpp_cluster is not None:
+            await self.ocpp_cluster.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
+
     async def _serve_challenges(self) -> None:
         """With managed TLS: listen on ``tls.http_port`` for the CA's HTTP-01 challenges."""
         if self.certificate is None:
@@ -637,7 +702,9 @@ class Strom:
     async def _begin_reconnect_grace(self) -> None:
         """Chargers connected when Strom last stopped are reconnecting, not offline, for a while."""
         grace_s = self.config.ocpp.reconnect_grace_s
-        waiting = await self.chargers.begin_reconnect_grace(self.clock.now(), grace_s)
+        waiting = await self.chargers.begin_reconnect_grace(
+            self.clock.now(), grace_s, spare_held=self.cluster is not None
+        )
         if waiting:
             log.info(
                 "%d charger(s) were connected when Strom stopped; shown as reconnecting for up "

@@ -10,11 +10,18 @@ operator fixed one (:func:`process_id`), under which it holds leases
 * the presence lease ``process:<id>``: taken when the node opens (a process started with a
   fixed id waits here until its predecessor's lease has run out, so two live processes never
   share an id), given up when it closes; other processes read it to know who is alive;
-* the heartbeat: every third of ``lease_ttl_s`` one statement renews *every* lease the process
-  holds (:func:`~strom_storage.leases.renew_all`); a lease the node was told about
-  (:meth:`ClusterNode.hold`) and that did not come back renewed was lost — it expired while the
-  database was out of reach, or another process took it over — and its ``on_lost`` callback
-  runs (the charger's connection is closed, the agent stopped, the leader role given up);
+* the heartbeat: every third of ``lease_ttl_s`` one statement renews the leases the process
+  knows it holds — its own (presence, leader roles: :meth:`ClusterNode.hold`) and those of its
+  participants (the OCPP server's charger leases: :class:`LeaseHolder`). A lease that did not
+  come back renewed was lost — it expired while the database was out of reach, or another
+  process took it over — and its owner is told (the charger's connection is closed, the leader
+  role given up). When no renewal has succeeded for a whole TTL every lease is given up here,
+  before another process can take it. The names are explicit, not "every lease of this
+  owner" (:func:`~strom_storage.leases.renew_all`): a lease a part gave up locally must not be
+  kept alive by the heartbeat, or nobody could take it. The agents' lease keeper
+  (:mod:`strom_cluster.keeper`) renews its own the same way;
+* the bus's requests: one handler per subject (:meth:`ClusterNode.serve`), served under this
+  process's id once the node :meth:`~ClusterNode.start` s;
 * the leader roles (:meth:`ClusterNode.lead`): ``leader:<role>`` is held by one process at a
   time, which runs the role's work while it holds it; the others try again every third of the
   TTL, so a dead leader is replaced within about ``4/3 x lease_ttl_s``.
@@ -30,18 +37,27 @@ import logging
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from strom_cluster import NatsBus, PgNotifyBus
+from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ClusterConfig
-from strom_core.errors import StorageError
-from strom_core.ports.cluster import MAX_NAME_LENGTH, Bus
+from strom_core.errors import NoReply, StorageError
+from strom_core.ports.cluster import MAX_NAME_LENGTH, Bus, Handler
 from strom_storage.db import Database
 from strom_storage.leases import Lease, LeaseStore
 
-__all__ = ["LEADER_PREFIX", "PROCESS_PREFIX", "ClusterNode", "Work", "open_bus", "process_id"]
+__all__ = [
+    "LEADER_PREFIX",
+    "PROCESS_PREFIX",
+    "ClusterNode",
+    "LeaseHolder",
+    "Work",
+    "open_bus",
+    "process_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +95,22 @@ async def open_bus(config: ClusterConfig, database_url: str, pid: str) -> Bus:
     return await PgNotifyBus.connect(database_url)
 
 
+class LeaseHolder(Protocol):
+    """A part of the process that holds leases the heartbeat renews (the OCPP server's)."""
+
+    def held(self) -> Mapping[str, int]:
+        """The leases it holds now: name -> token."""
+        ...
+
+    def renewed(self, before: Mapping[str, int], leases: Iterable[Lease]) -> object:
+        """The heartbeat renewed ``leases`` of ``before`` (:meth:`held`); the rest were lost."""
+        ...
+
+    def lost_all(self) -> object:
+        """No renewal for a whole TTL: every lease it holds is to be given up."""
+        ...
+
+
 @dataclass
 class _Held:
     lease: Lease
@@ -95,14 +127,20 @@ class ClusterNode:
         pid: this process's id (:func:`process_id`).
     """
 
-    def __init__(self, config: ClusterConfig, db: Database, bus: Bus, pid: str) -> None:
+    def __init__(
+        self, config: ClusterConfig, db: Database, bus: Bus, pid: str, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
         self.db = db
         self.bus = bus
         self.process_id = pid
         self.leases = LeaseStore(db)
         self.ttl_s = config.lease_ttl_s
+        self.clock = clock
         self._held: dict[str, _Held] = {}
+        self._holders: list[LeaseHolder] = []
+        self._subjects: dict[str, Handler] = {}
+        self._confirmed_at: float | None = None  # when the last renewal that worked was sent
         self._beat = asyncio.Event()  # set after each heartbeat (tests wait on it)
         self.heartbeats = 0
         self.lost = 0
@@ -171,16 +209,46 @@ class ClusterNode:
             with contextlib.suppress(StorageError):
                 await self.leases.release(lease)
 
+    def participate(self, holder: LeaseHolder) -> None:
+        """Renew ``holder``'s leases with this process's own, at every heartbeat."""
+        self._holders.append(holder)
+
+    def serve(self, subject: str, handler: Handler) -> None:
+        """Answer the bus requests of ``subject`` sent to this process with ``handler``."""
+        if subject in self._subjects:
+            raise ValueError(f"bus subject {subject!r} is served already")
+        self._subjects[subject] = handler
+
+    async def start(self) -> None:
+        """Serve the subjects registered so far on the bus, under this process's id."""
+        await self.bus.serve(self.process_id, self._dispatch)
+
+    async def _dispatch(self, subject: str, payload: bytes) -> bytes:
+        handler = self._subjects.get(subject)
+        if handler is None:
+            raise NoReply(self.process_id, subject, "no handler for this subject")
+        return await handler(subject, payload)
+
     async def heartbeat(self) -> list[Lease]:
-        """Renew every lease of this process once; tell the owners of the leases lost.
+        """Renew this process's leases once; tell the owners of the leases lost.
 
         Returns:
-            The leases lost in this beat.
+            The node's own leases lost in this beat (its participants are told theirs).
 
         Raises:
             StorageError: the database could not be reached (nothing is judged lost yet).
         """
-        leases = await self.leases.renew_all(self.process_id, self.ttl_s)
+        sent_at = self.clock.monotonic()
+        before = [holder.held() for holder in self._holders]
+        names = set(self._held).union(*before)
+        try:
+            leases = await self.leases.renew_names(names, self.process_id, self.ttl_s)
+        except StorageError:
+            await self._unconfirmed(sent_at)
+            raise
+        self._confirmed_at = sent_at
+        for holder, theirs in zip(self._holders, before, strict=True):
+            holder.renewed(theirs, leases)
         renewed = {lease.name: lease for lease in leases}
         lost: list[tuple[Lease, LostCallback | None]] = []
         for name, held in list(self._held.items()):
@@ -190,14 +258,30 @@ class ClusterNode:
                 continue
             del self._held[name]
             lost.append((held.lease, held.on_lost))
-        self.heartbeats += 1
-        self._beat.set()
         for lease, on_lost in lost:
             self.lost += 1
             log.warning("cluster: lease %s (token %d) was lost", lease.name, lease.token)
             if on_lost is not None:
                 await on_lost(lease)
+        await self._rejoin()
+        self.heartbeats += 1
+        self._beat.set()
         return [lease for lease, _ in lost]
+
+    async def _unconfirmed(self, sent_at: float) -> None:
+        """A renewal failed: give every lease up here if the next beat would come too late."""
+        confirmed = self._confirmed_at
+        if confirmed is None or sent_at + self.ttl_s / 3 < confirmed + self.ttl_s:
+            return  # still held for sure until the next beat
+        log.error("cluster: no lease renewed for %.0f s; giving up every lease here", self.ttl_s)
+        for holder in self._holders:
+            holder.lost_all()
+        lost = list(self._held.values())
+        self._held.clear()
+        for held in lost:
+            self.lost += 1
+            if held.on_lost is not None:
+                await held.on_lost(held.lease)
 
     async def run(self) -> None:
         """The heartbeat, until cancelled: renew every third of the TTL."""
@@ -214,11 +298,17 @@ class ClusterNode:
         await self._beat.wait()
 
     async def _presence_lost(self, lease: Lease) -> None:
-        # The process was cut off longer than the TTL: other processes think it dead and have
-        # taken its chargers over. It is alive again: say so (its other leases were lost too).
-        again = await self._acquire(self.presence)
-        if again is not None:
-            self.hold(again, self._presence_lost)
+        # The process was cut off longer than the TTL: the others think it dead and have taken
+        # its chargers over. The next heartbeat that reaches the database says it is alive.
+        log.warning("cluster: %s was taken for dead (presence lost)", self.process_id)
+
+    async def _rejoin(self) -> None:
+        if self.presence in self._held:
+            return
+        lease = await self._acquire(self.presence)
+        if lease is not None:
+            self.hold(lease, self._presence_lost)
+            log.info("cluster: %s is back (presence token %d)", self.process_id, lease.token)
 
     async def lead(self, role: str, work: Work) -> None:
         """Run ``work`` while this process holds ``leader:<role>``; wait for it otherwise.
