@@ -84,7 +84,7 @@ class Trio:
         self.wallet = FakeDriverWallet(backend)
 
     async def start(self) -> None:
-        """Start the processes: the first alone (it makes the data folder's files), then the rest."""
+        """Start the first process alone (it makes the data folder's files), then the others."""
         first, *others = self.children
         first.start()
         await first.wait_ready()
