@@ -158,7 +158,7 @@ def _outbox(db: Database, cluster: ClusterNode | None) -> OutboxStore:
     if cluster is None:
         return OutboxStore(db)
     # Effects that talk to a charger run on the process holding its connection.
-    return ClaimingOutboxStore(db, cluster.process_id, only_my_chargers=True)
+    return ClaimingOutboxStore(db, cluster.process_id, only_my_chargers=True, living_claimants=True)
 
 
 def _profile_of(live: LiveConfig, charger_id: str) -> ProfileConfig | None:

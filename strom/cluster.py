@@ -240,7 +240,8 @@ class ClusterNode:
         """
         sent_at = self.clock.monotonic()
         before = [holder.held() for holder in self._holders]
-        names = set(self._held).union(*before)
+        mine = {name: held.lease.token for name, held in self._held.items()}
+        names = set(mine).union(*before)
         try:
             leases = await self.leases.renew_names(names, self.process_id, self.ttl_s)
         except StorageError:
@@ -251,9 +252,12 @@ class ClusterNode:
             holder.renewed(theirs, leases)
         renewed = {lease.name: lease for lease in leases}
         lost: list[tuple[Lease, LostCallback | None]] = []
-        for name, held in list(self._held.items()):
+        for name, token in mine.items():
+            held = self._held.get(name)
+            if held is None or held.lease.token != token:
+                continue  # given up, or taken again, while the renewal ran: not judged now
             now = renewed.get(name)
-            if now is not None and now.token == held.lease.token:
+            if now is not None and now.token == token:
                 held.lease = now
                 continue
             del self._held[name]

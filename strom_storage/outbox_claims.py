@@ -8,8 +8,10 @@ writes ``claimed_by`` (this process) and ``claimed_until`` (the database's ``now
 claim time). A claimed row stays ``pending`` while it runs, so it keeps holding back its
 session's later rows in every process. Nobody else claims it until its claim expires: a process
 that died in the middle of an effect leaves a claim that runs out, and another process takes the
-row over and runs it again (every effect is idempotent). The runner extends the claims of the
-rows it is running on each pass (:meth:`ClaimingOutboxStore.poll`).
+row over and runs it again (every effect is idempotent). With ``living_claimants`` (a
+cluster whose processes hold ``process:<id>`` presence leases) a claim holds only while its
+claimant is alive: a killed process's rows are taken over within the lease's TTL. The runner
+extends the claims of the rows it is running on each pass (:meth:`ClaimingOutboxStore.poll`).
 
 Only the claimant finishes a row: ``done`` and ``failed`` change the row only while
 ``claimed_by`` is still this process (the fence). A process whose claim ran out and was taken
@@ -41,6 +43,7 @@ from sqlalchemy import Interval, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
+from strom_storage.leases import PROCESS_PREFIX
 from strom_storage.outbox import (
     OutboxRow,
     OutboxStore,
@@ -66,7 +69,9 @@ CLAIM_S = 120.0  # longer than any effect takes (a charger has 60 s to answer a 
 
 
 @functools.cache
-def _claim_statement(dialect: str, *, excluding: bool, only_mine: bool) -> Any:
+def _claim_statement(
+    dialect: str, *, excluding: bool, only_mine: bool, living_claimants: bool = False
+) -> Any:
     postgres = dialect == "postgresql"
     # The database's clock on PostgreSQL (processes' clocks may disagree); SQLite: the caller's.
     clock = func.now(type_=TS) if postgres else bindparam("clock", type_=TS)
@@ -77,6 +82,16 @@ def _claim_statement(dialect: str, *, excluding: bool, only_mine: bool) -> Any:
         outbox.c.claimed_until <= clock,
         outbox.c.claimed_by == owner,  # ours, not running now (``exclude``): start it again
     )
+    if living_claimants:  # a claim of a process that died (its presence lease ran out) is free
+        claimant_alive = (
+            select(leases.c.name)
+            .where(
+                leases.c.name == literal(PROCESS_PREFIX) + outbox.c.claimed_by,
+                leases.c.expires_at > clock,
+            )
+            .exists()
+        )
+        free = or_(free, ~claimant_alive)
     picked = select(outbox.c.id).where(
         due_filter(bindparam("now", type_=outbox.c.run_after.type)), free
     )
@@ -114,6 +129,7 @@ def claim_due(
     limit: int = 100,
     exclude: Collection[int] = (),
     only_my_chargers: bool = False,
+    living_claimants: bool = False,
 ) -> list[OutboxRow]:
     """Claim the due rows no other process holds, oldest first, inside the caller's transaction.
 
@@ -126,6 +142,9 @@ def claim_due(
         exclude: rows this process is running now (already claimed by it).
         only_my_chargers: leave rows whose lease (a charger's, an agent's) another live
             process holds.
+        living_claimants: a claim holds only while its claimant's presence lease
+            (``process:<id>``) is live: a dead process's rows are taken over within the
+            lease's TTL instead of ``claim_s``.
 
     Returns:
         The claimed rows, by id.
@@ -138,7 +157,10 @@ def claim_due(
     if not claim_s > 0:
         raise ValueError(f"a claim needs a positive duration, got {claim_s!r}")
     statement = _claim_statement(
-        conn.dialect.name, excluding=bool(exclude), only_mine=only_my_chargers
+        conn.dialect.name,
+        excluding=bool(exclude),
+        only_mine=only_my_chargers,
+        living_claimants=living_claimants,
     )
     params: dict[str, Any] = {"owner": owner, "now": now, "limit": limit}
     if exclude:
@@ -226,6 +248,7 @@ class ClaimingOutboxStore(OutboxStore):
             the rows running, so it only needs to outlast one pass and one effect's stall.
         only_my_chargers: leave rows whose lease another process holds (OCPP commands for
             chargers connected elsewhere, DMs and zap receipts of agents running elsewhere).
+        living_claimants: take over the claims of processes whose presence lease ran out.
     """
 
     def __init__(
@@ -235,11 +258,13 @@ class ClaimingOutboxStore(OutboxStore):
         *,
         claim_s: float = CLAIM_S,
         only_my_chargers: bool = False,
+        living_claimants: bool = False,
     ) -> None:
         super().__init__(db)
         self.owner = owner
         self.claim_s = claim_s
         self.only_my_chargers = only_my_chargers
+        self.living_claimants = living_claimants
         self.lost = 0  # results dropped because another process took the row over
 
     def _claim(self, conn: Connection, now: datetime, limit: int, exclude: Collection[int]) -> Any:
@@ -252,6 +277,7 @@ class ClaimingOutboxStore(OutboxStore):
             limit=limit,
             exclude=exclude,
             only_my_chargers=self.only_my_chargers,
+            living_claimants=self.living_claimants,
         )
 
     async def due(

@@ -159,3 +159,29 @@ async def test_live_events_reach_every_process_once() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_dead_processs_outbox_claims_are_taken_over_within_the_lease(
+    nodes: MakeNode,
+) -> None:
+    from datetime import UTC, datetime
+
+    from strom_storage.outbox import queue_effect
+    from strom_storage.outbox_claims import ClaimingOutboxStore
+
+    a, b = await nodes("a"), await nodes("b")
+    now = datetime.now(UTC)
+    await a.db.write(
+        lambda conn: queue_effect(
+            conn, key="k-1", kind="noop", payload={}, session_id=None, now=now
+        )
+    )
+    claimed = await ClaimingOutboxStore(a.db, "a", living_claimants=True).due(now)
+    assert [row.key for row in claimed] == ["k-1"]
+    patient = ClaimingOutboxStore(b.db, "b")  # waits for the claim's own expiry (minutes)
+    failing_over = ClaimingOutboxStore(b.db, "b", living_claimants=True)
+    assert await failing_over.due(now) == []  # a is alive: its claim holds
+    a.forget(a.presence)  # a dies: its presence lease is not renewed any more
+    await asyncio.sleep(TTL + 0.2)
+    assert await patient.due(now) == []
+    assert [row.key for row in await failing_over.due(now)] == ["k-1"]

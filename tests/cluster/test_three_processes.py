@@ -5,6 +5,8 @@ and nothing paid is lost or refunded twice; a rolling restart under payments los
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -48,5 +50,88 @@ async def test_a_session_paid_at_any_process_starts_on_its_charger_elsewhere(tri
         sim = trio.chargers[charger_id]
         started = [c for c in sim.received_calls if c.action == "RemoteStartTransaction"]
         assert len(started) == 1, (charger_id, [c.action for c in sim.received_calls])
+    assert await trio.drained()
+    assert await trio.check() == []
+
+
+KILLS = int(os.environ.get("STROM_CLUSTER_KILLS", "2"))  # CI: a short sample; more by hand
+SEED = int(os.environ.get("STROM_CLUSTER_SEED", "22"))
+
+
+async def _charge_through_a_kill(trio: Trio, rng: random.Random, round_: int) -> None:
+    """Pay at one process for a charger held by another, kill that one mid-charge, finish."""
+    victim = rng.randrange(3)
+    charger_id = CHARGERS[victim]
+    sim = trio.chargers[charger_id]
+    payer_at = (victim + 1 + rng.randrange(2)) % 3
+    driver = trio.driver(charger_id, payer_at)
+    try:
+        answer = await driver.invoice()
+        status_url = str(answer["successAction"]["url"]).replace("?", ".json?", 1)
+        await driver.wallet.pay(str(answer["pr"]))
+        status = await driver.status(status_url, {"charging"}, 60)
+        await asyncio.sleep(rng.uniform(0.0, 1.5))
+        trio.children[victim].kill()  # SIGKILL: no goodbye, its leases just run out
+        await sim.wait_until(lambda: sim.connected, 30)  # to another process now
+        while status["state"] == "charging" and status["energy_wh"] < 400:
+            await asyncio.sleep(0.2)
+            status = await driver.get(status_url)
+        await driver.refund(status_url)
+    finally:
+        await driver.aclose()
+    await trio.revive_all()  # the dead process comes back (a supervisor restarts it)
+
+
+async def test_a_process_killed_mid_session_loses_nothing(trio: Trio) -> None:
+    for index, charger_id in enumerate(CHARGERS):
+        trio.connect(charger_id, index, speed=20.0)
+    await trio.online_everywhere(CHARGERS)
+    rng = random.Random(SEED)
+    try:
+        for round_ in range(KILLS):
+            await asyncio.wait_for(_charge_through_a_kill(trio, rng, round_), 120)
+            assert await trio.drained(), await trio.pending()
+            assert await trio.check() == [], f"after kill {round_ + 1}"
+    except BaseException:
+        print(trio.logs())
+        raise
+    assert sum(child.killed for child in trio.children) == KILLS
+
+
+async def test_a_rolling_restart_under_payments_loses_nothing(trio: Trio) -> None:
+    for index, charger_id in enumerate(CHARGERS):
+        trio.connect(charger_id, index, speed=60.0)
+    await trio.online_everywhere(CHARGERS)
+    stop = asyncio.Event()
+    done: list[str] = []
+
+    async def payer(index: int) -> None:
+        charger_id = CHARGERS[index]
+        while not stop.is_set():
+            # Pay where the load balancer sends the payer: the next process up.
+            at = next(
+                i for i in ((index + 1) % 3, (index + 2) % 3, index) if not trio.children[i].died()
+            )
+            driver = trio.driver(charger_id, at)
+            try:
+                await driver.story()
+                done.append(charger_id)
+            finally:
+                await driver.aclose()
+
+    payers = [asyncio.create_task(payer(i)) for i in range(3)]
+    try:
+        for child in trio.children:  # one after the other, as an upgrade does
+            await asyncio.sleep(2)
+            child.terminate()
+            await child.revive()
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*payers), 120)
+    except BaseException:
+        for task in payers:
+            task.cancel()
+        print(trio.logs())
+        raise
+    assert len(done) >= 3
     assert await trio.drained()
     assert await trio.check() == []

@@ -63,6 +63,7 @@ class Trio:
             "STROM_MASTER_KEY": secrets.token_hex(32),
             "STROM_CLUSTER__LEASE_TTL_S": str(TTL_S),
             "STROM_OCPP__RECONNECT_GRACE_S": "5",
+            "STROM_SESSIONS__ORPHAN_GRACE_S": "3",  # timers after a reconnect end soon
         }
         for index in range(self.count):
             env = strom_environment(**common)
@@ -158,6 +159,30 @@ class Trio:
                 if time.monotonic() > deadline:
                     return False
                 await asyncio.sleep(0.3)
+        finally:
+            await db.close()
+
+    async def pending(self) -> list[tuple[object, ...]]:
+        """The outbox rows still pending (for a failure's message)."""
+        from sqlalchemy import select
+
+        from strom_storage.db import Database
+        from strom_storage.schema import outbox
+
+        db = Database.from_url(self.database_url)
+        try:
+            async with db.reader() as conn:
+                rows = await conn.execute(
+                    select(
+                        outbox.c.kind,
+                        outbox.c.idempotency_key,
+                        outbox.c.lease,
+                        outbox.c.claimed_by,
+                        outbox.c.attempts,
+                        outbox.c.last_error,
+                    ).where(outbox.c.state == "pending")
+                )
+                return [tuple(row) for row in rows]
         finally:
             await db.close()
 
