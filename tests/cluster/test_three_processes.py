@@ -10,18 +10,21 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cluster.trio import Trio
+from tests.ocpp.drivers import OcppRpcDriver, install_ocpp_rpc
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-CHARGERS = ["cp-a", "cp-b", "cp-c"]
+CHARGERS = ["cp-a", "cp-b", "cp-c"]  # simulated, one connected to each process at first
+RPC_CHARGER = "cp-rpc"  # the strict independent client's
 
 
 @pytest.fixture
 async def trio(tmp_path: Path, cluster_url: str) -> AsyncIterator[Trio]:
-    trio = Trio(tmp_path, cluster_url, CHARGERS)
+    trio = Trio(tmp_path, cluster_url, [*CHARGERS, RPC_CHARGER])
     trio.setup()
     try:
         await trio.start()
@@ -30,27 +33,57 @@ async def trio(tmp_path: Path, cluster_url: str) -> AsyncIterator[Trio]:
         await trio.aclose()
 
 
-async def test_a_session_paid_at_any_process_starts_on_its_charger_elsewhere(trio: Trio) -> None:
+async def test_payments_and_commands_reach_chargers_held_by_other_processes(trio: Trio) -> None:
     for index, charger_id in enumerate(CHARGERS):
         trio.connect(charger_id, index)  # cp-a on process 1, cp-b on 2, cp-c on 3
-    await trio.online_everywhere(CHARGERS)
-    # Each charger is paid for at a process that does not hold its connection.
-    drivers = [
-        trio.driver(charger_id, (index + 1) % 3) for index, charger_id in enumerate(CHARGERS)
-    ]
+    # The strict independent client (ocpp-rpc) holds cp-rpc on process 3.
+    rpc = OcppRpcDriver(install_ocpp_rpc())
+    await rpc.start()
     try:
-        await asyncio.wait_for(asyncio.gather(*(d.story() for d in drivers)), 90)
-    except Exception:
-        print(trio.logs())
-        raise
+        await rpc.connect(trio.ocpp_url(2), RPC_CHARGER, trio.passwords[RPC_CHARGER])
+        boot = await rpc.call(
+            "BootNotification", {"chargePointVendor": "ocpp-rpc", "chargePointModel": "strict"}
+        )
+        assert boot["status"] == "Accepted"
+        await rpc.call(
+            "StatusNotification",
+            {"connectorId": 1, "status": "Available", "errorCode": "NoError"},
+        )
+        await trio.online_everywhere([*CHARGERS, RPC_CHARGER])
+        # An operator's command at process 1 reaches the charger held by process 3.
+        await rpc.answer("TriggerMessage", {"status": "Accepted"})
+        token = await trio.admin_token()
+        async with httpx.AsyncClient(timeout=60) as http:
+            answered = await http.post(
+                f"{trio.configs[0].server.public_url}/api/v1/chargers/{RPC_CHARGER}"
+                "/commands/trigger-status",
+                json={"connector_id": 1},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["status"] == "Accepted"
+        triggered = await rpc.server_call("TriggerMessage")
+        assert triggered["requestedMessage"] == "StatusNotification"
+        # Each simulated charger is paid for at a process that does not hold its connection.
+        drivers = [
+            trio.driver(charger_id, (index + 1) % 3) for index, charger_id in enumerate(CHARGERS)
+        ]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(d.story() for d in drivers)), 90)
+        except BaseException:
+            print(trio.logs())
+            raise
+        finally:
+            for driver in drivers:
+                await driver.aclose()
+        assert rpc.validation_failures == []
     finally:
-        for driver in drivers:
-            await driver.aclose()
+        await rpc.stop()
     for charger_id in CHARGERS:
         sim = trio.chargers[charger_id]
         started = [c for c in sim.received_calls if c.action == "RemoteStartTransaction"]
         assert len(started) == 1, (charger_id, [c.action for c in sim.received_calls])
-    assert await trio.drained()
+    assert await trio.drained(), await trio.pending()
     assert await trio.check() == []
 
 

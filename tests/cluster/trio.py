@@ -162,6 +162,17 @@ class Trio:
         finally:
             await db.close()
 
+    async def admin_token(self) -> str:
+        """An operator's API token (admin), made in the shared database."""
+        from cockpit.tokens import TokenStore
+        from strom_storage.db import Database
+
+        db = Database.from_url(self.database_url)
+        try:
+            return await TokenStore(db).create(f"ops-{secrets.token_hex(3)}")
+        finally:
+            await db.close()
+
     async def pending(self) -> list[tuple[object, ...]]:
         """The outbox rows still pending (for a failure's message)."""
         from sqlalchemy import select
