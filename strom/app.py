@@ -263,6 +263,12 @@ class Strom:
         if config.cluster.enabled:
             cluster = await ClusterNode.open(config.cluster, db, config.storage.url())
             shared_keys = await _shared_keys(config, db)
+            if any(relay.url == "embedded" for relay in config.relays):
+                log.warning(
+                    "cluster: the embedded nostr relay lives in this process only: DMs and "
+                    "zaps sent to it reach only the agents running here; configure external "
+                    "relays (relay_config/) for a cluster"
+                )
         password_key = ocpp_password_key(config.storage.data_dir, keys=shared_keys)
         auth = charger_auth(config, password_key)
         clock = SYSTEM_CLOCK  # the one clock: every part below is given it

@@ -64,6 +64,8 @@ class Trio:
             "STROM_CLUSTER__LEASE_TTL_S": str(TTL_S),
             "STROM_OCPP__RECONNECT_GRACE_S": "5",
             "STROM_SESSIONS__ORPHAN_GRACE_S": "3",  # timers after a reconnect end soon
+            # A command routed to a process that is stopping waits this (+5 s) for no answer.
+            "STROM_OCPP__COMMAND_TIMEOUT_S": "10",
         }
         for index in range(self.count):
             env = strom_environment(**common)
