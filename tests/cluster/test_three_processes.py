@@ -7,14 +7,20 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from strom_nostr.dm import nip04_message
+from strom_nostr.keys import encode_npub, public_key_hex
+from tests.agent.conftest import Person
 from tests.cluster.trio import Trio
+from tests.conftest import peer_missing
 from tests.ocpp.drivers import OcppRpcDriver, install_ocpp_rpc
+from tests.peers import relay_nostr_relay
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -168,3 +174,42 @@ async def test_a_rolling_restart_under_payments_loses_nothing(trio: Trio) -> Non
     assert len(done) >= 3
     assert await trio.drained()
     assert await trio.check() == []
+
+
+async def test_an_operator_dm_is_answered_once_by_the_process_running_the_agent(
+    tmp_path: Path, cluster_url: str
+) -> None:
+    try:
+        relay = relay_nostr_relay.start(tmp_path / "relay")
+    except relay_nostr_relay.PeerUnavailable as exc:
+        peer_missing(f"nostr-relay is not available: {exc}")
+        raise
+    admin_key = os.urandom(32)
+    trio = Trio(tmp_path / "site", cluster_url, CHARGERS)
+    trio.relay_url = relay.url
+    trio.admin_npub = encode_npub(public_key_hex(admin_key))
+    (tmp_path / "site").mkdir()
+    trio.setup()
+    admin = Person(admin_key, relay.url)
+    try:
+        await trio.start()
+        for index, charger_id in enumerate(CHARGERS):
+            trio.connect(charger_id, index)
+        await trio.online_everywhere(CHARGERS)
+        async with httpx.AsyncClient(timeout=10) as http:
+            offer = (await http.get(f"{trio.configs[0].server.public_url}/lnurlp/cp-b/1")).json()
+        agent = str(offer["nostrPubkey"])
+        await admin.connect()
+        # Every agent runs somewhere once the processes have shared them (fair share).
+        await asyncio.sleep(2)
+        await admin.publish(nip04_message(admin_key, agent, "help", created_at=int(time.time())))
+        answer, _ = await admin.next_dm(30)
+        assert "status" in answer  # the command list
+        await admin.no_dm(3)  # one process runs cp-b's agent: no second answer
+    except BaseException:
+        print(trio.logs())
+        raise
+    finally:
+        await admin.close()
+        await trio.aclose()
+        relay.stop()

@@ -54,10 +54,16 @@ class Trio:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     backend: FakeBackend | None = None
     wallet: FakeDriverWallet | None = None
+    relay_url: str | None = None  # an external relay every process uses (None: embedded)
+    admin_npub: str | None = None  # the operator's npub ([nostr] admin_npubs)
 
     def setup(self) -> None:
         """Write the installation and the processes' environments (nothing runs yet)."""
         self.passwords = write_site(self.folder, self.charger_ids)
+        if self.relay_url is not None:
+            (self.folder / "relay_config" / "relays.toml").write_text(
+                f'[[relays]]\nurl = "{self.relay_url}"\n'
+            )
         common = {
             "STROM_STORAGE__DATABASE_URL": self.database_url,
             "STROM_MASTER_KEY": secrets.token_hex(32),
@@ -67,6 +73,8 @@ class Trio:
             # A command routed to a process that is stopping waits this (+5 s) for no answer.
             "STROM_OCPP__COMMAND_TIMEOUT_S": "10",
         }
+        if self.admin_npub is not None:
+            common["STROM_NOSTR__ADMIN_NPUBS"] = f'["{self.admin_npub}"]'
         for index in range(self.count):
             env = strom_environment(**common)
             config = load_config(self.folder / "strom.toml", environ=env)
