@@ -111,10 +111,7 @@ class LiveHub:
         """
         session = transition.session
         before = self._paid.get(session.id, 0)
-        self._paid[session.id] = session.paid_msat
-        self._paid.move_to_end(session.id)
-        while len(self._paid) > 10_000:
-            self._paid.popitem(last=False)
+        self.note_paid(session.id, session.paid_msat)
         if not self._subscribers and self.fanout is None:
             return
         self._send(session_event(transition), session.id)
@@ -128,6 +125,18 @@ class LiveHub:
                 "at": self.clock.now().isoformat(),
             }
             self._send(payment, None)
+
+    def note_paid(self, session_id: str, paid_msat: int) -> None:
+        """Remember what a session has been paid (its next payment event carries the rest).
+
+        Called for this process's transitions, and in a cluster for the other processes'
+        session messages, so a top-up settled here after a payment settled elsewhere reports
+        the new money only.
+        """
+        self._paid[session_id] = paid_msat
+        self._paid.move_to_end(session_id)
+        while len(self._paid) > 10_000:
+            self._paid.popitem(last=False)
 
     async def on_ocpp_event(self, event: OcppEvent) -> None:
         """A ``CoreEventSink`` subscriber: charger online/offline and connector status."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
+
 from cockpit.live import LiveHub
 from strom_core.errors import BusError
 from strom_core.ports.cluster import Bus
@@ -80,7 +82,22 @@ class LiveFanout:
         if origin == self._origin:
             return  # delivered here already, when it was sent
         self.received += 1
-        self.hub.deliver(data, session.decode() or None)
+        session_id = session.decode() or None
+        if session_id is not None:
+            self._note_paid(session_id, data)
+        self.hub.deliver(data, session_id)
+
+    def _note_paid(self, session_id: str, data: bytes) -> None:
+        """Keep the hub's record of what each session was paid as the other processes see it."""
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(message, dict) or message.get("type") != "session":
+            return
+        paid = message.get("paid_msat")
+        if isinstance(paid, int):
+            self.hub.note_paid(session_id, paid)
 
     async def _publish(self) -> None:
         while True:

@@ -185,3 +185,29 @@ async def test_a_dead_processs_outbox_claims_are_taken_over_within_the_lease(
     await asyncio.sleep(TTL + 0.2)
     assert await patient.due(now) == []
     assert [row.key for row in await failing_over.due(now)] == ["k-1"]
+
+
+async def test_a_payment_event_carries_the_new_money_even_after_a_payment_elsewhere() -> None:
+    from strom_core.session import Transition, apply
+    from strom_core.session_events import TopUpSettled
+    from tests.core.test_session_flows import charging
+
+    bus_hub = LocalHub()
+    a, b = _hub(), _hub()
+    fanouts = [LiveFanout(a, LocalBus(bus_hub), "a"), LiveFanout(b, LocalBus(bus_hub), "b")]
+    tasks = [asyncio.create_task(f.run()) for f in fanouts]
+    await asyncio.sleep(0.05)
+    watcher = _Subscriber(session_id=None)
+    b._subscribers.add(watcher)
+    paid = charging(2_000_000)
+    a.on_transition(Transition(paid))  # the first payment settles on process a
+    first = [orjson.loads(await asyncio.wait_for(watcher.queue.get(), WAIT)) for _ in range(2)]
+    assert {m["type"] for m in first} == {"session", "payment"}
+    topped = apply(paid, TopUpSettled("h2", 500_000)).session
+    b.on_transition(Transition(topped))  # a top-up settles on process b
+    messages = [orjson.loads(watcher.queue.get_nowait()) for _ in range(2)]
+    [payment] = [m for m in messages if m["type"] == "payment"]
+    assert payment["amount_msat"] == 500_000  # not the 2,500,000 paid in all
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
