@@ -342,3 +342,25 @@ async def test_an_agents_dm_and_zap_receipt_rows_name_its_lease(world: World) ->
     assert leases["zap_receipt"] == "agent:cp-1"
     assert leases["notify"] == "agent:cp-1"
     assert leases["remote_start"] == "charger:cp-1"
+
+
+async def test_jobs_of_an_agent_stopped_here_are_retried_at_once_not_lost(cluster: Cluster) -> None:
+    owner = next(p for p in cluster.processes if p.runtime.runs("cp-3"))
+    agent = owner.runtime.agent("cp-3")
+    started = asyncio.Event()
+
+    async def long_job() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    running = asyncio.create_task(agent.call(long_job))
+    waiting = asyncio.create_task(agent.call(lambda: asyncio.sleep(0)))
+    await started.wait()
+    assert await owner.runtime.stop_agents(["cp-3"]) == ["cp-3"]
+    for job in (running, waiting):
+        with pytest.raises(RetryLater, match="cp-3"):
+            async with asyncio.timeout(1):
+                await job
+    with pytest.raises(RetryLater, match="cp-3"):
+        await agent.call(lambda: asyncio.sleep(0))
+    assert not owner.runtime.runs("cp-3")
