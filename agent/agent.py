@@ -157,6 +157,7 @@ class Agent:
     __slots__ = (
         "_active",
         "_charger_status",
+        "_closed",
         "_connectors",
         "_dirty",
         "_inbox",
@@ -201,6 +202,7 @@ class Agent:
         self.last_status: PublishResult | None = None
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
         self._job: _Job | None = None  # the job running now
+        self._closed: str | None = None  # why it stopped for good (moved to another process)
         self._preloaded = (snapshot, active_sessions)
         self._online = False
         self._reconnect_until: float | None = None  # the end of a reconnect grace (clock)
@@ -284,9 +286,12 @@ class Agent:
         """Run ``work`` inside the actor, in order with everything else; return its result.
 
         Raises:
-            RetryLater: the agent did not get to it within ``timeout_s`` (it is restarting).
+            RetryLater: the agent did not get to it within ``timeout_s`` (it is restarting), or
+                it was stopped here (:meth:`abandon`).
             Exception: whatever ``work`` raised.
         """
+        if self._closed is not None:
+            raise RetryLater(f"agent {self.charger_id}: {self._closed}")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(_Job(work, future))
         try:
@@ -385,8 +390,10 @@ class Agent:
         """Tell the callers of every job not yet finished to retry later (elsewhere).
 
         For an agent about to stop because another process takes it over: the outbox rows
-        waiting on it are retried, and run where the agent runs then.
+        waiting on it are retried, and run where the agent runs then; later calls are refused
+        the same way.
         """
+        self._closed = reason
         jobs = [self._job] if self._job is not None else []
         while not self._inbox.empty():
             item = self._inbox.get_nowait()

@@ -1,4 +1,5 @@
-"""A fresh PostgreSQL database per cluster test, migrated, dropped afterwards.
+"""Fixtures of the cluster tests: a fresh PostgreSQL database per test, migrated, dropped
+afterwards; and three "processes" (Database objects with engines of their own) on one schema.
 
 A database rather than a schema: ``strom run`` children take a plain database URL, and
 LISTEN/NOTIFY channels are per database, so tests running at once never hear each other.
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from strom_storage.db import Database
+from tests.storage.conftest import _postgres_processes
 
 PG_URL = os.environ.get("STROM_TEST_DATABASE_URL", "")
 
@@ -56,3 +58,10 @@ async def cluster_db(cluster_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def postgres_processes() -> AsyncIterator[tuple[Database, ...]]:
+    """Three databases on one migrated PostgreSQL schema: what three Strom processes see."""
+    async with _postgres_processes(3) as databases:
+        yield databases
