@@ -157,9 +157,11 @@ class Agent:
     __slots__ = (
         "_active",
         "_charger_status",
+        "_closed",
         "_connectors",
         "_dirty",
         "_inbox",
+        "_job",
         "_last_maps_at",
         "_last_metadata_at",
         "_last_status_at",
@@ -199,6 +201,8 @@ class Agent:
         self.key = key
         self.last_status: PublishResult | None = None
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
+        self._job: _Job | None = None  # the job running now
+        self._closed: str | None = None  # why it stopped for good (moved to another process)
         self._preloaded = (snapshot, active_sessions)
         self._online = False
         self._reconnect_until: float | None = None  # the end of a reconnect grace (clock)
@@ -282,9 +286,12 @@ class Agent:
         """Run ``work`` inside the actor, in order with everything else; return its result.
 
         Raises:
-            RetryLater: the agent did not get to it within ``timeout_s`` (it is restarting).
+            RetryLater: the agent did not get to it within ``timeout_s`` (it is restarting), or
+                it was stopped here (:meth:`abandon`).
             Exception: whatever ``work`` raised.
         """
+        if self._closed is not None:
+            raise RetryLater(f"agent {self.charger_id}: {self._closed}")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(_Job(work, future))
         try:
@@ -379,9 +386,27 @@ class Agent:
         else:
             self._on_update(item)
 
+    def abandon(self, reason: str) -> None:
+        """Tell the callers of every job not yet finished to retry later (elsewhere).
+
+        For an agent about to stop because another process takes it over: the outbox rows
+        waiting on it are retried, and run where the agent runs then; later calls are refused
+        the same way.
+        """
+        self._closed = reason
+        jobs = [self._job] if self._job is not None else []
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, _Job):
+                jobs.append(item)
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(RetryLater(f"agent {self.charger_id}: {reason}"))
+
     async def _run_job(self, job: _Job) -> None:
         if job.future.done():  # the caller gave up waiting
             return
+        self._job = job
         try:
             result = await job.work()
         except asyncio.CancelledError:  # shutting down: the caller is told, nothing failed
@@ -397,6 +422,8 @@ class Agent:
         else:
             if not job.future.done():
                 job.future.set_result(result)
+        finally:
+            self._job = None
 
     async def _on_inbound(self, inbound: Inbound) -> None:
         kind = inbound.event.kind

@@ -18,8 +18,9 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from coincurve import PrivateKey
 
@@ -35,6 +36,7 @@ __all__ = [
     "SERVER_KEY_NAME",
     "AgentKey",
     "KeyStore",
+    "SecretKeys",
     "ensure_key",
     "export_nsec",
     "npub_of",
@@ -103,6 +105,18 @@ class AgentKey:
         return self.sign(template.kind, template.tags, template.content, template.created_at)
 
 
+class SecretKeys(Protocol):
+    """Where the chargers' keys (and the pool's and the server's) come from."""
+
+    def ensure(self, name: str) -> bytes:
+        """The secret key of ``name``, created if it has none."""
+        ...
+
+    async def prepare(self, names: Collection[str]) -> None:
+        """Make the keys of ``names`` ready for :meth:`ensure` (created if they have none)."""
+        ...
+
+
 def _check_name(name: str) -> None:
     if name not in (POOL_KEY_NAME, SERVER_KEY_NAME) and not is_charger_id(name):
         raise ConfigError(f"not a charger id: {name!r}")
@@ -151,6 +165,9 @@ class KeyStore:
             return parse_secret_key(text)
         except InvalidKey:
             raise ConfigError(f"{path}: not a valid key file") from None
+
+    async def prepare(self, names: Collection[str]) -> None:
+        """Nothing to prepare: files are read (and created) on demand by :meth:`ensure`."""
 
     def ensure(self, name: str) -> bytes:
         """The secret key of ``name``, created (and stored) if it has none.

@@ -26,18 +26,27 @@ older installation (:mod:`agent.legacy_store`), starts the relay pool, gives eac
 state from two bulk queries, subscribes to the agents' inboxes, and runs the pool's reader,
 the supervisor, a watch for relays that connect again (every agent then publishes its status
 and profile anew) and an hourly clean-up in one TaskGroup until ``stop`` is set.
+
+Several processes (a cluster): built with ``autostart=False``, the runtime knows every charger's
+key (any process answers a zap's LNURL with the charger's ``nostrPubkey``) but runs no agent
+until told: :meth:`AgentRuntime.start_agents` and :meth:`AgentRuntime.stop_agents` start and stop
+agents while it runs, and the relays are asked for exactly the inboxes of the agents running
+here, so each DM and zap receipt reaches one process. :mod:`agent.cluster` decides which agents
+run here (a lease per agent) and carries the inputs of agents that run elsewhere
+(:attr:`AgentRuntime.forward`) to them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from agent import notifications, zaps
 from agent.agent import Agent
-from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore
+from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore, SecretKeys
 from agent.legacy_store import import_legacy_store
 from agent.nostr_sdk_adapter import check_version
 from agent.relays import Inbound, PublishResult, RelayPool
@@ -48,7 +57,7 @@ from agent.store import AgentStore
 from agent.supervisor import Supervisor
 from strom_core.clock import Clock
 from strom_core.config import ProfileConfig, StromConfig
-from strom_core.errors import AgentUnavailable, StromError
+from strom_core.errors import AgentUnavailable, RelayError, StromError
 from strom_core.ports import (
     ChargerCommands,
     ChargerOffline,
@@ -73,11 +82,25 @@ from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
 
-__all__ = ["AgentRuntime"]
+__all__ = ["AgentRuntime", "ReservationNote"]
 
 log = logging.getLogger(__name__)
 
 _MAX_ROUTED_P_TAGS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationNote:
+    """A reservation Strom holds on a connector began (``until``) or ended (None)."""
+
+    charger_id: str
+    connector_id: int
+    holder: str
+    until: int | None
+
+
+AgentInput = ChargerOnline | ChargerOffline | ConnectorStatusChanged | ReservationNote
+"""What reaches a charger's agent from the rest of Strom (and, in a cluster, over the bus)."""
 
 
 class AgentRuntime:
@@ -93,11 +116,14 @@ class AgentRuntime:
         session_key: the key session secrets are derived from
             (:func:`strom_core.session_secrets.derive_session_key`).
         settings: agent settings; from ``config`` when None.
-        keys: the key store; ``<data_dir>/keys`` sealed with ``STROM_MASTER_KEY`` when None.
+        keys: the key store; ``<data_dir>/keys`` sealed with ``STROM_MASTER_KEY`` when None
+            (a cluster gives :class:`agent.shared_keys.SharedKeyStore`, prepared).
         pool: the relay pool; built from ``config.relays`` when None.
         environ: where ``STROM_MASTER_KEY`` is read (``os.environ`` when None).
         clock: where the agents read the time (the composition root's
             :data:`~strom_core.clock.SYSTEM_CLOCK`).
+        autostart: run every charger's agent (one process); False runs none until
+            :meth:`start_agents` (a cluster).
 
     Raises:
         ConfigError: a key file cannot be used, or the nostr-sdk version is wrong.
@@ -114,10 +140,11 @@ class AgentRuntime:
         commands: ChargerCommands,
         session_key: bytes,
         settings: AgentSettings | None = None,
-        keys: KeyStore | None = None,
+        keys: SecretKeys | None = None,
         pool: RelayPool | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Clock,
+        autostart: bool = True,
     ) -> None:
         check_version()
         data_dir = config.storage.data_dir
@@ -142,11 +169,20 @@ class AgentRuntime:
             max_restart_backoff_s=settings.max_restart_backoff_s,
         )
         self._keys = keys
+        self._autostart = autostart
+        self._profiles: dict[str, ProfileConfig] = {}
+        self._agent_keys: dict[str, AgentKey] = {}
         self._by_pubkey: dict[str, Agent] = {}
+        self._starting: dict[str, Agent] = {}
+        self._membership = asyncio.Lock()  # one start or stop of agents at a time
+        self.forward: Callable[[AgentInput], None] | None = None
+        """Where inputs for agents not running here go (a cluster's bus); None drops them."""
         for profile in config.profiles:
-            agent = Agent(self.services, profile, AgentKey(keys.ensure(profile.id)))
-            self.supervisor.add(agent)
-            self._by_pubkey[agent.pubkey] = agent
+            self._know(profile)
+            if autostart:
+                agent = self._new_agent(profile.id)
+                self.supervisor.add(agent)
+                self._by_pubkey[agent.pubkey] = agent
         self._data_dir = data_dir
         self._environ = environ
         self._import_lock = asyncio.Lock()
@@ -155,6 +191,18 @@ class AgentRuntime:
         self._outbox_due: list[Callable[[], None]] = []
         self._background: set[asyncio.Task[None]] = set()
         sessions.on_committed(self.on_session_committed)  # reservations shown in the status
+
+    def _know(self, profile: ProfileConfig) -> None:
+        self._profiles[profile.id] = profile
+        if profile.id not in self._agent_keys:
+            self._agent_keys[profile.id] = AgentKey(self._keys.ensure(profile.id))
+
+    def _new_agent(self, charger_id: str) -> Agent:
+        return Agent(self.services, self._profiles[charger_id], self._agent_keys[charger_id])
+
+    def _local(self, charger_id: str) -> Agent | None:
+        """The charger's agent if it runs (or is starting) in this process."""
+        return self.supervisor.get(charger_id) or self._starting.get(charger_id)
 
     def on_outbox_due(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` when outbox rows were made due now (the effect runner looks again).
@@ -169,8 +217,16 @@ class AgentRuntime:
 
     def pubkey(self, charger_id: str) -> str | None:
         """The charger's public key (hex), or None for a charger without an agent."""
-        agent = self.supervisor.get(charger_id)
-        return None if agent is None else agent.pubkey
+        key = self._agent_keys.get(charger_id)
+        return None if key is None else key.pubkey
+
+    def charger_ids(self) -> list[str]:
+        """Every charger that has an agent (here or, in a cluster, in another process)."""
+        return list(self._profiles)
+
+    def runs(self, charger_id: str) -> bool:
+        """Whether the charger's agent runs in this process."""
+        return self._local(charger_id) is not None
 
     @property
     def pool(self) -> RelayPool:
@@ -192,9 +248,9 @@ class AgentRuntime:
         Raises:
             AgentUnavailable: no agent runs for it.
         """
-        agent = self.supervisor.get(charger_id)
+        agent = self._local(charger_id)
         if agent is None:
-            raise AgentUnavailable(f"no agent for charger {charger_id}")
+            raise AgentUnavailable(f"no agent for charger {charger_id} in this process")
         return agent
 
     def add_status_listener(self, listener: Callable[[str, PublishResult], None]) -> None:
@@ -215,11 +271,17 @@ class AgentRuntime:
         asked for its inbox too; a known one uses the new profile from its next input on.
         Either way its status and profile are published again.
         """
-        agent = self.supervisor.get(profile.id)
+        known = profile.id in self._profiles
+        if profile.id not in self._agent_keys:
+            await self._keys.prepare([profile.id])
+        self._know(profile)
+        agent = self._local(profile.id)
         if agent is not None:
             agent.change_profile(profile)
             return
-        agent = Agent(self.services, profile, AgentKey(self._keys.ensure(profile.id)))
+        if known or not self._autostart:  # a cluster: the agent starts where its lease is
+            return
+        agent = self._new_agent(profile.id)
         self._by_pubkey[agent.pubkey] = agent
         self.supervisor.add(agent)
         if self.ready.is_set():
@@ -229,9 +291,28 @@ class AgentRuntime:
     async def on_ocpp_event(self, event: OcppEvent) -> None:
         """A ``CoreEventSink`` subscriber: charger online/offline and connector status."""
         if isinstance(event, ChargerOnline | ChargerOffline | ConnectorStatusChanged):
-            agent = self.supervisor.get(event.charger_id)
-            if agent is not None:
-                agent.submit(event)
+            self._route(event)
+
+    def _route(self, item: AgentInput) -> None:
+        """Give an input to the charger's agent here, or forward it to its process."""
+        if self._local(item.charger_id) is not None:
+            self.deliver(item)
+        elif self.forward is not None and item.charger_id in self._profiles:
+            self.forward(item)
+
+    def deliver(self, item: AgentInput) -> None:
+        """Give an input to the charger's agent if it runs here (else it is dropped).
+
+        In a cluster, the inputs forwarded by other processes arrive here.
+        """
+        agent = self._local(item.charger_id)
+        if agent is None:
+            return
+        if isinstance(item, ReservationNote):
+            if item.until is not None or agent.holds_reservation(item.holder):
+                agent.note_reservation(item.connector_id, item.holder, item.until)
+        else:
+            agent.submit(item)
 
     def on_session_committed(self, transition: Transition) -> None:
         """A session store listener: a reservation began or ended; its charger's agent notes it.
@@ -240,14 +321,13 @@ class AgentRuntime:
         status (:meth:`agent.agent.Agent.note_reservation`). Never blocks, never raises.
         """
         session = transition.session
-        agent = self.supervisor.get(session.charger_id)
-        if agent is None:
-            return
         if session.state is State.RESERVED and session.reserved_until is not None:
-            until = int(session.reserved_until.timestamp())
-            agent.note_reservation(session.connector_id, session.id, until)
-        elif agent.holds_reservation(session.id):
-            agent.note_reservation(session.connector_id, session.id, None)
+            until: int | None = int(session.reserved_until.timestamp())
+        elif self._local(session.charger_id) is not None or session.reserved_until is not None:
+            until = None  # ended, if it was noted (elsewhere: only a session once reserved)
+        else:
+            return
+        self._route(ReservationNote(session.charger_id, session.connector_id, session.id, until))
 
     # --- outbox handlers -----------------------------------------------------------------------
 
@@ -269,8 +349,10 @@ class AgentRuntime:
         who = await initiator_of(self.services.db, row.session_id)
         if who is None or who.initiator not in DM_INITIATORS or not who.pubkey:
             return
-        agent = self.supervisor.get(who.charger_id)
+        agent = self._local(who.charger_id)
         if agent is None:
+            if not self._autostart and who.charger_id in self._profiles:
+                raise RetryLater(f"the agent of {who.charger_id} runs elsewhere or is moving")
             log.warning("session %s: no agent for charger %s", row.session_id, who.charger_id)
             return
         await self._import_old_store()
@@ -297,6 +379,10 @@ class AgentRuntime:
         except BuildError as exc:
             log.error("outbox row %s: cannot build the zap receipt: %s", row.key, exc)
             return
+        except AgentUnavailable as exc:
+            if self._autostart:
+                raise
+            raise RetryLater(str(exc)) from None  # it runs elsewhere, or is moving
         if not result.accepted:
             raise RetryLater(f"no relay accepted zap receipt {result.event_id}")
 
@@ -323,6 +409,77 @@ class AgentRuntime:
             lambda: zaps.publish_receipt(agent, zap_request_json, bolt11, paid_at, preimage)
         )
         return result
+
+    # --- agents starting and stopping while Strom runs (a cluster) -----------------------------
+
+    async def start_agents(self, charger_ids: Collection[str]) -> list[str]:
+        """Start the agents of these chargers here, and listen to their inboxes.
+
+        Inputs that arrive while they start are queued; each agent loads its state from the
+        database (one bulk read), then handles them. Chargers without a profile, or whose agent
+        runs here already, are skipped.
+
+        Returns:
+            The chargers whose agents started.
+        """
+        async with self._membership:
+            new = {
+                charger_id: self._new_agent(charger_id)
+                for charger_id in charger_ids
+                if charger_id in self._profiles and self._local(charger_id) is None
+            }
+            if not new:
+                return []
+            self._starting.update(new)  # inputs are queued from now on
+            try:
+                db = self.services.db
+                snapshots = await charger_snapshots(db, list(new))
+                active = await active_zap_sessions(db, list(new))
+            finally:
+                for charger_id in new:
+                    del self._starting[charger_id]
+            for charger_id, agent in new.items():
+                snapshot = snapshots.get(charger_id)
+                if snapshot is not None:
+                    agent.preload(snapshot, active.get(charger_id, []))
+                self.supervisor.add(agent)
+                self._by_pubkey[agent.pubkey] = agent
+            await self._watch()
+        log.info("%d agent(s) started here: %s", len(new), ", ".join(sorted(new)))
+        return sorted(new)
+
+    async def stop_agents(self, charger_ids: Collection[str]) -> list[str]:
+        """Stop the agents of these chargers here, and stop listening to their inboxes.
+
+        Jobs waiting on them (DMs, zap receipts) are told to retry later; events received but
+        not handled are left to the relays (the next owner's subscription looks back, and
+        handled events are claimed in the database).
+
+        Returns:
+            The chargers whose agents stopped.
+        """
+        async with self._membership:
+            stopping = [c for c in charger_ids if self.supervisor.get(c) is not None]
+            for charger_id in stopping:
+                agent = self.supervisor.agents[charger_id]
+                self._by_pubkey.pop(agent.pubkey, None)
+                agent.abandon("stopped here (another process runs it)")
+                await self.supervisor.remove(charger_id)
+                agent.abandon("stopped here (another process runs it)")
+            if stopping:
+                await self._watch()
+        if stopping:
+            log.info("%d agent(s) stopped here: %s", len(stopping), ", ".join(sorted(stopping)))
+        return sorted(stopping)
+
+    async def _watch(self) -> None:
+        """Ask the relays for the inboxes of the agents running here (once the pool runs)."""
+        if not self.ready.is_set():
+            return  # run() subscribes them when it starts the pool
+        try:
+            await self.services.pool.watch(list(self._by_pubkey))
+        except RelayError as exc:  # the reconnect watch subscribes again
+            log.warning("cannot change the inbox subscriptions: %s", exc)
 
     # --- running -------------------------------------------------------------------------------
 

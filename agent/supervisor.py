@@ -6,7 +6,8 @@ that doubles from ``restart_backoff_s`` up to ``max_restart_backoff_s`` (and sta
 the bottom once an agent has run for a minute). The agent's queue survives a restart, so only
 the input that failed is lost, and its caller (if any) got the exception. Cancellation (the
 service stopping) ends every loop. No task exists outside the TaskGroup; the supervisor keeps
-a reference to each one.
+a reference to each one. An agent may be added or removed while the supervisor runs (a process
+of a cluster gains or loses a charger's agent lease).
 """
 
 from __future__ import annotations
@@ -67,6 +68,20 @@ class Supervisor:
         self._agents[agent.charger_id] = agent
         if self._group is not None:
             self._start(self._group, agent)
+
+    async def remove(self, charger_id: str) -> Agent | None:
+        """Stop a charger's agent (its task is cancelled and awaited) and forget it.
+
+        Returns:
+            The agent, or None when none ran for that charger.
+        """
+        agent = self._agents.pop(charger_id, None)
+        task = self._tasks.pop(charger_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # our own cancellation still propagates
+        self.restarts.pop(charger_id, None)
+        return agent
 
     def _start(self, group: asyncio.TaskGroup, agent: Agent) -> None:
         self._tasks[agent.charger_id] = group.create_task(

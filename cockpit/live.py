@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,9 @@ class LiveHub:
         self.clock = clock
         self._subscribers: set[_Subscriber] = set()
         self._paid: OrderedDict[str, int] = OrderedDict()
+        # Several processes (cluster): also send each message to the others (cockpit.live_bus),
+        # which deliver it to their own subscribers. None: one process.
+        self.fanout: Callable[[bytes, str | None], None] | None = None
 
     @property
     def subscribers(self) -> int:
@@ -107,11 +111,8 @@ class LiveHub:
         """
         session = transition.session
         before = self._paid.get(session.id, 0)
-        self._paid[session.id] = session.paid_msat
-        self._paid.move_to_end(session.id)
-        while len(self._paid) > 10_000:
-            self._paid.popitem(last=False)
-        if not self._subscribers:
+        self.note_paid(session.id, session.paid_msat)
+        if not self._subscribers and self.fanout is None:
             return
         self._send(session_event(transition), session.id)
         if session.paid_msat > before:
@@ -124,6 +125,18 @@ class LiveHub:
                 "at": self.clock.now().isoformat(),
             }
             self._send(payment, None)
+
+    def note_paid(self, session_id: str, paid_msat: int) -> None:
+        """Remember what a session has been paid (its next payment event carries the rest).
+
+        Called for this process's transitions, and in a cluster for the other processes'
+        session messages, so a top-up settled here after a payment settled elsewhere reports
+        the new money only.
+        """
+        self._paid[session_id] = paid_msat
+        self._paid.move_to_end(session_id)
+        while len(self._paid) > 10_000:
+            self._paid.popitem(last=False)
 
     async def on_ocpp_event(self, event: OcppEvent) -> None:
         """A ``CoreEventSink`` subscriber: charger online/offline and connector status."""
@@ -176,9 +189,20 @@ class LiveHub:
         )
 
     def _send(self, message: dict[str, Any], session_id: str | None) -> None:
-        if not self._subscribers:
+        if not self._subscribers and self.fanout is None:
             return
         data = orjson.dumps(message)
+        self.deliver(data, session_id)
+        if self.fanout is not None:
+            self.fanout(data, session_id)  # the other processes' subscribers
+
+    def deliver(self, data: bytes, session_id: str | None) -> None:
+        """Queue a message for this process's subscribers (its own, or another process's).
+
+        Args:
+            data: the message, JSON.
+            session_id: the session it is about (its payer's stream gets it too), or None.
+        """
         for subscriber in self._subscribers:
             if subscriber.session_id is not None and subscriber.session_id != session_id:
                 continue

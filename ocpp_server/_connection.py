@@ -89,6 +89,7 @@ _CLOSE_REASONS: Final = {
     ConnectionEvent.SILENT: "no message for 2.5 heartbeat intervals",
     ConnectionEvent.REPLACED: "replaced by a newer connection",
     ConnectionEvent.APPROVED: "configured: reconnect with credentials",
+    ConnectionEvent.LEASE_LOST: "another Strom process holds the charger",
 }
 
 
@@ -320,6 +321,10 @@ class ChargerConnection:
         except (TimeoutError, ConnectionClosed):
             return False
         return True
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Close the socket before the connection was ever served (nothing is published)."""
+        await self._transport.close(code, reason)
 
     async def run(self) -> None:
         """Serve the connection until it closes."""

@@ -10,14 +10,18 @@ command of the old one: that set finds no connection and answers ``OFFLINE``.
 It is the :class:`strom_core.ports.ChargerDisplays` too, routed the same way: a version whose
 chargers have no screen the central system writes to (OCPP 1.6) shows nothing (``NO_SCREEN``;
 ``show`` answers ``NOT_SUPPORTED`` and sends nothing).
+
+In a cluster (:mod:`ocpp_server.ownership`) a charger without a live connection here goes to
+:class:`~ocpp_server.ownership.Elsewhere`: the command is sent to the process that holds the
+charger, which runs it on its own connection (``OFFLINE`` when no process holds it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from ocpp_server._connection import (
     CallOutcome,
@@ -26,6 +30,7 @@ from ocpp_server._connection import (
     Dialect,
     OutcomeKind,
 )
+from ocpp_server.ownership import Elsewhere
 from strom_core.ports import (
     NO_SCREEN,
     ChargerCommands,
@@ -35,8 +40,13 @@ from strom_core.ports import (
     ScreenCapabilities,
     ScreenMessage,
 )
+from strom_core.ports.device_model import (
+    DeviceModelCommands,
+    VariableSetting,
+    VariablesResult,
+)
 
-__all__ = ["OcppCommands", "VersionCommands", "command_result"]
+__all__ = ["OcppCommands", "RoutedDeviceModel", "VersionCommands", "command_result"]
 
 _NOT_CONNECTED: Final = CommandResult(CommandStatus.OFFLINE, "the charger is not connected")
 _Port = TypeVar("_Port")
@@ -155,10 +165,17 @@ class OcppCommands:
     Args:
         connection: a charger's live connection, or None.
         dialects: the OCPP versions served; each makes its command set here.
+        elsewhere: chargers connected to other processes of a cluster; None: one process.
     """
 
-    def __init__(self, connection: ConnectionLookup, dialects: Iterable[Dialect]) -> None:
+    def __init__(
+        self,
+        connection: ConnectionLookup,
+        dialects: Iterable[Dialect],
+        elsewhere: Elsewhere | None = None,
+    ) -> None:
         self._connection = connection
+        self._elsewhere = elsewhere
         self._dialects = tuple(dialects)
         self._sets: dict[str, ChargerCommands] = {
             dialect.subprotocol: dialect.commands(partial(self._speaking, dialect))
@@ -180,17 +197,57 @@ class OcppCommands:
         conn = self._connection(charger_id)
         return conn if conn is not None and conn.dialect is dialect else None
 
-    def _route(self, charger_id: str) -> ChargerCommands:
+    def _local(self, charger_id: str) -> ChargerConnection | None:
         conn = self._connection(charger_id)
-        if conn is None or not conn.online:
-            return self._not_connected
-        return self._sets[conn.dialect.subprotocol]
+        return conn if conn is not None and conn.online else None
+
+    def _route(self, charger_id: str) -> ChargerCommands:
+        conn = self._local(charger_id)
+        if conn is not None:
+            return self._sets[conn.dialect.subprotocol]
+        if self._elsewhere is not None:
+            return cast(ChargerCommands, self._elsewhere.proxy(charger_id))
+        return self._not_connected
 
     def _screen(self, charger_id: str) -> ChargerDisplays:
-        conn = self._connection(charger_id)
-        if conn is None or not conn.online:
-            return self._screen_offline
-        return self._screens[conn.dialect.subprotocol]
+        conn = self._local(charger_id)
+        if conn is not None:
+            return self._screens[conn.dialect.subprotocol]
+        if self._elsewhere is not None:
+            return cast(ChargerDisplays, self._elsewhere.proxy(charger_id))
+        return self._screen_offline
+
+    def local_target(self, charger_id: str, *, screen: bool = False) -> object | None:
+        """The command set (or screen) of the charger's live connection *here*, or None.
+
+        What a process runs a command on when another process sent it: never routed on.
+        """
+        conn = self._local(charger_id)
+        if conn is None:
+            return None
+        return (self._screens if screen else self._sets)[conn.dialect.subprotocol]
+
+    def remote(self, charger_id: str) -> object | None:
+        """In a cluster, the commands sent to the owner of a charger not connected here.
+
+        Every command; the owner answers for what its version lacks. None: connected here,
+        or one process.
+        """
+        if self._elsewhere is None or self._local(charger_id) is not None:
+            return None
+        return self._elsewhere.proxy(charger_id)
+
+    def local_details(self, charger_id: str) -> tuple[str, frozenset[str]] | None:
+        """The live connection's subprotocol and the 1.6 profiles it lacks, here; or None."""
+        conn = self._local(charger_id)
+        if conn is None:
+            return None
+        lacking = frozenset(
+            profile
+            for profile in ("SmartCharging", "Reservation", "LocalAuthListManagement")
+            if conn.record.lacks_feature(profile)
+        )
+        return conn.dialect.subprotocol, lacking
 
     def command_set(self, subprotocol: str) -> ChargerCommands:
         """The command set of one OCPP version, for the commands it has beyond the port.
@@ -201,14 +258,25 @@ class OcppCommands:
         return self._sets[subprotocol]
 
     def live_set(self, charger_id: str) -> ChargerCommands | None:
-        """The command set of the charger's live connection, or None when it is not connected."""
-        conn = self._connection(charger_id)
-        return None if conn is None or not conn.online else self._sets[conn.dialect.subprotocol]
+        """The command set of the charger's live connection, or None when it is not connected.
+
+        In a cluster, a charger connected elsewhere (as last heard) gets a set that sends each
+        command to its owner, with every command of the version it speaks.
+        """
+        conn = self._local(charger_id)
+        if conn is not None:
+            return self._sets[conn.dialect.subprotocol]
+        if self._elsewhere is None or self._elsewhere.located(charger_id) is None:
+            return None
+        return cast(ChargerCommands, self._elsewhere.proxy(charger_id))
 
     def lacks_feature(self, charger_id: str, profile: str) -> bool:
         """Whether the live charger reported its 1.6 feature profiles without ``profile``."""
         conn = self._connection(charger_id)
-        return conn is not None and conn.record.lacks_feature(profile)
+        if conn is not None:
+            return conn.record.lacks_feature(profile)
+        located = None if self._elsewhere is None else self._elsewhere.located(charger_id)
+        return located is not None and profile in located.lacking
 
     def live_capable(self, charger_id: str, port: type[_Port], what: str) -> _Port | CommandResult:
         """The live connection's command set when its version implements ``port``.
@@ -219,7 +287,22 @@ class OcppCommands:
         """
         live = self.live_set(charger_id)
         if live is None:
-            return _NOT_CONNECTED
+            if self._elsewhere is None:
+                return _NOT_CONNECTED
+            # Not heard of elsewhere yet: the owner is looked up when the command is sent.
+            live = cast(ChargerCommands, self._elsewhere.proxy(charger_id))
+        located = None if self._elsewhere is None else self._elsewhere.located(charger_id)
+        if (
+            self._local(charger_id) is None
+            and located is not None
+            and located.subprotocol in self._sets
+        ):
+            # A charger elsewhere has the commands of the version it speaks there.
+            version_set: object = self._sets[located.subprotocol]
+            if not isinstance(version_set, port):
+                return CommandResult(
+                    CommandStatus.NOT_SUPPORTED, f"its OCPP version carries no {what} in Strom"
+                )
         if not isinstance(live, port):
             return CommandResult(
                 CommandStatus.NOT_SUPPORTED, f"its OCPP version carries no {what} in Strom"
@@ -227,8 +310,13 @@ class OcppCommands:
         return live
 
     def is_online(self, charger_id: str) -> bool:
-        """Whether the charger has a live, admitted connection now."""
-        return self._route(charger_id).is_online(charger_id)
+        """Whether the charger has a live, admitted connection now.
+
+        Here, or in a cluster at another process, as last heard.
+        """
+        if self._local(charger_id) is not None:
+            return True
+        return self._elsewhere is not None and self._elsewhere.located(charger_id) is not None
 
     async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> CommandResult:
         """Start a transaction on one connector with a per-session idTag (<= 20 chars)."""
@@ -262,6 +350,9 @@ class OcppCommands:
 
     def screen_of(self, charger_id: str) -> ScreenCapabilities:
         """What the charger's screen can show (``NO_SCREEN`` when offline or without one)."""
+        if self._local(charger_id) is None and self._elsewhere is not None:
+            located = self._elsewhere.located(charger_id)
+            return NO_SCREEN if located is None else located.screen
         return self._screen(charger_id).screen_of(charger_id)
 
     async def show(self, charger_id: str, message: ScreenMessage) -> CommandResult:
@@ -285,7 +376,43 @@ class OcppCommands:
             dialect.on_screen_reported(listener)
 
 
+class RoutedDeviceModel:
+    """OCPP 2.0.1 device-model commands, to a charger here or at the process holding it.
+
+    Args:
+        commands: the server's commands (routed).
+        local: the OCPP 2.0.1 command set of this process's connections.
+    """
+
+    def __init__(self, commands: OcppCommands, local: DeviceModelCommands) -> None:
+        self._commands = commands
+        self._local = local
+
+    def _to(self, charger_id: str) -> DeviceModelCommands:
+        remote = self._commands.remote(charger_id)
+        return self._local if remote is None else cast(DeviceModelCommands, remote)
+
+    async def get_variables(
+        self, charger_id: str, variables: Sequence[VariableSetting]
+    ) -> VariablesResult:
+        """GetVariables, where the charger is connected."""
+        return await self._to(charger_id).get_variables(charger_id, variables)
+
+    async def set_variables(
+        self, charger_id: str, variables: Sequence[VariableSetting]
+    ) -> VariablesResult:
+        """SetVariables, where the charger is connected."""
+        return await self._to(charger_id).set_variables(charger_id, variables)
+
+    async def get_base_report(
+        self, charger_id: str, report: str = "FullInventory"
+    ) -> CommandResult:
+        """GetBaseReport, where the charger is connected."""
+        return await self._to(charger_id).get_base_report(charger_id, report)
+
+
 if TYPE_CHECKING:
+    _IS_DEVICE_MODEL: type[DeviceModelCommands] = RoutedDeviceModel
     _IS_CHARGER_COMMANDS: type[ChargerCommands] = OcppCommands
     _IS_CHARGER_DISPLAYS: type[ChargerDisplays] = OcppCommands
     _NO_SCREEN_IS_DISPLAYS: type[ChargerDisplays] = _NoScreen

@@ -11,7 +11,7 @@ raises :class:`strom_core.errors.IllegalTransition` and changes nothing.
          |                     |                              ^   (a reboot: configure again)
          |                     +--backstop due--> BOOT_REQUESTED --boot accepted--+
          +--opened unregistered--> PENDING_APPROVAL --boot pending--> PENDING_APPROVAL
-    any open state --closed | silent | replaced | approved--> DISCONNECTED
+    any open state --closed | silent | replaced | approved | lease lost--> DISCONNECTED
 
 * CONNECTED: a configured charger opened a websocket. It may not have rebooted (a charger that
   only lost its network resumes without BootNotification), so every message is served. If no
@@ -23,8 +23,10 @@ raises :class:`strom_core.errors.IllegalTransition` and changes nothing.
   BootNotification Pending and nothing else: every other request is refused with SecurityError
   until an operator configures it; it is then disconnected to come back with credentials.
 * DISCONNECTED: final for this connection. ``replaced`` (a newer connection of the same charger
-  won) and ``silent`` close the socket; only a known charger going away publishes
-  ChargerOffline, once.
+  won), ``lease lost`` (in a cluster, this process no longer holds the charger's lease: another
+  process took it over, or it could not be renewed) and ``silent`` close the socket; only a
+  known charger going away publishes ChargerOffline, once (not on ``replaced`` nor ``lease
+  lost``: the charger is, or is about to be, online through another connection).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class ConnectionEvent(enum.Enum):
     CLOSED = "closed"  # the socket closed (either side)
     REPLACED = "replaced"  # a newer connection of the same charger won
     APPROVED = "approved"  # a pending charger is now configured: it must reconnect with auth
+    LEASE_LOST = "lease_lost"  # a cluster: another process holds the charger now
 
 
 class Effect(enum.Enum):
@@ -117,6 +120,12 @@ for _state in _LIVE_KNOWN:
     )
     # The charger is still online through its newer connection: no ChargerOffline.
     _TABLE[(_state, _E.REPLACED)] = (
+        _S.DISCONNECTED,
+        (_F.FAIL_PENDING_CALLS, _F.CLOSE_SOCKET),
+    )
+    # Another process holds the charger (or will, once it reconnects): no ChargerOffline from
+    # here, which could land after that process's ChargerOnline.
+    _TABLE[(_state, _E.LEASE_LOST)] = (
         _S.DISCONNECTED,
         (_F.FAIL_PENDING_CALLS, _F.CLOSE_SOCKET),
     )

@@ -35,6 +35,10 @@ Theory of operation:
 * **Supervision.** One supervisor task sweeps all connections: a charger silent for 2.5
   heartbeat intervals is marked offline and disconnected; a charger that connected without
   BootNotification gets the boot backstop (TriggerMessage BootNotification).
+* **Several processes** (:mod:`ocpp_server.cluster`): an admitted connection of a configured
+  charger claims the charger's lease before it is served (a connection whose claim fails is
+  closed, 1013, and the charger tries again) and releases it when it ends; a lost lease closes
+  the connection at once; a command for a charger connected to another process goes there.
 * Each connection runs in the task websockets gives its handler, with its own TaskGroup
   (:mod:`ocpp_server._connection`). No task is left unowned.
 """
@@ -71,9 +75,11 @@ from ocpp_server._passwords import Check, PasswordChecks
 from ocpp_server.backoff import SourceBackoff, source_of
 from ocpp_server.certificates import ChargerCa, certificate_identity
 from ocpp_server.charger_certificates import OcppCertificates
-from ocpp_server.commands import OcppCommands
+from ocpp_server.cluster import ClusterChargers
+from ocpp_server.commands import OcppCommands, RoutedDeviceModel
 from ocpp_server.connection_state import ConnectionEvent, ConnectionState
 from ocpp_server.firmware import OcppFirmware
+from ocpp_server.ownership import SOLE_OWNER, ChargerOwnership
 from ocpp_server.passwords import PasswordKey, parse_basic_auth
 from ocpp_server.records import (
     ChargerInfo,
@@ -133,6 +139,8 @@ class OcppServer:
             one that offers one of them speaks it.
         charger_ca: the CA that signs chargers' CSRs (SignCertificate) and whose client
             certificates admit chargers of security profile 3 over ``wss://``; None: neither.
+        cluster: this process's part of a cluster (charger leases, commands routed to the
+            process holding a charger); None: one process, every charger is its own.
     """
 
     def __init__(
@@ -148,8 +156,11 @@ class OcppServer:
         ssl_context: ssl.SSLContext | None = None,
         dialects: Sequence[DialectFactory] = (v16.dialect, v201.dialect),
         charger_ca: ChargerCa | None = None,
+        cluster: ClusterChargers | None = None,
     ) -> None:
         self.settings = settings
+        self._ownership: ChargerOwnership = SOLE_OWNER if cluster is None else cluster
+        self._cluster = cluster
         self._charger_ca = charger_ca
         self._given_ssl = ssl_context
         self._chargers = chargers
@@ -190,7 +201,10 @@ class OcppServer:
             totals=self._totals,
         )
         # Each command goes to the command set of the version the charger's connection speaks.
-        self.commands = OcppCommands(self._live.get, self._dialects.values())
+        self.commands = OcppCommands(self._live.get, self._dialects.values(), cluster)
+        if cluster is not None:
+            cluster.attach(self.commands)
+        self._ownership.on_lost(self._lease_lost)
         self.firmware = OcppFirmware(self.commands)
         self.reservations = OcppReservations(self.commands)
         self.certificates = OcppCertificates(self.commands)
@@ -418,6 +432,8 @@ class OcppServer:
             old.fire_background(ConnectionEvent.REPLACED)
         if admission.auth is None:
             self._hold(conn, admission)
+        elif not await self._claim(conn):
+            return
         try:
             await conn.run()
         except Exception:
@@ -427,6 +443,28 @@ class OcppServer:
         finally:
             if registry.get(charger_id) is conn:
                 del registry[charger_id]
+                if admission.auth is not None:
+                    await self._ownership.release(charger_id)
+
+    async def _claim(self, conn: ChargerConnection) -> bool:
+        """Claim a configured charger for this process (a cluster's lease); False: closed."""
+        try:
+            await self._ownership.claim(conn.charger_id, conn.dialect.subprotocol)
+        except Exception:
+            # The database is out of reach: without the lease nobody could route to this
+            # connection, so the charger is sent to try again (here or at another process).
+            log.exception("cp_id=%s: the charger could not be claimed", conn.charger_id)
+            if self._live.get(conn.charger_id) is conn:
+                del self._live[conn.charger_id]
+            await conn.refuse(1013, "try again later")
+            return False
+        return True
+
+    def _lease_lost(self, charger_id: str) -> None:
+        """Another process holds the charger now (or nobody could renew it): close it here."""
+        conn = self._live.get(charger_id)
+        if conn is not None and conn.state is not ConnectionState.DISCONNECTED:
+            conn.fire_background(ConnectionEvent.LEASE_LOST)
 
     def _hold(self, conn: ChargerConnection, admission: _Admission) -> None:
         now = self._now()
@@ -525,6 +563,8 @@ class OcppServer:
             commands = self.commands.command_set(v201.SUBPROTOCOL)
         except KeyError:
             return None
+        if self._cluster is not None:
+            return RoutedDeviceModel(self.commands, cast(DeviceModelCommands, commands))
         return cast(DeviceModelCommands, commands)
 
     def charger_info(self, charger_id: str) -> ChargerInfo | None:

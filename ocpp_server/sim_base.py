@@ -106,6 +106,7 @@ class SimulatorBase(ABC, Generic[C]):
         self.validation_failures: list[str] = []
         self.boots = 0
         self.connections = 0
+        self._failed_attempts = 0
         self.boot_status: str | None = None
         self._client = OcppClient(
             endpoint=options.endpoint,
@@ -242,6 +243,8 @@ class SimulatorBase(ABC, Generic[C]):
                 if not self.options.reconnect or self._stopping:
                     raise
                 log.info("%s: cannot connect (%s); retrying", self.options.charger_id, exc)
+                self._failed_attempts += 1  # the next URL, if there are several
+                self._client.endpoint = self.options.endpoint_at(self._failed_attempts)
             if not self.options.reconnect or self._stopping:
                 return
             await asyncio.sleep(self.options.reconnect_delay_s)

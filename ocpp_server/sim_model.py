@@ -28,6 +28,9 @@ class SimulatorOptions:
     Attributes:
         url: the central system's base URL; the charger id is appended
             (``ws://host:9000/ocpp`` -> ``ws://host:9000/ocpp/<charger_id>``).
+        fallback_urls: more base URLs of the same central system (the processes of a
+            cluster, as a load balancer would spread them): when a connection attempt
+            fails the charger tries the next one, round robin, starting from ``url``.
         charger_id: the charge point identity.
         ocpp_version: ``"1.6"`` or ``"2.0.1"`` (see :data:`OCPP_VERSIONS`).
         password: the password for HTTP Basic auth (1.6 AuthorizationKey, 2.0.1
@@ -56,6 +59,7 @@ class SimulatorOptions:
     """
 
     url: str = "ws://127.0.0.1:9000/ocpp"
+    fallback_urls: tuple[str, ...] = ()
     charger_id: str = "sim-1"
     ocpp_version: str = "1.6"
     password: str | None = None
@@ -90,7 +94,12 @@ class SimulatorOptions:
     @property
     def endpoint(self) -> str:
         """The full websocket URL of this charger."""
-        return f"{self.url.rstrip('/')}/{self.charger_id}"
+        return self.endpoint_at(0)
+
+    def endpoint_at(self, attempt: int) -> str:
+        """The URL of connection attempt ``attempt`` (``url``, then the fallbacks in turn)."""
+        urls = (self.url, *self.fallback_urls)
+        return f"{urls[attempt % len(urls)].rstrip('/')}/{self.charger_id}"
 
 
 @dataclass(slots=True)

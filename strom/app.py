@@ -19,14 +19,19 @@ import os
 import socket
 import ssl
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from agent.cluster import ClusteredAgents
+from agent.identity import POOL_KEY_NAME, SERVER_KEY_NAME
 from agent.runtime import AgentRuntime
+from agent.shared_keys import SharedKeyStore
 from cockpit import API_PREFIX, Cockpit
+from cockpit.live_bus import LiveFanout
 from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
@@ -36,10 +41,13 @@ from ocpp_server import (
     StaticChargerAuth,
     parse_quirks,
 )
+from ocpp_server.cluster import SUBJECT as OCPP_SUBJECT
+from ocpp_server.cluster import ClusterChargers
 from ocpp_server.local_list import OcppLocalList
 from ocpp_server.power import OcppPowerLimits
 from strom.acme import challenge_app
 from strom.charger_ca import charger_ca
+from strom.cluster import ClusterNode, Work
 from strom.config import StromConfig
 from strom.parts import admission as profile_admission
 from strom.parts import (
@@ -63,6 +71,7 @@ from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import (
     LiveConfig,
     ProfileConfig,
+    check_cluster,
     check_managed_tls,
 )
 from strom_core.errors import BackendError
@@ -97,6 +106,7 @@ from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database, redact_url
 from strom_storage.outbox import OutboxStore
+from strom_storage.outbox_claims import ClaimingOutboxStore
 from strom_storage.retention import Retention
 from strom_storage.sessions import SessionStore
 from strom_storage.tariffs import TariffRepository
@@ -114,6 +124,41 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 15.0
 SETUP_PASSWORD_VARIABLE: Final = "STROM_SETUP_PASSWORD"  # noqa: S105 - a variable name
 SHUTDOWN_TIMEOUT_S = 10.0  # Docker's stop timeout: what hangs longer is logged and cancelled
+
+
+async def _shared_keys(config: StromConfig, db: Database) -> SharedKeyStore:
+    """A cluster's keys (agents', the relay pool's, the server's), one set in the database.
+
+    Every process must sign as the same charger, hash passwords and derive session secrets
+    with the same keys; this machine's key files are imported once, when the database has none.
+    """
+    names = [*(p.id for p in config.profiles), POOL_KEY_NAME, SERVER_KEY_NAME]
+    return await SharedKeyStore.open(db, names, data_dir=config.storage.data_dir)
+
+
+def _cluster_chargers(config: StromConfig, cluster: ClusterNode | None) -> ClusterChargers | None:
+    """In a cluster: charger leases for this process's connections, commands to the owner."""
+    if cluster is None:
+        return None
+    chargers = ClusterChargers(
+        cluster.bus,
+        cluster.leases,
+        cluster.process_id,
+        ttl_s=cluster.ttl_s,
+        # The owner waits up to its command timeout for the charger; the bus adds little.
+        request_timeout_s=config.ocpp.command_timeout_s + 5.0,
+    )
+    cluster.serve(OCPP_SUBJECT, chargers.handle)
+    cluster.participate(chargers)  # the heartbeat renews the charger leases
+    return chargers
+
+
+def _outbox(db: Database, cluster: ClusterNode | None) -> OutboxStore:
+    """The effect runner's outbox: read (one process), or claimed (one of several)."""
+    if cluster is None:
+        return OutboxStore(db)
+    # Effects that talk to a charger run on the process holding its connection.
+    return ClaimingOutboxStore(db, cluster.process_id, only_my_chargers=True, living_claimants=True)
 
 
 def _profile_of(live: LiveConfig, charger_id: str) -> ProfileConfig | None:
@@ -172,6 +217,11 @@ class Strom:
     challenge_http: web.AppRunner | None = None
     readiness: Readiness = field(default_factory=Readiness)  # /readyz; parts may add checks
     prices: PriceParts | None = None  # exchange rates and dynamic prices (strom/prices.py)
+    # One of several processes ([cluster] enabled): its id, bus and leases; None: alone.
+    cluster: ClusterNode | None = None
+    live_fanout: LiveFanout | None = None  # live events to and from the other processes
+    clustered_agents: ClusteredAgents | None = None  # which agents run here (their leases)
+    ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
 
     @property
     def config(self) -> StromConfig:
@@ -205,17 +255,28 @@ class Strom:
     async def _open(cls, config: StromConfig, *, backend: LightningBackend | None) -> Strom:
         check_public_url(config.server.public_url)
         check_managed_tls(config)
-        password_key = ocpp_password_key(config.storage.data_dir)
-        auth = charger_auth(config, password_key)
+        check_cluster(config)  # before anything connects: SQLite serves one process
         db = Database.from_url(config.storage.url())
         log.info("database: %s", redact_url(config.storage.url()))
         await db.upgrade()
+        cluster = shared_keys = None
+        if config.cluster.enabled:
+            cluster = await ClusterNode.open(config.cluster, db, config.storage.url())
+            shared_keys = await _shared_keys(config, db)
+            if any(relay.url == "embedded" for relay in config.relays):
+                log.warning(
+                    "cluster: the embedded nostr relay lives in this process only: DMs and "
+                    "zaps sent to it reach only the agents running here; configure external "
+                    "relays (relay_config/) for a cluster"
+                )
+        password_key = ocpp_password_key(config.storage.data_dir, keys=shared_keys)
+        auth = charger_auth(config, password_key)
         clock = SYSTEM_CLOCK  # the one clock: every part below is given it
         certificate = None
         if config.tls.managed:
             certificate = ManagedCertificate(config.tls, config.storage.data_dir, clock=clock)
             certificate.load()
-        chargers = ChargerStore(db, clock)
+        chargers = ChargerStore(db, clock, cluster.process_id if cluster else None)
         await chargers.sync(config.profiles)
         sessions = SessionStore(db, clock)
         live = LiveConfig(config)
@@ -231,7 +292,9 @@ class Strom:
         node = NodeWatch(backend, clock=clock)
         await node.probe()
         # Session secrets are derived from the server key (keys/_server.key), never stored.
-        session_key = purpose_key(config.storage.data_dir, SESSION_KEY_LABEL, None)
+        session_key = purpose_key(
+            config.storage.data_dir, SESSION_KEY_LABEL, None, keys=shared_keys
+        )
         tariffs = TariffBook(TariffRepository(db), clock)
         await tariffs.load()  # operators' changes made while Strom ran before
         prices = build_prices(config, clock)  # [rates] and the profiles' [tariff.dynamic]
@@ -283,6 +346,7 @@ class Strom:
             start_timeout_s=config.sessions.start_timeout_s,
         )
         cards.watch(live)  # a card saved through the API is accepted (or refused) at once
+        ocpp_cluster = _cluster_chargers(config, cluster)
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
@@ -293,6 +357,7 @@ class Strom:
             ssl_context=certificate.ocpp_context() if certificate and config.tls.ocpp else None,
             dialects=ocpp_dialects(config),
             charger_ca=charger_ca(config, clock=clock),
+            cluster=ocpp_cluster,
         )
         agents = AgentRuntime(
             config,
@@ -303,6 +368,8 @@ class Strom:
             commands=ocpp.commands,
             session_key=session_key,
             clock=clock,
+            keys=shared_keys,
+            autostart=cluster is None,  # a cluster: each agent runs where its lease is held
         )
         events.subscribe(agents.on_ocpp_event)
         screens = screen_keeper(live, tariffs, payments, ocpp.commands, clock)
@@ -335,7 +402,7 @@ class Strom:
             **agents.handlers(),
             "pay_refund": refunds.pay,
         }
-        runner = EffectRunner(OutboxStore(db), handlers, clock=clock)
+        runner = EffectRunner(_outbox(db, cluster), handlers, clock=clock)
         sessions.on_committed(lambda _transition: runner.wake())
         agents.on_outbox_due(runner.wake)  # a relay came back: waiting DMs go now
         front = FrontDoor(
@@ -413,7 +480,18 @@ class Strom:
             clock=clock,
             certificate=certificate,
             prices=prices,
+            cluster=cluster,
+            ocpp_cluster=ocpp_cluster,
         )
+        if cluster is not None:
+            strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
+            strom.clustered_agents = ClusteredAgents(
+                agents,
+                bus=cluster.bus,
+                leases=cluster.leases,
+                process_id=cluster.process_id,
+                ttl_s=cluster.ttl_s,
+            )
         node.on_change(strom._node_changed)
         for check in strom._standard_checks():
             strom.readiness.add(check.name, check.run)
@@ -521,6 +599,7 @@ class Strom:
             context = ssl_context(server.tls_cert, server.tls_key, "server")
         await self._reconcile()
         await self._begin_reconnect_grace()
+        await self._join_cluster()
         await self.ocpp.start()
         self.http = web.AppRunner(self.web_app(), access_log=None, logger=_ClientErrors(log))
         try:
@@ -542,19 +621,10 @@ class Strom:
                 len(self.config.profiles),
             )
             async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self.runner.run(), name="effect-runner"),
-                    group.create_task(self._watch_settlements(), name="settlements"),
-                    group.create_task(self.node.run(), name="lightning-watch"),
-                    group.create_task(self._sweep_expired(), name="invoice-expiry"),
-                    group.create_task(self.retention.run(), name="retention"),
-                    group.create_task(self.screens.run(), name="screens"),
-                ]
-                if self.certificate is not None:
-                    tasks.append(group.create_task(self.certificate.run(), name="tls-renewal"))
-                if self.prices is not None:
-                    tasks.append(group.create_task(self.prices.run(), name="prices"))
+                tasks = self._background(group)
                 agents = group.create_task(self.agents.run(stop), name="agents")
+                if self.clustered_agents is not None:  # takes its share once agents are ready
+                    group.create_task(self.clustered_agents.run(stop), name="agent-leases")
                 await self._wait_ready(agents)
                 self._announce()
                 await self.cockpit.first_run.announce(self.config.server.public_url)
@@ -571,8 +641,54 @@ class Strom:
             await self.backend.aclose()
             if self.prices is not None:
                 await self.prices.aclose()
+            await self._leave_cluster()
             await self.db.close()
             log.info("stopped")
+
+    def _background(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        """Start the background loops in ``group``; returns their tasks (cancelled at stop)."""
+        loops: dict[str, Coroutine[Any, Any, None]] = {
+            "effect-runner": self.runner.run(),
+            "settlements": self._once("settlements", self._watch_settlements),
+            "lightning-watch": self.node.run(),
+            "invoice-expiry": self._once("invoice-expiry", self._sweep_expired),
+            "retention": self._once("retention", self.retention.run),
+            "screens": self.screens.run(),
+        }
+        if self.cluster is not None:
+            loops["cluster-heartbeat"] = self.cluster.run()
+        if self.live_fanout is not None:
+            loops["live-fanout"] = self.live_fanout.run()
+        if self.certificate is not None:
+            loops["tls-renewal"] = self.certificate.run()
+        if self.prices is not None:
+            loops["prices"] = self.prices.run()
+        return [group.create_task(loop, name=name) for name, loop in loops.items()]
+
+    def _once(self, role: str, work: Work) -> Coroutine[Any, Any, None]:
+        """``work`` here (one process), or on the one process leading ``role`` (cluster).
+
+        The roles run once in a cluster: the settlement stream (every process settling every
+        invoice would be idempotent, but N streams on the node and N transactions per
+        payment for nothing), the invoice-expiry sweep and the retention sweep.
+        """
+        if self.cluster is None:
+            return work()
+        return self.cluster.lead(role, work)
+
+    async def _join_cluster(self) -> None:
+        """In a cluster: answer the other processes' requests, learn who holds which charger."""
+        if self.cluster is not None:
+            await self.cluster.start()
+        if self.ocpp_cluster is not None:
+            await self.ocpp_cluster.start()
+
+    async def _leave_cluster(self) -> None:
+        """In a cluster: give every lease up at once, so the others take over now."""
+        if self.ocpp_cluster is not None:
+            await self.ocpp_cluster.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
     async def _serve_challenges(self) -> None:
         """With managed TLS: listen on ``tls.http_port`` for the CA's HTTP-01 challenges."""
@@ -597,7 +713,9 @@ class Strom:
     async def _begin_reconnect_grace(self) -> None:
         """Chargers connected when Strom last stopped are reconnecting, not offline, for a while."""
         grace_s = self.config.ocpp.reconnect_grace_s
-        waiting = await self.chargers.begin_reconnect_grace(self.clock.now(), grace_s)
+        waiting = await self.chargers.begin_reconnect_grace(
+            self.clock.now(), grace_s, spare_held=self.cluster is not None
+        )
         if waiting:
             log.info(
                 "%d charger(s) were connected when Strom stopped; shown as reconnecting for up "

@@ -110,6 +110,9 @@ def _stopper(stop: asyncio.Event, sig: signal.Signals) -> Callable[[], None]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the service."""
     config = _load(args)
+    if args.cluster:  # the same as [cluster] enabled = true
+        cluster = config.cluster.model_copy(update={"enabled": True})
+        config = config.model_copy(update={"cluster": cluster})
     _setup_logging(config.logging.level)
     asyncio.run(_run(config))
     return EXIT_OK
@@ -383,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start the service", description=cmd_run.__doc__)
     config_arg(run)
+    run.add_argument(
+        "--cluster",
+        action="store_true",
+        help="one of several processes on one PostgreSQL (as [cluster] enabled = true)",
+    )
     run.set_defaults(func=cmd_run)
 
     container = commands.add_parser(

@@ -53,6 +53,7 @@ _TOP_SECTIONS = (
     "paths",
     "logging",
     "rates",
+    "cluster",
     "lightning",
 )
 

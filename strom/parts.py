@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from agent.identity import SERVER_KEY_NAME, KeyStore
+from agent.identity import SERVER_KEY_NAME, KeyStore, SecretKeys
 from agent.runtime import AgentRuntime
 from cockpit.auth import WINDOW_S
 from cockpit.profiles import ProfileFiles
@@ -134,21 +134,35 @@ def ocpp_dialects(config: StromConfig) -> tuple[DialectFactory, ...]:
     return tuple(_DIALECTS[name] for name in config.ocpp.versions)
 
 
-def purpose_key(data_dir: Path, purpose: bytes, environ: Mapping[str, str] | None) -> bytes:
+def purpose_key(
+    data_dir: Path,
+    purpose: bytes,
+    environ: Mapping[str, str] | None,
+    *,
+    keys: SecretKeys | None = None,
+) -> bytes:
     """A key for one purpose, derived (HMAC-SHA-256) from Strom's server key.
 
     The server key is ``<data_dir>/keys/_server.key`` (created on first need, mode 0600,
     sealed with ``STROM_MASTER_KEY`` when that is set): back up ``keys/`` with the database.
+    A cluster gives ``keys`` (:class:`agent.shared_keys.SharedKeyStore`, with ``_server``
+    prepared): every process then derives the same keys from the one in the database.
 
     Raises:
         ConfigError: the key file is unreadable, readable by others, or sealed with another
             master key.
     """
-    server_key = KeyStore.from_environ(data_dir, environ).ensure(SERVER_KEY_NAME)
+    store = keys if keys is not None else KeyStore.from_environ(data_dir, environ)
+    server_key = store.ensure(SERVER_KEY_NAME)
     return hmac.new(server_key, purpose, hashlib.sha256).digest()
 
 
-def ocpp_password_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> PasswordKey:
+def ocpp_password_key(
+    data_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    keys: SecretKeys | None = None,
+) -> PasswordKey:
     """The key generated charger passwords are hashed under (HMAC-SHA-256).
 
     Losing the server key makes every generated charger password useless.
@@ -156,7 +170,7 @@ def ocpp_password_key(data_dir: Path, environ: Mapping[str, str] | None = None) 
     Raises:
         ConfigError: as :func:`purpose_key`.
     """
-    return PasswordKey(purpose_key(data_dir, OCPP_PASSWORD_PURPOSE, environ))
+    return PasswordKey(purpose_key(data_dir, OCPP_PASSWORD_PURPOSE, environ, keys=keys))
 
 
 def write_charger_password(

@@ -29,6 +29,7 @@ from strom_core.units import UnitError, sat_decimal_to_msat
 __all__ = [
     "DEFAULT_TILE_URL",
     "BrandingConfig",
+    "ClusterConfig",
     "ConnectorConfig",
     "DynamicTariffConfig",
     "LiveConfig",
@@ -50,6 +51,7 @@ __all__ = [
     "TlsConfig",
     "UploadsConfig",
     "charger_ocpp_url",
+    "check_cluster",
     "check_managed_tls",
     "ocpp_beyond_loopback",
     "require_ocpp_password",
@@ -784,6 +786,42 @@ class RatesConfig(_Section):
         return self
 
 
+class ClusterConfig(_Section):
+    """Several identical Strom processes on one PostgreSQL (``[cluster]``, ``strom run --cluster``).
+
+    Off by default: one process, no coordination, exactly as before. On, every process holds
+    the leases of the chargers connected to it and of the agents it runs, claims outbox rows
+    instead of reading them, and talks to the other processes over a bus; see
+    docs/operations.md ("Running a cluster").
+    """
+
+    enabled: bool = False
+    # The bus between the processes: "postgresql" (LISTEN/NOTIFY on the storage database,
+    # nothing else to run) or "nats" (a NATS server at nats_url; faster under load).
+    bus: Literal["postgresql", "nats"] = "postgresql"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # This process's name in leases and on the bus (letters, digits, '_' and '-', at most 48).
+    # Empty (the default): <host name>-<8 random hex digits>, new at every start, so that a
+    # restarted process never renews its predecessor's leases (the chargers it held have
+    # reconnected elsewhere, or will). A fixed id is allowed: a process started with it waits
+    # until the previous holder of that id has been silent for lease_ttl_s.
+    process_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,48}$")
+    # How long a lease lasts unrenewed: a process that dies frees its chargers, agents and
+    # leader roles this long after its last heartbeat (renewed every third of it).
+    lease_ttl_s: float = Field(10.0, ge=1.0, le=300.0)
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats(cls, value: str) -> str:
+        for url in value.split(","):
+            if not re.match(r"^(nats|tls)://[^/\s]+$", url.strip()):
+                raise ValueError(
+                    "expected nats://host:port (several separated by commas), "
+                    "e.g. nats://127.0.0.1:4222"
+                )
+        return value
+
+
 class RelayConfig(_Section):
     """One nostr relay; ``url = "embedded"`` is the in-process relay."""
 
@@ -814,6 +852,7 @@ class StromConfig(_Section):
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
     rates: RatesConfig = RatesConfig()
+    cluster: ClusterConfig = ClusterConfig()
     lightning: LightningConfig = FakeConfig()
     profiles: tuple[ProfileConfig, ...] = ()
     relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)
@@ -891,6 +930,20 @@ def require_ocpp_password(config: StromConfig, profile: ProfileConfig) -> None:
         f"could connect as it; give it one with `strom charger password {profile.id}"
         f"{config_arg}`, or set allow_unauthenticated = true under [ocpp] in its profile"
     )
+
+
+def check_cluster(config: StromConfig) -> None:
+    """Refuse a cluster on a database only one process can use.
+
+    Raises:
+        ConfigError: ``[cluster] enabled`` with SQLite as the database.
+    """
+    if config.cluster.enabled and not config.storage.url().startswith("postgresql"):
+        raise ConfigError(
+            "a cluster needs PostgreSQL: storage.database_url is SQLite, which serves one "
+            'process; set storage.database_url = "postgresql+asyncpg://…" or run without '
+            "--cluster ([cluster] enabled = false)"
+        )
 
 
 def check_managed_tls(config: StromConfig) -> None:

@@ -68,6 +68,7 @@ from strom_services.reservations import RESERVATION_COUNTER
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Connection
+from strom_storage.leases import agent_lease
 from strom_storage.ocpp import allocate_id
 from strom_storage.outbox import queue_effect
 from strom_storage.payments import (
@@ -704,6 +705,7 @@ class PaymentService:
                 },
                 session_id=row.session_id,
                 now=at,
+                lease=agent_lease(transition.session.charger_id),  # signed by its agent
             )
         refused = None
         if row.kind == "initial" and transition.session.state in (State.PAID, State.RESERVED):

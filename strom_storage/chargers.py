@@ -9,6 +9,13 @@ Whether a charger is connected is kept here too, not only in the OCPP server's m
 every process sharing the database reads the same answer (offers refuse a charger that is not
 connected). A charger connected when Strom stops or dies keeps ``online`` until the next start,
 which turns it into a short reconnect grace (:meth:`ChargerStore.begin_reconnect_grace`).
+
+Several processes on one PostgreSQL: ``online`` is written by the process holding the charger's
+connection, and its lease (``charger:<id>``, :mod:`strom_storage.leases`) says which one that
+is. A process that is not (or no longer) the holder never marks a charger offline while another
+process holds its lease (a late close of an old connection must not undo the new holder's
+"online"), and a starting process gives a reconnect grace only to chargers no live process
+holds.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
@@ -26,7 +33,8 @@ from strom_core.config import ProfileConfig
 from strom_core.ports import ChargerLink, charger_link
 from strom_storage.audit import record_in
 from strom_storage.db import Database
-from strom_storage.schema import chargers, connectors, status_history
+from strom_storage.leases import CHARGER_PREFIX, db_now, holder
+from strom_storage.schema import chargers, connectors, leases, status_history
 
 __all__ = [
     "ChargerStore",
@@ -113,7 +121,13 @@ def _record_change(
     )
 
 
-def _set_online(conn: Connection, charger_id: str, online: bool, at: datetime) -> None:
+def _set_online(
+    conn: Connection, charger_id: str, online: bool, at: datetime, process_id: str | None = None
+) -> None:
+    if not online and process_id is not None:
+        current = holder(conn, f"{CHARGER_PREFIX}{charger_id}")
+        if current is not None and current.owner != process_id:
+            return  # another process holds its connection now: it is online there
     was = conn.scalar(select(chargers.c.online).where(chargers.c.id == charger_id))
     if was is None:
         return
@@ -195,10 +209,19 @@ def _sync(conn: Connection, profiles: tuple[ProfileConfig, ...], now: datetime) 
                 )
 
 
-def _begin_reconnect_grace(conn: Connection, now: datetime, until: datetime | None) -> list[str]:
+def _begin_reconnect_grace(
+    conn: Connection, now: datetime, until: datetime | None, spare_held: bool = False
+) -> list[str]:
+    condition = or_(chargers.c.online.is_(True), chargers.c.reconnect_until > now)
+    if spare_held:
+        held = exists().where(
+            leases.c.name == literal(CHARGER_PREFIX) + chargers.c.id,
+            leases.c.expires_at > db_now(conn),
+        )
+        condition = and_(condition, ~held)
     returning = conn.scalars(
         update(chargers)
-        .where(or_(chargers.c.online.is_(True), chargers.c.reconnect_until > now))
+        .where(condition)
         .values(online=False, reconnect_until=until, updated_at=now)
         .returning(chargers.c.id)
     )
@@ -217,11 +240,16 @@ class ChargerStore:
     Args:
         db: the database.
         clock: the time stamped on rows when the caller gives none.
+        process_id: this process's id in a cluster (its leases' owner): a charger is then
+            marked offline only when no other process holds its lease. None: one process.
     """
 
-    def __init__(self, db: Database, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, db: Database, clock: Clock = SYSTEM_CLOCK, process_id: str | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.process_id = process_id
 
     async def sync(self, profiles: tuple[ProfileConfig, ...], now: datetime | None = None) -> None:
         """Insert chargers and connectors that are new in the profiles; update names."""
@@ -271,7 +299,15 @@ class ChargerStore:
 
     async def set_online(self, charger_id: str, online: bool, at: datetime) -> None:
         """Record a charger connecting or going away (which ends any reconnect grace)."""
-        await self.db.write(partial(_set_online, charger_id=charger_id, online=online, at=at))
+        await self.db.write(
+            partial(
+                _set_online,
+                charger_id=charger_id,
+                online=online,
+                at=at,
+                process_id=self.process_id,
+            )
+        )
 
     async def record_security_event(
         self, charger_id: str, kind: str, at: datetime, tech_info: str, received_at: datetime
@@ -289,7 +325,9 @@ class ChargerStore:
             )
         )
 
-    async def begin_reconnect_grace(self, now: datetime, grace_s: int) -> list[str]:
+    async def begin_reconnect_grace(
+        self, now: datetime, grace_s: int, *, spare_held: bool = False
+    ) -> list[str]:
         """At start: chargers connected when Strom last stopped are reconnecting, not online.
 
         Nothing is connected yet when this runs (the OCPP server starts after it), so every
@@ -297,15 +335,22 @@ class ChargerStore:
         a grace of an earlier start, get ``grace_s`` to come back: until then they show their
         last connector status as reconnecting, and offers refuse them (not connected).
 
+        In a cluster other processes are running and hold connections: with ``spare_held``
+        a charger whose lease a live process holds is left as it is, and only the others (left
+        over from a process that stopped or died) get the grace.
+
         Args:
             now: the start (aware UTC).
             grace_s: the reconnect grace (``ocpp.reconnect_grace_s``); 0 shows them offline.
+            spare_held: leave chargers with a live ``charger:<id>`` lease alone (a cluster).
 
         Returns:
             The ids of the chargers given a grace, sorted.
         """
         until = now + timedelta(seconds=grace_s) if grace_s > 0 else None
-        ids = await self.db.write(partial(_begin_reconnect_grace, now=now, until=until))
+        ids = await self.db.write(
+            partial(_begin_reconnect_grace, now=now, until=until, spare_held=spare_held)
+        )
         return ids if until is not None else []
 
     async def links(self, now: datetime | None = None) -> dict[str, ChargerLink]:

@@ -2,7 +2,8 @@
 
 Theory of operation. A lease is a row of ``leases`` named for what it guards: ``charger:<id>``
 (the process holding the charger's OCPP connection), ``agent:<id>`` (the process running the
-charger's nostr agent), ``leader:<role>`` (the one process doing a periodic job). Its owner is
+charger's nostr agent), ``leader:<role>`` (the one process doing a periodic job),
+``process:<id>`` (held by each live process, so that others can count them). Its owner is
 a process id, unique per process start. A lease is held while ``expires_at`` is in the future;
 its holder renews it (one statement for all of a process's leases: :func:`renew_all`) before
 then, and a process that dies simply stops renewing, so its leases become free after their TTL.
@@ -33,6 +34,7 @@ Leases on SQLite are for that one process only.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,22 +51,32 @@ from strom_storage.db import Database
 from strom_storage.schema import TS, leases
 
 __all__ = [
+    "AGENT_PREFIX",
     "CHARGER_PREFIX",
+    "PROCESS_PREFIX",
     "Lease",
     "LeaseLost",
     "LeaseStore",
     "acquire",
+    "acquire_many",
+    "agent_lease",
     "charger_lease",
     "db_now",
     "fenced",
     "holder",
+    "holders",
+    "live_with_prefix",
     "release",
+    "release_names",
     "renew",
     "renew_all",
+    "renew_names",
     "take_over",
 ]
 
 CHARGER_PREFIX = "charger:"
+AGENT_PREFIX = "agent:"
+PROCESS_PREFIX = "process:"
 NAME_MAX = 100
 
 
@@ -85,6 +97,11 @@ class Lease:
 def charger_lease(charger_id: str) -> str:
     """The name of the lease of a charger's OCPP connection."""
     return f"{CHARGER_PREFIX}{charger_id}"
+
+
+def agent_lease(charger_id: str) -> str:
+    """The name of the lease of a charger's nostr agent (the process that runs it)."""
+    return f"{AGENT_PREFIX}{charger_id}"
 
 
 def db_now(conn: Connection) -> ColumnElement[datetime]:
@@ -228,6 +245,110 @@ def holder(conn: Connection, name: str) -> Lease | None:
     return None if row is None else _lease(row)
 
 
+def acquire_many(conn: Connection, names: Collection[str], owner: str, ttl_s: float) -> list[Lease]:
+    """Take each of the leases ``names`` that is free or expired, in one statement.
+
+    The many-names form of :func:`acquire` (a process taking hundreds of agents at once):
+    racing processes each get a disjoint part; a lease held by anyone is left alone.
+
+    Returns:
+        The leases taken, by name.
+
+    Raises:
+        ValueError: as :func:`acquire`, for any of the names.
+    """
+    wanted = sorted(set(names))  # one order for every process: no deadlock between them
+    if not wanted:
+        return []
+    for name in wanted:
+        _check(name, owner, ttl_s)
+    now = db_now(conn)
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(leases).values(
+        [
+            {
+                "name": name,
+                "owner": owner,
+                "token": 1,
+                "expires_at": _later(conn, ttl_s),
+                "acquired_at": now,
+            }
+            for name in wanted
+        ]
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=[leases.c.name],
+        set_={
+            "owner": insert.excluded.owner,
+            "token": leases.c.token + 1,
+            "expires_at": insert.excluded.expires_at,
+            "acquired_at": insert.excluded.acquired_at,
+        },
+        where=leases.c.expires_at <= now,
+    ).returning(leases.c.name, leases.c.owner, leases.c.token, leases.c.expires_at)
+    return sorted((_lease(row) for row in conn.execute(statement)), key=lambda x: x.name)
+
+
+def renew_names(conn: Connection, names: Collection[str], owner: str, ttl_s: float) -> list[Lease]:
+    """Extend the leases ``names`` that ``owner`` still holds, in one statement.
+
+    Unlike :func:`renew_all`, leases of ``owner`` not named here are left alone (another part
+    of the same process renews its own).
+
+    Returns:
+        The leases still held; a name missing here was lost (expired or taken over).
+    """
+    _check("*", owner, ttl_s)
+    if not names:
+        return []
+    rows = conn.execute(
+        update(leases)
+        .where(
+            leases.c.name.in_(sorted(set(names))),
+            leases.c.owner == owner,
+            leases.c.expires_at > db_now(conn),
+        )
+        .values(expires_at=_later(conn, ttl_s))
+        .returning(leases.c.name, leases.c.owner, leases.c.token, leases.c.expires_at)
+    )
+    return sorted((_lease(row) for row in rows), key=lambda lease: lease.name)
+
+
+def release_names(conn: Connection, names: Collection[str], owner: str) -> list[str]:
+    """Give up at once the leases ``names`` that ``owner`` holds; returns those released."""
+    if not names:
+        return []
+    rows = conn.execute(
+        update(leases)
+        .where(
+            leases.c.name.in_(sorted(set(names))),
+            leases.c.owner == owner,
+            leases.c.expires_at > db_now(conn),
+        )
+        .values(expires_at=db_now(conn))
+        .returning(leases.c.name)
+    )
+    return sorted(row.name for row in rows)
+
+
+def live_with_prefix(conn: Connection, prefix: str) -> list[Lease]:
+    """Every live lease whose name starts with ``prefix`` (e.g. ``process:``), by name."""
+    rows = conn.execute(
+        select(leases.c.name, leases.c.owner, leases.c.token, leases.c.expires_at)
+        .where(
+            leases.c.name.startswith(prefix, autoescape=True),
+            leases.c.expires_at > db_now(conn),
+        )
+        .order_by(leases.c.name)
+    )
+    return [_lease(row) for row in rows]
+
+
+def holders(conn: Connection, prefix: str) -> list[Lease]:
+    """Every live lease whose name starts with ``prefix`` (``charger:``), by name."""
+    return live_with_prefix(conn, prefix)
+
+
 def fenced(conn: Connection, lease: Lease) -> None:
     """Check, inside the caller's transaction, that ``lease`` is still held with its token.
 
@@ -273,6 +394,22 @@ class LeaseStore:
         """:func:`renew_all` in its own transaction."""
         return await self.db.write(lambda conn: renew_all(conn, owner, ttl_s))
 
+    async def acquire_many(self, names: Collection[str], owner: str, ttl_s: float) -> list[Lease]:
+        """:func:`acquire_many` in its own transaction."""
+        return await self.db.write(lambda conn: acquire_many(conn, names, owner, ttl_s))
+
+    async def renew_names(self, names: Collection[str], owner: str, ttl_s: float) -> list[Lease]:
+        """:func:`renew_names` in its own transaction."""
+        return await self.db.write(lambda conn: renew_names(conn, names, owner, ttl_s))
+
+    async def release_names(self, names: Collection[str], owner: str) -> list[str]:
+        """:func:`release_names` in its own transaction."""
+        return await self.db.write(lambda conn: release_names(conn, names, owner))
+
+    async def live_with_prefix(self, prefix: str) -> list[Lease]:
+        """:func:`live_with_prefix` in a read of its own."""
+        return await self.db.read(lambda conn: live_with_prefix(conn, prefix))
+
     async def release(self, lease: Lease) -> bool:
         """:func:`release` in its own transaction."""
         return await self.db.write(lambda conn: release(conn, lease))
@@ -280,3 +417,7 @@ class LeaseStore:
     async def holder(self, name: str) -> Lease | None:
         """:func:`holder` in a read of its own."""
         return await self.db.read(lambda conn: holder(conn, name))
+
+    async def holders(self, prefix: str) -> list[Lease]:
+        """:func:`holders` in a read of its own."""
+        return await self.db.read(lambda conn: holders(conn, prefix))

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
+from strom_storage.leases import charger_lease
 from strom_storage.schema import outbox
 
 __all__ = [
@@ -66,6 +67,7 @@ _INSERTS = {
         idempotency_key=bindparam("key"),
         session_id=bindparam("session_id"),
         charger_id=bindparam("charger_id"),
+        lease=bindparam("lease"),
         kind=bindparam("kind"),
         payload=bindparam("payload"),
         state="pending",
@@ -134,6 +136,7 @@ def queue_effect(
     now: datetime,
     delay_s: float = 0,
     charger_id: str | None = None,
+    lease: str | None = None,
 ) -> None:
     """Queue an effect inside the caller's (synchronous) transaction; a repeated key is ignored.
 
@@ -147,13 +150,18 @@ def queue_effect(
         delay_s: how long after ``now`` it becomes due.
         charger_id: the charger an OCPP command must reach (several processes: the one
             holding the charger's lease runs it, see :mod:`strom_storage.outbox_claims`).
+        lease: the lease whose holder runs the row (``agent:<id>`` for an agent's DM or zap
+            receipt); ``charger:<charger_id>`` when None and ``charger_id`` is given.
     """
+    if lease is None and charger_id is not None:
+        lease = charger_lease(charger_id)
     conn.execute(
         _INSERTS[conn.dialect.name],
         {
             "key": key,
             "session_id": session_id,
             "charger_id": charger_id,
+            "lease": lease,
             "kind": kind,
             "payload": payload,
             "run_after": now + timedelta(seconds=delay_s),

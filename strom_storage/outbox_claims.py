@@ -8,18 +8,23 @@ writes ``claimed_by`` (this process) and ``claimed_until`` (the database's ``now
 claim time). A claimed row stays ``pending`` while it runs, so it keeps holding back its
 session's later rows in every process. Nobody else claims it until its claim expires: a process
 that died in the middle of an effect leaves a claim that runs out, and another process takes the
-row over and runs it again (every effect is idempotent). The runner extends the claims of the
-rows it is running on each pass (:meth:`ClaimingOutboxStore.poll`).
+row over and runs it again (every effect is idempotent). With ``living_claimants`` (a
+cluster whose processes hold ``process:<id>`` presence leases) a claim holds only while its
+claimant is alive: a killed process's rows are taken over within the lease's TTL. The runner
+extends the claims of the rows it is running on each pass (:meth:`ClaimingOutboxStore.poll`).
 
 Only the claimant finishes a row: ``done`` and ``failed`` change the row only while
 ``claimed_by`` is still this process (the fence). A process whose claim ran out and was taken
 over finds its result dropped; the new claimant's run counts. A failed row gives up its claim
 with its backoff, so any process may retry it.
 
-Rows of OCPP commands carry the charger they must reach (``charger_id``). With
-``only_my_chargers`` a process leaves such a row to the process holding the charger's lease
-(``charger:<id>``, :mod:`strom_storage.leases`); a row whose charger nobody holds (offline
-everywhere) is claimed by anyone and retried as today.
+Rows that must run in one particular process name the lease whose holder runs them (``lease``,
+:mod:`strom_storage.leases`): an OCPP command its charger's (``charger:<id>``, the process
+holding the connection), a charger agent's DM or zap receipt the agent's (``agent:<id>``, the
+process running the agent). With ``only_my_chargers`` a process leaves such a row to the live
+holder of that lease; a row whose lease nobody holds (a charger offline everywhere, an agent
+moving between processes) is claimed by anyone and handled as the handler decides (an OCPP
+command fails as today, an agent's row is retried later).
 
 On SQLite (one process) the same statements work without row locks, on the caller's clock;
 the single-process runner keeps using :class:`~strom_storage.outbox.OutboxStore`, which
@@ -38,7 +43,7 @@ from sqlalchemy import Interval, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
-from strom_storage.leases import CHARGER_PREFIX
+from strom_storage.leases import PROCESS_PREFIX
 from strom_storage.outbox import (
     OutboxRow,
     OutboxStore,
@@ -64,7 +69,9 @@ CLAIM_S = 120.0  # longer than any effect takes (a charger has 60 s to answer a 
 
 
 @functools.cache
-def _claim_statement(dialect: str, *, excluding: bool, only_mine: bool) -> Any:
+def _claim_statement(
+    dialect: str, *, excluding: bool, only_mine: bool, living_claimants: bool = False
+) -> Any:
     postgres = dialect == "postgresql"
     # The database's clock on PostgreSQL (processes' clocks may disagree); SQLite: the caller's.
     clock = func.now(type_=TS) if postgres else bindparam("clock", type_=TS)
@@ -75,6 +82,16 @@ def _claim_statement(dialect: str, *, excluding: bool, only_mine: bool) -> Any:
         outbox.c.claimed_until <= clock,
         outbox.c.claimed_by == owner,  # ours, not running now (``exclude``): start it again
     )
+    if living_claimants:  # a claim of a process that died (its presence lease ran out) is free
+        claimant_alive = (
+            select(leases.c.name)
+            .where(
+                leases.c.name == literal(PROCESS_PREFIX) + outbox.c.claimed_by,
+                leases.c.expires_at > clock,
+            )
+            .exists()
+        )
+        free = or_(free, ~claimant_alive)
     picked = select(outbox.c.id).where(
         due_filter(bindparam("now", type_=outbox.c.run_after.type)), free
     )
@@ -84,13 +101,13 @@ def _claim_statement(dialect: str, *, excluding: bool, only_mine: bool) -> Any:
         held_elsewhere = (
             select(leases.c.name)
             .where(
-                leases.c.name == literal(CHARGER_PREFIX) + outbox.c.charger_id,
+                leases.c.name == outbox.c.lease,
                 leases.c.owner != owner,
                 leases.c.expires_at > clock,
             )
             .exists()
         )
-        picked = picked.where(or_(outbox.c.charger_id.is_(None), ~held_elsewhere))
+        picked = picked.where(or_(outbox.c.lease.is_(None), ~held_elsewhere))
     picked = picked.order_by(outbox.c.id).limit(bindparam("limit"))
     if postgres:
         picked = picked.with_for_update(skip_locked=True, of=outbox)
@@ -112,6 +129,7 @@ def claim_due(
     limit: int = 100,
     exclude: Collection[int] = (),
     only_my_chargers: bool = False,
+    living_claimants: bool = False,
 ) -> list[OutboxRow]:
     """Claim the due rows no other process holds, oldest first, inside the caller's transaction.
 
@@ -122,7 +140,11 @@ def claim_due(
         claim_s: how long the claim keeps other processes off the rows.
         limit: the most rows claimed.
         exclude: rows this process is running now (already claimed by it).
-        only_my_chargers: leave rows whose charger another live process holds the lease of.
+        only_my_chargers: leave rows whose lease (a charger's, an agent's) another live
+            process holds.
+        living_claimants: a claim holds only while its claimant's presence lease
+            (``process:<id>``) is live: a dead process's rows are taken over within the
+            lease's TTL instead of ``claim_s``.
 
     Returns:
         The claimed rows, by id.
@@ -135,7 +157,10 @@ def claim_due(
     if not claim_s > 0:
         raise ValueError(f"a claim needs a positive duration, got {claim_s!r}")
     statement = _claim_statement(
-        conn.dialect.name, excluding=bool(exclude), only_mine=only_my_chargers
+        conn.dialect.name,
+        excluding=bool(exclude),
+        only_mine=only_my_chargers,
+        living_claimants=living_claimants,
     )
     params: dict[str, Any] = {"owner": owner, "now": now, "limit": limit}
     if exclude:
@@ -221,7 +246,9 @@ class ClaimingOutboxStore(OutboxStore):
         owner: this process's id (unique per process start).
         claim_s: how long a claim keeps other processes off a row; renewed on every pass for
             the rows running, so it only needs to outlast one pass and one effect's stall.
-        only_my_chargers: leave OCPP commands for chargers another process holds.
+        only_my_chargers: leave rows whose lease another process holds (OCPP commands for
+            chargers connected elsewhere, DMs and zap receipts of agents running elsewhere).
+        living_claimants: take over the claims of processes whose presence lease ran out.
     """
 
     def __init__(
@@ -231,11 +258,13 @@ class ClaimingOutboxStore(OutboxStore):
         *,
         claim_s: float = CLAIM_S,
         only_my_chargers: bool = False,
+        living_claimants: bool = False,
     ) -> None:
         super().__init__(db)
         self.owner = owner
         self.claim_s = claim_s
         self.only_my_chargers = only_my_chargers
+        self.living_claimants = living_claimants
         self.lost = 0  # results dropped because another process took the row over
 
     def _claim(self, conn: Connection, now: datetime, limit: int, exclude: Collection[int]) -> Any:
@@ -248,6 +277,7 @@ class ClaimingOutboxStore(OutboxStore):
             limit=limit,
             exclude=exclude,
             only_my_chargers=self.only_my_chargers,
+            living_claimants=self.living_claimants,
         )
 
     async def due(

@@ -56,6 +56,7 @@ __all__ = [
     "payments",
     "refunds",
     "sessions",
+    "shared_keys",
     "status_history",
     "tariffs",
 ]
@@ -378,6 +379,9 @@ outbox = Table(
     Column("claimed_until", TS),
     # The charger an OCPP command must reach (its connection lives in one process), or None.
     Column("charger_id", String(48)),
+    # The lease whose holder runs the row (``charger:<id>`` for an OCPP command, ``agent:<id>``
+    # for a DM or zap receipt of a charger's agent), or None: any process runs it.
+    Column("lease", String(100)),
     Index("ix_outbox_due", "state", "run_after"),
     Index("ix_outbox_finished", "state", "done_at"),  # retention
 )
@@ -427,6 +431,17 @@ dm_journal = Table(
     Column("events", JSON, nullable=False),  # the signed events and where they go
     Column("published", Boolean, nullable=False, default=False),
     Column("created_at", TS, nullable=False, index=True),
+)
+
+# Keys every process of a cluster must agree on (the agents' nostr keys, the relay pool's key,
+# the server key the purpose keys derive from), sealed with the master key (``sealed1:``...);
+# written once, insert-if-absent, never changed. One process on SQLite keeps key files instead.
+shared_keys = Table(
+    "shared_keys",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("sealed", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
 )
 
 # Secrets of sessions made before secrets were derived from the server key (they cannot be

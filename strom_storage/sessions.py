@@ -47,6 +47,7 @@ from strom_core.session_effects import (
 from strom_core.session_events import Event
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
+from strom_storage.leases import agent_lease, charger_lease
 from strom_storage.outbox import queue_effect, run_session_now
 from strom_storage.schema import ledger_entries, ledger_intervals, ledger_rates, sessions
 
@@ -57,6 +58,7 @@ __all__ = [
     "effect_charger",
     "effect_delay_s",
     "effect_kind",
+    "effect_lease",
     "effect_payload",
     "fiat_from_json",
     "fiat_to_json",
@@ -245,6 +247,20 @@ def effect_charger(effect: Effect) -> str | None:
     return None
 
 
+def effect_lease(effect: Effect, charger_id: str) -> str | None:
+    """The lease whose holder runs an effect of a session at ``charger_id`` (None: anyone).
+
+    An OCPP command runs where the charger is connected (``charger:<id>``); a DM to the
+    session's payer where the charger's agent runs (``agent:<id>``).
+    """
+    target = effect_charger(effect)
+    if target is not None:
+        return charger_lease(target)
+    if isinstance(effect, Notify):
+        return agent_lease(charger_id)
+    return None
+
+
 def effect_delay_s(effect: Effect, now: datetime) -> float:
     """How long after ``now`` an effect becomes due (a timer's wait; 0 for the rest)."""
     if isinstance(effect, ArmStartTimeout):
@@ -406,6 +422,7 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
             now=now,
             delay_s=effect_delay_s(effect, now),
             charger_id=effect_charger(effect),
+            lease=effect_lease(effect, new.charger_id),
         )
     return transition
 

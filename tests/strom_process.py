@@ -34,13 +34,22 @@ STROM = Path(sys.executable).with_name("strom")
 class StromChild:
     """``strom run`` in a child process; restarted without the crash point when it dies."""
 
-    def __init__(self, folder: Path, env: dict[str, str], base: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        env: dict[str, str],
+        base: str,
+        *,
+        args: tuple[str, ...] = (),
+        log_name: str = "strom.log",
+    ) -> None:
         self.folder = folder
         self.env = env
         self.base = base
+        self.args = args  # more arguments of `strom run` (``--cluster``)
         self.proc: subprocess.Popen[bytes] | None = None
         self.killed = 0
-        self.log = (folder / "strom.log").open("ab")
+        self.log = (folder / log_name).open("ab")
 
     def start(self, crash_at: str | None = None) -> None:
         """Start ``strom run`` (with ``STROM_CRASH_AT=crash_at`` when given)."""
@@ -49,7 +58,7 @@ class StromChild:
         if crash_at:
             env["STROM_CRASH_AT"] = crash_at
         self.proc = subprocess.Popen(
-            [str(STROM), "run", "-c", str(self.folder / "strom.toml")],
+            [str(STROM), "run", "-c", str(self.folder / "strom.toml"), *self.args],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -97,6 +106,16 @@ class StromChild:
                         return
                 await asyncio.sleep(0.1)
         raise TimeoutError("strom did not become ready")
+
+    def terminate(self) -> None:
+        """Stop the child as an operator does (SIGTERM) and wait; the log stays open."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def stop(self) -> None:
         """Stop the child as an operator does (SIGTERM; SIGKILL after 30 s) and close the log."""

@@ -351,6 +351,7 @@ _LND = "needs LND; docs/lightning.md's example runs it against the LND stub"
 NAMED_ONLY = {
     "strom demo": _DEMO,
     "strom run": "README's install block runs it: the live Strom",
+    "strom run --cluster": "needs PostgreSQL and serves until stopped; tests/cluster runs three",
     "strom simulate": "runs until stopped; the live Strom's charger is strom simulate",
     "strom demo --ocpp 2.0.1": _DEMO,
     "strom demo --dynamic": _DEMO,

@@ -348,3 +348,19 @@ async def test_a_charger_powered_off_as_its_connection_drops_stops_running(
             await asyncio.gather(run, return_exceptions=True)
         assert done, "the cancelled charger kept running"
         assert run.cancelled()
+
+
+def test_a_charger_with_fallback_urls_tries_them_in_turn() -> None:
+    options = SimulatorOptions(
+        url="ws://a:9000/ocpp",
+        fallback_urls=("ws://b:9000/ocpp/", "ws://c:9000/ocpp"),
+        charger_id="cp-9",
+    )
+    tried = [options.endpoint_at(attempt) for attempt in range(4)]
+    assert tried == [
+        "ws://a:9000/ocpp/cp-9",
+        "ws://b:9000/ocpp/cp-9",
+        "ws://c:9000/ocpp/cp-9",
+        "ws://a:9000/ocpp/cp-9",
+    ]
+    assert options.endpoint == tried[0]

@@ -19,6 +19,7 @@ from strom_services import offers
 from strom_services.offers import ConnectorUnavailable, OfferView
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
+from strom_storage.leases import LeaseStore
 from strom_storage.sessions import SessionStore
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
@@ -108,3 +109,33 @@ async def test_another_process_sees_a_charger_connect_through_the_database(
         await other.check(profile, 1)
     with pytest.raises(ConnectorUnavailable, match="offline right now"):
         await other.check_in_database(profile, 1)
+
+
+async def test_a_starting_process_of_a_cluster_spares_the_chargers_another_process_holds(
+    db: Database,
+) -> None:
+    store = await _store(db)
+    await store.set_online("was-offline", True, NOW - timedelta(hours=1))
+    await LeaseStore(db).take_over("charger:was-online", "proc-b", 30)  # live at process B
+
+    assert await store.begin_reconnect_grace(NOW, 90, spare_held=True) == ["was-offline"]
+    assert await store.links(NOW) == {
+        "was-online": ChargerLink.ONLINE,
+        "was-offline": ChargerLink.RECONNECTING,
+    }
+
+
+async def test_a_process_that_lost_a_charger_does_not_mark_it_offline(db: Database) -> None:
+    leases = LeaseStore(db)
+    at_b = ChargerStore(db, process_id="proc-b")
+    await at_b.sync(PROFILES, NOW)
+    await leases.take_over("charger:was-online", "proc-b", 30)
+    await at_b.set_online("was-online", True, NOW)
+    await leases.take_over("charger:was-online", "proc-a", 30)  # it reconnected to A
+
+    await at_b.set_online("was-online", False, NOW + timedelta(seconds=1))  # B's late close
+    assert (await at_b.links(NOW))["was-online"] is ChargerLink.ONLINE
+
+    at_a = ChargerStore(db, process_id="proc-a")
+    await at_a.set_online("was-online", False, NOW + timedelta(seconds=2))  # the holder's close
+    assert (await at_a.links(NOW))["was-online"] is ChargerLink.OFFLINE

@@ -74,7 +74,7 @@ async def _at_0006_with_16_rows(db: Database) -> SessionStore:
         "idle_s INTEGER NOT NULL DEFAULT 0",
         "fiat JSON",
     )
-    later_outbox = ("charger_id VARCHAR(48)",)
+    later_outbox = ("charger_id VARCHAR(48)", "lease VARCHAR(100)")
     async with db.transaction() as conn:
         for column in later:
             await conn.execute(text(f"ALTER TABLE sessions ADD COLUMN {column}"))

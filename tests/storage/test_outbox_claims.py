@@ -16,7 +16,7 @@ from strom_core.clock import ManualClock
 from strom_core.session_effects import ArmStartTimeout, Notify, RemoteStart, RemoteStop
 from strom_services.effects import EffectRunner, RetryLater
 from strom_storage.db import Database
-from strom_storage.leases import LeaseStore, charger_lease
+from strom_storage.leases import LeaseStore, agent_lease, charger_lease
 from strom_storage.outbox import OutboxRow, OutboxStore, queue_effect
 from strom_storage.outbox_claims import (
     ClaimingOutboxStore,
@@ -25,12 +25,19 @@ from strom_storage.outbox_claims import (
     retry_claimed,
 )
 from strom_storage.schema import outbox
-from strom_storage.sessions import effect_charger
+from strom_storage.sessions import effect_charger, effect_lease
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def queue(db: Database, key: str, session: str | None, *, charger: str | None = None) -> None:
+async def queue(
+    db: Database,
+    key: str,
+    session: str | None,
+    *,
+    charger: str | None = None,
+    lease: str | None = None,
+) -> None:
     await db.write(
         lambda conn: queue_effect(
             conn,
@@ -40,6 +47,7 @@ async def queue(db: Database, key: str, session: str | None, *, charger: str | N
             session_id=session,
             now=NOW,
             charger_id=charger,
+            lease=lease,
         )
     )
 
@@ -207,6 +215,19 @@ async def test_commands_for_a_charger_another_process_holds_are_left_to_it(
     assert await claim(b, "B", mine=True) == ["start-on-B"]
 
 
+async def test_dms_and_zap_receipts_of_an_agent_are_left_to_the_process_running_it(
+    postgres_processes: tuple[Database, ...],
+) -> None:
+    a, b, _ = postgres_processes
+    await LeaseStore(b).acquire(agent_lease("CP-1"), "B", 30)
+    await LeaseStore(a).acquire(charger_lease("CP-1"), "A", 30)  # connected to A
+    await queue(a, "start-on-A", "s1", charger="CP-1")
+    await queue(a, "dm-by-B", "s2", lease=agent_lease("CP-1"))
+    await queue(a, "receipt-moving", "s3", lease=agent_lease("CP-gone"))
+    assert await claim(a, "A", mine=True) == ["start-on-A", "receipt-moving"]
+    assert await claim(b, "B", mine=True) == ["dm-by-B"]
+
+
 async def test_a_claiming_runner_in_one_process_runs_effects_once_in_order(
     db: Database,
 ) -> None:
@@ -230,3 +251,9 @@ def test_only_ocpp_commands_name_the_charger_they_must_reach() -> None:
     assert effect_charger(RemoteStop(charger_id="CP-2", transaction_id=4)) == "CP-2"
     assert effect_charger(Notify(what="started")) is None
     assert effect_charger(ArmStartTimeout(seconds=60)) is None
+
+
+def test_a_sessions_dms_run_where_its_chargers_agent_runs() -> None:
+    assert effect_lease(Notify(what="started"), "CP-1") == "agent:CP-1"
+    assert effect_lease(RemoteStop(charger_id="CP-2", transaction_id=4), "CP-2") == "charger:CP-2"
+    assert effect_lease(ArmStartTimeout(seconds=60), "CP-1") is None
