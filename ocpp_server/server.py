@@ -60,6 +60,7 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -228,6 +229,7 @@ class OcppServer:
             max_size=self.settings.max_message_bytes,
             compression="deflate" if self.settings.websocket_compression else None,
             open_timeout=self.settings.handshake_timeout_s,
+            close_timeout=self.settings.close_timeout_s,
             server_header="Strom",
         )
         self._supervisor = asyncio.create_task(self._supervise(), name="ocpp-supervisor")
@@ -241,11 +243,18 @@ class OcppServer:
         )
 
     async def stop(self) -> None:
-        """Close every connection (code 1001) and stop supervising."""
+        """Close every connection (1001, going away) and stop supervising; returns promptly.
+
+        Each charger gets the close frame at once and ``close_timeout_s`` to answer it; a
+        charger that does not (busy sending meter values, or not reading at all) has its TCP
+        connection dropped then. Nothing it sent and Strom answered is lost: an answered CALL
+        was handled before its answer went out, and a CALL still unanswered is sent again by
+        the charger after it reconnects (the handlers take a repeat as the same message).
+        """
         server, self._server = self._server, None
         supervisor, self._supervisor = self._supervisor, None
         if server is not None:
-            server.close()
+            server.close(code=CloseCode.GOING_AWAY, reason="the central system is stopping")
             await server.wait_closed()
         if supervisor is not None:
             supervisor.cancel()

@@ -187,6 +187,9 @@ class OcppServerSettings:
         replace_probe_s: a connection admitted without a password replaces a charger's live
             connection only when the live one does not answer a websocket ping within this
             long (a half-open connection after a network change); see ``OcppServer``.
+        close_timeout_s: how long closing a connection waits for the charger's half of the
+            websocket close handshake before dropping the TCP connection (a charger busy
+            sending, or one that never answers, must not hold up a stopping Strom).
     """
 
     host: str = "127.0.0.1"
@@ -208,6 +211,7 @@ class OcppServerSettings:
     websocket_compression: bool = False
     handshake_timeout_s: float = 10.0
     replace_probe_s: float = 5.0
+    close_timeout_s: float = 1.5
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -224,6 +228,7 @@ class OcppServerSettings:
             "max_message_bytes": self.max_message_bytes,
             "replace_probe_s": self.replace_probe_s,
             "handshake_timeout_s": self.handshake_timeout_s,
+            "close_timeout_s": self.close_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from strom_core.ports import ChargerOffline, ChargerOnline, CommandStatus
 from tests.ocpp.conftest import PASSWORD, DriverFactory, FakeClock, Harness, HarnessFactory, boot
@@ -111,6 +112,22 @@ async def test_stopping_the_server_disconnects_and_publishes_offline(
     offline = await harness.sink.wait_for(ChargerOffline)
     assert offline.charger_id == "cp-open"
     await driver.close()
+
+
+async def test_stopping_does_not_wait_for_a_charger_that_ignores_the_close(
+    start_harness: HarnessFactory,
+) -> None:
+    harness = await start_harness()
+    driver = PythonDriver()
+    await boot(driver, harness, "cp-open")
+    driver.go_half_open()  # never reads the close frame, so never answers it
+    began = time.monotonic()
+    await harness.server.stop()
+    # The close handshake gets close_timeout_s (1.5 s), not the websockets default of 10 s.
+    assert time.monotonic() - began < harness.settings.close_timeout_s + 3.0
+    offline = await harness.sink.wait_for(ChargerOffline)
+    assert offline.charger_id == "cp-open"
+    await driver.close(force=True)
 
 
 async def test_message_log_and_counters(harness: Harness) -> None:
