@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from ocpp_server import (
 from strom_core.ports import (
     Authorization,
     ChargerBooted,
+    ChargerOffline,
     ChargerOnline,
     CommandStatus,
     ConnectorStatusChanged,
@@ -149,6 +151,30 @@ async def test_a_power_cut_reboots_and_firmware_that_keeps_transactions_goes_on(
         await sim.wait_until(lambda: sim.boots == 2)
         assert str(sim.connectors[1].transaction_id) == transaction
         assert len(harness.sink.of_type(ChargerBooted)) == 2  # every accepted boot is told
+        assert harness.sink.of_type(TransactionStopped) == []
+
+
+async def test_stopping_strom_while_a_busy_charger_charges_is_prompt(
+    start_harness: HarnessFactory,
+) -> None:
+    harness = await start_harness(meter_value_sample_interval_s=1)
+    async with running(harness, plugged=(1,), speed=360.0) as sim:
+        await sim.wait_until(lambda: sim.configuration["MeterValueSampleInterval"] == "1")
+        started = await remote_charge(harness, sim)
+        await harness.sink.wait_for(MeterSample, lambda s: s.register_wh > 0)
+        # Firmware busy sending its meter values reads nothing, the close frame included.
+        connection = sim._client._connection
+        assert connection is not None
+        connection.ws.transport.pause_reading()
+        began = time.monotonic()
+        await harness.server.stop()
+        # Bounded by close_timeout_s (1.5 s), not by the websockets default of 10 s.
+        assert time.monotonic() - began < harness.settings.close_timeout_s + 3.0
+        await harness.sink.wait_for(ChargerOffline)
+        # Stopping Strom ends no transaction: the charger goes on and reports it later.
+        record = harness.core.transaction(started.transaction)
+        assert record is not None
+        assert record.open
         assert harness.sink.of_type(TransactionStopped) == []
 
 
