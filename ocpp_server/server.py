@@ -249,7 +249,8 @@ class OcppServer:
         charger that does not (busy sending meter values, or not reading at all) has its TCP
         connection dropped then. Nothing it sent and Strom answered is lost: an answered CALL
         was handled before its answer went out, and a CALL still unanswered is sent again by
-        the charger after it reconnects (the handlers take a repeat as the same message).
+        the charger after it reconnects, and a repeat changes nothing (a transaction message
+        gets the same answer, a meter value bills by its register).
         """
         server, self._server = self._server, None
         supervisor, self._supervisor = self._supervisor, None
