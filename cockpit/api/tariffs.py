@@ -6,6 +6,7 @@ newest decision, :class:`strom_services.tariffs.TariffBook`); the status event s
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any, Final
 
@@ -260,10 +261,10 @@ class TariffsResource:
             ctx.config.profile(profile.id), tariff, source=f"api:{call.principal.actor}"
         )
         ctx.payments.forget_view()
-        try:
-            ctx.agents.agent(profile.id).mark_dirty()  # the status event shows the new price
-        except AgentUnavailable:
-            pass  # a cluster: the process running the agent is told (strom/config_sync.py)
+        # The status event shows the new price; in a cluster, the process running the agent
+        # is told instead (strom/config_sync.py).
+        with contextlib.suppress(AgentUnavailable):
+            ctx.agents.agent(profile.id).mark_dirty()
         call.audit_detail.update(
             mode=_mode(config),
             energy_msat_per_kwh=tariff.energy_msat_per_kwh,
