@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from strom.config import load_profile
@@ -21,6 +23,7 @@ from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import ProfileConfig
 from strom_core.ports.tariffs import TariffRecord
 from strom_services.tariffs import TariffBook
+from tests.cluster.trio import Trio
 
 CHARGER = "cp-sync"
 
@@ -168,3 +171,50 @@ async def test_a_malformed_event_or_one_naming_a_file_elsewhere_changes_nothing(
     await cluster.settle()
     assert two.applied == []
     assert one.applied == []
+
+
+@pytest.mark.postgres
+async def test_a_tariff_put_at_one_process_prices_the_next_payment_at_another(
+    tmp_path: Path, cluster_url: str
+) -> None:
+    duo = Trio(tmp_path, cluster_url, [CHARGER], count=2)
+    duo.setup()
+    try:
+        await duo.start()
+        duo.connect(CHARGER, 0)
+        await duo.online_everywhere([CHARGER])
+        one, two = (config.server.public_url for config in duo.configs)
+        token = await duo.admin_token()
+        async with httpx.AsyncClient(timeout=10) as http:
+            pay_url = f"{two}/lnurlp/{CHARGER}/1"
+            assert "250 sat/kWh" in (await http.get(pay_url)).json()["metadata"]
+            saved = await http.put(
+                f"{one}/api/v1/chargers/{CHARGER}/tariff",
+                json={"per_kwh_sat": 400},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert saved.status_code == 200, saved.text
+            deadline = time.monotonic() + 2
+            while "400 sat/kWh" not in (metadata := (await http.get(pay_url)).json()["metadata"]):
+                assert time.monotonic() < deadline, f"process 2 still offers {metadata}"
+                await asyncio.sleep(0.05)
+            # A payment at process 2 is frozen with the new tariff.
+            driver = duo.driver(CHARGER, 1)
+            try:
+                answer = await driver.invoice()
+                status_url = str(answer["successAction"]["url"]).replace("?", ".json?", 1)
+                assert duo.wallet is not None
+                await duo.wallet.pay(str(answer["pr"]))
+                status = await driver.status(status_url, {"charging", "paid", "starting"}, 20)
+                detail = await http.get(
+                    f"{two}/api/v1/sessions/{status['id']}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert detail.json()["energy_msat_per_kwh"] == 400_000, detail.text
+            finally:
+                await driver.aclose()
+    except BaseException:
+        print(duo.logs())
+        raise
+    finally:
+        await duo.aclose()
