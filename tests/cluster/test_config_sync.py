@@ -52,6 +52,9 @@ class _Process:
     applied: list[ProfileConfig] = field(default_factory=list)
     told: list[str] = field(default_factory=list)  # tariffs another process changed
 
+    def in_force(self, charger_id: str) -> ProfileConfig | None:
+        return self.profile if charger_id == CHARGER else None
+
     async def apply(self, profile: ProfileConfig) -> None:
         self.applied.append(profile)
         self.profile = profile
@@ -85,7 +88,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[_Cluster]:
             LocalBus(hub),
             name,
             folder,
-            in_force=lambda charger_id, p=process: p.profile if charger_id == CHARGER else None,
+            in_force=process.in_force,
             apply=process.apply,
             tariffs=tariffs,
             tariff_reloaded=process.told.append,
