@@ -49,6 +49,7 @@ from strom.acme import challenge_app
 from strom.charger_ca import charger_ca
 from strom.cluster import ClusterNode, Work
 from strom.config import StromConfig
+from strom.config_sync import ConfigSync
 from strom.parts import admission as profile_admission
 from strom.parts import (
     charger_auth,
@@ -220,6 +221,7 @@ class Strom:
     # One of several processes ([cluster] enabled): its id, bus and leases; None: alone.
     cluster: ClusterNode | None = None
     live_fanout: LiveFanout | None = None  # live events to and from the other processes
+    config_sync: ConfigSync | None = None  # profile and tariff changes, told to the others
     clustered_agents: ClusteredAgents | None = None  # which agents run here (their leases)
     ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
 
@@ -437,7 +439,7 @@ class Strom:
         )
 
         async def apply_profile(profile: ProfileConfig) -> None:
-            await strom.apply_profile(profile)  # called by the API only once Strom is built
+            await strom.apply_written_profile(profile)  # called by the API once Strom is built
 
         cockpit = Cockpit(
             config=live,
@@ -485,6 +487,7 @@ class Strom:
         )
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
+            strom.config_sync = strom._config_sync(cluster, tariffs)
             strom.clustered_agents = ClusteredAgents(
                 agents,
                 bus=cluster.bus,
@@ -550,6 +553,34 @@ class Strom:
             self.prices.apply_profile(profile)  # its [tariff.dynamic], or none any more
         await self.agents.apply_profile(profile)
         log.info("charger %s: profile applied (%d charger(s))", profile.id, len(config.profiles))
+
+    async def apply_written_profile(self, profile: ProfileConfig) -> None:
+        """Apply a profile the API wrote (:meth:`apply_profile`); in a cluster, tell the others.
+
+        Raises:
+            ConfigError: as :meth:`apply_profile`; nothing is told.
+        """
+        await self.apply_profile(profile)
+        if self.config_sync is not None:
+            self.config_sync.note(profile.id, "profile")
+
+    def _config_sync(self, cluster: ClusterNode, tariffs: TariffBook) -> ConfigSync:
+        """In a cluster: the changes of profiles and tariffs, told to and from the others."""
+        live = self.live
+        return ConfigSync(
+            cluster.bus,
+            cluster.process_id,
+            self.config.paths.profiles,
+            in_force=lambda charger_id: _profile_of(live, charger_id),
+            apply=self.apply_profile,
+            tariffs=tariffs,
+            tariff_reloaded=self._tariff_reloaded,
+        )
+
+    def _tariff_reloaded(self, charger_id: str) -> None:
+        """Another process changed the charger's tariff: its agent, if here, shows the new one."""
+        if self.agents.runs(charger_id):
+            self.agents.agent(charger_id).mark_dirty()
 
     def web_app(self) -> web.Application:
         """The aiohttp application: front door, health, operator API, metrics, admin UI."""
@@ -659,6 +690,8 @@ class Strom:
             loops["cluster-heartbeat"] = self.cluster.run()
         if self.live_fanout is not None:
             loops["live-fanout"] = self.live_fanout.run()
+        if self.config_sync is not None:
+            loops["config-sync"] = self.config_sync.run()
         if self.certificate is not None:
             loops["tls-renewal"] = self.certificate.run()
         if self.prices is not None:

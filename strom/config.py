@@ -37,7 +37,8 @@ from strom_core.config import (
 )
 from strom_core.errors import ConfigError
 
-__all__ = ["StromConfig", "load_config", "require_ocpp_password"]  # the model lives in the core
+# the model lives in the core
+__all__ = ["StromConfig", "load_config", "load_profile", "require_ocpp_password"]
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -111,23 +112,28 @@ def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def load_profile(path: Path) -> ProfileConfig:
+    """One charger's profile file, read and checked as at start (its id is the file's stem).
+
+    Raises:
+        ConfigError: the file cannot be read, is not valid TOML or not a valid profile.
+    """
+    data = _read_toml(path)
+    try:
+        profile = ProfileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _error(str(path), exc) from None
+    if path.stem != profile.id:
+        raise ConfigError(
+            f"{path}: key 'id': expected the file name's stem {path.stem!r}; found {profile.id!r}"
+        )
+    return profile
+
+
 def _load_profiles(folder: Path) -> tuple[ProfileConfig, ...]:
     if not folder.is_dir():
         return ()
-    profiles: list[ProfileConfig] = []
-    for path in sorted(folder.glob("*.toml")):
-        data = _read_toml(path)
-        try:
-            profile = ProfileConfig.model_validate(data)
-        except ValidationError as exc:
-            raise _error(str(path), exc) from None
-        if path.stem != profile.id:
-            raise ConfigError(
-                f"{path}: key 'id': expected the file name's stem {path.stem!r}; "
-                f"found {profile.id!r}"
-            )
-        profiles.append(profile)
-    return tuple(profiles)
+    return tuple(load_profile(path) for path in sorted(folder.glob("*.toml")))
 
 
 def _load_relays(folder: Path) -> tuple[RelayConfig, ...]:

@@ -36,14 +36,49 @@ class TariffBook:
         self._changed: dict[str, TariffRecord] = {}
         self._listeners: list[Callable[[str], None]] = []
         """Told the charger id whenever its tariff changes (offers, the status event)."""
+        self._set_listeners: list[Callable[[str], None]] = []
+        """Told the charger id when this process changes its tariff (the other processes)."""
+        self._sets = 0  # changes made here (a reload reads again if one came meanwhile)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Tell ``listener`` the charger id whenever that charger's tariff changes."""
         self._listeners.append(listener)
 
+    def on_set(self, listener: Callable[[str], None]) -> None:
+        """Tell ``listener`` the charger id when a change is made here (:meth:`set`).
+
+        A change read back from storage (:meth:`reload`) is not told: in a cluster, the
+        process that made a change tells the others, and they do not tell it again.
+        """
+        self._set_listeners.append(listener)
+
     async def load(self) -> None:
         """Read the stored changes (at start)."""
         self._changed = {record.charger_id: record for record in await self._records.all()}
+
+    async def reload(self) -> list[str]:
+        """Read the stored changes again (another process made one).
+
+        Returns:
+            The chargers whose stored change differs from what this process knew; the
+            listeners (:meth:`on_change`) were told each.
+        """
+        before = self._changed
+        while True:
+            sets = self._sets
+            records = await self._records.all()
+            if self._sets == sets:  # no change made here while reading: nothing older kept
+                break
+        self._changed = {record.charger_id: record for record in records}
+        changed = sorted(
+            charger_id
+            for charger_id in set(before) | set(self._changed)
+            if before.get(charger_id) != self._changed.get(charger_id)
+        )
+        for charger_id in changed:
+            for listener in self._listeners:
+                listener(charger_id)
+        return changed
 
     def in_force(self, profile: ProfileConfig) -> Tariff:
         """The tariff a new session of this charger gets, and what every page shows."""
@@ -61,8 +96,9 @@ class TariffBook:
             profile.id, tariff, profile.tariff.to_tariff(), source, self._clock.now()
         )
         await self._records.save(record)
+        self._sets += 1
         self._changed[profile.id] = record
-        for listener in self._listeners:
+        for listener in (*self._listeners, *self._set_listeners):
             listener(profile.id)
 
     async def set_energy_price(
