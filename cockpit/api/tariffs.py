@@ -260,7 +260,7 @@ class TariffsResource:
             ctx.config.profile(profile.id), tariff, source=f"api:{call.principal.actor}"
         )
         ctx.payments.forget_view()
-        ctx.agent(profile.id).mark_dirty()  # the status event shows the new price
+        await ctx.show_in_status(profile.id)  # the status event shows the new price
         call.audit_detail.update(
             mode=_mode(config),
             energy_msat_per_kwh=tariff.energy_msat_per_kwh,
