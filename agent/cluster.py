@@ -222,6 +222,7 @@ class ClusteredAgents:
         Raises:
             AgentMoving: no process holds the agent's lease, or its process did not answer.
             RetryLater: the agent did not get to it (it is restarting or stopping there).
+            BadAgentCall: the owner refused the call (it does not know it, or its arguments).
         """
         payload = encode_request(call, charger_id, args)
         for _ in range(2):  # an owner that has just handed the agent over: look once more
@@ -238,6 +239,8 @@ class ClusteredAgents:
                 return decode_result(call, value)
             if kind == "busy":
                 raise RetryLater(value)
+            if kind != "elsewhere":  # "refused": processes of different versions, say
+                raise BadAgentCall(f"{owner} refused {call} for {charger_id}: {value}")
         raise AgentMoving(MOVING)
 
     async def _owner(self, charger_id: str) -> str | None:
@@ -248,15 +251,14 @@ class ClusteredAgents:
     async def handle(self, subject: str, payload: bytes) -> bytes:
         """Answer another process's call for an agent running here (the subject ``agents``).
 
-        Raises:
-            BadAgentCall: not a call of :data:`agent.operator_calls.CALLS` (the requester gets
-                no reply; nothing ran).
+        A payload that is not a call of :data:`agent.operator_calls.CALLS` is answered
+        ``refused`` and reaches no agent.
         """
         try:
             call, charger_id, args = decode_request(payload)
         except BadAgentCall as exc:
             log.warning("refused an agent call from the bus: %s", exc)
-            raise
+            return encode_error("refused", str(exc))
         try:
             agent = self.runtime.agent(charger_id)
         except AgentUnavailable as exc:

@@ -13,8 +13,9 @@ name from the wire: an unknown call, or arguments of the wrong shape, are refuse
 (:class:`BadAgentCall`) before the agent sees them.
 
 Error kinds in an answer: ``elsewhere`` (the agent does not run in the process asked: it moved
-meanwhile; the caller looks the owner up once more) and ``busy`` (the agent did not get to it:
-it is restarting or stopping; :class:`~strom_services.effects.RetryLater` for the caller).
+meanwhile; the caller looks the owner up once more), ``busy`` (the agent did not get to it:
+it is restarting or stopping; :class:`~strom_services.effects.RetryLater` for the caller) and
+``refused`` (not a call of :data:`CALLS`; nothing ran).
 """
 
 from __future__ import annotations
