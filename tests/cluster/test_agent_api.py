@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -36,6 +37,7 @@ from strom_storage.reports import Reports
 from strom_storage.sessions import SessionStore
 from tests.agent.conftest import PUBLIC_URL, profile
 from tests.agent.test_cluster import CHARGERS, Process, start_process
+from tests.cluster.trio import Trio
 from tests.storage.conftest import _postgres_processes
 from tests.waits import until
 
@@ -245,3 +247,52 @@ def test_agent_calls_cross_the_bus_as_checked_json() -> None:
         encode_request("set_enabled", "cp-1", {"connector_id": "2", "enabled": False})
     with pytest.raises(BadAgentCall):
         encode_request("reset", "cp-1", {})
+
+
+TRIO_CHARGERS = ["cp-a", "cp-b", "cp-c"]
+
+
+# --- three ``strom run --cluster`` processes: the composition root serves the agents' calls ----
+
+
+@pytest.mark.slow
+async def test_every_strom_process_answers_the_nostr_api_for_every_agent(
+    tmp_path: Path, cluster_url: str
+) -> None:
+    trio = Trio(tmp_path, cluster_url, TRIO_CHARGERS)
+    trio.setup()
+    try:
+        await trio.start()
+        token = await trio.admin_token()
+        urls = [f"{config.server.public_url}/api/v1" for config in trio.configs]
+        async with httpx.AsyncClient(
+            timeout=40, headers={"Authorization": f"Bearer {token}"}
+        ) as http:
+
+            async def overviews() -> list[Any]:
+                answers = [await http.get(f"{url}/nostr") for url in urls]
+                return [answer.json()["chargers"] for answer in answers]
+
+            async def shared() -> bool:  # every agent runs somewhere and has published
+                await asyncio.sleep(0.2)
+                seen = await overviews()
+                return all(
+                    len(each) == len(TRIO_CHARGERS) and all(c["last_status"] for c in each)
+                    for each in seen
+                )
+
+            await until(shared, "every process lists every agent's publication", within_s=30)
+            published = {}
+            for index, url in enumerate(urls):  # two of three run somewhere else
+                answer = await http.post(f"{url}/nostr/chargers/cp-a/publish-status")
+                assert answer.status_code == 200, (index, answer.text)
+                published[index] = answer.json()["event_id"]
+            seen = await overviews()
+            shown = [{c["charger_id"]: c["last_status"]["event_id"] for c in s} for s in seen]
+            assert shown[0] == shown[1] == shown[2], shown
+            assert shown[0]["cp-a"] == published[2]  # the last one, by the agent wherever it runs
+    except BaseException:
+        print(trio.logs())
+        raise
+    finally:
+        await trio.aclose()
