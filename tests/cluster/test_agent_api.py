@@ -9,6 +9,7 @@ token, audit, JSON errors), and the agents' bus calls served as the composition 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,14 +137,15 @@ async def nodes(tmp_path: Path) -> AsyncIterator[list[Node]]:
 
 
 async def _settled(nodes: list[Node]) -> None:
-    def once_each() -> bool:
-        return all(
-            sum(node.process.runtime.runs(c) for node in nodes if not node.process.stop.is_set())
-            == 1
-            for c in CHARGERS
-        )
+    """Wait until every agent runs in one live process, each with its fair share (no more moves)."""
+    alive = [node.process for node in nodes if not node.process.stop.is_set()]
+    share = math.ceil(len(CHARGERS) / len(alive))
 
-    await until(once_each, "every agent runs in exactly one live process")
+    def shared() -> bool:
+        once = all(sum(p.runtime.runs(c) for p in alive) == 1 for c in CHARGERS)
+        return once and all(len(p.running()) <= share for p in alive)
+
+    await until(shared, "every agent runs in one live process, shared fairly")
 
 
 def _owner_and_other(nodes: list[Node], charger_id: str) -> tuple[Node, Node]:
