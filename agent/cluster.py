@@ -56,6 +56,7 @@ from agent.operator_calls import (
     encode_request,
     encode_result,
     result_json,
+    shortened,
 )
 from agent.runtime import AgentInput, AgentRuntime, ReservationNote
 from strom_cluster.keeper import LeaseBook, LeaseKeeper
@@ -264,9 +265,13 @@ class ClusteredAgents:
         except AgentUnavailable as exc:
             return encode_error("elsewhere", str(exc))
         try:
-            return encode_result(await call.run(agent, **args))
+            result = await call.run(agent, **args)
         except RetryLater as exc:
             return encode_error("busy", str(exc))
+        reply = encode_result(result)
+        if len(reply) > self._bus.max_payload:  # relays' long answers: cut them to fit
+            reply = encode_result(shortened(result))
+        return reply
 
     async def run(self, stop: asyncio.Event) -> None:
         """Once the runtime is ready, keep this process's share of agents until ``stop``.

@@ -45,6 +45,7 @@ __all__ = [
     "publish_json",
     "result_json",
     "run_here",
+    "shortened",
 ]
 
 SUBJECT: Final = "agents"
@@ -70,6 +71,21 @@ def publish_json(result: PublishResult | None) -> Json:
     if result is None:
         return None
     return {"id": result.event_id, "ok": result.ok, "failed": result.failed}
+
+
+def shortened(value: Json, limit: int = 100) -> Json:
+    """A publication's JSON with each relay's answer cut to ``limit`` characters.
+
+    What a reply too large for the bus carries instead (PostgreSQL's notifications hold less
+    than 8,000 bytes; a relay's refusal can be long, the event id and relays are kept whole).
+    """
+    if not isinstance(value, dict) or set(value) != {"id", "ok", "failed"}:
+        return value
+    return {
+        "id": value["id"],
+        "ok": {url: text[:limit] for url, text in value["ok"].items()},
+        "failed": {url: text[:limit] for url, text in value["failed"].items()},
+    }
 
 
 def publish_from_json(value: Json) -> PublishResult | None:

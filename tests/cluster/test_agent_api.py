@@ -22,7 +22,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agent.cluster import SUBJECT
 from agent.nostr_sdk_adapter import SdkLocalRelay
-from agent.operator_calls import BadAgentCall, decode_request, encode_request, result_json
+from agent.operator_calls import (
+    BadAgentCall,
+    decode_request,
+    encode_request,
+    encode_result,
+    publish_from_json,
+    publish_json,
+    result_json,
+    shortened,
+)
 from cockpit.api import Api
 from cockpit.api.context import ApiContext
 from cockpit.auth import Authenticator
@@ -32,6 +41,7 @@ from ocpp_server import parse_quirks
 from strom_cluster import LocalBus, LocalHub
 from strom_core.clock import SYSTEM_CLOCK
 from strom_core.config import LiveConfig, RelayConfig, ServerConfig, StorageConfig, StromConfig
+from strom_core.ports.agents import PublishResult
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.reports import Reports
@@ -298,3 +308,20 @@ async def test_every_strom_process_answers_the_nostr_api_for_every_agent(
         raise
     finally:
         await trio.aclose()
+
+
+def test_a_publication_too_large_for_the_bus_keeps_its_event_and_relays() -> None:
+    relays = {f"wss://relay-{n}.example.com": "blocked: " + "x" * 5000 for n in range(3)}
+    big = publish_json(PublishResult("ab" * 32, {"wss://ok.example.com": "ok"}, relays))
+
+    cut = shortened(big)
+
+    assert len(encode_result(cut)) < 7909 < len(encode_result(big))
+    result = publish_from_json(cut)
+    assert result is not None
+    assert (result.event_id, set(result.failed), result.ok) == (
+        "ab" * 32,
+        set(relays),
+        {"wss://ok.example.com": "ok"},
+    )
+    assert all(text.startswith("blocked: x") for text in result.failed.values())
