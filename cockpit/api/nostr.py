@@ -17,7 +17,7 @@ from cockpit import models as m
 from cockpit.api.answers import publish_answer
 from cockpit.api.context import ApiContext
 from cockpit.endpoint import ApiError, Call, Endpoint
-from strom_core.errors import AgentMoving, AgentUnavailable
+from strom_core.errors import AgentMoving, AgentUnavailable, RemoteProtocolError
 from strom_core.ports.agents import PublishResult
 from strom_nostr.discovery import STATUS_KIND
 from strom_nostr.keys import encode_npub
@@ -72,13 +72,17 @@ class NostrResource:
     async def _last_status(self, charger_id: str) -> tuple[str | None, PublishResult | None]:
         """The charger's key and its agent's last publication; no key: its agent does not run.
 
-        An agent moving to another process is listed, without its last publication.
+        An agent moving to another process (or whose process refused the call: a rolling
+        upgrade) is listed, without its last publication.
         """
         agents = self.ctx.agents
         try:
             return agents.pubkey(charger_id), await agents.status_of(charger_id)
         except AgentMoving as exc:
             log.info("api: charger %s: last status unknown: %s", charger_id, exc)
+            return agents.pubkey(charger_id), None
+        except RemoteProtocolError as exc:  # its process refused the call (another version)
+            log.warning("api: charger %s: last status unknown: %s", charger_id, exc)
             return agents.pubkey(charger_id), None
         except AgentUnavailable:
             return None, None
