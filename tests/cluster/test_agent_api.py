@@ -151,8 +151,9 @@ async def _settled(nodes: list[Node]) -> None:
     alive = [node.process for node in nodes if not node.process.stop.is_set()]
     share = math.ceil(len(CHARGERS) / len(alive))
 
-    def shared() -> bool:
-        once = all(sum(p.runtime.runs(c) for p in alive) == 1 for c in CHARGERS)
+    def shared() -> bool:  # started, not starting: a starting agent still loads its state
+        started = [{c for c in CHARGERS if p.runtime.supervisor.get(c)} for p in alive]
+        once = all(sum(c in each for each in started) == 1 for c in CHARGERS)
         return once and all(len(p.running()) <= share for p in alive)
 
     await until(shared, "every agent runs in one live process, shared fairly")
