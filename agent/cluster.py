@@ -28,6 +28,13 @@ Theory of operation
   and the status is re-published on its refresh. Rebuilding from the database on every input
   instead would cost a read per status change in the process running the agent and still need
   a signal to know when to read.
+* **The operator's calls** (the API's "last status", "publish now", an enabled connector or a new
+  price to show) are answered at any process: one that does not run the agent sends the call
+  (:mod:`agent.operator_calls`) over the bus to the holder of ``agent:<charger id>``
+  (:meth:`ClusteredAgents.ask`), which runs it and answers (:meth:`ClusteredAgents.handle`,
+  served on the subject ``agents``). An owner that no longer runs the agent says so and the
+  owner is looked up once more; no owner, or no reply, is :class:`AgentMoving` ("try again in
+  a few seconds") — for "publish now" the outcome is then unknown, as with any lost reply.
 """
 
 from __future__ import annotations
@@ -35,22 +42,44 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from agent.operator_calls import (
+    CALLS,
+    SUBJECT,
+    BadAgentCall,
+    decode_request,
+    decode_result,
+    encode_error,
+    encode_request,
+    encode_result,
+    result_json,
+    shortened,
+)
 from agent.runtime import AgentInput, AgentRuntime, ReservationNote
 from strom_cluster.keeper import LeaseBook, LeaseKeeper
 from strom_core.clock import SYSTEM_CLOCK, Clock
-from strom_core.errors import BusError
+from strom_core.errors import AgentMoving, AgentUnavailable, BusError, NoReply
 from strom_core.ports import ChargerOffline, ChargerOnline, ConnectorStatusChanged
 from strom_core.ports.cluster import Bus
+from strom_services.effects import RetryLater
 from strom_storage.leases import AGENT_PREFIX, agent_lease
 
-__all__ = ["INPUTS_TOPIC", "ClusteredAgents", "decode_input", "encode_input"]
+__all__ = [
+    "INPUTS_TOPIC",
+    "MOVING",
+    "SUBJECT",
+    "ClusteredAgents",
+    "decode_input",
+    "encode_input",
+]
 
 log = logging.getLogger(__name__)
 
 INPUTS_TOPIC = "agent-inputs"
+MOVING = "the charger's agent is moving to another process; try again in a few seconds"
 _MAX_QUEUED = 10_000  # inputs waiting for the bus; beyond, they are dropped (the database has them)
 
 
@@ -126,6 +155,7 @@ class ClusteredAgents:
         runtime = AgentRuntime(config, ..., keys=shared_keys, autostart=False)
         agents = ClusteredAgents(runtime, bus=node.bus, leases=LeaseStore(db),
                                  process_id=node.process_id, ttl_s=10)
+        node.serve(agent.cluster.SUBJECT, agents.handle)  # the operator's calls from elsewhere
         events.subscribe(runtime.on_ocpp_event)      # as with one process
         ...  # in the service's TaskGroup, next to runtime.run(stop):
         group.create_task(agents.run(stop))
@@ -152,7 +182,9 @@ class ClusteredAgents:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.runtime = runtime
+        self.process_id = process_id
         self._bus = bus
+        self._leases = leases
         self.keeper = LeaseKeeper(
             leases,
             process_id,
@@ -167,6 +199,7 @@ class ClusteredAgents:
         self._outgoing: asyncio.Queue[AgentInput] = asyncio.Queue(_MAX_QUEUED)
         self._dropped = 0
         runtime.forward = self._forward
+        runtime.remote = self.ask
 
     async def _gained(self, names: list[str]) -> None:
         await self.runtime.start_agents([name.removeprefix(AGENT_PREFIX) for name in names])
@@ -181,6 +214,64 @@ class ClusteredAgents:
             self._dropped += 1
             if self._dropped % 1000 == 1:
                 log.warning("bus too slow: %d agent input(s) dropped", self._dropped)
+
+    # --- the operator's calls --------------------------------------------------------------------
+
+    async def ask(self, charger_id: str, call: str, args: Mapping[str, Any]) -> Any:
+        """Run an operator's call on the charger's agent in the process that runs it.
+
+        Raises:
+            AgentMoving: no process holds the agent's lease, or its process did not answer.
+            RetryLater: the agent did not get to it (it is restarting or stopping there).
+            BadAgentCall: the owner refused the call (it does not know it, or its arguments).
+        """
+        payload = encode_request(call, charger_id, args)
+        for _ in range(2):  # an owner that has just handed the agent over: look once more
+            owner = await self._owner(charger_id)
+            if owner is None or owner == self.process_id:  # here: starting or stopping now
+                raise AgentMoving(MOVING)
+            try:
+                answer = await self._bus.request(owner, SUBJECT, payload, CALLS[call].timeout_s)
+            except NoReply as exc:
+                log.info("charger %s: %s got no answer from %s: %s", charger_id, call, owner, exc)
+                raise AgentMoving(MOVING) from None
+            kind, value = result_json(answer)
+            if kind is None:
+                return decode_result(call, value)
+            if kind == "busy":
+                raise RetryLater(value)
+            if kind != "elsewhere":  # "refused": processes of different versions, say
+                raise BadAgentCall(f"{owner} refused {call} for {charger_id}: {value}")
+        raise AgentMoving(MOVING)
+
+    async def _owner(self, charger_id: str) -> str | None:
+        name = agent_lease(charger_id)
+        leases = await self._leases.live_with_prefix(name)
+        return next((lease.owner for lease in leases if lease.name == name), None)
+
+    async def handle(self, subject: str, payload: bytes) -> bytes:
+        """Answer another process's call for an agent running here (the subject ``agents``).
+
+        A payload that is not a call of :data:`agent.operator_calls.CALLS` is answered
+        ``refused`` and reaches no agent.
+        """
+        try:
+            call, charger_id, args = decode_request(payload)
+        except BadAgentCall as exc:
+            log.warning("refused an agent call from the bus: %s", exc)
+            return encode_error("refused", str(exc))
+        try:
+            agent = self.runtime.agent(charger_id)
+        except AgentUnavailable as exc:
+            return encode_error("elsewhere", str(exc))
+        try:
+            result = await call.run(agent, **args)
+        except RetryLater as exc:
+            return encode_error("busy", str(exc))
+        reply = encode_result(result)
+        if len(reply) > self._bus.max_payload:  # relays' long answers: cut them to fit
+            reply = encode_result(shortened(result))
+        return reply
 
     async def run(self, stop: asyncio.Event) -> None:
         """Once the runtime is ready, keep this process's share of agents until ``stop``.

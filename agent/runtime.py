@@ -33,22 +33,25 @@ until told: :meth:`AgentRuntime.start_agents` and :meth:`AgentRuntime.stop_agent
 agents while it runs, and the relays are asked for exactly the inboxes of the agents running
 here, so each DM and zap receipt reaches one process. :mod:`agent.cluster` decides which agents
 run here (a lease per agent) and carries the inputs of agents that run elsewhere
-(:attr:`AgentRuntime.forward`) to them.
+(:attr:`AgentRuntime.forward`) to them, and the operator's calls (:meth:`AgentRuntime.operate`,
+:mod:`agent.operator_calls`) to the process running the agent (:attr:`AgentRuntime.remote`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from agent import notifications, zaps
 from agent.agent import Agent
 from agent.identity import POOL_KEY_NAME, AgentKey, KeyStore, SecretKeys
 from agent.legacy_store import import_legacy_store
 from agent.nostr_sdk_adapter import check_version
+from agent.operator_calls import run_here
 from agent.relays import Inbound, PublishResult, RelayPool
 from agent.sealing import sealer_from_environ
 from agent.services import AgentServices
@@ -82,7 +85,7 @@ from strom_storage.db import Database
 from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.sessions import SessionStore
 
-__all__ = ["AgentRuntime", "ReservationNote"]
+__all__ = ["AgentRuntime", "RemoteCall", "ReservationNote"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,9 @@ class ReservationNote:
     holder: str
     until: int | None
 
+
+RemoteCall = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
+"""Runs an operator's call (charger id, call, arguments) in the process running the agent."""
 
 AgentInput = ChargerOnline | ChargerOffline | ConnectorStatusChanged | ReservationNote
 """What reaches a charger's agent from the rest of Strom (and, in a cluster, over the bus)."""
@@ -177,6 +183,8 @@ class AgentRuntime:
         self._membership = asyncio.Lock()  # one start or stop of agents at a time
         self.forward: Callable[[AgentInput], None] | None = None
         """Where inputs for agents not running here go (a cluster's bus); None drops them."""
+        self.remote: RemoteCall | None = None
+        """Where the operator's calls for agents not running here go; None: they are refused."""
         for profile in config.profiles:
             self._know(profile)
             if autostart:
@@ -252,6 +260,41 @@ class AgentRuntime:
         if agent is None:
             raise AgentUnavailable(f"no agent for charger {charger_id} in this process")
         return agent
+
+    # --- the operator's calls: here, or in the process running the agent ------------------------
+
+    async def operate(self, charger_id: str, call: str, **args: Any) -> Any:
+        """Run one of :data:`agent.operator_calls.CALLS` on the charger's agent, wherever it runs.
+
+        Raises:
+            AgentUnavailable: no agent runs for the charger (here, with one process).
+            AgentMoving: in a cluster, the process running it did not answer.
+            RetryLater: the agent did not get to it (it is restarting or stopping).
+        """
+        agent = self._local(charger_id)
+        if agent is not None:
+            return await run_here(agent, call, args)
+        if self.remote is not None and charger_id in self._profiles:
+            return await self.remote(charger_id, call, args)
+        raise AgentUnavailable(f"no agent for charger {charger_id} in this process")
+
+    async def status_of(self, charger_id: str) -> PublishResult | None:
+        """The agent's last status publication (None before the first); see :meth:`operate`."""
+        result: PublishResult | None = await self.operate(charger_id, "status")
+        return result
+
+    async def publish_status(self, charger_id: str) -> PublishResult:
+        """Sign and publish the charger's status event now; see :meth:`operate`."""
+        result: PublishResult = await self.operate(charger_id, "publish_status")
+        return result
+
+    async def set_enabled(self, charger_id: str, connector_id: int, enabled: bool) -> None:
+        """Show an operator's enable/disable of a connector in the status; see :meth:`operate`."""
+        await self.operate(charger_id, "set_enabled", connector_id=connector_id, enabled=enabled)
+
+    async def mark_dirty(self, charger_id: str) -> None:
+        """Re-publish the charger's status soon (a new price); see :meth:`operate`."""
+        await self.operate(charger_id, "mark_dirty")
 
     def add_status_listener(self, listener: Callable[[str, PublishResult], None]) -> None:
         """Tell ``listener`` about every status publication from now on, after earlier ones."""

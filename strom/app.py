@@ -26,6 +26,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from agent.cluster import SUBJECT as AGENT_SUBJECT
 from agent.cluster import ClusteredAgents
 from agent.identity import POOL_KEY_NAME, SERVER_KEY_NAME
 from agent.runtime import AgentRuntime
@@ -495,6 +496,7 @@ class Strom:
                 process_id=cluster.process_id,
                 ttl_s=cluster.ttl_s,
             )
+            cluster.serve(AGENT_SUBJECT, strom.clustered_agents.handle)  # the API's agent calls
         node.on_change(strom._node_changed)
         for check in strom._standard_checks():
             strom.readiness.add(check.name, check.run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentError",
+    "AgentMoving",
     "AgentUnavailable",
     "BackendError",
     "BackendRejected",
@@ -107,6 +108,14 @@ class RelayError(AgentError):
 
 class AgentUnavailable(AgentError):
     """No running agent for that charger (unknown, or stopped)."""
+
+
+class AgentMoving(AgentUnavailable):
+    """The charger's agent runs in another process of a cluster, which did not answer.
+
+    It is moving to another process (the one running it died or handed it over), or the bus
+    is down; asking again in a few seconds reaches its new process.
+    """
 
 
 class BusError(StromError):

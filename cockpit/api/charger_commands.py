@@ -32,7 +32,7 @@ class ChargerCommandsResource:
         )
         await set_connector_enabled(ctx.db, profile.id, connector_id, enabled=enabled)
         ctx.payments.forget_view()  # offers see it at once
-        ctx.agent(profile.id).set_enabled(connector_id, enabled)
+        await ctx.show_in_status(profile.id, connector=(connector_id, enabled))
         call.audit_detail.update(
             connector=connector_id, enabled=enabled, charger=result.status.value
         )

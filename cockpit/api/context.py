@@ -8,6 +8,7 @@ agents and the OCPP server as the core's ports (:mod:`strom_core.ports.agents`,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,8 @@ from cockpit.endpoint import ApiError, Call
 from cockpit.profiles import ProfileFiles
 from strom_core.clock import Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
-from strom_core.errors import AgentUnavailable, ConfigError, IllegalTransition
-from strom_core.ports.agents import NostrAgent, NostrAgents
+from strom_core.errors import AgentMoving, AgentUnavailable, ConfigError, IllegalTransition
+from strom_core.ports.agents import NostrAgents
 from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_core.session import State
 from strom_core.session_events import StopReason, StopRequested
@@ -32,6 +33,8 @@ from strom_storage.reports import Reports
 from strom_storage.sessions import SessionNotFound, SessionStore
 
 __all__ = ["ApiContext", "ProfileApplier"]
+
+log = logging.getLogger(__name__)
 
 ProfileApplier = Callable[[ProfileConfig], Awaitable[None]]
 """Applies a written profile to the running Strom (raises ConfigError when it cannot)."""
@@ -123,18 +126,34 @@ class ApiContext:
             raise ApiError(404, "not_found", "there is no such session")
         return row
 
-    def agent(self, charger_id: str) -> NostrAgent:
-        """The charger's nostr agent.
+    @staticmethod
+    def agent_unavailable(charger_id: str, exc: AgentUnavailable) -> ApiError:
+        """The 503 of a call to a charger's agent that did not reach it."""
+        if isinstance(exc, AgentMoving):
+            return ApiError(503, "agent_moving", str(exc))
+        return ApiError(503, "agent_unavailable", f"the nostr agent of {charger_id} is not running")
+
+    async def show_in_status(
+        self, charger_id: str, *, connector: tuple[int, bool] | None = None
+    ) -> None:
+        """Have the charger's agent, wherever it runs, show an operator's change in its status.
+
+        ``connector`` is a connector enabled or disabled; without it, the price changed. The
+        change is in the database already: an agent that is moving to another process reads it
+        there when it starts, so that is logged, not an error.
 
         Raises:
-            ApiError: 503 when it does not run.
+            ApiError: 503 when the charger has no running agent.
         """
         try:
-            return self.agents.agent(charger_id)
-        except AgentUnavailable:
-            raise ApiError(
-                503, "agent_unavailable", f"the nostr agent of {charger_id} is not running"
-            ) from None
+            if connector is None:
+                await self.agents.mark_dirty(charger_id)
+            else:
+                await self.agents.set_enabled(charger_id, *connector)
+        except AgentMoving as exc:
+            log.info("api: %s: its agent sees the change when it starts: %s", charger_id, exc)
+        except AgentUnavailable as exc:
+            raise self.agent_unavailable(charger_id, exc) from None
 
     async def running(self, charger_id: str | None = None) -> dict[tuple[str, int], str]:
         """The session holding each busy connector: (charger, connector) → session id."""

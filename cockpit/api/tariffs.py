@@ -6,7 +6,6 @@ newest decision, :class:`strom_services.tariffs.TariffBook`); the status event s
 
 from __future__ import annotations
 
-import contextlib
 from decimal import Decimal
 from typing import Any, Final
 
@@ -17,7 +16,7 @@ from cockpit.api.answers import sat
 from cockpit.api.context import ApiContext
 from cockpit.endpoint import ApiError, Call, Endpoint, validation_text
 from strom_core.config import DynamicTariffConfig, ProfileConfig, TariffConfig
-from strom_core.errors import AgentUnavailable, ConfigError
+from strom_core.errors import ConfigError
 from strom_core.tariff import Tariff
 from strom_core.units import WH_PER_KWH, sat_decimal_to_msat
 
@@ -261,10 +260,7 @@ class TariffsResource:
             ctx.config.profile(profile.id), tariff, source=f"api:{call.principal.actor}"
         )
         ctx.payments.forget_view()
-        # The status event shows the new price; in a cluster, the process running the agent
-        # is told instead (strom/config_sync.py).
-        with contextlib.suppress(AgentUnavailable):
-            ctx.agents.agent(profile.id).mark_dirty()
+        await ctx.show_in_status(profile.id)  # the status event shows the new price
         call.audit_detail.update(
             mode=_mode(config),
             energy_msat_per_kwh=tariff.energy_msat_per_kwh,

@@ -2,8 +2,10 @@
 
 The agents (one per charger, over one relay pool) are an adapter; the cockpit reads their
 keys and last status publication, the relays' states, a charger's newest status event, and
-asks an agent to publish again or to show an operator's change. It sees them only through the
-Protocols below, which the agents' runtime satisfies as it is (checked by mypy where the
+asks an agent to publish again or to show an operator's change. In a cluster an agent runs in
+one process; the calls of :class:`NostrAgents` that name a charger are answered at any
+process (the agents' adapter carries them to the agent's process). The cockpit sees them only
+through the Protocols below, which the agents' runtime satisfies as it is (checked by mypy where the
 composition root hands it to the cockpit).
 
 Fan-out results are per destination (:class:`PublishResult`): one relay failing is not an
@@ -143,4 +145,26 @@ class NostrAgents(Protocol):
 
     def add_status_listener(self, listener: StatusListener) -> None:
         """Tell ``listener`` about every status publication from now on."""
+        ...
+
+    async def status_of(self, charger_id: str) -> PublishResult | None:
+        """The agent's last status publication, wherever it runs (None before the first).
+
+        This and the calls below raise:
+            AgentUnavailable: no agent runs for the charger; :class:`AgentMoving` (a kind of
+                it) in a cluster when the process running it did not answer.
+            RetryLater: the agent did not get to it (restarting or stopping).
+        """
+        ...
+
+    async def publish_status(self, charger_id: str) -> PublishResult:
+        """Sign and publish the charger's status event now, in its agent."""
+        ...
+
+    async def set_enabled(self, charger_id: str, connector_id: int, enabled: bool) -> None:
+        """Show an operator's enable/disable of a connector in the charger's status."""
+        ...
+
+    async def mark_dirty(self, charger_id: str) -> None:
+        """Re-publish the charger's status soon (after a price change)."""
         ...
