@@ -40,6 +40,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from lnurl_server.cheap import CheapOutcome, plan_from_form
 from lnurl_server.map import NetworkMap
@@ -692,8 +694,14 @@ class FrontDoor:
         )
         return self._html(page, no_store=True)
 
-    async def lower_power(self, request: web.Request) -> web.Response:
-        """The session page's "charge slower" form: lower the power, back to the page (303)."""
+    async def _session_form(
+        self, request: web.Request
+    ) -> tuple[MultiDictProxy[str | bytes | bytearray | FileField], Session, str]:
+        """A session page form's fields, its session, and the secret that proved the payer.
+
+        Raises:
+            HTTPNotFound: no such session, or not its secret.
+        """
         form = await request.post()
         secret = form.get("secret")
         try:
@@ -702,6 +710,11 @@ class FrontDoor:
             )
         except RefundError:
             raise self._not_found("No such charging session, or the link is incomplete.") from None
+        return form, session, str(secret)
+
+    async def lower_power(self, request: web.Request) -> web.Response:
+        """The session page's "charge slower" form: lower the power, back to the page (303)."""
+        form, session, secret = await self._session_form(request)
         kw = form.get("kw")
         if self.power is None:
             outcome = PowerOutcome.REFUSED
@@ -711,19 +724,12 @@ class FrontDoor:
             outcome = await lower_from_form(
                 self.power, session.id, kw if isinstance(kw, str) else None
             )
-        page = f"/s/{session.id}?secret={quote(str(secret))}&power={outcome.value}"
+        page = f"/s/{session.id}?secret={quote(secret)}&power={outcome.value}"
         raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
 
     async def charge_when_cheap(self, request: web.Request) -> web.Response:
         """The session page's "Charge when cheap": plan and send, back to the page (303)."""
-        form = await request.post()
-        secret = form.get("secret")
-        try:
-            session = await self.refunds.authenticate(
-                request.match_info["session"], secret if isinstance(secret, str) else None
-            )
-        except RefundError:
-            raise self._not_found("No such charging session, or the link is incomplete.") from None
+        form, session, secret = await self._session_form(request)
         by, kwh = form.get("by"), form.get("kwh")
         if self.cheap is None:
             outcome = CheapOutcome.NOT_OFFERED
@@ -737,7 +743,7 @@ class FrontDoor:
                 kwh if isinstance(kwh, str) else None,
                 self.clock.now(),
             )
-        page = f"/s/{session.id}?secret={quote(str(secret))}&cheap={outcome.value}"
+        page = f"/s/{session.id}?secret={quote(secret)}&cheap={outcome.value}"
         raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
 
     async def reservation_start(self, request: web.Request) -> web.Response:
@@ -749,19 +755,12 @@ class FrontDoor:
         return await self._reservation_action(request, "cancel")
 
     async def _reservation_action(self, request: web.Request, action: str) -> web.Response:
-        form = await request.post()
-        secret = form.get("secret")
-        try:
-            session = await self.refunds.authenticate(
-                request.match_info["session"], secret if isinstance(secret, str) else None
-            )
-        except RefundError:
-            raise self._not_found("No such charging session, or the link is incomplete.") from None
+        _, session, secret = await self._session_form(request)
         if not self.per_client.allow(client_of(request).key):
             outcome = ReservationOutcome.BUSY
         else:
             outcome = await act_from_form(self.reservations, session.id, action)
-        page = f"/s/{session.id}?secret={quote(str(secret))}&reservation={outcome.value}"
+        page = f"/s/{session.id}?secret={quote(secret)}&reservation={outcome.value}"
         raise web.HTTPSeeOther(page, headers={"Cache-Control": "no-store"})
 
     async def charger_page(self, request: web.Request) -> web.Response:

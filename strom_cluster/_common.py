@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from strom_core.errors import PayloadTooLarge
-from strom_core.ports.cluster import Handler
+from strom_core.ports.cluster import Handler, check_name
 
-__all__ = ["QueueSubscription", "RequestTasks", "answer", "check_size"]
+__all__ = ["QueueSubscription", "RequestTasks", "answer", "check_request", "check_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,13 @@ def check_size(payload: bytes, limit: int, detail: str = "") -> bytes:
     if len(payload) > limit:
         raise PayloadTooLarge(len(payload), limit, detail)
     return payload
+
+
+def check_request(process_id: str, subject: str, payload: bytes, limit: int) -> None:
+    """A request's names and payload, checked before anything is sent (see the port)."""
+    check_name("process id", process_id)
+    check_name("subject", subject)
+    check_size(payload, limit)
 
 
 async def answer(

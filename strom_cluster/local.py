@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from strom_cluster._common import QueueSubscription, RequestTasks, answer, check_size
+from strom_cluster._common import QueueSubscription, RequestTasks, answer, check_request, check_size
 from strom_core.errors import LocalProtocolError, NoReply
 from strom_core.ports.cluster import Handler, Subscription, check_name
 
@@ -52,9 +52,7 @@ class LocalBus:
         timeout: float,  # noqa: ASYNC109 - the bus keeps the request's correlation that long
     ) -> bytes:
         """Send a request to one process and wait for its reply (see the port)."""
-        check_name("process id", process_id)
-        check_name("subject", subject)
-        check_size(payload, self._max_payload)
+        check_request(process_id, subject, payload, self._max_payload)
         server = self._hub.servers.get(process_id)
         if self._closed or server is None:
             raise NoReply(process_id, subject, "no process serves it")

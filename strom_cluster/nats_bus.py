@@ -34,7 +34,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from strom_cluster._common import QueueSubscription, RequestTasks, answer, check_size
+from strom_cluster._common import QueueSubscription, RequestTasks, answer, check_request, check_size
 from strom_core.errors import BusUnavailable, LocalProtocolError, NoReply
 from strom_core.ports.cluster import Handler, Subscription, check_name
 
@@ -122,9 +122,7 @@ class NatsBus:
         timeout: float,  # noqa: ASYNC109 - the bus keeps the request's correlation that long
     ) -> bytes:
         """Send a request to one process and wait for its reply (see the port)."""
-        check_name("process id", process_id)
-        check_name("subject", subject)
-        check_size(payload, self.max_payload)
+        check_request(process_id, subject, payload, self.max_payload)
         try:
             msg = await self._nc.request(
                 f"{self._prefix}.proc.{process_id}.{subject}", payload, timeout=timeout

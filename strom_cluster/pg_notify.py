@@ -43,7 +43,7 @@ from typing import Any
 
 import asyncpg
 
-from strom_cluster._common import QueueSubscription, RequestTasks, answer, check_size
+from strom_cluster._common import QueueSubscription, RequestTasks, answer, check_request, check_size
 from strom_core.errors import BusUnavailable, LocalProtocolError, NoReply, PayloadTooLarge
 from strom_core.ports.cluster import MAX_NAME_LENGTH, Handler, Subscription, check_name
 
@@ -165,9 +165,7 @@ class PgNotifyBus:
         timeout: float,  # noqa: ASYNC109 - the bus keeps the request's correlation that long
     ) -> bytes:
         """Send a request to one process and wait for its reply (see the port)."""
-        check_name("process id", process_id)
-        check_name("subject", subject)
-        check_size(payload, MAX_PAYLOAD)
+        check_request(process_id, subject, payload, MAX_PAYLOAD)
         correlation = secrets.token_hex(8)
         line = _line(f"Q {correlation} {self._inbox} {subject} ", payload)
         future: asyncio.Future[tuple[bool, bytes]] = asyncio.get_running_loop().create_future()
