@@ -21,6 +21,7 @@ import ssl
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from aiohttp import web
@@ -105,7 +106,7 @@ from strom_services.refunds import RefundService
 from strom_services.reservations import PayerReservations, ReservationEffects
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
-from strom_storage.chargers import ChargerStore
+from strom_storage.chargers import ChargerStore, run_unheld_sweep
 from strom_storage.db import Database, redact_url
 from strom_storage.outbox import OutboxStore
 from strom_storage.outbox_claims import ClaimingOutboxStore
@@ -690,6 +691,16 @@ class Strom:
         }
         if self.cluster is not None:
             loops["cluster-heartbeat"] = self.cluster.run()
+            # Chargers left online by a process that stopped or died: reconnecting, then offline.
+            sweep = partial(
+                run_unheld_sweep,
+                self.chargers,
+                grace_s=self.config.ocpp.reconnect_grace_s,
+                interval_s=self.cluster.ttl_s,
+                clock=self.clock,
+                on_swept=self.payments.forget_view,
+            )
+            loops["charger-sweep"] = self.cluster.lead("charger-sweep", sweep)
         if self.live_fanout is not None:
             loops["live-fanout"] = self.live_fanout.run()
         if self.config_sync is not None:

@@ -15,11 +15,15 @@ connection, and its lease (``charger:<id>``, :mod:`strom_storage.leases`) says w
 is. A process that is not (or no longer) the holder never marks a charger offline while another
 process holds its lease (a late close of an old connection must not undo the new holder's
 "online"), and a starting process gives a reconnect grace only to chargers no live process
-holds.
+holds. A process that stops or dies while the others run leaves its chargers' flags set: the
+cluster's leader gives those the same grace (:meth:`ChargerStore.sweep_unheld`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -27,9 +31,11 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import ProfileConfig
+from strom_core.errors import StorageError
 from strom_core.ports import ChargerLink, charger_link
 from strom_storage.audit import record_in
 from strom_storage.db import Database
@@ -42,8 +48,11 @@ __all__ = [
     "all_connectors",
     "link_columns",
     "load_connector",
+    "run_unheld_sweep",
     "set_connector_status",
 ]
+
+log = logging.getLogger("strom_storage.chargers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +219,24 @@ def _sync(conn: Connection, profiles: tuple[ProfileConfig, ...], now: datetime) 
 
 
 def _begin_reconnect_grace(
-    conn: Connection, now: datetime, until: datetime | None, spare_held: bool = False
+    conn: Connection,
+    now: datetime,
+    until: datetime | None,
+    spare_held: bool = False,
+    *,
+    renew_graces: bool = True,
 ) -> list[str]:
-    condition = or_(chargers.c.online.is_(True), chargers.c.reconnect_until > now)
+    condition: ColumnElement[bool] = chargers.c.online.is_(True)
+    if renew_graces:
+        condition = or_(condition, chargers.c.reconnect_until > now)
     if spare_held:
+        if conn.dialect.name == "postgresql":
+            # Lock the candidates first, so that the lease check below (a statement of its
+            # own, so a fresh snapshot) sees every lease taken before it; a process taking a
+            # lease after it marks its charger online only once this transaction has ended.
+            conn.execute(
+                select(chargers.c.id).where(condition).order_by(chargers.c.id).with_for_update()
+            )
         held = exists().where(
             leases.c.name == literal(CHARGER_PREFIX) + chargers.c.id,
             leases.c.expires_at > db_now(conn),
@@ -353,8 +376,74 @@ class ChargerStore:
         )
         return ids if until is not None else []
 
+    async def sweep_unheld(self, now: datetime, grace_s: int) -> list[str]:
+        """In a cluster: chargers shown online that no live process holds are reconnecting.
+
+        A process that stops cleanly leaves its chargers' ``online`` flags set (nothing is
+        recorded while it stops), and a process that dies cannot clear them; the start of a
+        process clears them (:meth:`begin_reconnect_grace`), but a cluster may run for long
+        without one. The cluster's leader runs this every lease time to live: each charger
+        shown online without a live ``charger:<id>`` lease gets ``grace_s`` to connect to any
+        process, exactly as at a start, and is offline after that. A charger already within a
+        grace keeps the one it has (it is not renewed), and one whose lease a process holds,
+        or takes while this runs, is left online.
+
+        Args:
+            now: the time of the sweep (aware UTC).
+            grace_s: the reconnect grace (``ocpp.reconnect_grace_s``); 0 shows them offline.
+
+        Returns:
+            The ids of the chargers no longer shown online, sorted.
+        """
+        until = now + timedelta(seconds=grace_s) if grace_s > 0 else None
+        return await self.db.write(
+            partial(
+                _begin_reconnect_grace, now=now, until=until, spare_held=True, renew_graces=False
+            )
+        )
+
     async def links(self, now: datetime | None = None) -> dict[str, ChargerLink]:
         """Every charger's link (online, reconnecting, offline), by id."""
         at = now or self.clock.now()
         columns = await self.db.read(link_columns)
         return {charger_id: charger_link(*link, at) for charger_id, link in columns.items()}
+
+
+async def run_unheld_sweep(
+    store: ChargerStore,
+    *,
+    grace_s: int,
+    interval_s: float,
+    clock: Clock = SYSTEM_CLOCK,
+    on_swept: Callable[[list[str]], object] | None = None,
+) -> None:
+    """A cluster leader's role: :meth:`ChargerStore.sweep_unheld` every ``interval_s``.
+
+    Runs until cancelled; a database error waits for the next sweep.
+
+    Args:
+        store: the chargers.
+        grace_s: the reconnect grace (``ocpp.reconnect_grace_s``).
+        interval_s: time between two sweeps (the cluster's ``lease_ttl_s``).
+        clock: the time of each sweep.
+        on_swept: called with the ids of the chargers each sweep took offline, when any.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            swept = await store.sweep_unheld(clock.now(), grace_s)
+        except StorageError as exc:
+            log.warning("charger sweep failed, trying again later: %s", exc)
+            continue
+        if not swept:
+            continue
+        log.info(
+            "%d charger(s) shown online are held by no process (it stopped or died); shown as "
+            "reconnecting for up to %d s (ocpp.reconnect_grace_s), no payments until each is "
+            "back: %s",
+            len(swept),
+            grace_s,
+            ", ".join(swept[:10]) + (" …" if len(swept) > 10 else ""),
+        )
+        if on_swept is not None:
+            on_swept(swept)
