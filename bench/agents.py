@@ -27,7 +27,6 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +46,7 @@ from strom_core.config import (  # noqa: E402
     RelayConfig,
     TariffConfig,
 )
+from strom_core.fiat import ShownTariff, shown_tariff  # noqa: E402
 from strom_core.ports.tariffs import TariffRecord  # noqa: E402
 from strom_nostr.event import sign_event  # noqa: E402
 from strom_nostr.keys import generate_secret_key  # noqa: E402
@@ -83,6 +83,21 @@ async def main():
         await asyncio.Event().wait()
 asyncio.run(main())
 """
+
+
+class _ProfilePrices:
+    """What the agents ask of the payments for a status: the profiles' sat tariffs, no rates."""
+
+    def __init__(self) -> None:
+        self.tariffs = TariffBook(_NoTariffChanges(), SYSTEM_CLOCK)
+        self.prices = None  # static tariffs: no price source
+
+    async def warm_rate(self, profile: ProfileConfig) -> None:
+        """No fiat price here: no rate to ask for."""
+
+    def shown_tariff(self, profile: ProfileConfig) -> ShownTariff:
+        tariff = self.tariffs.in_force(profile)
+        return shown_tariff(tariff, None, ())
 
 
 class _NoTariffChanges:
@@ -155,7 +170,7 @@ async def run(count: int, relay_url: str, *, paced: bool) -> None:
             done.set()
 
     unused = cast(Any, None)  # status publication touches neither database nor lightning
-    prices = SimpleNamespace(tariffs=TariffBook(_NoTariffChanges(), SYSTEM_CLOCK))
+    prices = _ProfilePrices()
     services = AgentServices(
         settings=settings,
         pool=pool,
