@@ -26,6 +26,7 @@ from strom_prices.errors import ProviderError
 from strom_storage.db import Database
 from tests.agent.conftest import CHARGER_ID, World, build_world, profile
 from tests.agent.test_operator import _ask, _audit
+from tests.waits import until
 
 PER_KWH_MSAT, FEE_MSAT = 400_000, 10_000  # 0.36 EUR and 0.009 EUR at 90,000 EUR/BTC
 
@@ -79,6 +80,8 @@ async def test_with_a_fresh_rate_the_status_carries_the_converted_prices_and_the
         FiatPrice("0.009", "EUR", "session", "at_payment"),
     )
     # The NIP-99 listing gives the energy price as written: its sats move with the rate.
+    listing_filter = [{"kinds": [LISTING_KIND], "authors": [euro_world.charger_pk]}]
+    await until(lambda: euro_world.driver.fetch(listing_filter), "the listing follows the status")
     listing = await euro_world.latest(LISTING_KIND)
     assert ("price", "0.36", "EUR", "kWh") in listing.tags
     assert "- Energy: 0.36 EUR per kWh, paid in sats at the current rate" in listing.content

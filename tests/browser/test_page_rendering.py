@@ -67,10 +67,11 @@ def session(state: State) -> Session:
     )
 
 
-def view(item: Session) -> dict[str, str]:
+def view(item: Session) -> dict[str, object]:
     return {
         "withdraw_lnurl": bech32_lnurl(f"{BASE}/lnurlw/{item.id}?secret=abc"),
         "topup_lnurl": bech32_lnurl(f"{BASE}/s/{item.id}/topup?secret=abc"),
+        "fiat": None,  # a tariff in sats (FrontDoor.session_view always says)
     }
 
 
