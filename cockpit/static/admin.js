@@ -84,7 +84,10 @@ function passwordBadge (charger) {
 
 async function authorization (method, url, body) {
   if (!state.nip07) return 'Bearer ' + state.token
-  const tags = [['u', new URL(url, location.href).href], ['method', method]]
+  // The nonce makes two identical requests in one second two events: the server refuses an
+  // event it has seen (replay), and the UI may well ask for the same thing twice in a second.
+  const nonce = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('')
+  const tags = [['u', new URL(url, location.href).href], ['method', method], ['nonce', nonce]]
   if (body) {
     const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(body))
     tags.push(['payload', [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')])

@@ -184,7 +184,13 @@ async def test_an_admin_signs_in_with_a_nostr_extension_and_every_request_is_nip
     await page.click("text=Save tariff")
     await expect(page.locator("#toast")).to_have_text("Tariff saved")
 
+    # The same request twice in one second: two events (a nonce tag each), neither a replay.
+    twice = await page.evaluate(
+        "Promise.all([api('GET', '/chargers'), api('GET', '/chargers')]).then((a) => a.length)"
+    )
+    assert twice == 2
     assert {e["kind"] for e in signed} == {27235}
+    assert len({e["id"] for e in signed}) == len(signed)
     put = [e for e in signed if ["method", "PUT"] in e["tags"]]
     assert len(put) == 1
     assert any(tag[0] == "payload" for tag in put[0]["tags"])
