@@ -29,7 +29,7 @@ Amounts stay integers until they are formatted for display.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
@@ -77,6 +77,18 @@ STATE_COLOURS = {
 def _x(text: object) -> str:
     """``text`` escaped for XML text and attribute values alike."""
     return escape(str(text), quote=True)
+
+
+def _hour_labels(
+    starts: list[datetime], x_of: Callable[[datetime], float], tz: tzinfo
+) -> list[str]:
+    """The x axis's labels: about four times of day (every interval of a short chart)."""
+    step = max(1, len(starts) // 4)
+    return [
+        f'<text class="x-label" x="{_n(x_of(start))}" y="{HEIGHT - BOTTOM + 12}" '
+        f'text-anchor="middle" fill="{INK}">{start.astimezone(tz):%H:%M}</text>'
+        for start in starts[::step]
+    ]
 
 
 def _n(value: float) -> str:
@@ -257,13 +269,7 @@ def price_chart(
         )
     lines.append("</g>")
     # Hour labels: every 6 hours of a day-long chart, every interval of a short one.
-    step = max(1, len(shown) // 4)
-    for index in range(0, len(shown), step):
-        start = shown[index].start
-        lines.append(
-            f'<text class="x-label" x="{_n(x_of(start))}" y="{HEIGHT - BOTTOM + 12}" '
-            f'text-anchor="middle" fill="{INK}">{start.astimezone(tz):%H:%M}</text>'
-        )
+    lines.extend(_hour_labels([interval.start for interval in shown], x_of, tz))
     lines.append(
         f'<text class="x-unit" x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end" '
         f'fill="{MUTED}">hour ({_x(tz_name)})</text>'
@@ -614,13 +620,7 @@ def sold_chart(
                 f'fill="{NEGATIVE}">{_x(format_price(value))} sat/kWh</text>'
             )
         lines.append("</g>")
-    step = max(1, len(bars) // 4)
-    for index in range(0, len(bars), step):
-        start = bars[index].start
-        lines.append(
-            f'<text class="x-label" x="{_n(x_of(start))}" y="{HEIGHT - BOTTOM + 12}" '
-            f'text-anchor="middle" fill="{INK}">{start.astimezone(tz):%H:%M}</text>'
-        )
+    lines.extend(_hour_labels([bar.start for bar in bars], x_of, tz))
     lines.append(
         f'<text class="x-unit" x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end" '
         f'fill="{MUTED}">hour ({_x(tz_name)}) · bars: kWh sold · line: price</text>'
