@@ -334,11 +334,14 @@ class RateBook:
             tasks = {
                 source: asyncio.create_task(self._ask(source, currency)) for source in self._sources
             }
-            done, pending = await asyncio.wait(tasks.values(), timeout=self._timeout_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            try:
+                done, _ = await asyncio.wait(tasks.values(), timeout=self._timeout_s)
+            finally:
+                # Also when this refresh is itself cancelled (a payer who hung up, a stop):
+                # no source's task is left running or with its error never looked at.
+                for task in tasks.values():
+                    task.cancel()
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
             now = self._now()
             for source, task in tasks.items():
                 health = book.health.setdefault(source, RateHealth())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -165,3 +166,25 @@ async def test_a_source_that_does_not_answer_in_time_is_left_out() -> None:
     rate = await book.fresh("EUR")
     assert rate.sources == ("coinbase",)
     assert book.health("EUR")["kraken"].last_error == "no answer in time"
+
+
+async def test_a_refresh_cancelled_midway_leaves_no_source_running_or_unread() -> None:
+    """A payer who hangs up (or a stop) cancels the refresh: the source that already failed
+    has its error read, the one still asking is cancelled; nothing is left to be logged as
+    'Task exception was never retrieved' (seen in CI)."""
+    answers = _recorded()
+    answers["coinbase"] = ProviderError("coinbase: HTTP 503")
+    book = RateBook(Silent(answers, "kraken"), ["kraken", "coinbase"], now=Clock(), timeout_s=30)
+    unread: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, ctx: unread.append(ctx["message"]))
+    before = asyncio.all_tasks()
+    refresh = asyncio.create_task(book.refresh("EUR"))
+    await asyncio.sleep(0.05)  # coinbase has failed, kraken is still waiting
+    refresh.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await refresh
+    left = asyncio.all_tasks() - before - {refresh}
+    assert left == set()
+    del refresh, left
+    gc.collect()
+    assert unread == []
