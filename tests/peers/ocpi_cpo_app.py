@@ -11,9 +11,7 @@ start a registration with an eMSP, change an EVSE's status, and send a location 
 Two workarounds for py_ocpi bugs, so that the test eMSP is proven against a correct server
 (the bugs are reported, not hidden):
 
-* the ``Link`` header py_ocpi builds for the next page always says ``https://``, names the
-  path ``/cpo/VersionNumber.v_2_2_1/ModuleID.locations/`` (Python 3.11 formats its str enums
-  by name) and repeats unset filters as ``date_from=None``: ``_FixNextLink`` rewrites it;
+* py_ocpi's next-page ``Link`` cannot be followed: ``common.FixNextLink`` rewrites it;
 * py_ocpi's CPO mounts the commands module but leaves it out of its version details:
   ``_advertise_commands`` adds the endpoint.
 """
@@ -22,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -215,35 +212,6 @@ class CpoAuthenticator(Authenticator):
         return sorted(STATE.offered_a)
 
 
-_LINK_TARGET = re.compile(r"<https://[^/]+(/[^>]*)>")
-_UNSET_FILTER = re.compile(r"(date_from|date_to)=None&?")
-_ENUM_VERSION = re.compile(r"VersionNumber\.v_(\d+)_(\d+)_(\d+)")
-_ENUM_MODULE = re.compile(r"ModuleID\.(\w+)")
-
-
-class _FixNextLink:
-    """Rewrite py_ocpi's next-page ``Link`` (see the module docstring) to a followable URL."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        async def fixed_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [_fixed(k, v) for k, v in message.get("headers", [])]
-            await send(message)
-
-        await self.app(scope, receive, fixed_send if scope["type"] == "http" else send)
-
-
-def _fixed(name: bytes, value: bytes) -> tuple[bytes, bytes]:
-    if name.lower() != b"link":
-        return name, value
-    text = _LINK_TARGET.sub(lambda m: f"<{BASE_URL}{m.group(1)}>", value.decode("latin-1"))
-    text = _ENUM_VERSION.sub(r"\1.\2.\3", _ENUM_MODULE.sub(r"\1", text))
-    return name, _UNSET_FILTER.sub("", text).encode("latin-1")
-
-
 def _advertise_commands(application: Any) -> None:
     endpoints = application.dependency_overrides[get_endpoints]()
     endpoints[VersionNumber.v_2_2_1].append(
@@ -271,8 +239,9 @@ app = get_application(
     http_push=True,
 )
 _advertise_commands(app)
+app.add_middleware(common.FixNextLink, base_url=BASE_URL, role="cpo")
+# Outermost, so that the log shows what went over the wire.
 app.add_middleware(common.InboundLogMiddleware)
-app.add_middleware(_FixNextLink)
 
 
 @app.exception_handler(common.RemoteFailed)

@@ -13,6 +13,8 @@ registration the CPO starts. What is ours:
 * ``EmspCrud``: the in-memory storage py_ocpi calls (one CPO partner at a time);
 * ``EmspAuthenticator``: which credentials tokens py_ocpi accepts (the offered token A during
   a CPO-started registration, then the token we gave the CPO);
+* ``common.FixNextLink``: py_ocpi's next-page ``Link`` on our tokens list is unfollowable
+  (https, the CPO's path, enum names); it is mended to the spec's form;
 * the ``/control/`` routes the tests drive (no OCPI auth, loopback only), including the
   requests py_ocpi has no client for: registering with a CPO (the eMSP as credentials
   sender), credentials update and unregistration, pulling a CPO module, sending a command.
@@ -270,6 +272,8 @@ app = get_application(
     crud=EmspCrud(),
     authenticator=EmspAuthenticator,
 )
+app.add_middleware(common.FixNextLink, base_url=BASE_URL, role="emsp")
+# Outermost, so that the log shows what went over the wire.
 app.add_middleware(common.InboundLogMiddleware)
 
 
