@@ -121,7 +121,9 @@ def _encode(value: Any) -> str:
             raise ObjectError(f"not a JSON number: {value}")
         return format(value.normalize(), "f") if value else "0"
     if isinstance(value, dict):
-        members = (f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items())
+        members = (
+            f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items()
+        )
         return "{" + ",".join(members) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_encode(item) for item in value) + "]"

@@ -142,16 +142,68 @@ CONNECTOR_TYPES: Final[Mapping[str, ConnectorKind]] = {
 }
 """Strom's connector ``type`` (normalised: lower case without spaces, '-', '_', '/', '.')."""
 
-ALPHA3: Final[Mapping[str, str]] = dict(
-    pair.split(":")
-    for pair in (
-        "AD:AND AT:AUT BE:BEL BG:BGR CH:CHE CY:CYP CZ:CZE DE:DEU DK:DNK EE:EST ES:ESP FI:FIN "
-        "FR:FRA GB:GBR GR:GRC HR:HRV HU:HUN IE:IRL IS:ISL IT:ITA LI:LIE LT:LTU LU:LUX LV:LVA "
-        "MC:MCO MT:MLT NL:NLD NO:NOR PL:POL PT:PRT RO:ROU RS:SRB SE:SWE SI:SVN SK:SVK SM:SMR "
-        "UA:UKR AL:ALB BA:BIH ME:MNE MK:MKD MD:MDA TR:TUR US:USA CA:CAN MX:MEX BR:BRA AR:ARG "
-        "CL:CHL AU:AUS NZ:NZL JP:JPN KR:KOR CN:CHN IN:IND SG:SGP ZA:ZAF IL:ISR AE:ARE SV:SLV"
-    ).split()
-)
+ALPHA3: Final[Mapping[str, str]] = {
+    "AD": "AND",
+    "AT": "AUT",
+    "BE": "BEL",
+    "BG": "BGR",
+    "CH": "CHE",
+    "CY": "CYP",
+    "CZ": "CZE",
+    "DE": "DEU",
+    "DK": "DNK",
+    "EE": "EST",
+    "ES": "ESP",
+    "FI": "FIN",
+    "FR": "FRA",
+    "GB": "GBR",
+    "GR": "GRC",
+    "HR": "HRV",
+    "HU": "HUN",
+    "IE": "IRL",
+    "IS": "ISL",
+    "IT": "ITA",
+    "LI": "LIE",
+    "LT": "LTU",
+    "LU": "LUX",
+    "LV": "LVA",
+    "MC": "MCO",
+    "MT": "MLT",
+    "NL": "NLD",
+    "NO": "NOR",
+    "PL": "POL",
+    "PT": "PRT",
+    "RO": "ROU",
+    "RS": "SRB",
+    "SE": "SWE",
+    "SI": "SVN",
+    "SK": "SVK",
+    "SM": "SMR",
+    "UA": "UKR",
+    "AL": "ALB",
+    "BA": "BIH",
+    "ME": "MNE",
+    "MK": "MKD",
+    "MD": "MDA",
+    "TR": "TUR",
+    "US": "USA",
+    "CA": "CAN",
+    "MX": "MEX",
+    "BR": "BRA",
+    "AR": "ARG",
+    "CL": "CHL",
+    "AU": "AUS",
+    "NZ": "NZL",
+    "JP": "JPN",
+    "KR": "KOR",
+    "CN": "CHN",
+    "IN": "IND",
+    "SG": "SGP",
+    "ZA": "ZAF",
+    "IL": "ISR",
+    "AE": "ARE",
+    "SV": "SLV",
+}
 """ISO 3166-1 alpha-2 -> alpha-3 for the countries a party's code is read from (Site otherwise)."""
 
 _DC_HIGH_KW: Final = Decimal(150)

@@ -207,13 +207,14 @@ def bill(session: Session) -> Bill:
     started = session.transaction_id is not None
     charging_s, idle_s = _spans(session)
     energy_wh = max(0, session.register_wh - session.meter_start_wh)
+    energy: int
     if session.schedule is not None:
         energy = energy_bill_msat(session.schedule, session.interval_wh)
     else:
         energy = energy_cost_msat(energy_wh, tariff_.energy_msat_per_kwh)
-    time_all = time_cost_msat(charging_s + idle_s, tariff_.time_msat_per_minute)
-    time = time_cost_msat(charging_s, tariff_.time_msat_per_minute)
-    parts = [
+    time_all: int = time_cost_msat(charging_s + idle_s, tariff_.time_msat_per_minute)
+    time: int = time_cost_msat(charging_s, tariff_.time_msat_per_minute)
+    parts: list[int] = [
         tariff_.session_fee_msat if started else 0,
         energy if started else 0,
         time if started else 0,
@@ -232,7 +233,7 @@ def bill(session: Session) -> Bill:
         parts[1] -= excess
     if excess > 0:
         raise ObjectError(f"session {session.id}: bill {total} msat above its tariff's cost")
-    return Bill(*parts, total=total, unbilled=unbilled)
+    return Bill(parts[0], parts[1], parts[2], parts[3], total=total, unbilled=unbilled)
 
 
 @dataclass(frozen=True, slots=True)

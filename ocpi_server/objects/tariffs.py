@@ -249,10 +249,13 @@ def _reservation_expiry(terms: TariffTerms, pricing: Pricing) -> list[OcpiObject
     components = [
         _component("FLAT", pricing.amount(tariff.reservation_fee_msat * kept // 100)),
         _component(
-            "TIME", pricing.amount(Decimal(tariff.reservation_fee_msat_per_minute * 60 * kept) / 100)
+            "TIME",
+            pricing.amount(Decimal(tariff.reservation_fee_msat_per_minute * 60 * kept) / 100),
         ),
     ]
-    return [{"price_components": components, "restrictions": {"reservation": "RESERVATION_EXPIRES"}}]
+    return [
+        {"price_components": components, "restrictions": {"reservation": "RESERVATION_EXPIRES"}}
+    ]
 
 
 def _alt_text(terms: TariffTerms) -> list[OcpiObject]:
