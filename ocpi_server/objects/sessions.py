@@ -377,7 +377,8 @@ def _remark(parts: Bill, pricing: Pricing) -> str:
     if not parts.unbilled:
         return ""
     return (
-        f"{pricing.amount(parts.unbilled)} {pricing.currency} of the tariff's cost not billed: "
+        f"{format(pricing.amount(parts.unbilled), 'f')} {pricing.currency} of the tariff's cost "
+        "not billed: "
         "capped at the prepayment and rounded down to whole sats"
     )
 
@@ -452,7 +453,7 @@ def cdr(
         **auth.fields(),
         "cdr_location": location,
         "currency": pricing.currency,
-        "tariffs": [tariff(tariff_id, terms, party, pricing, now)],
+        "tariffs": [tariff(tariff_id, terms, party, pricing, now, since=session_.started_at)],
         "charging_periods": periods,
         "total_cost": _price(pricing.amount(parts.total)),
         "total_fixed_cost": _price(fixed),

@@ -260,9 +260,12 @@ def _reservation_expiry(terms: TariffTerms, pricing: Pricing) -> list[OcpiObject
 
 def _alt_text(terms: TariffTerms) -> list[OcpiObject]:
     tariff = terms.tariff
-    parts = [f"Paid with Lightning: {format_sat(tariff.energy_msat_per_kwh)}/kWh"]
-    if terms.time_of_use is not None or terms.schedule is not None:
-        parts[0] += " outside the times with their own energy price"
+    if terms.schedule is not None:
+        parts = ["Paid with Lightning: energy at the price of its hour (known a day ahead)"]
+    else:
+        parts = [f"Paid with Lightning: {format_sat(tariff.energy_msat_per_kwh)}/kWh"]
+    if terms.time_of_use is not None:
+        parts[0] += " outside the time-of-use windows"
     if tariff.time_msat_per_minute:
         parts.append(f"{format_sat(tariff.time_msat_per_minute)}/min while plugged in")
     if tariff.session_fee_msat:
@@ -282,7 +285,13 @@ def _alt_text(terms: TariffTerms) -> list[OcpiObject]:
 
 
 def tariff(
-    tariff_id: str, terms: TariffTerms, party: Party, pricing: Pricing, now: datetime
+    tariff_id: str,
+    terms: TariffTerms,
+    party: Party,
+    pricing: Pricing,
+    now: datetime,
+    *,
+    since: datetime | None = None,
 ) -> OcpiObject:
     """The OCPI Tariff of ``terms`` in ``pricing``'s currency.
 
@@ -291,7 +300,9 @@ def tariff(
         terms: the prices (:func:`terms_from_config`, or a session's frozen ones).
         party: Strom as a CPO.
         pricing: the currency and rate.
-        now: ``last_updated``; schedule intervals that ended before it are left out.
+        now: ``last_updated``.
+        since: schedule intervals that ended before it are left out (default ``now``; a
+            CDR's Tariff gives the session's start).
 
     Raises:
         ObjectError: a fiat component that cannot be converted to the currency.
@@ -303,7 +314,7 @@ def tariff(
     if terms.time_of_use is not None:
         elements += _tou_elements(terms.time_of_use, prices)
     if terms.schedule is not None:
-        elements += _schedule_elements(terms.schedule, prices, zone, now.astimezone(UTC))
+        elements += _schedule_elements(terms.schedule, prices, zone, (since or now).astimezone(UTC))
     elements.append(_fallback(terms, prices))
     elements += _reservation_expiry(terms, pricing)
     return {
