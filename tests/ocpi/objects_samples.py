@@ -28,7 +28,9 @@ RATE = Decimal("90000")  # EUR per BTC
 _AC: dict[str, Any] = {"id": 1, "type": "Type2", "max_power_kw": "22"}
 
 
-def profile(tariff: dict[str, Any], connectors: list[dict[str, Any]] | None = None) -> ProfileConfig:
+def profile(
+    tariff: dict[str, Any], connectors: list[dict[str, Any]] | None = None
+) -> ProfileConfig:
     return ProfileConfig.model_validate(
         {
             "id": "cp-1",
@@ -60,9 +62,7 @@ PROFILES: dict[str, ProfileConfig] = {
         {"per_minute_sat": "0.5", "dynamic": {"provider": "awattar", "area": "DE-LU"}}
     ),
     "fiat": profile({"currency": "EUR", "per_kwh": "0.39", "per_minute": "0.01"}),
-    "idle": profile(
-        {"per_kwh_sat": "250", "idle_per_minute_sat": "10", "idle_grace_minutes": 15}
-    ),
+    "idle": profile({"per_kwh_sat": "250", "idle_per_minute_sat": "10", "idle_grace_minutes": 15}),
 }
 
 
