@@ -66,8 +66,9 @@ PROFILES: dict[str, ProfileConfig] = {
 }
 
 
-def schedule(start: datetime = START.replace(minute=0), hours: int = 6) -> PriceSchedule:
-    """Hourly prices, one of them negative (spot markets)."""
+def schedule(hours: int = 6) -> PriceSchedule:
+    """Hourly prices from START's hour, one of them negative (spot markets)."""
+    start = START.replace(minute=0)
     prices = [200_000, 310_500, -20_000, 180_000, 275_250, 260_000]
     return PriceSchedule(
         tuple(

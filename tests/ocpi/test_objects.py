@@ -28,10 +28,9 @@ from ocpi_server.objects import (
     tariff,
     terms_from_config,
 )
-from strom_core.config import ConnectorConfig
 from strom_core.prices import PriceInterval, PriceSchedule
 from strom_core.session import State
-from tests.ocpi.objects_samples import NOW, PARTY, PROFILES, RATE, START, charged, profile
+from tests.ocpi.objects_samples import NOW, PARTY, PROFILES, RATE, charged, profile
 
 BTC = Pricing.bitcoin()
 EUR = Pricing.fiat("EUR", RATE)
@@ -315,7 +314,7 @@ def test_the_cdr_total_is_strom_bill_and_its_parts_add_up_to_it() -> None:
     assert sum(obj[p]["excl_vat"] for p in parts) == obj["total_cost"]["excl_vat"]
     # 2,000 s idle, 15 min grace: 18 whole minutes at 10 sat
     assert bill(s).parking == 180_000
-    charging, parking = obj["charging_periods"]
+    _charging, parking = obj["charging_periods"]
     # 2,000 s each way; rounded on running totals: 0.5556 charging, 1.1111 in all
     assert parking["dimensions"] == [{"type": "PARKING_TIME", "volume": Decimal("0.5555")}]
     assert parking["start_date_time"] == "2025-03-14T10:13:20Z"

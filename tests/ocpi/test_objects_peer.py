@@ -124,6 +124,7 @@ _SPEC_OPTIONAL = {
         "remark",
     },
     "evse": {"coordinates"},  # mod_locations EVSE object
+    "connector": {"max_electric_power"},  # mod_locations Connector object
 }
 
 
@@ -154,6 +155,7 @@ def test_strom_objects_have_the_shape_of_the_official_examples() -> None:
     known_evses = [e for x in examples["location"] for e in x.get("evses", [])]
     assert _keys(evses) <= _keys(known_evses) | _SPEC_OPTIONAL["evse"]
     connectors = [c for e in evses for c in e["connectors"]]
-    assert _keys(connectors) <= _keys([c for e in known_evses for c in e["connectors"]])
+    known_connectors = [c for e in known_evses for c in e["connectors"]]
+    assert _keys(connectors) <= _keys(known_connectors) | _SPEC_OPTIONAL["connector"]
     cdr_locations = [obj["cdr_location"] for _, k, obj in objects if k == "cdr"]
     assert _keys(cdr_locations) <= _keys([x["cdr_location"] for x in examples["cdr"]])

@@ -12,12 +12,12 @@ misspelt or invented member is an error too.
 import json
 import sys
 
-from pydantic import BaseModel, Extra, ValidationError
 from py_ocpi.modules.cdrs.v_2_2_1 import schemas as cdrs
 from py_ocpi.modules.locations import schemas as location_types
 from py_ocpi.modules.locations.v_2_2_1 import schemas as locations
 from py_ocpi.modules.sessions.v_2_2_1 import schemas as sessions
 from py_ocpi.modules.tariffs.v_2_2_1 import schemas as tariffs
+from pydantic import BaseModel, Extra, ValidationError
 
 MODELS = {
     "location": locations.Location,
