@@ -84,7 +84,7 @@ class StartedBy(enum.StrEnum):
     """How a partner's session was authorised (OCPI CDR ``auth_method``)."""
 
     COMMAND = "command"  # OCPI START_SESSION (auth_method COMMAND)
-    TOKEN = "token"  # presented at the charger, accepted from the whitelist (WHITELIST)
+    TOKEN = "token"  # noqa: S105 (presented at the charger, accepted from the whitelist)
 
 
 class ReceivableState(enum.StrEnum):

@@ -103,10 +103,10 @@ Post-paid sessions (the operator's cards and roaming partners' tokens, :mod:`str
 are created ``PAID`` by the start of their transaction, with a ``payer`` (``"free"``,
 ``"account:<name>"`` or ``"partner:<id>"``); a partner's remote start creates one ``PAID``
 before any transaction and asks for the start with :class:`StartAuthorized` (RemoteStart and
-the start timer, as a first payment does; a failed start ends ``START_FAILED`` owing nothing). They hold no
-prepaid money (``paid`` stays 0, so does the rest of the equation); their cost at the tariff is
-``postpaid_msat``, which grows with the meter like any bill, is never capped by a budget (no
-budget stop) and is final at the stop, exactly once, like a prepaid one.
+the start timer, as a first payment does; a failed start ends ``START_FAILED`` owing
+nothing). They hold no prepaid money (``paid`` stays 0, so does the rest of the equation);
+their cost at the tariff is ``postpaid_msat``, which grows with the meter like any bill, is
+never capped by a budget (no budget stop) and is final at the stop, exactly once, like a prepaid one.
 
 An event that is not allowed in the current state raises :class:`IllegalTransition` and the
 caller keeps the old session: nothing changes.
