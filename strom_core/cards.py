@@ -85,9 +85,7 @@ def check_partner_id(partner_id: str) -> str:
         or not 1 <= len(partner_id) <= MAX_PARTNER
         or not all(" " < ch <= "~" for ch in partner_id)
     ):
-        raise ValueError(
-            f"a partner id is 1 to {MAX_PARTNER} printable characters: {partner_id!r}"
-        )
+        raise ValueError(f"a partner id is 1 to {MAX_PARTNER} printable characters: {partner_id!r}")
     return partner_id
 
 

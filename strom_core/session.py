@@ -106,7 +106,8 @@ before any transaction and asks for the start with :class:`StartAuthorized` (Rem
 the start timer, as a first payment does; a failed start ends ``START_FAILED`` owing
 nothing). They hold no prepaid money (``paid`` stays 0, so does the rest of the equation);
 their cost at the tariff is ``postpaid_msat``, which grows with the meter like any bill, is
-never capped by a budget (no budget stop) and is final at the stop, exactly once, like a prepaid one.
+never capped by a budget (no budget stop) and is final at the stop, exactly once, like a
+prepaid one.
 
 An event that is not allowed in the current state raises :class:`IllegalTransition` and the
 caller keeps the old session: nothing changes.

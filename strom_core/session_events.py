@@ -322,6 +322,7 @@ Event = (
     | ReservationRejected
     | ReservationExpired
     | StartRequested
+    | StartAuthorized
     | StartTimedOut
     | TransactionStarted
     | MeterReading

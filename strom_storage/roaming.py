@@ -68,6 +68,7 @@ __all__ = [
     "partner_blocked",
     "patch_token",
     "receivable_of_session",
+    "record_receivable_payment",
     "save_terms",
     "upsert_token",
     "write_off_receivable",
@@ -376,6 +377,26 @@ def mark_receivable_paid(
         .where(receivables.c.id == receivable_id)
         .values(state=ReceivableState.PAID.value, payment_hash=payment_hash, paid_at=now)
     )
+
+
+def record_receivable_payment(
+    conn: Connection, session_id: str, payment_hash: str, received_msat: int, now: datetime
+) -> Receivable | None:
+    """A settled invoice of a session's receivable: ``paid`` and journalled, once.
+
+    Any invoice of the receivable counts (an earlier one replaced after it expired cannot be
+    paid, but if a node ever settled one, the money is the partner's payment all the same).
+
+    Returns:
+        The receivable as it was, when this call recorded its payment; None when it was paid
+        already (a second payment is not credited: the caller reports it) or is unknown.
+    """
+    found = receivable_of_session(conn, session_id, lock=True)
+    if found is None or found.state is ReceivableState.PAID:
+        return None
+    mark_receivable_paid(conn, found.id, payment_hash, now)
+    journal_receivable_paid(conn, session_id, received_msat, now)
+    return found
 
 
 def write_off_receivable(conn: Connection, receivable_id: int) -> bool:

@@ -190,7 +190,7 @@ payments = Table(
     metadata,
     Column("payment_hash", String(64), primary_key=True),
     Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),  # "initial" or "topup"
+    Column("kind", String(16), nullable=False),  # "initial", "topup" or "receivable"
     Column("amount_msat", Msat, nullable=False),
     Column("bolt11", Text, nullable=False),
     Column("state", String(16), nullable=False),  # pending, settled, expired, flagged

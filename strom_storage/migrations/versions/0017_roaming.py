@@ -72,9 +72,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_receivables")),
         sa.UniqueConstraint("session_id", name=op.f("uq_receivables_session_id")),
     )
-    op.create_index(
-        op.f("ix_receivables_partner_id"), "receivables", ["partner_id"], unique=False
-    )
+    op.create_index(op.f("ix_receivables_partner_id"), "receivables", ["partner_id"], unique=False)
     op.create_index("ix_receivables_due", "receivables", ["state", "due_at"], unique=False)
     op.create_table(
         "roaming_partner_terms",
