@@ -98,6 +98,7 @@ from strom_services.effects import EffectRunner, Handler
 from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
+from strom_services.roaming import PartnerTokenIndex, RoamingCards, RoamingService
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
@@ -226,6 +227,7 @@ class Strom:
     config_sync: ConfigSync | None = None  # profile and tariff changes, told to the others
     clustered_agents: ClusteredAgents | None = None  # which agents run here (their leases)
     ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
+    roaming: RoamingService | None = None  # roaming partners' sessions and receivables
 
     @property
     def config(self) -> StromConfig:
@@ -350,11 +352,17 @@ class Strom:
             start_timeout_s=config.sessions.start_timeout_s,
         )
         cards.watch(live)  # a card saved through the API is accepted (or refused) at once
+        # Roaming partners' tokens come after the operator's cards (strom_services.roaming).
+        tokens = PartnerTokenIndex()
+        roaming = RoamingService(sessions, backend, cards, tokens, clock=clock)
+        await roaming.load_tokens()
         ocpp_cluster = _cluster_chargers(config, cluster)
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
-            DatabaseOcppCore(sessions, clock, cards=cards, rates=prices.rates),
+            DatabaseOcppCore(
+                sessions, clock, cards=RoamingCards(cards, tokens), rates=prices.rates
+            ),
             events,
             clock=clock,
             password_key=password_key,
@@ -486,6 +494,7 @@ class Strom:
             prices=prices,
             cluster=cluster,
             ocpp_cluster=ocpp_cluster,
+            roaming=roaming,
         )
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)

@@ -649,7 +649,7 @@ class PaymentService:
         if done.flagged:
             _log_flagged(row, received)
             return False
-        if row.kind == RECEIVABLE_KIND:
+        if row.kind == RECEIVABLE_KIND and received:  # recorded now (a replay received nothing)
             return _log_receivable(row, received, done.receivable)
         if not done.transitions:  # settled before, expired, or flagged
             return False
