@@ -98,13 +98,13 @@ from strom_services.effects import EffectRunner, Handler
 from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
-from strom_services.roaming import PartnerTokenIndex, RoamingCards, RoamingService
 from strom_services.orphans import OrphanWatch
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.profile_prices import ProfilePrices
 from strom_services.refunds import RefundService
 from strom_services.reservations import PayerReservations, ReservationEffects
+from strom_services.roaming import PartnerTokenIndex, RoamingCards, RoamingService
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore, run_unheld_sweep

@@ -67,7 +67,8 @@ async def settle_receivable(stack: Stack, session_id: str) -> str:
     receivable = await roaming.receivable_of(session_id)
     assert receivable is not None
     invoiced = await roaming.invoice(receivable.id)
-    assert invoiced.state is ReceivableState.INVOICED and invoiced.bolt11 is not None
+    assert invoiced.state is ReceivableState.INVOICED
+    assert invoiced.bolt11 is not None
     assert invoiced.due_at is not None
     await stack.wallet.pay(invoiced.bolt11)
 
@@ -87,9 +88,7 @@ async def test_partner_token_starts_at_the_charger_is_billed_once_and_paid_once(
     assert await roaming.upsert_token(token("04A1B2C3D4"))
     answer = await stack.charger.start_transaction(1, "04a1b2c3d4")  # CiString: any case
     assert answer["idTagInfo"]["status"] == "Accepted"
-    found = await stack.strom.db.read(
-        lambda conn: conn.execute(select(roaming_sessions)).one()
-    )
+    found = await stack.strom.db.read(lambda conn: conn.execute(select(roaming_sessions)).one())
     assert (found.partner_id, found.token_uid, found.started_by) == (PARTNER, "04A1B2C3D4", "token")
     session_id = found.session_id
     await wait_state(stack, session_id, State.CHARGING)
@@ -98,10 +97,14 @@ async def test_partner_token_starts_at_the_charger_is_billed_once_and_paid_once(
     await wait_state(stack, session_id, State.CLOSED)
     session = await stack.strom.sessions.get(session_id)
     assert session.payer == f"partner:{PARTNER}"
-    assert session.paid_msat == 0 and session.postpaid_msat > 0
+    assert session.paid_msat == 0
+    assert session.postpaid_msat > 0
     receivable = await roaming.receivable_of(session_id)
     assert receivable is not None
-    assert (receivable.amount_msat, receivable.state) == (session.postpaid_msat, ReceivableState.OPEN)
+    assert (receivable.amount_msat, receivable.state) == (
+        session.postpaid_msat,
+        ReceivableState.OPEN,
+    )
 
     payment_hash = await settle_receivable(stack, session_id)
     totals = await stack.strom.db.read(lambda conn: ledger_totals(conn, session_id))
@@ -174,17 +177,17 @@ async def test_partner_remote_start_charges_stops_and_bills_once(stack: Stack) -
     await roaming.stop_for_partner(PARTNER, session_id)
     await wait_state(stack, session_id, State.CLOSED)
     session = await stack.strom.sessions.get(session_id)
-    assert session.payer == f"partner:{PARTNER}" and session.energy_wh > 0
+    assert session.payer == f"partner:{PARTNER}"
+    assert session.energy_wh > 0
     query = select(ledger_entries.c.kind, ledger_entries.c.amount_msat).where(
         ledger_entries.c.session_id == session_id
     )
     rows = sorted(tuple(r) for r in await stack.strom.db.read(lambda c: c.execute(query).all()))
     assert rows == [("consumption", 0), ("receivable", session.postpaid_msat)]
     receivable = await roaming.receivable_of(session_id)
-    assert receivable is not None and receivable.amount_msat == session.postpaid_msat
-    started = await stack.strom.db.read(
-        lambda conn: conn.execute(select(roaming_sessions)).one()
-    )
+    assert receivable is not None
+    assert receivable.amount_msat == session.postpaid_msat
+    started = await stack.strom.db.read(lambda conn: conn.execute(select(roaming_sessions)).one())
     assert (started.started_by, started.authorization_reference) == ("command", "auth-42")
     await stack.ledgers_balance()
 
