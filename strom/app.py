@@ -104,6 +104,7 @@ from strom_services.power import PowerService
 from strom_services.profile_prices import ProfilePrices
 from strom_services.refunds import RefundService
 from strom_services.reservations import PayerReservations, ReservationEffects
+from strom_services.roaming import PartnerTokenIndex, RoamingCards, RoamingService
 from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore, run_unheld_sweep
@@ -226,6 +227,7 @@ class Strom:
     config_sync: ConfigSync | None = None  # profile and tariff changes, told to the others
     clustered_agents: ClusteredAgents | None = None  # which agents run here (their leases)
     ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
+    roaming: RoamingService | None = None  # roaming partners' sessions and receivables
 
     @property
     def config(self) -> StromConfig:
@@ -350,11 +352,17 @@ class Strom:
             start_timeout_s=config.sessions.start_timeout_s,
         )
         cards.watch(live)  # a card saved through the API is accepted (or refused) at once
+        # Roaming partners' tokens come after the operator's cards (strom_services.roaming).
+        tokens = PartnerTokenIndex()
+        roaming = RoamingService(sessions, backend, cards, tokens, clock=clock)
+        await roaming.load_tokens()
         ocpp_cluster = _cluster_chargers(config, cluster)
         ocpp = OcppServer(
             ocpp_settings(config),
             auth,
-            DatabaseOcppCore(sessions, clock, cards=cards, rates=prices.rates),
+            DatabaseOcppCore(
+                sessions, clock, cards=RoamingCards(cards, tokens), rates=prices.rates
+            ),
             events,
             clock=clock,
             password_key=password_key,
@@ -486,6 +494,7 @@ class Strom:
             prices=prices,
             cluster=cluster,
             ocpp_cluster=ocpp_cluster,
+            roaming=roaming,
         )
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)

@@ -12,10 +12,12 @@ A card start is a *post-paid* start: no prepayment, so no budget and no refund. 
 second lifecycle: the core opens an ordinary session for it (same session table, same state
 machine from ``PAID`` on, same meter readings and the same exactly-once bill at the stop). The
 session's ``payer`` says who pays (``""`` for a driver who paid in advance,
-``"free"`` or ``"account:<name>"``) and its ``postpaid_msat`` is the cost of its energy at the
-tariff of its charger. The prepaid ledger of such a session stays empty (nothing paid,
-consumed or refundable); its stop journals one ``free`` or ``receivable`` entry. A roaming
-partner's token (OCPI) is the same thing: an authorisation event with a payer.
+``"free"``, ``"account:<name>"`` or ``"partner:<partner id>"``) and its ``postpaid_msat`` is
+the cost of its energy at the tariff of its charger. The prepaid ledger of such a session
+stays empty (nothing paid, consumed or refundable); its stop journals one ``free`` or
+``receivable`` entry. A roaming partner's token (OCPI, :mod:`strom_core.roaming`) is the same
+thing: an authorisation event with a payer, the partner (mode ``partner``, never written in a
+profile: partners send their tokens themselves).
 
 IdTags are OCPP ``CiString20``: at most 20 characters, compared case-insensitively; a card's
 tag is kept as written and matched by its folded form (:func:`tag_key`).
@@ -37,14 +39,21 @@ __all__ = [
     "CardDesk",
     "CardMode",
     "account_payer",
+    "check_partner_id",
     "index_cards",
+    "partner_of",
+    "partner_payer",
     "tag_key",
 ]
 
 FREE_PAYER = "free"
 _ACCOUNT_PREFIX = "account:"
+_PARTNER_PREFIX = "partner:"
 MAX_TAG = 20
 MAX_ACCOUNT = 48
+# A roaming partner's id (OCPI: country code and party id, or the platform's own id). The
+# session's ``payer`` column holds 56 characters: "partner:" (8) + 36 fits, with room to spare.
+MAX_PARTNER = 36
 
 
 class CardMode(enum.StrEnum):
@@ -52,6 +61,7 @@ class CardMode(enum.StrEnum):
 
     FREE = "free"
     ACCOUNT = "account"
+    PARTNER = "partner"  # a roaming partner's token (never in a profile)
 
 
 def tag_key(id_tag: str) -> str:
@@ -62,6 +72,37 @@ def tag_key(id_tag: str) -> str:
 def account_payer(account: str) -> str:
     """The session ``payer`` of an account card."""
     return f"{_ACCOUNT_PREFIX}{account}"
+
+
+def check_partner_id(partner_id: str) -> str:
+    """A roaming partner's id as given, if it is one.
+
+    Raises:
+        ValueError: empty, longer than 36 characters, or not printable ASCII without spaces.
+    """
+    if (
+        not isinstance(partner_id, str)
+        or not 1 <= len(partner_id) <= MAX_PARTNER
+        or not all(" " < ch <= "~" for ch in partner_id)
+    ):
+        raise ValueError(f"a partner id is 1 to {MAX_PARTNER} printable characters: {partner_id!r}")
+    return partner_id
+
+
+def partner_payer(partner_id: str) -> str:
+    """The session ``payer`` of a roaming partner's session (its token, or its remote start).
+
+    Raises:
+        ValueError: not a partner id (:func:`check_partner_id`).
+    """
+    return f"{_PARTNER_PREFIX}{check_partner_id(partner_id)}"
+
+
+def partner_of(payer: str) -> str | None:
+    """The partner a session's ``payer`` names; None for any other payer."""
+    if payer.startswith(_PARTNER_PREFIX):
+        return payer[len(_PARTNER_PREFIX) :]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +117,7 @@ class Card:
     id_tag: str
     label: str = ""
     mode: CardMode = CardMode.FREE
-    account: str = ""
+    account: str = ""  # the account of an account card; the partner id of a partner's token
 
     def __post_init__(self) -> None:
         tag = self.id_tag
@@ -85,12 +126,16 @@ class Card:
         object.__setattr__(self, "mode", CardMode(self.mode))
         if self.mode is CardMode.ACCOUNT and not 1 <= len(self.account) <= MAX_ACCOUNT:
             raise ValueError(f"card {tag}: an account card needs an account (1-{MAX_ACCOUNT})")
+        if self.mode is CardMode.PARTNER:
+            check_partner_id(self.account)
         if self.mode is CardMode.FREE and self.account:
             raise ValueError(f"card {tag}: a free card has no account")
 
     @property
     def payer(self) -> str:
         """The session ``payer`` of a start with this card."""
+        if self.mode is CardMode.PARTNER:
+            return partner_payer(self.account)
         return FREE_PAYER if self.mode is CardMode.FREE else account_payer(self.account)
 
 

@@ -696,6 +696,8 @@ class CardConfig(_Section):
 
     @model_validator(mode="after")
     def _valid(self) -> CardConfig:
+        if self.mode is CardMode.PARTNER:
+            raise ValueError("a roaming partner's token is sent by the partner, not listed here")
         self.to_card()
         return self
 

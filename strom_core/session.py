@@ -17,6 +17,7 @@ transition that records StopTransaction, so no stopped session ever lacks a bill
     RESERVED --ReservationAccepted--> RESERVED (the charger holds the connector)
     RESERVED --ReservationRejected--> START_FAILED (all refundable: Strom could not reserve)
     RESERVED --StartRequested--> PAID (RemoteStart with the reserved idTag)
+    PAID (post-paid) --StartAuthorized--> PAID (RemoteStart: a roaming partner's remote start)
     RESERVED --TransactionStarted--> CHARGING (the payer started at the charger)
     RESERVED --ReservationExpired | StopRequested--> START_FAILED | CLOSED (fee share kept)
     RESERVED --TopUpSettled | PowerLimited--> RESERVED (more budget, a lower power)
@@ -98,11 +99,15 @@ Idempotency: every event that can be delivered twice has a ``key``; a session re
 it has applied and a repeated key is a no-op with no effects. Meter readings need no key: the
 bill uses the highest register seen, so repeats and out-of-order samples change nothing.
 
-Post-paid sessions (the operator's cards, :mod:`strom_core.cards`) are created ``PAID`` by the
-start of their transaction, with a ``payer`` (``"free"`` or ``"account:<name>"``). They hold no
-prepaid money (``paid`` stays 0, so does the rest of the equation); their cost at the tariff is
-``postpaid_msat``, which grows with the meter like any bill, is never capped by a budget (no
-budget stop) and is final at the stop, exactly once, like a prepaid one.
+Post-paid sessions (the operator's cards and roaming partners' tokens, :mod:`strom_core.cards`)
+are created ``PAID`` by the start of their transaction, with a ``payer`` (``"free"``,
+``"account:<name>"`` or ``"partner:<id>"``); a partner's remote start creates one ``PAID``
+before any transaction and asks for the start with :class:`StartAuthorized` (RemoteStart and
+the start timer, as a first payment does; a failed start ends ``START_FAILED`` owing
+nothing). They hold no prepaid money (``paid`` stays 0, so does the rest of the equation);
+their cost at the tariff is ``postpaid_msat``, which grows with the meter like any bill, is
+never capped by a budget (no budget stop) and is final at the stop, exactly once, like a
+prepaid one.
 
 An event that is not allowed in the current state raises :class:`IllegalTransition` and the
 caller keeps the old session: nothing changes.
@@ -150,6 +155,7 @@ from strom_core.session_events import (
     ReservationAccepted,
     ReservationExpired,
     ReservationRejected,
+    StartAuthorized,
     StartRequested,
     StartTimedOut,
     StopReason,
@@ -233,7 +239,7 @@ class Session:
     stopped_at: datetime | None = None
     stop_reason: str = ""
     refund_id: str | None = None
-    payer: str = ""  # "" prepaid; else post-paid: "free" or "account:<name>" (strom_core.cards)
+    payer: str = ""  # "" prepaid; post-paid: "free", "account:<name>", "partner:<id>" (cards)
     postpaid_msat: int = 0  # a post-paid session's cost at its tariff
     reserve_minutes: int = 0  # > 0: a reservation (its start waits for the payer)
     reservation_fee_msat: int = 0  # the reservation fee, frozen at the offer
@@ -513,6 +519,14 @@ def _start_requested(session: Session, event: Event) -> tuple[Session, list[Effe
     """The payer arrived: start with the reserved idTag, which the charger lets through."""
     start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
     return replace(session, state=State.PAID), [start, ArmStartTimeout(session.start_timeout_s)]
+
+
+def _start_authorized(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """A post-paid session's payer asks for the start: RemoteStart, as after a payment."""
+    if not session.postpaid:
+        raise _illegal(session, event, "only a post-paid session is started without a payment")
+    start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
+    return session, [start, ArmStartTimeout(session.start_timeout_s)]
 
 
 def _keep_reservation_fee(session: Session, stop_reason: str) -> tuple[Session, list[Effect]]:
@@ -879,6 +893,7 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         (s.RESERVED, ReservationExpired): _reservation_ended,
         (s.RESERVED, StopRequested): _reservation_ended,
         (s.RESERVED, PowerLimited): _power_limited,
+        (s.PAID, StartAuthorized): _start_authorized,
         (s.PAID, RemoteStartAccepted): _start_accepted,
         (s.PAID, RemoteStartRejected): _start_failed,
         (s.STARTING, RemoteStartRejected): _start_failed,

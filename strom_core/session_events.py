@@ -31,6 +31,7 @@ __all__ = [
     "ReservationAccepted",
     "ReservationExpired",
     "ReservationRejected",
+    "StartAuthorized",
     "StartRequested",
     "StartTimedOut",
     "StopReason",
@@ -165,6 +166,18 @@ class StartRequested:
     """The payer of a reserved session arrived and asks to start charging."""
 
     key: str = "start-request"
+
+
+@dataclass(frozen=True, slots=True)
+class StartAuthorized:
+    """A post-paid session's payer asks Strom to start it at the charger (RemoteStart).
+
+    A roaming partner's remote start (OCPI START_SESSION): its session is created ``PAID``
+    with the partner as payer, like a card's, and this event asks the charger to start, by the
+    same RemoteStart and start timer as a paid session's first payment. Applied once.
+    """
+
+    key: str = "start-authorized"
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +322,7 @@ Event = (
     | ReservationRejected
     | ReservationExpired
     | StartRequested
+    | StartAuthorized
     | StartTimedOut
     | TransactionStarted
     | MeterReading

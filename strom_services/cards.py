@@ -80,8 +80,20 @@ class ProfileCards:
     ) -> Session | None:
         """A new post-paid session for a start with the charger's card, or None."""
         card = self.card(charger_id, id_tag)
+        if card is None:
+            return None
+        return self.postpaid_session(charger_id, connector_id, session_id, card.payer)
+
+    def postpaid_session(
+        self, charger_id: str, connector_id: int, session_id: str, payer: str, tag: str = "C"
+    ) -> Session | None:
+        """A new post-paid session of ``payer`` on the connector; None: no such connector.
+
+        Priced at the tariff in force on the charger, frozen into the session. Its idTag is
+        its own (``tag`` + session id), whoever pays.
+        """
         profile = self._profiles.get(charger_id)
-        if card is None or profile is None:
+        if profile is None:
             return None
         connector = next((c for c in profile.connectors if c.id == connector_id), None)
         if connector is None:
@@ -90,10 +102,14 @@ class ProfileCards:
             session_id=session_id,
             charger_id=charger_id,
             connector_id=connector_id,
-            id_tag=card_tag(session_id),
+            id_tag=f"{tag}{session_id}"[:20],
             tariff=self._tariff_for(profile),
             power_w=connector.max_power_w,
             meter_interval_s=self._meter_interval_s,
             start_timeout_s=self._start_timeout_s,
-            payer=card.payer,
+            payer=payer,
         )
+
+    def profile(self, charger_id: str) -> ProfileConfig | None:
+        """The charger's profile in force, if it is one of Strom's chargers."""
+        return self._profiles.get(charger_id)

@@ -10,7 +10,10 @@ never disagree after a crash. Rules (see docs/architecture.md):
   (OCPP 1.6 ``ConcurrentTx``); so is a card of the charger's operator
   (:class:`strom_core.cards.CardDesk`): its StartTransaction opens a post-paid session, in
   the same commit, which charges and is billed like any other (to nobody, recorded as free,
-  or to the card's account). Anything else is ``INVALID``.
+  or to the card's account). A roaming partner's token that the card desk offers
+  (:class:`strom_services.roaming.RoamingCards`) is checked against the database as well
+  (the token as stored now, the partner's block: :func:`strom_services.roaming.token_refusal`)
+  and its session gets its OCPI record in the same commit. Anything else is ``INVALID``.
 * Transaction ids come from the persisted ``id_allocator`` (never from the clock), so they are
   unique and increasing across restarts; every transaction, of either OCPP version, has one
   (the key of the session and the meter readings). An OCPP 1.6 transaction's reference is
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from strom_core.cards import CardDesk
+from strom_core.cards import CardDesk, CardMode, partner_of
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import IllegalTransition
 from strom_core.ports import (
@@ -68,6 +71,7 @@ from strom_core.ports.prices import RateSource
 from strom_core.session import Session, State, Transition
 from strom_core.session_events import MeterReading, TransactionStarted, TransactionStopped
 from strom_services.orphans import record_stop_discrepancy
+from strom_services.roaming import record_token_start, token_refusal
 from strom_storage import ocpp as records
 from strom_storage.db import Connection
 from strom_storage.sessions import (
@@ -164,6 +168,24 @@ def _stop_in(
             conn, transition.session, transaction, event.meter_stop_wh, received_at
         )
     return _Stopped(known=True, session_id=row.session_id, transitions=(transition,))
+
+
+def _open_card_session(
+    conn: Connection, session: Session, id_tag: str, now: datetime, event_at: datetime
+) -> Session | None:
+    """Store a card's (or a partner token's) post-paid session; None: the partner is refused."""
+    partner = partner_of(session.payer)
+    if partner is not None:
+        refusal = token_refusal(conn, partner, id_tag, now)
+        if refusal is not None:
+            log.info("partner %s token %s refused at the start: %s", partner, id_tag, refusal)
+            return None
+    secret = secrets.token_hex(16)  # nobody holds it: a card session has no link
+    initiator = "card" if partner is None else "partner"
+    insert_sessions(conn, [new_session_row(session, secret, initiator, None, event_at)])
+    if partner is not None:
+        record_token_start(conn, session, id_tag, now)  # admitted just above: its OCPI record
+    return session
 
 
 def _meter_in(conn: Connection, sample: MeterSample, event_at: datetime) -> list[Transition] | None:
@@ -284,7 +306,20 @@ class DatabaseOcppCore:
     async def authorize(self, charger_id: str, id_tag: str) -> Authorization:
         """Authorise an idTag (see module docstring for the rule)."""
         session = await self.db.read(partial(find_by_id_tag, id_tag=id_tag))
-        if session is None and self.cards is not None and self.cards.card(charger_id, id_tag):
+        card = (
+            None
+            if session is not None or self.cards is None
+            else self.cards.card(charger_id, id_tag)
+        )
+        if card is not None and card.mode is CardMode.PARTNER:
+            now = self.clock.now()
+            refusal = await self.db.read(
+                partial(token_refusal, partner_id=card.account, id_tag=id_tag, now=now)
+            )
+            if refusal is not None:
+                log.info("charger %s: partner token %s refused: %s", charger_id, id_tag, refusal)
+                return Authorization.INVALID
+        if card is not None:
             return Authorization.ACCEPTED
         if session is None or session.charger_id != charger_id:
             return Authorization.INVALID
@@ -335,9 +370,7 @@ class DatabaseOcppCore:
             number = records.allocate_id(conn, records.TRANSACTION_COUNTER)
             session = find_by_id_tag(conn, id_tag)
             if session is None and card_session is not None:  # the operator's card: post-paid
-                session = card_session
-                secret = secrets.token_hex(16)  # nobody holds it: a card session has no link
-                insert_sessions(conn, [new_session_row(session, secret, "card", None, event_at)])
+                session = _open_card_session(conn, card_session, id_tag, created_at, event_at)
             status = _start_status(session, charger_id, connector_id)
             session_id = (
                 session.id if session is not None and status is Authorization.ACCEPTED else None

@@ -23,6 +23,10 @@ Theory of operation
   charger drops (an invoice paid a minute after it was made, say). That race cannot be closed
   — the driver's wallet pays when it pays — so such a session goes the usual way: RemoteStart
   answers ``Offline``, and the whole payment becomes refundable.
+* A roaming partner's bill (:mod:`strom_services.roaming`) is paid by an invoice whose payment
+  row has kind ``receivable`` and points at the partner's session: it settles here like any
+  other, once (the payment row flips once), and marks the receivable ``paid`` and journals
+  ``receivable_paid`` in the same transaction; no session event (the session's bill is final).
 * A top-up (:meth:`PaymentService.open_top_up`) is refused too while the session's charger is
   not connected: Strom could neither see the charge go on nor stop it at the new budget.
 * A reservation (``open_session(..., reserve_minutes=m)``) is offered only where the tariff
@@ -50,6 +54,7 @@ from strom_core.fiat import Conversion, FiatBilling, ShownTariff, shown_tariff
 from strom_core.ports import ChargerLink
 from strom_core.ports.prices import NoPrice, PriceSource, RateSource
 from strom_core.prices import PriceSchedule
+from strom_core.roaming import Receivable
 from strom_core.session import State, Transition, new_session
 from strom_core.session_events import (
     InvoiceExpired,
@@ -83,6 +88,7 @@ from strom_storage.payments import (
     record_zap_request,
     settle_payment,
 )
+from strom_storage.roaming import record_receivable_payment
 from strom_storage.sessions import (
     SessionStore,
     apply_event,
@@ -94,6 +100,7 @@ from strom_storage.sessions import (
 __all__ = [
     "BUSY_STATES",
     "OVERPAY_LIMIT",
+    "RECEIVABLE_KIND",
     "ConnectorUnavailable",
     "NoPrice",
     "OpenedSession",
@@ -105,6 +112,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+RECEIVABLE_KIND = "receivable"  # a payment of a partner's bill (strom_services.roaming)
 # The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
 # more than twice the amount asked, so a larger report is a backend's error, not a payment.
 OVERPAY_LIMIT = 2
@@ -147,6 +155,7 @@ class _Settlement:
     flagged: bool = False
     transitions: tuple[Transition, ...] = ()
     refused: str | None = None  # why a paid session could not have its connector
+    receivable: Receivable | None = None  # a partner's bill this settlement paid
 
 
 def _payment_row(
@@ -640,6 +649,8 @@ class PaymentService:
         if done.flagged:
             _log_flagged(row, received)
             return False
+        if row.kind == RECEIVABLE_KIND and received:  # recorded now (a replay received nothing)
+            return _log_receivable(row, received, done.receivable)
         if not done.transitions:  # settled before, expired, or flagged
             return False
         if done.refused is not None:
@@ -685,6 +696,9 @@ class PaymentService:
         """The settlement's writes: the payment row, the session event, the zap receipt."""
         payment_hash = row.payment_hash
         settle_payment(conn, payment_hash, received, paid_at)
+        if row.kind == RECEIVABLE_KIND:  # a partner paid a session's bill: no session event
+            paid = record_receivable_payment(conn, row.session_id, payment_hash, received, at)
+            return _Settlement(row, received, receivable=paid)
         if row.kind == "initial":
             event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received, at)
         else:
@@ -783,6 +797,27 @@ class PaymentService:
             return False
         self.store.committed(transitions)
         return True
+
+
+def _log_receivable(row: PaymentRow, received: int, paid: Receivable | None) -> bool:
+    if paid is None:
+        log.error(
+            "session %s: payment %s of %s msat settled for a partner's bill that was paid "
+            "already: not credited again; return it to the partner by hand",
+            row.session_id,
+            row.payment_hash,
+            received,
+        )
+        return False
+    log.info(
+        "session %s: partner %s paid receivable %s (%s msat, invoice %s)",
+        row.session_id,
+        paid.partner_id,
+        paid.id,
+        received,
+        row.payment_hash,
+    )
+    return True
 
 
 def _record_zap_request(conn: Connection, event_id: str, pubkey: str | None, now: datetime) -> None:

@@ -50,7 +50,7 @@ class PaymentRow:
 
     payment_hash: str
     session_id: str
-    kind: str  # "initial" or "topup"
+    kind: str  # "initial", "topup" or "receivable" (a partner's bill)
     amount_msat: int
     bolt11: str
     state: str  # pending, settled, expired, flagged

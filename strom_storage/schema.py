@@ -54,7 +54,11 @@ __all__ = [
     "ocpp_unknown_stops",
     "outbox",
     "payments",
+    "receivables",
     "refunds",
+    "roaming_partner_terms",
+    "roaming_sessions",
+    "roaming_tokens",
     "sessions",
     "shared_keys",
     "status_history",
@@ -186,7 +190,7 @@ payments = Table(
     metadata,
     Column("payment_hash", String(64), primary_key=True),
     Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),  # "initial" or "topup"
+    Column("kind", String(16), nullable=False),  # "initial", "topup" or "receivable"
     Column("amount_msat", Msat, nullable=False),
     Column("bolt11", Text, nullable=False),
     Column("state", String(16), nullable=False),  # pending, settled, expired, flagged
@@ -504,4 +508,70 @@ charge_plans = Table(
     Column("fits", Boolean, nullable=False),
     Column("slots", JSON, nullable=False),
     Column("planned_at", TS, nullable=False),
+)
+
+# Roaming partners (strom_core.roaming). A partner is its id string (an OCPI eMSP); these
+# tables name it without a foreign key, so they stand without the OCPI front door.
+
+# What a partner's session keeps for OCPI: the token of its CDR and how it was authorised.
+# One remote start per (partner, authorization_reference): the same command twice is one session.
+roaming_sessions = Table(
+    "roaming_sessions",
+    metadata,
+    Column("session_id", String(32), ForeignKey("sessions.id"), primary_key=True),
+    Column("partner_id", String(36), nullable=False),
+    Column("token_uid", String(36), nullable=False),
+    Column("token_type", String(16), nullable=False),  # RFID, APP_USER, AD_HOC_USER, OTHER
+    Column("contract_id", String(36), nullable=False),
+    Column("authorization_reference", String(36)),
+    Column("started_by", String(8), nullable=False),  # "command" or "token"
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint(
+        "partner_id", "authorization_reference", name="uq_roaming_sessions_authorization"
+    ),
+)
+
+# Partners' tokens (OCPI Tokens module), newest ``last_updated`` wins.
+roaming_tokens = Table(
+    "roaming_tokens",
+    metadata,
+    Column("partner_id", String(36), primary_key=True),
+    Column("uid", String(36), primary_key=True),
+    Column("type", String(16), primary_key=True),
+    Column("contract_id", String(36), nullable=False),
+    Column("visual_number", String(64), nullable=False, default=""),
+    Column("issuer", String(64), nullable=False, default=""),
+    Column("group_id", String(36), nullable=False, default=""),
+    Column("valid", Boolean, nullable=False),
+    Column("whitelist", String(16), nullable=False),  # ALWAYS, ALLOWED, ALLOWED_OFFLINE, NEVER
+    Column("last_updated", TS, nullable=False),
+)
+
+# A partner's bill for one session (opened with the final bill, in the same commit) and the
+# Lightning invoice offered for it; its settlement goes through ``payments`` (kind receivable).
+receivables = Table(
+    "receivables",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(36), nullable=False, index=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, unique=True),
+    Column("amount_msat", Msat, nullable=False),
+    Column("state", String(16), nullable=False),  # open, invoiced, paid, written_off
+    Column("payment_hash", String(64)),  # of the invoice offered now (earlier ones: payments)
+    Column("bolt11", Text),
+    Column("created_at", TS, nullable=False),
+    Column("invoiced_at", TS),
+    Column("due_at", TS),
+    Column("paid_at", TS),
+    Index("ix_receivables_due", "state", "due_at"),
+)
+
+# A partner's payment terms (the OCPI partner record may take them over later).
+roaming_partner_terms = Table(
+    "roaming_partner_terms",
+    metadata,
+    Column("partner_id", String(36), primary_key=True),
+    Column("block_when_overdue", Boolean, nullable=False),
+    Column("payment_terms_days", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
 )

@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from strom_core.billing import interval_bills
-from strom_core.cards import FREE_PAYER
+from strom_core.cards import FREE_PAYER, partner_of
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.errors import LedgerError, StorageError
 from strom_core.fiat import Conversion, FiatBilling, FiatRate, FiatTerms
@@ -49,6 +49,7 @@ from strom_core.tariff import Tariff
 from strom_storage.db import Database
 from strom_storage.leases import agent_lease, charger_lease
 from strom_storage.outbox import queue_effect, run_session_now
+from strom_storage.roaming import open_receivable
 from strom_storage.schema import ledger_entries, ledger_intervals, ledger_rates, sessions
 
 __all__ = [
@@ -550,9 +551,12 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
         _journal_intervals(conn, new, now)
         _journal_rate(conn, new, now)
-        if new.postpaid:  # the card's bill: given away, or owed by its account
+        if new.postpaid:  # the card's bill: given away, or owed by its account or partner
             kind = "free" if new.payer == FREE_PAYER else "receivable"
             entries.append((kind, f"{new.id}:{kind}", new.postpaid_msat))
+            partner = partner_of(new.payer)
+            if partner is not None:  # a roaming partner's bill: to be invoiced to it
+                open_receivable(conn, new.id, partner, new.postpaid_msat, now)
     elif (
         new.consumed_msat
         and new.state in (State.START_FAILED, State.CLOSED)
