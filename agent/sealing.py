@@ -9,8 +9,8 @@ from __future__ import annotations
 from strom_storage.sealing import (
     MASTER_KEY_ENV,
     SEALED_PREFIX,
-    SealError,
     Sealer,
+    SealError,
     sealer_from_environ,
 )
 
