@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from strom_storage.db import Database
@@ -47,6 +47,7 @@ class OcpiPartnerRow:
     state: PartnerState
     token_a_hash: str | None
     token_hash: str | None
+    next_token_hash: str | None
     their_token: str | None  # sealed
     versions_url: str | None
     version: str | None
@@ -112,6 +113,7 @@ def _partner(row: Any) -> OcpiPartnerRow:
         state=row.state,
         token_a_hash=row.token_a_hash,
         token_hash=row.token_hash,
+        next_token_hash=row.next_token_hash,
         their_token=row.their_token,
         versions_url=row.versions_url,
         version=row.version,
@@ -131,7 +133,7 @@ def _one(conn: Connection, **where: Any) -> OcpiPartnerRow | None:
     return None if row is None else _partner(row)
 
 
-def _create(conn: Connection, name: str, token_a_hash: str, now: datetime) -> OcpiPartnerRow:
+def _create(conn: Connection, name: str, token_a_hash: str | None, now: datetime) -> OcpiPartnerRow:
     result = conn.execute(
         insert(ocpi_partners).values(
             name=name,
@@ -172,6 +174,7 @@ def _store_credentials(
             state="registered",
             token_a_hash=None,
             token_hash=creds.token_hash,
+            next_token_hash=None,
             their_token=creds.their_token,
             versions_url=creds.versions_url,
             version=creds.version,
@@ -219,8 +222,8 @@ class OcpiStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, name: str, token_a_hash: str, now: datetime) -> OcpiPartnerRow:
-        """A new partner, ``offered``: it may register with the token A of this hash."""
+    async def create(self, name: str, token_a_hash: str | None, now: datetime) -> OcpiPartnerRow:
+        """A new partner, ``offered``, with the hash of its token A (None: Strom registers)."""
         return await self.db.write(partial(_create, name=name, token_a_hash=token_a_hash, now=now))
 
     async def get(self, partner_id: int) -> OcpiPartnerRow | None:
@@ -234,6 +237,46 @@ class OcpiStore:
     async def by_token(self, token_hash: str) -> OcpiPartnerRow | None:
         """The partner whose registered token has this hash, or None."""
         return await self.db.read(partial(_one, token_hash=token_hash))
+
+    async def by_any_token(self, token_hash: str) -> OcpiPartnerRow | None:
+        """The partner with a token of this hash: token A, registered, or next; or None."""
+        c = ocpi_partners.c
+        query = select(ocpi_partners).where(
+            or_(
+                c.token_a_hash == token_hash,
+                c.token_hash == token_hash,
+                c.next_token_hash == token_hash,
+            )
+        )
+
+        def read(conn: Connection) -> OcpiPartnerRow | None:
+            row = conn.execute(query).first()
+            return None if row is None else _partner(row)
+
+        return await self.db.read(read)
+
+    async def set_next_token(
+        self, partner_id: int, token_hash: str | None, now: datetime, *, states: Sequence[str]
+    ) -> bool:
+        """Accept (or, with None, stop accepting) the token of an exchange Strom begins."""
+        query = (
+            update(ocpi_partners)
+            .where(ocpi_partners.c.id == partner_id, ocpi_partners.c.state.in_(list(states)))
+            .values(next_token_hash=token_hash, updated_at=now)
+        )
+        return await self.db.write(lambda conn: bool(conn.execute(query).rowcount))
+
+    async def reoffer(self, partner_id: int, token_a_hash: str, now: datetime) -> bool:
+        """A new token A for a partner not registered; False when it is registered."""
+        query = (
+            update(ocpi_partners)
+            .where(
+                ocpi_partners.c.id == partner_id,
+                ocpi_partners.c.state.in_(["offered", "unregistered"]),
+            )
+            .values(state="offered", token_a_hash=token_a_hash, updated_at=now)
+        )
+        return await self.db.write(lambda conn: bool(conn.execute(query).rowcount))
 
     async def all(self) -> list[OcpiPartnerRow]:
         """Every partner, oldest first."""
@@ -275,7 +318,13 @@ class OcpiStore:
         query = (
             update(ocpi_partners)
             .where(ocpi_partners.c.id == partner_id, ocpi_partners.c.state == "registered")
-            .values(state="unregistered", token_hash=None, their_token=None, updated_at=now)
+            .values(
+                state="unregistered",
+                token_hash=None,
+                next_token_hash=None,
+                their_token=None,
+                updated_at=now,
+            )
         )
         return await self.db.write(lambda conn: bool(conn.execute(query).rowcount))
 

@@ -511,8 +511,9 @@ charge_plans = Table(
 # OCPI roaming partners (ocpi_server). ``state``: ``offered`` (Strom gave the partner token A),
 # ``registered``, ``unregistered``. Of the tokens the partner uses on Strom only sha256 hashes
 # are kept: token A while offered, and the registered token (C, or the token B Strom sent
-# when it registered itself with the partner). The token Strom uses on the partner is sealed
-# with the master key (strom_storage.sealing), or stored as it is when none is set.
+# when it registered itself with the partner), and the next one during an exchange Strom
+# began. The token Strom uses on the partner is sealed with the master key
+# (strom_storage.sealing), or stored as it is when none is set.
 ocpi_partners = Table(
     "ocpi_partners",
     metadata,
@@ -524,6 +525,9 @@ ocpi_partners = Table(
     Column("state", String(16), nullable=False),
     Column("token_a_hash", String(64), unique=True),
     Column("token_hash", String(64), unique=True),
+    # The token Strom sends while it registers or rotates (accepted alongside token_hash until
+    # the exchange ends: the partner calls back with it before it answers).
+    Column("next_token_hash", String(64), unique=True),
     Column("their_token", Text),  # sealed
     Column("versions_url", Text),
     Column("version", String(10)),

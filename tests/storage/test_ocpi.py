@@ -111,3 +111,24 @@ async def test_log_rows_are_newest_first_cut_to_size_and_pruned_by_retention(
     assert (
         await Retention(db, RetentionPolicy(ocpi_log_days=0)).sweep(T0 + timedelta(days=999)) == {}
     )
+
+
+async def test_any_of_a_partners_tokens_finds_it_and_a_new_offer_reopens_it(db: Database) -> None:
+    store = OcpiStore(db)
+    partner = await store.create("P", "a" * 64, T0)
+    assert await store.set_next_token(partner.id, "b" * 64, T0, states=("offered",))
+    for token_hash in ("a" * 64, "b" * 64):
+        found = await store.by_any_token(token_hash)
+        assert found is not None
+        assert found.id == partner.id
+    assert await store.by_any_token("z" * 64) is None
+    assert await store.register(partner.id, creds("b" * 64), T0, states=("offered",))
+    registered = await store.get(partner.id)
+    assert registered is not None
+    assert registered.next_token_hash is None
+    assert not await store.reoffer(partner.id, "q" * 64, T0)  # registered: no new token A
+    assert await store.unregister(partner.id, T0)
+    assert await store.reoffer(partner.id, "q" * 64, T0)
+    reopened = await store.by_token_a("q" * 64)
+    assert reopened is not None
+    assert reopened.state == "offered"

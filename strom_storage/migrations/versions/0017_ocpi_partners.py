@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("token_a_hash", sa.String(length=64), nullable=True),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("next_token_hash", sa.String(length=64), nullable=True),
         sa.Column("their_token", sa.Text(), nullable=True),
         sa.Column("versions_url", sa.Text(), nullable=True),
         sa.Column("version", sa.String(length=10), nullable=True),
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ocpi_partners")),
         sa.UniqueConstraint("token_a_hash", name=op.f("uq_ocpi_partners_token_a_hash")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_ocpi_partners_token_hash")),
+        sa.UniqueConstraint("next_token_hash", name=op.f("uq_ocpi_partners_next_token_hash")),
     )
     op.create_table(
         "ocpi_log",
