@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 Standing = Literal["a", "next", "registered"]
-_STATE = "ocpi_state"
+_STATE: web.RequestKey[_State] = web.RequestKey("ocpi_state", "_State")
 
 
 def token_hash(token: str) -> str:
@@ -228,6 +228,7 @@ class OcpiServer:
     async def _module(self, request: web.Request) -> web.Response:
         module = self.modules.get(request.match_info["module"])
         if module is None:
+            await self._partner(request, Access.REGISTERED)  # strangers learn nothing
             raise OcpiError(StatusCode.CLIENT_ERROR, "no such OCPI module here", 404)
         partner, token, kind = await self._partner(request, module.access)
         if module.access is Access.REGISTERED and partner.blocked:
@@ -254,6 +255,7 @@ class OcpiServer:
         return self._respond(request, await handler(call))
 
     async def _not_found(self, request: web.Request) -> web.Response:
+        await self._partner(request, Access.CREDENTIALS)
         raise OcpiError(StatusCode.CLIENT_ERROR, "no such OCPI endpoint", 404)
 
     async def _partner(
@@ -368,6 +370,4 @@ class OcpiServer:
 
 
 def _state(request: web.Request) -> _State:
-    state = request[_STATE]
-    assert isinstance(state, _State)  # set by the middleware before any handler runs
-    return state
+    return request[_STATE]  # set by the middleware before any handler runs
