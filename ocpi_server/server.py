@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 Standing = Literal["a", "next", "registered"]
-_STATE: web.RequestKey[_State] = web.RequestKey("ocpi_state", "_State")
 
 
 def token_hash(token: str) -> str:
@@ -155,6 +154,9 @@ class _State:
     body: bytes = b""
     partner_id: int | None = None
     status_code: int | None = None
+
+
+_STATE = web.RequestKey("ocpi_state", _State)
 
 
 class OcpiServer:

@@ -87,7 +87,8 @@ async def test_a_partner_registers_with_token_a_and_then_uses_only_token_c(cpo: 
     assert row.their_token is not None
     assert row.their_token.startswith(SEALED_PREFIX)  # token B sealed, not in the clear
     assert "token-b-of-emsp" not in repr(row)
-    assert token_c not in repr(row) and offer.token_a not in repr(row)  # hashes only
+    assert token_c not in repr(row)
+    assert offer.token_a not in repr(row)
     # Token A is thrown away; token C works, and GET returns Strom's credentials with it.
     assert (await cpo.call("GET", "/ocpi/versions", offer.token_a)).status_code == 401
     got = await cpo.call("GET", "/ocpi/2.2.1/credentials", token_c)
@@ -205,13 +206,14 @@ async def test_malformed_json_is_http_400_and_changes_nothing(cpo: Cpo) -> None:
 async def test_missing_fields_are_2001_naming_them(cpo: Cpo) -> None:
     http, body, _ = await _refused_post(cpo, {"token": "abc"})
     assert (http, body["status_code"]) == (200, 2001)
-    assert "url" in body["status_message"] and "roles" in body["status_message"]
+    assert "url" in body["status_message"]
+    assert "roles" in body["status_message"]
 
 
 async def test_a_partner_without_2_2_1_is_3002(cpo: Cpo) -> None:
     cpo.emsp.accepted = {"b"}
     cpo.emsp.versions = ["2.1.1"]
-    http, body, _ = await _refused_post(cpo, cpo.emsp.credentials("b"))
+    _http, body, _ = await _refused_post(cpo, cpo.emsp.credentials("b"))
     assert body["status_code"] == 3002
     assert "2.1.1" in body["status_message"]
 
@@ -269,7 +271,7 @@ async def test_a_failed_registration_with_a_partner_stores_nothing(cpo: Cpo) -> 
         await cpo.partners.register_with(f"{cpo.emsp.base}/emsp/versions", "wrong", "E")
     assert await cpo.partners.partners() == []
     cpo.emsp.versions = ["2.1.1"]
-    with pytest.raises(PartnerUnreachable, match="2.2.1"):
+    with pytest.raises(PartnerUnreachable, match=r"2\.2\.1"):
         await cpo.partners.register_with(f"{cpo.emsp.base}/emsp/versions", "right", "E")
     with pytest.raises(PartnerUnreachable, match="no answer"):
         await cpo.partners.register_with("http://127.0.0.1:1/versions", "right", "E")
