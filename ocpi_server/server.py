@@ -184,6 +184,11 @@ class OcpiServer:
         """The versions endpoint handed to partners."""
         return self.base_url + "/versions"
 
+    @property
+    def page_limit(self) -> int:
+        """The most objects one page of a list answers (``[ocpi] page_limit``)."""
+        return self.live.current.ocpi.page_limit
+
     def register(self, module: Module) -> None:
         """Serve a module (and list it in the version details).
 
