@@ -32,6 +32,7 @@ from strom_core import __version__
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig
 from strom_core.ports.agents import NostrAgents
+from strom_core.ports.ocpi import OcpiPartners
 from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_lightning import LightningBackend, NodeWatch
 from strom_prices import DynamicPricing
@@ -99,6 +100,7 @@ class Cockpit:
         prices: the dynamic prices and their providers' health (``GET .../prices``).
         setup_password: the owner's setup password for the first-run page
             (:mod:`cockpit.firstrun`); None makes one for this run.
+        ocpi: the OCPI roaming partners, when ``[ocpi]`` is on.
         clock: the time of audit rows, tokens, NIP-98 checks and live messages.
     """
 
@@ -122,6 +124,7 @@ class Cockpit:
         local_lists: LocalListService | None = None,
         prices: DynamicPricing | None = None,
         setup_password: str | None = None,
+        ocpi: OcpiPartners | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
@@ -155,6 +158,7 @@ class Cockpit:
                 power=power,
                 local_lists=local_lists,
                 prices=prices,
+                ocpi=ocpi,
             ),
             self.uploads,
         )

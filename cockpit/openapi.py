@@ -28,9 +28,10 @@ _ERRORS = {
     "400": "Bad input (the message says which field and why)",
     "401": "Missing, unknown, revoked, stale or replayed credentials",
     "403": "Valid credentials without this right",
-    "404": "No such charger, connector or session",
+    "404": "No such charger, connector, session or partner",
     "409": "Not possible in the current state",
     "413": "Body larger than 64 KiB",
+    "502": "A roaming partner did not answer as OCPI requires (the message says which step)",
     "503": "The database, the relays or the charger's agent are unavailable; try again",
 }
 
@@ -68,6 +69,8 @@ def _path_schema(name: str) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "maximum": 99}
     if name == "charger_id":
         return _CHARGER_ID_SCHEMA
+    if name == "partner_id":
+        return {"type": "integer", "minimum": 1, "maximum": 2_147_483_647}
     if name == "serial":  # a certificate's serial number, hexadecimal
         return {"type": "string", "pattern": "^[0-9A-Fa-f]{1,40}$"}
     return {"type": "string", "minLength": 1, "maxLength": 48}
@@ -107,6 +110,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         errors.append("404")
     if endpoint.conflict or endpoint.action in ("tariff.set",):
         errors.append("409")
+    if endpoint.action in ("ocpi.create", "ocpi.register", "ocpi.rotate", "ocpi.delete"):
+        errors.append("502")
     for status in sorted(errors):
         responses[status] = _error(_ERRORS[status])
     operation: dict[str, Any] = {

@@ -6,3 +6,45 @@ tokens. ``protocol`` (the envelope, status codes, headers, pagination) and ``obj
 (Strom's chargers, tariffs and sessions as OCPI objects) are pure; the rest speaks HTTP.
 See docs/ocpi.md.
 """
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ocpi_server.client import OcpiClient
+from ocpi_server.partners import Partners
+from ocpi_server.server import OcpiServer
+from strom_core.clock import SYSTEM_CLOCK, Clock
+from strom_core.config import LiveConfig
+from strom_storage.db import Database
+from strom_storage.ocpi import OcpiStore
+from strom_storage.sealing import Sealer
+
+__all__ = ["OcpiFrontDoor"]
+
+
+class OcpiFrontDoor:
+    """The OCPI parts, built together: the ``/ocpi`` server, the partners, the client.
+
+    Args:
+        live: the configuration in force (``[ocpi]``, ``server.public_url``).
+        db: the database (partners, the log).
+        sealer: seals the tokens Strom uses on its partners.
+        clock: the time of envelopes, changes and log rows.
+    """
+
+    def __init__(
+        self, live: LiveConfig, db: Database, sealer: Sealer, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        store = OcpiStore(db)
+        self.server = OcpiServer(live, store, clock)
+        self.client = OcpiClient(store, timeout_s=live.current.ocpi.request_timeout_s, clock=clock)
+        self.partners = Partners(self.server, store, self.client, sealer, clock)
+
+    def app(self) -> web.Application:
+        """The sub-application to mount at ``/ocpi``."""
+        return self.server.app()
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self.client.aclose()

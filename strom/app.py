@@ -38,6 +38,7 @@ from lnurl_server.map import NetworkMap
 from lnurl_server.pages import Pages
 from lnurl_server.ratelimit import RateLimiter
 from lnurl_server.routes import FrontDoor, storage_errors
+from ocpi_server import OcpiFrontDoor
 from ocpp_server import (
     OcppServer,
     StaticChargerAuth,
@@ -112,6 +113,7 @@ from strom_storage.db import Database, redact_url
 from strom_storage.outbox import OutboxStore
 from strom_storage.outbox_claims import ClaimingOutboxStore
 from strom_storage.retention import Retention
+from strom_storage.sealing import sealer_from_environ
 from strom_storage.sessions import SessionStore
 from strom_storage.tariffs import TariffRepository
 from strom_web.clients import CLIENTS, ClientAddresses
@@ -228,6 +230,7 @@ class Strom:
     clustered_agents: ClusteredAgents | None = None  # which agents run here (their leases)
     ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
     roaming: RoamingService | None = None  # roaming partners' sessions and receivables
+    ocpi: OcpiFrontDoor | None = None  # [ocpi] enabled: /ocpi/ and the roaming partners
 
     @property
     def config(self) -> StromConfig:
@@ -451,6 +454,11 @@ class Strom:
         async def apply_profile(profile: ProfileConfig) -> None:
             await strom.apply_written_profile(profile)  # called by the API once Strom is built
 
+        ocpi = (
+            OcpiFrontDoor(live, db, sealer_from_environ(None, purpose="ocpi partner tokens"), clock)
+            if config.ocpi.enabled
+            else None
+        )
         cockpit = Cockpit(
             config=live,
             db=db,
@@ -469,6 +477,7 @@ class Strom:
             local_lists=local_lists,
             prices=prices.pricing,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
+            ocpi=None if ocpi is None else ocpi.partners,
             clock=clock,
         )
         strom = cls(
@@ -495,6 +504,7 @@ class Strom:
             cluster=cluster,
             ocpp_cluster=ocpp_cluster,
             roaming=roaming,
+            ocpi=ocpi,
         )
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
@@ -604,6 +614,8 @@ class Strom:
         app.router.add_get("/readyz", self.readiness.handle)
         app.add_routes(self.cockpit.routes())
         app.add_subapp(API_PREFIX, self.cockpit.api_app())
+        if self.ocpi is not None:
+            app.add_subapp("/ocpi", self.ocpi.app())
         return app
 
     @property
@@ -682,6 +694,8 @@ class Strom:
             self.events.server_stopping()  # connected chargers get a reconnect grace next start
             await self.ocpp.stop()
             await self.backend.aclose()
+            if self.ocpi is not None:
+                await self.ocpi.aclose()
             if self.prices is not None:
                 await self.prices.aclose()
             await self._leave_cluster()

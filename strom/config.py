@@ -55,6 +55,7 @@ _TOP_SECTIONS = (
     "logging",
     "rates",
     "cluster",
+    "ocpi",
     "lightning",
 )
 

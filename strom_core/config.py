@@ -36,6 +36,7 @@ __all__ = [
     "LocationConfig",
     "LoggingConfig",
     "NostrConfig",
+    "OcpiConfig",
     "OcppConfig",
     "OcppProfileConfig",
     "PathsConfig",
@@ -371,6 +372,7 @@ class RetentionConfig(_Section):
     # The availability timeline's changes (status_history); each connector's last change
     # before the cutoff stays, so a report still knows the state in force at its start.
     status_history_days: int = Field(400, ge=0)
+    ocpi_log_days: int = Field(30, ge=0)  # the log of OCPI requests in and out
     sweep_interval_s: int = Field(300, ge=1, le=86_400)  # how often the sweep runs
 
 
@@ -824,6 +826,42 @@ class ClusterConfig(_Section):
         return value
 
 
+class OcpiConfig(_Section):
+    """OCPI 2.2.1: roaming partners (eMSPs) see and sell Strom's chargers (``[ocpi]``).
+
+    Off by default: nothing is served under ``/ocpi/`` and the API's OCPI routes answer 409.
+    Strom is the CPO; its versions endpoint is ``<server.public_url>/ocpi/versions``. See
+    docs/ocpi.md.
+    """
+
+    enabled: bool = False
+    # Strom's party: the ISO 3166 alpha-2 country and the 3-character party id (letters and
+    # digits, e.g. "STR") the partners know this CPO by; both required when enabled.
+    country_code: str = Field("", pattern=r"^([A-Z]{2})?$")
+    party_id: str = Field("", pattern=r"^([A-Z0-9]{3})?$")
+    # The business name (and website) partners show for this CPO.
+    business_name: str = Field("", max_length=100)
+    website: str = Field("", max_length=255, pattern=r"^(https?://\S+)?$")
+    # The most objects one page of a list answers (a partner may ask for fewer).
+    page_limit: int = Field(50, ge=1, le=1_000)
+    # How long Strom waits for a partner's answer, in seconds.
+    request_timeout_s: float = Field(15.0, gt=0, le=120)
+
+    @field_validator("country_code", "party_id", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _party_when_enabled(self) -> OcpiConfig:
+        if self.enabled and not (self.country_code and self.party_id and self.business_name):
+            raise ValueError(
+                "[ocpi] enabled needs country_code (e.g. DE), party_id (3 letters or digits, "
+                "e.g. STR) and business_name"
+            )
+        return self
+
+
 class RelayConfig(_Section):
     """One nostr relay; ``url = "embedded"`` is the in-process relay."""
 
@@ -855,6 +893,7 @@ class StromConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
     rates: RatesConfig = RatesConfig()
     cluster: ClusterConfig = ClusterConfig()
+    ocpi: OcpiConfig = OcpiConfig()
     lightning: LightningConfig = FakeConfig()
     profiles: tuple[ProfileConfig, ...] = ()
     relays: tuple[RelayConfig, ...] = (RelayConfig(url="embedded"),)

@@ -29,6 +29,8 @@ are finished with. Adding a table is one line there (and, usually, an index for 
   connector's (and each charger link's) newest stays: it is the state in force at the cutoff,
   which an availability report of a window starting there needs. A connector that has not
   changed for years thus keeps its one row.
+* ``ocpi_log`` — the record of OCPI requests in and out, for the operator, after
+  ``ocpi_log_days``.
 
 The sweep (:meth:`Retention.sweep`) deletes in batches of :data:`BATCH` rows, one short write
 transaction (one :meth:`Database.write`) each, so it never holds SQLite's single writer for
@@ -60,6 +62,7 @@ from strom_storage.schema import (
     imported_secrets,
     meter_readings,
     nostr_events,
+    ocpi_log,
     ocpp_transactions,
     ocpp_unknown_stops,
     outbox,
@@ -92,6 +95,7 @@ class RetentionPolicy:
         unknown_stops_days: unmatched StopTransactions (0: forever).
         status_history_days: availability changes, but each connector's last one before the
             cutoff (0: forever).
+        ocpi_log_days: the log of OCPI requests (0: forever).
     """
 
     claim_windows_s: Mapping[int, int] = field(default_factory=dict)
@@ -100,6 +104,7 @@ class RetentionPolicy:
     meter_readings_days: int = 90
     unknown_stops_days: int = 90
     status_history_days: int = 400
+    ocpi_log_days: int = 30
 
     @classmethod
     def from_config(
@@ -113,6 +118,7 @@ class RetentionPolicy:
             meter_readings_days=config.meter_readings_days,
             unknown_stops_days=config.unknown_stops_days,
             status_history_days=config.status_history_days,
+            ocpi_log_days=config.ocpi_log_days,
         )
 
 
@@ -194,6 +200,11 @@ def _superseded_status_changes(policy: RetentionPolicy, now: datetime) -> Condit
     return and_(status_history.c.at < before, status_history.c.id.not_in(in_force))
 
 
+def _old_ocpi_requests(policy: RetentionPolicy, now: datetime) -> Condition | None:
+    before = _days(now, policy.ocpi_log_days)
+    return None if before is None else ocpi_log.c.at < before
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """Which rows of one table are finished with.
@@ -221,6 +232,7 @@ RULES: tuple[Rule, ...] = (
     Rule(dm_journal.c.key, _old_journal_entries),
     Rule(imported_secrets.c.session_id, _expired_imported_secrets),
     Rule(status_history.c.id, _superseded_status_changes),
+    Rule(ocpi_log.c.id, _old_ocpi_requests),
 )
 """One rule per table that grows with traffic (see the module docstring)."""
 

@@ -50,6 +50,8 @@ __all__ = [
     "metadata",
     "meter_readings",
     "nostr_events",
+    "ocpi_log",
+    "ocpi_partners",
     "ocpp_transactions",
     "ocpp_unknown_stops",
     "outbox",
@@ -574,4 +576,56 @@ roaming_partner_terms = Table(
     Column("block_when_overdue", Boolean, nullable=False),
     Column("payment_terms_days", Integer, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+# OCPI roaming partners (ocpi_server). ``state``: ``offered`` (Strom gave the partner token A),
+# ``registered``, ``unregistered``. Of the tokens the partner uses on Strom only sha256 hashes
+# are kept: token A while offered, and the registered token (C, or the token B Strom sent
+# when it registered itself with the partner), and the next one during an exchange Strom
+# began. The token Strom uses on the partner is sealed with the master key
+# (strom_storage.sealing), or stored as it is when none is set.
+ocpi_partners = Table(
+    "ocpi_partners",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("country_code", String(2)),
+    Column("party_id", String(3)),
+    Column("roles", JSON, nullable=False),  # the partner's CredentialsRole objects
+    Column("state", String(16), nullable=False),
+    Column("token_a_hash", String(64), unique=True),
+    Column("token_hash", String(64), unique=True),
+    # The token Strom sends while it registers or rotates (accepted alongside token_hash until
+    # the exchange ends: the partner calls back with it before it answers).
+    Column("next_token_hash", String(64), unique=True),
+    Column("their_token", Text),  # sealed
+    Column("versions_url", Text),
+    Column("version", String(10)),
+    Column("endpoints", JSON, nullable=False),  # the partner's Endpoint objects
+    Column("settlement", String(16), nullable=False, default="after_cdr"),
+    Column("blocked", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("state IN ('offered', 'registered', 'unregistered')", name="state"),
+    CheckConstraint("settlement IN ('after_cdr', 'streaming')", name="settlement"),
+)
+
+# Every OCPI request in and out (direction ``in``: a partner called Strom; ``out``: Strom
+# called a partner), for the operator; pruned after ``retention.ocpi_log_days``.
+ocpi_log = Table(
+    "ocpi_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", Integer),  # None: the caller was not recognised
+    Column("direction", String(3), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("http_status", Integer),  # None: no answer (timeout, connection refused)
+    Column("status_code", Integer),  # the envelope's, when there was one
+    Column("request_id", String(100), nullable=False),
+    Column("correlation_id", String(100), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("excerpt", String(500), nullable=False, default=""),
+    Index("ix_ocpi_log_at", "at"),
+    Index("ix_ocpi_log_partner", "partner_id", "at"),
 )

@@ -14,7 +14,7 @@ Resources: :mod:`~cockpit.api.me`, :mod:`~cockpit.api.lightning`,
 :mod:`~cockpit.api.power`, :mod:`~cockpit.api.certificates`, :mod:`~cockpit.api.cards`,
 :mod:`~cockpit.api.stickers`, :mod:`~cockpit.api.tariffs`, :mod:`~cockpit.api.sessions`,
 :mod:`~cockpit.api.ledger`, :mod:`~cockpit.api.reports`, :mod:`~cockpit.api.sold`,
-:mod:`~cockpit.api.nostr`,
+:mod:`~cockpit.api.nostr`, :mod:`~cockpit.api.ocpi`,
 :mod:`~cockpit.api.audit`; what they share is :mod:`~cockpit.api.context` (Strom's parts and
 the lookups) and :mod:`~cockpit.api.answers` (rows as answers, pages, CSV).
 """
@@ -35,6 +35,7 @@ from cockpit.api.ledger import LedgerResource
 from cockpit.api.lightning import LightningResource
 from cockpit.api.me import MeResource
 from cockpit.api.nostr import NostrResource
+from cockpit.api.ocpi import OcpiResource
 from cockpit.api.power import PowerResource
 from cockpit.api.prices import PricesResource
 from cockpit.api.reports import ReportsResource
@@ -78,6 +79,7 @@ class Api:
             ReportsResource(ctx),
             SoldResource(ctx),
             NostrResource(ctx),
+            OcpiResource(ctx),
             self.audit,
         )
 

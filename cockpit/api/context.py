@@ -19,6 +19,7 @@ from strom_core.clock import Clock
 from strom_core.config import LiveConfig, ProfileConfig, StromConfig
 from strom_core.errors import AgentMoving, AgentUnavailable, ConfigError, IllegalTransition
 from strom_core.ports.agents import NostrAgents
+from strom_core.ports.ocpi import OcpiPartners
 from strom_core.ports.station import ChargerStation, QuirkCheck
 from strom_core.session import State
 from strom_core.session_events import StopReason, StopRequested
@@ -63,6 +64,7 @@ class ApiContext:
         power: the chargers' power limits (site limits, composite schedules).
         local_lists: the chargers' local lists (what a charger answered to changed cards).
         prices: the dynamic prices of the chargers with ``[tariff.dynamic]``, and their health.
+        ocpi: the OCPI roaming partners (None: ``[ocpi]`` is off).
     """
 
     live: LiveConfig
@@ -80,6 +82,7 @@ class ApiContext:
     power: PowerService | None = None
     local_lists: LocalListService | None = None
     prices: DynamicPricing | None = None
+    ocpi: OcpiPartners | None = None
 
     @property
     def config(self) -> StromConfig:

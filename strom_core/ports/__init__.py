@@ -7,7 +7,8 @@ root (``strom.app``) plugs implementations together. One module per concern:
 * :mod:`strom_core.ports.chargers` — commands to chargers and how connected a charger is;
 * :mod:`strom_core.ports.ocpp` — what the OCPP server asks of the core, and its events;
 * :mod:`strom_core.ports.agents` — what the cockpit asks of the nostr agents;
-* :mod:`strom_core.ports.station` — what the cockpit asks of the OCPP server.
+* :mod:`strom_core.ports.station` — what the cockpit asks of the OCPP server;
+* :mod:`strom_core.ports.ocpi` — what the cockpit asks of the OCPI server (roaming partners).
 
 Import from the module of the concern; the names below are re-exported for convenience.
 """

@@ -8,7 +8,9 @@ fake backend's wallet, charged by the simulated charger over OCPP).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,9 +26,20 @@ from tests.cockpit.conftest import (
     Cockpit,
     nip98,
     simulated,
+    start_cockpit,
 )
+from tests.ocpi.conftest import Emsp, serve
+from tests.ocpi.test_api import OCPI_ON
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def cockpit(tmp_path: Path) -> AsyncIterator[Cockpit]:
+    """Strom with OCPI on, so its routes are checked like every other."""
+    async for running in start_cockpit(tmp_path, OCPI_ON):
+        yield running
+
 
 SESSION = "{session}"
 ROOT_PEM = new_ca("API test root", now=datetime.now(UTC))[0].decode()
@@ -118,6 +131,17 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/nostr/chargers/{charger_id}/status-event"): {},
     ("POST", "/nostr/chargers/{charger_id}/publish-status"): {},
     ("GET", "/audit"): {"params": {"limit": "5"}},
+    # With [ocpi] off these answer 409 ocpi_disabled (tests/ocpi/test_api.py).
+    ("GET", "/ocpi/partners"): {},
+    ("POST", "/ocpi/partners"): {"json": {"name": "Roaming One"}},
+    ("GET", "/ocpi/partners/{partner_id}"): {},
+    ("DELETE", "/ocpi/partners/{partner_id}"): {},
+    ("PATCH", "/ocpi/partners/{partner_id}"): {"json": {"blocked": True}},
+    ("POST", "/ocpi/partners/{partner_id}/register"): {
+        "json": {"versions_url": "https://emsp.example/versions", "token": "token-a"}
+    },
+    ("POST", "/ocpi/partners/{partner_id}/rotate"): {},
+    ("GET", "/ocpi/log"): {"params": {"limit": "5"}},
 }
 
 # (method, path): a bad request and the status it must get. Bad input changes nothing.
@@ -225,13 +249,21 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
         {"json": {"cards": [{"id_tag": "A"}, {"id_tag": "a"}]}},
         400,
     ),
+    ("GET", "/ocpi/partners"): ({"params": {"all": "1"}}, 400),
+    ("POST", "/ocpi/partners"): ({"json": {"name": "x", "token": "no url"}}, 400),
+    ("GET", "/ocpi/partners/{partner_id}"): ({"params": {"x": "1"}}, 400),
+    ("DELETE", "/ocpi/partners/{partner_id}"): ({"params": {"x": "1"}}, 400),
+    ("PATCH", "/ocpi/partners/{partner_id}"): ({"json": {}}, 400),
+    ("POST", "/ocpi/partners/{partner_id}/register"): ({"json": {"token": "t"}}, 400),
+    ("POST", "/ocpi/partners/{partner_id}/rotate"): ({"params": {"x": "1"}}, 400),
+    ("GET", "/ocpi/log"): ({"params": {"limit": "0"}}, 400),
 }
 
 # Downloads of uploaded files are audited too (and need the admin scope).
 MUTATING = {
     key
     for key in REQUESTS
-    if (key[0] in ("PUT", "POST", "DELETE") and "preview" not in key[1])
+    if (key[0] in ("PUT", "POST", "PATCH", "DELETE") and "preview" not in key[1])
     or key[1].endswith("/uploads/{name}")
 }
 
@@ -251,6 +283,7 @@ def fill(
         .replace("{connector_id}", connector)
         .replace("{name}", name)
         .replace("{serial}", serial)
+        .replace("{partner_id}", "1")
     )
 
 
@@ -556,9 +589,34 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     totals = await ok("GET", "/ledger/totals")
     assert totals["totals"][0]["paid_msat"] == 40_000_000
     await reports_answer(ok)
+    await ocpi_answers(ok)
     audit = await ok("GET", "/audit")
     assert audit["items"][0]["actor"] == "token:ops"
     assert done == set(REQUESTS)
+
+
+async def ocpi_answers(ok: Any) -> None:
+    """The OCPI routes' success paths, against a minimal eMSP on 127.0.0.1."""
+    emsp = Emsp()
+    runner, emsp.base = await serve(emsp.app())
+    try:
+        emsp.accepted = {"token-a"}
+        offer = await ok("POST", "/ocpi/partners")
+        assert offer["partner"]["id"] == 1
+        assert offer["token_a"]
+        assert (await ok("GET", "/ocpi/partners"))["partners"][0]["state"] == "offered"
+        assert (await ok("GET", "/ocpi/partners/{partner_id}"))["name"] == "Roaming One"
+        assert (await ok("PATCH", "/ocpi/partners/{partner_id}"))["blocked"] is True
+        versions_url = f"{emsp.base}/emsp/versions"
+        body = {"versions_url": versions_url, "token": "token-a"}
+        registered = await ok("POST", "/ocpi/partners/{partner_id}/register", json=body)
+        assert registered["partner"]["state"] == "registered"
+        rotated = await ok("POST", "/ocpi/partners/{partner_id}/rotate")
+        assert rotated["token_a"] is None  # registered: a credentials PUT, no token shown
+        assert (await ok("GET", "/ocpi/log"))["lines"]
+        assert (await ok("DELETE", "/ocpi/partners/{partner_id}"))["removed"] is True
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_openapi_document_describes_exactly_the_served_operations(

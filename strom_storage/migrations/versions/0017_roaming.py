@@ -2,7 +2,7 @@
 
 Revision ID: 0017
 Revises: 0016
-Create Date: 2027-02-01 09:00:00
+Create Date: 2026-12-07 16:15:00
 
 A roaming partner (an OCPI eMSP) pays after the charge: its sessions are ordinary post-paid
 sessions (``sessions.payer`` = ``partner:<id>``). ``roaming_sessions`` keeps what OCPI needs of
