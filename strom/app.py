@@ -80,6 +80,7 @@ from strom_core.config import (
 )
 from strom_core.errors import BackendError
 from strom_core.ports import CommandResult
+from strom_core.ports.prices import PriceSource, RateSource
 from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -95,7 +96,7 @@ from strom_services.cards import ProfileCards
 from strom_services.charging import ChargingEffects
 from strom_services.cheap import CheapCharging
 from strom_services.core_events import CoreEventSink
-from strom_services.effects import EffectRunner, Handler
+from strom_services.effects import EffectRunner, Handler, RetryLater
 from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
@@ -110,8 +111,9 @@ from strom_services.screens import ScreenKeeper
 from strom_services.tariffs import TariffBook
 from strom_storage.chargers import ChargerStore, run_unheld_sweep
 from strom_storage.db import Database, redact_url
-from strom_storage.outbox import OutboxStore
+from strom_storage.outbox import OutboxRow, OutboxStore
 from strom_storage.outbox_claims import ClaimingOutboxStore
+from strom_storage.partner_cdrs import PARTNER_CDR
 from strom_storage.retention import Retention
 from strom_storage.sealing import sealer_from_environ
 from strom_storage.sessions import SessionStore
@@ -165,6 +167,31 @@ def _outbox(db: Database, cluster: ClusterNode | None) -> OutboxStore:
         return OutboxStore(db)
     # Effects that talk to a charger run on the process holding its connection.
     return ClaimingOutboxStore(db, cluster.process_id, only_my_chargers=True, living_claimants=True)
+
+
+def _ocpi(
+    live: LiveConfig,
+    db: Database,
+    clock: Clock,
+    tariffs: TariffBook,
+    prices: PriceSource,
+    rates: RateSource,
+    events: CoreEventSink,
+    sessions: SessionStore,
+) -> OcpiFrontDoor | None:
+    """With ``[ocpi]`` on: the OCPI front door, told of status changes and partners' sessions."""
+    if not live.current.ocpi.enabled:
+        return None
+    sealer = sealer_from_environ(None, purpose="ocpi partner tokens")
+    ocpi = OcpiFrontDoor(live, db, sealer, clock, tariffs=tariffs, prices=prices, rates=rates)
+    events.subscribe(ocpi.pushes.on_event)  # EVSE status changes to partners
+    sessions.on_committed(ocpi.pushes.on_transition)  # partners' sessions to them
+    return ocpi
+
+
+async def _ocpi_off(row: OutboxRow) -> None:
+    """A partner's CDR while ``[ocpi]`` is off: it waits (retried) until OCPI is on again."""
+    raise RetryLater(f"CDR {row.key}: [ocpi] is off, the partner cannot be reached")
 
 
 def _profile_of(live: LiveConfig, charger_id: str) -> ProfileConfig | None:
@@ -410,12 +437,15 @@ class Strom:
                 CommandResult,
             )
         )
+        ocpi = _ocpi(live, db, clock, tariffs, price_source, prices.rates, events, sessions)
         handlers: dict[str, Handler] = {
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **ReservationEffects(sessions, ocpp.reservations, clock).handlers(),
             **orphans.handlers(),
             **agents.handlers(),
             "pay_refund": refunds.pay,
+            PARTNER_CDR: _ocpi_off,
+            **({} if ocpi is None else ocpi.handlers()),
         }
         runner = EffectRunner(_outbox(db, cluster), handlers, clock=clock)
         sessions.on_committed(lambda _transition: runner.wake())
@@ -454,11 +484,6 @@ class Strom:
         async def apply_profile(profile: ProfileConfig) -> None:
             await strom.apply_written_profile(profile)  # called by the API once Strom is built
 
-        ocpi = (
-            OcpiFrontDoor(live, db, sealer_from_environ(None, purpose="ocpi partner tokens"), clock)
-            if config.ocpi.enabled
-            else None
-        )
         cockpit = Cockpit(
             config=live,
             db=db,
@@ -732,6 +757,8 @@ class Strom:
             loops["tls-renewal"] = self.certificate.run()
         if self.prices is not None:
             loops["prices"] = self.prices.run()
+        if self.ocpi is not None:
+            loops["ocpi-pushes"] = self.ocpi.pushes.run()
         return [group.create_task(loop, name=name) for name, loop in loops.items()]
 
     def _once(self, role: str, work: Work) -> Coroutine[Any, Any, None]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -846,6 +846,14 @@ class OcpiConfig(_Section):
     page_limit: int = Field(50, ge=1, le=1_000)
     # How long Strom waits for a partner's answer, in seconds.
     request_timeout_s: float = Field(15.0, gt=0, le=120)
+    # The currency of the prices and costs partners get: "BTC" (msat-exact, Strom's
+    # settlement extension) or an ISO 4217 code converted at a fresh rate of [rates].
+    currency: str = Field("BTC", pattern=r"^[A-Z]{3}$")
+    # Another currency for some partners: OCPI partner id (as the API lists it) -> currency.
+    partner_currencies: dict[str, Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] = {}
+    # The least time between two pushes of a running session's meter updates to its partner,
+    # in seconds (a change of its state is pushed at once).
+    session_update_interval_s: int = Field(60, ge=0, le=3_600)
 
     @field_validator("country_code", "party_id", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ from strom_core.tariff import Tariff
 from strom_storage.db import Database
 from strom_storage.leases import agent_lease, charger_lease
 from strom_storage.outbox import queue_effect, run_session_now
+from strom_storage.partner_cdrs import queue_partner_cdr
 from strom_storage.roaming import open_receivable
 from strom_storage.schema import ledger_entries, ledger_intervals, ledger_rates, sessions
 
@@ -557,6 +558,7 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
             partner = partner_of(new.payer)
             if partner is not None:  # a roaming partner's bill: to be invoiced to it
                 open_receivable(conn, new.id, partner, new.postpaid_msat, now)
+                queue_partner_cdr(conn, new.id, partner, now)  # ... and told to it (its CDR)
     elif (
         new.consumed_msat
         and new.state in (State.START_FAILED, State.CLOSED)
