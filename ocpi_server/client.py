@@ -48,11 +48,15 @@ class OcpiRequestFailed(RemoteProtocolError):
 
     Attributes:
         status_code: the envelope's OCPI status code, when there was an envelope.
+        http_status: the answer's HTTP status, when there was an answer.
     """
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, status_code: int | None = None, http_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.http_status = http_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +196,13 @@ def _envelope(method: str, url: str, response: httpx.Response, raw: bytes) -> tu
             f"{where}: HTTP {response.status_code}"
             + (f", OCPI status {code}{said}" if code is not None else ""),
             code,
+            response.status_code,
         )
     if code is None:
-        raise OcpiRequestFailed(f"{where}: the answer is not an OCPI response (no status_code)")
+        raise OcpiRequestFailed(
+            f"{where}: the answer is not an OCPI response (no status_code)",
+            http_status=response.status_code,
+        )
     if code != StatusCode.SUCCESS:
-        raise OcpiRequestFailed(f"{where}: OCPI status {code}{said}", code)
+        raise OcpiRequestFailed(f"{where}: OCPI status {code}{said}", code, response.status_code)
     return body.get("data"), code

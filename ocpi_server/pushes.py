@@ -6,7 +6,9 @@ Theory of operation
   OCPP core's :class:`~strom_core.ports.ConnectorStatusChanged`) each registered, unblocked
   partner listing a ``locations`` RECEIVER endpoint gets
   ``PATCH {locations}/{cc}/{pid}/{location_id}/{evse_uid}`` with ``{"status",
-  "last_updated"}``; a charger that goes offline makes its EVSEs ``UNKNOWN``.
+  "last_updated"}``; a charger that goes offline makes its EVSEs ``UNKNOWN``. A partner that
+  answers HTTP 404 (it never stored the Location: a Receiver can PATCH only what it has) gets
+  the whole Location instead, ``PUT {locations}/{cc}/{pid}/{location_id}``.
 * **A partner's session** (mod_sessions, Receiver PUT): the partner owning the session gets
   ``PUT {sessions}/{cc}/{pid}/{session_id}`` with the whole Session on every change of its
   state (created, started, ended: ``COMPLETED``) at once, and on meter updates at most once
@@ -50,6 +52,8 @@ from strom_storage.ocpi_views import OcpiViews
 __all__ = ["Pushes", "receiver_url"]
 
 log = logging.getLogger(__name__)
+
+HTTP_NOT_FOUND = 404  # a Receiver that does not know the object PATCHed
 
 
 def receiver_url(row: OcpiPartnerRow, module: ModuleId) -> str | None:
@@ -230,21 +234,37 @@ class Pushes:
         partner = await self.store.get(push.partner_id)
         if partner is None or partner.state != "registered":
             return
-        party = self.catalogue.party
         if push.body is not None:
             url = receiver_url(partner, ModuleId.LOCATIONS)
             if url is None:
                 return
-            uid = evse_uid(push.charger_id, push.connector_id)
-            target = f"{url}/{party.country_code}/{party.party_id}/{push.charger_id}/{uid}"
-            await self.client.request(
-                "PATCH", target, self.token_of(partner), partner_id=partner.id, body=push.body
-            )
+            await self._send_status(partner, url, push)
         else:
             if not await self._send_session(partner, push.session_id):
                 return
             self._sessions_sent(push.session_id)
         self.sent += 1
+
+    async def _send_status(self, partner: OcpiPartnerRow, url: str, push: _Push) -> None:
+        """PATCH the EVSE; a partner that does not know the Location gets all of it (PUT)."""
+        assert push.body is not None
+        party = self.catalogue.party
+        where = f"{url}/{party.country_code}/{party.party_id}/{push.charger_id}"
+        uid = evse_uid(push.charger_id, push.connector_id)
+        token = self.token_of(partner)
+        try:
+            await self.client.request(
+                "PATCH", f"{where}/{uid}", token, partner_id=partner.id, body=push.body
+            )
+        except OcpiRequestFailed as exc:
+            if exc.http_status != HTTP_NOT_FOUND:
+                raise
+            found = await self.catalogue.location(push.charger_id)
+            if found is None:
+                return
+            await self.client.request(
+                "PUT", where, token, partner_id=partner.id, body=exact(found.obj)
+            )
 
     async def _send_session(self, partner: OcpiPartnerRow, session_id: str) -> bool:
         url = receiver_url(partner, ModuleId.SESSIONS)
