@@ -49,7 +49,7 @@ from strom_core.session import POST_STOP_STATES, State, Transition
 from strom_storage.ocpi import OcpiPartnerRow, OcpiStore
 from strom_storage.ocpi_views import OcpiViews
 
-__all__ = ["Pushes", "receiver_url"]
+__all__ = ["Pushes", "below", "receiver_url"]
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,23 @@ HTTP_NOT_FOUND = 404  # a Receiver that does not know the object PATCHed
 
 
 def receiver_url(row: OcpiPartnerRow, module: ModuleId) -> str | None:
-    """The partner's RECEIVER endpoint of ``module`` (without a trailing slash), or None."""
+    """The partner's RECEIVER endpoint of ``module`` exactly as it gave it, or None.
+
+    A POST goes to it as it is (some platforms route ``…/cdrs/`` only); paths below it are
+    joined after stripping a trailing slash (:func:`below`).
+    """
     for endpoint in row.endpoints:
         if endpoint.get("identifier") == module.value and (
             endpoint.get("role") == InterfaceRole.RECEIVER.value
         ):
             url = endpoint.get("url")
-            return url.rstrip("/") if isinstance(url, str) else None
+            return url if isinstance(url, str) else None
     return None
+
+
+def below(url: str, *parts: str) -> str:
+    """``url`` with path segments appended (one slash between each)."""
+    return "/".join([url.rstrip("/"), *parts])
 
 
 @dataclass(slots=True)
@@ -249,12 +258,12 @@ class Pushes:
         """PATCH the EVSE; a partner that does not know the Location gets all of it (PUT)."""
         assert push.body is not None
         party = self.catalogue.party
-        where = f"{url}/{party.country_code}/{party.party_id}/{push.charger_id}"
+        where = below(url, party.country_code, party.party_id, push.charger_id)
         uid = evse_uid(push.charger_id, push.connector_id)
         token = self.token_of(partner)
         try:
             await self.client.request(
-                "PATCH", f"{where}/{uid}", token, partner_id=partner.id, body=push.body
+                "PATCH", below(where, uid), token, partner_id=partner.id, body=push.body
             )
         except OcpiRequestFailed as exc:
             if exc.http_status != HTTP_NOT_FOUND:
@@ -279,7 +288,7 @@ class Pushes:
         if made is None:
             return False
         party = self.catalogue.party
-        target = f"{url}/{party.country_code}/{party.party_id}/{session_id}"
+        target = below(url, party.country_code, party.party_id, session_id)
         await self.client.request(
             "PUT", target, self.token_of(partner), partner_id=partner.id, body=exact(made.obj)
         )
