@@ -12,7 +12,7 @@ A partner's session is settled in bitcoin in one of two ways (``settlement`` of 
   the stop, the receivable is what the paid intervals did not cover, and is offered as the
   last ``INTERVAL`` invoice.
 
-The ledger invariant of a streaming session (the storage keeps it: :mod:`strom_storage.partner_invoices`)::
+The ledger invariant of a streaming session (kept by :mod:`strom_storage.partner_invoices`)::
 
     bill = sum(amount of PAID interval invoices) + receivable
 
