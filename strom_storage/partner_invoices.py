@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from strom_core.partner_invoices import InvoiceKind, InvoiceStatus, PartnerInvoice
 from strom_core.roaming import Receivable, ReceivableState
+from strom_storage.outbox import queue_effect
 from strom_storage.roaming import load_receivable, receivable_of_session
 from strom_storage.schema import (
     ledger_entries,
@@ -37,6 +38,7 @@ from strom_storage.schema import (
 )
 
 __all__ = [
+    "PUSH_KIND",
     "STREAM_PAID",
     "InvoicePage",
     "change_invoice",
@@ -44,10 +46,12 @@ __all__ = [
     "expired_open_invoices",
     "insert_invoice",
     "invoice_by_hash",
+    "invoice_paid",
     "list_partner_invoices",
     "load_invoice",
     "paid_stream_msat",
     "partner_settlements",
+    "queue_push",
     "record_stream_payment",
     "session_invoices",
     "stream_pending",
@@ -56,6 +60,34 @@ __all__ = [
 ]
 
 STREAM_PAID = "stream_paid"  # the ledger kind of a paid interval invoice
+PUSH_KIND = "ocpi_invoice_push"  # the outbox kind telling the partner of an invoice's change
+
+
+def queue_push(conn: Connection, invoice: PartnerInvoice, method: str, now: datetime) -> None:
+    """Queue telling the partner of this version of the invoice (``PUT`` or ``PATCH``).
+
+    Not in a session's chain of effects (``session_id`` None): a partner's receiver that is
+    down must never hold back a session's OCPP commands. The push sends the invoice as it is
+    when it runs, so pushes that overtake each other still leave the partner up to date.
+    """
+    queue_effect(
+        conn,
+        key=f"ocpi-invoice:{invoice.id}:{invoice.version}",
+        kind=PUSH_KIND,
+        payload={"invoice_id": invoice.id, "method": method, "version": invoice.version},
+        session_id=None,
+        now=now,
+    )
+
+
+def invoice_paid(conn: Connection, payment_hash: str, now: datetime) -> PartnerInvoice | None:
+    """The receivable's invoice with this hash was paid: ``PAID``, and the partner told."""
+    found = invoice_by_hash(conn, payment_hash, lock=True)
+    if found is None or found.status is InvoiceStatus.PAID:
+        return None
+    paid = change_invoice(conn, found.id, now, status=InvoiceStatus.PAID.value, paid_at=now)
+    queue_push(conn, paid, "PATCH", now)
+    return paid
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +278,7 @@ def record_stream_payment(
     )
     if receivable is not None and found.receivable_id is None:
         _shrink(conn, receivable, found.amount_msat, now)
+    queue_push(conn, paid, "PATCH", now)
     return paid
 
 
