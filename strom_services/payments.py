@@ -54,10 +54,10 @@ from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import ConfigError, StromError
 from strom_core.fiat import Conversion, FiatBilling, ShownTariff, shown_tariff
+from strom_core.partner_invoices import PartnerInvoice
 from strom_core.ports import ChargerLink
 from strom_core.ports.prices import NoPrice, PriceSource, RateSource
 from strom_core.prices import PriceSchedule
-from strom_core.partner_invoices import PartnerInvoice
 from strom_core.roaming import Receivable
 from strom_core.session import State, Transition, new_session
 from strom_core.session_events import (
@@ -80,6 +80,7 @@ from strom_storage.db import Connection
 from strom_storage.leases import agent_lease
 from strom_storage.ocpp import allocate_id
 from strom_storage.outbox import queue_effect
+from strom_storage.partner_invoices import invoice_paid, record_stream_payment
 from strom_storage.payments import (
     PaymentRow,
     PaymentStore,
@@ -92,7 +93,6 @@ from strom_storage.payments import (
     record_zap_request,
     settle_payment,
 )
-from strom_storage.partner_invoices import invoice_paid, record_stream_payment
 from strom_storage.roaming import record_receivable_payment
 from strom_storage.sessions import (
     SessionStore,
