@@ -49,8 +49,10 @@ __all__ = [
     "invoice_paid",
     "list_partner_invoices",
     "load_invoice",
+    "mark_stop_asked",
     "paid_stream_msat",
     "partner_settlements",
+    "payment_expires_at",
     "queue_push",
     "record_stream_payment",
     "session_invoices",
@@ -291,6 +293,20 @@ def _shrink(conn: Connection, receivable: Receivable, by_msat: int, now: datetim
     if left == 0:
         values.update(state=ReceivableState.PAID.value, paid_at=now)
     conn.execute(update(receivables).where(receivables.c.id == receivable.id).values(values))
+
+
+def mark_stop_asked(conn: Connection, invoice_id: str) -> None:
+    """Note that the unpaid interval's session was asked to stop (not a change to push)."""
+    conn.execute(
+        update(partner_invoices).where(partner_invoices.c.id == invoice_id).values(stop_asked=True)
+    )
+
+
+def payment_expires_at(conn: Connection, payment_hash: str) -> datetime:
+    """When the invoice with this hash expires (it is in ``payments``)."""
+    query = select(payments.c.expires_at).where(payments.c.payment_hash == payment_hash)
+    found: datetime = conn.execute(query).scalar_one()
+    return found
 
 
 def partner_settlements(conn: Connection) -> dict[str, str]:
