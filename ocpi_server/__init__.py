@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ocpi_server.client import OcpiClient
+from ocpi_server.invoices import Invoices
 from ocpi_server.partners import Partners
 from ocpi_server.server import OcpiServer
 from strom_core.clock import SYSTEM_CLOCK, Clock
@@ -24,7 +25,7 @@ __all__ = ["OcpiFrontDoor"]
 
 
 class OcpiFrontDoor:
-    """The OCPI parts, built together: the ``/ocpi`` server, the partners, the client.
+    """The OCPI parts, built together: the ``/ocpi`` server, the partners, the client, invoices.
 
     Args:
         live: the configuration in force (``[ocpi]``, ``server.public_url``).
@@ -40,6 +41,8 @@ class OcpiFrontDoor:
         self.server = OcpiServer(live, store, clock)
         self.client = OcpiClient(store, timeout_s=live.current.ocpi.request_timeout_s, clock=clock)
         self.partners = Partners(self.server, store, self.client, sealer, clock)
+        # strom-invoices (docs/ocpi-lightning.md): the invoices' endpoints and pushes.
+        self.invoices = Invoices(self.server, db, store, self.client, self.partners)
 
     def app(self) -> web.Application:
         """The sub-application to mount at ``/ocpi``."""

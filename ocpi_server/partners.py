@@ -378,6 +378,14 @@ class Partners:
             raise PartnerNotFound(f"no OCPI partner {partner_id}")
         return row
 
+    def token_for(self, row: OcpiPartnerRow) -> str:
+        """The token Strom uses on the partner (for the modules' pushes).
+
+        Raises:
+            PartnerConflict: the partner gave Strom no token.
+        """
+        return self._their_token(row)
+
     def _their_token(self, row: OcpiPartnerRow) -> str:
         if row.their_token is None:
             raise PartnerConflict(f"partner {row.id} gave Strom no token")

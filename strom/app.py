@@ -100,6 +100,7 @@ from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
+from strom_services.partner_invoices import PartnerInvoices
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.profile_prices import ProfilePrices
@@ -231,6 +232,7 @@ class Strom:
     ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
     roaming: RoamingService | None = None  # roaming partners' sessions and receivables
     ocpi: OcpiFrontDoor | None = None  # [ocpi] enabled: /ocpi/ and the roaming partners
+    partner_invoices: PartnerInvoices | None = None  # [ocpi] enabled: settlement in bitcoin
 
     @property
     def config(self) -> StromConfig:
@@ -357,7 +359,14 @@ class Strom:
         cards.watch(live)  # a card saved through the API is accepted (or refused) at once
         # Roaming partners' tokens come after the operator's cards (strom_services.roaming).
         tokens = PartnerTokenIndex()
-        roaming = RoamingService(sessions, backend, cards, tokens, clock=clock)
+        roaming = RoamingService(
+            sessions,
+            backend,
+            cards,
+            tokens,
+            clock=clock,
+            invoice_expiry_s=config.ocpi.invoice_expiry_s,
+        )
         await roaming.load_tokens()
         ocpp_cluster = _cluster_chargers(config, cluster)
         ocpp = OcppServer(
@@ -410,7 +419,13 @@ class Strom:
                 CommandResult,
             )
         )
+        ocpi = (
+            OcpiFrontDoor(live, db, sealer_from_environ(None, purpose="ocpi partner tokens"), clock)
+            if config.ocpi.enabled
+            else None
+        )
         handlers: dict[str, Handler] = {
+            **({} if ocpi is None else ocpi.invoices.handlers()),
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **ReservationEffects(sessions, ocpp.reservations, clock).handlers(),
             **orphans.handlers(),
@@ -454,11 +469,6 @@ class Strom:
         async def apply_profile(profile: ProfileConfig) -> None:
             await strom.apply_written_profile(profile)  # called by the API once Strom is built
 
-        ocpi = (
-            OcpiFrontDoor(live, db, sealer_from_environ(None, purpose="ocpi partner tokens"), clock)
-            if config.ocpi.enabled
-            else None
-        )
         cockpit = Cockpit(
             config=live,
             db=db,
@@ -505,6 +515,9 @@ class Strom:
             ocpp_cluster=ocpp_cluster,
             roaming=roaming,
             ocpi=ocpi,
+            partner_invoices=(
+                None if ocpi is None else PartnerInvoices(roaming, backend, live, clock)
+            ),
         )
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
@@ -732,6 +745,8 @@ class Strom:
             loops["tls-renewal"] = self.certificate.run()
         if self.prices is not None:
             loops["prices"] = self.prices.run()
+        if self.partner_invoices is not None:  # intervals, due dates, expiries: once
+            loops["partner-invoices"] = self._once("partner-invoices", self.partner_invoices.run)
         return [group.create_task(loop, name=name) for name, loop in loops.items()]
 
     def _once(self, role: str, work: Work) -> Coroutine[Any, Any, None]:
