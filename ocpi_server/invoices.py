@@ -6,7 +6,7 @@ list a ``strom-invoices`` RECEIVER, every change of an invoice is pushed there t
 for a new or replaced invoice, ``PATCH`` for a change of status. A push is an outbox effect
 (:data:`~strom_storage.partner_invoices.PUSH_KIND`, one per version of the invoice), retried
 with backoff while the partner does not answer 1000; it sends the invoice as it is when it
-runs, so pushes that overtake each other still leave the partner up to date.
+runs (the newest), a ``PATCH`` the status of the version that queued it.
 
 The module is announced and served only to partners whose settlement is in bitcoin
 (``after_cdr`` or ``streaming``: today every partner; a partner settled another way would not
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any, overload
 
@@ -75,13 +76,14 @@ def invoice_object(invoice: PartnerInvoice, country_code: str, party_id: str) ->
     return found
 
 
-def _patch_object(invoice: PartnerInvoice) -> dict[str, Any]:
+def _patch_object(payload: dict[str, Any]) -> dict[str, Any]:
+    """The PATCH of one version: its status, ``paid_at`` and ``last_updated`` (queued then)."""
     found: dict[str, Any] = {
-        "status": invoice.status.value,
-        "last_updated": format_datetime(invoice.last_updated),
+        "status": InvoiceStatus(payload["status"]).value,
+        "last_updated": format_datetime(datetime.fromisoformat(payload["last_updated"])),
     }
-    if invoice.status is InvoiceStatus.PAID and invoice.paid_at is not None:
-        found["paid_at"] = format_datetime(invoice.paid_at)
+    if payload.get("paid_at"):
+        found["paid_at"] = format_datetime(datetime.fromisoformat(payload["paid_at"]))
     return found
 
 
@@ -207,7 +209,9 @@ class Invoices:
         country, party = self._party()
         method = str(row.payload.get("method", "PUT"))
         body = (
-            _patch_object(invoice) if method == "PATCH" else invoice_object(invoice, country, party)
+            _patch_object(row.payload)
+            if method == "PATCH"
+            else invoice_object(invoice, country, party)
         )
         target = f"{url.rstrip('/')}/{country}/{party}/{invoice.id}"
         try:

@@ -69,14 +69,23 @@ def queue_push(conn: Connection, invoice: PartnerInvoice, method: str, now: date
     """Queue telling the partner of this version of the invoice (``PUT`` or ``PATCH``).
 
     Not in a session's chain of effects (``session_id`` None): a partner's receiver that is
-    down must never hold back a session's OCPP commands. The push sends the invoice as it is
-    when it runs, so pushes that overtake each other still leave the partner up to date.
+    down must never hold back a session's OCPP commands. A ``PUT`` sends the invoice as it is
+    when it runs; a ``PATCH`` the status of its version (with its ``last_updated``, by which
+    the partner orders changes).
     """
     queue_effect(
         conn,
         key=f"ocpi-invoice:{invoice.id}:{invoice.version}",
         kind=PUSH_KIND,
-        payload={"invoice_id": invoice.id, "method": method, "version": invoice.version},
+        payload={
+            "invoice_id": invoice.id,
+            "method": method,
+            "version": invoice.version,
+            # What a PATCH says is this version's (a later change has its own push).
+            "status": invoice.status.value,
+            "paid_at": None if invoice.paid_at is None else invoice.paid_at.isoformat(),
+            "last_updated": invoice.last_updated.isoformat(),
+        },
         session_id=None,
         now=now,
     )
