@@ -190,7 +190,7 @@ async def test_after_cdr_invoice_is_offered_pushed_paid_and_patched_once(
 async def test_an_expired_invoice_is_replaced_under_the_same_id(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    env = {**OCPI_ENV, "STROM_OCPI__INVOICE_EXPIRY_S": "1"}
+    env = {**OCPI_ENV, "STROM_OCPI__INVOICE_EXPIRY_S": "3"}
     async with running_stack(tmp_path, env) as stack:
         who = await partner(stack, receiver, "after_cdr")
         session_id = await start(stack, who, "ref-exp")
