@@ -17,6 +17,7 @@ from aiohttp import web
 from ocpi_server.catalogue import Catalogue
 from ocpi_server.cdrs import Cdrs, CdrSent
 from ocpi_server.client import OcpiClient
+from ocpi_server.invoices import Invoices
 from ocpi_server.locations import Locations
 from ocpi_server.partners import Partners
 from ocpi_server.pushes import Pushes
@@ -37,7 +38,7 @@ __all__ = ["CdrSent", "OcpiFrontDoor"]
 
 
 class OcpiFrontDoor:
-    """The OCPI parts, built together: server, partners, client, modules and pushes.
+    """The OCPI parts, built together: server, partners, client, modules, pushes, invoices.
 
     Args:
         live: the configuration in force (``[ocpi]``, ``server.public_url``, the profiles).
@@ -81,6 +82,9 @@ class OcpiFrontDoor:
             token_of,
             session_interval_s=live.current.ocpi.session_update_interval_s,
         )
+
+        # strom-invoices (docs/ocpi-lightning.md): the invoices' endpoints and pushes.
+        self.invoices = Invoices(self.server, db, store, self.client, self.partners)
 
     def handlers(self) -> dict[str, Handler]:
         """The outbox handlers of the OCPI effects (the CDR POST)."""

@@ -138,12 +138,19 @@ class Module:
         roles: the interface roles listed for it in the version details.
         handlers: HTTP method → handler.
         access: who may call it.
+        offered_to: which partners it is announced to and serves (a custom module is only
+            for the partners that agreed to it); None: every partner.
     """
 
     identifier: str
     roles: tuple[InterfaceRole, ...]
     handlers: Mapping[str, Handler]
     access: Access = Access.REGISTERED
+    offered_to: Callable[[OcpiPartnerRow], bool] | None = None
+
+    def offered(self, partner: OcpiPartnerRow | None) -> bool:
+        """Whether ``partner`` (None: nobody in particular) is offered this module."""
+        return self.offered_to is None or (partner is not None and self.offered_to(partner))
 
 
 @dataclass(slots=True)
@@ -217,15 +224,16 @@ class OcpiServer:
         return self._respond(request, Answer(data))
 
     async def _details(self, request: web.Request) -> web.Response:
-        await self._partner(request, Access.CREDENTIALS)
-        return self._respond(request, Answer(self.details()))
+        partner, _, _ = await self._partner(request, Access.CREDENTIALS)
+        return self._respond(request, Answer(self.details(partner)))
 
-    def details(self) -> dict[str, Any]:
-        """The version details: every registered module, once per role."""
+    def details(self, partner: OcpiPartnerRow | None = None) -> dict[str, Any]:
+        """The version details: every module offered to ``partner``, once per role."""
         root = f"{self.base_url}/{OCPI_VERSION}"
         endpoints = [
             {"identifier": module.identifier, "role": role.value, "url": f"{root}/{identifier}"}
             for identifier, module in self.modules.items()
+            if module.offered(partner)
             for role in module.roles
         ]
         return {"version": OCPI_VERSION, "endpoints": endpoints}
@@ -238,6 +246,8 @@ class OcpiServer:
             await self._partner(request, Access.REGISTERED)  # strangers learn nothing
             raise OcpiError(StatusCode.CLIENT_ERROR, "no such OCPI module here", 404)
         partner, token, kind = await self._partner(request, module.access)
+        if not module.offered(partner):  # a custom module this partner did not agree to
+            raise OcpiError(StatusCode.CLIENT_ERROR, "no such OCPI module here", 404)
         if module.access is Access.REGISTERED and partner.blocked:
             raise OcpiError(StatusCode.CLIENT_ERROR, "this partner is blocked by the CPO", 403)
         handler = module.handlers.get(request.method)

@@ -101,6 +101,7 @@ from strom_services.idle import IdleWatch
 from strom_services.local_list import LocalListService, profile_cards
 from strom_services.ocpp_core import DatabaseOcppCore
 from strom_services.orphans import OrphanWatch
+from strom_services.partner_invoices import PartnerInvoices
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.profile_prices import ProfilePrices
@@ -258,6 +259,7 @@ class Strom:
     ocpp_cluster: ClusterChargers | None = None  # charger leases here, commands to the owner
     roaming: RoamingService | None = None  # roaming partners' sessions and receivables
     ocpi: OcpiFrontDoor | None = None  # [ocpi] enabled: /ocpi/ and the roaming partners
+    partner_invoices: PartnerInvoices | None = None  # [ocpi] enabled: settlement in bitcoin
 
     @property
     def config(self) -> StromConfig:
@@ -286,6 +288,13 @@ class Strom:
             raise
         strom.http_socket = http_socket
         return strom
+
+    def _settle_after_cdrs(self) -> None:
+        """A CDR the partner accepted: its receivable's invoice is offered at once (the
+        invoices' loop also offers any receivable still open, e.g. of a partner without a CDR
+        receiver)."""
+        if self.ocpi is not None and self.partner_invoices is not None:
+            self.ocpi.on_cdr_sent(self.partner_invoices.on_cdr_sent)
 
     @classmethod
     async def _open(cls, config: StromConfig, *, backend: LightningBackend | None) -> Strom:
@@ -384,7 +393,14 @@ class Strom:
         cards.watch(live)  # a card saved through the API is accepted (or refused) at once
         # Roaming partners' tokens come after the operator's cards (strom_services.roaming).
         tokens = PartnerTokenIndex()
-        roaming = RoamingService(sessions, backend, cards, tokens, clock=clock)
+        roaming = RoamingService(
+            sessions,
+            backend,
+            cards,
+            tokens,
+            clock=clock,
+            invoice_expiry_s=config.ocpi.invoice_expiry_s,
+        )
         await roaming.load_tokens()
         ocpp_cluster = _cluster_chargers(config, cluster)
         ocpp = OcppServer(
@@ -439,6 +455,7 @@ class Strom:
         )
         ocpi = _ocpi(live, db, clock, tariffs, price_source, prices.rates, events, sessions)
         handlers: dict[str, Handler] = {
+            **({} if ocpi is None else ocpi.invoices.handlers()),
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
             **ReservationEffects(sessions, ocpp.reservations, clock).handlers(),
             **orphans.handlers(),
@@ -530,7 +547,11 @@ class Strom:
             ocpp_cluster=ocpp_cluster,
             roaming=roaming,
             ocpi=ocpi,
+            partner_invoices=(
+                None if ocpi is None else PartnerInvoices(roaming, backend, live, clock)
+            ),
         )
+        strom._settle_after_cdrs()
         if cluster is not None:
             strom.live_fanout = LiveFanout(cockpit.live, cluster.bus, cluster.process_id)
             strom.config_sync = strom._config_sync(cluster, tariffs)
@@ -759,6 +780,8 @@ class Strom:
             loops["prices"] = self.prices.run()
         if self.ocpi is not None:
             loops["ocpi-pushes"] = self.ocpi.pushes.run()
+        if self.partner_invoices is not None:  # intervals, due dates, expiries: once
+            loops["partner-invoices"] = self._once("partner-invoices", self.partner_invoices.run)
         return [group.create_task(loop, name=name) for name, loop in loops.items()]
 
     def _once(self, role: str, work: Work) -> Coroutine[Any, Any, None]:

@@ -854,6 +854,17 @@ class OcpiConfig(_Section):
     # The least time between two pushes of a running session's meter updates to its partner,
     # in seconds (a change of its state is pushed at once).
     session_update_interval_s: int = Field(60, ge=0, le=3_600)
+    # Settlement in bitcoin (docs/ocpi-lightning.md). A streaming partner's session is
+    # invoiced every stream_interval_s seconds while it charges, each interval invoice due
+    # (and its BOLT 11 expiring) stream_due_s seconds after it is made; unpaid then, the
+    # session is stopped.
+    stream_interval_s: int = Field(300, ge=1, le=86_400)
+    stream_due_s: int = Field(120, ge=1, le=86_400)
+    # How long a receivable's BOLT 11 invoice (after the CDR) stays payable before a new one
+    # replaces it, in seconds.
+    invoice_expiry_s: int = Field(86_400, ge=1, le=30 * 86_400)
+    # How often Strom looks for intervals to invoice, due dates passed and expired invoices.
+    invoice_check_s: float = Field(5.0, gt=0, le=300)
 
     @field_validator("country_code", "party_id", mode="before")
     @classmethod

@@ -56,6 +56,8 @@ class StopReason(enum.StrEnum):
     # The charger no longer has the transaction (it rebooted without it) and sent no
     # StopTransaction within the grace period: ended by Strom, billed up to the last reading.
     CHARGER_LOST = "charger_lost"
+    # A roaming partner's streaming session: an interval invoice was not paid by its due time.
+    INTERVAL_UNPAID = "interval_invoice_unpaid"
 
 
 _STOP_REASON_TEXT: dict[str, str] = {
@@ -63,6 +65,7 @@ _STOP_REASON_TEXT: dict[str, str] = {
     StopReason.BUDGET: "the budget was used up",
     StopReason.CHARGER: "stopped at the charger",
     StopReason.ADMIN: "stopped by the operator",
+    StopReason.INTERVAL_UNPAID: "stopped: an interval invoice was unpaid at its due time",
     StopReason.CHARGER_LOST: (
         "the charger restarted and lost the session; billed up to its last reading"
     ),

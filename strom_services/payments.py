@@ -27,6 +27,9 @@ Theory of operation
   row has kind ``receivable`` and points at the partner's session: it settles here like any
   other, once (the payment row flips once), and marks the receivable ``paid`` and journals
   ``receivable_paid`` in the same transaction; no session event (the session's bill is final).
+* A partner's interval invoice of a streaming session (kind ``stream``,
+  :mod:`strom_services.partner_invoices`) settles the same way: the invoice turns ``PAID``
+  and is journalled ``stream_paid`` once; no session event (the session is post-paid).
 * A top-up (:meth:`PaymentService.open_top_up`) is refused too while the session's charger is
   not connected: Strom could neither see the charge go on nor stop it at the new budget.
 * A reservation (``open_session(..., reserve_minutes=m)``) is offered only where the tariff
@@ -51,6 +54,7 @@ from strom_core.config import ProfileConfig, SessionsConfig
 from strom_core.crashpoints import crashpoint
 from strom_core.errors import ConfigError, StromError
 from strom_core.fiat import Conversion, FiatBilling, ShownTariff, shown_tariff
+from strom_core.partner_invoices import PartnerInvoice
 from strom_core.ports import ChargerLink
 from strom_core.ports.prices import NoPrice, PriceSource, RateSource
 from strom_core.prices import PriceSchedule
@@ -76,6 +80,7 @@ from strom_storage.db import Connection
 from strom_storage.leases import agent_lease
 from strom_storage.ocpp import allocate_id
 from strom_storage.outbox import queue_effect
+from strom_storage.partner_invoices import invoice_paid, record_stream_payment
 from strom_storage.payments import (
     PaymentRow,
     PaymentStore,
@@ -101,6 +106,7 @@ __all__ = [
     "BUSY_STATES",
     "OVERPAY_LIMIT",
     "RECEIVABLE_KIND",
+    "STREAM_KIND",
     "ConnectorUnavailable",
     "NoPrice",
     "OpenedSession",
@@ -113,6 +119,7 @@ log = logging.getLogger(__name__)
 
 _ID_TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 RECEIVABLE_KIND = "receivable"  # a payment of a partner's bill (strom_services.roaming)
+STREAM_KIND = "stream"  # a partner's interval invoice (strom_services.partner_invoices)
 # The most a settlement is credited, as a multiple of its invoice: BOLT 4 lets a payee refuse
 # more than twice the amount asked, so a larger report is a backend's error, not a payment.
 OVERPAY_LIMIT = 2
@@ -156,6 +163,7 @@ class _Settlement:
     transitions: tuple[Transition, ...] = ()
     refused: str | None = None  # why a paid session could not have its connector
     receivable: Receivable | None = None  # a partner's bill this settlement paid
+    interval: PartnerInvoice | None = None  # a partner's interval invoice this settlement paid
 
 
 def _payment_row(
@@ -651,6 +659,8 @@ class PaymentService:
             return False
         if row.kind == RECEIVABLE_KIND and received:  # recorded now (a replay received nothing)
             return _log_receivable(row, received, done.receivable)
+        if row.kind == STREAM_KIND and received:
+            return _log_interval(row, received, done.interval)
         if not done.transitions:  # settled before, expired, or flagged
             return False
         if done.refused is not None:
@@ -698,7 +708,12 @@ class PaymentService:
         settle_payment(conn, payment_hash, received, paid_at)
         if row.kind == RECEIVABLE_KIND:  # a partner paid a session's bill: no session event
             paid = record_receivable_payment(conn, row.session_id, payment_hash, received, at)
+            if paid is not None:
+                invoice_paid(conn, payment_hash, at)  # the partner is told (strom-invoices)
             return _Settlement(row, received, receivable=paid)
+        if row.kind == STREAM_KIND:  # a partner paid an interval of a streaming session
+            interval = record_stream_payment(conn, payment_hash, received, at)
+            return _Settlement(row, received, interval=interval)
         if row.kind == "initial":
             event: PaymentSettled | TopUpSettled = PaymentSettled(payment_hash, received, at)
         else:
@@ -816,6 +831,26 @@ def _log_receivable(row: PaymentRow, received: int, paid: Receivable | None) -> 
         paid.id,
         received,
         row.payment_hash,
+    )
+    return True
+
+
+def _log_interval(row: PaymentRow, received: int, paid: PartnerInvoice | None) -> bool:
+    if paid is None:
+        log.error(
+            "session %s: payment %s of %s msat settled for a partner's interval invoice that "
+            "was paid already: not credited again; return it to the partner by hand",
+            row.session_id,
+            row.payment_hash,
+            received,
+        )
+        return False
+    log.info(
+        "session %s: partner %s paid interval invoice %s (%s msat)",
+        row.session_id,
+        paid.partner_id,
+        paid.id,
+        received,
     )
     return True
 

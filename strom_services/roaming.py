@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -64,6 +64,7 @@ from strom_services.offers import ConnectorUnavailable, check_connector
 from strom_services.payments import RECEIVABLE_KIND
 from strom_storage.chargers import link_columns, load_connector
 from strom_storage.db import Connection
+from strom_storage.partner_invoices import stream_pending
 from strom_storage.payments import insert_payments, load_payment, new_payment_row
 from strom_storage.roaming import (
     ReferenceTaken,
@@ -437,13 +438,25 @@ class RoamingService:
 
     # --- receivables -------------------------------------------------------------------------
 
-    async def invoice(self, receivable_id: int) -> Receivable:
+    async def invoice(
+        self,
+        receivable_id: int,
+        *,
+        within: Callable[[Connection, Receivable], None] | None = None,
+    ) -> Receivable:
         """Offer the partner a Lightning invoice for a receivable (its CDR's total).
 
         An ``open`` receivable gets its first invoice; an ``invoiced`` one whose invoice
         expired unpaid gets a new one (the old hash stays in ``payments``, expired, and can
         never be credited); an ``invoiced`` one whose invoice is still payable is returned as
-        it is (asking twice makes one invoice).
+        it is (asking twice makes one invoice). Nothing is recorded while an interval invoice
+        of the session may still be paid, or when its amount changed meanwhile (an interval
+        paid late shrinks it): the receivable is returned unchanged.
+
+        Args:
+            receivable_id: the receivable.
+            within: called in the transaction that records a new invoice, with the receivable
+                as invoiced (the partner's invoice record and its push are written there).
 
         Raises:
             PartnerRefused: no such receivable, or one paid or written off.
@@ -469,6 +482,10 @@ class RoamingService:
                 return current  # invoiced meanwhile by another call: keep that one
             if current.state not in (ReceivableState.OPEN, ReceivableState.INVOICED):
                 return current
+            if current.amount_msat != invoice.amount_msat or stream_pending(
+                conn, current.session_id
+            ):
+                return current  # an interval may still be paid, or was: not this amount
             terms = load_terms(conn, current.partner_id)
             row = new_payment_row(
                 session_id=current.session_id,
@@ -489,7 +506,10 @@ class RoamingService:
                 now=now,
                 terms_days=terms.payment_terms_days,
             )
-            return load_receivable(conn, receivable_id)
+            invoiced = load_receivable(conn, receivable_id)
+            if within is not None and invoiced is not None:
+                within(conn, invoiced)
+            return invoiced
 
         stored = await self.db.write(record)
         assert stored is not None

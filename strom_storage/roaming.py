@@ -40,6 +40,7 @@ from strom_core.roaming import (
 from strom_storage.db import Database
 from strom_storage.schema import (
     ledger_entries,
+    partner_invoices,
     receivables,
     roaming_partner_terms,
     roaming_sessions,
@@ -297,12 +298,16 @@ def open_receivable(
 ) -> bool:
     """Open the partner's receivable of a session's final bill (once per session).
 
-    Called in the transaction that journals the bill (the session row is locked there). A
-    bill of 0 opens nothing: there is nothing to invoice.
+    Called in the transaction that journals the bill (the session row is locked there). The
+    interval invoices of a streamed session paid so far are subtracted
+    (``bill = paid intervals + receivable``, see :mod:`strom_storage.partner_invoices`). A
+    bill of 0 (or one paid in full by the intervals) opens nothing: there is nothing to invoice.
 
     Returns:
         Whether a receivable was opened now.
     """
+    # A streamed session: the interval invoices paid while it charged are not owed again.
+    amount_msat -= _paid_intervals_msat(conn, session_id)
     if amount_msat <= 0 or receivable_of_session(conn, session_id) is not None:
         return False
     conn.execute(
@@ -315,6 +320,16 @@ def open_receivable(
         )
     )
     return True
+
+
+def _paid_intervals_msat(conn: Connection, session_id: str) -> int:
+    query = select(func.coalesce(func.sum(partner_invoices.c.amount_msat), 0)).where(
+        partner_invoices.c.session_id == session_id,
+        partner_invoices.c.kind == "INTERVAL",
+        partner_invoices.c.receivable_id.is_(None),
+        partner_invoices.c.status == "PAID",
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _locked(query: Any, conn: Connection, lock: bool) -> Any:

@@ -629,3 +629,34 @@ ocpi_log = Table(
     Index("ix_ocpi_log_at", "at"),
     Index("ix_ocpi_log_partner", "partner_id", "at"),
 )
+
+# The Lightning invoices offered to roaming partners (docs/ocpi-lightning.md): a session's
+# CDR invoice (seq 0, the receivable), or the intervals of a streaming session (seq 1…; the
+# last one after the stop is the receivable). ``payment_hash`` is the current BOLT 11's (a
+# replaced one stays in ``payments``); ``version`` counts the changes pushed to the partner.
+partner_invoices = Table(
+    "partner_invoices",
+    metadata,
+    Column("id", String(40), primary_key=True),  # "<session>" or "<session>-<seq>"
+    Column("partner_id", String(36), nullable=False),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),  # CDR, INTERVAL
+    Column("receivable_id", Integer),  # the receivable it pays; None: an interval
+    Column("period_start", TS, nullable=False),
+    Column("period_end", TS, nullable=False),
+    Column("amount_msat", Msat, nullable=False),
+    Column("payment_hash", String(64), nullable=False, unique=True),
+    Column("bolt11", Text, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("due_at", TS, nullable=False),
+    Column("status", String(10), nullable=False),  # OPEN, PAID, EXPIRED, CANCELLED
+    Column("paid_at", TS),
+    Column("version", Integer, nullable=False),
+    Column("stop_asked", Boolean, nullable=False, default=False),
+    Column("last_updated", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("session_id", "seq", name="uq_partner_invoices_session_seq"),
+    Index("ix_partner_invoices_partner", "partner_id", "last_updated"),
+    Index("ix_partner_invoices_due", "status", "due_at"),
+)
