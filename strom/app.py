@@ -290,9 +290,11 @@ class Strom:
         return strom
 
     def _settle_after_cdrs(self) -> None:
-        """A CDR the partner accepted: its receivable's invoice is offered at once (the
-        invoices' loop also offers any receivable still open, e.g. of a partner without a CDR
-        receiver)."""
+        """Offer a receivable's invoice as soon as the partner accepted the session's CDR.
+
+        The invoices' loop also offers any receivable still open (a partner without a CDR
+        receiver, a CDR that is late), so none is forgotten.
+        """
         if self.ocpi is not None and self.partner_invoices is not None:
             self.ocpi.on_cdr_sent(self.partner_invoices.on_cdr_sent)
 
