@@ -12,10 +12,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from ocpi_server.client import OcpiClient
+from ocpi_server.commands import Commands
 from ocpi_server.partners import Partners
 from ocpi_server.server import OcpiServer
+from ocpi_server.tokens import TokenPuller, Tokens
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig
+from strom_core.ports import ChargerCommands
+from strom_services.effects import Handler
+from strom_services.roaming import RoamingService
 from strom_storage.db import Database
 from strom_storage.ocpi import OcpiStore
 from strom_storage.sealing import Sealer
@@ -37,9 +42,39 @@ class OcpiFrontDoor:
         self, live: LiveConfig, db: Database, sealer: Sealer, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         store = OcpiStore(db)
+        self.db = db
+        self.store = store
+        self.sealer = sealer
+        self.clock = clock
         self.server = OcpiServer(live, store, clock)
         self.client = OcpiClient(store, timeout_s=live.current.ocpi.request_timeout_s, clock=clock)
         self.partners = Partners(self.server, store, self.client, sealer, clock)
+        self.commands: Commands | None = None
+        self.tokens: TokenPuller | None = None
+
+    def serve_roaming(self, roaming: RoamingService, chargers: ChargerCommands) -> None:
+        """Serve the commands and tokens modules (partners start, stop, unlock; share tokens).
+
+        Call before :meth:`app`. A partner that registers gets its tokens pulled soon after.
+        """
+        self.commands = Commands(
+            self.server,
+            self.store,
+            self.db,
+            roaming,
+            chargers,
+            self.client,
+            self.sealer,
+            self.clock,
+        )
+        Tokens(self.server, roaming)
+        puller = TokenPuller(self.store, self.db, roaming, self.client, self.sealer, self.clock)
+        self.partners.on_registered(puller.registered)
+        self.tokens = puller
+
+    def handlers(self) -> dict[str, Handler]:
+        """The outbox handlers of the modules served (none before :meth:`serve_roaming`)."""
+        return {} if self.commands is None else self.commands.handlers()
 
     def app(self) -> web.Application:
         """The sub-application to mount at ``/ocpi``."""

@@ -79,7 +79,7 @@ from strom_core.config import (
     check_managed_tls,
 )
 from strom_core.errors import BackendError
-from strom_core.ports import CommandResult
+from strom_core.ports import ChargerCommands, CommandResult
 from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
 from strom_lightning import (
@@ -157,6 +157,26 @@ def _cluster_chargers(config: StromConfig, cluster: ClusterNode | None) -> Clust
     cluster.serve(OCPP_SUBJECT, chargers.handle)
     cluster.participate(chargers)  # the heartbeat renews the charger leases
     return chargers
+
+
+def _ocpi_front_door(
+    live: LiveConfig,
+    db: Database,
+    clock: Clock,
+    roaming: RoamingService,
+    chargers: ChargerCommands,
+    runner: EffectRunner,
+) -> OcpiFrontDoor | None:
+    """The OCPI front door when ``[ocpi] enabled``, None otherwise.
+
+    It serves partners' commands and tokens; ``runner`` runs the outbox rows of commands.
+    """
+    if not live.current.ocpi.enabled:
+        return None
+    ocpi = OcpiFrontDoor(live, db, sealer_from_environ(None, purpose="ocpi partner tokens"), clock)
+    ocpi.serve_roaming(roaming, chargers)
+    runner.handlers.update(ocpi.handlers())
+    return ocpi
 
 
 def _outbox(db: Database, cluster: ClusterNode | None) -> OutboxStore:
@@ -454,11 +474,7 @@ class Strom:
         async def apply_profile(profile: ProfileConfig) -> None:
             await strom.apply_written_profile(profile)  # called by the API once Strom is built
 
-        ocpi = (
-            OcpiFrontDoor(live, db, sealer_from_environ(None, purpose="ocpi partner tokens"), clock)
-            if config.ocpi.enabled
-            else None
-        )
+        ocpi = _ocpi_front_door(live, db, clock, roaming, ocpp.commands, runner)
         cockpit = Cockpit(
             config=live,
             db=db,
@@ -732,6 +748,8 @@ class Strom:
             loops["tls-renewal"] = self.certificate.run()
         if self.prices is not None:
             loops["prices"] = self.prices.run()
+        if self.ocpi is not None and self.ocpi.tokens is not None:
+            loops["ocpi-tokens"] = self.ocpi.tokens.run()  # partners' tokens, pulled
         return [group.create_task(loop, name=name) for name, loop in loops.items()]
 
     def _once(self, role: str, work: Work) -> Coroutine[Any, Any, None]:

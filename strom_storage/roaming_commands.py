@@ -96,7 +96,9 @@ def open_command(
             created_at=now,
         )
     )
-    command_id = int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    command_id = int(key[0])
     queue_effect(
         conn,
         key=f"partner-command:{command_id}:timeout",
