@@ -169,10 +169,13 @@ async def test_tokens_are_pulled_from_the_peer_and_start_at_the_charger_post_pai
     roaming = stack.strom.roaming
     assert roaming is not None
 
-    async def pulled() -> bool:
-        return len(await roaming.tokens(str(partner_id))) == 2
-
-    await until(pulled, "Strom pulled the peer's tokens", within_s=30)
+    # Pulled, stored, and in the index the chargers' Authorize reads.
+    await until(
+        lambda: roaming.index.token("04AABBCC02") is not None,
+        "Strom pulled the peer's tokens",
+        within_s=30,
+    )
+    assert len(await roaming.tokens(str(partner_id))) == 2
     answer = await stack.charger.start_transaction(1, "04AABBCC01")
     assert answer["idTagInfo"]["status"] == "Accepted"
     session_id = await partner_session(stack)
