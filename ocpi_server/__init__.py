@@ -17,6 +17,7 @@ from aiohttp import web
 from ocpi_server.catalogue import Catalogue
 from ocpi_server.cdrs import Cdrs, CdrSent
 from ocpi_server.client import OcpiClient
+from ocpi_server.commands import Commands
 from ocpi_server.invoices import Invoices
 from ocpi_server.locations import Locations
 from ocpi_server.partners import Partners
@@ -24,10 +25,13 @@ from ocpi_server.pushes import Pushes
 from ocpi_server.server import OcpiServer
 from ocpi_server.sessions import Sessions
 from ocpi_server.tariffs import Tariffs
+from ocpi_server.tokens import TokenPuller, Tokens
 from strom_core.clock import SYSTEM_CLOCK, Clock
 from strom_core.config import LiveConfig
+from strom_core.ports import ChargerCommands
 from strom_core.ports.prices import PriceSource, RateSource
 from strom_services.effects import Handler
+from strom_services.roaming import RoamingService
 from strom_services.tariffs import TariffBook
 from strom_storage.db import Database
 from strom_storage.ocpi import OcpiStore
@@ -63,6 +67,10 @@ class OcpiFrontDoor:
     ) -> None:
         store = OcpiStore(db)
         views = OcpiViews(db)
+        self.db = db
+        self.store = store
+        self.sealer = sealer
+        self.clock = clock
         self.server = OcpiServer(live, store, clock)
         self.client = OcpiClient(store, timeout_s=live.current.ocpi.request_timeout_s, clock=clock)
         self.partners = Partners(self.server, store, self.client, sealer, clock)
@@ -85,10 +93,33 @@ class OcpiFrontDoor:
 
         # strom-invoices (docs/ocpi-lightning.md): the invoices' endpoints and pushes.
         self.invoices = Invoices(self.server, db, store, self.client, self.partners)
+        self.commands: Commands | None = None
+        self.tokens: TokenPuller | None = None
+
+    def serve_roaming(self, roaming: RoamingService, chargers: ChargerCommands) -> None:
+        """Serve the commands and tokens modules (partners start, stop, unlock; share tokens).
+
+        Call before :meth:`app`. A partner that registers gets its tokens pulled soon after.
+        """
+        self.commands = Commands(
+            self.server,
+            self.store,
+            self.db,
+            roaming,
+            chargers,
+            self.client,
+            self.sealer,
+            self.clock,
+        )
+        Tokens(self.server, roaming)
+        puller = TokenPuller(self.store, self.db, roaming, self.client, self.sealer, self.clock)
+        self.partners.on_registered(puller.registered)
+        self.tokens = puller
 
     def handlers(self) -> dict[str, Handler]:
-        """The outbox handlers of the OCPI effects (the CDR POST)."""
-        return self.cdrs.handlers()
+        """The outbox handlers of the OCPI effects (CDRs; commands after :meth:`serve_roaming`)."""
+        commands = {} if self.commands is None else self.commands.handlers()
+        return {**self.cdrs.handlers(), **commands}
 
     def on_cdr_sent(self, callback: CdrSent) -> None:
         """Await ``callback(partner_id, session_id, cdr)`` after a partner accepted a CDR.

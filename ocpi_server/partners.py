@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ocpi_server.client import OcpiClient, OcpiRequestFailed
@@ -100,6 +100,7 @@ class Partners:
         self.client = client
         self.sealer = sealer
         self.clock = clock
+        self._registered: list[Callable[[int], None]] = []
         server.register(
             Module(
                 ModuleId.CREDENTIALS.value,
@@ -113,6 +114,14 @@ class Partners:
                 Access.CREDENTIALS,
             )
         )
+
+    def on_registered(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener`` with a partner's id after it registered or rotated (must not raise)."""
+        self._registered.append(listener)
+
+    def _tell_registered(self, partner_id: int) -> None:
+        for listener in self._registered:
+            listener(partner_id)
 
     def ours(self, token: str) -> dict[str, Any]:
         """Strom's credentials object with ``token`` for the partner to use."""
@@ -184,6 +193,7 @@ class Partners:
         if not stored:  # another request changed the partner meanwhile
             raise OcpiError(StatusCode.CLIENT_ERROR, "the registration changed meanwhile", 405)
         log.info("ocpi: partner %s %s", partner.id, "rotated" if replacing else "registered")
+        self._tell_registered(partner.id)
         return Answer(self.ours(token_c))
 
     def _credentials(
@@ -371,6 +381,7 @@ class Partners:
         if not stored:
             raise PartnerConflict(f"partner {row.id} changed meanwhile")
         log.info("ocpi: registered with partner %s (%s)", row.id, method)
+        self._tell_registered(row.id)
 
     async def _row(self, partner_id: int) -> OcpiPartnerRow:
         row = await self.store.get(partner_id)

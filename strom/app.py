@@ -79,7 +79,7 @@ from strom_core.config import (
     check_managed_tls,
 )
 from strom_core.errors import BackendError
-from strom_core.ports import CommandResult
+from strom_core.ports import ChargerCommands, CommandResult
 from strom_core.ports.prices import PriceSource, RateSource
 from strom_core.ports.reservations import ReservationCommands
 from strom_core.session_secrets import SESSION_KEY_LABEL, SessionSecrets
@@ -179,14 +179,17 @@ def _ocpi(
     rates: RateSource,
     events: CoreEventSink,
     sessions: SessionStore,
+    roaming: RoamingService,
+    chargers: ChargerCommands,
 ) -> OcpiFrontDoor | None:
-    """With ``[ocpi]`` on: the OCPI front door, told of status changes and partners' sessions."""
+    """With ``[ocpi]`` on: the OCPI front door (status and sessions pushed, commands, tokens)."""
     if not live.current.ocpi.enabled:
         return None
     sealer = sealer_from_environ(None, purpose="ocpi partner tokens")
     ocpi = OcpiFrontDoor(live, db, sealer, clock, tariffs=tariffs, prices=prices, rates=rates)
     events.subscribe(ocpi.pushes.on_event)  # EVSE status changes to partners
     sessions.on_committed(ocpi.pushes.on_transition)  # partners' sessions to them
+    ocpi.serve_roaming(roaming, chargers)
     return ocpi
 
 
@@ -455,7 +458,18 @@ class Strom:
                 CommandResult,
             )
         )
-        ocpi = _ocpi(live, db, clock, tariffs, price_source, prices.rates, events, sessions)
+        ocpi = _ocpi(
+            live,
+            db,
+            clock,
+            tariffs,
+            price_source,
+            prices.rates,
+            events,
+            sessions,
+            roaming,
+            ocpp.commands,
+        )
         handlers: dict[str, Handler] = {
             **({} if ocpi is None else ocpi.invoices.handlers()),
             **ChargingEffects(sessions, ocpp.commands, orphans).handlers(),
@@ -782,6 +796,8 @@ class Strom:
             loops["prices"] = self.prices.run()
         if self.ocpi is not None:
             loops["ocpi-pushes"] = self.ocpi.pushes.run()
+        if self.ocpi is not None and self.ocpi.tokens is not None:
+            loops["ocpi-tokens"] = self.ocpi.tokens.run()  # partners' tokens, pulled
         if self.partner_invoices is not None:  # intervals, due dates, expiries: once
             loops["partner-invoices"] = self._once("partner-invoices", self.partner_invoices.run)
         return [group.create_task(loop, name=name) for name, loop in loops.items()]

@@ -660,3 +660,32 @@ partner_invoices = Table(
     Index("ix_partner_invoices_partner", "partner_id", "last_updated"),
     Index("ix_partner_invoices_due", "status", "due_at"),
 )
+
+# A roaming partner's command (start, stop, unlock) until the charger's outcome is known; the
+# outcome is written with the session transition that decides it, and the outbox then posts
+# it to ``response_url`` (see strom_core.roaming_commands).
+roaming_commands = Table(
+    "roaming_commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(36), nullable=False),
+    Column("kind", String(20), nullable=False),  # START_SESSION, STOP_SESSION, UNLOCK_CONNECTOR
+    Column("response_url", Text, nullable=False),
+    Column("session_id", String(32)),
+    Column("charger_id", String(48)),
+    Column("connector_id", Integer),
+    Column("ended", Boolean, nullable=False, default=False),
+    Column("result", String(24)),  # OCPI CommandResultType, once ended
+    Column("message", String(200), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("ended_at", TS),
+    Index("ix_roaming_commands_session", "session_id", "ended"),
+)
+
+# When Strom last pulled an OCPI partner's tokens (the next pull asks from then on).
+ocpi_token_pulls = Table(
+    "ocpi_token_pulls",
+    metadata,
+    Column("partner_id", Integer, primary_key=True),
+    Column("pulled_at", TS, nullable=False),
+)

@@ -51,6 +51,7 @@ from strom_storage.leases import agent_lease, charger_lease
 from strom_storage.outbox import queue_effect, run_session_now
 from strom_storage.partner_cdrs import queue_partner_cdr
 from strom_storage.roaming import open_receivable
+from strom_storage.roaming_commands import end_session_commands
 from strom_storage.schema import ledger_entries, ledger_intervals, ledger_rates, sessions
 
 __all__ = [
@@ -426,6 +427,9 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
             charger_id=effect_charger(effect),
             lease=effect_lease(effect, new.charger_id),
         )
+    if old.state is not new.state and partner_of(new.payer) is not None:
+        # A roaming partner's command waiting for this session ends with this transition.
+        end_session_commands(conn, session_id, old.state, new.state, event, now)
     return transition
 
 

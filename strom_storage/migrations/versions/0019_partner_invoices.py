@@ -2,7 +2,7 @@
 
 Revision ID: 0019
 Revises: 0018
-Create Date: 2026-12-08 10:00:00
+Create Date: 2026-12-07 16:30:00
 
 ``partner_invoices`` holds every invoice handed to a partner through the ``strom-invoices``
 OCPI module (docs/ocpi-lightning.md): a session's CDR invoice, or the intervals of a streaming
