@@ -34,7 +34,9 @@ __all__ = [
     "ReceivablesQuery",
 ]
 
-_URL = r"^https?://[^\s/]+(/\S*)?$"
+# Printable ASCII only, no space (an IDN host in its punycode form): the HTTP client refuses
+# control characters, which a "not whitespace" class would let through.
+_URL = r"^https?://[!-.0-~]+(/[!-~]*)?$"
 _CREDENTIALS_CHARS = r"^[\x21-\x7e]{1,64}$"  # printable ASCII, no space (OCPI)
 Settlement = Literal["after_cdr", "streaming"]
 

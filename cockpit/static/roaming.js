@@ -173,12 +173,15 @@ function logTable (lines, names) {
 
 async function roamingView (view, params) {
   const readOnly = readOnlyUser()
+  const shown = location.hash
   const query = new URLSearchParams([...params].filter(([key]) => ['state', 'partner_id', 'overdue'].includes(key)))
   const log = new URLSearchParams({ limit: '100' })
   if (params.get('partner_id')) log.set('partner_id', params.get('partner_id'))
   const [partners, receivables, lines] = await Promise.all([
     api('GET', '/ocpi/partners'), api('GET', '/ocpi/receivables?' + query), api('GET', '/ocpi/log?' + log)
   ])
+  // A live refresh begun before the filters changed must not paint the old answer over the new.
+  if (location.hash !== shown) return
   const names = Object.fromEntries(partners.partners.map((p) => [p.id, p.name]))
   const owed = receivables.receivables
   view.replaceChildren(

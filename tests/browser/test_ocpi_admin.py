@@ -111,6 +111,7 @@ async def test_an_operator_offers_a_partner_sees_its_overdue_bill_and_writes_it_
     await page.select_option('#roaming-filters select[name="state"]', "written_off")
     await page.uncheck('#roaming-filters input[name="overdue"]')
     await page.click("#roaming-filters >> text=Show")
+    await expect(page).to_have_url(f"{cockpit.base}/admin/#/roaming?state=written_off")
     await expect(row.locator(".badge").first).to_have_text("written off")
     await expect(page.locator("#ocpi-log")).to_contain_text("received")  # the versions GET
     assert await words_of(page) == []

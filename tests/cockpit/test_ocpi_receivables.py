@@ -215,3 +215,23 @@ async def test_with_ocpi_off_the_receivable_routes_answer_409(cockpit: Cockpit) 
     terms = await cockpit.call("PATCH", "/ocpi/partners/1", json={"payment_terms_days": 3})
     assert terms.status_code == 409
     assert terms.json()["error"] == "ocpi_disabled"
+
+
+async def test_a_versions_url_with_a_control_character_is_refused_and_nothing_is_stored(
+    ocpi_cockpit: Cockpit,
+) -> None:
+    # Found by the API fuzzer with OCPI on: "\x1c" is not whitespace to the validator's regex
+    # but the HTTP client refuses such a URL; the API must say 400 before anything is tried.
+    c = ocpi_cockpit
+    for url in ["http://emsp.example/\x1cversions", "http://emsp\x7f.example/v", "http://ü.de/v"]:
+        body = {"name": "Roaming One", "versions_url": url, "token": "token-a"}
+        refused = await c.call("POST", "/ocpi/partners", json=body)
+        assert refused.status_code == 400, (url, refused.text)
+        assert "versions_url" in refused.json()["message"]
+    assert (await ok(c, "GET", "/ocpi/partners"))["partners"] == []
+    good = await c.call(
+        "POST",
+        "/ocpi/partners",
+        json={"name": "R", "versions_url": "http://127.0.0.1:9/v?x=1", "token": "token-a"},
+    )
+    assert good.status_code == 502  # valid input: Strom tried, nobody answered
