@@ -41,6 +41,7 @@ from strom_services.local_list import LocalListService
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
 from strom_services.refunds import RefundService
+from strom_services.roaming import RoamingService
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.outbox import OutboxStore
@@ -101,6 +102,7 @@ class Cockpit:
         setup_password: the owner's setup password for the first-run page
             (:mod:`cockpit.firstrun`); None makes one for this run.
         ocpi: the OCPI roaming partners, when ``[ocpi]`` is on.
+        roaming: the roaming partners' receivables and payment terms (used with ``ocpi``).
         clock: the time of audit rows, tokens, NIP-98 checks and live messages.
     """
 
@@ -125,6 +127,7 @@ class Cockpit:
         prices: DynamicPricing | None = None,
         setup_password: str | None = None,
         ocpi: OcpiPartners | None = None,
+        roaming: RoamingService | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
@@ -159,6 +162,7 @@ class Cockpit:
                 local_lists=local_lists,
                 prices=prices,
                 ocpi=ocpi,
+                roaming=roaming,
             ),
             self.uploads,
         )

@@ -28,11 +28,14 @@ _ERRORS = {
     "400": "Bad input (the message says which field and why)",
     "401": "Missing, unknown, revoked, stale or replayed credentials",
     "403": "Valid credentials without this right",
-    "404": "No such charger, connector, session or partner",
+    "404": "No such charger, connector, session, partner or receivable",
     "409": "Not possible in the current state",
     "413": "Body larger than 64 KiB",
     "502": "A roaming partner did not answer as OCPI requires (the message says which step)",
-    "503": "The database, the relays or the charger's agent are unavailable; try again",
+    "503": (
+        "The database, the relays, the charger's agent or the lightning node are unavailable; "
+        "try again"
+    ),
 }
 
 
@@ -69,7 +72,7 @@ def _path_schema(name: str) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "maximum": 99}
     if name == "charger_id":
         return _CHARGER_ID_SCHEMA
-    if name == "partner_id":
+    if name in ("partner_id", "receivable_id"):
         return {"type": "integer", "minimum": 1, "maximum": 2_147_483_647}
     if name == "serial":  # a certificate's serial number, hexadecimal
         return {"type": "string", "pattern": "^[0-9A-Fa-f]{1,40}$"}

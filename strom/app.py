@@ -536,6 +536,7 @@ class Strom:
             prices=prices.pricing,
             setup_password=os.environ.get(SETUP_PASSWORD_VARIABLE),
             ocpi=None if ocpi is None else ocpi.partners,
+            roaming=roaming,
             clock=clock,
         )
         strom = cls(

@@ -28,6 +28,7 @@ from strom_prices import DynamicPricing
 from strom_services.local_list import LocalListService
 from strom_services.payments import PaymentService
 from strom_services.power import PowerService
+from strom_services.roaming import RoamingService
 from strom_storage.chargers import ChargerStore
 from strom_storage.db import Database
 from strom_storage.reports import Reports
@@ -65,6 +66,7 @@ class ApiContext:
         local_lists: the chargers' local lists (what a charger answered to changed cards).
         prices: the dynamic prices of the chargers with ``[tariff.dynamic]``, and their health.
         ocpi: the OCPI roaming partners (None: ``[ocpi]`` is off).
+        roaming: the roaming partners' receivables and payment terms.
     """
 
     live: LiveConfig
@@ -83,6 +85,7 @@ class ApiContext:
     local_lists: LocalListService | None = None
     prices: DynamicPricing | None = None
     ocpi: OcpiPartners | None = None
+    roaming: RoamingService | None = None
 
     @property
     def config(self) -> StromConfig:

@@ -1234,6 +1234,7 @@ async function route (refresh) {
     else if (parts[0] === 'sessions') await sessionsView(view, params)
     else if (parts[0] === 'ledger') await ledgerView(view)
     else if (parts[0] === 'audit') await auditView(view)
+    else if (parts[0] === 'roaming') await roamingView(view, params) // roaming.js
     else await dashboard(view)
   } catch (error) {
     if (error.message !== 'unauthorized') view.replaceChildren(h('p', { class: 'error', role: 'alert' }, error.message))

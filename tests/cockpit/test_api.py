@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ocpp_server.certificates import new_ca
+from strom_storage.roaming import open_receivable
 from strom_storage.schema import audit_log, sessions
 from tests.cockpit.conftest import (
     CHARGER,
@@ -42,6 +44,7 @@ async def cockpit(tmp_path: Path) -> AsyncIterator[Cockpit]:
 
 
 SESSION = "{session}"
+NOW = datetime(2026, 11, 3, tzinfo=UTC)
 ROOT_PEM = new_ca("API test root", now=datetime.now(UTC))[0].decode()
 TARIFF = {"per_kwh_sat": 300, "per_minute_sat": "0.5", "session_fee_sat": 10}
 SIGNING_CERTIFICATE = new_ca("Firmware signer", now=datetime.now(UTC))[0].decode()
@@ -142,6 +145,9 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/ocpi/partners/{partner_id}/rotate"): {},
     ("GET", "/ocpi/log"): {"params": {"limit": "5"}},
+    ("GET", "/ocpi/receivables"): {"params": {"partner_id": "1"}},
+    ("POST", "/ocpi/receivables/{receivable_id}/invoice"): {},
+    ("POST", "/ocpi/receivables/{receivable_id}/write-off"): {},
 }
 
 # (method, path): a bad request and the status it must get. Bad input changes nothing.
@@ -257,6 +263,9 @@ BAD: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
     ("POST", "/ocpi/partners/{partner_id}/register"): ({"json": {"token": "t"}}, 400),
     ("POST", "/ocpi/partners/{partner_id}/rotate"): ({"params": {"x": "1"}}, 400),
     ("GET", "/ocpi/log"): ({"params": {"limit": "0"}}, 400),
+    ("GET", "/ocpi/receivables"): ({"params": {"state": "lost"}}, 400),
+    ("POST", "/ocpi/receivables/{receivable_id}/invoice"): ({"params": {"x": "1"}}, 400),
+    ("POST", "/ocpi/receivables/{receivable_id}/write-off"): ({"params": {"why": "x"}}, 400),
 }
 
 # Downloads of uploaded files are audited too (and need the admin scope).
@@ -284,6 +293,7 @@ def fill(
         .replace("{name}", name)
         .replace("{serial}", serial)
         .replace("{partner_id}", "1")
+        .replace("{receivable_id}", "1")
     )
 
 
@@ -589,14 +599,18 @@ async def test_every_endpoint_succeeds_for_an_admin(cockpit: Cockpit) -> None:
     totals = await ok("GET", "/ledger/totals")
     assert totals["totals"][0]["paid_msat"] == 40_000_000
     await reports_answer(ok)
-    await ocpi_answers(ok)
+    await ocpi_answers(ok, cockpit, session_id)
     audit = await ok("GET", "/audit")
     assert audit["items"][0]["actor"] == "token:ops"
     assert done == set(REQUESTS)
 
 
-async def ocpi_answers(ok: Any) -> None:
-    """The OCPI routes' success paths, against a minimal eMSP on 127.0.0.1."""
+async def ocpi_answers(ok: Any, cockpit: Cockpit, session_id: str) -> None:
+    """The OCPI routes' success paths, against a minimal eMSP on 127.0.0.1.
+
+    The receivable is opened on an operator's session as the session store opens a partner's
+    bill (tests/cockpit/test_ocpi_receivables.py bills a real partner session).
+    """
     emsp = Emsp()
     runner, emsp.base = await serve(emsp.app())
     try:
@@ -614,6 +628,17 @@ async def ocpi_answers(ok: Any) -> None:
         rotated = await ok("POST", "/ocpi/partners/{partner_id}/rotate")
         assert rotated["token_a"] is None  # registered: a credentials PUT, no token shown
         assert (await ok("GET", "/ocpi/log"))["lines"]
+        bill = partial(
+            open_receivable, session_id=session_id, partner_id="1", amount_msat=1_234_567, now=NOW
+        )
+        assert await cockpit.stack.strom.db.write(bill)
+        owed = (await ok("GET", "/ocpi/receivables"))["receivables"]
+        assert [(r["id"], r["amount_sat"], r["partner_name"]) for r in owed] == [
+            (1, "1234.567", "Roaming One")
+        ]
+        assert (await ok("POST", "/ocpi/receivables/{receivable_id}/invoice"))["bolt11"]
+        written = await ok("POST", "/ocpi/receivables/{receivable_id}/write-off")
+        assert written["state"] == "written_off"
         assert (await ok("DELETE", "/ocpi/partners/{partner_id}"))["removed"] is True
     finally:
         await runner.cleanup()
