@@ -43,6 +43,8 @@ __all__ = ["NatsBus"]
 logger = logging.getLogger(__name__)
 
 ERROR_HEADER = "Strom-Error"
+NO_RESPONDERS_GRACE_S = 0.5  # how long "no process serves it" is asked again before believed
+NO_RESPONDERS_RETRY_S = 0.05
 HEADER_ROOM = 512  # of the server's max_payload, kept for the reply's headers
 
 
@@ -124,9 +126,7 @@ class NatsBus:
         """Send a request to one process and wait for its reply (see the port)."""
         check_request(process_id, subject, payload, self.max_payload)
         try:
-            msg = await self._nc.request(
-                f"{self._prefix}.proc.{process_id}.{subject}", payload, timeout=timeout
-            )
+            msg = await self._ask(f"{self._prefix}.proc.{process_id}.{subject}", payload, timeout)
         except nats.errors.NoRespondersError:
             raise NoReply(process_id, subject, "no process serves it") from None
         except nats.errors.TimeoutError:
@@ -137,6 +137,24 @@ class NatsBus:
         if error is not None:
             raise NoReply(process_id, subject, error)
         return msg.data
+
+    async def _ask(self, address: str, payload: bytes, timeout: float) -> Msg:  # noqa: ASYNC109
+        """One request; "no responders" is asked again for a moment before it is believed.
+
+        The server answers "no responders" when it knows no subscription at the moment of the
+        publish; a subscription re-sent after a reconnect (or, in a NATS cluster, one still
+        propagating between servers) is briefly unknown. Nobody received the request, so
+        asking again cannot run a command twice.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + min(NO_RESPONDERS_GRACE_S, timeout / 2)
+        while True:
+            try:
+                return await self._nc.request(address, payload, timeout=timeout)
+            except nats.errors.NoRespondersError:
+                if loop.time() + NO_RESPONDERS_RETRY_S > give_up:
+                    raise
+                await asyncio.sleep(NO_RESPONDERS_RETRY_S)
 
     async def serve(self, process_id: str, handler: Handler) -> None:
         """Answer the requests sent to ``process_id`` with ``handler`` (see the port)."""

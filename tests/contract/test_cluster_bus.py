@@ -295,3 +295,20 @@ async def test_postgresql_carries_binary_payloads_in_base64_up_to_three_quarters
         assert await _next(subscription) == binary
     finally:
         await bus.aclose()
+
+
+@pytest.mark.parametrize("cluster", ["nats"], indirect=True)
+async def test_nats_asks_again_briefly_before_it_says_no_process_serves_it(
+    cluster: Cluster,
+) -> None:
+    """A subscription the server does not know yet (re-sent after a reconnect, or propagating
+    in a NATS cluster) is not "no process serves it" at once: the request is asked again for
+    a moment; a process that never serves is still refused (seen in CI under load)."""
+    one, other = await cluster.bus(), await cluster.bus()
+    late, never = _name("p"), _name("p")
+    asking = asyncio.create_task(one.request(late, "remote_start", b"{}", WAIT))
+    await asyncio.sleep(0.1)  # the first ask found nobody
+    await other.serve(late, _echo)
+    assert await asking == b"remote_start:{}"
+    with pytest.raises(NoReply, match="no process serves it"):
+        await one.request(never, "remote_start", b"{}", WAIT)
