@@ -16,7 +16,6 @@ Run ``python -m tests.peers.lnbits`` to install and smoke-test by hand.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import signal
@@ -28,13 +27,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.peers.venv import PEERS_DIR, InstallFailed, install_venv
 from tests.ports import unused_port
 
 LNBITS_VERSION = "1.6.2"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PEERS_DIR = REPO_ROOT / ".peers"
 VENV_DIR = PEERS_DIR / "lnbits"
-_MARKER = VENV_DIR / ".strom-installed"
 DRIVER_FUNDING_SAT = 1_000_000
 STROM_FUNDING_SAT = 100_000  # so refunds can be paid before any driver has paid Strom
 
@@ -61,40 +58,12 @@ def site_packages() -> Path:
 
 def install(timeout_s: float = 900.0) -> Path:
     """Install LNbits into ``.peers/lnbits`` unless it is already there; return the venv."""
-    PEERS_DIR.mkdir(exist_ok=True)
-    with (PEERS_DIR / "lnbits.lock").open("w") as lock:
-        # Another test process (or another engineer's suite) may be installing right now.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _MARKER.exists() and _MARKER.read_text().strip() == LNBITS_VERSION:
-            return VENV_DIR
-        log = PEERS_DIR / "lnbits-install.log"
-        try:
-            with log.open("w") as out:
-                subprocess.run(
-                    [sys.executable, "-m", "venv", "--clear", str(VENV_DIR)],
-                    check=True,
-                    timeout=timeout_s,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-                subprocess.run(
-                    [
-                        str(VENV_DIR / "bin" / "pip"),
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        f"lnbits=={LNBITS_VERSION}",
-                        "bitstring<5",
-                    ],
-                    check=True,
-                    timeout=timeout_s,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise PeerUnavailable(f"could not install lnbits {LNBITS_VERSION}: {exc}") from exc
-        _MARKER.write_text(LNBITS_VERSION + "\n")
-    return VENV_DIR
+    try:
+        return install_venv(
+            "lnbits", LNBITS_VERSION, [f"lnbits=={LNBITS_VERSION}", "bitstring<5"], timeout_s
+        )
+    except InstallFailed as exc:
+        raise PeerUnavailable(f"could not install lnbits {LNBITS_VERSION}: {exc}") from exc
 
 
 @dataclass(frozen=True)

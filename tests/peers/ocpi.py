@@ -11,16 +11,11 @@ Run ``python -m tests.peers.ocpi`` to install by hand.
 
 from __future__ import annotations
 
-import fcntl
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.peers.venv import InstallFailed, install_venv
+
 OCPI_PEER_VERSION = "2025.7.16"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PEERS_DIR = REPO_ROOT / ".peers"
-VENV_DIR = PEERS_DIR / "ocpi"
-_MARKER = VENV_DIR / ".strom-installed"
 _PACKAGES = (f"extrawest-ocpi=={OCPI_PEER_VERSION}", "uvicorn")
 
 
@@ -30,41 +25,12 @@ class PeerUnavailable(RuntimeError):
 
 def install(timeout_s: float = 600.0) -> Path:
     """Install ``extrawest-ocpi`` into ``.peers/ocpi`` unless it is there; return the venv."""
-    PEERS_DIR.mkdir(exist_ok=True)
-    with (PEERS_DIR / "ocpi.lock").open("w") as lock:
-        # Another test process may be installing right now.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _MARKER.exists() and _MARKER.read_text().strip() == OCPI_PEER_VERSION:
-            return VENV_DIR
-        log = PEERS_DIR / "ocpi-install.log"
-        try:
-            with log.open("w") as out:
-                subprocess.run(
-                    [sys.executable, "-m", "venv", "--clear", str(VENV_DIR)],
-                    check=True,
-                    timeout=timeout_s,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-                subprocess.run(
-                    [
-                        str(VENV_DIR / "bin" / "pip"),
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        *_PACKAGES,
-                    ],
-                    check=True,
-                    timeout=timeout_s,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise PeerUnavailable(
-                f"could not install extrawest-ocpi {OCPI_PEER_VERSION} (see {log}): {exc}"
-            ) from exc
-        _MARKER.write_text(OCPI_PEER_VERSION + "\n")
-    return VENV_DIR
+    try:
+        return install_venv("ocpi", OCPI_PEER_VERSION, _PACKAGES, timeout_s)
+    except InstallFailed as exc:
+        raise PeerUnavailable(
+            f"could not install extrawest-ocpi {OCPI_PEER_VERSION}: {exc}"
+        ) from exc
 
 
 def python() -> Path:
