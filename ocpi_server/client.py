@@ -133,6 +133,9 @@ class OcpiClient:
             except httpx.HTTPError as exc:
                 note = f"no answer: {type(exc).__name__}"
                 raise OcpiRequestFailed(f"{method} {url}: no answer ({exc})") from None
+            except httpx.InvalidURL as exc:  # not an HTTPError: a URL a partner gave, unusable
+                note = "invalid URL"
+                raise OcpiRequestFailed(f"{method} {url!r}: not a usable URL ({exc})") from None
             http_status = response.status_code
             raw = response.content[:MAX_ANSWER_BYTES]
             note = excerpt(raw)

@@ -275,6 +275,9 @@ async def test_a_failed_registration_with_a_partner_stores_nothing(cpo: Cpo) -> 
         await cpo.partners.register_with(f"{cpo.emsp.base}/emsp/versions", "right", "E")
     with pytest.raises(PartnerUnreachable, match="no answer"):
         await cpo.partners.register_with("http://127.0.0.1:1/versions", "right", "E")
+    # A URL the HTTP client cannot even build a request for is the partner's fault too.
+    with pytest.raises(PartnerUnreachable, match="not a usable URL"):
+        await cpo.partners.register_with("http://127.0.0.1:1/\x1cversions", "right", "E")
     assert await cpo.partners.partners() == []
 
 
