@@ -528,6 +528,10 @@ class RoamingService:
         row = await self.db.read(partial(load_payment, payment_hash=payment_hash))
         return row is not None and row.state == "expired"
 
+    async def receivable(self, receivable_id: int) -> Receivable | None:
+        """One receivable by its id (None: no such receivable)."""
+        return await self.records.receivable(receivable_id)
+
     async def receivable_of(self, session_id: str) -> Receivable | None:
         """The receivable of a partner's session (None: none, or not billed yet)."""
         return await self.records.receivable_of(session_id)

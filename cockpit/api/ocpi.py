@@ -255,7 +255,7 @@ class OcpiResource:
     async def _receivable(self, call: Call) -> tuple[RoamingService, Receivable]:
         roaming = self._roaming()
         receivable_id = self._id(call, "receivable_id", "receivable")
-        found = await roaming.records.receivable(receivable_id)
+        found = await roaming.receivable(receivable_id)
         if found is None:
             raise ApiError(404, "not_found", "there is no such receivable")
         call.audit_detail.update(partner=found.partner_id, amount_msat=found.amount_msat)
@@ -282,7 +282,7 @@ class OcpiResource:
         roaming, found = await self._receivable(call)
         if not await roaming.write_off(found.id):
             raise ApiError(409, "conflict", f"the receivable is {found.state.value}")
-        written = await roaming.records.receivable(found.id)
+        written = await roaming.receivable(found.id)
         assert written is not None
         return await self._answer(written)
 
