@@ -18,6 +18,7 @@ transition that records StopTransaction, so no stopped session ever lacks a bill
     RESERVED --ReservationRejected--> START_FAILED (all refundable: Strom could not reserve)
     RESERVED --StartRequested--> PAID (RemoteStart with the reserved idTag)
     PAID (post-paid) --StartAuthorized--> PAID (RemoteStart: a roaming partner's remote start)
+    PAID (post-paid reservation) --ReservationAuthorized--> RESERVED (a partner's RESERVE_NOW)
     RESERVED --TransactionStarted--> CHARGING (the payer started at the charger)
     RESERVED --ReservationExpired | StopRequested--> START_FAILED | CLOSED (fee share kept)
     RESERVED --TopUpSettled | PowerLimited--> RESERVED (more budget, a lower power)
@@ -109,6 +110,16 @@ their cost at the tariff is ``postpaid_msat``, which grows with the meter like a
 never capped by a budget (no budget stop) and is final at the stop, exactly once, like a
 prepaid one.
 
+Post-paid reservations (a roaming partner's RESERVE_NOW) follow the same RESERVED lifecycle
+without a payment: the session is created ``PAID`` with its ``reserve_minutes`` and fee
+frozen, and :class:`ReservationAuthorized` makes it ``RESERVED`` until the partner's expiry
+time, with ReserveNow for the partner's token uid (the idTag its driver presents; the
+session's own idTag stays unique). What the partner owes mirrors a prepaid payer: charging in
+time owes the bill only (the fee counts toward the session, as a prepaid fee counts toward
+its budget); expiry, a cancel or a start that never charged owes the share of the fee the
+tariff keeps, as ``postpaid_msat`` (``CLOSED``; a share of 0 owes nothing); a reservation the
+charger refuses owes nothing.
+
 An event that is not allowed in the current state raises :class:`IllegalTransition` and the
 caller keeps the old session: nothing changes.
 
@@ -153,6 +164,7 @@ from strom_core.session_events import (
     RemoteStartAccepted,
     RemoteStartRejected,
     ReservationAccepted,
+    ReservationAuthorized,
     ReservationExpired,
     ReservationRejected,
     StartAuthorized,
@@ -337,7 +349,8 @@ def new_session(
 
     A prepaid session (no ``payer``) awaits its first payment; a post-paid one (a card's
     ``payer``) is ``PAID`` at once: its card authorised it. ``reserve_minutes > 0`` makes it a
-    reservation (prepaid only, with its ``reservation_id``); its fee is frozen here.
+    reservation (with its ``reservation_id``); its fee is frozen here. A post-paid one is
+    reserved by :class:`ReservationAuthorized`, a prepaid one by its first payment.
     """
     if not 1 <= len(id_tag) <= 20:
         raise LedgerError(f"idTag must be 1 to 20 characters, got {len(id_tag)}")
@@ -349,8 +362,8 @@ def new_session(
                 f"a reservation is 1 to {tariff.reservation_max_minutes} minutes here, "
                 f"got {reserve_minutes}"
             )
-        if payer or reservation_id is None or reservation_id <= 0:
-            raise LedgerError("a reservation is prepaid and needs a positive reservation id")
+        if reservation_id is None or reservation_id <= 0:
+            raise LedgerError("a reservation needs a positive reservation id")
     return Session(
         schedule=schedule,
         fiat=fiat,
@@ -515,9 +528,25 @@ def _reservation_accepted(session: Session, event: Event) -> tuple[Session, list
     return session, []
 
 
+def _reservation_authorized(session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """A post-paid reservation: hold the connector until ``until`` for the given idTag."""
+    assert isinstance(event, ReservationAuthorized)
+    if not session.postpaid or not session.reserve_minutes or session.reserved:
+        raise _illegal(session, event, "only a post-paid reservation is reserved without payment")
+    if session.reservation_id is None or not 1 <= len(event.id_tag) <= 20:
+        raise _illegal(session, event, "a reservation needs its id and an idTag of 1 to 20")
+    until = event.until
+    reserved = replace(session, state=State.RESERVED, reserved_until=until)
+    reserve = ReserveNow(
+        session.charger_id, session.connector_id, session.reservation_id, until, event.id_tag
+    )
+    return reserved, [reserve, ArmReservationExpiry(until)]
+
+
 def _start_requested(session: Session, event: Event) -> tuple[Session, list[Effect]]:
     """The payer arrived: start with the reserved idTag, which the charger lets through."""
-    start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
+    assert isinstance(event, StartRequested)
+    start = RemoteStart(session.charger_id, session.connector_id, event.id_tag or session.id_tag)
     return replace(session, state=State.PAID), [start, ArmStartTimeout(session.start_timeout_s)]
 
 
@@ -525,6 +554,8 @@ def _start_authorized(session: Session, event: Event) -> tuple[Session, list[Eff
     """A post-paid session's payer asks for the start: RemoteStart, as after a payment."""
     if not session.postpaid:
         raise _illegal(session, event, "only a post-paid session is started without a payment")
+    if session.reserve_minutes:
+        raise _illegal(session, event, "a reservation starts with StartRequested")
     start = RemoteStart(session.charger_id, session.connector_id, session.id_tag)
     return session, [start, ArmStartTimeout(session.start_timeout_s)]
 
@@ -534,8 +565,21 @@ def _keep_reservation_fee(session: Session, stop_reason: str) -> tuple[Session, 
 
     Nothing has been consumed or refunded before (a reservation never charged), so the whole
     payment is split into the kept share (at most what was paid) and the refundable rest, the
-    rest rounded up to whole sats like any bill.
+    rest rounded up to whole sats like any bill. A post-paid reservation owes the kept share
+    (``postpaid_msat``) and has nothing to refund: it closes.
     """
+    cancel: list[Effect] = []
+    if session.reservation_id is not None:
+        cancel.append(CancelReservation(session.charger_id, session.reservation_id))
+    if session.postpaid:
+        owed = replace(
+            session,
+            postpaid_msat=session.tariff.reservation_kept(session.reservation_fee_msat),
+            stop_reason=stop_reason,
+            state=State.CLOSED,
+            applied=session.applied | {RESERVATION_END_KEY},
+        )
+        return owed, [*cancel, Notify("reservation_ended")]
     kept = min(session.paid_msat, session.tariff.reservation_kept(session.reservation_fee_msat))
     spendable = session.paid_msat - session.refunded_msat - session.refund_in_flight_msat
     kept = min(kept, spendable)
@@ -549,10 +593,7 @@ def _keep_reservation_fee(session: Session, stop_reason: str) -> tuple[Session, 
         )
     )
     state = State.START_FAILED if billed.refundable_msat else State.CLOSED
-    effects: list[Effect] = []
-    if session.reservation_id is not None:
-        effects.append(CancelReservation(session.charger_id, session.reservation_id))
-    return replace(billed, state=state), [*effects, Notify("reservation_ended")]
+    return replace(billed, state=state), [*cancel, Notify("reservation_ended")]
 
 
 def _reservation_ended(session: Session, event: Event) -> tuple[Session, list[Effect]]:
@@ -894,6 +935,7 @@ def _table() -> dict[tuple[State, type[Event]], _Handler]:
         (s.RESERVED, StopRequested): _reservation_ended,
         (s.RESERVED, PowerLimited): _power_limited,
         (s.PAID, StartAuthorized): _start_authorized,
+        (s.PAID, ReservationAuthorized): _reservation_authorized,
         (s.PAID, RemoteStartAccepted): _start_accepted,
         (s.PAID, RemoteStartRejected): _start_failed,
         (s.STARTING, RemoteStartRejected): _start_failed,

@@ -29,6 +29,7 @@ __all__ = [
     "RemoteStartAccepted",
     "RemoteStartRejected",
     "ReservationAccepted",
+    "ReservationAuthorized",
     "ReservationExpired",
     "ReservationRejected",
     "StartAuthorized",
@@ -166,9 +167,30 @@ class ReservationExpired:
 
 @dataclass(frozen=True, slots=True)
 class StartRequested:
-    """The payer of a reserved session arrived and asks to start charging."""
+    """The payer of a reserved session arrived and asks to start charging.
 
+    ``id_tag``: the idTag the connector is reserved for when it is not the session's own (a
+    roaming partner's token, :class:`ReservationAuthorized`); the RemoteStart carries it, so
+    the charger lets the start through its reservation. Empty: the session's idTag.
+    """
+
+    id_tag: str = ""
     key: str = "start-request"
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationAuthorized:
+    """A post-paid reservation's payer asks Strom to hold the connector until ``until``.
+
+    A roaming partner's reservation (OCPI RESERVE_NOW): its session is created ``PAID`` with
+    the partner as payer and ``reserve_minutes``; this event makes it ``RESERVED`` until
+    ``until`` (aware UTC) and sends ReserveNow for ``id_tag``, the idTag the driver will
+    present (the partner's token uid), not the session's own. Applied once.
+    """
+
+    until: datetime
+    id_tag: str
+    key: str = "reservation-authorized"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +348,7 @@ Event = (
     | ReservationExpired
     | StartRequested
     | StartAuthorized
+    | ReservationAuthorized
     | StartTimedOut
     | TransactionStarted
     | MeterReading

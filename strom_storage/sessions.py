@@ -571,6 +571,8 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
         # A reservation nobody charged on ended: the fee share kept is its consumption (once:
         # the natural key is the same as a charged session's).
         entries.append(("consumption", f"{new.id}:consumption", new.consumed_msat))
+    else:
+        entries.extend(_reservation_owed(conn, old, new, now))
     for kind, key, amount in entries:
         conn.execute(
             _LEDGER_ENTRY,
@@ -582,6 +584,28 @@ def _journal(conn: Connection, old: Session, new: Session, event: Event, now: da
                 "created_at": now,
             },
         )
+
+
+def _reservation_owed(
+    conn: Connection, old: Session, new: Session, now: datetime
+) -> list[tuple[str, str, int]]:
+    """A post-paid reservation nobody charged on ended: the kept fee share is owed (once).
+
+    Its partner's receivable is opened with it; no CDR is sent (a CDR describes a charge,
+    see docs/ocpi-settlement.md).
+    """
+    if not (
+        new.postpaid_msat
+        and new.reserved
+        and new.state is State.CLOSED
+        and old.state in (State.RESERVED, State.PAID, State.STARTING)
+    ):
+        return []
+    kind = "free" if new.payer == FREE_PAYER else "receivable"
+    partner = partner_of(new.payer)
+    if partner is not None:
+        open_receivable(conn, new.id, partner, new.postpaid_msat, now)
+    return [(kind, f"{new.id}:{kind}", new.postpaid_msat)]
 
 
 def _journal_intervals(conn: Connection, session: Session, now: datetime) -> None:

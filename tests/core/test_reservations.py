@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,8 +27,10 @@ from strom_core.session_events import (
     RemoteStartAccepted,
     RemoteStartRejected,
     ReservationAccepted,
+    ReservationAuthorized,
     ReservationExpired,
     ReservationRejected,
+    StartAuthorized,
     StartRequested,
     StartTimedOut,
     StopReason,
@@ -348,3 +351,95 @@ def test_an_ordinary_session_is_unchanged_by_all_this() -> None:
     assert failed.effects == (Notify("start_failed"),)
     with pytest.raises(IllegalTransition):
         apply(session, StartRequested())
+
+
+# --- post-paid reservations (a roaming partner's RESERVE_NOW) ---------------------------------
+
+UNTIL = T0 + timedelta(minutes=30)
+
+
+def partner_reservation(tariff: Tariff = TARIFF) -> Session:
+    created = new_session(
+        session_id="p1",
+        charger_id="cp1",
+        connector_id=2,
+        id_tag="Pp1",
+        tariff=tariff,
+        power_w=11_000,
+        meter_interval_s=60,
+        start_timeout_s=90,
+        payer="partner:7",
+        reserve_minutes=30,
+        reservation_id=42,
+    )
+    assert created.state is State.PAID
+    assert created.reservation_fee_msat == tariff.reservation_fee(30)
+    return apply(created, ReservationAuthorized(UNTIL, "04A1B2C3")).session
+
+
+def test_a_partner_reservation_holds_the_connector_for_the_token_without_payment() -> None:
+    created = replace(
+        partner_reservation(), state=State.PAID, reserved_until=None, applied=frozenset()
+    )
+    step = apply(created, ReservationAuthorized(UNTIL, "04A1B2C3"))
+    assert step.session.state is State.RESERVED
+    assert step.session.reserved_until == UNTIL
+    assert step.session.paid_msat == 0
+    assert step.session.postpaid_msat == 0
+    assert step.effects == (
+        ReserveNow("cp1", 2, 42, UNTIL, "04A1B2C3"),
+        ArmReservationExpiry(UNTIL),
+    )
+    assert apply(step.session, ReservationAuthorized(UNTIL, "04A1B2C3")).changed is False
+
+
+def test_only_a_post_paid_reservation_is_reserved_without_payment() -> None:
+    with pytest.raises(IllegalTransition):
+        apply(replace(fresh(), state=State.PAID), ReservationAuthorized(UNTIL, "04A1B2C3"))
+    with pytest.raises(IllegalTransition):  # a reservation is not remote-started at once
+        apply(replace(partner_reservation(), state=State.PAID), StartAuthorized())
+
+
+@pytest.mark.parametrize("event", [ReservationExpired(), StopRequested(StopReason.INITIATOR)])
+def test_a_partner_reservation_ending_unused_owes_the_kept_share(event: object) -> None:
+    step = apply(partner_reservation(), event)  # type: ignore[arg-type]
+    assert step.session.state is State.CLOSED
+    assert step.session.postpaid_msat == 66_000  # 60 % of 110 sat
+    assert step.session.consumed_msat == 0
+    assert step.session.refundable_msat == 0
+    assert CancelReservation("cp1", 42) in step.effects
+
+
+def test_a_partner_reservation_with_nothing_kept_owes_nothing() -> None:
+    free_cancel = Tariff(
+        energy_msat_per_kwh=300_000,
+        reservation_fee_msat=50_000,
+        reservation_max_minutes=60,
+        reservation_kept_percent=0,
+    )
+    step = apply(partner_reservation(free_cancel), ReservationExpired())
+    assert step.session.state is State.CLOSED
+    assert step.session.postpaid_msat == 0
+
+
+def test_a_partner_reservation_the_charger_refuses_owes_nothing() -> None:
+    step = apply(partner_reservation(), ReservationRejected("Occupied"))
+    assert step.session.state is State.START_FAILED
+    assert step.session.postpaid_msat == 0
+
+
+def test_a_partner_reservation_charged_in_time_owes_the_bill_only() -> None:
+    started = apply(partner_reservation(), TransactionStarted(7, 1_000, T0)).session
+    assert started.state is State.CHARGING
+    stopped = apply(started, TransactionStopped(2_000, T0 + timedelta(minutes=10))).session
+    assert stopped.postpaid_msat == 300_000  # 1 kWh; no reservation fee on top
+    assert stopped.paid_msat == 0
+
+
+def test_a_partner_start_request_starts_with_the_reserved_token() -> None:
+    step = apply(partner_reservation(), StartRequested("04A1B2C3"))
+    assert step.session.state is State.PAID
+    assert RemoteStart("cp1", 2, "04A1B2C3") in step.effects
+    timed_out = apply(step.session, StartTimedOut())
+    assert timed_out.session.state is State.CLOSED
+    assert timed_out.session.postpaid_msat == 66_000
