@@ -85,12 +85,22 @@ class ProfileCards:
         return self.postpaid_session(charger_id, connector_id, session_id, card.payer)
 
     def postpaid_session(
-        self, charger_id: str, connector_id: int, session_id: str, payer: str, tag: str = "C"
+        self,
+        charger_id: str,
+        connector_id: int,
+        session_id: str,
+        payer: str,
+        tag: str = "C",
+        *,
+        reserve_minutes: int = 0,
+        reservation_id: int | None = None,
     ) -> Session | None:
         """A new post-paid session of ``payer`` on the connector; None: no such connector.
 
         Priced at the tariff in force on the charger, frozen into the session. Its idTag is
-        its own (``tag`` + session id), whoever pays.
+        its own (``tag`` + session id), whoever pays. ``reserve_minutes``: a post-paid
+        reservation (:func:`strom_core.session.new_session`, which raises ``LedgerError``
+        for minutes the tariff does not allow).
         """
         profile = self._profiles.get(charger_id)
         if profile is None:
@@ -108,6 +118,8 @@ class ProfileCards:
             meter_interval_s=self._meter_interval_s,
             start_timeout_s=self._start_timeout_s,
             payer=payer,
+            reserve_minutes=reserve_minutes,
+            reservation_id=reservation_id,
         )
 
     def profile(self, charger_id: str) -> ProfileConfig | None:

@@ -13,7 +13,9 @@ never disagree after a crash. Rules (see docs/architecture.md):
   or to the card's account). A roaming partner's token that the card desk offers
   (:class:`strom_services.roaming.RoamingCards`) is checked against the database as well
   (the token as stored now, the partner's block: :func:`strom_services.roaming.token_refusal`)
-  and its session gets its OCPI record in the same commit. Anything else is ``INVALID``.
+  and its session gets its OCPI record in the same commit; but a token a partner reserved
+  the connector for (OCPI RESERVE_NOW) starts that reserved session, not a new one.
+  Anything else is ``INVALID``.
 * Transaction ids come from the persisted ``id_allocator`` (never from the clock), so they are
   unique and increasing across restarts; every transaction, of either OCPP version, has one
   (the key of the session and the meter readings). An OCPP 1.6 transaction's reference is
@@ -74,6 +76,7 @@ from strom_services.orphans import record_stop_discrepancy
 from strom_services.roaming import record_token_start, token_refusal
 from strom_storage import ocpp as records
 from strom_storage.db import Connection
+from strom_storage.roaming import find_reserved_for_tag
 from strom_storage.sessions import (
     SessionStore,
     apply_event,
@@ -168,6 +171,18 @@ def _stop_in(
             conn, transition.session, transaction, event.meter_stop_wh, received_at
         )
     return _Stopped(known=True, session_id=row.session_id, transitions=(transition,))
+
+
+def _partner_reservation(
+    conn: Connection, charger_id: str, connector_id: int, id_tag: str
+) -> Session | None:
+    """A partner's reserved session on the connector held for this token, if any.
+
+    A partner's reservation keeps its own idTag; the charger holds the connector for the
+    token's uid, so the token presented there starts that session (no second session).
+    """
+    session_id = find_reserved_for_tag(conn, charger_id, connector_id, id_tag)
+    return None if session_id is None else load_session(conn, session_id)
 
 
 def _open_card_session(
@@ -368,7 +383,9 @@ class DatabaseOcppCore:
             if replay is not None:
                 return replay
             number = records.allocate_id(conn, records.TRANSACTION_COUNTER)
-            session = find_by_id_tag(conn, id_tag)
+            session = find_by_id_tag(conn, id_tag) or _partner_reservation(
+                conn, charger_id, connector_id, id_tag
+            )
             if session is None and card_session is not None:  # the operator's card: post-paid
                 session = _open_card_session(conn, card_session, id_tag, created_at, event_at)
             status = _start_status(session, charger_id, connector_id)

@@ -23,6 +23,16 @@ ledger as everything else. Nothing here is OCPI wire format; a partner is its id
   RemoteStart and start timer in the outbox, exactly as a first payment does.
 * **Stop** (:meth:`RoamingService.stop_for_partner`): ``StopRequested`` for that partner's
   session only.
+* **Reservations** (:meth:`RoamingService.reserve_for_partner`): a post-paid reservation,
+  the same ``RESERVED`` lifecycle as a prepaid one (:mod:`strom_core.session`). In one
+  transaction: the partner's reservation id must be new, the partner not blocked, the
+  connector free; the session is created ``PAID`` with its minutes (the tariff's limit) and
+  fee frozen, a reservation id allocated, its OCPI record and the partner's reservation id
+  written, and :class:`~strom_core.session_events.ReservationAuthorized` queues ReserveNow
+  for the token's uid and the expiry timer. The token presented at the charger then starts
+  that session (:mod:`strom_services.ocpp_core`), as does a remote start for the same token
+  on that connector (:meth:`~RoamingService.start_reserved`);
+  :meth:`~RoamingService.cancel_reservation` ends it as the payer's cancel does.
 * **Receivables.** The session store opens one with the final bill
   (:func:`strom_storage.roaming.open_receivable`). :meth:`RoamingService.invoice` makes a
   Lightning invoice for it and records a ``payments`` row of kind ``receivable`` pointing at
@@ -35,14 +45,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from strom_core.cards import Card, CardMode, check_partner_id, partner_of, partner_payer, tag_key
 from strom_core.clock import SYSTEM_CLOCK, Clock
-from strom_core.errors import IllegalTransition
+from strom_core.errors import IllegalTransition, LedgerError
 from strom_core.ports import ChargerLink, charger_link
 from strom_core.roaming import (
     MAX_REFERENCE,
@@ -57,20 +67,32 @@ from strom_core.roaming import (
     local_start_refusal,
 )
 from strom_core.session import Session, Transition
-from strom_core.session_events import StartAuthorized, StopReason, StopRequested
+from strom_core.session_events import (
+    ReservationAuthorized,
+    StartAuthorized,
+    StartRequested,
+    StopReason,
+    StopRequested,
+)
 from strom_lightning import LightningBackend
 from strom_services.cards import ProfileCards
 from strom_services.offers import ConnectorUnavailable, check_connector
 from strom_services.payments import RECEIVABLE_KIND
+from strom_services.reservations import RESERVATION_COUNTER
 from strom_storage.chargers import link_columns, load_connector
 from strom_storage.db import Connection
+from strom_storage.ocpp import allocate_id
 from strom_storage.partner_invoices import stream_pending
 from strom_storage.payments import insert_payments, load_payment, new_payment_row
 from strom_storage.roaming import (
     ReferenceTaken,
+    ReservationTaken,
     RoamingStore,
     find_idtag_token,
+    find_reservation,
+    find_reserved_for_tag,
     find_started,
+    insert_reservation,
     insert_roaming_start,
     invoice_receivable,
     load_receivable,
@@ -377,12 +399,16 @@ class RoamingService:
 
     @staticmethod
     def _check_start(partner_id: str, token: RoamingToken, reference: str) -> None:
+        if not 1 <= len(reference) <= MAX_REFERENCE:
+            raise PartnerRefused(f"an authorization reference is 1 to {MAX_REFERENCE} characters")
+        RoamingService._check_token(partner_id, token)
+
+    @staticmethod
+    def _check_token(partner_id: str, token: RoamingToken) -> None:
         try:
             check_partner_id(partner_id)
         except ValueError as exc:
             raise PartnerRefused(str(exc)) from None
-        if not 1 <= len(reference) <= MAX_REFERENCE:
-            raise PartnerRefused(f"an authorization reference is 1 to {MAX_REFERENCE} characters")
         if token.partner_id != partner_id:
             raise PartnerRefused("the token is not the partner's")
         if not token.valid:
@@ -435,6 +461,206 @@ class RoamingService:
         except IllegalTransition as exc:
             raise PartnerRefused(f"session {session_id} is not running ({exc.state})") from None
         log.info("partner %s: session %s asked to stop", partner_id, session_id)
+
+    # --- reservations ------------------------------------------------------------------------
+
+    async def reserve_for_partner(
+        self,
+        partner_id: str,
+        token: RoamingToken,
+        charger_id: str,
+        connector_id: int | None,
+        until: datetime,
+        reservation_id: str,
+        within: Callable[[Connection, str], object] | None = None,
+    ) -> str:
+        """Reserve a connector for the partner's token until ``until`` (post-paid).
+
+        Args:
+            partner_id: the partner.
+            token: the token the driver will present (its uid becomes the reserved idTag).
+            charger_id: the charger.
+            connector_id: its connector; None: the first free one.
+            until: the end of the reservation (aware UTC), within the tariff's limit.
+            reservation_id: the partner's id of the reservation (never reused).
+            within: called with the session id in the transaction that creates it (a
+                command that must see the charger's answer records itself there).
+
+        Returns:
+            The session id.
+
+        Raises:
+            PartnerRefused: as for a remote start, and: a token that cannot be presented at
+                a charger, a time the tariff does not allow, a reservation id already used.
+        """
+        self._check_token(partner_id, token)
+        if not token.idtag_capable:
+            raise PartnerRefused("only an RFID token of up to 20 characters can be reserved for")
+        if not 1 <= len(reservation_id) <= MAX_REFERENCE:
+            raise PartnerRefused(f"a reservation id is 1 to {MAX_REFERENCE} characters")
+        now, event_at = self.clock.now(), self.store.clock.now()
+        minutes = -(-int((until - now).total_seconds()) // 60)
+        sessions = self._reservation_sessions(partner_id, charger_id, connector_id, minutes)
+        work = partial(
+            self._reserve,
+            partner_id=partner_id,
+            token=token,
+            sessions=sessions,
+            until=until,
+            reservation_id=reservation_id,
+            within=within,
+            now=now,
+            event_at=event_at,
+        )
+        try:
+            opened = await self.db.write(work)
+        except ReservationTaken:
+            raise PartnerRefused(f"reservation id {reservation_id} is in use") from None
+        self.store.committed(list(opened.transitions))
+        log.info(
+            "partner %s: reservation %s is session %s on %s until %s",
+            partner_id,
+            reservation_id,
+            opened.session_id,
+            charger_id,
+            until.isoformat(),
+        )
+        return opened.session_id
+
+    def _reservation_sessions(
+        self, partner_id: str, charger_id: str, connector_id: int | None, minutes: int
+    ) -> list[Session]:
+        """The candidate reserved sessions, one per connector that may take it."""
+        profile = self.cards.profile(charger_id)
+        if profile is None:
+            raise PartnerRefused(f"unknown charger {charger_id}")
+        candidates = [c.id for c in profile.connectors]
+        if connector_id is not None:
+            if connector_id not in candidates:
+                raise PartnerRefused(f"charger {charger_id} has no connector {connector_id}")
+            candidates = [connector_id]
+        if minutes < 1:
+            raise PartnerRefused("the reservation's expiry is in the past")
+        session_id = secrets.token_hex(8)
+        sessions: list[Session] = []
+        for candidate in candidates:
+            try:
+                session = self.cards.postpaid_session(
+                    charger_id,
+                    candidate,
+                    session_id,
+                    partner_payer(partner_id),
+                    PARTNER_TAG,
+                    reserve_minutes=minutes,
+                    reservation_id=1,  # the real one is allocated in the transaction
+                )
+            except LedgerError as exc:
+                raise PartnerRefused(_reservation_limit(exc)) from None
+            assert session is not None
+            sessions.append(session)
+        return sessions
+
+    def _reserve(
+        self,
+        conn: Connection,
+        partner_id: str,
+        token: RoamingToken,
+        sessions: list[Session],
+        until: datetime,
+        reservation_id: str,
+        within: Callable[[Connection, str], object] | None,
+        now: datetime,
+        event_at: datetime,
+    ) -> _Opened:
+        """reserve_for_partner's transaction."""
+        if find_reservation(conn, partner_id, reservation_id) is not None:
+            raise PartnerRefused(
+                f"reservation id {reservation_id} is in use (to change a reservation, cancel "
+                "it and reserve under a new id)"
+            )
+        if partner_blocked(conn, partner_id, now):
+            raise PartnerRefused("partner blocked: an invoice is overdue")
+        chosen = _free_connector(conn, sessions, now)
+        session = replace(chosen, reservation_id=allocate_id(conn, RESERVATION_COUNTER))
+        secret = secrets.token_hex(16)  # nobody holds it: a partner session has no link
+        insert_sessions(conn, [new_session_row(session, secret, "partner", None, event_at)])
+        start = RoamingStart(
+            session_id=session.id,
+            partner_id=partner_id,
+            token_uid=token.uid,
+            token_type=token.type,
+            contract_id=token.contract_id,
+            authorization_reference=None,
+            started_by=StartedBy.COMMAND,
+            created_at=now,
+        )
+        insert_roaming_start(conn, start)
+        insert_reservation(conn, partner_id, reservation_id, session.id, now)
+        event = ReservationAuthorized(until, token.uid)
+        transition = apply_event(conn, session.id, event, event_at)
+        if within is not None:
+            within(conn, session.id)
+        return _Opened(session.id, (transition,))
+
+    async def cancel_reservation(self, partner_id: str, reservation_id: str) -> str:
+        """Cancel the partner's reservation (the tariff's share of the fee is owed).
+
+        Returns:
+            The reserved session's id.
+
+        Raises:
+            PartnerRefused: no such reservation of the partner, or one that has ended or
+                started.
+        """
+        session_id = await self.db.read(
+            partial(find_reservation, partner_id=partner_id, reservation_id=reservation_id)
+        )
+        if session_id is None:
+            raise PartnerRefused(f"no reservation {reservation_id}")
+        try:
+            await self.store.apply(session_id, StopRequested(StopReason.INITIATOR))
+        except IllegalTransition as exc:
+            raise PartnerRefused(
+                f"reservation {reservation_id} is not active ({exc.state})"
+            ) from None
+        log.info(
+            "partner %s: reservation %s (session %s) cancelled",
+            partner_id,
+            reservation_id,
+            session_id,
+        )
+        return session_id
+
+    async def start_reserved(
+        self, partner_id: str, token: RoamingToken, charger_id: str, connector_id: int | None
+    ) -> str | None:
+        """Start the partner's reservation held for ``token`` on the charger, if there is one.
+
+        Returns:
+            The reserved session's id (asked to start: RemoteStart with the token's uid, which
+            the charger's reservation lets through); None: no such reservation.
+        """
+        profile = self.cards.profile(charger_id)
+        if profile is None or not token.idtag_capable or token.partner_id != partner_id:
+            return None
+        connectors = [c.id for c in profile.connectors if connector_id in (None, c.id)]
+        for candidate in connectors:
+            work = partial(
+                find_reserved_for_tag,
+                charger_id=charger_id,
+                connector_id=candidate,
+                id_tag=token.uid,
+            )
+            session_id = await self.db.read(work)
+            if session_id is None:
+                continue
+            try:
+                await self.store.apply(session_id, StartRequested(token.uid))
+            except IllegalTransition:
+                return None
+            log.info("partner %s: reserved session %s asked to start", partner_id, session_id)
+            return session_id
+        return None
 
     # --- receivables -------------------------------------------------------------------------
 
@@ -566,6 +792,11 @@ class RoamingService:
         check_partner_id(partner_id)
         now = self.clock.now()
         await self.db.write(partial(save_terms, partner_id=partner_id, terms=terms, now=now))
+
+
+def _reservation_limit(exc: LedgerError) -> str:
+    """The tariff's limit on reservation time, for the partner."""
+    return f"the reservation is too long: {exc}"
 
 
 def _free_connector(conn: Connection, sessions: list[Session], now: datetime) -> Session:

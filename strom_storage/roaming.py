@@ -25,6 +25,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from strom_core.cards import tag_key
 from strom_core.errors import LedgerError
 from strom_core.roaming import (
     DEFAULT_TERMS,
@@ -37,24 +38,31 @@ from strom_core.roaming import (
     TokenType,
     Whitelist,
 )
+from strom_core.session import State
 from strom_storage.db import Database
 from strom_storage.schema import (
     ledger_entries,
     partner_invoices,
     receivables,
     roaming_partner_terms,
+    roaming_reservations,
     roaming_sessions,
     roaming_tokens,
+    sessions,
 )
 
 __all__ = [
     "RECEIVABLE_PAID",
     "ReferenceTaken",
+    "ReservationTaken",
     "RoamingStore",
     "find_idtag_token",
+    "find_reservation",
+    "find_reserved_for_tag",
     "find_started",
     "get_token",
     "idtag_tokens",
+    "insert_reservation",
     "insert_roaming_start",
     "invoice_receivable",
     "journal_receivable_paid",
@@ -83,6 +91,10 @@ _PATCHABLE = frozenset(
 
 class ReferenceTaken(LedgerError):
     """Another transaction recorded the partner's authorization reference first."""
+
+
+class ReservationTaken(LedgerError):
+    """The partner's reservation id names a reservation already (possibly another process's)."""
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -272,6 +284,68 @@ def load_roaming_start(conn: Connection, session_id: str) -> RoamingStart | None
     query = select(roaming_sessions).where(roaming_sessions.c.session_id == session_id)
     row = conn.execute(query).first()
     return None if row is None else _start(row)
+
+
+# --- reservations ----------------------------------------------------------------------------
+
+
+def insert_reservation(
+    conn: Connection, partner_id: str, reservation_id: str, session_id: str, now: datetime
+) -> None:
+    """Record that the partner's ``reservation_id`` names ``session_id`` (in its transaction).
+
+    Raises:
+        ReservationTaken: the partner used this reservation id before; the caller's
+            transaction must be rolled back.
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(roaming_reservations).values(
+                    partner_id=partner_id,
+                    reservation_id=reservation_id,
+                    session_id=session_id,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise ReservationTaken(
+            f"partner {partner_id}: reservation id {reservation_id!r} is taken"
+        ) from None
+
+
+def find_reservation(conn: Connection, partner_id: str, reservation_id: str) -> str | None:
+    """The session the partner's ``reservation_id`` names, if any."""
+    query = select(roaming_reservations.c.session_id).where(
+        roaming_reservations.c.partner_id == partner_id,
+        roaming_reservations.c.reservation_id == reservation_id,
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def find_reserved_for_tag(
+    conn: Connection, charger_id: str, connector_id: int, id_tag: str
+) -> str | None:
+    """The partner reservation holding this connector for the token ``id_tag``, if any.
+
+    A partner's reserved session has its own idTag; the charger holds the connector for the
+    token's uid, which is what the driver presents (compared as OCPP compares idTags).
+    """
+    query = (
+        select(sessions.c.id, roaming_sessions.c.token_uid)
+        .join(roaming_reservations, roaming_reservations.c.session_id == sessions.c.id)
+        .join(roaming_sessions, roaming_sessions.c.session_id == sessions.c.id)
+        .where(
+            sessions.c.charger_id == charger_id,
+            sessions.c.connector_id == connector_id,
+            sessions.c.state == State.RESERVED.value,
+        )
+    )
+    for row in conn.execute(query):
+        if tag_key(row.token_uid) == tag_key(id_tag):
+            return str(row.id)
+    return None
 
 
 # --- receivables -----------------------------------------------------------------------------

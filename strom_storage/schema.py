@@ -533,6 +533,16 @@ roaming_sessions = Table(
     ),
 )
 
+# A partner's reservations (OCPI RESERVE_NOW): its reservation id names the session.
+roaming_reservations = Table(
+    "roaming_reservations",
+    metadata,
+    Column("partner_id", String(36), primary_key=True),
+    Column("reservation_id", String(36), primary_key=True),  # the partner's, as sent
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+)
+
 # Partners' tokens (OCPI Tokens module), newest ``last_updated`` wins.
 roaming_tokens = Table(
     "roaming_tokens",
