@@ -14,10 +14,20 @@ command's outcome is POSTed later, once, as a CommandResult to its ``response_ur
   one is derived from the ``response_url``, so the same request sent twice starts once.
 * ``STOP_SESSION``: the partner's own session only (else ``UNKNOWN_SESSION``).
 * ``UNLOCK_CONNECTOR``: UnlockConnector, sent where the charger is connected.
-* ``RESERVE_NOW`` / ``CANCEL_RESERVATION``: ``NOT_SUPPORTED``. Strom's reservations are
-  prepaid sessions (the fee is the session's first payment, see :mod:`strom_core.session`);
-  a post-paid reservation would be a second reservation lifecycle (fee owed by a partner,
-  expiry billed in a CDR), which this module does not add.
+* ``START_SESSION`` for a token the partner reserved the EVSE for starts that reservation
+  (:meth:`~strom_services.roaming.RoamingService.start_reserved`) instead of a new session.
+* ``RESERVE_NOW``: a post-paid reservation
+  (:meth:`~strom_services.roaming.RoamingService.reserve_for_partner`): the connector is
+  held until ``expiry_date`` for the token's uid (an RFID token of at most 20 characters:
+  the driver presents it at the charger). An expiry beyond the tariff's
+  ``reservation_max_minutes`` is ``REJECTED`` with the limit in the message (not capped: a
+  driver told "reserved until 18:00" must not find it gone at 17:30). The partner's
+  ``reservation_id`` is kept; the same id again is ``REJECTED`` (a reservation's end time is
+  frozen with its fee: to change it, cancel and reserve under a new id). The command is
+  recorded in the transaction that creates the session and ends with the charger's answer
+  to ReserveNow (:mod:`strom_core.roaming_commands`).
+* ``CANCEL_RESERVATION``: the partner's reservation, while reserved (else ``REJECTED``);
+  the tariff's share of the fee is owed, as for a prepaid payer's cancel.
 
 The outcome is durable: the command is stored (:mod:`strom_storage.roaming_commands`), the
 session transition that answers it ends it in its own transaction and queues the outbox row
@@ -30,10 +40,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ocpi_server.client import OcpiClient, OcpiRequestFailed
 from ocpi_server.protocol import (
@@ -43,6 +54,7 @@ from ocpi_server.protocol import (
     StatusCode,
     Url,
     check_cistring,
+    parse_datetime,
     parse_model,
 )
 from ocpi_server.server import Answer, Module, OcpiRequest, OcpiServer
@@ -72,11 +84,13 @@ from strom_storage.roaming_commands import (
 )
 from strom_storage.sealing import Sealer
 
-__all__ = ["STOP_TIMEOUT_S", "UNLOCK_TIMEOUT_S", "Commands"]
+__all__ = ["RESERVE_TIMEOUT_S", "STOP_TIMEOUT_S", "UNLOCK_TIMEOUT_S", "Commands"]
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 120  # a stop the charger has not confirmed by then: TIMEOUT
+RESERVE_TIMEOUT_S = 60  # a ReserveNow the charger has not answered by then: TIMEOUT
+CANCEL_TIMEOUT_S = 60  # (a cancel ends at once; its timer is a guard)
 UNLOCK_TIMEOUT_S = 60
 START_MARGIN_S = 30  # a start's timeout: the session's start timeout and this margin
 RESULT_ATTEMPTS = 5  # posts of a CommandResult before it is given up
@@ -84,6 +98,15 @@ RESULT_ATTEMPTS = 5  # posts of a CommandResult before it is given up
 CiString36 = Annotated[
     str, Field(min_length=1), AfterValidator(partial(check_cistring, max_length=36))
 ]
+
+
+def _datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("expected an OCPI DateTime string")
+    return parse_datetime(value)
+
+
+OcpiDateTime = Annotated[datetime, BeforeValidator(_datetime)]
 
 
 class _Command(BaseModel):
@@ -106,6 +129,23 @@ class StopSession(_Command):
     """OCPI StopSession."""
 
     session_id: CiString36
+
+
+class ReserveNow(_Command):
+    """OCPI ReserveNow."""
+
+    token: OcpiToken
+    expiry_date: OcpiDateTime
+    reservation_id: CiString36
+    location_id: CiString36
+    evse_uid: CiString36 | None = None
+    authorization_reference: CiString36 | None = None
+
+
+class CancelReservation(_Command):
+    """OCPI CancelReservation."""
+
+    reservation_id: CiString36
 
 
 class UnlockConnector(_Command):
@@ -184,14 +224,11 @@ class Commands:
         if command == CommandKind.UNLOCK.value:
             body = parse_model(UnlockConnector, call.json(), "UnlockConnector")
             return await self._unlock(call, body)
-        if command in ("RESERVE_NOW", "CANCEL_RESERVATION"):
-            return Answer(
-                _response(
-                    "NOT_SUPPORTED",
-                    message="Strom's reservations are prepaid over Lightning; roaming partners "
-                    "cannot reserve",
-                )
-            )
+        if command == CommandKind.RESERVE.value:
+            return await self._reserve(call, parse_model(ReserveNow, call.json(), "ReserveNow"))
+        if command == CommandKind.CANCEL.value:
+            cancel = parse_model(CancelReservation, call.json(), "CancelReservation")
+            return await self._cancel(call, cancel)
         raise OcpiError(StatusCode.CLIENT_ERROR, f"no command {command!r}", 404)
 
     async def _start(self, call: OcpiRequest, body: StartSession) -> Answer:
@@ -212,7 +249,9 @@ class Commands:
             )
         reference = body.authorization_reference or _reference(body.response_url)
         try:
-            session_id = await self.roaming.start_for_partner(
+            session_id = await self.roaming.start_reserved(
+                partner_id, token, charger_id, connector_id
+            ) or await self.roaming.start_for_partner(
                 partner_id, token, charger_id, connector_id, reference
             )
         except PartnerRefused as exc:
@@ -223,6 +262,63 @@ class Commands:
             partner_id, CommandKind.START, body.response_url, timeout, session_id=session_id
         )
         return Answer(_response("ACCEPTED", timeout))
+
+    async def _reserve(self, call: OcpiRequest, body: ReserveNow) -> Answer:
+        partner_id = str(call.partner.id)
+        if not self._own_token(call, body.token):
+            return Answer(_response("REJECTED", message="the token is not of your party"))
+        try:
+            charger_id, connector_id = self._place(body.location_id, body.evse_uid, None)
+            token = body.token.roaming(partner_id)
+        except ValueError as exc:
+            return Answer(
+                _response("REJECTED", message=str(exc)),
+                status=StatusCode.UNKNOWN_LOCATION,
+                message=str(exc),
+            )
+        record = partial(
+            open_command,
+            partner_id=partner_id,
+            kind=CommandKind.RESERVE,
+            response_url=body.response_url,
+            timeout_s=RESERVE_TIMEOUT_S,
+            now=self.clock.now(),
+        )
+        try:
+            session_id = await self.roaming.reserve_for_partner(
+                partner_id,
+                token,
+                charger_id,
+                connector_id,
+                body.expiry_date,
+                body.reservation_id,
+                within=lambda conn, session_id: record(conn, session_id=session_id),
+            )
+        except PartnerRefused as exc:
+            log.info("ocpi: partner %s RESERVE_NOW refused: %s", partner_id, exc.reason)
+            return Answer(_response("REJECTED", message=exc.reason))
+        log.info("ocpi: partner %s RESERVE_NOW accepted: session %s", partner_id, session_id)
+        return Answer(_response("ACCEPTED", RESERVE_TIMEOUT_S))
+
+    async def _cancel(self, call: OcpiRequest, body: CancelReservation) -> Answer:
+        partner_id = str(call.partner.id)
+        try:
+            session_id = await self.roaming.cancel_reservation(partner_id, body.reservation_id)
+        except PartnerRefused as exc:
+            return Answer(_response("REJECTED", message=exc.reason))
+        await self._record(
+            partner_id,
+            CommandKind.CANCEL,
+            body.response_url,
+            CANCEL_TIMEOUT_S,
+            session_id=session_id,
+        )
+        return Answer(_response("ACCEPTED", CANCEL_TIMEOUT_S))
+
+    @staticmethod
+    def _own_token(call: OcpiRequest, token: OcpiToken) -> bool:
+        own = ((call.partner.country_code or "").upper(), (call.partner.party_id or "").upper())
+        return (token.country_code.upper(), token.party_id.upper()) == own
 
     async def _stop(self, call: OcpiRequest, body: StopSession) -> Answer:
         partner_id = str(call.partner.id)

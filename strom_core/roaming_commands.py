@@ -13,6 +13,14 @@ so it is decided in the transaction that records the charger's answer:
   timer ran out while still ``PAID`` → ``TIMEOUT``; stopped before it began → ``FAILED``;
 * a **stop** ends when its session ends (``STOPPED``, ``CLOSED``, or ``START_FAILED`` for a
   session stopped before it charged) → ``ACCEPTED``;
+* a **reservation** (RESERVE_NOW) ends with the charger's answer to ReserveNow: accepted
+  (``ReservationAccepted``, the state stays ``RESERVED``) → ``ACCEPTED``; refused →
+  ``REJECTED`` with its reason; the reservation used (the token started) before the answer
+  → ``ACCEPTED``; ended otherwise first (cancelled, expired) → ``FAILED``. A charger that
+  does not answer decides nothing: the timer ends it ``TIMEOUT``;
+* a **cancel** (CANCEL_RESERVATION) ends when its reservation ends (``CLOSED`` or
+  ``START_FAILED``) → ``ACCEPTED``: at once, as the cancel is applied before it is recorded
+  (CancelReservation then reaches the charger through the outbox, retried while offline);
 * an **unlock** ends with the charger's answer to UnlockConnector (:func:`unlock_outcome`);
 * any command still open when its own timer runs out → ``TIMEOUT``.
 
@@ -29,7 +37,14 @@ from datetime import datetime
 
 from strom_core.ports.chargers import CommandResult, CommandStatus
 from strom_core.session import State
-from strom_core.session_events import Event, RemoteStartRejected, StartTimedOut, StopRequested
+from strom_core.session_events import (
+    Event,
+    RemoteStartRejected,
+    ReservationAccepted,
+    ReservationRejected,
+    StartTimedOut,
+    StopRequested,
+)
 
 __all__ = [
     "CommandKind",
@@ -48,6 +63,8 @@ class CommandKind(enum.StrEnum):
     START = "START_SESSION"
     STOP = "STOP_SESSION"
     UNLOCK = "UNLOCK_CONNECTOR"
+    RESERVE = "RESERVE_NOW"
+    CANCEL = "CANCEL_RESERVATION"
 
 
 class CommandOutcome(enum.StrEnum):
@@ -89,6 +106,7 @@ class PartnerCommand:
 
 _STARTED = frozenset({State.STARTING, State.CHARGING})
 _ENDED = frozenset({State.STOPPED, State.CLOSED, State.START_FAILED})
+_RESERVATION_ENDED = frozenset({State.CLOSED, State.START_FAILED})
 
 
 def session_outcome(kind: CommandKind, old: State, new: State, event: Event) -> Outcome | None:
@@ -97,8 +115,12 @@ def session_outcome(kind: CommandKind, old: State, new: State, event: Event) -> 
     Returns:
         The outcome, or None when this transition does not end a command of that kind.
     """
+    if kind is CommandKind.RESERVE:
+        return _reserve_outcome(old, new, event)
     if old is new:
         return None
+    if kind is CommandKind.CANCEL:
+        return state_outcome(kind, new)
     if kind is CommandKind.START:
         return _start_outcome(old, new, event)
     if kind is CommandKind.STOP and new in _ENDED and old not in _ENDED:
@@ -120,6 +142,22 @@ def state_outcome(kind: CommandKind, state: State) -> Outcome | None:
         return None
     if kind is CommandKind.STOP and state in _ENDED:
         return Outcome(CommandOutcome.ACCEPTED, "the session has ended")
+    if kind is CommandKind.CANCEL and state in _RESERVATION_ENDED:
+        return Outcome(CommandOutcome.ACCEPTED, "the reservation is cancelled")
+    return None
+
+
+def _reserve_outcome(old: State, new: State, event: Event) -> Outcome | None:
+    if old is not State.RESERVED:
+        return None
+    if isinstance(event, ReservationAccepted) and new is State.RESERVED:
+        return Outcome(CommandOutcome.ACCEPTED, "the charger holds the connector")
+    if isinstance(event, ReservationRejected):
+        return Outcome(CommandOutcome.REJECTED, f"the charger refused: {event.reason}"[:200])
+    if new in (State.PAID, State.CHARGING):
+        return Outcome(CommandOutcome.ACCEPTED, "the reservation is in use")
+    if new is not State.RESERVED:
+        return Outcome(CommandOutcome.FAILED, "the reservation ended before the charger answered")
     return None
 
 

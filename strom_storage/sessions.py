@@ -44,7 +44,7 @@ from strom_core.session_effects import (
     RemoteStop,
     ReserveNow,
 )
-from strom_core.session_events import Event
+from strom_core.session_events import Event, ReservationAccepted
 from strom_core.tariff import Tariff
 from strom_storage.db import Database
 from strom_storage.leases import agent_lease, charger_lease
@@ -427,7 +427,8 @@ def apply_event(conn: Connection, session_id: str, event: Event, now: datetime) 
             charger_id=effect_charger(effect),
             lease=effect_lease(effect, new.charger_id),
         )
-    if old.state is not new.state and partner_of(new.payer) is not None:
+    answered = old.state is not new.state or isinstance(event, ReservationAccepted)
+    if answered and partner_of(new.payer) is not None:
         # A roaming partner's command waiting for this session ends with this transition.
         end_session_commands(conn, session_id, old.state, new.state, event, now)
     return transition
