@@ -181,7 +181,7 @@ def _partner_reservation(
     A partner's reservation keeps its own idTag; the charger holds the connector for the
     token's uid, so the token presented there starts that session (no second session).
     """
-    session_id = find_reserved_for_tag(conn, charger_id, connector_id, id_tag)
+    session_id = find_reserved_for_tag(conn, charger_id, connector_id, id_tag, _STARTABLE)
     return None if session_id is None else load_session(conn, session_id)
 
 

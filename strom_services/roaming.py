@@ -66,7 +66,7 @@ from strom_core.roaming import (
     TokenType,
     local_start_refusal,
 )
-from strom_core.session import Session, Transition
+from strom_core.session import Session, State, Transition
 from strom_core.session_events import (
     ReservationAuthorized,
     StartAuthorized,
@@ -617,7 +617,10 @@ class RoamingService:
         )
         if session_id is None:
             raise PartnerRefused(f"no reservation {reservation_id}")
+        state = (await self.store.get(session_id)).state
         try:
+            if state is not State.RESERVED:  # ended, or in use (a stop is not a cancel)
+                raise IllegalTransition(state, "StopRequested")
             await self.store.apply(session_id, StopRequested(StopReason.INITIATOR))
         except IllegalTransition as exc:
             raise PartnerRefused(

@@ -325,12 +325,17 @@ def find_reservation(conn: Connection, partner_id: str, reservation_id: str) -> 
 
 
 def find_reserved_for_tag(
-    conn: Connection, charger_id: str, connector_id: int, id_tag: str
+    conn: Connection,
+    charger_id: str,
+    connector_id: int,
+    id_tag: str,
+    states: Collection[State] = (State.RESERVED,),
 ) -> str | None:
-    """The partner reservation holding this connector for the token ``id_tag``, if any.
+    """The partner reservation on this connector for the token ``id_tag``, if any.
 
     A partner's reserved session has its own idTag; the charger holds the connector for the
     token's uid, which is what the driver presents (compared as OCPP compares idTags).
+    ``states``: the session's states looked at (a reservation asked to start is ``PAID``).
     """
     query = (
         select(sessions.c.id, roaming_sessions.c.token_uid)
@@ -339,7 +344,7 @@ def find_reserved_for_tag(
         .where(
             sessions.c.charger_id == charger_id,
             sessions.c.connector_id == connector_id,
-            sessions.c.state == State.RESERVED.value,
+            sessions.c.state.in_([state.value for state in states]),
         )
     )
     for row in conn.execute(query):
