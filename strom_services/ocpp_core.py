@@ -174,7 +174,7 @@ def _stop_in(
 
 
 def _partner_reservation(
-    conn: Connection, charger_id: str, connector_id: int, id_tag: str
+    conn: Connection, charger_id: str, connector_id: int | None, id_tag: str
 ) -> Session | None:
     """A partner's reserved session on the connector held for this token, if any.
 
@@ -336,6 +336,12 @@ class DatabaseOcppCore:
                 return Authorization.INVALID
         if card is not None:
             return Authorization.ACCEPTED
+        if session is None:  # a token a partner reserved a connector here for
+            session = await self.db.read(
+                partial(
+                    _partner_reservation, charger_id=charger_id, connector_id=None, id_tag=id_tag
+                )
+            )
         if session is None or session.charger_id != charger_id:
             return Authorization.INVALID
         if session.state in _STARTABLE:

@@ -327,7 +327,7 @@ def find_reservation(conn: Connection, partner_id: str, reservation_id: str) -> 
 def find_reserved_for_tag(
     conn: Connection,
     charger_id: str,
-    connector_id: int,
+    connector_id: int | None,
     id_tag: str,
     states: Collection[State] = (State.RESERVED,),
 ) -> str | None:
@@ -335,7 +335,8 @@ def find_reserved_for_tag(
 
     A partner's reserved session has its own idTag; the charger holds the connector for the
     token's uid, which is what the driver presents (compared as OCPP compares idTags).
-    ``states``: the session's states looked at (a reservation asked to start is ``PAID``).
+    ``states``: the session's states looked at (a reservation asked to start is ``PAID``);
+    ``connector_id`` None: any connector of the charger (an Authorize names none).
     """
     query = (
         select(sessions.c.id, roaming_sessions.c.token_uid)
@@ -343,10 +344,11 @@ def find_reserved_for_tag(
         .join(roaming_sessions, roaming_sessions.c.session_id == sessions.c.id)
         .where(
             sessions.c.charger_id == charger_id,
-            sessions.c.connector_id == connector_id,
             sessions.c.state.in_([state.value for state in states]),
         )
     )
+    if connector_id is not None:
+        query = query.where(sessions.c.connector_id == connector_id)
     for row in conn.execute(query):
         if tag_key(row.token_uid) == tag_key(id_tag):
             return str(row.id)

@@ -2,14 +2,15 @@
 
 Strom runs whole (HTTP with ``/ocpi`` mounted, a simulated charger on a real OCPP websocket,
 the fake lightning backend); the eMSP is py_ocpi in its own process, registered with Strom
-through the credentials handshake. It sends START_SESSION and STOP_SESSION and receives the
-CommandResults on its own callback; it serves tokens that Strom pulls; a token pushed by PUT
-and invalidated by PATCH is refused at the charger.
+through the credentials handshake. It sends START_SESSION, STOP_SESSION and RESERVE_NOW and
+receives the CommandResults on its own callback; it serves tokens that Strom pulls; a token
+pushed by PUT and invalidated by PATCH is refused at the charger.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ocpi_server.protocol import authorization_header
+from ocpi_server.protocol import authorization_header, format_datetime
 from strom.app import Strom
 from strom_core.roaming import ReceivableState, TokenType
 from strom_core.session import State
 from strom_storage.schema import roaming_sessions
 from strom_storage.sessions import ledger_totals
 from tests.e2e.conftest import BOTH_VERSIONS, CHARGER, Stack, running_stack
+from tests.e2e.test_reservations import free_connector, offer_reservations
 from tests.peers.ocpi_emsp import OcpiEmspPeer
 from tests.waits import until
 
@@ -217,3 +219,36 @@ async def test_a_token_pushed_then_invalidated_by_patch_is_refused_at_the_charge
     answer = await stack.charger.start_transaction(1, "04DDEEFF01")
     assert answer["idTagInfo"]["status"] == "Invalid"
     assert await stack.strom.db.read(lambda c: c.execute(select(roaming_sessions)).all()) == []
+
+
+async def test_a_reserve_now_from_the_peer_reserves_the_connector_and_reports_accepted(
+    ocpi_stack: Stack, ocpi_emsp: OcpiEmspPeer
+) -> None:
+    stack = ocpi_stack
+    partner_id = await register(stack.strom, ocpi_emsp)
+    await offer_reservations(stack)
+    await free_connector(stack)
+    expiry = stack.strom.clock.now() + timedelta(minutes=30)
+    reserve = await ocpi_emsp.command(
+        "RESERVE_NOW",
+        {
+            "token": token("04AB0C0D01", "RFID"),
+            "expiry_date": format_datetime(expiry),
+            "reservation_id": "peer-res-1",
+            "location_id": CHARGER,
+            "evse_uid": f"{CHARGER}-1",
+        },
+    )
+    assert reserve["status"] == 200, reserve
+    assert reserve["errors"] == []  # py_ocpi's CommandResponse schema
+    assert reserve["body"]["data"]["result"] == "ACCEPTED"
+    assert (await result_of(ocpi_emsp, reserve["uid"]))["result"]["result"] == "ACCEPTED"
+    await stack.charger.wait_until(lambda: stack.charger.connectors[1].status == "Reserved")
+    session = await stack.strom.sessions.get(await partner_session(stack))
+    assert (session.state, session.payer) == (State.RESERVED, f"partner:{partner_id}")
+    # The token was never pulled nor pushed: the reservation alone lets it in at the charger.
+    authorized = await stack.charger.call("Authorize", {"idTag": "04AB0C0D01"})
+    assert authorized["idTagInfo"]["status"] == "Accepted"
+    started = await stack.charger.start_transaction(1, "04AB0C0D01")
+    assert started["idTagInfo"]["status"] == "Accepted"
+    await wait_state(stack, session.id, State.CHARGING)

@@ -157,14 +157,9 @@ async def test_a_body_that_is_not_json_is_400(partnered: Partnered) -> None:
     assert (answer.status_code, answer.json()["status_code"]) == (400, 2000)
 
 
-async def test_unknown_commands_are_404_and_reservations_are_not_supported(
-    partnered: Partnered,
-) -> None:
+async def test_unknown_commands_are_404(partnered: Partnered) -> None:
     unknown = await partnered.call("POST", "/commands/FLY_TO_MOON", {})
     assert (unknown.status_code, unknown.json()["status_code"]) == (404, 2000)
-    for command in ("RESERVE_NOW", "CANCEL_RESERVATION"):
-        answer = await partnered.call("POST", f"/commands/{command}", {"reservation_id": "1"})
-        assert answer.json()["data"]["result"] == "NOT_SUPPORTED"
     assert (await partnered.call("GET", "/commands/START_SESSION")).status_code == 405
 
 
