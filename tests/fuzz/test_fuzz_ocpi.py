@@ -62,6 +62,18 @@ UNLOCK = {
     "evse_uid": f"{CHARGER}-1",
     "connector_id": "1",
 }
+RESERVE = {
+    "response_url": "http://127.0.0.1:1/emsp/commands/RESERVE_NOW/1",
+    "token": TOKEN,
+    "expiry_date": "2027-01-01T01:00:00Z",
+    "reservation_id": "fuzz-res-1",
+    "location_id": CHARGER,
+    "evse_uid": f"{CHARGER}-1",
+}
+CANCEL = {
+    "response_url": "http://127.0.0.1:1/emsp/commands/CANCEL_RESERVATION/1",
+    "reservation_id": "fuzz-res-1",
+}
 CREDENTIALS = {
     "token": "fuzz-token-b",
     "url": "http://127.0.0.1:1/emsp/versions",
@@ -79,7 +91,8 @@ TARGETS: list[tuple[str, str, Any]] = [
     ("POST", "/commands/START_SESSION", START),
     ("POST", "/commands/STOP_SESSION", STOP),
     ("POST", "/commands/UNLOCK_CONNECTOR", UNLOCK),
-    ("POST", "/commands/RESERVE_NOW", START),
+    ("POST", "/commands/RESERVE_NOW", RESERVE),
+    ("POST", "/commands/CANCEL_RESERVATION", CANCEL),
     ("PUT", "/tokens/NL/EMS/fuzz-0001?type=RFID", TOKEN),
     ("PATCH", "/tokens/NL/EMS/fuzz-0001?type=RFID", {"valid": False, "last_updated": "x"}),
     ("PUT", "/credentials", CREDENTIALS),
