@@ -182,6 +182,27 @@ class RoamingStart:
     started_by: StartedBy
     created_at: datetime
 
+    @classmethod
+    def of(
+        cls,
+        session_id: str,
+        token: RoamingToken,
+        reference: str | None,
+        started_by: StartedBy,
+        at: datetime,
+    ) -> RoamingStart:
+        """The record of a session the partner's ``token`` started (or a command for it)."""
+        return cls(
+            session_id=session_id,
+            partner_id=token.partner_id,
+            token_uid=token.uid,
+            token_type=token.type,
+            contract_id=token.contract_id,
+            authorization_reference=reference,
+            started_by=started_by,
+            created_at=at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PartnerTerms:

@@ -223,17 +223,7 @@ def record_token_start(
         return refusal
     token = find_idtag_token(conn, partner, id_tag)
     assert token is not None
-    start = RoamingStart(
-        session_id=session.id,
-        partner_id=partner,
-        token_uid=token.uid,
-        token_type=token.type,
-        contract_id=token.contract_id,
-        authorization_reference=None,
-        started_by=StartedBy.TOKEN,
-        created_at=now,
-    )
-    insert_roaming_start(conn, start)
+    insert_roaming_start(conn, RoamingStart.of(session.id, token, None, StartedBy.TOKEN, now))
     return None
 
 
@@ -431,7 +421,7 @@ class RoamingService:
         if partner_blocked(conn, partner_id, now):
             raise PartnerRefused("partner blocked: an invoice is overdue")
         session = _free_connector(conn, sessions, now)
-        _insert_partner_session(conn, session, partner_id, token, reference, now, event_at)
+        _insert_partner_session(conn, session, token, reference, now, event_at)
         transition = apply_event(conn, session.id, StartAuthorized(), event_at)
         return _Opened(session.id, (transition,))
 
@@ -570,7 +560,7 @@ class RoamingService:
             raise PartnerRefused("partner blocked: an invoice is overdue")
         chosen = _free_connector(conn, sessions, now)
         session = replace(chosen, reservation_id=allocate_id(conn, RESERVATION_COUNTER))
-        _insert_partner_session(conn, session, partner_id, token, None, now, event_at)
+        _insert_partner_session(conn, session, token, None, now, event_at)
         insert_reservation(conn, partner_id, reservation_id, session.id, now)
         event = ReservationAuthorized(until, token.uid)
         transition = apply_event(conn, session.id, event, event_at)
@@ -781,25 +771,18 @@ def _reservation_limit(exc: LedgerError) -> str:
 def _insert_partner_session(
     conn: Connection,
     session: Session,
-    partner_id: str,
     token: RoamingToken,
     reference: str | None,
     now: datetime,
     event_at: datetime,
 ) -> None:
-    """Store a new session a partner's command opened, with what OCPI keeps of it."""
+    """Store a new session a partner's command opened, with what OCPI keeps of it.
+
+    The token is the partner's (checked by the caller): the record names its partner.
+    """
     secret = secrets.token_hex(16)  # nobody holds it: a partner session has no link
     insert_sessions(conn, [new_session_row(session, secret, "partner", None, event_at)])
-    start = RoamingStart(
-        session_id=session.id,
-        partner_id=partner_id,
-        token_uid=token.uid,
-        token_type=token.type,
-        contract_id=token.contract_id,
-        authorization_reference=reference,
-        started_by=StartedBy.COMMAND,
-        created_at=now,
-    )
+    start = RoamingStart.of(session.id, token, reference, StartedBy.COMMAND, now)
     insert_roaming_start(conn, start)
 
 
